@@ -1,0 +1,100 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Small public surfaces and explicit imports, as in hummingbird's own manifest.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "gust",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gust", targets: ["gust"]),
+        .executable(name: "gust-receive", targets: ["gust-receive"]),
+        .executable(name: "gustd", targets: ["gustd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
+    targets: [
+        // C bridges: Debian's -dev packages through pkg-config.
+        .systemLibrary(
+            name: "CGit2", pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        .systemLibrary(
+            name: "CArchive", pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+
+        // Names, the home layout and the store: what every other part agrees on.
+        .target(
+            name: "GustCore",
+            dependencies: [
+                "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // libgit2: open a (quarantined) repository, export a tree, tag a commit.
+        .target(name: "GustGit", dependencies: ["CGit2"], swiftSettings: swiftSettings),
+        // Buildpacks, artifacts (libarchive) and the receive pipeline of a push.
+        .target(
+            name: "GustBuild",
+            dependencies: [
+                "GustCore", "GustGit", "CArchive",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The commands of `gust`.
+        .target(
+            name: "GustCLI",
+            dependencies: [
+                "GustCore", "GustBuild", "GustGit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "gust",
+            dependencies: ["GustCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "gust-receive",
+            dependencies: ["GustBuild", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "gustd",
+            dependencies: ["GustCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+
+        // Shared helpers for tests: scratch directories, running the built binaries, git.
+        .target(
+            name: "GustTesting",
+            dependencies: ["GustCore"],
+            path: "Tests/GustTesting",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "GustCoreTests", dependencies: ["GustCore", "GustTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "GustGitTests", dependencies: ["GustGit", "GustTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "GustBuildTests", dependencies: ["GustBuild", "GustTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["GustCore", "GustTesting"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,12 @@
+public import ArgumentParser
+
+/// `gust`: the admin CLI. Subcommands live one per file beside this one.
+public struct GustCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "gust",
+        abstract: "Deploy cloud functions with git push, on a server you own.",
+        subcommands: []
+    )
+
+    public init() {}
+}

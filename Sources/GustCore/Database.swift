@@ -1,0 +1,178 @@
+import CSQLite
+public import Foundation
+
+/// A thin owner of one SQLite connection.
+///
+/// Gust's state is small and its processes are short-lived (a hook, a CLI
+/// command), so a direct binding keeps start-up cheap; see docs/architecture.md.
+/// A connection is used from one thread at a time; the type is not `Sendable`.
+public final class Database {
+    private let handle: OpaquePointer
+
+    /// Opens (creating if needed) the database at `url` in WAL mode with a busy
+    /// timeout, so concurrent pushes and commands wait for each other instead
+    /// of failing.
+    public init(url: URL, busyTimeout: Int32 = 15_000) throws(GustError) {
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
+        let rc = sqlite3_open_v2(url.path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(db)
+            throw GustError.internal("Cannot open database \(url.path): \(message)")
+        }
+        handle = db
+        sqlite3_busy_timeout(db, busyTimeout)
+        try execute("PRAGMA journal_mode = WAL")
+        try execute("PRAGMA synchronous = NORMAL")
+        try execute("PRAGMA foreign_keys = ON")
+    }
+
+    deinit {
+        sqlite3_close_v2(handle)
+    }
+
+    /// Runs one or more statements that return no rows.
+    public func execute(_ sql: String) throws(GustError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(message)
+            throw GustError.internal("SQLite: \(text)")
+        }
+    }
+
+    /// Runs a statement with bound values and returns every row.
+    @discardableResult
+    public func query(_ sql: String, _ values: [SQLValue] = []) throws(GustError) -> [Row] {
+        let statement = try prepare(sql)
+        defer { sqlite3_finalize(statement) }
+        for (index, value) in values.enumerated() {
+            try bind(value, at: Int32(index + 1), in: statement)
+        }
+        var rows: [Row] = []
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(rc) }
+            rows.append(Row(statement: statement))
+        }
+        return rows
+    }
+
+    public func run(_ sql: String, _ values: [SQLValue] = []) throws(GustError) {
+        try query(sql, values)
+    }
+
+    public var lastInsertedRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
+    /// Runs `body` in an immediate transaction: the write lock is taken at
+    /// `BEGIN`, so two writers never deadlock upgrading a read lock.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private func prepare(_ sql: String) throws(GustError) -> OpaquePointer {
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard rc == SQLITE_OK, let statement else { throw error(rc) }
+        return statement
+    }
+
+    private func bind(_ value: SQLValue, at index: Int32, in statement: OpaquePointer) throws(GustError) {
+        let rc: Int32
+        switch value {
+        case .null: rc = sqlite3_bind_null(statement, index)
+        case .integer(let int): rc = sqlite3_bind_int64(statement, index, int)
+        case .real(let double): rc = sqlite3_bind_double(statement, index, double)
+        case .text(let text): rc = sqlite3_bind_text(statement, index, text, -1, sqliteTransient)
+        case .blob(let bytes):
+            rc = bytes.withUnsafeBytes { buffer in
+                sqlite3_bind_blob(statement, index, buffer.baseAddress, Int32(buffer.count), sqliteTransient)
+            }
+        }
+        guard rc == SQLITE_OK else { throw error(rc) }
+    }
+
+    private func error(_ rc: Int32) -> GustError {
+        GustError.internal("SQLite error \(rc): \(String(cString: sqlite3_errmsg(handle)))")
+    }
+}
+
+/// SQLite's "copy this buffer now" destructor, which Swift cannot spell directly.
+private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+}
+
+extension SQLValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByNilLiteral {
+    public init(stringLiteral value: String) { self = .text(value) }
+    public init(integerLiteral value: Int64) { self = .integer(value) }
+    public init(nilLiteral: ()) { self = .null }
+
+    public init(_ text: String?) { self = text.map(SQLValue.text) ?? .null }
+    public init(_ int: Int?) { self = int.map { .integer(Int64($0)) } ?? .null }
+    public init(_ double: Double?) { self = double.map(SQLValue.real) ?? .null }
+    public init(_ bool: Bool) { self = .integer(bool ? 1 : 0) }
+}
+
+/// One result row, copied out of the statement so it outlives it.
+public struct Row: Sendable {
+    private var columns: [String: SQLValue] = [:]
+
+    init(statement: OpaquePointer) {
+        for index in 0..<sqlite3_column_count(statement) {
+            let name = String(cString: sqlite3_column_name(statement, index))
+            switch sqlite3_column_type(statement, index) {
+            case SQLITE_INTEGER: columns[name] = .integer(sqlite3_column_int64(statement, index))
+            case SQLITE_FLOAT: columns[name] = .real(sqlite3_column_double(statement, index))
+            case SQLITE_TEXT: columns[name] = .text(String(cString: sqlite3_column_text(statement, index)))
+            case SQLITE_BLOB:
+                let count = Int(sqlite3_column_bytes(statement, index))
+                let base = sqlite3_column_blob(statement, index)
+                columns[name] = .blob(base.map { Array(UnsafeRawBufferPointer(start: $0, count: count)) } ?? [])
+            default: columns[name] = .null
+            }
+        }
+    }
+
+    public subscript(_ name: String) -> SQLValue { columns[name] ?? .null }
+
+    public func string(_ name: String) -> String? {
+        if case .text(let text) = self[name] { return text }
+        return nil
+    }
+
+    public func int(_ name: String) -> Int? {
+        switch self[name] {
+        case .integer(let int): Int(int)
+        case .real(let double): Int(double)
+        default: nil
+        }
+    }
+
+    public func double(_ name: String) -> Double? {
+        switch self[name] {
+        case .integer(let int): Double(int)
+        case .real(let double): double
+        default: nil
+        }
+    }
+
+    public func bool(_ name: String) -> Bool { int(name).map { $0 != 0 } ?? false }
+}

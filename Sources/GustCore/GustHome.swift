@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Foundation
+
+/// The layout of `GUST_HOME`, as design.md draws it.
+///
+/// Paths for an app are only ever built from an `AppName`, never from raw input.
+public struct GustHome: Sendable {
+    public let root: URL
+
+    /// `--home` wins, then `GUST_HOME`, then `~/.gust`.
+    public static func resolve(_ explicit: String?) -> GustHome {
+        if let explicit, !explicit.isEmpty { return GustHome(path: explicit) }
+        if let env = ProcessInfo.processInfo.environment["GUST_HOME"], !env.isEmpty {
+            return GustHome(path: env)
+        }
+        return GustHome(path: NSHomeDirectory() + "/.gust")
+    }
+
+    public init(path: String) {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        root = URL(fileURLWithPath: absolute).standardizedFileURL
+    }
+
+    public var path: String { root.path }
+    public var database: URL { root.appendingPathComponent("gust.sqlite") }
+    public var repos: URL { root.appendingPathComponent("repos") }
+    public var artifacts: URL { root.appendingPathComponent("artifacts") }
+    public var releases: URL { root.appendingPathComponent("releases") }
+    public var cache: URL { root.appendingPathComponent("cache") }
+    public var data: URL { root.appendingPathComponent("data") }
+    public var logs: URL { root.appendingPathComponent("logs") }
+    public var ssh: URL { root.appendingPathComponent("ssh") }
+    public var run: URL { root.appendingPathComponent("run") }
+    public var locks: URL { root.appendingPathComponent("locks") }
+    public var tmp: URL { root.appendingPathComponent("tmp") }
+    public var adminSocket: URL { run.appendingPathComponent("gustd.sock") }
+    public var authorizedKeys: URL { ssh.appendingPathComponent("authorized_keys") }
+
+    public func repository(_ app: AppName) -> URL { repos.appendingPathComponent("\(app).git") }
+    public func cache(_ app: AppName) -> URL { cache.appendingPathComponent(app.rawValue) }
+    public func releases(_ app: AppName) -> URL { releases.appendingPathComponent(app.rawValue) }
+    public func release(_ app: AppName, version: Int) -> URL {
+        releases(app).appendingPathComponent("v\(version)")
+    }
+    public func data(_ app: AppName) -> URL { data.appendingPathComponent(app.rawValue) }
+    public func lock(_ app: AppName) -> URL { locks.appendingPathComponent("\(app).lock") }
+    public func artifact(digest: String, fileExtension: String) -> URL {
+        artifacts.appendingPathComponent("\(digest).\(fileExtension)")
+    }
+
+    /// Creates the layout on first use. Safe to call from every command.
+    public func prepare() throws {
+        let fm = FileManager.default
+        for dir in [root, repos, artifacts, releases, cache, data, logs, ssh, run, locks, tmp] {
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        }
+        // The admin socket and SSH material are the daemon's and the admin's alone.
+        chmod(run.path, 0o700)
+        chmod(ssh.path, 0o700)
+    }
+}

@@ -1,0 +1,46 @@
+/// The store's schema, as an append-only list of migrations.
+///
+/// `PRAGMA user_version` records how many have run. Never edit a migration that
+/// has shipped: add the next one.
+enum Schema {
+    static let migrations: [String] = [
+        // 1: apps and their releases.
+        """
+        CREATE TABLE apps (
+            name         TEXT PRIMARY KEY,
+            created_at   REAL NOT NULL,
+            live_version INTEGER,
+            private      INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE releases (
+            app           TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            version       INTEGER NOT NULL,
+            status        TEXT NOT NULL CHECK (status IN ('built', 'failed')),
+            commit_id     TEXT,
+            buildpack     TEXT,
+            artifact      TEXT,
+            artifact_size INTEGER,
+            process       TEXT,
+            build_seconds REAL,
+            created_at    REAL NOT NULL,
+            description   TEXT NOT NULL DEFAULT '',
+            rollback_of   INTEGER,
+            config        TEXT NOT NULL DEFAULT '{}',
+            error         TEXT,
+            log           TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (app, version)
+        );
+        """,
+    ]
+
+    static func migrate(_ db: Database) throws {
+        try db.transaction {
+            let current = try db.query("PRAGMA user_version").first?.int("user_version") ?? 0
+            guard current < migrations.count else { return }
+            for index in current..<migrations.count {
+                try db.execute(migrations[index])
+            }
+            try db.execute("PRAGMA user_version = \(migrations.count)")
+        }
+    }
+}

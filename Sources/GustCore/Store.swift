@@ -1,0 +1,164 @@
+public import Foundation
+
+/// The source of truth: apps and releases (and, as later issues add them,
+/// keys, config, tokens), in `GUST_HOME/gust.sqlite`.
+public final class Store {
+    public let home: GustHome
+    public let db: Database
+
+    public init(home: GustHome) throws {
+        try home.prepare()
+        self.home = home
+        db = try Database(url: home.database)
+        try Schema.migrate(db)
+    }
+}
+
+extension Store {
+    public func createApp(_ name: AppName) throws -> App {
+        try db.transaction {
+            guard try app(name) == nil else {
+                throw GustError("App '\(name)' already exists.", code: 409, hint: "See `gust apps list`.")
+            }
+            let now = Date()
+            try db.run("INSERT INTO apps (name, created_at) VALUES (?, ?)", [.text(name.rawValue), .real(now.timeIntervalSince1970)])
+            return App(name: name, createdAt: now, liveVersion: nil, isPrivate: false)
+        }
+    }
+
+    public func app(_ name: AppName) throws -> App? {
+        try db.query("SELECT * FROM apps WHERE name = ?", [.text(name.rawValue)]).first.map(App.init(row:))
+    }
+
+    /// The app, or an error that tells the reader how to create it.
+    public func requireApp(_ name: AppName) throws -> App {
+        guard let app = try app(name) else {
+            throw GustError.notFound("No app named '\(name)'.", hint: "Create it with `gust apps create \(name)`.")
+        }
+        return app
+    }
+
+    public func apps() throws -> [App] {
+        try db.query("SELECT * FROM apps ORDER BY name").map(App.init(row:))
+    }
+
+    public func deleteApp(_ name: AppName) throws {
+        try db.run("DELETE FROM releases WHERE app = ?", [.text(name.rawValue)])
+        try db.run("DELETE FROM apps WHERE name = ?", [.text(name.rawValue)])
+    }
+
+    public func setLive(_ name: AppName, version: Int?) throws {
+        try db.run("UPDATE apps SET live_version = ? WHERE name = ?", [SQLValue(version), .text(name.rawValue)])
+    }
+
+    public func setPrivate(_ name: AppName, _ isPrivate: Bool) throws {
+        try db.run("UPDATE apps SET private = ? WHERE name = ?", [SQLValue(isPrivate), .text(name.rawValue)])
+    }
+}
+
+extension Store {
+    /// Records a release under the app's next version number, allocated in the
+    /// same transaction that writes it, so concurrent writers never share one.
+    @discardableResult
+    public func recordRelease(_ app: AppName, _ new: NewRelease) throws -> Release {
+        try db.transaction {
+            let next = (try db.query("SELECT MAX(version) AS v FROM releases WHERE app = ?", [.text(app.rawValue)]).first?.int("v") ?? 0) + 1
+            let config = String(decoding: try JSONEncoder.sorted.encode(new.config), as: UTF8.self)
+            try db.run(
+                """
+                INSERT INTO releases (app, version, status, commit_id, buildpack, artifact, artifact_size, process,
+                    build_seconds, created_at, description, rollback_of, config, error, log)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .text(app.rawValue), .integer(Int64(next)), .text(new.status == .failed ? "failed" : "built"),
+                    SQLValue(new.commit), SQLValue(new.buildpack), SQLValue(new.artifact), SQLValue(new.artifactSize),
+                    SQLValue(new.process), SQLValue(new.buildSeconds), .real(Date().timeIntervalSince1970),
+                    .text(new.description), SQLValue(new.rollbackOf), .text(config), SQLValue(new.error), .text(new.log),
+                ]
+            )
+            return try release(app, version: next)!
+        }
+    }
+
+    public func release(_ app: AppName, version: Int) throws -> Release? {
+        let live = try self.app(app)?.liveVersion
+        return try db.query("SELECT * FROM releases WHERE app = ? AND version = ?", [.text(app.rawValue), .integer(Int64(version))])
+            .first.map { try Release(row: $0, liveVersion: live) }
+    }
+
+    /// The release, or an error naming the versions there are.
+    public func requireRelease(_ app: AppName, version: Int) throws -> Release {
+        guard let release = try release(app, version: version) else {
+            let known = try releases(app).map { "v\($0.version)" }
+            let hint = known.isEmpty ? "\(app) has no releases yet: push to it first." : "\(app) has \(known.reversed().joined(separator: ", "))."
+            throw GustError.notFound("\(app) has no release v\(version).", hint: hint)
+        }
+        return release
+    }
+
+    /// Every release of the app, newest first.
+    public func releases(_ app: AppName) throws -> [Release] {
+        let live = try self.app(app)?.liveVersion
+        return try db.query("SELECT * FROM releases WHERE app = ? ORDER BY version DESC", [.text(app.rawValue)])
+            .map { try Release(row: $0, liveVersion: live) }
+    }
+
+    /// A release that could not start: it stays in history with why.
+    public func markFailed(_ app: AppName, version: Int, error: String, appendingLog log: String) throws {
+        try db.run(
+            "UPDATE releases SET status = 'failed', error = ?, log = log || ? WHERE app = ? AND version = ?",
+            [.text(error), .text(log), .text(app.rawValue), .integer(Int64(version))]
+        )
+    }
+
+    public func appendLog(_ app: AppName, version: Int, _ log: String) throws {
+        try db.run(
+            "UPDATE releases SET log = log || ? WHERE app = ? AND version = ?",
+            [.text(log), .text(app.rawValue), .integer(Int64(version))]
+        )
+    }
+
+    /// Whether any release of any app other than `app` still points at `digest`.
+    public func isArtifactShared(_ digest: String, outside app: AppName) throws -> Bool {
+        try !db.query("SELECT 1 FROM releases WHERE artifact = ? AND app != ? LIMIT 1", [.text(digest), .text(app.rawValue)]).isEmpty
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+}
+
+extension App {
+    init(row: Row) throws {
+        name = try AppName(row.string("name") ?? "")
+        createdAt = Date(timeIntervalSince1970: row.double("created_at") ?? 0)
+        liveVersion = row.int("live_version")
+        isPrivate = row.bool("private")
+    }
+}
+
+extension Release {
+    init(row: Row, liveVersion: Int?) throws {
+        app = try AppName(row.string("app") ?? "")
+        version = row.int("version") ?? 0
+        let stored = Status(rawValue: row.string("status") ?? "") ?? .failed
+        status = (stored == .built && version == liveVersion) ? .live : stored
+        commit = row.string("commit_id")
+        buildpack = row.string("buildpack")
+        artifact = row.string("artifact")
+        artifactSize = row.int("artifact_size")
+        process = row.string("process")
+        buildSeconds = row.double("build_seconds")
+        createdAt = Date(timeIntervalSince1970: row.double("created_at") ?? 0)
+        description = row.string("description") ?? ""
+        rollbackOf = row.int("rollback_of")
+        config = (try? JSONDecoder().decode([String: String].self, from: Data((row.string("config") ?? "{}").utf8))) ?? [:]
+        error = row.string("error")
+        log = row.string("log") ?? ""
+    }
+}

@@ -1,0 +1,4 @@
+import ArgumentParser
+import GustCLI
+
+await GustCommand.main()

@@ -1,0 +1,48 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+@Suite struct StoreTests {
+    @Test(.scratchDirectory) func versionsAreAllocatedInOrderPerApp() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let cats = try AppName("cats")
+        let dogs = try AppName("dogs")
+        _ = try store.createApp(cats)
+        _ = try store.createApp(dogs)
+        let first = try store.recordRelease(cats, NewRelease(status: .built, description: "Deploy a"))
+        let failed = try store.recordRelease(cats, NewRelease(status: .failed, description: "Deploy b"))
+        let other = try store.recordRelease(dogs, NewRelease(status: .built, description: "Deploy c"))
+        #expect([first.version, failed.version, other.version] == [Int]([1, 2, 1]))
+        try store.setLive(cats, version: 1)
+        let statuses = try store.releases(cats).map(\.status)
+        #expect(statuses == [.failed, .live])
+    }
+
+    @Test(.scratchDirectory) func creatingAnExistingAppIsRefused() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        _ = try store.createApp(try AppName("cats"))
+        #expect(throws: GustError.self) { try store.createApp(try AppName("cats")) }
+    }
+
+    @Test(arguments: ["Cats", "1cats", "-cats", "cats_1", "", "a/b", "..", String(repeating: "a", count: 64)])
+    func invalidAppNamesAreRefused(_ raw: String) {
+        #expect(throws: GustError.self) { try AppName(raw) }
+    }
+
+    @Test(arguments: ["cats", "a", "cat-food-2", String(repeating: "a", count: 63)])
+    func validAppNamesAreAccepted(_ raw: String) throws {
+        let name = try AppName(raw)
+        #expect(name.rawValue == raw)
+    }
+
+    @Test(.scratchDirectory) func reopeningKeepsTheSchemaAndData() throws {
+        let home = GustHome(path: ScratchDirectory.current.path)
+        do {
+            let store = try Store(home: home)
+            _ = try store.createApp(try AppName("cats"))
+        }
+        let reopened = try Store(home: home)
+        #expect(try reopened.apps().map(\.name.rawValue) == ["cats"])
+    }
+}

@@ -1,0 +1,26 @@
+public import Foundation
+public import Testing
+
+/// A fresh directory for one test, removed afterwards whatever happens.
+///
+/// Use as a trait: `@Test(.scratchDirectory) func …` and read
+/// `ScratchDirectory.current` inside the test.
+public struct ScratchDirectory: TestTrait, TestScoping {
+    @TaskLocal public static var current: URL = URL(fileURLWithPath: "/nonexistent")
+
+    public func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("gust-test-\(UUID().uuidString.prefix(8).lowercased())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await ScratchDirectory.$current.withValue(dir.resolvingSymlinksInPath()) {
+            try await function()
+        }
+    }
+}
+
+extension Trait where Self == ScratchDirectory {
+    public static var scratchDirectory: ScratchDirectory { ScratchDirectory() }
+}
