@@ -5,7 +5,7 @@ public struct GustCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "gust",
         abstract: "Deploy cloud functions with git push, on a server you own.",
-        subcommands: []
+        subcommands: [AppsCommand.self, ReleasesCommand.self]
     )
 
     public init() {}

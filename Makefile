@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh Debian machine: `make demo` and `make test`.
+SWIFT ?= swift
+BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
+
+.PHONY: all deps build test test-swift test-runtimes test-buildpacks lint demo bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+# Every test: Swift (unit and end-to-end with real git, sshd, Python and Node),
+# the runtimes' own tests, the shared protocol tests, the buildpacks' tests, shellcheck.
+test: build lint test-runtimes test-buildpacks test-swift
+
+test-swift:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+test-runtimes:
+	python3 -m unittest discover -s buildpacks/python/runtime/tests -t buildpacks/python/runtime
+	node --test buildpacks/node/runtime/test/
+	python3 buildpacks/protocol-tests/run.py
+
+test-buildpacks:
+	python3 -m unittest discover -s buildpacks/tests
+
+lint:
+	shellcheck buildpacks/*/bin/* hooks/* scripts/*.sh
+
+demo: build
+	scripts/demo.sh
+
+clean:
+	rm -rf .build

@@ -1,0 +1,177 @@
+import Foundation
+public import GustCore
+public import GustGit
+import Synchronization
+
+/// The build of one pushed commit: export → detect → compile → release → pack.
+///
+/// Produces an artifact and what the release row needs; records nothing.
+/// The build directory lives under `GUST_HOME/tmp` and is removed whatever happens.
+public struct Build: Sendable {
+    public struct Output: Sendable {
+        public var buildpack: String
+        public var process: String
+        public var artifact: Artifact
+    }
+
+    public var app: AppName
+    public var commit: String
+    public var home: GustHome
+    public var buildpacks: [Buildpack]
+    public var config: [String: String]
+    public var settings: BuildSettings
+    public var reporter: BuildReporter
+
+    public init(
+        app: AppName, commit: String, home: GustHome, buildpacks: [Buildpack], config: [String: String],
+        settings: BuildSettings, reporter: BuildReporter
+    ) {
+        self.app = app
+        self.commit = commit
+        self.home = home
+        self.buildpacks = buildpacks
+        self.config = config
+        self.settings = settings
+        self.reporter = reporter
+    }
+
+    public func run(repository: GitRepository) async throws -> Output {
+        let deadline = ContinuousClock.now + settings.timeout
+        let workspace = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: workspace) }
+        let source = workspace.appendingPathComponent("app")
+        let envDirectory = workspace.appendingPathComponent("env")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: false)
+        try writeEnvironment(to: envDirectory)
+
+        reporter.step("Exporting \(commit.prefix(7))")
+        let summary = try repository.export(commit: commit, to: source)
+        reporter.detail("\(summary.files) files, \(ByteCount(summary.bytes))")
+
+        let buildpack = try await detect(source, deadline: deadline)
+        try await compile(buildpack, source: source, env: envDirectory, deadline: deadline)
+        let process = try await releaseProcess(buildpack, source: source, deadline: deadline)
+
+        let started = ContinuousClock.now
+        let artifact = try Artifacts.pack(source, into: home.artifacts)
+        let seconds = (ContinuousClock.now - started).seconds
+        reporter.step("Packed \(ByteCount(artifact.size)) in \(String(format: "%.1f", seconds)) s")
+        return Output(buildpack: buildpack.name, process: process, artifact: artifact)
+    }
+
+    private func makeWorkspace() throws -> URL {
+        let dir = home.tmp.appendingPathComponent("build-\(app)-\(UUID().uuidString.prefix(8).lowercased())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Heroku's ENV_DIR: one file per config var, named after it.
+    private func writeEnvironment(to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+        for (name, value) in config where Self.isEnvironmentName(name) {
+            try Data(value.utf8).write(to: directory.appendingPathComponent(name))
+        }
+    }
+
+    static func isEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.first, first == "_" || first.isLetter else { return false }
+        return name.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
+    }
+
+    private func detect(_ source: URL, deadline: ContinuousClock.Instant) async throws -> Buildpack {
+        for buildpack in buildpacks {
+            let lines = LineCollector()
+            let outcome = try await command(buildpack.detect, [source.path], in: source)
+                .run(until: min(deadline, .now + .seconds(30)), onLine: lines.append)
+            if outcome == .exited(0) {
+                let name = lines.lines.first { !$0.isEmpty } ?? buildpack.name
+                reporter.step("\(name) app detected")
+                return buildpack
+            }
+        }
+        let wanted = buildpacks.compactMap { Buildpack.lookedFor[$0.name] }.joined(separator: "; or ")
+        throw GustError(
+            "No buildpack recognised this app.",
+            hint: "Gust looked for \(wanted) at the top of the repository. Add one and push again."
+        )
+    }
+
+    private func compile(_ buildpack: Buildpack, source: URL, env: URL, deadline: ContinuousClock.Instant) async throws {
+        let cache = home.cache(app)
+        try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
+        let outcome = try await withHeartbeat {
+            try await command(buildpack.compile, [source.path, cache.path, env.path], in: source)
+                .run(until: deadline, onLine: reporter.raw)
+        }
+        switch outcome {
+        case .exited(0): return
+        case .timedOut:
+            throw GustError(
+                "The build took longer than its limit of \(settings.timeout.minutesText) and was stopped.",
+                hint: "Make the build faster, or raise GUST_BUILD_TIMEOUT (seconds) for gust-receive."
+            )
+        case .exited(let code):
+            throw GustError("The \(buildpack.name) buildpack failed to compile the app (exit code \(code)); its output is above.")
+        case .signalled(let signal):
+            throw GustError("The \(buildpack.name) buildpack was killed by signal \(signal) while compiling.")
+        }
+    }
+
+    private func releaseProcess(_ buildpack: Buildpack, source: URL, deadline: ContinuousClock.Instant) async throws -> String {
+        let lines = LineCollector()
+        let outcome = try await command(buildpack.release, [source.path], in: source)
+            .run(until: min(deadline, .now + .seconds(30)), onLine: lines.append)
+        guard outcome == .exited(0), let web = ReleaseMetadata(yaml: lines.lines.joined(separator: "\n")).web else {
+            throw GustError.internal("The \(buildpack.name) buildpack's bin/release did not name a web process (\(outcome)).")
+        }
+        return web
+    }
+
+    private func command(_ executable: URL, _ arguments: [String], in directory: URL) -> StreamingCommand {
+        var environment = ProcessInfo.processInfo.environment
+        // A hook runs with git's environment; a buildpack must not act on this repository.
+        for key in environment.keys where key.hasPrefix("GIT_") { environment[key] = nil }
+        environment["GUST_APP"] = app.rawValue
+        return StreamingCommand(executable: executable, arguments: arguments, environment: environment, workingDirectory: directory)
+    }
+
+    /// Runs `body`, telling the pusher the build is alive whenever it has been quiet too long.
+    private func withHeartbeat<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let reporter = reporter
+        let quietLimit = settings.heartbeat
+        let started = ContinuousClock.now
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    if reporter.silence >= quietLimit {
+                        reporter.detail("… still building (\(Int((ContinuousClock.now - started).seconds)) s)")
+                    }
+                }
+                return nil
+            }
+            group.addTask { try await body() }
+            defer { group.cancelAll() }
+            while let value = try await group.next() {
+                if let value { return value }
+            }
+            throw CancellationError()
+        }
+    }
+}
+
+/// Lines gathered from a short command (detect, release).
+final class LineCollector: Sendable {
+    private let storage = Mutex<[String]>([])
+    var lines: [String] { storage.withLock { $0 } }
+    func append(_ line: String) { storage.withLock { $0.append(line) } }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var minutesText: String {
+        let total = Int(seconds)
+        return total >= 60 && total % 60 == 0 ? "\(total / 60) min" : "\(total) s"
+    }
+}
+

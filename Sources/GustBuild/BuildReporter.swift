@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Foundation
+import Synchronization
+
+/// The one place a push's output goes through.
+///
+/// Each line is written to the pusher at once (the hook's stdout is git's
+/// sideband, so it shows as `remote: …` while the build runs) and kept for the
+/// release's build log. Heroku's conventions: `-----> ` starts a step, seven
+/// spaces indent its detail, ` !     ` marks an error.
+public final class BuildReporter: Sendable {
+    private struct State {
+        var log = ""
+        var lastWrite = ContinuousClock.now
+    }
+
+    private let state = Mutex(State())
+    private let descriptor: Int32
+    private let clock = ContinuousClock()
+
+    /// `descriptor` is where lines go; the hook passes stdout.
+    public init(descriptor: Int32 = STDOUT_FILENO) {
+        self.descriptor = descriptor
+    }
+
+    public func step(_ text: String) { emit("-----> " + text) }
+    public func detail(_ text: String) { emit("       " + text) }
+    public func error(_ text: String) {
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) { emit(" !     " + line) }
+    }
+
+    /// A line already formatted by a buildpack, passed through as it is.
+    public func raw(_ line: String) { emit(line) }
+
+    /// Everything reported so far.
+    public var log: String { state.withLock { $0.log } }
+
+    /// How long it has been since the last line reached the pusher.
+    public var silence: Duration { state.withLock { clock.now - $0.lastWrite } }
+
+    private func emit(_ line: String) {
+        let text = line.hasSuffix("\n") ? line : line + "\n"
+        state.withLock { state in
+            state.log += text
+            state.lastWrite = clock.now
+            // Written under the lock so concurrent lines never interleave.
+            Self.writeAll(text, to: descriptor)
+        }
+    }
+
+    private static func writeAll(_ text: String, to descriptor: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return  // The pusher went away; the log still keeps the line.
+            }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+public import GustCore
+import GustGit
+
+/// What `gust-receive pre-receive` does for one push.
+///
+/// Every line it writes goes through the reporter, so the pusher sees it as
+/// `remote: …`. Returns the exit status git acts on: non-zero rejects the push.
+public struct ReceiveHook: Sendable {
+    public var home: GustHome
+    public var installation: Installation
+    public var settings: BuildSettings
+    public var reporter: BuildReporter
+    /// Where this hook was run: the app's bare repository.
+    public var repositoryPath: String
+    public var environment: [String: String]
+
+    public init(
+        home: GustHome, installation: Installation, settings: BuildSettings, reporter: BuildReporter,
+        repositoryPath: String, environment: [String: String]
+    ) {
+        self.home = home
+        self.installation = installation
+        self.settings = settings
+        self.reporter = reporter
+        self.repositoryPath = repositoryPath
+        self.environment = environment
+    }
+
+    /// The app a repository path belongs to: `GUST_HOME/repos/APP.git`.
+    public func appName() throws -> AppName {
+        let url = URL(fileURLWithPath: repositoryPath).standardizedFileURL.resolvingSymlinksInPath()
+        let name = url.lastPathComponent
+        guard name.hasSuffix(".git"), url.deletingLastPathComponent().path == home.repos.resolvingSymlinksInPath().path else {
+            throw GustError("\(repositoryPath) is not an app repository under \(home.repos.path).")
+        }
+        return try AppName(String(name.dropLast(4)))
+    }
+
+    public func preReceive(input: String) async -> Int32 {
+        do {
+            let app = try appName()
+            let store = try Store(home: home)
+            _ = try store.requireApp(app)
+            for update in RefUpdate.parse(input) {
+                try await receive(update, app: app, store: store)
+            }
+            return 0
+        } catch {
+            reporter.error(String(describing: error))
+            return 1
+        }
+    }
+
+    private func receive(_ update: RefUpdate, app: AppName, store: Store) async throws {
+        guard update.isDeployBranch else {
+            if !update.ref.hasPrefix("refs/tags/") {
+                reporter.step("Accepted \(update.shortName) without building: only main or master deploys.")
+            }
+            return
+        }
+        guard !update.isDeletion else {
+            throw GustError(
+                "Deleting \(update.shortName) is refused: it is the branch \(app) deploys from.",
+                hint: "Push another commit to \(update.shortName) instead, or `gust apps destroy \(app)` to remove the app."
+            )
+        }
+        let lock = try FileLock(home.lock(app)) {
+            reporter.step("Waiting for another deploy of \(app) to finish")
+        }
+        defer { withExtendedLifetime(lock) {} }
+
+        let repository = try GitRepository(path: repositoryPath, environment: environment)
+        let current = try repository.resolve(reference: update.ref)
+        guard current == (update.isCreation ? nil : update.old) else {
+            throw GustError(
+                "\(update.shortName) moved to \(current.map { String($0.prefix(7)) } ?? "nothing") while this push waited.",
+                hint: "Another push got there first: pull, merge and push again."
+            )
+        }
+        try await build(update, app: app, store: store, repository: repository)
+    }
+
+    private func build(_ update: RefUpdate, app: AppName, store: Store, repository: GitRepository) async throws {
+        let started = ContinuousClock.now
+        let live = try store.app(app)?.liveVersion.flatMap { try store.release(app, version: $0) }
+        let build = Build(
+            app: app, commit: update.new, home: home, buildpacks: Buildpack.all(in: installation.buildpacks),
+            config: live?.config ?? [:], settings: settings, reporter: reporter
+        )
+        let description = "Deploy \(update.new.prefix(7))"
+        do {
+            let output = try await build.run(repository: repository)
+            let release = try store.recordRelease(app, NewRelease(
+                status: .built, commit: update.new, buildpack: output.buildpack, artifact: output.artifact.digest,
+                artifactSize: output.artifact.size, process: output.process,
+                buildSeconds: (ContinuousClock.now - started).seconds, description: description,
+                config: live?.config ?? [:], log: reporter.log
+            ))
+            reporter.step("Built v\(release.version)")
+        } catch {
+            let message = String(describing: error)
+            reporter.error(message)
+            reporter.error("Push rejected: \(app) \(live.map { "keeps serving v\($0.version)" } ?? "has no live release yet").")
+            let failed = try store.recordRelease(app, NewRelease(
+                status: .failed, commit: update.new, buildSeconds: (ContinuousClock.now - started).seconds,
+                description: description, config: live?.config ?? [:], error: message, log: reporter.log
+            ))
+            throw RejectedPush(version: failed.version)
+        }
+    }
+}
+
+/// The push was rejected and the reason already reported.
+struct RejectedPush: Error, CustomStringConvertible {
+    var version: Int
+    var description: String { "Build of v\(version) failed; see `gust releases show` for its log." }
+}

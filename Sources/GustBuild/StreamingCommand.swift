@@ -1,0 +1,94 @@
+public import Foundation
+import Subprocess
+import Synchronization
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// Runs one buildpack script, streaming its merged stdout and stderr line by
+/// line as it runs, within a time limit.
+///
+/// The script gets a session of its own so that, on timeout, the whole process
+/// group (pip, npm and whatever else it started) is stopped, not just the shell.
+public struct StreamingCommand: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case exited(Int32)
+        case signalled(Int32)
+        case timedOut
+    }
+
+    public var executable: URL
+    public var arguments: [String]
+    public var environment: [String: String]
+    public var workingDirectory: URL
+
+    public init(executable: URL, arguments: [String], environment: [String: String], workingDirectory: URL) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+    }
+
+    /// - Parameters:
+    ///   - deadline: when the command is stopped and `.timedOut` returned.
+    ///   - onLine: called for each line, from a background task.
+    public func run(until deadline: ContinuousClock.Instant, onLine: @escaping @Sendable (String) -> Void) async throws -> Outcome {
+        var options = PlatformOptions()
+        options.createSession = true
+        let teardown: [TeardownStep] = [
+            .gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2)),
+            .send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .seconds(1)),
+        ]
+        options.teardownSequence = teardown
+        let timedOut = Flag()
+        let configuration = Configuration(
+            executable: .path(FilePath(executable.path)),
+            arguments: Arguments(arguments),
+            environment: .custom(Dictionary(uniqueKeysWithValues: environment.compactMap { key, value in
+                Environment.Key(rawValue: key).map { ($0, value) }
+            })),
+            workingDirectory: FilePath(workingDirectory.path),
+            platformOptions: options
+        )
+        let result = try await Subprocess.run(configuration, input: .none, output: .sequence, error: .combinedWithOutput) { execution in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await line in execution.standardOutput.strings(bufferingPolicy: .maxLineLength(64 * 1024)) {
+                        onLine(String(line.trimmingSuffix(while: { $0 == "\n" || $0 == "\r" })))
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(until: deadline, clock: .continuous)
+                    timedOut.set()
+                    await execution.teardown(using: teardown)
+                }
+                // The reader ends when the process (and every holder of its pipe) is gone.
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        if timedOut.isSet { return .timedOut }
+        switch result.terminationStatus {
+        case .exited(let code): return .exited(code)
+        case .signaled(let signal): return .signalled(signal)
+        }
+    }
+}
+
+extension StringProtocol {
+    func trimmingSuffix(while predicate: (Character) -> Bool) -> Substring {
+        var slice = Substring(self)
+        while let last = slice.last, predicate(last) { slice.removeLast() }
+        return slice
+    }
+}
+
+/// A one-way switch shared between the tasks of one run.
+private final class Flag: Sendable {
+    private let value = Atomic(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}

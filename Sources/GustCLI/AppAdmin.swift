@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Foundation
+public import GustCore
+import GustGit
+
+/// Creating and destroying apps: the row in the store and the bare repository
+/// with Gust's hooks. Shared by `gust apps` and the SSH first-push path.
+public enum AppAdmin {
+    /// The hooks installed into every app repository, from `hooks/`.
+    static let hookNames = ["pre-receive", "post-receive"]
+
+    @discardableResult
+    public static func create(_ name: AppName, store: Store, installation: Installation) throws -> App {
+        let home = store.home
+        guard try store.app(name) == nil else {
+            throw GustError("App '\(name)' already exists.", code: 409, hint: "See `gust apps list`.")
+        }
+        let repository = home.repository(name)
+        if FileManager.default.fileExists(atPath: repository.path) {
+            throw GustError(
+                "\(repository.path) already exists but no app '\(name)' is recorded.",
+                code: 409, hint: "Move that directory away, then create the app again."
+            )
+        }
+        // Built under a temporary name and renamed, so a half-made repository never has the app's name.
+        let staging = home.repos.appendingPathComponent(".\(name).git.\(UUID().uuidString.prefix(8))")
+        do {
+            _ = try GitRepository.initBare(at: staging.path)
+            try installHooks(into: staging, home: home, installation: installation)
+            try FileManager.default.moveItem(at: staging, to: repository)
+        } catch {
+            try? FileManager.default.removeItem(at: staging)
+            throw error
+        }
+        do {
+            return try store.createApp(name)
+        } catch {
+            try? FileManager.default.removeItem(at: repository)
+            throw error
+        }
+    }
+
+    /// Writes the hook shims, naming `gust-receive` and the home by absolute path
+    /// so that git can run them from any working directory.
+    public static func installHooks(into repository: URL, home: GustHome, installation: Installation) throws {
+        let hooks = repository.appendingPathComponent("hooks")
+        try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
+        for hook in hookNames {
+            let template = try String(contentsOf: installation.hooks.appendingPathComponent(hook), encoding: .utf8)
+            let script = template
+                .replacingOccurrences(of: "@GUST_RECEIVE@", with: shellQuoted(installation.executable("gust-receive").path))
+                .replacingOccurrences(of: "@GUST_HOME@", with: shellQuoted(home.path))
+            try AtomicFile.write(Data(script.utf8), to: hooks.appendingPathComponent(hook), mode: 0o755)
+        }
+    }
+
+    /// Removes the app, its repository, releases, cache, data and the
+    /// artifacts no other app uses.
+    public static func destroy(_ name: AppName, store: Store) throws -> (releases: Int, artifacts: Int) {
+        let home = store.home
+        _ = try store.requireApp(name)
+        let releases = try store.releases(name)
+        var removedArtifacts = 0
+        for digest in Set(releases.compactMap(\.artifact)) where try !store.isArtifactShared(digest, outside: name) {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: home.artifacts.path)) ?? []
+            for file in files where file.hasPrefix(digest + ".") {
+                try? FileManager.default.removeItem(at: home.artifacts.appendingPathComponent(file))
+                removedArtifacts += 1
+            }
+        }
+        try store.deleteApp(name)
+        for directory in [home.repository(name), home.releases(name), home.cache(name), home.data(name)] {
+            try removeTree(directory)
+        }
+        return (releases.count, removedArtifacts)
+    }
+
+    /// Removes a directory even where a release left it read-only.
+    static func removeTree(_ url: URL) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        if let walker = FileManager.default.enumerator(atPath: url.path) {
+            for case let relative as String in walker {
+                let path = url.appendingPathComponent(relative).path
+                // chmod follows symlinks: never touch what a link points at.
+                var info = stat()
+                if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { _ = chmod(path, 0o755) }
+            }
+        }
+        _ = chmod(url.path, 0o755)
+        try FileManager.default.removeItem(at: url)
+    }
+
+    static func shellQuoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import GustCore
+
+struct AppsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apps",
+        abstract: "Create, list and destroy apps.",
+        subcommands: [Create.self, List.self, Destroy.self],
+        defaultSubcommand: List.self
+    )
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an app and its git repository.",
+            discussion: "App names start with a lower-case letter and have at most 63 characters of a-z, 0-9 and '-'."
+        )
+        @OptionGroup var home: HomeOptions
+        @Argument(help: "The app's name.") var app: String
+
+        func run() throws {
+            let name = try parseAppName(app)
+            let store = try home.openStore()
+            try AppAdmin.create(name, store: store, installation: try Installation.current())
+            print("Created \(name).")
+            print("Push to it: git push \(store.home.repository(name).path) main")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the apps.")
+        @OptionGroup var home: HomeOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let apps = try home.openStore().apps()
+            if output.json { return print(try Formatting.json(apps)) }
+            guard !apps.isEmpty else { return print("No apps yet. Create one with `gust apps create NAME`.") }
+            print(Formatting.table(["APP", "LIVE", "VISIBILITY", "CREATED"], apps.map { app in
+                [app.name.rawValue, app.liveVersion.map { "v\($0)" } ?? "-", app.isPrivate ? "private" : "public",
+                 Formatting.age(of: app.createdAt)]
+            }))
+        }
+    }
+
+    struct Destroy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Destroy an app: its repository, releases, cache, data and unshared artifacts."
+        )
+        @OptionGroup var home: HomeOptions
+        @Argument(help: "The app to destroy.") var app: String
+        @Option(help: ArgumentHelp("Repeat the app's name to confirm.", valueName: "app")) var confirm: String?
+
+        func run() throws {
+            let name = try parseAppName(app)
+            guard confirm == app else {
+                throw ValidationError("Destroying \(app) cannot be undone. Confirm with: gust apps destroy \(app) --confirm \(app)")
+            }
+            let removed = try AppAdmin.destroy(name, store: try home.openStore())
+            print("Destroyed \(name): \(removed.releases) releases, \(removed.artifacts) artifacts removed.")
+        }
+    }
+}

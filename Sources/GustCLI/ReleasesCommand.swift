@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import GustCore
+
+struct ReleasesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "releases",
+        abstract: "List an app's releases, newest first, or show one with its build log.",
+        subcommands: [List.self, Show.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List an app's releases, newest first.")
+        @OptionGroup var home: HomeOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The app.") var app: String
+
+        func run() throws {
+            let name = try parseAppName(app)
+            let store = try home.openStore()
+            _ = try store.requireApp(name)
+            let releases = try store.releases(name)
+            if output.json { return print(try Formatting.json(releases.map(ReleaseSummary.init))) }
+            guard !releases.isEmpty else { return print("\(name) has no releases yet. Push to it to make v1.") }
+            print(Formatting.table(
+                ["VERSION", "STATUS", "COMMIT", "BUILDPACK", "SIZE", "BUILD", "CREATED", "DESCRIPTION"],
+                releases.map { release in
+                    ["v\(release.version)", release.status.rawValue, release.shortCommit ?? "-", release.buildpack ?? "-",
+                     release.artifactSize.map { ByteCount($0).description } ?? "-", Formatting.duration(release.buildSeconds),
+                     Formatting.age(of: release.createdAt), release.description]
+                }
+            ))
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one release's details and its full build log.")
+        @OptionGroup var home: HomeOptions
+        @OptionGroup var output: OutputOptions
+        @Argument(help: "The app.") var app: String
+        @Argument(help: "The release, e.g. v3.") var version: String
+
+        func run() throws {
+            let name = try parseAppName(app)
+            let number = try parseVersion(version)
+            let store = try home.openStore()
+            _ = try store.requireApp(name)
+            let release = try store.requireRelease(name, version: number)
+            if output.json { return print(try Formatting.json(release)) }
+            let rows: [(String, String?)] = [
+                ("Release", "v\(release.version) of \(name)"),
+                ("Status", release.status.rawValue),
+                ("Description", release.description),
+                ("Commit", release.commit),
+                ("Buildpack", release.buildpack),
+                ("Artifact", release.artifact.map { "\($0) (\(ByteCount(release.artifactSize ?? 0)))" }),
+                ("Process", release.process),
+                ("Build time", Formatting.duration(release.buildSeconds)),
+                ("Created", "\(release.createdAt) (\(Formatting.age(of: release.createdAt)))"),
+                ("Rollback of", release.rollbackOf.map { "v\($0)" }),
+                ("Error", release.error),
+            ]
+            for case let (label, value?) in rows {
+                print("\(label + ":")".padding(toLength: 13, withPad: " ", startingAt: 0) + value)
+            }
+            print("\n--- build log ---")
+            print(release.log, terminator: release.log.hasSuffix("\n") ? "" : "\n")
+        }
+    }
+}
+
+/// `v3` or `3`.
+func parseVersion(_ raw: String) throws -> Int {
+    let digits = raw.hasPrefix("v") ? String(raw.dropFirst()) : raw
+    guard let number = Int(digits), number > 0 else {
+        throw ValidationError("'\(raw)' is not a release version; write it as v3 (see `gust releases APP`).")
+    }
+    return number
+}
+
+/// One line of `gust releases --json`: everything but the log.
+struct ReleaseSummary: Encodable {
+    var version: Int
+    var status: String
+    var commit: String?
+    var buildpack: String?
+    var artifact: String?
+    var artifactSize: Int?
+    var buildSeconds: Double?
+    var createdAt: Date
+    var description: String
+    var rollbackOf: Int?
+
+    init(_ release: Release) {
+        version = release.version
+        status = release.status.rawValue
+        commit = release.commit
+        buildpack = release.buildpack
+        artifact = release.artifact
+        artifactSize = release.artifactSize
+        buildSeconds = release.buildSeconds
+        createdAt = release.createdAt
+        description = release.description
+        rollbackOf = release.rollbackOf
+    }
+}

@@ -1,4 +1,0 @@
-import ArgumentParser
-import GustCLI
-
-await GustCommand.main()

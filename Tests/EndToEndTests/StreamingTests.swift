@@ -1,0 +1,69 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// The build log reaches the pusher while the build runs, not when it ends.
+@Suite(.timeLimit(.minutes(5)))
+struct StreamingTests {
+    /// A share directory whose only buildpack takes a few seconds, printing as it goes.
+    func slowShare(in root: URL) throws -> URL {
+        let share = root.appendingPathComponent("share")
+        let bin = share.appendingPathComponent("buildpacks/python/bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: GustBinaries.sourceRoot.appendingPathComponent("hooks"), to: share.appendingPathComponent("hooks"))
+        let scripts = [
+            "detect": "#!/bin/sh\necho Slow\n",
+            "compile": "#!/bin/sh\necho '-----> Working slowly'\nsleep 4\necho '       done'\nmkdir -p \"$1/.gust\"\n",
+            "release": "#!/bin/sh\nprintf -- '---\\ndefault_process_types:\\n  web: .gust/start\\n'\n",
+        ]
+        for (name, body) in scripts {
+            let url = bin.appendingPathComponent(name)
+            try body.write(to: url, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
+        }
+        return share
+    }
+
+    @Test(.scratchDirectory) func firstStepArrivesLongBeforeThePushEnds() throws {
+        let root = ScratchDirectory.current
+        let share = try slowShare(in: root)
+        let home = GustHome(path: root.appendingPathComponent("home").path)
+        #expect(try GustBinaries.gust(home, ["apps", "create", "slow"], environment: ["GUST_SHARE": share.path]).status == 0)
+        let work = try GitWorkspace(at: root.appendingPathComponent("work"))
+        try work.write("requirements.txt", "\n")
+        try work.commit("Slow")
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Command.which("git"))
+        process.arguments = ["push", home.repository(try AppName("slow")).path, "main"]
+        process.currentDirectoryURL = work.directory
+        process.environment = ProcessInfo.processInfo.environment
+            .merging(GitWorkspace.environment) { $1 }.merging(["GUST_SHARE": share.path]) { $1 }
+        let stderr = Pipe()
+        process.standardError = stderr
+        process.standardOutput = FileHandle.nullDevice
+        let started = Date()
+        try process.run()
+
+        // Read the pusher's stderr as it arrives and note when the first step line shows up.
+        var firstStep: Date?
+        var seen = ""
+        let handle = stderr.fileHandleForReading
+        while true {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+            if firstStep == nil, seen.contains("remote: -----> ") { firstStep = Date() }
+        }
+        process.waitUntilExit()
+        let ended = Date()
+
+        #expect(process.terminationStatus == 0, "\(seen)")
+        let first = try #require(firstStep, "no remote: -----> line in \(seen)")
+        // The buildpack sleeps 4 s between its lines; streamed output arrives well before the end.
+        #expect(ended.timeIntervalSince(first) > 2.5, "first step at \(first.timeIntervalSince(started)) s, end at \(ended.timeIntervalSince(started)) s")
+        #expect(seen.contains("remote: -----> Working slowly"))
+    }
+}

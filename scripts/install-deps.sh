@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system packages Gust needs to build and test, only where missing,
+# so that `make demo` and `make test` work on a fresh Debian machine.
+set -euo pipefail
+
+packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-server openssh-client shellcheck zstd)
+command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv python3-pip)
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+command -v curl >/dev/null 2>&1 || packages+=(curl)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "-----> Installing system packages: ${missing[*]}"
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
