@@ -2,6 +2,7 @@
 import Glibc
 #endif
 public import Foundation
+import GustCore
 import Synchronization
 
 /// The one place a push's output goes through.
@@ -14,6 +15,7 @@ public final class BuildReporter: Sendable {
     private struct State {
         var log = ""
         var lastWrite = ContinuousClock.now
+        var secrets: [String] = []
     }
 
     private let state = Mutex(State())
@@ -34,6 +36,11 @@ public final class BuildReporter: Sendable {
     /// A line already formatted by a buildpack, passed through as it is.
     public func raw(_ line: String) { emit(line) }
 
+    /// Values to mask wherever they would appear: the app's secret config.
+    public func mask(_ secrets: [String]) {
+        state.withLock { $0.secrets = secrets.filter { !$0.isEmpty } }
+    }
+
     /// Everything reported so far.
     public var log: String { state.withLock { $0.log } }
 
@@ -41,8 +48,9 @@ public final class BuildReporter: Sendable {
     public var silence: Duration { state.withLock { clock.now - $0.lastWrite } }
 
     private func emit(_ line: String) {
-        let text = line.hasSuffix("\n") ? line : line + "\n"
         state.withLock { state in
+            let masked = line.maskingSecrets(state.secrets)
+            let text = masked.hasSuffix("\n") ? masked : masked + "\n"
             state.log += text
             state.lastWrite = clock.now
             // Written under the lock so concurrent lines never interleave.

@@ -84,9 +84,12 @@ public struct ReceiveHook: Sendable {
     private func build(_ update: RefUpdate, app: AppName, store: Store, repository: GitRepository) async throws {
         let started = ContinuousClock.now
         let live = try store.app(app)?.liveVersion.flatMap { try store.release(app, version: $0) }
+        let config = try store.config(app)
+        let secretNames = try store.secretNames(app)
+        reporter.mask(try store.secretValues(app))
         let build = Build(
             app: app, commit: update.new, home: home, buildpacks: Buildpack.all(in: installation.buildpacks),
-            config: live?.config ?? [:], settings: settings, reporter: reporter
+            config: config, settings: settings, reporter: reporter
         )
         let description = "Deploy \(update.new.prefix(7))"
         do {
@@ -95,7 +98,7 @@ public struct ReceiveHook: Sendable {
                 status: .built, commit: update.new, buildpack: output.buildpack, artifact: output.artifact.digest,
                 artifactSize: output.artifact.size, process: output.process,
                 buildSeconds: (ContinuousClock.now - started).seconds, description: description,
-                config: live?.config ?? [:], log: reporter.log
+                config: config, secretNames: secretNames, log: reporter.log
             ))
             reporter.step("Built v\(release.version)")
         } catch {
@@ -104,7 +107,8 @@ public struct ReceiveHook: Sendable {
             reporter.error("Push rejected: \(app) \(live.map { "keeps serving v\($0.version)" } ?? "has no live release yet").")
             let failed = try store.recordRelease(app, NewRelease(
                 status: .failed, commit: update.new, buildSeconds: (ContinuousClock.now - started).seconds,
-                description: description, config: live?.config ?? [:], error: message, log: reporter.log
+                description: description, config: config, secretNames: secretNames, error: message,
+                log: reporter.log
             ))
             throw RejectedPush(version: failed.version)
         }

@@ -6,7 +6,7 @@ struct AppsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apps",
         abstract: "Create, list and destroy apps.",
-        subcommands: [Create.self, List.self, Destroy.self],
+        subcommands: [Create.self, List.self, Set.self, Destroy.self],
         defaultSubcommand: List.self
     )
 
@@ -40,6 +40,29 @@ struct AppsCommand: ParsableCommand {
                 [app.name.rawValue, app.liveVersion.map { "v\($0)" } ?? "-", app.isPrivate ? "private" : "public",
                  Formatting.age(of: app.createdAt)]
             }))
+        }
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make an app private (its functions need an X-Auth-Token) or public."
+        )
+        @OptionGroup var home: HomeOptions
+        @Argument(help: "The app.") var app: String
+        @Flag(exclusivity: .exclusive, help: "Who may call the app's ops and handlers.") var visibility: Visibility
+
+        enum Visibility: String, EnumerableFlag {
+            case `private`, `public`
+        }
+
+        func run() throws {
+            let name = try parseAppName(app)
+            let store = try home.openStore()
+            _ = try store.requireApp(name)
+            try store.setPrivate(name, visibility == .private)
+            print(visibility == .private
+                ? "\(name) is private: calls need a token (`gust tokens create \(name)`)."
+                : "\(name) is public.")
         }
     }
 

@@ -47,7 +47,9 @@ struct ReleasesCommand: ParsableCommand {
             let store = try home.openStore()
             _ = try store.requireApp(name)
             let release = try store.requireRelease(name, version: number)
-            if output.json { return print(try Formatting.json(release)) }
+            var shown = release
+            shown.config = release.displayConfig  // secret values never leave the store
+            if output.json { return print(try Formatting.json(shown)) }
             let rows: [(String, String?)] = [
                 ("Release", "v\(release.version) of \(name)"),
                 ("Status", release.status.rawValue),
@@ -60,6 +62,7 @@ struct ReleasesCommand: ParsableCommand {
                 ("Created", "\(release.createdAt) (\(Formatting.age(of: release.createdAt)))"),
                 ("Rollback of", release.rollbackOf.map { "v\($0)" }),
                 ("Error", release.error),
+                ("Config", shown.config.isEmpty ? nil : shown.config.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")),
             ]
             for case let (label, value?) in rows {
                 print("\(label + ":")".padding(toLength: 13, withPad: " ", startingAt: 0) + value)

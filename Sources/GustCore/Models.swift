@@ -31,8 +31,15 @@ public struct Release: Sendable, Codable, Equatable {
     public var description: String
     public var rollbackOf: Int?
     public var config: [String: String]
+    /// Config vars whose values are secret: shown masked, everywhere.
+    public var secretNames: [String]
     public var error: String?
     public var log: String
+
+    /// The config as it may be shown to a person.
+    public var displayConfig: [String: String] {
+        config.reduce(into: [:]) { $0[$1.key] = secretNames.contains($1.key) ? ConfigVar.mask : $1.value }
+    }
 
     public var shortCommit: String? { commit.map { String($0.prefix(7)) } }
 }
@@ -49,13 +56,15 @@ public struct NewRelease: Sendable {
     public var description: String
     public var rollbackOf: Int?
     public var config: [String: String]
+    public var secretNames: [String]
     public var error: String?
     public var log: String
 
     public init(
         status: Release.Status, commit: String? = nil, buildpack: String? = nil, artifact: String? = nil,
         artifactSize: Int? = nil, process: String? = nil, buildSeconds: Double? = nil, description: String,
-        rollbackOf: Int? = nil, config: [String: String] = [:], error: String? = nil, log: String = ""
+        rollbackOf: Int? = nil, config: [String: String] = [:], secretNames: [String] = [], error: String? = nil,
+        log: String = ""
     ) {
         self.status = status
         self.commit = commit
@@ -67,6 +76,7 @@ public struct NewRelease: Sendable {
         self.description = description
         self.rollbackOf = rollbackOf
         self.config = config
+        self.secretNames = secretNames
         self.error = error
         self.log = log
     }

@@ -31,6 +31,27 @@ enum Schema {
             PRIMARY KEY (app, version)
         );
         """,
+        // 2: config vars (the desired config; each release keeps a snapshot) and app tokens.
+        """
+        CREATE TABLE config_vars (
+            app    TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            name   TEXT NOT NULL,
+            value  TEXT NOT NULL,
+            secret INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (app, name)
+        );
+        CREATE TABLE tokens (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            app          TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            hash         TEXT NOT NULL UNIQUE,
+            description  TEXT NOT NULL DEFAULT '',
+            created_at   REAL NOT NULL,
+            expires_at   REAL,
+            last_used_at REAL,
+            revoked_at   REAL
+        );
+        ALTER TABLE releases ADD COLUMN secret_names TEXT NOT NULL DEFAULT '[]';
+        """,
     ]
 
     static func migrate(_ db: Database) throws {

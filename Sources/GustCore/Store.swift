@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The source of truth: apps and releases (and, as later issues add them,
 /// keys, config, tokens), in `GUST_HOME/gust.sqlite`.
@@ -67,14 +67,16 @@ extension Store {
             try db.run(
                 """
                 INSERT INTO releases (app, version, status, commit_id, buildpack, artifact, artifact_size, process,
-                    build_seconds, created_at, description, rollback_of, config, error, log)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    build_seconds, created_at, description, rollback_of, config, secret_names, error, log)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
                     .text(app.rawValue), .integer(Int64(next)), .text(new.status == .failed ? "failed" : "built"),
                     SQLValue(new.commit), SQLValue(new.buildpack), SQLValue(new.artifact), SQLValue(new.artifactSize),
                     SQLValue(new.process), SQLValue(new.buildSeconds), .real(Date().timeIntervalSince1970),
-                    .text(new.description), SQLValue(new.rollbackOf), .text(config), SQLValue(new.error), .text(new.log),
+                    .text(new.description), SQLValue(new.rollbackOf), .text(config),
+                    .text(String(decoding: try JSONEncoder.sorted.encode(new.secretNames.sorted()), as: UTF8.self)),
+                    SQLValue(new.error), .text(new.log),
                 ]
             )
             return try release(app, version: next)!
@@ -158,6 +160,7 @@ extension Release {
         description = row.string("description") ?? ""
         rollbackOf = row.int("rollback_of")
         config = (try? JSONDecoder().decode([String: String].self, from: Data((row.string("config") ?? "{}").utf8))) ?? [:]
+        secretNames = (try? JSONDecoder().decode([String].self, from: Data((row.string("secret_names") ?? "[]").utf8))) ?? []
         error = row.string("error")
         log = row.string("log") ?? ""
     }

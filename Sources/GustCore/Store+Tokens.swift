@@ -1,0 +1,84 @@
+import Crypto
+public import Foundation
+
+/// An app token, as listed: its secret part is never stored, only its hash.
+public struct AppToken: Sendable, Codable, Equatable {
+    public var id: Int
+    public var description: String
+    public var createdAt: Date
+    public var expiresAt: Date?
+    public var lastUsedAt: Date?
+    public var revokedAt: Date?
+
+    public func isValid(at now: Date = Date()) -> Bool {
+        revokedAt == nil && (expiresAt.map { $0 > now } ?? true)
+    }
+}
+
+extension Store {
+    /// Creates a token and returns its secret, which is shown once and never again.
+    public func createToken(_ app: AppName, description: String, expiresAt: Date?) throws -> (token: AppToken, secret: String) {
+        var bytes = SystemRandomNumberGenerator()
+        let raw = (0..<32).map { _ in UInt8.random(in: 0...255, using: &bytes) }
+        let secret = "gust_" + Data(raw).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let now = Date()
+        try db.run(
+            "INSERT INTO tokens (app, hash, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            [.text(app.rawValue), .text(Self.tokenHash(secret)), .text(description), .real(now.timeIntervalSince1970),
+             SQLValue(expiresAt?.timeIntervalSince1970)]
+        )
+        let token = AppToken(id: Int(db.lastInsertedRowID), description: description, createdAt: now, expiresAt: expiresAt)
+        return (token, secret)
+    }
+
+    public func tokens(_ app: AppName) throws -> [AppToken] {
+        try db.query("SELECT * FROM tokens WHERE app = ? ORDER BY id", [.text(app.rawValue)]).map(AppToken.init(row:))
+    }
+
+    public func revokeToken(_ app: AppName, id: Int) throws {
+        try db.run(
+            "UPDATE tokens SET revoked_at = ? WHERE app = ? AND id = ? AND revoked_at IS NULL",
+            [.real(Date().timeIntervalSince1970), .text(app.rawValue), .integer(Int64(id))]
+        )
+        guard db.changes > 0 else {
+            throw GustError.notFound("\(app) has no active token \(id).", hint: "See `gust tokens list \(app)`.")
+        }
+    }
+
+    /// Whether `secret` is a valid token of `app` now; records its use.
+    ///
+    /// The lookup is by hash, so the secret itself is never compared; the stored
+    /// hash is then compared in constant time as well, which costs nothing.
+    public func verifyToken(_ app: AppName, secret: String, now: Date = Date()) throws -> Bool {
+        let hash = Self.tokenHash(secret)
+        guard let row = try db.query("SELECT * FROM tokens WHERE app = ? AND hash = ?", [.text(app.rawValue), .text(hash)]).first,
+            Self.constantTimeEqual(row.string("hash") ?? "", hash)
+        else { return false }
+        let token = AppToken(row: row)
+        guard token.isValid(at: now) else { return false }
+        try db.run("UPDATE tokens SET last_used_at = ? WHERE id = ?", [.real(now.timeIntervalSince1970), .integer(Int64(token.id))])
+        return true
+    }
+
+    public static func tokenHash(_ secret: String) -> String {
+        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+extension AppToken {
+    init(row: Row) {
+        id = row.int("id") ?? 0
+        description = row.string("description") ?? ""
+        createdAt = Date(timeIntervalSince1970: row.double("created_at") ?? 0)
+        expiresAt = row.double("expires_at").map(Date.init(timeIntervalSince1970:))
+        lastUsedAt = row.double("last_used_at").map(Date.init(timeIntervalSince1970:))
+        revokedAt = row.double("revoked_at").map(Date.init(timeIntervalSince1970:))
+    }
+}
