@@ -1,0 +1,33 @@
+import Foundation
+import GustCore
+
+/// Making a release that reuses an existing artifact live: what rollback and
+/// config changes share (Heroku's semantics: history only grows).
+enum ReleaseActivation {
+    /// Records a new release from `base` with `change` applied, asks gustd to
+    /// make it live, and streams gustd's progress to stdout.
+    @discardableResult
+    static func release(
+        from base: Release, store: Store, description: String, rollbackOf: Int? = nil,
+        config: [String: String], secretNames: [String]
+    ) throws -> Release {
+        let release = try store.recordRelease(base.app, NewRelease(
+            status: .built, commit: base.commit, buildpack: base.buildpack, artifact: base.artifact,
+            artifactSize: base.artifactSize, process: base.process, buildSeconds: 0, description: description,
+            rollbackOf: rollbackOf, config: config, secretNames: secretNames,
+            log: "Release v\(base.version)'s artifact, reused: \(description)\n"
+        ))
+        let secrets = try store.secretValues(base.app)
+        print("-----> \(description): v\(release.version)")
+        do {
+            try AdminClient(home: store.home).deploy(app: base.app, version: release.version) { line in
+                print("       " + line.maskingSecrets(secrets))
+            }
+        } catch {
+            try store.markFailed(base.app, version: release.version, error: String(describing: error), appendingLog: "")
+            throw error
+        }
+        print("-----> v\(release.version) is live")
+        return release
+    }
+}
