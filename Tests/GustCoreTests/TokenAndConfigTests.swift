@@ -1,0 +1,49 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+@Suite struct TokenAndConfigTests {
+    func store() throws -> (Store, AppName) {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let app = try AppName("cats")
+        _ = try store.createApp(app)
+        return (store, app)
+    }
+
+    @Test(.scratchDirectory) func aTokenIsValidUntilRevokedAndOnlyItsHashIsStored() throws {
+        let (store, app) = try store()
+        let (token, secret) = try store.createToken(app, description: "ci", expiresAt: nil)
+        #expect(try store.verifyToken(app, secret: secret))
+        #expect(try !store.verifyToken(app, secret: secret + "x"))
+        #expect(try !store.verifyToken(try AppName("dogs"), secret: secret))
+        let stored = try store.db.query("SELECT hash FROM tokens").compactMap { $0.string("hash") }
+        #expect(stored == [Store.tokenHash(secret)])
+        #expect(!stored.contains(secret))
+        #expect(try store.tokens(app).first?.lastUsedAt != nil)
+        try store.revokeToken(app, id: token.id)
+        #expect(try !store.verifyToken(app, secret: secret))
+        #expect(throws: GustError.self) { try store.revokeToken(app, id: token.id) }
+    }
+
+    @Test(.scratchDirectory) func anExpiredTokenIsInvalid() throws {
+        let (store, app) = try store()
+        let (_, secret) = try store.createToken(app, description: "", expiresAt: Date().addingTimeInterval(60))
+        #expect(try store.verifyToken(app, secret: secret))
+        #expect(try !store.verifyToken(app, secret: secret, now: Date().addingTimeInterval(120)))
+    }
+
+    @Test(.scratchDirectory) func secretConfigIsMaskedInReleasesAndText() throws {
+        let (store, app) = try store()
+        try store.setConfig(app, ["GREETING": "meow", "API_KEY": "s3cr3t-value"], secret: false)
+        try store.setConfig(app, ["API_KEY": "s3cr3t-value"], secret: true)
+        #expect(try store.secretNames(app) == ["API_KEY"])
+        let release = try store.recordRelease(app, NewRelease(
+            status: .built, description: "Set", config: try store.config(app), secretNames: try store.secretNames(app)))
+        #expect(release.config["API_KEY"] == "s3cr3t-value")
+        #expect(release.displayConfig == ["API_KEY": ConfigVar.mask, "GREETING": "meow"])
+        #expect("key is s3cr3t-value".maskingSecrets(try store.secretValues(app)) == "key is \(ConfigVar.mask)")
+        #expect(try store.unsetConfig(app, ["API_KEY", "NOPE"]) == ["API_KEY"])
+        #expect(throws: GustError.self) { try store.setConfig(app, ["1BAD": "x"], secret: false) }
+    }
+}
