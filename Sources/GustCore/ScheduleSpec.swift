@@ -1,0 +1,59 @@
+public import Foundation
+
+/// When a scheduled function runs: `every` an interval, or a cron expression.
+///
+/// Parsed by gustd from a release's manifest; a spec that does not parse
+/// rejects the deploy with a message naming the function and the spec.
+public enum ScheduleSpec: Sendable, Equatable, CustomStringConvertible {
+    case every(Duration)
+    case cron(CronExpression)
+
+    /// `every` takes `2m`, `30s`, `1h`, `1h30m` or `@every 2m`.
+    public static func every(_ text: String) throws(GustError) -> ScheduleSpec {
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        if rest.hasPrefix("@every") { rest = rest.dropFirst("@every".count).drop { $0 == " " } }
+        var total = 0
+        var digits = ""
+        for character in rest {
+            if character.isASCII, character.isNumber {
+                digits.append(character)
+                continue
+            }
+            let unit: Int? = switch character { case "s": 1; case "m": 60; case "h": 3600; default: nil }
+            guard let unit, let amount = Int(digits) else { throw invalidEvery(text) }
+            total += amount * unit
+            digits = ""
+        }
+        guard digits.isEmpty, total > 0 else { throw invalidEvery(text) }
+        return .every(.seconds(total))
+    }
+
+    public static func cron(_ text: String) throws(GustError) -> ScheduleSpec {
+        .cron(try CronExpression(text))
+    }
+
+    private static func invalidEvery(_ text: String) -> GustError {
+        GustError("'\(text)' is not an interval: write a number with s, m or h, like '30s', '2m' or '@every 1h'.")
+    }
+
+    /// The first run strictly after `date`. For `every`, runs fall on
+    /// `anchor + k × interval`, so a redeploy keeps the rhythm.
+    public func next(after date: Date, anchor: Date, timeZone: TimeZone = .gmt) -> Date? {
+        switch self {
+        case .every(let interval):
+            let step = Double(interval.components.seconds)
+            guard date >= anchor else { return anchor }
+            let elapsed = date.timeIntervalSince(anchor)
+            return anchor.addingTimeInterval((floor(elapsed / step) + 1) * step)
+        case .cron(let expression):
+            return expression.next(after: date, timeZone: timeZone)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .every(let interval): "every \(interval.components.seconds) s"
+        case .cron(let expression): "cron \(expression.source)"
+        }
+    }
+}
