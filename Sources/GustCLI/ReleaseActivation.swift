@@ -22,6 +22,7 @@ enum ReleaseActivation {
         do {
             try AdminClient(home: store.home).deploy(app: base.app, version: release.version) { line in
                 print("       " + line.maskingSecrets(secrets))
+                fflush(nil)  // progress is read as it happens, also through a pipe or ssh
             }
         } catch {
             try store.markFailed(base.app, version: release.version, error: String(describing: error), appendingLog: "")
