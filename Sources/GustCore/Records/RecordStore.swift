@@ -1,0 +1,150 @@
+public import Foundation
+
+/// An app's record store: JSON records by type in `data/APP/records.sqlite`.
+///
+/// The store sets `_id`, `_created_at` and `_updated_at`; the rest of a record
+/// is the app's. Queries filter by equality on top-level fields, order by one
+/// field and limit the count. Not `Sendable`: gustd owns one per app behind an actor.
+public final class RecordStore {
+    public typealias Record = [String: JSONValue]
+
+    public struct Query: Sendable, Equatable {
+        public var filters: [String: JSONValue]
+        /// A field, `-field` for descending.
+        public var order: String?
+        public var limit: Int
+
+        public init(filters: [String: JSONValue] = [:], order: String? = nil, limit: Int = 100) {
+            self.filters = filters
+            self.order = order
+            self.limit = limit
+        }
+    }
+
+    public static let maxLimit = 1000
+    let db: Database
+
+    public init(url: URL) throws {
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        db = try Database(url: url)
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS records (
+                type       TEXT NOT NULL,
+                id         TEXT NOT NULL,
+                data       TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (type, id)
+            );
+            """)
+    }
+
+    public convenience init(home: GustHome, app: AppName) throws {
+        try self.init(url: home.data(app).appendingPathComponent("records.sqlite"))
+    }
+
+    /// Record type names: a letter, then letters, digits and `_` (`cat`, `Review`).
+    public static func validateType(_ type: String) throws(GustError) {
+        guard isName(type) else {
+            throw GustError("'\(type.prefix(64))' is not a record type: use a letter, then letters, digits and '_' (at most 64).")
+        }
+    }
+
+    static func isName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first.isASCII, first.properties.isAlphabetic, name.count <= 64 else { return false }
+        return name.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
+    }
+
+    public func transaction<T>(_ body: () throws -> T) throws -> T { try db.transaction(body) }
+
+    public func get(_ type: String, id: String) throws -> Record? {
+        try db.query("SELECT * FROM records WHERE type = ? AND id = ?", [.text(type), .text(id)]).first.map(Self.record)
+    }
+
+    /// Stores a new record with fresh `_id` and timestamps; fields starting with `_` are the store's and dropped.
+    public func insert(_ type: String, _ fields: Record) throws -> Record {
+        try Self.validateType(type)
+        let id = Self.newID()
+        let now = Self.timestamp()
+        try db.run("INSERT INTO records (type, id, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                   [.text(type), .text(id), .text(Self.encode(fields)), .text(now), .text(now)])
+        return try get(type, id: id)!
+    }
+
+    /// Replaces a record's fields (the caller merged them), keeping `_id` and `_created_at`.
+    public func replace(_ type: String, id: String, _ fields: Record) throws -> Record {
+        try db.run("UPDATE records SET data = ?, updated_at = ? WHERE type = ? AND id = ?",
+                   [.text(Self.encode(fields)), .text(Self.timestamp()), .text(type), .text(id)])
+        guard db.changes > 0, let record = try get(type, id: id) else { throw Self.missing(type, id) }
+        return record
+    }
+
+    public func delete(_ type: String, id: String) throws {
+        try db.run("DELETE FROM records WHERE type = ? AND id = ?", [.text(type), .text(id)])
+        guard db.changes > 0 else { throw Self.missing(type, id) }
+    }
+
+    public func find(_ type: String, _ query: Query) throws -> [Record] {
+        try Self.validateType(type)
+        var sql = "SELECT * FROM records WHERE type = ?"
+        var values: [SQLValue] = [.text(type)]
+        for (field, value) in query.filters.sorted(by: { $0.key < $1.key }) {
+            let column = try Self.column(field)
+            if value == .null {
+                sql += " AND \(column) IS NULL"
+            } else {
+                sql += " AND \(column) = ?"
+                values.append(value.sqlValue)
+            }
+        }
+        if let order = query.order, !order.isEmpty {
+            let descending = order.hasPrefix("-")
+            sql += " ORDER BY \(try Self.column(descending ? String(order.dropFirst()) : order)) \(descending ? "DESC" : "ASC"), rowid"
+        } else {
+            sql += " ORDER BY rowid"
+        }
+        sql += " LIMIT \(max(0, min(query.limit, Self.maxLimit)))"
+        return try db.query(sql, values).map(Self.record)
+    }
+
+    /// The SQL for a field: the store's own columns, or a path into the JSON.
+    /// Field names are checked, never interpolated raw.
+    static func column(_ field: String) throws(GustError) -> String {
+        switch field {
+        case "_id": return "id"
+        case "_created_at": return "created_at"
+        case "_updated_at": return "updated_at"
+        default:
+            guard isName(field) else {
+                throw GustError("'\(field.prefix(64))' cannot be queried: filter and order by top-level fields (letters, digits, '_').")
+            }
+            return "json_extract(data, '$.\(field)')"
+        }
+    }
+
+    static func record(_ row: Row) -> Record {
+        var record = (try? JSONValue.parse(Data((row.string("data") ?? "{}").utf8)))?.objectValue ?? [:]
+        record["_id"] = .string(row.string("id") ?? "")
+        record["_created_at"] = .string(row.string("created_at") ?? "")
+        record["_updated_at"] = .string(row.string("updated_at") ?? "")
+        return record
+    }
+
+    static func encode(_ fields: Record) -> String {
+        String(decoding: JSONValue.object(fields.filter { !$0.key.hasPrefix("_") }).encoded(), as: UTF8.self)
+    }
+
+    static func newID() -> String {
+        (0..<16).map { _ in String("0123456789abcdefghijklmnopqrstuvwxyz".randomElement()!) }.joined()
+    }
+
+    static func timestamp() -> String {
+        let format = ISO8601DateFormatter()
+        format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return format.string(from: Date())
+    }
+
+    static func missing(_ type: String, _ id: String) -> GustError {
+        GustError.notFound("No \(type) record with _id '\(id.prefix(64))'.")
+    }
+}
