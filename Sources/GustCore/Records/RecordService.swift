@@ -1,0 +1,176 @@
+import Foundation
+
+/// The four record hooks a function can register.
+public enum RecordHookEvent: String, Sendable, CaseIterable {
+    case beforeSave = "before_save", afterSave = "after_save", beforeDelete = "before_delete", afterDelete = "after_delete"
+
+    public var isBefore: Bool { self == .beforeSave || self == .beforeDelete }
+}
+
+/// Calls a hook in the app's live release. Returns the record a before-save
+/// hook wants stored (nil: store it as given); throws the function's error.
+/// `context` identifies this hook call, so writes the hook makes come back tagged with it.
+public typealias RecordHookCall = @Sendable (
+    _ event: RecordHookEvent, _ type: String, _ record: RecordStore.Record, _ original: RecordStore.Record?,
+    _ context: String, _ timeout: Duration
+) async throws -> RecordStore.Record?
+
+/// Writes to an app's records with its hooks around them.
+///
+/// A before-hook and the write it guards are one transaction: writes are
+/// serialised per app, and one that a before-hook rejects (or that passes its
+/// time limit) leaves nothing behind. After-hooks run once the write is
+/// committed; their failure is logged, never undone. Writes that come from a
+/// hook (tagged with its context) run no hooks of the record they touch, so a
+/// hook that saves its own record does not call itself forever.
+public actor RecordService {
+    public struct Limits: Sendable {
+        public var beforeHook: Duration = .seconds(10)
+        public var afterHook: Duration = .seconds(3)
+        public init(beforeHook: Duration = .seconds(10), afterHook: Duration = .seconds(3)) {
+            self.beforeHook = beforeHook
+            self.afterHook = afterHook
+        }
+    }
+
+    private let store: RecordStore
+    private let limits: Limits
+    private let hooks: @Sendable () -> Set<String>
+    private let call: RecordHookCall
+    private let onAfterHookFailure: @Sendable (String) -> Void
+    /// FIFO of writers waiting for the one in progress.
+    private var writing: String?
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    /// - Parameters:
+    ///   - hooks: the live release's hooks, as `"before_save cat"` strings.
+    ///   - call: how to run one.
+    public init(
+        store: RecordStore, limits: Limits = Limits(), hooks: @escaping @Sendable () -> Set<String>,
+        call: @escaping RecordHookCall, onAfterHookFailure: @escaping @Sendable (String) -> Void
+    ) {
+        self.store = store
+        self.limits = limits
+        self.hooks = hooks
+        self.call = call
+        self.onAfterHookFailure = onAfterHookFailure
+    }
+
+    public func get(_ type: String, id: String) throws -> RecordStore.Record {
+        try RecordStore.validateType(type)
+        guard let record = try store.get(type, id: id) else { throw RecordStore.missing(type, id) }
+        return record
+    }
+
+    public func find(_ type: String, _ query: RecordStore.Query) throws -> [RecordStore.Record] {
+        try store.find(type, query)
+    }
+
+    /// Creates (`id` nil) or updates (fields merged into the stored record).
+    public func save(_ type: String, id: String?, fields: RecordStore.Record, from context: String? = nil) async throws -> RecordStore.Record {
+        try RecordStore.validateType(type)
+        if let context, context == writing {
+            // A write from inside the before-hook that holds the lock: it joins that transaction, hook-free.
+            return try write(type, id: id, fields: fields)
+        }
+        let (saved, original) = try await exclusively { token in
+            let original = try id.map { id in
+                guard let record = try store.get(type, id: id) else { throw RecordStore.missing(type, id) }
+                return record
+            }
+            var record = (original ?? [:]).merging(fields.filter { !$0.key.hasPrefix("_") }) { $1 }
+            if let id { record["_id"] = .string(id) }
+            if hooksApply(.beforeSave, type, context: context, id: id),
+                let changed = try await call(.beforeSave, type, record, original, token, limits.beforeHook) {
+                record = changed
+            }
+            return (try write(type, id: id, fields: record), original)
+        }
+        if hooksApply(.afterSave, type, context: context, id: saved.id) {
+            await runAfter(.afterSave, type, saved, original)
+        }
+        return saved
+    }
+
+    public func delete(_ type: String, id: String, from context: String? = nil) async throws {
+        try RecordStore.validateType(type)
+        if let context, context == writing { return try store.delete(type, id: id) }
+        let original = try await exclusively { token in
+            guard let original = try store.get(type, id: id) else { throw RecordStore.missing(type, id) }
+            if hooksApply(.beforeDelete, type, context: context, id: id) {
+                _ = try await call(.beforeDelete, type, original, original, token, limits.beforeHook)
+            }
+            try store.delete(type, id: id)
+            return original
+        }
+        if hooksApply(.afterDelete, type, context: context, id: id) {
+            await runAfter(.afterDelete, type, original, original)
+        }
+    }
+
+    /// Runs `body` as the only writer, in one transaction: committed if it
+    /// returns, rolled back if it throws. The lock is released before after-hooks run.
+    private func exclusively<T>(_ body: (String) async throws -> T) async throws -> T {
+        let token = UUID().uuidString
+        if writing != nil {
+            await withCheckedContinuation { waiters.append($0) }
+        }
+        writing = token
+        defer { release() }
+        try store.db.execute("BEGIN IMMEDIATE")
+        do {
+            let value = try await body(token)
+            try store.db.execute("COMMIT")
+            return value
+        } catch {
+            try? store.db.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private func write(_ type: String, id: String?, fields: RecordStore.Record) throws -> RecordStore.Record {
+        if let id { return try store.replace(type, id: id, fields) }
+        return try store.insert(type, fields)
+    }
+
+    /// Whether a hook runs: it is registered, and the write does not come
+    /// from a hook call on this same record.
+    private func hooksApply(_ event: RecordHookEvent, _ type: String, context: String?, id: String?) -> Bool {
+        guard hooks().contains("\(event.rawValue) \(type)") else { return false }
+        guard let context, let id else { return true }
+        return !recentHookRecords.contains("\(context) \(type) \(id)")
+    }
+
+    /// (context, type, id) of after-hooks in progress: their writes to the same record skip hooks.
+    private var recentHookRecords: Set<String> = []
+
+    private func runAfter(_ event: RecordHookEvent, _ type: String, _ record: RecordStore.Record, _ original: RecordStore.Record?) async {
+        let context = UUID().uuidString
+        let key = "\(context) \(type) \(record.id ?? "")"
+        recentHookRecords.insert(key)
+        defer { recentHookRecords.remove(key) }
+        do {
+            _ = try await call(event, type, record, original, context, limits.afterHook)
+        } catch {
+            onAfterHookFailure("\(event.rawValue) \(type) failed; the write stands: \(error)")
+        }
+    }
+
+    private func release() {
+        // Ownership passes straight to the next waiter, so a newcomer cannot slip in between.
+        if waiters.isEmpty {
+            writing = nil
+        } else {
+            writing = "handing over"
+            waiters.removeFirst().resume()
+        }
+    }
+}
+
+extension Dictionary where Key == String, Value == JSONValue {
+    /// A record's `_id`.
+    public var id: String? {
+        if case .string(let id) = self["_id"] { return id }
+        return nil
+    }
+}
