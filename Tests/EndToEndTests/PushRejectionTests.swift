@@ -49,6 +49,7 @@ struct PushRejectionTests {
     @Test(.scratchDirectory) func submodule() throws {
         let fixture = try PushFixture()
         let work = try fixture.workspace("sub", copying: PushFixture.example("python-cats"))
+        try work.git("add", "-A")
         try work.git("update-index", "--add", "--cacheinfo", "160000,\(String(repeating: "a", count: 40)),vendor/lib")
         try work.git("commit", "-q", "-m", "Submodule")
         try expectRejected(fixture, work, "vendor/lib")

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CGit2
+public import Foundation
+
+/// How much of a tree Gust will export before calling it absurd.
+public struct ExportLimits: Sendable {
+    public var maxFiles = 50_000
+    public var maxFileBytes = 100 * 1024 * 1024
+    public var maxTotalBytes = 1024 * 1024 * 1024
+
+    public init() {}
+}
+
+public struct ExportSummary: Sendable, Equatable {
+    public var files: Int
+    public var bytes: Int
+}
+
+extension GitRepository {
+    /// Writes the tree of `commit` into `directory` (existing and empty):
+    /// files with their executable bit, directories, and symlinks that stay
+    /// inside the tree. Refuses symlinks that leave it, submodules and trees
+    /// past `limits`, naming the path. Every file gets the commit's time as its
+    /// mtime, so the same commit always exports the same bytes.
+    public func export(commit id: String, to directory: URL, limits: ExportLimits = .init()) throws(GitError) -> ExportSummary {
+        let commit = try lookupCommit(id)
+        defer { git_commit_free(commit) }
+        var tree: OpaquePointer?
+        try GitError.check(git_commit_tree(&tree, commit), "Cannot read the tree of \(id.prefix(7))")
+        defer { git_tree_free(tree) }
+        var export = TreeExport(repository: handle, root: directory.path, limits: limits)
+        try export.write(tree!, relative: "")
+        export.stamp(time: git_commit_time(commit))
+        return ExportSummary(files: export.files, bytes: export.bytes)
+    }
+}
+
+/// One export in progress.
+struct TreeExport {
+    let repository: OpaquePointer
+    let root: String
+    let limits: ExportLimits
+    var files = 0
+    var bytes = 0
+    /// Everything written, to stamp with the commit time at the end.
+    var written: [String] = []
+
+    init(repository: OpaquePointer, root: String, limits: ExportLimits) {
+        self.repository = repository
+        self.root = root
+        self.limits = limits
+    }
+
+    mutating func write(_ tree: OpaquePointer, relative: String) throws(GitError) {
+        for index in 0..<git_tree_entrycount(tree) {
+            let entry = git_tree_entry_byindex(tree, index)!
+            let name = String(cString: git_tree_entry_name(entry))
+            let path = relative.isEmpty ? name : "\(relative)/\(name)"
+            // Git never stores these, but a crafted tree could: never write outside the export.
+            guard !name.isEmpty, name != ".", name != "..", name != ".git", !name.contains("/") else {
+                throw GitError("'\(path)' is not a path Gust can export.")
+            }
+            let target = "\(root)/\(path)"
+            switch git_tree_entry_filemode(entry) {
+            case GIT_FILEMODE_TREE:
+                guard mkdir(target, 0o755) == 0 else { throw systemError("create directory", path) }
+                written.append(target)
+                var subtree: OpaquePointer?
+                try GitError.check(git_tree_lookup(&subtree, repository, git_tree_entry_id(entry)), "Cannot read '\(path)'")
+                defer { git_tree_free(subtree) }
+                try write(subtree!, relative: path)
+            case GIT_FILEMODE_BLOB, GIT_FILEMODE_BLOB_EXECUTABLE:
+                let executable = git_tree_entry_filemode(entry) == GIT_FILEMODE_BLOB_EXECUTABLE
+                try writeFile(entry, path: path, target: target, mode: executable ? 0o755 : 0o644)
+            case GIT_FILEMODE_LINK:
+                try writeLink(entry, path: path, target: target)
+            case GIT_FILEMODE_COMMIT:
+                throw GitError("'\(path)' is a git submodule; Gust cannot build submodules: vendor the code into the repository instead.")
+            default:
+                throw GitError("'\(path)' has a file mode Gust does not know.")
+            }
+        }
+    }
+
+    private mutating func writeFile(_ entry: OpaquePointer, path: String, target: String, mode: mode_t) throws(GitError) {
+        let blob = try lookupBlob(entry, path: path)
+        defer { git_blob_free(blob) }
+        let size = Int(git_blob_rawsize(blob))
+        files += 1
+        bytes += size
+        guard files <= limits.maxFiles else {
+            throw GitError("The repository has more than \(limits.maxFiles) files, more than Gust deploys. Remove what the app does not need.")
+        }
+        guard size <= limits.maxFileBytes else {
+            throw GitError("'\(path)' is \(size / 1_048_576) MiB, over Gust's limit of \(limits.maxFileBytes / 1_048_576) MiB per file. Keep large files out of the repository.")
+        }
+        guard bytes <= limits.maxTotalBytes else {
+            throw GitError("The repository's files add up to more than \(limits.maxTotalBytes / 1_048_576) MiB, over Gust's limit.")
+        }
+        let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw systemError("create", path) }
+        defer { close(fd) }
+        var offset = 0
+        let content = git_blob_rawcontent(blob)
+        while offset < size {
+            let count = Glibc.write(fd, content! + offset, size - offset)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw systemError("write", path)
+            }
+            offset += count
+        }
+        fchmod(fd, mode)  // the umask must not drop the executable bit
+        written.append(target)
+    }
+
+    private mutating func writeLink(_ entry: OpaquePointer, path: String, target: String) throws(GitError) {
+        let blob = try lookupBlob(entry, path: path)
+        defer { git_blob_free(blob) }
+        let raw = UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob)))
+        let destination = String(decoding: raw, as: UTF8.self)
+        guard Self.staysInside(link: path, destination: destination) else {
+            throw GitError("'\(path)' is a symlink to '\(destination)', outside the repository; replace it with the file it points to.")
+        }
+        guard symlink(destination, target) == 0 else { throw systemError("create symlink", path) }
+        written.append(target)
+    }
+
+    /// Whether a link at `link` (relative to the root) pointing at `destination` resolves inside the root.
+    static func staysInside(link: String, destination: String) -> Bool {
+        guard !destination.isEmpty, !destination.hasPrefix("/") else { return false }
+        var stack = link.split(separator: "/").dropLast().map(String.init)
+        for component in destination.split(separator: "/") {
+            switch component {
+            case ".": continue
+            case "..":
+                guard !stack.isEmpty else { return false }
+                stack.removeLast()
+            default: stack.append(String(component))
+            }
+        }
+        return true
+    }
+
+    private func lookupBlob(_ entry: OpaquePointer, path: String) throws(GitError) -> OpaquePointer {
+        var blob: OpaquePointer?
+        try GitError.check(git_blob_lookup(&blob, repository, git_tree_entry_id(entry)), "Cannot read '\(path)'")
+        return blob!
+    }
+
+    /// Sets every exported path's mtime (not following links) to the commit time.
+    func stamp(time: git_time_t) {
+        var times = [timespec(tv_sec: Int(time), tv_nsec: 0), timespec(tv_sec: Int(time), tv_nsec: 0)]
+        for path in written.reversed() {
+            utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW)
+        }
+        utimensat(AT_FDCWD, root, &times, AT_SYMLINK_NOFOLLOW)
+    }
+
+    private func systemError(_ action: String, _ path: String) -> GitError {
+        GitError(code: errno, "Cannot \(action) '\(path)': \(String(cString: strerror(errno)))")
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import GustBuild
+import GustTesting
+import Testing
+
+@Suite struct ArtifactTests {
+    func slug() throws -> URL {
+        let dir = ScratchDirectory.current.appendingPathComponent("slug")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("bin"), withIntermediateDirectories: true)
+        try "#!/bin/sh\necho hi\n".write(to: dir.appendingPathComponent("bin/start"), atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.appendingPathComponent("bin/start").path)
+        try "data\n".write(to: dir.appendingPathComponent("data.txt"), atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("link").path, withDestinationPath: "bin/start")
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: 1_700_000_000)], ofItemAtPath: dir.appendingPathComponent("data.txt").path)
+        return dir
+    }
+
+    @Test(.scratchDirectory) func identicalDirectoriesShareOneArtifactNamedByItsDigest() throws {
+        let dir = try slug()
+        let store = ScratchDirectory.current.appendingPathComponent("artifacts")
+        let first = try Artifacts.pack(dir, into: store)
+        let second = try Artifacts.pack(dir, into: store)
+        #expect(first == second)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.path) == ["\(first.digest).tar.zst"])
+        let sum = try Command.run("sha256sum", [first.url.path]).stdout.prefix(64)
+        #expect(String(sum) == first.digest)
+        #expect(try Command.run("zstd", ["-t", "-q", first.url.path]).status == 0)
+    }
+
+    @Test(.scratchDirectory) func roundTripKeepsContentModesLinksAndTimes() throws {
+        let artifact = try Artifacts.pack(try slug(), into: ScratchDirectory.current.appendingPathComponent("artifacts"))
+        let release = ScratchDirectory.current.appendingPathComponent("releases/v1")
+        try Artifacts.unpack(artifact.url, to: release)
+        #expect(try String(contentsOf: release.appendingPathComponent("data.txt"), encoding: .utf8) == "data\n")
+        #expect(FileManager.default.isExecutableFile(atPath: release.appendingPathComponent("bin/start").path))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: release.appendingPathComponent("link").path) == "bin/start")
+        let mtime = try FileManager.default.attributesOfItem(atPath: release.appendingPathComponent("data.txt").path)[.modificationDate] as? Date
+        #expect(mtime == Date(timeIntervalSince1970: 1_700_000_000))
+        // The destination must not exist yet: a release directory is never overwritten.
+        #expect(throws: (any Error).self) { try Artifacts.unpack(artifact.url, to: release) }
+    }
+
+    @Test(.scratchDirectory, arguments: ["../evil.txt", "/tmp/gust-evil-absolute.txt"])
+    func entriesLeavingTheReleaseAreRefused(_ name: String) throws {
+        let root = ScratchDirectory.current
+        let source = root.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try "evil\n".write(to: source.appendingPathComponent("evil.txt"), atomically: true, encoding: .utf8)
+        let crafted = root.appendingPathComponent("crafted.tar.zst")
+        let transform = name.hasPrefix("/") ? "s,^evil.txt,\(name)," : "s,^,../,"
+        #expect(try Command.run("tar", ["--zstd", "-P", "-cf", crafted.path, "-C", source.path, "--transform", transform, "evil.txt"]).status == 0)
+        let release = root.appendingPathComponent("releases/v1")
+        #expect(throws: ArchiveError.self) { try Artifacts.unpack(crafted, to: release) }
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("releases/evil.txt").path))
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/gust-evil-absolute.txt"))
+        #expect(!FileManager.default.fileExists(atPath: release.path))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("releases").path).isEmpty)
+    }
+}

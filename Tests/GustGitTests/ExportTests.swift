@@ -1,0 +1,72 @@
+import Foundation
+import GustGit
+import GustTesting
+import Testing
+
+@Suite struct ExportTests {
+    func repository(_ setup: (GitWorkspace) throws -> Void) throws -> (GitRepository, String) {
+        let work = try GitWorkspace(at: ScratchDirectory.current.appendingPathComponent("work"))
+        try setup(work)
+        let commit = try work.commit("test")
+        return (try GitRepository(path: work.directory.path), commit)
+    }
+
+    func exportDirectory() throws -> URL {
+        let out = ScratchDirectory.current.appendingPathComponent("out-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        return out
+    }
+
+    @Test(.scratchDirectory) func exportKeepsContentModesAndInTreeLinks() throws {
+        let (repo, commit) = try repository { work in
+            try work.write("app/main.py", "print('hi')\n")
+            try work.write("bin/run", "#!/bin/sh\necho run\n", executable: true)
+            try FileManager.default.createSymbolicLink(atPath: work.directory.appendingPathComponent("app/link.py").path, withDestinationPath: "main.py")
+            try FileManager.default.createSymbolicLink(atPath: work.directory.appendingPathComponent("app/up").path, withDestinationPath: "../bin/run")
+        }
+        let out = try exportDirectory()
+        let summary = try repo.export(commit: commit, to: out)
+        #expect(summary.files == 2)
+        #expect(try String(contentsOf: out.appendingPathComponent("app/main.py"), encoding: .utf8) == "print('hi')\n")
+        #expect(FileManager.default.isExecutableFile(atPath: out.appendingPathComponent("bin/run").path))
+        #expect(!FileManager.default.isExecutableFile(atPath: out.appendingPathComponent("app/main.py").path))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: out.appendingPathComponent("app/link.py").path) == "main.py")
+        let time = try repo.commitSummary(commit).time
+        let mtime = try FileManager.default.attributesOfItem(atPath: out.appendingPathComponent("app/main.py").path)[.modificationDate] as? Date
+        #expect(mtime == time)
+    }
+
+    @Test(.scratchDirectory, arguments: ["/etc/passwd", "../../etc/passwd", "sub/../../x"])
+    func escapingLinksAreRefusedByName(_ destination: String) throws {
+        let (repo, commit) = try repository { work in
+            try work.write("ok.txt", "ok\n")
+            try FileManager.default.createSymbolicLink(atPath: work.directory.appendingPathComponent("evil").path, withDestinationPath: destination)
+        }
+        let error = #expect(throws: GitError.self) { try repo.export(commit: commit, to: try exportDirectory()) }
+        #expect(error?.message.contains("'evil' is a symlink to '\(destination)'") == true)
+    }
+
+    @Test(.scratchDirectory) func submodulesAreRefusedByName() throws {
+        let work = try GitWorkspace(at: ScratchDirectory.current.appendingPathComponent("work"))
+        try work.write("ok.txt", "ok\n")
+        try work.git("add", "-A")
+        // A gitlink entry, as `git submodule add` makes; `git add -A` would drop it, so commit directly.
+        try work.git("update-index", "--add", "--cacheinfo", "160000,\(String(repeating: "b", count: 40)),vendor/lib")
+        try work.git("commit", "-q", "-m", "submodule")
+        let repo = try GitRepository(path: work.directory.path)
+        let commit = try #require(try repo.resolve(reference: "refs/heads/main"))
+        let error = #expect(throws: GitError.self) { try repo.export(commit: commit, to: try exportDirectory()) }
+        #expect(error?.message.contains("'vendor/lib' is a git submodule") == true)
+    }
+
+    @Test(.scratchDirectory) func tagsAndReferences() throws {
+        let (repo, commit) = try repository { try $0.write("a", "a\n") }
+        #expect(try repo.resolve(reference: "refs/heads/main") == commit)
+        #expect(try repo.resolve(reference: "refs/heads/nope") == nil)
+        try repo.tag("v1", at: commit, force: false)
+        #expect(try repo.tagNames() == ["v1"])
+        let listed = try Command.run("git", ["-C", ScratchDirectory.current.appendingPathComponent("work").path, "tag"]).stdout
+        #expect(listed == "v1\n")
+        #expect(throws: GitError.self) { try repo.commitSummary(String(repeating: "c", count: 40)) }
+    }
+}
