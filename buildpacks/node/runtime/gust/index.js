@@ -1,0 +1,130 @@
+'use strict';
+// Gust's Node runtime: register functions, which the router calls.
+//
+//   const gust = require('gust');
+//   gust.op('food:buy', ({ food }) => ({ success: true, food }));
+
+const crypto = require('node:crypto');
+
+class GustError extends Error {
+  // new gust.Error('Missing comment', { code: 123 }) reaches the caller as {"code": 123, "error": "Missing comment"}.
+  constructor(message, { code = 400 } = {}) {
+    super(message);
+    this.name = 'GustError';
+    this.code = code;
+  }
+}
+
+class Response {
+  constructor(body = '', { status = 200, headers = {} } = {}) {
+    this.body = body;
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+const registry = {
+  ops: new Map(),
+  handlers: new Map(), // path -> Map(method -> fn)
+  schedules: new Map(), // name -> { kind, spec, params, fn }
+  hooks: new Map(), // "event type" -> fn
+
+  manifest() {
+    return {
+      ops: [...this.ops.keys()].sort().map((name) => ({ name })),
+      handlers: [...this.handlers.entries()].sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([path, methods]) => ({ path, methods: [...methods.keys()].sort() })),
+      schedules: [...this.schedules.entries()].sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([name, s]) => ({ name, [s.kind]: s.spec, ...(s.params !== undefined ? { params: s.params } : {}) })),
+      hooks: [...this.hooks.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, fn]) => {
+        const [event, type] = key.split(' ');
+        return { event, type, name: fn.name || `${event}_${type}` };
+      }),
+    };
+  },
+};
+
+function op(name, fn) {
+  if (registry.ops.has(name)) throw new Error(`op ${JSON.stringify(name)} is registered twice`);
+  registry.ops.set(name, fn);
+  return fn;
+}
+
+function handler(path, options, fn) {
+  if (typeof options === 'function') [options, fn] = [{}, options];
+  const normalized = '/' + String(path).replace(/^\/+|\/+$/g, '');
+  const methods = (options.methods || ['GET']).map((m) => m.toUpperCase());
+  const routes = registry.handlers.get(normalized) || new Map();
+  for (const method of methods) routes.set(method, fn);
+  registry.handlers.set(normalized, routes);
+  return fn;
+}
+
+const EVERY = /^(?:@every\s+)?((?:\d+[smh])+)$/;
+const MACROS = new Set(['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly']);
+
+function checkEvery(spec) {
+  const match = EVERY.exec(String(spec).trim());
+  const seconds = match ? [...match[1].matchAll(/(\d+)([smh])/g)]
+    .reduce((sum, [, n, u]) => sum + Number(n) * { s: 1, m: 60, h: 3600 }[u], 0) : 0;
+  if (seconds <= 0) throw new Error(`${JSON.stringify(spec)} is not an interval: write a number with s, m or h, like '30s', '2m' or '@every 1h'`);
+}
+
+function checkCron(spec) {
+  const text = String(spec).trim();
+  if (MACROS.has(text)) return;
+  const fields = text.split(/\s+/);
+  if (![5, 6].includes(fields.length) || !fields.every((f) => /^[\d*,/-]+$/.test(f))) {
+    throw new Error(`${JSON.stringify(spec)} is not a cron expression: 5 fields, 6 with seconds first, or @hourly/@daily/@weekly/@monthly`);
+  }
+}
+
+function schedule(kind, check) {
+  return (spec, fn, params) => {
+    const name = fn.name || `${kind}_${registry.schedules.size + 1}`;
+    try {
+      check(spec);
+    } catch (error) {
+      throw new Error(`schedule ${name}: ${error.message}`);
+    }
+    registry.schedules.set(name, { kind, spec: String(spec), params, fn });
+    return fn;
+  };
+}
+
+function hook(event) {
+  return (type, fn) => {
+    registry.hooks.set(`${event} ${type}`, fn);
+    return fn;
+  };
+}
+
+function verifySignature(body, header, secret) {
+  if (!header || !String(header).startsWith('sha256=')) return false;
+  const expected = Buffer.from('sha256=' + crypto.createHmac('sha256', secret).update(body).digest('hex'));
+  const given = Buffer.from(String(header));
+  return expected.length === given.length && crypto.timingSafeEqual(expected, given);
+}
+
+// Planned: the app's record store from inside functions. Not available yet.
+const records = new Proxy({}, {
+  get() {
+    throw new Error('gust.records is not available yet; use the HTTP API /_/records from clients');
+  },
+});
+
+module.exports = {
+  Error: GustError,
+  Response,
+  op,
+  handler,
+  every: schedule('every', checkEvery),
+  cron: schedule('cron', checkCron),
+  beforeSave: hook('before_save'),
+  afterSave: hook('after_save'),
+  beforeDelete: hook('before_delete'),
+  afterDelete: hook('after_delete'),
+  verifySignature,
+  records,
+  registry,
+};
