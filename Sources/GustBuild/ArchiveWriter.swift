@@ -17,7 +17,7 @@ enum ArchiveWriter {
         init(descriptor: Int32) { self.descriptor = descriptor }
     }
 
-    static func write(_ directory: URL, to file: URL) throws -> (digest: String, size: Int) {
+    static func write(_ directory: URL, to file: URL, clampTime: Int? = nil) throws -> (digest: String, size: Int) {
         let fd = open(file.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ArchiveError("Cannot create \(file.path): \(String(cString: strerror(errno)))") }
         let sink = Sink(descriptor: fd)
@@ -48,7 +48,7 @@ enum ArchiveWriter {
         }, nil, nil), archive, "Cannot start the artifact")
 
         for relative in try sortedEntries(of: directory) {
-            try writeEntry(archive, root: directory.path, relative: relative)
+            try writeEntry(archive, root: directory.path, relative: relative, clampTime: clampTime)
         }
         try ArchiveError.check(archive_write_close(archive), archive, "Cannot finish the artifact")
         guard sink.failure == 0, fsync(fd) == 0 else {
@@ -74,7 +74,7 @@ enum ArchiveWriter {
         return result
     }
 
-    private static func writeEntry(_ archive: OpaquePointer, root: String, relative: String) throws {
+    private static func writeEntry(_ archive: OpaquePointer, root: String, relative: String, clampTime: Int?) throws {
         let path = "\(root)/\(relative)"
         var info = stat()
         guard lstat(path, &info) == 0 else { throw ArchiveError("Cannot read \(relative): \(String(cString: strerror(errno)))") }
@@ -84,7 +84,7 @@ enum ArchiveWriter {
         // AE_IF* are the POSIX S_IF* values; the C macros do not import into Swift.
         archive_entry_set_pathname(entry, relative)
         archive_entry_set_perm(entry, info.st_mode & 0o7777)
-        archive_entry_set_mtime(entry, info.st_mtim.tv_sec, 0)
+        archive_entry_set_mtime(entry, min(info.st_mtim.tv_sec, clampTime ?? .max), 0)
         archive_entry_set_uid(entry, 0)
         archive_entry_set_gid(entry, 0)
         switch type {

@@ -17,16 +17,19 @@ public struct Artifact: Sendable, Equatable {
 ///
 /// tar compressed with zstd: packing runs on every push, and zstd packs a
 /// slug several times faster than gzip at a better ratio. Entries are written
-/// in sorted order with uid/gid 0, no owner names and the files' own modes and
-/// mtimes, so identical builds give identical bytes and share one artifact.
+/// in sorted order with uid/gid 0, no owner names, the files' own modes, and
+/// mtimes clamped to a given time (SOURCE_DATE_EPOCH's rule), so identical
+/// builds give identical bytes and share one artifact even though a build
+/// writes files (the start script, copied environments) at a new time.
 public enum Artifacts {
     public static let fileExtension = "tar.zst"
 
-    public static func pack(_ directory: URL, into artifactsDirectory: URL) throws -> Artifact {
+    /// - Parameter clampTime: mtimes later than this (seconds since the epoch) are written as it; nil keeps them.
+    public static func pack(_ directory: URL, into artifactsDirectory: URL, clampingTimesTo clampTime: Int? = nil) throws -> Artifact {
         try FileManager.default.createDirectory(at: artifactsDirectory, withIntermediateDirectories: true)
         let temporary = artifactsDirectory.appendingPathComponent(".pack-\(UUID().uuidString.prefix(8)).tmp")
         do {
-            let (digest, size) = try ArchiveWriter.write(directory, to: temporary)
+            let (digest, size) = try ArchiveWriter.write(directory, to: temporary, clampTime: clampTime)
             let final = artifactsDirectory.appendingPathComponent("\(digest).\(fileExtension)")
             if FileManager.default.fileExists(atPath: final.path) {
                 try? FileManager.default.removeItem(at: temporary)

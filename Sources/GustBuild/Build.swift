@@ -53,7 +53,7 @@ public struct Build: Sendable {
         let process = try await releaseProcess(buildpack, source: source, deadline: deadline)
 
         let started = ContinuousClock.now
-        let artifact = try Artifacts.pack(source, into: home.artifacts)
+        let artifact = try Artifacts.pack(source, into: home.artifacts, clampingTimesTo: summary.commitTime)
         let seconds = (ContinuousClock.now - started).seconds
         reporter.step("Packed \(ByteCount(artifact.size)) in \(String(format: "%.1f", seconds)) s")
         return Output(buildpack: buildpack.name, process: process, artifact: artifact)

@@ -16,6 +16,8 @@ public struct ExportLimits: Sendable {
 public struct ExportSummary: Sendable, Equatable {
     public var files: Int
     public var bytes: Int
+    /// The commit's time (seconds since the epoch), which every exported path carries as its mtime.
+    public var commitTime: Int
 }
 
 extension GitRepository {
@@ -32,8 +34,9 @@ extension GitRepository {
         defer { git_tree_free(tree) }
         var export = TreeExport(repository: handle, root: directory.path, limits: limits)
         try export.write(tree!, relative: "")
-        export.stamp(time: git_commit_time(commit))
-        return ExportSummary(files: export.files, bytes: export.bytes)
+        let time = git_commit_time(commit)
+        export.stamp(time: time)
+        return ExportSummary(files: export.files, bytes: export.bytes, commitTime: Int(time))
     }
 }
 

@@ -51,6 +51,27 @@ struct PushBuildTests {
         #expect(try fixture.releases().first?["buildpack"] as? String == "node")
     }
 
+    /// The build writes files at a new time (the start script, the copied
+    /// environment); the artifact must still depend only on what was built.
+    @Test(.scratchDirectory) func theSameCommitBuiltTwiceSharesOneArtifact() throws {
+        let fixture = try PushFixture()
+        let twin = try GustBinaries.gust(fixture.home, ["apps", "create", "kittens"])
+        #expect(twin.status == 0, "\(twin.output)")
+        let work = try fixture.workspace("same", copying: PushFixture.example("python-cats"))
+        try work.commit("Cats")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        Thread.sleep(forTimeInterval: 1.1)  // so that anything stamped with the build time would differ
+        let second = try work.push(to: fixture.home.repository(try AppName("kittens")).path)
+        #expect(second.status == 0, "\(second.output)")
+
+        let cats = try #require(try fixture.releases().first?["artifact"] as? String)
+        let kittensJSON = try GustBinaries.gust(fixture.home, ["releases", "kittens", "--json"]).stdout
+        let kittens = try #require((try JSONSerialization.jsonObject(with: Data(kittensJSON.utf8)) as? [[String: Any]])?.first?["artifact"] as? String)
+        #expect(cats == kittens)
+        let artifacts = try FileManager.default.contentsOfDirectory(atPath: fixture.home.artifacts.path)
+        #expect(artifacts == ["\(cats).tar.zst"])
+    }
+
     @Test(.scratchDirectory) func otherBranchesAreAcceptedWithoutABuild() throws {
         let fixture = try PushFixture()
         let work = try fixture.workspace("branch", copying: PushFixture.example("python-cats"))
