@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // C bridges: Debian's -dev packages through pkg-config.
@@ -36,6 +40,9 @@ let package = Package(
             name: "CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+
+        // pipe2, posix_spawn's chdir and setsid: Linux calls the Glibc overlay leaves out.
+        .target(name: "CGustSystem"),
 
         // Names, the home layout and the store: what every other part agrees on.
         .target(
@@ -56,6 +63,22 @@ let package = Package(
                 "GustCore", "GustGit", "CArchive",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // gustd's services: admin API, routing, instances, reconciliation.
+        .target(
+            name: "GustRouter",
+            dependencies: [
+                "GustCore", "GustBuild", "CGustSystem",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -81,7 +104,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "gustd",
-            dependencies: ["GustCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "GustRouter", "GustCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
 

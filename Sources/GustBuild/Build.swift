@@ -168,7 +168,6 @@ final class LineCollector: Sendable {
 }
 
 extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     var minutesText: String {
         let total = Int(seconds)
         return total >= 60 && total % 60 == 0 ? "\(total / 60) min" : "\(total) s"

@@ -82,6 +82,9 @@ public struct ReceiveHook: Sendable {
     }
 
     private func build(_ update: RefUpdate, app: AppName, store: Store, repository: GitRepository) async throws {
+        // Nothing can go live without gustd: say so before spending a build on it.
+        let admin = AdminClient(home: home)
+        guard admin.isRunning else { throw admin.notRunning }
         let started = ContinuousClock.now
         let live = try store.app(app)?.liveVersion.flatMap { try store.release(app, version: $0) }
         let config = try store.config(app)
@@ -101,6 +104,9 @@ public struct ReceiveHook: Sendable {
                 config: config, secretNames: secretNames, log: reporter.log
             ))
             reporter.step("Built v\(release.version)")
+            try deploy(release, admin: admin, store: store, previous: live)
+        } catch let rejected as RejectedPush {
+            throw rejected
         } catch {
             let message = String(describing: error)
             reporter.error(message)
@@ -115,8 +121,30 @@ public struct ReceiveHook: Sendable {
     }
 }
 
+extension ReceiveHook {
+    /// Hands the built release to gustd and relays its progress; the push
+    /// succeeds only once the release serves.
+    private func deploy(_ release: Release, admin: AdminClient, store: Store, previous: Release?) throws {
+        let app = release.app
+        let recorded = reporter.log.count
+        reporter.step("Deploying v\(release.version)")
+        do {
+            let url = try admin.deploy(app: app, version: release.version) { reporter.detail($0) }
+            reporter.detail(url)
+            reporter.step("v\(release.version) is live")
+            try? store.appendLog(app, version: release.version, String(reporter.log.dropFirst(recorded)))
+        } catch {
+            let message = String(describing: error)
+            reporter.error(message)
+            reporter.error("Push rejected: \(app) \(previous.map { "keeps serving v\($0.version)" } ?? "has no live release yet").")
+            try? store.markFailed(app, version: release.version, error: message, appendingLog: String(reporter.log.dropFirst(recorded)))
+            throw RejectedPush(version: release.version)
+        }
+    }
+}
+
 /// The push was rejected and the reason already reported.
 struct RejectedPush: Error, CustomStringConvertible {
     var version: Int
-    var description: String { "Build of v\(version) failed; see `gust releases show` for its log." }
+    var description: String { "v\(version) was not deployed; `gust releases show` has its log." }
 }

@@ -71,6 +71,8 @@ public enum AppAdmin {
             }
         }
         try store.deleteApp(name)
+        // gustd stops the app's instances before their release directories go.
+        try? AdminClient(home: home).reconcile()
         for directory in [home.repository(name), home.releases(name), home.cache(name), home.data(name)] {
             try removeTree(directory)
         }

@@ -60,6 +60,7 @@ struct AppsCommand: ParsableCommand {
             let store = try home.openStore()
             _ = try store.requireApp(name)
             try store.setPrivate(name, visibility == .private)
+            try? AdminClient(home: store.home).reconcile()  // a running gustd applies it at once
             print(visibility == .private
                 ? "\(name) is private: calls need a token (`gust tokens create \(name)`)."
                 : "\(name) is public.")

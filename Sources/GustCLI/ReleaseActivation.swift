@@ -11,6 +11,13 @@ enum ReleaseActivation {
         from base: Release, store: Store, description: String, rollbackOf: Int? = nil,
         config: [String: String], secretNames: [String]
     ) throws -> Release {
+        let admin = AdminClient(home: store.home)
+        guard admin.isRunning else { throw admin.notRunning }
+        // One deploy of an app at a time, whether it comes from a push or from here.
+        let lock = try FileLock(store.home.lock(base.app)) {
+            print("-----> Waiting for another deploy of \(base.app) to finish")
+        }
+        defer { withExtendedLifetime(lock) {} }
         let release = try store.recordRelease(base.app, NewRelease(
             status: .built, commit: base.commit, buildpack: base.buildpack, artifact: base.artifact,
             artifactSize: base.artifactSize, process: base.process, buildSeconds: 0, description: description,
@@ -19,8 +26,9 @@ enum ReleaseActivation {
         ))
         let secrets = try store.secretValues(base.app)
         print("-----> \(description): v\(release.version)")
+        let url: String
         do {
-            try AdminClient(home: store.home).deploy(app: base.app, version: release.version) { line in
+            url = try admin.deploy(app: base.app, version: release.version) { line in
                 print("       " + line.maskingSecrets(secrets))
                 fflush(nil)  // progress is read as it happens, also through a pipe or ssh
             }
@@ -28,6 +36,7 @@ enum ReleaseActivation {
             try store.markFailed(base.app, version: release.version, error: String(describing: error), appendingLog: "")
             throw error
         }
+        print("       \(url)")
         print("-----> v\(release.version) is live")
         return release
     }

@@ -1,18 +1,73 @@
 import ArgumentParser
+import GustCore
+import GustRouter
+import Foundation
+import Logging
 
-/// The router daemon. Serving arrives with the router issue; until then it
-/// starts, says so, and exits cleanly.
+/// The router daemon: serves every app's live release over HTTP and deploys
+/// releases for `gust-receive` and `gust` through its admin socket.
 @main
-struct Gustd: ParsableCommand {
+struct Gustd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gustd",
-        abstract: "Gust's router daemon (not serving yet: see docs/architecture.md)."
+        abstract: "Gust's router daemon: routes HTTP to each app's live release and runs its instances.",
+        discussion: """
+            Apps answer at http://APP.DOMAIN:PORT/ and at http://HOST:PORT/apps/APP/. The admin API listens \
+            on GUST_HOME/run/gustd.sock (mode 0600); the address actually bound is written to \
+            GUST_HOME/run/gustd.http (useful with --http 127.0.0.1:0). SIGTERM or SIGINT stops gustd and \
+            its instances; started again, it brings back every live release.
+            """
     )
 
     @Option(help: ArgumentHelp("Gust's home directory (default: $GUST_HOME, else ~/.gust).", valueName: "path"))
     var home: String?
 
-    func run() throws {
-        print("gustd: the router is not built yet; nothing to serve.")
+    @Option(help: ArgumentHelp("Address to serve HTTP on.", valueName: "host:port"))
+    var http: String = "127.0.0.1:8080"
+
+    @Option(help: ArgumentHelp("Apps are addressed as APP.DOMAIN.", valueName: "domain"))
+    var domain: String = "localhost"
+
+    @Option(help: ArgumentHelp("Time limit of an op or handler call, in seconds; past it the caller gets 504.", valueName: "seconds"))
+    var functionTimeout: Double = 15
+
+    @Option(help: ArgumentHelp("How long a new instance may take to start and answer, in seconds.", valueName: "seconds"))
+    var startTimeout: Double = 30
+
+    func validate() throws {
+        guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
+        guard functionTimeout > 0, startTimeout > 0 else { throw ValidationError("Time limits must be positive.") }
     }
+
+    private func parseAddress() -> (String, Int)? {
+        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        let host = String(http[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    func run() async throws {
+        let (host, port) = parseAddress()!
+        var logger = Logger(label: "gustd")
+        logger.logLevel = .info
+        let configuration = RouterConfiguration(
+            home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
+            functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000))
+        )
+        do {
+            try await RouterDaemon.run(configuration, logger: logger)
+        } catch let error as GustError {
+            printError(error)
+            throw ExitCode(1)
+        }
+    }
+
+    private func printError(_ error: GustError) {
+        var stderr = StandardError()
+        print("gustd: \(error.message)", to: &stderr)
+        if let hint = error.hint { print(hint, to: &stderr) }
+    }
+}
+
+private struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
 }

@@ -3,18 +3,33 @@ import GustCore
 import GustTesting
 
 /// A scratch GUST_HOME with one app created by the real `gust apps create`,
-/// and working copies to push to it with the real git.
-struct PushFixture {
+/// a real gustd serving it, and working copies to push to it with the real git.
+final class PushFixture: Sendable {
     let root: URL
     let home: GustHome
     let app: String
+    let gustd: GustdProcess?
 
-    init(app: String = "cats", root: URL = ScratchDirectory.current) throws {
+    init(app: String = "cats", root: URL = ScratchDirectory.current, startGustd: Bool = true, gustdArguments: [String] = []) throws {
         self.root = root
         self.app = app
         home = GustHome(path: root.appendingPathComponent("home").path)
         let created = try GustBinaries.gust(home, ["apps", "create", app])
         guard created.status == 0 else { throw GitFailure(arguments: ["gust apps create", app], result: created) }
+        gustd = startGustd ? try GustdProcess(home: home, arguments: gustdArguments) : nil
+    }
+
+    /// The port gustd serves HTTP on.
+    var port: Int { gustd?.port ?? 0 }
+
+    /// Calls the app by path prefix (`/apps/APP/...`).
+    func call(_ method: String = "GET", _ path: String, body: String? = nil, headers: [String: String] = [:]) throws -> HTTPResult {
+        try HTTPClient.request(port: port, method, "/apps/\(app)\(path)", headers: headers, body: body)
+    }
+
+    /// Calls the app by host (`APP.localhost:PORT`).
+    func callByHost(_ method: String = "GET", _ path: String, body: String? = nil) throws -> HTTPResult {
+        try HTTPClient.request(port: port, method, path, host: "\(app).localhost:\(port)", body: body)
     }
 
     var remote: String { home.repository(try! AppName(app)).path }

@@ -13,9 +13,11 @@ struct StreamingTests {
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         try FileManager.default.copyItem(
             at: GustBinaries.sourceRoot.appendingPathComponent("hooks"), to: share.appendingPathComponent("hooks"))
+        let real = GustBinaries.sourceRoot.appendingPathComponent("buildpacks/python/bin").path
         let scripts = [
             "detect": "#!/bin/sh\necho Slow\n",
-            "compile": "#!/bin/sh\necho '-----> Working slowly'\nsleep 4\necho '       done'\nmkdir -p \"$1/.gust\"\n",
+            // Slow, then the real Python compile, so that the release can start.
+            "compile": "#!/bin/sh\necho '-----> Working slowly'\nsleep 4\necho '       done'\nexec '\(real)/compile' \"$@\"\n",
             "release": "#!/bin/sh\nprintf -- '---\\ndefault_process_types:\\n  web: .gust/start\\n'\n",
         ]
         for (name, body) in scripts {
@@ -31,8 +33,11 @@ struct StreamingTests {
         let share = try slowShare(in: root)
         let home = GustHome(path: root.appendingPathComponent("home").path)
         #expect(try GustBinaries.gust(home, ["apps", "create", "slow"], environment: ["GUST_SHARE": share.path]).status == 0)
+        let gustd = try GustdProcess(home: home)
+        defer { gustd.stop() }
         let work = try GitWorkspace(at: root.appendingPathComponent("work"))
         try work.write("requirements.txt", "\n")
+        try work.write("__init__.py", "import gust\n")
         try work.commit("Slow")
 
         let process = Process()

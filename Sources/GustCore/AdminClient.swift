@@ -1,0 +1,197 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// The client side of gustd's admin API (`GUST_HOME/run/gustd.sock`): plain
+/// blocking HTTP/1.1 over a Unix socket, so that `gust-receive` and `gust`
+/// need no event loop. Deploy progress arrives as newline-delimited JSON and
+/// is handed on line by line as it comes.
+public struct AdminClient: Sendable {
+    public var home: GustHome
+
+    public init(home: GustHome) { self.home = home }
+
+    /// Asks gustd to make `version` live, calling `progress` with each line of
+    /// its progress as it happens. Returns the app's URL once it serves.
+    @discardableResult
+    public func deploy(app: AppName, version: Int, progress: (String) -> Void) throws -> String {
+        let body = try JSONSerialization.data(withJSONObject: ["app": app.rawValue, "version": version])
+        var outcome: Result<String, GustError>?
+        try exchange("POST", "/v1/deploy", body: body) { line in
+            guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return }
+            if let text = event["progress"] as? String {
+                progress(text)
+            } else if let url = event["url"] as? String {
+                outcome = .success(url)
+            } else if let message = event["error"] as? String {
+                outcome = .failure(GustError(message, code: event["code"] as? Int ?? 500))
+            }
+        }
+        switch outcome {
+        case .success(let url): return url
+        case .failure(let error): throw error
+        case nil: throw GustError("gustd stopped answering during the deploy of v\(version); check its log.", code: 502)
+        }
+    }
+
+    /// Asks gustd to converge to the database now (after an app was destroyed, say).
+    public func reconcile() throws {
+        try exchange("POST", "/v1/reconcile", body: Data()) { _ in }
+    }
+
+    /// Whether a gustd answers on this home's socket.
+    public var isRunning: Bool {
+        (try? exchange("GET", "/v1/status", body: Data()) { _ in }) != nil
+    }
+
+    public var notRunning: GustError {
+        GustError(
+            "gustd is not running for \(home.path), so nothing can go live.", code: 503,
+            hint: "Start it with `gustd --home \(home.path)` (or the systemd unit) and push again."
+        )
+    }
+
+    // MARK: HTTP over the socket
+
+    private func exchange(_ method: String, _ path: String, body: Data, onLine: (String) -> Void) throws {
+        let fd = try connect()
+        defer { close(fd) }
+        var request = Data("\(method) \(path) HTTP/1.1\r\nHost: gustd\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+        request.append(body)
+        try request.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { throw GustError("Lost the connection to gustd: \(String(cString: strerror(errno)))", code: 502) }
+                offset += written
+            }
+        }
+        var reader = ResponseReader(fd: fd)
+        let status = try reader.readHead()
+        try withoutActuallyEscaping(onLine) { onLine in
+            var lines = LineSplitter(onLine)
+            try reader.readBody { lines.feed($0) }
+            lines.finish()
+        }
+        guard (200..<300).contains(status) else {
+            throw GustError("gustd answered \(status) to \(method) \(path).", code: 502)
+        }
+    }
+
+    private func connect() throws -> Int32 {
+        let path = home.adminSocket.path
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else {
+            throw GustError("The admin socket path \(path) is longer than Unix allows (\(capacity - 1) bytes): use a shorter --home.")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw GustError("Cannot create a socket: \(String(cString: strerror(errno)))") }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw notRunning
+        }
+        return fd
+    }
+}
+
+/// Reads an HTTP/1.1 response head and a body framed by chunks, a length, or the end of the stream.
+private struct ResponseReader {
+    let fd: Int32
+    private var buffer = [UInt8]()
+    private var headers: [String: String] = [:]
+
+    init(fd: Int32) { self.fd = fd }
+
+    private mutating func fill() throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw GustError("Lost the connection to gustd: \(String(cString: strerror(errno)))", code: 502) }
+            buffer.append(contentsOf: chunk[0..<count])
+            return count > 0
+        }
+    }
+
+    private mutating func readLine() throws -> String {
+        while true {
+            if let end = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: buffer[..<end], as: UTF8.self).trimmingCharacters(in: .init(charactersIn: "\r"))
+                buffer.removeSubrange(...end)
+                return line
+            }
+            guard try fill() else { throw GustError("gustd closed the connection mid-answer.", code: 502) }
+        }
+    }
+
+    mutating func readHead() throws -> Int {
+        let statusLine = try readLine()
+        let parts = statusLine.split(separator: " ")
+        guard parts.count >= 2, let status = Int(parts[1]) else { throw GustError("gustd answered something that is not HTTP.", code: 502) }
+        while true {
+            let line = try readLine()
+            if line.isEmpty { break }
+            if let colon = line.firstIndex(of: ":") {
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return status
+    }
+
+    mutating func readBody(_ deliver: ([UInt8]) -> Void) throws {
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            while true {
+                let sizeLine = try readLine()
+                guard let size = Int(sizeLine.split(separator: ";").first ?? "", radix: 16) else {
+                    throw GustError("gustd sent a malformed chunk.", code: 502)
+                }
+                if size == 0 { return }
+                while buffer.count < size + 2 {
+                    guard try fill() else { throw GustError("gustd closed the connection mid-answer.", code: 502) }
+                }
+                deliver(Array(buffer[..<size]))
+                buffer.removeSubrange(..<(size + 2))
+            }
+        } else if let length = headers["content-length"].flatMap({ Int($0) }) {
+            while buffer.count < length {
+                guard try fill() else { break }
+            }
+            deliver(Array(buffer.prefix(length)))
+        } else {
+            while try fill() {}
+            deliver(buffer)
+        }
+    }
+}
+
+/// Splits a byte stream into lines as the bytes arrive.
+private struct LineSplitter {
+    private var pending = [UInt8]()
+    private let onLine: (String) -> Void
+
+    init(_ onLine: @escaping (String) -> Void) { self.onLine = onLine }
+
+    mutating func feed(_ bytes: [UInt8]) {
+        pending.append(contentsOf: bytes)
+        while let end = pending.firstIndex(of: UInt8(ascii: "\n")) {
+            onLine(String(decoding: pending[..<end], as: UTF8.self))
+            pending.removeSubrange(...end)
+        }
+    }
+
+    mutating func finish() {
+        if !pending.isEmpty { onLine(String(decoding: pending, as: UTF8.self)) }
+        pending = []
+    }
+}

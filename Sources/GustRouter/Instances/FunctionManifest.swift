@@ -1,0 +1,46 @@
+/// What an instance says it serves: `GET /_gust/manifest` (docs/runtime-protocol.md).
+struct FunctionManifest: Codable, Sendable, Equatable {
+    static let supportedProtocol = 1
+
+    struct Op: Codable, Sendable, Equatable { var name: String }
+    struct Handler: Codable, Sendable, Equatable {
+        var path: String
+        var methods: [String]
+    }
+    struct Schedule: Codable, Sendable, Equatable {
+        var name: String
+        var every: String?
+        var cron: String?
+    }
+    struct Hook: Codable, Sendable, Equatable {
+        var event: String
+        var type: String
+        var name: String?
+    }
+
+    var protocolVersion: Int
+    var runtime: String?
+    var ops: [Op]
+    var handlers: [Handler]
+    var schedules: [Schedule]
+    var hooks: [Hook]
+
+    enum CodingKeys: String, CodingKey {
+        case protocolVersion = "protocol"
+        case runtime, ops, handlers, schedules, hooks
+    }
+
+    /// One line per function, as the pusher sees them.
+    var summary: [String] {
+        var lines: [String] = []
+        if let runtime { lines.append("Runtime: \(runtime)") }
+        lines += ops.map { "op       \($0.name)" }
+        lines += handlers.map { "handler  \($0.methods.joined(separator: ",")) \($0.path)" }
+        lines += schedules.map { "schedule \($0.name) \($0.every.map { "every \($0)" } ?? $0.cron.map { "cron \($0)" } ?? "")" }
+        lines += hooks.map { "hook     \($0.event) \($0.type)\($0.name.map { " (\($0))" } ?? "")" }
+        if ops.isEmpty && handlers.isEmpty && schedules.isEmpty && hooks.isEmpty {
+            lines.append("No functions registered: import your modules from the app's entry point.")
+        }
+        return lines
+    }
+}

@@ -1,0 +1,139 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A request gustd sends to an instance (runtime protocol, docs/runtime-protocol.md).
+struct InstanceRequest: Sendable {
+    var method: HTTPMethod
+    var target: String
+    var headers: HTTPHeaders = HTTPHeaders()
+    var body: ByteBuffer = ByteBuffer()
+}
+
+struct InstanceResponse: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: ByteBuffer
+}
+
+enum InstanceCallError: Error, Equatable {
+    /// The connection closed before the answer was complete: the process died or hung up.
+    case connectionClosed
+    /// No complete answer within the time limit.
+    case timedOut
+}
+
+/// One persistent HTTP/1.1 connection to an instance's Unix socket, one
+/// exchange at a time (the caller serialises). Python's runtime serves one
+/// connection at a time, so an instance gets exactly one of these.
+final class InstanceConnection: Sendable {
+    private let channel: any Channel
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    static func connect(socketPath: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> InstanceConnection {
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ExchangeHandler())
+                }
+            }
+            .connect(unixDomainSocketPath: socketPath)
+            .get()
+        return InstanceConnection(channel: channel)
+    }
+
+    var isOpen: Bool { channel.isActive }
+
+    func send(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
+        let promise = channel.eventLoop.makePromise(of: InstanceResponse.self)
+        channel.writeAndFlush(Exchange(request: request, promise: promise, timeout: timeout), promise: nil)
+        return try await promise.futureResult.get()
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// What the handler is asked to do: send `request`, fulfil `promise`.
+private struct Exchange: Sendable {
+    var request: InstanceRequest
+    var promise: EventLoopPromise<InstanceResponse>
+    var timeout: Duration
+}
+
+/// Writes one request and collects its response; fails the exchange if the
+/// connection closes or the time limit passes first (and then closes the
+/// connection, since its state is unknown).
+private final class ExchangeHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Exchange
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private var promise: EventLoopPromise<InstanceResponse>?
+    private var timer: Scheduled<Void>?
+    private var head: HTTPResponseHead?
+    private var body = ByteBuffer()
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise writePromise: EventLoopPromise<Void>?) {
+        let exchange = unwrapOutboundIn(data)
+        guard promise == nil else {
+            exchange.promise.fail(ChannelError.inappropriateOperationForState)
+            return
+        }
+        promise = exchange.promise
+        head = nil
+        body.clear()
+        let nanoseconds = exchange.timeout.components.seconds * 1_000_000_000 + exchange.timeout.components.attoseconds / 1_000_000_000
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+            bound.value.handler.fail(InstanceCallError.timedOut)
+            bound.value.context.close(promise: nil)
+        }
+
+        var headers = exchange.request.headers
+        headers.replaceOrAdd(name: "Content-Length", value: String(exchange.request.body.readableBytes))
+        if !headers.contains(name: "Host") { headers.add(name: "Host", value: "instance") }
+        let requestHead = HTTPRequestHead(version: .http1_1, method: exchange.request.method, uri: exchange.request.target, headers: headers)
+        context.write(wrapOutboundOut(.head(requestHead)), promise: nil)
+        if exchange.request.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(exchange.request.body))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: writePromise)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let responseHead):
+            head = responseHead
+        case .body(var chunk):
+            body.writeBuffer(&chunk)
+        case .end:
+            guard let head, let promise else { return }
+            timer?.cancel()
+            self.promise = nil
+            promise.succeed(InstanceResponse(status: Int(head.status.code), headers: head.headers, body: body))
+            body = ByteBuffer()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(InstanceCallError.connectionClosed)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(InstanceCallError.connectionClosed)
+        context.close(promise: nil)
+    }
+
+    private func fail(_ error: InstanceCallError) {
+        timer?.cancel()
+        timer = nil
+        let pending = promise
+        promise = nil
+        pending?.fail(error)
+    }
+}

@@ -1,0 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GustCore
+
+/// A file per running instance in `run/instances/`: its pid and the process's
+/// start time. A gustd killed with SIGKILL leaves its instances running; the
+/// next gustd reads these files and stops exactly those processes (the start
+/// time tells a live instance from an unrelated process that reused its pid).
+struct InstanceRecords: Sendable {
+    struct Entry: Codable, Sendable {
+        var id: String
+        var pid: Int32
+        var startTime: UInt64
+        var app: String
+        var version: Int
+    }
+
+    let directory: URL
+
+    init(home: GustHome) {
+        directory = home.run.appendingPathComponent("instances")
+    }
+
+    func prepare() throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func socketPath(id: String) -> String { directory.appendingPathComponent("\(id).sock").path }
+    private func file(id: String) -> URL { directory.appendingPathComponent("\(id).json") }
+
+    func remember(_ entry: Entry) throws {
+        try AtomicFile.write(try JSONEncoder().encode(entry), to: file(id: entry.id))
+    }
+
+    func forget(id: String) {
+        try? FileManager.default.removeItem(at: file(id: id))
+        try? FileManager.default.removeItem(atPath: socketPath(id: id))
+    }
+
+    /// Stops every instance a previous gustd left behind; returns what it stopped.
+    func sweepOrphans() -> [Entry] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        var stopped: [Entry] = []
+        for name in names where name.hasSuffix(".json") {
+            let id = String(name.dropLast(5))
+            defer { forget(id: id) }
+            guard let data = FileManager.default.contents(atPath: file(id: id).path),
+                let entry = try? JSONDecoder().decode(Entry.self, from: data),
+                entry.pid > 1, InstanceProcess.startTime(of: entry.pid) == entry.startTime
+            else { continue }
+            kill(-entry.pid, SIGTERM)
+            // Bounded: 3 s for a clean exit, then SIGKILL.
+            for _ in 0..<60 where InstanceProcess.startTime(of: entry.pid) == entry.startTime && !Self.isZombie(entry.pid) {
+                usleep(50_000)
+            }
+            if InstanceProcess.startTime(of: entry.pid) == entry.startTime { kill(-entry.pid, SIGKILL) }
+            stopped.append(entry)
+        }
+        // Sockets without a record (a crash between bind and record) are garbage too.
+        for name in names where name.hasSuffix(".sock") {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
+        return stopped
+    }
+
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return true }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+    }
+}

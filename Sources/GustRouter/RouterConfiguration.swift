@@ -1,0 +1,33 @@
+public import GustCore
+
+/// How gustd runs: `gustd --help` documents each of these.
+public struct RouterConfiguration: Sendable {
+    public var home: GustHome
+    public var httpHost: String
+    public var httpPort: Int
+    /// Apps answer at `APP.DOMAIN`.
+    public var domain: String
+    /// Default limit of one op or handler call; past it the caller gets 504 and the instance is replaced.
+    public var functionTimeout: Duration
+    /// How long a new instance may take to answer its manifest.
+    public var startTimeout: Duration
+    /// How long a replaced instance gets to finish its requests after SIGTERM.
+    public var stopGrace: Duration
+    /// Largest request body gustd accepts.
+    public var maxBodyBytes: Int
+
+    public init(
+        home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
+        functionTimeout: Duration = .seconds(15), startTimeout: Duration = .seconds(30),
+        stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024
+    ) {
+        self.home = home
+        self.httpHost = httpHost
+        self.httpPort = httpPort
+        self.domain = domain
+        self.functionTimeout = functionTimeout
+        self.startTimeout = startTimeout
+        self.stopGrace = stopGrace
+        self.maxBodyBytes = maxBodyBytes
+    }
+}

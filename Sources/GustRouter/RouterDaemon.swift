@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GustCore
+import Hummingbird
+public import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+/// gustd: the public HTTP server, the admin API and the supervisor, each a
+/// `Service` in one `ServiceGroup`, which stops them gracefully on SIGTERM or SIGINT.
+public enum RouterDaemon {
+    public static func run(_ configuration: RouterConfiguration, logger: Logger) async throws {
+        let home = configuration.home
+        try home.prepare()
+        let pidLock = try DaemonLock.acquire(home: home)
+        defer { pidLock.release() }
+
+        let supervisor = try Supervisor(configuration: configuration, logger: logger)
+        await supervisor.start()
+
+        let socket = home.adminSocket.path
+        try? FileManager.default.removeItem(atPath: socket)
+        let admin = Application(
+            responder: AdminAPI(supervisor: supervisor),
+            configuration: .init(address: .unixDomainSocket(path: socket), serverName: "gustd"),
+            onServerRunning: { _ in chmod(socket, 0o600) },
+            logger: logger
+        )
+        let addressFile = home.run.appendingPathComponent("gustd.http")
+        let http = Application(
+            responder: Gateway(supervisor: supervisor, configuration: configuration),
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "gust"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.httpPort
+                await supervisor.setPublicPort(port)
+                // Where gustd listens, for scripts and tests that asked for port 0.
+                try? AtomicFile.write(Data("\(configuration.httpHost):\(port)\n".utf8), to: addressFile)
+                logger.notice("gustd serving http://\(configuration.httpHost):\(port)/ (apps at APP.\(configuration.domain)), admin API on \(socket)")
+            },
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: admin),
+                    .init(service: http),
+                    .init(service: SupervisorService(supervisor: supervisor)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        try? FileManager.default.removeItem(at: addressFile)
+    }
+}
+
+/// Keeps the supervisor in the group: on shutdown it stops every instance.
+private struct SupervisorService: Service {
+    let supervisor: Supervisor
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await supervisor.stopAll()
+    }
+}
+
+/// One gustd per home: a second one would fight the first over instances.
+private struct DaemonLock {
+    let descriptor: Int32
+
+    static func acquire(home: GustHome) throws -> DaemonLock {
+        let path = home.run.appendingPathComponent("gustd.lock").path
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw GustError("Cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw GustError("Another gustd is already running for \(home.path).", hint: "Stop it first, or use another --home.")
+        }
+        return DaemonLock(descriptor: fd)
+    }
+
+    func release() { close(descriptor) }
+}

@@ -1,0 +1,104 @@
+public import Foundation
+public import GustCore
+
+/// A real `gustd` for one test: on a free loopback port, its log in the
+/// scratch directory, stopped by PID (SIGTERM, then SIGKILL) when the test is done.
+public final class GustdProcess: @unchecked Sendable {
+    public let home: GustHome
+    public let log: URL
+    public private(set) var port: Int = 0
+    private var process: Process?
+    private let arguments: [String]
+
+    public init(home: GustHome, arguments: [String] = []) throws {
+        self.home = home
+        self.arguments = arguments
+        log = home.root.deletingLastPathComponent().appendingPathComponent("gustd-\(UUID().uuidString.prefix(4)).log")
+        try start()
+    }
+
+    deinit { stop() }
+
+    /// Starts gustd and waits (bounded) until it has written the address it serves.
+    public func start() throws {
+        let addressFile = home.run.appendingPathComponent("gustd.http")
+        try? FileManager.default.removeItem(at: addressFile)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        output.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: GustBinaries.gustd)
+        process.arguments = ["--home", home.path, "--http", "127.0.0.1:0"] + arguments
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        self.process = process
+        for _ in 0..<300 {  // 15 s
+            if let text = try? String(contentsOf: addressFile, encoding: .utf8),
+                let port = Int(text.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+            {
+                self.port = port
+                return
+            }
+            guard process.isRunning else { break }
+            usleep(50_000)
+        }
+        stop()
+        throw GustdFailure(log: logText)
+    }
+
+    public var pid: Int32 { process?.processIdentifier ?? 0 }
+    public var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// SIGTERM and a bounded wait; SIGKILL if it does not stop. Then any
+    /// instance a killed gustd left is stopped by its recorded PID.
+    public func stop() {
+        if let process, process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            for _ in 0..<200 where process.isRunning { usleep(50_000) }  // 10 s
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        process = nil
+        Self.stopInstances(of: home)
+    }
+
+    /// SIGKILL: what a crash or the OOM killer does. Instances are left running.
+    public func kill9() {
+        guard let process else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    /// The PIDs of instance processes gustd recorded as running.
+    public static func recordedInstancePIDs(of home: GustHome) -> [Int32] {
+        let directory = home.run.appendingPathComponent("instances")
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return files.filter { $0.hasSuffix(".json") }.compactMap { name in
+            guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path),
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            else { return nil }
+            return (object["pid"] as? Int).map(Int32.init)
+        }
+    }
+
+    /// Whether a process with this PID exists and is not a zombie.
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+    }
+
+    static func stopInstances(of home: GustHome) {
+        for pid in recordedInstancePIDs(of: home) where pid > 1 && isAlive(pid) {
+            kill(-pid, SIGKILL)
+        }
+    }
+}
+
+public struct GustdFailure: Error, CustomStringConvertible {
+    public var log: String
+    public var description: String { "gustd did not start:\n\(log)" }
+}

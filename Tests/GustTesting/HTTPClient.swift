@@ -1,0 +1,87 @@
+public import Foundation
+
+/// A response read off a real TCP connection.
+public struct HTTPResult: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+    public var body: Data
+    public var text: String { String(decoding: body, as: UTF8.self) }
+    public var json: [String: Any]? { try? JSONSerialization.jsonObject(with: body) as? [String: Any] }
+}
+
+/// A minimal blocking HTTP/1.1 client over loopback TCP, one connection per
+/// request: what tests need to call gustd the way curl would.
+public enum HTTPClient {
+    public static func request(
+        port: Int, _ method: String = "GET", _ path: String, host: String? = nil,
+        headers: [String: String] = [:], body: String? = nil, timeout: Int = 30
+    ) throws -> HTTPResult {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HTTPClientError("socket: \(errno)") }
+        defer { close(fd) }
+        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw HTTPClientError("cannot connect to 127.0.0.1:\(port): errno \(errno)") }
+
+        let payload = Data((body ?? "").utf8)
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n"
+        head += "Content-Length: \(payload.count)\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        var request = Data((head + "\r\n").utf8)
+        request.append(payload)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+
+        var response = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw HTTPClientError("no answer from 127.0.0.1:\(port) within \(timeout) s") }
+            if count == 0 { break }
+            response.append(contentsOf: buffer[0..<count])
+        }
+        return try parse(response)
+    }
+
+    static func parse(_ data: Data) throws -> HTTPResult {
+        guard let split = data.range(of: Data("\r\n\r\n".utf8)) else { throw HTTPClientError("incomplete response: \(data.count) bytes") }
+        let lines = String(decoding: data[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        let parts = lines.first?.split(separator: " ") ?? []
+        guard parts.count >= 2, let status = Int(parts[1]) else { throw HTTPClientError("not HTTP: \(lines.first ?? "")") }
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = Data(data[split.upperBound...])
+        if headers["transfer-encoding"]?.contains("chunked") == true { body = dechunk(body) }
+        return HTTPResult(status: status, headers: headers, body: body)
+    }
+
+    private static func dechunk(_ data: Data) -> Data {
+        var result = Data()
+        var rest = data[...]
+        while let lineEnd = rest.range(of: Data("\r\n".utf8)) {
+            let size = Int(String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? "", radix: 16) ?? 0
+            if size == 0 { break }
+            let start = lineEnd.upperBound
+            guard rest.distance(from: start, to: rest.endIndex) >= size else { break }
+            let end = rest.index(start, offsetBy: size)
+            result.append(rest[start..<end])
+            rest = rest[rest.index(end, offsetBy: min(2, rest.distance(from: end, to: rest.endIndex)))...]
+        }
+        return result
+    }
+}
+
+public struct HTTPClientError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
