@@ -70,7 +70,13 @@ function render(value) {
 
 async function dispatch(method, target, headers, body) {
   const url = new URL(target, 'http://instance');
-  const pathname = decodeURIComponent(url.pathname);
+  // Lenient like Python's unquote: a malformed escape stays as sent (and matches no route).
+  let pathname;
+  try {
+    pathname = decodeURIComponent(url.pathname);
+  } catch {
+    pathname = url.pathname;
+  }
   const { registry } = gust;
   if (pathname === '/_gust/health') return json(200, { ok: true });
   if (pathname === '/_gust/manifest') {
@@ -138,7 +144,14 @@ function serve(socketPath) {
     const chunks = [];
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', async () => {
-      const answer = await dispatch(req.method, req.url, req.headers, Buffer.concat(chunks));
+      let answer;
+      try {
+        answer = await dispatch(req.method, req.url, req.headers, Buffer.concat(chunks));
+      } catch (e) {
+        // A bug here must cost one request, not the instance (an unhandled rejection ends the process).
+        process.stderr.write(`gust: ${req.method} ${req.url} failed in the runtime:\n${e && e.stack ? e.stack : e}\n`);
+        answer = error(500, 'internal error in the runtime');
+      }
       res.writeHead(answer.status, { ...answer.headers, 'Content-Length': answer.body.length });
       res.end(req.method === 'HEAD' ? undefined : answer.body);
     });

@@ -50,8 +50,11 @@ def _json(value, status=200):
     return status, {"Content-Type": "application/json"}, json.dumps(value).encode()
 
 
-def _call(kind, name, function, *args, **kwargs):
-    """Runs user code, turning its failures into protocol errors."""
+def _call(kind, name, function, /, *args, **kwargs):
+    """Runs user code, turning its failures into protocol errors.
+
+    Positional-only, so that an op's own arguments may be called kind, name or function.
+    """
     try:
         return None, function(*args, **kwargs)
     except gust.Error as error:
@@ -183,7 +186,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _serve(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, headers, payload = dispatch(self.command, self.path, dict(self.headers.items()), body)
+        try:
+            status, headers, payload = dispatch(self.command, self.path, dict(self.headers.items()), body)
+        except Exception:  # noqa: BLE001 - a bug in the runtime must answer, not drop the connection
+            sys.stderr.write(f"gust: {self.command} {self.path} failed in the runtime:\n{traceback.format_exc()}")
+            sys.stderr.flush()
+            status, headers, payload = _error(500, "internal error in the runtime")
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)

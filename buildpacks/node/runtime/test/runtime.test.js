@@ -1,0 +1,431 @@
+'use strict';
+// The Node runtime in-process: gust's registration functions and server.dispatch.
+//
+//   node --test buildpacks/node/runtime/test/
+//
+// buildpacks/protocol-tests/run.py checks the same protocol over a real socket.
+
+const { test, describe, beforeEach, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+const gust = require('../gust/index.js');
+const { dispatch, serve } = require('../gust/server.js');
+
+const RUNTIME = path.resolve(__dirname, '..');
+
+// The registry is a module singleton: every test starts from an empty one, and
+// what the runtime logs for failing user code is captured instead of printed.
+let logged;
+let realWrite;
+beforeEach(() => {
+  for (const map of [gust.registry.ops, gust.registry.handlers, gust.registry.schedules, gust.registry.hooks]) map.clear();
+  logged = '';
+  realWrite = process.stderr.write;
+  process.stderr.write = (chunk) => {
+    logged += String(chunk);
+    return true;
+  };
+});
+afterEach(() => {
+  process.stderr.write = realWrite;
+});
+
+async function call(method, target, body = '', headers = {}) {
+  const raw = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  const answer = await dispatch(method, target, headers, raw);
+  assert.ok(Buffer.isBuffer(answer.body), 'dispatch answers a Buffer body');
+  return answer;
+}
+
+async function callJSON(method, target, body, headers) {
+  const answer = await call(method, target, body, headers);
+  assert.equal(answer.headers['Content-Type'], 'application/json', answer.body.toString());
+  return { status: answer.status, headers: answer.headers, json: JSON.parse(answer.body.toString()) };
+}
+
+describe('registration', () => {
+  test('op registers and returns the function', () => {
+    const buy = ({ food }) => food;
+    assert.equal(gust.op('food:buy', buy), buy);
+    assert.equal(gust.registry.ops.get('food:buy'), buy);
+  });
+
+  test('an op registered twice is an error', () => {
+    gust.op('twice', () => 1);
+    assert.throws(() => gust.op('twice', () => 2), /"twice" is registered twice/);
+  });
+
+  test('handler normalizes the path and methods, GET by default', () => {
+    const feed = () => 'ok';
+    const about = () => 'about';
+    gust.handler('/cat/feed/', { methods: ['get', 'Post'] }, feed);
+    gust.handler('about', about);
+    assert.deepEqual([...gust.registry.handlers.keys()], ['/cat/feed', '/about']);
+    assert.deepEqual([...gust.registry.handlers.get('/cat/feed')], [['GET', feed], ['POST', feed]]);
+    assert.deepEqual([...gust.registry.handlers.get('/about')], [['GET', about]]);
+  });
+
+  test('every accepts intervals', () => {
+    for (const spec of ['30s', '2m', '1h', '1h30m', '@every 1h', ' 5m ']) {
+      const tick = function tick() {};
+      assert.equal(gust.every(spec, tick), tick);
+      assert.equal(gust.registry.schedules.get('tick').spec, spec);
+      assert.equal(gust.registry.schedules.get('tick').kind, 'every');
+    }
+  });
+
+  test('every rejects bad specs with a helpful message', () => {
+    for (const spec of ['2 minutes', '0s', '0m0s', '', '5x', '@every', 'm', '-1m', '1.5m', 120]) {
+      assert.throws(() => gust.every(spec, function tick() {}), (error) => {
+        assert.match(error.message, /^schedule tick: /);
+        assert.match(error.message, /is not an interval/);
+        assert.match(error.message, /'30s', '2m' or '@every 1h'/);
+        return true;
+      }, `spec ${JSON.stringify(spec)}`);
+    }
+    assert.equal(gust.registry.schedules.size, 0);
+  });
+
+  test('cron accepts fields and macros', () => {
+    for (const spec of ['*/5 * * * *', '0 9 * * 1-5', '0 0 12 * * *', '0,30 * * * *', '@daily', '@hourly', '@midnight']) {
+      gust.cron(spec, function nightly() {});
+      assert.deepEqual({ ...gust.registry.schedules.get('nightly'), fn: undefined },
+        { kind: 'cron', spec, params: undefined, fn: undefined });
+    }
+  });
+
+  test('cron rejects bad specs with a helpful message', () => {
+    for (const spec of ['* * *', '* * * * * * *', 'every day', '@often', '0 9 * * MON', '']) {
+      assert.throws(() => gust.cron(spec, function nightly() {}), (error) => {
+        assert.match(error.message, /^schedule nightly: /);
+        assert.match(error.message, /is not a cron expression: 5 fields/);
+        return true;
+      }, `spec ${JSON.stringify(spec)}`);
+    }
+    assert.equal(gust.registry.schedules.size, 0);
+  });
+
+  test('manifest', () => {
+    gust.op('b', () => 1);
+    gust.op('a', () => 1);
+    gust.handler('z', { methods: ['POST', 'GET'] }, () => 1);
+    gust.handler('a', () => 1);
+    gust.every('2m', function meow() {});
+    gust.cron('@daily', function report() {}, { x: 1 });
+    gust.beforeSave('cat', function check_cat(record) { return record; }); // eslint-disable-line camelcase
+    gust.afterDelete('cat', () => {});
+    assert.deepEqual(gust.registry.manifest(), {
+      ops: [{ name: 'a' }, { name: 'b' }],
+      handlers: [{ path: '/a', methods: ['GET'] }, { path: '/z', methods: ['GET', 'POST'] }],
+      schedules: [{ name: 'meow', every: '2m' }, { name: 'report', cron: '@daily', params: { x: 1 } }],
+      hooks: [
+        { event: 'after_delete', type: 'cat', name: 'after_delete_cat' },
+        { event: 'before_save', type: 'cat', name: 'check_cat' },
+      ],
+    });
+  });
+
+  test('gust.Error defaults to code 400', () => {
+    const error = new gust.Error('Missing cat name');
+    assert.equal(error.message, 'Missing cat name');
+    assert.equal(error.code, 400);
+    assert.ok(error instanceof Error);
+    assert.equal(new gust.Error('No comment', { code: 123 }).code, 123);
+  });
+
+  test('records is not available yet', () => {
+    assert.throws(() => gust.records.find('cat'), /not available yet/);
+  });
+});
+
+describe('verifySignature', () => {
+  const secret = 's3cret';
+  const body = '{"action": "opened"}';
+  const sign = (data, key, algorithm = 'sha256') => `${algorithm}=` + crypto.createHmac(algorithm, key).update(data).digest('hex');
+
+  test('accepts a valid signature', () => {
+    assert.equal(gust.verifySignature(body, sign(body, secret), secret), true);
+    assert.equal(gust.verifySignature(Buffer.from(body), sign(body, secret), Buffer.from(secret)), true);
+  });
+
+  test('rejects invalid signatures', () => {
+    const good = sign(body, secret);
+    for (const header of [undefined, null, '', good.slice('sha256='.length), sign(body, secret, 'sha1'), good.slice(0, -1),
+      `${good}0`, good.toUpperCase(), sign(body, 'other'), sign(`${body} `, secret), `sha256=${'é'.repeat(32)}`]) {
+      assert.equal(gust.verifySignature(body, header, secret), false, `header ${header}`);
+    }
+  });
+});
+
+describe('dispatch', () => {
+  test('health', async () => {
+    assert.deepEqual((await callJSON('GET', '/_gust/health')).json, { ok: true });
+  });
+
+  test('manifest', async () => {
+    gust.op('echo', (args) => args);
+    const { status, json } = await callJSON('GET', '/_gust/manifest');
+    assert.equal(status, 200);
+    assert.equal(json.protocol, 1);
+    assert.equal(json.runtime, `node ${process.version}`);
+    assert.deepEqual(json.ops, [{ name: 'echo' }]);
+    assert.deepEqual([json.handlers, json.schedules, json.hooks], [[], [], []]);
+  });
+
+  test('op gets its arguments as an object', async () => {
+    gust.op('food:buy', ({ food, count = 1 }) => ({ food, count }));
+    assert.deepEqual(await callJSON('POST', '/_gust/ops/food:buy', { food: 'tuna' }),
+      { status: 200, headers: { 'Content-Type': 'application/json' }, json: { food: 'tuna', count: 1 } });
+    assert.deepEqual((await callJSON('POST', '/_gust/ops/food%3Abuy', { food: 'tuna', count: 2 })).json, { food: 'tuna', count: 2 });
+  });
+
+  test('op with no body gets an empty object; async ops are awaited', async () => {
+    gust.op('args', async (args) => ({ args }));
+    assert.deepEqual((await callJSON('POST', '/_gust/ops/args')).json, { args: {} });
+  });
+
+  test('op returning undefined is null', async () => {
+    gust.op('nothing', () => {});
+    const answer = await call('POST', '/_gust/ops/nothing');
+    assert.deepEqual([answer.status, answer.body.toString()], [200, 'null']);
+  });
+
+  test('op bodies that are not JSON objects', async () => {
+    gust.op('echo', (args) => args);
+    for (const body of ['{nope', '[1, 2]', 'null', '3', '"text"', Buffer.from([0xff, 0xfe])]) {
+      const { status, json } = await callJSON('POST', '/_gust/ops/echo', body);
+      assert.deepEqual([status, json.code], [400, 400], `body ${body}`);
+      assert.match(json.error, /JSON object/);
+    }
+  });
+
+  test('unknown op, and ops must be posted', async () => {
+    gust.op('echo', (args) => args);
+    assert.deepEqual(await callJSON('POST', '/_gust/ops/nothing', {}),
+      { status: 404, headers: { 'Content-Type': 'application/json' }, json: { code: 404, error: 'no op named "nothing"' } });
+    assert.equal((await callJSON('GET', '/_gust/ops/echo')).status, 404);
+  });
+
+  test('gust.Error with an app code is status 400, the code in the body', async () => {
+    gust.op('fail', () => { throw new gust.Error('nope', { code: 123 }); });
+    const { status, json } = await callJSON('POST', '/_gust/ops/fail');
+    assert.deepEqual([status, json], [400, { code: 123, error: 'nope' }]);
+  });
+
+  test('gust.Error with an HTTP code is that status, also when rejected', async () => {
+    gust.op('missing', async () => { throw new gust.Error('No salmon in the shop', { code: 404 }); });
+    const { status, json } = await callJSON('POST', '/_gust/ops/missing');
+    assert.deepEqual([status, json], [404, { code: 404, error: 'No salmon in the shop' }]);
+  });
+
+  test('a plain exception is a 500 logged with its stack', async () => {
+    gust.op('crash', () => { throw new TypeError('secret-detail'); });
+    const answer = await call('POST', '/_gust/ops/crash');
+    assert.equal(answer.status, 500);
+    assert.deepEqual(JSON.parse(answer.body.toString()), { code: 500, error: 'internal error in op crash' });
+    assert.doesNotMatch(answer.body.toString(), /secret-detail|TypeError| at /);
+    assert.match(logged, /gust: op crash raised:\nTypeError: secret-detail\n\s+at /);
+  });
+
+  test('schedule runs with the body or its params', async () => {
+    const runs = [];
+    gust.every('1h', function report(params) { runs.push(params); }, { kind: 'hourly' });
+    assert.deepEqual((await callJSON('POST', '/_gust/schedules/report')).json, { ok: true });
+    assert.deepEqual((await callJSON('POST', '/_gust/schedules/report', { kind: 'manual' })).json, { ok: true });
+    assert.deepEqual(runs, [{ kind: 'hourly' }, { kind: 'manual' }]);
+  });
+
+  test('schedule failures', async () => {
+    gust.every('2m', function broken() { throw new Error('boom'); });
+    assert.deepEqual((await callJSON('POST', '/_gust/schedules/broken')).json,
+      { code: 500, error: 'internal error in schedule broken' });
+    assert.equal((await callJSON('POST', '/_gust/schedules/other')).status, 404);
+    assert.equal((await callJSON('POST', '/_gust/schedules/broken', '[]')).status, 400);
+  });
+
+  test('hook rejects', async () => {
+    gust.beforeSave('cat', (record) => {
+      if (!record.name) throw new gust.Error('Missing cat name', { code: 400 });
+      return record;
+    });
+    const { status, json } = await callJSON('POST', '/_gust/hooks/before_save/cat', { record: {}, original: null });
+    assert.deepEqual([status, json], [400, { code: 400, error: 'Missing cat name' }]);
+  });
+
+  test('hook changes the record and sees the original', async () => {
+    const seen = [];
+    gust.beforeSave('cat', (record, original) => {
+      seen.push(original);
+      return { ...record, name: record.name.toUpperCase() };
+    });
+    const { status, json } = await callJSON('POST', '/_gust/hooks/before_save/cat',
+      { record: { name: 'tom' }, original: { name: 'Tom' } });
+    assert.deepEqual([status, json], [200, { record: { name: 'TOM' } }]);
+    await callJSON('POST', '/_gust/hooks/before_save/cat', { record: { name: 'kit' } });
+    assert.deepEqual(seen, [{ name: 'Tom' }, null]);
+  });
+
+  test('hook returning nothing keeps the record', async () => {
+    gust.afterSave('cat', () => {});
+    assert.deepEqual((await callJSON('POST', '/_gust/hooks/after_save/cat', { record: { name: 'tom' } })).json,
+      { record: { name: 'tom' } });
+  });
+
+  test('unknown hooks, and hook bodies must be objects', async () => {
+    gust.beforeSave('cat', (record) => record);
+    for (const target of ['/_gust/hooks/before_save/dog', '/_gust/hooks/after_save/cat', '/_gust/hooks/before_save']) {
+      assert.equal((await callJSON('POST', target, { record: {} })).status, 404, target);
+    }
+    assert.equal((await callJSON('POST', '/_gust/hooks/before_save/cat', '[]')).status, 400);
+  });
+
+  test('handler answers text with the query', async () => {
+    gust.handler('hello', (request) => `hello ${request.query.name || 'world'} by ${request.method} ${request.path}\n`);
+    const answer = await call('GET', '/hello');
+    assert.deepEqual([answer.status, answer.headers, answer.body.toString()],
+      [200, { 'Content-Type': 'text/plain; charset=utf-8' }, 'hello world by GET /hello\n']);
+    assert.equal((await call('GET', '/hello/?name=tom')).body.toString(), 'hello tom by GET /hello/\n');
+  });
+
+  test('HEAD uses the GET handler', async () => {
+    gust.handler('hello', () => 'hi');
+    assert.equal((await call('HEAD', '/hello')).status, 200);
+  });
+
+  test('method not allowed names the allowed ones', async () => {
+    gust.handler('submit', { methods: ['PUT', 'POST'] }, () => 'ok');
+    const { status, headers, json } = await callJSON('GET', '/submit');
+    assert.deepEqual([status, headers.Allow], [405, 'POST, PUT']);
+    assert.deepEqual(json, { code: 405, error: 'GET is not allowed on /submit' });
+  });
+
+  test('handler request', async () => {
+    const seen = [];
+    gust.handler('submit', { methods: ['POST'] }, (request) => {
+      seen.push([request.headers['x-hub-signature-256'], request.body.toString()]);
+      return { received: request.json() };
+    });
+    const { status, json } = await callJSON('POST', '/submit', { a: 1 }, { 'x-hub-signature-256': 'sha256=00' });
+    assert.deepEqual([status, json], [200, { received: { a: 1 } }]);
+    assert.deepEqual(seen, [['sha256=00', '{"a":1}']]);
+  });
+
+  test('handler return values', async () => {
+    const cases = {
+      text: ['hi', 200, { 'Content-Type': 'text/plain; charset=utf-8' }, 'hi'],
+      number: [42, 200, { 'Content-Type': 'text/plain; charset=utf-8' }, '42'],
+      bytes: [Buffer.from('\x00\x01'), 200, { 'Content-Type': 'application/octet-stream' }, '\x00\x01'],
+      json: [[1, 2], 200, { 'Content-Type': 'application/json' }, '[1,2]'],
+      none: [undefined, 204, {}, ''],
+      'response-text': [new gust.Response('made', { status: 201, headers: { 'X-A': 'b' } }),
+        201, { 'X-A': 'b', 'Content-Type': 'text/plain; charset=utf-8' }, 'made'],
+      'response-json': [new gust.Response({ a: 1 }, { status: 202 }), 202, { 'Content-Type': 'application/json' }, '{"a":1}'],
+      'response-typed': [new gust.Response('<p>', { headers: { 'Content-Type': 'text/html' } }), 200, { 'Content-Type': 'text/html' }, '<p>'],
+      'response-empty': [new gust.Response('', { status: 304 }), 304, { 'Content-Type': 'text/plain; charset=utf-8' }, ''],
+    };
+    for (const [name, [value, status, headers, body]] of Object.entries(cases)) {
+      gust.handler(name, () => value);
+      const answer = await call('GET', `/${name}`);
+      assert.deepEqual([answer.status, answer.headers, answer.body.toString()], [status, headers, body], name);
+    }
+  });
+
+  test('handler failures', async () => {
+    gust.handler('teapot', () => { throw new gust.Error("I'm a teapot", { code: 418 }); });
+    gust.handler('broken', () => { throw new Error('secret-detail'); });
+    assert.deepEqual(await callJSON('GET', '/teapot'),
+      { status: 418, headers: { 'Content-Type': 'application/json' }, json: { code: 418, error: "I'm a teapot" } });
+    assert.deepEqual((await callJSON('GET', '/broken')).json, { code: 500, error: 'internal error in handler /broken' });
+  });
+
+  test('unknown paths, malformed percent-encoding included', async () => {
+    for (const target of ['/', '/nothing', '/_gust/nothing', '/_gust/ops', '/bad%zz', '/%E0%A4%A']) {
+      assert.equal((await callJSON('GET', target)).status, 404, target);
+    }
+  });
+
+  test('percent-encoded handler path', async () => {
+    gust.handler('café', (request) => request.path);
+    assert.equal((await call('GET', '/caf%C3%A9')).body.toString(), '/café');
+  });
+});
+
+describe('serve and loadApp', () => {
+  function request(socketPath, method, target, body) {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath, method, path: target, agent: false }, (res) => {
+        const chunks = [];
+        res.on('data', (chunk) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  test('serves HTTP/1.1 on a Unix socket and survives a failure inside the runtime', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gust-node-'));
+    const socketPath = path.join(dir, 'instance.sock');
+    fs.writeFileSync(socketPath, 'stale'); // a leftover socket file is replaced
+    const server = serve(socketPath);
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      gust.op('echo', (args) => args);
+      gust.handler('hello', () => 'hello\n');
+      gust.registry.handlers.set('/broken-routes', {}); // not a Map: dispatch itself throws
+      const echo = await request(socketPath, 'POST', '/_gust/ops/echo', '{"a":1}');
+      assert.deepEqual([echo.status, echo.headers['content-length'], echo.body], [200, '7', '{"a":1}']);
+      const head = await request(socketPath, 'HEAD', '/hello');
+      assert.deepEqual([head.status, head.headers['content-length'], head.body], [200, '6', '']);
+      const broken = await request(socketPath, 'GET', '/broken-routes');
+      assert.deepEqual([broken.status, JSON.parse(broken.body)], [500, { code: 500, error: 'internal error in the runtime' }]);
+      assert.match(logged, /GET \/broken-routes failed in the runtime/);
+      assert.equal((await request(socketPath, 'GET', '/_gust/health')).status, 200);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  function loadInChild(root) {
+    const script = `
+      const { loadApp } = require(${JSON.stringify(path.join(RUNTIME, 'gust', 'server.js'))});
+      loadApp(process.argv[1]);
+      console.log(JSON.stringify(require('gust').registry.manifest()));`;
+    return spawnSync(process.execPath, ['-e', script, root],
+      { env: { ...process.env, NODE_PATH: RUNTIME }, encoding: 'utf8' });
+  }
+
+  test('loadApp loads package.json main, and the app shares the runtime\'s gust', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gust-app-'));
+    try {
+      fs.writeFileSync(path.join(root, 'package.json'), '{"name": "app", "main": "lib/app.js"}');
+      fs.mkdirSync(path.join(root, 'lib'));
+      fs.writeFileSync(path.join(root, 'lib', 'app.js'), "require('gust').op('hi', () => 'hi');\n");
+      const child = loadInChild(root);
+      assert.equal(child.status, 0, child.stderr);
+      assert.deepEqual(JSON.parse(child.stdout).ops, [{ name: 'hi' }]);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('loadApp falls back to index.js', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gust-app-'));
+    try {
+      fs.writeFileSync(path.join(root, 'package.json'), '{"name": "app"}');
+      fs.writeFileSync(path.join(root, 'index.js'), "require('gust').handler('about', () => 'about');\n");
+      const child = loadInChild(root);
+      assert.equal(child.status, 0, child.stderr);
+      assert.deepEqual(JSON.parse(child.stdout).handlers, [{ path: '/about', methods: ['GET'] }]);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

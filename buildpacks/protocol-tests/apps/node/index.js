@@ -1,0 +1,32 @@
+'use strict';
+// The protocol fixture app, Node edition.
+//
+// buildpacks/protocol-tests/apps/python/__init__.py registers the same functions
+// under the same names; buildpacks/protocol-tests/run.py checks that both
+// runtimes answer cases.json alike.
+
+const gust = require('gust');
+
+gust.op('echo', (args) => args);
+
+gust.op('fail', () => {
+  throw new gust.Error('nope', { code: 123 });
+});
+
+gust.op('crash', () => {
+  throw new Error('secret-detail: this must stay in the log');
+});
+
+gust.handler('hello', (request) => `hello ${request.query.name || 'world'}\n`);
+
+gust.handler('submit', { methods: ['POST'] }, (request) => ({ received: request.json() }));
+
+// Named like the Python function so that both manifests are identical.
+// eslint-disable-next-line camelcase
+gust.beforeSave('cat', function check_cat(record) {
+  if (!record.name) throw new gust.Error('Missing cat name', { code: 400 });
+  record.name = record.name.toUpperCase();
+  return record;
+});
+
+gust.every('2m', function meow() {});

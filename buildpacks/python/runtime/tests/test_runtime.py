@@ -1,0 +1,472 @@
+"""The Python runtime in-process: gust's decorators and gust.server.dispatch.
+
+    python3 -m unittest discover -s buildpacks/python/runtime/tests -t buildpacks/python/runtime
+
+buildpacks/protocol-tests/run.py checks the same protocol over a real socket.
+"""
+
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+import os
+import sys
+import tempfile
+import textwrap
+import unittest
+
+import gust
+from gust import server
+
+
+class RegistryTestCase(unittest.TestCase):
+    """Each test registers into a fresh registry (the decorators and dispatch both read gust.registry)."""
+
+    def setUp(self):
+        self._saved_registry = gust.registry
+        gust.registry = gust._Registry()
+        self.stderr = io.StringIO()
+        redirect = contextlib.redirect_stderr(self.stderr)
+        redirect.__enter__()
+        self.addCleanup(redirect.__exit__, None, None, None)
+
+    def tearDown(self):
+        gust.registry = self._saved_registry
+
+    def call(self, method, target, body=b"", headers=None):
+        if not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        return server.dispatch(method, target, headers or {}, body)
+
+    def call_json(self, method, target, body=b"", headers=None):
+        status, response_headers, payload = self.call(method, target, body, headers)
+        self.assertEqual(response_headers.get("Content-Type"), "application/json", payload)
+        return status, json.loads(payload)
+
+
+class DecoratorTests(RegistryTestCase):
+    def test_op_registers_and_returns_the_function(self):
+        def buy(food):
+            return food
+        self.assertIs(gust.op("food:buy")(buy), buy)
+        self.assertIs(gust.registry.ops["food:buy"], buy)
+
+    def test_op_registered_twice_is_an_error(self):
+        gust.op("twice")(lambda: 1)
+        with self.assertRaisesRegex(ValueError, "'twice' is registered twice"):
+            gust.op("twice")(lambda: 2)
+
+    def test_handler_normalizes_path_and_methods(self):
+        @gust.handler("/cat/feed/", methods=["get", "Post"])
+        def feed(request):
+            return "ok"
+        self.assertEqual(gust.registry.handlers, {"/cat/feed": {"GET": feed, "POST": feed}})
+
+    def test_handler_defaults_to_get(self):
+        @gust.handler("about")
+        def about(request):
+            return "about"
+        self.assertEqual(gust.registry.handlers["/about"], {"GET": about})
+
+    def test_every_accepts_intervals(self):
+        for spec in ["30s", "2m", "1h", "1h30m", "@every 1h", " 5m "]:
+            with self.subTest(spec=spec):
+                def tick():
+                    pass
+                self.assertIs(gust.every(spec)(tick), tick)
+                self.assertEqual(gust.registry.schedules["tick"][:2], ("every", spec))
+
+    def test_every_rejects_bad_specs_with_a_helpful_message(self):
+        for spec in ["2 minutes", "0s", "0m0s", "", "5x", "@every", "m", "-1m", "1.5m", 120]:
+            with self.subTest(spec=spec):
+                def tick():
+                    pass
+                with self.assertRaises(ValueError) as caught:
+                    gust.every(spec)(tick)
+                message = str(caught.exception)
+                self.assertIn("schedule tick:", message)
+                self.assertIn("is not an interval", message)
+                self.assertIn("'30s', '2m' or '@every 1h'", message)
+        self.assertEqual(gust.registry.schedules, {})
+
+    def test_cron_accepts_fields_and_macros(self):
+        for spec in ["*/5 * * * *", "0 9 * * 1-5", "0 0 12 * * *", "0,30 * * * *", "@daily", "@hourly", "@midnight"]:
+            with self.subTest(spec=spec):
+                def nightly():
+                    pass
+                gust.cron(spec)(nightly)
+                self.assertEqual(gust.registry.schedules["nightly"][:2], ("cron", spec))
+
+    def test_cron_rejects_bad_specs_with_a_helpful_message(self):
+        for spec in ["* * *", "* * * * * * *", "every day", "@often", "0 9 * * MON", ""]:
+            with self.subTest(spec=spec):
+                def nightly():
+                    pass
+                with self.assertRaises(ValueError) as caught:
+                    gust.cron(spec)(nightly)
+                message = str(caught.exception)
+                self.assertIn("schedule nightly:", message)
+                self.assertIn("is not a cron expression", message)
+                self.assertIn("5 fields", message)
+        self.assertEqual(gust.registry.schedules, {})
+
+    def test_schedules_take_the_function_directly_and_params(self):
+        def report(kind):
+            return kind
+        self.assertIs(gust.every("1h", report, params={"kind": "daily"}), report)
+        self.assertEqual(gust.registry.schedules["report"], ("every", "1h", {"kind": "daily"}, report))
+
+    def test_hooks_register_by_event_and_type(self):
+        @gust.before_save("cat")
+        def check(record, original):
+            return record
+
+        def gone(record, original):
+            pass
+        gust.after_delete("cat", gone)
+        self.assertEqual(gust.registry.hooks, {("before_save", "cat"): check, ("after_delete", "cat"): gone})
+
+    def test_manifest(self):
+        gust.op("b")(lambda: 1)
+        gust.op("a")(lambda: 1)
+        gust.handler("z", methods=["POST", "GET"])(lambda r: 1)
+        gust.handler("a")(lambda r: 1)
+
+        def meow():
+            pass
+
+        def report():
+            pass
+        gust.every("2m", meow)
+        gust.cron("@daily", report, params={"x": 1})
+
+        def check_cat(record, original):
+            return record
+        gust.before_save("cat", check_cat)
+        self.assertEqual(gust.registry.manifest(), {
+            "ops": [{"name": "a"}, {"name": "b"}],
+            "handlers": [{"path": "/a", "methods": ["GET"]}, {"path": "/z", "methods": ["GET", "POST"]}],
+            "schedules": [{"name": "meow", "every": "2m"}, {"name": "report", "cron": "@daily", "params": {"x": 1}}],
+            "hooks": [{"event": "before_save", "type": "cat", "name": "check_cat"}],
+        })
+
+    def test_error_defaults(self):
+        error = gust.Error("Missing cat name")
+        self.assertEqual((error.message, error.code, str(error)), ("Missing cat name", 400, "Missing cat name"))
+        self.assertEqual(gust.Error("x", code="123").code, 123)
+
+    def test_records_is_not_available_yet(self):
+        with self.assertRaisesRegex(NotImplementedError, "not available yet"):
+            gust.records.find("cat")
+
+
+class VerifySignatureTests(unittest.TestCase):
+    secret = "s3cret"
+    body = b'{"action": "opened"}'
+
+    def sign(self, body, secret):
+        return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+    def test_valid_signature(self):
+        header = self.sign(self.body, self.secret)
+        self.assertTrue(gust.verify_signature(self.body, header, self.secret))
+        self.assertTrue(gust.verify_signature(self.body.decode(), header, self.secret.encode()))
+
+    def test_invalid_signatures(self):
+        good = self.sign(self.body, self.secret)
+        sha1 = "sha1=" + hmac.new(self.secret.encode(), self.body, hashlib.sha1).hexdigest()
+        for header in [None, "", good[len("sha256="):], sha1, good[:-1], good + "0", good.upper(),
+                       self.sign(self.body, "other"), self.sign(self.body + b" ", self.secret)]:
+            with self.subTest(header=header):
+                self.assertFalse(gust.verify_signature(self.body, header, self.secret))
+
+
+class DispatchTests(RegistryTestCase):
+    def test_health(self):
+        self.assertEqual(self.call_json("GET", "/_gust/health"), (200, {"ok": True}))
+
+    def test_manifest(self):
+        gust.op("echo")(lambda **a: a)
+        status, manifest = self.call_json("GET", "/_gust/manifest")
+        self.assertEqual(status, 200)
+        self.assertEqual(manifest["protocol"], 1)
+        self.assertEqual(manifest["runtime"], "python %d.%d.%d" % sys.version_info[:3])
+        self.assertEqual(manifest["ops"], [{"name": "echo"}])
+        self.assertEqual((manifest["handlers"], manifest["schedules"], manifest["hooks"]), ([], [], []))
+
+    def test_op_gets_its_arguments(self):
+        @gust.op("food:buy")
+        def buy(food, count=1):
+            return {"food": food, "count": count}
+        self.assertEqual(self.call_json("POST", "/_gust/ops/food:buy", {"food": "tuna"}),
+                         (200, {"food": "tuna", "count": 1}))
+        self.assertEqual(self.call_json("POST", "/_gust/ops/food%3Abuy", {"food": "tuna", "count": 2}),
+                         (200, {"food": "tuna", "count": 2}))
+
+    def test_op_arguments_may_have_any_name(self):
+        # Names the runtime's own helpers use must not collide with the app's arguments.
+        gust.op("greet")(lambda name, kind, function, self=None: [name, kind, function, self])
+        self.assertEqual(self.call_json("POST", "/_gust/ops/greet",
+                                        {"name": "tom", "kind": "cat", "function": "f", "self": "s"}),
+                         (200, ["tom", "cat", "f", "s"]))
+
+    def test_op_with_an_unknown_argument(self):
+        calls = []
+        gust.op("buy")(lambda food: calls.append(food))
+        status, body = self.call_json("POST", "/_gust/ops/buy", {"food": "tuna", "colour": "red"})
+        self.assertEqual((status, body["code"]), (400, 400))
+        self.assertIn("bad arguments for op buy", body["error"])
+        self.assertIn("colour", body["error"])
+        self.assertEqual(calls, [])
+
+    def test_op_with_a_missing_argument(self):
+        gust.op("buy")(lambda food: food)
+        status, body = self.call_json("POST", "/_gust/ops/buy", {})
+        self.assertEqual(status, 400)
+        self.assertIn("food", body["error"])
+
+    def test_op_with_no_body_gets_no_arguments(self):
+        gust.op("now")(lambda: "tea time")
+        self.assertEqual(self.call_json("POST", "/_gust/ops/now"), (200, "tea time"))
+
+    def test_op_returning_none_is_null(self):
+        gust.op("nothing")(lambda: None)
+        self.assertEqual(self.call("POST", "/_gust/ops/nothing")[::2], (200, b"null"))
+
+    def test_op_bodies_that_are_not_json_objects(self):
+        gust.op("echo")(lambda **a: a)
+        for body in [b"{nope", b"[1, 2]", b"null", b"3", b'"text"', b"\xff\xfe"]:
+            with self.subTest(body=body):
+                status, answer = self.call_json("POST", "/_gust/ops/echo", body)
+                self.assertEqual((status, answer["code"]), (400, 400))
+                self.assertIn("JSON object", answer["error"])
+
+    def test_unknown_op(self):
+        self.assertEqual(self.call_json("POST", "/_gust/ops/nothing", {}),
+                         (404, {"code": 404, "error": "no op named 'nothing'"}))
+
+    def test_op_must_be_posted(self):
+        gust.op("echo")(lambda **a: a)
+        self.assertEqual(self.call_json("GET", "/_gust/ops/echo")[0], 404)
+
+    def test_gust_error_with_an_app_code_is_status_400(self):
+        def fail():
+            raise gust.Error("nope", code=123)
+        gust.op("fail")(fail)
+        self.assertEqual(self.call_json("POST", "/_gust/ops/fail"), (400, {"code": 123, "error": "nope"}))
+
+    def test_gust_error_with_an_http_code_is_that_status(self):
+        def missing():
+            raise gust.Error("No salmon in the shop", code=404)
+        gust.op("missing")(missing)
+        self.assertEqual(self.call_json("POST", "/_gust/ops/missing"),
+                         (404, {"code": 404, "error": "No salmon in the shop"}))
+
+    def test_plain_exception_is_a_500_logged_with_its_traceback(self):
+        def crash():
+            raise RuntimeError("secret-detail")
+        gust.op("crash")(crash)
+        status, headers, payload = self.call("POST", "/_gust/ops/crash")
+        self.assertEqual(status, 500)
+        self.assertEqual(json.loads(payload), {"code": 500, "error": "internal error in op crash"})
+        self.assertNotIn(b"Traceback", payload)
+        self.assertNotIn(b"secret-detail", payload)
+        log = self.stderr.getvalue()
+        self.assertIn("gust: op crash raised:", log)
+        self.assertIn("Traceback", log)
+        self.assertIn("RuntimeError: secret-detail", log)
+
+    def test_op_returning_what_json_cannot_encode(self):
+        gust.op("odd")(lambda: object())
+        self.assertEqual(self.call_json("POST", "/_gust/ops/odd"), (500, {"code": 500, "error": "internal error in op odd"}))
+        self.assertIn("JSON cannot encode", self.stderr.getvalue())
+
+    def test_schedule_runs_with_its_params_or_the_body(self):
+        runs = []
+
+        def report(kind="none"):
+            runs.append(kind)
+        gust.every("1h", report, params={"kind": "hourly"})
+        self.assertEqual(self.call_json("POST", "/_gust/schedules/report"), (200, {"ok": True}))
+        self.assertEqual(self.call_json("POST", "/_gust/schedules/report", {"kind": "manual"}), (200, {"ok": True}))
+        self.assertEqual(runs, ["hourly", "manual"])
+
+    def test_schedule_without_params(self):
+        runs = []
+
+        def meow():
+            runs.append("meow")
+        gust.every("2m", meow)
+        self.assertEqual(self.call_json("POST", "/_gust/schedules/meow"), (200, {"ok": True}))
+        self.assertEqual(runs, ["meow"])
+
+    def test_schedule_failures(self):
+        def broken():
+            raise ValueError("boom")
+        gust.every("2m", broken)
+        self.assertEqual(self.call_json("POST", "/_gust/schedules/broken"),
+                         (500, {"code": 500, "error": "internal error in schedule broken"}))
+        self.assertEqual(self.call_json("POST", "/_gust/schedules/other")[0], 404)
+        self.assertEqual(self.call_json("POST", "/_gust/schedules/broken", b"[]")[0], 400)
+
+    def test_hook_rejects(self):
+        @gust.before_save("cat")
+        def check_cat(record, original):
+            if not record.get("name"):
+                raise gust.Error("Missing cat name", code=400)
+            return record
+        self.assertEqual(self.call_json("POST", "/_gust/hooks/before_save/cat", {"record": {}, "original": None}),
+                         (400, {"code": 400, "error": "Missing cat name"}))
+
+    def test_hook_changes_the_record_and_sees_the_original(self):
+        seen = []
+
+        @gust.before_save("cat")
+        def check_cat(record, original):
+            seen.append(original)
+            return dict(record, name=record["name"].upper())
+        body = {"record": {"name": "tom"}, "original": {"name": "Tom"}}
+        self.assertEqual(self.call_json("POST", "/_gust/hooks/before_save/cat", body), (200, {"record": {"name": "TOM"}}))
+        self.assertEqual(seen, [{"name": "Tom"}])
+
+    def test_hook_returning_nothing_keeps_the_record(self):
+        gust.after_save("cat", lambda record, original: None)
+        self.assertEqual(self.call_json("POST", "/_gust/hooks/after_save/cat", {"record": {"name": "tom"}}),
+                         (200, {"record": {"name": "tom"}}))
+
+    def test_unknown_hooks(self):
+        gust.before_save("cat", lambda record, original: record)
+        for target in ["/_gust/hooks/before_save/dog", "/_gust/hooks/after_save/cat", "/_gust/hooks/before_save"]:
+            with self.subTest(target=target):
+                self.assertEqual(self.call_json("POST", target, {"record": {}})[0], 404)
+
+    def test_hook_body_must_be_an_object(self):
+        gust.before_save("cat", lambda record, original: record)
+        self.assertEqual(self.call_json("POST", "/_gust/hooks/before_save/cat", b"[]")[0], 400)
+
+    def test_handler_answers_text_with_the_query(self):
+        @gust.handler("hello")
+        def hello(request):
+            return f"hello {request.query.get('name', 'world')} by {request.method} {request.path}\n"
+        self.assertEqual(self.call("GET", "/hello"),
+                         (200, {"Content-Type": "text/plain; charset=utf-8"}, b"hello world by GET /hello\n"))
+        self.assertEqual(self.call("GET", "/hello/?name=tom&name=kit")[2], b"hello kit by GET /hello/\n")
+
+    def test_head_uses_the_get_handler(self):
+        gust.handler("hello")(lambda request: "hi")
+        self.assertEqual(self.call("HEAD", "/hello")[0], 200)
+
+    def test_method_not_allowed_names_the_allowed_ones(self):
+        gust.handler("submit", methods=["PUT", "POST"])(lambda request: "ok")
+        status, headers, payload = self.call("GET", "/submit")
+        self.assertEqual((status, headers["Allow"]), (405, "POST, PUT"))
+        self.assertEqual(json.loads(payload), {"code": 405, "error": "GET is not allowed on /submit"})
+
+    def test_handler_request(self):
+        seen = []
+
+        @gust.handler("submit", methods=["POST"])
+        def submit(request):
+            seen.append((request.headers.get("X-Hub-Signature-256"), request.body))
+            return {"received": request.json()}
+        status, body = self.call_json("POST", "/submit", {"a": 1}, headers={"X-Hub-Signature-256": "sha256=00"})
+        self.assertEqual((status, body), (200, {"received": {"a": 1}}))
+        self.assertEqual(seen, [("sha256=00", b'{"a": 1}')])
+
+    def test_handler_return_values(self):
+        cases = {
+            "text": ("hi", (200, {"Content-Type": "text/plain; charset=utf-8"}, b"hi")),
+            "number": (42, (200, {"Content-Type": "text/plain; charset=utf-8"}, b"42")),
+            "bytes": (b"\x00\x01", (200, {"Content-Type": "application/octet-stream"}, b"\x00\x01")),
+            "json": ([1, 2], (200, {"Content-Type": "application/json"}, b"[1, 2]")),
+            "none": (None, (204, {}, b"")),
+            "response-text": (gust.Response("made", status=201, headers={"X-A": "b"}),
+                              (201, {"X-A": "b", "Content-Type": "text/plain; charset=utf-8"}, b"made")),
+            "response-json": (gust.Response({"a": 1}, status=202),
+                              (202, {"Content-Type": "application/json"}, b'{"a": 1}')),
+            "response-typed": (gust.Response("<p>", headers={"Content-Type": "text/html"}),
+                               (200, {"Content-Type": "text/html"}, b"<p>")),
+            "response-empty": (gust.Response(status=304), (304, {}, b"")),
+        }
+        for name, (value, expected) in cases.items():
+            gust.handler(name)(lambda request, value=value: value)
+            with self.subTest(name=name):
+                self.assertEqual(self.call("GET", "/" + name), expected)
+
+    def test_handler_failures(self):
+        def teapot(request):
+            raise gust.Error("I'm a teapot", code=418)
+
+        def broken(request):
+            raise KeyError("secret-detail")
+        gust.handler("teapot")(teapot)
+        gust.handler("broken")(broken)
+        self.assertEqual(self.call_json("GET", "/teapot"), (418, {"code": 418, "error": "I'm a teapot"}))
+        status, body = self.call_json("GET", "/broken")
+        self.assertEqual((status, body), (500, {"code": 500, "error": "internal error in handler /broken"}))
+
+    def test_unknown_paths(self):
+        for target in ["/", "/nothing", "/_gust/nothing", "/_gust/ops", "/bad%zz"]:
+            with self.subTest(target=target):
+                self.assertEqual(self.call_json("GET", target)[0], 404)
+
+    def test_percent_encoded_handler_path(self):
+        gust.handler("café")(lambda request: request.path)
+        self.assertEqual(self.call("GET", "/caf%C3%A9")[2], "/café".encode())
+
+
+class LoadAppTests(RegistryTestCase):
+    def setUp(self):
+        super().setUp()
+        self.root = tempfile.mkdtemp(prefix="gust-app-")
+        saved_path, saved_modules = list(sys.path), dict(sys.modules)
+
+        def restore():
+            sys.path[:] = saved_path
+            for name in set(sys.modules) - set(saved_modules):
+                del sys.modules[name]
+            sys.modules.update(saved_modules)
+        self.addCleanup(restore)
+
+    def tearDown(self):
+        super().tearDown()
+        for directory, _, files in os.walk(self.root, topdown=False):
+            for name in files:
+                os.unlink(os.path.join(directory, name))
+            os.rmdir(directory)
+
+    def write(self, name, text):
+        path = os.path.join(self.root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as file:
+            file.write(textwrap.dedent(text))
+
+    def test_package_with_relative_imports(self):
+        self.write("__init__.py", """
+            import gust
+            from .food import PRICES
+
+            @gust.op('price')
+            def price(food):
+                return PRICES[food]
+        """)
+        self.write("food.py", "PRICES = {'tuna': 3.0}\n")
+        server.load_app(self.root)
+        self.assertEqual(self.call_json("POST", "/_gust/ops/price", {"food": "tuna"}), (200, 3.0))
+
+    def test_main_module(self):
+        self.write("main.py", """
+            import gust
+            gust.op('hi')(lambda: 'hi')
+        """)
+        server.load_app(self.root)
+        self.assertEqual(list(gust.registry.ops), ["hi"])
+
+    def test_no_entry_point(self):
+        with self.assertRaisesRegex(SystemExit, "no __init__.py or main.py"):
+            server.load_app(self.root)
+
+
+if __name__ == "__main__":
+    unittest.main()
