@@ -19,6 +19,9 @@ public enum RouterDaemon {
         defer { pidLock.release() }
 
         let supervisor = try Supervisor(configuration: configuration, logger: logger)
+        let scheduler = try Scheduler(configuration: configuration, supervisor: supervisor, logger: logger)
+        await supervisor.attach(scheduler)
+        await scheduler.start()
         await supervisor.start()
 
         let socket = home.adminSocket.path
@@ -47,6 +50,8 @@ public enum RouterDaemon {
                 services: [
                     .init(service: admin),
                     .init(service: http),
+                    // Before the supervisor: shutdown goes in reverse, so instances stop first and runs in flight end.
+                    .init(service: SchedulerService(scheduler: scheduler)),
                     .init(service: SupervisorService(supervisor: supervisor)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -26,6 +26,8 @@ actor Supervisor {
     private var slots: [AppName: Slot] = [:]
     private var deploying: Set<AppName> = []
     private var publicPort: Int
+    /// Told which schedules each live release declares, and when an app stops being served.
+    private var scheduler: Scheduler?
 
     init(configuration: RouterConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -56,6 +58,8 @@ actor Supervisor {
 
     func setPublicPort(_ port: Int) { publicPort = port }
 
+    func attach(_ scheduler: Scheduler) { self.scheduler = scheduler }
+
     func url(of app: AppName) -> String {
         let port = publicPort == 80 ? "" : ":\(publicPort)"
         return "http://\(app).\(configuration.domain)\(port)/"
@@ -73,6 +77,7 @@ actor Supervisor {
             guard let app = wanted[name], let live = app.liveVersion else {
                 slots[name] = nil
                 retire(slot.instance)
+                await scheduler?.forget(name)
                 continue
             }
             slots[name]?.isPrivate = app.isPrivate
@@ -135,6 +140,7 @@ actor Supervisor {
             if slots[app]?.version == version {
                 slots[app]?.starting = nil
                 slots[app]?.instance = instance
+                await announceSchedules(of: instance)
             } else {
                 retire(instance)  // a deploy switched the app meanwhile
             }
@@ -180,7 +186,10 @@ actor Supervisor {
         let instance = try await launch(app, version: version, progress: progress)
         for line in instance.manifest.summary { progress(line) }
         let isPrivate: Bool
+        let schedules: [StoredSchedule]
         do {
+            // A spec gustd cannot run rejects the push here, before any switch.
+            schedules = try Scheduler.declared(by: instance.manifest, app: app, release: version, config: release.config)
             let health = try await instance.call(InstanceRequest(method: .GET, target: "/_gust/health"), timeout: configuration.startTimeout)
             guard health.status == 200 else {
                 throw GustError("v\(version) failed its health check (status \(health.status)).")
@@ -197,7 +206,21 @@ actor Supervisor {
         previous?.starting?.cancel()
         progress("Switched traffic to v\(version)" + (previous.map { " from v\($0.version)" } ?? ""))
         retire(previous?.instance)
+        await scheduler?.adopt(app, release: version, schedules: schedules)
         return url(of: app)
+    }
+
+    /// Tells the scheduler what a live instance's release declares (after a
+    /// gustd restart, the first instance of each live release does this).
+    private func announceSchedules(of instance: Instance) async {
+        guard let scheduler else { return }
+        do {
+            let release = try store.requireRelease(instance.app, version: instance.version)
+            let declared = try Scheduler.declared(by: instance.manifest, app: instance.app, release: instance.version, config: release.config)
+            await scheduler.adopt(instance.app, release: instance.version, schedules: declared)
+        } catch {
+            logger.error("The schedules of \(instance.app) v\(instance.version) cannot run: \(error)")
+        }
     }
 
     /// Lets an instance finish what it is serving, then stops it.
