@@ -80,7 +80,12 @@ function checkCron(spec) {
 }
 
 function schedule(kind, check) {
-  return (spec, fn, params) => {
+  const register = (spec, fn, params) => {
+    // gust.every('2m') alone returns a registrar, the closest Node has to a decorator.
+    if (fn === undefined) return (later, laterParams) => register(spec, later, laterParams ?? params);
+    if (typeof fn !== 'function') {
+      throw new TypeError(`gust.${kind}(${JSON.stringify(spec)}, fn): the second argument must be the function to run, not ${fn === null ? 'null' : typeof fn}`);
+    }
     const name = fn.name || `${kind}_${registry.schedules.size + 1}`;
     try {
       check(spec);
@@ -90,6 +95,7 @@ function schedule(kind, check) {
     registry.schedules.set(name, { kind, spec: String(spec), params, fn });
     return fn;
   };
+  return register;
 }
 
 function hook(event) {
