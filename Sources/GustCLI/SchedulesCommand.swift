@@ -25,7 +25,7 @@ struct SchedulesCommand: ParsableCommand {
         var name: String
         var kind: String
         var spec: String
-        var params: String?
+        var params: JSONValue?
         var timeZone: String
         var anchor: Date
         var release: Int
@@ -42,7 +42,8 @@ struct SchedulesCommand: ParsableCommand {
             // gustd writes the next run as it goes; when it is stale (gustd stopped), compute it from the spec.
             let next = schedule.nextRun.flatMap { $0 > now ? $0 : nil } ?? schedule.next(after: now)
             return Listing(
-                name: schedule.name, kind: schedule.kind, spec: schedule.spec, params: schedule.params, timeZone: schedule.timeZone,
+                name: schedule.name, kind: schedule.kind, spec: schedule.spec,
+                params: schedule.params.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }, timeZone: schedule.timeZone,
                 anchor: schedule.anchor, release: schedule.release, nextRun: next,
                 runs: try store.runs(name, schedule: schedule.name, limit: max(0, runs))
             )
