@@ -73,11 +73,12 @@ actor Supervisor {
             return
         }
         let wanted = Dictionary(uniqueKeysWithValues: apps.map { ($0.name, $0) })
+        var unserved: [AppName] = []
         for (name, slot) in slots where !deploying.contains(name) {
             guard let app = wanted[name], let live = app.liveVersion else {
                 slots[name] = nil
                 retire(slot.instance)
-                await scheduler?.forget(name)
+                unserved.append(name)
                 continue
             }
             slots[name]?.isPrivate = app.isPrivate
@@ -89,6 +90,7 @@ actor Supervisor {
         for app in apps where slots[app.name] == nil && !deploying.contains(app.name) {
             if let live = app.liveVersion { slots[app.name] = Slot(version: live, isPrivate: app.isPrivate) }
         }
+        for name in unserved { await scheduler?.forget(name) }
         // Warm every live release now rather than on its first request.
         for name in slots.keys where slots[name]?.instance == nil {
             Task { _ = try? await self.instance(for: name) }
