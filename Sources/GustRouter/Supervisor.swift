@@ -28,6 +28,8 @@ actor Supervisor {
     private var publicPort: Int
     /// Told which schedules each live release declares, and when an app stops being served.
     private var scheduler: Scheduler?
+    /// Instances' secrets for the records channel (`gust.records`).
+    nonisolated let channelTokens = RecordsChannelTokens()
 
     init(configuration: RouterConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -259,10 +261,12 @@ actor Supervisor {
         let output = InstanceOutput(log: AppLog(home: home, app: app), version: version, id: id, secrets: secrets)
         output.relay(to: progress)
 
+        let channelToken = channelTokens.issue(for: app)
         progress?("Starting instance \(id) of v\(version)")
         let child = try InstanceProcess(
             executable: directory.appendingPathComponent(command).path,
-            environment: environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id),
+            environment: environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id)
+                .merging(["GUST_RECORDS_SOCKET": home.recordsSocket.path, "GUST_RECORDS_TOKEN": channelToken]) { $1 },
             directory: directory.path,
             onOutput: { output.deliver($0) },
             onExit: { status in Task { await self.instanceExited(id: id, app: app, status: status) } }
@@ -273,12 +277,16 @@ actor Supervisor {
             let connection = try await connect(to: socketPath, child: child, version: version)
             let manifest = try await readManifest(connection, version: version)
             output.relay(to: nil)
-            return Instance(
+            let instance = Instance(
                 id: id, app: app, version: version, manifest: manifest, process: child,
-                socketPath: socketPath, connection: connection, records: records
+                socketPath: socketPath, connection: connection, records: records,
+                onStop: { [channelTokens] in channelTokens.revoke(channelToken) }
             )
+            channelTokens.attach(channelToken, to: instance)
+            return instance
         } catch {
             await child.stop(grace: .seconds(1))
+            channelTokens.revoke(channelToken)
             output.relay(to: nil)
             records.forget(id: id)
             throw error

@@ -151,8 +151,8 @@ describe('registration', () => {
     assert.equal(new gust.Error('No comment', { code: 123 }).code, 123);
   });
 
-  test('records is not available yet', () => {
-    assert.throws(() => gust.records.find('cat'), /not available yet/);
+  test('records outside an instance says so', async () => {
+    await assert.rejects(gust.records.find('cat'), /inside a Gust instance/);
   });
 });
 
