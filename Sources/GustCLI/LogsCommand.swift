@@ -14,8 +14,8 @@ struct LogsCommand: ParsableCommand {
     @OptionGroup var home: HomeOptions
     @Argument(help: "The app.") var app: String
     @Option(name: .short, help: "How many of the latest lines to print.") var n = 100
-    @Flag(name: .short, help: "Keep printing new lines as they come, until interrupted.") var follow = false
-    @Option(help: ArgumentHelp("Only lines of this function (an op, schedule or hook name).", valueName: "name"))
+    @Flag(name: [.short, .long], help: "Keep printing new lines as they come, until interrupted.") var follow = false
+    @Option(help: ArgumentHelp("Only lines of this function: an op or schedule name, a hook (`before_save cat`) or a handler path (`/hello`).", valueName: "name"))
     var function: String?
 
     func run() throws {

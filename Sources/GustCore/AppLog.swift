@@ -23,6 +23,13 @@ public struct LogEntry: Sendable, Codable, Equatable {
         self.line = line
     }
 
+    /// Whether this line came from the function `name`: its whole label
+    /// (`schedule tick`) or the name within it (`tick`, `before_save cat`).
+    public func belongs(to name: String) -> Bool {
+        guard let function else { return false }
+        return function == name || function.hasSuffix(" " + name)
+    }
+
     /// `2026-11-22T23:30:01.123Z v3 a1b2 [op food:buy] Meow`
     public var formatted: String {
         var parts = [Self.timeFormat.string(from: time)]
@@ -85,7 +92,7 @@ public struct AppLog: Sendable {
     /// The last `limit` entries, oldest first, optionally of one function.
     public func tail(_ limit: Int, function: String? = nil) -> [LogEntry] {
         let all = Self.read(previous) + Self.read(current)
-        let matching = function.map { name in all.filter { $0.function?.hasSuffix(name) == true } } ?? all
+        let matching = function.map { name in all.filter { $0.belongs(to: name) } } ?? all
         return Array(matching.suffix(limit))
     }
 
@@ -122,7 +129,7 @@ public struct AppLog: Sendable {
                     if let lastNewline = pending.lastIndex(of: 0x0A) {
                         let complete = pending[..<lastNewline]
                         pending = Data(pending[pending.index(after: lastNewline)...])
-                        for entry in Self.decode(Data(complete)) where function.map({ entry.function?.hasSuffix($0) == true }) ?? true {
+                        for entry in Self.decode(Data(complete)) where function.map(entry.belongs(to:)) ?? true {
                             if !body(entry) { return }
                         }
                     }

@@ -279,7 +279,7 @@ actor Supervisor {
             output.relay(to: nil)
             let instance = Instance(
                 id: id, app: app, version: version, manifest: manifest, process: child,
-                socketPath: socketPath, connection: connection, records: records,
+                socketPath: socketPath, connection: connection, records: records, output: output,
                 onStop: { [channelTokens] in channelTokens.revoke(channelToken) }
             )
             channelTokens.attach(channelToken, to: instance)

@@ -79,6 +79,10 @@ struct ScheduleTests {
         #expect(logs.contains("[schedule tick] Run finished in"))
         let onlyTick = try GustBinaries.gust(fixture.home, ["logs", "cats", "--function", "tick"]).stdout
         #expect(onlyTick.contains("Run finished"))
+        // What the function itself printed is tagged with it too.
+        #expect(onlyTick.contains("[schedule tick] tick tock from one"), "\(onlyTick)")
+        let noSuchFunction = try GustBinaries.gust(fixture.home, ["logs", "cats", "--function", "tock"]).stdout
+        #expect(!noSuchFunction.contains("tick tock"), "\(noSuchFunction)")
 
         let listing = try GustBinaries.gust(fixture.home, ["schedules", "cats"])
         #expect(listing.status == 0, "\(listing.output)")

@@ -15,6 +15,8 @@ import Testing
         try log.append((1...5).map { entry("line \($0)", function: $0 % 2 == 0 ? "schedule meow" : "op food:buy") })
         #expect(log.tail(2).map(\.line) == ["line 4", "line 5"])
         #expect(log.tail(10, function: "meow").map(\.line) == ["line 2", "line 4"])
+        #expect(log.tail(10, function: "schedule meow").count == 2)
+        #expect(log.tail(10, function: "eow").isEmpty, "a name matches whole words of the label, not any suffix")
         #expect(log.tail(1).first?.formatted.contains("v3 a1 [op food:buy] line 5") == true)
     }
 

@@ -19,6 +19,7 @@ actor Instance {
     nonisolated let socketPath: String
     private let connection: InstanceConnection
     private let records: InstanceRecords
+    private let output: InstanceOutput
 
     /// Extra connections for hooks nested in the request holding the gate (docs/runtime-protocol.md).
     private var spare: [InstanceConnection] = []
@@ -30,9 +31,10 @@ actor Instance {
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
         socketPath: String, connection: InstanceConnection, records: InstanceRecords,
-        onStop: @escaping @Sendable () -> Void = {}
+        output: InstanceOutput, onStop: @escaping @Sendable () -> Void = {}
     ) {
         self.onStop = onStop
+        self.output = output
         self.id = id
         self.app = app
         self.version = version
@@ -47,6 +49,8 @@ actor Instance {
     func call(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
         await acquire()
         defer { release() }
+        output.begin(request.function)
+        defer { output.end(request.function) }
         return try await connection.send(request, timeout: timeout)
     }
 
@@ -58,6 +62,8 @@ actor Instance {
         if let reused = spare.popLast(), reused.isOpen { connection = reused } else {
             connection = try await InstanceConnection.connect(socketPath: socketPath)
         }
+        output.begin(request.function)
+        defer { output.end(request.function) }
         let response = try await connection.send(request, timeout: timeout)
         if connection.isOpen { spare.append(connection) }
         return response
@@ -99,11 +105,14 @@ actor Instance {
     }
 }
 
-/// Where output of an instance goes: always the app's log; during start-up
-/// also the deploy's progress, so that a traceback reaches the pusher.
+/// Where output of an instance goes: always the app's log, each line with the
+/// function that was running when it came (so `gust logs --function` finds
+/// it); during start-up also the deploy's progress, so that a traceback
+/// reaches the pusher.
 final class InstanceOutput: Sendable {
     private let relay = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let recent = Mutex<[String]>([])
+    private let running = Mutex(RunningFunctions())
     let log: AppLog
     let version: Int
     let id: String
@@ -121,8 +130,19 @@ final class InstanceOutput: Sendable {
     /// The last lines written, for an error report.
     var tail: [String] { recent.withLock { $0 } }
 
+    /// Output from now on belongs to `function` (a call into the instance
+    /// starts), until the matching `end`. Nil (gustd's own calls) changes nothing.
+    func begin(_ function: String?) {
+        if let function { running.withLock { $0.begin(function) } }
+    }
+
+    func end(_ function: String?) {
+        if function != nil { running.withLock { $0.end() } }
+    }
+
     func deliver(_ lines: [String]) {
-        let entries = lines.map { LogEntry(release: version, instance: id, stream: "output", function: nil, line: $0) }
+        let function = running.withLock { $0.current(at: .now) }
+        let entries = lines.map { LogEntry(release: version, instance: id, stream: "output", function: function, line: $0) }
         try? log.append(entries, masking: secrets)
         recent.withLock { recent in
             recent.append(contentsOf: lines)
@@ -131,5 +151,28 @@ final class InstanceOutput: Sendable {
         if let progress = relay.withLock({ $0 }) {
             for line in lines { progress(line.maskingSecrets(secrets)) }
         }
+    }
+}
+
+/// Which function an instance is running: a stack, because a record hook can
+/// run nested in the function whose write caused it. Output reaches gustd
+/// through a pipe, so a line can arrive just after its call has answered; for
+/// a moment after the last call ends, lines still belong to it.
+struct RunningFunctions: Sendable {
+    static let trailing: Duration = .milliseconds(250)
+    private var stack: [String] = []
+    private var last: (name: String, ended: ContinuousClock.Instant)?
+
+    mutating func begin(_ function: String) { stack.append(function) }
+
+    mutating func end() {
+        guard let ended = stack.popLast() else { return }
+        if stack.isEmpty { last = (ended, .now) }
+    }
+
+    func current(at now: ContinuousClock.Instant) -> String? {
+        if let top = stack.last { return top }
+        if let last, now - last.ended < Self.trailing { return last.name }
+        return nil
     }
 }

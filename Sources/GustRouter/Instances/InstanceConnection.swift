@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -8,6 +9,18 @@ struct InstanceRequest: Sendable {
     var target: String
     var headers: HTTPHeaders = HTTPHeaders()
     var body: ByteBuffer = ByteBuffer()
+
+    /// The function this request runs, as logs name it: `op NAME`, `schedule
+    /// NAME`, `hook EVENT TYPE`, `handler PATH`; nil for gustd's own calls.
+    var function: String? {
+        let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
+        let name = { (prefix: String) in (path.dropFirst(prefix.count).removingPercentEncoding ?? String(path.dropFirst(prefix.count))) }
+        if path.hasPrefix("/_gust/ops/") { return "op " + name("/_gust/ops/") }
+        if path.hasPrefix("/_gust/schedules/") { return "schedule " + name("/_gust/schedules/") }
+        if path.hasPrefix("/_gust/hooks/") { return "hook " + name("/_gust/hooks/").replacingOccurrences(of: "/", with: " ") }
+        if path.hasPrefix("/_gust/") { return nil }
+        return "handler " + path
+    }
 }
 
 struct InstanceResponse: Sendable {
