@@ -34,5 +34,10 @@ lint:
 demo: build
 	scripts/demo.sh
 
+# The numbers in docs/benchmarks.md, from a release build.
+bench: deps
+	$(SWIFT) build -c release
+	scripts/bench.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+
 clean:
 	rm -rf .build
