@@ -155,4 +155,44 @@ struct RecordsTests {
         let refused = try fixture.call("POST", "/_/functions/addReview", body: #"{"movie": "Heat", "stars": 5}"#)
         #expect(refused.json?["code"] as? Int == 123)
     }
+
+    @Test(.scratchDirectory) func hooksPastTheirLimitRejectTheWriteOrAreCutShort() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import time
+            import gust
+
+            @gust.before_save('slow')
+            def slow(record, original):
+                time.sleep(float(record.get('sleep', 0)))
+                return record
+
+            @gust.after_save('late')
+            def late(record, original):
+                time.sleep(5)
+
+            """)
+        try work.commit("Slow hooks")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        let limits = try GustBinaries.gust(
+            fixture.home, ["config", "set", "cats", "GUST_BEFORE_HOOK_TIMEOUT=1s", "GUST_AFTER_HOOK_TIMEOUT=500ms"]
+        )
+        #expect(limits.status == 0, "\(limits.output)")
+        let auth = ["X-Auth-Token": try token(fixture)]
+
+        let tooSlow = try fixture.call("POST", "/_/records/slow", body: #"{"sleep": 4}"#, headers: auth)
+        #expect(tooSlow.status == 504, "\(tooSlow.text)")
+        let none = try fixture.call("GET", "/_/records/slow", headers: auth)
+        #expect((none.json?["records"] as? [Any])?.isEmpty == true, "a before-hook past its limit stores nothing: \(none.text)")
+        let quick = try fixture.call("POST", "/_/records/slow", body: #"{"sleep": 0}"#, headers: auth)
+        #expect(quick.status == 201, "the next write gets a fresh instance: \(quick.text)")
+
+        let started = Date()
+        let late = try fixture.call("POST", "/_/records/late", body: #"{"name": "Tom"}"#, headers: auth)
+        #expect(late.status == 201, "\(late.text)")
+        #expect(Date().timeIntervalSince(started) < 4, "the after-hook was cut at its limit, not waited for")
+        let id = try #require(late.json?["_id"] as? String)
+        #expect(try fixture.call("GET", "/_/records/late/\(id)", headers: auth).status == 200, "the write stands")
+    }
 }
