@@ -78,6 +78,9 @@ struct RecordsTests {
         let logs = try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "100"]).stdout
         #expect(logs.contains("grumpy cats break the after hook"), "\(logs)")
         #expect(logs.contains("after_save cat failed"), "\(logs)")
+        let hookLogs = try GustBinaries.gust(fixture.home, ["logs", "cats", "--function", "after_save cat"]).stdout
+        #expect(hookLogs.contains("grumpy cats break the after hook"), "the hook's own output is tagged with it: \(hookLogs)")
+        #expect(hookLogs.contains("after_save cat failed"), "and so is gustd's note of its failure")
 
         // The re-entrant case: an op saves a cat, whose before-hook runs in the same instance.
         let adopted = try fixture.call("POST", "/_/functions/adopt", body: #"{"name": " Felix "}"#)

@@ -18,7 +18,7 @@ import Testing
         let service = RecordService(store: try RecordStore(url: url), hooks: { hooks }, call: { event, type, record, original, context, timeout in
             calls.note("\(event.rawValue) \(type)")
             return try await body(event, type, record, original, context, timeout)
-        }, onAfterHookFailure: failures.note)
+        }, onAfterHookFailure: { hook, message in failures.note("\(hook): \(message)") })
         // The test reads what was committed through a connection of its own.
         return (service, try RecordStore(url: url))
     }
@@ -49,6 +49,7 @@ import Testing
         let saved = try await service.save("cat", id: nil, fields: ["name": .string("tom")])
         #expect(try store.get("cat", id: saved.id!)?["name"] == .string("TOM"))
         #expect(failures.all.count == 1)
+        #expect(failures.all.first?.hasPrefix("after_save cat: after_save cat failed; the write stands") == true, "\(failures.all)")
     }
 
     @Test(.scratchDirectory) func writesFromAHookDoNotRetriggerItOrDeadlock() async throws {

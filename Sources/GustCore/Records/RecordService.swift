@@ -37,7 +37,8 @@ public actor RecordService {
     private var limits: Limits
     private let hooks: @Sendable () -> Set<String>
     private let call: RecordHookCall
-    private let onAfterHookFailure: @Sendable (String) -> Void
+    /// Called with the hook (`after_save cat`) and what went wrong.
+    private let onAfterHookFailure: @Sendable (_ hook: String, _ message: String) -> Void
     /// FIFO of writers waiting for the one in progress.
     private var writing: String?
     private var waiters: [CheckedContinuation<Void, Never>] = []
@@ -47,7 +48,7 @@ public actor RecordService {
     ///   - call: how to run one.
     public init(
         store: RecordStore, limits: Limits = Limits(), hooks: @escaping @Sendable () -> Set<String>,
-        call: @escaping RecordHookCall, onAfterHookFailure: @escaping @Sendable (String) -> Void
+        call: @escaping RecordHookCall, onAfterHookFailure: @escaping @Sendable (_ hook: String, _ message: String) -> Void
     ) {
         self.store = store
         self.limits = limits
@@ -155,7 +156,7 @@ public actor RecordService {
         do {
             _ = try await call(event, type, record, original, context, limits.afterHook)
         } catch {
-            onAfterHookFailure("\(event.rawValue) \(type) failed; the write stands: \(error)")
+            onAfterHookFailure("\(event.rawValue) \(type)", "\(event.rawValue) \(type) failed; the write stands: \(error)")
         }
     }
 

@@ -76,8 +76,8 @@ actor RecordsHub {
                 call: { [supervisor] event, type, record, original, context, timeout in
                     try await Self.runHook(supervisor, app, event, type, record, original, context, timeout)
                 },
-                onAfterHookFailure: { message in
-                    try? log.append([LogEntry(release: nil, instance: nil, stream: "gustd", function: nil, line: message)])
+                onAfterHookFailure: { hook, message in
+                    try? log.append([LogEntry(release: nil, instance: nil, stream: "gustd", function: "hook \(hook)", line: message)])
                 }
             )
             entries[app] = Entry(service: service, hooks: hooks)
