@@ -210,8 +210,29 @@ actor Supervisor {
         previous?.starting?.cancel()
         progress("Switched traffic to v\(version)" + (previous.map { " from v\($0.version)" } ?? ""))
         retire(previous?.instance)
+        pruneReleaseDirectories(of: app, keeping: [version, previous?.version].compactMap { $0 })
         await scheduler?.adopt(app, release: version, schedules: schedules)
         return url(of: app)
+    }
+
+    /// Removes the unpacked directories of an app's releases other than the
+    /// live one and the one it replaced (still draining, and the likely
+    /// rollback), and leftovers of an unpack a crash cut short. The artifacts
+    /// stay: a rollback unpacks its release again. Nothing else unpacks or
+    /// starts a release of this app while the actor runs this (no suspension).
+    private func pruneReleaseDirectories(of app: AppName, keeping versions: [Int]) {
+        let directory = configuration.home.releases(app)
+        let keep = Set(versions.map { "v\($0)" })
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        let isRelease = { (name: String) in name.hasPrefix("v") && Int(name.dropFirst()) != nil }
+        let isLeftover = { (name: String) in name.hasPrefix(".v") && name.hasSuffix(".tmp") }
+        for name in names where !keep.contains(name) && (isRelease(name) || isLeftover(name)) {
+            do {
+                try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+            } catch {
+                logger.warning("Cannot remove \(name) of \(app): \(error)")
+            }
+        }
     }
 
     /// Tells the scheduler what a live instance's release declares (after a

@@ -130,6 +130,11 @@ struct RouterTests {
         #expect(releases.first?["version"] as? Int == 3)
         #expect(releases.first?["status"] as? String == "live")
         #expect(releases.first?["rollbackOf"] as? Int == 1)
+        // Only the live release and the one it replaced stay unpacked; v1 unpacks again when needed.
+        let unpacked = try FileManager.default.contentsOfDirectory(atPath: fixture.home.releases.appendingPathComponent("cats").path)
+        #expect(Set(unpacked) == ["v2", "v3"], "\(unpacked)")
+        #expect(try GustBinaries.gust(fixture.home, ["rollback", "cats", "v1"]).status == 0)
+        #expect(try fixture.call("GET", "/version").text == "one\n")
 
         let missing = try GustBinaries.gust(fixture.home, ["rollback", "cats", "v9"])
         #expect(missing.status != 0)
