@@ -1,6 +1,7 @@
 import Foundation
 import GustCore
 import GustTesting
+import Synchronization
 import Testing
 
 /// The record store over HTTP with hooks that run in the pushed app, and
@@ -197,5 +198,46 @@ struct RecordsTests {
         #expect(Date().timeIntervalSince(started) < 4, "the after-hook was cut at its limit, not waited for")
         let id = try #require(late.json?["_id"] as? String)
         #expect(try fixture.call("GET", "/_/records/late/\(id)", headers: auth).status == 200, "the write stands")
+    }
+
+    @Test(.scratchDirectory) func anOutsideWriteAndAFunctionsOwnWriteDoNotWaitForEachOther() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import time
+            import gust
+
+            @gust.before_save('cat')
+            def checked(record, original):
+                record['checked'] = True
+                return record
+
+            @gust.op('slow_adopt')
+            def slow_adopt(name):
+                time.sleep(1)
+                return gust.records.save('cat', {'name': name})
+
+            """)
+        try work.commit("Slow adopt")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        let auth = ["X-Auth-Token": try token(fixture)]
+
+        // The op holds the instance while an outside write to the same type arrives; then the op writes too.
+        let op = Mutex<HTTPResult?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let port = fixture.port
+        DispatchQueue.global().async {
+            let answer = try? HTTPClient.request(port: port, "POST", "/apps/cats/_/functions/slow_adopt", body: #"{"name": "Felix"}"#)
+            op.withLock { $0 = answer }
+            done.signal()
+        }
+        usleep(300_000)
+        let outside = try fixture.call("POST", "/_/records/cat", body: #"{"name": "Tom"}"#, headers: auth)
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        let adopted = op.withLock { $0 }
+        #expect(outside.status == 201, "the outside write's hook ran once the op was done: \(outside.text)")
+        #expect(outside.json?["checked"] as? Bool == true)
+        #expect(adopted?.status == 200, "\(adopted?.text ?? "no answer")")
+        #expect(adopted?.json?["checked"] as? Bool == true)
     }
 }

@@ -54,6 +54,14 @@ actor Instance {
         return try await connection.send(request, timeout: timeout)
     }
 
+    /// Runs `body` holding the gate, for a record write from outside whose
+    /// hooks then go past it (`callNested`), as a function's own writes do.
+    func withGate<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
     /// Sends a hook request caused by the request that holds the gate, past
     /// the gate and on a connection of its own: that request is blocked until
     /// this answers, so the instance runs one thing at a time all the same.

@@ -11,6 +11,10 @@ struct RecordsCaller: Sendable {
     var instance: Instance?
     /// The `X-Gust-Hook-Context` of the hook request the function is serving.
     var context: String?
+    /// Set when the write came from outside (HTTP) and took the instance's
+    /// gate itself: a hook that hangs is then the write's fault, and its
+    /// instance is replaced as for any call through the gate.
+    var holdsGate = false
 
     /// The caller of the records operation this task is running. Hooks that
     /// the operation causes go to this instance, past its gate: the function
@@ -51,16 +55,36 @@ actor RecordsHub {
 
     func save(_ app: AppName, _ type: String, id: String?, fields: RecordStore.Record, caller: RecordsCaller?) async throws -> RecordStore.Record {
         let service = try await service(app, refresh: true)
-        return try await RecordsCaller.$current.withValue(caller) {
-            try await service.save(type, id: id, fields: fields, from: caller?.context)
+        return try await write(app, type, caller: caller) { context in
+            try await service.save(type, id: id, fields: fields, from: context)
         }
     }
 
     func delete(_ app: AppName, _ type: String, id: String, caller: RecordsCaller?) async throws {
         let service = try await service(app, refresh: true)
-        try await RecordsCaller.$current.withValue(caller) {
-            try await service.delete(type, id: id, from: caller?.context)
+        try await write(app, type, caller: caller) { context in
+            try await service.delete(type, id: id, from: context)
         }
+    }
+
+    /// Runs a write with its caller known to the hooks it causes. A write from
+    /// outside to a type with hooks first takes the live instance's gate and
+    /// only then the app's write lock, the order a function's own write has
+    /// (its call holds the gate): taking them the other way round, a function
+    /// writing while an outside write waits for the gate would wait for each
+    /// other until a time limit.
+    private func write<T: Sendable>(
+        _ app: AppName, _ type: String, caller: RecordsCaller?, _ body: @escaping @Sendable (String?) async throws -> T
+    ) async throws -> T {
+        if caller == nil, await supervisor.state(of: app) != nil {
+            let live = try await supervisor.instance(for: app)
+            if live.manifest.hooks.contains(where: { $0.type == type }) {
+                return try await live.withGate {
+                    try await RecordsCaller.$current.withValue(RecordsCaller(instance: live, holdsGate: true)) { try await body(nil) }
+                }
+            }
+        }
+        return try await RecordsCaller.$current.withValue(caller) { try await body(caller?.context) }
     }
 
     /// The app's service; before a write, with the hooks and limits of the
@@ -139,13 +163,15 @@ actor RecordsHub {
         let nestedIn = RecordsCaller.current?.instance
         let instance: Instance
         if let nestedIn { instance = nestedIn } else { instance = try await supervisor.instance(for: app) }
+        // A hook nested in a function's call is that call's business; one this write made is ours.
+        let ownsInstance = nestedIn == nil || RecordsCaller.current?.holdsGate == true
         do {
             response = nestedIn == nil ? try await instance.call(request, timeout: timeout) : try await instance.callNested(request, timeout: timeout)
         } catch InstanceCallError.timedOut {
-            if nestedIn == nil { await supervisor.discard(instance, because: "\(event.rawValue) \(type) passed its \(timeout.shortText) limit") }
+            if ownsInstance { await supervisor.discard(instance, because: "\(event.rawValue) \(type) passed its \(timeout.shortText) limit") }
             throw GustError("\(what) did not answer within \(timeout.shortText); \(outcome).", code: 504)
         } catch {
-            if nestedIn == nil { await supervisor.discard(instance, because: "its process died during a hook") }
+            if ownsInstance { await supervisor.discard(instance, because: "its process died during a hook") }
             throw GustError("\(what) crashed its process; \(outcome).", code: 502)
         }
         let answer = try? JSONValue.parse(Data(response.body.readableBytesView)).objectValue
