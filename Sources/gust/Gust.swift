@@ -4,6 +4,15 @@ import GustCLI
 @main
 enum Gust {
     static func main() async {
-        await (GustCommand.self as any AsyncParsableCommand.Type).main()
+        await (GustCommand.self as any AsyncParsableCommand.Type).main(homeFirst(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// `gust --home H apps list` means `gust apps list --home H`: `--home` is
+    /// an option of every subcommand, and people write it first too.
+    static func homeFirst(_ arguments: [String]) -> [String] {
+        guard let first = arguments.first else { return arguments }
+        if first == "--home", arguments.count >= 2 { return Array(arguments.dropFirst(2)) + arguments.prefix(2) }
+        if first.hasPrefix("--home=") { return Array(arguments.dropFirst()) + [first] }
+        return arguments
     }
 }

@@ -119,7 +119,8 @@ struct ConfigAndAccessTests {
         let auth = ["X-Auth-Token": token]
         #expect(try fixture.call("POST", "/_/functions/greeting", headers: auth).status == 200)
         #expect(try fixture.call("GET", "/hello", headers: auth).status == 200)
-        let listed = try GustBinaries.gust(fixture.home, ["tokens", "list", "cats"]).stdout
+        // --home may come first, as people write it.
+        let listed = try Command.run(GustBinaries.gust, ["--home", fixture.home.path, "tokens", "list", "cats"]).stdout
         #expect(listed.contains("ci job"), "\(listed)")
         #expect(!listed.contains(token), "only the token's hash is kept")
 
