@@ -32,14 +32,35 @@ public enum Command {
         let stdout = Drain(out.fileHandleForReading)
         let stderr = Drain(err.fileHandleForReading)
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning, Date() < deadline { usleep(20_000) }
-        if process.isRunning {
+        guard let status = waitForExit(process, until: deadline) else {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            _ = waitForExit(process, until: Date().addingTimeInterval(10))
             throw CommandTimeout(command: ([executable] + arguments).joined(separator: " "), seconds: timeout)
         }
-        process.waitUntilExit()
-        return CommandResult(status: process.terminationStatus, stdout: stdout.text(), stderr: stderr.text())
+        return CommandResult(status: status, stdout: stdout.text(), stderr: stderr.text())
+    }
+
+    /// The exit status (128 + N for signal N), or nil at the deadline. Not
+    /// `Process.waitUntilExit()` alone: with many children exiting at once
+    /// (tests run in parallel) Foundation's SIGCHLD monitor can miss one, which
+    /// then stays a zombie and that wait never returns. So the child is reaped
+    /// here, unless Foundation got to it first.
+    public static func waitForExit(_ process: Process, until deadline: Date) -> Int32? {
+        let pid = process.processIdentifier
+        while Date() < deadline {
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid {
+                let signal = status & 0x7f
+                return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            }
+            if reaped == -1 && errno == ECHILD {  // Foundation reaped it: its status is being set
+                while process.isRunning && Date() < deadline { usleep(1_000) }
+                return process.isRunning ? nil : process.terminationStatus
+            }
+            usleep(reaped == 0 ? 10_000 : 1_000)
+        }
+        return nil
     }
 
     public static func which(_ name: String) throws -> String {
