@@ -52,6 +52,22 @@ enum Schema {
         );
         ALTER TABLE releases ADD COLUMN secret_names TEXT NOT NULL DEFAULT '[]';
         """,
+        // 3: SSH keys (the source of ssh/authorized_keys) and which apps a non-admin key may use.
+        """
+        CREATE TABLE ssh_keys (
+            name        TEXT PRIMARY KEY,
+            type        TEXT NOT NULL,
+            blob        TEXT NOT NULL,
+            fingerprint TEXT NOT NULL UNIQUE,
+            admin       INTEGER NOT NULL DEFAULT 0,
+            added_at    REAL NOT NULL
+        );
+        CREATE TABLE ssh_key_apps (
+            key TEXT NOT NULL REFERENCES ssh_keys(name) ON DELETE CASCADE,
+            app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            PRIMARY KEY (key, app)
+        );
+        """,
     ]
 
     static func migrate(_ db: Database) throws {
