@@ -36,6 +36,8 @@ public struct GustHome: Sendable {
     public var locks: URL { root.appendingPathComponent("locks") }
     public var tmp: URL { root.appendingPathComponent("tmp") }
     public var adminSocket: URL { run.appendingPathComponent("gustd.sock") }
+    /// The records channel that gustd offers its instances (`gust.records`).
+    public var recordsSocket: URL { run.appendingPathComponent("records.sock") }
     public var authorizedKeys: URL { ssh.appendingPathComponent("authorized_keys") }
 
     public func repository(_ app: AppName) -> URL { repos.appendingPathComponent("\(app).git") }

@@ -32,6 +32,41 @@ public enum ScheduleSpec: Sendable, Equatable, CustomStringConvertible {
         .cron(try CronExpression(text))
     }
 
+    /// A schedule as a manifest states it: `kind` is `every` or `cron`.
+    public init(kind: String, spec: String) throws(GustError) {
+        switch kind {
+        case "every": self = try .every(spec)
+        case "cron": self = try .cron(spec)
+        default: throw GustError("'\(kind)' is not a kind of schedule: use every or cron.")
+        }
+    }
+
+    /// Parses a manifest's schedule; the error names the function and its spec,
+    /// as the pusher should read it.
+    public static func validated(function name: String, kind: String, spec: String) throws(GustError) -> ScheduleSpec {
+        do {
+            return try ScheduleSpec(kind: kind, spec: spec)
+        } catch {
+            throw GustError(
+                "schedule \(name): \(error.message)",
+                hint: "Fix the spec of \(name) (\(kind) '\(spec)') and push again."
+            )
+        }
+    }
+
+    /// The zone cron schedules follow: the app's `TZ` config var (an IANA name
+    /// such as `Europe/Paris`), UTC when it is unset.
+    public static func timeZone(named name: String?) throws(GustError) -> TimeZone {
+        guard let name, !name.isEmpty else { return .gmt }
+        guard let zone = TimeZone(identifier: name) else {
+            throw GustError(
+                "TZ is '\(name)', which is not a time zone: cron schedules need an IANA name such as Europe/Paris or UTC.",
+                hint: "Set it with `gust config set APP TZ=Europe/Paris`, or unset it for UTC."
+            )
+        }
+        return zone
+    }
+
     private static func invalidEvery(_ text: String) -> GustError {
         GustError("'\(text)' is not an interval: write a number with s, m or h, like '30s', '2m' or '@every 1h'.")
     }
@@ -43,6 +78,7 @@ public enum ScheduleSpec: Sendable, Equatable, CustomStringConvertible {
         case .every(let interval):
             let step = Double(interval.components.seconds)
             guard date >= anchor else { return anchor }
+            // `date` exactly on the grid is past: the next point is one step on.
             let elapsed = date.timeIntervalSince(anchor)
             return anchor.addingTimeInterval((floor(elapsed / step) + 1) * step)
         case .cron(let expression):
@@ -54,6 +90,13 @@ public enum ScheduleSpec: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .every(let interval): "every \(interval.components.seconds) s"
         case .cron(let expression): "cron \(expression.source)"
+        }
+    }
+
+    public var kind: String {
+        switch self {
+        case .every: "every"
+        case .cron: "cron"
         }
     }
 }

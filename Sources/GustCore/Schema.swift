@@ -52,7 +52,33 @@ enum Schema {
         );
         ALTER TABLE releases ADD COLUMN secret_names TEXT NOT NULL DEFAULT '[]';
         """,
-        // 3: SSH keys (the source of ssh/authorized_keys) and which apps a non-admin key may use.
+        // 3: the schedules gustd runs (an `every` keeps its anchor across deploys) and their recent runs.
+        """
+        CREATE TABLE schedules (
+            app       TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            name      TEXT NOT NULL,
+            kind      TEXT NOT NULL CHECK (kind IN ('every', 'cron')),
+            spec      TEXT NOT NULL,
+            params    TEXT,
+            anchor    REAL NOT NULL,
+            time_zone TEXT NOT NULL DEFAULT 'UTC',
+            release   INTEGER NOT NULL,
+            next_run  REAL,
+            PRIMARY KEY (app, name)
+        );
+        CREATE TABLE schedule_runs (
+            id         INTEGER PRIMARY KEY AUTOINCREMENT,
+            app        TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            schedule   TEXT NOT NULL,
+            release    INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            seconds    REAL,
+            status     TEXT NOT NULL CHECK (status IN ('running', 'ok', 'error', 'skipped')),
+            error      TEXT
+        );
+        CREATE INDEX schedule_runs_by_schedule ON schedule_runs (app, schedule, id);
+        """,
+        // 4: SSH keys (the source of ssh/authorized_keys) and which apps a non-admin key may use.
         """
         CREATE TABLE ssh_keys (
             name        TEXT PRIMARY KEY,

@@ -13,6 +13,7 @@ struct Gateway: HTTPResponder {
 
     let supervisor: Supervisor
     let configuration: RouterConfiguration
+    let records: RecordsAPI
 
     func respond(to request: Request, context: Context) async throws -> Response {
         do {
@@ -27,6 +28,9 @@ struct Gateway: HTTPResponder {
             throw GustError.notFound("No app at this address: use APP.\(configuration.domain) or the path /apps/APP/.")
         }
         let app = target.app
+        if target.path == "/_/records" || target.path.hasPrefix("/_/records/") {
+            return try await recordsRequest(request, app: app, path: target.path.dropFirst("/_/records".count))
+        }
         guard let state = await supervisor.state(of: app) else {
             if await supervisor.hasApp(app) {
                 throw GustError("\(app) has no live release yet: push to deploy it.", code: 503)
@@ -68,6 +72,16 @@ struct Gateway: HTTPResponder {
             body: body.readSlice(length: body.readableBytes) ?? ByteBuffer()
         )
         return try await forward(call, to: app)
+    }
+
+    /// Records need an app token whether the app is private or not: 401 without one, and nothing happens.
+    private func recordsRequest(_ request: Request, app: AppName, path: Substring) async throws -> Response {
+        guard await supervisor.hasApp(app) else { throw GustError.notFound("No app named \(app).") }
+        guard let token = request.headers[HTTPField.Name("X-Auth-Token")!], await supervisor.verifyToken(app, token) else {
+            return Self.error(401, "Records of \(app) need a valid app token in X-Auth-Token (`gust tokens create \(app)`).")
+        }
+        let body = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        return await records.respond(app: app, method: request.method, path: path, query: request.uri.query, body: body, caller: nil)
     }
 
     private func forward(_ call: InstanceRequest, to app: AppName) async throws -> Response {

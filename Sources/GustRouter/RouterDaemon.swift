@@ -19,6 +19,9 @@ public enum RouterDaemon {
         defer { pidLock.release() }
 
         let supervisor = try Supervisor(configuration: configuration, logger: logger)
+        let scheduler = try Scheduler(configuration: configuration, supervisor: supervisor, logger: logger)
+        await supervisor.attach(scheduler)
+        await scheduler.start()
         await supervisor.start()
 
         let socket = home.adminSocket.path
@@ -29,9 +32,18 @@ public enum RouterDaemon {
             onServerRunning: { _ in chmod(socket, 0o600) },
             logger: logger
         )
+        let records = RecordsAPI(hub: RecordsHub(home: home, supervisor: supervisor))
+        let recordsSocket = home.recordsSocket.path
+        try? FileManager.default.removeItem(atPath: recordsSocket)
+        let channel = Application(
+            responder: RecordsChannel(tokens: supervisor.channelTokens, api: records),
+            configuration: .init(address: .unixDomainSocket(path: recordsSocket), serverName: "gustd"),
+            onServerRunning: { _ in chmod(recordsSocket, 0o600) },
+            logger: logger
+        )
         let addressFile = home.run.appendingPathComponent("gustd.http")
         let http = Application(
-            responder: Gateway(supervisor: supervisor, configuration: configuration),
+            responder: Gateway(supervisor: supervisor, configuration: configuration, records: records),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "gust"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? configuration.httpPort
@@ -47,6 +59,9 @@ public enum RouterDaemon {
                 services: [
                     .init(service: admin),
                     .init(service: http),
+                    .init(service: channel),
+                    // Before the supervisor: shutdown goes in reverse, so instances stop first and runs in flight end.
+                    .init(service: SchedulerService(scheduler: scheduler)),
                     .init(service: SupervisorService(supervisor: supervisor)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

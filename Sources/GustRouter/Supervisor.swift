@@ -26,6 +26,10 @@ actor Supervisor {
     private var slots: [AppName: Slot] = [:]
     private var deploying: Set<AppName> = []
     private var publicPort: Int
+    /// Told which schedules each live release declares, and when an app stops being served.
+    private var scheduler: Scheduler?
+    /// Instances' secrets for the records channel (`gust.records`).
+    nonisolated let channelTokens = RecordsChannelTokens()
 
     init(configuration: RouterConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -56,6 +60,8 @@ actor Supervisor {
 
     func setPublicPort(_ port: Int) { publicPort = port }
 
+    func attach(_ scheduler: Scheduler) { self.scheduler = scheduler }
+
     func url(of app: AppName) -> String {
         let port = publicPort == 80 ? "" : ":\(publicPort)"
         return "http://\(app).\(configuration.domain)\(port)/"
@@ -69,10 +75,12 @@ actor Supervisor {
             return
         }
         let wanted = Dictionary(uniqueKeysWithValues: apps.map { ($0.name, $0) })
+        var unserved: [AppName] = []
         for (name, slot) in slots where !deploying.contains(name) {
             guard let app = wanted[name], let live = app.liveVersion else {
                 slots[name] = nil
                 retire(slot.instance)
+                unserved.append(name)
                 continue
             }
             slots[name]?.isPrivate = app.isPrivate
@@ -84,6 +92,7 @@ actor Supervisor {
         for app in apps where slots[app.name] == nil && !deploying.contains(app.name) {
             if let live = app.liveVersion { slots[app.name] = Slot(version: live, isPrivate: app.isPrivate) }
         }
+        for name in unserved { await scheduler?.forget(name) }
         // Warm every live release now rather than on its first request.
         for name in slots.keys where slots[name]?.instance == nil {
             Task { _ = try? await self.instance(for: name) }
@@ -135,6 +144,7 @@ actor Supervisor {
             if slots[app]?.version == version {
                 slots[app]?.starting = nil
                 slots[app]?.instance = instance
+                await announceSchedules(of: instance)
             } else {
                 retire(instance)  // a deploy switched the app meanwhile
             }
@@ -180,7 +190,10 @@ actor Supervisor {
         let instance = try await launch(app, version: version, progress: progress)
         for line in instance.manifest.summary { progress(line) }
         let isPrivate: Bool
+        let schedules: [StoredSchedule]
         do {
+            // A spec gustd cannot run rejects the push here, before any switch.
+            schedules = try Scheduler.declared(by: instance.manifest, app: app, release: version, config: release.config)
             let health = try await instance.call(InstanceRequest(method: .GET, target: "/_gust/health"), timeout: configuration.startTimeout)
             guard health.status == 200 else {
                 throw GustError("v\(version) failed its health check (status \(health.status)).")
@@ -197,7 +210,21 @@ actor Supervisor {
         previous?.starting?.cancel()
         progress("Switched traffic to v\(version)" + (previous.map { " from v\($0.version)" } ?? ""))
         retire(previous?.instance)
+        await scheduler?.adopt(app, release: version, schedules: schedules)
         return url(of: app)
+    }
+
+    /// Tells the scheduler what a live instance's release declares (after a
+    /// gustd restart, the first instance of each live release does this).
+    private func announceSchedules(of instance: Instance) async {
+        guard let scheduler else { return }
+        do {
+            let release = try store.requireRelease(instance.app, version: instance.version)
+            let declared = try Scheduler.declared(by: instance.manifest, app: instance.app, release: instance.version, config: release.config)
+            await scheduler.adopt(instance.app, release: instance.version, schedules: declared)
+        } catch {
+            logger.error("The schedules of \(instance.app) v\(instance.version) cannot run: \(error)")
+        }
     }
 
     /// Lets an instance finish what it is serving, then stops it.
@@ -234,10 +261,12 @@ actor Supervisor {
         let output = InstanceOutput(log: AppLog(home: home, app: app), version: version, id: id, secrets: secrets)
         output.relay(to: progress)
 
+        let channelToken = channelTokens.issue(for: app)
         progress?("Starting instance \(id) of v\(version)")
         let child = try InstanceProcess(
             executable: directory.appendingPathComponent(command).path,
-            environment: environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id),
+            environment: environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id)
+                .merging(["GUST_RECORDS_SOCKET": home.recordsSocket.path, "GUST_RECORDS_TOKEN": channelToken]) { $1 },
             directory: directory.path,
             onOutput: { output.deliver($0) },
             onExit: { status in Task { await self.instanceExited(id: id, app: app, status: status) } }
@@ -248,12 +277,16 @@ actor Supervisor {
             let connection = try await connect(to: socketPath, child: child, version: version)
             let manifest = try await readManifest(connection, version: version)
             output.relay(to: nil)
-            return Instance(
+            let instance = Instance(
                 id: id, app: app, version: version, manifest: manifest, process: child,
-                socketPath: socketPath, connection: connection, records: records
+                socketPath: socketPath, connection: connection, records: records,
+                onStop: { [channelTokens] in channelTokens.revoke(channelToken) }
             )
+            channelTokens.attach(channelToken, to: instance)
+            return instance
         } catch {
             await child.stop(grace: .seconds(1))
+            channelTokens.revoke(channelToken)
             output.relay(to: nil)
             records.forget(id: id)
             throw error

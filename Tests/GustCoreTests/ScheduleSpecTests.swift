@@ -51,4 +51,32 @@ import Testing
     func badCronIsRefused(_ spec: String) {
         #expect(throws: GustError.self) { try ScheduleSpec.cron(spec) }
     }
+
+    @Test func aManifestsSpecIsCheckedWithTheFunctionAndSpecInTheMessage() throws {
+        #expect(try ScheduleSpec.validated(function: "meow", kind: "every", spec: "@every 2s") == .every(.seconds(2)))
+        #expect(try ScheduleSpec(kind: "cron", spec: "@hourly").kind == "cron")
+        #expect(throws: GustError.self) { try ScheduleSpec(kind: "weekly", spec: "1h") }
+        do {
+            _ = try ScheduleSpec.validated(function: "nightly", kind: "cron", spec: "61 * * * *")
+            Issue.record("61 is not a minute")
+        } catch {
+            #expect(error.message.hasPrefix("schedule nightly: '61 * * * *' is not a valid cron expression"))
+            #expect(error.hint?.contains("cron '61 * * * *'") == true)
+        }
+    }
+
+    @Test func theAppsTimeZoneIsAnIANANameOrUTC() throws {
+        #expect(try ScheduleSpec.timeZone(named: nil) == .gmt)
+        #expect(try ScheduleSpec.timeZone(named: "") == .gmt)
+        #expect(try ScheduleSpec.timeZone(named: "Asia/Tokyo").identifier == "Asia/Tokyo")
+        #expect(throws: GustError.self) { try ScheduleSpec.timeZone(named: "Mars/Olympus") }
+    }
+
+    @Test func sixFieldsWithSecondsAndATimeZoneAcrossADay() throws {
+        // Every 20 s during 09:00 in Tokyo (UTC+9, no DST): from 23:59:50 UTC the next is 00:00:00 UTC.
+        let schedule = try ScheduleSpec.cron("*/20 * 9 * * *")
+        let tokyo = TimeZone(identifier: "Asia/Tokyo")!
+        #expect(schedule.next(after: date("2026-05-01T23:59:50Z"), anchor: .distantPast, timeZone: tokyo) == date("2026-05-02T00:00:00Z"))
+        #expect(schedule.next(after: date("2026-05-02T00:59:40Z"), anchor: .distantPast, timeZone: tokyo) == date("2026-05-02T23:59:59Z").addingTimeInterval(1))
+    }
 }

@@ -57,7 +57,7 @@ public final class GustdProcess: @unchecked Sendable {
             kill(process.processIdentifier, SIGTERM)
             for _ in 0..<200 where process.isRunning { usleep(50_000) }  // 10 s
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+            Self.reap(process.processIdentifier)
         }
         process = nil
         Self.stopInstances(of: home)
@@ -67,8 +67,28 @@ public final class GustdProcess: @unchecked Sendable {
     public func kill9() {
         guard let process else { return }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        Self.reap(process.processIdentifier)
         self.process = nil
+    }
+
+    /// Waits (bounded) until the killed process has exited and reaps it. Not
+    /// `Process.waitUntilExit()`: Foundation's SIGCHLD monitoring can miss an
+    /// exit, and that wait then never returns (seen as a hung test run with a
+    /// defunct gustd).
+    static func reap(_ pid: Int32) {
+        for _ in 0..<200 {  // 10 s
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid || (reaped == -1 && errno == ECHILD) || !isAlive(pid) && !isZombie(pid) { return }
+            usleep(50_000)
+        }
+    }
+
+    static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
     /// The PIDs of instance processes gustd recorded as running.

@@ -34,7 +34,7 @@ public actor RecordService {
     }
 
     private let store: RecordStore
-    private let limits: Limits
+    private var limits: Limits
     private let hooks: @Sendable () -> Set<String>
     private let call: RecordHookCall
     private let onAfterHookFailure: @Sendable (String) -> Void
@@ -55,6 +55,9 @@ public actor RecordService {
         self.call = call
         self.onAfterHookFailure = onAfterHookFailure
     }
+
+    /// The limits of the live release's config (gustd sets them when it changes).
+    public func setLimits(_ limits: Limits) { self.limits = limits }
 
     public func get(_ type: String, id: String) throws -> RecordStore.Record {
         try RecordStore.validateType(type)

@@ -1,3 +1,5 @@
+import GustCore
+
 /// What an instance says it serves: `GET /_gust/manifest` (docs/runtime-protocol.md).
 struct FunctionManifest: Codable, Sendable, Equatable {
     static let supportedProtocol = 1
@@ -11,6 +13,8 @@ struct FunctionManifest: Codable, Sendable, Equatable {
         var name: String
         var every: String?
         var cron: String?
+        /// The JSON params given at registration, passed back on each run.
+        var params: JSONValue?
     }
     struct Hook: Codable, Sendable, Equatable {
         var event: String

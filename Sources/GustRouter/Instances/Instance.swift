@@ -20,14 +20,19 @@ actor Instance {
     private let connection: InstanceConnection
     private let records: InstanceRecords
 
+    /// Extra connections for hooks nested in the request holding the gate (docs/runtime-protocol.md).
+    private var spare: [InstanceConnection] = []
+    private let onStop: @Sendable () -> Void
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
-        socketPath: String, connection: InstanceConnection, records: InstanceRecords
+        socketPath: String, connection: InstanceConnection, records: InstanceRecords,
+        onStop: @escaping @Sendable () -> Void = {}
     ) {
+        self.onStop = onStop
         self.id = id
         self.app = app
         self.version = version
@@ -45,6 +50,19 @@ actor Instance {
         return try await connection.send(request, timeout: timeout)
     }
 
+    /// Sends a hook request caused by the request that holds the gate, past
+    /// the gate and on a connection of its own: that request is blocked until
+    /// this answers, so the instance runs one thing at a time all the same.
+    func callNested(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
+        let connection: InstanceConnection
+        if let reused = spare.popLast(), reused.isOpen { connection = reused } else {
+            connection = try await InstanceConnection.connect(socketPath: socketPath)
+        }
+        let response = try await connection.send(request, timeout: timeout)
+        if connection.isOpen { spare.append(connection) }
+        return response
+    }
+
     /// Returns once no request is running or waiting.
     func drained() async {
         if !busy && waiters.isEmpty { return }
@@ -53,7 +71,10 @@ actor Instance {
 
     /// Stops the process (SIGTERM, then SIGKILL after `grace`) and forgets its files.
     func stop(grace: Duration = .seconds(3)) async {
+        onStop()
         connection.close()
+        spare.forEach { $0.close() }
+        spare = []
         await process.stop(grace: grace)
         records.forget(id: id)
     }

@@ -4,7 +4,9 @@
 //   const gust = require('gust');
 //   gust.op('food:buy', ({ food }) => ({ success: true, food }));
 
+const { AsyncLocalStorage } = require('node:async_hooks');
 const crypto = require('node:crypto');
+const http = require('node:http');
 
 class GustError extends Error {
   // new gust.Error('Missing comment', { code: 123 }) reaches the caller as {"code": 123, "error": "Missing comment"}.
@@ -80,7 +82,12 @@ function checkCron(spec) {
 }
 
 function schedule(kind, check) {
-  return (spec, fn, params) => {
+  const register = (spec, fn, params) => {
+    // gust.every('2m') alone returns a registrar, the closest Node has to a decorator.
+    if (fn === undefined) return (later, laterParams) => register(spec, later, laterParams ?? params);
+    if (typeof fn !== 'function') {
+      throw new TypeError(`gust.${kind}(${JSON.stringify(spec)}, fn): the second argument must be the function to run, not ${fn === null ? 'null' : typeof fn}`);
+    }
     const name = fn.name || `${kind}_${registry.schedules.size + 1}`;
     try {
       check(spec);
@@ -90,6 +97,7 @@ function schedule(kind, check) {
     registry.schedules.set(name, { kind, spec: String(spec), params, fn });
     return fn;
   };
+  return register;
 }
 
 function hook(event) {
@@ -106,12 +114,78 @@ function verifySignature(body, header, secret) {
   return expected.length === given.length && crypto.timingSafeEqual(expected, given);
 }
 
-// Planned: the app's record store from inside functions. Not available yet.
-const records = new Proxy({}, {
-  get() {
-    throw new Error('gust.records is not available yet; use the HTTP API /_/records from clients');
+// The app's record store from inside functions, over gustd's records channel
+// (HTTP on the Unix socket $GUST_RECORDS_SOCKET, authenticated with
+// $GUST_RECORDS_TOKEN). Inside a record hook the hook's context travels with
+// each call (AsyncLocalStorage), so the hook's own writes do not trigger it again.
+const hookContext = new AsyncLocalStorage();
+
+function recordsRequest(method, type, id, { query, body } = {}) {
+  const socketPath = process.env.GUST_RECORDS_SOCKET;
+  const token = process.env.GUST_RECORDS_TOKEN;
+  if (!socketPath || !token) {
+    return Promise.reject(new Error('gust.records works inside a Gust instance: GUST_RECORDS_SOCKET is not set'));
+  }
+  let path = `/v1/records/${encodeURIComponent(type)}`;
+  if (id !== undefined && id !== null) path += `/${encodeURIComponent(id)}`;
+  if (query) path += `?${new URLSearchParams(query)}`;
+  const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+  const context = hookContext.getStore();
+  if (context) headers['X-Gust-Hook-Context'] = context;
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  if (payload) headers['Content-Length'] = payload.length;
+  return new Promise((resolve, reject) => {
+    const request = http.request({ socketPath, path, method, headers }, (response) => {
+      const chunks = [];
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.on('end', () => {
+        let value = null;
+        try {
+          value = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : null;
+        } catch (e) {
+          reject(e);
+          return;
+        }
+        if (response.statusCode >= 400) {
+          const message = value && value.error ? value.error : `records ${method} failed with status ${response.statusCode}`;
+          reject(new GustError(message, { code: value && value.code ? value.code : response.statusCode }));
+        } else {
+          resolve(value);
+        }
+      });
+    });
+    request.on('error', reject);
+    request.end(payload);
+  });
+}
+
+const records = {
+  // gust.records.find('Review', {movie: 'x'}, {order: '-stars', limit: 10}) -> [records]
+  async find(type, where = {}, { order, limit } = {}) {
+    const query = { where: JSON.stringify(where) };
+    if (order) query.order = order;
+    if (limit) query.limit = String(limit);
+    return (await recordsRequest('GET', type, null, { query })).records;
   },
-});
+  // A record, or null if there is none with that id.
+  async get(type, id) {
+    try {
+      return await recordsRequest('GET', type, id);
+    } catch (e) {
+      if (e instanceof GustError && e.code === 404) return null;
+      throw e;
+    }
+  },
+  // Creates the record; with an _id, updates it (fields are merged).
+  save(type, record) {
+    const id = record && record._id;
+    return recordsRequest(id ? 'PUT' : 'POST', type, id || null, { body: record });
+  },
+  async delete(type, recordOrId) {
+    const id = recordOrId && typeof recordOrId === 'object' ? recordOrId._id : recordOrId;
+    await recordsRequest('DELETE', type, id);
+  },
+};
 
 module.exports = {
   Error: GustError,
@@ -127,4 +201,5 @@ module.exports = {
   verifySignature,
   records,
   registry,
+  hookContext,
 };

@@ -118,7 +118,9 @@ async function dispatch(method, target, headers, body) {
     } catch {
       return error(400, 'the body must be a JSON object');
     }
-    const { failure, value } = await call('hook', `${event} ${type}`, fn, payload.record, payload.original ?? null);
+    // Writes the hook makes through gust.records carry its context, so they do not trigger it again.
+    const context = headers['x-gust-hook-context'] || null;
+    const { failure, value } = await gust.hookContext.run(context, () => call('hook', `${event} ${type}`, fn, payload.record, payload.original ?? null));
     if (failure) return failure;
     return json(200, { record: value && typeof value === 'object' ? value : payload.record });
   }

@@ -92,6 +92,18 @@ describe('registration', () => {
     assert.equal(gust.registry.schedules.size, 0);
   });
 
+  test('every without a function returns a registrar; a non-function is a clear TypeError', () => {
+    const tick = function tick() {};
+    assert.equal(gust.every('2m')(tick), tick);
+    assert.equal(gust.registry.schedules.get('tick').spec, '2m');
+    assert.throws(() => gust.every('2m', 'tick'), (error) => {
+      assert.ok(error instanceof TypeError);
+      assert.match(error.message, /gust\.every\("2m", fn\): the second argument must be the function to run, not string/);
+      return true;
+    });
+    assert.throws(() => gust.cron('@daily', null), /gust\.cron\("@daily", fn\): .* not null/);
+  });
+
   test('cron accepts fields and macros', () => {
     for (const spec of ['*/5 * * * *', '0 9 * * 1-5', '0 0 12 * * *', '0,30 * * * *', '@daily', '@hourly', '@midnight']) {
       gust.cron(spec, function nightly() {});
@@ -139,8 +151,8 @@ describe('registration', () => {
     assert.equal(new gust.Error('No comment', { code: 123 }).code, 123);
   });
 
-  test('records is not available yet', () => {
-    assert.throws(() => gust.records.find('cat'), /not available yet/);
+  test('records outside an instance says so', async () => {
+    await assert.rejects(gust.records.find('cat'), /inside a Gust instance/);
   });
 });
 

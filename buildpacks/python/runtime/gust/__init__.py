@@ -12,7 +12,13 @@ which registers its functions here, and serves them (docs/runtime-protocol.md).
 
 import hashlib
 import hmac
+import http.client
+import json
+import os
 import re
+import socket
+import threading
+import urllib.parse
 
 __all__ = [
     "Error", "Response", "op", "handler", "every", "cron",
@@ -158,13 +164,84 @@ def verify_signature(body, header, secret):
 
 
 class _Records:
-    """Planned: the app's record store from inside functions (find, get, save, delete).
+    """The app's record store from inside functions, over gustd's records channel.
 
-    Not available yet: the router does not offer functions a records channel.
+        gust.records.find('cat', name='Tom')          # list of records, equality on fields
+        gust.records.get('cat', cat_id)               # a record, or None
+        gust.records.save('cat', {'name': 'Tom'})     # creates; with '_id', updates (merge)
+        gust.records.delete('cat', cat_id)
+
+    Each call is one HTTP request on the Unix socket $GUST_RECORDS_SOCKET,
+    authenticated with $GUST_RECORDS_TOKEN (docs/runtime-protocol.md). Inside a
+    record hook, the hook's context travels with it, so the hook's own writes
+    do not trigger it again. A failure (a before-hook rejecting the write, say)
+    raises ``gust.Error`` with the store's code and message.
     """
 
-    def __getattr__(self, name):
-        raise NotImplementedError("gust.records is not available yet; use the HTTP API /_/records from clients")
+    def find(self, type_, _order=None, _limit=None, **where):
+        query = {"where": json.dumps(where)}
+        if _order:
+            query["order"] = _order
+        if _limit:
+            query["limit"] = str(int(_limit))
+        return self._request("GET", type_, query=query)["records"]
 
+    def get(self, type_, id_):
+        try:
+            return self._request("GET", type_, id_)
+        except Error as error:
+            if error.code == 404:
+                return None
+            raise
+
+    def save(self, type_, record):
+        record = dict(record)
+        id_ = record.get("_id")
+        return self._request("PUT" if id_ else "POST", type_, id_, body=record)
+
+    def delete(self, type_, record_or_id):
+        id_ = record_or_id.get("_id") if isinstance(record_or_id, dict) else record_or_id
+        self._request("DELETE", type_, id_)
+
+    def _request(self, method, type_, id_=None, query=None, body=None):
+        socket_path = os.environ.get("GUST_RECORDS_SOCKET")
+        token = os.environ.get("GUST_RECORDS_TOKEN")
+        if not socket_path or not token:
+            raise RuntimeError("gust.records works inside a Gust instance: GUST_RECORDS_SOCKET is not set")
+        path = "/v1/records/" + urllib.parse.quote(str(type_), safe="")
+        if id_ is not None:
+            path += "/" + urllib.parse.quote(str(id_), safe="")
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        context = getattr(_hook_context, "value", None)
+        if context:
+            headers["X-Gust-Hook-Context"] = context
+        connection = _UnixHTTPConnection(socket_path)
+        try:
+            connection.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+        finally:
+            connection.close()
+        value = json.loads(payload or b"null")
+        if response.status >= 400:
+            error = value if isinstance(value, dict) else {}
+            raise Error(error.get("error", f"records {method} failed with status {response.status}"), code=error.get("code", response.status))
+        return value
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("gustd")
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self._path)
+
+
+# The hook context of the request this thread serves (set by the server for hook requests).
+_hook_context = threading.local()
 
 records = _Records()

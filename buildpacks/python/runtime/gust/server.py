@@ -1,7 +1,10 @@
 """Serves an app's functions over HTTP/1.1 on the Unix socket $GUST_SOCKET.
 
-Runtime protocol v1 (docs/runtime-protocol.md). One request at a time: the
-router sends one at a time per instance, and user code need not be thread-safe.
+Runtime protocol v1 (docs/runtime-protocol.md). Each connection is served by a
+thread of its own, but gustd sends one request at a time per instance; the
+only exception is a record hook caused by the request in progress (through
+gust.records), which arrives on a second connection while that request waits
+for it. So user code still runs one thing at a time and need not be thread-safe.
 """
 
 import http.server
@@ -160,7 +163,12 @@ def dispatch(method, target, headers, body):
         except ValueError:
             return _error(400, "the body must be a JSON object")
         record, original = payload.get("record"), payload.get("original")
-        failure, changed = _call("hook", f"{parts[0]} {parts[1]}", function, record, original)
+        # Writes the hook makes through gust.records carry its context, so they do not trigger it again.
+        gust._hook_context.value = next((v for k, v in headers.items() if k.lower() == "x-gust-hook-context"), None)
+        try:
+            failure, changed = _call("hook", f"{parts[0]} {parts[1]}", function, record, original)
+        finally:
+            gust._hook_context.value = None
         if failure:
             return failure
         return _json({"record": changed if isinstance(changed, dict) else record})
@@ -209,6 +217,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
 def main():
     socket_path = os.environ.get("GUST_SOCKET")
     if not socket_path:
@@ -224,7 +236,7 @@ def main():
         sys.exit(1)
     if os.path.exists(socket_path):
         os.unlink(socket_path)
-    with socketserver.UnixStreamServer(socket_path, _Handler) as server:
+    with _Server(socket_path, _Handler) as server:
         server.serve_forever()
 
 

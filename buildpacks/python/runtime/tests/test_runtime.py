@@ -156,8 +156,8 @@ class DecoratorTests(RegistryTestCase):
         self.assertEqual((error.message, error.code, str(error)), ("Missing cat name", 400, "Missing cat name"))
         self.assertEqual(gust.Error("x", code="123").code, 123)
 
-    def test_records_is_not_available_yet(self):
-        with self.assertRaisesRegex(NotImplementedError, "not available yet"):
+    def test_records_outside_an_instance_says_so(self):
+        with self.assertRaisesRegex(RuntimeError, "inside a Gust instance"):
             gust.records.find("cat")
 
 

@@ -1,0 +1,114 @@
+import Foundation
+import GustCore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// `/_/records/TYPE[/ID]`: create, read, update, delete and query an app's
+/// records (docs/records.md). The gateway serves it to clients holding an app
+/// token; the records channel serves the same thing to the app's own functions.
+struct RecordsAPI {
+    let hub: RecordsHub
+
+    /// Answers one records request. `path` is what follows `/_/records`
+    /// (`/cat`, `/cat/ID`); `caller` is set when a function makes the request.
+    func respond(
+        app: AppName, method: HTTPRequest.Method, path: Substring, query: String?, body: ByteBuffer, caller: RecordsCaller?
+    ) async -> Response {
+        do {
+            return try await route(app: app, method: method, path: path, query: query, body: body, caller: caller)
+        } catch let error as GustError {
+            return Self.error(error.code, error.message)
+        } catch {
+            return Self.error(500, "The record store failed: \(error)")
+        }
+    }
+
+    private func route(
+        app: AppName, method: HTTPRequest.Method, path: Substring, query: String?, body: ByteBuffer, caller: RecordsCaller?
+    ) async throws -> Response {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map { $0.removingPercentEncoding ?? String($0) }
+        guard (1...2).contains(parts.count) else {
+            throw GustError.notFound("Records live at /_/records/TYPE and /_/records/TYPE/ID.")
+        }
+        let type = parts[0]
+        try RecordStore.validateType(type)
+        let id = parts.count == 2 ? parts[1] : nil
+        switch (method, id) {
+        case (.get, nil):
+            let records = try await hub.find(app, type, try Self.query(query))
+            return Gateway.json(200, ["records": records.map(Self.object)])
+        case (.get, let id?):
+            return Self.record(200, try await hub.get(app, type, id: id))
+        case (.post, nil):
+            return Self.record(201, try await hub.save(app, type, id: nil, fields: try Self.fields(body), caller: caller))
+        case (.put, let id?), (.patch, let id?):
+            return Self.record(200, try await hub.save(app, type, id: id, fields: try Self.fields(body), caller: caller))
+        case (.delete, let id?):
+            try await hub.delete(app, type, id: id, caller: caller)
+            return Gateway.json(200, ["deleted": id])
+        default:
+            let allowed = id == nil ? "GET, POST" : "GET, PUT, PATCH, DELETE"
+            return Self.error(405, "\(method) is not allowed here: use \(allowed).", headers: [.allow: allowed])
+        }
+    }
+
+    /// `where` (a JSON object of field → value, compared for equality), `order` and `limit`.
+    static func query(_ text: String?) throws -> RecordStore.Query {
+        var query = RecordStore.Query()
+        for pair in (text ?? "").split(separator: "&") {
+            let halves = pair.split(separator: "=", maxSplits: 1).map {
+                $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+            }
+            let value = halves.count > 1 ? halves[1] : ""
+            switch halves[0] {
+            case "where":
+                guard let filters = (try? JSONValue.parse(Data(value.utf8)))?.objectValue else {
+                    throw GustError("`where` must be a JSON object of field values, like where={\"name\":\"Tom\"}.")
+                }
+                for (field, value) in filters {
+                    if case .array = value { throw badFilter(field) }
+                    if case .object = value { throw badFilter(field) }
+                }
+                query.filters = filters
+            case "order":
+                query.order = value
+            case "limit":
+                guard let limit = Int(value), (1...RecordStore.maxLimit).contains(limit) else {
+                    throw GustError("`limit` must be a number from 1 to \(RecordStore.maxLimit).")
+                }
+                query.limit = limit
+            default:
+                throw GustError("Unknown query parameter '\(halves[0].prefix(32))': use where, order and limit.")
+            }
+        }
+        return query
+    }
+
+    private static func badFilter(_ field: String) -> GustError {
+        GustError("`where` compares fields for equality with a string, number, boolean or null; '\(field.prefix(64))' has a list or object.")
+    }
+
+    static func fields(_ body: ByteBuffer) throws -> RecordStore.Record {
+        guard body.readableBytes > 0 else { return [:] }
+        guard let fields = (try? JSONValue.parse(Data(body.readableBytesView)))?.objectValue else {
+            throw GustError("The body must be a JSON object of the record's fields.")
+        }
+        return fields
+    }
+
+    static func object(_ record: RecordStore.Record) -> Any {
+        (try? JSONSerialization.jsonObject(with: JSONValue.object(record).encoded(), options: [.fragmentsAllowed])) ?? [:]
+    }
+
+    static func record(_ status: Int, _ record: RecordStore.Record) -> Response {
+        var fields = HTTPFields()
+        fields[.contentType] = "application/json"
+        return Response(status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: JSONValue.object(record).encoded())))
+    }
+
+    /// An app's own codes (LeanCloud style, 123) travel in the body; the status is the code if it is an HTTP error, else 400.
+    static func error(_ code: Int, _ message: String, headers: HTTPFields = [:]) -> Response {
+        Gateway.json((400...599).contains(code) ? code : 400, ["code": code, "error": message], headers: headers)
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import GustCore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// The secrets gustd gives instances for the records channel: each maps to
+/// one instance of one app, and lives as long as that instance.
+final class RecordsChannelTokens: Sendable {
+    private struct Entry {
+        var app: AppName
+        var instance: Instance?
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+
+    /// A new secret for an instance of `app` about to start.
+    func issue(for app: AppName) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        entries.withLock { $0[token] = Entry(app: app) }
+        return token
+    }
+
+    /// Ties the secret to the instance once it runs, so hooks its writes cause can go back to it.
+    func attach(_ token: String, to instance: Instance) {
+        entries.withLock { $0[token]?.instance = instance }
+    }
+
+    func revoke(_ token: String) {
+        _ = entries.withLock { $0.removeValue(forKey: token) }
+    }
+
+    func lookup(_ token: String) -> (app: AppName, instance: Instance?)? {
+        entries.withLock { entries in entries[token].map { ($0.app, $0.instance) } }
+    }
+}
+
+/// `GUST_HOME/run/records.sock`: the records API for the app's own functions
+/// (`gust.records`). A request must carry its instance's secret
+/// (`Authorization: Bearer GUST_RECORDS_TOKEN`); it acts on that instance's
+/// app only. `/v1/records/TYPE[/ID]` takes what `/_/records/TYPE[/ID]` takes.
+struct RecordsChannel: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    let tokens: RecordsChannelTokens
+    let api: RecordsAPI
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let authorization = request.headers[.authorization] ?? ""
+        guard authorization.hasPrefix("Bearer "), let caller = tokens.lookup(String(authorization.dropFirst("Bearer ".count))) else {
+            return RecordsAPI.error(401, "The records channel takes requests from Gust instances only (GUST_RECORDS_TOKEN).")
+        }
+        let path = request.uri.path
+        guard path.hasPrefix("/v1/records/") else {
+            return RecordsAPI.error(404, "No endpoint \(path): use /v1/records/TYPE[/ID].")
+        }
+        let body = try await request.body.collect(upTo: 10 * 1024 * 1024)
+        let context = request.headers[HTTPField.Name("X-Gust-Hook-Context")!]
+        return await api.respond(
+            app: caller.app, method: request.method, path: path.dropFirst("/v1/records".count), query: request.uri.query, body: body,
+            caller: RecordsCaller(instance: caller.instance, context: context)
+        )
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import GustCore
+import NIOCore
+import NIOHTTP1
+
+extension Scheduler {
+    /// Makes one run through the live instance (`POST /_gust/schedules/NAME`
+    /// with the params as the JSON body), within the function time limit, and
+    /// records how it went in the runs table and the app's log.
+    func run(_ firing: Firing) async {
+        defer { finished(firing.key) }
+        let key = firing.key
+        // An app the supervisor no longer serves (being stopped, or removed) runs nothing.
+        guard await supervisor.state(of: key.app) != nil else { return }
+
+        let started = Date()
+        let clock = ContinuousClock.now
+        let id = try? store.recordRun(key.app, schedule: key.name, release: firing.release, startedAt: started)
+        log(key, release: firing.release, "Run started")
+
+        var instance: Instance?
+        var failure: String?
+        do {
+            let live = try await supervisor.instance(for: key.app)
+            instance = live
+            let response = try await live.call(request(for: firing), timeout: timeout)
+            if response.status != 200 { failure = Self.message(of: response) }
+        } catch InstanceCallError.timedOut {
+            failure = "did not finish within \(timeout.shortText); its instance was replaced"
+            if let instance { await supervisor.discard(instance, because: "schedule \(key.name) ran past \(timeout.shortText)") }
+        } catch InstanceCallError.connectionClosed {
+            failure = "the instance's process stopped during the run"
+            if let instance { await supervisor.discard(instance, because: "its process died during schedule \(key.name)") }
+        } catch let error as GustError {
+            failure = error.message
+        } catch {
+            failure = String(describing: error)
+        }
+
+        let elapsed = ContinuousClock.now - clock
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        if let id { try? store.finishRun(id, seconds: seconds, status: failure == nil ? .ok : .error, error: failure) }
+        let took = String(format: "%.2f s", seconds)
+        if let failure {
+            log(key, release: firing.release, instance: instance?.id, stream: "stderr", "Run failed after \(took): \(failure)")
+        } else {
+            log(key, release: firing.release, instance: instance?.id, "Run finished in \(took)")
+        }
+    }
+
+    private func request(for firing: Firing) -> InstanceRequest {
+        let name = firing.key.name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? firing.key.name
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        // `{}` lets the runtime use the params given at registration.
+        return InstanceRequest(method: .POST, target: "/_gust/schedules/\(name)", headers: headers, body: ByteBuffer(string: firing.params ?? "{}"))
+    }
+
+    /// The runtime's `{"error": …}`, or the status when the body says nothing readable.
+    private static func message(of response: InstanceResponse) -> String {
+        if let object = try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any],
+            let error = object["error"] as? String
+        {
+            return "\(error) (status \(response.status))"
+        }
+        return "the instance answered status \(response.status)"
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import GustCore
+import Logging
+
+/// Runs the `every` and `cron` schedules of each app's live release.
+///
+/// The schedules table is its memory: an `every` schedule keeps the anchor it
+/// was first seen with, so runs stay on `anchor + k × interval` across deploys
+/// and gustd restarts (even after SIGKILL). The supervisor tells it what the
+/// live release declares (`adopt`) and when an app stops being served (`forget`);
+/// `SchedulerService` asks it for what is due and runs each firing.
+actor Scheduler {
+    struct Key: Hashable, Sendable {
+        var app: AppName
+        var name: String
+    }
+
+    /// One schedule as gustd runs it.
+    private struct Entry {
+        var stored: StoredSchedule
+        var spec: ScheduleSpec
+        var zone: TimeZone
+        var next: Date?
+        /// A run of it is going: the next one due is skipped, never overlapped.
+        var running = false
+    }
+
+    /// A run to make now.
+    struct Firing: Sendable {
+        var key: Key
+        var release: Int
+        var params: String?
+        var due: Date
+    }
+
+    let store: Store
+    let supervisor: Supervisor
+    let home: GustHome
+    let timeout: Duration
+    let logger: Logger
+    private var entries: [Key: Entry] = [:]
+
+    init(configuration: RouterConfiguration, supervisor: Supervisor, logger: Logger) throws {
+        store = try Store(home: configuration.home)
+        home = configuration.home
+        timeout = configuration.functionTimeout
+        self.supervisor = supervisor
+        self.logger = logger
+    }
+
+    /// Loads what the previous gustd ran, so timing survives a restart.
+    func start(now: Date = Date()) {
+        if let abandoned = try? store.abandonRunningRuns(because: "gustd stopped before the run finished"), abandoned > 0 {
+            logger.notice("Marked \(abandoned) schedule runs of a previous gustd as failed")
+        }
+        do {
+            for stored in try store.liveSchedules() { install(stored, keeping: nil, now: now) }
+        } catch {
+            logger.error("Cannot read the stored schedules: \(error)")
+        }
+    }
+
+    // MARK: What the supervisor tells it
+
+    /// The schedules `manifest` declares, each checked with GustCore's parser,
+    /// and the app's zone for cron. Throws a message naming the function and
+    /// its spec, which rejects the deploy before any switch.
+    static func declared(by manifest: FunctionManifest, app: AppName, release: Int, config: [String: String]) throws(GustError) -> [StoredSchedule] {
+        let needsZone = manifest.schedules.contains { $0.cron != nil }
+        let zone = needsZone ? try ScheduleSpec.timeZone(named: config["TZ"]) : .gmt
+        var declared: [StoredSchedule] = []
+        for schedule in manifest.schedules {
+            let kind = schedule.every != nil ? "every" : "cron"
+            guard let text = schedule.every ?? schedule.cron else {
+                throw GustError("schedule \(schedule.name) has neither an every nor a cron spec in the manifest.")
+            }
+            _ = try ScheduleSpec.validated(function: schedule.name, kind: kind, spec: text)
+            let params = schedule.params.flatMap { try? JSONEncoder.sortedKeys.encode($0) }.map { String(decoding: $0, as: UTF8.self) }
+            declared.append(StoredSchedule(
+                app: app, name: schedule.name, kind: kind, spec: text, params: params, anchor: Date(),
+                timeZone: zone == .gmt ? "UTC" : zone.identifier, release: release
+            ))
+        }
+        return declared
+    }
+
+    /// Makes the app's schedules those of its live release `release`.
+    func adopt(_ app: AppName, release: Int, schedules declared: [StoredSchedule], now: Date = Date()) {
+        let stored: [StoredSchedule]
+        do {
+            stored = try store.replaceSchedules(app, release: release, with: declared, now: now)
+        } catch {
+            logger.error("Cannot store the schedules of \(app) v\(release): \(error)")
+            return
+        }
+        let previous = entries.filter { $0.key.app == app }
+        for key in previous.keys where !stored.contains(where: { $0.name == key.name }) {
+            entries[key] = nil
+            logger.info("Stopped schedule \(key.name) of \(app): v\(release) no longer declares it")
+        }
+        for schedule in stored {
+            install(schedule, keeping: previous[Key(app: app, name: schedule.name)], now: now)
+        }
+    }
+
+    /// The app is not served any more: none of its schedules run.
+    func forget(_ app: AppName) {
+        entries = entries.filter { $0.key.app != app }
+    }
+
+    private func install(_ stored: StoredSchedule, keeping old: Entry?, now: Date) {
+        let key = Key(app: stored.app, name: stored.name)
+        guard let spec = try? ScheduleSpec(kind: stored.kind, spec: stored.spec), let zone = TimeZone(identifier: stored.timeZone) else {
+            logger.warning("Schedule \(stored.name) of \(stored.app) has a spec gustd cannot read (\(stored.kind) '\(stored.spec)'); it does not run")
+            entries[key] = nil
+            return
+        }
+        var entry = Entry(stored: stored, spec: spec, zone: zone)
+        let unchanged = old.map { $0.spec == spec && $0.zone == zone } ?? false
+        // A run due a moment ago that has not fired yet is not lost to a redeploy.
+        entry.next = unchanged ? old?.next : spec.next(after: now, anchor: stored.anchor, timeZone: zone)
+        entry.running = old?.running ?? false
+        entries[key] = entry
+        if entry.next != stored.nextRun { try? store.setNextRun(stored.app, schedule: stored.name, entry.next) }
+    }
+
+    // MARK: Firing
+
+    /// How long the service may sleep before something can be due.
+    func timeUntilNextRun(now: Date = Date(), atMost limit: Duration) -> Duration {
+        guard let soonest = entries.values.compactMap(\.next).min() else { return limit }
+        let seconds = max(0, soonest.timeIntervalSince(now))
+        return min(limit, .milliseconds(Int64(seconds * 1000)))
+    }
+
+    /// The runs due at `now`. A schedule whose previous run is still going is
+    /// skipped (the skip recorded and logged); either way its next time moves on.
+    func due(now: Date = Date()) -> [Firing] {
+        var firings: [Firing] = []
+        for (key, var entry) in entries {
+            guard let next = entry.next, next <= now else { continue }
+            entry.next = entry.spec.next(after: max(now, next), anchor: entry.stored.anchor, timeZone: entry.zone)
+            try? store.setNextRun(key.app, schedule: key.name, entry.next)
+            if entry.running {
+                recordSkip(key, release: entry.stored.release, due: next)
+            } else {
+                entry.running = true
+                firings.append(Firing(key: key, release: entry.stored.release, params: entry.stored.params, due: next))
+            }
+            entries[key] = entry
+        }
+        return firings.sorted { $0.due < $1.due }
+    }
+
+    /// Called when a run has ended, whatever its outcome.
+    func finished(_ key: Key) {
+        entries[key]?.running = false
+    }
+
+    private func recordSkip(_ key: Key, release: Int, due: Date) {
+        let reason = "skipped: the previous run was still going"
+        _ = try? store.recordRun(key.app, schedule: key.name, release: release, startedAt: due, status: .skipped, error: reason)
+        log(key, release: release, "Run due at \(Self.clockTime(due)) \(reason)")
+    }
+
+    func log(_ key: Key, release: Int, instance: String? = nil, stream: String = "gustd", _ line: String) {
+        try? AppLog(home: home, app: key.app).append([
+            LogEntry(release: release, instance: instance, stream: stream, function: "schedule \(key.name)", line: line)
+        ])
+    }
+
+    static func clockTime(_ date: Date) -> String {
+        ISO8601DateFormatter.string(from: date, timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds])
+    }
+}
+
+extension JSONEncoder {
+    static var sortedKeys: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// The record store over HTTP with hooks that run in the pushed app, and
+/// `gust.records` from inside functions, against a real gustd.
+@Suite(.timeLimit(.minutes(10)))
+struct RecordsTests {
+    static let pythonCats = """
+        import gust
+
+        @gust.before_save('cat')
+        def validate_cat_name(record, original):
+            if not record.get('name'):
+                raise gust.Error('Missing cat name', code=400)
+            record['name'] = record['name'].strip()
+            return record
+
+        @gust.after_save('cat')
+        def announce(record, original):
+            if record.get('name') == 'Grumpy':
+                raise RuntimeError('grumpy cats break the after hook')
+
+        @gust.op('adopt')
+        def adopt(name):
+            # A write from an op to a type with a before-hook: the hook runs in this instance while the op waits.
+            return gust.records.save('cat', {'name': name})
+
+        @gust.op('count')
+        def count(name):
+            return len(gust.records.find('cat', name=name))
+
+        """
+
+    func token(_ fixture: PushFixture, _ app: String = "cats") throws -> String {
+        let created = try GustBinaries.gust(fixture.home, ["tokens", "create", app])
+        #expect(created.status == 0, "\(created.output)")
+        return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test(.scratchDirectory) func pythonHooksGuardTheStoreAndOpsUseGustRecords() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.pythonCats)
+        try work.commit("Cats")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        let auth = ["X-Auth-Token": try token(fixture)]
+
+        let empty = try fixture.call("POST", "/_/records/cat", body: "{}", headers: auth)
+        #expect(empty.status == 400)
+        #expect(empty.json?["error"] as? String == "Missing cat name")
+        #expect(try fixture.call("GET", "/_/records/cat", headers: auth).json?["records"] as? [Any] == nil
+            || (try fixture.call("GET", "/_/records/cat", headers: auth).json?["records"] as? [Any])?.isEmpty == true)
+
+        let tom = try fixture.call("POST", "/_/records/cat", body: #"{"name": "  Tom  ", "age": 3}"#, headers: auth)
+        #expect(tom.status == 201, "\(tom.text)")
+        let id = try #require(tom.json?["_id"] as? String)
+        let stored = try fixture.call("GET", "/_/records/cat/\(id)", headers: auth)
+        #expect(stored.json?["name"] as? String == "Tom", "the hook's change is what is stored")
+        #expect(stored.json?["_created_at"] is String)
+
+        let updated = try fixture.call("PUT", "/_/records/cat/\(id)", body: #"{"age": 4}"#, headers: auth)
+        #expect(updated.json?["age"] as? Int == 4)
+        #expect(updated.json?["name"] as? String == "Tom", "an update merges fields")
+        let found = try fixture.call("GET", #"/_/records/cat?where=%7B%22age%22%3A4%7D&order=-age&limit=5"#, headers: auth)
+        #expect((found.json?["records"] as? [[String: Any]])?.count == 1)
+        #expect(try fixture.call("GET", "/_/records/cat?where=nope", headers: auth).status == 400)
+        #expect(try fixture.call("GET", "/_/records/cat/missing", headers: auth).status == 404)
+        #expect(try fixture.call("GET", "/_/records/9cat", headers: auth).status == 400)
+
+        // A failing after-hook leaves the record, and its failure is in the app's log.
+        let grumpy = try fixture.call("POST", "/_/records/cat", body: #"{"name": "Grumpy"}"#, headers: auth)
+        #expect(grumpy.status == 201)
+        let grumpyID = try #require(grumpy.json?["_id"] as? String)
+        #expect(try fixture.call("GET", "/_/records/cat/\(grumpyID)", headers: auth).status == 200)
+        let logs = try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "100"]).stdout
+        #expect(logs.contains("grumpy cats break the after hook"), "\(logs)")
+        #expect(logs.contains("after_save cat failed"), "\(logs)")
+
+        // The re-entrant case: an op saves a cat, whose before-hook runs in the same instance.
+        let adopted = try fixture.call("POST", "/_/functions/adopt", body: #"{"name": " Felix "}"#)
+        #expect(adopted.status == 200, "\(adopted.text)")
+        #expect(adopted.json?["name"] as? String == "Felix")
+        let rejected = try fixture.call("POST", "/_/functions/adopt", body: #"{"name": ""}"#)
+        #expect(rejected.status == 400)
+        #expect(rejected.json?["error"] as? String == "Missing cat name")
+        #expect(try fixture.call("POST", "/_/functions/count", body: #"{"name": "Felix"}"#).text == "1")
+
+        #expect(try fixture.call("DELETE", "/_/records/cat/\(id)", headers: auth).status == 200)
+        #expect(try fixture.call("GET", "/_/records/cat/\(id)", headers: auth).status == 404)
+    }
+
+    @Test(.scratchDirectory) func withoutAValidTokenEveryVerbIs401AndNothingHappens() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py", copying: PushFixture.example("python-cats"))
+        try work.commit("Cats")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        let secret = try token(fixture)
+        let good = try fixture.call("POST", "/_/records/cat", body: #"{"name": "Tom"}"#, headers: ["X-Auth-Token": secret])
+        let id = try #require(good.json?["_id"] as? String)
+
+        for headers in [[:], ["X-Auth-Token": "gust_not-a-token"]] {
+            for (method, path, body) in [
+                ("POST", "/_/records/cat", #"{"name": "Intruder"}"#), ("GET", "/_/records/cat", nil),
+                ("GET", "/_/records/cat/\(id)", nil), ("PUT", "/_/records/cat/\(id)", #"{"name": "Owned"}"#),
+                ("DELETE", "/_/records/cat/\(id)", nil),
+            ] {
+                let answer = try fixture.call(method, path, body: body, headers: headers)
+                #expect(answer.status == 401, "\(method) \(path)")
+                #expect(answer.json?["code"] as? Int == 401)
+            }
+        }
+        let all = try fixture.call("GET", "/_/records/cat", headers: ["X-Auth-Token": secret])
+        let names = (all.json?["records"] as? [[String: Any]])?.compactMap { $0["name"] as? String }
+        #expect(names == ["Tom"], "nothing was written or deleted")
+
+        #expect(try GustBinaries.gust(fixture.home, ["tokens", "revoke", "cats", "1"]).status == 0)
+        #expect(try fixture.call("GET", "/_/records/cat", headers: ["X-Auth-Token": secret]).status == 401)
+    }
+
+    @Test(.scratchDirectory) func nodeReviewsAverageStarsAndTruncateComments() throws {
+        let fixture = try PushFixture(app: "reviews")
+        let work = try fixture.workspace("node", copying: PushFixture.example("node-reviews"))
+        try work.commit("Reviews")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        let auth = ["X-Auth-Token": try token(fixture, "reviews")]
+
+        for stars in [3, 4, 5] {
+            let review = try fixture.call("POST", "/_/records/Review", body: #"{"movie": "Alien", "stars": \#(stars), "comment": "ok"}"#, headers: auth)
+            #expect(review.status == 201, "\(review.text)")
+        }
+        let long = String(repeating: "a", count: 200)
+        let truncated = try fixture.call("POST", "/_/records/Review", body: #"{"movie": "Heat", "stars": 1, "comment": "\#(long)"}"#, headers: auth)
+        let id = try #require(truncated.json?["_id"] as? String)
+        let stored = try fixture.call("GET", "/_/records/Review/\(id)", headers: auth)
+        #expect((stored.json?["comment"] as? String)?.count == 140)
+
+        let missing = try fixture.call("POST", "/_/records/Review", body: #"{"movie": "Alien", "stars": 1}"#, headers: auth)
+        #expect(missing.status == 400)
+        #expect(missing.json?["code"] as? Int == 123)
+        #expect(missing.json?["error"] as? String == "No comment provided!")
+
+        let average = try fixture.call("POST", "/_/functions/averageStars", body: #"{"movie": "Alien"}"#)
+        #expect(average.status == 200, "\(average.text)")
+        #expect(average.json?["reviews"] as? Int == 3)
+        #expect(average.json?["average"] as? Double == 4)
+
+        // An op that saves a Review: the beforeSave hook runs in the same instance, without a hang.
+        let added = try fixture.call("POST", "/_/functions/addReview", body: #"{"movie": "Heat", "stars": 5, "comment": "\#(long)"}"#)
+        #expect(added.status == 200, "\(added.text)")
+        #expect((added.json?["comment"] as? String)?.count == 140)
+        let refused = try fixture.call("POST", "/_/functions/addReview", body: #"{"movie": "Heat", "stars": 5}"#)
+        #expect(refused.json?["code"] as? Int == 123)
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// gustd runs a pushed app's schedules: repeatedly, on the anchor's grid across
+/// redeploys and restarts, never overlapping; a bad spec rejects the push.
+/// Serialized: these tests measure timing, and a 2-core box running them side
+/// by side would blur what they measure.
+@Suite(.serialized, .timeLimit(.minutes(10)))
+struct ScheduleTests {
+    /// An app with one schedule that appends `LABEL START END` (Unix times) to `file` on each run.
+    static func tickingApp(_ work: GitWorkspace, file: URL, label: String, every spec: String = "2s", sleep: Double = 0) throws {
+        try work.write("__init__.py", """
+            import time
+
+            import gust
+
+            @gust.every('\(spec)')
+            def tick():
+                start = time.time()
+                print('tick tock from \(label)', flush=True)
+                time.sleep(\(sleep))
+                with open('\(file.path)', 'a') as out:
+                    out.write(f'\(label) {start} {time.time()}\\n')
+
+            @gust.op('hello')
+            def hello():
+                return '\(label)'
+
+            """)
+    }
+
+    /// The runs `file` holds so far: (label, start, end).
+    static func ticks(_ file: URL) -> [(label: String, start: Double, end: Double)] {
+        let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 3, let start = Double(parts[1]), let end = Double(parts[2]) else { return nil }
+            return (String(parts[0]), start, end)
+        }
+    }
+
+    /// Waits (bounded) until `condition` holds.
+    static func wait(upTo seconds: Double, until condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return try condition()
+    }
+
+    /// How far `time` is from the nearest point of `anchor + k × step`.
+    static func offGrid(_ time: Double, anchor: Double, step: Double) -> Double {
+        let phase = (time - anchor).truncatingRemainder(dividingBy: step)
+        return min(abs(phase), step - abs(phase))
+    }
+
+    @Test(.scratchDirectory) func aTwoSecondScheduleRunsRepeatedlyAndIsListed() throws {
+        let fixture = try PushFixture()
+        let ticks = fixture.root.appendingPathComponent("ticks.txt")
+        let work = try fixture.workspace("py")
+        try Self.tickingApp(work, file: ticks, label: "one")
+        try work.commit("Ticks")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(push.stderr.contains("remote:        schedule tick every 2s"), "\(push.stderr)")
+
+        #expect(Self.wait(upTo: 20) { Self.ticks(ticks).count >= 3 }, "three runs within 20 s")
+        let starts = Self.ticks(ticks).map(\.start)
+        for (earlier, later) in zip(starts, starts.dropFirst()) {
+            #expect(abs(later - earlier - 2) < 0.8, "runs 2 s apart: \(starts)")
+        }
+
+        let logs = try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "200"]).stdout
+        #expect(logs.contains("tick tock from one"), "\(logs)")
+        #expect(logs.contains("[schedule tick] Run started"))
+        #expect(logs.contains("[schedule tick] Run finished in"))
+        let onlyTick = try GustBinaries.gust(fixture.home, ["logs", "cats", "--function", "tick"]).stdout
+        #expect(onlyTick.contains("Run finished"))
+
+        let listing = try GustBinaries.gust(fixture.home, ["schedules", "cats"])
+        #expect(listing.status == 0, "\(listing.output)")
+        #expect(listing.stdout.contains("tick  every 2s  next "), "\(listing.stdout)")
+        #expect(listing.stdout.contains("ok"))
+        let json = try GustBinaries.gust(fixture.home, ["schedules", "cats", "--json"])
+        let schedules = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(schedules.count == 1)
+        #expect(schedules.first?["name"] as? String == "tick")
+        #expect(schedules.first?["nextRun"] != nil)
+        let runs = schedules.first?["runs"] as? [[String: Any]] ?? []
+        #expect(runs.count >= 2)
+        #expect(runs.contains { $0["status"] as? String == "ok" && $0["release"] as? Int == 1 })
+    }
+
+    @Test(.scratchDirectory) func aRedeployAndARestartKeepTheAnchorsGrid() throws {
+        let fixture = try PushFixture()
+        let app = try AppName("cats")
+        let ticks = fixture.root.appendingPathComponent("ticks.txt")
+        let work = try fixture.workspace("py")
+        try Self.tickingApp(work, file: ticks, label: "one")
+        try work.commit("One")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        #expect(Self.wait(upTo: 20) { Self.ticks(ticks).count >= 2 })
+        let anchor = try #require(try fixture.store().schedules(app).first?.anchor.timeIntervalSince1970)
+
+        try Self.tickingApp(work, file: ticks, label: "two")
+        try work.commit("Two")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        let deployed = Date().timeIntervalSince1970
+        #expect(Self.wait(upTo: 20) { Self.ticks(ticks).filter { $0.label == "two" }.count >= 2 })
+        #expect(try fixture.store().schedules(app).first?.anchor.timeIntervalSince1970 == anchor, "the redeploy kept the anchor")
+
+        let runs = try fixture.store().runs(app, schedule: "tick").reversed()
+        let firstOfTwo = try #require(runs.first { $0.release == 2 })
+        let started = firstOfTwo.startedAt.timeIntervalSince1970
+        #expect(Self.offGrid(started, anchor: anchor, step: 2) < 0.5, "first run after the redeploy at \(started) is on the grid of \(anchor)")
+        #expect(started - deployed < 2.5, "it came at the next grid point, not 2 s after the deploy ended")
+        for run in runs where run.status == .ok {
+            #expect(Self.offGrid(run.startedAt.timeIntervalSince1970, anchor: anchor, step: 2) < 0.5)
+        }
+
+        // SIGKILL and start again: same anchor, runs stay on the grid.
+        let gustd = try #require(fixture.gustd)
+        gustd.kill9()
+        try gustd.start()
+        let restarted = Date()
+        #expect(try Self.wait(upTo: 20) { try fixture.store().runs(app, schedule: "tick").contains { $0.startedAt > restarted && $0.status == .ok } })
+        #expect(try fixture.store().schedules(app).first?.anchor.timeIntervalSince1970 == anchor)
+        for run in try fixture.store().runs(app, schedule: "tick") where run.startedAt > restarted {
+            #expect(Self.offGrid(run.startedAt.timeIntervalSince1970, anchor: anchor, step: 2) < 0.5)
+        }
+        #expect(try fixture.store().runs(app, schedule: "tick").allSatisfy { $0.status != .running || $0.startedAt > restarted })
+
+        // A deploy without the schedule stops it.
+        try work.write("__init__.py", "import gust\n\n@gust.op('hello')\ndef hello():\n    return 'three'\n")
+        try work.commit("Three")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        let count = Self.ticks(ticks).count
+        Thread.sleep(forTimeInterval: 3)
+        #expect(Self.ticks(ticks).count <= count + 1, "at most a run already in flight finishes")
+        #expect(try fixture.store().schedules(app).isEmpty)
+    }
+
+    @Test(.scratchDirectory) func aRunThatOutlastsItsIntervalIsNeverOverlapped() throws {
+        let fixture = try PushFixture()
+        let app = try AppName("cats")
+        let ticks = fixture.root.appendingPathComponent("ticks.txt")
+        let work = try fixture.workspace("py")
+        try Self.tickingApp(work, file: ticks, label: "slow", every: "1s", sleep: 2.5)
+        try work.commit("Slow")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        #expect(Self.wait(upTo: 25) { Self.ticks(ticks).count >= 3 })
+
+        let runs = Self.ticks(ticks)
+        for (earlier, later) in zip(runs, runs.dropFirst()) {
+            #expect(later.start >= earlier.end, "run starting at \(later.start) began before the one before it ended at \(earlier.end)")
+        }
+        let recorded = try fixture.store().runs(app, schedule: "tick")
+        #expect(recorded.contains { $0.status == .skipped })
+        let logs = try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "200"]).stdout
+        #expect(logs.contains("skipped: the previous run was still going"), "\(logs)")
+        let listing = try GustBinaries.gust(fixture.home, ["schedules", "cats"]).stdout
+        #expect(listing.contains("skipped"))
+    }
+
+    @Test(.scratchDirectory) func aBadSpecRejectsThePushAndTheOldReleaseKeepsServing() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", "import gust\n\n@gust.op('hello')\ndef hello():\n    return {'v': 'one'}\n")
+        try work.commit("One")
+        #expect(try work.push(to: fixture.remote).status == 0)
+
+        // The runtime lets 61 through (it checks the shape); gustd's parser, the one that runs it, refuses it.
+        try work.write("__init__.py", """
+            import gust
+
+            @gust.cron('61 * * * *')
+            def nightly():
+                print('never')
+
+            @gust.op('hello')
+            def hello():
+                return {'v': 'two'}
+
+            """)
+        try work.commit("Bad cron")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status != 0)
+        #expect(push.stderr.contains("schedule nightly: '61 * * * *' is not a valid cron expression"), "\(push.stderr)")
+        #expect(push.stderr.contains("keeps serving v1"))
+        #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").json?["v"] as? String == "one")
+
+        // One the runtime refuses at import names the function and spec too.
+        try work.write("__init__.py", "import gust\n\n@gust.every('2 minutes')\ndef meow():\n    pass\n")
+        try work.commit("Bad every")
+        let again = try work.push(to: fixture.remote)
+        #expect(again.status != 0)
+        #expect(again.stderr.contains("schedule meow: '2 minutes' is not an interval"), "\(again.stderr)")
+        #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").json?["v"] as? String == "one")
+        #expect(try fixture.releases().first?["status"] as? String == "failed")
+    }
+}
