@@ -72,6 +72,11 @@ struct SSHCommand: AsyncParsableCommand {
     /// Checks that the key may use the app's repository, creating the app on
     /// an admin's first push, and returns the repository's path.
     private func prepareGit(_ service: SSHRequest.GitService, app: AppName, key: SSHKey, store: Store, log: SSHLog) throws -> URL {
+        if !key.isAdmin, service == .receivePack, try store.app(app) == nil {
+            throw refuse(SSHRefusal(
+                "There is no app '\(app)', and key '\(key.name)' may not create apps: only admin keys can. An admin can run: gust apps create \(app) && gust keys grant \(key.name) \(app)"
+            ), log: log)
+        }
         guard key.mayUse(app) else {
             let verb = service == .receivePack ? "push to" : "fetch"
             throw refuse(SSHRefusal(

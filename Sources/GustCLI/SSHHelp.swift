@@ -20,6 +20,7 @@ enum SSHHelp {
             "  \(ssh) releases show \(app) v3       one release and its build log",
             "  \(ssh) rollback \(app) [v3]          make an earlier release live again",
             "  \(ssh) logs \(app) [-n 100] [-f]     what the functions printed",
+            "  \(ssh) schedules \(app)              its schedules and their last runs",
             "  \(ssh) config \(app)                 config vars (set/unset change them)",
             "  \(ssh) tokens list \(app)            tokens for a private app",
         ]
