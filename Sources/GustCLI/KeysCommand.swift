@@ -20,9 +20,9 @@ struct KeysCommand: ParsableCommand {
             discussion: "An admin key may push to any app (creating it on the first push) and run every command; a key with --app may push to and manage only those apps."
         )
         @OptionGroup var home: HomeOptions
-        @Argument(help: "A name for the key: a-z, 0-9, '.', '_', '-'.") var name: String
+        @Argument(help: "A name for the key: up to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.") var name: String
         @Argument(help: ArgumentHelp("The public key file, or - for standard input (the default).", valueName: "file")) var file: String?
-        @Flag(help: "Let the key push to and administer every app.") var admin = false
+        @Flag(help: "Make it an admin key: it may push to and administer every app, and manage keys.") var admin = false
         @Option(name: .customLong("app"), help: ArgumentHelp("An app the key may push to and manage; repeat for more.", valueName: "app"))
         var apps: [String] = []
 
@@ -35,8 +35,7 @@ struct KeysCommand: ParsableCommand {
             let scope: KeyScope = admin ? .admin : .apps(try apps.map(parseAppName))
             let key = try SSHPublicKey(parsing: try readKeyText())
             let store = try home.openStore()
-            let gust = try Installation.current().executable("gust")
-            switch try AuthorizedKeys.update(store, gust: gust, { try store.addKey(keyName, key, scope: scope) }) {
+            switch try KeysCommand.rewriting(store, { try store.addKey(keyName, key, scope: scope) }) {
             case .added(let entry):
                 print("Added key \(entry.name) (\(entry.type), \(entry.fingerprint)); scope: \(entry.scope).")
                 if !entry.isAdmin && entry.apps.isEmpty {
@@ -99,47 +98,50 @@ struct KeysCommand: ParsableCommand {
             } else {
                 keyName = try KeyName(name ?? "")
             }
-            try AuthorizedKeys.update(store, gust: try Installation.current().executable("gust")) { try store.removeKey(keyName) }
+            try KeysCommand.rewriting(store) { try store.removeKey(keyName) }
             print("Removed key \(keyName).")
         }
     }
 
     struct Grant: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Let a key push to and manage more apps.")
-        @OptionGroup var home: HomeOptions
-        @Argument(help: "The key's name.") var name: String
-        @Argument(help: "The apps.") var apps: [String]
+        @OptionGroup var arguments: KeyAppsArguments
 
         func run() throws {
-            let keyName = try KeyName(name)
-            let appNames = try apps.map(parseAppName)
-            guard !appNames.isEmpty else { throw ValidationError("Name at least one app.") }
-            let store = try home.openStore()
-            let added = try AuthorizedKeys.update(store, gust: try Installation.current().executable("gust")) {
-                try store.grant(keyName, apps: appNames)
-            }
-            let scope = try store.requireKey(keyName).scope
-            print(added.isEmpty ? "\(keyName) could already use those apps; scope: \(scope)." : "Granted \(keyName): \(scope).")
+            let (added, key, scope) = try arguments.apply { try $0.grant($1, apps: $2) }
+            print(added.isEmpty ? "\(key) could already use those apps; scope: \(scope)." : "Granted \(key): \(scope).")
         }
     }
 
     struct Revoke: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Take apps away from a key.")
-        @OptionGroup var home: HomeOptions
-        @Argument(help: "The key's name.") var name: String
-        @Argument(help: "The apps.") var apps: [String]
+        @OptionGroup var arguments: KeyAppsArguments
 
         func run() throws {
-            let keyName = try KeyName(name)
-            let appNames = try apps.map(parseAppName)
-            guard !appNames.isEmpty else { throw ValidationError("Name at least one app.") }
-            let store = try home.openStore()
-            let removed = try AuthorizedKeys.update(store, gust: try Installation.current().executable("gust")) {
-                try store.revoke(keyName, apps: appNames)
-            }
-            let scope = try store.requireKey(keyName).scope
-            print(removed.isEmpty ? "\(keyName) could not use those apps; scope: \(scope)." : "Revoked from \(keyName); scope now: \(scope).")
+            let (removed, key, scope) = try arguments.apply { try $0.revoke($1, apps: $2) }
+            print(removed.isEmpty ? "\(key) could not use those apps; scope: \(scope)." : "Revoked from \(key); scope now: \(scope).")
         }
+    }
+
+    /// Runs `change` on the keys table and rewrites authorized_keys, naming this `gust` in every line.
+    static func rewriting<T>(_ store: Store, _ change: () throws -> T) throws -> T {
+        try AuthorizedKeys.update(store, gust: try Installation.current().executable("gust"), change)
+    }
+}
+
+/// What `keys grant` and `keys revoke` take: a key and the apps to add or take away.
+struct KeyAppsArguments: ParsableArguments {
+    @OptionGroup var home: HomeOptions
+    @Argument(help: "The key's name.") var name: String
+    @Argument(help: "The apps (at least one).") var apps: [String]
+
+    /// Applies `change` to the key's apps; returns the apps it changed and the key's scope after.
+    func apply(_ change: (Store, KeyName, [AppName]) throws -> [AppName]) throws -> (changed: [AppName], key: KeyName, scope: String) {
+        let key = try KeyName(name)
+        let appNames = try apps.map(parseAppName)
+        let store = try home.openStore()
+        let changed = try KeysCommand.rewriting(store) { try change(store, key, appNames) }
+        return (changed, key, try store.requireKey(key).scope)
     }
 }
 
