@@ -55,6 +55,15 @@ struct SSHCommandTests {
         #expect(help.status == 0)
         #expect(help.stdout.contains("key 'alice', which may use every app"))
         #expect(help.stdout.contains("keys list"))
+
+        // A command's own --help is printed, a usage error refused; neither runs anything.
+        let releasesHelp = try fixture.ssh("releases show --help", as: bob)
+        #expect(releasesHelp.status == 0, "\(releasesHelp.output)")
+        #expect(releasesHelp.stdout.contains("USAGE: gust releases show"))
+        let usage = try fixture.ssh("releases show cats v1 extra", as: bob)
+        #expect(usage.status != 0)
+        #expect(fixture.sshLog.contains("accepted key=\"bob\" from=127.0.0.1 command=\"releases show --help\"\n"), "\(fixture.sshLog)")
+        #expect(fixture.sshLog.contains("refused key=\"bob\" from=127.0.0.1 command=\"releases show cats v1 extra\" reason=\"does not parse\""))
     }
 
     @Test(.scratchDirectory) func aScopedKeyRunsItsAppsCommandsButNotAdminOnes() throws {
