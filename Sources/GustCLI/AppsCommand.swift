@@ -31,9 +31,11 @@ struct AppsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the apps.")
         @OptionGroup var home: HomeOptions
         @OptionGroup var output: OutputOptions
+        /// Set by `ssh-command` for a key scoped to some apps: only those are listed.
+        var only: Swift.Set<AppName>? = nil
 
         func run() throws {
-            let apps = try home.openStore().apps()
+            let apps = try home.openStore().apps().filter { only?.contains($0.name) ?? true }
             if output.json { return print(try Formatting.json(apps)) }
             guard !apps.isEmpty else { return print("No apps yet. Create one with `gust apps create NAME`.") }
             print(Formatting.table(["APP", "LIVE", "VISIBILITY", "CREATED"], apps.map { app in

@@ -52,7 +52,7 @@ enum Schema {
         );
         ALTER TABLE releases ADD COLUMN secret_names TEXT NOT NULL DEFAULT '[]';
         """,
-        // 4: the schedules gustd runs (an `every` keeps its anchor across deploys) and their recent runs.
+        // 3: the schedules gustd runs (an `every` keeps its anchor across deploys) and their recent runs.
         """
         CREATE TABLE schedules (
             app       TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
@@ -77,6 +77,22 @@ enum Schema {
             error      TEXT
         );
         CREATE INDEX schedule_runs_by_schedule ON schedule_runs (app, schedule, id);
+        """,
+        // 4: SSH keys (the source of ssh/authorized_keys) and which apps a non-admin key may use.
+        """
+        CREATE TABLE ssh_keys (
+            name        TEXT PRIMARY KEY,
+            type        TEXT NOT NULL,
+            blob        TEXT NOT NULL,
+            fingerprint TEXT NOT NULL UNIQUE,
+            admin       INTEGER NOT NULL DEFAULT 0,
+            added_at    REAL NOT NULL
+        );
+        CREATE TABLE ssh_key_apps (
+            key TEXT NOT NULL REFERENCES ssh_keys(name) ON DELETE CASCADE,
+            app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            PRIMARY KEY (key, app)
+        );
         """,
     ]
 

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Foundation
+import GustCore
+
+/// `gust ssh-command NAME`: what sshd runs for every connection with a Gust
+/// key, whatever the client asked for (the `command=` of its line in
+/// authorized_keys). The request arrives in `SSH_ORIGINAL_COMMAND` and never
+/// reaches a shell: it is split into words here, checked against the key's
+/// scope, and then either becomes `git-receive-pack`/`git-upload-pack` on the
+/// app's repository (by exec, so the hook's output streams to the client) or
+/// one of Gust's own commands, run in this process.
+struct SSHCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ssh-command",
+        abstract: "The forced command sshd runs for a Gust key (see docs/ssh.md); not for people.",
+        shouldDisplay: false
+    )
+
+    @OptionGroup var home: HomeOptions
+    @Argument(help: "The key's name, as `gust keys add` wrote it into authorized_keys.") var key: String
+
+    func run() async throws {
+        let raw = ProcessInfo.processInfo.environment["SSH_ORIGINAL_COMMAND"] ?? ""
+        let store = try home.openStore()
+        let log = SSHLog(home: store.home, key: key, command: raw)
+        let request: SSHRequest
+        let entry: SSHKey
+        do {
+            guard let name = try? KeyName(key), let found = try store.sshKey(name) else {
+                throw SSHRefusal("This key is not registered with Gust (any more). Ask an admin to add it: gust keys add NAME FILE")
+            }
+            entry = found
+            request = try SSHRequest.parse(try SSHCommandLine.words(raw))
+        } catch let refusal as SSHRefusal {
+            throw refuse(refusal, log: log)
+        }
+
+        switch request {
+        case .help:
+            log.write("accepted")
+            print(SSHHelp.text(for: entry))
+        case .git(let service, let app):
+            let repository = try prepareGit(service, app: app, key: entry, store: store, log: log)
+            log.write("accepted")
+            try Self.exec(service.rawValue, repository.path)
+        case .gust(let words):
+            var command: any ParsableCommand
+            do {
+                command = try GustCommand.parseAsRoot(words + ["--home", store.home.path])
+            } catch {
+                // Not run: a usage error or a `--help`, reported the way `gust` itself does.
+                log.write("refused", reason: "does not parse")
+                GustCommand.exit(withError: error)
+            }
+            do { try SSHAccess.check(command, key: entry) } catch { throw refuse(error, log: log) }
+            if !entry.isAdmin, var list = command as? AppsCommand.List {
+                list.only = Set(entry.apps)
+                command = list
+            }
+            log.write("accepted")
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        }
+    }
+
+    /// Checks that the key may use the app's repository, creating the app on
+    /// an admin's first push, and returns the repository's path.
+    private func prepareGit(_ service: SSHRequest.GitService, app: AppName, key: SSHKey, store: Store, log: SSHLog) throws -> URL {
+        if !key.isAdmin, service == .receivePack, try store.app(app) == nil {
+            throw refuse(SSHRefusal(
+                "There is no app '\(app)', and key '\(key.name)' may not create apps: only admin keys can. An admin can run: gust apps create \(app) && gust keys grant \(key.name) \(app)"
+            ), log: log)
+        }
+        guard key.mayUse(app) else {
+            let verb = service == .receivePack ? "push to" : "fetch"
+            throw refuse(SSHRefusal(
+                "Key '\(key.name)' may not \(verb) '\(app)'. An admin can allow it: gust keys grant \(key.name) \(app)"
+            ), log: log)
+        }
+        if try store.app(app) == nil {
+            guard service == .receivePack else {
+                throw refuse(SSHRefusal("There is no app '\(app)' to fetch. Push to it first."), log: log)
+            }
+            // Only admins reach this line: a scoped key's apps exist (grants need them).
+            do {
+                try AppAdmin.create(app, store: store, installation: try Installation.current())
+                FileHandle.standardError.write(Data("-----> Created app \(app)\n".utf8))
+            } catch let error as GustError where error.code == 409 && (try? store.app(app)) != nil {
+                // Another push created it a moment ago: push to that one.
+            }
+        }
+        return store.home.repository(app)
+    }
+
+    /// Logs the refusal and prints its one line; the returned error exits 1 quietly.
+    private func refuse(_ refusal: SSHRefusal, log: SSHLog) -> ExitCode {
+        log.write("refused", reason: refusal.message)
+        FileHandle.standardError.write(Data("gust: \(refusal.message)\n".utf8))
+        return ExitCode(1)
+    }
+
+    /// Replaces this process with git, so its protocol and the hook's output go
+    /// straight to the client.
+    static func exec(_ program: String, _ repository: String) throws -> Never {
+        guard let path = Self.locate(program) else {
+            throw GustError.internal("Cannot find \(program) on this server; install git.")
+        }
+        fflush(nil)
+        var arguments: [UnsafeMutablePointer<CChar>?] = [strdup(program), strdup(repository), nil]
+        execv(path, &arguments)
+        throw GustError.internal("Cannot run \(path): \(String(cString: strerror(errno)))")
+    }
+
+    /// sshd gives the forced command a minimal PATH; look in git's usual places too.
+    static func locate(_ program: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin", "/usr/lib/git-core"]
+        return directories.lazy.map { "\($0)/\(program)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
+
+/// `logs/ssh.log`: one line per request, accepted or refused, for the admin.
+struct SSHLog {
+    var file: URL
+    var key: String
+    var command: String
+
+    init(home: GustHome, key: String, command: String) {
+        file = home.logs.appendingPathComponent("ssh.log")
+        self.key = key
+        self.command = command
+    }
+
+    /// Appends one line with a single write(2), so concurrent sessions never interleave within a line.
+    func write(_ outcome: String, reason: String? = nil) {
+        let from = ProcessInfo.processInfo.environment["SSH_CONNECTION"]?.split(separator: " ").first.map(String.init) ?? "-"
+        var line = "\(ISO8601DateFormatter().string(from: Date())) \(outcome) key=\(Self.quoted(key)) from=\(from) command=\(Self.quoted(command))"
+        if let reason { line += " reason=\(Self.quoted(reason))" }
+        line += "\n"
+        let fd = open(file.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress, $0.count - 1) }
+    }
+
+    /// Quoted, with control characters and quotes escaped and long input cut,
+    /// so a client cannot forge or flood log lines.
+    static func quoted(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(300) {
+            switch scalar {
+            case "\"", "\\": out += "\\\(scalar)"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: out += String(format: "\\x%02x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return "\"\(out)\(text.unicodeScalars.count > 300 ? "…" : "")\""
+    }
+}

@@ -1,0 +1,213 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Foundation
+
+/// A real OpenSSH `sshd` for one test: its own host key, on a free loopback
+/// port, reading Gust's authorized_keys, logging into the scratch directory,
+/// and stopped by PID when the test is done.
+///
+/// Tests run as root here and in CI, so the server logs in the current user
+/// (`PermitRootLogin prohibit-password` lets root in with a key only).
+public final class SSHServer: @unchecked Sendable {
+    public static let executable = "/usr/sbin/sshd"
+    public let directory: URL
+    public let log: URL
+    public private(set) var port = 0
+
+    /// The account sshd logs clients in as: whoever runs the tests.
+    public static var user: String { String(cString: getpwuid(geteuid()).pointee.pw_name) }
+
+    public init(authorizedKeys: URL, directory: URL) throws {
+        self.directory = directory
+        log = directory.appendingPathComponent("sshd.log")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        // sshd's privilege-separation directory; a fresh container may lack it.
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        let hostKey = directory.appendingPathComponent("ssh_host_ed25519_key")
+        let keygen = try Command.run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey.path])
+        guard keygen.status == 0 else { throw SSHServerFailure(log: keygen.output) }
+        // A port found free may be taken before sshd binds it: try a few.
+        for _ in 0..<5 {
+            port = try Self.freePort()
+            let config = directory.appendingPathComponent("sshd_config")
+            try Self.configuration(port: port, hostKey: hostKey, authorizedKeys: authorizedKeys, pidFile: directory.appendingPathComponent("sshd.pid"))
+                .write(to: config, atomically: true, encoding: .utf8)
+            if try start(config) { return }
+        }
+        throw SSHServerFailure(log: logText)
+    }
+
+    deinit { stop() }
+
+    static func configuration(port: Int, hostKey: URL, authorizedKeys: URL, pidFile: URL) -> String {
+        """
+        Port \(port)
+        ListenAddress 127.0.0.1
+        HostKey \(hostKey.path)
+        PidFile \(pidFile.path)
+        AuthorizedKeysFile \(authorizedKeys.path)
+        StrictModes no
+        UsePAM no
+        PubkeyAuthentication yes
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        PermitRootLogin prohibit-password
+        UseDNS no
+        PrintMotd no
+        MaxStartups 64
+        LogLevel VERBOSE
+
+        """
+    }
+
+    /// Starts `sshd -D -e` and waits (bounded) until the port accepts; false if sshd exited.
+    ///
+    /// sshd is spawned directly, not through Foundation's `Process`: sshd closes
+    /// every inherited descriptor, which Foundation takes for the child's exit and
+    /// answers with a blocking `waitpid` on its one monitor thread, so no other
+    /// `Process` in the test run would ever be reaped again.
+    private func start(_ config: URL) throws -> Bool {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Default dispositions and no blocked signals, whatever the test runner's threads have set.
+        var all = sigset_t(), none = sigset_t()
+        sigfillset(&all)
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        // sshd re-executes itself: an absolute path.
+        let arguments: [String] = [Self.executable, "-D", "-e", "-f", config.path]
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, Self.executable, &actions, &attributes, argv, environ)
+        guard result == 0 else { throw SSHServerFailure(log: "posix_spawn \(Self.executable): \(String(cString: strerror(result)))") }
+        pid = child
+        for _ in 0..<200 {  // 10 s
+            if Self.accepts(port: port) { return true }
+            guard isRunning else { break }
+            usleep(50_000)
+        }
+        stop()
+        return false
+    }
+
+    /// The listener's PID while it runs, 0 before and after.
+    public private(set) var pid: Int32 = 0
+    public var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// Whether the listener still runs; reaps it (and forgets its PID) once it has exited.
+    private var isRunning: Bool {
+        guard pid > 0 else { return false }
+        var status: Int32 = 0
+        let reaped = waitpid(pid, &status, WNOHANG)
+        if reaped == 0 { return true }
+        pid = 0
+        return false
+    }
+
+    /// SIGTERM to the listener and a bounded wait, then SIGKILL.
+    public func stop() {
+        guard pid > 0 else { return }
+        kill(pid, SIGTERM)
+        for _ in 0..<100 where isRunning { usleep(50_000) }  // 5 s
+        guard pid > 0 else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        pid = 0
+    }
+
+    /// A port the kernel just handed out on 127.0.0.1.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SSHServerFailure(log: "socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw SSHServerFailure(log: "bind: \(String(cString: strerror(errno)))") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = loopback(port: port)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        return address
+    }
+}
+
+extension SSHServer {
+    /// `ssh://USER@127.0.0.1:PORT/PATH`, for git remotes.
+    public func url(_ path: String) -> String { "ssh://\(Self.user)@127.0.0.1:\(port)/\(path)" }
+
+    /// The real `ssh` client's options: this key only, no prompts, no known_hosts.
+    public static func clientOptions(key: URL) -> [String] {
+        ["-i", key.path, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-F", "/dev/null"]
+    }
+
+    /// For `GIT_SSH_COMMAND`: git adds `-p PORT` and the host from the URL.
+    public static func gitSSHCommand(key: URL) -> String {
+        (["ssh"] + clientOptions(key: key)).joined(separator: " ")
+    }
+
+    /// `ssh -T -p PORT USER@127.0.0.1 [COMMAND]`; stderr holds what the server refused.
+    @discardableResult
+    public func ssh(_ command: String?, key: URL, input: String? = nil) throws -> CommandResult {
+        try Command.run(
+            "ssh", Self.clientOptions(key: key) + ["-T", "-p", String(port), "\(Self.user)@127.0.0.1"] + (command.map { [$0] } ?? []),
+            input: input ?? "", timeout: 120
+        )
+    }
+}
+
+/// A key pair made by the real `ssh-keygen`.
+public struct SSHKeyPair: Sendable {
+    public let privateKey: URL
+    public var publicKey: URL { URL(fileURLWithPath: privateKey.path + ".pub") }
+
+    public static func generate(in directory: URL, name: String, type: String = "ed25519", bits: Int? = nil) throws -> SSHKeyPair {
+        let file = directory.appendingPathComponent(name)
+        let result = try Command.run(
+            "ssh-keygen", ["-q", "-t", type, "-N", "", "-C", "\(name)@test", "-f", file.path] + (bits.map { ["-b", String($0)] } ?? [])
+        )
+        guard result.status == 0 else { throw SSHServerFailure(log: result.output) }
+        return SSHKeyPair(privateKey: file)
+    }
+
+    /// What `ssh-keygen -lf KEY.pub` prints as the fingerprint (`SHA256:…`).
+    public func fingerprint() throws -> String {
+        let words = try Command.run("ssh-keygen", ["-lf", publicKey.path]).stdout.split(separator: " ")
+        return words.count > 1 ? String(words[1]) : ""
+    }
+}
+
+public struct SSHServerFailure: Error, CustomStringConvertible {
+    public var log: String
+    public var description: String { "sshd did not start:\n\(log)" }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// What a key may run over a real sshd, and what nobody may.
+@Suite(.serialized, .timeLimit(.minutes(5)))
+struct SSHCommandTests {
+    @Test(.scratchDirectory) func shellsAndEscapesAreRefusedAndNothingRuns() throws {
+        let fixture = try SSHFixture()
+        let alice = try fixture.keyPair("alice")
+        try fixture.addKey("alice", alice, ["--admin"])
+        let marker = fixture.root.appendingPathComponent("marker")
+
+        let attempts: [(command: String, input: String?)] = [
+            ("bash", "touch \(marker.path)\n"),
+            ("sh -c 'touch \(marker.path)'", nil),
+            ("touch \(marker.path); ls", nil),
+            ("apps $(touch \(marker.path))", nil),
+            ("apps `touch \(marker.path)`", nil),
+            ("apps | touch \(marker.path)", nil),
+            ("git-receive-pack '../x.git'", nil),
+            ("git-receive-pack '/etc/passwd'", nil),
+            ("git-upload-pack '../../etc'", nil),
+            ("scp -t /tmp", nil),
+            ("releases --home /tmp cats", nil),
+        ]
+        for attempt in attempts {
+            let result = try fixture.ssh(attempt.command, as: alice, input: attempt.input)
+            #expect(result.status != 0, "\(attempt.command) was not refused: \(result.output)")
+            #expect(result.stderr.hasPrefix("gust: "), "\(attempt.command): \(result.output)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(attempt.command): \(result.stderr)")
+            #expect(result.stdout.isEmpty)
+        }
+        #expect(!FileManager.default.fileExists(atPath: marker.path))
+        #expect(!FileManager.default.fileExists(atPath: fixture.home.repos.appendingPathComponent("x.git").path))
+        let refusals = fixture.sshLog.split(separator: "\n").filter { $0.contains(" refused key=\"alice\"") }
+        #expect(refusals.count == attempts.count, "\(fixture.sshLog)")
+    }
+
+    @Test(.scratchDirectory) func noCommandOrHelpSaysWhatThisKeyMayDo() throws {
+        let fixture = try SSHFixture()
+        #expect(try fixture.gust(["apps", "create", "cats"]).status == 0)
+        let alice = try fixture.keyPair("alice"), bob = try fixture.keyPair("bob")
+        try fixture.addKey("alice", alice, ["--admin"])
+        try fixture.addKey("bob", bob, ["--app", "cats"])
+
+        let empty = try fixture.ssh(nil, as: bob)
+        #expect(empty.status == 0, "\(empty.output)")
+        #expect(empty.stdout.contains("key 'bob', which may use cats"))
+        #expect(empty.stdout.contains("ssh://\(SSHServer.user)@127.0.0.1:\(fixture.server.port)/cats.git"))
+        #expect(!empty.stdout.contains("keys list"))
+
+        let help = try fixture.ssh("help", as: alice)
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("key 'alice', which may use every app"))
+        #expect(help.stdout.contains("keys list"))
+
+        // A command's own --help is printed, a usage error refused; neither runs anything.
+        let releasesHelp = try fixture.ssh("releases show --help", as: bob)
+        #expect(releasesHelp.status == 0, "\(releasesHelp.output)")
+        #expect(releasesHelp.stdout.contains("USAGE: gust releases show"))
+        let usage = try fixture.ssh("releases show cats v1 extra", as: bob)
+        #expect(usage.status != 0)
+        #expect(fixture.sshLog.contains("accepted key=\"bob\" from=127.0.0.1 command=\"releases show --help\"\n"), "\(fixture.sshLog)")
+        #expect(fixture.sshLog.contains("refused key=\"bob\" from=127.0.0.1 command=\"releases show cats v1 extra\" reason=\"does not parse\""))
+    }
+
+    @Test(.scratchDirectory) func aScopedKeyRunsItsAppsCommandsButNotAdminOnes() throws {
+        let fixture = try SSHFixture()
+        for app in ["cats", "dogs"] { #expect(try fixture.gust(["apps", "create", app]).status == 0) }
+        let bob = try fixture.keyPair("bob"), alice = try fixture.keyPair("alice")
+        try fixture.addKey("bob", bob, ["--app", "cats"])
+        try fixture.addKey("alice", alice, ["--admin"])
+
+        let releases = try fixture.ssh("releases cats", as: bob)
+        #expect(releases.status == 0, "\(releases.output)")
+        #expect(releases.stdout.contains("cats has no releases yet"))
+        let apps = try fixture.ssh("apps --json", as: bob)
+        #expect(apps.status == 0)
+        #expect(apps.stdout.contains("\"cats\"") && !apps.stdout.contains("\"dogs\""), "\(apps.stdout)")
+
+        for command in ["keys list", "releases dogs", "apps create fish", "apps destroy cats --confirm cats", "config set dogs A=1"] {
+            let refused = try fixture.ssh(command, as: bob)
+            #expect(refused.status != 0, "\(command): \(refused.output)")
+            #expect(refused.stderr.hasPrefix("gust: "), "\(command): \(refused.output)")
+        }
+        #expect(try fixture.appExists("cats") && !fixture.appExists("fish"))
+
+        // An admin manages keys over SSH, the public key arriving on stdin.
+        let carol = try fixture.keyPair("carol")
+        let added = try fixture.ssh("keys add carol - --app dogs", as: alice, input: try String(contentsOf: carol.publicKey, encoding: .utf8))
+        #expect(added.status == 0, "\(added.output)")
+        #expect(try fixture.ssh("releases dogs", as: carol).status == 0)
+        let listed = try fixture.ssh("keys list", as: alice)
+        #expect(listed.stdout.contains("carol") && listed.stdout.contains("bob"))
+    }
+
+    @Test(.scratchDirectory) func keysListPrintsTheFingerprintSSHKeygenPrints() throws {
+        let fixture = try SSHFixture()
+        let pairs = [try fixture.keyPair("ed"), try fixture.keyPair("ec", type: "ecdsa", bits: 521), try fixture.keyPair("rsa", type: "rsa", bits: 3072)]
+        for pair in pairs { try fixture.addKey(pair.privateKey.lastPathComponent, pair, ["--admin"]) }
+        let json = try fixture.gust(["keys", "list", "--json"]).stdout
+        let listed = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])
+        for pair in pairs {
+            let entry = listed.first { $0["name"] as? String == pair.privateKey.lastPathComponent }
+            #expect(entry?["fingerprint"] as? String == (try pair.fingerprint()))
+            // And sshd lets each one in.
+            #expect(try fixture.ssh("apps", as: pair).status == 0)
+        }
+        let table = try fixture.gust(["keys", "list"]).stdout
+        #expect(table.contains(try pairs[0].fingerprint()))
+    }
+}

@@ -1,0 +1,44 @@
+import GustCore
+import Testing
+
+@testable import GustCLI
+
+/// How `SSH_ORIGINAL_COMMAND` is split and understood, without sshd.
+@Suite struct SSHRequestTests {
+    @Test func wordsAndQuotes() throws {
+        #expect(try SSHCommandLine.words("") == [String]())
+        #expect(try SSHCommandLine.words("  releases\tcats  ") == ["releases", "cats"])
+        #expect(try SSHCommandLine.words("git-receive-pack 'cats.git'") == ["git-receive-pack", "cats.git"])
+        #expect(try SSHCommandLine.words("config set cats \"GREETING=hello world\" ''") == ["config", "set", "cats", "GREETING=hello world", ""])
+        #expect(try SSHCommandLine.words("a'b'\"c\"") == ["abc"])
+    }
+
+    @Test(arguments: [
+        "ls; rm -rf /", "a | b", "a && b", "a & b", "echo $HOME", "echo `id`", "a\\ b", "a < b", "a > b", "a\nb", "a\rb",
+        "'quoted ; still refused'", "unterminated 'quote", "unterminated \"quote", "bell\u{07}", "del\u{7F}",
+    ])
+    func shellSyntaxIsRefused(_ text: String) {
+        #expect(throws: SSHRefusal.self) { try SSHCommandLine.words(text) }
+    }
+
+    @Test func gitPathsBecomeAppNames() throws {
+        for path in ["cats.git", "/cats.git", "~/cats.git", "cats", "/cats"] {
+            #expect(try SSHRequest.parse(["git-receive-pack", path]) == .git(.receivePack, try AppName("cats")), "\(path)")
+        }
+        #expect(try SSHRequest.parse(["git-upload-pack", "cats.git"]) == .git(.uploadPack, try AppName("cats")))
+        for path in ["../x.git", "../../etc", "a/b.git", "/etc/passwd", "Cats.git", "~root/cats.git", "//cats.git", ".git", ""] {
+            #expect(throws: SSHRefusal.self, "\(path)") { try SSHRequest.parse(["git-receive-pack", path]) }
+        }
+        #expect(throws: SSHRefusal.self) { try SSHRequest.parse(["git-receive-pack", "cats.git", "extra"]) }
+        #expect(throws: SSHRefusal.self) { try SSHRequest.parse(["git-upload-archive", "cats.git"]) }
+    }
+
+    @Test func onlyGustCommandsAndNoHome() throws {
+        #expect(try SSHRequest.parse([]) == .help)
+        #expect(try SSHRequest.parse(["help"]) == .help)
+        #expect(try SSHRequest.parse(["releases", "cats"]) == .gust(["releases", "cats"]))
+        for words in [["bash"], ["scp", "-t", "/"], ["ssh-command", "x"], ["releases", "--home", "/x", "cats"], ["releases", "--home=/x"], ["apps", "--"]] {
+            #expect(throws: SSHRefusal.self, "\(words)") { try SSHRequest.parse(words) }
+        }
+    }
+}
