@@ -30,11 +30,29 @@ public final class GitRepository {
         git_repository_free(handle)
     }
 
-    public static func initBare(at path: String) throws(GitError) -> GitRepository {
+    /// A new bare repository whose HEAD names `initialBranch` (libgit2's own default is `master`;
+    /// a clone checks out HEAD, so it should be the branch people deploy).
+    public static func initBare(at path: String, initialBranch: String = "main") throws(GitError) -> GitRepository {
         _ = Libgit2.initialised
+        var options = git_repository_init_options()
+        try GitError.check(git_repository_init_options_init(&options, UInt32(GIT_REPOSITORY_INIT_OPTIONS_VERSION)), "Cannot set up libgit2")
+        options.flags = GIT_REPOSITORY_INIT_BARE.rawValue | GIT_REPOSITORY_INIT_MKPATH.rawValue
         var repository: OpaquePointer?
-        try GitError.check(git_repository_init(&repository, path, 1), "Cannot create a bare repository at \(path)")
+        let status = initialBranch.withCString { head in
+            options.initial_head = head
+            return git_repository_init_ext(&repository, path, &options)
+        }
+        try GitError.check(status, "Cannot create a bare repository at \(path)")
         return GitRepository(handle: repository!, path: path)
+    }
+
+    /// Whether HEAD names a branch that has no commit (a fresh repository, or
+    /// one whose pushes went to another branch).
+    public var headIsUnborn: Bool { git_repository_head_unborn(handle) == 1 }
+
+    /// Points HEAD at `reference` (`refs/heads/master`).
+    public func pointHead(at reference: String) throws(GitError) {
+        try GitError.check(git_repository_set_head(handle, reference), "Cannot point HEAD at \(reference)")
     }
 
     private func addObjectDirectories(from environment: [String: String]) throws(GitError) {

@@ -53,14 +53,19 @@ struct GustReceive: AsyncParsableCommand {
         @OptionGroup var options: Options
 
         func run() async throws {
-            _ = FileHandle.standardInput.readDataToEndOfFile()
+            let updates = RefUpdate.parse(String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self))
             let reporter = BuildReporter()
             let hook = try options.hook(reporter: reporter)
             do {
                 let app = try hook.appName()
                 let store = try Store(home: hook.home)
-                let tags = try ReleaseTags.tagMissing(app, store: store, repository: try GitRepository(path: options.repository))
+                let repository = try GitRepository(path: options.repository)
+                let tags = try ReleaseTags.tagMissing(app, store: store, repository: repository)
                 if !tags.isEmpty { reporter.step("Tagged \(tags.joined(separator: ", "))") }
+                // An app deployed from `master` gets HEAD there, so that a clone checks it out.
+                if repository.headIsUnborn, let deployed = updates.first(where: { $0.isDeployBranch && !$0.isDeletion }) {
+                    try repository.pointHead(at: deployed.ref)
+                }
             } catch {
                 // The push has already been accepted; a missing tag is not worth failing it.
                 reporter.error("Could not tag the release: \(error)")

@@ -40,6 +40,25 @@ struct PushBuildTests {
         }
     }
 
+    /// A clone checks out HEAD: `main` for a new app, `master` for one deployed from it.
+    @Test(.scratchDirectory) func aCloneChecksOutTheDeployedBranch() throws {
+        let fixture = try PushFixture()
+        let head = { try Command.run("git", ["--git-dir", fixture.remote, "symbolic-ref", "HEAD"]).stdout }
+        #expect(try head() == "refs/heads/main\n")
+
+        let work = try fixture.workspace("py", copying: PushFixture.example("python-cats"))
+        let pushed = try work.commit("Cats")
+        _ = try work.git("branch", "-m", "master")
+        let push = try work.push(to: fixture.remote, "master")
+        #expect(push.status == 0, "\(push.output)")
+        #expect(try head() == "refs/heads/master\n")
+
+        let clone = fixture.root.appendingPathComponent("clone")
+        let cloned = try Command.run("git", ["clone", "-q", fixture.remote, clone.path], environment: GitWorkspace.environment)
+        #expect(cloned.status == 0 && !cloned.output.contains("nonexistent ref"), "\(cloned.output)")
+        #expect(try Command.run("git", ["-C", clone.path, "rev-parse", "HEAD"]).stdout == pushed + "\n")
+    }
+
     @Test(.scratchDirectory) func nodeAppBuilds() throws {
         let fixture = try PushFixture(app: "reviews")
         let work = try fixture.workspace("node", copying: PushFixture.example("node-reviews"))

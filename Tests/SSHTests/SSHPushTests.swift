@@ -29,7 +29,7 @@ struct SSHPushTests {
         // And a clone comes back with the pushed commit.
         let clone = fixture.root.appendingPathComponent("clone")
         let cloned = try Command.run(
-            "git", ["clone", "-q", "-b", "main", fixture.server.url("cats.git"), clone.path],
+            "git", ["clone", "-q", fixture.server.url("cats.git"), clone.path],
             environment: GitWorkspace.environment.merging(["GIT_SSH_COMMAND": SSHServer.gitSSHCommand(key: alice.privateKey)]) { $1 }
         )
         #expect(cloned.status == 0, "\(cloned.output)")
