@@ -37,7 +37,7 @@ public enum AuthorizedKeys {
     /// asked for, and `restrict` takes away forwarding, a pty and user rc files.
     public static func line(for key: SSHKey, gust: URL, home: GustHome) -> String {
         // `--home` after the subcommand: options belong to the subcommand that declares them.
-        let command = [shellWord(gust.path), "ssh-command", "--home", shellWord(home.path), key.name.rawValue].joined(separator: " ")
+        let command = [shellWord(gust.path), "--home", shellWord(home.path), "ssh-command", key.name.rawValue].joined(separator: " ")
         // Inside the option's double quotes sshd unescapes only \" (and keeps other backslashes).
         let quoted = command.replacingOccurrences(of: "\"", with: "\\\"")
         return "command=\"\(quoted)\",restrict \(key.type) \(key.key)"
