@@ -4,8 +4,10 @@
 set -euo pipefail
 
 packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-server openssh-client shellcheck zstd)
-command -v python3 >/dev/null 2>&1 || packages+=(python3 python3-venv python3-pip)
-command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+# The Python buildpack runs the host's pip into a venv; the Node one runs npm.
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-venv python3-pip)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 
 missing=()
