@@ -6,7 +6,6 @@ import Logging
 
 /// The router daemon: serves every app's live release over HTTP and deploys
 /// releases for `gust-receive` and `gust` through its admin socket.
-@main
 struct Gustd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gustd",

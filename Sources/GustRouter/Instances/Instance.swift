@@ -2,6 +2,7 @@ import Foundation
 import GustCore
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Synchronization
 
 /// A running instance of one release: its process, its connection, and a gate
@@ -23,6 +24,9 @@ actor Instance {
 
     /// Extra connections for hooks nested in the request holding the gate (docs/runtime-protocol.md).
     private var spare: [InstanceConnection] = []
+    /// A connection per event loop besides the first one's, made on first use: a call
+    /// then stays on the loop that read the caller's request (see `connectionForThisLoop`).
+    private var perLoop: [ObjectIdentifier: InstanceConnection] = [:]
     private let onStop: @Sendable () -> Void
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
@@ -49,9 +53,26 @@ actor Instance {
     func call(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
         await acquire()
         defer { release() }
-        output.begin(request.function)
-        defer { output.end(request.function) }
+        let connection = await connectionForThisLoop()
+        let function = request.function
+        output.begin(function)
+        defer { output.end(function) }
         return try await connection.send(request, timeout: timeout)
+    }
+
+    /// The connection whose channel lives on the event loop this code runs on.
+    /// gustd runs Swift Concurrency on SwiftNIO's loops (Sources/gustd/main.swift),
+    /// and a task stays on the loop it started on; a call sent and answered on
+    /// the loop that read the caller's request never waits for another thread to
+    /// wake up, which is most of what a hop through gustd costs. Off the loops,
+    /// or if a connection cannot be made, the first connection serves.
+    private func connectionForThisLoop() async -> InstanceConnection {
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop, loop !== connection.eventLoop else { return connection }
+        let key = ObjectIdentifier(loop)
+        if let existing = perLoop[key], existing.isOpen { return existing }
+        guard let made = try? await InstanceConnection.connect(socketPath: socketPath, group: loop) else { return connection }
+        perLoop[key] = made
+        return made
     }
 
     /// Runs `body` holding the gate, for a record write from outside whose
@@ -70,8 +91,9 @@ actor Instance {
         if let reused = spare.popLast(), reused.isOpen { connection = reused } else {
             connection = try await InstanceConnection.connect(socketPath: socketPath)
         }
-        output.begin(request.function)
-        defer { output.end(request.function) }
+        let function = request.function
+        output.begin(function)
+        defer { output.end(function) }
         let response = try await connection.send(request, timeout: timeout)
         if connection.isOpen { spare.append(connection) }
         return response
@@ -89,6 +111,8 @@ actor Instance {
         connection.close()
         spare.forEach { $0.close() }
         spare = []
+        perLoop.values.forEach { $0.close() }
+        perLoop = [:]
         await process.stop(grace: grace)
         records.forget(id: id)
     }

@@ -14,7 +14,10 @@ struct InstanceRequest: Sendable {
     /// NAME`, `hook EVENT TYPE`, `handler PATH`; nil for gustd's own calls.
     var function: String? {
         let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
-        let name = { (prefix: String) in (path.dropFirst(prefix.count).removingPercentEncoding ?? String(path.dropFirst(prefix.count))) }
+        let name = { (prefix: String) -> String in
+            let rest = String(path.dropFirst(prefix.count))
+            return rest.contains("%") ? rest.removingPercentEncoding ?? rest : rest
+        }
         if path.hasPrefix("/_gust/ops/") { return "op " + name("/_gust/ops/") }
         if path.hasPrefix("/_gust/schedules/") { return "schedule " + name("/_gust/schedules/") }
         if path.hasPrefix("/_gust/hooks/") { return "hook " + name("/_gust/hooks/").replacingOccurrences(of: "/", with: " ") }
@@ -58,6 +61,7 @@ final class InstanceConnection: Sendable {
     }
 
     var isOpen: Bool { channel.isActive }
+    var eventLoop: any EventLoop { channel.eventLoop }
 
     func send(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
         let promise = channel.eventLoop.makePromise(of: InstanceResponse.self)
