@@ -218,20 +218,37 @@ actor Supervisor {
     /// Removes the unpacked directories of an app's releases other than the
     /// live one and the one it replaced (still draining, and the likely
     /// rollback), and leftovers of an unpack a crash cut short. The artifacts
-    /// stay: a rollback unpacks its release again. Nothing else unpacks or
-    /// starts a release of this app while the actor runs this (no suspension).
+    /// stay: a rollback unpacks its release again. Each directory is first
+    /// renamed out of the way (at once, so a start of that release unpacks it
+    /// afresh) and then deleted off the event loops.
     private func pruneReleaseDirectories(of app: AppName, keeping versions: [Int]) {
         let directory = configuration.home.releases(app)
         let keep = Set(versions.map { "v\($0)" })
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         let isRelease = { (name: String) in name.hasPrefix("v") && Int(name.dropFirst()) != nil }
-        let isLeftover = { (name: String) in name.hasPrefix(".v") && name.hasSuffix(".tmp") }
+        let isLeftover = { (name: String) in name.hasPrefix(".v") && name.hasSuffix(".tmp") || name.hasPrefix(".trash-") }
+        var trash: [URL] = []
         for name in names where !keep.contains(name) && (isRelease(name) || isLeftover(name)) {
-            do {
-                try FileManager.default.removeItem(at: directory.appendingPathComponent(name))
-            } catch {
-                logger.warning("Cannot remove \(name) of \(app): \(error)")
+            let path = directory.appendingPathComponent(name)
+            if name.hasPrefix(".") { trash.append(path); continue }
+            let moved = directory.appendingPathComponent(".trash-\(name)-\(UUID().uuidString.prefix(8))")
+            if rename(path.path, moved.path) == 0 { trash.append(moved) }
+        }
+        guard !trash.isEmpty else { return }
+        let (logger, doomed) = (logger, trash)
+        Thread.detachNewThread {
+            for path in doomed {
+                do { try FileManager.default.removeItem(at: path) } catch { logger.warning("Cannot remove \(path.path): \(error)") }
             }
+        }
+    }
+
+    /// Runs blocking file work on a thread of its own: gustd's tasks run on
+    /// SwiftNIO's event loops, which must never block (see InstanceProcess
+    /// for why not Dispatch's global queues).
+    static func offTheLoops(_ work: @escaping @Sendable () throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
         }
     }
 
@@ -267,7 +284,12 @@ actor Supervisor {
         let directory = home.release(app, version: version)
         if !FileManager.default.fileExists(atPath: directory.path) {
             progress?("Unpacking v\(version) (\(ByteCount(release.artifactSize ?? 0)))")
-            try Artifacts.unpack(home.artifact(digest: digest, fileExtension: Artifacts.fileExtension), to: directory)
+            let artifact = home.artifact(digest: digest, fileExtension: Artifacts.fileExtension)
+            do {
+                try await Self.offTheLoops { try Artifacts.unpack(artifact, to: directory) }
+            } catch where FileManager.default.fileExists(atPath: directory.path) {
+                // Another start of the same release unpacked it meanwhile.
+            }
         }
         let command = process.trimmingCharacters(in: .whitespaces)
         guard !command.hasPrefix("/"), !command.split(separator: "/").contains(".."),
@@ -289,7 +311,7 @@ actor Supervisor {
             environment: environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id)
                 .merging(["GUST_RECORDS_SOCKET": home.recordsSocket.path, "GUST_RECORDS_TOKEN": channelToken]) { $1 },
             directory: directory.path,
-            onOutput: { output.deliver($0) },
+            onOutput: { output.deliver($0, stream: $1.rawValue) },
             onExit: { status in Task { await self.instanceExited(id: id, app: app, status: status) } }
         )
         try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
