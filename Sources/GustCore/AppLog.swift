@@ -8,9 +8,9 @@ public struct LogEntry: Sendable, Codable, Equatable {
     public var time: Date
     public var release: Int?
     public var instance: String?
-    /// `output` for what an instance wrote (its stdout and stderr share one pipe, which keeps
-    /// their order), `gustd` for the platform's own notes (a crash, a skipped schedule run),
-    /// `stderr` for a note of a failure (shown with `!`).
+    /// `stdout` or `stderr` for what an instance wrote (stderr is shown with `!`), `gustd` for
+    /// the platform's own notes (a crash, a skipped schedule run); a schedule run that failed is
+    /// noted on `stderr`.
     public var stream: String
     /// `op food:buy`, `schedule meow`, `hook before_save cat`, when known.
     public var function: String?

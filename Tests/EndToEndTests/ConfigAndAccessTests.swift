@@ -31,6 +31,12 @@ struct ConfigAndAccessTests {
             print('SHOUT', text, flush=True)
             return text.upper()
 
+        @gust.op('warn')
+        def warn():
+            import sys
+            print('careful now', file=sys.stderr, flush=True)
+            return 'warned'
+
         @gust.handler('/hello')
         def hello(request):
             return {'hello': 'world'}
@@ -162,6 +168,14 @@ struct ConfigAndAccessTests {
         #expect(followed.contains("[op shout] SHOUT first"), "\(followed)")
         #expect(!followed.contains("SHOUT before"), "-n 0 starts with new lines only")
         #expect(!followed.contains("calling the API"), "--function keeps to one function")
+
+        // What goes to stderr is marked so.
+        #expect(try fixture.call("POST", "/_/functions/warn").status == 200)
+        #expect(follower.waitForOutput(upTo: 5) { _ in
+            (try? GustBinaries.gust(fixture.home, ["logs", "cats", "--function", "warn"]).stdout.contains("[op warn] ! careful now")) == true
+        })
+        let shouted = try GustBinaries.gust(fixture.home, ["logs", "cats", "--function", "shout"]).stdout
+        #expect(shouted.contains("[op shout] SHOUT first") && !shouted.contains("!"), "stdout lines are not marked: \(shouted)")
 
         let tail = try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "2"]).stdout
         #expect(tail.split(separator: "\n").count == 2, "\(tail)")

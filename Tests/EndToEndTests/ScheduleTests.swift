@@ -123,7 +123,7 @@ struct ScheduleTests {
         #expect(Self.offGrid(started, anchor: anchor, step: 2) < 0.5, "first run after the redeploy at \(started) is on the grid of \(anchor)")
         #expect(started - deployed < 2.5, "it came at the next grid point, not 2 s after the deploy ended")
         for run in runs where run.status == .ok {
-            #expect(Self.offGrid(run.startedAt.timeIntervalSince1970, anchor: anchor, step: 2) < 0.5)
+            #expect(Self.offGrid(run.startedAt.timeIntervalSince1970, anchor: anchor, step: 2) < 0.5, "run \(run.startedAt.timeIntervalSince1970 - anchor) of v\(run.release) \(run.status) \(run.error ?? ""); all: \(runs.map { ($0.startedAt.timeIntervalSince1970 - anchor, $0.release, $0.status.rawValue) })")
         }
 
         // SIGKILL and start again: same anchor, runs stay on the grid.
@@ -134,7 +134,7 @@ struct ScheduleTests {
         #expect(try Self.wait(upTo: 20) { try fixture.store().runs(app, schedule: "tick").contains { $0.startedAt > restarted && $0.status == .ok } })
         #expect(try fixture.store().schedules(app).first?.anchor.timeIntervalSince1970 == anchor)
         for run in try fixture.store().runs(app, schedule: "tick") where run.startedAt > restarted {
-            #expect(Self.offGrid(run.startedAt.timeIntervalSince1970, anchor: anchor, step: 2) < 0.5)
+            #expect(Self.offGrid(run.startedAt.timeIntervalSince1970, anchor: anchor, step: 2) < 0.5, "run \(run.startedAt.timeIntervalSince1970 - anchor) of v\(run.release) \(run.status) \(run.error ?? ""); all: \(runs.map { ($0.startedAt.timeIntervalSince1970 - anchor, $0.release, $0.status.rawValue) })")
         }
         #expect(try fixture.store().runs(app, schedule: "tick").allSatisfy { $0.status != .running || $0.startedAt > restarted })
 

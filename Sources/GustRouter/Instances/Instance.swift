@@ -55,6 +55,7 @@ actor Instance {
         defer { release() }
         let connection = await connectionForThisLoop()
         let function = request.function
+        await outputOfTheLastCallIsRead()
         output.begin(function)
         defer { output.end(function) }
         return try await connection.send(request, timeout: timeout)
@@ -73,6 +74,16 @@ actor Instance {
         guard let made = try? await InstanceConnection.connect(socketPath: socketPath, group: loop) else { return connection }
         perLoop[key] = made
         return made
+    }
+
+    /// Waits (at most 50 ms) until the pipes hold nothing the previous call
+    /// wrote. The runtimes flush before they answer, so what a call printed is
+    /// in the pipes by the time its answer arrives; a reader thread may just
+    /// not have taken it yet, and would then credit it to this call.
+    private func outputOfTheLastCallIsRead() async {
+        for _ in 0..<50 where process.unreadOutputBytes > 0 {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
     }
 
     /// Runs `body` holding the gate, for a record write from outside whose
@@ -137,8 +148,8 @@ actor Instance {
     }
 }
 
-/// Where output of an instance goes: always the app's log, each line with the
-/// function that was running when it came (so `gust logs --function` finds
+/// Where output of an instance goes: always the app's log, each line with its
+/// stream and the function that was running when it came (so `gust logs --function` finds
 /// it); during start-up also the deploy's progress, so that a traceback
 /// reaches the pusher.
 final class InstanceOutput: Sendable {
@@ -172,9 +183,9 @@ final class InstanceOutput: Sendable {
         if function != nil { running.withLock { $0.end() } }
     }
 
-    func deliver(_ lines: [String]) {
+    func deliver(_ lines: [String], stream: String) {
         let function = running.withLock { $0.current(at: .now) }
-        let entries = lines.map { LogEntry(release: version, instance: id, stream: "output", function: function, line: $0) }
+        let entries = lines.map { LogEntry(release: version, instance: id, stream: stream, function: function, line: $0) }
         try? log.append(entries, masking: secrets)
         recent.withLock { recent in
             recent.append(contentsOf: lines)

@@ -7,15 +7,20 @@ import Synchronization
 
 /// One OS process of an instance: spawned in its own session (so that its
 /// whole process group can be signalled), stdin from /dev/null, stdout and
-/// stderr merged into one pipe that a reader thread splits into lines.
+/// stderr each into a pipe that a reader thread splits into lines.
 ///
-/// Blocking reads and `waitpid` run on Dispatch threads, never on Swift's
-/// cooperative pool, which has one thread per core.
+/// Blocking reads and `waitpid` run on threads of their own: never on the
+/// event loops that run gustd's tasks, and not on Dispatch's global queues
+/// either, whose pool on Linux grows only about once a second when its
+/// threads block (that delayed unrelated work, schedules among it, by a second).
 final class InstanceProcess: Sendable {
     let pid: pid_t
     /// `/proc/PID/stat` field 22: with the pid, it tells this process from a later one that reuses the pid.
     let startTime: UInt64
     private let exitState = Mutex<ExitState>(ExitState())
+    /// The read ends of stdout and stderr still open (a reader closes its own at the end,
+    /// under this lock, so `unreadOutputBytes` never asks about a reused descriptor).
+    private let openReadEnds = Mutex<[Int32]>([])
 
     private struct ExitState {
         var status: Int32?
@@ -24,22 +29,27 @@ final class InstanceProcess: Sendable {
 
     /// Starts `executable` with exactly `environment`.
     /// - Parameters:
-    ///   - onOutput: called from a reader thread with each batch of complete lines.
+    ///   - onOutput: called from a reader thread with each batch of complete lines and their stream.
     ///   - onExit: called once with the wait status after the output has been read to its end.
     init(
         executable: String, arguments: [String] = [], environment: [String: String], directory: String,
-        onOutput: @escaping @Sendable ([String]) -> Void, onExit: @escaping @Sendable (Int32) -> Void
+        onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void
     ) throws {
-        var fds: [Int32] = [0, 0]
-        guard gust_pipe_cloexec(&fds) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
-        let (readEnd, writeEnd) = (fds[0], fds[1])
+        var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
+        guard gust_pipe_cloexec(&out) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
+        guard gust_pipe_cloexec(&err) == 0 else {
+            close(out[0])
+            close(out[1])
+            throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
+        let readEnds = [(out[0], StandardStream.stdout), (err[0], StandardStream.stderr)]
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
         gust_spawn_addchdir(&actions, directory)
 
         var attributes = posix_spawnattr_t()
@@ -61,26 +71,33 @@ final class InstanceProcess: Sendable {
         }
         var child: pid_t = 0
         let result = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
-        close(writeEnd)
+        close(out[1])
+        close(err[1])
         guard result == 0 else {
-            close(readEnd)
+            readEnds.forEach { close($0.0) }
             throw SpawnError("Cannot start \(executable): \(String(cString: strerror(result)))")
         }
         let spawned = child
         pid = spawned
+        openReadEnds.withLock { $0 = readEnds.map(\.0) }
         startTime = Self.startTime(of: spawned) ?? 0
 
         let reaper = DispatchGroup()
-        reaper.enter()
-        DispatchQueue.global().async {
-            Self.readLines(from: readEnd, onOutput)
-            close(readEnd)
-            reaper.leave()
+        for (readEnd, stream) in readEnds {
+            reaper.enter()
+            Thread.detachNewThread {
+                Self.readLines(from: readEnd) { onOutput($0, stream) }
+                self.openReadEnds.withLock { ends in
+                    ends.removeAll { $0 == readEnd }
+                    close(readEnd)
+                }
+                reaper.leave()
+            }
         }
-        DispatchQueue.global().async {
+        Thread.detachNewThread {
             var status: Int32 = 0
             while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
-            // The output is complete once the pipe is closed by every holder; wait a
+            // The output is complete once the pipes are closed by every holder; wait a
             // little for it so that an exit report follows the last line, but not
             // forever: a grandchild may have inherited the pipe.
             _ = reaper.wait(timeout: .now() + 2)
@@ -95,6 +112,16 @@ final class InstanceProcess: Sendable {
     }
 
     var hasExited: Bool { exitState.withLock { $0.status != nil } }
+
+    /// Bytes the process wrote that no reader has taken from its pipes yet.
+    var unreadOutputBytes: Int {
+        openReadEnds.withLock { ends in
+            ends.reduce(0) { total, fd in
+                var count: Int32 = 0
+                return ioctl(fd, UInt(FIONREAD), &count) == 0 ? total + Int(count) : total
+            }
+        }
+    }
 
     /// The wait status, once the process has exited.
     func exitStatus() async -> Int32 {
@@ -130,7 +157,12 @@ final class InstanceProcess: Sendable {
         }
     }
 
-    private static func readLines(from fd: Int32, _ deliver: @Sendable ([String]) -> Void) {
+    /// Which of the process's outputs a line came from.
+    enum StandardStream: String, Sendable {
+        case stdout, stderr
+    }
+
+    private static func readLines(from fd: Int32, _ deliver: ([String]) -> Void) {
         var pending = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
