@@ -226,9 +226,12 @@ actor Supervisor {
         let keep = Set(versions.map { "v\($0)" })
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         let isRelease = { (name: String) in name.hasPrefix("v") && Int(name.dropFirst()) != nil }
-        let isLeftover = { (name: String) in name.hasPrefix(".v") && name.hasSuffix(".tmp") || name.hasPrefix(".trash-") }
+        // `.vN.ID.tmp` is an unpack in progress, or one a crash cut short; a kept release's may be running now.
+        let unpacking = { (name: String) in name.hasPrefix(".v") && name.hasSuffix(".tmp") }
+        let unpackOfKept = { (name: String) in keep.contains(String(name.dropFirst().prefix { $0 != "." })) }
         var trash: [URL] = []
-        for name in names where !keep.contains(name) && (isRelease(name) || isLeftover(name)) {
+        for name in names where !keep.contains(name)
+            && (isRelease(name) || unpacking(name) && !unpackOfKept(name) || name.hasPrefix(".trash-")) {
             let path = directory.appendingPathComponent(name)
             if name.hasPrefix(".") { trash.append(path); continue }
             let moved = directory.appendingPathComponent(".trash-\(name)-\(UUID().uuidString.prefix(8))")
@@ -308,8 +311,7 @@ actor Supervisor {
         progress?("Starting instance \(id) of v\(version)")
         let child = try InstanceProcess(
             executable: directory.appendingPathComponent(command).path,
-            environment: environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id)
-                .merging(["GUST_RECORDS_SOCKET": home.recordsSocket.path, "GUST_RECORDS_TOKEN": channelToken]) { $1 },
+            environment: environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id, channelToken: channelToken),
             directory: directory.path,
             onOutput: { output.deliver($0, stream: $1.rawValue) },
             onExit: { status in Task { await self.instanceExited(id: id, app: app, status: status) } }
@@ -338,7 +340,9 @@ actor Supervisor {
 
     /// The environment of an instance: the release's config vars and Gust's own,
     /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
-    private func environment(app: AppName, release: Release, directory: URL, socketPath: String, id: String) -> [String: String] {
+    private func environment(
+        app: AppName, release: Release, directory: URL, socketPath: String, id: String, channelToken: String
+    ) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
         var environment = release.config
         environment["PATH"] = inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
@@ -348,6 +352,8 @@ actor Supervisor {
         environment["GUST_RELEASE"] = "v\(release.version)"
         environment["GUST_INSTANCE"] = id
         environment["GUST_SOCKET"] = socketPath
+        environment["GUST_RECORDS_SOCKET"] = configuration.home.recordsSocket.path
+        environment["GUST_RECORDS_TOKEN"] = channelToken
         return environment
     }
 

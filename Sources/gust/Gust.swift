@@ -4,12 +4,12 @@ import GustCLI
 @main
 enum Gust {
     static func main() async {
-        await (GustCommand.self as any AsyncParsableCommand.Type).main(homeFirst(Array(CommandLine.arguments.dropFirst())))
+        await (GustCommand.self as any AsyncParsableCommand.Type).main(homeAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
     }
 
     /// `gust --home H apps list` means `gust apps list --home H`: `--home` is
     /// an option of every subcommand, and people write it first too.
-    static func homeFirst(_ arguments: [String]) -> [String] {
+    static func homeAfterSubcommand(_ arguments: [String]) -> [String] {
         guard let first = arguments.first else { return arguments }
         if first == "--home", arguments.count >= 2 { return Array(arguments.dropFirst(2)) + arguments.prefix(2) }
         if first.hasPrefix("--home=") { return Array(arguments.dropFirst()) + [first] }

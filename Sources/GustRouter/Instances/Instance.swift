@@ -54,8 +54,13 @@ actor Instance {
         await acquire()
         defer { release() }
         let connection = await connectionForThisLoop()
-        let function = request.function
         await outputOfTheLastCallIsRead()
+        return try await send(request, on: connection, timeout: timeout)
+    }
+
+    /// Sends `request`, crediting what the instance prints meanwhile to its function.
+    private func send(_ request: InstanceRequest, on connection: InstanceConnection, timeout: Duration) async throws -> InstanceResponse {
+        let function = request.function
         output.begin(function)
         defer { output.end(function) }
         return try await connection.send(request, timeout: timeout)
@@ -102,10 +107,7 @@ actor Instance {
         if let reused = spare.popLast(), reused.isOpen { connection = reused } else {
             connection = try await InstanceConnection.connect(socketPath: socketPath)
         }
-        let function = request.function
-        output.begin(function)
-        defer { output.end(function) }
-        let response = try await connection.send(request, timeout: timeout)
+        let response = try await send(request, on: connection, timeout: timeout)
         if connection.isOpen { spare.append(connection) }
         return response
     }

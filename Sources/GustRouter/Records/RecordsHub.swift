@@ -46,23 +46,23 @@ actor RecordsHub {
     }
 
     func get(_ app: AppName, _ type: String, id: String) async throws -> RecordStore.Record {
-        try await service(app, refresh: false).get(type, id: id)
+        try await service(app).get(type, id: id)
     }
 
     func find(_ app: AppName, _ type: String, _ query: RecordStore.Query) async throws -> [RecordStore.Record] {
-        try await service(app, refresh: false).find(type, query)
+        try await service(app).find(type, query)
     }
 
     func save(_ app: AppName, _ type: String, id: String?, fields: RecordStore.Record, caller: RecordsCaller?) async throws -> RecordStore.Record {
-        let service = try await service(app, refresh: true)
-        return try await write(app, type, caller: caller) { context in
+        let (service, live) = try await serviceForWrite(app)
+        return try await write(type, live: live, caller: caller) { context in
             try await service.save(type, id: id, fields: fields, from: context)
         }
     }
 
     func delete(_ app: AppName, _ type: String, id: String, caller: RecordsCaller?) async throws {
-        let service = try await service(app, refresh: true)
-        try await write(app, type, caller: caller) { context in
+        let (service, live) = try await serviceForWrite(app)
+        try await write(type, live: live, caller: caller) { context in
             try await service.delete(type, id: id, from: context)
         }
     }
@@ -74,51 +74,52 @@ actor RecordsHub {
     /// writing while an outside write waits for the gate would wait for each
     /// other until a time limit.
     private func write<T: Sendable>(
-        _ app: AppName, _ type: String, caller: RecordsCaller?, _ body: @escaping @Sendable (String?) async throws -> T
+        _ type: String, live: Instance?, caller: RecordsCaller?, _ body: @escaping @Sendable (String?) async throws -> T
     ) async throws -> T {
-        if caller == nil, await supervisor.state(of: app) != nil {
-            let live = try await supervisor.instance(for: app)
-            if live.manifest.hooks.contains(where: { $0.type == type }) {
-                return try await live.withGate {
-                    try await RecordsCaller.$current.withValue(RecordsCaller(instance: live, holdsGate: true)) { try await body(nil) }
-                }
+        if caller == nil, let live, live.manifest.hooks.contains(where: { $0.type == type }) {
+            return try await live.withGate {
+                try await RecordsCaller.$current.withValue(RecordsCaller(instance: live, holdsGate: true)) { try await body(nil) }
             }
         }
         return try await RecordsCaller.$current.withValue(caller) { try await body(caller?.context) }
     }
 
-    /// The app's service; before a write, with the hooks and limits of the
-    /// live release (whose instance is started if it is not running, so that
-    /// a write never skips a hook for want of a manifest).
-    private func service(_ app: AppName, refresh: Bool) async throws -> RecordService {
-        if entries[app] == nil {
-            let hooks = HookSet()
-            let log = AppLog(home: home, app: app)
-            let service = RecordService(
-                store: try RecordStore(home: home, app: app),
-                hooks: { hooks.hooks.withLock { $0 } },
-                call: { [supervisor] event, type, record, original, context, timeout in
-                    try await Self.runHook(supervisor, app, event, type, record, original, context, timeout)
-                },
-                onAfterHookFailure: { hook, message in
-                    try? log.append([LogEntry(release: nil, instance: nil, stream: "gustd", function: "hook \(hook)", line: message)])
-                }
-            )
-            entries[app] = Entry(service: service, hooks: hooks)
-        }
-        let entry = entries[app]!
-        guard refresh else { return entry.service }
+    /// The app's service, made on first use.
+    private func service(_ app: AppName) throws -> RecordService {
+        if let entry = entries[app] { return entry.service }
+        let hooks = HookSet()
+        let log = AppLog(home: home, app: app)
+        let service = RecordService(
+            store: try RecordStore(home: home, app: app),
+            hooks: { hooks.hooks.withLock { $0 } },
+            call: { [supervisor] event, type, record, original, context, timeout in
+                try await Self.runHook(supervisor, app, event, type, record, original, context, timeout)
+            },
+            onAfterHookFailure: { hook, message in
+                try? log.append([LogEntry(release: nil, instance: nil, stream: "gustd", function: "hook \(hook)", line: message)])
+            }
+        )
+        entries[app] = Entry(service: service, hooks: hooks)
+        return service
+    }
+
+    /// The app's service with the hooks and limits of the live release, and
+    /// that release's instance (started if it is not running, so that a write
+    /// never skips a hook for want of a manifest); nil when nothing is live.
+    private func serviceForWrite(_ app: AppName) async throws -> (RecordService, Instance?) {
+        let service = try service(app)
+        let hooks = entries[app]!.hooks
         guard let state = await supervisor.state(of: app) else {
-            entry.hooks.hooks.withLock { $0 = [] }
-            return entry.service
+            hooks.hooks.withLock { $0 = [] }
+            return (service, nil)
         }
         let live = try await supervisor.instance(for: app)
-        entry.hooks.hooks.withLock { $0 = Set(live.manifest.hooks.map { "\($0.event) \($0.type)" }) }
+        hooks.hooks.withLock { $0 = Set(live.manifest.hooks.map { "\($0.event) \($0.type)" }) }
         if entries[app]?.limitsOf != state.version {
-            await entry.service.setLimits(try limits(app, version: state.version))
+            await service.setLimits(try limits(app, version: state.version))
             entries[app]?.limitsOf = state.version
         }
-        return entry.service
+        return (service, live)
     }
 
     /// `GUST_BEFORE_HOOK_TIMEOUT` and `GUST_AFTER_HOOK_TIMEOUT` of the release's config, else 10 s and 3 s.
