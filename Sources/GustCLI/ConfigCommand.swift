@@ -47,8 +47,11 @@ struct ConfigCommand: ParsableCommand {
             let name = try parseAppName(app)
             var values: [String: String] = [:]
             for pair in pairs {
-                guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
-                    throw ValidationError("'\(pair.split(separator: "=").first ?? "")' has no value: write KEY=value.")
+                guard let equals = pair.firstIndex(of: "=") else {
+                    throw ValidationError("'\(pair)' has no value: write KEY=value.")
+                }
+                guard equals != pair.startIndex else {
+                    throw ValidationError("'\(pair)' has no name: write KEY=value.")
                 }
                 values[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
             }

@@ -8,6 +8,25 @@ public struct ConfigVar: Sendable, Codable, Equatable {
 
     public static let mask = "••••••"
 
+    /// Masking a short value in a log line gives it away (`th•••••• s••••••cr••••••t`
+    /// for the secret `e`): secrets must be at least this long, and shorter values are
+    /// never masked.
+    public static let minimumSecretLength = 8
+
+    /// Names a config var cannot take: bash's read-only and special variables, which
+    /// break every build that exports them ("UID: readonly variable"), and Gust's own.
+    public static func reservation(of name: String) -> String? {
+        if name.hasPrefix("GUST_") { return "Gust sets the GUST_ variables of an instance itself" }
+        if name.hasPrefix("BASH") { return "bash uses the BASH variables" }
+        if bashSpecial.contains(name) { return "bash uses it and build scripts cannot set it" }
+        return nil
+    }
+
+    private static let bashSpecial: Set<String> = [
+        "UID", "EUID", "PPID", "SHELLOPTS", "GROUPS", "FUNCNAME", "IFS", "PS4", "ENV", "CDPATH", "GLOBIGNORE",
+        "POSIXLY_CORRECT",
+    ]
+
     /// The value as it may be shown to a person.
     public var displayValue: String { isSecret ? Self.mask : value }
 
@@ -44,10 +63,22 @@ extension Store {
     }
 
     public func setConfig(_ app: AppName, _ values: [String: String], secret: Bool) throws {
-        for (name, value) in values {
+        // Check every pair before writing any: a refused pair changes nothing.
+        for (name, value) in values.sorted(by: { $0.key < $1.key }) {
             guard ConfigVar.isValidName(name) else {
                 throw GustError("'\(name)' is not a valid config var name: use letters, digits and '_', not starting with a digit.")
             }
+            if let reason = ConfigVar.reservation(of: name) {
+                throw GustError("'\(name)' is reserved: \(reason). Choose another name.")
+            }
+            if secret && value.count < ConfigVar.minimumSecretLength {
+                throw GustError(
+                    "The secret \(name) is too short: a secret must be at least \(ConfigVar.minimumSecretLength) characters, "
+                        + "since masking a shorter value in logs would give it away."
+                )
+            }
+        }
+        for (name, value) in values {
             try db.run(
                 """
                 INSERT INTO config_vars (app, name, value, secret) VALUES (?, ?, ?, ?)
@@ -73,6 +104,7 @@ extension Store {
 extension String {
     /// The text with every secret value replaced by the mask.
     public func maskingSecrets(_ secrets: [String]) -> String {
-        secrets.reduce(self) { $0.replacingOccurrences(of: $1, with: ConfigVar.mask) }
+        secrets.filter { $0.count >= ConfigVar.minimumSecretLength }
+            .reduce(self) { $0.replacingOccurrences(of: $1, with: ConfigVar.mask) }
     }
 }

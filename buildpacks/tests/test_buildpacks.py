@@ -303,3 +303,27 @@ class NodeCompileTests(BuildpackTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EnvDirTests(BuildpackTestCase):
+    """Config vars reach compile through ENV_DIR; names bash keeps for itself must not break the build."""
+
+    HOSTILE = {"UID": "1", "EUID": "1", "PPID": "1", "SHELLOPTS": "x", "BASHOPTS": "x", "IFS": "/", "PS4": "$(exit 1)",
+               "GUST_HOME": "/", "INDEX_TOKEN": "kept"}
+
+    def compile_with_env(self, buildpack, build):
+        env_dir = self.directory("env")
+        for name, value in self.HOSTILE.items():
+            write(os.path.join(env_dir, name), value)
+        return self.run_bin(buildpack, "compile", build, os.path.join(self.tmp, "cache"), env_dir, timeout=COMPILE_TIMEOUT)
+
+    def test_python_build_ignores_names_bash_reserves(self):
+        build = self.directory("build")
+        write(os.path.join(build, "__init__.py"), "import gust\n")
+        self.assertCompiled(self.compile_with_env(PYTHON, build))
+
+    def test_node_build_ignores_names_bash_reserves(self):
+        build = self.directory("build")
+        write(os.path.join(build, "package.json"), json.dumps({"name": "app"}))
+        write(os.path.join(build, "index.js"), "require('gust');\n")
+        self.assertCompiled(self.compile_with_env(NODE, build))
