@@ -94,7 +94,7 @@ let package = Package(
 
         .executableTarget(
             name: "gust",
-            dependencies: ["GustCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["GustCLI", "GustCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -52,7 +52,7 @@ public enum AppAdmin {
             let script = template
                 .replacingOccurrences(of: "@GUST_RECEIVE@", with: shellQuoted(installation.executable("gust-receive").path))
                 .replacingOccurrences(of: "@GUST_HOME@", with: shellQuoted(home.path))
-            try AtomicFile.write(Data(script.utf8), to: hooks.appendingPathComponent(hook), mode: 0o755)
+            try AtomicFile.write(Data(script.utf8), to: hooks.appendingPathComponent(hook), mode: 0o700)
         }
     }
 

@@ -6,7 +6,7 @@ public import Foundation
 public enum AtomicFile {
     /// Writes `data` next to `url` under a temporary name, syncs it and renames
     /// it into place: a reader sees the old file or the new one, never half.
-    public static func write(_ data: Data, to url: URL, mode: mode_t = 0o644) throws {
+    public static func write(_ data: Data, to url: URL, mode: mode_t = 0o600) throws {
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)

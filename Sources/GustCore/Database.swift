@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CSQLite
 public import Foundation
 
@@ -22,6 +25,9 @@ public final class Database {
             throw GustError.internal("Cannot open database \(url.path): \(message)")
         }
         handle = db
+        // Tokens, secrets and records: the owner's alone, also in a store an earlier version made 0644
+        // (SQLite gives the -wal and -shm files the database's mode when it creates them).
+        for suffix in ["", "-wal", "-shm"] { chmod(url.path + suffix, 0o600) }
         sqlite3_busy_timeout(db, busyTimeout)
         try execute("PRAGMA journal_mode = WAL")
         try execute("PRAGMA synchronous = NORMAL")

@@ -53,13 +53,22 @@ public struct GustHome: Sendable {
     }
 
     /// Creates the layout on first use. Safe to call from every command.
+    ///
+    /// The home holds the store (tokens, secrets), keys, logs and every app's code
+    /// and records: it and each directory in it are for gustd's user alone (0700),
+    /// and a home made by an earlier version is tightened the same way.
     public func prepare() throws {
         let fm = FileManager.default
         for dir in [root, repos, artifacts, releases, cache, data, logs, ssh, run, locks, tmp] {
-            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            chmod(dir.path, 0o700)
         }
-        // The admin socket and SSH material are the daemon's and the admin's alone.
-        chmod(run.path, 0o700)
-        chmod(ssh.path, 0o700)
+    }
+
+    /// Files and directories Gust's processes create are their user's alone:
+    /// each executable (gust, gust-receive, gustd) calls this first, and what it
+    /// starts (git, buildpacks) inherits it.
+    public static func restrictNewFiles() {
+        umask(0o077)
     }
 }

@@ -20,6 +20,11 @@ struct GustReceive: AsyncParsableCommand {
         subcommands: [PreReceive.self, PostReceive.self]
     )
 
+    static func main() async {
+        GustHome.restrictNewFiles()
+        await (Self.self as any AsyncParsableCommand.Type).main(nil)
+    }
+
     struct Options: ParsableArguments {
         @Option(help: ArgumentHelp("Gust's home directory (default: $GUST_HOME, else ~/.gust).", valueName: "path"))
         var home: String?

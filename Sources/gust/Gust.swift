@@ -1,9 +1,11 @@
 import ArgumentParser
 import GustCLI
+import GustCore
 
 @main
 enum Gust {
     static func main() async {
+        GustHome.restrictNewFiles()
         await (GustCommand.self as any AsyncParsableCommand.Type).main(homeAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GustCore
 import NIOCore
 import NIOPosix
 
@@ -11,6 +12,7 @@ import NIOPosix
 // starts from plain top-level code rather than an async `main`.
 NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 
+GustHome.restrictNewFiles()
 Task {
     await Gustd.main()
     exit(0)
