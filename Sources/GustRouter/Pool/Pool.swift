@@ -1,0 +1,228 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// What a pool starts and stops: the launcher behind it (the direct one, the
+/// sandboxed one, a fake in tests) and the instances it makes.
+protocol PoolLauncher: Sendable {
+    associatedtype Member: Sendable
+    /// Starts an instance and returns once it answers (its manifest read).
+    func launch() async throws -> Member
+    /// Stops an instance (it serves nothing by then).
+    func stop(_ member: Member) async
+    /// Returns once the instance's process has exited by itself (a crash);
+    /// cancelled when the pool stops the instance.
+    func exited(_ member: Member) async
+}
+
+/// Drives a `PoolStateMachine`: turns its actions into launches, stops, timers
+/// and answers to waiting callers.
+///
+/// A class with its state under one lock rather than an actor: a caller that
+/// goes away is taken out of the queue from a cancellation handler, and the
+/// wake-up timer fires on an event loop, both synchronous contexts. No lock is
+/// held across an `await`; continuations are resumed after the lock is let go.
+/// Launches and stops run as child tasks of `run()`, which the pool's owner
+/// runs for the pool's whole life, so nothing outlives shutdown.
+final class Pool<Launcher: PoolLauncher>: Sendable {
+    typealias Member = Launcher.Member
+    typealias Machine = PoolStateMachine
+
+    /// A call's hold on an instance, from `acquire` until `release`.
+    struct Lease: Sendable {
+        let member: Member
+        let instance: Machine.InstanceID
+        let call: Machine.CallID
+    }
+
+    struct Failure: Error, Equatable {
+        var reason: Machine.Failure
+    }
+
+    private struct State {
+        var machine: Machine
+        var members: [Machine.InstanceID: Member] = [:]
+        var waiting: [Machine.CallID: CheckedContinuation<Lease, any Error>] = [:]
+        var nextCall = 1
+        var timer: Scheduled<Void>?
+        var timerDue: ContinuousClock.Instant?
+    }
+
+    /// What `run()` must do outside the lock.
+    private enum Work: Sendable {
+        case start(Machine.InstanceID)
+        case stop(Member)
+    }
+
+    private let state: Mutex<State>
+    private let launcher: Launcher
+    private let work: AsyncStream<Work>.Continuation
+    private let workStream: AsyncStream<Work>
+    private let loop: any EventLoop
+
+    init(settings: PoolSettings, launcher: Launcher, loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()) {
+        state = Mutex(State(machine: Machine(settings: settings)))
+        self.launcher = launcher
+        self.loop = loop
+        (workStream, work) = AsyncStream.makeStream(of: Work.self)
+    }
+
+    // MARK: Calls
+
+    /// Waits for an instance with room, at most until `deadline`. Throws
+    /// `Failure` (queue full, timed out, cannot start, stopped) or
+    /// `CancellationError` if the caller goes away first.
+    func acquire(deadline: ContinuousClock.Instant) async throws -> Lease {
+        let call = state.withLock { state -> Machine.CallID in
+            defer { state.nextCall += 1 }
+            return Machine.CallID(rawValue: state.nextCall)
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                apply { state in
+                    state.waiting[call] = continuation
+                    return state.machine.call(call, deadline: deadline, now: .now)
+                }
+            }
+        } onCancel: {
+            let continuation = self.state.withLock { state in
+                state.machine.cancel(call)
+                return state.waiting.removeValue(forKey: call)
+            }
+            continuation?.resume(throwing: CancellationError())
+        }
+    }
+
+    /// The call is done with its instance: it takes the next waiting call.
+    func release(_ lease: Lease) {
+        apply { $0.machine.finished(lease.call, on: lease.instance, now: .now) }
+    }
+
+    // MARK: Scale
+
+    func warm(to count: Int) {
+        apply { $0.machine.warm(to: count, now: .now) }
+    }
+
+    func update(_ settings: PoolSettings) {
+        apply { $0.machine.update(settings, now: .now) }
+    }
+
+    /// Stops taking calls: callers still waiting fail with `.stopped` (at a
+    /// switch the gateway retries them on the new release's pool; at shutdown
+    /// they get 503), idle instances stop now and busy ones once their calls
+    /// are done; then `run()` returns.
+    func drain() {
+        apply { state in
+            let (actions, waiting) = state.machine.drain()
+            return actions + waiting.map { .fail($0.call, .stopped) }
+        }
+    }
+
+    var snapshot: (counts: (starting: Int, idle: Int, busy: Int, draining: Int), waiting: Int, crashing: String?) {
+        state.withLock { ($0.machine.counts, $0.machine.waiting, $0.machine.crashing?.message) }
+    }
+
+    // MARK: Running
+
+    /// Launches and stops instances as the machine asks, until the pool is
+    /// drained and its last instance stopped. Cancelling it stops them all.
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            for await item in workStream {
+                switch item {
+                case .start(let id):
+                    group.addTask { await self.launch(id) }
+                case .stop(let member):
+                    group.addTask { await self.launcher.stop(member) }
+                }
+            }
+        }
+        state.withLock { $0.timer?.cancel() }
+    }
+
+    private func launch(_ id: Machine.InstanceID) async {
+        let member: Member
+        do {
+            member = try await launcher.launch()
+        } catch {
+            apply { $0.machine.startFailed(id, message: String(describing: error), now: .now) }
+            return
+        }
+        apply { state in
+            state.members[id] = member
+            return state.machine.started(id, now: .now)
+        }
+        // Watch for a crash for as long as the instance is a member.
+        await launcher.exited(member)
+        apply { state in
+            guard state.members[id] != nil else { return [] }
+            state.members[id] = nil
+            return state.machine.exited(id, now: .now)
+        }
+    }
+
+    // MARK: Applying actions
+
+    /// Runs `event` on the state under the lock, then carries out the actions
+    /// it returns: answers outside the lock, launches and stops through `run()`.
+    private func apply(_ event: (inout State) -> [Machine.Action]) {
+        var answers: [(CheckedContinuation<Lease, any Error>, Result<Lease, any Error>)] = []
+        let queued: [Work] = state.withLock { state in
+            var queued: [Work] = []
+            var actions = event(&state)
+            while !actions.isEmpty {
+                let action = actions.removeFirst()
+                switch action {
+                case .start(let id):
+                    queued.append(.start(id))
+                case .stop(let id):
+                    if let member = state.members.removeValue(forKey: id) { queued.append(.stop(member)) }
+                case .run(let call, let id):
+                    guard let continuation = state.waiting.removeValue(forKey: call) else {
+                        // The caller left between the machine's choice and now: free the slot.
+                        actions += state.machine.finished(call, on: id, now: .now)
+                        continue
+                    }
+                    guard let member = state.members[id] else { continue }
+                    answers.append((continuation, .success(Lease(member: member, instance: id, call: call))))
+                case .fail(let call, let reason):
+                    if let continuation = state.waiting.removeValue(forKey: call) {
+                        answers.append((continuation, .failure(Failure(reason: reason))))
+                    }
+                }
+            }
+            rescheduleTimer(&state)
+            return queued
+        }
+        for item in queued { work.yield(item) }
+        if state.withLock({ $0.machine.isStopped }) { work.finish() }
+        for (continuation, result) in answers { continuation.resume(with: result) }
+    }
+
+    /// One timer per pool, at the machine's next wake-up (a waiter's deadline,
+    /// an idle stop, the end of a backoff).
+    private func rescheduleTimer(_ state: inout State) {
+        let due = state.machine.nextWakeUp
+        guard due != state.timerDue else { return }
+        state.timer?.cancel()
+        state.timerDue = due
+        guard let due else {
+            state.timer = nil
+            return
+        }
+        let delay = due - .now
+        state.timer = loop.scheduleTask(in: .nanoseconds(max(Int64(delay.nanoseconds), 0))) { [weak self] in
+            self?.state.withLock { $0.timerDue = nil }
+            self?.apply { $0.machine.tick(now: .now) }
+        }
+    }
+
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

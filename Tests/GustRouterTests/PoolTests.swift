@@ -1,0 +1,173 @@
+@testable import GustRouter
+import Synchronization
+import Testing
+
+/// The pool's driver with a fake launcher: launches, waits, cancellations,
+/// deadlines, crashes and draining, with real tasks and no processes.
+@Suite(.timeLimit(.minutes(1)))
+struct PoolTests {
+    /// Members are numbers; a member "runs" until stopped or crashed.
+    final class FakeLauncher: PoolLauncher {
+        struct Member: Hashable, Sendable { var number: Int }
+        private struct State {
+            var launched = 0
+            var stopped: [Int] = []
+            var exits: [Int: CheckedContinuation<Void, Never>] = [:]
+            var gone: Set<Int> = []
+            var failNext = false
+        }
+        private let state = Mutex(State())
+
+        var launched: Int { state.withLock { $0.launched } }
+        var stopped: [Int] { state.withLock { $0.stopped } }
+        func failNextLaunch() { state.withLock { $0.failNext = true } }
+
+        func launch() async throws -> Member {
+            try state.withLock { state in
+                if state.failNext {
+                    state.failNext = false
+                    throw LaunchError()
+                }
+                state.launched += 1
+                return Member(number: state.launched)
+            }
+        }
+
+        func stop(_ member: Member) async {
+            state.withLock { $0.stopped.append(member.number) }
+            end(member)
+        }
+
+        func crash(_ number: Int) { end(Member(number: number)) }
+
+        private func end(_ member: Member) {
+            let waiter = state.withLock { state in
+                state.gone.insert(member.number)
+                return state.exits.removeValue(forKey: member.number)
+            }
+            waiter?.resume()
+        }
+
+        func exited(_ member: Member) async {
+            await withCheckedContinuation { continuation in
+                let gone = state.withLock { state in
+                    if state.gone.contains(member.number) { return true }
+                    state.exits[member.number] = continuation
+                    return false
+                }
+                if gone { continuation.resume() }
+            }
+        }
+
+        struct LaunchError: Error, CustomStringConvertible { var description: String { "boom at import" } }
+    }
+
+    func settings(min: Int = 0, max: Int = 2, queue: Int = 10) -> PoolSettings {
+        PoolSettings(min: min, max: max, concurrency: 1, idle: .seconds(300), queueLimit: queue)
+    }
+
+    let later = ContinuousClock.now + .seconds(30)
+
+    @Test func aCallFromZeroLaunchesAndGetsTheInstance() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(), launcher: launcher)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            let lease = try await pool.acquire(deadline: later)
+            #expect(lease.member.number == 1)
+            pool.release(lease)
+            let again = try await pool.acquire(deadline: later)
+            #expect(again.member.number == 1, "the idle instance serves the next call")
+            pool.release(again)
+            #expect(launcher.launched == 1)
+            pool.drain()
+            try await group.next()
+            #expect(launcher.stopped == [1])
+        }
+    }
+
+    @Test func aThirdCallWaitsForOneOfTwoAndACancelledWaiterIsSkipped() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(max: 2), launcher: launcher)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            let first = try await pool.acquire(deadline: later)
+            let second = try await pool.acquire(deadline: later)
+            #expect(Set([first.member.number, second.member.number]) == [1, 2])
+            let cancelled = Task { try await pool.acquire(deadline: later) }
+            while pool.snapshot.waiting < 1 { await Task.yield() }
+            cancelled.cancel()
+            await #expect(throws: CancellationError.self) { try await cancelled.value }
+            #expect(pool.snapshot.waiting == 0)
+            let third = Task { try await pool.acquire(deadline: later) }
+            while pool.snapshot.waiting < 1 { await Task.yield() }
+            pool.release(first)
+            #expect(try await third.value.member.number == first.member.number)
+            #expect(launcher.launched == 2)
+            pool.drain()
+            pool.release(second)
+            pool.release(try await third.value)
+            try await group.next()
+        }
+    }
+
+    @Test func aWaiterPastItsDeadlineTimesOut() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(max: 1), launcher: launcher)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            let busy = try await pool.acquire(deadline: later)
+            await #expect(throws: Pool<FakeLauncher>.Failure(reason: .timedOut)) {
+                try await pool.acquire(deadline: .now + .milliseconds(50))
+            }
+            pool.release(busy)
+            pool.drain()
+            try await group.next()
+        }
+    }
+
+    @Test func aCrashedInstanceIsReplacedAndAFailedStartBacksOff() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(max: 1), launcher: launcher)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            let lease = try await pool.acquire(deadline: later)
+            launcher.crash(lease.member.number)
+            pool.release(lease)
+            while pool.snapshot.counts.idle + pool.snapshot.counts.busy > 0 { await Task.yield() }
+            let next = try await pool.acquire(deadline: later)
+            #expect(next.member.number == 2)
+            launcher.crash(2)
+            pool.release(next)
+            while pool.snapshot.counts.idle + pool.snapshot.counts.busy > 0 { await Task.yield() }
+            launcher.failNextLaunch()
+            do {
+                _ = try await pool.acquire(deadline: later)
+                Issue.record("a failed start must fail the waiting call")
+            } catch let failure as Pool<FakeLauncher>.Failure {
+                guard case .cannotStart(let message, _) = failure.reason else { throw failure }
+                #expect(message == "boom at import")
+            }
+            #expect(pool.snapshot.crashing == "boom at import")
+            pool.drain()
+            try await group.next()
+        }
+    }
+
+    @Test func drainingFailsWaitersWithStoppedAndLetsTheBusyCallFinish() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(max: 1), launcher: launcher)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            let busy = try await pool.acquire(deadline: later)
+            let waiter = Task { try await pool.acquire(deadline: later) }
+            while pool.snapshot.waiting < 1 { await Task.yield() }
+            pool.drain()
+            await #expect(throws: Pool<FakeLauncher>.Failure(reason: .stopped)) { try await waiter.value }
+            #expect(launcher.stopped.isEmpty, "the busy instance finishes its call first")
+            pool.release(busy)
+            try await group.next()
+            #expect(launcher.stopped == [1])
+        }
+    }
+}
