@@ -21,6 +21,7 @@ enum SSHHelp {
             "  \(ssh) rollback \(app) [v3]          make an earlier release live again",
             "  \(ssh) logs \(app) [-n 100] [-f]     what the functions printed",
             "  \(ssh) schedules \(app)              its schedules and their last runs",
+            "  \(ssh) scale \(app) [--max 4]        how many instances serve it",
             "  \(ssh) config \(app)                 config vars (set/unset change them)",
             "  \(ssh) tokens list \(app)            tokens for a private app",
         ]

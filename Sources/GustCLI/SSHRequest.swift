@@ -17,7 +17,7 @@ enum SSHRequest: Equatable {
 
     /// The commands that may be run over SSH at all; which of their subcommands
     /// a key may run is decided by `SSHAccess` once they are parsed.
-    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "schedules", "config", "tokens", "keys"]
+    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "schedules", "scale", "config", "tokens", "keys"]
 
     static func parse(_ words: [String]) throws(SSHRefusal) -> SSHRequest {
         guard let first = words.first else { return .help }
@@ -65,6 +65,7 @@ extension ReleasesCommand.Show: AppScopedCommand {}
 extension RollbackCommand: AppScopedCommand {}
 extension LogsCommand: AppScopedCommand {}
 extension SchedulesCommand: AppScopedCommand {}
+extension ScaleCommand: AppScopedCommand {}
 extension ConfigCommand.Show: AppScopedCommand {}
 extension ConfigCommand.Set: AppScopedCommand {}
 extension ConfigCommand.Unset: AppScopedCommand {}
@@ -76,7 +77,7 @@ extension TokensCommand.Revoke: AppScopedCommand {}
 ///
 /// Admin keys may run every command Gust offers over SSH. A scoped key may
 /// list its apps and run the app commands (releases, rollback, logs,
-/// schedules, config, tokens) on the apps it was granted: the same power pushing to them gives.
+/// schedules, scale, config, tokens) on the apps it was granted: the same power pushing to them gives.
 /// Creating, destroying and changing apps, and managing keys, stay with admins.
 enum SSHAccess {
     static func check(_ command: any ParsableCommand, key: SSHKey) throws(SSHRefusal) {

@@ -94,6 +94,16 @@ enum Schema {
             PRIMARY KEY (key, app)
         );
         """,
+        // 5: scale rules per app (`gust scale`); an app without a row has the standard ones.
+        """
+        CREATE TABLE app_scale (
+            app          TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
+            min          INTEGER NOT NULL,
+            max          INTEGER NOT NULL,
+            concurrency  INTEGER NOT NULL,
+            idle_seconds INTEGER NOT NULL
+        );
+        """,
     ]
 
     static func migrate(_ db: Database) throws {
