@@ -16,11 +16,18 @@ public struct ConfigVar: Sendable, Codable, Equatable {
     /// Names a config var cannot take: bash's read-only and special variables, which
     /// break every build that exports them ("UID: readonly variable"), and Gust's own.
     public static func reservation(of name: String) -> String? {
-        if name.hasPrefix("GUST_") { return "Gust sets the GUST_ variables of an instance itself" }
+        if gustOwned.contains(name) { return "Gust sets \(name) in every instance itself" }
         if name.hasPrefix("BASH") { return "bash uses the BASH variables" }
         if bashSpecial.contains(name) { return "bash uses it and build scripts cannot set it" }
         return nil
     }
+
+    /// What gustd, the start script and the runtimes set; other `GUST_` names are
+    /// settings an app may set (`GUST_BEFORE_HOOK_TIMEOUT`, `GUST_AFTER_HOOK_TIMEOUT`).
+    private static let gustOwned: Set<String> = [
+        "GUST_APP", "GUST_RELEASE", "GUST_INSTANCE", "GUST_SOCKET", "GUST_RECORDS_SOCKET", "GUST_RECORDS_TOKEN",
+        "GUST_INTERNAL_TOKEN", "GUST_APP_ROOT", "GUST_HOME", "GUST_SHARE",
+    ]
 
     private static let bashSpecial: Set<String> = [
         "UID", "EUID", "PPID", "SHELLOPTS", "GROUPS", "FUNCNAME", "IFS", "PS4", "ENV", "CDPATH", "GLOBIGNORE",

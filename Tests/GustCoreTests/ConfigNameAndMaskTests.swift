@@ -23,8 +23,8 @@ import Testing
 
     @Test(.scratchDirectory) func ordinaryNamesStillWork() throws {
         let (store, app) = try store()
-        try store.setConfig(app, ["USER_ID": "1", "TZ": "Europe/Paris", "_private": "x"], secret: false)
-        #expect(try store.config(app) == ["USER_ID": "1", "TZ": "Europe/Paris", "_private": "x"])
+        try store.setConfig(app, ["USER_ID": "1", "TZ": "Europe/Paris", "_private": "x", "GUST_BEFORE_HOOK_TIMEOUT": "2s"], secret: false)
+        #expect(try store.config(app) == ["USER_ID": "1", "TZ": "Europe/Paris", "_private": "x", "GUST_BEFORE_HOOK_TIMEOUT": "2s"])
     }
 
     /// Masking a one-letter secret in a log line gives its value away (`th•••••• s••••••cr••••••t`).
