@@ -6,8 +6,9 @@ import NIOCore
 import NIOHTTP1
 
 /// The public HTTP surface: finds the app (by host or `/apps/APP/` prefix),
-/// checks its token if it is private, and hands the request to its live
-/// release's instance. Every error is JSON `{"code": N, "error": message}`.
+/// checks its token if it is private, and hands the request to an instance
+/// of its live release, from the release's pool. Every error is JSON
+/// `{"code": N, "error": message}`.
 struct Gateway: HTTPResponder {
     typealias Context = BasicRequestContext
 
@@ -16,14 +17,22 @@ struct Gateway: HTTPResponder {
     let records: RecordsAPI
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        // A call's time limit counts from here: waiting for an instance is part of it.
+        let deadline = ContinuousClock.now + configuration.functionTimeout
         do {
-            return try await route(request)
+            return try await route(request, deadline: deadline)
         } catch let error as GustError {
             return Self.error(error.code, error.message)
+        } catch let refusal as CallRefusal {
+            var headers = HTTPFields()
+            if let retryAfter = refusal.retryAfter {
+                headers[.retryAfter] = String(max(Int(retryAfter.seconds.rounded(.up)), 1))
+            }
+            return Self.error(refusal.status, refusal.message, headers: headers)
         }
     }
 
-    private func route(_ request: Request) async throws -> Response {
+    private func route(_ request: Request, deadline: ContinuousClock.Instant) async throws -> Response {
         guard let target = AppAddress(host: request.head.authority, path: request.uri.path, domain: configuration.domain) else {
             throw GustError.notFound("No app at this address: use APP.\(configuration.domain) or the path /apps/APP/.")
         }
@@ -31,7 +40,7 @@ struct Gateway: HTTPResponder {
         if target.path == "/_/records" || target.path.hasPrefix("/_/records/") {
             return try await recordsRequest(request, app: app, path: target.path.dropFirst("/_/records".count))
         }
-        guard let state = await supervisor.state(of: app) else {
+        guard let live = supervisor.route(of: app) else {
             if await supervisor.hasApp(app) {
                 throw GustError("\(app) has no live release yet: push to deploy it.", code: 503)
             }
@@ -39,12 +48,15 @@ struct Gateway: HTTPResponder {
         }
         let path = target.path
         if path == "/_/health" {
-            return Self.json(200, [
-                "app": app.rawValue, "release": "v\(state.version)",
-                "state": state.instance == nil ? "starting" : "running",
-            ])
+            let snapshot = live.pool.snapshot
+            var health: [String: Any] = [
+                "app": app.rawValue, "release": "v\(live.version)", "state": Supervisor.state(snapshot),
+                "instances": Supervisor.serving(snapshot),
+            ]
+            if let crashing = snapshot.crashing { health["error"] = crashing.split(separator: "\n").first.map(String.init) ?? crashing }
+            return Self.json(200, health)
         }
-        if state.isPrivate {
+        if live.isPrivate {
             guard let token = request.headers[HTTPField.Name("X-Auth-Token")!], await supervisor.verifyToken(app, token) else {
                 throw GustError("\(app) is private: send a valid token in X-Auth-Token (`gust tokens create \(app)`).", code: 403)
             }
@@ -62,16 +74,17 @@ struct Gateway: HTTPResponder {
             instanceTarget = path + query
         }
 
-        var body = try await request.body.collect(upTo: configuration.maxBodyBytes)
         var headers = HTTPHeaders()
         for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) {
             headers.add(name: field.name.rawName, value: field.value)
         }
-        let call = InstanceRequest(
-            method: HTTPMethod(rawValue: request.method.rawValue), target: instanceTarget, headers: headers,
-            body: body.readSlice(length: body.readableBytes) ?? ByteBuffer()
-        )
-        return try await forward(call, to: app)
+        let method = HTTPMethod(rawValue: request.method.rawValue)
+        let forwarded = headers
+        // The body is read once the call holds an instance: waiting calls hold no body in memory.
+        return try await forward(to: app, deadline: deadline) { [configuration] in
+            var body = try await request.body.collect(upTo: configuration.maxBodyBytes)
+            return InstanceRequest(method: method, target: instanceTarget, headers: forwarded, body: body.readSlice(length: body.readableBytes) ?? ByteBuffer())
+        }
     }
 
     /// Records need an app token whether the app is private or not: 401 without one, and nothing happens.
@@ -84,16 +97,19 @@ struct Gateway: HTTPResponder {
         return await records.respond(app: app, method: request.method, path: path, query: request.uri.query, body: body, caller: nil)
     }
 
-    private func forward(_ call: InstanceRequest, to app: AppName) async throws -> Response {
-        let instance = try await supervisor.instance(for: app)
+    private func forward(
+        to app: AppName, deadline: ContinuousClock.Instant, _ makeCall: @Sendable () async throws -> InstanceRequest
+    ) async throws -> Response {
+        let limit = configuration.functionTimeout
         let answer: InstanceResponse
         do {
-            answer = try await instance.call(call, timeout: configuration.functionTimeout)
+            answer = try await supervisor.withInstance(app, deadline: deadline) { instance in
+                let call = try await makeCall()
+                return try await instance.call(call, timeout: max(deadline - .now, .milliseconds(1)))
+            }
         } catch InstanceCallError.timedOut {
-            await supervisor.discard(instance, because: "no answer within \(configuration.functionTimeout.shortText)")
-            throw GustError("The function did not answer within \(configuration.functionTimeout.shortText).", code: 504)
-        } catch {
-            await supervisor.discard(instance, because: "its process died during a request")
+            throw GustError("The function did not answer within \(limit.shortText).", code: 504)
+        } catch InstanceCallError.connectionClosed {
             throw GustError("The function's process died while answering; the next request starts a new one.", code: 502)
         }
         var fields = HTTPFields()

@@ -15,12 +15,15 @@ public struct RouterConfiguration: Sendable {
     public var stopGrace: Duration
     /// Largest request body gustd accepts.
     public var maxBodyBytes: Int
+    /// Calls that may wait for an app's instances; past it, 503 with Retry-After.
+    public var queueLimit: Int
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
         functionTimeout: Duration = .seconds(15), startTimeout: Duration = .seconds(30),
-        stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024
+        stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100
     ) {
+        self.queueLimit = queueLimit
         self.home = home
         self.httpHost = httpHost
         self.httpPort = httpPort

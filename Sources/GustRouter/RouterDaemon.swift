@@ -73,13 +73,18 @@ public enum RouterDaemon {
     }
 }
 
-/// Keeps the supervisor in the group: on shutdown it stops every instance.
+/// Runs the supervisor's pools for the life of the group; on shutdown it
+/// drains them (calls in flight finish, waiting ones get 503) and returns once
+/// every instance has stopped.
 private struct SupervisorService: Service {
     let supervisor: Supervisor
 
     func run() async throws {
-        try? await gracefulShutdown()
-        await supervisor.stopAll()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await supervisor.runPools() }
+            try? await gracefulShutdown()
+            await supervisor.stopAll()
+        }
     }
 }
 

@@ -5,12 +5,13 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// A running instance of one release: its process, its connection, and a gate
-/// that lets one request through at a time (the runtimes' contract today).
+/// A running instance of one release: its process and its connections.
 ///
-/// Several instances per app, idle stop and pre-forked workers fit around this
-/// type: the supervisor holds a list of them per app and picks one; nothing
-/// here assumes it is the only one.
+/// Which calls an instance takes, and how many at once, is its pool's
+/// decision (`Pool`): this type only sends them. Each call has a connection of
+/// its own (HTTP/1.1 over the instance's Unix socket, one exchange at a time),
+/// taken from the idle ones, preferring one whose channel lives on the event
+/// loop the caller runs on, and made when none is idle.
 actor Instance {
     nonisolated let id: String
     nonisolated let app: AppName
@@ -18,19 +19,22 @@ actor Instance {
     nonisolated let manifest: FunctionManifest
     nonisolated let process: InstanceProcess
     nonisolated let socketPath: String
-    private let connection: InstanceConnection
+    nonisolated let started: ContinuousClock.Instant
     private let records: InstanceRecords
     private let output: InstanceOutput
 
-    /// Extra connections for hooks nested in the request holding the gate (docs/runtime-protocol.md).
-    private var spare: [InstanceConnection] = []
-    /// A connection per event loop besides the first one's, made on first use: a call
-    /// then stays on the loop that read the caller's request (see `connectionForThisLoop`).
-    private var perLoop: [ObjectIdentifier: InstanceConnection] = [:]
+    /// Connections not in use, by the event loop their channel lives on.
+    private var idle: [ObjectIdentifier: [InstanceConnection]] = [:]
+    private var open: [InstanceConnection] = []
     private let onStop: @Sendable () -> Void
-    private var busy = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var stopped = false
+    /// Whether gustd asked it to stop (an exit then is no crash).
+    var isStopping: Bool { stopped }
+    /// A call passed its time limit (the process is in an unknown state) or
+    /// lost its connection: the instance must not take another call.
+    private(set) var isBroken = false
+    private(set) var served = 0
+    private(set) var inFlight = 0
 
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
@@ -45,40 +49,75 @@ actor Instance {
         self.manifest = manifest
         self.process = process
         self.socketPath = socketPath
-        self.connection = connection
         self.records = records
+        self.started = .now
+        idle[ObjectIdentifier(connection.eventLoop)] = [connection]
+        open = [connection]
     }
 
-    /// Sends one request when the instance is free.
+    /// Sends one call its pool gave this instance.
     func call(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
-        await acquire()
-        defer { release() }
-        let connection = await connectionForThisLoop()
         await outputOfTheLastCallIsRead()
-        return try await send(request, on: connection, timeout: timeout)
+        return try await send(request, timeout: timeout)
     }
 
-    /// Sends `request`, crediting what the instance prints meanwhile to its function.
-    private func send(_ request: InstanceRequest, on connection: InstanceConnection, timeout: Duration) async throws -> InstanceResponse {
+    /// Sends a hook caused by a call this instance is serving: that call is
+    /// blocked until the hook answers, so it runs outside the pool's count.
+    func callNested(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
+        try await send(request, timeout: timeout)
+    }
+
+    /// Sends `request` on a connection of its own, crediting what the
+    /// instance prints meanwhile to its function.
+    private func send(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
+        let connection = try await take()
         let function = request.function
         output.begin(function)
-        defer { output.end(function) }
-        return try await connection.send(request, timeout: timeout)
+        inFlight += 1
+        defer {
+            inFlight -= 1
+            output.end(function)
+            give(connection)
+        }
+        do {
+            let response = try await connection.send(request, timeout: timeout)
+            served += 1
+            return response
+        } catch {
+            isBroken = true
+            throw error
+        }
     }
 
-    /// The connection whose channel lives on the event loop this code runs on.
-    /// gustd runs Swift Concurrency on SwiftNIO's loops (Sources/gustd/main.swift),
-    /// and a task stays on the loop it started on; a call sent and answered on
-    /// the loop that read the caller's request never waits for another thread to
-    /// wake up, which is most of what a hop through gustd costs. Off the loops,
-    /// or if a connection cannot be made, the first connection serves.
-    private func connectionForThisLoop() async -> InstanceConnection {
-        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop, loop !== connection.eventLoop else { return connection }
-        let key = ObjectIdentifier(loop)
-        if let existing = perLoop[key], existing.isOpen { return existing }
-        guard let made = try? await InstanceConnection.connect(socketPath: socketPath, group: loop) else { return connection }
-        perLoop[key] = made
+    /// An idle connection, best one on the event loop this code runs on: gustd
+    /// runs Swift Concurrency on SwiftNIO's loops (Sources/gustd/main.swift),
+    /// and a call sent and answered on the loop that read the caller's request
+    /// never waits for another thread to wake up, which is most of what a hop
+    /// through gustd costs.
+    private func take() async throws -> InstanceConnection {
+        let here = MultiThreadedEventLoopGroup.currentEventLoop
+        if let here, let connection = popIdle(ObjectIdentifier(here)) { return connection }
+        if here == nil, let key = idle.first(where: { !$0.value.isEmpty })?.key, let connection = popIdle(key) { return connection }
+        guard !stopped else { throw InstanceCallError.connectionClosed }
+        let made = try await InstanceConnection.connect(socketPath: socketPath, group: here ?? MultiThreadedEventLoopGroup.singleton)
+        open.append(made)
         return made
+    }
+
+    private func popIdle(_ key: ObjectIdentifier) -> InstanceConnection? {
+        while let connection = idle[key]?.popLast() {
+            if connection.isOpen { return connection }
+            open.removeAll { $0 === connection }
+        }
+        return nil
+    }
+
+    private func give(_ connection: InstanceConnection) {
+        guard connection.isOpen, !stopped else {
+            open.removeAll { $0 === connection }
+            return
+        }
+        idle[ObjectIdentifier(connection.eventLoop), default: []].append(connection)
     }
 
     /// Waits (at most 50 ms) until the pipes hold nothing the previous call
@@ -91,62 +130,15 @@ actor Instance {
         }
     }
 
-    /// Runs `body` holding the gate, for a record write from outside whose
-    /// hooks then go past it (`callNested`), as a function's own writes do.
-    func withGate<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        await acquire()
-        defer { release() }
-        return try await body()
-    }
-
-    /// Sends a hook request caused by the request that holds the gate, past
-    /// the gate and on a connection of its own: that request is blocked until
-    /// this answers, so the instance runs one thing at a time all the same.
-    func callNested(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
-        let connection: InstanceConnection
-        if let reused = spare.popLast(), reused.isOpen { connection = reused } else {
-            connection = try await InstanceConnection.connect(socketPath: socketPath)
-        }
-        let response = try await send(request, on: connection, timeout: timeout)
-        if connection.isOpen { spare.append(connection) }
-        return response
-    }
-
-    /// Returns once no request is running or waiting.
-    func drained() async {
-        if !busy && waiters.isEmpty { return }
-        await withCheckedContinuation { idleWaiters.append($0) }
-    }
-
     /// Stops the process (SIGTERM, then SIGKILL after `grace`) and forgets its files.
     func stop(grace: Duration = .seconds(3)) async {
+        stopped = true
         onStop()
-        connection.close()
-        spare.forEach { $0.close() }
-        spare = []
-        perLoop.values.forEach { $0.close() }
-        perLoop = [:]
+        open.forEach { $0.close() }
+        open = []
+        idle = [:]
         await process.stop(grace: grace)
         records.forget(id: id)
-    }
-
-    private func acquire() async {
-        if !busy {
-            busy = true
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    private func release() {
-        if waiters.isEmpty {
-            busy = false
-            let idle = idleWaiters
-            idleWaiters = []
-            idle.forEach { $0.resume() }
-        } else {
-            waiters.removeFirst().resume()  // stays busy: handed straight to the next caller
-        }
     }
 }
 

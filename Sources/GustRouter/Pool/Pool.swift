@@ -98,6 +98,16 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         apply { $0.machine.finished(lease.call, on: lease.instance, now: .now) }
     }
 
+    /// The instance of `lease` is broken (past a time limit, or its
+    /// connection lost): it takes no more calls and is stopped.
+    func discard(_ lease: Lease) {
+        apply { state in
+            guard let member = state.members.removeValue(forKey: lease.instance) else { return [] }
+            self.work.yield(.stop(member))
+            return state.machine.exited(lease.instance, now: .now)
+        }
+    }
+
     // MARK: Scale
 
     func warm(to count: Int) {

@@ -11,10 +11,6 @@ struct RecordsCaller: Sendable {
     var instance: Instance?
     /// The `X-Gust-Hook-Context` of the hook request the function is serving.
     var context: String?
-    /// Set when the write came from outside (HTTP) and took the instance's
-    /// gate itself: a hook that hangs is then the write's fault, and its
-    /// instance is replaced as for any call through the gate.
-    var holdsGate = false
 
     /// The caller of the records operation this task is running. Hooks that
     /// the operation causes go to this instance, past its gate: the function
@@ -74,11 +70,11 @@ actor RecordsHub {
     /// writing while an outside write waits for the gate would wait for each
     /// other until a time limit.
     private func write<T: Sendable>(
-        _ type: String, live: Instance?, caller: RecordsCaller?, _ body: @escaping @Sendable (String?) async throws -> T
+        _ type: String, live: LiveRelease?, caller: RecordsCaller?, _ body: @escaping @Sendable (String?) async throws -> T
     ) async throws -> T {
         if caller == nil, let live, live.manifest.hooks.contains(where: { $0.type == type }) {
-            return try await live.withGate {
-                try await RecordsCaller.$current.withValue(RecordsCaller(instance: live, holdsGate: true)) { try await body(nil) }
+            return try await supervisor.withInstance(live.app, deadline: .now + Self.writeLimit) { instance in
+                try await RecordsCaller.$current.withValue(RecordsCaller(instance: instance)) { try await body(nil) }
             }
         }
         return try await RecordsCaller.$current.withValue(caller) { try await body(caller?.context) }
@@ -103,23 +99,32 @@ actor RecordsHub {
         return service
     }
 
-    /// The app's service with the hooks and limits of the live release, and
-    /// that release's instance (started if it is not running, so that a write
-    /// never skips a hook for want of a manifest); nil when nothing is live.
-    private func serviceForWrite(_ app: AppName) async throws -> (RecordService, Instance?) {
+    /// The live release of an app as a write needs it: which hooks it has.
+    struct LiveRelease: Sendable {
+        var app: AppName
+        var version: Int
+        var manifest: FunctionManifest
+    }
+
+    /// How long an outside write may wait for an instance to run its hooks.
+    static let writeLimit: Duration = .seconds(30)
+
+    /// The app's service with the hooks and limits of the live release (an
+    /// instance is started if none has yet, so that a write never skips a hook
+    /// for want of a manifest); no release when nothing is live.
+    private func serviceForWrite(_ app: AppName) async throws -> (RecordService, LiveRelease?) {
         let service = try service(app)
         let hooks = entries[app]!.hooks
-        guard let state = await supervisor.state(of: app) else {
+        guard let (version, manifest) = try await supervisor.manifest(of: app, deadline: .now + Self.writeLimit) else {
             hooks.hooks.withLock { $0 = [] }
             return (service, nil)
         }
-        let live = try await supervisor.instance(for: app)
-        hooks.hooks.withLock { $0 = Set(live.manifest.hooks.map { "\($0.event) \($0.type)" }) }
-        if entries[app]?.limitsOf != state.version {
-            await service.setLimits(try limits(app, version: state.version))
-            entries[app]?.limitsOf = state.version
+        hooks.hooks.withLock { $0 = Set(manifest.hooks.map { "\($0.event) \($0.type)" }) }
+        if entries[app]?.limitsOf != version {
+            await service.setLimits(try limits(app, version: version))
+            entries[app]?.limitsOf = version
         }
-        return (service, live)
+        return (service, LiveRelease(app: app, version: version, manifest: manifest))
     }
 
     /// `GUST_BEFORE_HOOK_TIMEOUT` and `GUST_AFTER_HOOK_TIMEOUT` of the release's config, else 10 s and 3 s.
@@ -161,18 +166,20 @@ actor RecordsHub {
         let what = "The \(event.rawValue) hook of \(type)"
         let outcome = event.isBefore ? "nothing was written" : "the write stands"
         let response: InstanceResponse
-        let nestedIn = RecordsCaller.current?.instance
-        let instance: Instance
-        if let nestedIn { instance = nestedIn } else { instance = try await supervisor.instance(for: app) }
-        // A hook nested in a function's call is that call's business; one this write made is ours.
-        let ownsInstance = nestedIn == nil || RecordsCaller.current?.holdsGate == true
+        // A hook runs in the instance whose call (or outside write) caused it, past its pool's count:
+        // that call waits for the hook, so nothing else runs there. An instance a hook leaves broken
+        // (past its limit, or dead) is discarded when that call gives it back.
         do {
-            response = nestedIn == nil ? try await instance.call(request, timeout: timeout) : try await instance.callNested(request, timeout: timeout)
+            if let nestedIn = RecordsCaller.current?.instance {
+                response = try await nestedIn.callNested(request, timeout: timeout)
+            } else {
+                response = try await supervisor.withInstance(app, deadline: .now + timeout) { try await $0.call(request, timeout: timeout) }
+            }
         } catch InstanceCallError.timedOut {
-            if ownsInstance { await supervisor.discard(instance, because: "\(event.rawValue) \(type) passed its \(timeout.shortText) limit") }
             throw GustError("\(what) did not answer within \(timeout.shortText); \(outcome).", code: 504)
+        } catch let refusal as CallRefusal {
+            throw GustError("\(what) could not run: \(refusal.message) \(outcome.prefix(1).uppercased() + outcome.dropFirst()).", code: refusal.status)
         } catch {
-            if ownsInstance { await supervisor.discard(instance, because: "its process died during a hook") }
             throw GustError("\(what) crashed its process; \(outcome).", code: 502)
         }
         let answer = try? JSONValue.parse(Data(response.body.readableBytesView)).objectValue

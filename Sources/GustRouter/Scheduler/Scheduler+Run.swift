@@ -2,6 +2,7 @@ import Foundation
 import GustCore
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 extension Scheduler {
     /// Makes one run through the live instance (`POST /_gust/schedules/NAME`
@@ -11,40 +12,44 @@ extension Scheduler {
         defer { finished(firing.key) }
         let key = firing.key
         // An app the supervisor no longer serves (being stopped, or removed) runs nothing.
-        guard await supervisor.state(of: key.app) != nil else { return }
+        guard supervisor.route(of: key.app) != nil else { return }
 
         let started = Date()
         let clock = ContinuousClock.now
         let id = try? store.recordRun(key.app, schedule: key.name, release: firing.release, startedAt: started)
         log(key, release: firing.release, "Run started")
 
-        var instance: Instance?
+        let ran = InstanceID()
         var failure: String?
+        let request = request(for: firing)
         do {
-            let live = try await supervisor.instance(for: key.app)
-            instance = live
-            let response = try await live.call(request(for: firing), timeout: timeout)
+            // A run waits for an instance like any call (the pool may start one) within the same limit.
+            let response = try await supervisor.withInstance(key.app, deadline: clock + timeout) { [timeout] live in
+                ran.set(live.id)
+                return try await live.call(request, timeout: max(clock + timeout - .now, .milliseconds(1)))
+            }
             if response.status != 200 { failure = Self.message(of: response) }
         } catch InstanceCallError.timedOut {
             failure = "did not finish within \(timeout.shortText); its instance was replaced"
-            if let instance { await supervisor.discard(instance, because: "schedule \(key.name) ran past \(timeout.shortText)") }
         } catch InstanceCallError.connectionClosed {
             failure = "the instance's process stopped during the run"
-            if let instance { await supervisor.discard(instance, because: "its process died during schedule \(key.name)") }
+        } catch let refusal as CallRefusal {
+            failure = refusal.message
         } catch let error as GustError {
             failure = error.message
         } catch {
             failure = String(describing: error)
         }
+        let instance = ran.id
 
         let elapsed = ContinuousClock.now - clock
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         if let id { try? store.finishRun(id, seconds: seconds, status: failure == nil ? .ok : .error, error: failure) }
         let took = String(format: "%.2f s", seconds)
         if let failure {
-            log(key, release: firing.release, instance: instance?.id, stream: "stderr", "Run failed after \(took): \(failure)")
+            log(key, release: firing.release, instance: instance, stream: "stderr", "Run failed after \(took): \(failure)")
         } else {
-            log(key, release: firing.release, instance: instance?.id, "Run finished in \(took)")
+            log(key, release: firing.release, instance: instance, "Run finished in \(took)")
         }
     }
 
@@ -65,4 +70,11 @@ extension Scheduler {
         }
         return "the instance answered status \(response.status)"
     }
+}
+
+/// Which instance a run went to, for its log lines.
+private final class InstanceID: Sendable {
+    private let value = Mutex<String?>(nil)
+    func set(_ id: String) { value.withLock { $0 = id } }
+    var id: String? { value.withLock { $0 } }
 }

@@ -1,0 +1,201 @@
+import Foundation
+import GustBuild
+import GustCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Turns "an instance of release vN of app A" into a running process with a
+/// socket, its manifest read: unpack the release (once), make its environment,
+/// spawn the web process, connect, read `GET /_gust/manifest`.
+///
+/// The direct launcher runs the process as gustd's own user; the sandboxed
+/// one (bubblewrap, an app's own uid, cgroup limits) is the next launcher
+/// behind the same `PoolLauncher` protocol. One launcher serves one pool.
+final class DirectLauncher: PoolLauncher {
+    let app: AppName
+    let release: Release
+    private let configuration: RouterConfiguration
+    private let records: InstanceRecords
+    private let channelTokens: RecordsChannelTokens
+    private let logger: Logger
+    /// Where start-up output also goes while a deploy watches (the pusher's terminal).
+    private let progress = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// The manifest of the first instance that started: every instance of a release registers the same functions.
+    private let firstManifest = Mutex<FunctionManifest?>(nil)
+    /// Told the manifest once, when the first instance has started.
+    private let onFirstStart: @Sendable (FunctionManifest) async -> Void
+
+    init(
+        app: AppName, release: Release, configuration: RouterConfiguration, records: InstanceRecords,
+        channelTokens: RecordsChannelTokens, logger: Logger, onFirstStart: @escaping @Sendable (FunctionManifest) async -> Void = { _ in }
+    ) {
+        self.onFirstStart = onFirstStart
+        self.app = app
+        self.release = release
+        self.configuration = configuration
+        self.records = records
+        self.channelTokens = channelTokens
+        self.logger = logger
+    }
+
+    var version: Int { release.version }
+
+    /// A Node instance takes up to the app's concurrency at once; a Python one runs one call at a time.
+    var takesConcurrentCalls: Bool { release.buildpack == "node" }
+
+    var manifest: FunctionManifest? { firstManifest.withLock { $0 } }
+
+    func relayProgress(to progress: (@Sendable (String) -> Void)?) {
+        self.progress.withLock { $0 = progress }
+    }
+
+    // MARK: PoolLauncher
+
+    func launch() async throws -> Instance {
+        let progress = self.progress.withLock { $0 }
+        let directory = try await unpack(progress: progress)
+        guard let process = release.process else { throw GustError("v\(version) of \(app) has no web process to run.") }
+        let command = process.trimmingCharacters(in: .whitespaces)
+        guard !command.hasPrefix("/"), !command.split(separator: "/").contains(".."),
+            FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent(command).path)
+        else {
+            throw GustError("v\(version)'s web process `\(command)` is not an executable inside the slug.")
+        }
+
+        let id = String(UUID().uuidString.lowercased().prefix(8))
+        let socketPath = records.socketPath(id: id)
+        let secrets = release.secretNames.compactMap { release.config[$0] }
+        let output = InstanceOutput(log: AppLog(home: configuration.home, app: app), version: version, id: id, secrets: secrets)
+        output.relay(to: progress)
+
+        let channelToken = channelTokens.issue(for: app)
+        progress?("Starting instance \(id) of v\(version)")
+        let child: InstanceProcess
+        do {
+            child = try InstanceProcess(
+                executable: directory.appendingPathComponent(command).path,
+                environment: environment(directory: directory, socketPath: socketPath, id: id, channelToken: channelToken),
+                directory: directory.path,
+                onOutput: { output.deliver($0, stream: $1.rawValue) },
+                onExit: { _ in }
+            )
+        } catch {
+            channelTokens.revoke(channelToken)
+            throw error
+        }
+        try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
+
+        do {
+            let connection = try await connect(to: socketPath, child: child)
+            let manifest = try await readManifest(connection)
+            output.relay(to: nil)
+            let instance = Instance(
+                id: id, app: app, version: version, manifest: manifest, process: child,
+                socketPath: socketPath, connection: connection, records: records, output: output,
+                onStop: { [channelTokens] in channelTokens.revoke(channelToken) }
+            )
+            channelTokens.attach(channelToken, to: instance)
+            let isFirst = firstManifest.withLock { first in
+                defer { if first == nil { first = manifest } }
+                return first == nil
+            }
+            if isFirst { await onFirstStart(manifest) }
+            return instance
+        } catch {
+            await child.stop(grace: .seconds(1))
+            channelTokens.revoke(channelToken)
+            output.relay(to: nil)
+            records.forget(id: id)
+            throw error
+        }
+    }
+
+    func stop(_ instance: Instance) async {
+        await instance.stop(grace: configuration.stopGrace)
+    }
+
+    /// Returns when the instance's process has exited; a crash (an exit gustd
+    /// did not ask for) is written to the app's log and gustd's.
+    func exited(_ instance: Instance) async {
+        let status = await instance.process.exitStatus()
+        guard await !instance.isStopping else { return }
+        logger.warning("Instance \(instance.id) of \(app) v\(version) \(InstanceProcess.describe(status)); its pool replaces it when needed")
+        try? AppLog(home: configuration.home, app: app).append([
+            LogEntry(release: version, instance: instance.id, stream: "gustd", function: nil, line: "Instance \(instance.id) \(InstanceProcess.describe(status))")
+        ])
+        await instance.stop(grace: .zero)  // its connections and files
+    }
+
+    // MARK: Steps
+
+    /// `releases/APP/vN`, unpacked from the artifact the first time.
+    private func unpack(progress: (@Sendable (String) -> Void)?) async throws -> URL {
+        guard let digest = release.artifact else { throw GustError("v\(version) of \(app) has no artifact to run.") }
+        let home = configuration.home
+        let directory = home.release(app, version: version)
+        if !FileManager.default.fileExists(atPath: directory.path) {
+            progress?("Unpacking v\(version) (\(ByteCount(release.artifactSize ?? 0)))")
+            let artifact = home.artifact(digest: digest, fileExtension: Artifacts.fileExtension)
+            do {
+                try await Supervisor.offTheLoops { try Artifacts.unpack(artifact, to: directory) }
+            } catch where FileManager.default.fileExists(atPath: directory.path) {
+                // Another start of the same release unpacked it meanwhile.
+            }
+        }
+        return directory
+    }
+
+    /// The environment of an instance: the release's config vars and Gust's own,
+    /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
+    private func environment(directory: URL, socketPath: String, id: String, channelToken: String) -> [String: String] {
+        let inherited = ProcessInfo.processInfo.environment
+        var environment = release.config
+        environment["PATH"] = inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        environment["LANG"] = environment["LANG"] ?? inherited["LANG"] ?? "C.UTF-8"
+        environment["HOME"] = directory.path
+        environment["GUST_APP"] = app.rawValue
+        environment["GUST_RELEASE"] = "v\(version)"
+        environment["GUST_INSTANCE"] = id
+        environment["GUST_SOCKET"] = socketPath
+        environment["GUST_RECORDS_SOCKET"] = configuration.home.recordsSocket.path
+        environment["GUST_RECORDS_TOKEN"] = channelToken
+        return environment
+    }
+
+    private func connect(to socketPath: String, child: InstanceProcess) async throws -> InstanceConnection {
+        let deadline = ContinuousClock.now + configuration.startTimeout
+        while ContinuousClock.now < deadline {
+            if child.hasExited {
+                let status = await child.exitStatus()
+                throw GustError("v\(version) \(InstanceProcess.describe(status)) while starting; its output is above.")
+            }
+            if FileManager.default.fileExists(atPath: socketPath),
+                let connection = try? await InstanceConnection.connect(socketPath: socketPath)
+            {
+                return connection
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw GustError("v\(version) did not answer within \(configuration.startTimeout.shortText) of starting.", code: 503)
+    }
+
+    private func readManifest(_ connection: InstanceConnection) async throws -> FunctionManifest {
+        let response: InstanceResponse
+        do {
+            response = try await connection.send(InstanceRequest(method: .GET, target: "/_gust/manifest"), timeout: configuration.startTimeout)
+        } catch {
+            throw GustError("v\(version) did not answer its manifest: \(error)")
+        }
+        guard response.status == 200,
+            let manifest = try? JSONDecoder().decode(FunctionManifest.self, from: Data(response.body.readableBytesView))
+        else {
+            throw GustError("v\(version) answered its manifest with status \(response.status) and no manifest Gust can read.")
+        }
+        guard manifest.protocolVersion == FunctionManifest.supportedProtocol else {
+            throw GustError("v\(version)'s runtime speaks protocol \(manifest.protocolVersion); this gustd speaks \(FunctionManifest.supportedProtocol).")
+        }
+        return manifest
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import GustCore
+import Synchronization
+
+/// A call answered without running its function: the pool refused it (queue
+/// full, a release that cannot start, gustd stopping) or its time ran out
+/// while it waited. Rendered as `{"code": N, "error": …}`, with `Retry-After`
+/// when waiting helps.
+struct CallRefusal: Error, Sendable, Equatable {
+    var status: Int
+    var message: String
+    var retryAfter: Duration?
+}
+
+extension Supervisor {
+    /// What serves an app now, read without a hop to the actor: every request asks.
+    nonisolated func route(of app: AppName) -> Route? {
+        routes.withLock { $0[app] }
+    }
+
+    /// Runs `body` with an instance of the app's live release, holding one of
+    /// its pool's slots: waits for one (the pool grows if it may) until
+    /// `deadline`, counted from the call's arrival. An instance whose call
+    /// passed its limit or lost its process is discarded, not reused. A switch
+    /// to a new release while the call waited moves it to the new release's pool.
+    nonisolated func withInstance<T: Sendable>(
+        _ app: AppName, deadline: ContinuousClock.Instant, _ body: (Instance) async throws -> T
+    ) async throws -> T {
+        for _ in 0..<3 {
+            guard let route = route(of: app) else {
+                throw CallRefusal(status: 503, message: "\(app) has no live release: push to deploy it.")
+            }
+            let lease: AppPool.Lease
+            do {
+                lease = try await route.pool.acquire(deadline: deadline)
+            } catch let failure as AppPool.Failure {
+                if failure.reason == .stopped, let now = self.route(of: app), now.pool !== route.pool { continue }
+                throw Self.refusal(failure.reason, app: app, version: route.version)
+            }
+            do {
+                let value = try await body(lease.member)
+                await finish(lease, in: route.pool)
+                return value
+            } catch {
+                await finish(lease, in: route.pool)
+                throw error
+            }
+        }
+        throw CallRefusal(status: 503, message: "\(app) was deploying; try again.", retryAfter: .seconds(1))
+    }
+
+    /// Gives the slot back, or discards the instance if a call left it broken.
+    private nonisolated func finish(_ lease: AppPool.Lease, in pool: AppPool) async {
+        if await lease.member.isBroken {
+            pool.discard(lease)
+        } else {
+            pool.release(lease)
+        }
+    }
+
+    /// The live release's manifest: known once an instance of it has started
+    /// (one is started if none has, so a record write never skips a hook).
+    nonisolated func manifest(of app: AppName, deadline: ContinuousClock.Instant) async throws -> (version: Int, manifest: FunctionManifest)? {
+        guard let route = route(of: app) else { return nil }
+        if let manifest = route.launcher.manifest { return (route.version, manifest) }
+        return try await withInstance(app, deadline: deadline) { ($0.version, $0.manifest) }
+    }
+
+    static func refusal(_ reason: PoolStateMachine.Failure, app: AppName, version: Int) -> CallRefusal {
+        switch reason {
+        case .queueFull(let limit):
+            CallRefusal(status: 503, message: "\(app) is at capacity: \(limit) calls are already waiting. Try again shortly.", retryAfter: .seconds(1))
+        case .timedOut:
+            CallRefusal(status: 504, message: "No instance of \(app) was free before the call's time limit.")
+        case .cannotStart(let message, let retryAfter):
+            CallRefusal(
+                status: 503, message: "\(app) v\(version) cannot start (\(message.split(separator: "\n").first ?? "")); see `gust logs \(app)`.",
+                retryAfter: retryAfter
+            )
+        case .stopped:
+            CallRefusal(status: 503, message: "gustd is stopping; try again shortly.", retryAfter: .seconds(1))
+        }
+    }
+}
