@@ -22,6 +22,7 @@ enum SSHHelp {
             "  \(ssh) logs \(app) [-n 100] [-f]     what the functions printed",
             "  \(ssh) schedules \(app)              its schedules and their last runs",
             "  \(ssh) scale \(app) [--max 4]        how many instances serve it",
+            "  \(ssh) ps \(app)                     its instances: state, calls, memory",
             "  \(ssh) config \(app)                 config vars (set/unset change them)",
             "  \(ssh) tokens list \(app)            tokens for a private app",
         ]

@@ -17,7 +17,7 @@ enum SSHRequest: Equatable {
 
     /// The commands that may be run over SSH at all; which of their subcommands
     /// a key may run is decided by `SSHAccess` once they are parsed.
-    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "schedules", "scale", "config", "tokens", "keys"]
+    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "schedules", "scale", "ps", "config", "tokens", "keys"]
 
     static func parse(_ words: [String]) throws(SSHRefusal) -> SSHRequest {
         guard let first = words.first else { return .help }
@@ -66,6 +66,7 @@ extension RollbackCommand: AppScopedCommand {}
 extension LogsCommand: AppScopedCommand {}
 extension SchedulesCommand: AppScopedCommand {}
 extension ScaleCommand: AppScopedCommand {}
+extension PsCommand: AppScopedCommand {}
 extension ConfigCommand.Show: AppScopedCommand {}
 extension ConfigCommand.Set: AppScopedCommand {}
 extension ConfigCommand.Unset: AppScopedCommand {}

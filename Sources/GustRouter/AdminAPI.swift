@@ -11,7 +11,8 @@ import NIOCore
 ///   streamed as it happens: `{"progress": "…"}` lines, then `{"live": 3, "url": "…"}`
 ///   or `{"error": "…", "code": N}`.
 /// - `POST /v1/reconcile`: re-read the database and converge (after `apps destroy`, say).
-/// - `GET /v1/status`: the live release and instance of every app.
+/// - `GET /v1/status`: the live release of every app and the state of its pool.
+/// - `GET /v1/apps/APP/instances`: `[InstanceStatus]`, for `gust ps`.
 struct AdminAPI: HTTPResponder {
     typealias Context = BasicRequestContext
 
@@ -26,6 +27,13 @@ struct AdminAPI: HTTPResponder {
             return Gateway.json(200, ["ok": true])
         case (.get, "/v1/status"):
             return Gateway.json(200, ["apps": await supervisor.status()])
+        case (.get, let path) where path.hasPrefix("/v1/apps/") && path.hasSuffix("/instances"):
+            let name = path.dropFirst("/v1/apps/".count).dropLast("/instances".count)
+            guard let app = try? AppName(String(name)) else { return Gateway.error(400, "'\(name)' is not an app name.") }
+            let data = (try? JSONEncoder().encode(await supervisor.instances(of: app))) ?? Data("[]".utf8)
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
         default:
             return Gateway.error(404, "No admin endpoint \(request.method) \(request.uri.path).")
         }

@@ -54,36 +54,48 @@ public enum RouterDaemon {
             },
             logger: logger
         )
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: admin),
-                    .init(service: http),
-                    .init(service: channel),
-                    // Before the supervisor: shutdown goes in reverse, so instances stop first and runs in flight end.
-                    .init(service: SchedulerService(scheduler: scheduler)),
-                    .init(service: SupervisorService(supervisor: supervisor)),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        var services = ServiceGroupConfiguration(
+            services: [
+                .init(service: admin),
+                .init(service: http),
+                .init(service: channel),
+                .init(service: SchedulerService(scheduler: scheduler)),
+                // Last, so it is told to shut down first (the group goes in reverse): waiting calls get
+                // 503 at once, calls in flight finish, then every instance stops.
+                .init(service: SupervisorService(supervisor: supervisor, logger: logger)),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         )
-        try await group.run()
+        // Calls in flight get their time limit, instances their stop grace; past that, cancel.
+        services.maximumGracefulShutdownDuration = configuration.functionTimeout + configuration.stopGrace + .seconds(5)
+        try await ServiceGroup(configuration: services).run()
         try? FileManager.default.removeItem(at: addressFile)
     }
 }
 
 /// Runs the supervisor's pools for the life of the group; on shutdown it
 /// drains them (calls in flight finish, waiting ones get 503) and returns once
-/// every instance has stopped.
+/// every instance has stopped. A second SIGTERM or SIGINT meanwhile ends gustd
+/// at once: every instance is killed.
 private struct SupervisorService: Service {
     let supervisor: Supervisor
+    let logger: Logger
 
     func run() async throws {
-        await withDiscardingTaskGroup { group in
+        await withTaskGroup(of: Void.self) { group in
             group.addTask { await supervisor.runPools() }
             try? await gracefulShutdown()
+            group.addTask { [supervisor, logger] in
+                for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                    logger.warning("A second signal: killing every instance and stopping now; calls in flight are cut short")
+                    supervisor.records.killAll()
+                    exit(1)
+                }
+            }
             await supervisor.stopAll()
+            _ = await group.next()  // the pools have stopped
+            group.cancelAll()
         }
     }
 }

@@ -28,6 +28,7 @@ extension Supervisor {
     ) async throws -> T {
         for _ in 0..<3 {
             guard let route = route(of: app) else {
+                if stopping.load(ordering: .relaxed) { throw Self.refusal(.stopped, app: app, version: 0) }
                 throw CallRefusal(status: 503, message: "\(app) has no live release: push to deploy it.")
             }
             let lease: AppPool.Lease

@@ -56,7 +56,7 @@ extension Supervisor {
         route.launcher.relayProgress(to: nil)
         routes.withLock { $0[app] = route }
         progress("Switched traffic to v\(version)" + (previous.map { " from v\($0.version)" } ?? ""))
-        if let previous { retire(previous.pool) }
+        if let previous { retire(previous, of: app) }
         pruneReleaseDirectories(of: app, keeping: [version, previous?.version].compactMap { $0 })
         await scheduler?.adopt(app, release: version, schedules: schedules)
         return url(of: app)

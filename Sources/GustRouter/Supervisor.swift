@@ -29,6 +29,8 @@ actor Supervisor {
     let records: InstanceRecords
     let logger: Logger
     nonisolated let routes = Mutex<[AppName: Route]>([:])
+    /// Set once shutdown begins: calls then get "gustd is stopping", not "no live release".
+    nonisolated let stopping = Atomic(false)
     var deploying: Set<AppName> = []
     private var publicPort: Int
     /// Told which schedules each live release declares, and when an app stops being served.
@@ -38,8 +40,8 @@ actor Supervisor {
     /// Pools to run, for `runPools()`; finished by `stopAll()`.
     private let newPools: AsyncStream<AppPool>.Continuation
     private let poolStream: AsyncStream<AppPool>
-    /// Pools replaced or stopped whose instances are still finishing calls.
-    private var draining: [AppPool] = []
+    /// Pools replaced whose instances may still be finishing calls, by app (for `gust ps`).
+    private var retired: [AppName: [(version: Int, pool: AppPool)]] = [:]
 
     init(configuration: RouterConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -74,11 +76,12 @@ actor Supervisor {
     /// Drains every pool: calls in flight finish (their instances are stopped
     /// once done, SIGKILL after the stop grace), waiting calls get 503.
     func stopAll() {
+        stopping.store(true, ordering: .relaxed)
         let all = routes.withLock { routes in
             defer { routes = [:] }
             return routes.values.map(\.pool)
         }
-        for pool in all + draining { pool.drain() }
+        for pool in all + retired.values.flatMap({ $0.map(\.pool) }) { pool.drain() }
         newPools.finish()
     }
 
@@ -104,13 +107,13 @@ actor Supervisor {
         for (name, route) in routes.withLock({ $0 }) where !deploying.contains(name) {
             guard let app = wanted[name], let live = app.liveVersion else {
                 routes.withLock { $0[name] = nil }
-                retire(route.pool)
+                retire(route, of: name)
                 unserved.append(name)
                 continue
             }
             if live != route.version {
                 routes.withLock { $0[name] = nil }
-                retire(route.pool)
+                retire(route, of: name)
                 continue
             }
             routes.withLock { $0[name]?.isPrivate = app.isPrivate }
@@ -155,9 +158,41 @@ actor Supervisor {
         )
     }
 
-    /// Takes a pool out of service: its instances finish their calls and stop.
-    func retire(_ pool: AppPool) {
-        pool.drain()
+    /// Takes a release's pool out of service: its instances finish their calls and stop.
+    func retire(_ route: Route, of app: AppName) {
+        route.pool.drain()
+        var pools = (retired[app] ?? []).filter { !$0.pool.instances.isEmpty }
+        pools.append((route.version, route.pool))
+        retired[app] = pools
+    }
+
+    /// The instances of an app: its live release's, then those of replaced releases still finishing.
+    func instances(of app: AppName) async -> [InstanceStatus] {
+        var pools: [(version: Int, pool: AppPool)] = routes.withLock { $0[app] }.map { [($0.version, $0.pool)] } ?? []
+        pools += (retired[app] ?? []).reversed()
+        var listed: [InstanceStatus] = []
+        for (version, pool) in pools {
+            for (state, served, member) in pool.instances {
+                let (name, inFlight) = Self.describe(state)
+                var status = InstanceStatus(id: nil, release: version, pid: nil, state: name, served: served, inFlight: inFlight, memoryBytes: nil, uptimeSeconds: nil)
+                if let member {
+                    status.id = member.id
+                    status.pid = Int(member.process.pid)
+                    status.memoryBytes = InstanceStatus.memory(of: member.process.pid)
+                    status.uptimeSeconds = (ContinuousClock.now - member.started).seconds
+                }
+                listed.append(status)
+            }
+        }
+        return listed
+    }
+
+    private static func describe(_ state: PoolStateMachine.InstanceState) -> (String, Int) {
+        switch state {
+        case .starting: ("starting", 0)
+        case .running(let inFlight): (inFlight == 0 ? "idle" : "busy", inFlight)
+        case .draining(let inFlight): ("draining", inFlight)
+        }
     }
 
     // MARK: Reading

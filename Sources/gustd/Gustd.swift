@@ -13,8 +13,10 @@ struct Gustd: AsyncParsableCommand {
         discussion: """
             Apps answer at http://APP.DOMAIN:PORT/ and at http://HOST:PORT/apps/APP/. The admin API listens \
             on GUST_HOME/run/gustd.sock (mode 0600); the address actually bound is written to \
-            GUST_HOME/run/gustd.http (useful with --http 127.0.0.1:0). SIGTERM or SIGINT stops gustd and \
-            its instances; started again, it brings back every live release.
+            GUST_HOME/run/gustd.http (useful with --http 127.0.0.1:0). Each app's live release runs in a pool of \
+            instances (`gust scale`). SIGTERM or SIGINT stops gustd: waiting calls get 503, calls in flight \
+            finish (within their time limit), every instance stops, and gustd exits 0; a second signal stops it \
+            at once. Started again, it brings back every live release.
             """
     )
 
@@ -33,9 +35,13 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long a new instance may take to start and answer, in seconds.", valueName: "seconds"))
     var startTimeout: Double = 30
 
+    @Option(help: ArgumentHelp("Calls that may wait for an app's instances; past it, 503 with Retry-After.", valueName: "n"))
+    var queueLimit: Int = 100
+
     func validate() throws {
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0 else { throw ValidationError("Time limits must be positive.") }
+        guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be 0 or more.") }
     }
 
     private func parseAddress() -> (String, Int)? {
@@ -50,7 +56,8 @@ struct Gustd: AsyncParsableCommand {
         logger.logLevel = .info
         let configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
-            functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000))
+            functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
+            queueLimit: queueLimit
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

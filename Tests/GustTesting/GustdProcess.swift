@@ -63,6 +63,20 @@ public final class GustdProcess: @unchecked Sendable {
         Self.stopInstances(of: home)
     }
 
+    /// SIGTERM as a service manager sends it; waits up to `seconds` for gustd to
+    /// exit and returns its exit status, nil if it was still running (then it is killed).
+    public func terminate(within seconds: Double) -> Int32? {
+        guard let process, process.isRunning else { return nil }
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<Int(seconds * 20) where process.isRunning { usleep(50_000) }
+        guard !process.isRunning else {
+            stop()
+            return nil
+        }
+        self.process = nil
+        return process.terminationStatus
+    }
+
     /// SIGKILL: what a crash or the OOM killer does. Instances are left running.
     public func kill9() {
         guard let process else { return }

@@ -65,6 +65,18 @@ struct InstanceRecords: Sendable {
         return stopped
     }
 
+    /// SIGKILL to every instance on record, at once (gustd is told to stop now).
+    func killAll() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        for name in names where name.hasSuffix(".json") {
+            guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path),
+                let entry = try? JSONDecoder().decode(Entry.self, from: data),
+                entry.pid > 1, InstanceProcess.startTime(of: entry.pid) == entry.startTime
+            else { continue }
+            kill(-entry.pid, SIGKILL)
+        }
+    }
+
     private static func isZombie(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.lastIndex(of: ")")

@@ -119,7 +119,13 @@ final class DirectLauncher: PoolLauncher {
     /// Returns when the instance's process has exited; a crash (an exit gustd
     /// did not ask for) is written to the app's log and gustd's.
     func exited(_ instance: Instance) async {
-        let status = await instance.process.exitStatus()
+        // Cancelled (gustd's shutdown ran past its bound): kill it rather than wait.
+        let process = instance.process
+        let status = await withTaskCancellationHandler {
+            await process.exitStatus()
+        } onCancel: {
+            process.signal(SIGKILL)
+        }
         guard await !instance.isStopping else { return }
         logger.warning("Instance \(instance.id) of \(app) v\(version) \(InstanceProcess.describe(status)); its pool replaces it when needed")
         try? AppLog(home: configuration.home, app: app).append([

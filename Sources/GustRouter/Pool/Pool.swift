@@ -129,6 +129,15 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         }
     }
 
+    /// Each instance with its state and the calls it answered, and the
+    /// launched member once it runs (a starting instance has none yet).
+    var instances: [(state: Machine.InstanceState, served: Int, member: Member?)] {
+        state.withLock { state in
+            state.machine.instances.sorted { $0.key.rawValue < $1.key.rawValue }
+                .map { ($0.value.state, $0.value.served, state.members[$0.key]) }
+        }
+    }
+
     var snapshot: (counts: (starting: Int, idle: Int, busy: Int, draining: Int), waiting: Int, crashing: String?) {
         state.withLock { ($0.machine.counts, $0.machine.waiting, $0.machine.crashing?.message) }
     }

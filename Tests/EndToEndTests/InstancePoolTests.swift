@@ -1,0 +1,145 @@
+import Foundation
+import GustCore
+import GustTesting
+import Synchronization
+import Testing
+
+/// An app's pool of instances behind a real gustd: calls side by side, scale
+/// out and to zero, a full queue, `gust ps`, and SIGTERM under load.
+@Suite(.timeLimit(.minutes(5)))
+struct InstancePoolTests {
+    static let app = """
+        import os
+        import time
+
+        import gust
+
+        @gust.op('slow')
+        def slow(seconds=0.25):
+            time.sleep(seconds)
+            return {'pid': os.getpid(), 'instance': os.environ['GUST_INSTANCE']}
+
+        @gust.handler('pid', methods=['GET'])
+        def pid(request):
+            return str(os.getpid())
+        """
+
+    func deployed(gustdArguments: [String] = []) throws -> PushFixture {
+        let fixture = try PushFixture(gustdArguments: gustdArguments)
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.app)
+        try work.commit("One")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        return fixture
+    }
+
+    func scale(_ fixture: PushFixture, _ arguments: [String]) throws {
+        let result = try GustBinaries.gust(fixture.home, ["scale", "cats"] + arguments)
+        #expect(result.status == 0, "\(result.output)")
+    }
+
+    func ps(_ fixture: PushFixture) throws -> [InstanceStatus] {
+        let result = try GustBinaries.gust(fixture.home, ["ps", "cats", "--json"])
+        #expect(result.status == 0, "\(result.output)")
+        return (try? JSONDecoder().decode([InstanceStatus].self, from: Data(result.stdout.utf8))) ?? []
+    }
+
+    /// `count` calls of `slow` at once; their answers in order, and the wall time.
+    func slowCalls(_ fixture: PushFixture, _ count: Int, seconds: Double) -> ([HTTPResult?], Duration) {
+        let answers = Mutex([HTTPResult?](repeating: nil, count: count))
+        let started = ContinuousClock.now
+        Self.onThreads(count) { index in
+            let answer = try? HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/slow", body: #"{"seconds": \#(seconds)}"#)
+            answers.withLock { $0[index] = answer }
+        }
+        return (answers.withLock { $0 }, ContinuousClock.now - started)
+    }
+
+    /// Runs `body` on `count` threads at once (Dispatch's pool on Linux grows by
+    /// about one thread a second, so it would not make the calls concurrent) and
+    /// waits for all of them.
+    static func onThreads(_ count: Int, wait: Bool = true, _ body: @escaping @Sendable (Int) -> Void) -> DispatchGroup {
+        let group = DispatchGroup()
+        for index in 0..<count {
+            group.enter()
+            Thread.detachNewThread {
+                body(index)
+                group.leave()
+            }
+        }
+        if wait { group.wait() }
+        return group
+    }
+
+    @Test(.scratchDirectory) func sixteenSlowCallsRunSideBySide() throws {
+        let fixture = try deployed()
+        try scale(fixture, ["--max", "16"])
+        _ = slowCalls(fixture, 16, seconds: 0.25)  // the pool grows to meet them
+        let (answers, took) = slowCalls(fixture, 16, seconds: 0.25)
+        #expect(answers.allSatisfy { $0?.status == 200 }, "\(answers.map { $0?.status ?? 0 })")
+        let instances = Set(answers.compactMap { $0?.json?["instance"] as? String })
+        #expect(instances.count > 4, "16 calls went to \(instances.count) instances")
+        #expect(took < .seconds(2), "16 calls of 0.25 s took \(took); one at a time would take 4 s")
+        let listed = try ps(fixture)
+        #expect(listed.count >= instances.count)
+        #expect(listed.allSatisfy { $0.release == 1 && $0.pid != nil && ($0.memoryBytes ?? 0) > 0 }, "\(listed)")
+        #expect(listed.reduce(0) { $0 + $1.served } >= 32)
+    }
+
+    @Test(.scratchDirectory) func anAppScaledToZeroStopsAfterIdleAndAnswersTheNextCall() throws {
+        let fixture = try deployed()
+        try scale(fixture, ["--min", "0", "--idle", "2s"])
+        let first = try fixture.call("GET", "/pid")
+        #expect(first.status == 200)
+        let pid = try #require(Int32(first.text))
+        // Idle for 2 s, then stopped: nothing of the app runs.
+        var stopped = false
+        for _ in 0..<100 where !stopped {
+            usleep(100_000)
+            stopped = try !GustdProcess.isAlive(pid) && ps(fixture).isEmpty
+        }
+        let left = try ps(fixture)
+        #expect(stopped, "instance \(pid) still runs: \(left)")
+        #expect(try fixture.call("GET", "/_/health").json?["state"] as? String == "idle")
+        let next = try fixture.call("GET", "/pid")
+        #expect(next.status == 200)
+        #expect(next.text != first.text, "a new instance answers")
+    }
+
+    @Test(.scratchDirectory) func aFullQueueAnswers503WithRetryAfter() throws {
+        let fixture = try deployed(gustdArguments: ["--queue-limit", "2"])
+        try scale(fixture, ["--max", "1"])
+        let (answers, _) = slowCalls(fixture, 6, seconds: 1)
+        let statuses = answers.map { $0?.status ?? 0 }
+        #expect(statuses.filter { $0 == 200 }.count == 3, "one running and two waiting: \(statuses)")
+        let refused = answers.compactMap { $0 }.filter { $0.status == 503 }
+        #expect(refused.count == 3, "\(statuses)")
+        for answer in refused {
+            #expect(answer.json?["code"] as? Int == 503)
+            #expect((answer.json?["error"] as? String)?.contains("calls are already waiting") == true, "\(answer.text)")
+            #expect(answer.headers["retry-after"] != nil || answer.headers["Retry-After"] != nil, "\(answer.headers)")
+        }
+    }
+
+    @Test(.scratchDirectory) func sigtermUnderLoadLetsCallsInFlightFinishAndExitsCleanly() throws {
+        let fixture = try deployed()
+        try scale(fixture, ["--max", "2"])
+        let gustd = try #require(fixture.gustd)
+        _ = slowCalls(fixture, 2, seconds: 0.1)  // two instances up
+        let pids = GustdProcess.recordedInstancePIDs(of: fixture.home)
+        let answers = Mutex([Int]())
+        let group = Self.onThreads(8, wait: false) { _ in
+            let answer = try? HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/slow", body: #"{"seconds": 1.5}"#)
+            answers.withLock { $0.append(answer?.status ?? 0) }
+        }
+        usleep(500_000)  // two calls running, six waiting
+        let status = gustd.terminate(within: 20)
+        #expect(status == 0, "gustd did not exit 0 within 20 s: \(status.map(String.init) ?? "still running")")
+        #expect(group.wait(timeout: .now() + 10) == .success)
+        let statuses = answers.withLock { $0 }
+        #expect(statuses.filter { $0 == 200 }.count == 2, "the calls in flight finish: \(statuses)")
+        #expect(statuses.filter { $0 == 503 }.count == 6, "the waiting ones get 503: \(statuses)")
+        for pid in pids { #expect(!GustdProcess.isAlive(pid), "instance \(pid) outlived gustd") }
+    }
+}
