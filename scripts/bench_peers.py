@@ -13,6 +13,8 @@ The two sides:
          Unix socket with Piku's per-worker settings (master, max-requests 1024,
          listen 16, 4 threads, one process per worker) and as many processes as Gust
          has instances; nginx with one worker process. Both configs are printed.
+         uWSGI 2.0 can hang for 60 s recycling a threaded worker at max-requests;
+         the report says when it did, and --uwsgi-max-requests 0 measures without it.
 
 Measured, with wrk from this machine, each row on both sides in the same run one after
 the other, each side after a warm-up of its own:
@@ -92,7 +94,7 @@ def application(environ, start_response):
 UWSGI_INI = '''[uwsgi]
 chdir = {app_dir}
 master = true
-max-requests = 1024
+max-requests = {max_requests}
 listen = 16
 processes = {processes}
 enable-threads = true
@@ -239,8 +241,9 @@ class Service:
 
 
 class PeerBench:
-    def __init__(self, bin_dir, duration, warmup, timeout):
+    def __init__(self, bin_dir, duration, warmup, timeout, max_requests):
         self.bin = bin_dir
+        self.max_requests = max_requests
         self.duration = duration
         self.warmup = warmup
         self.timeout = timeout
@@ -330,7 +333,8 @@ class PeerBench:
         if os.geteuid() == 0:
             user = f'user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};\n'
         self.configs = {
-            'uwsgi.ini': UWSGI_INI.format(app_dir=app_dir, processes=self.instances, socket=uwsgi_socket),
+            'uwsgi.ini': UWSGI_INI.format(app_dir=app_dir, processes=self.instances, socket=uwsgi_socket,
+                                           max_requests=self.max_requests),
             'nginx.conf': NGINX_CONF.format(user=user, dir=self.dir, socket=uwsgi_socket, port=self.peer_port),
         }
         for name, text in self.configs.items():
@@ -467,13 +471,16 @@ def main():
     parser.add_argument('--warmup', type=int, default=1, help='seconds of load before each measurement (default 1)')
     parser.add_argument('--timeout', type=int, default=10,
                         help="wrk's time limit of a call; a slower call is a timeout, not a latency (default 10)")
+    parser.add_argument('--uwsgi-max-requests', type=int, default=1024,
+                        help="uWSGI's max-requests: Piku's default 1024, which a Piku user changes with "
+                             'UWSGI_MAX_REQUESTS; 0 never recycles the worker')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
     args = parser.parse_args()
     for tool in ('nginx', 'uwsgi', 'wrk'):
         if shutil.which(tool) is None:
             sys.exit(f'{tool} is not installed: run scripts/install-deps.sh --bench')
 
-    bench = PeerBench(os.path.abspath(args.bin), args.duration, args.warmup, args.timeout)
+    bench = PeerBench(os.path.abspath(args.bin), args.duration, args.warmup, args.timeout, args.uwsgi_max_requests)
     report = {'machine_before': machine(), 'versions': versions(), 'duration_s': args.duration, 'warmup_s': args.warmup,
               'timeout_s': args.timeout}
     keep = False
