@@ -479,6 +479,9 @@ def main():
     for tool in ('nginx', 'uwsgi', 'wrk'):
         if shutil.which(tool) is None:
             sys.exit(f'{tool} is not installed: run scripts/install-deps.sh --bench')
+    for executable in ('gust', 'gust-receive', 'gustd'):
+        if not os.access(os.path.join(args.bin, executable), os.X_OK):
+            sys.exit(f'no {executable} in {args.bin}: pass the bin directory of a build (swift build -c release --show-bin-path)')
 
     bench = PeerBench(os.path.abspath(args.bin), args.duration, args.warmup, args.timeout, args.uwsgi_max_requests)
     report = {'machine_before': machine(), 'versions': versions(), 'duration_s': args.duration, 'warmup_s': args.warmup,
