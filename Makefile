@@ -34,10 +34,13 @@ lint:
 demo: build
 	scripts/demo.sh
 
-# The numbers in docs/benchmarks.md, from a release build.
-bench: deps
+# The numbers in docs/benchmarks.md, from a release build: Gust's own, then Gust beside
+# nginx + uWSGI (installed by --bench), both started by the scripts themselves.
+bench:
+	scripts/install-deps.sh --bench
 	$(SWIFT) build -c release
 	scripts/bench.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+	scripts/bench_peers.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 
 clean:
 	rm -rf .build

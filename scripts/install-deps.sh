@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system packages Gust needs to build and test, only where missing,
 # so that `make demo` and `make test` work on a fresh Debian machine.
+# With --bench, also the peers and the load generator `make bench` runs:
+# nginx in front of uWSGI (as Piku serves a Python app) and wrk.
 set -euo pipefail
+
+bench=false
+case "${1:-}" in
+  "") ;;
+  --bench) bench=true ;;
+  *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+esac
 
 packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-server openssh-client shellcheck zstd)
 # The Python buildpack runs the host's pip into a venv; the Node one runs npm.
@@ -9,6 +18,7 @@ python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-venv pyth
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
+[ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 wrk)
 
 missing=()
 for package in "${packages[@]}"; do

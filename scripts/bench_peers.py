@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""Gust beside its peer: the same tiny Python app served by gustd and by nginx + uWSGI.
+
+Run with `make bench` (a release build) or `scripts/bench_peers.py --bin DIR`. Everything
+runs in a throwaway directory on free loopback ports and is removed at the end; every
+process started here is stopped by its PID whatever happens.
+
+The two sides:
+  Gust   gustd from --bin in a throwaway GUST_HOME, with an app pushed by the real
+         `git push`: a handler that answers a short string and one that sleeps 50 ms
+         (standing for a call that waits on I/O).
+  peer   nginx in front of uWSGI, as Piku configures them for a WSGI app: uWSGI over a
+         Unix socket with Piku's per-worker settings (master, max-requests 1024,
+         listen 16, 4 threads, one process per worker) and as many processes as Gust
+         has instances; nginx with one worker process. Both configs are printed.
+         uWSGI 2.0 can hang for 60 s recycling a threaded worker at max-requests;
+         the report says when it did, and --uwsgi-max-requests 0 measures without it.
+
+Measured, with wrk from this machine, each row on both sides in the same run one after
+the other, each side after a warm-up of its own:
+  trivial handler      wrk -t2 -c16 and -t2 -c64
+  50 ms handler        wrk -t2 -c64
+  health               gustd's own health endpoint (no instance involved) against
+                       nginx's `return 200`, one worker each, wrk -t2 -c16
+For each: requests answered 2xx or 3xx per second (a quick 502 is not a served call),
+p50 and p99 latency (wrk's latency histogram, the one `--latency` prints, read through a
+`done()` hook), responses that were not 2xx or 3xx, socket errors (a call slower than
+--timeout is one), and the ratio Gust / peer of the requests answered per second.
+Before each warm-up and each measurement, one call waits for the calls the previous
+wrk left queued to drain.
+"""
+
+import argparse
+import getpass
+import grp
+import http.client
+import json
+import os
+import platform
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+GUST_APP = '''import time
+
+import gust
+
+
+@gust.handler('hello')
+def hello(request):
+    return 'hello'
+
+
+@gust.handler('slow')
+def slow(request):
+    time.sleep(0.05)  # stands for a call that waits on I/O
+    return 'slept'
+'''
+
+# The same two functions as a plain WSGI app, the way Piku serves a Python app.
+WSGI_APP = '''import time
+
+
+def hello():
+    return 'hello'
+
+
+def slow():
+    time.sleep(0.05)  # stands for a call that waits on I/O
+    return 'slept'
+
+
+ROUTES = {'/hello': hello, '/slow': slow}
+
+
+def application(environ, start_response):
+    function = ROUTES.get(environ['PATH_INFO'])
+    if function is None:
+        start_response('404 Not Found', [('Content-Type', 'text/plain'), ('Content-Length', '0')])
+        return [b'']
+    body = function().encode()
+    start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8'), ('Content-Length', str(len(body)))])
+    return [body]
+'''
+
+# Piku's spawn_worker settings for a `wsgi` worker behind nginx (its defaults, no
+# UWSGI_* overrides), less what only concerns Piku's own layout (uid, gid, procname,
+# log rotation): the log goes to the file stderr is sent to.
+UWSGI_INI = '''[uwsgi]
+chdir = {app_dir}
+master = true
+max-requests = {max_requests}
+listen = 16
+processes = {processes}
+enable-threads = true
+threads = 4
+module = app:application
+plugin = python3
+socket = {socket}
+chmod-socket = 664
+'''
+
+# Piku's site template for a WSGI app (upstream on the Unix socket, uwsgi_pass with its
+# uwsgi_param list, its X-Deployed-By header), with one worker process, everything it
+# writes kept in the scratch directory, and a `return 200` location for the health row.
+NGINX_CONF = '''{user}worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log;
+
+events {{
+  worker_connections 768;
+}}
+
+http {{
+  access_log {dir}/nginx-access.log;
+  client_body_temp_path {dir}/nginx-temp/body;
+  proxy_temp_path {dir}/nginx-temp/proxy;
+  fastcgi_temp_path {dir}/nginx-temp/fastcgi;
+  uwsgi_temp_path {dir}/nginx-temp/uwsgi;
+  scgi_temp_path {dir}/nginx-temp/scgi;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 65;
+
+  upstream bench {{
+    server unix:{socket};
+  }}
+
+  server {{
+    listen 127.0.0.1:{port};
+    add_header X-Deployed-By Piku;
+
+    location = /health {{
+      return 200;
+    }}
+
+    location / {{
+      uwsgi_pass bench;
+      uwsgi_param QUERY_STRING $query_string;
+      uwsgi_param REQUEST_METHOD $request_method;
+      uwsgi_param CONTENT_TYPE $content_type;
+      uwsgi_param CONTENT_LENGTH $content_length;
+      uwsgi_param REQUEST_URI $request_uri;
+      uwsgi_param PATH_INFO $document_uri;
+      uwsgi_param DOCUMENT_ROOT $document_root;
+      uwsgi_param SERVER_PROTOCOL $server_protocol;
+      uwsgi_param X_FORWARDED_FOR $proxy_add_x_forwarded_for;
+      uwsgi_param REMOTE_ADDR $remote_addr;
+      uwsgi_param REMOTE_PORT $remote_port;
+      uwsgi_param SERVER_ADDR $server_addr;
+      uwsgi_param SERVER_PORT $server_port;
+      uwsgi_param SERVER_NAME $server_name;
+    }}
+  }}
+}}
+'''
+
+# wrk calls done() once at the end with its own counts and latency histogram (microseconds).
+WRK_REPORT = '''done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "status": %d, '
+    .. '"connect": %d, "read": %d, "write": %d, "timeout": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect, e.read, e.write, e.timeout))
+end
+'''
+
+# (what, path on Gust, path on the peer, wrk threads, wrk connections)
+ROWS = [
+    ('trivial handler', '/apps/bench/hello', '/hello', 2, 16),
+    ('trivial handler', '/apps/bench/hello', '/hello', 2, 64),
+    ('50 ms handler', '/apps/bench/slow', '/slow', 2, 64),
+    ('health: gustd /_/health vs nginx return 200', '/apps/bench/_/health', '/health', 2, 16),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def descendants(pid):
+    """PIDs of every live process below pid, read from /proc."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as f:
+                    parent = int(f.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+class Service:
+    """A process started here, stopped by its PID with its own stop signal, then by SIGKILL
+    of it and every process it started that is still there after a bounded wait."""
+
+    def __init__(self, name, args, log, stop_signal, env=None):
+        self.name, self.stop_signal, self.log = name, stop_signal, log
+        with open(log, 'w') as out:
+            self.process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def running(self):
+        return self.process.poll() is None
+
+    def stop(self, wait=10):
+        if not self.running():
+            return
+        below = descendants(self.process.pid)
+        self.process.send_signal(self.stop_signal)
+        try:
+            self.process.wait(wait)
+        except subprocess.TimeoutExpired:
+            print(f'{self.name} did not stop within {wait} s of {self.stop_signal.name}; killing it', file=sys.stderr)
+            self.process.kill()
+            self.process.wait()
+        deadline = time.monotonic() + wait
+        for pid in below:
+            while os.path.exists(f'/proc/{pid}') and time.monotonic() < deadline:
+                time.sleep(0.05)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+class PeerBench:
+    def __init__(self, bin_dir, duration, warmup, timeout, max_requests):
+        self.bin = bin_dir
+        self.max_requests = max_requests
+        self.duration = duration
+        self.warmup = warmup
+        self.timeout = timeout
+        self.dir = tempfile.mkdtemp(prefix='gust-bench-peers.')
+        self.home = os.path.join(self.dir, 'home')
+        self.env = dict(os.environ, GUST_HOME=self.home, GIT_CONFIG_NOSYSTEM='1', GIT_CONFIG_GLOBAL='/dev/null',
+                        GIT_AUTHOR_NAME='Bench', GIT_AUTHOR_EMAIL='bench@gust.invalid',
+                        GIT_COMMITTER_NAME='Bench', GIT_COMMITTER_EMAIL='bench@gust.invalid')
+        self.services = []
+        self.gust_port = None
+        self.peer_port = None
+        self.instances = None
+        self.configs = {}
+        with open(os.path.join(self.dir, 'report.lua'), 'w') as f:
+            f.write(WRK_REPORT)
+
+    def run(self, *args, cwd=None):
+        result = subprocess.run(args, cwd=cwd, env=self.env, capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            sys.exit(f'{" ".join(args)} failed:\n{result.stdout}{result.stderr}')
+        return result.stdout
+
+    def start(self, name, args, stop_signal, env=None):
+        service = Service(name, args, os.path.join(self.dir, f'{name}.log'), stop_signal, env)
+        self.services.append(service)
+        return service
+
+    def stop_all(self):
+        for service in reversed(self.services):
+            service.stop()
+
+    def wait_until_answers(self, service, port, path, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not service.running():
+                break
+            try:
+                connection = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+                connection.request('GET', path)
+                if connection.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        sys.exit(f'{service.name} did not answer {path} on port {port}; see {service.log}')
+
+    # Gust
+
+    def start_gust(self):
+        os.makedirs(self.home)
+        gustd = self.start('gustd', [os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0'],
+                           signal.SIGTERM, self.env)
+        address_file = os.path.join(self.home, 'run', 'gustd.http')
+        deadline = time.monotonic() + 30
+        while not (os.path.exists(address_file) and open(address_file).read().strip()):
+            if not gustd.running() or time.monotonic() > deadline:
+                sys.exit(f'gustd did not start; see {gustd.log}')
+            time.sleep(0.05)
+        self.gust_port = int(open(address_file).read().strip().rsplit(':', 1)[1])
+
+        work = os.path.join(self.dir, 'gust-app')
+        os.makedirs(work)
+        with open(os.path.join(work, '__init__.py'), 'w') as f:
+            f.write(GUST_APP)
+        self.run(os.path.join(self.bin, 'gust'), 'apps', 'create', 'bench')
+        self.run('git', 'init', '-q', '-b', 'main', cwd=work)
+        self.run('git', 'add', '-A', cwd=work)
+        self.run('git', 'commit', '-q', '-m', 'bench', cwd=work)
+        self.run('git', 'push', '-q', os.path.join(self.home, 'repos', 'bench.git'), 'main', cwd=work)
+        self.wait_until_answers(gustd, self.gust_port, '/apps/bench/hello')
+        instances = os.path.join(self.home, 'run', 'instances')
+        self.instances = len([name for name in os.listdir(instances) if name.endswith('.sock')])
+
+    # The peer
+
+    def start_peer(self):
+        app_dir = os.path.join(self.dir, 'peer-app')
+        os.makedirs(app_dir)
+        os.makedirs(os.path.join(self.dir, 'nginx-temp'))
+        with open(os.path.join(app_dir, 'app.py'), 'w') as f:
+            f.write(WSGI_APP)
+        uwsgi_socket = os.path.join(self.dir, 'bench.sock')
+        self.peer_port = free_port()
+        # nginx started by root runs its worker as `nobody`, which could not reach a socket
+        # in this private directory: name the current user, as it is when not root.
+        user = ''
+        if os.geteuid() == 0:
+            user = f'user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};\n'
+        self.configs = {
+            'uwsgi.ini': UWSGI_INI.format(app_dir=app_dir, processes=self.instances, socket=uwsgi_socket,
+                                           max_requests=self.max_requests),
+            'nginx.conf': NGINX_CONF.format(user=user, dir=self.dir, socket=uwsgi_socket, port=self.peer_port),
+        }
+        for name, text in self.configs.items():
+            with open(os.path.join(self.dir, name), 'w') as f:
+                f.write(text)
+        uwsgi = self.start('uwsgi', ['uwsgi', '--ini', os.path.join(self.dir, 'uwsgi.ini')], signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(uwsgi_socket):
+            if not uwsgi.running() or time.monotonic() > deadline:
+                sys.exit(f'uWSGI did not start; see {uwsgi.log}')
+            time.sleep(0.05)
+        # -e: the log nginx writes before it has read its configuration (default /var/log/nginx).
+        nginx = self.start('nginx', ['nginx', '-p', self.dir, '-c', os.path.join(self.dir, 'nginx.conf'),
+                                     '-e', os.path.join(self.dir, 'nginx-error.log')], signal.SIGTERM)
+        self.wait_until_answers(nginx, self.peer_port, '/hello')
+
+    # Load
+
+    def wrk(self, port, path, threads, connections, duration):
+        args = ['wrk', f'-t{threads}', f'-c{connections}', f'-d{duration}s', f'--timeout={self.timeout}s',
+                '-s', os.path.join(self.dir, 'report.lua'), f'http://127.0.0.1:{port}{path}']
+        result = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
+        last = result.stdout.strip().splitlines()[-1:] if result.returncode == 0 else []
+        if not last or not last[0].startswith('{'):
+            sys.exit(f'{" ".join(args)} failed:\n{result.stdout}{result.stderr}')
+        raw = json.loads(last[0])
+        seconds = raw['duration_us'] / 1e6
+        return {
+            # What counts is answers: a quick 502 from a full backlog is not a served call.
+            'requests_per_s': (raw['requests'] - raw['status']) / seconds,
+            'all_responses_per_s': raw['requests'] / seconds,
+            'p50_ms': raw['p50_us'] / 1000, 'p99_ms': raw['p99_us'] / 1000,
+            'requests': raw['requests'], 'non_2xx_3xx': raw['status'],
+            'socket_errors': {key: raw[key] for key in ('connect', 'read', 'write', 'timeout')},
+        }
+
+    def settle(self, port, path):
+        """Waits for calls that a finished wrk left queued (its clients gone, the calls not)
+        to drain: one call more, answered after them. Otherwise the next run pays for them."""
+        connection = http.client.HTTPConnection('127.0.0.1', port, timeout=120)
+        connection.request('GET', path)
+        connection.getresponse().read()
+        connection.close()
+
+    def measure(self, port, path, threads, connections):
+        self.settle(port, path)
+        self.wrk(port, path, threads, connections, self.warmup)
+        self.settle(port, path)
+        return self.wrk(port, path, threads, connections, self.duration)
+
+    def uwsgi_recycles(self):
+        """How often uWSGI's worker has ended so far (max-requests) and been replaced. uWSGI
+        2.0 can hang in that exit until its master kills it (worker-reload-mercy, 60 s),
+        and the peer answers nothing meanwhile: a stall to show, not to hide."""
+        ended = respawned = 0
+        with open(os.path.join(self.dir, 'uwsgi.log'), errors='replace') as f:
+            for line in f:
+                ended += 'The work of process' in line
+                respawned += line.startswith('Respawned uWSGI worker')
+        return ended, respawned
+
+    def rows(self):
+        results = []
+        for what, gust_path, peer_path, threads, connections in ROWS:
+            gust = self.measure(self.gust_port, gust_path, threads, connections)
+            ended_before, _ = self.uwsgi_recycles()
+            peer = self.measure(self.peer_port, peer_path, threads, connections)
+            ended, respawned = self.uwsgi_recycles()
+            peer['uwsgi_worker_recycles'] = ended - ended_before
+            peer['uwsgi_worker_hung'] = ended > respawned
+            results.append({'what': what, 'wrk': f'-t{threads} -c{connections}', 'gust_path': gust_path,
+                            'peer_path': peer_path, 'gust': gust, 'peer': peer,
+                            'ratio': gust['requests_per_s'] / peer['requests_per_s'] if peer['requests_per_s'] else None})
+        return results
+
+
+def first_line(*args):
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    except OSError as error:
+        return f'not found ({error.strerror})'
+    return (result.stdout.strip() or result.stderr.strip()).splitlines()[0]
+
+
+def machine():
+    model = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name')), platform.machine())
+    return {'nproc': os.cpu_count(), 'model': model, 'load_average': [round(x, 2) for x in os.getloadavg()],
+            'kernel': platform.release(), 'user': getpass.getuser()}
+
+
+def versions():
+    return {'nginx': first_line('nginx', '-v'), 'uwsgi': first_line('uwsgi', '--version'),
+            'wrk': first_line('wrk', '-v'), 'python3': f"{first_line('python3', '--version')} ({shutil.which('python3')})"}
+
+
+def errors(side):
+    socket_errors = sum(side['socket_errors'].values())
+    return f"{side['non_2xx_3xx']} / {socket_errors}"
+
+
+def print_markdown(report):
+    m = report['machine_before']
+    print(f"Machine: {m['nproc']} × {m['model']}, kernel {m['kernel']}, load average "
+          f"{' '.join(map(str, m['load_average']))} before, {' '.join(map(str, report['machine_after']['load_average']))} after")
+    print('Versions: ' + '; '.join(report['versions'].values()))
+    print(f"Gust instances: {report['gust_instances']}, uWSGI processes: {report['gust_instances']}; "
+          f"{report['duration_s']} s per measurement after a {report['warmup_s']} s warm-up; "
+          f"wrk --timeout {report['timeout_s']}s\n")
+    print('req/s counts 2xx and 3xx answers only; errors are responses that were not 2xx or 3xx / socket errors '
+          '(connect, read, write, timeout).\n')
+    print('| What | wrk | Gust req/s | Gust p50 / p99 | Gust errors '
+          '| nginx + uWSGI req/s | nginx + uWSGI p50 / p99 | nginx + uWSGI errors | Gust / peer |')
+    print('|---|---|---|---|---|---|---|---|---|')
+    for row in report['rows']:
+        g, p = row['gust'], row['peer']
+        ratio = f"{row['ratio']:.2f}" if row['ratio'] is not None else '—'
+        print(f"| {row['what']} | `{row['wrk']}` | {g['requests_per_s']:,.0f} | {g['p50_ms']:.2f} / {g['p99_ms']:.2f} ms "
+              f"| {errors(g)} | {p['requests_per_s']:,.0f} | {p['p50_ms']:.2f} / {p['p99_ms']:.2f} ms | {errors(p)} | {ratio} |")
+    for row in report['rows']:
+        p = row['peer']
+        if p['uwsgi_worker_recycles']:
+            state = ('and was still hanging in its exit at the end: the peer answered nothing from then on '
+                     "until uWSGI's master kills it (worker-reload-mercy, 60 s)") if p['uwsgi_worker_hung'] else 'and was replaced'
+            print(f"\nuWSGI's worker reached max-requests {p['uwsgi_worker_recycles']} time(s) during "
+                  f"{row['what']} `{row['wrk']}`, {state}.")
+    for name, text in report['configs'].items():
+        print(f'\n{name}:\n```\n{text}```')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--bin', required=True, help='directory with gust, gust-receive and gustd (a release build)')
+    parser.add_argument('--duration', type=int, default=5, help='seconds of load per measurement (default 5)')
+    parser.add_argument('--warmup', type=int, default=1, help='seconds of load before each measurement (default 1)')
+    parser.add_argument('--timeout', type=int, default=10,
+                        help="wrk's time limit of a call; a slower call is a timeout, not a latency (default 10)")
+    parser.add_argument('--uwsgi-max-requests', type=int, default=1024,
+                        help="uWSGI's max-requests: Piku's default 1024, which a Piku user changes with "
+                             'UWSGI_MAX_REQUESTS; 0 never recycles the worker')
+    parser.add_argument('--json', action='store_true', help='print the results as JSON')
+    args = parser.parse_args()
+    for tool in ('nginx', 'uwsgi', 'wrk'):
+        if shutil.which(tool) is None:
+            sys.exit(f'{tool} is not installed: run scripts/install-deps.sh --bench')
+    for executable in ('gust', 'gust-receive', 'gustd'):
+        if not os.access(os.path.join(args.bin, executable), os.X_OK):
+            sys.exit(f'no {executable} in {args.bin}: pass the bin directory of a build (swift build -c release --show-bin-path)')
+
+    bench = PeerBench(os.path.abspath(args.bin), args.duration, args.warmup, args.timeout, args.uwsgi_max_requests)
+    report = {'machine_before': machine(), 'versions': versions(), 'duration_s': args.duration, 'warmup_s': args.warmup,
+              'timeout_s': args.timeout}
+    keep = False
+    try:
+        bench.start_gust()
+        bench.start_peer()
+        report['rows'] = bench.rows()
+    except BaseException:
+        keep = True  # the logs say what went wrong
+        raise
+    finally:
+        bench.stop_all()
+        if keep:
+            print(f'logs kept in {bench.dir}', file=sys.stderr)
+        else:
+            shutil.rmtree(bench.dir, ignore_errors=True)
+    report.update(machine_after=machine(), gust_instances=bench.instances, configs=bench.configs)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_markdown(report)
+
+
+if __name__ == '__main__':
+    main()
