@@ -124,6 +124,8 @@ let package = Package(
         .testTarget(name: "GustCoreTests", dependencies: ["GustCore", "GustTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GustGitTests", dependencies: ["GustGit", "GustTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GustBuildTests", dependencies: ["GustBuild", "GustTesting"], swiftSettings: swiftSettings),
+        // gustd's pure parts, in-process: how a request's path is read.
+        .testTarget(name: "GustRouterTests", dependencies: ["GustRouter", "GustCore"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["GustCore", "GustTesting"], swiftSettings: swiftSettings),
         // A real sshd and the real ssh and git clients against `gust ssh-command`.
         .testTarget(name: "SSHTests", dependencies: ["GustCore", "GustCLI", "GustTesting"], swiftSettings: swiftSettings),

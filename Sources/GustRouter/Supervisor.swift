@@ -308,10 +308,13 @@ actor Supervisor {
         output.relay(to: progress)
 
         let channelToken = channelTokens.issue(for: app)
+        let internalToken = InternalSecret.make()
         progress?("Starting instance \(id) of v\(version)")
+        var instanceEnvironment = environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id, channelToken: channelToken)
+        instanceEnvironment[InternalSecret.environmentVariable] = internalToken
         let child = try InstanceProcess(
             executable: directory.appendingPathComponent(command).path,
-            environment: environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id, channelToken: channelToken),
+            environment: instanceEnvironment,
             directory: directory.path,
             onOutput: { output.deliver($0, stream: $1.rawValue) },
             onExit: { status in Task { await self.instanceExited(id: id, app: app, status: status) } }
@@ -319,7 +322,7 @@ actor Supervisor {
         try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
 
         do {
-            let connection = try await connect(to: socketPath, child: child, version: version)
+            let connection = try await connect(to: socketPath, internalToken: internalToken, child: child, version: version)
             let manifest = try await readManifest(connection, version: version)
             output.relay(to: nil)
             let instance = Instance(
@@ -357,7 +360,7 @@ actor Supervisor {
         return environment
     }
 
-    private func connect(to socketPath: String, child: InstanceProcess, version: Int) async throws -> InstanceConnection {
+    private func connect(to socketPath: String, internalToken: String, child: InstanceProcess, version: Int) async throws -> InstanceConnection {
         let deadline = ContinuousClock.now + configuration.startTimeout
         while ContinuousClock.now < deadline {
             if child.hasExited {
@@ -365,7 +368,7 @@ actor Supervisor {
                 throw GustError("v\(version) \(InstanceProcess.describe(status)) while starting; its output is above.")
             }
             if FileManager.default.fileExists(atPath: socketPath),
-                let connection = try? await InstanceConnection.connect(socketPath: socketPath)
+                let connection = try? await InstanceConnection.connect(socketPath: socketPath, internalToken: internalToken)
             {
                 return connection
             }

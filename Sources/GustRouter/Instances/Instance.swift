@@ -76,7 +76,7 @@ actor Instance {
         guard let loop = MultiThreadedEventLoopGroup.currentEventLoop, loop !== connection.eventLoop else { return connection }
         let key = ObjectIdentifier(loop)
         if let existing = perLoop[key], existing.isOpen { return existing }
-        guard let made = try? await InstanceConnection.connect(socketPath: socketPath, group: loop) else { return connection }
+        guard let made = try? await InstanceConnection.connect(socketPath: socketPath, internalToken: connection.internalToken, group: loop) else { return connection }
         perLoop[key] = made
         return made
     }
@@ -105,7 +105,7 @@ actor Instance {
     func callNested(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
         let connection: InstanceConnection
         if let reused = spare.popLast(), reused.isOpen { connection = reused } else {
-            connection = try await InstanceConnection.connect(socketPath: socketPath)
+            connection = try await InstanceConnection.connect(socketPath: socketPath, internalToken: self.connection.internalToken)
         }
         let response = try await send(request, on: connection, timeout: timeout)
         if connection.isOpen { spare.append(connection) }
