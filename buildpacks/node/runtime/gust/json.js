@@ -8,12 +8,15 @@ const crypto = require('node:crypto');
 // A string no JSON text sends: it stands in for a big integer while JSON.parse
 // or JSON.stringify handles the rest.
 const MARK = `\u0000gust-bigint-${crypto.randomBytes(8).toString('hex')}:`;
+const MAYBE_LARGE = /\d{16}|[eE][+-]?\d{3}/;
 const TOKENS = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
 const MARKED = new RegExp(`"${JSON.stringify(MARK).slice(1, -1).replace(/\\/g, '\\\\')}(-?\\d+)"`, 'g');
 
 // JSON.parse, but an integer JSON.parse would round is a BigInt, and a number
 // too large for a double is a SyntaxError.
 function parse(text) {
+  // Fewer than 16 digits in a row and no 3-digit exponent: nothing to round or overflow.
+  if (!MAYBE_LARGE.test(text)) return JSON.parse(text);
   let marked = false;
   const source = text.replace(TOKENS, (token) => {
     if (token.startsWith('"')) return token;
