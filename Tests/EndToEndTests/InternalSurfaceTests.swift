@@ -90,6 +90,13 @@ struct InternalSurfaceTests {
             #expect(!answer.text.contains("protocol") && !answer.text.contains("evil"), "\(path): \(answer.text)")
         }
         #expect(sent == Self.spellings.count * Self.endpoints.count * 2)
+        // Request targets no browser sends: without the leading slash, and in absolute form.
+        for target in ["_gust/manifest", "%5fgust/manifest", "http://cats.localhost/_gust/manifest", "http://cats.localhost/%5fgust/manifest"] {
+            let raw = try HTTPClient.raw(port: fixture.port, Data("GET \(target) HTTP/1.1\r\nHost: cats.localhost\r\nConnection: close\r\n\r\n".utf8))
+            let answer = try? HTTPClient.parse(raw)
+            #expect(answer.map { (400..<500).contains($0.status) } == true, "\(target): \(answer?.text ?? "no answer")")
+            #expect(answer?.text.contains("protocol") != true, "\(target): \(answer?.text ?? "")")
+        }
 
         // The public surface still works, and a client cannot pose as gustd with its headers.
         let echo = try fixture.call("POST", "/_/functions/echo", body: #"{"fine": 1}"#, headers: ["X-Gust-Internal": "guess", "X-Gust-Hook-Context": "x"])
