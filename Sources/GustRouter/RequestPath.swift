@@ -80,7 +80,8 @@ struct RequestPath: Equatable, Sendable {
 
     private static func isReserved(_ path: RequestPath) -> Bool {
         guard let first = path.segments.first?.lowercased() else { return false }
-        if first.hasPrefix("_gust") { return true }
+        // By code units, as the runtimes compare: `_gust` followed by a combining mark is still internal.
+        if first.utf8.starts(with: "_gust".utf8) { return true }
         guard first == "_" else { return false }
         let second = path.segments.dropFirst().first
         switch second {

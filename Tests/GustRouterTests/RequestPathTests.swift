@@ -11,6 +11,7 @@ struct RequestPathTests {
         "/%255fgust/manifest", "/%25255Fgust/manifest", "/x/%252e%252e/_gust/manifest", "/%5c_gust/manifest",
         "/_gust%2fschedules%2fpurge", "/_gust", "/_gustx", "/_", "/_/", "/_/functions", "/_/functions/",
         "/_/schedules/purge", "/%5f/records/../schedules", "/_/functions/../../_gust/ops/x", "/_/%66unctions/../x",
+        "/_gust%CC%8C/manifest",
     ])
     func reservedSpellingsAreRefused(_ raw: String) {
         #expect(RequestPath(percentEncoded: raw).resolvingDotSegments().reachesReservedSurface, "\(raw)")
