@@ -310,11 +310,12 @@ actor Supervisor {
         let channelToken = channelTokens.issue(for: app)
         let internalToken = InternalSecret.make()
         progress?("Starting instance \(id) of v\(version)")
-        var instanceEnvironment = environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id, channelToken: channelToken)
-        instanceEnvironment[InternalSecret.environmentVariable] = internalToken
         let child = try InstanceProcess(
             executable: directory.appendingPathComponent(command).path,
-            environment: instanceEnvironment,
+            environment: environment(
+                app: app, release: release, directory: directory, socketPath: socketPath, id: id,
+                channelToken: channelToken, internalToken: internalToken
+            ),
             directory: directory.path,
             onOutput: { output.deliver($0, stream: $1.rawValue) },
             onExit: { status in Task { await self.instanceExited(id: id, app: app, status: status) } }
@@ -344,7 +345,7 @@ actor Supervisor {
     /// The environment of an instance: the release's config vars and Gust's own,
     /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
     private func environment(
-        app: AppName, release: Release, directory: URL, socketPath: String, id: String, channelToken: String
+        app: AppName, release: Release, directory: URL, socketPath: String, id: String, channelToken: String, internalToken: String
     ) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
         var environment = release.config
@@ -357,6 +358,7 @@ actor Supervisor {
         environment["GUST_SOCKET"] = socketPath
         environment["GUST_RECORDS_SOCKET"] = configuration.home.recordsSocket.path
         environment["GUST_RECORDS_TOKEN"] = channelToken
+        environment[InternalSecret.environmentVariable] = internalToken
         return environment
     }
 

@@ -108,10 +108,10 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private let internalToken: String
     private var promise: EventLoopPromise<InstanceResponse>?
     private var timer: Scheduled<Void>?
-
-    init(internalToken: String) { self.internalToken = internalToken }
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
+
+    init(internalToken: String) { self.internalToken = internalToken }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise writePromise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
