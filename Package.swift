@@ -124,8 +124,8 @@ let package = Package(
         .testTarget(name: "GustCoreTests", dependencies: ["GustCore", "GustTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GustGitTests", dependencies: ["GustGit", "GustTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GustBuildTests", dependencies: ["GustBuild", "GustTesting"], swiftSettings: swiftSettings),
-        // The daemon's logic without processes: the pool's state machine with a fake clock.
-        .testTarget(name: "GustRouterTests", dependencies: ["GustRouter"], swiftSettings: swiftSettings),
+        // gustd's logic without processes: the pool's state machine with a fake clock, how a request's path is read.
+        .testTarget(name: "GustRouterTests", dependencies: ["GustRouter", "GustCore"], swiftSettings: swiftSettings),
         .testTarget(name: "EndToEndTests", dependencies: ["GustCore", "GustTesting"], swiftSettings: swiftSettings),
         // A real sshd and the real ssh and git clients against `gust ssh-command`.
         .testTarget(name: "SSHTests", dependencies: ["GustCore", "GustCLI", "GustTesting"], swiftSettings: swiftSettings),

@@ -156,13 +156,13 @@ class Bench:
                 'unchanged_push_s': statistics.median(walls), 'unchanged_build_s': statistics.median(builds),
                 'push_to_live_s': statistics.median(to_live), 'rounds': self.rounds}
 
-    def latency(self, connect, path, method='POST'):
+    def latency(self, connect, path, method='POST', headers=None):
         connection = connect()
         samples = []
         for n in range(self.calls + 200):
             body = json.dumps({'n': n}).encode()
             started = time.perf_counter_ns()
-            connection.request(method, path, body=body, headers={'Content-Type': 'application/json'})
+            connection.request(method, path, body=body, headers={'Content-Type': 'application/json', **(headers or {})})
             response = connection.getresponse()
             response.read()
             elapsed = time.perf_counter_ns() - started
@@ -179,7 +179,14 @@ class Bench:
         if len(sockets) != 1:
             sys.exit(f'expected one running instance, found {sockets}')
         socket_path = os.path.join(instances, sockets[0])
-        direct = self.latency(lambda: UnixHTTPConnection(socket_path), '/_gust/ops/ping')
+        # The instance's internal surface answers only with its secret; a process of gustd's user
+        # can read it from the instance's initial environment (until instances run as users of their own).
+        with open(os.path.join(instances, sockets[0][:-len('.sock')] + '.json')) as file:
+            pid = json.load(file)['pid']
+        with open(f'/proc/{pid}/environ', 'rb') as file:
+            variables = dict(item.split(b'=', 1) for item in file.read().split(b'\0') if b'=' in item)
+        secret = {'X-Gust-Internal': variables[b'GUST_INTERNAL_TOKEN'].decode()}
+        direct = self.latency(lambda: UnixHTTPConnection(socket_path), '/_gust/ops/ping', headers=secret)
         through = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/functions/ping')
         # gustd answering by itself (its health endpoint, no instance): HTTP, routing, and this client's own cost.
         alone = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/health', 'GET')

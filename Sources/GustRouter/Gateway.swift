@@ -29,16 +29,24 @@ struct Gateway: HTTPResponder {
                 headers[.retryAfter] = String(max(Int(retryAfter.seconds.rounded(.up)), 1))
             }
             return Self.error(refusal.status, refusal.message, headers: headers)
+        } catch is NIOTooManyBytesError {
+            return Self.error(413, "The request body is larger than \(ByteCount(configuration.maxBodyBytes)), the most gustd accepts.")
         }
     }
 
     private func route(_ request: Request, deadline: ContinuousClock.Instant) async throws -> Response {
-        guard let target = AppAddress(host: request.head.authority, path: request.uri.path, domain: configuration.domain) else {
+        let requested = RequestPath(percentEncoded: request.uri.path)
+        guard let target = AppAddress(host: request.head.authority, path: requested, domain: configuration.domain) else {
             throw GustError.notFound("No app at this address: use APP.\(configuration.domain) or the path /apps/APP/.")
         }
         let app = target.app
-        if target.path == "/_/records" || target.path.hasPrefix("/_/records/") {
-            return try await recordsRequest(request, app: app, path: target.path.dropFirst("/_/records".count))
+        // Decided on the path as the instance would read it, however it was spelt.
+        guard !target.path.reachesReservedSurface else {
+            throw GustError.notFound("No endpoint \(target.path.decoded).")
+        }
+        let segments = target.path.segments
+        if segments.first == "_", segments.dropFirst().first == "records" {
+            return try await recordsRequest(request, app: app, path: Substring(target.path.dropFirst(2).percentEncoded))
         }
         guard let live = supervisor.route(of: app) else {
             if await supervisor.hasApp(app) {
@@ -46,7 +54,7 @@ struct Gateway: HTTPResponder {
             }
             throw GustError.notFound("No app named \(app).")
         }
-        let path = target.path
+        let path = target.path.decoded
         if path == "/_/health" {
             let snapshot = live.pool.snapshot
             var health: [String: Any] = [
@@ -63,19 +71,20 @@ struct Gateway: HTTPResponder {
         }
         let query = request.uri.query.map { "?\($0)" } ?? ""
         let instanceTarget: String
-        if path.hasPrefix("/_/functions/") {
+        if segments.first == "_", segments.dropFirst().first == "functions" {
             guard request.method == .post else {
                 return Self.error(405, "Call an op with POST.", headers: [.allow: "POST"])
             }
-            instanceTarget = "/_gust/ops/" + path.dropFirst("/_/functions/".count)
-        } else if path.hasPrefix("/_/") || path == "/_" || path.hasPrefix("/_gust") {
+            instanceTarget = "/_gust/ops" + target.path.dropFirst(2).percentEncoded
+        } else if segments.first == "_" {
             throw GustError.notFound("No endpoint \(path).")
         } else {
-            instanceTarget = path + query
+            instanceTarget = target.path.percentEncoded + query
         }
 
         var headers = HTTPHeaders()
-        for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) {
+        // `X-Gust-*` belongs to gustd's protocol with the instance (its secret, a hook's context).
+        for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) && !field.name.canonicalName.hasPrefix("x-gust-") {
             headers.add(name: field.name.rawName, value: field.value)
         }
         let method = HTTPMethod(rawValue: request.method.rawValue)
@@ -139,26 +148,23 @@ struct Gateway: HTTPResponder {
 /// Which app a request is for: `APP.DOMAIN[:port]` by host, else `/apps/APP/...` by path.
 struct AppAddress: Equatable {
     var app: AppName
-    /// The path within the app, always starting with `/`.
-    var path: String
+    /// The path within the app, its dot segments resolved inside it: `..`
+    /// never climbs out of `/apps/APP/` into another app.
+    var path: RequestPath
 
-    init?(host: String?, path: String, domain: String) {
+    init?(host: String?, path: RequestPath, domain: String) {
         if let host {
             let name = host.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
             let suffix = "." + domain.lowercased()
             if name.hasSuffix(suffix), let app = try? AppName(String(name.dropLast(suffix.count))) {
                 self.app = app
-                self.path = path.isEmpty ? "/" : path
+                self.path = path.resolvingDotSegments()
                 return
             }
         }
-        let parts = path.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
-        // "", "apps", "cats/rest…"
-        guard parts.count >= 3, parts[0].isEmpty, parts[1] == "apps" else { return nil }
-        let rest = parts[2]
-        let name = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        guard let app = try? AppName(name) else { return nil }
+        let segments = path.segments
+        guard segments.count >= 2, segments[0] == "apps", let app = try? AppName(segments[1]) else { return nil }
         self.app = app
-        self.path = "/" + rest.dropFirst(name.count).drop { $0 == "/" }
+        self.path = path.dropFirst(2).resolvingDotSegments()
     }
 }

@@ -19,8 +19,6 @@ public enum HTTPClient {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HTTPClientError("socket: \(errno)") }
         defer { close(fd) }
-        var limit = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -29,28 +27,86 @@ public enum HTTPClient {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw HTTPClientError("cannot connect to 127.0.0.1:\(port): errno \(errno)") }
+        return try parse(exchange(fd, request(method, path, host: host ?? "127.0.0.1:\(port)", headers: headers, body: body), timeout: timeout))
+    }
 
+    /// The same over a Unix socket (an instance's, say), with `Host: instance`.
+    public static func request(
+        unixSocket socketPath: String, _ method: String = "GET", _ path: String,
+        headers: [String: String] = [:], body: String? = nil, timeout: Int = 30
+    ) throws -> HTTPResult {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HTTPClientError("socket: \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(socketPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw HTTPClientError("socket path too long: \(socketPath)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { throw HTTPClientError("cannot connect to \(socketPath): errno \(errno)") }
+        return try parse(exchange(fd, request(method, path, host: "instance", headers: headers, body: body), timeout: timeout))
+    }
+
+    /// Sends `bytes` as they are (malformed HTTP, say) and returns whatever
+    /// comes back before the server closes the connection or `timeout` passes.
+    public static func raw(port: Int, _ bytes: Data, timeout: Int = 10) throws -> Data {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HTTPClientError("socket: \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw HTTPClientError("cannot connect to 127.0.0.1:\(port): errno \(errno)") }
+        return try exchange(fd, bytes, timeout: timeout, partialOnTimeout: true)
+    }
+
+    private static func request(_ method: String, _ path: String, host: String, headers: [String: String], body: String?) -> Data {
         let payload = Data((body ?? "").utf8)
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n"
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
         head += "Content-Length: \(payload.count)\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         var request = Data((head + "\r\n").utf8)
         request.append(payload)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        return request
+    }
 
+    /// Writes `request` and reads until the peer closes (or `timeout`).
+    private static func exchange(_ fd: Int32, _ request: Data, timeout: Int, partialOnTimeout: Bool = false) throws -> Data {
+        var limit = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var sent = 0
+        while sent < request.count {
+            let count = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }  // the server may refuse early and close; read what it said
+            sent += count
+        }
         var response = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = recv(fd, &buffer, buffer.count, 0)
             if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw HTTPClientError("no answer from 127.0.0.1:\(port) within \(timeout) s") }
+            if count < 0 && partialOnTimeout { break }
+            if count < 0 && errno == ECONNRESET { break }
+            guard count >= 0 else { throw HTTPClientError("no answer within \(timeout) s") }
             if count == 0 { break }
             response.append(contentsOf: buffer[0..<count])
         }
-        return try parse(response)
+        return response
     }
 
-    static func parse(_ data: Data) throws -> HTTPResult {
+    public static func parse(_ data: Data) throws -> HTTPResult {
         guard let split = data.range(of: Data("\r\n\r\n".utf8)) else { throw HTTPClientError("incomplete response: \(data.count) bytes") }
         let lines = String(decoding: data[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
         let parts = lines.first?.split(separator: " ") ?? []

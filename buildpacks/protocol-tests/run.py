@@ -24,6 +24,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILDPACKS = os.path.dirname(HERE)
 START_TIMEOUT = 10.0
+# The instance's secret for its internal surface, as gustd passes it (GUST_INTERNAL_TOKEN).
+SECRET = "protocol-tests-secret"
 REQUEST_TIMEOUT = 10.0
 
 
@@ -82,6 +84,7 @@ class Instance:
         env = dict(os.environ)
         env.update(extra_env)
         env["GUST_SOCKET"] = self.socket_path
+        env["GUST_INTERNAL_TOKEN"] = SECRET
         env["GUST_APP_ROOT"] = os.path.join(HERE, "apps", name)
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(argv, env=env, cwd=workdir, stdin=subprocess.DEVNULL,
@@ -157,6 +160,10 @@ def check(case, socket_path):
         body = case["raw_body"].encode()
     if body is None and case["method"] in ("POST", "PUT", "PATCH"):
         body = b""
+    # As gustd does: the secret on /_gust/ paths only; "secret" makes a case send none, a wrong one or the right one.
+    secret = case.get("secret", "right" if case["path"].startswith("/_gust") else "none")
+    if secret != "none":
+        headers["X-Gust-Internal"] = SECRET if secret == "right" else SECRET + "-wrong"
     try:
         status, response_headers, payload = request(socket_path, case["method"], case["path"], body, headers)
     except (OSError, http.client.HTTPException) as error:
@@ -230,7 +237,8 @@ def main(argv):
                     else:
                         passed += 1
                 try:
-                    status, _, payload = request(instance.socket_path, "GET", "/_gust/manifest")
+                    status, _, payload = request(instance.socket_path, "GET", "/_gust/manifest",
+                                                 headers={"X-Gust-Internal": SECRET})
                     manifests[name] = json.loads(payload) if status == 200 else None
                 except (OSError, http.client.HTTPException, ValueError):
                     manifests[name] = None

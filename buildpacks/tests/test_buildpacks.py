@@ -3,7 +3,8 @@
     python3 -m unittest discover -s buildpacks/tests
 
 A built slug is moved elsewhere and started with its .gust/start, as gustd
-starts a release, and must answer GET /_gust/health on $GUST_SOCKET.
+starts a release (with GUST_INTERNAL_TOKEN, the secret its internal surface
+answers to), and must answer GET /_gust/health on $GUST_SOCKET.
 """
 
 import http.client
@@ -55,10 +56,14 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+# The instance's secret, as gustd passes it and sends it back on /_gust/ requests.
+SECRET = "buildpack-tests-secret"
+
+
 def get(socket_path, target):
     connection = UnixHTTPConnection(socket_path)
     try:
-        connection.request("GET", target)
+        connection.request("GET", target, headers={"X-Gust-Internal": SECRET})
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -95,6 +100,7 @@ class BuildpackTestCase(unittest.TestCase):
         socket_path = os.path.join(self.directory("run"), "instance.sock")
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "NODE_PATH", "GUST_APP_ROOT")}
         env["GUST_SOCKET"] = socket_path
+        env["GUST_INTERNAL_TOKEN"] = SECRET
         log = open(os.path.join(self.tmp, "instance.log"), "wb")
         self.addCleanup(log.close)
         process = subprocess.Popen([os.path.join(slug, ".gust", "start")], env=env, cwd=self.tmp,

@@ -20,6 +20,8 @@ actor Instance {
     nonisolated let process: InstanceProcess
     nonisolated let socketPath: String
     nonisolated let started: ContinuousClock.Instant
+    /// The instance's secret for its internal surface, sent on every `/_gust/` call.
+    private let internalToken: String
     private let records: InstanceRecords
     private let output: InstanceOutput
 
@@ -51,6 +53,7 @@ actor Instance {
         self.socketPath = socketPath
         self.records = records
         self.started = .now
+        internalToken = connection.internalToken
         idle[ObjectIdentifier(connection.eventLoop)] = [connection]
         open = [connection]
     }
@@ -99,7 +102,9 @@ actor Instance {
         if let here, let connection = popIdle(ObjectIdentifier(here)) { return connection }
         if here == nil, let key = idle.first(where: { !$0.value.isEmpty })?.key, let connection = popIdle(key) { return connection }
         guard !stopped else { throw InstanceCallError.connectionClosed }
-        let made = try await InstanceConnection.connect(socketPath: socketPath, group: here ?? MultiThreadedEventLoopGroup.singleton)
+        let made = try await InstanceConnection.connect(
+            socketPath: socketPath, internalToken: internalToken, group: here ?? MultiThreadedEventLoopGroup.singleton
+        )
         open.append(made)
         return made
     }

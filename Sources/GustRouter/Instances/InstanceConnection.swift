@@ -10,6 +10,10 @@ struct InstanceRequest: Sendable {
     var headers: HTTPHeaders = HTTPHeaders()
     var body: ByteBuffer = ByteBuffer()
 
+    /// Whether the request is for the runtime's internal surface, which
+    /// answers only requests carrying the instance's secret.
+    var isInternal: Bool { target == "/_gust" || target.hasPrefix("/_gust/") || target.hasPrefix("/_gust?") }
+
     /// The function this request runs, as logs name it: `op NAME`, `schedule
     /// NAME`, `hook EVENT TYPE`, `handler PATH`; nil for gustd's own calls.
     var function: String? {
@@ -42,22 +46,34 @@ enum InstanceCallError: Error, Equatable {
 /// One persistent HTTP/1.1 connection to an instance's Unix socket, one
 /// exchange at a time (the caller serialises). Python's runtime serves one
 /// connection at a time, so an instance gets exactly one of these.
+///
+/// Every request to the runtime's internal surface (`/_gust/...`) leaves with
+/// the instance's secret in `X-Gust-Internal`, and no other request carries
+/// that header: the runtime answers its internal endpoints only to gustd, and
+/// a handler never sees the secret (docs/runtime-protocol.md).
 final class InstanceConnection: Sendable {
     private let channel: any Channel
+    /// The instance's secret for its internal surface (`GUST_INTERNAL_TOKEN` in its environment).
+    let internalToken: String
 
-    private init(channel: any Channel) { self.channel = channel }
+    private init(channel: any Channel, internalToken: String) {
+        self.channel = channel
+        self.internalToken = internalToken
+    }
 
-    static func connect(socketPath: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> InstanceConnection {
+    static func connect(
+        socketPath: String, internalToken: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> InstanceConnection {
         let channel = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(ExchangeHandler())
+                    try channel.pipeline.syncOperations.addHandler(ExchangeHandler(internalToken: internalToken))
                 }
             }
             .connect(unixDomainSocketPath: socketPath)
             .get()
-        return InstanceConnection(channel: channel)
+        return InstanceConnection(channel: channel, internalToken: internalToken)
     }
 
     var isOpen: Bool { channel.isActive }
@@ -89,10 +105,13 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     typealias OutboundIn = Exchange
     typealias OutboundOut = HTTPClientRequestPart
 
+    private let internalToken: String
     private var promise: EventLoopPromise<InstanceResponse>?
     private var timer: Scheduled<Void>?
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
+
+    init(internalToken: String) { self.internalToken = internalToken }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise writePromise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
@@ -111,6 +130,8 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         }
 
         var headers = exchange.request.headers
+        headers.remove(name: InternalSecret.header)
+        if exchange.request.isInternal { headers.add(name: InternalSecret.header, value: internalToken) }
         headers.replaceOrAdd(name: "Content-Length", value: String(exchange.request.body.readableBytes))
         if !headers.contains(name: "Host") { headers.add(name: "Host", value: "instance") }
         let requestHead = HTTPRequestHead(version: .http1_1, method: exchange.request.method, uri: exchange.request.target, headers: headers)

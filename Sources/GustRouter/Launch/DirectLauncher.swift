@@ -71,12 +71,15 @@ final class DirectLauncher: PoolLauncher {
         output.relay(to: progress)
 
         let channelToken = channelTokens.issue(for: app)
+        let internalToken = InternalSecret.make()
         progress?("Starting instance \(id) of v\(version)")
         let child: InstanceProcess
         do {
             child = try InstanceProcess(
                 executable: directory.appendingPathComponent(command).path,
-                environment: environment(directory: directory, socketPath: socketPath, id: id, channelToken: channelToken),
+                environment: environment(
+                    directory: directory, socketPath: socketPath, id: id, channelToken: channelToken, internalToken: internalToken
+                ),
                 directory: directory.path,
                 onOutput: { output.deliver($0, stream: $1.rawValue) },
                 onExit: { _ in }
@@ -88,7 +91,7 @@ final class DirectLauncher: PoolLauncher {
         try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
 
         do {
-            let connection = try await connect(to: socketPath, child: child)
+            let connection = try await connect(to: socketPath, internalToken: internalToken, child: child)
             let manifest = try await readManifest(connection)
             output.relay(to: nil)
             let instance = Instance(
@@ -155,7 +158,7 @@ final class DirectLauncher: PoolLauncher {
 
     /// The environment of an instance: the release's config vars and Gust's own,
     /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
-    private func environment(directory: URL, socketPath: String, id: String, channelToken: String) -> [String: String] {
+    private func environment(directory: URL, socketPath: String, id: String, channelToken: String, internalToken: String) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
         var environment = release.config
         environment["PATH"] = inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
@@ -167,10 +170,11 @@ final class DirectLauncher: PoolLauncher {
         environment["GUST_SOCKET"] = socketPath
         environment["GUST_RECORDS_SOCKET"] = configuration.home.recordsSocket.path
         environment["GUST_RECORDS_TOKEN"] = channelToken
+        environment[InternalSecret.environmentVariable] = internalToken
         return environment
     }
 
-    private func connect(to socketPath: String, child: InstanceProcess) async throws -> InstanceConnection {
+    private func connect(to socketPath: String, internalToken: String, child: InstanceProcess) async throws -> InstanceConnection {
         let deadline = ContinuousClock.now + configuration.startTimeout
         while ContinuousClock.now < deadline {
             if child.hasExited {
@@ -178,7 +182,7 @@ final class DirectLauncher: PoolLauncher {
                 throw GustError("v\(version) \(InstanceProcess.describe(status)) while starting; its output is above.")
             }
             if FileManager.default.fileExists(atPath: socketPath),
-                let connection = try? await InstanceConnection.connect(socketPath: socketPath)
+                let connection = try? await InstanceConnection.connect(socketPath: socketPath, internalToken: internalToken)
             {
                 return connection
             }

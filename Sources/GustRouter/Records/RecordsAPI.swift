@@ -37,7 +37,7 @@ struct RecordsAPI {
         switch (method, id) {
         case (.get, nil):
             let records = try await hub.find(app, type, try Self.query(query))
-            return Gateway.json(200, ["records": records.map(Self.object)])
+            return Self.json(200, .object(["records": .array(records.map(JSONValue.object))]))
         case (.get, let id?):
             return Self.record(200, try await hub.get(app, type, id: id))
         case (.post, nil):
@@ -97,14 +97,15 @@ struct RecordsAPI {
         return fields
     }
 
-    static func object(_ record: RecordStore.Record) -> Any {
-        (try? JSONSerialization.jsonObject(with: JSONValue.object(record).encoded(), options: [.fragmentsAllowed])) ?? [:]
+    static func record(_ status: Int, _ record: RecordStore.Record) -> Response {
+        json(status, .object(record))
     }
 
-    static func record(_ status: Int, _ record: RecordStore.Record) -> Response {
+    /// Written from `JSONValue` itself, never through `Any`, so integers stay exact.
+    private static func json(_ status: Int, _ value: JSONValue) -> Response {
         var fields = HTTPFields()
         fields[.contentType] = "application/json"
-        return Response(status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: JSONValue.object(record).encoded())))
+        return Response(status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: value.encoded())))
     }
 
     /// An app's own codes (LeanCloud style, 123) travel in the body; the status is the code if it is an HTTP error, else 400.

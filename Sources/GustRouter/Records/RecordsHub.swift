@@ -185,7 +185,7 @@ actor RecordsHub {
         let answer = try? JSONValue.parse(Data(response.body.readableBytesView)).objectValue
         guard response.status == 200 else {
             var code = response.status
-            if case .number(let number)? = answer?["code"] { code = Int(number) }
+            if let number = answer?["code"]?.intValue { code = number }
             var message = "\(what) failed with status \(response.status)"
             if case .string(let text)? = answer?["error"] { message = text }
             throw GustError(message, code: code)

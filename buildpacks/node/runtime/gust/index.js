@@ -7,6 +7,7 @@
 const { AsyncLocalStorage } = require('node:async_hooks');
 const crypto = require('node:crypto');
 const http = require('node:http');
+const JSONExact = require('./json.js');
 
 class GustError extends Error {
   // new gust.Error('Missing comment', { code: 123 }) reaches the caller as {"code": 123, "error": "Missing comment"}.
@@ -132,7 +133,7 @@ function recordsRequest(method, type, id, { query, body } = {}) {
   const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
   const context = hookContext.getStore();
   if (context) headers['X-Gust-Hook-Context'] = context;
-  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  const payload = body === undefined ? undefined : Buffer.from(JSONExact.stringify(body));
   if (payload) headers['Content-Length'] = payload.length;
   return new Promise((resolve, reject) => {
     const request = http.request({ socketPath, path, method, headers }, (response) => {
@@ -141,7 +142,7 @@ function recordsRequest(method, type, id, { query, body } = {}) {
       response.on('end', () => {
         let value = null;
         try {
-          value = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : null;
+          value = chunks.length ? JSONExact.parse(Buffer.concat(chunks).toString('utf8')) : null;
         } catch (e) {
           reject(e);
           return;
@@ -162,7 +163,7 @@ function recordsRequest(method, type, id, { query, body } = {}) {
 const records = {
   // gust.records.find('Review', {movie: 'x'}, {order: '-stars', limit: 10}) -> [records]
   async find(type, where = {}, { order, limit } = {}) {
-    const query = { where: JSON.stringify(where) };
+    const query = { where: JSONExact.stringify(where) };
     if (order) query.order = order;
     if (limit) query.limit = String(limit);
     return (await recordsRequest('GET', type, null, { query })).records;

@@ -2,12 +2,68 @@
 // Serves an app's functions over HTTP/1.1 on the Unix socket $GUST_SOCKET
 // (runtime protocol v1, docs/runtime-protocol.md).
 
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const gust = require('./index.js');
+const JSONExact = require('./json.js');
 
 const PROTOCOL = 1;
+
+// The internal surface (/_gust/...) answers only requests carrying this
+// instance's secret in this header; gustd passes the secret in the environment.
+const INTERNAL_HEADER = 'x-gust-internal';
+const INTERNAL_TOKEN_VARIABLE = 'GUST_INTERNAL_TOKEN';
+let internalToken = null;
+
+// Moves the secret from the environment into the runtime, so app code and its children never see it.
+function takeInternalToken(env = process.env) {
+  internalToken = env[INTERNAL_TOKEN_VARIABLE] || null;
+  delete env[INTERNAL_TOKEN_VARIABLE];
+}
+
+// Whether the request carries this instance's secret (compared in constant time).
+function isGustd(headers) {
+  const sent = headers[INTERNAL_HEADER];
+  if (internalToken === null || typeof sent !== 'string') return false;
+  const a = crypto.createHash('sha256').update(sent).digest();
+  const b = crypto.createHash('sha256').update(internalToken).digest();
+  return crypto.timingSafeEqual(a, b);
+}
+
+// Lenient like Python's unquote: a malformed escape stays as sent (and matches no route).
+function percentDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+      try {
+        return decodeURIComponent(run);
+      } catch {
+        return Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8');
+      }
+    });
+  }
+}
+
+// The target's path decoded once, without empty or '.' segments, '..' resolved
+// at most to the root: read the same way as gustd's RequestPath, so both agree
+// on what is internal. Not parsed as a URL: '//host/x' and '\\' stay a path.
+function requestPath(target) {
+  const decoded = percentDecode(target.split('?')[0]);
+  const segments = [];
+  for (const segment of decoded.split('/')) {
+    if (segment === '..') segments.pop();
+    else if (segment !== '' && segment !== '.') segments.push(segment);
+  }
+  const trailing = segments.length && (decoded.endsWith('/') || decoded.endsWith('/..')) ? '/' : '';
+  return `/${segments.join('/')}${trailing}`;
+}
+
+function isInternal(pathname) {
+  return pathname.replace(/^\/+/, '').split('/')[0].toLowerCase().startsWith('_gust');
+}
 
 function loadApp(root) {
   // The app requires 'gust' by name; make that the same module instance as ours.
@@ -19,7 +75,18 @@ function loadApp(root) {
 }
 
 function json(status, value, headers = {}) {
-  return { status, headers: { 'Content-Type': 'application/json', ...headers }, body: Buffer.from(JSON.stringify(value)) };
+  return { status, headers: { 'Content-Type': 'application/json', ...headers }, body: Buffer.from(JSONExact.stringify(value)) };
+}
+
+// Encodes what user code returned; NaN or an infinity is a 500 that says so (and is logged).
+function result(kind, name, value, encode = (v) => json(200, v === undefined ? null : v)) {
+  try {
+    return encode(value);
+  } catch (e) {
+    if (!(e instanceof JSONExact.NonFiniteNumberError)) throw e;
+    process.stderr.write(`gust: ${kind} ${name} returned NaN or an infinity, which JSON cannot carry\n`);
+    return error(500, `${kind} ${name} returned NaN or an infinity, which JSON cannot carry`);
+  }
 }
 
 // An app's own error codes (LeanCloud style, e.g. 123) travel in the body; the
@@ -44,7 +111,7 @@ async function call(kind, name, fn, ...args) {
 
 function parseObject(body) {
   if (body.length === 0) return {};
-  const value = JSON.parse(body.toString('utf8'));
+  const value = JSONExact.parse(body.toString('utf8'));
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('not an object');
   return value;
 }
@@ -57,7 +124,7 @@ function render(value) {
       body = Buffer.from(body);
       headers['Content-Type'] ??= 'text/plain; charset=utf-8';
     } else if (!Buffer.isBuffer(body)) {
-      body = Buffer.from(JSON.stringify(body));
+      body = Buffer.from(JSONExact.stringify(body));
       headers['Content-Type'] ??= 'application/json';
     }
     return { status: value.status, headers, body };
@@ -68,77 +135,110 @@ function render(value) {
   return { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: Buffer.from(String(value)) };
 }
 
-async function dispatch(method, target, headers, body) {
-  const url = new URL(target, 'http://instance');
-  // Lenient like Python's unquote: a malformed escape stays as sent (and matches no route).
-  let pathname;
+// The internal surface: 'METHOD /prefix' -> endpoint(name after the prefix, headers, body).
+// A prefix ending in '/' takes a name; the others match the whole path.
+const INTERNAL = new Map([
+  ['GET /_gust/health', async () => json(200, { ok: true })],
+  ['GET /_gust/manifest', async () => json(200, { protocol: PROTOCOL, runtime: `node ${process.version}`, ...gust.registry.manifest() })],
+  ['POST /_gust/ops/', op],
+  ['POST /_gust/schedules/', schedule],
+  ['POST /_gust/hooks/', hook],
+]);
+
+async function op(name, headers, body) {
+  const fn = gust.registry.ops.get(name);
+  if (!fn) return error(404, `no op named ${JSON.stringify(name)}`);
+  let args;
   try {
-    pathname = decodeURIComponent(url.pathname);
+    args = parseObject(body);
   } catch {
-    pathname = url.pathname;
+    return error(400, "the body must be a JSON object of the op's arguments");
   }
-  const { registry } = gust;
-  if (pathname === '/_gust/health') return json(200, { ok: true });
-  if (pathname === '/_gust/manifest') {
-    return json(200, { protocol: PROTOCOL, runtime: `node ${process.version}`, ...registry.manifest() });
+  const { failure, value } = await call('op', name, fn, args);
+  return failure || result('op', name, value);
+}
+
+async function schedule(name, headers, body) {
+  const entry = gust.registry.schedules.get(name);
+  if (!entry) return error(404, `no schedule named ${JSON.stringify(name)}`);
+  let params;
+  try {
+    params = parseObject(body);
+  } catch {
+    return error(400, 'the body must be a JSON object of params');
   }
-  if (pathname.startsWith('/_gust/ops/') && method === 'POST') {
-    const name = pathname.slice('/_gust/ops/'.length);
-    const fn = registry.ops.get(name);
-    if (!fn) return error(404, `no op named ${JSON.stringify(name)}`);
-    let args;
+  const { failure } = await call('schedule', name, entry.fn, Object.keys(params).length ? params : (entry.params || {}));
+  return failure || json(200, { ok: true });
+}
+
+async function hook(name, headers, body) {
+  const [event, type] = name.split('/');
+  const fn = gust.registry.hooks.get(`${event} ${type}`);
+  if (!fn) return error(404, `no hook ${event}/${type}`);
+  let payload;
+  try {
+    payload = parseObject(body);
+  } catch {
+    return error(400, 'the body must be a JSON object');
+  }
+  // Writes the hook makes through gust.records carry its context, so they do not trigger it again.
+  const context = headers['x-gust-hook-context'] || null;
+  const { failure, value } = await gust.hookContext.run(context, () => call('hook', `${event} ${type}`, fn, payload.record, payload.original ?? null));
+  if (failure) return failure;
+  return result('hook', `${event} ${type}`, { record: value && typeof value === 'object' ? value : payload.record });
+}
+
+async function internal(method, pathname, headers, body) {
+  for (const [key, endpoint] of INTERNAL) {
+    const [endpointMethod, prefix] = key.split(' ');
+    let name;
+    if (prefix.endsWith('/') && pathname.startsWith(prefix) && pathname.length > prefix.length) name = pathname.slice(prefix.length);
+    else if (pathname === prefix) name = '';
+    else continue;
+    if (method === endpointMethod || (method === 'HEAD' && endpointMethod === 'GET')) return endpoint(name, headers, body);
+  }
+  return error(404, `no such endpoint ${pathname}`);
+}
+
+// A handler's answer, or a 500 naming the header it cannot send (one with CR or
+// LF would split the answer, and http.ServerResponse would throw).
+function checkedHeaders(pathname, answer) {
+  for (const [name, value] of Object.entries(answer.headers)) {
     try {
-      args = parseObject(body);
+      http.validateHeaderName(name);
+      http.validateHeaderValue(name, value);
     } catch {
-      return error(400, "the body must be a JSON object of the op's arguments");
+      process.stderr.write(`gust: handler ${pathname} returned a header that cannot be sent: ${JSON.stringify(name)}: ${JSON.stringify(String(value))}\n`);
+      return error(500, `handler ${pathname} returned the header '${name}', whose name or value holds a character a header cannot carry (such as CR or LF)`);
     }
-    const { failure, value } = await call('op', name, fn, args);
-    return failure || json(200, value === undefined ? null : value);
   }
-  if (pathname.startsWith('/_gust/schedules/') && method === 'POST') {
-    const name = pathname.slice('/_gust/schedules/'.length);
-    const entry = registry.schedules.get(name);
-    if (!entry) return error(404, `no schedule named ${JSON.stringify(name)}`);
-    let params;
-    try {
-      params = parseObject(body);
-    } catch {
-      return error(400, 'the body must be a JSON object of params');
-    }
-    const { failure } = await call('schedule', name, entry.fn, Object.keys(params).length ? params : (entry.params || {}));
-    return failure || json(200, { ok: true });
+  return answer;
+}
+
+async function dispatch(method, target, headers, body) {
+  const pathname = requestPath(target);
+  if (isInternal(pathname)) {
+    // Only gustd holds the secret; to anyone else the internal surface does not exist.
+    if (!isGustd(headers)) return error(404, `no handler for ${pathname}`);
+    return internal(method, pathname, headers, body);
   }
-  if (pathname.startsWith('/_gust/hooks/') && method === 'POST') {
-    const [event, type] = pathname.slice('/_gust/hooks/'.length).split('/');
-    const fn = registry.hooks.get(`${event} ${type}`);
-    if (!fn) return error(404, `no hook ${event}/${type}`);
-    let payload;
-    try {
-      payload = parseObject(body);
-    } catch {
-      return error(400, 'the body must be a JSON object');
-    }
-    // Writes the hook makes through gust.records carry its context, so they do not trigger it again.
-    const context = headers['x-gust-hook-context'] || null;
-    const { failure, value } = await gust.hookContext.run(context, () => call('hook', `${event} ${type}`, fn, payload.record, payload.original ?? null));
-    if (failure) return failure;
-    return json(200, { record: value && typeof value === 'object' ? value : payload.record });
-  }
-  if (pathname.startsWith('/_gust/')) return error(404, `no such endpoint ${pathname}`);
-  const routes = registry.handlers.get('/' + pathname.replace(/^\/+|\/+$/g, ''));
+  const routes = gust.registry.handlers.get('/' + pathname.replace(/^\/+|\/+$/g, ''));
   if (!routes) return error(404, `no handler for ${pathname}`);
   const fn = routes.get(method) || (method === 'HEAD' ? routes.get('GET') : undefined);
   if (!fn) return error(405, `${method} is not allowed on ${pathname}`, { Allow: [...routes.keys()].sort().join(', ') });
+  const query = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
+  const visible = { ...headers };
+  delete visible[INTERNAL_HEADER];
   const request = {
     method,
     path: pathname,
-    query: Object.fromEntries(url.searchParams),
-    headers,
+    query: Object.fromEntries(new URLSearchParams(query)),
+    headers: visible,
     body,
-    json: () => (body.length ? JSON.parse(body.toString('utf8')) : null),
+    json: () => (body.length ? JSONExact.parse(body.toString('utf8')) : null),
   };
   const { failure, value } = await call('handler', pathname, fn, request);
-  return failure || render(value);
+  return failure || checkedHeaders(pathname, result('handler', pathname, value, render));
 }
 
 function serve(socketPath) {
@@ -154,7 +254,14 @@ function serve(socketPath) {
         process.stderr.write(`gust: ${req.method} ${req.url} failed in the runtime:\n${e && e.stack ? e.stack : e}\n`);
         answer = error(500, 'internal error in the runtime');
       }
-      res.writeHead(answer.status, { ...answer.headers, 'Content-Length': answer.body.length });
+      try {
+        res.writeHead(answer.status, { ...answer.headers, 'Content-Length': answer.body.length });
+      } catch (e) {
+        // An answer Node will not send (a bad status, say) costs this request, not the instance.
+        process.stderr.write(`gust: ${req.method} ${req.url} cannot be answered as returned:\n${e && e.stack ? e.stack : e}\n`);
+        answer = error(500, 'internal error in the runtime');
+        res.writeHead(answer.status, { ...answer.headers, 'Content-Length': answer.body.length });
+      }
       res.end(req.method === 'HEAD' ? undefined : answer.body);
     });
   });
@@ -170,6 +277,7 @@ function main() {
     process.stderr.write('gust: GUST_SOCKET is not set; the runtime is started by gustd\n');
     process.exit(1);
   }
+  takeInternalToken();
   try {
     loadApp(process.env.GUST_APP_ROOT || process.cwd());
   } catch (e) {
@@ -181,4 +289,4 @@ function main() {
 
 if (require.main === module) main();
 
-module.exports = { dispatch, serve, loadApp };
+module.exports = { dispatch, serve, loadApp, takeInternalToken, requestPath, INTERNAL_TOKEN_VARIABLE };

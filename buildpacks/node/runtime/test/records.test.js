@@ -9,7 +9,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const gust = require('../gust/index.js');
-const { dispatch } = require('../gust/server.js');
+const { dispatch, takeInternalToken, INTERNAL_TOKEN_VARIABLE } = require('../gust/server.js');
 
 const seen = [];
 let channel;
@@ -66,7 +66,10 @@ test('a rejected write rejects with gust.Error and its code', async () => {
 test('writes inside a hook carry its context', async () => {
   seen.length = 0;
   gust.afterSave('Touch', async (record) => { await gust.records.save('Touch', { _id: record._id, comment: 'seen' }); });
-  const answer = await dispatch('POST', '/_gust/hooks/after_save/Touch', { 'x-gust-hook-context': 'ctx-1' }, Buffer.from(JSON.stringify({ record: { _id: 'a' } })));
+  takeInternalToken({ [INTERNAL_TOKEN_VARIABLE]: 'internal' });
+  const headers = { 'x-gust-hook-context': 'ctx-1', 'x-gust-internal': 'internal' };
+  const answer = await dispatch('POST', '/_gust/hooks/after_save/Touch', headers, Buffer.from(JSON.stringify({ record: { _id: 'a' } })));
+  takeInternalToken({});
   assert.equal(answer.status, 200);
   assert.equal(seen.at(-1).context, 'ctx-1');
   await gust.records.get('Touch', 'a');

@@ -15,7 +15,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
 const gust = require('../gust/index.js');
-const { dispatch, serve } = require('../gust/server.js');
+const { dispatch, serve, takeInternalToken, INTERNAL_TOKEN_VARIABLE } = require('../gust/server.js');
 
 const RUNTIME = path.resolve(__dirname, '..');
 
@@ -25,6 +25,7 @@ let logged;
 let realWrite;
 beforeEach(() => {
   for (const map of [gust.registry.ops, gust.registry.handlers, gust.registry.schedules, gust.registry.hooks]) map.clear();
+  takeInternalToken({ [INTERNAL_TOKEN_VARIABLE]: SECRET });
   logged = '';
   realWrite = process.stderr.write;
   process.stderr.write = (chunk) => {
@@ -36,7 +37,10 @@ afterEach(() => {
   process.stderr.write = realWrite;
 });
 
-async function call(method, target, body = '', headers = {}) {
+// Calls as gustd does: internal paths with the instance's secret, unless headers are given.
+const SECRET = 'test-secret';
+async function call(method, target, body = '', headers = undefined) {
+  if (headers === undefined) headers = target.startsWith('/_gust') ? { 'x-gust-internal': SECRET } : {};
   const raw = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
   const answer = await dispatch(method, target, headers, raw);
   assert.ok(Buffer.isBuffer(answer.body), 'dispatch answers a Buffer body');
@@ -369,9 +373,9 @@ describe('dispatch', () => {
 });
 
 describe('serve and loadApp', () => {
-  function request(socketPath, method, target, body) {
+  function request(socketPath, method, target, body, headers = target.startsWith('/_gust') ? { 'X-Gust-Internal': SECRET } : {}) {
     return new Promise((resolve, reject) => {
-      const req = http.request({ socketPath, method, path: target, agent: false }, (res) => {
+      const req = http.request({ socketPath, method, path: target, headers, agent: false }, (res) => {
         const chunks = [];
         res.on('data', (chunk) => chunks.push(chunk));
         res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
@@ -399,6 +403,13 @@ describe('serve and loadApp', () => {
       assert.deepEqual([broken.status, JSON.parse(broken.body)], [500, { code: 500, error: 'internal error in the runtime' }]);
       assert.match(logged, /GET \/broken-routes failed in the runtime/);
       assert.equal((await request(socketPath, 'GET', '/_gust/health')).status, 200);
+      // A header Node will not send is refused by name, and the instance keeps serving.
+      gust.handler('split', () => new gust.Response('x', { headers: { 'X-Split': 'a\r\nSet-Cookie: evil=1' } }));
+      const split = await request(socketPath, 'GET', '/split');
+      assert.equal(split.status, 500);
+      assert.match(JSON.parse(split.body).error, /'X-Split'/);
+      assert.equal((await request(socketPath, 'GET', '/_gust/health')).status, 200);
+      assert.equal((await request(socketPath, 'GET', '/_gust/health', undefined, {})).status, 404);
     } finally {
       await new Promise((resolve) => server.close(resolve));
       fs.rmSync(dir, { recursive: true, force: true });
@@ -439,5 +450,99 @@ describe('serve and loadApp', () => {
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the internal surface answers only gustd', () => {
+  const SPELLINGS = ['/_gust/manifest', '/%5fgust/manifest', '/%5Fgust/manifest', '//_gust/manifest', '/./_gust/manifest',
+    '/x/../_gust/manifest', '/%2e%2e/_gust/manifest', '/_GUST/manifest', '/_Gust/schedules/purge',
+    '/_gust/schedules/purge', '/_gust/ops/echo', '/_gust%2fops%2fecho', '/\\_gust/manifest'];
+
+  test('without the secret every spelling is an unknown path', async () => {
+    const ran = [];
+    gust.op('echo', (args) => ran.push('op'));
+    gust.every('2m', function purge(params) { ran.push(['schedule', params]); });
+    for (const headers of [{}, { 'x-gust-internal': '' }, { 'x-gust-internal': 'wrong' }, { 'x-gust-internal': `${SECRET}x` }]) {
+      for (const target of SPELLINGS) {
+        for (const method of ['GET', 'POST']) {
+          const { status, json } = await callJSON(method, target, { x: 1 }, headers);
+          assert.equal(status, 404, `${method} ${target} ${JSON.stringify(headers)}`);
+          assert.match(json.error, /^no handler for/);
+        }
+      }
+    }
+    assert.deepEqual(ran, []);
+  });
+
+  test('an instance started without a secret answers no one', async () => {
+    takeInternalToken({});
+    assert.equal((await callJSON('GET', '/_gust/health', '', { 'x-gust-internal': '' })).status, 404);
+    assert.equal((await callJSON('GET', '/_gust/health', '', { 'x-gust-internal': 'null' })).status, 404);
+  });
+
+  test('with the secret the surface answers', async () => {
+    const ran = [];
+    gust.every('2m', function purge(params) { ran.push(params); });
+    assert.deepEqual((await callJSON('POST', '/_gust/schedules/purge', { all: true })).json, { ok: true });
+    assert.deepEqual(ran, [{ all: true }]);
+  });
+
+  test('the secret leaves the environment', async () => {
+    process.env[INTERNAL_TOKEN_VARIABLE] = 'from-gustd';
+    takeInternalToken();
+    assert.equal(process.env[INTERNAL_TOKEN_VARIABLE], undefined);
+    assert.equal((await callJSON('GET', '/_gust/health', '', { 'x-gust-internal': 'from-gustd' })).status, 200);
+  });
+
+  test('a handler never sees the secret', async () => {
+    gust.handler('headers', (request) => Object.keys(request.headers).sort());
+    const { status, json } = await callJSON('GET', '/headers', '', { 'x-gust-internal': SECRET, 'x-other': '1' });
+    assert.deepEqual([status, json], [200, ['x-other']]);
+  });
+});
+
+describe('JSON numbers', () => {
+  test('integers beyond 2^53 stay exact', async () => {
+    gust.op('echo', (args) => args);
+    const answer = await call('POST', '/_gust/ops/echo', '{"n": 12345678901234567, "m": -9007199254740993, "f": 1.5}');
+    assert.deepEqual([answer.status, answer.body.toString()], [200, '{"n":12345678901234567,"m":-9007199254740993,"f":1.5}']);
+  });
+
+  test('non-finite numbers in a body are refused', async () => {
+    gust.op('echo', (args) => args);
+    gust.handler('in', { methods: ['POST'] }, (request) => request.json());
+    for (const body of ['{"n": 1e999999}', '{"n": -1e400}', '{"n": NaN}', '{"n": Infinity}', '{"n": -Infinity}']) {
+      assert.equal((await callJSON('POST', '/_gust/ops/echo', body)).status, 400, body);
+      assert.equal((await call('POST', '/in', body)).status, 500, body);
+    }
+  });
+
+  test('a non-finite result is a 500 in valid JSON', async () => {
+    gust.op('inf', () => ({ x: Infinity }));
+    gust.handler('nan', () => [NaN]);
+    for (const [method, target, kind] of [['POST', '/_gust/ops/inf', 'op inf'], ['GET', '/nan', 'handler /nan']]) {
+      const { status, json } = await callJSON(method, target);
+      assert.deepEqual([status, json], [500, { code: 500, error: `${kind} returned NaN or an infinity, which JSON cannot carry` }]);
+    }
+    assert.match(logged, /NaN or an infinity/);
+  });
+});
+
+describe('handler headers', () => {
+  test('a header with CR or LF is refused by name', async () => {
+    for (const headers of [{ 'X-Split': 'a\r\nSet-Cookie: evil=1' }, { 'X-Split': 'a\nb' }, { 'X-Bad\r\nName': 'v' }, { 'X-Nul': 'a\u0000b' }]) {
+      gust.registry.handlers.clear();
+      gust.handler('h', () => new gust.Response('body', { headers }));
+      const { status, json } = await callJSON('GET', '/h');
+      assert.equal(status, 500);
+      assert.ok(json.error.includes(`'${Object.keys(headers)[0]}'`), json.error);
+    }
+    assert.match(logged, /cannot be sent/);
+  });
+
+  test('ordinary headers pass', async () => {
+    gust.handler('h', () => new gust.Response('ok', { headers: { 'X-Fine': 'a\tb c', 'Set-Cookie': 'a=1' } }));
+    const answer = await call('GET', '/h');
+    assert.deepEqual([answer.status, answer.headers['X-Fine'], answer.body.toString()], [200, 'a\tb c', 'ok']);
   });
 });

@@ -17,6 +17,8 @@ gust.op('crash', () => {
   throw new Error('secret-detail: this must stay in the log');
 });
 
+gust.op('infinite', () => ({ x: Infinity }));
+
 gust.handler('hello', (request) => `hello ${request.query.name || 'world'}\n`);
 
 gust.handler('submit', { methods: ['POST'] }, (request) => ({ received: request.json() }));
@@ -30,3 +32,11 @@ gust.beforeSave('cat', function check_cat(record) {
 });
 
 gust.every('2m', function meow() {});
+
+// What app code can see of the internal secret: nothing.
+gust.handler('inside', (request) => ({
+  token_in_environment: 'GUST_INTERNAL_TOKEN' in process.env,
+  internal_header: Object.keys(request.headers).some((k) => k.toLowerCase() === 'x-gust-internal'),
+}));
+
+gust.handler('split', () => new gust.Response('x', { headers: { 'X-Split': 'a\r\nSet-Cookie: evil=1' } }));

@@ -5,6 +5,8 @@ the same names; buildpacks/protocol-tests/run.py checks that both runtimes
 answer cases.json alike.
 """
 
+import os
+
 import gust
 
 
@@ -21,6 +23,11 @@ def fail():
 @gust.op('crash')
 def crash():
     raise RuntimeError('secret-detail: this must stay in the log')
+
+
+@gust.op('infinite')
+def infinite():
+    return {'x': float('inf')}
 
 
 @gust.handler('hello')
@@ -44,3 +51,15 @@ def check_cat(record, original):
 @gust.every('2m')
 def meow():
     pass
+
+
+@gust.handler('inside')
+def inside(request):
+    """What app code can see of the internal secret: nothing."""
+    return {'token_in_environment': 'GUST_INTERNAL_TOKEN' in os.environ,
+            'internal_header': any(k.lower() == 'x-gust-internal' for k in request.headers)}
+
+
+@gust.handler('split')
+def split(request):
+    return gust.Response('x', headers={'X-Split': 'a\r\nSet-Cookie: evil=1'})

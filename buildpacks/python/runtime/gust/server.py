@@ -7,11 +7,14 @@ gust.records), which arrives on a second connection while that request waits
 for it. So user code still runs one thing at a time and need not be thread-safe.
 """
 
+import hmac
 import http.server
 import importlib.util
 import inspect
 import json
+import math
 import os
+import re
 import socketserver
 import sys
 import traceback
@@ -20,6 +23,70 @@ import urllib.parse
 import gust
 
 PROTOCOL = 1
+
+# The internal surface (/_gust/...) answers only requests carrying this
+# instance's secret in this header; gustd passes the secret in the environment.
+INTERNAL_HEADER = "X-Gust-Internal"
+INTERNAL_TOKEN_VARIABLE = "GUST_INTERNAL_TOKEN"
+_internal_token = None
+
+
+def take_internal_token(environ=os.environ):
+    """Moves the secret from the environment into the runtime, so app code and its children never see it."""
+    global _internal_token
+    _internal_token = environ.pop(INTERNAL_TOKEN_VARIABLE, None) or None
+
+
+def _is_gustd(headers):
+    """Whether the request carries this instance's secret (compared in constant time)."""
+    sent = next((v for k, v in headers.items() if k.lower() == INTERNAL_HEADER.lower()), None)
+    if _internal_token is None or sent is None:
+        return False
+    return hmac.compare_digest(sent.encode(), _internal_token.encode())
+
+
+def request_path(target):
+    """The target's path decoded once, without empty or '.' segments, '..' resolved at most to the root.
+
+    Read the same way as gustd's RequestPath, so both agree on what is internal.
+    The query is not looked at: a target such as '//host/x' is a path, not a URL.
+    """
+    decoded = urllib.parse.unquote(target.split("?", 1)[0])
+    segments = []
+    for segment in decoded.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    trailing = "/" if segments and (decoded.endswith("/") or decoded.endswith("/..")) else ""
+    return "/" + "/".join(segments) + trailing
+
+
+def _is_internal(path):
+    first = path.lstrip("/").split("/", 1)[0]
+    return first.lower().startswith("_gust")
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
+
+
+def loads(body):
+    """JSON as gustd and the Node runtime read it: exact integers, no NaN or Infinity (ValueError)."""
+    return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def dumps(value):
+    """JSON that every parser reads: ValueError for NaN or an infinity rather than invalid JSON."""
+    return json.dumps(value, allow_nan=False)
 
 
 def load_app(root):
@@ -50,7 +117,21 @@ def _error(code, message):
 
 
 def _json(value, status=200):
-    return status, {"Content-Type": "application/json"}, json.dumps(value).encode()
+    return status, {"Content-Type": "application/json"}, dumps(value).encode()
+
+
+def _result(kind, name, value, render=None):
+    """Encodes what user code returned; a value JSON cannot carry is a 500 that says so (and is logged)."""
+    try:
+        return (render or _json)(value)
+    except TypeError as error:
+        sys.stderr.write(f"gust: {kind} {name} returned a value JSON cannot encode ({error}): {value!r}\n")
+        sys.stderr.flush()
+        return _error(500, f"internal error in {kind} {name}")
+    except ValueError:
+        sys.stderr.write(f"gust: {kind} {name} returned NaN or an infinity, which JSON cannot carry: {value!r}\n")
+        sys.stderr.flush()
+        return _error(500, f"{kind} {name} returned NaN or an infinity, which JSON cannot carry")
 
 
 def _call(kind, name, function, /, *args, **kwargs):
@@ -79,7 +160,7 @@ class Request:
         self.body = body
 
     def json(self):
-        return json.loads(self.body or b"null")
+        return loads(self.body or b"null")
 
 
 def _render(value):
@@ -89,7 +170,7 @@ def _render(value):
             body = body.encode()
             headers.setdefault("Content-Type", "text/plain; charset=utf-8")
         elif isinstance(body, (dict, list)):
-            body = json.dumps(body).encode()
+            body = dumps(body).encode()
             headers.setdefault("Content-Type", "application/json")
         return status, headers, body or b""
     if isinstance(value, bytes):
@@ -104,77 +185,121 @@ def _render(value):
 def _parse_object(body):
     if not body:
         return {}
-    value = json.loads(body)
+    value = loads(body)
     if not isinstance(value, dict):
         raise ValueError("not an object")
     return value
 
 
+def _health(name, headers, body):
+    return _json({"ok": True})
+
+
+def _manifest(name, headers, body):
+    runtime = "python %d.%d.%d" % sys.version_info[:3]
+    return _json(dict({"protocol": PROTOCOL, "runtime": runtime}, **gust.registry.manifest()))
+
+
+def _op(name, headers, body):
+    function = gust.registry.ops.get(name)
+    if function is None:
+        return _error(404, f"no op named {name!r}")
+    try:
+        arguments = _parse_object(body)
+    except ValueError:
+        return _error(400, "the body must be a JSON object of the op's arguments")
+    try:
+        inspect.signature(function).bind(**arguments)
+    except TypeError as error:
+        return _error(400, f"bad arguments for op {name}: {error}")
+    failure, result = _call("op", name, function, **arguments)
+    return failure or _result("op", name, result)
+
+
+def _schedule(name, headers, body):
+    entry = gust.registry.schedules.get(name)
+    if entry is None:
+        return _error(404, f"no schedule named {name!r}")
+    try:
+        params = _parse_object(body) or (entry[2] or {})
+    except ValueError:
+        return _error(400, "the body must be a JSON object of params")
+    function = entry[3]
+    failure, _ = _call("schedule", name, function, **params) if params else _call("schedule", name, function)
+    return failure or _json({"ok": True})
+
+
+def _hook(name, headers, body):
+    parts = name.split("/", 1)
+    function = gust.registry.hooks.get(tuple(parts)) if len(parts) == 2 else None
+    if function is None:
+        return _error(404, f"no hook {name}")
+    try:
+        payload = _parse_object(body)
+    except ValueError:
+        return _error(400, "the body must be a JSON object")
+    record, original = payload.get("record"), payload.get("original")
+    # Writes the hook makes through gust.records carry its context, so they do not trigger it again.
+    gust._hook_context.value = next((v for k, v in headers.items() if k.lower() == "x-gust-hook-context"), None)
+    try:
+        failure, changed = _call("hook", f"{parts[0]} {parts[1]}", function, record, original)
+    finally:
+        gust._hook_context.value = None
+    if failure:
+        return failure
+    return _result("hook", f"{parts[0]} {parts[1]}", {"record": changed if isinstance(changed, dict) else record})
+
+
+# The internal surface: (method, prefix) -> endpoint(name after the prefix, headers, body).
+# A prefix ending in "/" takes a name; the others match the whole path.
+_INTERNAL = {
+    ("GET", "/_gust/health"): _health,
+    ("GET", "/_gust/manifest"): _manifest,
+    ("POST", "/_gust/ops/"): _op,
+    ("POST", "/_gust/schedules/"): _schedule,
+    ("POST", "/_gust/hooks/"): _hook,
+}
+
+
+def _internal(method, path, headers, body):
+    for (endpoint_method, prefix), endpoint in _INTERNAL.items():
+        if prefix.endswith("/") and path.startswith(prefix) and len(path) > len(prefix):
+            name = path[len(prefix):]
+        elif path == prefix:
+            name = ""
+        else:
+            continue
+        if method == endpoint_method or (method == "HEAD" and endpoint_method == "GET"):
+            return endpoint(name, headers, body)
+    return _error(404, f"no such endpoint {path}")
+
+
+# Header names are HTTP tokens; values hold no control characters but tab (RFC 9110, 5.5).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
+def _checked_headers(path, response):
+    """A handler's answer, or a 500 naming the header it cannot send (one with CR or LF would split the answer)."""
+    status, headers, body = response
+    for key, value in headers.items():
+        if not (isinstance(key, str) and _HEADER_NAME.fullmatch(key) and _HEADER_VALUE.fullmatch(str(value))):
+            sys.stderr.write(f"gust: handler {path} returned a header that cannot be sent: {key!r}: {value!r}\n")
+            sys.stderr.flush()
+            return _error(500, f"handler {path} returned the header {key!r}, whose name or value holds a "
+                               "character a header cannot carry (such as CR or LF)")
+    return response
+
+
 def dispatch(method, target, headers, body):
     """Answers one request: (status, headers, body)."""
-    parsed = urllib.parse.urlsplit(target)
-    path = urllib.parse.unquote(parsed.path)
-    registry = gust.registry
-    if path == "/_gust/health":
-        return _json({"ok": True})
-    if path == "/_gust/manifest":
-        runtime = "python %d.%d.%d" % sys.version_info[:3]
-        return _json(dict({"protocol": PROTOCOL, "runtime": runtime}, **registry.manifest()))
-    if path.startswith("/_gust/ops/") and method == "POST":
-        name = path[len("/_gust/ops/"):]
-        function = registry.ops.get(name)
-        if function is None:
-            return _error(404, f"no op named {name!r}")
-        try:
-            arguments = _parse_object(body)
-        except ValueError:
-            return _error(400, "the body must be a JSON object of the op's arguments")
-        try:
-            inspect.signature(function).bind(**arguments)
-        except TypeError as error:
-            return _error(400, f"bad arguments for op {name}: {error}")
-        failure, result = _call("op", name, function, **arguments)
-        if failure:
-            return failure
-        try:
-            return _json(result)
-        except TypeError:
-            sys.stderr.write(f"gust: op {name} returned a value JSON cannot encode: {result!r}\n")
-            return _error(500, f"internal error in op {name}")
-    if path.startswith("/_gust/schedules/") and method == "POST":
-        name = path[len("/_gust/schedules/"):]
-        entry = registry.schedules.get(name)
-        if entry is None:
-            return _error(404, f"no schedule named {name!r}")
-        try:
-            params = _parse_object(body) or (entry[2] or {})
-        except ValueError:
-            return _error(400, "the body must be a JSON object of params")
-        function = entry[3]
-        failure, _ = _call("schedule", name, function, **params) if params else _call("schedule", name, function)
-        return failure or _json({"ok": True})
-    if path.startswith("/_gust/hooks/") and method == "POST":
-        parts = path[len("/_gust/hooks/"):].split("/", 1)
-        function = registry.hooks.get(tuple(parts)) if len(parts) == 2 else None
-        if function is None:
-            return _error(404, f"no hook {'/'.join(parts)}")
-        try:
-            payload = _parse_object(body)
-        except ValueError:
-            return _error(400, "the body must be a JSON object")
-        record, original = payload.get("record"), payload.get("original")
-        # Writes the hook makes through gust.records carry its context, so they do not trigger it again.
-        gust._hook_context.value = next((v for k, v in headers.items() if k.lower() == "x-gust-hook-context"), None)
-        try:
-            failure, changed = _call("hook", f"{parts[0]} {parts[1]}", function, record, original)
-        finally:
-            gust._hook_context.value = None
-        if failure:
-            return failure
-        return _json({"record": changed if isinstance(changed, dict) else record})
-    if path.startswith("/_gust/"):
-        return _error(404, f"no such endpoint {path}")
-    routes = registry.handlers.get("/" + path.strip("/"))
+    path = request_path(target)
+    if _is_internal(path):
+        if not _is_gustd(headers):
+            # Only gustd holds the secret; to anyone else the internal surface does not exist.
+            return _error(404, f"no handler for {path}")
+        return _internal(method, path, headers, body)
+    routes = gust.registry.handlers.get("/" + path.strip("/"))
     if routes is None:
         return _error(404, f"no handler for {path}")
     function = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
@@ -182,10 +307,12 @@ def dispatch(method, target, headers, body):
         status, response_headers, response_body = _error(405, f"{method} is not allowed on {path}")
         response_headers["Allow"] = ", ".join(sorted(routes))
         return status, response_headers, response_body
-    query = {key: values[-1] for key, values in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
-    request = Request(method, path, query, headers, body)
+    query_text = target.split("?", 1)[1] if "?" in target else ""
+    query = {key: values[-1] for key, values in urllib.parse.parse_qs(query_text, keep_blank_values=True).items()}
+    visible = {k: v for k, v in headers.items() if k.lower() != INTERNAL_HEADER.lower()}
+    request = Request(method, path, query, visible, body)
     failure, value = _call("handler", path, function, request)
-    return failure or _render(value)
+    return failure or _checked_headers(path, _result("handler", path, value, _render))
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -225,6 +352,7 @@ def main():
     socket_path = os.environ.get("GUST_SOCKET")
     if not socket_path:
         raise SystemExit("gust: GUST_SOCKET is not set; the runtime is started by gustd")
+    take_internal_token()
     root = os.environ.get("GUST_APP_ROOT") or os.getcwd()
     try:
         load_app(root)

@@ -87,7 +87,10 @@ class RecordsClientTests(unittest.TestCase):
         def touch(record, original):
             gust.records.save("cat", {"_id": record["_id"], "seen": True})
 
-        status, _, _ = server.dispatch("POST", "/_gust/hooks/after_save/cat", {"X-Gust-Hook-Context": "ctx-1"},
+        server.take_internal_token({server.INTERNAL_TOKEN_VARIABLE: "internal"})
+        self.addCleanup(server.take_internal_token, {})
+        status, _, _ = server.dispatch("POST", "/_gust/hooks/after_save/cat",
+                                       {"X-Gust-Hook-Context": "ctx-1", "X-Gust-Internal": "internal"},
                                        json.dumps({"record": {"_id": "a"}}).encode())
         self.assertEqual(status, 200)
         self.assertEqual(self.seen[-1][3], "ctx-1")

@@ -23,9 +23,13 @@ from gust import server
 class RegistryTestCase(unittest.TestCase):
     """Each test registers into a fresh registry (the decorators and dispatch both read gust.registry)."""
 
+    SECRET = "test-secret"
+
     def setUp(self):
         self._saved_registry = gust.registry
         gust.registry = gust._Registry()
+        server.take_internal_token({server.INTERNAL_TOKEN_VARIABLE: self.SECRET})
+        self.addCleanup(server.take_internal_token, {})
         self.stderr = io.StringIO()
         redirect = contextlib.redirect_stderr(self.stderr)
         redirect.__enter__()
@@ -35,9 +39,12 @@ class RegistryTestCase(unittest.TestCase):
         gust.registry = self._saved_registry
 
     def call(self, method, target, body=b"", headers=None):
+        """Calls as gustd does: internal paths with the instance's secret, unless headers are given."""
         if not isinstance(body, bytes):
             body = json.dumps(body).encode()
-        return server.dispatch(method, target, headers or {}, body)
+        if headers is None:
+            headers = {"X-Gust-Internal": self.SECRET} if target.startswith("/_gust") else {}
+        return server.dispatch(method, target, headers, body)
 
     def call_json(self, method, target, body=b"", headers=None):
         status, response_headers, payload = self.call(method, target, body, headers)
@@ -414,6 +421,106 @@ class DispatchTests(RegistryTestCase):
     def test_percent_encoded_handler_path(self):
         gust.handler("café")(lambda request: request.path)
         self.assertEqual(self.call("GET", "/caf%C3%A9")[2], "/café".encode())
+
+
+class InternalSurfaceTests(RegistryTestCase):
+    """/_gust/... answers only gustd, which sends the instance's secret; to anyone else it does not exist."""
+
+    def setUp(self):
+        super().setUp()
+        self.ran = []
+        gust.op("echo")(lambda **a: self.ran.append("op") or a)
+        gust.every("2m")(self.purge)
+
+    def purge(self, **params):
+        self.ran.append(("schedule", params))
+
+    SPELLINGS = ["/_gust/manifest", "/%5fgust/manifest", "/%5Fgust/manifest", "//_gust/manifest", "/./_gust/manifest",
+                 "/x/../_gust/manifest", "/%2e%2e/_gust/manifest", "/_GUST/manifest", "/_Gust/schedules/purge",
+                 "/_gust/schedules/purge", "/_gust/ops/echo", "/_gust%2fops%2fecho"]
+
+    def test_without_the_secret_every_spelling_is_an_unknown_path(self):
+        for headers in [{}, {"X-Gust-Internal": ""}, {"X-Gust-Internal": "wrong"}, {"x-gust-internal": self.SECRET + "x"}]:
+            for target in self.SPELLINGS:
+                for method in ["GET", "POST"]:
+                    with self.subTest(headers=headers, target=target, method=method):
+                        status, body = self.call_json(method, target, {"x": 1}, headers=headers)
+                        self.assertEqual((status, body["code"]), (404, 404))
+                        self.assertTrue(body["error"].startswith("no handler for"), body)
+        self.assertEqual(self.ran, [])
+
+    def test_an_instance_started_without_a_secret_answers_no_one(self):
+        server.take_internal_token({})
+        self.assertEqual(self.call_json("GET", "/_gust/health", headers={"X-Gust-Internal": ""})[0], 404)
+        self.assertEqual(self.call_json("GET", "/_gust/health", headers={"X-Gust-Internal": "None"})[0], 404)
+
+    def test_with_the_secret_the_surface_answers(self):
+        headers = {"X-Gust-Internal": self.SECRET}
+        self.assertEqual(self.call_json("POST", "/_gust/schedules/purge", {"all": True}, headers=headers),
+                         (200, {"ok": True}))
+        self.assertEqual(self.ran, [("schedule", {"all": True})])
+
+    def test_the_secret_leaves_the_environment(self):
+        environ = {server.INTERNAL_TOKEN_VARIABLE: "s3", "OTHER": "x"}
+        server.take_internal_token(environ)
+        self.assertEqual(environ, {"OTHER": "x"})
+        self.assertEqual(self.call_json("GET", "/_gust/health", headers={"X-Gust-Internal": "s3"})[0], 200)
+
+    def test_the_runtime_takes_the_secret_out_of_os_environ(self):
+        os.environ[server.INTERNAL_TOKEN_VARIABLE] = "from-gustd"
+        self.addCleanup(os.environ.pop, server.INTERNAL_TOKEN_VARIABLE, None)
+        server.take_internal_token()
+        self.assertNotIn(server.INTERNAL_TOKEN_VARIABLE, os.environ)
+        self.assertEqual(self.call_json("GET", "/_gust/health", headers={"X-Gust-Internal": "from-gustd"})[0], 200)
+
+    def test_a_handler_never_sees_the_secret(self):
+        gust.handler("headers")(lambda request: sorted(k.lower() for k in request.headers))
+        status, names = self.call_json("GET", "/headers", headers={"X-Gust-Internal": self.SECRET, "X-Other": "1"})
+        self.assertEqual((status, names), (200, ["x-other"]))
+
+
+class JSONNumberTests(RegistryTestCase):
+    def test_integers_beyond_2_to_the_53_stay_exact(self):
+        gust.op("echo")(lambda **a: a)
+        status, _, payload = self.call("POST", "/_gust/ops/echo", b'{"n": 12345678901234567, "m": -9007199254740993}')
+        self.assertEqual((status, payload), (200, b'{"n": 12345678901234567, "m": -9007199254740993}'))
+
+    def test_non_finite_numbers_in_a_body_are_refused(self):
+        gust.op("echo")(lambda **a: a)
+        gust.handler("in", methods=["POST"])(lambda request: request.json())
+        for body in [b'{"n": 1e999999}', b'{"n": -1e400}', b'{"n": NaN}', b'{"n": Infinity}', b'{"n": -Infinity}']:
+            with self.subTest(body=body):
+                status, answer = self.call_json("POST", "/_gust/ops/echo", body)
+                self.assertEqual(status, 400, answer)
+                self.assertEqual(self.call("POST", "/in", body)[0], 500)
+
+    def test_a_non_finite_result_is_a_500_in_valid_json(self):
+        gust.op("inf")(lambda: {"x": float("inf")})
+        gust.handler("nan")(lambda request: [float("nan")])
+        for method, target, kind in [("POST", "/_gust/ops/inf", "op inf"), ("GET", "/nan", "handler /nan")]:
+            with self.subTest(target=target):
+                status, answer = self.call_json(method, target)
+                self.assertEqual((status, answer["code"]), (500, 500))
+                self.assertEqual(answer["error"], f"{kind} returned NaN or an infinity, which JSON cannot carry")
+        self.assertIn("NaN or an infinity", self.stderr.getvalue())
+
+
+class HandlerHeaderTests(RegistryTestCase):
+    def test_a_header_with_cr_or_lf_is_refused_by_name(self):
+        for headers in [{"X-Split": "a\r\nSet-Cookie: evil=1"}, {"X-Split": "a\nb"}, {"X-Bad\r\nName": "v"},
+                        {"X-Nul": "a\x00b"}]:
+            with self.subTest(headers=headers):
+                gust.registry = gust._Registry()
+                gust.handler("h")(lambda request: gust.Response("body", headers=headers))
+                status, answer = self.call_json("GET", "/h")
+                self.assertEqual((status, answer["code"]), (500, 500))
+                self.assertIn(repr(next(iter(headers))), answer["error"])
+        self.assertIn("cannot be sent", self.stderr.getvalue())
+
+    def test_ordinary_headers_pass(self):
+        gust.handler("h")(lambda request: gust.Response("ok", headers={"X-Fine": "a\tb c", "Set-Cookie": "a=1"}))
+        status, headers, body = self.call("GET", "/h")
+        self.assertEqual((status, headers["X-Fine"], body), (200, "a\tb c", b"ok"))
 
 
 class LoadAppTests(RegistryTestCase):

@@ -1,0 +1,144 @@
+/// A request's path as an instance will see it: percent-decoded once (as the
+/// runtimes decode), split on `/`, without empty or `.` segments.
+///
+/// Why a type of its own: the gateway must decide what it refuses on the same
+/// path the runtime dispatches on, or a spelling such as `%5fgust`, `//_gust`
+/// or `/x/../_gust` slips past the gateway and is decoded into the internal
+/// surface behind it. So gustd decides on this decoded form and forwards the
+/// canonical re-encoding of it (`percentEncoded`), which a runtime decoding
+/// once reads back exactly as these segments.
+struct RequestPath: Equatable, Sendable {
+    /// Decoded segments; `..` is kept until `resolvingDotSegments()`.
+    private(set) var segments: [String]
+    /// Whether the path ended in `/` (kept so handlers see what was asked for).
+    private(set) var hasTrailingSlash: Bool
+
+    init(segments: some Sequence<String>, hasTrailingSlash: Bool = false) {
+        self.segments = Array(segments)
+        self.hasTrailingSlash = hasTrailingSlash && !self.segments.isEmpty
+    }
+
+    /// Parses a request's path (without its query): decoded once, `\` is not a separator.
+    init(percentEncoded raw: String) {
+        let decoded = Self.percentDecoded(raw)
+        self.init(
+            segments: decoded.split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." },
+            hasTrailingSlash: decoded.hasSuffix("/")
+        )
+    }
+
+    /// `..` removes the segment before it; at the root it stays at the root (RFC 3986, 5.2.4).
+    func resolvingDotSegments() -> RequestPath {
+        var resolved: [String] = []
+        for segment in segments {
+            if segment == ".." { _ = resolved.popLast() } else { resolved.append(segment) }
+        }
+        return RequestPath(segments: resolved, hasTrailingSlash: hasTrailingSlash || segments.last == "..")
+    }
+
+    /// The path after its first `count` segments.
+    func dropFirst(_ count: Int) -> RequestPath {
+        RequestPath(segments: segments.dropFirst(count), hasTrailingSlash: hasTrailingSlash)
+    }
+
+    /// The decoded path, always starting with `/`.
+    var decoded: String {
+        "/" + segments.joined(separator: "/") + (hasTrailingSlash ? "/" : "")
+    }
+
+    /// The canonical request target: each segment percent-encoded but for
+    /// unreserved characters and `!$&'()*+,;=:@`, so `%`, `/`, `?`, `#` and `\`
+    /// inside a segment stay data once the runtime decodes it.
+    var percentEncoded: String {
+        "/" + segments.map(Self.encode).joined(separator: "/") + (hasTrailingSlash ? "/" : "")
+    }
+
+    /// Whether any reading of the path reaches gustd's side of an app:
+    /// `/_gust…` (the runtime's internal surface) or `/_/…` other than the
+    /// public `/_/functions/NAME`, `/_/records…` and `/_/health`. Decides on
+    /// the path decoded once and on every further decoding of it (a proxy or
+    /// runtime that decodes twice must find nothing either), case-insensitively,
+    /// with `\` read as `/`.
+    var reachesReservedSurface: Bool {
+        var reading = decoded
+        for _ in 0..<Self.maximumDecodings {
+            if Self.isReserved(RequestPath(readingBackslashAsSlash: reading)) { return true }
+            let next = Self.percentDecoded(reading)
+            if next == reading { return false }
+            reading = next
+        }
+        return true  // encoded more deeply than any client means to: refuse
+    }
+
+    private static let maximumDecodings = 8
+
+    private init(readingBackslashAsSlash text: String) {
+        let segments = String(text.map { $0 == "\\" ? "/" : $0 })
+            .split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." }
+        self = RequestPath(segments: segments).resolvingDotSegments()
+    }
+
+    private static func isReserved(_ path: RequestPath) -> Bool {
+        guard let first = path.segments.first?.lowercased() else { return false }
+        // By code units, as the runtimes compare: `_gust` followed by a combining mark is still internal.
+        if first.utf8.starts(with: "_gust".utf8) { return true }
+        guard first == "_" else { return false }
+        let second = path.segments.dropFirst().first
+        switch second {
+        case "functions": return path.segments.count < 3
+        case "records", "health": return false
+        default: return true
+        }
+    }
+
+    /// Decodes `%XX` escapes as UTF-8; a malformed escape is kept as sent and
+    /// an invalid UTF-8 sequence becomes U+FFFD (as Python's `unquote` does).
+    static func percentDecoded(_ text: String) -> String {
+        guard text.contains("%") else { return text }
+        let bytes = Array(text.utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
+                let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+            {
+                output.append(high << 4 | low)
+                index += 3
+            } else {
+                output.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    private static let unescaped = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@".utf8)
+
+    private static func encode(_ segment: String) -> String {
+        var output = ""
+        for byte in segment.utf8 {
+            if unescaped.contains(byte) {
+                output.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                output += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+            }
+        }
+        return output
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// What a hostile client sends gustd that no browser would: malformed HTTP
+/// gets a 4xx and gustd keeps answering; path and Host tricks never reach an
+/// app other than the one the request names.
+@Suite(.timeLimit(.minutes(10)))
+struct MalformedRequestTests {
+    static func app(_ work: GitWorkspace, name: String) throws {
+        try work.write("__init__.py", """
+            import gust
+
+            @gust.op('who')
+            def who():
+                return '\(name)'
+
+            @gust.handler('who')
+            def who_handler(request):
+                return '\(name) ' + request.path
+
+            """)
+    }
+
+    /// The status of a raw exchange, or nil if gustd closed without an answer.
+    func status(_ fixture: PushFixture, _ request: String) throws -> Int? {
+        let data = try HTTPClient.raw(port: fixture.port, Data(request.utf8))
+        return try? HTTPClient.parse(data).status
+    }
+
+    @Test(.scratchDirectory) func malformedHTTPGetsA4xxAndGustdKeepsAnswering() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try Self.app(work, name: "cats")
+        try work.commit("Cats")
+        #expect(try work.push(to: fixture.remote).status == 0)
+
+        let hugeHeader = "GET /apps/cats/who HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 200_000))\r\n\r\n"
+        let manyHeaders = "GET /apps/cats/who HTTP/1.1\r\nHost: x\r\n" + (0..<5000).map { "X-H\($0): v\r\n" }.joined() + "\r\n"
+        let badLine = "GARBAGE\r\n\r\n"
+        let badVersion = "GET /apps/cats/who HTTP/9.9\r\nHost: x\r\n\r\n"
+        let spaceInTarget = "GET /apps/cats/who is\r\nHost: x\r\n\r\n"
+        let smuggle = "POST /apps/cats/_/functions/who HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /apps/cats/who HTTP/1.1\r\nHost: x\r\n\r\n"
+        let badChunk = "POST /apps/cats/_/functions/who HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
+        for (what, request) in [("huge header", hugeHeader), ("5,000 headers", manyHeaders), ("bad request line", badLine),
+                                ("bad version", badVersion), ("space in target", spaceInTarget),
+                                ("Content-Length with Transfer-Encoding", smuggle), ("bad chunk", badChunk)] {
+            let answered = try status(fixture, request)
+            #expect(answered.map { (400..<500).contains($0) } == true, "\(what): \(answered.map(String.init) ?? "closed without an answer")")
+            #expect(try fixture.call("POST", "/_/functions/who", body: "{}").text == "\"cats\"", "gustd answers after \(what)")
+        }
+    }
+
+    @Test(.scratchDirectory) func pathAndHostTricksNeverReachAnotherApp() throws {
+        let fixture = try PushFixture()
+        let cats = try fixture.workspace("cats")
+        try Self.app(cats, name: "cats")
+        try cats.commit("Cats")
+        #expect(try cats.push(to: fixture.remote).status == 0)
+        #expect(try GustBinaries.gust(fixture.home, ["apps", "create", "dogs"]).status == 0)
+        let dogs = try fixture.workspace("dogs")
+        try Self.app(dogs, name: "dogs")
+        try dogs.commit("Dogs")
+        #expect(try dogs.push(to: fixture.home.repository(try AppName("dogs")).path).status == 0)
+        let port = fixture.port
+
+        // The host names the app; a path naming another stays a path of that app.
+        let byHost = try HTTPClient.request(port: port, "GET", "/apps/dogs/who", host: "cats.localhost:\(port)")
+        #expect(byHost.status == 404, "\(byHost.text)")
+        #expect(!byHost.text.contains("dogs /"), "\(byHost.text)")
+        let climb = try HTTPClient.request(port: port, "GET", "/../apps/dogs/../../who", host: "cats.localhost:\(port)")
+        #expect(climb.text == "cats /who", "\(climb.text)")
+        // Hosts that are not APP.DOMAIN name no app; the path prefix then decides.
+        for host in ["evil", "cats.localhost.evil", "dogs.localhost@cats.localhost", "localhost", "cats.evil"] {
+            let answer = try HTTPClient.request(port: port, "POST", "/_/functions/who", host: host, body: "{}")
+            #expect(answer.status == 404, "\(host): \(answer.text)")
+            #expect(!answer.text.contains("cats\"") && !answer.text.contains("dogs\""), "\(host): \(answer.text)")
+            #expect(try HTTPClient.request(port: port, "POST", "/apps/cats/_/functions/who", host: host, body: "{}").text == "\"cats\"")
+        }
+        // Dot segments, plain or encoded, never climb out of /apps/APP/.
+        for path in ["/apps/../apps/dogs/who", "/apps/%2e%2e/apps/dogs/who", "/apps/./../apps/dogs/who", "/x/../apps/dogs/who"] {
+            let answer = try HTTPClient.request(port: port, "GET", path)
+            #expect(answer.status == 404, "\(path): \(answer.text)")
+            #expect(!answer.text.contains("dogs /"), "\(path): \(answer.text)")
+        }
+        for path in ["/apps/cats/../dogs/who", "/apps/cats/%2e%2e/dogs/who", "/apps/cats/..%2f..%2fapps%2fdogs%2fwho", "/apps/cats/../../apps/dogs/who"] {
+            let answer = try HTTPClient.request(port: port, "GET", path)
+            #expect(!answer.text.hasPrefix("dogs"), "\(path) reached dogs: \(answer.text)")
+        }
+        #expect(try HTTPClient.request(port: port, "GET", "/apps/cats/../../apps/dogs/who").status == 404)
+        #expect(try HTTPClient.request(port: port, "GET", "/apps/dogs/who").text == "dogs /who")
+    }
+}
