@@ -312,9 +312,12 @@ actor Supervisor {
         let child = try InstanceProcess(
             executable: directory.appendingPathComponent(command).path,
             environment: environment(app: app, release: release, directory: directory, socketPath: socketPath, id: id, channelToken: channelToken),
-            directory: directory.path,
+            directory: directory.path, marker: InstanceStragglers.marker(id: id),
             onOutput: { output.deliver($0, stream: $1.rawValue) },
-            onExit: { status in Task { await self.instanceExited(id: id, app: app, status: status) } }
+            onExit: { [records] status in
+                records.forget(id: id)  // now, not at the next gustd's start: nothing of it is left to stop
+                Task { await self.instanceExited(id: id, app: app, status: status) }
+            }
         )
         try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
 

@@ -45,7 +45,11 @@ struct InstanceRecords: Sendable {
         var stopped: [Entry] = []
         for name in names where name.hasSuffix(".json") {
             let id = String(name.dropLast(5))
-            defer { forget(id: id) }
+            defer {
+                // Also what it daemonized: alive even where the instance itself is gone.
+                InstanceStragglers.stop(marker: InstanceStragglers.marker(id: id))
+                forget(id: id)
+            }
             guard let data = FileManager.default.contents(atPath: file(id: id).path),
                 let entry = try? JSONDecoder().decode(Entry.self, from: data),
                 entry.pid > 1, InstanceProcess.startTime(of: entry.pid) == entry.startTime
