@@ -292,6 +292,9 @@ actor Supervisor {
                 try await Self.offTheLoops { try Artifacts.unpack(artifact, to: directory) }
             } catch where FileManager.default.fileExists(atPath: directory.path) {
                 // Another start of the same release unpacked it meanwhile.
+            } catch {
+                let rollback = release.rollbackOf.map { " (a rollback to v\($0))" } ?? ""
+                throw GustError("Cannot unpack v\(version) of \(app)\(rollback): \(error)", code: 503)
             }
         }
         let command = process.trimmingCharacters(in: .whitespaces)
