@@ -54,7 +54,7 @@ public struct AdminClient: Sendable {
 
     // MARK: HTTP over the socket
 
-    private func exchange(_ method: String, _ path: String, body: Data, onLine: (String) -> Void) throws {
+    func exchange(_ method: String, _ path: String, body: Data, onLine: (String) -> Void) throws {
         let fd = try connect()
         defer { close(fd) }
         var request = Data("\(method) \(path) HTTP/1.1\r\nHost: gustd\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)

@@ -20,6 +20,8 @@ struct Gateway: HTTPResponder {
             return try await route(request)
         } catch let error as GustError {
             return Self.error(error.code, error.message)
+        } catch let crashing as AppCrashing {
+            return Self.error(503, crashing.message, headers: [.retryAfter: "\(crashing.retryAfter)"])
         }
     }
 
@@ -39,10 +41,9 @@ struct Gateway: HTTPResponder {
         }
         let path = target.path
         if path == "/_/health" {
-            return Self.json(200, [
-                "app": app.rawValue, "release": "v\(state.version)",
-                "state": state.instance == nil ? "starting" : "running",
-            ])
+            var health: [String: Any] = ["app": app.rawValue, "release": "v\(state.version)", "state": state.health]
+            if let error = state.crashing { health["error"] = error }
+            return Self.json(200, health)
         }
         if state.isPrivate {
             guard let token = request.headers[HTTPField.Name("X-Auth-Token")!], await supervisor.verifyToken(app, token) else {

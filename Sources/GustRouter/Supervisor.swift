@@ -17,6 +17,8 @@ actor Supervisor {
         var isPrivate: Bool
         var instance: Instance?
         var starting: Task<Instance, any Error>?
+        /// Failed starts of this version in a row, and when the next may be tried.
+        var backoff = StartBackoff()
     }
 
     private let configuration: RouterConfiguration
@@ -105,11 +107,16 @@ actor Supervisor {
         var version: Int
         var isPrivate: Bool
         var instance: Instance?
+        /// Why the last start failed, while starts keep failing.
+        var crashing: String? = nil
+
+        /// `running`, `starting`, or `crashing` (its starts fail; see `StartBackoff`).
+        var health: String { instance != nil ? "running" : crashing != nil ? "crashing" : "starting" }
     }
 
     /// What the gateway needs to know before it calls: nil if the app has nothing live.
     func state(of app: AppName) -> AppState? {
-        slots[app].map { AppState(version: $0.version, isPrivate: $0.isPrivate, instance: $0.instance) }
+        slots[app].map { AppState(version: $0.version, isPrivate: $0.isPrivate, instance: $0.instance, crashing: $0.backoff.lastError) }
     }
 
     /// Every app gustd serves, for `GET /v1/status`.
@@ -120,6 +127,12 @@ actor Supervisor {
             if let instance = slot.instance {
                 entry["instance"] = instance.id
                 entry["pid"] = Int(instance.process.pid)
+            }
+            let state = AppState(version: slot.version, isPrivate: slot.isPrivate, instance: slot.instance, crashing: slot.backoff.lastError)
+            entry["state"] = state.health
+            if let error = state.crashing {
+                entry["error"] = error
+                entry["failedStarts"] = slot.backoff.failures
             }
             return entry
         }
@@ -135,8 +148,13 @@ actor Supervisor {
     func instance(for app: AppName) async throws -> Instance {
         guard let slot = slots[app] else { throw GustError.notFound("\(app) has no live release: push to deploy it.") }
         if let instance = slot.instance { return instance }
-        if let starting = slot.starting { return try await starting.value }
         let version = slot.version
+        if let starting = slot.starting {
+            do { return try await starting.value } catch { throw startFailure(app, version: version) }
+        }
+        if let wait = slot.backoff.remaining() {
+            throw AppCrashing(app: app.rawValue, version: version, backoff: slot.backoff, wait: wait)
+        }
         let task = Task { try await self.launch(app, version: version, progress: nil) }
         slots[app]?.starting = task
         do {
@@ -144,16 +162,41 @@ actor Supervisor {
             if slots[app]?.version == version {
                 slots[app]?.starting = nil
                 slots[app]?.instance = instance
+                slots[app]?.backoff.succeeded()
                 await announceSchedules(of: instance)
             } else {
                 retire(instance)  // a deploy switched the app meanwhile
             }
             return instance
         } catch {
-            if slots[app]?.version == version { slots[app]?.starting = nil }
-            logger.error("\(app) v\(version) could not start: \(error)")
-            throw GustError("\(app) v\(version) could not start; see `gust logs \(app)`.", code: 503)
+            if slots[app]?.version == version {
+                slots[app]?.starting = nil
+                startFailed(app, version: version, error: error)
+            } else {
+                logger.error("\(app) v\(version) could not start: \(error)")
+            }
+            throw startFailure(app, version: version)
         }
+    }
+
+    /// Counts a failed start of the live release, and says why and when the next is, in both logs.
+    private func startFailed(_ app: AppName, version: Int, error: any Error) {
+        let reason = String(describing: error)
+        guard let delay = slots[app]?.backoff.failed(reason) else { return }
+        let failures = slots[app]?.backoff.failures ?? 1
+        let line = "v\(version) could not start (\(failures) in a row): \(reason); next start in \(delay.shortText) at the earliest"
+        logger.error("\(app) \(line)")
+        try? AppLog(home: configuration.home, app: app).append([
+            LogEntry(release: version, instance: nil, stream: "gustd", function: nil, line: line)
+        ])
+    }
+
+    /// What a caller is told when a start failed: 503 with when to try again.
+    private func startFailure(_ app: AppName, version: Int) -> any Error {
+        guard let slot = slots[app], slot.version == version, let wait = slot.backoff.remaining() else {
+            return GustError("\(app) v\(version) could not start; see `gust logs \(app)`.", code: 503)
+        }
+        return AppCrashing(app: app.rawValue, version: version, backoff: slot.backoff, wait: wait)
     }
 
     /// Takes an instance out of service at once (it hung or lost its connection).

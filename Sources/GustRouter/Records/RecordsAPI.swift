@@ -19,6 +19,8 @@ struct RecordsAPI {
             return try await route(app: app, method: method, path: path, query: query, body: body, caller: caller)
         } catch let error as GustError {
             return Self.error(error.code, error.message)
+        } catch let crashing as AppCrashing {
+            return Self.error(503, crashing.message, headers: [.retryAfter: "\(crashing.retryAfter)"])
         } catch {
             return Self.error(500, "The record store failed: \(error)")
         }
