@@ -79,5 +79,19 @@ struct HardeningBackoffTests {
         #expect(log.contains("next start in"), "and why it is not started again at once: \(log)")
         let gustd = try #require(fixture.gustd)
         #expect(gustd.logText.contains("next start in"), "\(gustd.logText)")
+
+        // Mended, it starts at the next try (the backoff is at most a few seconds by now) and says so.
+        try? FileManager.default.removeItem(at: release.appendingPathComponent("__pycache__"))
+        try "import gust\n\n@gust.op('hello')\ndef hello():\n    return 'mended'\n"
+            .write(to: release.appendingPathComponent("__init__.py"), atomically: true, encoding: .utf8)
+        var mended: HTTPResult?
+        for _ in 0..<40 {  // 20 s
+            let answer = try fixture.call("POST", "/_/functions/hello", body: "{}")
+            if answer.status == 200 { mended = answer; break }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        #expect(mended?.text == #""mended""#)
+        #expect(try fixture.call("GET", "/_/health").json?["state"] as? String == "running")
+        #expect(try fixture.releases().first?["state"] as? String == "running")
     }
 }
