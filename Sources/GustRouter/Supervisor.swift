@@ -155,7 +155,13 @@ actor Supervisor {
         if let wait = slot.backoff.remaining() {
             throw AppCrashing(app: app.rawValue, version: version, backoff: slot.backoff, wait: wait)
         }
-        let task = Task { try await self.launch(app, version: version, progress: nil) }
+        let task = Task {
+            do { return try await self.launch(app, version: version, progress: nil) } catch {
+                // Counted before anyone awaiting this start resumes, so each is told when to try again.
+                self.startFailed(app, version: version, error: error)
+                throw error
+            }
+        }
         slots[app]?.starting = task
         do {
             let instance = try await task.value
@@ -169,12 +175,6 @@ actor Supervisor {
             }
             return instance
         } catch {
-            if slots[app]?.version == version {
-                slots[app]?.starting = nil
-                startFailed(app, version: version, error: error)
-            } else {
-                logger.error("\(app) v\(version) could not start: \(error)")
-            }
             throw startFailure(app, version: version)
         }
     }
@@ -182,7 +182,11 @@ actor Supervisor {
     /// Counts a failed start of the live release, and says why and when the next is, in both logs.
     private func startFailed(_ app: AppName, version: Int, error: any Error) {
         let reason = String(describing: error)
-        guard let delay = slots[app]?.backoff.failed(reason) else { return }
+        guard slots[app]?.version == version, let delay = slots[app]?.backoff.failed(reason) else {
+            logger.error("\(app) v\(version) could not start: \(reason)")  // a deploy switched the app meanwhile
+            return
+        }
+        slots[app]?.starting = nil
         let failures = slots[app]?.backoff.failures ?? 1
         let line = "v\(version) could not start (\(failures) in a row): \(reason); next start in \(delay.shortText) at the earliest"
         logger.error("\(app) \(line)")
