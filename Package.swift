@@ -41,7 +41,7 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
 
-        // pipe2, posix_spawn's chdir and setsid: Linux calls the Glibc overlay leaves out.
+        // pipe2, posix_spawn's chdir, closefrom and setsid, close_range: Linux calls the Glibc overlay leaves out.
         .target(name: "CGustSystem"),
 
         // Names, the home layout and the store: what every other part agrees on.
@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "GustCLI",
             dependencies: [
-                "GustCore", "GustBuild", "GustGit",
+                "GustCore", "GustBuild", "GustGit", "CGustSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

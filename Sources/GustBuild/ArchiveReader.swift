@@ -21,22 +21,26 @@ enum ArchiveReader {
         try ArchiveError.check(archive_write_disk_set_options(writer, flags), writer, "Cannot prepare extraction")
         try ArchiveError.check(archive_read_open_filename(reader, artifact.path, 256 * 1024), reader, "Cannot open \(artifact.lastPathComponent)")
 
-        var entry: OpaquePointer?
+        // Nothing read from the file is trusted to be there: a damaged artifact is an error, never a crash.
+        var next: OpaquePointer?
         while true {
-            let status = archive_read_next_header(reader, &entry)
+            let status = archive_read_next_header(reader, &next)
             if status == ARCHIVE_EOF { break }
             try ArchiveError.check(status, reader, "Cannot read \(artifact.lastPathComponent)")
-            let name = String(cString: archive_entry_pathname(entry!))
+            guard let entry = next, let rawName = archive_entry_pathname(entry) else {
+                throw ArchiveError("Cannot read \(artifact.lastPathComponent): an entry has no readable name; the artifact is damaged.")
+            }
+            let name = String(cString: rawName)
             guard isSafe(name) else {
                 throw ArchiveError("Refusing to unpack \(artifact.lastPathComponent): the entry '\(name)' would land outside the release.")
             }
-            if let link = archive_entry_hardlink(entry!).map({ String(cString: $0) }) {
+            if let link = archive_entry_hardlink(entry).map({ String(cString: $0) }) {
                 guard isSafe(link) else { throw ArchiveError("Refusing to unpack a hard link to '\(link)'.") }
-                archive_entry_set_hardlink(entry!, "\(directory.path)/\(link)")
+                archive_entry_set_hardlink(entry, "\(directory.path)/\(link)")
             }
-            archive_entry_set_pathname(entry!, "\(directory.path)/\(name)")
-            try ArchiveError.check(archive_write_header(writer, entry!), writer, "Cannot unpack '\(name)'")
-            if archive_entry_size(entry!) > 0 {
+            archive_entry_set_pathname(entry, "\(directory.path)/\(name)")
+            try ArchiveError.check(archive_write_header(writer, entry), writer, "Cannot unpack '\(name)'")
+            if archive_entry_size(entry) > 0 {
                 try copyData(reader, writer, name)
             }
             try ArchiveError.check(archive_write_finish_entry(writer), writer, "Cannot unpack '\(name)'")

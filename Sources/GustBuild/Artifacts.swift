@@ -47,7 +47,9 @@ public enum Artifacts {
 
     /// Unpacks into `destination`, which must not exist: into a temporary
     /// sibling first, renamed into place, so a reader never sees half a release.
+    /// The artifact's bytes are checked against its name first (`verify`).
     public static func unpack(_ artifact: URL, to destination: URL) throws {
+        try verify(artifact)
         let parent = destination.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
         let temporary = parent.appendingPathComponent(".\(destination.lastPathComponent).\(UUID().uuidString.prefix(8)).tmp")
@@ -61,5 +63,34 @@ public enum Artifacts {
             try? FileManager.default.removeItem(at: temporary)
             throw error
         }
+    }
+
+    /// Throws unless the file's SHA-256 is the digest it is named by. Artifacts are
+    /// content-addressed and never rewritten, so any difference is damage (a disk
+    /// error, a hand edit), found before libarchive reads a byte of it.
+    public static func verify(_ artifact: URL) throws {
+        let name = artifact.lastPathComponent
+        let expected = name.hasSuffix(".\(fileExtension)") ? String(name.dropLast(fileExtension.count + 1)) : name
+        let actual = try digest(of: artifact)
+        guard actual == expected else {
+            throw ArchiveError("The artifact \(name) is corrupt: its SHA-256 is \(actual), not the one it is named by.")
+        }
+    }
+
+    /// SHA-256 of a file's bytes, in hex, read in 1 MB blocks.
+    static func digest(of file: URL) throws -> String {
+        let fd = open(file.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ArchiveError("Cannot read the artifact \(file.lastPathComponent): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw ArchiveError("Cannot read the artifact \(file.lastPathComponent): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -13,6 +13,10 @@ import SystemPackage
 ///
 /// The script gets a session of its own so that, on timeout, the whole process
 /// group (pip, npm and whatever else it started) is stopped, not just the shell.
+/// It inherits no descriptor of the hook's beyond stdin, stdout and stderr:
+/// swift-subprocess closes every one from 3 up in the child on Linux
+/// (`posix_spawn_file_actions_addclosefrom_np`, or `close_range` on its fork
+/// path), which HardeningProcessTests checks from inside a compile step.
 public struct StreamingCommand: Sendable {
     public enum Outcome: Sendable, Equatable {
         case exited(Int32)

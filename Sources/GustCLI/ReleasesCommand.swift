@@ -21,16 +21,31 @@ struct ReleasesCommand: ParsableCommand {
             let store = try home.openStore()
             _ = try store.requireApp(name)
             let releases = try store.releases(name)
-            if output.json { return print(try Formatting.json(releases.map(ReleaseSummary.init))) }
+            // What gustd makes of the live release (it may be crashing); nothing to add if gustd is not running.
+            let served = (try? AdminClient(home: store.home).status())?[name.rawValue]
+            let summaries = releases.map { release in
+                var summary = ReleaseSummary(release)
+                if let served, served.version == release.version {
+                    summary.state = served.state
+                    summary.error = served.error
+                }
+                return summary
+            }
+            if output.json { return print(try Formatting.json(summaries)) }
             guard !releases.isEmpty else { return print("\(name) has no releases yet. Push to it to make v1.") }
             print(Formatting.table(
                 ["VERSION", "STATUS", "COMMIT", "BUILDPACK", "SIZE", "BUILD", "CREATED", "DESCRIPTION"],
-                releases.map { release in
-                    ["v\(release.version)", release.status.rawValue, release.shortCommit ?? "-", release.buildpack ?? "-",
+                zip(releases, summaries).map { release, summary in
+                    let status = summary.state == "crashing" ? "\(release.status.rawValue), crashing" : release.status.rawValue
+                    return ["v\(release.version)", status, release.shortCommit ?? "-", release.buildpack ?? "-",
                      release.artifactSize.map { ByteCount($0).description } ?? "-", Formatting.duration(release.buildSeconds),
                      Formatting.age(of: release.createdAt), release.description]
                 }
             ))
+            if let served, served.state == "crashing" {
+                print("\nv\(served.version) is crashing: it cannot start (\(served.error ?? "unknown error")).")
+                print("gustd tries again with growing pauses; see `gust logs \(name)`.")
+            }
         }
     }
 
@@ -94,6 +109,10 @@ struct ReleaseSummary: Encodable {
     var createdAt: Date
     var description: String
     var rollbackOf: Int?
+    /// For the release gustd serves: `running`, `starting` or `crashing`.
+    var state: String?
+    /// Why it cannot start, while it is crashing.
+    var error: String?
 
     init(_ release: Release) {
         version = release.version

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import CGustSystem
 import Foundation
 import GustCore
 
@@ -112,6 +113,8 @@ struct SSHCommand: AsyncParsableCommand {
             throw GustError.internal("Cannot find \(program) on this server; install git.")
         }
         fflush(nil)
+        // git gets stdin, stdout and stderr (sshd's channel) and nothing else this process opened.
+        _ = gust_cloexec_from(3)
         var arguments: [UnsafeMutablePointer<CChar>?] = [strdup(program), strdup(repository), nil]
         execv(path, &arguments)
         throw GustError.internal("Cannot run \(path): \(String(cString: strerror(errno)))")

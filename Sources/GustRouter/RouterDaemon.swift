@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CGustSystem
 import Foundation
 import GustCore
 import Hummingbird
@@ -29,7 +30,10 @@ public enum RouterDaemon {
         let admin = Application(
             responder: AdminAPI(supervisor: supervisor),
             configuration: .init(address: .unixDomainSocket(path: socket), serverName: "gustd"),
-            onServerRunning: { _ in chmod(socket, 0o600) },
+            onServerRunning: { _ in
+                chmod(socket, 0o600)
+                markCloseOnExec()
+            },
             logger: logger
         )
         let records = RecordsAPI(hub: RecordsHub(home: home, supervisor: supervisor))
@@ -38,7 +42,10 @@ public enum RouterDaemon {
         let channel = Application(
             responder: RecordsChannel(tokens: supervisor.channelTokens, api: records),
             configuration: .init(address: .unixDomainSocket(path: recordsSocket), serverName: "gustd"),
-            onServerRunning: { _ in chmod(recordsSocket, 0o600) },
+            onServerRunning: { _ in
+                chmod(recordsSocket, 0o600)
+                markCloseOnExec()
+            },
             logger: logger
         )
         let addressFile = home.run.appendingPathComponent("gustd.http")
@@ -46,6 +53,7 @@ public enum RouterDaemon {
             responder: Gateway(supervisor: supervisor, configuration: configuration, records: records),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "gust"),
             onServerRunning: { channel in
+                markCloseOnExec()
                 let port = channel.localAddress?.port ?? configuration.httpPort
                 await supervisor.setPublicPort(port)
                 // Where gustd listens, for scripts and tests that asked for port 0.
@@ -72,6 +80,14 @@ public enum RouterDaemon {
         try await ServiceGroup(configuration: services).run()
         try? FileManager.default.removeItem(at: addressFile)
     }
+}
+
+/// SwiftNIO opens its listeners, connections and epoll descriptors without
+/// O_CLOEXEC; once a listener is bound, every descriptor gustd holds is marked
+/// close-on-exec, so that nothing started by an exec (rather than by
+/// `InstanceProcess`, which closes them all in the child anyway) could inherit them.
+private func markCloseOnExec() {
+    _ = gust_cloexec_from(3)
 }
 
 /// Runs the supervisor's pools for the life of the group; on shutdown it

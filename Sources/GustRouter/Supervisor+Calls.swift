@@ -75,7 +75,9 @@ extension Supervisor {
             CallRefusal(status: 504, message: "No instance of \(app) was free before the call's time limit.")
         case .cannotStart(let message, let retryAfter):
             CallRefusal(
-                status: 503, message: "\(app) v\(version) cannot start (\(message.split(separator: "\n").first ?? "")); see `gust logs \(app)`.",
+                status: 503,
+                message: "\(app) v\(version) is crashing: it cannot start (\(message.split(separator: "\n").first ?? "")); "
+                    + "the next start is tried in \(retryAfter.shortText). See `gust logs \(app)`.",
                 retryAfter: retryAfter
             )
         case .stopped:

@@ -40,6 +40,21 @@ import Testing
         #expect(throws: (any Error).self) { try Artifacts.unpack(artifact.url, to: release) }
     }
 
+    @Test(.scratchDirectory) func aDamagedArtifactIsRefusedBeforeItIsRead() throws {
+        let root = ScratchDirectory.current
+        let source = root.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try String(repeating: "some data\n", count: 1000).write(to: source.appendingPathComponent("data.txt"), atomically: true, encoding: .utf8)
+        let artifact = try Artifacts.pack(source, into: root.appendingPathComponent("artifacts"))
+        var bytes = try Data(contentsOf: artifact.url)
+        for index in (bytes.count / 2)..<min(bytes.count / 2 + 64, bytes.count) { bytes[index] ^= 0xA5 }
+        try bytes.write(to: artifact.url)
+        let release = root.appendingPathComponent("releases/v1")
+        let error = #expect(throws: ArchiveError.self) { try Artifacts.unpack(artifact.url, to: release) }
+        #expect(error?.message.contains("\(artifact.digest).tar.zst is corrupt") == true, "\(String(describing: error))")
+        #expect(!FileManager.default.fileExists(atPath: release.path))
+    }
+
     @Test(.scratchDirectory, arguments: ["../evil.txt", "/tmp/gust-evil-absolute.txt"])
     func entriesLeavingTheReleaseAreRefused(_ name: String) throws {
         let root = ScratchDirectory.current
@@ -49,8 +64,12 @@ import Testing
         let crafted = root.appendingPathComponent("crafted.tar.zst")
         let transform = name.hasPrefix("/") ? "s,^evil.txt,\(name)," : "s,^,../,"
         #expect(try Command.run("tar", ["--zstd", "-P", "-cf", crafted.path, "-C", source.path, "--transform", transform, "evil.txt"]).status == 0)
+        // Named by its digest, as gust names artifacts, so that it passes `verify` and the reader meets its entries.
+        let digest = try Command.run("sha256sum", [crafted.path]).stdout.prefix(64)
+        let artifact = root.appendingPathComponent("\(digest).tar.zst")
+        try FileManager.default.moveItem(at: crafted, to: artifact)
         let release = root.appendingPathComponent("releases/v1")
-        #expect(throws: ArchiveError.self) { try Artifacts.unpack(crafted, to: release) }
+        #expect(throws: ArchiveError.self) { try Artifacts.unpack(artifact, to: release) }
         #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("releases/evil.txt").path))
         #expect(!FileManager.default.fileExists(atPath: "/tmp/gust-evil-absolute.txt"))
         #expect(!FileManager.default.fileExists(atPath: release.path))

@@ -7,7 +7,11 @@ import Synchronization
 
 /// One OS process of an instance: spawned in its own session (so that its
 /// whole process group can be signalled), stdin from /dev/null, stdout and
-/// stderr each into a pipe that a reader thread splits into lines.
+/// stderr each into a pipe that a reader thread splits into lines, and no
+/// other descriptor of gustd's: every one from 3 up is closed in the child,
+/// whether or not it is close-on-exec (SwiftNIO's listeners and connections
+/// are not), so an instance can never accept on gustd's port or read another
+/// app's connection.
 ///
 /// Blocking reads and `waitpid` run on threads of their own: never on the
 /// event loops that run gustd's tasks, and not on Dispatch's global queues
@@ -29,10 +33,12 @@ final class InstanceProcess: Sendable {
 
     /// Starts `executable` with exactly `environment`.
     /// - Parameters:
+    ///   - marker: an entry of `environment` that every process it starts inherits; when the
+    ///     process exits, those that left its process group are stopped too (`InstanceStragglers`).
     ///   - onOutput: called from a reader thread with each batch of complete lines and their stream.
     ///   - onExit: called once with the wait status after the output has been read to its end.
     init(
-        executable: String, arguments: [String] = [], environment: [String: String], directory: String,
+        executable: String, arguments: [String] = [], environment: [String: String], directory: String, marker: String? = nil,
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void
     ) throws {
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
@@ -51,6 +57,12 @@ final class InstanceProcess: Sendable {
         posix_spawn_file_actions_adddup2(&actions, out[1], 1)
         posix_spawn_file_actions_adddup2(&actions, err[1], 2)
         gust_spawn_addchdir(&actions, directory)
+        // Last: it runs after the dup2s above, and closes the pipes' originals too.
+        let closing = gust_spawn_addclosefrom(&actions, 3)
+        guard closing == 0 else {
+            [out[0], out[1], err[0], err[1]].forEach { close($0) }
+            throw SpawnError("Cannot prepare the start of \(executable): \(String(cString: strerror(closing)))")
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -97,6 +109,8 @@ final class InstanceProcess: Sendable {
         Thread.detachNewThread {
             var status: Int32 = 0
             while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
+            // What it started and left behind outside its process group goes with it.
+            if let marker { InstanceStragglers.stop(marker: marker) }
             // The output is complete once the pipes are closed by every holder; wait a
             // little for it so that an exit report follows the last line, but not
             // forever: a grandchild may have inherited the pipe.

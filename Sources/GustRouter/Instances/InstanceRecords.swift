@@ -5,9 +5,11 @@ import Foundation
 import GustCore
 
 /// A file per running instance in `run/instances/`: its pid and the process's
-/// start time. A gustd killed with SIGKILL leaves its instances running; the
+/// start time, removed (with its socket) as soon as gustd sees the process
+/// exit. A gustd killed with SIGKILL leaves its instances running; the
 /// next gustd reads these files and stops exactly those processes (the start
-/// time tells a live instance from an unrelated process that reused its pid).
+/// time tells a live instance from an unrelated process that reused its pid),
+/// and what they daemonized (`InstanceStragglers`).
 struct InstanceRecords: Sendable {
     struct Entry: Codable, Sendable {
         var id: String
@@ -45,7 +47,11 @@ struct InstanceRecords: Sendable {
         var stopped: [Entry] = []
         for name in names where name.hasSuffix(".json") {
             let id = String(name.dropLast(5))
-            defer { forget(id: id) }
+            defer {
+                // Also what it daemonized: alive even where the instance itself is gone.
+                InstanceStragglers.stop(marker: InstanceStragglers.marker(id: id))
+                forget(id: id)
+            }
             guard let data = FileManager.default.contents(atPath: file(id: id).path),
                 let entry = try? JSONDecoder().decode(Entry.self, from: data),
                 entry.pid > 1, InstanceProcess.startTime(of: entry.pid) == entry.startTime

@@ -80,9 +80,9 @@ final class DirectLauncher: PoolLauncher {
                 environment: environment(
                     directory: directory, socketPath: socketPath, id: id, channelToken: channelToken, internalToken: internalToken
                 ),
-                directory: directory.path,
+                directory: directory.path, marker: InstanceStragglers.marker(id: id),
                 onOutput: { output.deliver($0, stream: $1.rawValue) },
-                onExit: { _ in }
+                onExit: { [records] _ in records.forget(id: id) }  // now, not at the next gustd's start
             )
         } catch {
             channelTokens.revoke(channelToken)
@@ -113,6 +113,15 @@ final class DirectLauncher: PoolLauncher {
             records.forget(id: id)
             throw error
         }
+    }
+
+    /// Says in gustd's log and the app's why the release did not start and when it is tried again.
+    func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration) {
+        let line = "v\(version) could not start (\(failures) in a row): \(message); next start in \(nextTry.shortText) at the earliest"
+        logger.error("\(app) \(line)")
+        try? AppLog(home: configuration.home, app: app).append([
+            LogEntry(release: version, instance: nil, stream: "gustd", function: nil, line: line)
+        ])
     }
 
     func stop(_ instance: Instance) async {
@@ -151,6 +160,9 @@ final class DirectLauncher: PoolLauncher {
                 try await Supervisor.offTheLoops { try Artifacts.unpack(artifact, to: directory) }
             } catch where FileManager.default.fileExists(atPath: directory.path) {
                 // Another start of the same release unpacked it meanwhile.
+            } catch {
+                let rollback = release.rollbackOf.map { " (a rollback to v\($0))" } ?? ""
+                throw GustError("Cannot unpack v\(version) of \(app)\(rollback): \(error)", code: 503)
             }
         }
         return directory

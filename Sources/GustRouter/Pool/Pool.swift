@@ -13,6 +13,12 @@ protocol PoolLauncher: Sendable {
     /// Returns once the instance's process has exited by itself (a crash);
     /// cancelled when the pool stops the instance.
     func exited(_ member: Member) async
+    /// A launch failed; the pool backs off `nextTry` before the next.
+    func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration)
+}
+
+extension PoolLauncher {
+    func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration) {}
 }
 
 /// Drives a `PoolStateMachine`: turns its actions into launches, stops, timers
@@ -165,7 +171,10 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         do {
             member = try await launcher.launch()
         } catch {
-            apply { $0.machine.startFailed(id, message: String(describing: error), now: .now) }
+            let message = String(describing: error)
+            apply { $0.machine.startFailed(id, message: message, now: .now) }
+            let (failures, until) = state.withLock { ($0.machine.failedStarts, $0.machine.crashing?.until) }
+            launcher.failedToStart(message, inARow: failures, nextTry: until.map { $0 - .now } ?? .zero)
             return
         }
         apply { state in

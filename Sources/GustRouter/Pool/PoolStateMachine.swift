@@ -71,7 +71,7 @@ struct PoolStateMachine: Sendable {
     private var nextInstance = 1
     private var stopping = false
     /// Consecutive failed starts, and when the next start may be tried.
-    private var failedStarts = 0
+    private(set) var failedStarts = 0
     private var backoffUntil: Instant?
     private var lastStartError = ""
 

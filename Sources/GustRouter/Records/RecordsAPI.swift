@@ -19,6 +19,10 @@ struct RecordsAPI {
             return try await route(app: app, method: method, path: path, query: query, body: body, caller: caller)
         } catch let error as GustError {
             return Self.error(error.code, error.message)
+        } catch let refusal as CallRefusal {
+            var headers = HTTPFields()
+            if let retryAfter = refusal.retryAfter { headers[.retryAfter] = String(max(Int(retryAfter.seconds.rounded(.up)), 1)) }
+            return Self.error(refusal.status, refusal.message, headers: headers)
         } catch {
             return Self.error(500, "The record store failed: \(error)")
         }
