@@ -42,7 +42,10 @@ public struct ReceiveHook: Sendable {
             let app = try appName()
             let store = try Store(home: home)
             _ = try store.requireApp(app)
-            for update in RefUpdate.parse(input) {
+            let updates = RefUpdate.parse(input)
+            // Checked before anything is built, so a refused ref stores nothing of the push.
+            if let refusal = updates.lazy.compactMap(\.refusal).first { throw refusal }
+            for update in updates {
                 try await receive(update, app: app, store: store)
             }
             return 0
