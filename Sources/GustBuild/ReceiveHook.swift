@@ -107,7 +107,7 @@ public struct ReceiveHook: Sendable {
                 config: config, secretNames: secretNames, log: reporter.log
             ))
             reporter.step("Built v\(release.version)")
-            try deploy(release, admin: admin, store: store, previous: live)
+            try warm(release, admin: admin, store: store, previous: live)
         } catch let rejected as RejectedPush {
             throw rejected
         } catch {
@@ -125,22 +125,21 @@ public struct ReceiveHook: Sendable {
 }
 
 extension ReceiveHook {
-    /// Hands the built release to gustd and relays its progress; the push
-    /// succeeds only once the release serves.
-    private func deploy(_ release: Release, admin: AdminClient, store: Store, previous: Release?) throws {
+    /// Hands the built release to gustd to start and check, relaying its
+    /// progress; it serves only once git has accepted the push (post-receive
+    /// switches to it), so a push git rejects never changes what serves.
+    private func warm(_ release: Release, admin: AdminClient, store: Store, previous: Release?) throws {
         let app = release.app
         let recorded = reporter.log.count
-        reporter.step("Deploying v\(release.version)")
+        reporter.step("Starting v\(release.version)")
         do {
-            let url = try admin.deploy(app: app, version: release.version) { reporter.detail($0) }
-            reporter.detail(url)
-            reporter.step("v\(release.version) is live")
+            try admin.deploy(app: app, version: release.version, phase: .warm) { reporter.detail($0) }
             try? store.appendLog(app, version: release.version, String(reporter.log.dropFirst(recorded)))
         } catch {
             let message = String(describing: error)
             reporter.error(message)
             reporter.error("Push rejected: \(app) \(previous.map { "keeps serving v\($0.version)" } ?? "has no live release yet").")
-            try? store.markFailed(app, version: release.version, error: message, appendingLog: String(reporter.log.dropFirst(recorded)))
+            _ = try? store.markFailed(app, version: release.version, error: message, appendingLog: String(reporter.log.dropFirst(recorded)))
             throw RejectedPush(version: release.version)
         }
     }

@@ -12,22 +12,24 @@ import NIOHTTP1
 /// too, before switching), so a restarted gustd converges to the same world.
 actor Supervisor {
     /// What gustd serves for one app.
-    private struct Slot {
+    struct Slot {
         var version: Int
         var isPrivate: Bool
         var instance: Instance?
         var starting: Task<Instance, any Error>?
     }
 
-    private let configuration: RouterConfiguration
-    private let store: Store
+    let configuration: RouterConfiguration
+    let store: Store
     private let records: InstanceRecords
-    private let logger: Logger
-    private var slots: [AppName: Slot] = [:]
-    private var deploying: Set<AppName> = []
+    let logger: Logger
+    var slots: [AppName: Slot] = [:]
+    var deploying: Set<AppName> = []
+    /// Releases started and checked by a push's pre-receive, waiting for git to accept it (Supervisor+Deploy).
+    var warmed: [AppName: WarmRelease] = [:]
     private var publicPort: Int
     /// Told which schedules each live release declares, and when an app stops being served.
-    private var scheduler: Scheduler?
+    var scheduler: Scheduler?
     /// Instances' secrets for the records channel (`gust.records`).
     nonisolated let channelTokens = RecordsChannelTokens()
 
@@ -47,11 +49,12 @@ actor Supervisor {
         for orphan in records.sweepOrphans() {
             logger.notice("Stopped instance \(orphan.id) of \(orphan.app) v\(orphan.version) left by a previous gustd (pid \(orphan.pid))")
         }
+        convergeReleases()
         await reconcile()
     }
 
     func stopAll() async {
-        let instances = slots.values.compactMap(\.instance)
+        let instances = slots.values.compactMap(\.instance) + dropWarmed()
         slots = [:]
         await withTaskGroup(of: Void.self) { group in
             for instance in instances { group.addTask { await instance.stop(grace: self.configuration.stopGrace) } }
@@ -172,56 +175,13 @@ actor Supervisor {
         ])
     }
 
-    // MARK: Deploying
-
-    /// Starts `version`, checks it, switches traffic to it and retires the old
-    /// instance once its requests are done. Nothing changes unless all succeed.
-    func deploy(_ app: AppName, version: Int, progress: @escaping @Sendable (String) -> Void) async throws -> String {
-        guard !deploying.contains(app) else {
-            throw GustError("A deploy of \(app) is already running; wait for it to finish.", code: 409)
-        }
-        deploying.insert(app)
-        defer { deploying.remove(app) }
-
-        let release = try store.requireRelease(app, version: version)
-        guard release.status != .failed else {
-            throw GustError("v\(version) of \(app) failed and cannot be deployed.", hint: "`gust releases \(app)` lists the releases that built.")
-        }
-        let instance = try await launch(app, version: version, progress: progress)
-        for line in instance.manifest.summary { progress(line) }
-        let isPrivate: Bool
-        let schedules: [StoredSchedule]
-        do {
-            // A spec gustd cannot run rejects the push here, before any switch.
-            schedules = try Scheduler.declared(by: instance.manifest, app: app, release: version, config: release.config)
-            let health = try await instance.call(InstanceRequest(method: .GET, target: "/_gust/health"), timeout: configuration.startTimeout)
-            guard health.status == 200 else {
-                throw GustError("v\(version) failed its health check (status \(health.status)).")
-            }
-            progress("Health check passed")
-            isPrivate = try store.app(app)?.isPrivate ?? false
-            try store.setLive(app, version: version)
-        } catch {
-            await instance.stop()
-            throw error
-        }
-        let previous = slots[app]
-        slots[app] = Slot(version: version, isPrivate: isPrivate, instance: instance)
-        previous?.starting?.cancel()
-        progress("Switched traffic to v\(version)" + (previous.map { " from v\($0.version)" } ?? ""))
-        retire(previous?.instance)
-        pruneReleaseDirectories(of: app, keeping: [version, previous?.version].compactMap { $0 })
-        await scheduler?.adopt(app, release: version, schedules: schedules)
-        return url(of: app)
-    }
-
     /// Removes the unpacked directories of an app's releases other than the
     /// live one and the one it replaced (still draining, and the likely
     /// rollback), and leftovers of an unpack a crash cut short. The artifacts
     /// stay: a rollback unpacks its release again. Each directory is first
     /// renamed out of the way (at once, so a start of that release unpacks it
     /// afresh) and then deleted off the event loops.
-    private func pruneReleaseDirectories(of app: AppName, keeping versions: [Int]) {
+    func pruneReleaseDirectories(of app: AppName, keeping versions: [Int]) {
         let directory = configuration.home.releases(app)
         let keep = Set(versions.map { "v\($0)" })
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
@@ -269,7 +229,7 @@ actor Supervisor {
     }
 
     /// Lets an instance finish what it is serving, then stops it.
-    private func retire(_ instance: Instance?) {
+    func retire(_ instance: Instance?) {
         guard let instance else { return }
         let grace = configuration.stopGrace
         Task {
@@ -278,7 +238,7 @@ actor Supervisor {
         }
     }
 
-    private func launch(_ app: AppName, version: Int, progress: (@Sendable (String) -> Void)?) async throws -> Instance {
+    func launch(_ app: AppName, version: Int, progress: (@Sendable (String) -> Void)?) async throws -> Instance {
         let release = try store.requireRelease(app, version: version)
         guard let digest = release.artifact, let process = release.process else {
             throw GustError("v\(version) of \(app) has no artifact to run.")
