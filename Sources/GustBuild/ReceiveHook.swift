@@ -50,7 +50,7 @@ public struct ReceiveHook: Sendable {
             }
             return 0
         } catch {
-            reporter.error(String(describing: error))
+            reporter.error(explain(error))
             return 1
         }
     }
@@ -111,16 +111,34 @@ public struct ReceiveHook: Sendable {
         } catch let rejected as RejectedPush {
             throw rejected
         } catch {
-            let message = String(describing: error)
+            let message = explain(error)
             reporter.error(message)
             reporter.error("Push rejected: \(app) \(live.map { "keeps serving v\($0.version)" } ?? "has no live release yet").")
-            let failed = try store.recordRelease(app, NewRelease(
-                status: .failed, commit: update.new, buildSeconds: (ContinuousClock.now - started).seconds,
-                description: description, config: config, secretNames: secretNames, error: message,
-                log: reporter.log
-            ))
-            throw RejectedPush(version: failed.version)
+            do {
+                let failed = try store.recordRelease(app, NewRelease(
+                    status: .failed, commit: update.new, buildSeconds: (ContinuousClock.now - started).seconds,
+                    description: description, config: config, secretNames: secretNames, error: message,
+                    log: reporter.log
+                ))
+                throw RejectedPush(version: failed.version)
+            } catch let rejected as RejectedPush {
+                throw rejected
+            } catch {
+                // A full disk, say: the push is rejected all the same, and nothing of it is stored.
+                reporter.error("The failed build could not be recorded either: \(explain(error))")
+                throw RejectedPush(version: nil)
+            }
         }
+    }
+
+    /// The error as the pusher should read it: a full disk is named as such
+    /// wherever it was met (writing the export, the build, the artifact, the store).
+    func explain(_ error: any Error) -> String {
+        let text = String(describing: error)
+        let isDiskFull = (error as? GustError)?.code == 507 || (error as? CocoaError)?.code == .fileWriteOutOfSpace
+            || text.contains("No space left on device") || text.contains("disk is full")
+        guard isDiskFull, !text.contains("the disk is full") else { return text }
+        return text + "\nThe disk holding \(home.path) is full (no space left on device): free space (old logs, unused artifacts) and push again."
     }
 }
 
@@ -136,7 +154,7 @@ extension ReceiveHook {
             try admin.deploy(app: app, version: release.version, phase: .warm) { reporter.detail($0) }
             try? store.appendLog(app, version: release.version, String(reporter.log.dropFirst(recorded)))
         } catch {
-            let message = String(describing: error)
+            let message = explain(error)
             reporter.error(message)
             reporter.error("Push rejected: \(app) \(previous.map { "keeps serving v\($0.version)" } ?? "has no live release yet").")
             _ = try? store.markFailed(app, version: release.version, error: message, appendingLog: String(reporter.log.dropFirst(recorded)))
@@ -147,6 +165,9 @@ extension ReceiveHook {
 
 /// The push was rejected and the reason already reported.
 struct RejectedPush: Error, CustomStringConvertible {
-    var version: Int
-    var description: String { "v\(version) was not deployed; `gust releases show` has its log." }
+    /// The failed release recorded, or nil if none could be (a full disk).
+    var version: Int?
+    var description: String {
+        version.map { "v\($0) was not deployed; `gust releases show` has its log." } ?? "Nothing was deployed or recorded."
+    }
 }
