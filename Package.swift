@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "GustRouter",
             dependencies: [
-                "GustCore", "GustBuild", "CGustSystem",
+                "GustCore", "GustBuild", "GustGit", "CGustSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -42,12 +42,15 @@ public struct ReceiveHook: Sendable {
             let app = try appName()
             let store = try Store(home: home)
             _ = try store.requireApp(app)
-            for update in RefUpdate.parse(input) {
+            let updates = RefUpdate.parse(input)
+            // Checked before anything is built, so a refused ref stores nothing of the push.
+            if let refusal = updates.lazy.compactMap(\.refusal).first { throw refusal }
+            for update in updates {
                 try await receive(update, app: app, store: store)
             }
             return 0
         } catch {
-            reporter.error(String(describing: error))
+            reporter.error(explain(error))
             return 1
         }
     }
@@ -104,40 +107,57 @@ public struct ReceiveHook: Sendable {
                 config: config, secretNames: secretNames, log: reporter.log
             ))
             reporter.step("Built v\(release.version)")
-            try deploy(release, admin: admin, store: store, previous: live)
+            try warm(release, admin: admin, store: store, previous: live)
         } catch let rejected as RejectedPush {
             throw rejected
         } catch {
-            let message = String(describing: error)
+            let message = explain(error)
             reporter.error(message)
             reporter.error("Push rejected: \(app) \(live.map { "keeps serving v\($0.version)" } ?? "has no live release yet").")
-            let failed = try store.recordRelease(app, NewRelease(
-                status: .failed, commit: update.new, buildSeconds: (ContinuousClock.now - started).seconds,
-                description: description, config: config, secretNames: secretNames, error: message,
-                log: reporter.log
-            ))
-            throw RejectedPush(version: failed.version)
+            do {
+                let failed = try store.recordRelease(app, NewRelease(
+                    status: .failed, commit: update.new, buildSeconds: (ContinuousClock.now - started).seconds,
+                    description: description, config: config, secretNames: secretNames, error: message,
+                    log: reporter.log
+                ))
+                throw RejectedPush(version: failed.version)
+            } catch let rejected as RejectedPush {
+                throw rejected
+            } catch {
+                // A full disk, say: the push is rejected all the same, and nothing of it is stored.
+                reporter.error("The failed build could not be recorded either: \(explain(error))")
+                throw RejectedPush(version: nil)
+            }
         }
+    }
+
+    /// The error as the pusher should read it: a full disk is named as such
+    /// wherever it was met (writing the export, the build, the artifact, the store).
+    func explain(_ error: any Error) -> String {
+        let text = String(describing: error)
+        let isDiskFull = (error as? GustError)?.code == 507 || (error as? CocoaError)?.code == .fileWriteOutOfSpace
+            || text.contains("No space left on device") || text.contains("disk is full")
+        guard isDiskFull, !text.contains("the disk is full") else { return text }
+        return text + "\nThe disk holding \(home.path) is full (no space left on device): free space (old logs, unused artifacts) and push again."
     }
 }
 
 extension ReceiveHook {
-    /// Hands the built release to gustd and relays its progress; the push
-    /// succeeds only once the release serves.
-    private func deploy(_ release: Release, admin: AdminClient, store: Store, previous: Release?) throws {
+    /// Hands the built release to gustd to start and check, relaying its
+    /// progress; it serves only once git has accepted the push (post-receive
+    /// switches to it), so a push git rejects never changes what serves.
+    private func warm(_ release: Release, admin: AdminClient, store: Store, previous: Release?) throws {
         let app = release.app
         let recorded = reporter.log.count
-        reporter.step("Deploying v\(release.version)")
+        reporter.step("Starting v\(release.version)")
         do {
-            let url = try admin.deploy(app: app, version: release.version) { reporter.detail($0) }
-            reporter.detail(url)
-            reporter.step("v\(release.version) is live")
+            try admin.deploy(app: app, version: release.version, phase: .warm) { reporter.detail($0) }
             try? store.appendLog(app, version: release.version, String(reporter.log.dropFirst(recorded)))
         } catch {
-            let message = String(describing: error)
+            let message = explain(error)
             reporter.error(message)
             reporter.error("Push rejected: \(app) \(previous.map { "keeps serving v\($0.version)" } ?? "has no live release yet").")
-            try? store.markFailed(app, version: release.version, error: message, appendingLog: String(reporter.log.dropFirst(recorded)))
+            _ = try? store.markFailed(app, version: release.version, error: message, appendingLog: String(reporter.log.dropFirst(recorded)))
             throw RejectedPush(version: release.version)
         }
     }
@@ -145,6 +165,9 @@ extension ReceiveHook {
 
 /// The push was rejected and the reason already reported.
 struct RejectedPush: Error, CustomStringConvertible {
-    var version: Int
-    var description: String { "v\(version) was not deployed; `gust releases show` has its log." }
+    /// The failed release recorded, or nil if none could be (a full disk).
+    var version: Int?
+    var description: String {
+        version.map { "v\($0) was not deployed; `gust releases show` has its log." } ?? "Nothing was deployed or recorded."
+    }
 }

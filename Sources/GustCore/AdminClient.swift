@@ -9,14 +9,29 @@ import Foundation
 /// is handed on line by line as it comes.
 public struct AdminClient: Sendable {
     public var home: GustHome
+    /// How long a read may wait for gustd. A deploy says it is alive every few
+    /// seconds, so this bounds only a gustd that died or hung with the
+    /// connection open (`GUST_ADMIN_TIMEOUT`, seconds, default 60).
+    public var readTimeout: Duration
 
-    public init(home: GustHome) { self.home = home }
+    public init(home: GustHome, readTimeout: Duration? = nil) {
+        self.home = home
+        self.readTimeout = readTimeout ?? Self.defaultReadTimeout
+    }
 
-    /// Asks gustd to make `version` live, calling `progress` with each line of
-    /// its progress as it happens. Returns the app's URL once it serves.
+    static var defaultReadTimeout: Duration {
+        let configured = ProcessInfo.processInfo.environment["GUST_ADMIN_TIMEOUT"].flatMap(Double.init)
+        return .milliseconds(Int((configured.map { max($0, 0.1) } ?? 60) * 1000))
+    }
+
+    /// Asks gustd to run one phase of a deploy of `version` (AdminDeployRequest
+    /// says which), calling `progress` with each line of its progress as it
+    /// happens. Returns the app's URL once the phase is done.
     @discardableResult
-    public func deploy(app: AppName, version: Int, progress: (String) -> Void) throws -> String {
-        let body = try JSONSerialization.data(withJSONObject: ["app": app.rawValue, "version": version])
+    public func deploy(
+        app: AppName, version: Int, phase: AdminDeployRequest.Phase = .full, progress: (String) -> Void
+    ) throws -> String {
+        let body = try JSONEncoder().encode(AdminDeployRequest(app: app.rawValue, version: version, phase: phase))
         var outcome: Result<String, GustError>?
         try exchange("POST", "/v1/deploy", body: body) { line in
             guard let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return }
@@ -42,7 +57,10 @@ public struct AdminClient: Sendable {
 
     /// Whether a gustd answers on this home's socket.
     public var isRunning: Bool {
-        (try? exchange("GET", "/v1/status", body: Data()) { _ in }) != nil
+        // A quick question: a socket whose listener is held by a process that never accepts must not stall it.
+        var quick = self
+        quick.readTimeout = min(readTimeout, .seconds(5))
+        return (try? quick.exchange("GET", "/v1/status", body: Data()) { _ in }) != nil
     }
 
     public var notRunning: GustError {
@@ -68,7 +86,7 @@ public struct AdminClient: Sendable {
                 offset += written
             }
         }
-        var reader = ResponseReader(fd: fd)
+        var reader = ResponseReader(fd: fd, timeout: readTimeout)
         let status = try reader.readHead()
         try withoutActuallyEscaping(onLine) { onLine in
             var lines = LineSplitter(onLine)
@@ -101,6 +119,10 @@ public struct AdminClient: Sendable {
             close(fd)
             throw notRunning
         }
+        let seconds = readTimeout.components.seconds
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(readTimeout.components.attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         return fd
     }
 }
@@ -108,16 +130,24 @@ public struct AdminClient: Sendable {
 /// Reads an HTTP/1.1 response head and a body framed by chunks, a length, or the end of the stream.
 private struct ResponseReader {
     let fd: Int32
+    /// The socket's receive timeout, to name in the error when it passes.
+    let timeout: Duration
     private var buffer = [UInt8]()
     private var headers: [String: String] = [:]
 
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32, timeout: Duration) {
+        self.fd = fd
+        self.timeout = timeout
+    }
 
     private mutating func fill() throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 && errno == EINTR { continue }
+            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                throw GustError("gustd said nothing for \(timeout.shortText) (not even that it is alive): it stopped or hung.", code: 504)
+            }
             guard count >= 0 else { throw GustError("Lost the connection to gustd: \(String(cString: strerror(errno)))", code: 502) }
             buffer.append(contentsOf: chunk[0..<count])
             return count > 0

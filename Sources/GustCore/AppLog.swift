@@ -79,9 +79,25 @@ public struct AppLog: Sendable {
         }
         try rotateIfNeeded(adding: data.count)
         let fd = open(current.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw GustError.internal("Cannot write \(current.path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw Self.writeError(current, errno) }
         defer { close(fd) }
-        _ = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written != data.count else { return }
+        let failure = written < 0 ? errno : ENOSPC
+        // A short write (a full disk) leaves half a line that the next line would be glued to: cut it
+        // off, unless someone appended after it meanwhile. The entries are dropped, never half-kept.
+        if written > 0 {
+            var info = stat()
+            let end = lseek(fd, 0, SEEK_CUR)
+            if fstat(fd, &info) == 0, end >= 0, info.st_size == end { ftruncate(fd, end - off_t(written)) }
+        }
+        throw Self.writeError(current, failure)
+    }
+
+    private static func writeError(_ url: URL, _ code: Int32) -> GustError {
+        code == ENOSPC || code == EDQUOT
+            ? GustError.diskFull("Could not append to \(url.path)")
+            : GustError.internal("Cannot write \(url.path): \(String(cString: strerror(code)))")
     }
 
     private func rotateIfNeeded(adding bytes: Int) throws {

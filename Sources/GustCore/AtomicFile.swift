@@ -13,25 +13,27 @@ public enum AtomicFile {
         guard fd >= 0 else {
             throw GustError.internal("Cannot write \(temporary.path): \(String(cString: strerror(errno)))")
         }
-        var failed = false
+        var failure: Int32?
         data.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
                 let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    failed = true
+                    failure = errno
                     return
                 }
                 offset += written
             }
         }
-        if fsync(fd) != 0 { failed = true }
+        if failure == nil, fsync(fd) != 0 { failure = errno }
         close(fd)
         chmod(temporary.path, mode)  // the umask must not narrow what was asked for
-        guard !failed, rename(temporary.path, url.path) == 0 else {
-            unlink(temporary.path)
-            throw GustError.internal("Cannot write \(url.path): \(String(cString: strerror(errno)))")
+        if failure == nil, rename(temporary.path, url.path) != 0 { failure = errno }
+        if let failure {
+            unlink(temporary.path)  // the old file, if any, is untouched
+            if failure == ENOSPC || failure == EDQUOT { throw GustError.diskFull("Could not write \(url.path)") }
+            throw GustError.internal("Cannot write \(url.path): \(String(cString: strerror(failure)))")
         }
     }
 

@@ -45,6 +45,7 @@ public final class Database {
         if rc != SQLITE_OK {
             let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
             sqlite3_free(message)
+            if let full = diskFull(rc) { throw full }
             throw GustError.internal("SQLite: \(text)")
         }
     }
@@ -111,7 +112,17 @@ public final class Database {
     }
 
     private func error(_ rc: Int32) -> GustError {
-        GustError.internal("SQLite error \(rc): \(String(cString: sqlite3_errmsg(handle)))")
+        if let full = diskFull(rc) { return full }
+        return GustError.internal("SQLite error \(rc): \(String(cString: sqlite3_errmsg(handle)))")
+    }
+
+    /// A write that met a full disk, as its own error (HTTP 507) that says so:
+    /// SQLite has rolled the write back, so nothing of it is stored.
+    private func diskFull(_ rc: Int32) -> GustError? {
+        let full = rc & 0xff == SQLITE_FULL || (rc & 0xff == SQLITE_IOERR && sqlite3_system_errno(handle) == ENOSPC)
+        guard full else { return nil }
+        let path = sqlite3_db_filename(handle, "main").map { String(cString: $0) } ?? "the database"
+        return GustError.diskFull("Could not write \(path)")
     }
 }
 

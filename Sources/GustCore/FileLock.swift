@@ -24,6 +24,16 @@ public final class FileLock {
         }
     }
 
+    /// Takes the lock only if no other process holds it; nil if one does.
+    public init?(ifFree url: URL) {
+        descriptor = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return nil }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            return nil
+        }
+    }
+
     deinit {
         flock(descriptor, LOCK_UN)
         close(descriptor)

@@ -26,4 +26,12 @@ public struct GustError: Error, CustomStringConvertible, Sendable, Equatable {
     public static func `internal`(_ message: String) -> GustError {
         GustError(message, code: 500)
     }
+
+    /// A write refused because the disk is full (HTTP 507, Insufficient Storage).
+    public static func diskFull(_ what: String) -> GustError {
+        GustError(
+            "\(what): the disk is full (no space left on device); nothing of it was kept.", code: 507,
+            hint: "Free space on the disk holding GUST_HOME (old logs, unused artifacts), then try again."
+        )
+    }
 }

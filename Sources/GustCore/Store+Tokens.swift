@@ -57,7 +57,8 @@ extension Store {
         else { return false }
         let token = AppToken(row: row)
         guard token.isValid(at: now) else { return false }
-        try db.run("UPDATE tokens SET last_used_at = ? WHERE id = ?", [.real(now.timeIntervalSince1970), .integer(Int64(token.id))])
+        // Best effort: a valid token stays valid when its last use cannot be written (a full disk).
+        try? db.run("UPDATE tokens SET last_used_at = ? WHERE id = ?", [.real(now.timeIntervalSince1970), .integer(Int64(token.id))])
         return true
     }
 

@@ -106,12 +106,20 @@ extension Store {
             .map { try Release(row: $0, liveVersion: live) }
     }
 
-    /// A release that could not start: it stays in history with why.
-    public func markFailed(_ app: AppName, version: Int, error: String, appendingLog log: String) throws {
+    /// A release that could not start: it stays in history with why. The live
+    /// release is never touched (a deploy that lost its answer may have
+    /// switched after all); returns whether the release was marked.
+    @discardableResult
+    public func markFailed(_ app: AppName, version: Int, error: String, appendingLog log: String) throws -> Bool {
         try db.run(
-            "UPDATE releases SET status = 'failed', error = ?, log = log || ? WHERE app = ? AND version = ?",
-            [.text(error), .text(log), .text(app.rawValue), .integer(Int64(version))]
+            """
+            UPDATE releases SET status = 'failed', error = ?, log = log || ?
+            WHERE app = ? AND version = ?
+                AND version IS NOT (SELECT live_version FROM apps WHERE name = ?)
+            """,
+            [.text(error), .text(log), .text(app.rawValue), .integer(Int64(version)), .text(app.rawValue)]
         )
+        return db.changes > 0
     }
 
     public func appendLog(_ app: AppName, version: Int, _ log: String) throws {

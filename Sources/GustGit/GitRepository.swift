@@ -105,6 +105,14 @@ public final class GitRepository {
         try GitError.check(git_tag_create_lightweight(&created, handle, name, object, force ? 1 : 0), "Cannot tag \(name)")
     }
 
+    /// Whether `commit` is `tip` or one of its ancestors; false for a commit
+    /// the repository does not hold (the objects of a push git refused).
+    public func isReachable(_ commit: String, from tip: String) -> Bool {
+        guard var wanted = try? GitOID(commit).raw, var head = try? GitOID(tip).raw else { return false }
+        if git_oid_equal(&wanted, &head) != 0 { return true }
+        return git_graph_descendant_of(handle, &head, &wanted) == 1
+    }
+
     public func tagNames() throws(GitError) -> [String] {
         var names = git_strarray()
         try GitError.check(git_tag_list(&names, handle), "Cannot list tags")

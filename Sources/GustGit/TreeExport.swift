@@ -34,6 +34,7 @@ extension GitRepository {
         defer { git_tree_free(tree) }
         var export = TreeExport(repository: handle, root: directory.path, limits: limits)
         try export.write(tree!, relative: "")
+        try export.checkLinks()
         let time = git_commit_time(commit)
         export.stamp(time: time)
         return ExportSummary(files: export.files, bytes: export.bytes, commitTime: Int(time))
@@ -49,6 +50,8 @@ struct TreeExport {
     var bytes = 0
     /// Everything written, to stamp with the commit time at the end.
     var written: [String] = []
+    /// Every symlink written (relative path and target), checked once the whole tree is there.
+    var links: [(path: String, destination: String)] = []
 
     init(repository: OpaquePointer, root: String, limits: ExportLimits) {
         self.repository = repository
@@ -124,27 +127,26 @@ struct TreeExport {
         defer { git_blob_free(blob) }
         let raw = UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob)))
         let destination = String(decoding: raw, as: UTF8.self)
-        guard Self.staysInside(link: path, destination: destination) else {
-            throw GitError("'\(path)' is a symlink to '\(destination)', outside the repository; replace it with the file it points to.")
+        // Refused at once when the text alone leaves; the rest is resolved once every link exists.
+        guard !destination.isEmpty, !destination.hasPrefix("/"), !destination.utf8.contains(0) else {
+            throw Self.escaping(path, destination)
         }
         guard symlink(destination, target) == 0 else { throw systemError("create symlink", path) }
         written.append(target)
+        links.append((path, destination))
     }
 
-    /// Whether a link at `link` (relative to the root) pointing at `destination` resolves inside the root.
-    static func staysInside(link: String, destination: String) -> Bool {
-        guard !destination.isEmpty, !destination.hasPrefix("/") else { return false }
-        var stack = link.split(separator: "/").dropLast().map(String.init)
-        for component in destination.split(separator: "/") {
-            switch component {
-            case ".": continue
-            case "..":
-                guard !stack.isEmpty else { return false }
-                stack.removeLast()
-            default: stack.append(String(component))
-            }
+    /// Resolves every exported link as the kernel will, through the links the
+    /// tree holds, and refuses any that leaves the root (checking the text
+    /// alone lets `l -> ../../..` and `db -> a/l/../../../x` pass).
+    func checkLinks() throws(GitError) {
+        for link in links where LinkResolver(root: root).resolvesInside(link: link.path) == false {
+            throw Self.escaping(link.path, link.destination)
         }
-        return true
+    }
+
+    private static func escaping(_ path: String, _ destination: String) -> GitError {
+        GitError("'\(path)' is a symlink to '\(destination)', which resolves outside the repository; replace it with the file it points to.")
     }
 
     private func lookupBlob(_ entry: OpaquePointer, path: String) throws(GitError) -> OpaquePointer {

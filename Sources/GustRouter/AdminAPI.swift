@@ -7,9 +7,12 @@ import NIOCore
 /// The admin API on `GUST_HOME/run/gustd.sock` (mode 0600), spoken by
 /// `gust-receive` and `gust` through `AdminClient`:
 ///
-/// - `POST /v1/deploy` `{"app": "cats", "version": 3}`: newline-delimited JSON,
-///   streamed as it happens: `{"progress": "…"}` lines, then `{"live": 3, "url": "…"}`
-///   or `{"error": "…", "code": N}`.
+/// - `POST /v1/deploy` `{"app": "cats", "version": 3, "phase": "warm"|"switch"|"full"}`
+///   (`AdminDeployRequest`; Supervisor+Deploy says what each phase does):
+///   newline-delimited JSON, streamed as it happens: `{"progress": "…"}` lines,
+///   `{"heartbeat": true}` every few seconds while nothing else is said (so a
+///   client can tell a slow start from a dead gustd), then `{"live": 3, "url": "…"}`
+///   (`{"warm": 3, "url": "…"}` for a warm) or `{"error": "…", "code": N}`.
 /// - `POST /v1/reconcile`: re-read the database and converge (after `apps destroy`, say).
 /// - `GET /v1/status`: the live release of every app and the state of its pool.
 /// - `GET /v1/apps/APP/instances`: `[InstanceStatus]`, for `gust ps`.
@@ -39,26 +42,34 @@ struct AdminAPI: HTTPResponder {
         }
     }
 
-    private struct DeployRequest: Decodable {
-        var app: String
-        var version: Int
-    }
+    /// How often a deploy's stream says it is alive.
+    static let heartbeat: Duration = .seconds(5)
 
     private func deploy(_ request: Request) async throws -> Response {
         let body = try await request.body.collect(upTo: 64 * 1024)
-        guard let wanted = try? JSONDecoder().decode(DeployRequest.self, from: Data(body.readableBytesView)),
+        guard let wanted = try? JSONDecoder().decode(AdminDeployRequest.self, from: Data(body.readableBytesView)),
             let app = try? AppName(wanted.app)
         else {
-            return Gateway.error(400, "Send {\"app\": NAME, \"version\": N}.")
+            return Gateway.error(400, "Send {\"app\": NAME, \"version\": N, \"phase\": \"warm\"|\"switch\"|\"full\"}.")
         }
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
         let supervisor = self.supervisor
+        let (version, phase) = (wanted.version, wanted.phase ?? .full)
+        // Not tied to the connection: a client that goes away does not cut a switch in half.
         Task {
             do {
-                let url = try await supervisor.deploy(app, version: wanted.version) { line in
-                    continuation.yield(.progress(line))
+                let progress: @Sendable (String) -> Void = { continuation.yield(.progress($0)) }
+                switch phase {
+                case .warm:
+                    let url = try await supervisor.warm(app, version: version, progress: progress)
+                    continuation.yield(.warm(version, url))
+                case .switch:
+                    let url = try await supervisor.switchLive(app, version: version, progress: progress)
+                    continuation.yield(.live(version, url))
+                case .full:
+                    let url = try await supervisor.deploy(app, version: version, progress: progress)
+                    continuation.yield(.live(version, url))
                 }
-                continuation.yield(.live(wanted.version, url))
             } catch let error as GustError {
                 continuation.yield(.failed(error.code, error.message + (error.hint.map { "\n\($0)" } ?? "")))
             } catch {
@@ -69,8 +80,17 @@ struct AdminAPI: HTTPResponder {
         var headers = HTTPFields()
         headers[.contentType] = "application/x-ndjson"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            for await event in events {
-                try await writer.write(ByteBuffer(bytes: event.line))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: Self.heartbeat)
+                        if !Task.isCancelled { continuation.yield(.heartbeat) }
+                    }
+                }
+                defer { group.cancelAll() }
+                for await event in events {
+                    try await writer.write(ByteBuffer(bytes: event.line))
+                }
             }
             try await writer.finish(nil)
         })
@@ -78,12 +98,16 @@ struct AdminAPI: HTTPResponder {
 
     private enum Event: Sendable {
         case progress(String)
+        case heartbeat
+        case warm(Int, String)
         case live(Int, String)
         case failed(Int, String)
 
         var line: Data {
             let object: [String: Any] = switch self {
             case .progress(let text): ["progress": text]
+            case .heartbeat: ["heartbeat": true]
+            case .warm(let version, let url): ["warm": version, "url": url]
             case .live(let version, let url): ["live": version, "url": url]
             case .failed(let code, let message): ["error": message, "code": code]
             }

@@ -1,38 +1,118 @@
 import Foundation
 import GustBuild
 import GustCore
+import GustGit
 import Logging
 import NIOHTTP1
 import Synchronization
 
+/// A release started and checked for a push git has not accepted yet.
+///
+/// Why it is kept apart from the app's route: it must not serve until the
+/// push's ref is written; `expiry` drains its pool if no switch comes (git
+/// refused the ref, the hook died).
+struct WarmRelease {
+    var prepared: Supervisor.Prepared
+    var expiry: Task<Void, Never>
+}
+
+/// Deploying in two steps, so that a push's release serves only once git has
+/// accepted the push: `warm` (asked by pre-receive) starts the release's pool,
+/// reads its manifest and checks its health without switching; `switchLive`
+/// (asked by post-receive, once git wrote the ref) makes it live. A rollback
+/// or config release has no ref to wait for: `deploy` does both in one call.
 extension Supervisor {
-    /// Starts `version` in a pool of its own, as large as the pool serving now,
-    /// checks it, switches traffic to it and drains the old pool (its calls in
-    /// flight finish; calls still waiting move to the new pool). Nothing
-    /// changes unless all succeed.
+    /// How long a warmed release waits for its switch before it is stopped.
+    static let warmHold: Duration = .seconds(120)
+
+    /// A release started in a pool of its own and checked, not yet serving.
+    struct Prepared {
+        var route: Route
+        var schedules: [StoredSchedule]
+        var version: Int { route.version }
+    }
+
+    /// Starts `version`, checks it, switches traffic to it and drains the old
+    /// pool (its calls in flight finish; calls still waiting move to the new
+    /// pool). Nothing changes unless all succeed.
     func deploy(_ app: AppName, version: Int, progress: @escaping @Sendable (String) -> Void) async throws -> String {
+        try beginDeploy(app)
+        defer { deploying.remove(app) }
+        dropWarm(of: app)  // a push waiting for its switch will start its release again
+        let prepared = try await prepare(app, version: version, progress: progress)
+        return try await goLive(app, prepared, progress: progress)
+    }
+
+    /// Starts and checks `version` without switching to it; it waits for
+    /// `switchLive` (a newer warm of the app replaces it).
+    func warm(_ app: AppName, version: Int, progress: @escaping @Sendable (String) -> Void) async throws -> String {
+        try beginDeploy(app)
+        defer { deploying.remove(app) }
+        dropWarm(of: app)
+        let prepared = try await prepare(app, version: version, progress: progress)
+        let expiry = Task { [weak self] in
+            try? await Task.sleep(for: Self.warmHold)
+            guard !Task.isCancelled else { return }
+            await self?.expireWarm(app, version: version)
+        }
+        warmed[app] = WarmRelease(prepared: prepared, expiry: expiry)
+        progress("v\(version) is ready; it serves once git has accepted the push")
+        return url(of: app)
+    }
+
+    /// Makes `version` live: the warmed pool if there is one, else a new one.
+    /// Never goes back: a newer live release refuses an older switch.
+    func switchLive(_ app: AppName, version: Int, progress: @escaping @Sendable (String) -> Void) async throws -> String {
+        try beginDeploy(app)
+        defer { deploying.remove(app) }
+        let live = try store.app(app)?.liveVersion
+        if let live, live > version {
+            if warmed[app]?.prepared.version == version { dropWarm(of: app) }
+            throw GustError("v\(live) of \(app) is live already, newer than v\(version); v\(version) stays built.", code: 409)
+        }
+        if live == version, route(of: app)?.version == version {
+            progress("v\(version) is live already")
+            return url(of: app)
+        }
+        let prepared: Prepared
+        if let warm = warmed[app], warm.prepared.version == version, Self.serving(warm.prepared.route.pool.snapshot) > 0 {
+            warmed[app] = nil
+            warm.expiry.cancel()
+            prepared = warm.prepared
+        } else {
+            dropWarm(of: app)
+            progress("v\(version) is not running yet: starting it")
+            prepared = try await prepare(app, version: version, progress: progress)
+        }
+        return try await goLive(app, prepared, progress: progress)
+    }
+
+    private func beginDeploy(_ app: AppName) throws {
         guard !deploying.contains(app) else {
             throw GustError("A deploy of \(app) is already running; wait for it to finish.", code: 409)
         }
         deploying.insert(app)
-        defer { deploying.remove(app) }
+    }
 
+    /// Starts `version` in a pool of its own, as large as the pool serving now
+    /// (under load the new release must take as many calls as the old one the
+    /// moment it switches), reads its manifest, checks its schedules and its health.
+    private func prepare(_ app: AppName, version: Int, progress: @escaping @Sendable (String) -> Void) async throws -> Prepared {
         let release = try store.requireRelease(app, version: version)
         guard release.status != .failed else {
             throw GustError("v\(version) of \(app) failed and cannot be deployed.", hint: "`gust releases \(app)` lists the releases that built.")
         }
         let isPrivate = try store.app(app)?.isPrivate ?? false
         let route = try makeRoute(app, version: version, isPrivate: isPrivate)
-        let previous = routes.withLock { $0[app] }
-        // Under load the new release must take as many calls as the old one the moment it switches.
-        let size = max(previous.map { Self.serving($0.pool.snapshot) } ?? 0, 1)
+        let size = max(self.route(of: app).map { Self.serving($0.pool.snapshot) } ?? 0, 1)
         route.launcher.relayProgress(to: progress)
-        let schedules: [StoredSchedule]
+        defer { route.launcher.relayProgress(to: nil) }
         do {
             route.pool.warm(to: size)
             let lease = try await firstInstance(of: route, version: version)
             let instance = lease.member
             for line in instance.manifest.summary { progress(line) }
+            let schedules: [StoredSchedule]
             do {
                 // A spec gustd cannot run rejects the push here, before any switch.
                 schedules = try Scheduler.declared(by: instance.manifest, app: app, release: version, config: release.config)
@@ -47,19 +127,57 @@ extension Supervisor {
             route.pool.release(lease)
             progress("Health check passed")
             try await warmed(route, to: size, progress: progress)
-            try store.setLive(app, version: version)
+            return Prepared(route: route, schedules: schedules)
         } catch {
-            route.launcher.relayProgress(to: nil)
             route.pool.drain()
             throw error
         }
-        route.launcher.relayProgress(to: nil)
-        routes.withLock { $0[app] = route }
+    }
+
+    /// Writes the desired state first, then switches the route and drains the old pool.
+    private func goLive(_ app: AppName, _ prepared: Prepared, progress: @escaping @Sendable (String) -> Void) async throws -> String {
+        let version = prepared.version
+        var route = prepared.route
+        do {
+            route.isPrivate = try store.app(app)?.isPrivate ?? false
+            try store.setLive(app, version: version)
+        } catch {
+            route.pool.drain()
+            throw error
+        }
+        let previous = routes.withLock { routes in
+            defer { routes[app] = route }
+            return routes[app]
+        }
         progress("Switched traffic to v\(version)" + (previous.map { " from v\($0.version)" } ?? ""))
         if let previous { retire(previous, of: app) }
         pruneReleaseDirectories(of: app, keeping: [version, previous?.version].compactMap { $0 })
-        await scheduler?.adopt(app, release: version, schedules: schedules)
+        await scheduler?.adopt(app, release: version, schedules: prepared.schedules)
         return url(of: app)
+    }
+
+    private func dropWarm(of app: AppName) {
+        guard let warm = warmed.removeValue(forKey: app) else { return }
+        warm.expiry.cancel()
+        logger.notice("Stopping warmed v\(warm.prepared.version) of \(app): a newer deploy replaces it")
+        warm.prepared.route.pool.drain()
+    }
+
+    private func expireWarm(_ app: AppName, version: Int) {
+        guard let warm = warmed[app], warm.prepared.version == version else { return }
+        warmed[app] = nil
+        logger.warning("Stopping warmed v\(version) of \(app): no switch came within \(Self.warmHold.shortText) (git refused the push, or its hook died)")
+        warm.prepared.route.pool.drain()
+    }
+
+    /// Every warmed release's pool, taken out (gustd is stopping).
+    func dropWarmed() -> [AppPool] {
+        let pools = warmed.values.map { warm in
+            warm.expiry.cancel()
+            return warm.prepared.route.pool
+        }
+        warmed = [:]
+        return pools
     }
 
     /// Instances that answer calls (idle or busy).
@@ -136,6 +254,39 @@ extension Supervisor {
         Thread.detachNewThread {
             for path in doomed {
                 do { try FileManager.default.removeItem(at: path) } catch { logger.warning("Cannot remove \(path.path): \(error)") }
+            }
+        }
+    }
+
+    // MARK: Start-up
+
+    /// Makes each app's releases agree with its repository before anything
+    /// starts (ReleaseAcceptance has the rule), then tags what is missing. An
+    /// app whose deploy lock is held (a push in progress) is left to that push.
+    func convergeReleases() {
+        let apps: [App]
+        do { apps = try store.apps() } catch {
+            logger.error("Cannot read the apps to converge: \(error)")
+            return
+        }
+        for app in apps {
+            guard let lock = FileLock(ifFree: configuration.home.lock(app.name)) else {
+                logger.notice("\(app.name) has a deploy in progress; its releases are left to it")
+                continue
+            }
+            defer { withExtendedLifetime(lock) {} }
+            do {
+                let repository = try GitRepository(path: configuration.home.repository(app.name).path, environment: [:])
+                let outcome = try ReleaseAcceptance.converge(app.name, store: store, repository: repository)
+                for version in outcome.abandoned {
+                    logger.warning("\(app.name) v\(version) was never accepted by git; marked failed, it never serves")
+                }
+                if let promoted = outcome.promoted {
+                    logger.notice("\(app.name) v\(promoted) was accepted by git but never switched to; it is live now")
+                }
+                try ReleaseTags.tagMissing(app.name, store: store, repository: repository)
+            } catch {
+                logger.error("Cannot converge the releases of \(app.name) with its repository: \(error)")
             }
         }
     }

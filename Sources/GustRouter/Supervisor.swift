@@ -32,6 +32,8 @@ actor Supervisor {
     /// Set once shutdown begins: calls then get "gustd is stopping", not "no live release".
     nonisolated let stopping = Atomic(false)
     var deploying: Set<AppName> = []
+    /// Releases started and checked by a push's pre-receive, waiting for git to accept it (Supervisor+Deploy).
+    var warmed: [AppName: WarmRelease] = [:]
     private var publicPort: Int
     /// Told which schedules each live release declares, and when an app stops being served.
     var scheduler: Scheduler?
@@ -60,6 +62,7 @@ actor Supervisor {
         for orphan in records.sweepOrphans() {
             logger.notice("Stopped instance \(orphan.id) of \(orphan.app) v\(orphan.version) left by a previous gustd (pid \(orphan.pid))")
         }
+        convergeReleases()
         await reconcile()
     }
 
@@ -81,7 +84,7 @@ actor Supervisor {
             defer { routes = [:] }
             return routes.values.map(\.pool)
         }
-        for pool in all + retired.values.flatMap({ $0.map(\.pool) }) { pool.drain() }
+        for pool in all + retired.values.flatMap({ $0.map(\.pool) }) + dropWarmed() { pool.drain() }
         newPools.finish()
     }
 

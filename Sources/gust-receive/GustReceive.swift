@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import GustBuild
 import GustCore
-import GustGit
 
 /// The git hook binary: `hooks/pre-receive` and `hooks/post-receive` in every
 /// app repository exec it with the repository as the working directory.
@@ -14,8 +13,8 @@ struct GustReceive: AsyncParsableCommand {
         discussion: """
             pre-receive reads git's `old new ref` lines on stdin and builds main or master: export with \
             libgit2, detect and compile with the buildpacks, pack with libarchive, record release vN. \
-            post-receive tags each new release vN. Limits: GUST_BUILD_TIMEOUT (seconds, default 900), \
-            GUST_BUILD_HEARTBEAT (seconds of silence before a keep-alive line, default 20).
+            post-receive tags each new release vN and asks gustd to switch to it. Limits: GUST_BUILD_TIMEOUT (seconds, default 900), \
+            GUST_BUILD_HEARTBEAT (seconds of silence before a keep-alive line, default 20), GUST_ADMIN_TIMEOUT (seconds gustd may say nothing, not even its heartbeat, default 60).
             """,
         subcommands: [PreReceive.self, PostReceive.self]
     )
@@ -54,27 +53,14 @@ struct GustReceive: AsyncParsableCommand {
     }
 
     struct PostReceive: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "post-receive", abstract: "Tag the releases a push made.")
+        static let configuration = CommandConfiguration(commandName: "post-receive", abstract: "Tag the releases a push made and switch to the new one.")
         @OptionGroup var options: Options
 
         func run() async throws {
-            let updates = RefUpdate.parse(String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self))
-            let reporter = BuildReporter()
-            let hook = try options.hook(reporter: reporter)
-            do {
-                let app = try hook.appName()
-                let store = try Store(home: hook.home)
-                let repository = try GitRepository(path: options.repository)
-                let tags = try ReleaseTags.tagMissing(app, store: store, repository: repository)
-                if !tags.isEmpty { reporter.step("Tagged \(tags.joined(separator: ", "))") }
-                // An app deployed from `master` gets HEAD there, so that a clone checks it out.
-                if repository.headIsUnborn, let deployed = updates.first(where: { $0.isDeployBranch && !$0.isDeletion }) {
-                    try repository.pointHead(at: deployed.ref)
-                }
-            } catch {
-                // The push has already been accepted; a missing tag is not worth failing it.
-                reporter.error("Could not tag the release: \(error)")
-            }
+            let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            let hook = try options.hook(reporter: BuildReporter())
+            let status = hook.postReceive(input: input)
+            if status != 0 { throw ExitCode(status) }
         }
     }
 }

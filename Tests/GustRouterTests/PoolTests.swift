@@ -68,6 +68,12 @@ struct PoolTests {
 
     let later = ContinuousClock.now + .seconds(30)
 
+    /// Waits (at most 10 s, in 1 ms steps that let timers and other tasks run) for `condition`.
+    func eventually(_ condition: () -> Bool) async throws {
+        for _ in 0..<10_000 where !condition() { try await Task.sleep(for: .milliseconds(1)) }
+        try #require(condition(), "the pool did not get there within 10 s")
+    }
+
     @Test func aCallFromZeroLaunchesAndGetsTheInstance() async throws {
         let launcher = FakeLauncher()
         let pool = Pool(settings: settings(), launcher: launcher)
@@ -95,12 +101,12 @@ struct PoolTests {
             let second = try await pool.acquire(deadline: later)
             #expect(Set([first.member.number, second.member.number]) == [1, 2])
             let cancelled = Task { try await pool.acquire(deadline: later) }
-            while pool.snapshot.waiting < 1 { await Task.yield() }
+            try await eventually { pool.snapshot.waiting >= 1 }
             cancelled.cancel()
             await #expect(throws: CancellationError.self) { try await cancelled.value }
             #expect(pool.snapshot.waiting == 0)
             let third = Task { try await pool.acquire(deadline: later) }
-            while pool.snapshot.waiting < 1 { await Task.yield() }
+            try await eventually { pool.snapshot.waiting >= 1 }
             pool.release(first)
             #expect(try await third.value.member.number == first.member.number)
             #expect(launcher.launched == 2)
@@ -134,12 +140,12 @@ struct PoolTests {
             let lease = try await pool.acquire(deadline: later)
             launcher.crash(lease.member.number)
             pool.release(lease)
-            while pool.snapshot.counts.idle + pool.snapshot.counts.busy > 0 { await Task.yield() }
+            try await eventually { pool.snapshot.counts.idle + pool.snapshot.counts.busy == 0 }
             let next = try await pool.acquire(deadline: later)
             #expect(next.member.number == 2)
             launcher.crash(2)
             pool.release(next)
-            while pool.snapshot.counts.idle + pool.snapshot.counts.busy > 0 { await Task.yield() }
+            try await eventually { pool.snapshot.counts.idle + pool.snapshot.counts.busy == 0 }
             launcher.failNextLaunch()
             do {
                 _ = try await pool.acquire(deadline: later)
@@ -161,7 +167,7 @@ struct PoolTests {
             group.addTask { await pool.run() }
             let busy = try await pool.acquire(deadline: later)
             let waiter = Task { try await pool.acquire(deadline: later) }
-            while pool.snapshot.waiting < 1 { await Task.yield() }
+            try await eventually { pool.snapshot.waiting >= 1 }
             pool.drain()
             await #expect(throws: Pool<FakeLauncher>.Failure(reason: .stopped)) { try await waiter.value }
             #expect(launcher.stopped.isEmpty, "the busy instance finishes its call first")

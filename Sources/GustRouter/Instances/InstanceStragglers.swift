@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import Foundation
 
 /// The processes an instance started that left its process group.
@@ -32,8 +31,8 @@ enum InstanceStragglers {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return names.compactMap { name -> pid_t? in
             guard let pid = pid_t(name), pid > 1, pid != me else { return nil }
-            var info = Glibc.stat()
-            guard stat("/proc/\(pid)", &info) == 0, info.st_uid == uid,
+            let owner = (try? FileManager.default.attributesOfItem(atPath: "/proc/\(pid)"))?[.ownerAccountID] as? NSNumber
+            guard owner?.uint32Value == uid,
                 let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
             else { return nil }
             let holds = environment.split(separator: 0, omittingEmptySubsequences: true).contains { $0.elementsEqual(wanted) }
