@@ -80,7 +80,7 @@ struct Gateway: HTTPResponder {
         guard let token = request.headers[HTTPField.Name("X-Auth-Token")!], await supervisor.verifyToken(app, token) else {
             return Self.error(401, "Records of \(app) need a valid app token in X-Auth-Token (`gust tokens create \(app)`).")
         }
-        let body = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        let body = try await RecordsAPI.collect(request.body)
         return await records.respond(app: app, method: request.method, path: path, query: request.uri.query, body: body, caller: nil)
     }
 

@@ -132,7 +132,7 @@ struct LoadBoundsTests {
         let source = """
             import gust
 
-            for index in range(12000):
+            for index in range(20000):
                 gust.op('an-op-with-a-rather-long-name-to-fill-the-manifest-quickly-%05d' % index)(lambda: None)
 
             """
