@@ -9,7 +9,7 @@ import NIOHTTP1
 /// checks its token if it is private, and hands the request to its live
 /// release's instance. Every error is JSON `{"code": N, "error": message}`.
 struct Gateway: HTTPResponder {
-    typealias Context = BasicRequestContext
+    typealias Context = GatewayContext
 
     let supervisor: Supervisor
     let configuration: RouterConfiguration
@@ -17,13 +17,14 @@ struct Gateway: HTTPResponder {
 
     func respond(to request: Request, context: Context) async throws -> Response {
         do {
-            return try await route(request)
+            return try await route(request, context: context)
         } catch let error as GustError {
             return Self.error(error.code, error.message)
         }
     }
 
-    private func route(_ request: Request) async throws -> Response {
+    private func route(_ request: Request, context: Context) async throws -> Response {
+        let deadline = ContinuousClock.now + configuration.functionTimeout  // a call's time limit counts from its arrival
         guard let target = AppAddress(host: request.head.authority, path: request.uri.path, domain: configuration.domain) else {
             throw GustError.notFound("No app at this address: use APP.\(configuration.domain) or the path /apps/APP/.")
         }
@@ -62,16 +63,24 @@ struct Gateway: HTTPResponder {
             instanceTarget = path + query
         }
 
-        var body = try await request.body.collect(upTo: configuration.maxBodyBytes)
         var headers = HTTPHeaders()
         for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) {
             headers.add(name: field.name.rawName, value: field.value)
         }
-        let call = InstanceRequest(
-            method: HTTPMethod(rawValue: request.method.rawValue), target: instanceTarget, headers: headers,
-            body: body.readSlice(length: body.readableBytes) ?? ByteBuffer()
+        let (method, fields, body, maxBodyBytes, channel) = (
+            HTTPMethod(rawValue: request.method.rawValue), headers, request.body, configuration.maxBodyBytes, context.channel
         )
-        return try await forward(call, to: app)
+        return try await forward(to: app, deadline: deadline, channel: channel) {
+            // Read once the call holds the instance, so a waiting call keeps no body in memory; a body
+            // still arriving at the deadline closes the connection rather than hold the instance.
+            let stop = channel.eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) { channel.close(promise: nil) }
+            defer { stop.cancel() }
+            var collected = try await body.collect(upTo: maxBodyBytes)
+            return InstanceRequest(
+                method: method, target: instanceTarget, headers: fields,
+                body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer()
+            )
+        }
     }
 
     /// Records need an app token whether the app is private or not: 401 without one, and nothing happens.
@@ -84,15 +93,24 @@ struct Gateway: HTTPResponder {
         return await records.respond(app: app, method: request.method, path: path, query: request.uri.query, body: body, caller: nil)
     }
 
-    private func forward(_ call: InstanceRequest, to app: AppName) async throws -> Response {
+    /// Calls the app's instance once it is free, with the request `makeRequest` gives then.
+    private func forward(
+        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel,
+        _ makeRequest: @escaping @Sendable () async throws -> InstanceRequest
+    ) async throws -> Response {
         let instance = try await supervisor.instance(for: app)
         let answer: InstanceResponse
         do {
-            answer = try await instance.call(call, timeout: configuration.functionTimeout)
+            answer = try await instance.call(deadline: deadline, clientGone: { await ClientDisconnectHandler.gone(of: channel) }, makeRequest)
+        } catch CallGateError.deadlinePassed {
+            // The instance is not at fault: the calls before this one took its time.
+            throw GustError("The function did not answer within \(configuration.functionTimeout.shortText): the calls before it held the instance that long.", code: 504)
+        } catch CallGateError.clientGone {
+            throw GustError("The client closed the connection before the call ran; it did not run.", code: 499)
         } catch InstanceCallError.timedOut {
             await supervisor.discard(instance, because: "no answer within \(configuration.functionTimeout.shortText)")
             throw GustError("The function did not answer within \(configuration.functionTimeout.shortText).", code: 504)
-        } catch {
+        } catch let error where error is InstanceCallError || error is ChannelError {
             await supervisor.discard(instance, because: "its process died during a request")
             throw GustError("The function's process died while answering; the next request starts a new one.", code: 502)
         }

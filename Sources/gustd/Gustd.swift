@@ -33,9 +33,17 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("How long a new instance may take to start and answer, in seconds.", valueName: "seconds"))
     var startTimeout: Double = 30
 
+    @Option(help: ArgumentHelp("Close a client connection with no request in progress after this many seconds.", valueName: "seconds"))
+    var idleTimeout: Double = 60
+
+    @Option(help: ArgumentHelp("Close a new connection that has not sent a whole request head within this many seconds.", valueName: "seconds"))
+    var headerTimeout: Double = 10
+
     func validate() throws {
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
-        guard functionTimeout > 0, startTimeout > 0 else { throw ValidationError("Time limits must be positive.") }
+        guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
+            throw ValidationError("Time limits must be positive.")
+        }
     }
 
     private func parseAddress() -> (String, Int)? {
@@ -50,7 +58,8 @@ struct Gustd: AsyncParsableCommand {
         logger.logLevel = .info
         let configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
-            functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000))
+            functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
+            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000))
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

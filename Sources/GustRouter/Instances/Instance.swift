@@ -28,9 +28,7 @@ actor Instance {
     /// then stays on the loop that read the caller's request (see `connectionForThisLoop`).
     private var perLoop: [ObjectIdentifier: InstanceConnection] = [:]
     private let onStop: @Sendable () -> Void
-    private var busy = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private let gate = CallGate()
 
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
@@ -49,13 +47,28 @@ actor Instance {
         self.records = records
     }
 
-    /// Sends one request when the instance is free.
+    /// Sends one request when the instance is free, within `timeout` from now (waiting included).
     func call(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
-        await acquire()
-        defer { release() }
+        try await call(deadline: .now + timeout) { request }
+    }
+
+    /// Sends the request `makeRequest` gives once the instance is free: the
+    /// caller's body is read only then, so a waiting call holds none of it.
+    /// `deadline` counts from the call's arrival; past it while waiting, or
+    /// once `clientGone` completes, the call leaves the queue without running
+    /// (`CallGateError`). Once sent, the rest of the time is the call's limit.
+    func call(
+        deadline: ContinuousClock.Instant, clientGone: (@Sendable () async -> EventLoopFuture<Void>?)? = nil,
+        _ makeRequest: @Sendable () async throws -> InstanceRequest
+    ) async throws -> InstanceResponse {
+        try await gate.enter(deadline: deadline, clientGone: clientGone)
+        defer { gate.leave() }
+        let request = try await makeRequest()
+        let remaining = deadline - .now
+        guard remaining > .zero else { throw CallGateError.deadlinePassed }
         let connection = await connectionForThisLoop()
         await outputOfTheLastCallIsRead()
-        return try await send(request, on: connection, timeout: timeout)
+        return try await send(request, on: connection, timeout: remaining)
     }
 
     /// Sends `request`, crediting what the instance prints meanwhile to its function.
@@ -94,8 +107,8 @@ actor Instance {
     /// Runs `body` holding the gate, for a record write from outside whose
     /// hooks then go past it (`callNested`), as a function's own writes do.
     func withGate<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-        await acquire()
-        defer { release() }
+        try await gate.enter()
+        defer { gate.leave() }
         return try await body()
     }
 
@@ -114,8 +127,7 @@ actor Instance {
 
     /// Returns once no request is running or waiting.
     func drained() async {
-        if !busy && waiters.isEmpty { return }
-        await withCheckedContinuation { idleWaiters.append($0) }
+        await gate.drained()
     }
 
     /// Stops the process (SIGTERM, then SIGKILL after `grace`) and forgets its files.
@@ -128,25 +140,6 @@ actor Instance {
         perLoop = [:]
         await process.stop(grace: grace)
         records.forget(id: id)
-    }
-
-    private func acquire() async {
-        if !busy {
-            busy = true
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    private func release() {
-        if waiters.isEmpty {
-            busy = false
-            let idle = idleWaiters
-            idleWaiters = []
-            idle.forEach { $0.resume() }
-        } else {
-            waiters.removeFirst().resume()  // stays busy: handed straight to the next caller
-        }
     }
 }
 

@@ -182,6 +182,8 @@ actor RecordsHub {
         let ownsInstance = nestedIn == nil || RecordsCaller.current?.holdsGate == true
         do {
             response = nestedIn == nil ? try await instance.call(request, timeout: timeout) : try await instance.callNested(request, timeout: timeout)
+        } catch CallGateError.deadlinePassed {
+            throw GustError("\(what) waited for the app's instance past its \(timeout.shortText) limit; \(outcome).", code: 504)
         } catch InstanceCallError.timedOut {
             if ownsInstance { await supervisor.discard(instance, because: "\(event.rawValue) \(type) passed its \(timeout.shortText) limit") }
             throw GustError("\(what) did not answer within \(timeout.shortText); \(outcome).", code: 504)
