@@ -71,15 +71,28 @@ struct Gateway: HTTPResponder {
             HTTPMethod(rawValue: request.method.rawValue), headers, request.body, configuration.maxBodyBytes, context.channel
         )
         return try await forward(to: app, deadline: deadline, channel: channel) {
-            // Read once the call holds the instance, so a waiting call keeps no body in memory; a body
-            // still arriving at the deadline closes the connection rather than hold the instance.
-            let stop = channel.eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) { channel.close(promise: nil) }
-            defer { stop.cancel() }
-            var collected = try await body.collect(upTo: maxBodyBytes)
+            var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
             return InstanceRequest(
                 method: method, target: instanceTarget, headers: fields,
                 body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer()
             )
+        }
+    }
+
+    /// A call's body, read once the call holds the instance so that a waiting call keeps none in
+    /// memory. A body still arriving at the call's deadline closes the connection rather than hold
+    /// the instance; a client that stalls or leaves is its own doing, never the instance's.
+    private static func collect(
+        _ body: RequestBody, upTo maxBytes: Int, by deadline: ContinuousClock.Instant, channel: any Channel
+    ) async throws -> ByteBuffer {
+        let stop = channel.eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) { channel.close(promise: nil) }
+        defer { stop.cancel() }
+        do {
+            return try await body.collect(upTo: maxBytes)
+        } catch let error as NIOTooManyBytesError {
+            throw error
+        } catch {
+            throw ContinuousClock.now >= deadline ? CallGateError.deadlinePassed : CallGateError.clientGone
         }
     }
 
