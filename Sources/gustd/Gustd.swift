@@ -27,7 +27,7 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Apps are addressed as APP.DOMAIN.", valueName: "domain"))
     var domain: String = "localhost"
 
-    @Option(help: ArgumentHelp("Time limit of an op or handler call, in seconds; past it the caller gets 504.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Time limit of an op or handler call, in seconds, counted from its arrival (waiting for the instance included); past it the caller gets 504.", valueName: "seconds"))
     var functionTimeout: Double = 15
 
     @Option(help: ArgumentHelp("How long a new instance may take to start and answer, in seconds.", valueName: "seconds"))

@@ -33,6 +33,22 @@ final class RawConnection {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// Sends `count` bytes of padding, or as many as the peer takes within `seconds`.
+    @discardableResult
+    func sendPadding(_ count: Int, within seconds: Double) -> Int {
+        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 65536)
+        let deadline = Date().addingTimeInterval(seconds)
+        var sent = 0
+        while sent < count, Date() < deadline {
+            let written = chunk.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, min(chunk.count, count - sent), Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { break }
+            sent += written
+        }
+        return sent
+    }
+
     /// Whether the other side has closed the connection: a read without
     /// waiting sees end of file or a reset.
     var isClosedByPeer: Bool {

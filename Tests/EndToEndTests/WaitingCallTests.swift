@@ -72,6 +72,42 @@ struct WaitingCallTests {
         #expect(runs(marker) == 1, "only the call already running when its client left ran: \(runs(marker)) runs")
     }
 
+    /// gustd's resident memory, from /proc.
+    func residentBytes(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+
+    /// Twenty 5 MB bodies of calls queued behind a running one: gustd reads a
+    /// body only once its call holds the instance, so they stay with the
+    /// clients (it used to read them all first: 100 MB and more).
+    @Test(.scratchDirectory) func waitingCallsHoldNoBodyInMemory() throws {
+        let fixture = try PushFixture()
+        try pushApp(fixture)
+        let gustd = try #require(fixture.gustd)
+        let marker = fixture.root.appendingPathComponent("runs.txt")
+        let port = fixture.port
+        let running = BackgroundCall {
+            try HTTPClient.request(port: port, "POST", "/apps/cats/_/functions/slow", body: #"{"marker": "\#(marker.path)", "seconds": 8}"#)
+        }
+        usleep(500_000)
+        let before = residentBytes(gustd.pid)
+        var clients: [RawConnection] = []
+        for _ in 0..<20 {
+            let client = try RawConnection(port: port)
+            client.send("POST /apps/cats/_/functions/quick HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n")
+            client.sendPadding(5_000_000, within: 0.25)
+            clients.append(client)
+        }
+        usleep(500_000)
+        let grown = residentBytes(gustd.pid) - before
+        #expect(grown < 40_000_000, "gustd grew by \(grown / 1_000_000) MB while 20 calls with 5 MB bodies waited")
+        clients = []
+        let first = try #require(running.wait(seconds: 20), "the running call finished").get()
+        #expect(first.text == #""done""#)
+    }
+
     @Test(.scratchDirectory) func aCallPastItsLimitWhileWaitingIs504WithoutRunning() throws {
         let fixture = try PushFixture(gustdArguments: ["--function-timeout", "2"])
         try pushApp(fixture)
