@@ -63,6 +63,7 @@ actor Instance {
     ) async throws -> InstanceResponse {
         try await gate.enter(deadline: deadline, clientGone: clientGone)
         defer { gate.leave() }
+        guard deadline > .now else { throw CallGateError.deadlinePassed }  // handed the gate just too late
         let request = try await makeRequest()
         let remaining = deadline - .now
         guard remaining > .zero else { throw CallGateError.deadlinePassed }
