@@ -68,6 +68,22 @@ public final class Database {
         return rows
     }
 
+    /// Runs a query and hands each row to `body` as it is stepped, until
+    /// `body` returns false: a reader that stops early never copies the rest.
+    public func forEachRow(_ sql: String, _ values: [SQLValue] = [], _ body: (Row) throws -> Bool) throws {
+        let statement = try prepare(sql)
+        defer { sqlite3_finalize(statement) }
+        for (index, value) in values.enumerated() {
+            try bind(value, at: Int32(index + 1), in: statement)
+        }
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_DONE { return }
+            guard rc == SQLITE_ROW else { throw error(rc) }
+            guard try body(Row(statement: statement)) else { return }
+        }
+    }
+
     public func run(_ sql: String, _ values: [SQLValue] = []) throws(GustError) {
         try query(sql, values)
     }

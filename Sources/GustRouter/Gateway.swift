@@ -10,7 +10,7 @@ import NIOHTTP1
 /// of its live release, from the release's pool. Every error is JSON
 /// `{"code": N, "error": message}`.
 struct Gateway: HTTPResponder {
-    typealias Context = BasicRequestContext
+    typealias Context = GatewayContext
 
     let supervisor: Supervisor
     let configuration: RouterConfiguration
@@ -20,7 +20,7 @@ struct Gateway: HTTPResponder {
         // A call's time limit counts from here: waiting for an instance is part of it.
         let deadline = ContinuousClock.now + configuration.functionTimeout
         do {
-            return try await route(request, deadline: deadline)
+            return try await route(request, context: context, deadline: deadline)
         } catch let error as GustError {
             return Self.error(error.code, error.message)
         } catch let refusal as CallRefusal {
@@ -34,7 +34,7 @@ struct Gateway: HTTPResponder {
         }
     }
 
-    private func route(_ request: Request, deadline: ContinuousClock.Instant) async throws -> Response {
+    private func route(_ request: Request, context: Context, deadline: ContinuousClock.Instant) async throws -> Response {
         let requested = RequestPath(percentEncoded: request.uri.path)
         guard let target = AppAddress(host: request.head.authority, path: requested, domain: configuration.domain) else {
             throw GustError.notFound("No app at this address: use APP.\(configuration.domain) or the path /apps/APP/.")
@@ -87,12 +87,33 @@ struct Gateway: HTTPResponder {
         for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) && !field.name.canonicalName.hasPrefix("x-gust-") {
             headers.add(name: field.name.rawName, value: field.value)
         }
-        let method = HTTPMethod(rawValue: request.method.rawValue)
-        let forwarded = headers
+        let (method, forwarded, body, maxBodyBytes, channel) = (
+            HTTPMethod(rawValue: request.method.rawValue), headers, request.body, configuration.maxBodyBytes, context.channel
+        )
         // The body is read once the call holds an instance: waiting calls hold no body in memory.
-        return try await forward(to: app, deadline: deadline) { [configuration] in
-            var body = try await request.body.collect(upTo: configuration.maxBodyBytes)
-            return InstanceRequest(method: method, target: instanceTarget, headers: forwarded, body: body.readSlice(length: body.readableBytes) ?? ByteBuffer())
+        return try await forward(to: app, deadline: deadline, channel: channel) {
+            var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
+            return InstanceRequest(
+                method: method, target: instanceTarget, headers: forwarded,
+                body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer()
+            )
+        }
+    }
+
+    /// A call's body, read once the call holds the instance so that a waiting call keeps none in
+    /// memory. A body still arriving at the call's deadline closes the connection rather than hold
+    /// the instance; a client that stalls or leaves is its own doing, never the instance's.
+    private static func collect(
+        _ body: RequestBody, upTo maxBytes: Int, by deadline: ContinuousClock.Instant, channel: any Channel
+    ) async throws -> ByteBuffer {
+        let stop = channel.eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) { channel.close(promise: nil) }
+        defer { stop.cancel() }
+        do {
+            return try await body.collect(upTo: maxBytes)
+        } catch let error as NIOTooManyBytesError {
+            throw error
+        } catch {
+            throw ContinuousClock.now >= deadline ? CallAbandoned.deadlinePassed : CallAbandoned.clientGone
         }
     }
 
@@ -102,20 +123,32 @@ struct Gateway: HTTPResponder {
         guard let token = request.headers[HTTPField.Name("X-Auth-Token")!], await supervisor.verifyToken(app, token) else {
             return Self.error(401, "Records of \(app) need a valid app token in X-Auth-Token (`gust tokens create \(app)`).")
         }
-        let body = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        let body = try await RecordsAPI.collect(request.body)
         return await records.respond(app: app, method: request.method, path: path, query: request.uri.query, body: body, caller: nil)
     }
 
+    /// Calls an instance of the app once its pool gives one, with the request
+    /// `makeCall` gives then; a call whose client leaves while it waits never runs.
     private func forward(
-        to app: AppName, deadline: ContinuousClock.Instant, _ makeCall: @Sendable () async throws -> InstanceRequest
+        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel,
+        _ makeCall: @escaping @Sendable () async throws -> InstanceRequest
     ) async throws -> Response {
         let limit = configuration.functionTimeout
         let answer: InstanceResponse
         do {
-            answer = try await supervisor.withInstance(app, deadline: deadline) { instance in
+            let client = await ClientDisconnectHandler.watch(channel)
+            defer { client?.done() }
+            answer = try await supervisor.withInstance(app, deadline: deadline, abandonWhen: client?.gone) { instance in
                 let call = try await makeCall()
-                return try await instance.call(call, timeout: max(deadline - .now, .milliseconds(1)))
+                guard deadline > .now else { throw CallAbandoned.deadlinePassed }  // its body took its time
+                return try await instance.call(call, timeout: deadline - .now)
             }
+        } catch is CancellationError {
+            throw GustError("The client closed the connection before the call ran; it did not run.", code: 499)
+        } catch CallAbandoned.deadlinePassed {
+            throw GustError("The function did not answer within \(limit.shortText): the call's body did not arrive in time.", code: 504)
+        } catch CallAbandoned.clientGone {
+            throw GustError("The client closed the connection before the call ran; it did not run.", code: 499)
         } catch InstanceCallError.timedOut {
             throw GustError("The function did not answer within \(limit.shortText).", code: 504)
         } catch InstanceCallError.connectionClosed {

@@ -17,11 +17,16 @@ public struct RouterConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// Calls that may wait for an app's instances; past it, 503 with Retry-After.
     public var queueLimit: Int
+    /// How long a client connection may stay open with no request in progress.
+    public var idleTimeout: Duration
+    /// How long a new connection may take to send its first whole request head.
+    public var headerTimeout: Duration
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
         functionTimeout: Duration = .seconds(15), startTimeout: Duration = .seconds(30),
-        stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100
+        stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100,
+        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10)
     ) {
         self.queueLimit = queueLimit
         self.home = home
@@ -32,5 +37,7 @@ public struct RouterConfiguration: Sendable {
         self.startTimeout = startTimeout
         self.stopGrace = stopGrace
         self.maxBodyBytes = maxBodyBytes
+        self.idleTimeout = idleTimeout
+        self.headerTimeout = headerTimeout
     }
 }

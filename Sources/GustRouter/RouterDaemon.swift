@@ -18,6 +18,9 @@ public enum RouterDaemon {
         try home.prepare()
         let pidLock = try DaemonLock.acquire(home: home)
         defer { pidLock.release() }
+        if let limit = DescriptorLimit.raiseToHardLimit() {
+            logger.notice("gustd's file descriptor limit: \(limit) (its soft limit raised to the hard limit)")
+        }
 
         let supervisor = try Supervisor(configuration: configuration, logger: logger)
         let scheduler = try Scheduler(configuration: configuration, supervisor: supervisor, logger: logger)
@@ -49,8 +52,15 @@ public enum RouterDaemon {
             logger: logger
         )
         let addressFile = home.run.appendingPathComponent("gustd.http")
+        // Idle and slow clients are closed, so they cannot hold gustd's descriptors;
+        // NIO's accept backoff keeps the listener accepting once descriptors run short.
+        let (idleTimeout, headerTimeout) = (TimeAmount(configuration.idleTimeout), TimeAmount(configuration.headerTimeout))
         let http = Application(
             responder: Gateway(supervisor: supervisor, configuration: configuration, records: records),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler()],
+                idleTimeout: idleTimeout
+            )),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "gust"),
             onServerRunning: { channel in
                 markCloseOnExec()

@@ -1,5 +1,6 @@
 import Foundation
 import GustCore
+import NIOCore
 import Synchronization
 
 /// A call answered without running its function: the pool refused it (queue
@@ -24,7 +25,8 @@ extension Supervisor {
     /// passed its limit or lost its process is discarded, not reused. A switch
     /// to a new release while the call waited moves it to the new release's pool.
     nonisolated func withInstance<T: Sendable>(
-        _ app: AppName, deadline: ContinuousClock.Instant, _ body: (Instance) async throws -> T
+        _ app: AppName, deadline: ContinuousClock.Instant, abandonWhen clientGone: EventLoopFuture<Void>? = nil,
+        _ body: (Instance) async throws -> T
     ) async throws -> T {
         for _ in 0..<3 {
             guard let route = route(of: app) else {
@@ -33,7 +35,7 @@ extension Supervisor {
             }
             let lease: AppPool.Lease
             do {
-                lease = try await route.pool.acquire(deadline: deadline)
+                lease = try await route.pool.acquire(deadline: deadline, abandonWhen: clientGone)
             } catch let failure as AppPool.Failure {
                 if failure.reason == .stopped, let now = self.route(of: app), now.pool !== route.pool { continue }
                 throw Self.refusal(failure.reason, app: app, version: route.version)

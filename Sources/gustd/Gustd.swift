@@ -29,7 +29,7 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Apps are addressed as APP.DOMAIN.", valueName: "domain"))
     var domain: String = "localhost"
 
-    @Option(help: ArgumentHelp("Time limit of an op or handler call, in seconds; past it the caller gets 504.", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Time limit of an op or handler call, in seconds, counted from its arrival (waiting for the instance included); past it the caller gets 504.", valueName: "seconds"))
     var functionTimeout: Double = 15
 
     @Option(help: ArgumentHelp("How long a new instance may take to start and answer, in seconds.", valueName: "seconds"))
@@ -38,9 +38,17 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Calls that may wait for an app's instances; past it, 503 with Retry-After.", valueName: "n"))
     var queueLimit: Int = 100
 
+    @Option(help: ArgumentHelp("Close a client connection with no request in progress after this many seconds.", valueName: "seconds"))
+    var idleTimeout: Double = 60
+
+    @Option(help: ArgumentHelp("Close a new connection that has not sent a whole request head within this many seconds.", valueName: "seconds"))
+    var headerTimeout: Double = 10
+
     func validate() throws {
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
-        guard functionTimeout > 0, startTimeout > 0 else { throw ValidationError("Time limits must be positive.") }
+        guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
+            throw ValidationError("Time limits must be positive.")
+        }
         guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be 0 or more.") }
     }
 
@@ -57,7 +65,8 @@ struct Gustd: AsyncParsableCommand {
         let configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
-            queueLimit: queueLimit
+            queueLimit: queueLimit,
+            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000))
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

@@ -33,7 +33,8 @@ public actor RecordService {
         }
     }
 
-    private let store: RecordStore
+    /// Read outside the actor by `readPage` only: its connection is FULLMUTEX.
+    private nonisolated(unsafe) let store: RecordStore
     private var limits: Limits
     private let hooks: @Sendable () -> Set<String>
     private let call: RecordHookCall
@@ -68,6 +69,14 @@ public actor RecordService {
 
     public func find(_ type: String, _ query: RecordStore.Query) throws -> [RecordStore.Record] {
         try store.find(type, query)
+    }
+
+    /// A page of a query, read outside the actor so that gustd can run it on
+    /// a thread pool rather than an event loop. SQLite serialises the
+    /// connection (FULLMUTEX); a read inside a write's transaction sees that
+    /// write, as it would through the actor while a hook runs.
+    public nonisolated func readPage(_ type: String, _ query: RecordStore.Query) throws -> RecordStore.Page {
+        try store.page(type, query)
     }
 
     /// Creates (`id` nil) or updates (fields merged into the stored record).

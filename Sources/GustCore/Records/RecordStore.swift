@@ -4,7 +4,11 @@ public import Foundation
 ///
 /// The store sets `_id`, `_created_at` and `_updated_at`; the rest of a record
 /// is the app's. Queries filter by equality on top-level fields, order by one
-/// field and limit the count. Not `Sendable`: gustd owns one per app behind an actor.
+/// field and limit the count, a page at a time. Not `Sendable`: gustd owns one per app
+/// behind an actor (its connection is opened FULLMUTEX, so a read may run on another thread).
+///
+/// Bounds: a record is at most `maxRecordBytes` of JSON, a page at most
+/// `maxLimit` records and, past its first record, `pageByteBudget` bytes.
 public final class RecordStore {
     public typealias Record = [String: JSONValue]
 
@@ -13,15 +17,29 @@ public final class RecordStore {
         /// A field, `-field` for descending.
         public var order: String?
         public var limit: Int
+        /// Records to skip (the `next_offset` of the previous page).
+        public var offset: Int
 
-        public init(filters: [String: JSONValue] = [:], order: String? = nil, limit: Int = 100) {
+        public init(filters: [String: JSONValue] = [:], order: String? = nil, limit: Int = 100, offset: Int = 0) {
             self.filters = filters
             self.order = order
             self.limit = limit
+            self.offset = offset
         }
     }
 
-    public static let maxLimit = 1000
+    /// One page of a query: `nextOffset` is set when the byte budget cut it
+    /// short, and is where the next page starts.
+    public struct Page: Sendable {
+        public var records: [Record]
+        public var nextOffset: Int?
+    }
+
+    public static let maxLimit = 100
+    /// The largest record, as the JSON stored for it.
+    public static let maxRecordBytes = 1024 * 1024
+    /// How many bytes of stored JSON one page carries (at least one record, whatever its size).
+    public static let pageByteBudget = 4 * 1024 * 1024
     let db: Database
 
     public init(url: URL) throws {
@@ -66,15 +84,16 @@ public final class RecordStore {
         try Self.validateType(type)
         let id = Self.newID()
         let now = Self.timestamp()
+        let data = try Self.encodeWithinLimit(fields)
         try db.run("INSERT INTO records (type, id, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                   [.text(type), .text(id), .text(Self.encode(fields)), .text(now), .text(now)])
+                   [.text(type), .text(id), .text(data), .text(now), .text(now)])
         return try get(type, id: id)!
     }
 
     /// Replaces a record's fields (the caller merged them), keeping `_id` and `_created_at`.
     public func replace(_ type: String, id: String, _ fields: Record) throws -> Record {
         try db.run("UPDATE records SET data = ?, updated_at = ? WHERE type = ? AND id = ?",
-                   [.text(Self.encode(fields)), .text(Self.timestamp()), .text(type), .text(id)])
+                   [.text(try Self.encodeWithinLimit(fields)), .text(Self.timestamp()), .text(type), .text(id)])
         guard db.changes > 0, let record = try get(type, id: id) else { throw Self.missing(type, id) }
         return record
     }
@@ -85,6 +104,12 @@ public final class RecordStore {
     }
 
     public func find(_ type: String, _ query: Query) throws -> [Record] {
+        try page(type, query, byteBudget: .max).records
+    }
+
+    /// The records a query selects, stepped one row at a time and stopped at
+    /// `limit` or once the next record would take the page past `byteBudget`.
+    public func page(_ type: String, _ query: Query, byteBudget: Int = pageByteBudget) throws -> Page {
         try Self.validateType(type)
         var sql = "SELECT * FROM records WHERE type = ?"
         var values: [SQLValue] = [.text(type)]
@@ -103,8 +128,20 @@ public final class RecordStore {
         } else {
             sql += " ORDER BY rowid"
         }
-        sql += " LIMIT \(max(0, min(query.limit, Self.maxLimit)))"
-        return try db.query(sql, values).map(Self.record)
+        sql += " LIMIT \(max(0, min(query.limit, Self.maxLimit))) OFFSET \(max(0, query.offset))"
+        var page = Page(records: [])
+        var bytes = 0
+        try db.forEachRow(sql, values) { row in
+            let size = row.string("data")?.utf8.count ?? 0
+            if !page.records.isEmpty, size > byteBudget - bytes {
+                page.nextOffset = max(0, query.offset) + page.records.count
+                return false
+            }
+            bytes += size
+            page.records.append(Self.record(row))
+            return true
+        }
+        return page
     }
 
     /// The SQL for a field: the store's own columns, or a path into the JSON.
@@ -128,6 +165,20 @@ public final class RecordStore {
         record["_created_at"] = .string(row.string("created_at") ?? "")
         record["_updated_at"] = .string(row.string("updated_at") ?? "")
         return record
+    }
+
+    /// The JSON stored for `fields`; a 413 error if it is over `maxRecordBytes`.
+    static func encodeWithinLimit(_ fields: Record) throws(GustError) -> String {
+        let data = encode(fields)
+        let size = data.utf8.count
+        guard size <= maxRecordBytes else {
+            throw GustError(
+                "The record is \(size) bytes of JSON; a record may be at most 1 MiB (\(maxRecordBytes) bytes): "
+                    + "keep large content elsewhere and store a reference to it.",
+                code: 413
+            )
+        }
+        return data
     }
 
     static func encode(_ fields: Record) -> String {

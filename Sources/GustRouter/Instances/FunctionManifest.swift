@@ -1,8 +1,20 @@
+import Foundation
 import GustCore
+import NIOCore
+import NIOPosix
 
 /// What an instance says it serves: `GET /_gust/manifest` (docs/runtime-protocol.md).
 struct FunctionManifest: Codable, Sendable, Equatable {
     static let supportedProtocol = 1
+    /// The largest manifest gustd reads; past it the deploy fails.
+    static let maxBytes = 1024 * 1024
+
+    /// Decodes a manifest on NIO's thread pool: at up to a megabyte, not work for an event loop.
+    static func decodeOffTheLoops(_ body: ByteBuffer) async throws -> FunctionManifest {
+        try await NIOThreadPool.singleton.runIfActive {
+            try JSONDecoder().decode(FunctionManifest.self, from: Data(body.readableBytesView))
+        }
+    }
 
     struct Op: Codable, Sendable, Equatable { var name: String }
     struct Handler: Codable, Sendable, Equatable {

@@ -102,9 +102,15 @@ actor Instance {
         if let here, let connection = popIdle(ObjectIdentifier(here)) { return connection }
         if here == nil, let key = idle.first(where: { !$0.value.isEmpty })?.key, let connection = popIdle(key) { return connection }
         guard !stopped else { throw InstanceCallError.connectionClosed }
-        let made = try await InstanceConnection.connect(
-            socketPath: socketPath, internalToken: internalToken, group: here ?? MultiThreadedEventLoopGroup.singleton
-        )
+        let made: InstanceConnection
+        do {
+            made = try await InstanceConnection.connect(
+                socketPath: socketPath, internalToken: internalToken, group: here ?? MultiThreadedEventLoopGroup.singleton
+            )
+        } catch {
+            isBroken = true  // its socket is gone: the process is
+            throw InstanceCallError.connectionClosed
+        }
         open.append(made)
         return made
     }

@@ -41,6 +41,8 @@ enum InstanceCallError: Error, Equatable {
     case connectionClosed
     /// No complete answer within the time limit.
     case timedOut
+    /// The answer's body passed the size the caller allowed (the connection is closed).
+    case tooLarge
 }
 
 /// One persistent HTTP/1.1 connection to an instance's Unix socket, one
@@ -79,9 +81,12 @@ final class InstanceConnection: Sendable {
     var isOpen: Bool { channel.isActive }
     var eventLoop: any EventLoop { channel.eventLoop }
 
-    func send(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
+    /// Sends `request` and collects the answer, failing with `tooLarge` once
+    /// its body passes `maxBodyBytes`.
+    func send(_ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = .max) async throws -> InstanceResponse {
         let promise = channel.eventLoop.makePromise(of: InstanceResponse.self)
-        channel.writeAndFlush(Exchange(request: request, promise: promise, timeout: timeout), promise: nil)
+        let exchange = Exchange(request: request, promise: promise, timeout: timeout, maxBodyBytes: maxBodyBytes)
+        channel.writeAndFlush(exchange, promise: nil)
         return try await promise.futureResult.get()
     }
 
@@ -95,6 +100,7 @@ private struct Exchange: Sendable {
     var request: InstanceRequest
     var promise: EventLoopPromise<InstanceResponse>
     var timeout: Duration
+    var maxBodyBytes: Int
 }
 
 /// Writes one request and collects its response; fails the exchange if the
@@ -110,6 +116,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
+    private var maxBodyBytes = Int.max
 
     init(internalToken: String) { self.internalToken = internalToken }
 
@@ -120,6 +127,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             return
         }
         promise = exchange.promise
+        maxBodyBytes = exchange.maxBodyBytes
         head = nil
         body.clear()
         let nanoseconds = exchange.timeout.components.seconds * 1_000_000_000 + exchange.timeout.components.attoseconds / 1_000_000_000
@@ -147,6 +155,13 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         case .head(let responseHead):
             head = responseHead
         case .body(var chunk):
+            guard promise != nil else { return }
+            guard chunk.readableBytes <= maxBodyBytes - body.readableBytes else {
+                fail(InstanceCallError.tooLarge)
+                body = ByteBuffer()
+                context.close(promise: nil)
+                return
+            }
             body.writeBuffer(&chunk)
         case .end:
             guard let head, let promise else { return }

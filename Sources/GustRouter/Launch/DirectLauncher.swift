@@ -205,14 +205,17 @@ final class DirectLauncher: PoolLauncher {
 
     private func readManifest(_ connection: InstanceConnection) async throws -> FunctionManifest {
         let response: InstanceResponse
+        let request = InstanceRequest(method: .GET, target: "/_gust/manifest")
         do {
-            response = try await connection.send(InstanceRequest(method: .GET, target: "/_gust/manifest"), timeout: configuration.startTimeout)
+            response = try await connection.send(request, timeout: configuration.startTimeout, maxBodyBytes: FunctionManifest.maxBytes)
+        } catch InstanceCallError.tooLarge {
+            throw GustError(
+                "v\(version)'s manifest is larger than 1 MiB (\(FunctionManifest.maxBytes) bytes): it registers too many functions or too long names."
+            )
         } catch {
             throw GustError("v\(version) did not answer its manifest: \(error)")
         }
-        guard response.status == 200,
-            let manifest = try? JSONDecoder().decode(FunctionManifest.self, from: Data(response.body.readableBytesView))
-        else {
+        guard response.status == 200, let manifest = try? await FunctionManifest.decodeOffTheLoops(response.body) else {
             throw GustError("v\(version) answered its manifest with status \(response.status) and no manifest Gust can read.")
         }
         guard manifest.protocolVersion == FunctionManifest.supportedProtocol else {

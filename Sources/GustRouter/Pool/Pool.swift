@@ -77,12 +77,15 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
 
     /// Waits for an instance with room, at most until `deadline`. Throws
     /// `Failure` (queue full, timed out, cannot start, stopped) or
-    /// `CancellationError` if the caller goes away first.
-    func acquire(deadline: ContinuousClock.Instant) async throws -> Lease {
+    /// `CancellationError` if the caller goes away first: its task is
+    /// cancelled, or `abandonWhen` completes (its client closed the connection)
+    /// while it still waits.
+    func acquire(deadline: ContinuousClock.Instant, abandonWhen: EventLoopFuture<Void>? = nil) async throws -> Lease {
         let call = state.withLock { state -> Machine.CallID in
             defer { state.nextCall += 1 }
             return Machine.CallID(rawValue: state.nextCall)
         }
+        abandonWhen?.whenComplete { [weak self] _ in self?.abandon(call) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 apply { state in
@@ -91,12 +94,17 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
                 }
             }
         } onCancel: {
-            let continuation = self.state.withLock { state in
-                state.machine.cancel(call)
-                return state.waiting.removeValue(forKey: call)
-            }
-            continuation?.resume(throwing: CancellationError())
+            self.abandon(call)
         }
+    }
+
+    /// Takes a waiting call out of the queue; one that already holds an instance is not affected.
+    private func abandon(_ call: Machine.CallID) {
+        let continuation = state.withLock { state in
+            state.machine.cancel(call)
+            return state.waiting.removeValue(forKey: call)
+        }
+        continuation?.resume(throwing: CancellationError())
     }
 
     /// The call is done with its instance: it takes the next waiting call.

@@ -40,8 +40,10 @@ struct RecordsAPI {
         let id = parts.count == 2 ? parts[1] : nil
         switch (method, id) {
         case (.get, nil):
-            let records = try await hub.find(app, type, try Self.query(query))
-            return Self.json(200, .object(["records": .array(records.map(JSONValue.object))]))
+            var fields = HTTPFields()
+            fields[.contentType] = "application/json"
+            let page = try await hub.page(app, type, try Self.query(query))
+            return Response(status: .ok, headers: fields, body: .init(byteBuffer: page))
         case (.get, let id?):
             return Self.record(200, try await hub.get(app, type, id: id))
         case (.post, nil):
@@ -57,7 +59,21 @@ struct RecordsAPI {
         }
     }
 
-    /// `where` (a JSON object of field → value, compared for equality), `order` and `limit`.
+    /// A records request's body, at most one record's worth: a write never
+    /// holds more than that in memory, and a bigger one is a 413.
+    static func collect(_ body: RequestBody) async throws -> ByteBuffer {
+        do {
+            return try await body.collect(upTo: RecordStore.maxRecordBytes)
+        } catch is NIOTooManyBytesError {
+            throw GustError(
+                "The body is over 1 MiB; a record may be at most 1 MiB (\(RecordStore.maxRecordBytes) bytes) of JSON: "
+                    + "keep large content elsewhere and store a reference to it.",
+                code: 413
+            )
+        }
+    }
+
+    /// `where` (a JSON object of field → value, compared for equality), `order`, `limit` and `offset`.
     static func query(_ text: String?) throws -> RecordStore.Query {
         var query = RecordStore.Query()
         for pair in (text ?? "").split(separator: "&") {
@@ -82,8 +98,13 @@ struct RecordsAPI {
                     throw GustError("`limit` must be a number from 1 to \(RecordStore.maxLimit).")
                 }
                 query.limit = limit
+            case "offset":
+                guard let offset = Int(value), offset >= 0 else {
+                    throw GustError("`offset` must be a number from 0 (the `next_offset` of the previous page).")
+                }
+                query.offset = offset
             default:
-                throw GustError("Unknown query parameter '\(halves[0].prefix(32))': use where, order and limit.")
+                throw GustError("Unknown query parameter '\(halves[0].prefix(32))': use where, order, limit and offset.")
             }
         }
         return query

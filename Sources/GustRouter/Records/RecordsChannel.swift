@@ -56,7 +56,10 @@ struct RecordsChannel: HTTPResponder {
         guard path.hasPrefix("/v1/records/") else {
             return RecordsAPI.error(404, "No endpoint \(path): use /v1/records/TYPE[/ID].")
         }
-        let body = try await request.body.collect(upTo: 10 * 1024 * 1024)
+        let body: ByteBuffer
+        do { body = try await RecordsAPI.collect(request.body) } catch let error as GustError {
+            return RecordsAPI.error(error.code, error.message)
+        }
         let context = request.headers[HTTPField.Name("X-Gust-Hook-Context")!]
         return await api.respond(
             app: caller.app, method: request.method, path: path.dropFirst("/v1/records".count), query: request.uri.query, body: body,

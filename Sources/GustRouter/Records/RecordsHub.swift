@@ -2,6 +2,7 @@ import Foundation
 import GustCore
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Synchronization
 
 /// Who is asking for a records operation, when it is one of the app's own
@@ -45,8 +46,21 @@ actor RecordsHub {
         try await service(app).get(type, id: id)
     }
 
-    func find(_ app: AppName, _ type: String, _ query: RecordStore.Query) async throws -> [RecordStore.Record] {
-        try await service(app).find(type, query)
+    /// A page of records as its JSON answer (`{"records": […]}`, with `more`
+    /// and `next_offset` when the byte budget cut it short), queried and
+    /// encoded on NIO's thread pool: a page can be megabytes, and the event
+    /// loops keep serving every other app meanwhile.
+    func page(_ app: AppName, _ type: String, _ query: RecordStore.Query) async throws -> ByteBuffer {
+        let service = try service(app)
+        return try await NIOThreadPool.singleton.runIfActive {
+            let page = try service.readPage(type, query)
+            var answer: [String: JSONValue] = ["records": .array(page.records.map(JSONValue.object))]
+            if let next = page.nextOffset {
+                answer["more"] = .bool(true)
+                answer["next_offset"] = .integer(Int64(next))
+            }
+            return ByteBuffer(bytes: JSONValue.object(answer).encoded())
+        }
     }
 
     func save(_ app: AppName, _ type: String, id: String?, fields: RecordStore.Record, caller: RecordsCaller?) async throws -> RecordStore.Record {

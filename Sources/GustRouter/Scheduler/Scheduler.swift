@@ -1,6 +1,7 @@
 import Foundation
 import GustCore
 import Logging
+import NIOPosix
 
 /// Runs the `every` and `cron` schedules of each app's live release.
 ///
@@ -62,10 +63,21 @@ actor Scheduler {
 
     // MARK: What the supervisor tells it
 
+    /// The most schedules one release may declare: each is a row gustd writes
+    /// on every deploy and a timer it keeps, and one app's thousands would hold
+    /// up the others.
+    static let maxSchedulesPerApp = 100
+
     /// The schedules `manifest` declares, each checked with GustCore's parser,
     /// and the app's zone for cron. Throws a message naming the function and
-    /// its spec, which rejects the deploy before any switch.
+    /// its spec, or the limit, which rejects the deploy before any switch.
     static func declared(by manifest: FunctionManifest, app: AppName, release: Int, config: [String: String]) throws(GustError) -> [StoredSchedule] {
+        guard manifest.schedules.count <= maxSchedulesPerApp else {
+            throw GustError(
+                "v\(release) declares \(manifest.schedules.count) schedules; an app may have at most \(maxSchedulesPerApp). "
+                    + "Run several tasks from one schedule instead."
+            )
+        }
         let needsZone = manifest.schedules.contains { $0.cron != nil }
         let zone = needsZone ? try ScheduleSpec.timeZone(named: config["TZ"]) : .gmt
         var declared: [StoredSchedule] = []
@@ -85,10 +97,15 @@ actor Scheduler {
     }
 
     /// Makes the app's schedules those of its live release `release`.
-    func adopt(_ app: AppName, release: Int, schedules declared: [StoredSchedule], now: Date = Date()) {
+    func adopt(_ app: AppName, release: Int, schedules declared: [StoredSchedule], now: Date = Date()) async {
         let stored: [StoredSchedule]
+        // Off the event loops: one transaction of up to `maxSchedulesPerApp` rows.
+        // The store's connection is FULLMUTEX, so this thread may use it.
+        nonisolated(unsafe) let store = self.store
         do {
-            stored = try store.replaceSchedules(app, release: release, with: declared, now: now)
+            stored = try await NIOThreadPool.singleton.runIfActive {
+                try store.replaceSchedules(app, release: release, with: declared, now: now)
+            }
         } catch {
             logger.error("Cannot store the schedules of \(app) v\(release): \(error)")
             return

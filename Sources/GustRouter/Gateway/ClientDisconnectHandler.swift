@@ -1,0 +1,81 @@
+import NIOCore
+
+/// Notices when a client closes its side of the connection, or the connection
+/// goes, so that a call still waiting for its instance is not run for nobody.
+/// Hummingbird lets a peer half-close, so the channel's close future alone
+/// would not tell: the `inputClosed` event does. One per connection, after
+/// the HTTP codec; the gateway finds it with `gone(of:)` when a call must wait.
+final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private var promise: EventLoopPromise<Void>?
+    private var future: EventLoopFuture<Void>?
+    /// One promise per call still going on this connection, fulfilled when the
+    /// client leaves or the call ends, whichever is first (see `watch`).
+    private var calls: [UInt64: EventLoopPromise<Void>] = [:]
+    private var nextCall: UInt64 = 0
+    private var left = false
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        self.promise = promise
+        future = promise.futureResult
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event { clientLeft() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        clientLeft()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        clientLeft()  // never leave a promise unfulfilled
+    }
+
+    private func clientLeft() {
+        left = true
+        let pending = promise
+        promise = nil
+        pending?.succeed()
+        let waiting = calls.values
+        calls = [:]
+        waiting.forEach { $0.succeed() }
+    }
+
+    /// Completes when the client of `channel` has gone; nil if its pipeline has no such handler.
+    static func gone(of channel: any Channel) async -> EventLoopFuture<Void>? {
+        let lookup = channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: ClientDisconnectHandler.self).future
+        }
+        return (try? await lookup.get()) ?? nil
+    }
+
+    /// For one call: a future that completes when the client of `channel`
+    /// leaves, and `done` to call when the call ends (it then completes too,
+    /// and the handler forgets it, so a long keep-alive connection holds
+    /// nothing of the calls it served). Nil if the pipeline has no such handler.
+    static func watch(_ channel: any Channel) async -> (gone: EventLoopFuture<Void>, done: @Sendable () -> Void)? {
+        let loop = channel.eventLoop
+        let registered = loop.submit { () -> (EventLoopFuture<Void>, UInt64?, NIOLoopBound<ClientDisconnectHandler>)? in
+            guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientDisconnectHandler.self) else { return nil }
+            let promise = loop.makePromise(of: Void.self)
+            if handler.left {
+                promise.succeed()
+                return (promise.futureResult, nil, NIOLoopBound(handler, eventLoop: loop))
+            }
+            let id = handler.nextCall
+            handler.nextCall += 1
+            handler.calls[id] = promise
+            return (promise.futureResult, id, NIOLoopBound(handler, eventLoop: loop))
+        }
+        guard let (future, id, handler) = (try? await registered.get()) ?? nil else { return nil }
+        return (future, {
+            guard let id else { return }
+            loop.execute { handler.value.calls.removeValue(forKey: id)?.succeed() }
+        })
+    }
+}

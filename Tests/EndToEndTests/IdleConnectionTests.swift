@@ -1,0 +1,58 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// Issue 10, item 9: connections that send nothing, or trickle a request
+/// head byte by byte, are closed after gustd's idle and header timeouts, so a
+/// gustd short of file descriptors gets them back and keeps answering.
+@Suite(.timeLimit(.minutes(5)))
+struct IdleConnectionTests {
+    @Test(.scratchDirectory) func idleAndSlowHeaderConnectionsAreClosedAndCallsGoOn() throws {
+        let fixture = try PushFixture(gustdArguments: ["--idle-timeout", "3", "--header-timeout", "2"])
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", "import gust\n\n@gust.op('ping')\ndef ping():\n    return 'pong'\n")
+        try work.commit("Ping")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        #expect(try fixture.call("POST", "/_/functions/ping", body: "{}").status == 200)
+
+        // gustd's own descriptor limit, lowered as on a host with systemd's defaults (but lower still).
+        let gustd = try #require(fixture.gustd)
+        let limited = try Command.run("prlimit", ["--pid", "\(gustd.pid)", "--nofile=256:256"])
+        #expect(limited.status == 0, "\(limited.output)")
+
+        // A keep-alive connection that made one call and then idles.
+        let keptAlive = try RawConnection(port: fixture.port)
+        keptAlive.send("POST /apps/cats/_/functions/ping HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        usleep(500_000)
+        let keptAliveAnswer = keptAlive.drain()
+        #expect(keptAliveAnswer.contains("200"), "the kept-alive call was answered: \(keptAliveAnswer)")
+        // More connections than gustd has descriptors for: most say nothing, some trickle a request head.
+        var silent: [RawConnection] = []
+        var trickling: [RawConnection] = []
+        for index in 0..<300 {
+            let connection = try RawConnection(port: fixture.port)
+            if index % 3 == 0 {
+                connection.send("GET /apps/cats/_/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                trickling.append(connection)
+            } else {
+                silent.append(connection)
+            }
+        }
+        let started = ContinuousClock.now
+        var allClosed = false
+        while ContinuousClock.now - started < .seconds(30) {
+            for connection in trickling { connection.send("a") }  // never the end of the head
+            allClosed = (silent + trickling + [keptAlive]).allSatisfy(\.isClosedByPeer)
+            if allClosed { break }
+            usleep(500_000)
+        }
+        let open = (silent + trickling).filter { !$0.isClosedByPeer }.count
+        #expect(allClosed, "\(open) of 300 idle or trickling connections still open after 30 s; kept-alive closed: \(keptAlive.isClosedByPeer)")
+
+        let call = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/ping", body: "{}", timeout: 10)
+        #expect(call.text == #""pong""#)
+        #expect(gustd.logText.contains("descriptor limit"), "gustd logs the descriptor limit it runs with")
+    }
+}

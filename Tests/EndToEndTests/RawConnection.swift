@@ -1,0 +1,112 @@
+import Foundation
+
+/// A loopback TCP connection a test drives by hand: half a request, a byte at
+/// a time, or nothing at all, then closed when the test says so. What
+/// `HTTPClient` cannot do, because it always sends a whole request and waits.
+final class RawConnection {
+    let fd: Int32
+
+    /// Connects to 127.0.0.1:`port` (the connect completes once the kernel
+    /// has queued it, whether or not gustd has accepted it yet).
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawConnectionError("socket: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw RawConnectionError("connect: errno \(code)")
+        }
+    }
+
+    deinit { Glibc.close(fd) }
+
+    /// Sends `text`, ignoring a peer that has gone (the test checks that separately).
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Sends `count` bytes of padding, or as many as the peer takes within `seconds`.
+    @discardableResult
+    func sendPadding(_ count: Int, within seconds: Double) -> Int {
+        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 65536)
+        let deadline = Date().addingTimeInterval(seconds)
+        var sent = 0
+        while sent < count, Date() < deadline {
+            let written = chunk.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, min(chunk.count, count - sent), Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { break }
+            sent += written
+        }
+        return sent
+    }
+
+    /// Whether the other side has closed the connection: a read without
+    /// waiting sees end of file or a reset.
+    var isClosedByPeer: Bool {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
+        if count == 0 { return true }
+        if count < 0 { return errno != EAGAIN && errno != EWOULDBLOCK }
+        return false
+    }
+
+    /// Takes what has arrived so far, without waiting.
+    func drain() -> String {
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if count <= 0 { break }
+            data.append(contentsOf: buffer[0..<count])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Reads what arrives until the peer closes or `seconds` pass.
+    func readAll(seconds: Int) -> String {
+        var limit = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            data.append(contentsOf: buffer[0..<count])
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+struct RawConnectionError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs blocking test code (an HTTP call that may take seconds) on a thread
+/// of its own, so the test can do other things meanwhile; `wait` collects it.
+final class BackgroundCall<T: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<T, any Error>?
+
+    init(_ body: @escaping @Sendable () throws -> T) {
+        Thread.detachNewThread {
+            self.result = Result { try body() }
+            self.done.signal()
+        }
+    }
+
+    /// The result, or nil if it has not come within `seconds`.
+    func wait(seconds: Double) -> Result<T, any Error>? {
+        guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+        return result
+    }
+}
