@@ -16,12 +16,17 @@ build: deps
 # the runtimes' own tests, the shared protocol tests, the buildpacks' tests, shellcheck.
 test: build lint test-runtimes test-buildpacks test-swift
 
-# gustd's logic tests (async, no processes) run first and on their own: the end-to-end
-# suites block Swift Concurrency's threads (two here) while they wait on real processes.
+# The unit suites run first and on their own: the end-to-end suites block Swift
+# Concurrency's threads (two here) while they wait on real processes, and a unit test
+# queued behind them would only be waiting. The end-to-end suites' time limits are
+# generous for the same reason: they guard against a hang, they time nothing.
 test-swift:
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --filter GustRouterTests
-	$(SWIFT) test --skip-build --skip GustRouterTests
+	$(SWIFT) test --skip-build --filter 'GustCoreTests|GustGitTests|GustBuildTests|GustRouterTests'
+	$(SWIFT) test --skip-build --filter 'EndToEndTests|SSHTests' --skip IdleConnectionTests
+	# Alone: it holds 300 sockets open in the test process, and Foundation's Process.run
+	# has crashed (SIGSEGV in memcpy) spawning a child beside that many descriptors.
+	$(SWIFT) test --skip-build --filter IdleConnectionTests
 
 test-runtimes:
 	python3 -m unittest discover -s buildpacks/python/runtime/tests -t buildpacks/python/runtime

@@ -12,7 +12,8 @@ The two sides:
   peer   nginx in front of uWSGI, as Piku configures them for a WSGI app: uWSGI over a
          Unix socket with Piku's per-worker settings (master, max-requests 1024,
          listen 16, 4 threads, one process per worker) and as many processes as Gust
-         has instances; nginx with one worker process. Both configs are printed.
+         has instances (--instances, 4: Gust's pool fixed with gust scale --min N --max N);
+         nginx with one worker process. Both configs are printed.
          uWSGI 2.0 can hang for 60 s recycling a threaded worker at max-requests;
          the report says when it did, and --uwsgi-max-requests 0 measures without it.
 
@@ -241,7 +242,7 @@ class Service:
 
 
 class PeerBench:
-    def __init__(self, bin_dir, duration, warmup, timeout, max_requests):
+    def __init__(self, bin_dir, duration, warmup, timeout, max_requests, instances=4):
         self.bin = bin_dir
         self.max_requests = max_requests
         self.duration = duration
@@ -256,6 +257,7 @@ class PeerBench:
         self.gust_port = None
         self.peer_port = None
         self.instances = None
+        self.wanted_instances = instances
         self.configs = {}
         with open(os.path.join(self.dir, 'report.lua'), 'w') as f:
             f.write(WRK_REPORT)
@@ -314,8 +316,16 @@ class PeerBench:
         self.run('git', 'commit', '-q', '-m', 'bench', cwd=work)
         self.run('git', 'push', '-q', os.path.join(self.home, 'repos', 'bench.git'), 'main', cwd=work)
         self.wait_until_answers(gustd, self.gust_port, '/apps/bench/hello')
+        # A fixed pool (min = max), so both sides run the same number of workers throughout.
+        self.run(os.path.join(self.bin, 'gust'), 'scale', 'bench', '--min', str(self.wanted_instances),
+                 '--max', str(self.wanted_instances))
         instances = os.path.join(self.home, 'run', 'instances')
-        self.instances = len([name for name in os.listdir(instances) if name.endswith('.sock')])
+        deadline = time.monotonic() + 30
+        while True:
+            self.instances = len([name for name in os.listdir(instances) if name.endswith('.sock')])
+            if self.instances >= self.wanted_instances or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
 
     # The peer
 
@@ -468,6 +478,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--bin', required=True, help='directory with gust, gust-receive and gustd (a release build)')
     parser.add_argument('--duration', type=int, default=5, help='seconds of load per measurement (default 5)')
+    parser.add_argument('--instances', type=int, default=4,
+                        help='Gust instances (gust scale --min N --max N) and uWSGI processes (default 4)')
     parser.add_argument('--warmup', type=int, default=1, help='seconds of load before each measurement (default 1)')
     parser.add_argument('--timeout', type=int, default=10,
                         help="wrk's time limit of a call; a slower call is a timeout, not a latency (default 10)")
@@ -483,7 +495,8 @@ def main():
         if not os.access(os.path.join(args.bin, executable), os.X_OK):
             sys.exit(f'no {executable} in {args.bin}: pass the bin directory of a build (swift build -c release --show-bin-path)')
 
-    bench = PeerBench(os.path.abspath(args.bin), args.duration, args.warmup, args.timeout, args.uwsgi_max_requests)
+    bench = PeerBench(os.path.abspath(args.bin), args.duration, args.warmup, args.timeout, args.uwsgi_max_requests,
+                      args.instances)
     report = {'machine_before': machine(), 'versions': versions(), 'duration_s': args.duration, 'warmup_s': args.warmup,
               'timeout_s': args.timeout}
     keep = False

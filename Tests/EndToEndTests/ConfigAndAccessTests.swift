@@ -5,7 +5,7 @@ import Testing
 
 /// Config vars and secrets, private apps with tokens, and following logs,
 /// on a pushed app served by a real gustd.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct ConfigAndAccessTests {
     static let secret = "s3cr3t-7f1c9e"
 

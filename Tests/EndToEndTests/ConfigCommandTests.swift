@@ -4,7 +4,7 @@ import GustTesting
 import Testing
 
 /// What `gust config set` says about pairs it cannot take.
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(20)))
 struct ConfigCommandTests {
     @Test(.scratchDirectory) func aPairWithoutANameOrValueIsNamedAsWritten() throws {
         let fixture = try PushFixture(startGustd: false)

@@ -5,7 +5,7 @@ import Testing
 
 /// An unchanged requirements.txt costs next to nothing on the next push.
 /// Installs one small package from PyPI, which the build machines reach.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct DependencyCacheTests {
     @Test(.scratchDirectory) func unchangedRequirementsAreNotReinstalled() throws {
         let fixture = try PushFixture()

@@ -5,7 +5,7 @@ import Testing
 
 /// GUST_HOME on a small tmpfs, filled up: a push, a record write and an app's
 /// log lines meet ENOSPC, fail clearly, and leave nothing half-written.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct DiskFullTests {
     /// Whether this machine lets the tests mount a tmpfs (root, or CAP_SYS_ADMIN).
     static let canMount: Bool = {

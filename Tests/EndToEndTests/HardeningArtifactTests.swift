@@ -5,7 +5,7 @@ import Testing
 
 /// A corrupt artifact is refused with a clear error and never takes gustd, or
 /// any other app, down (issue 10, item 5).
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct HardeningArtifactTests {
     static func app(_ version: String) -> String {
         """

@@ -5,7 +5,7 @@ import Testing
 
 /// A release that cannot start is started again with backoff, not on every
 /// request, and says so (issue 10, item 7).
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct HardeningBackoffTests {
     @Test(.scratchDirectory) func aReleaseThatCannotStartIsRetriedWithBackoffAndSaysItIsCrashing() throws {
         let fixture = try PushFixture()

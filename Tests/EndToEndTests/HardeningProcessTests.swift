@@ -6,7 +6,7 @@ import Testing
 /// Processes gustd and gust-receive start get only the descriptors meant for
 /// them, and stopping an instance stops everything it started (issue 10,
 /// items 1 and 13).
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct HardeningProcessTests {
     static let app = """
         import os

@@ -4,7 +4,7 @@ import GustTesting
 import Testing
 
 /// GUST_HOME holds the store, keys, secrets, logs and every app's code: gustd's user's alone.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.timeLimit(.minutes(20)))
 struct HomePermissionTests {
     @Test(.scratchDirectory) func nothingInTheHomeIsReadableByOtherUsers() throws {
         let fixture = try PushFixture()

@@ -6,7 +6,7 @@ import Testing
 /// Issue 10, item 9: connections that send nothing, or trickle a request
 /// head byte by byte, are closed after gustd's idle and header timeouts, so a
 /// gustd short of file descriptors gets them back and keeps answering.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.timeLimit(.minutes(20)))
 struct IdleConnectionTests {
     @Test(.scratchDirectory) func idleAndSlowHeaderConnectionsAreClosedAndCallsGoOn() throws {
         let fixture = try PushFixture(gustdArguments: ["--idle-timeout", "3", "--header-timeout", "2"])

@@ -6,7 +6,7 @@ import Testing
 
 /// An app's pool of instances behind a real gustd: calls side by side, scale
 /// out and to zero, a full queue, `gust ps`, and SIGTERM under load.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.timeLimit(.minutes(20)))
 struct InstancePoolTests {
     static let app = """
         import os

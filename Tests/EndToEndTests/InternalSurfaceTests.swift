@@ -6,7 +6,7 @@ import Testing
 /// The runtime's internal surface (`/_gust/...`: manifest, ops, schedules,
 /// hooks) is gustd's alone: no spelling of its path gets through gustd, and
 /// the instance's own socket answers it only with the secret gustd holds.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct InternalSurfaceTests {
     /// An app whose schedule and hook write what they were called with to `marks`.
     static func app(_ work: GitWorkspace, marks: URL) throws {

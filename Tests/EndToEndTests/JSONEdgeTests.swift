@@ -6,7 +6,7 @@ import Testing
 /// Bodies at the edges of what JSON and HTTP carry, through gustd and both
 /// runtimes: too large (413), integers beyond 2^53 (exact), numbers beyond a
 /// double (400, never `Infinity`), a handler header with CR or LF (500).
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct JSONEdgeTests {
     static let python = """
         import gust

@@ -6,7 +6,7 @@ import Testing
 /// Issue 10, item 8: what one app sends or declares is bounded (record size,
 /// page size, manifest size, schedule count), with a clear error, and a big
 /// read of one app does not hold up the calls of another. Real gustd, real pushes.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct LoadBoundsTests {
     static let plainApp = """
         import gust

@@ -6,7 +6,7 @@ import Testing
 /// What a hostile client sends gustd that no browser would: malformed HTTP
 /// gets a 4xx and gustd keeps answering; path and Host tricks never reach an
 /// app other than the one the request names.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct MalformedRequestTests {
     static func app(_ work: GitWorkspace, name: String) throws {
         try work.write("__init__.py", """

@@ -4,7 +4,7 @@ import GustTesting
 import Testing
 
 /// A real `git push` into a repository made by `gust apps create` becomes a release.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct PushBuildTests {
     @Test(.scratchDirectory) func pythonAppBuildsAndASecondPushMakesV2() throws {
         let fixture = try PushFixture()

@@ -6,7 +6,7 @@ import Testing
 /// A push hands its release to gustd in two steps: warm in pre-receive, switch
 /// once git has written the ref (post-receive). Whatever dies in between, the
 /// store, the refs, the tags and what serves agree after gustd starts again.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct PushHardeningTests {
     /// A Python app that answers `GET /version`, sleeping `startDelay` seconds at import.
     static func app(_ work: GitWorkspace, version: String, startDelay: Int = 0) throws {

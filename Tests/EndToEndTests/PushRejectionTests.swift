@@ -4,7 +4,7 @@ import GustTesting
 import Testing
 
 /// Every push Gust refuses says why and what to do, and nothing becomes live.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct PushRejectionTests {
     /// Pushes and expects git to reject it, with `message` in the remote output.
     func expectRejected(_ fixture: PushFixture, _ work: GitWorkspace, _ message: String, refspec: String = "main") throws {

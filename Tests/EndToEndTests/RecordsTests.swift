@@ -6,7 +6,7 @@ import Testing
 
 /// The record store over HTTP with hooks that run in the pushed app, and
 /// `gust.records` from inside functions, against a real gustd.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct RecordsTests {
     static let pythonCats = """
         import gust

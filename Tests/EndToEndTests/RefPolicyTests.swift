@@ -5,7 +5,7 @@ import Testing
 
 /// Refs Gust owns or that would break every clone are refused before anything
 /// is built or stored: release tags `vN`, and branches named like full refs.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct RefPolicyTests {
     /// What the bare repository holds: `refname objectname` lines.
     func refs(_ fixture: PushFixture) throws -> String {

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 
 /// A push goes live behind gustd, a rollback comes back, and callers never see a failed request.
-@Suite(.timeLimit(.minutes(10)))
+@Suite(.timeLimit(.minutes(20)))
 struct RouterTests {
     /// A Python app whose answers name the release they come from.
     static func pythonApp(_ work: GitWorkspace, version: String) throws {

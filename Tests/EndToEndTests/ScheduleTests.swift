@@ -7,7 +7,7 @@ import Testing
 /// redeploys and restarts, never overlapping; a bad spec rejects the push.
 /// Serialized: these tests measure timing, and a 2-core box running them side
 /// by side would blur what they measure.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct ScheduleTests {
     /// An app with one schedule that appends `LABEL START END` (Unix times) to `file` on each run.
     static func tickingApp(_ work: GitWorkspace, file: URL, label: String, every spec: String = "2s", sleep: Double = 0) throws {

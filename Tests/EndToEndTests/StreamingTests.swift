@@ -4,7 +4,7 @@ import GustTesting
 import Testing
 
 /// The build log reaches the pusher while the build runs, not when it ends.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.timeLimit(.minutes(20)))
 struct StreamingTests {
     /// A share directory whose only buildpack takes a few seconds, printing as it goes.
     func slowShare(in root: URL) throws -> URL {

@@ -7,7 +7,7 @@ import Testing
 /// waiting for the instance included, and a call whose client has gone while
 /// it waited is never run. Real gustd, a real Python app that marks each run
 /// in a file.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.timeLimit(.minutes(20)))
 struct WaitingCallTests {
     static let app = """
         import time

@@ -4,7 +4,7 @@ import GustTesting
 import Testing
 
 /// `GUST_HOME/ssh/authorized_keys` as sshd reads it.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct AuthorizedKeysTests {
     @Test(.scratchDirectory) func tenConcurrentAddsLeaveTenLinesSSHDAcceptsAndForeignLinesUntouched() throws {
         let fixture = try SSHFixture()

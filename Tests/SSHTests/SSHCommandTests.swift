@@ -4,7 +4,7 @@ import GustTesting
 import Testing
 
 /// What a key may run over a real sshd, and what nobody may.
-@Suite(.serialized, .timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct SSHCommandTests {
     @Test(.scratchDirectory) func shellsAndEscapesAreRefusedAndNothingRuns() throws {
         let fixture = try SSHFixture()

@@ -5,7 +5,7 @@ import Testing
 
 /// git started by `gust ssh-command` holds nothing of gust's: no store, no
 /// log, no socket besides the connection sshd gave it (issue 10, item 1).
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct SSHDescriptorTests {
     @Test(.scratchDirectory) func gitStartedByGustHoldsOnlyItsOwnDescriptors() throws {
         let fixture = try SSHFixture()

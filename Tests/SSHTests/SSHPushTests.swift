@@ -4,7 +4,7 @@ import GustTesting
 import Testing
 
 /// `git push` over a real sshd into `gust ssh-command`, with keys added by `gust keys add`.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct SSHPushTests {
     @Test(.scratchDirectory) func anAdminsFirstPushCreatesAndBuildsTheApp() throws {
         let fixture = try SSHFixture()

@@ -4,7 +4,7 @@ import GustTesting
 import Testing
 
 /// `gust scale` over a real sshd: a scoped key reads and changes its own app's rules only.
-@Suite(.serialized, .timeLimit(.minutes(3)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct SSHScaleTests {
     @Test(.scratchDirectory) func aScopedKeyScalesItsAppAndNoOther() throws {
         let fixture = try SSHFixture()

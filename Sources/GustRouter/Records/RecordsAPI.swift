@@ -66,7 +66,7 @@ struct RecordsAPI {
             return try await body.collect(upTo: RecordStore.maxRecordBytes)
         } catch is NIOTooManyBytesError {
             throw GustError(
-                "The body is over 1 MiB; a record may be at most 1 MiB (\(RecordStore.maxRecordBytes) bytes) of JSON: "
+                "The body is larger than 1 MiB; a record may be at most 1 MiB (\(RecordStore.maxRecordBytes) bytes) of JSON: "
                     + "keep large content elsewhere and store a reference to it.",
                 code: 413
             )
