@@ -142,4 +142,53 @@ struct InstancePoolTests {
         #expect(statuses.filter { $0 == 503 }.count == 6, "the waiting ones get 503: \(statuses)")
         for pid in pids { #expect(!GustdProcess.isAlive(pid), "instance \(pid) outlived gustd") }
     }
+
+    /// A hook a call causes runs on that call's instance, outside the pool's count: at `max 1`
+    /// with the queue full, the op's own write still runs its before-hook and answers.
+    @Test(.scratchDirectory) func aNestedHookNeverWaitsForAFullPool() throws {
+        let fixture = try PushFixture(gustdArguments: ["--queue-limit", "2"])
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import time
+
+            import gust
+
+            @gust.before_save('cat')
+            def check(record, original):
+                record['checked'] = True
+                return record
+
+            @gust.op('adopt')
+            def adopt(name):
+                time.sleep(0.5)
+                return gust.records.save('cat', {'name': name})
+
+            @gust.op('slow')
+            def slow(seconds=1):
+                time.sleep(seconds)
+                return 'ok'
+            """)
+        try work.commit("Hooks")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        try scale(fixture, ["--max", "1"])
+
+        let adopted = Mutex<HTTPResult?>(nil)
+        let adopter = Self.onThreads(1, wait: false) { _ in
+            let answer = try? HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/adopt", body: #"{"name": "tom"}"#, timeout: 20)
+            adopted.withLock { $0 = answer }
+        }
+        usleep(200_000)  // adopt holds the one instance
+        let others = Mutex([Int]())
+        let waiting = Self.onThreads(3, wait: false) { _ in
+            let answer = try? HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/slow", body: "{}", timeout: 20)
+            others.withLock { $0.append(answer?.status ?? 0) }
+        }
+        #expect(adopter.wait(timeout: .now() + 15) == .success, "the op whose hook needs the full pool never answered")
+        let answer = adopted.withLock { $0 }
+        #expect(answer?.status == 200, "\(answer?.text ?? "no answer")")
+        #expect(answer?.json?["checked"] as? Bool == true, "the before-hook ran: \(answer?.text ?? "")")
+        #expect(waiting.wait(timeout: .now() + 15) == .success)
+        let statuses = others.withLock { $0 }.sorted()
+        #expect(statuses == [200, 200, 503], "two waited, one found the queue full: \(statuses)")
+    }
 }
