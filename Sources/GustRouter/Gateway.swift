@@ -136,9 +136,9 @@ struct Gateway: HTTPResponder {
         let limit = configuration.functionTimeout
         let answer: InstanceResponse
         do {
-            let client = await ClientDisconnectHandler.watch(channel)
-            defer { client?.done() }
-            answer = try await supervisor.withInstance(app, deadline: deadline, abandonWhen: client?.gone) { instance in
+            answer = try await supervisor.withInstance(
+                app, deadline: deadline, watchClient: { await ClientDisconnectHandler.watch(channel) }
+            ) { instance in
                 let call = try await makeCall()
                 guard deadline > .now else { throw CallAbandoned.deadlinePassed }  // its body took its time
                 return try await instance.call(call, timeout: deadline - .now)

@@ -24,8 +24,11 @@ extension Supervisor {
     /// `deadline`, counted from the call's arrival. An instance whose call
     /// passed its limit or lost its process is discarded, not reused. A switch
     /// to a new release while the call waited moves it to the new release's pool.
+    /// `watchClient`, asked only when the call must wait, gives a future that
+    /// completes if its client leaves, and what to call once the call is done.
     nonisolated func withInstance<T: Sendable>(
-        _ app: AppName, deadline: ContinuousClock.Instant, abandonWhen clientGone: EventLoopFuture<Void>? = nil,
+        _ app: AppName, deadline: ContinuousClock.Instant,
+        watchClient: (@Sendable () async -> (gone: EventLoopFuture<Void>, done: @Sendable () -> Void)?)? = nil,
         _ body: (Instance) async throws -> T
     ) async throws -> T {
         for _ in 0..<3 {
@@ -34,11 +37,17 @@ extension Supervisor {
                 throw CallRefusal(status: 503, message: "\(app) has no live release: push to deploy it.")
             }
             let lease: AppPool.Lease
-            do {
-                lease = try await route.pool.acquire(deadline: deadline, abandonWhen: clientGone)
-            } catch let failure as AppPool.Failure {
-                if failure.reason == .stopped, let now = self.route(of: app), now.pool !== route.pool { continue }
-                throw Self.refusal(failure.reason, app: app, version: route.version)
+            if let free = route.pool.tryAcquire() {
+                lease = free
+            } else {
+                let client = await watchClient?()
+                defer { client?.done() }
+                do {
+                    lease = try await route.pool.acquire(deadline: deadline, abandonWhen: client?.gone)
+                } catch let failure as AppPool.Failure {
+                    if failure.reason == .stopped, let now = self.route(of: app), now.pool !== route.pool { continue }
+                    throw Self.refusal(failure.reason, app: app, version: route.version)
+                }
             }
             do {
                 let value = try await body(lease.member)

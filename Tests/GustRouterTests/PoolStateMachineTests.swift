@@ -185,4 +185,15 @@ import Testing
         var small = machine(min: 2, max: 4)
         #expect(small.warm(to: 0, now: at(0)).count == 2)
     }
+
+    @Test func aCallRunsAtOnceOnlyIfAnInstanceIsFreeAndNobodyWaits() {
+        var pool = machine(max: 1)
+        warmed(&pool, 1)
+        #expect(pool.callIfFree(call(1)) == instance(1))
+        #expect(pool.callIfFree(call(2)) == nil, "the one instance is busy")
+        #expect(pool.waiting == 0, "callIfFree never queues")
+        _ = pool.call(call(3), deadline: at(15), now: at(0))
+        #expect(pool.finished(call(1), on: instance(1), now: at(1)) == [.run(call(3), on: instance(1))])
+        #expect(pool.callIfFree(call(4)) == nil, "call 3 holds it")
+    }
 }

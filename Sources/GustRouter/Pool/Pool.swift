@@ -98,6 +98,21 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         }
     }
 
+    /// An instance with room now, without waiting: the common case, which
+    /// then needs nothing set up for a wait (a deadline, a client to watch).
+    func tryAcquire() -> Lease? {
+        state.withLock { state in
+            let call = Machine.CallID(rawValue: state.nextCall)
+            guard let id = state.machine.callIfFree(call) else { return nil }
+            state.nextCall += 1
+            guard let member = state.members[id] else {
+                _ = state.machine.finished(call, on: id, now: .now)
+                return nil
+            }
+            return Lease(member: member, instance: id, call: call)
+        }
+    }
+
     /// Takes a waiting call out of the queue; one that already holds an instance is not affected.
     private func abandon(_ call: Machine.CallID) {
         let continuation = state.withLock { state in

@@ -134,6 +134,14 @@ struct PoolStateMachine: Sendable {
         return scale(now: now)
     }
 
+    /// A call that runs only if an instance has room now and nobody waits:
+    /// the instance it runs on, or nil (then `call` queues it).
+    mutating func callIfFree(_ call: CallID) -> InstanceID? {
+        guard !stopping, queue.isEmpty, let free = freeInstance() else { return nil }
+        occupy(free)
+        return free
+    }
+
     /// Start `count` instances ahead of traffic (a deploy warms the new
     /// release to the size of the old one), within `max`.
     mutating func warm(to count: Int, now: Instant) -> [Action] {
