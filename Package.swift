@@ -125,7 +125,17 @@ let package = Package(
         .testTarget(name: "GustGitTests", dependencies: ["GustGit", "GustTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GustBuildTests", dependencies: ["GustBuild", "GustTesting"], swiftSettings: swiftSettings),
         // gustd's logic without processes: the pool's state machine with a fake clock, how a request's path is read.
-        .testTarget(name: "GustRouterTests", dependencies: ["GustRouter", "GustCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "GustRouterTests",
+            dependencies: [
+                "GustRouter", "GustCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["GustCore", "GustTesting"], swiftSettings: swiftSettings),
         // A real sshd and the real ssh and git clients against `gust ssh-command`.
         .testTarget(name: "SSHTests", dependencies: ["GustCore", "GustCLI", "GustTesting"], swiftSettings: swiftSettings),
