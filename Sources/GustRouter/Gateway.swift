@@ -24,11 +24,7 @@ struct Gateway: HTTPResponder {
         } catch let error as GustError {
             return Self.error(error.code, error.message)
         } catch let refusal as CallRefusal {
-            var headers = HTTPFields()
-            if let retryAfter = refusal.retryAfter {
-                headers[.retryAfter] = String(max(Int(retryAfter.seconds.rounded(.up)), 1))
-            }
-            return Self.error(refusal.status, refusal.message, headers: headers)
+            return Self.error(refusal.status, refusal.message, headers: refusal.headers)
         } catch is NIOTooManyBytesError {
             return Self.error(413, "The request body is larger than \(ByteCount(configuration.maxBodyBytes)), the most gustd accepts.")
         }
@@ -58,8 +54,8 @@ struct Gateway: HTTPResponder {
         if path == "/_/health" {
             let snapshot = live.pool.snapshot
             var health: [String: Any] = [
-                "app": app.rawValue, "release": "v\(live.version)", "state": Supervisor.state(snapshot),
-                "instances": Supervisor.serving(snapshot),
+                "app": app.rawValue, "release": "v\(live.version)", "state": snapshot.state,
+                "instances": snapshot.serving,
             ]
             if let crashing = snapshot.crashing { health["error"] = crashing.split(separator: "\n").first.map(String.init) ?? crashing }
             return Self.json(200, health)

@@ -1,5 +1,6 @@
 import Foundation
 import GustCore
+import HTTPTypes
 import NIOCore
 import Synchronization
 
@@ -11,6 +12,13 @@ struct CallRefusal: Error, Sendable, Equatable {
     var status: Int
     var message: String
     var retryAfter: Duration?
+
+    /// `Retry-After` in whole seconds (at least 1), when waiting helps.
+    var headers: HTTPFields {
+        var headers = HTTPFields()
+        if let retryAfter { headers[.retryAfter] = String(max(Int(retryAfter.seconds.rounded(.up)), 1)) }
+        return headers
+    }
 }
 
 extension Supervisor {

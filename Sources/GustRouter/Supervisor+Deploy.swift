@@ -75,7 +75,7 @@ extension Supervisor {
             return url(of: app)
         }
         let prepared: Prepared
-        if let warm = warmed[app], warm.prepared.version == version, Self.serving(warm.prepared.route.pool.snapshot) > 0 {
+        if let warm = warmed[app], warm.prepared.version == version, warm.prepared.route.pool.snapshot.serving > 0 {
             warmed[app] = nil
             warm.expiry.cancel()
             prepared = warm.prepared
@@ -104,7 +104,7 @@ extension Supervisor {
         }
         let isPrivate = try store.app(app)?.isPrivate ?? false
         let route = try makeRoute(app, version: version, isPrivate: isPrivate)
-        let size = max(self.route(of: app).map { Self.serving($0.pool.snapshot) } ?? 0, 1)
+        let size = max(self.route(of: app).map { $0.pool.snapshot.serving } ?? 0, 1)
         route.launcher.relayProgress(to: progress)
         defer { route.launcher.relayProgress(to: nil) }
         do {
@@ -180,11 +180,6 @@ extension Supervisor {
         return pools
     }
 
-    /// Instances that answer calls (idle or busy).
-    static func serving(_ snapshot: (counts: (starting: Int, idle: Int, busy: Int, draining: Int), waiting: Int, crashing: String?)) -> Int {
-        snapshot.counts.idle + snapshot.counts.busy
-    }
-
     /// The first instance of a new release, within the start limit; its start
     /// failure (an exception at import, a crash) is the deploy's.
     private func firstInstance(of route: Route, version: Int) async throws -> AppPool.Lease {
@@ -203,7 +198,7 @@ extension Supervisor {
     private func warmed(_ route: Route, to size: Int, progress: @Sendable (String) -> Void) async throws {
         guard size > 1 else { return }
         let deadline = ContinuousClock.now + configuration.startTimeout
-        while Self.serving(route.pool.snapshot) < size {
+        while route.pool.snapshot.serving < size {
             if let crashing = route.pool.snapshot.crashing { throw GustError(crashing) }
             guard ContinuousClock.now < deadline else {
                 throw GustError("v\(route.version) did not start \(size) instances within \(configuration.startTimeout.shortText).", code: 503)

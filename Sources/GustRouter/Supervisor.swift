@@ -206,20 +206,12 @@ actor Supervisor {
             let snapshot = route.pool.snapshot
             var entry: [String: any Sendable] = [
                 "app": app.rawValue, "version": route.version, "private": route.isPrivate,
-                "instances": snapshot.counts.idle + snapshot.counts.busy, "starting": snapshot.counts.starting,
-                "waiting": snapshot.waiting, "state": Self.state(snapshot),
+                "instances": snapshot.serving, "starting": snapshot.counts.starting,
+                "waiting": snapshot.waiting, "state": snapshot.state,
             ]
             if let crashing = snapshot.crashing { entry["error"] = crashing }
             return entry
         }
-    }
-
-    /// `running`, `starting`, `crashing` (starts fail; backing off) or `idle` (scaled to zero).
-    static func state(_ snapshot: (counts: (starting: Int, idle: Int, busy: Int, draining: Int), waiting: Int, crashing: String?)) -> String {
-        if snapshot.counts.idle + snapshot.counts.busy > 0 { return "running" }
-        if snapshot.crashing != nil { return "crashing" }
-        if snapshot.counts.starting > 0 { return "starting" }
-        return "idle"
     }
 
     func verifyToken(_ app: AppName, _ secret: String) -> Bool {

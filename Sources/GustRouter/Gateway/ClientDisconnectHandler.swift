@@ -4,23 +4,15 @@ import NIOCore
 /// goes, so that a call still waiting for its instance is not run for nobody.
 /// Hummingbird lets a peer half-close, so the channel's close future alone
 /// would not tell: the `inputClosed` event does. One per connection, after
-/// the HTTP codec; the gateway finds it with `gone(of:)` when a call must wait.
+/// the HTTP codec; a call that must wait for an instance registers with `watch`.
 final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
-    private var promise: EventLoopPromise<Void>?
-    private var future: EventLoopFuture<Void>?
     /// One promise per call still going on this connection, fulfilled when the
     /// client leaves or the call ends, whichever is first (see `watch`).
     private var calls: [UInt64: EventLoopPromise<Void>] = [:]
     private var nextCall: UInt64 = 0
     private var left = false
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        self.promise = promise
-        future = promise.futureResult
-    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event { clientLeft() }
@@ -38,20 +30,9 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
 
     private func clientLeft() {
         left = true
-        let pending = promise
-        promise = nil
-        pending?.succeed()
         let waiting = calls.values
         calls = [:]
         waiting.forEach { $0.succeed() }
-    }
-
-    /// Completes when the client of `channel` has gone; nil if its pipeline has no such handler.
-    static func gone(of channel: any Channel) async -> EventLoopFuture<Void>? {
-        let lookup = channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.handler(type: ClientDisconnectHandler.self).future
-        }
-        return (try? await lookup.get()) ?? nil
     }
 
     /// For one call: a future that completes when the client of `channel`

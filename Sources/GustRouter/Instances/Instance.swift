@@ -35,8 +35,6 @@ actor Instance {
     /// A call passed its time limit (the process is in an unknown state) or
     /// lost its connection: the instance must not take another call.
     private(set) var isBroken = false
-    private(set) var served = 0
-    private(set) var inFlight = 0
 
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
@@ -76,16 +74,12 @@ actor Instance {
         let connection = try await take()
         let function = request.function
         output.begin(function)
-        inFlight += 1
         defer {
-            inFlight -= 1
             output.end(function)
             give(connection)
         }
         do {
-            let response = try await connection.send(request, timeout: timeout)
-            served += 1
-            return response
+            return try await connection.send(request, timeout: timeout)
         } catch {
             isBroken = true
             throw error

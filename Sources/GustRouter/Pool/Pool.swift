@@ -21,6 +21,24 @@ extension PoolLauncher {
     func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration) {}
 }
 
+/// A pool at one moment, for health, `GET /v1/status` and a deploy's warm-up.
+struct PoolSnapshot: Sendable {
+    var counts: (starting: Int, idle: Int, busy: Int, draining: Int)
+    var waiting: Int
+    /// Why starts fail, while they do.
+    var crashing: String?
+
+    /// Instances that answer calls (idle or busy).
+    var serving: Int { counts.idle + counts.busy }
+
+    /// `running`, `starting`, `crashing` (starts fail; backing off) or `idle` (scaled to zero).
+    var state: String {
+        if serving > 0 { return "running" }
+        if crashing != nil { return "crashing" }
+        return counts.starting > 0 ? "starting" : "idle"
+    }
+}
+
 /// Drives a `PoolStateMachine`: turns its actions into launches, stops, timers
 /// and answers to waiting callers.
 ///
@@ -167,8 +185,8 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         }
     }
 
-    var snapshot: (counts: (starting: Int, idle: Int, busy: Int, draining: Int), waiting: Int, crashing: String?) {
-        state.withLock { ($0.machine.counts, $0.machine.waiting, $0.machine.crashing?.message) }
+    var snapshot: PoolSnapshot {
+        state.withLock { PoolSnapshot(counts: $0.machine.counts, waiting: $0.machine.waiting, crashing: $0.machine.crashing?.message) }
     }
 
     // MARK: Running

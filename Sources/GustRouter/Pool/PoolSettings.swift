@@ -12,7 +12,4 @@ struct PoolSettings: Equatable, Sendable {
     var idle: Duration
     /// Calls that may wait for an instance; past it, 503 with Retry-After.
     var queueLimit: Int
-
-    /// Suits a small server: one instance warm, up to four under load.
-    static let standard = PoolSettings(min: 1, max: 4, concurrency: 1, idle: .seconds(300), queueLimit: 100)
 }

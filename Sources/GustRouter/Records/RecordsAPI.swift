@@ -20,9 +20,7 @@ struct RecordsAPI {
         } catch let error as GustError {
             return Self.error(error.code, error.message)
         } catch let refusal as CallRefusal {
-            var headers = HTTPFields()
-            if let retryAfter = refusal.retryAfter { headers[.retryAfter] = String(max(Int(retryAfter.seconds.rounded(.up)), 1)) }
-            return Self.error(refusal.status, refusal.message, headers: headers)
+            return Self.error(refusal.status, refusal.message, headers: refusal.headers)
         } catch {
             return Self.error(500, "The record store failed: \(error)")
         }
