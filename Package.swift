@@ -68,7 +68,7 @@ let package = Package(
         ),
         // gustd's services: admin API, routing, instances, reconciliation.
         .target(
-            name: "GustRouter",
+            name: "GustDaemon",
             dependencies: [
                 "GustCore", "GustBuild", "GustGit", "CGustSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -105,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "gustd",
             dependencies: [
-                "GustRouter", "GustCore",
+                "GustDaemon", "GustCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -126,9 +126,9 @@ let package = Package(
         .testTarget(name: "GustBuildTests", dependencies: ["GustBuild", "GustTesting"], swiftSettings: swiftSettings),
         // gustd's logic without processes: the pool's state machine with a fake clock, how a request's path is read.
         .testTarget(
-            name: "GustRouterTests",
+            name: "GustDaemonTests",
             dependencies: [
-                "GustRouter", "GustCore",
+                "GustDaemon", "GustCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,6 +1,6 @@
 import ArgumentParser
 import GustCore
-import GustRouter
+import GustDaemon
 import Foundation
 import Logging
 

@@ -1,6 +1,6 @@
 import Foundation
 import GustCore
-@testable import GustRouter
+@testable import GustDaemon
 import Hummingbird
 import HTTPTypes
 import HummingbirdTesting

@@ -1,5 +1,5 @@
 import GustCore
-@testable import GustRouter
+@testable import GustDaemon
 import Testing
 
 /// How gustd reads a request's path: as the runtime will, so that no spelling

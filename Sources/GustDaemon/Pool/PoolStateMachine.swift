@@ -8,7 +8,7 @@ import NIOCore
 /// carries out the actions it returns (start or stop an instance, run a call on
 /// an instance, fail a call). So every rule here — queueing, scale-out, idle
 /// stop, deadlines, crash backoff, draining — is unit-tested with a fake clock
-/// and no processes (Tests/GustRouterTests/PoolStateMachineTests.swift), the
+/// and no processes (Tests/GustDaemonTests/PoolStateMachineTests.swift), the
 /// way NIO keeps its protocol state machines apart from the handlers that drive them.
 ///
 /// Instance life: starting → idle ⇄ busy → draining → gone.

@@ -1,4 +1,4 @@
-@testable import GustRouter
+@testable import GustDaemon
 import Testing
 
 /// The pool's rules, driven by hand with a fake clock: no processes, no sleeps.

@@ -1,4 +1,4 @@
-@testable import GustRouter
+@testable import GustDaemon
 import Synchronization
 import Testing
 
