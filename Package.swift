@@ -105,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "gustd",
             dependencies: [
-                "GustDaemon", "GustCore",
+                "GustDaemon", "GustCore", "GustBuild",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "GustDaemonTests",
             dependencies: [
-                "GustDaemon", "GustCore",
+                "GustDaemon", "GustCore", "GustBuild",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -13,6 +13,9 @@ case "${1:-}" in
 esac
 
 packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-server openssh-client shellcheck zstd)
+# The sandbox of instances and builds: bwrap, newuidmap/newgidmap for each app's uid,
+# nftables for scripts/gust-firewall.sh (docs/security.md).
+packages+=(bubblewrap uidmap nftables)
 # The Python buildpack runs the host's pip into a venv; the Node one runs npm.
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-venv python3-pip)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 public import GustCore
 public import GustGit
 import Synchronization
@@ -21,6 +24,8 @@ public struct Build: Sendable {
     public var config: [String: String]
     public var settings: BuildSettings
     public var reporter: BuildReporter
+    /// The app's number (`Store.appNumber`): which uid its sandboxed build runs as.
+    public var appNumber: Int = 0
 
     public init(
         app: AppName, commit: String, home: GustHome, buildpacks: [Buildpack], config: [String: String],
@@ -99,9 +104,21 @@ public struct Build: Sendable {
     private func compile(_ buildpack: Buildpack, source: URL, env: URL, deadline: ContinuousClock.Instant) async throws {
         let cache = home.cache(app)
         try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
-        let outcome = try await withHeartbeat {
-            try await command(buildpack.compile, [source.path, cache.path, env.path], in: source)
-                .run(until: deadline, onLine: reporter.raw)
+        let step: StreamingCommand
+        var reclaim: (@Sendable () throws -> Void)?
+        if let sandbox = settings.sandbox {
+            let ids = try sandbox.identity.hostIDs(ofApp: appNumber)
+            (step, reclaim) = try sandboxed(sandbox, ids: ids, buildpack: buildpack, source: source, cache: cache, env: env)
+        } else {
+            step = command(buildpack.compile, [source.path, cache.path, env.path], in: source)
+        }
+        let outcome: StreamingCommand.Outcome
+        do {
+            outcome = try await withHeartbeat { try await step.run(until: deadline, onLine: reporter.raw) }
+            try reclaim?()
+        } catch {
+            try? reclaim?()
+            throw error
         }
         switch outcome {
         case .exited(0): return
@@ -115,6 +132,45 @@ public struct Build: Sendable {
         case .signalled(let signal):
             throw GustError("The \(buildpack.name) buildpack was killed by signal \(signal) while compiling.")
         }
+    }
+
+    /// `bin/compile` in the app's sandbox: the build directory at `/app`, its cache at `/cache`
+    /// (both writable), ENV_DIR at `/env` and the buildpack at `/buildpack`, read-only; the
+    /// network (pip, npm); nothing else of GUST_HOME. With an app uid, the three directories are
+    /// the app's while it runs and gustd's user's again after (`Sandbox.reclaim`).
+    private func sandboxed(
+        _ sandbox: Sandbox, ids: (uid: UInt32, gid: UInt32)?, buildpack: Buildpack, source: URL, cache: URL, env: URL
+    ) throws -> (StreamingCommand, (@Sendable () throws -> Void)?) {
+        let buildpackRoot = buildpack.compile.deletingLastPathComponent().deletingLastPathComponent()
+        let argv = sandbox.command(
+            app: ids,
+            mounts: [
+                .init(buildpackRoot.path, at: "/buildpack"),
+                .init(source.path, at: Sandbox.appDirectory, writable: true),
+                .init(cache.path, at: "/cache", writable: true),
+                .init(env.path, at: "/env", writable: true),
+            ],
+            directory: Sandbox.appDirectory, purpose: .build(owning: [Sandbox.appDirectory, "/cache", "/env"]),
+            executable: "/buildpack/bin/" + buildpack.compile.lastPathComponent, arguments: [Sandbox.appDirectory, "/cache", "/env"]
+        )
+        var environment = [
+            "PATH": Sandbox.path, "HOME": "/tmp", "LANG": ProcessInfo.processInfo.environment["LANG"] ?? "C.UTF-8",
+            "GUST_APP": app.rawValue,
+        ]
+        for name in ["http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "PIP_INDEX_URL", "npm_config_registry"] {
+            environment[name] = ProcessInfo.processInfo.environment[name]
+        }
+        var block: [Int32] = [-1, -1]
+        if ids != nil, pipe(&block) != 0 { throw GustError.internal("Cannot create a pipe for the build's sandbox.") }
+        let writeEnd = block[1]
+        if ids != nil { _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC) }
+        let step = StreamingCommand(
+            executable: URL(fileURLWithPath: argv[0]), arguments: Array(argv.dropFirst()), environment: environment,
+            workingDirectory: source, standardInput: ids == nil ? nil : block[0],
+            started: { pid in _ = try sandbox.release(pid, app: ids, unblocking: ids == nil ? nil : writeEnd) }
+        )
+        let paths = [source.path, cache.path, env.path]
+        return (step, ids.map { ids in { try sandbox.reclaim(paths, app: ids) } })
     }
 
     private func releaseProcess(_ buildpack: Buildpack, source: URL, deadline: ContinuousClock.Instant) async throws -> String {

@@ -7,6 +7,8 @@ public struct BuildSettings: Sendable {
     public var timeout: Duration
     /// After this much silence, the pusher is told that the build is alive.
     public var heartbeat: Duration
+    /// The sandbox `bin/compile` runs in (`GUST_SANDBOX=bubblewrap|none`; default bubblewrap where it works).
+    public var sandbox: Sandbox?
 
     public init(timeout: Duration = .seconds(15 * 60), heartbeat: Duration = .seconds(20)) {
         self.timeout = timeout
@@ -21,6 +23,10 @@ public struct BuildSettings: Sendable {
         }
         if let seconds = environment["GUST_BUILD_HEARTBEAT"].flatMap(Double.init), seconds > 0 {
             settings.heartbeat = .milliseconds(Int64(seconds * 1000))
+        }
+        switch environment["GUST_SANDBOX"] {
+        case "none": settings.sandbox = nil
+        default: settings.sandbox = Sandbox.unavailableReason() == nil ? Sandbox(identity: .current()) : nil
         }
         return settings
     }

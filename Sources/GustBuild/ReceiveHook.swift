@@ -93,10 +93,11 @@ public struct ReceiveHook: Sendable {
         let config = try store.config(app)
         let secretNames = try store.secretNames(app)
         reporter.mask(try store.secretValues(app))
-        let build = Build(
+        var build = Build(
             app: app, commit: update.new, home: home, buildpacks: Buildpack.all(in: installation.buildpacks),
             config: config, settings: settings, reporter: reporter
         )
+        build.appNumber = try store.appNumber(app)
         let description = "Deploy \(update.new.prefix(7))"
         do {
             let output = try await build.run(repository: repository)

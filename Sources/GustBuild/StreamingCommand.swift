@@ -1,4 +1,7 @@
 public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Subprocess
 import Synchronization
 
@@ -28,8 +31,18 @@ public struct StreamingCommand: Sendable {
     public var arguments: [String]
     public var environment: [String: String]
     public var workingDirectory: URL
+    /// The command's stdin (closed once it is spawned); /dev/null when nil.
+    public var standardInput: Int32?
+    /// Called with the pid once the command is spawned (a sandbox maps its ids and lets it go on here);
+    /// if it throws, the command is stopped and the error thrown.
+    public var started: (@Sendable (pid_t) throws -> Void)?
 
-    public init(executable: URL, arguments: [String], environment: [String: String], workingDirectory: URL) {
+    public init(
+        executable: URL, arguments: [String], environment: [String: String], workingDirectory: URL,
+        standardInput: Int32? = nil, started: (@Sendable (pid_t) throws -> Void)? = nil
+    ) {
+        self.standardInput = standardInput
+        self.started = started
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
@@ -57,8 +70,19 @@ public struct StreamingCommand: Sendable {
             workingDirectory: FilePath(workingDirectory.path),
             platformOptions: options
         )
-        let result = try await Subprocess.run(configuration, input: .none, output: .sequence, error: .combinedWithOutput) { execution in
-            try await withThrowingTaskGroup(of: Void.self) { group in
+        let input = standardInput ?? open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let started = self.started
+        let result = try await Subprocess.run(
+            configuration, input: .fileDescriptor(FileDescriptor(rawValue: input), closeAfterSpawningProcess: true),
+            output: .sequence, error: .combinedWithOutput
+        ) { execution in
+            if let started {
+                do { try started(execution.processIdentifier.value) } catch {
+                    await execution.teardown(using: [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .seconds(1))])
+                    throw error
+                }
+            }
+            return try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await line in execution.standardOutput.strings(bufferingPolicy: .maxLineLength(64 * 1024)) {
                         onLine(String(line.trimmingSuffix(while: { $0 == "\n" || $0 == "\r" })))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GustBuild
 import GustCore
 import GustDaemon
 import Foundation
@@ -44,6 +45,11 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Close a new connection that has not sent a whole request head within this many seconds.", valueName: "seconds"))
     var headerTimeout: Double = 10
 
+    @Option(help: ArgumentHelp(
+        "Where instances run: bubblewrap (namespaces, the release read-only, each app its own uid from gustd's /etc/subuid range; docs/security.md) or none (as gustd's user). Default: bubblewrap where it works, else none; gustd says at start which is in force.",
+        valueName: "bubblewrap|none"))
+    var sandbox: SandboxChoice?
+
     func validate() throws {
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
@@ -62,11 +68,18 @@ struct Gustd: AsyncParsableCommand {
         let (host, port) = parseAddress()!
         var logger = Logger(label: "gustd")
         logger.logLevel = .info
+        let sandbox: (sandbox: Sandbox?, description: String)
+        do { sandbox = try SandboxChoice.resolve(self.sandbox) } catch {
+            print("gustd: \(error)", to: &standardError)
+            throw ExitCode(1)
+        }
+        logger.notice("\(sandbox.description)")
         let configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
             queueLimit: queueLimit,
-            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000))
+            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000)),
+            sandbox: sandbox.sandbox
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)
@@ -82,6 +95,10 @@ struct Gustd: AsyncParsableCommand {
         if let hint = error.hint { print(hint, to: &stderr) }
     }
 }
+
+extension SandboxChoice: ExpressibleByArgument {}
+
+nonisolated(unsafe) private var standardError = StandardError()
 
 private struct StandardError: TextOutputStream {
     mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }

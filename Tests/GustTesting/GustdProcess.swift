@@ -9,10 +9,13 @@ public final class GustdProcess: @unchecked Sendable {
     public private(set) var port: Int = 0
     private var process: Process?
     private let arguments: [String]
+    /// The Unix user gustd runs as (through setpriv), if not this process's.
+    private let user: String?
 
-    public init(home: GustHome, arguments: [String] = []) throws {
+    public init(home: GustHome, arguments: [String] = [], user: String? = nil) throws {
         self.home = home
         self.arguments = arguments
+        self.user = user
         log = home.root.deletingLastPathComponent().appendingPathComponent("gustd-\(UUID().uuidString.prefix(4)).log")
         try start()
     }
@@ -29,6 +32,11 @@ public final class GustdProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: GustBinaries.gustd)
         process.arguments = ["--home", home.path, "--http", "127.0.0.1:0"] + arguments
+        if let user {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--init-groups", "--", GustBinaries.gustd] + process.arguments!
+            process.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"]
+        }
         process.standardOutput = output
         process.standardError = output
         try process.run()

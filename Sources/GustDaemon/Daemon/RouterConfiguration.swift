@@ -1,3 +1,4 @@
+public import GustBuild
 public import GustCore
 
 /// How gustd runs: `gustd --help` documents each of these.
@@ -21,13 +22,16 @@ public struct RouterConfiguration: Sendable {
     public var idleTimeout: Duration
     /// How long a new connection may take to send its first whole request head.
     public var headerTimeout: Duration
+    /// The sandbox instances run in (`gustd --sandbox`); nil runs them as gustd's own user.
+    public var sandbox: Sandbox?
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
         functionTimeout: Duration = .seconds(15), startTimeout: Duration = .seconds(30),
         stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100,
-        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10)
+        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10), sandbox: Sandbox? = nil
     ) {
+        self.sandbox = sandbox
         self.queueLimit = queueLimit
         self.home = home
         self.httpHost = httpHost

@@ -45,8 +45,10 @@ public enum RouterDaemon {
         let channel = Application(
             responder: RecordsChannel(tokens: supervisor.channelTokens, api: records),
             configuration: .init(address: .unixDomainSocket(path: recordsSocket), serverName: "gustd"),
-            onServerRunning: { _ in
-                chmod(recordsSocket, 0o600)
+            onServerRunning: { [sandboxed = configuration.sandbox?.identity.range != nil] _ in
+                // Sandboxed instances reach it through a hard link in their socket directory, as their
+                // app's uid; run/ (0700) keeps every other user from its path.
+                chmod(recordsSocket, sandboxed ? 0o666 : 0o600)
                 markCloseOnExec()
             },
             logger: logger

@@ -21,6 +21,8 @@ final class InstanceProcess: Sendable {
     let pid: pid_t
     /// `/proc/PID/stat` field 22: with the pid, it tells this process from a later one that reuses the pid.
     let startTime: UInt64
+    /// The process group signals go to: the process's own, or, in a sandbox, its first process's.
+    private let group: pid_t
     private let exitState = Mutex<ExitState>(ExitState())
     /// The read ends of stdout and stderr still open (a reader closes its own at the end,
     /// under this lock, so `unreadOutputBytes` never asks about a reused descriptor).
@@ -37,10 +39,16 @@ final class InstanceProcess: Sendable {
     ///     process exits, those that left its process group are stopped too (`InstanceStragglers`).
     ///   - onOutput: called from a reader thread with each batch of complete lines and their stream.
     ///   - onExit: called once with the wait status after the output has been read to its end.
+    ///   - standardInput: the child's stdin instead of /dev/null (closed here once spawned).
+    ///   - started: called with the pid right after the spawn; returns the process group to signal
+    ///     (a sandbox's first process). If it throws, the process is killed and the error thrown.
     init(
-        executable: String, arguments: [String] = [], environment: [String: String], directory: String, marker: String? = nil,
-        onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void
+        executable: String, arguments: [String] = [], environment: [String: String], directory: String,
+        standardInput: Int32? = nil, marker: String? = nil,
+        onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void,
+        started: ((pid_t) throws -> pid_t)? = nil
     ) throws {
+        defer { if let standardInput { close(standardInput) } }
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
         guard gust_pipe_cloexec(&out) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
         guard gust_pipe_cloexec(&err) == 0 else {
@@ -53,7 +61,11 @@ final class InstanceProcess: Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let standardInput {
+            posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, out[1], 1)
         posix_spawn_file_actions_adddup2(&actions, err[1], 2)
         gust_spawn_addchdir(&actions, directory)
@@ -91,6 +103,15 @@ final class InstanceProcess: Sendable {
         }
         let spawned = child
         pid = spawned
+        do {
+            group = try started?(spawned) ?? spawned
+        } catch {
+            kill(spawned, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
+            readEnds.forEach { close($0.0) }
+            throw error
+        }
         openReadEnds.withLock { $0 = readEnds.map(\.0) }
         startTime = Self.startTime(of: spawned) ?? 0
 
@@ -152,7 +173,7 @@ final class InstanceProcess: Sendable {
     /// Signals the whole process group (the instance is a session leader).
     func signal(_ signal: Int32) {
         guard !hasExited else { return }
-        kill(-pid, signal)
+        kill(-group, signal)
     }
 
     /// SIGTERM, then SIGKILL after `grace`; returns when the process has exited.

@@ -30,6 +30,8 @@ struct InstanceRecords: Sendable {
     }
 
     func socketPath(id: String) -> String { directory.appendingPathComponent("\(id).sock").path }
+    /// A sandboxed instance's socket directory, the one path it shares with gustd.
+    func socketDirectory(id: String) -> String { directory.appendingPathComponent(id).path }
     private func file(id: String) -> URL { directory.appendingPathComponent("\(id).json") }
 
     func remember(_ entry: Entry) throws {
@@ -39,6 +41,7 @@ struct InstanceRecords: Sendable {
     func forget(id: String) {
         try? FileManager.default.removeItem(at: file(id: id))
         try? FileManager.default.removeItem(atPath: socketPath(id: id))
+        try? FileManager.default.removeItem(atPath: socketDirectory(id: id))
     }
 
     /// Stops every instance a previous gustd left behind; returns what it stopped.
@@ -65,7 +68,7 @@ struct InstanceRecords: Sendable {
             stopped.append(entry)
         }
         // Sockets without a record (a crash between bind and record) are garbage too.
-        for name in names where name.hasSuffix(".sock") {
+        for name in names where name.hasSuffix(".sock") || !name.contains(".") {
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
         }
         return stopped

@@ -26,11 +26,15 @@ final class DirectLauncher: PoolLauncher {
     private let firstManifest = Mutex<FunctionManifest?>(nil)
     /// Told the manifest once, when the first instance has started.
     private let onFirstStart: @Sendable (FunctionManifest) async -> Void
+    /// Starts the process: as gustd's user, or sandboxed (`SandboxSpawner`).
+    private let spawner: any InstanceSpawner
 
     init(
         app: AppName, release: Release, configuration: RouterConfiguration, records: InstanceRecords,
-        channelTokens: RecordsChannelTokens, logger: Logger, onFirstStart: @escaping @Sendable (FunctionManifest) async -> Void = { _ in }
+        channelTokens: RecordsChannelTokens, logger: Logger, spawner: (any InstanceSpawner)? = nil,
+        onFirstStart: @escaping @Sendable (FunctionManifest) async -> Void = { _ in }
     ) {
+        self.spawner = spawner ?? DirectSpawner(records: records, home: configuration.home)
         self.onFirstStart = onFirstStart
         self.app = app
         self.release = release
@@ -65,7 +69,12 @@ final class DirectLauncher: PoolLauncher {
         }
 
         let id = String(UUID().uuidString.lowercased().prefix(8))
-        let socketPath = records.socketPath(id: id)
+        let layout: InstanceLayout
+        do { layout = try spawner.layout(id: id, release: directory) } catch {
+            records.forget(id: id)
+            throw error
+        }
+        let socketPath = layout.hostSocket
         let secrets = release.secretNames.compactMap { release.config[$0] }
         let output = InstanceOutput(log: AppLog(home: configuration.home, app: app), version: version, id: id, secrets: secrets)
         output.relay(to: progress)
@@ -75,17 +84,16 @@ final class DirectLauncher: PoolLauncher {
         progress?("Starting instance \(id) of v\(version)")
         let child: InstanceProcess
         do {
-            child = try InstanceProcess(
-                executable: directory.appendingPathComponent(command).path,
-                environment: environment(
-                    directory: directory, socketPath: socketPath, id: id, channelToken: channelToken, internalToken: internalToken
-                ),
-                directory: directory.path, marker: InstanceStragglers.marker(id: id),
+            child = try spawner.spawn(
+                executable: command, layout: layout, release: directory,
+                environment: environment(layout: layout, id: id, channelToken: channelToken, internalToken: internalToken),
+                marker: InstanceStragglers.marker(id: id),
                 onOutput: { output.deliver($0, stream: $1.rawValue) },
                 onExit: { [records] _ in records.forget(id: id) }  // now, not at the next gustd's start
             )
         } catch {
             channelTokens.revoke(channelToken)
+            records.forget(id: id)
             throw error
         }
         try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
@@ -170,17 +178,17 @@ final class DirectLauncher: PoolLauncher {
 
     /// The environment of an instance: the release's config vars and Gust's own,
     /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
-    private func environment(directory: URL, socketPath: String, id: String, channelToken: String, internalToken: String) -> [String: String] {
+    private func environment(layout: InstanceLayout, id: String, channelToken: String, internalToken: String) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
         var environment = release.config
-        environment["PATH"] = inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        environment["PATH"] = layout.path
         environment["LANG"] = environment["LANG"] ?? inherited["LANG"] ?? "C.UTF-8"
-        environment["HOME"] = directory.path
+        environment["HOME"] = layout.releaseDirectory
         environment["GUST_APP"] = app.rawValue
         environment["GUST_RELEASE"] = "v\(version)"
         environment["GUST_INSTANCE"] = id
-        environment["GUST_SOCKET"] = socketPath
-        environment["GUST_RECORDS_SOCKET"] = configuration.home.recordsSocket.path
+        environment["GUST_SOCKET"] = layout.socket
+        environment["GUST_RECORDS_SOCKET"] = layout.recordsSocket
         environment["GUST_RECORDS_TOKEN"] = channelToken
         environment[InternalSecret.environmentVariable] = internalToken
         return environment

@@ -140,9 +140,12 @@ actor Supervisor {
     /// schedules when its first instance starts; a deploy does so at the switch.
     func makeRoute(_ app: AppName, version: Int, isPrivate: Bool, announcingSchedules: Bool = false) throws -> Route {
         let release = try store.requireRelease(app, version: version)
+        let spawner: (any InstanceSpawner)? = try configuration.sandbox.map {
+            try SandboxSpawner(sandbox: $0, records: records, home: configuration.home, app: store.appNumber(app))
+        }
         let launcher = DirectLauncher(
             app: app, release: release, configuration: configuration, records: records,
-            channelTokens: channelTokens, logger: logger,
+            channelTokens: channelTokens, logger: logger, spawner: spawner,
             onFirstStart: { [weak self] manifest in
                 if announcingSchedules { await self?.announceSchedules(of: app, version: version, manifest: manifest) }
             }

@@ -1,0 +1,213 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Foundation
+
+/// A bubblewrap sandbox for pushed code: an instance of a release (gustd) or
+/// the compile step of a build (gust-receive), through the same command line.
+///
+/// New user, mount, PID, IPC and UTS namespaces; `/usr` and the few files of
+/// `/etc` that name resolution, TLS and time zones need, read-only; a private
+/// size-limited `/tmp`; `/proc` of the sandbox only; and the mounts the caller
+/// names (a release at `/app` read-only, an instance's socket directory at
+/// `/run/gust`; or a build's directories). Nothing else of the host, and so
+/// nothing of `GUST_HOME`, exists inside. Nested user namespaces are refused
+/// (`max_user_namespaces` is 0 inside), the app's code has no capability and
+/// `no_new_privs`, and the sandbox dies with the process that started it.
+///
+/// With a subordinate range (`SandboxIdentity`), bubblewrap waits on its
+/// standard input until `newuidmap` has given the namespace its map; then a
+/// short shell, still inside uid 0 of the namespace, sets the limit and drops
+/// to the app's uid with `setpriv`. The network namespace is the host's: the
+/// installer's nftables rules refuse the apps' uids every local address and
+/// the link-local range (docs/security.md).
+public struct Sandbox: Sendable {
+    public struct Mount: Sendable {
+        public var source: String
+        public var target: String
+        public var writable: Bool
+        public init(_ source: String, at target: String, writable: Bool = false) {
+            self.source = source
+            self.target = target
+            self.writable = writable
+        }
+    }
+
+    /// What runs inside: it decides the umask (an instance's socket must be
+    /// connectable by gustd, which is another uid; a build's files readable by it).
+    public enum Purpose: Sendable {
+        case instance
+        /// A build step: the paths given are handed to the app's uid first (they are gustd's).
+        case build(owning: [String])
+        /// Gives every file under the paths back to gustd's uid after a build (inside uid 0, with
+        /// the capabilities to do it over the app's files, and nothing of the app's runs).
+        case reclaim
+    }
+
+    public static let bwrap = "/usr/bin/bwrap"
+    public static let setpriv = "/usr/bin/setpriv"
+    /// Where an instance's release is, inside.
+    public static let appDirectory = "/app"
+    /// Where an instance's socket directory is, inside.
+    public static let socketDirectory = "/run/gust"
+    /// The PATH of sandboxed code: the system's interpreters, never a user's shims.
+    public static let path = "/usr/local/bin:/usr/bin:/bin"
+
+    public var identity: SandboxIdentity
+    /// The size of the private `/tmp`.
+    public var tmpBytes: Int
+
+    public init(identity: SandboxIdentity, tmpBytes: Int = 64 << 20) {
+        self.identity = identity
+        self.tmpBytes = tmpBytes
+    }
+
+    /// Whether bubblewrap is installed and can make namespaces here; the reason if not.
+    public static func unavailableReason() -> String? {
+        guard FileManager.default.isExecutableFile(atPath: bwrap) else { return "\(bwrap) is not installed (Debian: bubblewrap)" }
+        guard FileManager.default.isExecutableFile(atPath: setpriv) else { return "\(setpriv) is not installed (Debian: util-linux)" }
+        let argv = [bwrap, "--unshare-all", "--share-net", "--ro-bind", "/usr", "/usr", "--", "/usr/bin/true"].map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var child: pid_t = 0
+        guard posix_spawn(&child, bwrap, &actions, nil, argv, environ) == 0 else { return "\(bwrap) cannot be started" }
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        return status == 0 ? nil : "\(bwrap) cannot create namespaces here (are unprivileged user namespaces allowed?)"
+    }
+
+    /// The whole command line (bwrap first) that runs `executable` in `directory` inside.
+    /// - Parameter app: the app's host ids; nil runs it as gustd's uid in a namespace of its own.
+    ///   With ids, bwrap blocks on its standard input until `release(_:app:unblocking:)`.
+    public func command(
+        app ids: (uid: UInt32, gid: UInt32)?, mounts: [Mount], directory: String, purpose: Purpose,
+        executable: String, arguments: [String]
+    ) -> [String] {
+        var argv = [Self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        argv += ["--die-with-parent", "--new-session", "--hostname", "gust"]
+        if ids != nil {
+            argv += ["--userns-block-fd", "0"]
+            var capabilities = ["CAP_SETUID", "CAP_SETGID", "CAP_SYS_RESOURCE"]
+            switch purpose {
+            case .instance: break
+            case .build, .reclaim: capabilities += ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"]
+            }
+            for capability in capabilities { argv += ["--cap-add", capability] }
+        } else {
+            let inside = String(SandboxIdentity.appUIDInside)
+            argv += ["--uid", inside, "--gid", inside, "--disable-userns"]
+        }
+        argv += ["--ro-bind", "/usr", "/usr"]
+        for link in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            let path = "/" + link
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
+                argv += ["--symlink", target, path]
+            } else if FileManager.default.fileExists(atPath: path) {
+                argv += ["--ro-bind", path, path]
+            }
+        }
+        for file in Self.etc { argv += ["--ro-bind-try", "/etc/" + file, "/etc/" + file] }
+        argv += ["--proc", "/proc", "--dev", "/dev"]
+        argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/tmp"]
+        for mount in mounts {
+            argv += [mount.writable ? "--bind" : "--ro-bind", mount.source, mount.target]
+        }
+        argv += ["--chdir", directory]
+        guard ids != nil else { return argv + ["--", executable] + arguments }
+        // Inside uid 0 (gustd's own) until setpriv: refuse nested user namespaces, then become the app.
+        let inside = String(SandboxIdentity.appUIDInside)
+        let prepare: String
+        switch purpose {
+        case .instance: prepare = "umask 000"
+        case .build(let owning):
+            prepare = "chown -R \(inside):\(inside) \(owning.map(Self.quoted).joined(separator: " ")) || exit 125\numask 022"
+        case .reclaim: return argv + ["--", "/bin/chown", "-R", "0:0"] + arguments
+        }
+        let script = """
+            echo 0 > /proc/sys/user/max_user_namespaces || exit 125
+            \(prepare)
+            exec \(Self.setpriv) --reuid=\(inside) --regid=\(inside) --clear-groups --inh-caps=-all -- "$@" </dev/null
+            """
+        return argv + ["--", "/bin/sh", "-c", script, "gust-sandbox", executable] + arguments
+    }
+
+    static func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// After a build as the app's uid: every file under `paths` (their sources, mounted at the
+    /// same places inside) back to gustd's uid, so that it can pack, cache and delete them.
+    public func reclaim(_ paths: [String], app ids: (uid: UInt32, gid: UInt32)) throws {
+        let argv = command(
+            app: ids, mounts: paths.map { Mount($0, at: $0, writable: true) }, directory: "/", purpose: .reclaim,
+            executable: "", arguments: paths
+        )
+        var block: [Int32] = [-1, -1]
+        guard pipe(&block) == 0 else { throw SandboxError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, block[0], 0)
+        posix_spawn_file_actions_addclose(&actions, block[1])
+        let cArguments = argv.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var child: pid_t = 0
+        let spawned = posix_spawn(&child, argv[0], &actions, nil, cArguments, environ)
+        close(block[0])
+        guard spawned == 0 else {
+            close(block[1])
+            throw SandboxError("Cannot start \(argv[0]): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        do { _ = try release(child, app: ids, unblocking: block[1]) } catch {
+            kill(child, SIGKILL)
+            while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+            throw error
+        }
+        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { throw SandboxError("Could not take back the build's files from the app's uid (status \(status)).") }
+    }
+
+    /// What of `/etc` sandboxed code reads: names, TLS roots, time zones, the dynamic linker's cache.
+    static let etc = [
+        "resolv.conf", "hosts", "nsswitch.conf", "host.conf", "gai.conf", "services", "protocols", "ssl", "ca-certificates",
+        "ca-certificates.conf", "localtime", "timezone", "alternatives", "mime.types", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+        "passwd", "group",
+    ]
+
+    /// Once bwrap (`bwrap`) has started: finds the sandbox's first process, gives its
+    /// user namespace the app's map when there are ids, then lets it go on by writing
+    /// to `unblocking` (bwrap's standard input), which it closes.
+    /// - Returns: the sandbox's first process, which leads the process group of the app's processes.
+    public func release(_ bwrap: pid_t, app ids: (uid: UInt32, gid: UInt32)?, unblocking: Int32?) throws -> pid_t {
+        defer { if let unblocking { close(unblocking) } }
+        let child = try Self.firstChild(of: bwrap)
+        if let ids {
+            try identity.map(pid: child, app: ids)
+            var byte: UInt8 = 1
+            guard let unblocking, write(unblocking, &byte, 1) == 1 else { throw SandboxError("Cannot let the sandbox of \(bwrap) go on.") }
+        }
+        return child
+    }
+
+    /// The child bwrap clones into the new namespaces; bounded wait (about 2 s).
+    static func firstChild(of pid: pid_t) throws -> pid_t {
+        let path = "/proc/\(pid)/task/\(pid)/children"
+        for attempt in 0..<4_100 {
+            let text = try? String(contentsOfFile: path, encoding: .utf8)
+            if let first = text?.split(separator: " ").first, let child = pid_t(first) { return child }
+            if text == nil || isZombie(pid) {
+                throw SandboxError("bubblewrap exited before its sandbox started; its output is above.")
+            }
+            usleep(attempt < 100 ? 50 : 500)
+        }
+        throw SandboxError("bubblewrap did not start its sandbox within 2 s.")
+    }
+
+    private static func isZombie(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+    }
+}

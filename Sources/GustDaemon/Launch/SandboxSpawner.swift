@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CGustSystem
+import Foundation
+import GustBuild
+import GustCore
+import Synchronization
+
+/// Starts an instance in a bubblewrap sandbox (`GustBuild.Sandbox`) as its
+/// app's own host uid: the release read-only at `/app`, the instance's socket
+/// directory `run/instances/ID/` at `/run/gust` — the only path it shares with
+/// gustd — holding the instance's socket and its records channel
+/// (`records.sock`, a hard link to gustd's records listener, which takes only
+/// the instance's own token). The database, `ssh/`, other apps' releases and
+/// records, gustd's admin socket and the shared records path do not exist inside.
+struct SandboxSpawner: InstanceSpawner {
+    let sandbox: Sandbox
+    let records: InstanceRecords
+    let home: GustHome
+    /// The app's host uid and gid; nil when gustd has no subordinate range.
+    let ids: (uid: UInt32, gid: UInt32)?
+    /// Whether the release has been made readable by the app's uid.
+    private let opened = Mutex(false)
+
+    init(sandbox: Sandbox, records: InstanceRecords, home: GustHome, app number: Int) throws {
+        self.sandbox = sandbox
+        self.records = records
+        self.home = home
+        ids = try sandbox.identity.hostIDs(ofApp: number)
+    }
+
+    func layout(id: String, release: URL) throws -> InstanceLayout {
+        let directory = records.socketDirectory(id: id)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        // Under run/ (0700, gustd's), so reachable only by gustd and, through its mount, this instance,
+        // whose uid must create its socket there.
+        chmod(directory, ids == nil ? 0o700 : 0o777)
+        let records = directory + "/records.sock"
+        guard link(home.recordsSocket.path, records) == 0 else {
+            throw GustError("Cannot give instance \(id) its records channel: \(String(cString: strerror(errno)))")
+        }
+        if ids != nil { try openForApp(release) }
+        return InstanceLayout(
+            hostSocket: directory + "/instance.sock", socket: Sandbox.socketDirectory + "/instance.sock",
+            recordsSocket: Sandbox.socketDirectory + "/records.sock", releaseDirectory: Sandbox.appDirectory, path: Sandbox.path
+        )
+    }
+
+    func spawn(
+        executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
+        onExit: @escaping @Sendable (Int32) -> Void
+    ) throws -> InstanceProcess {
+        let socketDirectory = URL(fileURLWithPath: layout.hostSocket).deletingLastPathComponent().path
+        let argv = sandbox.command(
+            app: ids,
+            mounts: [
+                .init(release.path, at: Sandbox.appDirectory),
+                .init(socketDirectory, at: Sandbox.socketDirectory, writable: true),
+            ],
+            directory: Sandbox.appDirectory, purpose: .instance,
+            executable: Sandbox.appDirectory + "/" + executable, arguments: []
+        )
+        var block: [Int32] = [-1, -1]
+        if ids != nil {
+            guard gust_pipe_cloexec(&block) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
+        }
+        let (ids, sandbox) = (ids, sandbox)
+        let writeEnd = block[1]
+        return try InstanceProcess(
+            executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, directory: "/",
+            standardInput: ids == nil ? nil : block[0], marker: marker, onOutput: onOutput, onExit: onExit,
+            started: { pid in try sandbox.release(pid, app: ids, unblocking: ids == nil ? nil : writeEnd) }
+        )
+    }
+
+    /// The release's files are gustd's (mode 0600/0700 under its umask): give
+    /// others read (and search, and execute where the owner has it). `releases/`
+    /// is 0700, so only the app's own sandbox, which mounts it, reaches them; a
+    /// read-only mount and gustd's ownership keep the app from writing them.
+    private func openForApp(_ release: URL) throws {
+        try opened.withLock { done in
+            guard !done else { return }
+            try Self.addOthersRead(release.path)
+            if let walker = FileManager.default.enumerator(atPath: release.path) {
+                while let relative = walker.nextObject() as? String { try Self.addOthersRead(release.path + "/" + relative) }
+            }
+            done = true
+        }
+    }
+
+    private static func addOthersRead(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        let type = info.st_mode & S_IFMT
+        guard type == S_IFREG || type == S_IFDIR else { return }
+        var mode = info.st_mode & 0o7777
+        mode |= 0o004
+        if type == S_IFDIR || mode & 0o100 != 0 { mode |= 0o001 }
+        mode &= ~0o022
+        if mode != info.st_mode & 0o7777, chmod(path, mode) != 0 {
+            throw GustError("Cannot open \(path) to its app's sandbox: \(String(cString: strerror(errno)))")
+        }
+    }
+}
