@@ -90,7 +90,9 @@ public struct Sandbox: Sendable {
         var argv = [Self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         argv += ["--die-with-parent", "--new-session", "--hostname", "gust"]
         if ids != nil {
-            argv += ["--userns-block-fd", "0"]
+            // bwrap wants an info descriptor with its block one: /dev/null, opened by the shell
+            // that becomes bwrap (a spawner may close every descriptor from 3).
+            argv = ["/bin/sh", "-c", "exec \"$0\" \"$@\" 3>/dev/null"] + argv + ["--userns-block-fd", "0", "--info-fd", "3"]
             var capabilities = ["CAP_SETUID", "CAP_SETGID", "CAP_SYS_RESOURCE"]
             switch purpose {
             case .instance: break
@@ -151,7 +153,7 @@ public struct Sandbox: Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, block[0], 0)
         posix_spawn_file_actions_addclose(&actions, block[1])
-        let cArguments = argv.map { strdup($0) } + [nil]
+        let cArguments = argv.map { strdup($0) } + [nil]  // argv[0] is the shell that becomes bwrap
         defer { cArguments.forEach { free($0) } }
         var child: pid_t = 0
         let spawned = posix_spawn(&child, argv[0], &actions, nil, cArguments, environ)
@@ -177,7 +179,7 @@ public struct Sandbox: Sendable {
         "passwd", "group",
     ]
 
-    /// Once bwrap (`bwrap`) has started: finds the sandbox's first process, gives its
+    /// Once bwrap (`bwrap`, the pid of the command line) has started: finds the sandbox's first process, gives its
     /// user namespace the app's map when there are ids, then lets it go on by writing
     /// to `unblocking` (bwrap's standard input), which it closes.
     /// - Returns: the sandbox's first process, which leads the process group of the app's processes.
