@@ -105,12 +105,15 @@ public struct Build: Sendable {
         let cache = home.cache(app)
         try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
         let step: StreamingCommand
-        var reclaim: (@Sendable () throws -> Void)?
+        let reclaim: (@Sendable () throws -> Void)?
         if let sandbox = settings.sandbox {
             let ids = try sandbox.identity.hostIDs(ofApp: appNumber)
-            (step, reclaim) = try sandboxed(sandbox, ids: ids, buildpack: buildpack, source: source, cache: cache, env: env)
+            let made = try sandboxed(sandbox, ids: ids, buildpack: buildpack, source: source, cache: cache, env: env)
+            step = made.step
+            reclaim = made.reclaim
         } else {
             step = command(buildpack.compile, [source.path, cache.path, env.path], in: source)
+            reclaim = nil
         }
         let outcome: StreamingCommand.Outcome
         do {
@@ -140,7 +143,7 @@ public struct Build: Sendable {
     /// the app's while it runs and gustd's user's again after (`Sandbox.reclaim`).
     private func sandboxed(
         _ sandbox: Sandbox, ids: (uid: UInt32, gid: UInt32)?, buildpack: Buildpack, source: URL, cache: URL, env: URL
-    ) throws -> (StreamingCommand, (@Sendable () throws -> Void)?) {
+    ) throws -> (step: StreamingCommand, reclaim: (@Sendable () throws -> Void)?) {
         let buildpackRoot = buildpack.compile.deletingLastPathComponent().deletingLastPathComponent()
         let argv = sandbox.command(
             app: ids,

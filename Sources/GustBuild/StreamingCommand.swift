@@ -35,11 +35,11 @@ public struct StreamingCommand: Sendable {
     public var standardInput: Int32?
     /// Called with the pid once the command is spawned (a sandbox maps its ids and lets it go on here);
     /// if it throws, the command is stopped and the error thrown.
-    public var started: (@Sendable (pid_t) throws -> Void)?
+    public var started: (@Sendable (Int32) throws -> Void)?
 
     public init(
         executable: URL, arguments: [String], environment: [String: String], workingDirectory: URL,
-        standardInput: Int32? = nil, started: (@Sendable (pid_t) throws -> Void)? = nil
+        standardInput: Int32? = nil, started: (@Sendable (Int32) throws -> Void)? = nil
     ) {
         self.standardInput = standardInput
         self.started = started

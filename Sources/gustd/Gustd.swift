@@ -70,7 +70,7 @@ struct Gustd: AsyncParsableCommand {
         logger.logLevel = .info
         let sandbox: (sandbox: Sandbox?, description: String)
         do { sandbox = try SandboxChoice.resolve(self.sandbox) } catch {
-            print("gustd: \(error)", to: &standardError)
+            FileHandle.standardError.write(Data("gustd: \(error)\n".utf8))
             throw ExitCode(1)
         }
         logger.notice("\(sandbox.description)")
@@ -97,8 +97,6 @@ struct Gustd: AsyncParsableCommand {
 }
 
 extension SandboxChoice: ExpressibleByArgument {}
-
-nonisolated(unsafe) private var standardError = StandardError()
 
 private struct StandardError: TextOutputStream {
     mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }

@@ -183,7 +183,7 @@ public struct Sandbox: Sendable {
     /// user namespace the app's map when there are ids, then lets it go on by writing
     /// to `unblocking` (bwrap's standard input), which it closes.
     /// - Returns: the sandbox's first process, which leads the process group of the app's processes.
-    public func release(_ bwrap: pid_t, app ids: (uid: UInt32, gid: UInt32)?, unblocking: Int32?) throws -> pid_t {
+    public func release(_ bwrap: Int32, app ids: (uid: UInt32, gid: UInt32)?, unblocking: Int32?) throws -> Int32 {
         defer { if let unblocking { close(unblocking) } }
         let child = try Self.firstChild(of: bwrap)
         if let ids {

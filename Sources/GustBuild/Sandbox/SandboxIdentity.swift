@@ -28,7 +28,7 @@ public struct SandboxIdentity: Sendable, Equatable {
     /// The uid an app's code has inside its sandbox.
     public static let appUIDInside: UInt32 = 1000
 
-    public init(range: Range?, uid: UInt32 = getuid(), gid: UInt32 = getgid()) {
+    public init(range: Range?, uid: UInt32, gid: UInt32) {
         self.range = range
         self.uid = uid
         self.gid = gid
@@ -40,11 +40,11 @@ public struct SandboxIdentity: Sendable, Equatable {
         let uid = getuid(), gid = getgid()
         guard uid != 0, FileManager.default.isExecutableFile(atPath: newuidmap),
             FileManager.default.isExecutableFile(atPath: newgidmap)
-        else { return SandboxIdentity(range: nil) }
+        else { return SandboxIdentity(range: nil, uid: uid, gid: gid) }
         let name = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
         let keys = [String(uid)] + (name.map { [$0] } ?? [])
         guard let uids = subordinate("/etc/subuid", keys), let gids = subordinate("/etc/subgid", keys) else {
-            return SandboxIdentity(range: nil)
+            return SandboxIdentity(range: nil, uid: uid, gid: gid)
         }
         return SandboxIdentity(range: Range(uidStart: uids.start, gidStart: gids.start, count: min(uids.count, gids.count)), uid: uid, gid: gid)
     }
@@ -60,7 +60,7 @@ public struct SandboxIdentity: Sendable, Equatable {
 
     /// Writes the user namespace map of the sandbox whose first process is `pid`
     /// (bubblewrap's, waiting on its block descriptor): inside 0 is gustd, inside 1000 the app.
-    public func map(pid: pid_t, app ids: (uid: UInt32, gid: UInt32)) throws {
+    public func map(pid: Int32, app ids: (uid: UInt32, gid: UInt32)) throws {
         let inside = String(Self.appUIDInside)
         try Self.run(Self.newuidmap, [String(pid), "0", String(uid), "1", inside, String(ids.uid), "1"])
         try Self.run(Self.newgidmap, [String(pid), "0", String(gid), "1", inside, String(ids.gid), "1"])

@@ -14,7 +14,7 @@ import Synchronization
 /// (`records.sock`, a hard link to gustd's records listener, which takes only
 /// the instance's own token). The database, `ssh/`, other apps' releases and
 /// records, gustd's admin socket and the shared records path do not exist inside.
-struct SandboxSpawner: InstanceSpawner {
+final class SandboxSpawner: InstanceSpawner {
     let sandbox: Sandbox
     let records: InstanceRecords
     let home: GustHome
