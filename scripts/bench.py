@@ -15,6 +15,11 @@ Measured:
                   same op called straight on the instance's Unix socket, and gustd's own
                   health endpoint (no instance involved) for the floor of this client.
   rollback        `gust rollback` started to the old answer coming back over HTTP.
+  sandbox         gustd restarted with `--sandbox none` and with `--sandbox bubblewrap`, the app
+                  scaled to zero: the first call after each start (a cold start: spawn, runtime
+                  import, manifest, the call) and the p50 of warm calls, in the same run.
+                  With --user NAME gustd runs as that user (with a subordinate range: each app
+                  its own uid, newuidmap at every start); else as this one.
 """
 
 import argparse
@@ -53,7 +58,8 @@ def ping(n=0):
 
 
 class Bench:
-    def __init__(self, bin_dir, rounds, calls):
+    def __init__(self, bin_dir, rounds, calls, user=None):
+        self.user = user
         self.bin = bin_dir
         self.rounds = rounds
         self.calls = calls
@@ -66,12 +72,16 @@ class Bench:
         # "From PyPI": no local wheel directory may stand in for the index.
         self.env.pop('PIP_FIND_LINKS', None)
         self.env['PIP_NO_CACHE_DIR'] = '1'  # nor pip's own download cache
+        if user:
+            self.env.update(PATH='/usr/local/bin:/usr/bin:/bin', HOME=self.dir)
         self.gustd = None
         self.port = None
 
     # Processes
 
     def run(self, *args, cwd=None):
+        if self.user:  # everything as gustd's user, as a real installation runs
+            args = ('setpriv', f'--reuid={self.user}', f'--regid={self.user}', '--init-groups', '--') + args
         result = subprocess.run(args, cwd=cwd, env=self.env, capture_output=True, text=True)
         if result.returncode != 0:
             sys.exit(f'{" ".join(args)} failed:\n{result.stdout}{result.stderr}')
@@ -80,12 +90,16 @@ class Bench:
     def gust(self, *args):
         return self.run(os.path.join(self.bin, 'gust'), *args)
 
-    def start_gustd(self):
-        os.makedirs(self.home)
-        log = open(os.path.join(self.dir, 'gustd.log'), 'w')
-        self.gustd = subprocess.Popen([os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0'],
-                                      env=self.env, stdout=log, stderr=subprocess.STDOUT)
+    def start_gustd(self, *arguments):
+        os.makedirs(self.home, exist_ok=True)
+        log = open(os.path.join(self.dir, 'gustd.log'), 'a')
+        command = [os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0', *arguments]
+        if self.user:
+            command = ['setpriv', f'--reuid={self.user}', f'--regid={self.user}', '--init-groups', '--'] + command
         address_file = os.path.join(self.home, 'run', 'gustd.http')
+        if os.path.exists(address_file):
+            os.remove(address_file)
+        self.gustd = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(200):
             if os.path.exists(address_file) and open(address_file).read().strip():
                 self.port = int(open(address_file).read().strip().rsplit(':', 1)[1])
@@ -139,6 +153,8 @@ class Bench:
 
     def pushes(self):
         os.makedirs(self.work)
+        if self.user:
+            shutil.chown(self.work, self.user, self.user)
         self.run('git', 'init', '-q', '-b', 'main', cwd=self.work)
         self.gust('apps', 'create', 'bench')
         self.commit('v1')
@@ -175,13 +191,17 @@ class Bench:
 
     def op_latency(self):
         instances = os.path.join(self.home, 'run', 'instances')
-        sockets = [name for name in os.listdir(instances) if name.endswith('.sock')]
-        if len(sockets) != 1:
-            sys.exit(f'expected one running instance, found {sockets}')
-        socket_path = os.path.join(instances, sockets[0])
-        # The instance's internal surface answers only with its secret; a process of gustd's user
-        # can read it from the instance's initial environment (until instances run as users of their own).
-        with open(os.path.join(instances, sockets[0][:-len('.sock')] + '.json')) as file:
+        records = [name for name in os.listdir(instances) if name.endswith('.json')]
+        if len(records) != 1:
+            sys.exit(f'expected one running instance, found {records}')
+        id = records[0][:-len('.json')]
+        # Unsandboxed: run/instances/ID.sock; sandboxed: run/instances/ID/instance.sock.
+        socket_path = os.path.join(instances, id + '.sock')
+        if not os.path.exists(socket_path):
+            socket_path = os.path.join(instances, id, 'instance.sock')
+        # The instance's internal surface answers only with its secret; gustd's child (the
+        # runtime, or bwrap) has it in its initial environment, which root or gustd's user reads.
+        with open(os.path.join(instances, records[0])) as file:
             pid = json.load(file)['pid']
         with open(f'/proc/{pid}/environ', 'rb') as file:
             variables = dict(item.split(b'=', 1) for item in file.read().split(b'\0') if b'=' in item)
@@ -207,6 +227,28 @@ class Bench:
             times.append(self.wait_for_version(self.answer_of(target), started))
         return {'rollback_s': statistics.median(times), 'rounds': self.rounds}
 
+    def sandbox_comparison(self):
+        """Cold start and warm p50 with and without the sandbox, gustd restarted for each start."""
+        self.gust('scale', 'bench', '--min', '0')
+        results = {}
+        for mode in ['none', 'bubblewrap']:
+            colds = []
+            for _ in range(self.rounds):
+                self.stop_gustd()
+                self.start_gustd('--sandbox', mode)
+                connection = http.client.HTTPConnection('127.0.0.1', self.port)
+                started = time.perf_counter()
+                if self.answer_version(connection) is None:
+                    sys.exit(f'no answer with --sandbox {mode}; see gustd.log')
+                colds.append((time.perf_counter() - started) * 1000)
+                connection.close()
+            warm = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/functions/ping')
+            results[mode] = {'cold_ms': statistics.median(colds), 'warm_p50_ms': warm['p50_ms'], 'warm_p99_ms': warm['p99_ms']}
+        results['added_cold_ms'] = results['bubblewrap']['cold_ms'] - results['none']['cold_ms']
+        results['added_p50_ms'] = results['bubblewrap']['warm_p50_ms'] - results['none']['warm_p50_ms']
+        results['rounds'] = self.rounds
+        return results
+
     def answer_of(self, release):
         """The version a release answers with: its commit message, found through its tag."""
         repository = os.path.join(self.home, 'repos', 'bench.git')
@@ -219,12 +261,18 @@ def main():
     parser.add_argument('--rounds', type=int, default=5, help='pushes and rollbacks to take the median of')
     parser.add_argument('--calls', type=int, default=5000, help='op calls per latency measurement')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
+    parser.add_argument('--user', help='run gustd as this user (root only; give it a subordinate uid range)')
     args = parser.parse_args()
 
-    bench = Bench(os.path.abspath(args.bin), args.rounds, args.calls)
+    bench = Bench(os.path.abspath(args.bin), args.rounds, args.calls, args.user)
+    if args.user:
+        os.makedirs(bench.home)
+        subprocess.run(['chown', '-R', args.user, bench.dir], check=True)
+        os.chmod(bench.dir, 0o755)
     try:
         bench.start_gustd()
-        results = {'pushes': bench.pushes(), 'op_latency': bench.op_latency(), 'rollback': bench.rollbacks()}
+        results = {'pushes': bench.pushes(), 'op_latency': bench.op_latency(), 'rollback': bench.rollbacks(),
+                   'sandbox': bench.sandbox_comparison()}
     finally:
         bench.stop_gustd()
         shutil.rmtree(bench.dir, ignore_errors=True)
@@ -240,6 +288,11 @@ def main():
     print(f"gustd's own health endpoint (no call)  p50 {o['gustd_alone']['p50_ms']:.3f} ms  p99 {o['gustd_alone']['p99_ms']:.3f} ms")
     print(f"gustd adds at p50                      {o['added_p50_ms']:.3f} ms, {o['calls']} calls each")
     print(f"rollback (command → old answer)        {r['rollback_s']:.2f} s, median of {r['rounds']}")
+    b = results['sandbox']
+    for mode in ['none', 'bubblewrap']:
+        print(f"--sandbox {mode:<10}  cold start {b[mode]['cold_ms']:7.1f} ms (median of {b['rounds']})  "
+              f"warm p50 {b[mode]['warm_p50_ms']:.3f} ms  p99 {b[mode]['warm_p99_ms']:.3f} ms")
+    print(f"the sandbox adds                       {b['added_cold_ms']:.1f} ms to a cold start, {b['added_p50_ms']:.3f} ms to a call's p50")
 
 
 if __name__ == '__main__':
