@@ -108,7 +108,7 @@ public struct Build: Sendable {
         let reclaim: (@Sendable () throws -> Void)?
         if let sandbox = settings.sandbox {
             let ids = try sandbox.identity.hostIDs(ofApp: appNumber)
-            let made = try sandboxed(sandbox, ids: ids, buildpack: buildpack, source: source, cache: cache, env: env)
+            let made = try sandboxed(sandbox.withSeccompFilter(in: home.run), ids: ids, buildpack: buildpack, source: source, cache: cache, env: env)
             step = made.step
             reclaim = made.reclaim
         } else {

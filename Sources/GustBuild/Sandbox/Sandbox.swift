@@ -56,10 +56,21 @@ public struct Sandbox: Sendable {
     public var identity: SandboxIdentity
     /// The size of the private `/tmp`.
     public var tmpBytes: Int
+    /// The seccomp filter's file (`withSeccompFilter(in:)`); none when nil.
+    public private(set) var seccompFile: String?
 
     public init(identity: SandboxIdentity, tmpBytes: Int = 64 << 20) {
         self.identity = identity
         self.tmpBytes = tmpBytes
+    }
+
+    /// The same sandbox with its seccomp filter, written into `directory` (gustd's and the
+    /// hook's `GUST_HOME/run`) if it is not there yet. Unchanged where there is no filter for
+    /// this architecture.
+    public func withSeccompFilter(in directory: URL) throws -> Sandbox {
+        var sandbox = self
+        sandbox.seccompFile = try SandboxSeccomp.install(in: directory)
+        return sandbox
     }
 
     /// Whether bubblewrap is installed and can make namespaces here; the reason if not.
@@ -89,10 +100,21 @@ public struct Sandbox: Sendable {
     ) -> [String] {
         var argv = [Self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         argv += ["--die-with-parent", "--new-session", "--hostname", "gust"]
+        // A shell that becomes bwrap opens the descriptors it reads (a spawner may close every one
+        // from 3): the seccomp filter, and the info descriptor bwrap wants with its block one.
+        var opens: [String] = []
+        if let seccompFile {
+            opens.append("4<\(Self.quoted(seccompFile))")
+            argv += ["--seccomp", "4"]
+        }
         if ids != nil {
-            // bwrap wants an info descriptor with its block one: /dev/null, opened by the shell
-            // that becomes bwrap (a spawner may close every descriptor from 3).
-            argv = ["/bin/sh", "-c", "exec \"$0\" \"$@\" 3>/dev/null"] + argv + ["--userns-block-fd", "0", "--info-fd", "3"]
+            opens.append("3>/dev/null")
+            argv += ["--userns-block-fd", "0", "--info-fd", "3"]
+        }
+        if !opens.isEmpty {
+            argv = ["/bin/sh", "-c", "exec \"$0\" \"$@\" " + opens.joined(separator: " ")] + argv
+        }
+        if ids != nil {
             var capabilities = ["CAP_SETUID", "CAP_SETGID", "CAP_SYS_RESOURCE"]
             switch purpose {
             case .instance: break

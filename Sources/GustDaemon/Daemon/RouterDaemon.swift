@@ -16,6 +16,8 @@ public enum RouterDaemon {
     public static func run(_ configuration: RouterConfiguration, logger: Logger) async throws {
         let home = configuration.home
         try home.prepare()
+        var configuration = configuration
+        configuration.sandbox = try configuration.sandbox?.withSeccompFilter(in: home.run)
         let pidLock = try DaemonLock.acquire(home: home)
         defer { pidLock.release() }
         if let limit = DescriptorLimit.raiseToHardLimit() {

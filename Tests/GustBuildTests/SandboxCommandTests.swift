@@ -1,0 +1,84 @@
+import Foundation
+import GustTesting
+import Testing
+
+@testable import GustBuild
+
+/// The bubblewrap command line and the subordinate range, without running either.
+struct SandboxCommandTests {
+    let ids: (uid: UInt32, gid: UInt32) = (100_003, 100_003)
+
+    func command(_ ids: (uid: UInt32, gid: UInt32)?, purpose: Sandbox.Purpose = .instance) -> [String] {
+        let sandbox = Sandbox(identity: SandboxIdentity(range: .init(uidStart: 100_000, gidStart: 100_000, count: 65536), uid: 999, gid: 999))
+        return sandbox.command(
+            app: ids, mounts: [.init("/home/gust/releases/cats/v1", at: "/app"), .init("/home/gust/run/instances/ab", at: "/run/gust", writable: true)],
+            directory: "/app", purpose: purpose, executable: "/app/.gust/start", arguments: []
+        )
+    }
+
+    @Test func anInstanceGetsEveryNamespaceTheReleaseReadOnlyAndOnlyItsSocketDirectoryWritable() {
+        let argv = command(ids)
+        for flag in ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"] {
+            #expect(argv.contains(flag), "\(flag)")
+        }
+        #expect(!argv.contains("--share-net") && !argv.contains("--unshare-net"), "the host's network, filtered by nftables")
+        #expect(pairs(argv, "--ro-bind").contains(["/home/gust/releases/cats/v1", "/app"]))
+        #expect(pairs(argv, "--bind") == [["/home/gust/run/instances/ab", "/run/gust"]], "the socket directory is the only writable host path")
+        #expect(argv.contains { $0.hasPrefix("/home/gust") && !$0.contains("releases/cats/v1") && !$0.contains("run/instances/ab") } == false)
+        let tmp = argv.firstIndex(of: "/tmp")!
+        #expect(argv[tmp - 1] == "--tmpfs" && argv[tmp - 4] == "--size", "a size-limited private /tmp")
+        #expect(argv.contains("--proc") && !pairs(argv, "--ro-bind").contains(["/proc", "/proc"]))
+    }
+
+    @Test func withAnAppUidBwrapWaitsForItsMapAndTheAppDropsToUid1000WithNoNestedNamespaces() {
+        let argv = command(ids)
+        #expect(argv[0] == "/bin/sh" && argv[3] == Sandbox.bwrap, "a shell opens bwrap's info descriptor")
+        #expect(pairs(argv, "--userns-block-fd") == [["0"]])
+        let script = argv[argv.firstIndex(of: "--")! + 3]
+        #expect(script.contains("echo 0 > /proc/sys/user/max_user_namespaces || exit 125"))
+        #expect(script.contains("setpriv --reuid=1000 --regid=1000 --clear-groups --inh-caps=-all"))
+        #expect(script.contains("umask 000"), "gustd, another uid, connects to the socket the instance makes")
+        #expect(!argv.contains("CAP_CHOWN"), "an instance's shell needs no chown")
+    }
+
+    @Test func withoutARangeEveryAppRunsAsGustdsUidWithNestedNamespacesRefusedByBwrap() {
+        let argv = command(nil)
+        #expect(argv[0] == Sandbox.bwrap)
+        #expect(argv.contains("--disable-userns"))
+        #expect(pairs(argv, "--uid") == [["1000"]])
+        #expect(Array(argv.suffix(2)) == ["--", "/app/.gust/start"])
+    }
+
+    @Test func aBuildHandsItsDirectoriesToTheAppAndReclaimTakesThemBack() {
+        let build = command(ids, purpose: .build(owning: ["/app", "/cache"]))
+        let script = build[build.firstIndex(of: "--")! + 3]
+        #expect(script.contains("chown -R 1000:1000 '/app' '/cache' || exit 125"))
+        #expect(build.contains("CAP_CHOWN"))
+        let reclaim = command(ids, purpose: .reclaim)
+        #expect(Array(reclaim.suffix(4)) == ["--", "/bin/chown", "-R", "0:0"])
+    }
+
+    @Test func appNumbersMapIntoTheRangeAndPastItIsAnError() throws {
+        let identity = SandboxIdentity(range: .init(uidStart: 100_000, gidStart: 200_000, count: 10), uid: 999, gid: 999)
+        let ids = try #require(try identity.hostIDs(ofApp: 3))
+        #expect(ids.uid == 100_003 && ids.gid == 200_003)
+        #expect(throws: SandboxError.self) { try identity.hostIDs(ofApp: 10) }
+        #expect(try SandboxIdentity(range: nil, uid: 0, gid: 0).hostIDs(ofApp: 3) == nil)
+    }
+
+    @Test(.scratchDirectory) func theSubordinateRangeIsReadByNameOrUid() throws {
+        let file = ScratchDirectory.current.appendingPathComponent("subuid")
+        try "other:1:65536\ngust:100000:65536\n1001:300000:1000\n".write(to: file, atomically: true, encoding: .utf8)
+        let gust = try #require(SandboxIdentity.subordinate(file.path, ["999", "gust"]))
+        #expect(gust.start == 100_000 && gust.count == 65536)
+        let numbered = try #require(SandboxIdentity.subordinate(file.path, ["1001"]))
+        #expect(numbered.start == 300_000 && numbered.count == 1000)
+        #expect(SandboxIdentity.subordinate(file.path, ["nobody"]) == nil)
+    }
+
+    /// The values after each occurrence of `flag` (two for binds, one otherwise).
+    func pairs(_ argv: [String], _ flag: String) -> [[String]] {
+        let width = flag.hasSuffix("bind") ? 2 : 1
+        return argv.indices.filter { argv[$0] == flag }.map { Array(argv[($0 + 1)...($0 + width)]) }
+    }
+}
