@@ -32,7 +32,8 @@ struct SandboxCommandTests {
 
     @Test func withAnAppUidBwrapWaitsForItsMapAndTheAppDropsToUid1000WithNoNestedNamespaces() {
         let argv = command(ids)
-        #expect(argv[0] == "/bin/sh" && argv[3] == Sandbox.bwrap, "a shell opens bwrap's info descriptor")
+        #expect(argv[0] == "/bin/sh" && argv[3] == Sandbox.bwrap, "a shell opens bwrap's info descriptor and waits for it")
+        #expect(argv[2] == "\"$0\" \"$@\" 3>/dev/null; exit $?")
         #expect(pairs(argv, "--userns-block-fd") == [["0"]])
         let script = argv[argv.firstIndex(of: "--")! + 3]
         #expect(script.contains("echo 0 > /proc/sys/user/max_user_namespaces || exit 125"))
@@ -43,7 +44,7 @@ struct SandboxCommandTests {
 
     @Test func withoutARangeEveryAppRunsAsGustdsUidWithNestedNamespacesRefusedByBwrap() {
         let argv = command(nil)
-        #expect(argv[0] == Sandbox.bwrap)
+        #expect(Array(argv.prefix(4)) == ["/bin/sh", "-c", "\"$0\" \"$@\"; exit $?", Sandbox.bwrap])
         #expect(argv.contains("--disable-userns"))
         #expect(pairs(argv, "--uid") == [["1000"]])
         #expect(Array(argv.suffix(2)) == ["--", "/app/.gust/start"])

@@ -91,7 +91,7 @@ public struct Sandbox: Sendable {
         return status == 0 ? nil : "\(bwrap) cannot create namespaces here (are unprivileged user namespaces allowed?)"
     }
 
-    /// The whole command line (bwrap first) that runs `executable` in `directory` inside.
+    /// The whole command line (a shell, then bwrap) that runs `executable` in `directory` inside.
     /// - Parameter app: the app's host ids; nil runs it as gustd's uid in a namespace of its own.
     ///   With ids, bwrap blocks on its standard input until `release(_:app:unblocking:)`.
     public func command(
@@ -100,8 +100,11 @@ public struct Sandbox: Sendable {
     ) -> [String] {
         var argv = [Self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         argv += ["--die-with-parent", "--new-session", "--hostname", "gust"]
-        // A shell that becomes bwrap opens the descriptors it reads (a spawner may close every one
-        // from 3): the seccomp filter, and the info descriptor bwrap wants with its block one.
+        // bwrap runs under a shell that waits for it: `--die-with-parent` ties the sandbox to the
+        // *thread* that started bwrap (PR_SET_PDEATHSIG), and the threads gustd's tasks run on may
+        // end when idle; the shell lives exactly as long as bwrap. It also opens the descriptors
+        // bwrap reads (a spawner may close every one from 3): the seccomp filter, and the info
+        // descriptor bwrap wants with its block one. `; exit` keeps dash from exec'ing bwrap.
         var opens: [String] = []
         if let seccompFile {
             opens.append("4<\(Self.quoted(seccompFile))")
@@ -111,9 +114,7 @@ public struct Sandbox: Sendable {
             opens.append("3>/dev/null")
             argv += ["--userns-block-fd", "0", "--info-fd", "3"]
         }
-        if !opens.isEmpty {
-            argv = ["/bin/sh", "-c", "exec \"$0\" \"$@\" " + opens.joined(separator: " ")] + argv
-        }
+        argv = ["/bin/sh", "-c", (["\"$0\" \"$@\""] + opens).joined(separator: " ") + "; exit $?"] + argv
         if ids != nil {
             var capabilities = ["CAP_SETUID", "CAP_SETGID", "CAP_SYS_RESOURCE"]
             switch purpose {
@@ -201,12 +202,13 @@ public struct Sandbox: Sendable {
         "passwd", "group",
     ]
 
-    /// Once bwrap (`bwrap`, the pid of the command line) has started: finds the sandbox's first process, gives its
+    /// Once the command line (`shell`, its pid) has started: finds the sandbox's first process, gives its
     /// user namespace the app's map when there are ids, then lets it go on by writing
     /// to `unblocking` (bwrap's standard input), which it closes.
     /// - Returns: the sandbox's first process, which leads the process group of the app's processes.
-    public func release(_ bwrap: Int32, app ids: (uid: UInt32, gid: UInt32)?, unblocking: Int32?) throws -> Int32 {
+    public func release(_ shell: Int32, app ids: (uid: UInt32, gid: UInt32)?, unblocking: Int32?) throws -> Int32 {
         defer { if let unblocking { close(unblocking) } }
+        let bwrap = try Self.firstChild(of: shell)
         let child = try Self.firstChild(of: bwrap)
         if let ids {
             try identity.map(pid: child, app: ids)

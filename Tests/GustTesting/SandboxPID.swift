@@ -1,0 +1,36 @@
+public import Foundation
+
+/// A process of a sandboxed instance as the host numbers it. Code in a sandbox
+/// sees its own PID namespace (`os.getpid()` is 2 or so); a test that signals or
+/// inspects that process from outside finds the host pid whose `NSpid` line ends
+/// with it, among the descendants of gustd's child (bwrap) it recorded.
+/// Unsandboxed, the pid is the host's already and comes back as it is.
+public enum SandboxPID {
+    public static func host(of inside: Int32, under roots: [Int32]) -> Int32? {
+        var candidates: [Int32] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(name), let status = try? String(contentsOfFile: "/proc/\(name)/status", encoding: .utf8),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("NSpid:") })
+            else { continue }
+            let levels = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().compactMap { Int32($0) }
+            if levels.count == 1, pid == inside, roots.contains(pid) || descends(pid, from: roots) { return pid }
+            if levels.count > 1, levels.last == inside, descends(pid, from: roots) { candidates.append(pid) }
+        }
+        return candidates.first ?? (roots.isEmpty ? inside : nil)
+    }
+
+    /// Whether `pid` has one of `roots` among its ancestors.
+    static func descends(_ pid: Int32, from roots: [Int32]) -> Bool {
+        var current = pid
+        for _ in 0..<64 {
+            guard let stat = try? String(contentsOfFile: "/proc/\(current)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, let parent = Int32(fields[1]), parent > 1 else { return false }
+            if roots.contains(parent) { return true }
+            current = parent
+        }
+        return false
+    }
+}
