@@ -9,13 +9,11 @@ import Testing
 struct HardeningBackoffTests {
     @Test(.scratchDirectory) func aReleaseThatCannotStartIsRetriedWithBackoffAndSaysItIsCrashing() throws {
         let fixture = try PushFixture()
-        let starts = fixture.root.appendingPathComponent("starts.txt")
         let work = try fixture.workspace("py")
         try work.write("__init__.py", """
             import gust
 
-            with open('\(starts.path)', 'a') as f:
-                f.write('start\\n')
+            print('gust-test: start', flush=True)
 
             @gust.op('hello')
             def hello():
@@ -30,12 +28,12 @@ struct HardeningBackoffTests {
         let release = fixture.home.release(try AppName("cats"), version: 1)
         try? FileManager.default.removeItem(at: release.appendingPathComponent("__pycache__"))
         try """
-            with open('\(starts.path)', 'a') as f:
-                f.write('start\\n')
+            print('gust-test: start', flush=True)
             raise SystemExit('the release is broken')
 
             """.write(to: release.appendingPathComponent("__init__.py"), atomically: true, encoding: .utf8)
-        try FileManager.default.removeItem(at: starts)
+        // Starts are counted in the app's log (a sandboxed app writes no file the test sees).
+        let startsBefore = AppLogMarks.wait(fixture.home, app: "cats", prefix: "gust-test: ") { !$0.isEmpty }.count
         let instance = try HardeningProcessTests.onlyInstance(of: fixture)
         kill(instance, SIGKILL)
         for _ in 0..<100 {  // until gustd has seen it die, 5 s at most
@@ -54,7 +52,7 @@ struct HardeningBackoffTests {
             Thread.sleep(forTimeInterval: 0.1)
         }
         let elapsed = Date().timeIntervalSince(began)
-        let started = ((try? String(contentsOf: starts, encoding: .utf8)) ?? "").split(separator: "\n").count
+        let started = AppLogMarks.settled(fixture.home, app: "cats", prefix: "gust-test: ").count - startsBefore
         #expect(started >= 1 && started <= 4, "\(started) starts in \(elapsed) s")
         #expect(statuses.allSatisfy { $0 == 503 }, "\(statuses)")
         #expect(retryAfter.count >= 20, "quick 503s carry Retry-After: \(retryAfter)")

@@ -43,24 +43,24 @@ struct HardeningProcessTests {
 
         """
 
-    /// A share directory whose Python buildpack records, in `record`, the
-    /// descriptors its compile step was started with, then runs the real one.
-    static func recordingShare(in root: URL, record: URL) throws -> URL {
+    /// A share directory whose Python buildpack prints (`fds: ` lines in the push's output) the
+    /// descriptors its compile step was started with, then runs the real one. A copy of the real
+    /// buildpack, not links to it: compile runs in the build's sandbox, which sees only its own.
+    static func recordingShare(in root: URL) throws -> URL {
         let share = root.appendingPathComponent("share")
         let real = GustBinaries.sourceRoot
-        let python = share.appendingPathComponent("buildpacks/python/bin")
-        try FileManager.default.createDirectory(at: python, withIntermediateDirectories: true)
         let fm = FileManager.default
+        try fm.createDirectory(at: share.appendingPathComponent("buildpacks"), withIntermediateDirectories: true)
         try fm.createSymbolicLink(at: share.appendingPathComponent("hooks"), withDestinationURL: real.appendingPathComponent("hooks"))
         try fm.createSymbolicLink(at: share.appendingPathComponent("buildpacks/node"), withDestinationURL: real.appendingPathComponent("buildpacks/node"))
-        for step in ["detect", "release"] {
-            try fm.createSymbolicLink(at: python.appendingPathComponent(step), withDestinationURL: real.appendingPathComponent("buildpacks/python/bin/\(step)"))
-        }
-        let compile = python.appendingPathComponent("compile")
+        let python = share.appendingPathComponent("buildpacks/python")
+        try fm.copyItem(at: real.appendingPathComponent("buildpacks/python"), to: python)
+        let compile = python.appendingPathComponent("bin/compile")
+        try fm.moveItem(at: compile, to: python.appendingPathComponent("bin/compile-real"))
         try """
             #!/bin/sh
-            ls -l /proc/self/fd > '\(record.path)'
-            exec '\(real.appendingPathComponent("buildpacks/python/bin/compile").path)' "$@"
+            ls -l /proc/self/fd | sed 's/^/fds: /'
+            exec "$(dirname "$0")/compile-real" "$@"
 
             """.write(to: compile, atomically: true, encoding: .utf8)
         try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: compile.path)
@@ -79,8 +79,7 @@ struct HardeningProcessTests {
 
     @Test(.scratchDirectory) func instancesAndBuildStepsHoldNoneOfGustdsDescriptors() throws {
         let fixture = try PushFixture()
-        let record = fixture.root.appendingPathComponent("compile-fds.txt")
-        let share = try Self.recordingShare(in: fixture.root, record: record)
+        let share = try Self.recordingShare(in: fixture.root)
         let work = try fixture.workspace("py")
         try work.write("__init__.py", Self.app)
         try work.commit("App")
@@ -88,7 +87,10 @@ struct HardeningProcessTests {
         #expect(push.status == 0, "\(push.output)")
 
         // The build step: stdin, stdout, stderr, and the directory `ls` itself opened.
-        let compile = OpenDescriptors(listing: try String(contentsOf: record, encoding: .utf8))
+        let listing = push.output.split(separator: "\n").compactMap { line in
+            line.range(of: "fds: ").map { String(line[$0.upperBound...]) }
+        }
+        let compile = OpenDescriptors(listing: listing.joined(separator: "\n"))
         #expect(compile.targets.count >= 3, "\(compile)")
         #expect(compile.beyondStandard.values.allSatisfy { $0.hasPrefix("/proc/") }, "the compile step inherited:\n\(compile)")
 
@@ -137,7 +139,8 @@ struct HardeningProcessTests {
         let instances = fixture.home.run.appendingPathComponent("instances")
         let pid = try Self.onlyInstance(of: fixture)
         let files = try FileManager.default.contentsOfDirectory(atPath: instances.path)
-        #expect(files.contains { $0.hasSuffix(".json") } && files.contains { $0.hasSuffix(".sock") }, "\(files)")
+        // Its record, and its socket (run/instances/ID.sock) or, sandboxed, its socket directory (run/instances/ID/).
+        #expect(files.contains { $0.hasSuffix(".json") } && files.contains { $0.hasSuffix(".sock") || !$0.contains(".") }, "\(files)")
 
         kill(pid, SIGKILL)
         // The pool may start a replacement at once (its `min` is 1); the killed one's files must go.
@@ -156,9 +159,11 @@ struct HardeningProcessTests {
         try work.write("__init__.py", Self.app)
         try work.commit("App")
         #expect(try work.push(to: fixture.remote).status == 0)
-        let pidFile = fixture.root.appendingPathComponent("daemon.pid")
-        let spawned = try fixture.call("POST", "/_/functions/spawn", body: #"{"path": "\#(pidFile.path)"}"#)
-        let daemon = try #require(Int32(spawned.text.trimmingCharacters(in: .whitespacesAndNewlines)), "\(spawned.text)")
+        // In the instance's own /tmp (private in its sandbox); the pid it answers is its sandbox's, mapped to the host's.
+        let pidFile = "/tmp/daemon-\(UUID().uuidString.prefix(8)).pid"
+        let spawned = try fixture.call("POST", "/_/functions/spawn", body: #"{"path": "\#(pidFile)"}"#)
+        let inside = try #require(Int32(spawned.text.trimmingCharacters(in: .whitespacesAndNewlines)), "\(spawned.text)")
+        let daemon = try #require(SandboxPID.host(of: inside, under: GustdProcess.recordedInstancePIDs(of: fixture.home)))
         defer { kill(daemon, SIGKILL) }
         #expect(GustdProcess.isAlive(daemon))
         let instance = try Self.onlyInstance(of: fixture)

@@ -21,7 +21,7 @@ struct InstancePoolTests {
 
         @gust.handler('pid', methods=['GET'])
         def pid(request):
-            return str(os.getpid())
+            return '%d %s' % (os.getpid(), os.environ['GUST_INSTANCE'])
         """
 
     func deployed(gustdArguments: [String] = []) throws -> PushFixture {
@@ -92,7 +92,9 @@ struct InstancePoolTests {
         try scale(fixture, ["--min", "0", "--idle", "2s"])
         let first = try fixture.call("GET", "/pid")
         #expect(first.status == 200)
-        let pid = try #require(Int32(first.text))
+        // The pid as the instance sees it (its sandbox's), then as the host does.
+        let inside = try #require(Int32(first.text.split(separator: " ").first ?? ""))
+        let pid = try #require(SandboxPID.host(of: inside, under: GustdProcess.recordedInstancePIDs(of: fixture.home)))
         // Idle for 2 s, then stopped: nothing of the app runs.
         var stopped = false
         for _ in 0..<100 where !stopped {

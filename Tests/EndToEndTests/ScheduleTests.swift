@@ -9,8 +9,9 @@ import Testing
 /// by side would blur what they measure.
 @Suite(.serialized, .timeLimit(.minutes(20)))
 struct ScheduleTests {
-    /// An app with one schedule that appends `LABEL START END` (Unix times) to `file` on each run.
-    static func tickingApp(_ work: GitWorkspace, file: URL, label: String, every spec: String = "2s", sleep: Double = 0) throws {
+    /// An app with one schedule that prints `gust-tick: LABEL START END` (Unix times) on each run,
+    /// read back from the app's log in `home` (a sandboxed app writes no file the test sees).
+    static func tickingApp(_ work: GitWorkspace, file home: GustHome, label: String, every spec: String = "2s", sleep: Double = 0) throws {
         try work.write("__init__.py", """
             import time
 
@@ -21,8 +22,7 @@ struct ScheduleTests {
                 start = time.time()
                 print('tick tock from \(label)', flush=True)
                 time.sleep(\(sleep))
-                with open('\(file.path)', 'a') as out:
-                    out.write(f'\(label) {start} {time.time()}\\n')
+                print(f'gust-tick: \(label) {start} {time.time()}', flush=True)
 
             @gust.op('hello')
             def hello():
@@ -31,10 +31,9 @@ struct ScheduleTests {
             """)
     }
 
-    /// The runs `file` holds so far: (label, start, end).
-    static func ticks(_ file: URL) -> [(label: String, start: Double, end: Double)] {
-        let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { line in
+    /// The runs the app's log holds so far: (label, start, end).
+    static func ticks(_ home: GustHome) -> [(label: String, start: Double, end: Double)] {
+        AppLogMarks.read(home, app: "cats", prefix: "gust-tick: ").compactMap { line in
             let parts = line.split(separator: " ")
             guard parts.count == 3, let start = Double(parts[1]), let end = Double(parts[2]) else { return nil }
             return (String(parts[0]), start, end)
@@ -59,7 +58,7 @@ struct ScheduleTests {
 
     @Test(.scratchDirectory) func aTwoSecondScheduleRunsRepeatedlyAndIsListed() throws {
         let fixture = try PushFixture()
-        let ticks = fixture.root.appendingPathComponent("ticks.txt")
+        let ticks = fixture.home
         let work = try fixture.workspace("py")
         try Self.tickingApp(work, file: ticks, label: "one")
         try work.commit("Ticks")
@@ -101,7 +100,7 @@ struct ScheduleTests {
     @Test(.scratchDirectory) func aRedeployAndARestartKeepTheAnchorsGrid() throws {
         let fixture = try PushFixture()
         let app = try AppName("cats")
-        let ticks = fixture.root.appendingPathComponent("ticks.txt")
+        let ticks = fixture.home
         let work = try fixture.workspace("py")
         try Self.tickingApp(work, file: ticks, label: "one")
         try work.commit("One")
@@ -151,7 +150,7 @@ struct ScheduleTests {
     @Test(.scratchDirectory) func aRunThatOutlastsItsIntervalIsNeverOverlapped() throws {
         let fixture = try PushFixture()
         let app = try AppName("cats")
-        let ticks = fixture.root.appendingPathComponent("ticks.txt")
+        let ticks = fixture.home
         let work = try fixture.workspace("py")
         try Self.tickingApp(work, file: ticks, label: "slow", every: "1s", sleep: 2.5)
         try work.commit("Slow")

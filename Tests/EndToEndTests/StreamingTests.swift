@@ -10,14 +10,17 @@ struct StreamingTests {
     func slowShare(in root: URL) throws -> URL {
         let share = root.appendingPathComponent("share")
         let bin = share.appendingPathComponent("buildpacks/python/bin")
-        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: share.appendingPathComponent("buildpacks"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(
             at: GustBinaries.sourceRoot.appendingPathComponent("hooks"), to: share.appendingPathComponent("hooks"))
-        let real = GustBinaries.sourceRoot.appendingPathComponent("buildpacks/python/bin").path
+        // A copy of the real buildpack (its compile runs in the build's sandbox, which sees only its own buildpack).
+        try FileManager.default.copyItem(
+            at: GustBinaries.sourceRoot.appendingPathComponent("buildpacks/python"), to: share.appendingPathComponent("buildpacks/python"))
+        try FileManager.default.moveItem(at: bin.appendingPathComponent("compile"), to: bin.appendingPathComponent("compile-real"))
         let scripts = [
             "detect": "#!/bin/sh\necho Slow\n",
             // Slow, then the real Python compile, so that the release can start.
-            "compile": "#!/bin/sh\necho '-----> Working slowly'\nsleep 4\necho '       done'\nexec '\(real)/compile' \"$@\"\n",
+            "compile": "#!/bin/sh\necho '-----> Working slowly'\nsleep 4\necho '       done'\nexec \"$(dirname \"$0\")/compile-real\" \"$@\"\n",
             "release": "#!/bin/sh\nprintf -- '---\\ndefault_process_types:\\n  web: .gust/start\\n'\n",
         ]
         for (name, body) in scripts {

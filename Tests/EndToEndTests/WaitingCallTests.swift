@@ -15,8 +15,7 @@ struct WaitingCallTests {
 
         @gust.op('slow')
         def slow(marker, seconds):
-            with open(marker, 'a') as file:
-                file.write('ran\\n')
+            print('gust-test: ran ' + marker, flush=True)
             time.sleep(seconds)
             return 'done'
 
@@ -31,8 +30,9 @@ struct WaitingCallTests {
 
         """
 
-    func runs(_ marker: URL) -> Int {
-        ((try? String(contentsOf: marker, encoding: .utf8)) ?? "").split(separator: "\n").count
+    /// The runs of `slow` with this marker, printed to the app's log (a sandboxed app writes no file the test sees).
+    func runs(_ fixture: PushFixture, _ marker: URL) -> Int {
+        AppLogMarks.settled(fixture.home, app: "cats", prefix: "gust-test: ran ").filter { $0 == marker.path }.count
     }
 
     func pushApp(_ fixture: PushFixture) throws {
@@ -72,7 +72,7 @@ struct WaitingCallTests {
 
         // Long enough after the first run ended for a second one to have started and marked.
         while ContinuousClock.now - started < .seconds(8) { usleep(100_000) }
-        #expect(runs(marker) == 1, "only the call already running when its client left ran: \(runs(marker)) runs")
+        #expect(runs(fixture, marker) == 1, "only the call already running when its client left ran: \(runs(fixture, marker)) runs")
     }
 
     /// gustd's resident memory, from /proc.
@@ -134,7 +134,7 @@ struct WaitingCallTests {
         let written = try #require(write.wait(seconds: 20), "the write finished").get()
         #expect(written.status == 201, "\(written.text)")
         usleep(1_000_000)
-        #expect(runs(marker) == 0, "the call that timed out waiting never ran")
+        #expect(runs(fixture, marker) == 0, "the call that timed out waiting never ran")
         #expect(try fixture.call("POST", "/_/functions/quick", body: "{}").text == #""quick""#, "the instance still serves")
     }
 }
