@@ -37,6 +37,8 @@ final class SandboxSpawner: InstanceSpawner {
         // whose uid must create its socket there.
         chmod(directory, ids == nil ? 0o700 : 0o777)
         let records = directory + "/records.sock"
+        // gustd's records listener binds as its services start, perhaps just after the first instances.
+        for _ in 0..<200 where access(home.recordsSocket.path, F_OK) != 0 { usleep(10_000) }
         guard link(home.recordsSocket.path, records) == 0 else {
             throw GustError("Cannot give instance \(id) its records channel: \(String(cString: strerror(errno)))")
         }
