@@ -173,7 +173,9 @@ public struct Build: Sendable {
             started: { pid in _ = try sandbox.release(pid, app: ids, unblocking: ids == nil ? nil : writeEnd) }
         )
         let paths = [source.path, cache.path, env.path]
-        return (step, ids.map { ids in { try sandbox.reclaim(paths, app: ids) } })
+        guard let ids else { return (step, nil) }
+        let reclaim: @Sendable () throws -> Void = { try sandbox.reclaim(paths, app: ids) }
+        return (step, reclaim)
     }
 
     private func releaseProcess(_ buildpack: Buildpack, source: URL, deadline: ContinuousClock.Instant) async throws -> String {

@@ -48,12 +48,15 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp(
         "Where instances run: bubblewrap (namespaces, the release read-only, each app its own uid from gustd's /etc/subuid range; docs/security.md) or none (as gustd's user). Default: bubblewrap where it works, else none; gustd says at start which is in force.",
         valueName: "bubblewrap|none"))
-    var sandbox: SandboxChoice?
+    var sandbox: String?
 
     func validate() throws {
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
             throw ValidationError("Time limits must be positive.")
+        }
+        guard sandbox.map({ SandboxChoice(rawValue: $0) != nil }) ?? true else {
+            throw ValidationError("--sandbox takes bubblewrap or none.")
         }
         guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be 0 or more.") }
     }
@@ -69,7 +72,7 @@ struct Gustd: AsyncParsableCommand {
         var logger = Logger(label: "gustd")
         logger.logLevel = .info
         let sandbox: (sandbox: Sandbox?, description: String)
-        do { sandbox = try SandboxChoice.resolve(self.sandbox) } catch {
+        do { sandbox = try SandboxChoice.resolve(self.sandbox.flatMap(SandboxChoice.init(rawValue:))) } catch {
             FileHandle.standardError.write(Data("gustd: \(error)\n".utf8))
             throw ExitCode(1)
         }
@@ -95,8 +98,6 @@ struct Gustd: AsyncParsableCommand {
         if let hint = error.hint { print(hint, to: &stderr) }
     }
 }
-
-extension SandboxChoice: ExpressibleByArgument {}
 
 private struct StandardError: TextOutputStream {
     mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }

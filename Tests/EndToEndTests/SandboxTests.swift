@@ -78,10 +78,10 @@ struct SandboxTests {
         #expect(try dogsAnswer())
 
         let answer = try HTTPClient.request(port: gustd.port, "POST", "/apps/evil/_/functions/attack")
-        #expect(answer.status == 200, "\(answer.body)")
-        let results = try #require(try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: [String: String]])
+        #expect(answer.status == 200, "\(answer.text)")
+        let results = try #require(answer.json as? [String: [String: String]], "\(answer.text)")
         for phase in ["run", "build"] {
-            let tried = try #require(results[phase], "\(answer.body)")
+            let tried = try #require(results[phase], "\(answer.text)")
             #expect(tried.count >= 9, "\(phase): \(tried)")
             for (attempt, outcome) in tried.sorted(by: { $0.key < $1.key }) {
                 #expect(outcome.hasPrefix("refused"), "\(phase): \(attempt) → \(outcome)")

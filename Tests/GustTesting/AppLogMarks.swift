@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import GustCore
 
 /// What an app's code reports to a test: lines it prints with a prefix, read

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A process of a sandboxed instance as the host numbers it. Code in a sandbox
 /// sees its own PID namespace (`os.getpid()` is 2 or so); a test that signals or

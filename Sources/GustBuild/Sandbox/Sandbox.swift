@@ -77,7 +77,8 @@ public struct Sandbox: Sendable {
     public static func unavailableReason() -> String? {
         guard FileManager.default.isExecutableFile(atPath: bwrap) else { return "\(bwrap) is not installed (Debian: bubblewrap)" }
         guard FileManager.default.isExecutableFile(atPath: setpriv) else { return "\(setpriv) is not installed (Debian: util-linux)" }
-        let argv = [bwrap, "--unshare-all", "--share-net", "--ro-bind", "/usr", "/usr", "--", "/usr/bin/true"].map { strdup($0) } + [nil]
+        let words: [String] = [bwrap, "--unshare-all", "--share-net", "--ro-bind", "/usr", "/usr", "--", "/usr/bin/true"]
+        let argv = words.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -158,6 +159,31 @@ public struct Sandbox: Sendable {
             exec \(Self.setpriv) --reuid=\(inside) --regid=\(inside) --clear-groups --inh-caps=-all -- "$@" </dev/null
             """
         return argv + ["--", "/bin/sh", "-c", script, "gust-sandbox", executable] + arguments
+    }
+
+    /// Gives others read (and search, and execute where the owner has it) on every file and
+    /// directory under `root`, and takes away group and other write: a release unpacked by gustd
+    /// (umask 077) becomes readable by its app's uid. `releases/` stays 0700, so only the app's
+    /// own sandbox, which mounts it read-only, reaches it.
+    public static func openToOthers(_ root: String) throws {
+        try addOthersRead(root)
+        if let walker = FileManager.default.enumerator(atPath: root) {
+            while let relative = walker.nextObject() as? String { try addOthersRead(root + "/" + relative) }
+        }
+    }
+
+    private static func addOthersRead(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        let type = info.st_mode & S_IFMT
+        guard type == S_IFREG || type == S_IFDIR else { return }
+        var mode = info.st_mode & 0o7777
+        mode |= 0o004
+        if type == S_IFDIR || mode & 0o100 != 0 { mode |= 0o001 }
+        mode &= ~0o022
+        if mode != info.st_mode & 0o7777, chmod(path, mode) != 0 {
+            throw SandboxError("Cannot open \(path) to its app's sandbox: \(String(cString: strerror(errno)))")
+        }
     }
 
     static func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The seccomp filter of sandboxed code, as bwrap's `--seccomp FD` reads it: a
 /// classic BPF program (Docker's default profile, much shortened). It refuses

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CGustSystem
 import Foundation
+import GustBuild
 import GustCore
 import Hummingbird
 public import Logging
@@ -13,11 +14,12 @@ import UnixSignals
 /// gustd: the public HTTP server, the admin API and the supervisor, each a
 /// `Service` in one `ServiceGroup`, which stops them gracefully on SIGTERM or SIGINT.
 public enum RouterDaemon {
-    public static func run(_ configuration: RouterConfiguration, logger: Logger) async throws {
-        let home = configuration.home
+    public static func run(_ requested: RouterConfiguration, logger: Logger) async throws {
+        let home = requested.home
         try home.prepare()
-        var configuration = configuration
-        configuration.sandbox = try configuration.sandbox?.withSeccompFilter(in: home.run)
+        var withFilter = requested
+        withFilter.sandbox = try requested.sandbox?.withSeccompFilter(in: home.run)
+        let configuration = withFilter
         let pidLock = try DaemonLock.acquire(home: home)
         defer { pidLock.release() }
         if let limit = DescriptorLimit.raiseToHardLimit() {

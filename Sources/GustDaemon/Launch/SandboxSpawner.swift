@@ -77,32 +77,13 @@ final class SandboxSpawner: InstanceSpawner {
         )
     }
 
-    /// The release's files are gustd's (mode 0600/0700 under its umask): give
-    /// others read (and search, and execute where the owner has it). `releases/`
-    /// is 0700, so only the app's own sandbox, which mounts it, reaches them; a
-    /// read-only mount and gustd's ownership keep the app from writing them.
+    /// The release's files are gustd's (mode 0600/0700 under its umask): others get to read them
+    /// (`Sandbox.openToOthers`), once per release.
     private func openForApp(_ release: URL) throws {
         try opened.withLock { done in
             guard !done else { return }
-            try Self.addOthersRead(release.path)
-            if let walker = FileManager.default.enumerator(atPath: release.path) {
-                while let relative = walker.nextObject() as? String { try Self.addOthersRead(release.path + "/" + relative) }
-            }
+            try Sandbox.openToOthers(release.path)
             done = true
-        }
-    }
-
-    private static func addOthersRead(_ path: String) throws {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        let type = info.st_mode & S_IFMT
-        guard type == S_IFREG || type == S_IFDIR else { return }
-        var mode = info.st_mode & 0o7777
-        mode |= 0o004
-        if type == S_IFDIR || mode & 0o100 != 0 { mode |= 0o001 }
-        mode &= ~0o022
-        if mode != info.st_mode & 0o7777, chmod(path, mode) != 0 {
-            throw GustError("Cannot open \(path) to its app's sandbox: \(String(cString: strerror(errno)))")
         }
     }
 }
