@@ -26,7 +26,7 @@ struct SandboxCommandTests {
         #expect(pairs(argv, "--bind") == [["/home/gust/run/instances/ab", "/run/gust"]], "the socket directory is the only writable host path")
         #expect(argv.contains { $0.hasPrefix("/home/gust") && !$0.contains("releases/cats/v1") && !$0.contains("run/instances/ab") } == false)
         let tmp = argv.firstIndex(of: "/tmp")!
-        #expect(argv[tmp - 1] == "--tmpfs" && argv[tmp - 4] == "--size", "a size-limited private /tmp")
+        #expect(argv[tmp - 1] == "--tmpfs" && argv[tmp - 5] == "--size", "a size-limited private /tmp")
         #expect(argv.contains("--proc") && !pairs(argv, "--ro-bind").contains(["/proc", "/proc"]))
     }
 

@@ -77,7 +77,8 @@ public struct Sandbox: Sendable {
     public static func unavailableReason() -> String? {
         guard FileManager.default.isExecutableFile(atPath: bwrap) else { return "\(bwrap) is not installed (Debian: bubblewrap)" }
         guard FileManager.default.isExecutableFile(atPath: setpriv) else { return "\(setpriv) is not installed (Debian: util-linux)" }
-        let words: [String] = [bwrap, "--unshare-all", "--share-net", "--ro-bind", "/usr", "/usr", "--", "/usr/bin/true"]
+        let trial = Sandbox(identity: SandboxIdentity(range: nil, uid: getuid(), gid: getgid()))
+        let words = trial.command(app: nil, mounts: [], directory: "/", purpose: .instance, executable: "/usr/bin/true", arguments: [])
         let argv = words.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var actions = posix_spawn_file_actions_t()
@@ -86,7 +87,7 @@ public struct Sandbox: Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         var child: pid_t = 0
-        guard posix_spawn(&child, bwrap, &actions, nil, argv, environ) == 0 else { return "\(bwrap) cannot be started" }
+        guard posix_spawn(&child, words[0], &actions, nil, argv, environ) == 0 else { return "\(bwrap) cannot be started" }
         var status: Int32 = 0
         while waitpid(child, &status, 0) < 0 && errno == EINTR {}
         return status == 0 ? nil : "\(bwrap) cannot create namespaces here (are unprivileged user namespaces allowed?)"
