@@ -21,6 +21,8 @@ struct SandboxTests {
         let root = ScratchDirectory.current
         chmod(root.path, 0o755)
         let home = GustHome(path: root.appendingPathComponent("home").path)
+        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
+        _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
         for app in ["dogs", "evil"] {
             let created = try setup.run([GustBinaries.gust, "apps", "create", app, "--home", home.path])
             #expect(created.status == 0, "\(created.output)")
@@ -41,7 +43,10 @@ struct SandboxTests {
             try HTTPClient.request(port: gustd.port, "POST", "/apps/dogs/_/functions/bark").status == 200
         }
         #expect(try dogsAnswer())
-        let dogsInstance = try #require(Self.process(uid: Self.rangeStart + 1))
+        // Its instance runs as the app's own host uid (`start + 1`), as seen from outside.
+        let dogsUID = Self.process(uid: Self.rangeStart + 1)
+        #expect(dogsUID != nil, "dogs' instance runs as uid \(Self.rangeStart + 1)")
+        let dogsInstance = try #require(dogsUID ?? GustdProcess.recordedInstancePIDs(of: home).first)
 
         // The hostile app: its targets are the real paths and pids of this run.
         let targets: [String: Any] = [
@@ -53,21 +58,26 @@ struct SandboxTests {
             "targets.json": String(decoding: try JSONSerialization.data(withJSONObject: targets), as: UTF8.self),
             "attack.py": Self.attack,
             "__init__.py": """
-                import json, gust, attack
+                import json, os, gust, attack
+
+                here = os.path.dirname(os.path.abspath(__file__))  # /app in its sandbox
 
                 @gust.op('attack')
                 def run():
-                    with open('/app/build_attack.json') as f:
+                    with open(os.path.join(here, 'build_attack.json')) as f:
                         at_build = json.load(f)
-                    return {'run': attack.attack(json.load(open('/app/targets.json')), at_build=False), 'build': at_build}
+                    with open(os.path.join(here, 'targets.json')) as f:
+                        targets = json.load(f)
+                    return {'run': attack.attack(targets, here, at_build=False), 'build': at_build}
                 """,
             "requirements.txt": "./evilpkg\n",
             "evilpkg/setup.py": """
-                import json, sys
-                sys.path.insert(0, '/app')
+                import json, os, sys
+                root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the build directory
+                sys.path.insert(0, root)
                 import attack
-                results = attack.attack(json.load(open('/app/targets.json')), at_build=True)
-                with open('/app/build_attack.json', 'w') as f:
+                results = attack.attack(json.load(open(os.path.join(root, 'targets.json'))), root, at_build=True)
+                with open(os.path.join(root, 'build_attack.json'), 'w') as f:
                     json.dump(results, f)
                 from setuptools import setup
                 setup(name='evilpkg', version='1.0', py_modules=[])
@@ -180,7 +190,7 @@ struct SandboxTests {
     static let attack = """
         import json, os, signal, socket
 
-        def attack(t, at_build):
+        def attack(t, here, at_build):
             out = {}
             def attempt(name, action):
                 try:
@@ -196,7 +206,7 @@ struct SandboxTests {
             attempt('read the other records', lambda: open(t['other_records'], 'rb').read(1))
             attempt('read the store by its home path', lambda: os.listdir(home))
             if not at_build:
-                attempt('write its own release', lambda: open('/app/__init__.py', 'a').write('# evil\\n'))
+                attempt('write its own release', lambda: open(os.path.join(here, '__init__.py'), 'a').write('# evil\\n'))
             attempt('signal gustd', lambda: os.kill(t['gustd'], signal.SIGTERM))
             attempt('signal the other instance', lambda: os.kill(t['other_instance'], signal.SIGKILL))
             def reach_http():

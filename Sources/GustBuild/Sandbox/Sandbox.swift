@@ -137,9 +137,14 @@ public struct Sandbox: Sendable {
                 argv += ["--ro-bind", path, path]
             }
         }
+        // Directories bwrap makes for mount points take the caller's umask (gustd's is 077): the
+        // app's uid must search these.
+        argv += ["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/run"]
         for file in Self.etc { argv += ["--ro-bind-try", "/etc/" + file, "/etc/" + file] }
         argv += ["--proc", "/proc", "--dev", "/dev"]
         argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/tmp"]
+        // POSIX semaphores and shared memory (Python's multiprocessing, compileall -j): its own, bounded too.
+        argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/dev/shm"]
         for mount in mounts {
             argv += [mount.writable ? "--bind" : "--ro-bind", mount.source, mount.target]
         }
