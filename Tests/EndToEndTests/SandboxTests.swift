@@ -106,6 +106,54 @@ struct SandboxTests {
         #expect(kill(dogsInstance, 0) == 0, "the other app's instance is the same one")
     }
 
+    /// The same from an npm `preinstall` script (a dependency makes the buildpack run npm): it
+    /// writes what it got into its cache directory, which the test reads as root afterwards.
+    @Test(.scratchDirectory) func anNpmInstallScriptIsRefusedToo() throws {
+        guard let setup = try Self.prepareUser() else { return }
+        let root = ScratchDirectory.current
+        chmod(root.path, 0o755)
+        let home = GustHome(path: root.appendingPathComponent("home").path)
+        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
+        _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
+        for app in ["dogs", "evil"] {
+            let created = try setup.run([GustBinaries.gust, "apps", "create", app, "--home", home.path])
+            #expect(created.status == 0, "\(created.output)")
+        }
+        let gustd = try GustdProcess(home: home, user: Self.user)
+        defer { gustd.stop() }
+        try Self.firewall(load: true)
+        defer { try? Self.firewall(load: false) }
+        let dogs = try setup.workspace(root, "dogs", files: ["__init__.py": "import gust\n\n@gust.op('bark')\ndef bark():\n    return 'woof'\n"])
+        #expect(try setup.push(dogs, to: home.repository(try AppName("dogs")).path).status == 0)
+        func dogsAnswer() throws -> Bool {
+            try HTTPClient.request(port: gustd.port, "POST", "/apps/dogs/_/functions/bark").status == 200
+        }
+        #expect(try dogsAnswer())
+        let dogsInstance = try #require(Self.process(uid: Self.rangeStart + 1))
+
+        let targets: [String: Any] = [
+            "home": home.path, "gustd": gustd.pid, "port": gustd.port, "other_instance": dogsInstance,
+            "other_release": home.release(try AppName("dogs"), version: 1).path,
+        ]
+        let evil = try setup.workspace(root, "evil", files: [
+            "targets.json": String(decoding: try JSONSerialization.data(withJSONObject: targets), as: UTF8.self),
+            "attack.js": Self.nodeAttack,
+            "index.js": "const gust = require('gust');\ngust.op('hello', () => 'hello');\n",
+            "package.json": #"{"name": "evil", "version": "1.0.0", "dependencies": {"is-number": "7.0.0"}, "scripts": {"preinstall": "node /app/attack.js"}}"#,
+        ])
+        let pushed = try setup.push(evil, to: home.repository(try AppName("evil")).path)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        let written = try String(contentsOf: home.cache(try AppName("evil")).appendingPathComponent("attack.json"), encoding: .utf8)
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(written.utf8)) as? [String: String], written)
+        #expect(results.count >= 7, "\(results)")
+        for (attempt, outcome) in results.sorted(by: { $0.key < $1.key }) {
+            #expect(outcome.hasPrefix("refused"), "npm preinstall: \(attempt) → \(outcome)")
+        }
+        #expect(try dogsAnswer())
+        #expect(kill(gustd.pid, 0) == 0, "gustd is up")
+        #expect(kill(dogsInstance, 0) == 0, "the other app's instance is the same one")
+    }
+
     // MARK: Fixture
 
     /// Runs commands as the test user.
@@ -185,6 +233,33 @@ struct SandboxTests {
         }
         return nil
     }
+
+    /// The Node version, run by npm: writes its outcomes to the build's cache directory.
+    static let nodeAttack = """
+        const fs = require('fs'), net = require('net');
+        const t = JSON.parse(fs.readFileSync('/app/targets.json', 'utf8'));
+        const out = {};
+        const attempt = (name, action) => {
+          try { action(); out[name] = 'DONE'; } catch (error) { out[name] = 'refused: ' + error.code; }
+        };
+        attempt('read gust.sqlite', () => fs.readFileSync(t.home + '/gust.sqlite'));
+        attempt('read authorized_keys', () => fs.readFileSync(t.home + '/ssh/authorized_keys'));
+        attempt('append to authorized_keys', () => fs.appendFileSync(t.home + '/ssh/authorized_keys', 'ssh-ed25519 AAAA evil\\n'));
+        attempt('read the other release', () => fs.readFileSync(t.other_release + '/__init__.py'));
+        attempt('signal gustd', () => process.kill(t.gustd, 'SIGTERM'));
+        attempt('signal the other instance', () => process.kill(t.other_instance, 'SIGKILL'));
+        const reach = (name, options) => new Promise((done) => {
+          const socket = net.connect(options);
+          socket.setTimeout(3000, () => { out[name] = 'refused: timeout'; socket.destroy(); done(); });
+          socket.on('connect', () => { out[name] = 'DONE'; socket.destroy(); done(); });
+          socket.on('error', (error) => { out[name] = 'refused: ' + error.code; done(); });
+        });
+        (async () => {
+          await reach("reach gustd's HTTP listener", {host: '127.0.0.1', port: t.port});
+          await reach("reach gustd's admin socket", {path: t.home + '/run/gustd.sock'});
+          fs.writeFileSync(process.cwd() + '/../../attack.json', JSON.stringify(out));
+        })();
+        """
 
     /// Each attempt: "refused: …" or "DONE" (a hole).
     static let attack = """

@@ -179,15 +179,14 @@ public struct Sandbox: Sendable {
     }
 
     private static func addOthersRead(_ path: String) throws {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        let type = info.st_mode & S_IFMT
-        guard type == S_IFREG || type == S_IFDIR else { return }
-        var mode = info.st_mode & 0o7777
-        mode |= 0o004
-        if type == S_IFDIR || mode & 0o100 != 0 { mode |= 0o001 }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),  // lstat: links are not followed
+            let type = attributes[.type] as? FileAttributeType, type == .typeRegular || type == .typeDirectory,
+            let old = (attributes[.posixPermissions] as? NSNumber)?.intValue
+        else { return }
+        var mode = old | 0o004
+        if type == .typeDirectory || old & 0o100 != 0 { mode |= 0o001 }
         mode &= ~0o022
-        if mode != info.st_mode & 0o7777, chmod(path, mode) != 0 {
+        if mode != old, chmod(path, mode_t(mode)) != 0 {
             throw SandboxError("Cannot open \(path) to its app's sandbox: \(String(cString: strerror(errno)))")
         }
     }
