@@ -106,7 +106,7 @@ struct SandboxTests {
         #expect(kill(dogsInstance, 0) == 0, "the other app's instance is the same one")
     }
 
-    /// The same from an npm `preinstall` script (a dependency makes the buildpack run npm): it
+    /// The same from an npm `preinstall` script (a local dependency makes the buildpack run npm): it
     /// writes what it got into its cache directory, which the test reads as root afterwards.
     @Test(.scratchDirectory) func anNpmInstallScriptIsRefusedToo() throws {
         guard let setup = try Self.prepareUser() else { return }
@@ -139,12 +139,14 @@ struct SandboxTests {
             "targets.json": String(decoding: try JSONSerialization.data(withJSONObject: targets), as: UTF8.self),
             "attack.js": Self.nodeAttack,
             "index.js": "const gust = require('gust');\ngust.op('hello', () => 'hello');\n",
-            "package.json": #"{"name": "evil", "version": "1.0.0", "dependencies": {"is-number": "7.0.0"}, "scripts": {"preinstall": "node /app/attack.js"}}"#,
+            // A local dependency (no registry needed) makes the buildpack run npm, which runs preinstall.
+            "dep/package.json": #"{"name": "dep", "version": "1.0.0"}"#,
+            "package.json": #"{"name": "evil", "version": "1.0.0", "dependencies": {"dep": "file:/app/dep"}, "scripts": {"preinstall": "node /app/attack.js"}}"#,
         ])
         let pushed = try setup.push(evil, to: home.repository(try AppName("evil")).path)
         #expect(pushed.status == 0, "\(pushed.output)")
         let written = try String(contentsOf: home.cache(try AppName("evil")).appendingPathComponent("attack.json"), encoding: .utf8)
-        let results = try #require(try JSONSerialization.jsonObject(with: Data(written.utf8)) as? [String: String], written)
+        let results = try #require(try JSONSerialization.jsonObject(with: Data(written.utf8)) as? [String: String], "\(written)")
         #expect(results.count >= 7, "\(results)")
         for (attempt, outcome) in results.sorted(by: { $0.key < $1.key }) {
             #expect(outcome.hasPrefix("refused"), "npm preinstall: \(attempt) → \(outcome)")
