@@ -22,7 +22,7 @@ import urllib.parse
 
 __all__ = [
     "Error", "Response", "op", "handler", "every", "cron",
-    "before_save", "after_save", "before_delete", "after_delete", "verify_signature", "records",
+    "before_save", "after_save", "before_delete", "after_delete", "verify_signature", "records", "mount",
 ]
 
 
@@ -163,6 +163,15 @@ def verify_signature(body, header, secret):
     return hmac.compare_digest(expected.encode(), str(header).encode())
 
 
+def mount(prefix, app, interface=None):
+    """Serves a WSGI (Flask, Django) or ASGI (FastAPI, Starlette) ``app`` at ``prefix`` ('/' for the root).
+
+    Gust's handlers win for their exact paths, and ``/_/...`` stays Gust's (gust/mounts.py).
+    """
+    from . import mounts
+    return mounts.mount(prefix, app, interface)
+
+
 class _Records:
     """The app's record store from inside functions, over gustd's records channel.
 
@@ -203,7 +212,12 @@ class _Records:
         id_ = record_or_id.get("_id") if isinstance(record_or_id, dict) else record_or_id
         self._request("DELETE", type_, id_)
 
+    # Where requests go instead of gustd's channel: gust.testing's in-memory store.
+    _store = None
+
     def _request(self, method, type_, id_=None, query=None, body=None):
+        if self._store is not None:
+            return self._store.request(method, type_, id_, query, body)
         socket_path = os.environ.get("GUST_RECORDS_SOCKET")
         token = os.environ.get("GUST_RECORDS_TOKEN")
         if not socket_path or not token:

@@ -21,6 +21,7 @@ import traceback
 import urllib.parse
 
 import gust
+from gust import mounts
 
 PROTOCOL = 1
 
@@ -319,6 +320,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _serve(self):
+        if mounts.serve(self):
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         try:
@@ -362,6 +365,7 @@ def main():
         sys.stderr.write(traceback.format_exc())
         sys.stderr.flush()
         sys.exit(1)
+    mounts.start()
     if os.path.exists(socket_path):
         os.unlink(socket_path)
     with _Server(socket_path, _Handler) as server:
