@@ -8,6 +8,7 @@ const http = require('node:http');
 const path = require('node:path');
 const gust = require('./index.js');
 const JSONExact = require('./json.js');
+const mounts = require('./mount.js');
 
 const PROTOCOL = 1;
 
@@ -243,6 +244,7 @@ async function dispatch(method, target, headers, body) {
 
 function serve(socketPath) {
   const server = http.createServer((req, res) => {
+    if (mounts.serve(req, res, requestPath(req.url), gust.registry.handlers)) return;
     const chunks = [];
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', async () => {
