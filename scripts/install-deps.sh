@@ -15,6 +15,8 @@ esac
 packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-server openssh-client shellcheck zstd)
 # Express for the tests of `gust.mount` in Node (npm's registry may be out of reach: Debian's copy is vendored).
 packages+=(node-express)
+# Flask for the Flask example's own tests (`make test-examples`).
+python3 -c 'import flask' >/dev/null 2>&1 || packages+=(python3-flask)
 # The Python buildpack runs the host's pip into a venv; the Node one runs npm.
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-venv python3-pip)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
