@@ -91,7 +91,8 @@ struct Gateway: HTTPResponder {
             var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
             return InstanceRequest(
                 method: method, target: instanceTarget, headers: forwarded,
-                body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer()
+                body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer(),
+                streamsAnswer: !instanceTarget.hasPrefix("/_gust/")
             )
         }
     }
@@ -133,7 +134,8 @@ struct Gateway: HTTPResponder {
         let answer: InstanceResponse
         do {
             answer = try await supervisor.withInstance(
-                app, deadline: deadline, watchClient: { await ClientDisconnectHandler.watch(channel) }
+                app, deadline: deadline, watchClient: { await ClientDisconnectHandler.watch(channel) },
+                holdUntil: { $0.rest?.done }
             ) { instance in
                 let call = try await makeCall()
                 guard deadline > .now else { throw CallAbandoned.deadlinePassed }  // its body took its time
@@ -154,7 +156,14 @@ struct Gateway: HTTPResponder {
         for (name, value) in answer.headers where !Self.hopByHop.contains(name.lowercased()) && name.lowercased() != "content-length" {
             if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
         }
-        return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
+        guard let rest = answer.rest else {
+            return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
+        }
+        // A chunked answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent Events).
+        return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody { writer in
+            for try await chunk in rest.chunks { try await writer.write(chunk) }
+            try await writer.finish(nil)
+        })
     }
 
     private static let hopByHop: Set<String> = [

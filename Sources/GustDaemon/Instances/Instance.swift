@@ -74,13 +74,19 @@ actor Instance {
         let connection = try await take()
         let function = request.function
         output.begin(function)
-        defer {
-            output.end(function)
-            give(connection)
-        }
+        defer { output.end(function) }
         do {
-            return try await connection.send(request, timeout: timeout)
+            let response = try await connection.send(request, timeout: timeout)
+            if let rest = response.rest {
+                // Busy until its answer ends, then closed: it never goes back to the idle ones.
+                open.removeAll { $0 === connection }
+                rest.done.whenComplete { _ in connection.close() }
+            } else {
+                give(connection)
+            }
+            return response
         } catch {
+            give(connection)
             isBroken = true
             throw error
         }
