@@ -40,3 +40,10 @@ gust.handler('inside', (request) => ({
 }));
 
 gust.handler('split', () => new gust.Response('x', { headers: { 'X-Split': 'a\r\nSet-Cookie: evil=1' } }));
+
+// A (req, res, next) app under /mounted: what it sees of the path and headers.
+gust.mount('/mounted', (req, res) => {
+  const [rest, query = ''] = req.url.split('?');
+  res.setHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify({ base: req.baseUrl, rest, query, internal_header: 'x-gust-internal' in req.headers }));
+});

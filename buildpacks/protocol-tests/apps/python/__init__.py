@@ -5,6 +5,7 @@ the same names; buildpacks/protocol-tests/run.py checks that both runtimes
 answer cases.json alike.
 """
 
+import json
 import os
 
 import gust
@@ -63,3 +64,14 @@ def inside(request):
 @gust.handler('split')
 def split(request):
     return gust.Response('x', headers={'X-Split': 'a\r\nSet-Cookie: evil=1'})
+
+
+def mounted(environ, start_response):
+    """A WSGI application under /mounted: what it sees of the path and headers."""
+    body = json.dumps({'base': environ['SCRIPT_NAME'], 'rest': environ['PATH_INFO'] or '/',
+                       'query': environ['QUERY_STRING'], 'internal_header': 'HTTP_X_GUST_INTERNAL' in environ})
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [body.encode()]
+
+
+gust.mount('/mounted', mounted)
