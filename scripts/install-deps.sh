@@ -22,7 +22,7 @@ python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-venv pyth
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
-[ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 wrk)
+[ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 python3-flask wrk)
 
 missing=()
 for package in "${packages[@]}"; do
