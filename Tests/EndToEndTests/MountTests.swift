@@ -29,7 +29,7 @@ struct MountTests {
             early += connection.drain()
             if !early.contains(first) { Thread.sleep(forTimeInterval: 0.05) }
         }
-        FileManager.default.createFile(atPath: release.path, contents: Data())
+        _ = FileManager.default.createFile(atPath: release.path, contents: Data())
         return (early, early + connection.readAll(seconds: 30))
     }
 

@@ -160,10 +160,7 @@ struct Gateway: HTTPResponder {
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
         }
         // A chunked answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent Events).
-        return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody { writer in
-            for try await chunk in rest.chunks { try await writer.write(chunk) }
-            try await writer.finish(nil)
-        })
+        return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
     }
 
     private static let hopByHop: Set<String> = [
