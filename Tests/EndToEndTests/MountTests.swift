@@ -201,6 +201,61 @@ struct MountTests {
         #expect(stream.all.contains("one"), "\(stream.all)")
     }
 
+    /// A streamed answer keeps its instance until its last chunk: with one instance taking one
+    /// call, an op sent while the stream is open runs only after it ends. One whose instance
+    /// dies mid-answer is cut short, and the next call gets a new instance.
+    @Test(.scratchDirectory) func aStreamedAnswerHoldsItsInstanceUntilItEnds() throws {
+        let fixture = try PushFixture(app: "drip")
+        let work = try fixture.workspace("drip")
+        let release = fixture.root.appendingPathComponent("release-drip")
+        try work.write("package.json", #"{"name": "drip", "version": "1.0.0", "main": "index.js", "private": true}"#)
+        try work.write("index.js", """
+            const fs = require('node:fs');
+            const gust = require('gust');
+            gust.mount('/', async (req, res) => {
+              res.writeHead(200, { 'Content-Type': 'text/plain' });
+              res.write('first\\n');
+              if (req.url === '/die') {
+                setTimeout(() => process.exit(3), 200);  // once 'first' is on its way
+                return;
+              }
+              for (let i = 0; i < 400 && !fs.existsSync('\(release.path)'); i++) await new Promise((r) => setTimeout(r, 50));
+              res.end('second\\n');
+            });
+            // Whether the stream was over when this op ran.
+            gust.op('ranAfterRelease', () => fs.existsSync('\(release.path)'));
+
+            """)
+        try work.commit("Drip")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(try GustBinaries.gust(fixture.home, ["scale", "drip", "--min", "1", "--max", "1", "--concurrency", "1"]).status == 0)
+
+        let connection = try RawConnection(port: fixture.port)
+        connection.send("GET /apps/drip/drip HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        var early = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !early.contains("first"), Date() < deadline {
+            early += connection.drain()
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(early.contains("first"), "\(early)")
+        let port = fixture.port
+        let op = BackgroundCall { try HTTPClient.request(port: port, "POST", "/apps/drip/_/functions/ranAfterRelease") }
+        Thread.sleep(forTimeInterval: 0.5)  // gives the op a chance to overtake, which it must not take
+        _ = FileManager.default.createFile(atPath: release.path, contents: Data())
+        #expect((early + connection.readAll(seconds: 30)).contains("second"))
+        let ran = op.wait(seconds: 30)
+        #expect((try? ran?.get())?.text == "true", "the op ran once the stream had ended: \(String(describing: ran))")
+
+        // An instance that dies mid-answer: the answer is cut short; the next call starts another.
+        let died = try RawConnection(port: fixture.port)
+        died.send("GET /apps/drip/die HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        let cut = died.readAll(seconds: 30)
+        #expect(cut.contains("first") && !cut.contains("0\r\n\r\n"), "\(cut)")
+        #expect(try fixture.call("POST", "/_/functions/ranAfterRelease").text == "true")
+    }
+
     /// Copies Debian's `package` and everything it depends on from /usr/share/nodejs
     /// (or /usr/lib/nodejs) into `modules`, as `npm install` would have.
     static func vendor(_ package: String, into modules: URL) throws {
