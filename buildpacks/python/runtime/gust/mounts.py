@@ -424,7 +424,7 @@ _lifespans = []
 _stopping_on_sigterm = False
 
 
-def stop(timeout=5):
+def stop(timeout=2):
     """Runs the lifespan shutdown of every ASGI mount (each waits at most ``timeout`` seconds)."""
     async def shutdown(queue, stopped):
         await queue.put({"type": "lifespan.shutdown"})

@@ -273,3 +273,56 @@ class OverASocketTests(MountTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ProcessTests(unittest.TestCase):
+    """The runtime as gustd starts it: an ASGI app's lifespan runs before it serves and when SIGTERM stops it."""
+
+    def test_lifespan_startup_before_serving_and_shutdown_on_sigterm(self):
+        import signal
+        import subprocess
+        import sys
+        import time
+        import shutil
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        events = os.path.join(directory, "events.txt")
+        with open(os.path.join(directory, "main.py"), "w") as file:
+            file.write(f'''
+import gust
+
+async def app(scope, receive, send):
+    assert scope["type"] == "lifespan"
+    while True:
+        message = await receive()
+        with open({events!r}, "a") as out:
+            out.write(message["type"] + "\\n")
+        if message["type"] == "lifespan.startup":
+            await send({{"type": "lifespan.startup.complete"}})
+        else:
+            await send({{"type": "lifespan.shutdown.complete"}})
+            return
+
+gust.mount("/", app)
+''')
+        socket_path = os.path.join(directory, "gust.sock")
+        runtime = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gust.server"], cwd=directory, stderr=subprocess.PIPE,
+            env=dict(os.environ, GUST_SOCKET=socket_path, GUST_APP_ROOT=directory, PYTHONPATH=runtime))
+        try:
+            deadline = time.monotonic() + WAIT
+            while not os.path.exists(socket_path) and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertTrue(os.path.exists(socket_path), process.stderr.read().decode() if process.poll() is not None else "")
+            with open(events) as file:
+                self.assertEqual(file.read(), "lifespan.startup\n")   # before the socket listened
+            process.send_signal(signal.SIGTERM)
+            self.assertEqual(process.wait(WAIT), 0)
+            with open(events) as file:
+                self.assertEqual(file.read(), "lifespan.startup\nlifespan.shutdown\n")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stderr.close()
