@@ -35,10 +35,12 @@ final class InstanceProcess: Sendable {
     /// - Parameters:
     ///   - marker: an entry of `environment` that every process it starts inherits; when the
     ///     process exits, those that left its process group are stopped too (`InstanceStragglers`).
+    ///   - confinement: the cgroups the child joins and the rlimits it gets before its program runs.
     ///   - onOutput: called from a reader thread with each batch of complete lines and their stream.
     ///   - onExit: called once with the wait status after the output has been read to its end.
     init(
         executable: String, arguments: [String] = [], environment: [String: String], directory: String, marker: String? = nil,
+        confinement: SpawnConfinement = SpawnConfinement(),
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void
     ) throws {
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
@@ -50,39 +52,32 @@ final class InstanceProcess: Sendable {
         }
         let readEnds = [(out[0], StandardStream.stdout), (err[0], StandardStream.stderr)]
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-        gust_spawn_addchdir(&actions, directory)
-        // Last: it runs after the dup2s above, and closes the pipes' originals too.
-        let closing = gust_spawn_addclosefrom(&actions, 3)
-        guard closing == 0 else {
-            [out[0], out[1], err[0], err[1]].forEach { close($0) }
-            throw SpawnError("Cannot prepare the start of \(executable): \(String(cString: strerror(closing)))")
-        }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var unmasked = sigset_t()
-        sigemptyset(&unmasked)
-        posix_spawnattr_setsigmask(&attributes, &unmasked)
-        posix_spawnattr_setflags(&attributes, gust_spawn_setsid_flag() | Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let cgroups = confinement.cgroupProcs.map { UnsafePointer(strdup($0)) } + [nil]
+        let workingDirectory = strdup(directory)
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
+            cgroups.forEach { free(UnsafeMutablePointer(mutating: $0)) }
+            free(workingDirectory)
         }
         var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        let result = executable.withCString { path in
+            argv.withUnsafeBufferPointer { argv in
+                envp.withUnsafeBufferPointer { envp in
+                    cgroups.withUnsafeBufferPointer { cgroups in
+                        var request = gust_spawn_request(
+                            path: path, argv: argv.baseAddress, envp: envp.baseAddress, directory: workingDirectory,
+                            stdout_fd: out[1], stderr_fd: err[1], cgroup_procs: cgroups.baseAddress,
+                            address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
+                            process_limit: Int64(confinement.processLimit ?? 0)
+                        )
+                        return gust_spawn(&request, &child)
+                    }
+                }
+            }
+        }
         close(out[1])
         close(err[1])
         guard result == 0 else {
@@ -215,6 +210,18 @@ final class InstanceProcess: Sendable {
         if signal == 0 { return "exited with code \((status >> 8) & 0xff)" }
         return "was killed by signal \(signal)"
     }
+}
+
+/// How a spawned process is confined from its first instruction: the cgroups
+/// it joins and the rlimits it gets between fork and exec (`gust_spawn`).
+/// Any executable may be spawned so: the direct launcher's runtime, or bubblewrap.
+struct SpawnConfinement: Sendable, Equatable {
+    /// `cgroup.procs` files (v2, or v1 per controller) to write the child into.
+    var cgroupProcs: [String] = []
+    /// RLIMIT_AS in bytes: the last-resort memory bound where no cgroup works.
+    var addressSpaceLimit: Int?
+    /// RLIMIT_NPROC: the last-resort process bound (counted per uid, so only right with a uid per app).
+    var processLimit: Int?
 }
 
 struct SpawnError: Error, CustomStringConvertible {
