@@ -171,25 +171,38 @@ final class InstanceProcess: Sendable {
         case stdout, stderr
     }
 
+    /// Reads `fd` to its end, delivering each batch of complete lines. Lines are found with
+    /// memchr over the bytes read, so an instance printing a gigabyte costs gustd one pass over it.
     private static func readLines(from fd: Int32, _ deliver: ([String]) -> Void) {
-        var pending = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        let capacity = 64 * 1024
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
+        defer { buffer.deallocate() }
+        var pending = [UInt8]()  // the start of a line whose end has not arrived yet
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = read(fd, buffer.baseAddress, capacity)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
-            pending.append(contentsOf: buffer[0..<count])
-            guard let lastNewline = pending.lastIndex(of: UInt8(ascii: "\n")) else {
-                if pending.count > 64 * 1024 {  // a line without end: deliver it in pieces
-                    deliver([String(decoding: pending, as: UTF8.self)])
+            let base = UnsafeRawPointer(buffer.baseAddress!)
+            var lines: [String] = []
+            var start = 0
+            while start < count, let found = memchr(base + start, 0x0A, count - start) {
+                let end = base.distance(to: UnsafeRawPointer(found))
+                let piece = UnsafeRawBufferPointer(start: base + start, count: end - start)
+                if pending.isEmpty {
+                    lines.append(String(decoding: piece, as: UTF8.self))
+                } else {
+                    pending.append(contentsOf: piece)
+                    lines.append(String(decoding: pending, as: UTF8.self))
                     pending.removeAll(keepingCapacity: true)
                 }
-                continue
+                start = end + 1
             }
-            let lines = pending[..<lastNewline].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-                .map { String(decoding: $0, as: UTF8.self) }
-            pending.removeSubrange(...lastNewline)
-            deliver(lines)
+            if start < count { pending.append(contentsOf: UnsafeRawBufferPointer(start: base + start, count: count - start)) }
+            if pending.count > 64 * 1024 {  // a line without end: deliver it in pieces
+                lines.append(String(decoding: pending, as: UTF8.self))
+                pending.removeAll(keepingCapacity: true)
+            }
+            if !lines.isEmpty { deliver(lines) }
         }
         if !pending.isEmpty { deliver([String(decoding: pending, as: UTF8.self)]) }
     }
