@@ -148,9 +148,16 @@ public final class Database {
     private func diskFull(_ rc: Int32) -> GustError? {
         let full = rc & 0xff == SQLITE_FULL || (rc & 0xff == SQLITE_IOERR && sqlite3_system_errno(handle) == ENOSPC)
         guard full else { return nil }
-        // Full by max_page_count, not by the device (which sets ENOSPC): the limit's own message.
-        if rc & 0xff == SQLITE_FULL, sqlite3_system_errno(handle) != ENOSPC, let sizeLimitMessage { return GustError(sizeLimitMessage, code: 507) }
         let path = sqlite3_db_filename(handle, "main").map { String(cString: $0) } ?? "the database"
+        // Full by max_page_count while the device still has room (more than a record's worth): the limit's own message.
+        if rc & 0xff == SQLITE_FULL, let sizeLimitMessage {
+            var device = statvfs()
+            if statvfs((path as NSString).deletingLastPathComponent, &device) == 0,
+                UInt64(device.f_bavail) * UInt64(device.f_frsize) > 4 << 20
+            {
+                return GustError(sizeLimitMessage, code: 507)
+            }
+        }
         return GustError.diskFull("Could not write \(path)")
     }
 }

@@ -82,6 +82,17 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory))
     }
 
+    @Test func cgroupsAPreviousGustdLeftAreRemovedAtStart() throws {
+        let root = try fakeRoot(["gust/cgroup.subtree_control": "", "gust/cats/cgroup.subtree_control": ""])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/gust/cats/a1b2c3d4", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/gust/dogs/e5f6a7b8", withIntermediateDirectories: true)
+        InstanceCgroup.sweep(.cgroup2(directory: root + "/gust"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/gust/cats/a1b2c3d4"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/gust/dogs"))
+        #expect(FileManager.default.fileExists(atPath: root + "/gust/cgroup.subtree_control"), "gustd's own cgroup stays")
+    }
+
     @Test func rlimitsBoundTheAddressSpaceWithHeadroom() throws {
         let cgroup = try InstanceCgroup(mechanism: .rlimits(reason: "test"), app: try AppName("cats"), id: "x", limits: AppLimits(memory: 64 << 20, pids: 64))
         #expect(cgroup.confinement == SpawnConfinement(cgroupProcs: [], addressSpaceLimit: (64 << 20) + (256 << 20), processLimit: nil))

@@ -124,6 +124,36 @@ final class InstanceCgroup: Sendable {
         for directory in directories { rmdir((directory as NSString).deletingLastPathComponent) }
     }
 
+    /// Removes the instance cgroups a previous gustd left (killed, it could not): every `APP/ID`
+    /// under gustd's root, killing what is still in one. Only at start, before any instance starts.
+    static func sweep(_ mechanism: LimitMechanism) {
+        let roots: [String]
+        switch mechanism {
+        case .cgroup2(let directory): roots = [directory]
+        case .cgroup1(let directories): roots = Array(directories.values)
+        case .rlimits: roots = []
+        }
+        let fm = FileManager.default
+        for root in roots {
+            for app in (try? fm.contentsOfDirectory(atPath: root)) ?? [] where (try? AppName(app)) != nil {
+                let appDirectory = root + "/" + app
+                var isDirectory: ObjCBool = false
+                guard fm.fileExists(atPath: appDirectory, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+                for id in (try? fm.contentsOfDirectory(atPath: appDirectory)) ?? [] where !id.contains(".") {
+                    let directory = appDirectory + "/" + id
+                    for _ in 0..<50 {
+                        let pids = (try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8))?
+                            .split(separator: "\n").compactMap { pid_t($0) } ?? []
+                        pids.forEach { kill($0, SIGKILL) }
+                        if rmdir(directory) == 0 || errno != EBUSY { break }
+                        usleep(10_000)
+                    }
+                }
+                rmdir(appDirectory)
+            }
+        }
+    }
+
     private static func make(_ root: String, app: AppName, id: String, subtree: String? = nil) throws -> String {
         let appDirectory = root + "/" + app.rawValue
         let directory = appDirectory + "/" + id

@@ -70,6 +70,8 @@ actor Supervisor {
         for orphan in records.sweepOrphans() {
             logger.notice("Stopped instance \(orphan.id) of \(orphan.app) v\(orphan.version) left by a previous gustd (pid \(orphan.pid))")
         }
+        // Their cgroups (a killed gustd could not remove them), before any instance of this one makes its own.
+        if let limitMechanism { InstanceCgroup.sweep(limitMechanism) }
         convergeReleases()
         await reconcile()
     }
