@@ -5,13 +5,14 @@ import CGustSystem
 import Foundation
 import Synchronization
 
-/// One OS process of an instance: spawned in its own session (so that its
-/// whole process group can be signalled), stdin from /dev/null, stdout and
-/// stderr each into a pipe that a reader thread splits into lines, and no
-/// other descriptor of gustd's: every one from 3 up is closed in the child,
-/// whether or not it is close-on-exec (SwiftNIO's listeners and connections
-/// are not), so an instance can never accept on gustd's port or read another
-/// app's connection.
+/// One OS process of an instance, started by `gust_spawn` (fork and exec):
+/// in its cgroups and under its rlimits before its program runs
+/// (`SpawnConfinement`), in its own session (so that its whole process group
+/// can be signalled), stdin from /dev/null, stdout and stderr each into a pipe
+/// that a reader thread splits into lines, and no other descriptor of gustd's:
+/// every one from 3 up is made close-on-exec in the child, whether or not its
+/// opener asked (SwiftNIO's listeners and connections do not), so an instance
+/// can never accept on gustd's port or read another app's connection.
 ///
 /// Blocking reads and `waitpid` run on threads of their own: never on the
 /// event loops that run gustd's tasks, and not on Dispatch's global queues
