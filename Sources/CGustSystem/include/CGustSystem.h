@@ -49,8 +49,16 @@ struct gust_spawn_request {
 /// each cgroup, set the rlimits, default signal handlers and an empty mask, a
 /// new session, stdin from /dev/null, stdout and stderr, the directory, every
 /// descriptor from 3 up close-on-exec, execve. Returns 0 and the pid, or the
-/// errno of the step that failed (the child is reaped then): so no process
-/// ever runs a line of its program outside its cgroups.
-int gust_spawn(const struct gust_spawn_request *request, pid_t *pid);
+/// errno of the step that failed, that step in `step` (the child is reaped
+/// then): so no process ever runs a line of its program outside its cgroups.
+int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step);
+
+/// Which step of `gust_spawn` failed.
+enum {
+    GUST_SPAWN_STEP_SETUP = 0,   // fork, session, stdio, directory
+    GUST_SPAWN_STEP_CGROUP = 1,  // joining a cgroup
+    GUST_SPAWN_STEP_RLIMIT = 2,  // setting an rlimit
+    GUST_SPAWN_STEP_EXEC = 3,    // execve
+};
 
 #endif

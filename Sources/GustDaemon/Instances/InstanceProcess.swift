@@ -64,6 +64,7 @@ final class InstanceProcess: Sendable {
             free(workingDirectory)
         }
         var child: pid_t = 0
+        var step: Int32 = 0
         let result = executable.withCString { path in
             argv.withUnsafeBufferPointer { argv in
                 envp.withUnsafeBufferPointer { envp in
@@ -74,7 +75,7 @@ final class InstanceProcess: Sendable {
                             address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
                             process_limit: Int64(confinement.processLimit ?? 0)
                         )
-                        return gust_spawn(&request, &child)
+                        return gust_spawn(&request, &child, &step)
                     }
                 }
             }
@@ -83,7 +84,15 @@ final class InstanceProcess: Sendable {
         close(err[1])
         guard result == 0 else {
             readEnds.forEach { close($0.0) }
-            throw SpawnError("Cannot start \(executable): \(String(cString: strerror(result)))")
+            let reason = String(cString: strerror(result))
+            switch Int(step) {
+            case Int(GUST_SPAWN_STEP_CGROUP):
+                throw SpawnError("Cannot start \(executable): joining its cgroup failed (\(reason)); it did not run")
+            case Int(GUST_SPAWN_STEP_RLIMIT):
+                throw SpawnError("Cannot start \(executable): setting its resource limits failed (\(reason)); it did not run")
+            default:
+                throw SpawnError("Cannot start \(executable): \(reason)")
+            }
         }
         let spawned = child
         pid = spawned
