@@ -78,7 +78,10 @@ public final class GustdProcess: @unchecked Sendable {
         for controller in ["memory", "pids", "cpu", "unified"] {
             let directory = "/sys/fs/cgroup/\(controller)/\(cgroupRoot)/\(app)"
             let children = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            found[controller] = children.filter { !$0.contains(".") }.map { directory + "/" + $0 }
+            found[controller] = children.map { directory + "/" + $0 }.filter { path in
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            }
         }
         return found
     }
