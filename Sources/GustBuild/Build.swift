@@ -21,6 +21,8 @@ public struct Build: Sendable {
     public var config: [String: String]
     public var settings: BuildSettings
     public var reporter: BuildReporter
+    /// The app's disk limit for its build cache (`gust limits APP --disk`); nil: unbounded.
+    public var cacheLimit: Int?
 
     public init(
         app: AppName, commit: String, home: GustHome, buildpacks: [Buildpack], config: [String: String],
@@ -103,6 +105,17 @@ public struct Build: Sendable {
             try await command(buildpack.compile, [source.path, cache.path, env.path], in: source)
                 .run(until: deadline, onLine: reporter.raw)
         }
+        if outcome == .exited(0), let cacheLimit {
+            let size = Self.diskUsage(of: cache)
+            if size > cacheLimit {
+                // Emptied, so that the next build starts below the limit instead of failing again.
+                try? FileManager.default.removeItem(at: cache)
+                throw GustError(
+                    "The build cache grew to \(LimitSize.spoken(size)), over \(app)'s disk limit (\(LimitSize.spoken(cacheLimit))): the build failed, and the cache was emptied.",
+                    hint: "Cache less (fewer or smaller dependencies), or ask an admin to raise it: gust limits \(app) --disk SIZE"
+                )
+            }
+        }
         switch outcome {
         case .exited(0): return
         case .timedOut:
@@ -115,6 +128,17 @@ public struct Build: Sendable {
         case .signalled(let signal):
             throw GustError("The \(buildpack.name) buildpack was killed by signal \(signal) while compiling.")
         }
+    }
+
+    /// Bytes of the regular files under `directory` (blocks allocated, as du counts them).
+    static func diskUsage(of directory: URL) -> Int {
+        guard let walker = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.totalFileAllocatedSizeKey, .isRegularFileKey]) else { return 0 }
+        var total = 0
+        for case let url as URL in walker {
+            guard let values = try? url.resourceValues(forKeys: [.totalFileAllocatedSizeKey, .isRegularFileKey]), values.isRegularFile == true else { continue }
+            total += values.totalFileAllocatedSize ?? 0
+        }
+        return total
     }
 
     private func releaseProcess(_ buildpack: Buildpack, source: URL, deadline: ContinuousClock.Instant) async throws -> String {

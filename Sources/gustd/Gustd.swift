@@ -17,6 +17,10 @@ struct Gustd: AsyncParsableCommand {
             instances (`gust scale`). SIGTERM or SIGINT stops gustd: waiting calls get 503, calls in flight \
             finish (within their time limit), every instance stops, and gustd exits 0; a second signal stops it \
             at once. Started again, it brings back every live release.
+
+            Each instance runs in a cgroup of its own (v2 where its controllers are available, else v1, else \
+            rlimits; gustd says which at start) with the app's limits: `gust limits APP` sets them, the --*-limit \
+            options give the defaults. An app's log is bounded in rate (--log-rate) and on disk (--log-max).
             """
     )
 
@@ -44,7 +48,46 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Close a new connection that has not sent a whole request head within this many seconds.", valueName: "seconds"))
     var headerTimeout: Double = 10
 
+    @Option(help: ArgumentHelp("Memory of an instance, for apps `gust limits` did not set (RAM and swap; none: unlimited).", valueName: "size"))
+    var memoryLimit: String = "512M"
+
+    @Option(help: ArgumentHelp("CPUs of an instance, for apps `gust limits` did not set: 0.5 is half a core.", valueName: "cpus"))
+    var cpuLimit: String = "1"
+
+    @Option(help: ArgumentHelp("Processes and threads of an instance, for apps `gust limits` did not set.", valueName: "n"))
+    var pidsLimit: String = "256"
+
+    @Option(help: ArgumentHelp("Size of an instance's private /tmp (enforced by the sandbox launcher, not the direct one).", valueName: "size"))
+    var tmpLimit: String = "64M"
+
+    @Option(help: ArgumentHelp("Disk of an app's records store, and of its build cache, for apps `gust limits` did not set.", valueName: "size"))
+    var diskLimit: String = "1G"
+
+    @Option(help: ArgumentHelp("gustd's cgroup under each cgroup hierarchy (/sys/fs/cgroup/memory/NAME …); instances get NAME/APP/ID.", valueName: "name"))
+    var cgroupRoot: String = "gust"
+
+    @Flag(help: "Do not confine instances at all (no cgroups, no rlimits): for debugging only.")
+    var noLimits = false
+
+    @Option(help: ArgumentHelp("Bytes per second an app may log (all its instances together); lines past it are dropped and counted.", valueName: "size"))
+    var logRate: String = "1M"
+
+    @Option(help: ArgumentHelp("Size of an app's log file before it rotates (its disk use stays under about twice this).", valueName: "size"))
+    var logMax: String = "4M"
+
+    private func limitDefaults() throws -> AppLimits {
+        AppLimits(
+            memory: try LimitSize.parseBytes(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
+            pids: try LimitSize.parsePids(pidsLimit), tmp: try LimitSize.parseBytes(tmpLimit), disk: try LimitSize.parseBytes(diskLimit)
+        )
+    }
+
     func validate() throws {
+        do { _ = try limitDefaults() } catch let error as GustError { throw ValidationError(error.message) }
+        guard (try? LimitSize.parseBytes(logRate)) != nil, (try? LimitSize.parseBytes(logMax)) != nil else {
+            throw ValidationError("--log-rate and --log-max take sizes like 1M.")
+        }
+        guard (try? AppName(cgroupRoot)) != nil else { throw ValidationError("--cgroup-root takes a plain name, like gust.") }
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
             throw ValidationError("Time limits must be positive.")
@@ -66,7 +109,9 @@ struct Gustd: AsyncParsableCommand {
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
             queueLimit: queueLimit,
-            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000))
+            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000)),
+            limitDefaults: try limitDefaults(), cgroupRoot: cgroupRoot, enforcesLimits: !noLimits,
+            logBytesPerSecond: (try LimitSize.parseBytes(logRate)) ?? Int.max, logMaxBytes: (try LimitSize.parseBytes(logMax)) ?? Int.max
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

@@ -9,10 +9,18 @@ public final class GustdProcess: @unchecked Sendable {
     public private(set) var port: Int = 0
     private var process: Process?
     private let arguments: [String]
+    /// gustd's cgroup root (`--cgroup-root`), unique to this gustd and removed when it stops.
+    public let cgroupRoot: String
 
     public init(home: GustHome, arguments: [String] = []) throws {
         self.home = home
-        self.arguments = arguments
+        if let index = arguments.firstIndex(of: "--cgroup-root"), index + 1 < arguments.count {
+            cgroupRoot = arguments[index + 1]
+            self.arguments = arguments
+        } else {
+            cgroupRoot = "gust-test-" + UUID().uuidString.prefix(8).lowercased()
+            self.arguments = arguments + ["--cgroup-root", cgroupRoot]
+        }
         log = home.root.deletingLastPathComponent().appendingPathComponent("gustd-\(UUID().uuidString.prefix(4)).log")
         try start()
     }
@@ -61,6 +69,45 @@ public final class GustdProcess: @unchecked Sendable {
         }
         process = nil
         Self.stopInstances(of: home)
+        Self.removeCgroups(named: cgroupRoot)
+    }
+
+    /// The instance's directory under each cgroup hierarchy it uses (`memory`, `pids`, `cpu`).
+    public func cgroupDirectories(app: String) -> [String: [String]] {
+        var found: [String: [String]] = [:]
+        for controller in ["memory", "pids", "cpu", "unified"] {
+            let directory = "/sys/fs/cgroup/\(controller)/\(cgroupRoot)/\(app)"
+            let children = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            found[controller] = children.map { directory + "/" + $0 }.filter { path in
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            }
+        }
+        return found
+    }
+
+    /// Removes gustd's cgroup tree (a test's unique root), deepest first, killing what is left in it.
+    static func removeCgroups(named name: String) {
+        for controller in ["memory", "pids", "cpu", "unified"] {
+            let root = "/sys/fs/cgroup/\(controller)/\(name)"
+            guard FileManager.default.fileExists(atPath: root) else { continue }
+            var directories = [root]
+            var index = 0
+            while index < directories.count {
+                let children = (try? FileManager.default.contentsOfDirectory(atPath: directories[index])) ?? []
+                for child in children where !child.contains(".") {
+                    var isDirectory: ObjCBool = false
+                    let path = directories[index] + "/" + child
+                    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { directories.append(path) }
+                }
+                index += 1
+            }
+            for directory in directories.reversed() {
+                let pids = (try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8))?.split(separator: "\n").compactMap { Int32($0) } ?? []
+                pids.forEach { kill($0, SIGKILL) }
+                for _ in 0..<100 where rmdir(directory) != 0 && errno == EBUSY { usleep(20_000) }
+            }
+        }
     }
 
     /// SIGTERM as a service manager sends it; waits up to `seconds` for gustd to

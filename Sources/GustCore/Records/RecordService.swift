@@ -75,6 +75,11 @@ public actor RecordService {
     /// a thread pool rather than an event loop. SQLite serialises the
     /// connection (FULLMUTEX); a read inside a write's transaction sees that
     /// write, as it would through the actor while a hook runs.
+    /// Bounds the store at the app's disk limit (`RecordStore.limit`), between writes.
+    public func limitDisk(toBytes bytes: Int?, app: AppName) throws {
+        try store.limit(toBytes: bytes, app: app)
+    }
+
     public nonisolated func readPage(_ type: String, _ query: RecordStore.Query) throws -> RecordStore.Page {
         try store.page(type, query)
     }

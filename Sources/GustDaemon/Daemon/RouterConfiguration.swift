@@ -21,13 +21,33 @@ public struct RouterConfiguration: Sendable {
     public var idleTimeout: Duration
     /// How long a new connection may take to send its first whole request head.
     public var headerTimeout: Duration
+    /// Limits of an app that `gust limits` did not set (`gustd --memory-limit` …).
+    public var limitDefaults: AppLimits
+    /// gustd's cgroup, under each cgroup hierarchy: instances get `ROOT/APP/ID`.
+    public var cgroupRoot: String
+    /// Where the cgroup hierarchies are mounted.
+    public var cgroupMount: String
+    /// Whether instances are confined at all (tests of unrelated parts may run without).
+    public var enforcesLimits: Bool
+    /// Bytes of output per second an app's instances may log together; past it lines are dropped (and counted).
+    public var logBytesPerSecond: Int
+    /// Bytes of an app's log file before it rotates (disk use stays under about twice this).
+    public var logMaxBytes: Int
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
         functionTimeout: Duration = .seconds(15), startTimeout: Duration = .seconds(30),
         stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100,
-        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10)
+        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10),
+        limitDefaults: AppLimits = .standard, cgroupRoot: String = "gust", cgroupMount: String = "/sys/fs/cgroup",
+        enforcesLimits: Bool = true, logBytesPerSecond: Int = 1 << 20, logMaxBytes: Int = AppLog.defaultMaxBytes
     ) {
+        self.limitDefaults = limitDefaults
+        self.cgroupRoot = cgroupRoot
+        self.cgroupMount = cgroupMount
+        self.enforcesLimits = enforcesLimits
+        self.logBytesPerSecond = logBytesPerSecond
+        self.logMaxBytes = logMaxBytes
         self.queueLimit = queueLimit
         self.home = home
         self.httpHost = httpHost

@@ -22,7 +22,15 @@ public enum RouterDaemon {
             logger.notice("gustd's file descriptor limit: \(limit) (its soft limit raised to the hard limit)")
         }
 
-        let supervisor = try Supervisor(configuration: configuration, logger: logger)
+        var mechanism: LimitMechanism?
+        if configuration.enforcesLimits {
+            let detected = LimitMechanism.detect(root: configuration.cgroupMount, name: configuration.cgroupRoot)
+            logger.notice("\(detected.description); defaults per instance: \(configuration.limitDefaults.summary)")
+            mechanism = detected
+        } else {
+            logger.warning("Limits: not enforced (--no-limits)")
+        }
+        let supervisor = try Supervisor(configuration: configuration, logger: logger, limitMechanism: mechanism)
         let scheduler = try Scheduler(configuration: configuration, supervisor: supervisor, logger: logger)
         await supervisor.attach(scheduler)
         await scheduler.start()

@@ -139,7 +139,16 @@ struct Gateway: HTTPResponder {
             ) { instance in
                 let call = try await makeCall()
                 guard deadline > .now else { throw CallAbandoned.deadlinePassed }  // its body took its time
-                return try await instance.call(call, timeout: deadline - .now)
+                do {
+                    return try await instance.call(call, timeout: deadline - .now)
+                } catch InstanceCallError.connectionClosed {
+                    guard await instance.ranOutOfMemory() else { throw InstanceCallError.connectionClosed }
+                    throw GustError(
+                        "The function ran \(instance.cgroup?.outOfMemoryText ?? "out of memory") and its process was killed; "
+                            + "the next request starts a new one. See `gust limits \(app)`.",
+                        code: 502
+                    )
+                }
             }
         } catch is CancellationError {
             throw GustError("The client closed the connection before the call ran; it did not run.", code: 499)

@@ -20,6 +20,8 @@ actor Instance {
     nonisolated let process: InstanceProcess
     nonisolated let socketPath: String
     nonisolated let started: ContinuousClock.Instant
+    /// Its cgroup, when limits are enforced: whether the kernel killed it for memory.
+    nonisolated let cgroup: InstanceCgroup?
     /// The instance's secret for its internal surface, sent on every `/_gust/` call.
     private let internalToken: String
     private let records: InstanceRecords
@@ -39,8 +41,9 @@ actor Instance {
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
         socketPath: String, connection: InstanceConnection, records: InstanceRecords,
-        output: InstanceOutput, onStop: @escaping @Sendable () -> Void = {}
+        output: InstanceOutput, cgroup: InstanceCgroup? = nil, onStop: @escaping @Sendable () -> Void = {}
     ) {
+        self.cgroup = cgroup
         self.onStop = onStop
         self.output = output
         self.id = id
@@ -141,6 +144,20 @@ actor Instance {
         }
     }
 
+    /// Whether its process was killed for going over its memory limit: asked after a call lost its
+    /// connection, so it waits (briefly) for the process to exit and its cgroup to be read.
+    nonisolated func ranOutOfMemory() async -> Bool {
+        guard let cgroup else { return false }
+        let exited = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { _ = await self.process.exitStatus(); return true }
+            group.addTask { try? await Task.sleep(for: .seconds(2)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        return exited ? cgroup.wasOutOfMemory : cgroup.oomKills > 0
+    }
+
     /// Stops the process (SIGTERM, then SIGKILL after `grace`) and forgets its files.
     func stop(grace: Duration = .seconds(3)) async {
         stopped = true
@@ -165,8 +182,11 @@ final class InstanceOutput: Sendable {
     let version: Int
     let id: String
     let secrets: [String]
+    /// The app's bound on how fast it logs; nil: unbounded.
+    let throttle: LogThrottle?
 
-    init(log: AppLog, version: Int, id: String, secrets: [String]) {
+    init(log: AppLog, version: Int, id: String, secrets: [String], throttle: LogThrottle? = nil) {
+        self.throttle = throttle
         self.log = log
         self.version = version
         self.id = id
@@ -174,6 +194,14 @@ final class InstanceOutput: Sendable {
     }
 
     func relay(to progress: (@Sendable (String) -> Void)?) { relay.withLock { $0 = progress } }
+
+    /// The instance's output has ended: note lines the throttle dropped that no later line noted.
+    func finish() {
+        guard let throttle else { return }
+        let dropped = throttle.takeDropped()
+        guard dropped > 0 else { return }
+        try? log.append([LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: throttle.note(dropped))])
+    }
 
     /// The last lines written, for an error report.
     var tail: [String] { recent.withLock { $0 } }
@@ -190,7 +218,14 @@ final class InstanceOutput: Sendable {
 
     func deliver(_ lines: [String], stream: String) {
         let function = running.withLock { $0.current(at: .now) }
-        let entries = lines.map { LogEntry(release: version, instance: id, stream: stream, function: function, line: $0) }
+        var entries: [LogEntry] = []
+        var written = lines
+        if let throttle {
+            let (kept, dropped) = throttle.admit(lines)
+            if dropped > 0 { entries.append(LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: throttle.note(dropped))) }
+            written = kept
+        }
+        entries += written.map { LogEntry(release: version, instance: id, stream: stream, function: function, line: $0) }
         try? log.append(entries, masking: secrets)
         recent.withLock { recent in
             recent.append(contentsOf: lines)

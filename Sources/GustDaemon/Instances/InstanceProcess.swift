@@ -5,13 +5,14 @@ import CGustSystem
 import Foundation
 import Synchronization
 
-/// One OS process of an instance: spawned in its own session (so that its
-/// whole process group can be signalled), stdin from /dev/null, stdout and
-/// stderr each into a pipe that a reader thread splits into lines, and no
-/// other descriptor of gustd's: every one from 3 up is closed in the child,
-/// whether or not it is close-on-exec (SwiftNIO's listeners and connections
-/// are not), so an instance can never accept on gustd's port or read another
-/// app's connection.
+/// One OS process of an instance, started by `gust_spawn` (fork and exec):
+/// in its cgroups and under its rlimits before its program runs
+/// (`SpawnConfinement`), in its own session (so that its whole process group
+/// can be signalled), stdin from /dev/null, stdout and stderr each into a pipe
+/// that a reader thread splits into lines, and no other descriptor of gustd's:
+/// every one from 3 up is made close-on-exec in the child, whether or not its
+/// opener asked (SwiftNIO's listeners and connections do not), so an instance
+/// can never accept on gustd's port or read another app's connection.
 ///
 /// Blocking reads and `waitpid` run on threads of their own: never on the
 /// event loops that run gustd's tasks, and not on Dispatch's global queues
@@ -35,10 +36,12 @@ final class InstanceProcess: Sendable {
     /// - Parameters:
     ///   - marker: an entry of `environment` that every process it starts inherits; when the
     ///     process exits, those that left its process group are stopped too (`InstanceStragglers`).
+    ///   - confinement: the cgroups the child joins and the rlimits it gets before its program runs.
     ///   - onOutput: called from a reader thread with each batch of complete lines and their stream.
     ///   - onExit: called once with the wait status after the output has been read to its end.
     init(
         executable: String, arguments: [String] = [], environment: [String: String], directory: String, marker: String? = nil,
+        confinement: SpawnConfinement = SpawnConfinement(),
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void
     ) throws {
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
@@ -50,44 +53,46 @@ final class InstanceProcess: Sendable {
         }
         let readEnds = [(out[0], StandardStream.stdout), (err[0], StandardStream.stderr)]
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-        gust_spawn_addchdir(&actions, directory)
-        // Last: it runs after the dup2s above, and closes the pipes' originals too.
-        let closing = gust_spawn_addclosefrom(&actions, 3)
-        guard closing == 0 else {
-            [out[0], out[1], err[0], err[1]].forEach { close($0) }
-            throw SpawnError("Cannot prepare the start of \(executable): \(String(cString: strerror(closing)))")
-        }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var unmasked = sigset_t()
-        sigemptyset(&unmasked)
-        posix_spawnattr_setsigmask(&attributes, &unmasked)
-        posix_spawnattr_setflags(&attributes, gust_spawn_setsid_flag() | Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let cgroups = confinement.cgroupProcs.map { UnsafePointer(strdup($0)) } + [nil]
+        let workingDirectory = strdup(directory)
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
+            cgroups.forEach { free(UnsafeMutablePointer(mutating: $0)) }
+            free(workingDirectory)
         }
         var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        var step: Int32 = 0
+        let result = executable.withCString { path in
+            argv.withUnsafeBufferPointer { argv in
+                envp.withUnsafeBufferPointer { envp in
+                    cgroups.withUnsafeBufferPointer { cgroups in
+                        var request = gust_spawn_request(
+                            path: path, argv: argv.baseAddress, envp: envp.baseAddress, directory: workingDirectory,
+                            stdout_fd: out[1], stderr_fd: err[1], cgroup_procs: cgroups.baseAddress,
+                            address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
+                            process_limit: Int64(confinement.processLimit ?? 0)
+                        )
+                        return gust_spawn(&request, &child, &step)
+                    }
+                }
+            }
+        }
         close(out[1])
         close(err[1])
         guard result == 0 else {
             readEnds.forEach { close($0.0) }
-            throw SpawnError("Cannot start \(executable): \(String(cString: strerror(result)))")
+            let reason = String(cString: strerror(result))
+            switch Int(step) {
+            case Int(GUST_SPAWN_STEP_CGROUP):
+                throw SpawnError("Cannot start \(executable): joining its cgroup failed (\(reason)); it did not run")
+            case Int(GUST_SPAWN_STEP_RLIMIT):
+                throw SpawnError("Cannot start \(executable): setting its resource limits failed (\(reason)); it did not run")
+            default:
+                throw SpawnError("Cannot start \(executable): \(reason)")
+            }
         }
         let spawned = child
         pid = spawned
@@ -176,25 +181,38 @@ final class InstanceProcess: Sendable {
         case stdout, stderr
     }
 
+    /// Reads `fd` to its end, delivering each batch of complete lines. Lines are found with
+    /// memchr over the bytes read, so an instance printing a gigabyte costs gustd one pass over it.
     private static func readLines(from fd: Int32, _ deliver: ([String]) -> Void) {
-        var pending = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        let capacity = 64 * 1024
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
+        defer { buffer.deallocate() }
+        var pending = [UInt8]()  // the start of a line whose end has not arrived yet
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = read(fd, buffer.baseAddress, capacity)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
-            pending.append(contentsOf: buffer[0..<count])
-            guard let lastNewline = pending.lastIndex(of: UInt8(ascii: "\n")) else {
-                if pending.count > 64 * 1024 {  // a line without end: deliver it in pieces
-                    deliver([String(decoding: pending, as: UTF8.self)])
+            let base = UnsafeRawPointer(buffer.baseAddress!)
+            var lines: [String] = []
+            var start = 0
+            while start < count, let found = memchr(base + start, 0x0A, count - start) {
+                let end = base.distance(to: UnsafeRawPointer(found))
+                let piece = UnsafeRawBufferPointer(start: base + start, count: end - start)
+                if pending.isEmpty {
+                    lines.append(String(decoding: piece, as: UTF8.self))
+                } else {
+                    pending.append(contentsOf: piece)
+                    lines.append(String(decoding: pending, as: UTF8.self))
                     pending.removeAll(keepingCapacity: true)
                 }
-                continue
+                start = end + 1
             }
-            let lines = pending[..<lastNewline].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-                .map { String(decoding: $0, as: UTF8.self) }
-            pending.removeSubrange(...lastNewline)
-            deliver(lines)
+            if start < count { pending.append(contentsOf: UnsafeRawBufferPointer(start: base + start, count: count - start)) }
+            if pending.count > 64 * 1024 {  // a line without end: deliver it in pieces
+                lines.append(String(decoding: pending, as: UTF8.self))
+                pending.removeAll(keepingCapacity: true)
+            }
+            if !lines.isEmpty { deliver(lines) }
         }
         if !pending.isEmpty { deliver([String(decoding: pending, as: UTF8.self)]) }
     }
@@ -215,6 +233,18 @@ final class InstanceProcess: Sendable {
         if signal == 0 { return "exited with code \((status >> 8) & 0xff)" }
         return "was killed by signal \(signal)"
     }
+}
+
+/// How a spawned process is confined from its first instruction: the cgroups
+/// it joins and the rlimits it gets between fork and exec (`gust_spawn`).
+/// Any executable may be spawned so: the direct launcher's runtime, or bubblewrap.
+struct SpawnConfinement: Sendable, Equatable {
+    /// `cgroup.procs` files (v2, or v1 per controller) to write the child into.
+    var cgroupProcs: [String] = []
+    /// RLIMIT_AS in bytes: the last-resort memory bound where no cgroup works.
+    var addressSpaceLimit: Int?
+    /// RLIMIT_NPROC: the last-resort process bound (counted per uid, so only right with a uid per app).
+    var processLimit: Int?
 }
 
 struct SpawnError: Error, CustomStringConvertible {

@@ -20,6 +20,11 @@ final class DirectLauncher: PoolLauncher {
     private let records: InstanceRecords
     private let channelTokens: RecordsChannelTokens
     private let logger: Logger
+    private let limitMechanism: LimitMechanism?
+    /// The app's log rate bound, shared with its other releases' instances.
+    private let logThrottle: LogThrottle?
+    /// The app's limits now: read at each start, so a `gust limits` change applies to the next instance.
+    private let limits: @Sendable () async -> AppLimits
     /// Where start-up output also goes while a deploy watches (the pusher's terminal).
     private let progress = Mutex<(@Sendable (String) -> Void)?>(nil)
     /// The manifest of the first instance that started: every instance of a release registers the same functions.
@@ -29,9 +34,13 @@ final class DirectLauncher: PoolLauncher {
 
     init(
         app: AppName, release: Release, configuration: RouterConfiguration, records: InstanceRecords,
-        channelTokens: RecordsChannelTokens, logger: Logger, onFirstStart: @escaping @Sendable (FunctionManifest) async -> Void = { _ in }
+        channelTokens: RecordsChannelTokens, logger: Logger, limitMechanism: LimitMechanism? = nil,
+        limits: @escaping @Sendable () async -> AppLimits = { AppLimits() }, logThrottle: LogThrottle? = nil, onFirstStart: @escaping @Sendable (FunctionManifest) async -> Void = { _ in }
     ) {
         self.onFirstStart = onFirstStart
+        self.limitMechanism = limitMechanism
+        self.limits = limits
+        self.logThrottle = logThrottle
         self.app = app
         self.release = release
         self.configuration = configuration
@@ -66,25 +75,51 @@ final class DirectLauncher: PoolLauncher {
 
         let id = String(UUID().uuidString.lowercased().prefix(8))
         let socketPath = records.socketPath(id: id)
-        let secrets = release.secretNames.compactMap { release.config[$0] }
-        let output = InstanceOutput(log: AppLog(home: configuration.home, app: app), version: version, id: id, secrets: secrets)
+        // Secrets are decrypted here only, into the instance's environment (and the masks of its output).
+        let config = try release.openedConfig(home: configuration.home)
+        let secrets = release.secretNames.compactMap { config[$0] }
+        let output = InstanceOutput(
+            log: AppLog(home: configuration.home, app: app, maxBytes: configuration.logMaxBytes), version: version, id: id,
+            secrets: secrets, throttle: logThrottle
+        )
         output.relay(to: progress)
 
         let channelToken = channelTokens.issue(for: app)
         let internalToken = InternalSecret.make()
         progress?("Starting instance \(id) of v\(version)")
+        var cgroup: InstanceCgroup?
+        do {
+            if let limitMechanism { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: await limits()) }
+        } catch {
+            channelTokens.revoke(channelToken)
+            throw error
+        }
+        let log = output.log
+        let confinedBy = cgroup
         let child: InstanceProcess
         do {
             child = try InstanceProcess(
                 executable: directory.appendingPathComponent(command).path,
                 environment: environment(
-                    directory: directory, socketPath: socketPath, id: id, channelToken: channelToken, internalToken: internalToken
+                    config: config, directory: directory, socketPath: socketPath, id: id, channelToken: channelToken, internalToken: internalToken
                 ),
                 directory: directory.path, marker: InstanceStragglers.marker(id: id),
+                confinement: confinedBy?.confinement ?? SpawnConfinement(),
                 onOutput: { output.deliver($0, stream: $1.rawValue) },
-                onExit: { [records] _ in records.forget(id: id) }  // now, not at the next gustd's start
+                onExit: { [records, version, logger, app] _ in
+                    records.forget(id: id)  // now, not at the next gustd's start
+                    output.finish()
+                    guard let cgroup = confinedBy else { return }
+                    cgroup.finish()
+                    if cgroup.wasOutOfMemory {
+                        let line = "Instance \(id) ran \(cgroup.outOfMemoryText): the kernel killed it; the next call starts a new one"
+                        logger.warning("\(app) v\(version): \(line)")
+                        try? log.append([LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: line)])
+                    }
+                }
             )
         } catch {
+            confinedBy?.finish()
             channelTokens.revoke(channelToken)
             throw error
         }
@@ -96,7 +131,7 @@ final class DirectLauncher: PoolLauncher {
             output.relay(to: nil)
             let instance = Instance(
                 id: id, app: app, version: version, manifest: manifest, process: child,
-                socketPath: socketPath, connection: connection, records: records, output: output,
+                socketPath: socketPath, connection: connection, records: records, output: output, cgroup: confinedBy,
                 onStop: { [channelTokens] in channelTokens.revoke(channelToken) }
             )
             channelTokens.attach(channelToken, to: instance)
@@ -170,9 +205,9 @@ final class DirectLauncher: PoolLauncher {
 
     /// The environment of an instance: the release's config vars and Gust's own,
     /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
-    private func environment(directory: URL, socketPath: String, id: String, channelToken: String, internalToken: String) -> [String: String] {
+    private func environment(config: [String: String], directory: URL, socketPath: String, id: String, channelToken: String, internalToken: String) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
-        var environment = release.config
+        var environment = config
         environment["PATH"] = inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
         environment["LANG"] = environment["LANG"] ?? inherited["LANG"] ?? "C.UTF-8"
         environment["HOME"] = directory.path
