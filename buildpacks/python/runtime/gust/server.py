@@ -1,12 +1,13 @@
 """Serves an app's functions over HTTP/1.1 on the Unix socket $GUST_SOCKET.
 
-Runtime protocol v1 (docs/runtime-protocol.md). Each connection is served by a
+Runtime protocol v2 (docs/runtime-protocol.md). Each connection is served by a
 thread of its own, but gustd sends one request at a time per instance; the
 only exception is a record hook caused by the request in progress (through
 gust.records), which arrives on a second connection while that request waits
 for it. So user code still runs one thing at a time and need not be thread-safe.
 """
 
+import contextvars
 import hmac
 import http.server
 import importlib.util
@@ -17,12 +18,88 @@ import os
 import re
 import socketserver
 import sys
+import threading
 import traceback
 import urllib.parse
 
 import gust
 
-PROTOCOL = 1
+PROTOCOL = 2
+
+# Protocol 2: gustd names each call in this header, and every line the call
+# prints starts with RS + id + US, so gustd credits it to the call's function
+# even while calls overlap. The id of the call this code runs for:
+CALL_HEADER = "X-Gust-Call"
+_call_id = contextvars.ContextVar("gust_call_id", default=None)
+_CALL_ID = re.compile(r"[0-9]{1,20}")
+
+
+class CallTaggedStream:
+    """sys.stdout / sys.stderr as the runtime installs them: lines written
+    while a call runs (in its thread or context) start with the call's tag.
+    A line is tagged once it is complete, so print()'s pieces stay one line;
+    what a call leaves unfinished is ended with its call (end_call). Threads
+    an app starts itself carry no call, and their lines go out as written.
+    Everything else is the wrapped stream's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._pending = threading.local()
+
+    def write(self, text):
+        call = _call_id.get()
+        if call is None:
+            return self._stream.write(text)
+        data = getattr(self._pending, "text", "") + text
+        end = data.rfind("\n")
+        if end < 0:
+            self._pending.text = data
+            return len(text)
+        self._pending.text = data[end + 1:]
+        tag = "\x1e" + call + "\x1f"
+        self._stream.write("".join(tag + line + "\n" for line in data[:end].split("\n")))
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def end_call(self):
+        """Sends what the call left without a newline, as a line of its own."""
+        rest = getattr(self._pending, "text", "")
+        if rest:
+            self._pending.text = ""
+            self.write(rest + "\n")
+        self._stream.flush()
+
+    def flush(self):
+        self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def tag_output():
+    """Installs CallTaggedStream over sys.stdout and sys.stderr (once)."""
+    if not isinstance(sys.stdout, CallTaggedStream):
+        sys.stdout = CallTaggedStream(sys.stdout)
+    if not isinstance(sys.stderr, CallTaggedStream):
+        sys.stderr = CallTaggedStream(sys.stderr)
+
+
+def run_call(call_id, function, *args):
+    """Runs function(*args) as the call call_id (a header's value; ignored unless digits)."""
+    if not call_id or not _CALL_ID.fullmatch(call_id):
+        return function(*args)
+    token = _call_id.set(call_id)
+    try:
+        return function(*args)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, CallTaggedStream):
+                stream.end_call()
+        _call_id.reset(token)
+
 
 # The internal surface (/_gust/...) answers only requests carrying this
 # instance's secret in this header; gustd passes the secret in the environment.
@@ -291,6 +368,10 @@ def _checked_headers(path, response):
     return response
 
 
+# Headers of gustd's protocol with the runtime, never shown to a handler.
+_PRIVATE_HEADERS = (INTERNAL_HEADER.lower(), CALL_HEADER.lower())
+
+
 def dispatch(method, target, headers, body):
     """Answers one request: (status, headers, body)."""
     path = request_path(target)
@@ -309,7 +390,7 @@ def dispatch(method, target, headers, body):
         return status, response_headers, response_body
     query_text = target.split("?", 1)[1] if "?" in target else ""
     query = {key: values[-1] for key, values in urllib.parse.parse_qs(query_text, keep_blank_values=True).items()}
-    visible = {k: v for k, v in headers.items() if k.lower() != INTERNAL_HEADER.lower()}
+    visible = {k: v for k, v in headers.items() if k.lower() not in _PRIVATE_HEADERS}
     request = Request(method, path, query, visible, body)
     failure, value = _call("handler", path, function, request)
     return failure or _checked_headers(path, _result("handler", path, value, _render))
@@ -322,7 +403,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         try:
-            status, headers, payload = dispatch(self.command, self.path, dict(self.headers.items()), body)
+            headers = dict(self.headers.items())
+            call_id = self.headers.get(CALL_HEADER)
+            status, headers, payload = run_call(call_id, dispatch, self.command, self.path, headers, body)
         except Exception:  # noqa: BLE001 - a bug in the runtime must answer, not drop the connection
             sys.stderr.write(f"gust: {self.command} {self.path} failed in the runtime:\n{traceback.format_exc()}")
             sys.stderr.flush()
@@ -353,6 +436,7 @@ def main():
     if not socket_path:
         raise SystemExit("gust: GUST_SOCKET is not set; the runtime is started by gustd")
     take_internal_token()
+    tag_output()
     root = os.environ.get("GUST_APP_ROOT") or os.getcwd()
     try:
         load_app(root)

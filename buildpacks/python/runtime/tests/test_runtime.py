@@ -197,7 +197,7 @@ class DispatchTests(RegistryTestCase):
         gust.op("echo")(lambda **a: a)
         status, manifest = self.call_json("GET", "/_gust/manifest")
         self.assertEqual(status, 200)
-        self.assertEqual(manifest["protocol"], 1)
+        self.assertEqual(manifest["protocol"], 2)
         self.assertEqual(manifest["runtime"], "python %d.%d.%d" % sys.version_info[:3])
         self.assertEqual(manifest["ops"], [{"name": "echo"}])
         self.assertEqual((manifest["handlers"], manifest["schedules"], manifest["hooks"]), ([], [], []))
@@ -577,3 +577,51 @@ class LoadAppTests(RegistryTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CallTagTests(unittest.TestCase):
+    """Protocol 2: lines a call prints carry its id, however calls overlap (one thread per connection)."""
+
+    def test_overlapping_calls_each_tag_their_own_lines(self):
+        import threading
+
+        underlying = io.StringIO()
+        stream = server.CallTaggedStream(underlying)
+        first_started, second_printed = threading.Event(), threading.Event()
+
+        def first():
+            stream.write("first before\n")
+            first_started.set()
+            second_printed.wait(5)
+            stream.write("first ")
+            stream.write("after\n")
+
+        def second():
+            first_started.wait(5)
+            stream.write("second before\n")
+            stream.write("second unfinished")
+            second_printed.set()
+
+        saved = sys.stdout, sys.stderr
+        sys.stdout = stream  # run_call ends what each call left unfinished on sys.stdout and sys.stderr
+        try:
+            threads = [threading.Thread(target=server.run_call, args=(call, work)) for call, work in (("1", first), ("2", second))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(5)
+        finally:
+            sys.stdout, sys.stderr = saved
+        stream.write("outside\n")
+        lines = underlying.getvalue().split("\n")  # not splitlines(): it splits at \x1e and \x1f too
+        self.assertEqual(sorted(lines[:4]), sorted([
+            "\x1e1\x1ffirst before", "\x1e2\x1fsecond before", "\x1e2\x1fsecond unfinished", "\x1e1\x1ffirst after",
+        ]))
+        self.assertEqual(lines[4], "outside")
+
+    def test_a_call_id_that_is_not_digits_runs_the_call_untagged(self):
+        underlying = io.StringIO()
+        stream = server.CallTaggedStream(underlying)
+        server.run_call("4\x1f2", stream.write, "plain\n")
+        server.run_call(None, stream.write, "none\n")
+        self.assertEqual(underlying.getvalue(), "plain\nnone\n")
