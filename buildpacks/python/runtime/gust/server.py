@@ -9,7 +9,7 @@ for it. So user code still runs one thing at a time and need not be thread-safe.
 
 import contextvars
 import hmac
-import http.server
+import http
 import importlib.util
 import inspect
 import json
@@ -396,35 +396,124 @@ def dispatch(method, target, headers, body):
     return failure or _checked_headers(path, _result("handler", path, value, _render))
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+def answer(method, target, headers, body, call_id=None):
+    """Answers one request as the socket does: (status, headers, body), a runtime failure a 500."""
+    try:
+        return run_call(call_id, dispatch, method, target, headers, body)
+    except Exception:  # noqa: BLE001 - a bug in the runtime must answer, not drop the connection
+        sys.stderr.write(f"gust: {method} {target} failed in the runtime:\n{traceback.format_exc()}")
+        sys.stderr.flush()
+        return _error(500, "internal error in the runtime")
 
-    def _serve(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+
+_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _read_line(rfile):
+    line = rfile.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise _BadRequest("line too long")
+    return line
+
+
+def _read_body(rfile, lowered):
+    """The body by Content-Length, or chunked (the protocol sends lengths; chunked is taken for tools)."""
+    encoding = lowered.get("transfer-encoding")
+    if encoding is not None:
+        if encoding.strip().lower() != "chunked":
+            raise _BadRequest("unsupported transfer encoding")
+        parts = []
+        while True:
+            size = int(_read_line(rfile).split(b";", 1)[0].strip() or b"x", 16)
+            if size == 0:
+                while _read_line(rfile) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            parts.append(rfile.read(size))
+            rfile.readline()
+    length = lowered.get("content-length")
+    if not length:
+        return b""
+    count = int(length)
+    if count < 0:
+        raise _BadRequest("negative length")
+    body = rfile.read(count)
+    if len(body) < count:
+        raise ConnectionError("body cut short")
+    return body
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    """HTTP/1.1 on one connection, as lean as the protocol allows: gustd sends well-formed
+    requests with a Content-Length and keeps the connection, so a request is a line, its
+    headers split at the first colon, and its body; the answer leaves in one write.
+    (http.server parses headers with the email package and formats a date per answer,
+    most of what a trivial call cost: docs/benchmarks.md.)"""
+
+    def handle(self):
+        sock = self.request
+        rfile = sock.makefile("rb", buffering=65536)
         try:
-            headers = dict(self.headers.items())
-            call_id = self.headers.get(CALL_HEADER)
-            status, headers, payload = run_call(call_id, dispatch, self.command, self.path, headers, body)
-        except Exception:  # noqa: BLE001 - a bug in the runtime must answer, not drop the connection
-            sys.stderr.write(f"gust: {self.command} {self.path} failed in the runtime:\n{traceback.format_exc()}")
-            sys.stderr.flush()
-            status, headers, payload = _error(500, "internal error in the runtime")
-        self.send_response(status)
+            while self._serve_one(sock, rfile):
+                pass
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            rfile.close()
+
+    def _serve_one(self, sock, rfile):
+        """Serves one request; False once the connection should close."""
+        try:
+            line = _read_line(rfile)
+            while line in (b"\r\n", b"\n"):  # tolerated between requests (RFC 9112, 2.2)
+                line = _read_line(rfile)
+            if not line:
+                return False
+            parts = line.decode("latin-1").split()
+            if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+                raise _BadRequest("bad request line")
+            method, target, version = parts
+            headers, lowered = {}, {}
+            for _ in range(_MAX_HEADERS + 1):
+                field = _read_line(rfile)
+                if field in (b"\r\n", b"\n"):
+                    break
+                if not field:
+                    return False
+                name, colon, value = field.decode("latin-1").partition(":")
+                if not colon or not name or name != name.strip():
+                    raise _BadRequest("bad header")
+                headers[name] = lowered[name.lower()] = value.strip()
+            else:
+                raise _BadRequest("too many headers")
+            body = _read_body(rfile, lowered)
+        except (_BadRequest, ValueError):
+            status, response_headers, payload = _error(400, "bad request")
+            self._send(sock, "GET", status, response_headers, payload, close=True)
+            return False
+        connection = lowered.get("connection", "").lower()
+        close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
+        status, response_headers, payload = answer(method, target, headers, body, lowered.get("x-gust-call"))
+        self._send(sock, method, status, response_headers, payload, close)
+        return not close
+
+    @staticmethod
+    def _send(sock, method, status, headers, payload, close):
+        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"]
         for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
-
-    def address_string(self):
-        return "gustd"
-
-    def log_message(self, format, *args):  # noqa: A002 - the router logs requests; stderr is for the app
-        pass
+            head.append(f"{key}: {value}\r\n")
+        head.append(f"Content-Length: {len(payload)}\r\n")
+        if close:
+            head.append("Connection: close\r\n")
+        head.append("\r\n")
+        data = "".join(head).encode("latin-1", "replace")
+        sock.sendall(data if method == "HEAD" else data + payload)
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
