@@ -44,12 +44,38 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Close a new connection that has not sent a whole request head within this many seconds.", valueName: "seconds"))
     var headerTimeout: Double = 10
 
-    func validate() throws {
+    @Option(help: ArgumentHelp("Largest request body gustd accepts, in bytes (a suffix k, m or g for KiB, MiB, GiB); past it, 413.", valueName: "size"))
+    var maxBody: String = "10m"
+
+    @Option(help: ArgumentHelp(
+        "Where the access log goes: '-' for stdout, 'off', or a file to append to. One line per call: time, app, release, "
+            + "instance, method, path (no query string), status, bytes, ms, request id.",
+        valueName: "dest"))
+    var accessLog: String = "-"
+
+    @Option(help: ArgumentHelp(
+        "A proxy in front of gustd whose X-Forwarded-For and X-Forwarded-Proto are believed (repeatable). Without it gustd is "
+            + "the edge: a function sees the peer's address as X-Forwarded-For, whatever the client sent.",
+        valueName: "ip"))
+    var trustedProxy: [String] = []
+
+        func validate() throws {
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
             throw ValidationError("Time limits must be positive.")
         }
         guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be 0 or more.") }
+        guard Self.bytes(maxBody) != nil else { throw ValidationError("--max-body takes a size such as 1048576, 512k or 10m.") }
+    }
+
+    /// `1048576`, `512k`, `10m`, `1g` in bytes; nil if not a positive size.
+    static func bytes(_ text: String) -> Int? {
+        let units: [Character: Int] = ["k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
+        let lower = text.lowercased()
+        if let unit = lower.last.flatMap({ units[$0] }) {
+            return Int(lower.dropLast()).flatMap { $0 > 0 ? $0 * unit : nil }
+        }
+        return Int(lower).flatMap { $0 > 0 ? $0 : nil }
     }
 
     private func parseAddress() -> (String, Int)? {
@@ -65,8 +91,9 @@ struct Gustd: AsyncParsableCommand {
         let configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
-            queueLimit: queueLimit,
-            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000))
+            maxBodyBytes: Self.bytes(maxBody)!, queueLimit: queueLimit,
+            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000)),
+            accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

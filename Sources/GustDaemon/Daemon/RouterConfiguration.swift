@@ -21,13 +21,20 @@ public struct RouterConfiguration: Sendable {
     public var idleTimeout: Duration
     /// How long a new connection may take to send its first whole request head.
     public var headerTimeout: Duration
+    /// Where the access log goes (a line per call, `AccessLog`).
+    public var accessLog: AccessLogDestination
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` gustd believes (`ForwardedHeaders`).
+    public var trustedProxies: [String]
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
         functionTimeout: Duration = .seconds(15), startTimeout: Duration = .seconds(30),
         stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100,
-        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10)
+        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10),
+        accessLog: AccessLogDestination = .off, trustedProxies: [String] = []
     ) {
+        self.accessLog = accessLog
+        self.trustedProxies = trustedProxies
         self.queueLimit = queueLimit
         self.home = home
         self.httpHost = httpHost
@@ -39,5 +46,21 @@ public struct RouterConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
         self.headerTimeout = headerTimeout
+    }
+}
+
+/// Where gustd writes its access log: nowhere, its stdout, or a file it appends to.
+public enum AccessLogDestination: Sendable, Equatable {
+    case off
+    case standardOutput
+    case file(String)
+
+    /// `off`, `-` (stdout) or a path.
+    public init(argument: String) {
+        switch argument {
+        case "off", "none": self = .off
+        case "-", "stdout": self = .standardOutput
+        default: self = .file(argument)
+        }
     }
 }

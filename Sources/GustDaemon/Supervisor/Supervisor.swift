@@ -26,6 +26,8 @@ actor Supervisor {
 
     let configuration: RouterConfiguration
     let store: Store
+    /// The store as calls read it (tokens, whether an app exists): off the event loops.
+    nonisolated let requestStore: StoreAccess
     let records: InstanceRecords
     let logger: Logger
     nonisolated let routes = Mutex<[AppName: Route]>([:])
@@ -49,6 +51,7 @@ actor Supervisor {
         self.configuration = configuration
         self.logger = logger
         store = try Store(home: configuration.home)
+        requestStore = try StoreAccess(home: configuration.home)
         records = InstanceRecords(home: configuration.home)
         try records.prepare()
         publicPort = configuration.httpPort
@@ -214,11 +217,15 @@ actor Supervisor {
         }
     }
 
-    func verifyToken(_ app: AppName, _ secret: String) -> Bool {
-        (try? store.verifyToken(app, secret: secret)) ?? false
+    /// Whether `secret` is a token of the app: asked on every call of a private
+    /// app and every records request, so it reads the store on the thread pool.
+    nonisolated func verifyToken(_ app: AppName, _ secret: String) async -> Bool {
+        (try? await requestStore.run { try $0.verifyToken(app, secret: secret) }) ?? false
     }
 
-    func hasApp(_ app: AppName) -> Bool { (try? store.app(app)) != nil }
+    nonisolated func hasApp(_ app: AppName) async -> Bool {
+        (try? await requestStore.run { try $0.app(app) != nil }) ?? false
+    }
 
     /// Runs blocking file work on a thread of its own: gustd's tasks run on
     /// SwiftNIO's event loops, which must never block (see InstanceProcess
