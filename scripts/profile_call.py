@@ -2,19 +2,22 @@
 """Where a call's time goes: what gustd adds to it, and instructions per call of gustd and of
 the Python runtime (docs/benchmarks.md, "Per-call cost").
 
-    scripts/profile_call.py --bin "$(swift build -c release --show-bin-path)" [--calls 5000] [--callgrind]
+    scripts/profile_call.py --bin "$(swift build -c release --show-bin-path)" [--calls 5000] [--perf] [--callgrind]
 
 Starts gustd from --bin in a throwaway GUST_HOME, pushes the trivial handler of
 scripts/bench_peers.py with the real `git push` (one instance), then:
   latency    N sequential keep-alive calls of GET /hello straight to the instance's Unix
              socket and N through gustd (GET /apps/bench/hello), with the same client:
              p50 and p99 of each, and the difference of the p50s (what gustd adds).
+  perf       (--perf) CPU time per call of gustd and of the instance (perf stat's task-clock
+             over N calls) and gustd's hottest symbols (perf record -e cpu-clock).
   callgrind  (--callgrind) gustd again under valgrind's callgrind with collection off,
              switched on for N calls only: gustd's instructions per call, its top functions;
              and the runtime alone under callgrind, N calls on its socket minus a run of 0
              calls (its start-up): the runtime's instructions per call.
-This VM has no hardware counters for `perf stat -e instructions`, hence callgrind; `perf
-record -e cpu-clock -g -p PID` works for a sampled profile under load. Every process is
+This VM has no hardware counters for `perf stat -e instructions`, hence callgrind for
+instruction counts; valgrind 3.19 crashes inside gustd's libdispatch, so gustd gets CPU time
+per call and a cpu-clock profile instead (the runtime gets both). Every process is
 stopped by its PID; the directory is removed at the end.
 """
 
@@ -140,6 +143,51 @@ def callgrind_total(out_file):
     return total, top
 
 
+def instance_pid(run):
+    sock = run.instance_socket()
+    with open(sock[:-len('.sock')] + '.json') as file:
+        return json.load(file)['pid']
+
+
+def task_clock_ms(pid, work):
+    """CPU time (ms, all threads) that pid spends while work() runs: perf stat's task-clock,
+    a software counter, so it works where the VM has no hardware counters."""
+    perf = subprocess.Popen(['perf', 'stat', '-x,', '-e', 'task-clock', '-p', str(pid)],
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    work()
+    perf.send_signal(signal.SIGINT)
+    err = perf.communicate()[1]
+    line = next(line for line in err.splitlines() if 'task-clock' in line)
+    return float(line.split(',')[0])
+
+
+def cpu_per_call(run, gustd_pid, calls):
+    """Microseconds of CPU per call: gustd's and the instance's, through gustd; the instance's called directly."""
+    runtime_pid = instance_pid(run)
+    through = lambda: calls_on(lambda: http.client.HTTPConnection('127.0.0.1', run.port), '/apps/bench/hello', calls)  # noqa: E731
+    direct = lambda: calls_on(lambda: UnixHTTPConnection(run.instance_socket()), '/hello', calls)  # noqa: E731
+    return {
+        'gustd_us': task_clock_ms(gustd_pid, through) * 1000 / calls,
+        'runtime_us_through_gustd': task_clock_ms(runtime_pid, through) * 1000 / calls,
+        'runtime_us_direct': task_clock_ms(runtime_pid, direct) * 1000 / calls,
+    }
+
+
+def profile(run, gustd_pid, calls):
+    """gustd's hottest symbols (self time, cpu-clock samples) over `calls` sequential calls."""
+    data = os.path.join(run.dir, 'perf.data')
+    perf = subprocess.Popen(['perf', 'record', '-q', '-e', 'cpu-clock', '-F', '4999', '-o', data, '-p', str(gustd_pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    calls_on(lambda: http.client.HTTPConnection('127.0.0.1', run.port), '/apps/bench/hello', calls)
+    perf.send_signal(signal.SIGINT)
+    perf.wait(60)
+    report = subprocess.run(['perf', 'report', '-i', data, '--no-children', '--sort', 'dso,symbol', '--stdio',
+                             '--percent-limit', '0.7'], capture_output=True, text=True).stdout
+    return [line.rstrip()[:150] for line in report.splitlines() if line.strip() and not line.startswith('#')][:30]
+
+
 def calls_on(connect, path, calls):
     connection = connect()
     for _ in range(calls):
@@ -151,6 +199,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--bin', required=True)
     parser.add_argument('--calls', type=int, default=5000)
+    parser.add_argument('--perf', action='store_true', help="CPU time per call (perf stat task-clock) and gustd's profile")
     parser.add_argument('--callgrind', action='store_true')
     parser.add_argument('--callgrind-calls', type=int, default=2000)
     args = parser.parse_args()
@@ -162,6 +211,11 @@ def main():
         through = latency(http.client.HTTPConnection('127.0.0.1', run.port), '/apps/bench/hello', args.calls)
         report['latency'] = {'direct': direct, 'gustd': through, 'added_p50_ms': through['p50_ms'] - direct['p50_ms']}
         print(json.dumps(report['latency']), flush=True)
+        if args.perf:
+            report['cpu_us_per_call'] = cpu_per_call(run, gustd.pid, args.calls)
+            print(json.dumps(report['cpu_us_per_call']), flush=True)
+            report['gustd_profile'] = profile(run, gustd.pid, args.calls)
+            print('\n'.join(report['gustd_profile']), flush=True)
         run.stop(gustd)
 
         if args.callgrind:
