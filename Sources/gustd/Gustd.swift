@@ -75,6 +75,21 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Size of an app's log file before it rotates (its disk use stays under about twice this).", valueName: "size"))
     var logMax: String = "4M"
 
+    @Option(help: ArgumentHelp("Largest request body gustd accepts, in bytes (a suffix k, m or g for KiB, MiB, GiB); past it, 413.", valueName: "size"))
+    var maxBody: String = "10m"
+
+    @Option(help: ArgumentHelp(
+        "Where the access log goes: '-' for stdout, 'off', or a file to append to. One line per call: time, app, release, "
+            + "instance, method, path (no query string), status, bytes, ms, request id.",
+        valueName: "dest"))
+    var accessLog: String = "-"
+
+    @Option(help: ArgumentHelp(
+        "A proxy in front of gustd whose X-Forwarded-For and X-Forwarded-Proto are believed (repeatable). Without it gustd is "
+            + "the edge: a function sees the peer's address as X-Forwarded-For, whatever the client sent.",
+        valueName: "ip"))
+    var trustedProxy: [String] = []
+
     private func limitDefaults() throws -> AppLimits {
         AppLimits(
             memory: try LimitSize.parseBytes(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
@@ -93,6 +108,9 @@ struct Gustd: AsyncParsableCommand {
             throw ValidationError("Time limits must be positive.")
         }
         guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be 0 or more.") }
+        guard (try? LimitSize.parseBytes(maxBody)) ?? nil != nil else {
+            throw ValidationError("--max-body takes a size such as 1048576, 512k or 10m.")
+        }
     }
 
     private func parseAddress() -> (String, Int)? {
@@ -108,10 +126,11 @@ struct Gustd: AsyncParsableCommand {
         let configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
-            queueLimit: queueLimit,
+            maxBodyBytes: (try LimitSize.parseBytes(maxBody)) ?? Int.max, queueLimit: queueLimit,
             idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000)),
             limitDefaults: try limitDefaults(), cgroupRoot: cgroupRoot, enforcesLimits: !noLimits,
-            logBytesPerSecond: (try LimitSize.parseBytes(logRate)) ?? Int.max, logMaxBytes: (try LimitSize.parseBytes(logMax)) ?? Int.max
+            logBytesPerSecond: (try LimitSize.parseBytes(logRate)) ?? Int.max, logMaxBytes: (try LimitSize.parseBytes(logMax)) ?? Int.max,
+            accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

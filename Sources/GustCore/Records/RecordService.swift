@@ -40,6 +40,9 @@ public actor RecordService {
     private let call: RecordHookCall
     /// Called with the hook (`after_save cat`) and what went wrong.
     private let onAfterHookFailure: @Sendable (_ hook: String, _ message: String) -> Void
+    /// Where this actor runs: a thread of its own, never an event loop (its statements block).
+    private let executor: BlockingExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     /// FIFO of writers waiting for the one in progress.
     private var writing: String?
     private var waiters: [CheckedContinuation<Void, Never>] = []
@@ -49,8 +52,10 @@ public actor RecordService {
     ///   - call: how to run one.
     public init(
         store: RecordStore, limits: Limits = Limits(), hooks: @escaping @Sendable () -> Set<String>,
-        call: @escaping RecordHookCall, onAfterHookFailure: @escaping @Sendable (_ hook: String, _ message: String) -> Void
+        call: @escaping RecordHookCall, onAfterHookFailure: @escaping @Sendable (_ hook: String, _ message: String) -> Void,
+        executor: BlockingExecutor = .records
     ) {
+        self.executor = executor
         self.store = store
         self.limits = limits
         self.hooks = hooks

@@ -33,6 +33,10 @@ public struct RouterConfiguration: Sendable {
     public var logBytesPerSecond: Int
     /// Bytes of an app's log file before it rotates (disk use stays under about twice this).
     public var logMaxBytes: Int
+    /// Where the access log goes (a line per call, `AccessLog`).
+    public var accessLog: AccessLogDestination
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` gustd believes (`ForwardedHeaders`).
+    public var trustedProxies: [String]
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
@@ -40,7 +44,8 @@ public struct RouterConfiguration: Sendable {
         stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100,
         idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10),
         limitDefaults: AppLimits = .standard, cgroupRoot: String = "gust", cgroupMount: String = "/sys/fs/cgroup",
-        enforcesLimits: Bool = true, logBytesPerSecond: Int = 1 << 20, logMaxBytes: Int = AppLog.defaultMaxBytes
+        enforcesLimits: Bool = true, logBytesPerSecond: Int = 1 << 20, logMaxBytes: Int = AppLog.defaultMaxBytes,
+        accessLog: AccessLogDestination = .off, trustedProxies: [String] = []
     ) {
         self.limitDefaults = limitDefaults
         self.cgroupRoot = cgroupRoot
@@ -48,6 +53,8 @@ public struct RouterConfiguration: Sendable {
         self.enforcesLimits = enforcesLimits
         self.logBytesPerSecond = logBytesPerSecond
         self.logMaxBytes = logMaxBytes
+        self.accessLog = accessLog
+        self.trustedProxies = trustedProxies
         self.queueLimit = queueLimit
         self.home = home
         self.httpHost = httpHost
@@ -59,5 +66,21 @@ public struct RouterConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
         self.headerTimeout = headerTimeout
+    }
+}
+
+/// Where gustd writes its access log: nowhere, its stdout, or a file it appends to.
+public enum AccessLogDestination: Sendable, Equatable {
+    case off
+    case standardOutput
+    case file(String)
+
+    /// `off`, `-` (stdout) or a path.
+    public init(argument: String) {
+        switch argument {
+        case "off", "none": self = .off
+        case "-", "stdout": self = .standardOutput
+        default: self = .file(argument)
+        }
     }
 }

@@ -59,12 +59,14 @@ public enum RouterDaemon {
             },
             logger: logger
         )
+        let accessLog = try AccessLog(configuration.accessLog)
+        defer { accessLog.close() }
         let addressFile = home.run.appendingPathComponent("gustd.http")
         // Idle and slow clients are closed, so they cannot hold gustd's descriptors;
         // NIO's accept backoff keeps the listener accepting once descriptors run short.
         let (idleTimeout, headerTimeout) = (TimeAmount(configuration.idleTimeout), TimeAmount(configuration.headerTimeout))
         let http = Application(
-            responder: Gateway(supervisor: supervisor, configuration: configuration, records: records),
+            responder: Gateway(supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog),
             server: .http1(configuration: .init(
                 additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler()],
                 idleTimeout: idleTimeout

@@ -61,7 +61,8 @@ actor Instance {
 
     /// Sends one call its pool gave this instance.
     func call(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
-        await outputOfTheLastCallIsRead()
+        // A runtime that tags its output with call ids needs no pause: every line names its call.
+        if !manifest.takesCallIDs { await outputOfTheLastCallIsRead() }
         return try await send(request, timeout: timeout)
     }
 
@@ -75,20 +76,29 @@ actor Instance {
     /// instance prints meanwhile to its function.
     private func send(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
         let connection = try await take()
+        var request = request
         let function = request.function
-        output.begin(function)
-        defer { output.end(function) }
+        let call = manifest.takesCallIDs ? CallTag.next() : nil
+        if let call { request.headers.replaceOrAdd(name: CallTag.header, value: call) }
+        output.begin(function, call: call)
         do {
             let response = try await connection.send(request, timeout: timeout)
             if let rest = response.rest {
                 // Busy until its answer ends, then closed: it never goes back to the idle ones.
+                // What it prints until then is still its function's.
                 open.removeAll { $0 === connection }
-                rest.done.whenComplete { _ in connection.close() }
+                let output = self.output
+                rest.done.whenComplete { _ in
+                    connection.close()
+                    output.end(function, call: call)
+                }
             } else {
+                output.end(function, call: call)
                 give(connection)
             }
             return response
         } catch {
+            output.end(function, call: call)
             give(connection)
             isBroken = true
             throw error
@@ -178,6 +188,7 @@ final class InstanceOutput: Sendable {
     private let relay = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let recent = Mutex<[String]>([])
     private let running = Mutex(RunningFunctions())
+    private let calls = Mutex(CallFunctions())
     let log: AppLog
     let version: Int
     let id: String
@@ -208,24 +219,39 @@ final class InstanceOutput: Sendable {
 
     /// Output from now on belongs to `function` (a call into the instance
     /// starts), until the matching `end`. Nil (gustd's own calls) changes nothing.
-    func begin(_ function: String?) {
-        if let function { running.withLock { $0.begin(function) } }
+    /// With protocol 2, `call` is the call's id: lines tagged with it are its own, however calls overlap.
+    func begin(_ function: String?, call: String? = nil) {
+        guard let function else { return }
+        running.withLock { $0.begin(function) }
+        if let call { calls.withLock { $0.begin(call, function) } }
     }
 
-    func end(_ function: String?) {
-        if function != nil { running.withLock { $0.end() } }
+    func end(_ function: String?, call: String? = nil) {
+        guard function != nil else { return }
+        running.withLock { $0.end() }
+        if let call { calls.withLock { $0.end(call) } }
     }
 
-    func deliver(_ lines: [String], stream: String) {
-        let function = running.withLock { $0.current(at: .now) }
+    func deliver(_ tagged: [String], stream: String) {
+        let untagged = running.withLock { $0.current(at: .now) }
         var entries: [LogEntry] = []
-        var written = lines
+        var admitted = tagged
         if let throttle {
-            let (kept, dropped) = throttle.admit(lines)
+            let (kept, dropped) = throttle.admit(tagged)
             if dropped > 0 { entries.append(LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: throttle.note(dropped))) }
-            written = kept
+            admitted = kept
         }
-        entries += written.map { LogEntry(release: version, instance: id, stream: stream, function: function, line: $0) }
+        var lines: [String] = []
+        lines.reserveCapacity(admitted.count)
+        entries += admitted.map { raw in
+            guard let tagged = CallTag.split(raw) else {
+                lines.append(raw)
+                return LogEntry(release: version, instance: id, stream: stream, function: untagged, line: raw)
+            }
+            lines.append(tagged.line)
+            let function = calls.withLock { $0.function(of: tagged.call) } ?? untagged
+            return LogEntry(release: version, instance: id, stream: stream, function: function, line: tagged.line)
+        }
         try? log.append(entries, masking: secrets)
         recent.withLock { recent in
             recent.append(contentsOf: lines)
@@ -256,6 +282,58 @@ struct RunningFunctions: Sendable {
     func current(at now: ContinuousClock.Instant) -> String? {
         if let top = stack.last { return top }
         if let last, now - last.ended < Self.trailing { return last.name }
+        return nil
+    }
+}
+
+/// Which function each call id names (protocol 2), kept a while after the call
+/// ends: a line can reach gustd through the pipe just after its call answered.
+struct CallFunctions: Sendable {
+    static let remembered = 256
+    private var running: [String: String] = [:]
+    /// Ended calls, oldest first, at most `remembered`.
+    private var ended: [(call: String, function: String)] = []
+
+    mutating func begin(_ call: String, _ function: String) { running[call] = function }
+
+    mutating func end(_ call: String) {
+        guard let function = running.removeValue(forKey: call) else { return }
+        if ended.count == Self.remembered { ended.removeFirst() }
+        ended.append((call, function))
+    }
+
+    func function(of call: String) -> String? {
+        running[call] ?? ended.last(where: { $0.call == call })?.function
+    }
+}
+
+/// Call ids of runtime protocol 2: gustd sends one with every call in
+/// `X-Gust-Call`, and the runtime starts each line the call prints with
+/// `RS ID US` (bytes 0x1E, the id's digits, 0x1F), which gustd strips.
+enum CallTag {
+    static let header = "X-Gust-Call"
+    private static let counter = Atomic<UInt64>(0)
+
+    /// A new id, unique within this gustd: a decimal number.
+    static func next() -> String { String(counter.add(1, ordering: .relaxed).newValue) }
+
+    /// The call id a line is tagged with and the line without its tag; nil if it has none.
+    static func split(_ line: String) -> (call: String, line: String)? {
+        let bytes = line.utf8
+        guard bytes.first == 0x1E else { return nil }
+        var index = bytes.index(after: bytes.startIndex)
+        var digits = 0
+        while index != bytes.endIndex, digits <= 20 {
+            let byte = bytes[index]
+            if byte == 0x1F {
+                guard digits > 0 else { return nil }
+                let call = String(line[line.index(after: line.startIndex)..<index])
+                return (call, String(line[bytes.index(after: index)...]))
+            }
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            digits += 1
+            index = bytes.index(after: index)
+        }
         return nil
     }
 }

@@ -253,8 +253,9 @@ final class DirectLauncher: PoolLauncher {
         guard response.status == 200, let manifest = try? await FunctionManifest.decodeOffTheLoops(response.body) else {
             throw GustError("v\(version) answered its manifest with status \(response.status) and no manifest Gust can read.")
         }
-        guard manifest.protocolVersion == FunctionManifest.supportedProtocol else {
-            throw GustError("v\(version)'s runtime speaks protocol \(manifest.protocolVersion); this gustd speaks \(FunctionManifest.supportedProtocol).")
+        guard FunctionManifest.supportedProtocols.contains(manifest.protocolVersion) else {
+            let speaks = FunctionManifest.supportedProtocols
+            throw GustError("v\(version)'s runtime speaks protocol \(manifest.protocolVersion); this gustd speaks \(speaks.lowerBound) to \(speaks.upperBound).")
         }
         return manifest
     }

@@ -270,10 +270,14 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     }
 
     /// One timer per pool, at the machine's next wake-up (a waiter's deadline,
-    /// an idle stop, the end of a backoff).
+    /// an idle stop, the end of a backoff). A timer already set for earlier is
+    /// kept: it ticks the machine (which finds nothing due yet) and is set
+    /// again then. So a call that moves an idle stop later, as every call
+    /// does, costs no timer (a timer set from another thread wakes its loop).
     private func rescheduleTimer(_ state: inout State) {
         let due = state.machine.nextWakeUp
         guard due != state.timerDue else { return }
+        if let due, let set = state.timerDue, set <= due { return }
         state.timer?.cancel()
         state.timerDue = due
         guard let due else {

@@ -38,6 +38,10 @@ actor RecordsHub {
     private var entries: [AppName: Entry] = [:]
     private var store: Store?
 
+    /// It opens record stores and reads releases' config (SQLite): on the record
+    /// stores' thread, never on an event loop.
+    nonisolated var unownedExecutor: UnownedSerialExecutor { BlockingExecutor.records.asUnownedSerialExecutor() }
+
     init(home: GustHome, supervisor: Supervisor) {
         self.home = home
         self.supervisor = supervisor

@@ -26,6 +26,8 @@ actor Supervisor {
 
     let configuration: RouterConfiguration
     let store: Store
+    /// The store as calls read it (tokens, whether an app exists): off the event loops.
+    nonisolated let requestStore: StoreAccess
     let records: InstanceRecords
     let logger: Logger
     /// How instances are confined (`LimitMechanism.detect`); nil: not at all.
@@ -57,6 +59,7 @@ actor Supervisor {
         store = try Store(home: configuration.home)
         // What `gust limits` shows for a field an app did not set.
         try? store.setLimitDefaults(configuration.limitDefaults)
+        requestStore = try StoreAccess(home: configuration.home)
         records = InstanceRecords(home: configuration.home)
         try records.prepare()
         publicPort = configuration.httpPort
@@ -230,11 +233,15 @@ actor Supervisor {
         }
     }
 
-    func verifyToken(_ app: AppName, _ secret: String) -> Bool {
-        (try? store.verifyToken(app, secret: secret)) ?? false
+    /// Whether `secret` is a token of the app: asked on every call of a private
+    /// app and every records request, so it reads the store on the thread pool.
+    nonisolated func verifyToken(_ app: AppName, _ secret: String) async -> Bool {
+        (try? await requestStore.run { try $0.verifyToken(app, secret: secret) }) ?? false
     }
 
-    func hasApp(_ app: AppName) -> Bool { (try? store.app(app)) != nil }
+    nonisolated func hasApp(_ app: AppName) async -> Bool {
+        (try? await requestStore.run { try $0.app(app) != nil }) ?? false
+    }
 
     /// Runs blocking file work on a thread of its own: gustd's tasks run on
     /// SwiftNIO's event loops, which must never block (see InstanceProcess

@@ -7,6 +7,7 @@ answer cases.json alike.
 
 import json
 import os
+import sys
 
 import gust
 
@@ -14,6 +15,15 @@ import gust
 @gust.op('echo')
 def echo(**arguments):
     return arguments
+
+
+@gust.op('say')
+def say(word):
+    """Prints a line, and another in two pieces: protocol 2 tags both with the call's id."""
+    print('said', word)
+    sys.stderr.write('part')
+    sys.stderr.write(f'ial {word}\n')
+    return {'said': word}
 
 
 @gust.op('fail')
@@ -58,7 +68,8 @@ def meow():
 def inside(request):
     """What app code can see of the internal secret: nothing."""
     return {'token_in_environment': 'GUST_INTERNAL_TOKEN' in os.environ,
-            'internal_header': any(k.lower() == 'x-gust-internal' for k in request.headers)}
+            'internal_header': any(k.lower() == 'x-gust-internal' for k in request.headers),
+            'call_header': any(k.lower() == 'x-gust-call' for k in request.headers)}
 
 
 @gust.handler('split')

@@ -55,16 +55,25 @@ class Answer:
         return f"<Answer {self.status} {self.body[:80]!r}>"
 
 
-class _InMemoryHandler(server._Handler):
-    """The runtime's request handler over bytes in memory instead of gustd's socket."""
+class _MemorySocket:
+    """The face of a connection the runtime's request loop writes to, kept in memory."""
 
-    def __init__(self, raw):  # noqa: D107 - BaseHTTPRequestHandler's constructor would want a socket
-        self.rfile = io.BufferedReader(io.BytesIO(raw))
-        self.wfile = io.BytesIO()
-        self.client_address = ("gust.testing", 0)
-        self.server = None
-        self.close_connection = True
-        self.handle_one_request()
+    def __init__(self):
+        self.sent = io.BytesIO()
+
+    def sendall(self, data):
+        self.sent.write(data)
+
+    def makefile(self, mode, buffering=None):  # noqa: ARG002 - the socket's signature
+        return self.sent
+
+
+def _serve_in_memory(raw):
+    """Serves one request of raw bytes with the runtime's own request loop; the bytes it answered."""
+    sock = _MemorySocket()
+    handler = server._Handler.__new__(server._Handler)  # noqa: SLF001 - the loop itself, without a socket server
+    handler._serve_one(sock, io.BufferedReader(io.BytesIO(raw)))  # noqa: SLF001
+    return sock.sent.getvalue()
 
 
 class _Bytes:
@@ -176,10 +185,10 @@ class Client:
         # The thread-local hook context belongs to the call that made this one (a hook inside an op).
         outer = getattr(gust._hook_context, "value", None)
         try:
-            handler = _InMemoryHandler(head.encode("latin-1") + body)
+            answered = _serve_in_memory(head.encode("latin-1") + body)
         finally:
             gust._hook_context.value = outer
-        response = http.client.HTTPResponse(_Bytes(handler.wfile.getvalue()), method=method)
+        response = http.client.HTTPResponse(_Bytes(answered), method=method)
         response.begin()
         payload = response.read()
         return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, payload)
