@@ -44,18 +44,25 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Close a new connection that has not sent a whole request head within this many seconds.", valueName: "seconds"))
     var headerTimeout: Double = 10
 
+    @Option(help: ArgumentHelp(
+        "Serve Prometheus metrics at GET /metrics on this address, a listener of its own (off unless given; the port bound is written to GUST_HOME/run/gustd.metrics).",
+        valueName: "host:port"
+    ))
+    var metrics: String?
+
     func validate() throws {
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
             throw ValidationError("Time limits must be positive.")
         }
         guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be 0 or more.") }
+        if let metrics, ListenAddress(parsing: metrics) == nil {
+            throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
+        }
     }
 
     private func parseAddress() -> (String, Int)? {
-        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-        let host = String(http[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return host.isEmpty ? nil : (host, port)
+        ListenAddress(parsing: http).map { ($0.host, $0.port) }
     }
 
     func run() async throws {
@@ -66,7 +73,8 @@ struct Gustd: AsyncParsableCommand {
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
             queueLimit: queueLimit,
-            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000))
+            idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000)),
+            metrics: metrics.flatMap(ListenAddress.init(parsing:))
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

@@ -1,4 +1,5 @@
 public import GustCore
+import Foundation
 
 /// How gustd runs: `gustd --help` documents each of these.
 public struct RouterConfiguration: Sendable {
@@ -21,13 +22,16 @@ public struct RouterConfiguration: Sendable {
     public var idleTimeout: Duration
     /// How long a new connection may take to send its first whole request head.
     public var headerTimeout: Duration
+    /// Where `GET /metrics` is served (`--metrics`); nil: no metrics, and nothing counted.
+    public var metrics: ListenAddress?
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
         functionTimeout: Duration = .seconds(15), startTimeout: Duration = .seconds(30),
         stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100,
-        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10)
+        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10), metrics: ListenAddress? = nil
     ) {
+        self.metrics = metrics
         self.queueLimit = queueLimit
         self.home = home
         self.httpHost = httpHost
@@ -39,5 +43,24 @@ public struct RouterConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
         self.headerTimeout = headerTimeout
+    }
+}
+
+/// A host and port to listen on.
+public struct ListenAddress: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `HOST:PORT` (`[::1]:9090` too), or nil.
+    public init?(parsing text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port)
     }
 }

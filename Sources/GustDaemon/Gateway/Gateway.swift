@@ -67,15 +67,18 @@ struct Gateway: HTTPResponder {
         }
         let query = request.uri.query.map { "?\($0)" } ?? ""
         let instanceTarget: String
+        let kind: CallKind
         if segments.first == "_", segments.dropFirst().first == "functions" {
             guard request.method == .post else {
                 return Self.error(405, "Call an op with POST.", headers: [.allow: "POST"])
             }
             instanceTarget = "/_gust/ops" + target.path.dropFirst(2).percentEncoded
+            kind = .op
         } else if segments.first == "_" {
             throw GustError.notFound("No endpoint \(path).")
         } else {
             instanceTarget = target.path.percentEncoded + query
+            kind = .handler
         }
 
         var headers = HTTPHeaders()
@@ -86,13 +89,18 @@ struct Gateway: HTTPResponder {
         let (method, forwarded, body, maxBodyBytes, channel) = (
             HTTPMethod(rawValue: request.method.rawValue), headers, request.body, configuration.maxBodyBytes, context.channel
         )
+        let function: @Sendable () -> String = { [launcher = live.launcher, name = target.path.dropFirst(2).decoded] in
+            kind == .op ? FunctionLabel.op(String(name.dropFirst()), in: launcher.manifest) : FunctionLabel.handler(path, in: launcher.manifest)
+        }
         // The body is read once the call holds an instance: waiting calls hold no body in memory.
-        return try await forward(to: app, deadline: deadline, channel: channel) {
-            var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
-            return InstanceRequest(
-                method: method, target: instanceTarget, headers: forwarded,
-                body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer()
-            )
+        return try await CallMetrics.measure(app, kind: kind, function: function) {
+            try await forward(to: app, deadline: deadline, channel: channel) {
+                var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
+                return InstanceRequest(
+                    method: method, target: instanceTarget, headers: forwarded,
+                    body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer()
+                )
+            }
         }
     }
 

@@ -45,6 +45,7 @@ extension Scheduler {
         let elapsed = ContinuousClock.now - clock
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         if let id { try? store.finishRun(id, seconds: seconds, status: failure == nil ? .ok : .error, error: failure) }
+        CallMetrics.scheduleRun(key.app, schedule: key.name, failed: failure != nil, duration: elapsed)
         let took = String(format: "%.2f s", seconds)
         if let failure {
             log(key, release: firing.release, instance: instance, stream: "stderr", "Run failed after \(took): \(failure)")

@@ -177,6 +177,7 @@ actor Scheduler {
     private func recordSkip(_ key: Key, release: Int, due: Date) {
         let reason = "skipped: the previous run was still going"
         _ = try? store.recordRun(key.app, schedule: key.name, release: release, startedAt: due, status: .skipped, error: reason)
+        GustMetrics.scheduleRun(key.app, schedule: key.name, outcome: .skipped)
         log(key, release: release, "Run due at \(Self.clockTime(due)) \(reason)")
     }
 
