@@ -50,12 +50,19 @@ struct Gustd: AsyncParsableCommand {
     ))
     var metrics: String?
 
+    @Option(help: ArgumentHelp(
+        "After each deploy, remove the artifacts of an app's releases beyond the N newest, keeping the live release and the rollback target as `gust releases prune` does (default: keep all).",
+        valueName: "n"
+    ))
+    var keepReleases: Int?
+
     func validate() throws {
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
             throw ValidationError("Time limits must be positive.")
         }
         guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be 0 or more.") }
+        if let keepReleases, keepReleases < 0 { throw ValidationError("--keep-releases must be 0 or more.") }
         if let metrics, ListenAddress(parsing: metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
         }
@@ -74,7 +81,7 @@ struct Gustd: AsyncParsableCommand {
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
             queueLimit: queueLimit,
             idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000)),
-            metrics: metrics.flatMap(ListenAddress.init(parsing:))
+            metrics: metrics.flatMap(ListenAddress.init(parsing:)), keepReleases: keepReleases
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

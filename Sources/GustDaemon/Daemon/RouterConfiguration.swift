@@ -24,14 +24,18 @@ public struct RouterConfiguration: Sendable {
     public var headerTimeout: Duration
     /// Where `GET /metrics` is served (`--metrics`); nil: no metrics, and nothing counted.
     public var metrics: ListenAddress?
+    /// Releases whose artifacts a deploy keeps besides the live one and the rollback target (`--keep-releases`); nil keeps all.
+    public var keepReleases: Int?
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
         functionTimeout: Duration = .seconds(15), startTimeout: Duration = .seconds(30),
         stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100,
-        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10), metrics: ListenAddress? = nil
+        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10), metrics: ListenAddress? = nil,
+        keepReleases: Int? = nil
     ) {
         self.metrics = metrics
+        self.keepReleases = keepReleases
         self.queueLimit = queueLimit
         self.home = home
         self.httpHost = httpHost
