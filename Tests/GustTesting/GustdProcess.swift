@@ -9,10 +9,13 @@ public final class GustdProcess: @unchecked Sendable {
     public private(set) var port: Int = 0
     private var process: Process?
     private let arguments: [String]
+    private let executable: String
 
-    public init(home: GustHome, arguments: [String] = []) throws {
+    /// `executable`: the built gustd, unless a test runs an installed one.
+    public init(home: GustHome, arguments: [String] = [], executable: String = GustBinaries.gustd) throws {
         self.home = home
         self.arguments = arguments
+        self.executable = executable
         log = home.root.deletingLastPathComponent().appendingPathComponent("gustd-\(UUID().uuidString.prefix(4)).log")
         try start()
     }
@@ -27,7 +30,7 @@ public final class GustdProcess: @unchecked Sendable {
         let output = try FileHandle(forWritingTo: log)
         output.seekToEndOfFile()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GustBinaries.gustd)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["--home", home.path, "--http", "127.0.0.1:0"] + arguments
         process.standardOutput = output
         process.standardError = output
