@@ -28,15 +28,37 @@ enum GustMetrics {
 
     // MARK: Calls
 
+    /// A call's series, by its labels (bounded, so the cache is too).
+    private struct CallSeries: Hashable {
+        var app: AppName
+        var kind: CallKind
+        var function: String
+        var status: String
+    }
+
+    /// The handles of every call series seen, so that a call costs one look-up
+    /// rather than new handles and the registry's hashing of their labels.
+    private static let callHandles = Mutex<[CallSeries: (calls: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
+
     /// A call answered: op, handler, hook or schedule run.
     static func call(_ app: AppName, kind: CallKind, function: String, status: Int, duration: Duration) {
         guard isEnabled else { return }
-        CoreMetrics.Counter(label: MetricCatalogue.calls, dimensions: [
-            ("app", app.rawValue), ("kind", kind.rawValue), ("function", function), ("status", statusClass(status)),
-        ]).increment()
-        CoreMetrics.Timer(label: MetricCatalogue.callDuration, dimensions: [
-            ("app", app.rawValue), ("kind", kind.rawValue), ("function", function),
-        ]).recordNanoseconds(duration.nanoseconds)
+        let series = CallSeries(app: app, kind: kind, function: function, status: statusClass(status))
+        let handles = callHandles.withLock { handles in
+            if let known = handles[series] { return known }
+            let made = (
+                calls: CoreMetrics.Counter(label: MetricCatalogue.calls, dimensions: [
+                    ("app", app.rawValue), ("kind", kind.rawValue), ("function", function), ("status", series.status),
+                ]),
+                duration: CoreMetrics.Timer(label: MetricCatalogue.callDuration, dimensions: [
+                    ("app", app.rawValue), ("kind", kind.rawValue), ("function", function),
+                ])
+            )
+            handles[series] = made
+            return made
+        }
+        handles.calls.increment()
+        handles.duration.recordNanoseconds(duration.nanoseconds)
     }
 
     /// `2xx` … `5xx`: a bounded label for any status.
