@@ -4,6 +4,9 @@
 /// Label values are bounded: apps are the apps gustd serves, functions are
 /// the names the live release's manifest declares (anything else is `other`),
 /// statuses are classes (`2xx` … `5xx`), never raw paths or messages.
+///
+/// Certificate expiry (`gust_certificate_expiry_seconds` by domain) belongs
+/// here once gustd serves HTTPS; it does not yet.
 enum MetricCatalogue {
     static let calls = "gust_calls_total"
     static let callDuration = "gust_call_duration_seconds"
