@@ -15,6 +15,9 @@ Measured:
                   same op called straight on the instance's Unix socket, and gustd's own
                   health endpoint (no instance involved) for the floor of this client.
   rollback        `gust rollback` started to the old answer coming back over HTTP.
+  metrics cost    the same warm op through gustd started without and with `--metrics`,
+                  alternately (gustd restarted each time), and what counting adds per call.
+                  `--only metrics` runs just this (after one push).
 """
 
 import argparse
@@ -80,12 +83,14 @@ class Bench:
     def gust(self, *args):
         return self.run(os.path.join(self.bin, 'gust'), *args)
 
-    def start_gustd(self):
-        os.makedirs(self.home)
-        log = open(os.path.join(self.dir, 'gustd.log'), 'w')
-        self.gustd = subprocess.Popen([os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0'],
-                                      env=self.env, stdout=log, stderr=subprocess.STDOUT)
+    def start_gustd(self, *options):
+        os.makedirs(self.home, exist_ok=True)
+        log = open(os.path.join(self.dir, 'gustd.log'), 'a')
         address_file = os.path.join(self.home, 'run', 'gustd.http')
+        if os.path.exists(address_file):
+            os.remove(address_file)
+        self.gustd = subprocess.Popen([os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0', *options],
+                                      env=self.env, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(200):
             if os.path.exists(address_file) and open(address_file).read().strip():
                 self.port = int(open(address_file).read().strip().rsplit(':', 1)[1])
@@ -137,12 +142,15 @@ class Bench:
 
     # Benchmarks
 
-    def pushes(self):
+    def first_push(self):
         os.makedirs(self.work)
         self.run('git', 'init', '-q', '-b', 'main', cwd=self.work)
         self.gust('apps', 'create', 'bench')
         self.commit('v1')
-        first = self.push()
+        return self.push()
+
+    def pushes(self):
+        first = self.first_push()
         first_build = self.latest_build_seconds()
         walls, builds, to_live = [], [], []
         for round in range(self.rounds):
@@ -207,6 +215,35 @@ class Bench:
             times.append(self.wait_for_version(self.answer_of(target), started))
         return {'rollback_s': statistics.median(times), 'rounds': self.rounds}
 
+    def metrics_cost(self, rounds=3):
+        """The warm op through gustd without and with --metrics, alternately, gustd restarted each time."""
+        p50 = {False: [], True: []}
+        p99 = {False: [], True: []}
+        for _ in range(rounds):
+            for metrics in (False, True):
+                self.stop_gustd()
+                self.start_gustd(*(['--metrics', '127.0.0.1:0'] if metrics else []))
+                self.wait_for_answer()
+                measured = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/functions/ping')
+                p50[metrics].append(measured['p50_ms'])
+                p99[metrics].append(measured['p99_ms'])
+        without, with_metrics = statistics.median(p50[False]), statistics.median(p50[True])
+        return {'without_p50_ms': without, 'with_p50_ms': with_metrics,
+                'without_p99_ms': statistics.median(p99[False]), 'with_p99_ms': statistics.median(p99[True]),
+                'added_p50_us': (with_metrics - without) * 1000, 'rounds': rounds, 'calls': self.calls}
+
+    def wait_for_answer(self):
+        """A connection once the live release answers (after a restart it starts again)."""
+        for _ in range(600):
+            connection = http.client.HTTPConnection('127.0.0.1', self.port)
+            try:
+                if self.answer_version(connection) is not None:
+                    return connection
+            except (OSError, http.client.HTTPException, ValueError):
+                pass
+            time.sleep(0.05)
+        sys.exit('the app did not answer after gustd restarted')
+
     def answer_of(self, release):
         """The version a release answers with: its commit message, found through its tag."""
         repository = os.path.join(self.home, 'repos', 'bench.git')
@@ -219,17 +256,30 @@ def main():
     parser.add_argument('--rounds', type=int, default=5, help='pushes and rollbacks to take the median of')
     parser.add_argument('--calls', type=int, default=5000, help='op calls per latency measurement')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
+    parser.add_argument('--only', choices=['metrics'], help='run only this benchmark (after one push)')
     args = parser.parse_args()
 
     bench = Bench(os.path.abspath(args.bin), args.rounds, args.calls)
     try:
         bench.start_gustd()
-        results = {'pushes': bench.pushes(), 'op_latency': bench.op_latency(), 'rollback': bench.rollbacks()}
+        if args.only == 'metrics':
+            bench.first_push()
+            results = {'metrics': bench.metrics_cost()}
+        else:
+            results = {'pushes': bench.pushes(), 'op_latency': bench.op_latency(), 'rollback': bench.rollbacks(),
+                       'metrics': bench.metrics_cost()}
     finally:
         bench.stop_gustd()
         shutil.rmtree(bench.dir, ignore_errors=True)
     if args.json:
         print(json.dumps(results, indent=2))
+        return
+    m = results['metrics']
+    metrics_line = (f"metrics, warm op p50 without / with   {m['without_p50_ms']:.3f} / {m['with_p50_ms']:.3f} ms "
+                    f"(p99 {m['without_p99_ms']:.3f} / {m['with_p99_ms']:.3f}): {m['added_p50_us']:+.1f} µs per call, "
+                    f"median of {m['rounds']} restarts each, {m['calls']} calls each")
+    if args.only:
+        print(metrics_line)
         return
     p, o, r = results['pushes'], results['op_latency'], results['rollback']
     print(f"first push, one dependency from PyPI   {p['first_push_s']:.2f} s wall ({p['first_build_s']:.2f} s build)")
@@ -240,6 +290,7 @@ def main():
     print(f"gustd's own health endpoint (no call)  p50 {o['gustd_alone']['p50_ms']:.3f} ms  p99 {o['gustd_alone']['p99_ms']:.3f} ms")
     print(f"gustd adds at p50                      {o['added_p50_ms']:.3f} ms, {o['calls']} calls each")
     print(f"rollback (command → old answer)        {r['rollback_s']:.2f} s, median of {r['rounds']}")
+    print(metrics_line)
 
 
 if __name__ == '__main__':

@@ -22,6 +22,11 @@ python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-venv pyth
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
+# The metrics tests check gustd's /metrics with promtool and scrape it with a real Prometheus.
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+# The installer's tests: systemd-analyze verify on the unit, useradd into a scratch root.
+command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
+command -v useradd >/dev/null 2>&1 || packages+=(passwd)
 [ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 python3-flask wrk)
 
 missing=()

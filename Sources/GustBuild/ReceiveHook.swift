@@ -100,7 +100,14 @@ public struct ReceiveHook: Sendable {
         build.cacheLimit = try store.effectiveLimits(app).disk
         let description = "Deploy \(update.new.prefix(7))"
         do {
-            let output = try await build.run(repository: repository)
+            let output: Build.Output
+            do {
+                output = try await build.run(repository: repository)
+                admin.reportBuild(AdminBuildReport(app: app.rawValue, succeeded: true, seconds: (ContinuousClock.now - started).seconds))
+            } catch {
+                admin.reportBuild(AdminBuildReport(app: app.rawValue, succeeded: false, seconds: (ContinuousClock.now - started).seconds))
+                throw error
+            }
             let release = try store.recordRelease(app, NewRelease(
                 status: .built, commit: update.new, buildpack: output.buildpack, artifact: output.artifact.digest,
                 artifactSize: output.artifact.size, process: output.process,

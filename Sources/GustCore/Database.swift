@@ -10,7 +10,7 @@ public import Foundation
 /// command), so a direct binding keeps start-up cheap; see docs/architecture.md.
 /// A connection is used from one thread at a time; the type is not `Sendable`.
 public final class Database {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     /// What a write past `limitSize` says, instead of "the disk is full".
     private var sizeLimitMessage: String?
 

@@ -90,6 +90,18 @@ struct Gustd: AsyncParsableCommand {
         valueName: "ip"))
     var trustedProxy: [String] = []
 
+    @Option(help: ArgumentHelp(
+        "Serve Prometheus metrics at GET /metrics on this address, a listener of its own (off unless given; the port bound is written to GUST_HOME/run/gustd.metrics).",
+        valueName: "host:port"
+    ))
+    var metrics: String?
+
+    @Option(help: ArgumentHelp(
+        "After each deploy, remove the artifacts of an app's releases beyond the N newest, keeping the live release and the rollback target as `gust releases prune` does (default: keep all).",
+        valueName: "n"
+    ))
+    var keepReleases: Int?
+
     private func limitDefaults() throws -> AppLimits {
         AppLimits(
             memory: try LimitSize.parseBytes(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
@@ -111,12 +123,14 @@ struct Gustd: AsyncParsableCommand {
         guard (try? LimitSize.parseBytes(maxBody)) ?? nil != nil else {
             throw ValidationError("--max-body takes a size such as 1048576, 512k or 10m.")
         }
+        if let keepReleases, keepReleases < 0 { throw ValidationError("--keep-releases must be 0 or more.") }
+        if let metrics, ListenAddress(parsing: metrics) == nil {
+            throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
+        }
     }
 
     private func parseAddress() -> (String, Int)? {
-        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-        let host = String(http[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return host.isEmpty ? nil : (host, port)
+        ListenAddress(parsing: http).map { ($0.host, $0.port) }
     }
 
     func run() async throws {
@@ -130,7 +144,8 @@ struct Gustd: AsyncParsableCommand {
             idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000)),
             limitDefaults: try limitDefaults(), cgroupRoot: cgroupRoot, enforcesLimits: !noLimits,
             logBytesPerSecond: (try LimitSize.parseBytes(logRate)) ?? Int.max, logMaxBytes: (try LimitSize.parseBytes(logMax)) ?? Int.max,
-            accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy
+            accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy,
+            metrics: metrics.flatMap(ListenAddress.init(parsing:)), keepReleases: keepReleases
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

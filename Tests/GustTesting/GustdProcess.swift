@@ -11,8 +11,10 @@ public final class GustdProcess: @unchecked Sendable {
     private let arguments: [String]
     /// gustd's cgroup root (`--cgroup-root`), unique to this gustd and removed when it stops.
     public let cgroupRoot: String
+    private let executable: String
 
-    public init(home: GustHome, arguments: [String] = []) throws {
+    /// `executable`: the built gustd, unless a test runs an installed one.
+    public init(home: GustHome, arguments: [String] = [], executable: String = GustBinaries.gustd) throws {
         self.home = home
         if let index = arguments.firstIndex(of: "--cgroup-root"), index + 1 < arguments.count {
             cgroupRoot = arguments[index + 1]
@@ -21,6 +23,7 @@ public final class GustdProcess: @unchecked Sendable {
             cgroupRoot = "gust-test-" + UUID().uuidString.prefix(8).lowercased()
             self.arguments = arguments + ["--cgroup-root", cgroupRoot]
         }
+        self.executable = executable
         log = home.root.deletingLastPathComponent().appendingPathComponent("gustd-\(UUID().uuidString.prefix(4)).log")
         try start()
     }
@@ -35,7 +38,7 @@ public final class GustdProcess: @unchecked Sendable {
         let output = try FileHandle(forWritingTo: log)
         output.seekToEndOfFile()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GustBinaries.gustd)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["--home", home.path, "--http", "127.0.0.1:0"] + arguments
         process.standardOutput = output
         process.standardError = output

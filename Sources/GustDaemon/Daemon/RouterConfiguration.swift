@@ -1,4 +1,5 @@
 public import GustCore
+import Foundation
 
 /// How gustd runs: `gustd --help` documents each of these.
 public struct RouterConfiguration: Sendable {
@@ -37,6 +38,10 @@ public struct RouterConfiguration: Sendable {
     public var accessLog: AccessLogDestination
     /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` gustd believes (`ForwardedHeaders`).
     public var trustedProxies: [String]
+    /// Where `GET /metrics` is served (`--metrics`); nil: no metrics, and nothing counted.
+    public var metrics: ListenAddress?
+    /// Releases whose artifacts a deploy keeps besides the live one and the rollback target (`--keep-releases`); nil keeps all.
+    public var keepReleases: Int?
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
@@ -45,7 +50,9 @@ public struct RouterConfiguration: Sendable {
         idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10),
         limitDefaults: AppLimits = .standard, cgroupRoot: String = "gust", cgroupMount: String = "/sys/fs/cgroup",
         enforcesLimits: Bool = true, logBytesPerSecond: Int = 1 << 20, logMaxBytes: Int = AppLog.defaultMaxBytes,
-        accessLog: AccessLogDestination = .off, trustedProxies: [String] = []
+        accessLog: AccessLogDestination = .off, trustedProxies: [String] = [],
+        metrics: ListenAddress? = nil,
+        keepReleases: Int? = nil
     ) {
         self.limitDefaults = limitDefaults
         self.cgroupRoot = cgroupRoot
@@ -55,6 +62,8 @@ public struct RouterConfiguration: Sendable {
         self.logMaxBytes = logMaxBytes
         self.accessLog = accessLog
         self.trustedProxies = trustedProxies
+        self.metrics = metrics
+        self.keepReleases = keepReleases
         self.queueLimit = queueLimit
         self.home = home
         self.httpHost = httpHost
@@ -82,5 +91,24 @@ public enum AccessLogDestination: Sendable, Equatable {
         case "-", "stdout": self = .standardOutput
         default: self = .file(argument)
         }
+    }
+}
+
+/// A host and port to listen on.
+public struct ListenAddress: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `HOST:PORT` (`[::1]:9090` too), or nil.
+    public init?(parsing text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port)
     }
 }

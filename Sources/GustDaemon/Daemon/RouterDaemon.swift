@@ -87,6 +87,7 @@ public enum RouterDaemon {
                 .init(service: admin),
                 .init(service: http),
                 .init(service: channel),
+            ] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger) + [
                 .init(service: SchedulerService(scheduler: scheduler)),
                 // Last, so it is told to shut down first (the group goes in reverse): waiting calls get
                 // 503 at once, calls in flight finish, then every instance stops.
@@ -99,6 +100,7 @@ public enum RouterDaemon {
         services.maximumGracefulShutdownDuration = configuration.functionTimeout + configuration.stopGrace + .seconds(5)
         try await ServiceGroup(configuration: services).run()
         try? FileManager.default.removeItem(at: addressFile)
+        try? FileManager.default.removeItem(at: MetricsListener.addressFile(home))
     }
 }
 

@@ -121,29 +121,37 @@ struct Gateway: HTTPResponder {
         }
         let query = request.uri.query.map { "?\($0)" } ?? ""
         let instanceTarget: String
+        let kind: CallKind
         if segments.first == "_", segments.dropFirst().first == "functions" {
             guard request.method == .post else {
                 return Self.error(405, "Call an op with POST.", headers: [.allow: "POST"])
             }
             instanceTarget = "/_gust/ops" + target.path.dropFirst(2).percentEncoded
+            kind = .op
         } else if segments.first == "_" {
             throw GustError.notFound("No endpoint \(path).")
         } else {
             instanceTarget = target.path.percentEncoded + query
+            kind = .handler
         }
 
         let forwarded = forwarding.headers(of: request.headers, peer: context.channel.remoteAddress?.ipAddress, requestID: requestID)
         let (method, body, maxBodyBytes, channel) = (
             HTTPMethod(rawValue: request.method.rawValue), request.body, configuration.maxBodyBytes, context.channel
         )
+        let function: @Sendable () -> String = { [launcher = live.launcher, name = target.path.dropFirst(2).decoded] in
+            kind == .op ? FunctionLabel.op(String(name.dropFirst()), in: launcher.manifest) : FunctionLabel.handler(path, in: launcher.manifest)
+        }
         // The body is read once the call holds an instance: waiting calls hold no body in memory.
-        return try await forward(to: app, deadline: deadline, channel: channel, note: &note) {
-            var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
-            return InstanceRequest(
-                method: method, target: instanceTarget, headers: forwarded,
-                body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer(),
-                streamsAnswer: !instanceTarget.hasPrefix("/_gust/")
-            )
+        return try await CallMetrics.measure(app, kind: kind, function: function) {
+            try await forward(to: app, deadline: deadline, channel: channel, note: &note) {
+                var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
+                return InstanceRequest(
+                    method: method, target: instanceTarget, headers: forwarded,
+                    body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer(),
+                    streamsAnswer: !instanceTarget.hasPrefix("/_gust/")
+                )
+            }
         }
     }
 

@@ -15,10 +15,13 @@ protocol PoolLauncher: Sendable {
     func exited(_ member: Member) async
     /// A launch failed; the pool backs off `nextTry` before the next.
     func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration)
+    /// A launch ended (started, or failed) after `duration`: for metrics.
+    func launchEnded(succeeded: Bool, after duration: Duration)
 }
 
 extension PoolLauncher {
     func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration) {}
+    func launchEnded(succeeded: Bool, after duration: Duration) {}
 }
 
 /// A pool at one moment, for health, `GET /v1/status` and a deploy's warm-up.
@@ -209,9 +212,12 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
 
     private func launch(_ id: Machine.InstanceID) async {
         let member: Member
+        let began = ContinuousClock.now
         do {
             member = try await launcher.launch()
+            launcher.launchEnded(succeeded: true, after: .now - began)
         } catch {
+            launcher.launchEnded(succeeded: false, after: .now - began)
             let message = String(describing: error)
             apply { $0.machine.startFailed(id, message: message, now: .now) }
             let (failures, until) = state.withLock { ($0.machine.failedStarts, $0.machine.crashing?.until) }

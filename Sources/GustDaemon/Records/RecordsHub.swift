@@ -69,16 +69,20 @@ actor RecordsHub {
     }
 
     func save(_ app: AppName, _ type: String, id: String?, fields: RecordStore.Record, caller: RecordsCaller?) async throws -> RecordStore.Record {
-        let (service, live) = try await serviceForWrite(app)
-        return try await write(type, live: live, caller: caller) { context in
-            try await service.save(type, id: id, fields: fields, from: context)
+        try await CallMetrics.measureWrite(app, operation: "save") {
+            let (service, live) = try await serviceForWrite(app)
+            return try await write(type, live: live, caller: caller) { context in
+                try await service.save(type, id: id, fields: fields, from: context)
+            }
         }
     }
 
     func delete(_ app: AppName, _ type: String, id: String, caller: RecordsCaller?) async throws {
-        let (service, live) = try await serviceForWrite(app)
-        try await write(type, live: live, caller: caller) { context in
-            try await service.delete(type, id: id, from: context)
+        try await CallMetrics.measureWrite(app, operation: "delete") {
+            let (service, live) = try await serviceForWrite(app)
+            try await write(type, live: live, caller: caller) { context in
+                try await service.delete(type, id: id, from: context)
+            }
         }
     }
 
@@ -123,7 +127,9 @@ actor RecordsHub {
             store: recordStore,
             hooks: { hooks.hooks.withLock { $0 } },
             call: { [supervisor] event, type, record, original, context, timeout in
-                try await Self.runHook(supervisor, app, event, type, record, original, context, timeout)
+                try await CallMetrics.measureHook(app, event: event.rawValue, type: type) {
+                    try await Self.runHook(supervisor, app, event, type, record, original, context, timeout)
+                }
             },
             onAfterHookFailure: { hook, message in
                 try? log.append([LogEntry(release: nil, instance: nil, stream: "gustd", function: "hook \(hook)", line: message)])

@@ -183,6 +183,7 @@ actor Scheduler {
     private func recordSkip(_ key: Key, release: Int, due: Date) async {
         let reason = "skipped: the previous run was still going"
         _ = try? await store.run { try $0.recordRun(key.app, schedule: key.name, release: release, startedAt: due, status: .skipped, error: reason) }
+        GustMetrics.scheduleRun(key.app, schedule: key.name, outcome: .skipped)
         await log(key, release: release, "Run due at \(Self.clockTime(due)) \(reason)")
     }
 
