@@ -4,6 +4,7 @@
 #define CGUSTSYSTEM_H
 
 #include <spawn.h>
+#include <sys/types.h>
 
 /// pipe2(fds, O_CLOEXEC): both ends close on exec, atomically, so an instance
 /// started by another thread at the same moment never inherits them.
@@ -25,5 +26,16 @@ int gust_cloexec_from(int from);
 
 /// POSIX_SPAWN_SETSID (glibc 2.26+): the child leads a new session and process group.
 short gust_spawn_setsid_flag(void);
+
+/// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): a zygote's control
+/// socket, whose messages keep their bounds and carry descriptors.
+int gust_seqpacket_pair(int fds[2]);
+
+/// Sends one message with `fd_count` descriptors (SCM_RIGHTS). Returns sendmsg's result.
+ssize_t gust_send_with_fds(int socket, const void *bytes, size_t count, const int *fds, int fd_count);
+
+/// Receives one message and up to `max_fds` descriptors (made close-on-exec);
+/// `*fd_count` is set to how many came. Returns recvmsg's result.
+ssize_t gust_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds, int max_fds, int *fd_count);
 
 #endif

@@ -16,12 +16,14 @@ import Synchronization
 final class DirectLauncher: PoolLauncher {
     let app: AppName
     let release: Release
-    private let configuration: RouterConfiguration
-    private let records: InstanceRecords
+    let configuration: RouterConfiguration
+    let records: InstanceRecords
     private let channelTokens: RecordsChannelTokens
-    private let logger: Logger
+    let logger: Logger
     /// Where start-up output also goes while a deploy watches (the pusher's terminal).
-    private let progress = Mutex<(@Sendable (String) -> Void)?>(nil)
+    let progress = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// Forks this release's Python instances (DirectLauncher+Zygote); nil for Node.
+    let zygote: ReleaseZygote?
     /// The manifest of the first instance that started: every instance of a release registers the same functions.
     private let firstManifest = Mutex<FunctionManifest?>(nil)
     /// Told the manifest once, when the first instance has started.
@@ -38,6 +40,7 @@ final class DirectLauncher: PoolLauncher {
         self.records = records
         self.channelTokens = channelTokens
         self.logger = logger
+        zygote = Self.makeZygote(app: app, release: release, configuration: configuration, logger: logger)
     }
 
     var version: Int { release.version }
@@ -75,7 +78,11 @@ final class DirectLauncher: PoolLauncher {
         progress?("Starting instance \(id) of v\(version)")
         let child: InstanceProcess
         do {
-            child = try InstanceProcess(
+            let executable = directory.appendingPathComponent(command).path
+            child = try await forkFromZygote(
+                executable: executable, directory: directory, id: id, socketPath: socketPath,
+                channelToken: channelToken, internalToken: internalToken, output: output
+            ) ?? InstanceProcess(
                 executable: directory.appendingPathComponent(command).path,
                 environment: environment(
                     directory: directory, socketPath: socketPath, id: id, channelToken: channelToken, internalToken: internalToken
@@ -124,6 +131,11 @@ final class DirectLauncher: PoolLauncher {
         ])
     }
 
+    /// The release's zygote, stopped `zygote-idle` (4 × the pool's `idle`) after its last instance, and with the pool.
+    func upkeep(settings: @escaping @Sendable () -> PoolSettings) async {
+        await zygote?.upkeep { ZygoteLifecycle.zygoteIdle(forIdle: settings().idle) }
+    }
+
     func stop(_ instance: Instance) async {
         await instance.stop(grace: configuration.stopGrace)
     }
@@ -170,7 +182,7 @@ final class DirectLauncher: PoolLauncher {
 
     /// The environment of an instance: the release's config vars and Gust's own,
     /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
-    private func environment(directory: URL, socketPath: String, id: String, channelToken: String, internalToken: String) -> [String: String] {
+    func environment(directory: URL, socketPath: String, id: String, channelToken: String, internalToken: String) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
         var environment = release.config
         environment["PATH"] = inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"

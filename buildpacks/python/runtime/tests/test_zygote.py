@@ -37,10 +37,18 @@ class ZygoteTests(unittest.TestCase):
         saved_environment = dict(os.environ)
         self.addCleanup(lambda: (os.environ.clear(), os.environ.update(saved_environment)))
 
+        saved_after_fork = list(gust._after_fork)
+        self.addCleanup(lambda: gust._after_fork.__setitem__(slice(None), saved_after_fork))
+        at_fork = {}
+
+        @gust.after_fork
+        def remember():
+            at_fork["instance"] = os.environ["GUST_INSTANCE"]
+
         @gust.handler("whoami")
         def whoami(request):
             print("hello from", os.environ["GUST_INSTANCE"], flush=True)
-            return {"instance": os.environ["GUST_INSTANCE"], "random": random.random(),
+            return {"instance": os.environ["GUST_INSTANCE"], "random": random.random(), "at_fork": at_fork.get("instance"),
                     "token": os.environ.get("GUST_RECORDS_TOKEN"), "internal": os.environ.get("GUST_INTERNAL_TOKEN")}
 
         self.directory = tempfile.TemporaryDirectory()
@@ -98,6 +106,7 @@ class ZygoteTests(unittest.TestCase):
         self.assertEqual((second["instance"], second["token"]), ("bbbbbbbb", "token-bbbbbbbb"))
         self.assertNotEqual(first["random"], second["random"])
         self.assertIsNone(first["internal"], "the internal secret is not in the fork's environment")
+        self.assertEqual((first["at_fork"], second["at_fork"]), ("aaaaaaaa", "bbbbbbbb"), "gust.after_fork ran in each, after its set-up")
         self.assertEqual(os.read(first_out, 1024), b"hello from aaaaaaaa\n")
         self.assertEqual(os.read(second_out, 1024), b"hello from bbbbbbbb\n")
         for fd in (first_pidfd, second_pidfd, first_out, second_out):
