@@ -142,7 +142,9 @@ final class ReleaseZygote: Sendable {
                     await idle.stop(grace: stopGrace)
                 }
             } else if let due {
-                try? await Task.sleep(until: due, clock: .continuous)
+                // At most a second at a time: a change of scale (a shorter idle) or a new fork
+                // moves the due time, and the next look sees it.
+                try? await Task.sleep(until: min(due, .now + .seconds(1)), clock: .continuous)
             } else if await pokes.next() == nil {
                 break
             }
