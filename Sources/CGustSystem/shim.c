@@ -1,8 +1,11 @@
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "CGustSystem.h"
@@ -86,10 +89,25 @@ static void gust_spawn_child(const struct gust_spawn_request *request, int repor
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null < 0) { failure[0] = errno; goto fail; }
     if (dup2(null, 0) < 0 || dup2(request->stdout_fd, 1) < 0 || dup2(request->stderr_fd, 2) < 0) { failure[0] = errno; goto fail; }
+    // Descriptors passed on become 3, 4, …: each first copied above that range, so that no
+    // dup2 overwrites one still to be placed (nor `report`).
+    int passed = request->passing_count;
+    if (passed < 0 || passed > GUST_SPAWN_MAX_PASSING) { failure[0] = EINVAL; goto fail; }
+    int moved = fcntl(report, F_DUPFD_CLOEXEC, 3 + passed);
+    if (moved < 0) { failure[0] = errno; goto fail; }
+    report = moved;
+    int high[GUST_SPAWN_MAX_PASSING];
+    for (int index = 0; index < passed; index++) {
+        high[index] = fcntl(request->passing[index], F_DUPFD_CLOEXEC, 3 + passed);
+        if (high[index] < 0) { failure[0] = errno; goto fail; }
+    }
+    for (int index = 0; index < passed; index++) {
+        if (dup2(high[index], 3 + index) < 0) { failure[0] = errno; goto fail; }  // dup2 leaves the copy open across exec
+    }
     if (request->directory && chdir(request->directory) != 0) { failure[0] = errno; goto fail; }
     // Every descriptor from 3 up closes at exec, whether or not its opener asked; `report` among them.
-    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC_FLAG) != 0) {
-        for (int fd = 3; fd < 65536; fd++) {
+    if (syscall(SYS_close_range, 3U + (unsigned)passed, ~0U, CLOSE_RANGE_CLOEXEC_FLAG) != 0) {
+        for (int fd = 3 + passed; fd < 65536; fd++) {
             int flags = fcntl(fd, F_GETFD);
             if (flags >= 0 && fd != report) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
         }
@@ -135,4 +153,46 @@ int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step) 
     }
     *pid = child;
     return 0;
+}
+
+int gust_seqpacket_pair(int fds[2]) { return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds); }
+
+ssize_t gust_send_with_fds(int socket, const void *bytes, size_t count, const int *fds, int fd_count) {
+    struct iovec vector = {.iov_base = (void *)bytes, .iov_len = count};
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1};
+    char control[CMSG_SPACE(sizeof(int) * 8)];
+    if (fd_count > 8) return -1;
+    if (fd_count > 0) {
+        memset(control, 0, sizeof(control));
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * fd_count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * fd_count);
+    }
+    ssize_t sent;
+    do { sent = sendmsg(socket, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    return sent;
+}
+
+ssize_t gust_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds, int max_fds, int *fd_count) {
+    struct iovec vector = {.iov_base = bytes, .iov_len = capacity};
+    char control[CMSG_SPACE(sizeof(int) * 8)];
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+    *fd_count = 0;
+    ssize_t received;
+    do { received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC); } while (received < 0 && errno == EINTR);
+    if (received < 0) return received;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *received_fds = (int *)CMSG_DATA(header);
+        for (int i = 0; i < count; i++) {
+            if (*fd_count < max_fds) fds[(*fd_count)++] = received_fds[i];
+            else close(received_fds[i]);
+        }
+    }
+    return received;
 }

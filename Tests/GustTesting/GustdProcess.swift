@@ -155,15 +155,25 @@ public final class GustdProcess: @unchecked Sendable {
         return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
-    /// The PIDs of instance processes gustd recorded as running.
+    /// The PIDs of instance processes gustd recorded as running (zygotes not among them).
     public static func recordedInstancePIDs(of home: GustHome) -> [Int32] {
+        recordedPIDs(of: home).filter { $0.kind == nil }.map(\.pid)
+    }
+
+    /// The PIDs of the zygotes gustd recorded as running (Python releases fork their instances from them).
+    public static func recordedZygotePIDs(of home: GustHome) -> [Int32] {
+        recordedPIDs(of: home).filter { $0.kind == "zygote" }.map(\.pid)
+    }
+
+    private static func recordedPIDs(of home: GustHome) -> [(pid: Int32, kind: String?)] {
         let directory = home.run.appendingPathComponent("instances")
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         return files.filter { $0.hasSuffix(".json") }.compactMap { name in
             guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path),
-                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let pid = object["pid"] as? Int
             else { return nil }
-            return (object["pid"] as? Int).map(Int32.init)
+            return (Int32(pid), object["kind"] as? String)
         }
     }
 
@@ -176,7 +186,7 @@ public final class GustdProcess: @unchecked Sendable {
     }
 
     static func stopInstances(of home: GustHome) {
-        for pid in recordedInstancePIDs(of: home) where pid > 1 && isAlive(pid) {
+        for pid in recordedPIDs(of: home).map(\.pid) where pid > 1 && isAlive(pid) {
             kill(-pid, SIGKILL)
         }
     }

@@ -42,13 +42,19 @@ struct gust_spawn_request {
     /// RLIMIT_AS and RLIMIT_NPROC for the child; 0 leaves them as they are.
     long long address_space_limit;
     long long process_limit;
+    /// Descriptors the child gets as 3, 4, … (a zygote's control socket); at most GUST_SPAWN_MAX_PASSING.
+    const int *passing;
+    int passing_count;
 };
+
+#define GUST_SPAWN_MAX_PASSING 8
 
 /// Starts a process the way gustd starts instances: fork (glibc's _Fork, no
 /// atfork handlers), and in the child, with only async-signal-safe calls: join
 /// each cgroup, set the rlimits, default signal handlers and an empty mask, a
 /// new session, stdin from /dev/null, stdout and stderr, the directory, every
-/// descriptor from 3 up close-on-exec, execve. Returns 0 and the pid, or the
+/// descriptor passed on placed at 3, 4, …, every
+/// other from there up close-on-exec, execve. Returns 0 and the pid, or the
 /// errno of the step that failed, that step in `step` (the child is reaped
 /// then): so no process ever runs a line of its program outside its cgroups.
 int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step);
@@ -60,5 +66,16 @@ enum {
     GUST_SPAWN_STEP_RLIMIT = 2,  // setting an rlimit
     GUST_SPAWN_STEP_EXEC = 3,    // execve
 };
+
+/// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): a zygote's control
+/// socket, whose messages keep their bounds and carry descriptors.
+int gust_seqpacket_pair(int fds[2]);
+
+/// Sends one message with `fd_count` descriptors (SCM_RIGHTS). Returns sendmsg's result.
+ssize_t gust_send_with_fds(int socket, const void *bytes, size_t count, const int *fds, int fd_count);
+
+/// Receives one message and up to `max_fds` descriptors (made close-on-exec);
+/// `*fd_count` is set to how many came. Returns recvmsg's result.
+ssize_t gust_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds, int max_fds, int *fd_count);
 
 #endif

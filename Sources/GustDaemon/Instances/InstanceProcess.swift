@@ -39,9 +39,11 @@ final class InstanceProcess: Sendable {
     ///   - confinement: the cgroups the child joins and the rlimits it gets before its program runs.
     ///   - onOutput: called from a reader thread with each batch of complete lines and their stream.
     ///   - onExit: called once with the wait status after the output has been read to its end.
+    ///   - passing: descriptors the process gets as 3, 4, … (a zygote's control socket); gustd keeps its own.
     init(
         executable: String, arguments: [String] = [], environment: [String: String], directory: String, marker: String? = nil,
         confinement: SpawnConfinement = SpawnConfinement(),
+        passing: [Int32] = [],
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void
     ) throws {
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
@@ -53,6 +55,10 @@ final class InstanceProcess: Sendable {
         }
         let readEnds = [(out[0], StandardStream.stdout), (err[0], StandardStream.stderr)]
 
+        guard passing.count <= Int(GUST_SPAWN_MAX_PASSING) else {
+            [out[0], out[1], err[0], err[1]].forEach { close($0) }
+            throw SpawnError("Cannot start \(executable): more than \(GUST_SPAWN_MAX_PASSING) descriptors to pass on")
+        }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         let cgroups = confinement.cgroupProcs.map { UnsafePointer(strdup($0)) } + [nil]
@@ -69,13 +75,16 @@ final class InstanceProcess: Sendable {
             argv.withUnsafeBufferPointer { argv in
                 envp.withUnsafeBufferPointer { envp in
                     cgroups.withUnsafeBufferPointer { cgroups in
-                        var request = gust_spawn_request(
-                            path: path, argv: argv.baseAddress, envp: envp.baseAddress, directory: workingDirectory,
-                            stdout_fd: out[1], stderr_fd: err[1], cgroup_procs: cgroups.baseAddress,
-                            address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
-                            process_limit: Int64(confinement.processLimit ?? 0)
-                        )
-                        return gust_spawn(&request, &child, &step)
+                        passing.withUnsafeBufferPointer { passing in
+                            var request = gust_spawn_request(
+                                path: path, argv: argv.baseAddress, envp: envp.baseAddress, directory: workingDirectory,
+                                stdout_fd: out[1], stderr_fd: err[1], cgroup_procs: cgroups.baseAddress,
+                                address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
+                                process_limit: Int64(confinement.processLimit ?? 0),
+                                passing: passing.baseAddress, passing_count: Int32(passing.count)
+                            )
+                            return gust_spawn(&request, &child, &step)
+                        }
                     }
                 }
             }
@@ -99,6 +108,41 @@ final class InstanceProcess: Sendable {
         openReadEnds.withLock { $0 = readEnds.map(\.0) }
         startTime = Self.startTime(of: spawned) ?? 0
 
+        watch(readEnds: readEnds, marker: marker, onOutput: onOutput, onExit: onExit) {
+            var status: Int32 = 0
+            while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
+            return status
+        }
+    }
+
+    /// A process gustd did not start itself: a fork of a zygote (`Zygote`),
+    /// whose parent is the zygote. Its exit is seen through `pidfd`, which
+    /// the zygote opened before it could reap the fork (so it names this
+    /// process and never a later one with its pid); its wait status is the
+    /// zygote's to tell (`status`, called once the pidfd says it has exited).
+    /// Takes ownership of `pidfd` and of both read ends.
+    init(
+        forked: pid_t, pidfd: Int32, stdout: Int32, stderr: Int32, marker: String?,
+        onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void,
+        status: @escaping @Sendable () -> Int32
+    ) {
+        pid = forked
+        let readEnds = [(stdout, StandardStream.stdout), (stderr, StandardStream.stderr)]
+        openReadEnds.withLock { $0 = readEnds.map(\.0) }
+        startTime = Self.startTime(of: forked) ?? 0
+        watch(readEnds: readEnds, marker: marker, onOutput: onOutput, onExit: onExit) {
+            var exit = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+            while poll(&exit, 1, -1) < 0 && errno == EINTR {}
+            close(pidfd)
+            return status()
+        }
+    }
+
+    /// A reader thread per pipe and one that waits for the exit (`wait` blocks until then).
+    private func watch(
+        readEnds: [(Int32, StandardStream)], marker: String?, onOutput: @escaping @Sendable ([String], StandardStream) -> Void,
+        onExit: @escaping @Sendable (Int32) -> Void, wait: @escaping @Sendable () -> Int32
+    ) {
         let reaper = DispatchGroup()
         for (readEnd, stream) in readEnds {
             reaper.enter()
@@ -112,8 +156,7 @@ final class InstanceProcess: Sendable {
             }
         }
         Thread.detachNewThread {
-            var status: Int32 = 0
-            while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
+            let status = wait()
             // What it started and left behind outside its process group goes with it.
             if let marker { InstanceStragglers.stop(marker: marker) }
             // The output is complete once the pipes are closed by every holder; wait a
@@ -154,10 +197,11 @@ final class InstanceProcess: Sendable {
         }
     }
 
-    /// Signals the whole process group (the instance is a session leader).
+    /// Signals the whole process group (the instance is a session leader); the
+    /// process alone if it leads none yet (a fork between fork and setsid).
     func signal(_ signal: Int32) {
         guard !hasExited else { return }
-        kill(-pid, signal)
+        if kill(-pid, signal) != 0 { kill(pid, signal) }
     }
 
     /// SIGTERM, then SIGKILL after `grace`; returns when the process has exited.

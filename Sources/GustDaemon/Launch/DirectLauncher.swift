@@ -16,17 +16,19 @@ import Synchronization
 final class DirectLauncher: PoolLauncher {
     let app: AppName
     let release: Release
-    private let configuration: RouterConfiguration
-    private let records: InstanceRecords
+    let configuration: RouterConfiguration
+    let records: InstanceRecords
     private let channelTokens: RecordsChannelTokens
-    private let logger: Logger
+    let logger: Logger
     private let limitMechanism: LimitMechanism?
     /// The app's log rate bound, shared with its other releases' instances.
     private let logThrottle: LogThrottle?
     /// The app's limits now: read at each start, so a `gust limits` change applies to the next instance.
     private let limits: @Sendable () async -> AppLimits
     /// Where start-up output also goes while a deploy watches (the pusher's terminal).
-    private let progress = Mutex<(@Sendable (String) -> Void)?>(nil)
+    let progress = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// Forks this release's Python instances (DirectLauncher+Zygote); nil for Node.
+    let zygote: ReleaseZygote?
     /// The manifest of the first instance that started: every instance of a release registers the same functions.
     private let firstManifest = Mutex<FunctionManifest?>(nil)
     /// Told the manifest once, when the first instance has started.
@@ -47,6 +49,7 @@ final class DirectLauncher: PoolLauncher {
         self.records = records
         self.channelTokens = channelTokens
         self.logger = logger
+        zygote = Self.makeZygote(app: app, release: release, configuration: configuration, logger: logger)
     }
 
     var version: Int { release.version }
@@ -96,27 +99,34 @@ final class DirectLauncher: PoolLauncher {
         }
         let log = output.log
         let confinedBy = cgroup
+        let exited: @Sendable (Int32) -> Void = { [records, version, logger, app] _ in
+            records.forget(id: id)  // now, not at the next gustd's start
+            output.finish()
+            guard let cgroup = confinedBy else { return }
+            cgroup.finish()
+            if cgroup.wasOutOfMemory {
+                let line = "Instance \(id) ran \(cgroup.outOfMemoryText): the kernel killed it; the next call starts a new one"
+                logger.warning("\(app) v\(version): \(line)")
+                try? log.append([LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: line)])
+            }
+        }
         let child: InstanceProcess
         do {
-            child = try InstanceProcess(
-                executable: directory.appendingPathComponent(command).path,
+            let executable = directory.appendingPathComponent(command).path
+            let confinement = confinedBy?.confinement ?? SpawnConfinement()
+            child = try await forkFromZygote(
+                executable: executable, directory: directory, id: id, socketPath: socketPath,
+                channelToken: channelToken, internalToken: internalToken, output: output,
+                cgroupProcs: confinement.cgroupProcs, onExit: exited
+            ) ?? InstanceProcess(
+                executable: executable,
                 environment: environment(
                     config: config, directory: directory, socketPath: socketPath, id: id, channelToken: channelToken, internalToken: internalToken
                 ),
                 directory: directory.path, marker: InstanceStragglers.marker(id: id),
-                confinement: confinedBy?.confinement ?? SpawnConfinement(),
+                confinement: confinement,
                 onOutput: { output.deliver($0, stream: $1.rawValue) },
-                onExit: { [records, version, logger, app] _ in
-                    records.forget(id: id)  // now, not at the next gustd's start
-                    output.finish()
-                    guard let cgroup = confinedBy else { return }
-                    cgroup.finish()
-                    if cgroup.wasOutOfMemory {
-                        let line = "Instance \(id) ran \(cgroup.outOfMemoryText): the kernel killed it; the next call starts a new one"
-                        logger.warning("\(app) v\(version): \(line)")
-                        try? log.append([LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: line)])
-                    }
-                }
+                onExit: exited
             )
         } catch {
             confinedBy?.finish()
@@ -157,6 +167,11 @@ final class DirectLauncher: PoolLauncher {
         try? AppLog(home: configuration.home, app: app).append([
             LogEntry(release: version, instance: nil, stream: "gustd", function: nil, line: line)
         ])
+    }
+
+    /// The release's zygote, stopped `zygote-idle` (4 × the pool's `idle`) after its last instance, and with the pool.
+    func upkeep(settings: @escaping @Sendable () -> PoolSettings) async {
+        await zygote?.upkeep { ZygoteLifecycle.zygoteIdle(forIdle: settings().idle) }
     }
 
     func stop(_ instance: Instance) async {
@@ -205,7 +220,7 @@ final class DirectLauncher: PoolLauncher {
 
     /// The environment of an instance: the release's config vars and Gust's own,
     /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
-    private func environment(config: [String: String], directory: URL, socketPath: String, id: String, channelToken: String, internalToken: String) -> [String: String] {
+    func environment(config: [String: String], directory: URL, socketPath: String, id: String, channelToken: String, internalToken: String) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
         var environment = config
         environment["PATH"] = inherited["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"

@@ -17,11 +17,16 @@ protocol PoolLauncher: Sendable {
     func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration)
     /// A launch ended (started, or failed) after `duration`: for metrics.
     func launchEnded(succeeded: Bool, after duration: Duration)
+    /// The launcher's own work for as long as the pool runs (a zygote's idle stop), with the
+    /// pool's settings as they are at each moment; cancelled once the pool has stopped its
+    /// last instance, and returns when what it started has stopped.
+    func upkeep(settings: @escaping @Sendable () -> PoolSettings) async
 }
 
 extension PoolLauncher {
     func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration) {}
     func launchEnded(succeeded: Bool, after duration: Duration) {}
+    func upkeep(settings: @escaping @Sendable () -> PoolSettings) async {}
 }
 
 /// A pool at one moment, for health, `GET /v1/status` and a deploy's warm-up.
@@ -195,17 +200,22 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     // MARK: Running
 
     /// Launches and stops instances as the machine asks, until the pool is
-    /// drained and its last instance stopped. Cancelling it stops them all.
+    /// drained and its last instance stopped; then ends the launcher's upkeep.
+    /// Cancelling it stops them all.
     func run() async {
-        await withDiscardingTaskGroup { group in
-            for await item in workStream {
-                switch item {
-                case .start(let id):
-                    group.addTask { await self.launch(id) }
-                case .stop(let member):
-                    group.addTask { await self.launcher.stop(member) }
+        await withTaskGroup(of: Void.self) { upkeep in
+            upkeep.addTask { await self.launcher.upkeep(settings: { self.state.withLock { $0.machine.settings } }) }
+            await withDiscardingTaskGroup { group in
+                for await item in workStream {
+                    switch item {
+                    case .start(let id):
+                        group.addTask { await self.launch(id) }
+                    case .stop(let member):
+                        group.addTask { await self.launcher.stop(member) }
+                    }
                 }
             }
+            upkeep.cancelAll()
         }
         state.withLock { $0.timer?.cancel() }
     }

@@ -22,7 +22,7 @@ import urllib.parse
 
 __all__ = [
     "Error", "Response", "op", "handler", "every", "cron",
-    "before_save", "after_save", "before_delete", "after_delete", "verify_signature", "records", "mount",
+    "before_save", "after_save", "before_delete", "after_delete", "verify_signature", "records", "mount", "after_fork",
 ]
 
 
@@ -253,6 +253,25 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(self._path)
+
+
+# What runs in each instance before it serves (gust.after_fork), in the order registered.
+_after_fork = []
+
+
+def after_fork(function):
+    """Registers ``function()`` to run once in each instance before it serves.
+
+    Gust forks a Python app's instances from a zygote that imported the app
+    once (docs/functions.md). What cannot be shared between processes (a
+    database connection, a thread, a client with a pool of sockets) belongs
+    here, not at import: it then runs in every instance, right after the fork
+    (the instance's own ``GUST_INSTANCE``, records token and output already in
+    place), or right after the import in an instance started without a zygote.
+    An exception stops the instance, with its traceback in the app's log.
+    """
+    _after_fork.append(function)
+    return function
 
 
 # The hook context of the request this thread serves (set by the server for hook requests).

@@ -568,13 +568,8 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-def main():
-    socket_path = os.environ.get("GUST_SOCKET")
-    if not socket_path:
-        raise SystemExit("gust: GUST_SOCKET is not set; the runtime is started by gustd")
-    take_internal_token()
-    tag_output()
-    root = os.environ.get("GUST_APP_ROOT") or os.getcwd()
+def load_or_exit(root):
+    """Imports the app; one that cannot load says why (its traceback on stderr) and exits 1."""
     try:
         load_app(root)
     except SystemExit:
@@ -583,11 +578,37 @@ def main():
         sys.stderr.write(traceback.format_exc())
         sys.stderr.flush()
         sys.exit(1)
-    mounts.start()
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)
-    with _Server(socket_path, _Handler) as server:
+
+
+def serve(socket_path, listener=None):
+    """Runs the app's gust.after_fork functions, then serves on `listener` (a bound, listening
+    socket handed over by the zygote) or on a new socket at `socket_path`, until killed."""
+    tag_output()
+    for function in gust._after_fork:
+        function()
+    mounts.start()  # an ASGI mount's lifespan runs in each instance, after the fork
+    if listener is not None:
+        server = _Server(socket_path, _Handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = listener
+    else:
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)
+        server = _Server(socket_path, _Handler)
+    with server:
         server.serve_forever()
+
+
+def main():
+    if os.environ.get("GUST_ZYGOTE_FD"):
+        from gust import zygote  # gustd asked for a zygote (docs/runtime-protocol.md, "Zygotes")
+        return zygote.main()
+    socket_path = os.environ.get("GUST_SOCKET")
+    if not socket_path:
+        raise SystemExit("gust: GUST_SOCKET is not set; the runtime is started by gustd")
+    take_internal_token()
+    load_or_exit(os.environ.get("GUST_APP_ROOT") or os.getcwd())
+    serve(socket_path)
 
 
 if __name__ == "__main__":

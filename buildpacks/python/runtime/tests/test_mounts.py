@@ -7,13 +7,14 @@ import contextlib
 import io
 import json
 import os
+import signal
 import socket
 import tempfile
 import threading
 import unittest
 
 import gust
-from gust import mounts, server
+from gust import asgi, mounts, server
 from gust.testing import Client
 
 WAIT = 10  # seconds: a bound on every wait, never a timing assertion
@@ -28,6 +29,24 @@ def echo_wsgi(environ, start_response):
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(seen).encode()]
+
+
+def tearDownModule():
+    """Stops the ASGI event loop and its executor's threads, and puts back SIGTERM's default, which
+    would otherwise outlive these tests (the zygote's tests count threads and SIGTERM forks)."""
+    if asgi._stopping_on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        asgi._stopping_on_sigterm = False
+    loop = asgi._loop
+    if loop is None:
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    for thread in threading.enumerate():
+        if thread.name == "gust-asgi":
+            thread.join(5)
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+    asgi._loop = None
 
 
 class Echo:
