@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 
-.PHONY: all deps build test test-swift test-runtimes test-buildpacks lint demo bench clean
+.PHONY: all deps build test test-swift test-runtimes test-examples test-buildpacks lint demo bench clean
 
 all: build
 
@@ -32,6 +32,13 @@ test-runtimes:
 	python3 -m unittest discover -s buildpacks/python/runtime/tests -t buildpacks/python/runtime
 	node --test buildpacks/node/runtime/test/
 	python3 buildpacks/protocol-tests/run.py
+	$(MAKE) test-examples
+
+# Each sample app's own tests, with the runtimes' test clients (gust.testing,
+# gust/testing); Express from Debian's node-express (scripts/install-deps.sh).
+test-examples:
+	for app in examples/python-*/; do PYTHONPATH=$(CURDIR)/buildpacks/python/runtime python3 -m unittest discover -s "$$app/tests" || exit 1; done
+	NODE_PATH=$(CURDIR)/buildpacks/node/runtime:/usr/share/nodejs node --test examples/node-*/test/
 
 test-buildpacks:
 	python3 -m unittest discover -s buildpacks/tests

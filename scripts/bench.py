@@ -19,7 +19,16 @@ Measured:
                   scaled to zero: the first call after each start (a cold start: spawn, runtime
                   import, manifest, the call) and the p50 of warm calls, in the same run.
                   With --user NAME gustd runs as that user (with a subordinate range: each app
-                  its own uid, newuidmap at every start); else as this one.
+                  its own uid, newuidmap at every start); else as this one. `--only sandbox`
+                  (or --sandbox-only) runs just this (after one push).
+  metrics cost    the same warm op through gustd started without and with `--metrics`,
+                  alternately (gustd restarted each time), and what counting adds per call.
+                  `--only metrics` runs just this (after one push).
+  starts          Python instances forked from their release's zygote (docs/benchmarks.md,
+                  "Starting instances"): scale-out while the one instance is busy, a call
+                  from zero instances with the zygote resident, a cold start from nothing
+                  against the release's own interpreter importing the app, the PSS of each
+                  extra idle instance, and gustd's RSS with 50 idle apps scaled to zero.
 """
 
 import argparse
@@ -33,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -54,6 +64,27 @@ import six
 @gust.op('ping')
 def ping(n=0):
     return {'n': n, 'version': %r, 'six': six.__version__}
+
+@gust.handler('ping', methods=['POST'])
+def ping_handler(request):
+    return ping(**request.json())
+'''
+
+# The app of the start benchmarks: main.py, so that its interpreter can `import main` alone.
+STARTS_CODE = '''import os
+import time
+
+import gust
+import six
+
+@gust.op('slow')
+def slow(seconds=1.0):
+    time.sleep(seconds)
+    return {'pid': os.getpid()}
+
+@gust.op('ping')
+def ping():
+    return {'pid': os.getpid(), 'parent': os.getppid()}
 '''
 
 
@@ -90,15 +121,15 @@ class Bench:
     def gust(self, *args):
         return self.run(os.path.join(self.bin, 'gust'), *args)
 
-    def start_gustd(self, *arguments):
+    def start_gustd(self, *options):
         os.makedirs(self.home, exist_ok=True)
         log = open(os.path.join(self.dir, 'gustd.log'), 'a')
-        command = [os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0', *arguments]
-        if self.user:
-            command = ['setpriv', f'--reuid={self.user}', f'--regid={self.user}', '--init-groups', '--'] + command
         address_file = os.path.join(self.home, 'run', 'gustd.http')
         if os.path.exists(address_file):
             os.remove(address_file)
+        command = [os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0', *options]
+        if self.user:
+            command = ['setpriv', f'--reuid={self.user}', f'--regid={self.user}', '--init-groups', '--'] + command
         self.gustd = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(200):
             if os.path.exists(address_file) and open(address_file).read().strip():
@@ -158,16 +189,10 @@ class Bench:
         self.run('git', 'init', '-q', '-b', 'main', cwd=self.work)
         self.gust('apps', 'create', 'bench')
         self.commit('v1')
-        self.push()
+        return self.push()
 
     def pushes(self):
-        os.makedirs(self.work)
-        if self.user:
-            shutil.chown(self.work, self.user, self.user)
-        self.run('git', 'init', '-q', '-b', 'main', cwd=self.work)
-        self.gust('apps', 'create', 'bench')
-        self.commit('v1')
-        first = self.push()
+        first = self.first_push()
         first_build = self.latest_build_seconds()
         walls, builds, to_live = [], [], []
         for round in range(self.rounds):
@@ -200,23 +225,17 @@ class Bench:
 
     def op_latency(self):
         instances = os.path.join(self.home, 'run', 'instances')
-        records = [name for name in os.listdir(instances) if name.endswith('.json')]
-        if len(records) != 1:
-            sys.exit(f'expected one running instance, found {records}')
-        id = records[0][:-len('.json')]
         # Unsandboxed: run/instances/ID.sock; sandboxed: run/instances/ID/instance.sock.
-        socket_path = os.path.join(instances, id + '.sock')
-        if not os.path.exists(socket_path):
-            socket_path = os.path.join(instances, id, 'instance.sock')
-        # The instance's internal surface answers only with its secret; gustd's child (the
-        # runtime, or bwrap) has it in its initial environment, which root or gustd's user reads.
-        with open(os.path.join(instances, records[0])) as file:
-            pid = json.load(file)['pid']
-        with open(f'/proc/{pid}/environ', 'rb') as file:
-            variables = dict(item.split(b'=', 1) for item in file.read().split(b'\0') if b'=' in item)
-        secret = {'X-Gust-Internal': variables[b'GUST_INTERNAL_TOKEN'].decode()}
-        direct = self.latency(lambda: UnixHTTPConnection(socket_path), '/_gust/ops/ping', headers=secret)
-        through = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/functions/ping')
+        sockets = [name for name in os.listdir(instances) if name.endswith('.sock')]
+        sockets += [os.path.join(name, 'instance.sock') for name in os.listdir(instances)
+                    if os.path.exists(os.path.join(instances, name, 'instance.sock'))]
+        if len(sockets) != 1:
+            sys.exit(f'expected one running instance, found {sockets}')
+        socket_path = os.path.join(instances, sockets[0])
+        # The app's handler on both sides: an op's internal path needs the instance's secret,
+        # which only gustd holds (a forked instance has it in no environment).
+        direct = self.latency(lambda: UnixHTTPConnection(socket_path), '/ping')
+        through = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/ping')
         # gustd answering by itself (its health endpoint, no instance): HTTP, routing, and this client's own cost.
         alone = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/health', 'GET')
         return {'direct': direct, 'gustd': through, 'gustd_alone': alone, 'calls': self.calls,
@@ -258,10 +277,180 @@ class Bench:
         results['rounds'] = self.rounds
         return results
 
+    def metrics_cost(self, rounds=3):
+        """The warm op through gustd without and with --metrics, alternately, gustd restarted each time."""
+        p50 = {False: [], True: []}
+        p99 = {False: [], True: []}
+        for _ in range(rounds):
+            for metrics in (False, True):
+                self.stop_gustd()
+                self.start_gustd(*(['--metrics', '127.0.0.1:0'] if metrics else []))
+                self.wait_for_answer()
+                measured = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/functions/ping')
+                p50[metrics].append(measured['p50_ms'])
+                p99[metrics].append(measured['p99_ms'])
+        without, with_metrics = statistics.median(p50[False]), statistics.median(p50[True])
+        return {'without_p50_ms': without, 'with_p50_ms': with_metrics,
+                'without_p99_ms': statistics.median(p99[False]), 'with_p99_ms': statistics.median(p99[True]),
+                'added_p50_us': (with_metrics - without) * 1000, 'rounds': rounds, 'calls': self.calls}
+
+    def wait_for_answer(self):
+        """A connection once the live release answers (after a restart it starts again)."""
+        for _ in range(600):
+            connection = http.client.HTTPConnection('127.0.0.1', self.port)
+            try:
+                if self.answer_version(connection) is not None:
+                    return connection
+            except (OSError, http.client.HTTPException, ValueError):
+                pass
+            time.sleep(0.05)
+        sys.exit('the app did not answer after gustd restarted')
+
     def answer_of(self, release):
         """The version a release answers with: its commit message, found through its tag."""
         repository = os.path.join(self.home, 'repos', 'bench.git')
         return self.run('git', '--git-dir', repository, 'log', '-1', '--format=%s', f'v{release}').strip()
+
+    # Starting instances (the zygote)
+
+    def call(self, app, op, body=b'{}', timeout=30):
+        connection = http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
+        try:
+            connection.request('POST', f'/apps/{app}/_/functions/{op}', body=body)
+            response = connection.getresponse()
+            payload = response.read()
+        finally:
+            connection.close()
+        if response.status != 200:
+            sys.exit(f'{app} {op} answered {response.status}: {payload[:300]!r}')
+        return json.loads(payload)
+
+    def timed_call(self, app, op):
+        started = time.perf_counter()
+        answer = self.call(app, op)
+        return (time.perf_counter() - started) * 1000, answer
+
+    def ps(self, app):
+        return json.loads(self.gust('ps', app, '--json'))
+
+    def wait_until(self, condition, seconds, what):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.02)
+        sys.exit(f'{what}: not within {seconds} s')
+
+    @staticmethod
+    def alive(pid):
+        try:
+            with open(f'/proc/{pid}/stat') as stat:
+                return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+        except OSError:
+            return False
+
+    @staticmethod
+    def pss_kib(pid):
+        with open(f'/proc/{pid}/smaps_rollup') as rollup:
+            for line in rollup:
+                if line.startswith('Pss:'):
+                    return int(line.split()[1])
+        return 0
+
+    def push_app(self, app, files):
+        work = os.path.join(self.dir, 'work-' + app)
+        os.makedirs(work, exist_ok=True)
+        self.run('git', 'init', '-q', '-b', 'main', cwd=work)
+        for name, text in files.items():
+            with open(os.path.join(work, name), 'w') as f:
+                f.write(text)
+        self.run('git', 'add', '-A', cwd=work)
+        self.run('git', 'commit', '-q', '--allow-empty', '-m', app, cwd=work)
+        self.gust('apps', 'create', app)
+        self.run('git', 'push', '-q', os.path.join(self.home, 'repos', f'{app}.git'), 'main', cwd=work)
+
+    def starts(self):
+        app, rounds = 'starts', max(self.rounds, 5) * 2
+        # Zygotes fork instances only without the sandbox (docs/security.md, "The sandbox with limits and zygotes").
+        self.stop_gustd()
+        self.start_gustd('--sandbox', 'none')
+        self.push_app(app, {'main.py': STARTS_CODE, 'requirements.txt': 'six\n'})
+        results = {'rounds': rounds}
+
+        # Scale-out: the one instance is busy with a slow call; a second call needs a new one.
+        self.gust('scale', app, '--min', '1', '--max', '2', '--idle', '1s')
+        self.call(app, 'ping')
+        samples = []
+        for _ in range(rounds + 1):
+            self.wait_until(lambda: len(self.ps(app)) == 1, 30, 'the extra instance to stop after idle')
+            busy = threading.Thread(target=self.call, args=(app, 'slow', b'{"seconds": 0.6}'))
+            busy.start()
+            self.wait_until(lambda: any(i['state'] == 'busy' for i in self.ps(app)), 10, 'the slow call to start')
+            samples.append(self.timed_call(app, 'ping')[0])
+            busy.join()
+        results['scale_out_ms'] = statistics.median(samples[1:])
+
+        # From zero instances, the zygote resident: the instance stops after idle (1 s), the
+        # zygote only after zygote-idle (4 × idle); each call forks.
+        self.gust('scale', app, '--min', '0', '--max', '2', '--idle', '1s')
+        samples, parents = [], set()
+        for _ in range(rounds + 1):
+            self.wait_until(lambda: not self.ps(app), 30, 'the instances to stop after idle')
+            took, answer = self.timed_call(app, 'ping')
+            samples.append(took)
+            parents.add(answer['parent'])
+        results['from_zero_zygote_ms'] = statistics.median(samples[1:])
+        results['from_zero_zygotes'] = len(parents)
+
+        # Cold start from nothing: no instance and no zygote (gone after zygote-idle).
+        samples = []
+        for _ in range(max(self.rounds, 5)):
+            zygote = self.call(app, 'ping')['parent']
+            self.wait_until(lambda: not self.ps(app), 30, 'the instance to stop after idle')
+            self.wait_until(lambda: not self.alive(zygote), 30, 'the zygote to stop after zygote-idle')
+            samples.append(self.timed_call(app, 'ping')[0])
+        results['cold_start_ms'] = statistics.median(samples)
+        # The release's own interpreter importing the app, as the runtime's start script sets it up.
+        release = os.path.join(self.home, 'releases', app, 'v1')
+        python = os.path.join(release, '.venv', 'bin', 'python')
+        environment = dict(self.env, PYTHONPATH=os.path.join(release, '.gust', 'runtime'))
+        imports = []
+        for _ in range(max(self.rounds, 5) * 2):
+            started = time.perf_counter()
+            subprocess.run([python, '-c', 'import main'], cwd=release, env=environment, check=True)
+            imports.append((time.perf_counter() - started) * 1000)
+        results['import_app_ms'] = statistics.median(imports)
+        results['interpreter'] = python
+        results['interpreter_resolved'] = os.path.realpath(python)
+
+        # Memory: PSS of the zygote and each fork with 4 idle instances, then with 1.
+        self.gust('scale', app, '--min', '4', '--max', '4', '--idle', '5m')
+        self.wait_until(lambda: len([i for i in self.ps(app) if i['state'] == 'idle']) == 4, 30, 'four idle instances')
+        time.sleep(1)
+        forks = [i['pid'] for i in self.ps(app)]
+        zygote = self.call(app, 'ping')['parent']
+        total_four = self.pss_kib(zygote) + sum(self.pss_kib(pid) for pid in forks)
+        results['fork_pss_kib'] = statistics.median(self.pss_kib(pid) for pid in forks)
+        results['zygote_pss_kib'] = self.pss_kib(zygote)
+        self.gust('scale', app, '--min', '1', '--max', '1', '--idle', '1s')
+        self.wait_until(lambda: len(self.ps(app)) == 1, 30, 'one instance left')
+        time.sleep(1)
+        total_one = self.pss_kib(zygote) + sum(self.pss_kib(i['pid']) for i in self.ps(app))
+        results['extra_instance_pss_kib'] = (total_four - total_one) / 3
+
+        # gustd with 50 idle apps scaled to zero (their instances and zygotes stopped).
+        for n in range(50):
+            name = f'idle{n}'
+            self.push_app(name, {'main.py': STARTS_CODE, 'requirements.txt': 'six\n'})
+            self.gust('scale', name, '--min', '0', '--idle', '1s')
+        self.gust('scale', app, '--min', '0', '--idle', '1s')
+        records = os.path.join(self.home, 'run', 'instances')
+        self.wait_until(lambda: not [f for f in os.listdir(records) if f.endswith('.json')], 120,
+                        'the 51 apps to stop their instances and zygotes')
+        with open(f'/proc/{self.gustd.pid}/status') as status:
+            rss = next(line for line in status if line.startswith('VmRSS:'))
+        results['gustd_rss_50_idle_mib'] = int(rss.split()[1]) / 1024
+        return results
 
 
 def main():
@@ -269,43 +458,73 @@ def main():
     parser.add_argument('--bin', required=True, help='directory with gust, gust-receive and gustd (a release build)')
     parser.add_argument('--rounds', type=int, default=5, help='pushes and rollbacks to take the median of')
     parser.add_argument('--calls', type=int, default=5000, help='op calls per latency measurement')
+    parser.add_argument('--only', choices=['deploys', 'starts', 'metrics', 'sandbox'],
+                        help='run one part: pushes, calls and rollbacks; starts; the metrics cost or the sandbox comparison (after one push)')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
     parser.add_argument('--user', help='run gustd as this user (root only; give it a subordinate uid range)')
-    parser.add_argument('--sandbox-only', action='store_true', help='push once, then measure only the sandbox comparison')
+    parser.add_argument('--sandbox-only', action='store_true', help='the same as --only sandbox')
     args = parser.parse_args()
+    if args.sandbox_only:
+        args.only = 'sandbox'
 
     bench = Bench(os.path.abspath(args.bin), args.rounds, args.calls, args.user)
     if args.user:
         os.makedirs(bench.home)
         subprocess.run(['chown', '-R', args.user, bench.dir], check=True)
         os.chmod(bench.dir, 0o755)
+    results = {}
     try:
         bench.start_gustd()
-        if args.sandbox_only:
+        if args.only == 'metrics':
             bench.first_push()
-            results = {'sandbox': bench.sandbox_comparison()}
+            results['metrics'] = bench.metrics_cost()
+        elif args.only == 'sandbox':
+            bench.first_push()
+            results['sandbox'] = bench.sandbox_comparison()
         else:
-            results = {'pushes': bench.pushes(), 'op_latency': bench.op_latency(), 'rollback': bench.rollbacks(),
-                       'sandbox': bench.sandbox_comparison()}
+            if args.only != 'starts':
+                results.update({'pushes': bench.pushes(), 'op_latency': bench.op_latency(), 'rollback': bench.rollbacks()})
+                if args.only != 'deploys':
+                    results['metrics'] = bench.metrics_cost()
+            if args.only != 'deploys':
+                results['starts'] = bench.starts()
+            if args.only is None:
+                results['sandbox'] = bench.sandbox_comparison()
     finally:
         bench.stop_gustd()
         shutil.rmtree(bench.dir, ignore_errors=True)
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    if args.sandbox_only:
+    if 'metrics' in results:
+        m = results['metrics']
+        metrics_line = (f"metrics, warm op p50 without / with   {m['without_p50_ms']:.3f} / {m['with_p50_ms']:.3f} ms "
+                        f"(p99 {m['without_p99_ms']:.3f} / {m['with_p99_ms']:.3f}): {m['added_p50_us']:+.1f} µs per call, "
+                        f"median of {m['rounds']} restarts each, {m['calls']} calls each")
+        print(metrics_line)
+    if 'pushes' in results:
+        p, o, r = results['pushes'], results['op_latency'], results['rollback']
+        print(f"first push, one dependency from PyPI   {p['first_push_s']:.2f} s wall ({p['first_build_s']:.2f} s build)")
+        print(f"unchanged dependencies, git push       {p['unchanged_push_s']:.2f} s wall ({p['unchanged_build_s']:.2f} s build), median of {p['rounds']}")
+        print(f"push to live (push start → new answer) {p['push_to_live_s']:.2f} s, median of {p['rounds']}")
+        print(f"warm call, instance socket directly    p50 {o['direct']['p50_ms']:.3f} ms  p99 {o['direct']['p99_ms']:.3f} ms")
+        print(f"warm call, through gustd (HTTP)        p50 {o['gustd']['p50_ms']:.3f} ms  p99 {o['gustd']['p99_ms']:.3f} ms")
+        print(f"gustd's own health endpoint (no call)  p50 {o['gustd_alone']['p50_ms']:.3f} ms  p99 {o['gustd_alone']['p99_ms']:.3f} ms")
+        print(f"gustd adds at p50                      {o['added_p50_ms']:.3f} ms, {o['calls']} calls each")
+        print(f"rollback (command → old answer)        {r['rollback_s']:.2f} s, median of {r['rounds']}")
+    if 'starts' in results:
+        s = results['starts']
+        print(f"scale-out (second instance, first busy) p50 {s['scale_out_ms']:.1f} ms, {s['rounds']} rounds (aim < 10 ms)")
+        print(f"from zero, zygote resident → answer    p50 {s['from_zero_zygote_ms']:.1f} ms, {s['from_zero_zygotes']} zygote(s) (aim < 10 ms)")
+        print(f"cold start from nothing → answer       p50 {s['cold_start_ms']:.1f} ms")
+        print(f"release interpreter -c 'import main'   p50 {s['import_app_ms']:.1f} ms ({s['interpreter']} → {s['interpreter_resolved']}); "
+              f"ratio {s['cold_start_ms'] / s['import_app_ms']:.2f} (aim ≤ 1.1)")
+        print(f"PSS of an extra idle instance          {s['extra_instance_pss_kib'] / 1024:.1f} MiB marginal; "
+              f"{s['fork_pss_kib'] / 1024:.1f} MiB each of 4 forks, zygote {s['zygote_pss_kib'] / 1024:.1f} MiB (aim < 5 MB)")
+        print(f"gustd RSS, 50 idle apps scaled to zero {s['gustd_rss_50_idle_mib']:.1f} MiB (aim < 100 MB)")
+
+    if 'sandbox' in results:
         print_sandbox(results['sandbox'])
-        return
-    p, o, r = results['pushes'], results['op_latency'], results['rollback']
-    print(f"first push, one dependency from PyPI   {p['first_push_s']:.2f} s wall ({p['first_build_s']:.2f} s build)")
-    print(f"unchanged dependencies, git push       {p['unchanged_push_s']:.2f} s wall ({p['unchanged_build_s']:.2f} s build), median of {p['rounds']}")
-    print(f"push to live (push start → new answer) {p['push_to_live_s']:.2f} s, median of {p['rounds']}")
-    print(f"warm op, instance socket directly      p50 {o['direct']['p50_ms']:.3f} ms  p99 {o['direct']['p99_ms']:.3f} ms")
-    print(f"warm op, through gustd (HTTP)          p50 {o['gustd']['p50_ms']:.3f} ms  p99 {o['gustd']['p99_ms']:.3f} ms")
-    print(f"gustd's own health endpoint (no call)  p50 {o['gustd_alone']['p50_ms']:.3f} ms  p99 {o['gustd_alone']['p99_ms']:.3f} ms")
-    print(f"gustd adds at p50                      {o['added_p50_ms']:.3f} ms, {o['calls']} calls each")
-    print(f"rollback (command → old answer)        {r['rollback_s']:.2f} s, median of {r['rounds']}")
-    print_sandbox(results['sandbox'])
 
 
 def print_sandbox(b):

@@ -8,7 +8,8 @@ process started here is stopped by its PID whatever happens.
 The two sides:
   Gust   gustd from --bin in a throwaway GUST_HOME, with an app pushed by the real
          `git push`: a handler that answers a short string and one that sleeps 50 ms
-         (standing for a call that waits on I/O).
+         (standing for a call that waits on I/O), and a Flask app mounted at /flask
+         (gust.mount) whose /hello answers the same string.
   peer   nginx in front of uWSGI, as Piku configures them for a WSGI app: uWSGI over a
          Unix socket with Piku's per-worker settings (master, max-requests 1024,
          listen 16, 4 threads, one process per worker) and as many processes as Gust
@@ -21,6 +22,7 @@ Measured, with wrk from this machine, each row on both sides in the same run one
 the other, each side after a warm-up of its own:
   trivial handler      wrk -t2 -c16 and -t2 -c64
   50 ms handler        wrk -t2 -c64
+  Flask hello          the same Flask view, through gust.mount and through uWSGI, wrk -t2 -c16
   health               gustd's own health endpoint (no instance involved) against
                        nginx's `return 200`, one worker each, wrk -t2 -c16
 For each: requests answered 2xx or 3xx per second (a quick 502 is not a served call),
@@ -50,6 +52,18 @@ import time
 GUST_APP = '''import time
 
 import gust
+from flask import Flask
+
+# The same Flask app as the peer's, mounted beside Gust's handlers (gust.mount).
+web = Flask(__name__)
+
+
+@web.get('/hello')
+def flask_hello():
+    return 'hello'
+
+
+gust.mount('/flask', web)
 
 
 @gust.handler('hello')
@@ -78,8 +92,20 @@ def slow():
 
 ROUTES = {'/hello': hello, '/slow': slow}
 
+# A Flask hello under /flask, as on Gust's side (python3-flask, scripts/install-deps.sh --bench).
+from flask import Flask  # noqa: E402
+
+web = Flask(__name__)
+
+
+@web.get('/flask/hello')
+def flask_hello():
+    return 'hello'
+
 
 def application(environ, start_response):
+    if environ['PATH_INFO'].startswith('/flask/'):
+        return web(environ, start_response)
     function = ROUTES.get(environ['PATH_INFO'])
     if function is None:
         start_response('404 Not Found', [('Content-Type', 'text/plain'), ('Content-Length', '0')])
@@ -178,6 +204,7 @@ ROWS = [
     ('trivial handler', '/apps/bench/hello', '/hello', 2, 16),
     ('trivial handler', '/apps/bench/hello', '/hello', 2, 64),
     ('50 ms handler', '/apps/bench/slow', '/slow', 2, 64),
+    ('Flask hello: gust.mount vs uWSGI', '/apps/bench/flask/hello', '/flask/hello', 2, 16),
     ('health: gustd /_/health vs nginx return 200', '/apps/bench/_/health', '/health', 2, 16),
 ]
 
@@ -310,6 +337,8 @@ class PeerBench:
         os.makedirs(work)
         with open(os.path.join(work, '__init__.py'), 'w') as f:
             f.write(GUST_APP)
+        with open(os.path.join(work, 'requirements.txt'), 'w') as f:
+            f.write('flask\n')  # from PyPI, at the push
         self.run(os.path.join(self.bin, 'gust'), 'apps', 'create', 'bench')
         self.run('git', 'init', '-q', '-b', 'main', cwd=work)
         self.run('git', 'add', '-A', cwd=work)

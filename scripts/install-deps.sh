@@ -16,12 +16,21 @@ packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-serve
 # The sandbox of instances and builds: bwrap, newuidmap/newgidmap for each app's uid,
 # nftables for scripts/gust-firewall.sh (docs/security.md).
 packages+=(bubblewrap uidmap nftables)
+# Express for the tests of `gust.mount` in Node (npm's registry may be out of reach: Debian's copy is vendored).
+packages+=(node-express)
+# Flask for the Flask example's own tests (`make test-examples`).
+python3 -c 'import flask' >/dev/null 2>&1 || packages+=(python3-flask)
 # The Python buildpack runs the host's pip into a venv; the Node one runs npm.
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3 python3-venv python3-pip)
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
-[ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 wrk)
+# The metrics tests check gustd's /metrics with promtool and scrape it with a real Prometheus.
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+# The installer's tests: systemd-analyze verify on the unit, useradd into a scratch root.
+command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
+command -v useradd >/dev/null 2>&1 || packages+=(passwd)
+[ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 python3-flask wrk)
 
 missing=()
 for package in "${packages[@]}"; do

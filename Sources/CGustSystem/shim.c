@@ -1,8 +1,11 @@
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "CGustSystem.h"
@@ -39,4 +42,158 @@ int gust_cloexec_from(int from) {
     }
     closedir(directory);
     return 0;
+}
+
+// MARK: gust_spawn
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC_FLAG
+#define CLOSE_RANGE_CLOEXEC_FLAG (1U << 2)
+#endif
+
+/// In the child, between fork and exec: only async-signal-safe calls. On any
+/// failure the errno goes to the parent through `report` and the child exits.
+static void gust_spawn_child(const struct gust_spawn_request *request, int report) __attribute__((noreturn));
+static void gust_spawn_child(const struct gust_spawn_request *request, int report) {
+    int failure[2] = {0, GUST_SPAWN_STEP_SETUP};
+    // Default handlers, then the signals the parent blocked around fork unblocked.
+    struct sigaction standard;
+    memset(&standard, 0, sizeof standard);
+    standard.sa_handler = SIG_DFL;
+    for (int number = 1; number < NSIG; number++) sigaction(number, &standard, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    // Into every cgroup first, before anything of the program runs ("0" is the writer itself).
+    for (const char *const *path = request->cgroup_procs; path && *path; path++) {
+        int fd = open(*path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1) { failure[0] = errno; failure[1] = GUST_SPAWN_STEP_CGROUP; goto fail; }
+        close(fd);
+    }
+    if (request->address_space_limit > 0) {
+        struct rlimit limit = {(rlim_t)request->address_space_limit, (rlim_t)request->address_space_limit};
+        if (setrlimit(RLIMIT_AS, &limit) != 0) { failure[0] = errno; failure[1] = GUST_SPAWN_STEP_RLIMIT; goto fail; }
+    }
+    if (request->process_limit > 0) {
+        struct rlimit limit = {(rlim_t)request->process_limit, (rlim_t)request->process_limit};
+        if (setrlimit(RLIMIT_NPROC, &limit) != 0) { failure[0] = errno; failure[1] = GUST_SPAWN_STEP_RLIMIT; goto fail; }
+    }
+    if (setsid() < 0) { failure[0] = errno; goto fail; }
+    int input = request->stdin_fd;
+    if (input < 0) input = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (input < 0) { failure[0] = errno; goto fail; }
+    if (dup2(input, 0) < 0 || dup2(request->stdout_fd, 1) < 0 || dup2(request->stderr_fd, 2) < 0) { failure[0] = errno; goto fail; }
+    // Descriptors passed on become 3, 4, …: each first copied above that range, so that no
+    // dup2 overwrites one still to be placed (nor `report`).
+    int passed = request->passing_count;
+    if (passed < 0 || passed > GUST_SPAWN_MAX_PASSING) { failure[0] = EINVAL; goto fail; }
+    int moved = fcntl(report, F_DUPFD_CLOEXEC, 3 + passed);
+    if (moved < 0) { failure[0] = errno; goto fail; }
+    report = moved;
+    int high[GUST_SPAWN_MAX_PASSING];
+    for (int index = 0; index < passed; index++) {
+        high[index] = fcntl(request->passing[index], F_DUPFD_CLOEXEC, 3 + passed);
+        if (high[index] < 0) { failure[0] = errno; goto fail; }
+    }
+    for (int index = 0; index < passed; index++) {
+        if (dup2(high[index], 3 + index) < 0) { failure[0] = errno; goto fail; }  // dup2 leaves the copy open across exec
+    }
+    if (request->directory && chdir(request->directory) != 0) { failure[0] = errno; goto fail; }
+    // Every descriptor from 3 up closes at exec, whether or not its opener asked; `report` among them.
+    if (syscall(SYS_close_range, 3U + (unsigned)passed, ~0U, CLOSE_RANGE_CLOEXEC_FLAG) != 0) {
+        for (int fd = 3 + passed; fd < 65536; fd++) {
+            int flags = fcntl(fd, F_GETFD);
+            if (flags >= 0 && fd != report) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+    }
+    execve(request->path, request->argv, request->envp);
+    failure[0] = errno;
+    failure[1] = GUST_SPAWN_STEP_EXEC;
+fail:
+    while (write(report, failure, sizeof failure) < 0 && errno == EINTR) {}
+    _exit(127);
+}
+
+int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step) {
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return errno;
+    // No handler of gustd's may run in the child before it resets them.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    // _Fork: no atfork handlers, safe in a multithreaded process whose child only execs.
+    pid_t child = _Fork();
+    if (child == 0) {
+        close(report[0]);
+        gust_spawn_child(request, report[1]);
+    }
+    int forkError = errno;
+    *step = GUST_SPAWN_STEP_SETUP;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    close(report[1]);
+    if (child < 0) {
+        close(report[0]);
+        return forkError;
+    }
+    int failure[2] = {0, 0};
+    ssize_t got;
+    while ((got = read(report[0], failure, sizeof failure)) < 0 && errno == EINTR) {}
+    close(report[0]);
+    if (got > 0) {
+        int status;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        *step = failure[1];
+        return failure[0] ? failure[0] : EIO;
+    }
+    *pid = child;
+    return 0;
+}
+
+int gust_seqpacket_pair(int fds[2]) { return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds); }
+
+ssize_t gust_send_with_fds(int socket, const void *bytes, size_t count, const int *fds, int fd_count) {
+    struct iovec vector = {.iov_base = (void *)bytes, .iov_len = count};
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1};
+    char control[CMSG_SPACE(sizeof(int) * 8)];
+    if (fd_count > 8) return -1;
+    if (fd_count > 0) {
+        memset(control, 0, sizeof(control));
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * fd_count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * fd_count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * fd_count);
+    }
+    ssize_t sent;
+    do { sent = sendmsg(socket, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    return sent;
+}
+
+ssize_t gust_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds, int max_fds, int *fd_count) {
+    struct iovec vector = {.iov_base = bytes, .iov_len = capacity};
+    char control[CMSG_SPACE(sizeof(int) * 8)];
+    struct msghdr message = {.msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+    *fd_count = 0;
+    ssize_t received;
+    do { received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC); } while (received < 0 && errno == EINTR);
+    if (received < 0) return received;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *received_fds = (int *)CMSG_DATA(header);
+        for (int i = 0; i < count; i++) {
+            if (*fd_count < max_fds) fds[(*fd_count)++] = received_fds[i];
+            else close(received_fds[i]);
+        }
+    }
+    return received;
 }

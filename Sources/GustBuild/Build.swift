@@ -26,6 +26,8 @@ public struct Build: Sendable {
     public var reporter: BuildReporter
     /// The app's number (`Store.appNumber`): which uid its sandboxed build runs as.
     public var appNumber: Int = 0
+    /// The app's disk limit for its build cache (`gust limits APP --disk`); nil: unbounded.
+    public var cacheLimit: Int?
 
     public init(
         app: AppName, commit: String, home: GustHome, buildpacks: [Buildpack], config: [String: String],
@@ -123,6 +125,17 @@ public struct Build: Sendable {
             try? reclaim?()
             throw error
         }
+        if outcome == .exited(0), let cacheLimit {
+            let size = Self.diskUsage(of: cache)
+            if size > cacheLimit {
+                // Emptied, so that the next build starts below the limit instead of failing again.
+                try? FileManager.default.removeItem(at: cache)
+                throw GustError(
+                    "The build cache grew to \(LimitSize.spoken(size)), over \(app)'s disk limit (\(LimitSize.spoken(cacheLimit))): the build failed, and the cache was emptied.",
+                    hint: "Cache less (fewer or smaller dependencies), or ask an admin to raise it: gust limits \(app) --disk SIZE"
+                )
+            }
+        }
         switch outcome {
         case .exited(0): return
         case .timedOut:
@@ -176,6 +189,17 @@ public struct Build: Sendable {
         guard let ids else { return (step, nil) }
         let reclaim: @Sendable () throws -> Void = { try sandbox.reclaim(paths, app: ids) }
         return (step, reclaim)
+    }
+
+    /// Bytes of the regular files under `directory` (blocks allocated, as du counts them).
+    static func diskUsage(of directory: URL) -> Int {
+        guard let walker = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.totalFileAllocatedSizeKey, .isRegularFileKey]) else { return 0 }
+        var total = 0
+        for case let url as URL in walker {
+            guard let values = try? url.resourceValues(forKeys: [.totalFileAllocatedSizeKey, .isRegularFileKey]), values.isRegularFile == true else { continue }
+            total += values.totalFileAllocatedSize ?? 0
+        }
+        return total
     }
 
     private func releaseProcess(_ buildpack: Buildpack, source: URL, deadline: ContinuousClock.Instant) async throws -> String {

@@ -90,17 +90,25 @@ public struct ReceiveHook: Sendable {
         guard admin.isRunning else { throw admin.notRunning }
         let started = ContinuousClock.now
         let live = try store.app(app)?.liveVersion.flatMap { try store.release(app, version: $0) }
-        let config = try store.config(app)
+        let config = try store.config(app)  // secrets sealed: the release keeps them so
         let secretNames = try store.secretNames(app)
         reporter.mask(try store.secretValues(app))
         var build = Build(
             app: app, commit: update.new, home: home, buildpacks: Buildpack.all(in: installation.buildpacks),
-            config: config, settings: settings, reporter: reporter
+            config: try store.openedConfig(app), settings: settings, reporter: reporter
         )
         build.appNumber = try store.appNumber(app)
+        build.cacheLimit = try store.effectiveLimits(app).disk
         let description = "Deploy \(update.new.prefix(7))"
         do {
-            let output = try await build.run(repository: repository)
+            let output: Build.Output
+            do {
+                output = try await build.run(repository: repository)
+                admin.reportBuild(AdminBuildReport(app: app.rawValue, succeeded: true, seconds: (ContinuousClock.now - started).seconds))
+            } catch {
+                admin.reportBuild(AdminBuildReport(app: app.rawValue, succeeded: false, seconds: (ContinuousClock.now - started).seconds))
+                throw error
+            }
             let release = try store.recordRelease(app, NewRelease(
                 status: .built, commit: update.new, buildpack: output.buildpack, artifact: output.artifact.digest,
                 artifactSize: output.artifact.size, process: output.process,

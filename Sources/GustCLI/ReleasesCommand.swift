@@ -6,7 +6,7 @@ struct ReleasesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "releases",
         abstract: "List an app's releases, newest first, or show one with its build log.",
-        subcommands: [List.self, Show.self],
+        subcommands: [List.self, Show.self, Prune.self],
         defaultSubcommand: List.self
     )
 
@@ -25,6 +25,7 @@ struct ReleasesCommand: ParsableCommand {
             let served = (try? AdminClient(home: store.home).status())?[name.rawValue]
             let summaries = releases.map { release in
                 var summary = ReleaseSummary(release)
+                summary.pruned = release.status != .failed && !ReleaseRetention.hasArtifact(release, home: store.home)
                 if let served, served.version == release.version {
                     summary.state = served.state
                     summary.error = served.error
@@ -36,7 +37,8 @@ struct ReleasesCommand: ParsableCommand {
             print(Formatting.table(
                 ["VERSION", "STATUS", "COMMIT", "BUILDPACK", "SIZE", "BUILD", "CREATED", "DESCRIPTION"],
                 zip(releases, summaries).map { release, summary in
-                    let status = summary.state == "crashing" ? "\(release.status.rawValue), crashing" : release.status.rawValue
+                    var status = summary.state == "crashing" ? "\(release.status.rawValue), crashing" : release.status.rawValue
+                    if summary.pruned == true { status += ", pruned" }
                     return ["v\(release.version)", status, release.shortCommit ?? "-", release.buildpack ?? "-",
                      release.artifactSize.map { ByteCount($0).description } ?? "-", Formatting.duration(release.buildSeconds),
                      Formatting.age(of: release.createdAt), release.description]
@@ -113,6 +115,8 @@ struct ReleaseSummary: Encodable {
     var state: String?
     /// Why it cannot start, while it is crashing.
     var error: String?
+    /// Its artifact was removed by `gust releases prune`: it cannot be rolled back to.
+    var pruned: Bool?
 
     init(_ release: Release) {
         version = release.version

@@ -38,6 +38,12 @@ struct RollbackCommand: ParsableCommand {
                 hint: good.isEmpty ? nil : "Releases that can: \(good.joined(separator: ", "))."
             )
         }
+        guard ReleaseRetention.hasArtifact(target, home: store.home) else {
+            throw GustError(
+                "v\(target.version) of \(name) was pruned: its artifact is gone, so it cannot be rolled back to.",
+                hint: "`gust releases \(name)` marks the releases that were pruned; push its commit again to rebuild it."
+            )
+        }
         guard target.version != live else {
             throw GustError("v\(target.version) is already live.", hint: "`gust releases \(name)` lists the others.")
         }

@@ -61,6 +61,15 @@ struct SSHCommand: AsyncParsableCommand {
                 list.only = Set(entry.apps)
                 command = list
             }
+            // A scoped key's limits and scale stay under the ceilings an admin set.
+            if !entry.isAdmin, var limits = command as? LimitsCommand {
+                limits.underCeilings = true
+                command = limits
+            }
+            if !entry.isAdmin, var scale = command as? ScaleCommand {
+                scale.underCeilings = true
+                command = scale
+            }
             log.write("accepted")
             if var async = command as? any AsyncParsableCommand {
                 try await async.run()

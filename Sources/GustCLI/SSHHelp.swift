@@ -22,6 +22,7 @@ enum SSHHelp {
             "  \(ssh) logs \(app) [-n 100] [-f]     what the functions printed",
             "  \(ssh) schedules \(app)              its schedules and their last runs",
             "  \(ssh) scale \(app) [--max 4]        how many instances serve it",
+            "  \(ssh) limits \(app) [--memory 256M]  what its instances may use (under the admin's ceilings)",
             "  \(ssh) ps \(app)                     its instances: state, calls, memory",
             "  \(ssh) config \(app)                 config vars (set/unset change them)",
             "  \(ssh) tokens list \(app)            tokens for a private app",
@@ -29,6 +30,7 @@ enum SSHHelp {
         if key.isAdmin {
             lines += [
                 "  \(ssh) apps create|set|destroy …",
+                "  \(ssh) limits --ceilings [--memory 1G] [--max-instances 8]   caps for scoped keys",
                 "  \(ssh) keys list|add|remove|grant|revoke …   (keys add NAME - < key.pub)",
             ]
         }

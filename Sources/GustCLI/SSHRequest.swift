@@ -17,7 +17,7 @@ enum SSHRequest: Equatable {
 
     /// The commands that may be run over SSH at all; which of their subcommands
     /// a key may run is decided by `SSHAccess` once they are parsed.
-    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "schedules", "scale", "ps", "config", "tokens", "keys"]
+    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "schedules", "scale", "limits", "ps", "config", "tokens", "keys"]
 
     static func parse(_ words: [String]) throws(SSHRefusal) -> SSHRequest {
         guard let first = words.first else { return .help }
@@ -66,6 +66,7 @@ extension RollbackCommand: AppScopedCommand {}
 extension LogsCommand: AppScopedCommand {}
 extension SchedulesCommand: AppScopedCommand {}
 extension ScaleCommand: AppScopedCommand {}
+extension LimitsCommand: AppScopedCommand {}
 extension PsCommand: AppScopedCommand {}
 extension ConfigCommand.Show: AppScopedCommand {}
 extension ConfigCommand.Set: AppScopedCommand {}
@@ -87,6 +88,9 @@ enum SSHAccess {
         if String(reflecting: type(of: command)).hasPrefix("ArgumentParser.") { return }
         if key.isAdmin { return }
         if command is AppsCommand.List { return }
+        if let limits = command as? LimitsCommand, limits.ceilings {
+            throw SSHRefusal("Only admin keys may see or set the ceilings; key '\(key.name)' may run `limits APP` on \(key.apps.isEmpty ? "no apps yet" : key.scope).")
+        }
         if let scoped = command as? any AppScopedCommand {
             guard let app = try? AppName(scoped.app) else { return }  // the command itself reports the bad name
             guard key.mayUse(app) else {

@@ -12,7 +12,8 @@ struct ScaleCommand: ParsableCommand {
             gustd runs between --min and --max instances of the app's live release: another starts when calls \
             wait, and one idle for --idle stops (down to --min; --min 0 scales to zero, and the next call starts \
             one). A Python instance takes one call at a time, a Node instance up to --concurrency. Without \
-            options, prints the rules in force. Limits: --max at most \(ScaleSettings.maxInstances).
+            options, prints the rules in force. Limits: --max at most \(ScaleSettings.maxInstances), and over \
+            SSH with a scoped key at most the ceiling an admin set (`gust limits --ceilings --max-instances N`).
             """
     )
     @OptionGroup var home: HomeOptions
@@ -22,6 +23,9 @@ struct ScaleCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Instances at most.", valueName: "n")) var max: Int?
     @Option(help: ArgumentHelp("Calls one Node instance takes at once.", valueName: "n")) var concurrency: Int?
     @Option(help: ArgumentHelp("How long an idle instance is kept: 30s, 5m, 1h.", valueName: "duration")) var idle: String?
+
+    /// Set by `ssh-command` for a key scoped to some apps: --max stays under the admin's ceiling (`gust limits --ceilings`).
+    var underCeilings = false
 
     func run() throws {
         let name = try parseAppName(app)
@@ -35,6 +39,9 @@ struct ScaleCommand: ParsableCommand {
             if let concurrency { settings.concurrency = concurrency }
             if let idle { settings.idleSeconds = try Self.seconds(idle) }
             if let problem = settings.problem { throw ValidationError(problem) }
+            if underCeilings, max != nil, let ceiling = try store.limitCeilings().maxInstances, settings.max > ceiling {
+                throw ValidationError("--max \(settings.max) is over the ceiling of \(ceiling) instances an admin set for scoped keys. Ask an admin.")
+            }
             try store.setScale(name, settings)
             try? AdminClient(home: store.home).reconcile()  // a running gustd applies it at once
         }

@@ -10,7 +10,9 @@ public import Foundation
 /// command), so a direct binding keeps start-up cheap; see docs/architecture.md.
 /// A connection is used from one thread at a time; the type is not `Sendable`.
 public final class Database {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
+    /// What a write past `limitSize` says, instead of "the disk is full".
+    private var sizeLimitMessage: String?
 
     /// Opens (creating if needed) the database at `url` in WAL mode with a busy
     /// timeout, so concurrent pushes and commands wait for each other instead
@@ -36,6 +38,15 @@ public final class Database {
 
     deinit {
         sqlite3_close_v2(handle)
+    }
+
+    /// Bounds the file at about `bytes` (SQLite's max_page_count; nil: unbounded): a write past it
+    /// is rolled back, nothing of it kept, and fails with `message` (HTTP 507).
+    public func limitSize(toBytes bytes: Int?, message: String) throws(GustError) {
+        let pageSize = try query("PRAGMA page_size").first?.int("page_size") ?? 4096
+        let pages = bytes.map { max($0 / pageSize, 1) } ?? 4_294_967_294
+        try query("PRAGMA max_page_count = \(pages)")
+        sizeLimitMessage = bytes == nil ? nil : message
     }
 
     /// Runs one or more statements that return no rows.
@@ -138,6 +149,15 @@ public final class Database {
         let full = rc & 0xff == SQLITE_FULL || (rc & 0xff == SQLITE_IOERR && sqlite3_system_errno(handle) == ENOSPC)
         guard full else { return nil }
         let path = sqlite3_db_filename(handle, "main").map { String(cString: $0) } ?? "the database"
+        // Full by max_page_count while the device still has room (more than a record's worth): the limit's own message.
+        if rc & 0xff == SQLITE_FULL, let sizeLimitMessage {
+            var device = statvfs()
+            if statvfs((path as NSString).deletingLastPathComponent, &device) == 0,
+                UInt64(device.f_bavail) * UInt64(device.f_frsize) > 4 << 20
+            {
+                return GustError(sizeLimitMessage, code: 507)
+            }
+        }
         return GustError.diskFull("Could not write \(path)")
     }
 }

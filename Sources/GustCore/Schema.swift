@@ -104,6 +104,27 @@ enum Schema {
             idle_seconds INTEGER NOT NULL
         );
         """,
+        // 6: resource limits per app (`gust limits`; NULL: gustd's default), gustd's defaults as it last
+        // started with them (for `gust limits` to show), and the ceilings scoped keys stay under.
+        """
+        CREATE TABLE app_limits (
+            app        TEXT PRIMARY KEY REFERENCES apps(name) ON DELETE CASCADE,
+            memory     INTEGER,
+            cpu_millis INTEGER,
+            pids       INTEGER,
+            tmp        INTEGER,
+            disk       INTEGER
+        );
+        CREATE TABLE limit_profiles (
+            name          TEXT PRIMARY KEY CHECK (name IN ('defaults', 'ceilings')),
+            memory        INTEGER,
+            cpu_millis    INTEGER,
+            pids          INTEGER,
+            tmp           INTEGER,
+            disk          INTEGER,
+            max_instances INTEGER
+        );
+        """,
     ]
 
     static func migrate(_ db: Database) throws {

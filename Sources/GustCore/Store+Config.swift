@@ -60,9 +60,18 @@ extension Store {
         Dictionary(uniqueKeysWithValues: try configVars(app).map { ($0.name, $0.value) })
     }
 
-    /// Values that must never be shown, in logs or listings.
+    /// The app's config with its secrets decrypted: for a build's environment only.
+    public func openedConfig(_ app: AppName) throws -> [String: String] {
+        let box = SecretBox(home: home)
+        return Dictionary(uniqueKeysWithValues: try configVars(app).map { variable in
+            (variable.name, variable.isSecret ? try box.open(variable.value, name: variable.name, app: app) : variable.value)
+        })
+    }
+
+    /// Values that must never be shown, in logs or listings: decrypted, to mask output.
     public func secretValues(_ app: AppName) throws -> [String] {
-        try configVars(app).filter(\.isSecret).map(\.value).filter { !$0.isEmpty }
+        let box = SecretBox(home: home)
+        return try configVars(app).filter(\.isSecret).map { try box.open($0.value, name: $0.name, app: app) }.filter { !$0.isEmpty }
     }
 
     public func secretNames(_ app: AppName) throws -> [String] {
@@ -85,7 +94,9 @@ extension Store {
                 )
             }
         }
-        for (name, value) in values {
+        let box = SecretBox(home: home)
+        for (name, plain) in values {
+            let value = secret ? try box.seal(plain) : plain
             try db.run(
                 """
                 INSERT INTO config_vars (app, name, value, secret) VALUES (?, ?, ?, ?)
@@ -105,6 +116,55 @@ extension Store {
             if db.changes > 0 { removed.append(name) }
         }
         return removed
+    }
+}
+
+extension Store {
+    /// Seals secret values stored in plaintext (before secrets were encrypted): the
+    /// config vars and every release's snapshot. Runs when the store opens; the old
+    /// bytes are overwritten (`secure_delete`) and the WAL folded back into the file.
+    func sealPlaintextSecrets() throws {
+        let box = SecretBox(home: home)
+        let plainVars = try db.query("SELECT app, name, value FROM config_vars WHERE secret = 1 AND value NOT LIKE 'gust-sealed:v1:%'")
+        var releases: [(app: String, version: Int, config: [String: String])] = []
+        for row in try db.query("SELECT app, version, config, secret_names FROM releases WHERE secret_names != '[]'") {
+            let names = (try? JSONDecoder().decode([String].self, from: Data((row.string("secret_names") ?? "[]").utf8))) ?? []
+            guard var config = try? JSONDecoder().decode([String: String].self, from: Data((row.string("config") ?? "{}").utf8)) else { continue }
+            var changed = false
+            for name in names {
+                if let value = config[name], !SecretBox.isSealed(value) {
+                    config[name] = try box.seal(value)
+                    changed = true
+                }
+            }
+            if changed, let app = row.string("app"), let version = row.int("version") { releases.append((app, version, config)) }
+        }
+        guard !plainVars.isEmpty || !releases.isEmpty else { return }
+        try db.transaction {
+            for row in plainVars {
+                try db.run(
+                    "UPDATE config_vars SET value = ? WHERE app = ? AND name = ?",
+                    [.text(try box.seal(row.string("value") ?? "")), .text(row.string("app") ?? ""), .text(row.string("name") ?? "")]
+                )
+            }
+            for release in releases {
+                let config = String(decoding: try JSONEncoder.sorted.encode(release.config), as: UTF8.self)
+                try db.run("UPDATE releases SET config = ? WHERE app = ? AND version = ?", [.text(config), .text(release.app), .integer(Int64(release.version))])
+            }
+        }
+        try db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+}
+
+extension Release {
+    /// The release's config with its secrets decrypted: for an instance's environment only.
+    public func openedConfig(home: GustHome) throws -> [String: String] {
+        let box = SecretBox(home: home)
+        var opened = config
+        for name in secretNames {
+            if let value = config[name] { opened[name] = try box.open(value, name: name, app: app) }
+        }
+        return opened
     }
 }
 

@@ -10,7 +10,10 @@ public final class Store {
         try home.prepare()
         self.home = home
         db = try Database(url: home.database)
+        // What is deleted or overwritten is zeroed in the file: a replaced secret leaves no bytes behind.
+        try db.execute("PRAGMA secure_delete = ON")
         try Schema.migrate(db)
+        try sealPlaintextSecrets()
     }
 }
 

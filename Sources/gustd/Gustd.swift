@@ -18,6 +18,10 @@ struct Gustd: AsyncParsableCommand {
             instances (`gust scale`). SIGTERM or SIGINT stops gustd: waiting calls get 503, calls in flight \
             finish (within their time limit), every instance stops, and gustd exits 0; a second signal stops it \
             at once. Started again, it brings back every live release.
+
+            Each instance runs in a cgroup of its own (v2 where its controllers are available, else v1, else \
+            rlimits; gustd says which at start) with the app's limits: `gust limits APP` sets them, the --*-limit \
+            options give the defaults. An app's log is bounded in rate (--log-rate) and on disk (--log-max).
             """
     )
 
@@ -49,8 +53,73 @@ struct Gustd: AsyncParsableCommand {
         "Where instances run: bubblewrap (namespaces, the release read-only, each app its own uid from gustd's /etc/subuid range; docs/security.md) or none (as gustd's user). Default: bubblewrap where it works, else none; gustd says at start which is in force.",
         valueName: "bubblewrap|none"))
     var sandbox: String?
+    @Option(help: ArgumentHelp("Memory of an instance, for apps `gust limits` did not set (RAM and swap; none: unlimited).", valueName: "size"))
+    var memoryLimit: String = "512M"
+
+    @Option(help: ArgumentHelp("CPUs of an instance, for apps `gust limits` did not set: 0.5 is half a core.", valueName: "cpus"))
+    var cpuLimit: String = "1"
+
+    @Option(help: ArgumentHelp("Processes and threads of an instance, for apps `gust limits` did not set.", valueName: "n"))
+    var pidsLimit: String = "256"
+
+    @Option(help: ArgumentHelp("Size of an instance's private /tmp (enforced by the sandbox launcher, not the direct one).", valueName: "size"))
+    var tmpLimit: String = "64M"
+
+    @Option(help: ArgumentHelp("Disk of an app's records store, and of its build cache, for apps `gust limits` did not set.", valueName: "size"))
+    var diskLimit: String = "1G"
+
+    @Option(help: ArgumentHelp("gustd's cgroup under each cgroup hierarchy (/sys/fs/cgroup/memory/NAME …); instances get NAME/APP/ID.", valueName: "name"))
+    var cgroupRoot: String = "gust"
+
+    @Flag(help: "Do not confine instances at all (no cgroups, no rlimits): for debugging only.")
+    var noLimits = false
+
+    @Option(help: ArgumentHelp("Bytes per second an app may log (all its instances together); lines past it are dropped and counted.", valueName: "size"))
+    var logRate: String = "1M"
+
+    @Option(help: ArgumentHelp("Size of an app's log file before it rotates (its disk use stays under about twice this).", valueName: "size"))
+    var logMax: String = "4M"
+
+    @Option(help: ArgumentHelp("Largest request body gustd accepts, in bytes (a suffix k, m or g for KiB, MiB, GiB); past it, 413.", valueName: "size"))
+    var maxBody: String = "10m"
+
+    @Option(help: ArgumentHelp(
+        "Where the access log goes: '-' for stdout, 'off', or a file to append to. One line per call: time, app, release, "
+            + "instance, method, path (no query string), status, bytes, ms, request id.",
+        valueName: "dest"))
+    var accessLog: String = "-"
+
+    @Option(help: ArgumentHelp(
+        "A proxy in front of gustd whose X-Forwarded-For and X-Forwarded-Proto are believed (repeatable). Without it gustd is "
+            + "the edge: a function sees the peer's address as X-Forwarded-For, whatever the client sent.",
+        valueName: "ip"))
+    var trustedProxy: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "Serve Prometheus metrics at GET /metrics on this address, a listener of its own (off unless given; the port bound is written to GUST_HOME/run/gustd.metrics).",
+        valueName: "host:port"
+    ))
+    var metrics: String?
+
+    @Option(help: ArgumentHelp(
+        "After each deploy, remove the artifacts of an app's releases beyond the N newest, keeping the live release and the rollback target as `gust releases prune` does (default: keep all).",
+        valueName: "n"
+    ))
+    var keepReleases: Int?
+
+    private func limitDefaults() throws -> AppLimits {
+        AppLimits(
+            memory: try LimitSize.parseBytes(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
+            pids: try LimitSize.parsePids(pidsLimit), tmp: try LimitSize.parseBytes(tmpLimit), disk: try LimitSize.parseBytes(diskLimit)
+        )
+    }
 
     func validate() throws {
+        do { _ = try limitDefaults() } catch let error as GustError { throw ValidationError(error.message) }
+        guard (try? LimitSize.parseBytes(logRate)) != nil, (try? LimitSize.parseBytes(logMax)) != nil else {
+            throw ValidationError("--log-rate and --log-max take sizes like 1M.")
+        }
+        guard (try? AppName(cgroupRoot)) != nil else { throw ValidationError("--cgroup-root takes a plain name, like gust.") }
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
             throw ValidationError("Time limits must be positive.")
@@ -59,12 +128,17 @@ struct Gustd: AsyncParsableCommand {
             throw ValidationError("--sandbox takes bubblewrap or none.")
         }
         guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be 0 or more.") }
+        guard (try? LimitSize.parseBytes(maxBody)) ?? nil != nil else {
+            throw ValidationError("--max-body takes a size such as 1048576, 512k or 10m.")
+        }
+        if let keepReleases, keepReleases < 0 { throw ValidationError("--keep-releases must be 0 or more.") }
+        if let metrics, ListenAddress(parsing: metrics) == nil {
+            throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
+        }
     }
 
     private func parseAddress() -> (String, Int)? {
-        guard let colon = http.lastIndex(of: ":"), let port = Int(http[http.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-        let host = String(http[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return host.isEmpty ? nil : (host, port)
+        ListenAddress(parsing: http).map { ($0.host, $0.port) }
     }
 
     func run() async throws {
@@ -80,9 +154,13 @@ struct Gustd: AsyncParsableCommand {
         let configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
-            queueLimit: queueLimit,
+            maxBodyBytes: (try LimitSize.parseBytes(maxBody)) ?? Int.max, queueLimit: queueLimit,
             idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000)),
-            sandbox: sandbox.sandbox
+            sandbox: sandbox.sandbox,
+            limitDefaults: try limitDefaults(), cgroupRoot: cgroupRoot, enforcesLimits: !noLimits,
+            logBytesPerSecond: (try LimitSize.parseBytes(logRate)) ?? Int.max, logMaxBytes: (try LimitSize.parseBytes(logMax)) ?? Int.max,
+            accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy,
+            metrics: metrics.flatMap(ListenAddress.init(parsing:)), keepReleases: keepReleases
         )
         do {
             try await RouterDaemon.run(configuration, logger: logger)

@@ -35,6 +35,12 @@ struct HardeningBackoffTests {
         // Starts are counted in the app's log (a sandboxed app writes no file the test sees).
         let startsBefore = AppLogMarks.wait(fixture.home, app: "cats", prefix: "gust-test: ") { !$0.isEmpty }.count
         let instance = try HardeningProcessTests.onlyInstance(of: fixture)
+        // Its zygote imported the release before it broke, and a fork of it would not read it
+        // again: it goes first (gustd forgets it once it has seen it exit), then the instance.
+        let zygotes = GustdProcess.recordedZygotePIDs(of: fixture.home)
+        #expect(zygotes.count == 1, "a Python release's instances are forked from its zygote")
+        zygotes.forEach { kill($0, SIGKILL) }
+        for _ in 0..<100 where !GustdProcess.recordedZygotePIDs(of: fixture.home).isEmpty { usleep(50_000) }
         kill(instance, SIGKILL)
         for _ in 0..<100 {  // until gustd has seen it die, 5 s at most
             guard try fixture.call("GET", "/_/health").json?["state"] as? String == "running" else { break }

@@ -140,7 +140,7 @@ struct HeldUpTests {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         return names.reduce(0) { total, name in
             let size = (try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path)[.size] as? Int) ?? 0
-            return total + (size ?? 0)
+            return total + size
         }
     }
 }

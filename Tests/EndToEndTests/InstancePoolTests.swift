@@ -59,6 +59,7 @@ struct InstancePoolTests {
     /// Runs `body` on `count` threads at once (Dispatch's pool on Linux grows by
     /// about one thread a second, so it would not make the calls concurrent) and
     /// waits for all of them.
+    @discardableResult
     static func onThreads(_ count: Int, wait: Bool = true, _ body: @escaping @Sendable (Int) -> Void) -> DispatchGroup {
         let group = DispatchGroup()
         for index in 0..<count {

@@ -5,6 +5,9 @@ import Hummingbird
 import HTTPTypes
 import HummingbirdTesting
 import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import Testing
 
 /// The gateway in-process, through Hummingbird's test client: what it answers
@@ -70,5 +73,125 @@ import Testing
                 }
             }
         }
+    }
+}
+
+/// What a call carries and what comes back with it, before any instance is involved.
+@Suite struct GatewayHeaderTests {
+    func gateway(maxBodyBytes: Int = 10 << 20) throws -> some ApplicationProtocol {
+        let home = GustHome(path: FileManager.default.temporaryDirectory
+            .appendingPathComponent("gust-gateway-\(UUID().uuidString.prefix(8))").path)
+        _ = try Store(home: home).createApp(try AppName("cats"))
+        let configuration = RouterConfiguration(home: home, maxBodyBytes: maxBodyBytes)
+        let supervisor = try Supervisor(configuration: configuration, logger: Logger(label: "test"))
+        return Application(
+            responder: Gateway(supervisor: supervisor, configuration: configuration, records: RecordsAPI(hub: RecordsHub(home: home, supervisor: supervisor))),
+            configuration: .init(address: .hostname("127.0.0.1", port: 0))
+        )
+    }
+
+    static let requestID = HTTPField.Name("X-Request-Id")!
+
+    @Test func everyAnswerEchoesASaneRequestIDAndReplacesAnOddOne() async throws {
+        try await gateway().test(.router) { client in
+            try await client.execute(uri: "/apps/dogs/x", method: .get, headers: [Self.requestID: "abc-123.x:y"]) { response in
+                #expect(response.status == .notFound)
+                #expect(response.headers[Self.requestID] == "abc-123.x:y")
+            }
+            var made: Set<String> = []
+            for odd in ["two words", String(repeating: "a", count: 129), "a\"b", "é", ""] {
+                try await client.execute(uri: "/apps/cats/x", method: .get, headers: [Self.requestID: odd]) { response in
+                    let id = response.headers[Self.requestID] ?? ""
+                    #expect(!id.isEmpty && id != odd && RequestID.isSane(id), "\(odd) -> \(id)")
+                    made.insert(id)
+                }
+            }
+            #expect(made.count == 5, "each call gets an id of its own")
+        }
+    }
+
+    @Test func aBodyDeclaredOverTheLimitIs413JSON() async throws {
+        try await gateway(maxBodyBytes: 1 << 20).test(.router) { client in
+            let body = ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20)
+            try await client.execute(
+                uri: "/apps/cats/_/functions/size", method: .post, headers: [.contentLength: String(body.readableBytes)], body: body
+            ) { response in
+                #expect(response.status == .contentTooLarge)
+                #expect(response.headers[.contentType] == "application/json")
+                let json = try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                #expect(json?["code"] as? Int == 413)
+                #expect((json?["error"] as? String)?.contains("1.0 MB") == true, "\(String(describing: json))")
+            }
+        }
+    }
+
+    @Test func gustdIsTheEdgeByDefault() {
+        let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: [])
+        let sent: HTTPFields = [
+            HTTPField.Name("X-Forwarded-For")!: "6.6.6.6", HTTPField.Name("X-Forwarded-Proto")!: "https",
+            HTTPField.Name("X-Gust-Internal")!: "guess", HTTPField.Name("X-Gust-Call")!: "1",
+            HTTPField.Name("X-Request-Id")!: "old", .connection: "close", HTTPField.Name("Accept")!: "*/*",
+        ]
+        let headers = forwarding.headers(of: sent, peer: "10.0.0.7", requestID: "new")
+        #expect(headers["X-Forwarded-For"] == ["10.0.0.7"])
+        #expect(headers["X-Forwarded-Proto"] == ["http"])
+        #expect(headers["X-Request-Id"] == ["new"])
+        #expect(headers["Accept"] == ["*/*"])
+        #expect(!headers.contains { $0.name.lowercased().hasPrefix("x-gust-") || $0.name.lowercased() == "connection" })
+    }
+
+    @Test func aTrustedProxysForwardedForIsAppendedTo() {
+        let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: ["10.0.0.1"])
+        let sent: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "203.0.113.9", HTTPField.Name("X-Forwarded-Proto")!: "https"]
+        let proxied = forwarding.headers(of: sent, peer: "10.0.0.1", requestID: "r")
+        #expect(proxied["X-Forwarded-For"] == ["203.0.113.9, 10.0.0.1"])
+        #expect(proxied["X-Forwarded-Proto"] == ["https"])
+        let direct = forwarding.headers(of: sent, peer: "10.0.0.2", requestID: "r")
+        #expect(direct["X-Forwarded-For"] == ["10.0.0.2"])
+        #expect(direct["X-Forwarded-Proto"] == ["http"])
+        let https = ForwardedHeaders(scheme: "https", trustedProxies: []).headers(of: [:], peer: nil, requestID: "r")
+        #expect(https["X-Forwarded-Proto"] == ["https"] && https["X-Forwarded-For"].isEmpty)
+    }
+
+    @Test func anAccessLogLineNamesTheCallWithoutItsQuery() {
+        let line = AccessLog.line(AccessLog.Entry(
+            app: "cats", release: 3, instance: "ab12", method: "GET", path: "/cat/feed\"\u{7}x y",
+            status: 200, bytes: 13, duration: .microseconds(1234), requestID: "rid", time: 1_764_612_601.0055
+        ))
+        #expect(line == "2025-12-01T18:10:01.005Z app=cats release=v3 instance=ab12 method=GET path=/cat/feed%22%07x%20y status=200 bytes=13 ms=1.234 id=rid\n")
+        let early = AccessLog.line(AccessLog.Entry(
+            app: nil, release: nil, instance: nil, method: "GET", path: "/", status: 404, bytes: 0, duration: .zero, requestID: "r", time: 0
+        ))
+        #expect(early == "1970-01-01T00:00:00.000Z app=- release=- instance=- method=GET path=/ status=404 bytes=0 ms=0.000 id=r\n")
+    }
+
+    @Test func callTagsAreReadAndStripped() {
+        let tagged = CallTag.split("\u{1E}42\u{1F}hello")
+        #expect(tagged?.call == "42" && tagged?.line == "hello")
+        let empty = CallTag.split("\u{1E}42\u{1F}")
+        #expect(empty?.call == "42" && empty?.line == "")
+        #expect(CallTag.split("hello") == nil)
+        #expect(CallTag.split("\u{1E}4x\u{1F}hello") == nil)
+        #expect(CallTag.split("\u{1E}\u{1F}hello") == nil)
+        #expect(CallTag.next() != CallTag.next())
+        var calls = CallFunctions()
+        calls.begin("1", "op first")
+        calls.begin("2", "op second")
+        calls.end("1")
+        #expect(calls.function(of: "1") == "op first", "a line may come just after its call ended")
+        #expect(calls.function(of: "2") == "op second")
+        #expect(calls.function(of: "3") == nil)
+    }
+
+    @Test func theStoreIsReadOnThePoolNeverOnTheCallersEventLoop() async throws {
+        let home = GustHome(path: FileManager.default.temporaryDirectory
+            .appendingPathComponent("gust-store-\(UUID().uuidString.prefix(8))").path)
+        let access = try StoreAccess(home: home)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let ran = try await loop.makeFutureWithTask {
+            try await access.run { _ in (MultiThreadedEventLoopGroup.currentEventLoop == nil, Thread.current.name ?? "") }
+        }.get()
+        #expect(ran.0, "the body ran on an event loop")
+        #expect(ran.1.contains("TP-#"), "NIO's thread pool names its threads (SGLTN-)TP-#N: \(ran.1)")
     }
 }

@@ -15,6 +15,8 @@ struct PoolTests {
             var exits: [Int: CheckedContinuation<Void, Never>] = [:]
             var gone: Set<Int> = []
             var failNext = false
+            var upkeepSettings: (@Sendable () -> PoolSettings)?
+            var stoppedWhenUpkeepEnded: [Int]?
         }
         private let state = Mutex(State())
 
@@ -57,6 +59,17 @@ struct PoolTests {
                 }
                 if gone { continuation.resume() }
             }
+        }
+
+        /// The settings the pool's upkeep reads, once it runs.
+        var upkeepSettings: (@Sendable () -> PoolSettings)? { state.withLock { $0.upkeepSettings } }
+        /// What was stopped when the pool ended the upkeep (nil: it has not).
+        var stoppedWhenUpkeepEnded: [Int]? { state.withLock { $0.stoppedWhenUpkeepEnded } }
+
+        func upkeep(settings: @escaping @Sendable () -> PoolSettings) async {
+            state.withLock { $0.upkeepSettings = settings }
+            try? await Task.sleep(for: .seconds(3600))  // until the pool cancels it
+            state.withLock { $0.stoppedWhenUpkeepEnded = $0.stopped }
         }
 
         struct LaunchError: Error, CustomStringConvertible { var description: String { "boom at import" } }
@@ -174,6 +187,24 @@ struct PoolTests {
             pool.release(busy)
             try await group.next()
             #expect(launcher.stopped == [1])
+        }
+    }
+
+    @Test func theLaunchersUpkeepSeesTheCurrentSettingsAndEndsAfterTheLastStop() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(max: 1), launcher: launcher)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            let busy = try await pool.acquire(deadline: later)
+            try await eventually { launcher.upkeepSettings != nil }
+            #expect(launcher.upkeepSettings?().idle == .seconds(300))
+            pool.update(PoolSettings(min: 0, max: 1, concurrency: 1, idle: .seconds(7), queueLimit: 10))
+            #expect(launcher.upkeepSettings?().idle == .seconds(7), "a change of scale reaches the launcher")
+            pool.drain()
+            #expect(launcher.stoppedWhenUpkeepEnded == nil, "the upkeep runs while an instance does")
+            pool.release(busy)
+            try await group.next()
+            #expect(launcher.stoppedWhenUpkeepEnded == [1], "it ends with the pool, after its last instance stopped")
         }
     }
 }

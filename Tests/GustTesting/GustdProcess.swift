@@ -11,11 +11,22 @@ public final class GustdProcess: @unchecked Sendable {
     private let arguments: [String]
     /// The Unix user gustd runs as (through setpriv), if not this process's.
     private let user: String?
+    /// gustd's cgroup root (`--cgroup-root`), unique to this gustd and removed when it stops.
+    public let cgroupRoot: String
+    private let executable: String
 
-    public init(home: GustHome, arguments: [String] = [], user: String? = nil) throws {
+    /// `executable`: the built gustd, unless a test runs an installed one.
+    public init(home: GustHome, arguments: [String] = [], user: String? = nil, executable: String = GustBinaries.gustd) throws {
         self.home = home
-        self.arguments = arguments
         self.user = user
+        if let index = arguments.firstIndex(of: "--cgroup-root"), index + 1 < arguments.count {
+            cgroupRoot = arguments[index + 1]
+            self.arguments = arguments
+        } else {
+            cgroupRoot = "gust-test-" + UUID().uuidString.prefix(8).lowercased()
+            self.arguments = arguments + ["--cgroup-root", cgroupRoot]
+        }
+        self.executable = executable
         log = home.root.deletingLastPathComponent().appendingPathComponent("gustd-\(UUID().uuidString.prefix(4)).log")
         try start()
     }
@@ -30,11 +41,11 @@ public final class GustdProcess: @unchecked Sendable {
         let output = try FileHandle(forWritingTo: log)
         output.seekToEndOfFile()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: GustBinaries.gustd)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["--home", home.path, "--http", "127.0.0.1:0"] + arguments
         if let user {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--init-groups", "--", GustBinaries.gustd] + process.arguments!
+            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--init-groups", "--", executable] + process.arguments!
             process.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"]
         }
         process.standardOutput = output
@@ -69,6 +80,45 @@ public final class GustdProcess: @unchecked Sendable {
         }
         process = nil
         Self.stopInstances(of: home)
+        Self.removeCgroups(named: cgroupRoot)
+    }
+
+    /// The instance's directory under each cgroup hierarchy it uses (`memory`, `pids`, `cpu`).
+    public func cgroupDirectories(app: String) -> [String: [String]] {
+        var found: [String: [String]] = [:]
+        for controller in ["memory", "pids", "cpu", "unified"] {
+            let directory = "/sys/fs/cgroup/\(controller)/\(cgroupRoot)/\(app)"
+            let children = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            found[controller] = children.map { directory + "/" + $0 }.filter { path in
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            }
+        }
+        return found
+    }
+
+    /// Removes gustd's cgroup tree (a test's unique root), deepest first, killing what is left in it.
+    static func removeCgroups(named name: String) {
+        for controller in ["memory", "pids", "cpu", "unified"] {
+            let root = "/sys/fs/cgroup/\(controller)/\(name)"
+            guard FileManager.default.fileExists(atPath: root) else { continue }
+            var directories = [root]
+            var index = 0
+            while index < directories.count {
+                let children = (try? FileManager.default.contentsOfDirectory(atPath: directories[index])) ?? []
+                for child in children where !child.contains(".") {
+                    var isDirectory: ObjCBool = false
+                    let path = directories[index] + "/" + child
+                    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { directories.append(path) }
+                }
+                index += 1
+            }
+            for directory in directories.reversed() {
+                let pids = (try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8))?.split(separator: "\n").compactMap { Int32($0) } ?? []
+                pids.forEach { kill($0, SIGKILL) }
+                for _ in 0..<100 where rmdir(directory) != 0 && errno == EBUSY { usleep(20_000) }
+            }
+        }
     }
 
     /// SIGTERM as a service manager sends it; waits up to `seconds` for gustd to
@@ -113,15 +163,25 @@ public final class GustdProcess: @unchecked Sendable {
         return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
-    /// The PIDs of instance processes gustd recorded as running.
+    /// The PIDs of instance processes gustd recorded as running (zygotes not among them).
     public static func recordedInstancePIDs(of home: GustHome) -> [Int32] {
+        recordedPIDs(of: home).filter { $0.kind == nil }.map(\.pid)
+    }
+
+    /// The PIDs of the zygotes gustd recorded as running (Python releases fork their instances from them).
+    public static func recordedZygotePIDs(of home: GustHome) -> [Int32] {
+        recordedPIDs(of: home).filter { $0.kind == "zygote" }.map(\.pid)
+    }
+
+    private static func recordedPIDs(of home: GustHome) -> [(pid: Int32, kind: String?)] {
         let directory = home.run.appendingPathComponent("instances")
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         return files.filter { $0.hasSuffix(".json") }.compactMap { name in
             guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path),
-                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let pid = object["pid"] as? Int
             else { return nil }
-            return (object["pid"] as? Int).map(Int32.init)
+            return (Int32(pid), object["kind"] as? String)
         }
     }
 
@@ -134,7 +194,7 @@ public final class GustdProcess: @unchecked Sendable {
     }
 
     static func stopInstances(of home: GustHome) {
-        for pid in recordedInstancePIDs(of: home) where pid > 1 && isAlive(pid) {
+        for pid in recordedPIDs(of: home).map(\.pid) where pid > 1 && isAlive(pid) {
             kill(-pid, SIGKILL)
         }
     }

@@ -149,9 +149,12 @@ def matches(expected, actual, where="$"):
     return None
 
 
-def check(case, socket_path):
-    """Sends one case; returns a list of problems (empty when it passed)."""
-    headers = {}
+def check(case, socket_path, output=None):
+    """Sends one case; returns a list of problems (empty when it passed).
+
+    ``output`` reads what the runtime has printed so far (for the case's "output" lines).
+    """
+    headers = dict(case.get("request_headers", {}))
     body = None
     if "body" in case:
         body = json.dumps(case["body"]).encode()
@@ -190,6 +193,17 @@ def check(case, socket_path):
     for forbidden in case.get("absent", []):
         if forbidden in text:
             problems.append(f"body contains {forbidden!r}: {text[:200]!r}")
+    if "output" in case and output is not None:
+        # The runtimes write before they answer, so the lines are there now; a moment's grace for the pipe.
+        deadline = time.monotonic() + 2.0
+        while True:
+            printed = output().split("\n")
+            missing = [line for line in case["output"] if line not in printed]
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        for line in missing:
+            problems.append(f"output lacks the line {line!r}; its last lines: {printed[-6:]!r}")
     return problems
 
 
@@ -227,7 +241,7 @@ def main(argv):
                         failed += 1
                         print(f"FAIL {name}: {case['name']}: not sent, the runtime is dead")
                         continue
-                    problems = check(case, instance.socket_path)
+                    problems = check(case, instance.socket_path, instance.output)
                     if problems and instance.process.poll() is not None:
                         problems.append(f"the runtime exited with status {instance.process.returncode}; "
                                         f"its output:\n{instance.output().rstrip()}")

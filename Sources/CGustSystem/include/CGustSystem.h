@@ -4,6 +4,7 @@
 #define CGUSTSYSTEM_H
 
 #include <spawn.h>
+#include <sys/types.h>
 
 /// pipe2(fds, O_CLOEXEC): both ends close on exec, atomically, so an instance
 /// started by another thread at the same moment never inherits them.
@@ -25,5 +26,57 @@ int gust_cloexec_from(int from);
 
 /// POSIX_SPAWN_SETSID (glibc 2.26+): the child leads a new session and process group.
 short gust_spawn_setsid_flag(void);
+
+/// What `gust_spawn` starts, and how the child is confined before it runs a line of it.
+struct gust_spawn_request {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    /// The child's working directory, or NULL.
+    const char *directory;
+    /// Become the child's stdin (-1: /dev/null), stdout and stderr.
+    int stdin_fd;
+    int stdout_fd;
+    int stderr_fd;
+    /// NULL-terminated `cgroup.procs` (or `tasks`) files the child writes itself into first; may be NULL.
+    const char *const *cgroup_procs;
+    /// RLIMIT_AS and RLIMIT_NPROC for the child; 0 leaves them as they are.
+    long long address_space_limit;
+    long long process_limit;
+    /// Descriptors the child gets as 3, 4, … (a zygote's control socket); at most GUST_SPAWN_MAX_PASSING.
+    const int *passing;
+    int passing_count;
+};
+
+#define GUST_SPAWN_MAX_PASSING 8
+
+/// Starts a process the way gustd starts instances: fork (glibc's _Fork, no
+/// atfork handlers), and in the child, with only async-signal-safe calls: join
+/// each cgroup, set the rlimits, default signal handlers and an empty mask, a
+/// new session, stdin from /dev/null, stdout and stderr, the directory, every
+/// descriptor passed on placed at 3, 4, …, every
+/// other from there up close-on-exec, execve. Returns 0 and the pid, or the
+/// errno of the step that failed, that step in `step` (the child is reaped
+/// then): so no process ever runs a line of its program outside its cgroups.
+int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step);
+
+/// Which step of `gust_spawn` failed.
+enum {
+    GUST_SPAWN_STEP_SETUP = 0,   // fork, session, stdio, directory
+    GUST_SPAWN_STEP_CGROUP = 1,  // joining a cgroup
+    GUST_SPAWN_STEP_RLIMIT = 2,  // setting an rlimit
+    GUST_SPAWN_STEP_EXEC = 3,    // execve
+};
+
+/// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): a zygote's control
+/// socket, whose messages keep their bounds and carry descriptors.
+int gust_seqpacket_pair(int fds[2]);
+
+/// Sends one message with `fd_count` descriptors (SCM_RIGHTS). Returns sendmsg's result.
+ssize_t gust_send_with_fds(int socket, const void *bytes, size_t count, const int *fds, int fd_count);
+
+/// Receives one message and up to `max_fds` descriptors (made close-on-exec);
+/// `*fd_count` is set to how many came. Returns recvmsg's result.
+ssize_t gust_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds, int max_fds, int *fd_count);
 
 #endif

@@ -40,6 +40,9 @@ public actor RecordService {
     private let call: RecordHookCall
     /// Called with the hook (`after_save cat`) and what went wrong.
     private let onAfterHookFailure: @Sendable (_ hook: String, _ message: String) -> Void
+    /// Where this actor runs: a thread of its own, never an event loop (its statements block).
+    private let executor: BlockingExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     /// FIFO of writers waiting for the one in progress.
     private var writing: String?
     private var waiters: [CheckedContinuation<Void, Never>] = []
@@ -49,8 +52,10 @@ public actor RecordService {
     ///   - call: how to run one.
     public init(
         store: RecordStore, limits: Limits = Limits(), hooks: @escaping @Sendable () -> Set<String>,
-        call: @escaping RecordHookCall, onAfterHookFailure: @escaping @Sendable (_ hook: String, _ message: String) -> Void
+        call: @escaping RecordHookCall, onAfterHookFailure: @escaping @Sendable (_ hook: String, _ message: String) -> Void,
+        executor: BlockingExecutor = .records
     ) {
+        self.executor = executor
         self.store = store
         self.limits = limits
         self.hooks = hooks
@@ -75,6 +80,11 @@ public actor RecordService {
     /// a thread pool rather than an event loop. SQLite serialises the
     /// connection (FULLMUTEX); a read inside a write's transaction sees that
     /// write, as it would through the actor while a hook runs.
+    /// Bounds the store at the app's disk limit (`RecordStore.limit`), between writes.
+    public func limitDisk(toBytes bytes: Int?, app: AppName) throws {
+        try store.limit(toBytes: bytes, app: app)
+    }
+
     public nonisolated func readPage(_ type: String, _ query: RecordStore.Query) throws -> RecordStore.Page {
         try store.page(type, query)
     }

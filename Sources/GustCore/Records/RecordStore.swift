@@ -57,6 +57,16 @@ public final class RecordStore {
             """)
     }
 
+    /// Bounds the store at the app's disk limit: a write past it fails with a message naming the limit, and keeps nothing.
+    public func limit(toBytes bytes: Int?, app: AppName) throws {
+        let shown = bytes.map(LimitSize.spoken) ?? ""
+        try db.limitSize(
+            toBytes: bytes,
+            message: "\(app)'s records store is at its disk limit (\(shown)): this write was not kept, and nothing stored was lost. "
+                + "Delete records, or raise the limit: gust limits \(app) --disk SIZE"
+        )
+    }
+
     public convenience init(home: GustHome, app: AppName) throws {
         try self.init(url: home.data(app).appendingPathComponent("records.sqlite"))
     }

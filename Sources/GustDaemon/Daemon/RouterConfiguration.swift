@@ -1,5 +1,6 @@
 public import GustBuild
 public import GustCore
+import Foundation
 
 /// How gustd runs: `gustd --help` documents each of these.
 public struct RouterConfiguration: Sendable {
@@ -24,14 +25,49 @@ public struct RouterConfiguration: Sendable {
     public var headerTimeout: Duration
     /// The sandbox instances run in (`gustd --sandbox`); nil runs them as gustd's own user.
     public var sandbox: Sandbox?
+    /// Limits of an app that `gust limits` did not set (`gustd --memory-limit` …).
+    public var limitDefaults: AppLimits
+    /// gustd's cgroup, under each cgroup hierarchy: instances get `ROOT/APP/ID`.
+    public var cgroupRoot: String
+    /// Where the cgroup hierarchies are mounted.
+    public var cgroupMount: String
+    /// Whether instances are confined at all (tests of unrelated parts may run without).
+    public var enforcesLimits: Bool
+    /// Bytes of output per second an app's instances may log together; past it lines are dropped (and counted).
+    public var logBytesPerSecond: Int
+    /// Bytes of an app's log file before it rotates (disk use stays under about twice this).
+    public var logMaxBytes: Int
+    /// Where the access log goes (a line per call, `AccessLog`).
+    public var accessLog: AccessLogDestination
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` gustd believes (`ForwardedHeaders`).
+    public var trustedProxies: [String]
+    /// Where `GET /metrics` is served (`--metrics`); nil: no metrics, and nothing counted.
+    public var metrics: ListenAddress?
+    /// Releases whose artifacts a deploy keeps besides the live one and the rollback target (`--keep-releases`); nil keeps all.
+    public var keepReleases: Int?
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
         functionTimeout: Duration = .seconds(15), startTimeout: Duration = .seconds(30),
         stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100,
-        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10), sandbox: Sandbox? = nil
+        idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10), sandbox: Sandbox? = nil,
+        limitDefaults: AppLimits = .standard, cgroupRoot: String = "gust", cgroupMount: String = "/sys/fs/cgroup",
+        enforcesLimits: Bool = true, logBytesPerSecond: Int = 1 << 20, logMaxBytes: Int = AppLog.defaultMaxBytes,
+        accessLog: AccessLogDestination = .off, trustedProxies: [String] = [],
+        metrics: ListenAddress? = nil,
+        keepReleases: Int? = nil
     ) {
         self.sandbox = sandbox
+        self.limitDefaults = limitDefaults
+        self.cgroupRoot = cgroupRoot
+        self.cgroupMount = cgroupMount
+        self.enforcesLimits = enforcesLimits
+        self.logBytesPerSecond = logBytesPerSecond
+        self.logMaxBytes = logMaxBytes
+        self.accessLog = accessLog
+        self.trustedProxies = trustedProxies
+        self.metrics = metrics
+        self.keepReleases = keepReleases
         self.queueLimit = queueLimit
         self.home = home
         self.httpHost = httpHost
@@ -43,5 +79,40 @@ public struct RouterConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
         self.headerTimeout = headerTimeout
+    }
+}
+
+/// Where gustd writes its access log: nowhere, its stdout, or a file it appends to.
+public enum AccessLogDestination: Sendable, Equatable {
+    case off
+    case standardOutput
+    case file(String)
+
+    /// `off`, `-` (stdout) or a path.
+    public init(argument: String) {
+        switch argument {
+        case "off", "none": self = .off
+        case "-", "stdout": self = .standardOutput
+        default: self = .file(argument)
+        }
+    }
+}
+
+/// A host and port to listen on.
+public struct ListenAddress: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `HOST:PORT` (`[::1]:9090` too), or nil.
+    public init?(parsing text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port)
     }
 }

@@ -26,7 +26,15 @@ public enum RouterDaemon {
             logger.notice("gustd's file descriptor limit: \(limit) (its soft limit raised to the hard limit)")
         }
 
-        let supervisor = try Supervisor(configuration: configuration, logger: logger)
+        var mechanism: LimitMechanism?
+        if configuration.enforcesLimits {
+            let detected = LimitMechanism.detect(root: configuration.cgroupMount, name: configuration.cgroupRoot)
+            logger.notice("\(detected.description); defaults per instance: \(configuration.limitDefaults.summary)")
+            mechanism = detected
+        } else {
+            logger.warning("Limits: not enforced (--no-limits)")
+        }
+        let supervisor = try Supervisor(configuration: configuration, logger: logger, limitMechanism: mechanism)
         let scheduler = try Scheduler(configuration: configuration, supervisor: supervisor, logger: logger)
         await supervisor.attach(scheduler)
         await scheduler.start()
@@ -57,12 +65,14 @@ public enum RouterDaemon {
             },
             logger: logger
         )
+        let accessLog = try AccessLog(configuration.accessLog)
+        defer { accessLog.close() }
         let addressFile = home.run.appendingPathComponent("gustd.http")
         // Idle and slow clients are closed, so they cannot hold gustd's descriptors;
         // NIO's accept backoff keeps the listener accepting once descriptors run short.
         let (idleTimeout, headerTimeout) = (TimeAmount(configuration.idleTimeout), TimeAmount(configuration.headerTimeout))
         let http = Application(
-            responder: Gateway(supervisor: supervisor, configuration: configuration, records: records),
+            responder: Gateway(supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog),
             server: .http1(configuration: .init(
                 additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler()],
                 idleTimeout: idleTimeout
@@ -83,6 +93,7 @@ public enum RouterDaemon {
                 .init(service: admin),
                 .init(service: http),
                 .init(service: channel),
+            ] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger) + [
                 .init(service: SchedulerService(scheduler: scheduler)),
                 // Last, so it is told to shut down first (the group goes in reverse): waiting calls get
                 // 503 at once, calls in flight finish, then every instance stops.
@@ -95,6 +106,7 @@ public enum RouterDaemon {
         services.maximumGracefulShutdownDuration = configuration.functionTimeout + configuration.stopGrace + .seconds(5)
         try await ServiceGroup(configuration: services).run()
         try? FileManager.default.removeItem(at: addressFile)
+        try? FileManager.default.removeItem(at: MetricsListener.addressFile(home))
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import GustCore
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -15,27 +16,79 @@ struct Gateway: HTTPResponder {
     let supervisor: Supervisor
     let configuration: RouterConfiguration
     let records: RecordsAPI
+    /// One line per call; nil writes none.
+    let accessLog: AccessLog?
+    let forwarding: ForwardedHeaders
 
-    func respond(to request: Request, context: Context) async throws -> Response {
-        // A call's time limit counts from here: waiting for an instance is part of it.
-        let deadline = ContinuousClock.now + configuration.functionTimeout
-        do {
-            return try await route(request, context: context, deadline: deadline)
-        } catch let error as GustError {
-            return Self.error(error.code, error.message)
-        } catch let refusal as CallRefusal {
-            return Self.error(refusal.status, refusal.message, headers: refusal.headers)
-        } catch is NIOTooManyBytesError {
-            return Self.error(413, "The request body is larger than \(ByteCount(configuration.maxBodyBytes)), the most gustd accepts.")
-        }
+    /// `scheme` is what `X-Forwarded-Proto` says: `http` here; the HTTPS listener passes `https`.
+    init(supervisor: Supervisor, configuration: RouterConfiguration, records: RecordsAPI, accessLog: AccessLog? = nil, scheme: String = "http") {
+        self.supervisor = supervisor
+        self.configuration = configuration
+        self.records = records
+        self.accessLog = accessLog
+        forwarding = ForwardedHeaders(scheme: scheme, trustedProxies: Set(configuration.trustedProxies))
     }
 
-    private func route(_ request: Request, context: Context, deadline: ContinuousClock.Instant) async throws -> Response {
+    /// What the access log learns of a call as it is routed.
+    struct Note {
+        var app: AppName?
+        var release: Int?
+        var instance: String?
+    }
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let arrived = ContinuousClock.now
+        let wallClock = accessLog == nil ? 0 : AccessLog.now()
+        // A call's time limit counts from here: waiting for an instance is part of it.
+        let deadline = arrived + configuration.functionTimeout
+        let requestID = RequestID.of(sent: request.headers[ForwardedHeaders.requestID])
+        var note = Note()
+        var response: Response
+        do {
+            response = try await route(request, context: context, deadline: deadline, requestID: requestID, note: &note)
+        } catch let error as GustError {
+            response = Self.error(error.code, error.message)
+        } catch let refusal as CallRefusal {
+            response = Self.error(refusal.status, refusal.message, headers: refusal.headers)
+        } catch is NIOTooManyBytesError {
+            response = Self.tooLarge(configuration.maxBodyBytes)
+        } catch let error as any HTTPResponseError {
+            // Hummingbird's own (a body it could not read): still JSON, with its status.
+            response = Self.error(Int(error.status.code), error.status.reasonPhrase)
+        } catch let error as HTTPParserError {
+            throw error  // Hummingbird answers a malformed request and closes the connection
+        } catch {
+            context.logger.error("gustd failed answering \(request.method) \(request.uri.path): \(error)")
+            response = Self.error(500, "internal error in gustd")
+        }
+        response.headers[ForwardedHeaders.requestID] = requestID
+        if let accessLog {
+            accessLog.record(AccessLog.Entry(
+                app: note.app?.rawValue, release: note.release, instance: note.instance, method: request.method.rawValue,
+                path: request.uri.path, status: response.status.code, bytes: response.body.contentLength ?? 0,
+                duration: ContinuousClock.now - arrived, requestID: requestID, time: wallClock
+            ))
+        }
+        return response
+    }
+
+    static func tooLarge(_ limit: Int) -> Response {
+        error(413, "The request body is larger than \(ByteCount(limit)), the most gustd accepts.")
+    }
+
+    private func route(
+        _ request: Request, context: Context, deadline: ContinuousClock.Instant, requestID: String, note: inout Note
+    ) async throws -> Response {
+        // A body declared larger than the limit is refused at once, before anything waits for it.
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > configuration.maxBodyBytes {
+            return Self.tooLarge(configuration.maxBodyBytes)
+        }
         let requested = RequestPath(percentEncoded: request.uri.path)
         guard let target = AppAddress(host: request.head.authority, path: requested, domain: configuration.domain) else {
             throw GustError.notFound("No app at this address: use APP.\(configuration.domain) or the path /apps/APP/.")
         }
         let app = target.app
+        note.app = app
         // Decided on the path as the instance would read it, however it was spelt.
         guard !target.path.reachesReservedSurface else {
             throw GustError.notFound("No endpoint \(target.path.decoded).")
@@ -50,6 +103,7 @@ struct Gateway: HTTPResponder {
             }
             throw GustError.notFound("No app named \(app).")
         }
+        note.release = live.version
         let path = target.path.decoded
         if path == "/_/health" {
             let snapshot = live.pool.snapshot
@@ -67,32 +121,37 @@ struct Gateway: HTTPResponder {
         }
         let query = request.uri.query.map { "?\($0)" } ?? ""
         let instanceTarget: String
+        let kind: CallKind
         if segments.first == "_", segments.dropFirst().first == "functions" {
             guard request.method == .post else {
                 return Self.error(405, "Call an op with POST.", headers: [.allow: "POST"])
             }
             instanceTarget = "/_gust/ops" + target.path.dropFirst(2).percentEncoded
+            kind = .op
         } else if segments.first == "_" {
             throw GustError.notFound("No endpoint \(path).")
         } else {
             instanceTarget = target.path.percentEncoded + query
+            kind = .handler
         }
 
-        var headers = HTTPHeaders()
-        // `X-Gust-*` belongs to gustd's protocol with the instance (its secret, a hook's context).
-        for field in request.headers where !Self.hopByHop.contains(field.name.canonicalName) && !field.name.canonicalName.hasPrefix("x-gust-") {
-            headers.add(name: field.name.rawName, value: field.value)
-        }
-        let (method, forwarded, body, maxBodyBytes, channel) = (
-            HTTPMethod(rawValue: request.method.rawValue), headers, request.body, configuration.maxBodyBytes, context.channel
+        let forwarded = forwarding.headers(of: request.headers, peer: context.channel.remoteAddress?.ipAddress, requestID: requestID)
+        let (method, body, maxBodyBytes, channel) = (
+            HTTPMethod(rawValue: request.method.rawValue), request.body, configuration.maxBodyBytes, context.channel
         )
+        let function: @Sendable () -> String = { [launcher = live.launcher, name = target.path.dropFirst(2).decoded] in
+            kind == .op ? FunctionLabel.op(String(name.dropFirst()), in: launcher.manifest) : FunctionLabel.handler(path, in: launcher.manifest)
+        }
         // The body is read once the call holds an instance: waiting calls hold no body in memory.
-        return try await forward(to: app, deadline: deadline, channel: channel) {
-            var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
-            return InstanceRequest(
-                method: method, target: instanceTarget, headers: forwarded,
-                body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer()
-            )
+        return try await CallMetrics.measure(app, kind: kind, function: function) {
+            try await forward(to: app, deadline: deadline, channel: channel, note: &note) {
+                var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
+                return InstanceRequest(
+                    method: method, target: instanceTarget, headers: forwarded,
+                    body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer(),
+                    streamsAnswer: !instanceTarget.hasPrefix("/_gust/")
+                )
+            }
         }
     }
 
@@ -126,19 +185,32 @@ struct Gateway: HTTPResponder {
     /// Calls an instance of the app once its pool gives one, with the request
     /// `makeCall` gives then; a call whose client leaves while it waits never runs.
     private func forward(
-        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel,
+        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel, note: inout Note,
         _ makeCall: @escaping @Sendable () async throws -> InstanceRequest
     ) async throws -> Response {
         let limit = configuration.functionTimeout
         let answer: InstanceResponse
+        let instance: String
         do {
-            answer = try await supervisor.withInstance(
-                app, deadline: deadline, watchClient: { await ClientDisconnectHandler.watch(channel) }
+            let result = try await supervisor.withInstance(
+                app, deadline: deadline, watchClient: { await ClientDisconnectHandler.watch(channel) },
+                holdUntil: { $0.0.rest?.done }
             ) { instance in
                 let call = try await makeCall()
                 guard deadline > .now else { throw CallAbandoned.deadlinePassed }  // its body took its time
-                return try await instance.call(call, timeout: deadline - .now)
+                do {
+                    return (try await instance.call(call, timeout: deadline - .now), instance.id)
+                } catch InstanceCallError.connectionClosed {
+                    guard await instance.ranOutOfMemory() else { throw InstanceCallError.connectionClosed }
+                    throw GustError(
+                        "The function ran \(instance.cgroup?.outOfMemoryText ?? "out of memory") and its process was killed; "
+                            + "the next request starts a new one. See `gust limits \(app)`.",
+                        code: 502
+                    )
+                }
             }
+            answer = result.0
+            instance = result.1
         } catch is CancellationError {
             throw GustError("The client closed the connection before the call ran; it did not run.", code: 499)
         } catch CallAbandoned.deadlinePassed {
@@ -150,11 +222,16 @@ struct Gateway: HTTPResponder {
         } catch InstanceCallError.connectionClosed {
             throw GustError("The function's process died while answering; the next request starts a new one.", code: 502)
         }
+        note.instance = instance
         var fields = HTTPFields()
         for (name, value) in answer.headers where !Self.hopByHop.contains(name.lowercased()) && name.lowercased() != "content-length" {
             if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
         }
-        return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
+        guard let rest = answer.rest else {
+            return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
+        }
+        // A chunked answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent Events).
+        return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
     }
 
     private static let hopByHop: Set<String> = [

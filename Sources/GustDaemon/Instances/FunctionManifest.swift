@@ -5,7 +5,8 @@ import NIOPosix
 
 /// What an instance says it serves: `GET /_gust/manifest` (docs/runtime-protocol.md).
 struct FunctionManifest: Codable, Sendable, Equatable {
-    static let supportedProtocol = 1
+    /// Runtime protocol versions gustd speaks: 2 adds call ids (`X-Gust-Call`), with output lines tagged by call.
+    static let supportedProtocols = 1...2
     /// The largest manifest gustd reads; past it the deploy fails.
     static let maxBytes = 1024 * 1024
 
@@ -35,6 +36,8 @@ struct FunctionManifest: Codable, Sendable, Equatable {
     }
 
     var protocolVersion: Int
+    /// Whether the runtime takes a call id with each call and tags what it prints with it (protocol 2).
+    var takesCallIDs: Bool { protocolVersion >= 2 }
     var runtime: String?
     var ops: [Op]
     var handlers: [Handler]

@@ -20,6 +20,8 @@ actor Instance {
     nonisolated let process: InstanceProcess
     nonisolated let socketPath: String
     nonisolated let started: ContinuousClock.Instant
+    /// Its cgroup, when limits are enforced: whether the kernel killed it for memory.
+    nonisolated let cgroup: InstanceCgroup?
     /// The instance's secret for its internal surface, sent on every `/_gust/` call.
     private let internalToken: String
     private let records: InstanceRecords
@@ -39,8 +41,9 @@ actor Instance {
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
         socketPath: String, connection: InstanceConnection, records: InstanceRecords,
-        output: InstanceOutput, onStop: @escaping @Sendable () -> Void = {}
+        output: InstanceOutput, cgroup: InstanceCgroup? = nil, onStop: @escaping @Sendable () -> Void = {}
     ) {
+        self.cgroup = cgroup
         self.onStop = onStop
         self.output = output
         self.id = id
@@ -58,7 +61,8 @@ actor Instance {
 
     /// Sends one call its pool gave this instance.
     func call(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
-        await outputOfTheLastCallIsRead()
+        // A runtime that tags its output with call ids needs no pause: every line names its call.
+        if !manifest.takesCallIDs { await outputOfTheLastCallIsRead() }
         return try await send(request, timeout: timeout)
     }
 
@@ -72,15 +76,30 @@ actor Instance {
     /// instance prints meanwhile to its function.
     private func send(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
         let connection = try await take()
+        var request = request
         let function = request.function
-        output.begin(function)
-        defer {
-            output.end(function)
-            give(connection)
-        }
+        let call = manifest.takesCallIDs ? CallTag.next() : nil
+        if let call { request.headers.replaceOrAdd(name: CallTag.header, value: call) }
+        output.begin(function, call: call)
         do {
-            return try await connection.send(request, timeout: timeout)
+            let response = try await connection.send(request, timeout: timeout)
+            if let rest = response.rest {
+                // Busy until its answer ends, then closed: it never goes back to the idle ones.
+                // What it prints until then is still its function's.
+                open.removeAll { $0 === connection }
+                let output = self.output
+                rest.done.whenComplete { _ in
+                    connection.close()
+                    output.end(function, call: call)
+                }
+            } else {
+                output.end(function, call: call)
+                give(connection)
+            }
+            return response
         } catch {
+            output.end(function, call: call)
+            give(connection)
             isBroken = true
             throw error
         }
@@ -135,6 +154,20 @@ actor Instance {
         }
     }
 
+    /// Whether its process was killed for going over its memory limit: asked after a call lost its
+    /// connection, so it waits (briefly) for the process to exit and its cgroup to be read.
+    nonisolated func ranOutOfMemory() async -> Bool {
+        guard let cgroup else { return false }
+        let exited = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { _ = await self.process.exitStatus(); return true }
+            group.addTask { try? await Task.sleep(for: .seconds(2)); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        return exited ? cgroup.wasOutOfMemory : cgroup.oomKills > 0
+    }
+
     /// Stops the process (SIGTERM, then SIGKILL after `grace`) and forgets its files.
     func stop(grace: Duration = .seconds(3)) async {
         stopped = true
@@ -155,12 +188,16 @@ final class InstanceOutput: Sendable {
     private let relay = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let recent = Mutex<[String]>([])
     private let running = Mutex(RunningFunctions())
+    private let calls = Mutex(CallFunctions())
     let log: AppLog
     let version: Int
     let id: String
     let secrets: [String]
+    /// The app's bound on how fast it logs; nil: unbounded.
+    let throttle: LogThrottle?
 
-    init(log: AppLog, version: Int, id: String, secrets: [String]) {
+    init(log: AppLog, version: Int, id: String, secrets: [String], throttle: LogThrottle? = nil) {
+        self.throttle = throttle
         self.log = log
         self.version = version
         self.id = id
@@ -169,22 +206,52 @@ final class InstanceOutput: Sendable {
 
     func relay(to progress: (@Sendable (String) -> Void)?) { relay.withLock { $0 = progress } }
 
+    /// The instance's output has ended: note lines the throttle dropped that no later line noted.
+    func finish() {
+        guard let throttle else { return }
+        let dropped = throttle.takeDropped()
+        guard dropped > 0 else { return }
+        try? log.append([LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: throttle.note(dropped))])
+    }
+
     /// The last lines written, for an error report.
     var tail: [String] { recent.withLock { $0 } }
 
     /// Output from now on belongs to `function` (a call into the instance
     /// starts), until the matching `end`. Nil (gustd's own calls) changes nothing.
-    func begin(_ function: String?) {
-        if let function { running.withLock { $0.begin(function) } }
+    /// With protocol 2, `call` is the call's id: lines tagged with it are its own, however calls overlap.
+    func begin(_ function: String?, call: String? = nil) {
+        guard let function else { return }
+        running.withLock { $0.begin(function) }
+        if let call { calls.withLock { $0.begin(call, function) } }
     }
 
-    func end(_ function: String?) {
-        if function != nil { running.withLock { $0.end() } }
+    func end(_ function: String?, call: String? = nil) {
+        guard function != nil else { return }
+        running.withLock { $0.end() }
+        if let call { calls.withLock { $0.end(call) } }
     }
 
-    func deliver(_ lines: [String], stream: String) {
-        let function = running.withLock { $0.current(at: .now) }
-        let entries = lines.map { LogEntry(release: version, instance: id, stream: stream, function: function, line: $0) }
+    func deliver(_ tagged: [String], stream: String) {
+        let untagged = running.withLock { $0.current(at: .now) }
+        var entries: [LogEntry] = []
+        var admitted = tagged
+        if let throttle {
+            let (kept, dropped) = throttle.admit(tagged)
+            if dropped > 0 { entries.append(LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: throttle.note(dropped))) }
+            admitted = kept
+        }
+        var lines: [String] = []
+        lines.reserveCapacity(admitted.count)
+        entries += admitted.map { raw in
+            guard let tagged = CallTag.split(raw) else {
+                lines.append(raw)
+                return LogEntry(release: version, instance: id, stream: stream, function: untagged, line: raw)
+            }
+            lines.append(tagged.line)
+            let function = calls.withLock { $0.function(of: tagged.call) } ?? untagged
+            return LogEntry(release: version, instance: id, stream: stream, function: function, line: tagged.line)
+        }
         try? log.append(entries, masking: secrets)
         recent.withLock { recent in
             recent.append(contentsOf: lines)
@@ -215,6 +282,58 @@ struct RunningFunctions: Sendable {
     func current(at now: ContinuousClock.Instant) -> String? {
         if let top = stack.last { return top }
         if let last, now - last.ended < Self.trailing { return last.name }
+        return nil
+    }
+}
+
+/// Which function each call id names (protocol 2), kept a while after the call
+/// ends: a line can reach gustd through the pipe just after its call answered.
+struct CallFunctions: Sendable {
+    static let remembered = 256
+    private var running: [String: String] = [:]
+    /// Ended calls, oldest first, at most `remembered`.
+    private var ended: [(call: String, function: String)] = []
+
+    mutating func begin(_ call: String, _ function: String) { running[call] = function }
+
+    mutating func end(_ call: String) {
+        guard let function = running.removeValue(forKey: call) else { return }
+        if ended.count == Self.remembered { ended.removeFirst() }
+        ended.append((call, function))
+    }
+
+    func function(of call: String) -> String? {
+        running[call] ?? ended.last(where: { $0.call == call })?.function
+    }
+}
+
+/// Call ids of runtime protocol 2: gustd sends one with every call in
+/// `X-Gust-Call`, and the runtime starts each line the call prints with
+/// `RS ID US` (bytes 0x1E, the id's digits, 0x1F), which gustd strips.
+enum CallTag {
+    static let header = "X-Gust-Call"
+    private static let counter = Atomic<UInt64>(0)
+
+    /// A new id, unique within this gustd: a decimal number.
+    static func next() -> String { String(counter.add(1, ordering: .relaxed).newValue) }
+
+    /// The call id a line is tagged with and the line without its tag; nil if it has none.
+    static func split(_ line: String) -> (call: String, line: String)? {
+        let bytes = line.utf8
+        guard bytes.first == 0x1E else { return nil }
+        var index = bytes.index(after: bytes.startIndex)
+        var digits = 0
+        while index != bytes.endIndex, digits <= 20 {
+            let byte = bytes[index]
+            if byte == 0x1F {
+                guard digits > 0 else { return nil }
+                let call = String(line[line.index(after: line.startIndex)..<index])
+                return (call, String(line[bytes.index(after: index)...]))
+            }
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            digits += 1
+            index = bytes.index(after: index)
+        }
         return nil
     }
 }

@@ -9,6 +9,9 @@ struct InstanceRequest: Sendable {
     var target: String
     var headers: HTTPHeaders = HTTPHeaders()
     var body: ByteBuffer = ByteBuffer()
+    /// Whether a chunked answer is handed over at its head, its body following as it comes
+    /// (`InstanceResponse.rest`), rather than collected whole: a handler's or a mount's answer.
+    var streamsAnswer = false
 
     /// Whether the request is for the runtime's internal surface, which
     /// answers only requests carrying the instance's secret.
@@ -34,6 +37,18 @@ struct InstanceResponse: Sendable {
     var status: Int
     var headers: HTTPHeaders
     var body: ByteBuffer
+    /// The rest of a streamed answer (`body` is then empty), nil for a whole one.
+    var rest: StreamedBody? = nil
+}
+
+/// The body of a chunked answer as the instance sends it: `chunks` yields each
+/// piece as it arrives and ends with the answer (or throws if the connection
+/// fails or the call passes its time limit first); `done` completes then too,
+/// for whoever holds the instance until the answer is over. The connection is
+/// closed once it is done. Chunks wait in memory for a slow client.
+struct StreamedBody: Sendable {
+    var chunks: AsyncThrowingStream<ByteBuffer, any Error>
+    var done: EventLoopFuture<Void>
 }
 
 enum InstanceCallError: Error, Equatable {
@@ -117,17 +132,21 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
     private var maxBodyBytes = Int.max
+    private var streamsAnswer = false
+    /// A streamed answer in progress: its head went out with the promise, its chunks go here.
+    private var streaming: (chunks: AsyncThrowingStream<ByteBuffer, any Error>.Continuation, done: EventLoopPromise<Void>)?
 
     init(internalToken: String) { self.internalToken = internalToken }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise writePromise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
-        guard promise == nil else {
+        guard promise == nil, streaming == nil else {
             exchange.promise.fail(ChannelError.inappropriateOperationForState)
             return
         }
         promise = exchange.promise
         maxBodyBytes = exchange.maxBodyBytes
+        streamsAnswer = exchange.request.streamsAnswer
         head = nil
         body.clear()
         let nanoseconds = exchange.timeout.components.seconds * 1_000_000_000 + exchange.timeout.components.attoseconds / 1_000_000_000
@@ -154,7 +173,23 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         switch unwrapInboundIn(data) {
         case .head(let responseHead):
             head = responseHead
+            let chunked = responseHead.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
+            if streamsAnswer, chunked, let promise {
+                // Hand the answer over now; its chunks follow as the instance writes them.
+                let (chunks, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self)
+                let done = context.eventLoop.makePromise(of: Void.self)
+                streaming = (continuation, done)
+                self.promise = nil
+                promise.succeed(InstanceResponse(
+                    status: Int(responseHead.status.code), headers: responseHead.headers, body: ByteBuffer(),
+                    rest: StreamedBody(chunks: chunks, done: done.futureResult)
+                ))
+            }
         case .body(var chunk):
+            if let streaming {
+                streaming.chunks.yield(chunk)
+                return
+            }
             guard promise != nil else { return }
             guard chunk.readableBytes <= maxBodyBytes - body.readableBytes else {
                 fail(InstanceCallError.tooLarge)
@@ -164,6 +199,13 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             }
             body.writeBuffer(&chunk)
         case .end:
+            if let streaming {
+                timer?.cancel()
+                self.streaming = nil
+                streaming.chunks.finish()
+                streaming.done.succeed()
+                return
+            }
             guard let head, let promise else { return }
             timer?.cancel()
             self.promise = nil
@@ -188,5 +230,10 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         let pending = promise
         promise = nil
         pending?.fail(error)
+        if let streaming {
+            self.streaming = nil
+            streaming.chunks.finish(throwing: error)
+            streaming.done.fail(error)
+        }
     }
 }

@@ -5,13 +5,14 @@ import CGustSystem
 import Foundation
 import Synchronization
 
-/// One OS process of an instance: spawned in its own session (so that its
-/// whole process group can be signalled), stdin from /dev/null, stdout and
-/// stderr each into a pipe that a reader thread splits into lines, and no
-/// other descriptor of gustd's: every one from 3 up is closed in the child,
-/// whether or not it is close-on-exec (SwiftNIO's listeners and connections
-/// are not), so an instance can never accept on gustd's port or read another
-/// app's connection.
+/// One OS process of an instance, started by `gust_spawn` (fork and exec):
+/// in its cgroups and under its rlimits before its program runs
+/// (`SpawnConfinement`), in its own session (so that its whole process group
+/// can be signalled), stdin from /dev/null, stdout and stderr each into a pipe
+/// that a reader thread splits into lines, and no other descriptor of gustd's:
+/// every one from 3 up is made close-on-exec in the child, whether or not its
+/// opener asked (SwiftNIO's listeners and connections do not), so an instance
+/// can never accept on gustd's port or read another app's connection.
 ///
 /// Blocking reads and `waitpid` run on threads of their own: never on the
 /// event loops that run gustd's tasks, and not on Dispatch's global queues
@@ -21,7 +22,7 @@ final class InstanceProcess: Sendable {
     let pid: pid_t
     /// `/proc/PID/stat` field 22: with the pid, it tells this process from a later one that reuses the pid.
     let startTime: UInt64
-    /// The process group signals go to: the process's own, or, in a sandbox, its first process's.
+    /// The process group `signal` addresses: the process's own, or a sandbox's first process's.
     private let group: pid_t
     private let exitState = Mutex<ExitState>(ExitState())
     /// The read ends of stdout and stderr still open (a reader closes its own at the end,
@@ -37,14 +38,18 @@ final class InstanceProcess: Sendable {
     /// - Parameters:
     ///   - marker: an entry of `environment` that every process it starts inherits; when the
     ///     process exits, those that left its process group are stopped too (`InstanceStragglers`).
+    ///   - confinement: the cgroups the child joins and the rlimits it gets before its program runs.
     ///   - onOutput: called from a reader thread with each batch of complete lines and their stream.
     ///   - onExit: called once with the wait status after the output has been read to its end.
+    ///   - passing: descriptors the process gets as 3, 4, … (a zygote's control socket); gustd keeps its own.
     ///   - standardInput: the child's stdin instead of /dev/null (closed here once spawned).
     ///   - started: called with the pid right after the spawn; returns the process group to signal
     ///     (a sandbox's first process). If it throws, the process is killed and the error thrown.
     init(
         executable: String, arguments: [String] = [], environment: [String: String], directory: String,
         standardInput: Int32? = nil, marker: String? = nil,
+        confinement: SpawnConfinement = SpawnConfinement(),
+        passing: [Int32] = [],
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void,
         started: ((pid_t) throws -> pid_t)? = nil
     ) throws {
@@ -58,48 +63,53 @@ final class InstanceProcess: Sendable {
         }
         let readEnds = [(out[0], StandardStream.stdout), (err[0], StandardStream.stderr)]
 
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        if let standardInput {
-            posix_spawn_file_actions_adddup2(&actions, standardInput, 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-        gust_spawn_addchdir(&actions, directory)
-        // Last: it runs after the dup2s above, and closes the pipes' originals too.
-        let closing = gust_spawn_addclosefrom(&actions, 3)
-        guard closing == 0 else {
+        guard passing.count <= Int(GUST_SPAWN_MAX_PASSING) else {
             [out[0], out[1], err[0], err[1]].forEach { close($0) }
-            throw SpawnError("Cannot prepare the start of \(executable): \(String(cString: strerror(closing)))")
+            throw SpawnError("Cannot start \(executable): more than \(GUST_SPAWN_MAX_PASSING) descriptors to pass on")
         }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var unmasked = sigset_t()
-        sigemptyset(&unmasked)
-        posix_spawnattr_setsigmask(&attributes, &unmasked)
-        posix_spawnattr_setflags(&attributes, gust_spawn_setsid_flag() | Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let cgroups = confinement.cgroupProcs.map { UnsafePointer(strdup($0)) } + [nil]
+        let workingDirectory = strdup(directory)
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
+            cgroups.forEach { free(UnsafeMutablePointer(mutating: $0)) }
+            free(workingDirectory)
         }
         var child: pid_t = 0
-        let result = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
+        var step: Int32 = 0
+        let result = executable.withCString { path in
+            argv.withUnsafeBufferPointer { argv in
+                envp.withUnsafeBufferPointer { envp in
+                    cgroups.withUnsafeBufferPointer { cgroups in
+                        passing.withUnsafeBufferPointer { passing in
+                            var request = gust_spawn_request(
+                                path: path, argv: argv.baseAddress, envp: envp.baseAddress, directory: workingDirectory,
+                                stdin_fd: standardInput ?? -1, stdout_fd: out[1], stderr_fd: err[1], cgroup_procs: cgroups.baseAddress,
+                                address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
+                                process_limit: Int64(confinement.processLimit ?? 0),
+                                passing: passing.baseAddress, passing_count: Int32(passing.count)
+                            )
+                            return gust_spawn(&request, &child, &step)
+                        }
+                    }
+                }
+            }
+        }
         close(out[1])
         close(err[1])
         guard result == 0 else {
             readEnds.forEach { close($0.0) }
-            throw SpawnError("Cannot start \(executable): \(String(cString: strerror(result)))")
+            let reason = String(cString: strerror(result))
+            switch Int(step) {
+            case Int(GUST_SPAWN_STEP_CGROUP):
+                throw SpawnError("Cannot start \(executable): joining its cgroup failed (\(reason)); it did not run")
+            case Int(GUST_SPAWN_STEP_RLIMIT):
+                throw SpawnError("Cannot start \(executable): setting its resource limits failed (\(reason)); it did not run")
+            default:
+                throw SpawnError("Cannot start \(executable): \(reason)")
+            }
         }
         let spawned = child
         pid = spawned
@@ -115,6 +125,42 @@ final class InstanceProcess: Sendable {
         openReadEnds.withLock { $0 = readEnds.map(\.0) }
         startTime = Self.startTime(of: spawned) ?? 0
 
+        watch(readEnds: readEnds, marker: marker, onOutput: onOutput, onExit: onExit) {
+            var status: Int32 = 0
+            while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
+            return status
+        }
+    }
+
+    /// A process gustd did not start itself: a fork of a zygote (`Zygote`),
+    /// whose parent is the zygote. Its exit is seen through `pidfd`, which
+    /// the zygote opened before it could reap the fork (so it names this
+    /// process and never a later one with its pid); its wait status is the
+    /// zygote's to tell (`status`, called once the pidfd says it has exited).
+    /// Takes ownership of `pidfd` and of both read ends.
+    init(
+        forked: pid_t, pidfd: Int32, stdout: Int32, stderr: Int32, marker: String?,
+        onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void,
+        status: @escaping @Sendable () -> Int32
+    ) {
+        pid = forked
+        group = forked
+        let readEnds = [(stdout, StandardStream.stdout), (stderr, StandardStream.stderr)]
+        openReadEnds.withLock { $0 = readEnds.map(\.0) }
+        startTime = Self.startTime(of: forked) ?? 0
+        watch(readEnds: readEnds, marker: marker, onOutput: onOutput, onExit: onExit) {
+            var exit = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+            while poll(&exit, 1, -1) < 0 && errno == EINTR {}
+            close(pidfd)
+            return status()
+        }
+    }
+
+    /// A reader thread per pipe and one that waits for the exit (`wait` blocks until then).
+    private func watch(
+        readEnds: [(Int32, StandardStream)], marker: String?, onOutput: @escaping @Sendable ([String], StandardStream) -> Void,
+        onExit: @escaping @Sendable (Int32) -> Void, wait: @escaping @Sendable () -> Int32
+    ) {
         let reaper = DispatchGroup()
         for (readEnd, stream) in readEnds {
             reaper.enter()
@@ -128,8 +174,7 @@ final class InstanceProcess: Sendable {
             }
         }
         Thread.detachNewThread {
-            var status: Int32 = 0
-            while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
+            let status = wait()
             // What it started and left behind outside its process group goes with it.
             if let marker { InstanceStragglers.stop(marker: marker) }
             // The output is complete once the pipes are closed by every holder; wait a
@@ -170,10 +215,11 @@ final class InstanceProcess: Sendable {
         }
     }
 
-    /// Signals the whole process group (the instance is a session leader).
+    /// Signals the whole process group (the instance is a session leader); the
+    /// process alone if it leads none yet (a fork between fork and setsid).
     func signal(_ signal: Int32) {
         guard !hasExited else { return }
-        kill(-group, signal)
+        if kill(-group, signal) != 0 { kill(group, signal) }
     }
 
     /// SIGTERM, then SIGKILL after `grace`; returns when the process has exited.
@@ -197,25 +243,38 @@ final class InstanceProcess: Sendable {
         case stdout, stderr
     }
 
+    /// Reads `fd` to its end, delivering each batch of complete lines. Lines are found with
+    /// memchr over the bytes read, so an instance printing a gigabyte costs gustd one pass over it.
     private static func readLines(from fd: Int32, _ deliver: ([String]) -> Void) {
-        var pending = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        let capacity = 64 * 1024
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
+        defer { buffer.deallocate() }
+        var pending = [UInt8]()  // the start of a line whose end has not arrived yet
         while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = read(fd, buffer.baseAddress, capacity)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
-            pending.append(contentsOf: buffer[0..<count])
-            guard let lastNewline = pending.lastIndex(of: UInt8(ascii: "\n")) else {
-                if pending.count > 64 * 1024 {  // a line without end: deliver it in pieces
-                    deliver([String(decoding: pending, as: UTF8.self)])
+            let base = UnsafeRawPointer(buffer.baseAddress!)
+            var lines: [String] = []
+            var start = 0
+            while start < count, let found = memchr(base + start, 0x0A, count - start) {
+                let end = base.distance(to: UnsafeRawPointer(found))
+                let piece = UnsafeRawBufferPointer(start: base + start, count: end - start)
+                if pending.isEmpty {
+                    lines.append(String(decoding: piece, as: UTF8.self))
+                } else {
+                    pending.append(contentsOf: piece)
+                    lines.append(String(decoding: pending, as: UTF8.self))
                     pending.removeAll(keepingCapacity: true)
                 }
-                continue
+                start = end + 1
             }
-            let lines = pending[..<lastNewline].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-                .map { String(decoding: $0, as: UTF8.self) }
-            pending.removeSubrange(...lastNewline)
-            deliver(lines)
+            if start < count { pending.append(contentsOf: UnsafeRawBufferPointer(start: base + start, count: count - start)) }
+            if pending.count > 64 * 1024 {  // a line without end: deliver it in pieces
+                lines.append(String(decoding: pending, as: UTF8.self))
+                pending.removeAll(keepingCapacity: true)
+            }
+            if !lines.isEmpty { deliver(lines) }
         }
         if !pending.isEmpty { deliver([String(decoding: pending, as: UTF8.self)]) }
     }
@@ -236,6 +295,18 @@ final class InstanceProcess: Sendable {
         if signal == 0 { return "exited with code \((status >> 8) & 0xff)" }
         return "was killed by signal \(signal)"
     }
+}
+
+/// How a spawned process is confined from its first instruction: the cgroups
+/// it joins and the rlimits it gets between fork and exec (`gust_spawn`).
+/// Any executable may be spawned so: the direct launcher's runtime, or bubblewrap.
+struct SpawnConfinement: Sendable, Equatable {
+    /// `cgroup.procs` files (v2, or v1 per controller) to write the child into.
+    var cgroupProcs: [String] = []
+    /// RLIMIT_AS in bytes: the last-resort memory bound where no cgroup works.
+    var addressSpaceLimit: Int?
+    /// RLIMIT_NPROC: the last-resort process bound (counted per uid, so only right with a uid per app).
+    var processLimit: Int?
 }
 
 struct SpawnError: Error, CustomStringConvertible {

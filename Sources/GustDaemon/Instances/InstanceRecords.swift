@@ -17,6 +17,8 @@ struct InstanceRecords: Sendable {
         var startTime: UInt64
         var app: String
         var version: Int
+        /// "zygote" for a release's zygote (Launch/Zygote.swift), nil for an instance.
+        var kind: String? = nil
     }
 
     let directory: URL

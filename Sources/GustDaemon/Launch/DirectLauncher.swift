@@ -16,12 +16,19 @@ import Synchronization
 final class DirectLauncher: PoolLauncher {
     let app: AppName
     let release: Release
-    private let configuration: RouterConfiguration
-    private let records: InstanceRecords
+    let configuration: RouterConfiguration
+    let records: InstanceRecords
     private let channelTokens: RecordsChannelTokens
-    private let logger: Logger
+    let logger: Logger
+    private let limitMechanism: LimitMechanism?
+    /// The app's log rate bound, shared with its other releases' instances.
+    private let logThrottle: LogThrottle?
+    /// The app's limits now: read at each start, so a `gust limits` change applies to the next instance.
+    private let limits: @Sendable () async -> AppLimits
     /// Where start-up output also goes while a deploy watches (the pusher's terminal).
-    private let progress = Mutex<(@Sendable (String) -> Void)?>(nil)
+    let progress = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// Forks this release's Python instances (DirectLauncher+Zygote); nil for Node.
+    let zygote: ReleaseZygote?
     /// The manifest of the first instance that started: every instance of a release registers the same functions.
     private let firstManifest = Mutex<FunctionManifest?>(nil)
     /// Told the manifest once, when the first instance has started.
@@ -32,16 +39,26 @@ final class DirectLauncher: PoolLauncher {
     init(
         app: AppName, release: Release, configuration: RouterConfiguration, records: InstanceRecords,
         channelTokens: RecordsChannelTokens, logger: Logger, spawner: (any InstanceSpawner)? = nil,
-        onFirstStart: @escaping @Sendable (FunctionManifest) async -> Void = { _ in }
+        limitMechanism: LimitMechanism? = nil, limits: @escaping @Sendable () async -> AppLimits = { AppLimits() },
+        logThrottle: LogThrottle? = nil, onFirstStart: @escaping @Sendable (FunctionManifest) async -> Void = { _ in }
     ) {
         self.spawner = spawner ?? DirectSpawner(records: records, home: configuration.home)
         self.onFirstStart = onFirstStart
+        self.limitMechanism = limitMechanism
+        self.limits = limits
+        self.logThrottle = logThrottle
         self.app = app
         self.release = release
         self.configuration = configuration
         self.records = records
         self.channelTokens = channelTokens
         self.logger = logger
+        zygote = Self.makeZygote(app: app, release: release, configuration: configuration, logger: logger)
+        // A zygote runs app code: under a sandbox it would run outside it (it is started as gustd's
+        // user), so every instance starts on its own, sandboxed (docs/security.md, "The sandbox with limits and zygotes").
+        if let zygote, self.spawner.isSandboxed {
+            zygote.bypass("the sandbox (gustd --sandbox bubblewrap) starts every instance in a sandbox of its own")
+        }
     }
 
     var version: Int { release.version }
@@ -69,29 +86,61 @@ final class DirectLauncher: PoolLauncher {
         }
 
         let id = String(UUID().uuidString.lowercased().prefix(8))
+        // Secrets are decrypted here only, into the instance's environment (and the masks of its output).
+        let config = try release.openedConfig(home: configuration.home)
         let layout: InstanceLayout
         do { layout = try spawner.layout(id: id, release: directory) } catch {
             records.forget(id: id)
             throw error
         }
         let socketPath = layout.hostSocket
-        let secrets = release.secretNames.compactMap { release.config[$0] }
-        let output = InstanceOutput(log: AppLog(home: configuration.home, app: app), version: version, id: id, secrets: secrets)
+        let secrets = release.secretNames.compactMap { config[$0] }
+        let output = InstanceOutput(
+            log: AppLog(home: configuration.home, app: app, maxBytes: configuration.logMaxBytes), version: version, id: id,
+            secrets: secrets, throttle: logThrottle
+        )
         output.relay(to: progress)
 
         let channelToken = channelTokens.issue(for: app)
         let internalToken = InternalSecret.make()
         progress?("Starting instance \(id) of v\(version)")
+        var cgroup: InstanceCgroup?
+        do {
+            if let limitMechanism { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: await limits()) }
+        } catch {
+            channelTokens.revoke(channelToken)
+            records.forget(id: id)
+            throw error
+        }
+        let log = output.log
+        let confinedBy = cgroup
+        let exited: @Sendable (Int32) -> Void = { [records, version, logger, app] _ in
+            records.forget(id: id)  // now, not at the next gustd's start
+            output.finish()
+            guard let cgroup = confinedBy else { return }
+            cgroup.finish()
+            if cgroup.wasOutOfMemory {
+                let line = "Instance \(id) ran \(cgroup.outOfMemoryText): the kernel killed it; the next call starts a new one"
+                logger.warning("\(app) v\(version): \(line)")
+                try? log.append([LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: line)])
+            }
+        }
         let child: InstanceProcess
         do {
-            child = try spawner.spawn(
+            let confinement = confinedBy?.confinement ?? SpawnConfinement()
+            child = try await forkFromZygote(
+                executable: directory.appendingPathComponent(command).path, directory: directory, id: id, socketPath: socketPath,
+                channelToken: channelToken, internalToken: internalToken, output: output,
+                cgroupProcs: confinement.cgroupProcs, onExit: exited
+            ) ?? spawner.spawn(
                 executable: command, layout: layout, release: directory,
-                environment: environment(layout: layout, id: id, channelToken: channelToken, internalToken: internalToken),
-                marker: InstanceStragglers.marker(id: id),
+                environment: environment(config: config, layout: layout, id: id, channelToken: channelToken, internalToken: internalToken),
+                marker: InstanceStragglers.marker(id: id), confinement: confinement,
                 onOutput: { output.deliver($0, stream: $1.rawValue) },
-                onExit: { [records] _ in records.forget(id: id) }  // now, not at the next gustd's start
+                onExit: exited
             )
         } catch {
+            confinedBy?.finish()
             channelTokens.revoke(channelToken)
             records.forget(id: id)
             throw error
@@ -104,7 +153,7 @@ final class DirectLauncher: PoolLauncher {
             output.relay(to: nil)
             let instance = Instance(
                 id: id, app: app, version: version, manifest: manifest, process: child,
-                socketPath: socketPath, connection: connection, records: records, output: output,
+                socketPath: socketPath, connection: connection, records: records, output: output, cgroup: confinedBy,
                 onStop: { [channelTokens] in channelTokens.revoke(channelToken) }
             )
             channelTokens.attach(channelToken, to: instance)
@@ -130,6 +179,11 @@ final class DirectLauncher: PoolLauncher {
         try? AppLog(home: configuration.home, app: app).append([
             LogEntry(release: version, instance: nil, stream: "gustd", function: nil, line: line)
         ])
+    }
+
+    /// The release's zygote, stopped `zygote-idle` (4 × the pool's `idle`) after its last instance, and with the pool.
+    func upkeep(settings: @escaping @Sendable () -> PoolSettings) async {
+        await zygote?.upkeep { ZygoteLifecycle.zygoteIdle(forIdle: settings().idle) }
     }
 
     func stop(_ instance: Instance) async {
@@ -178,9 +232,9 @@ final class DirectLauncher: PoolLauncher {
 
     /// The environment of an instance: the release's config vars and Gust's own,
     /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
-    private func environment(layout: InstanceLayout, id: String, channelToken: String, internalToken: String) -> [String: String] {
+    func environment(config: [String: String], layout: InstanceLayout, id: String, channelToken: String, internalToken: String) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
-        var environment = release.config
+        var environment = config
         environment["PATH"] = layout.path
         environment["LANG"] = environment["LANG"] ?? inherited["LANG"] ?? "C.UTF-8"
         environment["HOME"] = layout.releaseDirectory
@@ -226,8 +280,9 @@ final class DirectLauncher: PoolLauncher {
         guard response.status == 200, let manifest = try? await FunctionManifest.decodeOffTheLoops(response.body) else {
             throw GustError("v\(version) answered its manifest with status \(response.status) and no manifest Gust can read.")
         }
-        guard manifest.protocolVersion == FunctionManifest.supportedProtocol else {
-            throw GustError("v\(version)'s runtime speaks protocol \(manifest.protocolVersion); this gustd speaks \(FunctionManifest.supportedProtocol).")
+        guard FunctionManifest.supportedProtocols.contains(manifest.protocolVersion) else {
+            let speaks = FunctionManifest.supportedProtocols
+            throw GustError("v\(version)'s runtime speaks protocol \(manifest.protocolVersion); this gustd speaks \(speaks.lowerBound) to \(speaks.upperBound).")
         }
         return manifest
     }

@@ -21,11 +21,17 @@ protocol InstanceSpawner: Sendable {
     /// Prepares what the instance `id` of the release unpacked at `release` needs before it starts.
     func layout(id: String, release: URL) throws -> InstanceLayout
 
+    /// `confinement` (the instance's cgroups and rlimits) applies to the process spawned, before its
+    /// program runs: for a sandbox, bwrap's wrapper, so everything under it starts confined.
     func spawn(
         executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        confinement: SpawnConfinement,
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess
+
+    /// Whether app code runs in a sandbox: then no zygote (it would run as gustd's user, outside one).
+    var isSandboxed: Bool { get }
 }
 
 /// The process as gustd's own user, with gustd's view of the filesystem.
@@ -41,14 +47,17 @@ struct DirectSpawner: InstanceSpawner {
         )
     }
 
+    var isSandboxed: Bool { false }
+
     func spawn(
         executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        confinement: SpawnConfinement,
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess {
         try InstanceProcess(
             executable: release.appendingPathComponent(executable).path, environment: environment, directory: release.path,
-            marker: marker, onOutput: onOutput, onExit: onExit
+            marker: marker, confinement: confinement, onOutput: onOutput, onExit: onExit
         )
     }
 }

@@ -49,8 +49,11 @@ final class SandboxSpawner: InstanceSpawner {
         )
     }
 
+    var isSandboxed: Bool { true }
+
     func spawn(
         executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        confinement: SpawnConfinement,
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess {
@@ -72,7 +75,8 @@ final class SandboxSpawner: InstanceSpawner {
         let writeEnd = block[1]
         return try InstanceProcess(
             executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, directory: "/",
-            standardInput: ids == nil ? nil : block[0], marker: marker, onOutput: onOutput, onExit: onExit,
+            standardInput: ids == nil ? nil : block[0], marker: marker,
+            confinement: confinement, onOutput: onOutput, onExit: onExit,
             started: { pid in try sandbox.release(pid, app: ids, unblocking: ids == nil ? nil : writeEnd) }
         )
     }

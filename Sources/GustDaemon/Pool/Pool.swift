@@ -15,10 +15,18 @@ protocol PoolLauncher: Sendable {
     func exited(_ member: Member) async
     /// A launch failed; the pool backs off `nextTry` before the next.
     func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration)
+    /// A launch ended (started, or failed) after `duration`: for metrics.
+    func launchEnded(succeeded: Bool, after duration: Duration)
+    /// The launcher's own work for as long as the pool runs (a zygote's idle stop), with the
+    /// pool's settings as they are at each moment; cancelled once the pool has stopped its
+    /// last instance, and returns when what it started has stopped.
+    func upkeep(settings: @escaping @Sendable () -> PoolSettings) async
 }
 
 extension PoolLauncher {
     func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration) {}
+    func launchEnded(succeeded: Bool, after duration: Duration) {}
+    func upkeep(settings: @escaping @Sendable () -> PoolSettings) async {}
 }
 
 /// A pool at one moment, for health, `GET /v1/status` and a deploy's warm-up.
@@ -192,26 +200,34 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     // MARK: Running
 
     /// Launches and stops instances as the machine asks, until the pool is
-    /// drained and its last instance stopped. Cancelling it stops them all.
+    /// drained and its last instance stopped; then ends the launcher's upkeep.
+    /// Cancelling it stops them all.
     func run() async {
-        await withDiscardingTaskGroup { group in
-            for await item in workStream {
-                switch item {
-                case .start(let id):
-                    group.addTask { await self.launch(id) }
-                case .stop(let member):
-                    group.addTask { await self.launcher.stop(member) }
+        await withTaskGroup(of: Void.self) { upkeep in
+            upkeep.addTask { await self.launcher.upkeep(settings: { self.state.withLock { $0.machine.settings } }) }
+            await withDiscardingTaskGroup { group in
+                for await item in workStream {
+                    switch item {
+                    case .start(let id):
+                        group.addTask { await self.launch(id) }
+                    case .stop(let member):
+                        group.addTask { await self.launcher.stop(member) }
+                    }
                 }
             }
+            upkeep.cancelAll()
         }
         state.withLock { $0.timer?.cancel() }
     }
 
     private func launch(_ id: Machine.InstanceID) async {
         let member: Member
+        let began = ContinuousClock.now
         do {
             member = try await launcher.launch()
+            launcher.launchEnded(succeeded: true, after: .now - began)
         } catch {
+            launcher.launchEnded(succeeded: false, after: .now - began)
             let message = String(describing: error)
             apply { $0.machine.startFailed(id, message: message, now: .now) }
             let (failures, until) = state.withLock { ($0.machine.failedStarts, $0.machine.crashing?.until) }
@@ -270,10 +286,14 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     }
 
     /// One timer per pool, at the machine's next wake-up (a waiter's deadline,
-    /// an idle stop, the end of a backoff).
+    /// an idle stop, the end of a backoff). A timer already set for earlier is
+    /// kept: it ticks the machine (which finds nothing due yet) and is set
+    /// again then. So a call that moves an idle stop later, as every call
+    /// does, costs no timer (a timer set from another thread wakes its loop).
     private func rescheduleTimer(_ state: inout State) {
         let due = state.machine.nextWakeUp
         guard due != state.timerDue else { return }
+        if let due, let set = state.timerDue, set <= due { return }
         state.timer?.cancel()
         state.timerDue = due
         guard let due else {

@@ -30,12 +30,17 @@ actor RecordsHub {
         var service: RecordService
         var hooks: HookSet
         var limitsOf: Int?
+        var limitRead: ContinuousClock.Instant
     }
 
     private let home: GustHome
     private let supervisor: Supervisor
     private var entries: [AppName: Entry] = [:]
     private var store: Store?
+
+    /// It opens record stores and reads releases' config (SQLite): on the record
+    /// stores' thread, never on an event loop.
+    nonisolated var unownedExecutor: UnownedSerialExecutor { BlockingExecutor.records.asUnownedSerialExecutor() }
 
     init(home: GustHome, supervisor: Supervisor) {
         self.home = home
@@ -51,7 +56,7 @@ actor RecordsHub {
     /// encoded on NIO's thread pool: a page can be megabytes, and the event
     /// loops keep serving every other app meanwhile.
     func page(_ app: AppName, _ type: String, _ query: RecordStore.Query) async throws -> ByteBuffer {
-        let service = try service(app)
+        let service = try await service(app)
         return try await NIOThreadPool.singleton.runIfActive {
             let page = try service.readPage(type, query)
             var answer: [String: JSONValue] = ["records": .array(page.records.map(JSONValue.object))]
@@ -64,16 +69,20 @@ actor RecordsHub {
     }
 
     func save(_ app: AppName, _ type: String, id: String?, fields: RecordStore.Record, caller: RecordsCaller?) async throws -> RecordStore.Record {
-        let (service, live) = try await serviceForWrite(app)
-        return try await write(type, live: live, caller: caller) { context in
-            try await service.save(type, id: id, fields: fields, from: context)
+        try await CallMetrics.measureWrite(app, operation: "save") {
+            let (service, live) = try await serviceForWrite(app)
+            return try await write(type, live: live, caller: caller) { context in
+                try await service.save(type, id: id, fields: fields, from: context)
+            }
         }
     }
 
     func delete(_ app: AppName, _ type: String, id: String, caller: RecordsCaller?) async throws {
-        let (service, live) = try await serviceForWrite(app)
-        try await write(type, live: live, caller: caller) { context in
-            try await service.delete(type, id: id, from: context)
+        try await CallMetrics.measureWrite(app, operation: "delete") {
+            let (service, live) = try await serviceForWrite(app)
+            try await write(type, live: live, caller: caller) { context in
+                try await service.delete(type, id: id, from: context)
+            }
         }
     }
 
@@ -94,23 +103,46 @@ actor RecordsHub {
         return try await RecordsCaller.$current.withValue(caller) { try await body(caller?.context) }
     }
 
-    /// The app's service, made on first use.
-    private func service(_ app: AppName) throws -> RecordService {
-        if let entry = entries[app] { return entry.service }
+    /// The app's service, made on first use, its disk limit applied (read again every few seconds).
+    private func service(_ app: AppName) async throws -> RecordService {
+        let (service, limit) = try serviceAndLimit(app)
+        if let limit { try await service.limitDisk(toBytes: limit, app: app) }
+        return service
+    }
+
+    /// The app's service, and its disk limit when it is due to be applied again.
+    private func serviceAndLimit(_ app: AppName) throws -> (RecordService, Int??) {
+        if let entry = entries[app] {
+            if ContinuousClock.now - entry.limitRead > .seconds(2) {
+                entries[app]?.limitRead = .now
+                return try (entry.service, diskLimit(app))
+            }
+            return (entry.service, nil)
+        }
         let hooks = HookSet()
         let log = AppLog(home: home, app: app)
+        let recordStore = try RecordStore(home: home, app: app)
+        try recordStore.limit(toBytes: try diskLimit(app), app: app)
         let service = RecordService(
-            store: try RecordStore(home: home, app: app),
+            store: recordStore,
             hooks: { hooks.hooks.withLock { $0 } },
             call: { [supervisor] event, type, record, original, context, timeout in
-                try await Self.runHook(supervisor, app, event, type, record, original, context, timeout)
+                try await CallMetrics.measureHook(app, event: event.rawValue, type: type) {
+                    try await Self.runHook(supervisor, app, event, type, record, original, context, timeout)
+                }
             },
             onAfterHookFailure: { hook, message in
                 try? log.append([LogEntry(release: nil, instance: nil, stream: "gustd", function: "hook \(hook)", line: message)])
             }
         )
-        entries[app] = Entry(service: service, hooks: hooks)
-        return service
+        entries[app] = Entry(service: service, hooks: hooks, limitRead: .now)
+        return (service, nil)
+    }
+
+    /// `gust limits APP --disk` (else gustd's default): the records store's size bound.
+    private func diskLimit(_ app: AppName) throws -> Int? {
+        if store == nil { store = try Store(home: home) }
+        return ((try? store!.limits(app)) ?? AppLimits()).over(supervisor.configuration.limitDefaults).disk
     }
 
     /// The live release of an app as a write needs it: which hooks it has.
@@ -127,7 +159,7 @@ actor RecordsHub {
     /// instance is started if none has yet, so that a write never skips a hook
     /// for want of a manifest); no release when nothing is live.
     private func serviceForWrite(_ app: AppName) async throws -> (RecordService, LiveRelease?) {
-        let service = try service(app)
+        let service = try await service(app)
         let hooks = entries[app]!.hooks
         guard let (version, manifest) = try await supervisor.manifest(of: app, deadline: .now + Self.writeLimit) else {
             hooks.hooks.withLock { $0 = [] }

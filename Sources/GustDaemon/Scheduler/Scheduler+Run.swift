@@ -16,8 +16,8 @@ extension Scheduler {
 
         let started = Date()
         let clock = ContinuousClock.now
-        let id = try? store.recordRun(key.app, schedule: key.name, release: firing.release, startedAt: started)
-        log(key, release: firing.release, "Run started")
+        let id = try? await store.run { try $0.recordRun(key.app, schedule: key.name, release: firing.release, startedAt: started) }
+        await log(key, release: firing.release, "Run started")
 
         let ran = InstanceID()
         var failure: String?
@@ -44,12 +44,15 @@ extension Scheduler {
 
         let elapsed = ContinuousClock.now - clock
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        if let id { try? store.finishRun(id, seconds: seconds, status: failure == nil ? .ok : .error, error: failure) }
+        if let id {
+            _ = try? await store.run { [failure] in try $0.finishRun(id, seconds: seconds, status: failure == nil ? .ok : .error, error: failure) }
+        }
+        CallMetrics.scheduleRun(key.app, schedule: key.name, failed: failure != nil, duration: elapsed)
         let took = String(format: "%.2f s", seconds)
         if let failure {
-            log(key, release: firing.release, instance: instance, stream: "stderr", "Run failed after \(took): \(failure)")
+            await log(key, release: firing.release, instance: instance, stream: "stderr", "Run failed after \(took): \(failure)")
         } else {
-            log(key, release: firing.release, instance: instance, "Run finished in \(took)")
+            await log(key, release: firing.release, instance: instance, "Run finished in \(took)")
         }
     }
 

@@ -34,7 +34,8 @@ actor Scheduler {
         var due: Date
     }
 
-    let store: Store
+    /// Every read and write runs on the thread pool, never on an event loop (StoreAccess).
+    let store: StoreAccess
     let supervisor: Supervisor
     let home: GustHome
     let timeout: Duration
@@ -42,7 +43,7 @@ actor Scheduler {
     private var entries: [Key: Entry] = [:]
 
     init(configuration: RouterConfiguration, supervisor: Supervisor, logger: Logger) throws {
-        store = try Store(home: configuration.home)
+        store = try StoreAccess(home: configuration.home)
         home = configuration.home
         timeout = configuration.functionTimeout
         self.supervisor = supervisor
@@ -50,12 +51,12 @@ actor Scheduler {
     }
 
     /// Loads what the previous gustd ran, so timing survives a restart.
-    func start(now: Date = Date()) {
-        if let abandoned = try? store.abandonRunningRuns(because: "gustd stopped before the run finished"), abandoned > 0 {
+    func start(now: Date = Date()) async {
+        if let abandoned = try? await store.run({ try $0.abandonRunningRuns(because: "gustd stopped before the run finished") }), abandoned > 0 {
             logger.notice("Marked \(abandoned) schedule runs of a previous gustd as failed")
         }
         do {
-            for stored in try store.liveSchedules() { install(stored, keeping: nil, now: now) }
+            for stored in try await store.run({ try $0.liveSchedules() }) { await install(stored, keeping: nil, now: now) }
         } catch {
             logger.error("Cannot read the stored schedules: \(error)")
         }
@@ -99,13 +100,9 @@ actor Scheduler {
     /// Makes the app's schedules those of its live release `release`.
     func adopt(_ app: AppName, release: Int, schedules declared: [StoredSchedule], now: Date = Date()) async {
         let stored: [StoredSchedule]
-        // Off the event loops: one transaction of up to `maxSchedulesPerApp` rows.
-        // The store's connection is FULLMUTEX, so this thread may use it.
-        nonisolated(unsafe) let store = self.store
         do {
-            stored = try await NIOThreadPool.singleton.runIfActive {
-                try store.replaceSchedules(app, release: release, with: declared, now: now)
-            }
+            // One transaction of up to `maxSchedulesPerApp` rows.
+            stored = try await store.run { try $0.replaceSchedules(app, release: release, with: declared, now: now) }
         } catch {
             logger.error("Cannot store the schedules of \(app) v\(release): \(error)")
             return
@@ -116,7 +113,7 @@ actor Scheduler {
             logger.info("Stopped schedule \(key.name) of \(app): v\(release) no longer declares it")
         }
         for schedule in stored {
-            install(schedule, keeping: previous[Key(app: app, name: schedule.name)], now: now)
+            await install(schedule, keeping: previous[Key(app: app, name: schedule.name)], now: now)
         }
     }
 
@@ -125,7 +122,7 @@ actor Scheduler {
         entries = entries.filter { $0.key.app != app }
     }
 
-    private func install(_ stored: StoredSchedule, keeping old: Entry?, now: Date) {
+    private func install(_ stored: StoredSchedule, keeping old: Entry?, now: Date) async {
         let key = Key(app: stored.app, name: stored.name)
         guard let spec = try? ScheduleSpec(kind: stored.kind, spec: stored.spec), let zone = TimeZone(identifier: stored.timeZone) else {
             logger.warning("Schedule \(stored.name) of \(stored.app) has a spec gustd cannot read (\(stored.kind) '\(stored.spec)'); it does not run")
@@ -138,7 +135,7 @@ actor Scheduler {
         entry.next = unchanged ? old?.next : spec.next(after: now, anchor: stored.anchor, timeZone: zone)
         entry.running = old?.running ?? false
         entries[key] = entry
-        if entry.next != stored.nextRun { try? store.setNextRun(stored.app, schedule: stored.name, entry.next) }
+        if entry.next != stored.nextRun { await setNextRun(key, entry.next) }
     }
 
     // MARK: Firing
@@ -152,20 +149,25 @@ actor Scheduler {
 
     /// The runs due at `now`. A schedule whose previous run is still going is
     /// skipped (the skip recorded and logged); either way its next time moves on.
-    func due(now: Date = Date()) -> [Firing] {
+    func due(now: Date = Date()) async -> [Firing] {
         var firings: [Firing] = []
+        var moved: [(key: Key, next: Date?)] = []
+        var skipped: [(key: Key, release: Int, due: Date)] = []
+        // The entries change before the first await, so a call meanwhile (`forget`, `adopt`) sees them moved on.
         for (key, var entry) in entries {
             guard let next = entry.next, next <= now else { continue }
             entry.next = entry.spec.next(after: max(now, next), anchor: entry.stored.anchor, timeZone: entry.zone)
-            try? store.setNextRun(key.app, schedule: key.name, entry.next)
+            moved.append((key, entry.next))
             if entry.running {
-                recordSkip(key, release: entry.stored.release, due: next)
+                skipped.append((key, entry.stored.release, next))
             } else {
                 entry.running = true
                 firings.append(Firing(key: key, release: entry.stored.release, params: entry.stored.params, due: next))
             }
             entries[key] = entry
         }
+        for (key, next) in moved { await setNextRun(key, next) }
+        for skip in skipped { await recordSkip(skip.key, release: skip.release, due: skip.due) }
         return firings.sorted { $0.due < $1.due }
     }
 
@@ -174,16 +176,22 @@ actor Scheduler {
         entries[key]?.running = false
     }
 
-    private func recordSkip(_ key: Key, release: Int, due: Date) {
-        let reason = "skipped: the previous run was still going"
-        _ = try? store.recordRun(key.app, schedule: key.name, release: release, startedAt: due, status: .skipped, error: reason)
-        log(key, release: release, "Run due at \(Self.clockTime(due)) \(reason)")
+    private func setNextRun(_ key: Key, _ next: Date?) async {
+        _ = try? await store.run { try $0.setNextRun(key.app, schedule: key.name, next) }
     }
 
-    func log(_ key: Key, release: Int, instance: String? = nil, stream: String = "gustd", _ line: String) {
-        try? AppLog(home: home, app: key.app).append([
-            LogEntry(release: release, instance: instance, stream: stream, function: "schedule \(key.name)", line: line)
-        ])
+    private func recordSkip(_ key: Key, release: Int, due: Date) async {
+        let reason = "skipped: the previous run was still going"
+        _ = try? await store.run { try $0.recordRun(key.app, schedule: key.name, release: release, startedAt: due, status: .skipped, error: reason) }
+        GustMetrics.scheduleRun(key.app, schedule: key.name, outcome: .skipped)
+        await log(key, release: release, "Run due at \(Self.clockTime(due)) \(reason)")
+    }
+
+    /// Appends to the app's log file on the thread pool, off the event loops.
+    func log(_ key: Key, release: Int, instance: String? = nil, stream: String = "gustd", _ line: String) async {
+        let log = AppLog(home: home, app: key.app)
+        let entry = LogEntry(release: release, instance: instance, stream: stream, function: "schedule \(key.name)", line: line)
+        _ = try? await NIOThreadPool.singleton.runIfActive { try log.append([entry]) }
     }
 
     static func clockTime(_ date: Date) -> String {

@@ -34,9 +34,13 @@ extension Supervisor {
     /// to a new release while the call waited moves it to the new release's pool.
     /// `watchClient`, asked only when the call must wait, gives a future that
     /// completes if its client leaves, and what to call once the call is done.
+    /// `holdUntil` may give, for what `body` returned, a future until which the
+    /// call keeps its slot (a streamed answer still arriving): the instance goes
+    /// back to the pool when it succeeds, and is discarded if it fails.
     nonisolated func withInstance<T: Sendable>(
         _ app: AppName, deadline: ContinuousClock.Instant,
         watchClient: (@Sendable () async -> (gone: EventLoopFuture<Void>, done: @Sendable () -> Void)?)? = nil,
+        holdUntil: ((T) -> EventLoopFuture<Void>?)? = nil,
         _ body: (Instance) async throws -> T
     ) async throws -> T {
         for _ in 0..<3 {
@@ -59,6 +63,13 @@ extension Supervisor {
             }
             do {
                 let value = try await body(lease.member)
+                if let held = holdUntil?(value) {
+                    let pool = route.pool
+                    held.whenComplete { result in
+                        if case .success = result { pool.release(lease) } else { pool.discard(lease) }
+                    }
+                    return value
+                }
                 await finish(lease, in: route.pool)
                 return value
             } catch {

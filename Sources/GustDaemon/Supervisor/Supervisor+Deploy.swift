@@ -152,6 +152,7 @@ extension Supervisor {
         progress("Switched traffic to v\(version)" + (previous.map { " from v\($0.version)" } ?? ""))
         if let previous { retire(previous, of: app) }
         pruneReleaseDirectories(of: app, keeping: [version, previous?.version].compactMap { $0 })
+        pruneArtifacts(of: app, progress: progress)
         await scheduler?.adopt(app, release: version, schedules: prepared.schedules)
         return url(of: app)
     }

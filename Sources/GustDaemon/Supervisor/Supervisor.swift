@@ -26,8 +26,14 @@ actor Supervisor {
 
     let configuration: RouterConfiguration
     let store: Store
+    /// The store as calls read it (tokens, whether an app exists): off the event loops.
+    nonisolated let requestStore: StoreAccess
     let records: InstanceRecords
     let logger: Logger
+    /// How instances are confined (`LimitMechanism.detect`); nil: not at all.
+    nonisolated let limitMechanism: LimitMechanism?
+    /// Each app's bound on how fast it logs.
+    nonisolated let logThrottles: LogThrottles
     nonisolated let routes = Mutex<[AppName: Route]>([:])
     /// Set once shutdown begins: calls then get "gustd is stopping", not "no live release".
     nonisolated let stopping = Atomic(false)
@@ -45,10 +51,15 @@ actor Supervisor {
     /// Pools replaced whose instances may still be finishing calls, by app (for `gust ps`).
     private var retired: [AppName: [(version: Int, pool: AppPool)]] = [:]
 
-    init(configuration: RouterConfiguration, logger: Logger) throws {
+    init(configuration: RouterConfiguration, logger: Logger, limitMechanism: LimitMechanism? = nil) throws {
         self.configuration = configuration
+        self.limitMechanism = limitMechanism
+        logThrottles = LogThrottles(bytesPerSecond: configuration.logBytesPerSecond)
         self.logger = logger
         store = try Store(home: configuration.home)
+        // What `gust limits` shows for a field an app did not set.
+        try? store.setLimitDefaults(configuration.limitDefaults)
+        requestStore = try StoreAccess(home: configuration.home)
         records = InstanceRecords(home: configuration.home)
         try records.prepare()
         publicPort = configuration.httpPort
@@ -62,6 +73,8 @@ actor Supervisor {
         for orphan in records.sweepOrphans() {
             logger.notice("Stopped instance \(orphan.id) of \(orphan.app) v\(orphan.version) left by a previous gustd (pid \(orphan.pid))")
         }
+        // Their cgroups (a killed gustd could not remove them), before any instance of this one makes its own.
+        if let limitMechanism { InstanceCgroup.sweep(limitMechanism) }
         convergeReleases()
         await reconcile()
     }
@@ -145,7 +158,8 @@ actor Supervisor {
         }
         let launcher = DirectLauncher(
             app: app, release: release, configuration: configuration, records: records,
-            channelTokens: channelTokens, logger: logger, spawner: spawner,
+            channelTokens: channelTokens, logger: logger, spawner: spawner, limitMechanism: limitMechanism,
+            limits: { [weak self] in await self?.limits(of: app) ?? AppLimits() }, logThrottle: logThrottles.throttle(for: app),
             onFirstStart: { [weak self] manifest in
                 if announcingSchedules { await self?.announceSchedules(of: app, version: version, manifest: manifest) }
             }
@@ -153,6 +167,11 @@ actor Supervisor {
         let pool = AppPool(settings: settings(of: app, launcher: launcher), launcher: launcher)
         newPools.yield(pool)
         return Route(version: version, isPrivate: isPrivate, pool: pool, launcher: launcher)
+    }
+
+    /// The limits of the app's next instance: `gust limits`, else gustd's defaults.
+    func limits(of app: AppName) -> AppLimits {
+        ((try? store.limits(app)) ?? AppLimits()).over(configuration.limitDefaults)
     }
 
     /// The app's scale rules as its pool applies them: a Python release takes one call at a time.
@@ -217,11 +236,15 @@ actor Supervisor {
         }
     }
 
-    func verifyToken(_ app: AppName, _ secret: String) -> Bool {
-        (try? store.verifyToken(app, secret: secret)) ?? false
+    /// Whether `secret` is a token of the app: asked on every call of a private
+    /// app and every records request, so it reads the store on the thread pool.
+    nonisolated func verifyToken(_ app: AppName, _ secret: String) async -> Bool {
+        (try? await requestStore.run { try $0.verifyToken(app, secret: secret) }) ?? false
     }
 
-    func hasApp(_ app: AppName) -> Bool { (try? store.app(app)) != nil }
+    nonisolated func hasApp(_ app: AppName) async -> Bool {
+        (try? await requestStore.run { try $0.app(app) != nil }) ?? false
+    }
 
     /// Runs blocking file work on a thread of its own: gustd's tasks run on
     /// SwiftNIO's event loops, which must never block (see InstanceProcess

@@ -1,15 +1,71 @@
 'use strict';
 // Serves an app's functions over HTTP/1.1 on the Unix socket $GUST_SOCKET
-// (runtime protocol v1, docs/runtime-protocol.md).
+// (runtime protocol v2, docs/runtime-protocol.md).
 
+const { AsyncLocalStorage } = require('node:async_hooks');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 const gust = require('./index.js');
 const JSONExact = require('./json.js');
+const mounts = require('./mount.js');
 
-const PROTOCOL = 1;
+const PROTOCOL = 2;
+
+// Protocol 2: gustd names each call in this header, and every line the call
+// prints starts with RS + id + US, so gustd credits it to the call's function
+// even while calls overlap. The call a piece of code runs for follows it
+// through awaits, timers and callbacks (AsyncLocalStorage).
+const CALL_HEADER = 'x-gust-call';
+const CALL_ID = /^[0-9]{1,20}$/;
+const currentCall = new AsyncLocalStorage();
+const taggedStreams = new Set();
+
+// Wraps stream.write so that lines written during a call start with its tag.
+// A line is tagged once complete (process.stdout.write('a') then ('b\n') is
+// one line); what a call leaves unfinished is ended with it (endCall).
+function tagOutput(stream) {
+  if (stream.gustTagged) return stream.gustTagged;
+  const write = stream.write.bind(stream);
+  const pending = new Map(); // call id -> text of an unfinished line
+  stream.write = function gustTaggedWrite(chunk, encoding, callback) {
+    const call = currentCall.getStore();
+    if (call === undefined) return write(chunk, encoding, callback);
+    if (typeof encoding === 'function') [callback, encoding] = [encoding, undefined];
+    const text = (pending.get(call) || '') + (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(encoding || 'utf8'));
+    const end = text.lastIndexOf('\n');
+    if (end < 0) {
+      pending.set(call, text);
+      if (callback) process.nextTick(callback);
+      return true;
+    }
+    pending.delete(call);
+    if (end + 1 < text.length) pending.set(call, text.slice(end + 1));
+    const tag = `\x1e${call}\x1f`;
+    return write(text.slice(0, end).split('\n').map((line) => `${tag}${line}\n`).join(''), 'utf8', callback);
+  };
+  taggedStreams.add(stream);
+  stream.gustTagged = {
+    endCall(call) {
+      const rest = pending.get(call);
+      if (rest === undefined) return;
+      pending.delete(call);
+      write(`\x1e${call}\x1f${rest}\n`);
+    },
+  };
+  return stream.gustTagged;
+}
+
+// Runs fn() as the call callId (a header's value; ignored unless digits).
+async function runCall(callId, fn) {
+  if (typeof callId !== 'string' || !CALL_ID.test(callId)) return fn();
+  try {
+    return await currentCall.run(callId, fn);
+  } finally {
+    for (const stream of taggedStreams) stream.gustTagged.endCall(callId);
+  }
+}
 
 // The internal surface (/_gust/...) answers only requests carrying this
 // instance's secret in this header; gustd passes the secret in the environment.
@@ -229,6 +285,7 @@ async function dispatch(method, target, headers, body) {
   const query = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
   const visible = { ...headers };
   delete visible[INTERNAL_HEADER];
+  delete visible[CALL_HEADER];
   const request = {
     method,
     path: pathname,
@@ -243,12 +300,13 @@ async function dispatch(method, target, headers, body) {
 
 function serve(socketPath) {
   const server = http.createServer((req, res) => {
+    if (mounts.serve(req, res, requestPath(req.url), gust.registry.handlers)) return;
     const chunks = [];
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', async () => {
       let answer;
       try {
-        answer = await dispatch(req.method, req.url, req.headers, Buffer.concat(chunks));
+        answer = await runCall(req.headers[CALL_HEADER], () => dispatch(req.method, req.url, req.headers, Buffer.concat(chunks)));
       } catch (e) {
         // A bug here must cost one request, not the instance (an unhandled rejection ends the process).
         process.stderr.write(`gust: ${req.method} ${req.url} failed in the runtime:\n${e && e.stack ? e.stack : e}\n`);
@@ -278,6 +336,8 @@ function main() {
     process.exit(1);
   }
   takeInternalToken();
+  tagOutput(process.stdout);
+  tagOutput(process.stderr);
   try {
     loadApp(process.env.GUST_APP_ROOT || process.cwd());
   } catch (e) {
@@ -289,4 +349,4 @@ function main() {
 
 if (require.main === module) main();
 
-module.exports = { dispatch, serve, loadApp, takeInternalToken, requestPath, INTERNAL_TOKEN_VARIABLE };
+module.exports = { dispatch, serve, loadApp, takeInternalToken, requestPath, tagOutput, runCall, INTERNAL_TOKEN_VARIABLE };

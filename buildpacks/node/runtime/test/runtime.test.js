@@ -188,7 +188,7 @@ describe('dispatch', () => {
     gust.op('echo', (args) => args);
     const { status, json } = await callJSON('GET', '/_gust/manifest');
     assert.equal(status, 200);
-    assert.equal(json.protocol, 1);
+    assert.equal(json.protocol, 2);
     assert.equal(json.runtime, `node ${process.version}`);
     assert.deepEqual(json.ops, [{ name: 'echo' }]);
     assert.deepEqual([json.handlers, json.schedules, json.hooks], [[], [], []]);
@@ -544,5 +544,50 @@ describe('handler headers', () => {
     gust.handler('h', () => new gust.Response('ok', { headers: { 'X-Fine': 'a\tb c', 'Set-Cookie': 'a=1' } }));
     const answer = await call('GET', '/h');
     assert.deepEqual([answer.status, answer.headers['X-Fine'], answer.body.toString()], [200, 'a\tb c', 'ok']);
+  });
+});
+
+// Protocol 2: lines a call prints carry its id, however calls overlap
+// (AsyncLocalStorage follows each call through its awaits).
+describe('call ids', () => {
+  test('overlapping calls each tag their own lines', async () => {
+    const { tagOutput, runCall } = require('../gust/server.js');
+    const written = [];
+    const stream = { write: (chunk) => { written.push(String(chunk)); return true; } };
+    tagOutput(stream);
+    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+    const print = (text) => stream.write(text);
+    // The first call starts, the second starts later, and the first prints after the second started.
+    const first = runCall('1', async () => {
+      print('first before\n');
+      await sleep(40);
+      print('first ');
+      print('after\n');
+    });
+    await sleep(10);
+    const second = runCall('2', async () => {
+      print('second before\n');
+      await sleep(60);
+      print('second unfinished');
+    });
+    await Promise.all([first, second]);
+    stream.write('outside\n');
+    assert.deepEqual(written, [
+      '\x1e1\x1ffirst before\n',
+      '\x1e2\x1fsecond before\n',
+      '\x1e1\x1ffirst after\n',
+      '\x1e2\x1fsecond unfinished\n',
+      'outside\n',
+    ]);
+  });
+
+  test('a call id that is not digits runs the call untagged', async () => {
+    const { tagOutput, runCall } = require('../gust/server.js');
+    const written = [];
+    const stream = { write: (chunk) => { written.push(String(chunk)); return true; } };
+    tagOutput(stream);
+    await runCall('x1', async () => stream.write('plain\n'));
+    await runCall(undefined, async () => stream.write('none\n'));
+    assert.deepEqual(written, ['plain\n', 'none\n']);
   });
 });

@@ -9,6 +9,14 @@ const gust = require('gust');
 
 gust.op('echo', (args) => args);
 
+// Prints a line, and another in two pieces: protocol 2 tags both with the call's id.
+gust.op('say', ({ word }) => {
+  console.log('said', word);
+  process.stderr.write('part');
+  process.stderr.write(`ial ${word}\n`);
+  return { said: word };
+});
+
 gust.op('fail', () => {
   throw new gust.Error('nope', { code: 123 });
 });
@@ -37,6 +45,14 @@ gust.every('2m', function meow() {});
 gust.handler('inside', (request) => ({
   token_in_environment: 'GUST_INTERNAL_TOKEN' in process.env,
   internal_header: Object.keys(request.headers).some((k) => k.toLowerCase() === 'x-gust-internal'),
+  call_header: Object.keys(request.headers).some((k) => k.toLowerCase() === 'x-gust-call'),
 }));
 
 gust.handler('split', () => new gust.Response('x', { headers: { 'X-Split': 'a\r\nSet-Cookie: evil=1' } }));
+
+// A (req, res, next) app under /mounted: what it sees of the path and headers.
+gust.mount('/mounted', (req, res) => {
+  const [rest, query = ''] = req.url.split('?');
+  res.setHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify({ base: req.baseUrl, rest, query, internal_header: 'x-gust-internal' in req.headers }));
+});

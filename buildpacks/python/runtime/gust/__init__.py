@@ -22,7 +22,7 @@ import urllib.parse
 
 __all__ = [
     "Error", "Response", "op", "handler", "every", "cron",
-    "before_save", "after_save", "before_delete", "after_delete", "verify_signature", "records",
+    "before_save", "after_save", "before_delete", "after_delete", "verify_signature", "records", "mount", "after_fork",
 ]
 
 
@@ -163,6 +163,15 @@ def verify_signature(body, header, secret):
     return hmac.compare_digest(expected.encode(), str(header).encode())
 
 
+def mount(prefix, app, interface=None):
+    """Serves a WSGI (Flask, Django) or ASGI (FastAPI, Starlette) ``app`` at ``prefix`` ('/' for the root).
+
+    Gust's handlers win for their exact paths, and ``/_/...`` stays Gust's (gust/mounts.py).
+    """
+    from . import mounts
+    return mounts.mount(prefix, app, interface)
+
+
 class _Records:
     """The app's record store from inside functions, over gustd's records channel.
 
@@ -203,7 +212,12 @@ class _Records:
         id_ = record_or_id.get("_id") if isinstance(record_or_id, dict) else record_or_id
         self._request("DELETE", type_, id_)
 
+    # Where requests go instead of gustd's channel: gust.testing's in-memory store.
+    _store = None
+
     def _request(self, method, type_, id_=None, query=None, body=None):
+        if self._store is not None:
+            return self._store.request(method, type_, id_, query, body)
         socket_path = os.environ.get("GUST_RECORDS_SOCKET")
         token = os.environ.get("GUST_RECORDS_TOKEN")
         if not socket_path or not token:
@@ -239,6 +253,25 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(self._path)
+
+
+# What runs in each instance before it serves (gust.after_fork), in the order registered.
+_after_fork = []
+
+
+def after_fork(function):
+    """Registers ``function()`` to run once in each instance before it serves.
+
+    Gust forks a Python app's instances from a zygote that imported the app
+    once (docs/functions.md). What cannot be shared between processes (a
+    database connection, a thread, a client with a pool of sockets) belongs
+    here, not at import: it then runs in every instance, right after the fork
+    (the instance's own ``GUST_INSTANCE``, records token and output already in
+    place), or right after the import in an instance started without a zygote.
+    An exception stops the instance, with its traceback in the app's log.
+    """
+    _after_fork.append(function)
+    return function
 
 
 # The hook context of the request this thread serves (set by the server for hook requests).

@@ -1,14 +1,15 @@
 """Serves an app's functions over HTTP/1.1 on the Unix socket $GUST_SOCKET.
 
-Runtime protocol v1 (docs/runtime-protocol.md). Each connection is served by a
+Runtime protocol v2 (docs/runtime-protocol.md). Each connection is served by a
 thread of its own, but gustd sends one request at a time per instance; the
 only exception is a record hook caused by the request in progress (through
 gust.records), which arrives on a second connection while that request waits
 for it. So user code still runs one thing at a time and need not be thread-safe.
 """
 
+import contextvars
 import hmac
-import http.server
+import http
 import importlib.util
 import inspect
 import json
@@ -17,12 +18,89 @@ import os
 import re
 import socketserver
 import sys
+import threading
 import traceback
 import urllib.parse
 
 import gust
+from gust import mounts
 
-PROTOCOL = 1
+PROTOCOL = 2
+
+# Protocol 2: gustd names each call in this header, and every line the call
+# prints starts with RS + id + US, so gustd credits it to the call's function
+# even while calls overlap. The id of the call this code runs for:
+CALL_HEADER = "X-Gust-Call"
+_call_id = contextvars.ContextVar("gust_call_id", default=None)
+_CALL_ID = re.compile(r"[0-9]{1,20}")
+
+
+class CallTaggedStream:
+    """sys.stdout / sys.stderr as the runtime installs them: lines written
+    while a call runs (in its thread or context) start with the call's tag.
+    A line is tagged once it is complete, so print()'s pieces stay one line;
+    what a call leaves unfinished is ended with its call (end_call). Threads
+    an app starts itself carry no call, and their lines go out as written.
+    Everything else is the wrapped stream's."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._pending = threading.local()
+
+    def write(self, text):
+        call = _call_id.get()
+        if call is None:
+            return self._stream.write(text)
+        data = getattr(self._pending, "text", "") + text
+        end = data.rfind("\n")
+        if end < 0:
+            self._pending.text = data
+            return len(text)
+        self._pending.text = data[end + 1:]
+        tag = "\x1e" + call + "\x1f"
+        self._stream.write("".join(tag + line + "\n" for line in data[:end].split("\n")))
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def end_call(self):
+        """Sends what the call left without a newline, as a line of its own."""
+        rest = getattr(self._pending, "text", "")
+        if rest:
+            self._pending.text = ""
+            self.write(rest + "\n")
+        self._stream.flush()
+
+    def flush(self):
+        self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def tag_output():
+    """Installs CallTaggedStream over sys.stdout and sys.stderr (once)."""
+    if not isinstance(sys.stdout, CallTaggedStream):
+        sys.stdout = CallTaggedStream(sys.stdout)
+    if not isinstance(sys.stderr, CallTaggedStream):
+        sys.stderr = CallTaggedStream(sys.stderr)
+
+
+def run_call(call_id, function, *args):
+    """Runs function(*args) as the call call_id (a header's value; ignored unless digits)."""
+    if not call_id or not _CALL_ID.fullmatch(call_id):
+        return function(*args)
+    token = _call_id.set(call_id)
+    try:
+        return function(*args)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, CallTaggedStream):
+                stream.end_call()
+        _call_id.reset(token)
+
 
 # The internal surface (/_gust/...) answers only requests carrying this
 # instance's secret in this header; gustd passes the secret in the environment.
@@ -291,6 +369,10 @@ def _checked_headers(path, response):
     return response
 
 
+# Headers of gustd's protocol with the runtime, never shown to a handler.
+_PRIVATE_HEADERS = (INTERNAL_HEADER.lower(), CALL_HEADER.lower())
+
+
 def dispatch(method, target, headers, body):
     """Answers one request: (status, headers, body)."""
     path = request_path(target)
@@ -309,51 +391,185 @@ def dispatch(method, target, headers, body):
         return status, response_headers, response_body
     query_text = target.split("?", 1)[1] if "?" in target else ""
     query = {key: values[-1] for key, values in urllib.parse.parse_qs(query_text, keep_blank_values=True).items()}
-    visible = {k: v for k, v in headers.items() if k.lower() != INTERNAL_HEADER.lower()}
+    visible = {k: v for k, v in headers.items() if k.lower() not in _PRIVATE_HEADERS}
     request = Request(method, path, query, visible, body)
     failure, value = _call("handler", path, function, request)
     return failure or _checked_headers(path, _result("handler", path, value, _render))
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+def answer(method, target, headers, body, call_id=None):
+    """Answers one request as the socket does: (status, headers, body), a runtime failure a 500."""
+    try:
+        return run_call(call_id, dispatch, method, target, headers, body)
+    except Exception:  # noqa: BLE001 - a bug in the runtime must answer, not drop the connection
+        sys.stderr.write(f"gust: {method} {target} failed in the runtime:\n{traceback.format_exc()}")
+        sys.stderr.flush()
+        return _error(500, "internal error in the runtime")
 
-    def _serve(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+
+_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _read_line(rfile):
+    line = rfile.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise _BadRequest("line too long")
+    return line
+
+
+def _read_body(rfile, lowered):
+    """The body by Content-Length, or chunked (the protocol sends lengths; chunked is taken for tools)."""
+    encoding = lowered.get("transfer-encoding")
+    if encoding is not None:
+        if encoding.strip().lower() != "chunked":
+            raise _BadRequest("unsupported transfer encoding")
+        parts = []
+        while True:
+            size = int(_read_line(rfile).split(b";", 1)[0].strip() or b"x", 16)
+            if size == 0:
+                while _read_line(rfile) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(parts)
+            parts.append(rfile.read(size))
+            rfile.readline()
+    length = lowered.get("content-length")
+    if not length:
+        return b""
+    count = int(length)
+    if count < 0:
+        raise _BadRequest("negative length")
+    body = rfile.read(count)
+    if len(body) < count:
+        raise ConnectionError("body cut short")
+    return body
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    """HTTP/1.1 on one connection, as lean as the protocol allows: gustd sends well-formed
+    requests with a Content-Length and keeps the connection, so a request is a line, its
+    headers split at the first colon, and its body; the answer leaves in one write.
+    (http.server parses headers with the email package and formats a date per answer,
+    most of what a trivial call cost: docs/benchmarks.md.)"""
+
+    def handle(self):
+        sock = self.request
+        rfile = sock.makefile("rb", buffering=65536)
         try:
-            status, headers, payload = dispatch(self.command, self.path, dict(self.headers.items()), body)
-        except Exception:  # noqa: BLE001 - a bug in the runtime must answer, not drop the connection
-            sys.stderr.write(f"gust: {self.command} {self.path} failed in the runtime:\n{traceback.format_exc()}")
-            sys.stderr.flush()
-            status, headers, payload = _error(500, "internal error in the runtime")
-        self.send_response(status)
+            while self._serve_one(sock, rfile):
+                pass
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            rfile.close()
+
+    def _serve_one(self, sock, rfile):
+        """Serves one request; False once the connection should close."""
+        try:
+            line = _read_line(rfile)
+            while line in (b"\r\n", b"\n"):  # tolerated between requests (RFC 9112, 2.2)
+                line = _read_line(rfile)
+            if not line:
+                return False
+            parts = line.decode("latin-1").split()
+            if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+                raise _BadRequest("bad request line")
+            method, target, version = parts
+            headers, lowered = {}, {}
+            for _ in range(_MAX_HEADERS + 1):
+                field = _read_line(rfile)
+                if field in (b"\r\n", b"\n"):
+                    break
+                if not field:
+                    return False
+                name, colon, value = field.decode("latin-1").partition(":")
+                if not colon or not name or name != name.strip():
+                    raise _BadRequest("bad header")
+                headers[name] = lowered[name.lower()] = value.strip()
+            else:
+                raise _BadRequest("too many headers")
+            connection = lowered.get("connection", "").lower()
+            close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
+            if mounts.find(request_path(target)) is not None:
+                exchange = _MountExchange(sock, method, target, headers, lowered, rfile, close)
+                run_call(lowered.get("x-gust-call"), mounts.serve, exchange)
+                exchange.wfile.flush()
+                return not exchange.close_connection
+            body = _read_body(rfile, lowered)
+        except (_BadRequest, ValueError):
+            status, response_headers, payload = _error(400, "bad request")
+            self._send(sock, "GET", status, response_headers, payload, close=True)
+            return False
+        status, response_headers, payload = answer(method, target, headers, body, lowered.get("x-gust-call"))
+        self._send(sock, method, status, response_headers, payload, close)
+        return not close
+
+    @staticmethod
+    def _send(sock, method, status, headers, payload, close):
+        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"]
         for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+            head.append(f"{key}: {value}\r\n")
+        head.append(f"Content-Length: {len(payload)}\r\n")
+        if close:
+            head.append("Connection: close\r\n")
+        head.append("\r\n")
+        data = "".join(head).encode("latin-1", "replace")
+        sock.sendall(data if method == "HEAD" else data + payload)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
-    def address_string(self):
-        return "gustd"
+class _Headers:
+    """A request's headers as a mount reads them: in order, looked up by any case."""
 
-    def log_message(self, format, *args):  # noqa: A002 - the router logs requests; stderr is for the app
-        pass
+    def __init__(self, headers, lowered):
+        self._headers = headers
+        self._lowered = lowered
+
+    def get(self, name, default=None):
+        return self._lowered.get(name.lower(), default)
+
+    def items(self):
+        return self._headers.items()
+
+
+class _MountExchange:
+    """One request handed to a mounted application (gust.mounts.serve): the face of
+    http.server's request handler that mounts write to, over the lean loop's socket, so
+    a streamed answer leaves chunk by chunk while the application still runs."""
+
+    def __init__(self, sock, method, target, headers, lowered, rfile, close):
+        self.command = method
+        self.path = target
+        self.headers = _Headers(headers, lowered)
+        self.rfile = rfile
+        self.wfile = sock.makefile("wb", buffering=65536)
+        self.close_connection = close
+        self._head = []
+
+    def send_response(self, status):
+        self._head.append(f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n")
+
+    def send_header(self, name, value):
+        self._head.append(f"{name}: {value}\r\n")
+
+    def end_headers(self):
+        if self.close_connection:
+            self._head.append("Connection: close\r\n")
+        self._head.append("\r\n")
+        self.wfile.write("".join(self._head).encode("latin-1", "replace"))
+        self._head = []
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-def main():
-    socket_path = os.environ.get("GUST_SOCKET")
-    if not socket_path:
-        raise SystemExit("gust: GUST_SOCKET is not set; the runtime is started by gustd")
-    take_internal_token()
-    root = os.environ.get("GUST_APP_ROOT") or os.getcwd()
+def load_or_exit(root):
+    """Imports the app; one that cannot load says why (its traceback on stderr) and exits 1."""
     try:
         load_app(root)
     except SystemExit:
@@ -362,10 +578,37 @@ def main():
         sys.stderr.write(traceback.format_exc())
         sys.stderr.flush()
         sys.exit(1)
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)
-    with _Server(socket_path, _Handler) as server:
+
+
+def serve(socket_path, listener=None):
+    """Runs the app's gust.after_fork functions, then serves on `listener` (a bound, listening
+    socket handed over by the zygote) or on a new socket at `socket_path`, until killed."""
+    tag_output()
+    for function in gust._after_fork:
+        function()
+    mounts.start()  # an ASGI mount's lifespan runs in each instance, after the fork
+    if listener is not None:
+        server = _Server(socket_path, _Handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = listener
+    else:
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)
+        server = _Server(socket_path, _Handler)
+    with server:
         server.serve_forever()
+
+
+def main():
+    if os.environ.get("GUST_ZYGOTE_FD"):
+        from gust import zygote  # gustd asked for a zygote (docs/runtime-protocol.md, "Zygotes")
+        return zygote.main()
+    socket_path = os.environ.get("GUST_SOCKET")
+    if not socket_path:
+        raise SystemExit("gust: GUST_SOCKET is not set; the runtime is started by gustd")
+    take_internal_token()
+    load_or_exit(os.environ.get("GUST_APP_ROOT") or os.getcwd())
+    serve(socket_path)
 
 
 if __name__ == "__main__":

@@ -197,7 +197,7 @@ class DispatchTests(RegistryTestCase):
         gust.op("echo")(lambda **a: a)
         status, manifest = self.call_json("GET", "/_gust/manifest")
         self.assertEqual(status, 200)
-        self.assertEqual(manifest["protocol"], 1)
+        self.assertEqual(manifest["protocol"], 2)
         self.assertEqual(manifest["runtime"], "python %d.%d.%d" % sys.version_info[:3])
         self.assertEqual(manifest["ops"], [{"name": "echo"}])
         self.assertEqual((manifest["handlers"], manifest["schedules"], manifest["hooks"]), ([], [], []))
@@ -577,3 +577,125 @@ class LoadAppTests(RegistryTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+
+class SocketTests(RegistryTestCase):
+    """The runtime's own HTTP/1.1 loop on a real Unix socket: kept-alive connections, bodies by
+    length or in chunks, HEAD, Connection: close, and a malformed request answered 400 JSON."""
+
+    def setUp(self):
+        super().setUp()
+        import socket
+        import threading
+
+        @gust.handler("echo", methods=["GET", "POST"])
+        def echo(request):
+            return {"method": request.method, "body": request.body.decode(), "query": request.query}
+
+        directory = tempfile.mkdtemp()
+        self.path = os.path.join(directory, "instance.sock")
+        server_ = server._Server(self.path, server._Handler)
+        threading.Thread(target=server_.serve_forever, daemon=True).start()
+        self.addCleanup(server_.server_close)
+        self.addCleanup(server_.shutdown)
+        self.socket = socket.socket(socket.AF_UNIX)
+        self.socket.connect(self.path)
+        self.socket.settimeout(5)
+        self.addCleanup(self.socket.close)
+        self.buffer = b""
+
+    def exchange(self, raw, head_only=False):
+        """Sends raw bytes; returns (status, headers, body) of one answer read by its Content-Length."""
+        self.socket.sendall(raw)
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.socket.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buffer += chunk
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = 0 if head_only else int(headers["content-length"])
+        while len(rest) < length:
+            rest += self.socket.recv(65536)
+        self.buffer = rest[length:]
+        return int(lines[0].split()[1]), headers, rest[:length]
+
+    def test_several_requests_on_one_connection(self):
+        for index in range(3):
+            body = f"n={index}".encode()
+            status, headers, payload = self.exchange(
+                b"POST /echo?x=1 HTTP/1.1\r\nHost: i\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            self.assertEqual(status, 200)
+            self.assertEqual(headers["content-type"], "application/json")
+            self.assertEqual(json.loads(payload), {"method": "POST", "body": f"n={index}", "query": {"x": "1"}})
+
+    def test_a_chunked_body_and_head(self):
+        status, _, payload = self.exchange(
+            b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n")
+        self.assertEqual((status, json.loads(payload)["body"]), (200, "abcde"))
+        status, headers, _ = self.exchange(b"HEAD /echo HTTP/1.1\r\n\r\n", head_only=True)
+        self.assertEqual(status, 200)
+        self.assertGreater(int(headers["content-length"]), 0, "the length a GET would have")
+        status, _, payload = self.exchange(b"GET /echo HTTP/1.1\r\n\r\n")
+        self.assertEqual((status, json.loads(payload)["method"]), (200, "GET"), "the HEAD sent no body")
+
+    def test_connection_close_and_a_malformed_request(self):
+        status, headers, _ = self.exchange(b"GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n")
+        self.assertEqual((status, headers.get("connection")), (200, "close"))
+        self.assertEqual(self.socket.recv(10), b"", "the runtime closed the connection")
+        import socket
+        other = socket.socket(socket.AF_UNIX)
+        other.connect(self.path)
+        self.addCleanup(other.close)
+        self.socket, self.buffer = other, b""
+        status, headers, payload = self.exchange(b"NONSENSE\r\n\r\n")
+        self.assertEqual((status, json.loads(payload)["code"]), (400, 400))
+
+class CallTagTests(unittest.TestCase):
+    """Protocol 2: lines a call prints carry its id, however calls overlap (one thread per connection)."""
+
+    def test_overlapping_calls_each_tag_their_own_lines(self):
+        import threading
+
+        underlying = io.StringIO()
+        stream = server.CallTaggedStream(underlying)
+        first_started, second_printed = threading.Event(), threading.Event()
+
+        def first():
+            stream.write("first before\n")
+            first_started.set()
+            second_printed.wait(5)
+            stream.write("first ")
+            stream.write("after\n")
+
+        def second():
+            first_started.wait(5)
+            stream.write("second before\n")
+            stream.write("second unfinished")
+            second_printed.set()
+
+        saved = sys.stdout, sys.stderr
+        sys.stdout = stream  # run_call ends what each call left unfinished on sys.stdout and sys.stderr
+        try:
+            threads = [threading.Thread(target=server.run_call, args=(call, work)) for call, work in (("1", first), ("2", second))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(5)
+        finally:
+            sys.stdout, sys.stderr = saved
+        stream.write("outside\n")
+        lines = underlying.getvalue().split("\n")  # not splitlines(): it splits at \x1e and \x1f too
+        self.assertEqual(sorted(lines[:4]), sorted([
+            "\x1e1\x1ffirst before", "\x1e2\x1fsecond before", "\x1e2\x1fsecond unfinished", "\x1e1\x1ffirst after",
+        ]))
+        self.assertEqual(lines[4], "outside")
+
+    def test_a_call_id_that_is_not_digits_runs_the_call_untagged(self):
+        underlying = io.StringIO()
+        stream = server.CallTaggedStream(underlying)
+        server.run_call("4\x1f2", stream.write, "plain\n")
+        server.run_call(None, stream.write, "none\n")
+        self.assertEqual(underlying.getvalue(), "plain\nnone\n")

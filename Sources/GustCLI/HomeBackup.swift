@@ -1,0 +1,128 @@
+import Foundation
+import GustCore
+
+/// A copy of a home that `gust restore` can bring back on another server (or
+/// after a lost disk): the store and every app's record store through SQLite's
+/// online backup, then the artifacts, repositories, keys, logs and whatever
+/// else the home keeps (certificates, secrets' keys), but nothing that is
+/// rebuilt or belongs to one running gustd (unpacked releases, the buildpack
+/// cache, sockets, locks, scratch files).
+///
+/// The order makes a backup taken while gustd serves and pushes land usable:
+/// the store's snapshot comes first, so every release it lists has its
+/// artifact (artifacts are immutable and written before their release row).
+enum HomeBackup {
+    static let manifestName = "gust-backup.json"
+    static let format = 1
+
+    /// What a backup holds, written last: a directory without it is not a finished backup.
+    struct Manifest: Codable {
+        var format: Int
+        var createdAt: Date
+        var home: String
+        var apps: [String: Int?]
+    }
+
+    /// Entries of the home that are not copied as they are.
+    private static let skipped: Set<String> = ["gust.sqlite", "gust.sqlite-wal", "gust.sqlite-shm", "run", "locks", "tmp", "releases", "cache", "data"]
+
+    static func backup(_ home: GustHome, to directory: URL) throws -> Manifest {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: directory.path) {
+            guard (try? fm.contentsOfDirectory(atPath: directory.path))?.isEmpty == true else {
+                throw GustError("\(directory.path) is not empty.", hint: "Back up into a new directory.")
+            }
+        }
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let store = try Store(home: home)
+        try store.db.backup(to: directory.appendingPathComponent("gust.sqlite"))
+        let apps = try store.apps()
+        for app in apps {
+            try copyData(from: home.data(app.name), to: directory.appendingPathComponent("data/\(app.name)"))
+        }
+        for name in try fm.contentsOfDirectory(atPath: home.path).sorted() where !skipped.contains(name) {
+            try copyTree(home.root.appendingPathComponent(name), to: directory.appendingPathComponent(name))
+        }
+        let manifest = Manifest(
+            format: format, createdAt: Date(), home: home.path,
+            apps: Dictionary(uniqueKeysWithValues: apps.map { ($0.name.rawValue, $0.liveVersion) })
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        try AtomicFile.write(try encoder.encode(manifest), to: directory.appendingPathComponent(manifestName), mode: 0o600)
+        return manifest
+    }
+
+    /// Restores into a home that has no store yet, then points every app's
+    /// hooks and the SSH keys' forced command at this installation and home.
+    static func restore(from directory: URL, into home: GustHome, installation: Installation) throws -> Manifest {
+        let fm = FileManager.default
+        guard let data = fm.contents(atPath: directory.appendingPathComponent(manifestName).path) else {
+            throw GustError("\(directory.path) is not a finished Gust backup: it has no \(manifestName).", hint: "Make one with `gust backup DIR`.")
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let manifest = try decoder.decode(Manifest.self, from: data)
+        guard manifest.format == format else {
+            throw GustError("\(directory.path) is a backup in format \(manifest.format); this gust reads format \(format).")
+        }
+        guard !fm.fileExists(atPath: home.database.path) else {
+            throw GustError(
+                "\(home.path) already has a store: restore only into a new home.",
+                hint: "Choose an empty --home (or move \(home.path) aside), then restore again."
+            )
+        }
+        try home.prepare()
+        try Database(url: directory.appendingPathComponent("gust.sqlite")).backup(to: home.database)
+        for name in try fm.contentsOfDirectory(atPath: directory.path).sorted() where name != manifestName && name != "gust.sqlite" {
+            let source = directory.appendingPathComponent(name)
+            if name == "data" {
+                for app in try fm.contentsOfDirectory(atPath: source.path) {
+                    try copyData(from: source.appendingPathComponent(app), to: home.data.appendingPathComponent(app))
+                }
+            } else {
+                try copyTree(source, to: home.root.appendingPathComponent(name))
+            }
+        }
+        let store = try Store(home: home)
+        for app in try store.apps() where fm.fileExists(atPath: home.repository(app.name).path) {
+            try AppAdmin.installHooks(into: home.repository(app.name), home: home, installation: installation)
+        }
+        try AuthorizedKeys.update(store, gust: installation.executable("gust")) {}
+        return manifest
+    }
+
+    /// An app's data directory: SQLite files through the backup API, anything else copied.
+    private static func copyData(from source: URL, to destination: URL) throws {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: source.path) else { return }
+        try fm.createDirectory(at: destination, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for name in try fm.contentsOfDirectory(atPath: source.path) where !name.hasSuffix("-wal") && !name.hasSuffix("-shm") {
+            let file = source.appendingPathComponent(name)
+            if name.hasSuffix(".sqlite") {
+                try Database(url: file).backup(to: destination.appendingPathComponent(name))
+            } else {
+                try copyTree(file, to: destination.appendingPathComponent(name))
+            }
+        }
+    }
+
+    /// Copies a file or a directory tree, keeping modes; leaves out temporary files of writes in progress.
+    private static func copyTree(_ source: URL, to destination: URL) throws {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: source.path, isDirectory: &isDirectory) else { return }
+        guard isDirectory.boolValue else {
+            guard !source.lastPathComponent.hasSuffix(".tmp") else { return }
+            try fm.copyItem(at: source, to: destination)
+            return
+        }
+        if !fm.fileExists(atPath: destination.path) {
+            try fm.createDirectory(at: destination, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        for name in try fm.contentsOfDirectory(atPath: source.path) {
+            try copyTree(source.appendingPathComponent(name), to: destination.appendingPathComponent(name))
+        }
+    }
+}

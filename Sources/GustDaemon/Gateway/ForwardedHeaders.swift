@@ -1,0 +1,53 @@
+import HTTPTypes
+import NIOHTTP1
+
+/// The headers a call carries to its function: the client's, less hop-by-hop
+/// ones and every `X-Gust-*` (gustd's protocol with the instance), plus
+/// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Request-Id`.
+///
+/// gustd is the edge by default: `X-Forwarded-For` is the peer's address,
+/// replacing whatever the client sent (a client could otherwise claim any
+/// address). When the peer is a trusted proxy (`gustd --trusted-proxy`), the
+/// peer is appended to the list that proxy sent, and the proxy's
+/// `X-Forwarded-Proto` is kept.
+struct ForwardedHeaders {
+    /// `http` on the plain listener; the HTTPS listener passes `https`.
+    var scheme: String
+    /// Peer addresses whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    var trustedProxies: Set<String>
+
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+    static let requestID = HTTPField.Name("X-Request-Id")!
+
+    /// What the instance is sent for a request from `peer` (its IP address, nil if unknown).
+    func headers(of request: HTTPFields, peer: String?, requestID: String) -> HTTPHeaders {
+        let trusted = peer.map(trustedProxies.contains) ?? false
+        var sentFor: [String] = []
+        var sentProto: String?
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(request.count + 3)
+        for field in request {
+            let name = field.name.canonicalName
+            if Self.dropped.contains(name) || name.hasPrefix("x-gust-") { continue }
+            switch name {
+            case "x-forwarded-for": if trusted { sentFor.append(field.value) }
+            case "x-forwarded-proto": if trusted { sentProto = field.value }
+            case "x-request-id": continue
+            default: headers.add(name: field.name.rawName, value: field.value)
+            }
+        }
+        if let peer { sentFor.append(peer) }
+        if !sentFor.isEmpty { headers.add(name: "X-Forwarded-For", value: sentFor.joined(separator: ", ")) }
+        let proto = sentProto.map { $0.lowercased() }.flatMap { $0 == "http" || $0 == "https" ? $0 : nil } ?? scheme
+        headers.add(name: "X-Forwarded-Proto", value: proto)
+        headers.add(name: "X-Request-Id", value: requestID)
+        return headers
+    }
+
+    /// Hop-by-hop headers (RFC 9110, 7.6.1) and those gustd sets itself.
+    static let dropped: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "date", "content-length",
+    ]
+}

@@ -1,0 +1,81 @@
+import Foundation
+import GustCore
+import Synchronization
+
+/// Bounds how fast one app fills its log: a token bucket of `bytesPerSecond`
+/// (one second's worth of burst) shared by every instance of the app. Lines
+/// past it are dropped, counted, and noted in the log where they were
+/// (`… 1234 lines dropped: over 1 MB/s`) when the next line gets through or
+/// the instance ends, so a reader of `gust logs` sees the gap. Logic only, the
+/// clock passed in: unit-tested without sleeps.
+final class LogThrottle: Sendable {
+    let bytesPerSecond: Int
+    private let state: Mutex<State>
+
+    private struct State {
+        var budget: Double
+        var last: ContinuousClock.Instant
+        var dropped = 0
+    }
+
+    init(bytesPerSecond: Int, now: ContinuousClock.Instant = .now) {
+        self.bytesPerSecond = bytesPerSecond
+        state = Mutex(State(budget: Double(bytesPerSecond), last: now))
+    }
+
+    /// The lines that may be written now, preceded by a note of those dropped before them, if any.
+    func admit(_ lines: [String], now: ContinuousClock.Instant = .now) -> (kept: [String], droppedBefore: Int) {
+        state.withLock { state in
+            let elapsed = now - state.last
+            state.last = now
+            let rate = Double(bytesPerSecond)
+            state.budget = min(rate, state.budget + rate * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+            var kept: [String] = []
+            var droppedBefore = 0
+            for line in lines {
+                let cost = Double(line.utf8.count + 1)
+                if state.budget >= cost {
+                    state.budget -= cost
+                    if kept.isEmpty, state.dropped > 0 {
+                        droppedBefore = state.dropped
+                        state.dropped = 0
+                    }
+                    kept.append(line)
+                } else {
+                    state.dropped += 1
+                }
+            }
+            return (kept, droppedBefore)
+        }
+    }
+
+    /// Lines dropped and not yet noted (the instance ended before another line got through).
+    func takeDropped() -> Int {
+        state.withLock { state in
+            defer { state.dropped = 0 }
+            return state.dropped
+        }
+    }
+
+    /// `… 1234 lines dropped: over 1 MB/s`
+    func note(_ count: Int) -> String {
+        "… \(count) line\(count == 1 ? "" : "s") dropped: over \(LimitSize.spoken(bytesPerSecond))/s"
+    }
+}
+
+/// One `LogThrottle` per app, for all of gustd: instances of every release of an app share it.
+final class LogThrottles: Sendable {
+    private let bytesPerSecond: Int
+    private let throttles = Mutex<[AppName: LogThrottle]>([:])
+
+    init(bytesPerSecond: Int) { self.bytesPerSecond = bytesPerSecond }
+
+    func throttle(for app: AppName) -> LogThrottle {
+        throttles.withLock { throttles in
+            if let throttle = throttles[app] { return throttle }
+            let made = LogThrottle(bytesPerSecond: bytesPerSecond)
+            throttles[app] = made
+            return made
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import GustCore
+import Hummingbird
+import NIOCore
+
+/// Measures a call where it is answered, with its status however it ends
+/// (an answer, a refusal, an error): one wrapper per event site.
+enum CallMetrics {
+    /// An op or handler call through the gateway. The function label is read
+    /// from the manifest once the call is over, when an instance has said it.
+    static func measure(
+        _ app: AppName, kind: CallKind, function: @escaping @Sendable () -> String,
+        isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> Response
+    ) async throws -> Response {
+        guard GustMetrics.isEnabled else { return try await body() }
+        let began = ContinuousClock.now
+        do {
+            let response = try await body()
+            GustMetrics.call(app, kind: kind, function: function(), status: response.status.code, duration: .now - began)
+            return response
+        } catch {
+            GustMetrics.call(app, kind: kind, function: function(), status: status(of: error), duration: .now - began)
+            throw error
+        }
+    }
+
+    /// A record hook run for a write: `function` is `EVENT TYPE`, as the manifest declares it
+    /// (only declared hooks are called). A failure is also a hook failure.
+    static func measureHook<T>(
+        _ app: AppName, event: String, type: String, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T
+    ) async throws -> T {
+        guard GustMetrics.isEnabled else { return try await body() }
+        let began = ContinuousClock.now
+        let function = "\(event) \(type)"
+        do {
+            let value = try await body()
+            GustMetrics.call(app, kind: .hook, function: function, status: 200, duration: .now - began)
+            return value
+        } catch {
+            GustMetrics.call(app, kind: .hook, function: function, status: status(of: error), duration: .now - began)
+            GustMetrics.hookFailed(app, hook: function)
+            throw error
+        }
+    }
+
+    /// A record write (save or delete) and whether it stood.
+    static func measureWrite<T>(
+        _ app: AppName, operation: String, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T
+    ) async throws -> T {
+        do {
+            let value = try await body()
+            GustMetrics.recordWrite(app, operation: operation, succeeded: true)
+            return value
+        } catch {
+            GustMetrics.recordWrite(app, operation: operation, succeeded: false)
+            throw error
+        }
+    }
+
+    /// A schedule run: its outcome and, as a call, its status class.
+    static func scheduleRun(_ app: AppName, schedule: String, failed: Bool, duration: Duration) {
+        GustMetrics.scheduleRun(app, schedule: schedule, outcome: failed ? .error : .ok)
+        GustMetrics.call(app, kind: .schedule, function: schedule, status: failed ? 500 : 200, duration: duration)
+    }
+
+    /// The status the gateway answers for an error a call threw.
+    static func status(of error: any Error) -> Int {
+        switch error {
+        case let error as GustError: error.code
+        case let refusal as CallRefusal: refusal.status
+        case is NIOTooManyBytesError: 413
+        default: 500
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import CoreMetrics
+import GustCore
+import Prometheus
+import Synchronization
+
+/// What gustd counts, through swift-metrics: each event site makes one call
+/// here. Off unless `gustd --metrics` bootstrapped a backend; then the calls
+/// cost a registry look-up each, and nothing at all while off.
+enum GustMetrics {
+    private static let enabled = Atomic(false)
+    /// The registry `/metrics` renders, made once per process.
+    private static let registry = Mutex<PrometheusCollectorRegistry?>(nil)
+
+    static var isEnabled: Bool { enabled.load(ordering: .relaxed) }
+
+    /// Makes swift-metrics record into a Prometheus registry: once per process
+    /// (swift-metrics allows one bootstrap), at gustd's start.
+    static func bootstrap() -> PrometheusCollectorRegistry {
+        registry.withLock { registry in
+            if let registry { return registry }
+            let made = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusBackend(registry: made))
+            registry = made
+            enabled.store(true, ordering: .relaxed)
+            return made
+        }
+    }
+
+    // MARK: Calls
+
+    /// A call's series, by its labels (bounded, so the cache is too).
+    private struct CallSeries: Hashable {
+        var app: AppName
+        var kind: CallKind
+        var function: String
+        var status: String
+    }
+
+    /// The handles of every call series seen, so that a call costs one look-up
+    /// rather than new handles and the registry's hashing of their labels.
+    private static let callHandles = Mutex<[CallSeries: (calls: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
+
+    /// A call answered: op, handler, hook or schedule run.
+    static func call(_ app: AppName, kind: CallKind, function: String, status: Int, duration: Duration) {
+        guard isEnabled else { return }
+        let series = CallSeries(app: app, kind: kind, function: function, status: statusClass(status))
+        let handles = callHandles.withLock { handles in
+            if let known = handles[series] { return known }
+            let made = (
+                calls: CoreMetrics.Counter(label: MetricCatalogue.calls, dimensions: [
+                    ("app", app.rawValue), ("kind", kind.rawValue), ("function", function), ("status", series.status),
+                ]),
+                duration: CoreMetrics.Timer(label: MetricCatalogue.callDuration, dimensions: [
+                    ("app", app.rawValue), ("kind", kind.rawValue), ("function", function),
+                ])
+            )
+            handles[series] = made
+            return made
+        }
+        handles.calls.increment()
+        handles.duration.recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// `2xx` … `5xx`: a bounded label for any status.
+    static func statusClass(_ status: Int) -> String {
+        (1...5).contains(status / 100) ? "\(status / 100)xx" : "5xx"
+    }
+
+    // MARK: Instances, schedules, builds, records
+
+    static func instanceStart(_ app: AppName, succeeded: Bool, after duration: Duration) {
+        guard isEnabled else { return }
+        CoreMetrics.Counter(label: MetricCatalogue.instanceStarts, dimensions: [("app", app.rawValue), ("outcome", succeeded ? "ok" : "failed")]).increment()
+        if succeeded {
+            CoreMetrics.Timer(label: MetricCatalogue.instanceStartDuration, dimensions: [("app", app.rawValue)]).recordNanoseconds(duration.nanoseconds)
+        }
+    }
+
+    enum ScheduleOutcome: String { case ok, error, skipped }
+
+    static func scheduleRun(_ app: AppName, schedule: String, outcome: ScheduleOutcome) {
+        guard isEnabled else { return }
+        CoreMetrics.Counter(label: MetricCatalogue.scheduleRuns, dimensions: [("app", app.rawValue), ("schedule", schedule), ("outcome", outcome.rawValue)])
+            .increment()
+    }
+
+    static func build(_ app: AppName, succeeded: Bool, duration: Duration) {
+        guard isEnabled else { return }
+        let outcome = succeeded ? "succeeded" : "failed"
+        CoreMetrics.Counter(label: MetricCatalogue.builds, dimensions: [("app", app.rawValue), ("outcome", outcome)]).increment()
+        CoreMetrics.Timer(label: MetricCatalogue.buildDuration, dimensions: [("outcome", outcome)]).recordNanoseconds(duration.nanoseconds)
+    }
+
+    static func recordWrite(_ app: AppName, operation: String, succeeded: Bool) {
+        guard isEnabled else { return }
+        CoreMetrics.Counter(label: MetricCatalogue.recordWrites, dimensions: [
+            ("app", app.rawValue), ("operation", operation), ("outcome", succeeded ? "ok" : "error"),
+        ]).increment()
+    }
+
+    static func hookFailed(_ app: AppName, hook: String) {
+        guard isEnabled else { return }
+        CoreMetrics.Counter(label: MetricCatalogue.hookFailures, dimensions: [("app", app.rawValue), ("hook", hook)]).increment()
+    }
+}
+
+/// The kinds of call `gust_calls_total` tells apart.
+enum CallKind: String, Sendable {
+    case op, handler, hook, schedule
+}

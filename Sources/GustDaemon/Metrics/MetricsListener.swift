@@ -1,0 +1,34 @@
+import CGustSystem
+import Foundation
+import GustCore
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// gustd's metrics listener, a service of its own beside the public HTTP one
+/// (`--metrics HOST:PORT`): scrapes never share a port, a connection limit or
+/// a timeout with the apps' traffic, and an admin can firewall it apart.
+enum MetricsListener {
+    /// Where the address bound is written (for `--metrics 127.0.0.1:0`).
+    static func addressFile(_ home: GustHome) -> URL { home.run.appendingPathComponent("gustd.metrics") }
+
+    /// The listener, when `--metrics` was given; none otherwise, and nothing is counted.
+    static func services(_ configuration: RouterConfiguration, supervisor: Supervisor, logger: Logger) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        guard let address = configuration.metrics else { return [] }
+        let registry = GustMetrics.bootstrap()
+        let file = addressFile(configuration.home)
+        let listener = Application(
+            responder: MetricsEndpoint(registry: registry, supervisor: supervisor),
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "gustd"),
+            onServerRunning: { channel in
+                _ = gust_cloexec_from(3)  // as gustd's other listeners: nothing started by an exec inherits it
+                let port = channel.localAddress?.port ?? address.port
+                try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: file)
+                logger.notice("gustd serving metrics at http://\(address.host):\(port)/metrics")
+            },
+            logger: logger
+        )
+        return [.init(service: listener)]
+    }
+}

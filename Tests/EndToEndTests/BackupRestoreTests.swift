@@ -1,0 +1,104 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// `gust backup` and `gust restore`: two pushed apps (one with records),
+/// backed up while gustd serves, restored into a new home, served again by a
+/// new gustd at their releases; the restored home takes pushes; pruning keeps
+/// what serves and what rollback needs.
+@Suite(.timeLimit(.minutes(20)))
+struct BackupRestoreTests {
+    static func app(_ label: String) -> String {
+        """
+        import gust
+
+        @gust.op('who')
+        def who():
+            return '\(label)'
+
+        """
+    }
+
+    @Test(.scratchDirectory) func aRestoredHomeServesEveryAppAtItsRelease() throws {
+        let fixture = try PushFixture()
+        #expect(try GustBinaries.gust(fixture.home, ["apps", "create", "dogs"]).status == 0)
+        let cats = try fixture.workspace("cats")
+        try cats.write("__init__.py", Self.app("cats v1"))
+        try cats.commit("v1")
+        #expect(try cats.push(to: fixture.remote).status == 0)
+        try cats.write("__init__.py", Self.app("cats v2"))
+        try cats.commit("v2")
+        #expect(try cats.push(to: fixture.remote).status == 0)
+        let dogs = try fixture.workspace("dogs")
+        try dogs.write("__init__.py", Self.app("dogs v1"))
+        try dogs.commit("v1")
+        #expect(try dogs.push(to: fixture.home.repository(try AppName("dogs")).path).status == 0)
+        let token = try GustBinaries.gust(fixture.home, ["tokens", "create", "cats"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try fixture.call("POST", "/_/records/cat", body: #"{"name": "Tom"}"#, headers: ["X-Auth-Token": token]).status == 201)
+
+        let backup = fixture.root.appendingPathComponent("backup")
+        let backedUp = try GustBinaries.gust(fixture.home, ["backup", backup.path])
+        #expect(backedUp.status == 0, "\(backedUp.output)")
+        #expect(backedUp.stdout.contains("cats v2, dogs v1"), "\(backedUp.stdout)")
+        #expect(try GustBinaries.gust(fixture.home, ["backup", backup.path]).status != 0, "a backup never overwrites one")
+        fixture.gustd?.stop()
+
+        let restored = GustHome(path: fixture.root.appendingPathComponent("restored").path)
+        let restore = try GustBinaries.gust(restored, ["restore", backup.path])
+        #expect(restore.status == 0, "\(restore.output)")
+        #expect(try GustBinaries.gust(restored, ["restore", backup.path]).status != 0, "a home with a store is refused")
+        // Nothing of the old home is named in the new one's hooks.
+        let hook = try String(contentsOf: restored.repository(try AppName("cats")).appendingPathComponent("hooks/pre-receive"), encoding: .utf8)
+        #expect(hook.contains(restored.path) && !hook.contains(fixture.home.path), "\(hook)")
+
+        let gustd = try GustdProcess(home: restored)
+        defer { gustd.stop() }
+        let catsAnswer = try HTTPClient.request(port: gustd.port, "POST", "/apps/cats/_/functions/who", body: "{}")
+        #expect(catsAnswer.status == 200 && catsAnswer.text.contains("cats v2"), "\(catsAnswer.text)\n\(gustd.logText)")
+        let dogsAnswer = try HTTPClient.request(port: gustd.port, "POST", "/apps/dogs/_/functions/who", body: "{}")
+        #expect(dogsAnswer.status == 200 && dogsAnswer.text.contains("dogs v1"), "\(dogsAnswer.text)")
+        let records = try HTTPClient.request(port: gustd.port, "GET", "/apps/cats/_/records/cat", headers: ["X-Auth-Token": token])
+        #expect(records.status == 200 && records.text.contains("Tom"), "the records and the token came back: \(records.text)")
+
+        // The restored home takes the next push, and rollback finds v1's artifact.
+        try cats.write("__init__.py", Self.app("cats v3"))
+        try cats.commit("v3")
+        let push = try cats.push(to: restored.repository(try AppName("cats")).path)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(try HTTPClient.request(port: gustd.port, "POST", "/apps/cats/_/functions/who", body: "{}").text.contains("cats v3"))
+
+        // Prune keeping none: v3 (live) and v2 (the rollback target) keep their artifacts, v1 loses its own.
+        let pruned = try GustBinaries.gust(restored, ["releases", "prune", "cats", "--keep", "0"])
+        #expect(pruned.status == 0, "\(pruned.output)")
+        #expect(pruned.stdout.contains("kept v3, v2"), "\(pruned.stdout)")
+        let listing = try GustBinaries.gust(restored, ["releases", "cats"]).stdout
+        #expect(listing.contains("built, pruned"), "\(listing)")
+        let refused = try GustBinaries.gust(restored, ["rollback", "cats", "v1"])
+        #expect(refused.status != 0 && refused.output.contains("was pruned"), "\(refused.output)")
+        let rollback = try GustBinaries.gust(restored, ["rollback", "cats"])
+        #expect(rollback.status == 0, "\(rollback.output)")
+        #expect(try HTTPClient.request(port: gustd.port, "POST", "/apps/cats/_/functions/who", body: "{}").text.contains("cats v2"))
+    }
+
+    @Test(.scratchDirectory) func gustdKeepReleasesPrunesAfterEachDeploy() throws {
+        let fixture = try PushFixture(gustdArguments: ["--keep-releases", "0"])
+        let cats = try fixture.workspace("cats")
+        for version in 1...3 {
+            try cats.write("__init__.py", Self.app("cats v\(version)"))
+            try cats.commit("v\(version)")
+            let push = try cats.push(to: fixture.remote)
+            #expect(push.status == 0, "\(push.output)")
+            if version == 3 { #expect(push.stderr.contains("of old artifacts (--keep-releases 0)"), "\(push.stderr)") }
+        }
+        // v3 is live and v2 is what rollback goes back to: only v1's artifact went.
+        let artifacts = try FileManager.default.contentsOfDirectory(atPath: fixture.home.artifacts.path).filter { $0.hasSuffix(".tar.zst") }
+        #expect(artifacts.count == 2, "\(artifacts)")
+        let releases = try fixture.releases()
+        #expect(releases.first { $0["version"] as? Int == 1 }?["pruned"] as? Bool == true, "\(releases)")
+        #expect(releases.first { $0["version"] as? Int == 2 }?["pruned"] as? Bool == false)
+        let rollback = try GustBinaries.gust(fixture.home, ["rollback", "cats"])
+        #expect(rollback.status == 0, "\(rollback.output)")
+        #expect(try fixture.call("POST", "/_/functions/who", body: "{}").text.contains("cats v2"))
+    }
+}

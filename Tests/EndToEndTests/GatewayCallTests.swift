@@ -1,0 +1,166 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// Issue 11, items 5 and 6: what a call carries to its function and back
+/// (X-Forwarded-For, X-Forwarded-Proto, X-Request-Id), gustd's access log, a
+/// body over the limit (413 JSON), and runtime protocol 2's call ids crediting
+/// each line to its own call while Node calls overlap. Real gustd, real pushes,
+/// real Python and Node instances.
+@Suite(.timeLimit(.minutes(20)))
+struct GatewayCallTests {
+    static let python = """
+        import gust
+
+        @gust.handler('headers', methods=['GET'])
+        def headers(request):
+            seen = {k.lower(): v for k, v in request.headers.items()}
+            return {name: seen.get(name) for name in ('x-forwarded-for', 'x-forwarded-proto', 'x-request-id', 'x-gust-call')}
+
+        @gust.op('size')
+        def size(**arguments):
+            return len(arguments.get('blob', ''))
+
+        """
+
+    func pushPython(_ fixture: PushFixture) throws {
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.python)
+        try work.commit("Headers")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+    }
+
+    @Test(.scratchDirectory) func callsCarryForwardedHeadersAndARequestIDAndEachGetsAnAccessLogLine() throws {
+        let accessLog = ScratchDirectory.current.appendingPathComponent("access.log")
+        let fixture = try PushFixture(gustdArguments: ["--access-log", accessLog.path])
+        try pushPython(fixture)
+
+        // gustd is the edge: a client's X-Forwarded-For and X-Forwarded-Proto are not believed.
+        let forged = try fixture.call("GET", "/headers?secret=s3cret", headers: [
+            "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Request-Id": "client-id.42", "X-Gust-Call": "99",
+        ])
+        #expect(forged.status == 200, "\(forged.text)")
+        #expect(forged.json?["x-forwarded-for"] as? String == "127.0.0.1", "\(forged.text)")
+        #expect(forged.json?["x-forwarded-proto"] as? String == "http", "\(forged.text)")
+        #expect(forged.json?["x-request-id"] as? String == "client-id.42", "a sane id is kept: \(forged.text)")
+        #expect(forged.json?["x-gust-call"] is NSNull, "the call id is the runtime's, never a handler's: \(forged.text)")
+        #expect(forged.headers["x-request-id"] == "client-id.42")
+
+        // An id that is too long or holds odd characters is replaced, and the new one echoed.
+        for bad in [String(repeating: "a", count: 200), "two words", "quote\"d"] {
+            let call = try fixture.call("GET", "/headers", headers: ["X-Request-Id": bad])
+            let made = call.headers["x-request-id"] ?? ""
+            #expect(!made.isEmpty && made != bad, "\(bad): \(made)")
+            #expect(call.json?["x-request-id"] as? String == made, "the function sees the id the client gets: \(call.text)")
+        }
+        // Errors carry one too.
+        let missing = try fixture.call("GET", "/nowhere", headers: ["X-Request-Id": "lost-1"])
+        #expect(missing.status == 404 && missing.headers["x-request-id"] == "lost-1")
+
+        // One line per call, without the query string.
+        var lines: [String] = []
+        for _ in 0..<100 {  // the writer thread is asynchronous: at most 5 s
+            lines = ((try? String(contentsOf: accessLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            if lines.contains(where: { $0.contains("id=lost-1") }) { break }
+            usleep(50_000)
+        }
+        let line = try #require(lines.first { $0.hasSuffix("id=client-id.42") }, "\(lines)")
+        #expect(line.contains(" app=cats release=v1 instance="), "\(line)")
+        #expect(line.contains(" method=GET path=/apps/cats/headers status=200 bytes="), "\(line)")
+        #expect(!line.contains("s3cret"), "the query string stays out of the log: \(line)")
+        #expect(line.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "#, options: .regularExpression) != nil, "\(line)")
+        #expect(line.range(of: #" ms=\d+\.\d{3} "#, options: .regularExpression) != nil, "\(line)")
+        let lost = try #require(lines.first { $0.hasSuffix("id=lost-1") }, "\(lines)")
+        #expect(lost.contains(" status=404 "), "\(lost)")
+        #expect(lines.filter { $0.contains(" path=/apps/cats/headers ") }.count == 4, "one line per call: \(lines)")
+        #expect(lines.filter { $0.contains(" path=/apps/cats/nowhere ") }.count == 1, "one line per call: \(lines)")
+    }
+
+    @Test(.scratchDirectory) func aBodyOverTheLimitIs413JSON() throws {
+        let fixture = try PushFixture(gustdArguments: ["--max-body", "1m"])
+        try pushPython(fixture)
+        let small = try fixture.call("POST", "/_/functions/size", body: #"{"blob": "abc"}"#)
+        #expect(small.text == "3", "\(small.text)")
+
+        let blob = String(repeating: "x", count: 2 * 1024 * 1024)
+        let big = try fixture.call("POST", "/_/functions/size", body: #"{"blob": "\#(blob)"}"#)
+        #expect(big.status == 413, "\(big.status) \(big.text.prefix(200))")
+        #expect(big.json?["code"] as? Int == 413, "\(big.text.prefix(200))")
+        #expect(big.headers["content-type"] == "application/json")
+
+        // Sent in chunks, without a length to refuse it by: the same 413 once the limit is passed.
+        let raw = try RawConnection(port: fixture.port)
+        var limit = timeval(tv_sec: 5, tv_usec: 0)  // gustd may stop reading once it has answered
+        setsockopt(raw.fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        raw.send("POST /apps/cats/_/functions/size HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let chunk = String(repeating: "y", count: 64 * 1024)
+        for _ in 0..<32 { raw.send(String(64 * 1024, radix: 16) + "\r\n" + chunk + "\r\n") }
+        raw.send("0\r\n\r\n")
+        let answer = try HTTPClient.parse(Data(raw.readAll(seconds: 5).utf8))
+        #expect(answer.status == 413, "\(answer.status) \(answer.text.prefix(200))")
+        #expect(answer.json?["code"] as? Int == 413, "\(answer.text.prefix(200))")
+        #expect(try fixture.call("POST", "/_/functions/size", body: "{}").text == "0", "the app still answers")
+    }
+
+    static let node = """
+        const gust = require('gust');
+        const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+        gust.op('first', async () => {
+          console.log('first starts');
+          await sleep(400);
+          console.log('first in the middle');
+          process.stderr.write('first in ');
+          process.stderr.write('pieces\\n');
+          await sleep(400);
+          console.log('first ends');
+          return 'first';
+        });
+
+        gust.op('second', async () => {
+          console.log('second starts');
+          await sleep(600);
+          console.log('second ends');
+          return 'second';
+        });
+
+        """
+
+    @Test(.scratchDirectory) func overlappingNodeCallsCreditEachLineToItsOwnCall() throws {
+        let fixture = try PushFixture(app: "dogs")
+        let work = try fixture.workspace("node")
+        try work.write("package.json", #"{"name": "dogs", "main": "index.js"}"#)
+        try work.write("index.js", Self.node)
+        try work.commit("Overlap")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        // One instance taking both calls at once.
+        let scaled = try GustBinaries.gust(fixture.home, ["scale", "dogs", "--min", "1", "--max", "1", "--concurrency", "4"])
+        #expect(scaled.status == 0, "\(scaled.output)")
+        _ = try fixture.call("POST", "/_/functions/second", body: "{}")  // the instance is up before the race
+
+        // first starts; second starts 200 ms later and is still running when first prints its middle lines.
+        let port = fixture.port
+        let first = BackgroundCall { try HTTPClient.request(port: port, "POST", "/apps/dogs/_/functions/first", body: "{}").text }
+        usleep(200_000)
+        let second = try fixture.call("POST", "/_/functions/second", body: "{}")
+        #expect(second.text == #""second""#)
+        #expect(try first.wait(seconds: 10)?.get() == #""first""#)
+
+        var entries: [LogEntry] = []
+        for _ in 0..<40 {
+            entries = AppLog(home: fixture.home, app: try AppName("dogs")).tail(100).filter { $0.line.hasPrefix("first") || $0.line.hasPrefix("second") }
+            if entries.contains(where: { $0.line == "first ends" }) { break }
+            usleep(50_000)
+        }
+        let lines = entries.map { "\($0.function ?? "-"): \($0.line)" }
+        for name in ["first starts", "first in the middle", "first in pieces", "first ends"] {
+            #expect(lines.contains("op first: \(name)"), "\(name) is first's: \(lines)")
+        }
+        #expect(lines.filter { $0.hasSuffix("second starts") }.allSatisfy { $0.hasPrefix("op second:") }, "\(lines)")
+        #expect(entries.allSatisfy { !$0.line.contains("\u{1E}") && !$0.line.contains("\u{1F}") }, "tags are stripped: \(lines)")
+    }
+}
+

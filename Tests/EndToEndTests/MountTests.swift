@@ -1,0 +1,279 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// `gust.mount`: a Flask, a FastAPI and an Express app pushed to a real gustd
+/// answer their own routes, beside an op, a handler and a schedule of the same
+/// app in the same process; a prefix mount sees its prefix stripped; a
+/// streamed answer's first chunk reaches the caller before the rest exists.
+/// Flask and FastAPI come from PyPI through requirements.txt; Express is
+/// Debian's node-express, vendored into the app's node_modules.
+@Suite(.timeLimit(.minutes(20)))
+struct MountTests {
+    /// Appended to each app: a schedule every 2 s that prints `mount-tick` (read from the app's
+    /// log: a sandboxed app writes no host file the test could read).
+    static func ticks(_ fixture: PushFixture, app: String) -> Int {
+        AppLogMarks.wait(fixture.home, app: app, prefix: "mount-tick", seconds: 20) { $0.count >= 2 }.count
+    }
+
+    /// Asks for `path` on a raw connection and reads until `first` arrives
+    /// (at most 30 s), then creates `release`, which the app waits for before
+    /// writing the rest, and reads the rest. Returns (what had arrived when
+    /// `first` did, everything).
+    static func streamed(port: Int, _ path: String, first: String, release: URL) throws -> (early: String, all: String) {
+        let connection = try RawConnection(port: port)
+        connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n")
+        var early = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !early.contains(first), Date() < deadline {
+            early += connection.drain()
+            if !early.contains(first) { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        _ = FileManager.default.createFile(atPath: release.path, contents: Data())
+        return (early, early + connection.readAll(seconds: 30))
+    }
+
+    @Test(.scratchDirectory) func aFlaskAppAnswersItsRoutesBesideItsFunctions() throws {
+        let fixture = try PushFixture(app: "flask")
+        let work = try fixture.workspace("flask", copying: PushFixture.example("python-flask"))
+        let main = try String(contentsOf: work.directory.appendingPathComponent("main.py"), encoding: .utf8)
+        try work.write("main.py", main + """
+
+            gust.mount('/web', web)
+
+
+            @gust.every('2s')
+            def tick():
+                print('mount-tick', flush=True)
+
+            """)
+        try work.commit("Flask beside Gust")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(push.stderr.contains("schedule tidy every 1h"), "\(push.stderr)")
+
+        #expect(try fixture.call("GET", "/").text == "Hello from Flask, through Gust!\n")
+        let todo = try fixture.call("GET", "/todos/1")
+        #expect(todo.status == 200)
+        #expect(todo.json?["script_root"] as? String == "")
+        #expect(todo.json?["path"] as? String == "/todos/1")
+        let added = try fixture.call("POST", "/todos", body: #"{"title": "Buy tuna"}"#, headers: ["Content-Type": "application/json"])
+        #expect(added.status == 201, "\(added.text)")
+        #expect(try fixture.call("POST", "/_/functions/todos:count").json?["count"] as? Int == 2)
+        #expect(try fixture.call("GET", "/status").json?["todos"] as? Int == 2)  // Gust's handler, not Flask's 404
+        #expect(try fixture.call("GET", "/_/health").json?["app"] as? String == "flask")
+
+        // Under a prefix, the prefix is SCRIPT_NAME and Flask routes on the rest.
+        let prefixed = try fixture.call("GET", "/web/todos/1")
+        #expect(prefixed.json?["script_root"] as? String == "/web", "\(prefixed.text)")
+        #expect(prefixed.json?["path"] as? String == "/todos/1")
+
+        #expect(Self.ticks(fixture, app: "flask") >= 2, "the schedule runs beside Flask")
+
+        let release = fixture.root.appendingPathComponent("release-flask")
+        let stream = try Self.streamed(
+            port: fixture.port, "/apps/flask/countdown?until=\(release.path)", first: "three", release: release)
+        #expect(stream.early.contains("three"), "\(stream.early)")
+        #expect(!stream.early.contains("two"), "the first line came alone: \(stream.early)")
+        #expect(stream.all.contains("one"), "\(stream.all)")
+    }
+
+    @Test(.scratchDirectory) func aFastAPIAppAtAPrefixAnswersWithItsRootPathAndLifespan() throws {
+        let fixture = try PushFixture(app: "fast")
+        let work = try fixture.workspace("fast")
+        try work.write("requirements.txt", "fastapi\n")
+        try work.write("main.py", """
+            import asyncio
+            import contextlib
+            import os
+
+            import gust
+            from fastapi import FastAPI, Request
+            from fastapi.responses import StreamingResponse
+
+            @contextlib.asynccontextmanager
+            async def lifespan(app):
+                yield {'db': 'connected'}
+
+            api = FastAPI(lifespan=lifespan)
+
+            @api.get('/items/{item_id}')
+            async def item(item_id: int, request: Request):
+                return {'id': item_id, 'root_path': request.scope['root_path'], 'path': request.url.path,
+                        'db': request.state.db}
+
+            @api.post('/echo')
+            async def echo(request: Request):
+                return {'got': await request.json()}
+
+            @api.get('/countdown')
+            async def countdown(until: str):
+                async def lines():
+                    yield b'three\\n'
+                    for _ in range(400):
+                        if os.path.exists(until):
+                            break
+                        await asyncio.sleep(0.05)
+                    yield b'two\\n'
+                    yield b'one\\n'
+                return StreamingResponse(lines(), media_type='text/plain')
+
+            gust.mount('/api', api)
+
+            @gust.op('hello')
+            def hello(name='world'):
+                return f'hello {name}'
+
+            @gust.every('2s')
+            def tick():
+                print('mount-tick', flush=True)
+
+            """)
+        try work.commit("FastAPI beside Gust")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+
+        let item = try fixture.call("GET", "/api/items/3")
+        #expect(item.status == 200, "\(item.text)")
+        #expect(item.json?["id"] as? Int == 3)
+        #expect(item.json?["root_path"] as? String == "/api")
+        #expect(item.json?["path"] as? String == "/api/items/3")
+        #expect(item.json?["db"] as? String == "connected", "lifespan startup ran: \(item.text)")
+        let echoed = try fixture.call("POST", "/api/echo", body: #"{"a": 1}"#, headers: ["Content-Type": "application/json"])
+        #expect(echoed.text == #"{"got":{"a":1}}"#)
+        #expect(try fixture.call("GET", "/api/nothing").status == 404)
+        #expect(try fixture.call("GET", "/elsewhere").status == 404)  // outside the prefix: nothing serves it
+        #expect(try fixture.call("POST", "/_/functions/hello", body: #"{"name": "fast"}"#).text == #""hello fast""#)
+        #expect(Self.ticks(fixture, app: "fast") >= 2, "the schedule runs beside FastAPI")
+
+        let release = fixture.root.appendingPathComponent("release-fast")
+        let stream = try Self.streamed(
+            port: fixture.port, "/apps/fast/api/countdown?until=\(release.path)", first: "three", release: release)
+        #expect(stream.early.contains("three"), "\(stream.early)")
+        #expect(!stream.early.contains("two"), "the first line came alone: \(stream.early)")
+        #expect(stream.all.contains("one"), "\(stream.all)")
+    }
+
+    @Test(.scratchDirectory) func anExpressAppAnswersItsRoutesBesideItsFunctions() throws {
+        let fixture = try PushFixture(app: "express")
+        let work = try fixture.workspace("express", copying: PushFixture.example("node-express"))
+        // npm's registry may be out of reach: Express is vendored from Debian's node-express,
+        // and package.json lists no dependencies, so the buildpack never calls npm.
+        try Self.vendor("express", into: work.directory.appendingPathComponent("node_modules"))
+        try work.write("package.json", #"{"name": "express-app", "version": "1.0.0", "main": "index.js", "private": true}"#)
+        let index = try String(contentsOf: work.directory.appendingPathComponent("index.js"), encoding: .utf8)
+        try work.write("index.js", index + """
+
+            gust.mount('/web', web);
+            gust.every('2s', function tick() { console.log('mount-tick'); });
+
+            """)
+        try work.commit("Express beside Gust")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(push.stderr.contains("schedule tidy every 1h"), "\(push.stderr)")
+
+        #expect(try fixture.call("GET", "/").text == "Hello from Express, through Gust!\n")
+        let todo = try fixture.call("GET", "/todos/1")
+        #expect(todo.json?["baseUrl"] as? String == "", "\(todo.text)")
+        #expect(todo.json?["path"] as? String == "/todos/1")
+        let added = try fixture.call("POST", "/todos", body: #"{"title": "Buy tuna"}"#, headers: ["Content-Type": "application/json"])
+        #expect(added.status == 201, "\(added.text)")
+        #expect(try fixture.call("POST", "/_/functions/todos:count").json?["count"] as? Int == 2)
+        #expect(try fixture.call("GET", "/status").json?["todos"] as? Int == 2)
+
+        let prefixed = try fixture.call("GET", "/web/todos/1")
+        #expect(prefixed.json?["baseUrl"] as? String == "/web", "\(prefixed.text)")
+        #expect(prefixed.json?["path"] as? String == "/todos/1")
+
+        #expect(Self.ticks(fixture, app: "express") >= 2, "the schedule runs beside Express")
+
+        let release = fixture.root.appendingPathComponent("release-express")
+        let stream = try Self.streamed(
+            port: fixture.port, "/apps/express/countdown?until=\(release.path)", first: "three", release: release)
+        #expect(stream.early.contains("three"), "\(stream.early)")
+        #expect(!stream.early.contains("two"), "the first line came alone: \(stream.early)")
+        #expect(stream.all.contains("one"), "\(stream.all)")
+    }
+
+    /// A streamed answer keeps its instance until its last chunk: with one instance taking one
+    /// call, an op sent while the stream is open runs only after it ends. One whose instance
+    /// dies mid-answer is cut short, and the next call gets a new instance.
+    @Test(.scratchDirectory) func aStreamedAnswerHoldsItsInstanceUntilItEnds() throws {
+        let fixture = try PushFixture(app: "drip")
+        let work = try fixture.workspace("drip")
+        let release = fixture.root.appendingPathComponent("release-drip")
+        try work.write("package.json", #"{"name": "drip", "version": "1.0.0", "main": "index.js", "private": true}"#)
+        try work.write("index.js", """
+            const fs = require('node:fs');
+            const gust = require('gust');
+            gust.mount('/', async (req, res) => {
+              res.writeHead(200, { 'Content-Type': 'text/plain' });
+              res.write('first\\n');
+              if (req.url === '/die') {
+                setTimeout(() => process.exit(3), 200);  // once 'first' is on its way
+                return;
+              }
+              for (let i = 0; i < 400 && !fs.existsSync('\(release.path)'); i++) await new Promise((r) => setTimeout(r, 50));
+              res.end('second\\n');
+            });
+            // Whether the stream was over when this op ran.
+            gust.op('ranAfterRelease', () => fs.existsSync('\(release.path)'));
+
+            """)
+        try work.commit("Drip")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(try GustBinaries.gust(fixture.home, ["scale", "drip", "--min", "1", "--max", "1", "--concurrency", "1"]).status == 0)
+
+        let connection = try RawConnection(port: fixture.port)
+        connection.send("GET /apps/drip/drip HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        var early = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !early.contains("first"), Date() < deadline {
+            early += connection.drain()
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(early.contains("first"), "\(early)")
+        let port = fixture.port
+        let op = BackgroundCall { try HTTPClient.request(port: port, "POST", "/apps/drip/_/functions/ranAfterRelease") }
+        Thread.sleep(forTimeInterval: 0.5)  // gives the op a chance to overtake, which it must not take
+        _ = FileManager.default.createFile(atPath: release.path, contents: Data())
+        #expect((early + connection.readAll(seconds: 30)).contains("second"))
+        let ran = op.wait(seconds: 30)
+        #expect((try? ran?.get())?.text == "true", "the op ran once the stream had ended: \(String(describing: ran))")
+
+        // An instance that dies mid-answer: the answer is cut short; the next call starts another.
+        let died = try RawConnection(port: fixture.port)
+        died.send("GET /apps/drip/die HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        let cut = died.readAll(seconds: 30)
+        #expect(cut.contains("first") && !cut.contains("0\r\n\r\n"), "\(cut)")
+        #expect(try fixture.call("POST", "/_/functions/ranAfterRelease").text == "true")
+    }
+
+    /// Copies Debian's `package` and everything it depends on from /usr/share/nodejs
+    /// (or /usr/lib/nodejs) into `modules`, as `npm install` would have.
+    static func vendor(_ package: String, into modules: URL) throws {
+        let roots = ["/usr/share/nodejs", "/usr/lib/nodejs"]
+        var pending = [package]
+        var copied: Set<String> = []
+        while let name = pending.popLast() {
+            guard copied.insert(name).inserted else { continue }
+            guard let source = roots.map({ "\($0)/\(name)" }).first(where: { FileManager.default.fileExists(atPath: "\($0)/package.json") }) else {
+                throw VendorError(description: "\(name) is not in /usr/share/nodejs: install node-express (scripts/install-deps.sh)")
+            }
+            let target = modules.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let copy = try Command.run("cp", ["-rL", source, target.path])
+            guard copy.status == 0 else { throw VendorError(description: "cp \(source): \(copy.stderr)") }
+            let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(source)/package.json")))
+            pending += ((manifest as? [String: Any])?["dependencies"] as? [String: Any])?.keys.map { $0 } ?? []
+        }
+    }
+}
+
+/// A package `vendor` cannot copy.
+struct VendorError: Error, CustomStringConvertible {
+    var description: String
+}

@@ -1,0 +1,224 @@
+import Foundation
+import GustCore
+import GustTesting
+import Synchronization
+import Testing
+
+/// Python instances forked from their release's zygote, behind a real gustd:
+/// each fork its own instance id, random state, records token and output; an
+/// app that starts a thread at import still served (each instance a fresh
+/// interpreter); the zygote stopped after zygote-idle, restarted after a
+/// SIGKILL, and gone with gustd. All with `--sandbox none`: under the sandbox no
+/// zygote starts (it would run app code outside it), which the last test checks.
+@Suite(.timeLimit(.minutes(20)))
+struct ZygoteTests {
+    static let app = """
+        import hashlib
+        import os
+        import random
+        import time
+
+        import gust
+
+        def describe():
+            token = os.environ.get('GUST_RECORDS_TOKEN', '')
+            return {'pid': os.getpid(), 'parent': os.getppid(), 'instance': os.environ['GUST_INSTANCE'],
+                    'random': random.random(), 'token': hashlib.sha256(token.encode()).hexdigest()}
+
+        @gust.op('whoami')
+        def whoami(seconds=0):
+            time.sleep(seconds)
+            me = describe()
+            print('hello from', me['instance'], flush=True)
+            me['saved'] = gust.records.save('visit', {'instance': me['instance']}).get('instance')
+            return me
+        """
+
+    func deployed(_ source: String = Self.app, sandbox: String = "none") throws -> PushFixture {
+        let fixture = try PushFixture(gustdArguments: ["--sandbox", sandbox])
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", source)
+        try work.commit("One")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        return fixture
+    }
+
+    func scale(_ fixture: PushFixture, _ arguments: [String]) throws {
+        let result = try GustBinaries.gust(fixture.home, ["scale", "cats"] + arguments)
+        #expect(result.status == 0, "\(result.output)")
+    }
+
+    func whoami(_ fixture: PushFixture, seconds: Double = 0) throws -> [String: Any] {
+        let answer = try fixture.call("POST", "/_/functions/whoami", body: #"{"seconds": \#(seconds)}"#)
+        #expect(answer.status == 200, "\(answer.text)")
+        return answer.json ?? [:]
+    }
+
+    func ps(_ fixture: PushFixture) throws -> [InstanceStatus] {
+        let result = try GustBinaries.gust(fixture.home, ["ps", "cats", "--json"])
+        return (try? JSONDecoder().decode([InstanceStatus].self, from: Data(result.stdout.utf8))) ?? []
+    }
+
+    func logs(_ fixture: PushFixture) throws -> String {
+        try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "500"]).stdout
+    }
+
+    /// Waits (at most `seconds`, in 50 ms steps) for `condition`.
+    func eventually(within seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+        for _ in 0..<Int(seconds * 20) {
+            if try condition() { return true }
+            usleep(50_000)
+        }
+        return try condition()
+    }
+
+    static func commandLine(of pid: Int32) -> String {
+        let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
+        return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+    }
+
+    static func environment(of pid: Int32) -> [String] {
+        let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") ?? Data()
+        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    @Test(.scratchDirectory) func twoForksHaveTheirOwnInstanceRandomStateTokenAndOutput() throws {
+        let fixture = try deployed()
+        try scale(fixture, ["--min", "2", "--max", "2"])
+        let answers = Mutex([[String: Any]]())
+        _ = InstancePoolTests.onThreads(2) { _ in
+            let answer = try? HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/whoami", body: #"{"seconds": 0.5}"#)
+            answers.withLock { $0.append(answer?.json ?? [:]) }
+        }
+        let (first, second) = answers.withLock { ($0[0], $0[1]) }
+        let instances = [first["instance"] as? String, second["instance"] as? String]
+        #expect(instances[0] != nil && instances[0] != instances[1], "two instances answered: \(instances)")
+        #expect(first["random"] as? Double != second["random"] as? Double, "each fork has its own random state")
+        #expect(first["token"] as? String != second["token"] as? String, "each fork has its own records token")
+        #expect(first["saved"] as? String == instances[0] && second["saved"] as? String == instances[1], "each wrote a record with it")
+
+        // Both are forks of one zygote: a Python process that is not gustd, holding no instance's id.
+        let zygote = try #require((first["parent"] as? Int).map(Int32.init))
+        #expect(second["parent"] as? Int == Int(zygote), "\(first) \(second)")
+        #expect(zygote != fixture.gustd?.pid)
+        #expect(Self.commandLine(of: zygote).contains("gust.server"), "\(Self.commandLine(of: zygote))")
+        // What gustd's straggler scan reads: each fork shows its own id, not the zygote's.
+        for answer in [first, second] {
+            let pid = try #require((answer["pid"] as? Int).map(Int32.init))
+            let id = try #require(answer["instance"] as? String)
+            #expect(Self.environment(of: pid).contains("GUST_INSTANCE=\(id)"))
+            #expect(!Self.environment(of: pid).contains { $0.hasPrefix("GUST_INTERNAL_TOKEN=") })
+        }
+        // Each fork's output reaches the app's log, credited to that fork.
+        let found = try eventually(within: 5) {
+            let log = try logs(fixture)
+            return instances.compactMap { $0 }.allSatisfy { log.contains("\($0) [op whoami] hello from \($0)") }
+        }
+        let log = try logs(fixture)
+        #expect(found, "\(log)")
+    }
+
+    @Test(.scratchDirectory) func anAppThatStartsAThreadAtImportIsServedWithoutAZygote() throws {
+        let fixture = try deployed("""
+            import os
+            import threading
+            import time
+
+            import gust
+
+            ticks = []
+            threading.Thread(target=lambda: [ticks.append(time.sleep(0.01)) for _ in iter(int, 1)], daemon=True, name='ticker').start()
+
+            @gust.op('whoami')
+            def whoami():
+                return {'parent': os.getppid(), 'ticks': len(ticks)}
+            """)
+        let answer = try fixture.call("POST", "/_/functions/whoami", body: "{}")
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(answer.json?["parent"] as? Int == fixture.gustd.map { Int($0.pid) }, "started by gustd itself: \(answer.text)")
+        #expect((answer.json?["ticks"] as? Int ?? 0) > 0, "its thread runs: \(answer.text)")
+        let log = try logs(fixture)
+        #expect(log.contains("fresh interpreter") && log.contains("1 thread(s) at import (ticker)"), "\(log)")
+    }
+
+    @Test(.scratchDirectory) func scaledToZeroTheInstanceStopsAfterIdleThenTheZygoteAfterZygoteIdle() throws {
+        let fixture = try deployed()
+        try scale(fixture, ["--min", "0", "--idle", "1s"])  // zygote-idle: 4 s
+        let first = try whoami(fixture)
+        let instance = try #require((first["pid"] as? Int).map(Int32.init))
+        let zygote = try #require((first["parent"] as? Int).map(Int32.init))
+        #expect(eventually(within: 10) { !GustdProcess.isAlive(instance) }, "the instance stops after idle")
+        #expect(GustdProcess.isAlive(zygote), "the zygote outlives its instances")
+        let resident = try whoami(fixture)
+        #expect(resident["parent"] as? Int == Int(zygote), "the next call is a fork of the resident zygote")
+        let forked = try #require((resident["pid"] as? Int).map(Int32.init))
+        #expect(eventually(within: 20) { !GustdProcess.isAlive(forked) && !GustdProcess.isAlive(zygote) }, "the zygote stops after zygote-idle")
+        #expect(try logs(fixture).contains("zygote-idle"))
+        let next = try whoami(fixture)
+        #expect(next["parent"] as? Int != Int(zygote), "a new zygote forks the next instance")
+    }
+
+    @Test(.scratchDirectory) func aZygoteKilledWithSIGKILLIsReplacedAndThePoolKeepsServing() throws {
+        let fixture = try deployed()
+        try scale(fixture, ["--max", "2"])
+        let first = try whoami(fixture)
+        let instance = try #require((first["pid"] as? Int).map(Int32.init))
+        let zygote = try #require((first["parent"] as? Int).map(Int32.init))
+        kill(zygote, SIGKILL)
+        #expect(eventually(within: 5) { !GustdProcess.isAlive(zygote) })
+        let orphan = try whoami(fixture)
+        #expect(orphan["pid"] as? Int == Int(instance), "its fork keeps serving without it")
+        kill(-instance, SIGKILL)
+        // Once its pool has seen it go (a call sent before then is a 502, as for any instance that dies).
+        #expect(try eventually(within: 10) { try !ps(fixture).contains { $0.pid == Int(instance) } })
+        let next = try whoami(fixture)
+        let parent = try #require((next["parent"] as? Int).map(Int32.init))
+        #expect(parent != zygote && parent != fixture.gustd?.pid, "a new zygote forked it: \(next)")
+        #expect(GustdProcess.isAlive(parent))
+    }
+
+    @Test(.scratchDirectory) func sigtermLeavesNoZygoteAndNoForkBehind() throws {
+        let fixture = try deployed()
+        try scale(fixture, ["--min", "2", "--max", "2"])
+        let gustd = try #require(fixture.gustd)
+        let answers = Mutex([[String: Any]]())
+        _ = InstancePoolTests.onThreads(2) { _ in
+            let answer = try? HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/whoami", body: #"{"seconds": 0.3}"#)
+            answers.withLock { $0.append(answer?.json ?? [:]) }
+        }
+        let pids: [Int32] = answers.withLock { $0 }.flatMap { [$0["pid"] as? Int, $0["parent"] as? Int] }.compactMap { $0.map { Int32($0) } }
+        #expect(Set(pids).count == 3, "two forks and their zygote: \(pids)")
+        #expect(gustd.terminate(within: 20) == 0)
+        for pid in Set(pids) { #expect(!GustdProcess.isAlive(pid), "\(pid) (\(Self.commandLine(of: pid))) outlived gustd") }
+    }
+
+    /// A zygote would import the app as gustd's user, outside any sandbox: under
+    /// `--sandbox bubblewrap` the release's zygote is bypassed, with the reason
+    /// in the app's log, and each instance is a sandboxed interpreter of its own.
+    @Test(.scratchDirectory) func underTheSandboxNoZygoteRunsAndEachInstanceStartsSandboxed() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") else {
+            print("ZygoteTests: the sandbox's case skipped, bubblewrap is not installed (scripts/install-deps.sh)")
+            return
+        }
+        let fixture = try deployed(sandbox: "bubblewrap")
+        try scale(fixture, ["--min", "2", "--max", "2"])
+        let answers = Mutex([[String: Any]]())
+        _ = InstancePoolTests.onThreads(2) { _ in
+            let answer = try? HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/whoami", body: #"{"seconds": 0.3}"#)
+            answers.withLock { $0.append(answer?.json ?? [:]) }
+        }
+        let (first, second) = answers.withLock { ($0[0], $0[1]) }
+        #expect(first["instance"] as? String != nil && first["instance"] as? String != second["instance"] as? String, "\(first) \(second)")
+        let log = try logs(fixture)
+        #expect(log.contains("not forked from a zygote: the sandbox"), "\(log)")
+        // No zygote's record, and every instance's first process is bwrap's wrapper, not a Python runtime.
+        let records = fixture.home.run.appendingPathComponent("instances")
+        let json = try FileManager.default.contentsOfDirectory(atPath: records.path).filter { $0.hasSuffix(".json") }
+        #expect(json.count == 2, "\(json)")
+        for name in json {
+            let text = try String(contentsOf: records.appendingPathComponent(name), encoding: .utf8)
+            #expect(!text.contains("zygote"), "\(text)")
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import GustCore
+import Testing
+
+/// How `gust limits` and gustd's flags read sizes, CPU shares and process counts.
+@Suite struct LimitSizeTests {
+    @Test func sizesUseBinaryUnits() throws {
+        #expect(try LimitSize.parseBytes("64M") == 64 << 20)
+        #expect(try LimitSize.parseBytes("256m") == 256 << 20)
+        #expect(try LimitSize.parseBytes("1G") == 1 << 30)
+        #expect(try LimitSize.parseBytes("1GiB") == 1 << 30)
+        #expect(try LimitSize.parseBytes("512KB") == 512 << 10)
+        #expect(try LimitSize.parseBytes("1.5G") == 3 << 29)
+        #expect(try LimitSize.parseBytes("4096") == 4096)
+        #expect(try LimitSize.parseBytes("none") == nil)
+        #expect(try LimitSize.parseBytes("0") == nil)
+        for bad in ["", "M", "-1M", "1X", "1 M M", "abc", "1e3M"] {
+            #expect(throws: GustError.self, "\(bad)") { try LimitSize.parseBytes(bad) }
+        }
+    }
+
+    @Test func sizesPrintTheirShortestExactForm() {
+        #expect(LimitSize.format(64 << 20) == "64M")
+        #expect(LimitSize.format(1 << 30) == "1G")
+        #expect(LimitSize.format(3 << 29) == "1.5G")
+        #expect(LimitSize.format(1000) == "1000B")
+        #expect(LimitSize.spoken(64 << 20) == "64 MB")
+        #expect(LimitSize.spoken(1000) == "1000 bytes")
+    }
+
+    @Test func cpuSharesAreThousandthsOfACore() throws {
+        #expect(try LimitSize.parseCPU("0.5") == 500)
+        #expect(try LimitSize.parseCPU("2") == 2000)
+        #expect(try LimitSize.parseCPU("250m") == 250)
+        #expect(try LimitSize.parseCPU("0.2") == 200)
+        #expect(try LimitSize.parseCPU("none") == nil)
+        for bad in ["0.001", "-1", "half", "1.5.2", ""] {
+            #expect(throws: GustError.self, "\(bad)") { try LimitSize.parseCPU(bad) }
+        }
+        #expect(LimitSize.formatCPU(500) == "0.5")
+        #expect(LimitSize.formatCPU(2000) == "2")
+    }
+
+    @Test func processCountsLeaveARuntimeItsThreads() throws {
+        #expect(try LimitSize.parsePids("64") == 64)
+        #expect(throws: GustError.self) { try LimitSize.parsePids("4") }
+        #expect(throws: GustError.self) { try LimitSize.parsePids("lots") }
+    }
+
+    @Test func anAppsOwnLimitsWinOverDefaultsAndCeilingsNameWhatIsOver() {
+        let own = AppLimits(memory: 1 << 30, cpuMillis: 500)
+        let defaults = AppLimits(memory: 256 << 20, cpuMillis: 1000, pids: 64, tmp: 64 << 20, disk: 1 << 30)
+        #expect(own.over(defaults) == AppLimits(memory: 1 << 30, cpuMillis: 500, pids: 64, tmp: 64 << 20, disk: 1 << 30))
+        let ceilings = AppLimits(memory: 512 << 20, cpuMillis: 500)
+        #expect(own.exceeding(ceilings) == ["--memory 1G (ceiling 512M)"])
+        #expect(AppLimits(pids: 10_000).exceeding(ceilings).isEmpty, "no ceiling set: no cap")
+        #expect(defaults.summary == "memory 256M, cpu 1, pids 64, tmp 64M, disk 1G")
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// `gust releases prune` frees old artifacts but never what serves or what
+/// `gust rollback` would go back to, nor an artifact a kept release shares.
+@Suite struct ReleaseRetentionTests {
+    /// An app with releases v1…vN, each its own artifact file (a failed one has none), `live` live.
+    func app(_ store: Store, _ name: String, statuses: [Release.Status], live: Int, sharing: [Int: Int] = [:]) throws -> AppName {
+        let app = try AppName(name)
+        _ = try store.createApp(app)
+        for (index, status) in statuses.enumerated() {
+            let version = index + 1
+            guard status != .failed else {
+                try store.recordRelease(app, NewRelease(status: .failed, description: "v\(version)", error: "boom"))
+                continue
+            }
+            let digest = "\(name)-\(sharing[version] ?? version)"
+            let file = store.home.artifact(digest: digest, fileExtension: "tar.zst")
+            if !FileManager.default.fileExists(atPath: file.path) { try Data(repeating: 7, count: 100).write(to: file) }
+            try store.recordRelease(app, NewRelease(status: .built, artifact: digest, artifactSize: 100, description: "v\(version)"))
+        }
+        try store.setLive(app, version: live)
+        return app
+    }
+
+    func artifactExists(_ store: Store, _ digest: String) -> Bool {
+        FileManager.default.fileExists(atPath: store.home.artifact(digest: digest, fileExtension: "tar.zst").path)
+    }
+
+    @Test(.scratchDirectory) func keepZeroStillKeepsTheLiveReleaseAndTheRollbackTarget() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        // v4 failed, so `gust rollback` from v5 goes to v3.
+        let cats = try app(store, "cats", statuses: [.built, .built, .built, .failed, .built], live: 5)
+        let (plan, freed) = try store.pruneArtifacts(cats, keep: 0)
+        #expect(plan.kept == [5, 3])
+        #expect(plan.pruned == [2, 1])
+        #expect(freed == 200)
+        #expect(artifactExists(store, "cats-5") && artifactExists(store, "cats-3"))
+        #expect(!artifactExists(store, "cats-2") && !artifactExists(store, "cats-1"))
+        // Rows and logs stay; a second prune finds nothing more to free.
+        #expect(try store.releases(cats).count == 5)
+        #expect(try store.pruneArtifacts(cats, keep: 0).freed == 0)
+    }
+
+    @Test(.scratchDirectory) func releasesNewerThanTheLiveOneAndTheNewestNAreKept() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        // Rolled back to v2 (as v4, sharing v2's artifact); v5 is a push not yet switched to.
+        let cats = try app(store, "cats", statuses: [.built, .built, .built, .built, .built], live: 4, sharing: [4: 2])
+        let (plan, _) = try store.pruneArtifacts(cats, keep: 1)
+        #expect(plan.kept == [5, 4, 3])
+        #expect(plan.pruned == [2, 1])
+        // v2's artifact is the live release's too: it stays.
+        #expect(artifactExists(store, "cats-2"))
+        #expect(!artifactExists(store, "cats-1"))
+        #expect(artifactExists(store, "cats-5") && artifactExists(store, "cats-3"))
+    }
+
+    @Test func planOfAnAppWithNothingLive() throws {
+        #expect(ReleaseRetention.plan([], live: nil, keep: 3) == .init(kept: [], pruned: []))
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// `scripts/install.sh` against a scratch root (`--root`), with real useradd,
+/// sshd, systemd-analyze and git: a second run changes nothing, what it did
+/// not create is refused, sshd reads its Match block as meant, the unit
+/// verifies, and a push over ssh through what it installed goes live.
+@Suite(.serialized, .timeLimit(.minutes(20)))
+struct InstallerTests {
+    static var script: String { GustBinaries.sourceRoot.appendingPathComponent("scripts/install.sh").path }
+    static var unit: URL { GustBinaries.sourceRoot.appendingPathComponent("contrib/systemd/gustd.service") }
+
+    /// A scratch root holding the files useradd and the installer read: this machine's users and sshd config.
+    static func scratchRoot(_ directory: URL, sshdConfig: String? = nil) throws -> URL {
+        let root = directory.appendingPathComponent("root")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("etc/ssh/sshd_config.d"), withIntermediateDirectories: true)
+        for file in ["passwd", "group", "shadow", "gshadow", "login.defs", "subuid", "subgid"]
+        where FileManager.default.fileExists(atPath: "/etc/\(file)") {
+            try FileManager.default.copyItem(atPath: "/etc/\(file)", toPath: root.appendingPathComponent("etc/\(file)").path)
+        }
+        let config = sshdConfig ?? "Include /etc/ssh/sshd_config.d/*.conf\nPort 22\n"
+        try config.write(to: root.appendingPathComponent("etc/ssh/sshd_config"), atomically: true, encoding: .utf8)
+        return root
+    }
+
+    static func install(_ root: URL, _ extra: [String] = []) throws -> CommandResult {
+        try Command.run("/bin/bash", [script, "--root", root.path, "--bin", GustBinaries.directory.path] + extra, timeout: 600)
+    }
+
+    /// Every file under `root` with its checksum, mode and owner: what "changes nothing" compares.
+    static func fingerprint(_ root: URL) throws -> String {
+        let listing = try Command.run("/bin/sh", ["-c", "cd \"$1\" && find . -printf '%p %m %U:%G\\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum", "sh", root.path])
+        #expect(listing.status == 0, "\(listing.stderr)")
+        return listing.stdout
+    }
+
+    @Test(.scratchDirectory) func theUnitPassesSystemdAnalyzeVerify() throws {
+        // verify needs ExecStart to exist; it reports problems on stderr (and still exits 0 for most).
+        let text = try String(contentsOf: Self.unit, encoding: .utf8)
+        #expect(text.contains("ExecStart=/usr/local/bin/gustd "))
+        let copy = ScratchDirectory.current.appendingPathComponent("gustd.service")
+        try text.replacingOccurrences(of: "ExecStart=/usr/local/bin/gustd", with: "ExecStart=\(GustBinaries.gustd)")
+            .write(to: copy, atomically: true, encoding: .utf8)
+        let verified = try Command.run("systemd-analyze", ["verify", copy.path])
+        #expect(verified.status == 0 && verified.stderr.isEmpty, "\(verified.output)")
+        for directive in ["Restart=on-failure", "KillSignal=SIGTERM", "KillMode=mixed", "Delegate=yes", "LimitNOFILE="] {
+            #expect(text.contains("\n\(directive)"), "\(directive)")
+        }
+        for directive in ["NoNewPrivileges", "RestrictNamespaces", "SystemCallFilter", "ProtectKernelTunables", "ProtectControlGroups"] {
+            #expect(!text.contains("\n\(directive)="), "\(directive) would break the sandbox")
+        }
+        // Longer than gustd's own bound on its drain: the function limit (15 s) + the stop grace (3 s) + 5 s.
+        let stop = try #require(text.split(separator: "\n").first { $0.hasPrefix("TimeoutStopSec=") })
+        #expect(Int(stop.dropFirst("TimeoutStopSec=".count).dropLast()) ?? 0 > 23)
+
+        // A unit systemd would not take fails the same check: the check is real.
+        try text.replacingOccurrences(of: "ExecStart=/usr/local/bin/gustd", with: "ExecStart=\(GustBinaries.gustd)")
+            .replacingOccurrences(of: "KillMode=mixed", with: "KillMode=sometimes")
+            .write(to: copy, atomically: true, encoding: .utf8)
+        #expect(try !Command.run("systemd-analyze", ["verify", copy.path]).stderr.isEmpty)
+    }
+
+    @Test(.scratchDirectory) func installingTwiceChangesNothingAndAPushOverSSHGoesLive() throws {
+        let scratch = ScratchDirectory.current
+        let root = try Self.scratchRoot(scratch)
+        let admin = try SSHKeyPair.generate(in: scratch, name: "alice")
+        let first = try Self.install(root, ["--admin-key", admin.publicKey.path, "--admin-name", "alice"])
+        #expect(first.status == 0, "\(first.output)")
+        let installed = try Self.fingerprint(root)
+
+        let second = try Self.install(root, ["--admin-key", admin.publicKey.path, "--admin-name", "alice"])
+        #expect(second.status == 0, "\(second.output)")
+        #expect(second.stdout.contains("Nothing to change"), "\(second.stdout)")
+        #expect(try Self.fingerprint(root) == installed, "the second run changed files")
+
+        // The user, its sandbox ids, its home.
+        let passwd = try String(contentsOf: root.appendingPathComponent("etc/passwd"), encoding: .utf8)
+        let entry = try #require(passwd.split(separator: "\n").first { $0.hasPrefix("gust:") })
+        #expect(entry.hasSuffix(":/home/gust:/bin/sh"), "\(entry)")
+        #expect(try String(contentsOf: root.appendingPathComponent("etc/subuid"), encoding: .utf8).contains("gust:"))
+        #expect(try String(contentsOf: root.appendingPathComponent("etc/subgid"), encoding: .utf8).contains("gust:"))
+
+        // sshd itself reads the installed block: gust's keys come from GUST_HOME, anyone else's as before.
+        let sshd = scratch.appendingPathComponent("sshd-check")
+        try FileManager.default.createDirectory(at: sshd, withIntermediateDirectories: true)
+        let hostKey = try SSHKeyPair.generate(in: sshd, name: "host")
+        let config = sshd.appendingPathComponent("sshd_config")
+        try "HostKey \(hostKey.privateKey.path)\nInclude \(root.path)/etc/ssh/sshd_config.d/gust.conf\n".write(to: config, atomically: true, encoding: .utf8)
+        #expect(try Command.run(SSHServer.executable, ["-t", "-f", config.path]).status == 0)
+        let forGust = try Command.run(SSHServer.executable, ["-T", "-C", "user=gust,host=laptop,addr=127.0.0.1", "-f", config.path]).stdout
+        #expect(forGust.contains("authorizedkeysfile /home/gust/.gust/ssh/authorized_keys"), "\(forGust)")
+        #expect(forGust.contains("permittty no") && forGust.contains("disableforwarding yes"))
+        let forOthers = try Command.run(SSHServer.executable, ["-T", "-C", "user=alice,host=laptop,addr=127.0.0.1", "-f", config.path]).stdout
+        #expect(!forOthers.contains("/home/gust/.gust"))
+
+        // The installed unit verifies too (its ExecStart pointed at the scratch root's gustd).
+        let unit = try String(contentsOf: root.appendingPathComponent("etc/systemd/system/gustd.service"), encoding: .utf8)
+        let unitCopy = scratch.appendingPathComponent("installed.service")
+        try unit.replacingOccurrences(of: "ExecStart=/usr/local/bin/gustd", with: "ExecStart=\(root.path)/usr/local/bin/gustd")
+            .write(to: unitCopy, atomically: true, encoding: .utf8)
+        let verified = try Command.run("systemd-analyze", ["verify", unitCopy.path])
+        #expect(verified.status == 0 && verified.stderr.isEmpty, "\(verified.output)")
+
+        // A push over ssh with the admin key, through everything the installer put down: the keys
+        // file and its forced command, the installed gust, gust-receive, hooks and buildpacks, and
+        // gustd. (This sshd logs in the test's own user: the scratch root's gust exists only there.)
+        let home = GustHome(path: root.path + "/home/gust/.gust")
+        let server = try SSHServer(authorizedKeys: home.authorizedKeys, directory: scratch.appendingPathComponent("sshd"))
+        defer { server.stop() }
+        let gustd = try GustdProcess(home: home, executable: root.path + "/usr/local/bin/gustd")
+        defer { gustd.stop() }
+        let work = try GitWorkspace(at: scratch.appendingPathComponent("work"), copying: GustBinaries.sourceRoot.appendingPathComponent("examples/python-cats"))
+        try work.commit("Cats")
+        let push = try work.push(to: server.url("cats.git"), environment: ["GIT_SSH_COMMAND": SSHServer.gitSSHCommand(key: admin.privateKey)])
+        #expect(push.status == 0, "\(push.output)\n\(server.logText)")
+        #expect(push.stderr.contains("v1 is live"), "\(push.stderr)")
+        let hook = try String(contentsOf: home.repository(try AppName("cats")).appendingPathComponent("hooks/pre-receive"), encoding: .utf8)
+        #expect(hook.contains(root.path + "/usr/local/bin/gust-receive"), "\(hook)")
+        #expect(try HTTPClient.request(port: gustd.port, "GET", "/apps/cats/_/health").status == 200)
+    }
+
+    @Test(.scratchDirectory) func aMatchBlockOrAFileItDidNotWriteIsRefused() throws {
+        let foreign = "Include /etc/ssh/sshd_config.d/*.conf\nMatch User gust\n    AuthorizedKeysFile /srv/keys\n"
+        let root = try Self.scratchRoot(ScratchDirectory.current.appendingPathComponent("a"), sshdConfig: foreign)
+        let passwd = try String(contentsOf: root.appendingPathComponent("etc/passwd"), encoding: .utf8)
+        let refused = try Self.install(root)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("/etc/ssh/sshd_config already has a Match block for the user gust"), "\(refused.output)")
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("etc/ssh/sshd_config.d/gust.conf").path))
+        #expect(try String(contentsOf: root.appendingPathComponent("etc/ssh/sshd_config"), encoding: .utf8) == foreign)
+        // Refused before anything changed: no user, no manifest.
+        #expect(try String(contentsOf: root.appendingPathComponent("etc/passwd"), encoding: .utf8) == passwd)
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("var/lib/gust").path))
+
+        // A unit an admin wrote is not overwritten.
+        let other = try Self.scratchRoot(ScratchDirectory.current.appendingPathComponent("b"))
+        let unit = other.appendingPathComponent("etc/systemd/system/gustd.service")
+        try FileManager.default.createDirectory(at: unit.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try "[Service]\nExecStart=/opt/mine\n".write(to: unit, atomically: true, encoding: .utf8)
+        let kept = try Self.install(other)
+        #expect(kept.status != 0)
+        #expect(kept.stderr.contains("/etc/systemd/system/gustd.service exists and was not written by this installer"), "\(kept.output)")
+        #expect(try String(contentsOf: unit, encoding: .utf8) == "[Service]\nExecStart=/opt/mine\n")
+    }
+}

@@ -1,0 +1,169 @@
+"""ASGI mounts (FastAPI, Starlette): one event loop on a thread of its own, requests and the lifespan protocol.
+
+gust/mounts.py routes a request here and writes the answer; each request runs as
+a coroutine on the loop while the connection's thread waits for it, so a Python
+instance still serves one request at a time.
+"""
+
+import asyncio
+import signal
+import sys
+import threading
+import traceback
+import urllib.parse
+
+
+def _header(headers, name, default=None):
+    return next((v for k, v in headers if k.lower() == name), default)
+
+
+_loop = None
+_loop_lock = threading.Lock()
+
+
+def _event_loop():
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="gust-asgi", daemon=True).start()
+        return _loop
+
+
+def _run(coroutine, timeout=None):
+    return asyncio.run_coroutine_threadsafe(coroutine, _event_loop()).result(timeout)
+
+
+def serve(mounted, method, path, query, headers, body, answer):
+    """Serves one HTTP request with an ASGI mount, on the event loop; returns when it is answered."""
+    _run(_request(mounted, method, path, query, headers, body, answer))
+
+
+async def _request(mounted, method, path, query, headers, body, answer):
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    scheme = _header(headers, "x-forwarded-proto", "http")
+    host = _header(headers, "x-forwarded-host") or _header(headers, "host", "localhost")
+    server_name, _, port = host.partition(":")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": scheme,
+        "path": path,
+        "raw_path": urllib.parse.quote(path).encode(),
+        "root_path": "" if mounted.prefix == "/" else mounted.prefix,
+        "query_string": query.encode("latin-1"),
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        "client": None,
+        "server": (server_name, int(port) if port.isdigit() else (443 if scheme == "https" else 80)),
+        "state": dict(mounted.state),
+    }
+
+    async def receive():
+        if body.remaining > 0:
+            chunk = await loop.run_in_executor(None, body.read, 65536)
+            return {"type": "http.request", "body": chunk, "more_body": body.remaining > 0}
+        if not getattr(receive, "ended", False):
+            receive.ended = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        kind = message["type"]
+        if kind == "http.response.start":
+            answer.status = message["status"]
+            answer.headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", [])]
+        elif kind == "http.response.body":
+            chunk, more = message.get("body", b""), message.get("more_body", False)
+            if not answer.started:
+                await loop.run_in_executor(None, answer.start, answer.status, answer.headers, None if more else chunk)
+            await loop.run_in_executor(None, answer.write, chunk)
+            if not more:
+                await loop.run_in_executor(None, answer.finish)
+                done.set()
+
+    try:
+        await mounted.app(scope, receive, send)
+    finally:
+        done.set()
+    if not answer.started:
+        raise RuntimeError(f"the ASGI application at {mounted.prefix} returned without answering")
+
+
+async def _lifespan(mounted, events):
+    """Runs the lifespan protocol for one ASGI mount: startup, then shutdown when told."""
+    queue = asyncio.Queue()
+    outcome = {}
+    started = asyncio.Event()
+    stopped = asyncio.Event()
+
+    async def receive():
+        return await queue.get()
+
+    async def send(message):
+        kind = message["type"]
+        if kind.startswith("lifespan.startup."):
+            outcome["startup"] = message
+            started.set()
+        elif kind.startswith("lifespan.shutdown."):
+            outcome["shutdown"] = message
+            stopped.set()
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": mounted.state}
+
+    async def run():
+        try:
+            await mounted.app(scope, receive, send)
+        except Exception:  # noqa: BLE001 - an app without lifespan support raises on the scope: allowed
+            if "startup" not in outcome:
+                outcome["unsupported"] = traceback.format_exc()
+        finally:
+            started.set()
+            stopped.set()
+
+    task = asyncio.ensure_future(run())
+    await queue.put({"type": "lifespan.startup"})
+    await started.wait()
+    message = outcome.get("startup")
+    if message and message["type"] == "lifespan.startup.failed":
+        raise RuntimeError(f"the ASGI application at {mounted.prefix} failed to start: {message.get('message', '')}")
+    events.append((queue, stopped, task))
+
+
+def start(mounts):
+    """Runs the lifespan startup of each ASGI mount (raising if one fails) and arranges their shutdown on SIGTERM."""
+    if not mounts:
+        return
+    for mounted in mounts:
+        _run(_lifespan(mounted, _lifespans))
+    global _stopping_on_sigterm
+    if not _stopping_on_sigterm and threading.current_thread() is threading.main_thread():
+        _stopping_on_sigterm = True
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_term(signum, frame):
+            stop()
+            if callable(previous):
+                previous(signum, frame)
+            raise SystemExit(0)
+        signal.signal(signal.SIGTERM, on_term)
+
+
+_lifespans = []
+_stopping_on_sigterm = False
+
+
+def stop(timeout=2):
+    """Runs the lifespan shutdown of every ASGI mount (each waits at most ``timeout`` seconds)."""
+    async def shutdown(queue, stopped):
+        await queue.put({"type": "lifespan.shutdown"})
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout)
+        except asyncio.TimeoutError:
+            sys.stderr.write("gust: an ASGI application did not finish its shutdown in time\n")
+    while _lifespans:
+        queue, stopped, _ = _lifespans.pop()
+        _run(shutdown(queue, stopped))

@@ -1,0 +1,243 @@
+"""A zygote: imports an app once, then forks its instances on gustd's request.
+
+gustd starts ``python -m gust.server`` with ``GUST_ZYGOTE_FD`` naming one end
+of a SOCK_SEQPACKET socket pair (docs/runtime-protocol.md, "Zygotes"). The
+zygote imports the app, then says on that socket whether it can be forked:
+
+    {"ready": true}                       forks will be asked for
+    {"ready": false, "reason": "..."}     gustd starts this release's instances on their own
+
+and serves requests, one message each, until gustd closes its end:
+
+    gustd  -> {"fork": ID, "socket": PATH, "environment": {...}, "internal_token": T}
+              with two descriptors: the write ends of the instance's stdout and stderr
+    zygote -> {"forked": ID, "pid": PID}  with one descriptor: a pidfd of the fork
+           or {"failed": ID, "error": "..."}
+    zygote -> {"exited": PID, "status": WAIT_STATUS}   when it has reaped a fork
+
+The zygote runs one thread and never runs app code after the import, so a
+fork copies a quiet process. Each fork leads a session of its own, serves on
+a socket the zygote bound for it (so gustd can connect as soon as it hears
+"forked"), and gets its own GUST_INSTANCE, records token, internal secret,
+output and random state before the app's ``gust.after_fork`` functions run.
+"""
+
+import json
+import os
+import random
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+import gust
+from gust import server
+
+MESSAGE_BYTES = 1 << 20
+INSTANCE_VARIABLE = "GUST_INSTANCE"
+
+
+def unforkable(allowed=(), fd_directory="/proc/self/fd"):
+    """Why this process cannot be forked safely after the app's import, or None.
+
+    A thread does not survive a fork (the child holds only the thread that
+    forked, and any lock another thread held stays locked forever); a socket
+    would be shared by every fork, their reads and writes interleaved.
+    """
+    threads = [thread.name for thread in threading.enumerate() if thread is not threading.current_thread()]
+    if threads:
+        return f"the app started {len(threads)} thread(s) at import ({', '.join(sorted(threads))})"
+    sockets = []
+    for name in os.listdir(fd_directory):
+        try:
+            if os.readlink(os.path.join(fd_directory, name)).startswith("socket:") and int(name) not in allowed:
+                sockets.append(int(name))
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+    if sockets:
+        return f"the app opened {len(sockets)} socket(s) at import (a connection or a client): descriptors {sorted(sockets)}"
+    return None
+
+
+def relabel(old, new, stat_path="/proc/self/stat", memory_path="/proc/self/mem"):
+    """Rewrites ``GUST_INSTANCE=old`` to ``=new`` in the environment block the kernel shows as /proc/PID/environ.
+
+    A fork inherits the zygote's block, and gustd finds what an instance left
+    running by that entry (InstanceStragglers); os.environ changes only the C
+    library's copy. Same length only (instance ids are 8 characters). Returns
+    whether it did.
+    """
+    old_entry, new_entry = f"{INSTANCE_VARIABLE}={old}\0".encode(), f"{INSTANCE_VARIABLE}={new}\0".encode()
+    if len(old_entry) != len(new_entry):
+        return False
+    try:
+        with open(stat_path) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end: fields 50 and 51
+        with open(memory_path, "r+b", buffering=0) as memory:
+            memory.seek(start)
+            block = b"\0" + memory.read(end - start)
+            at = block.find(b"\0" + old_entry)
+            if at < 0:
+                return False
+            memory.seek(start + at)
+            memory.write(new_entry)
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+class Zygote:
+    """The zygote's side of the control socket: fork requests in, forks and exits out."""
+
+    def __init__(self, control, zygote_id):
+        self.control = control
+        self.zygote_id = zygote_id
+        self.children = set()
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def send(self, message, fds=()):
+        socket.send_fds(self.control, [json.dumps(message).encode()], list(fds))
+
+    def serve(self):
+        """Answers requests until gustd closes its end (then the zygote exits; its forks live on)."""
+        signal.set_wakeup_fd(self._wake_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        while True:
+            readable, _, _ = select.select([self.control, self._wake_read], [], [])
+            if self._wake_read in readable:
+                while True:
+                    try:
+                        if not os.read(self._wake_read, 512):
+                            break
+                    except BlockingIOError:
+                        break
+                self.reap()
+            if self.control in readable:
+                data, fds, _, _ = socket.recv_fds(self.control, MESSAGE_BYTES, 4)
+                if not data:
+                    return
+                self.handle(data, fds)
+
+    def handle(self, data, fds):
+        """One request from gustd; descriptors it sent are closed here whatever happens."""
+        try:
+            request = json.loads(data)
+            fork_id = request.get("fork")
+            if not isinstance(fork_id, str) or len(fds) != 2:
+                raise ValueError("a fork request names its instance and sends two descriptors (stdout, stderr)")
+        except ValueError as error:
+            for fd in fds:
+                os.close(fd)
+            self.send({"failed": None, "error": str(error)})
+            return
+        try:
+            pid, pidfd = self.fork(request, *fds)
+        except OSError as error:
+            self.send({"failed": fork_id, "error": f"cannot fork: {error}"})
+            return
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            self.send({"forked": fork_id, "pid": pid}, [pidfd])
+        finally:
+            os.close(pidfd)
+
+    def fork(self, request, stdout, stderr):
+        """Forks an instance; returns its pid and a pidfd of it (opened before the zygote can reap it,
+        so it can only name this child, never a process that reused its pid)."""
+        socket_path = request["socket"]
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(socket_path)
+            listener.listen(64)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                self._become_instance(request, listener, stdout, stderr)  # never returns
+            self.children.add(pid)
+            return pid, os.pidfd_open(pid)
+        finally:
+            listener.close()
+
+    def _become_instance(self, request, listener, stdout, stderr):
+        # Into the instance's cgroups before anything else runs in this process, so no line of
+        # the app's runs outside its limits; a fork that cannot join them ends at once.
+        try:
+            for path in request.get("cgroups") or ():
+                with open(path, "w") as procs:
+                    procs.write("0")
+        except OSError:
+            os._exit(70)
+        status = 1
+        try:
+            os.setsid()
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            self.control.close()
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+            os.dup2(stdout, 1)
+            os.dup2(stderr, 2)
+            os.close(stdout)
+            os.close(stderr)
+            environment = request.get("environment") or {}
+            os.environ.update({str(key): str(value) for key, value in environment.items()})
+            relabel(self.zygote_id, environment.get(INSTANCE_VARIABLE, ""))
+            server.take_internal_token({server.INTERNAL_TOKEN_VARIABLE: request.get("internal_token") or ""})
+            reseed()
+            server.serve(request["socket"], listener)
+            status = 0
+        except SystemExit as exit_:
+            status = exit_.code if isinstance(exit_.code, int) else 1
+        except BaseException:  # noqa: BLE001 - a fork must never return into the zygote's loop
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(status)
+
+    def reap(self):
+        """Collects every fork that exited and tells gustd its wait status."""
+        for pid in list(self.children):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                self.children.discard(pid)
+                continue
+            if done:
+                self.children.discard(pid)
+                self.send({"exited": pid, "status": status})
+
+
+def reseed():
+    """What a fork must not share with its siblings: the `random` module's state (Python reseeds its
+    global instance at fork too; this also covers a process started otherwise). os.urandom, secrets and
+    uuid.uuid4 read the kernel's generator on each call and need nothing."""
+    random.seed()
+
+
+def main():
+    control = socket.socket(fileno=int(os.environ.pop("GUST_ZYGOTE_FD")))
+    os.set_inheritable(control.fileno(), False)
+    os.environ.pop(server.INTERNAL_TOKEN_VARIABLE, None)  # each fork gets its own secret
+    server.load_or_exit(os.environ.get("GUST_APP_ROOT") or os.getcwd())
+    reason = unforkable(allowed=(control.fileno(),))
+    zygote = Zygote(control, os.environ.get(INSTANCE_VARIABLE, ""))
+    if reason:
+        zygote.send({"ready": False, "reason": reason})
+        return
+    zygote.send({"ready": True})
+    zygote.serve()
+
+
+if __name__ == "__main__":
+    main()

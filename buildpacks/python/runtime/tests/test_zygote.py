@@ -1,0 +1,207 @@
+"""The zygote's request handling over a real socket pair, with real forks.
+
+    python3 -m unittest discover -s buildpacks/python/runtime/tests -t buildpacks/python/runtime
+"""
+
+import http.client
+import json
+import os
+import random
+import select
+import signal
+import socket
+import tempfile
+import threading
+import unittest
+
+import gust
+from gust import server, zygote
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("instance", timeout=10)
+        self._path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(self._path)
+
+
+class ZygoteTests(unittest.TestCase):
+    def setUp(self):
+        self._saved_registry = gust.registry
+        gust.registry = gust._Registry()
+        self.addCleanup(setattr, gust, "registry", self._saved_registry)
+        saved_environment = dict(os.environ)
+        self.addCleanup(lambda: (os.environ.clear(), os.environ.update(saved_environment)))
+
+        saved_after_fork = list(gust._after_fork)
+        self.addCleanup(lambda: gust._after_fork.__setitem__(slice(None), saved_after_fork))
+        at_fork = {}
+
+        @gust.after_fork
+        def remember():
+            at_fork["instance"] = os.environ["GUST_INSTANCE"]
+
+        @gust.handler("whoami")
+        def whoami(request):
+            print("hello from", os.environ["GUST_INSTANCE"], flush=True)
+            return {"instance": os.environ["GUST_INSTANCE"], "random": random.random(), "at_fork": at_fork.get("instance"),
+                    "token": os.environ.get("GUST_RECORDS_TOKEN"), "internal": os.environ.get("GUST_INTERNAL_TOKEN")}
+
+        self.directory = tempfile.TemporaryDirectory()
+        self.addCleanup(self.directory.cleanup)
+        self.gustd, control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.addCleanup(self.gustd.close)
+        self.zygote = zygote.Zygote(control, "zygote01")
+        self.addCleanup(control.close)
+        self.forks = []
+        self.addCleanup(self._kill_forks)
+
+    def _kill_forks(self):
+        for pid in self.forks:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.zygote.reap()
+
+    def receive(self):
+        self.assertTrue(select.select([self.gustd], [], [], 10)[0], "the zygote did not answer")
+        data, fds, _, _ = socket.recv_fds(self.gustd, 1 << 16, 4)
+        return json.loads(data), fds
+
+    def fork(self, instance):
+        """Asks for a fork as gustd does; returns (pid, pidfd, socket path, stdout read end)."""
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        path = os.path.join(self.directory.name, f"{instance}.sock")
+        request = {"fork": instance, "socket": path, "internal_token": f"secret-{instance}",
+                   "environment": {"GUST_INSTANCE": instance, "GUST_RECORDS_TOKEN": f"token-{instance}"}}
+        self.zygote.handle(json.dumps(request).encode(), [out_write, err_write])
+        message, fds = self.receive()
+        self.assertEqual(message, {"forked": instance, "pid": message["pid"]})
+        self.assertEqual(len(fds), 1, "a pidfd comes with the answer")
+        self.forks.append(message["pid"])
+        os.close(err_read)
+        return message["pid"], fds[0], path, out_read
+
+    def get(self, path, target):
+        connection = _UnixHTTPConnection(path)
+        connection.request("GET", target)
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        return response.status, json.loads(body)
+
+    def test_each_fork_has_its_own_instance_token_random_state_and_output(self):
+        first_pid, first_pidfd, first_path, first_out = self.fork("aaaaaaaa")
+        second_pid, second_pidfd, second_path, second_out = self.fork("bbbbbbbb")
+        self.assertNotEqual(first_pid, second_pid)
+        _, first = self.get(first_path, "/whoami")
+        _, second = self.get(second_path, "/whoami")
+        self.assertEqual((first["instance"], first["token"]), ("aaaaaaaa", "token-aaaaaaaa"))
+        self.assertEqual((second["instance"], second["token"]), ("bbbbbbbb", "token-bbbbbbbb"))
+        self.assertNotEqual(first["random"], second["random"])
+        self.assertIsNone(first["internal"], "the internal secret is not in the fork's environment")
+        self.assertEqual((first["at_fork"], second["at_fork"]), ("aaaaaaaa", "bbbbbbbb"), "gust.after_fork ran in each, after its set-up")
+        self.assertEqual(os.read(first_out, 1024), b"hello from aaaaaaaa\n")
+        self.assertEqual(os.read(second_out, 1024), b"hello from bbbbbbbb\n")
+        for fd in (first_pidfd, second_pidfd, first_out, second_out):
+            os.close(fd)
+
+    def test_the_internal_surface_answers_only_the_forks_own_secret(self):
+        pid, pidfd, path, out = self.fork("cccccccc")
+        connection = _UnixHTTPConnection(path)
+        connection.request("GET", "/_gust/health", headers={"X-Gust-Internal": "secret-cccccccc"})
+        self.assertEqual(connection.getresponse().status, 200)
+        connection.close()
+        status, _ = self.get(path, "/_gust/health")
+        self.assertEqual(status, 404)
+        for fd in (pidfd, out):
+            os.close(fd)
+
+    def test_a_fork_that_exits_is_reaped_and_reported(self):
+        pid, pidfd, _, out = self.fork("dddddddd")
+        os.kill(pid, signal.SIGTERM)
+        self.assertTrue(select.select([pidfd], [], [], 10)[0], "the pidfd says when the fork has exited")
+        self.zygote.reap()
+        message, _ = self.receive()
+        self.assertEqual(message["exited"], pid)
+        self.assertTrue(os.WIFSIGNALED(message["status"]))
+        self.assertEqual(os.WTERMSIG(message["status"]), signal.SIGTERM)
+        self.forks.remove(pid)
+        for fd in (pidfd, out):
+            os.close(fd)
+
+    def test_a_request_without_its_descriptors_is_refused_and_they_are_closed(self):
+        read_end, write_end = os.pipe()
+        self.zygote.handle(json.dumps({"fork": "eeeeeeee", "socket": "/nonexistent"}).encode(), [write_end])
+        message, _ = self.receive()
+        self.assertIsNone(message["failed"])
+        self.assertIn("two descriptors", message["error"])
+        with self.assertRaises(OSError):
+            os.fstat(write_end)
+        os.close(read_end)
+
+    def test_a_request_that_is_not_json_is_refused(self):
+        self.zygote.handle(b"not json", [])
+        message, _ = self.receive()
+        self.assertIsNone(message["failed"])
+
+
+class UnforkableTests(unittest.TestCase):
+    def test_a_quiet_process_can_be_forked(self):
+        self.assertIsNone(zygote.unforkable())
+
+    def test_a_thread_started_at_import_is_named(self):
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait, name="poller")
+        thread.start()
+        try:
+            self.assertIn("1 thread(s) at import (poller)", zygote.unforkable())
+        finally:
+            stop.set()
+            thread.join()
+
+    def test_an_open_socket_is_named_unless_allowed(self):
+        connection, other = socket.socketpair()
+        try:
+            self.assertIn("2 socket(s)", zygote.unforkable())
+            self.assertIsNone(zygote.unforkable(allowed=(connection.fileno(), other.fileno())))
+        finally:
+            connection.close()
+            other.close()
+
+
+class RelabelTests(unittest.TestCase):
+    def test_rewrites_the_entry_in_place_and_only_at_an_entry_start(self):
+        with tempfile.TemporaryDirectory() as directory:
+            block = b"XGUST_INSTANCE=zygote01\0GUST_INSTANCE=zygote01\0PATH=/bin\0"
+            memory = os.path.join(directory, "mem")
+            with open(memory, "wb") as file:
+                file.write(b"\0" * 100 + block)
+            stat = os.path.join(directory, "stat")
+            fields = ["0"] * 47 + ["100", str(100 + len(block))]
+            with open(stat, "w") as file:
+                file.write("1 (python (x)) " + " ".join(fields))
+            self.assertTrue(zygote.relabel("zygote01", "abcdefgh", stat, memory))
+            with open(memory, "rb") as file:
+                self.assertEqual(file.read()[100:], b"XGUST_INSTANCE=zygote01\0GUST_INSTANCE=abcdefgh\0PATH=/bin\0")
+            self.assertFalse(zygote.relabel("zygote01", "longer-id", stat, memory), "only the same length")
+
+    def test_rewrites_what_the_kernel_shows_of_a_real_process(self):
+        import subprocess
+        import sys
+        script = ("from gust import zygote; print(zygote.relabel('zygote01', 'abcdefgh')); "
+                  "print(open('/proc/self/environ', 'rb').read().split(b'\\0').count(b'GUST_INSTANCE=abcdefgh'))")
+        runtime = os.path.dirname(os.path.dirname(os.path.abspath(zygote.__file__)))
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                env={"GUST_INSTANCE": "zygote01", "PYTHONPATH": runtime})
+        self.assertEqual(result.stdout.split(), ["True", "1"])
+
+
+if __name__ == "__main__":
+    unittest.main()
