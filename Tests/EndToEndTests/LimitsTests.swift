@@ -18,6 +18,18 @@ struct LimitsTests {
         def hello():
             return {'pid': os.getpid(), 'instance': os.environ['GUST_INSTANCE']}
 
+        @gust.op('fill_tmp')
+        def fill_tmp():
+            try:
+                with open('/tmp/filler', 'wb') as out:
+                    out.write(b'x' * (2 * 1024 * 1024))
+                return {'written': True}
+            except OSError as error:
+                return {'written': False, 'error': error.strerror}
+            finally:
+                if os.path.exists('/tmp/filler'):
+                    os.remove('/tmp/filler')
+
         @gust.op('hog')
         def hog():
             block = bytearray(2 * 1024 ** 3)
@@ -112,6 +124,22 @@ struct LimitsTests {
         #expect(fixture.gustd.map { GustdProcess.isAlive($0.pid) } == true)
     }
 
+    @Test(.scratchDirectory) func theSandboxsTmpIsSizedByTheAppsTmpLimit() throws {
+        let fixture = try PushFixture()
+        let gustd = try #require(fixture.gustd)
+        guard gustd.logText.contains("sandbox: bubblewrap") else {
+            print("LimitsTests: the /tmp limit skipped, gustd runs without the sandbox here (the direct launcher has no private /tmp)")
+            return
+        }
+        try limits(fixture, ["--tmp", "1M"])
+        try deploy(fixture)
+        let filled = try fixture.call("POST", "/_/functions/fill_tmp", body: "{}")
+        #expect(filled.status == 200, "\(filled.text)")
+        let result = filled.json?["result"] as? [String: Any] ?? filled.json ?? [:]
+        #expect(result["written"] as? Bool == false, "2 MB do not fit a 1 MB /tmp: \(filled.text)")
+        #expect((result["error"] as? String)?.contains("No space left") == true, "\(filled.text)")
+    }
+
     @Test(.scratchDirectory) func aBusyLoopIsThrottledToItsCPUShare() throws {
         let fixture = try PushFixture()
         try limits(fixture, ["--cpu", "0.2"])
@@ -184,22 +212,23 @@ struct LimitsTests {
     }
 
     /// A share whose Python compile step first writes `megabytes` into the cache dir, then runs the real one.
+    /// The Python buildpack is a copy (a sandboxed build sees its buildpack at /buildpack, no host path),
+    /// its own compile kept beside the wrapper as `compile-real`.
     static func cacheFillingShare(in root: URL, megabytes: Int) throws -> URL {
         let share = root.appendingPathComponent("share")
         let real = GustBinaries.sourceRoot
-        let python = share.appendingPathComponent("buildpacks/python/bin")
         let fm = FileManager.default
-        try fm.createDirectory(at: python, withIntermediateDirectories: true)
+        try fm.createDirectory(at: share.appendingPathComponent("buildpacks"), withIntermediateDirectories: true)
         try fm.createSymbolicLink(at: share.appendingPathComponent("hooks"), withDestinationURL: real.appendingPathComponent("hooks"))
         try fm.createSymbolicLink(at: share.appendingPathComponent("buildpacks/node"), withDestinationURL: real.appendingPathComponent("buildpacks/node"))
-        for step in ["detect", "release"] {
-            try fm.createSymbolicLink(at: python.appendingPathComponent(step), withDestinationURL: real.appendingPathComponent("buildpacks/python/bin/\(step)"))
-        }
+        try fm.copyItem(at: real.appendingPathComponent("buildpacks/python"), to: share.appendingPathComponent("buildpacks/python"))
+        let python = share.appendingPathComponent("buildpacks/python/bin")
         let compile = python.appendingPathComponent("compile")
+        try fm.moveItem(at: compile, to: python.appendingPathComponent("compile-real"))
         try """
             #!/bin/sh
             head -c \(megabytes * 1024 * 1024) /dev/urandom > "$2/filler.bin"
-            exec '\(real.appendingPathComponent("buildpacks/python/bin/compile").path)' "$@"
+            exec "$(dirname "$0")/compile-real" "$@"
 
             """.write(to: compile, atomically: true, encoding: .utf8)
         try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: compile.path)

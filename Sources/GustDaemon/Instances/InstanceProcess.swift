@@ -307,6 +307,8 @@ struct SpawnConfinement: Sendable, Equatable {
     var addressSpaceLimit: Int?
     /// RLIMIT_NPROC: the last-resort process bound (counted per uid, so only right with a uid per app).
     var processLimit: Int?
+    /// The size of the private `/tmp`, where the spawner gives one (the sandbox's tmpfs); nil: its default.
+    var tmpBytes: Int?
 }
 
 struct SpawnError: Error, CustomStringConvertible {

@@ -105,8 +105,9 @@ final class DirectLauncher: PoolLauncher {
         let internalToken = InternalSecret.make()
         progress?("Starting instance \(id) of v\(version)")
         var cgroup: InstanceCgroup?
+        let appLimits = await limits()
         do {
-            if let limitMechanism { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: await limits()) }
+            if let limitMechanism { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: appLimits) }
         } catch {
             channelTokens.revoke(channelToken)
             records.forget(id: id)
@@ -127,7 +128,8 @@ final class DirectLauncher: PoolLauncher {
         }
         let child: InstanceProcess
         do {
-            let confinement = confinedBy?.confinement ?? SpawnConfinement()
+            var confinement = confinedBy?.confinement ?? SpawnConfinement()
+            if limitMechanism != nil { confinement.tmpBytes = appLimits.tmp }
             child = try await forkFromZygote(
                 executable: directory.appendingPathComponent(command).path, directory: directory, id: id, socketPath: socketPath,
                 channelToken: channelToken, internalToken: internalToken, output: output,

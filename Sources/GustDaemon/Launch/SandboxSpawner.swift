@@ -58,7 +58,10 @@ final class SandboxSpawner: InstanceSpawner {
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess {
         let socketDirectory = URL(fileURLWithPath: layout.hostSocket).deletingLastPathComponent().path
-        let argv = sandbox.command(
+        // The app's `gust limits --tmp` sizes this instance's /tmp.
+        var sized = sandbox
+        if let tmpBytes = confinement.tmpBytes { sized.tmpBytes = tmpBytes }
+        let argv = sized.command(
             app: ids,
             mounts: [
                 .init(release.path, at: Sandbox.appDirectory),
