@@ -119,9 +119,12 @@ struct InternalSurfaceTests {
         #expect(try fixture.call("GET", "/inside").status == 200)
 
         let instances = fixture.home.run.appendingPathComponent("instances")
-        // An instance's record with its socket (a zygote's record has none: it serves no calls).
+        // An instance's record with its socket, ID.sock or, sandboxed, ID/instance.sock (a zygote's record has none: it serves no calls).
         let ids = try FileManager.default.contentsOfDirectory(atPath: instances.path).filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
-            .filter { FileManager.default.fileExists(atPath: instances.appendingPathComponent("\($0).sock").path) }
+            .filter {
+                FileManager.default.fileExists(atPath: instances.appendingPathComponent("\($0).sock").path)
+                    || FileManager.default.fileExists(atPath: instances.appendingPathComponent("\($0)/instance.sock").path)
+            }
         let id = try #require(ids.first)
         // run/instances/ID.sock, or in a sandboxed instance's own directory.
         var socket = instances.appendingPathComponent("\(id).sock").path

@@ -17,11 +17,35 @@ struct MountTests {
         AppLogMarks.wait(fixture.home, app: app, prefix: "mount-tick", seconds: 20) { $0.count >= 2 }.count
     }
 
+    /// A file the test creates and the app waits for. Sandboxed, an app sees no host path but its
+    /// release and its socket directory (`/run/gust` inside, `GUST_HOME/run/instances/ID/` outside,
+    /// one per instance): `seen` is the path inside, `create` makes it in every instance's directory.
+    struct Gate {
+        let seen: String
+        let create: () -> Void
+
+        init(_ fixture: PushFixture, name: String) {
+            let host = fixture.root.appendingPathComponent(name).path
+            guard fixture.gustd?.logText.contains("sandbox: bubblewrap") == true else {
+                seen = host
+                create = { _ = FileManager.default.createFile(atPath: host, contents: Data()) }
+                return
+            }
+            seen = "/run/gust/" + name
+            let instances = fixture.home.run.appendingPathComponent("instances")
+            create = {
+                for entry in (try? FileManager.default.contentsOfDirectory(atPath: instances.path)) ?? [] where !entry.contains(".") {
+                    _ = FileManager.default.createFile(atPath: instances.appendingPathComponent(entry).appendingPathComponent(name).path, contents: Data())
+                }
+            }
+        }
+    }
+
     /// Asks for `path` on a raw connection and reads until `first` arrives
     /// (at most 30 s), then creates `release`, which the app waits for before
     /// writing the rest, and reads the rest. Returns (what had arrived when
     /// `first` did, everything).
-    static func streamed(port: Int, _ path: String, first: String, release: URL) throws -> (early: String, all: String) {
+    static func streamed(port: Int, _ path: String, first: String, release: Gate) throws -> (early: String, all: String) {
         let connection = try RawConnection(port: port)
         connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n")
         var early = ""
@@ -30,7 +54,7 @@ struct MountTests {
             early += connection.drain()
             if !early.contains(first) { Thread.sleep(forTimeInterval: 0.05) }
         }
-        _ = FileManager.default.createFile(atPath: release.path, contents: Data())
+        release.create()
         return (early, early + connection.readAll(seconds: 30))
     }
 
@@ -71,9 +95,9 @@ struct MountTests {
 
         #expect(Self.ticks(fixture, app: "flask") >= 2, "the schedule runs beside Flask")
 
-        let release = fixture.root.appendingPathComponent("release-flask")
+        let release = Gate(fixture, name: "release-flask")
         let stream = try Self.streamed(
-            port: fixture.port, "/apps/flask/countdown?until=\(release.path)", first: "three", release: release)
+            port: fixture.port, "/apps/flask/countdown?until=\(release.seen)", first: "three", release: release)
         #expect(stream.early.contains("three"), "\(stream.early)")
         #expect(!stream.early.contains("two"), "the first line came alone: \(stream.early)")
         #expect(stream.all.contains("one"), "\(stream.all)")
@@ -147,9 +171,9 @@ struct MountTests {
         #expect(try fixture.call("POST", "/_/functions/hello", body: #"{"name": "fast"}"#).text == #""hello fast""#)
         #expect(Self.ticks(fixture, app: "fast") >= 2, "the schedule runs beside FastAPI")
 
-        let release = fixture.root.appendingPathComponent("release-fast")
+        let release = Gate(fixture, name: "release-fast")
         let stream = try Self.streamed(
-            port: fixture.port, "/apps/fast/api/countdown?until=\(release.path)", first: "three", release: release)
+            port: fixture.port, "/apps/fast/api/countdown?until=\(release.seen)", first: "three", release: release)
         #expect(stream.early.contains("three"), "\(stream.early)")
         #expect(!stream.early.contains("two"), "the first line came alone: \(stream.early)")
         #expect(stream.all.contains("one"), "\(stream.all)")
@@ -189,9 +213,9 @@ struct MountTests {
 
         #expect(Self.ticks(fixture, app: "express") >= 2, "the schedule runs beside Express")
 
-        let release = fixture.root.appendingPathComponent("release-express")
+        let release = Gate(fixture, name: "release-express")
         let stream = try Self.streamed(
-            port: fixture.port, "/apps/express/countdown?until=\(release.path)", first: "three", release: release)
+            port: fixture.port, "/apps/express/countdown?until=\(release.seen)", first: "three", release: release)
         #expect(stream.early.contains("three"), "\(stream.early)")
         #expect(!stream.early.contains("two"), "the first line came alone: \(stream.early)")
         #expect(stream.all.contains("one"), "\(stream.all)")
@@ -203,7 +227,7 @@ struct MountTests {
     @Test(.scratchDirectory) func aStreamedAnswerHoldsItsInstanceUntilItEnds() throws {
         let fixture = try PushFixture(app: "drip")
         let work = try fixture.workspace("drip")
-        let release = fixture.root.appendingPathComponent("release-drip")
+        let release = Gate(fixture, name: "release-drip")
         try work.write("package.json", #"{"name": "drip", "version": "1.0.0", "main": "index.js", "private": true}"#)
         try work.write("index.js", """
             const fs = require('node:fs');
@@ -215,11 +239,11 @@ struct MountTests {
                 setTimeout(() => process.exit(3), 200);  // once 'first' is on its way
                 return;
               }
-              for (let i = 0; i < 400 && !fs.existsSync('\(release.path)'); i++) await new Promise((r) => setTimeout(r, 50));
+              for (let i = 0; i < 400 && !fs.existsSync('\(release.seen)'); i++) await new Promise((r) => setTimeout(r, 50));
               res.end('second\\n');
             });
             // Whether the stream was over when this op ran.
-            gust.op('ranAfterRelease', () => fs.existsSync('\(release.path)'));
+            gust.op('ranAfterRelease', () => fs.existsSync('\(release.seen)'));
 
             """)
         try work.commit("Drip")
@@ -239,7 +263,7 @@ struct MountTests {
         let port = fixture.port
         let op = BackgroundCall { try HTTPClient.request(port: port, "POST", "/apps/drip/_/functions/ranAfterRelease") }
         Thread.sleep(forTimeInterval: 0.5)  // gives the op a chance to overtake, which it must not take
-        _ = FileManager.default.createFile(atPath: release.path, contents: Data())
+        release.create()
         #expect((early + connection.readAll(seconds: 30)).contains("second"))
         let ran = op.wait(seconds: 30)
         #expect((try? ran?.get())?.text == "true", "the op ran once the stream had ended: \(String(describing: ran))")

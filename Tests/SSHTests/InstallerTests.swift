@@ -107,6 +107,9 @@ struct InstallerTests {
         // file and its forced command, the installed gust, gust-receive, hooks and buildpacks, and
         // gustd. (This sshd logs in the test's own user: the scratch root's gust exists only there.)
         let home = GustHome(path: root.path + "/home/gust/.gust")
+        // That user is root here: the home becomes its own, as it is gust's on a real host (root in a
+        // sandboxed build's user namespace has no CAP_DAC_OVERRIDE over gust's 0700 directories).
+        if getuid() == 0 { _ = try Command.run("chown", ["-R", "0:0", root.path + "/home/gust"]) }
         let server = try SSHServer(authorizedKeys: home.authorizedKeys, directory: scratch.appendingPathComponent("sshd"))
         defer { server.stop() }
         let gustd = try GustdProcess(home: home, executable: root.path + "/usr/local/bin/gustd")
