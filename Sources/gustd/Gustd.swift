@@ -162,6 +162,10 @@ struct Gustd: AsyncParsableCommand {
             accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy,
             metrics: metrics.flatMap(ListenAddress.init(parsing:)), keepReleases: keepReleases
         )
+        // Every path is absolute by now. Leave the directory gustd was started in: it may be one the
+        // user gustd runs as cannot enter (`sudo -u gust gustd` from /root), and libarchive reopens
+        // the working directory while it unpacks a release; a daemon should not hold a mount busy either.
+        _ = FileManager.default.changeCurrentDirectoryPath("/")
         do {
             try await RouterDaemon.run(configuration, logger: logger)
         } catch let error as GustError {

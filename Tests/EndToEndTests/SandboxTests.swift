@@ -23,11 +23,12 @@ struct SandboxTests {
         let home = GustHome(path: root.appendingPathComponent("home").path)
         try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
         _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
+        let installed = try Self.install(into: root)
         for app in ["dogs", "evil"] {
-            let created = try setup.run([GustBinaries.gust, "apps", "create", app, "--home", home.path])
+            let created = try setup.run([installed.gust, "apps", "create", app, "--home", home.path])
             #expect(created.status == 0, "\(created.output)")
         }
-        let gustd = try GustdProcess(home: home, user: Self.user)
+        let gustd = try GustdProcess(home: home, user: Self.user, executable: installed.gustd)
         defer { gustd.stop() }
         #expect(gustd.logText.contains("sandbox: bubblewrap, each app as its own uid from \(Self.rangeStart)"), "\(gustd.logText)")
         try Self.firewall(load: true)
@@ -115,11 +116,12 @@ struct SandboxTests {
         let home = GustHome(path: root.appendingPathComponent("home").path)
         try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
         _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
+        let installed = try Self.install(into: root)
         for app in ["dogs", "evil"] {
-            let created = try setup.run([GustBinaries.gust, "apps", "create", app, "--home", home.path])
+            let created = try setup.run([installed.gust, "apps", "create", app, "--home", home.path])
             #expect(created.status == 0, "\(created.output)")
         }
-        let gustd = try GustdProcess(home: home, user: Self.user)
+        let gustd = try GustdProcess(home: home, user: Self.user, executable: installed.gustd)
         defer { gustd.stop() }
         try Self.firewall(load: true)
         defer { try? Self.firewall(load: false) }
@@ -192,6 +194,25 @@ struct SandboxTests {
             let indent = lines.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { $0.prefix { $0 == " " }.count }.min() ?? 0
             return lines.map { String($0.dropFirst(min(indent, $0.count))) }.joined(separator: "\n") + "\n"
         }
+    }
+
+    /// Gust's executables, `buildpacks/` and `hooks/` copied into the test's own 0755 directory, as an
+    /// install would lay them out: the checkout may sit where the test user cannot reach it (a clone
+    /// in a 0700 `mktemp -d`), and gustd, gust-receive and the hook run as that user.
+    static func install(into root: URL) throws -> (gust: String, gustd: String) {
+        let share = root.appendingPathComponent("gust")
+        let bin = share.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        // cp keeps each file's mode (Foundation's copy does not keep a directory's).
+        let binaries = ["gust", "gust-receive", "gustd"].map { GustBinaries.directory.appendingPathComponent($0).path }
+        let folders = ["buildpacks", "hooks"].map { GustBinaries.sourceRoot.appendingPathComponent($0).path }
+        for (sources, target) in [(binaries, bin.path), (folders, share.path)] {
+            let copied = try Command.run("cp", ["-R", "--preserve=mode"] + sources + [target])
+            guard copied.status == 0 else { throw GitFailure(arguments: ["cp"], result: copied) }
+        }
+        let opened = try Command.run("chmod", ["-R", "go+rX", share.path])
+        guard opened.status == 0 else { throw GitFailure(arguments: ["chmod"], result: opened) }
+        return (bin.appendingPathComponent("gust").path, bin.appendingPathComponent("gustd").path)
     }
 
     /// The test user with a subordinate range, created once; nil (the test says why) where that cannot be.

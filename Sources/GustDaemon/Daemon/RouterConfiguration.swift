@@ -93,7 +93,8 @@ public enum AccessLogDestination: Sendable, Equatable {
         switch argument {
         case "off", "none": self = .off
         case "-", "stdout": self = .standardOutput
-        default: self = .file(argument)
+        // Absolute now: gustd leaves the directory it was started in (see Gustd.run).
+        default: self = .file(URL(fileURLWithPath: argument).standardizedFileURL.path)
         }
     }
 }
