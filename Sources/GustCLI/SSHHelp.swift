@@ -20,6 +20,7 @@ enum SSHHelp {
             "  \(ssh) releases show \(app) v3       one release and its build log",
             "  \(ssh) rollback \(app) [v3]          make an earlier release live again",
             "  \(ssh) logs \(app) [-n 100] [-f]     what the functions printed",
+            "  \(ssh) drains add \(app) URL        forward its log (https://… NDJSON, syslog://HOST:PORT)",
             "  \(ssh) schedules \(app)              its schedules and their last runs",
             "  \(ssh) scale \(app) [--max 4]        how many instances serve it",
             "  \(ssh) limits \(app) [--memory 256M]  what its instances may use (under the admin's ceilings)",

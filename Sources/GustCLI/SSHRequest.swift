@@ -17,7 +17,7 @@ enum SSHRequest: Equatable {
 
     /// The commands that may be run over SSH at all; which of their subcommands
     /// a key may run is decided by `SSHAccess` once they are parsed.
-    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "schedules", "scale", "limits", "ps", "config", "tokens", "keys"]
+    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "drains", "schedules", "scale", "limits", "ps", "config", "tokens", "keys"]
 
     static func parse(_ words: [String]) throws(SSHRefusal) -> SSHRequest {
         guard let first = words.first else { return .help }
@@ -64,6 +64,9 @@ extension ReleasesCommand.List: AppScopedCommand {}
 extension ReleasesCommand.Show: AppScopedCommand {}
 extension RollbackCommand: AppScopedCommand {}
 extension LogsCommand: AppScopedCommand {}
+extension DrainsCommand.Add: AppScopedCommand {}
+extension DrainsCommand.List: AppScopedCommand {}
+extension DrainsCommand.Remove: AppScopedCommand {}
 extension SchedulesCommand: AppScopedCommand {}
 extension ScaleCommand: AppScopedCommand {}
 extension LimitsCommand: AppScopedCommand {}
@@ -78,7 +81,7 @@ extension TokensCommand.Revoke: AppScopedCommand {}
 /// Which parsed commands a key may run.
 ///
 /// Admin keys may run every command Gust offers over SSH. A scoped key may
-/// list its apps and run the app commands (releases, rollback, logs,
+/// list its apps and run the app commands (releases, rollback, logs, drains,
 /// schedules, scale, config, tokens) on the apps it was granted: the same power pushing to them gives.
 /// Creating, destroying and changing apps, and managing keys, stay with admins.
 enum SSHAccess {
@@ -90,6 +93,9 @@ enum SSHAccess {
         if command is AppsCommand.List { return }
         if let limits = command as? LimitsCommand, limits.ceilings {
             throw SSHRefusal("Only admin keys may see or set the ceilings; key '\(key.name)' may run `limits APP` on \(key.apps.isEmpty ? "no apps yet" : key.scope).")
+        }
+        if let drain = command as? DrainsCommand.Add, drain.allowPrivate {
+            throw SSHRefusal("Only admin keys may let a drain reach private addresses (--allow-private).")
         }
         if let scoped = command as? any AppScopedCommand {
             guard let app = try? AppName(scoped.app) else { return }  // the command itself reports the bad name

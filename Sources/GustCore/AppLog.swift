@@ -3,66 +3,48 @@ import Glibc
 #endif
 public import Foundation
 
-/// One captured line of an app's output.
-public struct LogEntry: Sendable, Codable, Equatable {
-    public var time: Date
-    public var release: Int?
-    public var instance: String?
-    /// `stdout` or `stderr` for what an instance wrote (stderr is shown with `!`), `gustd` for
-    /// the platform's own notes (a crash, a skipped schedule run); a schedule run that failed is
-    /// noted on `stderr`.
-    public var stream: String
-    /// `op food:buy`, `schedule meow`, `hook before_save cat`, when known.
-    public var function: String?
-    public var line: String
-
-    public init(time: Date = Date(), release: Int?, instance: String?, stream: String, function: String?, line: String) {
-        self.time = time
-        self.release = release
-        self.instance = instance
-        self.stream = stream
-        self.function = function
-        self.line = line
-    }
-
-    /// Whether this line came from the function `name`: its whole label
-    /// (`schedule tick`) or the name within it (`tick`, `before_save cat`).
-    public func belongs(to name: String) -> Bool {
-        guard let function else { return false }
-        return function == name || function.hasSuffix(" " + name)
-    }
-
-    /// `2026-11-22T23:30:01.123Z v3 a1b2 [op food:buy] Meow`
-    public var formatted: String {
-        var parts = [Self.timeFormat.string(from: time)]
-        parts.append(release.map { "v\($0)" } ?? "-")
-        parts.append(instance ?? stream)
-        if let function { parts.append("[\(function)]") }
-        if stream == "stderr" { parts.append("!") }
-        return (parts + [line]).joined(separator: " ")
-    }
-
-    nonisolated(unsafe) static let timeFormat: ISO8601DateFormatter = {
-        let format = ISO8601DateFormatter()
-        format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return format
-    }()
-}
-
-/// An app's log: JSON lines in `logs/APP.log`, bounded by rotating into
-/// `APP.log.1` (the older half is dropped), so storage never exceeds about
-/// twice `maxBytes` per app and the oldest lines go first.
+/// An app's log: JSON lines in `logs/APP.log`, rotated into `APP.log.1` … `APP.log.N` as its
+/// `LogRetention` says, so storage stays bounded and the oldest lines go first.
+///
+/// gustd is the only writer, from several threads (instances' output, hooks, schedules); every
+/// entry is one `write(2)` in append mode, and rotation happens under a `flock` so two writers
+/// never rotate the same file twice. Readers (`gust logs`, drains) follow the files by inode.
 public struct AppLog: Sendable {
-    public static let defaultMaxBytes = 4 * 1024 * 1024
+    public static let defaultMaxBytes = LogRetention.defaultMaxBytes
 
+    public let app: AppName
     public let current: URL
-    public let previous: URL
-    public let maxBytes: Int
+    public let retention: LogRetention
+    private let lockFile: URL
 
-    public init(home: GustHome, app: AppName, maxBytes: Int = AppLog.defaultMaxBytes) {
+    public init(home: GustHome, app: AppName, retention: LogRetention = .default) {
+        self.app = app
         current = home.logs.appendingPathComponent("\(app).log")
-        previous = home.logs.appendingPathComponent("\(app).log.1")
-        self.maxBytes = maxBytes
+        lockFile = home.logs.appendingPathComponent(".\(app).log.lock")
+        self.retention = retention
+    }
+
+    public init(home: GustHome, app: AppName, maxBytes: Int) {
+        self.init(home: home, app: app, retention: LogRetention(maxBytes: maxBytes))
+    }
+
+    /// `APP.log.N`, the Nth most recent rotated file.
+    public func rotated(_ index: Int) -> URL {
+        current.deletingLastPathComponent().appendingPathComponent("\(current.lastPathComponent).\(index)")
+    }
+
+    /// The most recent rotated file, `APP.log.1`.
+    public var previous: URL { rotated(1) }
+
+    /// The files that hold lines, oldest first: the rotated ones that exist, then the current one.
+    public var files: [URL] {
+        var rotatedFiles: [URL] = []
+        var index = 1
+        while FileManager.default.fileExists(atPath: rotated(index).path) {
+            rotatedFiles.append(rotated(index))
+            index += 1
+        }
+        return rotatedFiles.reversed() + [current]
     }
 
     /// Appends entries with one `write(2)` in append mode, so concurrent writers
@@ -77,7 +59,7 @@ public struct AppLog: Sendable {
             data.append(try encoder.encode(entry))
             data.append(0x0A)
         }
-        try rotateIfNeeded(adding: data.count)
+        if Self.size(current) + data.count > retention.maxBytes { try rotate(ifLargerThan: retention.maxBytes - data.count) }
         let fd = open(current.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw Self.writeError(current, errno) }
         defer { close(fd) }
@@ -100,18 +82,58 @@ public struct AppLog: Sendable {
             : GustError.internal("Cannot write \(url.path): \(String(cString: strerror(code)))")
     }
 
-    private func rotateIfNeeded(adding bytes: Int) throws {
-        var info = stat()
-        guard stat(current.path, &info) == 0, Int(info.st_size) + bytes > maxBytes else { return }
-        // rename(2) replaces the older file atomically; a reader holding it open keeps its copy.
+    /// Shifts `APP.log` → `.1` → `.2` …, dropping the file past `retention.files`, if the current
+    /// file is still over `threshold` bytes once the lock is held (another writer may have rotated it).
+    /// rename(2) moves each file atomically; a reader holding one open keeps its copy.
+    public func rotate(ifLargerThan threshold: Int = -1) throws {
+        let lock = try FileLock(lockFile)
+        defer { withExtendedLifetime(lock) {} }
+        guard Self.size(current) > max(threshold, 0) else { return }
+        var last = 1
+        while FileManager.default.fileExists(atPath: rotated(last + 1).path) { last += 1 }
+        for index in stride(from: last, through: 1, by: -1) {
+            if index >= retention.files {
+                unlink(rotated(index).path)
+            } else {
+                rename(rotated(index).path, rotated(index + 1).path)
+            }
+        }
         rename(current.path, previous.path)
     }
 
-    /// The last `limit` entries, oldest first, optionally of one function.
+    /// Applies `retention.maxAge` (and a lowered `files`): rotates the current file once its oldest
+    /// line is older than the age, and deletes rotated files whose newest line is. gustd runs it
+    /// about once a minute per app; appends only ever check size.
+    public func expire(now: Date = Date()) throws {
+        if let maxAge = retention.maxAge {
+            let cutoff = now.addingTimeInterval(-maxAge.seconds)
+            if let first = Self.firstEntry(of: current), first.time < cutoff { try rotate() }
+            for file in files.dropLast() {
+                let modified = (try? FileManager.default.attributesOfItem(atPath: file.path)[.modificationDate] as? Date) ?? now
+                if modified < cutoff { unlink(file.path) }
+            }
+        }
+        var index = retention.files + 1
+        while FileManager.default.fileExists(atPath: rotated(index).path) {
+            unlink(rotated(index).path)
+            index += 1
+        }
+    }
+
+    // MARK: Reading
+
+    /// The last `limit` entries, oldest first, optionally of one function. Reads the newest
+    /// files first and stops as soon as it has enough.
     public func tail(_ limit: Int, function: String? = nil) -> [LogEntry] {
-        let all = Self.read(previous) + Self.read(current)
-        let matching = function.map { name in all.filter { $0.belongs(to: name) } } ?? all
-        return Array(matching.suffix(limit))
+        guard limit > 0 else { return [] }
+        var kept: [LogEntry] = []
+        for file in files.reversed() {
+            let entries = Self.read(file)
+            let matching = function.map { name in entries.filter { $0.belongs(to: name) } } ?? entries
+            kept = matching.suffix(limit - kept.count) + kept
+            if kept.count >= limit { break }
+        }
+        return kept
     }
 
     static func read(_ url: URL) -> [LogEntry] {
@@ -125,36 +147,20 @@ public struct AppLog: Sendable {
         return data.split(separator: 0x0A).compactMap { try? decoder.decode(LogEntry.self, from: Data($0)) }
     }
 
-    /// Calls `body` with each entry written after now, until it returns false.
-    /// Polls the file (a follower is a person at a terminal; 200 ms is plenty)
-    /// and notices rotation by the file's inode changing.
-    public func follow(function: String? = nil, poll: Duration = .milliseconds(200), _ body: (LogEntry) -> Bool) {
-        var inode: ino_t = 0
-        var offset: off_t = 0
-        var info = stat()
-        if stat(current.path, &info) == 0 { inode = info.st_ino; offset = info.st_size }
-        var pending = Data()
-        while true {
-            if stat(current.path, &info) == 0 {
-                if info.st_ino != inode { inode = info.st_ino; offset = 0; pending = Data() }
-                if info.st_size > offset, let handle = FileHandle(forReadingAtPath: current.path) {
-                    handle.seek(toFileOffset: UInt64(offset))
-                    let chunk = handle.readDataToEndOfFile()
-                    try? handle.close()
-                    offset += off_t(chunk.count)
-                    pending.append(chunk)
-                    // Only whole lines; a partial one waits for its end.
-                    if let lastNewline = pending.lastIndex(of: 0x0A) {
-                        let complete = pending[..<lastNewline]
-                        pending = Data(pending[pending.index(after: lastNewline)...])
-                        for entry in Self.decode(Data(complete)) where function.map(entry.belongs(to:)) ?? true {
-                            if !body(entry) { return }
-                        }
-                    }
-                }
-            }
-            let (seconds, attoseconds) = poll.components
-            usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+    /// The first whole line of a file, read without loading the file.
+    static func firstEntry(of url: URL) -> LogEntry? {
+        guard let handle = FileHandle(forReadingAtPath: url.path) else { return nil }
+        defer { try? handle.close() }
+        var data = Data()
+        while data.count < 2 * 1024 * 1024, let chunk = try? handle.read(upToCount: 64 * 1024), !chunk.isEmpty {
+            data.append(chunk)
+            if let newline = data.firstIndex(of: 0x0A) { return decode(Data(data[..<newline])).first }
         }
+        return nil
+    }
+
+    static func size(_ url: URL) -> Int {
+        var info = stat()
+        return stat(url.path, &info) == 0 ? Int(info.st_size) : 0
     }
 }

@@ -125,6 +125,17 @@ enum Schema {
             max_instances INTEGER
         );
         """,
+        // 7: log drains (`gust drains`): where gustd forwards an app's log lines.
+        """
+        CREATE TABLE drains (
+            id            TEXT PRIMARY KEY,
+            app           TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            url           TEXT NOT NULL,
+            allow_private INTEGER NOT NULL DEFAULT 0,
+            created_at    REAL NOT NULL,
+            UNIQUE (app, url)
+        );
+        """,
     ]
 
     static func migrate(_ db: Database) throws {

@@ -21,7 +21,7 @@ struct Gustd: AsyncParsableCommand {
 
             Each instance runs in a cgroup of its own (v2 where its controllers are available, else v1, else \
             rlimits; gustd says which at start) with the app's limits: `gust limits APP` sets them, the --*-limit \
-            options give the defaults. An app's log is bounded in rate (--log-rate) and on disk (--log-max).
+            options give the defaults. An app's log is bounded in rate (--log-rate), on disk (--log-max, --log-files) and in age (--log-max-age); `gust drains` forwards it.
             """
     )
 
@@ -77,8 +77,14 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Bytes per second an app may log (all its instances together); lines past it are dropped and counted.", valueName: "size"))
     var logRate: String = "1M"
 
-    @Option(help: ArgumentHelp("Size of an app's log file before it rotates (its disk use stays under about twice this).", valueName: "size"))
+    @Option(help: ArgumentHelp("Size of an app's log file before it rotates into APP.log.1, .2, ….", valueName: "size"))
     var logMax: String = "4M"
+
+    @Option(help: ArgumentHelp("Rotated log files kept per app (disk use stays under (n + 1) × --log-max).", valueName: "n"))
+    var logFiles: Int = 1
+
+    @Option(help: ArgumentHelp("Delete log lines older than this, a file at a time: 12h, 7d, 4w (default: keep while they fit).", valueName: "age"))
+    var logMaxAge: String?
 
     @Option(help: ArgumentHelp("Largest request body gustd accepts, in bytes (a suffix k, m or g for KiB, MiB, GiB); past it, 413.", valueName: "size"))
     var maxBody: String = "10m"
@@ -119,6 +125,10 @@ struct Gustd: AsyncParsableCommand {
         guard (try? LimitSize.parseBytes(logRate)) != nil, (try? LimitSize.parseBytes(logMax)) != nil else {
             throw ValidationError("--log-rate and --log-max take sizes like 1M.")
         }
+        guard (1...100).contains(logFiles) else { throw ValidationError("--log-files takes 1 to 100.") }
+        if let logMaxAge, LogRetention.parseAge(logMaxAge) == nil {
+            throw ValidationError("--log-max-age takes an age like 12h, 7d or 4w.")
+        }
         guard (try? AppName(cgroupRoot)) != nil else { throw ValidationError("--cgroup-root takes a plain name, like gust.") }
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
@@ -158,7 +168,8 @@ struct Gustd: AsyncParsableCommand {
             idleTimeout: .milliseconds(Int(idleTimeout * 1000)), headerTimeout: .milliseconds(Int(headerTimeout * 1000)),
             sandbox: sandbox.sandbox,
             limitDefaults: try limitDefaults(), cgroupRoot: cgroupRoot, enforcesLimits: !noLimits,
-            logBytesPerSecond: (try LimitSize.parseBytes(logRate)) ?? Int.max, logMaxBytes: (try LimitSize.parseBytes(logMax)) ?? Int.max,
+            logBytesPerSecond: (try LimitSize.parseBytes(logRate)) ?? Int.max, logRetention: LogRetention(
+                maxBytes: (try LimitSize.parseBytes(logMax)) ?? Int.max, files: logFiles, maxAge: logMaxAge.flatMap(LogRetention.parseAge)),
             accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy,
             metrics: metrics.flatMap(ListenAddress.init(parsing:)), keepReleases: keepReleases
         )

@@ -35,8 +35,8 @@ public struct RouterConfiguration: Sendable {
     public var enforcesLimits: Bool
     /// Bytes of output per second an app's instances may log together; past it lines are dropped (and counted).
     public var logBytesPerSecond: Int
-    /// Bytes of an app's log file before it rotates (disk use stays under about twice this).
-    public var logMaxBytes: Int
+    /// How much of each app's log is kept on disk, and for how long (`--log-max`, `--log-files`, `--log-max-age`).
+    public var logRetention: LogRetention
     /// Where the access log goes (a line per call, `AccessLog`).
     public var accessLog: AccessLogDestination
     /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` gustd believes (`ForwardedHeaders`).
@@ -52,7 +52,7 @@ public struct RouterConfiguration: Sendable {
         stopGrace: Duration = .seconds(3), maxBodyBytes: Int = 10 * 1024 * 1024, queueLimit: Int = 100,
         idleTimeout: Duration = .seconds(60), headerTimeout: Duration = .seconds(10), sandbox: Sandbox? = nil,
         limitDefaults: AppLimits = .standard, cgroupRoot: String = "gust", cgroupMount: String = "/sys/fs/cgroup",
-        enforcesLimits: Bool = true, logBytesPerSecond: Int = 1 << 20, logMaxBytes: Int = AppLog.defaultMaxBytes,
+        enforcesLimits: Bool = true, logBytesPerSecond: Int = 1 << 20, logRetention: LogRetention = .default,
         accessLog: AccessLogDestination = .off, trustedProxies: [String] = [],
         metrics: ListenAddress? = nil,
         keepReleases: Int? = nil
@@ -63,7 +63,7 @@ public struct RouterConfiguration: Sendable {
         self.cgroupMount = cgroupMount
         self.enforcesLimits = enforcesLimits
         self.logBytesPerSecond = logBytesPerSecond
-        self.logMaxBytes = logMaxBytes
+        self.logRetention = logRetention
         self.accessLog = accessLog
         self.trustedProxies = trustedProxies
         self.metrics = metrics
@@ -79,6 +79,11 @@ public struct RouterConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.idleTimeout = idleTimeout
         self.headerTimeout = headerTimeout
+    }
+
+    /// An app's log as this gustd keeps it: every writer goes through here, so all honour one retention.
+    public func appLog(_ app: AppName) -> AppLog {
+        AppLog(home: home, app: app, retention: logRetention)
     }
 }
 

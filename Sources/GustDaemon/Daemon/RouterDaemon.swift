@@ -94,6 +94,7 @@ public enum RouterDaemon {
                 .init(service: http),
                 .init(service: channel),
             ] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger) + [
+                .init(service: LogService(configuration: configuration, logger: logger)),
                 .init(service: SchedulerService(scheduler: scheduler)),
                 // Last, so it is told to shut down first (the group goes in reverse): waiting calls get
                 // 503 at once, calls in flight finish, then every instance stops.

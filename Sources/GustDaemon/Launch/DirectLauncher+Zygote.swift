@@ -17,10 +17,10 @@ extension DirectLauncher {
     /// A zygote per Python release; nil for Node, whose runtime cannot fork (docs/functions.md, "Zygotes").
     static func makeZygote(app: AppName, release: Release, configuration: RouterConfiguration, logger: Logger) -> ReleaseZygote? {
         guard release.buildpack == "python" else { return nil }
-        let version = release.version, home = configuration.home
+        let version = release.version, log = configuration.appLog(app)
         return ReleaseZygote(stopGrace: configuration.stopGrace) { line in
             logger.notice("\(app) v\(version): \(line)")
-            try? AppLog(home: home, app: app).append([LogEntry(release: version, instance: nil, stream: "gustd", function: nil, line: line)])
+            try? log.append([LogEntry(release: version, instance: nil, stream: "gustd", function: nil, line: line)])
         }
     }
 
@@ -69,7 +69,7 @@ extension DirectLauncher {
         let progress = self.progress.withLock { $0 }
         let config = try release.openedConfig(home: configuration.home)
         let output = InstanceOutput(
-            log: AppLog(home: configuration.home, app: app, maxBytes: configuration.logMaxBytes), version: version, id: id,
+            log: configuration.appLog(app), version: version, id: id,
             secrets: release.secretNames.compactMap { config[$0] }
         )
         output.relay(to: progress)

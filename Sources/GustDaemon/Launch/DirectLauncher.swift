@@ -96,7 +96,7 @@ final class DirectLauncher: PoolLauncher {
         let socketPath = layout.hostSocket
         let secrets = release.secretNames.compactMap { config[$0] }
         let output = InstanceOutput(
-            log: AppLog(home: configuration.home, app: app, maxBytes: configuration.logMaxBytes), version: version, id: id,
+            log: configuration.appLog(app), version: version, id: id,
             secrets: secrets, throttle: logThrottle
         )
         output.relay(to: progress)
@@ -178,7 +178,7 @@ final class DirectLauncher: PoolLauncher {
     func failedToStart(_ message: String, inARow failures: Int, nextTry: Duration) {
         let line = "v\(version) could not start (\(failures) in a row): \(message); next start in \(nextTry.shortText) at the earliest"
         logger.error("\(app) \(line)")
-        try? AppLog(home: configuration.home, app: app).append([
+        try? configuration.appLog(app).append([
             LogEntry(release: version, instance: nil, stream: "gustd", function: nil, line: line)
         ])
     }
@@ -204,7 +204,7 @@ final class DirectLauncher: PoolLauncher {
         }
         guard await !instance.isStopping else { return }
         logger.warning("Instance \(instance.id) of \(app) v\(version) \(InstanceProcess.describe(status)); its pool replaces it when needed")
-        try? AppLog(home: configuration.home, app: app).append([
+        try? configuration.appLog(app).append([
             LogEntry(release: version, instance: instance.id, stream: "gustd", function: nil, line: "Instance \(instance.id) \(InstanceProcess.describe(status))")
         ])
         await instance.stop(grace: .zero)  // its connections and files

@@ -120,7 +120,7 @@ actor RecordsHub {
             return (entry.service, nil)
         }
         let hooks = HookSet()
-        let log = AppLog(home: home, app: app)
+        let log = supervisor.configuration.appLog(app)
         let recordStore = try RecordStore(home: home, app: app)
         try recordStore.limit(toBytes: try diskLimit(app), app: app)
         let service = RecordService(

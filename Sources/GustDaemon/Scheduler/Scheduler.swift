@@ -38,6 +38,7 @@ actor Scheduler {
     let store: StoreAccess
     let supervisor: Supervisor
     let home: GustHome
+    let logRetention: LogRetention
     let timeout: Duration
     let logger: Logger
     private var entries: [Key: Entry] = [:]
@@ -45,6 +46,7 @@ actor Scheduler {
     init(configuration: RouterConfiguration, supervisor: Supervisor, logger: Logger) throws {
         store = try StoreAccess(home: configuration.home)
         home = configuration.home
+        logRetention = configuration.logRetention
         timeout = configuration.functionTimeout
         self.supervisor = supervisor
         self.logger = logger
@@ -189,7 +191,7 @@ actor Scheduler {
 
     /// Appends to the app's log file on the thread pool, off the event loops.
     func log(_ key: Key, release: Int, instance: String? = nil, stream: String = "gustd", _ line: String) async {
-        let log = AppLog(home: home, app: key.app)
+        let log = AppLog(home: home, app: key.app, retention: logRetention)
         let entry = LogEntry(release: release, instance: instance, stream: stream, function: "schedule \(key.name)", line: line)
         _ = try? await NIOThreadPool.singleton.runIfActive { try log.append([entry]) }
     }

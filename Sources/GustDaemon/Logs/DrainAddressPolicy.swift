@@ -1,0 +1,95 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GustCore
+import NIOCore
+
+/// Which addresses a drain may connect to. A drain URL comes from a scoped key, and gustd's
+/// outbound connections start from inside the host's network: without this an app could make
+/// gustd post its log lines to a service on loopback (gustd's own admin-free listeners, a
+/// database), to the cloud metadata address (169.254.169.254) or to the server's other ports.
+///
+/// Checked on the address actually connected to, after resolving, on every connection: a name
+/// that resolves to a public address at `drains add` and to 127.0.0.1 later (DNS rebinding) is
+/// refused then. An admin may allow such addresses for one drain (`--allow-private`).
+struct DrainAddressPolicy: Sendable {
+    /// This machine's own addresses, besides loopback (read from its interfaces).
+    let ownAddresses: Set<String>
+
+    static func current() -> DrainAddressPolicy {
+        DrainAddressPolicy(ownAddresses: Set(interfaceAddresses()))
+    }
+
+    /// Why the address is refused, or nil if a drain may reach it.
+    func refusal(of address: SocketAddress) -> String? {
+        guard let ip = address.ipAddress else { return "it is not an IP address" }
+        return Self.refusal(ip: ip, own: ownAddresses)
+    }
+
+    /// Loopback, unspecified (0.0.0.0 reaches loopback), link-local (the metadata service) and
+    /// the machine's own addresses, including their IPv4-mapped IPv6 spellings.
+    static func refusal(ip: String, own: Set<String>) -> String? {
+        var text = ip.lowercased()
+        if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
+        if text.hasPrefix("::ffff:"), text.dropFirst(7).contains(".") { text = String(text.dropFirst(7)) }
+        if let v4 = IPv4(text) {
+            if v4.octets[0] == 127 { return "\(ip) is a loopback address" }
+            if v4.octets == [0, 0, 0, 0] || v4.octets[0] == 0 { return "\(ip) is an unspecified address" }
+            if v4.octets[0] == 169 && v4.octets[1] == 254 { return "\(ip) is a link-local address (where cloud metadata services answer)" }
+            if v4.octets[0] >= 224 { return "\(ip) is a multicast or reserved address" }
+        } else if let v6 = IPv6(text) {
+            if v6.isLoopback { return "\(ip) is a loopback address" }
+            if v6.isUnspecified { return "\(ip) is an unspecified address" }
+            if v6.isLinkLocal { return "\(ip) is a link-local address" }
+            if v6.isMulticast { return "\(ip) is a multicast address" }
+        } else {
+            return "\(ip) is not an IP address"
+        }
+        if own.contains(text) { return "\(ip) is one of this server's own addresses" }
+        return nil
+    }
+
+    static func interfaceAddresses() -> [String] {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return [] }
+        defer { freeifaddrs(list) }
+        var addresses: [String] = []
+        for node in sequence(first: first, next: { $0.pointee.ifa_next }) {
+            guard let raw = node.pointee.ifa_addr else { continue }
+            var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            let family = Int32(raw.pointee.sa_family)
+            guard family == AF_INET || family == AF_INET6 else { continue }
+            let length = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+            if getnameinfo(raw, length, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 {
+                var text = String(cString: host).lowercased()
+                if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
+                addresses.append(text)
+            }
+        }
+        return addresses
+    }
+
+    private struct IPv4 {
+        let octets: [UInt8]
+        init?(_ text: String) {
+            var address = in_addr()
+            guard inet_pton(AF_INET, text, &address) == 1 else { return nil }
+            let value = UInt32(bigEndian: address.s_addr)
+            octets = [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+        }
+    }
+
+    private struct IPv6 {
+        let bytes: [UInt8]
+        init?(_ text: String) {
+            var address = in6_addr()
+            guard inet_pton(AF_INET6, text, &address) == 1 else { return nil }
+            bytes = withUnsafeBytes(of: &address) { Array($0) }
+        }
+        var isLoopback: Bool { bytes.dropLast().allSatisfy { $0 == 0 } && bytes.last == 1 }
+        var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
+        var isLinkLocal: Bool { bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 }
+        var isMulticast: Bool { bytes[0] == 0xFF }
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import GustCore
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// Sends batches of an app's log entries to one drain's receiver.
+///
+/// HTTP(S): one POST per batch of NDJSON (`application/x-ndjson`), a 2xx answer is delivery;
+/// a new connection each time, so nothing depends on the receiver keeping one open.
+/// syslog: one TCP (or TLS) connection kept open, RFC 5424 frames written as they come; TCP
+/// syslog has no acknowledgement, so what the kernel had accepted when the receiver went away is
+/// lost with it (at most a socket buffer's worth; docs/operations.md says so).
+final class DrainDelivery: @unchecked Sendable {
+    let drain: Drain
+    private let policy: DrainAddressPolicy
+    private let hostname: String
+    private let timeout: TimeAmount
+    /// The open syslog connection; only `send` touches it, and one shipper calls `send` at a time.
+    private var syslog: NIOAsyncChannel<ByteBuffer, ByteBuffer>?
+
+    init(drain: Drain, policy: DrainAddressPolicy, timeout: TimeAmount = .seconds(10)) {
+        self.drain = drain
+        self.policy = policy
+        self.timeout = timeout
+        var name = [CChar](repeating: 0, count: 256)
+        hostname = gethostname(&name, name.count) == 0 ? String(cString: name) : "gust"
+    }
+
+    /// Delivers the entries or throws a `DrainFailure` saying why not.
+    func send(_ entries: [LogEntry]) async throws {
+        guard !entries.isEmpty else { return }
+        switch drain.target.kind {
+        case .http, .https: try await post(entries)
+        case .syslog, .syslogTLS: try await writeSyslog(entries)
+        }
+    }
+
+    func close() async {
+        try? await syslog?.channel.close()
+        syslog = nil
+    }
+
+    private func post(_ entries: [LogEntry]) async throws {
+        var body = Data()
+        for entry in entries {
+            body.append(Data(entry.jsonLine(app: drain.app).utf8))
+            body.append(0x0A)
+        }
+        let target = drain.target
+        let defaultPort = target.kind == .https ? 443 : 80
+        let hostHeader = (target.host.contains(":") ? "[\(target.host)]" : target.host) + (target.port == defaultPort ? "" : ":\(target.port)")
+        var head = "POST \(target.path) HTTP/1.1\r\nHost: \(hostHeader)\r\nUser-Agent: gustd\r\n"
+        head += "Content-Type: application/x-ndjson\r\nContent-Length: \(body.count)\r\nConnection: close\r\n"
+        if let userInfo = target.userInfo {
+            let decoded = userInfo.removingPercentEncoding ?? userInfo
+            head += "Authorization: Basic \(Data(decoded.utf8).base64EncodedString())\r\n"
+        }
+        head += "\r\n"
+        let request = ByteBuffer(bytes: Data(head.utf8) + body)
+        let channel = try await connect()
+        let status = try await withDeadline {
+            try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(request)
+                var answer = ByteBuffer()
+                for try await chunk in inbound {
+                    var chunk = chunk
+                    answer.writeBuffer(&chunk)
+                    if let line = answer.getString(at: answer.readerIndex, length: answer.readableBytes), line.contains("\r\n") { break }
+                    if answer.readableBytes > 8192 { break }
+                }
+                let statusLine = answer.getString(at: answer.readerIndex, length: answer.readableBytes)?.split(separator: "\r\n").first ?? ""
+                let parts = statusLine.split(separator: " ")
+                guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let code = Int(parts[1]) else {
+                    throw DrainFailure("the receiver did not answer with HTTP")
+                }
+                return code
+            }
+        }
+        guard (200..<300).contains(status) else { throw DrainFailure("the receiver answered HTTP \(status)") }
+    }
+
+    private func writeSyslog(_ entries: [LogEntry]) async throws {
+        var frames = Data()
+        for entry in entries { frames.append(SyslogMessage.frame(entry, app: drain.app, hostname: hostname)) }
+        let buffer = ByteBuffer(bytes: frames)
+        if syslog == nil { syslog = try await connect() }
+        guard let channel = syslog else { return }
+        do {
+            try await withDeadline { try await channel.outbound.write(buffer) }
+        } catch {
+            await close()
+            throw error as? DrainFailure ?? DrainFailure("the connection failed: \(error)")
+        }
+    }
+
+    /// Resolves the host, refuses addresses the policy forbids (unless an admin allowed them for
+    /// this drain), and connects to the first address left, with TLS when the URL asks for it.
+    private func connect() async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        let target = drain.target
+        let addresses = try await Self.resolve(target.host, port: target.port)
+        var reasons: [String] = []
+        var allowed: [SocketAddress] = []
+        for address in addresses {
+            if !drain.allowPrivate, let reason = policy.refusal(of: address) { reasons.append(reason) } else { allowed.append(address) }
+        }
+        guard let address = allowed.first else {
+            throw DrainFailure(
+                "refused to connect: \(reasons.first ?? "\(target.host) has no address") (an admin may allow it: gust drains add APP URL --allow-private)")
+        }
+        let tls: NIOSSLContext? = target.usesTLS ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
+        let serverName = Self.isIPLiteral(target.host) ? nil : target.host
+        do {
+            return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(timeout)
+                .connect(to: address) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        if let tls {
+                            try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        }
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw DrainFailure("cannot connect to \(address.ipAddress ?? target.host):\(target.port): \(Self.describe(error))")
+        }
+    }
+
+    private func withDeadline<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask { [timeout] in
+                try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                throw DrainFailure("no answer within \(timeout.nanoseconds / 1_000_000_000) s")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    static func resolve(_ host: String, port: Int) async throws -> [SocketAddress] {
+        if isIPLiteral(host) { return [try SocketAddress(ipAddress: host, port: port)] }
+        return try await NIOThreadPool.singleton.runIfActive {
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var list: UnsafeMutablePointer<addrinfo>?
+            let status = getaddrinfo(host, String(port), &hints, &list)
+            guard status == 0, let first = list else {
+                throw DrainFailure("cannot resolve \(host): \(String(cString: gai_strerror(status)))")
+            }
+            defer { freeaddrinfo(list) }
+            var addresses: [SocketAddress] = []
+            for node in sequence(first: first, next: { $0.pointee.ai_next }) {
+                guard let raw = node.pointee.ai_addr else { continue }
+                switch Int32(raw.pointee.sa_family) {
+                case AF_INET:
+                    addresses.append(raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee, host: host) })
+                case AF_INET6:
+                    addresses.append(raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee, host: host) })
+                default: continue
+                }
+            }
+            return addresses
+        }
+    }
+
+    static func isIPLiteral(_ host: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
+    }
+}
+
+/// Why a batch was not delivered, in words for `gust drains list`.
+struct DrainFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
