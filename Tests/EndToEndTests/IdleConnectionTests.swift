@@ -32,7 +32,12 @@ struct IdleConnectionTests {
         var silent: [RawConnection] = []
         var trickling: [RawConnection] = []
         for index in 0..<300 {
-            let connection = try RawConnection(port: fixture.port)
+            let connection: RawConnection
+            do { connection = try RawConnection(port: fixture.port) } catch {
+                // Refused means the listener is gone: say whether gustd is still there, and what it logged.
+                Issue.record("connection \(index): \(error); gustd alive: \(kill(gustd.pid, 0) == 0)\n\(gustd.logText.suffix(3000))")
+                return
+            }
             if index % 3 == 0 {
                 connection.send("GET /apps/cats/_/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
                 trickling.append(connection)
