@@ -30,6 +30,9 @@ command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 # The installer's tests: systemd-analyze verify on the unit, useradd into a scratch root.
 command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 command -v useradd >/dev/null 2>&1 || packages+=(passwd)
+# HTTPS: the ACME tests run pebble (an ACME test server) and pebble-challtestsrv (its DNS); openssl makes test certificates.
+command -v pebble >/dev/null 2>&1 || packages+=(pebble)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 [ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 python3-flask wrk)
 
 missing=()

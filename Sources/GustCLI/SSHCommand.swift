@@ -61,6 +61,10 @@ struct SSHCommand: AsyncParsableCommand {
                 list.only = Set(entry.apps)
                 command = list
             }
+            if !entry.isAdmin, var domains = command as? DomainsCommand.List {
+                domains.only = Set(entry.apps)
+                command = domains
+            }
             // A scoped key's limits and scale stay under the ceilings an admin set.
             if !entry.isAdmin, var limits = command as? LimitsCommand {
                 limits.underCeilings = true

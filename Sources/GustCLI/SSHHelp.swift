@@ -27,6 +27,7 @@ enum SSHHelp {
             "  \(ssh) ps \(app)                     its instances: state, calls, memory",
             "  \(ssh) config \(app)                 config vars (set/unset change them)",
             "  \(ssh) tokens list \(app)            tokens for a private app",
+            "  \(ssh) domains add \(app) NAME        its own domain (list, remove, renew too)",
         ]
         if key.isAdmin {
             lines += [

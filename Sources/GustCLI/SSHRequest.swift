@@ -17,7 +17,7 @@ enum SSHRequest: Equatable {
 
     /// The commands that may be run over SSH at all; which of their subcommands
     /// a key may run is decided by `SSHAccess` once they are parsed.
-    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "drains", "schedules", "scale", "limits", "ps", "config", "tokens", "keys"]
+    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "drains", "schedules", "scale", "limits", "ps", "config", "tokens", "domains", "keys"]
 
     static func parse(_ words: [String]) throws(SSHRefusal) -> SSHRequest {
         guard let first = words.first else { return .help }
@@ -77,12 +77,15 @@ extension ConfigCommand.Unset: AppScopedCommand {}
 extension TokensCommand.Create: AppScopedCommand {}
 extension TokensCommand.List: AppScopedCommand {}
 extension TokensCommand.Revoke: AppScopedCommand {}
+extension DomainsCommand.Add: AppScopedCommand {}
+extension DomainsCommand.Remove: AppScopedCommand {}
+extension DomainsCommand.Renew: AppScopedCommand {}
 
 /// Which parsed commands a key may run.
 ///
 /// Admin keys may run every command Gust offers over SSH. A scoped key may
 /// list its apps and run the app commands (releases, rollback, logs, drains,
-/// schedules, scale, config, tokens) on the apps it was granted: the same power pushing to them gives.
+/// schedules, scale, config, tokens, domains) on the apps it was granted: the same power pushing to them gives.
 /// Creating, destroying and changing apps, and managing keys, stay with admins.
 enum SSHAccess {
     static func check(_ command: any ParsableCommand, key: SSHKey) throws(SSHRefusal) {
@@ -91,6 +94,8 @@ enum SSHAccess {
         if String(reflecting: type(of: command)).hasPrefix("ArgumentParser.") { return }
         if key.isAdmin { return }
         if command is AppsCommand.List { return }
+        // Without an app, ssh-command narrows the list to the key's apps.
+        if let domains = command as? DomainsCommand.List, domains.appArgument == nil { return }
         if let limits = command as? LimitsCommand, limits.ceilings {
             throw SSHRefusal("Only admin keys may see or set the ceilings; key '\(key.name)' may run `limits APP` on \(key.apps.isEmpty ? "no apps yet" : key.scope).")
         }

@@ -35,6 +35,8 @@ public struct GustHome: Sendable {
     public var run: URL { root.appendingPathComponent("run") }
     public var locks: URL { root.appendingPathComponent("locks") }
     public var tmp: URL { root.appendingPathComponent("tmp") }
+    /// Certificates gustd got by ACME and its ACME account keys (files 0600).
+    public var tls: URL { root.appendingPathComponent("tls") }
     public var adminSocket: URL { run.appendingPathComponent("gustd.sock") }
     /// The records channel that gustd offers its instances (`gust.records`).
     public var recordsSocket: URL { run.appendingPathComponent("records.sock") }
@@ -59,7 +61,7 @@ public struct GustHome: Sendable {
     /// and a home made by an earlier version is tightened the same way.
     public func prepare() throws {
         let fm = FileManager.default
-        for dir in [root, repos, artifacts, releases, cache, data, logs, ssh, run, locks, tmp] {
+        for dir in [root, repos, artifacts, releases, cache, data, logs, ssh, run, locks, tmp, tls] {
             try fm.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             chmod(dir.path, 0o700)
         }

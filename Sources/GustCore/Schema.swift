@@ -136,6 +136,25 @@ enum Schema {
             UNIQUE (app, url)
         );
         """,
+        // 8: an app's own domains (`gust domains`) with the state of their certificates as gustd last
+        // saw it, and what gustd last started with that the CLI checks against (its --domain).
+        """
+        CREATE TABLE domains (
+            name            TEXT PRIMARY KEY,
+            app             TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            created_at      REAL NOT NULL,
+            cert_status     TEXT NOT NULL DEFAULT 'pending' CHECK (cert_status IN ('pending', 'issued', 'failed')),
+            cert_error      TEXT,
+            cert_expires_at REAL,
+            cert_serial     TEXT,
+            renew_requested INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX domains_by_app ON domains (app);
+        CREATE TABLE daemon_settings (
+            name  TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """,
     ]
 
     static func migrate(_ db: Database) throws {

@@ -12,7 +12,9 @@ struct Gustd: AsyncParsableCommand {
         commandName: "gustd",
         abstract: "Gust's router daemon: routes HTTP to each app's live release and runs its instances.",
         discussion: """
-            Apps answer at http://APP.DOMAIN:PORT/ and at http://HOST:PORT/apps/APP/. The admin API listens \
+            Apps answer at http://APP.DOMAIN:PORT/, at http://HOST:PORT/apps/APP/ and at their own domains (`gust domains`); \
+            with --https also over HTTPS, with certificates from ACME (Let's Encrypt by default, validated by HTTP-01 \
+            on the HTTP port, which must then be reachable as port 80) or --tls-cert. The admin API listens \
             on GUST_HOME/run/gustd.sock (mode 0600); the address actually bound is written to \
             GUST_HOME/run/gustd.http (useful with --http 127.0.0.1:0). Each app's live release runs in a pool of \
             instances (`gust scale`). SIGTERM or SIGINT stops gustd: waiting calls get 503, calls in flight \
@@ -113,6 +115,32 @@ struct Gustd: AsyncParsableCommand {
     ))
     var keepReleases: Int?
 
+    @Option(help: ArgumentHelp(
+        "Also serve HTTPS on this address (TLS 1.2 and 1.3, HTTP/1.1), choosing the certificate by the name the client asks for (SNI): the one gustd got by ACME for an app's own domain (`gust domains`), else --tls-cert. The port bound is written to GUST_HOME/run/gustd.https.",
+        valueName: "host:port"))
+    var https: String?
+
+    @Option(help: ArgumentHelp("Your own certificate chain (PEM), such as a wildcard for *.DOMAIN: served with --https for every name without a certificate of its own.", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The private key (PEM) of --tls-cert.", valueName: "file"))
+    var tlsKey: String?
+
+    @Flag(help: "With --https: answer HTTP requests for an app's names with 301 to HTTPS (ACME's challenge path excepted).")
+    var redirectHttps = false
+
+    @Option(help: ArgumentHelp("With --https: the ACME directory certificates for the apps' own domains come from.", valueName: "url"))
+    var acmeDirectory: String = ACMESettings.letsEncrypt
+
+    @Option(help: ArgumentHelp("With --https: the contact address of gustd's ACME account (the CA writes about expiring certificates).", valueName: "email"))
+    var acmeEmail: String?
+
+    @Option(help: ArgumentHelp("Trust these PEM roots for the ACME directory's HTTPS instead of the system's (a private or test CA).", valueName: "file"))
+    var acmeCaBundle: String?
+
+    @Flag(help: "With --https: get no certificates by ACME (serve --tls-cert only).")
+    var noAcme = false
+
     private func limitDefaults() throws -> AppLimits {
         AppLimits(
             memory: try LimitSize.parseBytes(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
@@ -142,9 +170,27 @@ struct Gustd: AsyncParsableCommand {
             throw ValidationError("--max-body takes a size such as 1048576, 512k or 10m.")
         }
         if let keepReleases, keepReleases < 0 { throw ValidationError("--keep-releases must be 0 or more.") }
+        if let https, ListenAddress(parsing: https) == nil {
+            throw ValidationError("--https takes HOST:PORT, like 0.0.0.0:443.")
+        }
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
+        if https == nil, tlsCert != nil || redirectHttps || acmeEmail != nil || acmeCaBundle != nil || noAcme {
+            throw ValidationError("--tls-cert, --redirect-https and the --acme options need --https.")
+        }
+        guard let url = URL(string: acmeDirectory), url.scheme == "https", url.host != nil else {
+            throw ValidationError("--acme-directory takes an https:// URL.")
+        }
+        if let acmeEmail, !Self.isEmail(acmeEmail) { throw ValidationError("--acme-email takes an address like admin@example.com.") }
         if let metrics, ListenAddress(parsing: metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
         }
+    }
+
+    /// One `@`, a domain after it, nothing a mailto: URL or the CA would trip on.
+    static func isEmail(_ text: String) -> Bool {
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 64, DomainName.isValid(String(parts[1]).lowercased()) else { return false }
+        return parts[0].unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._+-".unicodeScalars.contains($0) }
     }
 
     private func parseAddress() -> (String, Int)? {
@@ -161,7 +207,7 @@ struct Gustd: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.notice("\(sandbox.description)")
-        let configuration = RouterConfiguration(
+        var configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
             maxBodyBytes: (try LimitSize.parseBytes(maxBody)) ?? Int.max, queueLimit: queueLimit,
@@ -173,6 +219,12 @@ struct Gustd: AsyncParsableCommand {
             accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy,
             metrics: metrics.flatMap(ListenAddress.init(parsing:)), keepReleases: keepReleases
         )
+        configuration.https = https.flatMap(ListenAddress.init(parsing:))
+        configuration.ownCertificate = tlsCert.flatMap { chain in tlsKey.map { (Self.absolute(chain), Self.absolute($0)) } }
+        configuration.redirectHTTPS = redirectHttps
+        if configuration.https != nil, !noAcme {
+            configuration.acme = ACMESettings(directory: acmeDirectory, email: acmeEmail, caBundle: acmeCaBundle.map(Self.absolute))
+        }
         // Every path is absolute by now. Leave the directory gustd was started in: it may be one the
         // user gustd runs as cannot enter (`sudo -u gust gustd` from /root), and libarchive reopens
         // the working directory while it unpacks a release; a daemon should not hold a mount busy either.
@@ -184,6 +236,9 @@ struct Gustd: AsyncParsableCommand {
             throw ExitCode(1)
         }
     }
+
+    /// Paths given relative to where gustd started, made absolute before it leaves that directory.
+    private static func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
 
     private func printError(_ error: GustError) {
         var stderr = StandardError()

@@ -16,12 +16,15 @@ import NIOCore
 /// - `POST /v1/builds` `{"app": "cats", "succeeded": true, "seconds": 4.2}` (`AdminBuildReport`):
 ///   a push's build as gust-receive saw it, counted in the metrics.
 /// - `POST /v1/reconcile`: re-read the database and converge (after `apps destroy`, say).
+/// - `POST /v1/domains/refresh`: re-read the apps' own domains (after `gust domains add|remove|renew`).
 /// - `GET /v1/status`: the live release of every app and the state of its pool.
 /// - `GET /v1/apps/APP/instances`: `[InstanceStatus]`, for `gust ps`.
 struct AdminAPI: HTTPResponder {
     typealias Context = BasicRequestContext
 
     let supervisor: Supervisor
+    /// The apps' own domains and their certificates.
+    var domains: CertificateManager? = nil
 
     func respond(to request: Request, context: Context) async throws -> Response {
         switch (request.method, request.uri.path) {
@@ -31,6 +34,10 @@ struct AdminAPI: HTTPResponder {
             return try await build(request)
         case (.post, "/v1/reconcile"):
             await supervisor.reconcile()
+            await domains?.refresh()
+            return Gateway.json(200, ["ok": true])
+        case (.post, "/v1/domains/refresh"):
+            await domains?.refresh()
             return Gateway.json(200, ["ok": true])
         case (.get, "/v1/status"):
             return Gateway.json(200, ["apps": await supervisor.status()])

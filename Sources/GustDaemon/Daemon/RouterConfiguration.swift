@@ -45,6 +45,15 @@ public struct RouterConfiguration: Sendable {
     public var metrics: ListenAddress?
     /// Releases whose artifacts a deploy keeps besides the live one and the rollback target (`--keep-releases`); nil keeps all.
     public var keepReleases: Int?
+    /// Where HTTPS is served (`--https`); nil: HTTP only.
+    public var https: ListenAddress?
+    /// `--tls-cert`/`--tls-key`: the operator's own certificate (a wildcard for `*.DOMAIN`, say),
+    /// served for every name gustd has no certificate of its own for.
+    public var ownCertificate: (chain: String, key: String)?
+    /// `--redirect-https`: HTTP requests for apps' names get 301 to HTTPS.
+    public var redirectHTTPS: Bool = false
+    /// Certificates for the apps' own domains by ACME (with `--https`); nil: none are requested.
+    public var acme: ACMESettings?
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",
@@ -120,5 +129,23 @@ public struct ListenAddress: Sendable, Equatable {
         let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         guard !host.isEmpty else { return nil }
         self.init(host: host, port: port)
+    }
+}
+
+/// The ACME certificate authority gustd gets certificates from (`--acme-*`).
+public struct ACMESettings: Sendable, Equatable {
+    public static let letsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+
+    /// The CA's directory URL.
+    public var directory: String
+    /// The account's contact (the CA writes about expiring certificates and policy changes).
+    public var email: String?
+    /// PEM roots to trust for the directory's HTTPS instead of the system's (a test CA such as pebble).
+    public var caBundle: String?
+
+    public init(directory: String = ACMESettings.letsEncrypt, email: String? = nil, caBundle: String? = nil) {
+        self.directory = directory
+        self.email = email
+        self.caBundle = caBundle
     }
 }

@@ -6,6 +6,7 @@ import Foundation
 import GustBuild
 import GustCore
 import Hummingbird
+import HummingbirdTLS
 public import Logging
 import NIOCore
 import ServiceLifecycle
@@ -40,10 +41,17 @@ public enum RouterDaemon {
         await scheduler.start()
         await supervisor.start()
 
+        // The apps' own domains and, with --https, their certificates: routes are read before anything is served.
+        let tls = try HTTPSSetup(configuration, logger: logger)
+        let domains = try CertificateManager(home: home, certificates: tls.certificates, acme: tls.acme, logger: logger)
+        try await StoreAccess(home: home).run { try $0.setDaemonDomain(configuration.domain) }
+        await domains.refresh()
+        let redirect = configuration.redirectHTTPS ? configuration.https.map { HTTPSRedirect(port: $0.port) } : nil
+
         let socket = home.adminSocket.path
         try? FileManager.default.removeItem(atPath: socket)
         let admin = Application(
-            responder: AdminAPI(supervisor: supervisor),
+            responder: AdminAPI(supervisor: supervisor, domains: domains),
             configuration: .init(address: .unixDomainSocket(path: socket), serverName: "gustd"),
             onServerRunning: { _ in
                 chmod(socket, 0o600)
@@ -72,7 +80,10 @@ public enum RouterDaemon {
         // NIO's accept backoff keeps the listener accepting once descriptors run short.
         let (idleTimeout, headerTimeout) = (TimeAmount(configuration.idleTimeout), TimeAmount(configuration.headerTimeout))
         let http = Application(
-            responder: Gateway(supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog),
+            responder: Gateway(
+                supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog,
+                domains: domains.routes, challenges: domains.challenges, redirect: redirect
+            ),
             server: .http1(configuration: .init(
                 additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler()],
                 idleTimeout: idleTimeout
@@ -88,12 +99,38 @@ public enum RouterDaemon {
             },
             logger: logger
         )
+        var https: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let address = configuration.https, let certificates = tls.certificates {
+            let httpsFile = home.run.appendingPathComponent("gustd.https")
+            https.append(.init(service: Application(
+                responder: Gateway(
+                    supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog, scheme: "https",
+                    domains: domains.routes
+                ),
+                server: try .tls(
+                    .http1(configuration: .init(
+                        additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler()],
+                        idleTimeout: idleTimeout
+                    )),
+                    tlsConfiguration: certificates.serverConfiguration()
+                ),
+                configuration: .init(address: .hostname(address.host, port: address.port), serverName: "gust"),
+                onServerRunning: { channel in
+                    markCloseOnExec()
+                    let port = channel.localAddress?.port ?? address.port
+                    redirect?.setPort(port)
+                    try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: httpsFile)
+                    logger.notice("gustd serving https://\(address.host):\(port)/ (TLS 1.2+, a certificate per name by SNI)")
+                },
+                logger: logger
+            )))
+        }
         var services = ServiceGroupConfiguration(
             services: [
                 .init(service: admin),
                 .init(service: http),
                 .init(service: channel),
-            ] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger) + [
+            ] + https + [.init(service: CertificateService(manager: domains))] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger) + [
                 .init(service: LogService(configuration: configuration, logger: logger)),
                 .init(service: SchedulerService(scheduler: scheduler)),
                 // Last, so it is told to shut down first (the group goes in reverse): waiting calls get
@@ -105,8 +142,15 @@ public enum RouterDaemon {
         )
         // Calls in flight get their time limit, instances their stop grace; past that, cancel.
         services.maximumGracefulShutdownDuration = configuration.functionTimeout + configuration.stopGrace + .seconds(5)
-        try await ServiceGroup(configuration: services).run()
+        do {
+            try await ServiceGroup(configuration: services).run()
+        } catch {
+            await tls.shutdown()
+            throw error
+        }
+        await tls.shutdown()
         try? FileManager.default.removeItem(at: addressFile)
+        try? FileManager.default.removeItem(at: home.run.appendingPathComponent("gustd.https"))
         try? FileManager.default.removeItem(at: MetricsListener.addressFile(home))
     }
 }

@@ -19,14 +19,26 @@ struct Gateway: HTTPResponder {
     /// One line per call; nil writes none.
     let accessLog: AccessLog?
     let forwarding: ForwardedHeaders
+    /// The apps' own domains (`gust domains`).
+    let domains: DomainRoutes
+    /// HTTP-01 answers for ACME, on the HTTP listener only.
+    let challenges: ChallengeResponder?
+    /// `--redirect-https`, on the HTTP listener only.
+    let redirect: HTTPSRedirect?
 
     /// `scheme` is what `X-Forwarded-Proto` says: `http` here; the HTTPS listener passes `https`.
-    init(supervisor: Supervisor, configuration: RouterConfiguration, records: RecordsAPI, accessLog: AccessLog? = nil, scheme: String = "http") {
+    init(
+        supervisor: Supervisor, configuration: RouterConfiguration, records: RecordsAPI, accessLog: AccessLog? = nil, scheme: String = "http",
+        domains: DomainRoutes = DomainRoutes(), challenges: ChallengeResponder? = nil, redirect: HTTPSRedirect? = nil
+    ) {
         self.supervisor = supervisor
         self.configuration = configuration
         self.records = records
         self.accessLog = accessLog
         forwarding = ForwardedHeaders(scheme: scheme, trustedProxies: Set(configuration.trustedProxies))
+        self.domains = domains
+        self.challenges = challenges
+        self.redirect = redirect
     }
 
     /// What the access log learns of a call as it is routed.
@@ -83,8 +95,16 @@ struct Gateway: HTTPResponder {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > configuration.maxBodyBytes {
             return Self.tooLarge(configuration.maxBodyBytes)
         }
+        let host = request.head.authority
+        if let challenges, let answer = challenges.answer(path: request.uri.path, host: host) {
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(string: answer)))
+        }
         let requested = RequestPath(percentEncoded: request.uri.path)
-        guard let target = AppAddress(host: request.head.authority, path: requested, domain: configuration.domain) else {
+        let target = AppAddress(host: host, path: requested, domain: configuration.domain, custom: domains.app(for:))
+        if let redirect, let location = redirect.location(host: host, target: request.uri.description, addressed: target, domain: configuration.domain) {
+            return Self.error(301, "Use HTTPS: \(location)", headers: [.location: location])
+        }
+        guard let target else {
             throw GustError.notFound("No app at this address: use APP.\(configuration.domain) or the path /apps/APP/.")
         }
         let app = target.app
@@ -251,20 +271,31 @@ struct Gateway: HTTPResponder {
     }
 }
 
-/// Which app a request is for: `APP.DOMAIN[:port]` by host, else `/apps/APP/...` by path.
+/// Which app a request is for: `APP.DOMAIN[:port]` by host, or one of the apps' own
+/// domains (`custom`), else `/apps/APP/...` by path.
 struct AppAddress: Equatable {
     var app: AppName
     /// The path within the app, its dot segments resolved inside it: `..`
     /// never climbs out of `/apps/APP/` into another app.
     var path: RequestPath
 
-    init?(host: String?, path: RequestPath, domain: String) {
+    /// Whether the host named the app (rather than the path).
+    var byHost = false
+
+    init?(host: String?, path: RequestPath, domain: String, custom: (DomainName) -> AppName? = { _ in nil }) {
         if let host {
             let name = host.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
             let suffix = "." + domain.lowercased()
             if name.hasSuffix(suffix), let app = try? AppName(String(name.dropLast(suffix.count))) {
                 self.app = app
                 self.path = path.resolvingDotSegments()
+                byHost = true
+                return
+            }
+            if let own = DomainName(host: Substring(host)), let app = custom(own) {
+                self.app = app
+                self.path = path.resolvingDotSegments()
+                byHost = true
                 return
             }
         }

@@ -104,6 +104,15 @@ enum GustMetrics {
     }
 }
 
+extension GustMetrics {
+    /// The certificate served for `domain` now expires at `notAfter`; nil: none is served any more.
+    static func certificateExpiry(_ domain: DomainName, notAfter: Double?) {
+        guard isEnabled else { return }
+        let gauge = CoreMetrics.Gauge(label: MetricCatalogue.certificateExpiry, dimensions: [("domain", domain.rawValue)])
+        if let notAfter { gauge.record(notAfter) } else { gauge.destroy() }
+    }
+}
+
 /// The kinds of call `gust_calls_total` tells apart.
 enum CallKind: String, Sendable {
     case op, handler, hook, schedule

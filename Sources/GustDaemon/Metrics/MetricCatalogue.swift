@@ -4,9 +4,6 @@
 /// Label values are bounded: apps are the apps gustd serves, functions are
 /// the names the live release's manifest declares (anything else is `other`),
 /// statuses are classes (`2xx` … `5xx`), never raw paths or messages.
-///
-/// Certificate expiry (`gust_certificate_expiry_seconds` by domain) belongs
-/// here once gustd serves HTTPS; it does not yet.
 enum MetricCatalogue {
     static let calls = "gust_calls_total"
     static let callDuration = "gust_call_duration_seconds"
@@ -19,6 +16,7 @@ enum MetricCatalogue {
     static let buildDuration = "gust_build_duration_seconds"
     static let recordWrites = "gust_record_writes_total"
     static let hookFailures = "gust_hook_failures_total"
+    static let certificateExpiry = "gust_certificate_expiry_seconds"
 
     static let help: [String: String] = [
         calls: "Calls answered, by app, kind (op, handler, hook, schedule), function (from the live release's manifest; other for anything else) and status class.",
@@ -31,6 +29,7 @@ enum MetricCatalogue {
         builds: "Builds of pushes by app and outcome (succeeded, failed), as gust-receive reports them.",
         buildDuration: "How long builds took (export, buildpack, artifact), by outcome.",
         recordWrites: "Record store writes by app, operation (save, delete) and outcome (ok, error).",
+        certificateExpiry: "When the certificate gustd serves for an app's domain expires, in seconds since the Unix epoch, by domain (the domains of `gust domains`).",
         hookFailures: "Record hooks that failed (raised, timed out, crashed or could not run), by app and hook.",
     ]
 

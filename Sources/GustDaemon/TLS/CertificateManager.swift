@@ -1,0 +1,181 @@
+import AsyncHTTPClient
+import Foundation
+import GustCore
+import Logging
+import ServiceLifecycle
+
+/// Owns the apps' own domains in gustd: which app each one routes to
+/// (`DomainRoutes`), and, when gustd serves HTTPS with ACME, the certificate
+/// of each: loaded from `GUST_HOME/tls/certificates` at start, issued when
+/// missing, renewed at two thirds of its lifetime (or when `gust domains renew`
+/// asks), swapped into `SNICertificates` without a restart. A failure is
+/// logged and recorded for `gust domains list`, then retried with backoff;
+/// the domain keeps answering over HTTP (and with its old certificate, if any).
+actor CertificateManager {
+    let routes: DomainRoutes
+    let challenges: ChallengeResponder
+    /// nil without `--https`: domains route over HTTP only.
+    let certificates: SNICertificates?
+    private let acme: ACMEClient?
+    private let store: StoreAccess
+    private let directory: URL
+    private let logger: Logger
+    private var tracked: [DomainName: Tracked] = [:]
+
+    /// First retry after a failed issuance; each further failure doubles it, up to `longestRetry`.
+    static let firstRetry: Duration = .seconds(30)
+    static let longestRetry: Duration = .seconds(6 * 3600)
+
+    private struct Tracked {
+        var app: AppName
+        var served: ServedCertificate?
+        var failures = 0
+        var retryAt: ContinuousClock.Instant?
+        var renewRequested = false
+    }
+
+    init(home: GustHome, certificates: SNICertificates?, acme: ACMEClient?, logger: Logger) throws {
+        store = try StoreAccess(home: home)
+        routes = DomainRoutes()
+        challenges = ChallengeResponder()
+        self.certificates = certificates
+        self.acme = certificates == nil ? nil : acme
+        directory = home.tls.appendingPathComponent("certificates")
+        self.logger = logger
+    }
+
+    /// Re-reads the domains from the store (at start, and whenever the admin API hears of a change).
+    func refresh() async {
+        let rows: [AppDomain], renewals: [DomainName]
+        do {
+            (rows, renewals) = try await store.run { store in (try store.domains(), try store.takeRenewalRequests()) }
+        } catch {
+            logger.error("Cannot read the domains from the store: \(error)")
+            return
+        }
+        var table: [DomainName: AppName] = [:]
+        for row in rows {
+            table[row.name] = row.app
+            if tracked[row.name] == nil {
+                tracked[row.name] = Tracked(app: row.app, served: load(row.name))
+                if let served = tracked[row.name]?.served { install(served, for: row.name) }
+            }
+            tracked[row.name]?.app = row.app
+        }
+        for name in renewals { tracked[name]?.renewRequested = true }
+        routes.replace(table)
+        for name in tracked.keys where table[name] == nil {
+            tracked[name] = nil
+            certificates?.remove(name)
+            GustMetrics.certificateExpiry(name, notAfter: nil)
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name.rawValue))
+            logger.notice("Domain \(name) removed: no longer served")
+        }
+    }
+
+    /// Issues and renews what is due, one domain at a time, until cancelled (gustd's shutdown).
+    func run() async {
+        await refresh()
+        while !Task.isCancelled {
+            if let name = nextDue() {
+                await attempt(name)
+            } else {
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    private func nextDue(now: ContinuousClock.Instant = .now) -> DomainName? {
+        guard acme != nil else { return nil }
+        return tracked.keys.sorted().first { name in
+            let entry = tracked[name]!
+            if entry.renewRequested { return true }
+            if let retryAt = entry.retryAt, now < retryAt { return false }
+            guard let served = entry.served else { return true }
+            let renewal = served.notBefore.addingTimeInterval(served.notAfter.timeIntervalSince(served.notBefore) * 2 / 3)
+            return Date() >= renewal
+        }
+    }
+
+    private func attempt(_ name: DomainName) async {
+        guard let acme, let certificates else { return }
+        let renewing = tracked[name]?.served != nil
+        tracked[name]?.renewRequested = false
+        logger.notice("ACME: \(renewing ? "renewing" : "requesting") the certificate for \(name) from \(acme.directoryURL)")
+        do {
+            let (chainPEM, key) = try await acme.issue(name, challenges: challenges, logger: logger)
+            let served = try ServedCertificate(chainPEM: chainPEM, keyPEM: key.pem)
+            guard tracked[name] != nil else { return }  // removed meanwhile
+            try save(name, chainPEM: chainPEM, keyPEM: key.pem)
+            certificates.install(served, for: name)
+            tracked[name]?.served = served
+            tracked[name]?.failures = 0
+            tracked[name]?.retryAt = nil
+            GustMetrics.certificateExpiry(name, notAfter: served.notAfter.timeIntervalSince1970)
+            logger.notice("ACME: certificate for \(name) issued (serial \(served.serial), expires \(served.notAfter))")
+            await record(name, .issued(expiresAt: served.notAfter, serial: served.serial))
+        } catch {
+            guard tracked[name] != nil, !Task.isCancelled else { return }
+            let failures = (tracked[name]?.failures ?? 0) + 1
+            let wait = Self.backoff(failures: failures)
+            tracked[name]?.failures = failures
+            tracked[name]?.retryAt = .now + wait
+            logger.error("ACME: no certificate for \(name) (attempt \(failures), next in \(wait.shortText)): \(error)")
+            await record(name, .failed("\(error)"))
+        }
+    }
+
+    /// 30 s, 1 min, 2 min … up to 6 h.
+    static func backoff(failures: Int) -> Duration {
+        let doubled = firstRetry * (1 << min(max(failures - 1, 0), 20))
+        return min(doubled, longestRetry)
+    }
+
+    private func record(_ name: DomainName, _ outcome: CertificateOutcome) async {
+        do { try await store.run { try $0.recordCertificate(name, outcome) } } catch {
+            logger.error("Cannot record the certificate of \(name) in the store: \(error)")
+        }
+    }
+
+    private func install(_ served: ServedCertificate, for name: DomainName) {
+        certificates?.install(served, for: name)
+        GustMetrics.certificateExpiry(name, notAfter: served.notAfter.timeIntervalSince1970)
+    }
+
+    // MARK: Files: GUST_HOME/tls/certificates/NAME/{key.pem,fullchain.pem}, 0600 in 0700 directories
+
+    private func load(_ name: DomainName) -> ServedCertificate? {
+        guard certificates != nil else { return nil }
+        let folder = directory.appendingPathComponent(name.rawValue)
+        let chain = folder.appendingPathComponent("fullchain.pem"), key = folder.appendingPathComponent("key.pem")
+        guard FileManager.default.fileExists(atPath: chain.path) else { return nil }
+        do {
+            let served = try ServedCertificate(chainFile: chain, keyFile: key)
+            guard served.covers(name.rawValue) else {
+                logger.warning("\(chain.path) does not cover \(name): a new one will be requested")
+                return nil
+            }
+            return served
+        } catch {
+            logger.warning("Cannot load the certificate of \(name) (\(error)): a new one will be requested")
+            return nil
+        }
+    }
+
+    private func save(_ name: DomainName, chainPEM: String, keyPEM: String) throws {
+        let folder = directory.appendingPathComponent(name.rawValue)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // The key first: a chain beside a key it does not match is refused at load, and issued again.
+        try AtomicFile.write(Data(keyPEM.utf8), to: folder.appendingPathComponent("key.pem"), mode: 0o600)
+        try AtomicFile.write(Data(chainPEM.utf8), to: folder.appendingPathComponent("fullchain.pem"), mode: 0o600)
+    }
+}
+
+/// Runs the certificate manager for the life of gustd's service group.
+struct CertificateService: Service {
+    let manager: CertificateManager
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await manager.run() }
+    }
+}

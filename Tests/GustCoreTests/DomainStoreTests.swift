@@ -1,0 +1,64 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// Domain names are hostile input (a scoped SSH key types them): only plain
+/// DNS names pass, folded to lower case; the store refuses a name another app
+/// has and one under another app's `APP.DOMAIN`, and keeps what gustd records.
+@Suite struct DomainStoreTests {
+    @Test func onlyPlainDNSNamesAreDomains() throws {
+        #expect(try DomainName("Shop.Example.COM").rawValue == "shop.example.com")
+        #expect(try DomainName("xn--caf-dma.example").rawValue == "xn--caf-dma.example")
+        #expect(try DomainName("a-b.c0.io").rawValue == "a-b.c0.io")
+        let hostile = [
+            "", "com", "example.com.", ".example.com", "a..b", "-a.example", "a-.example", "*.example.com", "a_b.example",
+            "10.0.0.1", "127.1", "[::1]", "a.example/x", "a.example:80", "a.example%00", "a example.com", "caf\u{e9}.example",
+            "a.example\n", "exa\u{0}mple.com", String(repeating: "a", count: 64) + ".com",
+            Array(repeating: "a", count: 130).joined(separator: "."),
+        ]
+        for name in hostile {
+            #expect(throws: GustError.self, "\(name.debugDescription)") { try DomainName(name) }
+        }
+        // A request's Host: the port and one trailing dot go, the rest must be a name.
+        #expect(DomainName(host: "Shop.Example.com:8443")?.rawValue == "shop.example.com")
+        #expect(DomainName(host: "shop.example.com.")?.rawValue == "shop.example.com")
+        #expect(DomainName(host: "user@shop.example.com") == nil)
+        #expect(DomainName(host: "[::1]:80") == nil)
+    }
+
+    @Test(.scratchDirectory) func aDomainHasOneAppAndAppsKeepTheirAddresses() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let (cats, dogs) = (try AppName("cats"), try AppName("dogs"))
+        _ = try store.createApp(cats)
+        _ = try store.createApp(dogs)
+        try store.setDaemonDomain("Gust.Example")
+
+        try store.addDomain(try DomainName("shop.example.com"), to: cats)
+        #expect(throws: GustError.self) { try store.addDomain(try DomainName("shop.example.com"), to: dogs) }
+        #expect(throws: GustError.self) { try store.addDomain(try DomainName("shop.example.com"), to: cats) }
+        for name in ["gust.example", "cats.gust.example", "api.cats.gust.example", "newapp.gust.example", "x.y.newapp.gust.example"] {
+            #expect(throws: GustError.self, "\(name)") { try store.addDomain(try DomainName(name), to: dogs) }
+        }
+        try store.addDomain(try DomainName("api.dogs.gust.example"), to: dogs)
+        try store.addDomain(try DomainName("gust.example.org"), to: dogs)
+        #expect(try store.domainOwner(try DomainName("api.dogs.gust.example")) == dogs)
+
+        try store.recordCertificate(try DomainName("shop.example.com"), .failed("connection refused"))
+        var shop = try #require(try store.domains(of: cats).first)
+        #expect(shop.status == "failed" && shop.error == "connection refused")
+        try store.requestRenewal(shop.name, of: cats)
+        #expect(try store.domains(of: cats).first?.renewRequested == true)
+        let expiry = Date(timeIntervalSince1970: 2_000_000_000)
+        try store.recordCertificate(shop.name, .issued(expiresAt: expiry, serial: "0A1B"))
+        shop = try #require(try store.domains(of: cats).first)
+        #expect(shop.status == "issued" && shop.error == nil && shop.expiresAt == expiry && shop.serial == "0A1B" && !shop.renewRequested)
+
+        #expect(throws: GustError.self) { try store.removeDomain(shop.name, from: dogs) }
+        try store.removeDomain(shop.name, from: cats)
+        #expect(try store.domains(of: cats).isEmpty)
+        // An app's domains go with it.
+        try store.deleteApp(dogs)
+        #expect(try store.domains().isEmpty)
+    }
+}
