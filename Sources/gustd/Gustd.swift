@@ -107,6 +107,12 @@ struct Gustd: AsyncParsableCommand {
     ))
     var keepReleases: Int?
 
+    @Option(help: ArgumentHelp(
+        "Send every request to this app, whatever its host or path (what `gust dev` runs: one app at the root).",
+        valueName: "app"
+    ))
+    var onlyApp: String?
+
     private func limitDefaults() throws -> AppLimits {
         AppLimits(
             memory: try LimitSize.parseBytes(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
@@ -132,6 +138,7 @@ struct Gustd: AsyncParsableCommand {
             throw ValidationError("--max-body takes a size such as 1048576, 512k or 10m.")
         }
         if let keepReleases, keepReleases < 0 { throw ValidationError("--keep-releases must be 0 or more.") }
+        if let onlyApp, (try? AppName(onlyApp)) == nil { throw ValidationError("--only-app takes an app name: \(AppName.rule).") }
         if let metrics, ListenAddress(parsing: metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
         }
@@ -151,7 +158,7 @@ struct Gustd: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.notice("\(sandbox.description)")
-        let configuration = RouterConfiguration(
+        var configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
             maxBodyBytes: (try LimitSize.parseBytes(maxBody)) ?? Int.max, queueLimit: queueLimit,
@@ -162,6 +169,7 @@ struct Gustd: AsyncParsableCommand {
             accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy,
             metrics: metrics.flatMap(ListenAddress.init(parsing:)), keepReleases: keepReleases
         )
+        configuration.onlyApp = onlyApp.flatMap { try? AppName($0) }
         // Every path is absolute by now. Leave the directory gustd was started in: it may be one the
         // user gustd runs as cannot enter (`sudo -u gust gustd` from /root), and libarchive reopens
         // the working directory while it unpacks a release; a daemon should not hold a mount busy either.

@@ -6,12 +6,14 @@ public final class BackgroundCommand: @unchecked Sendable {
     private let process = Process()
     private let outputFile: URL
 
-    public init(_ executable: String, _ arguments: [String], outputIn directory: URL) throws {
+    /// `environment` is added to this process's.
+    public init(_ executable: String, _ arguments: [String], outputIn directory: URL, environment: [String: String] = [:]) throws {
         outputFile = directory.appendingPathComponent("background-\(UUID().uuidString.prefix(6)).out")
         _ = FileManager.default.createFile(atPath: outputFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: outputFile)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardOutput = handle
         process.standardError = handle
         try process.run()

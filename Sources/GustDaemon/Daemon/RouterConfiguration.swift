@@ -45,6 +45,8 @@ public struct RouterConfiguration: Sendable {
     public var metrics: ListenAddress?
     /// Releases whose artifacts a deploy keeps besides the live one and the rollback target (`--keep-releases`); nil keeps all.
     public var keepReleases: Int?
+    /// The one app every request goes to, whatever its host or path (`--only-app`: what `gust dev` runs); nil routes by host or `/apps/APP/`.
+    public var onlyApp: AppName?
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",

@@ -84,7 +84,7 @@ struct Gateway: HTTPResponder {
             return Self.tooLarge(configuration.maxBodyBytes)
         }
         let requested = RequestPath(percentEncoded: request.uri.path)
-        guard let target = AppAddress(host: request.head.authority, path: requested, domain: configuration.domain) else {
+        guard let target = AppAddress(host: request.head.authority, path: requested, domain: configuration.domain, only: configuration.onlyApp) else {
             throw GustError.notFound("No app at this address: use APP.\(configuration.domain) or the path /apps/APP/.")
         }
         let app = target.app
@@ -258,7 +258,13 @@ struct AppAddress: Equatable {
     /// never climbs out of `/apps/APP/` into another app.
     var path: RequestPath
 
-    init?(host: String?, path: RequestPath, domain: String) {
+    /// With `only` (gustd --only-app), every address is that app's, its whole path the app's path.
+    init?(host: String?, path: RequestPath, domain: String, only: AppName? = nil) {
+        if let only {
+            app = only
+            self.path = path.resolvingDotSegments()
+            return
+        }
         if let host {
             let name = host.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
             let suffix = "." + domain.lowercased()
