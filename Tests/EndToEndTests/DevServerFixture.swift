@@ -18,7 +18,7 @@ final class DevServerFixture: @unchecked Sendable {
             GustBinaries.gust, ["dev", directory.path, "--port", "0"] + arguments, outputIn: root,
             environment: ["XDG_CACHE_HOME": cache.path]
         )
-        guard command.waitForOutput(upTo: 120, { $0.contains("-----> Serving http://127.0.0.1:") }),
+        guard command.waitForOutput(upTo: 120, { $0.contains("Edit and save: the functions reload.") }),
             let port = Self.port(in: command.output)
         else {
             stop()

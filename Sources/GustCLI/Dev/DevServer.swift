@@ -122,8 +122,8 @@ final class DevServer {
         guard let built else { return }
         let started = ContinuousClock.now
         say("-----> \(reason)")
-        deploying.value.store(true, ordering: .relaxed)
-        defer { deploying.value.store(false, ordering: .relaxed) }
+        deploying.begin()
+        defer { deploying.end() }
         do {
             let release = try store.recordRelease(workspace.app, NewRelease(
                 status: .built, buildpack: built.buildpack, artifact: "work-tree", artifactSize: 0, process: built.process,
@@ -131,7 +131,7 @@ final class DevServer {
             ))
             try dependencies.makeRelease(at: workspace.home.release(workspace.app, version: release.version), tree: tree, key: dependencyKey, built: built)
             try AdminClient(home: workspace.home).deploy(app: workspace.app, version: release.version) { line in
-                if Self.shownProgress(line) { say("       " + line) }
+                if Self.shownProgress(line) { say("       " + self.inTree(line)) }
             }
             say("-----> v\(release.version) serving (\(Self.seconds(ContinuousClock.now - started)))")
         } catch {
@@ -139,6 +139,29 @@ final class DevServer {
             let live = (try? store.app(workspace.app))?.liveVersion
             say(live.map { "       v\($0), the last good code, keeps serving; fix the error and save again." } ?? "       Nothing serves yet; fix the error and save again.")
         }
+    }
+
+    /// A line with paths of a release directory shown as paths of the work tree (a traceback names the files to fix).
+    func inTree(_ line: String) -> String {
+        Self.inTree(line, releases: workspace.home.releases(workspace.app).path + "/v", tree: workspace.tree.path)
+    }
+
+    static func inTree(_ line: String, releases: String, tree: String) -> String {
+        guard line.contains(releases) else { return line }
+        var out = ""
+        var rest = Substring(line)
+        while let found = rest.range(of: releases) {
+            out += rest[..<found.lowerBound]
+            let afterVersion = rest[found.upperBound...].drop { $0.isNumber }
+            guard afterVersion.first == "/" else {
+                out += rest[found]
+                rest = rest[found.upperBound...]
+                continue
+            }
+            out += tree
+            rest = afterVersion
+        }
+        return out + rest
     }
 
     /// The deploy's lines worth a developer's eye: the manifest and what the code printed, not gustd's steps.
@@ -151,11 +174,12 @@ final class DevServer {
     private func startLogFollower() {
         let log = AppLog(home: workspace.home, app: workspace.app)
         let deploying = self.deploying
+        let (releases, tree) = (workspace.home.releases(workspace.app).path + "/v", workspace.tree.path)
         let thread = Thread {
             log.follow(poll: .milliseconds(50)) { entry in
                 // Start-up output during a deploy arrives with its progress.
-                if deploying.value.load(ordering: .relaxed), entry.function == nil { return true }
-                say(Self.format(entry))
+                if entry.function == nil, deploying.covers(entry.time) { return true }
+                say(Self.inTree(Self.format(entry), releases: releases, tree: tree))
                 return true
             }
         }
@@ -191,9 +215,23 @@ final class DevServer {
     }
 }
 
-/// Whether a deploy is running, read by the log follower's thread.
+/// When deploys ran, read by the log follower's thread: start-up output of
+/// that time was printed with the deploy's progress already.
 final class DeployingFlag: Sendable {
-    let value = Atomic(false)
+    private let running = Atomic(false)
+    /// When the last deploy ended, in milliseconds since 1970.
+    private let lastEnd = Atomic<Int>(0)
+
+    func begin() { running.store(true, ordering: .relaxed) }
+
+    func end() {
+        lastEnd.store(Int(Date().timeIntervalSince1970 * 1000), ordering: .relaxed)
+        running.store(false, ordering: .relaxed)
+    }
+
+    func covers(_ time: Date) -> Bool {
+        running.load(ordering: .relaxed) || Int(time.timeIntervalSince1970 * 1000) <= lastEnd.load(ordering: .relaxed)
+    }
 }
 
 /// One line to the terminal, whole, whichever thread prints it.
