@@ -25,7 +25,7 @@ final class DevServer {
     private let deploying = DeployingFlag()
 
     /// How often the tree is read for changes.
-    static let poll: Duration = .milliseconds(100)
+    static let poll: Duration = .milliseconds(50)
     /// Set by SIGINT or SIGTERM.
     static let stopRequested = Atomic(false)
 
