@@ -23,6 +23,16 @@ struct DevDependencies {
 
     let workspace: DevWorkspace
     let installation: Installation
+    /// The buildpacks' files as found at start (a new Gust builds again).
+    private let buildpacks: String
+
+    init(workspace: DevWorkspace, installation: Installation) {
+        self.workspace = workspace
+        self.installation = installation
+        let files = (try? DevTree.scan(installation.buildpacks))?.files ?? [:]
+        buildpacks = files.sorted { $0.key < $1.key }
+            .map { "\($0.key) \($0.value.size) \($0.value.modified.tv_sec).\($0.value.modified.tv_nsec)\n" }.joined()
+    }
 
     /// Same dependency files and same buildpacks → same key.
     func key(of tree: DevTree) -> String {
@@ -34,12 +44,7 @@ struct DevDependencies {
             }
             hash.update(data: Data([0]))
         }
-        // A new Gust (its buildpacks and runtimes) builds again.
-        if let buildpacks = try? DevTree.scan(installation.buildpacks) {
-            for (path, stamp) in buildpacks.files.sorted(by: { $0.key < $1.key }) {
-                hash.update(data: Data("\(path) \(stamp.size) \(stamp.modified.tv_sec).\(stamp.modified.tv_nsec)\n".utf8))
-            }
-        }
+        hash.update(data: Data(buildpacks.utf8))
         return hash.finalize().map { String(format: "%02x", $0) }.joined().prefix(16).description
     }
 

@@ -99,7 +99,7 @@ final class DevServer {
         return made.secret
     }
 
-    /// Reads the tree and its config, builds dependencies if their key changed, and records a release of it.
+    /// Reads the tree and its config, and builds the dependencies again if their key changed.
     private func refresh(changed: [String], scanned: DevTree? = nil) async throws {
         let now = try scanned ?? DevTree.scan(workspace.tree)
         tree = now
@@ -111,7 +111,8 @@ final class DevServer {
         }
         let key = dependencies.key(of: now)
         if key != dependencyKey || built == nil {
-            if !changed.isEmpty { say("-----> Dependencies changed: building them (\(Self.list(changed.filter(DevTree.dependencyFiles.contains))))") }
+            let files = changed.filter(DevTree.dependencyFiles.contains)
+            if !changed.isEmpty { say("-----> Dependencies changed: building them" + (files.isEmpty ? "" : " (\(Self.list(files)))")) }
             built = try await dependencies.prepare(key, tree: now, config: config.values)
             dependencyKey = key
         }
