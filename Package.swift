@@ -103,6 +103,7 @@ let package = Package(
             dependencies: [
                 "GustCore", "GustBuild", "GustGit", "CGustSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

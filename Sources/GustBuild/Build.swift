@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,6 +64,20 @@ public struct Build: Sendable {
         let seconds = (ContinuousClock.now - started).seconds
         reporter.step("Packed \(ByteCount(artifact.size)) in \(String(format: "%.1f", seconds)) s")
         return Output(buildpack: buildpack.name, process: process, artifact: artifact)
+    }
+
+    /// Detects, compiles and reads the web process of a tree already in place,
+    /// as `run` does between export and pack: `gust dev` builds a copy of a
+    /// work tree this way, with the same buildpacks and cache.
+    public func compile(tree source: URL) async throws -> (buildpack: String, process: String) {
+        let deadline = ContinuousClock.now + settings.timeout
+        let workspace = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: workspace) }
+        let envDirectory = workspace.appendingPathComponent("env")
+        try writeEnvironment(to: envDirectory)
+        let buildpack = try await detect(source, deadline: deadline)
+        try await compile(buildpack, source: source, env: envDirectory, deadline: deadline)
+        return (buildpack.name, try await releaseProcess(buildpack, source: source, deadline: deadline))
     }
 
     private func makeWorkspace() throws -> URL {

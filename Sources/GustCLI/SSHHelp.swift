@@ -19,6 +19,7 @@ enum SSHHelp {
             "  \(ssh) releases \(app)               releases, newest first",
             "  \(ssh) releases show \(app) v3       one release and its build log",
             "  \(ssh) rollback \(app) [v3]          make an earlier release live again",
+            "  \(ssh) call \(app) OP [-v] - < args.json  call an op (JSON on stdin); -v: status, log lines",
             "  \(ssh) logs \(app) [-n 100] [-f]     what the functions printed",
             "  \(ssh) drains add \(app) URL        forward its log (https://… NDJSON, syslog://HOST:PORT)",
             "  \(ssh) schedules \(app)              its schedules and their last runs",

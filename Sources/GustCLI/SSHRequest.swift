@@ -17,7 +17,7 @@ enum SSHRequest: Equatable {
 
     /// The commands that may be run over SSH at all; which of their subcommands
     /// a key may run is decided by `SSHAccess` once they are parsed.
-    static let gustCommands: Set<String> = ["apps", "releases", "rollback", "logs", "drains", "schedules", "scale", "limits", "ps", "config", "tokens", "domains", "keys"]
+    static let gustCommands: Set<String> = ["call", "apps", "releases", "rollback", "logs", "drains", "schedules", "scale", "limits", "ps", "config", "tokens", "domains", "keys"]
 
     static func parse(_ words: [String]) throws(SSHRefusal) -> SSHRequest {
         guard let first = words.first else { return .help }
@@ -80,6 +80,7 @@ extension TokensCommand.Revoke: AppScopedCommand {}
 extension DomainsCommand.Add: AppScopedCommand {}
 extension DomainsCommand.Remove: AppScopedCommand {}
 extension DomainsCommand.Renew: AppScopedCommand {}
+extension CallCommand: AppScopedCommand {}
 
 /// Which parsed commands a key may run.
 ///
@@ -92,6 +93,10 @@ enum SSHAccess {
         if command is SSHCommand { throw SSHRefusal("ssh-command cannot be run over SSH.") }
         // What `--help` parses to is ArgumentParser's own help command: it prints usage text, nothing more.
         if String(reflecting: type(of: command)).hasPrefix("ArgumentParser.") { return }
+        // The server's own gustd only: not a dev server, not another port of this machine.
+        if let call = command as? CallCommand, call.dev || call.dir != nil || call.port != nil {
+            throw SSHRefusal("`call --dev`, --dir and --port are not available over SSH: `call APP OP [JSON]` calls the server's apps.")
+        }
         if key.isAdmin { return }
         if command is AppsCommand.List { return }
         // Without an app, ssh-command narrows the list to the key's apps.

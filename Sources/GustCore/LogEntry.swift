@@ -12,9 +12,14 @@ public struct LogEntry: Sendable, Codable, Equatable {
     /// `op food:buy`, `schedule meow`, `hook before_save cat`, when known.
     public var function: String?
     public var line: String
+    /// The `X-Request-Id` of the call that wrote the line, when the runtime tagged it (protocol 2).
+    public var request: String?
 
-    public init(time: Date = Date(), release: Int?, instance: String?, stream: String, function: String?, line: String) {
+    public init(
+        time: Date = Date(), release: Int?, instance: String?, stream: String, function: String?, line: String, request: String? = nil
+    ) {
         self.time = time
+        self.request = request
         self.release = release
         self.instance = instance
         self.stream = stream
@@ -57,6 +62,7 @@ extension LogEntry {
         if let release { object["release"] = release }
         if let instance { object["instance"] = instance }
         if let function { object["function"] = function }
+        if let request { object["request"] = request }
         return object
     }
 

@@ -140,6 +140,10 @@ struct Gustd: AsyncParsableCommand {
 
     @Flag(help: "With --https: get no certificates by ACME (serve --tls-cert only).")
     var noAcme = false
+        "Send every request to this app, whatever its host or path (what `gust dev` runs: one app at the root).",
+        valueName: "app"
+    ))
+    var onlyApp: String?
 
     private func limitDefaults() throws -> AppLimits {
         AppLimits(
@@ -181,6 +185,7 @@ struct Gustd: AsyncParsableCommand {
             throw ValidationError("--acme-directory takes an https:// URL.")
         }
         if let acmeEmail, !Self.isEmail(acmeEmail) { throw ValidationError("--acme-email takes an address like admin@example.com.") }
+        if let onlyApp, (try? AppName(onlyApp)) == nil { throw ValidationError("--only-app takes an app name: \(AppName.rule).") }
         if let metrics, ListenAddress(parsing: metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
         }
@@ -225,6 +230,7 @@ struct Gustd: AsyncParsableCommand {
         if configuration.https != nil, !noAcme {
             configuration.acme = ACMESettings(directory: acmeDirectory, email: acmeEmail, caBundle: acmeCaBundle.map(Self.absolute))
         }
+        configuration.onlyApp = onlyApp.flatMap { try? AppName($0) }
         // Every path is absolute by now. Leave the directory gustd was started in: it may be one the
         // user gustd runs as cannot enter (`sudo -u gust gustd` from /root), and libarchive reopens
         // the working directory while it unpacks a release; a daemon should not hold a mount busy either.

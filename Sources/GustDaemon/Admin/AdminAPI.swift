@@ -17,6 +17,8 @@ import NIOCore
 ///   a push's build as gust-receive saw it, counted in the metrics.
 /// - `POST /v1/reconcile`: re-read the database and converge (after `apps destroy`, say).
 /// - `POST /v1/domains/refresh`: re-read the apps' own domains (after `gust domains add|remove|renew`).
+/// - `POST /v1/schedules/run` `{"app": "cats", "schedule": "meow"}`: runs that schedule of the live
+///   release now (`gust dev --run`), answering once it ended: `{"ok": true}` or `{"ok": false, "error": …}`.
 /// - `GET /v1/status`: the live release of every app and the state of its pool.
 /// - `GET /v1/apps/APP/instances`: `[InstanceStatus]`, for `gust ps`.
 struct AdminAPI: HTTPResponder {
@@ -32,6 +34,8 @@ struct AdminAPI: HTTPResponder {
             return try await deploy(request)
         case (.post, "/v1/builds"):
             return try await build(request)
+        case (.post, "/v1/schedules/run"):
+            return try await runSchedule(request)
         case (.post, "/v1/reconcile"):
             await supervisor.reconcile()
             await domains?.refresh()
@@ -64,6 +68,23 @@ struct AdminAPI: HTTPResponder {
         guard await supervisor.hasApp(app) else { return Gateway.error(404, "No app named \(app).") }
         GustMetrics.build(app, succeeded: report.succeeded, duration: .milliseconds(Int(report.seconds * 1000)))
         return Gateway.json(200, ["ok": true])
+    }
+
+    private func runSchedule(_ request: Request) async throws -> Response {
+        let body = try await request.body.collect(upTo: 4096)
+        guard let wanted = try? JSONDecoder().decode([String: String].self, from: Data(body.readableBytesView)),
+            let app = wanted["app"].flatMap({ try? AppName($0) }), let name = wanted["schedule"], !name.isEmpty
+        else {
+            return Gateway.error(400, "Send {\"app\": NAME, \"schedule\": NAME}.")
+        }
+        do {
+            if let failure = try await supervisor.runSchedule(app, name: name) {
+                return Gateway.json(200, ["ok": false, "error": failure])
+            }
+            return Gateway.json(200, ["ok": true])
+        } catch let error as GustError {
+            return Gateway.error(error.code, error.message + (error.hint.map { " \($0)" } ?? ""))
+        }
     }
 
     /// How often a deploy's stream says it is alive.

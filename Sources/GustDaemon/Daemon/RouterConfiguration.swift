@@ -54,6 +54,8 @@ public struct RouterConfiguration: Sendable {
     public var redirectHTTPS: Bool = false
     /// Certificates for the apps' own domains by ACME (with `--https`); nil: none are requested.
     public var acme: ACMESettings?
+    /// The one app every request goes to, whatever its host or path (`--only-app`: what `gust dev` runs); nil routes by host or `/apps/APP/`.
+    public var onlyApp: AppName?
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",

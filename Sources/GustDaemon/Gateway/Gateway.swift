@@ -100,7 +100,7 @@ struct Gateway: HTTPResponder {
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(string: answer)))
         }
         let requested = RequestPath(percentEncoded: request.uri.path)
-        let target = AppAddress(host: host, path: requested, domain: configuration.domain, custom: domains.app(for:))
+        let target = AppAddress(host: host, path: requested, domain: configuration.domain, custom: domains.app(for:), only: configuration.onlyApp)
         if let redirect, let location = redirect.location(host: host, target: request.uri.description, addressed: target, domain: configuration.domain) {
             return Self.error(301, "Use HTTPS: \(location)", headers: [.location: location])
         }
@@ -282,7 +282,13 @@ struct AppAddress: Equatable {
     /// Whether the host named the app (rather than the path).
     var byHost = false
 
-    init?(host: String?, path: RequestPath, domain: String, custom: (DomainName) -> AppName? = { _ in nil }) {
+    /// With `only` (gustd --only-app), every address is that app's, its whole path the app's path.
+    init?(host: String?, path: RequestPath, domain: String, custom: (DomainName) -> AppName? = { _ in nil }, only: AppName? = nil) {
+        if let only {
+            app = only
+            self.path = path.resolvingDotSegments()
+            return
+        }
         if let host {
             let name = host.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
             let suffix = "." + domain.lowercased()

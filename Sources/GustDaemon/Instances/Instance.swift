@@ -80,7 +80,7 @@ actor Instance {
         let function = request.function
         let call = manifest.takesCallIDs ? CallTag.next() : nil
         if let call { request.headers.replaceOrAdd(name: CallTag.header, value: call) }
-        output.begin(function, call: call)
+        output.begin(function, call: call, request: request.headers.first(name: "X-Request-Id"))
         do {
             let response = try await connection.send(request, timeout: timeout)
             if let rest = response.rest {
@@ -219,11 +219,12 @@ final class InstanceOutput: Sendable {
 
     /// Output from now on belongs to `function` (a call into the instance
     /// starts), until the matching `end`. Nil (gustd's own calls) changes nothing.
-    /// With protocol 2, `call` is the call's id: lines tagged with it are its own, however calls overlap.
-    func begin(_ function: String?, call: String? = nil) {
+    /// With protocol 2, `call` is the call's id: lines tagged with it are its own, however calls overlap,
+    /// and are stored with the call's `request` id (`X-Request-Id`), which `gust call -v` looks for.
+    func begin(_ function: String?, call: String? = nil, request: String? = nil) {
         guard let function else { return }
         running.withLock { $0.begin(function) }
-        if let call { calls.withLock { $0.begin(call, function) } }
+        if let call { calls.withLock { $0.begin(call, function, request: request) } }
     }
 
     func end(_ function: String?, call: String? = nil) {
@@ -249,8 +250,11 @@ final class InstanceOutput: Sendable {
                 return LogEntry(release: version, instance: id, stream: stream, function: untagged, line: raw)
             }
             lines.append(tagged.line)
-            let function = calls.withLock { $0.function(of: tagged.call) } ?? untagged
-            return LogEntry(release: version, instance: id, stream: stream, function: function, line: tagged.line)
+            let credited = calls.withLock { $0.credit(of: tagged.call) }
+            return LogEntry(
+                release: version, instance: id, stream: stream, function: credited?.function ?? untagged, line: tagged.line,
+                request: credited?.request
+            )
         }
         try? log.append(entries, masking: secrets)
         recent.withLock { recent in
@@ -290,21 +294,30 @@ struct RunningFunctions: Sendable {
 /// ends: a line can reach gustd through the pipe just after its call answered.
 struct CallFunctions: Sendable {
     static let remembered = 256
-    private var running: [String: String] = [:]
+    /// The function a call runs and the request id it came with.
+    struct Credit: Sendable, Equatable {
+        var function: String
+        var request: String?
+    }
+    private var running: [String: Credit] = [:]
     /// Ended calls, oldest first, at most `remembered`.
-    private var ended: [(call: String, function: String)] = []
+    private var ended: [(call: String, credit: Credit)] = []
 
-    mutating func begin(_ call: String, _ function: String) { running[call] = function }
+    mutating func begin(_ call: String, _ function: String, request: String? = nil) {
+        running[call] = Credit(function: function, request: request)
+    }
 
     mutating func end(_ call: String) {
-        guard let function = running.removeValue(forKey: call) else { return }
+        guard let credit = running.removeValue(forKey: call) else { return }
         if ended.count == Self.remembered { ended.removeFirst() }
-        ended.append((call, function))
+        ended.append((call, credit))
     }
 
-    func function(of call: String) -> String? {
-        running[call] ?? ended.last(where: { $0.call == call })?.function
+    func credit(of call: String) -> Credit? {
+        running[call] ?? ended.last(where: { $0.call == call })?.credit
     }
+
+    func function(of call: String) -> String? { credit(of: call)?.function }
 }
 
 /// Call ids of runtime protocol 2: gustd sends one with every call in

@@ -7,12 +7,13 @@ import Synchronization
 extension Scheduler {
     /// Makes one run through the live instance (`POST /_gust/schedules/NAME`
     /// with the params as the JSON body), within the function time limit, and
-    /// records how it went in the runs table and the app's log.
-    func run(_ firing: Firing) async {
+    /// records how it went in the runs table and the app's log. Returns why it failed, or nil.
+    @discardableResult
+    func run(_ firing: Firing) async -> String? {
         defer { finished(firing.key) }
         let key = firing.key
         // An app the supervisor no longer serves (being stopped, or removed) runs nothing.
-        guard supervisor.route(of: key.app) != nil else { return }
+        guard supervisor.route(of: key.app) != nil else { return "\(key.app) is not served" }
 
         let started = Date()
         let clock = ContinuousClock.now
@@ -53,6 +54,24 @@ extension Scheduler {
             await log(key, release: firing.release, instance: instance, stream: "stderr", "Run failed after \(took): \(failure)")
         } else {
             await log(key, release: firing.release, instance: instance, "Run finished in \(took)")
+        }
+        return failure
+    }
+
+    /// Runs one schedule of a live app at once, as its spec would run it
+    /// (`gust dev --run NAME`); refused while a run of it is going.
+    func runNow(_ app: AppName, schedule name: String) async throws(GustError) -> String? {
+        switch startRunNow(Key(app: app, name: name)) {
+        case .started(let firing):
+            return await run(firing)
+        case .busy:
+            throw GustError("A run of \(name) is still going; try again when it ends.", code: 409)
+        case .unknown:
+            let names = scheduleNames(of: app)
+            throw GustError.notFound(
+                "\(app) has no schedule named '\(name.prefix(100))'.",
+                hint: names.isEmpty ? "Its live release declares no schedules." : "It has \(names.joined(separator: ", "))."
+            )
         }
     }
 

@@ -173,6 +173,27 @@ actor Scheduler {
         return firings.sorted { $0.due < $1.due }
     }
 
+    /// What asking for a run at once found.
+    enum RunNow {
+        case unknown
+        case busy
+        case started(Firing)
+    }
+
+    /// Marks `key` running for a run made at once, unless a run of it is going already.
+    func startRunNow(_ key: Key) -> RunNow {
+        guard var entry = entries[key] else { return .unknown }
+        guard !entry.running else { return .busy }
+        entry.running = true
+        entries[key] = entry
+        return .started(Firing(key: key, release: entry.stored.release, params: entry.stored.params, due: Date()))
+    }
+
+    /// The names of an app's schedules, sorted.
+    func scheduleNames(of app: AppName) -> [String] {
+        entries.keys.filter { $0.app == app }.map(\.name).sorted()
+    }
+
     /// Called when a run has ended, whatever its outcome.
     func finished(_ key: Key) {
         entries[key]?.running = false

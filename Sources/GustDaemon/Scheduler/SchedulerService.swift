@@ -13,7 +13,7 @@ struct SchedulerService: Service {
             await withDiscardingTaskGroup { group in
                 while !Task.isCancelled {
                     for firing in await scheduler.due() {
-                        group.addTask { await scheduler.run(firing) }
+                        group.addTask { _ = await scheduler.run(firing) }
                     }
                     let wait = await scheduler.timeUntilNextRun(atMost: .milliseconds(250))
                     try? await Task.sleep(for: max(wait, .milliseconds(1)))

@@ -105,6 +105,12 @@ actor Supervisor {
 
     func attach(_ scheduler: Scheduler) { self.scheduler = scheduler }
 
+    /// Runs one schedule of the app's live release now; why it failed, or nil.
+    func runSchedule(_ app: AppName, name: String) async throws -> String? {
+        guard let scheduler else { throw GustError("gustd runs no schedules.", code: 503) }
+        return try await scheduler.runNow(app, schedule: name)
+    }
+
     func url(of app: AppName) -> String {
         let port = publicPort == 80 ? "" : ":\(publicPort)"
         return "http://\(app).\(configuration.domain)\(port)/"

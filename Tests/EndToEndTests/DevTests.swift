@@ -1,0 +1,179 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// `gust dev` for real: the built gust and gustd, real Python and Node
+/// instances, a real work tree edited on disk, real HTTP on loopback.
+@Suite(.serialized, .timeLimit(.minutes(20)))
+struct DevTests {
+    /// One call, sent to the pushed release and to the dev server alike.
+    struct Call: CustomStringConvertible {
+        var method: String
+        var path: String
+        var body: String?
+        var records = false
+        var description: String { "\(method) \(path) \(body ?? "")" }
+    }
+
+    static let sampleCalls: [String: [Call]] = [
+        "python-cats": [
+            Call(method: "POST", path: "/_/functions/food:buy", body: #"{"food": "salmon"}"#),
+            Call(method: "POST", path: "/_/functions/food:buy", body: #"{"food": "caviar"}"#),
+            Call(method: "POST", path: "/_/functions/food:buy", body: #"{"food": "#),
+            Call(method: "POST", path: "/_/functions/nothing", body: "{}"),
+            Call(method: "GET", path: "/cat/feed"),
+            Call(method: "POST", path: "/cat/feed"),
+            Call(method: "GET", path: "/no/such/path"),
+            Call(method: "GET", path: "/_gust/manifest"),
+            Call(method: "POST", path: "/_/records/cat", body: #"{"name": ""}"#, records: true),
+            Call(method: "POST", path: "/_/records/cat", body: #"{"name": "Tom"}"#, records: true),
+        ],
+        "node-reviews": [
+            Call(method: "POST", path: "/_/functions/hello", body: #"{"name": "Bo"}"#),
+            Call(method: "POST", path: "/_/functions/hello", body: "{}"),
+            Call(method: "POST", path: "/_/functions/addReview", body: #"{"movie": "Up", "stars": 4}"#),
+            Call(method: "POST", path: "/_/functions/averageStars", body: #"{"movie": "Up"}"#),
+            Call(method: "GET", path: "/reviews/about"),
+            Call(method: "GET", path: "/_/functions/hello"),
+            Call(method: "POST", path: "/_/records/Review", body: #"{"movie": "Up"}"#, records: true),
+        ],
+    ]
+
+    /// What may differ between two servers' answers: a record's id and times (`_id`, `_created_at` …).
+    static func comparable(_ result: HTTPResult) -> String {
+        guard var object = try? JSONSerialization.jsonObject(with: result.body) as? [String: Any] else {
+            return "\(result.status) \(result.text)"
+        }
+        for key in object.keys where key.hasPrefix("_") || ["id", "objectId", "createdAt", "updatedAt"].contains(key) { object[key] = nil }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return "\(result.status) \(String(decoding: data, as: UTF8.self))"
+    }
+
+    @Test(.scratchDirectory, arguments: ["python-cats", "node-reviews"])
+    func devAnswersTheSameCallsAsAPushedRelease(example: String) throws {
+        let app = example == "python-cats" ? "cats" : "reviews"
+        let pushed = try PushFixture(app: app)
+        let work = try pushed.workspace("push", copying: PushFixture.example(example))
+        try work.commit("Example")
+        let push = try work.push(to: pushed.remote)
+        #expect(push.status == 0, "\(push.output)")
+        let token = try GustBinaries.gust(pushed.home, ["tokens", "create", app]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let dev = try DevServerFixture(try DevServerFixture.example(example))
+        defer { dev.stop() }
+        let devToken = try #require(dev.recordsToken, "\(dev.output)")
+        // The manifest is printed at start, as a push prints it.
+        #expect(dev.output.contains(example == "python-cats" ? "op       food:buy" : "op       hello"), "\(dev.output)")
+
+        for call in Self.sampleCalls[example]! {
+            let fromPush = try pushed.call(call.method, call.path, body: call.body, headers: call.records ? ["X-Auth-Token": token] : [:])
+            let fromDev = try dev.call(call.method, call.path, body: call.body, headers: call.records ? ["X-Auth-Token": devToken] : [:])
+            #expect(Self.comparable(fromDev) == Self.comparable(fromPush), "\(call)")
+        }
+        let health = try dev.call("GET", "/_/health")
+        #expect(health.status == 200 && health.json?["state"] as? String == "running", "\(health.text)")
+        // The same app answers by its name too, as on a server.
+        #expect(try dev.call("GET", "/apps/\(DevWorkspaceName.of(dev.directory))/_/health").status == 404, "only the app's own paths: /apps/ is its path")
+    }
+
+    @Test(.scratchDirectory) func anEditIsServedAndAnImportErrorKeepsTheLastGoodCode() throws {
+        let directory = try DevServerFixture.example("python-cats")
+        let dev = try DevServerFixture(directory)
+        defer { dev.stop() }
+        let buy = { try dev.call("POST", "/_/functions/food:buy", body: #"{"food": "salmon"}"#) }
+        #expect(try buy().json?["price"] as? Double == 4.5)
+
+        let food = directory.appendingPathComponent("food.py")
+        try "PRICES = {'salmon': 5.25, 'tuna': 3.0, 'kibble': 1.25}\n".write(to: food, atomically: false, encoding: .utf8)
+        #expect(try dev.waitUntil(30) { try buy().json?["price"] as? Double == 5.25 }, "\(dev.output)")
+        #expect(dev.output.components(separatedBy: "op       food:buy").count >= 3, "the new manifest is printed: \(dev.output)")
+        #expect(dev.output.contains("Reloading (food.py)"), "\(dev.output)")
+
+        // An import error: the traceback is shown, and the last good code keeps answering.
+        try "raise RuntimeError('broken on purpose')\nPRICES = {}\n".write(to: food, atomically: false, encoding: .utf8)
+        #expect(dev.command.waitForOutput(upTo: 30) { $0.contains("keeps serving") }, "\(dev.output)")
+        #expect(dev.output.contains("RuntimeError: broken on purpose"), "the traceback: \(dev.output)")
+        #expect(dev.output.contains("Traceback"), "\(dev.output)")
+        #expect(try buy().json?["price"] as? Double == 5.25, "the last good code answers")
+        #expect(try dev.call("GET", "/_/health").json?["state"] as? String == "running")
+
+        // A new file and the fix: both seen.
+        try "PRICES = {'salmon': 6.0}\n".write(to: food, atomically: false, encoding: .utf8)
+        #expect(try dev.waitUntil(30) { try buy().json?["price"] as? Double == 6.0 }, "\(dev.output)")
+    }
+
+    @Test(.scratchDirectory) func dotEnvConfigSchedulesAndGustCall() throws {
+        let directory = ScratchDirectory.current.appendingPathComponent("My Greeter")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try """
+            import os
+            import gust
+
+            @gust.op('greet')
+            def greet(name='world'):
+                print('greeting', name)
+                return {'greeting': os.environ.get('GREETING', '?') + ', ' + name}
+
+            @gust.every('1h')
+            def tick():
+                print('tick ran with', os.environ.get('GREETING'))
+            """.write(to: directory.appendingPathComponent("__init__.py"), atomically: true, encoding: .utf8)
+        try "# config\nexport GREETING=\"Hello there\"\nIGNORED LINE\n".write(to: directory.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
+
+        let dev = try DevServerFixture(directory)
+        defer { dev.stop() }
+        #expect(dev.output.contains("schedule tick every 1h"), "schedules are listed at start: \(dev.output)")
+        #expect(dev.output.contains(".env: lines 3 are not NAME=value"), "\(dev.output)")
+        #expect(try dev.call("POST", "/_/functions/greet", body: #"{"name": "Ann"}"#).json?["greeting"] as? String == "Hello there, Ann")
+
+        // gust call --dev: the answer on stdout; with -v the status and the call's own lines.
+        let called = try dev.gust(["call", "--dev", "--dir", directory.path, "greet", #"{"name": "Bo"}"#])
+        #expect(called.status == 0, "\(called.output)")
+        #expect(called.stdout.contains(#""greeting":"Hello there, Bo""#) || called.stdout.contains(#""greeting": "Hello there, Bo""#), "\(called.output)")
+        let verbose = try dev.gust(["call", "--dev", "--dir", directory.path, "-v", "greet", "-"], input: #"{"name": "Cy"}"#)
+        #expect(verbose.status == 0, "\(verbose.output)")
+        #expect(verbose.stderr.contains("HTTP 200"), "\(verbose.output)")
+        #expect(verbose.stderr.contains("[op greet] greeting Cy"), "\(verbose.output)")
+        #expect(!verbose.stderr.contains("greeting Bo"), "only this call's lines: \(verbose.output)")
+        let notJSON = try dev.gust(["call", "--dev", "--dir", directory.path, "greet", "{name"])
+        #expect(notJSON.status != 0 && notJSON.output.contains("not JSON"), "\(notJSON.output)")
+        let missing = try dev.gust(["call", "--dev", "--dir", directory.path, "nope"])
+        #expect(missing.status == 1 && missing.stdout.contains("404"), "\(missing.output)")
+
+        // gust dev --run: the schedule runs now, its output printed.
+        let ran = try dev.gust(["dev", directory.path, "--run", "tick"])
+        #expect(ran.status == 0, "\(ran.output)")
+        #expect(ran.stdout.contains("tick ran with Hello there"), "\(ran.output)")
+        let unknown = try dev.gust(["dev", directory.path, "--run", "nope"])
+        #expect(unknown.status != 0 && unknown.output.contains("no schedule named 'nope'"), "\(unknown.output)")
+
+        // A change to .env is a new config.
+        try "GREETING=Hi\n".write(to: directory.appendingPathComponent(".env"), atomically: true, encoding: .utf8)
+        #expect(try dev.waitUntil(30) {
+            try dev.call("POST", "/_/functions/greet", body: "{}").json?["greeting"] as? String == "Hi, world"
+        }, "\(dev.output)")
+
+        // A second gust dev for the same directory is refused, saying where the first one is.
+        let second = try dev.gust(["dev", directory.path, "--port", "0"])
+        #expect(second.status != 0 && second.output.contains("already running"), "\(second.output)")
+    }
+
+    @Test(.scratchDirectory) func hostileDirectoriesAndArguments() throws {
+        let notThere = try Command.run(GustBinaries.gust, ["dev", "/nonexistent/\u{1b}[31mred", "--port", "0"], environment: ["XDG_CACHE_HOME": ScratchDirectory.current.path])
+        #expect(notThere.status != 0 && notThere.output.contains("is not a directory") && !notThere.output.contains("\u{1b}"), "\(notThere.output)")
+        let empty = ScratchDirectory.current.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let nothing = try Command.run(GustBinaries.gust, ["dev", empty.path, "--port", "0"], environment: ["XDG_CACHE_HOME": ScratchDirectory.current.path], timeout: 120)
+        #expect(nothing.status != 0 && nothing.output.contains("No buildpack recognised this app"), "\(nothing.output)")
+        let badOp = try Command.run(GustBinaries.gust, ["call", "--dev", "../x", "{}"])
+        #expect(badOp.status != 0 && badOp.output.contains("is not an op name"), "\(badOp.output)")
+        let noDev = try Command.run(GustBinaries.gust, ["call", "--dev", "--dir", empty.path, "x"], environment: ["XDG_CACHE_HOME": ScratchDirectory.current.path])
+        #expect(noDev.status != 0 && noDev.output.contains("No gust dev is running"), "\(noDev.output)")
+    }
+}
+
+/// The app name gust dev gives a directory, as `DevWorkspace.appName` makes it.
+enum DevWorkspaceName {
+    static func of(_ directory: URL) -> String { directory.lastPathComponent.lowercased().replacingOccurrences(of: " ", with: "-") }
+}
