@@ -140,6 +140,8 @@ struct Gustd: AsyncParsableCommand {
 
     @Flag(help: "With --https: get no certificates by ACME (serve --tls-cert only).")
     var noAcme = false
+
+    @Option(help: ArgumentHelp(
         "Send every request to this app, whatever its host or path (what `gust dev` runs: one app at the root).",
         valueName: "app"
     ))
