@@ -178,6 +178,31 @@ extension SandboxTests {
         #expect(kept.count == answered, "dogs kept \(kept.count) records of \(answered) answered calls")
     }
 
+    /// A cgroup tree that is there but not the gust user's (root's, left by a gustd that ran as
+    /// root) is not chosen: gustd says so and falls back to rlimits, and pushes and calls work.
+    @Test(.scratchDirectory) func aCgroupTreeGustdCannotWriteIsNotChosen() throws {
+        guard let setup = try Self.prepareUser() else { return }
+        let root = ScratchDirectory.current
+        chmod(root.path, 0o755)
+        let home = GustHome(path: root.appendingPathComponent("home").path)
+        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
+        _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
+        let installed = try Self.install(into: root)
+        #expect(try setup.run([installed.gust, "apps", "create", "dogs", "--home", home.path]).status == 0)
+        let cgroupRoot = "gust-roots-" + UUID().uuidString.prefix(8).lowercased()
+        for controller in ["memory", "pids", "cpu"] {
+            try FileManager.default.createDirectory(atPath: "/sys/fs/cgroup/\(controller)/\(cgroupRoot)", withIntermediateDirectories: true)
+        }
+        let gustd = try GustdProcess(home: home, arguments: ["--cgroup-root", cgroupRoot], user: Self.user, executable: installed.gustd)
+        defer { gustd.stop() }
+        #expect(gustd.logText.contains("Limits: rlimits only"), "\(gustd.logText)")
+        #expect(gustd.logText.contains("cannot write to /sys/fs/cgroup/memory/\(cgroupRoot)"), "\(gustd.logText)")
+        let dogs = try setup.workspace(root, "dogs", files: ["__init__.py": "import gust\n\n@gust.op('bark')\ndef bark():\n    return 'woof'\n"])
+        let pushed = try setup.push(dogs, to: home.repository(try AppName("dogs")).path)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        #expect(try HTTPClient.request(port: gustd.port, "POST", "/apps/dogs/_/functions/bark").status == 200)
+    }
+
     /// The forks stopped at the pids limit with EAGAIN, far from 10,000.
     static func expectForksRefused(_ value: Any?, _ place: String, limit: Int) {
         let result = value as? [String: Any] ?? [:]

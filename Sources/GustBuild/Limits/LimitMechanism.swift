@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 package import Foundation
 import GustCore
 
@@ -56,6 +59,11 @@ package enum LimitMechanism: Codable, Equatable, Sendable {
             let directory = mount + "/" + name
             do {
                 try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                // It may be there already, another user's (root's, from an earlier gustd): gustd must make cgroups in it.
+                guard access(directory, W_OK) == 0 else {
+                    reasons.append("cannot write to \(directory) (make it gustd's user's: docs/security.md, \"Running as the gust user\")")
+                    continue
+                }
                 directories[controller] = directory
             } catch {
                 reasons.append("cannot make \(directory): \(error.localizedDescription)")
