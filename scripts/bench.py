@@ -369,10 +369,14 @@ class Bench:
     def push_app(self, app, files):
         work = os.path.join(self.dir, 'work-' + app)
         os.makedirs(work, exist_ok=True)
+        if self.user:
+            shutil.chown(work, self.user, self.user)
         self.run('git', 'init', '-q', '-b', 'main', cwd=work)
         for name, text in files.items():
             with open(os.path.join(work, name), 'w') as f:
                 f.write(text)
+            if self.user:
+                shutil.chown(os.path.join(work, name), self.user, self.user)
         self.run('git', 'add', '-A', cwd=work)
         self.run('git', 'commit', '-q', '--allow-empty', '-m', app, cwd=work)
         self.gust('apps', 'create', app)
