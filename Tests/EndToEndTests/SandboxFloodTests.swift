@@ -178,6 +178,120 @@ extension SandboxTests {
         #expect(kept.count == answered, "dogs kept \(kept.count) records of \(answered) answered calls")
     }
 
+    /// The same floods from an npm `preinstall` script (a local dependency makes the buildpack run
+    /// npm), pushed over sshd by a key scoped to the app: forks and /tmp are refused at the build's
+    /// limits (its outcomes written to its cache directory, read by the test), 1 GB of output and
+    /// 2 GB of memory each fail their build naming the limit, and the other app never fails a call.
+    @Test(.scratchDirectory) func anNpmPreinstallsFloodsAreContainedToo() throws {
+        guard let setup = try Self.prepareUser(), try Self.prepareLogin() else { return }
+        let root = ScratchDirectory.current
+        chmod(root.path, 0o755)
+        let home = GustHome(path: root.appendingPathComponent("home").path)
+        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
+        _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
+        let installed = try Self.install(into: root)
+        for app in ["dogs", "evil"] {
+            #expect(try setup.run([installed.gust, "apps", "create", app, "--home", home.path]).status == 0)
+        }
+        let cgroupRoot = "gust-flood-" + UUID().uuidString.prefix(8).lowercased()
+        try Self.delegateCgroups(cgroupRoot)
+        let gustd = try GustdProcess(
+            home: home, arguments: ["--cgroup-root", cgroupRoot, "--memory-limit", "128M", "--pids-limit", "64", "--tmp-limit", "16M"],
+            user: Self.user, executable: installed.gustd
+        )
+        defer { gustd.stop() }
+        let key = try SSHKeyPair.generate(in: root, name: "evil-key")
+        #expect(try setup.run([installed.gust, "keys", "add", "mallory", key.publicKey.path, "--app", "evil", "--home", home.path]).status == 0)
+        let sshd = try SSHServer(authorizedKeys: home.authorizedKeys, directory: root.appendingPathComponent("sshd"), login: Self.user)
+        defer { sshd.stop() }
+        let dogs = try setup.workspace(root, "dogs", files: ["__init__.py": "import gust\n\n@gust.op('bark')\ndef bark(n):\n    return 'woof'\n"])
+        #expect(try setup.push(dogs, to: home.repository(try AppName("dogs")).path).status == 0)
+        let caller = SteadyCaller(port: gustd.port)
+        caller.start()
+        defer { caller.stop() }
+
+        func package(_ version: String) -> String {
+            #"{"name": "evil", "version": "\#(version)", "dependencies": {"dep": "file:/app/dep"}, "scripts": {"preinstall": "node /app/floods.js"}}"#
+        }
+        let evil = try Self.rootWorkspace(root, "evil", files: [
+            "floods.js": Self.nodeFloods,
+            "index.js": "const gust = require('gust');\ngust.op('hello', () => 'hello');\n",
+            "dep/package.json": #"{"name": "dep", "version": "1.0.0"}"#,
+            "package.json": package("1.0.0"),
+        ])
+        let ssh = ["GIT_SSH_COMMAND": SSHServer.gitSSHCommand(key: key.privateKey)]
+        let pushed = try Command.run("git", ["push", sshd.url("evil.git"), "main"], in: evil, environment: ssh, timeout: 600)
+        #expect(pushed.status == 0, "\(pushed.output.suffix(3000))")
+        let written = try String(contentsOf: home.cache(try AppName("evil")).appendingPathComponent("floods.json"), encoding: .utf8)
+        let results = try JSONSerialization.jsonObject(with: Data(written.utf8)) as? [String: Any] ?? [:]
+        Self.expectForksRefused(results["forks"], "npm preinstall", limit: 256)
+        Self.expectTmpFull(results["fill_tmp"], "npm preinstall", size: 64 << 20)
+
+        for (file, version, refusal) in [
+            ("SHOUT", "1.0.1", "The build printed more than its limit of 8 MB"), ("ALLOCATE", "1.0.2", "The build ran out of memory (1 GB limit)"),
+        ] {
+            try "yes\n".write(to: evil.appendingPathComponent(file), atomically: true, encoding: .utf8)
+            // A new package.json: the buildpack reuses node_modules while it is unchanged.
+            try package(version).write(to: evil.appendingPathComponent("package.json"), atomically: true, encoding: .utf8)
+            _ = try Command.run("git", ["add", "-A"], in: evil)
+            _ = try Command.run("git", ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", file], in: evil)
+            let refused = try Command.run("git", ["push", sshd.url("evil.git"), "main"], in: evil, environment: ssh, timeout: 600)
+            #expect(refused.status != 0, "\(refused.output.suffix(3000))")
+            #expect(refused.output.contains(refusal), "\(refused.output.suffix(3000))")
+            try FileManager.default.removeItem(at: evil.appendingPathComponent(file))
+        }
+        let (answered, failures) = caller.stop()
+        #expect(failures.isEmpty, "\(failures.count) failed calls to dogs: \(failures.prefix(5))")
+        #expect(answered > 10, "dogs answered \(answered) calls")
+        #expect(kill(gustd.pid, 0) == 0, "gustd is up")
+    }
+
+    /// The npm preinstall script: forks (spawns) until refused, fills /tmp, and with SHOUT or
+    /// ALLOCATE in the app prints 1 GB to the build's output or allocates 2 GB.
+    static let nodeFloods = """
+        const fs = require('fs'), { spawn } = require('child_process');
+        const out = {};
+        const children = [];
+        let refused = null;
+        for (let i = 0; i < 10000 && refused === null; i++) {
+          try {
+            const child = spawn('/bin/sleep', ['30'], { stdio: 'ignore' });
+            child.on('error', () => {});  // EAGAIN is reported here too, after pid came back undefined
+            if (child.pid === undefined) { refused = 'Resource temporarily unavailable'; break; }
+            children.push(child);
+          } catch (error) { refused = 'Resource temporarily unavailable (' + error.code + ')'; }
+        }
+        out.forks = { forked: children.length, refused };
+        children.forEach((child) => child.kill('SIGKILL'));
+        let written = 0, error = null;
+        const chunk = Buffer.alloc(1 << 20, 120);
+        const file = '/tmp/fill-' + process.pid;
+        try {
+          const fd = fs.openSync(file, 'w');
+          for (let i = 0; i < 4096; i++) { fs.writeSync(fd, chunk); written += chunk.length; }
+        } catch (e) { error = e.code === 'ENOSPC' ? 'No space left on device' : String(e); }
+        try { fs.unlinkSync(file); } catch (e) {}
+        out.fill_tmp = { written, error };
+        fs.writeFileSync('/cache/floods.json', JSON.stringify(out));
+        if (fs.existsSync('/app/SHOUT')) {
+          // npm keeps what a script prints: the flood goes to the nearest ancestor's stdout it may open.
+          let pid = process.ppid, fd = null;
+          while (pid > 1 && fd === null) {
+            try { fd = fs.openSync('/proc/' + pid + '/fd/1', 'w'); } catch (e) {
+              pid = Number(fs.readFileSync('/proc/' + pid + '/stat', 'utf8').split(') ')[1].split(' ')[1]);
+            }
+          }
+          const line = Buffer.from('x'.repeat(1023) + '\\n');
+          const block = Buffer.concat(Array(1024).fill(line));
+          for (let i = 0; i < 1024; i++) fs.writeSync(fd === null ? 1 : fd, block);
+        }
+        if (fs.existsSync('/app/ALLOCATE')) {
+          const blocks = [];
+          for (let i = 0; i < 32; i++) blocks.push(Buffer.alloc(64 << 20, 1));
+          console.log(blocks.length);
+        }
+        """
+
     /// A cgroup tree that is there but not the gust user's (root's, left by a gustd that ran as
     /// root) is not chosen: gustd says so and falls back to rlimits, and pushes and calls work.
     @Test(.scratchDirectory) func aCgroupTreeGustdCannotWriteIsNotChosen() throws {
