@@ -16,8 +16,11 @@ Measured:
                   health endpoint (no instance involved) for the floor of this client.
   rollback        `gust rollback` started to the old answer coming back over HTTP.
   sandbox         gustd restarted with `--sandbox none` and with `--sandbox bubblewrap`, the app
-                  scaled to zero: the first call after each start (a cold start: spawn, runtime
-                  import, manifest, the call) and the p50 of warm calls, in the same run.
+                  scaled to zero, the two modes taking turns (gustd restarted each turn): the
+                  first call after each start (a cold start: spawn, runtime import, manifest,
+                  the call) and the p50 of calls/rounds warm calls, medians of the turns; and a
+                  scale-out (a second instance while the first is busy; forked from the zygote
+                  without the sandbox), in the same run.
                   With --user NAME gustd runs as that user (with a subordinate range: each app
                   its own uid, newuidmap at every start); else as this one. `--only sandbox`
                   (or --sandbox-only) runs just this (after one push).
@@ -256,22 +259,46 @@ class Bench:
         return {'rollback_s': statistics.median(times), 'rounds': self.rounds}
 
     def sandbox_comparison(self):
-        """Cold start and warm p50 with and without the sandbox, gustd restarted for each start."""
+        """Cold start, warm p50 and scale-out with and without the sandbox. The modes take turns
+        (none, bubblewrap, then bubblewrap, none, …; gustd restarted for each turn), so that a
+        loaded machine's swings fall on both: each turn times the first call (a cold start) and
+        then calls / rounds warm calls for a p50; the medians of the turns are compared. The
+        scale-out is timed once per mode at the end."""
         self.gust('scale', 'bench', '--min', '0')
+        modes = ['none', 'bubblewrap']
+        colds = {mode: [] for mode in modes}
+        p50s = {mode: [] for mode in modes}
+        p99s = {mode: [] for mode in modes}
+        calls = self.calls
+        self.calls = max(500, calls // self.rounds)
+        try:
+            for turn in range(self.rounds):
+                for mode in (modes if turn % 2 == 0 else list(reversed(modes))):
+                    self.stop_gustd()
+                    self.start_gustd('--sandbox', mode)
+                    connection = http.client.HTTPConnection('127.0.0.1', self.port)
+                    started = time.perf_counter()
+                    if self.answer_version(connection) is None:
+                        sys.exit(f'no answer with --sandbox {mode}; see gustd.log')
+                    colds[mode].append((time.perf_counter() - started) * 1000)
+                    connection.close()
+                    warm = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/functions/ping')
+                    p50s[mode].append(warm['p50_ms'])
+                    p99s[mode].append(warm['p99_ms'])
+        finally:
+            self.calls = calls
         results = {}
-        for mode in ['none', 'bubblewrap']:
-            colds = []
-            for _ in range(self.rounds):
-                self.stop_gustd()
-                self.start_gustd('--sandbox', mode)
-                connection = http.client.HTTPConnection('127.0.0.1', self.port)
-                started = time.perf_counter()
-                if self.answer_version(connection) is None:
-                    sys.exit(f'no answer with --sandbox {mode}; see gustd.log')
-                colds.append((time.perf_counter() - started) * 1000)
-                connection.close()
-            warm = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/functions/ping')
-            results[mode] = {'cold_ms': statistics.median(colds), 'warm_p50_ms': warm['p50_ms'], 'warm_p99_ms': warm['p99_ms']}
+        for mode in modes:
+            # Scale-out: a second instance while the first is busy (without the sandbox, forked from the zygote).
+            self.stop_gustd()
+            self.start_gustd('--sandbox', mode)
+            if not os.path.exists(os.path.join(self.home, 'repos', 'starts.git')):
+                self.push_app('starts', {'main.py': STARTS_CODE, 'requirements.txt': 'six\n'})
+            scale_out = self.scale_out('starts', max(self.rounds, 5))
+            self.gust('scale', 'starts', '--min', '0')
+            results[mode] = {'cold_ms': statistics.median(colds[mode]), 'warm_p50_ms': statistics.median(p50s[mode]),
+                             'warm_p99_ms': statistics.median(p99s[mode]), 'scale_out_ms': scale_out}
+        results['added_scale_out_ms'] = results['bubblewrap']['scale_out_ms'] - results['none']['scale_out_ms']
         results['added_cold_ms'] = results['bubblewrap']['cold_ms'] - results['none']['cold_ms']
         results['added_p50_ms'] = results['bubblewrap']['warm_p50_ms'] - results['none']['warm_p50_ms']
         results['rounds'] = self.rounds
@@ -360,24 +387,21 @@ class Bench:
     def push_app(self, app, files):
         work = os.path.join(self.dir, 'work-' + app)
         os.makedirs(work, exist_ok=True)
+        if self.user:
+            shutil.chown(work, self.user, self.user)
         self.run('git', 'init', '-q', '-b', 'main', cwd=work)
         for name, text in files.items():
             with open(os.path.join(work, name), 'w') as f:
                 f.write(text)
+            if self.user:
+                shutil.chown(os.path.join(work, name), self.user, self.user)
         self.run('git', 'add', '-A', cwd=work)
         self.run('git', 'commit', '-q', '--allow-empty', '-m', app, cwd=work)
         self.gust('apps', 'create', app)
         self.run('git', 'push', '-q', os.path.join(self.home, 'repos', f'{app}.git'), 'main', cwd=work)
 
-    def starts(self):
-        app, rounds = 'starts', max(self.rounds, 5) * 2
-        # Zygotes fork instances only without the sandbox (docs/security.md, "The sandbox with limits and zygotes").
-        self.stop_gustd()
-        self.start_gustd('--sandbox', 'none')
-        self.push_app(app, {'main.py': STARTS_CODE, 'requirements.txt': 'six\n'})
-        results = {'rounds': rounds}
-
-        # Scale-out: the one instance is busy with a slow call; a second call needs a new one.
+    def scale_out(self, app, rounds):
+        """The one instance is busy with a slow call; a second call needs a new one: its p50 (ms)."""
         self.gust('scale', app, '--min', '1', '--max', '2', '--idle', '1s')
         self.call(app, 'ping')
         samples = []
@@ -388,7 +412,17 @@ class Bench:
             self.wait_until(lambda: any(i['state'] == 'busy' for i in self.ps(app)), 10, 'the slow call to start')
             samples.append(self.timed_call(app, 'ping')[0])
             busy.join()
-        results['scale_out_ms'] = statistics.median(samples[1:])
+        return statistics.median(samples[1:])
+
+    def starts(self):
+        app, rounds = 'starts', max(self.rounds, 5) * 2
+        # Zygotes fork instances only without the sandbox (docs/security.md, "The sandbox with limits and zygotes").
+        self.stop_gustd()
+        self.start_gustd('--sandbox', 'none')
+        self.push_app(app, {'main.py': STARTS_CODE, 'requirements.txt': 'six\n'})
+        results = {'rounds': rounds}
+
+        results['scale_out_ms'] = self.scale_out(app, rounds)
 
         # From zero instances, the zygote resident: the instance stops after idle (1 s), the
         # zygote only after zygote-idle (4 × idle); each call forks.
@@ -530,8 +564,9 @@ def main():
 def print_sandbox(b):
     for mode in ['none', 'bubblewrap']:
         print(f"--sandbox {mode:<10}  cold start {b[mode]['cold_ms']:7.1f} ms (median of {b['rounds']})  "
-              f"warm p50 {b[mode]['warm_p50_ms']:.3f} ms  p99 {b[mode]['warm_p99_ms']:.3f} ms")
-    print(f"the sandbox adds                       {b['added_cold_ms']:.1f} ms to a cold start, {b['added_p50_ms']:.3f} ms to a call's p50")
+              f"warm p50 {b[mode]['warm_p50_ms']:.3f} ms  p99 {b[mode]['warm_p99_ms']:.3f} ms  scale-out {b[mode]['scale_out_ms']:.1f} ms")
+    print(f"the sandbox adds                       {b['added_cold_ms']:.1f} ms to a cold start, {b['added_p50_ms']:.3f} ms to a call's p50, "
+          f"{b['added_scale_out_ms']:.1f} ms to a scale-out")
 
 
 if __name__ == '__main__':

@@ -49,6 +49,7 @@ int gust_cloexec_from(int from) {
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -59,9 +60,14 @@ int gust_cloexec_from(int from) {
 
 /// In the child, between fork and exec: only async-signal-safe calls. On any
 /// failure the errno goes to the parent through `report` and the child exits.
-static void gust_spawn_child(const struct gust_spawn_request *request, int report) __attribute__((noreturn));
-static void gust_spawn_child(const struct gust_spawn_request *request, int report) {
+static void gust_spawn_child(const struct gust_spawn_request *request, pid_t parent, int report) __attribute__((noreturn));
+static void gust_spawn_child(const struct gust_spawn_request *request, pid_t parent, int report) {
     int failure[2] = {0, GUST_SPAWN_STEP_SETUP};
+    // Tied to the spawning thread's life; a parent that died before this line is caught by getppid.
+    if (request->parent_death_signal > 0) {
+        if (prctl(PR_SET_PDEATHSIG, request->parent_death_signal) != 0) { failure[0] = errno; goto fail; }
+        if (getppid() != parent) _exit(127);
+    }
     // Default handlers, then the signals the parent blocked around fork unblocked.
     struct sigaction standard;
     memset(&standard, 0, sizeof standard);
@@ -129,10 +135,11 @@ int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step) 
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous);
     // _Fork: no atfork handlers, safe in a multithreaded process whose child only execs.
+    pid_t parent = getpid();
     pid_t child = _Fork();
     if (child == 0) {
         close(report[0]);
-        gust_spawn_child(request, report[1]);
+        gust_spawn_child(request, parent, report[1]);
     }
     int forkError = errno;
     *step = GUST_SPAWN_STEP_SETUP;

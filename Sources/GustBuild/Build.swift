@@ -28,6 +28,9 @@ public struct Build: Sendable {
     public var appNumber: Int = 0
     /// The app's disk limit for its build cache (`gust limits APP --disk`); nil: unbounded.
     public var cacheLimit: Int?
+    /// The app's limits (`Store.effectiveLimits`): `bin/compile` runs under its memory, pids and
+    /// cpu, in a cgroup beside its instances' (where gustd recorded one); nil: none.
+    public var limits: AppLimits?
 
     public init(
         app: AppName, commit: String, home: GustHome, buildpacks: [Buildpack], config: [String: String],
@@ -122,7 +125,9 @@ public struct Build: Sendable {
         try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
         let step: StreamingCommand
         let reclaim: (@Sendable () throws -> Void)?
-        if let sandbox = settings.sandbox {
+        if var sandbox = settings.sandbox {
+            // The build's /tmp is sized as its instances' are (at least `buildFloor`'s).
+            if let tmp = limits.flatMap({ Self.buildLimits($0).tmp }) { sandbox.tmpBytes = tmp }
             let ids = try sandbox.identity.hostIDs(ofApp: appNumber)
             let made = try sandboxed(sandbox.withSeccompFilter(in: home.run), ids: ids, buildpack: buildpack, source: source, cache: cache, env: env)
             step = made.step
@@ -131,14 +136,25 @@ public struct Build: Sendable {
             step = command(buildpack.compile, [source.path, cache.path, env.path], in: source)
             reclaim = nil
         }
+        let cgroup = try makeCgroup()
+        let output = BuildOutputBudget(bytes: settings.outputLimit)
         let outcome: StreamingCommand.Outcome
         do {
-            outcome = try await withHeartbeat { try await step.run(until: deadline, onLine: reporter.raw) }
+            defer { cgroup?.finish() }
+            let confined = cgroup.map { step.joining(cgroupProcs: $0.directories.map { $0 + "/cgroup.procs" }) } ?? step
+            outcome = try await withHeartbeat {
+                try await confined.run(until: deadline) { line in
+                    guard output.admit(line) else { return false }
+                    reporter.raw(line)
+                    return true
+                }
+            }
             try reclaim?()
         } catch {
             try? reclaim?()
             throw error
         }
+        if let failure = limitFailure(cgroup, outcome) { throw failure }
         if outcome == .exited(0), let cacheLimit {
             let size = Self.diskUsage(of: cache)
             if size > cacheLimit {
@@ -152,6 +168,8 @@ public struct Build: Sendable {
         }
         switch outcome {
         case .exited(0): return
+        case .stopped:
+            throw output.failure
         case .timedOut:
             throw GustError(
                 "The build took longer than its limit of \(settings.timeout.minutesText) and was stopped.",

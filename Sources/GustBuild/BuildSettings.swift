@@ -7,6 +7,8 @@ public struct BuildSettings: Sendable {
     public var timeout: Duration
     /// After this much silence, the pusher is told that the build is alive.
     public var heartbeat: Duration
+    /// Bytes a build may print; the line past them stops it (`BuildOutputBudget`).
+    public var outputLimit = 8 << 20
     /// The sandbox `bin/compile` runs in (`GUST_SANDBOX=bubblewrap|none`; default bubblewrap where it works).
     public var sandbox: Sandbox?
 
@@ -15,7 +17,7 @@ public struct BuildSettings: Sendable {
         self.heartbeat = heartbeat
     }
 
-    /// `GUST_BUILD_TIMEOUT` and `GUST_BUILD_HEARTBEAT`, in seconds.
+    /// `GUST_BUILD_TIMEOUT` and `GUST_BUILD_HEARTBEAT`, in seconds; `GUST_BUILD_OUTPUT_LIMIT`, in bytes.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> BuildSettings {
         var settings = BuildSettings()
         if let seconds = environment["GUST_BUILD_TIMEOUT"].flatMap(Double.init), seconds > 0 {
@@ -23,6 +25,9 @@ public struct BuildSettings: Sendable {
         }
         if let seconds = environment["GUST_BUILD_HEARTBEAT"].flatMap(Double.init), seconds > 0 {
             settings.heartbeat = .milliseconds(Int64(seconds * 1000))
+        }
+        if let bytes = environment["GUST_BUILD_OUTPUT_LIMIT"].flatMap(Int.init), bytes > 0 {
+            settings.outputLimit = bytes
         }
         switch environment["GUST_SANDBOX"] {
         case "none": settings.sandbox = nil

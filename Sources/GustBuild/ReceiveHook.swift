@@ -98,7 +98,9 @@ public struct ReceiveHook: Sendable {
             config: try store.openedConfig(app), settings: settings, reporter: reporter
         )
         build.appNumber = try store.appNumber(app)
-        build.cacheLimit = try store.effectiveLimits(app).disk
+        let limits = try store.effectiveLimits(app)
+        build.cacheLimit = limits.disk
+        build.limits = limits
         let description = "Deploy \(update.new.prefix(7))"
         do {
             let output: Build.Output

@@ -25,6 +25,8 @@ public struct StreamingCommand: Sendable {
         case exited(Int32)
         case signalled(Int32)
         case timedOut
+        /// `accepting` refused a line: the command was stopped there.
+        case stopped
     }
 
     public var executable: URL
@@ -53,6 +55,14 @@ public struct StreamingCommand: Sendable {
     ///   - deadline: when the command is stopped and `.timedOut` returned.
     ///   - onLine: called for each line, from a background task.
     public func run(until deadline: ContinuousClock.Instant, onLine: @escaping @Sendable (String) -> Void) async throws -> Outcome {
+        try await run(until: deadline, accepting: { line in
+            onLine(line)
+            return true
+        })
+    }
+
+    /// The same, stopping the command (its process group, SIGKILL) at the first line `accepting` refuses.
+    public func run(until deadline: ContinuousClock.Instant, accepting: @escaping @Sendable (String) -> Bool) async throws -> Outcome {
         var options = PlatformOptions()
         options.createSession = true
         let teardown: [TeardownStep] = [
@@ -61,6 +71,7 @@ public struct StreamingCommand: Sendable {
         ]
         options.teardownSequence = teardown
         let timedOut = Flag()
+        let refused = Flag()
         let configuration = Configuration(
             executable: .path(FilePath(executable.path)),
             arguments: Arguments(arguments),
@@ -85,7 +96,11 @@ public struct StreamingCommand: Sendable {
             return try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await line in execution.standardOutput.strings(bufferingPolicy: .maxLineLength(64 * 1024)) {
-                        onLine(String(line.trimmingSuffix(while: { $0 == "\n" || $0 == "\r" })))
+                        guard accepting(String(line.trimmingSuffix(while: { $0 == "\n" || $0 == "\r" }))) else {
+                            refused.set()
+                            await execution.teardown(using: [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .seconds(1))])
+                            return
+                        }
                     }
                 }
                 group.addTask {
@@ -99,6 +114,7 @@ public struct StreamingCommand: Sendable {
             }
         }
         if timedOut.isSet { return .timedOut }
+        if refused.isSet { return .stopped }
         switch result.terminationStatus {
         case .exited(let code): return .exited(code)
         case .signaled(let signal): return .signalled(signal)

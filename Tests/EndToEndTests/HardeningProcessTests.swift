@@ -132,6 +132,50 @@ struct HardeningProcessTests {
         #expect(try HTTPClient.request(port: port, "POST", "/apps/cats/_/functions/hello", body: "{}").status == 200)
     }
 
+    /// Sandboxed, nothing waits for the next gustd: the wrapper dies with gustd (PR_SET_PDEATHSIG,
+    /// spawned on a thread that lives as long as gustd), bwrap with it (--die-with-parent), and the
+    /// sandbox's PID namespace with bwrap.
+    @Test(.scratchDirectory) func aSIGKILLedGustdTakesItsSandboxedInstancesWithIt() throws {
+        let fixture = try PushFixture()
+        let gustd = try #require(fixture.gustd)
+        guard gustd.logText.contains("sandbox: bubblewrap") else {
+            print("HardeningProcessTests: skipped, gustd runs without the sandbox here")
+            return
+        }
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.app)
+        try work.commit("App")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").status == 200)
+        let instance = try Self.onlyInstance(of: fixture)
+        let tree = [instance] + Self.descendants(of: instance)
+        #expect(tree.count >= 3, "the wrapper, bwrap and the app: \(tree)")
+        gustd.kill9()
+        defer { tree.filter(GustdProcess.isAlive).forEach { kill($0, SIGKILL) } }
+        var alive = tree
+        for _ in 0..<100 where !alive.isEmpty {  // 5 s
+            usleep(50_000)
+            alive = tree.filter(GustdProcess.isAlive)
+        }
+        #expect(alive.isEmpty, "still running after gustd was SIGKILLed: \(alive)")
+    }
+
+    /// Every process below `pid`, from /proc/PID/task/*/children.
+    static func descendants(of pid: Int32) -> [Int32] {
+        var found: [Int32] = []
+        var next = [pid]
+        while let current = next.popLast() {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(current)/task")) ?? []
+            for task in tasks {
+                let text = (try? String(contentsOfFile: "/proc/\(current)/task/\(task)/children", encoding: .utf8)) ?? ""
+                let children = text.split(separator: " ").compactMap { Int32($0) }
+                found += children
+                next += children
+            }
+        }
+        return found
+    }
+
     @Test(.scratchDirectory) func aKilledInstanceLeavesNoRecordBehind() throws {
         let fixture = try PushFixture()
         let work = try fixture.workspace("py")

@@ -1,4 +1,5 @@
 import Foundation
+import GustBuild
 import GustCore
 @testable import GustDaemon
 import Testing

@@ -17,9 +17,14 @@ public final class SSHServer: @unchecked Sendable {
 
     /// The account sshd logs clients in as: whoever runs the tests.
     public static var user: String { String(cString: getpwuid(geteuid()).pointee.pw_name) }
+    /// The account this server logs clients in as (`user`, unless a test runs Gust as another).
+    public let login: String
 
-    public init(authorizedKeys: URL, directory: URL) throws {
+    /// - Parameter login: the account clients log in as; it must have a shell, and a key-only login
+    ///   (not a locked password field, which sshd without PAM refuses).
+    public init(authorizedKeys: URL, directory: URL, login: String = SSHServer.user) throws {
         self.directory = directory
+        self.login = login
         log = directory.appendingPathComponent("sshd.log")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         // sshd's privilege-separation directory; a fresh container may lack it.
@@ -163,7 +168,7 @@ public final class SSHServer: @unchecked Sendable {
 
 extension SSHServer {
     /// `ssh://USER@127.0.0.1:PORT/PATH`, for git remotes.
-    public func url(_ path: String) -> String { "ssh://\(Self.user)@127.0.0.1:\(port)/\(path)" }
+    public func url(_ path: String) -> String { "ssh://\(login)@127.0.0.1:\(port)/\(path)" }
 
     /// The real `ssh` client's options: this key only, no prompts, no known_hosts.
     public static func clientOptions(key: URL) -> [String] {
@@ -180,7 +185,7 @@ extension SSHServer {
     @discardableResult
     public func ssh(_ command: String?, key: URL, input: String? = nil) throws -> CommandResult {
         try Command.run(
-            "ssh", Self.clientOptions(key: key) + ["-T", "-p", String(port), "\(Self.user)@127.0.0.1"] + (command.map { [$0] } ?? []),
+            "ssh", Self.clientOptions(key: key) + ["-T", "-p", String(port), "\(login)@127.0.0.1"] + (command.map { [$0] } ?? []),
             input: input ?? "", timeout: 120
         )
     }

@@ -46,6 +46,9 @@ struct gust_spawn_request {
     /// Descriptors the child gets as 3, 4, … (a zygote's control socket); at most GUST_SPAWN_MAX_PASSING.
     const int *passing;
     int passing_count;
+    /// A signal the child gets when the thread that spawned it ends (PR_SET_PDEATHSIG), 0 for none;
+    /// if that thread's process is gone before the child set it, the child exits at once.
+    int parent_death_signal;
 };
 
 #define GUST_SPAWN_MAX_PASSING 8

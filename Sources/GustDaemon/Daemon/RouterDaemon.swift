@@ -35,6 +35,9 @@ public enum RouterDaemon {
         } else {
             logger.warning("Limits: not enforced (--no-limits)")
         }
+        do { try LimitMechanism.record(mechanism, in: home.run) } catch {
+            logger.warning("Builds are not confined: cannot record the limits for gust-receive (\(error.localizedDescription))")
+        }
         let supervisor = try Supervisor(configuration: configuration, logger: logger, limitMechanism: mechanism)
         let scheduler = try Scheduler(configuration: configuration, supervisor: supervisor, logger: logger)
         await supervisor.attach(scheduler)

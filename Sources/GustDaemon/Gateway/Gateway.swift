@@ -1,4 +1,5 @@
 import Foundation
+import GustBuild
 import GustCore
 import HTTPTypes
 import Hummingbird

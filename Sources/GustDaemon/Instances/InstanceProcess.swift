@@ -77,26 +77,12 @@ final class InstanceProcess: Sendable {
             cgroups.forEach { free(UnsafeMutablePointer(mutating: $0)) }
             free(workingDirectory)
         }
-        var child: pid_t = 0
-        var step: Int32 = 0
-        let result = executable.withCString { path in
-            argv.withUnsafeBufferPointer { argv in
-                envp.withUnsafeBufferPointer { envp in
-                    cgroups.withUnsafeBufferPointer { cgroups in
-                        passing.withUnsafeBufferPointer { passing in
-                            var request = gust_spawn_request(
-                                path: path, argv: argv.baseAddress, envp: envp.baseAddress, directory: workingDirectory,
-                                stdin_fd: standardInput ?? -1, stdout_fd: out[1], stderr_fd: err[1], cgroup_procs: cgroups.baseAddress,
-                                address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
-                                process_limit: Int64(confinement.processLimit ?? 0),
-                                passing: passing.baseAddress, passing_count: Int32(passing.count)
-                            )
-                            return gust_spawn(&request, &child, &step)
-                        }
-                    }
-                }
-            }
-        }
+        let request = SpawnArguments(
+            argv: argv, envp: envp, cgroups: cgroups, directory: workingDirectory, standardInput: standardInput ?? -1,
+            stdout: out[1], stderr: err[1], confinement: confinement, passing: passing
+        )
+        let (result, child, step) = confinement.diesWithGustd
+            ? try SpawnThread.shared.run { request.spawn(executable) } : request.spawn(executable)
         close(out[1])
         close(err[1])
         guard result == 0 else {
@@ -300,6 +286,46 @@ final class InstanceProcess: Sendable {
 /// How a spawned process is confined from its first instruction: the cgroups
 /// it joins and the rlimits it gets between fork and exec (`gust_spawn`).
 /// Any executable may be spawned so: the direct launcher's runtime, or bubblewrap.
+/// What `gust_spawn` is given, as C strings the caller owns and frees once the spawn returned
+/// (it waits for it, on whatever thread it ran: hence `@unchecked Sendable`).
+private struct SpawnArguments: @unchecked Sendable {
+    var argv: [UnsafeMutablePointer<CChar>?]
+    var envp: [UnsafeMutablePointer<CChar>?]
+    var cgroups: [UnsafePointer<CChar>?]
+    var directory: UnsafeMutablePointer<CChar>?
+    var standardInput: Int32
+    var stdout: Int32
+    var stderr: Int32
+    var confinement: SpawnConfinement
+    var passing: [Int32]
+
+    /// gust_spawn's result, the child's pid and the step that failed.
+    func spawn(_ executable: String) -> (result: Int32, child: pid_t, step: Int32) {
+        var child: pid_t = 0
+        var step: Int32 = 0
+        let result = executable.withCString { path in
+            argv.withUnsafeBufferPointer { argv in
+                envp.withUnsafeBufferPointer { envp in
+                    cgroups.withUnsafeBufferPointer { cgroups in
+                        passing.withUnsafeBufferPointer { passing in
+                            var request = gust_spawn_request(
+                                path: path, argv: argv.baseAddress, envp: envp.baseAddress, directory: directory,
+                                stdin_fd: standardInput, stdout_fd: stdout, stderr_fd: stderr, cgroup_procs: cgroups.baseAddress,
+                                address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
+                                process_limit: Int64(confinement.processLimit ?? 0),
+                                passing: passing.baseAddress, passing_count: Int32(passing.count),
+                                parent_death_signal: confinement.diesWithGustd ? SIGKILL : 0
+                            )
+                            return gust_spawn(&request, &child, &step)
+                        }
+                    }
+                }
+            }
+        }
+        return (result, child, step)
+    }
+}
+
 struct SpawnConfinement: Sendable, Equatable {
     /// `cgroup.procs` files (v2, or v1 per controller) to write the child into.
     var cgroupProcs: [String] = []
@@ -309,6 +335,9 @@ struct SpawnConfinement: Sendable, Equatable {
     var processLimit: Int?
     /// The size of the private `/tmp`, where the spawner gives one (the sandbox's tmpfs); nil: its default.
     var tmpBytes: Int?
+    /// Whether the process is killed when gustd's process ends, however it ends (SIGKILL included):
+    /// spawned on `SpawnThread`, with PR_SET_PDEATHSIG. The sandbox's wrapper takes bwrap with it.
+    var diesWithGustd = false
 }
 
 struct SpawnError: Error, CustomStringConvertible {

@@ -74,6 +74,9 @@ final class SandboxSpawner: InstanceSpawner {
         if ids != nil {
             guard gust_pipe_cloexec(&block) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
         }
+        // A SIGKILLed gustd takes the wrapper with it, and so bwrap (--die-with-parent) and the sandbox.
+        var confinement = confinement
+        confinement.diesWithGustd = true
         let (ids, sandbox) = (ids, sandbox)
         let writeEnd = block[1]
         return try InstanceProcess(

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import GustCore
+package import GustCore
 import Synchronization
 
 /// The cgroup of one instance (`ROOT/APP/ID` under each hierarchy the
@@ -13,16 +13,16 @@ import Synchronization
 ///
 /// Where no cgroup can be used (`LimitMechanism.rlimits`), there is no
 /// directory: memory and processes become rlimits of the process.
-final class InstanceCgroup: Sendable {
-    let limits: AppLimits
-    let mechanism: LimitMechanism
+package final class InstanceCgroup: Sendable {
+    package let limits: AppLimits
+    package let mechanism: LimitMechanism
     /// The instance's directory under each hierarchy (empty with rlimits).
-    let directories: [String]
+    package let directories: [String]
     private let outOfMemory = Atomic(false)
     private let finished = Atomic(false)
 
     /// Makes the instance's cgroup and writes its limits; throws if a limit cannot be set.
-    init(mechanism: LimitMechanism, app: AppName, id: String, limits: AppLimits) throws {
+    package init(mechanism: LimitMechanism, app: AppName, id: String, limits: AppLimits) throws {
         self.limits = limits
         self.mechanism = mechanism
         var made: [String] = []
@@ -73,29 +73,18 @@ final class InstanceCgroup: Sendable {
     }
 
     /// CFS period: 100 ms, the kernel's default.
-    static let period = 100_000
-
-    /// What the spawned process does before its program runs: join these cgroups, or take these rlimits.
-    var confinement: SpawnConfinement {
-        switch mechanism {
-        case .cgroup1, .cgroup2:
-            return SpawnConfinement(cgroupProcs: directories.map { $0 + "/cgroup.procs" })
-        case .rlimits:
-            // The address space of a runtime is larger than its memory (mapped libraries, thread stacks): give room.
-            return SpawnConfinement(addressSpaceLimit: limits.memory.map { $0 + 256 << 20 }, processLimit: nil)
-        }
-    }
+    package static let period = 100_000
 
     /// Whether the kernel's OOM killer killed a process of the instance; known once `finish()` ran.
-    var wasOutOfMemory: Bool { outOfMemory.load(ordering: .acquiring) }
+    package var wasOutOfMemory: Bool { outOfMemory.load(ordering: .acquiring) }
 
     /// `out of memory (64 MB limit)`, for the caller and the app's log.
-    var outOfMemoryText: String {
+    package var outOfMemoryText: String {
         "out of memory (\(limits.memory.map(LimitSize.spoken) ?? "no") limit)"
     }
 
     /// The OOM kills counted in the instance's memory cgroup now.
-    var oomKills: Int {
+    package var oomKills: Int {
         for directory in directories {
             for file in ["memory.oom_control", "memory.events"] {
                 guard let text = try? String(contentsOfFile: directory + "/" + file, encoding: .utf8) else { continue }
@@ -107,8 +96,19 @@ final class InstanceCgroup: Sendable {
         return 0
     }
 
+    /// How often a fork or clone was refused at the pids limit (`pids.events`, v1 and v2), now.
+    package var pidsLimitHits: Int {
+        for directory in directories {
+            guard let text = try? String(contentsOfFile: directory + "/pids.events", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") where line.hasPrefix("max ") {
+                return Int(line.dropFirst("max ".count)) ?? 0
+            }
+        }
+        return 0
+    }
+
     /// The instance's main process has exited: note an OOM kill, kill what is left in the cgroup, remove it.
-    func finish() {
+    package func finish() {
         guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if oomKills > 0 { outOfMemory.store(true, ordering: .releasing) }
         for directory in directories {
@@ -124,9 +124,13 @@ final class InstanceCgroup: Sendable {
         for directory in directories { rmdir((directory as NSString).deletingLastPathComponent) }
     }
 
+    /// The start of a build's cgroup name.
+    package static let buildPrefix = "build-"
+
     /// Removes the instance cgroups a previous gustd left (killed, it could not): every `APP/ID`
     /// under gustd's root, killing what is still in one. Only at start, before any instance starts.
-    static func sweep(_ mechanism: LimitMechanism) {
+    /// A build's cgroup (`APP/build-…`) is gust-receive's: removed only if empty (its push ended).
+    package static func sweep(_ mechanism: LimitMechanism) {
         let roots: [String]
         switch mechanism {
         case .cgroup2(let directory): roots = [directory]
@@ -141,6 +145,10 @@ final class InstanceCgroup: Sendable {
                 guard fm.fileExists(atPath: appDirectory, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
                 for id in (try? fm.contentsOfDirectory(atPath: appDirectory)) ?? [] where !id.contains(".") {
                     let directory = appDirectory + "/" + id
+                    if id.hasPrefix(buildPrefix) {
+                        rmdir(directory)
+                        continue
+                    }
                     for _ in 0..<50 {
                         let pids = (try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8))?
                             .split(separator: "\n").compactMap { pid_t($0) } ?? []

@@ -1,4 +1,7 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+package import Foundation
 import GustCore
 
 /// How gustd bounds an instance's memory, CPU and processes on this machine,
@@ -14,7 +17,7 @@ import GustCore
 ///
 /// A mechanism is only chosen if gustd can make its own directory there
 /// (`--cgroup-root`, under each hierarchy); otherwise the next one is.
-enum LimitMechanism: Equatable, Sendable {
+package enum LimitMechanism: Codable, Equatable, Sendable {
     /// `directory` is gustd's cgroup in the unified hierarchy (`/sys/fs/cgroup/gust`).
     case cgroup2(directory: String)
     /// gustd's cgroup under each mounted v1 controller, by controller name (`memory`, `pids`, `cpu`).
@@ -22,10 +25,10 @@ enum LimitMechanism: Equatable, Sendable {
     /// No cgroup gustd may use: `reason` says why, for gustd's log.
     case rlimits(reason: String)
 
-    static let controllers = ["memory", "pids", "cpu"]
+    package static let controllers = ["memory", "pids", "cpu"]
 
     /// Looks at `root` and makes `name` under the hierarchy chosen.
-    static func detect(root: String = "/sys/fs/cgroup", name: String, fileManager: FileManager = .default) -> LimitMechanism {
+    package static func detect(root: String = "/sys/fs/cgroup", name: String, fileManager: FileManager = .default) -> LimitMechanism {
         var reasons: [String] = []
         for unified in [root, root + "/unified"] {
             guard let listed = try? String(contentsOfFile: unified + "/cgroup.controllers", encoding: .utf8) else { continue }
@@ -56,6 +59,11 @@ enum LimitMechanism: Equatable, Sendable {
             let directory = mount + "/" + name
             do {
                 try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                // It may be there already, another user's (root's, from an earlier gustd): gustd must make cgroups in it.
+                guard access(directory, W_OK) == 0 else {
+                    reasons.append("cannot write to \(directory) (make it gustd's user's: docs/security.md, \"Running as the gust user\")")
+                    continue
+                }
                 directories[controller] = directory
             } catch {
                 reasons.append("cannot make \(directory): \(error.localizedDescription)")
@@ -66,8 +74,28 @@ enum LimitMechanism: Equatable, Sendable {
         return .rlimits(reason: reasons.joined(separator: "; "))
     }
 
+    /// The file in `GUST_HOME/run` where gustd leaves the mechanism it chose, for gust-receive:
+    /// builds are confined in the same cgroup tree as the app's instances.
+    package static let recordName = "limits.json"
+
+    /// gustd, at start: what gust-receive will confine builds with (nil: nothing, `--no-limits`).
+    package static func record(_ mechanism: LimitMechanism?, in run: URL) throws {
+        let file = run.appendingPathComponent(recordName)
+        guard let mechanism else {
+            try? FileManager.default.removeItem(at: file)
+            return
+        }
+        try JSONEncoder().encode(mechanism).write(to: file, options: .atomic)
+    }
+
+    /// gust-receive: the mechanism gustd recorded last; nil if none (gustd never started, or `--no-limits`).
+    package static func recorded(in run: URL) -> LimitMechanism? {
+        guard let data = try? Data(contentsOf: run.appendingPathComponent(recordName)) else { return nil }
+        return try? JSONDecoder().decode(LimitMechanism.self, from: data)
+    }
+
     /// One line for gustd's log at start.
-    var description: String {
+    package var description: String {
         switch self {
         case .cgroup2(let directory):
             "Limits: cgroup v2 at \(directory) (memory, pids, cpu)"

@@ -1,0 +1,77 @@
+import Foundation
+import GustCore
+
+/// A build's compile step runs under its app's limits, in a cgroup of its own
+/// (`APP/build-…`) beside the app's instances' in gustd's tree, which gustd
+/// records in `run/limits.json` at start. A build past its memory is stopped by
+/// the kernel and fails naming the limit; forks past its pids limit are refused.
+extension Build {
+    /// The build's cgroup, with the app's memory, pids and cpu written, or nil where gustd
+    /// recorded no cgroup (rlimits, `--no-limits`, or gustd never started on this home).
+    func makeCgroup() throws -> InstanceCgroup? {
+        guard let limits, let mechanism = LimitMechanism.recorded(in: home.run) else { return nil }
+        switch mechanism {
+        case .cgroup1, .cgroup2: break
+        case .rlimits: return nil
+        }
+        let id = InstanceCgroup.buildPrefix + UUID().uuidString.prefix(8).lowercased()
+        do {
+            return try InstanceCgroup(mechanism: mechanism, app: app, id: id, limits: Self.buildLimits(limits))
+        } catch let error as GustError {
+            throw GustError("Cannot confine the build: \(error.message)", hint: "Is gustd's cgroup tree (gustd --cgroup-root) the gust user's? See docs/security.md.")
+        }
+    }
+
+    /// What a build gets below which pip and npm fail on their own: pip installs build dependencies
+    /// into `/tmp` and runs two interpreters, npm runs node with its threads.
+    static let buildFloor = AppLimits(memory: 1 << 30, pids: 256, tmp: 64 << 20)
+
+    /// A build's limits: its app's, raised to `buildFloor` where they are below it (an app may run
+    /// in 128 MB; its `pip install` does not).
+    static func buildLimits(_ app: AppLimits) -> AppLimits {
+        func atLeast(_ value: Int?, _ floor: Int?) -> Int? {
+            guard let value else { return nil }
+            return max(value, floor ?? value)
+        }
+        var limits = app
+        limits.memory = atLeast(app.memory, buildFloor.memory)
+        limits.pids = atLeast(app.pids, buildFloor.pids)
+        limits.tmp = atLeast(app.tmp, buildFloor.tmp)
+        return limits
+    }
+
+    /// The error that names the limit a failed compile step met, if it met one.
+    func limitFailure(_ cgroup: InstanceCgroup?, _ outcome: StreamingCommand.Outcome) -> GustError? {
+        guard let cgroup, outcome != .exited(0), outcome != .timedOut, outcome != .stopped else { return nil }
+        if cgroup.wasOutOfMemory {
+            return GustError(
+                "The build ran \(cgroup.outOfMemoryText): the kernel stopped it.",
+                hint: "Use less memory while building, or ask an admin to raise it: gust limits \(app) --memory SIZE"
+            )
+        }
+        if cgroup.pidsLimitHits > 0, let pids = cgroup.limits.pids {
+            return GustError(
+                "The build failed after reaching its process limit (\(pids) processes and threads): \(cgroup.pidsLimitHits) forks were refused.",
+                hint: "Start fewer processes while building, or ask an admin to raise it: gust limits \(app) --pids N"
+            )
+        }
+        return nil
+    }
+}
+
+extension StreamingCommand {
+    /// The same command, started by a shell that first writes its own pid into each of
+    /// `cgroupProcs`: the command and everything it starts run in those cgroups.
+    func joining(cgroupProcs: [String]) -> StreamingCommand {
+        guard !cgroupProcs.isEmpty else { return self }
+        let files = cgroupProcs.map(Sandbox.quoted).joined(separator: " ")
+        let script = """
+            for f in \(files); do echo $$ > "$f" || { echo "Cannot join the build's cgroup $f" >&2; exit 125; }; done
+            exec "$0" "$@"
+            """
+        var wrapped = self
+        wrapped.executable = URL(fileURLWithPath: "/bin/sh")
+        wrapped.arguments = ["-c", script, executable.path] + arguments
+        return wrapped
+    }
+}
