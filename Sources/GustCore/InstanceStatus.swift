@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// One instance as `gust ps` shows it: the admin API's `GET /v1/apps/APP/instances`
 /// answers a list of these, so gustd and the CLI share the shape.

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// An app's scale rules (`gust scale`): how many instances of its live release
 /// gustd runs, and how many calls each takes at once. Kept in the store, so
