@@ -70,8 +70,9 @@ struct HTTPSTests {
         let (cert, _) = try TLSTools.selfSigned(["gust.test"], in: root, stem: "one")
         let (_, otherKey) = try TLSTools.selfSigned(["gust.test"], in: root, stem: "two")
         let home = GustHome(path: root.appendingPathComponent("home").path)
-        #expect(throws: (any Error).self) {
+        let failure = #expect(throws: GustdFailure.self) {
             _ = try GustdProcess(home: home, arguments: ["--https", "127.0.0.1:0", "--tls-cert", cert.path, "--tls-key", otherKey.path, "--no-acme"])
         }
+        #expect(failure?.log.contains("The private key does not belong to the certificate") == true, "\(failure?.log ?? "")")
     }
 }
