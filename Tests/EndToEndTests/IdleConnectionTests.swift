@@ -56,7 +56,11 @@ struct IdleConnectionTests {
         let open = (silent + trickling).filter { !$0.isClosedByPeer }.count
         #expect(allClosed, "\(open) of 300 idle or trickling connections still open after 30 s; kept-alive closed: \(keptAlive.isClosedByPeer)")
 
-        let call = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/ping", body: "{}", timeout: 10)
+        let call: HTTPResult
+        do { call = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/ping", body: "{}", timeout: 10) } catch {
+            Issue.record("the call after: \(error); gustd alive: \(kill(gustd.pid, 0) == 0)\n\(gustd.logText.suffix(4000))")
+            return
+        }
         #expect(call.text == #""pong""#)
         #expect(gustd.logText.contains("descriptor limit"), "gustd logs the descriptor limit it runs with")
     }

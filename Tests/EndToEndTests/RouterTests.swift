@@ -194,8 +194,10 @@ struct RouterTests {
         #expect(releases.last?["status"] as? String == "live")
     }
 
+    /// Unsandboxed instances outlive a SIGKILLed gustd, and the next gustd stops them (sandboxed ones die
+    /// with gustd: HardeningProcessTests.aSIGKILLedGustdTakesItsSandboxedInstancesWithIt).
     @Test(.scratchDirectory) func gustdKilledAndStartedAgainServesTheSameReleases() throws {
-        let fixture = try PushFixture()
+        let fixture = try PushFixture(gustdArguments: ["--sandbox", "none"])
         let work = try fixture.workspace("py")
         try Self.pythonApp(work, version: "one")
         try work.commit("One")
