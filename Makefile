@@ -56,6 +56,7 @@ bench:
 	$(SWIFT) build -c release
 	scripts/bench.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_peers.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+	scripts/bench_console.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 
 clean:
 	rm -rf .build

@@ -30,6 +30,8 @@ command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 # The installer's tests: systemd-analyze verify on the unit, useradd into a scratch root.
 command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 command -v useradd >/dev/null 2>&1 || packages+=(passwd)
+# The web console's browser tests: a real headless Chromium driven by Selenium (run with /usr/bin/python3).
+packages+=(chromium chromium-driver python3-selenium)
 [ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 python3-flask wrk)
 
 missing=()

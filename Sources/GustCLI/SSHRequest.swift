@@ -88,6 +88,12 @@ enum SSHAccess {
         if String(reflecting: type(of: command)).hasPrefix("ArgumentParser.") { return }
         if key.isAdmin { return }
         if command is AppsCommand.List { return }
+        // Console tokens reach every app a scope names, or all of them: only admins hand them out.
+        if (command as? TokensCommand.Create)?.console == true || (command as? TokensCommand.List)?.console == true
+            || (command as? TokensCommand.Revoke)?.console == true
+        {
+            throw SSHRefusal("Only admin keys may manage console tokens; key '\(key.name)' may use \(key.apps.isEmpty ? "no apps yet" : key.scope).")
+        }
         if let limits = command as? LimitsCommand, limits.ceilings {
             throw SSHRefusal("Only admin keys may see or set the ceilings; key '\(key.name)' may run `limits APP` on \(key.apps.isEmpty ? "no apps yet" : key.scope).")
         }

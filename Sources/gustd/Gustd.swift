@@ -102,6 +102,12 @@ struct Gustd: AsyncParsableCommand {
     var metrics: String?
 
     @Option(help: ArgumentHelp(
+        "Serve the web console on this address, a listener of its own (off unless given; sign in with a token from `gust tokens create --console`; the port bound is written to GUST_HOME/run/gustd.console).",
+        valueName: "host:port"
+    ))
+    var console: String?
+
+    @Option(help: ArgumentHelp(
         "After each deploy, remove the artifacts of an app's releases beyond the N newest, keeping the live release and the rollback target as `gust releases prune` does (default: keep all).",
         valueName: "n"
     ))
@@ -135,6 +141,9 @@ struct Gustd: AsyncParsableCommand {
         if let metrics, ListenAddress(parsing: metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
         }
+        if let console, ListenAddress(parsing: console) == nil {
+            throw ValidationError("--console takes HOST:PORT, like 127.0.0.1:8081.")
+        }
     }
 
     private func parseAddress() -> (String, Int)? {
@@ -160,7 +169,8 @@ struct Gustd: AsyncParsableCommand {
             limitDefaults: try limitDefaults(), cgroupRoot: cgroupRoot, enforcesLimits: !noLimits,
             logBytesPerSecond: (try LimitSize.parseBytes(logRate)) ?? Int.max, logMaxBytes: (try LimitSize.parseBytes(logMax)) ?? Int.max,
             accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy,
-            metrics: metrics.flatMap(ListenAddress.init(parsing:)), keepReleases: keepReleases
+            metrics: metrics.flatMap(ListenAddress.init(parsing:)), console: console.flatMap(ListenAddress.init(parsing:)),
+            keepReleases: keepReleases
         )
         // Every path is absolute by now. Leave the directory gustd was started in: it may be one the
         // user gustd runs as cannot enter (`sudo -u gust gustd` from /root), and libarchive reopens

@@ -93,7 +93,8 @@ public enum RouterDaemon {
                 .init(service: admin),
                 .init(service: http),
                 .init(service: channel),
-            ] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger) + [
+            ] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger)
+              + ConsoleListener.services(configuration, supervisor: supervisor, records: records, logger: logger) + [
                 .init(service: SchedulerService(scheduler: scheduler)),
                 // Last, so it is told to shut down first (the group goes in reverse): waiting calls get
                 // 503 at once, calls in flight finish, then every instance stops.
@@ -107,6 +108,7 @@ public enum RouterDaemon {
         try await ServiceGroup(configuration: services).run()
         try? FileManager.default.removeItem(at: addressFile)
         try? FileManager.default.removeItem(at: MetricsListener.addressFile(home))
+        try? FileManager.default.removeItem(at: ConsoleListener.addressFile(home))
     }
 }
 

@@ -62,6 +62,7 @@ struct Gateway: HTTPResponder {
             response = Self.error(500, "internal error in gustd")
         }
         response.headers[ForwardedHeaders.requestID] = requestID
+        if let app = note.app, note.release != nil { supervisor.callHistory.record(app, status: Int(response.status.code)) }
         if let accessLog {
             accessLog.record(AccessLog.Entry(
                 app: note.app?.rawValue, release: note.release, instance: note.instance, method: request.method.rawValue,
