@@ -197,7 +197,7 @@ extension ConsoleServer {
         context["id"] = id
         context["json"] = Self.pretty(.object(record))
         context["fields"] = fields ?? Self.pretty(.object(record.filter { !$0.key.hasPrefix("_") }))
-        context["error"] = error as Any
+        context["error"] = error  // nil leaves it out
         return html(ConsoleTemplates.render("record", context), status: error == nil ? .ok : .unprocessableContent)
     }
 

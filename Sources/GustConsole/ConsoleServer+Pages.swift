@@ -66,8 +66,9 @@ extension ConsoleServer {
         context["name"] = app.rawValue
         context["url"] = "/apps/\(app.rawValue)/"
         if let live {
-            context["live"] = ["version": live.version, "state": live.state, "stateClass": live.state, "instances": live.instances,
-                               "error": live.error as Any] as [String: Any]
+            var values: [String: Any] = ["version": live.version, "state": live.state, "stateClass": live.state, "instances": live.instances]
+            values["error"] = live.error  // a nil is left out, never rendered as "nil"
+            context["live"] = values
         }
         context["releases"] = data.releases.prefix(50).map { release -> [String: Any] in
             [
@@ -137,8 +138,9 @@ extension ConsoleServer {
     }
 
     static func activityRow(_ entry: Activity) -> [String: Any] {
-        ["at": stamp(entry.at), "app": entry.app?.rawValue as Any, "actor": entry.actor, "source": entry.source,
-         "action": entry.action, "detail": entry.detail]
+        var row: [String: Any] = ["at": stamp(entry.at), "actor": entry.actor, "source": entry.source, "action": entry.action, "detail": entry.detail]
+        row["app"] = entry.app?.rawValue
+        return row
     }
 
     static func stamp(_ date: Date) -> String {

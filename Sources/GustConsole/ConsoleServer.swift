@@ -72,8 +72,10 @@ public struct ConsoleServer: HTTPResponder {
             return Self.asset(ConsoleAssets.css, type: "text/css; charset=utf-8")
         case (.get, "/static/console.js"):
             return Self.asset(ConsoleAssets.javascript, type: "text/javascript; charset=utf-8")
+        case (.get, "/favicon.ico"):
+            return Response(status: .noContent)
         case (.get, "/login"):
-            return loginPage(error: nil)
+            return loginPage(error: nil, reusing: Cookies(request.headers[.cookie])[Self.loginCookie])
         case (.post, "/login"):
             return try await signIn(request)
         default:
@@ -150,10 +152,15 @@ public struct ConsoleServer: HTTPResponder {
 
     // MARK: Signing in
 
-    private func loginPage(error: String?, status: HTTPResponse.Status = .ok) -> Response {
+    private func loginPage(error: String?, status: HTTPResponse.Status = .ok, reusing existing: String? = nil) -> Response {
         // Double-submit: the form's value must match this cookie, so another site cannot sign a browser in.
-        let loginCSRF = Store.randomURLSafe(bytes: 24)
-        var response = html(ConsoleTemplates.render("login", ["loginCSRF": loginCSRF, "error": error as Any]), status: status)
+        // A browser's existing value is kept, so two sign-in pages open at once (or a redirected
+        // favicon fetch) do not invalidate each other's forms.
+        let loginCSRF = existing.flatMap { $0.count >= 32 && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" } ? $0 : nil }
+            ?? Store.randomURLSafe(bytes: 24)
+        var values: [String: Any] = ["loginCSRF": loginCSRF]
+        values["error"] = error
+        var response = html(ConsoleTemplates.render("login", values), status: status)
         response.headers[.setCookie] = cookie(Self.loginCookie, loginCSRF, maxAge: 3600)
         return response
     }

@@ -117,6 +117,13 @@ def case_overview_lists_apps(c):
     row = c.driver.find_element(By.CSS_SELECTOR, f'tr.app-row[data-app="{c.args.app}"]')
     assert "v" in row.text and row.find_elements(By.CSS_SELECTOR, "svg.spark polyline"), row.text
     c.shot("overview")
+    # A phone-sized screen: the table scrolls inside its box, the page itself does not.
+    c.driver.set_window_size(390, 844)
+    c.open(f"/apps/{c.args.app}")
+    width = c.driver.execute_script("return document.documentElement.scrollWidth")
+    c.shot("app-phone")
+    c.driver.set_window_size(1280, 1000)
+    assert width <= 400, f"the app page is {width}px wide on a 390px screen"
 
 
 def app_version(c):

@@ -177,6 +177,7 @@ import Testing
             for uri in ["/apps/cats", "/apps/cats/logs", "/apps/cats/records?type=cat", "/apps/cats/records/cat/r1"] {
                 let page = try await client.execute(uri: uri, method: .get, headers: [.cookie: cookie]) { String(buffer: $0.body) }
                 #expect(!page.contains("<script>alert") && !page.contains("<img"), "\(uri)")
+                #expect(!page.contains(">nil<"), "\(uri): an absent value rendered as nil")
                 #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;") || page.contains("&lt;/script&gt;&lt;img"), "\(uri)")
             }
             var headers = Self.form
