@@ -57,6 +57,7 @@ bench:
 	scripts/bench.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_peers.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_console.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+	scripts/bench.py --only console --bin "$$($(SWIFT) build -c release --show-bin-path)"
 
 clean:
 	rm -rf .build

@@ -14,17 +14,27 @@ import NIOCore
 /// only its apps: any other app's pages are 404, as if it did not exist.
 /// Every answer carries a Content Security Policy that allows no inline script.
 public struct ConsoleServer: HTTPResponder {
-    public typealias Context = BasicRequestContext
+    public typealias Context = ConsoleContext
 
     let backend: any ConsoleBackend
     let sessions: ConsoleSessions
-    /// Whether browsers reach the console over HTTPS: its cookies are then `Secure`.
+    /// Whether this listener is itself HTTPS: its cookies are then always `Secure`.
     let secure: Bool
+    /// Proxies (`gustd --trusted-proxy`) whose `X-Forwarded-Proto: https` makes the cookies `Secure`.
+    let trustedProxies: Set<String>
 
-    public init(backend: any ConsoleBackend, sessions: ConsoleSessions = ConsoleSessions(), secure: Bool = false) {
+    public init(backend: any ConsoleBackend, sessions: ConsoleSessions = ConsoleSessions(), secure: Bool = false, trustedProxies: Set<String> = []) {
         self.backend = backend
         self.sessions = sessions
         self.secure = secure
+        self.trustedProxies = trustedProxies
+    }
+
+    /// Whether the browser reached the console over HTTPS: this listener's own TLS, or a trusted proxy's.
+    func isSecure(_ request: Request, peer: String?) -> Bool {
+        if secure { return true }
+        guard let peer, trustedProxies.contains(peer) else { return false }
+        return request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
     }
 
     static let sessionCookie = "gust_session"
@@ -41,7 +51,7 @@ public struct ConsoleServer: HTTPResponder {
     public func respond(to request: Request, context: Context) async throws -> Response {
         var response: Response
         do {
-            response = try await route(request)
+            response = try await route(request, https: isSecure(request, peer: context.peer))
         } catch let error as ConsoleError {
             response = error.response
         } catch let error as GustError {
@@ -65,7 +75,7 @@ public struct ConsoleServer: HTTPResponder {
         if headers[.cacheControl] == nil { headers[.cacheControl] = "no-store" }
     }
 
-    private func route(_ request: Request) async throws -> Response {
+    private func route(_ request: Request, https: Bool) async throws -> Response {
         let path = request.uri.path
         switch (request.method, path) {
         case (.get, "/static/console.css"):
@@ -75,9 +85,9 @@ public struct ConsoleServer: HTTPResponder {
         case (.get, "/favicon.ico"):
             return Response(status: .noContent)
         case (.get, "/login"):
-            return loginPage(error: nil, reusing: Cookies(request.headers[.cookie])[Self.loginCookie])
+            return loginPage(error: nil, https: https, reusing: Cookies(request.headers[.cookie])[Self.loginCookie])
         case (.post, "/login"):
-            return try await signIn(request)
+            return try await signIn(request, https: https)
         default:
             break
         }
@@ -102,7 +112,7 @@ public struct ConsoleServer: HTTPResponder {
         case (.post, "logout") where parts.count == 1:
             sessions.close(viewer.session.id)
             var response = Self.redirect("/login")
-            response.headers[.setCookie] = cookie(Self.sessionCookie, "", maxAge: 0)
+            response.headers[.setCookie] = cookie(Self.sessionCookie, "", maxAge: 0, https: https)
             return response
         case (_, "apps") where parts.count >= 2:
             // Another app than the token's is not found, whether listed or typed.
@@ -152,7 +162,7 @@ public struct ConsoleServer: HTTPResponder {
 
     // MARK: Signing in
 
-    private func loginPage(error: String?, status: HTTPResponse.Status = .ok, reusing existing: String? = nil) -> Response {
+    private func loginPage(error: String?, status: HTTPResponse.Status = .ok, https: Bool, reusing existing: String? = nil) -> Response {
         // Double-submit: the form's value must match this cookie, so another site cannot sign a browser in.
         // A browser's existing value is kept, so two sign-in pages open at once (or a redirected
         // favicon fetch) do not invalidate each other's forms.
@@ -161,24 +171,24 @@ public struct ConsoleServer: HTTPResponder {
         var values: [String: Any] = ["loginCSRF": loginCSRF]
         values["error"] = error
         var response = html(ConsoleTemplates.render("login", values), status: status)
-        response.headers[.setCookie] = cookie(Self.loginCookie, loginCSRF, maxAge: 3600)
+        response.headers[.setCookie] = cookie(Self.loginCookie, loginCSRF, maxAge: 3600, https: https)
         return response
     }
 
-    private func signIn(_ request: Request) async throws -> Response {
+    private func signIn(_ request: Request, https: Bool) async throws -> Response {
         let form = try await Self.form(request)
         let expected = Cookies(request.headers[.cookie])[Self.loginCookie] ?? ""
         guard !expected.isEmpty, let sent = form["csrf"], Store.constantTimeEqual(sent, expected) else {
-            return loginPage(error: "The sign-in form expired; try again.", status: .forbidden)
+            return loginPage(error: "The sign-in form expired; try again.", status: .forbidden, https: https)
         }
         let secret = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !secret.isEmpty, let token = try await backend.withStore({ try $0.verifyConsoleToken(secret: secret) }) else {
-            return loginPage(error: "That is not a valid console token.", status: .unauthorized)
+            return loginPage(error: "That is not a valid console token.", status: .unauthorized, https: https)
         }
         let session = sessions.open(tokenID: token.id)
         var response = Self.redirect("/")
-        response.headers[.setCookie] = cookie(Self.loginCookie, "", maxAge: 0)
-        response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.sessionCookie, session.id, maxAge: Int(ConsoleSessions.lifetime))))
+        response.headers[.setCookie] = cookie(Self.loginCookie, "", maxAge: 0, https: https)
+        response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.sessionCookie, session.id, maxAge: Int(ConsoleSessions.lifetime), https: https)))
         return response
     }
 
@@ -193,8 +203,8 @@ public struct ConsoleServer: HTTPResponder {
         return Viewer(session: session, token: token)
     }
 
-    func cookie(_ name: String, _ value: String, maxAge: Int) -> String {
-        "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
+    func cookie(_ name: String, _ value: String, maxAge: Int, https: Bool) -> String {
+        "\(name)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (https ? "; Secure" : "")
     }
 
     // MARK: Answers

@@ -126,6 +126,12 @@ struct ConsoleTests {
         #expect(activity.contains { $0.action == "rollback" && $0.source == "console" && $0.actor.contains("browser test") }, "\(activity)")
         #expect(activity.contains { $0.action == "config" && $0.source == "console" && $0.detail.contains("GREETING") }, "\(activity)")
         #expect(activity.contains { $0.action == "record edit" && $0.source == "console" }, "\(activity)")
+
+        // And what the CLI changes, as the CLI's user.
+        #expect(try GustBinaries.gust(home, ["scale", "cats", "--max", "3"]).status == 0)
+        #expect(try GustBinaries.gust(home, ["rollback", "cats"]).status == 0)
+        let cli = try Store(home: home).activity(app: try AppName("cats"), limit: 2)
+        #expect(cli.map(\.action) == ["rollback", "scale"] && cli.allSatisfy { $0.source == "cli" }, "\(cli)")
     }
 
     @Test(.scratchDirectory) func theConsoleIsOffUnlessAskedForAndItsSessionsDieWithTheirToken() throws {

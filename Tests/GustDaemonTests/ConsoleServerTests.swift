@@ -204,6 +204,26 @@ import Testing
         }
     }
 
+    @Test func cookiesAreSecureOverHTTPSOnlyAsATrustedProxySaysIt() async throws {
+        let setup = try setup()
+        let https: HTTPFields = [HTTPField.Name("X-Forwarded-Proto")!: "https"]
+        for (server, expected) in [
+            (ConsoleServer(backend: setup.backend), false),  // an untrusted peer's word is not taken
+            (ConsoleServer(backend: setup.backend, secure: true), true),
+        ] {
+            let app = Application(responder: server, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await app.test(.router) { client in
+                try await client.execute(uri: "/login", method: .get, headers: https) { response in
+                    #expect(response.headers[.setCookie]?.hasSuffix("; Secure") == expected)
+                }
+            }
+        }
+        let proxied = ConsoleServer(backend: setup.backend, trustedProxies: ["10.0.0.2"])
+        let request = Request(head: HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/", headerFields: https), body: .init(buffer: ByteBuffer()))
+        #expect(proxied.isSecure(request, peer: "10.0.0.2"))
+        #expect(!proxied.isSecure(request, peer: "10.0.0.3"))
+    }
+
     @Test func sessionsExpire() {
         let sessions = ConsoleSessions()
         let now = Date()

@@ -19,7 +19,9 @@ enum ConsoleListener {
     ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
         guard let address = configuration.console else { return [] }
         let file = addressFile(configuration.home)
-        let server = ConsoleServer(backend: SupervisorConsoleBackend(supervisor: supervisor, records: records.hub))
+        let server = ConsoleServer(
+            backend: SupervisorConsoleBackend(supervisor: supervisor, records: records.hub), trustedProxies: Set(configuration.trustedProxies)
+        )
         let listener = Application(
             responder: server,
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: "gustd"),
