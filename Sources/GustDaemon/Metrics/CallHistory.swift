@@ -20,15 +20,12 @@ final class CallHistory: Sendable {
     func record(_ app: AppName, status: Int, at now: Date = Date()) {
         let minute = Self.minute(of: now)
         series.withLock { all in
-            var entry = all[app] ?? Series()
-            var bucket = entry.minutes[minute] ?? (0, 0)
-            bucket.calls += 1
-            if status >= 500 { bucket.errors += 1 }
-            entry.minutes[minute] = bucket
-            if entry.minutes.count > Self.minutesKept {
-                entry.minutes = entry.minutes.filter { $0.key > minute - Self.minutesKept }
+            // In place: no copy of the app's minutes on the call path.
+            all[app, default: Series()].minutes[minute, default: (0, 0)].calls += 1
+            if status >= 500 { all[app, default: Series()].minutes[minute, default: (0, 0)].errors += 1 }
+            if all[app]!.minutes.count > Self.minutesKept {
+                all[app]!.minutes = all[app]!.minutes.filter { $0.key > minute - Self.minutesKept }
             }
-            all[app] = entry
         }
     }
 
