@@ -273,6 +273,9 @@ def case_hostile_app(c):
             assert any(h in body for h in HOSTILE), f"{path} does not show the hostile text as text"
         if index == 0:
             c.shot("hostile-app")
+        if path == "/activity":
+            assert "rollback" in body and "console" in body, f"the activity page: {body[:300]}"
+            c.shot("activity")
     logs = c.driver.get_log("browser")
     csp = [entry for entry in logs if "Content Security Policy" in entry.get("message", "")]
     assert not csp, f"the page tried something CSP blocked: {csp}"

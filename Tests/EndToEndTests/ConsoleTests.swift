@@ -58,6 +58,21 @@ struct ConsoleTests {
 
         """
 
+    /// The console's port, once its listener has written it (it may come a moment after the public one's).
+    static func consolePort(_ home: GustHome) throws -> Int {
+        let file = home.run.appendingPathComponent("gustd.console")
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let text = try? String(contentsOf: file, encoding: .utf8),
+                let port = Int(text.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
+            {
+                return port
+            }
+            usleep(50_000)
+        }
+        throw GustError("gustd wrote no \(file.path) within 30 s")
+    }
+
     @Test(.scratchDirectory) func theConsoleInARealHeadlessChromium() throws {
         for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver", "/usr/bin/python3"] {
             try #require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) is missing: run scripts/install-deps.sh")
@@ -105,8 +120,7 @@ struct ConsoleTests {
         try #require(admin.status == 0, "\(admin.output)")
         let scoped = try GustBinaries.gust(home, ["tokens", "create", "--console", "--app", "cats"])
         try #require(scoped.status == 0, "\(scoped.output)")
-        let address = try String(contentsOf: home.run.appendingPathComponent("gustd.console"), encoding: .utf8)
-        let consolePort = try #require(Int(address.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        let consolePort = try Self.consolePort(home)
         let screenshots = GustBinaries.sourceRoot.appendingPathComponent(".build/console-screenshots")
 
         let browser = try Command.run("/usr/bin/python3", [
@@ -141,8 +155,7 @@ struct ConsoleTests {
 
         let withConsole = try GustdProcess(home: fixture.home, arguments: ["--console", "127.0.0.1:0"])
         defer { withConsole.stop() }
-        let address = try String(contentsOf: fixture.home.run.appendingPathComponent("gustd.console"), encoding: .utf8)
-        let port = try #require(Int(address.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        let port = try Self.consolePort(fixture.home)
         let secret = try GustBinaries.gust(fixture.home, ["tokens", "create", "--console"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 
         let login = try HTTPClient.request(port: port, "GET", "/login")
