@@ -58,6 +58,8 @@ bench:
 	scripts/bench_peers.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_tls.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_dev.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+	scripts/bench_console.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+	scripts/bench.py --only console --bin "$$($(SWIFT) build -c release --show-bin-path)"
 
 clean:
 	rm -rf .build

@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // C bridges: Debian's -dev packages through pkg-config.
@@ -72,11 +73,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The web console's pages, sessions, CSRF and templates; gustd gives it a `ConsoleBackend`.
+        .target(
+            name: "GustConsole",
+            dependencies: [
+                "GustCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // gustd's services: admin API, routing, instances, reconciliation.
         .target(
             name: "GustDaemon",
             dependencies: [
-                "GustCore", "GustBuild", "GustGit", "CGustSystem",
+                "GustCore", "GustBuild", "GustGit", "CGustSystem", "GustConsole",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -144,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "GustDaemonTests",
             dependencies: [
-                "GustDaemon", "GustCore", "GustBuild",
+                "GustDaemon", "GustCore", "GustBuild", "GustConsole",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),

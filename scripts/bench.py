@@ -26,7 +26,8 @@ Measured:
                   (or --sandbox-only) runs just this (after one push).
   metrics cost    the same warm op through gustd started without and with `--metrics`,
                   alternately (gustd restarted each time), and what counting adds per call.
-                  `--only metrics` runs just this (after one push).
+                  `--only metrics` runs just this (after one push); `--only console` the same
+                  with and without the web console (`--console`).
   starts          Python instances forked from their release's zygote (docs/benchmarks.md,
                   "Starting instances"): scale-out while the one instance is busy, a call
                   from zero instances with the zygote resident, a cold start from nothing
@@ -304,14 +305,14 @@ class Bench:
         results['rounds'] = self.rounds
         return results
 
-    def metrics_cost(self, rounds=3):
-        """The warm op through gustd without and with --metrics, alternately, gustd restarted each time."""
+    def metrics_cost(self, rounds=3, option='--metrics'):
+        """The warm op through gustd without and with --metrics (or --console), alternately, gustd restarted each time."""
         p50 = {False: [], True: []}
         p99 = {False: [], True: []}
         for _ in range(rounds):
             for metrics in (False, True):
                 self.stop_gustd()
-                self.start_gustd(*(['--metrics', '127.0.0.1:0'] if metrics else []))
+                self.start_gustd(*([option, '127.0.0.1:0'] if metrics else []))
                 self.wait_for_answer()
                 measured = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/functions/ping')
                 p50[metrics].append(measured['p50_ms'])
@@ -492,7 +493,7 @@ def main():
     parser.add_argument('--bin', required=True, help='directory with gust, gust-receive and gustd (a release build)')
     parser.add_argument('--rounds', type=int, default=5, help='pushes and rollbacks to take the median of')
     parser.add_argument('--calls', type=int, default=5000, help='op calls per latency measurement')
-    parser.add_argument('--only', choices=['deploys', 'starts', 'metrics', 'sandbox'],
+    parser.add_argument('--only', choices=['deploys', 'starts', 'metrics', 'console', 'sandbox'],
                         help='run one part: pushes, calls and rollbacks; starts; the metrics cost or the sandbox comparison (after one push)')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
     parser.add_argument('--user', help='run gustd as this user (root only; give it a subordinate uid range)')
@@ -512,6 +513,9 @@ def main():
         if args.only == 'metrics':
             bench.first_push()
             results['metrics'] = bench.metrics_cost()
+        elif args.only == 'console':
+            bench.first_push()
+            results['console'] = bench.metrics_cost(option='--console')
         elif args.only == 'sandbox':
             bench.first_push()
             results['sandbox'] = bench.sandbox_comparison()
@@ -536,6 +540,11 @@ def main():
                         f"(p99 {m['without_p99_ms']:.3f} / {m['with_p99_ms']:.3f}): {m['added_p50_us']:+.1f} µs per call, "
                         f"median of {m['rounds']} restarts each, {m['calls']} calls each")
         print(metrics_line)
+    if 'console' in results:
+        m = results['console']
+        print(f"console, warm op p50 without / with   {m['without_p50_ms']:.3f} / {m['with_p50_ms']:.3f} ms "
+              f"(p99 {m['without_p99_ms']:.3f} / {m['with_p99_ms']:.3f}): {m['added_p50_us']:+.1f} µs per call, "
+              f"median of {m['rounds']} restarts each, {m['calls']} calls each")
     if 'pushes' in results:
         p, o, r = results['pushes'], results['op_latency'], results['rollback']
         print(f"first push, one dependency from PyPI   {p['first_push_s']:.2f} s wall ({p['first_build_s']:.2f} s build)")

@@ -52,6 +52,8 @@ extension ReceiveHook {
         do {
             let url = try admin.deploy(app: app, version: version, phase: .switch) { reporter.detail($0) }
             try? store.appendLog(app, version: version, String(reporter.log.dropFirst(recorded)))
+            let (actor, _) = Store.cliActor()
+            try? store.recordActivity(app: app, actor: actor, source: "push", action: "push", detail: "v\(version) (\(release.shortCommit ?? "-")) is live")
             return (version, url)
         } catch let error as GustError where error.code == 409 {
             // A newer release went live meanwhile: this one stays built, in history.

@@ -63,6 +63,8 @@ struct LimitsCommand: ParsableCommand {
                 }
             }
             try store.setLimits(name, limits)
+            let (actor, source) = Store.cliActor()
+            try? store.recordActivity(app: name, actor: actor, source: source, action: "limits", detail: limits.summary)
         }
         let own = try store.limits(name)
         let effective = try store.effectiveLimits(name)

@@ -18,12 +18,9 @@ enum ReleaseActivation {
             print("-----> Waiting for another deploy of \(base.app) to finish")
         }
         defer { withExtendedLifetime(lock) {} }
-        let release = try store.recordRelease(base.app, NewRelease(
-            status: .built, commit: base.commit, buildpack: base.buildpack, artifact: base.artifact,
-            artifactSize: base.artifactSize, process: base.process, buildSeconds: 0, description: description,
-            rollbackOf: rollbackOf, config: config, secretNames: secretNames,
-            log: "Release v\(base.version)'s artifact, reused: \(description)\n"
-        ))
+        let release = try store.recordReuse(
+            of: base, description: description, rollbackOf: rollbackOf, config: config, secretNames: secretNames
+        )
         let secrets = try store.secretValues(base.app)
         print("-----> \(description): v\(release.version)")
         let url: String
@@ -38,6 +35,11 @@ enum ReleaseActivation {
         }
         print("       \(url)")
         print("-----> v\(release.version) is live")
+        let (actor, source) = Store.cliActor()
+        try? store.recordActivity(
+            app: base.app, actor: actor, source: source, action: rollbackOf == nil ? "config" : "rollback",
+            detail: "\(description): v\(release.version)"
+        )
         return release
     }
 }

@@ -34,6 +34,8 @@ struct SSHCommand: AsyncParsableCommand {
                 throw SSHRefusal("This key is not registered with Gust (any more). Ask an admin to add it: gust keys add NAME FILE")
             }
             entry = found
+            // Who acts, for the activity log of what this connection does (inherited by git's hooks too).
+            setenv("GUST_SSH_KEY", found.name.rawValue, 1)
             request = try SSHRequest.parse(try SSHCommandLine.words(raw))
         } catch let refusal as SSHRefusal {
             throw refuse(refusal, log: log)

@@ -101,6 +101,12 @@ enum SSHAccess {
         if command is AppsCommand.List { return }
         // Without an app, ssh-command narrows the list to the key's apps.
         if let domains = command as? DomainsCommand.List, domains.appArgument == nil { return }
+        // Console tokens reach every app a scope names, or all of them: only admins hand them out.
+        if (command as? TokensCommand.Create)?.console == true || (command as? TokensCommand.List)?.console == true
+            || (command as? TokensCommand.Revoke)?.console == true
+        {
+            throw SSHRefusal("Only admin keys may manage console tokens; key '\(key.name)' may use \(key.apps.isEmpty ? "no apps yet" : key.scope).")
+        }
         if let limits = command as? LimitsCommand, limits.ceilings {
             throw SSHRefusal("Only admin keys may see or set the ceilings; key '\(key.name)' may run `limits APP` on \(key.apps.isEmpty ? "no apps yet" : key.scope).")
         }

@@ -43,6 +43,8 @@ struct ScaleCommand: ParsableCommand {
                 throw ValidationError("--max \(settings.max) is over the ceiling of \(ceiling) instances an admin set for scoped keys. Ask an admin.")
             }
             try store.setScale(name, settings)
+            let (actor, source) = Store.cliActor()
+            try? store.recordActivity(app: name, actor: actor, source: source, action: "scale", detail: settings.activityText)
             try? AdminClient(home: store.home).reconcile()  // a running gustd applies it at once
         }
         if output.json { return print(try Formatting.json(settings)) }

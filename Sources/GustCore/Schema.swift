@@ -154,6 +154,36 @@ enum Schema {
             name  TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
+        );
+        """,
+        // 9: console tokens (`gust tokens create --console`; only their hash), the apps a scoped one may
+        // see, and the activity log: who did what to which app, and from where.
+        """
+        CREATE TABLE console_tokens (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            hash         TEXT NOT NULL UNIQUE,
+            description  TEXT NOT NULL DEFAULT '',
+            admin        INTEGER NOT NULL DEFAULT 0,
+            created_at   REAL NOT NULL,
+            expires_at   REAL,
+            last_used_at REAL,
+            revoked_at   REAL
+        );
+        CREATE TABLE console_token_apps (
+            token INTEGER NOT NULL REFERENCES console_tokens(id) ON DELETE CASCADE,
+            app   TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+            PRIMARY KEY (token, app)
+        );
+        CREATE TABLE activity (
+            id     INTEGER PRIMARY KEY AUTOINCREMENT,
+            at     REAL NOT NULL,
+            app    TEXT,
+            actor  TEXT NOT NULL,
+            source TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX activity_by_app ON activity (app, id);
         """,
     ]
 

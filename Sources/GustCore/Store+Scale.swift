@@ -25,6 +25,9 @@ public struct ScaleSettings: Sendable, Codable, Equatable {
         self.idleSeconds = idleSeconds
     }
 
+    /// `min 1, max 4, concurrency 10, idle 300s`: how the activity log and the console say them.
+    public var activityText: String { "min \(min), max \(max), concurrency \(concurrency), idle \(idleSeconds)s" }
+
     /// Why these settings cannot be used, or nil.
     public var problem: String? {
         if min < 0 { return "--min must be 0 or more." }

@@ -176,3 +176,19 @@ extension Release {
         log = row.string("log") ?? ""
     }
 }
+
+extension Store {
+    /// Records a new release that reuses `base`'s artifact with other config
+    /// (a rollback, a config change): history only grows, as on Heroku. The
+    /// caller holds the app's deploy lock and then asks gustd to make it live.
+    public func recordReuse(
+        of base: Release, description: String, rollbackOf: Int? = nil, config: [String: String], secretNames: [String]
+    ) throws -> Release {
+        try recordRelease(base.app, NewRelease(
+            status: .built, commit: base.commit, buildpack: base.buildpack, artifact: base.artifact,
+            artifactSize: base.artifactSize, process: base.process, buildSeconds: 0, description: description,
+            rollbackOf: rollbackOf, config: config, secretNames: secretNames,
+            log: "Release v\(base.version)'s artifact, reused: \(description)\n"
+        ))
+    }
+}

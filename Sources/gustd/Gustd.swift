@@ -110,6 +110,12 @@ struct Gustd: AsyncParsableCommand {
     var metrics: String?
 
     @Option(help: ArgumentHelp(
+        "Serve the web console on this address, a listener of its own (off unless given; sign in with a token from `gust tokens create --console`; the port bound is written to GUST_HOME/run/gustd.console).",
+        valueName: "host:port"
+    ))
+    var console: String?
+
+    @Option(help: ArgumentHelp(
         "After each deploy, remove the artifacts of an app's releases beyond the N newest, keeping the live release and the rollback target as `gust releases prune` does (default: keep all).",
         valueName: "n"
     ))
@@ -191,6 +197,9 @@ struct Gustd: AsyncParsableCommand {
         if let metrics, ListenAddress(parsing: metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
         }
+        if let console, ListenAddress(parsing: console) == nil {
+            throw ValidationError("--console takes HOST:PORT, like 127.0.0.1:8081.")
+        }
     }
 
     /// One `@`, a domain after it, nothing a mailto: URL or the CA would trip on.
@@ -224,7 +233,8 @@ struct Gustd: AsyncParsableCommand {
             logBytesPerSecond: (try LimitSize.parseBytes(logRate)) ?? Int.max, logRetention: LogRetention(
                 maxBytes: (try LimitSize.parseBytes(logMax)) ?? Int.max, files: logFiles, maxAge: logMaxAge.flatMap(LogRetention.parseAge)),
             accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy,
-            metrics: metrics.flatMap(ListenAddress.init(parsing:)), keepReleases: keepReleases
+            metrics: metrics.flatMap(ListenAddress.init(parsing:)), console: console.flatMap(ListenAddress.init(parsing:)),
+            keepReleases: keepReleases
         )
         configuration.https = https.flatMap(ListenAddress.init(parsing:))
         configuration.ownCertificate = tlsCert.flatMap { chain in tlsKey.map { (Self.absolute(chain), Self.absolute($0)) } }

@@ -37,6 +37,11 @@ struct SSHPushTests {
         let pushed = try work.git("rev-parse", "HEAD").stdout
         #expect(try Command.run("git", ["-C", clone.path, "rev-parse", "HEAD"]).stdout == pushed)
         #expect(fixture.sshLog.contains("accepted key=\"alice\""))
+        // The activity log names the key that pushed, and a scale over SSH as from SSH.
+        #expect(try fixture.ssh("scale cats --max 2", as: alice).status == 0)
+        let activity = try Store(home: fixture.home).activity(app: try AppName("cats"))
+        #expect(activity.map(\.action) == ["scale", "push"], "\(activity)")
+        #expect(activity.allSatisfy { $0.actor == "key alice" } && activity.first?.source == "ssh", "\(activity)")
     }
 
     @Test(.scratchDirectory) func keysNeverAddedOrRemovedAreRefused() throws {

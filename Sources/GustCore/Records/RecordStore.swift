@@ -85,6 +85,11 @@ public final class RecordStore {
 
     public func transaction<T>(_ body: () throws -> T) throws -> T { try db.transaction(body) }
 
+    /// The types that have records, in order (for the console's record browser).
+    public func types() throws -> [String] {
+        try db.query("SELECT DISTINCT type FROM records ORDER BY type").compactMap { $0.string("type") }
+    }
+
     public func get(_ type: String, id: String) throws -> Record? {
         try db.query("SELECT * FROM records WHERE type = ? AND id = ?", [.text(type), .text(id)]).first.map(Self.record)
     }

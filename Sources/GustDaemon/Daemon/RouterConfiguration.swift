@@ -43,6 +43,8 @@ public struct RouterConfiguration: Sendable {
     public var trustedProxies: [String]
     /// Where `GET /metrics` is served (`--metrics`); nil: no metrics, and nothing counted.
     public var metrics: ListenAddress?
+    /// Where the web console is served (`--console`); nil: no console.
+    public var console: ListenAddress?
     /// Releases whose artifacts a deploy keeps besides the live one and the rollback target (`--keep-releases`); nil keeps all.
     public var keepReleases: Int?
     /// Where HTTPS is served (`--https`); nil: HTTP only.
@@ -65,7 +67,7 @@ public struct RouterConfiguration: Sendable {
         limitDefaults: AppLimits = .standard, cgroupRoot: String = "gust", cgroupMount: String = "/sys/fs/cgroup",
         enforcesLimits: Bool = true, logBytesPerSecond: Int = 1 << 20, logRetention: LogRetention = .default,
         accessLog: AccessLogDestination = .off, trustedProxies: [String] = [],
-        metrics: ListenAddress? = nil,
+        metrics: ListenAddress? = nil, console: ListenAddress? = nil,
         keepReleases: Int? = nil
     ) {
         self.sandbox = sandbox
@@ -78,6 +80,7 @@ public struct RouterConfiguration: Sendable {
         self.accessLog = accessLog
         self.trustedProxies = trustedProxies
         self.metrics = metrics
+        self.console = console
         self.keepReleases = keepReleases
         self.queueLimit = queueLimit
         self.home = home

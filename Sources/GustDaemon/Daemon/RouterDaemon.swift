@@ -133,7 +133,8 @@ public enum RouterDaemon {
                 .init(service: admin),
                 .init(service: http),
                 .init(service: channel),
-            ] + https + [.init(service: CertificateService(manager: domains))] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger) + [
+            ] + https + [.init(service: CertificateService(manager: domains))] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger)
+              + ConsoleListener.services(configuration, supervisor: supervisor, records: records, logger: logger) + [
                 .init(service: LogService(configuration: configuration, logger: logger)),
                 .init(service: SchedulerService(scheduler: scheduler)),
                 // Last, so it is told to shut down first (the group goes in reverse): waiting calls get
@@ -155,6 +156,7 @@ public enum RouterDaemon {
         try? FileManager.default.removeItem(at: addressFile)
         try? FileManager.default.removeItem(at: home.run.appendingPathComponent("gustd.https"))
         try? FileManager.default.removeItem(at: MetricsListener.addressFile(home))
+        try? FileManager.default.removeItem(at: ConsoleListener.addressFile(home))
     }
 }
 

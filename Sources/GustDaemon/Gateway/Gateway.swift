@@ -75,6 +75,10 @@ struct Gateway: HTTPResponder {
             response = Self.error(500, "internal error in gustd")
         }
         response.headers[ForwardedHeaders.requestID] = requestID
+        // The console's per-minute history, kept only while there is a console to show it.
+        if configuration.console != nil, let app = note.app, note.release != nil {
+            supervisor.callHistory.record(app, status: Int(response.status.code))
+        }
         if let accessLog {
             accessLog.record(AccessLog.Entry(
                 app: note.app?.rawValue, release: note.release, instance: note.instance, method: request.method.rawValue,

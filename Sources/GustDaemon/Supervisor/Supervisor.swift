@@ -45,6 +45,8 @@ actor Supervisor {
     var scheduler: Scheduler?
     /// Instances' secrets for the records channel (`gust.records`).
     nonisolated let channelTokens = RecordsChannelTokens()
+    /// Calls per app per minute, for the console.
+    nonisolated let callHistory = CallHistory()
     /// Pools to run, for `runPools()`; finished by `stopAll()`.
     private let newPools: AsyncStream<AppPool>.Continuation
     private let poolStream: AsyncStream<AppPool>

@@ -1,0 +1,67 @@
+public import Foundation
+public import GustCore
+
+/// What the console needs of gustd: the store, what the supervisor serves, and
+/// the same paths a deploy, an op call and the records API take. gustd gives
+/// the real one (GustDaemon's `SupervisorConsoleBackend`); tests give a fake.
+public protocol ConsoleBackend: Sendable {
+    var home: GustHome { get }
+    /// Runs `body` with the store, off the event loops.
+    func withStore<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) async throws -> T
+    /// What serves the app now, if anything.
+    func live(_ app: AppName) -> ConsoleLiveState?
+    /// Calls and errors per minute, oldest first, for the last `minutes` minutes (this one included).
+    func history(_ app: AppName, minutes: Int) -> [ConsoleMinute]
+    func instances(_ app: AppName) async -> [InstanceStatus]
+    /// The ops the live release declares, once an instance of it has said.
+    func operations(_ app: AppName) -> [String]
+    /// Starts, checks and switches to `version` as a deploy does; returns the app's URL.
+    func deploy(_ app: AppName, version: Int) async throws -> String
+    /// Calls an op as the gateway would (the same pool, metrics and logs).
+    func call(_ app: AppName, op: String, arguments: Data) async -> ConsoleAnswer
+    func records(_ app: AppName, type: String, query: RecordStore.Query) async throws -> [RecordStore.Record]
+    func record(_ app: AppName, type: String, id: String) async throws -> RecordStore.Record
+    /// Saves through the records API's path: its before-hooks may refuse (a `GustError` with their message).
+    func saveRecord(_ app: AppName, type: String, id: String?, fields: RecordStore.Record) async throws -> RecordStore.Record
+    func deleteRecord(_ app: AppName, type: String, id: String) async throws
+    /// The record types the app's store holds.
+    func recordTypes(_ app: AppName) async -> [String]
+}
+
+/// The live release of an app as the supervisor serves it.
+public struct ConsoleLiveState: Sendable, Equatable {
+    public var version: Int
+    /// `running`, `starting`, `idle` or `crashing`.
+    public var state: String
+    public var instances: Int
+    public var error: String?
+
+    public init(version: Int, state: String, instances: Int, error: String? = nil) {
+        self.version = version
+        self.state = state
+        self.instances = instances
+        self.error = error
+    }
+}
+
+/// One minute of an app's calls.
+public struct ConsoleMinute: Sendable, Equatable {
+    public var calls: Int
+    public var errors: Int
+
+    public init(calls: Int, errors: Int) {
+        self.calls = calls
+        self.errors = errors
+    }
+}
+
+/// What an op call answered.
+public struct ConsoleAnswer: Sendable, Equatable {
+    public var status: Int
+    public var body: String
+
+    public init(status: Int, body: String) {
+        self.status = status
+        self.body = body
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import GustConsole
+import GustCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The console's view of gustd: the store through the request path's
+/// `StoreAccess`, the supervisor's routes and pools, deploys as the admin API
+/// makes them, op calls as the gateway makes them, and records through the
+/// same hub (and so the same hooks) as the records API.
+struct SupervisorConsoleBackend: ConsoleBackend {
+    let supervisor: Supervisor
+    let records: RecordsHub
+
+    var home: GustHome { supervisor.configuration.home }
+
+    func withStore<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) async throws -> T {
+        try await supervisor.requestStore.run(body)
+    }
+
+    func live(_ app: AppName) -> ConsoleLiveState? {
+        guard let route = supervisor.route(of: app) else { return nil }
+        let snapshot = route.pool.snapshot
+        return ConsoleLiveState(version: route.version, state: snapshot.state, instances: snapshot.serving, error: snapshot.crashing)
+    }
+
+    func history(_ app: AppName, minutes: Int) -> [ConsoleMinute] {
+        supervisor.callHistory.minutes(app, count: minutes).map { ConsoleMinute(calls: $0.calls, errors: $0.errors) }
+    }
+
+    func instances(_ app: AppName) async -> [InstanceStatus] {
+        await supervisor.instances(of: app)
+    }
+
+    func operations(_ app: AppName) -> [String] {
+        supervisor.route(of: app)?.launcher.manifest?.ops.map(\.name) ?? []
+    }
+
+    func deploy(_ app: AppName, version: Int) async throws -> String {
+        try await supervisor.deploy(app, version: version) { _ in }
+    }
+
+    func call(_ app: AppName, op: String, arguments: Data) async -> ConsoleAnswer {
+        let timeout = supervisor.configuration.functionTimeout
+        let deadline = ContinuousClock.now + timeout
+        let name = op.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? op
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        let request = InstanceRequest(method: .POST, target: "/_gust/ops/\(name)", headers: headers, body: ByteBuffer(bytes: arguments))
+        let began = ContinuousClock.now
+        let answer: ConsoleAnswer
+        do {
+            let response = try await supervisor.withInstance(app, deadline: deadline) { instance in
+                try await instance.call(request, timeout: max(deadline - .now, .milliseconds(1)))
+            }
+            answer = ConsoleAnswer(status: response.status, body: String(decoding: response.body.readableBytesView, as: UTF8.self))
+        } catch let refusal as CallRefusal {
+            answer = ConsoleAnswer(status: refusal.status, body: refusal.message)
+        } catch InstanceCallError.timedOut {
+            answer = ConsoleAnswer(status: 504, body: "The function did not answer within \(timeout.shortText).")
+        } catch {
+            answer = ConsoleAnswer(status: 502, body: "The function's process died while answering.")
+        }
+        supervisor.callHistory.record(app, status: answer.status)
+        if GustMetrics.isEnabled {
+            GustMetrics.call(app, kind: .op, function: op, status: answer.status, duration: .now - began)
+        }
+        return answer
+    }
+
+    func records(_ app: AppName, type: String, query: RecordStore.Query) async throws -> [RecordStore.Record] {
+        try RecordStore.validateType(type)
+        let page = try await hubCall { try await records.page(app, type, query) }
+        let parsed = try JSONValue.parse(Data(page.readableBytesView))
+        guard case .array(let list)? = parsed.objectValue?["records"] else { return [] }
+        return list.compactMap(\.objectValue)
+    }
+
+    func record(_ app: AppName, type: String, id: String) async throws -> RecordStore.Record {
+        try RecordStore.validateType(type)
+        return try await hubCall { try await records.get(app, type, id: id) }
+    }
+
+    func saveRecord(_ app: AppName, type: String, id: String?, fields: RecordStore.Record) async throws -> RecordStore.Record {
+        try RecordStore.validateType(type)
+        return try await hubCall { try await records.save(app, type, id: id, fields: fields, caller: nil) }
+    }
+
+    func deleteRecord(_ app: AppName, type: String, id: String) async throws {
+        try RecordStore.validateType(type)
+        try await hubCall { try await records.delete(app, type, id: id, caller: nil) }
+    }
+
+    func recordTypes(_ app: AppName) async -> [String] {
+        let url = home.data(app).appendingPathComponent("records.sqlite")
+        guard FileManager.default.fileExists(atPath: url.path) else { return [] }
+        return (try? await NIOThreadPool.singleton.runIfActive { try RecordStore(url: url).types() }) ?? []
+    }
+
+    /// The hub's refusals (a pool's, a hook's) as the `GustError` the console shows.
+    private func hubCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let refusal as CallRefusal {
+            throw GustError(refusal.message, code: refusal.status)
+        }
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+@testable import GustConsole
+import GustCore
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Synchronization
+import Testing
+
+/// The console in-process, through Hummingbird's test client, with a real
+/// store and a fake backend (no gustd, no instances): sign-in, sessions, CSRF,
+/// scopes, security headers and escaping.
+@Suite struct ConsoleServerTests {
+    /// The store is real; what gustd would serve is canned.
+    final class FakeBackend: ConsoleBackend, Sendable {
+        let home: GustHome
+        private let store: Mutex<Store>
+        let saved = Mutex<[RecordStore.Record]>([])
+
+        init(home: GustHome) throws {
+            self.home = home
+            store = Mutex(try Store(home: home))
+        }
+
+        func withStore<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) async throws -> T {
+            try store.withLock { try body($0) }
+        }
+        func live(_ app: AppName) -> ConsoleLiveState? { ConsoleLiveState(version: 1, state: "running", instances: 1) }
+        func history(_ app: AppName, minutes: Int) -> [ConsoleMinute] { (0..<minutes).map { ConsoleMinute(calls: $0, errors: 0) } }
+        func instances(_ app: AppName) async -> [InstanceStatus] { [] }
+        func operations(_ app: AppName) -> [String] { ["<script>alert(1)</script>"] }
+        func deploy(_ app: AppName, version: Int) async throws -> String { "http://localhost/" }
+        func call(_ app: AppName, op: String, arguments: Data) async -> ConsoleAnswer { ConsoleAnswer(status: 200, body: "\"ok\"") }
+        func records(_ app: AppName, type: String, query: RecordStore.Query) async throws -> [RecordStore.Record] {
+            [["_id": .string("r1"), "name": .string("</script><img src=x onerror=alert(1)>")]]
+        }
+        func record(_ app: AppName, type: String, id: String) async throws -> RecordStore.Record {
+            ["_id": .string(id), "name": .string("<script>alert(1)</script>")]
+        }
+        func saveRecord(_ app: AppName, type: String, id: String?, fields: RecordStore.Record) async throws -> RecordStore.Record {
+            if fields["name"] == .string("Rex") { throw GustError("Rex is <b>not</b> a cat name", code: 400) }
+            saved.withLock { $0.append(fields) }
+            return fields
+        }
+        func deleteRecord(_ app: AppName, type: String, id: String) async throws {}
+        func recordTypes(_ app: AppName) async -> [String] { ["cat"] }
+    }
+
+    struct Setup {
+        var backend: FakeBackend
+        var admin: String
+        var scoped: String
+        var adminID: Int
+    }
+
+    func setup() throws -> Setup {
+        let home = GustHome(path: FileManager.default.temporaryDirectory
+            .appendingPathComponent("gust-console-\(UUID().uuidString.prefix(8))").path)
+        let store = try Store(home: home)
+        for app in ["cats", "dogs"] { _ = try store.createApp(try AppName(app)) }
+        let admin = try store.createConsoleToken(apps: nil, description: "admin", expiresAt: nil)
+        let scoped = try store.createConsoleToken(apps: [try AppName("cats")], description: "", expiresAt: nil)
+        return Setup(backend: try FakeBackend(home: home), admin: admin.secret, scoped: scoped.secret, adminID: admin.token.id)
+    }
+
+    func application(_ backend: FakeBackend) -> some ApplicationProtocol {
+        Application(responder: ConsoleServer(backend: backend), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+    }
+
+    static let form: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+
+    /// Signs in with `token`; returns the session cookie and the CSRF token of its pages.
+    func signIn(_ client: some TestClientProtocol, _ token: String) async throws -> (cookie: String, csrf: String) {
+        let loginCookie = try await client.execute(uri: "/login", method: .get) { response in
+            try #require(response.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+        }
+        let loginCSRF = String(loginCookie.split(separator: "=")[1])
+        var headers = Self.form
+        headers[.cookie] = loginCookie
+        let cookie = try await client.execute(
+            uri: "/login", method: .post, headers: headers, body: ByteBuffer(string: "csrf=\(loginCSRF)&token=\(token)")
+        ) { response in
+            #expect(response.status == .seeOther)
+            let cookies = response.headers[values: .setCookie]
+            let session = try #require(cookies.first { $0.hasPrefix("gust_session=") })
+            #expect(session.contains("HttpOnly") && session.contains("SameSite=Strict") && !session.contains("Secure"))
+            return String(session.split(separator: ";")[0])
+        }
+        let page = try await client.execute(uri: "/", method: .get, headers: [.cookie: cookie]) { String(buffer: $0.body) }
+        let csrf = try #require(page.firstMatch(of: /name="csrf" value="([^"]+)"/)?.1)
+        return (cookie, String(csrf))
+    }
+
+    @Test func pagesNeedASignInAndEveryAnswerForbidsInlineScript() async throws {
+        let setup = try setup()
+        try await application(setup.backend).test(.router) { client in
+            try await client.execute(uri: "/apps/cats", method: .get) { response in
+                #expect(response.status == .seeOther)
+                #expect(response.headers[.location] == "/login")
+                #expect(response.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("script-src 'self'") == true)
+                #expect(response.headers[HTTPField.Name("X-Frame-Options")!] == "DENY")
+                #expect(response.headers[HTTPField.Name("X-Content-Type-Options")!] == "nosniff")
+            }
+            try await client.execute(uri: "/static/console.js", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("textContent"))
+                #expect(!String(buffer: response.body).contains("innerHTML"))
+            }
+            try await client.execute(uri: "/login", method: .get) { response in
+                #expect(!String(buffer: response.body).contains("<script>"), "no inline script")
+            }
+        }
+    }
+
+    @Test func aWrongTokenOrAMissingLoginCSRFSignsNobodyIn() async throws {
+        let setup = try setup()
+        try await application(setup.backend).test(.router) { client in
+            try await client.execute(uri: "/login", method: .post, headers: Self.form, body: ByteBuffer(string: "token=\(setup.admin)")) {
+                #expect($0.status == .forbidden)
+                #expect($0.headers[values: .setCookie].allSatisfy { !$0.hasPrefix("gust_session=") })
+            }
+            let login = try await client.execute(uri: "/login", method: .get) { $0.headers[.setCookie]!.split(separator: ";")[0] }
+            var headers = Self.form
+            headers[.cookie] = String(login)
+            let csrf = login.split(separator: "=")[1]
+            try await client.execute(uri: "/login", method: .post, headers: headers, body: ByteBuffer(string: "csrf=\(csrf)&token=gustc_nope")) {
+                #expect($0.status == .unauthorized)
+            }
+        }
+    }
+
+    @Test func aPostWithoutTheSessionsCSRFTokenChangesNothing() async throws {
+        let setup = try setup()
+        try await application(setup.backend).test(.router) { client in
+            let (cookie, csrf) = try await signIn(client, setup.admin)
+            var headers = Self.form
+            headers[.cookie] = cookie
+            for body in ["name=FOO&value=bar", "name=FOO&value=bar&csrf=forged"] {
+                try await client.execute(uri: "/apps/cats/config", method: .post, headers: headers, body: ByteBuffer(string: body)) {
+                    #expect($0.status == .forbidden)
+                }
+            }
+            #expect(try await setup.backend.withStore { try $0.configVars(try AppName("cats")) }.isEmpty)
+            try await client.execute(uri: "/apps/cats/config", method: .post, headers: headers, body: ByteBuffer(string: "name=FOO&value=bar&csrf=\(csrf)")) {
+                #expect($0.status == .seeOther)
+            }
+            #expect(try await setup.backend.withStore { try $0.configVars(try AppName("cats")) }.map(\.name) == ["FOO"])
+            let activity = try await setup.backend.withStore { try $0.activity(app: try AppName("cats")) }
+            #expect(activity.first?.source == "console" && activity.first?.action == "config", "\(activity)")
+        }
+    }
+
+    @Test func aScopedTokenSeesOnlyItsAppsAndAnotherIsNotFoundEvenByItsURL() async throws {
+        let setup = try setup()
+        try await application(setup.backend).test(.router) { client in
+            let (cookie, csrf) = try await signIn(client, setup.scoped)
+            let overview = try await client.execute(uri: "/", method: .get, headers: [.cookie: cookie]) { String(buffer: $0.body) }
+            #expect(overview.contains("data-app=\"cats\"") && !overview.contains("dogs"))
+            for uri in ["/apps/dogs", "/apps/dogs/logs", "/apps/dogs/records?type=cat", "/apps/dogs/releases/1", "/apps/nope"] {
+                try await client.execute(uri: uri, method: .get, headers: [.cookie: cookie]) { #expect($0.status == .notFound, "\(uri)") }
+            }
+            var headers = Self.form
+            headers[.cookie] = cookie
+            try await client.execute(uri: "/apps/dogs/config", method: .post, headers: headers, body: ByteBuffer(string: "name=A&value=b&csrf=\(csrf)")) {
+                #expect($0.status == .notFound)
+            }
+            #expect(try await setup.backend.withStore { try $0.configVars(try AppName("dogs")) }.isEmpty)
+            try await client.execute(uri: "/apps/cats", method: .get, headers: [.cookie: cookie]) { #expect($0.status == .ok) }
+        }
+    }
+
+    @Test func whatAnAppControlsIsEscapedAndAHooksRefusalIsShown() async throws {
+        let setup = try setup()
+        try await application(setup.backend).test(.router) { client in
+            let (cookie, csrf) = try await signIn(client, setup.admin)
+            for uri in ["/apps/cats", "/apps/cats/logs", "/apps/cats/records?type=cat", "/apps/cats/records/cat/r1"] {
+                let page = try await client.execute(uri: uri, method: .get, headers: [.cookie: cookie]) { String(buffer: $0.body) }
+                #expect(!page.contains("<script>alert") && !page.contains("<img"), "\(uri)")
+                #expect(!page.contains(">nil<"), "\(uri): an absent value rendered as nil")
+                #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;") || page.contains("&lt;/script&gt;&lt;img"), "\(uri)")
+            }
+            var headers = Self.form
+            headers[.cookie] = cookie
+            let fields = #"{"name":"Rex"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            try await client.execute(uri: "/apps/cats/records/cat/r1", method: .post, headers: headers, body: ByteBuffer(string: "fields=\(fields)&csrf=\(csrf)")) { response in
+                #expect(response.status == .unprocessableContent)
+                #expect(String(buffer: response.body).contains("Rex is &lt;b&gt;not&lt;/b&gt; a cat name"))
+            }
+            #expect(setup.backend.saved.withLock { $0 }.isEmpty)
+        }
+    }
+
+    @Test func aRevokedTokensSessionEndsAtItsNextRequest() async throws {
+        let setup = try setup()
+        try await application(setup.backend).test(.router) { client in
+            let (cookie, _) = try await signIn(client, setup.admin)
+            try await client.execute(uri: "/", method: .get, headers: [.cookie: cookie]) { #expect($0.status == .ok) }
+            try await setup.backend.withStore { [id = setup.adminID] in try $0.revokeConsoleToken(id: id) }
+            try await client.execute(uri: "/", method: .get, headers: [.cookie: cookie]) {
+                #expect($0.status == .seeOther)
+                #expect($0.headers[.location] == "/login")
+            }
+        }
+    }
+
+    @Test func cookiesAreSecureOverHTTPSOnlyAsATrustedProxySaysIt() async throws {
+        let setup = try setup()
+        let https: HTTPFields = [HTTPField.Name("X-Forwarded-Proto")!: "https"]
+        for (server, expected) in [
+            (ConsoleServer(backend: setup.backend), false),  // an untrusted peer's word is not taken
+            (ConsoleServer(backend: setup.backend, secure: true), true),
+        ] {
+            let app = Application(responder: server, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await app.test(.router) { client in
+                try await client.execute(uri: "/login", method: .get, headers: https) { response in
+                    #expect(response.headers[.setCookie]?.hasSuffix("; Secure") == expected)
+                }
+            }
+        }
+        let proxied = ConsoleServer(backend: setup.backend, trustedProxies: ["10.0.0.2"])
+        let request = Request(head: HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/", headerFields: https), body: .init(buffer: ByteBuffer()))
+        #expect(proxied.isSecure(request, peer: "10.0.0.2"))
+        #expect(!proxied.isSecure(request, peer: "10.0.0.3"))
+    }
+
+    @Test func sessionsExpire() {
+        let sessions = ConsoleSessions()
+        let now = Date()
+        let session = sessions.open(tokenID: 1, now: now)
+        #expect(sessions.session(session.id, now: now.addingTimeInterval(60)) == session)
+        #expect(sessions.session(session.id, now: now.addingTimeInterval(ConsoleSessions.lifetime + 1)) == nil)
+        #expect(session.id != session.csrf && session.id.count >= 40)
+    }
+
+    @Test func logEventsCarryNoMarkupEvenInsideTheirStrings() throws {
+        let entry = LogEntry(release: 1, instance: "a1", stream: "stdout", function: "op <b>", line: "</script><img src=x onerror=alert(1)> & \u{2028}")
+        let event = ConsoleLogStream.event(entry)
+        #expect(!event.contains("<") && !event.contains(">") && !event.contains("&") && !event.contains("\n") && !event.contains("\u{2028}"))
+        let decoded = try JSONSerialization.jsonObject(with: Data(event.utf8)) as? [String: Any]
+        #expect((decoded?["text"] as? String)?.hasSuffix("</script><img src=x onerror=alert(1)> & \u{2028}") == true)
+    }
+
+    @Test func sparklinesSpanTheirBoxWithTheLargestValueAtTheTop() {
+        #expect(Sparkline.points([0, 5, 10]) == "0,23 60,12 120,1")
+        #expect(Sparkline.points([]) == "0,24.0 120.0,24.0" || Sparkline.points([]).hasPrefix("0,"))
+    }
+}
