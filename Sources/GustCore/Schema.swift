@@ -154,7 +154,6 @@ enum Schema {
             name  TEXT PRIMARY KEY,
             value TEXT NOT NULL
         );
-        );
         """,
         // 9: console tokens (`gust tokens create --console`; only their hash), the apps a scoped one may
         // see, and the activity log: who did what to which app, and from where.
