@@ -65,6 +65,26 @@ struct HTTPSTests {
         #expect(other.status != 0, "\(other.output)")
     }
 
+    /// With --https, the console is served over the same TLS (the same certificates by SNI), and its cookies are Secure.
+    @Test(.scratchDirectory) func theConsoleIsServedOverTheSameTLSWithSecureCookies() throws {
+        let root = ScratchDirectory.current
+        let (cert, key) = try TLSTools.selfSigned(["gust.test", "*.gust.test"], in: root)
+        let fixture = try PushFixture(gustdArguments: [
+            "--domain", "gust.test", "--https", "127.0.0.1:0", "--tls-cert", cert.path, "--tls-key", key.path, "--no-acme",
+            "--console", "127.0.0.1:0",
+        ])
+        let file = fixture.home.run.appendingPathComponent("gustd.console")
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: file.path) { usleep(100_000) }  // 10 s at most
+        let address = try #require(try? String(contentsOf: file, encoding: .utf8), "gustd wrote the console's address")
+        let port = try #require(Int(address.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        let page = try TLSTools.curl("console.gust.test", port: port, path: "/login", ca: cert, extra: ["-i"])
+        #expect(page.status == 0 && page.stdout.hasSuffix("200"), "\(page.output)")
+        let cookie = page.stdout.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") }
+        #expect(cookie?.contains("; Secure") == true, "\(page.stdout.prefix(800))")
+        // Plain HTTP on the console's port is no longer spoken.
+        #expect((try? HTTPClient.request(port: port, "GET", "/login", timeout: 5))?.status != 200)
+    }
+
     @Test(.scratchDirectory) func aKeyThatIsNotTheCertificatesStopsGustdAtStart() throws {
         let root = ScratchDirectory.current
         let (cert, _) = try TLSTools.selfSigned(["gust.test"], in: root, stem: "one")

@@ -14,15 +14,7 @@ extension SandboxTests {
     @Test(.scratchDirectory) func aHostileAppsFloodsAreContainedAndTheOtherAppNeverFails() throws {
         guard let setup = try Self.prepareUser(), try Self.prepareLogin() else { return }
         let root = ScratchDirectory.current
-        chmod(root.path, 0o755)
-        let home = GustHome(path: root.appendingPathComponent("home").path)
-        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
-        _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
-        let installed = try Self.install(into: root)
-        for app in ["dogs", "evil"] {
-            let created = try setup.run([installed.gust, "apps", "create", app, "--home", home.path])
-            #expect(created.status == 0, "\(created.output)")
-        }
+        let (home, installed) = try Self.prepareHome(setup, in: root, apps: ["dogs", "evil"])
         // The installer's delegation (systemd's Delegate=yes): gustd's cgroup under each hierarchy is the gust user's.
         let cgroupRoot = "gust-flood-" + UUID().uuidString.prefix(8).lowercased()
         try Self.delegateCgroups(cgroupRoot)
@@ -185,14 +177,7 @@ extension SandboxTests {
     @Test(.scratchDirectory) func anNpmPreinstallsFloodsAreContainedToo() throws {
         guard let setup = try Self.prepareUser(), try Self.prepareLogin() else { return }
         let root = ScratchDirectory.current
-        chmod(root.path, 0o755)
-        let home = GustHome(path: root.appendingPathComponent("home").path)
-        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
-        _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
-        let installed = try Self.install(into: root)
-        for app in ["dogs", "evil"] {
-            #expect(try setup.run([installed.gust, "apps", "create", app, "--home", home.path]).status == 0)
-        }
+        let (home, installed) = try Self.prepareHome(setup, in: root, apps: ["dogs", "evil"])
         let cgroupRoot = "gust-flood-" + UUID().uuidString.prefix(8).lowercased()
         try Self.delegateCgroups(cgroupRoot)
         let gustd = try GustdProcess(

@@ -19,15 +19,7 @@ struct SandboxTests {
     @Test(.scratchDirectory) func aHostileAppIsRefusedEverythingAndTheOtherAppKeepsAnswering() throws {
         guard let setup = try Self.prepareUser() else { return }
         let root = ScratchDirectory.current
-        chmod(root.path, 0o755)
-        let home = GustHome(path: root.appendingPathComponent("home").path)
-        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
-        _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
-        let installed = try Self.install(into: root)
-        for app in ["dogs", "evil"] {
-            let created = try setup.run([installed.gust, "apps", "create", app, "--home", home.path])
-            #expect(created.status == 0, "\(created.output)")
-        }
+        let (home, installed) = try Self.prepareHome(setup, in: root, apps: ["dogs", "evil"])
         let gustd = try GustdProcess(home: home, user: Self.user, executable: installed.gustd)
         defer { gustd.stop() }
         #expect(gustd.logText.contains("sandbox: bubblewrap, each app as its own uid from \(Self.rangeStart)"), "\(gustd.logText)")
@@ -112,15 +104,7 @@ struct SandboxTests {
     @Test(.scratchDirectory) func anNpmInstallScriptIsRefusedToo() throws {
         guard let setup = try Self.prepareUser() else { return }
         let root = ScratchDirectory.current
-        chmod(root.path, 0o755)
-        let home = GustHome(path: root.appendingPathComponent("home").path)
-        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
-        _ = try Command.run("chown", ["\(Self.user):\(Self.user)", home.path])
-        let installed = try Self.install(into: root)
-        for app in ["dogs", "evil"] {
-            let created = try setup.run([installed.gust, "apps", "create", app, "--home", home.path])
-            #expect(created.status == 0, "\(created.output)")
-        }
+        let (home, installed) = try Self.prepareHome(setup, in: root, apps: ["dogs", "evil"])
         let gustd = try GustdProcess(home: home, user: Self.user, executable: installed.gustd)
         defer { gustd.stop() }
         try Self.firewall(load: true)
@@ -194,6 +178,21 @@ struct SandboxTests {
             let indent = lines.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map { $0.prefix { $0 == " " }.count }.min() ?? 0
             return lines.map { String($0.dropFirst(min(indent, $0.count))) }.joined(separator: "\n") + "\n"
         }
+    }
+
+    /// A home owned by the test user in the test's 0755 directory, Gust installed beside it, and `apps`
+    /// created in it by the test user's `gust`.
+    static func prepareHome(_ setup: AsUser, in root: URL, apps: [String]) throws -> (GustHome, (gust: String, gustd: String)) {
+        chmod(root.path, 0o755)
+        let home = GustHome(path: root.appendingPathComponent("home").path)
+        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
+        _ = try Command.run("chown", ["\(user):\(user)", home.path])
+        let installed = try install(into: root)
+        for app in apps {
+            let created = try setup.run([installed.gust, "apps", "create", app, "--home", home.path])
+            #expect(created.status == 0, "\(created.output)")
+        }
+        return (home, installed)
     }
 
     /// Gust's executables, `buildpacks/` and `hooks/` copied into the test's own 0755 directory, as an

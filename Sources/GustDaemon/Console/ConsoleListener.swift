@@ -3,33 +3,39 @@ import Foundation
 import GustConsole
 import GustCore
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 
 /// gustd's web console (`--console HOST:PORT`), a listener of its own beside
 /// the public one: the apps' calls never share its port, connections or
-/// timeouts, and an admin can firewall it apart. Off unless asked for.
+/// timeouts, and an admin can firewall it apart. Off unless asked for. With `--https` it is served
+/// over the same TLS as the apps (the same certificates by SNI), and its cookies are `Secure`.
 enum ConsoleListener {
     /// Where the address bound is written (for `--console 127.0.0.1:0`).
     static func addressFile(_ home: GustHome) -> URL { home.run.appendingPathComponent("gustd.console") }
 
     static func services(
-        _ configuration: RouterConfiguration, supervisor: Supervisor, records: RecordsAPI, logger: Logger
-    ) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        _ configuration: RouterConfiguration, supervisor: Supervisor, records: RecordsAPI, tls: TLSConfiguration?, logger: Logger
+    ) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         guard let address = configuration.console else { return [] }
         let file = addressFile(configuration.home)
         let server = ConsoleServer(
-            backend: SupervisorConsoleBackend(supervisor: supervisor, records: records.hub), trustedProxies: Set(configuration.trustedProxies)
+            backend: SupervisorConsoleBackend(supervisor: supervisor, records: records.hub), secure: tls != nil,
+            trustedProxies: Set(configuration.trustedProxies)
         )
+        let scheme = tls == nil ? "http" : "https"
         let listener = Application(
             responder: server,
+            server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: "gustd"),
             onServerRunning: { channel in
                 _ = gust_cloexec_from(3)  // as gustd's other listeners: nothing started by an exec inherits it
                 let port = channel.localAddress?.port ?? address.port
                 try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: file)
-                logger.notice("gustd serving the web console at http://\(address.host):\(port)/")
+                logger.notice("gustd serving the web console at \(scheme)://\(address.host):\(port)/")
             },
             logger: logger
         )

@@ -134,7 +134,9 @@ public enum RouterDaemon {
                 .init(service: http),
                 .init(service: channel),
             ] + https + [.init(service: CertificateService(manager: domains))] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger)
-              + ConsoleListener.services(configuration, supervisor: supervisor, records: records, logger: logger) + [
+              + (try ConsoleListener.services(
+                configuration, supervisor: supervisor, records: records,
+                tls: configuration.https == nil ? nil : tls.certificates?.serverConfiguration(), logger: logger)) + [
                 .init(service: LogService(configuration: configuration, logger: logger)),
                 .init(service: SchedulerService(scheduler: scheduler)),
                 // Last, so it is told to shut down first (the group goes in reverse): waiting calls get
