@@ -48,7 +48,7 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
 
-        // pipe2, posix_spawn's chdir, closefrom and setsid, close_range: Linux calls the Glibc overlay leaves out.
+        // pipe2, posix_spawn's closefrom, close_range, the confined fork of gust_spawn: Linux calls the Glibc overlay leaves out.
         .target(name: "CGustSystem"),
 
         // Names, the home layout and the store: what every other part agrees on.

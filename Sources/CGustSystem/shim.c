@@ -16,15 +16,9 @@
 
 int gust_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
-int gust_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
-    return posix_spawn_file_actions_addchdir_np(actions, path);
-}
-
 int gust_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
-
-short gust_spawn_setsid_flag(void) { return POSIX_SPAWN_SETSID; }
 
 int gust_cloexec_from(int from) {
     if (close_range((unsigned int)from, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;

@@ -73,6 +73,11 @@ struct DomainsCommand: ParsableCommand {
             let host = try parseDomain(domain)
             let store = try home.openStore()
             _ = try store.requireApp(name)
+            if try store.daemonIssuesCertificates() == false {
+                throw GustError(
+                    "gustd gets no certificates by ACME (it runs without --https, or with --no-acme): nothing would renew \(host).",
+                    code: 409, hint: "Start gustd with --https HOST:PORT (and without --no-acme), then renew.")
+            }
             try store.requestRenewal(host, of: name)
             do { try AdminClient(home: store.home).refreshDomains() } catch {
                 throw GustError("gustd is not running: it renews \(host) once it starts.", code: 503)

@@ -130,9 +130,24 @@ extension Store {
 
     /// Written by gustd at start, so `gust domains add` can refuse names under its apps' addresses.
     public func setDaemonDomain(_ domain: String) throws {
+        try setDaemonSetting("domain", domain.lowercased())
+    }
+
+    /// Whether gustd, as it last started, gets certificates by ACME (`--https` without `--no-acme`);
+    /// nil before a gustd that records it ran on this home.
+    public func daemonIssuesCertificates() throws -> Bool? {
+        try db.query("SELECT value FROM daemon_settings WHERE name = 'acme'").first?.string("value").map { $0 == "on" }
+    }
+
+    /// Written by gustd at start, so `gust domains renew` can say when nothing would be issued.
+    public func setDaemonIssuesCertificates(_ issues: Bool) throws {
+        try setDaemonSetting("acme", issues ? "on" : "off")
+    }
+
+    private func setDaemonSetting(_ name: String, _ value: String) throws {
         try db.run(
-            "INSERT INTO daemon_settings (name, value) VALUES ('domain', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            [.text(domain.lowercased())]
+            "INSERT INTO daemon_settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            [.text(name), .text(value)]
         )
     }
 }

@@ -24,6 +24,9 @@ struct DomainsTests {
         for name in ["shop.example.test.evil", "evil-shop.example.test", "xshop.example.test", "shop.example.test@evil"] {
             #expect(try host(name).status == 404, "\(name)")
         }
+        // This gustd runs without --https: a renewal would issue nothing, and says so.
+        let renew = try GustBinaries.gust(fixture.home, ["domains", "renew", "cats", "shop.example.test"])
+        #expect(renew.status != 0 && renew.stderr.contains("gets no certificates by ACME"), "\(renew.output)")
 
         // Refused: taken by another app, under another app's APP.DOMAIN (or gustd's own), malformed.
         let refusals: [(String, String)] = [

@@ -10,9 +10,6 @@
 /// started by another thread at the same moment never inherits them.
 int gust_pipe_cloexec(int fds[2]);
 
-/// posix_spawn_file_actions_addchdir_np (glibc 2.29+).
-int gust_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
-
 /// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+): the child closes every
 /// descriptor from `from` up, after the file actions before it (dup2 onto 0, 1, 2) ran.
 /// Whatever gustd holds open, and whether or not it is close-on-exec, a child never gets it.
@@ -23,9 +20,6 @@ int gust_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// about to exec (gust before git), and for gustd's own descriptors made by
 /// libraries that do not ask for O_CLOEXEC (SwiftNIO's listeners and epoll).
 int gust_cloexec_from(int from);
-
-/// POSIX_SPAWN_SETSID (glibc 2.26+): the child leads a new session and process group.
-short gust_spawn_setsid_flag(void);
 
 /// What `gust_spawn` starts, and how the child is confined before it runs a line of it.
 struct gust_spawn_request {

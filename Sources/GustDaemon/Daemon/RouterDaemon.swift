@@ -47,7 +47,10 @@ public enum RouterDaemon {
         // The apps' own domains and, with --https, their certificates: routes are read before anything is served.
         let tls = try HTTPSSetup(configuration, logger: logger)
         let domains = try CertificateManager(home: home, certificates: tls.certificates, acme: tls.acme, logger: logger)
-        try await StoreAccess(home: home).run { try $0.setDaemonDomain(configuration.domain) }
+        try await StoreAccess(home: home).run { [issues = tls.acme != nil] in
+            try $0.setDaemonDomain(configuration.domain)
+            try $0.setDaemonIssuesCertificates(issues)
+        }
         await domains.refresh()
         let redirect = configuration.redirectHTTPS ? configuration.https.map { HTTPSRedirect(port: $0.port) } : nil
 
