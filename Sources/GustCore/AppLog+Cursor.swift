@@ -4,13 +4,13 @@ import Glibc
 import Foundation
 
 /// A place in an app's log that rotation does not move: the file by its inode (and its first
-/// bytes, since a deleted file's inode number is soon given to a new file), and the offset of the
+/// line, since a deleted file's inode number is soon given to a new file), and the offset of the
 /// next unread byte in it. Followers (`gust logs -f`, drains) keep one; a drain stores its
 /// cursor, so a restarted gustd goes on where it stopped.
 public struct LogCursor: Codable, Sendable, Equatable {
     public var inode: UInt64
     public var offset: Int64
-    /// The file's first bytes (its first line's start: a time to the microsecond), when it had any.
+    /// The file's first line (its time to the microsecond and its text), when it had one.
     public var head: String?
 
     public init(inode: UInt64, offset: Int64, head: String? = nil) {
@@ -87,17 +87,21 @@ extension AppLog {
         return LogBatch(entries: entries, cursor: position, skipped: skipped)
     }
 
-    /// The first 48 bytes of the file, if it is still the file with that inode and has that many.
+    /// The file's first line (at most 4 KB of it), if it is still the file with that inode and has one.
+    /// A whole line, not a few bytes: lines start alike (`{"release":3,"instance":…`), and a deleted
+    /// file's inode number is soon another file's; its first line's time and text tell them apart.
     static func head(of url: URL, inode: UInt64) -> String? {
         let fd = open(url.path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, UInt64(info.st_ino) == inode else { return nil }
-        var bytes = [UInt8](repeating: 0, count: 48)
+        var bytes = [UInt8](repeating: 0, count: 4096)
         let count = pread(fd, &bytes, bytes.count, 0)
-        guard count == bytes.count else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
+        guard count > 0 else { return nil }
+        let read = bytes.prefix(count)
+        let line = read.firstIndex(of: 0x0A).map { read.prefix(through: $0) } ?? read
+        return String(decoding: line, as: UTF8.self)
     }
 
     /// The complete lines of `url` from `offset` (at most `limit` bytes unless the first line is
