@@ -37,6 +37,8 @@ public struct GustHome: Sendable {
     public var tmp: URL { root.appendingPathComponent("tmp") }
     /// Certificates gustd got by ACME and its ACME account keys (files 0600).
     public var tls: URL { root.appendingPathComponent("tls") }
+    /// Stacks: one directory per `Stack.reference`, each a read-only `rootfs/` and its `stack.json`.
+    public var stacks: URL { root.appendingPathComponent("stacks") }
     public var adminSocket: URL { run.appendingPathComponent("gustd.sock") }
     /// The records channel that gustd offers its instances (`gust.records`).
     public var recordsSocket: URL { run.appendingPathComponent("records.sock") }
@@ -48,6 +50,8 @@ public struct GustHome: Sendable {
     public func release(_ app: AppName, version: Int) -> URL {
         releases(app).appendingPathComponent("v\(version)")
     }
+    /// A stack's directory; `reference` must have passed `Stack.Reference`'s checks.
+    public func stack(_ reference: Stack.Reference) -> URL { stacks.appendingPathComponent(reference.description) }
     public func data(_ app: AppName) -> URL { data.appendingPathComponent(app.rawValue) }
     public func lock(_ app: AppName) -> URL { locks.appendingPathComponent("\(app).lock") }
     public func artifact(digest: String, fileExtension: String) -> URL {

@@ -35,6 +35,9 @@ public struct Release: Sendable, Codable, Equatable {
     public var secretNames: [String]
     public var error: String?
     public var log: String
+    /// The stack the release was built on and runs on (`Stack.reference`, "bookworm@1"); nil for a
+    /// release built on the host's own system (before stacks, or on a server without any).
+    public var stack: String?
 
     /// The config as it may be shown to a person.
     public var displayConfig: [String: String] {
@@ -59,13 +62,15 @@ public struct NewRelease: Sendable {
     public var secretNames: [String]
     public var error: String?
     public var log: String
+    public var stack: String?
 
     public init(
         status: Release.Status, commit: String? = nil, buildpack: String? = nil, artifact: String? = nil,
         artifactSize: Int? = nil, process: String? = nil, buildSeconds: Double? = nil, description: String,
         rollbackOf: Int? = nil, config: [String: String] = [:], secretNames: [String] = [], error: String? = nil,
-        log: String = ""
+        log: String = "", stack: String? = nil
     ) {
+        self.stack = stack
         self.status = status
         self.commit = commit
         self.buildpack = buildpack

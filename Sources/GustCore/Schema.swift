@@ -184,6 +184,8 @@ enum Schema {
         );
         CREATE INDEX activity_by_app ON activity (app, id);
         """,
+        // 10: the stack each release was built on and runs on (`Stack.reference`); NULL is the host's system.
+        "ALTER TABLE releases ADD COLUMN stack TEXT;",
     ]
 
     static func migrate(_ db: Database) throws {
