@@ -113,11 +113,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Kubernetes and Knative manifests of a release: a pure generator and its YAML emitter.
+        .target(name: "GustManifests", dependencies: ["GustCore"], swiftSettings: swiftSettings),
         // The commands of `gust`.
         .target(
             name: "GustCLI",
             dependencies: [
-                "GustCore", "GustBuild", "GustGit", "CGustSystem",
+                "GustCore", "GustBuild", "GustManifests", "GustGit", "CGustSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -156,6 +158,11 @@ let package = Package(
         .testTarget(name: "GustCoreTests", dependencies: ["GustCore", "GustTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GustGitTests", dependencies: ["GustGit", "GustTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "GustBuildTests", dependencies: ["GustBuild", "GustTesting"], swiftSettings: swiftSettings),
+        // The manifests' generator, and its output checked by kubernetes-validate and Knative's CRD schema.
+        .testTarget(
+            name: "GustManifestsTests", dependencies: ["GustManifests", "GustCore", "GustTesting"],
+            exclude: ["Data"], swiftSettings: swiftSettings
+        ),
         // gustd's logic without processes: the pool's state machine with a fake clock, how a request's path is read.
         .testTarget(
             name: "GustDaemonTests",
