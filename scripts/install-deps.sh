@@ -35,17 +35,34 @@ command -v pebble >/dev/null 2>&1 || packages+=(pebble)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 # The web console's browser tests: a real headless Chromium driven by Selenium (run with /usr/bin/python3).
 packages+=(chromium chromium-driver python3-selenium)
+# The Kubernetes manifests' tests: PyYAML reads them back, python3-jsonschema checks the Knative
+# Service against Knative's CRD schema, podman runs the Deployment (`podman kube play`) with a
+# throwaway image made of busybox-static.
+packages+=(python3-yaml python3-jsonschema podman runc uidmap busybox-static)
 [ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 python3-flask wrk)
 
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
 
-echo "-----> Installing system packages: ${missing[*]}"
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -q
-"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "-----> Installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# kubernetes-validate (PyPI; Debian has none), pinned, in a venv of its own, on PATH as
+# /usr/local/bin/kubernetes-validate: the manifests' tests check every object with it.
+kubernetes_validate=1.37.0
+venv=/opt/gust-tools/kubernetes-validate-$kubernetes_validate
+if ! [ -x "$venv/bin/kubernetes-validate" ]; then
+  echo "-----> Installing kubernetes-validate $kubernetes_validate into $venv"
+  "${sudo[@]}" python3 -m venv "$venv"
+  "${sudo[@]}" "$venv/bin/pip" install -q "kubernetes-validate==$kubernetes_validate"
+fi
+[ "$(readlink /usr/local/bin/kubernetes-validate 2>/dev/null)" = "$venv/bin/kubernetes-validate" ] \
+  || "${sudo[@]}" ln -sf "$venv/bin/kubernetes-validate" /usr/local/bin/kubernetes-validate

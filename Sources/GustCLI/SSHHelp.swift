@@ -18,6 +18,7 @@ enum SSHHelp {
             "  \(ssh) apps                       the apps this key may use",
             "  \(ssh) releases \(app)               releases, newest first",
             "  \(ssh) releases show \(app) v3       one release and its build log",
+            "  \(ssh) releases export \(app) v3 --kubernetes  manifests for kubectl apply -f -",
             "  \(ssh) rollback \(app) [v3]          make an earlier release live again",
             "  \(ssh) call \(app) OP [-v] - < args.json  call an op (JSON on stdin); -v: status, log lines",
             "  \(ssh) logs \(app) [-n 100] [-f]     what the functions printed",

@@ -113,6 +113,10 @@ enum SSHAccess {
         if let drain = command as? DrainsCommand.Add, drain.allowPrivate {
             throw SSHRefusal("Only admin keys may let a drain reach private addresses (--allow-private).")
         }
+        // Over SSH an export only prints (manifests); it never writes files on the server.
+        if let export = command as? ReleasesCommand.Export, !export.printsOnly {
+            throw SSHRefusal("Over SSH, `releases export` prints manifests only (--kubernetes); image exports are written on the server by an admin there.")
+        }
         if let scoped = command as? any AppScopedCommand {
             guard let app = try? AppName(scoped.app) else { return }  // the command itself reports the bad name
             guard key.mayUse(app) else {
