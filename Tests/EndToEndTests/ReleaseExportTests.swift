@@ -1,0 +1,70 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// `gust releases export APP vN --kubernetes` as a user runs it: YAML alone on
+/// stdout (for `| kubectl apply -f -`), notes and the Secret's command on
+/// stderr, secret values nowhere, mistakes refused with what to do.
+@Suite struct ReleaseExportTests {
+    static func home() throws -> (GustHome, Store) {
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
+        let store = try Store(home: home)
+        let app = try AppName("cats")
+        _ = try store.createApp(app)
+        try store.recordRelease(app, NewRelease(
+            status: .built, buildpack: "node", description: "Deploy 1",
+            config: ["GREETING": "hi", "TOKEN": "s3cret-value-never-shown"], secretNames: ["TOKEN"]
+        ))
+        try store.recordRelease(app, NewRelease(status: .built, buildpack: "node", description: "Deploy 2"))
+        try store.recordRelease(app, NewRelease(status: .failed, description: "Deploy 3", error: "build failed"))
+        try store.setLive(app, version: 1)
+        try store.replaceSchedules(app, release: 1, with: [
+            StoredSchedule(app: app, name: "tick", kind: "every", spec: "1m", anchor: Date(), release: 1),
+            StoredSchedule(app: app, name: "odd", kind: "every", spec: "45m", anchor: Date(), release: 1),
+        ])
+        return (home, store)
+    }
+
+    @Test(.scratchDirectory) func yamlGoesToStdoutAndNotesToStderr() throws {
+        let (home, _) = try Self.home()
+        let result = try GustBinaries.gust(home, ["releases", "export", "cats", "v1", "--kubernetes", "--namespace", "prod",
+                                                 "--records-url", "https://cats.example.com"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.stdout.hasPrefix("# Kubernetes manifests of cats v1"))
+        #expect(result.stdout.contains(#"image: "localhost/gust/cats:v1""#))
+        #expect(result.stdout.contains("namespace: prod"))
+        #expect(result.stdout.contains("name: cats-tick"))
+        #expect(!result.output.contains("s3cret-value-never-shown"))
+        #expect(result.stderr.contains("kubectl create secret generic cats-secrets --namespace prod --from-literal=TOKEN=... --from-literal=GUST_RECORDS_TOKEN=..."), "\(result.stderr)")
+        #expect(result.stderr.contains("schedule \"odd\" (every \"45m\") has no CronJob"), "\(result.stderr)")
+        #expect(!result.stdout.split(separator: "\n").contains { $0.hasPrefix("gust:") })
+    }
+
+    @Test(.scratchDirectory) func schedulesOfAnotherReleaseAreNotPassedOff() throws {
+        let (home, _) = try Self.home()
+        let result = try GustBinaries.gust(home, ["releases", "export", "cats", "v2", "--kubernetes"])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(!result.stdout.contains("kind: CronJob"))
+        #expect(result.stderr.contains("the schedules gustd knows are v1's, not v2's"), "\(result.stderr)")
+    }
+
+    @Test(.scratchDirectory) func mistakesAreRefusedWithWhatToDo() throws {
+        let (home, _) = try Self.home()
+        let cases: [([String], String)] = [
+            (["cats", "v1"], "Say what to export: --kubernetes"),
+            (["cats", "v1", "--knative"], "--knative goes with --kubernetes"),
+            (["cats", "v1", "--kubernetes", "--namespace", "Prod_1"], "is not a namespace"),
+            (["cats", "v1", "--kubernetes", "--image", "a b"], "is not an image reference"),
+            (["cats", "v1", "--kubernetes", "--records-url", "cats.example.com"], "is not an address"),
+            (["cats", "v3", "--kubernetes"], "failed to build"),
+            (["cats", "v9", "--kubernetes"], "v9"),
+        ]
+        for (arguments, message) in cases {
+            let result = try GustBinaries.gust(home, ["releases", "export"] + arguments)
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+            #expect(!result.stdout.contains("kind:"))
+        }
+    }
+}
