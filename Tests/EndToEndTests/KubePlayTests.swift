@@ -6,15 +6,16 @@ import Testing
 /// `podman kube play` runs what `gust releases export APP vN --kubernetes`
 /// prints (the Deployment; podman skips the Service, autoscaler and CronJobs)
 /// with the image, and the app answers on its health path with its config in
-/// its environment; a CronJob's `args` run one schedule in the same image.
+/// its environment and its secret read from the Secret the manifests name (not
+/// from the manifests); a CronJob's `args` run one schedule in the same image.
 @Suite(.serialized, .timeLimit(.minutes(20)))
 struct KubePlayTests {
     /// The image the manifests run, in `podman`'s store, as `reference`.
     ///
     /// The seam for the OCI export (issue 14, item 2): today a throwaway image
     /// built here from busybox that keeps the image contract (serves
-    /// `/_/health` on `$PORT`; `schedule NAME` runs one schedule and exits; a CGI
-    /// echoes `$GREETING`, the config var the test sets). Once `gust releases
+    /// `/_/health` on `$PORT`; `schedule NAME` runs one schedule and exits; CGIs
+    /// echo `$GREETING` and `$API_KEY`, the config var and the secret the test sets). Once `gust releases
     /// export APP vN --oci DIR` exists, this becomes that export plus
     /// `skopeo copy oci:DIR containers-storage:REFERENCE`, with the sample app's own routes.
     static func obtainImage(_ podman: Podman, reference: String, in dir: URL) throws {
@@ -36,6 +37,11 @@ struct KubePlayTests {
                 #!/bin/sh
                 printf 'Content-Type: text/plain\\r\\n\\r\\n'
                 printf '%s' "$GREETING"
+                """),
+            ("www/cgi-bin/api-key", """
+                #!/bin/sh
+                printf 'Content-Type: text/plain\\r\\n\\r\\n'
+                printf '%s' "$API_KEY"
                 """),
         ]
         for (path, text) in files {
@@ -69,8 +75,7 @@ struct KubePlayTests {
         return home
     }
 
-    /// The Deployment published on 127.0.0.1:`port` as a Service would make it reachable (podman has no Services),
-    /// and the secret env left out (podman would look it up among its own secrets).
+    /// The Deployment published on 127.0.0.1:`port` as a Service would make it reachable (podman has no Services).
     static func publish(_ yaml: String, port: Int) throws -> String {
         let script = """
             import sys, yaml
@@ -79,7 +84,6 @@ struct KubePlayTests {
                 if d["kind"] != "Deployment": continue
                 c = d["spec"]["template"]["spec"]["containers"][0]
                 c["ports"][0].update(hostPort=int(sys.argv[1]), hostIP="127.0.0.1")
-                c["env"] = [e for e in c["env"] if "valueFrom" not in e]
             yaml.safe_dump_all(docs, sys.stdout)
             """
         let result = try Command.run("python3", ["-c", script, String(port)], input: yaml)
@@ -106,6 +110,13 @@ struct KubePlayTests {
         let podman = try Podman(root: dir.appendingPathComponent("podman"))
         defer { podman.removeEverything() }
         try Self.obtainImage(podman, reference: reference, in: dir)
+        // The Secret the user creates (`kubectl create secret generic demo-secrets …`), as podman keeps one:
+        // a JSON object of base64 values, under the name the manifests refer to.
+        let secretValue = "from the cluster's Secret: \"quoted\" 'value'"
+        let secret = dir.appendingPathComponent("demo-secrets.json")
+        try JSONEncoder().encode(["API_KEY": Data(secretValue.utf8).base64EncodedString()]).write(to: secret)
+        let created = try podman.run(["secret", "create", "demo-secrets", secret.path])
+        #expect(created.status == 0, "\(created.output)")
         let port = try Self.freePort()
         let manifests = dir.appendingPathComponent("play.yaml")
         try Self.publish(export.stdout, port: port).write(to: manifests, atomically: true, encoding: .utf8)
@@ -122,6 +133,8 @@ struct KubePlayTests {
         #expect(health.status == 0 && health.stdout == "ok\n", "\(health.output)")
         let echoed = try Self.get("http://127.0.0.1:\(port)/cgi-bin/greeting")
         #expect(echoed.stdout == greeting, "\(echoed.output)")
+        let secretRead = try Self.get("http://127.0.0.1:\(port)/cgi-bin/api-key")
+        #expect(secretRead.stdout == secretValue, "\(secretRead.output)")
 
         // What the CronJob would run, in the same image: its args, one run, and the container exits.
         let args = try Command.run("python3", ["-c", """

@@ -49,6 +49,9 @@ struct Podman {
         _ = try? run(["pod", "rm", "--all", "--force"], timeout: 120)
         _ = try? run(["rm", "--all", "--force"], timeout: 120)
         _ = try? run(["rmi", "--all", "--force"], timeout: 120)
+        for name in (try? run(["secret", "ls", "--format", "{{.Name}}"]).stdout.split(separator: "\n")) ?? [] {
+            _ = try? run(["secret", "rm", String(name)])
+        }
         try? FileManager.default.removeItem(at: root)
     }
 }
