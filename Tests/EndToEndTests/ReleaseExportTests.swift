@@ -18,6 +18,8 @@ import Testing
         ))
         try store.recordRelease(app, NewRelease(status: .built, buildpack: "node", description: "Deploy 2"))
         try store.recordRelease(app, NewRelease(status: .failed, description: "Deploy 3", error: "build failed"))
+        try store.recordRelease(app, NewRelease(status: .built, buildpack: "python", description: "Deploy 4"))
+        try store.setScale(app, ScaleSettings(min: 0, max: 5, concurrency: 8, idleSeconds: 90))
         try store.setLive(app, version: 1)
         try store.replaceSchedules(app, release: 1, with: [
             StoredSchedule(app: app, name: "tick", kind: "every", spec: "1m", anchor: Date(), release: 1),
@@ -39,6 +41,21 @@ import Testing
         #expect(result.stderr.contains("kubectl create secret generic cats-secrets --namespace prod --from-literal=TOKEN=... --from-literal=GUST_RECORDS_TOKEN=..."), "\(result.stderr)")
         #expect(result.stderr.contains("schedule \"odd\" (every \"45m\") has no CronJob"), "\(result.stderr)")
         #expect(!result.stdout.split(separator: "\n").contains { $0.hasPrefix("gust:") })
+    }
+
+    /// The app's scale from the store; a Python release's instances take one call at a time, a Node one's `--concurrency`.
+    @Test(.scratchDirectory) func knativeTakesTheAppsScaleAndThePythonRuntimesOneCallAtATime() throws {
+        let (home, _) = try Self.home()
+        let node = try GustBinaries.gust(home, ["releases", "export", "cats", "v1", "--kubernetes", "--knative"])
+        #expect(node.status == 0, "\(node.output)")
+        for line in ["autoscaling.knative.dev/min-scale: \"0\"", "autoscaling.knative.dev/max-scale: \"5\"",
+                     "autoscaling.knative.dev/scale-to-zero-pod-retention-period: \"90s\"", "containerConcurrency: 8"] {
+            #expect(node.stdout.contains(line), "\(line)")
+        }
+        let python = try GustBinaries.gust(home, ["releases", "export", "cats", "v4", "--kubernetes", "--knative"])
+        #expect(python.status == 0, "\(python.output)")
+        #expect(python.stdout.contains("containerConcurrency: 1\n"))
+        #expect(python.stderr.contains("containerConcurrency is 1, not the app's concurrency 8"), "\(python.stderr)")
     }
 
     @Test(.scratchDirectory) func schedulesOfAnotherReleaseAreNotPassedOff() throws {
