@@ -5,8 +5,8 @@ import GustCore
 struct ReleasesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "releases",
-        abstract: "List an app's releases, newest first, or show one with its build log.",
-        subcommands: [List.self, Show.self, Prune.self],
+        abstract: "List an app's releases, newest first, show one with its build log, or export one as an OCI image.",
+        subcommands: [List.self, Show.self, Prune.self, Export.self],
         defaultSubcommand: List.self
     )
 
