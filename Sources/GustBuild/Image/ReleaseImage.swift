@@ -35,6 +35,7 @@ public struct ReleaseImage {
     let artifact: URL
     let rootfs: URL
     let entrypoint: URL
+    let home: GustHome
 
     /// Finds what the image is made of, or says why this release cannot have one.
     public init(release: Release, home: GustHome, installation: Installation) throws {
@@ -57,6 +58,7 @@ public struct ReleaseImage {
             throw GustError("\(name) runs on the stack \(reference), which is not on this server (\(home.stack(reference).path) is missing or unfinished).")
         }
         self.release = release
+        self.home = home
         self.stack = stack
         self.artifact = artifact
         rootfs = stack.rootfs(in: home)
@@ -85,7 +87,7 @@ public struct ReleaseImage {
             try writer.addFile("gust/entrypoint.py", contents: script)
         }
         let layers = [stackLayer, slugLayer, gustLayer]
-        let config = try layout.writeJSON(configuration(layers: layers, withSecrets: withSecrets), mediaType: ImageLayout.configType)
+        let config = try layout.writeJSON(try configuration(layers: layers, withSecrets: withSecrets), mediaType: ImageLayout.configType)
         var manifest = try layout.writeJSON([
             "schemaVersion": 2, "mediaType": ImageLayout.manifestType, "config": config.json, "layers": layers.map(\.json),
             "annotations": labels,
@@ -117,8 +119,9 @@ public struct ReleaseImage {
 
     // MARK: The config
 
-    /// The environment: what the entrypoint needs, then the release's config vars (secret ones only when asked).
-    func environment(withSecrets: Bool) -> [String] {
+    /// The environment: what the entrypoint needs, then the release's config vars (secret ones,
+    /// decrypted, only when asked: the store keeps them sealed).
+    func environment(withSecrets: Bool) throws -> [String] {
         var fixed: [(String, String)] = [
             ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
             ("HOME", "/\(Self.appDirectory)"), ("PORT", String(Self.port)),
@@ -126,7 +129,8 @@ public struct ReleaseImage {
         ]
         if release.config["LANG"] == nil { fixed.append(("LANG", "C.UTF-8")) }
         let reserved = Set(fixed.map(\.0))
-        let config = release.config.sorted { $0.key < $1.key }.filter { name, _ in
+        let values = withSecrets ? try release.openedConfig(home: home) : release.config
+        let config = values.sorted { $0.key < $1.key }.filter { name, _ in
             !reserved.contains(name) && !name.hasPrefix("GUST_") && (withSecrets || !release.secretNames.contains(name))
         }
         return (fixed + config).map { "\($0.0)=\($0.1)" }
@@ -150,7 +154,7 @@ public struct ReleaseImage {
         return labels
     }
 
-    func configuration(layers: [ImageLayout.Descriptor], withSecrets: Bool) -> [String: Any] {
+    func configuration(layers: [ImageLayout.Descriptor], withSecrets: Bool) throws -> [String: Any] {
         let created = Self.timestamp(release.createdAt)
         return [
             "created": created,
@@ -159,7 +163,7 @@ public struct ReleaseImage {
             "config": [
                 "User": Self.user,
                 "ExposedPorts": ["\(Self.port)/tcp": [String: Any]()],
-                "Env": environment(withSecrets: withSecrets),
+                "Env": try environment(withSecrets: withSecrets),
                 "Entrypoint": ["/usr/bin/python3", "-I", "/gust/entrypoint.py"],
                 "Cmd": ["serve"],
                 "WorkingDir": "/\(Self.appDirectory)",
