@@ -397,13 +397,25 @@ class BodyTooLarge(Exception):
 
 
 class PublicServer(http.server.ThreadingHTTPServer):
+    """$PORT on every address: IPv6 and IPv4 on one socket, or IPv4 alone where the kernel has no IPv6."""
     daemon_threads = True
-    address_family = socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET
+    address_family = socket.AF_INET6
 
     def server_bind(self):
         if self.address_family == socket.AF_INET6:
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
+
+
+class PublicServer4(PublicServer):
+    address_family = socket.AF_INET
+
+
+def public_server(port, handler):
+    try:
+        return PublicServer(("::", port), handler)
+    except OSError:
+        return PublicServer4(("0.0.0.0", port), handler)
 
 
 def public_handler(runtime):
@@ -611,7 +623,7 @@ def serve():
     except RuntimeError as error:
         log(str(error))
         return 1
-    server = PublicServer(("::" if PublicServer.address_family == socket.AF_INET6 else "0.0.0.0", port), public_handler(runtime))
+    server = public_server(port, public_handler(runtime))
     finished = threading.Event()
 
     def shut_down(*_):
