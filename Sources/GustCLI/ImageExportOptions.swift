@@ -34,6 +34,11 @@ struct ImageExportOptions: ParsableArguments {
             destination = URL(fileURLWithPath: archive!)
             exported = try image.writeArchive(to: destination, withSecrets: withSecrets)
         }
+        if try store.requireApp(release.app).isPrivate {
+            FileHandle.standardError.write(Data((
+                "gust: note: \(release.app) is private: gustd asks its callers for a token, but the image cannot check Gust's tokens "
+                    + "and answers every caller. Keep it behind your cluster's own authentication.\n").utf8))
+        }
         if json { return print(try Formatting.json(exported)) }
         let took = started.duration(to: .now)
         let seconds = Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18

@@ -145,6 +145,12 @@ struct OCIImageTests {
         #expect(config["User"] as? String == "65534:65534")
         #expect(config["Entrypoint"] as? [String] == ["/usr/bin/python3", "-I", "/gust/entrypoint.py"] && config["Cmd"] as? [String] == ["serve"])
         #expect((config["Labels"] as? [String: String])?["io.gust.stack"] == "bookworm@1")
+
+        // A private app's callers need a token under gustd; the image cannot check one, and the export says so.
+        #expect(!exported.stderr.contains("is private"))
+        #expect(try GustBinaries.gust(fixture.home, ["apps", "set", "cats", "--private"]).status == 0)
+        let privately = try GustBinaries.gust(fixture.home, ["releases", "export", "cats", "v3", "--oci", root.appendingPathComponent("private").path])
+        #expect(privately.status == 0 && privately.stderr.contains("cats is private") && privately.stderr.contains("authentication"), "\(privately.output)")
     }
 
     @Test(.scratchDirectory) func recordsReachTheGustServerOverHTTPSWithAnAppTokenOrFailSayingWhatToSet() throws {

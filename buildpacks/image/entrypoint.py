@@ -229,7 +229,7 @@ class Runtime:
             if time.monotonic() > deadline:
                 self.kill(process)
                 raise RuntimeError(f"the app did not start within {START_TIMEOUT:g} s (GUST_START_TIMEOUT)")
-            time.sleep(0.02)
+            time.sleep(0.005)
         self.manifest = json.loads(body)
         if self.calls is None:
             node = str(self.manifest.get("runtime", "")).startswith("node")
