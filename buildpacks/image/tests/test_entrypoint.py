@@ -206,6 +206,27 @@ class EntrypointTests(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[:1], (200,))
 
+    def test_a_call_past_the_time_limit_is_a_504_and_the_runtime_starts_again(self):
+        slug = make_slug("python", self.directory)
+        with open(os.path.join(slug, "__init__.py"), "a") as file:
+            file.write("\n\nimport time as _time\n\n@gust.op('nap')\ndef nap():\n    _time.sleep(30)\n")
+        front = Entrypoint(slug, ["serve"], {"GUST_FUNCTION_TIMEOUT": "1"}, self.directory)
+        self.addCleanup(front.stop)
+        front.wait_ready()
+        status, _, body = protocol.request(front.url, "POST", "/_/functions/nap", b"{}")
+        self.assertEqual(status, 504, body)
+        self.assertIn("did not answer within 1s", json.loads(body)["error"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.assertEqual(protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[0], 200, front.output())
+        self.assertIn("ran past 1s; starting the runtime again", front.output())
+
     def test_schedule_runs_one_schedule_once_and_exits(self):
         slug = make_slug("python", self.directory)
         ran = Entrypoint(slug, ["schedule", "meow"], directory=self.directory)
