@@ -32,6 +32,7 @@ test-runtimes:
 	python3 -m unittest discover -s buildpacks/python/runtime/tests -t buildpacks/python/runtime
 	node --test buildpacks/node/runtime/test/
 	python3 buildpacks/protocol-tests/run.py
+	python3 -m unittest discover -s buildpacks/image/tests -t buildpacks/image
 	$(MAKE) test-examples
 
 # Each sample app's own tests, with the runtimes' test clients (gust.testing,
@@ -60,6 +61,7 @@ bench:
 	scripts/bench_dev.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_console.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench.py --only console --bin "$$($(SWIFT) build -c release --show-bin-path)"
+	scripts/bench_oci.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 
 clean:
 	rm -rf .build

@@ -33,6 +33,10 @@ command -v useradd >/dev/null 2>&1 || packages+=(passwd)
 # HTTPS: the ACME tests run pebble (an ACME test server) and pebble-challtestsrv (its DNS); openssl makes test certificates.
 command -v pebble >/dev/null 2>&1 || packages+=(pebble)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+# OCI images of releases (docs/oci.md): the tests build a stack with mmdebstrap, read the exported layout
+# with skopeo and umoci, and load and run it with podman (runc, slirp4netns for records over HTTPS).
+command -v mmdebstrap >/dev/null 2>&1 || packages+=(mmdebstrap)
+packages+=(podman runc slirp4netns skopeo umoci uidmap)
 # The web console's browser tests: a real headless Chromium driven by Selenium (run with /usr/bin/python3).
 packages+=(chromium chromium-driver python3-selenium)
 # The Kubernetes manifests' tests: PyYAML reads them back, python3-jsonschema checks the Knative

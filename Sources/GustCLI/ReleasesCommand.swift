@@ -5,7 +5,7 @@ import GustCore
 struct ReleasesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "releases",
-        abstract: "List an app's releases, newest first, show one with its build log, or export one.",
+        abstract: "List an app's releases, newest first, show one with its build log, or export one (an OCI image, or Kubernetes manifests).",
         subcommands: [List.self, Show.self, Prune.self, Export.self],
         defaultSubcommand: List.self
     )

@@ -4,13 +4,25 @@ import GustCore
 import GustManifests
 
 extension ReleasesCommand {
-    /// `gust releases export APP vN --kubernetes [--knative]`: a release as
-    /// manifests for the cluster an app moves to (docs/scaling-out.md). Only
-    /// reads the store and prints, so a key scoped to the app may run it over SSH.
+    /// `gust releases export APP vN`: a release to run outside Gust, as an OCI image
+    /// (`--oci DIR`, `--archive FILE.tar`: `ImageExportOptions`, docs/oci.md) or as
+    /// manifests for the cluster an app moves to (`--kubernetes [--knative]`:
+    /// `ManifestExportOptions`, docs/scaling-out.md). The manifests only read the
+    /// store and print, so a key scoped to the app may ask for them over SSH.
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Export a release to run outside Gust: Kubernetes or Knative manifests.",
+            abstract: "Export a release to run outside Gust: an OCI image, or Kubernetes or Knative manifests.",
             discussion: """
+                --oci DIR writes an OCI image layout (oci-layout, index.json, blobs/sha256) into DIR, which must be \
+                new or empty; --archive FILE.tar writes the same layout as one tar, which `podman load -i FILE.tar` \
+                loads as localhost/gust/APP:vN. The image holds the release's stack (one layer, shared by every \
+                release on that stack), its slug under /app, and Gust's entrypoint, which serves on $PORT (8080) \
+                what gustd serves for the app: POST /_/functions/NAME, the handlers, /_/health, never the runtime's \
+                internal endpoints. `… schedule NAME` runs one schedule once (a CronJob). gust.records reaches this \
+                server over HTTPS with GUST_RECORDS_URL and GUST_RECORDS_TOKEN (an app token). Config vars are the \
+                image's environment; secret ones are left out unless --with-secrets. The same release always \
+                exports to the same digest. See docs/oci.md.
+
                 --kubernetes prints YAML for `kubectl apply -f -`: a Deployment (scale min as replicas), \
                 a Service, a HorizontalPodAutoscaler up to scale max, and a CronJob per schedule, running \
                 the release's image with its config as env, its limits as resources and health checks on \
@@ -21,18 +33,24 @@ extension ReleasesCommand {
                 """
         )
         @OptionGroup var home: HomeOptions
+        @OptionGroup var output: OutputOptions
         @Argument(help: "The app.") var app: String
         @Argument(help: "The release, e.g. v3.") var version: String
+        @OptionGroup var image: ImageExportOptions
         @OptionGroup var manifests: ManifestExportOptions
 
         /// Whether it only prints to stdout: over SSH nothing else is allowed (`SSHAccess`).
         /// The image export's flags (`--oci`, `--archive`) write files, so they are not.
-        var printsOnly: Bool { manifests.kubernetes }
+        var printsOnly: Bool { manifests.kubernetes && !image.wanted }
 
         func validate() throws {
+            try image.check()
             try manifests.check()
-            guard manifests.kubernetes else {
-                throw ValidationError("Say what to export: --kubernetes prints the release's manifests (add --knative for a Knative Service).")
+            if image.wanted && manifests.kubernetes {
+                throw ValidationError("Export one thing at a time: an image (--oci/--archive), or manifests (--kubernetes) that name it with --image.")
+            }
+            guard image.wanted || manifests.kubernetes else {
+                throw ValidationError("Say what to export: --oci DIR or --archive FILE.tar for an OCI image, --kubernetes for the release's manifests (add --knative for a Knative Service).")
             }
         }
 
@@ -41,6 +59,7 @@ extension ReleasesCommand {
             let store = try home.openStore()
             _ = try store.requireApp(name)
             let release = try store.requireRelease(name, version: try parseVersion(version))
+            if image.wanted { return try image.writeImage(release, store: store, json: output.json) }
             let exported = try manifests.printManifests(release, store: store)
             for line in exported.notes { FileHandle.standardError.write(Data("gust: note: \(line)\n".utf8)) }
             if let hint = exported.secretHint {

@@ -91,6 +91,10 @@ extension CallCommand: AppScopedCommand {}
 enum SSHAccess {
     static func check(_ command: any ParsableCommand, key: SSHKey) throws(SSHRefusal) {
         if command is SSHCommand { throw SSHRefusal("ssh-command cannot be run over SSH.") }
+        // An image export writes (and replaces) a file or directory on the server, as Gust's own user: never a caller's to name.
+        if let export = command as? ReleasesCommand.Export, export.image.wanted {
+            throw SSHRefusal("`releases export --oci/--archive` writes files on the server: run it there, as the gust user.")
+        }
         // What `--help` parses to is ArgumentParser's own help command: it prints usage text, nothing more.
         if String(reflecting: type(of: command)).hasPrefix("ArgumentParser.") { return }
         // The server's own gustd only: not a dev server, not another port of this machine.

@@ -107,7 +107,7 @@ struct KubePlayTests {
         #expect(export.stderr.contains("kubectl create secret generic demo-secrets --from-literal=API_KEY=..."))
         #expect(export.stdout.contains("kind: CronJob"))
 
-        let podman = try Podman(root: dir.appendingPathComponent("podman"))
+        let podman = try Podman(in: dir)
         defer { podman.removeEverything() }
         try Self.obtainImage(podman, reference: reference, in: dir)
         // The Secret the user creates (`kubectl create secret generic demo-secrets …`), as podman keeps one:

@@ -1,57 +1,82 @@
 import Foundation
 import GustTesting
 
-/// Podman with a configuration and storage of its own under a scratch
-/// directory: this machine has no /etc/containers/containers.conf, and crun
-/// refuses its hybrid cgroups, so every call brings `CONTAINERS_CONF`
-/// (cgroupfs, runc, no default ulimits) and `CONTAINERS_STORAGE_CONF`
-/// (a vfs store), and nothing is shared with other podman users.
-struct Podman {
-    let root: URL
+/// A real podman for one test, with everything of its own: a containers.conf (cgroupfs, runc, no
+/// default ulimits: what this machine's podman needs, never /etc's), a storage root and a run root
+/// in the test's scratch directory. `removeEverything()` removes every container by name and every
+/// image (bounded waits), so a test leaves nothing behind.
+final class Podman: @unchecked Sendable {
+    let directory: URL
+    private var containers: [String] = []
 
-    init(root: URL) throws {
-        self.root = root
-        let fm = FileManager.default
-        for dir in ["graph", "run", "net", "tmp"] {
-            try fm.createDirectory(at: root.appendingPathComponent(dir), withIntermediateDirectories: true)
-        }
+    init(in scratch: URL) throws {
+        directory = scratch.appendingPathComponent("podman")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try """
-            [containers]
-            default_ulimits = []
             [engine]
             cgroup_manager = "cgroupfs"
             runtime = "runc"
             events_logger = "file"
-            tmp_dir = "\(root.path)/tmp"
-            [network]
-            network_config_dir = "\(root.path)/net"
-            """.write(to: root.appendingPathComponent("containers.conf"), atomically: true, encoding: .utf8)
-        try """
-            [storage]
-            driver = "vfs"
-            graphroot = "\(root.path)/graph"
-            runroot = "\(root.path)/run"
-            """.write(to: root.appendingPathComponent("storage.conf"), atomically: true, encoding: .utf8)
+            [containers]
+            default_ulimits = []
+            """.write(to: directory.appendingPathComponent("containers.conf"), atomically: true, encoding: .utf8)
     }
 
-    var environment: [String: String] {
-        ["CONTAINERS_CONF": root.appendingPathComponent("containers.conf").path,
-         "CONTAINERS_STORAGE_CONF": root.appendingPathComponent("storage.conf").path]
-    }
-
+    /// `podman ARGS` against this storage, with a bounded wait.
     @discardableResult
-    func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 180) throws -> CommandResult {
-        try Command.run("podman", arguments, environment: environment, input: input, timeout: timeout)
+    func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 300) throws -> CommandResult {
+        try Command.run(
+            "podman",
+            ["--root", directory.appendingPathComponent("root").path, "--runroot", directory.appendingPathComponent("run").path,
+             "--tmpdir", directory.appendingPathComponent("tmp").path] + arguments,
+            environment: ["CONTAINERS_CONF": directory.appendingPathComponent("containers.conf").path],
+            input: input, timeout: timeout
+        )
     }
 
-    /// Stops and removes every pod and container of this store, then the store itself.
+    /// Loads an oci-archive; returns the names podman printed.
+    func load(_ archive: URL) throws -> CommandResult {
+        try run(["load", "-i", archive.path])
+    }
+
+    /// Starts `image` detached as a container named for this test, its port 8080 on a free loopback port.
+    func start(_ image: String, name: String, options: [String] = [], arguments: [String] = []) throws -> (name: String, port: Int) {
+        let port = try Self.freePort()
+        containers.append(name)
+        let result = try run(["run", "-d", "--name", name, "-p", "127.0.0.1:\(port):8080"] + options + [image] + arguments)
+        guard result.status == 0 else { throw FixtureFailure("podman run failed: \(result.output)") }
+        return (name, port)
+    }
+
+    /// Waits (at most `seconds`) for `GET /_/health` to answer 200 on `port`.
+    func waitHealthy(_ name: String, port: Int, seconds: Int = 60) throws {
+        for _ in 0..<(seconds * 10) {
+            if let answer = try? HTTPClient.request(port: port, "GET", "/_/health"), answer.status == 200 { return }
+            usleep(100_000)
+        }
+        throw FixtureFailure("\(name) did not become healthy within \(seconds) s: \(try run(["logs", name]).output)")
+    }
+
+    func logs(_ name: String) -> String { (try? run(["logs", name]).output) ?? "" }
+
+    /// Every container this test started, by name, then every image, then the storage itself.
     func removeEverything() {
         _ = try? run(["pod", "rm", "--all", "--force"], timeout: 120)
-        _ = try? run(["rm", "--all", "--force"], timeout: 120)
-        _ = try? run(["rmi", "--all", "--force"], timeout: 120)
-        for name in (try? run(["secret", "ls", "--format", "{{.Name}}"]).stdout.split(separator: "\n")) ?? [] {
-            _ = try? run(["secret", "rm", String(name)])
-        }
-        try? FileManager.default.removeItem(at: root)
+        for name in containers { _ = try? run(["rm", "-f", "-t", "2", name], timeout: 60) }
+        _ = try? run(["rmi", "-a", "-f"], timeout: 120)
+        _ = try? run(["system", "reset", "-f"], timeout: 120)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

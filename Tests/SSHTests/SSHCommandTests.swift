@@ -24,6 +24,7 @@ struct SSHCommandTests {
             ("git-upload-pack '../../etc'", nil),
             ("scp -t /tmp", nil),
             ("releases --home /tmp cats", nil),
+            ("releases export cats v1 --archive \(marker.path)", nil),
         ]
         for attempt in attempts {
             let result = try fixture.ssh(attempt.command, as: alice, input: attempt.input)

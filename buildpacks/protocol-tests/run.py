@@ -2,12 +2,20 @@
 """Runs cases.json against every Gust runtime serving the fixture app.
 
     python3 buildpacks/protocol-tests/run.py [python|node ...]
+    python3 buildpacks/protocol-tests/run.py --url URL python|node
 
 Each runtime starts as a real process, as gustd starts it: GUST_SOCKET names a
 Unix socket in a temporary directory and GUST_APP_ROOT the fixture app in
 apps/<runtime>. Every case is one request on a new connection (the Python
 runtime serves one connection at a time). Prints one line per failure, then
 "N passed, M failed"; exits 1 on any failure. Python 3 standard library only.
+
+With --url, the cases go instead to the public surface of something already
+serving the fixture app of that runtime over HTTP (gustd at
+http://127.0.0.1:PORT/apps/APP, or a container of its OCI image at
+http://127.0.0.1:PORT): each case is read as a caller reaches it there
+(`public_case`), and every spelling of the internal surface in
+"internal_spellings" must answer 404 without reaching it.
 """
 
 import http.client
@@ -20,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILDPACKS = os.path.dirname(HERE)
@@ -63,8 +72,16 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 def request(socket_path, method, path, body=None, headers=None):
-    """One request on its own connection: (status, headers as a dict, body bytes)."""
-    connection = UnixHTTPConnection(socket_path)
+    """One request on its own connection: (status, headers as a dict, body bytes).
+
+    ``socket_path`` is a Unix socket's path, or an http:// URL whose path prefixes ``path``.
+    """
+    if socket_path.startswith("http://"):
+        url = urllib.parse.urlsplit(socket_path)
+        connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=REQUEST_TIMEOUT)
+        path = url.path.rstrip("/") + path
+    else:
+        connection = UnixHTTPConnection(socket_path)
     try:
         connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
@@ -207,9 +224,71 @@ def check(case, socket_path, output=None):
     return problems
 
 
+# Endpoints of the internal surface, each with what it would do if a caller reached it.
+INTERNAL_ENDPOINTS = [
+    ("GET", "manifest", None), ("GET", "health", None), ("POST", "schedules/meow", {"evil": "schedule"}),
+    ("POST", "hooks/before_save/cat", {"record": {"evil": "hook"}}), ("POST", "ops/echo", {"evil": "op"}),
+]
+
+
+def public_case(case):
+    """The case as a caller of the app's public surface sends and sees it, or None when it has no such reading.
+
+    gustd (and the image's entrypoint) maps POST /_/functions/NAME to the op and /_/health to its own answer;
+    every other internal endpoint (the manifest, schedules, hooks), with the secret or without, is a 404 there.
+    Callers cannot send X-Gust-* headers through, and what the runtime prints is not theirs to read.
+    """
+    case = {k: v for k, v in case.items() if k not in ("output",)}
+    path = case["path"]
+    if not path.startswith("/_gust"):
+        return case
+    secret = case.get("secret", "right")
+    if secret == "right" and path.startswith("/_gust/ops/"):
+        return dict(case, path="/_/functions/" + path[len("/_gust/ops/"):], secret="none")
+    if secret == "right" and path == "/_gust/health":
+        return dict(case, path="/_/health", secret="none", json={"state": "running"})
+    return {"name": case["name"] + " (internal: refused)", "method": case["method"], "path": path,
+            "body": case.get("body"), "secret": "wrong", "status": 404, "json": {"code": 404},
+            "absent": ["protocol", "evil", "ok\""]}
+
+
+def run_against_url(url, runtime, cases, spellings, reserved):
+    """The cases, read publicly, every internal spelling and every reserved path against ``url``; (passed, failed)."""
+    passed = failed = 0
+    checks = [public_case(c) for c in cases if runtime in c.get("runtimes", [runtime])]
+    for path in reserved:
+        for method in ("GET", "POST"):
+            checks.append({"name": f"{method} {path} is refused", "method": method, "path": path,
+                           "body": {"evil": "underscore"} if method == "POST" else None, "secret": "wrong",
+                           "status": 404, "json": {"code": 404}, "absent": ["protocol", "evil", "ok\""]})
+    for spelling in spellings:
+        for method, endpoint, body in INTERNAL_ENDPOINTS:
+            checks.append({"name": f"{method} {spelling}{endpoint} is refused", "method": method,
+                           "path": spelling + endpoint, "body": body, "secret": "wrong", "status": 404,
+                           "json": {"code": 404}, "absent": ["protocol", "evil", "ok\""]})
+    for case in checks:
+        if case.get("body") is None:
+            case.pop("body", None)
+        problems = check(case, url)
+        if problems:
+            failed += 1
+            print(f"FAIL {runtime} at {url}: {case['name']} ({case['method']} {case['path']}): {'; '.join(problems)}")
+        else:
+            passed += 1
+    return passed, failed
+
+
 def main(argv):
     with open(os.path.join(HERE, "cases.json")) as file:
-        cases = json.load(file)["cases"]
+        document = json.load(file)
+    cases = document["cases"]
+    if argv[:1] == ["--url"]:
+        if len(argv) != 3:
+            sys.exit("usage: run.py --url URL python|node")
+        passed, failed = run_against_url(argv[1], argv[2], cases, document["internal_spellings"],
+                                         document["reserved_paths"])
+        print(f"{passed} passed, {failed} failed")
+        return 1 if failed else 0
     commands = runtime_commands()
     wanted = argv or sorted(commands)
     unknown = [name for name in wanted if name not in commands]
