@@ -9,7 +9,7 @@ extension Store {
     public func stackUsers() throws -> [String: [String]] {
         var users: [String: [String]] = [:]
         for app in try apps() {
-            for release in try releases(app.name) where release.status != .failed {
+            for release in try releases(app.name).reversed() where release.status != .failed {
                 guard let stack = release.stack, ReleaseRetention.hasArtifact(release, home: home) else { continue }
                 users[stack, default: []].append("\(app.name) v\(release.version)")
             }
