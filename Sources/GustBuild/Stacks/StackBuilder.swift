@@ -46,6 +46,14 @@ public struct StackBuilder: Sendable {
         guard FileManager.default.isExecutableFile(atPath: Self.mmdebstrap) else {
             throw GustError("\(Self.mmdebstrap) is not installed.", hint: "Install it: apt-get install mmdebstrap (scripts/install-deps.sh does).")
         }
+        // As another user mmdebstrap would make the root in a user namespace, owned by subordinate
+        // uids that user could then neither make read-only nor remove.
+        guard getuid() == 0 else {
+            throw GustError(
+                "Building a stack needs root: mmdebstrap makes a Debian root as root, and the stack is root's, read by gustd's user.",
+                hint: "Run it as root with the home gustd uses: sudo gust stacks build NAME --home GUST_HOME"
+            )
+        }
         if let reason = Sandbox.unavailableReason() {
             throw GustError("Stacks need bubblewrap, which builds and instances run on them with: \(reason).")
         }
