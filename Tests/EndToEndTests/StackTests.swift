@@ -169,6 +169,24 @@ struct StackTests {
         #expect(after.status == 200, "\(after.text)\n\(gustd.logText)")
     }
 
+    /// Dependencies from PyPI, installed by the stack's own pip into a venv of the stack's Python;
+    /// the pin in runtime.txt, Heroku's spelling.
+    @Test(.scratchDirectory) func aFlaskAppInstallsItsRequirementsWithTheStacksPip() throws {
+        let fixture = try PushFixture(app: "flask")
+        let stacks = try StackCache.install(["bookworm", "trixie"], into: fixture.home)
+        let work = try fixture.workspace("flask", copying: PushFixture.example("python-flask"))
+        let minor = try #require(stacks[1].python).split(separator: ".").prefix(2).joined(separator: ".")
+        try work.write("runtime.txt", "python-\(minor)\n")
+        try work.commit("Flask on trixie")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(push.stderr.contains("pinned in runtime.txt") && push.stderr.contains("Installing requirements"), "\(push.stderr)")
+        #expect(try release(fixture, 1)["stack"] as? String == "trixie@1")
+        #expect(try fixture.call("GET", "/").text == "Hello from Flask, through Gust!\n")
+        let venv = try String(contentsOf: fixture.home.release(try AppName("flask"), version: 1).appendingPathComponent(".venv/pyvenv.cfg"), encoding: .utf8)
+        #expect(venv.contains("version = \(stacks[1].python!)") || venv.contains("version_info = \(stacks[1].python!)"), "\(venv)")
+    }
+
     /// Without the sandbox a stack's release would run on the host's interpreter: refused, saying why.
     @Test(.scratchDirectory) func aStackReleaseIsRefusedByAGustdWithoutTheSandbox() throws {
         let fixture = try PushFixture(gustdArguments: ["--sandbox", "none"])

@@ -111,6 +111,7 @@ public struct StackBuilder: Sendable {
             suite, rootfs.path,
         ]
         if let mirror { arguments.append(mirror) }
+        arguments.insert(contentsOf: Self.localAuthorityHooks(), at: 0)
         var environment = ProcessInfo.processInfo.environment
         environment["LANG"] = "C.UTF-8"
         let command = StreamingCommand(
@@ -123,6 +124,22 @@ public struct StackBuilder: Sendable {
         case .timedOut: throw GustError("mmdebstrap took longer than \(timeout.minutesText) and was stopped; nothing was kept.")
         default: throw GustError("mmdebstrap failed (\(outcome)); its output is above, and nothing was kept.")
         }
+    }
+
+    /// The certificate authorities the admin added to the host (`/usr/local/share/ca-certificates`,
+    /// Debian's place for them: a company's, a TLS-inspecting proxy's) are trusted inside too, so that
+    /// pip and npm reach their registries from the stack as they do from the host. mmdebstrap hooks:
+    /// copied in, then `update-ca-certificates` in the new root. Nothing else of the host's goes in.
+    static func localAuthorityHooks(directory: String = "/usr/local/share/ca-certificates") -> [String] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { name in
+            name.hasSuffix(".crt") && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0) }
+        }.sorted()
+        guard !names.isEmpty else { return [] }
+        return [
+            "--customize-hook=mkdir -p \"$1\(directory)\"",
+            "--customize-hook=copy-in " + names.map { directory + "/" + $0 }.joined(separator: " ") + " " + directory,
+            "--customize-hook=chroot \"$1\" update-ca-certificates",
+        ]
     }
 
     /// The host's name resolution is bound over these in a sandbox (`Sandbox.hostNetworkFiles`): the
