@@ -30,9 +30,20 @@ enum StackCache {
         }
     }
 
+    /// This process's cache goes when it exits (a killed one's, at the next run's first build);
+    /// a cache named by GUST_TEST_STACK_CACHE stays.
+    private static let removedAtExit: Void = {
+        guard ProcessInfo.processInfo.environment["GUST_TEST_STACK_CACHE"]?.isEmpty ?? true else { return }
+        atexit {
+            let cache = FileManager.default.temporaryDirectory.appendingPathComponent("gust-test-stacks-\(getpid())")
+            try? FileManager.default.removeItem(at: cache)
+        }
+    }()
+
     private static func build(_ suite: String) throws -> Stack {
         let home = home
         removeStaleCaches()
+        _ = removedAtExit
         do {
             try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
             let reference = try Stack.Reference(name: suite, version: 1)
@@ -60,7 +71,7 @@ enum StackCache {
         }
     }
 
-    /// Caches of test processes that are gone (each removes nothing itself: it cannot know its last test).
+    /// Caches of test processes that are gone without running their exit handlers.
     private static func removeStaleCaches() {
         let temporary = FileManager.default.temporaryDirectory
         for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where name.hasPrefix("gust-test-stacks-") {
