@@ -196,5 +196,13 @@ struct StackTests {
         let push = try work.push(to: fixture.remote)
         #expect(push.status != 0)
         #expect(push.stderr.contains("was built on stack bookworm@1 and runs only on it, in the sandbox; this gustd runs without one (--sandbox none)"), "\(push.stderr)")
+
+        // And a build without the sandbox (GUST_SANDBOX=none for gust-receive) is refused before it compiles.
+        try work.write("README.md", "again\n")
+        try work.commit("Again")
+        let unsandboxed = try work.push(to: fixture.remote, environment: ["GUST_SANDBOX": "none"])
+        #expect(unsandboxed.status != 0)
+        #expect(unsandboxed.stderr.contains("This app builds on stack bookworm@1, and builds run on a stack only in the sandbox"), "\(unsandboxed.stderr)")
+        #expect(!unsandboxed.stderr.contains("-----> Python 3"), "nothing compiled on the host's Python")
     }
 }
