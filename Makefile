@@ -62,6 +62,7 @@ bench:
 	scripts/bench_console.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench.py --only console --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_oci.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+	scripts/bench_stacks.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 
 clean:
 	rm -rf .build

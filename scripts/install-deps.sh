@@ -16,6 +16,8 @@ packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-serve
 # The sandbox of instances and builds: bwrap, newuidmap/newgidmap for each app's uid,
 # nftables for scripts/gust-firewall.sh (docs/security.md).
 packages+=(bubblewrap uidmap nftables)
+# Stacks (`gust stacks build`, docs/stacks.md): Debian roots made from Debian's packages.
+command -v mmdebstrap >/dev/null 2>&1 || packages+=(mmdebstrap)
 # Express for the tests of `gust.mount` in Node (npm's registry may be out of reach: Debian's copy is vendored).
 packages+=(node-express)
 # Flask for the Flask example's own tests (`make test-examples`).

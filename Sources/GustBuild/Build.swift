@@ -15,6 +15,8 @@ public struct Build: Sendable {
         public var buildpack: String
         public var process: String
         public var artifact: Artifact
+        /// The stack it was built on, and its instances must run on; nil: the host's system.
+        public var stack: Stack?
     }
 
     public var app: AppName
@@ -31,6 +33,11 @@ public struct Build: Sendable {
     /// The app's limits (`Store.effectiveLimits`): `bin/compile` runs under its memory, pids and
     /// cpu, in a cgroup beside its instances' (where gustd recorded one); nil: none.
     public var limits: AppLimits?
+    /// The stacks a build may run on: the newest version of each name (`StackCatalog.newest()`);
+    /// none: the host's system, as before stacks.
+    public var stacks: [Stack] = []
+    /// The name a build runs on unless the app's pin rules it out (`StackCatalog.defaultName`).
+    public var defaultStack: String?
 
     public init(
         app: AppName, commit: String, home: GustHome, buildpacks: [Buildpack], config: [String: String],
@@ -59,14 +66,15 @@ public struct Build: Sendable {
         reporter.detail("\(summary.files) files, \(ByteCount(summary.bytes))")
 
         let buildpack = try await detect(source, deadline: deadline)
-        try await compile(buildpack, source: source, env: envDirectory, deadline: deadline)
+        let stack = try chooseStack(for: buildpack, source: source)
+        try await compile(buildpack, source: source, env: envDirectory, deadline: deadline, stack: stack)
         let process = try await releaseProcess(buildpack, source: source, deadline: deadline)
 
         let started = ContinuousClock.now
         let artifact = try Artifacts.pack(source, into: home.artifacts, clampingTimesTo: summary.commitTime)
         let seconds = (ContinuousClock.now - started).seconds
         reporter.step("Packed \(ByteCount(artifact.size)) in \(String(format: "%.1f", seconds)) s")
-        return Output(buildpack: buildpack.name, process: process, artifact: artifact)
+        return Output(buildpack: buildpack.name, process: process, artifact: artifact, stack: stack)
     }
 
     /// Detects, compiles and reads the web process of a tree already in place,
@@ -120,12 +128,19 @@ public struct Build: Sendable {
         )
     }
 
-    private func compile(_ buildpack: Buildpack, source: URL, env: URL, deadline: ContinuousClock.Instant) async throws {
+    private func compile(_ buildpack: Buildpack, source: URL, env: URL, deadline: ContinuousClock.Instant, stack: Stack? = nil) async throws {
         let cache = home.cache(app)
         try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
         let step: StreamingCommand
         let reclaim: (@Sendable () throws -> Void)?
+        if stack != nil, settings.sandbox == nil {
+            throw GustError(
+                "This app builds on stack \(stack!.reference), and builds run on a stack only in the sandbox, which is off here (GUST_SANDBOX=none, or bubblewrap does not work).",
+                hint: "Run gust-receive with the sandbox (install bubblewrap), or remove the stacks to build on the host's system."
+            )
+        }
         if var sandbox = settings.sandbox {
+            sandbox.root = stack.map { $0.rootfs(in: home).path }
             // The build's /tmp is sized as its instances' are (at least `buildFloor`'s).
             if let tmp = limits.flatMap({ Self.buildLimits($0).tmp }) { sandbox.tmpBytes = tmp }
             let ids = try sandbox.identity.hostIDs(ofApp: appNumber)

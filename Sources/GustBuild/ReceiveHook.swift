@@ -101,6 +101,9 @@ public struct ReceiveHook: Sendable {
         let limits = try store.effectiveLimits(app)
         build.cacheLimit = limits.disk
         build.limits = limits
+        let stacks = StackCatalog(home: home)
+        build.stacks = try stacks.newest()
+        build.defaultStack = stacks.defaultName(among: try stacks.list())
         let description = "Deploy \(update.new.prefix(7))"
         do {
             let output: Build.Output
@@ -115,7 +118,7 @@ public struct ReceiveHook: Sendable {
                 status: .built, commit: update.new, buildpack: output.buildpack, artifact: output.artifact.digest,
                 artifactSize: output.artifact.size, process: output.process,
                 buildSeconds: (ContinuousClock.now - started).seconds, description: description,
-                config: config, secretNames: secretNames, log: reporter.log
+                config: config, secretNames: secretNames, log: reporter.log, stack: output.stack?.reference.description
             ))
             reporter.step("Built v\(release.version)")
             try warm(release, admin: admin, store: store, previous: live)

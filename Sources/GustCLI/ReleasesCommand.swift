@@ -75,6 +75,7 @@ struct ReleasesCommand: ParsableCommand {
                 ("Buildpack", release.buildpack),
                 ("Artifact", release.artifact.map { "\($0) (\(ByteCount(release.artifactSize ?? 0)))" }),
                 ("Process", release.process),
+                ("Stack", release.stack ?? (release.status == .failed ? nil : "the host's system")),
                 ("Build time", Formatting.duration(release.buildSeconds)),
                 ("Created", "\(release.createdAt) (\(Formatting.age(of: release.createdAt)))"),
                 ("Rollback of", release.rollbackOf.map { "v\($0)" }),
@@ -117,6 +118,8 @@ struct ReleaseSummary: Encodable {
     var error: String?
     /// Its artifact was removed by `gust releases prune`: it cannot be rolled back to.
     var pruned: Bool?
+    /// The stack it runs on (`gust stacks list`); absent: the host's system.
+    var stack: String?
 
     init(_ release: Release) {
         version = release.version
@@ -129,5 +132,6 @@ struct ReleaseSummary: Encodable {
         createdAt = release.createdAt
         description = release.description
         rollbackOf = release.rollbackOf
+        stack = release.stack
     }
 }

@@ -6,14 +6,14 @@ import Testing
 /// `gust releases export APP vN --oci DIR | --archive FILE.tar` with the real tools: skopeo and
 /// umoci read the layout, podman loads and runs it, and the container answers the shared protocol
 /// cases (buildpacks/protocol-tests, read publicly by run.py --url) as the same release under a
-/// real gustd does, refusing every spelling of the internal surface. The stack is
-/// `StackFixture`'s (INTERIM until `gust stacks build` is merged: see there).
+/// real gustd does, refusing every spelling of the internal surface. The stack is a real
+/// `gust stacks build` (`StackCache`), and the pushes build on it.
 @Suite(.serialized, .timeLimit(.minutes(20)))
 struct OCIImageTests {
     static let fixtureApps = GustBinaries.sourceRoot.appendingPathComponent("buildpacks/protocol-tests/apps")
     static let runPy = GustBinaries.sourceRoot.appendingPathComponent("buildpacks/protocol-tests/run.py").path
 
-    /// Pushes the protocol fixture app of `runtime` as `app` (created if needed) and marks v`version` as built on `stack`.
+    /// Pushes the protocol fixture app of `runtime` as `app` (created if needed): v`version` builds on `stack`, the home's only one.
     static func pushFixtureApp(_ fixture: PushFixture, app: String, runtime: String, stack: Stack, version: Int = 1) throws {
         if app != fixture.app {
             let created = try GustBinaries.gust(fixture.home, ["apps", "create", app])
@@ -21,9 +21,9 @@ struct OCIImageTests {
         }
         let work = try fixture.workspace(app, copying: fixtureApps.appendingPathComponent(runtime))
         try work.commit("The \(runtime) fixture")
-        let push = try work.push(to: fixture.home.repository(try AppName(app)).path, environment: ["PATH": StackFixture.hostPythonPath])
+        let push = try work.push(to: fixture.home.repository(try AppName(app)).path)
         #expect(push.status == 0, "\(push.output)")
-        try StackFixture.markRelease(try AppName(app), version: version, stack: stack.reference, in: fixture.home)
+        #expect(try Store(home: fixture.home).release(try AppName(app), version: version)?.stack == stack.reference.description)
     }
 
     static func export(_ fixture: PushFixture, _ app: String, _ version: String, _ options: [String]) throws -> [String: Any] {
@@ -37,7 +37,7 @@ struct OCIImageTests {
     @Test(.scratchDirectory) func theImageAnswersTheProtocolCasesAsGustdDoesAndIsReproducible() throws {
         let root = ScratchDirectory.current
         let fixture = try PushFixture()
-        let stack = try StackFixture.install(into: fixture.home)
+        let stack = try StackCache.install(["bookworm"], into: fixture.home)[0]
         try Self.pushFixtureApp(fixture, app: "cats", runtime: "python", stack: stack)
         try Self.pushFixtureApp(fixture, app: "dogs", runtime: "node", stack: stack)
         let podman = try Podman(in: root)
@@ -105,10 +105,10 @@ struct OCIImageTests {
     @Test(.scratchDirectory) func secretConfigIsLeftOutUnlessAskedAndAReleaseWithoutAStackIsRefused() throws {
         let root = ScratchDirectory.current
         let fixture = try PushFixture()
-        let stack = try StackFixture.install(into: fixture.home)
+        let stack = try StackCache.install(["bookworm"], into: fixture.home)[0]
         let work = try fixture.workspace("cats", copying: Self.fixtureApps.appendingPathComponent("python"))
         try work.commit("The python fixture")
-        #expect(try work.push(to: fixture.remote, environment: ["PATH": StackFixture.hostPythonPath]).status == 0)
+        #expect(try work.push(to: fixture.remote).status == 0)
 
         // Built on the host (no stack recorded): nothing to ship it on, and the message says what to do.
         let refused = try GustBinaries.gust(fixture.home, ["releases", "export", "cats", "v1", "--oci", root.appendingPathComponent("none").path])
@@ -116,7 +116,7 @@ struct OCIImageTests {
         #expect(refused.output.contains("not on a stack") && refused.output.contains("gust stacks build") && refused.output.contains("push again"), "\(refused.output)")
         #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("none/index.json").path))
 
-        try StackFixture.markRelease(try AppName("cats"), version: 1, stack: stack.reference, in: fixture.home)
+        #expect(try Store(home: fixture.home).release(try AppName("cats"), version: 1)?.stack == stack.reference.description)
         #expect(try GustBinaries.gust(fixture.home, ["config", "set", "cats", "PLAIN=visible"]).status == 0)
         #expect(try GustBinaries.gust(fixture.home, ["config", "set", "cats", "--secret", "API_KEY=hunter2-kitten"]).status == 0)
         let version = try #require(try fixture.releases().first?["version"] as? Int)
@@ -160,7 +160,7 @@ struct OCIImageTests {
             "--domain", "gust.test", "--https", "127.0.0.1:0", "--tls-cert", cert.path, "--tls-key", key.path, "--no-acme",
         ])
         let https = try TLSTools.httpsPort(fixture.home)
-        let stack = try StackFixture.install(into: fixture.home)
+        let stack = try StackCache.install(["bookworm"], into: fixture.home)[0]
         let work = try fixture.workspace("records")
         try work.write("__init__.py", """
             import gust
@@ -175,8 +175,8 @@ struct OCIImageTests {
 
             """)
         try work.commit("Cats with records")
-        #expect(try work.push(to: fixture.remote, environment: ["PATH": StackFixture.hostPythonPath]).status == 0)
-        try StackFixture.markRelease(try AppName("cats"), version: 1, stack: stack.reference, in: fixture.home)
+        #expect(try work.push(to: fixture.remote).status == 0)
+        #expect(try Store(home: fixture.home).release(try AppName("cats"), version: 1)?.stack == stack.reference.description)
         let token = try GustBinaries.gust(fixture.home, ["tokens", "create", "cats"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!token.isEmpty)
         let archive = root.appendingPathComponent("cats.tar")

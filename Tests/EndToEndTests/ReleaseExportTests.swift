@@ -69,7 +69,8 @@ import Testing
     @Test(.scratchDirectory) func mistakesAreRefusedWithWhatToDo() throws {
         let (home, _) = try Self.home()
         let cases: [([String], String)] = [
-            (["cats", "v1"], "Say what to export: --kubernetes"),
+            (["cats", "v1"], "Say what to export: --oci DIR or --archive FILE.tar for an OCI image, --kubernetes"),
+            (["cats", "v1", "--kubernetes", "--oci", "/tmp/x"], "Export one thing at a time"),
             (["cats", "v1", "--knative"], "--knative goes with --kubernetes"),
             (["cats", "v1", "--kubernetes", "--namespace", "Prod_1"], "is not a namespace"),
             (["cats", "v1", "--kubernetes", "--image", "a b"], "is not an image reference"),

@@ -83,3 +83,30 @@ struct SandboxCommandTests {
         return argv.indices.filter { argv[$0] == flag }.map { Array(argv[($0 + 1)...($0 + width)]) }
     }
 }
+
+/// A sandbox on a stack: the stack's system, and of the host's only its name resolution.
+struct SandboxOnStackTests {
+    func pairs(_ argv: [String], _ flag: String) -> [[String]] {
+        argv.indices.filter { argv[$0] == flag }.map { Array(argv[($0 + 1)...($0 + 2)]) }
+    }
+
+    @Test func aSandboxOnAStackBindsTheStacksSystemAndNothingOfTheHostsButItsResolver() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("stack-root-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        for directory in ["usr/bin", "usr/lib", "etc"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(directory), withIntermediateDirectories: true)
+        }
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/bin", withDestinationPath: "usr/bin")
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/lib", withDestinationPath: "usr/lib")
+        _ = FileManager.default.createFile(atPath: root.path + "/etc/resolv.conf", contents: nil)  // a placeholder; no hosts
+        let sandbox = Sandbox(identity: SandboxIdentity(range: nil, uid: 999, gid: 999), root: root.path)
+        let argv = sandbox.command(app: nil, mounts: [], directory: "/", purpose: .instance, executable: "/usr/bin/python3", arguments: [])
+        let binds = pairs(argv, "--ro-bind")
+        #expect(binds.contains([root.path + "/usr", "/usr"]))
+        #expect(binds.contains([root.path + "/etc", "/etc"]))
+        #expect(pairs(argv, "--symlink").contains(["usr/bin", "/bin"]) && pairs(argv, "--symlink").contains(["usr/lib", "/lib"]))
+        #expect(!argv.contains("/lib64") && !argv.contains("/sbin"), "links the stack lacks are not made from the host's")
+        #expect(pairs(argv, "--ro-bind-try") == [["/etc/resolv.conf", "/etc/resolv.conf"]], "the host's resolver only, and only over a placeholder")
+        #expect(!binds.contains(["/usr", "/usr"]))
+    }
+}

@@ -58,10 +58,21 @@ public struct Sandbox: Sendable {
     public var tmpBytes: Int
     /// The seccomp filter's file (`withSeccompFilter(in:)`); none when nil.
     public private(set) var seccompFile: String?
+    /// The system the sandbox runs on: a stack's root filesystem (`Stack.rootfs(in:)`), whose `/usr`,
+    /// `/bin`… links and `/etc` are bound instead of the host's; nil: the host's own system.
+    public var root: String?
 
-    public init(identity: SandboxIdentity, tmpBytes: Int = 64 << 20) {
+    public init(identity: SandboxIdentity, tmpBytes: Int = 64 << 20, root: String? = nil) {
         self.identity = identity
         self.tmpBytes = tmpBytes
+        self.root = root
+    }
+
+    /// The same sandbox on `root` (a stack's root filesystem; nil: the host's system).
+    public func on(root: String?) -> Sandbox {
+        var sandbox = self
+        sandbox.root = root
+        return sandbox
     }
 
     /// The same sandbox with its seccomp filter, written into `directory` (gustd's and the
@@ -128,19 +139,7 @@ public struct Sandbox: Sendable {
             let inside = String(SandboxIdentity.appUIDInside)
             argv += ["--uid", inside, "--gid", inside, "--disable-userns"]
         }
-        argv += ["--ro-bind", "/usr", "/usr"]
-        for link in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
-            let path = "/" + link
-            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: path) {
-                argv += ["--symlink", target, path]
-            } else if FileManager.default.fileExists(atPath: path) {
-                argv += ["--ro-bind", path, path]
-            }
-        }
-        // Directories bwrap makes for mount points take the caller's umask (gustd's is 077): the
-        // app's uid must search these.
-        argv += ["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/run"]
-        for file in Self.etc { argv += ["--ro-bind-try", "/etc/" + file, "/etc/" + file] }
+        argv += systemMounts()
         argv += ["--proc", "/proc", "--dev", "/dev"]
         argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/tmp"]
         // POSIX semaphores and shared memory (Python's multiprocessing, compileall -j): its own, bounded too.
@@ -225,6 +224,38 @@ public struct Sandbox: Sendable {
         while waitpid(child, &status, 0) < 0 && errno == EINTR {}
         guard status == 0 else { throw SandboxError("Could not take back the build's files from the app's uid (status \(status)).") }
     }
+
+    /// `/usr`, the `/bin`, `/lib`… links and `/etc`: the host's few files, or a stack's whole system.
+    func systemMounts() -> [String] {
+        let system = root ?? ""
+        var argv = ["--ro-bind", system + "/usr", "/usr"]
+        for link in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            let path = "/" + link
+            if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: system + path) {
+                argv += ["--symlink", target, path]
+            } else if FileManager.default.fileExists(atPath: system + path) {
+                argv += ["--ro-bind", system + path, path]
+            }
+        }
+        guard let root else {
+            // Directories bwrap makes for mount points take the caller's umask (gustd's is 077): the
+            // app's uid must search these.
+            argv += ["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/run"]
+            for file in Self.etc { argv += ["--ro-bind-try", "/etc/" + file, "/etc/" + file] }
+            return argv
+        }
+        // A stack's /etc whole (its TLS roots, time zone, alternatives, linker cache), and of the
+        // host's only what names hosts: the network namespace is the host's, so is its resolver.
+        argv += ["--ro-bind", root + "/etc", "/etc", "--perms", "0755", "--dir", "/run"]
+        for file in Self.hostNetworkFiles where FileManager.default.fileExists(atPath: root + "/etc/" + file) {
+            argv += ["--ro-bind-try", "/etc/" + file, "/etc/" + file]
+        }
+        return argv
+    }
+
+    /// What of the host's `/etc` a sandbox on a stack sees (over the stack's own, which has them
+    /// as empty placeholders for the mount points).
+    public static let hostNetworkFiles = ["resolv.conf", "hosts"]
 
     /// What of `/etc` sandboxed code reads: names, TLS roots, time zones, the dynamic linker's cache.
     static let etc = [

@@ -34,7 +34,7 @@ final class DirectLauncher: PoolLauncher {
     /// Told the manifest once, when the first instance has started.
     private let onFirstStart: @Sendable (FunctionManifest) async -> Void
     /// Starts the process: as gustd's user, or sandboxed (`SandboxSpawner`).
-    private let spawner: any InstanceSpawner
+    let spawner: any InstanceSpawner
 
     init(
         app: AppName, release: Release, configuration: RouterConfiguration, records: InstanceRecords,
@@ -76,6 +76,7 @@ final class DirectLauncher: PoolLauncher {
 
     func launch() async throws -> Instance {
         let progress = self.progress.withLock { $0 }
+        try checkStack()
         let directory = try await unpack(progress: progress)
         guard let process = release.process else { throw GustError("v\(version) of \(app) has no web process to run.") }
         let command = process.trimmingCharacters(in: .whitespaces)

@@ -162,7 +162,11 @@ actor Supervisor {
     func makeRoute(_ app: AppName, version: Int, isPrivate: Bool, announcingSchedules: Bool = false) throws -> Route {
         let release = try store.requireRelease(app, version: version)
         let spawner: (any InstanceSpawner)? = try configuration.sandbox.map {
-            try SandboxSpawner(sandbox: $0, records: records, home: configuration.home, app: store.appNumber(app))
+            // On the release's stack, if it was built on one (its root checked at each start, `DirectLauncher.launch`).
+            try SandboxSpawner(
+                sandbox: $0.on(root: release.stackReference.map { Stack.rootfs(of: $0, in: configuration.home).path }),
+                records: records, home: configuration.home, app: store.appNumber(app)
+            )
         }
         let launcher = DirectLauncher(
             app: app, release: release, configuration: configuration, records: records,

@@ -1,0 +1,233 @@
+public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+public import GustCore
+
+/// Builds the next version of a stack: `mmdebstrap --variant=minbase` of a Debian suite with the
+/// packages the buildpacks run (`packages`) into `GUST_HOME/stacks/.building-…`, then, inside the
+/// new root, asks Python and Node their versions, measures it, makes it read-only, writes
+/// `stack.json` and renames the directory to `NAME@VERSION`: a reader sees the whole stack or
+/// none. Whatever fails on the way removes the directory. One build at a time per home
+/// (`locks/stacks.lock`); a build interrupted before that left `.building-*`, which the next removes.
+public struct StackBuilder: Sendable {
+    /// The Debian suites offered (the package names below hold in both).
+    public static let suites = ["bookworm", "trixie"]
+    /// What the buildpacks run, at build time (bash, coreutils, tar, sed, find of minbase; venv, pip;
+    /// node, npm) and at run time (python3, node), and what apps expect of a system (TLS roots, time zones).
+    public static let packages = ["python3", "python3-venv", "python3-pip", "nodejs", "npm", "ca-certificates", "tzdata"]
+    public static let mmdebstrap = "/usr/bin/mmdebstrap"
+
+    public var home: GustHome
+    public var name: String
+    public var suite: String
+    /// Leaves npm out (it is half the size): Node apps with dependencies cannot build on such a stack.
+    public var withoutNPM = false
+    /// A Debian mirror other than mmdebstrap's default (deb.debian.org).
+    public var mirror: String?
+    public var timeout: Duration = .seconds(30 * 60)
+
+    public init(home: GustHome, name: String, suite: String) throws {
+        guard Self.suites.contains(suite) else {
+            throw GustError("Gust builds stacks of \(Self.suites.joined(separator: " or ")), not \"\(suite)\".")
+        }
+        guard Stack.Reference.isValidName(name) else {
+            throw GustError("\"\(name)\" is not a stack name: use 1 to 32 lowercase letters, digits and '-', starting with a letter.")
+        }
+        self.home = home
+        self.name = name
+        self.suite = suite
+    }
+
+    public var packageList: [String] { withoutNPM ? Self.packages.filter { $0 != "npm" } : Self.packages }
+
+    /// Builds it, telling `progress` each line (mmdebstrap's own, then Gust's steps).
+    public func build(progress: @escaping @Sendable (String) -> Void) async throws -> Stack {
+        guard FileManager.default.isExecutableFile(atPath: Self.mmdebstrap) else {
+            throw GustError("\(Self.mmdebstrap) is not installed.", hint: "Install it: apt-get install mmdebstrap (scripts/install-deps.sh does).")
+        }
+        // As another user mmdebstrap would make the root in a user namespace, owned by subordinate
+        // uids that user could then neither make read-only nor remove.
+        guard getuid() == 0 else {
+            throw GustError(
+                "Building a stack needs root: mmdebstrap makes a Debian root as root, and the stack is root's, read by gustd's user.",
+                hint: "Run it as root with the home gustd uses: sudo gust stacks build NAME --home GUST_HOME"
+            )
+        }
+        if let reason = Sandbox.unavailableReason() {
+            throw GustError("Stacks need bubblewrap, which builds and instances run on them with: \(reason).")
+        }
+        try FileManager.default.createDirectory(at: home.stacks, withIntermediateDirectories: true)
+        chmod(home.stacks.path, 0o755)  // gustd's user reads it, whoever builds
+        try FileManager.default.createDirectory(at: home.locks, withIntermediateDirectories: true)
+        let lock = try FileLock(home.locks.appendingPathComponent("stacks.lock")) { progress("Waiting for another stack build to finish") }
+        defer { withExtendedLifetime(lock) {} }
+        try Self.removeUnfinished(in: home)
+
+        let reference = try Stack.Reference(name: name, version: try nextVersion())
+        let staging = home.stacks.appendingPathComponent(".building-\(reference.name)-\(reference.version)-\(UUID().uuidString.prefix(8).lowercased())")
+        let rootfs = staging.appendingPathComponent("rootfs")
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
+        chmod(staging.path, 0o755)  // apt's sandbox user (_apt) downloads into it
+        do {
+            let started = ContinuousClock.now
+            progress("-----> Building \(reference) from Debian \(suite): \(packageList.joined(separator: ", "))")
+            try await bootstrap(into: rootfs, progress: progress)
+            try Self.placeholders(in: rootfs)
+            let python = try await Self.version(of: ["/usr/bin/python3", "--version"], in: rootfs, prefix: "Python ")
+            let node = try await Self.version(of: ["/usr/bin/node", "--version"], in: rootfs, prefix: "v")
+            try Self.makeReadOnly(rootfs)
+            let size = Self.diskUsage(of: rootfs)
+            let stack = Stack(reference: reference, suite: suite, createdAt: Date(), python: python, node: node, sizeBytes: size)
+            let description = staging.appendingPathComponent("stack.json")
+            try StackCatalog.encode(stack).write(to: description)
+            chmod(description.path, 0o444)
+            chmod(staging.path, 0o755)
+            guard rename(staging.path, home.stack(reference).path) == 0 else {
+                throw GustError("Cannot move the stack into place at \(home.stack(reference).path): \(String(cString: strerror(errno)))")
+            }
+            let seconds = Int((ContinuousClock.now - started).seconds.rounded())
+            progress("-----> Built \(reference) in \(seconds) s: Python \(python ?? "none"), Node \(node ?? "none"), \(ByteCount(size))")
+            return stack
+        } catch {
+            try? Self.removeTree(staging)
+            throw error
+        }
+    }
+
+    /// One more than the highest version of this name built so far.
+    func nextVersion() throws -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: home.stacks.path)) ?? []
+        let versions = names.compactMap { try? Stack.Reference(parsing: $0) }.filter { $0.name == name }.map(\.version)
+        return (versions.max() ?? 0) + 1
+    }
+
+    private func bootstrap(into rootfs: URL, progress: @escaping @Sendable (String) -> Void) async throws {
+        var arguments = [
+            "--variant=minbase", "--include=" + packageList.joined(separator: ","),
+            // No manuals, documentation (but the copyright files) or translations: nothing runs them.
+            "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-include=/usr/share/doc/*/copyright", "--dpkgopt=path-exclude=/usr/share/locale/*",
+            suite, rootfs.path,
+        ]
+        if let mirror { arguments.append(mirror) }
+        arguments.insert(contentsOf: Self.localAuthorityHooks(), at: 0)
+        var environment = ProcessInfo.processInfo.environment
+        environment["LANG"] = "C.UTF-8"
+        let command = StreamingCommand(
+            executable: URL(fileURLWithPath: Self.mmdebstrap), arguments: arguments, environment: environment,
+            workingDirectory: home.stacks
+        )
+        let outcome = try await command.run(until: .now + timeout) { progress("       " + $0) }
+        switch outcome {
+        case .exited(0): return
+        case .timedOut: throw GustError("mmdebstrap took longer than \(timeout.minutesText) and was stopped; nothing was kept.")
+        default: throw GustError("mmdebstrap failed (\(outcome)); its output is above, and nothing was kept.")
+        }
+    }
+
+    /// The certificate authorities the admin added to the host (`/usr/local/share/ca-certificates`,
+    /// Debian's place for them: a company's, a TLS-inspecting proxy's) are trusted inside too, so that
+    /// pip and npm reach their registries from the stack as they do from the host. mmdebstrap hooks:
+    /// copied in, then `update-ca-certificates` in the new root. Nothing else of the host's goes in.
+    static func localAuthorityHooks(directory: String = "/usr/local/share/ca-certificates") -> [String] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { name in
+            name.hasSuffix(".crt") && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0) }
+        }.sorted()
+        guard !names.isEmpty else { return [] }
+        return [
+            "--customize-hook=mkdir -p \"$1\(directory)\"",
+            "--customize-hook=copy-in " + names.map { directory + "/" + $0 }.joined(separator: " ") + " " + directory,
+            "--customize-hook=chroot \"$1\" update-ca-certificates",
+        ]
+    }
+
+    /// The host's name resolution is bound over these in a sandbox (`Sandbox.hostNetworkFiles`): the
+    /// stack holds empty ones, never the build host's.
+    static func placeholders(in rootfs: URL) throws {
+        for file in Sandbox.hostNetworkFiles {
+            let path = rootfs.appendingPathComponent("etc/" + file).path
+            try? FileManager.default.removeItem(atPath: path)
+            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o644]) else {
+                throw GustError("Cannot write \(path).")
+            }
+        }
+    }
+
+    /// `COMMAND --version` run inside the stack (a sandbox on it), without `prefix`; nil when absent.
+    static func version(of command: [String], in rootfs: URL, prefix: String) async throws -> String? {
+        guard FileManager.default.fileExists(atPath: rootfs.path + command[0]) else { return nil }
+        let sandbox = Sandbox(identity: SandboxIdentity(range: nil, uid: getuid(), gid: getgid()), root: rootfs.path)
+        let argv = sandbox.command(app: nil, mounts: [], directory: "/", purpose: .instance, executable: command[0], arguments: Array(command.dropFirst()))
+        let lines = LineCollector()
+        let outcome = try await StreamingCommand(
+            executable: URL(fileURLWithPath: argv[0]), arguments: Array(argv.dropFirst()), environment: ["PATH": Sandbox.path, "LANG": "C.UTF-8"],
+            workingDirectory: URL(fileURLWithPath: "/")
+        ).run(until: .now + .seconds(60), onLine: lines.append)
+        guard outcome == .exited(0), let line = lines.lines.first(where: { $0.hasPrefix(prefix) }) else {
+            throw GustError("\(command.joined(separator: " ")) did not run inside the new stack (\(outcome)): \(lines.lines.joined(separator: " / "))")
+        }
+        return String(line.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Takes every write permission away: files keep their other bits, directories become 0555 (or
+    /// their own bits without write), deepest first.
+    static func makeReadOnly(_ root: URL) throws {
+        var directories = [root.path]
+        if let walker = FileManager.default.enumerator(atPath: root.path) {
+            for case let relative as String in walker {
+                let path = root.path + "/" + relative
+                var info = stat()
+                guard lstat(path, &info) == 0 else { continue }
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR: directories.append(path)
+                case S_IFREG:
+                    guard chmod(path, info.st_mode & 0o7555) == 0 else { throw GustError("Cannot make \(path) read-only: \(String(cString: strerror(errno)))") }
+                default: continue  // links have no mode of their own; devices and fifos are not written through here
+                }
+            }
+        }
+        for path in directories.reversed() {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            guard chmod(path, info.st_mode & 0o7555) == 0 else { throw GustError("Cannot make \(path) read-only: \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    /// Bytes allocated under `root` as du counts them: links not followed (a stack's absolute links
+    /// point into the host), each hard-linked file once.
+    static func diskUsage(of root: URL) -> Int {
+        var seen = Set<[UInt64]>()
+        var total = 0
+        let paths = [root.path] + ((FileManager.default.enumerator(atPath: root.path)?.allObjects as? [String]) ?? []).map { root.path + "/" + $0 }
+        for path in paths {
+            var info = stat()
+            guard lstat(path, &info) == 0, seen.insert([UInt64(info.st_dev), UInt64(info.st_ino)]).inserted else { continue }
+            total += Int(info.st_blocks) * 512
+        }
+        return total
+    }
+
+    /// Removes a stack's directory (or an unfinished one), giving its directories write back first.
+    public static func removeTree(_ url: URL) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        _ = chmod(url.path, 0o755)
+        if let walker = FileManager.default.enumerator(atPath: url.path) {
+            for case let relative as String in walker {
+                let path = url.path + "/" + relative
+                var info = stat()
+                // chmod follows links: never touch what a link points at.
+                if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { _ = chmod(path, (info.st_mode & 0o7777) | 0o700) }
+            }
+        }
+        try FileManager.default.removeItem(at: url)
+    }
+
+    /// `.building-*` left by a build that was killed (the caller holds the stacks lock: none is running).
+    static func removeUnfinished(in home: GustHome) throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: home.stacks.path)) ?? []
+        for name in names where name.hasPrefix(".building-") {
+            try removeTree(home.stacks.appendingPathComponent(name))
+        }
+    }
+}

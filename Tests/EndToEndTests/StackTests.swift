@@ -1,0 +1,208 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// Stacks for real: bookworm and trixie built with mmdebstrap (`StackCache`, once per run), pushes
+/// that build and run on them, pins that choose between them or are refused, an older stack's
+/// release running on after a newer one is built and gustd restarts.
+@Suite(.serialized, .timeLimit(.minutes(30)))
+struct StackTests {
+    /// An op that reports the interpreter the instance runs on, `python3 --version` from inside, and
+    /// whether a file the test put in the host's /usr exists in there.
+    static func pythonApp(hostOnly: String) -> String {
+        """
+        import os, subprocess, sys
+        import gust
+
+        @gust.op('where')
+        def where():
+            run = subprocess.run(['python3', '--version'], capture_output=True, text=True)
+            return {'python': '%d.%d.%d' % sys.version_info[:3], 'version': run.stdout.strip(),
+                    'executable': sys.executable, 'host_only': os.path.exists(\(String(reflecting: hostOnly)))}
+        """
+    }
+
+    /// A file only the host has, under /usr (which a release on the host's system sees), removed after.
+    static func withHostOnlyFile<T>(_ body: (String) throws -> T) throws -> T {
+        let path = "/usr/share/gust-host-only-\(UUID().uuidString.prefix(8).lowercased())"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("host\n".utf8), attributes: [.posixPermissions: 0o644]))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try body(path)
+    }
+
+    func release(_ fixture: PushFixture, _ version: Int) throws -> [String: Any] {
+        let shown = try GustBinaries.gust(fixture.home, ["releases", "show", fixture.app, "v\(version)", "--json"])
+        return try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any], "\(shown.output)")
+    }
+
+    @Test(.scratchDirectory) func aPushRunsOnTheDefaultStackAndAPythonPinMovesItToTheStackThatOffersIt() throws {
+        let fixture = try PushFixture()
+        let (bookworm, trixie) = try { let s = try StackCache.install(["bookworm", "trixie"], into: fixture.home); return (s[0], s[1]) }()
+        let bookwormPython = try #require(bookworm.python), trixiePython = try #require(trixie.python)
+        #expect(bookwormPython != trixiePython)
+        try Self.withHostOnlyFile { hostOnly in
+            // The sample app, unpinned: the default stack (the first built).
+            let work = try fixture.workspace("py", copying: PushFixture.example("python-cats"))
+            try work.write("where.py", Self.pythonApp(hostOnly: hostOnly))
+            try work.write("__init__.py", (try String(contentsOf: work.directory.appendingPathComponent("__init__.py"), encoding: .utf8)) + "\nfrom . import where\n")
+            try work.commit("Cats")
+            let push = try work.push(to: fixture.remote)
+            #expect(push.status == 0, "\(push.output)")
+            #expect(push.stderr.contains("remote: -----> Stack bookworm@1: Python \(bookwormPython)"), "\(push.stderr)")
+            #expect(try release(fixture, 1)["stack"] as? String == "bookworm@1")
+            let bought = try fixture.call("POST", "/_/functions/food:buy", body: #"{"food": "salmon"}"#)
+            #expect(bought.status == 200 && bought.text.contains("4.5"), "\(bought.text)")
+            let onBookworm = try fixture.call("POST", "/_/functions/where")
+            #expect(onBookworm.status == 200, "\(onBookworm.text)")
+            let first = try #require(onBookworm.json, "\(onBookworm.text)")
+            #expect(first["python"] as? String == bookwormPython)
+            #expect(first["version"] as? String == "Python \(bookwormPython)")
+            #expect(first["host_only"] as? Bool == false, "the instance sees the stack's /usr, nothing of the host's")
+
+            // Pinned to trixie's Python (major.minor, as people write it): trixie.
+            let minor = trixiePython.split(separator: ".").prefix(2).joined(separator: ".")
+            try work.write(".python-version", "\(minor)\n")
+            try work.commit("Pin Python \(minor)")
+            let pinned = try work.push(to: fixture.remote)
+            #expect(pinned.status == 0, "\(pinned.output)")
+            #expect(pinned.stderr.contains("Stack trixie@1: Python \(trixiePython) (Python \(minor) pinned in .python-version)"), "\(pinned.stderr)")
+            #expect(try release(fixture, 2)["stack"] as? String == "trixie@1")
+            let onTrixie = try #require(try fixture.call("POST", "/_/functions/where").json)
+            #expect(onTrixie["version"] as? String == "Python \(trixiePython)")
+            #expect(onTrixie["host_only"] as? Bool == false)
+
+            let listed = try GustBinaries.gust(fixture.home, ["stacks", "list", "--json"])
+            let rows = try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]], "\(listed.output)")
+            #expect(rows.map { $0["reference"] as? String } == ["bookworm@1", "trixie@1"])
+            #expect(rows.map { $0["releases"] as? Int } == [1, 1])
+            #expect(rows.first?["isDefault"] as? Bool == true)
+        }
+    }
+
+    @Test(.scratchDirectory) func aNodeAppRunsOnTheDefaultStackAndEnginesNodeChoosesAmongStacks() throws {
+        let fixture = try PushFixture(app: "reviews")
+        let stacks = try StackCache.install(["bookworm", "trixie"], into: fixture.home)
+        let (bookwormNode, trixieNode) = (try #require(stacks[0].node), try #require(stacks[1].node))
+        let work = try fixture.workspace("node", copying: PushFixture.example("node-reviews"))
+        try work.write("version.js", "const gust = require('gust');\ngust.op('nodeVersion', () => process.version);\n")
+        try work.write("index.js", (try String(contentsOf: work.directory.appendingPathComponent("index.js"), encoding: .utf8)) + "\nrequire('./version');\n")
+        try work.commit("Reviews")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(try release(fixture, 1)["stack"] as? String == "bookworm@1")
+        let hello = try fixture.call("POST", "/_/functions/hello", body: #"{"name": "stacks"}"#)
+        #expect(hello.status == 200 && hello.text.contains("Hello, stacks!"), "\(hello.text)")
+        #expect(try fixture.call("POST", "/_/functions/nodeVersion").text.contains("v\(bookwormNode)"))
+
+        // engines.node as a range only trixie's Node satisfies.
+        let trixieMajor = try #require(Int(trixieNode.split(separator: ".")[0]))
+        var package = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: work.directory.appendingPathComponent("package.json"))) as? [String: Any])
+        package["engines"] = ["node": ">=\(trixieMajor)"]
+        try work.write("package.json", String(decoding: try JSONSerialization.data(withJSONObject: package), as: UTF8.self))
+        try work.commit("Node \(trixieMajor)")
+        let pinned = try work.push(to: fixture.remote)
+        #expect(pinned.status == 0, "\(pinned.output)")
+        #expect(try release(fixture, 2)["stack"] as? String == "trixie@1")
+        #expect(try fixture.call("POST", "/_/functions/nodeVersion").text.contains("v\(trixieNode)"))
+    }
+
+    @Test(.scratchDirectory) func aPinNoStackOffersIsRejectedNamingWhatIsOfferedAndTheLiveReleaseAnswers() throws {
+        let fixture = try PushFixture()
+        let stacks = try StackCache.install(["bookworm", "trixie"], into: fixture.home)
+        let work = try fixture.workspace("py", copying: PushFixture.example("python-cats"))
+        try work.commit("Cats")
+        #expect(try work.push(to: fixture.remote).status == 0)
+
+        try work.write(".python-version", "3.9\n")
+        try work.commit("Python 3.9")
+        let rejected = try work.push(to: fixture.remote)
+        #expect(rejected.status != 0)
+        let offered = "Python 3.9 is pinned in .python-version; stacks offer Python \(stacks[0].python!) (bookworm@1) and \(stacks[1].python!) (trixie@1)."
+        #expect(rejected.stderr.contains(offered), "\(rejected.stderr)")
+        #expect(rejected.stderr.contains("keeps serving v1"), "\(rejected.stderr)")
+
+        try work.write(".python-version", "banana\n")
+        try work.commit("Garbage")
+        let garbage = try work.push(to: fixture.remote)
+        #expect(garbage.status != 0)
+        #expect(garbage.stderr.contains("\"banana\" is not a Python version"), "\(garbage.stderr)")
+
+        #expect(try fixture.call("POST", "/_/functions/food:buy", body: #"{"food": "tuna"}"#).status == 200)
+        #expect(try fixture.store().app(try AppName("cats"))?.liveVersion == 1)
+    }
+
+    @Test(.scratchDirectory) func aReleaseOnAnOlderStackRunsAfterANewerVersionIsBuiltAndGustdRestarts() throws {
+        let fixture = try PushFixture()
+        let bookworm = try StackCache.install(["bookworm"], into: fixture.home)[0]
+        let work = try fixture.workspace("py", copying: PushFixture.example("python-cats"))
+        try work.commit("Cats")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        #expect(try release(fixture, 1)["stack"] as? String == "bookworm@1")
+
+        // bookworm@2, built for real while gustd serves v1.
+        let built = try GustBinaries.gust(fixture.home, ["stacks", "build", "bookworm", "--without-npm"])
+        #expect(built.status == 0, "\(built.output)")
+        #expect(built.stdout.contains("-----> Built bookworm@2"), "\(built.stdout)")
+        let second = try #require(try StackCatalog(home: fixture.home).stack(try Stack.Reference(parsing: "bookworm@2")))
+        #expect(second.python == bookworm.python)
+        #expect(try fixture.call("POST", "/_/functions/food:buy", body: #"{"food": "tuna"}"#).status == 200)
+
+        // The next push builds on bookworm@2; a rollback to v1 runs on bookworm@1 again.
+        try work.write("README.md", "v2\n")
+        try work.commit("Again")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        #expect(try release(fixture, 2)["stack"] as? String == "bookworm@2")
+        let rolledBack = try GustBinaries.gust(fixture.home, ["rollback", "cats", "v1"])
+        #expect(rolledBack.status == 0, "\(rolledBack.output)")
+        #expect(try release(fixture, 3)["stack"] as? String == "bookworm@1")
+        #expect(try fixture.call("POST", "/_/functions/food:buy", body: #"{"food": "tuna"}"#).status == 200)
+
+        // bookworm@1 is kept while releases run on it.
+        let removal = try GustBinaries.gust(fixture.home, ["stacks", "remove", "bookworm@1"])
+        #expect(removal.status != 0 && removal.output.contains("bookworm@1 is kept: cats v1, cats v3 run on it"), "\(removal.output)")
+
+        let gustd = try #require(fixture.gustd)
+        gustd.stop()
+        try gustd.start()
+        let after = try fixture.call("POST", "/_/functions/food:buy", body: #"{"food": "tuna"}"#)
+        #expect(after.status == 200, "\(after.text)\n\(gustd.logText)")
+    }
+
+    /// Dependencies from PyPI, installed by the stack's own pip into a venv of the stack's Python;
+    /// the pin in runtime.txt, Heroku's spelling.
+    @Test(.scratchDirectory) func aFlaskAppInstallsItsRequirementsWithTheStacksPip() throws {
+        let fixture = try PushFixture(app: "flask")
+        let stacks = try StackCache.install(["bookworm", "trixie"], into: fixture.home)
+        let work = try fixture.workspace("flask", copying: PushFixture.example("python-flask"))
+        let minor = try #require(stacks[1].python).split(separator: ".").prefix(2).joined(separator: ".")
+        try work.write("runtime.txt", "python-\(minor)\n")
+        try work.commit("Flask on trixie")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        #expect(push.stderr.contains("pinned in runtime.txt") && push.stderr.contains("Installing requirements"), "\(push.stderr)")
+        #expect(try release(fixture, 1)["stack"] as? String == "trixie@1")
+        #expect(try fixture.call("GET", "/").text == "Hello from Flask, through Gust!\n")
+        let venv = try String(contentsOf: fixture.home.release(try AppName("flask"), version: 1).appendingPathComponent(".venv/pyvenv.cfg"), encoding: .utf8)
+        #expect(venv.contains("version = \(stacks[1].python!)") || venv.contains("version_info = \(stacks[1].python!)"), "\(venv)")
+    }
+
+    /// Without the sandbox a stack's release would run on the host's interpreter: refused, saying why.
+    @Test(.scratchDirectory) func aStackReleaseIsRefusedByAGustdWithoutTheSandbox() throws {
+        let fixture = try PushFixture(gustdArguments: ["--sandbox", "none"])
+        _ = try StackCache.install(["bookworm"], into: fixture.home)
+        let work = try fixture.workspace("py", copying: PushFixture.example("python-cats"))
+        try work.commit("Cats")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status != 0)
+        #expect(push.stderr.contains("was built on stack bookworm@1 and runs only on it, in the sandbox; this gustd runs without one (--sandbox none)"), "\(push.stderr)")
+
+        // And a build without the sandbox (GUST_SANDBOX=none for gust-receive) is refused before it compiles.
+        try work.write("README.md", "again\n")
+        try work.commit("Again")
+        let unsandboxed = try work.push(to: fixture.remote, environment: ["GUST_SANDBOX": "none"])
+        #expect(unsandboxed.status != 0)
+        #expect(unsandboxed.stderr.contains("This app builds on stack bookworm@1, and builds run on a stack only in the sandbox"), "\(unsandboxed.stderr)")
+        #expect(!unsandboxed.stderr.contains("-----> Python 3"), "nothing compiled on the host's Python")
+    }
+}
