@@ -76,7 +76,7 @@ public struct ReleaseImage {
         let layout = try ImageLayout(creating: directory)
         let stackTime = Int(stack.createdAt.timeIntervalSince1970)
         let releaseTime = Int(release.createdAt.timeIntervalSince1970)
-        let stackLayer = try layout.writeLayer(clampTime: stackTime) { try $0.addTree(rootfs, keepOwners: true) }
+        let stackLayer = try layout.writeLayer(clampTime: stackTime) { try $0.addTree(rootfs, keepOwners: true, scratch: ["tmp", "var/tmp"]) }
         let slugLayer = try layout.writeLayer(clampTime: releaseTime) { writer in
             try writer.addDirectory(Self.appDirectory)
             try writer.addArtifact(artifact, prefix: Self.appDirectory)
