@@ -109,6 +109,12 @@ public struct ConsoleServer: HTTPResponder {
             return try await overview(viewer)
         case (.get, "activity") where parts.count == 1:
             return try await activityPage(viewer)
+        case (.get, "domains") where parts.count == 1:
+            return try await domainsPage(viewer)
+        case (.post, "domains") where parts.count == 1:
+            return try await addDomain(form, viewer)
+        case (.post, "domains") where parts.count == 2 && parts[1] == "remove":
+            return try await removeDomain(form, viewer)
         case (.post, "logout") where parts.count == 1:
             sessions.close(viewer.session.id)
             var response = Self.redirect("/login")
@@ -147,6 +153,14 @@ public struct ConsoleServer: HTTPResponder {
         case (.post, "call", 1):
             let wantsJSON = request.headers[.accept]?.contains("application/json") ?? false
             return try await call(app, form, viewer, json: wantsJSON)
+        case (.post, "scale", 1):
+            return try await changeScale(app, form, viewer)
+        case (.post, "limits", 1):
+            return try await changeLimits(app, form, viewer)
+        case (.post, "tokens", 1):
+            return try await createToken(app, form, viewer)
+        case (.post, "tokens", 3) where rest[2] == "revoke":
+            return try await revokeToken(app, id: rest[1], viewer)
         case (.get, "records", 1):
             return try await recordsPage(app, query, viewer)
         case (.get, "records", 3):
@@ -212,7 +226,7 @@ public struct ConsoleServer: HTTPResponder {
     /// The values every page's layout uses.
     func base(_ viewer: Viewer) -> [String: Any] {
         var values: [String: Any] = ["signedIn": true, "csrf": viewer.session.csrf, "scope": viewer.token.isAdmin ? "admin" : "apps: \(viewer.token.scope)"]
-        if let flash = sessions.takeFlash(viewer.session.id) { values["flash"] = flash }
+        if let flash = sessions.takeFlash(viewer.session.id) { values[flash.isError ? "flashError" : "flash"] = flash.text }
         return values
     }
 

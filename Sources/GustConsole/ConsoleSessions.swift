@@ -22,7 +22,7 @@ public final class ConsoleSessions: Sendable {
 
     private let sessions = Mutex<[String: ConsoleSession]>([:])
     /// A line for the next page a session sees ("v4 is live"), after a redirect.
-    private let flashes = Mutex<[String: String]>([:])
+    private let flashes = Mutex<[String: (text: String, isError: Bool)]>([:])
 
     public init() {}
 
@@ -58,11 +58,11 @@ public final class ConsoleSessions: Sendable {
         _ = flashes.withLock { $0.removeValue(forKey: id) }
     }
 
-    func flash(_ id: String, _ text: String) {
-        flashes.withLock { $0[id] = text }
+    func flash(_ id: String, _ text: String, isError: Bool = false) {
+        flashes.withLock { $0[id] = (text, isError) }
     }
 
-    func takeFlash(_ id: String) -> String? {
+    func takeFlash(_ id: String) -> (text: String, isError: Bool)? {
         flashes.withLock { $0.removeValue(forKey: id) }
     }
 

@@ -45,6 +45,10 @@ import Testing
         }
         func deleteRecord(_ app: AppName, type: String, id: String) async throws {}
         func recordTypes(_ app: AppName) async -> [String] { ["cat"] }
+        let reconciled = Atomic<Int>(0)
+        func reconcile() async { reconciled.add(1, ordering: .relaxed) }
+        let domainRefreshes = Atomic<Int>(0)
+        func refreshDomains() async { domainRefreshes.add(1, ordering: .relaxed) }
     }
 
     struct Setup {
