@@ -33,9 +33,10 @@ struct ConsoleChart {
                 }
                 let x = Double(index) * step
                 let y = height - 1 - (value / scale) * (height - 2)
-                // A lone point after a gap still shows: a dot-sized segment.
+                // A lone point (the first minute with calls, say) still shows: a short dash, inside the box.
                 let isolated = (index + 1 >= line.values.count || line.values[index + 1] == nil) && !drawing
-                path += (drawing ? "L" : "M") + "\(format(x)),\(format(y))" + (isolated ? "h1" : "")
+                let dash = x + 4 > width ? "h-4" : "h4"
+                path += (drawing ? "L" : "M") + "\(format(x)),\(format(y))" + (isolated ? dash : "")
                 drawing = true
             }
             return ["name": line.name, "style": line.style, "path": path]

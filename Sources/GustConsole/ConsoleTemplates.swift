@@ -96,7 +96,7 @@ enum ConsoleTemplates {
         <p class="links" id="app-domains">Domains: {{#domains}}<code>{{.}}</code> {{/domains}}{{^domains}}none{{/domains}} · <a href="/domains">manage</a></p>
         <section class="grid">
         <div class="card"><h2>Live</h2>
-        {{#live}}<p>v{{version}} <span class="state {{stateClass}}">{{state}}</span>, {{instances}} instance(s)</p>{{#error}}<p class="error">{{error}}</p>{{/error}}{{/live}}
+        {{#live}}<p id="live-state">v{{version}} <span class="state {{stateClass}}">{{state}}</span>, <span id="live-instances">{{instances}}</span> instance(s)</p>{{#error}}<p class="error">{{error}}</p>{{/error}}{{/live}}
         {{^live}}<p>Nothing live yet.</p>{{/live}}
         <p>{{callsPerMinute}} calls/min, {{errorRate}} errors <svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none" aria-hidden="true"><polyline points="{{spark}}" fill="none" stroke="currentColor" stroke-width="1.5"/></svg></p>
         </div>
@@ -157,7 +157,7 @@ enum ConsoleTemplates {
         </form>
 
         <h2>Instances</h2>
-        <div class="scroll"><table><thead><tr><th>Id</th><th>Release</th><th>State</th><th>Served</th><th>Memory</th></tr></thead><tbody>
+        <div class="scroll"><table id="instances"><thead><tr><th>Id</th><th>Release</th><th>State</th><th>Served</th><th>Memory</th></tr></thead><tbody>
         {{#instances}}<tr><td><code>{{id}}</code></td><td>v{{release}}</td><td>{{state}}</td><td>{{served}}</td><td>{{memory}}</td></tr>{{/instances}}
         {{^instances}}<tr><td colspan="5">None running.</td></tr>{{/instances}}
         </tbody></table></div>
