@@ -35,7 +35,7 @@ struct ConsoleChart {
                 let y = height - 1 - (value / scale) * (height - 2)
                 // A lone point (the first minute with calls, say) still shows: a short dash, inside the box.
                 let isolated = (index + 1 >= line.values.count || line.values[index + 1] == nil) && !drawing
-                let dash = x + 4 > width ? "h-4" : "h4"
+                let dash = x + 8 > width ? "h-8" : "h8"
                 path += (drawing ? "L" : "M") + "\(format(x)),\(format(y))" + (isolated ? dash : "")
                 drawing = true
             }

@@ -29,11 +29,10 @@ extension ConsoleServer {
             unit: ConsoleChart.milliseconds
         )
         let now = minutes.last?.instances ?? ConsoleInstanceCounts()
-        let most = minutes.map { $0.instances.starting + $0.instances.idle + $0.instances.busy }.max() ?? 0
         let instances = ConsoleChart.lines(
             id: "instances", title: "Instances by state",
-            description: "Instances per minute over the last \(Self.chartMinutes) minutes. This minute: \(now.busy) busy, \(now.idle) idle, "
-                + "\(now.starting) starting; at most \(most) at once.",
+            description: "Instances per minute over the last \(Self.chartMinutes) minutes, the most seen of each state in the minute. "
+                + "This minute: \(now.busy) busy, \(now.idle) idle, \(now.starting) starting.",
             series: [
                 .init(name: "busy", style: "busy", values: minutes.map { Double($0.instances.busy) }),
                 .init(name: "idle", style: "idle", values: minutes.map { Double($0.instances.idle) }),

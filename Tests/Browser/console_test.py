@@ -394,6 +394,7 @@ def case_charts_after_calls(c):
     assert "p99" in desc and "No calls" not in desc, desc
     bars = c.driver.find_elements(By.CSS_SELECTOR, "#chart-builds rect.bar")
     assert len(bars) >= 2, f"{len(bars)} build bars"
+    c.shot("app-charts")
     c.driver.execute_script("document.getElementById('charts').scrollIntoView()")
     c.shot("charts")
 

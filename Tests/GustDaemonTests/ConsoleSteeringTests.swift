@@ -188,9 +188,9 @@ import Testing
             unit: ConsoleChart.count
         )
         let path = ((chart["series"] as? [[String: Any]])?.first?["path"] as? String) ?? ""
-        #expect(path == "M0,59.5L75,40M225,1h4", "\(path)")
+        #expect(path == "M0,59.5L75,40M225,1h8", "\(path)")
         let last = ConsoleChart.lines(id: "x", title: "t", description: "d", series: [.init(name: "a", style: "a", values: [nil, 3])], unit: ConsoleChart.count)
-        #expect(((last["series"] as? [[String: Any]])?.first?["path"] as? String) == "M300,1h-4", "a lone point at the right edge stays in the box")
+        #expect(((last["series"] as? [[String: Any]])?.first?["path"] as? String) == "M300,1h-8", "a lone point at the right edge stays in the box")
         #expect(chart["top"] as? String == "4")
         let empty = ConsoleChart.lines(id: "x", title: "t", description: "d", series: [.init(name: "a", style: "a", values: [nil, nil])], unit: ConsoleChart.count)
         #expect(empty["hasData"] as? Bool == false)

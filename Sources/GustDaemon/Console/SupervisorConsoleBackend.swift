@@ -28,7 +28,11 @@ struct SupervisorConsoleBackend: ConsoleBackend {
     }
 
     func history(_ app: AppName, minutes: Int) -> [ConsoleMinute] {
-        supervisor.callHistory.minutes(app, count: minutes).map { minute in
+        // This minute's instances as they are now, not only as the sampler last saw them.
+        if let counts = supervisor.route(of: app)?.pool.snapshot.counts {
+            supervisor.callHistory.sample(app, starting: counts.starting, idle: counts.idle, busy: counts.busy)
+        }
+        return supervisor.callHistory.minutes(app, count: minutes).map { minute in
             ConsoleMinute(
                 calls: minute.calls, errors: minute.errors,
                 latency: minute.p50.map { ConsoleLatency(p50: $0, p95: minute.p95 ?? $0, p99: minute.p99 ?? $0) },
