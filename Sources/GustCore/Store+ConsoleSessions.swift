@@ -32,7 +32,9 @@ extension Store {
 
     /// Opens a session for a console token; the returned id goes into the cookie and is never stored.
     public func openConsoleSession(tokenID: Int, lifetime: TimeInterval, now: Date = Date()) throws -> ConsoleSession {
-        let session = ConsoleSession(id: Self.randomURLSafe(bytes: 32), tokenID: tokenID, expiresAt: now.addingTimeInterval(lifetime))
+        // The expiry as it reads back from the store (a REAL of seconds since 1970), so that the two compare equal.
+        let expiry = Date(timeIntervalSince1970: now.addingTimeInterval(lifetime).timeIntervalSince1970)
+        let session = ConsoleSession(id: Self.randomURLSafe(bytes: 32), tokenID: tokenID, expiresAt: expiry)
         try db.transaction {
             try db.run("DELETE FROM console_sessions WHERE expires_at <= ?", [.real(now.timeIntervalSince1970)])
             let count = try db.query("SELECT COUNT(*) AS n FROM console_sessions").first?.int("n") ?? 0
