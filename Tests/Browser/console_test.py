@@ -11,6 +11,7 @@ written there at the end; a later run with --session-in FILE (after gustd restar
 that the session still signs the browser in.
 """
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -399,6 +400,17 @@ def case_charts_after_calls(c):
     c.shot("charts")
 
 
+def status_by_host(c, host):
+    """The status of an op call to gustd's public port under another Host: is the domain routed?"""
+    public = urllib.parse.urlsplit(c.args.app_url)
+    connection = http.client.HTTPConnection(public.hostname, public.port, timeout=30)
+    try:
+        connection.request("POST", "/_/functions/version", body=b"{}", headers={"Host": host, "Content-Type": "application/json"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
 def case_domains_add_and_remove(c):
     c.open("/domains")
     Select(c.driver.find_element(By.ID, "domain-app")).select_by_value(c.args.app)
@@ -408,6 +420,7 @@ def case_domains_add_and_remove(c):
     assert "Added www.cats-console.example" in flash.text, flash.text
     row = c.driver.find_element(By.CSS_SELECTOR, 'tr[data-domain="www.cats-console.example"]')
     assert c.args.app in row.text and "pending" in row.text, row.text
+    assert status_by_host(c, "www.cats-console.example") == 200, "gustd does not route the new domain to the app"
     c.shot("domains")
     c.driver.set_window_size(390, 844)
     c.open("/domains")
@@ -424,6 +437,7 @@ def case_domains_add_and_remove(c):
     flash = c.wait.until(EC.presence_of_element_located((By.ID, "flash")))
     assert "Removed www.cats-console.example" in flash.text, flash.text
     assert not c.driver.find_elements(By.CSS_SELECTOR, 'tr[data-domain="www.cats-console.example"]')
+    assert status_by_host(c, "www.cats-console.example") != 200, "gustd still routes a removed domain"
 
 
 def case_new_posts_need_csrf(c):
