@@ -82,7 +82,13 @@ struct AppsCommand: ParsableCommand {
             guard confirm == app else {
                 throw ValidationError("Destroying \(app) cannot be undone. Confirm with: gust apps destroy \(app) --confirm \(app)")
             }
-            let removed = try AppAdmin.destroy(name, store: try home.openStore())
+            let store = try home.openStore()
+            let removed = try AppAdmin.destroy(name, store: store)
+            let (actor, source) = Store.cliActor()
+            try? store.recordActivity(
+                app: name, actor: actor, source: source, action: "destroy",
+                detail: "\(removed.releases) releases, \(removed.artifacts) artifacts removed"
+            )
             print("Destroyed \(name): \(removed.releases) releases, \(removed.artifacts) artifacts removed.")
         }
     }

@@ -18,9 +18,6 @@ struct DomainsCommand: ParsableCommand {
         subcommands: [Add.self, Remove.self, List.self, Renew.self]
     )
 
-    /// How many domains one app may have (each costs the CA a validation; a scoped key should not claim a thousand).
-    static let maximumPerApp = 50
-
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Give an app a domain of its own.")
         @OptionGroup var home: HomeOptions
@@ -32,9 +29,6 @@ struct DomainsCommand: ParsableCommand {
             let host = try parseDomain(domain)
             let store = try home.openStore()
             _ = try store.requireApp(name)
-            guard try store.domains(of: name).count < DomainsCommand.maximumPerApp else {
-                throw ValidationError("\(name) has \(DomainsCommand.maximumPerApp) domains, the most an app may have. Remove one first.")
-            }
             try store.addDomain(host, to: name)
             let told = (try? AdminClient(home: store.home).refreshDomains()) != nil
             print("Added \(host) to \(name).")

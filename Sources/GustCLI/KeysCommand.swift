@@ -37,6 +37,7 @@ struct KeysCommand: ParsableCommand {
             let store = try home.openStore()
             switch try KeysCommand.rewriting(store, { try store.addKey(keyName, key, scope: scope) }) {
             case .added(let entry):
+                KeysCommand.note(store, "key add", "\(entry.name) (\(entry.type), \(entry.fingerprint)); scope: \(entry.scope)")
                 print("Added key \(entry.name) (\(entry.type), \(entry.fingerprint)); scope: \(entry.scope).")
                 if !entry.isAdmin && entry.apps.isEmpty {
                     print("It may not use any app yet: `gust keys grant \(entry.name) APP` lets it.")
@@ -99,6 +100,7 @@ struct KeysCommand: ParsableCommand {
                 keyName = try KeyName(name ?? "")
             }
             try KeysCommand.rewriting(store) { try store.removeKey(keyName) }
+            KeysCommand.note(store, "key remove", keyName.rawValue)
             print("Removed key \(keyName).")
         }
     }
@@ -109,6 +111,7 @@ struct KeysCommand: ParsableCommand {
 
         func run() throws {
             let (added, key, scope) = try arguments.apply { try $0.grant($1, apps: $2) }
+            if !added.isEmpty { KeysCommand.note(try? arguments.home.openStore(), "key grant", "\(key): \(scope)") }
             print(added.isEmpty ? "\(key) could already use those apps; scope: \(scope)." : "Granted \(key): \(scope).")
         }
     }
@@ -119,8 +122,16 @@ struct KeysCommand: ParsableCommand {
 
         func run() throws {
             let (removed, key, scope) = try arguments.apply { try $0.revoke($1, apps: $2) }
+            if !removed.isEmpty { KeysCommand.note(try? arguments.home.openStore(), "key revoke", "\(key): \(scope)") }
             print(removed.isEmpty ? "\(key) could not use those apps; scope: \(scope)." : "Revoked from \(key); scope now: \(scope).")
         }
+    }
+
+    /// Notes a change of the keys in the activity log (no app: keys are the server's), by the local
+    /// user or the admin key that made it over SSH. Best effort, as every note.
+    static func note(_ store: Store?, _ action: String, _ detail: String) {
+        let (actor, source) = Store.cliActor()
+        try? store?.recordActivity(app: nil, actor: actor, source: source, action: action, detail: detail)
     }
 
     /// Runs `change` on the keys table and rewrites authorized_keys, naming this `gust` in every line.

@@ -50,21 +50,13 @@ struct LimitsCommand: ParsableCommand {
         let name = try parseAppName(app)
         _ = try store.requireApp(name)
         if changing {
-            var limits = try store.limits(name)
-            limits.memory = try value(memory, current: limits.memory, LimitSize.parseBytes)
-            limits.cpuMillis = try value(cpu, current: limits.cpuMillis, LimitSize.parseCPU)
-            limits.pids = try value(pids, current: limits.pids, LimitSize.parsePids)
-            limits.tmp = try value(tmp, current: limits.tmp, LimitSize.parseBytes)
-            limits.disk = try value(disk, current: limits.disk, LimitSize.parseBytes)
-            if underCeilings {
-                let over = limits.exceeding(try store.limitCeilings().limits)
-                guard over.isEmpty else {
-                    throw ValidationError("Over the ceilings an admin set for scoped keys: \(over.joined(separator: ", ")). Ask an admin.")
-                }
-            }
-            try store.setLimits(name, limits)
+            let change = LimitsChange(memory: memory, cpu: cpu, pids: pids, tmp: tmp, disk: disk)
             let (actor, source) = Store.cliActor()
-            try? store.recordActivity(app: name, actor: actor, source: source, action: "limits", detail: limits.summary)
+            do {
+                try store.changeLimits(name, change, underCeilings: underCeilings, actor: actor, source: source)
+            } catch let error as GustError {
+                throw ValidationError(error.message)
+            }
         }
         let own = try store.limits(name)
         let effective = try store.effectiveLimits(name)
@@ -74,20 +66,6 @@ struct LimitsCommand: ParsableCommand {
             .filter { $0.1 == nil }.map(\.0)
         if !defaulted.isEmpty { print("  gustd's defaults: \(defaulted.joined(separator: ", "))") }
         if changing { print("  New instances get these limits; running ones keep theirs until they are replaced.") }
-    }
-
-    /// `default` clears the app's own value; anything else must parse to a limit.
-    private func value(_ text: String?, current: Int?, _ parse: (String) throws -> Int?) throws -> Int? {
-        guard let text else { return current }
-        if text.lowercased() == "default" { return nil }
-        do {
-            guard let parsed = try parse(text) else {
-                throw ValidationError("An app always has a limit: give a value, or `default` for gustd's.")
-            }
-            return parsed
-        } catch let error as GustError {
-            throw ValidationError(error.message)
-        }
     }
 
     private func runCeilings(_ store: Store) throws {

@@ -32,29 +32,17 @@ struct ScaleCommand: ParsableCommand {
         let store = try home.openStore()
         _ = try store.requireApp(name)
         var settings = try store.scale(name)
-        let changing = min != nil || max != nil || concurrency != nil || idle != nil
-        if changing {
-            if let min { settings.min = min }
-            if let max { settings.max = max }
-            if let concurrency { settings.concurrency = concurrency }
-            if let idle { settings.idleSeconds = try Self.seconds(idle) }
-            if let problem = settings.problem { throw ValidationError(problem) }
-            if underCeilings, max != nil, let ceiling = try store.limitCeilings().maxInstances, settings.max > ceiling {
-                throw ValidationError("--max \(settings.max) is over the ceiling of \(ceiling) instances an admin set for scoped keys. Ask an admin.")
-            }
-            try store.setScale(name, settings)
+        let change = ScaleChange(min: min, max: max, concurrency: concurrency, idle: idle)
+        if !change.isEmpty {
             let (actor, source) = Store.cliActor()
-            try? store.recordActivity(app: name, actor: actor, source: source, action: "scale", detail: settings.activityText)
+            do {
+                settings = try store.changeScale(name, change, underCeilings: underCeilings, actor: actor, source: source)
+            } catch let error as GustError {
+                throw ValidationError(error.message)
+            }
             try? AdminClient(home: store.home).reconcile()  // a running gustd applies it at once
         }
         if output.json { return print(try Formatting.json(settings)) }
         print("\(name): min \(settings.min), max \(settings.max), concurrency \(settings.concurrency) (Node), idle \(Duration.seconds(settings.idleSeconds).shortText)")
-    }
-
-    static func seconds(_ text: String) throws -> Int {
-        guard case .every(let interval) = try? ScheduleSpec.every(text) else {
-            throw ValidationError("'\(text)' is not a duration: write 30s, 5m, 1h or 1h30m.")
-        }
-        return Int(interval.components.seconds)
     }
 }

@@ -40,6 +40,8 @@ struct TokensCommand: ParsableCommand {
             _ = try store.requireApp(name)
             let expiry = try expires.map { Date().addingTimeInterval(try parseLifetime($0)) }
             let (token, secret) = try store.createToken(name, description: description, expiresAt: expiry)
+            let (actor, source) = Store.cliActor()
+            try? store.recordActivity(app: name, actor: actor, source: source, action: "token create", detail: token.activityText)
             print(secret)
             FileHandle.standardError.write(Data((
                 "Token \(token.id) for \(name)\(expiry.map { ", expires \($0)" } ?? ""). It is shown only this once.\n"
@@ -120,6 +122,8 @@ struct TokensCommand: ParsableCommand {
             let name = try parseAppName(words[0])
             _ = try store.requireApp(name)
             try store.revokeToken(name, id: id)
+            let (actor, source) = Store.cliActor()
+            try? store.recordActivity(app: name, actor: actor, source: source, action: "token revoke", detail: "token \(id)")
             print("Revoked token \(id) of \(name).")
         }
     }
@@ -127,9 +131,5 @@ struct TokensCommand: ParsableCommand {
 
 /// `90d`, `12h`, `30m`, `45s` in seconds.
 func parseLifetime(_ text: String) throws -> TimeInterval {
-    let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
-    guard let unit = text.last.flatMap({ units[$0] }), let amount = Double(text.dropLast()), amount > 0 else {
-        throw ValidationError("'\(text)' is not a duration; write it like 90d, 12h or 30m.")
-    }
-    return amount * unit
+    do { return try AppToken.lifetime(text) } catch let error as GustError { throw ValidationError(error.message) }
 }

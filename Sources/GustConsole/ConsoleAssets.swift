@@ -50,6 +50,21 @@ enum ConsoleAssets {
         .activity { padding-left: 1rem; }
         dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
         dl.facts dd { margin: 0; word-break: break-all; }
+        .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: .6rem; }
+        figure.chart { margin: 0; }
+        figure.chart svg { width: 100%; height: 90px; display: block; }
+        .chart .axis { stroke: var(--line); stroke-width: 1; }
+        .chart .series { stroke-width: 2; }
+        .series.p50, .key.p50::before { stroke: #2f6fde; background: #2f6fde; }
+        .series.p95, .key.p95::before { stroke: #f29f05; background: #f29f05; }
+        .series.p99, .key.p99::before { stroke: #c62828; background: #c62828; }
+        .series.busy, .key.busy::before { stroke: #2e7d32; background: #2e7d32; }
+        .series.idle, .key.idle::before { stroke: #2f6fde; background: #2f6fde; }
+        .series.starting, .key.starting::before { stroke: #f29f05; background: #f29f05; }
+        .chart rect.bar { fill: #2f6fde; }
+        .legend { margin: .3rem 0 0; font-size: .85rem; }
+        .key::before { content: ""; display: inline-block; width: .8rem; height: .25rem; margin-right: .25rem; vertical-align: middle; }
+        select { font: inherit; width: 100%; padding: .4rem; }
         @media (max-width: 600px) {
           main { padding: .6rem; }
           th, td { padding: .35rem .4rem; font-size: .9rem; }

@@ -26,6 +26,10 @@ public protocol ConsoleBackend: Sendable {
     func deleteRecord(_ app: AppName, type: String, id: String) async throws
     /// The record types the app's store holds.
     func recordTypes(_ app: AppName) async -> [String]
+    /// Re-reads the store and converges, as `gust scale` asks a running gustd to: new scale rules apply at once.
+    func reconcile() async
+    /// Re-reads the apps' domains, as `gust domains add/remove` asks a running gustd to.
+    func refreshDomains() async
 }
 
 /// The live release of an app as the supervisor serves it.
@@ -44,14 +48,45 @@ public struct ConsoleLiveState: Sendable, Equatable {
     }
 }
 
-/// One minute of an app's calls.
+/// One minute of an app: its calls, their latency, and its instances.
 public struct ConsoleMinute: Sendable, Equatable {
     public var calls: Int
     public var errors: Int
+    /// nil in a minute without calls.
+    public var latency: ConsoleLatency?
+    public var instances: ConsoleInstanceCounts
 
-    public init(calls: Int, errors: Int) {
+    public init(calls: Int, errors: Int, latency: ConsoleLatency? = nil, instances: ConsoleInstanceCounts = ConsoleInstanceCounts()) {
         self.calls = calls
         self.errors = errors
+        self.latency = latency
+        self.instances = instances
+    }
+}
+
+/// A minute's latency percentiles, in milliseconds.
+public struct ConsoleLatency: Sendable, Equatable {
+    public var p50: Double
+    public var p95: Double
+    public var p99: Double
+
+    public init(p50: Double, p95: Double, p99: Double) {
+        self.p50 = p50
+        self.p95 = p95
+        self.p99 = p99
+    }
+}
+
+/// The most instances an app's pool had in a minute, by state.
+public struct ConsoleInstanceCounts: Sendable, Equatable {
+    public var starting: Int
+    public var idle: Int
+    public var busy: Int
+
+    public init(starting: Int = 0, idle: Int = 0, busy: Int = 0) {
+        self.starting = starting
+        self.idle = idle
+        self.busy = busy
     }
 }
 

@@ -57,7 +57,8 @@ extension ConsoleServer {
             (app: try store.requireApp(app), releases: try store.releases(app), config: try store.configVars(app),
              scale: try store.scale(app), limits: try store.effectiveLimits(app), schedules: try store.schedules(app),
              runs: try store.schedules(app).map { try store.runs(app, schedule: $0.name, limit: 5) },
-             tokens: try store.tokens(app), activity: try store.activity(app: app, limit: 30))
+             tokens: try store.tokens(app), activity: try store.activity(app: app, limit: 30),
+             ownLimits: try store.limits(app), domains: try store.domains(of: app))
         }
         let live = backend.live(app)
         let liveVersion = data.app.liveVersion
@@ -82,7 +83,14 @@ extension ConsoleServer {
         }
         context["config"] = data.config.map { ["name": $0.name, "value": $0.displayValue, "secret": $0.isSecret, "app": app.rawValue] as [String: Any] }
         context["scale"] = "Instances \(data.scale.min)–\(data.scale.max), \(data.scale.concurrency) calls each (Node), idle after \(data.scale.idleSeconds)s"
-        context["limits"] = "Per instance: \(data.limits.summary)"
+        context["limits"] = "In force per instance: \(data.limits.summary)"
+        context["scaleForm"] = [
+            "min": data.scale.min, "max": data.scale.max, "concurrency": data.scale.concurrency,
+            "idle": "\(data.scale.idleSeconds)s",
+        ] as [String: Any]
+        context["limitsForm"] = Self.limitFields(data.ownLimits)
+        context["domains"] = data.domains.map(\.name.rawValue)
+        context["charts"] = charts(app, releases: data.releases)
         context["instances"] = await backend.instances(app).map { instance -> [String: Any] in
             ["id": instance.id ?? "starting", "release": instance.release, "state": instance.state, "served": instance.served,
              "memory": instance.memoryBytes.map { ByteCount($0).description } ?? "—"]
@@ -98,8 +106,9 @@ extension ConsoleServer {
             ]
         }
         context["tokens"] = data.tokens.map { token -> [String: Any] in
-            ["id": token.id, "description": token.description.isEmpty ? "—" : token.description,
-             "state": token.revokedAt != nil ? "revoked" : (token.isValid() ? "active" : "expired"), "created": Self.age(token.createdAt)]
+            ["id": token.id, "app": app.rawValue, "description": token.description.isEmpty ? "—" : token.description,
+             "state": token.revokedAt != nil ? "revoked" : (token.isValid() ? "active" : "expired"), "created": Self.age(token.createdAt),
+             "expires": token.expiresAt.map { Self.stamp($0) } ?? "never", "active": token.isValid()]
         }
         context["activity"] = data.activity.map(Self.activityRow)
         return html(ConsoleTemplates.render("app", context))

@@ -109,8 +109,15 @@ public struct ConsoleServer: HTTPResponder {
             return try await overview(viewer)
         case (.get, "activity") where parts.count == 1:
             return try await activityPage(viewer)
+        case (.get, "domains") where parts.count == 1:
+            return try await domainsPage(viewer)
+        case (.post, "domains") where parts.count == 1:
+            return try await addDomain(form, viewer)
+        case (.post, "domains") where parts.count == 2 && parts[1] == "remove":
+            return try await removeDomain(form, viewer)
         case (.post, "logout") where parts.count == 1:
-            sessions.close(viewer.session.id)
+            try await backend.withStore { [id = viewer.session.id] in try $0.closeConsoleSession(id: id) }
+            sessions.forget(viewer.session.id)
             var response = Self.redirect("/login")
             response.headers[.setCookie] = cookie(Self.sessionCookie, "", maxAge: 0, https: https)
             return response
@@ -147,6 +154,14 @@ public struct ConsoleServer: HTTPResponder {
         case (.post, "call", 1):
             let wantsJSON = request.headers[.accept]?.contains("application/json") ?? false
             return try await call(app, form, viewer, json: wantsJSON)
+        case (.post, "scale", 1):
+            return try await changeScale(app, form, viewer)
+        case (.post, "limits", 1):
+            return try await changeLimits(app, form, viewer)
+        case (.post, "tokens", 1):
+            return try await createToken(app, form, viewer)
+        case (.post, "tokens", 3) where rest[2] == "revoke":
+            return try await revokeToken(app, id: rest[1], viewer)
         case (.get, "records", 1):
             return try await recordsPage(app, query, viewer)
         case (.get, "records", 3):
@@ -185,7 +200,7 @@ public struct ConsoleServer: HTTPResponder {
         guard !secret.isEmpty, let token = try await backend.withStore({ try $0.verifyConsoleToken(secret: secret) }) else {
             return loginPage(error: "That is not a valid console token.", status: .unauthorized, https: https)
         }
-        let session = sessions.open(tokenID: token.id)
+        let session = try await backend.withStore { try $0.openConsoleSession(tokenID: token.id, lifetime: ConsoleSessions.lifetime) }
         var response = Self.redirect("/")
         response.headers[.setCookie] = cookie(Self.loginCookie, "", maxAge: 0, https: https)
         response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.sessionCookie, session.id, maxAge: Int(ConsoleSessions.lifetime), https: https)))
@@ -194,13 +209,16 @@ public struct ConsoleServer: HTTPResponder {
 
     /// The session the request's cookie names, with its token, if both are still good.
     private func viewer(of request: Request) async throws -> Viewer? {
-        guard let id = Cookies(request.headers[.cookie])[Self.sessionCookie], let session = sessions.session(id) else { return nil }
-        let token = try await backend.withStore { try $0.consoleToken(id: session.tokenID) }
-        guard let token, token.isValid() else {
-            sessions.closeAll(tokenID: session.tokenID)
-            return nil
+        guard let id = Cookies(request.headers[.cookie])[Self.sessionCookie], !id.isEmpty, id.count <= 128 else { return nil }
+        // One trip to the store: the session by its id's hash, then its token, still valid.
+        return try await backend.withStore { store -> Viewer? in
+            guard let session = try store.consoleSession(id: id) else { return nil }
+            guard let token = try store.consoleToken(id: session.tokenID), token.isValid() else {
+                try store.closeConsoleSessions(tokenID: session.tokenID)
+                return nil
+            }
+            return Viewer(session: session, token: token)
         }
-        return Viewer(session: session, token: token)
     }
 
     func cookie(_ name: String, _ value: String, maxAge: Int, https: Bool) -> String {
@@ -212,7 +230,7 @@ public struct ConsoleServer: HTTPResponder {
     /// The values every page's layout uses.
     func base(_ viewer: Viewer) -> [String: Any] {
         var values: [String: Any] = ["signedIn": true, "csrf": viewer.session.csrf, "scope": viewer.token.isAdmin ? "admin" : "apps: \(viewer.token.scope)"]
-        if let flash = sessions.takeFlash(viewer.session.id) { values["flash"] = flash }
+        if let flash = sessions.takeFlash(viewer.session.id) { values[flash.isError ? "flashError" : "flash"] = flash.text }
         return values
     }
 

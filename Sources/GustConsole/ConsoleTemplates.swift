@@ -20,6 +20,7 @@ enum ConsoleTemplates {
     static let sources: [String: String] = [
         "layout": layout, "login": login, "overview": overview, "app": app, "release": release, "logs": logs,
         "call": call, "records": records, "record": record, "activity": activity, "message": message,
+        "token": token, "domains": domains, "charts": charts,
     ]
 
     static let layout = """
@@ -36,13 +37,14 @@ enum ConsoleTemplates {
         <header class="top">
         <a class="brand" href="/">Gust</a>
         {{#signedIn}}
-        <nav><a href="/">Apps</a> <a href="/activity">Activity</a></nav>
+        <nav><a href="/">Apps</a> <a href="/domains">Domains</a> <a href="/activity">Activity</a></nav>
         <span class="who">{{scope}}</span>
         <form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button>Sign out</button></form>
         {{/signedIn}}
         </header>
         <main>
         {{#flash}}<p class="notice" id="flash">{{flash}}</p>{{/flash}}
+        {{#flashError}}<p class="error" id="flash-error" role="alert">{{flashError}}</p>{{/flashError}}
         {{$body}}{{/body}}
         </main>
         </body>
@@ -91,15 +93,42 @@ enum ConsoleTemplates {
         {{<layout}}{{$title}}{{name}}{{/title}}{{$body}}
         <h1 id="app-name">{{name}}</h1>
         <p class="links"><a href="/apps/{{name}}/logs">Live logs and ops</a> · <a href="/apps/{{name}}/records">Records</a> · <a href="{{url}}">{{url}}</a></p>
+        <p class="links" id="app-domains">Domains: {{#domains}}<code>{{.}}</code> {{/domains}}{{^domains}}none{{/domains}} · <a href="/domains">manage</a></p>
         <section class="grid">
         <div class="card"><h2>Live</h2>
-        {{#live}}<p>v{{version}} <span class="state {{stateClass}}">{{state}}</span>, {{instances}} instance(s)</p>{{#error}}<p class="error">{{error}}</p>{{/error}}{{/live}}
+        {{#live}}<p id="live-state">v{{version}} <span class="state {{stateClass}}">{{state}}</span>, <span id="live-instances">{{instances}}</span> instance(s)</p>{{#error}}<p class="error">{{error}}</p>{{/error}}{{/live}}
         {{^live}}<p>Nothing live yet.</p>{{/live}}
         <p>{{callsPerMinute}} calls/min, {{errorRate}} errors <svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none" aria-hidden="true"><polyline points="{{spark}}" fill="none" stroke="currentColor" stroke-width="1.5"/></svg></p>
         </div>
-        <div class="card"><h2>Scale and limits</h2>
-        <p>{{scale}}</p><p>{{limits}}</p>
-        </div>
+        </section>
+        {{#charts}}{{> charts}}{{/charts}}
+        <section class="grid">
+        <form method="post" action="/apps/{{name}}/scale" class="card" id="scale">
+        <h2>Scale</h2>
+        <p>{{scale}}</p>
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        {{#scaleForm}}
+        <label>Min instances (0 scales to zero) <input name="min" id="scale-min" inputmode="numeric" value="{{min}}"></label>
+        <label>Max instances <input name="max" id="scale-max" inputmode="numeric" value="{{max}}"></label>
+        <label>Calls per Node instance <input name="concurrency" id="scale-concurrency" inputmode="numeric" value="{{concurrency}}"></label>
+        <label>Idle before stopping (30s, 5m, 1h) <input name="idle" id="scale-idle" value="{{idle}}"></label>
+        {{/scaleForm}}
+        <button id="scale-save">Change scale</button>
+        </form>
+        <form method="post" action="/apps/{{name}}/limits" class="card" id="limits">
+        <h2>Limits</h2>
+        <p>{{limits}}</p>
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        {{#limitsForm}}
+        <label>Memory per instance (256M, 1G, default) <input name="memory" id="limits-memory" value="{{memory}}"></label>
+        <label>CPU per instance (0.5, 2, default) <input name="cpu" id="limits-cpu" value="{{cpu}}"></label>
+        <label>Processes per instance <input name="pids" id="limits-pids" value="{{pids}}"></label>
+        <label>/tmp per instance <input name="tmp" id="limits-tmp" value="{{tmp}}"></label>
+        <label>Disk (records, build cache) <input name="disk" id="limits-disk" value="{{disk}}"></label>
+        {{/limitsForm}}
+        <button id="limits-save">Change limits</button>
+        <p class="hint">New instances get them; running ones keep theirs until they are replaced.</p>
+        </form>
         </section>
 
         <h2>Functions</h2>
@@ -128,7 +157,7 @@ enum ConsoleTemplates {
         </form>
 
         <h2>Instances</h2>
-        <div class="scroll"><table><thead><tr><th>Id</th><th>Release</th><th>State</th><th>Served</th><th>Memory</th></tr></thead><tbody>
+        <div class="scroll"><table id="instances"><thead><tr><th>Id</th><th>Release</th><th>State</th><th>Served</th><th>Memory</th></tr></thead><tbody>
         {{#instances}}<tr><td><code>{{id}}</code></td><td>v{{release}}</td><td>{{state}}</td><td>{{served}}</td><td>{{memory}}</td></tr>{{/instances}}
         {{^instances}}<tr><td colspan="5">None running.</td></tr>{{/instances}}
         </tbody></table></div>
@@ -140,11 +169,19 @@ enum ConsoleTemplates {
         <ul class="runs">{{#runs}}<li class="{{statusClass}}">{{started}}: {{status}} {{seconds}} {{error}}</li>{{/runs}}{{^runs}}<li>No runs yet.</li>{{/runs}}</ul></div>
         {{/schedules}}
 
-        <h2>Tokens</h2>
-        <div class="scroll"><table><tbody>
-        {{#tokens}}<tr><td>{{id}}</td><td>{{description}}</td><td>{{state}}</td><td>{{created}}</td></tr>{{/tokens}}
-        {{^tokens}}<tr><td>No app tokens.</td></tr>{{/tokens}}
+        <h2 id="tokens">Tokens</h2>
+        <p class="hint">Callers send an app token as the <code>X-Auth-Token</code> header.</p>
+        <div class="scroll"><table id="token-list"><thead><tr><th>Id</th><th>Description</th><th>State</th><th>Created</th><th>Expires</th><th></th></tr></thead><tbody>
+        {{#tokens}}<tr data-token="{{id}}"><td>{{id}}</td><td>{{description}}</td><td>{{state}}</td><td>{{created}}</td><td>{{expires}}</td>
+        <td>{{#active}}<form method="post" action="/apps/{{app}}/tokens/{{id}}/revoke" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button class="danger" id="revoke-token-{{id}}">Revoke</button></form>{{/active}}</td></tr>{{/tokens}}
+        {{^tokens}}<tr><td colspan="6">No app tokens.</td></tr>{{/tokens}}
         </tbody></table></div>
+        <form method="post" action="/apps/{{name}}/tokens" class="card" id="token-form">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <label>Description <input name="description" id="token-description" maxlength="200"></label>
+        <label>Expires after (90d, 12h; blank: never) <input name="expires" id="token-expires"></label>
+        <button id="token-create">Create token</button>
+        </form>
 
         <h2>Activity</h2>
         <ul class="activity">{{#activity}}<li>{{at}} · {{actor}} ({{source}}) · <b>{{action}}</b> {{detail}}</li>{{/activity}}{{^activity}}<li>Nothing yet.</li>{{/activity}}</ul>

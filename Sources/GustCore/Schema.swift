@@ -186,6 +186,17 @@ enum Schema {
         """,
         // 10: the stack each release was built on and runs on (`Stack.reference`); NULL is the host's system.
         "ALTER TABLE releases ADD COLUMN stack TEXT;",
+        // 11: the web console's sessions, so that a gustd restart signs nobody out: only a hash of each
+        // id (the cookie), the console token it belongs to (revoking the token deletes them), its expiry.
+        """
+        CREATE TABLE console_sessions (
+            hash       TEXT PRIMARY KEY,
+            token      INTEGER NOT NULL REFERENCES console_tokens(id) ON DELETE CASCADE,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX console_sessions_by_token ON console_sessions (token);
+        """,
     ]
 
     static func migrate(_ db: Database) throws {

@@ -70,13 +70,17 @@ extension Store {
         return token
     }
 
+    /// Revokes a console token and ends its sessions.
     public func revokeConsoleToken(id: Int) throws {
-        try db.run(
-            "UPDATE console_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            [.real(Date().timeIntervalSince1970), .integer(Int64(id))]
-        )
-        guard db.changes > 0 else {
-            throw GustError.notFound("There is no active console token \(id).", hint: "See `gust tokens list --console`.")
+        try db.transaction {
+            try db.run(
+                "UPDATE console_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                [.real(Date().timeIntervalSince1970), .integer(Int64(id))]
+            )
+            guard db.changes > 0 else {
+                throw GustError.notFound("There is no active console token \(id).", hint: "See `gust tokens list --console`.")
+            }
+            try closeConsoleSessions(tokenID: id)
         }
     }
 

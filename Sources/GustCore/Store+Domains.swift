@@ -15,6 +15,9 @@ public struct AppDomain: Sendable, Codable, Equatable {
     /// `gust domains renew` asked for a new certificate now.
     public var renewRequested: Bool
 
+    /// How many domains one app may have (each costs the CA a validation; a scoped key should not claim a thousand).
+    public static let maximumPerApp = 50
+
     enum CodingKeys: String, CodingKey {
         case name = "domain", app, status, error, expiresAt = "expires_at", serial, renewRequested = "renew_requested"
     }
@@ -33,6 +36,9 @@ extension Store {
     public func addDomain(_ name: DomainName, to app: AppName) throws {
         try db.transaction {
             _ = try requireApp(app)
+            guard try domains(of: app).count < AppDomain.maximumPerApp else {
+                throw GustError("\(app) has \(AppDomain.maximumPerApp) domains, the most an app may have. Remove one first.", code: 409)
+            }
             if let owner = try domainOwner(name) {
                 if owner == app { throw GustError("\(name) is already a domain of \(app).", code: 409) }
                 throw GustError("\(name) is taken by another app.", code: 409, hint: "An admin can remove it there first: gust domains remove APP \(name)")

@@ -13,6 +13,18 @@ public struct AppToken: Sendable, Codable, Equatable {
     public func isValid(at now: Date = Date()) -> Bool {
         revokedAt == nil && (expiresAt.map { $0 > now } ?? true)
     }
+
+    /// `token 3 (ci)`, as the activity log names it (never its secret).
+    public var activityText: String { "token \(id)" + (description.isEmpty ? "" : " (\(description))") }
+
+    /// `90d`, `12h`, `30m`, `45s`, `2w` in seconds: how long a new token lives.
+    public static func lifetime(_ text: String) throws -> TimeInterval {
+        let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
+        guard let unit = text.last.flatMap({ units[$0] }), let amount = Double(text.dropLast()), amount > 0 else {
+            throw GustError("'\(text)' is not a duration; write it like 90d, 12h or 30m.")
+        }
+        return amount * unit
+    }
 }
 
 extension Store {

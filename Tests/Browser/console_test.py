@@ -6,9 +6,12 @@ it passes everything on the command line and reads one line per case back:
 `PASS name` or `FAIL name: why`, then `N passed, M failed`. Exit status 0 only if all passed.
 
 Arguments (all required): --url, --admin-token, --scoped-token, --app, --other-app, --hostile-app,
---record-type, --record-id, --screenshots DIR.
+--record-type, --record-id, --screenshots DIR. With --session-out FILE the admin's session cookie is
+written there at the end; a later run with --session-in FILE (after gustd restarted) checks only
+that the session still signs the browser in.
 """
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -23,7 +26,7 @@ from selenium.common.exceptions import NoAlertPresentException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 # Generous bounds: a deploy starts an instance, and the machine may be busy with other tests.
 DEPLOY_WAIT = 120
@@ -281,10 +284,205 @@ def case_hostile_app(c):
     assert not csp, f"the page tried something CSP blocked: {csp}"
 
 
+def form_csrf(c):
+    """The session's CSRF token, as every form of the page carries it."""
+    return c.driver.find_element(By.CSS_SELECTOR, 'input[name="csrf"]').get_attribute("value")
+
+
+def post(c, path, fields):
+    """A form POST with the browser's session cookie; returns the HTTP status (redirects not followed)."""
+    session = c.driver.get_cookie("gust_session")["value"]
+    request = urllib.request.Request(f"{c.url}{path}", data=urllib.parse.urlencode(fields).encode(), method="POST",
+                                     headers={"Cookie": f"gust_session={session}"})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def fill(c, element_id, value):
+    field = c.driver.find_element(By.ID, element_id)
+    field.clear()
+    field.send_keys(value)
+
+
+def assert_no_injection(c, where):
+    alert = c.no_alert()
+    assert alert is None, f"{where}: {alert}"
+    images, scripts = c.injected_nodes()
+    assert images == 0 and not scripts, f"{where}: {images} img, scripts {scripts}"
+
+
+def case_scale_takes_effect(c):
+    """Min 2 from the app page: gustd reconciles and a second instance starts, as after `gust scale`."""
+    c.open(f"/apps/{c.args.app}")
+    fill(c, "scale-min", "2")
+    fill(c, "scale-max", "3")
+    c.driver.find_element(By.ID, "scale-save").click()
+    flash = c.wait.until(EC.presence_of_element_located((By.ID, "flash")))
+    assert "min 2, max 3" in flash.text, flash.text
+    deadline = time.time() + DEPLOY_WAIT
+    while time.time() < deadline:
+        c.open(f"/apps/{c.args.app}")
+        if c.driver.find_element(By.ID, "live-instances").text == "2":
+            break
+        time.sleep(1)
+    assert c.driver.find_element(By.ID, "live-instances").text == "2", c.driver.find_element(By.ID, "live-state").text
+    # A refusal is the CLI's message, and nothing changes.
+    fill(c, "scale-max", "99")
+    c.driver.find_element(By.ID, "scale-save").click()
+    error = c.wait.until(EC.presence_of_element_located((By.ID, "flash-error")))
+    assert "--max must be between 1 and 32" in error.text, error.text
+    assert "Instances 2–3" in c.text()
+    fill(c, "limits-memory", "300M")
+    c.driver.find_element(By.ID, "limits-save").click()
+    flash = c.wait.until(EC.presence_of_element_located((By.ID, "flash")))
+    assert "memory 300M" in flash.text, flash.text
+    c.shot("app-scaled")
+
+
+def records_url(c):
+    return c.args.app_url.replace("/_/functions", f"/_/records/{c.args.record_type}")
+
+
+def records_status(c, secret):
+    request = urllib.request.Request(records_url(c), headers={"X-Auth-Token": secret})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def case_token_create_and_revoke(c):
+    c.open(f"/apps/{c.args.app}")
+    fill(c, "token-description", HOSTILE[1])
+    fill(c, "token-expires", "1d")
+    c.driver.find_element(By.ID, "token-create").click()
+    secret = c.wait.until(EC.presence_of_element_located((By.ID, "token-secret"))).text.strip()
+    assert secret.startswith("gust_"), secret
+    c.shot("token-created")
+    assert records_status(c, secret) == 200, "the new token does not reach the records API"
+    c.driver.find_element(By.ID, "token-back").click()
+    c.wait.until(EC.presence_of_element_located((By.ID, "token-list")))
+    assert_no_injection(c, "the app page with a hostile token description")
+    assert HOSTILE[1] in c.text(), "the description is not shown as text"
+    assert secret not in c.driver.page_source, "the secret is shown again"
+    row = [r for r in c.driver.find_elements(By.CSS_SELECTOR, "#token-list tr[data-token]") if HOSTILE[1] in r.text][-1]
+    row.find_element(By.CSS_SELECTOR, "button.danger").click()
+    flash = c.wait.until(EC.presence_of_element_located((By.ID, "flash")))
+    assert "Revoked token" in flash.text, flash.text
+    assert records_status(c, secret) == 401, "a revoked token still reaches the records API"
+
+
+def case_charts_after_calls(c):
+    for _ in range(5):
+        app_version(c)
+    c.open(f"/apps/{c.args.app}")
+    for chart in ["latency", "instances", "builds"]:
+        figure = c.driver.find_element(By.ID, f"chart-{chart}")
+        title = figure.find_element(By.CSS_SELECTOR, "svg title").get_attribute("textContent")
+        assert title, f"the {chart} chart has no title"
+    path = c.driver.find_element(By.CSS_SELECTOR, "#chart-latency path.series.p50").get_attribute("d")
+    assert path.startswith("M"), f"no latency drawn after calls: {path!r}"
+    desc = c.driver.find_element(By.CSS_SELECTOR, "#chart-latency desc").get_attribute("textContent")
+    assert "p99" in desc and "No calls" not in desc, desc
+    bars = c.driver.find_elements(By.CSS_SELECTOR, "#chart-builds rect.bar")
+    assert len(bars) >= 2, f"{len(bars)} build bars"
+    c.shot("app-charts")
+    c.driver.execute_script("document.getElementById('charts').scrollIntoView()")
+    c.shot("charts")
+
+
+def status_by_host(c, host):
+    """The status of an op call to gustd's public port under another Host: is the domain routed?"""
+    public = urllib.parse.urlsplit(c.args.app_url)
+    connection = http.client.HTTPConnection(public.hostname, public.port, timeout=30)
+    try:
+        connection.request("POST", "/_/functions/version", body=b"{}", headers={"Host": host, "Content-Type": "application/json"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def case_domains_add_and_remove(c):
+    c.open("/domains")
+    Select(c.driver.find_element(By.ID, "domain-app")).select_by_value(c.args.app)
+    fill(c, "domain-name", "www.cats-console.example")
+    c.driver.find_element(By.ID, "domain-add").click()
+    flash = c.wait.until(EC.presence_of_element_located((By.ID, "flash")))
+    assert "Added www.cats-console.example" in flash.text, flash.text
+    row = c.driver.find_element(By.CSS_SELECTOR, 'tr[data-domain="www.cats-console.example"]')
+    assert c.args.app in row.text and "pending" in row.text, row.text
+    assert status_by_host(c, "www.cats-console.example") == 200, "gustd does not route the new domain to the app"
+    c.shot("domains")
+    c.driver.set_window_size(390, 844)
+    c.open("/domains")
+    width = c.driver.execute_script("return document.documentElement.scrollWidth")
+    c.shot("domains-phone")
+    c.driver.set_window_size(1280, 1000)
+    assert width <= 400, f"the domains page is {width}px wide on a 390px screen"
+    # A hostile name is refused in words, as text.
+    fill(c, "domain-name", HOSTILE[0])
+    c.driver.find_element(By.ID, "domain-add").click()
+    c.wait.until(EC.presence_of_element_located((By.ID, "flash-error")))
+    assert_no_injection(c, "the domains page after a hostile name")
+    c.driver.find_element(By.ID, "remove-www.cats-console.example").click()
+    flash = c.wait.until(EC.presence_of_element_located((By.ID, "flash")))
+    assert "Removed www.cats-console.example" in flash.text, flash.text
+    assert not c.driver.find_elements(By.CSS_SELECTOR, 'tr[data-domain="www.cats-console.example"]')
+    assert status_by_host(c, "www.cats-console.example") != 200, "gustd still routes a removed domain"
+
+
+def case_new_posts_need_csrf(c):
+    app = c.args.app
+    forms = [(f"/apps/{app}/scale", {"max": "4"}), (f"/apps/{app}/limits", {"memory": "64M"}),
+             (f"/apps/{app}/tokens", {"description": "x"}), (f"/apps/{app}/tokens/1/revoke", {}),
+             ("/domains", {"app": app, "domain": "csrf.example"}), ("/domains/remove", {"app": app, "domain": "csrf.example"})]
+    for path, fields in forms:
+        for csrf in [None, "forged"]:
+            sent = dict(fields, **({"csrf": csrf} if csrf else {}))
+            status = post(c, path, sent)
+            assert status == 403, f"{path} with csrf={csrf}: {status}"
+
+
+def case_scoped_token_cannot_steer_another_app(c):
+    c.sign_in(c.args.scoped_token)
+    c.open(f"/apps/{c.args.app}")
+    csrf = form_csrf(c)
+    other = c.args.other_app
+    for path, fields in [(f"/apps/{other}/scale", {"min": "0"}), (f"/apps/{other}/limits", {"memory": "64M"}),
+                         (f"/apps/{other}/tokens", {"description": "x"}), ("/domains", {"app": other, "domain": "dogs.example"})]:
+        status = post(c, path, dict(fields, csrf=csrf))
+        assert status == 404, f"a token scoped to {c.args.app} got {status} from {path}"
+    c.open("/domains")
+    options = [o.get_attribute("value") for o in c.driver.find_elements(By.CSS_SELECTOR, "#domain-app option")]
+    assert options == [c.args.app], options
+    c.sign_in(c.args.admin_token)
+
+
+def case_session_after_restart(c):
+    """Run alone, after gustd restarted: the session saved before still signs the browser in."""
+    c.open("/login")
+    with open(c.args.session_in) as file:
+        c.driver.add_cookie({"name": "gust_session", "value": file.read().strip(), "path": "/"})
+    c.open("/")
+    assert "/login" not in c.driver.current_url, "gustd's restart signed the browser out"
+    assert c.driver.find_elements(By.CSS_SELECTOR, "tr.app-row"), c.text()[:200]
+    c.shot("after-restart")
+
+
 CASES = [
     case_security_headers, case_sign_in, case_wrong_token_refused, case_overview_lists_apps, case_release_page,
     case_rollback, case_config_edit, case_live_log_from_op_form, case_record_hook, case_post_without_csrf_refused,
-    case_hostile_app, case_scoped_token,
+    case_hostile_app, case_scoped_token, case_scale_takes_effect, case_token_create_and_revoke, case_charts_after_calls,
+    case_domains_add_and_remove, case_new_posts_need_csrf, case_scoped_token_cannot_steer_another_app,
 ]
 
 
@@ -294,11 +492,13 @@ def main():
                  "record-id", "hostile-record-id", "screenshots"]:
         parser.add_argument("--" + name, required=True)
     parser.add_argument("--only", default="")
+    parser.add_argument("--session-out", default="", help="after the cases, write the admin's session cookie here")
+    parser.add_argument("--session-in", default="", help="run only the check that this session survived a restart")
     args = parser.parse_args()
     console = Console(args)
     passed = failed = 0
     try:
-        for case in CASES:
+        for case in [case_session_after_restart] if args.session_in else CASES:
             name = case.__name__[len("case_"):]
             if args.only and name not in args.only.split(","):
                 continue
@@ -314,6 +514,9 @@ def main():
                     console.shot(f"failed-{name}")
                 except Exception:
                     pass
+        if args.session_out:
+            with open(args.session_out, "w") as file:
+                file.write(console.driver.get_cookie("gust_session")["value"])
     finally:
         console.driver.quit()
     print(f"{passed} passed, {failed} failed", flush=True)

@@ -6,7 +6,9 @@ import Testing
 /// `gustd --console`: a real gustd with pushed sample apps, and the console driven in a real
 /// headless Chromium by Selenium (Tests/Browser/console_test.py): sign-in, the overview, a
 /// rollback, a config edit, the live log fed by the op form, a record edit refused by its
-/// before-hook, a scoped token, CSRF, and a hostile app whose output must stay text.
+/// before-hook, a scoped token, CSRF, and a hostile app whose output must stay text; then steering
+/// (scale that starts an instance, limits, an app token made and revoked, a domain added and
+/// removed), the charts, and a session that outlives a gustd restart.
 /// Screenshots of each page land in .build/console-screenshots.
 @Suite(.serialized, .timeLimit(.minutes(20)))
 struct ConsoleTests {
@@ -122,6 +124,7 @@ struct ConsoleTests {
         try #require(scoped.status == 0, "\(scoped.output)")
         let consolePort = try Self.consolePort(home)
         let screenshots = GustBinaries.sourceRoot.appendingPathComponent(".build/console-screenshots")
+        let sessionFile = home.root.deletingLastPathComponent().appendingPathComponent("console-session")
 
         let browser = try Command.run("/usr/bin/python3", [
             GustBinaries.sourceRoot.appendingPathComponent("Tests/Browser/console_test.py").path,
@@ -129,10 +132,35 @@ struct ConsoleTests {
             "--admin-token", admin.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
             "--scoped-token", scoped.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
             "--app", "cats", "--other-app", "dogs", "--hostile-app", "evil", "--record-type", "cat", "--record-id", recordID,
-            "--hostile-record-id", hostileID, "--screenshots", screenshots.path,
+            "--hostile-record-id", hostileID, "--screenshots", screenshots.path, "--session-out", sessionFile.path,
         ], timeout: 900)
         #expect(browser.status == 0, "\(browser.output)")
-        #expect(browser.stdout.contains("12 passed, 0 failed"), "\(browser.output)")
+        #expect(browser.stdout.contains("18 passed, 0 failed"), "\(browser.output)")
+
+        // What the console steered took effect in gustd and the store, as the CLI would have.
+        let ps = try GustBinaries.gust(home, ["ps", "cats", "--json"])
+        let instances = (try? JSONSerialization.jsonObject(with: Data(ps.stdout.utf8))) as? [[String: Any]] ?? []
+        #expect(instances.filter { !["starting", "draining", "stopping"].contains($0["state"] as? String ?? "") }.count == 2, "\(ps.output)")
+        let limits = try GustBinaries.gust(home, ["limits", "cats", "--json"])
+        #expect(limits.stdout.contains("314572800"), "\(limits.output)")  // 300M
+        let steered = try Store(home: home).activity(app: try AppName("cats"), limit: 50).filter { $0.source == "console" }.map(\.action)
+        for action in ["scale", "limits", "token create", "token revoke", "domain add", "domain remove"] {
+            #expect(steered.contains(action), "\(action) not in \(steered)")
+        }
+
+        // gustd restarts: the browser's session still signs it in (sessions are in the store).
+        fixture.gustd?.stop()
+        try? FileManager.default.removeItem(at: home.run.appendingPathComponent("gustd.console"))
+        try fixture.gustd?.start()
+        let restartedPort = try Self.consolePort(home)
+        let after = try Command.run("/usr/bin/python3", [
+            GustBinaries.sourceRoot.appendingPathComponent("Tests/Browser/console_test.py").path,
+            "--url", "http://127.0.0.1:\(restartedPort)", "--app-url", "http://127.0.0.1:\(fixture.port)/apps/cats/_/functions",
+            "--admin-token", "-", "--scoped-token", "-", "--app", "cats", "--other-app", "dogs", "--hostile-app", "evil",
+            "--record-type", "cat", "--record-id", recordID, "--hostile-record-id", hostileID, "--screenshots", screenshots.path,
+            "--session-in", sessionFile.path,
+        ], timeout: 300)
+        #expect(after.status == 0 && after.stdout.contains("1 passed, 0 failed"), "\(after.output)")
 
         // The server recorded who did what, from where.
         let activity = try Store(home: home).activity(app: try AppName("cats"))

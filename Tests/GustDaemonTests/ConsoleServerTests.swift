@@ -27,7 +27,15 @@ import Testing
             try store.withLock { try body($0) }
         }
         func live(_ app: AppName) -> ConsoleLiveState? { ConsoleLiveState(version: 1, state: "running", instances: 1) }
-        func history(_ app: AppName, minutes: Int) -> [ConsoleMinute] { (0..<minutes).map { ConsoleMinute(calls: $0, errors: 0) } }
+        func history(_ app: AppName, minutes: Int) -> [ConsoleMinute] {
+            (0..<minutes).map { minute in
+                ConsoleMinute(
+                    calls: minute, errors: 0,
+                    latency: minute % 3 == 0 ? nil : ConsoleLatency(p50: Double(minute), p95: Double(minute * 2), p99: Double(minute * 3)),
+                    instances: ConsoleInstanceCounts(starting: 0, idle: 1, busy: minute % 2)
+                )
+            }
+        }
         func instances(_ app: AppName) async -> [InstanceStatus] { [] }
         func operations(_ app: AppName) -> [String] { ["<script>alert(1)</script>"] }
         func deploy(_ app: AppName, version: Int) async throws -> String { "http://localhost/" }
@@ -45,6 +53,10 @@ import Testing
         }
         func deleteRecord(_ app: AppName, type: String, id: String) async throws {}
         func recordTypes(_ app: AppName) async -> [String] { ["cat"] }
+        let reconciled = Atomic<Int>(0)
+        func reconcile() async { reconciled.add(1, ordering: .relaxed) }
+        let domainRefreshes = Atomic<Int>(0)
+        func refreshDomains() async { domainRefreshes.add(1, ordering: .relaxed) }
     }
 
     struct Setup {
@@ -224,13 +236,24 @@ import Testing
         #expect(!proxied.isSecure(request, peer: "10.0.0.3"))
     }
 
-    @Test func sessionsExpire() {
-        let sessions = ConsoleSessions()
+    @Test func sessionsAreKeptHashedAndExpireAndEndWithTheirToken() throws {
+        let setup = try setup()
+        let store = try Store(home: setup.backend.home)
         let now = Date()
-        let session = sessions.open(tokenID: 1, now: now)
-        #expect(sessions.session(session.id, now: now.addingTimeInterval(60)) == session)
-        #expect(sessions.session(session.id, now: now.addingTimeInterval(ConsoleSessions.lifetime + 1)) == nil)
+        let session = try store.openConsoleSession(tokenID: setup.adminID, lifetime: ConsoleSessions.lifetime, now: now)
+        #expect(try store.consoleSession(id: session.id, now: now.addingTimeInterval(60)) == session)
+        #expect(try store.consoleSession(id: session.id, now: now.addingTimeInterval(ConsoleSessions.lifetime + 1)) == nil)
         #expect(session.id != session.csrf && session.id.count >= 40)
+        // Only the id's hash is in the database: neither the cookie's value nor the CSRF token.
+        let other = try store.openConsoleSession(tokenID: setup.adminID, lifetime: ConsoleSessions.lifetime, now: now)
+        let files = [setup.backend.home.database.path, setup.backend.home.database.path + "-wal"]
+        let dump = files.compactMap { FileManager.default.contents(atPath: $0) }.map { String(decoding: $0, as: UTF8.self) }.joined()
+        #expect(dump.contains(Store.tokenHash(other.id)))
+        #expect(!dump.contains(other.id) && !dump.contains(other.csrf))
+        // Another store on the same file (gustd restarted) finds it; revoking the token ends it.
+        #expect(try Store(home: setup.backend.home).consoleSession(id: other.id) == other)
+        try store.revokeConsoleToken(id: setup.adminID)
+        #expect(try store.consoleSession(id: other.id) == nil)
     }
 
     @Test func logEventsCarryNoMarkupEvenInsideTheirStrings() throws {

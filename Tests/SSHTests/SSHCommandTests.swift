@@ -112,4 +112,26 @@ struct SSHCommandTests {
         let table = try fixture.gust(["keys", "list"]).stdout
         #expect(table.contains(try pairs[0].fingerprint()))
     }
+
+    /// Destroying an app and changing the keys are in the activity log, by whoever did them:
+    /// the local user, or the admin key over SSH.
+    @Test(.scratchDirectory) func keyChangesAndDestroyedAppsAreInTheActivityLog() throws {
+        let fixture = try SSHFixture()
+        let alice = try fixture.keyPair("alice"), bob = try fixture.keyPair("bob")
+        try fixture.addKey("alice", alice, ["--admin"])
+        let bobKey = try String(contentsOf: bob.publicKey, encoding: .utf8)
+        let added = try fixture.ssh("keys add bob", as: alice, input: bobKey)
+        #expect(added.status == 0, "\(added.output)")
+        #expect(try fixture.ssh("apps create dogs", as: alice).status == 0)
+        #expect(try fixture.ssh("keys grant bob dogs", as: alice).status == 0)
+        #expect(try fixture.ssh("keys remove bob", as: alice).status == 0)
+        let destroyed = try fixture.ssh("apps destroy dogs --confirm dogs", as: alice)
+        #expect(destroyed.status == 0, "\(destroyed.output)")
+        #expect(try fixture.gust(["keys", "remove", "alice"]).status == 0)
+
+        let entries = try Store(home: fixture.home).activity(limit: 20).reversed().map { "\($0.source) \($0.actor) \($0.action) \($0.app?.rawValue ?? "-")" }
+        let local = entries.filter { $0.hasPrefix("cli ") }, remote = entries.filter { $0.hasPrefix("ssh ") }
+        #expect(local.count == 2 && local.first?.hasSuffix(" key add -") == true && local.last?.hasSuffix(" key remove -") == true, "\(entries)")
+        #expect(remote == ["ssh key alice key add -", "ssh key alice key grant -", "ssh key alice key remove -", "ssh key alice destroy dogs"], "\(entries)")
+    }
 }

@@ -18,12 +18,13 @@ enum ConsoleListener {
     static func addressFile(_ home: GustHome) -> URL { home.run.appendingPathComponent("gustd.console") }
 
     static func services(
-        _ configuration: RouterConfiguration, supervisor: Supervisor, records: RecordsAPI, tls: TLSConfiguration?, logger: Logger
+        _ configuration: RouterConfiguration, supervisor: Supervisor, records: RecordsAPI, domains: CertificateManager?,
+        tls: TLSConfiguration?, logger: Logger
     ) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         guard let address = configuration.console else { return [] }
         let file = addressFile(configuration.home)
         let server = ConsoleServer(
-            backend: SupervisorConsoleBackend(supervisor: supervisor, records: records.hub), secure: tls != nil,
+            backend: SupervisorConsoleBackend(supervisor: supervisor, records: records.hub, domains: domains), secure: tls != nil,
             trustedProxies: Set(configuration.trustedProxies)
         )
         let scheme = tls == nil ? "http" : "https"
@@ -39,6 +40,6 @@ enum ConsoleListener {
             },
             logger: logger
         )
-        return [.init(service: listener)]
+        return [.init(service: listener), .init(service: CallHistorySampler(supervisor: supervisor))]
     }
 }

@@ -12,6 +12,8 @@ import NIOPosix
 struct SupervisorConsoleBackend: ConsoleBackend {
     let supervisor: Supervisor
     let records: RecordsHub
+    /// The apps' own domains, told of a change as the admin API's refresh tells them.
+    let domains: CertificateManager?
 
     var home: GustHome { supervisor.configuration.home }
 
@@ -26,7 +28,25 @@ struct SupervisorConsoleBackend: ConsoleBackend {
     }
 
     func history(_ app: AppName, minutes: Int) -> [ConsoleMinute] {
-        supervisor.callHistory.minutes(app, count: minutes).map { ConsoleMinute(calls: $0.calls, errors: $0.errors) }
+        // This minute's instances as they are now, not only as the sampler last saw them.
+        if let counts = supervisor.route(of: app)?.pool.snapshot.counts {
+            supervisor.callHistory.sample(app, starting: counts.starting, idle: counts.idle, busy: counts.busy)
+        }
+        return supervisor.callHistory.minutes(app, count: minutes).map { minute in
+            ConsoleMinute(
+                calls: minute.calls, errors: minute.errors,
+                latency: minute.p50.map { ConsoleLatency(p50: $0, p95: minute.p95 ?? $0, p99: minute.p99 ?? $0) },
+                instances: ConsoleInstanceCounts(starting: minute.starting, idle: minute.idle, busy: minute.busy)
+            )
+        }
+    }
+
+    func reconcile() async {
+        await supervisor.reconcile()
+    }
+
+    func refreshDomains() async {
+        await domains?.refresh()
     }
 
     func instances(_ app: AppName) async -> [InstanceStatus] {
@@ -62,10 +82,7 @@ struct SupervisorConsoleBackend: ConsoleBackend {
         } catch {
             answer = ConsoleAnswer(status: 502, body: "The function's process died while answering.")
         }
-        supervisor.callHistory.record(app, status: answer.status)
-        if GustMetrics.isEnabled {
-            GustMetrics.call(app, kind: .op, function: op, status: answer.status, duration: .now - began)
-        }
+        CallMetrics.record(app, kind: .op, function: { op }, status: answer.status, duration: .now - began, history: supervisor.callHistory)
         return answer
     }
 

@@ -138,7 +138,7 @@ public enum RouterDaemon {
                 .init(service: channel),
             ] + https + [.init(service: CertificateService(manager: domains))] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger)
               + (try ConsoleListener.services(
-                configuration, supervisor: supervisor, records: records,
+                configuration, supervisor: supervisor, records: records, domains: domains,
                 tls: configuration.https == nil ? nil : tls.certificates?.serverConfiguration(), logger: logger)) + [
                 .init(service: LogService(configuration: configuration, logger: logger)),
                 .init(service: SchedulerService(scheduler: scheduler)),

@@ -75,10 +75,6 @@ struct Gateway: HTTPResponder {
             response = Self.error(500, "internal error in gustd")
         }
         response.headers[ForwardedHeaders.requestID] = requestID
-        // The console's per-minute history, kept only while there is a console to show it.
-        if configuration.console != nil, let app = note.app, note.release != nil {
-            supervisor.callHistory.record(app, status: Int(response.status.code))
-        }
         if let accessLog {
             accessLog.record(AccessLog.Entry(
                 app: note.app?.rawValue, release: note.release, instance: note.instance, method: request.method.rawValue,
@@ -168,7 +164,9 @@ struct Gateway: HTTPResponder {
             kind == .op ? FunctionLabel.op(String(name.dropFirst()), in: launcher.manifest) : FunctionLabel.handler(path, in: launcher.manifest)
         }
         // The body is read once the call holds an instance: waiting calls hold no body in memory.
-        return try await CallMetrics.measure(app, kind: kind, function: function) {
+        // The console's per-minute history is kept only while there is a console to show it.
+        let history = configuration.console == nil ? nil : supervisor.callHistory
+        return try await CallMetrics.measure(app, kind: kind, function: function, history: history) {
             try await forward(to: app, deadline: deadline, channel: channel, note: &note) {
                 var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
                 return InstanceRequest(

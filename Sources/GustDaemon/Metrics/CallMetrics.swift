@@ -8,20 +8,30 @@ import NIOCore
 enum CallMetrics {
     /// An op or handler call through the gateway. The function label is read
     /// from the manifest once the call is over, when an instance has said it.
+    /// `history` is the console's (nil without `--console`): one clock read feeds both.
     static func measure(
-        _ app: AppName, kind: CallKind, function: @escaping @Sendable () -> String,
+        _ app: AppName, kind: CallKind, function: @escaping @Sendable () -> String, history: CallHistory?,
         isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> Response
     ) async throws -> Response {
-        guard GustMetrics.isEnabled else { return try await body() }
+        guard GustMetrics.isEnabled || history != nil else { return try await body() }
         let began = ContinuousClock.now
         do {
             let response = try await body()
-            GustMetrics.call(app, kind: kind, function: function(), status: response.status.code, duration: .now - began)
+            record(app, kind: kind, function: function, status: response.status.code, duration: .now - began, history: history)
             return response
         } catch {
-            GustMetrics.call(app, kind: kind, function: function(), status: status(of: error), duration: .now - began)
+            record(app, kind: kind, function: function, status: status(of: error), duration: .now - began, history: history)
             throw error
         }
+    }
+
+    /// One call, counted once for both its readers: the console's minute-by-minute history and
+    /// the Prometheus counters and timer (each only when on).
+    static func record(
+        _ app: AppName, kind: CallKind, function: () -> String, status: Int, duration: Duration, history: CallHistory?
+    ) {
+        history?.record(app, status: status, duration: duration)
+        if GustMetrics.isEnabled { GustMetrics.call(app, kind: kind, function: function(), status: status, duration: duration) }
     }
 
     /// A record hook run for a write: `function` is `EVENT TYPE`, as the manifest declares it

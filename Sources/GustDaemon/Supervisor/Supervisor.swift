@@ -143,7 +143,10 @@ actor Supervisor {
             routes.withLock { $0[name]?.isPrivate = app.isPrivate }
             route.pool.update(settings(of: name, launcher: route.launcher))
         }
-        for name in unserved { await scheduler?.forget(name) }
+        for name in unserved {
+            await scheduler?.forget(name)
+            callHistory.forget(name)  // a destroyed app's ring goes with it
+        }
         for app in apps where !deploying.contains(app.name) && routes.withLock({ $0[app.name] == nil }) {
             guard let live = app.liveVersion else { continue }
             do {

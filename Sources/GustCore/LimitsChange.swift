@@ -1,0 +1,63 @@
+import Foundation
+
+/// A change to an app's limits as `gust limits APP` and the web console ask for
+/// it, each value as written (`256M`, `0.5`, `64`, `default`): one path parses
+/// them, holds a scoped caller under the admin's ceilings, stores the result and
+/// notes it in the activity log. gustd reads an app's limits as it starts each
+/// instance, so nothing needs telling: the next instance gets them.
+public struct LimitsChange: Sendable, Equatable {
+    public var memory: String?
+    public var cpu: String?
+    public var pids: String?
+    public var tmp: String?
+    public var disk: String?
+
+    public init(memory: String? = nil, cpu: String? = nil, pids: String? = nil, tmp: String? = nil, disk: String? = nil) {
+        self.memory = memory
+        self.cpu = cpu
+        self.pids = pids
+        self.tmp = tmp
+        self.disk = disk
+    }
+
+    public var isEmpty: Bool { [memory, cpu, pids, tmp, disk].allSatisfy { $0 == nil } }
+
+    /// The app's own limits with this change made, checked; throws a `GustError` that says what to fix.
+    public func applied(to current: AppLimits, ceilings: AppLimits?) throws -> AppLimits {
+        var limits = current
+        limits.memory = try Self.value(memory, current: limits.memory, LimitSize.parseBytes)
+        limits.cpuMillis = try Self.value(cpu, current: limits.cpuMillis, LimitSize.parseCPU)
+        limits.pids = try Self.value(pids, current: limits.pids, LimitSize.parsePids)
+        limits.tmp = try Self.value(tmp, current: limits.tmp, LimitSize.parseBytes)
+        limits.disk = try Self.value(disk, current: limits.disk, LimitSize.parseBytes)
+        if let ceilings {
+            let over = limits.exceeding(ceilings)
+            guard over.isEmpty else {
+                throw GustError("Over the ceilings an admin set for scoped keys: \(over.joined(separator: ", ")). Ask an admin.")
+            }
+        }
+        return limits
+    }
+
+    /// `default` clears the app's own value; anything else must parse to a limit.
+    private static func value(_ text: String?, current: Int?, _ parse: (String) throws -> Int?) throws -> Int? {
+        guard let text else { return current }
+        if text.trimmingCharacters(in: .whitespaces).lowercased() == "default" { return nil }
+        guard let parsed = try parse(text) else {
+            throw GustError("An app always has a limit: give a value, or `default` for gustd's.")
+        }
+        return parsed
+    }
+}
+
+extension Store {
+    /// Checks, stores and notes a change of an app's own limits; `underCeilings` for a caller scoped to some apps.
+    @discardableResult
+    public func changeLimits(_ app: AppName, _ change: LimitsChange, underCeilings: Bool, actor: String, source: String) throws -> AppLimits {
+        _ = try requireApp(app)
+        let limits = try change.applied(to: try limits(app), ceilings: underCeilings ? try limitCeilings().limits : nil)
+        try setLimits(app, limits)
+        try? recordActivity(app: app, actor: actor, source: source, action: "limits", detail: limits.summary)
+        return limits
+    }
+}
