@@ -26,7 +26,8 @@ actor Instance {
     /// The instance's secret for its internal surface, sent on every `/_gust/` call.
     private let internalToken: String
     private let records: InstanceRecords
-    private let output: InstanceOutput
+    /// Where its output goes (also for upgraded connections, `Instance+Upgrade.swift`).
+    let output: InstanceOutput
 
     /// Connections not in use, by the event loop their channel lives on.
     private var idle: [ObjectIdentifier: [InstanceConnection]] = [:]
