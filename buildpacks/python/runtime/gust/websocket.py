@@ -68,8 +68,11 @@ def close_payload(code, reason=""):
 
 def _read_exactly(rfile, size):
     data = rfile.read(size) if size else b""
-    if len(data) < size:
-        raise EOFError("the connection closed mid-frame")
+    while len(data) < size:
+        more = rfile.read(size - len(data))
+        if not more:
+            raise EOFError("the connection closed mid-frame")
+        data += more
     return data
 
 
