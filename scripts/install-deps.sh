@@ -16,8 +16,8 @@ packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-serve
 # The sandbox of instances and builds: bwrap, newuidmap/newgidmap for each app's uid,
 # nftables for scripts/gust-firewall.sh (docs/security.md).
 packages+=(bubblewrap uidmap nftables)
-# Express for the tests of `gust.mount` in Node (npm's registry may be out of reach: Debian's copy is vendored).
-packages+=(node-express)
+# Express and ws for the tests of `gust.mount` and WebSockets in Node (npm's registry may be out of reach: Debian's copies are vendored).
+packages+=(node-express node-ws)
 # Flask for the Flask example's own tests (`make test-examples`).
 python3 -c 'import flask' >/dev/null 2>&1 || packages+=(python3-flask)
 # The Python buildpack runs the host's pip into a venv; the Node one runs npm.
