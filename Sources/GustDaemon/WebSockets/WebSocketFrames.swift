@@ -28,11 +28,10 @@ struct WebSocketFrames {
 
     /// Reads the bytes of `buffer` from its reader index and says how many it read:
     /// all of them, or with `stopAtBoundary`, those up to the first point where a
-    /// frame ends (none if the bytes before them ended one). Throws `TooLarge`
-    /// when a header declares more than `maxPayload`.
+    /// frame ends. Throws `TooLarge` as soon as a header declares more than
+    /// `maxPayload` (before its mask key, let alone its payload).
     mutating func read(_ buffer: ByteBuffer, stopAtBoundary: Bool = false) throws -> Int {
-        if stopAtBoundary, atBoundary { return 0 }
-        return try buffer.withUnsafeReadableBytes { bytes -> Int in
+        try buffer.withUnsafeReadableBytes { bytes -> Int in
             var index = 0
             while index < bytes.count {
                 if remaining > 0 {
@@ -42,10 +41,12 @@ struct WebSocketFrames {
                 } else {
                     header.append(bytes[index])
                     index += 1
-                    if let (length, size) = Self.headerLength(header), header.count == size {
+                    if let (length, size) = Self.headerLength(header) {
                         guard length <= UInt64(maxPayload) else { throw TooLarge(declared: length) }
-                        header.removeAll(keepingCapacity: true)
-                        remaining = Int(length)
+                        if header.count == size {
+                            header.removeAll(keepingCapacity: true)
+                            remaining = Int(length)
+                        }
                     }
                 }
                 if stopAtBoundary, atBoundary { return index }
