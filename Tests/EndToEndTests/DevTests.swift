@@ -160,6 +160,39 @@ struct DevTests {
         #expect(second.status != 0 && second.output.contains("already running"), "\(second.output)")
     }
 
+    /// The shared protocol cases (buildpacks/protocol-tests) over HTTP against `gust dev` serving
+    /// their fixture app: what a server answers from outside, `gust dev` answers the same.
+    @Test(.scratchDirectory, arguments: ["python", "node"])
+    func theSharedProtocolCasesPassAgainstGustDev(runtime: String) throws {
+        let directory = ScratchDirectory.current.appendingPathComponent("fixture-\(runtime)")
+        try FileManager.default.copyItem(
+            at: GustBinaries.sourceRoot.appendingPathComponent("buildpacks/protocol-tests/apps/\(runtime)"), to: directory)
+        let dev = try DevServerFixture(directory)
+        defer { dev.stop() }
+        let run = GustBinaries.sourceRoot.appendingPathComponent("buildpacks/protocol-tests/run.py").path
+        let result = try Command.run("python3", [run, "--url", "http://127.0.0.1:\(dev.port)", "--runtime", runtime], timeout: 300)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.stdout.contains(" passed, 0 failed"), "\(result.output)")
+    }
+
+    /// A WebSocket through `gust dev` (ws on gust.server, Debian's, vendored): the same gustd path as a server.
+    @Test(.scratchDirectory) func aWebSocketWorksThroughGustDev() throws {
+        let directory = ScratchDirectory.current.appendingPathComponent("sockets")
+        try MountTests.vendor("ws", into: directory.appendingPathComponent("node_modules"))
+        try #"{"name": "sockets", "version": "1.0.0", "main": "index.js", "private": true}"#
+            .write(to: directory.appendingPathComponent("package.json"), atomically: true, encoding: .utf8)
+        try """
+            const { WebSocketServer } = require('ws');
+            const gust = require('gust');
+            new WebSocketServer({ server: gust.server, path: '/echo' })
+              .on('connection', (socket) => socket.on('message', (data, binary) => socket.send(binary ? data : `echo: ${data}`)));
+            gust.op('hello', () => 'hi');
+            """.write(to: directory.appendingPathComponent("index.js"), atomically: true, encoding: .utf8)
+        let dev = try DevServerFixture(directory)
+        defer { dev.stop() }
+        try WebSocketTests.converse("ws://127.0.0.1:\(dev.port)/echo")
+    }
+
     /// In a terminal (a real pseudo-terminal, Python's pty), `s` lists the schedules, a digit runs
     /// one now and `r` runs it again; without a terminal (the fixtures' pipes) no keys are offered.
     @Test(.scratchDirectory) func aKeyInTheDevTerminalRunsASchedule() throws {

@@ -2,6 +2,14 @@
 """Runs cases.json against every Gust runtime serving the fixture app.
 
     python3 buildpacks/protocol-tests/run.py [python|node ...]
+    python3 buildpacks/protocol-tests/run.py --url http://127.0.0.1:8000 --runtime python
+
+With --url, the cases go over HTTP to a server already serving the fixture app
+(``gust dev`` on apps/<runtime>, or gustd with it pushed: a URL may end with
+/apps/APP): ops at /_/functions/NAME, the internal surface's health at
+/_/health (its status only), handlers and mounts as they are; gustd's own
+refusals of /_gust... are compared by status; cases only the runtime's internal
+surface answers (manifest, hooks, schedules) and the output lines are skipped.
 
 Each runtime starts as a real process, as gustd starts it: GUST_SOCKET names a
 Unix socket in a temporary directory and GUST_APP_ROOT the fixture app in
@@ -12,6 +20,7 @@ runtime serves one connection at a time). Prints one line per failure, then
 
 import http.client
 import json
+import urllib.parse
 import os
 import shutil
 import signal
@@ -72,6 +81,33 @@ def request(socket_path, method, path, body=None, headers=None):
         return response.status, {k.lower(): v for k, v in response.getheaders()}, payload
     finally:
         connection.close()
+
+
+def request_url(base, method, path, body=None, headers=None):
+    """One request to ``base`` (http://HOST:PORT[/PREFIX]) + ``path``, on its own connection."""
+    parts = urllib.parse.urlsplit(base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request(method, parts.path.rstrip("/") + path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        payload = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, payload
+    finally:
+        connection.close()
+
+
+def through_server(case):
+    """How a case is sent from outside, to gustd: (path, only the status counts), or None to skip it."""
+    path, secret = case["path"], case.get("secret", "right" if case["path"].startswith("/_gust") else "none")
+    if path.startswith("/_gust/ops/") and secret == "right":
+        return "/_/functions/" + path[len("/_gust/ops/"):], False
+    if path == "/_gust/health" and secret == "right":
+        return "/_/health", True
+    if path.startswith("/_gust") and secret == "right":
+        return None     # the runtime's internal surface, which only gustd reaches
+    if "_gust" in path.lower() or "%5f" in path.lower():
+        return path, True  # gustd refuses it itself, in its own words
+    return path, False
 
 
 class Instance:
@@ -149,10 +185,11 @@ def matches(expected, actual, where="$"):
     return None
 
 
-def check(case, socket_path, output=None):
+def check(case, socket_path, output=None, url=None):
     """Sends one case; returns a list of problems (empty when it passed).
 
     ``output`` reads what the runtime has printed so far (for the case's "output" lines).
+    ``url``: send it to that server instead (see through_server).
     """
     headers = dict(case.get("request_headers", {}))
     body = None
@@ -167,13 +204,20 @@ def check(case, socket_path, output=None):
     secret = case.get("secret", "right" if case["path"].startswith("/_gust") else "none")
     if secret != "none":
         headers["X-Gust-Internal"] = SECRET if secret == "right" else SECRET + "-wrong"
+    status_only = False
     try:
-        status, response_headers, payload = request(socket_path, case["method"], case["path"], body, headers)
+        if url is not None:
+            path, status_only = through_server(case)
+            status, response_headers, payload = request_url(url, case["method"], path, body, headers)
+        else:
+            status, response_headers, payload = request(socket_path, case["method"], case["path"], body, headers)
     except (OSError, http.client.HTTPException) as error:
         return [f"no answer: {type(error).__name__}: {error}"]
     problems = []
     if status != case["status"]:
         problems.append(f"status {status}, expected {case['status']} (body {payload[:200]!r})")
+    if status_only:
+        return problems
     for name, value in case.get("headers", {}).items():
         got = response_headers.get(name.lower())
         if got != value:
@@ -207,9 +251,34 @@ def check(case, socket_path, output=None):
     return problems
 
 
+def main_url(url, runtime, cases):
+    """Sends the cases a server can answer to ``url`` (the fixture app of ``runtime``)."""
+    passed = failed = skipped = 0
+    for case in cases:
+        if runtime not in case.get("runtimes", [runtime]) or through_server(case) is None:
+            skipped += 1
+            continue
+        problems = check(case, None, url=url)
+        if problems:
+            failed += 1
+            print(f"FAIL {url}: {case['name']}: {'; '.join(problems)}")
+        else:
+            passed += 1
+    print(f"{passed} passed, {failed} failed ({skipped} skipped: the runtime's internal surface)")
+    return 1 if failed else 0
+
+
 def main(argv):
     with open(os.path.join(HERE, "cases.json")) as file:
         cases = json.load(file)["cases"]
+    if "--url" in argv:
+        import argparse
+        parser = argparse.ArgumentParser(description="The shared cases against a server serving the fixture app.")
+        parser.add_argument("--url", required=True, help="http://HOST:PORT of gust dev, or .../apps/APP of gustd")
+        parser.add_argument("--runtime", choices=sorted(runtime_commands()), default="python",
+                            help="whose fixture app it serves (some cases are one runtime's)")
+        options = parser.parse_args(argv)
+        return main_url(options.url, options.runtime, cases)
     commands = runtime_commands()
     wanted = argv or sorted(commands)
     unknown = [name for name in wanted if name not in commands]
