@@ -45,6 +45,7 @@ extension Instance {
                 }
                 .get()
         } catch {
+            markBroken()  // its socket is gone: the process is
             throw InstanceCallError.connectionClosed
         }
         output.begin(function, call: call, request: request.headers.first(name: "X-Request-Id"))
@@ -69,6 +70,8 @@ extension Instance {
             return result
         } catch {
             channel.close(promise: nil)
+            // As for any call: an instance that did not answer in time, or hung up, takes no more.
+            markBroken()
             throw timedOut.flag.withLock { $0 } ? InstanceCallError.timedOut : InstanceCallError.connectionClosed
         }
     }

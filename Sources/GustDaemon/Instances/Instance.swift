@@ -40,6 +40,9 @@ actor Instance {
     /// lost its connection: the instance must not take another call.
     private(set) var isBroken = false
 
+    /// A call on a connection of its own (an upgrade) left the instance in an unknown state.
+    func markBroken() { isBroken = true }
+
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
         socketPath: String, connection: InstanceConnection, records: InstanceRecords,
