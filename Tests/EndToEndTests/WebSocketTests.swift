@@ -5,7 +5,7 @@ import Testing
 
 /// WebSockets through gustd: a FastAPI app's and an Express + ws app's sockets,
 /// pushed with the real git to a real gustd, echo text and a big binary message,
-/// answer pings and close; a socket to `/_/…` is refused; a deploy and gustd's
+/// answer pings and close; a frame over gustd's body limit closes with 1009; a socket to `/_/…` is refused; a deploy and gustd's
 /// shutdown close open sockets with 1001 (going away) and gustd exits. The
 /// client is scripts/websocket_client.py (RFC 6455 with Python's standard
 /// library); FastAPI comes from PyPI, ws and Express from Debian, vendored.
@@ -106,6 +106,7 @@ struct WebSocketTests {
         let key = ScratchDirectory.current.appendingPathComponent("own.key")
         let fixture = try PushFixture(app: "express", gustdArguments: [
             "--domain", "gust.test", "--https", "127.0.0.1:0", "--tls-cert", cert.path, "--tls-key", key.path, "--no-acme",
+            "--max-body", "4m",
         ])
         let work = try fixture.workspace("express")
         let modules = work.directory.appendingPathComponent("node_modules")
@@ -134,6 +135,9 @@ struct WebSocketTests {
         #expect(try fixture.call("GET", "/").text == "hello from express")
 
         try Self.converse("ws://127.0.0.1:\(fixture.port)/apps/express/echo")
+        // A frame over gustd's body limit (--max-body 4m) ends the socket with 1009 (message too big).
+        let tooBig = try Self.client("ws://127.0.0.1:\(fixture.port)/apps/express/echo", ["bytes:5000000"])
+        #expect(tooBig.last?["close"] as? Int == 1009, "\(tooBig)")
         let https = try TLSTools.httpsPort(fixture.home)
         try Self.converse("wss://express.gust.test:\(https)/echo", options: ["--connect", "127.0.0.1"])
         let refused = try Self.client("ws://127.0.0.1:\(fixture.port)/apps/express/_/functions/hello", [])
