@@ -14,6 +14,7 @@ receives:
     ping:STRING    sends a ping, prints the pong
     close:CODE     sends a close, prints the peer's close (its code)
     wait           prints what arrives until the connection closes (a close's code, or eof)
+    sleep:SECONDS  keeps the socket open that long, sending nothing
 
 --header NAME:VALUE adds a header; --opened FILE is created once the socket is
 open; --connect ADDRESS connects there instead of to the URL's host (which still
@@ -29,6 +30,7 @@ import socket
 import ssl
 import struct
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "buildpacks", "python", "runtime"))
@@ -126,6 +128,8 @@ def main():
         elif kind == "close":
             send(CLOSE, struct.pack("!H", int(argument)))
             print(json.dumps(next_message(rfile, wfile)), flush=True)
+        elif kind == "sleep":
+            time.sleep(float(argument))
         elif kind == "wait":
             while True:
                 got = next_message(rfile, wfile)

@@ -163,4 +163,38 @@ struct WebSocketTests {
         let shutDown = try last.wait(seconds: 30).map { Self.lines(try $0.get()) } ?? []
         #expect(shutDown.last?["close"] as? Int == 1001, "\(shutDown)")
     }
+
+    /// A socket holds its place in the pool for its whole life (as Cloud Run counts it): with one
+    /// instance taking one call, an op sent while a socket is open runs once the socket has closed.
+    @Test(.scratchDirectory) func anOpenSocketHoldsItsInstancesSlotUntilItCloses() throws {
+        let fixture = try PushFixture(app: "held")
+        let work = try fixture.workspace("held")
+        try MountTests.vendor("ws", into: work.directory.appendingPathComponent("node_modules"))
+        try work.write("package.json", #"{"name": "held", "version": "1.0.0", "main": "index.js", "private": true}"#)
+        try work.write("index.js", """
+            const { WebSocketServer } = require('ws');
+            const gust = require('gust');
+            new WebSocketServer({ server: gust.server, path: '/echo' })
+              .on('connection', (socket) => socket.on('message', (data) => socket.send(`echo: ${data}`)));
+            gust.op('hello', () => 'hi');
+
+            """)
+        try work.commit("Held")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        #expect(try GustBinaries.gust(fixture.home, ["scale", "held", "--min", "1", "--max", "1", "--concurrency", "1"]).status == 0)
+
+        let opened = ScratchDirectory.current.appendingPathComponent("opened")
+        let url = "ws://127.0.0.1:\(fixture.port)/apps/held/echo"
+        let socket = BackgroundCall { try Self.run(url, ["text:hi", "sleep:5", "close:1000"], options: ["--opened", opened.path]) }
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: opened.path), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let port = fixture.port
+        let op = BackgroundCall { try HTTPClient.request(port: port, "POST", "/apps/held/_/functions/hello") }
+        // Gives the op a chance to overtake the open socket, which it must not take.
+        #expect(op.wait(seconds: 1) == nil, "the op waits while the socket holds the only slot")
+        let said = (try? socket.wait(seconds: 30)?.get()).map { Self.lines($0) } ?? []
+        let answered = op.wait(seconds: 60)
+        #expect((try? answered?.get())?.text == #""hi""#, "the op runs once the socket has closed: \(String(describing: answered))")
+        #expect(said.dropFirst().first?["text"] as? String == "echo: hi" && said.last?["close"] as? Int == 1000, "\(said)")
+    }
 }
