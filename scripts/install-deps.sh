@@ -16,10 +16,8 @@ packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-serve
 # The sandbox of instances and builds: bwrap, newuidmap/newgidmap for each app's uid,
 # nftables for scripts/gust-firewall.sh (docs/security.md).
 packages+=(bubblewrap uidmap nftables)
-# Stacks (`gust stacks build`, docs/stacks.md): Debian roots made from Debian's packages.
-command -v mmdebstrap >/dev/null 2>&1 || packages+=(mmdebstrap)
-# Express for the tests of `gust.mount` in Node (npm's registry may be out of reach: Debian's copy is vendored).
-packages+=(node-express)
+# Express and ws for the tests of `gust.mount` and WebSockets in Node (npm's registry may be out of reach: Debian's copies are vendored).
+packages+=(node-express node-ws)
 # Flask for the Flask example's own tests (`make test-examples`).
 python3 -c 'import flask' >/dev/null 2>&1 || packages+=(python3-flask)
 # The Python buildpack runs the host's pip into a venv; the Node one runs npm.
@@ -35,7 +33,8 @@ command -v useradd >/dev/null 2>&1 || packages+=(passwd)
 # HTTPS: the ACME tests run pebble (an ACME test server) and pebble-challtestsrv (its DNS); openssl makes test certificates.
 command -v pebble >/dev/null 2>&1 || packages+=(pebble)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
-# OCI images of releases (docs/oci.md): the tests build a stack with mmdebstrap, read the exported layout
+# Stacks (`gust stacks build`, docs/stacks.md) are made by mmdebstrap. OCI images of releases
+# (docs/oci.md): the tests build a stack, read the exported layout
 # with skopeo and umoci, and load and run it with podman (runc, slirp4netns for records over HTTPS).
 command -v mmdebstrap >/dev/null 2>&1 || packages+=(mmdebstrap)
 packages+=(podman runc slirp4netns skopeo umoci uidmap)

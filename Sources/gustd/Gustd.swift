@@ -51,6 +51,10 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Close a new connection that has not sent a whole request head within this many seconds.", valueName: "seconds"))
     var headerTimeout: Double = 10
 
+    @Option(name: .customLong("websocket-idle-timeout"), help: ArgumentHelp(
+        "Close a WebSocket (1001, going away) that carried nothing either way for this many seconds.", valueName: "seconds"))
+    var webSocketIdleTimeout: Double = 300
+
     @Option(help: ArgumentHelp(
         "Where instances run: bubblewrap (namespaces, the release read-only, each app its own uid from gustd's /etc/subuid range; docs/security.md) or none (as gustd's user). Default: bubblewrap where it works, else none; gustd says at start which is in force.",
         valueName: "bubblewrap|none"))
@@ -171,7 +175,7 @@ struct Gustd: AsyncParsableCommand {
         }
         guard (try? AppName(cgroupRoot)) != nil else { throw ValidationError("--cgroup-root takes a plain name, like gust.") }
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
-        guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0 else {
+        guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0, webSocketIdleTimeout > 0 else {
             throw ValidationError("Time limits must be positive.")
         }
         guard sandbox.map({ SandboxChoice(rawValue: $0) != nil }) ?? true else {
@@ -237,6 +241,7 @@ struct Gustd: AsyncParsableCommand {
             keepReleases: keepReleases
         )
         configuration.https = https.flatMap(ListenAddress.init(parsing:))
+        configuration.webSocketIdleTimeout = .milliseconds(Int(webSocketIdleTimeout * 1000))
         configuration.ownCertificate = tlsCert.flatMap { chain in tlsKey.map { (Self.absolute(chain), Self.absolute($0)) } }
         configuration.redirectHTTPS = redirectHttps
         if configuration.https != nil, !noAcme {

@@ -124,6 +124,7 @@ struct DevTests {
         let dev = try DevServerFixture(directory)
         defer { dev.stop() }
         #expect(dev.output.contains("schedule tick every 1h"), "schedules are listed at start: \(dev.output)")
+        #expect(!dev.output.contains("Keys: s lists"), "no keys without a terminal: \(dev.output)")
         #expect(dev.output.contains(".env: lines 3 are not NAME=value"), "\(dev.output)")
         #expect(try dev.call("POST", "/_/functions/greet", body: #"{"name": "Ann"}"#).json?["greeting"] as? String == "Hello there, Ann")
 
@@ -157,6 +158,120 @@ struct DevTests {
         // A second gust dev for the same directory is refused, saying where the first one is.
         let second = try dev.gust(["dev", directory.path, "--port", "0"])
         #expect(second.status != 0 && second.output.contains("already running"), "\(second.output)")
+    }
+
+    /// The shared protocol cases (buildpacks/protocol-tests) over HTTP against `gust dev` serving
+    /// their fixture app: what a server answers from outside, `gust dev` answers the same.
+    @Test(.scratchDirectory, arguments: ["python", "node"])
+    func theSharedProtocolCasesPassAgainstGustDev(runtime: String) throws {
+        let directory = ScratchDirectory.current.appendingPathComponent("fixture-\(runtime)")
+        try FileManager.default.copyItem(
+            at: GustBinaries.sourceRoot.appendingPathComponent("buildpacks/protocol-tests/apps/\(runtime)"), to: directory)
+        let dev = try DevServerFixture(directory)
+        defer { dev.stop() }
+        let run = GustBinaries.sourceRoot.appendingPathComponent("buildpacks/protocol-tests/run.py").path
+        let result = try Command.run("python3", [run, "--url", "http://127.0.0.1:\(dev.port)", runtime], timeout: 300)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.stdout.contains(" passed, 0 failed"), "\(result.output)")
+    }
+
+    /// A WebSocket through `gust dev` (ws on gust.server, Debian's, vendored): the same gustd path as a server.
+    @Test(.scratchDirectory) func aWebSocketWorksThroughGustDev() throws {
+        let directory = ScratchDirectory.current.appendingPathComponent("sockets")
+        try MountTests.vendor("ws", into: directory.appendingPathComponent("node_modules"))
+        try #"{"name": "sockets", "version": "1.0.0", "main": "index.js", "private": true}"#
+            .write(to: directory.appendingPathComponent("package.json"), atomically: true, encoding: .utf8)
+        try """
+            const { WebSocketServer } = require('ws');
+            const gust = require('gust');
+            new WebSocketServer({ server: gust.server, path: '/echo' })
+              .on('connection', (socket) => socket.on('message', (data, binary) => socket.send(binary ? data : `echo: ${data}`)));
+            gust.op('hello', () => 'hi');
+            """.write(to: directory.appendingPathComponent("index.js"), atomically: true, encoding: .utf8)
+        let dev = try DevServerFixture(directory)
+        defer { dev.stop() }
+        try WebSocketTests.converse("ws://127.0.0.1:\(dev.port)/echo")
+    }
+
+    /// In a terminal (a real pseudo-terminal, Python's pty), `s` lists the schedules, a digit runs
+    /// one now and `r` runs it again; without a terminal (the fixtures' pipes) no keys are offered.
+    @Test(.scratchDirectory) func aKeyInTheDevTerminalRunsASchedule() throws {
+        let directory = ScratchDirectory.current.appendingPathComponent("keys")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try """
+            import gust
+
+            @gust.every('1h')
+            def tick():
+                print('tick ran now')
+
+            @gust.cron('@daily')
+            def tidy():
+                pass
+            """.write(to: directory.appendingPathComponent("__init__.py"), atomically: true, encoding: .utf8)
+        let script = ScratchDirectory.current.appendingPathComponent("terminal.py")
+        try """
+            import os, pty, select, signal, subprocess, sys, time
+            gust, directory, cache = sys.argv[1:4]
+            master, slave = pty.openpty()
+            process = subprocess.Popen([gust, 'dev', directory, '--port', '0'], stdin=slave, stdout=slave, stderr=slave,
+                                       env=dict(os.environ, XDG_CACHE_HOME=cache), start_new_session=True)
+            os.close(slave)
+            seen = b''
+            def until(marker, count=1, seconds=120):
+                global seen
+                deadline = time.time() + seconds
+                while seen.count(marker) < count and time.time() < deadline:
+                    if select.select([master], [], [], 0.2)[0]:
+                        try:
+                            chunk = os.read(master, 65536)
+                        except OSError:
+                            break
+                        if not chunk:
+                            break
+                        seen += chunk
+            try:
+                until(b'Keys: s lists')
+                os.write(master, b's')
+                until(b'2  tidy')
+                os.write(master, b'1')
+                until(b'schedule tick ran (')
+                os.write(master, b'r')
+                until(b'schedule tick ran (', count=2)
+                os.write(master, b'9')
+                until(b'No schedule 9')
+            finally:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                until(b'Stopping', seconds=5)
+                sys.stdout.buffer.write(seen)
+            """.write(to: script, atomically: true, encoding: .utf8)
+        let cache = ScratchDirectory.current.appendingPathComponent("cache")
+        let ran = try Command.run("python3", [script.path, GustBinaries.gust, directory.path, cache.path], timeout: 400)
+        defer {
+            // gust dev stops its gustd; should it not have, its PID is in the dev home.
+            let dev = cache.appendingPathComponent("gust/dev")
+            for home in (try? FileManager.default.contentsOfDirectory(atPath: dev.path)) ?? [] {
+                let pidFile = dev.appendingPathComponent(home).appendingPathComponent("gustd.pid")
+                if let text = try? String(contentsOf: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                    (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.contains("gustd") == true
+                {
+                    kill(pid, SIGKILL)
+                }
+            }
+        }
+        let shown = ran.stdout.replacingOccurrences(of: "\r\n", with: "\n")
+        #expect(ran.status == 0, "\(ran.output)")
+        #expect(shown.contains("Keys: s lists the schedules"), "\(shown)")
+        #expect(shown.contains("1  tick  every 1h") && shown.contains("2  tidy  cron @daily"), "\(shown)")
+        #expect(shown.contains("Running schedule tick now"), "\(shown)")
+        #expect(shown.contains("[schedule tick] tick ran now"), "the schedule's own output: \(shown)")
+        #expect(shown.components(separatedBy: "schedule tick ran (").count - 1 == 2, "1, then r: \(shown)")
+        #expect(shown.contains("No schedule 9"), "\(shown)")
+        #expect(!shown.contains("tidy ran"), "\(shown)")
     }
 
     @Test(.scratchDirectory) func hostileDirectoriesAndArguments() throws {

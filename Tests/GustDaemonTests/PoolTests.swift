@@ -130,6 +130,28 @@ struct PoolTests {
         }
     }
 
+    /// A call holding its instance for long (a WebSocket) is told when the pool drains, so that
+    /// it lets go; one registered after the drain is told at once, one forgotten is never told.
+    @Test func whatHoldsAnInstanceIsToldWhenThePoolDrains() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(max: 2), launcher: launcher)
+        let told = Mutex<[String]>([])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            let socket = try await pool.acquire(deadline: later)
+            _ = pool.whenDraining { told.withLock { $0.append("socket") } }
+            let forget = pool.whenDraining { told.withLock { $0.append("forgotten") } }
+            forget()
+            #expect(told.withLock { $0 }.isEmpty)
+            pool.drain()
+            #expect(told.withLock { $0 } == ["socket"])
+            _ = pool.whenDraining { told.withLock { $0.append("late") } }
+            #expect(told.withLock { $0 } == ["socket", "late"])
+            pool.release(socket)  // the socket let go: the pool can end
+            try await group.next()
+        }
+    }
+
     @Test func aWaiterPastItsDeadlineTimesOut() async throws {
         let launcher = FakeLauncher()
         let pool = Pool(settings: settings(max: 1), launcher: launcher)

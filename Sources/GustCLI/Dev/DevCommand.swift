@@ -23,7 +23,10 @@ struct DevCommand: AsyncParsableCommand {
             ~/.cache/gust/dev): no GUST_HOME and no running gustd needed.
 
             Call it with curl or `gust call --dev OP [JSON]`; run a schedule at once with \
-            `gust dev --run NAME` (in another terminal, in the same DIR).
+            `gust dev --run NAME` (in another terminal, in the same DIR), or with a key in gust dev's \
+            own terminal: s lists the schedules, 1-9 runs the one of that number now, r runs the last \
+            one again, h lists the keys. WebSockets (an ASGI app's, or ws on gust.server in Node) work \
+            as on a server.
             """
     )
 

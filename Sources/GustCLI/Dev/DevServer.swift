@@ -61,6 +61,12 @@ final class DevServer {
         say("       Records (/_/records/TYPE) take X-Auth-Token: \(try recordsToken())")
         say("       Edit and save: the functions reload. `gust call --dev OP [JSON]` calls an op; Ctrl-C stops.")
         startLogFollower()
+        let keys = DevKeys(workspace: workspace)
+        defer { keys?.restore() }
+        if let keys {
+            say("       " + DevKeys.help)
+            keys.start { DevServer.stopRequested.load(ordering: .relaxed) }
+        }
 
         while !Self.stopRequested.load(ordering: .relaxed) {
             try? await Task.sleep(for: Self.poll)

@@ -23,6 +23,8 @@ public struct RouterConfiguration: Sendable {
     public var idleTimeout: Duration
     /// How long a new connection may take to send its first whole request head.
     public var headerTimeout: Duration
+    /// How long a WebSocket may carry nothing either way before gustd closes it (1001).
+    public var webSocketIdleTimeout: Duration = .seconds(300)
     /// The sandbox instances run in (`gustd --sandbox`); nil runs them as gustd's own user.
     public var sandbox: Sandbox?
     /// Limits of an app that `gust limits` did not set (`gustd --memory-limit` …).

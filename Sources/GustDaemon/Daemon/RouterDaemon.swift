@@ -91,7 +91,7 @@ public enum RouterDaemon {
                 domains: domains.routes, challenges: domains.challenges, redirect: redirect
             ),
             server: .http1(configuration: .init(
-                additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler()],
+                additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler(), UpgradeGuard()],
                 idleTimeout: idleTimeout
             )),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "gust"),
@@ -115,7 +115,7 @@ public enum RouterDaemon {
                 ),
                 server: try .tls(
                     .http1(configuration: .init(
-                        additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler()],
+                        additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler(), UpgradeGuard()],
                         idleTimeout: idleTimeout
                     )),
                     tlsConfiguration: certificates.serverConfiguration()

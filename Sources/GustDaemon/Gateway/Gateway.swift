@@ -115,6 +115,11 @@ struct Gateway: HTTPResponder {
             throw GustError.notFound("No endpoint \(target.path.decoded).")
         }
         let segments = target.path.segments
+        // `/_/…` is Gust's own surface: no WebSocket is served there.
+        let webSocket = Self.asksForWebSocket(request.headers)
+        if webSocket, segments.first == "_" {
+            throw GustError.notFound("No WebSocket at \(target.path.decoded): paths under /_/ are Gust's own.")
+        }
         if segments.first == "_", segments.dropFirst().first == "records" {
             return try await recordsRequest(request, app: app, path: Substring(target.path.dropFirst(2).percentEncoded))
         }
@@ -157,6 +162,11 @@ struct Gateway: HTTPResponder {
         }
 
         let forwarded = forwarding.headers(of: request.headers, peer: context.channel.remoteAddress?.ipAddress, requestID: requestID)
+        if webSocket {
+            return try await self.webSocket(
+                request, app: app, target: instanceTarget, forwarded: forwarded, deadline: deadline, requestID: requestID,
+                context: context, note: &note)
+        }
         let (method, body, maxBodyBytes, channel) = (
             HTTPMethod(rawValue: request.method.rawValue), request.body, configuration.maxBodyBytes, context.channel
         )
@@ -257,7 +267,7 @@ struct Gateway: HTTPResponder {
         return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
     }
 
-    private static let hopByHop: Set<String> = [
+    static let hopByHop: Set<String> = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
         "transfer-encoding", "upgrade", "host", "date",
     ]

@@ -26,7 +26,8 @@ actor Instance {
     /// The instance's secret for its internal surface, sent on every `/_gust/` call.
     private let internalToken: String
     private let records: InstanceRecords
-    private let output: InstanceOutput
+    /// Where its output goes (also for upgraded connections, `Instance+Upgrade.swift`).
+    let output: InstanceOutput
 
     /// Connections not in use, by the event loop their channel lives on.
     private var idle: [ObjectIdentifier: [InstanceConnection]] = [:]
@@ -38,6 +39,9 @@ actor Instance {
     /// A call passed its time limit (the process is in an unknown state) or
     /// lost its connection: the instance must not take another call.
     private(set) var isBroken = false
+
+    /// A call on a connection of its own (an upgrade) left the instance in an unknown state.
+    func markBroken() { isBroken = true }
 
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,

@@ -78,6 +78,10 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         var nextCall = 1
         var timer: Scheduled<Void>?
         var timerDue: ContinuousClock.Instant?
+        /// What must let go of its instance when the pool drains (`whenDraining`), and whether it has.
+        var onDrain: [Int: @Sendable () -> Void] = [:]
+        var nextOnDrain = 0
+        var drained = false
     }
 
     /// What `run()` must do outside the lock.
@@ -178,10 +182,34 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     /// they get 503), idle instances stop now and busy ones once their calls
     /// are done; then `run()` returns.
     func drain() {
+        let told = state.withLock { state in
+            defer { state.onDrain = [:] }
+            state.drained = true
+            return Array(state.onDrain.values)
+        }
+        told.forEach { $0() }
         apply { state in
             let (actions, waiting) = state.machine.drain()
             return actions + waiting.map { .fail($0.call, .stopped) }
         }
+    }
+
+    /// Runs `action` when the pool drains (at once if it has): a call that holds its
+    /// instance for as long as its client likes (a WebSocket) lets go then, so that
+    /// a deploy or gustd's shutdown does not wait for it. The returned function
+    /// forgets `action` (call it when the call ends).
+    func whenDraining(_ action: @escaping @Sendable () -> Void) -> @Sendable () -> Void {
+        let key = state.withLock { state -> Int? in
+            guard !state.drained else { return nil }
+            defer { state.nextOnDrain += 1 }
+            state.onDrain[state.nextOnDrain] = action
+            return state.nextOnDrain
+        }
+        guard let key else {
+            action()
+            return {}
+        }
+        return { [weak self] in _ = self?.state.withLock { $0.onDrain.removeValue(forKey: key) } }
     }
 
     /// Each instance with its state and the calls it answered, and the

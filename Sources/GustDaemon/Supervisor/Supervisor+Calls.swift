@@ -37,10 +37,13 @@ extension Supervisor {
     /// `holdUntil` may give, for what `body` returned, a future until which the
     /// call keeps its slot (a streamed answer still arriving): the instance goes
     /// back to the pool when it succeeds, and is discarded if it fails.
+    /// `whenDraining` may give, for such a held call, what makes it let go when the
+    /// pool drains (a WebSocket's close: `Pool.whenDraining`).
     nonisolated func withInstance<T: Sendable>(
         _ app: AppName, deadline: ContinuousClock.Instant,
         watchClient: (@Sendable () async -> (gone: EventLoopFuture<Void>, done: @Sendable () -> Void)?)? = nil,
         holdUntil: ((T) -> EventLoopFuture<Void>?)? = nil,
+        whenDraining: ((T) -> (@Sendable () -> Void)?)? = nil,
         _ body: (Instance) async throws -> T
     ) async throws -> T {
         for _ in 0..<3 {
@@ -65,6 +68,10 @@ extension Supervisor {
                 let value = try await body(lease.member)
                 if let held = holdUntil?(value) {
                     let pool = route.pool
+                    if let letGo = whenDraining?(value) {
+                        let forget = pool.whenDraining(letGo)
+                        held.whenComplete { _ in forget() }
+                    }
                     held.whenComplete { result in
                         if case .success = result { pool.release(lease) } else { pool.discard(lease) }
                     }

@@ -191,7 +191,30 @@ const records = {
   },
 };
 
+// The runtime's own HTTP server, made on first use so that code run at import can
+// listen on it before it serves: WebSocket libraries take their upgrades from it,
+// as they would from a server of the app's own:
+//
+//   const { WebSocketServer } = require('ws');
+//   const wss = new WebSocketServer({ server: gust.server, path: '/chat' });
+//
+// gustd hands on a client's Upgrade request and then relays the socket's bytes
+// both ways; upgrades to /_gust... and /_/... never reach the listeners.
+let server = null;
+
+// For the runtime (server.js): the server to listen with, and a new one for whoever asks next.
+function takeServer() {
+  const taken = server || http.createServer();
+  server = null;
+  return taken;
+}
+
 module.exports = {
+  get server() {
+    if (!server) server = http.createServer();
+    return server;
+  },
+  takeServer,
   Error: GustError,
   Response,
   op,

@@ -298,8 +298,34 @@ async function dispatch(method, target, headers, body) {
   return failure || checkedHeaders(pathname, result('handler', pathname, value, render));
 }
 
+// Hands an Upgrade request (a WebSocket handshake) to the server's 'upgrade' listeners
+// (ws, express-ws), without the internal secret; one to Gust's own surface, or to a path
+// that a gust.handler serves, is a 404 and never reaches them.
+function guardUpgrades(server) {
+  const emit = server.emit;
+  server.emit = function gustEmit(event, ...args) {
+    if (event !== 'upgrade') return emit.call(this, event, ...args);
+    const [req, socket] = args;
+    const pathname = requestPath(req.url);
+    const first = pathname.replace(/^\/+/, '').split('/')[0];
+    const handled = gust.registry.handlers.has('/' + pathname.replace(/^\/+|\/+$/g, ''));
+    if (first === '_' || first.toLowerCase().startsWith('_gust') || handled || this.listenerCount('upgrade') === 0) {
+      const answer = error(404, `no handler for ${pathname}`);
+      socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: ${answer.body.length}\r\nConnection: close\r\n\r\n${answer.body}`);
+      return true;
+    }
+    delete req.headers['x-gust-internal'];
+    for (let i = req.rawHeaders.length - 2; i >= 0; i -= 2) {
+      if (req.rawHeaders[i].toLowerCase() === 'x-gust-internal') req.rawHeaders.splice(i, 2);
+    }
+    return emit.call(this, event, ...args);
+  };
+}
+
 function serve(socketPath) {
-  const server = http.createServer((req, res) => {
+  const server = gust.takeServer();
+  guardUpgrades(server);
+  server.on('request', (req, res) => {
     if (mounts.serve(req, res, requestPath(req.url), gust.registry.handlers)) return;
     const chunks = [];
     req.on('data', (chunk) => chunks.push(chunk));

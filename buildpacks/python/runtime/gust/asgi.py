@@ -6,6 +6,7 @@ instance still serves one request at a time.
 """
 
 import asyncio
+import socket as _socket
 import signal
 import sys
 import threading
@@ -91,6 +92,124 @@ async def _request(mounted, method, path, query, headers, body, answer):
         done.set()
     if not answer.started:
         raise RuntimeError(f"the ASGI application at {mounted.prefix} returned without answering")
+
+
+def serve_websocket(mounted, path, query, headers, exchange):
+    """Serves one WebSocket handshake with an ASGI mount's ``websocket`` scope; returns when the socket is over.
+
+    ``exchange`` is the runtime's request (its rfile, wfile and sock); the connection
+    is closed afterwards."""
+    _run(_websocket(mounted, path, query, headers, exchange))
+    exchange.close_connection = True
+
+
+async def _websocket(mounted, path, query, headers, exchange):
+    from gust.websocket import WebSocket, accept_key
+
+    loop = asyncio.get_running_loop()
+    forwarded = _header(headers, "x-forwarded-proto", "http")
+    host = _header(headers, "x-forwarded-host") or _header(headers, "host", "localhost")
+    server_name, _, port = host.partition(":")
+    offered = _header(headers, "sec-websocket-protocol") or ""
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "scheme": "wss" if forwarded == "https" else "ws",
+        "path": path,
+        "raw_path": urllib.parse.quote(path).encode(),
+        "root_path": "" if mounted.prefix == "/" else mounted.prefix,
+        "query_string": query.encode("latin-1"),
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+        "client": None,
+        "server": (server_name, int(port) if port.isdigit() else (443 if forwarded == "https" else 80)),
+        "subprotocols": [p.strip() for p in offered.split(",") if p.strip()],
+        "state": dict(mounted.state),
+    }
+    socket = WebSocket(exchange.rfile, exchange.wfile)
+    state = {"phase": "connecting", "connect_sent": False, "code": 1006, "reading": None}
+
+    def write_head(lines):
+        exchange.wfile.write(("".join(line + "\r\n" for line in lines) + "\r\n").encode("latin-1"))
+        exchange.wfile.flush()
+
+    async def receive():
+        if not state["connect_sent"]:
+            state["connect_sent"] = True
+            return {"type": "websocket.connect"}
+        if state["phase"] in ("connecting", "denied", "closed"):
+            return {"type": "websocket.disconnect", "code": state["code"]}
+        state["reading"] = loop.run_in_executor(None, socket.receive)
+        message = await state["reading"]
+        state["reading"] = None
+        if message[0] == "text":
+            return {"type": "websocket.receive", "text": message[1]}
+        if message[0] == "bytes":
+            return {"type": "websocket.receive", "bytes": message[1]}
+        state["phase"], state["code"] = "closed", message[1]
+        return {"type": "websocket.disconnect", "code": message[1], "reason": message[2]}
+
+    async def send(message):
+        kind = message["type"]
+        phase = state["phase"]
+        if kind == "websocket.accept":
+            if phase != "connecting":
+                raise RuntimeError(f"websocket.accept on a socket that is {phase}")
+            lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
+                     "Sec-WebSocket-Accept: " + accept_key(_header(headers, "sec-websocket-key", ""))]
+            if message.get("subprotocol"):
+                lines.append("Sec-WebSocket-Protocol: " + message["subprotocol"])
+            for name, value in message.get("headers", []):
+                lines.append(f"{name.decode('latin-1')}: {value.decode('latin-1')}")
+            await loop.run_in_executor(None, write_head, lines)
+            state["phase"] = "open"
+        elif kind == "websocket.send":
+            if phase != "open":
+                raise RuntimeError(f"websocket.send on a socket that is {phase}")
+            if message.get("bytes") is not None:
+                await loop.run_in_executor(None, socket.send_bytes, message["bytes"])
+            else:
+                await loop.run_in_executor(None, socket.send_text, message.get("text") or "")
+        elif kind == "websocket.close":
+            if phase == "connecting":
+                await loop.run_in_executor(None, _deny, write_head)
+                state["phase"], state["code"] = "denied", message.get("code", 1000)
+            elif phase == "open":
+                await loop.run_in_executor(None, socket.close, message.get("code", 1000), message.get("reason") or "")
+                state["phase"] = "closing"
+        else:
+            raise RuntimeError(f"gust: unsupported ASGI message {kind!r} in a websocket scope")
+
+    failed = None
+    try:
+        await mounted.app(scope, receive, send)
+    except Exception as error:  # noqa: BLE001 - the application's failure closes its socket with 1011
+        failed = error
+        sys.stderr.write(f"gust: mount {mounted.prefix} raised on a WebSocket:\n{traceback.format_exc()}")
+        sys.stderr.flush()
+    if state["phase"] == "connecting":
+        await loop.run_in_executor(None, _deny, write_head)      # returned without accepting: refused
+    elif state["phase"] in ("open", "closing"):
+        # The close handshake: ours (if the application did not close), then the peer's answer, briefly.
+        await loop.run_in_executor(None, socket.close, 1011 if failed else 1000, "")
+        reading = state["reading"] or loop.run_in_executor(None, _until_closed, socket)
+        try:
+            await asyncio.wait_for(asyncio.shield(reading), 2)
+        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the peer never answered: cut
+            pass
+    try:
+        exchange.sock.shutdown(_socket.SHUT_RDWR)   # frees a read still waiting in a thread
+    except OSError:
+        pass
+
+
+def _deny(write_head):
+    write_head(["HTTP/1.1 403 Forbidden", "Content-Type: application/json", "Content-Length: 0", "Connection: close"])
+
+
+def _until_closed(socket):
+    while socket.receive()[0] != "close":
+        pass
 
 
 async def _lifespan(mounted, events):

@@ -196,6 +196,13 @@ def serve(handler):
     body = _Body(handler.rfile, int(handler.headers.get("Content-Length") or 0))
     headers = [(k, v) for k, v in handler.headers.items() if k.lower() != INTERNAL_HEADER.lower()]
     query = handler.path.split("?", 1)[1] if "?" in handler.path else ""
+    if mounted.interface == "asgi" and is_websocket(handler.headers) and handler.command == "GET":
+        try:
+            asgi.serve_websocket(mounted, path, query, headers, handler)
+        except Exception:  # noqa: BLE001 - a failure in the runtime costs this socket
+            sys.stderr.write(f"gust: WebSocket at {mounted.prefix} failed:\n{traceback.format_exc()}")
+            handler.close_connection = True
+        return True
     answer = _Answer(handler)
     try:
         if mounted.interface == "wsgi":
@@ -207,6 +214,12 @@ def serve(handler):
     if not handler.close_connection:
         body.drain()    # the connection carries the next request: leave nothing of this one unread
     return True
+
+
+def is_websocket(headers):
+    """Whether a request's headers ask to switch to the WebSocket protocol."""
+    upgrade = (headers.get("Upgrade") or "").lower()
+    return "websocket" in [p.strip() for p in upgrade.split(",")] and bool(headers.get("Sec-WebSocket-Key"))
 
 
 def start():

@@ -547,6 +547,7 @@ class _MountExchange:
         self.headers = _Headers(headers, lowered)
         self.rfile = rfile
         self.wfile = sock.makefile("wb", buffering=65536)
+        self.sock = sock
         self.close_connection = close
         self._head = []
 
