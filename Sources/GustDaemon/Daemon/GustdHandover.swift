@@ -33,6 +33,11 @@ struct GustdHandover: Service {
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sigusr2).cancelOnGracefulShutdown() {
+            // systemd would take the old gustd's exit for the service's and stop the new one with it.
+            if ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil {
+                logger.error("gustd runs under systemd and does not hand over on SIGUSR2: upgrade it with `systemctl restart gustd` (its sockets are systemd's, gustd.socket)")
+                continue
+            }
             do {
                 let pid = try await startSuccessor()
                 logger.notice("gustd hands over to \(executable) (PID \(pid)): this one stops accepting, finishes its requests and exits")

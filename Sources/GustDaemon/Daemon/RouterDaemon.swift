@@ -131,11 +131,13 @@ public enum RouterDaemon {
                 onServerRunning: { channel in
                     markCloseOnExec()
                     let port = channel.localAddress?.port ?? address.port
-                    redirect?.setPort(port)
-                    try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: httpsFile)
                     logger.notice("gustd serving https://\(address.host):\(port)/ (TLS 1.2+, a certificate per name by SNI)")
                 }
             )))
+            // Known now, the socket bound: the redirect's port, and the file, before gustd.http (which scripts wait for).
+            let port = listeners.port(of: "https") ?? address.port
+            redirect?.setPort(port)
+            try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: httpsFile)
         }
         let metrics = try MetricsListener.services(configuration, supervisor: supervisor, listeners: listeners, logger: logger)
         let console = try ConsoleListener.services(

@@ -41,6 +41,11 @@ final class Listeners: Sendable {
 
     var sockets: [ListeningSocket] { state.withLock { $0.servers.map(\.socket) } }
 
+    /// The port the socket called `name` is bound to: known before its server runs, since gustd holds the socket.
+    func port(of name: String) -> Int? {
+        sockets.first { $0.name == name }?.port
+    }
+
     var outliveThisGustd: Bool {
         get { state.withLock { $0.outliveThisGustd } }
         set { state.withLock { $0.outliveThisGustd = newValue } }

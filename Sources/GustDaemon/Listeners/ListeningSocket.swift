@@ -15,6 +15,20 @@ struct ListeningSocket: Sendable {
     /// Whether it came from systemd or the previous gustd rather than being bound here.
     let inherited: Bool
 
+    /// The port it is bound to (getsockname).
+    var port: Int? {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let got = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard got == 0 else { return nil }
+        return withUnsafeBytes(of: &address) { raw in
+            // sin_port and sin6_port are at the same offset, in network order.
+            Int(UInt16(raw[2]) << 8 | UInt16(raw[3]))
+        }
+    }
+
     /// The inherited socket called `name`, else a new one bound to `host:port`.
     static func make(_ name: String, host: String, port: Int, inherited: InheritedSockets) throws -> ListeningSocket {
         if let descriptor = inherited.take(name) {

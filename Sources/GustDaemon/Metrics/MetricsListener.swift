@@ -26,10 +26,11 @@ enum MetricsListener {
             onServerRunning: { channel in
                 _ = gust_cloexec_from(3)  // as gustd's other listeners: nothing started by an exec inherits it
                 let port = channel.localAddress?.port ?? address.port
-                try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: file)
                 logger.notice("gustd serving metrics at http://\(address.host):\(port)/metrics")
             }
         )
+        // Written now, the socket bound: before gustd.http, which scripts and tests wait for.
+        try? AtomicFile.write(Data("\(address.host):\(listeners.port(of: "metrics") ?? address.port)\n".utf8), to: file)
         return [.init(service: listener)]
     }
 }
