@@ -34,6 +34,8 @@ extension Listeners {
             await onServerRunning(channel)
         }
         let respond = Self.respond(responder, serverName: serverName, logger: logger)
+        var http1 = http1
+        http1.additionalChannelHandlers = { [handlers = http1.additionalChannelHandlers] in handlers() + [QuiesceGate()] }
         let channel = HTTP1Channel(responder: respond, configuration: http1)
         if let tls {
             let server = SocketServer(

@@ -55,7 +55,7 @@ struct ListeningSocket: Sendable {
         var on: Int32 = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
         let bound = address.withSockAddr { Glibc.bind(descriptor, $0, socklen_t($1)) }
-        guard bound == 0, listen(descriptor, 1024) == 0 else {
+        guard bound == 0, listen(descriptor, 4096) == 0 else {
             let code = errno
             close(descriptor)
             throw GustError("Cannot listen on \(host):\(port): \(String(cString: strerror(code)))", hint: "Is another server on that port?")

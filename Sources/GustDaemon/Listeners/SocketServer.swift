@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -47,6 +50,10 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
                 connections.add(channel)
                 return childChannel.setup(channel: channel, logger: logger)
             }
+        // NIO listens again on a socket it is given, with its default backlog of 128: the queue that
+        // holds connections while one gustd hands over to the next is set back to the longest the
+        // kernel allows (net.core.somaxconn; systemd's Backlog= in the socket units).
+        _ = listen(socket.descriptor, 4096)
         guard case .initial = state else {  // shut down while binding
             try await server.channel.close()
             return
