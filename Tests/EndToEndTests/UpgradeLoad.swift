@@ -16,7 +16,7 @@ final class UpgradeLoad {
         import http.client, json, random, socket, ssl, sys, threading, time
 
         port, https_port, ca, stop_file, out_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-        results, lock = [], threading.Lock()
+        out, lock = open(out_file, 'w'), threading.Lock()
         STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
         def stopped():
@@ -73,9 +73,10 @@ final class UpgradeLoad {
                     if conn is not None:
                         conn.close()
                     conn = None
+                outcome = {'kind': kind, 'start': started, 'end': time.time(), 'status': status, 'error': error, 'retried': retried}
                 with lock:
-                    results.append({'kind': kind, 'start': started, 'end': time.time(), 'status': status,
-                                    'error': error, 'retried': retried})
+                    out.write(json.dumps(outcome) + '\n')
+                    out.flush()
                 if not slow:
                     time.sleep(0.005)
 
@@ -92,8 +93,7 @@ final class UpgradeLoad {
             thread.start()
         for thread in threads:
             thread.join()
-        with open(out_file, 'w') as out:
-            json.dump(results, out)
+        out.close()
         """#
 
     struct Outcome: Decodable {
@@ -125,14 +125,34 @@ final class UpgradeLoad {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
+    /// The outcomes of the calls finished so far (one JSON line each, written as they end).
+    var outcomes: [Outcome] {
+        let text = (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Outcome.self, from: Data($0.utf8)) }
+    }
+
+    /// Waits (up to 60 s) until every kind of call has been answered 200 for a call that started after `time`.
+    @discardableResult
+    func waitForAnswers(startedAfter time: Double) -> Bool {
+        for _ in 0..<1200 {
+            let done = outcomes
+            let kinds = Set(done.map(\.kind))
+            if !kinds.isEmpty, kinds.allSatisfy({ kind in done.contains { $0.kind == kind && $0.start > time && $0.status == 200 } }) {
+                return true
+            }
+            usleep(50_000)
+        }
+        return false
+    }
+
     /// Tells the clients to stop, waits (bounded) for their calls in progress, and returns every outcome.
     func stop() throws -> [Outcome] {
         _ = FileManager.default.createFile(atPath: stopFile.path, contents: nil)
         for _ in 0..<1200 where process.isRunning { usleep(50_000) }  // 60 s
-        guard !process.isRunning, let data = FileManager.default.contents(atPath: outFile.path) else {
+        guard !process.isRunning else {
             kill(process.processIdentifier, SIGKILL)
             throw HTTPClientErrorText("the load did not stop within 60 s")
         }
-        return try JSONDecoder().decode([Outcome].self, from: data)
+        return outcomes
     }
 }
