@@ -7,7 +7,9 @@
 #     (the sandbox maps each app to a uid of that range)
 #   - sshd's `Match User gust` block with AuthorizedKeysFile, in /etc/ssh/sshd_config.d/gust.conf
 #   - a first admin key (--admin-key FILE)
-#   - the systemd unit gustd.service (Delegate=yes: gustd's cgroup subtree is its own)
+#   - the systemd unit gustd.service (Delegate=yes: gustd's cgroup subtree is its own) and its
+#     sockets gustd.socket (enabled: the HTTP port stays open while gustd restarts or is
+#     upgraded) and gustd-https.socket (installed, enabled by the admin with --https)
 #
 # Idempotent: a second run changes nothing. It never touches what it did not create:
 # every file it writes is listed with its checksum in INSTALL_MANIFEST, and a file that
@@ -142,7 +144,8 @@ while IFS= read -r -d '' config; do
   fi
 done < <(find "$root/etc/ssh" -maxdepth 1 -name '*sshd_config*' -type f -print0 2>/dev/null; \
   find "$root/etc/ssh/sshd_config.d" -maxdepth 1 -name '*.conf' -type f -print0 2>/dev/null)
-for path in "$prefix/bin/gust" "$prefix/bin/gust-receive" "$prefix/bin/gustd" "$dropin" /etc/systemd/system/gustd.service; do
+for path in "$prefix/bin/gust" "$prefix/bin/gust-receive" "$prefix/bin/gustd" "$dropin" /etc/systemd/system/gustd.service \
+  /etc/systemd/system/gustd.socket /etc/systemd/system/gustd-https.socket; do
   ours_or_absent "$path"
 done
 while IFS= read -r -d '' file; do
@@ -271,17 +274,26 @@ fi
 
 # --- the systemd unit ---------------------------------------------------------------------
 
-step "systemd: gustd.service"
+step "systemd: gustd.service, gustd.socket, gustd-https.socket"
 unit="$(mktemp)"
-sed -e "s|/usr/local/|$prefix/|g" -e "s|/home/gust|$user_home|g" -e "s|^User=gust|User=$user|" -e "s|^Group=gust|Group=$user|" \
-  "$source_dir/contrib/systemd/gustd.service" > "$unit"
-place "$unit" "/etc/systemd/system/gustd.service" 644
+for name in gustd.service gustd.socket gustd-https.socket; do
+  sed -e "s|/usr/local/|$prefix/|g" -e "s|/home/gust|$user_home|g" -e "s|^User=gust|User=$user|" -e "s|^Group=gust|Group=$user|" \
+    "$source_dir/contrib/systemd/$name" > "$unit"
+  place "$unit" "/etc/systemd/system/$name" 644
+done
 rm -f "$unit"
 
 if [ -z "$root" ] && [ -d /run/systemd/system ]; then
   if [ "$changed" = 1 ]; then
     systemctl daemon-reload
     sshd -t && systemctl reload ssh
+  fi
+  # The socket first: a gustd already serving the port (an install from before gustd.socket)
+  # stops so that systemd can bind it, and then starts with it.
+  systemctl enable gustd.socket
+  if ! systemctl is-active --quiet gustd.socket; then
+    systemctl stop gustd.service
+    systemctl start gustd.socket
   fi
   systemctl enable --now gustd.service
   [ "$changed" = 0 ] || systemctl restart gustd.service

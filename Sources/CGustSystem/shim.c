@@ -106,6 +106,15 @@ static void gust_spawn_child(const struct gust_spawn_request *request, pid_t par
         if (dup2(high[index], 3 + index) < 0) { failure[0] = errno; goto fail; }  // dup2 leaves the copy open across exec
     }
     if (request->directory && chdir(request->directory) != 0) { failure[0] = errno; goto fail; }
+    if (request->listen_pid_entry) {
+        // Its own pid, in decimal, after "LISTEN_PID=" (async-signal-safe: no printf).
+        char digits[24];
+        int count = 0;
+        for (long value = (long)getpid(); value > 0 && count < 20; value /= 10) digits[count++] = (char)('0' + value % 10);
+        char *out = request->listen_pid_entry + strlen("LISTEN_PID=");
+        while (count > 0) *out++ = digits[--count];
+        *out = 0;
+    }
     // Every descriptor from 3 up closes at exec, whether or not its opener asked; `report` among them.
     if (syscall(SYS_close_range, 3U + (unsigned)passed, ~0U, CLOSE_RANGE_CLOEXEC_FLAG) != 0) {
         for (int fd = 3 + passed; fd < 65536; fd++) {

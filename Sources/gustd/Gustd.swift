@@ -21,6 +21,12 @@ struct Gustd: AsyncParsableCommand {
             finish (within their time limit), every instance stops, and gustd exits 0; a second signal stops it \
             at once. Started again, it brings back every live release.
 
+            Upgrading without refusing a connection (docs/operations.md, "Upgrading gustd"): gustd serves the listening \
+            sockets it is started with (systemd's socket activation: LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES named http, \
+            https, console, metrics; contrib/systemd/gustd.socket) instead of binding those addresses, and on SIGUSR2 it \
+            starts the gustd binary now at its own path with its arguments and sockets, then stops accepting, drains and \
+            exits once the new one is up. GUST_HOME/run/gustd.pid holds the PID of the gustd serving.
+
             Each instance runs in a cgroup of its own (v2 where its controllers are available, else v1, else \
             rlimits; gustd says which at start) with the app's limits: `gust limits APP` sets them, the --*-limit \
             options give the defaults. An app's log is bounded in rate (--log-rate), on disk (--log-max, --log-files) and in age (--log-max-age); `gust drains` forwards it.

@@ -72,6 +72,7 @@ public final class GustdProcess: @unchecked Sendable {
     /// SIGTERM and a bounded wait; SIGKILL if it does not stop. Then any
     /// instance a killed gustd left is stopped by its recorded PID.
     public func stop() {
+        stopSuccessor()
         if let process, process.isRunning {
             kill(process.processIdentifier, SIGTERM)
             for _ in 0..<200 where process.isRunning { usleep(50_000) }  // 10 s
@@ -135,6 +136,37 @@ public final class GustdProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// The gustd this one handed over to (`kill -USR2`), if any: not this process's child,
+    /// so stopped by its PID (`run/gustd.pid`) when the test is done, before this one's cleanup.
+    public private(set) var successor: Int32?
+
+    /// Waits up to `seconds` for gustd to exit by itself (after a handover, say) and returns
+    /// its exit status, nil if it is still running.
+    public func waitForExit(within seconds: Double) -> Int32? {
+        guard let process else { return nil }
+        for _ in 0..<Int(seconds * 20) where process.isRunning { usleep(50_000) }
+        guard !process.isRunning else { return nil }
+        self.process = nil
+        return process.terminationStatus
+    }
+
+    /// The PID gustd's home says is serving (`run/gustd.pid`), remembered as the successor to stop.
+    public func adoptSuccessor() -> Int32? {
+        let text = try? String(contentsOf: home.run.appendingPathComponent("gustd.pid"), encoding: .utf8)
+        guard let pid = text.flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }), pid != self.pid else { return nil }
+        successor = pid
+        return pid
+    }
+
+    /// SIGTERM to the successor and a bounded wait (it is reaped by whoever adopted it), then SIGKILL.
+    public func stopSuccessor() {
+        guard let pid = successor else { return }
+        if Self.isAlive(pid) { kill(pid, SIGTERM) }
+        for _ in 0..<400 where Self.isAlive(pid) { usleep(50_000) }  // 20 s
+        if Self.isAlive(pid) { kill(pid, SIGKILL) }
+        successor = nil
+    }
+
     /// SIGKILL: what a crash or the OOM killer does. Instances are left running.
     public func kill9() {
         guard let process else { return }
@@ -191,6 +223,13 @@ public final class GustdProcess: @unchecked Sendable {
             let close = stat.lastIndex(of: ")")
         else { return false }
         return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+    }
+
+    /// What `stop()` does after gustd itself has gone, for a gustd a test started some other way:
+    /// every recorded instance killed, the cgroup tree removed.
+    public static func cleanUp(home: GustHome, cgroupRoot: String) {
+        stopInstances(of: home)
+        removeCgroups(named: cgroupRoot)
     }
 
     static func stopInstances(of home: GustHome) {

@@ -62,6 +62,31 @@ struct InstallerTests {
         #expect(try !Command.run("systemd-analyze", ["verify", copy.path]).stderr.isEmpty)
     }
 
+    /// gustd.socket and gustd-https.socket verify with the service they feed, under the names gustd knows them by.
+    @Test(.scratchDirectory) func theSocketUnitsPassSystemdAnalyzeVerifyAndFeedTheService() throws {
+        let scratch = ScratchDirectory.current
+        let source = GustBinaries.sourceRoot.appendingPathComponent("contrib/systemd")
+        let service = try String(contentsOf: Self.unit, encoding: .utf8)
+        try service.replacingOccurrences(of: "ExecStart=/usr/local/bin/gustd", with: "ExecStart=\(GustBinaries.gustd)")
+            .write(to: scratch.appendingPathComponent("gustd.service"), atomically: true, encoding: .utf8)
+        #expect(service.contains("\nWants=gustd.socket\n") && service.contains("\nAfter=gustd.socket\n"))
+        var paths = [scratch.appendingPathComponent("gustd.service").path]
+        for (name, descriptorName) in [("gustd.socket", "http"), ("gustd-https.socket", "https")] {
+            let text = try String(contentsOf: source.appendingPathComponent(name), encoding: .utf8)
+            #expect(text.contains("\nFileDescriptorName=\(descriptorName)\n") && text.contains("\nService=gustd.service\n"), "\(name)")
+            try text.write(to: scratch.appendingPathComponent(name), atomically: true, encoding: .utf8)
+            paths.append(scratch.appendingPathComponent(name).path)
+        }
+        let verified = try Command.run("systemd-analyze", ["verify"] + paths)
+        #expect(verified.status == 0 && verified.stderr.isEmpty, "\(verified.output)")
+
+        // A socket unit systemd would not take fails the same check.
+        let socket = try String(contentsOf: source.appendingPathComponent("gustd.socket"), encoding: .utf8)
+        try socket.replacingOccurrences(of: "FileDescriptorName=http", with: "FileDescriptorName=a:b")
+            .write(to: scratch.appendingPathComponent("gustd.socket"), atomically: true, encoding: .utf8)
+        #expect(try !Command.run("systemd-analyze", ["verify"] + paths).stderr.isEmpty)
+    }
+
     @Test(.scratchDirectory) func installingTwiceChangesNothingAndAPushOverSSHGoesLive() throws {
         let scratch = ScratchDirectory.current
         let root = try Self.scratchRoot(scratch)
@@ -102,6 +127,9 @@ struct InstallerTests {
             .write(to: unitCopy, atomically: true, encoding: .utf8)
         let verified = try Command.run("systemd-analyze", ["verify", unitCopy.path])
         #expect(verified.status == 0 && verified.stderr.isEmpty, "\(verified.output)")
+        for name in ["gustd.socket", "gustd-https.socket"] {
+            #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("etc/systemd/system/\(name)").path), "\(name) installed")
+        }
 
         // A push over ssh with the admin key, through everything the installer put down: the keys
         // file and its forced command, the installed gust, gust-receive, hooks and buildpacks, and

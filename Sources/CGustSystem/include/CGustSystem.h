@@ -43,6 +43,10 @@ struct gust_spawn_request {
     /// A signal the child gets when the thread that spawned it ends (PR_SET_PDEATHSIG), 0 for none;
     /// if that thread's process is gone before the child set it, the child exits at once.
     int parent_death_signal;
+    /// An entry of `envp` that starts "LISTEN_PID=" and has room for 20 digits after it, or NULL:
+    /// the child writes its own pid there before execve (systemd's socket-activation
+    /// convention, sd_listen_fds(3), for the listening sockets passed on as 3, 4, …).
+    char *listen_pid_entry;
 };
 
 #define GUST_SPAWN_MAX_PASSING 8

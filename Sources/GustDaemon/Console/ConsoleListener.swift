@@ -19,7 +19,7 @@ enum ConsoleListener {
 
     static func services(
         _ configuration: RouterConfiguration, supervisor: Supervisor, records: RecordsAPI, domains: CertificateManager?,
-        tls: TLSConfiguration?, logger: Logger
+        listeners: Listeners, tls: TLSConfiguration?, logger: Logger
     ) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         guard let address = configuration.console else { return [] }
         let file = addressFile(configuration.home)
@@ -28,18 +28,16 @@ enum ConsoleListener {
             trustedProxies: Set(configuration.trustedProxies)
         )
         let scheme = tls == nil ? "http" : "https"
-        let listener = Application(
-            responder: server,
-            server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
-            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "gustd"),
+        let listener = try listeners.serve(
+            "console", host: address.host, port: address.port, responder: server, tls: tls, logger: logger,
             onServerRunning: { channel in
                 _ = gust_cloexec_from(3)  // as gustd's other listeners: nothing started by an exec inherits it
                 let port = channel.localAddress?.port ?? address.port
-                try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: file)
                 logger.notice("gustd serving the web console at \(scheme)://\(address.host):\(port)/")
-            },
-            logger: logger
+            }
         )
+        // Written now, the socket bound: before gustd.http, which scripts and tests wait for.
+        try? AtomicFile.write(Data("\(address.host):\(listeners.port(of: "console") ?? address.port)\n".utf8), to: file)
         return [.init(service: listener), .init(service: CallHistorySampler(supervisor: supervisor))]
     }
 }

@@ -16,13 +16,21 @@ import UnixSignals
 /// `Service` in one `ServiceGroup`, which stops them gracefully on SIGTERM or SIGINT.
 public enum RouterDaemon {
     public static func run(_ requested: RouterConfiguration, logger: Logger) async throws {
+        // Listening sockets from systemd or the gustd handing over to this one, before anything else.
+        signal(SIGUSR2, SIG_IGN)  // until `GustdHandover` listens for it
+        let inherited = InheritedSockets.fromEnvironment()
+        let handedOver = GustdHandover.sayReady(inherited)
+        let executable = GustdHandover.ownExecutable()
         let home = requested.home
         try home.prepare()
         var withFilter = requested
         withFilter.sandbox = try requested.sandbox?.withSeccompFilter(in: home.run)
         let configuration = withFilter
-        let pidLock = try DaemonLock.acquire(home: home)
+        if handedOver { logger.notice("gustd has the listening sockets of the gustd before it; it starts once that one has drained") }
+        let pidLock = try await DaemonLock.acquire(home: home, waiting: handedOver)
         defer { pidLock.release() }
+        try? AtomicFile.write(Data("\(getpid())\n".utf8), to: home.run.appendingPathComponent("gustd.pid"))
+        let listeners = Listeners(inherited: inherited, fromSystemd: inherited.count > 0 && !handedOver)
         if let limit = DescriptorLimit.raiseToHardLimit() {
             logger.notice("gustd's file descriptor limit: \(limit) (its soft limit raised to the hard limit)")
         }
@@ -85,16 +93,17 @@ public enum RouterDaemon {
         // Idle and slow clients are closed, so they cannot hold gustd's descriptors;
         // NIO's accept backoff keeps the listener accepting once descriptors run short.
         let (idleTimeout, headerTimeout) = (TimeAmount(configuration.idleTimeout), TimeAmount(configuration.headerTimeout))
-        let http = Application(
+        let http = try listeners.serve(
+            "http", host: configuration.httpHost, port: configuration.httpPort,
             responder: Gateway(
                 supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog,
                 domains: domains.routes, challenges: domains.challenges, redirect: redirect
             ),
-            server: .http1(configuration: .init(
+            http1: .init(
                 additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler(), UpgradeGuard()],
                 idleTimeout: idleTimeout
-            )),
-            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "gust"),
+            ),
+            serverName: "gust", logger: logger,
             onServerRunning: { channel in
                 markCloseOnExec()
                 let port = channel.localAddress?.port ?? configuration.httpPort
@@ -102,49 +111,58 @@ public enum RouterDaemon {
                 // Where gustd listens, for scripts and tests that asked for port 0.
                 try? AtomicFile.write(Data("\(configuration.httpHost):\(port)\n".utf8), to: addressFile)
                 logger.notice("gustd serving http://\(configuration.httpHost):\(port)/ (apps at APP.\(configuration.domain)), admin API on \(socket)")
-            },
-            logger: logger
+            }
         )
         var https: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = configuration.https, let certificates = tls.certificates {
             let httpsFile = home.run.appendingPathComponent("gustd.https")
-            https.append(.init(service: Application(
+            https.append(.init(service: try listeners.serve(
+                "https", host: address.host, port: address.port,
                 responder: Gateway(
                     supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog, scheme: "https",
                     domains: domains.routes
                 ),
-                server: try .tls(
-                    .http1(configuration: .init(
-                        additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler(), UpgradeGuard()],
-                        idleTimeout: idleTimeout
-                    )),
-                    tlsConfiguration: certificates.serverConfiguration()
+                http1: .init(
+                    additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler(), UpgradeGuard()],
+                    idleTimeout: idleTimeout
                 ),
-                configuration: .init(address: .hostname(address.host, port: address.port), serverName: "gust"),
+                tls: certificates.serverConfiguration(),
+                serverName: "gust", logger: logger,
                 onServerRunning: { channel in
                     markCloseOnExec()
                     let port = channel.localAddress?.port ?? address.port
-                    redirect?.setPort(port)
-                    try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: httpsFile)
                     logger.notice("gustd serving https://\(address.host):\(port)/ (TLS 1.2+, a certificate per name by SNI)")
-                },
-                logger: logger
+                }
             )))
+            // Known now, the socket bound: the redirect's port, and the file, before gustd.http (which scripts wait for).
+            let port = listeners.port(of: "https") ?? address.port
+            redirect?.setPort(port)
+            try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: httpsFile)
+        }
+        let metrics = try MetricsListener.services(configuration, supervisor: supervisor, listeners: listeners, logger: logger)
+        let console = try ConsoleListener.services(
+            configuration, supervisor: supervisor, records: records, domains: domains, listeners: listeners,
+            tls: configuration.https == nil ? nil : tls.certificates?.serverConfiguration(), logger: logger)
+        for name in inherited.closeUntaken() {
+            logger.warning("gustd was given a \(name) socket it does not serve (its option is off); it is closed")
         }
         var services = ServiceGroupConfiguration(
             services: [
                 .init(service: admin),
                 .init(service: http),
                 .init(service: channel),
-            ] + https + [.init(service: CertificateService(manager: domains))] + MetricsListener.services(configuration, supervisor: supervisor, logger: logger)
-              + (try ConsoleListener.services(
-                configuration, supervisor: supervisor, records: records, domains: domains,
-                tls: configuration.https == nil ? nil : tls.certificates?.serverConfiguration(), logger: logger)) + [
+            ] + https + [.init(service: CertificateService(manager: domains))] + metrics + console + [
                 .init(service: LogService(configuration: configuration, logger: logger)),
                 .init(service: SchedulerService(scheduler: scheduler)),
                 // Last, so it is told to shut down first (the group goes in reverse): waiting calls get
                 // 503 at once, calls in flight finish, then every instance stops.
                 .init(service: SupervisorService(supervisor: supervisor, logger: logger)),
+                // After it, so told first: listeners whose sockets outlive this gustd stop accepting before the supervisor drains.
+                .init(service: ListenersFirst(listeners: listeners, logger: logger)),
+                // SIGUSR2: hand the listening sockets to a new gustd, then drain and exit as on SIGTERM.
+                .init(
+                    service: GustdHandover(listeners: listeners, executable: executable, arguments: CommandLine.arguments, logger: logger),
+                    successTerminationBehavior: .gracefullyShutdownGroup),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
@@ -159,6 +177,7 @@ public enum RouterDaemon {
         }
         await tls.shutdown()
         try? FileManager.default.removeItem(at: addressFile)
+        try? FileManager.default.removeItem(at: home.run.appendingPathComponent("gustd.pid"))
         try? FileManager.default.removeItem(at: home.run.appendingPathComponent("gustd.https"))
         try? FileManager.default.removeItem(at: MetricsListener.addressFile(home))
         try? FileManager.default.removeItem(at: ConsoleListener.addressFile(home))
@@ -203,13 +222,17 @@ private struct SupervisorService: Service {
 private struct DaemonLock {
     let descriptor: Int32
 
-    static func acquire(home: GustHome) throws -> DaemonLock {
+    /// `waiting`: for the gustd that handed over to this one to drain and exit (it holds the lock till then).
+    static func acquire(home: GustHome, waiting: Bool) async throws -> DaemonLock {
         let path = home.run.appendingPathComponent("gustd.lock").path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw GustError("Cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw GustError("Another gustd is already running for \(home.path).", hint: "Stop it first, or use another --home.")
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard waiting else {
+                close(fd)
+                throw GustError("Another gustd is already running for \(home.path).", hint: "Stop it first, or use another --home.")
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
         return DaemonLock(descriptor: fd)
     }

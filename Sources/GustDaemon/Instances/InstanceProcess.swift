@@ -314,7 +314,7 @@ private struct SpawnArguments: @unchecked Sendable {
                                 address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
                                 process_limit: Int64(confinement.processLimit ?? 0),
                                 passing: passing.baseAddress, passing_count: Int32(passing.count),
-                                parent_death_signal: confinement.diesWithGustd ? SIGKILL : 0
+                                parent_death_signal: confinement.diesWithGustd ? SIGKILL : 0, listen_pid_entry: nil
                             )
                             return gust_spawn(&request, &child, &step)
                         }

@@ -62,7 +62,7 @@ struct DrainAddressPolicy: Sendable {
             guard family == AF_INET || family == AF_INET6 else { continue }
             let length = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
             if getnameinfo(raw, length, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 {
-                var text = String(cString: host).lowercased()
+                var text = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).lowercased()
                 if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
                 addresses.append(text)
             }
@@ -73,19 +73,18 @@ struct DrainAddressPolicy: Sendable {
     private struct IPv4 {
         let octets: [UInt8]
         init?(_ text: String) {
-            var address = in_addr()
+            var address = [UInt8](repeating: 0, count: 4)  // an in_addr: network order, as written
             guard inet_pton(AF_INET, text, &address) == 1 else { return nil }
-            let value = UInt32(bigEndian: address.s_addr)
-            octets = [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+            octets = address
         }
     }
 
     private struct IPv6 {
         let bytes: [UInt8]
         init?(_ text: String) {
-            var address = in6_addr()
+            var address = [UInt8](repeating: 0, count: 16)  // an in6_addr
             guard inet_pton(AF_INET6, text, &address) == 1 else { return nil }
-            bytes = withUnsafeBytes(of: &address) { Array($0) }
+            bytes = address
         }
         var isLoopback: Bool { bytes.dropLast().allSatisfy { $0 == 0 } && bytes.last == 1 }
         var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }

@@ -24,7 +24,7 @@ final class DrainDelivery: @unchecked Sendable {
         self.policy = policy
         self.timeout = timeout
         var name = [CChar](repeating: 0, count: 256)
-        hostname = gethostname(&name, name.count) == 0 ? String(cString: name) : "gust"
+        hostname = gethostname(&name, name.count) == 0 ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "gust"
     }
 
     /// Delivers the entries or throws a `DrainFailure` saying why not.
@@ -87,7 +87,7 @@ final class DrainDelivery: @unchecked Sendable {
         if syslog == nil { syslog = try await connect() }
         guard let channel = syslog else { return }
         do {
-            try await withDeadline { try await channel.outbound.write(buffer) }
+            try await withDeadline { try await channel.channel.writeAndFlush(buffer) }
         } catch {
             await close()
             throw error as? DrainFailure ?? DrainFailure("the connection failed: \(error)")
@@ -165,8 +165,8 @@ final class DrainDelivery: @unchecked Sendable {
     }
 
     static func isIPLiteral(_ host: String) -> Bool {
-        var v4 = in_addr(), v6 = in6_addr()
-        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
+        var address = [UInt8](repeating: 0, count: 16)  // room for an in_addr or an in6_addr
+        return inet_pton(AF_INET, host, &address) == 1 || inet_pton(AF_INET6, host, &address) == 1
     }
 
     private static func describe(_ error: any Error) -> String {

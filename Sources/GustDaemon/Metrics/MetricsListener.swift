@@ -14,21 +14,23 @@ enum MetricsListener {
     static func addressFile(_ home: GustHome) -> URL { home.run.appendingPathComponent("gustd.metrics") }
 
     /// The listener, when `--metrics` was given; none otherwise, and nothing is counted.
-    static func services(_ configuration: RouterConfiguration, supervisor: Supervisor, logger: Logger) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+    static func services(
+        _ configuration: RouterConfiguration, supervisor: Supervisor, listeners: Listeners, logger: Logger
+    ) throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         guard let address = configuration.metrics else { return [] }
         let registry = GustMetrics.bootstrap()
         let file = addressFile(configuration.home)
-        let listener = Application(
-            responder: MetricsEndpoint(registry: registry, supervisor: supervisor),
-            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "gustd"),
+        let listener = try listeners.serve(
+            "metrics", host: address.host, port: address.port,
+            responder: MetricsEndpoint(registry: registry, supervisor: supervisor), logger: logger,
             onServerRunning: { channel in
                 _ = gust_cloexec_from(3)  // as gustd's other listeners: nothing started by an exec inherits it
                 let port = channel.localAddress?.port ?? address.port
-                try? AtomicFile.write(Data("\(address.host):\(port)\n".utf8), to: file)
                 logger.notice("gustd serving metrics at http://\(address.host):\(port)/metrics")
-            },
-            logger: logger
+            }
         )
+        // Written now, the socket bound: before gustd.http, which scripts and tests wait for.
+        try? AtomicFile.write(Data("\(address.host):\(listeners.port(of: "metrics") ?? address.port)\n".utf8), to: file)
         return [.init(service: listener)]
     }
 }
