@@ -104,13 +104,38 @@ class Entrypoint:
             return file.read().decode(errors="replace")
 
     def stop(self):
+        # The runtime runs in a session of its own (the entrypoint kills its group on a time-out), so killing
+        # the entrypoint's group alone would leave it running: SIGTERM first (the entrypoint stops its runtime),
+        # then SIGKILL to every group left, the runtimes' included, by the PIDs seen before.
+        runtimes = descendants(self.process.pid)
         if self.process.poll() is None:
+            self.process.terminate()
             try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in [self.process.pid] + runtimes:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 pass
         self.process.wait(timeout=10)
         self.log.close()
+
+
+def descendants(pid):
+    """Every process below ``pid``, by /proc (children before grandchildren)."""
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop(0)
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as file:
+                children = [int(word) for word in file.read().split()]
+        except OSError:
+            children = []
+        found += children
+        frontier += children
+    return found
 
 
 class RequestPathTests(unittest.TestCase):
