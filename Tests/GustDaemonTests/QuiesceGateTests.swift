@@ -21,7 +21,7 @@ struct QuiesceGateTests {
     func gate() throws -> (EmbeddedChannel, Quiesces) {
         let quiesces = Quiesces()
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandlers([QuiesceGate(grace: .seconds(2)), quiesces])
+        try channel.pipeline.syncOperations.addHandlers([QuiesceGate(grace: .seconds(2), firstRequestGrace: .seconds(10)), quiesces])
         return (channel, quiesces)
     }
 
@@ -43,12 +43,34 @@ struct QuiesceGateTests {
         #expect(quiesces.count == 1, "the grace's timer was cancelled")
     }
 
-    @Test func aQuietConnectionIsLetGoAfterTheGrace() throws {
+    @Test func aQuietKeepAliveConnectionIsLetGoAfterTheGrace() throws {
         let (channel, quiesces) = try gate()
+        try channel.writeInbound(Self.request)
+        try channel.writeOutbound(HTTPResponsePart.end(nil))
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(1900))
         #expect(quiesces.count == 0)
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(200))
+        #expect(quiesces.count == 1)
+    }
+
+    /// Accepted just before the listener stopped: its first request may take longer to be read than a
+    /// keep-alive connection's grace on a loaded machine (a reset seen in UpgradeTests under load).
+    @Test func aConnectionYetToSendItsFirstRequestGetsTheLongerGrace() throws {
+        let (channel, quiesces) = try gate()
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(9900))
+        #expect(quiesces.count == 0)
+        try channel.writeInbound(Self.request)
+        #expect(quiesces.count == 1, "passed on with its first request, answered with close")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(20))
+        #expect(quiesces.count == 1)
+    }
+
+    @Test func aConnectionThatNeverSendsIsLetGoAfterTheLongerGrace() throws {
+        let (channel, quiesces) = try gate()
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(10_100))
         #expect(quiesces.count == 1)
     }
 
