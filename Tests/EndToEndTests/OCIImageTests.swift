@@ -105,28 +105,34 @@ struct OCIImageTests {
     @Test(.scratchDirectory) func secretConfigIsLeftOutUnlessAskedAndAReleaseWithoutAStackIsRefused() throws {
         let root = ScratchDirectory.current
         let fixture = try PushFixture()
-        let stack = try StackCache.install(["bookworm"], into: fixture.home)[0]
         let work = try fixture.workspace("cats", copying: Self.fixtureApps.appendingPathComponent("python"))
         try work.commit("The python fixture")
         #expect(try work.push(to: fixture.remote).status == 0)
 
-        // Built on the host (no stack recorded): nothing to ship it on, and the message says what to do.
+        // Built on the host (no stack there yet, none recorded): nothing to ship it on, and the message says what to do.
         let refused = try GustBinaries.gust(fixture.home, ["releases", "export", "cats", "v1", "--oci", root.appendingPathComponent("none").path])
         #expect(refused.status != 0)
         #expect(refused.output.contains("not on a stack") && refused.output.contains("gust stacks build") && refused.output.contains("push again"), "\(refused.output)")
         #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("none/index.json").path))
 
-        #expect(try Store(home: fixture.home).release(try AppName("cats"), version: 1)?.stack == stack.reference.description)
+        #expect(try Store(home: fixture.home).release(try AppName("cats"), version: 1)?.stack == nil)
+
+        // With a stack, the next push builds on it.
+        let stack = try StackCache.install(["bookworm"], into: fixture.home)[0]
+        try work.write("NOTE.txt", "onto a stack\n")
+        try work.commit("Onto a stack")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        #expect(try Store(home: fixture.home).release(try AppName("cats"), version: 2)?.stack == stack.reference.description)
         #expect(try GustBinaries.gust(fixture.home, ["config", "set", "cats", "PLAIN=visible"]).status == 0)
         #expect(try GustBinaries.gust(fixture.home, ["config", "set", "cats", "--secret", "API_KEY=hunter2-kitten"]).status == 0)
         let version = try #require(try fixture.releases().first?["version"] as? Int)
-        #expect(version == 3)
+        #expect(version == 4)
 
         let plain = root.appendingPathComponent("plain"), withSecrets = root.appendingPathComponent("with-secrets")
-        let exported = try GustBinaries.gust(fixture.home, ["releases", "export", "cats", "v3", "--oci", plain.path])
+        let exported = try GustBinaries.gust(fixture.home, ["releases", "export", "cats", "v4", "--oci", plain.path])
         #expect(exported.status == 0 && exported.stdout.contains("Left out (secret): API_KEY"), "\(exported.output)")
         let env = try #require((try Self.imageConfig(plain)["config"] as? [String: Any])?["Env"] as? [String])
-        #expect(env.contains("PLAIN=visible") && env.contains("PORT=8080") && env.contains("GUST_APP=cats") && env.contains("GUST_RELEASE=v3"), "\(env)")
+        #expect(env.contains("PLAIN=visible") && env.contains("PORT=8080") && env.contains("GUST_APP=cats") && env.contains("GUST_RELEASE=v4"), "\(env)")
         #expect(!env.contains { $0.hasPrefix("API_KEY") }, "\(env)")
         let blobs = try FileManager.default.contentsOfDirectory(atPath: plain.appendingPathComponent("blobs/sha256").path)
         for blob in blobs {
@@ -138,7 +144,7 @@ struct OCIImageTests {
             }
         }
 
-        _ = try Self.export(fixture, "cats", "v3", ["--oci", withSecrets.path, "--with-secrets"])
+        _ = try Self.export(fixture, "cats", "v4", ["--oci", withSecrets.path, "--with-secrets"])
         let secretEnv = try #require((try Self.imageConfig(withSecrets)["config"] as? [String: Any])?["Env"] as? [String])
         #expect(secretEnv.contains("API_KEY=hunter2-kitten") && secretEnv.contains("PLAIN=visible"), "\(secretEnv)")
         let config = try #require(try Self.imageConfig(plain)["config"] as? [String: Any])
@@ -149,7 +155,7 @@ struct OCIImageTests {
         // A private app's callers need a token under gustd; the image cannot check one, and the export says so.
         #expect(!exported.stderr.contains("is private"))
         #expect(try GustBinaries.gust(fixture.home, ["apps", "set", "cats", "--private"]).status == 0)
-        let privately = try GustBinaries.gust(fixture.home, ["releases", "export", "cats", "v3", "--oci", root.appendingPathComponent("private").path])
+        let privately = try GustBinaries.gust(fixture.home, ["releases", "export", "cats", "v4", "--oci", root.appendingPathComponent("private").path])
         #expect(privately.status == 0 && privately.stderr.contains("cats is private") && privately.stderr.contains("authentication"), "\(privately.output)")
     }
 

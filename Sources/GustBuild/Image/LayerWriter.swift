@@ -105,8 +105,10 @@ final class LayerWriter {
     /// Every file below `directory`, parents before children in byte order, under `prefix`
     /// (nothing for a root filesystem). Owners and modes as on disk, hard links as links to the
     /// first path met, devices, sockets and fifos left out (an engine provides `/dev`).
-    /// `keepOwners: false` writes every entry as root's; `modes` replaces the mode of the entries it names.
-    func addTree(_ directory: URL, prefix: String = "", keepOwners: Bool, modes: [String: mode_t] = [:]) throws {
+    /// `keepOwners: false` writes every entry as root's. Directories named in `scratch` are written
+    /// 1777 whatever their mode on disk: a stack is read-only on the server (the sandbox mounts a
+    /// private /tmp over it), but a container's /tmp and /var/tmp must be writable, as on any Debian.
+    func addTree(_ directory: URL, prefix: String = "", keepOwners: Bool, scratch: Set<String> = []) throws {
         var firstPathOf: [String: String] = [:]  // "device:inode" → path, for files with several links
         for relative in try ArchiveWriter.sortedEntries(of: directory) {
             let path = "\(directory.path)/\(relative)"
@@ -122,7 +124,7 @@ final class LayerWriter {
             }
             try header(name) { entry in
                 archive_entry_set_filetype(entry, UInt32(type))
-                archive_entry_set_perm(entry, modes[name] ?? info.st_mode & 0o7777)
+                archive_entry_set_perm(entry, type == S_IFDIR && scratch.contains(relative) ? 0o1777 : info.st_mode & 0o7777)
                 archive_entry_set_mtime(entry, min(info.st_mtim.tv_sec, clampTime), 0)
                 if keepOwners {
                     archive_entry_set_uid(entry, Int64(info.st_uid))
