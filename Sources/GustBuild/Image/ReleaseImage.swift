@@ -55,10 +55,7 @@ public struct ReleaseImage {
         }
         let reference = try Stack.Reference(parsing: recorded)
         guard let stack = try StackCatalog(home: home).stack(reference) else {
-            throw GustError(
-                "\(name) runs on the stack \(reference), which is not on this server (\(home.stack(reference).path) is missing or unfinished).",
-                hint: "Build it again as root (`\(MissingStack(reference: reference, releases: []).command)`; a backup leaves stacks out), or push again to build on a stack this server has."
-            )
+            throw GustError("\(name) runs on the stack \(reference), which is not on this server (\(home.stack(reference).path) is missing or unfinished).")
         }
         self.release = release
         self.home = home
@@ -71,12 +68,6 @@ public struct ReleaseImage {
         }
     }
 
-    /// A stack on disk is read-only throughout (the sandbox mounts a private `/tmp` over it); an image
-    /// keeps Debian's sticky, world-writable temporary directories, so that the image's user (65534) can
-    /// write there, and so that an engine copying the image's `/tmp` into the volume mounted on it (podman's
-    /// `emptyDir` under `readOnlyRootFilesystem`) makes a writable one.
-    static let writableDirectories: [String: mode_t] = ["tmp": 0o1777, "var/tmp": 0o1777]
-
     /// The name the image loads as: `localhost/gust/APP:vN`.
     public var reference: String { "localhost/gust/\(release.app):v\(release.version)" }
 
@@ -85,7 +76,7 @@ public struct ReleaseImage {
         let layout = try ImageLayout(creating: directory)
         let stackTime = Int(stack.createdAt.timeIntervalSince1970)
         let releaseTime = Int(release.createdAt.timeIntervalSince1970)
-        let stackLayer = try layout.writeLayer(clampTime: stackTime) { try $0.addTree(rootfs, keepOwners: true, modes: Self.writableDirectories) }
+        let stackLayer = try layout.writeLayer(clampTime: stackTime) { try $0.addTree(rootfs, keepOwners: true, scratch: ["tmp", "var/tmp"]) }
         let slugLayer = try layout.writeLayer(clampTime: releaseTime) { writer in
             try writer.addDirectory(Self.appDirectory)
             try writer.addArtifact(artifact, prefix: Self.appDirectory)
