@@ -4,7 +4,7 @@
     scripts/bench_oci.py --bin .build/release [--rounds 5]
 
 For each sample app (examples/python-cats, examples/node-reviews), pushed to a throwaway gustd
-and marked as built on a bookworm stack:
+whose home has a bookworm stack built by `gust stacks build bookworm` (so the push builds on it):
 
   export            `gust releases export APP v1 --archive` (a fresh process, nothing cached),
                     twice: both times, and whether the two digests are equal
@@ -14,9 +14,8 @@ and marked as built on a bookworm stack:
                     the container (`podman run -d` until the op answers 200) beside gustd
                     (gustd started until the same op of the same release answers 200)
 
-The stack is the tests' interim one (Tests/GustTesting/StackFixture.swift: mmdebstrap
---variant=minbase of bookworm, cached at /var/tmp/gust-test-stacks), until `gust stacks build`.
-podman runs with its own containers.conf (cgroupfs, runc, no default ulimits) and storage, both
+The stack is built here, as root (mmdebstrap, a few minutes), unless --stacks-from HOME names a
+Gust home that has bookworm@1 already (hard-linked in, as the tests' StackCache does). podman runs with its own containers.conf (cgroupfs, runc, no default ulimits) and storage, both
 removed at the end. Every process is started here and stopped by its PID or name. Python 3
 standard library only.
 """
@@ -28,7 +27,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -36,7 +34,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STACK_CACHE = "/var/tmp/gust-test-stacks/bookworm-minbase/rootfs"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APPS = {
     "python-cats": ("/_/functions/food:buy", {"food": "salmon"}),
@@ -124,40 +121,41 @@ class Podman:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def gust(binaries, home, *arguments):
+def gust(binaries, home, *arguments, timeout=600):
     return subprocess.run([os.path.join(binaries, "gust"), *arguments], env=dict(os.environ, GUST_HOME=home, PATH=HOST_PATH),
-                          check=True, capture_output=True, text=True, timeout=600)
+                          check=True, capture_output=True, text=True, timeout=timeout)
 
 
-def stack_rootfs():
-    if not os.path.exists(os.path.join(STACK_CACHE, "usr/bin/python3")):
-        building = STACK_CACHE + f".building-{os.getpid()}"
-        os.makedirs(os.path.dirname(STACK_CACHE), exist_ok=True)
-        subprocess.run(["mmdebstrap", "--variant=minbase", "--include=python3,python3-venv,nodejs,ca-certificates", "bookworm",
-                        building], check=True, timeout=1200)
-        os.rename(building, STACK_CACHE)
-    return STACK_CACHE
+def install_stack(binaries, home, stacks_from):
+    """bookworm@1 in `home`: hard-linked from `stacks_from` (a home that has it) or built by `gust stacks build`."""
+    if stacks_from:
+        source = os.path.join(os.path.abspath(stacks_from), "stacks", "bookworm@1")
+        if not os.path.exists(os.path.join(source, "stack.json")):
+            raise RuntimeError(f"{source} is not a built stack")
+        os.makedirs(os.path.join(home, "stacks"), exist_ok=True)
+        subprocess.run(["cp", "-al", source, os.path.join(home, "stacks", "bookworm@1")], check=True)
+        return None
+    started = time.monotonic()
+    gust(binaries, home, "stacks", "build", "bookworm", timeout=1800)
+    return time.monotonic() - started
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin", required=True, help="directory holding gust and gustd (a release build)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--stacks-from", metavar="HOME", help="a Gust home whose bookworm@1 to hard-link in instead of building one")
     options = parser.parse_args()
     binaries = os.path.abspath(options.bin)
     workdir = tempfile.mkdtemp(prefix="gust-bench-oci-")
     home = os.path.join(workdir, "home")
     gustd = Gustd(binaries, home, workdir)
     podman = Podman(workdir)
-    results = {}
+    results, stack_seconds = {}, None
     try:
-        os.makedirs(os.path.join(home, "stacks", "bookworm@1"))
-        subprocess.run(["cp", "-al", stack_rootfs(), os.path.join(home, "stacks", "bookworm@1", "rootfs")], check=True)
-        with open(os.path.join(home, "stacks", "bookworm@1", "stack.json"), "w") as file:
-            json.dump({"reference": "bookworm@1", "suite": "bookworm", "createdAt": "2025-12-01T00:00:00Z",
-                       "python": "3.11.2", "node": "18.19.0"}, file)
         for app in APPS:
             gust(binaries, home, "apps", "create", app.split("-")[1])
+        stack_seconds = install_stack(binaries, home, options.stacks_from)
         gustd.start()
         for app, (path, body) in APPS.items():
             name = app.split("-")[1]
@@ -169,8 +167,9 @@ def main():
             subprocess.run(git + ["commit", "-qm", "bench"], check=True)
             subprocess.run(git + ["push", "-q", os.path.join(home, "repos", f"{name}.git"), "main"], check=True,
                            env=dict(os.environ, PATH=HOST_PATH, GUST_HOME=home), capture_output=True)
-            with sqlite3.connect(os.path.join(home, "gust.sqlite")) as db:
-                db.execute("UPDATE releases SET stack = 'bookworm@1' WHERE app = ? AND version = 1", (name,))
+            shown = json.loads(gust(binaries, home, "releases", "show", name, "v1", "--json").stdout)
+            if shown.get("stack") != "bookworm@1":
+                raise RuntimeError(f"{name} v1 was built on {shown.get('stack') or 'the host'}, not bookworm@1")
 
             archive = os.path.join(workdir, f"{name}.tar")
             exports, digests = [], []
@@ -219,6 +218,8 @@ def main():
         print(f"| {app} | {r['export_seconds'][0]:.1f} s, {r['export_seconds'][1]:.1f} s | {'yes' if r['same_digest'] else 'NO'} | "
               f"{mb(r['stack_layer'])} | {mb(r['slug_layer'])} | {mb(r['archive'])} | {r['load_seconds']:.1f} s | "
               f"{ms(r['container_first_answer'])} | {ms(r['gustd_first_answer'])} |")
+    if stack_seconds is not None:
+        print(f"\n`gust stacks build bookworm`: {stack_seconds:.0f} s")
     print(f"\n{options.rounds} rounds; digests: " + ", ".join(f"{app} {r['digest'][:19]}…" for app, r in results.items()))
     return 0 if all(r["same_digest"] for r in results.values()) else 1
 

@@ -41,9 +41,9 @@ packages+=(podman runc slirp4netns skopeo umoci uidmap)
 # The web console's browser tests: a real headless Chromium driven by Selenium (run with /usr/bin/python3).
 packages+=(chromium chromium-driver python3-selenium)
 # The Kubernetes manifests' tests: PyYAML reads them back, python3-jsonschema checks the Knative
-# Service against Knative's CRD schema, podman runs the Deployment (`podman kube play`) with a
-# throwaway image made of busybox-static.
-packages+=(python3-yaml python3-jsonschema podman runc uidmap busybox-static)
+# Service against Knative's CRD schema, podman runs the Deployment (`podman kube play`) with the
+# release's exported image.
+packages+=(python3-yaml python3-jsonschema podman runc uidmap)
 [ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 python3-flask wrk)
 
 missing=()

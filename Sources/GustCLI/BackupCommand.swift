@@ -32,8 +32,9 @@ struct RestoreCommand: ParsableCommand {
         abstract: "Restore a backup made by `gust backup` into a new home.",
         discussion: """
             The home must not have a store yet, and no gustd may run for it. The apps' git hooks and the SSH \
-            keys' forced command are rewritten for this home and this installation of gust. Then start gustd \
-            for the home: it unpacks and starts every app's live release.
+            keys' forced command are rewritten for this home and this installation of gust. A backup leaves \
+            the stacks out: restore names the ones the releases run on and the `gust stacks build NAME --version N` \
+            that makes each again. Then start gustd for the home: it unpacks and starts every app's live release.
             """
     )
     @OptionGroup var home: HomeOptions
@@ -48,6 +49,11 @@ struct RestoreCommand: ParsableCommand {
         let manifest = try HomeBackup.restore(from: source, into: target, installation: try Installation.current())
         let apps = manifest.apps.sorted { $0.key < $1.key }.map { "\($0.key)\($0.value.map { " v\($0)" } ?? "")" }
         print("Restored \(apps.isEmpty ? "no apps" : apps.joined(separator: ", ")) into \(target.path) from \(source.path).")
+        let missing = try Store(home: target).missingStacks()
+        if !missing.isEmpty {
+            print("Its releases run on stacks a backup leaves out; build each (as root) before starting gustd, or those releases cannot start or export:")
+            for stack in missing { print("  \(stack.line) --home \(target.path)") }
+        }
         print("Start gustd for it (`gustd --home \(target.path)`, or the systemd unit) to serve them.")
     }
 }

@@ -6,7 +6,10 @@ import GustCore
 /// online backup, then the artifacts, repositories, keys, logs and whatever
 /// else the home keeps (certificates, secrets' keys), but nothing that is
 /// rebuilt or belongs to one running gustd (unpacked releases, the buildpack
-/// cache, sockets, locks, scratch files).
+/// cache, sockets, locks, scratch files) and no stacks: a stack is hundreds of
+/// MB of Debian's packages (with device nodes a copy cannot make) that `gust
+/// stacks build NAME --version N` makes again under the name and version its
+/// releases record; `gust restore` names the ones a restored home needs.
 ///
 /// The order makes a backup taken while gustd serves and pushes land usable:
 /// the store's snapshot comes first, so every release it lists has its
@@ -24,7 +27,7 @@ enum HomeBackup {
     }
 
     /// Entries of the home that are not copied as they are.
-    private static let skipped: Set<String> = ["gust.sqlite", "gust.sqlite-wal", "gust.sqlite-shm", "run", "locks", "tmp", "releases", "cache", "data"]
+    private static let skipped: Set<String> = ["gust.sqlite", "gust.sqlite-wal", "gust.sqlite-shm", "run", "locks", "tmp", "releases", "cache", "data", "stacks"]
 
     static func backup(_ home: GustHome, to directory: URL) throws -> Manifest {
         let fm = FileManager.default

@@ -35,12 +35,12 @@ struct ReleasesCommand: ParsableCommand {
             if output.json { return print(try Formatting.json(summaries)) }
             guard !releases.isEmpty else { return print("\(name) has no releases yet. Push to it to make v1.") }
             print(Formatting.table(
-                ["VERSION", "STATUS", "COMMIT", "BUILDPACK", "SIZE", "BUILD", "CREATED", "DESCRIPTION"],
+                ["VERSION", "STATUS", "COMMIT", "BUILDPACK", "STACK", "SIZE", "BUILD", "CREATED", "DESCRIPTION"],
                 zip(releases, summaries).map { release, summary in
                     var status = summary.state == "crashing" ? "\(release.status.rawValue), crashing" : release.status.rawValue
                     if summary.pruned == true { status += ", pruned" }
                     return ["v\(release.version)", status, release.shortCommit ?? "-", release.buildpack ?? "-",
-                     release.artifactSize.map { ByteCount($0).description } ?? "-", Formatting.duration(release.buildSeconds),
+                     release.stack ?? "-", release.artifactSize.map { ByteCount($0).description } ?? "-", Formatting.duration(release.buildSeconds),
                      Formatting.age(of: release.createdAt), release.description]
                 }
             ))

@@ -37,6 +37,10 @@ struct StacksCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("A Debian mirror (default: deb.debian.org).", valueName: "url")) var mirror: String?
         @Flag(help: "Leave npm out (about half the size): Node apps with dependencies cannot build on the stack.")
         var withoutNpm = false
+        @Option(name: .customLong("version"), help: ArgumentHelp(
+            "Build this version, one the home lacks, instead of the next: what a restored home's releases need (`gust restore` names them).",
+            valueName: "n"))
+        var stackVersion: Int?
 
         func run() async throws {
             let suite = suite ?? (name.map { StackBuilder.suites.contains($0) ? $0 : nil } ?? "bookworm")
@@ -48,6 +52,10 @@ struct StacksCommand: AsyncParsableCommand {
             var builder = try StackBuilder(home: gustHome, name: name ?? suite, suite: suite)
             builder.withoutNPM = withoutNpm
             builder.mirror = mirror
+            if let stackVersion {
+                _ = try Stack.Reference(name: name ?? suite, version: stackVersion)  // a positive number
+                builder.version = stackVersion
+            }
             do {
                 let stack = try await builder.build { line in print(line) }
                 let catalog = StackCatalog(home: gustHome)

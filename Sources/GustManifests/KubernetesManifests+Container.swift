@@ -63,9 +63,10 @@ extension KubernetesManifests {
         return ["httpGet": .map(get), "periodSeconds": .int(periodSeconds), "failureThreshold": .int(failureThreshold)]
     }
 
-    /// The read-only root and the private, size-capped `/tmp` of Gust's sandbox.
+    /// The read-only root and the private, size-capped `/tmp` of Gust's sandbox. `runAsNonRoot`
+    /// holds because the image's user is numeric (65534:65534), which the kubelet can check.
     var securityContext: YAMLNode {
-        ["allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": ["drop": ["ALL"]]]
+        ["allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true, "capabilities": ["drop": ["ALL"]]]
     }
 
     var tmpVolume: YAMLNode {

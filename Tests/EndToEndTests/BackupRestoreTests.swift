@@ -81,6 +81,49 @@ struct BackupRestoreTests {
         #expect(try HTTPClient.request(port: gustd.port, "POST", "/apps/cats/_/functions/who", body: "{}").text.contains("cats v2"))
     }
 
+    /// A backup leaves stacks out (hundreds of MB that `gust stacks build` makes again). The restored
+    /// home names the stacks its releases need and the build that makes each, under the same name and
+    /// version; gustd's start and `gust releases export` say so too; once it is built, the release runs.
+    @Test(.scratchDirectory) func aRestoredHomeNamesTheStacksItsReleasesNeedAndRunsOnceTheyAreBuilt() throws {
+        let fixture = try PushFixture()
+        _ = try StackCache.install(["bookworm"], into: fixture.home)
+        let cats = try fixture.workspace("cats")
+        try cats.write("__init__.py", Self.app("cats on a stack"))
+        try cats.commit("v1")
+        #expect(try cats.push(to: fixture.remote).status == 0)
+        #expect(try fixture.store().release(try AppName("cats"), version: 1)?.stack == "bookworm@1")
+        let backup = fixture.root.appendingPathComponent("backup")
+        #expect(try GustBinaries.gust(fixture.home, ["backup", backup.path]).status == 0)
+        fixture.gustd?.stop()
+        #expect(!FileManager.default.fileExists(atPath: backup.appendingPathComponent("stacks").path))
+
+        let restored = GustHome(path: fixture.root.appendingPathComponent("restored").path)
+        let restore = try GustBinaries.gust(restored, ["restore", backup.path])
+        #expect(restore.status == 0, "\(restore.output)")
+        let build = "gust stacks build bookworm --version 1"
+        #expect(restore.stdout.contains("bookworm@1 (cats v1): \(build) --home \(restored.path)"), "\(restore.stdout)")
+
+        // Without it: gustd's start names it, the release cannot start, and an export names the build.
+        let without = try GustdProcess(home: restored)
+        let refused = try HTTPClient.request(port: without.port, "POST", "/apps/cats/_/functions/who", body: "{}")
+        #expect(refused.status != 200, "\(refused.text)")
+        without.stop()
+        #expect(without.logText.contains("Stack bookworm@1 is not in this home") && without.logText.contains(build), "\(without.logText)")
+        let exported = try GustBinaries.gust(restored, ["releases", "export", "cats", "v1", "--oci", fixture.root.appendingPathComponent("oci").path])
+        #expect(exported.status != 0 && exported.output.contains("stack bookworm@1") && exported.output.contains(build), "\(exported.output)")
+
+        // Built again (here: the tests' build of the same suite, as `gust stacks build bookworm --version 1` makes it):
+        // the name and version are what the release asks for, so it runs; that version is never built twice.
+        _ = try StackCache.install(["bookworm"], into: restored)
+        let twice = try GustBinaries.gust(restored, ["stacks", "build", "bookworm", "--version", "1"])
+        #expect(twice.status != 0 && twice.output.contains("bookworm@1 is already in this home"), "\(twice.output)")
+        let gustd = try GustdProcess(home: restored)
+        defer { gustd.stop() }
+        let answer = try HTTPClient.request(port: gustd.port, "POST", "/apps/cats/_/functions/who", body: "{}")
+        #expect(answer.status == 200 && answer.text.contains("cats on a stack"), "\(answer.text)\n\(gustd.logText)")
+        #expect(!gustd.logText.contains("is not in this home"), "\(gustd.logText)")
+    }
+
     @Test(.scratchDirectory) func gustdKeepReleasesPrunesAfterEachDeploy() throws {
         let fixture = try PushFixture(gustdArguments: ["--keep-releases", "0"])
         let cats = try fixture.workspace("cats")

@@ -157,6 +157,25 @@ struct StackTests {
         #expect(rolledBack.status == 0, "\(rolledBack.output)")
         #expect(try release(fixture, 3)["stack"] as? String == "bookworm@1")
         #expect(try fixture.call("POST", "/_/functions/food:buy", body: #"{"food": "tuna"}"#).status == 200)
+        // `gust releases` shows each release's stack.
+        let table = try GustBinaries.gust(fixture.home, ["releases", "cats"])
+        let rows = table.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        #expect(rows.first?.contains("STACK") == true, "\(table.output)")
+        let stacks = Dictionary(rows.dropFirst().compactMap { row in row.first.map { ($0, row) } }, uniquingKeysWith: { a, _ in a })
+        #expect(stacks["v1"]?.contains("bookworm@1") == true && stacks["v2"]?.contains("bookworm@2") == true
+                && stacks["v3"]?.contains("bookworm@1") == true, "\(table.output)")
+
+        // Each exports with its own stack's layer: v1 and v3 with bookworm@1's, v2 with bookworm@2's.
+        var stackLayers: [Int: String] = [:]
+        for version in [1, 2, 3] {
+            let layout = fixture.root.appendingPathComponent("v\(version)-oci")
+            let exported = try GustBinaries.gust(fixture.home, ["releases", "export", "cats", "v\(version)", "--oci", layout.path, "--json"])
+            #expect(exported.status == 0, "\(exported.output)")
+            let object = try JSONSerialization.jsonObject(with: Data(exported.stdout.utf8)) as? [String: Any]
+            stackLayers[version] = (object?["layers"] as? [String])?.first
+            try? FileManager.default.removeItem(at: layout)
+        }
+        #expect(stackLayers[1] != nil && stackLayers[1] == stackLayers[3] && stackLayers[2] != nil && stackLayers[2] != stackLayers[1], "\(stackLayers)")
 
         // bookworm@1 is kept while releases run on it.
         let removal = try GustBinaries.gust(fixture.home, ["stacks", "remove", "bookworm@1"])

@@ -74,6 +74,7 @@ import Testing
         #expect(pod["volumes"]?.named("tmp")?["emptyDir"] == ["medium": "Memory", "sizeLimit": "32Mi"])
         #expect(web["volumeMounts"]?[0]?["mountPath"]?.string == "/tmp")
         #expect(web["securityContext"]?["readOnlyRootFilesystem"] == true)
+        #expect(web["securityContext"]?["runAsNonRoot"] == true)
         #expect(pod["automountServiceAccountToken"] == false)
         #expect(manifests.notes.contains { $0.contains("64 processes") })
         let unlimited = try KubernetesManifests(Self.release(limits: AppLimits()), target: .kubernetes)

@@ -55,7 +55,10 @@ public struct ReleaseImage {
         }
         let reference = try Stack.Reference(parsing: recorded)
         guard let stack = try StackCatalog(home: home).stack(reference) else {
-            throw GustError("\(name) runs on the stack \(reference), which is not on this server (\(home.stack(reference).path) is missing or unfinished).")
+            throw GustError(
+                "\(name) runs on the stack \(reference), which is not on this server (\(home.stack(reference).path) is missing or unfinished).",
+                hint: "Build it again as root (`\(MissingStack(reference: reference, releases: []).command)`; a backup leaves stacks out), or push again to build on a stack this server has."
+            )
         }
         self.release = release
         self.home = home

@@ -25,6 +25,9 @@ public struct StackBuilder: Sendable {
     public var withoutNPM = false
     /// A Debian mirror other than mmdebstrap's default (deb.debian.org).
     public var mirror: String?
+    /// The version to build instead of the next one: only one this home lacks (a restored home's
+    /// releases record the stacks they ran on, and a backup leaves the stacks out).
+    public var version: Int?
     public var timeout: Duration = .seconds(30 * 60)
 
     public init(home: GustHome, name: String, suite: String) throws {
@@ -43,6 +46,10 @@ public struct StackBuilder: Sendable {
 
     /// Builds it, telling `progress` each line (mmdebstrap's own, then Gust's steps).
     public func build(progress: @escaping @Sendable (String) -> Void) async throws -> Stack {
+        if let version, FileManager.default.fileExists(atPath: home.stack(try Stack.Reference(name: name, version: version)).path) {
+            throw GustError("\(name)@\(version) is already in this home; a stack version is never rebuilt in place.",
+                            hint: "Leave out --version to build the next one (\(name)@\(try nextVersion())).")
+        }
         guard FileManager.default.isExecutableFile(atPath: Self.mmdebstrap) else {
             throw GustError("\(Self.mmdebstrap) is not installed.", hint: "Install it: apt-get install mmdebstrap (scripts/install-deps.sh does).")
         }
@@ -64,7 +71,7 @@ public struct StackBuilder: Sendable {
         defer { withExtendedLifetime(lock) {} }
         try Self.removeUnfinished(in: home)
 
-        let reference = try Stack.Reference(name: name, version: try nextVersion())
+        let reference = try Stack.Reference(name: name, version: try version ?? nextVersion())
         let staging = home.stacks.appendingPathComponent(".building-\(reference.name)-\(reference.version)-\(UUID().uuidString.prefix(8).lowercased())")
         let rootfs = staging.appendingPathComponent("rootfs")
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)

@@ -46,6 +46,11 @@ public enum RouterDaemon {
         do { try LimitMechanism.record(mechanism, in: home.run) } catch {
             logger.warning("Builds are not confined: cannot record the limits for gust-receive (\(error.localizedDescription))")
         }
+        // A restored home's releases name stacks a backup leaves out: say which, and how to build them.
+        let missing = (try? await StoreAccess(home: home).run { try $0.missingStacks() }) ?? []
+        for stack in missing {
+            logger.warning("Stack \(stack.reference) is not in this home; releases on it cannot start until it is built (as root): \(stack.line)")
+        }
         let supervisor = try Supervisor(configuration: configuration, logger: logger, limitMechanism: mechanism)
         let scheduler = try Scheduler(configuration: configuration, supervisor: supervisor, logger: logger)
         await supervisor.attach(scheduler)

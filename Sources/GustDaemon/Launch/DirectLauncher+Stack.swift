@@ -18,7 +18,7 @@ extension DirectLauncher {
         }
         guard (try? StackCatalog(home: configuration.home).stack(reference)) != nil else {
             throw GustError(
-                "v\(version) of \(app) runs on stack \(reference), which is not on this server (`gust stacks list`); push again to build on another.",
+                "v\(version) of \(app) runs on stack \(reference), which is not on this server (`gust stacks list`): build it (`\(MissingStack(reference: reference, releases: []).command)`) or push again to build on another.",
                 code: 503
             )
         }
