@@ -64,4 +64,42 @@ struct IdleConnectionTests {
         #expect(call.text == #""pong""#)
         #expect(gustd.logText.contains("descriptor limit"), "gustd logs the descriptor limit it runs with")
     }
+
+    /// More clients than gustd has descriptors never take the last of them: gustd stops accepting
+    /// while a reserve is left (new connections wait in the listening socket), because the process
+    /// needs descriptors of its own. Without one, libdispatch's thread pool monitor, which opens
+    /// /proc/TID/stat once a second when work is queued, could not, and killed gustd with SIGILL.
+    @Test(.scratchDirectory) func clientsLeaveGustdADescriptorReserve() throws {
+        let fixture = try PushFixture(gustdArguments: ["--idle-timeout", "120", "--header-timeout", "120"])
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", "import gust\n\n@gust.op('ping')\ndef ping():\n    return 'pong'\n")
+        try work.commit("Ping")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        #expect(try fixture.call("POST", "/_/functions/ping", body: "{}").status == 200)
+
+        let gustd = try #require(fixture.gustd)
+        let limit = 256
+        let limited = try Command.run("prlimit", ["--pid", "\(gustd.pid)", "--nofile=\(limit):\(limit)"])
+        #expect(limited.status == 0, "\(limited.output)")
+        var flood: [RawConnection] = []
+        for _ in 0..<300 { flood.append(try RawConnection(port: fixture.port)) }
+
+        // Until gustd has accepted all it will (its descriptor count unchanged for a second; bounded).
+        func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(gustd.pid)/fd").count) ?? 0 }
+        var count = descriptors()
+        for _ in 0..<30 {
+            usleep(1_000_000)
+            let now = descriptors()
+            if now == count { break }
+            count = now
+        }
+        #expect(kill(gustd.pid, 0) == 0, "gustd still runs:\n\(gustd.logText.suffix(3000))")
+        #expect(count > 0 && limit - count >= 16, "gustd holds \(count) of its \(limit) descriptors with 300 clients connected")
+        #expect(gustd.logText.contains("new connections wait"), "gustd says it stopped accepting")
+
+        flood.removeAll()  // closed: gustd accepts again and answers
+        let call = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/ping", body: "{}", timeout: 30)
+        #expect(call.text == #""pong""#)
+    }
 }

@@ -39,11 +39,13 @@ extension Listeners {
         let channel = HTTP1Channel(responder: respond, configuration: http1)
         if let tls {
             let server = SocketServer(
-                childChannel: try TLSChannel(channel, tlsConfiguration: tls), socket: socket, logger: logger, onServerRunning: onServerRunning)
+                childChannel: try TLSChannel(channel, tlsConfiguration: tls), socket: socket, budget: connectionBudget, logger: logger,
+                onServerRunning: onServerRunning)
             add(socket, served: server)
             return server
         }
-        let server = SocketServer(childChannel: channel, socket: socket, logger: logger, onServerRunning: onServerRunning)
+        let server = SocketServer(
+            childChannel: channel, socket: socket, budget: connectionBudget, logger: logger, onServerRunning: onServerRunning)
         add(socket, served: server)
         return server
     }

@@ -24,6 +24,8 @@ final class Listeners: Sendable {
 
     private let state: Mutex<State>
     let inherited: InheritedSockets
+    /// The client connections every listener together may hold (`ConnectionBudget`).
+    let connectionBudget = ConnectionBudget()
 
     init(inherited: InheritedSockets, fromSystemd: Bool) {
         self.inherited = inherited

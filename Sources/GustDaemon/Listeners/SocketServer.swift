@@ -26,25 +26,32 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
     private let socket: ListeningSocket
     private let onServerRunning: @Sendable (any Channel) async -> Void
     private let group: any EventLoopGroup
+    private let budget: ConnectionBudget
     private let logger: Logger
     private let connections = Connections()
     private var state = State.initial
 
     init(
         childChannel: ChildChannel, socket: ListeningSocket, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger, onServerRunning: @escaping @Sendable (any Channel) async -> Void
+        budget: ConnectionBudget, logger: Logger, onServerRunning: @escaping @Sendable (any Channel) async -> Void
     ) {
         self.childChannel = childChannel
         self.socket = socket
         self.group = group
+        self.budget = budget
         self.logger = logger
         self.onServerRunning = onServerRunning
     }
 
     func run() async throws {
         guard case .initial = state else { return }
-        let (childChannel, logger, connections) = (self.childChannel, self.logger, self.connections)
+        let (childChannel, logger, connections, budget, name) = (self.childChannel, self.logger, self.connections, self.budget, socket.name)
         let server = try await ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptGate(budget: budget, name: name, logger: logger))
+                }
+            }
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .bind(socket.descriptor) { channel in
                 connections.add(channel)
