@@ -61,6 +61,10 @@ enum ConsoleAssets {
         .series.busy, .key.busy::before { stroke: #2e7d32; background: #2e7d32; }
         .series.idle, .key.idle::before { stroke: #2f6fde; background: #2f6fde; }
         .series.starting, .key.starting::before { stroke: #f29f05; background: #f29f05; }
+        .series.calls, .key.calls::before { stroke: #2f6fde; background: #2f6fde; }
+        .series.errors, .key.errors::before { stroke: #c62828; background: #c62828; }
+        .function h3 { margin: 0 0 .3rem; overflow-wrap: anywhere; }
+        .function .charts .chart { box-shadow: none; }
         .chart rect.bar { fill: #2f6fde; }
         .legend { margin: .3rem 0 0; font-size: .85rem; }
         .key::before { content: ""; display: inline-block; width: .8rem; height: .25rem; margin-right: .25rem; vertical-align: middle; }

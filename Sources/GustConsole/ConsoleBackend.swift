@@ -12,6 +12,8 @@ public protocol ConsoleBackend: Sendable {
     func live(_ app: AppName) -> ConsoleLiveState?
     /// Calls and errors per minute, oldest first, for the last `minutes` minutes (this one included).
     func history(_ app: AppName, minutes: Int) -> [ConsoleMinute]
+    /// The same minutes per function (op, handler, schedule, hook) with a call in them, busiest first.
+    func functionHistory(_ app: AppName, minutes: Int) -> [ConsoleFunctionHistory]
     func instances(_ app: AppName) async -> [InstanceStatus]
     /// The ops the live release declares, once an instance of it has said.
     func operations(_ app: AppName) -> [String]
@@ -61,6 +63,20 @@ public struct ConsoleMinute: Sendable, Equatable {
         self.errors = errors
         self.latency = latency
         self.instances = instances
+    }
+}
+
+/// One function's minutes: `kind` is `op`, `handler`, `schedule` or `hook`; `name` its metric label
+/// (as the manifest declares it, or `other`), which the app controls: escape it.
+public struct ConsoleFunctionHistory: Sendable, Equatable {
+    public var kind: String
+    public var name: String
+    public var minutes: [ConsoleMinute]
+
+    public init(kind: String, name: String, minutes: [ConsoleMinute]) {
+        self.kind = kind
+        self.name = name
+        self.minutes = minutes
     }
 }
 

@@ -48,6 +48,46 @@ extension ConsoleServer {
                 : "How long each of the last \(built.count) builds took: " + built.map { "\($0.label) \(ConsoleChart.seconds($0.value))" }.joined(separator: ", ") + ".",
             bars: Array(built), unit: ConsoleChart.seconds
         )
-        return ["lineCharts": [latency, instances], "barCharts": [builds]]
+        return ["lineCharts": [latency, instances], "barCharts": [builds], "functions": functionCharts(app)]
+    }
+
+    /// The "Functions" section: per function with calls in the window (busiest first), calls and errors per minute,
+    /// and latency percentiles. Chart ids are by position, never by the (app-controlled) name.
+    func functionCharts(_ app: AppName) -> [[String: Any]] {
+        backend.functionHistory(app, minutes: Self.chartMinutes).enumerated().map { index, function -> [String: Any] in
+            let minutes = function.minutes
+            let calls = minutes.reduce(0) { $0 + $1.calls }, errors = minutes.reduce(0) { $0 + $1.errors }
+            let label = "\(function.kind) \(function.name)"
+            let worst = minutes.compactMap { $0.latency?.p99 }.max()
+            let recent = minutes.last { $0.latency != nil }?.latency
+            let summary = "\(calls) call(s), \(errors) error(s) in the last \(Self.chartMinutes) minutes"
+            let traffic = ConsoleChart.lines(
+                id: "fn\(index)-calls", title: "Calls and errors per minute: \(label)",
+                description: "\(summary); the busiest minute had \(minutes.map(\.calls).max() ?? 0) call(s).",
+                series: [
+                    .init(name: "calls", style: "calls", values: minutes.map { Double($0.calls) }),
+                    .init(name: "errors", style: "errors", values: minutes.map { Double($0.errors) }),
+                ],
+                unit: ConsoleChart.count
+            )
+            let latencyText = recent.map { recent in
+                "Latency per minute of \(label). In the last minute with calls: p50 \(ConsoleChart.milliseconds(recent.p50)), "
+                    + "p95 \(ConsoleChart.milliseconds(recent.p95)), p99 \(ConsoleChart.milliseconds(recent.p99)); the highest p99 was "
+                    + "\(ConsoleChart.milliseconds(worst ?? recent.p99))."
+            } ?? "No calls."
+            let latency = ConsoleChart.lines(
+                id: "fn\(index)-latency", title: "Latency (p50, p95, p99): \(label)", description: latencyText,
+                series: [
+                    .init(name: "p50", style: "p50", values: minutes.map { $0.latency?.p50 }),
+                    .init(name: "p95", style: "p95", values: minutes.map { $0.latency?.p95 }),
+                    .init(name: "p99", style: "p99", values: minutes.map { $0.latency?.p99 }),
+                ],
+                unit: ConsoleChart.milliseconds
+            )
+            return [
+                "index": index, "kind": function.kind, "name": function.name, "summary": summary,
+                "lineCharts": [traffic, latency],
+            ]
+        }
     }
 }

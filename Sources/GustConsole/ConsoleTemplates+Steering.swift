@@ -15,18 +15,7 @@ extension ConsoleTemplates {
     /// The app page's charts (a partial): line charts, then bar charts; each an SVG with a title and description.
     static let charts = """
         <section class="charts" id="charts" aria-label="Charts">
-        {{#lineCharts}}
-        <figure class="card chart" id="chart-{{id}}">
-        <figcaption>{{title}} <span class="hint">top: {{top}}</span></figcaption>
-        <svg viewBox="0 0 300 80" preserveAspectRatio="none" role="img" aria-labelledby="chart-{{id}}-title chart-{{id}}-desc">
-        <title id="chart-{{id}}-title">{{title}}</title><desc id="chart-{{id}}-desc">{{description}}</desc>
-        <line class="axis" x1="0" y1="79.5" x2="300" y2="79.5" vector-effect="non-scaling-stroke"/>
-        {{#series}}<path class="series {{style}}" d="{{path}}" fill="none" vector-effect="non-scaling-stroke"/>{{/series}}
-        </svg>
-        <p class="legend">{{#series}}<span class="key {{style}}">{{name}}</span> {{/series}}</p>
-        <p class="hint">{{description}}</p>
-        </figure>
-        {{/lineCharts}}
+        {{#lineCharts}}{{> lineChart}}{{/lineCharts}}
         {{#barCharts}}
         <figure class="card chart" id="chart-{{id}}">
         <figcaption>{{title}} <span class="hint">top: {{top}}</span></figcaption>
@@ -38,6 +27,32 @@ extension ConsoleTemplates {
         </figure>
         {{/barCharts}}
         </section>
+        <section id="function-charts" aria-labelledby="functions-title">
+        <h2 id="functions-title">Functions</h2>
+        <p class="hint">Each op, handler, schedule and hook called in the last half hour, busiest first: calls and errors per minute, and latency.</p>
+        {{#functions}}
+        <article class="card function" id="function-{{index}}" data-kind="{{kind}}" data-function="{{name}}">
+        <h3><span class="hint">{{kind}}</span> <code class="function-name">{{name}}</code></h3>
+        <p class="hint">{{summary}}</p>
+        <div class="charts">{{#lineCharts}}{{> lineChart}}{{/lineCharts}}</div>
+        </article>
+        {{/functions}}
+        {{^functions}}<p id="functions-none">No calls in the last half hour.</p>{{/functions}}
+        </section>
+        """
+
+    /// One line chart (a partial): an SVG with a title and description, its legend, and the description as text.
+    static let lineChart = """
+        <figure class="card chart" id="chart-{{id}}">
+        <figcaption>{{title}} <span class="hint">top: {{top}}</span></figcaption>
+        <svg viewBox="0 0 300 80" preserveAspectRatio="none" role="img" aria-labelledby="chart-{{id}}-title chart-{{id}}-desc">
+        <title id="chart-{{id}}-title">{{title}}</title><desc id="chart-{{id}}-desc">{{description}}</desc>
+        <line class="axis" x1="0" y1="79.5" x2="300" y2="79.5" vector-effect="non-scaling-stroke"/>
+        {{#series}}<path class="series {{style}}" d="{{path}}" fill="none" vector-effect="non-scaling-stroke"/>{{/series}}
+        </svg>
+        <p class="legend">{{#series}}<span class="key {{style}}">{{name}}</span> {{/series}}</p>
+        <p class="hint">{{description}}</p>
+        </figure>
         """
 
     /// Every domain the token may see, its certificate, and forms to add and remove one.

@@ -20,7 +20,7 @@ enum ConsoleTemplates {
     static let sources: [String: String] = [
         "layout": layout, "login": login, "overview": overview, "app": app, "release": release, "logs": logs,
         "call": call, "records": records, "record": record, "activity": activity, "message": message,
-        "token": token, "domains": domains, "charts": charts,
+        "token": token, "domains": domains, "charts": charts, "lineChart": lineChart,
     ]
 
     static let layout = """

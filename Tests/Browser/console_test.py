@@ -400,6 +400,68 @@ def case_charts_after_calls(c):
     c.shot("charts")
 
 
+def function_articles(c):
+    """The app page's per-function chart cards, by function name (an attribute: read as text, never as HTML)."""
+    return {a.get_attribute("data-function"): a
+            for a in c.driver.find_elements(By.CSS_SELECTOR, "#function-charts article.function")}
+
+
+def calls_in_window(article):
+    """The calls the function's calls chart says it had, from its text description."""
+    desc = article.find_element(By.CSS_SELECTOR, "figure.chart desc").get_attribute("textContent")
+    return int(desc.split(" call(s)")[0].split()[-1])
+
+
+def case_function_charts(c):
+    # Two ops of cats, and an op of the hostile app whose name is a script tag.
+    for _ in range(3):
+        app_version(c)
+    call_op(c.args.app_url, c.args.app, "shout", {"text": "charted"})
+    evil_url = c.args.app_url.replace(f"/apps/{c.args.app}/", f"/apps/{c.args.hostile_app}/")
+    try:
+        call_op(evil_url, c.args.hostile_app, urllib.parse.quote(HOSTILE[0], safe=""), {})
+    except urllib.error.URLError as error:  # the console's op form reaches it however the URL is parsed
+        print(f"calling the hostile op by URL: {error}; calling it from the op form", file=sys.stderr)
+        c.open(f"/apps/{c.args.hostile_app}/logs")
+        c.driver.find_element(By.ID, "op-name").clear()
+        c.driver.find_element(By.ID, "op-name").send_keys(HOSTILE[0])
+        c.driver.find_element(By.ID, "op-call").click()
+        WebDriverWait(c.driver, STEP_WAIT).until(lambda d: d.find_element(By.ID, "op-answer").text)
+    c.open(f"/apps/{c.args.app}")
+    articles = function_articles(c)
+    for op, least in [("version", 3), ("shout", 1)]:
+        assert op in articles, f"no chart for op {op}: {list(articles)}"
+        article = articles[op]
+        assert article.get_attribute("data-kind") == "op", article.get_attribute("data-kind")
+        figures = article.find_elements(By.CSS_SELECTOR, "figure.chart")
+        assert len(figures) == 2, f"{op}: {len(figures)} charts"
+        for figure in figures:
+            title = figure.find_element(By.CSS_SELECTOR, "svg title").get_attribute("textContent")
+            assert title.endswith(f"op {op}"), f"{op}: chart title {title!r}"
+        assert calls_in_window(article) >= least, f"{op}: {calls_in_window(article)} calls charted"
+        p50 = article.find_element(By.CSS_SELECTOR, "path.series.p50").get_attribute("d")
+        assert p50.startswith("M"), f"{op}: no latency drawn: {p50!r}"
+    c.driver.execute_script("document.getElementById('function-charts').scrollIntoView()")
+    c.shot("function-charts")
+    # A phone-sized screen: the function charts fit it.
+    c.driver.set_window_size(390, 844)
+    c.open(f"/apps/{c.args.app}")
+    width = c.driver.execute_script("return document.documentElement.scrollWidth")
+    c.driver.execute_script("document.getElementById('function-charts').scrollIntoView()")
+    c.shot("function-charts-phone")
+    c.driver.set_window_size(1280, 1000)
+    assert width <= 400, f"the app page with function charts is {width}px wide on a 390px screen"
+    # The hostile op's chart names it as text and runs nothing.
+    c.open(f"/apps/{c.args.hostile_app}")
+    articles = function_articles(c)
+    assert HOSTILE[0] in articles, f"no chart for the hostile op: {list(articles)}"
+    assert calls_in_window(articles[HOSTILE[0]]) >= 1
+    assert HOSTILE[0] in c.driver.find_element(By.ID, "function-charts").text, "the hostile name is not shown as text"
+    time.sleep(0.5)
+    assert_no_injection(c, "the hostile app's function charts")
+    c.shot("hostile-function-charts")
+
+
 def status_by_host(c, host):
     """The status of an op call to gustd's public port under another Host: is the domain routed?"""
     public = urllib.parse.urlsplit(c.args.app_url)
@@ -482,6 +544,7 @@ CASES = [
     case_security_headers, case_sign_in, case_wrong_token_refused, case_overview_lists_apps, case_release_page,
     case_rollback, case_config_edit, case_live_log_from_op_form, case_record_hook, case_post_without_csrf_refused,
     case_hostile_app, case_scoped_token, case_scale_takes_effect, case_token_create_and_revoke, case_charts_after_calls,
+    case_function_charts,
     case_domains_add_and_remove, case_new_posts_need_csrf, case_scoped_token_cannot_steer_another_app,
 ]
 

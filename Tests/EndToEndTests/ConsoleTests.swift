@@ -135,7 +135,7 @@ struct ConsoleTests {
             "--hostile-record-id", hostileID, "--screenshots", screenshots.path, "--session-out", sessionFile.path,
         ], timeout: 900)
         #expect(browser.status == 0, "\(browser.output)")
-        #expect(browser.stdout.contains("18 passed, 0 failed"), "\(browser.output)")
+        #expect(browser.stdout.contains("19 passed, 0 failed"), "\(browser.output)")
 
         // What the console steered took effect in gustd and the store, as the CLI would have.
         let ps = try GustBinaries.gust(home, ["ps", "cats", "--json"])

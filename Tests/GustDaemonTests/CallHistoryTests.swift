@@ -68,3 +68,61 @@ import Testing
         #expect(minutes.map(\.busy) == [1, 0])
     }
 }
+
+/// Per function: each op, handler, schedule and hook gets its own ring; only
+/// ops and handlers count as calls to the app; at most `functionsKept`
+/// functions per app, the rest folded into `other` of their kind.
+@Suite struct FunctionHistoryTests {
+    let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test func eachFunctionHasItsOwnMinutesBusiestFirst() throws {
+        let history = CallHistory()
+        let cats = try AppName("cats")
+        let charge = CallHistory.Function(kind: .op, name: "charge")
+        let hook = CallHistory.Function(kind: .handler, name: "/hook")
+        for _ in 0..<3 { history.record(cats, function: charge, status: 200, duration: .milliseconds(10), at: start) }
+        history.record(cats, function: charge, status: 500, duration: .milliseconds(100), at: start.addingTimeInterval(60))
+        history.record(cats, function: hook, status: 200, duration: .seconds(1), at: start.addingTimeInterval(60))
+        let now = start.addingTimeInterval(61)
+        let functions = history.functions(cats, count: 3, at: now)
+        #expect(functions.map(\.function) == [charge, hook])
+        #expect(functions[0].minutes.map(\.calls) == [0, 3, 1])
+        #expect(functions[0].minutes.map(\.errors) == [0, 0, 1])
+        let p50 = try #require(functions[0].minutes[1].p50), slow = try #require(functions[1].minutes[2].p99)
+        #expect(p50 >= 10 && p50 < 10 * 1.26)
+        #expect(slow >= 1000 && slow < 1000 * 1.26)
+        #expect(functions[0].minutes[0].p50 == nil)
+        // The app's own minutes count both (one call each, not twice).
+        #expect(history.minutes(cats, count: 3, at: now).map(\.calls) == [0, 3, 2])
+        // A function without calls in the window is left out.
+        #expect(history.functions(cats, count: 1, at: start.addingTimeInterval(125)).isEmpty)
+    }
+
+    @Test func schedulesAndHooksAreFunctionsButNotCallsToTheApp() throws {
+        let history = CallHistory()
+        let cats = try AppName("cats")
+        history.record(cats, function: .init(kind: .schedule, name: "nightly"), status: 500, duration: .seconds(2), at: start)
+        history.record(cats, function: .init(kind: .hook, name: "before_save cat"), status: 200, duration: .milliseconds(3), at: start)
+        #expect(history.minutes(cats, count: 1, at: start).map(\.calls) == [0])
+        #expect(Set(history.functions(cats, count: 1, at: start).map(\.function.kind)) == [.schedule, .hook])
+    }
+
+    @Test func functionsPerAppAreCappedAndTheRestAreOther() throws {
+        let history = CallHistory()
+        let cats = try AppName("cats")
+        for index in 0..<(CallHistory.functionsKept + 5) {
+            history.record(cats, function: .init(kind: .op, name: "op\(index)"), status: 200, duration: .milliseconds(1), at: start)
+        }
+        let functions = history.functions(cats, count: 1, at: start)
+        #expect(functions.count == CallHistory.functionsKept + 1)
+        let other = try #require(functions.first { $0.function.name == FunctionLabel.other })
+        #expect(other.minutes.map(\.calls) == [5])
+        #expect(!functions.contains { $0.function.name == "op\(CallHistory.functionsKept)" })
+        // An hour later the quiet ones make room: a new function gets its own ring again.
+        let later = start.addingTimeInterval(Double(CallHistory.minutesKept) * 60)
+        history.record(cats, function: .init(kind: .op, name: "fresh"), status: 200, duration: .milliseconds(1), at: later)
+        #expect(history.functions(cats, count: 1, at: later).map(\.function.name) == ["fresh"])
+        history.forget(cats)
+        #expect(history.functions(cats, count: 1, at: later).isEmpty)
+    }
+}

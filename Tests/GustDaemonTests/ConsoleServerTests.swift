@@ -36,6 +36,14 @@ import Testing
                 )
             }
         }
+        func functionHistory(_ app: AppName, minutes: Int) -> [ConsoleFunctionHistory] {
+            let quiet = ConsoleMinute(calls: 0, errors: 0)
+            let busy = ConsoleMinute(calls: 4, errors: 1, latency: ConsoleLatency(p50: 10, p95: 20, p99: 40))
+            return [
+                ConsoleFunctionHistory(kind: "op", name: "charge", minutes: Array(repeating: quiet, count: minutes - 1) + [busy]),
+                ConsoleFunctionHistory(kind: "op", name: "<script>alert(1)</script>", minutes: Array(repeating: busy, count: minutes)),
+            ]
+        }
         func instances(_ app: AppName) async -> [InstanceStatus] { [] }
         func operations(_ app: AppName) -> [String] { ["<script>alert(1)</script>"] }
         func deploy(_ app: AppName, version: Int) async throws -> String { "http://localhost/" }

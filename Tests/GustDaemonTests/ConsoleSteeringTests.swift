@@ -182,6 +182,24 @@ import Testing
         }
     }
 
+    @Test func theAppPageHasAChartPerFunctionWithItsNameEscaped() async throws {
+        let setup = try base.setup()
+        try await base.application(setup.backend).test(.router) { client in
+            let (cookie, _) = try await base.signIn(client, setup.admin)
+            let app = try await page(client, "/apps/cats", cookie: cookie)
+            #expect(app.contains("id=\"function-charts\""))
+            // Busiest first: the hostile op had more calls than charge; ids are by position, not name.
+            for id in ["fn0-calls", "fn0-latency", "fn1-calls", "fn1-latency"] {
+                #expect(app.contains("id=\"chart-\(id)\"") && app.contains("<title id=\"chart-\(id)-title\">"), "\(id)")
+            }
+            #expect(app.contains("data-function=\"charge\""))
+            #expect(app.contains("<path class=\"series errors\" d=\"M"))
+            #expect(app.contains("Calls and errors per minute: op charge"))
+            #expect(app.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+            #expect(!app.contains("<script>alert(1)"))
+        }
+    }
+
     @Test func chartsLeaveGapsWhereThereIsNoValueAndScaleToTheTop() {
         let chart = ConsoleChart.lines(
             id: "x", title: "t", description: "d", series: [.init(name: "a", style: "a", values: [1, 2, nil, 4, nil])],

@@ -32,13 +32,21 @@ struct SupervisorConsoleBackend: ConsoleBackend {
         if let counts = supervisor.route(of: app)?.pool.snapshot.counts {
             supervisor.callHistory.sample(app, starting: counts.starting, idle: counts.idle, busy: counts.busy)
         }
-        return supervisor.callHistory.minutes(app, count: minutes).map { minute in
-            ConsoleMinute(
-                calls: minute.calls, errors: minute.errors,
-                latency: minute.p50.map { ConsoleLatency(p50: $0, p95: minute.p95 ?? $0, p99: minute.p99 ?? $0) },
-                instances: ConsoleInstanceCounts(starting: minute.starting, idle: minute.idle, busy: minute.busy)
-            )
+        return supervisor.callHistory.minutes(app, count: minutes).map(Self.consoleMinute)
+    }
+
+    func functionHistory(_ app: AppName, minutes: Int) -> [ConsoleFunctionHistory] {
+        supervisor.callHistory.functions(app, count: minutes).map { series in
+            ConsoleFunctionHistory(kind: series.function.kind.rawValue, name: series.function.name, minutes: series.minutes.map(Self.consoleMinute))
         }
+    }
+
+    private static func consoleMinute(_ minute: CallHistory.Summary) -> ConsoleMinute {
+        ConsoleMinute(
+            calls: minute.calls, errors: minute.errors,
+            latency: minute.p50.map { ConsoleLatency(p50: $0, p95: minute.p95 ?? $0, p99: minute.p99 ?? $0) },
+            instances: ConsoleInstanceCounts(starting: minute.starting, idle: minute.idle, busy: minute.busy)
+        )
     }
 
     func reconcile() async {
@@ -82,7 +90,11 @@ struct SupervisorConsoleBackend: ConsoleBackend {
         } catch {
             answer = ConsoleAnswer(status: 502, body: "The function's process died while answering.")
         }
-        CallMetrics.record(app, kind: .op, function: { op }, status: answer.status, duration: .now - began, history: supervisor.callHistory)
+        // Labelled as the gateway labels it: an op the live release does not declare is `other` (labels stay bounded).
+        let manifest = supervisor.route(of: app)?.launcher.manifest
+        CallMetrics.record(
+            app, kind: .op, function: { FunctionLabel.op(op, in: manifest) }, status: answer.status, duration: .now - began,
+            history: supervisor.callHistory)
         return answer
     }
 

@@ -175,8 +175,7 @@ struct Gateway: HTTPResponder {
         }
         // The body is read once the call holds an instance: waiting calls hold no body in memory.
         // The console's per-minute history is kept only while there is a console to show it.
-        let history = configuration.console == nil ? nil : supervisor.callHistory
-        return try await CallMetrics.measure(app, kind: kind, function: function, history: history) {
+        return try await CallMetrics.measure(app, kind: kind, function: function, history: supervisor.consoleHistory) {
             try await forward(to: app, deadline: deadline, channel: channel, note: &note) {
                 var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
                 return InstanceRequest(

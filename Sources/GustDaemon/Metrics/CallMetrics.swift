@@ -27,27 +27,31 @@ enum CallMetrics {
 
     /// One call, counted once for both its readers: the console's minute-by-minute history and
     /// the Prometheus counters and timer (each only when on).
+    /// The function label is worked out once, for both.
     static func record(
         _ app: AppName, kind: CallKind, function: () -> String, status: Int, duration: Duration, history: CallHistory?
     ) {
-        history?.record(app, status: status, duration: duration)
-        if GustMetrics.isEnabled { GustMetrics.call(app, kind: kind, function: function(), status: status, duration: duration) }
+        guard GustMetrics.isEnabled || history != nil else { return }
+        let label = function()
+        history?.record(app, function: .init(kind: kind, name: label), status: status, duration: duration)
+        if GustMetrics.isEnabled { GustMetrics.call(app, kind: kind, function: label, status: status, duration: duration) }
     }
 
     /// A record hook run for a write: `function` is `EVENT TYPE`, as the manifest declares it
     /// (only declared hooks are called). A failure is also a hook failure.
     static func measureHook<T>(
-        _ app: AppName, event: String, type: String, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> T
+        _ app: AppName, event: String, type: String, history: CallHistory?, isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> T
     ) async throws -> T {
-        guard GustMetrics.isEnabled else { return try await body() }
+        guard GustMetrics.isEnabled || history != nil else { return try await body() }
         let began = ContinuousClock.now
         let function = "\(event) \(type)"
         do {
             let value = try await body()
-            GustMetrics.call(app, kind: .hook, function: function, status: 200, duration: .now - began)
+            record(app, kind: .hook, function: { function }, status: 200, duration: .now - began, history: history)
             return value
         } catch {
-            GustMetrics.call(app, kind: .hook, function: function, status: status(of: error), duration: .now - began)
+            record(app, kind: .hook, function: { function }, status: status(of: error), duration: .now - began, history: history)
             GustMetrics.hookFailed(app, hook: function)
             throw error
         }
@@ -68,9 +72,9 @@ enum CallMetrics {
     }
 
     /// A schedule run: its outcome and, as a call, its status class.
-    static func scheduleRun(_ app: AppName, schedule: String, failed: Bool, duration: Duration) {
+    static func scheduleRun(_ app: AppName, schedule: String, failed: Bool, duration: Duration, history: CallHistory?) {
         GustMetrics.scheduleRun(app, schedule: schedule, outcome: failed ? .error : .ok)
-        GustMetrics.call(app, kind: .schedule, function: schedule, status: failed ? 500 : 200, duration: duration)
+        record(app, kind: .schedule, function: { schedule }, status: failed ? 500 : 200, duration: duration, history: history)
     }
 
     /// The status the gateway answers for an error a call threw.

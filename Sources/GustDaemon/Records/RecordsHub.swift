@@ -127,7 +127,7 @@ actor RecordsHub {
             store: recordStore,
             hooks: { hooks.hooks.withLock { $0 } },
             call: { [supervisor] event, type, record, original, context, timeout in
-                try await CallMetrics.measureHook(app, event: event.rawValue, type: type) {
+                try await CallMetrics.measureHook(app, event: event.rawValue, type: type, history: supervisor.consoleHistory) {
                     try await Self.runHook(supervisor, app, event, type, record, original, context, timeout)
                 }
             },

@@ -48,7 +48,7 @@ extension Scheduler {
         if let id {
             _ = try? await store.run { [failure] in try $0.finishRun(id, seconds: seconds, status: failure == nil ? .ok : .error, error: failure) }
         }
-        CallMetrics.scheduleRun(key.app, schedule: key.name, failed: failure != nil, duration: elapsed)
+        CallMetrics.scheduleRun(key.app, schedule: key.name, failed: failure != nil, duration: elapsed, history: supervisor.consoleHistory)
         let took = String(format: "%.2f s", seconds)
         if let failure {
             await log(key, release: firing.release, instance: instance, stream: "stderr", "Run failed after \(took): \(failure)")

@@ -47,6 +47,8 @@ actor Supervisor {
     nonisolated let channelTokens = RecordsChannelTokens()
     /// Calls per app per minute, for the console.
     nonisolated let callHistory = CallHistory()
+    /// `callHistory` while there is a console to show it (`--console`), else nil: nothing is kept for no one.
+    nonisolated var consoleHistory: CallHistory? { configuration.console == nil ? nil : callHistory }
     /// Pools to run, for `runPools()`; finished by `stopAll()`.
     private let newPools: AsyncStream<AppPool>.Continuation
     private let poolStream: AsyncStream<AppPool>
