@@ -54,8 +54,14 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
             }
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .bind(socket.descriptor) { channel in
-                connections.add(channel)
-                return childChannel.setup(channel: channel, logger: logger)
+                // Counted once its pipeline is whole: a quiesce fired into a pipeline still being set up
+                // passes by the handlers that act on it, and the connection then held the old gustd's
+                // shutdown for its whole timeout (seen in UpgradeTests under load). `add` after a quiesce
+                // began tells the connection at once.
+                childChannel.setup(channel: channel, logger: logger).map { value in
+                    connections.add(channel)
+                    return value
+                }
             }
         // NIO listens again on a socket it is given, with its default backlog of 128: the queue that
         // holds connections while one gustd hands over to the next is set back to the longest the
