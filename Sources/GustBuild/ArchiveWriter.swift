@@ -7,7 +7,8 @@ import Foundation
 
 /// Writes one deterministic tar.zst, hashing the bytes as they go to disk.
 enum ArchiveWriter {
-    /// The sink libarchive's callbacks write through: a file and a running SHA-256.
+    /// The sink libarchive's callbacks write through: a file and a running SHA-256. Shared by the
+    /// artifacts' writer and the OCI layers' (`LayerWriter`).
     final class Sink {
         let descriptor: Int32
         var hash = SHA256()
@@ -15,6 +16,28 @@ enum ArchiveWriter {
         var failure: Int32 = 0
 
         init(descriptor: Int32) { self.descriptor = descriptor }
+
+        /// Opens `archive` to write through this sink: every block to the file (a failed write is
+        /// kept in `failure`), then into the hash. The archive must not outlive the sink.
+        func open(_ archive: OpaquePointer, _ what: String) throws {
+            let context = Unmanaged.passUnretained(self).toOpaque()
+            try ArchiveError.check(archive_write_open2(archive, context, nil, { _, context, buffer, length in
+                let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
+                var offset = 0
+                while offset < length {
+                    let written = Glibc.write(sink.descriptor, buffer! + offset, length - offset)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        sink.failure = errno
+                        return -1
+                    }
+                    offset += written
+                }
+                sink.hash.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: length))
+                sink.size += length
+                return length
+            }, nil, nil), archive, "Cannot start \(what)")
+        }
     }
 
     static func write(_ directory: URL, to file: URL, clampTime: Int? = nil) throws -> (digest: String, size: Int) {
@@ -28,24 +51,7 @@ enum ArchiveWriter {
         try ArchiveError.check(archive_write_set_format_pax_restricted(archive), archive, "Cannot write tar")
         // libarchive pads to 10 KiB blocks by default; one byte blocks keep the output minimal.
         archive_write_set_bytes_in_last_block(archive, 1)
-        let context = Unmanaged.passUnretained(sink).toOpaque()
-        try ArchiveError.check(archive_write_open2(archive, context, nil, { _, context, buffer, length in
-            let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
-            let bytes = UnsafeRawBufferPointer(start: buffer, count: length)
-            var offset = 0
-            while offset < length {
-                let written = Glibc.write(sink.descriptor, buffer! + offset, length - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    sink.failure = errno
-                    return -1
-                }
-                offset += written
-            }
-            sink.hash.update(bufferPointer: bytes)
-            sink.size += length
-            return length
-        }, nil, nil), archive, "Cannot start the artifact")
+        try sink.open(archive, "the artifact")
 
         for relative in try sortedEntries(of: directory) {
             try writeEntry(archive, root: directory.path, relative: relative, clampTime: clampTime)

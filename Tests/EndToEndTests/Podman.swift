@@ -41,7 +41,7 @@ final class Podman: @unchecked Sendable {
 
     /// Starts `image` detached as a container named for this test, its port 8080 on a free loopback port.
     func start(_ image: String, name: String, options: [String] = [], arguments: [String] = []) throws -> (name: String, port: Int) {
-        let port = try Self.freePort()
+        let port = try MetricsTests.freePort()
         containers.append(name)
         let result = try run(["run", "-d", "--name", name, "-p", "127.0.0.1:\(port):8080"] + options + [image] + arguments)
         guard result.status == 0 else { throw FixtureFailure("podman run failed: \(result.output)") }
@@ -68,15 +68,4 @@ final class Podman: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }

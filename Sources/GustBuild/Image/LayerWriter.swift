@@ -16,17 +16,8 @@ import Foundation
 /// number without names, no access or change times, no extended attributes, modification times
 /// clamped to `clampTime` (SOURCE_DATE_EPOCH's rule).
 final class LayerWriter {
-    /// Where libarchive's callbacks write: a file and a running SHA-256.
-    final class Sink {
-        let descriptor: Int32
-        var hash = SHA256()
-        var size = 0
-        var failure: Int32 = 0
-        init(descriptor: Int32) { self.descriptor = descriptor }
-    }
-
     private let archive: OpaquePointer
-    private let sink: Sink
+    private let sink: ArchiveWriter.Sink
     private let clampTime: Int
     private let file: URL
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -42,26 +33,10 @@ final class LayerWriter {
         self.archive = archive
         self.file = file
         self.clampTime = clampTime
-        sink = Sink(descriptor: fd)
+        sink = ArchiveWriter.Sink(descriptor: fd)
         try ArchiveError.check(archive_write_set_format_pax_restricted(archive), archive, "Cannot write tar")
         archive_write_set_bytes_in_last_block(archive, 1)
-        let context = Unmanaged.passUnretained(sink).toOpaque()
-        try ArchiveError.check(archive_write_open2(archive, context, nil, { _, context, buffer, length in
-            let sink = Unmanaged<Sink>.fromOpaque(context!).takeUnretainedValue()
-            var offset = 0
-            while offset < length {
-                let written = Glibc.write(sink.descriptor, buffer! + offset, length - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    sink.failure = errno
-                    return -1
-                }
-                offset += written
-            }
-            sink.hash.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: length))
-            sink.size += length
-            return length
-        }, nil, nil), archive, "Cannot start \(file.lastPathComponent)")
+        try sink.open(archive, file.lastPathComponent)
     }
 
     deinit {
