@@ -30,7 +30,7 @@ test-swift:
 
 test-runtimes:
 	python3 -m unittest discover -s buildpacks/python/runtime/tests -t buildpacks/python/runtime
-	node --test buildpacks/node/runtime/test/
+	NODE_PATH=/usr/share/nodejs node --test buildpacks/node/runtime/test/
 	python3 buildpacks/protocol-tests/run.py
 	python3 -m unittest discover -s buildpacks/image/tests -t buildpacks/image
 	$(MAKE) test-examples
