@@ -7,7 +7,9 @@
 #     (the sandbox maps each app to a uid of that range)
 #   - sshd's `Match User gust` block with AuthorizedKeysFile, in /etc/ssh/sshd_config.d/gust.conf
 #   - a first admin key (--admin-key FILE)
-#   - the systemd unit gustd.service (Delegate=yes: gustd's cgroup subtree is its own) and its
+#   - the systemd unit gustd.service (Delegate=yes: gustd's cgroup subtree is its own; on cgroup v1
+#     its ExecStartPre= runs PREFIX/lib/gust/gust-cgroups.sh as root, which hands gustd's cgroup under
+#     the memory, pids and cpu hierarchies to the user at each start) and its
 #     sockets gustd.socket (enabled: the HTTP port stays open while gustd restarts or is
 #     upgraded) and gustd-https.socket (installed, enabled by the admin with --https)
 #
@@ -144,7 +146,7 @@ while IFS= read -r -d '' config; do
   fi
 done < <(find "$root/etc/ssh" -maxdepth 1 -name '*sshd_config*' -type f -print0 2>/dev/null; \
   find "$root/etc/ssh/sshd_config.d" -maxdepth 1 -name '*.conf' -type f -print0 2>/dev/null)
-for path in "$prefix/bin/gust" "$prefix/bin/gust-receive" "$prefix/bin/gustd" "$dropin" /etc/systemd/system/gustd.service \
+for path in "$prefix/bin/gust" "$prefix/bin/gust-receive" "$prefix/bin/gustd" "$prefix/lib/gust/gust-cgroups.sh" "$dropin" /etc/systemd/system/gustd.service \
   /etc/systemd/system/gustd.socket /etc/systemd/system/gustd-https.socket; do
   ours_or_absent "$path"
 done
@@ -166,6 +168,8 @@ for binary in gust gust-receive gustd; do
   [ -x "$bin_dir/$binary" ] || fail "$bin_dir/$binary is missing." "Build it with \`swift build -c release\`, or pass --bin DIR."
   place "$bin_dir/$binary" "$prefix/bin/$binary" 755
 done
+# Run as root by gustd.service before gustd starts (cgroup v1 delegation).
+place "$source_dir/contrib/systemd/gust-cgroups.sh" "$prefix/lib/gust/gust-cgroups.sh" 755
 while IFS= read -r -d '' file; do
   relative="${file#"$source_dir"/}"
   mode=644
@@ -278,6 +282,7 @@ step "systemd: gustd.service, gustd.socket, gustd-https.socket"
 unit="$(mktemp)"
 for name in gustd.service gustd.socket gustd-https.socket; do
   sed -e "s|/usr/local/|$prefix/|g" -e "s|/home/gust|$user_home|g" -e "s|^User=gust|User=$user|" -e "s|^Group=gust|Group=$user|" \
+    -e "s|gust-cgroups.sh gust |gust-cgroups.sh $user |" \
     "$source_dir/contrib/systemd/$name" > "$unit"
   place "$unit" "/etc/systemd/system/$name" 644
 done

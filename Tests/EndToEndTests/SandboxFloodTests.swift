@@ -15,7 +15,7 @@ extension SandboxTests {
         guard let setup = try Self.prepareUser(), try Self.prepareLogin() else { return }
         let root = ScratchDirectory.current
         let (home, installed) = try Self.prepareHome(setup, in: root, apps: ["dogs", "evil"])
-        // The installer's delegation (systemd's Delegate=yes): gustd's cgroup under each hierarchy is the gust user's.
+        // The installed unit's root step: gustd's cgroup under each v1 hierarchy is the gust user's.
         let cgroupRoot = "gust-flood-" + UUID().uuidString.prefix(8).lowercased()
         try Self.delegateCgroups(cgroupRoot)
         let gustd = try GustdProcess(
@@ -392,14 +392,14 @@ extension SandboxTests {
         return true
     }
 
-    /// gustd's cgroup `name` under each v1 hierarchy, made the test user's, as the installer delegates one.
-    static func delegateCgroups(_ name: String) throws {
-        for controller in ["memory", "pids", "cpu"] {
-            let directory = "/sys/fs/cgroup/\(controller)/\(name)"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let owned = try Command.run("chown", ["-R", "\(user):\(user)", directory])
-            guard owned.status == 0 else { throw GitFailure(arguments: ["chown"], result: owned) }
-        }
+    /// gustd's cgroup `name` under each v1 hierarchy made the test user's by the installed unit's own
+    /// root step (`contrib/systemd/gust-cgroups.sh`, gustd.service's `ExecStartPre=+`), given gustd's options.
+    @discardableResult
+    static func delegateCgroups(_ name: String) throws -> CommandResult {
+        let script = GustBinaries.sourceRoot.appendingPathComponent("contrib/systemd/gust-cgroups.sh").path
+        let delegated = try Command.run("/bin/bash", [script, user, "--memory-limit", "128M", "--cgroup-root", name])
+        guard delegated.status == 0 else { throw GitFailure(arguments: ["gust-cgroups.sh"], result: delegated) }
+        return delegated
     }
 
     /// A committed repository of `files`, root's (it is pushed over ssh, not as the test user).

@@ -25,6 +25,16 @@ struct InstallerTests {
         return root
     }
 
+    /// gustd.service's root step for cgroup v1 (`ExecStartPre=+`), as the unit names it and as it is in the checkout.
+    static let cgroupStep = "/usr/local/lib/gust/gust-cgroups.sh"
+    static var cgroupScript: String { GustBinaries.sourceRoot.appendingPathComponent("contrib/systemd/gust-cgroups.sh").path }
+
+    /// The unit with its commands pointed at files that exist here (verify needs them executable).
+    static func runnable(_ unit: String, gustd: String = GustBinaries.gustd, cgroupStep: String = cgroupScript) -> String {
+        unit.replacingOccurrences(of: "ExecStart=/usr/local/bin/gustd", with: "ExecStart=\(gustd)")
+            .replacingOccurrences(of: Self.cgroupStep, with: cgroupStep)
+    }
+
     static func install(_ root: URL, _ extra: [String] = []) throws -> CommandResult {
         try Command.run("/bin/bash", [script, "--root", root.path, "--bin", GustBinaries.directory.path] + extra, timeout: 600)
     }
@@ -40,9 +50,10 @@ struct InstallerTests {
         // verify needs ExecStart to exist; it reports problems on stderr (and still exits 0 for most).
         let text = try String(contentsOf: Self.unit, encoding: .utf8)
         #expect(text.contains("ExecStart=/usr/local/bin/gustd "))
+        // On cgroup v1, root's step before gustd: the `+` runs it with full privileges, with gustd's options.
+        #expect(text.contains("\nExecStartPre=+\(Self.cgroupStep) gust $GUSTD_OPTIONS\n"))
         let copy = ScratchDirectory.current.appendingPathComponent("gustd.service")
-        try text.replacingOccurrences(of: "ExecStart=/usr/local/bin/gustd", with: "ExecStart=\(GustBinaries.gustd)")
-            .write(to: copy, atomically: true, encoding: .utf8)
+        try Self.runnable(text).write(to: copy, atomically: true, encoding: .utf8)
         let verified = try Command.run("systemd-analyze", ["verify", copy.path])
         #expect(verified.status == 0 && verified.stderr.isEmpty, "\(verified.output)")
         for directive in ["Restart=on-failure", "KillSignal=SIGTERM", "KillMode=mixed", "Delegate=yes", "LimitNOFILE="] {
@@ -56,7 +67,7 @@ struct InstallerTests {
         #expect(Int(stop.dropFirst("TimeoutStopSec=".count).dropLast()) ?? 0 > 23)
 
         // A unit systemd would not take fails the same check: the check is real.
-        try text.replacingOccurrences(of: "ExecStart=/usr/local/bin/gustd", with: "ExecStart=\(GustBinaries.gustd)")
+        try Self.runnable(text)
             .replacingOccurrences(of: "KillMode=mixed", with: "KillMode=sometimes")
             .write(to: copy, atomically: true, encoding: .utf8)
         #expect(try !Command.run("systemd-analyze", ["verify", copy.path]).stderr.isEmpty)
@@ -67,8 +78,7 @@ struct InstallerTests {
         let scratch = ScratchDirectory.current
         let source = GustBinaries.sourceRoot.appendingPathComponent("contrib/systemd")
         let service = try String(contentsOf: Self.unit, encoding: .utf8)
-        try service.replacingOccurrences(of: "ExecStart=/usr/local/bin/gustd", with: "ExecStart=\(GustBinaries.gustd)")
-            .write(to: scratch.appendingPathComponent("gustd.service"), atomically: true, encoding: .utf8)
+        try Self.runnable(service).write(to: scratch.appendingPathComponent("gustd.service"), atomically: true, encoding: .utf8)
         #expect(service.contains("\nWants=gustd.socket\n") && service.contains("\nAfter=gustd.socket\n"))
         var paths = [scratch.appendingPathComponent("gustd.service").path]
         for (name, descriptorName) in [("gustd.socket", "http"), ("gustd-https.socket", "https")] {
@@ -85,6 +95,28 @@ struct InstallerTests {
         try socket.replacingOccurrences(of: "FileDescriptorName=http", with: "FileDescriptorName=a:b")
             .write(to: scratch.appendingPathComponent("gustd.socket"), atomically: true, encoding: .utf8)
         #expect(try !Command.run("systemd-analyze", ["verify"] + paths).stderr.isEmpty)
+    }
+
+    /// The unit's cgroup v1 step (`gust-cgroups.sh`) on a machine without cgroup v1: a v2 mount, played by
+    /// a directory that has `cgroup.controllers` and controller directories that are no v1 hierarchy
+    /// (not cgroupfs). It makes and changes nothing (Delegate=yes does the job there) and succeeds,
+    /// so gustd still starts; a name that is not gustd's plain `--cgroup-root` is refused.
+    @Test(.scratchDirectory) func theCgroupStepLeavesAMachineWithoutCgroupV1Alone() throws {
+        let mount = ScratchDirectory.current.appendingPathComponent("cgroup")
+        for file in ["cgroup.controllers", "memory/memory.limit_in_bytes", "pids/cgroup.procs", "cpu/cpu.cfs_period_us"] {
+            let path = mount.appendingPathComponent(file)
+            try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try "memory pids cpu\n".write(to: path, atomically: true, encoding: .utf8)
+        }
+        let before = try Self.fingerprint(mount)
+        let ran = try Command.run("/bin/bash", [Self.cgroupScript, "--mount", mount.path, "root", "--cgroup-root", "gust"])
+        #expect(ran.status == 0, "\(ran.output)")
+        #expect(ran.stdout.contains("nothing to do"), "\(ran.output)")
+        #expect(try Self.fingerprint(mount) == before, "nothing was made or changed")
+        #expect(!FileManager.default.fileExists(atPath: mount.appendingPathComponent("memory/gust").path))
+
+        let refused = try Command.run("/bin/bash", [Self.cgroupScript, "--mount", mount.path, "root", "--cgroup-root", "../../etc"])
+        #expect(refused.status != 0 && refused.stderr.contains("not a plain name"), "\(refused.output)")
     }
 
     @Test(.scratchDirectory) func installingTwiceChangesNothingAndAPushOverSSHGoesLive() throws {
@@ -123,13 +155,18 @@ struct InstallerTests {
         // The installed unit verifies too (its ExecStart pointed at the scratch root's gustd).
         let unit = try String(contentsOf: root.appendingPathComponent("etc/systemd/system/gustd.service"), encoding: .utf8)
         let unitCopy = scratch.appendingPathComponent("installed.service")
-        try unit.replacingOccurrences(of: "ExecStart=/usr/local/bin/gustd", with: "ExecStart=\(root.path)/usr/local/bin/gustd")
+        try Self.runnable(unit, gustd: root.path + "/usr/local/bin/gustd", cgroupStep: root.path + Self.cgroupStep)
             .write(to: unitCopy, atomically: true, encoding: .utf8)
         let verified = try Command.run("systemd-analyze", ["verify", unitCopy.path])
         #expect(verified.status == 0 && verified.stderr.isEmpty, "\(verified.output)")
         for name in ["gustd.socket", "gustd-https.socket"] {
             #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("etc/systemd/system/\(name)").path), "\(name) installed")
         }
+        // The cgroup v1 step the unit runs as root is installed, executable, as in the checkout.
+        let step = root.path + Self.cgroupStep
+        #expect(FileManager.default.isExecutableFile(atPath: step))
+        #expect(FileManager.default.contentsEqual(atPath: step, andPath: Self.cgroupScript))
+        #expect(unit.contains("\nExecStartPre=+\(Self.cgroupStep) gust $GUSTD_OPTIONS\n"), "\(unit)")
 
         // A push over ssh with the admin key, through everything the installer put down: the keys
         // file and its forced command, the installed gust, gust-receive, hooks and buildpacks, and

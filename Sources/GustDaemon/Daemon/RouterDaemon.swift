@@ -67,30 +67,20 @@ public enum RouterDaemon {
         await domains.refresh()
         let redirect = configuration.redirectHTTPS ? configuration.https.map { HTTPSRedirect(port: $0.port) } : nil
 
+        // The admin API and the records channel: Unix sockets, under the same descriptor budget as the
+        // TCP listeners (`Listeners.serveUnix`).
         let socket = home.adminSocket.path
-        try? FileManager.default.removeItem(atPath: socket)
-        let admin = Application(
-            responder: AdminAPI(supervisor: supervisor, domains: domains),
-            configuration: .init(address: .unixDomainSocket(path: socket), serverName: "gustd"),
-            onServerRunning: { _ in
-                chmod(socket, 0o600)
-                markCloseOnExec()
-            },
-            logger: logger
+        let admin = try listeners.serveUnix(
+            "admin socket", path: socket, mode: 0o600, responder: AdminAPI(supervisor: supervisor, domains: domains), logger: logger,
+            onServerRunning: { _ in markCloseOnExec() }
         )
         let records = RecordsAPI(hub: RecordsHub(home: home, supervisor: supervisor))
-        let recordsSocket = home.recordsSocket.path
-        try? FileManager.default.removeItem(atPath: recordsSocket)
-        let channel = Application(
-            responder: RecordsChannel(tokens: supervisor.channelTokens, api: records),
-            configuration: .init(address: .unixDomainSocket(path: recordsSocket), serverName: "gustd"),
-            onServerRunning: { [sandboxed = configuration.sandbox?.identity.range != nil] _ in
-                // Sandboxed instances reach it through a hard link in their socket directory, as their
-                // app's uid; run/ (0700) keeps every other user from its path.
-                chmod(recordsSocket, sandboxed ? 0o666 : 0o600)
-                markCloseOnExec()
-            },
-            logger: logger
+        // Sandboxed instances reach it through a hard link in their socket directory, as their app's uid
+        // (each held to its share of connections); run/ (0700) keeps every other user from its path.
+        let channel = try listeners.serveUnix(
+            "records channel", path: home.recordsSocket.path, mode: configuration.sandbox?.identity.range != nil ? 0o666 : 0o600,
+            responder: RecordsChannel(tokens: supervisor.channelTokens, api: records), limitsPeers: true, logger: logger,
+            onServerRunning: { _ in markCloseOnExec() }
         )
         let accessLog = try AccessLog(configuration.accessLog)
         defer { accessLog.close() }

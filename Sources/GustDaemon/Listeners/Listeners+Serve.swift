@@ -51,7 +51,7 @@ extension Listeners {
     }
 
     /// What `Application.run` gives `HTTP1Channel`, line for line.
-    private static func respond<Responder: HTTPResponder>(
+    static func respond<Responder: HTTPResponder>(
         _ responder: Responder, serverName: String, logger: Logger
     ) -> HTTPChannelHandler.Responder where Responder.Context: InitializableFromSource<ApplicationRequestContextSource> {
         let dates = HTTPDate()

@@ -27,18 +27,22 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
     private let onServerRunning: @Sendable (any Channel) async -> Void
     private let group: any EventLoopGroup
     private let budget: ConnectionBudget
+    /// A Unix-domain listener's bound on each peer's connections (`PeerConnectionLimit`); none for TCP.
+    private let peerLimit: PeerConnectionLimit?
     private let logger: Logger
     private let connections = Connections()
     private var state = State.initial
 
     init(
         childChannel: ChildChannel, socket: ListeningSocket, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        budget: ConnectionBudget, logger: Logger, onServerRunning: @escaping @Sendable (any Channel) async -> Void
+        budget: ConnectionBudget, peerLimit: PeerConnectionLimit? = nil, logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void
     ) {
         self.childChannel = childChannel
         self.socket = socket
         self.group = group
         self.budget = budget
+        self.peerLimit = peerLimit
         self.logger = logger
         self.onServerRunning = onServerRunning
     }
@@ -46,6 +50,7 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
     func run() async throws {
         guard case .initial = state else { return }
         let (childChannel, logger, connections, budget, name) = (self.childChannel, self.logger, self.connections, self.budget, socket.name)
+        let peerLimit = self.peerLimit
         let server = try await ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -58,9 +63,18 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
                 // passes by the handlers that act on it, and the connection then held the old gustd's
                 // shutdown for its whole timeout (seen in UpgradeTests under load). `add` after a quiesce
                 // began tells the connection at once.
-                childChannel.setup(channel: channel, logger: logger).map { value in
+                let setUp = childChannel.setup(channel: channel, logger: logger).map { value in
                     connections.add(channel)
                     return value
+                }
+                guard let peerLimit else { return setUp }
+                // A peer past its share is closed at once (the connection still goes to `handle`, which
+                // finds it closed): a failed initializer would end the listener's stream of connections.
+                return setUp.flatMap { value in
+                    peerLimit.admit(channel).map { admitted in
+                        if !admitted { channel.close(promise: nil) }
+                        return value
+                    }
                 }
             }
         // NIO listens again on a socket it is given, with its default backlog of 128: the queue that
