@@ -100,6 +100,8 @@ class Run:
         os.makedirs(work)
         with open(os.path.join(work, '__init__.py'), 'w') as f:
             f.write(GUST_APP)
+        with open(os.path.join(work, 'requirements.txt'), 'w') as f:
+            f.write('flask\n')  # the app mounts a Flask view, as bench_peers.py pushes it: from PyPI, at the push
         self.run(os.path.join(self.bin, 'gust'), 'apps', 'create', 'bench')
         self.run(os.path.join(self.bin, 'gust'), 'scale', 'bench', '--min', '1', '--max', '1')
         self.run('git', 'init', '-q', '-b', 'main', cwd=work)
