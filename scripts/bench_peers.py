@@ -351,7 +351,9 @@ class PeerBench:
         instances = os.path.join(self.home, 'run', 'instances')
         deadline = time.monotonic() + 30
         while True:
-            self.instances = len([name for name in os.listdir(instances) if name.endswith('.sock')])
+            # A socket per instance: run/instances/ID.sock, or run/instances/ID/instance.sock when sandboxed.
+            self.instances = len([name for name in os.listdir(instances) if name.endswith('.sock')
+                                  or os.path.exists(os.path.join(instances, name, 'instance.sock'))])
             if self.instances >= self.wanted_instances or time.monotonic() > deadline:
                 break
             time.sleep(0.1)

@@ -100,6 +100,8 @@ class Run:
         os.makedirs(work)
         with open(os.path.join(work, '__init__.py'), 'w') as f:
             f.write(GUST_APP)
+        with open(os.path.join(work, 'requirements.txt'), 'w') as f:
+            f.write('flask\n')  # the app mounts a Flask view, as bench_peers.py pushes it: from PyPI, at the push
         self.run(os.path.join(self.bin, 'gust'), 'apps', 'create', 'bench')
         self.run(os.path.join(self.bin, 'gust'), 'scale', 'bench', '--min', '1', '--max', '1')
         self.run('git', 'init', '-q', '-b', 'main', cwd=work)
@@ -109,9 +111,21 @@ class Run:
         return process
 
     def instance_socket(self):
+        """The instance's socket: run/instances/ID.sock, or run/instances/ID/instance.sock when sandboxed."""
         instances = os.path.join(self.home, 'run', 'instances')
-        sockets = [name for name in os.listdir(instances) if name.endswith('.sock')]
-        return os.path.join(instances, sockets[0])
+        deadline = time.monotonic() + 30
+        while True:
+            sockets = [os.path.join(instances, name) for name in os.listdir(instances) if name.endswith('.sock')]
+            sockets += [os.path.join(instances, name, 'instance.sock') for name in os.listdir(instances)
+                        if os.path.exists(os.path.join(instances, name, 'instance.sock'))]
+            if sockets or time.monotonic() > deadline:
+                return sockets[0]
+            time.sleep(0.1)
+
+    def instance_id(self):
+        socket_path = self.instance_socket()
+        name = os.path.basename(socket_path)
+        return name[:-len('.sock')] if name != 'instance.sock' else os.path.basename(os.path.dirname(socket_path))
 
     def stop(self, process):
         if process.poll() is None:
@@ -144,13 +158,25 @@ def callgrind_total(out_file):
 
 
 def instance_pid(run):
-    sock = run.instance_socket()
-    with open(sock[:-len('.sock')] + '.json') as file:
-        return json.load(file)['pid']
+    with open(os.path.join(run.home, 'run', 'instances', run.instance_id() + '.json')) as file:
+        pid = json.load(file)['pid']
+    # Sandboxed, the recorded process is bubblewrap's; the runtime is a descendant. Count them all.
+    parents = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(')', 1)[1].split()[1])
+            except OSError:
+                pass
+    family = [pid]
+    for candidate in family:
+        family += [child for child, parent in parents.items() if parent == candidate]
+    return ','.join(str(member) for member in family)
 
 
 def task_clock_ms(pid, work):
-    """CPU time (ms, all threads) that pid spends while work() runs: perf stat's task-clock,
+    """CPU time (ms, all threads) that pid (or a comma-separated list) spends while work() runs: perf stat's task-clock,
     a software counter, so it works where the VM has no hardware counters."""
     perf = subprocess.Popen(['perf', 'stat', '-x,', '-e', 'task-clock', '-p', str(pid)],
                             stderr=subprocess.PIPE, text=True)

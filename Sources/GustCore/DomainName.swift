@@ -14,10 +14,16 @@ public struct DomainName: Hashable, Sendable, Comparable, CustomStringConvertibl
     public static let rule = "a domain is lower-case labels of a-z, 0-9 and '-' (not at either end of a label) joined by dots, like app.example.com"
 
     public init(_ raw: String) throws(GustError) {
-        let lowered = String(decoding: raw.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
-        guard Self.isValid(lowered) else {
+        guard let name = Self(validating: raw) else {
             throw GustError("'\(raw.prefix(80))' is not a domain name: \(Self.rule).")
         }
+        self = name
+    }
+
+    /// The name, lower-cased, if it is valid: no error is made for one that is not.
+    private init?(validating raw: String) {
+        let lowered = String(decoding: raw.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
+        guard Self.isValid(lowered) else { return nil }
         rawValue = lowered
     }
 
@@ -26,7 +32,8 @@ public struct DomainName: Hashable, Sendable, Comparable, CustomStringConvertibl
         var name = host
         if let colon = name.lastIndex(of: ":"), !name.contains("]") { name = name[..<colon] }
         if name.hasSuffix(".") { name = name.dropLast() }
-        guard let valid = try? DomainName(String(name)) else { return nil }
+        // Asked of every request's Host (`127.0.0.1:8080` included): a refusal costs no thrown error.
+        guard let valid = DomainName(validating: String(name)) else { return nil }
         self = valid
     }
 

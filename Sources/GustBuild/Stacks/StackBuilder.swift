@@ -3,6 +3,7 @@ public import Foundation
 import Glibc
 #endif
 public import GustCore
+import CArchive
 
 /// Builds the next version of a stack: `mmdebstrap --variant=minbase` of a Debian suite with the
 /// packages the buildpacks run (`packages`) into `GUST_HOME/stacks/.building-…`, then, inside the

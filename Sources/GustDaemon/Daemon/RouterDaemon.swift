@@ -88,17 +88,17 @@ public enum RouterDaemon {
         // Idle and slow clients are closed, so they cannot hold gustd's descriptors;
         // NIO's accept backoff keeps the listener accepting once descriptors run short.
         let (idleTimeout, headerTimeout) = (TimeAmount(configuration.idleTimeout), TimeAmount(configuration.headerTimeout))
+        let gateway = Gateway(
+            supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog,
+            domains: domains.routes, challenges: domains.challenges, redirect: redirect
+        )
         let http = try listeners.serve(
-            "http", host: configuration.httpHost, port: configuration.httpPort,
-            responder: Gateway(
-                supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog,
-                domains: domains.routes, challenges: domains.challenges, redirect: redirect
-            ),
+            "http", host: configuration.httpHost, port: configuration.httpPort, responder: gateway,
             http1: .init(
                 additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler(), UpgradeGuard()],
                 idleTimeout: idleTimeout
             ),
-            serverName: "gust", logger: logger,
+            serverName: "gust", lane: gateway, logger: logger,
             onServerRunning: { channel in
                 markCloseOnExec()
                 let port = channel.localAddress?.port ?? configuration.httpPort
@@ -111,18 +111,18 @@ public enum RouterDaemon {
         var https: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let address = configuration.https, let certificates = tls.certificates {
             let httpsFile = home.run.appendingPathComponent("gustd.https")
+            let gateway = Gateway(
+                supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog, scheme: "https",
+                domains: domains.routes
+            )
             https.append(.init(service: try listeners.serve(
-                "https", host: address.host, port: address.port,
-                responder: Gateway(
-                    supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog, scheme: "https",
-                    domains: domains.routes
-                ),
+                "https", host: address.host, port: address.port, responder: gateway,
                 http1: .init(
                     additionalChannelHandlers: [RequestHeadDeadline(timeout: headerTimeout), ClientDisconnectHandler(), UpgradeGuard()],
                     idleTimeout: idleTimeout
                 ),
                 tls: certificates.serverConfiguration(),
-                serverName: "gust", logger: logger,
+                serverName: "gust", lane: gateway, logger: logger,
                 onServerRunning: { channel in
                     markCloseOnExec()
                     let port = channel.localAddress?.port ?? address.port

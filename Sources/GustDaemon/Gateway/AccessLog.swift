@@ -4,8 +4,8 @@ import Glibc
 import Foundation
 import GustCore
 
-/// One line per call the gateway answers, written by a thread of its own so
-/// that no event loop waits for the disk:
+/// One line per call the gateway answers, formatted and written by a thread of
+/// its own so that no event loop waits for the disk or spends time on it:
 ///
 ///     2026-12-01T17:50:01.123Z app=cats release=v3 instance=cats-v3-1 method=GET path=/hello status=200 bytes=13 ms=0.412 id=5f0c…-1a
 ///
@@ -48,7 +48,7 @@ final class AccessLog: Sendable {
     var isOn: Bool { writer != nil }
 
     func record(_ entry: Entry) {
-        writer?.append(Self.line(entry))
+        writer?.append(entry)
     }
 
     /// Writes what is queued and stops the writer thread.
@@ -100,7 +100,7 @@ final class AccessLog: Sendable {
         return out.isEmpty ? "/" : out
     }
 
-    /// The thread that writes queued lines.
+    /// The thread that formats and writes queued entries: an event loop only queues one.
     private final class Writer: @unchecked Sendable {
         static let maxQueued = 10_000
         /// How often the writer looks for lines: a line reaches the log at most this late.
@@ -109,7 +109,7 @@ final class AccessLog: Sendable {
         private let owned: Bool
         private let condition = NSCondition()
         /// Guarded by `condition`.
-        private var queued: [String] = []
+        private var queued: [Entry] = []
         private var dropped = 0
         private var closing = false
         private var finished = false
@@ -122,9 +122,9 @@ final class AccessLog: Sendable {
             thread.start()
         }
 
-        func append(_ line: String) {
+        func append(_ entry: Entry) {
             condition.lock()
-            if queued.count < Self.maxQueued { queued.append(line) } else { dropped += 1 }
+            if queued.count < Self.maxQueued { queued.append(entry) } else { dropped += 1 }
             condition.unlock()  // no wake-up: the writer looks every `interval`, sparing a call a system call
         }
 
@@ -140,14 +140,15 @@ final class AccessLog: Sendable {
             while true {
                 condition.lock()
                 while queued.isEmpty && !closing { _ = condition.wait(until: Date(timeIntervalSinceNow: Self.interval)) }
-                var batch = queued.joined()
+                let entries = queued
                 queued = []
-                if dropped > 0 {
-                    batch += "gustd: \(dropped) access log lines dropped: the log could not keep up\n"
-                    dropped = 0
-                }
+                let lost = dropped
+                dropped = 0
                 let done = closing
                 condition.unlock()
+                var batch = ""
+                for entry in entries { batch += AccessLog.line(entry) }
+                if lost > 0 { batch += "gustd: \(lost) access log lines dropped: the log could not keep up\n" }
                 write(batch)
                 if done { break }
             }

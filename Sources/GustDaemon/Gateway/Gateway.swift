@@ -132,13 +132,7 @@ struct Gateway: HTTPResponder {
         note.release = live.version
         let path = target.path.decoded
         if path == "/_/health" {
-            let snapshot = live.pool.snapshot
-            var health: [String: Any] = [
-                "app": app.rawValue, "release": "v\(live.version)", "state": snapshot.state,
-                "instances": snapshot.serving,
-            ]
-            if let crashing = snapshot.crashing { health["error"] = crashing.split(separator: "\n").first.map(String.init) ?? crashing }
-            return Self.json(200, health)
+            return Self.json(200, Self.health(of: app, live))
         }
         if live.isPrivate {
             guard let token = request.headers[HTTPField.Name("X-Auth-Token")!], await supervisor.verifyToken(app, token) else {
@@ -278,8 +272,14 @@ struct Gateway: HTTPResponder {
         return Response(status: .init(code: status), headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    static func json(_ status: Int, _ value: FlatJSON, headers: HTTPFields = [:]) -> Response {
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: .init(code: status), headers: fields, body: .init(byteBuffer: value.buffer))
+    }
+
     static func error(_ status: Int, _ message: String, headers: HTTPFields = [:]) -> Response {
-        json(status, ["code": status, "error": message], headers: headers)
+        json(status, FlatJSON([("code", .int(status)), ("error", .string(message))]), headers: headers)
     }
 }
 

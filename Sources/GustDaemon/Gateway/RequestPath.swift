@@ -61,6 +61,10 @@ struct RequestPath: Equatable, Sendable {
     /// with `\` read as `/`.
     var reachesReservedSurface: Bool {
         var reading = decoded
+        // Nothing left to decode and no `\`: the segments are what every reading finds.
+        if !reading.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "\\") }) {
+            return Self.isReserved(resolvingDotSegments())
+        }
         for _ in 0..<Self.maximumDecodings {
             if Self.isReserved(RequestPath(readingBackslashAsSlash: reading)) { return true }
             let next = Self.percentDecoded(reading)
@@ -122,23 +126,25 @@ struct RequestPath: Equatable, Sendable {
         }
     }
 
-    private static let unescaped = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@".utf8)
+    /// Whether a byte stays as it is in a segment, by its value.
+    private static let unescaped: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@".utf8 { table[Int(byte)] = true }
+        return table
+    }()
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
 
     private static func encode(_ segment: String) -> String {
-        var output = ""
+        if segment.utf8.allSatisfy({ unescaped[Int($0)] }) { return segment }  // most segments: nothing to escape
+        var output: [UInt8] = []
+        output.reserveCapacity(segment.utf8.count * 3)
         for byte in segment.utf8 {
-            if unescaped.contains(byte) {
-                output.unicodeScalars.append(Unicode.Scalar(byte))
+            if unescaped[Int(byte)] {
+                output.append(byte)
             } else {
-                output += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+                output += [UInt8(ascii: "%"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
             }
         }
-        return output
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
+        return String(decoding: output, as: UTF8.self)
     }
 }

@@ -14,11 +14,12 @@ import Synchronization
 extension Listeners {
     /// One of gustd's HTTP listeners, served from the socket called `name` (inherited,
     /// else bound to `host:port`) and registered for the handover and the drain:
-    /// Hummingbird's `Application` as it answers a request (the responder, a request
-    /// id in the logger, `Date` and `Server` headers), over `SocketServer`.
+    /// Hummingbird's `Application` as it answers a request (the responder, `Date` and
+    /// `Server` headers), over `SocketServer`. With `lane`, the gateway answers what it
+    /// can from a request's head on the event loop (`GatewayLane`).
     func serve<Responder: HTTPResponder>(
         _ name: String, host: String, port: Int, responder: Responder, http1: HTTP1Channel.Configuration = .init(),
-        tls: TLSConfiguration? = nil, serverName: String = "gustd", logger: Logger,
+        tls: TLSConfiguration? = nil, serverName: String = "gustd", lane: Gateway? = nil, logger: Logger,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void
     ) throws -> any Service where Responder.Context: InitializableFromSource<ApplicationRequestContextSource> {
         let socket = try socket(name, host: host, port: port)
@@ -33,46 +34,47 @@ extension Listeners {
             }
             await onServerRunning(channel)
         }
-        let respond = Self.respond(responder, serverName: serverName, logger: logger)
+        let dates = HTTPDate()
+        let respond = Self.respond(responder, dates: dates, serverName: serverName, logger: logger)
         var http1 = http1
         http1.additionalChannelHandlers = { [handlers = http1.additionalChannelHandlers] in handlers() + [QuiesceGate()] }
         let channel = HTTP1Channel(responder: respond, configuration: http1)
-        if let tls {
-            let server = SocketServer(
-                childChannel: try TLSChannel(channel, tlsConfiguration: tls), socket: socket, budget: connectionBudget, logger: logger,
-                onServerRunning: onServerRunning)
+        func serve<Child: ServerChildChannel>(_ child: Child) throws -> any Service {
+            let server: any Service & DrainableServer = if let tls {
+                SocketServer(
+                    childChannel: try TLSChannel(child, tlsConfiguration: tls), socket: socket, budget: connectionBudget, logger: logger,
+                    onServerRunning: onServerRunning)
+            } else {
+                SocketServer(childChannel: child, socket: socket, budget: connectionBudget, logger: logger, onServerRunning: onServerRunning)
+            }
             add(socket, served: server)
             return server
         }
-        let server = SocketServer(
-            childChannel: channel, socket: socket, budget: connectionBudget, logger: logger, onServerRunning: onServerRunning)
-        add(socket, served: server)
-        return server
+        if let lane {
+            return try serve(GatewayChannel(http1: channel, gateway: lane, dates: dates, serverName: serverName))
+        }
+        return try serve(channel)
     }
 
-    /// What `Application.run` gives `HTTP1Channel`, line for line.
+    /// What `Application.run` gives `HTTP1Channel`.
+    /// Less its per-request logger: a copy with a request id in its metadata, in a task local, cost a
+    /// call more than it gave (gustd's own `X-Request-Id` names a call in its access log line).
     static func respond<Responder: HTTPResponder>(
-        _ responder: Responder, serverName: String, logger: Logger
+        _ responder: Responder, dates: HTTPDate, serverName: String, logger: Logger
     ) -> HTTPChannelHandler.Responder where Responder.Context: InitializableFromSource<ApplicationRequestContextSource> {
-        let dates = HTTPDate()
-        return { request, writer, channel in
-            var logger = logger
-            logger[metadataKey: "hb.request.id"] = .stringConvertible(Hummingbird.RequestID())
-            let response = try await withLogger(logger) { logger in
-                let context = Responder.Context(source: .init(channel: channel, logger: logger))
-                var response: Response
-                do {
-                    response = try await responder.respond(to: request, context: context)
-                } catch let error as HTTPParserError {
-                    throw error
-                } catch {
-                    logger.debug("Unrecognised Error", metadata: ["error.type": "\(error)"])
-                    response = Response(status: .internalServerError, body: .init())
-                }
-                response.headers[.date] = dates.now
-                response.headers[.server] = serverName
-                return response
+        { request, writer, channel in
+            let context = Responder.Context(source: .init(channel: channel, logger: logger))
+            var response: Response
+            do {
+                response = try await responder.respond(to: request, context: context)
+            } catch let error as HTTPParserError {
+                throw error
+            } catch {
+                logger.debug("Unrecognised Error", metadata: ["error.type": "\(error)"])
+                response = Response(status: .internalServerError, body: .init())
             }
+            response.headers[.date] = dates.now
+            response.headers[.server] = serverName
             do {
                 try await writer.write(response: response.head, body: response.body)
             } catch is HTTPParserError {

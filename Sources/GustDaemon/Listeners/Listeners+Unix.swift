@@ -22,7 +22,7 @@ extension Listeners {
     ) throws -> any Service where Responder.Context: InitializableFromSource<ApplicationRequestContextSource> {
         let socket = try ListeningSocket.unix(name, path: path, mode: mode)
         let peerLimit = limitsPeers ? PeerConnectionLimit(name: name, budget: connectionBudget, logger: logger) : nil
-        let channel = HTTP1Channel(responder: Self.respond(responder, serverName: "gustd", logger: logger))
+        let channel = HTTP1Channel(responder: Self.respond(responder, dates: HTTPDate(), serverName: "gustd", logger: logger))
         return SocketServer(
             childChannel: channel, socket: socket, budget: connectionBudget, peerLimit: peerLimit, logger: logger,
             onServerRunning: onServerRunning)

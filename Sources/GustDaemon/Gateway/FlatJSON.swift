@@ -1,0 +1,69 @@
+import NIOCore
+
+/// A JSON object of strings and integers, written straight into a buffer with
+/// the bytes `JSONSerialization` gives it (keys sorted, `/` not escaped): the
+/// gateway's own answers (`/_/health`, every error) are made per request, and
+/// Foundation's `JSONSerialization`, a bridge through `NSDictionary`, cost
+/// more than the rest of a health answer (docs/benchmarks.md, "Per-call cost,
+/// second pass").
+struct FlatJSON {
+    enum Value: Equatable {
+        case string(String)
+        case int(Int)
+    }
+
+    private var fields: [(key: String, value: Value)] = []
+
+    init(_ fields: [(String, Value)] = []) {
+        for (key, value) in fields { self[key] = value }
+    }
+
+    subscript(key: String) -> Value? {
+        get { fields.first { $0.key == key }?.value }
+        set {
+            fields.removeAll { $0.key == key }
+            if let newValue { fields.append((key, newValue)) }
+        }
+    }
+
+    var buffer: ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(64 + fields.reduce(0) { $0 + $1.key.utf8.count + 16 })
+        buffer.writeInteger(UInt8(ascii: "{"))
+        for (index, field) in fields.sorted(by: { $0.key < $1.key }).enumerated() {
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            Self.write(field.key, to: &buffer)
+            buffer.writeInteger(UInt8(ascii: ":"))
+            switch field.value {
+            case .string(let text): Self.write(text, to: &buffer)
+            case .int(let number): buffer.writeString(String(number))
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+        return buffer
+    }
+
+    /// A JSON string: `"` and `\` escaped, control characters as `\n`-style or `\u00XX`, the rest as UTF-8.
+    private static func write(_ text: String, to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+            case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+            case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
+            case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
+            case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
+            case 0x08: buffer.writeStaticString("\\b")
+            case 0x0C: buffer.writeStaticString("\\f")
+            case 0..<0x20:
+                buffer.writeStaticString("\\u00")
+                buffer.writeInteger(hex[Int(byte >> 4)])
+                buffer.writeInteger(hex[Int(byte & 0xF)])
+            default: buffer.writeInteger(byte)
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+}

@@ -1,0 +1,62 @@
+import GustCore
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// An app's `/_/health`, the one answer of the gateway made from the request's
+/// head alone: `respond` gives it on Hummingbird's path, and `GatewayLane`
+/// on the event loop that read the request (most of them), so both give the
+/// same bytes.
+extension Gateway {
+    /// What the health of `live` says: its release, the state of its pool, the instances serving,
+    /// and the first line of why its starts fail, while they do.
+    static func health(of app: AppName, _ live: Supervisor.Route) -> FlatJSON {
+        let snapshot = live.pool.snapshot
+        var health = FlatJSON([
+            ("app", .string(app.rawValue)), ("release", .string("v\(live.version)")), ("state", .string(snapshot.state)),
+            ("instances", .int(snapshot.serving)),
+        ])
+        if let crashing = snapshot.crashing {
+            health["error"] = .string(crashing.split(separator: "\n").first.map(String.init) ?? crashing)
+        }
+        return health
+    }
+
+    /// A finished answer for the lane to write.
+    struct ImmediateAnswer {
+        var head: HTTPResponse
+        var body: ByteBuffer
+    }
+
+    /// The answer to `request` if it is a plain `/_/health` of an app with a live release (no body,
+    /// no upgrade, no `Connection` header, nothing redirected), with its access log line written;
+    /// nil for anything else, which `respond` answers. `Date` and `Server` are the lane's to add.
+    func answerAtOnce(_ request: HTTPRequest) -> ImmediateAnswer? {
+        guard let target = request.path else { return nil }
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        // Anything else, and any other spelling of it, is `respond`'s.
+        guard path.hasSuffix("/_/health") else { return nil }
+        let fields = request.headerFields
+        guard fields[.upgrade] == nil, fields[.connection] == nil, fields[.transferEncoding] == nil,
+            fields[.contentLength] == nil || fields[.contentLength] == "0"
+        else { return nil }
+        let arrived = ContinuousClock.now
+        let host = request.authority
+        guard let address = AppAddress(host: host, path: RequestPath(percentEncoded: String(path)), domain: configuration.domain,
+                custom: domains.app(for:), only: configuration.onlyApp),
+            address.path.decoded == "/_/health",
+            redirect?.location(host: host, target: target, addressed: address, domain: configuration.domain) == nil,
+            let live = supervisor.route(of: address.app)
+        else { return nil }
+        let requestID = RequestID.of(sent: fields[ForwardedHeaders.requestID])
+        let body = Self.health(of: address.app, live).buffer
+        let head = HTTPResponse(status: .ok, headerFields: [
+            .contentType: "application/json", .contentLength: String(body.readableBytes), ForwardedHeaders.requestID: requestID,
+        ])
+        accessLog?.record(AccessLog.Entry(
+            app: address.app.rawValue, release: live.version, instance: nil, method: request.method.rawValue, path: String(path),
+            status: 200, bytes: body.readableBytes, duration: ContinuousClock.now - arrived, requestID: requestID, time: AccessLog.now()
+        ))
+        return ImmediateAnswer(head: head, body: body)
+    }
+}
