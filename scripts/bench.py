@@ -111,6 +111,9 @@ class Bench:
             self.env.update(PATH='/usr/local/bin:/usr/bin:/bin', HOME=self.dir)
         self.gustd = None
         self.port = None
+        # Its own cgroup root (--cgroup-root): a gustd starting on the same machine with the
+        # standard root ("gust") sweeps what it finds there, the instances of this one included.
+        self.cgroup_root = f'gust-bench-{os.getpid()}'
 
     # Processes
 
@@ -131,7 +134,8 @@ class Bench:
         address_file = os.path.join(self.home, 'run', 'gustd.http')
         if os.path.exists(address_file):
             os.remove(address_file)
-        command = [os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0', *options]
+        command = [os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0',
+                   '--cgroup-root', self.cgroup_root, *options]
         if self.user:
             command = ['setpriv', f'--reuid={self.user}', f'--regid={self.user}', '--init-groups', '--'] + command
         self.gustd = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
@@ -143,6 +147,16 @@ class Bench:
                 break
             time.sleep(0.05)
         sys.exit('gustd did not start; see ' + log.name)
+
+    def remove_cgroups(self):
+        """The bench's cgroup root in each hierarchy, once gustd has stopped (deepest first; empty by then)."""
+        for hierarchy in (os.listdir('/sys/fs/cgroup') if os.path.isdir('/sys/fs/cgroup') else []):
+            root = os.path.join('/sys/fs/cgroup', hierarchy, self.cgroup_root)
+            for directory, _, _ in sorted(os.walk(root), key=lambda entry: -entry[0].count('/')):
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    pass
 
     def stop_gustd(self):
         if self.gustd and self.gustd.poll() is None:
@@ -530,6 +544,7 @@ def main():
                 results['sandbox'] = bench.sandbox_comparison()
     finally:
         bench.stop_gustd()
+        bench.remove_cgroups()
         shutil.rmtree(bench.dir, ignore_errors=True)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -2,6 +2,7 @@ public import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import CArchive  // a release build finds `stat` through it (MemberImportVisibility), not through Glibc
 public import GustCore
 import CArchive
 

@@ -10,9 +10,17 @@ struct FunctionManifest: Codable, Sendable, Equatable {
     /// The largest manifest gustd reads; past it the deploy fails.
     static let maxBytes = 1024 * 1024
 
-    /// Decodes a manifest on NIO's thread pool: at up to a megabyte, not work for an event loop.
-    static func decodeOffTheLoops(_ body: ByteBuffer) async throws -> FunctionManifest {
-        try await NIOThreadPool.singleton.runIfActive {
+    /// Manifests up to this size are decoded where they arrive: a few functions' worth decodes in
+    /// microseconds, less than the two thread hops to NIO's pool and back cost an instance's start.
+    static let inlineDecodeBytes = 16 * 1024
+
+    /// Decodes a manifest: a small one at once, a larger one on NIO's thread pool (at up to
+    /// a megabyte, not work for an event loop).
+    static func decode(_ body: ByteBuffer) async throws -> FunctionManifest {
+        if body.readableBytes <= inlineDecodeBytes {
+            return try JSONDecoder().decode(FunctionManifest.self, from: Data(body.readableBytesView))
+        }
+        return try await NIOThreadPool.singleton.runIfActive {
             try JSONDecoder().decode(FunctionManifest.self, from: Data(body.readableBytesView))
         }
     }

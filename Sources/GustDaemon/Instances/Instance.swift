@@ -34,6 +34,8 @@ actor Instance {
     private var open: [InstanceConnection] = []
     private let onStop: @Sendable () -> Void
     private var stopped = false
+    /// Whether a call has taken a connection yet: the first takes the one the launch opened.
+    private var tookAConnection = false
     /// Whether gustd asked it to stop (an exit then is no crash).
     var isStopping: Bool { stopped }
     /// A call passed its time limit (the process is in an unknown state) or
@@ -115,10 +117,18 @@ actor Instance {
     /// and a call sent and answered on the loop that read the caller's request
     /// never waits for another thread to wake up, which is most of what a hop
     /// through gustd costs.
+    ///
+    /// The first call takes the connection the launch opened (and read the manifest on),
+    /// whatever loop it lives on: a new one would cost a connect and, in the instance, an
+    /// accept and a thread, all on the way to the first answer after a start.
     private func take() async throws -> InstanceConnection {
         let here = MultiThreadedEventLoopGroup.currentEventLoop
+        let first = !tookAConnection
+        tookAConnection = true
         if let here, let connection = popIdle(ObjectIdentifier(here)) { return connection }
-        if here == nil, let key = idle.first(where: { !$0.value.isEmpty })?.key, let connection = popIdle(key) { return connection }
+        if here == nil || first, let key = idle.first(where: { !$0.value.isEmpty })?.key, let connection = popIdle(key) {
+            return connection
+        }
         guard !stopped else { throw InstanceCallError.connectionClosed }
         let made: InstanceConnection
         do {

@@ -36,8 +36,23 @@ struct InstanceRecords: Sendable {
     func socketDirectory(id: String) -> String { directory.appendingPathComponent(id).path }
     private func file(id: String) -> URL { directory.appendingPathComponent("\(id).json") }
 
+    /// Written whole under a temporary name and renamed into place (a reader never sees half a
+    /// record), but not synced: the record serves a gustd that dies while its instances live on,
+    /// and a machine that goes down takes its instances with it. An fsync here held every
+    /// instance start, on an event loop, for as long as the disk took (milliseconds on a busy one).
     func remember(_ entry: Entry) throws {
-        try AtomicFile.write(try JSONEncoder().encode(entry), to: file(id: entry.id))
+        let data = try JSONEncoder().encode(entry)
+        let target = file(id: entry.id)
+        let temporary = directory.appendingPathComponent(".\(entry.id).json.tmp")
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw GustError.internal("Cannot write \(temporary.path): \(String(cString: strerror(errno)))") }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == data.count, rename(temporary.path, target.path) == 0 else {
+            let reason = written < 0 || written == data.count ? String(cString: strerror(errno)) : "short write"
+            unlink(temporary.path)
+            throw GustError.internal("Cannot write \(target.path): \(reason)")
+        }
     }
 
     func forget(id: String) {

@@ -106,7 +106,8 @@ final class DirectLauncher: PoolLauncher {
         let internalToken = InternalSecret.make()
         progress?("Starting instance \(id) of v\(version)")
         var cgroup: InstanceCgroup?
-        let appLimits = await limits()
+        // The app's limits are read (from the store, through the supervisor) only where they apply.
+        let appLimits = limitMechanism == nil ? AppLimits() : await limits()
         do {
             if let limitMechanism { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: appLimits) }
         } catch {
@@ -280,7 +281,7 @@ final class DirectLauncher: PoolLauncher {
         } catch {
             throw GustError("v\(version) did not answer its manifest: \(error)")
         }
-        guard response.status == 200, let manifest = try? await FunctionManifest.decodeOffTheLoops(response.body) else {
+        guard response.status == 200, let manifest = try? await FunctionManifest.decode(response.body) else {
             throw GustError("v\(version) answered its manifest with status \(response.status) and no manifest Gust can read.")
         }
         guard FunctionManifest.supportedProtocols.contains(manifest.protocolVersion) else {

@@ -255,6 +255,14 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self._path)
 
 
+def _failure_text():
+    """The exception being handled, with its traceback: traceback (and the tokenize, linecache and
+    textwrap it imports) is imported on the first failure, not by every start of an instance."""
+    import traceback
+
+    return traceback.format_exc()
+
+
 # What runs in each instance before it serves (gust.after_fork), in the order registered.
 _after_fork = []
 

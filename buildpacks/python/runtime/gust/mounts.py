@@ -16,13 +16,13 @@ ASGI applications get the lifespan protocol: startup before the first request,
 shutdown when gustd stops the instance.
 """
 
-import inspect
 import io
 import sys
-import traceback
 
 import gust
-from gust import asgi
+
+# gust.asgi (and with it asyncio, the largest import of the runtime) is imported by the first
+# ASGI mount only: an app without one, the common case, starts without it.
 
 _mounts = []      # [Mount], longest prefix first
 
@@ -48,6 +48,8 @@ class Mount:
 
 def interface_of(app):
     """'asgi' for an async callable (a coroutine function or an object whose __call__ is one), else 'wsgi'."""
+    import inspect
+
     if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(getattr(app, "__call__", None)):
         return "asgi"
     if not callable(app):
@@ -65,6 +67,8 @@ def mount(prefix, app, interface=None):
     kind = interface or interface_of(app)
     if kind not in ("wsgi", "asgi"):
         raise ValueError(f"gust.mount: interface must be 'wsgi' or 'asgi', not {interface!r}")
+    if kind == "asgi":
+        from gust import asgi  # noqa: F401 - with the app's import, so a zygote's forks share it
     _mounts.append(Mount(normalized, app, kind))
     _mounts.sort(key=lambda m: len(m.prefix), reverse=True)
     return app
@@ -171,7 +175,7 @@ class _Answer:
 
     def fail(self, where):
         """A failure in the application: a 500 if nothing was sent, else the connection is cut (gustd sees it)."""
-        sys.stderr.write(f"gust: mount {where} raised:\n{traceback.format_exc()}")
+        sys.stderr.write(f"gust: mount {where} raised:\n{gust._failure_text()}")
         sys.stderr.flush()
         if self.started:
             self._handler.close_connection = True
@@ -197,10 +201,12 @@ def serve(handler):
     headers = [(k, v) for k, v in handler.headers.items() if k.lower() != INTERNAL_HEADER.lower()]
     query = handler.path.split("?", 1)[1] if "?" in handler.path else ""
     if mounted.interface == "asgi" and is_websocket(handler.headers) and handler.command == "GET":
+        from gust import asgi
+
         try:
             asgi.serve_websocket(mounted, path, query, headers, handler)
         except Exception:  # noqa: BLE001 - a failure in the runtime costs this socket
-            sys.stderr.write(f"gust: WebSocket at {mounted.prefix} failed:\n{traceback.format_exc()}")
+            sys.stderr.write(f"gust: WebSocket at {mounted.prefix} failed:\n{gust._failure_text()}")
             handler.close_connection = True
         return True
     answer = _Answer(handler)
@@ -208,6 +214,8 @@ def serve(handler):
         if mounted.interface == "wsgi":
             _serve_wsgi(mounted, handler.command, path, query, headers, body, answer)
         else:
+            from gust import asgi
+
             asgi.serve(mounted, handler.command, path, query, headers, body, answer)
     except Exception:  # noqa: BLE001 - the application's failure costs this request, not the instance
         answer.fail(mounted.prefix)
@@ -224,12 +232,18 @@ def is_websocket(headers):
 
 def start():
     """Runs every ASGI mount's lifespan startup (raising if one fails); SIGTERM runs their shutdown."""
-    asgi.start([m for m in _mounts if m.interface == "asgi"])
+    asgi_mounts = [m for m in _mounts if m.interface == "asgi"]
+    if asgi_mounts:
+        from gust import asgi
+
+        asgi.start(asgi_mounts)
 
 
 def stop():
-    """Runs the lifespan shutdown of every ASGI mount."""
-    asgi.stop()
+    """Runs the lifespan shutdown of every ASGI mount (none ran if gust.asgi was never imported)."""
+    asgi = sys.modules.get("gust.asgi")
+    if asgi is not None:
+        asgi.stop()
 
 
 def _header(headers, name, default=None):

@@ -11,7 +11,6 @@ import contextvars
 import hmac
 import http
 import importlib.util
-import inspect
 import json
 import math
 import os
@@ -19,7 +18,6 @@ import re
 import socketserver
 import sys
 import threading
-import traceback
 import urllib.parse
 
 import gust
@@ -222,7 +220,7 @@ def _call(kind, name, function, /, *args, **kwargs):
     except gust.Error as error:
         return _error(error.code, error.message), None
     except Exception:  # noqa: BLE001 - any failure of user code is a 500 with its traceback in the log
-        sys.stderr.write(f"gust: {kind} {name} raised:\n{traceback.format_exc()}")
+        sys.stderr.write(f"gust: {kind} {name} raised:\n{gust._failure_text()}")
         sys.stderr.flush()
         return _error(500, f"internal error in {kind} {name}"), None
 
@@ -278,6 +276,41 @@ def _manifest(name, headers, body):
     return _json(dict({"protocol": PROTOCOL, "runtime": runtime}, **gust.registry.manifest()))
 
 
+_PLAIN_FUNCTION = type(_health)
+_VAR_KEYWORDS = 0x08  # CO_VARKEYWORDS: the function takes **kwargs
+
+
+def _unbindable(function, arguments):
+    """Why ``function(**arguments)`` cannot be called, as ``inspect.signature(function).bind`` says it, or None.
+
+    Read from a plain function's code object, without importing inspect (the runtime's largest
+    import after asyncio, and it is paid by every cold start); anything else (a decorated
+    function, a callable object, a partial) asks inspect."""
+    if type(function) is not _PLAIN_FUNCTION or hasattr(function, "__wrapped__") or hasattr(function, "__signature__"):
+        import inspect
+
+        try:
+            inspect.signature(function).bind(**arguments)
+        except TypeError as error:
+            return str(error)
+        return None
+    code = function.__code__
+    positional, keyword_only = code.co_argcount, code.co_kwonlyargcount
+    names = code.co_varnames[:positional + keyword_only]
+    with_default = set(names[positional - len(function.__defaults__ or ()):positional]) | set(function.__kwdefaults__ or ())
+    for index, parameter in enumerate(names):
+        if parameter in arguments:
+            if index < code.co_posonlyargcount:
+                return f"{parameter!r} parameter is positional only, but was passed as a keyword"
+        elif parameter not in with_default:
+            return f"missing a required argument: {parameter!r}"
+    if not code.co_flags & _VAR_KEYWORDS:
+        unexpected = next((key for key in arguments if key not in names), None)
+        if unexpected is not None:
+            return f"got an unexpected keyword argument {unexpected!r}"
+    return None
+
+
 def _op(name, headers, body):
     function = gust.registry.ops.get(name)
     if function is None:
@@ -286,10 +319,9 @@ def _op(name, headers, body):
         arguments = _parse_object(body)
     except ValueError:
         return _error(400, "the body must be a JSON object of the op's arguments")
-    try:
-        inspect.signature(function).bind(**arguments)
-    except TypeError as error:
-        return _error(400, f"bad arguments for op {name}: {error}")
+    refused = _unbindable(function, arguments)
+    if refused:
+        return _error(400, f"bad arguments for op {name}: {refused}")
     failure, result = _call("op", name, function, **arguments)
     return failure or _result("op", name, result)
 
@@ -402,7 +434,7 @@ def answer(method, target, headers, body, call_id=None):
     try:
         return run_call(call_id, dispatch, method, target, headers, body)
     except Exception:  # noqa: BLE001 - a bug in the runtime must answer, not drop the connection
-        sys.stderr.write(f"gust: {method} {target} failed in the runtime:\n{traceback.format_exc()}")
+        sys.stderr.write(f"gust: {method} {target} failed in the runtime:\n{gust._failure_text()}")
         sys.stderr.flush()
         return _error(500, "internal error in the runtime")
 
@@ -576,7 +608,7 @@ def load_or_exit(root):
     except SystemExit:
         raise
     except BaseException:  # noqa: BLE001 - an app that cannot load must say why and exit
-        sys.stderr.write(traceback.format_exc())
+        sys.stderr.write(gust._failure_text())
         sys.stderr.flush()
         sys.exit(1)
 

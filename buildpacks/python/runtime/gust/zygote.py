@@ -30,7 +30,6 @@ import signal
 import socket
 import sys
 import threading
-import traceback
 
 import gust
 from gust import server
@@ -197,6 +196,8 @@ class Zygote:
         except SystemExit as exit_:
             status = exit_.code if isinstance(exit_.code, int) else 1
         except BaseException:  # noqa: BLE001 - a fork must never return into the zygote's loop
+            import traceback
+
             traceback.print_exc()
         finally:
             try:

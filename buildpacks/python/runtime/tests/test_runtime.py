@@ -233,6 +233,55 @@ class DispatchTests(RegistryTestCase):
         self.assertEqual(status, 400)
         self.assertIn("food", body["error"])
 
+    def test_op_arguments_are_checked_as_inspect_checks_them(self):
+        # The runtime reads a plain function's code object instead of importing inspect; it must
+        # refuse exactly what inspect.signature(...).bind refuses, with the same words.
+        import functools
+        import inspect
+
+        def decorated(function):
+            @functools.wraps(function)
+            def wrapper(*args, **kwargs):
+                return function(*args, **kwargs)
+            return wrapper
+
+        functions = [
+            lambda: None,
+            lambda a: None,
+            lambda a, b=1: None,
+            lambda a=1, *rest, c, d=2: None,
+            lambda a, /, b: None,
+            lambda a=0, /, **more: None,
+            lambda *, only: None,
+            lambda a, **more: None,
+            decorated(lambda a, b=1: None),
+            functools.partial(lambda a, b: None, 1),
+        ]
+        argument_sets = [{}, {"a": 1}, {"b": 2}, {"a": 1, "b": 2}, {"c": 3}, {"a": 1, "c": 3}, {"only": 1},
+                         {"zz": 1}, {"a": 1, "zz": 1}, {"a": 1, "b": 2, "c": 3, "d": 4, "rest": 5}]
+        for function in functions:
+            for arguments in argument_sets:
+                try:
+                    inspect.signature(function).bind(**arguments)
+                    expected = None
+                except TypeError as error:
+                    expected = str(error)
+                with self.subTest(function=inspect.signature(function), arguments=arguments):
+                    self.assertEqual(server._unbindable(function, dict(arguments)), expected)
+
+    def test_the_runtime_imports_nothing_a_start_need_not_pay_for(self):
+        # A cold start pays for every module the runtime imports before the first call: an app
+        # without an ASGI mount gets neither inspect nor asyncio (with gust.asgi) from it, and
+        # traceback comes with the first failure.
+        import subprocess
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        probe = ("import sys, gust.server, gust.zygote; "
+                 "print(sorted({'inspect', 'asyncio', 'gust.asgi', 'traceback'} & set(sys.modules)))")
+        result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, check=True,
+                                env=dict(os.environ, PYTHONPATH=root))
+        self.assertEqual(result.stdout.strip(), "[]")
+
     def test_op_with_no_body_gets_no_arguments(self):
         gust.op("now")(lambda: "tea time")
         self.assertEqual(self.call_json("POST", "/_gust/ops/now"), (200, "tea time"))
