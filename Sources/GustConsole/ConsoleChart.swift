@@ -21,9 +21,8 @@ struct ConsoleChart {
     /// of any series is at the top; `top` is that value as `unit` says it.
     static func lines(id: String, title: String, description: String, series: [Series], unit: (Double) -> String) -> [String: Any] {
         let top = max(series.flatMap { $0.values.compactMap { $0 } }.max() ?? 0, 0)
-        let scale = top > 0 ? top : 1
+        let scale = Scale(width: width, height: height, top: top)
         let drawn = series.map { line -> [String: Any] in
-            let step = line.values.count > 1 ? width / Double(line.values.count - 1) : width
             var path = ""
             var drawing = false
             for (index, value) in line.values.enumerated() {
@@ -31,12 +30,10 @@ struct ConsoleChart {
                     drawing = false
                     continue
                 }
-                let x = Double(index) * step
-                let y = height - 1 - (value / scale) * (height - 2)
                 // A lone point (the first minute with calls, say) still shows: a short dash, inside the box.
                 let isolated = (index + 1 >= line.values.count || line.values[index + 1] == nil) && !drawing
-                let dash = x + 8 > width ? "h-8" : "h8"
-                path += (drawing ? "L" : "M") + "\(format(x)),\(format(y))" + (isolated ? dash : "")
+                let dash = scale.x(index, of: line.values.count) + 8 > width ? "h-8" : "h8"
+                path += (drawing ? "L" : "M") + scale.point(index, of: line.values.count, value) + (isolated ? dash : "")
                 drawing = true
             }
             return ["name": line.name, "style": line.style, "path": path]
@@ -50,13 +47,13 @@ struct ConsoleChart {
     /// A bar per value, oldest first, each with its own label (its `<title>`, a tooltip and a screen reader's text).
     static func bars(id: String, title: String, description: String, bars: [(label: String, value: Double)], unit: (Double) -> String) -> [String: Any] {
         let top = bars.map(\.value).max() ?? 0
-        let scale = top > 0 ? top : 1
+        let scale = Scale(width: width, height: height, top: top)
         let slot = width / Double(max(bars.count, 1))
         let drawn = bars.enumerated().map { index, bar -> [String: Any] in
-            let barHeight = max((bar.value / scale) * (height - 2), 1)
+            let barHeight = max(scale.extent(bar.value), 1)
             return [
-                "x": format(Double(index) * slot + slot * 0.15), "y": format(height - barHeight), "width": format(slot * 0.7),
-                "height": format(barHeight), "label": "\(bar.label): \(unit(bar.value))",
+                "x": Scale.format(Double(index) * slot + slot * 0.15), "y": Scale.format(height - barHeight), "width": Scale.format(slot * 0.7),
+                "height": Scale.format(barHeight), "label": "\(bar.label): \(unit(bar.value))",
             ]
         }
         return ["id": id, "title": title, "description": description, "bars": drawn, "top": unit(top), "hasData": !bars.isEmpty]
@@ -71,8 +68,35 @@ struct ConsoleChart {
 
     static func count(_ value: Double) -> String { String(Int(value.rounded())) }
 
-    private static func format(_ value: Double) -> String {
-        let rounded = (value * 10).rounded() / 10
-        return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+    /// Where a value lands in a chart `width` × `height` user units: the one scaling every chart
+    /// of the console (line, bar, and the overview's sparkline) draws with. `top` sits one unit
+    /// below the top edge, zero one unit above the bottom; points spread over the whole width.
+    struct Scale {
+        var width: Double
+        var height: Double
+        /// The value drawn at the top: the largest one, or 1 when none is above zero.
+        var top: Double
+
+        init(width: Double, height: Double, top: Double) {
+            self.width = width
+            self.height = height
+            self.top = top > 0 ? top : 1
+        }
+
+        /// How far above the baseline `value` stands.
+        func extent(_ value: Double) -> Double { (value / top) * (height - 2) }
+
+        func x(_ index: Int, of count: Int) -> Double { Double(index) * (count > 1 ? width / Double(count - 1) : width) }
+
+        /// `x,y` of the `index`th of `count` values, as SVG paths and polylines take it.
+        func point(_ index: Int, of count: Int, _ value: Double) -> String {
+            "\(Self.format(x(index, of: count))),\(Self.format(height - 1 - extent(value)))"
+        }
+
+        /// At most one decimal, none when it is whole: `12`, `4.5`.
+        static func format(_ value: Double) -> String {
+            let rounded = (value * 10).rounded() / 10
+            return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+        }
     }
 }

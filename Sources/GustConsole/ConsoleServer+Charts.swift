@@ -12,21 +12,9 @@ extension ConsoleServer {
 
     func charts(_ app: AppName, releases: [Release]) -> [String: Any] {
         let minutes = backend.history(app, minutes: Self.chartMinutes)
-        let recent = minutes.last { $0.latency != nil }?.latency
-        let worst = minutes.compactMap { $0.latency?.p99 }.max()
-        let latencyText = recent.map { recent in
-            "Latency per minute over the last \(Self.chartMinutes) minutes. In the last minute with calls: p50 \(ConsoleChart.milliseconds(recent.p50)), "
-                + "p95 \(ConsoleChart.milliseconds(recent.p95)), p99 \(ConsoleChart.milliseconds(recent.p99)); the highest p99 was "
-                + "\(ConsoleChart.milliseconds(worst ?? recent.p99))."
-        } ?? "No calls in the last \(Self.chartMinutes) minutes."
-        let latency = ConsoleChart.lines(
-            id: "latency", title: "Latency (p50, p95, p99)", description: latencyText,
-            series: [
-                .init(name: "p50", style: "p50", values: minutes.map { $0.latency?.p50 }),
-                .init(name: "p95", style: "p95", values: minutes.map { $0.latency?.p95 }),
-                .init(name: "p99", style: "p99", values: minutes.map { $0.latency?.p99 }),
-            ],
-            unit: ConsoleChart.milliseconds
+        let latency = Self.latencyChart(
+            id: "latency", title: "Latency (p50, p95, p99)", minutes: minutes,
+            lead: "Latency per minute over the last \(Self.chartMinutes) minutes", none: "No calls in the last \(Self.chartMinutes) minutes."
         )
         let now = minutes.last?.instances ?? ConsoleInstanceCounts()
         let instances = ConsoleChart.lines(
@@ -58,8 +46,6 @@ extension ConsoleServer {
             let minutes = function.minutes
             let calls = minutes.reduce(0) { $0 + $1.calls }, errors = minutes.reduce(0) { $0 + $1.errors }
             let label = "\(function.kind) \(function.name)"
-            let worst = minutes.compactMap { $0.latency?.p99 }.max()
-            let recent = minutes.last { $0.latency != nil }?.latency
             let summary = "\(calls) call(s), \(errors) error(s) in the last \(Self.chartMinutes) minutes"
             let traffic = ConsoleChart.lines(
                 id: "fn\(index)-calls", title: "Calls and errors per minute: \(label)",
@@ -70,24 +56,35 @@ extension ConsoleServer {
                 ],
                 unit: ConsoleChart.count
             )
-            let latencyText = recent.map { recent in
-                "Latency per minute of \(label). In the last minute with calls: p50 \(ConsoleChart.milliseconds(recent.p50)), "
-                    + "p95 \(ConsoleChart.milliseconds(recent.p95)), p99 \(ConsoleChart.milliseconds(recent.p99)); the highest p99 was "
-                    + "\(ConsoleChart.milliseconds(worst ?? recent.p99))."
-            } ?? "No calls."
-            let latency = ConsoleChart.lines(
-                id: "fn\(index)-latency", title: "Latency (p50, p95, p99): \(label)", description: latencyText,
-                series: [
-                    .init(name: "p50", style: "p50", values: minutes.map { $0.latency?.p50 }),
-                    .init(name: "p95", style: "p95", values: minutes.map { $0.latency?.p95 }),
-                    .init(name: "p99", style: "p99", values: minutes.map { $0.latency?.p99 }),
-                ],
-                unit: ConsoleChart.milliseconds
+            let latency = Self.latencyChart(
+                id: "fn\(index)-latency", title: "Latency (p50, p95, p99): \(label)", minutes: minutes,
+                lead: "Latency per minute of \(label)", none: "No calls."
             )
             return [
                 "index": index, "kind": function.kind, "name": function.name, "summary": summary,
                 "lineCharts": [traffic, latency],
             ]
         }
+    }
+
+    /// A chart of the p50, p95 and p99 latency per minute. Its description starts with `lead` and says the last
+    /// minute's percentiles and the highest p99 in words; `none` where no minute had calls.
+    static func latencyChart(id: String, title: String, minutes: [ConsoleMinute], lead: String, none: String) -> [String: Any] {
+        let recent = minutes.last { $0.latency != nil }?.latency
+        let worst = minutes.compactMap { $0.latency?.p99 }.max()
+        let description = recent.map { recent in
+            "\(lead). In the last minute with calls: p50 \(ConsoleChart.milliseconds(recent.p50)), "
+                + "p95 \(ConsoleChart.milliseconds(recent.p95)), p99 \(ConsoleChart.milliseconds(recent.p99)); the highest p99 was "
+                + "\(ConsoleChart.milliseconds(worst ?? recent.p99))."
+        } ?? none
+        return ConsoleChart.lines(
+            id: id, title: title, description: description,
+            series: [
+                .init(name: "p50", style: "p50", values: minutes.map { $0.latency?.p50 }),
+                .init(name: "p95", style: "p95", values: minutes.map { $0.latency?.p95 }),
+                .init(name: "p99", style: "p99", values: minutes.map { $0.latency?.p99 }),
+            ],
+            unit: ConsoleChart.milliseconds
+        )
     }
 }

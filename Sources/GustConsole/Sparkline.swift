@@ -7,17 +7,7 @@ struct Sparkline {
 
     static func points(_ values: [Int]) -> String {
         guard values.count > 1 else { return "0,\(height) \(width),\(height)" }
-        let top = Double(max(values.max() ?? 0, 1))
-        let step = width / Double(values.count - 1)
-        return values.enumerated().map { index, value in
-            let x = Double(index) * step
-            let y = height - 1 - (Double(value) / top) * (height - 2)
-            return "\(format(x)),\(format(y))"
-        }.joined(separator: " ")
-    }
-
-    private static func format(_ value: Double) -> String {
-        let rounded = (value * 10).rounded() / 10
-        return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+        let scale = ConsoleChart.Scale(width: width, height: height, top: Double(values.max() ?? 0))
+        return values.enumerated().map { index, value in scale.point(index, of: values.count, Double(value)) }.joined(separator: " ")
     }
 }

@@ -114,33 +114,24 @@ public indirect enum YAMLNode: Sendable, Equatable {
     /// non-characters) written as `\n`, `\t` or `\uXXXX`. Also a safe way to show
     /// a hostile string inside a `#` comment: it never spans two lines.
     public static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if needsEscape(scalar.value) {
-                    let hex = String(scalar.value, radix: 16, uppercase: true)
-                    out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        "\"" + escaped(text, quotes: true) + "\""
     }
 
     /// `text` with line breaks, tabs and every other character `quoted` escapes written as
     /// `\n`, `\t`, `\uXXXX`, and nothing else changed: for a note that may quote a hostile string,
     /// printed in a `#` comment or to a terminal.
     public static func escapingControls(_ text: String) -> String {
+        escaped(text, quotes: false)
+    }
+
+    /// The one escaping `quoted` and `escapingControls` share: controls and separators as `\n`, `\t`,
+    /// `\r` or `\uXXXX`; with `quotes`, also `\` and `"` (for the inside of a double-quoted scalar).
+    private static func escaped(_ text: String, quotes: Bool) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
             switch scalar {
+            case "\\" where quotes: out += "\\\\"
+            case "\"" where quotes: out += "\\\""
             case "\n": out += "\\n"
             case "\t": out += "\\t"
             case "\r": out += "\\r"

@@ -29,7 +29,7 @@ struct ACMETests {
     @Test(.scratchDirectory) func pebbleIssuesRenewsWithoutAFailedRequestAndAFailureIsShown() throws {
         let root = ScratchDirectory.current
         // pebble checks HTTP-01 on one fixed port: gustd's HTTP port is chosen first.
-        let httpPort = try MetricsTests.freePort()
+        let httpPort = try LoopbackPort.free()
         let pebble = try Pebble(in: root, gustdHTTPPort: httpPort)
         let fixture = try PushFixture(gustdArguments: [
             "--http", "127.0.0.1:\(httpPort)", "--https", "127.0.0.1:0", "--acme-directory", pebble.directoryURL,

@@ -160,7 +160,7 @@ struct KubePlayTests {
         try JSONEncoder().encode(["API_KEY": Data(secretValue.utf8).base64EncodedString()]).write(to: secret)
         let created = try podman.run(["secret", "create", "demo-secrets", secret.path])
         #expect(created.status == 0, "\(created.output)")
-        let port = try MetricsTests.freePort()
+        let port = try LoopbackPort.free()
         let manifests = dir.appendingPathComponent("play.yaml")
         try Self.publish(export.stdout, port: port).write(to: manifests, atomically: true, encoding: .utf8)
         let played = try podman.run(["kube", "play", manifests.path])

@@ -120,7 +120,7 @@ struct MetricsTests {
         #expect(try work.push(to: fixture.remote).status == 0)
         #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").status == 200)
 
-        let web = try Self.freePort()
+        let web = try LoopbackPort.free()
         let config = fixture.root.appendingPathComponent("prometheus.yml")
         try """
             global:
@@ -146,21 +146,6 @@ struct MetricsTests {
         #expect(found, "Prometheus' answer: \(answer)\n\(prometheus.output.suffix(2000))")
         let targets = (try? HTTPClient.request(port: web, "GET", "/api/v1/targets", timeout: 5).text) ?? ""
         #expect(targets.contains("\"health\":\"up\""), "\(targets)")
-    }
-
-    /// A loopback port free at the moment of asking (for Prometheus' own web listener).
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw HTTPClientErrorText("cannot bind a loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

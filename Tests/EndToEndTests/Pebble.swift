@@ -20,21 +20,21 @@ final class Pebble: @unchecked Sendable {
         directory = root.appendingPathComponent("pebble")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         (apiCertificate, _) = try TLSTools.selfSigned(["localhost", "127.0.0.1"], in: directory, stem: "pebble-api")
-        let port = try MetricsTests.freePort()
-        managementPort = try MetricsTests.freePort()
-        dnsPort = try MetricsTests.freePort()
+        let port = try LoopbackPort.free()
+        managementPort = try LoopbackPort.free()
+        dnsPort = try LoopbackPort.free()
         directoryURL = "https://127.0.0.1:\(port)/dir"
         config = directory.appendingPathComponent("pebble.json")
         let settings: [String: Any] = ["pebble": [
             "listenAddress": "127.0.0.1:\(port)", "managementListenAddress": "127.0.0.1:\(managementPort)",
             "certificate": apiCertificate.path, "privateKey": directory.appendingPathComponent("pebble-api.key").path,
-            "httpPort": gustdHTTPPort, "tlsPort": try MetricsTests.freePort(), "ocspResponderURL": "",
+            "httpPort": gustdHTTPPort, "tlsPort": try LoopbackPort.free(), "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
         ]]
         try JSONSerialization.data(withJSONObject: settings).write(to: config)
         dns = try BackgroundCommand("/usr/bin/pebble-challtestsrv", [
             "-dns01", "127.0.0.1:\(dnsPort)", "-http01", "", "-https01", "", "-tlsalpn01", "",
-            "-management", "127.0.0.1:\(try MetricsTests.freePort())", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+            "-management", "127.0.0.1:\(try LoopbackPort.free())", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
         ], outputIn: directory)
         guard dns!.waitForOutput(upTo: 15, { $0.contains("Starting challenge servers") || $0.contains("Answering") || $0.contains("127.0.0.1:\(dnsPort)") }) else {
             throw HTTPClientErrorText("pebble-challtestsrv did not start: \(dns!.output)")

@@ -41,7 +41,7 @@ final class Podman: @unchecked Sendable {
 
     /// Starts `image` detached as a container named for this test, its port 8080 on a free loopback port.
     func start(_ image: String, name: String, options: [String] = [], arguments: [String] = []) throws -> (name: String, port: Int) {
-        let port = try MetricsTests.freePort()
+        let port = try LoopbackPort.free()
         containers.append(name)
         let result = try run(["run", "-d", "--name", name, "-p", "127.0.0.1:\(port):8080"] + options + [image] + arguments)
         guard result.status == 0 else { throw FixtureFailure("podman run failed: \(result.output)") }

@@ -35,6 +35,6 @@ extension SandboxTests {
         #expect(json["python"] as? String == trixie.python)
         #expect((json["os"] as? String)?.contains("trixie") == true, "\(json)")
         #expect(json["uid"] as? Int == 1000, "the app uid inside the sandbox")
-        #expect(Self.process(uid: Self.rangeStart + 1) != nil, "the instance runs as the app's own host uid")
+        #expect(Self.instance(uid: Self.rangeStart + 1, in: home) != nil, "the instance runs as the app's own host uid")
     }
 }

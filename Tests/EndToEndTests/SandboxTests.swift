@@ -37,7 +37,7 @@ struct SandboxTests {
         }
         #expect(try dogsAnswer())
         // Its instance runs as the app's own host uid (`start + 1`), as seen from outside.
-        let dogsUID = Self.process(uid: Self.rangeStart + 1)
+        let dogsUID = Self.instance(uid: Self.rangeStart + 1, in: home)
         #expect(dogsUID != nil, "dogs' instance runs as uid \(Self.rangeStart + 1)")
         let dogsInstance = try #require(dogsUID ?? GustdProcess.recordedInstancePIDs(of: home).first)
 
@@ -91,7 +91,7 @@ struct SandboxTests {
             }
         }
         // Each app is its own host uid, seen from outside; the keys are untouched; all still answer.
-        #expect(Self.process(uid: Self.rangeStart + 2) != nil, "the hostile app's instance runs as uid \(Self.rangeStart + 2)")
+        #expect(Self.instance(uid: Self.rangeStart + 2, in: home) != nil, "the hostile app's instance runs as uid \(Self.rangeStart + 2)")
         let keys = (try? String(contentsOfFile: home.root.appendingPathComponent("ssh/authorized_keys").path, encoding: .utf8)) ?? ""
         #expect(!keys.contains("evil"))
         #expect(try dogsAnswer())
@@ -115,7 +115,7 @@ struct SandboxTests {
             try HTTPClient.request(port: gustd.port, "POST", "/apps/dogs/_/functions/bark").status == 200
         }
         #expect(try dogsAnswer())
-        let dogsInstance = try #require(Self.process(uid: Self.rangeStart + 1))
+        let dogsInstance = try #require(Self.instance(uid: Self.rangeStart + 1, in: home))
 
         let targets: [String: Any] = [
             "home": home.path, "gustd": gustd.pid, "port": gustd.port, "other_instance": dogsInstance,
@@ -245,15 +245,11 @@ struct SandboxTests {
         #expect(result.status == 0, "\(result.output)")
     }
 
-    /// A process running as host uid `uid` (its pid), read from /proc as an outsider would.
-    static func process(uid: Int) -> Int32? {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for name in names {
-            guard let pid = Int32(name), let status = try? String(contentsOfFile: "/proc/\(name)/status", encoding: .utf8) else { continue }
-            let line = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }
-            if line?.split(separator: "\t").dropFirst().first == Substring(String(uid)) { return pid }
-        }
-        return nil
+    /// The process of this run's instances running as host uid `uid` (its pid), read from /proc as an outsider
+    /// would: among the instance pids this run's gustd recorded in `home` and their descendants, never
+    /// another run's instance of the same test user and uid range.
+    static func instance(uid: Int, in home: GustHome) -> Int32? {
+        SandboxPID.host(runningAs: uid, under: GustdProcess.recordedInstancePIDs(of: home))
     }
 
     /// The Node version, run by npm: writes its outcomes to the build's cache directory.

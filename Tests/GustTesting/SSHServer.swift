@@ -34,7 +34,7 @@ public final class SSHServer: @unchecked Sendable {
         guard keygen.status == 0 else { throw SSHServerFailure(log: keygen.output) }
         // A port found free may be taken before sshd binds it: try a few.
         for _ in 0..<5 {
-            port = try Self.freePort()
+            port = try LoopbackPort.free()
             let config = directory.appendingPathComponent("sshd_config")
             try Self.configuration(port: port, hostKey: hostKey, authorizedKeys: authorizedKeys, pidFile: directory.appendingPathComponent("sshd.pid"))
                 .write(to: config, atomically: true, encoding: .utf8)
@@ -99,7 +99,7 @@ public final class SSHServer: @unchecked Sendable {
         guard result == 0 else { throw SSHServerFailure(log: "posix_spawn \(Self.executable): \(String(cString: strerror(result)))") }
         pid = child
         for _ in 0..<200 {  // 10 s
-            if Self.accepts(port: port) { return true }
+            if LoopbackPort.accepts(port) { return true }
             guard isRunning else { break }
             usleep(50_000)
         }
@@ -131,38 +131,6 @@ public final class SSHServer: @unchecked Sendable {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         pid = 0
-    }
-
-    /// A port the kernel just handed out on 127.0.0.1.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SSHServerFailure(log: "socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = loopback(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw SSHServerFailure(log: "bind: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    static func accepts(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = loopback(port: port)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
-
-    private static func loopback(port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        return address
     }
 }
 
