@@ -20,7 +20,7 @@ public enum SandboxPID {
     }
 
     /// Whether `pid` has one of `roots` among its ancestors.
-    static func descends(_ pid: Int32, from roots: [Int32]) -> Bool {
+    public static func descends(_ pid: Int32, from roots: [Int32]) -> Bool {
         var current = pid
         for _ in 0..<64 {
             guard let stat = try? String(contentsOfFile: "/proc/\(current)/stat", encoding: .utf8),

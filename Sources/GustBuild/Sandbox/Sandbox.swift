@@ -105,8 +105,10 @@ public struct Sandbox: Sendable {
     }
 
     /// The descriptor that the `index`th one passed on to the command line (as 3, 4, …) is inside:
-    /// the wrapper shell moves them up, away from the descriptors it opens for bwrap (3 and 4).
-    public static func passedDescriptor(_ index: Int) -> Int32 { Int32(10 + index) }
+    /// the wrapper shell moves them up (9, 8, …: a shell's redirections take one digit), away from
+    /// the descriptors it opens for bwrap (3 and 4). At most `maxPassing`.
+    public static func passedDescriptor(_ index: Int) -> Int32 { Int32(9 - index) }
+    public static let maxPassing = 4
 
     /// The whole command line (a shell, then bwrap) that runs `executable` in `directory` inside.
     /// - Parameters:
@@ -125,7 +127,7 @@ public struct Sandbox: Sendable {
         // end when idle; the shell lives exactly as long as bwrap. It also opens the descriptors
         // bwrap reads (a spawner may close every one from 3): the seccomp filter, and the info
         // descriptor bwrap wants with its block one. `; exit` keeps dash from exec'ing bwrap.
-        var opens: [String] = (0..<passing).map { "\(Self.passedDescriptor($0))<&\(3 + $0) \(3 + $0)<&-" }
+        var opens: [String] = (0..<min(passing, Self.maxPassing)).map { "\(Self.passedDescriptor($0))<&\(3 + $0) \(3 + $0)<&-" }
         if let seccompFile {
             opens.append("4<\(Self.quoted(seccompFile))")
             argv += ["--seccomp", "4"]
