@@ -14,7 +14,8 @@ public enum SandboxPID {
             else { continue }
             let levels = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().compactMap { Int32($0) }
             if levels.count == 1, pid == inside, roots.contains(pid) || descends(pid, from: roots) { return pid }
-            if levels.count > 1, levels.last == inside, descends(pid, from: roots) { candidates.append(pid) }
+            // Under a sandbox's wrapper, or recorded itself (a fork of a zygote in its sandbox).
+            if levels.count > 1, levels.last == inside, roots.contains(pid) || descends(pid, from: roots) { candidates.append(pid) }
         }
         return candidates.first ?? (roots.isEmpty ? inside : nil)
     }

@@ -33,7 +33,11 @@ extension DirectLauncher {
             if zygote.lifecycle.forksInstances { zygote.bypass("its runtime was built before zygotes (push again to get one)") }
             return nil
         }
-        return try await zygote.resident(start: { try await self.startZygote(command: command, directory: directory) })
+        let resident = try await zygote.resident(start: { try await self.startZygote(command: command, directory: directory) })
+        // Its forks share its sandbox's /tmp: after a `gust limits --tmp` change, an instance starts
+        // on its own with the new size until the zygote is replaced (zygote-idle after its last fork).
+        if let resident, spawner.isSandboxed, limitMechanism != nil, await limits().tmp != resident.tmpBytes { return nil }
+        return resident
     }
 
     /// The instance `id` forked from the release's resident zygote, serving at `layout`
@@ -116,7 +120,8 @@ extension DirectLauncher {
         }
         let zygote: Zygote
         do {
-            zygote = try Zygote(id: id, appUID: spawner.appUIDInside, cgroup: cgroup) { [spawner, confinement, environment, cgroup] control in
+            zygote = try Zygote(id: id, appUID: spawner.appUIDInside, cgroup: cgroup, tmpBytes: confinement.tmpBytes) {
+                [spawner, confinement, environment, cgroup] control in
                 try spawner.spawn(
                     executable: command, layout: layout, release: directory, environment: environment,
                     marker: InstanceStragglers.marker(id: id), confinement: confinement, passing: [control],

@@ -40,6 +40,8 @@ final class Zygote: Sendable {
     let started = ContinuousClock.now
     /// The zygote's cgroup (under the sandbox), which `gust ps` reads its memory from; finished by the launcher.
     let cgroup: InstanceCgroup?
+    /// The size of its sandbox's `/tmp` (the app's `tmp` limit when it started), which its forks share.
+    let tmpBytes: Int?
     /// The app's uid inside the zygote's user namespace, which its forks' cgroup files are opened as;
     /// nil: opened as gustd (its forks run as gustd's uid on the host).
     private let appUID: UInt32?
@@ -83,7 +85,11 @@ final class Zygote: Sendable {
     /// - Parameters:
     ///   - appUID: the uid inside the zygote's user namespace its forks' cgroup files are opened as.
     ///   - cgroup: the zygote's own cgroup, if it has one.
-    init(id: String, appUID: UInt32? = nil, cgroup: InstanceCgroup? = nil, spawn: (_ control: Int32) throws -> InstanceProcess) throws {
+    ///   - tmpBytes: the size of its sandbox's `/tmp`, if it has one of a set size.
+    init(
+        id: String, appUID: UInt32? = nil, cgroup: InstanceCgroup? = nil, tmpBytes: Int? = nil,
+        spawn: (_ control: Int32) throws -> InstanceProcess
+    ) throws {
         var pair: [Int32] = [0, 0]
         guard gust_seqpacket_pair(&pair) == 0 else {
             throw Failure(description: "Cannot create a zygote's control socket: \(String(cString: strerror(errno)))")
@@ -99,6 +105,7 @@ final class Zygote: Sendable {
         self.id = id
         self.appUID = appUID
         self.cgroup = cgroup
+        self.tmpBytes = tmpBytes
         control = pair[0]
         let control = pair[0]
         Thread.detachNewThread { [self] in readMessages(from: control) }
