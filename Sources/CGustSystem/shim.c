@@ -211,6 +211,7 @@ ssize_t gust_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds
 // MARK: gust_open_as_app
 
 #include <linux/capability.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 
@@ -256,6 +257,11 @@ int gust_open_as_app(int namespace_fd, unsigned uid, const char *const *paths, i
     size_t size = 64 * 1024;
     char *stack = malloc(size);
     if (stack == NULL) return ENOMEM;
+    // No signal handler of gustd's may run in the child, which shares its memory (as posix_spawn
+    // does): every signal is blocked around the clone, and the child never unblocks them.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
     pid_t child = clone(gust_open_as_app_child, stack + size, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &job);
     int error = child < 0 ? errno : 0;
     if (child > 0) {
@@ -264,6 +270,7 @@ int gust_open_as_app(int namespace_fd, unsigned uid, const char *const *paths, i
         if (job.error == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) job.error = ECHILD;
         error = job.error;
     }
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
     free(stack);
     *step = job.step;
     if (error != 0) {
