@@ -207,3 +207,77 @@ ssize_t gust_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds
     }
     return received;
 }
+
+// MARK: gust_open_as_app
+
+#include <linux/capability.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+
+struct gust_open_as_app_job {
+    int namespace_fd;
+    uid_t uid;
+    const char *const *paths;
+    int count;
+    int *fds;
+    int error;
+    int step;
+};
+
+/// The child of `gust_open_as_app`: it shares gustd's memory (CLONE_VM, gustd waits: CLONE_VFORK) and
+/// descriptor table (CLONE_FILES), so the files it opens are gustd's. Syscalls only.
+static int gust_open_as_app_child(void *raw) {
+    struct gust_open_as_app_job *job = raw;
+    job->step = 1;
+    if (setns(job->namespace_fd, CLONE_NEWUSER) != 0) { job->error = errno; return 1; }
+    // The app's uid as the effective one (the credentials the files are opened with, which the
+    // cgroup v1 write checks), keeping the namespace's capabilities permitted; then the one
+    // capability that opens gustd's files: CAP_DAC_OVERRIDE, over files of uids mapped here.
+    job->step = 2;
+    if (setresuid((uid_t)-1, job->uid, (uid_t)-1) != 0) { job->error = errno; return 1; }
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    job->step = 3;
+    if (syscall(SYS_capget, &header, data) != 0) { job->error = errno; return 1; }
+    data[0].effective |= 1u << CAP_DAC_OVERRIDE;
+    if (syscall(SYS_capset, &header, data) != 0) { job->error = errno; return 1; }
+    job->step = 4;
+    for (int index = 0; index < job->count; index++) {
+        job->fds[index] = open(job->paths[index], O_WRONLY | O_CLOEXEC);
+        if (job->fds[index] < 0) { job->error = errno; return 1; }
+    }
+    job->step = 0;
+    return 0;
+}
+
+int gust_open_as_app(int namespace_fd, unsigned uid, const char *const *paths, int count, int *fds, int *step) {
+    for (int index = 0; index < count; index++) fds[index] = -1;
+    struct gust_open_as_app_job job = {namespace_fd, (uid_t)uid, paths, count, fds, 0, 0};
+    size_t size = 64 * 1024;
+    char *stack = malloc(size);
+    if (stack == NULL) return ENOMEM;
+    // No signal handler of gustd's may run in the child, which shares its memory (as posix_spawn
+    // does): every signal is blocked around the clone, and the child never unblocks them.
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    pid_t child = clone(gust_open_as_app_child, stack + size, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &job);
+    int error = child < 0 ? errno : 0;
+    if (child > 0) {
+        int status = 0;
+        while (waitpid(child, &status, __WALL) < 0 && errno == EINTR) {}
+        if (job.error == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) job.error = ECHILD;
+        error = job.error;
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    free(stack);
+    *step = job.step;
+    if (error != 0) {
+        for (int index = 0; index < count; index++) {
+            if (fds[index] >= 0) close(fds[index]);
+            fds[index] = -1;
+        }
+    }
+    return error;
+}

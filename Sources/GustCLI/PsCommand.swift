@@ -10,7 +10,10 @@ struct PsCommand: ParsableCommand {
         discussion: """
             Each instance of the live release (and of a replaced one still finishing its calls) with its id, \
             release, pid, state (starting, idle, busy, draining), calls answered and in flight, memory (its \
-            proportional share, PSS) and uptime. An app scaled to zero lists none. Needs a running gustd.
+            proportional share, PSS; under the sandbox its cgroup's) and uptime; then the live release's \
+            zygote, if one is resident (state zygote: the Python process its instances are forked from, \
+            stopped after zygote-idle, 4 × the app's idle). An app scaled to zero lists no instance. \
+            Needs a running gustd.
             """
     )
     @OptionGroup var home: HomeOptions

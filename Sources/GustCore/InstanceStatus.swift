@@ -7,16 +7,24 @@ public struct InstanceStatus: Codable, Sendable, Equatable {
     public var id: String?
     public var release: Int
     public var pid: Int?
-    /// `starting`, `idle`, `busy` or `draining`.
+    /// `starting`, `idle`, `busy` or `draining`; `zygote` for a zygote.
     public var state: String
     /// Calls it has answered.
     public var served: Int
     public var inFlight: Int
-    /// Proportional set size: its share of memory, shared pages divided among their users.
+    /// Proportional set size: its share of memory, shared pages divided among their users; under
+    /// the sandbox its cgroup's memory (the RSS of the app's processes in it).
     public var memoryBytes: Int?
     public var uptimeSeconds: Double?
+    /// "zygote" for a release's zygote (the process its Python instances are forked from, state
+    /// `zygote`); nil for an instance.
+    public var kind: String?
 
-    public init(id: String?, release: Int, pid: Int?, state: String, served: Int, inFlight: Int, memoryBytes: Int?, uptimeSeconds: Double?) {
+    public init(
+        id: String?, release: Int, pid: Int?, state: String, served: Int, inFlight: Int, memoryBytes: Int?, uptimeSeconds: Double?,
+        kind: String? = nil
+    ) {
+        self.kind = kind
         self.id = id
         self.release = release
         self.pid = pid

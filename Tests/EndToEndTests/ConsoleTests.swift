@@ -140,7 +140,7 @@ struct ConsoleTests {
         // What the console steered took effect in gustd and the store, as the CLI would have.
         let ps = try GustBinaries.gust(home, ["ps", "cats", "--json"])
         let instances = (try? JSONSerialization.jsonObject(with: Data(ps.stdout.utf8))) as? [[String: Any]] ?? []
-        #expect(instances.filter { !["starting", "draining", "stopping"].contains($0["state"] as? String ?? "") }.count == 2, "\(ps.output)")
+        #expect(instances.filter { !["starting", "draining", "stopping", "zygote"].contains($0["state"] as? String ?? "") }.count == 2, "\(ps.output)")
         let limits = try GustBinaries.gust(home, ["limits", "cats", "--json"])
         #expect(limits.stdout.contains("314572800"), "\(limits.output)")  // 300M
         let steered = try Store(home: home).activity(app: try AppName("cats"), limit: 50).filter { $0.source == "console" }.map(\.action)

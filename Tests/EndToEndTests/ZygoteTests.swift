@@ -8,8 +8,8 @@ import Testing
 /// each fork its own instance id, random state, records token and output; an
 /// app that starts a thread at import still served (each instance a fresh
 /// interpreter); the zygote stopped after zygote-idle, restarted after a
-/// SIGKILL, and gone with gustd. All with `--sandbox none`: under the sandbox no
-/// zygote starts (it would run app code outside it), which the last test checks.
+/// SIGKILL, and gone with gustd. All with `--sandbox none` but the last, which
+/// checks that under the sandbox the zygote runs sandboxed and instances are its forks.
 @Suite(.timeLimit(.minutes(20)))
 struct ZygoteTests {
     static let app = """
@@ -57,7 +57,8 @@ struct ZygoteTests {
 
     func ps(_ fixture: PushFixture) throws -> [InstanceStatus] {
         let result = try GustBinaries.gust(fixture.home, ["ps", "cats", "--json"])
-        return (try? JSONDecoder().decode([InstanceStatus].self, from: Data(result.stdout.utf8))) ?? []
+        // The instances (a zygote has its own line, `kind` "zygote").
+        return ((try? JSONDecoder().decode([InstanceStatus].self, from: Data(result.stdout.utf8))) ?? []).filter { $0.kind == nil }
     }
 
     func logs(_ fixture: PushFixture) throws -> String {
@@ -193,10 +194,10 @@ struct ZygoteTests {
         for pid in Set(pids) { #expect(!GustdProcess.isAlive(pid), "\(pid) (\(Self.commandLine(of: pid))) outlived gustd") }
     }
 
-    /// A zygote would import the app as gustd's user, outside any sandbox: under
-    /// `--sandbox bubblewrap` the release's zygote is bypassed, with the reason
-    /// in the app's log, and each instance is a sandboxed interpreter of its own.
-    @Test(.scratchDirectory) func underTheSandboxNoZygoteRunsAndEachInstanceStartsSandboxed() throws {
+    /// Under `--sandbox bubblewrap` the release's zygote runs in a sandbox of the app's (here as
+    /// root: no app uid, the sandbox's namespaces still), and each instance is a fork of it there:
+    /// its own instance id, random state, records token and records channel.
+    @Test(.scratchDirectory) func underTheSandboxTheZygoteRunsSandboxedAndInstancesAreItsForks() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") else {
             print("ZygoteTests: the sandbox's case skipped, bubblewrap is not installed (scripts/install-deps.sh)")
             return
@@ -209,16 +210,28 @@ struct ZygoteTests {
             answers.withLock { $0.append(answer?.json ?? [:]) }
         }
         let (first, second) = answers.withLock { ($0[0], $0[1]) }
-        #expect(first["instance"] as? String != nil && first["instance"] as? String != second["instance"] as? String, "\(first) \(second)")
+        let instances = [first["instance"] as? String, second["instance"] as? String]
+        #expect(instances[0] != nil && instances[0] != instances[1], "\(first) \(second)")
+        #expect(first["random"] as? Double != second["random"] as? Double, "each fork has its own random state")
+        #expect(first["token"] as? String != second["token"] as? String, "each fork has its own records token")
+        #expect(first["saved"] as? String == instances[0] && second["saved"] as? String == instances[1], "each wrote a record with it")
+        #expect(first["parent"] as? Int == second["parent"] as? Int, "both are forks of one process: \(first) \(second)")
         let log = try logs(fixture)
-        #expect(log.contains("not forked from a zygote: the sandbox"), "\(log)")
-        // No zygote's record, and every instance's first process is bwrap's wrapper, not a Python runtime.
-        let records = fixture.home.run.appendingPathComponent("instances")
-        let json = try FileManager.default.contentsOfDirectory(atPath: records.path).filter { $0.hasSuffix(".json") }
-        #expect(json.count == 2, "\(json)")
-        for name in json {
-            let text = try String(contentsOf: records.appendingPathComponent(name), encoding: .utf8)
-            #expect(!text.contains("zygote"), "\(text)")
+        #expect(!log.contains("not forked from a zygote"), "\(log)")
+
+        // Seen from the host: the zygote `gust ps` lists is the parent of both, and it runs in a
+        // PID namespace of its own (the sandbox's) under the wrapper gustd recorded for it.
+        let listed = try GustBinaries.gust(fixture.home, ["ps", "cats", "--json"])
+        let all = (try? JSONDecoder().decode([InstanceStatus].self, from: Data(listed.stdout.utf8))) ?? []
+        let zygote = try #require(all.first { $0.kind == "zygote" }?.pid.map(Int32.init), "\(listed.output)")
+        for instance in all where instance.kind == nil {
+            let pid = try #require(instance.pid.map(Int32.init))
+            #expect(SandboxTests.parent(of: pid) == zygote, "instance \(instance.id ?? "") (\(pid)) is a fork of \(zygote)")
         }
+        let status = (try? String(contentsOfFile: "/proc/\(zygote)/status", encoding: .utf8)) ?? ""
+        let levels = status.split(separator: "\n").first { $0.hasPrefix("NSpid:") }?.split(whereSeparator: \.isWhitespace).count ?? 0
+        #expect(levels == 3, "the zygote is in a PID namespace of its own: \(status)")
+        let wrapper = try #require(GustdProcess.recordedZygotePIDs(of: fixture.home).first)
+        #expect(SandboxPID.descends(zygote, from: [wrapper]), "the zygote runs under its sandbox's wrapper \(wrapper)")
     }
 }

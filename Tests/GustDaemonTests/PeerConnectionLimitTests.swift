@@ -53,7 +53,7 @@ struct PeerConnectionLimitTests {
         let budget = ConnectionBudget(limit: { 96 })
         let peers = PeerConnectionLimit(name: "records channel", budget: budget, exempt: getuid() &+ 1, logger: logger)
         let server = SocketServer(
-            childChannel: HTTP1Channel(responder: Listeners.respond(Answer(), serverName: "gustd", logger: logger)),
+            childChannel: HTTP1Channel(responder: Listeners.respond(Answer(), dates: HTTPDate(), serverName: "gustd", logger: logger)),
             socket: try ListeningSocket.unix("records channel", path: path, mode: 0o600), budget: budget,
             peerLimit: peers,
             logger: logger, onServerRunning: { _ in })

@@ -12,7 +12,8 @@ public enum SandboxPID {
         for (pid, status) in processes() {
             guard let levels = numbers("NSpid:", in: status) else { continue }
             if levels.count == 1, pid == inside, roots.contains(pid) || descends(pid, from: roots) { return pid }
-            if levels.count > 1, levels.last == inside, descends(pid, from: roots) { candidates.append(pid) }
+            // Under a sandbox's wrapper, or recorded itself (a fork of a zygote in its sandbox).
+            if levels.count > 1, levels.last == inside, roots.contains(pid) || descends(pid, from: roots) { candidates.append(pid) }
         }
         return candidates.first ?? (roots.isEmpty ? inside : nil)
     }
@@ -42,7 +43,7 @@ public enum SandboxPID {
     }
 
     /// Whether `pid` has one of `roots` among its ancestors.
-    static func descends(_ pid: Int32, from roots: [Int32]) -> Bool {
+    public static func descends(_ pid: Int32, from roots: [Int32]) -> Bool {
         var current = pid
         for _ in 0..<64 {
             guard let stat = try? String(contentsOfFile: "/proc/\(current)/stat", encoding: .utf8),

@@ -80,4 +80,14 @@ ssize_t gust_send_with_fds(int socket, const void *bytes, size_t count, const in
 /// `*fd_count` is set to how many came. Returns recvmsg's result.
 ssize_t gust_receive_with_fds(int socket, void *bytes, size_t capacity, int *fds, int max_fds, int *fd_count);
 
+/// Opens each of `paths` for writing as the app's uid `uid` (inside the user namespace of the
+/// process `namespace_fd` names: a pidfd or /proc/PID/ns/user) instead of gustd's: a short-lived
+/// child sharing gustd's memory and descriptors enters that namespace (where gustd's uid is 0,
+/// with its capabilities), takes the app's uid as its effective one and CAP_DAC_OVERRIDE, and
+/// opens them. For a zygote's fork, which writes itself into its instance's cgroups through
+/// these: cgroup v1 accepts a pid written by a file opened with the credentials of its owner.
+/// Returns 0 with `count` close-on-exec descriptors in `fds`, or an errno, the step in `step`
+/// (1 enter the namespace, 2 the uid, 3 the capability, 4 the open).
+int gust_open_as_app(int namespace_fd, unsigned uid, const char *const *paths, int count, int *fds, int *step);
+
 #endif

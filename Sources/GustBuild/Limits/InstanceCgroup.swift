@@ -96,6 +96,33 @@ package final class InstanceCgroup: Sendable {
         return 0
     }
 
+    /// The memory its processes use now: v1 the RSS of `memory.stat` (`total_rss`: anonymous
+    /// memory, what the app's own pages are, without the page cache of files it read), v2
+    /// `memory.current`; nil without a memory cgroup.
+    package var memoryBytes: Int? {
+        for directory in directories {
+            if let text = try? String(contentsOfFile: directory + "/memory.stat", encoding: .utf8),
+                let rss = Self.field("total_rss", in: text)
+            {
+                return rss
+            }
+            if let text = try? String(contentsOfFile: directory + "/memory.current", encoding: .utf8),
+                let current = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                return current
+            }
+        }
+        return nil
+    }
+
+    /// A `NAME VALUE` line's value (`memory.stat`, `memory.events`).
+    package static func field(_ name: String, in text: String) -> Int? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Int(line.dropFirst(name.count + 1))
+        }
+        return nil
+    }
+
     /// How often a fork or clone was refused at the pids limit (`pids.events`, v1 and v2), now.
     package var pidsLimitHits: Int {
         for directory in directories {

@@ -20,7 +20,7 @@ import NIOCore
 /// - `POST /v1/schedules/run` `{"app": "cats", "schedule": "meow"}`: runs that schedule of the live
 ///   release now (`gust dev --run`), answering once it ended: `{"ok": true}` or `{"ok": false, "error": …}`.
 /// - `GET /v1/status`: the live release of every app and the state of its pool.
-/// - `GET /v1/apps/APP/instances`: `[InstanceStatus]`, for `gust ps`.
+/// - `GET /v1/apps/APP/instances`: `[InstanceStatus]`, for `gust ps` (the zygote last, `kind` "zygote").
 struct AdminAPI: HTTPResponder {
     typealias Context = BasicRequestContext
 
@@ -48,7 +48,9 @@ struct AdminAPI: HTTPResponder {
         case (.get, let path) where path.hasPrefix("/v1/apps/") && path.hasSuffix("/instances"):
             let name = path.dropFirst("/v1/apps/".count).dropLast("/instances".count)
             guard let app = try? AppName(String(name)) else { return Gateway.error(400, "'\(name)' is not an app name.") }
-            let data = (try? JSONEncoder().encode(await supervisor.instances(of: app))) ?? Data("[]".utf8)
+            // The instances, then the live release's zygote (`gust ps` shows it as its own line).
+            let listed = await supervisor.instances(of: app) + supervisor.zygotes(of: app)
+            let data = (try? JSONEncoder().encode(listed)) ?? Data("[]".utf8)
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -23,6 +23,8 @@ actor Instance {
     nonisolated let started: ContinuousClock.Instant
     /// Its cgroup, when limits are enforced: whether the kernel killed it for memory.
     nonisolated let cgroup: InstanceCgroup?
+    /// Whether `memoryBytes` is its cgroup's (a sandboxed instance: its process is the sandbox's wrapper).
+    private nonisolated let memoryFromCgroup: Bool
     /// The instance's secret for its internal surface, sent on every `/_gust/` call.
     private let internalToken: String
     private let records: InstanceRecords
@@ -48,9 +50,11 @@ actor Instance {
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
         socketPath: String, connection: InstanceConnection, records: InstanceRecords,
-        output: InstanceOutput, cgroup: InstanceCgroup? = nil, onStop: @escaping @Sendable () -> Void = {}
+        output: InstanceOutput, cgroup: InstanceCgroup? = nil, memoryFromCgroup: Bool = false,
+        onStop: @escaping @Sendable () -> Void = {}
     ) {
         self.cgroup = cgroup
+        self.memoryFromCgroup = memoryFromCgroup
         self.onStop = onStop
         self.output = output
         self.id = id
@@ -64,6 +68,13 @@ actor Instance {
         internalToken = connection.internalToken
         idle[ObjectIdentifier(connection.eventLoop)] = [connection]
         open = [connection]
+    }
+
+    /// Its memory for `gust ps`: under the sandbox its cgroup's (the app's processes, not the
+    /// wrapper's), else its process's PSS; the process's too where there is no cgroup.
+    nonisolated var memoryBytes: Int? {
+        if memoryFromCgroup, let bytes = cgroup?.memoryBytes { return bytes }
+        return InstanceStatus.memory(of: process.pid)
     }
 
     /// Sends one call its pool gave this instance.

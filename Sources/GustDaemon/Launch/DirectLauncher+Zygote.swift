@@ -24,26 +24,37 @@ extension DirectLauncher {
         }
     }
 
-    /// The instance `id` forked from the release's zygote, or nil when it starts on
-    /// its own (no zygote for this release, it cannot be forked, or this fork failed).
-    func forkFromZygote(
-        executable: String, directory: URL, id: String, socketPath: String, channelToken: String, internalToken: String,
-        output: InstanceOutput, cgroupProcs: [String], onExit: @escaping @Sendable (Int32) -> Void
-    ) async throws -> InstanceProcess? {
+    /// The release's zygote, started if none is resident; nil when the instance starts on its own
+    /// (no zygote for this release, or it cannot be forked). Throws when the zygote exits while
+    /// importing the app (an error an instance started on its own would hit too).
+    func residentZygote(command: String, directory: URL) async throws -> Zygote? {
         guard let zygote else { return nil }
         guard Self.hasZygoteRuntime(directory) else {
             if zygote.lifecycle.forksInstances { zygote.bypass("its runtime was built before zygotes (push again to get one)") }
             return nil
         }
-        guard let resident = try await zygote.resident(start: { try await self.startZygote(executable: executable, directory: directory) })
-        else { return nil }
+        let resident = try await zygote.resident(start: { try await self.startZygote(command: command, directory: directory) })
+        // Its forks share its sandbox's /tmp: after a `gust limits --tmp` change, an instance starts
+        // on its own with the new size until the zygote is replaced (zygote-idle after its last fork).
+        if let resident, spawner.isSandboxed, limitMechanism != nil, await limits().tmp != resident.tmpBytes { return nil }
+        return resident
+    }
+
+    /// The instance `id` forked from the release's resident zygote, serving at `layout`
+    /// (`InstanceSpawner.forkLayout`); nil when this fork failed (it then starts on its own).
+    func forkFromZygote(
+        _ resident: Zygote, id: String, layout: InstanceLayout, channelToken: String, internalToken: String,
+        output: InstanceOutput, cgroupProcs: [String], onExit: @escaping @Sendable (Int32) -> Void
+    ) async -> InstanceProcess? {
+        guard let zygote else { return nil }
         let environment = [
-            "GUST_INSTANCE": id, "GUST_SOCKET": socketPath, "GUST_RECORDS_TOKEN": channelToken,
+            "GUST_INSTANCE": id, "GUST_SOCKET": layout.socket, "GUST_RECORDS_SOCKET": layout.recordsSocket,
+            "GUST_RECORDS_TOKEN": channelToken,
         ]
         let forked: Zygote.Forked
         do {
             forked = try await resident.fork(
-                id: id, socketPath: socketPath, environment: environment, internalToken: internalToken, cgroupProcs: cgroupProcs
+                id: id, socketPath: layout.socket, environment: environment, internalToken: internalToken, cgroupProcs: cgroupProcs
             )
         } catch {
             zygote.forkFailed(String(describing: error))
@@ -59,12 +70,23 @@ extension DirectLauncher {
                 zygote.forkExited()
                 onExit(status)
             },
-            status: { resident.exitStatus(of: forked.pid) }
+            status: { resident.exitStatus(of: forked.reportedPID) }
         )
     }
 
-    /// Starts the release's zygote and waits until it has imported the app (at most the start timeout).
-    func startZygote(executable: String, directory: URL) async throws -> (Zygote, Zygote.Readiness) {
+    /// Forgets the instance `id` (its record, socket and socket directory); a fork's socket
+    /// directory is inside its zygote's (`SandboxSpawner.forkLayout`).
+    func forget(_ id: String, forkedFrom zygote: Zygote?) {
+        records.forget(id: id)
+        if let zygote, spawner.isSandboxed {
+            try? FileManager.default.removeItem(atPath: records.socketDirectory(id: zygote.id) + "/" + id)
+        }
+    }
+
+    /// Starts the release's zygote and waits until it has imported the app (at most the start timeout):
+    /// as gustd's user, or under the sandbox in a sandbox of the app's own, like an instance's (its
+    /// forks share it), in a cgroup of its own with the app's limits.
+    func startZygote(command: String, directory: URL) async throws -> (Zygote, Zygote.Readiness) {
         let id = String(UUID().uuidString.lowercased().prefix(8))
         let progress = self.progress.withLock { $0 }
         let config = try release.openedConfig(home: configuration.home)
@@ -75,18 +97,46 @@ extension DirectLauncher {
         output.relay(to: progress)
         defer { output.relay(to: nil) }
         progress?("Starting zygote \(id) of v\(version)")
-        let layout = InstanceLayout(
-            hostSocket: "", socket: "", recordsSocket: configuration.home.recordsSocket.path, releaseDirectory: directory.path,
-            path: ProcessInfo.processInfo.environment["PATH"] ?? Sandbox.path
-        )
+        let records = self.records
+        let layout: InstanceLayout
+        do { layout = try spawner.layout(id: id, release: directory) } catch {
+            records.forget(id: id)
+            throw error
+        }
         var environment = environment(config: config, layout: layout, id: id, channelToken: "", internalToken: "")
         for name in ["GUST_SOCKET", "GUST_RECORDS_TOKEN", InternalSecret.environmentVariable] { environment[name] = nil }
-        let records = self.records
-        let zygote = try Zygote(
-            id: id, executable: executable, environment: environment, directory: directory.path,
-            onOutput: { output.deliver($0, stream: $1.rawValue) },
-            onExit: { _ in records.forget(id: id) }
-        )
+        environment["GUST_ZYGOTE_FD"] = String(spawner.passedDescriptor(0))
+        // Under the sandbox the zygote's wrapper, bwrap and runtime are confined like an instance's.
+        var cgroup: InstanceCgroup?
+        var confinement = SpawnConfinement()
+        if spawner.isSandboxed, let limitMechanism {
+            let appLimits = await limits()
+            do { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: appLimits) } catch {
+                records.forget(id: id)
+                throw error
+            }
+            confinement = cgroup?.confinement ?? confinement
+            confinement.tmpBytes = appLimits.tmp
+        }
+        let zygote: Zygote
+        do {
+            zygote = try Zygote(id: id, appUID: spawner.appUIDInside, cgroup: cgroup, tmpBytes: confinement.tmpBytes) {
+                [spawner, confinement, environment, cgroup] control in
+                try spawner.spawn(
+                    executable: command, layout: layout, release: directory, environment: environment,
+                    marker: InstanceStragglers.marker(id: id), confinement: confinement, passing: [control],
+                    onOutput: { output.deliver($0, stream: $1.rawValue) },
+                    onExit: { _ in
+                        records.forget(id: id)
+                        cgroup?.finish()
+                    }
+                )
+            }
+        } catch {
+            cgroup?.finish()
+            records.forget(id: id)
+            throw error
+        }
         try? records.remember(.init(id: id, pid: zygote.process.pid, startTime: zygote.process.startTime, app: app.rawValue, version: version, kind: "zygote"))
         // Bounded by the start timeout, and by the launch: a cancelled launch kills the zygote it started.
         let timeout = configuration.startTimeout
@@ -104,6 +154,9 @@ extension DirectLauncher {
             return first
         }
         switch first {
+        case .success(.ready) where spawner.isSandboxed && zygote.runtimePID == nil:
+            // A runtime from before zygotes ran in the sandbox: its forks could not join their cgroups.
+            return (zygote, .unforkable("its runtime was built before zygotes ran in the sandbox (push again to get one)"))
         case .success(let readiness):
             return (zygote, readiness)
         case .failure where Task.isCancelled:

@@ -20,11 +20,11 @@ final class DirectLauncher: PoolLauncher {
     let records: InstanceRecords
     private let channelTokens: RecordsChannelTokens
     let logger: Logger
-    private let limitMechanism: LimitMechanism?
+    let limitMechanism: LimitMechanism?
     /// The app's log rate bound, shared with its other releases' instances.
     private let logThrottle: LogThrottle?
     /// The app's limits now: read at each start, so a `gust limits` change applies to the next instance.
-    private let limits: @Sendable () async -> AppLimits
+    let limits: @Sendable () async -> AppLimits
     /// Where start-up output also goes while a deploy watches (the pusher's terminal).
     let progress = Mutex<(@Sendable (String) -> Void)?>(nil)
     /// Forks this release's Python instances (DirectLauncher+Zygote); nil for Node.
@@ -53,12 +53,9 @@ final class DirectLauncher: PoolLauncher {
         self.records = records
         self.channelTokens = channelTokens
         self.logger = logger
+        // Under a sandbox the zygote runs in a sandbox of the app's, and its forks with it
+        // (docs/security.md, "The sandbox with limits and zygotes").
         zygote = Self.makeZygote(app: app, release: release, configuration: configuration, logger: logger)
-        // A zygote runs app code: under a sandbox it would run outside it (it is started as gustd's
-        // user), so every instance starts on its own, sandboxed (docs/security.md, "The sandbox with limits and zygotes").
-        if let zygote, self.spawner.isSandboxed {
-            zygote.bypass("the sandbox (gustd --sandbox bubblewrap) starts every instance in a sandbox of its own")
-        }
     }
 
     var version: Int { release.version }
@@ -89,12 +86,16 @@ final class DirectLauncher: PoolLauncher {
         let id = String(UUID().uuidString.lowercased().prefix(8))
         // Secrets are decrypted here only, into the instance's environment (and the masks of its output).
         let config = try release.openedConfig(home: configuration.home)
-        let layout: InstanceLayout
-        do { layout = try spawner.layout(id: id, release: directory) } catch {
-            records.forget(id: id)
+        // A Python instance is a fork of its release's zygote (started now if none is resident), when it can be.
+        let resident = try await residentZygote(command: command, directory: directory)
+        var layout: InstanceLayout
+        do {
+            layout = try resident.map { try spawner.forkLayout(id: id, zygote: $0.id, release: directory) }
+                ?? spawner.layout(id: id, release: directory)
+        } catch {
+            forget(id, forkedFrom: resident)
             throw error
         }
-        let socketPath = layout.hostSocket
         let secrets = release.secretNames.compactMap { config[$0] }
         let output = InstanceOutput(
             log: configuration.appLog(app), version: version, id: id,
@@ -112,13 +113,13 @@ final class DirectLauncher: PoolLauncher {
             if let limitMechanism { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: appLimits) }
         } catch {
             channelTokens.revoke(channelToken)
-            records.forget(id: id)
+            forget(id, forkedFrom: resident)
             throw error
         }
         let log = output.log
         let confinedBy = cgroup
-        let exited: @Sendable (Int32) -> Void = { [records, version, logger, app] _ in
-            records.forget(id: id)  // now, not at the next gustd's start
+        let exited: @Sendable (Int32) -> Void = { [self, version, logger, app] _ in
+            forget(id, forkedFrom: resident)  // now, not at the next gustd's start
             output.finish()
             guard let cgroup = confinedBy else { return }
             cgroup.finish()
@@ -132,23 +133,31 @@ final class DirectLauncher: PoolLauncher {
         do {
             var confinement = confinedBy?.confinement ?? SpawnConfinement()
             if limitMechanism != nil { confinement.tmpBytes = appLimits.tmp }
-            child = try await forkFromZygote(
-                executable: directory.appendingPathComponent(command).path, directory: directory, id: id, socketPath: socketPath,
-                channelToken: channelToken, internalToken: internalToken, output: output,
+            if let resident, let forked = await forkFromZygote(
+                resident, id: id, layout: layout, channelToken: channelToken, internalToken: internalToken, output: output,
                 cgroupProcs: confinement.cgroupProcs, onExit: exited
-            ) ?? spawner.spawn(
-                executable: command, layout: layout, release: directory,
-                environment: environment(config: config, layout: layout, id: id, channelToken: channelToken, internalToken: internalToken),
-                marker: InstanceStragglers.marker(id: id), confinement: confinement,
-                onOutput: { output.deliver($0, stream: $1.rawValue) },
-                onExit: exited
-            )
+            ) {
+                child = forked
+            } else {
+                if resident != nil {  // the fork failed: a process of its own, with a socket directory of its own
+                    forget(id, forkedFrom: resident)
+                    layout = try spawner.layout(id: id, release: directory)
+                }
+                child = try spawner.spawn(
+                    executable: command, layout: layout, release: directory,
+                    environment: environment(config: config, layout: layout, id: id, channelToken: channelToken, internalToken: internalToken),
+                    marker: InstanceStragglers.marker(id: id), confinement: confinement,
+                    onOutput: { output.deliver($0, stream: $1.rawValue) },
+                    onExit: exited
+                )
+            }
         } catch {
             confinedBy?.finish()
             channelTokens.revoke(channelToken)
-            records.forget(id: id)
+            forget(id, forkedFrom: resident)
             throw error
         }
+        let socketPath = layout.hostSocket
         try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
 
         do {
@@ -158,7 +167,7 @@ final class DirectLauncher: PoolLauncher {
             let instance = Instance(
                 id: id, app: app, version: version, manifest: manifest, process: child,
                 socketPath: socketPath, connection: connection, records: records, output: output, cgroup: confinedBy,
-                onStop: { [channelTokens] in channelTokens.revoke(channelToken) }
+                memoryFromCgroup: spawner.isSandboxed, onStop: { [channelTokens] in channelTokens.revoke(channelToken) }
             )
             channelTokens.attach(channelToken, to: instance)
             let isFirst = firstManifest.withLock { first in
@@ -171,7 +180,7 @@ final class DirectLauncher: PoolLauncher {
             await child.stop(grace: .seconds(1))
             channelTokens.revoke(channelToken)
             output.relay(to: nil)
-            records.forget(id: id)
+            forget(id, forkedFrom: resident)
             throw error
         }
     }

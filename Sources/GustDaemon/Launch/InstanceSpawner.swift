@@ -21,17 +21,43 @@ protocol InstanceSpawner: Sendable {
     /// Prepares what the instance `id` of the release unpacked at `release` needs before it starts.
     func layout(id: String, release: URL) throws -> InstanceLayout
 
+    /// Where the instance `id` forked from the zygote `zygote` (started with `layout(id: zygote, …)`)
+    /// has its socket and records channel, seen from gustd and from inside the zygote's process.
+    func forkLayout(id: String, zygote: String, release: URL) throws -> InstanceLayout
+
     /// `confinement` (the instance's cgroups and rlimits) applies to the process spawned, before its
     /// program runs: for a sandbox, bwrap's wrapper, so everything under it starts confined.
+    /// `passing`: descriptors the program gets (a zygote's control socket), as `passedDescriptor(0)`, ….
+    func spawn(
+        executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        confinement: SpawnConfinement, passing: [Int32],
+        onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
+        onExit: @escaping @Sendable (Int32) -> Void
+    ) throws -> InstanceProcess
+
+    /// The descriptor the `index`th of `passing` is, for the program spawned.
+    func passedDescriptor(_ index: Int) -> Int32
+
+    /// Whether app code runs in a sandbox (its zygote too: its forks share the zygote's sandbox).
+    var isSandboxed: Bool { get }
+
+    /// The uid that app code runs as inside its sandbox's user namespace, when it is a uid of the
+    /// app's own on the host (a subordinate range); nil when it runs as gustd's uid on the host.
+    var appUIDInside: UInt32? { get }
+}
+
+extension InstanceSpawner {
     func spawn(
         executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
         confinement: SpawnConfinement,
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
-    ) throws -> InstanceProcess
-
-    /// Whether app code runs in a sandbox: then no zygote (it would run as gustd's user, outside one).
-    var isSandboxed: Bool { get }
+    ) throws -> InstanceProcess {
+        try spawn(
+            executable: executable, layout: layout, release: release, environment: environment, marker: marker,
+            confinement: confinement, passing: [], onOutput: onOutput, onExit: onExit
+        )
+    }
 }
 
 /// The process as gustd's own user, with gustd's view of the filesystem.
@@ -47,17 +73,23 @@ struct DirectSpawner: InstanceSpawner {
         )
     }
 
+    func forkLayout(id: String, zygote: String, release: URL) throws -> InstanceLayout {
+        try layout(id: id, release: release)
+    }
+
     var isSandboxed: Bool { false }
+    var appUIDInside: UInt32? { nil }
+    func passedDescriptor(_ index: Int) -> Int32 { Int32(3 + index) }
 
     func spawn(
         executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
-        confinement: SpawnConfinement,
+        confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess {
         try InstanceProcess(
             executable: release.appendingPathComponent(executable).path, environment: environment, directory: release.path,
-            marker: marker, confinement: confinement, onOutput: onOutput, onExit: onExit
+            marker: marker, confinement: confinement, passing: passing, onOutput: onOutput, onExit: onExit
         )
     }
 }

@@ -36,6 +36,11 @@ final class ReleaseZygote: Sendable {
 
     var lifecycle: ZygoteLifecycle { state.withLock { $0.lifecycle } }
 
+    /// The resident zygote, if one runs now (for `gust ps`).
+    var current: Zygote? {
+        state.withLock { state in state.zygote.flatMap { $0.process.hasExited ? nil : $0 } }
+    }
+
     /// The resident zygote, started (once, whoever else asks meanwhile) if there is none;
     /// nil when this release's instances start on their own. Throws when the zygote
     /// exits while importing the app (an error an instance started on its own would hit too).

@@ -31,7 +31,29 @@ final class SandboxSpawner: InstanceSpawner {
     }
 
     func layout(id: String, release: URL) throws -> InstanceLayout {
-        let directory = records.socketDirectory(id: id)
+        try makeSocketDirectory(records.socketDirectory(id: id), for: id)
+        if ids != nil { try openForApp(release) }
+        return InstanceLayout(
+            hostSocket: records.socketDirectory(id: id) + "/instance.sock", socket: Sandbox.socketDirectory + "/instance.sock",
+            recordsSocket: Sandbox.socketDirectory + "/records.sock", releaseDirectory: Sandbox.appDirectory, path: Sandbox.path
+        )
+    }
+
+    /// A fork shares its zygote's sandbox, so its socket directory is one inside the zygote's
+    /// (`run/instances/ZYGOTE/ID/`, `/run/gust/ID/` inside): its own socket and its own link to
+    /// the records listener, seen by the other forks of the release (the same app) and gustd.
+    func forkLayout(id: String, zygote: String, release: URL) throws -> InstanceLayout {
+        let directory = records.socketDirectory(id: zygote) + "/" + id
+        try makeSocketDirectory(directory, for: id)
+        let inside = Sandbox.socketDirectory + "/" + id
+        return InstanceLayout(
+            hostSocket: directory + "/instance.sock", socket: inside + "/instance.sock",
+            recordsSocket: inside + "/records.sock", releaseDirectory: Sandbox.appDirectory, path: Sandbox.path
+        )
+    }
+
+    /// The directory of one instance's (or zygote's) socket and records channel.
+    private func makeSocketDirectory(_ directory: String, for id: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
         // Under run/ (0700, gustd's), so reachable only by gustd and, through its mount, this instance,
         // whose uid must create its socket there.
@@ -42,18 +64,15 @@ final class SandboxSpawner: InstanceSpawner {
         guard link(home.recordsSocket.path, records) == 0 else {
             throw GustError("Cannot give instance \(id) its records channel: \(String(cString: strerror(errno)))")
         }
-        if ids != nil { try openForApp(release) }
-        return InstanceLayout(
-            hostSocket: directory + "/instance.sock", socket: Sandbox.socketDirectory + "/instance.sock",
-            recordsSocket: Sandbox.socketDirectory + "/records.sock", releaseDirectory: Sandbox.appDirectory, path: Sandbox.path
-        )
     }
 
     var isSandboxed: Bool { true }
+    var appUIDInside: UInt32? { ids == nil ? nil : SandboxIdentity.appUIDInside }
+    func passedDescriptor(_ index: Int) -> Int32 { Sandbox.passedDescriptor(index) }
 
     func spawn(
         executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
-        confinement: SpawnConfinement,
+        confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess {
@@ -68,7 +87,7 @@ final class SandboxSpawner: InstanceSpawner {
                 .init(socketDirectory, at: Sandbox.socketDirectory, writable: true),
             ],
             directory: Sandbox.appDirectory, purpose: .instance,
-            executable: Sandbox.appDirectory + "/" + executable, arguments: []
+            executable: Sandbox.appDirectory + "/" + executable, arguments: [], passing: passing.count
         )
         var block: [Int32] = [-1, -1]
         if ids != nil {
@@ -82,7 +101,7 @@ final class SandboxSpawner: InstanceSpawner {
         return try InstanceProcess(
             executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, directory: "/",
             standardInput: ids == nil ? nil : block[0], marker: marker,
-            confinement: confinement, onOutput: onOutput, onExit: onExit,
+            confinement: confinement, passing: passing, onOutput: onOutput, onExit: onExit,
             started: { pid in try sandbox.release(pid, app: ids, unblocking: ids == nil ? nil : writeEnd) }
         )
     }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CGustSystem
 import Foundation
+import GustBuild
 import Synchronization
 
 /// One running zygote: a Python runtime that imported a release's app once
@@ -22,10 +23,28 @@ import Synchronization
 /// zygote reaps its forks (they are its children) and sends each wait status,
 /// which is all the pidfd cannot tell.
 ///
+/// Inside a sandbox (`SandboxSpawner`), the zygote and its forks live in the
+/// sandbox's PID namespace: the pids it reports are the sandbox's, so gustd
+/// takes each fork's host pid from its pidfd (`ZygoteWire.hostPID`), and the
+/// zygote's own from the pidfd of itself it sends with its readiness. A fork
+/// joins its instance's cgroups by writing itself into `cgroup.procs` files
+/// that gustd opened for it *as the app's uid* (`gust_open_as_app`, in the
+/// zygote's user namespace) and sent with the request: on cgroup v1 a write
+/// moves a process only if the file was opened by its uid, and the files stay
+/// gustd's (0644), so the app can write no cgroup of its own by path.
+///
 /// A reader thread takes every message; nothing here blocks an event loop.
 final class Zygote: Sendable {
     let id: String
     let process: InstanceProcess
+    let started = ContinuousClock.now
+    /// The zygote's cgroup (under the sandbox), which `gust ps` reads its memory from; finished by the launcher.
+    let cgroup: InstanceCgroup?
+    /// The size of its sandbox's `/tmp` (the app's `tmp` limit when it started), which its forks share.
+    let tmpBytes: Int?
+    /// The app's uid inside the zygote's user namespace, which its forks' cgroup files are opened as;
+    /// nil: opened as gustd (its forks run as gustd's uid on the host).
+    private let appUID: UInt32?
     private let control: Int32
     private let state = Mutex(State())
 
@@ -35,6 +54,8 @@ final class Zygote: Sendable {
         var forks: [String: CheckedContinuation<Forked, any Error>] = [:]
         var statuses: [pid_t: Int32] = [:]
         var closed = false
+        /// The runtime's host pid and its user namespace (`/proc/PID/ns/user`), from the pidfd it sent when ready.
+        var runtime: (pid: pid_t, namespace: Int32)?
     }
 
     /// What the zygote said once it had imported the app.
@@ -46,7 +67,10 @@ final class Zygote: Sendable {
 
     /// A fork, as the zygote answered: gustd owns the descriptors.
     struct Forked: Sendable {
+        /// Its pid on the host (gustd's PID namespace).
         var pid: pid_t
+        /// Its pid as the zygote sees it (the sandbox's), which its exit report names.
+        var reportedPID: pid_t
         var pidfd: Int32
         var stdout: Int32
         var stderr: Int32
@@ -56,24 +80,22 @@ final class Zygote: Sendable {
         var description: String
     }
 
-    /// Starts a zygote (`executable` as an instance starts, with `GUST_ZYGOTE_FD=3`); returns
-    /// at once. `readiness()` tells when it has imported the app.
+    /// Starts a zygote with `spawn`, which starts the runtime with the zygote's end of the control
+    /// socket passed on (and says in `GUST_ZYGOTE_FD` which descriptor it is inside); returns at once.
+    /// - Parameters:
+    ///   - appUID: the uid inside the zygote's user namespace its forks' cgroup files are opened as.
+    ///   - cgroup: the zygote's own cgroup, if it has one.
+    ///   - tmpBytes: the size of its sandbox's `/tmp`, if it has one of a set size.
     init(
-        id: String, executable: String, environment: [String: String], directory: String,
-        onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
-        onExit: @escaping @Sendable (Int32) -> Void
+        id: String, appUID: UInt32? = nil, cgroup: InstanceCgroup? = nil, tmpBytes: Int? = nil,
+        spawn: (_ control: Int32) throws -> InstanceProcess
     ) throws {
         var pair: [Int32] = [0, 0]
         guard gust_seqpacket_pair(&pair) == 0 else {
             throw Failure(description: "Cannot create a zygote's control socket: \(String(cString: strerror(errno)))")
         }
-        var environment = environment
-        environment["GUST_ZYGOTE_FD"] = "3"
         do {
-            process = try InstanceProcess(
-                executable: executable, environment: environment, directory: directory,
-                marker: InstanceStragglers.marker(id: id), passing: [pair[1]], onOutput: onOutput, onExit: onExit
-            )
+            process = try spawn(pair[1])
         } catch {
             close(pair[0])
             close(pair[1])
@@ -81,6 +103,9 @@ final class Zygote: Sendable {
         }
         close(pair[1])
         self.id = id
+        self.appUID = appUID
+        self.cgroup = cgroup
+        self.tmpBytes = tmpBytes
         control = pair[0]
         let control = pair[0]
         Thread.detachNewThread { [self] in readMessages(from: control) }
@@ -98,33 +123,44 @@ final class Zygote: Sendable {
         }
     }
 
+    /// The runtime's pid on the host (the zygote's process under a sandbox's wrapper), once it said it is ready.
+    var runtimePID: pid_t? { state.withLock { $0.runtime?.pid } }
+
     /// Asks for a fork with `environment` (its GUST_INSTANCE, socket, records token) serving on
     /// `socketPath`, which the zygote binds before it forks: gustd may connect as soon as this returns.
-    /// `cgroupProcs`: the instance's `cgroup.procs` files, which the fork writes itself into before anything else.
+    /// `cgroupProcs`: the instance's `cgroup.procs` files, which the fork writes itself into before anything else
+    /// (through descriptors gustd opens here as the app's uid and sends with the request).
     func fork(id: String, socketPath: String, environment: [String: String], internalToken: String, cgroupProcs: [String] = []) async throws -> Forked {
+        let cgroupFiles = try openCgroupFiles(cgroupProcs)
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
-        guard gust_pipe_cloexec(&out) == 0 else { throw Failure(description: "Cannot create a pipe: \(String(cString: strerror(errno)))") }
-        guard gust_pipe_cloexec(&err) == 0 else {
-            close(out[0])
-            close(out[1])
+        guard gust_pipe_cloexec(&out) == 0 else {
+            cgroupFiles.forEach { close($0) }
             throw Failure(description: "Cannot create a pipe: \(String(cString: strerror(errno)))")
         }
-        let request: [String: Any] = [
-            "fork": id, "socket": socketPath, "environment": environment, "internal_token": internalToken, "cgroups": cgroupProcs,
-        ]
-        let body = try JSONSerialization.data(withJSONObject: request)
+        guard gust_pipe_cloexec(&err) == 0 else {
+            (cgroupFiles + out).forEach { close($0) }
+            throw Failure(description: "Cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
+        let (body, descriptors) = try ZygoteWire.forkRequest(
+            id: id, socketPath: socketPath, environment: environment, internalToken: internalToken,
+            stdout: out[1], stderr: err[1], cgroupFiles: cgroupFiles
+        )
         do {
             var forked = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Forked, any Error>) in
                 let closed = state.withLock { state in
                     if !state.closed { state.forks[id] = continuation }
                     return state.closed
                 }
-                if closed { return continuation.resume(throwing: Failure(description: "its zygote has exited")) }
-                let sent = body.withUnsafeBytes { bytes in
-                    [out[1], err[1]].withUnsafeBufferPointer { gust_send_with_fds(control, bytes.baseAddress, bytes.count, $0.baseAddress, 2) }
+                if closed {
+                    descriptors.forEach { close($0) }
+                    return continuation.resume(throwing: Failure(description: "its zygote has exited"))
                 }
-                close(out[1])
-                close(err[1])
+                let sent = body.withUnsafeBytes { bytes in
+                    descriptors.withUnsafeBufferPointer {
+                        gust_send_with_fds(control, bytes.baseAddress, bytes.count, $0.baseAddress, Int32(descriptors.count))
+                    }
+                }
+                descriptors.forEach { close($0) }
                 if sent < 0 {
                     let message = String(cString: strerror(errno))
                     state.withLock { $0.forks.removeValue(forKey: id) }?.resume(throwing: Failure(description: "cannot reach its zygote: \(message)"))
@@ -138,6 +174,42 @@ final class Zygote: Sendable {
             close(err[0])
             throw error
         }
+    }
+
+    /// The instance's `cgroup.procs` files, opened for writing with the credentials of the uid its
+    /// fork runs as: gustd's own (no sandbox, or a sandbox without app uids), else the app's.
+    private func openCgroupFiles(_ paths: [String]) throws -> [Int32] {
+        guard !paths.isEmpty else { return [] }
+        guard let appUID else {
+            var files: [Int32] = []
+            for path in paths {
+                let fd = open(path, O_WRONLY | O_CLOEXEC)
+                guard fd >= 0 else {
+                    let reason = String(cString: strerror(errno))
+                    files.forEach { close($0) }
+                    throw Failure(description: "cannot open \(path) for its fork: \(reason)")
+                }
+                files.append(fd)
+            }
+            return files
+        }
+        guard let namespace = state.withLock({ $0.runtime?.namespace }) else {
+            throw Failure(description: "its zygote did not say which process it is, so its forks cannot join their cgroups")
+        }
+        var files = [Int32](repeating: -1, count: paths.count)
+        var step: Int32 = 0
+        let strings = paths.map { UnsafePointer(strdup($0)) }
+        defer { strings.forEach { free(UnsafeMutablePointer(mutating: $0)) } }
+        let result = strings.withUnsafeBufferPointer { pointers in
+            files.withUnsafeMutableBufferPointer {
+                gust_open_as_app(namespace, appUID, pointers.baseAddress, Int32(paths.count), $0.baseAddress, &step)
+            }
+        }
+        guard result == 0 else {
+            let steps = [1: "entering its user namespace", 2: "taking the app's uid", 3: "taking CAP_DAC_OVERRIDE", 4: "opening them"]
+            throw Failure(description: "cannot open its cgroup files as the app's uid (\(steps[Int(step)] ?? "starting"): \(String(cString: strerror(result))))")
+        }
+        return files
     }
 
     /// The wait status the zygote reported for its fork `pid`: waits up to a second for the
@@ -189,6 +261,7 @@ final class Zygote: Sendable {
             handle(message, descriptors)
         }
         close(control)
+        if let namespace = state.withLock({ $0.runtime?.namespace }) { close(namespace) }
         let (ready, forks) = state.withLock { state -> (CheckedContinuation<Readiness, any Error>?, [String: CheckedContinuation<Forked, any Error>]) in
             state.closed = true
             defer {
@@ -204,9 +277,21 @@ final class Zygote: Sendable {
 
     private func handle(_ message: Message, _ descriptors: [Int32]) {
         if let ready = message.ready {
+            // With it (a runtime of this version): a pidfd of the zygote itself.
+            let runtime = descriptors.first.flatMap { pidfd -> (pid_t, Int32)? in
+                guard let pid = ZygoteWire.hostPID(ofPidfd: pidfd) else { return nil }
+                let namespace = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
+                // Still the zygote (not a process that took its pid since): its pidfd says it is alive.
+                guard namespace >= 0, ZygoteWire.hostPID(ofPidfd: pidfd) == pid else {
+                    if namespace >= 0 { close(namespace) }
+                    return nil
+                }
+                return (pid, namespace)
+            }
             descriptors.forEach { close($0) }
             let readiness: Readiness = ready ? .ready : .unforkable(message.reason ?? "it did not say why")
             state.withLock { state in
+                state.runtime = runtime
                 state.readiness = .success(readiness)
                 defer { state.ready = nil }
                 return state.ready
@@ -216,7 +301,9 @@ final class Zygote: Sendable {
                 close(descriptors[0])
                 return
             }
-            waiter.resume(returning: Forked(pid: pid, pidfd: descriptors[0], stdout: -1, stderr: -1))
+            // Its pid on the host, from the pidfd (the zygote's number is its sandbox's, under one).
+            let hostPID = ZygoteWire.hostPID(ofPidfd: descriptors[0]) ?? pid
+            waiter.resume(returning: Forked(pid: hostPID, reportedPID: pid, pidfd: descriptors[0], stdout: -1, stderr: -1))
         } else if let error = message.error {
             descriptors.forEach { close($0) }
             let waiters = state.withLock { state -> [CheckedContinuation<Forked, any Error>] in

@@ -220,7 +220,7 @@ actor Supervisor {
                 if let member {
                     status.id = member.id
                     status.pid = Int(member.process.pid)
-                    status.memoryBytes = InstanceStatus.memory(of: member.process.pid)
+                    status.memoryBytes = member.memoryBytes
                     status.uptimeSeconds = (ContinuousClock.now - member.started).seconds
                 }
                 listed.append(status)

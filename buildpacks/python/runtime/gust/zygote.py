@@ -4,13 +4,15 @@ gustd starts ``python -m gust.server`` with ``GUST_ZYGOTE_FD`` naming one end
 of a SOCK_SEQPACKET socket pair (docs/runtime-protocol.md, "Zygotes"). The
 zygote imports the app, then says on that socket whether it can be forked:
 
-    {"ready": true}                       forks will be asked for
+    {"ready": true}                       forks will be asked for (with a pidfd of the zygote)
     {"ready": false, "reason": "..."}     gustd starts this release's instances on their own
 
 and serves requests, one message each, until gustd closes its end:
 
-    gustd  -> {"fork": ID, "socket": PATH, "environment": {...}, "internal_token": T}
-              with two descriptors: the write ends of the instance's stdout and stderr
+    gustd  -> {"fork": ID, "socket": PATH, "environment": {...}, "internal_token": T,
+               "cgroup_files": N}
+              with 2 + N descriptors: the write ends of the instance's stdout and stderr, then
+              N ``cgroup.procs`` files the fork writes itself into before anything else
     zygote -> {"forked": ID, "pid": PID}  with one descriptor: a pidfd of the fork
            or {"failed": ID, "error": "..."}
     zygote -> {"exited": PID, "status": WAIT_STATUS}   when it has reaped a fork
@@ -35,6 +37,8 @@ import gust
 from gust import server
 
 MESSAGE_BYTES = 1 << 20
+# stdout, stderr and a cgroup.procs file per controller (three on cgroup v1), with room.
+MAX_DESCRIPTORS = 8
 INSTANCE_VARIABLE = "GUST_INSTANCE"
 
 
@@ -115,7 +119,7 @@ class Zygote:
                         break
                 self.reap()
             if self.control in readable:
-                data, fds, _, _ = socket.recv_fds(self.control, MESSAGE_BYTES, 4)
+                data, fds, _, _ = socket.recv_fds(self.control, MESSAGE_BYTES, MAX_DESCRIPTORS)
                 if not data:
                     return
                 self.handle(data, fds)
@@ -125,15 +129,18 @@ class Zygote:
         try:
             request = json.loads(data)
             fork_id = request.get("fork")
-            if not isinstance(fork_id, str) or len(fds) != 2:
-                raise ValueError("a fork request names its instance and sends two descriptors (stdout, stderr)")
+            cgroup_files = request.get("cgroup_files") or 0
+            if not isinstance(fork_id, str) or not isinstance(cgroup_files, int) or len(fds) != 2 + cgroup_files:
+                raise ValueError(
+                    "a fork request names its instance and sends two descriptors (stdout, stderr), then one per cgroup file"
+                )
         except ValueError as error:
             for fd in fds:
                 os.close(fd)
             self.send({"failed": None, "error": str(error)})
             return
         try:
-            pid, pidfd = self.fork(request, *fds)
+            pid, pidfd = self.fork(request, fds[0], fds[1], fds[2:])
         except OSError as error:
             self.send({"failed": fork_id, "error": f"cannot fork: {error}"})
             return
@@ -145,7 +152,7 @@ class Zygote:
         finally:
             os.close(pidfd)
 
-    def fork(self, request, stdout, stderr):
+    def fork(self, request, stdout, stderr, cgroup_files=()):
         """Forks an instance; returns its pid and a pidfd of it (opened before the zygote can reap it,
         so it can only name this child, never a process that reused its pid)."""
         socket_path = request["socket"]
@@ -159,16 +166,20 @@ class Zygote:
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
-                self._become_instance(request, listener, stdout, stderr)  # never returns
+                self._become_instance(request, listener, stdout, stderr, cgroup_files)  # never returns
             self.children.add(pid)
             return pid, os.pidfd_open(pid)
         finally:
             listener.close()
 
-    def _become_instance(self, request, listener, stdout, stderr):
+    def _become_instance(self, request, listener, stdout, stderr, cgroup_files):
         # Into the instance's cgroups before anything else runs in this process, so no line of
-        # the app's runs outside its limits; a fork that cannot join them ends at once.
+        # the app's runs outside its limits; a fork that cannot join them ends at once. gustd
+        # opened the files for it (as the app's uid, under a sandbox, which has no path to them).
         try:
+            for fd in cgroup_files:
+                os.write(fd, b"0")
+                os.close(fd)
             for path in request.get("cgroups") or ():
                 with open(path, "w") as procs:
                     procs.write("0")
@@ -236,7 +247,12 @@ def main():
     if reason:
         zygote.send({"ready": False, "reason": reason})
         return
-    zygote.send({"ready": True})
+    # With a pidfd of itself: under a sandbox gustd knows the zygote by its pid on the host.
+    pidfd = os.pidfd_open(os.getpid())
+    try:
+        zygote.send({"ready": True}, [pidfd])
+    finally:
+        os.close(pidfd)
     zygote.serve()
 
 

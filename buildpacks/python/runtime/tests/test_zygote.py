@@ -73,14 +73,15 @@ class ZygoteTests(unittest.TestCase):
         data, fds, _, _ = socket.recv_fds(self.gustd, 1 << 16, 4)
         return json.loads(data), fds
 
-    def fork(self, instance):
+    def fork(self, instance, cgroup_files=()):
         """Asks for a fork as gustd does; returns (pid, pidfd, socket path, stdout read end)."""
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         path = os.path.join(self.directory.name, f"{instance}.sock")
         request = {"fork": instance, "socket": path, "internal_token": f"secret-{instance}",
-                   "environment": {"GUST_INSTANCE": instance, "GUST_RECORDS_TOKEN": f"token-{instance}"}}
-        self.zygote.handle(json.dumps(request).encode(), [out_write, err_write])
+                   "environment": {"GUST_INSTANCE": instance, "GUST_RECORDS_TOKEN": f"token-{instance}"},
+                   "cgroup_files": len(cgroup_files)}
+        self.zygote.handle(json.dumps(request).encode(), [out_write, err_write, *cgroup_files])
         message, fds = self.receive()
         self.assertEqual(message, {"forked": instance, "pid": message["pid"]})
         self.assertEqual(len(fds), 1, "a pidfd comes with the answer")
@@ -145,6 +146,30 @@ class ZygoteTests(unittest.TestCase):
         with self.assertRaises(OSError):
             os.fstat(write_end)
         os.close(read_end)
+
+    def test_a_fork_writes_itself_into_each_cgroup_file_it_was_sent_first(self):
+        # Stand-ins for the cgroup.procs files gustd opens: what the fork writes arrives here.
+        memory_read, memory_write = os.pipe()
+        pids_read, pids_write = os.pipe()
+        pid, pidfd, path, out = self.fork("ffffffff", cgroup_files=(memory_write, pids_write))
+        for read_end in (memory_read, pids_read):
+            self.assertTrue(select.select([read_end], [], [], 10)[0])
+            self.assertEqual(os.read(read_end, 16), b"0", "the fork wrote itself (0: the writer) into the file")
+            self.assertEqual(os.read(read_end, 16), b"", "and closed it: nothing of the app holds it")
+            os.close(read_end)
+        os.close(pidfd)
+        os.close(out)
+
+    def test_a_request_without_its_cgroup_files_is_refused(self):
+        read_end, write_end = os.pipe()
+        out_read, out_write = os.pipe()
+        request = {"fork": "gggggggg", "socket": "/nonexistent", "cgroup_files": 1}
+        self.zygote.handle(json.dumps(request).encode(), [write_end, out_write])
+        message, _ = self.receive()
+        self.assertIn("one per cgroup file", message["error"])
+        self.assertEqual(os.read(read_end, 1), b"", "the descriptors it came with are closed")
+        os.close(read_end)
+        os.close(out_read)
 
     def test_a_request_that_is_not_json_is_refused(self):
         self.zygote.handle(b"not json", [])
