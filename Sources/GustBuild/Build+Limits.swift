@@ -74,4 +74,15 @@ extension StreamingCommand {
         wrapped.arguments = ["-c", script, executable.path] + arguments
         return wrapped
     }
+
+    /// The same command, killed (SIGKILL, with its sandbox, which dies with it) when the process
+    /// that started it ends: a build never outlives gustd, a SIGKILLed one included. Where
+    /// `setpriv` is missing, unchanged.
+    func dyingWithParent() -> StreamingCommand {
+        guard FileManager.default.isExecutableFile(atPath: Sandbox.setpriv) else { return self }
+        var wrapped = self
+        wrapped.executable = URL(fileURLWithPath: Sandbox.setpriv)
+        wrapped.arguments = ["--pdeathsig", "KILL", "--", executable.path] + arguments
+        return wrapped
+    }
 }

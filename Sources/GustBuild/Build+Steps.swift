@@ -133,7 +133,7 @@ extension Build {
         let cgroup = try makeCgroup()
         defer { cgroup?.finish() }
         let joined = cgroup.map { command.joining(cgroupProcs: $0.directories.map { $0 + "/cgroup.procs" }) } ?? command
-        let outcome = try await joined.run(until: deadline, accepting: accepting)
+        let outcome = try await joined.dyingWithParent().run(until: deadline, accepting: accepting)
         cgroup?.finish()  // before its OOM count is read
         return (outcome, cgroup)
     }
