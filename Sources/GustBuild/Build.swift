@@ -106,10 +106,13 @@ public struct Build: Sendable {
     /// detect, compile and release, then the artifact. The workspace is removed whatever happens,
     /// a build cancelled because its hook went away included.
     public func run(in workspace: URL, commitTime: Int?) async throws -> Output {
-        let result: Result<Output, any Error>
-        do { result = .success(try await build(in: workspace, commitTime: commitTime)) } catch { result = .failure(error) }
-        _ = try? await BlockingWork.run { try FileManager.default.removeItem(at: workspace) }
-        return try result.get()
+        // Off the caller's executor (gustd's event loops): see BuildExecutor.
+        try await withTaskExecutorPreference(BuildExecutor.shared) {
+            let result: Result<Output, any Error>
+            do { result = .success(try await build(in: workspace, commitTime: commitTime)) } catch { result = .failure(error) }
+            _ = try? await BlockingWork.run { try FileManager.default.removeItem(at: workspace) }
+            return try result.get()
+        }
     }
 
     private func build(in workspace: URL, commitTime: Int?) async throws -> Output {
