@@ -24,7 +24,7 @@ extension Build {
         for buildpack in buildpacks {
             let lines = LineCollector()
             let command = try command(.detect, of: buildpack, source: source, stack: nil)
-            let (outcome, _) = try await confined(command, until: min(deadline, .now + .seconds(30))) { line in
+            let (outcome, _) = try await confined(command, limited: false, until: min(deadline, .now + .seconds(30))) { line in
                 lines.append(line)
                 return true
             }
@@ -99,7 +99,7 @@ extension Build {
     func releaseProcess(_ buildpack: Buildpack, source: URL, deadline: ContinuousClock.Instant, stack: Stack?) async throws -> String {
         let lines = LineCollector()
         let command = try command(.release, of: buildpack, source: source, stack: stack)
-        let (outcome, _) = try await confined(command, until: min(deadline, .now + .seconds(30))) { line in
+        let (outcome, _) = try await confined(command, limited: false, until: min(deadline, .now + .seconds(30))) { line in
             lines.append(line)
             return true
         }
@@ -125,12 +125,15 @@ extension Build {
 
     // MARK: Running a script
 
-    /// Runs `command` in a cgroup of its own (`makeCgroup`), removed when it ends; the cgroup, to
-    /// name a limit the command met.
+    /// Runs `command`, with `limited` in a cgroup of its own (`makeCgroup`), removed when it ends; the
+    /// cgroup, to name a limit the command met. detect and release (the buildpack's own short scripts,
+    /// bounded by a 30 s deadline and the sandbox) skip it: a cgroup's making and removal cost a push
+    /// some tens of milliseconds each.
     func confined(
-        _ command: StreamingCommand, until deadline: ContinuousClock.Instant, accepting: @escaping @Sendable (String) -> Bool
+        _ command: StreamingCommand, limited: Bool = true, until deadline: ContinuousClock.Instant,
+        accepting: @escaping @Sendable (String) -> Bool
     ) async throws -> (StreamingCommand.Outcome, InstanceCgroup?) {
-        let cgroup = try makeCgroup()
+        let cgroup = limited ? try makeCgroup() : nil
         defer { cgroup?.finish() }
         let joined = cgroup.map { command.joining(cgroupProcs: $0.directories.map { $0 + "/cgroup.procs" }) } ?? command
         let outcome = try await joined.dyingWithParent().run(until: deadline, accepting: accepting)
