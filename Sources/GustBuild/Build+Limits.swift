@@ -1,15 +1,15 @@
 import Foundation
 import GustCore
 
-/// A build's compile step runs under its app's limits, in a cgroup of its own
-/// (`APP/build-…`) beside the app's instances' in gustd's tree, which gustd
-/// records in `run/limits.json` at start. A build past its memory is stopped by
-/// the kernel and fails naming the limit; forks past its pids limit are refused.
+/// A build's steps run under its app's limits, each in a cgroup of its own
+/// (`APP/build-…`) beside the app's instances' in gustd's tree: gustd starts
+/// them. A build past its memory is stopped by the kernel and fails naming the
+/// limit; forks past its pids limit are refused.
 extension Build {
-    /// The build's cgroup, with the app's memory, pids and cpu written, or nil where gustd
-    /// recorded no cgroup (rlimits, `--no-limits`, or gustd never started on this home).
+    /// A build step's cgroup, with the app's memory, pids and cpu written, or nil where gustd
+    /// has no cgroup (rlimits, `--no-limits`) or the build is not gustd's (`gust dev`).
     func makeCgroup() throws -> InstanceCgroup? {
-        guard let limits, let mechanism = LimitMechanism.recorded(in: home.run) else { return nil }
+        guard let limits, let mechanism = limitMechanism else { return nil }
         switch mechanism {
         case .cgroup1, .cgroup2: break
         case .rlimits: return nil
@@ -72,6 +72,17 @@ extension StreamingCommand {
         var wrapped = self
         wrapped.executable = URL(fileURLWithPath: "/bin/sh")
         wrapped.arguments = ["-c", script, executable.path] + arguments
+        return wrapped
+    }
+
+    /// The same command, killed (SIGKILL, with its sandbox, which dies with it) when the process
+    /// that started it ends: a build never outlives gustd, a SIGKILLed one included. Where
+    /// `setpriv` is missing, unchanged.
+    func dyingWithParent() -> StreamingCommand {
+        guard FileManager.default.isExecutableFile(atPath: Sandbox.setpriv) else { return self }
+        var wrapped = self
+        wrapped.executable = URL(fileURLWithPath: Sandbox.setpriv)
+        wrapped.arguments = ["--pdeathsig", "KILL", "--", executable.path] + arguments
         return wrapped
     }
 }

@@ -1,15 +1,17 @@
 public import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 public import GustCore
 public import GustGit
 import Synchronization
 
 /// The build of one pushed commit: export → detect → compile → release → pack.
 ///
-/// Produces an artifact and what the release row needs; records nothing.
-/// The build directory lives under `GUST_HOME/tmp` and is removed whatever happens.
+/// Two halves, in two processes. The hook exports the pushed tree into a
+/// workspace of its own under `GUST_HOME/tmp` (`export(repository:)`: libgit2
+/// reads git's quarantine, which only the hook's environment names). gustd
+/// builds it (`run(in:commitTime:)`): detect, compile and release each run in
+/// the app's sandbox and in a cgroup of gustd's tree (Build+Steps), then the
+/// tree is packed. Produces an artifact and what the release row needs;
+/// records nothing. The workspace is removed whatever happens.
 public struct Build: Sendable {
     public struct Output: Sendable {
         public var buildpack: String
@@ -30,9 +32,12 @@ public struct Build: Sendable {
     public var appNumber: Int = 0
     /// The app's disk limit for its build cache (`gust limits APP --disk`); nil: unbounded.
     public var cacheLimit: Int?
-    /// The app's limits (`Store.effectiveLimits`): `bin/compile` runs under its memory, pids and
-    /// cpu, in a cgroup beside its instances' (where gustd recorded one); nil: none.
+    /// The app's limits (`Store.effectiveLimits`): the build's steps run under its memory, pids and
+    /// cpu (raised to `buildFloor`), in a cgroup beside its instances'; nil: none.
     public var limits: AppLimits?
+    /// How gustd bounds processes (`LimitMechanism.detect`): a build's steps get cgroups `APP/build-…`
+    /// in gustd's tree; nil or rlimits: no cgroup.
+    package var limitMechanism: LimitMechanism?
     /// The stacks a build may run on: the newest version of each name (`StackCatalog.newest()`);
     /// none: the host's system, as before stacks.
     public var stacks: [Stack] = []
@@ -52,26 +57,78 @@ public struct Build: Sendable {
         self.reporter = reporter
     }
 
-    public func run(repository: GitRepository) async throws -> Output {
+    // MARK: The hook's half
+
+    /// A workspace of the push's own under `GUST_HOME/tmp` (`build-APP-…`) with the commit exported
+    /// into `app/`, for gustd to build; removed again if the export fails.
+    public func export(repository: GitRepository) throws -> (workspace: URL, commitTime: Int) {
+        let workspace = try makeWorkspace(Self.workspacePrefix(app))
+        do {
+            let source = workspace.appendingPathComponent("app")
+            try FileManager.default.createDirectory(at: source, withIntermediateDirectories: false)
+            reporter.step("Exporting \(commit.prefix(7))")
+            let summary = try repository.export(commit: commit, to: source)
+            reporter.detail("\(summary.files) files, \(ByteCount(summary.bytes))")
+            return (workspace, summary.commitTime)
+        } catch {
+            try? FileManager.default.removeItem(at: workspace)
+            throw error
+        }
+    }
+
+    static func workspacePrefix(_ app: AppName) -> String { "build-\(app)-" }
+
+    /// Whether `directory` is a push's workspace of `app` (`GUST_HOME/tmp/build-APP-XXXXXXXX`): gustd
+    /// builds in nothing else, and the hook sweeps nothing else.
+    public static func isWorkspace(_ directory: URL, of app: AppName, in home: GustHome) -> Bool {
+        let url = directory.standardizedFileURL
+        let name = url.lastPathComponent
+        guard url.deletingLastPathComponent().path == home.tmp.standardizedFileURL.path, name.hasPrefix(workspacePrefix(app)) else {
+            return false
+        }
+        // The random part: eight hex digits, so `cats-2`'s are never `cats`'.
+        let suffix = name.dropFirst(workspacePrefix(app).count)
+        return suffix.count == 8 && suffix.allSatisfy(\.isHexDigit)
+    }
+
+    /// Removes what pushes of `app` cut short left (a hook killed while it exported). Called under the
+    /// app's deploy lock, when no other push of it is under way.
+    public static func removeStaleWorkspaces(of app: AppName, in home: GustHome) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: home.tmp.path)) ?? [] {
+            let url = home.tmp.appendingPathComponent(name)
+            if isWorkspace(url, of: app, in: home) { try? FileManager.default.removeItem(at: url) }
+        }
+    }
+
+    // MARK: gustd's half
+
+    /// Builds the tree the hook exported into `workspace`'s `app/`: ENV_DIR from the app's config,
+    /// detect, compile and release, then the artifact. The workspace is removed whatever happens,
+    /// a build cancelled because its hook went away included.
+    public func run(in workspace: URL, commitTime: Int?) async throws -> Output {
+        // Off the caller's executor (gustd's event loops): see BuildExecutor.
+        try await withTaskExecutorPreference(BuildExecutor.shared) {
+            let result: Result<Output, any Error>
+            do { result = .success(try await build(in: workspace, commitTime: commitTime)) } catch { result = .failure(error) }
+            _ = try? await BlockingWork.run { try FileManager.default.removeItem(at: workspace) }
+            return try result.get()
+        }
+    }
+
+    private func build(in workspace: URL, commitTime: Int?) async throws -> Output {
         let deadline = ContinuousClock.now + settings.timeout
-        let workspace = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: workspace) }
         let source = workspace.appendingPathComponent("app")
         let envDirectory = workspace.appendingPathComponent("env")
-        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: false)
         try writeEnvironment(to: envDirectory)
-
-        reporter.step("Exporting \(commit.prefix(7))")
-        let summary = try repository.export(commit: commit, to: source)
-        reporter.detail("\(summary.files) files, \(ByteCount(summary.bytes))")
-
         let buildpack = try await detect(source, deadline: deadline)
         let stack = try chooseStack(for: buildpack, source: source)
         try await compile(buildpack, source: source, env: envDirectory, deadline: deadline, stack: stack)
-        let process = try await releaseProcess(buildpack, source: source, deadline: deadline)
+        let process = try await releaseProcess(buildpack, source: source, deadline: deadline, stack: stack)
 
         let started = ContinuousClock.now
-        let artifact = try Artifacts.pack(source, into: home.artifacts, clampingTimesTo: summary.commitTime)
+        let artifact = try await BlockingWork.run { [home] in
+            try Artifacts.pack(source, into: home.artifacts, clampingTimesTo: commitTime)
+        }
         let seconds = (ContinuousClock.now - started).seconds
         reporter.step("Packed \(ByteCount(artifact.size)) in \(String(format: "%.1f", seconds)) s")
         return Output(buildpack: buildpack.name, process: process, artifact: artifact, stack: stack)
@@ -82,17 +139,17 @@ public struct Build: Sendable {
     /// work tree this way, with the same buildpacks and cache.
     public func compile(tree source: URL) async throws -> (buildpack: String, process: String) {
         let deadline = ContinuousClock.now + settings.timeout
-        let workspace = try makeWorkspace()
+        let workspace = try makeWorkspace("dev-\(app)-")
         defer { try? FileManager.default.removeItem(at: workspace) }
         let envDirectory = workspace.appendingPathComponent("env")
         try writeEnvironment(to: envDirectory)
         let buildpack = try await detect(source, deadline: deadline)
         try await compile(buildpack, source: source, env: envDirectory, deadline: deadline)
-        return (buildpack.name, try await releaseProcess(buildpack, source: source, deadline: deadline))
+        return (buildpack.name, try await releaseProcess(buildpack, source: source, deadline: deadline, stack: nil))
     }
 
-    private func makeWorkspace() throws -> URL {
-        let dir = home.tmp.appendingPathComponent("build-\(app)-\(UUID().uuidString.prefix(8).lowercased())")
+    private func makeWorkspace(_ prefix: String) throws -> URL {
+        let dir = home.tmp.appendingPathComponent(prefix + UUID().uuidString.prefix(8).lowercased())
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir
     }
@@ -110,165 +167,8 @@ public struct Build: Sendable {
         return name.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
     }
 
-    private func detect(_ source: URL, deadline: ContinuousClock.Instant) async throws -> Buildpack {
-        for buildpack in buildpacks {
-            let lines = LineCollector()
-            let outcome = try await command(buildpack.detect, [source.path], in: source)
-                .run(until: min(deadline, .now + .seconds(30)), onLine: lines.append)
-            if outcome == .exited(0) {
-                let name = lines.lines.first { !$0.isEmpty } ?? buildpack.name
-                reporter.step("\(name) app detected")
-                return buildpack
-            }
-        }
-        let wanted = buildpacks.compactMap { Buildpack.lookedFor[$0.name] }.joined(separator: "; or ")
-        throw GustError(
-            "No buildpack recognised this app.",
-            hint: "Gust looked for \(wanted) at the top of the repository. Add one and push again."
-        )
-    }
-
-    private func compile(_ buildpack: Buildpack, source: URL, env: URL, deadline: ContinuousClock.Instant, stack: Stack? = nil) async throws {
-        let cache = home.cache(app)
-        try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
-        let step: StreamingCommand
-        let reclaim: (@Sendable () throws -> Void)?
-        if stack != nil, settings.sandbox == nil {
-            throw GustError(
-                "This app builds on stack \(stack!.reference), and builds run on a stack only in the sandbox, which is off here (GUST_SANDBOX=none, or bubblewrap does not work).",
-                hint: "Run gust-receive with the sandbox (install bubblewrap), or remove the stacks to build on the host's system."
-            )
-        }
-        if var sandbox = settings.sandbox {
-            sandbox.root = stack.map { $0.rootfs(in: home).path }
-            // The build's /tmp is sized as its instances' are (at least `buildFloor`'s).
-            if let tmp = limits.flatMap({ Self.buildLimits($0).tmp }) { sandbox.tmpBytes = tmp }
-            let ids = try sandbox.identity.hostIDs(ofApp: appNumber)
-            let made = try sandboxed(sandbox.withSeccompFilter(in: home.run), ids: ids, buildpack: buildpack, source: source, cache: cache, env: env)
-            step = made.step
-            reclaim = made.reclaim
-        } else {
-            step = command(buildpack.compile, [source.path, cache.path, env.path], in: source)
-            reclaim = nil
-        }
-        let cgroup = try makeCgroup()
-        let output = BuildOutputBudget(bytes: settings.outputLimit)
-        let outcome: StreamingCommand.Outcome
-        do {
-            defer { cgroup?.finish() }
-            let confined = cgroup.map { step.joining(cgroupProcs: $0.directories.map { $0 + "/cgroup.procs" }) } ?? step
-            outcome = try await withHeartbeat {
-                try await confined.run(until: deadline) { line in
-                    guard output.admit(line) else { return false }
-                    reporter.raw(line)
-                    return true
-                }
-            }
-            try reclaim?()
-        } catch {
-            try? reclaim?()
-            throw error
-        }
-        if let failure = limitFailure(cgroup, outcome) { throw failure }
-        if outcome == .exited(0), let cacheLimit {
-            let size = Self.diskUsage(of: cache)
-            if size > cacheLimit {
-                // Emptied, so that the next build starts below the limit instead of failing again.
-                try? FileManager.default.removeItem(at: cache)
-                throw GustError(
-                    "The build cache grew to \(LimitSize.spoken(size)), over \(app)'s disk limit (\(LimitSize.spoken(cacheLimit))): the build failed, and the cache was emptied.",
-                    hint: "Cache less (fewer or smaller dependencies), or ask an admin to raise it: gust limits \(app) --disk SIZE"
-                )
-            }
-        }
-        switch outcome {
-        case .exited(0): return
-        case .stopped:
-            throw output.failure
-        case .timedOut:
-            throw GustError(
-                "The build took longer than its limit of \(settings.timeout.minutesText) and was stopped.",
-                hint: "Make the build faster, or raise GUST_BUILD_TIMEOUT (seconds) for gust-receive."
-            )
-        case .exited(let code):
-            throw GustError("The \(buildpack.name) buildpack failed to compile the app (exit code \(code)); its output is above.")
-        case .signalled(let signal):
-            throw GustError("The \(buildpack.name) buildpack was killed by signal \(signal) while compiling.")
-        }
-    }
-
-    /// `bin/compile` in the app's sandbox: the build directory at `/app`, its cache at `/cache`
-    /// (both writable), ENV_DIR at `/env` and the buildpack at `/buildpack`, read-only; the
-    /// network (pip, npm); nothing else of GUST_HOME. With an app uid, the three directories are
-    /// the app's while it runs and gustd's user's again after (`Sandbox.reclaim`).
-    private func sandboxed(
-        _ sandbox: Sandbox, ids: (uid: UInt32, gid: UInt32)?, buildpack: Buildpack, source: URL, cache: URL, env: URL
-    ) throws -> (step: StreamingCommand, reclaim: (@Sendable () throws -> Void)?) {
-        let buildpackRoot = buildpack.compile.deletingLastPathComponent().deletingLastPathComponent()
-        let argv = sandbox.command(
-            app: ids,
-            mounts: [
-                .init(buildpackRoot.path, at: "/buildpack"),
-                .init(source.path, at: Sandbox.appDirectory, writable: true),
-                .init(cache.path, at: "/cache", writable: true),
-                .init(env.path, at: "/env", writable: true),
-            ],
-            directory: Sandbox.appDirectory, purpose: .build(owning: [Sandbox.appDirectory, "/cache", "/env"]),
-            executable: "/buildpack/bin/" + buildpack.compile.lastPathComponent, arguments: [Sandbox.appDirectory, "/cache", "/env"]
-        )
-        var environment = [
-            "PATH": Sandbox.path, "HOME": "/tmp", "LANG": ProcessInfo.processInfo.environment["LANG"] ?? "C.UTF-8",
-            "GUST_APP": app.rawValue,
-        ]
-        for name in ["http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "PIP_INDEX_URL", "npm_config_registry"] {
-            environment[name] = ProcessInfo.processInfo.environment[name]
-        }
-        var block: [Int32] = [-1, -1]
-        if ids != nil, pipe(&block) != 0 { throw GustError.internal("Cannot create a pipe for the build's sandbox.") }
-        let writeEnd = block[1]
-        if ids != nil { _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC) }
-        let step = StreamingCommand(
-            executable: URL(fileURLWithPath: argv[0]), arguments: Array(argv.dropFirst()), environment: environment,
-            workingDirectory: source, standardInput: ids == nil ? nil : block[0],
-            started: { pid in _ = try sandbox.release(pid, app: ids, unblocking: ids == nil ? nil : writeEnd) }
-        )
-        let paths = [source.path, cache.path, env.path]
-        guard let ids else { return (step, nil) }
-        let reclaim: @Sendable () throws -> Void = { try sandbox.reclaim(paths, app: ids) }
-        return (step, reclaim)
-    }
-
-    /// Bytes of the regular files under `directory` (blocks allocated, as du counts them).
-    static func diskUsage(of directory: URL) -> Int {
-        guard let walker = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.totalFileAllocatedSizeKey, .isRegularFileKey]) else { return 0 }
-        var total = 0
-        for case let url as URL in walker {
-            guard let values = try? url.resourceValues(forKeys: [.totalFileAllocatedSizeKey, .isRegularFileKey]), values.isRegularFile == true else { continue }
-            total += values.totalFileAllocatedSize ?? 0
-        }
-        return total
-    }
-
-    private func releaseProcess(_ buildpack: Buildpack, source: URL, deadline: ContinuousClock.Instant) async throws -> String {
-        let lines = LineCollector()
-        let outcome = try await command(buildpack.release, [source.path], in: source)
-            .run(until: min(deadline, .now + .seconds(30)), onLine: lines.append)
-        guard outcome == .exited(0), let web = ReleaseMetadata(yaml: lines.lines.joined(separator: "\n")).web else {
-            throw GustError.internal("The \(buildpack.name) buildpack's bin/release did not name a web process (\(outcome)).")
-        }
-        return web
-    }
-
-    private func command(_ executable: URL, _ arguments: [String], in directory: URL) -> StreamingCommand {
-        var environment = ProcessInfo.processInfo.environment
-        // A hook runs with git's environment; a buildpack must not act on this repository.
-        for key in environment.keys where key.hasPrefix("GIT_") { environment[key] = nil }
-        environment["GUST_APP"] = app.rawValue
-        return StreamingCommand(executable: executable, arguments: arguments, environment: environment, workingDirectory: directory)
-    }
-
     /// Runs `body`, telling the pusher the build is alive whenever it has been quiet too long.
-    private func withHeartbeat<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func withHeartbeat<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let reporter = reporter
         let quietLimit = settings.heartbeat
         let started = ContinuousClock.now
@@ -292,11 +192,14 @@ public struct Build: Sendable {
     }
 }
 
-/// Lines gathered from a short command (detect, release).
+/// Lines gathered from a short command (detect, release): the first `limit` of them.
 final class LineCollector: Sendable {
     private let storage = Mutex<[String]>([])
+    private let limit = 200
     var lines: [String] { storage.withLock { $0 } }
-    func append(_ line: String) { storage.withLock { $0.append(line) } }
+    func append(_ line: String) {
+        storage.withLock { if $0.count < limit { $0.append(line) } }
+    }
 }
 
 extension Duration {
@@ -305,4 +208,3 @@ extension Duration {
         return total >= 60 && total % 60 == 0 ? "\(total / 60) min" : "\(total) s"
     }
 }
-

@@ -9,7 +9,9 @@ import Synchronization
 ///
 /// Each line is written to the pusher at once (the hook's stdout is git's
 /// sideband, so it shows as `remote: …` while the build runs) and kept for the
-/// release's build log. Heroku's conventions: `-----> ` starts a step, seven
+/// release's build log. In gustd, which runs a push's build, lines go to a
+/// sink instead: the admin API's stream, which the hook prints (`init(sink:)`).
+/// Heroku's conventions: `-----> ` starts a step, seven
 /// spaces indent its detail, ` !     ` marks an error.
 public final class BuildReporter: Sendable {
     private struct State {
@@ -20,11 +22,20 @@ public final class BuildReporter: Sendable {
 
     private let state = Mutex(State())
     private let descriptor: Int32
+    /// Where lines go instead of `descriptor`, each without its newline.
+    private let sink: (@Sendable (String) -> Void)?
     private let clock = ContinuousClock()
 
     /// `descriptor` is where lines go; the hook passes stdout.
     public init(descriptor: Int32 = STDOUT_FILENO) {
         self.descriptor = descriptor
+        sink = nil
+    }
+
+    /// Lines go to `sink` (gustd: a build's stream to the hook), each without its newline.
+    public init(sink: @escaping @Sendable (String) -> Void) {
+        descriptor = -1
+        self.sink = sink
     }
 
     public func step(_ text: String) { emit("-----> " + text) }
@@ -54,7 +65,11 @@ public final class BuildReporter: Sendable {
             state.log += text
             state.lastWrite = clock.now
             // Written under the lock so concurrent lines never interleave.
-            Self.writeAll(text, to: descriptor)
+            if let sink {
+                sink(masked.hasSuffix("\n") ? String(masked.dropLast()) : masked)
+            } else {
+                Self.writeAll(text, to: descriptor)
+            }
         }
     }
 

@@ -9,7 +9,7 @@ public struct BuildSettings: Sendable {
     public var heartbeat: Duration
     /// Bytes a build may print; the line past them stops it (`BuildOutputBudget`).
     public var outputLimit = 8 << 20
-    /// The sandbox `bin/compile` runs in (`GUST_SANDBOX=bubblewrap|none`; default bubblewrap where it works).
+    /// The sandbox a build's scripts run in: gustd's (`gustd --sandbox`); nil: none (`gust dev`).
     public var sandbox: Sandbox?
 
     public init(timeout: Duration = .seconds(15 * 60), heartbeat: Duration = .seconds(20)) {
@@ -28,10 +28,6 @@ public struct BuildSettings: Sendable {
         }
         if let bytes = environment["GUST_BUILD_OUTPUT_LIMIT"].flatMap(Int.init), bytes > 0 {
             settings.outputLimit = bytes
-        }
-        switch environment["GUST_SANDBOX"] {
-        case "none": settings.sandbox = nil
-        default: settings.sandbox = Sandbox.unavailableReason() == nil ? Sandbox(identity: .current()) : nil
         }
         return settings
     }

@@ -84,8 +84,10 @@ public struct ReceiveHook: Sendable {
         try await build(update, app: app, store: store, repository: repository)
     }
 
+    /// Exports the pushed tree, has gustd build it (relaying its lines), records the release and
+    /// has gustd warm it. gustd runs the buildpack's scripts in the app's sandbox, in its cgroup tree.
     private func build(_ update: RefUpdate, app: AppName, store: Store, repository: GitRepository) async throws {
-        // Nothing can go live without gustd: say so before spending a build on it.
+        // Nothing can be built or go live without gustd: say so before anything else.
         let admin = AdminClient(home: home)
         guard admin.isRunning else { throw admin.notRunning }
         let started = ContinuousClock.now
@@ -93,32 +95,26 @@ public struct ReceiveHook: Sendable {
         let config = try store.config(app)  // secrets sealed: the release keeps them so
         let secretNames = try store.secretNames(app)
         reporter.mask(try store.secretValues(app))
-        var build = Build(
-            app: app, commit: update.new, home: home, buildpacks: Buildpack.all(in: installation.buildpacks),
-            config: try store.openedConfig(app), settings: settings, reporter: reporter
-        )
-        build.appNumber = try store.appNumber(app)
-        let limits = try store.effectiveLimits(app)
-        build.cacheLimit = limits.disk
-        build.limits = limits
-        let stacks = StackCatalog(home: home)
-        build.stacks = try stacks.newest()
-        build.defaultStack = stacks.defaultName(among: try stacks.list())
         let description = "Deploy \(update.new.prefix(7))"
+        // What an earlier push of this app left when its hook was killed (we hold the app's lock).
+        Build.removeStaleWorkspaces(of: app, in: home)
         do {
-            let output: Build.Output
-            do {
-                output = try await build.run(repository: repository)
-                admin.reportBuild(AdminBuildReport(app: app.rawValue, succeeded: true, seconds: (ContinuousClock.now - started).seconds))
-            } catch {
-                admin.reportBuild(AdminBuildReport(app: app.rawValue, succeeded: false, seconds: (ContinuousClock.now - started).seconds))
-                throw error
-            }
+            let export = Build(
+                app: app, commit: update.new, home: home, buildpacks: [], config: [:], settings: settings, reporter: reporter
+            )
+            let (workspace, commitTime) = try export.export(repository: repository)
+            // gustd removes it when its build ends; this is for a gustd that never got to it.
+            defer { try? FileManager.default.removeItem(at: workspace) }
+            let output = try admin.build(AdminBuildRequest(
+                app: app.rawValue, commit: update.new, workspace: workspace.path, commitTime: commitTime,
+                buildpacks: installation.buildpacks.path, timeoutSeconds: settings.timeout.seconds,
+                heartbeatSeconds: settings.heartbeat.seconds, outputLimit: settings.outputLimit
+            )) { reporter.raw($0) }
             let release = try store.recordRelease(app, NewRelease(
-                status: .built, commit: update.new, buildpack: output.buildpack, artifact: output.artifact.digest,
-                artifactSize: output.artifact.size, process: output.process,
+                status: .built, commit: update.new, buildpack: output.buildpack, artifact: output.artifact,
+                artifactSize: output.artifactSize, process: output.process,
                 buildSeconds: (ContinuousClock.now - started).seconds, description: description,
-                config: config, secretNames: secretNames, log: reporter.log, stack: output.stack?.reference.description
+                config: config, secretNames: secretNames, log: reporter.log, stack: output.stack
             ))
             reporter.step("Built v\(release.version)")
             try warm(release, admin: admin, store: store, previous: live)

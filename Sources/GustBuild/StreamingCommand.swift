@@ -37,11 +37,11 @@ public struct StreamingCommand: Sendable {
     public var standardInput: Int32?
     /// Called with the pid once the command is spawned (a sandbox maps its ids and lets it go on here);
     /// if it throws, the command is stopped and the error thrown.
-    public var started: (@Sendable (Int32) throws -> Void)?
+    public var started: (@Sendable (Int32) async throws -> Void)?
 
     public init(
         executable: URL, arguments: [String], environment: [String: String], workingDirectory: URL,
-        standardInput: Int32? = nil, started: (@Sendable (Int32) throws -> Void)? = nil
+        standardInput: Int32? = nil, started: (@Sendable (Int32) async throws -> Void)? = nil
     ) {
         self.standardInput = standardInput
         self.started = started
@@ -88,7 +88,7 @@ public struct StreamingCommand: Sendable {
             output: .sequence, error: .combinedWithOutput
         ) { execution in
             if let started {
-                do { try started(execution.processIdentifier.value) } catch {
+                do { try await started(execution.processIdentifier.value) } catch {
                     await execution.teardown(using: [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .seconds(1))])
                     throw error
                 }

@@ -11,10 +11,12 @@ struct GustReceive: AsyncParsableCommand {
         commandName: "gust-receive",
         abstract: "Build a pushed commit into a release (run by git as an app repository's hook).",
         discussion: """
-            pre-receive reads git's `old new ref` lines on stdin and builds main or master: export with \
-            libgit2, detect and compile with the buildpacks, pack with libarchive, record release vN. \
+            pre-receive reads git's `old new ref` lines on stdin and builds main or master: it exports the \
+            pushed tree with libgit2, and gustd (which must be running) runs the buildpack's detect, compile and \
+            release in the app's sandbox and packs the artifact, while this hook prints the build's lines; then it \
+            records release vN. Interrupting the push stops the build. \
             post-receive tags each new release vN and asks gustd to switch to it. Limits: GUST_BUILD_TIMEOUT (seconds, default 900), \
-            GUST_BUILD_HEARTBEAT (seconds of silence before a keep-alive line, default 20), GUST_ADMIN_TIMEOUT (seconds gustd may say nothing, not even its heartbeat, default 60).
+            GUST_BUILD_HEARTBEAT (seconds of silence before a keep-alive line, default 20), GUST_BUILD_OUTPUT_LIMIT (bytes a build may print, default 8 MB), GUST_ADMIN_TIMEOUT (seconds gustd may say nothing, not even its heartbeat, default 60).
             """,
         subcommands: [PreReceive.self, PostReceive.self]
     )

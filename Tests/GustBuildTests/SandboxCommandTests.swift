@@ -30,6 +30,16 @@ struct SandboxCommandTests {
         #expect(argv.contains("--proc") && !pairs(argv, "--ro-bind").contains(["/proc", "/proc"]))
     }
 
+    /// detect and release only read the tree: no chown before the app's code runs.
+    @Test func aBuildStepThatOwnsNothingChownsNothing() {
+        let reading = command(ids, purpose: .build(owning: []))
+        let script = reading[reading.firstIndex(of: "--")! + 3]
+        #expect(!script.contains("chown"), "\(script)")
+        #expect(script.contains("umask 022"))
+        let compiling = command(ids, purpose: .build(owning: ["/app", "/cache"]))
+        #expect(compiling[compiling.firstIndex(of: "--")! + 3].contains("chown -R 1000:1000 '/app' '/cache' || exit 125"))
+    }
+
     @Test func withAnAppUidBwrapWaitsForItsMapAndTheAppDropsToUid1000WithNoNestedNamespaces() {
         let argv = command(ids)
         #expect(argv[0] == "/bin/sh" && argv[3] == Sandbox.bwrap, "a shell opens bwrap's info descriptor and waits for it")

@@ -154,9 +154,9 @@ package final class InstanceCgroup: Sendable {
     /// The start of a build's cgroup name.
     package static let buildPrefix = "build-"
 
-    /// Removes the instance cgroups a previous gustd left (killed, it could not): every `APP/ID`
-    /// under gustd's root, killing what is still in one. Only at start, before any instance starts.
-    /// A build's cgroup (`APP/build-…`) is gust-receive's: removed only if empty (its push ended).
+    /// Removes the instance and build cgroups a previous gustd left (killed, it could not): every
+    /// `APP/ID` under gustd's root, killing what is still in one. Only at start, before any instance
+    /// or build starts.
     package static func sweep(_ mechanism: LimitMechanism) {
         let roots: [String]
         switch mechanism {
@@ -172,10 +172,6 @@ package final class InstanceCgroup: Sendable {
                 guard fm.fileExists(atPath: appDirectory, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
                 for id in (try? fm.contentsOfDirectory(atPath: appDirectory)) ?? [] where !id.contains(".") {
                     let directory = appDirectory + "/" + id
-                    if id.hasPrefix(buildPrefix) {
-                        rmdir(directory)
-                        continue
-                    }
                     for _ in 0..<50 {
                         let pids = (try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8))?
                             .split(separator: "\n").compactMap { pid_t($0) } ?? []

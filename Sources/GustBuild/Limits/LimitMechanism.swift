@@ -74,26 +74,6 @@ package enum LimitMechanism: Codable, Equatable, Sendable {
         return .rlimits(reason: reasons.joined(separator: "; "))
     }
 
-    /// The file in `GUST_HOME/run` where gustd leaves the mechanism it chose, for gust-receive:
-    /// builds are confined in the same cgroup tree as the app's instances.
-    package static let recordName = "limits.json"
-
-    /// gustd, at start: what gust-receive will confine builds with (nil: nothing, `--no-limits`).
-    package static func record(_ mechanism: LimitMechanism?, in run: URL) throws {
-        let file = run.appendingPathComponent(recordName)
-        guard let mechanism else {
-            try? FileManager.default.removeItem(at: file)
-            return
-        }
-        try JSONEncoder().encode(mechanism).write(to: file, options: .atomic)
-    }
-
-    /// gust-receive: the mechanism gustd recorded last; nil if none (gustd never started, or `--no-limits`).
-    package static func recorded(in run: URL) -> LimitMechanism? {
-        guard let data = try? Data(contentsOf: run.appendingPathComponent(recordName)) else { return nil }
-        return try? JSONDecoder().decode(LimitMechanism.self, from: data)
-    }
-
     /// One line for gustd's log at start.
     package var description: String {
         switch self {

@@ -3,8 +3,9 @@ import Glibc
 #endif
 public import Foundation
 
-/// A bubblewrap sandbox for pushed code: an instance of a release (gustd) or
-/// the compile step of a build (gust-receive), through the same command line.
+/// A bubblewrap sandbox for pushed code: an instance of a release or the
+/// steps of a build (detect, compile, release), both started by gustd, through
+/// the same command line.
 ///
 /// New user, mount, PID, IPC and UTS namespaces; `/usr` and the few files of
 /// `/etc` that name resolution, TLS and time zones need, read-only; a private
@@ -37,7 +38,8 @@ public struct Sandbox: Sendable {
     /// connectable by gustd, which is another uid; a build's files readable by it).
     public enum Purpose: Sendable {
         case instance
-        /// A build step: the paths given are handed to the app's uid first (they are gustd's).
+        /// A build step: the paths given (none for detect and release, which only read) are handed
+        /// to the app's uid first (they are gustd's).
         case build(owning: [String])
         /// Gives every file under the paths back to gustd's uid after a build (inside uid 0, with
         /// the capabilities to do it over the app's files, and nothing of the app's runs).
@@ -163,6 +165,8 @@ public struct Sandbox: Sendable {
         let prepare: String
         switch purpose {
         case .instance: prepare = "umask 000"
+        case .build(let owning) where owning.isEmpty:
+            prepare = "umask 022"
         case .build(let owning):
             prepare = "chown -R \(inside):\(inside) \(owning.map(Self.quoted).joined(separator: " ")) || exit 125\numask 022"
         case .reclaim: return argv + ["--", "/bin/chown", "-R", "0:0"] + arguments

@@ -13,8 +13,8 @@ import NIOCore
 ///   `{"heartbeat": true}` every few seconds while nothing else is said (so a
 ///   client can tell a slow start from a dead gustd), then `{"live": 3, "url": "…"}`
 ///   (`{"warm": 3, "url": "…"}` for a warm) or `{"error": "…", "code": N}`.
-/// - `POST /v1/builds` `{"app": "cats", "succeeded": true, "seconds": 4.2}` (`AdminBuildReport`):
-///   a push's build as gust-receive saw it, counted in the metrics.
+/// - `POST /v1/build` (`AdminBuildRequest`): builds the tree a push's hook exported, in the app's
+///   sandbox, streaming `AdminBuildEvent`s (AdminAPI+Build); the build stops if the hook goes away.
 /// - `POST /v1/reconcile`: re-read the database and converge (after `apps destroy`, say).
 /// - `POST /v1/domains/refresh`: re-read the apps' own domains (after `gust domains add|remove|renew`).
 /// - `POST /v1/schedules/run` `{"app": "cats", "schedule": "meow"}`: runs that schedule of the live
@@ -32,7 +32,7 @@ struct AdminAPI: HTTPResponder {
         switch (request.method, request.uri.path) {
         case (.post, "/v1/deploy"):
             return try await deploy(request)
-        case (.post, "/v1/builds"):
+        case (.post, "/v1/build"):
             return try await build(request)
         case (.post, "/v1/schedules/run"):
             return try await runSchedule(request)
@@ -57,19 +57,6 @@ struct AdminAPI: HTTPResponder {
         default:
             return Gateway.error(404, "No admin endpoint \(request.method) \(request.uri.path).")
         }
-    }
-
-    /// Counts a build for the metrics, for an app that exists (labels stay bounded).
-    private func build(_ request: Request) async throws -> Response {
-        let body = try await request.body.collect(upTo: 4096)
-        guard let report = try? JSONDecoder().decode(AdminBuildReport.self, from: Data(body.readableBytesView)),
-            let app = try? AppName(report.app), report.seconds.isFinite, report.seconds >= 0
-        else {
-            return Gateway.error(400, "Send {\"app\": NAME, \"succeeded\": true|false, \"seconds\": N}.")
-        }
-        guard await supervisor.hasApp(app) else { return Gateway.error(404, "No app named \(app).") }
-        GustMetrics.build(app, succeeded: report.succeeded, duration: .milliseconds(Int(report.seconds * 1000)))
-        return Gateway.json(200, ["ok": true])
     }
 
     private func runSchedule(_ request: Request) async throws -> Response {

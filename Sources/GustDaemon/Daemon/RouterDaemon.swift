@@ -43,9 +43,8 @@ public enum RouterDaemon {
         } else {
             logger.warning("Limits: not enforced (--no-limits)")
         }
-        do { try LimitMechanism.record(mechanism, in: home.run) } catch {
-            logger.warning("Builds are not confined: cannot record the limits for gust-receive (\(error.localizedDescription))")
-        }
+        // What gust-receive read before builds were gustd's: gone, so that no older hook confines by a stale one.
+        try? FileManager.default.removeItem(at: home.run.appendingPathComponent("limits.json"))
         // A restored home's releases name stacks a backup leaves out: say which, and how to build them.
         let missing = (try? await StoreAccess(home: home).run { try $0.missingStacks() }) ?? []
         for stack in missing {

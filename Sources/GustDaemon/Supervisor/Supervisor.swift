@@ -45,6 +45,8 @@ actor Supervisor {
     var scheduler: Scheduler?
     /// Instances' secrets for the records channel (`gust.records`).
     nonisolated let channelTokens = RecordsChannelTokens()
+    /// Builds under way (`POST /v1/build`): one per app at a time.
+    nonisolated let buildTurns = BuildTurns()
     /// Calls per app per minute, for the console.
     nonisolated let callHistory = CallHistory()
     /// `callHistory` while there is a console to show it (`--console`), else nil: nothing is kept for no one.

@@ -1,0 +1,231 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// Builds are gustd's (issue 12, item 3): a push's `bin/detect`, `bin/compile` and `bin/release`
+/// are started by gustd, in the app's sandbox and in gustd's cgroup tree, not by the git hook;
+/// the hook only relays their lines, and a push interrupted stops its build. Same unprivileged
+/// user and subordinate range as the other `SandboxTests`.
+extension SandboxTests {
+    /// gustd is put in a cgroup of its own in a hierarchy it does not manage (`freezer`, as systemd
+    /// puts gust.service in one), and the Python buildpack's detect and release are wrapped in
+    /// probes. The app's `setup.py` waits in a marked `sleep`, whose host parent chain and cgroups
+    /// the test reads from outside (inside, the sandbox's cgroup namespace shows only `/`): they
+    /// lead to gustd, not to gust-receive.
+    @Test(.scratchDirectory) func aBuildIsStartedByGustdInItsCgroupTreeWithDetectAndReleaseSandboxed() throws {
+        guard let setup = try Self.prepareUser() else { return }
+        let root = ScratchDirectory.current
+        let (home, installed) = try Self.prepareHome(setup, in: root, apps: ["cats"])
+        try Self.installProbes(in: root.appendingPathComponent("gust/buildpacks/python/bin"), home: home)
+        // The installer's delegation: gustd's cgroup under each hierarchy is the gust user's.
+        let cgroupRoot = "gust-builds-" + UUID().uuidString.prefix(8).lowercased()
+        try Self.delegateCgroups(cgroupRoot)
+        let gustd = try GustdProcess(home: home, arguments: ["--cgroup-root", cgroupRoot], user: Self.user, executable: installed.gustd)
+        defer { gustd.stop() }
+        let freezer = try Self.ownCgroup(for: gustd.pid, controller: "freezer")
+        defer { if let freezer { rmdir(freezer.path) } }
+
+        let token = "gust-build-probe-" + UUID().uuidString.prefix(8).lowercased()
+        let cats = try setup.workspace(root, "cats", files: [
+            "__init__.py": "import gust\n\n@gust.op('meow')\ndef meow():\n    return 'meow'\n",
+            "requirements.txt": "./probe\n",
+            "probe/setup.py": """
+                import os, subprocess
+                root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the build directory
+                marker = os.path.join(root, 'probed')
+                if not os.path.exists(marker):  # pip may run setup.py more than once
+                    open(marker, 'w').close()
+                    # The test finds this process by its name, reads who started it, and ends it.
+                    subprocess.run(['\(token)', '300'], executable='/bin/sleep')
+                from setuptools import setup
+                setup(name='probe', version='1.0', py_modules=[])
+                """,
+        ])
+        let push = try BackgroundCommand(
+            "/usr/bin/setpriv", ["--reuid=\(Self.user)", "--regid=\(Self.user)", "--init-groups", "--", "git", "-C", cats.path, "push",
+                                 home.repository(try AppName("cats")).path, "main"],
+            outputIn: root, environment: ["HOME": "/tmp", "GIT_CONFIG_NOSYSTEM": "1"]
+        )
+        defer { push.stop() }
+        let sleeper = try #require(Self.waitForProcess(named: token, seconds: 300), "setup.py's sleep started: \(push.output)")
+        let chain = Self.ancestors(of: sleeper)
+        let cgroups = (try? String(contentsOfFile: "/proc/\(sleeper)/cgroup", encoding: .utf8)) ?? ""
+        kill(sleeper, SIGKILL)
+        #expect(chain.contains(gustd.pid), "gustd (\(gustd.pid)) started the build: \(chain.map { "\($0) \(Self.command(of: $0))" })")
+        #expect(!chain.map(Self.command(of:)).contains("gust-receive"), "\(chain.map { "\($0) \(Self.command(of: $0))" })")
+        #expect(push.waitForOutput(upTo: 300) { $0.contains("v1 is live") || $0.contains("rejected") }, "\(push.output)")
+        #expect(push.output.contains("v1 is live"), "\(push.output)")
+
+        // detect and release saw nothing of GUST_HOME, as the app's uid in the sandbox.
+        #expect(push.output.contains("Probe sqlite=refused keys=refused home=refused uid=1000 app app detected"), "\(push.output)")
+        // compile's processes are in gustd's cgroups: their own memory cgroup under gustd's root, and
+        // gustd's own in the hierarchy gustd does not manage.
+        #expect(cgroups.contains(":memory:/\(gustd.cgroupRoot)/cats/build-"), "\(cgroups)")
+        if let freezer {
+            #expect(cgroups.contains(":freezer:/\(freezer.lastPathComponent)\n"), "\(cgroups)")
+        } else {
+            print("SandboxTests: the freezer hierarchy is not mounted; the build's cgroup checked in memory only")
+        }
+    }
+
+    /// A push interrupted as ctrl-C does (SIGINT to git push's process group, its hook with it)
+    /// while `setup.py` runs: gustd stops the build (its processes, its cgroup), removes its build
+    /// directory and records nothing; the next push builds.
+    @Test(.scratchDirectory) func anInterruptedPushStopsItsBuildInGustd() throws {
+        guard let setup = try Self.prepareUser() else { return }
+        let root = ScratchDirectory.current
+        let (home, installed) = try Self.prepareHome(setup, in: root, apps: ["cats"])
+        let gustd = try GustdProcess(home: home, user: Self.user, executable: installed.gustd)
+        defer { gustd.stop() }
+        let token = "gust-build-hang-" + UUID().uuidString.prefix(8).lowercased()
+        let cats = try setup.workspace(root, "cats", files: [
+            "__init__.py": "import gust\n\n@gust.op('meow')\ndef meow():\n    return 'meow'\n",
+            "requirements.txt": "./slow\n",
+            "HANG": "yes\n",
+            "slow/setup.py": """
+                import os, subprocess
+                root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+                if os.path.exists(os.path.join(root, 'HANG')):
+                    subprocess.run(['\(token)', '600'], executable='/bin/sleep')
+                from setuptools import setup
+                setup(name='slow', version='1.0', py_modules=[])
+                """,
+        ])
+        let remote = home.repository(try AppName("cats")).path
+        // A session of its own, as a terminal's foreground job: ctrl-C reaches git push, receive-pack and the
+        // hook, none of which ignores it (whatever this test's runner inherited).
+        let push = try BackgroundCommand(
+            "/usr/bin/setsid", ["/usr/bin/env", "--default-signal=INT", "/usr/bin/setpriv", "--reuid=\(Self.user)", "--regid=\(Self.user)", "--init-groups", "--",
+                                "git", "-C", cats.path, "push", remote, "main"],
+            outputIn: root, environment: ["HOME": "/tmp", "GIT_CONFIG_NOSYSTEM": "1"]
+        )
+        defer { push.stop() }
+        let sleeper = try #require(Self.waitForProcess(named: token, seconds: 300), "setup.py's sleep started: \(push.output)")
+        #expect(Self.ancestors(of: sleeper).contains(gustd.pid))
+        let group = try #require(Self.hookProcessGroup(home: home), "the hook's process group")
+        #expect(group != getpgrp(), "git push runs in a process group of its own")
+        kill(-group, SIGINT)
+
+        // Bounded: gustd notices within its heartbeat, then kills and cleans up.
+        var gone = false
+        for _ in 0..<300 where !gone {  // 30 s
+            gone = kill(sleeper, 0) != 0 && Self.processes(uid: Self.rangeStart + 1, under: gustd.pid).isEmpty
+                && Self.noCgroups(gustd) && Self.buildDirectories(in: home).isEmpty
+            if !gone { usleep(100_000) }
+        }
+        #expect(kill(sleeper, 0) != 0, "setup.py's sleep was killed")
+        #expect(Self.processes(uid: Self.rangeStart + 1, under: gustd.pid).isEmpty, "nothing of the app's uid runs under gustd")
+        #expect(Self.noCgroups(gustd), "\(gustd.cgroupDirectories(app: "cats"))")
+        #expect(Self.buildDirectories(in: home).isEmpty, "\(Self.buildDirectories(in: home))")
+        #expect(kill(gustd.pid, 0) == 0, "gustd is up")
+        let releases = try setup.run([installed.gust, "releases", "cats", "--json", "--home", home.path])
+        #expect(!releases.stdout.contains("\"version\""), "nothing recorded: \(releases.output)")
+
+        // The next push (without the hang) builds and serves.
+        try FileManager.default.removeItem(at: cats.appendingPathComponent("HANG"))
+        for step in [["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "no hang"]] {
+            #expect(try setup.run(["git"] + step, in: cats).status == 0)
+        }
+        let pushed = try setup.push(cats, to: remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        #expect(try HTTPClient.request(port: gustd.port, "POST", "/apps/cats/_/functions/meow").status == 200)
+    }
+
+    // MARK: Fixture
+
+    /// The Python buildpack's `bin/detect` and `bin/release` wrapped in probes of what they can reach
+    /// (`home`'s store, keys and listing), the originals kept beside them as `*-real`. detect names the
+    /// app after what it found; release fails the build if it reached anything.
+    static func installProbes(in bin: URL, home: GustHome) throws {
+        let probe = """
+            r() { if eval "$2" >/dev/null 2>&1; then printf '%s=READ ' "$1"; else printf '%s=refused ' "$1"; fi; }
+            found="$(r sqlite "head -c1 '\(home.path)/gust.sqlite'")$(r keys "cat '\(home.path)/ssh/authorized_keys'")$(r home "ls '\(home.path)'")uid=$(id -u)"
+            """
+        let scripts = [
+            "detect": "#!/bin/bash\n\(probe)\necho \"Probe $found app\"\nexec \"$(dirname \"$0\")/detect-real\" \"$@\"\n",
+            "release": "#!/bin/bash\n\(probe)\ncase \"$found\" in *READ*|*uid=[!1]*) echo \"release reached: $found\"; exit 1;; esac\nexec \"$(dirname \"$0\")/release-real\" \"$@\"\n",
+        ]
+        for (name, text) in scripts {
+            let script = bin.appendingPathComponent(name)
+            try FileManager.default.moveItem(at: script, to: bin.appendingPathComponent(name + "-real"))
+            try text.write(to: script, atomically: true, encoding: .utf8)
+            chmod(script.path, 0o755)
+        }
+    }
+
+    /// Moves `pid` into a cgroup of its own in `controller`'s hierarchy; nil where that is not mounted.
+    static func ownCgroup(for pid: Int32, controller: String) throws -> URL? {
+        let mount = URL(fileURLWithPath: "/sys/fs/cgroup/\(controller)")
+        guard FileManager.default.fileExists(atPath: mount.appendingPathComponent("cgroup.procs").path) else { return nil }
+        let directory = mount.appendingPathComponent("gust-gustd-" + UUID().uuidString.prefix(8).lowercased())
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+        try "\(pid)\n".write(to: directory.appendingPathComponent("cgroup.procs"), atomically: false, encoding: .utf8)
+        return directory
+    }
+
+    /// The first process whose argv[0] is `name`, waited for up to `seconds`.
+    static func waitForProcess(named name: String, seconds: Int) -> Int32? {
+        for _ in 0..<(seconds * 10) {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+                guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+                if data.split(separator: 0).first.map({ String(decoding: $0, as: UTF8.self) }) == name { return pid }
+            }
+            usleep(100_000)
+        }
+        return nil
+    }
+
+    /// `pid`'s parent, its parent's… up to init, as the host numbers them.
+    static func ancestors(of pid: Int32) -> [Int32] {
+        var chain: [Int32] = []
+        var current = pid
+        while chain.count < 64, let stat = try? String(contentsOfFile: "/proc/\(current)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")"), let parent = stat[stat.index(after: close)...].split(separator: " ").dropFirst().first.flatMap({ Int32($0) }),
+            parent > 1
+        {
+            chain.append(parent)
+            current = parent
+        }
+        return chain
+    }
+
+    /// The process group of the hook running for `home` (git push's, as setsid made it).
+    static func hookProcessGroup(home: GustHome) -> pid_t? {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), command(of: pid) == "gust-receive",
+                let arguments = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+                String(decoding: arguments, as: UTF8.self).contains(home.path),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
+            else { continue }
+            // After the name: state, parent, process group.
+            return stat[stat.index(after: close)...].split(separator: " ").dropFirst(2).first.flatMap { pid_t($0) }
+        }
+        return nil
+    }
+
+    /// The processes running as host uid `uid` that `ancestor` started (other tests' are not).
+    static func processes(uid: Int, under ancestor: Int32) -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> Int32? in
+            guard let pid = Int32(entry), let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8),
+                status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })?.split(separator: "\t").dropFirst().first == Substring(String(uid))
+            else { return nil }
+            return ancestors(of: pid).contains(ancestor) ? pid : nil
+        }
+    }
+
+    /// A process's name (`/proc/PID/comm`).
+    static func command(of pid: Int32) -> String {
+        ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Whether `cats` has no cgroup left under gustd's root.
+    static func noCgroups(_ gustd: GustdProcess) -> Bool {
+        gustd.cgroupDirectories(app: "cats").values.allSatisfy { $0.isEmpty }
+    }
+
+    /// Build directories left in `GUST_HOME/tmp`.
+    static func buildDirectories(in home: GustHome) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: home.tmp.path)) ?? []).filter { $0.hasPrefix("build-") }
+    }
+}
