@@ -148,7 +148,9 @@ struct HardeningProcessTests {
         #expect(try work.push(to: fixture.remote).status == 0)
         #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").status == 200)
         let instance = try Self.onlyInstance(of: fixture)
-        let tree = [instance] + Self.descendants(of: instance)
+        // A Python instance is a fork inside its zygote's sandbox: the zygote's wrapper, bwrap and the zygote, then the fork.
+        let roots = [instance] + GustdProcess.recordedZygotePIDs(of: fixture.home)
+        let tree = Array(Set(roots + roots.flatMap(Self.descendants(of:))))
         #expect(tree.count >= 3, "the wrapper, bwrap and the app: \(tree)")
         gustd.kill9()
         defer { tree.filter(GustdProcess.isAlive).forEach { kill($0, SIGKILL) } }
@@ -184,20 +186,24 @@ struct HardeningProcessTests {
         #expect(try work.push(to: fixture.remote).status == 0)
         let instances = fixture.home.run.appendingPathComponent("instances")
         let pid = try Self.onlyInstance(of: fixture)
-        // The instance's record, and its socket (run/instances/ID.sock) or, sandboxed, its socket directory
-        // (run/instances/ID/); its release's zygote (none under the sandbox) has a record of its own, and lives on.
+        // The instance's record (the one naming its pid), and its socket: run/instances/ID.sock, or sandboxed
+        // its socket directory, run/instances/ID/ or for a fork of the sandboxed zygote run/instances/ZYGOTE/ID/.
+        // Its release's zygote has a record of its own, and lives on.
         let all = try FileManager.default.contentsOfDirectory(atPath: instances.path)
-        let socket = try #require(all.first { $0.hasSuffix(".sock") || !$0.contains(".") }, "\(all)")
-        let id = socket.hasSuffix(".sock") ? String(socket.dropLast(5)) : socket
-        let files = all.filter { $0.hasPrefix(id) }
-        #expect(files.contains { $0.hasSuffix(".json") } && files.contains { $0.hasSuffix(".sock") || !$0.contains(".") }, "\(files)")
+        let id = try #require(all.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.first { id in
+            let record = FileManager.default.contents(atPath: instances.appendingPathComponent("\(id).json").path) ?? Data()
+            return (try? JSONSerialization.jsonObject(with: record) as? [String: Any])?["pid"] as? Int == Int(pid)
+        }, "\(all)")
+        let files = (["\(id).json", "\(id).sock", id] + all.filter { !$0.contains(".") }.map { "\($0)/\(id)" })
+            .filter { FileManager.default.fileExists(atPath: instances.appendingPathComponent($0).path) }
+        #expect(files.count == 2, "the instance's record and its socket: \(files)")
 
         kill(pid, SIGKILL)
         // The pool may start a replacement at once (its `min` is 1); the killed one's files must go.
         var left = files
         for _ in 0..<100 where !left.isEmpty {  // 5 s
             usleep(50_000)
-            left = try FileManager.default.contentsOfDirectory(atPath: instances.path).filter(files.contains)
+            left = files.filter { FileManager.default.fileExists(atPath: instances.appendingPathComponent($0).path) }
         }
         #expect(left.isEmpty, "gustd saw its instance die and kept \(left)")
         #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").status == 200, "the next request starts another")
@@ -213,7 +219,9 @@ struct HardeningProcessTests {
         let pidFile = "/tmp/daemon-\(UUID().uuidString.prefix(8)).pid"
         let spawned = try fixture.call("POST", "/_/functions/spawn", body: #"{"path": "\#(pidFile)"}"#)
         let inside = try #require(Int32(spawned.text.trimmingCharacters(in: .whitespacesAndNewlines)), "\(spawned.text)")
-        let daemon = try #require(SandboxPID.host(of: inside, under: GustdProcess.recordedInstancePIDs(of: fixture.home)))
+        // Sandboxed, it left its instance for the sandbox's own init: look under the zygote's sandbox too.
+        let roots = GustdProcess.recordedInstancePIDs(of: fixture.home) + GustdProcess.recordedZygotePIDs(of: fixture.home)
+        let daemon = try #require(SandboxPID.host(of: inside, under: roots))
         defer { kill(daemon, SIGKILL) }
         #expect(GustdProcess.isAlive(daemon))
         let instance = try Self.onlyInstance(of: fixture)

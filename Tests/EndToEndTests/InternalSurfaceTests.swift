@@ -119,16 +119,14 @@ struct InternalSurfaceTests {
         #expect(try fixture.call("GET", "/inside").status == 200)
 
         let instances = fixture.home.run.appendingPathComponent("instances")
-        // An instance's record with its socket, ID.sock or, sandboxed, ID/instance.sock (a zygote's record has none: it serves no calls).
-        let ids = try FileManager.default.contentsOfDirectory(atPath: instances.path).filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
-            .filter {
-                FileManager.default.fileExists(atPath: instances.appendingPathComponent("\($0).sock").path)
-                    || FileManager.default.fileExists(atPath: instances.appendingPathComponent("\($0)/instance.sock").path)
-            }
-        let id = try #require(ids.first)
-        // run/instances/ID.sock, or in a sandboxed instance's own directory.
-        var socket = instances.appendingPathComponent("\(id).sock").path
-        if !FileManager.default.fileExists(atPath: socket) { socket = instances.appendingPathComponent("\(id)/instance.sock").path }
+        // An instance's record with its socket: ID.sock, or sandboxed ID/instance.sock, or for a fork of a
+        // sandboxed zygote ZYGOTE/ID/instance.sock (a zygote's record has none: it serves no calls).
+        let entries = try FileManager.default.contentsOfDirectory(atPath: instances.path)
+        let sockets = entries.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.flatMap { id in
+            (["\(id).sock", "\(id)/instance.sock"] + entries.filter { !$0.contains(".") }.map { "\($0)/\(id)/instance.sock" })
+                .map { instances.appendingPathComponent($0).path }
+        }
+        let socket = try #require(sockets.first { FileManager.default.fileExists(atPath: $0) }, "\(entries)")
 
         // The socket is the instance's: a handler answers there.
         #expect(try HTTPClient.request(unixSocket: socket, "GET", "/inside").status == 200)
