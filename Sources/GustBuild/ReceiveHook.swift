@@ -14,6 +14,8 @@ public struct ReceiveHook: Sendable {
     /// Where this hook was run: the app's bare repository.
     public var repositoryPath: String
     public var environment: [String: String]
+    /// The watch on the pusher's connection (`PusherConnection`): gone, the build is stopped and nothing recorded.
+    public var pusher: PusherConnection?
 
     public init(
         home: GustHome, installation: Installation, settings: BuildSettings, reporter: BuildReporter,
@@ -88,7 +90,7 @@ public struct ReceiveHook: Sendable {
     /// has gustd warm it. gustd runs the buildpack's scripts in the app's sandbox, in its cgroup tree.
     private func build(_ update: RefUpdate, app: AppName, store: Store, repository: GitRepository) async throws {
         // Nothing can be built or go live without gustd: say so before anything else.
-        let admin = AdminClient(home: home)
+        let admin = AdminClient(home: home, hangUp: pusher?.descriptor)
         guard admin.isRunning else { throw admin.notRunning }
         let started = ContinuousClock.now
         let live = try store.app(app)?.liveVersion.flatMap { try store.release(app, version: $0) }
@@ -120,6 +122,8 @@ public struct ReceiveHook: Sendable {
             try warm(release, admin: admin, store: store, previous: live)
         } catch let rejected as RejectedPush {
             throw rejected
+        } catch where pusher?.isGone == true {
+            throw error  // nobody is left to read why, and a push never finished is no release
         } catch {
             let message = explain(error)
             reporter.error(message)

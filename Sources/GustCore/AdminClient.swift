@@ -13,11 +13,20 @@ public struct AdminClient: Sendable {
     /// seconds, so this bounds only a gustd that died or hung with the
     /// connection open (`GUST_ADMIN_TIMEOUT`, seconds, default 60).
     public var readTimeout: Duration
+    /// A descriptor that reports a hang-up (`POLLERR`/`POLLHUP`) once whoever waits for gustd's
+    /// answer has gone: the receive hook's watch on its pusher (`PusherConnection`). While waiting,
+    /// the client watches it too and gives up with `AdminClient.pusherGone`, which closes the
+    /// connection and so has gustd stop the work. Never read or written.
+    public var hangUp: Int32?
 
-    public init(home: GustHome, readTimeout: Duration? = nil) {
+    public init(home: GustHome, readTimeout: Duration? = nil, hangUp: Int32? = nil) {
         self.home = home
         self.readTimeout = readTimeout ?? Self.defaultReadTimeout
+        self.hangUp = hangUp
     }
+
+    /// What a wait ends with when `hangUp` reports that the one it was for has gone.
+    public static let pusherGone = GustError("The push's connection closed (interrupted, or the network dropped): stopped its build.", code: 499)
 
     static var defaultReadTimeout: Duration {
         let configured = ProcessInfo.processInfo.environment["GUST_ADMIN_TIMEOUT"].flatMap(Double.init)
@@ -86,7 +95,7 @@ public struct AdminClient: Sendable {
                 offset += written
             }
         }
-        var reader = ResponseReader(fd: fd, timeout: readTimeout)
+        var reader = ResponseReader(fd: fd, timeout: readTimeout, hangUp: hangUp)
         let status = try reader.readHead()
         try withoutActuallyEscaping(onLine) { onLine in
             var lines = LineSplitter(onLine)
@@ -132,25 +141,48 @@ private struct ResponseReader {
     let fd: Int32
     /// The socket's receive timeout, to name in the error when it passes.
     let timeout: Duration
+    /// `AdminClient.hangUp`, watched while waiting.
+    let hangUp: Int32?
     private var buffer = [UInt8]()
     private var headers: [String: String] = [:]
 
-    init(fd: Int32, timeout: Duration) {
+    init(fd: Int32, timeout: Duration, hangUp: Int32?) {
         self.fd = fd
         self.timeout = timeout
+        self.hangUp = hangUp
     }
 
     private mutating func fill() throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
+            try waitForData()
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 && errno == EINTR { continue }
             if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                throw GustError("gustd said nothing for \(timeout.shortText) (not even that it is alive): it stopped or hung.", code: 504)
+                throw silence
             }
             guard count >= 0 else { throw GustError("Lost the connection to gustd: \(String(cString: strerror(errno)))", code: 502) }
             buffer.append(contentsOf: chunk[0..<count])
             return count > 0
+        }
+    }
+
+    private var silence: GustError {
+        GustError("gustd said nothing for \(timeout.shortText) (not even that it is alive): it stopped or hung.", code: 504)
+    }
+
+    /// Returns once the socket has something to read (or the socket's own receive timeout is to
+    /// apply), throwing `AdminClient.pusherGone` as soon as `hangUp` reports a hang-up.
+    private func waitForData() throws {
+        guard let hangUp else { return }
+        var descriptors = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: hangUp, events: 0, revents: 0)]
+        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        while true {
+            let ready = poll(&descriptors, 2, milliseconds)
+            if ready < 0 && errno == EINTR { continue }
+            if descriptors[1].revents & Int16(POLLERR | POLLHUP) != 0 { throw AdminClient.pusherGone }
+            if ready == 0 { throw silence }
+            return  // readable or closed: recv says which
         }
     }
 

@@ -48,7 +48,8 @@ struct GustReceive: AsyncParsableCommand {
 
         func run() async throws {
             let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-            let hook = try options.hook(reporter: BuildReporter())
+            var hook = try options.hook(reporter: BuildReporter())
+            hook.pusher = PusherConnection.ofParent()
             let status = await hook.preReceive(input: input)
             if status != 0 { throw ExitCode(status) }
         }
