@@ -11,7 +11,7 @@ import Testing
     @Test func aHexTokenHasTwoDigitsPerByteFromZeroToF() {
         let token = RandomToken.hex(bytes: 32)
         #expect(token.utf8.count == 64)
-        #expect(token.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) })
+        #expect(token.allSatisfy { "0123456789abcdef".contains($0) })
         #expect(RandomToken.hex(bytes: 32) != token)
     }
 

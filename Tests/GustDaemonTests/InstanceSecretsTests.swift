@@ -6,8 +6,7 @@ import Testing
 /// secret): 64 lowercase hex digits each (what the runtimes take), a new one every time.
 @Suite struct InstanceSecretsTests {
     static func isSecret(_ text: String) -> Bool {
-        text.utf8.count == 64
-            && text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) }
+        text.utf8.count == 64 && text.allSatisfy { "0123456789abcdef".contains($0) }
     }
 
     @Test func theInternalSecretIs32BytesOfHexAndNewEachTime() {

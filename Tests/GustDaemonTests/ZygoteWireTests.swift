@@ -58,7 +58,9 @@ import Testing
         #expect(gust_pipe_cloexec(&pipe) == 0)
         defer { close(pipe[0]) }
         func send(_ bytes: [UInt8], _ fds: [Int32]) {
-            let sent = bytes.withUnsafeBytes { body in fds.withUnsafeBufferPointer { gust_send_with_fds(pair[1], body.baseAddress, body.count, $0.baseAddress, Int32(fds.count)) } }
+            let sent = bytes.withUnsafeBytes { body in
+                fds.withUnsafeBufferPointer { gust_send_with_fds(pair[1], body.baseAddress, body.count, $0.baseAddress, Int32(fds.count)) }
+            }
             #expect(sent == bytes.count)
         }
         var receiver = ZygoteWire.Receiver()
