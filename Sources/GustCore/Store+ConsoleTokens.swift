@@ -99,9 +99,7 @@ extension Store {
 
     /// `bytes` random bytes as unpadded base64url.
     public static func randomURLSafe(bytes count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let raw = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return Data(raw).base64EncodedString()
+        Data(RandomToken.bytes(count)).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 }

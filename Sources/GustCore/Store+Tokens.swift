@@ -30,9 +30,7 @@ public struct AppToken: Sendable, Codable, Equatable {
 extension Store {
     /// Creates a token and returns its secret, which is shown once and never again.
     public func createToken(_ app: AppName, description: String, expiresAt: Date?) throws -> (token: AppToken, secret: String) {
-        var bytes = SystemRandomNumberGenerator()
-        let raw = (0..<32).map { _ in UInt8.random(in: 0...255, using: &bytes) }
-        let secret = "gust_" + Data(raw).base64EncodedString()
+        let secret = "gust_" + Data(RandomToken.bytes(32)).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         let now = Date()
         try db.run(

@@ -80,7 +80,9 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Disk of an app's records store, and of its build cache, for apps `gust limits` did not set.", valueName: "size"))
     var diskLimit: String = "1G"
 
-    @Option(help: ArgumentHelp("gustd's cgroup under each cgroup hierarchy (/sys/fs/cgroup/memory/NAME …); instances get NAME/APP/ID.", valueName: "name"))
+    @Option(help: ArgumentHelp(
+        "gustd's cgroup under each cgroup hierarchy (/sys/fs/cgroup/memory/NAME …); instances get NAME/APP/ID. At start gustd kills every process in a cgroup under NAME (what a killed gustd left), another gustd's too: two gustds on one host need different names (docs/operations.md).",
+        valueName: "name"))
     var cgroupRoot: String = "gust"
 
     @Flag(help: "Do not confine instances at all (no cgroups, no rlimits): for debugging only.")

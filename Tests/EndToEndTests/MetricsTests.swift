@@ -148,8 +148,3 @@ struct MetricsTests {
         #expect(targets.contains("\"health\":\"up\""), "\(targets)")
     }
 }
-
-struct HTTPClientErrorText: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}

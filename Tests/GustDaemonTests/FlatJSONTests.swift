@@ -18,6 +18,17 @@ import Testing
         #expect(String(buffer: ours) == String(decoding: foundation, as: UTF8.self))
     }
 
+    /// The admin API's `{"ok": …}` answers, as `Gateway.json` wrote them through Foundation.
+    @Test(arguments: [true, false])
+    func sameBytesForBooleans(_ flag: Bool) throws {
+        let ours = FlatJSON([("ok", .bool(flag)), ("error", .string("no schedule nightly")), ("code", .int(0))]).buffer
+        let foundation = try JSONSerialization.data(
+            withJSONObject: ["ok": flag, "error": "no schedule nightly", "code": 0] as [String: Any],
+            options: [.sortedKeys, .withoutEscapingSlashes])
+        #expect(String(buffer: ours) == String(decoding: foundation, as: UTF8.self))
+        #expect(String(buffer: FlatJSON([("ok", .bool(flag))]).buffer) == (flag ? #"{"ok":true}"# : #"{"ok":false}"#))
+    }
+
     @Test func aKeySetTwiceKeepsItsLastValue() {
         var json = FlatJSON([("state", .string("idle"))])
         json["state"] = .string("running")

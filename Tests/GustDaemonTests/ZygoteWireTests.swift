@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CGustSystem
 import Foundation
 import GustBuild
 import GustCore
@@ -27,6 +28,60 @@ import Testing
             id: "x", socketPath: "/s", environment: [:], internalToken: "t", stdout: 1, stderr: 2, cgroupFiles: []
         )
         #expect(none == [1, 2])
+    }
+
+    @Test func theLargestForkRequestFitsAMessageAndALongerOneIsRefusedBeforeItIsSent() throws {
+        // Socket paths at sun_path's limit (107 bytes), slashes escaped; the secrets as long as gustd's.
+        let path = "/" + String(repeating: "a/", count: 53)
+        let secret = String(repeating: "f", count: 64)
+        let (largest, _) = try ZygoteWire.forkRequest(
+            id: "a1b2c3d4", socketPath: path, environment: [
+                "GUST_INSTANCE": "a1b2c3d4", "GUST_SOCKET": path, "GUST_RECORDS_SOCKET": path, "GUST_RECORDS_TOKEN": secret,
+            ], internalToken: secret, stdout: 11, stderr: 12, cgroupFiles: [21, 22, 23]
+        )
+        #expect(largest.count < ZygoteWire.messageBytes / 4, "\(largest.count) bytes")
+
+        let error = #expect(throws: Zygote.Failure.self) {
+            try ZygoteWire.forkRequest(
+                id: "a1b2c3d4", socketPath: "/s", environment: ["GUST_INSTANCE": String(repeating: "x", count: ZygoteWire.messageBytes)],
+                internalToken: secret, stdout: 11, stderr: 12, cgroupFiles: []
+            )
+        }
+        #expect(error?.description.contains("more than the \(ZygoteWire.messageBytes) a zygote reads") == true, "\(String(describing: error))")
+    }
+
+    @Test func aMessageLongerThanTheBoundIsOversizeAndItsDescriptorsAreClosed() throws {
+        var pair: [Int32] = [0, 0]
+        #expect(gust_seqpacket_pair(&pair) == 0)
+        defer { pair.forEach { close($0) } }
+        var pipe: [Int32] = [0, 0]
+        #expect(gust_pipe_cloexec(&pipe) == 0)
+        defer { close(pipe[0]) }
+        func send(_ bytes: [UInt8], _ fds: [Int32]) {
+            let sent = bytes.withUnsafeBytes { body in
+                fds.withUnsafeBufferPointer { gust_send_with_fds(pair[1], body.baseAddress, body.count, $0.baseAddress, Int32(fds.count)) }
+            }
+            #expect(sent == bytes.count)
+        }
+        var receiver = ZygoteWire.Receiver()
+
+        send([UInt8](repeating: UInt8(ascii: "x"), count: ZygoteWire.messageBytes + 1), [pipe[1]])
+        close(pipe[1])
+        #expect(receiver.receive(from: pair[0]) == .oversize)
+        // Non-blocking: with a writer left (the descriptor kept open) the read says EAGAIN instead of waiting.
+        _ = fcntl(pipe[0], F_SETFL, O_NONBLOCK)
+        var byte: UInt8 = 0
+        #expect(read(pipe[0], &byte, 1) == 0, "the pipe's write end that came with it is closed: no writer is left")
+
+        let exact = [UInt8](repeating: UInt8(ascii: "y"), count: ZygoteWire.messageBytes)
+        send(exact, [])
+        #expect(receiver.receive(from: pair[0]) == .message(Data(exact), descriptors: []), "a message of the bound is read whole")
+
+        send(Array(#"{"exited":7,"status":0}"#.utf8), [])
+        #expect(receiver.receive(from: pair[0]) == .message(Data(#"{"exited":7,"status":0}"#.utf8), descriptors: []))
+
+        shutdown(pair[1], Int32(SHUT_WR))
+        #expect(receiver.receive(from: pair[0]) == .closed)
     }
 
     @Test func aPidfdsFdinfoGivesThePidInGustdsNamespace() {

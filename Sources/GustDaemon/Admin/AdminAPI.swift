@@ -39,10 +39,10 @@ struct AdminAPI: HTTPResponder {
         case (.post, "/v1/reconcile"):
             await supervisor.reconcile()
             await domains?.refresh()
-            return Gateway.json(200, ["ok": true])
+            return Gateway.json(200, FlatJSON([("ok", .bool(true))]))
         case (.post, "/v1/domains/refresh"):
             await domains?.refresh()
-            return Gateway.json(200, ["ok": true])
+            return Gateway.json(200, FlatJSON([("ok", .bool(true))]))
         case (.get, "/v1/status"):
             return Gateway.json(200, ["apps": await supervisor.status()])
         case (.get, let path) where path.hasPrefix("/v1/apps/") && path.hasSuffix("/instances"):
@@ -68,9 +68,9 @@ struct AdminAPI: HTTPResponder {
         }
         do {
             if let failure = try await supervisor.runSchedule(app, name: name) {
-                return Gateway.json(200, ["ok": false, "error": failure])
+                return Gateway.json(200, FlatJSON([("ok", .bool(false)), ("error", .string(failure))]))
             }
-            return Gateway.json(200, ["ok": true])
+            return Gateway.json(200, FlatJSON([("ok", .bool(true))]))
         } catch let error as GustError {
             return Gateway.error(error.code, error.message + (error.hint.map { " \($0)" } ?? ""))
         }

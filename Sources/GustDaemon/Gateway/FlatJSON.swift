@@ -1,15 +1,17 @@
 import NIOCore
 
-/// A JSON object of strings and integers, written straight into a buffer with
+/// A JSON object of strings, integers and booleans, written straight into a buffer with
 /// the bytes `JSONSerialization` gives it (keys sorted, `/` not escaped): the
 /// gateway's own answers (`/_/health`, every error) are made per request, and
 /// Foundation's `JSONSerialization`, a bridge through `NSDictionary`, cost
 /// more than the rest of a health answer (docs/benchmarks.md, "Per-call cost,
-/// second pass").
+/// second pass"). Every flat answer of gustd's own goes through it; only an
+/// answer whose values nest (`/v1/status`) takes `Gateway.json(_:_: [String: Any])`.
 struct FlatJSON {
     enum Value: Equatable {
         case string(String)
         case int(Int)
+        case bool(Bool)
     }
 
     private var fields: [(key: String, value: Value)] = []
@@ -37,6 +39,7 @@ struct FlatJSON {
             switch field.value {
             case .string(let text): Self.write(text, to: &buffer)
             case .int(let number): buffer.writeString(String(number))
+            case .bool(let flag): buffer.writeStaticString(flag ? "true" : "false")
             }
         }
         buffer.writeInteger(UInt8(ascii: "}"))

@@ -265,6 +265,7 @@ struct Gateway: HTTPResponder {
         "transfer-encoding", "upgrade", "host", "date",
     ]
 
+    /// An answer whose values nest (`/v1/status`); a flat one is `FlatJSON`'s, without Foundation's bridge.
     static func json(_ status: Int, _ value: [String: Any], headers: HTTPFields = [:]) -> Response {
         var fields = headers
         fields[.contentType] = "application/json"

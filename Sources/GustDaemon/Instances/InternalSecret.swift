@@ -1,3 +1,5 @@
+import GustCore
+
 /// The per-instance secret that guards a runtime's internal surface.
 ///
 /// Why: the gateway refuses `/_gust/...` however it is spelt, but the runtime
@@ -12,12 +14,8 @@ enum InternalSecret {
     /// The environment variable the runtime reads it from.
     static let environmentVariable = "GUST_INTERNAL_TOKEN"
 
-    /// 32 random bytes, hex.
+    /// 32 random bytes, lowercase hex (one `getrandom`).
     static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            return (byte < 16 ? "0" : "") + String(byte, radix: 16)
-        }.joined()
+        RandomToken.hex(bytes: 32)
     }
 }

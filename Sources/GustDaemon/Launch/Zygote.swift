@@ -245,20 +245,26 @@ final class Zygote: Sendable {
 
     /// Until the zygote closes its end (it exited): answers to forks, exit reports.
     private func readMessages(from control: Int32) {
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        var fds: [Int32] = [-1, -1, -1, -1]
-        while true {
-            var count: Int32 = 0
-            let received = buffer.withUnsafeMutableBytes { bytes in
-                fds.withUnsafeMutableBufferPointer { gust_receive_with_fds(control, bytes.baseAddress, bytes.count, $0.baseAddress, 4, &count) }
+        var receiver = ZygoteWire.Receiver()
+        reading: while true {
+            switch receiver.receive(from: control) {
+            case .closed:
+                break reading
+            case .oversize:
+                // It may have been a fork's answer: those waiting fail now rather than at their timeout.
+                let waiters = state.withLock { state in
+                    defer { state.forks = [:] }
+                    return Array(state.forks.values)
+                }
+                let reason = "its zygote sent a message of more than \(ZygoteWire.messageBytes) bytes, which gustd does not read"
+                waiters.forEach { $0.resume(throwing: Failure(description: reason)) }
+            case .message(let data, let descriptors):
+                guard let message = try? JSONDecoder().decode(Message.self, from: data) else {
+                    descriptors.forEach { close($0) }
+                    continue
+                }
+                handle(message, descriptors)
             }
-            guard received > 0 else { break }
-            let descriptors = Array(fds.prefix(Int(count)))
-            guard let message = try? JSONDecoder().decode(Message.self, from: Data(buffer[0..<received])) else {
-                descriptors.forEach { close($0) }
-                continue
-            }
-            handle(message, descriptors)
         }
         close(control)
         if let namespace = state.withLock({ $0.runtime?.namespace }) { close(namespace) }

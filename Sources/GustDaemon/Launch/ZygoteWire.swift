@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CGustSystem
 import Foundation
 
 /// What gustd and a zygote exchange, apart from the socket that carries it
@@ -8,6 +9,14 @@ import Foundation
 /// descriptors, and how a pidfd the zygote sent names a process on the host.
 /// Pure functions, so unit tests check the encoding without a zygote.
 enum ZygoteWire {
+    /// The most bytes a message holds, either way. The largest gustd sends is a fork request:
+    /// three socket paths (each under 108 bytes, `sun_path`'s limit; escaped as JSON at most 6×
+    /// that), two 64-digit secrets and an 8-character id, under 4 KiB; the zygote's answers are
+    /// smaller (it cuts a long reason or error, zygote.py `send`). Descriptors travel beside the
+    /// bytes (SCM_RIGHTS, at most 8), not in them. gustd and the zygote (zygote.py
+    /// `MESSAGE_BYTES`) refuse a longer message with an error rather than read part of it.
+    static let messageBytes = 16 * 1024
+
     /// A fork request: its JSON, and the descriptors sent with it in this order: the fork's stdout
     /// and stderr, then one `cgroup.procs` file per cgroup it joins (`cgroup_files` says how many),
     /// which it writes itself into before anything else runs.
@@ -19,7 +28,45 @@ enum ZygoteWire {
             "fork": id, "socket": socketPath, "environment": environment, "internal_token": internalToken,
             "cgroup_files": cgroupFiles.count,
         ]
-        return (try JSONSerialization.data(withJSONObject: request, options: .sortedKeys), [stdout, stderr] + cgroupFiles)
+        let body = try JSONSerialization.data(withJSONObject: request, options: .sortedKeys)
+        guard body.count <= messageBytes else {
+            throw Zygote.Failure(description: "its fork request is \(body.count) bytes, more than the \(messageBytes) a zygote reads")
+        }
+        return (body, [stdout, stderr] + cgroupFiles)
+    }
+
+    /// One message read from the control socket.
+    enum Received: Equatable {
+        case message(Data, descriptors: [Int32])
+        /// Longer than `messageBytes`: the kernel dropped its rest, `Receiver` closed its descriptors.
+        case oversize
+        /// The other end is closed (the zygote exited), or the socket failed.
+        case closed
+    }
+
+    /// Reads the messages of one control socket into one buffer, `messageBytes` and one byte more:
+    /// a message that fills it is longer than the bound (a SEQPACKET read takes one message and
+    /// drops what does not fit), so it is known as such instead of read as a cut JSON text.
+    struct Receiver {
+        private var buffer = [UInt8](repeating: 0, count: messageBytes + 1)
+        private var fds: [Int32] = [-1, -1, -1, -1]
+
+        /// The next message; blocks until one comes.
+        mutating func receive(from socket: Int32) -> Received {
+            var count: Int32 = 0
+            let received = buffer.withUnsafeMutableBytes { bytes in
+                fds.withUnsafeMutableBufferPointer {
+                    gust_receive_with_fds(socket, bytes.baseAddress, bytes.count, $0.baseAddress, Int32($0.count), &count)
+                }
+            }
+            guard received > 0 else { return .closed }
+            let descriptors = Array(fds.prefix(Int(count)))
+            guard received <= messageBytes else {
+                descriptors.forEach { close($0) }
+                return .oversize
+            }
+            return .message(Data(buffer[0..<received]), descriptors: descriptors)
+        }
     }
 
     /// The pid of the process `pidfd` names, in gustd's PID namespace (the `Pid:` line of its

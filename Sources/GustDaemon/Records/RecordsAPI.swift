@@ -50,7 +50,7 @@ struct RecordsAPI {
             return Self.record(200, try await hub.save(app, type, id: id, fields: try Self.fields(body), caller: caller))
         case (.delete, let id?):
             try await hub.delete(app, type, id: id, caller: caller)
-            return Gateway.json(200, ["deleted": id])
+            return Gateway.json(200, FlatJSON([("deleted", .string(id))]))
         default:
             let allowed = id == nil ? "GET, POST" : "GET, PUT, PATCH, DELETE"
             return Self.error(405, "\(method) is not allowed here: use \(allowed).", headers: [.allow: allowed])
@@ -133,6 +133,6 @@ struct RecordsAPI {
 
     /// An app's own codes (LeanCloud style, 123) travel in the body; the status is the code if it is an HTTP error, else 400.
     static func error(_ code: Int, _ message: String, headers: HTTPFields = [:]) -> Response {
-        Gateway.json((400...599).contains(code) ? code : 400, ["code": code, "error": message], headers: headers)
+        Gateway.json((400...599).contains(code) ? code : 400, FlatJSON([("code", .int(code)), ("error", .string(message))]), headers: headers)
     }
 }

@@ -15,10 +15,9 @@ final class RecordsChannelTokens: Sendable {
 
     private let entries = Mutex<[String: Entry]>([:])
 
-    /// A new secret for an instance of `app` about to start.
+    /// A new secret for an instance of `app` about to start: 32 random bytes, lowercase hex (one `getrandom`).
     func issue(for app: AppName) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let token = RandomToken.hex(bytes: 32)
         entries.withLock { $0[token] = Entry(app: app) }
         return token
     }

@@ -36,7 +36,11 @@ import threading
 import gust
 from gust import server
 
-MESSAGE_BYTES = 1 << 20
+# The most bytes a message holds, either way (gustd's ZygoteWire.messageBytes): a fork request is
+# under 4 KiB (three socket paths, two secrets, an id). A longer one is refused, never read in part.
+MESSAGE_BYTES = 16 << 10
+# What of a long reason or error an answer keeps, so that it stays within MESSAGE_BYTES.
+TEXT_CHARACTERS = 2000
 # stdout, stderr and a cgroup.procs file per controller (three on cgroup v1), with room.
 MAX_DESCRIPTORS = 8
 INSTANCE_VARIABLE = "GUST_INSTANCE"
@@ -102,6 +106,11 @@ class Zygote:
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def send(self, message, fds=()):
+        """Sends one message; a long ``reason`` or ``error`` (many threads or sockets named) is cut to fit."""
+        for key in ("reason", "error"):
+            text = message.get(key)
+            if isinstance(text, str) and len(text) > TEXT_CHARACTERS:
+                message = {**message, key: text[:TEXT_CHARACTERS] + "..."}
         socket.send_fds(self.control, [json.dumps(message).encode()], list(fds))
 
     def serve(self):
@@ -118,11 +127,23 @@ class Zygote:
                     except BlockingIOError:
                         break
                 self.reap()
-            if self.control in readable:
-                data, fds, _, _ = socket.recv_fds(self.control, MESSAGE_BYTES, MAX_DESCRIPTORS)
-                if not data:
-                    return
-                self.handle(data, fds)
+            if self.control in readable and not self.receive():
+                return
+
+    def receive(self):
+        """Reads and handles one request; False when gustd has closed its end."""
+        data, fds, flags, _ = socket.recv_fds(self.control, MESSAGE_BYTES, MAX_DESCRIPTORS)
+        if not data:
+            return False
+        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            # Longer than any request gustd sends, or with more descriptors: the kernel dropped the rest.
+            for fd in fds:
+                os.close(fd)
+            what = f"more than {MESSAGE_BYTES} bytes" if flags & socket.MSG_TRUNC else f"more than {MAX_DESCRIPTORS} descriptors"
+            self.send({"failed": None, "error": f"a request of {what}, which a zygote does not read"})
+            return True
+        self.handle(data, fds)
+        return True
 
     def handle(self, data, fds):
         """One request from gustd; descriptors it sent are closed here whatever happens."""

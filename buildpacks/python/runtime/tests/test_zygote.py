@@ -176,6 +176,34 @@ class ZygoteTests(unittest.TestCase):
         message, _ = self.receive()
         self.assertIsNone(message["failed"])
 
+    def test_a_request_longer_than_a_message_is_refused_and_its_descriptors_closed(self):
+        read_end, write_end = os.pipe()
+        socket.send_fds(self.gustd, [b"x" * (zygote.MESSAGE_BYTES + 1)], [write_end])
+        os.close(write_end)
+        self.assertTrue(self.zygote.receive())
+        message, _ = self.receive()
+        self.assertIsNone(message["failed"])
+        self.assertIn(f"more than {zygote.MESSAGE_BYTES} bytes", message["error"])
+        self.assertEqual(os.read(read_end, 1), b"", "the descriptor it came with is closed")
+        os.close(read_end)
+
+    def test_a_request_within_the_bound_is_read_whole_and_a_closed_end_ends_it(self):
+        request = json.dumps({"fork": "hhhhhhhh", "socket": "/nonexistent", "pad": "x" * (zygote.MESSAGE_BYTES - 100)})
+        self.assertLessEqual(len(request), zygote.MESSAGE_BYTES)
+        self.gustd.send(request.encode())
+        self.assertTrue(self.zygote.receive())
+        message, _ = self.receive()
+        self.assertIn("two descriptors", message["error"], "read as JSON: whole")
+        self.gustd.shutdown(socket.SHUT_WR)
+        self.assertFalse(self.zygote.receive())
+
+    def test_a_long_reason_is_cut_to_fit_a_message(self):
+        self.zygote.send({"ready": False, "reason": "thread " * 100000})
+        data, _, flags, _ = socket.recv_fds(self.gustd, zygote.MESSAGE_BYTES + 1, 4)
+        self.assertLessEqual(len(data), zygote.MESSAGE_BYTES)
+        self.assertEqual(flags & socket.MSG_TRUNC, 0)
+        self.assertTrue(json.loads(data)["reason"].startswith("thread thread"))
+
 
 class UnforkableTests(unittest.TestCase):
     def test_a_quiet_process_can_be_forked(self):

@@ -1,0 +1,30 @@
+import GustCore
+@testable import GustDaemon
+import Testing
+
+/// The two secrets each instance start makes (its records-channel token and its internal
+/// secret): 64 lowercase hex digits each (what the runtimes take), a new one every time.
+@Suite struct InstanceSecretsTests {
+    static func isSecret(_ text: String) -> Bool {
+        text.utf8.count == 64 && text.allSatisfy { "0123456789abcdef".contains($0) }
+    }
+
+    @Test func theInternalSecretIs32BytesOfHexAndNewEachTime() {
+        let first = InternalSecret.make(), second = InternalSecret.make()
+        #expect(Self.isSecret(first), "\(first)")
+        #expect(Self.isSecret(second), "\(second)")
+        #expect(first != second)
+    }
+
+    @Test func aRecordsTokenIs32BytesOfHexNewEachTimeAndNamesItsApp() throws {
+        let tokens = RecordsChannelTokens()
+        let cats = try AppName("cats")
+        let first = tokens.issue(for: cats), second = tokens.issue(for: cats)
+        #expect(Self.isSecret(first), "\(first)")
+        #expect(first != second)
+        #expect(tokens.lookup(first)?.app == cats)
+        tokens.revoke(first)
+        #expect(tokens.lookup(first) == nil)
+        #expect(tokens.lookup(second)?.app == cats)
+    }
+}
