@@ -166,6 +166,13 @@ public struct Sandbox: Sendable {
         argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/tmp"]
         // POSIX semaphores and shared memory (Python's multiprocessing, compileall -j): its own, bounded too.
         argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/dev/shm"]
+        // A directory bwrap makes above a mount point (`/buildpacks` of `/buildpacks/0`) takes the
+        // caller's umask (gustd's is 077): the app's uid must search it.
+        var parents: Set<String> = ["/", "/run"]
+        for mount in mounts {
+            let parent = (mount.target as NSString).deletingLastPathComponent
+            if parents.insert(parent).inserted { argv += ["--perms", "0755", "--dir", parent] }
+        }
         for mount in mounts {
             argv += [mount.writable ? "--bind" : "--ro-bind", mount.source, mount.target]
         }
