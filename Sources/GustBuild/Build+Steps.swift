@@ -63,21 +63,24 @@ extension Build {
             // The export is gustd's (umask 077); the app's uid reads it, through the sandbox's mount only.
             try await BlockingWork.run { try Sandbox.openToOthers(source.path) }
         }
-        let packs = buildpacks.indices.map { "/buildpacks/\($0)" }
+        // A buildpack the installation lacks matches nothing (as its own sandbox would have failed to start).
+        let present = buildpacks.filter { FileManager.default.fileExists(atPath: $0.detect.path) }
+        guard !present.isEmpty else { throw noBuildpack() }
+        let packs = present.indices.map { "/buildpacks/\($0)" }
         let mounts = [Sandbox.Mount(source.path, at: Sandbox.appDirectory)]
-            + zip(buildpacks, packs).map { Sandbox.Mount($0.directory.path, at: $1) }
+            + zip(present, packs).map { Sandbox.Mount($0.directory.path, at: $1) }
         let command = try sandboxed(
             mounts: mounts, purpose: .build(owning: []), executable: "/bin/sh",
             arguments: ["-c", DetectOutcome.script, "gust-detect"] + packs, source: source, stack: nil
         )
         let lines = LineCollector()
         // Each buildpack's detect had 30 s of its own, as when each ran alone.
-        let (outcome, _) = try await confined(command, limited: false, until: min(deadline, .now + .seconds(30 * buildpacks.count))) { line in
+        let (outcome, _) = try await confined(command, limited: false, until: min(deadline, .now + .seconds(30 * present.count))) { line in
             lines.append(line)
             return true
         }
-        switch DetectOutcome(outcome, buildpacks: buildpacks.count) {
-        case .matched(let index): return detected(buildpacks[index], said: lines.lines)
+        switch DetectOutcome(outcome, buildpacks: present.count) {
+        case .matched(let index): return detected(present[index], said: lines.lines)
         case .noneMatched: throw noBuildpack()
         case .failed:
             let said = lines.lines.suffix(5).joined(separator: "\n")
