@@ -243,10 +243,16 @@ class Bench:
 
     def op_latency(self):
         instances = os.path.join(self.home, 'run', 'instances')
-        # Unsandboxed: run/instances/ID.sock; sandboxed: run/instances/ID/instance.sock.
-        sockets = [name for name in os.listdir(instances) if name.endswith('.sock')]
-        sockets += [os.path.join(name, 'instance.sock') for name in os.listdir(instances)
-                    if os.path.exists(os.path.join(instances, name, 'instance.sock'))]
+        # Unsandboxed: run/instances/ID.sock; sandboxed: run/instances/ID/instance.sock, or
+        # run/instances/ZYGOTE/ID/instance.sock for a fork of a Python release's zygote.
+        for _ in range(100):  # the replaced release's instance may still be stopping (up to 10 s)
+            sockets = [name for name in os.listdir(instances) if name.endswith('.sock')]
+            for directory, _, files in os.walk(instances):
+                if 'instance.sock' in files:
+                    sockets.append(os.path.relpath(os.path.join(directory, 'instance.sock'), instances))
+            if len(sockets) == 1:
+                break
+            time.sleep(0.1)
         if len(sockets) != 1:
             sys.exit(f'expected one running instance, found {sockets}')
         socket_path = os.path.join(instances, sockets[0])

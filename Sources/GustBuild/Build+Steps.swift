@@ -4,44 +4,137 @@ import Glibc
 #endif
 import GustCore
 
-/// The three buildpack scripts of a build, as gustd runs them: each in the app's sandbox
-/// (bubblewrap, the app's uid, nothing of `GUST_HOME`) and in a cgroup of its own in gustd's
-/// tree under the app's build limits. `bin/detect` and `bin/release` read the pushed tree,
-/// which is hostile input: they see it read-only at `/app`, their buildpack at `/buildpack`, and
-/// nothing else. `bin/compile` also gets its cache at `/cache` and ENV_DIR at `/env`, writable,
-/// with the network for pip and npm. Without a sandbox (`gust dev`, `gustd --sandbox none`) the
-/// scripts run directly on the host's paths.
+/// The three buildpack scripts of a build, as gustd runs them: in the app's sandbox (bubblewrap,
+/// the app's uid, nothing of `GUST_HOME`), in two sandboxes per build: each is a bwrap start (and
+/// `newuidmap` where apps have uids of their own) that a push waits for. Every buildpack's
+/// `bin/detect` runs in one: they read the pushed tree, which is hostile input, and see it
+/// read-only at `/app`, the buildpacks read-only at `/buildpacks/N`, nothing else; which one matched
+/// comes back as the sandbox's exit status, an index into this build's own list
+/// (`DetectOutcome`). `bin/compile` then runs in the other, in a cgroup of its own in gustd's tree
+/// under the app's build limits, with its buildpack at `/buildpack`, its cache at `/cache` and
+/// ENV_DIR at `/env`, writable, and the network for pip and npm; once it succeeded and every
+/// process it left is killed, `bin/release` runs in the same sandbox, its output going to a file
+/// of the workspace that compile's processes never hold (`Sandbox.compileThenReleaseScript`).
+/// Without a sandbox (`gust dev`, `gustd --sandbox none`) each script runs directly on the host's paths.
 extension Build {
-    enum Script: String {
-        case detect, compile, release
+    /// How the one sandbox that runs every `bin/detect` ended: its exit status is `100 + N` when the
+    /// Nth buildpack matched (its output is then the sandbox's), 99 when none did. Anything else
+    /// (bwrap could not start, the time ran out) is a failure: never an index from the pushed tree.
+    enum DetectOutcome: Equatable {
+        case matched(Int)
+        case noneMatched
+        case failed
+
+        static let firstMatch: Int32 = 100
+        static let noMatch: Int32 = 99
+
+        init(_ outcome: StreamingCommand.Outcome, buildpacks count: Int) {
+            guard case .exited(let code) = outcome else {
+                self = .failed
+                return
+            }
+            if code == Self.noMatch {
+                self = .noneMatched
+            } else if code >= Self.firstMatch, code - Self.firstMatch < count {
+                self = .matched(Int(code - Self.firstMatch))
+            } else {
+                self = .failed
+            }
+        }
+
+        /// Runs each buildpack directory given (`/buildpacks/0` …) in turn; the first whose
+        /// `bin/detect` says yes prints what it printed and ends the run.
+        static let script = """
+            n=0
+            for pack in "$@"; do
+              if "$pack/bin/detect" \(Sandbox.appDirectory) >/tmp/.gust-detect 2>&1; then
+                cat /tmp/.gust-detect
+                exit $((\(firstMatch) + n))
+              fi
+              n=$((n + 1))
+            done
+            exit \(noMatch)
+            """
     }
 
     func detect(_ source: URL, deadline: ContinuousClock.Instant) async throws -> Buildpack {
-        if let sandbox = settings.sandbox, try sandbox.identity.hostIDs(ofApp: appNumber) != nil {
+        guard settings.sandbox != nil else { return try await detectOnHost(source, deadline: deadline) }
+        if try settings.sandbox?.identity.hostIDs(ofApp: appNumber) != nil {
             // The export is gustd's (umask 077); the app's uid reads it, through the sandbox's mount only.
             try await BlockingWork.run { try Sandbox.openToOthers(source.path) }
         }
+        // A buildpack the installation lacks matches nothing (as its own sandbox would have failed to start).
+        let present = buildpacks.filter { FileManager.default.fileExists(atPath: $0.detect.path) }
+        guard !present.isEmpty else { throw noBuildpack() }
+        let packs = present.indices.map { "/buildpacks/\($0)" }
+        let mounts = [Sandbox.Mount(source.path, at: Sandbox.appDirectory)]
+            + zip(present, packs).map { Sandbox.Mount($0.directory.path, at: $1) }
+        let command = try sandboxed(
+            mounts: mounts, purpose: .build(owning: []), executable: "/bin/sh",
+            arguments: ["-c", DetectOutcome.script, "gust-detect"] + packs, source: source, stack: nil
+        )
+        let lines = LineCollector()
+        // Each buildpack's detect had 30 s of its own, as when each ran alone.
+        let (outcome, _) = try await confined(command, limited: false, until: min(deadline, .now + .seconds(30 * present.count))) { line in
+            lines.append(line)
+            return true
+        }
+        switch DetectOutcome(outcome, buildpacks: present.count) {
+        case .matched(let index): return detected(present[index], said: lines.lines)
+        case .noneMatched: throw noBuildpack()
+        case .failed:
+            let said = lines.lines.suffix(5).joined(separator: "\n")
+            throw GustError.internal("The buildpacks' bin/detect could not run (\(outcome))." + (said.isEmpty ? "" : "\n" + said))
+        }
+    }
+
+    /// Without a sandbox: each buildpack's `bin/detect` in turn, directly.
+    private func detectOnHost(_ source: URL, deadline: ContinuousClock.Instant) async throws -> Buildpack {
         for buildpack in buildpacks {
             let lines = LineCollector()
-            let command = try command(.detect, of: buildpack, source: source, stack: nil)
+            let command = hostCommand(buildpack.detect, [source.path], in: source)
             let (outcome, _) = try await confined(command, limited: false, until: min(deadline, .now + .seconds(30))) { line in
                 lines.append(line)
                 return true
             }
-            if outcome == .exited(0) {
-                let name = lines.lines.first { !$0.isEmpty } ?? buildpack.name
-                reporter.step("\(name) app detected")
-                return buildpack
-            }
+            if outcome == .exited(0) { return detected(buildpack, said: lines.lines) }
         }
+        throw noBuildpack()
+    }
+
+    private func detected(_ buildpack: Buildpack, said lines: [String]) -> Buildpack {
+        let name = lines.first { !$0.isEmpty } ?? buildpack.name
+        reporter.step("\(name) app detected")
+        return buildpack
+    }
+
+    private func noBuildpack() -> GustError {
         let wanted = buildpacks.compactMap { Buildpack.lookedFor[$0.name] }.joined(separator: "; or ")
-        throw GustError(
+        return GustError(
             "No buildpack recognised this app.",
             hint: "Gust looked for \(wanted) at the top of the repository. Add one and push again."
         )
     }
 
-    func compile(_ buildpack: Buildpack, source: URL, env: URL, deadline: ContinuousClock.Instant, stack: Stack? = nil) async throws {
+    /// `bin/compile`, then `bin/release`'s web process: in one sandbox when there is one (its
+    /// output into `workspace`'s `release.out`), else each directly.
+    func compileAndRelease(
+        _ buildpack: Buildpack, source: URL, env: URL, workspace: URL, deadline: ContinuousClock.Instant, stack: Stack?
+    ) async throws -> String {
+        guard settings.sandbox != nil else {
+            try await compile(buildpack, source: source, env: env, releaseOutput: nil, deadline: deadline, stack: stack)
+            return try await releaseProcessOnHost(buildpack, source: source, deadline: deadline)
+        }
+        let output = workspace.appendingPathComponent("release.out")
+        try await compile(buildpack, source: source, env: env, releaseOutput: output, deadline: deadline, stack: stack)
+        let written = try await BlockingWork.run { try Self.readReleaseOutput(output) }
+        return try webProcess(of: buildpack, lines: written.lines, outcome: written.status.map(StreamingCommand.Outcome.exited))
+    }
+
+    /// `bin/compile`; with `releaseOutput`, followed by `bin/release` in its sandbox, writing there.
+    private func compile(
+        _ buildpack: Buildpack, source: URL, env: URL, releaseOutput: URL?, deadline: ContinuousClock.Instant, stack: Stack?
+    ) async throws {
         let cache = home.cache(app)
         try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
         if let stack, settings.sandbox == nil {
@@ -50,7 +143,21 @@ extension Build {
                 hint: "Run gustd with the sandbox (install bubblewrap), or remove the stacks to build on the host's system."
             )
         }
-        let command = try command(.compile, of: buildpack, source: source, cache: cache, env: env, stack: stack)
+        let command: StreamingCommand
+        if settings.sandbox != nil {
+            let owning = [Sandbox.appDirectory, "/cache", "/env"]
+            command = try sandboxed(
+                mounts: [
+                    .init(buildpack.directory.path, at: "/buildpack"), .init(source.path, at: Sandbox.appDirectory, writable: true),
+                    .init(cache.path, at: "/cache", writable: true), .init(env.path, at: "/env", writable: true),
+                ],
+                purpose: releaseOutput.map { .compileThenRelease(owning: owning, release: "/buildpack/bin/release", output: $0.path) }
+                    ?? .build(owning: owning),
+                executable: "/buildpack/bin/compile", arguments: [Sandbox.appDirectory, "/cache", "/env"], source: source, stack: stack
+            )
+        } else {
+            command = hostCommand(buildpack.compile, [source.path, cache.path, env.path], in: source)
+        }
         let output = BuildOutputBudget(bytes: settings.outputLimit)
         let reporter = reporter
         let outcome: StreamingCommand.Outcome
@@ -87,7 +194,7 @@ extension Build {
         case .timedOut:
             throw GustError(
                 "The build took longer than its limit of \(settings.timeout.minutesText) and was stopped.",
-                hint: "Make the build faster, or raise GUST_BUILD_TIMEOUT (seconds) for gust-receive."
+                hint: "Make the build faster, or ask an admin to raise gustd's --build-timeout (seconds)."
             )
         case .exited(let code):
             throw GustError("The \(buildpack.name) buildpack failed to compile the app (exit code \(code)); its output is above.")
@@ -96,20 +203,52 @@ extension Build {
         }
     }
 
-    func releaseProcess(_ buildpack: Buildpack, source: URL, deadline: ContinuousClock.Instant, stack: Stack?) async throws -> String {
+    /// Without a sandbox: `bin/release` directly.
+    private func releaseProcessOnHost(_ buildpack: Buildpack, source: URL, deadline: ContinuousClock.Instant) async throws -> String {
         let lines = LineCollector()
-        let command = try command(.release, of: buildpack, source: source, stack: stack)
+        let command = hostCommand(buildpack.release, [source.path], in: source)
         let (outcome, _) = try await confined(command, limited: false, until: min(deadline, .now + .seconds(30))) { line in
             lines.append(line)
             return true
         }
-        guard outcome == .exited(0), let web = ReleaseMetadata(yaml: lines.lines.joined(separator: "\n")).web else {
-            let said = lines.lines.suffix(5).joined(separator: "\n")
+        return try webProcess(of: buildpack, lines: lines.lines, outcome: outcome)
+    }
+
+    /// The web process `bin/release` named, or the error that says it did not; `outcome` nil: it did not finish.
+    private func webProcess(of buildpack: Buildpack, lines: [String], outcome: StreamingCommand.Outcome?) throws -> String {
+        guard outcome == .exited(0), let web = ReleaseMetadata(yaml: lines.joined(separator: "\n")).web else {
+            let said = lines.suffix(5).joined(separator: "\n")
+            let ended = outcome.map { "\($0)" } ?? "it did not finish"
             throw GustError.internal(
-                "The \(buildpack.name) buildpack's bin/release did not name a web process (\(outcome))." + (said.isEmpty ? "" : "\n" + said)
+                "The \(buildpack.name) buildpack's bin/release did not name a web process (\(ended))." + (said.isEmpty ? "" : "\n" + said)
             )
         }
         return web
+    }
+
+    /// The most `bin/release` may write in a compile step's sandbox (`ulimit -f` there says the same).
+    static let releaseOutputLimit = 1 << 20
+
+    /// What `bin/release` wrote in a compile step's sandbox (`Sandbox.compileThenReleaseScript`): its
+    /// first 200 lines, and its exit status from the last line, `gust-release-exit N`, which the
+    /// sandbox's own shell writes once it ended; nil status: that line is not there.
+    static func readReleaseOutput(_ file: URL) throws -> (lines: [String], status: Int32?) {
+        let handle = try FileHandle(forReadingFrom: file)
+        defer { try? handle.close() }
+        let data = try handle.read(upToCount: releaseOutputLimit + 64) ?? Data()
+        return parseReleaseOutput(data)
+    }
+
+    static func parseReleaseOutput(_ data: Data) -> (lines: [String], status: Int32?) {
+        var lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map {
+            String($0.trimmingSuffix(while: { $0 == "\r" }))
+        }
+        if lines.last == "" { lines.removeLast() }
+        let prefix = "gust-release-exit "
+        guard let last = lines.last, last.hasPrefix(prefix), let status = Int32(last.dropFirst(prefix.count)) else {
+            return (Array(lines.prefix(200)), nil)
+        }
+        return (Array(lines.dropLast().prefix(200)), status)
     }
 
     /// Bytes of the regular files under `directory` (blocks allocated, as du counts them).
@@ -126,9 +265,9 @@ extension Build {
     // MARK: Running a script
 
     /// Runs `command`, with `limited` in a cgroup of its own (`makeCgroup`), removed when it ends; the
-    /// cgroup, to name a limit the command met. detect and release (the buildpack's own short scripts,
-    /// bounded by a 30 s deadline and the sandbox) skip it: a cgroup's making and removal cost a push
-    /// some tens of milliseconds each.
+    /// cgroup, to name a limit the command met. detect (the buildpacks' own short scripts, bounded by
+    /// a 30 s deadline each and the sandbox) skips it: a cgroup's making and removal cost a push some
+    /// tens of milliseconds. release runs in compile's, after it.
     func confined(
         _ command: StreamingCommand, limited: Bool = true, until deadline: ContinuousClock.Instant,
         accepting: @escaping @Sendable (String) -> Bool
@@ -141,35 +280,19 @@ extension Build {
         return (outcome, cgroup)
     }
 
-    /// `script` of `buildpack` as this build runs it: in the app's sandbox (on `stack`'s system)
-    /// when there is one, else directly.
-    func command(
-        _ script: Script, of buildpack: Buildpack, source: URL, cache: URL? = nil, env: URL? = nil, stack: Stack?
+    /// `executable` run in the app's sandbox (on `stack`'s system) with `mounts`, its `/tmp` sized
+    /// as the app's instances' (at least `buildFloor`'s), as the app's uid where it has one.
+    func sandboxed(
+        mounts: [Sandbox.Mount], purpose: Sandbox.Purpose, executable: String, arguments: [String], source: URL, stack: Stack?
     ) throws -> StreamingCommand {
-        let executable = buildpack.directory.appendingPathComponent("bin/" + script.rawValue)
-        guard var sandbox = settings.sandbox else {
-            let arguments = [source.path] + (script == .compile ? [cache, env].compactMap { $0?.path } : [])
-            return hostCommand(executable, arguments, in: source)
-        }
+        guard var sandbox = settings.sandbox else { throw GustError.internal("A sandboxed build step without a sandbox.") }
         sandbox.root = stack.map { $0.rootfs(in: home).path }
         // The build's /tmp is sized as its instances' are (at least `buildFloor`'s).
         if let tmp = limits.flatMap({ Self.buildLimits($0).tmp }) { sandbox.tmpBytes = tmp }
         sandbox = try sandbox.withSeccompFilter(in: home.run)
         let ids = try sandbox.identity.hostIDs(ofApp: appNumber)
-        var mounts: [Sandbox.Mount] = [
-            .init(buildpack.directory.path, at: "/buildpack"),
-            .init(source.path, at: Sandbox.appDirectory, writable: script == .compile),
-        ]
-        var arguments = [Sandbox.appDirectory]
-        var owning: [String] = []
-        if script == .compile, let cache, let env {
-            mounts += [.init(cache.path, at: "/cache", writable: true), .init(env.path, at: "/env", writable: true)]
-            arguments += ["/cache", "/env"]
-            owning = [Sandbox.appDirectory, "/cache", "/env"]
-        }
         let argv = sandbox.command(
-            app: ids, mounts: mounts, directory: Sandbox.appDirectory, purpose: .build(owning: owning),
-            executable: "/buildpack/bin/" + script.rawValue, arguments: arguments
+            app: ids, mounts: mounts, directory: Sandbox.appDirectory, purpose: purpose, executable: executable, arguments: arguments
         )
         var environment = [
             "PATH": Sandbox.path, "HOME": "/tmp", "LANG": ProcessInfo.processInfo.environment["LANG"] ?? "C.UTF-8",

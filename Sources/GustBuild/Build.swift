@@ -8,9 +8,9 @@ import Synchronization
 /// Two halves, in two processes. The hook exports the pushed tree into a
 /// workspace of its own under `GUST_HOME/tmp` (`export(repository:)`: libgit2
 /// reads git's quarantine, which only the hook's environment names). gustd
-/// builds it (`run(in:commitTime:)`): detect, compile and release each run in
-/// the app's sandbox and in a cgroup of gustd's tree (Build+Steps), then the
-/// tree is packed. Produces an artifact and what the release row needs;
+/// builds it (`run(in:commitTime:)`): detect, compile and release run in the
+/// app's sandbox (detect in one, compile and release in another, in a cgroup
+/// of gustd's tree: Build+Steps), then the tree is packed. Produces an artifact and what the release row needs;
 /// records nothing. The workspace is removed whatever happens.
 public struct Build: Sendable {
     public struct Output: Sendable {
@@ -122,8 +122,9 @@ public struct Build: Sendable {
         try writeEnvironment(to: envDirectory)
         let buildpack = try await detect(source, deadline: deadline)
         let stack = try chooseStack(for: buildpack, source: source)
-        try await compile(buildpack, source: source, env: envDirectory, deadline: deadline, stack: stack)
-        let process = try await releaseProcess(buildpack, source: source, deadline: deadline, stack: stack)
+        let process = try await compileAndRelease(
+            buildpack, source: source, env: envDirectory, workspace: workspace, deadline: deadline, stack: stack
+        )
 
         let started = ContinuousClock.now
         let artifact = try await BlockingWork.run { [home] in
@@ -144,8 +145,10 @@ public struct Build: Sendable {
         let envDirectory = workspace.appendingPathComponent("env")
         try writeEnvironment(to: envDirectory)
         let buildpack = try await detect(source, deadline: deadline)
-        try await compile(buildpack, source: source, env: envDirectory, deadline: deadline)
-        return (buildpack.name, try await releaseProcess(buildpack, source: source, deadline: deadline, stack: nil))
+        let process = try await compileAndRelease(
+            buildpack, source: source, env: envDirectory, workspace: workspace, deadline: deadline, stack: nil
+        )
+        return (buildpack.name, process)
     }
 
     private func makeWorkspace(_ prefix: String) throws -> URL {

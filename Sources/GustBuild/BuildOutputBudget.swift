@@ -36,7 +36,7 @@ final class BuildOutputBudget: Sendable {
     var failure: GustError {
         GustError(
             "The build printed more than its limit of \(LimitSize.spoken(bytes)) of output and was stopped.",
-            hint: "Print less while building (pip -q, npm --silent), or raise GUST_BUILD_OUTPUT_LIMIT (bytes) for gust-receive."
+            hint: "Print less while building (pip -q, npm --silent), or ask an admin to raise gustd's --build-output-limit."
         )
     }
 }

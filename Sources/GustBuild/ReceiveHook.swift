@@ -9,7 +9,6 @@ import GustGit
 public struct ReceiveHook: Sendable {
     public var home: GustHome
     public var installation: Installation
-    public var settings: BuildSettings
     public var reporter: BuildReporter
     /// Where this hook was run: the app's bare repository.
     public var repositoryPath: String
@@ -18,12 +17,11 @@ public struct ReceiveHook: Sendable {
     public var pusher: PusherConnection?
 
     public init(
-        home: GustHome, installation: Installation, settings: BuildSettings, reporter: BuildReporter,
+        home: GustHome, installation: Installation, reporter: BuildReporter,
         repositoryPath: String, environment: [String: String]
     ) {
         self.home = home
         self.installation = installation
-        self.settings = settings
         self.reporter = reporter
         self.repositoryPath = repositoryPath
         self.environment = environment
@@ -102,15 +100,14 @@ public struct ReceiveHook: Sendable {
         Build.removeStaleWorkspaces(of: app, in: home)
         do {
             let export = Build(
-                app: app, commit: update.new, home: home, buildpacks: [], config: [:], settings: settings, reporter: reporter
+                app: app, commit: update.new, home: home, buildpacks: [], config: [:], settings: BuildSettings(), reporter: reporter
             )
             let (workspace, commitTime) = try export.export(repository: repository)
             // gustd removes it when its build ends; this is for a gustd that never got to it.
             defer { try? FileManager.default.removeItem(at: workspace) }
             let output = try admin.build(AdminBuildRequest(
                 app: app.rawValue, commit: update.new, workspace: workspace.path, commitTime: commitTime,
-                buildpacks: installation.buildpacks.path, timeoutSeconds: settings.timeout.seconds,
-                heartbeatSeconds: settings.heartbeat.seconds, outputLimit: settings.outputLimit
+                buildpacks: installation.buildpacks.path
             )) { reporter.raw($0) }
             let release = try store.recordRelease(app, NewRelease(
                 status: .built, commit: update.new, buildpack: output.buildpack, artifact: output.artifact,

@@ -16,23 +16,15 @@ public struct AdminBuildRequest: Codable, Sendable, Equatable {
     public var commitTime: Int?
     /// The hook's installation's `buildpacks/` (GUST_SHARE, or beside gust-receive).
     public var buildpacks: String
-    /// The hook's build settings (GUST_BUILD_TIMEOUT, GUST_BUILD_HEARTBEAT, GUST_BUILD_OUTPUT_LIMIT).
-    public var timeoutSeconds: Double
-    public var heartbeatSeconds: Double
-    public var outputLimit: Int
+    // The build's time and output limits are gustd's own (`gustd --build-timeout` …), never the
+    // hook's: nothing of a push's environment may raise them.
 
-    public init(
-        app: String, commit: String, workspace: String, commitTime: Int?, buildpacks: String, timeoutSeconds: Double,
-        heartbeatSeconds: Double, outputLimit: Int
-    ) {
+    public init(app: String, commit: String, workspace: String, commitTime: Int?, buildpacks: String) {
         self.app = app
         self.commit = commit
         self.workspace = workspace
         self.commitTime = commitTime
         self.buildpacks = buildpacks
-        self.timeoutSeconds = timeoutSeconds
-        self.heartbeatSeconds = heartbeatSeconds
-        self.outputLimit = outputLimit
     }
 }
 

@@ -15,8 +15,9 @@ struct GustReceive: AsyncParsableCommand {
             pushed tree with libgit2, and gustd (which must be running) runs the buildpack's detect, compile and \
             release in the app's sandbox and packs the artifact, while this hook prints the build's lines; then it \
             records release vN. Interrupting the push stops the build. \
-            post-receive tags each new release vN and asks gustd to switch to it. Limits: GUST_BUILD_TIMEOUT (seconds, default 900), \
-            GUST_BUILD_HEARTBEAT (seconds of silence before a keep-alive line, default 20), GUST_BUILD_OUTPUT_LIMIT (bytes a build may print, default 8 MB), GUST_ADMIN_TIMEOUT (seconds gustd may say nothing, not even its heartbeat, default 60).
+            post-receive tags each new release vN and asks gustd to switch to it. A build's limits (its time, output and \
+            keep-alive lines) are gustd's: gustd --build-timeout, --build-output-limit, --build-heartbeat. \
+            GUST_ADMIN_TIMEOUT: seconds gustd may say nothing, not even its heartbeat, before the hook gives up (default 60).
             """,
         subcommands: [PreReceive.self, PostReceive.self]
     )
@@ -36,7 +37,7 @@ struct GustReceive: AsyncParsableCommand {
         func hook(reporter: BuildReporter) throws -> ReceiveHook {
             ReceiveHook(
                 home: GustHome.resolve(home), installation: try Installation.current(),
-                settings: BuildSettings.fromEnvironment(), reporter: reporter,
+                reporter: reporter,
                 repositoryPath: repository, environment: ProcessInfo.processInfo.environment
             )
         }

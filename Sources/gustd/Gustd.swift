@@ -29,7 +29,8 @@ struct Gustd: AsyncParsableCommand {
 
             Each instance runs in a cgroup of its own (v2 where its controllers are available, else v1, else \
             rlimits; gustd says which at start) with the app's limits: `gust limits APP` sets them, the --*-limit \
-            options give the defaults. An app's log is bounded in rate (--log-rate), on disk (--log-max, --log-files) and in age (--log-max-age); `gust drains` forwards it.
+            options give the defaults. A push's build runs in gustd, in the app's sandbox and under its limits, and \
+            within --build-timeout and --build-output-limit. An app's log is bounded in rate (--log-rate), on disk (--log-max, --log-files) and in age (--log-max-age); `gust drains` forwards it.
             """
     )
 
@@ -65,6 +66,15 @@ struct Gustd: AsyncParsableCommand {
         "Where instances run: bubblewrap (namespaces, the release read-only, each app its own uid from gustd's /etc/subuid range; docs/security.md) or none (as gustd's user). Default: bubblewrap where it works, else none; gustd says at start which is in force.",
         valueName: "bubblewrap|none"))
     var sandbox: String?
+    @Option(help: ArgumentHelp("Time limit of a push's build (detect, compile, release), in seconds; past it the build is stopped and the push fails naming it.", valueName: "seconds"))
+    var buildTimeout: Double = 900
+
+    @Option(help: ArgumentHelp("Seconds a build may be silent before the pusher is told it is still building (which also ends a build whose push went away over SSH).", valueName: "seconds"))
+    var buildHeartbeat: Double = 20
+
+    @Option(help: ArgumentHelp("Output a build may print (to the pusher and its build log); the line past it stops the build.", valueName: "size"))
+    var buildOutputLimit: String = "8M"
+
     @Option(help: ArgumentHelp("Memory of an instance, for apps `gust limits` did not set (RAM and swap; none: unlimited).", valueName: "size"))
     var memoryLimit: String = "512M"
 
@@ -177,13 +187,16 @@ struct Gustd: AsyncParsableCommand {
         guard (try? LimitSize.parseBytes(logRate)) != nil, (try? LimitSize.parseBytes(logMax)) != nil else {
             throw ValidationError("--log-rate and --log-max take sizes like 1M.")
         }
+        guard let output = try? LimitSize.parseBytes(buildOutputLimit), output > 0 else {
+            throw ValidationError("--build-output-limit takes a size like 8M.")
+        }
         guard (1...100).contains(logFiles) else { throw ValidationError("--log-files takes 1 to 100.") }
         if let logMaxAge, LogRetention.parseAge(logMaxAge) == nil {
             throw ValidationError("--log-max-age takes an age like 12h, 7d or 4w.")
         }
         guard (try? AppName(cgroupRoot)) != nil else { throw ValidationError("--cgroup-root takes a plain name, like gust.") }
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
-        guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0, webSocketIdleTimeout > 0 else {
+        guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0, webSocketIdleTimeout > 0, buildTimeout > 0, buildHeartbeat > 0 else {
             throw ValidationError("Time limits must be positive.")
         }
         guard sandbox.map({ SandboxChoice(rawValue: $0) != nil }) ?? true else {
@@ -247,6 +260,10 @@ struct Gustd: AsyncParsableCommand {
             accessLog: AccessLogDestination(argument: accessLog), trustedProxies: trustedProxy,
             metrics: metrics.flatMap(ListenAddress.init(parsing:)), console: console.flatMap(ListenAddress.init(parsing:)),
             keepReleases: keepReleases
+        )
+        configuration.buildSettings = BuildSettings(
+            timeout: .milliseconds(Int64(buildTimeout * 1000)), heartbeat: .milliseconds(Int64(buildHeartbeat * 1000)),
+            outputLimit: (try LimitSize.parseBytes(buildOutputLimit)) ?? BuildSettings().outputLimit
         )
         configuration.https = https.flatMap(ListenAddress.init(parsing:))
         configuration.webSocketIdleTimeout = .milliseconds(Int(webSocketIdleTimeout * 1000))

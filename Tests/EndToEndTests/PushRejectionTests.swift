@@ -28,6 +28,33 @@ struct PushRejectionTests {
         #expect(shown.contains("requirements.txt") && shown.contains("package.json"))
     }
 
+    /// A build's limits are gustd's (`--build-output-limit`, `--build-timeout`): the push's
+    /// environment, which gust-receive runs with, no longer raises them.
+    @Test(.scratchDirectory) func aBuildsOutputLimitIsGustdsAndThePushCannotRaiseIt() throws {
+        let fixture = try PushFixture(gustdArguments: ["--build-output-limit", "40"])
+        let work = try fixture.workspace("py", copying: PushFixture.example("python-cats"))
+        try work.commit("Cats")
+        let push = try work.push(to: fixture.remote, environment: ["GUST_BUILD_OUTPUT_LIMIT": "100000000"])
+        #expect(push.status != 0, "\(push.output)")
+        #expect(push.stderr.contains("The build printed more than its limit of 40 bytes of output and was stopped."), "\(push.stderr)")
+        #expect(push.stderr.contains("gustd's --build-output-limit"), "\(push.stderr)")
+        #expect(try fixture.store().app(try AppName(fixture.app))?.liveVersion == nil)
+    }
+
+    @Test(.scratchDirectory) func aBuildsTimeLimitIsGustdsAndThePushCannotRaiseIt() throws {
+        let fixture = try PushFixture(gustdArguments: ["--build-timeout", "2"])
+        let work = try fixture.workspace("slow")
+        try work.write("__init__.py", "import gust\n\n@gust.op('meow')\ndef meow():\n    return 'meow'\n")
+        try work.write("requirements.txt", "./slow\n")
+        try work.write("slow/setup.py", "import time\ntime.sleep(120)\nfrom setuptools import setup\nsetup(name='slow', version='1.0', py_modules=[])\n")
+        try work.commit("Slow")
+        let push = try work.push(to: fixture.remote, environment: ["GUST_BUILD_TIMEOUT": "600"])
+        #expect(push.status != 0, "\(push.output)")
+        #expect(push.stderr.contains("The build took longer than its limit of 2 s and was stopped."), "\(push.stderr)")
+        #expect(push.stderr.contains("gustd's --build-timeout"), "\(push.stderr)")
+        #expect(try fixture.store().app(try AppName(fixture.app))?.liveVersion == nil)
+    }
+
     @Test(.scratchDirectory) func failingPipInstall() throws {
         let fixture = try PushFixture()
         let work = try fixture.workspace("pip", copying: PushFixture.example("python-cats"))

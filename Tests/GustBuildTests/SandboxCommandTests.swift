@@ -40,6 +40,43 @@ struct SandboxCommandTests {
         #expect(compiling[compiling.firstIndex(of: "--")! + 3].contains("chown -R 1000:1000 '/app' '/cache' || exit 125"))
     }
 
+    /// The directories above a mount point are searchable by the app's uid (bwrap makes them with
+    /// gustd's umask, 077): detect's buildpacks at `/buildpacks/N`.
+    @Test func aMountPointsParentIsMadeSearchable() {
+        let sandbox = Sandbox(identity: SandboxIdentity(range: .init(uidStart: 100_000, gidStart: 100_000, count: 65536), uid: 999, gid: 999))
+        let argv = sandbox.command(
+            app: ids, mounts: [.init("/srv/buildpacks/python", at: "/buildpacks/0"), .init("/srv/buildpacks/node", at: "/buildpacks/1"), .init("/srv/x", at: "/app")],
+            directory: "/app", purpose: .build(owning: []), executable: "/bin/sh", arguments: []
+        )
+        let made = argv.indices.filter { argv[$0] == "--dir" }.map { (argv[$0 - 1], argv[$0 + 1]) }
+        #expect(made.filter { $0.1 == "/buildpacks" }.count == 1)
+        #expect(made.contains { $0.0 == "0755" && $0.1 == "/buildpacks" })
+        #expect(argv.firstIndex(of: "/buildpacks")! < argv.firstIndex(of: "/buildpacks/0")!, "made before the mounts")
+    }
+
+    /// compile then release in one sandbox: the release descriptor is opened by the shell outside,
+    /// compile runs without it, and release only after compile succeeded and its processes were killed.
+    @Test func compileThenReleaseKeepsTheReleaseDescriptorFromCompile() {
+        let purpose = Sandbox.Purpose.compileThenRelease(owning: ["/app"], release: "/buildpack/bin/release", output: "/home/gust/tmp/build-cats-0a1b2c3d/release.out")
+        for ids in [ids, nil] as [(uid: UInt32, gid: UInt32)?] {
+            let argv = command(ids, purpose: purpose)
+            #expect(argv[2].contains("5>'/home/gust/tmp/build-cats-0a1b2c3d/release.out'"), "\(argv[2])")
+            let script = argv[argv.lastIndex(of: "--")! + 3]
+            let lines = script.split(separator: "\n").map(String.init)
+            let compile = lines.firstIndex { $0.hasSuffix("\"$@\" </dev/null 5>&-") }
+            let kill = lines.firstIndex { $0.contains("kill -9 -1") }
+            let release = lines.firstIndex { $0.contains("/buildpack/bin/release") }
+            #expect(compile != nil && kill != nil && release != nil, "\(script)")
+            if let compile, let kill, let release { #expect(compile < kill && kill < release) }
+            #expect(script.contains("[ \"$status\" -eq 0 ] || exit \"$status\""))
+            #expect(script.contains(">&5 2>&1 5>&-") && script.contains("echo \"gust-release-exit $?\" >&5"))
+            if ids != nil {
+                #expect(script.contains("setpriv --reuid=1000 --regid=1000 --clear-groups --inh-caps=-all -- /bin/sh -c 'kill -9 -1"), "killed as the app's uid: \(script)")
+                #expect(script.contains("chown -R 1000:1000 '/app' || exit 125"))
+            }
+        }
+    }
+
     @Test func withAnAppUidBwrapWaitsForItsMapAndTheAppDropsToUid1000WithNoNestedNamespaces() {
         let argv = command(ids)
         #expect(argv[0] == "/bin/sh" && argv[3] == Sandbox.bwrap, "a shell opens bwrap's info descriptor and waits for it")

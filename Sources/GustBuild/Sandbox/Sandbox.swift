@@ -41,6 +41,11 @@ public struct Sandbox: Sendable {
         /// A build step: the paths given (none for detect and release, which only read) are handed
         /// to the app's uid first (they are gustd's).
         case build(owning: [String])
+        /// `bin/compile` (the command), then in the same sandbox `bin/release` (`release`, a path
+        /// inside, given `/app`): see `compileThenReleaseScript`. `output` is a host file the command
+        /// line opens; inside it is only `releaseOutputDescriptor` of the sandbox's first shell,
+        /// never held by compile's processes. `owning` as for `build`.
+        case compileThenRelease(owning: [String], release: String, output: String)
         /// Gives every file under the paths back to gustd's uid after a build (inside uid 0, with
         /// the capabilities to do it over the app's files, and nothing of the app's runs).
         case reclaim
@@ -111,6 +116,9 @@ public struct Sandbox: Sendable {
     /// the descriptors it opens for bwrap (3 and 4). At most `maxPassing`.
     public static func passedDescriptor(_ index: Int) -> Int32 { Int32(9 - index) }
     public static let maxPassing = 4
+    /// The descriptor `bin/release`'s output goes to in a `compileThenRelease` sandbox (the shell's
+    /// 3 and 4 are bwrap's, 6 to 9 passed ones).
+    public static let releaseOutputDescriptor: Int32 = 5
 
     /// The whole command line (a shell, then bwrap) that runs `executable` in `directory` inside.
     /// - Parameters:
@@ -134,6 +142,9 @@ public struct Sandbox: Sendable {
             opens.append("4<\(Self.quoted(seccompFile))")
             argv += ["--seccomp", "4"]
         }
+        if case .compileThenRelease(_, _, let output) = purpose {
+            opens.append("\(Self.releaseOutputDescriptor)>\(Self.quoted(output))")
+        }
         if ids != nil {
             opens.append("3>/dev/null")
             argv += ["--userns-block-fd", "0", "--info-fd", "3"]
@@ -143,7 +154,7 @@ public struct Sandbox: Sendable {
             var capabilities = ["CAP_SETUID", "CAP_SETGID", "CAP_SYS_RESOURCE"]
             switch purpose {
             case .instance: break
-            case .build, .reclaim: capabilities += ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"]
+            case .build, .compileThenRelease, .reclaim: capabilities += ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"]
             }
             for capability in capabilities { argv += ["--cap-add", capability] }
         } else {
@@ -155,28 +166,65 @@ public struct Sandbox: Sendable {
         argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/tmp"]
         // POSIX semaphores and shared memory (Python's multiprocessing, compileall -j): its own, bounded too.
         argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/dev/shm"]
+        // A directory bwrap makes above a mount point (`/buildpacks` of `/buildpacks/0`) takes the
+        // caller's umask (gustd's is 077): the app's uid must search it.
+        var parents: Set<String> = ["/", "/run"]
+        for mount in mounts {
+            let parent = (mount.target as NSString).deletingLastPathComponent
+            if parents.insert(parent).inserted { argv += ["--perms", "0755", "--dir", parent] }
+        }
         for mount in mounts {
             argv += [mount.writable ? "--bind" : "--ro-bind", mount.source, mount.target]
         }
         argv += ["--chdir", directory]
-        guard ids != nil else { return argv + ["--", executable] + arguments }
+        guard ids != nil else {
+            guard case .compileThenRelease(_, let release, _) = purpose else { return argv + ["--", executable] + arguments }
+            let script = Self.compileThenReleaseScript(release: release, asApp: nil)
+            return argv + ["--", "/bin/sh", "-c", script, "gust-sandbox", executable] + arguments
+        }
         // Inside uid 0 (gustd's own) until setpriv: refuse nested user namespaces, then become the app.
         let inside = String(SandboxIdentity.appUIDInside)
+        let asApp = "\(Self.setpriv) --reuid=\(inside) --regid=\(inside) --clear-groups --inh-caps=-all --"
         let prepare: String
+        var run = "exec \(asApp) \"$@\" </dev/null"
         switch purpose {
         case .instance: prepare = "umask 000"
-        case .build(let owning) where owning.isEmpty:
-            prepare = "umask 022"
-        case .build(let owning):
-            prepare = "chown -R \(inside):\(inside) \(owning.map(Self.quoted).joined(separator: " ")) || exit 125\numask 022"
+        case .build(let owning), .compileThenRelease(let owning, _, _):
+            prepare = (owning.isEmpty ? "" : "chown -R \(inside):\(inside) \(owning.map(Self.quoted).joined(separator: " ")) || exit 125\n") + "umask 022"
+            if case .compileThenRelease(_, let release, _) = purpose {
+                run = Self.compileThenReleaseScript(release: release, asApp: asApp)
+            }
         case .reclaim: return argv + ["--", "/bin/chown", "-R", "0:0"] + arguments
         }
         let script = """
             echo 0 > /proc/sys/user/max_user_namespaces || exit 125
             \(prepare)
-            exec \(Self.setpriv) --reuid=\(inside) --regid=\(inside) --clear-groups --inh-caps=-all -- "$@" </dev/null
+            \(run)
             """
         return argv + ["--", "/bin/sh", "-c", script, "gust-sandbox", executable] + arguments
+    }
+
+    /// What the sandbox's first shell runs for `compileThenRelease`: the command (`bin/compile`) as
+    /// the app, without the release descriptor; if it failed, its status is the sandbox's. Else every
+    /// process it left is killed (as the app's uid, which cannot signal this shell, or by this shell
+    /// itself where it is the app's uid), so nothing of the pushed code runs beside `bin/release`,
+    /// which then runs as the app with its stdout and stderr into the release descriptor (at most
+    /// 1 MB, `ulimit -f`; 30 s), and this shell adds its status as the last line there,
+    /// `gust-release-exit N`. The sandbox's status is 0 once compile succeeded, whatever release did.
+    /// - Parameter asApp: the `setpriv … --` prefix that becomes the app's uid; nil: the shell is it.
+    static func compileThenReleaseScript(release: String, asApp: String?) -> String {
+        let app = asApp.map { $0 + " " } ?? ""
+        let output = releaseOutputDescriptor
+        let killLeft = asApp.map { "\($0) /bin/sh -c 'kill -9 -1 2>/dev/null; exit 0' </dev/null \(output)>&-" } ?? "kill -9 -1 2>/dev/null"
+        return """
+            \(app)"$@" </dev/null \(output)>&-
+            status=$?
+            [ "$status" -eq 0 ] || exit "$status"
+            \(killLeft)
+            (ulimit -f 2048; exec \(app)/usr/bin/timeout -s KILL 30 \(quoted(release)) \(appDirectory) </dev/null >&\(output) 2>&1 \(output)>&-)
+            echo "gust-release-exit $?" >&\(output)
+            exit 0
+            """
     }
 
     /// Gives others read (and search, and execute where the owner has it) on every file and

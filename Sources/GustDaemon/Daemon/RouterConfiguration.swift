@@ -27,6 +27,9 @@ public struct RouterConfiguration: Sendable {
     public var webSocketIdleTimeout: Duration = .seconds(300)
     /// The sandbox instances run in (`gustd --sandbox`); nil runs them as gustd's own user.
     public var sandbox: Sandbox?
+    /// A push's build's time, keep-alive and output limits (`--build-timeout`, `--build-heartbeat`,
+    /// `--build-output-limit`); its sandbox is `sandbox`.
+    public var buildSettings = BuildSettings()
     /// Limits of an app that `gust limits` did not set (`gustd --memory-limit` …).
     public var limitDefaults: AppLimits
     /// gustd's cgroup, under each cgroup hierarchy: instances get `ROOT/APP/ID`.

@@ -7,7 +7,8 @@ import GustCore
 
 /// A push's build as gustd runs it for the hook (`POST /v1/build`): the tree
 /// the hook exported, built with the app's config, number, limits and stacks
-/// as the store has them, in gustd's sandbox (`--sandbox`) and cgroup tree.
+/// as the store has them, under gustd's build limits (`--build-timeout` …),
+/// in gustd's sandbox (`--sandbox`) and cgroup tree.
 extension Supervisor {
     /// The build of `request`'s workspace, ready to run, and the workspace; throws if the app or the
     /// workspace is not one gustd builds.
@@ -25,13 +26,11 @@ extension Supervisor {
                 hint: "Run gust-receive (the git side) as gustd's user, as the installer sets up: docs/security.md."
             )
         }
-        guard request.buildpacks.hasPrefix("/"), request.timeoutSeconds > 0, request.heartbeatSeconds > 0, request.outputLimit > 0 else {
-            throw GustError("The build request names no buildpacks directory, or a limit that is not positive.", code: 400)
+        guard request.buildpacks.hasPrefix("/") else {
+            throw GustError("The build request names no buildpacks directory.", code: 400)
         }
-        var settings = BuildSettings(
-            timeout: .milliseconds(Int64(request.timeoutSeconds * 1000)), heartbeat: .milliseconds(Int64(request.heartbeatSeconds * 1000))
-        )
-        settings.outputLimit = request.outputLimit
+        // gustd's limits (--build-timeout …) and sandbox: nothing of the push's sets them.
+        var settings = configuration.buildSettings
         settings.sandbox = configuration.sandbox
         reporter.mask(try store.secretValues(app))
         var build = Build(
