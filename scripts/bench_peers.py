@@ -13,7 +13,8 @@ The two sides:
   peer   nginx in front of uWSGI, as Piku configures them for a WSGI app: uWSGI over a
          Unix socket with Piku's per-worker settings (master, max-requests 1024,
          listen 16, 4 threads, one process per worker) and as many processes as Gust
-         has instances (--instances, 4: Gust's pool fixed with gust scale --min N --max N);
+         has instances (--instances, 4: Gust's pool fixed with gust scale --min N --max N),
+         run as Piku runs it: under a uWSGI emperor watching a directory of vassal configs;
          nginx with one worker process. Both configs are printed.
          uWSGI 2.0 can hang for 60 s recycling a threaded worker at max-requests;
          the report says when it did, and --uwsgi-max-requests 0 measures without it.
@@ -25,7 +26,19 @@ the other, each side after a warm-up of its own:
   Flask hello          the same Flask view, through gust.mount and through uWSGI, wrk -t2 -c16
   health               gustd's own health endpoint (no instance involved) against
                        nginx's `return 200`, one worker each, wrk -t2 -c16
-For each: requests answered 2xx or 3xx per second (a quick 502 is not a served call),
+  deploys              (issue 11) wrk -t2 -c64 on a handler that answers the app's version,
+                       and during it a deploy of a code change and then a rollback: on Gust
+                       a real `git push` and `gust rollback`; on the peer what Piku does on a
+                       push whose requirements did not change (the new code in place, the
+                       vassal's config removed from the emperor's directory and copied back,
+                       which the emperor answers with a graceful reload), and for the rollback
+                       the same with the old code (Piku has no rollback). Reported: requests,
+                       non-2xx by status and when, socket errors, p50/p99/max latency (wrk's),
+                       the answers of each version (a switch must have happened), and the time
+                       from the deploy and from the rollback to the new answer, timed by one
+                       more client calling in turn (as scripts/bench.py times them), whose
+                       slowest calls are given with their time. `--only deploys` runs just this.
+For each serving row: requests answered 2xx or 3xx per second (a quick 502 is not a served call),
 p50 and p99 latency (wrk's latency histogram, the one `--latency` prints, read through a
 `done()` hook), responses that were not 2xx or 3xx, socket errors (a call slower than
 --timeout is one), and the ratio Gust / peer of the requests answered per second.
@@ -47,6 +60,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 GUST_APP = '''import time
@@ -71,6 +85,14 @@ def hello(request):
     return 'hello'
 
 
+VERSION = 'v1'  # what a deploy changes (the deploys measurement)
+
+
+@gust.handler('version')
+def version(request):
+    return VERSION
+
+
 @gust.handler('slow')
 def slow(request):
     time.sleep(0.05)  # stands for a call that waits on I/O
@@ -90,7 +112,14 @@ def slow():
     return 'slept'
 
 
-ROUTES = {'/hello': hello, '/slow': slow}
+VERSION = 'v1'  # what a deploy changes (the deploys measurement)
+
+
+def version():
+    return VERSION
+
+
+ROUTES = {'/hello': hello, '/slow': slow, '/version': version}
 
 # A Flask hello under /flask, as on Gust's side (python3-flask, scripts/install-deps.sh --bench).
 from flask import Flask  # noqa: E402
@@ -199,6 +228,71 @@ WRK_REPORT = '''done = function(summary, latency, requests)
 end
 '''
 
+# The deploys measurement's wrk script: besides done()'s counts and the largest latency, the
+# answers counted by body (the app's version) and the other responses by status, each with the
+# wall time it was first and last seen, so that failures can be set beside the switches.
+WRK_DEPLOY_REPORT = '''local ffi = require('ffi')
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } gust_timespec;
+int clock_gettime(int clock, gust_timespec *now);
+]]
+local clock = ffi.new('gust_timespec')
+local function now()
+  ffi.C.clock_gettime(0, clock)
+  return tonumber(clock.tv_sec) + tonumber(clock.tv_nsec) / 1e9
+end
+
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+-- Flat tables: wrk's thread:get copies one level of table only.
+-- Answers (2xx) are counted by body, other responses by status, each with when first and last seen.
+counts, firsts, lasts = {}, {}, {}
+function response(status, headers, body)
+  local t = now()
+  local key = body
+  if status < 200 or status >= 300 then
+    key = 'status ' .. status
+  end
+  counts[key] = (counts[key] or 0) + 1
+  firsts[key] = firsts[key] or t
+  lasts[key] = t
+end
+
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\\\]', function(c) return string.format('\\\\u%04x', c:byte()) end) .. '"'
+end
+
+function done(summary, latency, requests)
+  local merged = {}
+  for _, thread in ipairs(threads) do
+    local firsts, lasts = thread:get('firsts'), thread:get('lasts')
+    for key, count in pairs(thread:get('counts')) do
+      local m = merged[key]
+      if m == nil then
+        merged[key] = {count = count, first = firsts[key], last = lasts[key]}
+      else
+        m.count = m.count + count
+        m.first = math.min(m.first, firsts[key])
+        m.last = math.max(m.last, lasts[key])
+      end
+    end
+  end
+  local entries = {}
+  for key, m in pairs(merged) do
+    table.insert(entries, string.format('%s: {"count": %d, "first": %.6f, "last": %.6f}', json_string(key), m.count, m.first, m.last))
+  end
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, "status": %d, '
+    .. '"connect": %d, "read": %d, "write": %d, "timeout": %d, "responses": {%s}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    e.status, e.connect, e.read, e.write, e.timeout, table.concat(entries, ', ')))
+end
+'''
+
 # (what, path on Gust, path on the peer, wrk threads, wrk connections)
 ROWS = [
     ('trivial handler', '/apps/bench/hello', '/hello', 2, 16),
@@ -268,9 +362,61 @@ class Service:
                 pass
 
 
+class Probe:
+    """One more client beside wrk, calling the version path in turn on a keep-alive connection
+    (a new one after an error), with a short pause between calls. Its calls give what wrk
+    cannot: when each version first answered (push-to-live and rollback, timed as
+    scripts/bench.py times them), and when the slowest calls were, set beside the switches."""
+
+    PAUSE = 0.005
+
+    def __init__(self, port, path):
+        self.port, self.path = port, path
+        self.samples = []  # (wall time the call started, seconds it took, status or None, body)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(30)
+
+    def loop(self):
+        connection = None
+        while not self.stopping.is_set():
+            started = time.time()
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection('127.0.0.1', self.port, timeout=30)
+                connection.request('GET', self.path)
+                response = connection.getresponse()
+                body = response.read().decode(errors='replace')
+                self.samples.append((started, time.time() - started, response.status, body))
+            except (OSError, http.client.HTTPException) as error:
+                self.samples.append((started, time.time() - started, None, type(error).__name__))
+                connection = None
+            self.stopping.wait(self.PAUSE)
+
+    def wait_for(self, body, since, timeout=120):
+        """Seconds from `since` to the end of the first call started after it that answered body."""
+        deadline = time.monotonic() + timeout
+        index = 0
+        while time.monotonic() < deadline:
+            samples = self.samples[index:]
+            for started, took, status, answer in samples:
+                if started >= since and status == 200 and answer == body:
+                    return started + took - since
+            index += len(samples)
+            time.sleep(0.002)
+        return None
+
+
 class PeerBench:
-    def __init__(self, bin_dir, duration, warmup, timeout, max_requests, instances=4):
+    def __init__(self, bin_dir, duration, warmup, timeout, max_requests, instances=4, deploy_hold=3):
         self.bin = bin_dir
+        self.deploy_hold = deploy_hold
         self.max_requests = max_requests
         self.duration = duration
         self.warmup = warmup
@@ -381,7 +527,11 @@ class PeerBench:
         for name, text in self.configs.items():
             with open(os.path.join(self.dir, name), 'w') as f:
                 f.write(text)
-        uwsgi = self.start('uwsgi', ['uwsgi', '--ini', os.path.join(self.dir, 'uwsgi.ini')], signal.SIGINT)
+        # As Piku runs it: a uWSGI emperor watching a directory of vassal configs, the app's
+        # config copied in (uwsgi-available → uwsgi-enabled); a deploy rewrites that copy.
+        os.makedirs(os.path.join(self.dir, 'uwsgi-enabled'))
+        self.enable_vassal()
+        uwsgi = self.start('uwsgi', ['uwsgi', '--emperor', os.path.join(self.dir, 'uwsgi-enabled')], signal.SIGINT)
         deadline = time.monotonic() + 30
         while not os.path.exists(uwsgi_socket):
             if not uwsgi.running() or time.monotonic() > deadline:
@@ -391,6 +541,11 @@ class PeerBench:
         nginx = self.start('nginx', ['nginx', '-p', self.dir, '-c', os.path.join(self.dir, 'nginx.conf'),
                                      '-e', os.path.join(self.dir, 'nginx-error.log')], signal.SIGTERM)
         self.wait_until_answers(nginx, self.peer_port, '/hello')
+
+    def enable_vassal(self):
+        """What Piku's spawn_worker ends with: the worker's config copied into the emperor's
+        directory, which starts the vassal, or reloads it when its config's time changes."""
+        shutil.copyfile(os.path.join(self.dir, 'uwsgi.ini'), os.path.join(self.dir, 'uwsgi-enabled', 'bench.ini'))
 
     # Load
 
@@ -452,6 +607,114 @@ class PeerBench:
         return results
 
 
+    # Deploys and rollbacks under load
+
+    def gust_deploy(self, version):
+        """A code change pushed with the real `git push`, as scripts/bench.py pushes: the
+        version the app answers, committed and pushed. Returns the push's wall time."""
+        work = os.path.join(self.dir, 'gust-app')
+        with open(os.path.join(work, '__init__.py'), 'w') as f:
+            f.write(GUST_APP.replace("VERSION = 'v1'", f'VERSION = {version!r}'))
+        self.run('git', 'commit', '-q', '-am', version, cwd=work)
+        started = time.perf_counter()
+        self.run('git', 'push', '-q', os.path.join(self.home, 'repos', 'bench.git'), 'main', cwd=work)
+        return time.perf_counter() - started
+
+    def gust_rollback(self):
+        started = time.perf_counter()
+        self.run(os.path.join(self.bin, 'gust'), 'rollback', 'bench')
+        return time.perf_counter() - started
+
+    def peer_deploy(self, version):
+        """A code change deployed as Piku deploys one whose requirements.txt did not change:
+        the new code in the app's directory (Piku: git reset --hard), then spawn_app with
+        PIKU_AUTO_RESTART: the worker's config removed from the emperor's directory and copied
+        back, which the emperor sees as a changed config and answers with a graceful reload of
+        the vassal. Piku has no rollback: it is the same with the old code."""
+        started = time.perf_counter()
+        app = os.path.join(self.dir, 'peer-app', 'app.py')
+        with open(app + '.new', 'w') as f:
+            f.write(WSGI_APP.replace("VERSION = 'v1'", f'VERSION = {version!r}'))
+        os.replace(app + '.new', app)
+        os.remove(os.path.join(self.dir, 'uwsgi-enabled', 'bench.ini'))
+        self.enable_vassal()
+        return time.perf_counter() - started
+
+    def deploy_under_load(self, port, path, deploy, rollback):
+        """wrk -t2 -c64 on the version path for about --deploy-hold × 3 s plus the two switches:
+        hold, deploy v2, hold once v2 answers, roll back to v1, hold once v1 answers again,
+        then wrk is stopped with SIGINT (it prints its summary and runs done())."""
+        self.settle(port, path)
+        self.wrk(port, path, 2, 64, self.warmup)
+        self.settle(port, path)
+        report = os.path.join(self.dir, 'deploy.lua')
+        with open(report, 'w') as f:
+            f.write(WRK_DEPLOY_REPORT)
+        args = ['wrk', '-t2', '-c64', '-d300s', f'--timeout={self.timeout}s', '-s', report,
+                f'http://127.0.0.1:{port}{path}']
+        probe = Probe(port, path)
+        probe.start()
+        load_started = time.time()
+        wrk = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        result = {}
+        try:
+            time.sleep(self.deploy_hold)
+            deploy_started = time.time()
+            result['deploy_command_s'] = deploy('v2')
+            result['deploy_s'] = probe.wait_for('v2', deploy_started)
+            if result['deploy_s'] is None:
+                sys.exit(f'v2 never answered on {path} within 120 s of its deploy')
+            time.sleep(self.deploy_hold)
+            rollback_started = time.time()
+            result['rollback_command_s'] = rollback()
+            result['rollback_s'] = probe.wait_for('v1', rollback_started)
+            if result['rollback_s'] is None:
+                sys.exit(f'v1 never answered on {path} again within 120 s of the rollback')
+            time.sleep(self.deploy_hold)
+            wrk.send_signal(signal.SIGINT)
+            stdout, stderr = wrk.communicate(timeout=60)
+        finally:
+            if wrk.poll() is None:
+                wrk.kill()
+                wrk.wait()
+            probe.stop()
+        last = stdout.strip().splitlines()[-1:]
+        if not last or not last[0].startswith('{'):
+            sys.exit(f'{" ".join(args)} failed:\n{stdout}{stderr}')
+        raw = json.loads(last[0])
+
+        def since(moment):  # seconds after the deploy started
+            return round(moment - deploy_started, 3)
+
+        seen = {key: {'count': value['count'], 'first_s': since(value['first']), 'last_s': since(value['last'])}
+                for key, value in raw['responses'].items()}
+        slowest = sorted(probe.samples, key=lambda sample: -sample[1])[:3]
+        result.update({
+            'wrk': ' '.join(args[1:5]), 'duration_s': raw['duration_us'] / 1e6, 'requests': raw['requests'],
+            'non_2xx_3xx': raw['status'],
+            'socket_errors': {key: raw[key] for key in ('connect', 'read', 'write', 'timeout')},
+            'p50_ms': raw['p50_us'] / 1000, 'p99_ms': raw['p99_us'] / 1000, 'max_ms': raw['max_us'] / 1000,
+            # Times in seconds after the deploy started; the rollback started at rollback_at_s.
+            'load_started_s': since(load_started), 'rollback_at_s': since(rollback_started),
+            'answers': {key: value for key, value in seen.items() if not key.startswith('status ')},
+            'failures': {key.split()[1]: value for key, value in seen.items() if key.startswith('status ')},
+            'probe': {'calls': len(probe.samples), 'failed': sum(1 for sample in probe.samples if sample[2] != 200),
+                      'max_ms': slowest[0][1] * 1000 if slowest else None,
+                      'slowest': [{'ms': took * 1000, 'at_s': since(started), 'status': status}
+                                  for started, took, status, _ in slowest]},
+        })
+        return result
+
+    def deploys(self):
+        """The same deploy and rollback under the same load on both sides, Gust first."""
+        gust = self.deploy_under_load(self.gust_port, '/apps/bench/version', self.gust_deploy, self.gust_rollback)
+        ended_before, _ = self.uwsgi_recycles()
+        peer = self.deploy_under_load(self.peer_port, '/version', self.peer_deploy, lambda: self.peer_deploy('v1'))
+        ended, respawned = self.uwsgi_recycles()
+        peer['uwsgi_worker_recycles'] = ended - ended_before
+        peer['uwsgi_worker_hung'] = ended > respawned
+        return {'gust': gust, 'peer': peer}
+
 def first_line(*args):
     try:
         result = subprocess.run(args, capture_output=True, text=True, timeout=10)
@@ -484,6 +747,15 @@ def print_markdown(report):
     print(f"Gust instances: {report['gust_instances']}, uWSGI processes: {report['gust_instances']}; "
           f"{report['duration_s']} s per measurement after a {report['warmup_s']} s warm-up; "
           f"wrk --timeout {report['timeout_s']}s\n")
+    if 'rows' in report:
+        print_rows(report)
+    if 'deploys' in report:
+        print_deploys(report['deploys'])
+    for name, text in report['configs'].items():
+        print(f'\n{name}:\n```\n{text}```')
+
+
+def print_rows(report):
     print('req/s counts 2xx and 3xx answers only; errors are responses that were not 2xx or 3xx / socket errors '
           '(connect, read, write, timeout).\n')
     print('| What | wrk | Gust req/s | Gust p50 / p99 | Gust errors '
@@ -501,8 +773,52 @@ def print_markdown(report):
                      "until uWSGI's master kills it (worker-reload-mercy, 60 s)") if p['uwsgi_worker_hung'] else 'and was replaced'
             print(f"\nuWSGI's worker reached max-requests {p['uwsgi_worker_recycles']} time(s) during "
                   f"{row['what']} `{row['wrk']}`, {state}.")
-    for name, text in report['configs'].items():
-        print(f'\n{name}:\n```\n{text}```')
+
+
+def print_deploys(d):
+    g, p = d['gust'], d['peer']
+
+    def ratio(a, b):
+        return f'{a / b:.2f}' if a is not None and b else '—'
+
+    def failures(side):
+        text = '; '.join(f"{count['count']} × {status} at {count['first_s']:+.2f}…{count['last_s']:+.2f} s"
+                         for status, count in side['failures'].items())
+        return text or 'none'
+
+    def answers(side):
+        return ', '.join(f"{body} {seen['count']:,} ({seen['first_s']:+.2f}…{seen['last_s']:+.2f} s)"
+                         for body, seen in sorted(side['answers'].items()))
+
+    def slowest(side):
+        return ', '.join(f"{call['ms']:.1f} ms at {call['at_s']:+.2f} s" + ('' if call['status'] == 200 else f" ({call['status']})")
+                         for call in side['probe']['slowest'])
+
+    print('\nDeploys and rollbacks under load: wrk on the version handler, a code change deployed and rolled back '
+          'during the run (times in s after the deploy started; the rollback started at '
+          f"Gust {g['rollback_at_s']:+.2f} s, peer {p['rollback_at_s']:+.2f} s).\n")
+    print('| | Gust | nginx + uWSGI, deployed as Piku deploys | Gust / peer |')
+    print('|---|---|---|---|')
+    rows = [
+        ('wrk', f"`{g['wrk']}`, {g['duration_s']:.1f} s", f"`{p['wrk']}`, {p['duration_s']:.1f} s", '—'),
+        ('requests', f"{g['requests']:,}", f"{p['requests']:,}", ratio(g['requests'], p['requests'])),
+        ('non-2xx / socket errors', errors(g), errors(p), '—'),
+        ('non-2xx, by status and when', failures(g), failures(p), '—'),
+        ('latency p50 / p99 / max', f"{g['p50_ms']:.2f} / {g['p99_ms']:.2f} / **{g['max_ms']:.1f}** ms",
+         f"{p['p50_ms']:.2f} / {p['p99_ms']:.2f} / **{p['max_ms']:.1f}** ms", ratio(g['max_ms'], p['max_ms']) + ' (max)'),
+        ('answers by version (first…last seen)', answers(g), answers(p), '—'),
+        ('deploy → new version answers', f"{g['deploy_s']:.2f} s (`git push` {g['deploy_command_s']:.2f} s)",
+         f"{p['deploy_s']:.2f} s (code and config written in {p['deploy_command_s'] * 1000:.1f} ms)", '—'),
+        ('rollback → old version answers', f"{g['rollback_s']:.2f} s (`gust rollback` {g['rollback_command_s']:.2f} s)",
+         f"{p['rollback_s']:.2f} s (the old code, the same way)", '—'),
+        ('probe: calls, failed, slowest', f"{g['probe']['calls']:,}, {g['probe']['failed']}, {slowest(g)}",
+         f"{p['probe']['calls']:,}, {p['probe']['failed']}, {slowest(p)}", '—'),
+    ]
+    for row in rows:
+        print('| ' + ' | '.join(row) + ' |')
+    if p.get('uwsgi_worker_recycles'):
+        print(f"\nuWSGI's worker reached max-requests {p['uwsgi_worker_recycles']} time(s) during the deploys"
+              + (', and was still hanging in its exit at the end.' if p['uwsgi_worker_hung'] else '.'))
 
 
 def main():
@@ -517,6 +833,13 @@ def main():
     parser.add_argument('--uwsgi-max-requests', type=int, default=1024,
                         help="uWSGI's max-requests: Piku's default 1024, which a Piku user changes with "
                              'UWSGI_MAX_REQUESTS; 0 never recycles the worker')
+    parser.add_argument('--only', choices=['serving', 'deploys'],
+                        help='run one part: the serving rows (req/s and latency), or the deploys (a deploy and a '
+                             'rollback under wrk -t2 -c64 on each side); both by default')
+    parser.add_argument('--deploy-hold', type=float, default=3,
+                        help='deploys: seconds of load before the deploy, between the new version answering and '
+                             'the rollback, and after the old one answers again (default 3)')
+    parser.add_argument('--keep', action='store_true', help='keep the scratch directory and its logs')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
     args = parser.parse_args()
     for tool in ('nginx', 'uwsgi', 'wrk'):
@@ -527,19 +850,23 @@ def main():
             sys.exit(f'no {executable} in {args.bin}: pass the bin directory of a build (swift build -c release --show-bin-path)')
 
     bench = PeerBench(os.path.abspath(args.bin), args.duration, args.warmup, args.timeout, args.uwsgi_max_requests,
-                      args.instances)
+                      args.instances, args.deploy_hold)
     report = {'machine_before': machine(), 'versions': versions(), 'duration_s': args.duration, 'warmup_s': args.warmup,
               'timeout_s': args.timeout}
     keep = False
     try:
         bench.start_gust()
         bench.start_peer()
-        report['rows'] = bench.rows()
+        if args.only != 'deploys':
+            report['rows'] = bench.rows()
+        if args.only != 'serving':
+            report['deploys'] = bench.deploys()
     except BaseException:
         keep = True  # the logs say what went wrong
         raise
     finally:
         bench.stop_all()
+        keep = keep or args.keep
         if keep:
             print(f'logs kept in {bench.dir}', file=sys.stderr)
         else:
