@@ -47,6 +47,7 @@ wrk left queued to drain.
 """
 
 import argparse
+import datetime
 import getpass
 import grp
 import http.client
@@ -174,7 +175,9 @@ events {{
 }}
 
 http {{
-  access_log {dir}/nginx-access.log;
+  # The bench's own log format (Piku leaves nginx's): when each call ended and how long it took.
+  log_format timed '$msec $status $request_time "$request"';
+  access_log {dir}/nginx-access.log timed;
   client_body_temp_path {dir}/nginx-temp/body;
   proxy_temp_path {dir}/nginx-temp/proxy;
   fastcgi_temp_path {dir}/nginx-temp/fastcgi;
@@ -230,7 +233,8 @@ end
 
 # The deploys measurement's wrk script: besides done()'s counts and the largest latency, the
 # answers counted by body (the app's version) and the other responses by status, each with the
-# wall time it was first and last seen, so that failures can be set beside the switches.
+# wall time it was first and last seen, and the same counts by tenth of a second, so that
+# failures can be set beside the switches.
 WRK_DEPLOY_REPORT = '''local ffi = require('ffi')
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } gust_timespec;
@@ -249,7 +253,8 @@ end
 
 -- Flat tables: wrk's thread:get copies one level of table only.
 -- Answers (2xx) are counted by body, other responses by status, each with when first and last seen.
-counts, firsts, lasts = {}, {}, {}
+-- The same counts by tenth of a second go to buckets, keyed 'KEY|TENTHS SINCE 1970'.
+counts, firsts, lasts, buckets = {}, {}, {}, {}
 function response(status, headers, body)
   local t = now()
   local key = body
@@ -259,6 +264,8 @@ function response(status, headers, body)
   counts[key] = (counts[key] or 0) + 1
   firsts[key] = firsts[key] or t
   lasts[key] = t
+  local bucket = key .. '|' .. math.floor(t * 10)
+  buckets[bucket] = (buckets[bucket] or 0) + 1
 end
 
 local function json_string(s)
@@ -266,8 +273,11 @@ local function json_string(s)
 end
 
 function done(summary, latency, requests)
-  local merged = {}
+  local merged, tenths = {}, {}
   for _, thread in ipairs(threads) do
+    for bucket, count in pairs(thread:get('buckets')) do
+      tenths[bucket] = (tenths[bucket] or 0) + count
+    end
     local firsts, lasts = thread:get('firsts'), thread:get('lasts')
     for key, count in pairs(thread:get('counts')) do
       local m = merged[key]
@@ -284,12 +294,16 @@ function done(summary, latency, requests)
   for key, m in pairs(merged) do
     table.insert(entries, string.format('%s: {"count": %d, "first": %.6f, "last": %.6f}', json_string(key), m.count, m.first, m.last))
   end
+  local timeline = {}
+  for bucket, count in pairs(tenths) do
+    table.insert(timeline, string.format('%s: %d', json_string(bucket), count))
+  end
   local e = summary.errors
   io.write(string.format(
     '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, "status": %d, '
-    .. '"connect": %d, "read": %d, "write": %d, "timeout": %d, "responses": {%s}}\\n',
+    .. '"connect": %d, "read": %d, "write": %d, "timeout": %d, "responses": {%s}, "tenths": {%s}}\\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
-    e.status, e.connect, e.read, e.write, e.timeout, table.concat(entries, ', ')))
+    e.status, e.connect, e.read, e.write, e.timeout, table.concat(entries, ', '), table.concat(timeline, ', ')))
 end
 '''
 
@@ -432,6 +446,7 @@ class PeerBench:
         self.instances = None
         self.wanted_instances = instances
         self.configs = {}
+        self.phases = []  # the last deploy run's parts: (name, wall time from, wall time to)
         with open(os.path.join(self.dir, 'report.lua'), 'w') as f:
             f.write(WRK_REPORT)
 
@@ -494,14 +509,16 @@ class PeerBench:
         # A fixed pool (min = max), so both sides run the same number of workers throughout.
         self.run(os.path.join(self.bin, 'gust'), 'scale', 'bench', '--min', str(self.wanted_instances),
                  '--max', str(self.wanted_instances))
-        instances = os.path.join(self.home, 'run', 'instances')
         deadline = time.monotonic() + 30
         while True:
-            # A socket per instance: run/instances/ID.sock, or run/instances/ID/instance.sock when sandboxed.
-            self.instances = len([name for name in os.listdir(instances) if name.endswith('.sock')
-                                  or os.path.exists(os.path.join(instances, name, 'instance.sock'))])
-            if self.instances >= self.wanted_instances or time.monotonic() > deadline:
+            # The instances that are up, as `gust ps` lists them (a resident zygote is not one; where
+            # an instance's socket lies depends on the sandbox and the zygote, so it is not counted).
+            listed = json.loads(self.run(os.path.join(self.bin, 'gust'), 'ps', 'bench', '--json'))
+            self.instances = len([i for i in listed if i.get('kind') != 'zygote' and i.get('state') in ('idle', 'busy')])
+            if self.instances >= self.wanted_instances:
                 break
+            if time.monotonic() > deadline:
+                sys.exit(f'{self.instances} of {self.wanted_instances} instances came up within 30 s: {listed}')
             time.sleep(0.1)
 
     # The peer
@@ -671,6 +688,7 @@ class PeerBench:
             if result['rollback_s'] is None:
                 sys.exit(f'v1 never answered on {path} again within 120 s of the rollback')
             time.sleep(self.deploy_hold)
+            load_ended = time.time()
             wrk.send_signal(signal.SIGINT)
             stdout, stderr = wrk.communicate(timeout=60)
         finally:
@@ -688,6 +706,19 @@ class PeerBench:
 
         seen = {key: {'count': value['count'], 'first_s': since(value['first']), 'last_s': since(value['last'])}
                 for key, value in raw['responses'].items()}
+        # The run in five parts (wall times), each switch from its start to its new answer.
+        phases = [('before the deploy', load_started, deploy_started),
+                  ('deploy → v2 answers', deploy_started, deploy_started + result['deploy_s']),
+                  ('v2 live', deploy_started + result['deploy_s'], rollback_started),
+                  ('rollback → v1 answers', rollback_started, rollback_started + result['rollback_s']),
+                  ('v1 again', rollback_started + result['rollback_s'], load_ended)]
+        by_phase = [{'phase': name, 'from_s': since(start), 'to_s': since(end), 'responses': {}} for name, start, end in phases]
+        for bucket, count in raw['tenths'].items():
+            key, tenths = bucket.rsplit('|', 1)
+            at = int(tenths) / 10
+            index = next((i for i, (_, start, end) in enumerate(phases) if at < end), len(phases) - 1)
+            by_phase[index]['responses'][key] = by_phase[index]['responses'].get(key, 0) + count
+        self.phases = phases
         slowest = sorted(probe.samples, key=lambda sample: -sample[1])[:3]
         result.update({
             'wrk': ' '.join(args[1:5]), 'duration_s': raw['duration_us'] / 1e6, 'requests': raw['requests'],
@@ -698,6 +729,7 @@ class PeerBench:
             'load_started_s': since(load_started), 'rollback_at_s': since(rollback_started),
             'answers': {key: value for key, value in seen.items() if not key.startswith('status ')},
             'failures': {key.split()[1]: value for key, value in seen.items() if key.startswith('status ')},
+            'phases': by_phase,
             'probe': {'calls': len(probe.samples), 'failed': sum(1 for sample in probe.samples if sample[2] != 200),
                       'max_ms': slowest[0][1] * 1000 if slowest else None,
                       'slowest': [{'ms': took * 1000, 'at_s': since(started), 'status': status}
@@ -705,11 +737,70 @@ class PeerBench:
         })
         return result
 
+    def gust_calls(self, path):
+        """The calls to path in gustd's access log (stdout, gustd.log): (arrived, ms, status, release)."""
+        calls = []
+        with open(os.path.join(self.dir, 'gustd.log'), errors='replace') as f:
+            for line in f:
+                if f' path={path} ' not in line:
+                    continue
+                stamp, _, rest = line.partition(' ')
+                fields = dict(part.split('=', 1) for part in rest.split() if '=' in part)
+                try:
+                    arrived = datetime.datetime.fromisoformat(stamp.replace('Z', '+00:00')).timestamp()
+                    calls.append((arrived, float(fields['ms']), fields['status'], fields['release']))
+                except (KeyError, ValueError):
+                    continue
+        return calls
+
+    def peer_calls(self, path):
+        """The calls to path in nginx's access log (the bench's `timed` format): (arrived, ms, status, '-')."""
+        calls = []
+        with open(os.path.join(self.dir, 'nginx-access.log'), errors='replace') as f:
+            for line in f:
+                parts = line.split(' ', 3)
+                if len(parts) < 4 or f' {path} ' not in parts[3]:
+                    continue
+                try:
+                    ended, took = float(parts[0]), float(parts[2])
+                except ValueError:
+                    continue
+                calls.append((ended - took, took * 1000, parts[1], '-'))
+        return calls
+
+    def calls_by_phase(self, calls, deploy_started):
+        """The server's own account of each call in the run's phases (self.phases, from the run
+        just made): how many, by status, how many took 50 ms or more, the slowest (when it arrived,
+        in s after the deploy started); and the same over the whole run, with the slowest five."""
+        first, last = self.phases[0][1], self.phases[-1][2]
+        calls = [call for call in calls if first <= call[0] <= last]
+
+        def summary(part):
+            statuses, releases = {}, {}
+            for _, _, status, release in part:
+                statuses[status] = statuses.get(status, 0) + 1
+                releases[release] = releases.get(release, 0) + 1
+            slowest = sorted(part, key=lambda call: -call[1])[:5]
+            return {'calls': len(part), 'by_status': statuses, 'by_release': releases,
+                    'at_least_50_ms': sum(1 for call in part if call[1] >= 50),
+                    'slowest': [{'ms': ms, 'at_s': round(arrived - deploy_started, 3), 'status': status, 'release': release}
+                                for arrived, ms, status, release in slowest]}
+
+        phases = []
+        for index, (name, start, end) in enumerate(self.phases):
+            part = [call for call in calls if start <= call[0] < end or (index == len(self.phases) - 1 and call[0] == end)]
+            phases.append(dict(summary(part), phase=name))
+        return dict(summary(calls), phases=phases)
+
     def deploys(self):
         """The same deploy and rollback under the same load on both sides, Gust first."""
         gust = self.deploy_under_load(self.gust_port, '/apps/bench/version', self.gust_deploy, self.gust_rollback)
+        time.sleep(0.2)  # gustd writes its access log every 50 ms
+        gust['access_log'] = self.calls_by_phase(self.gust_calls('/apps/bench/version'), self.phases[1][1])
         ended_before, _ = self.uwsgi_recycles()
         peer = self.deploy_under_load(self.peer_port, '/version', self.peer_deploy, lambda: self.peer_deploy('v1'))
+        time.sleep(0.2)
+        peer['access_log'] = self.calls_by_phase(self.peer_calls('/version'), self.phases[1][1])
         ended, respawned = self.uwsgi_recycles()
         peer['uwsgi_worker_recycles'] = ended - ended_before
         peer['uwsgi_worker_hung'] = ended > respawned
@@ -816,6 +907,22 @@ def print_deploys(d):
     ]
     for row in rows:
         print('| ' + ' | '.join(row) + ' |')
+    for name, side, log in (('Gust', g, "gustd's access log"), ('nginx + uWSGI', p, "nginx's access log")):
+        print(f"\n{name} by phase (wrk's responses by body or status; the calls as {log} times them, "
+              'from arrival to answer):\n')
+        print('| phase | s after the deploy started | wrk: responses | calls logged | by status | 50 ms or more | slowest |')
+        print('|---|---|---|---|---|---|---|')
+        for counted, logged in zip(side['phases'], side['access_log']['phases']):
+            responses = ', '.join(f'{key} {count:,}' for key, count in sorted(counted['responses'].items())) or '—'
+            statuses = ', '.join(f'{status} {count:,}' for status, count in sorted(logged['by_status'].items())) or '—'
+            slowest = f"{logged['slowest'][0]['ms']:.1f} ms" if logged['slowest'] else '—'
+            print(f"| {counted['phase']} | {counted['from_s']:+.2f}…{counted['to_s']:+.2f} | {responses} | {logged['calls']:,} "
+                  f"| {statuses} | {logged['at_least_50_ms']:,} | {slowest} |")
+        a = side['access_log']
+        print(f"\nSlowest calls in {log}: " + ', '.join(
+            f"{call['ms']:.1f} ms ({call['status']}" + ('' if call['release'] == '-' else f", {call['release']}")
+            + f") arrived at {call['at_s']:+.2f} s" for call in a['slowest'])
+              + ('. 499: a call whose client left, as wrk\'s do when it stops.' if '499' in a['by_status'] else '.'))
     if p.get('uwsgi_worker_recycles'):
         print(f"\nuWSGI's worker reached max-requests {p['uwsgi_worker_recycles']} time(s) during the deploys"
               + (', and was still hanging in its exit at the end.' if p['uwsgi_worker_hung'] else '.'))
