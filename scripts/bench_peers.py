@@ -792,8 +792,28 @@ class PeerBench:
             phases.append(dict(summary(part), phase=name))
         return dict(summary(calls), phases=phases)
 
+    def quiet_switches(self, port, path, deploy, rollback):
+        """The same deploy (of a version of its own) and rollback with no load but the probe:
+        the times the loaded ones compare with, on the same machine at the same moment."""
+        probe = Probe(port, path)
+        probe.start()
+        try:
+            started = time.time()
+            deploy('v2-quiet')
+            live = probe.wait_for('v2-quiet', started)
+            time.sleep(1)
+            started = time.time()
+            rollback()
+            back = probe.wait_for('v1', started)
+        finally:
+            probe.stop()
+        if live is None or back is None:
+            sys.exit(f'without load, v2-quiet or v1 again never answered on {path} within 120 s')
+        return {'deploy_s': live, 'rollback_s': back}
+
     def deploys(self):
-        """The same deploy and rollback under the same load on both sides, Gust first."""
+        """The same deploy and rollback under the same load on both sides, Gust first; then
+        the same without load, on each side."""
         gust = self.deploy_under_load(self.gust_port, '/apps/bench/version', self.gust_deploy, self.gust_rollback)
         time.sleep(0.2)  # gustd writes its access log every 50 ms
         gust['access_log'] = self.calls_by_phase(self.gust_calls('/apps/bench/version'), self.phases[1][1])
@@ -804,6 +824,8 @@ class PeerBench:
         ended, respawned = self.uwsgi_recycles()
         peer['uwsgi_worker_recycles'] = ended - ended_before
         peer['uwsgi_worker_hung'] = ended > respawned
+        gust['without_load'] = self.quiet_switches(self.gust_port, '/apps/bench/version', self.gust_deploy, self.gust_rollback)
+        peer['without_load'] = self.quiet_switches(self.peer_port, '/version', self.peer_deploy, lambda: self.peer_deploy('v1'))
         return {'gust': gust, 'peer': peer}
 
 def first_line(*args):
@@ -905,6 +927,10 @@ def print_deploys(d):
         ('probe: calls, failed, slowest', f"{g['probe']['calls']:,}, {g['probe']['failed']}, {slowest(g)}",
          f"{p['probe']['calls']:,}, {p['probe']['failed']}, {slowest(p)}", '—'),
     ]
+    if 'without_load' in g:  # (not in reports made before it was measured)
+        rows.insert(-1, ('the same without load: deploy, rollback',
+                         f"{g['without_load']['deploy_s']:.2f} s, {g['without_load']['rollback_s']:.2f} s",
+                         f"{p['without_load']['deploy_s']:.2f} s, {p['without_load']['rollback_s']:.2f} s", '—'))
     for row in rows:
         print('| ' + ' | '.join(row) + ' |')
     for name, side, log in (('Gust', g, "gustd's access log"), ('nginx + uWSGI', p, "nginx's access log")):
