@@ -243,9 +243,13 @@ class Bench:
 
     def op_latency(self):
         instances = os.path.join(self.home, 'run', 'instances')
-        # Unsandboxed: run/instances/ID.sock; sandboxed: run/instances/ID/instance.sock.
+        # Unsandboxed: run/instances/ID.sock; sandboxed: run/instances/ID/instance.sock, or
+        # run/instances/ZYGOTE/ID/instance.sock for a fork of a sandboxed zygote.
         sockets = [name for name in os.listdir(instances) if name.endswith('.sock')]
-        sockets += [os.path.join(name, 'instance.sock') for name in os.listdir(instances)
+        directories = [name for name in os.listdir(instances) if os.path.isdir(os.path.join(instances, name))]
+        directories += [os.path.join(name, sub) for name in directories for sub in os.listdir(os.path.join(instances, name))
+                        if os.path.isdir(os.path.join(instances, name, sub))]
+        sockets += [os.path.join(name, 'instance.sock') for name in directories
                     if os.path.exists(os.path.join(instances, name, 'instance.sock'))]
         if len(sockets) != 1:
             sys.exit(f'expected one running instance, found {sockets}')
