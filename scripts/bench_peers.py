@@ -37,7 +37,11 @@ the other, each side after a warm-up of its own:
                        the answers of each version (a switch must have happened), and the time
                        from the deploy and from the rollback to the new answer, timed by one
                        more client calling in turn (as scripts/bench.py times them), whose
-                       slowest calls are given with their time. `--only deploys` runs just this.
+                       slowest calls are given with their time; a second one calls the server's
+                       own health (gustd's, nginx's return 200) meanwhile. Each server's access
+                       log splits the calls by phase (before, deploying, new version live,
+                       rolling back, old version again); then the same deploy and rollback
+                       without load. `--only deploys` runs just this.
 For each serving row: requests answered 2xx or 3xx per second (a quick 502 is not a served call),
 p50 and p99 latency (wrk's latency histogram, the one `--latency` prints, read through a
 `done()` hook), responses that were not 2xx or 3xx, socket errors (a call slower than
@@ -657,7 +661,7 @@ class PeerBench:
         self.enable_vassal()
         return time.perf_counter() - started
 
-    def deploy_under_load(self, port, path, deploy, rollback):
+    def deploy_under_load(self, port, path, deploy, rollback, health):
         """wrk -t2 -c64 on the version path for about --deploy-hold × 3 s plus the two switches:
         hold, deploy v2, hold once v2 answers, roll back to v1, hold once v1 answers again,
         then wrk is stopped with SIGINT (it prints its summary and runs done())."""
@@ -671,6 +675,10 @@ class PeerBench:
                 f'http://127.0.0.1:{port}{path}']
         probe = Probe(port, path)
         probe.start()
+        # The server's own answer, no app involved (gustd's health, nginx's return 200): whether a
+        # slow spell is the app's processes or the server (or the whole machine) standing still.
+        health_probe = Probe(port, health)
+        health_probe.start()
         load_started = time.time()
         wrk = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         result = {}
@@ -696,6 +704,7 @@ class PeerBench:
                 wrk.kill()
                 wrk.wait()
             probe.stop()
+            health_probe.stop()
         last = stdout.strip().splitlines()[-1:]
         if not last or not last[0].startswith('{'):
             sys.exit(f'{" ".join(args)} failed:\n{stdout}{stderr}')
@@ -720,6 +729,7 @@ class PeerBench:
             by_phase[index]['responses'][key] = by_phase[index]['responses'].get(key, 0) + count
         self.phases = phases
         slowest = sorted(probe.samples, key=lambda sample: -sample[1])[:3]
+        health_slowest = sorted(health_probe.samples, key=lambda sample: -sample[1])[:3]
         result.update({
             'wrk': ' '.join(args[1:5]), 'duration_s': raw['duration_us'] / 1e6, 'requests': raw['requests'],
             'non_2xx_3xx': raw['status'],
@@ -734,6 +744,10 @@ class PeerBench:
                       'max_ms': slowest[0][1] * 1000 if slowest else None,
                       'slowest': [{'ms': took * 1000, 'at_s': since(started), 'status': status}
                                   for started, took, status, _ in slowest]},
+            'health_probe': {'path': health, 'calls': len(health_probe.samples),
+                             'failed': sum(1 for sample in health_probe.samples if sample[2] != 200),
+                             'slowest': [{'ms': took * 1000, 'at_s': since(started), 'status': status}
+                                         for started, took, status, _ in health_slowest]},
         })
         return result
 
@@ -814,11 +828,12 @@ class PeerBench:
     def deploys(self):
         """The same deploy and rollback under the same load on both sides, Gust first; then
         the same without load, on each side."""
-        gust = self.deploy_under_load(self.gust_port, '/apps/bench/version', self.gust_deploy, self.gust_rollback)
+        gust = self.deploy_under_load(self.gust_port, '/apps/bench/version', self.gust_deploy, self.gust_rollback,
+                                      '/apps/bench/_/health')
         time.sleep(0.2)  # gustd writes its access log every 50 ms
         gust['access_log'] = self.calls_by_phase(self.gust_calls('/apps/bench/version'), self.phases[1][1])
         ended_before, _ = self.uwsgi_recycles()
-        peer = self.deploy_under_load(self.peer_port, '/version', self.peer_deploy, lambda: self.peer_deploy('v1'))
+        peer = self.deploy_under_load(self.peer_port, '/version', self.peer_deploy, lambda: self.peer_deploy('v1'), '/health')
         time.sleep(0.2)
         peer['access_log'] = self.calls_by_phase(self.peer_calls('/version'), self.phases[1][1])
         ended, respawned = self.uwsgi_recycles()
@@ -903,9 +918,9 @@ def print_deploys(d):
         return ', '.join(f"{body} {seen['count']:,} ({seen['first_s']:+.2f}…{seen['last_s']:+.2f} s)"
                          for body, seen in sorted(side['answers'].items()))
 
-    def slowest(side):
+    def slowest(side, probe='probe'):
         return ', '.join(f"{call['ms']:.1f} ms at {call['at_s']:+.2f} s" + ('' if call['status'] == 200 else f" ({call['status']})")
-                         for call in side['probe']['slowest'])
+                         for call in side[probe]['slowest'])
 
     print('\nDeploys and rollbacks under load: wrk on the version handler, a code change deployed and rolled back '
           'during the run (times in s after the deploy started; the rollback started at '
@@ -927,6 +942,10 @@ def print_deploys(d):
         ('probe: calls, failed, slowest', f"{g['probe']['calls']:,}, {g['probe']['failed']}, {slowest(g)}",
          f"{p['probe']['calls']:,}, {p['probe']['failed']}, {slowest(p)}", '—'),
     ]
+    if 'health_probe' in g:  # (not in reports made before it was measured)
+        rows.append(('health probe (gustd `/_/health`, nginx `return 200`): calls, failed, slowest',
+                     f"{g['health_probe']['calls']:,}, {g['health_probe']['failed']}, {slowest(g, 'health_probe')}",
+                     f"{p['health_probe']['calls']:,}, {p['health_probe']['failed']}, {slowest(p, 'health_probe')}", '—'))
     if 'without_load' in g:  # (not in reports made before it was measured)
         rows.insert(-1, ('the same without load: deploy, rollback',
                          f"{g['without_load']['deploy_s']:.2f} s, {g['without_load']['rollback_s']:.2f} s",
