@@ -120,6 +120,27 @@ struct ZygoteTests {
         #expect(found, "\(log)")
     }
 
+    /// A deploy starts as many instances of the new release as serve now, at once: the release is
+    /// unpacked once (not once per start) and its instances are forks of one zygote.
+    @Test(.scratchDirectory) func fourInstancesOfANewReleaseShareOneUnpackAndOneZygote() throws {
+        let fixture = try deployed()
+        try scale(fixture, ["--min", "4", "--max", "4"])
+        let serving = try eventually(within: 30) { try ps(fixture).filter { $0.state == "idle" }.count == 4 }
+        let listed = try ps(fixture)
+        #expect(serving, "\(listed)")
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.app + "\n# two\n")
+        try work.commit("Two")
+        let push = try work.push(to: fixture.remote)
+        try #require(push.status == 0, "\(push.output)")
+        func count(_ line: String) -> Int { push.output.components(separatedBy: line).count - 1 }
+        #expect(count("Starting instance ") == 4, "\(push.output)")
+        #expect(count("Unpacking v2 ") == 1, "\(push.output)")
+        #expect(count("Starting zygote ") == 1, "\(push.output)")
+        let instances = try ps(fixture).filter { $0.release == 2 }
+        #expect(instances.count == 4, "\(instances)")
+    }
+
     @Test(.scratchDirectory) func anAppThatStartsAThreadAtImportIsServedWithoutAZygote() throws {
         let fixture = try deployed("""
             import os

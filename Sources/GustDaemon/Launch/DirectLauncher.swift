@@ -35,10 +35,12 @@ final class DirectLauncher: PoolLauncher {
     private let onFirstStart: @Sendable (FunctionManifest) async -> Void
     /// Starts the process: as gustd's user, or sandboxed (`SandboxSpawner`).
     let spawner: any InstanceSpawner
+    /// gustd's unpacks under way: starts of the same release at once unpack it once.
+    private let unpacks: ReleaseUnpacks
 
     init(
         app: AppName, release: Release, configuration: RouterConfiguration, records: InstanceRecords,
-        channelTokens: RecordsChannelTokens, logger: Logger, spawner: (any InstanceSpawner)? = nil,
+        channelTokens: RecordsChannelTokens, unpacks: ReleaseUnpacks, logger: Logger, spawner: (any InstanceSpawner)? = nil,
         limitMechanism: LimitMechanism? = nil, limits: @escaping @Sendable () async -> AppLimits = { AppLimits() },
         logThrottle: LogThrottle? = nil, onFirstStart: @escaping @Sendable (FunctionManifest) async -> Void = { _ in }
     ) {
@@ -52,6 +54,7 @@ final class DirectLauncher: PoolLauncher {
         self.configuration = configuration
         self.records = records
         self.channelTokens = channelTokens
+        self.unpacks = unpacks
         self.logger = logger
         // Under a sandbox the zygote runs in a sandbox of the app's, and its forks with it
         // (docs/security.md, "The sandbox with limits and zygotes").
@@ -223,24 +226,29 @@ final class DirectLauncher: PoolLauncher {
 
     // MARK: Steps
 
-    /// `releases/APP/vN`, unpacked from the artifact the first time.
+    /// `releases/APP/vN`, unpacked from the artifact the first time (once, by one
+    /// of the starts that find it missing; the others wait for it: `ReleaseUnpacks`).
     private func unpack(progress: (@Sendable (String) -> Void)?) async throws -> URL {
         guard let digest = release.artifact else { throw GustError("v\(version) of \(app) has no artifact to run.") }
         let home = configuration.home
         let directory = home.release(app, version: version)
-        if !FileManager.default.fileExists(atPath: directory.path) {
+        if FileManager.default.fileExists(atPath: directory.path) { return directory }
+        let (app, version, release) = (app, version, release)
+        return try await unpacks.directory(of: .init(app: app, version: version)) {
+            // An unpack that finished between the look above and now left it there.
+            if FileManager.default.fileExists(atPath: directory.path) { return directory }
             progress?("Unpacking v\(version) (\(ByteCount(release.artifactSize ?? 0)))")
             let artifact = home.artifact(digest: digest, fileExtension: Artifacts.fileExtension)
             do {
                 try await Supervisor.offTheLoops { try Artifacts.unpack(artifact, to: directory) }
             } catch where FileManager.default.fileExists(atPath: directory.path) {
-                // Another start of the same release unpacked it meanwhile.
+                // Put there meanwhile by another process on this home (a release appears whole, by rename).
             } catch {
                 let rollback = release.rollbackOf.map { " (a rollback to v\($0))" } ?? ""
                 throw GustError("Cannot unpack v\(version) of \(app)\(rollback): \(error)", code: 503)
             }
+            return directory
         }
-        return directory
     }
 
     /// The environment of an instance: the release's config vars and Gust's own,

@@ -45,6 +45,8 @@ actor Supervisor {
     var scheduler: Scheduler?
     /// Instances' secrets for the records channel (`gust.records`).
     nonisolated let channelTokens = RecordsChannelTokens()
+    /// Releases being unpacked, for every launcher: a release is unpacked once however many start it at once.
+    nonisolated let unpacks = ReleaseUnpacks()
     /// Builds under way (`POST /v1/build`): one per app at a time.
     nonisolated let buildTurns = BuildTurns()
     /// Calls per app per minute, for the console.
@@ -177,7 +179,7 @@ actor Supervisor {
         }
         let launcher = DirectLauncher(
             app: app, release: release, configuration: configuration, records: records,
-            channelTokens: channelTokens, logger: logger, spawner: spawner, limitMechanism: limitMechanism,
+            channelTokens: channelTokens, unpacks: unpacks, logger: logger, spawner: spawner, limitMechanism: limitMechanism,
             limits: { [weak self] in await self?.limits(of: app) ?? AppLimits() }, logThrottle: logThrottles.throttle(for: app),
             onFirstStart: { [weak self] manifest in
                 if announcingSchedules { await self?.announceSchedules(of: app, version: version, manifest: manifest) }
