@@ -63,6 +63,9 @@ public struct Sandbox: Sendable {
     /// The system the sandbox runs on: a stack's root filesystem (`Stack.rootfs(in:)`), whose `/usr`,
     /// `/bin`… links and `/etc` are bound instead of the host's; nil: the host's own system.
     public var root: String?
+    /// The host's `/etc` entries of `etc`, copied into one directory (`withHostEtc(in:)`) that is
+    /// bound as `/etc` with one mount; nil: each entry bound on its own.
+    public private(set) var etcDirectory: String?
 
     public init(identity: SandboxIdentity, tmpBytes: Int = 64 << 20, root: String? = nil) {
         self.identity = identity
@@ -83,6 +86,14 @@ public struct Sandbox: Sendable {
     public func withSeccompFilter(in directory: URL) throws -> Sandbox {
         var sandbox = self
         sandbox.seccompFile = try SandboxSeccomp.install(in: directory)
+        return sandbox
+    }
+
+    /// The same sandbox with its `/etc` made afresh in `directory` (gustd's `GUST_HOME/run`, once
+    /// as it starts: `SandboxEtc`), bound with one mount instead of one per entry.
+    public func withHostEtc(in directory: URL) throws -> Sandbox {
+        var sandbox = self
+        sandbox.etcDirectory = try SandboxEtc.prepare(in: directory, entries: Self.etc)
         return sandbox
     }
 
@@ -253,6 +264,7 @@ public struct Sandbox: Sendable {
         guard let root else {
             // Directories bwrap makes for mount points take the caller's umask (gustd's is 077): the
             // app's uid must search these.
+            if let etcDirectory { return argv + ["--ro-bind", etcDirectory, "/etc", "--perms", "0755", "--dir", "/run"] }
             argv += ["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/run"]
             for file in Self.etc { argv += ["--ro-bind-try", "/etc/" + file, "/etc/" + file] }
             return argv
