@@ -6,7 +6,8 @@ import Testing
 /// The `/etc` a sandboxed instance sees (one directory gustd prepares as it starts, bound as
 /// `/etc`): exactly the allowed entries the host has, each as the host's (links into `/usr`
 /// resolving, others with the content they point to), read-only, and nothing else of the host's
-/// `/etc`. By the same unprivileged gustd as the other `SandboxTests`.
+/// `/etc`; and, started with no shell inside, its user namespace's `max_user_namespaces` is 0.
+/// By the same unprivileged gustd as the other `SandboxTests`.
 extension SandboxTests {
     /// What of the host's `/etc` sandboxed code may read (`Sandbox.etc`), stated here on its own.
     static let allowedEtc: Set<String> = [
@@ -48,6 +49,7 @@ extension SandboxTests {
                         'files': {name: digest('/etc/' + name) for name in ['resolv.conf', 'hosts', 'passwd', 'localtime', 'ssl/certs/ca-certificates.crt']},
                         'localtime_link': os.readlink('/etc/localtime') if os.path.islink('/etc/localtime') else None,
                         'write': write,
+                        'max_user_namespaces': open('/proc/sys/user/max_user_namespaces').read().strip(),
                     }
                 """,
         ])
@@ -80,6 +82,8 @@ extension SandboxTests {
             #expect(Set(seen["certs"] as? [String] ?? []) == Set(certs), "\(seen)")
         }
         #expect((seen["write"] as? String)?.hasPrefix("refused") == true, "\(seen)")
+        // With no shell inside, gustd itself set the limit in the sandbox's user namespace before it went on.
+        #expect(seen["max_user_namespaces"] as? String == "0", "nested user namespaces are refused: \(seen)")
     }
 
     static func sha256(_ data: Data) -> String {
