@@ -119,28 +119,21 @@ public struct Sandbox: Sendable {
         return status == 0 ? nil : "\(bwrap) cannot create namespaces here (are unprivileged user namespaces allowed?)"
     }
 
-    /// The descriptor that the `index`th one passed on to the command line (as 3, 4, …) is inside:
-    /// the wrapper shell moves them up (9, 8, …: a shell's redirections take one digit), away from
-    /// the descriptors it opens for bwrap (3 and 4). At most `maxPassing`.
-    public static func passedDescriptor(_ index: Int) -> Int32 { Int32(9 - index) }
-    public static let maxPassing = 4
-
-    /// The whole command line (a shell, then bwrap) that runs `executable` in `directory` inside.
+    /// The whole command line (a shell, then bwrap) that runs `executable` in `directory` inside: a
+    /// build step's, `reclaim`'s and the trial's at start (an instance starts with `directCommand`).
     /// - Parameters:
     ///   - app: the app's host ids; nil runs it as gustd's uid in a namespace of its own.
     ///     With ids, bwrap blocks on its standard input until `release(_:app:unblocking:)`.
-    ///   - passing: how many descriptors the shell is given as 3, 4, … to pass on into the
-    ///     sandbox, where they are `passedDescriptor(0)`, … (a zygote's control socket).
     public func command(
         app ids: (uid: UInt32, gid: UInt32)?, mounts: [Mount], directory: String, purpose: Purpose,
-        executable: String, arguments: [String], passing: Int = 0
+        executable: String, arguments: [String]
     ) -> [String] {
         // bwrap runs under a shell that waits for it: `--die-with-parent` ties the sandbox to the
         // *thread* that started bwrap (PR_SET_PDEATHSIG), and the threads gustd's tasks run on may
         // end when idle; the shell lives exactly as long as bwrap. It also opens the descriptors
         // bwrap reads (a spawner may close every one from 3): the seccomp filter, and the info
         // descriptor bwrap wants with its block one. `; exit` keeps dash from exec'ing bwrap.
-        var opens: [String] = (0..<min(passing, Self.maxPassing)).map { "\(Self.passedDescriptor($0))<&\(3 + $0) \(3 + $0)<&-" }
+        var opens: [String] = []
         if let seccompFile { opens.append("4<\(Self.quoted(seccompFile))") }
         if ids != nil { opens.append("3>/dev/null") }
         let shell = ["/bin/sh", "-c", (["\"$0\" \"$@\""] + opens).joined(separator: " ") + "; exit $?"]
