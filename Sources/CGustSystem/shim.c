@@ -45,6 +45,7 @@ int gust_cloexec_from(int from) {
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -85,6 +86,7 @@ static void gust_spawn_child(const struct gust_spawn_request *request, pid_t par
         struct rlimit limit = {(rlim_t)request->process_limit, (rlim_t)request->process_limit};
         if (setrlimit(RLIMIT_NPROC, &limit) != 0) { failure[0] = errno; failure[1] = GUST_SPAWN_STEP_RLIMIT; goto fail; }
     }
+    if (request->file_mode_mask >= 0) umask((mode_t)request->file_mode_mask);
     if (setsid() < 0) { failure[0] = errno; goto fail; }
     int input = request->stdin_fd;
     if (input < 0) input = open("/dev/null", O_RDONLY | O_CLOEXEC);

@@ -97,6 +97,27 @@ struct SandboxCommandTests {
         #expect(Array(argv.suffix(2)) == ["--", "/app/.gust/start"])
     }
 
+    /// An instance's start: bwrap with no shell around it or inside, its descriptors after those passed on.
+    @Test(.scratchDirectory) func anInstanceStartsBwrapDirectlyAndSetprivRunsTheAppWithNoShell() throws {
+        var sandbox = Sandbox(identity: SandboxIdentity(range: .init(uidStart: 100_000, gidStart: 100_000, count: 65536), uid: 999, gid: 999))
+        sandbox = try sandbox.withSeccompFilter(in: ScratchDirectory.current)
+        let mounts: [Sandbox.Mount] = [.init("/home/gust/releases/cats/v1", at: "/app")]
+        let argv = sandbox.directCommand(app: ids, mounts: mounts, directory: "/app", executable: "/app/.gust/start", arguments: [], passing: 1)
+        #expect(argv[0] == Sandbox.bwrap && !argv.contains("/bin/sh"), "\(argv)")
+        #expect(Sandbox.directDescriptor(0) == 3, "what is passed on keeps its number inside")
+        let filtered = sandbox.seccompFile != nil  // x86-64 only
+        #expect(pairs(argv, "--seccomp") == (filtered ? [["4"]] : []) && pairs(argv, "--info-fd") == [[filtered ? "5" : "4"]])
+        #expect(pairs(argv, "--userns-block-fd") == [["0"]])
+        #expect(Array(argv.suffix(8)) == [
+            "--", Sandbox.setpriv, "--reuid=1000", "--regid=1000", "--clear-groups", "--inh-caps=-all", "--", "/app/.gust/start",
+        ])
+        #expect(!argv.contains("CAP_SYS_RESOURCE"), "gustd refuses nested namespaces from outside: nothing inside needs it")
+        #expect(argv.contains("CAP_SETUID") && argv.contains("CAP_SETGID"))
+        let asGustd = sandbox.directCommand(app: nil, mounts: mounts, directory: "/app", executable: "/app/.gust/start", arguments: [])
+        #expect(pairs(asGustd, "--seccomp") == (filtered ? [["3"]] : []) && !asGustd.contains("--info-fd"))
+        #expect(asGustd.contains("--disable-userns") && Array(asGustd.suffix(2)) == ["--", "/app/.gust/start"])
+    }
+
     @Test func aBuildHandsItsDirectoriesToTheAppAndReclaimTakesThemBack() {
         let build = command(ids, purpose: .build(owning: ["/app", "/cache"]))
         let script = build[build.firstIndex(of: "--")! + 3]

@@ -47,6 +47,9 @@ struct gust_spawn_request {
     /// the child writes its own pid there before execve (systemd's socket-activation
     /// convention, sd_listen_fds(3), for the listening sockets passed on as 3, 4, …).
     char *listen_pid_entry;
+    /// The child's umask, or -1 to keep the parent's (a sandbox's bwrap started with no shell: 000, so
+    /// that gustd, another uid, can connect to the socket the instance makes).
+    int file_mode_mask;
 };
 
 #define GUST_SPAWN_MAX_PASSING 8

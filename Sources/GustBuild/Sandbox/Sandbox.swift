@@ -19,7 +19,9 @@ public import Foundation
 /// With a subordinate range (`SandboxIdentity`), bubblewrap waits on its
 /// standard input until `newuidmap` has given the namespace its map; then a
 /// short shell, still inside uid 0 of the namespace, sets the limit and drops
-/// to the app's uid with `setpriv`. The network namespace is the host's: the
+/// to the app's uid with `setpriv`. An instance's start (`directCommand`) has
+/// no shell: gustd spawns bwrap itself, sets the limit from outside and
+/// `setpriv` runs the app's code. The network namespace is the host's: the
 /// installer's nftables rules refuse the apps' uids every local address and
 /// the link-local range (docs/security.md).
 public struct Sandbox: Sendable {
@@ -68,6 +70,9 @@ public struct Sandbox: Sendable {
     /// The system the sandbox runs on: a stack's root filesystem (`Stack.rootfs(in:)`), whose `/usr`,
     /// `/bin`… links and `/etc` are bound instead of the host's; nil: the host's own system.
     public var root: String?
+    /// The host's `/etc` entries of `etc`, copied into one directory (`withHostEtc(in:)`) that is
+    /// bound as `/etc` with one mount; nil: each entry bound on its own.
+    public private(set) var etcDirectory: String?
 
     public init(identity: SandboxIdentity, tmpBytes: Int = 64 << 20, root: String? = nil) {
         self.identity = identity
@@ -91,6 +96,14 @@ public struct Sandbox: Sendable {
         return sandbox
     }
 
+    /// The same sandbox with its `/etc` made afresh in `directory` (gustd's `GUST_HOME/run`, once
+    /// as it starts: `SandboxEtc`), bound with one mount instead of one per entry.
+    public func withHostEtc(in directory: URL) throws -> Sandbox {
+        var sandbox = self
+        sandbox.etcDirectory = try SandboxEtc.prepare(in: directory, entries: Self.etc)
+        return sandbox
+    }
+
     /// Whether bubblewrap is installed and can make namespaces here; the reason if not.
     public static func unavailableReason() -> String? {
         guard FileManager.default.isExecutableFile(atPath: bwrap) else { return "\(bwrap) is not installed (Debian: bubblewrap)" }
@@ -111,47 +124,73 @@ public struct Sandbox: Sendable {
         return status == 0 ? nil : "\(bwrap) cannot create namespaces here (are unprivileged user namespaces allowed?)"
     }
 
-    /// The descriptor that the `index`th one passed on to the command line (as 3, 4, …) is inside:
-    /// the wrapper shell moves them up (9, 8, …: a shell's redirections take one digit), away from
-    /// the descriptors it opens for bwrap (3 and 4). At most `maxPassing`.
-    public static func passedDescriptor(_ index: Int) -> Int32 { Int32(9 - index) }
-    public static let maxPassing = 4
     /// The descriptor `bin/release`'s output goes to in a `compileThenRelease` sandbox (the shell's
-    /// 3 and 4 are bwrap's, 6 to 9 passed ones).
+    /// 3 and 4 are bwrap's).
     public static let releaseOutputDescriptor: Int32 = 5
 
-    /// The whole command line (a shell, then bwrap) that runs `executable` in `directory` inside.
+    /// The whole command line (a shell, then bwrap) that runs `executable` in `directory` inside: a
+    /// build step's, `reclaim`'s and the trial's at start (an instance starts with `directCommand`).
     /// - Parameters:
     ///   - app: the app's host ids; nil runs it as gustd's uid in a namespace of its own.
     ///     With ids, bwrap blocks on its standard input until `release(_:app:unblocking:)`.
-    ///   - passing: how many descriptors the shell is given as 3, 4, … to pass on into the
-    ///     sandbox, where they are `passedDescriptor(0)`, … (a zygote's control socket).
     public func command(
         app ids: (uid: UInt32, gid: UInt32)?, mounts: [Mount], directory: String, purpose: Purpose,
-        executable: String, arguments: [String], passing: Int = 0
+        executable: String, arguments: [String]
     ) -> [String] {
-        var argv = [Self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
-        argv += ["--die-with-parent", "--new-session", "--hostname", "gust"]
         // bwrap runs under a shell that waits for it: `--die-with-parent` ties the sandbox to the
         // *thread* that started bwrap (PR_SET_PDEATHSIG), and the threads gustd's tasks run on may
         // end when idle; the shell lives exactly as long as bwrap. It also opens the descriptors
         // bwrap reads (a spawner may close every one from 3): the seccomp filter, and the info
         // descriptor bwrap wants with its block one. `; exit` keeps dash from exec'ing bwrap.
-        var opens: [String] = (0..<min(passing, Self.maxPassing)).map { "\(Self.passedDescriptor($0))<&\(3 + $0) \(3 + $0)<&-" }
-        if let seccompFile {
-            opens.append("4<\(Self.quoted(seccompFile))")
-            argv += ["--seccomp", "4"]
-        }
+        var opens: [String] = []
+        if let seccompFile { opens.append("4<\(Self.quoted(seccompFile))") }
         if case .compileThenRelease(_, _, let output) = purpose {
             opens.append("\(Self.releaseOutputDescriptor)>\(Self.quoted(output))")
         }
+        if ids != nil { opens.append("3>/dev/null") }
+        let shell = ["/bin/sh", "-c", (["\"$0\" \"$@\""] + opens).joined(separator: " ") + "; exit $?"]
+        return shell + bwrap(
+            app: ids, mounts: mounts, directory: directory, purpose: purpose, executable: executable, arguments: arguments,
+            seccompDescriptor: seccompFile == nil ? nil : 4, infoDescriptor: ids == nil ? nil : 3, innerShell: true
+        )
+    }
+
+    /// bwrap itself, with no shell, for a spawner that places the descriptors bwrap reads and ties
+    /// it to gustd's life itself (`gust_spawn` on gustd's spawn thread, with PR_SET_PDEATHSIG): the
+    /// `passing` ones at 3, 4, … (the same numbers inside: `directDescriptors(passing:)`), then the
+    /// seccomp filter's file when there is one, then, with ids, one bwrap writes its info to
+    /// (/dev/null). An instance only. With ids, `setpriv` starts the app's code as its uid with
+    /// nothing in between, so the spawner does what the inner shell does in `command`: the umask
+    /// (000: gustd, another uid, connects to the socket the instance makes) in the spawned
+    /// process, and refusing nested user namespaces (`max_user_namespaces` 0 in the sandbox's,
+    /// written from outside through `release`'s `prepare`) before it lets the sandbox go on.
+    public func directCommand(
+        app ids: (uid: UInt32, gid: UInt32)?, mounts: [Mount], directory: String, executable: String, arguments: [String],
+        passing: Int = 0
+    ) -> [String] {
+        let seccomp = seccompFile == nil ? nil : 3 + passing
+        let info = ids == nil ? nil : 3 + passing + (seccomp == nil ? 0 : 1)
+        return bwrap(
+            app: ids, mounts: mounts, directory: directory, purpose: .instance, executable: executable, arguments: arguments,
+            seccompDescriptor: seccomp, infoDescriptor: info, innerShell: false
+        )
+    }
+
+    /// The descriptor the `index`th one passed on to `directCommand` is, inside: its own number.
+    public static func directDescriptor(_ index: Int) -> Int32 { Int32(3 + index) }
+
+    private func bwrap(
+        app ids: (uid: UInt32, gid: UInt32)?, mounts: [Mount], directory: String, purpose: Purpose,
+        executable: String, arguments: [String], seccompDescriptor: Int?, infoDescriptor: Int?, innerShell: Bool
+    ) -> [String] {
+        var argv = [Self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        argv += ["--die-with-parent", "--new-session", "--hostname", "gust"]
+        if let seccompDescriptor { argv += ["--seccomp", String(seccompDescriptor)] }
+        if let infoDescriptor { argv += ["--userns-block-fd", "0", "--info-fd", String(infoDescriptor)] }
         if ids != nil {
-            opens.append("3>/dev/null")
-            argv += ["--userns-block-fd", "0", "--info-fd", "3"]
-        }
-        argv = ["/bin/sh", "-c", (["\"$0\" \"$@\""] + opens).joined(separator: " ") + "; exit $?"] + argv
-        if ids != nil {
-            var capabilities = ["CAP_SETUID", "CAP_SETGID", "CAP_SYS_RESOURCE"]
+            var capabilities = ["CAP_SETUID", "CAP_SETGID"]
+            // The inner shell refuses nested user namespaces itself; without it gustd does, from outside.
+            if innerShell { capabilities.append("CAP_SYS_RESOURCE") }
             switch purpose {
             case .instance: break
             case .build, .compileThenRelease, .reclaim: capabilities += ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER"]
@@ -184,7 +223,9 @@ public struct Sandbox: Sendable {
         }
         // Inside uid 0 (gustd's own) until setpriv: refuse nested user namespaces, then become the app.
         let inside = String(SandboxIdentity.appUIDInside)
-        let asApp = "\(Self.setpriv) --reuid=\(inside) --regid=\(inside) --clear-groups --inh-caps=-all --"
+        let setpriv = [Self.setpriv, "--reuid=\(inside)", "--regid=\(inside)", "--clear-groups", "--inh-caps=-all", "--"]
+        guard innerShell else { return argv + ["--"] + setpriv + [executable] + arguments }
+        let asApp = setpriv.joined(separator: " ")
         let prepare: String
         var run = "exec \(asApp) \"$@\" </dev/null"
         switch purpose {
@@ -301,6 +342,7 @@ public struct Sandbox: Sendable {
         guard let root else {
             // Directories bwrap makes for mount points take the caller's umask (gustd's is 077): the
             // app's uid must search these.
+            if let etcDirectory { return argv + ["--ro-bind", etcDirectory, "/etc", "--perms", "0755", "--dir", "/run"] }
             argv += ["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/run"]
             for file in Self.etc { argv += ["--ro-bind-try", "/etc/" + file, "/etc/" + file] }
             return argv
@@ -325,16 +367,23 @@ public struct Sandbox: Sendable {
         "passwd", "group",
     ]
 
-    /// Once the command line (`shell`, its pid) has started: finds the sandbox's first process, gives its
+    /// Once the command line (`spawned`, its pid) has started: finds the sandbox's first process, gives its
     /// user namespace the app's map when there are ids, then lets it go on by writing
     /// to `unblocking` (bwrap's standard input), which it closes.
     /// - Returns: the sandbox's first process, which leads the process group of the app's processes.
-    public func release(_ shell: Int32, app ids: (uid: UInt32, gid: UInt32)?, unblocking: Int32?) throws -> Int32 {
+    /// - Parameters:
+    ///   - wrapped: whether `spawned` is `command`'s shell (else bwrap itself, `directCommand`).
+    ///   - prepare: run on the sandbox's first process after its map, before it goes on.
+    public func release(
+        _ spawned: Int32, app ids: (uid: UInt32, gid: UInt32)?, unblocking: Int32?, wrapped: Bool = true,
+        prepare: ((Int32) throws -> Void)? = nil
+    ) throws -> Int32 {
         defer { if let unblocking { close(unblocking) } }
-        let bwrap = try Self.firstChild(of: shell)
+        let bwrap = wrapped ? try Self.firstChild(of: spawned) : spawned
         let child = try Self.firstChild(of: bwrap)
         if let ids {
             try identity.map(pid: child, app: ids)
+            try prepare?(child)
             var byte: UInt8 = 1
             guard let unblocking, write(unblocking, &byte, 1) == 1 else { throw SandboxError("Cannot let the sandbox of \(bwrap) go on.") }
         }

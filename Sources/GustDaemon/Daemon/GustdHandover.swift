@@ -74,7 +74,7 @@ struct GustdHandover: Service {
                             path: path, argv: argv.baseAddress, envp: envp.baseAddress, directory: nil,
                             stdin_fd: -1, stdout_fd: 1, stderr_fd: 2, cgroup_procs: nil, address_space_limit: 0, process_limit: 0,
                             passing: passing.baseAddress, passing_count: Int32(passing.count), parent_death_signal: 0,
-                            listen_pid_entry: listenPID
+                            listen_pid_entry: listenPID, file_mode_mask: -1
                         )
                         return gust_spawn(&request, &child, &step)
                     }

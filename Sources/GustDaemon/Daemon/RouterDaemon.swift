@@ -23,12 +23,13 @@ public enum RouterDaemon {
         let executable = GustdHandover.ownExecutable()
         let home = requested.home
         try home.prepare()
-        var withFilter = requested
-        withFilter.sandbox = try requested.sandbox?.withSeccompFilter(in: home.run)
-        let configuration = withFilter
         if handedOver { logger.notice("gustd has the listening sockets of the gustd before it; it starts once that one has drained") }
         let pidLock = try await DaemonLock.acquire(home: home, waiting: handedOver)
         defer { pidLock.release() }
+        // The sandbox's seccomp filter and /etc, made afresh by each gustd (alone now: the one before has drained).
+        var prepared = requested
+        prepared.sandbox = try requested.sandbox?.withSeccompFilter(in: home.run).withHostEtc(in: home.run)
+        let configuration = prepared
         try? AtomicFile.write(Data("\(getpid())\n".utf8), to: home.run.appendingPathComponent("gustd.pid"))
         let listeners = Listeners(inherited: inherited, fromSystemd: inherited.count > 0 && !handedOver)
         if let limit = DescriptorLimit.raiseToHardLimit() {

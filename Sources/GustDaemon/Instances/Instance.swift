@@ -23,7 +23,7 @@ actor Instance {
     nonisolated let started: ContinuousClock.Instant
     /// Its cgroup, when limits are enforced: whether the kernel killed it for memory.
     nonisolated let cgroup: InstanceCgroup?
-    /// Whether `memoryBytes` is its cgroup's (a sandboxed instance: its process is the sandbox's wrapper).
+    /// Whether `memoryBytes` is its cgroup's (a sandboxed instance: its process is the sandbox's bwrap).
     private nonisolated let memoryFromCgroup: Bool
     /// The instance's secret for its internal surface, sent on every `/_gust/` call.
     private let internalToken: String
@@ -71,7 +71,7 @@ actor Instance {
     }
 
     /// Its memory for `gust ps`: under the sandbox its cgroup's (the app's processes, not the
-    /// wrapper's), else its process's PSS; the process's too where there is no cgroup.
+    /// bwrap's), else its process's PSS; the process's too where there is no cgroup.
     nonisolated var memoryBytes: Int? {
         if memoryFromCgroup, let bytes = cgroup?.memoryBytes { return bytes }
         return InstanceStatus.memory(of: process.pid)

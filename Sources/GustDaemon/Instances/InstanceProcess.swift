@@ -314,7 +314,8 @@ private struct SpawnArguments: @unchecked Sendable {
                                 address_space_limit: Int64(confinement.addressSpaceLimit ?? 0),
                                 process_limit: Int64(confinement.processLimit ?? 0),
                                 passing: passing.baseAddress, passing_count: Int32(passing.count),
-                                parent_death_signal: confinement.diesWithGustd ? SIGKILL : 0, listen_pid_entry: nil
+                                parent_death_signal: confinement.diesWithGustd ? SIGKILL : 0, listen_pid_entry: nil,
+                                file_mode_mask: confinement.fileModeMask.map { Int32($0) } ?? -1
                             )
                             return gust_spawn(&request, &child, &step)
                         }
@@ -336,8 +337,10 @@ struct SpawnConfinement: Sendable, Equatable {
     /// The size of the private `/tmp`, where the spawner gives one (the sandbox's tmpfs); nil: its default.
     var tmpBytes: Int?
     /// Whether the process is killed when gustd's process ends, however it ends (SIGKILL included):
-    /// spawned on `SpawnThread`, with PR_SET_PDEATHSIG. The sandbox's wrapper takes bwrap with it.
+    /// spawned on `SpawnThread`, with PR_SET_PDEATHSIG (bwrap, for a sandbox, which takes the sandbox with it).
     var diesWithGustd = false
+    /// The child's umask; nil keeps gustd's (077).
+    var fileModeMask: mode_t?
 }
 
 struct SpawnError: Error, CustomStringConvertible {

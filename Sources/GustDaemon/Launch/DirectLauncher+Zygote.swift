@@ -106,7 +106,7 @@ extension DirectLauncher {
         var environment = environment(config: config, layout: layout, id: id, channelToken: "", internalToken: "")
         for name in ["GUST_SOCKET", "GUST_RECORDS_TOKEN", InternalSecret.environmentVariable] { environment[name] = nil }
         environment["GUST_ZYGOTE_FD"] = String(spawner.passedDescriptor(0))
-        // Under the sandbox the zygote's wrapper, bwrap and runtime are confined like an instance's.
+        // Under the sandbox the zygote's bwrap and runtime are confined like an instance's.
         var cgroup: InstanceCgroup?
         var confinement = SpawnConfinement()
         if spawner.isSandboxed, let limitMechanism {

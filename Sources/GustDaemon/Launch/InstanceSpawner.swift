@@ -26,7 +26,7 @@ protocol InstanceSpawner: Sendable {
     func forkLayout(id: String, zygote: String, release: URL) throws -> InstanceLayout
 
     /// `confinement` (the instance's cgroups and rlimits) applies to the process spawned, before its
-    /// program runs: for a sandbox, bwrap's wrapper, so everything under it starts confined.
+    /// program runs: for a sandbox, bwrap, so everything under it starts confined.
     /// `passing`: descriptors the program gets (a zygote's control socket), as `passedDescriptor(0)`, ….
     func spawn(
         executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,

@@ -68,7 +68,7 @@ final class SandboxSpawner: InstanceSpawner {
 
     var isSandboxed: Bool { true }
     var appUIDInside: UInt32? { ids == nil ? nil : SandboxIdentity.appUIDInside }
-    func passedDescriptor(_ index: Int) -> Int32 { Sandbox.passedDescriptor(index) }
+    func passedDescriptor(_ index: Int) -> Int32 { Sandbox.directDescriptor(index) }
 
     func spawn(
         executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
@@ -80,30 +80,70 @@ final class SandboxSpawner: InstanceSpawner {
         // The app's `gust limits --tmp` sizes this instance's /tmp.
         var sized = sandbox
         if let tmpBytes = confinement.tmpBytes { sized.tmpBytes = tmpBytes }
-        let argv = sized.command(
+        let argv = sized.directCommand(
             app: ids,
             mounts: [
                 .init(release.path, at: Sandbox.appDirectory),
                 .init(socketDirectory, at: Sandbox.socketDirectory, writable: true),
             ],
-            directory: Sandbox.appDirectory, purpose: .instance,
-            executable: Sandbox.appDirectory + "/" + executable, arguments: [], passing: passing.count
+            directory: Sandbox.appDirectory, executable: Sandbox.appDirectory + "/" + executable, arguments: [],
+            passing: passing.count
         )
+        // bwrap is spawned with no shell: the descriptors it reads follow those passed on.
+        var bwrapReads: [Int32] = []
+        defer { bwrapReads.forEach { close($0) } }
+        func openForBwrap(_ path: String, _ flags: Int32) throws {
+            let fd = open(path, flags | O_CLOEXEC)
+            guard fd >= 0 else { throw SpawnError("Cannot open \(path) for bwrap: \(String(cString: strerror(errno)))") }
+            bwrapReads.append(fd)
+        }
+        if let seccompFile = sized.seccompFile { try openForBwrap(seccompFile, O_RDONLY) }
+        if ids != nil { try openForBwrap("/dev/null", O_WRONLY) }  // its info, which gustd does not read
         var block: [Int32] = [-1, -1]
         if ids != nil {
             guard gust_pipe_cloexec(&block) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
         }
-        // A SIGKILLed gustd takes the wrapper with it, and so bwrap (--die-with-parent) and the sandbox.
+        // Spawned on gustd's spawn thread with PR_SET_PDEATHSIG: a SIGKILLed gustd takes bwrap with it,
+        // and so the sandbox (--die-with-parent).
         var confinement = confinement
         confinement.diesWithGustd = true
+        // What the shell inside did before setpriv: an umask gustd's uid can connect through.
+        if ids != nil { confinement.fileModeMask = 0 }
         let (ids, sandbox) = (ids, sandbox)
-        let writeEnd = block[1]
+        let writeEnd: Int32? = ids == nil ? nil : block[1]
+        let prepare: ((Int32) throws -> Void)? = ids == nil ? nil : { try Self.refuseNestedUserNamespaces($0) }
+        let descriptors = passing + bwrapReads
         return try InstanceProcess(
             executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, directory: "/",
             standardInput: ids == nil ? nil : block[0], marker: marker,
-            confinement: confinement, passing: passing, onOutput: onOutput, onExit: onExit,
-            started: { pid in try sandbox.release(pid, app: ids, unblocking: ids == nil ? nil : writeEnd) }
+            confinement: confinement, passing: descriptors, onOutput: onOutput, onExit: onExit,
+            started: { pid in try sandbox.release(pid, app: ids, unblocking: writeEnd, wrapped: false, prepare: prepare) }
         )
+    }
+
+    /// What the shell inside did first, done from outside before the sandbox goes on: no user
+    /// namespace can be made inside (`max_user_namespaces` 0 in the sandbox's own, where gustd's uid
+    /// is 0 and has CAP_SYS_RESOURCE), so nothing there can map itself a new root. The file is
+    /// opened inside that namespace (`gust_open_as_app`), written by gustd, which owns it.
+    static func refuseNestedUserNamespaces(_ pid: Int32) throws {
+        let namespace = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
+        guard namespace >= 0 else { throw SpawnError("Cannot open the user namespace of sandbox \(pid): \(String(cString: strerror(errno)))") }
+        defer { close(namespace) }
+        let path: UnsafePointer<CChar>? = UnsafePointer(strdup("/proc/sys/user/max_user_namespaces"))
+        defer { free(UnsafeMutablePointer(mutating: path)) }
+        let paths: [UnsafePointer<CChar>?] = [path]
+        var file: [Int32] = [-1]
+        var step: Int32 = 0
+        let result = paths.withUnsafeBufferPointer { pointers in
+            file.withUnsafeMutableBufferPointer { gust_open_as_app(namespace, 0, pointers.baseAddress, 1, $0.baseAddress, &step) }
+        }
+        guard result == 0 else {
+            throw SpawnError("Cannot refuse nested user namespaces in sandbox \(pid) (step \(step)): \(String(cString: strerror(result)))")
+        }
+        defer { close(file[0]) }
+        guard write(file[0], "0", 1) == 1 else {
+            throw SpawnError("Cannot refuse nested user namespaces in sandbox \(pid): \(String(cString: strerror(errno)))")
+        }
     }
 
     /// The release's files are gustd's (mode 0600/0700 under its umask): others get to read them

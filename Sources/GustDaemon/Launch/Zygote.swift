@@ -123,7 +123,7 @@ final class Zygote: Sendable {
         }
     }
 
-    /// The runtime's pid on the host (the zygote's process under a sandbox's wrapper), once it said it is ready.
+    /// The runtime's pid on the host (the zygote's process under a sandbox's bwrap), once it said it is ready.
     var runtimePID: pid_t? { state.withLock { $0.runtime?.pid } }
 
     /// Asks for a fork with `environment` (its GUST_INSTANCE, socket, records token) serving on
