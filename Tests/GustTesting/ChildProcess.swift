@@ -134,6 +134,7 @@ public final class ChildProcess: Sendable {
     }
 }
 
+/// Why a child could not be started (the step and its errno), so a test failure says it rather than a bare code.
 public struct ChildProcessFailure: Error, CustomStringConvertible {
     public var command: String
     public var step: String
