@@ -150,10 +150,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // Shared helpers for tests: scratch directories, running the built binaries, git.
+        // Shared helpers for tests: scratch directories, running the built binaries (spawned with CGustSystem's gust_spawn), git.
         .target(
             name: "GustTesting",
-            dependencies: ["GustCore"],
+            dependencies: ["GustCore", "CGustSystem"],
             path: "Tests/GustTesting",
             swiftSettings: swiftSettings
         ),

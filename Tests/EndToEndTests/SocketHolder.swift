@@ -64,7 +64,7 @@ final class SocketHolder {
         let exits: [Int32]
     }
 
-    private let process = Process()
+    private let process: ChildProcess
     private let stateFile: URL
     private let commands: URL
     let log: URL
@@ -76,14 +76,16 @@ final class SocketHolder {
         commands = directory.appendingPathComponent("holder-commands")
         log = directory.appendingPathComponent("gustd-held.log")
         try FileManager.default.createDirectory(at: commands, withIntermediateDirectories: true)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [script.path, stateFile.path, commands.path, log.path, gustd] + arguments
-        try process.run()
+        process = try ChildProcess(
+            "/usr/bin/python3", [script.path, stateFile.path, commands.path, log.path, gustd] + arguments,
+            standardOutput: STDOUT_FILENO, standardError: STDERR_FILENO
+        )
     }
 
     deinit {
         if let pid = state?.pids.last, GustdProcess.isAlive(pid) { kill(pid, SIGKILL) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.send(SIGKILL)
+        _ = process.wait(upTo: 10)
     }
 
     var state: State? {
@@ -106,10 +108,10 @@ final class SocketHolder {
     /// Stops gustd (SIGTERM) and the holder, bounded.
     func stop() {
         _ = FileManager.default.createFile(atPath: commands.appendingPathComponent("stop").path, contents: nil)
-        for _ in 0..<600 where process.isRunning { usleep(50_000) }  // 30 s
-        if process.isRunning {
+        if process.wait(upTo: 30) == nil {
             if let pid = state?.pids.last { kill(pid, SIGKILL) }
-            kill(process.processIdentifier, SIGKILL)
+            process.send(SIGKILL)
+            _ = process.wait(upTo: 10)
         }
     }
 }

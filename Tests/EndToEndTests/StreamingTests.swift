@@ -43,32 +43,40 @@ struct StreamingTests {
         try work.write("__init__.py", "import gust\n")
         try work.commit("Slow")
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Command.which("git"))
-        process.arguments = ["push", home.repository(try AppName("slow")).path, "main"]
-        process.currentDirectoryURL = work.directory
-        process.environment = ProcessInfo.processInfo.environment
-            .merging(GitWorkspace.environment) { $1 }.merging(["GUST_SHARE": share.path]) { $1 }
-        let stderr = Pipe()
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
+        let stderr = try ChildProcess.pipe()
         let started = Date()
-        try process.run()
+        let process: ChildProcess
+        do {
+            defer { close(stderr.write) }
+            process = try ChildProcess(
+                "git", ["push", home.repository(try AppName("slow")).path, "main"],
+                environment: ProcessInfo.processInfo.environment.merging(GitWorkspace.environment) { $1 }.merging(["GUST_SHARE": share.path]) { $1 },
+                directory: work.directory, standardError: stderr.write
+            )
+        } catch {
+            close(stderr.read)
+            throw error
+        }
+        defer { process.stop(within: 10) }
 
-        // Read the pusher's stderr as it arrives and note when the first step line shows up.
+        // Read the pusher's stderr as it arrives and note when the first step line shows up (for up to 10 minutes).
         var firstStep: Date?
         var seen = ""
-        let handle = stderr.fileHandleForReading
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
+        let deadline = Date().addingTimeInterval(600)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var ready = pollfd(fd: stderr.read, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 1000) > 0 else { continue }
+            let got = read(stderr.read, &buffer, buffer.count)
+            if got <= 0 && !(got < 0 && errno == EINTR) { break }
+            if got > 0 { seen += String(decoding: buffer[..<got], as: UTF8.self) }
             if firstStep == nil, seen.contains("remote: -----> ") { firstStep = Date() }
         }
-        process.waitUntilExit()
+        close(stderr.read)
+        let termination = process.wait(upTo: 60)
         let ended = Date()
 
-        #expect(process.terminationStatus == 0, "\(seen)")
+        #expect(termination == .exited(0), "\(seen)")
         let first = try #require(firstStep, "no remote: -----> line in \(seen)")
         // The buildpack sleeps 4 s between its lines; streamed output arrives well before the end.
         #expect(ended.timeIntervalSince(first) > 2.5, "first step at \(first.timeIntervalSince(started)) s, end at \(ended.timeIntervalSince(started)) s")

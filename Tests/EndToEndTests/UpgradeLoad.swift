@@ -105,7 +105,7 @@ final class UpgradeLoad {
         let retried: Bool
     }
 
-    private let process = Process()
+    private let process: ChildProcess
     private let stopFile: URL
     private let outFile: URL
 
@@ -115,14 +115,15 @@ final class UpgradeLoad {
         try Self.script.write(to: script, atomically: true, encoding: .utf8)
         stopFile = directory.appendingPathComponent("load.stop")
         outFile = directory.appendingPathComponent("load.json")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [script.path, "\(port)", "\(httpsPort)", ca?.path ?? "", stopFile.path, outFile.path]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess(
+            "/usr/bin/python3", [script.path, "\(port)", "\(httpsPort)", ca?.path ?? "", stopFile.path, outFile.path],
+            standardError: STDERR_FILENO
+        )
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.send(SIGKILL)
+        _ = process.wait(upTo: 10)
     }
 
     /// The outcomes of the calls finished so far (one JSON line each, written as they end).
@@ -148,9 +149,9 @@ final class UpgradeLoad {
     /// Tells the clients to stop, waits (bounded) for their calls in progress, and returns every outcome.
     func stop() throws -> [Outcome] {
         _ = FileManager.default.createFile(atPath: stopFile.path, contents: nil)
-        for _ in 0..<1200 where process.isRunning { usleep(50_000) }  // 60 s
-        guard !process.isRunning else {
-            kill(process.processIdentifier, SIGKILL)
+        guard process.wait(upTo: 60) != nil else {
+            process.send(SIGKILL)
+            _ = process.wait(upTo: 10)
             throw HTTPClientErrorText("the load did not stop within 60 s")
         }
         return outcomes

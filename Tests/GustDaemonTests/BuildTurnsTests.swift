@@ -17,13 +17,13 @@ struct BuildTurnsTests {
             log.append("second")
             turns.give(cats)
         }
-        let third = Task {
-            for _ in 0..<20 { await Task.yield() }  // asks after the second
+        try await Self.settle { turns.waitingCount(cats) == 1 }
+        let third = Task {  // asks after the second
             await turns.take(cats)
             log.append("third")
             turns.give(cats)
         }
-        for _ in 0..<100 { await Task.yield() }  // the others run as far as they can
+        try await Self.settle { turns.waitingCount(cats) == 2 }
         log.append("first")
         turns.give(cats)
         await second.value
@@ -31,6 +31,13 @@ struct BuildTurnsTests {
         #expect(log.entries == ["first", "second", "third"])
         await turns.take(cats)  // free again
         turns.give(cats)
+    }
+
+    /// Waits for `condition`, at most 30 000 steps of 1 ms (30 s and more: CI runs every unit suite
+    /// at once on two cores, where the machine can stall for 10 s), not a count of yields a stalled thread outlasts.
+    static func settle(_ condition: () -> Bool) async throws {
+        for _ in 0..<30_000 where !condition() { try await Task.sleep(for: .milliseconds(1)) }
+        try #require(condition())
     }
 }
 

@@ -79,12 +79,14 @@ struct PoolTests {
         PoolSettings(min: min, max: max, concurrency: 1, idle: .seconds(300), queueLimit: queue)
     }
 
-    let later = ContinuousClock.now + .seconds(30)
+    /// A deadline no call should reach (a loaded CI machine can stall for 10 s and more).
+    let later = ContinuousClock.now + .seconds(120)
 
-    /// Waits (at most 10 s, in 1 ms steps that let timers and other tasks run) for `condition`.
+    /// Waits (at most 30 000 steps of 1 ms, so 30 s and more, that let timers and other tasks run) for
+    /// `condition`: CI runs every unit suite at once on two cores, where the machine can stall for 10 s.
     func eventually(_ condition: () -> Bool) async throws {
-        for _ in 0..<10_000 where !condition() { try await Task.sleep(for: .milliseconds(1)) }
-        try #require(condition(), "the pool did not get there within 10 s")
+        for _ in 0..<30_000 where !condition() { try await Task.sleep(for: .milliseconds(1)) }
+        try #require(condition(), "the pool did not get there within 30 000 steps of 1 ms")
     }
 
     @Test func aCallFromZeroLaunchesAndGetsTheInstance() async throws {

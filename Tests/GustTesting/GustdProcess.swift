@@ -7,7 +7,7 @@ public final class GustdProcess: @unchecked Sendable {
     public let home: GustHome
     public let log: URL
     public private(set) var port: Int = 0
-    private var process: Process?
+    private var process: ChildProcess?
     private let arguments: [String]
     /// The Unix user gustd runs as (through setpriv), if not this process's.
     private let user: String?
@@ -37,22 +37,23 @@ public final class GustdProcess: @unchecked Sendable {
     public func start() throws {
         let addressFile = home.run.appendingPathComponent("gustd.http")
         try? FileManager.default.removeItem(at: addressFile)
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let output = try FileHandle(forWritingTo: log)
-        output.seekToEndOfFile()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--home", home.path, "--http", "127.0.0.1:0"] + arguments
-        if let user {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=\(user)", "--regid=\(user)", "--init-groups", "--", executable] + process.arguments!
-            process.environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"]
+        // A fresh log each start (a successor gustd may still write to the last one's file).
+        try? FileManager.default.removeItem(at: log)
+        let output = open(log.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard output >= 0 else { throw ChildProcessFailure(command: executable, step: "open \(log.path)", error: errno) }
+        defer { close(output) }
+        let gustd = ["--home", home.path, "--http", "127.0.0.1:0"] + arguments
+        let process = if let user {
+            try ChildProcess(
+                "/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(user)", "--init-groups", "--", executable] + gustd,
+                environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"],
+                standardOutput: output, standardError: output
+            )
+        } else {
+            try ChildProcess(executable, gustd, standardOutput: output, standardError: output)
         }
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
         self.process = process
-        for _ in 0..<300 {  // 15 s
+        for _ in 0..<1200 {  // 60 s: a loaded CI machine can stall for 10 s and more
             if let text = try? String(contentsOf: addressFile, encoding: .utf8),
                 let port = Int(text.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "")
             {
@@ -66,19 +67,14 @@ public final class GustdProcess: @unchecked Sendable {
         throw GustdFailure(log: logText)
     }
 
-    public var pid: Int32 { process?.processIdentifier ?? 0 }
+    public var pid: Int32 { process?.pid ?? 0 }
     public var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// SIGTERM and a bounded wait; SIGKILL if it does not stop. Then any
     /// instance a killed gustd left is stopped by its recorded PID.
     public func stop() {
         stopSuccessor()
-        if let process, process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            for _ in 0..<200 where process.isRunning { usleep(50_000) }  // 10 s
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            Self.reap(process.processIdentifier)
-        }
+        process?.stop(within: 10)
         process = nil
         Self.stopInstances(of: home)
         Self.removeCgroups(named: cgroupRoot)
@@ -123,17 +119,16 @@ public final class GustdProcess: @unchecked Sendable {
     }
 
     /// SIGTERM as a service manager sends it; waits up to `seconds` for gustd to
-    /// exit and returns its exit status, nil if it was still running (then it is killed).
+    /// exit and returns its exit status (128 + N for signal N), nil if it was still running (then it is killed).
     public func terminate(within seconds: Double) -> Int32? {
         guard let process, process.isRunning else { return nil }
-        kill(process.processIdentifier, SIGTERM)
-        for _ in 0..<Int(seconds * 20) where process.isRunning { usleep(50_000) }
-        guard !process.isRunning else {
+        process.send(SIGTERM)
+        guard let ended = process.wait(upTo: seconds) else {
             stop()
             return nil
         }
         self.process = nil
-        return process.terminationStatus
+        return ended.status
     }
 
     /// The gustd this one handed over to (`kill -USR2`), if any: not this process's child,
@@ -143,11 +138,9 @@ public final class GustdProcess: @unchecked Sendable {
     /// Waits up to `seconds` for gustd to exit by itself (after a handover, say) and returns
     /// its exit status, nil if it is still running.
     public func waitForExit(within seconds: Double) -> Int32? {
-        guard let process else { return nil }
-        for _ in 0..<Int(seconds * 20) where process.isRunning { usleep(50_000) }
-        guard !process.isRunning else { return nil }
+        guard let ended = process?.wait(upTo: seconds) else { return nil }
         self.process = nil
-        return process.terminationStatus
+        return ended.status
     }
 
     /// The PID gustd's home says is serving (`run/gustd.pid`), remembered as the successor to stop.
@@ -170,29 +163,9 @@ public final class GustdProcess: @unchecked Sendable {
     /// SIGKILL: what a crash or the OOM killer does. Instances are left running.
     public func kill9() {
         guard let process else { return }
-        kill(process.processIdentifier, SIGKILL)
-        Self.reap(process.processIdentifier)
+        process.send(SIGKILL)
+        _ = process.wait(upTo: 10)
         self.process = nil
-    }
-
-    /// Waits (bounded) until the killed process has exited and reaps it. Not
-    /// `Process.waitUntilExit()`: Foundation's SIGCHLD monitoring can miss an
-    /// exit, and that wait then never returns (seen as a hung test run with a
-    /// defunct gustd).
-    static func reap(_ pid: Int32) {
-        for _ in 0..<200 {  // 10 s
-            var status: Int32 = 0
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid || (reaped == -1 && errno == ECHILD) || !isAlive(pid) && !isZombie(pid) { return }
-            usleep(50_000)
-        }
-    }
-
-    static func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return false }
-        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
     }
 
     /// The PIDs of instance processes gustd recorded as running (zygotes not among them).

@@ -67,70 +67,32 @@ public final class SSHServer: @unchecked Sendable {
     }
 
     /// Starts `sshd -D -e` and waits (bounded) until the port accepts; false if sshd exited.
-    ///
-    /// sshd is spawned directly, not through Foundation's `Process`: sshd closes
-    /// every inherited descriptor, which Foundation takes for the child's exit and
-    /// answers with a blocking `waitpid` on its one monitor thread, so no other
-    /// `Process` in the test run would ever be reaped again.
     private func start(_ config: URL) throws -> Bool {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Default dispositions and no blocked signals, whatever the test runner's threads have set.
-        var all = sigset_t(), none = sigset_t()
-        sigfillset(&all)
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
+        let output = open(log.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard output >= 0 else { throw SSHServerFailure(log: "open \(log.path): \(String(cString: strerror(errno)))") }
+        defer { close(output) }
         // sshd re-executes itself: an absolute path.
-        let arguments: [String] = [Self.executable, "-D", "-e", "-f", config.path]
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, Self.executable, &actions, &attributes, argv, environ)
-        guard result == 0 else { throw SSHServerFailure(log: "posix_spawn \(Self.executable): \(String(cString: strerror(result)))") }
-        pid = child
-        for _ in 0..<200 {  // 10 s
+        let process = try ChildProcess(Self.executable, ["-D", "-e", "-f", config.path], standardOutput: output, standardError: output)
+        listener = process
+        for _ in 0..<600 {  // 30 s
             if LoopbackPort.accepts(port) { return true }
-            guard isRunning else { break }
+            guard process.isRunning else { break }
             usleep(50_000)
         }
         stop()
         return false
     }
 
-    /// The listener's PID while it runs, 0 before and after.
-    public private(set) var pid: Int32 = 0
-    public var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+    private var listener: ChildProcess?
 
-    /// Whether the listener still runs; reaps it (and forgets its PID) once it has exited.
-    private var isRunning: Bool {
-        guard pid > 0 else { return false }
-        var status: Int32 = 0
-        let reaped = waitpid(pid, &status, WNOHANG)
-        if reaped == 0 { return true }
-        pid = 0
-        return false
-    }
+    /// The listener's PID while it runs, 0 before and after.
+    public var pid: Int32 { listener.flatMap { $0.isRunning ? $0.pid : nil } ?? 0 }
+    public var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// SIGTERM to the listener and a bounded wait, then SIGKILL.
     public func stop() {
-        guard pid > 0 else { return }
-        kill(pid, SIGTERM)
-        for _ in 0..<100 where isRunning { usleep(50_000) }  // 5 s
-        guard pid > 0 else { return }
-        kill(pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        pid = 0
+        listener?.stop(within: 5)
+        listener = nil
     }
 }
 

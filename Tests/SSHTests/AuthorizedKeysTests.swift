@@ -15,18 +15,18 @@ struct AuthorizedKeysTests {
 
         let pairs = try (0..<10).map { try fixture.keyPair("k\($0)") }
         let processes = try pairs.enumerated().map { index, pair in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: GustBinaries.gust)
-            process.arguments = ["keys", "add", "k\(index)", pair.publicKey.path, "--admin", "--home", fixture.home.path]
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            return process
+            try ChildProcess(
+                GustBinaries.gust, ["keys", "add", "k\(index)", pair.publicKey.path, "--admin", "--home", fixture.home.path],
+                standardError: STDERR_FILENO
+            )
         }
         for process in processes {
-            for _ in 0..<600 where process.isRunning { usleep(50_000) }  // 30 s each at most
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
+            var ended = process.wait(upTo: 30)  // each at most
+            if ended == nil {
+                process.send(SIGKILL)
+                ended = process.wait(upTo: 10)
+            }
+            #expect(ended == .exited(0))
         }
 
         let text = try String(contentsOf: fixture.home.authorizedKeys, encoding: .utf8)

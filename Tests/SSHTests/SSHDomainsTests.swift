@@ -6,7 +6,7 @@ import Testing
 /// `domains` over SSH through the real sshd: a key scoped to an app manages
 /// that app's domains and sees only them; another app's domains, and names
 /// that are not plain DNS names, are refused and nothing is stored.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct SSHDomainsTests {
     @Test(.scratchDirectory) func aScopedKeyManagesItsAppsDomainsOnly() throws {
         let fixture = try SSHFixture()

@@ -25,6 +25,11 @@ final class BuildTurns: Sendable {
         }
     }
 
+    /// How many builds of `app` wait for their turn.
+    func waitingCount(_ app: AppName) -> Int {
+        waiting.withLock { $0[app]?.count ?? 0 }
+    }
+
     /// Ends this caller's turn: the next waiting build of the app goes on.
     func give(_ app: AppName) {
         let next = waiting.withLock { waiting -> CheckedContinuation<Void, Never>? in
