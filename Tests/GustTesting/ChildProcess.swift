@@ -66,7 +66,7 @@ public final class ChildProcess: Sendable {
                         directory: workingDirectory.flatMap { UnsafePointer($0) },
                         stdin_fd: standardInput ?? null, stdout_fd: standardOutput ?? null, stderr_fd: standardError ?? null,
                         cgroup_procs: nil, address_space_limit: 0, process_limit: 0, passing: nil, passing_count: 0,
-                        parent_death_signal: 0, listen_pid_entry: nil
+                        parent_death_signal: 0, listen_pid_entry: nil, file_mode_mask: -1
                     )
                     return gust_spawn(&request, &child, &step)
                 }
