@@ -144,11 +144,18 @@ public final class GustdProcess: @unchecked Sendable {
     }
 
     /// The PID gustd's home says is serving (`run/gustd.pid`), remembered as the successor to stop.
-    public func adoptSuccessor() -> Int32? {
-        let text = try? String(contentsOf: home.run.appendingPathComponent("gustd.pid"), encoding: .utf8)
-        guard let pid = text.flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }), pid != self.pid else { return nil }
-        successor = pid
-        return pid
+    /// Waits up to `seconds`: the successor writes it only once it holds the home's lock, after this
+    /// one has exited (and removed its own), so right after the exit there may be none yet.
+    public func adoptSuccessor(within seconds: Double = 30) -> Int32? {
+        for _ in 0...Int(seconds * 20) {
+            let text = try? String(contentsOf: home.run.appendingPathComponent("gustd.pid"), encoding: .utf8)
+            if let pid = text.flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }), pid != self.pid {
+                successor = pid
+                return pid
+            }
+            usleep(50_000)
+        }
+        return nil
     }
 
     /// SIGTERM to the successor and a bounded wait (it is reaped by whoever adopted it), then SIGKILL.

@@ -26,11 +26,13 @@ public enum RouterDaemon {
         if handedOver { logger.notice("gustd has the listening sockets of the gustd before it; it starts once that one has drained") }
         let pidLock = try await DaemonLock.acquire(home: home, waiting: handedOver)
         defer { pidLock.release() }
-        // The sandbox's seccomp filter and /etc, made afresh by each gustd (alone now: the one before has drained).
+        // First: the gustd before this one removed its pid file as it left.
+        try? AtomicFile.write(Data("\(getpid())\n".utf8), to: home.run.appendingPathComponent("gustd.pid"))
+        // The sandbox's seccomp filter and /etc, made afresh by each gustd (alone now: the one before has
+        // drained, and its sandboxes, which bound the /etc this replaces, have stopped).
         var prepared = requested
         prepared.sandbox = try requested.sandbox?.withSeccompFilter(in: home.run).withHostEtc(in: home.run)
         let configuration = prepared
-        try? AtomicFile.write(Data("\(getpid())\n".utf8), to: home.run.appendingPathComponent("gustd.pid"))
         let listeners = Listeners(inherited: inherited, fromSystemd: inherited.count > 0 && !handedOver)
         if let limit = DescriptorLimit.raiseToHardLimit() {
             logger.notice("gustd's file descriptor limit: \(limit) (its soft limit raised to the hard limit)")
