@@ -48,7 +48,7 @@ extension SandboxTests {
             outputIn: root, environment: ["HOME": "/tmp", "GIT_CONFIG_NOSYSTEM": "1"]
         )
         defer { push.stop() }
-        let sleeper = try #require(Self.waitForProcess(named: token, seconds: 300), "setup.py's sleep started: \(push.output)")
+        let sleeper = try #require(ProcessTable.waitForProcess(named: token, seconds: 300), "setup.py's sleep started: \(push.output)")
         let chain = Self.ancestors(of: sleeper)
         let cgroups = (try? String(contentsOfFile: "/proc/\(sleeper)/cgroup", encoding: .utf8)) ?? ""
         kill(sleeper, SIGKILL)
@@ -101,7 +101,7 @@ extension SandboxTests {
             outputIn: root, environment: ["HOME": "/tmp", "GIT_CONFIG_NOSYSTEM": "1"]
         )
         defer { push.stop() }
-        let sleeper = try #require(Self.waitForProcess(named: token, seconds: 300), "setup.py's sleep started: \(push.output)")
+        let sleeper = try #require(ProcessTable.waitForProcess(named: token, seconds: 300), "setup.py's sleep started: \(push.output)")
         #expect(Self.ancestors(of: sleeper).contains(gustd.pid))
         let group = try #require(Self.hookProcessGroup(home: home), "the hook's process group")
         #expect(group != getpgrp(), "git push runs in a process group of its own")
@@ -162,18 +162,6 @@ extension SandboxTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
         try "\(pid)\n".write(to: directory.appendingPathComponent("cgroup.procs"), atomically: false, encoding: .utf8)
         return directory
-    }
-
-    /// The first process whose argv[0] is `name`, waited for up to `seconds`.
-    static func waitForProcess(named name: String, seconds: Int) -> Int32? {
-        for _ in 0..<(seconds * 10) {
-            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-                guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-                if data.split(separator: 0).first.map({ String(decoding: $0, as: UTF8.self) }) == name { return pid }
-            }
-            usleep(100_000)
-        }
-        return nil
     }
 
     /// `pid`'s parent, its parent's… up to init, as the host numbers them.

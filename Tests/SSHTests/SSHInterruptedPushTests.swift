@@ -40,10 +40,10 @@ struct SSHInterruptedPushTests {
             environment: GitWorkspace.environment.merging(["GIT_SSH_COMMAND": SSHServer.gitSSHCommand(key: alice.privateKey)]) { $1 }
         )
         defer { push.stop() }
-        let sleeper = try #require(Self.process(named: token, within: 300), "setup.py's sleep started: \(push.output)")
+        let sleeper = try #require(ProcessTable.waitForProcess(named: token, seconds: 300), "setup.py's sleep started: \(push.output)")
         let hook = try #require(Self.hook(home: fixture.home), "the pre-receive hook runs")
         let client = try #require(
-            Self.processes { $0.first == "ssh" && $0.contains(alice.privateKey.path) }.first, "git push's ssh client")
+            ProcessTable.processes { $0.first == "ssh" && $0.contains(alice.privateKey.path) }.first, "git push's ssh client")
         let group = getpgid(client)
         #expect(group > 0 && group != getpgrp(), "git push runs in a session of its own")
         kill(-group, SIGKILL)
@@ -69,24 +69,8 @@ struct SSHInterruptedPushTests {
         #expect(pushed.stderr.contains("remote: -----> Built v1"), "\(pushed.output)")
     }
 
-    /// The pid of the process whose argv[0] is `name`, waiting up to `seconds` for it.
-    static func process(named name: String, within seconds: Int) -> Int32? {
-        for _ in 0..<(seconds * 10) {
-            if let pid = processes(where: { $0.first == name }).first { return pid }
-            usleep(100_000)
-        }
-        return nil
-    }
-
     /// The `gust-receive pre-receive` of `home`.
     static func hook(home: GustHome) -> Int32? {
-        processes { $0.contains("pre-receive") && $0.contains(home.path) && $0.first?.hasSuffix("gust-receive") == true }.first
-    }
-
-    static func processes(where matches: ([String]) -> Bool) -> [Int32] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
-            return matches(data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }) ? pid : nil
-        }
+        ProcessTable.processes { $0.contains("pre-receive") && $0.contains(home.path) && $0.first?.hasSuffix("gust-receive") == true }.first
     }
 }
