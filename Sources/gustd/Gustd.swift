@@ -69,7 +69,7 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Time limit of a push's build (detect, compile, release), in seconds; past it the build is stopped and the push fails naming it.", valueName: "seconds"))
     var buildTimeout: Double = 900
 
-    @Option(help: ArgumentHelp("Seconds a build may be silent before the pusher is told it is still building (which also ends a build whose push went away over SSH).", valueName: "seconds"))
+    @Option(help: ArgumentHelp("Seconds a build may be silent before the pusher is told it is still building (keeping a quiet connection open).", valueName: "seconds"))
     var buildHeartbeat: Double = 20
 
     @Option(help: ArgumentHelp("Output a build may print (to the pusher and its build log); the line past it stops the build.", valueName: "size"))
