@@ -451,7 +451,7 @@ class Bench:
         self.stop_gustd()
         self.start_gustd('--sandbox', 'none')
         self.push_app(app, {'main.py': STARTS_CODE, 'requirements.txt': 'six\n'})
-        results = {'rounds': rounds}
+        results = {'rounds': rounds, 'cgroup_favordynmods': favordynmods()}
 
         results['scale_out_ms'] = self.scale_out(app, rounds)
 
@@ -516,6 +516,17 @@ class Bench:
             rss = next(line for line in status if line.startswith('VmRSS:'))
         results['gustd_rss_50_idle_mib'] = int(rss.split()[1]) / 1024
         return results
+
+
+def favordynmods():
+    """'on' or 'off' for the host's cgroup v2 mount (moves into cgroups wait ~10 ms without it), or 'no v2 mount'."""
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            fields = line.split()
+            dash = fields.index('-')
+            if fields[dash + 1] == 'cgroup2':
+                return 'on' if 'favordynmods' in fields[dash + 3].split(',') else 'off'
+    return 'no v2 mount'
 
 
 def main():
@@ -588,7 +599,8 @@ def main():
         print(f"rollback (command → old answer)        {r['rollback_s']:.2f} s, median of {r['rounds']}")
     if 'starts' in results:
         s = results['starts']
-        print(f"scale-out (second instance, first busy) p50 {s['scale_out_ms']:.1f} ms, {s['rounds']} rounds (aim < 10 ms)")
+        print(f"scale-out (second instance, first busy) p50 {s['scale_out_ms']:.1f} ms, {s['rounds']} rounds (aim < 10 ms); "
+              f"cgroup v2 favordynmods {s['cgroup_favordynmods']} (docs/operations.md, \"Quick cgroup moves\")")
         print(f"from zero, zygote resident → answer    p50 {s['from_zero_zygote_ms']:.1f} ms, {s['from_zero_zygotes']} zygote(s) (aim < 10 ms)")
         print(f"cold start from nothing → answer       p50 {s['cold_start_ms']:.1f} ms")
         print(f"release interpreter -c 'import main'   p50 {s['import_app_ms']:.1f} ms ({s['interpreter']} → {s['interpreter_resolved']}); "

@@ -12,8 +12,15 @@
 # --cgroup-root, `gust` unless GUSTD_OPTION says otherwise) and gives it, its files (cgroup.procs,
 # tasks, the limits) and anything left in it to USER and USER's group. A v1 tree lives until
 # reboot, so this runs before every start; a second run changes nothing. Where no v1 hierarchy is
-# mounted (cgroup v2 only) it does nothing: there Delegate=yes hands gustd its subtree. With
-# --no-limits among the options it does nothing either.
+# mounted (cgroup v2 only) it delegates nothing: there Delegate=yes hands gustd its subtree. With
+# --no-limits among the options it does nothing at all.
+#
+# It also turns on `favordynmods` on the cgroup v2 mount under DIR (DIR itself, or DIR/unified on
+# a hybrid machine), keeping that mount's other options: without it, the first move of a process
+# into a cgroup after a quiet spell waits about 10 ms for the kernel (an RCU grace period), and
+# every new instance moves into cgroups of its own. The option is host-wide and lasts until
+# reboot; fork and exit cost a little more under it (docs/operations.md, "Quick cgroup moves").
+# GUST_FAVORDYNMODS=no in the unit's environment leaves the mount as it is.
 set -euo pipefail
 
 mount="/sys/fs/cgroup"
@@ -57,6 +64,29 @@ for controller in memory pids cpu; do
   chown -R "$user:$group" "$directory"
   delegated+=("$directory")
 done
+# favordynmods on the v2 mount (only under $mount: a test's fake DIR leaves the host alone).
+quick_moves() {
+  if [ "${GUST_FAVORDYNMODS:-yes}" = no ]; then
+    echo "gust-cgroups: GUST_FAVORDYNMODS=no; moves into cgroups stay as they are"
+    return
+  fi
+  local target options
+  while read -r target options; do
+    [ "$target" = "$mount" ] || [ "$target" = "$mount/unified" ] || continue
+    case ",$options," in
+      *,favordynmods,*) echo "gust-cgroups: $target already has favordynmods"; return ;;
+    esac
+    if mount -o "remount,$options,favordynmods" "$target"; then
+      echo "gust-cgroups: favordynmods turned on for $target (quick moves into cgroups)"
+    else
+      # Not fatal: gustd works the same, each start's move into its cgroups may just wait (Linux before 6.0 has no such option).
+      echo "gust-cgroups: could not turn on favordynmods for $target; moves into cgroups may wait about 10 ms" >&2
+    fi
+    return
+  done < <(findmnt -n -l -t cgroup2 -o TARGET,FS-OPTIONS)
+}
+quick_moves
+
 if [ ${#delegated[@]} -eq 0 ]; then
   echo "gust-cgroups: no cgroup v1 hierarchy of memory, pids or cpu under $mount; nothing to do (on cgroup v2, Delegate=yes does it)"
 else

@@ -42,6 +42,9 @@ public enum RouterDaemon {
         if configuration.enforcesLimits {
             let detected = LimitMechanism.detect(root: configuration.cgroupMount, name: configuration.cgroupRoot)
             logger.notice("\(detected.description); defaults per instance: \(configuration.limitDefaults.summary)")
+            // Each start moves its instance into cgroups: say if the kernel makes every such move wait.
+            let movesIntoCgroups = if case .rlimits = detected { false } else { true }
+            if movesIntoCgroups, let advice = CgroupMoves.current().advice { logger.notice("\(advice)") }
             mechanism = detected
         } else {
             logger.warning("Limits: not enforced (--no-limits)")
