@@ -342,6 +342,7 @@ extension Build {
         // A hook runs with git's environment; a buildpack must not act on this repository.
         for key in environment.keys where key.hasPrefix("GIT_") { environment[key] = nil }
         environment["GUST_APP"] = app.rawValue
+        if let path = settings.hostPath { environment["PATH"] = path }
         return StreamingCommand(executable: executable, arguments: arguments, environment: environment, workingDirectory: directory)
     }
 }
