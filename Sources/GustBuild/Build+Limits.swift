@@ -24,7 +24,7 @@ extension Build {
     }
 
     /// A compile step's rlimits where gustd has no cgroup (`LimitMechanism.rlimits`): its address
-    /// space at the build's memory limit, and its processes at the build's pids limit where the
+    /// space at twice the build's memory limit, and its processes at the build's pids limit where the
     /// app runs as a uid of its own (`BuildRlimits`); nil under a cgroup, with `--no-limits`, in
     /// `gust dev`, or where `prlimit` is missing.
     func rlimits() throws -> BuildRlimits? {
@@ -33,8 +33,8 @@ extension Build {
         }
         let build = Self.buildLimits(limits)
         let ownUID = try settings.sandbox?.identity.hostIDs(ofApp: appNumber) != nil
-        let bounds = BuildRlimits(addressSpace: build.memory, processes: ownUID ? build.pids : nil)
-        return bounds.addressSpace == nil && bounds.processes == nil ? nil : bounds
+        let bounds = BuildRlimits(memory: build.memory, processes: ownUID ? build.pids : nil)
+        return bounds.memory == nil && bounds.processes == nil ? nil : bounds
     }
 
     /// What a build gets below which pip and npm fail on their own: pip installs build dependencies

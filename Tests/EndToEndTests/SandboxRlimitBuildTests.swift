@@ -6,7 +6,7 @@ import Testing
 /// Where gustd has no cgroup it may use (here: the unprivileged test user without the installer's
 /// cgroup step), a build's compile still has a memory and a process bound: rlimits, the last
 /// resort (`BuildRlimits`). Its `setup.py` sees them, a fork past the build's pids limit is
-/// refused, and a push whose `setup.py` allocates 2 GB, or forks until refused, fails naming the limit.
+/// refused, and a push whose `setup.py` allocates 4 GB, or forks until refused, fails naming the limit.
 extension SandboxTests {
     @Test(.scratchDirectory) func withoutACgroupABuildStillHasAMemoryAndAProcessBound() throws {
         guard let setup = try Self.prepareUser() else { return }
@@ -33,7 +33,7 @@ extension SandboxTests {
                 import json, os, resource, time
                 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
                 if os.path.exists(os.path.join(root, 'ALLOCATE')):
-                    hog = bytearray(2 << 30)
+                    hog = bytearray(4 << 30)
                 children, refused = [], None
                 for _ in range(10000):
                     try:
@@ -67,15 +67,15 @@ extension SandboxTests {
         let answer = try HTTPClient.request(port: gustd.port, "POST", "/apps/evil/_/functions/build")
         #expect(answer.status == 200, "\(answer.text)")
         let bounds = answer.json?["result"] as? [String: Any] ?? answer.json ?? [:]
-        // The build's limits: the app's, raised to Build.buildFloor (1 GB, 256 processes).
-        #expect(bounds["address_space"] as? Int == 1 << 30, "\(bounds)")
+        // The build's limits: the app's, raised to Build.buildFloor (1 GB, 256 processes); address space twice the memory.
+        #expect(bounds["address_space"] as? Int == 2 << 30, "\(bounds)")
         #expect(bounds["processes"] as? Int == 256, "\(bounds)")
         let forked = bounds["forked"] as? Int ?? -1
         #expect(forked >= 0 && forked < 256, "\(bounds)")
         #expect((bounds["refused"] as? String)?.contains("Resource temporarily unavailable") == true, "\(bounds)")
 
         for (file, refusal) in [
-            ("ALLOCATE", "The build ran out of memory (1 GB limit"), ("FORKS", "The build failed after reaching its process limit (256 processes"),
+            ("ALLOCATE", "The build ran out of memory: an allocation failed at its address-space limit (2 GB, for its 1 GB memory limit"), ("FORKS", "The build failed after reaching its process limit (256 processes"),
         ] {
             try "yes\n".write(to: evil.appendingPathComponent(file), atomically: true, encoding: .utf8)
             // A new requirements.txt: the buildpack reuses the app's environment while it is unchanged.

@@ -80,7 +80,7 @@ struct BuildSandboxStepsTests {
     }
 
     /// Where gustd has no cgroup (`LimitMechanism.rlimits`), compile runs under an address-space
-    /// limit, the build's memory (at least 1 GB): a step that allocates 2 GB fails, naming it.
+    /// limit, twice the build's memory (at least 1 GB): a step that allocates 4 GB fails, naming it.
     @Test(.scratchDirectory) func underRlimitsACompilePastTheBuildsMemoryFailsNamingTheLimit() async throws {
         if let reason = Sandbox.unavailableReason() {
             print("BuildSandboxStepsTests: skipped, \(reason)")
@@ -93,7 +93,7 @@ struct BuildSandboxStepsTests {
         let packs = root.appendingPathComponent("buildpacks")
         try Self.buildpack(
             packs, "big", detect: "echo Big",
-            compile: "echo \"address space: $(ulimit -v)\"\n/usr/bin/python3 -c 'bytearray(2 << 30)'",
+            compile: "echo \"address space: $(ulimit -v)\"\n/usr/bin/python3 -c 'bytearray(4 << 30)'",
             release: "printf -- '---\\ndefault_process_types:\\n  web: bin/big\\n'"
         )
         let tree = root.appendingPathComponent("tree")
@@ -110,10 +110,10 @@ struct BuildSandboxStepsTests {
         await #expect {
             _ = try await build.compile(tree: tree)
         } throws: { error in
-            (error as? GustError)?.message.contains("The build ran out of memory (1 GB limit, counted as address space") == true
+            (error as? GustError)?.message.contains("The build ran out of memory: an allocation failed at its address-space limit (2 GB, for its 1 GB memory limit") == true
         }
         let said = lines.withLock { $0 }
-        #expect(said.contains("address space: \(1 << 20)"), "\(said)")
+        #expect(said.contains("address space: \(2 << 20)"), "\(said)")
         #expect(said.contains { $0.contains("MemoryError") }, "\(said)")
     }
 

@@ -6,8 +6,10 @@ import Synchronization
 /// (`LimitMechanism.rlimits`), set by `prlimit` right before `bin/compile` runs (inside the
 /// sandbox, as the app's uid: only lowering, which needs no privilege):
 ///
-/// - its address space (RLIMIT_AS) at the build's memory limit: coarse (mapped files and
-///   reserved ranges count), so generous, never below `Build.buildFloor`'s 1 GB;
+/// - its address space (RLIMIT_AS) at twice the build's memory limit (at least 2 GB, from
+///   `Build.buildFloor`'s 1 GB): address space is not memory, and runtimes reserve far more of
+///   it than they use (glibc's arena per thread, V8's code range and heap reservations: `npm
+///   install` of a small app failed at 1 GB in the sandbox, and needs some 768 MB on the host);
 /// - its processes and threads (RLIMIT_NPROC) at the build's pids limit, only where the app
 ///   has a uid of its own: the kernel counts them per uid in the sandbox's user namespace, so
 ///   the bound is the build's own, not gustd's.
@@ -16,8 +18,13 @@ import Synchronization
 /// step's output tells: `Signs` notes the lines that say so, and a step that then failed names
 /// the limit (`failure`).
 struct BuildRlimits: Equatable, Sendable {
-    var addressSpace: Int?
+    /// The build's memory limit, which the address space bound stands for.
+    var memory: Int?
     var processes: Int?
+
+    /// RLIMIT_AS: twice `memory`.
+    var addressSpace: Int? { memory.map { $0 * Self.addressSpacePerByte } }
+    static let addressSpacePerByte = 2
 
     static let prlimit = "/usr/bin/prlimit"
 
@@ -55,9 +62,9 @@ struct BuildRlimits: Equatable, Sendable {
     /// The error that names the bound a failed step met, if its output shows it met one.
     func failure(app: AppName, _ outcome: StreamingCommand.Outcome, _ signs: Signs) -> GustError? {
         guard outcome != .exited(0), outcome != .timedOut, outcome != .stopped else { return nil }
-        if let addressSpace, signs.sawMemoryRefused {
+        if let memory, let addressSpace, signs.sawMemoryRefused {
             return GustError(
-                "The build ran out of memory (\(LimitSize.spoken(addressSpace)) limit, counted as address space: gustd has no cgroup here): an allocation failed.",
+                "The build ran out of memory: an allocation failed at its address-space limit (\(LimitSize.spoken(addressSpace)), for its \(LimitSize.spoken(memory)) memory limit: gustd has no cgroup here).",
                 hint: "Use less memory while building, or ask an admin to raise it: gust limits \(app) --memory SIZE"
             )
         }
