@@ -4,7 +4,8 @@ import GustCore
 /// A build's steps run under its app's limits, each in a cgroup of its own
 /// (`APP/build-…`) beside the app's instances' in gustd's tree: gustd starts
 /// them. A build past its memory is stopped by the kernel and fails naming the
-/// limit; forks past its pids limit are refused.
+/// limit; forks past its pids limit are refused. Where gustd has no cgroup, rlimits
+/// bound compile instead (`BuildRlimits`).
 extension Build {
     /// A build step's cgroup, with the app's memory, pids and cpu written, or nil where gustd
     /// has no cgroup (rlimits, `--no-limits`) or the build is not gustd's (`gust dev`).
@@ -20,6 +21,20 @@ extension Build {
         } catch let error as GustError {
             throw GustError("Cannot confine the build: \(error.message)", hint: "Is gustd's cgroup tree (gustd --cgroup-root) the gust user's? See docs/security.md.")
         }
+    }
+
+    /// A compile step's rlimits where gustd has no cgroup (`LimitMechanism.rlimits`): its address
+    /// space at twice the build's memory limit, and its processes at the build's pids limit where the
+    /// app runs as a uid of its own (`BuildRlimits`); nil under a cgroup, with `--no-limits`, in
+    /// `gust dev`, or where `prlimit` is missing.
+    func rlimits() throws -> BuildRlimits? {
+        guard let limits, case .rlimits = limitMechanism, FileManager.default.isExecutableFile(atPath: BuildRlimits.prlimit) else {
+            return nil
+        }
+        let build = Self.buildLimits(limits)
+        let ownUID = try settings.sandbox?.identity.hostIDs(ofApp: appNumber) != nil
+        let bounds = BuildRlimits(memory: build.memory, processes: ownUID ? build.pids : nil)
+        return bounds.memory == nil && bounds.processes == nil ? nil : bounds
     }
 
     /// What a build gets below which pip and npm fail on their own: pip installs build dependencies

@@ -11,7 +11,7 @@ import GustCore
 /// read-only at `/app`, the buildpacks read-only at `/buildpacks/N`, nothing else; which one matched
 /// comes back as the sandbox's exit status, an index into this build's own list
 /// (`DetectOutcome`). `bin/compile` then runs in the other, in a cgroup of its own in gustd's tree
-/// under the app's build limits, with its buildpack at `/buildpack`, its cache at `/cache` and
+/// under the app's build limits (where gustd has no cgroup, under rlimits: `BuildRlimits`), with its buildpack at `/buildpack`, its cache at `/cache` and
 /// ENV_DIR at `/env`, writable, and the network for pip and npm; once it succeeded and every
 /// process it left is killed, `bin/release` runs in the same sandbox, its output going to a file
 /// of the workspace that compile's processes never hold (`Sandbox.compileThenReleaseScript`).
@@ -143,9 +143,12 @@ extension Build {
                 hint: "Run gustd with the sandbox (install bubblewrap), or remove the stacks to build on the host's system."
             )
         }
+        let rlimits = try self.rlimits()
         let command: StreamingCommand
         if settings.sandbox != nil {
             let owning = [Sandbox.appDirectory, "/cache", "/env"]
+            let arguments = [Sandbox.appDirectory, "/cache", "/env"]
+            let compile = rlimits?.command("/buildpack/bin/compile", arguments) ?? (executable: "/buildpack/bin/compile", arguments: arguments)
             command = try sandboxed(
                 mounts: [
                     .init(buildpack.directory.path, at: "/buildpack"), .init(source.path, at: Sandbox.appDirectory, writable: true),
@@ -153,18 +156,24 @@ extension Build {
                 ],
                 purpose: releaseOutput.map { .compileThenRelease(owning: owning, release: "/buildpack/bin/release", output: $0.path) }
                     ?? .build(owning: owning),
-                executable: "/buildpack/bin/compile", arguments: [Sandbox.appDirectory, "/cache", "/env"], source: source, stack: stack
+                executable: compile.executable, arguments: compile.arguments, source: source, stack: stack
             )
         } else {
-            command = hostCommand(buildpack.compile, [source.path, cache.path, env.path], in: source)
+            var host = hostCommand(buildpack.compile, [source.path, cache.path, env.path], in: source)
+            if let bounded = rlimits?.command(host.executable.path, host.arguments) {
+                (host.executable, host.arguments) = (URL(fileURLWithPath: bounded.executable), bounded.arguments)
+            }
+            command = host
         }
         let output = BuildOutputBudget(bytes: settings.outputLimit)
+        let signs = BuildRlimits.Signs()
         let reporter = reporter
         let outcome: StreamingCommand.Outcome
         let cgroup: InstanceCgroup?
         do {
             (outcome, cgroup) = try await withHeartbeat {
                 try await confined(command, until: deadline) { line in
+                    if rlimits != nil { signs.note(line) }
                     guard output.admit(line) else { return false }
                     reporter.raw(line)
                     return true
@@ -175,7 +184,7 @@ extension Build {
             try? await reclaim([source, cache, env])
             throw error
         }
-        if let failure = limitFailure(cgroup, outcome) { throw failure }
+        if let failure = limitFailure(cgroup, outcome) ?? rlimits?.failure(app: app, outcome, signs) { throw failure }
         if outcome == .exited(0), let cacheLimit {
             let size = try await BlockingWork.run { Self.diskUsage(of: cache) }
             if size > cacheLimit {
@@ -333,6 +342,7 @@ extension Build {
         // A hook runs with git's environment; a buildpack must not act on this repository.
         for key in environment.keys where key.hasPrefix("GIT_") { environment[key] = nil }
         environment["GUST_APP"] = app.rawValue
+        if let path = settings.hostPath { environment["PATH"] = path }
         return StreamingCommand(executable: executable, arguments: arguments, environment: environment, workingDirectory: directory)
     }
 }

@@ -36,7 +36,7 @@ public struct Build: Sendable {
     /// cpu (raised to `buildFloor`), in a cgroup beside its instances'; nil: none.
     public var limits: AppLimits?
     /// How gustd bounds processes (`LimitMechanism.detect`): a build's steps get cgroups `APP/build-…`
-    /// in gustd's tree; nil or rlimits: no cgroup.
+    /// in gustd's tree; rlimits: compile gets rlimits instead (`BuildRlimits`); nil: neither.
     package var limitMechanism: LimitMechanism?
     /// The stacks a build may run on: the newest version of each name (`StackCatalog.newest()`);
     /// none: the host's system, as before stacks.

@@ -11,6 +11,12 @@ public struct BuildSettings: Sendable {
     public var outputLimit: Int
     /// The sandbox a build's scripts run in: gustd's (`gustd --sandbox`); nil: none (`gust dev`).
     public var sandbox: Sandbox?
+    /// The PATH of a build's scripts where there is no sandbox; nil: the caller's own (`gust dev`,
+    /// the developer's `python3`). gustd gives `Sandbox.path`, the system's directories: the
+    /// interpreter a release's environment names must be one a sandbox has, as a release built by
+    /// `gustd --sandbox none` runs sandboxed once the sandbox is on (a pyenv shim first on gustd's
+    /// PATH would make a venv pointing into root's home, which no sandbox sees).
+    public var hostPath: String?
 
     public init(timeout: Duration = .seconds(15 * 60), heartbeat: Duration = .seconds(20), outputLimit: Int = 8 << 20) {
         self.timeout = timeout

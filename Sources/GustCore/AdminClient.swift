@@ -128,9 +128,10 @@ public struct AdminClient: Sendable {
             close(fd)
             throw notRunning
         }
+        // Sending: the request is small, but a gustd that never reads must not hold it. Reading is
+        // bounded by `ResponseReader.waitForData`'s poll alone.
         let seconds = readTimeout.components.seconds
         var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(readTimeout.components.attoseconds / 1_000_000_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         return fd
     }
@@ -139,7 +140,7 @@ public struct AdminClient: Sendable {
 /// Reads an HTTP/1.1 response head and a body framed by chunks, a length, or the end of the stream.
 private struct ResponseReader {
     let fd: Int32
-    /// The socket's receive timeout, to name in the error when it passes.
+    /// How long one wait for gustd's next bytes may last (`AdminClient.readTimeout`).
     let timeout: Duration
     /// `AdminClient.hangUp`, watched while waiting.
     let hangUp: Int32?
@@ -158,9 +159,6 @@ private struct ResponseReader {
             try waitForData()
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 && errno == EINTR { continue }
-            if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                throw silence
-            }
             guard count >= 0 else { throw GustError("Lost the connection to gustd: \(String(cString: strerror(errno)))", code: 502) }
             buffer.append(contentsOf: chunk[0..<count])
             return count > 0
@@ -171,16 +169,21 @@ private struct ResponseReader {
         GustError("gustd said nothing for \(timeout.shortText) (not even that it is alive): it stopped or hung.", code: 504)
     }
 
-    /// Returns once the socket has something to read (or the socket's own receive timeout is to
-    /// apply), throwing `AdminClient.pusherGone` as soon as `hangUp` reports a hang-up.
+    /// Returns once the socket has something to read (or gustd closed it), throwing `silence` when
+    /// `timeout` passes first and `AdminClient.pusherGone` as soon as `hangUp` reports a hang-up.
+    /// The one bound of a wait: the socket has no receive timeout of its own.
     private func waitForData() throws {
-        guard let hangUp else { return }
-        var descriptors = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: hangUp, events: 0, revents: 0)]
-        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        var descriptors = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        if let hangUp { descriptors.append(pollfd(fd: hangUp, events: 0, revents: 0)) }
+        let deadline = ContinuousClock.now + timeout
         while true {
-            let ready = poll(&descriptors, 2, milliseconds)
+            let left = max(deadline - .now, .zero)
+            // Rounded up: a wait never ends before its bound.
+            let milliseconds = Int32(clamping: left.components.seconds * 1000 + (left.components.attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), milliseconds)
             if ready < 0 && errno == EINTR { continue }
-            if descriptors[1].revents & Int16(POLLERR | POLLHUP) != 0 { throw AdminClient.pusherGone }
+            guard ready >= 0 else { throw GustError("Lost the connection to gustd: \(String(cString: strerror(errno)))", code: 502) }
+            if descriptors.count > 1, descriptors[1].revents & Int16(POLLERR | POLLHUP) != 0 { throw AdminClient.pusherGone }
             if ready == 0 { throw silence }
             return  // readable or closed: recv says which
         }

@@ -84,14 +84,16 @@ struct DevTests {
         let buy = { try dev.call("POST", "/_/functions/food:buy", body: #"{"food": "salmon"}"#) }
         #expect(try buy().json?["price"] as? Double == 4.5)
 
+        // Written by rename: gust dev must never read a half-written file (it also waits for an
+        // edit written in place to hold still: DevParsingTests.aChangeIsTakenOnceTheTreeHoldsStill).
         let food = directory.appendingPathComponent("food.py")
-        try "PRICES = {'salmon': 5.25, 'tuna': 3.0, 'kibble': 1.25}\n".write(to: food, atomically: false, encoding: .utf8)
+        try "PRICES = {'salmon': 5.25, 'tuna': 3.0, 'kibble': 1.25}\n".write(to: food, atomically: true, encoding: .utf8)
         #expect(try dev.waitUntil(30) { try buy().json?["price"] as? Double == 5.25 }, "\(dev.output)")
         #expect(dev.output.components(separatedBy: "op       food:buy").count >= 3, "the new manifest is printed: \(dev.output)")
         #expect(dev.output.contains("Reloading (food.py)"), "\(dev.output)")
 
         // An import error: the traceback is shown, and the last good code keeps answering.
-        try "raise RuntimeError('broken on purpose')\nPRICES = {}\n".write(to: food, atomically: false, encoding: .utf8)
+        try "raise RuntimeError('broken on purpose')\nPRICES = {}\n".write(to: food, atomically: true, encoding: .utf8)
         #expect(dev.command.waitForOutput(upTo: 30) { $0.contains("keeps serving") }, "\(dev.output)")
         #expect(dev.output.contains("RuntimeError: broken on purpose"), "the traceback: \(dev.output)")
         #expect(dev.output.contains("Traceback"), "\(dev.output)")
@@ -99,7 +101,7 @@ struct DevTests {
         #expect(try dev.call("GET", "/_/health").json?["state"] as? String == "running")
 
         // A new file and the fix: both seen.
-        try "PRICES = {'salmon': 6.0}\n".write(to: food, atomically: false, encoding: .utf8)
+        try "PRICES = {'salmon': 6.0}\n".write(to: food, atomically: true, encoding: .utf8)
         #expect(try dev.waitUntil(30) { try buy().json?["price"] as? Double == 6.0 }, "\(dev.output)")
     }
 

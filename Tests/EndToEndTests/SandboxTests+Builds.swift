@@ -49,11 +49,11 @@ extension SandboxTests {
         )
         defer { push.stop() }
         let sleeper = try #require(ProcessTable.waitForProcess(named: token, seconds: 300), "setup.py's sleep started: \(push.output)")
-        let chain = Self.ancestors(of: sleeper)
+        let chain = ProcessTable.ancestors(of: sleeper)
         let cgroups = (try? String(contentsOfFile: "/proc/\(sleeper)/cgroup", encoding: .utf8)) ?? ""
         kill(sleeper, SIGKILL)
-        #expect(chain.contains(gustd.pid), "gustd (\(gustd.pid)) started the build: \(chain.map { "\($0) \(Self.command(of: $0))" })")
-        #expect(!chain.map(Self.command(of:)).contains("gust-receive"), "\(chain.map { "\($0) \(Self.command(of: $0))" })")
+        #expect(chain.contains(gustd.pid), "gustd (\(gustd.pid)) started the build: \(chain.map { "\($0) \(ProcessTable.name(of: $0))" })")
+        #expect(!chain.map(ProcessTable.name(of:)).contains("gust-receive"), "\(chain.map { "\($0) \(ProcessTable.name(of: $0))" })")
         #expect(push.waitForOutput(upTo: 300) { $0.contains("v1 is live") || $0.contains("rejected") }, "\(push.output)")
         #expect(push.output.contains("v1 is live"), "\(push.output)")
 
@@ -102,7 +102,7 @@ extension SandboxTests {
         )
         defer { push.stop() }
         let sleeper = try #require(ProcessTable.waitForProcess(named: token, seconds: 300), "setup.py's sleep started: \(push.output)")
-        #expect(Self.ancestors(of: sleeper).contains(gustd.pid))
+        #expect(ProcessTable.ancestors(of: sleeper).contains(gustd.pid))
         let group = try #require(Self.hookProcessGroup(home: home), "the hook's process group")
         #expect(group != getpgrp(), "git push runs in a process group of its own")
         kill(-group, SIGINT)
@@ -164,47 +164,15 @@ extension SandboxTests {
         return directory
     }
 
-    /// `pid`'s parent, its parent's… up to init, as the host numbers them.
-    static func ancestors(of pid: Int32) -> [Int32] {
-        var chain: [Int32] = []
-        var current = pid
-        while chain.count < 64, let stat = try? String(contentsOfFile: "/proc/\(current)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")"), let parent = stat[stat.index(after: close)...].split(separator: " ").dropFirst().first.flatMap({ Int32($0) }),
-            parent > 1
-        {
-            chain.append(parent)
-            current = parent
-        }
-        return chain
-    }
-
     /// The process group of the hook running for `home` (git push's, as setsid made it).
     static func hookProcessGroup(home: GustHome) -> pid_t? {
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry), command(of: pid) == "gust-receive",
-                let arguments = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
-                String(decoding: arguments, as: UTF8.self).contains(home.path),
-                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
-            else { continue }
-            // After the name: state, parent, process group.
-            return stat[stat.index(after: close)...].split(separator: " ").dropFirst(2).first.flatMap { pid_t($0) }
-        }
-        return nil
+        let hooks = ProcessTable.processes(where: { $0.contains { $0.contains(home.path) } }).filter { ProcessTable.name(of: $0) == "gust-receive" }
+        return hooks.lazy.compactMap { ProcessTable.parentAndGroup(of: $0)?.group }.first
     }
 
     /// The processes running as host uid `uid` that `ancestor` started (other tests' are not).
     static func processes(uid: Int, under ancestor: Int32) -> [Int32] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> Int32? in
-            guard let pid = Int32(entry), let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8),
-                status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })?.split(separator: "\t").dropFirst().first == Substring(String(uid))
-            else { return nil }
-            return ancestors(of: pid).contains(ancestor) ? pid : nil
-        }
-    }
-
-    /// A process's name (`/proc/PID/comm`).
-    static func command(of pid: Int32) -> String {
-        ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        ProcessTable.processes(ownedBy: uid).filter { ProcessTable.ancestors(of: $0).contains(ancestor) }
     }
 
     /// Whether `cats` has no cgroup left under gustd's root.

@@ -136,6 +136,8 @@ struct ZygoteTests {
         func count(_ line: String) -> Int { push.output.components(separatedBy: line).count - 1 }
         #expect(count("Starting instance ") == 4, "\(push.output)")
         #expect(count("Unpacking v2 ") == 1, "\(push.output)")
+        let log = try logs(fixture)
+        #expect(log.components(separatedBy: "Unpacking v2 ").count - 1 == 1, "the app's log says it once: \(log)")
         #expect(count("Starting zygote ") == 1, "\(push.output)")
         let instances = try ps(fixture).filter { $0.release == 2 }
         #expect(instances.count == 4, "\(instances)")

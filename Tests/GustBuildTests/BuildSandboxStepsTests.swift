@@ -79,6 +79,44 @@ struct BuildSandboxStepsTests {
         #expect(built.process == "bin/compiles-none", "release ran in compile's sandbox once compile's processes were gone")
     }
 
+    /// Where gustd has no cgroup (`LimitMechanism.rlimits`), compile runs under an address-space
+    /// limit, twice the build's memory (at least 1 GB): a step that allocates 4 GB fails, naming it.
+    @Test(.scratchDirectory) func underRlimitsACompilePastTheBuildsMemoryFailsNamingTheLimit() async throws {
+        if let reason = Sandbox.unavailableReason() {
+            print("BuildSandboxStepsTests: skipped, \(reason)")
+            return
+        }
+        let root = ScratchDirectory.current
+        chmod(root.path, 0o755)
+        let home = GustHome(path: root.appendingPathComponent("home").path)
+        try FileManager.default.createDirectory(at: home.run, withIntermediateDirectories: true)
+        let packs = root.appendingPathComponent("buildpacks")
+        try Self.buildpack(
+            packs, "big", detect: "echo Big",
+            compile: "echo \"address space: $(ulimit -v)\"\n/usr/bin/python3 -c 'bytearray(4 << 30)'",
+            release: "printf -- '---\\ndefault_process_types:\\n  web: bin/big\\n'"
+        )
+        let tree = root.appendingPathComponent("tree")
+        try FileManager.default.createDirectory(at: tree, withIntermediateDirectories: true)
+        let lines = Mutex<[String]>([])
+        var settings = BuildSettings()
+        settings.sandbox = Sandbox(identity: SandboxIdentity(range: nil, uid: getuid(), gid: getgid()))
+        var build = Build(
+            app: try AppName("cats"), commit: "0", home: home, buildpacks: [Buildpack(name: "big", directory: packs.appendingPathComponent("big"))],
+            config: [:], settings: settings, reporter: BuildReporter(sink: { line in lines.withLock { $0.append(line) } })
+        )
+        build.limits = AppLimits(memory: 128 << 20, pids: 64)
+        build.limitMechanism = .rlimits(reason: "a test")
+        await #expect {
+            _ = try await build.compile(tree: tree)
+        } throws: { error in
+            (error as? GustError)?.message.contains("The build ran out of memory: an allocation failed at its address-space limit (2 GB, for its 1 GB memory limit") == true
+        }
+        let said = lines.withLock { $0 }
+        #expect(said.contains("address space: \(2 << 20)"), "\(said)")
+        #expect(said.contains { $0.contains("MemoryError") }, "\(said)")
+    }
+
     static func buildpack(_ packs: URL, _ name: String, detect: String, compile: String, release: String) throws {
         let bin = packs.appendingPathComponent(name + "/bin")
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)

@@ -52,6 +52,35 @@ struct SandboxEtcTests {
         #expect(Set(try fm.contentsOfDirectory(at: run, includingPropertiesForKeys: nil).map(\.lastPathComponent)) == ["sandbox-etc"])
     }
 
+    /// A gustd taking over copies before it holds the home's lock, into a directory of its own:
+    /// the copy a running gustd's sandboxes use is untouched until `prepare` swaps the staged one
+    /// in (not copying again), and staged copies of processes that have gone are removed then.
+    @Test(.scratchDirectory) func aCopyStagedBeforeTheLockIsSwappedInUnderItAndTheRunningOneIsUntouchedTillThen() throws {
+        let scratch = ScratchDirectory.current
+        let host = scratch.appendingPathComponent("etc").path, run = scratch.appendingPathComponent("run")
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: host, withIntermediateDirectories: true)
+        try fm.createDirectory(at: run, withIntermediateDirectories: true)
+        try "one\n".write(toFile: host + "/hostname", atomically: true, encoding: .utf8)
+        let running = try SandboxEtc.prepare(in: run, entries: ["hostname"], from: host)
+
+        try "two\n".write(toFile: host + "/hostname", atomically: true, encoding: .utf8)
+        try SandboxEtc.stage(in: run, entries: ["hostname"], from: host)
+        #expect(try String(contentsOfFile: running + "/hostname", encoding: .utf8) == "one\n", "the running gustd's copy, untouched")
+        let staged = SandboxEtc.stagingPath(in: run, pid: getpid())
+        #expect(try String(contentsOfFile: staged + "/hostname", encoding: .utf8) == "two\n")
+
+        // Left by a gustd that has gone (no process has pid 2^22 + 1: above pid_max's ceiling), and by one still running (ours' parent).
+        let abandoned = SandboxEtc.stagingPath(in: run, pid: (1 << 22) + 1), waiting = SandboxEtc.stagingPath(in: run, pid: getppid())
+        for directory in [abandoned, waiting] { try fm.createDirectory(atPath: directory, withIntermediateDirectories: false) }
+        try "three\n".write(toFile: host + "/hostname", atomically: true, encoding: .utf8)
+        let swapped = try SandboxEtc.prepare(in: run, entries: ["hostname"], from: host)
+        #expect(swapped == running)
+        #expect(try String(contentsOfFile: swapped + "/hostname", encoding: .utf8) == "two\n", "the staged copy, not a new one")
+        #expect(!fm.fileExists(atPath: staged) && !fm.fileExists(atPath: abandoned))
+        #expect(fm.fileExists(atPath: waiting), "another gustd's staged copy, still waiting for the lock")
+    }
+
     @Test func aSandboxWithItsEtcBindsItWithOneMount() throws {
         var sandbox = Sandbox(identity: SandboxIdentity(range: nil, uid: 999, gid: 999))
         let perEntry = sandbox.command(app: nil, mounts: [], directory: "/", purpose: .instance, executable: "/usr/bin/true", arguments: [])

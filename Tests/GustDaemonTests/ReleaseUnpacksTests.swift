@@ -50,11 +50,44 @@ struct ReleaseUnpacksTests {
         #expect(unpack.runs == 2)
     }
 
+    /// A start given up while it waits (its deploy cancelled) leaves at once, before the unpack
+    /// ends; the unpack goes on, and the start that runs it and the other waiter get the directory.
+    @Test func aCancelledWaiterLeavesAtOnceAndTheUnpackGoesOnForTheOthers() async throws {
+        let unpacks = ReleaseUnpacks()
+        let unpack = GatedUnpack(result: .success(directory))
+        let left = Left()
+        let key = key
+        let directories = try await withThrowingTaskGroup(of: URL.self) { group in
+            group.addTask { try await unpacks.directory(of: key, unpack: { try await unpack.run() }) }
+            await until { unpack.runs == 1 }
+            group.addTask { try await unpacks.directory(of: key, unpack: { try await unpack.run() }) }
+            let givenUp = Task {
+                defer { left.value.store(true, ordering: .releasing) }
+                return try await unpacks.directory(of: key, unpack: { try await unpack.run() })
+            }
+            await until { unpacks.waiting(for: key) == 2 }
+            givenUp.cancel()
+            await until { left.value.load(ordering: .acquiring) }  // the gate is still shut
+            #expect(unpacks.waiting(for: key) == 1)
+            unpack.open()
+            let outcome = await givenUp.result
+            #expect(throws: CancellationError.self) { try outcome.get() }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(directories == [directory, directory])
+        #expect(unpack.runs == 1)
+    }
+
     /// Lets the other tasks run until `condition` holds (bounded: a broken single-flight fails the test, not hangs it).
     private func until(_ condition: () -> Bool) async {
         for _ in 0..<100_000 where !condition() { await Task.yield() }
         #expect(condition())
     }
+}
+
+/// Set when the start given up has returned.
+private final class Left: Sendable {
+    let value = Atomic(false)
 }
 
 /// An unpack that counts its runs and holds them at a gate until `open()`.

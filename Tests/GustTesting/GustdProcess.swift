@@ -14,11 +14,16 @@ public final class GustdProcess: @unchecked Sendable {
     /// gustd's cgroup root (`--cgroup-root`), unique to this gustd and removed when it stops.
     public let cgroupRoot: String
     private let executable: String
+    private let environment: [String: String]
 
     /// `executable`: the built gustd, unless a test runs an installed one.
-    public init(home: GustHome, arguments: [String] = [], user: String? = nil, executable: String = GustBinaries.gustd) throws {
+    /// - Parameter environment: variables set (or replaced) in gustd's environment, which is otherwise this process's.
+    public init(
+        home: GustHome, arguments: [String] = [], user: String? = nil, executable: String = GustBinaries.gustd, environment: [String: String] = [:]
+    ) throws {
         self.home = home
         self.user = user
+        self.environment = environment
         if let index = arguments.firstIndex(of: "--cgroup-root"), index + 1 < arguments.count {
             cgroupRoot = arguments[index + 1]
             self.arguments = arguments
@@ -46,11 +51,14 @@ public final class GustdProcess: @unchecked Sendable {
         let process = if let user {
             try ChildProcess(
                 "/usr/bin/setpriv", ["--reuid=\(user)", "--regid=\(user)", "--init-groups", "--", executable] + gustd,
-                environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"],
+                environment: ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", "LANG": "C.UTF-8"].merging(environment) { $1 },
                 standardOutput: output, standardError: output
             )
         } else {
-            try ChildProcess(executable, gustd, standardOutput: output, standardError: output)
+            try ChildProcess(
+                executable, gustd, environment: environment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(environment) { $1 },
+                standardOutput: output, standardError: output
+            )
         }
         self.process = process
         for _ in 0..<1200 {  // 60 s: a loaded CI machine can stall for 10 s and more

@@ -36,6 +36,29 @@ import Testing
         #expect(name("/tmp/" + String(repeating: "a", count: 300)).count == 40)
     }
 
+    /// A change is taken once two scans a pause apart agree: a file saved in place (truncated,
+    /// then written) is seen written, not empty; a tree that never holds still is taken after the bound.
+    @Test func aChangeIsTakenOnceTheTreeHoldsStill() async throws {
+        func tree(_ size: Int) -> DevTree {
+            var tree = DevTree()
+            tree.files["food.py"] = DevTree.Stamp(modified: timespec(tv_sec: size, tv_nsec: 0), size: size, mode: 0o100644)
+            return tree
+        }
+        var scans = [tree(40), tree(40), tree(99)]
+        var pauses: [Duration] = []
+        let settled = try await DevTree.settled(tree(0), pause: .milliseconds(50), scan: { scans.removeFirst() }, sleep: { pauses.append($0) })
+        #expect(settled == tree(40))
+        #expect(pauses == Array(repeating: .milliseconds(50), count: 2), "the written file, then the same again")
+        #expect(scans == [tree(99)])
+
+        var size = 0
+        let restless = try await DevTree.settled(tree(0), pause: .milliseconds(50), rounds: 5, scan: {
+            size += 1
+            return tree(size)
+        }, sleep: { _ in })
+        #expect(restless == tree(5))
+    }
+
     @Test func aTreeSaysWhatChanged() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("gust-tree-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: root) }

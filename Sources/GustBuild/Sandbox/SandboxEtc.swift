@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+package import Foundation
 
 /// The `/etc` of sandboxes on the host's system, made once by gustd as it
 /// starts: a directory holding copies of exactly the entries sandboxed code
@@ -16,24 +16,61 @@ import Foundation
 /// are kept as they are. A file or directory that others may not read
 /// (`ssl/private`) is there, empty: its contents never leave the host's `/etc`.
 /// Nothing else of the host's `/etc` is copied.
-enum SandboxEtc {
+///
+/// Two steps, so that a gustd taking over from another copies before it waits for the home's
+/// lock (`stage`, into a directory of its own process: `sandbox-etc.staged-PID`, which no other
+/// gustd touches) and only swaps it in once it holds the lock (`prepare`, two renames). The
+/// swap is safe for a sandbox still running: bwrap bound the directory, not its path, so a
+/// sandbox keeps the copy it started with through the renames; removing that copy's files would
+/// empty its `/etc`, which is why the copy it replaces is removed under the lock only, once the
+/// gustd before (and its sandboxes, which die with it) has gone.
+package enum SandboxEtc {
     /// The directory's name under gustd's `run/`.
     static let name = "sandbox-etc"
 
-    /// Makes `directory/sandbox-etc` afresh from the host's `/etc` (replacing the one a previous
-    /// gustd made) and returns its path.
+    /// Copies the host's entries into this process's staging directory (`sandbox-etc.staged-PID`
+    /// in `directory`) for `prepare` to put in place: before the home's lock, touching nothing a
+    /// running gustd uses.
+    package static func stage(in directory: URL, entries: [String] = Sandbox.etc, from source: String = "/etc") throws {
+        let staged = stagingPath(in: directory, pid: getpid())
+        try removeIfPresent(staged)
+        try make(directory: staged, mode: 0o755)
+        for entry in entries {
+            try copyEntry(source + "/" + entry, to: staged + "/" + entry)
+        }
+    }
+
+    /// Puts this process's staged copy (`stage`; made now if there is none) in place as
+    /// `directory/sandbox-etc`, replacing the one a previous gustd made, removes what gustds
+    /// that have gone left staged, and returns its path. Only under the home's lock.
     static func prepare(in directory: URL, entries: [String], from source: String = "/etc") throws -> String {
         let target = directory.appendingPathComponent(name).path
-        let fresh = target + ".new", old = target + ".old"
-        for path in [fresh, old] { try removeIfPresent(path) }
-        try make(directory: fresh, mode: 0o755)
-        for entry in entries {
-            try copyEntry(source + "/" + entry, to: fresh + "/" + entry)
-        }
-        if rename(target, old) != 0 && errno != ENOENT { throw failure("move the old \(target) aside") }
-        guard rename(fresh, target) == 0 else { throw failure("put \(target) in place") }
+        let staged = stagingPath(in: directory, pid: getpid()), old = target + ".old"
+        if !FileManager.default.fileExists(atPath: staged) { try stage(in: directory, entries: entries, from: source) }
         try removeIfPresent(old)
+        if rename(target, old) != 0 && errno != ENOENT { throw failure("move the old \(target) aside") }
+        guard rename(staged, target) == 0 else { throw failure("put \(target) in place") }
+        try removeIfPresent(old)
+        try removeAbandoned(in: directory)
         return target
+    }
+
+    /// Where process `pid` stages its copy.
+    static func stagingPath(in directory: URL, pid: pid_t) -> String {
+        directory.appendingPathComponent("\(name).staged-\(pid)").path
+    }
+
+    /// The staged copies of processes that have gone (a gustd that never got the lock, or was
+    /// killed before it swapped its copy in), and `.new`, which gustds before staging used.
+    private static func removeAbandoned(in directory: URL) throws {
+        let prefix = name + ".staged-"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] {
+            if entry == name + ".new" {
+                try removeIfPresent(directory.appendingPathComponent(entry).path)
+            } else if entry.hasPrefix(prefix), let pid = pid_t(entry.dropFirst(prefix.count)), kill(pid, 0) != 0, errno == ESRCH {
+                try removeIfPresent(directory.appendingPathComponent(entry).path)
+            }
+        }
     }
 
     /// A top-level entry, as `bwrap --ro-bind-try` bound it: followed if it is a link, absent if

@@ -73,8 +73,16 @@ final class DevServer {
             if let exit = gustd.exitStatus() {
                 throw GustError("gustd stopped (\(exit)):\n\(gustd.logTail())")
             }
-            let now: DevTree
+            var now: DevTree
             do { now = try DevTree.scan(workspace.tree) } catch {
+                say(" !     \(error)")
+                continue
+            }
+            guard !now.changes(since: tree).isEmpty else { continue }
+            let root = workspace.tree
+            do {
+                now = try await DevTree.settled(now, pause: Self.poll, scan: { try DevTree.scan(root) }, sleep: { try? await Task.sleep(for: $0) })
+            } catch {
                 say(" !     \(error)")
                 continue
             }

@@ -69,6 +69,23 @@ struct DevTree: Equatable {
         }
     }
 
+    /// The tree once it holds still: after a change was seen in `seen`, scans again every `pause`
+    /// until two scans in a row agree, at most `rounds` times (a tree that never holds still is
+    /// taken as it is then). An editor that saves in place truncates the file and then writes it;
+    /// a scan between the two must not become a release.
+    static func settled(
+        _ seen: DevTree, pause: Duration, rounds: Int = 40, scan: () throws -> DevTree, sleep: (Duration) async -> Void
+    ) async throws -> DevTree {
+        var last = seen
+        for _ in 0..<rounds {
+            await sleep(pause)
+            let now = try scan()
+            if now == last { return now }
+            last = now
+        }
+        return last
+    }
+
     /// The paths that differ from `old`, sorted.
     func changes(since old: DevTree) -> [String] {
         var changed = Set<String>()

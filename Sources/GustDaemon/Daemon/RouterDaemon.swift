@@ -24,12 +24,18 @@ public enum RouterDaemon {
         let home = requested.home
         try home.prepare()
         if handedOver { logger.notice("gustd has the listening sockets of the gustd before it; it starts once that one has drained") }
+        // The sandboxes' /etc, copied while the gustd before drains (into a directory of this process's
+        // own); swapped in under the lock by `withHostEtc` below.
+        if requested.sandbox != nil {
+            try? await Supervisor.offTheLoops { try SandboxEtc.stage(in: home.run) }
+        }
         let pidLock = try await DaemonLock.acquire(home: home, waiting: handedOver)
         defer { pidLock.release() }
         // First: the gustd before this one removed its pid file as it left.
         try? AtomicFile.write(Data("\(getpid())\n".utf8), to: home.run.appendingPathComponent("gustd.pid"))
         // The sandbox's seccomp filter and /etc, made afresh by each gustd (alone now: the one before has
-        // drained, and its sandboxes, which bound the /etc this replaces, have stopped).
+        // drained, and its sandboxes, which bound the /etc this replaces, have stopped): the copy staged
+        // above is renamed into place (SandboxEtc).
         var prepared = requested
         prepared.sandbox = try requested.sandbox?.withSeccompFilter(in: home.run).withHostEtc(in: home.run)
         let configuration = prepared

@@ -233,14 +233,20 @@ final class DirectLauncher: PoolLauncher {
         let home = configuration.home
         let directory = home.release(app, version: version)
         if FileManager.default.fileExists(atPath: directory.path) { return directory }
-        let (app, version, release) = (app, version, release)
+        let (app, version, release, configuration) = (app, version, release, configuration)
         return try await unpacks.directory(of: .init(app: app, version: version)) {
             // An unpack that finished between the look above and now left it there.
             if FileManager.default.fileExists(atPath: directory.path) { return directory }
-            progress?("Unpacking v\(version) (\(ByteCount(release.artifactSize ?? 0)))")
+            // Once per release (not per instance): to the deploy's pusher, and to the app's log (a start
+            // after a restore or from zero has no pusher).
+            let unpacking = "Unpacking v\(version) (\(ByteCount(release.artifactSize ?? 0)))"
+            progress?(unpacking)
             let artifact = home.artifact(digest: digest, fileExtension: Artifacts.fileExtension)
             do {
-                try await Supervisor.offTheLoops { try Artifacts.unpack(artifact, to: directory) }
+                try await Supervisor.offTheLoops {
+                    try? configuration.appLog(app).append([LogEntry(release: version, instance: nil, stream: "gustd", function: nil, line: unpacking)])
+                    try Artifacts.unpack(artifact, to: directory)
+                }
             } catch where FileManager.default.fileExists(atPath: directory.path) {
                 // Put there meanwhile by another process on this home (a release appears whole, by rename).
             } catch {

@@ -44,41 +44,61 @@ final class ReleaseUnpacks: Sendable {
         flights.withLock { $0[key] }?.waiting ?? 0
     }
 
-    /// One unpack under way: the starts waiting for it, then its result.
+    /// One unpack under way: the starts waiting for it, then its result. A waiter whose task is
+    /// cancelled (its launch given up: a deploy cancelled, gustd stopping) leaves at once with
+    /// `CancellationError`; the unpack goes on for the others.
     private final class Flight: Sendable {
+        private typealias Waiter = CheckedContinuation<Result<URL, any Error>, Never>
+
         private enum State {
-            case running([CheckedContinuation<Result<URL, any Error>, Never>])
+            case running(next: Int, waiting: [Int: Waiter])
             case finished(Result<URL, any Error>)
         }
 
-        private let state = Mutex(State.running([]))
+        private let state = Mutex(State.running(next: 0, waiting: [:]))
 
         var waiting: Int {
             state.withLock { state in
-                if case .running(let waiting) = state { waiting.count } else { 0 }
+                if case .running(_, let waiting) = state { waiting.count } else { 0 }
             }
         }
 
         func result() async -> Result<URL, any Error> {
-            await withCheckedContinuation { continuation in
-                let finished = state.withLock { state -> Result<URL, any Error>? in
-                    switch state {
-                    case .running(var waiting):
-                        waiting.append(continuation)
-                        state = .running(waiting)
-                        return nil
-                    case .finished(let result):
-                        return result
+            let id = state.withLock { state -> Int in
+                guard case .running(let next, let waiting) = state else { return -1 }
+                state = .running(next: next + 1, waiting: waiting)
+                return next
+            }
+            return await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let ready = state.withLock { state -> Result<URL, any Error>? in
+                        switch state {
+                        case .running(let next, var waiting):
+                            // Cancelled before it got here: the handler found nothing to resume.
+                            if Task.isCancelled { return .failure(CancellationError()) }
+                            waiting[id] = continuation
+                            state = .running(next: next, waiting: waiting)
+                            return nil
+                        case .finished(let result):
+                            return result
+                        }
                     }
+                    if let ready { continuation.resume(returning: ready) }
                 }
-                if let finished { continuation.resume(returning: finished) }
+            } onCancel: {
+                let left = state.withLock { state -> Waiter? in
+                    guard case .running(let next, var waiting) = state, let waiter = waiting.removeValue(forKey: id) else { return nil }
+                    state = .running(next: next, waiting: waiting)
+                    return waiter
+                }
+                left?.resume(returning: .failure(CancellationError()))
             }
         }
 
         func finish(_ result: Result<URL, any Error>) {
             let waiting = state.withLock { state in
                 defer { state = .finished(result) }
-                if case .running(let waiting) = state { return waiting }
+                if case .running(_, let waiting) = state { return Array(waiting.values) }
                 return []
             }
             for continuation in waiting { continuation.resume(returning: result) }

@@ -32,6 +32,8 @@ extension Supervisor {
         // gustd's limits (--build-timeout …) and sandbox: nothing of the push's sets them.
         var settings = configuration.buildSettings
         settings.sandbox = configuration.sandbox
+        // Without the sandbox too, builds find the interpreters a sandbox has (BuildSettings.hostPath).
+        settings.hostPath = Sandbox.path
         reporter.mask(try store.secretValues(app))
         var build = Build(
             app: app, commit: request.commit, home: home,
