@@ -19,10 +19,10 @@ import Testing
     /// A lane that answers `GET /health` with `ok`, and a channel with it and the stand-in.
     func channel() throws -> (EmbeddedChannel, HandedOn) {
         let lane = GatewayLane(
-            answer: { request in
+            answer: { request, _ in
                 guard request.path == "/health" else { return nil }
-                return Gateway.ImmediateAnswer(
-                    head: HTTPResponse(status: .ok, headerFields: [.contentLength: "2"]), body: ByteBuffer(string: "ok"))
+                return .now(Gateway.ImmediateAnswer(
+                    head: HTTPResponse(status: .ok, headerFields: [.contentLength: "2"]), body: ByteBuffer(string: "ok")))
             },
             dates: HTTPDate(), serverName: "gust")
         let handedOn = HandedOn()
