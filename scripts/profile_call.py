@@ -111,13 +111,13 @@ class Run:
         return process
 
     def instance_socket(self):
-        """The instance's socket: run/instances/ID.sock, or run/instances/ID/instance.sock when sandboxed."""
+        """The instance's socket: run/instances/ID.sock, or instance.sock in its directory when sandboxed
+        (run/instances/ID/, or run/instances/ZYGOTE/ID/ for an instance forked by its release's zygote)."""
         instances = os.path.join(self.home, 'run', 'instances')
         deadline = time.monotonic() + 30
         while True:
             sockets = [os.path.join(instances, name) for name in os.listdir(instances) if name.endswith('.sock')]
-            sockets += [os.path.join(instances, name, 'instance.sock') for name in os.listdir(instances)
-                        if os.path.exists(os.path.join(instances, name, 'instance.sock'))]
+            sockets += [os.path.join(root, 'instance.sock') for root, _, files in os.walk(instances) if 'instance.sock' in files]
             if sockets or time.monotonic() > deadline:
                 return sockets[0]
             time.sleep(0.1)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CArchive
 
 /// The receive hook's watch on the one who pushed. Over ssh, a push whose connection drops (a lost
 /// network, a killed client) is not told to anyone on the server: sshd sends no signal to a session

@@ -3,6 +3,7 @@ import HTTPTypes
 import NIOCore
 import NIOEmbedded
 import NIOHTTPTypes
+import Synchronization
 import Testing
 
 /// The gateway's lane on its own, between requests coming in and a stand-in
@@ -19,10 +20,10 @@ import Testing
     /// A lane that answers `GET /health` with `ok`, and a channel with it and the stand-in.
     func channel() throws -> (EmbeddedChannel, HandedOn) {
         let lane = GatewayLane(
-            answer: { request in
+            answer: { request, _ in
                 guard request.path == "/health" else { return nil }
-                return Gateway.ImmediateAnswer(
-                    head: HTTPResponse(status: .ok, headerFields: [.contentLength: "2"]), body: ByteBuffer(string: "ok"))
+                return .now(Gateway.ImmediateAnswer(
+                    head: HTTPResponse(status: .ok, headerFields: [.contentLength: "2"]), body: ByteBuffer(string: "ok")))
             },
             dates: HTTPDate(), serverName: "gust")
         let handedOn = HandedOn()
@@ -83,5 +84,132 @@ import Testing
         try send(request("/health"), on: channel)
         #expect(try answers(on: channel).count == 3)
         #expect(handedOn.parts.count == 4)
+    }
+
+    // MARK: Calls
+
+    /// The calls the lane started (`/call...`), each with the reply it writes its answer through.
+    final class Calls: Sendable {
+        private let started = Mutex<[(path: String, reply: LaneReply)]>([])
+        var paths: [String] { started.withLock { $0.map(\.path) } }
+        func add(_ path: String, _ reply: LaneReply) { started.withLock { $0.append((path, reply)) } }
+        func reply(_ index: Int) -> LaneReply { started.withLock { $0[index].reply } }
+    }
+
+    /// Counts the reads asked for: what the lane passes on towards the socket.
+    final class Reads: ChannelOutboundHandler {
+        typealias OutboundIn = Never
+        var count = 0
+        func read(context: ChannelHandlerContext) {
+            count += 1
+            context.read()
+        }
+    }
+
+    /// A lane that answers `/health` at once, starts a call for every path under `/call`, and hands on the rest.
+    func callingChannel() throws -> (EmbeddedChannel, HandedOn, Calls, Reads) {
+        let calls = Calls()
+        let lane = GatewayLane(
+            answer: { request, _ in
+                guard let path = request.path else { return nil }
+                if path == "/health" {
+                    return .now(Gateway.ImmediateAnswer(
+                        head: HTTPResponse(status: .ok, headerFields: [.contentLength: "2"]), body: ByteBuffer(string: "ok")))
+                }
+                guard path.hasPrefix("/call") else { return nil }
+                return .call { reply in calls.add(path, reply) }
+            },
+            dates: HTTPDate(), serverName: "gust")
+        let handedOn = HandedOn()
+        let reads = Reads()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers([reads, lane, handedOn])
+        return (channel, handedOn, calls, reads)
+    }
+
+    func answer(_ text: String) -> (HTTPResponse, ByteBuffer) {
+        (HTTPResponse(status: .ok, headerFields: [.contentLength: String(text.utf8.count)]), ByteBuffer(string: text))
+    }
+
+    func bodies(_ parts: [HTTPResponsePart]) -> [String] {
+        parts.compactMap { if case .body(let body) = $0 { String(buffer: body) } else { nil } }
+    }
+
+    @Test func aCallIsAnsweredWhenItsAnswerComesAndNeverReachesHummingbird() throws {
+        let (channel, handedOn, calls, _) = try callingChannel()
+        try send(request("/call"), on: channel)
+        #expect(calls.paths == ["/call"])
+        #expect(try answers(on: channel).isEmpty, "nothing is written before the instance answers")
+        let (head, body) = answer("hello")
+        calls.reply(0).answer(head, body: body)
+        let parts = try answers(on: channel)
+        guard parts.count == 3, case .head(let written) = parts[0], case .end = parts[2] else {
+            Issue.record("not head, body, end: \(parts)")
+            return
+        }
+        #expect(written.status == .ok)
+        #expect(written.headerFields[.server] == "gust")
+        #expect(written.headerFields[.date] != nil)
+        #expect(bodies(parts) == ["hello"])
+        #expect(handedOn.parts.isEmpty, "Hummingbird's responder never sees the call")
+    }
+
+    @Test func requestsReadDuringACallWaitForItsAnswerAndKeepTheirOrder() throws {
+        let (channel, handedOn, calls, _) = try callingChannel()
+        // Pipelined behind a call: another call, a request for Hummingbird, and a health check.
+        try send(request("/call/1") + request("/call/2") + request("/hello") + request("/health"), on: channel)
+        #expect(calls.paths == ["/call/1"], "the second call waits for the first one's answer")
+        #expect(handedOn.parts.isEmpty)
+        #expect(try answers(on: channel).isEmpty)
+
+        let (head, body) = answer("one")
+        calls.reply(0).answer(head, body: body)
+        #expect(calls.paths == ["/call/1", "/call/2"])
+        #expect(bodies(try answers(on: channel)) == ["one"])
+        #expect(handedOn.parts.isEmpty, "what follows the second call waits for it too")
+
+        let (secondHead, secondBody) = answer("two")
+        calls.reply(1).answer(secondHead, body: secondBody)
+        #expect(bodies(try answers(on: channel)) == ["two"])
+        // Hummingbird owes `/hello` now, so the health check goes to it as well, behind it.
+        #expect(handedOn.parts == request("/hello") + request("/health"))
+    }
+
+    @Test func nothingMoreIsReadWhileACallIsInProgress() throws {
+        let (channel, _, calls, reads) = try callingChannel()
+        try send(request("/call"), on: channel)
+        channel.read()
+        #expect(reads.count == 0, "the read waits for the call's answer")
+        let (head, body) = answer("hello")
+        calls.reply(0).answer(head, body: body)
+        #expect(reads.count == 1, "and is passed on once it is written")
+        channel.read()
+        #expect(reads.count == 2)
+    }
+
+    @Test func aStreamedAnswerIsWrittenAsItComesAndTheNextRequestFollowsItsEnd() throws {
+        let (channel, _, calls, _) = try callingChannel()
+        try send(request("/call") + request("/health"), on: channel)
+        calls.reply(0).head(HTTPResponse(status: .ok))
+        guard case .head = try answers(on: channel).first else {
+            Issue.record("the head is not written at once")
+            return
+        }
+        calls.reply(0).body(ByteBuffer(string: "a"))
+        #expect(bodies(try answers(on: channel)) == ["a"])
+        calls.reply(0).body(ByteBuffer(string: "b"))
+        #expect(bodies(try answers(on: channel)) == ["b"])
+        calls.reply(0).end()
+        let rest = try answers(on: channel)
+        #expect(rest.count == 4, "the call's end, then the health check's head, body and end: \(rest)")
+        #expect(bodies(rest) == ["ok"])
+    }
+
+    @Test func anAnswerThatBreaksOffClosesTheConnection() throws {
+        let (channel, _, calls, _) = try callingChannel()
+        try send(request("/call"), on: channel)
+        calls.reply(0).head(HTTPResponse(status: .ok))
+        calls.reply(0).abort()
+        #expect(!channel.isActive)
     }
 }

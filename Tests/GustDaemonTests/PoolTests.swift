@@ -107,6 +107,27 @@ struct PoolTests {
         }
     }
 
+    /// The gateway's lane takes a free instance without waiting, and gives the slot back
+    /// untouched when it cannot send the call after all (no idle connection on its loop).
+    @Test func aSlotGivenBackIsFreeAgainAndCountsNoCall() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(max: 1), launcher: launcher)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            #expect(pool.tryAcquire() == nil, "nothing runs yet: a call from zero waits, so the lane leaves it")
+            let first = try await pool.acquire(deadline: later)
+            pool.release(first)
+            let taken = try #require(pool.tryAcquire())
+            #expect(pool.tryAcquire() == nil, "its only instance is busy")
+            pool.giveBack(taken)
+            let again = try #require(pool.tryAcquire(), "the slot is free again")
+            pool.release(again)
+            #expect(pool.instances.map(\.served) == [2], "two calls ran; the one given back is not counted")
+            pool.drain()
+            try await group.next()
+        }
+    }
+
     @Test func aThirdCallWaitsForOneOfTwoAndACancelledWaiterIsSkipped() async throws {
         let launcher = FakeLauncher()
         let pool = Pool(settings: settings(max: 2), launcher: launcher)

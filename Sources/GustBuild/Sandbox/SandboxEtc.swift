@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CArchive
 package import Foundation
 
 /// The `/etc` of sandboxes on the host's system, made once by gustd as it

@@ -4,36 +4,52 @@ import Logging
 import NIOCore
 import NIOHTTPTypes
 
-/// Answers the requests the gateway can answer at once, from the head alone,
-/// on the event loop that read them (`Gateway.answerAtOnce`: an app's
-/// `/_/health`): no Swift Concurrency task is woken and none of
-/// Hummingbird's per-request machinery runs (its `Request` and `Response`, a
-/// logger with request-id metadata in a task local, the async channel's
-/// iterator and writer). Every other request goes on to Hummingbird as
-/// before, and so does every request while one handed on is unanswered, so
-/// answers never overtake each other.
+/// Answers on the event loop that read them the requests the gateway can
+/// answer without Hummingbird (`Gateway.laneAnswer`): an app's `/_/health`
+/// at once, from the head alone, and an ordinary call (no body, no upgrade,
+/// an instance free) by forwarding it to an instance and writing the answer
+/// when it comes (`LaneReply`). No Swift Concurrency task is woken and none
+/// of Hummingbird's per-request machinery runs (its `Request` and `Response`,
+/// the async channel's iterator and writer). Every other request goes on to
+/// Hummingbird as before.
+///
+/// Answers never overtake each other: while Hummingbird owes an answer, every
+/// request goes on to it; while a call the lane started is unanswered, the
+/// requests read meanwhile wait here (and no more are read) until it is.
 ///
 /// It sits after HummingbirdCore's connection state handler, which therefore
 /// sees these requests and their answers as any other (idle timeout,
-/// `Connection: close` on quiesce), and before the async channel.
+/// `Connection: close` on quiesce, a drain waiting for the call in progress),
+/// and before the async channel.
 final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// What to answer a request with from its head alone, or nil to hand it on.
-    typealias Answer = @Sendable (HTTPRequest) -> Gateway.ImmediateAnswer?
+    /// What to do with a request, from its head and its connection, or nil to hand it on.
+    typealias Answer = @Sendable (HTTPRequest, any Channel) -> Gateway.LaneAnswer?
 
     private let answer: Answer
     private let dates: HTTPDate
     private let serverName: String
     /// Requests handed on whose answer's end has not been written yet.
     private var handedOn = 0
-    /// A request answered here whose `.end` has not arrived yet: its parts go nowhere.
+    /// A request taken here whose `.end` has not arrived yet: its parts go nowhere.
     private var swallowing = false
     /// Answers written since the last flush.
     private var unflushed = false
+    /// A call started here whose answer's end has not been written yet.
+    private var calling = false
+    /// Parts of the requests read while `calling`: they are taken in turn once its answer is written.
+    private var held = CircularBuffer<HTTPRequestPart>()
+    /// A read asked for while `calling`, passed on once it is answered: a client that pipelines
+    /// requests behind a call has at most one read's worth of them held here.
+    private var readDeferred = false
+    /// Parts handed on since the last `channelReadComplete` passed on.
+    private var handedSinceComplete = false
+    /// Removed from its pipeline (the connection closed): a late answer goes nowhere.
+    private var removed = false
 
     init(answer: @escaping Answer, dates: HTTPDate, serverName: String) {
         self.answer = answer
@@ -42,26 +58,40 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            if handedOn == 0, let answer = answer(head) {
-                swallowing = true
-                var response = answer.head
-                response.headerFields[.date] = dates.now
-                response.headerFields[.server] = serverName
-                context.write(wrapOutboundOut(.head(response)), promise: nil)
-                context.write(wrapOutboundOut(.body(answer.body)), promise: nil)
-                context.write(wrapOutboundOut(.end(nil)), promise: nil)
-                unflushed = true  // at the end of this read: answers to pipelined requests leave together
-                return
-            }
-            handedOn += 1
-            context.fireChannelRead(data)
-        case .body:
-            if !swallowing { context.fireChannelRead(data) }
-        case .end:
-            if swallowing { swallowing = false } else { context.fireChannelRead(data) }
+        let part = unwrapInboundIn(data)
+        if swallowing {
+            if case .end = part { swallowing = false }
+            return
         }
+        if calling || !held.isEmpty {
+            held.append(part)
+            return
+        }
+        take(part, context: context)
+    }
+
+    /// A request part in its turn: answered here, or handed on.
+    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        guard case .head(let head) = part else {
+            handedSinceComplete = true
+            context.fireChannelRead(wrapInboundOut(part))
+            return
+        }
+        if handedOn == 0, let answer = answer(head, context.channel) {
+            swallowing = true
+            switch answer {
+            case .now(let immediate):
+                write(immediate.head, body: immediate.body, context: context)
+                unflushed = true  // at the end of this read: answers to pipelined requests leave together
+            case .call(let start):
+                calling = true
+                start(LaneReply(lane: self, context: context))
+            }
+            return
+        }
+        handedOn += 1
+        handedSinceComplete = true
+        context.fireChannelRead(wrapInboundOut(part))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -69,13 +99,130 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
             unflushed = false
             context.flush()
         }
+        handedSinceComplete = false
         context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if calling {
+            readDeferred = true
+            return
+        }
+        context.read()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // Only Hummingbird's writes come through here: the lane writes from its own place in the pipeline.
         if case .end = unwrapOutboundIn(data) { handedOn = max(0, handedOn - 1) }
         context.write(data, promise: promise)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        removed = true
+        held.removeAll()
+    }
+
+    /// A whole answer: head (with `Date` and `Server`), body and end.
+    private func write(_ head: HTTPResponse, body: ByteBuffer, context: ChannelHandlerContext) {
+        writeHead(head, context: context)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func writeHead(_ head: HTTPResponse, context: ChannelHandlerContext) {
+        var response = head
+        response.headerFields[.date] = dates.now
+        response.headerFields[.server] = serverName
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+    }
+
+    // MARK: A call's answer (`LaneReply`), on the channel's event loop
+
+    fileprivate func answered(_ head: HTTPResponse, body: ByteBuffer, context: ChannelHandlerContext) {
+        guard calling, !removed else { return }
+        write(head, body: body, context: context)
+        callEnded(context: context)
+    }
+
+    fileprivate func streamHead(_ head: HTTPResponse, context: ChannelHandlerContext) {
+        guard calling, !removed else { return }
+        writeHead(head, context: context)
+        context.flush()
+    }
+
+    fileprivate func streamChunk(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
+        guard calling, !removed else { return }
+        context.writeAndFlush(wrapOutboundOut(.body(chunk)), promise: nil)
+    }
+
+    fileprivate func streamEnded(context: ChannelHandlerContext) {
+        guard calling, !removed else { return }
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        callEnded(context: context)
+    }
+
+    /// The answer broke off: the connection closes, as Hummingbird's would.
+    fileprivate func abort(context: ChannelHandlerContext) {
+        guard calling, !removed else { return }
+        calling = false
+        held.removeAll()
+        context.close(promise: nil)
+    }
+
+    /// The call's answer is written: the requests that waited for it are taken in turn.
+    private func callEnded(context: ChannelHandlerContext) {
+        calling = false
+        context.flush()
+        while !calling, !removed, let part = held.popFirst() {
+            if swallowing {
+                if case .end = part { swallowing = false }
+                continue
+            }
+            take(part, context: context)
+        }
+        if unflushed {
+            unflushed = false
+            context.flush()
+        }
+        if handedSinceComplete {
+            handedSinceComplete = false
+            context.fireChannelReadComplete()  // what was handed on reaches Hummingbird now
+        }
+        if !calling, readDeferred, !removed {
+            readDeferred = false
+            context.read()
+        }
+    }
+}
+
+/// Where a call the lane started writes its answer, from whichever thread its
+/// instance's connection answers on (the channel's own loop, mostly: then at once).
+/// Exactly one of: `answer`; `head`, any `body`, then `end` or `abort`.
+struct LaneReply: Sendable {
+    private let lane: NIOLoopBound<(handler: GatewayLane, context: ChannelHandlerContext)>
+    /// The client's connection's event loop.
+    let eventLoop: any EventLoop
+
+    fileprivate init(lane: GatewayLane, context: ChannelHandlerContext) {
+        self.lane = NIOLoopBound((lane, context), eventLoop: context.eventLoop)
+        eventLoop = context.eventLoop
+    }
+
+    /// A whole answer (its head says its `Content-Length`).
+    func answer(_ head: HTTPResponse, body: ByteBuffer) { onLoop { $0.answered(head, body: body, context: $1) } }
+    /// A streamed answer's head; its chunks follow.
+    func head(_ head: HTTPResponse) { onLoop { $0.streamHead(head, context: $1) } }
+    func body(_ chunk: ByteBuffer) { onLoop { $0.streamChunk(chunk, context: $1) } }
+    func end() { onLoop { $0.streamEnded(context: $1) } }
+    /// A streamed answer that cannot be finished: the connection is closed.
+    func abort() { onLoop { $0.abort(context: $1) } }
+
+    private func onLoop(_ work: @escaping @Sendable (GatewayLane, ChannelHandlerContext) -> Void) {
+        if eventLoop.inEventLoop {
+            work(lane.value.handler, lane.value.context)
+        } else {
+            eventLoop.execute { [lane] in work(lane.value.handler, lane.value.context) }
+        }
     }
 }
 
@@ -92,7 +239,7 @@ struct GatewayChannel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         http1.setup(channel: channel, logger: logger).flatMapThrowing { [gateway, dates, serverName] value in
             let pipeline = channel.pipeline.syncOperations
-            let lane = GatewayLane(answer: gateway.answerAtOnce, dates: dates, serverName: serverName)
+            let lane = GatewayLane(answer: gateway.laneAnswer, dates: dates, serverName: serverName)
             try pipeline.addHandler(lane, position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
             return value
         }

@@ -31,21 +31,51 @@ actor Instance {
     /// Where its output goes (also for upgraded connections, `Instance+Upgrade.swift`).
     let output: InstanceOutput
 
-    /// Connections not in use, by the event loop their channel lives on.
-    private var idle: [ObjectIdentifier: [InstanceConnection]] = [:]
-    private var open: [InstanceConnection] = []
+    /// Its connections, under a lock rather than the actor's isolation: the gateway's lane for
+    /// calls takes and gives them back on an event loop, without a task (`Instance+Lane.swift`).
+    nonisolated let connections: Mutex<Connections>
     private let onStop: @Sendable () -> Void
     private var stopped = false
-    /// Whether a call has taken a connection yet: the first takes the one the launch opened.
-    private var tookAConnection = false
     /// Whether gustd asked it to stop (an exit then is no crash).
     var isStopping: Bool { stopped }
     /// A call passed its time limit (the process is in an unknown state) or
     /// lost its connection: the instance must not take another call.
-    private(set) var isBroken = false
+    nonisolated var isBroken: Bool { broken.load(ordering: .relaxed) }
+    private nonisolated let broken = Atomic(false)
 
-    /// A call on a connection of its own (an upgrade) left the instance in an unknown state.
-    func markBroken() { isBroken = true }
+    /// A call (on a connection of its own, an upgrade; or one that failed) left the instance in an unknown state.
+    nonisolated func markBroken() { broken.store(true, ordering: .relaxed) }
+
+    /// An instance's connections: the idle ones by the event loop their channel lives on, and all open.
+    struct Connections {
+        var idle: [ObjectIdentifier: [InstanceConnection]] = [:]
+        var open: [InstanceConnection] = []
+        var stopped = false
+        /// Whether a call has taken a connection yet: the first takes the one the launch opened.
+        var tookOne = false
+
+        /// An open idle connection on `loop`, dropping closed ones on the way.
+        mutating func popIdle(_ loop: ObjectIdentifier) -> InstanceConnection? {
+            while let connection = idle[loop]?.popLast() {
+                if connection.isOpen { return connection }
+                open.removeAll { $0 === connection }
+            }
+            return nil
+        }
+
+        mutating func give(_ connection: InstanceConnection) {
+            guard connection.isOpen, !stopped else {
+                open.removeAll { $0 === connection }
+                return
+            }
+            idle[ObjectIdentifier(connection.eventLoop), default: []].append(connection)
+        }
+
+        /// A connection that will not come back (a streamed answer's, closed once it ends).
+        mutating func forget(_ connection: InstanceConnection) {
+            open.removeAll { $0 === connection }
+        }
+    }
 
     init(
         id: String, app: AppName, version: Int, manifest: FunctionManifest, process: InstanceProcess,
@@ -66,8 +96,7 @@ actor Instance {
         self.records = records
         self.started = .now
         internalToken = connection.internalToken
-        idle[ObjectIdentifier(connection.eventLoop)] = [connection]
-        open = [connection]
+        connections = Mutex(Connections(idle: [ObjectIdentifier(connection.eventLoop): [connection]], open: [connection]))
     }
 
     /// Its memory for `gust ps`: under the sandbox its cgroup's (the app's processes, not the
@@ -104,7 +133,7 @@ actor Instance {
             if let rest = response.rest {
                 // Busy until its answer ends, then closed: it never goes back to the idle ones.
                 // What it prints until then is still its function's.
-                open.removeAll { $0 === connection }
+                connections.withLock { $0.forget(connection) }
                 let output = self.output
                 rest.done.whenComplete { _ in
                     connection.close()
@@ -118,7 +147,7 @@ actor Instance {
         } catch {
             output.end(function, call: call)
             give(connection)
-            isBroken = true
+            markBroken()
             throw error
         }
     }
@@ -134,12 +163,16 @@ actor Instance {
     /// accept and a thread, all on the way to the first answer after a start.
     private func take() async throws -> InstanceConnection {
         let here = MultiThreadedEventLoopGroup.currentEventLoop
-        let first = !tookAConnection
-        tookAConnection = true
-        if let here, let connection = popIdle(ObjectIdentifier(here)) { return connection }
-        if here == nil || first, let key = idle.first(where: { !$0.value.isEmpty })?.key, let connection = popIdle(key) {
-            return connection
+        let taken = connections.withLock { connections -> InstanceConnection? in
+            let first = !connections.tookOne
+            connections.tookOne = true
+            if let here, let connection = connections.popIdle(ObjectIdentifier(here)) { return connection }
+            if here == nil || first, let key = connections.idle.first(where: { !$0.value.isEmpty })?.key {
+                return connections.popIdle(key)
+            }
+            return nil
         }
+        if let taken { return taken }
         guard !stopped else { throw InstanceCallError.connectionClosed }
         let made: InstanceConnection
         do {
@@ -147,27 +180,15 @@ actor Instance {
                 socketPath: socketPath, internalToken: internalToken, group: here ?? MultiThreadedEventLoopGroup.singleton
             )
         } catch {
-            isBroken = true  // its socket is gone: the process is
+            markBroken()  // its socket is gone: the process is
             throw InstanceCallError.connectionClosed
         }
-        open.append(made)
+        connections.withLock { $0.open.append(made) }
         return made
     }
 
-    private func popIdle(_ key: ObjectIdentifier) -> InstanceConnection? {
-        while let connection = idle[key]?.popLast() {
-            if connection.isOpen { return connection }
-            open.removeAll { $0 === connection }
-        }
-        return nil
-    }
-
     private func give(_ connection: InstanceConnection) {
-        guard connection.isOpen, !stopped else {
-            open.removeAll { $0 === connection }
-            return
-        }
-        idle[ObjectIdentifier(connection.eventLoop), default: []].append(connection)
+        connections.withLock { $0.give(connection) }
     }
 
     /// Waits (at most 50 ms) until the pipes hold nothing the previous call
@@ -198,9 +219,12 @@ actor Instance {
     func stop(grace: Duration = .seconds(3)) async {
         stopped = true
         onStop()
+        let open = connections.withLock { connections in
+            connections.stopped = true
+            defer { connections = Connections(stopped: true, tookOne: true) }
+            return connections.open
+        }
         open.forEach { $0.close() }
-        open = []
-        idle = [:]
         await process.stop(grace: grace)
         records.forget(id: id)
     }

@@ -99,10 +99,48 @@ final class InstanceConnection: Sendable {
     /// Sends `request` and collects the answer, failing with `tooLarge` once
     /// its body passes `maxBodyBytes`.
     func send(_ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = .max) async throws -> InstanceResponse {
-        let promise = channel.eventLoop.makePromise(of: InstanceResponse.self)
-        let exchange = Exchange(request: request, promise: promise, timeout: timeout, maxBodyBytes: maxBodyBytes)
-        channel.writeAndFlush(exchange, promise: nil)
+        let loop = channel.eventLoop
+        let promise = loop.makePromise(of: InstanceResponse.self)
+        // A streamed answer's chunks and end, once its head has come (all on the connection's loop).
+        let stream = NIOLoopBoundBox.makeEmptyBox(
+            valueType: (AsyncThrowingStream<ByteBuffer, any Error>.Continuation, EventLoopPromise<Void>).self, eventLoop: loop)
+        start(request, timeout: timeout, maxBodyBytes: maxBodyBytes) { part in
+            switch part {
+            case .whole(let response):
+                promise.succeed(response)
+            case .head(let status, let headers):
+                let (chunks, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self)
+                let done = loop.makePromise(of: Void.self)
+                stream.value = (continuation, done)
+                promise.succeed(InstanceResponse(
+                    status: status, headers: headers, body: ByteBuffer(), rest: StreamedBody(chunks: chunks, done: done.futureResult)))
+            case .chunk(let chunk):
+                stream.value?.0.yield(chunk)
+            case .end:
+                stream.value?.0.finish()
+                stream.value?.1.succeed()
+                stream.value = nil
+            case .failed(let error):
+                promise.fail(error)
+            case .streamFailed(let error):
+                stream.value?.0.finish(throwing: error)
+                stream.value?.1.fail(error)
+                stream.value = nil
+            }
+        }
         return try await promise.futureResult.get()
+    }
+
+    /// Sends `request` without waiting: `deliver` is given its answer's parts, on the connection's
+    /// event loop, as they come (`InstanceAnswerPart`). What `send` does, for a caller that is not a task
+    /// (the gateway's lane for calls, `GatewayLane`).
+    func start(
+        _ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = .max, deliver: @escaping @Sendable (InstanceAnswerPart) -> Void
+    ) {
+        // Fails only if the exchange never reached the handler (the connection had closed): no answer will come.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { _ in deliver(.failed(.connectionClosed)) }
+        channel.writeAndFlush(Exchange(request: request, deliver: deliver, timeout: timeout, maxBodyBytes: maxBodyBytes), promise: written)
     }
 
     func close() {
@@ -110,10 +148,26 @@ final class InstanceConnection: Sendable {
     }
 }
 
-/// What the handler is asked to do: send `request`, fulfil `promise`.
+/// An instance's answer as `InstanceConnection.start` hands it over, in this order: `whole`, or
+/// `failed`; or, for a chunked answer the request `streamsAnswer` for, `head`, then `chunk`s, then
+/// `end` or `streamFailed`.
+enum InstanceAnswerPart: Sendable {
+    /// A whole answer, its body collected.
+    case whole(InstanceResponse)
+    /// A streamed answer's head: its chunks follow as the instance writes them.
+    case head(status: Int, headers: HTTPHeaders)
+    case chunk(ByteBuffer)
+    case end
+    /// No answer: the connection closed, or the time limit passed, before it came.
+    case failed(InstanceCallError)
+    /// A streamed answer broke off after its head.
+    case streamFailed(InstanceCallError)
+}
+
+/// What the handler is asked to do: send `request`, hand its answer to `deliver`.
 private struct Exchange: Sendable {
     var request: InstanceRequest
-    var promise: EventLoopPromise<InstanceResponse>
+    var deliver: @Sendable (InstanceAnswerPart) -> Void
     var timeout: Duration
     var maxBodyBytes: Int
 }
@@ -127,24 +181,27 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     private let internalToken: String
-    private var promise: EventLoopPromise<InstanceResponse>?
+    /// Who waits for the answer in progress, until its head (streamed) or its end (whole).
+    private var deliver: (@Sendable (InstanceAnswerPart) -> Void)?
     private var timer: Scheduled<Void>?
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
     private var maxBodyBytes = Int.max
     private var streamsAnswer = false
-    /// A streamed answer in progress: its head went out with the promise, its chunks go here.
-    private var streaming: (chunks: AsyncThrowingStream<ByteBuffer, any Error>.Continuation, done: EventLoopPromise<Void>)?
+    /// A streamed answer in progress: its head went out, its chunks and end go here.
+    private var streaming: (@Sendable (InstanceAnswerPart) -> Void)?
 
     init(internalToken: String) { self.internalToken = internalToken }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise writePromise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
-        guard promise == nil, streaming == nil else {
-            exchange.promise.fail(ChannelError.inappropriateOperationForState)
+        // The exchange is the handler's from here: what becomes of it goes to `deliver`.
+        writePromise?.succeed()
+        guard deliver == nil, streaming == nil, context.channel.isActive else {
+            exchange.deliver(.failed(.connectionClosed))
             return
         }
-        promise = exchange.promise
+        deliver = exchange.deliver
         maxBodyBytes = exchange.maxBodyBytes
         streamsAnswer = exchange.request.streamsAnswer
         head = nil
@@ -166,7 +223,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         if exchange.request.body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(exchange.request.body))), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: writePromise)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -174,23 +231,18 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         case .head(let responseHead):
             head = responseHead
             let chunked = responseHead.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
-            if streamsAnswer, chunked, let promise {
+            if streamsAnswer, chunked, let deliver {
                 // Hand the answer over now; its chunks follow as the instance writes them.
-                let (chunks, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self)
-                let done = context.eventLoop.makePromise(of: Void.self)
-                streaming = (continuation, done)
-                self.promise = nil
-                promise.succeed(InstanceResponse(
-                    status: Int(responseHead.status.code), headers: responseHead.headers, body: ByteBuffer(),
-                    rest: StreamedBody(chunks: chunks, done: done.futureResult)
-                ))
+                streaming = deliver
+                self.deliver = nil
+                deliver(.head(status: Int(responseHead.status.code), headers: responseHead.headers))
             }
         case .body(var chunk):
             if let streaming {
-                streaming.chunks.yield(chunk)
+                streaming(.chunk(chunk))
                 return
             }
-            guard promise != nil else { return }
+            guard deliver != nil else { return }
             guard chunk.readableBytes <= maxBodyBytes - body.readableBytes else {
                 fail(InstanceCallError.tooLarge)
                 body = ByteBuffer()
@@ -202,15 +254,15 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             if let streaming {
                 timer?.cancel()
                 self.streaming = nil
-                streaming.chunks.finish()
-                streaming.done.succeed()
+                streaming(.end)
                 return
             }
-            guard let head, let promise else { return }
+            guard let head, let deliver else { return }
             timer?.cancel()
-            self.promise = nil
-            promise.succeed(InstanceResponse(status: Int(head.status.code), headers: head.headers, body: body))
+            self.deliver = nil
+            let whole = InstanceResponse(status: Int(head.status.code), headers: head.headers, body: body)
             body = ByteBuffer()
+            deliver(.whole(whole))
         }
     }
 
@@ -227,13 +279,12 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private func fail(_ error: InstanceCallError) {
         timer?.cancel()
         timer = nil
-        let pending = promise
-        promise = nil
-        pending?.fail(error)
+        let pending = deliver
+        deliver = nil
+        pending?(.failed(error))
         if let streaming {
             self.streaming = nil
-            streaming.chunks.finish(throwing: error)
-            streaming.done.fail(error)
+            streaming(.streamFailed(error))
         }
     }
 }

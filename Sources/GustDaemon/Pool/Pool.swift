@@ -157,6 +157,12 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         apply { $0.machine.finished(lease.call, on: lease.instance, now: .now) }
     }
 
+    /// The call of `lease` did not run after all (the gateway's lane found no connection to
+    /// send it on, and hands it to the ordinary path): the slot is free again, nothing counted.
+    func giveBack(_ lease: Lease) {
+        apply { $0.machine.finished(lease.call, on: lease.instance, now: .now, ran: false) }
+    }
+
     /// The instance of `lease` is broken (past a time limit, or its
     /// connection lost): it takes no more calls and is stopped.
     func discard(_ lease: Lease) {

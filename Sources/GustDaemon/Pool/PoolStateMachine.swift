@@ -188,10 +188,13 @@ struct PoolStateMachine: Sendable {
     }
 
     /// A call on `id` answered (or failed): the instance takes the next waiter.
-    mutating func finished(_ call: CallID, on id: InstanceID, now: Instant) -> [Action] {
+    /// `ran` false: the call gave its slot back before it ran (counted in nothing).
+    mutating func finished(_ call: CallID, on id: InstanceID, now: Instant, ran: Bool = true) -> [Action] {
         guard var instance = instances[id] else { return [] }
-        instance.lastActive = now
-        instance.served += 1
+        if ran {
+            instance.lastActive = now
+            instance.served += 1
+        }
         switch instance.state {
         case .running(let inFlight):
             instance.state = .running(inFlight: max(inFlight - 1, 0))

@@ -77,10 +77,10 @@ extension Supervisor {
                     }
                     return value
                 }
-                await finish(lease, in: route.pool)
+                finish(lease, in: route.pool)
                 return value
             } catch {
-                await finish(lease, in: route.pool)
+                finish(lease, in: route.pool)
                 throw error
             }
         }
@@ -88,8 +88,8 @@ extension Supervisor {
     }
 
     /// Gives the slot back, or discards the instance if a call left it broken.
-    private nonisolated func finish(_ lease: AppPool.Lease, in pool: AppPool) async {
-        if await lease.member.isBroken {
+    private nonisolated func finish(_ lease: AppPool.Lease, in pool: AppPool) {
+        if lease.member.isBroken {
             pool.discard(lease)
         } else {
             pool.release(lease)
