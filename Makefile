@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 
-.PHONY: all deps build test test-swift test-runtimes test-examples test-buildpacks lint demo bench clean
+.PHONY: all deps build release test test-swift test-runtimes test-examples test-buildpacks lint demo bench clean
 
 all: build
 
@@ -11,6 +11,10 @@ deps:
 
 build: deps
 	$(SWIFT) build
+
+# Optimized, as `make bench` and scripts/install.sh build it; CI (.ci/run) builds it after `make test`.
+release: deps
+	$(SWIFT) build -c release
 
 # Every test: Swift (unit and end-to-end with real git, sshd, Python and Node),
 # the runtimes' own tests, the shared protocol tests, the buildpacks' tests, shellcheck.
