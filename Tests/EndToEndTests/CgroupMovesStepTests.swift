@@ -10,7 +10,7 @@ import Glibc
 /// The installer's root step turns on quick moves into cgroups (`favordynmods` on the cgroup v2
 /// mount), and gustd says at start when they are not quick: the real kernel, the real mount, the
 /// real `contrib/systemd/gust-cgroups.sh`. The mount is put back as it was found.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct CgroupMovesStepTests {
+@Suite(.serialized, .timeLimit(.minutes(20))) struct CgroupMovesStepTests {
     /// The cgroup v2 mount the step looks at, with its superblock options, or nil.
     static func v2Mount() -> (target: String, options: [String])? {
         guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
