@@ -10,6 +10,20 @@ import Testing
 /// comes back from inside is read strictly (an index into the build's own buildpacks, a status
 /// line only the sandbox's shell writes), and compile's output never carries release's.
 struct BuildSandboxStepsTests {
+    /// The scratch directory (readable by the sandbox), a home with its run/ and where the test's
+    /// buildpacks go; nil (said) where bubblewrap cannot run here.
+    static func scratchHome() throws -> (root: URL, home: GustHome, packs: URL)? {
+        if let reason = Sandbox.unavailableReason() {
+            print("BuildSandboxStepsTests: skipped, \(reason)")
+            return nil
+        }
+        let root = ScratchDirectory.current
+        chmod(root.path, 0o755)
+        let home = GustHome(path: root.appendingPathComponent("home").path)
+        try FileManager.default.createDirectory(at: home.run, withIntermediateDirectories: true)
+        return (root, home, root.appendingPathComponent("buildpacks"))
+    }
+
     @Test func detectsExitStatusIsAnIndexIntoTheBuildsOwnBuildpacksOrAFailure() {
         #expect(Build.DetectOutcome(.exited(100), buildpacks: 2) == .matched(0))
         #expect(Build.DetectOutcome(.exited(101), buildpacks: 2) == .matched(1))
@@ -38,15 +52,7 @@ struct BuildSandboxStepsTests {
     /// marks /tmp; release sees compile's mark, and no process of compile's. Each step alone in a
     /// sandbox of its own would see neither mark.
     @Test(.scratchDirectory) func detectRunsInOneSandboxAndReleaseInCompilesWithNothingOfCompileLeft() async throws {
-        if let reason = Sandbox.unavailableReason() {
-            print("BuildSandboxStepsTests: skipped, \(reason)")
-            return
-        }
-        let root = ScratchDirectory.current
-        chmod(root.path, 0o755)
-        let home = GustHome(path: root.appendingPathComponent("home").path)
-        try FileManager.default.createDirectory(at: home.run, withIntermediateDirectories: true)
-        let packs = root.appendingPathComponent("buildpacks")
+        guard let (root, home, packs) = try Self.scratchHome() else { return }
         try Self.buildpack(packs, "no", detect: "touch /tmp/no-was-here\necho 'not me'\nexit 1", compile: "exit 1", release: "exit 1")
         try Self.buildpack(
             packs, "yes",
@@ -82,15 +88,7 @@ struct BuildSandboxStepsTests {
     /// Where gustd has no cgroup (`LimitMechanism.rlimits`), compile runs under an address-space
     /// limit, twice the build's memory (at least 1 GB): a step that allocates 4 GB fails, naming it.
     @Test(.scratchDirectory) func underRlimitsACompilePastTheBuildsMemoryFailsNamingTheLimit() async throws {
-        if let reason = Sandbox.unavailableReason() {
-            print("BuildSandboxStepsTests: skipped, \(reason)")
-            return
-        }
-        let root = ScratchDirectory.current
-        chmod(root.path, 0o755)
-        let home = GustHome(path: root.appendingPathComponent("home").path)
-        try FileManager.default.createDirectory(at: home.run, withIntermediateDirectories: true)
-        let packs = root.appendingPathComponent("buildpacks")
+        guard let (root, home, packs) = try Self.scratchHome() else { return }
         try Self.buildpack(
             packs, "big", detect: "echo Big",
             compile: "echo \"address space: $(ulimit -v)\"\n/usr/bin/python3 -c 'bytearray(4 << 30)'",
