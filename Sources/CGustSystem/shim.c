@@ -151,6 +151,9 @@ int gust_spawn_entering(const struct gust_spawn_request *request, const struct g
 }
 
 static int gust_spawn_common(const struct gust_spawn_request *request, const struct gust_sandbox_entry *entry, pid_t *pid, int *step) {
+    *step = GUST_SPAWN_STEP_SETUP;
+    // The pid written there would be the first fork's, not the program's.
+    if (entry && request->listen_pid_entry) return EINVAL;
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
     // No handler of gustd's may run in the child before it resets them.

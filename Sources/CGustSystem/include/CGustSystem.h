@@ -111,6 +111,7 @@ struct gust_sandbox_entry {
 /// namespace, and forks the program's process as gustd's own child (CLONE_PARENT), which drops to
 /// `uid`, loses every capability, loads the seccomp program and execs, in `request->directory`
 /// inside. `*pid` is the program's process; PR_SET_PDEATHSIG (`parent_death_signal`) is set there.
+/// `listen_pid_entry` is refused (EINVAL): the pid would be the first fork's.
 int gust_spawn_entering(const struct gust_spawn_request *request, const struct gust_sandbox_entry *entry, pid_t *pid, int *step);
 
 /// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): a zygote's control
