@@ -119,9 +119,12 @@ int gust_enter_sandbox(const struct gust_sandbox_entry *entry, const char *direc
         }
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return errno;
-    if (entry->set_groups && setgroups(0, NULL) != 0) return errno;
-    if (setresgid(entry->gid, entry->gid, entry->gid) != 0) return errno;
-    if (setresuid(entry->uid, entry->uid, entry->uid) != 0) return errno;
+    // Raw system calls: glibc's wrappers of these broadcast the change to every thread it believes the
+    // process has (the setxid handshake), and a fork of multithreaded gustd (a clone glibc never saw)
+    // would wait forever on a futex for threads that are not there. The program is single-threaded.
+    if (entry->set_groups && syscall(SYS_setgroups, 0, NULL) != 0) return errno;
+    if (syscall(SYS_setresgid, entry->gid, entry->gid, entry->gid) != 0) return errno;
+    if (syscall(SYS_setresuid, entry->uid, entry->uid, entry->uid) != 0) return errno;
     struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct none[2];
     memset(none, 0, sizeof none);
