@@ -230,16 +230,12 @@ final class InstanceProcess: Sendable {
         // PID 1 of its own namespace ignores a SIGTERM it does not handle, where any other process
         // would end: it ends as it would have (an ASGI lifespan's handler still gets its grace).
         if isNamespaceInit, !Self.handles(SIGTERM, pid: pid) { signal(SIGKILL) }
-        let exited = await withTaskGroup(of: Bool.self) { group in
+        await withTaskGroup(of: Bool.self) { group in
             group.addTask { _ = await self.exitStatus(); return true }
             group.addTask { try? await Task.sleep(for: grace); return false }
-            let first = await group.next() ?? false
+            // SIGKILL inside the group: it waits for its waiting task, which no cancel ends.
+            if await group.next() == false { signal(SIGKILL) }
             group.cancelAll()
-            return first
-        }
-        if !exited {
-            signal(SIGKILL)
-            _ = await exitStatus()
         }
     }
 
