@@ -18,7 +18,9 @@ Measured:
   sandbox         gustd restarted with `--sandbox none` and with `--sandbox bubblewrap`, the app
                   scaled to zero, the two modes taking turns (gustd restarted each turn): the
                   first call after each start (a cold start: spawn, runtime import, manifest,
-                  the call) and the p50 of calls/rounds warm calls, medians of the turns; and a
+                  the call) and the p50 of calls/rounds warm calls, then, once the app stopped
+                  after idle (1 s; its zygote 4 s), a cold start with gustd running (what gustd
+                  keeps per app, a prepared sandbox, kept), medians of the turns; and a
                   scale-out (a second instance while the first is busy; forked from the zygote
                   without the sandbox), in the same run.
                   With --user NAME gustd runs as that user (with a subordinate range: each app
@@ -285,9 +287,12 @@ class Bench:
         loaded machine's swings fall on both: each turn times the first call (a cold start) and
         then calls / rounds warm calls for a p50; the medians of the turns are compared. The
         scale-out is timed once per mode at the end."""
-        self.gust('scale', 'bench', '--min', '0')
+        # Idle 1 s: after the warm calls the instance stops, then its zygote (4 × idle), for a cold
+        # start with gustd running (what gustd keeps per app, a prepared sandbox, kept too).
+        self.gust('scale', 'bench', '--min', '0', '--idle', '1s')
         modes = ['none', 'bubblewrap']
         colds = {mode: [] for mode in modes}
+        agains = {mode: [] for mode in modes}
         p50s = {mode: [] for mode in modes}
         p99s = {mode: [] for mode in modes}
         calls = self.calls
@@ -306,13 +311,22 @@ class Bench:
                     warm = self.latency(lambda: http.client.HTTPConnection('127.0.0.1', self.port), '/apps/bench/_/functions/ping')
                     p50s[mode].append(warm['p50_ms'])
                     p99s[mode].append(warm['p99_ms'])
+                    self.wait_until(lambda: not json.loads(self.gust('ps', 'bench', '--json')), 60, 'the app to stop after idle')
+                    connection = http.client.HTTPConnection('127.0.0.1', self.port)
+                    started = time.perf_counter()
+                    if self.answer_version(connection) is None:
+                        sys.exit(f'no answer with --sandbox {mode}; see gustd.log')
+                    agains[mode].append((time.perf_counter() - started) * 1000)
+                    connection.close()
         finally:
             self.calls = calls
         results = {}
         for mode in modes:
             results[mode] = {'cold_ms': statistics.median(colds[mode]), 'warm_p50_ms': statistics.median(p50s[mode]),
                              'warm_p99_ms': statistics.median(p99s[mode]), 'scale_out_ms': None}
+            results[mode]['cold_again_ms'] = statistics.median(agains[mode])
             print(f"--sandbox {mode:<10}  cold starts {', '.join(f'{c:.1f}' for c in colds[mode])} ms", flush=True)
+            print(f"--sandbox {mode:<10}  cold starts with gustd running {', '.join(f'{c:.1f}' for c in agains[mode])} ms", flush=True)
         for mode in modes:
             # Scale-out: a second instance while the first is busy, forked from the release's zygote
             # (in the app's sandbox under bubblewrap; before zygotes ran there, a fresh sandbox and interpreter).
@@ -329,6 +343,7 @@ class Bench:
         outs = [results[mode]['scale_out_ms'] for mode in modes]
         results['added_scale_out_ms'] = outs[1] - outs[0] if None not in outs else None
         results['added_cold_ms'] = results['bubblewrap']['cold_ms'] - results['none']['cold_ms']
+        results['added_cold_again_ms'] = results['bubblewrap']['cold_again_ms'] - results['none']['cold_again_ms']
         results['added_p50_ms'] = results['bubblewrap']['warm_p50_ms'] - results['none']['warm_p50_ms']
         results['rounds'] = self.rounds
         return results
@@ -617,6 +632,9 @@ def print_sandbox(b):
     for mode in ['none', 'bubblewrap']:
         print(f"--sandbox {mode:<10}  cold start {b[mode]['cold_ms']:7.1f} ms (median of {b['rounds']})  "
               f"warm p50 {b[mode]['warm_p50_ms']:.3f} ms  p99 {b[mode]['warm_p99_ms']:.3f} ms  scale-out {milliseconds(b[mode]['scale_out_ms'])}")
+    for mode in ('none', 'bubblewrap'):
+        print(f"--sandbox {mode:<10}  cold start with gustd running {b[mode]['cold_again_ms']:7.1f} ms (median of {b['rounds']})")
+    print(f"the sandbox adds                       {b['added_cold_again_ms']:.1f} ms to a cold start with gustd running (after idle)")
     print(f"the sandbox adds                       {b['added_cold_ms']:.1f} ms to a cold start, {b['added_p50_ms']:.3f} ms to a call's p50, "
           f"{milliseconds(b['added_scale_out_ms'])} to a scale-out")
 

@@ -6,11 +6,21 @@ take turns in each round. "before" is the command line with a wrapper shell, eac
 entry bound on its own and an inner shell; "after" bwrap started directly, one /etc and
 setpriv alone (the sysctl gustd writes from outside is not in it).
 
+The "prepared" rows (issue 12, fifth pass) measure the other way to start, not built into gustd:
+a holder sandbox made once with bwrap (and the uid map), kept alive, and per start a fork that
+enters its user namespace, clones the release and the socket directory as detached mounts
+(open_tree) from a private copy of the host's mount namespace, enters the holder's mount
+namespace, unshares a fresh one, attaches them at /app and /run/gust, mounts /tmp and /dev/shm,
+joins (or makes fresh) PID, IPC and UTS namespaces, drops to the app's uid and execs
+(PreparedSandbox below; docs/benchmarks.md, "Entering a prepared sandbox").
+
 Run it as gustd's user (with a subordinate range for the uid-map rows), e.g.
     setpriv --reuid=gust --regid=gust --init-groups -- python3 scripts/profile_sandbox.py
 As root, the rows that map app uids are skipped (gustd maps none as root either).
 """
 import argparse
+import ctypes
+import fcntl
 import os
 import shutil
 import stat
@@ -150,6 +160,144 @@ def mapped(argv, uid_start, gid_start, maps='serial', wrapped=False):
     return (time.perf_counter() - started) * 1000
 
 
+class PreparedSandbox:
+    """A holder sandbox made once (bwrap, and the uid map when `ids`), and starts that enter it.
+
+    Each start (`start`) forks; the child, single-threaded, enters the holder's user namespace
+    (its owner's first where bwrap nested one, as it does for --uid without a block descriptor),
+    unshares a private copy of the host's mount namespace only to clone the release and the socket
+    directory as detached mounts, enters the holder's mount namespace and unshares a fresh one
+    (private propagation), attaches them read-only at /app and writable at /run/gust, mounts its
+    own /tmp and /dev/shm, then either joins the holder's PID, IPC and UTS namespaces
+    (`fresh_pid` False) or makes new ones and mounts their /proc, drops every capability and
+    becomes inside uid 1000, and execs. The holder's namespaces never hold a host path.
+    """
+    CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x02000000, 0x04000000, 0x08000000
+    CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
+    MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
+    SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR, SYS_CAPSET = 428, 429, 442, 126
+    OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC, AT_FDCWD, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH = 1, 0o2000000, -100, 0x1000, 4
+    MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
+    NS_GET_USERNS = 0xb701
+
+    class MountAttr(ctypes.Structure):
+        _fields_ = [('attr_set', ctypes.c_uint64), ('attr_clr', ctypes.c_uint64),
+                    ('propagation', ctypes.c_uint64), ('userns_fd', ctypes.c_uint64)]
+
+    def __init__(self, etc, ids=None):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.syscall.restype = ctypes.c_long
+        argv = [BWRAP] + NAMESPACES + base_mounts() + ['--ro-bind', etc, '/etc', '--perms', '0755', '--dir', '/run',
+                                                       '--proc', '/proc', '--dev', '/dev', '--perms', '0755', '--dir', '/app',
+                                                       '--perms', '0755', '--dir', '/run/gust', '--perms', '1777', '--dir', '/tmp']
+        if ids is None:
+            argv[1:1] = ['--uid', '1000', '--gid', '1000']
+            self.bwrap = subprocess.Popen(argv + ['--', '/usr/bin/sleep', 'infinity'], stdin=subprocess.DEVNULL)
+            holder = first_child(first_child(self.bwrap.pid))
+        else:
+            read_end, write_end = os.pipe()
+            info = os.open('/dev/null', os.O_WRONLY)
+            argv[1:1] = ['--userns-block-fd', '0', '--info-fd', str(info)]
+            self.bwrap = subprocess.Popen(argv + ['--', '/usr/bin/sleep', 'infinity'], stdin=read_end, pass_fds=(info,))
+            os.close(read_end)
+            os.close(info)
+            child = first_child(self.bwrap.pid)
+            uid_start, gid_start = ids
+            subprocess.run(['/usr/bin/newuidmap', str(child), '0', str(os.getuid()), '1', '1000', str(uid_start + 1), '1'], check=True)
+            subprocess.run(['/usr/bin/newgidmap', str(child), '0', str(os.getgid()), '1', '1000', str(gid_start + 1), '1'], check=True)
+            os.write(write_end, b'1')
+            os.close(write_end)
+            holder = first_child(child)
+        for _ in range(20000):  # its namespaces are final once bwrap's last child runs the program
+            try:
+                if os.readlink(f'/proc/{holder}/exe') == '/usr/bin/sleep':
+                    break
+            except OSError:
+                pass
+            time.sleep(0.0001)
+        self.holder = holder
+        self.fds = {name: os.open(f'/proc/{holder}/ns/{name}', os.O_RDONLY | os.O_CLOEXEC) for name in ['user', 'mnt', 'pid', 'ipc', 'uts']}
+        self.owner = fcntl.ioctl(self.fds['mnt'], self.NS_GET_USERNS)
+        self.nested = os.fstat(self.owner).st_ino != os.fstat(self.fds['user']).st_ino
+        with open(f'/proc/{holder}/setgroups') as f:
+            self.may_setgroups = f.read().strip() == 'allow'
+
+    def stop(self):
+        self.bwrap.kill()
+        self.bwrap.wait()
+        for fd in list(self.fds.values()) + [self.owner]:
+            os.close(fd)
+
+    def check(self, result, what):
+        if result < 0:
+            error = ctypes.get_errno()
+            os.write(2, f'{what}: {os.strerror(error)}\n'.encode())
+            os._exit(100)
+        return result
+
+    def start(self, app, run, argv, fresh_pid=False):
+        """One start of argv in the prepared sandbox, fork to exit (ms)."""
+        started = time.perf_counter()
+        child = os.fork()
+        if child == 0:
+            self.enter(app, run, argv, fresh_pid)
+        _, status = os.waitpid(child, 0)
+        if status != 0:
+            raise RuntimeError(f'a prepared start failed ({status})')
+        return (time.perf_counter() - started) * 1000
+
+    def enter(self, app, run, argv, fresh_pid):
+        c, attr = self.libc, self.MountAttr
+        try:
+            c.setns(self.owner, self.CLONE_NEWUSER) == 0 or self.check(-1, 'setns user')
+            c.unshare(self.CLONE_NEWNS) == 0 or self.check(-1, 'unshare (a copy of the host\'s)')
+            flags = self.OPEN_TREE_CLONE | self.OPEN_TREE_CLOEXEC
+            release = self.check(c.syscall(self.SYS_OPEN_TREE, self.AT_FDCWD, app.encode(), flags), 'open_tree app')
+            sockets = self.check(c.syscall(self.SYS_OPEN_TREE, self.AT_FDCWD, run.encode(), flags), 'open_tree run')
+            for fd, bits in [(release, self.MOUNT_ATTR_RDONLY), (sockets, 0)]:
+                setting = attr(bits | self.MOUNT_ATTR_NOSUID | self.MOUNT_ATTR_NODEV, 0, 0, 0)
+                self.check(c.syscall(self.SYS_MOUNT_SETATTR, fd, b'', self.AT_EMPTY_PATH, ctypes.byref(setting), ctypes.sizeof(setting)), 'mount_setattr')
+            c.setns(self.fds['mnt'], self.CLONE_NEWNS) == 0 or self.check(-1, 'setns mnt')
+            c.unshare(self.CLONE_NEWNS) == 0 or self.check(-1, 'unshare mnt')
+            c.mount(None, b'/', None, self.MS_REC | self.MS_PRIVATE, None) == 0 or self.check(-1, 'private')
+            for fd, target in [(release, b'/app'), (sockets, b'/run/gust')]:
+                self.check(c.syscall(self.SYS_MOVE_MOUNT, fd, b'', self.AT_FDCWD, target, self.MOVE_MOUNT_F_EMPTY_PATH), 'move_mount')
+            for target in [b'/tmp', b'/dev/shm']:
+                c.mount(b'tmpfs', target, b'tmpfs', self.MS_NOSUID | self.MS_NODEV, f'size={64 << 20},mode=1777'.encode()) == 0 or self.check(-1, 'tmpfs')
+            if fresh_pid:
+                c.unshare(self.CLONE_NEWPID | self.CLONE_NEWIPC | self.CLONE_NEWUTS | self.CLONE_NEWCGROUP) == 0 or self.check(-1, 'unshare')
+                c.sethostname(b'gust', 4) == 0 or self.check(-1, 'sethostname')
+            else:
+                for name, kind in [('ipc', self.CLONE_NEWIPC), ('uts', self.CLONE_NEWUTS), ('pid', self.CLONE_NEWPID)]:
+                    c.setns(self.fds[name], kind) == 0 or self.check(-1, 'setns ' + name)
+                c.unshare(self.CLONE_NEWCGROUP) == 0 or self.check(-1, 'unshare cgroup')
+            # The PID namespace applies to children: the program runs in a second fork (gustd's would
+            # be CLONE_PARENT, so that it is gustd's child; here the first fork waits).
+            program = os.fork()
+            if program:
+                _, status = os.waitpid(program, 0)
+                os._exit(os.waitstatus_to_exitcode(status) & 0xff)
+            if fresh_pid:
+                c.mount(b'proc', b'/proc', b'proc', self.MS_NOSUID | self.MS_NODEV | self.MS_NOEXEC, None) == 0 or self.check(-1, 'proc')
+            if self.nested:
+                c.setns(self.fds['user'], self.CLONE_NEWUSER) == 0 or self.check(-1, 'setns the holder\'s own user namespace')
+            os.chdir('/app')
+            for capability in range(64):
+                if c.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, up to the first the kernel does not know
+                    break
+            if self.may_setgroups:
+                os.setgroups([])
+            os.setresgid(1000, 1000, 1000)
+            os.setresuid(1000, 1000, 1000)
+            header, data = (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()
+            self.check(c.syscall(self.SYS_CAPSET, header, data), 'capset')
+            c.prctl(38, 1, 0, 0, 0) == 0 or self.check(-1, 'no_new_privs')
+            os.execv(argv[0], argv)
+        except BaseException as error:  # never return into the parent's code
+            os.write(2, f'{error}\n'.encode())
+            os._exit(101)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--rounds', type=int, default=30)
@@ -186,9 +334,35 @@ def main():
     row('python3 -c pass', lambda: timed(python))
     row('python3 -c pass in the sandbox (no uid map)', lambda: timed(one_etc + ['--'] + python))
 
+    holders = []
+
+    def two_forks():
+        """What a prepared start costs in this script before its namespaces: Python forks twice (the
+        program runs in a second fork, in the PID namespace) and waits; gustd's C fork is cheaper."""
+        started = time.perf_counter()
+        child = os.fork()
+        if child == 0:
+            program = os.fork()
+            if program:
+                os.waitpid(program, 0)
+                os._exit(0)
+            os.execv(true[0], true)
+        os.waitpid(child, 0)
+        return (time.perf_counter() - started) * 1000
+
+    row('two Python forks and exec of /usr/bin/true (the prepared rows\' own overhead)', two_forks)
+
+    def prepared_rows(label, ids):
+        holder = PreparedSandbox(etc, ids)
+        holders.append(holder)
+        row(f'{label}, prepared: enter a holder\'s user, mount, PID, IPC, UTS namespaces', lambda: holder.start(app, run, true))
+        row(f'{label}, prepared: the same with fresh PID, IPC, UTS namespaces and /proc', lambda: holder.start(app, run, true, fresh_pid=True))
+
+    prepared_rows('no app uid', None)
     uid_start = subordinate('/etc/subuid', os.environ.get('USER', ''))
     gid_start = subordinate('/etc/subgid', os.environ.get('USER', ''))
     if os.getuid() != 0 and uid_start is not None and gid_start is not None:
+        prepared_rows('app uid', (uid_start, gid_start))
         capabilities = ['--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID']
         blocked = [BWRAP] + NAMESPACES + ['--userns-block-fd', '0'] + capabilities + ['--cap-add', 'CAP_SYS_RESOURCE']
         inner = ['/bin/sh', '-c', 'echo 0 > /proc/sys/user/max_user_namespaces || exit 125\numask 000\n'
@@ -214,6 +388,8 @@ def main():
             samples[index].append(trial())
     for (name, _), times in zip(rows, samples):
         print(f'{name:<100} {statistics.median(times):7.2f} ms', flush=True)
+    for holder in holders:
+        holder.stop()
     shutil.rmtree(scratch)
 
 

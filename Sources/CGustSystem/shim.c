@@ -53,11 +53,15 @@ int gust_cloexec_from(int from) {
 #define CLOSE_RANGE_CLOEXEC_FLAG (1U << 2)
 #endif
 
+/// In entry.c: a prepared sandbox's steps, in the child.
+int gust_enter_sandbox(const struct gust_sandbox_entry *entry, const char *directory, int death_signal, int report, int *step);
+
 /// In the child, between fork and exec: only async-signal-safe calls. On any
 /// failure the errno goes to the parent through `report` and the child exits.
-static void gust_spawn_child(const struct gust_spawn_request *request, pid_t parent, int report) __attribute__((noreturn));
-static void gust_spawn_child(const struct gust_spawn_request *request, pid_t parent, int report) {
-    int failure[2] = {0, GUST_SPAWN_STEP_SETUP};
+static void gust_spawn_child(const struct gust_spawn_request *request, const struct gust_sandbox_entry *entry, pid_t parent, int report)
+    __attribute__((noreturn));
+static void gust_spawn_child(const struct gust_spawn_request *request, const struct gust_sandbox_entry *entry, pid_t parent, int report) {
+    int failure[3] = {0, GUST_SPAWN_STEP_SETUP, 0};
     // Tied to the spawning thread's life; a parent that died before this line is caught by getppid.
     if (request->parent_death_signal > 0) {
         if (prctl(PR_SET_PDEATHSIG, request->parent_death_signal) != 0) { failure[0] = errno; goto fail; }
@@ -107,7 +111,8 @@ static void gust_spawn_child(const struct gust_spawn_request *request, pid_t par
     for (int index = 0; index < passed; index++) {
         if (dup2(high[index], 3 + index) < 0) { failure[0] = errno; goto fail; }  // dup2 leaves the copy open across exec
     }
-    if (request->directory && chdir(request->directory) != 0) { failure[0] = errno; goto fail; }
+    // In a prepared sandbox the directory is one inside, changed to once there.
+    if (!entry && request->directory && chdir(request->directory) != 0) { failure[0] = errno; goto fail; }
     if (request->listen_pid_entry) {
         // Its own pid, in decimal, after "LISTEN_PID=" (async-signal-safe: no printf).
         char digits[24];
@@ -124,6 +129,11 @@ static void gust_spawn_child(const struct gust_spawn_request *request, pid_t par
             if (flags >= 0 && fd != report) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
         }
     }
+    if (entry) {
+        int error = gust_enter_sandbox(entry, request->directory, request->parent_death_signal, report, &failure[1]);
+        if (error != 0) { failure[0] = error; goto fail; }
+        failure[1] = GUST_SPAWN_STEP_SETUP;
+    }
     execve(request->path, request->argv, request->envp);
     failure[0] = errno;
     failure[1] = GUST_SPAWN_STEP_EXEC;
@@ -132,7 +142,18 @@ fail:
     _exit(127);
 }
 
-int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step) {
+static int gust_spawn_common(const struct gust_spawn_request *request, const struct gust_sandbox_entry *entry, pid_t *pid, int *step);
+
+int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step) { return gust_spawn_common(request, NULL, pid, step); }
+
+int gust_spawn_entering(const struct gust_spawn_request *request, const struct gust_sandbox_entry *entry, pid_t *pid, int *step) {
+    return gust_spawn_common(request, entry, pid, step);
+}
+
+static int gust_spawn_common(const struct gust_spawn_request *request, const struct gust_sandbox_entry *entry, pid_t *pid, int *step) {
+    *step = GUST_SPAWN_STEP_SETUP;
+    // The pid written there would be the first fork's, not the program's.
+    if (entry && request->listen_pid_entry) return EINVAL;
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
     // No handler of gustd's may run in the child before it resets them.
@@ -144,7 +165,7 @@ int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step) 
     pid_t child = _Fork();
     if (child == 0) {
         close(report[0]);
-        gust_spawn_child(request, parent, report[1]);
+        gust_spawn_child(request, entry, parent, report[1]);
     }
     int forkError = errno;
     *step = GUST_SPAWN_STEP_SETUP;
@@ -154,12 +175,25 @@ int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step) 
         close(report[0]);
         return forkError;
     }
-    int failure[2] = {0, 0};
+    int failure[3] = {0, 0, 0};
     ssize_t got;
     while ((got = read(report[0], failure, sizeof failure)) < 0 && errno == EINTR) {}
+    int status;
+    if (entry) {
+        // The first fork reports the program's pid (gustd's child too, CLONE_PARENT) and exits; then the
+        // program reports a failure, or nothing before its execve closes the pipe.
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+        if (got != (ssize_t)sizeof failure || failure[1] != GUST_SPAWN_STEP_STARTED) {
+            close(report[0]);
+            *step = got > 0 ? failure[1] : GUST_SPAWN_STEP_SANDBOX;
+            return got > 0 && failure[0] ? failure[0] : EIO;
+        }
+        child = (pid_t)failure[2];
+        memset(failure, 0, sizeof failure);
+        while ((got = read(report[0], failure, sizeof failure)) < 0 && errno == EINTR) {}
+    }
     close(report[0]);
     if (got > 0) {
-        int status;
         while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
         *step = failure[1];
         return failure[0] ? failure[0] : EIO;

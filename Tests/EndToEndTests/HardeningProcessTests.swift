@@ -148,10 +148,13 @@ struct HardeningProcessTests {
         #expect(try work.push(to: fixture.remote).status == 0)
         #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").status == 200)
         let instance = try Self.onlyInstance(of: fixture)
-        // A Python instance is a fork inside its zygote's sandbox: the zygote's wrapper, bwrap and the zygote, then the fork.
+        // A Python instance is a fork inside its zygote's sandbox; the zygote entered its app's prepared
+        // sandbox, whose holder (bwrap, its init and `sleep`) runs under gustd too: all of them go.
         let roots = [instance] + GustdProcess.recordedZygotePIDs(of: fixture.home)
-        let tree = Array(Set(roots + roots.flatMap(Self.descendants(of:))))
-        #expect(tree.count >= 3, "the wrapper, bwrap and the app: \(tree)")
+        let holder = ZygoteTests.holderSleeper(under: gustd.pid)
+        #expect(holder != nil, "the app's holder runs under gustd")
+        let tree = Array(Set(roots + roots.flatMap(Self.descendants(of:)) + Self.descendants(of: gustd.pid)))
+        #expect(tree.count >= 5 && holder.map(tree.contains) == true, "the zygote, its fork and the holder: \(tree)")
         gustd.kill9()
         defer { tree.filter(GustdProcess.isAlive).forEach { kill($0, SIGKILL) } }
         var alive = tree

@@ -40,6 +40,14 @@ struct SandboxTests {
         let dogsUID = Self.instance(uid: Self.rangeStart + 1, in: home)
         #expect(dogsUID != nil, "dogs' instance runs as uid \(Self.rangeStart + 1)")
         let dogsInstance = try #require(dogsUID ?? GustdProcess.recordedInstancePIDs(of: home).first)
+        // Its zygote entered the app's prepared sandbox: gustd's own child (under bwrap, bwrap's), in
+        // the user namespace of the app's holder, which runs under gustd.
+        #expect(gustd.logText.contains("sandbox starts: each enters its app's prepared sandbox"), "\(gustd.logText)")
+        let dogsZygote = Self.parent(of: dogsInstance)
+        #expect(dogsZygote.flatMap(Self.parent(of:)) == gustd.pid, "the zygote \(dogsZygote ?? 0) is gustd's child")
+        let holder = try #require(ZygoteTests.holderSleeper(under: gustd.pid), "dogs' holder runs under gustd")
+        let userNamespace = { (pid: Int32) in try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/user") }
+        #expect(userNamespace(dogsInstance) != nil && userNamespace(dogsInstance) == userNamespace(holder))
 
         // The hostile app: its targets are the real paths and pids of this run.
         let targets: [String: Any] = [

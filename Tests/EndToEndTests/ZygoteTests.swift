@@ -254,7 +254,41 @@ struct ZygoteTests {
         let status = (try? String(contentsOfFile: "/proc/\(zygote)/status", encoding: .utf8)) ?? ""
         let levels = status.split(separator: "\n").first { $0.hasPrefix("NSpid:") }?.split(whereSeparator: \.isWhitespace).count ?? 0
         #expect(levels == 3, "the zygote is in a PID namespace of its own: \(status)")
-        let wrapper = try #require(GustdProcess.recordedZygotePIDs(of: fixture.home).first)
-        #expect(SandboxPID.descends(zygote, from: [wrapper]), "the zygote runs under its sandbox's wrapper \(wrapper)")
+        // It entered its app's prepared sandbox (gustd's child, recorded itself): the holder's user
+        // namespace, read from the host, with a mount and PID namespace of its own.
+        let recorded = try #require(GustdProcess.recordedZygotePIDs(of: fixture.home).first)
+        #expect(recorded == zygote, "the zygote is gustd's own child, no wrapper")
+        let gustd = try #require(fixture.gustd?.pid)
+        let holder = try #require(Self.holderSleeper(under: gustd), "the app's holder runs under gustd")
+        let namespace = { (pid: Int32, name: String) in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(name)")) ?? "gone \(pid)"
+        }
+        #expect(namespace(zygote, "user") == namespace(holder, "user"), "the zygote shares its holder's user namespace")
+        #expect(namespace(zygote, "mnt") != namespace(holder, "mnt") && namespace(zygote, "pid") != namespace(holder, "pid"))
+
+        // A second release's zygote enters the same holder, with namespaces of its own again.
+        let (firstMount, firstPID) = (namespace(zygote, "mnt"), namespace(zygote, "pid"))
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.app + "\n# two\n")
+        try work.commit("Two")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        _ = try whoami(fixture)
+        let zygotes = try GustBinaries.gust(fixture.home, ["ps", "cats", "--json"])
+        let listedAgain = (try? JSONDecoder().decode([InstanceStatus].self, from: Data(zygotes.stdout.utf8))) ?? []
+        let nextZygote = try #require(listedAgain.first { $0.kind == "zygote" && $0.release == 2 }?.pid.map(Int32.init), "\(zygotes.output)")
+        #expect(nextZygote != zygote)
+        #expect(Self.holderSleeper(under: gustd) == holder, "one holder for the app's releases")
+        #expect(namespace(nextZygote, "user") == namespace(holder, "user"))
+        #expect(namespace(nextZygote, "mnt") != firstMount && namespace(nextZygote, "pid") != firstPID)
+    }
+
+    /// The `sleep infinity` of an app's holder sandbox (`SandboxHolders`) among gustd's descendants.
+    static func holderSleeper(under gustd: Int32) -> Int32? {
+        let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+        return pids.first { pid in
+            let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            return command == "/usr/bin/sleep\0infinity\0" && SandboxPID.descends(pid, from: [gustd])
+        }
     }
 }

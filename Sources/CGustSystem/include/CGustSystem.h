@@ -66,11 +66,53 @@ int gust_spawn(const struct gust_spawn_request *request, pid_t *pid, int *step);
 
 /// Which step of `gust_spawn` failed.
 enum {
-    GUST_SPAWN_STEP_SETUP = 0,   // fork, session, stdio, directory
-    GUST_SPAWN_STEP_CGROUP = 1,  // joining a cgroup
-    GUST_SPAWN_STEP_RLIMIT = 2,  // setting an rlimit
-    GUST_SPAWN_STEP_EXEC = 3,    // execve
+    GUST_SPAWN_STEP_SETUP = 0,    // fork, session, stdio, directory
+    GUST_SPAWN_STEP_CGROUP = 1,   // joining a cgroup
+    GUST_SPAWN_STEP_RLIMIT = 2,   // setting an rlimit
+    GUST_SPAWN_STEP_EXEC = 3,     // execve
+    GUST_SPAWN_STEP_SANDBOX = 4,  // entering a prepared sandbox (`gust_spawn_entering`)
+    GUST_SPAWN_STEP_STARTED = 5,  // not a failure: the first fork reporting the program's pid
 };
+
+/// A prepared sandbox (a holder's namespaces, made once by bwrap) that `gust_spawn_entering` starts a
+/// program in instead of bwrap building one: docs/benchmarks.md, "Entering a prepared sandbox".
+struct gust_sandbox_entry {
+    /// The user namespace that owns the holder's mount namespace (NS_GET_USERNS), and the holder's own
+    /// user namespace when bwrap nested one in it (-1 when they are the same).
+    int owner_userns_fd;
+    int userns_fd;
+    /// The holder's mount namespace, whose root has `/app`, `/run/gust`, `/tmp` and `/dev/shm` to mount on.
+    int mnt_fd;
+    /// The holder's PID, IPC and UTS namespaces, or all -1 for fresh ones (with their own `/proc`).
+    int pid_fd;
+    int ipc_fd;
+    int uts_fd;
+    /// Host paths: bound read-only at `/app` and writable at `/run/gust`, cloned as detached mounts, so the
+    /// holder's namespace never holds them.
+    const char *release;
+    const char *sockets;
+    /// The size of this start's own `/tmp` and `/dev/shm`.
+    long long tmp_bytes;
+    /// The uid and gid inside that the program runs as, with no capability and `no_new_privs`.
+    unsigned uid;
+    unsigned gid;
+    /// Whether the namespace's gid map allows `setgroups` (a map written by newgidmap).
+    int set_groups;
+    /// A classic BPF seccomp program (`struct sock_filter` entries), loaded last; NULL for none.
+    const void *seccomp;
+    int seccomp_length;
+};
+
+/// `gust_spawn`, with the program started inside `entry`'s prepared sandbox: the child joins the
+/// cgroups, sets the rlimits and the descriptors as `gust_spawn` does, then enters the holder's user
+/// namespace, clones the release and socket directory as detached mounts from a private copy of the
+/// host's mount namespace, enters the holder's mount namespace and unshares one of its own, attaches
+/// them and mounts `/tmp` and `/dev/shm`, joins (or makes) PID, IPC and UTS namespaces and a cgroup
+/// namespace, and forks the program's process as gustd's own child (CLONE_PARENT), which drops to
+/// `uid`, loses every capability, loads the seccomp program and execs, in `request->directory`
+/// inside. `*pid` is the program's process; PR_SET_PDEATHSIG (`parent_death_signal`) is set there.
+/// `listen_pid_entry` is refused (EINVAL): the pid would be the first fork's.
+int gust_spawn_entering(const struct gust_spawn_request *request, const struct gust_sandbox_entry *entry, pid_t *pid, int *step);
 
 /// socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): a zygote's control
 /// socket, whose messages keep their bounds and carry descriptors.

@@ -176,6 +176,33 @@ public struct Sandbox: Sendable {
         )
     }
 
+    /// bwrap making an app's *holder*: a sandbox with this one's namespaces and system mounts, `/app`,
+    /// `/run/gust` and `/tmp` as empty mount points, its root read-only, running `sleep infinity`,
+    /// that each start of the app enters (`gust_spawn_entering`) instead of bwrap building one
+    /// (docs/security.md, "Prepared sandboxes"). Spawned like `directCommand` (no shell): with ids,
+    /// bwrap blocks on its standard input for the map and writes its info to `3 + passing`; the
+    /// holder itself runs as gustd's uid inside (the app's code is mapped to the app's uid), without,
+    /// as `SandboxIdentity.appUIDInside` in a nested user namespace, like an instance.
+    public func holderCommand(app ids: (uid: UInt32, gid: UInt32)?) -> [String] {
+        var argv = [Self.bwrap, "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        argv += ["--die-with-parent", "--new-session", "--hostname", "gust"]
+        if ids != nil {
+            argv += ["--userns-block-fd", "0", "--info-fd", "3"]
+        } else {
+            let inside = String(SandboxIdentity.appUIDInside)
+            argv += ["--uid", inside, "--gid", inside, "--disable-userns"]
+        }
+        argv += systemMounts()
+        argv += ["--proc", "/proc", "--dev", "/dev"]
+        argv += ["--perms", "0755", "--dir", Self.appDirectory, "--perms", "0755", "--dir", Self.socketDirectory]
+        argv += ["--perms", "1777", "--dir", "/tmp", "--remount-ro", "/"]
+        return argv + ["--", "/usr/bin/sleep", "infinity"]
+    }
+
+    /// The seccomp program (`SandboxSeccomp`) as bytes, for a start that loads it itself
+    /// (`gust_spawn_entering`); nil where there is none for this architecture.
+    public static var seccompProgram: [UInt8]? { SandboxSeccomp.program }
+
     /// The descriptor the `index`th one passed on to `directCommand` is, inside: its own number.
     public static func directDescriptor(_ index: Int) -> Int32 { Int32(3 + index) }
 
@@ -391,7 +418,7 @@ public struct Sandbox: Sendable {
     }
 
     /// The child bwrap clones into the new namespaces; bounded wait (about 2 s).
-    static func firstChild(of pid: pid_t) throws -> pid_t {
+    public static func firstChild(of pid: pid_t) throws -> pid_t {
         let path = "/proc/\(pid)/task/\(pid)/children"
         for attempt in 0..<4_100 {
             let text = try? String(contentsOfFile: path, encoding: .utf8)

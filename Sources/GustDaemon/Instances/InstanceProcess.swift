@@ -24,6 +24,9 @@ final class InstanceProcess: Sendable {
     let startTime: UInt64
     /// The process group `signal` addresses: the process's own, or a sandbox's first process's.
     private let group: pid_t
+    /// Whether the process is PID 1 of a PID namespace of its own (started in a prepared sandbox):
+    /// SIGTERM from gustd reaches it only if it handles the signal (`stop`).
+    let isNamespaceInit: Bool
     private let exitState = Mutex<ExitState>(ExitState())
     /// The read ends of stdout and stderr still open (a reader closes its own at the end,
     /// under this lock, so `unreadOutputBytes` never asks about a reused descriptor).
@@ -51,7 +54,7 @@ final class InstanceProcess: Sendable {
         confinement: SpawnConfinement = SpawnConfinement(),
         passing: [Int32] = [],
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void,
-        started: ((pid_t) throws -> pid_t)? = nil
+        started: ((pid_t) throws -> pid_t)? = nil, entering entry: SpawnEntry? = nil
     ) throws {
         defer { if let standardInput { close(standardInput) } }
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
@@ -79,7 +82,7 @@ final class InstanceProcess: Sendable {
         }
         let request = SpawnArguments(
             argv: argv, envp: envp, cgroups: cgroups, directory: workingDirectory, standardInput: standardInput ?? -1,
-            stdout: out[1], stderr: err[1], confinement: confinement, passing: passing
+            stdout: out[1], stderr: err[1], confinement: confinement, passing: passing, entry: entry
         )
         let (result, child, step) = confinement.diesWithGustd
             ? try SpawnThread.shared.run { request.spawn(executable) } : request.spawn(executable)
@@ -93,12 +96,15 @@ final class InstanceProcess: Sendable {
                 throw SpawnError("Cannot start \(executable): joining its cgroup failed (\(reason)); it did not run")
             case Int(GUST_SPAWN_STEP_RLIMIT):
                 throw SpawnError("Cannot start \(executable): setting its resource limits failed (\(reason)); it did not run")
+            case Int(GUST_SPAWN_STEP_SANDBOX) where entry != nil:
+                throw SpawnError("Cannot start \(executable): entering its prepared sandbox failed (\(reason)); it did not run", enteringSandbox: true)
             default:
                 throw SpawnError("Cannot start \(executable): \(reason)")
             }
         }
         let spawned = child
         pid = spawned
+        isNamespaceInit = entry != nil
         do {
             group = try started?(spawned) ?? spawned
         } catch {
@@ -131,6 +137,7 @@ final class InstanceProcess: Sendable {
     ) {
         pid = forked
         group = forked
+        isNamespaceInit = false
         let readEnds = [(stdout, StandardStream.stdout), (stderr, StandardStream.stderr)]
         openReadEnds.withLock { $0 = readEnds.map(\.0) }
         startTime = Self.startTime(of: forked) ?? 0
@@ -208,19 +215,27 @@ final class InstanceProcess: Sendable {
         if kill(-group, signal) != 0 { kill(group, signal) }
     }
 
+    /// Whether `pid` has a handler for `signal` (`SigCgt` of `/proc/PID/status`); false if it is gone.
+    static func handles(_ signal: Int32, pid: pid_t) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("SigCgt:") }),
+            let mask = UInt64(line.dropFirst("SigCgt:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+        else { return false }
+        return mask & (1 << UInt64(signal - 1)) != 0
+    }
+
     /// SIGTERM, then SIGKILL after `grace`; returns when the process has exited.
     func stop(grace: Duration = .seconds(3)) async {
         signal(SIGTERM)
-        let exited = await withTaskGroup(of: Bool.self) { group in
+        // PID 1 of its own namespace ignores a SIGTERM it does not handle, where any other process
+        // would end: it ends as it would have (an ASGI lifespan's handler still gets its grace).
+        if isNamespaceInit, !Self.handles(SIGTERM, pid: pid) { signal(SIGKILL) }
+        await withTaskGroup(of: Bool.self) { group in
             group.addTask { _ = await self.exitStatus(); return true }
             group.addTask { try? await Task.sleep(for: grace); return false }
-            let first = await group.next() ?? false
+            // SIGKILL inside the group: it waits for its waiting task, which no cancel ends.
+            if await group.next() == false { signal(SIGKILL) }
             group.cancelAll()
-            return first
-        }
-        if !exited {
-            signal(SIGKILL)
-            _ = await exitStatus()
         }
     }
 
@@ -298,6 +313,7 @@ private struct SpawnArguments: @unchecked Sendable {
     var stderr: Int32
     var confinement: SpawnConfinement
     var passing: [Int32]
+    var entry: SpawnEntry?
 
     /// gust_spawn's result, the child's pid and the step that failed.
     func spawn(_ executable: String) -> (result: Int32, child: pid_t, step: Int32) {
@@ -317,7 +333,8 @@ private struct SpawnArguments: @unchecked Sendable {
                                 parent_death_signal: confinement.diesWithGustd ? SIGKILL : 0, listen_pid_entry: nil,
                                 file_mode_mask: confinement.fileModeMask.map { Int32($0) } ?? -1
                             )
-                            return gust_spawn(&request, &child, &step)
+                            guard let entry else { return gust_spawn(&request, &child, &step) }
+                            return entry.withC { gust_spawn_entering(&request, $0, &child, &step) }
                         }
                     }
                 }
@@ -345,5 +362,45 @@ struct SpawnConfinement: Sendable, Equatable {
 
 struct SpawnError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// The start failed entering its prepared sandbox (`SpawnEntry`), before its program ran.
+    var enteringSandbox = false
+    init(_ description: String, enteringSandbox: Bool = false) {
+        self.description = description
+        self.enteringSandbox = enteringSandbox
+    }
+}
+
+/// A prepared sandbox that a process starts in (`gust_spawn_entering`) instead of gustd's namespaces:
+/// a holder's user and mount namespaces (`SandboxHolders`), entered with fresh PID, IPC and UTS
+/// namespaces, the release read-only at `/app` and the socket directory at `/run/gust`.
+/// The namespace descriptors belong to the holder, which the caller keeps open across the spawn.
+struct SpawnEntry: Sendable {
+    var ownerUserNamespace: Int32
+    /// The holder's own user namespace where bwrap nested one in the owner; -1 when the same.
+    var userNamespace: Int32
+    var mountNamespace: Int32
+    var release: String
+    var sockets: String
+    var tmpBytes: Int
+    var uid: UInt32
+    var gid: UInt32
+    var setsGroups: Bool
+    var seccomp: [UInt8]?
+
+    func withC<Result>(_ body: (UnsafePointer<gust_sandbox_entry>) -> Result) -> Result {
+        let filter = seccomp ?? []
+        return release.withCString { release in
+            sockets.withCString { sockets in
+                filter.withUnsafeBytes { program in
+                    var entry = gust_sandbox_entry(
+                        owner_userns_fd: ownerUserNamespace, userns_fd: userNamespace, mnt_fd: mountNamespace,
+                        pid_fd: -1, ipc_fd: -1, uts_fd: -1, release: release, sockets: sockets, tmp_bytes: Int64(tmpBytes),
+                        uid: uid, gid: gid, set_groups: setsGroups ? 1 : 0,
+                        seccomp: filter.isEmpty ? nil : program.baseAddress, seccomp_length: Int32(filter.count)
+                    )
+                    return body(&entry)
+                }
+            }
+        }
+    }
 }

@@ -14,19 +14,32 @@ import Synchronization
 /// (`records.sock`, a hard link to gustd's records listener, which takes only
 /// the instance's own token). The database, `ssh/`, other apps' releases and
 /// records, gustd's admin socket and the shared records path do not exist inside.
+///
+/// With `holders`, a start enters the app's prepared sandbox (`SandboxHolders`) with fresh PID,
+/// IPC and UTS namespaces, and bwrap builds one only when that cannot be done.
 final class SandboxSpawner: InstanceSpawner {
     let sandbox: Sandbox
     let records: InstanceRecords
     let home: GustHome
+    /// The app's name and number, which key its holder.
+    let app: String
+    let number: Int
+    /// The prepared sandboxes starts enter; nil: bwrap builds each.
+    let holders: SandboxHolders?
     /// The app's host uid and gid; nil when gustd has no subordinate range.
     let ids: (uid: UInt32, gid: UInt32)?
     /// Whether the release has been made readable by the app's uid.
     private let opened = Mutex(false)
 
-    init(sandbox: Sandbox, records: InstanceRecords, home: GustHome, app number: Int) throws {
+    init(
+        sandbox: Sandbox, records: InstanceRecords, home: GustHome, app number: Int, named app: String = "", holders: SandboxHolders? = nil
+    ) throws {
         self.sandbox = sandbox
         self.records = records
         self.home = home
+        self.holders = holders
+        self.app = app
+        self.number = number
         ids = try sandbox.identity.hostIDs(ofApp: number)
     }
 
@@ -80,6 +93,17 @@ final class SandboxSpawner: InstanceSpawner {
         // The app's `gust limits --tmp` sizes this instance's /tmp.
         var sized = sandbox
         if let tmpBytes = confinement.tmpBytes { sized.tmpBytes = tmpBytes }
+        if let holders, let holder = holders.holder(app: app, number: number, sandbox: sandbox, ids: ids) {
+            do {
+                return try enter(
+                    holder, executable: executable, release: release, socketDirectory: socketDirectory, environment: environment,
+                    marker: marker, tmpBytes: sized.tmpBytes, confinement: confinement, passing: passing, onOutput: onOutput, onExit: onExit
+                )
+            } catch let error as SpawnError where error.enteringSandbox {
+                // Nothing of the app ran: this start is bwrap's, the next one makes a new holder.
+                holders.discard(holder)
+            }
+        }
         let argv = sized.directCommand(
             app: ids,
             mounts: [
@@ -119,6 +143,33 @@ final class SandboxSpawner: InstanceSpawner {
             confinement: confinement, passing: descriptors, onOutput: onOutput, onExit: onExit,
             started: { pid in try sandbox.release(pid, app: ids, unblocking: writeEnd, wrapped: false, prepare: prepare) }
         )
+    }
+
+    /// Starts the program in `holder`'s prepared sandbox: gustd's child, PID 1 of fresh PID, IPC and
+    /// UTS namespaces, in a mount namespace of its own with the release and socket directory,
+    /// as the app's uid inside with no capability, `no_new_privs` and the seccomp filter.
+    private func enter(
+        _ holder: SandboxHolders.Holder, executable: String, release: URL, socketDirectory: String,
+        environment: [String: String], marker: String, tmpBytes: Int, confinement: SpawnConfinement, passing: [Int32],
+        onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
+        onExit: @escaping @Sendable (Int32) -> Void
+    ) throws -> InstanceProcess {
+        let inside = SandboxIdentity.appUIDInside
+        let entry = SpawnEntry(
+            ownerUserNamespace: holder.ownerUserNamespace, userNamespace: holder.userNamespace,
+            mountNamespace: holder.mountNamespace, release: release.path, sockets: socketDirectory, tmpBytes: tmpBytes,
+            uid: inside, gid: inside, setsGroups: ids != nil,
+            seccomp: sandbox.seccompFile == nil ? nil : Sandbox.seccompProgram
+        )
+        var confinement = confinement
+        confinement.diesWithGustd = true
+        if ids != nil { confinement.fileModeMask = 0 }
+        return try withExtendedLifetime(holder) {
+            try InstanceProcess(
+                executable: Sandbox.appDirectory + "/" + executable, environment: environment, directory: Sandbox.appDirectory,
+                marker: marker, confinement: confinement, passing: passing, onOutput: onOutput, onExit: onExit, entering: entry
+            )
+        }
     }
 
     /// What the shell inside did first, done from outside before the sandbox goes on: no user

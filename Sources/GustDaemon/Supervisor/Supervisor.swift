@@ -58,6 +58,9 @@ actor Supervisor {
     private let poolStream: AsyncStream<AppPool>
     /// Pools replaced whose instances may still be finishing calls, by app (for `gust ps`).
     private var retired: [AppName: [(version: Int, pool: AppPool)]] = [:]
+    /// Each app's prepared sandbox, which its sandboxed starts enter; nil without a sandbox, or where
+    /// the kernel cannot (then bwrap builds one per start).
+    nonisolated let sandboxHolders: SandboxHolders?
 
     init(configuration: RouterConfiguration, logger: Logger, limitMechanism: LimitMechanism? = nil) throws {
         self.configuration = configuration
@@ -72,6 +75,15 @@ actor Supervisor {
         try records.prepare()
         publicPort = configuration.httpPort
         (poolStream, newPools) = AsyncStream.makeStream(of: AppPool.self)
+        if configuration.sandbox == nil {
+            sandboxHolders = nil
+        } else if let reason = SandboxHolders.unavailableReason() {
+            sandboxHolders = nil
+            logger.notice("sandbox starts: bubblewrap builds each instance's sandbox, because \(reason)")
+        } else {
+            sandboxHolders = SandboxHolders { [logger] line in logger.warning("\(line)") }
+            logger.notice("sandbox starts: each enters its app's prepared sandbox, with PID, IPC and UTS namespaces of its own (bubblewrap where one cannot be prepared)")
+        }
     }
 
     // MARK: Life cycle
@@ -107,6 +119,7 @@ actor Supervisor {
         }
         for pool in all + retired.values.flatMap({ $0.map(\.pool) }) + dropWarmed() { pool.drain() }
         newPools.finish()
+        sandboxHolders?.stopAll()
     }
 
     func setPublicPort(_ port: Int) { publicPort = port }
@@ -150,6 +163,8 @@ actor Supervisor {
             route.pool.update(settings(of: name, launcher: route.launcher))
         }
         for name in unserved {
+            // Its prepared sandbox: the instances still finishing keep their own namespaces.
+            sandboxHolders?.stop(app: name.rawValue)
             await scheduler?.forget(name)
             callHistory.forget(name)  // a destroyed app's ring goes with it
         }
@@ -174,7 +189,8 @@ actor Supervisor {
             // On the release's stack, if it was built on one (its root checked at each start, `DirectLauncher.launch`).
             try SandboxSpawner(
                 sandbox: $0.on(root: release.stackReference.map { Stack.rootfs(of: $0, in: configuration.home).path }),
-                records: records, home: configuration.home, app: store.appNumber(app)
+                records: records, home: configuration.home, app: store.appNumber(app), named: app.rawValue,
+                holders: sandboxHolders
             )
         }
         let launcher = DirectLauncher(
