@@ -239,7 +239,10 @@ class Zygote:
                 os._exit(status)
 
     def reap(self):
-        """Collects every fork that exited and tells gustd its wait status."""
+        """Collects every fork that exited and tells gustd its wait status; then any other child that
+        exited, unreported. In a sandbox the zygote is PID 1 of its PID namespace, so a fork's
+        orphans (a process whose parent exited first) become its children, and nobody else would
+        collect them: each would stay a zombie, counted against the app's pids limit."""
         for pid in list(self.children):
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
@@ -247,6 +250,16 @@ class Zygote:
                 self.children.discard(pid)
                 continue
             if done:
+                self.children.discard(pid)
+                self.send({"exited": pid, "status": status})
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in self.children:  # a fork that exited since the loop above
                 self.children.discard(pid)
                 self.send({"exited": pid, "status": status})
 

@@ -137,6 +137,29 @@ class ZygoteTests(unittest.TestCase):
         for fd in (pidfd, out):
             os.close(fd)
 
+    def test_a_child_it_did_not_fork_for_gustd_is_collected_and_not_reported(self):
+        # As PID 1 of a sandbox's PID namespace the zygote inherits its forks' orphans: this child
+        # stands for one (a child of the zygote's process that gustd never asked for).
+        orphan = os.fork()
+        if orphan == 0:
+            os._exit(3)
+        pid, pidfd, _, out = self.fork("eeeeeeee")
+        os.kill(pid, signal.SIGTERM)
+        self.assertTrue(select.select([pidfd], [], [], 10)[0])
+        tries = 100  # until it has exited (a zombie), at most 5 s
+        while tries and open(f"/proc/{orphan}/stat").read().split(") ")[1][0] != "Z":
+            tries -= 1
+            select.select([], [], [], 0.05)
+        self.zygote.reap()
+        with self.assertRaises(ChildProcessError, msg="the orphan was collected"):
+            os.waitpid(orphan, os.WNOHANG)
+        message, _ = self.receive()
+        self.assertEqual(message["exited"], pid, "only the fork is reported")
+        self.assertFalse(select.select([self.gustd], [], [], 0.2)[0], "nothing more is sent")
+        self.forks.remove(pid)
+        for fd in (pidfd, out):
+            os.close(fd)
+
     def test_a_request_without_its_descriptors_is_refused_and_they_are_closed(self):
         read_end, write_end = os.pipe()
         self.zygote.handle(json.dumps({"fork": "eeeeeeee", "socket": "/nonexistent"}).encode(), [write_end])
