@@ -21,11 +21,11 @@ struct AcceptGateTests {
         init(_ value: Int) { self.value = Atomic(value) }
     }
 
-    @Test func theReserveIsAQuarterOfTheLimitAndNeverUnder64() {
-        #expect(ConnectionBudget(limit: { 256 }).capacity == 192)
+    @Test func theReserveIsAThirdOfTheLimitAndNeverUnder64() {
+        #expect(ConnectionBudget(limit: { 256 }).capacity == 171)
         #expect(ConnectionBudget(limit: { 100 }).capacity == 36)
         #expect(ConnectionBudget(limit: { 40 }).capacity == 0)
-        #expect(ConnectionBudget(limit: { 1_048_576 }).capacity == 786_432)
+        #expect(ConnectionBudget(limit: { 1_048_576 }).capacity == 699_051)
     }
 
     @Test func readsStopAtTheBudgetAndGoOnOnceConnectionsClose() throws {

@@ -15,7 +15,9 @@ import Synchronization
 /// idle clients under load then crashed gustd. One budget is shared by every
 /// listener; `AcceptGate` applies it.
 final class ConnectionBudget: Sendable {
-    /// At least this many descriptors, or a quarter of the limit if more, are never given to clients.
+    /// At least this many descriptors, or a third of the limit if more, are never given to clients.
+    /// gustd's own descriptors grow with its apps (each sandboxed app's holder keeps its namespaces
+    /// and output pipes open, `SandboxHolders`): a quarter left 15 free at a limit of 256 with one app.
     static let minimumReserve = 64
 
     private let open = Atomic<Int>(0)
@@ -32,7 +34,7 @@ final class ConnectionBudget: Sendable {
     /// The most client connections the budget allows now.
     var capacity: Int {
         let limit = self.limit()
-        return max(0, limit - max(Self.minimumReserve, limit / 4))
+        return max(0, limit - max(Self.minimumReserve, limit / 3))
     }
 
     var hasRoom: Bool { connections < capacity }
