@@ -99,6 +99,17 @@ class Gustd:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.remove_cgroups()
+
+    def remove_cgroups(self):
+        """gustd leaves its cgroup root (`--cgroup-root`) to whoever made it: here, the bench."""
+        for controller in ("memory", "pids", "cpu"):
+            root = os.path.join("/sys/fs/cgroup", controller, self.cgroup)
+            for directory, _, _ in sorted(os.walk(root), key=lambda entry: -entry[0].count("/")):
+                try:
+                    os.rmdir(directory)
+                except OSError:
+                    pass
 
 
 class Podman:

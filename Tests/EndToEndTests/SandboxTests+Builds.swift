@@ -22,9 +22,13 @@ extension SandboxTests {
         let cgroupRoot = "gust-builds-" + UUID().uuidString.prefix(8).lowercased()
         try Self.delegateCgroups(cgroupRoot)
         let gustd = try GustdProcess(home: home, arguments: ["--cgroup-root", cgroupRoot], user: Self.user, executable: installed.gustd)
-        defer { gustd.stop() }
-        let freezer = try Self.ownCgroup(for: gustd.pid, controller: "freezer")
-        defer { if let freezer { rmdir(freezer.path) } }
+        let freezer: URL?
+        do { freezer = try Self.ownCgroup(for: gustd.pid, controller: "freezer") } catch { gustd.stop(); throw error }
+        // Removed once gustd has stopped: a cgroup with gustd still in it is busy (they were left behind).
+        defer {
+            gustd.stop()
+            if let freezer { rmdir(freezer.path) }
+        }
 
         let token = "gust-build-probe-" + UUID().uuidString.prefix(8).lowercased()
         let cats = try setup.workspace(root, "cats", files: [
