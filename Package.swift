@@ -183,7 +183,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["GustCore", "GustTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "EndToEndTests", dependencies: ["GustCore", "GustBuild", "GustTesting"], swiftSettings: swiftSettings),
         // A real sshd and the real ssh and git clients against `gust ssh-command`.
         .testTarget(name: "SSHTests", dependencies: ["GustCore", "GustCLI", "GustTesting"], swiftSettings: swiftSettings),
     ]

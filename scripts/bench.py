@@ -51,6 +51,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cgroup_mounts import favordynmods  # noqa: E402  (the host's cgroup v2 mount, as gustd reads it)
+
 
 class UnixHTTPConnection(http.client.HTTPConnection):
     """HTTP/1.1 over a Unix socket: how gustd itself talks to an instance."""
@@ -531,17 +534,6 @@ class Bench:
             rss = next(line for line in status if line.startswith('VmRSS:'))
         results['gustd_rss_50_idle_mib'] = int(rss.split()[1]) / 1024
         return results
-
-
-def favordynmods():
-    """'on' or 'off' for the host's cgroup v2 mount (moves into cgroups wait ~10 ms without it), or 'no v2 mount'."""
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            fields = line.split()
-            dash = fields.index('-')
-            if fields[dash + 1] == 'cgroup2':
-                return 'on' if 'favordynmods' in fields[dash + 3].split(',') else 'off'
-    return 'no v2 mount'
 
 
 def main():

@@ -18,19 +18,11 @@ import statistics
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cgroup_mounts import v2_mount  # noqa: E402  (the one mountinfo reader of the scripts)
+
 MS_REMOUNT = 32
 libc = ctypes.CDLL(None, use_errno=True)
-
-
-def v2_mount():
-    """The cgroup v2 mount under /sys/fs/cgroup and its superblock options, or None."""
-    with open('/proc/self/mountinfo') as f:
-        for line in f:
-            fields = line.split()
-            dash = fields.index('-')
-            if fields[dash + 1] == 'cgroup2' and fields[4] in ('/sys/fs/cgroup', '/sys/fs/cgroup/unified'):
-                return fields[4], fields[dash + 3].split(',')
-    return None
 
 
 def remount(target, options):

@@ -270,8 +270,11 @@ static int gust_open_as_app_child(void *raw) {
     // The app's uid as the effective one (the credentials the files are opened with, which the
     // cgroup v1 write checks), keeping the namespace's capabilities permitted; then the one
     // capability that opens gustd's files: CAP_DAC_OVERRIDE, over files of uids mapped here.
+    // A raw system call, as in gust_enter_sandbox (entry.c): glibc's setresuid broadcasts the change
+    // to every thread it believes the process has (the setxid handshake), and this clone of
+    // multithreaded gustd, which glibc never saw, would signal gustd's threads and wait for them.
     job->step = 2;
-    if (setresuid((uid_t)-1, job->uid, (uid_t)-1) != 0) { job->error = errno; return 1; }
+    if (syscall(SYS_setresuid, (uid_t)-1, job->uid, (uid_t)-1) != 0) { job->error = errno; return 1; }
     struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[2];
     job->step = 3;

@@ -1,4 +1,5 @@
 import Foundation
+import GustBuild
 import GustCore
 import GustTesting
 import Testing
@@ -12,16 +13,8 @@ import Glibc
 /// real `contrib/systemd/gust-cgroups.sh`. The mount is put back as it was found.
 @Suite(.serialized, .timeLimit(.minutes(20))) struct CgroupMovesStepTests {
     /// The cgroup v2 mount the step looks at, with its superblock options, or nil.
-    static func v2Mount() -> (target: String, options: [String])? {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ").map(String.init)
-            guard let dash = fields.firstIndex(of: "-"), fields.count > dash + 3, fields[dash + 1] == "cgroup2",
-                ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].contains(fields[4])
-            else { continue }
-            return (fields[4], fields[dash + 3].split(separator: ",").map(String.init))
-        }
-        return nil
+    static func v2Mount() -> CgroupV2Mount? {
+        CgroupV2Mount.current().first { ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].contains($0.target) }
     }
 
     /// Whether the mount has favordynmods now.

@@ -30,4 +30,11 @@ import Testing
         #expect(CgroupMoves(mountinfo: "") == .unknown)
         #expect(CgroupMoves(mountinfo: "garbage\n- cgroup2\n") == .unknown)
     }
+
+    @Test func theV2MountsAreReadWithTheirSuperblockOptions() {
+        let unified = "29 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate,favordynmods"
+        let mounts = CgroupV2Mount.all(mountinfo: [proc, v1, unified, "garbage - cgroup2"].joined(separator: "\n"))
+        #expect(mounts == [CgroupV2Mount(target: "/sys/fs/cgroup", options: ["rw", "nsdelegate", "favordynmods"])])
+        #expect(mounts.first?.favorsDynamicModifications == true)
+    }
 }

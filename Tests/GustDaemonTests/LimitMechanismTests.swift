@@ -66,7 +66,7 @@ import Testing
         let cgroup = try InstanceCgroup(mechanism: mechanism, app: try AppName("cats"), id: "a1b2", limits: limits)
         let directory = root + "/gust/cats/a1b2"
         #expect(cgroup.directories == [directory])
-        #expect(cgroup.confinement == SpawnConfinement(cgroupProcs: [directory + "/cgroup.procs"]))
+        #expect(cgroup.confinement(ownUID: true) == SpawnConfinement(cgroupProcs: [directory + "/cgroup.procs"]))
         func read(_ file: String) throws -> String { try String(contentsOfFile: directory + "/" + file, encoding: .utf8) }
         #expect(try read("memory.max") == "67108864")
         #expect(try read("memory.swap.max") == "0")
@@ -94,9 +94,11 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: root + "/gust/cgroup.subtree_control"), "gustd's own cgroup stays")
     }
 
-    @Test func rlimitsBoundTheAddressSpaceWithHeadroom() throws {
+    @Test func rlimitsBoundTheAddressSpaceWithHeadroomAndTheProcessesWhereTheAppHasItsOwnUID() throws {
         let cgroup = try InstanceCgroup(mechanism: .rlimits(reason: "test"), app: try AppName("cats"), id: "x", limits: AppLimits(memory: 64 << 20, pids: 64))
-        #expect(cgroup.confinement == SpawnConfinement(cgroupProcs: [], addressSpaceLimit: (64 << 20) + (256 << 20), processLimit: nil))
+        #expect(cgroup.confinement(ownUID: true) == SpawnConfinement(cgroupProcs: [], addressSpaceLimit: (64 << 20) + (256 << 20), processLimit: 64))
+        // As gustd's own uid, RLIMIT_NPROC would count gustd's processes: none.
+        #expect(cgroup.confinement(ownUID: false) == SpawnConfinement(cgroupProcs: [], addressSpaceLimit: (64 << 20) + (256 << 20), processLimit: nil))
         #expect(cgroup.directories.isEmpty)
     }
 }

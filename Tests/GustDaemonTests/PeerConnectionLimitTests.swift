@@ -21,7 +21,7 @@ struct PeerConnectionLimitTests {
     }
 
     @Test func aPeerPastItsShareIsRefusedUntilOneOfItsConnectionsCloses() throws {
-        let budget = ConnectionBudget(limit: { 96 })  // 32 connections: a share of 8
+        let budget = ConnectionBudget(limit: { 96 }, openDescriptors: { 0 })  // 32 connections: a share of 8
         let limit = PeerConnectionLimit(name: "records channel", budget: budget, exempt: 1000, logger: Logger(label: "test"))
         let held = (0..<8).map { _ in EmbeddedChannel() }
         for channel in held { #expect(limit.admit(channel, uid: 420_001)) }
@@ -36,7 +36,7 @@ struct PeerConnectionLimitTests {
     }
 
     @Test func gustdsOwnUIDHasNoShare() {
-        let limit = PeerConnectionLimit(name: "records channel", budget: ConnectionBudget(limit: { 96 }), exempt: 1000, logger: Logger(label: "test"))
+        let limit = PeerConnectionLimit(name: "records channel", budget: ConnectionBudget(limit: { 96 }, openDescriptors: { 0 }), exempt: 1000, logger: Logger(label: "test"))
         for _ in 0..<20 { #expect(limit.admit(EmbeddedChannel(), uid: 1000)) }
         #expect(limit.connections(of: 1000) == 0)
     }
@@ -50,7 +50,7 @@ struct PeerConnectionLimitTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("records.sock").path
         let logger = Logger(label: "test")
-        let budget = ConnectionBudget(limit: { 96 })
+        let budget = ConnectionBudget(limit: { 96 }, openDescriptors: { 0 })
         let peers = PeerConnectionLimit(name: "records channel", budget: budget, exempt: getuid() &+ 1, logger: logger)
         let server = SocketServer(
             childChannel: HTTP1Channel(responder: Listeners.respond(Answer(), dates: HTTPDate(), serverName: "gustd", logger: logger)),

@@ -19,28 +19,22 @@ package enum CgroupMoves: Equatable, Sendable {
     /// No cgroup v2 hierarchy is mounted (where the option would be set).
     case unknown
 
-    /// Reads mountinfo's lines: `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS…] - TYPE SOURCE SUPER_OPTIONS`.
+    /// Reads mountinfo's text (`CgroupV2Mount`): quick if any v2 mount has the option.
     package init(mountinfo: String) {
-        var unset: String?
-        for line in mountinfo.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard let separator = fields.firstIndex(of: "-"), separator >= 5, fields.count > separator + 3,
-                fields[separator + 1] == "cgroup2"
-            else { continue }
-            if fields[separator + 3].split(separator: ",").contains("favordynmods") {
-                self = .quick
-                return
-            }
-            // mountinfo escapes a space in a path as \040; gustd only prints it.
-            unset = unset ?? String(fields[4])
+        self.init(mounts: CgroupV2Mount.all(mountinfo: mountinfo))
+    }
+
+    package init(mounts: [CgroupV2Mount]) {
+        if mounts.contains(where: \.favorsDynamicModifications) {
+            self = .quick
+        } else {
+            self = mounts.first.map { .waitForTheKernel(mountPoint: $0.target) } ?? .unknown
         }
-        self = unset.map { .waitForTheKernel(mountPoint: $0) } ?? .unknown
     }
 
     /// This process's view of the host's mounts.
     package static func current() -> CgroupMoves {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return .unknown }
-        return CgroupMoves(mountinfo: text)
+        CgroupMoves(mounts: CgroupV2Mount.current())
     }
 
     /// A line for gustd's log at start when instances get cgroups; nil where there is nothing to say.

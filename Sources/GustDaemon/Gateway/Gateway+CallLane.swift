@@ -137,22 +137,14 @@ private struct LaneCall: Sendable {
 
     /// The client's head of the instance's answer: its headers less hop-by-hop ones and its own framing.
     private func head(_ status: Int, _ headers: HTTPHeaders) -> HTTPResponse {
-        var fields = HTTPFields()
-        fields.reserveCapacity(headers.count + 4)
-        for (name, value) in headers {
-            let lowered = name.lowercased()
-            guard !Gateway.hopByHop.contains(lowered), lowered != "content-length", let fieldName = HTTPField.Name(name) else { continue }
-            fields.append(HTTPField(name: fieldName, value: value))
-        }
+        var fields = Gateway.clientFields(of: headers, reserving: 4)
         fields[ForwardedHeaders.requestID] = requestID
         return HTTPResponse(status: .init(code: status), headerFields: fields)
     }
 
     private func refuse(_ status: Int, _ message: String, _ reply: LaneReply) {
-        let body = FlatJSON([("code", .int(status)), ("error", .string(message))]).buffer
-        let head = HTTPResponse(status: .init(code: status), headerFields: [
-            .contentType: "application/json", .contentLength: String(body.readableBytes), ForwardedHeaders.requestID: requestID,
-        ])
+        let body = Gateway.errorJSON(code: status, message).buffer
+        let head = Gateway.jsonHead(status, body: body, requestID: requestID)
         record(status: status, bytes: body.readableBytes, instance: nil)
         reply.answer(head, body: body)
     }

@@ -50,9 +50,7 @@ extension Gateway {
         else { return nil }
         let requestID = RequestID.of(sent: fields[ForwardedHeaders.requestID])
         let body = Self.health(of: address.app, live).buffer
-        let head = HTTPResponse(status: .ok, headerFields: [
-            .contentType: "application/json", .contentLength: String(body.readableBytes), ForwardedHeaders.requestID: requestID,
-        ])
+        let head = Self.jsonHead(200, body: body, requestID: requestID)
         accessLog?.record(AccessLog.Entry(
             app: address.app.rawValue, release: live.version, instance: nil, method: request.method.rawValue, path: String(path),
             status: 200, bytes: body.readableBytes, duration: ContinuousClock.now - arrived, requestID: requestID, time: AccessLog.now()

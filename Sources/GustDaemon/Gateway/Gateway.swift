@@ -249,21 +249,13 @@ struct Gateway: HTTPResponder {
             throw GustError("The function's process died while answering; the next request starts a new one.", code: 502)
         }
         note.instance = instance
-        var fields = HTTPFields()
-        for (name, value) in answer.headers where !Self.hopByHop.contains(name.lowercased()) && name.lowercased() != "content-length" {
-            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
-        }
+        let fields = Self.clientFields(of: answer.headers)
         guard let rest = answer.rest else {
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
         }
         // A chunked answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent Events).
         return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
     }
-
-    static let hopByHop: Set<String> = [
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-        "transfer-encoding", "upgrade", "host", "date",
-    ]
 
     /// An answer whose values nest (`/v1/status`); a flat one is `FlatJSON`'s, without Foundation's bridge.
     static func json(_ status: Int, _ value: [String: Any], headers: HTTPFields = [:]) -> Response {
@@ -280,7 +272,7 @@ struct Gateway: HTTPResponder {
     }
 
     static func error(_ status: Int, _ message: String, headers: HTTPFields = [:]) -> Response {
-        json(status, FlatJSON([("code", .int(status)), ("error", .string(message))]), headers: headers)
+        json(status, errorJSON(code: status, message), headers: headers)
     }
 }
 

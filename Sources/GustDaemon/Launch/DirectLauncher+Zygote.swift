@@ -115,7 +115,7 @@ extension DirectLauncher {
                 records.forget(id: id)
                 throw error
             }
-            confinement = cgroup?.confinement ?? confinement
+            confinement = cgroup?.confinement(ownUID: spawner.appUIDInside != nil) ?? confinement
             confinement.tmpBytes = appLimits.tmp
         }
         let zygote: Zygote

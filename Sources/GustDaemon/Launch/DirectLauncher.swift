@@ -134,7 +134,7 @@ final class DirectLauncher: PoolLauncher {
         }
         let child: InstanceProcess
         do {
-            var confinement = confinedBy?.confinement ?? SpawnConfinement()
+            var confinement = confinedBy?.confinement(ownUID: spawner.appUIDInside != nil) ?? SpawnConfinement()
             if limitMechanism != nil { confinement.tmpBytes = appLimits.tmp }
             if let resident, let forked = await forkFromZygote(
                 resident, id: id, layout: layout, channelToken: channelToken, internalToken: internalToken, output: output,

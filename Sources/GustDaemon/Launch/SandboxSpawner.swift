@@ -131,6 +131,10 @@ final class SandboxSpawner: InstanceSpawner {
         // and so the sandbox (--die-with-parent).
         var confinement = confinement
         confinement.diesWithGustd = true
+        // No RLIMIT_NPROC here: bwrap forks as gustd's uid, and the user namespace it makes would record
+        // the limit for every process of gustd's uid (the kernel checks each level's count); an entered
+        // start takes it only once it is the app's uid.
+        confinement.processLimit = nil
         // What the shell inside did before setpriv: an umask gustd's uid can connect through.
         if ids != nil { confinement.fileModeMask = 0 }
         let (ids, sandbox) = (ids, sandbox)

@@ -5,36 +5,66 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// How many client connections gustd's listeners may hold at once: all but a
-/// reserve of its descriptor limit (read again at each accept, so a limit
-/// lowered while gustd runs counts). gustd needs descriptors of its own besides
-/// its clients' (instances' sockets and pipes, the store, logs), and so does
-/// the runtime: libdispatch's thread pool monitor opens /proc/TID/stat once a
-/// second while work is queued, and kills the process (SIGILL) if it cannot.
-/// Left to NIO, a listener accepts until `accept` fails with EMFILE; a flood of
-/// idle clients under load then crashed gustd. One budget is shared by every
-/// listener; `AcceptGate` applies it.
+/// How many client connections gustd's listeners may hold at once: as many as
+/// leave a fixed reserve of its descriptor limit free besides the descriptors
+/// gustd holds for itself. gustd needs descriptors of its own besides its
+/// clients' (instances' sockets and pipes, each sandboxed app's holder's
+/// namespaces and output pipes, the store, logs), and they grow with its apps;
+/// so does the runtime: libdispatch's thread pool monitor opens
+/// /proc/TID/stat once a second while work is queued, and kills the process
+/// (SIGILL) if it cannot. Left to NIO, a listener accepts until `accept` fails
+/// with EMFILE; a flood of idle clients under load then crashed gustd. One
+/// budget is shared by every listener; `AcceptGate` applies it.
+///
+/// gustd's own descriptors are those open in the process less the client
+/// connections: counted (a read of /proc/self/fd) at most once a second, and at
+/// most every 50 ms while the connections are near the limit, never per accept
+/// in between. The limit is read again at each look, so a limit lowered while
+/// gustd runs counts.
 final class ConnectionBudget: Sendable {
-    /// At least this many descriptors, or a third of the limit if more, are never given to clients.
-    /// gustd's own descriptors grow with its apps (each sandboxed app's holder keeps its namespaces
-    /// and output pipes open, `SandboxHolders`): a quarter left 15 free at a limit of 256 with one app.
-    static let minimumReserve = 64
+    /// Descriptors never given to clients, besides those gustd holds already: room for a burst of
+    /// instance starts (pipes, sockets) and the runtime's own, and for gustd's descriptors that
+    /// open between two counts.
+    static let reserve = 64
+
+    private struct Count {
+        /// gustd's own descriptors at the last count (0 before the first).
+        var own = 0
+        var at: ContinuousClock.Instant?
+        /// A count under way on another thread: the others use the last one meanwhile.
+        var counting = false
+    }
 
     private let open = Atomic<Int>(0)
+    private let count = Mutex(Count())
     private let limit: @Sendable () -> Int
+    private let openDescriptors: @Sendable () -> Int
+    private let now: @Sendable () -> ContinuousClock.Instant
 
-    /// `limit` is the descriptor limit in force (the soft `RLIMIT_NOFILE` unless a test says otherwise).
-    init(limit: @escaping @Sendable () -> Int = ConnectionBudget.descriptorLimit) {
+    /// `limit` is the descriptor limit in force (the soft `RLIMIT_NOFILE` unless a test says otherwise);
+    /// `openDescriptors` counts the descriptors open in the process, client connections included.
+    init(
+        limit: @escaping @Sendable () -> Int = ConnectionBudget.descriptorLimit,
+        openDescriptors: @escaping @Sendable () -> Int = ConnectionBudget.openDescriptors,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+    ) {
         self.limit = limit
+        self.openDescriptors = openDescriptors
+        self.now = now
     }
 
     /// The client connections open now, across the listeners sharing this budget.
     var connections: Int { open.load(ordering: .relaxed) }
 
-    /// The most client connections the budget allows now.
+    /// gustd's own descriptors (all but client connections) at the last count.
+    var ownDescriptors: Int { count.withLock { $0.own } }
+
+    /// The most client connections the budget allows now: the limit less gustd's own descriptors
+    /// and the reserve.
     var capacity: Int {
         let limit = self.limit()
-        return max(0, limit - max(Self.minimumReserve, limit / 3))
+        let own = counted(limit: limit, connections: connections)
+        return max(0, limit - own - Self.reserve)
     }
 
     var hasRoom: Bool { connections < capacity }
@@ -45,10 +75,45 @@ final class ConnectionBudget: Sendable {
         channel.closeFuture.whenComplete { [self] _ in open.subtract(1, ordering: .relaxed) }
     }
 
+    /// gustd's own descriptors, counted again if the last count is older than a second, or than
+    /// 50 ms while the connections are within a margin (an eighth of the limit, at least the
+    /// reserve) of the capacity that count left.
+    private func counted(limit: Int, connections: Int) -> Int {
+        let now = self.now()
+        let due = count.withLock { count -> Bool in
+            guard !count.counting else { return false }
+            if let at = count.at {
+                let margin = max(Self.reserve, limit / 8)
+                let near = limit - count.own - Self.reserve - connections <= margin
+                guard now - at >= (near ? .milliseconds(50) : .seconds(1)) else { return false }
+            }
+            count.counting = true
+            return true
+        }
+        guard due else { return count.withLock { $0.own } }
+        // Connections opened or closed during the count may be off by a few; the reserve covers them.
+        let own = max(0, openDescriptors() - self.connections)
+        count.withLock { count in
+            count = Count(own: own, at: now, counting: false)
+        }
+        return own
+    }
+
     @Sendable static func descriptorLimit() -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return Int.max }
         return limit.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(limit.rlim_cur)
+    }
+
+    /// The descriptors open in this process: the entries of /proc/self/fd, less the one reading it.
+    @Sendable static func openDescriptors() -> Int {
+        guard let directory = opendir("/proc/self/fd") else { return 0 }
+        defer { closedir(directory) }
+        var entries = 0
+        while let entry = readdir(directory) {
+            if entry.pointee.d_name.0 != CChar(0x2E) { entries += 1 }  // not "." or ".."
+        }
+        return max(0, entries - 1)
     }
 }
 
@@ -89,7 +154,7 @@ final class AcceptGate: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         logger.warning(
-            "gustd's \(name) listener holds \(budget.connections) client connections, all its descriptor limit (\(ConnectionBudget.descriptorLimit())) allows but a reserve: new connections wait until some close"
+            "gustd's \(name) listener holds \(budget.connections) client connections, all its descriptor limit (\(ConnectionBudget.descriptorLimit())) allows besides gustd's own \(budget.ownDescriptors) descriptors and a reserve of \(ConnectionBudget.reserve): new connections wait until some close"
         )
         hold(context)
     }

@@ -133,6 +133,6 @@ struct RecordsAPI {
 
     /// An app's own codes (LeanCloud style, 123) travel in the body; the status is the code if it is an HTTP error, else 400.
     static func error(_ code: Int, _ message: String, headers: HTTPFields = [:]) -> Response {
-        Gateway.json((400...599).contains(code) ? code : 400, FlatJSON([("code", .int(code)), ("error", .string(message))]), headers: headers)
+        Gateway.json((400...599).contains(code) ? code : 400, Gateway.errorJSON(code: code, message), headers: headers)
     }
 }

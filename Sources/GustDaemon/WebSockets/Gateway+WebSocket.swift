@@ -69,11 +69,7 @@ extension Gateway {
         }
         note.instance = opened.instance
         if let answer = opened.refused {
-            var fields = HTTPFields()
-            for (name, value) in answer.headers where !Self.hopByHop.contains(name.lowercased()) && name.lowercased() != "content-length" {
-                if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
-            }
-            return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
+            return Response(status: .init(code: answer.status), headers: Self.clientFields(of: answer.headers), body: .init(byteBuffer: answer.body))
         }
         // The call lasts as long as the socket; what Hummingbird writes when it ends goes nowhere.
         try? await opened.closed?.get()

@@ -1,0 +1,40 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+
+/// What every path of the gateway (`respond`'s forwarding, the lane for calls,
+/// a refused WebSocket handshake, `/_/health` at once) makes of an instance's
+/// answer and of an error, written once so the paths cannot drift apart: the
+/// answer's headers less hop-by-hop ones and its own framing, and errors as
+/// JSON `{"code": N, "error": message}`.
+extension Gateway {
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade", "host", "date",
+    ]
+
+    /// An instance's answer headers as the client gets them: without hop-by-hop headers and its
+    /// `Content-Length` (the gateway frames the answer itself).
+    static func clientFields(of headers: HTTPHeaders, reserving extra: Int = 0) -> HTTPFields {
+        var fields = HTTPFields()
+        fields.reserveCapacity(headers.count + extra)
+        for (name, value) in headers {
+            let lowered = name.lowercased()
+            guard !hopByHop.contains(lowered), lowered != "content-length", let fieldName = HTTPField.Name(name) else { continue }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
+        return fields
+    }
+
+    /// The body of an error: `{"code": N, "error": message}`.
+    static func errorJSON(code: Int, _ message: String) -> FlatJSON {
+        FlatJSON([("code", .int(code)), ("error", .string(message))])
+    }
+
+    /// The head of a JSON answer the gateway writes itself, outside Hummingbird (the lane, health).
+    static func jsonHead(_ status: Int, body: ByteBuffer, requestID: String) -> HTTPResponse {
+        HTTPResponse(status: .init(code: status), headerFields: [
+            .contentType: "application/json", .contentLength: String(body.readableBytes), ForwardedHeaders.requestID: requestID,
+        ])
+    }
+}
