@@ -57,6 +57,16 @@ struct AcceptGateTests {
         #expect(Process(own: 300).budget(limit: { 1_048_576 }).capacity == 1_048_212)
     }
 
+    /// Out of descriptors, /proc/self/fd cannot be opened to count them: that is no room, not
+    /// "gustd holds none" (which admitted clients at the very moment none could be served).
+    @Test func anUncountableDescriptorTableMeansNoRoom() {
+        let budget = ConnectionBudget(limit: { 256 }, openDescriptors: { nil })
+        let clients = (0..<3).map { _ in EmbeddedChannel() }
+        for client in clients { budget.opened(client) }
+        #expect(!budget.hasRoom)
+        #expect(budget.capacity <= 3)
+    }
+
     @Test func gustdsOwnDescriptorsAreCountedAgainAsTheyGrowNotPerAccept() throws {
         let process = Process(own: 100)
         let budget = process.budget(limit: { 1_000 })

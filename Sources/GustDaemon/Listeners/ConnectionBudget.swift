@@ -38,14 +38,15 @@ final class ConnectionBudget: Sendable {
     private let open = Atomic<Int>(0)
     private let count = Mutex(Count())
     private let limit: @Sendable () -> Int
-    private let openDescriptors: @Sendable () -> Int
+    private let openDescriptors: @Sendable () -> Int?
     private let now: @Sendable () -> ContinuousClock.Instant
 
     /// `limit` is the descriptor limit in force (the soft `RLIMIT_NOFILE` unless a test says otherwise);
-    /// `openDescriptors` counts the descriptors open in the process, client connections included.
+    /// `openDescriptors` counts the descriptors open in the process, client connections included
+    /// (nil: they could not be counted).
     init(
         limit: @escaping @Sendable () -> Int = ConnectionBudget.descriptorLimit,
-        openDescriptors: @escaping @Sendable () -> Int = ConnectionBudget.openDescriptors,
+        openDescriptors: @escaping @Sendable () -> Int? = ConnectionBudget.openDescriptors,
         now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
     ) {
         self.limit = limit
@@ -92,7 +93,8 @@ final class ConnectionBudget: Sendable {
         }
         guard due else { return count.withLock { $0.own } }
         // Connections opened or closed during the count may be off by a few; the reserve covers them.
-        let own = max(0, openDescriptors() - self.connections)
+        // No count (no descriptor was free to open /proc/self/fd) means no room until the next one.
+        let own = openDescriptors().map { max(0, $0 - self.connections) } ?? max(0, limit - Self.reserve - self.connections)
         count.withLock { count in
             count = Count(own: own, at: now, counting: false)
         }
@@ -105,9 +107,10 @@ final class ConnectionBudget: Sendable {
         return limit.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(limit.rlim_cur)
     }
 
-    /// The descriptors open in this process: the entries of /proc/self/fd, less the one reading it.
-    @Sendable static func openDescriptors() -> Int {
-        guard let directory = opendir("/proc/self/fd") else { return 0 }
+    /// The descriptors open in this process: the entries of /proc/self/fd, less the one reading it;
+    /// nil if it cannot be read (out of descriptors, the case that matters most).
+    @Sendable static func openDescriptors() -> Int? {
+        guard let directory = opendir("/proc/self/fd") else { return nil }
         defer { closedir(directory) }
         var entries = 0
         while let entry = readdir(directory) {
