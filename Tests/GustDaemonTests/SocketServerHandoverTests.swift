@@ -18,7 +18,26 @@ import Testing
 /// `firstRequestGrace` (10 s) and then closed it, its request unread, and the
 /// client saw a reset (seen in UpgradeTests under load).
 struct SocketServerHandoverTests {
+    /// As before, its set-up finished once the listener had closed: NIO no longer registered it.
     @Test(.timeLimit(.minutes(2))) func aConnectionSetUpAfterTheDrainBeganIsAnswered() async throws {
+        try await drain(releasing: .afterTheListenerClosed)
+    }
+
+    /// As before, its set-up finished as the listener closed, between its inactive event and its
+    /// pipeline's teardown: NIO registered it but dropped its `NIOAsyncChannel`, whose writer then
+    /// trapped ("Deinited NIOAsyncWriter without calling finish()": a SIGILL) once it became active.
+    @Test(.timeLimit(.minutes(2))) func aConnectionSetUpAsTheListenerClosesIsAnswered() async throws {
+        let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)  // the listener's and the connection's
+        try await drain(releasing: .asTheListenerCloses, group: loop)
+        try await loop.shutdownGracefully()
+    }
+
+    enum Moment { case afterTheListenerClosed, asTheListenerCloses }
+
+    /// A client connects and sends its request at once; its connection's set-up is held until the drain
+    /// began and the listener stopped accepting (before the fix: had closed, at `moment`). The
+    /// client must be answered, and the drain end.
+    func drain(releasing moment: Moment, group loop: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws {
         let logger = Logger(label: "test")
         let held = HeldSetup(
             HTTP1Channel(
@@ -27,23 +46,24 @@ struct SocketServerHandoverTests {
         let listening = Mutex<(any Channel)?>(nil)
         let server = SocketServer(
             childChannel: held, socket: try ListeningSocket.make("http", host: "127.0.0.1", port: 0, inherited: InheritedSockets([:])),
-            budget: ConnectionBudget(limit: { 1024 }), logger: logger, onServerRunning: { channel in listening.withLock { $0 = channel } })
+            group: loop, budget: ConnectionBudget(limit: { 1024 }), logger: logger,
+            onServerRunning: { channel in listening.withLock { $0 = channel } })
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             defer { group.cancelAll() }
             #expect(await PeerConnectionLimitTests.settle { listening.withLock { $0 != nil } })
             guard let listener = listening.withLock({ $0 }), let port = listener.localAddress?.port else { return }
+            if moment == .asTheListenerCloses {
+                try await listener.pipeline.addHandler(ReleaseOnInactive(held), position: .first)
+            }
 
-            // The client sends its request at once; its connection's set-up is held.
             let answer = Answer()
             let client = try TCPClient(port: port)
             let thread = Thread { answer.set(client.exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) }
             thread.start()
             #expect(await PeerConnectionLimitTests.settle { held.isHeld }, "the connection was accepted")
 
-            // The drain begins; the set-up finishes once the listener has stopped accepting (or, as
-            // before, has closed: then its pipeline is gone, the moment the set-up finished too late).
             group.addTask { await server.shutdownGracefully() }
             let stopped = await Self.settle {
                 if !listener.isActive { return true }
@@ -97,6 +117,18 @@ struct SocketServerHandoverTests {
                 return gate.promise
             }
             promise?.succeed()
+        }
+    }
+
+    /// First in a listener's pipeline: releases the held set-up on the listener's event loop right after
+    /// its inactive event, before NIO tears its pipeline down.
+    final class ReleaseOnInactive<Inner: ServerChildChannel>: ChannelInboundHandler, Sendable {
+        typealias InboundIn = Any
+        let held: HeldSetup<Inner>
+        init(_ held: HeldSetup<Inner>) { self.held = held }
+        func channelInactive(context: ChannelHandlerContext) {
+            context.eventLoop.execute { [held] in held.release() }
+            context.fireChannelInactive()
         }
     }
 
