@@ -138,7 +138,8 @@ struct UpgradeTests {
         let inFlight = outcomes.filter { $0.kind.contains("slow") && $0.start < restarted && $0.end > restarted }
         #expect(!inFlight.isEmpty && inFlight.allSatisfy { $0.status == 200 })
         print("restart with systemd's socket under load: \(outcomes.count) calls, \(failures.count) failed, \(inFlight.count) slow ones in flight, "
-            + "\(outcomes.filter(\.retried).count) sent again on a new connection")
+            + "\(outcomes.filter(\.retried).count) sent again on a new connection; the old gustd drained and the new one was started "
+            + String(format: "%.2f s after the restart", started - restarted))
         #expect(try HTTPClient.request(port: first.port, "GET", "/apps/cats/hello").text == "hello")
         #expect(holder.logText.contains("stops accepting (its listening sockets stay open for the next gustd)"))
     }
