@@ -32,6 +32,7 @@ struct SocketServerHandoverTests {
         try await loop.shutdownGracefully()
     }
 
+    /// When, before the fix, the held set-up finished: the two ways NIO lost the connection.
     enum Moment { case afterTheListenerClosed, asTheListenerCloses }
 
     /// A client connects and sends its request at once; its connection's set-up is held until the drain
@@ -132,6 +133,7 @@ struct SocketServerHandoverTests {
         }
     }
 
+    /// What the client's thread read, for the test's task.
     final class Answer: Sendable {
         private let text = Mutex<String?>(nil)
         var value: String? { text.withLock { $0 } }
