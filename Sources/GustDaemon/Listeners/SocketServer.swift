@@ -13,7 +13,8 @@ import Synchronization
 /// no next gustd could take over). The same child channels (`HTTP1Channel`,
 /// `TLSChannel`), the same quiescing: on graceful shutdown it stops accepting,
 /// lets the requests in progress finish, closes idle keep-alive connections,
-/// and returns once every connection has closed.
+/// and returns once every connection has closed. Every connection accepted
+/// before it stopped accepting is answered (`Connections`).
 actor SocketServer<ChildChannel: ServerChildChannel>: Service {
     private enum State {
         case initial
@@ -54,19 +55,19 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
         let server = try await ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptGate(budget: budget, name: name, logger: logger))
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ListenerDrain(connections: connections), AcceptGate(budget: budget, name: name, logger: logger))
                 }
             }
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .bind(socket.descriptor) { channel in
-                // Counted once its pipeline is whole: a quiesce fired into a pipeline still being set up
-                // passes by the handlers that act on it, and the connection then held the old gustd's
-                // shutdown for its whole timeout (seen in UpgradeTests under load). `add` after a quiesce
-                // began tells the connection at once.
+                // Quiesced only once its pipeline is whole (`Connections.setUp`).
                 let setUp = childChannel.setup(channel: channel, logger: logger).map { value in
-                    connections.add(channel)
+                    connections.setUp(channel, value: value)
                     return value
                 }
+                // NIO drops a connection whose set-up failed without closing it; it would be waited for.
+                setUp.whenFailure { _ in channel.close(promise: nil) }
                 guard let peerLimit else { return setUp }
                 // A peer past its share is closed at once (the connection still goes to `handle`, which
                 // finds it closed): a failed initializer would end the listener's stream of connections.
@@ -92,12 +93,16 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
                 do {
                     try await server.executeThenClose { inbound in
                         for try await connection in inbound {
+                            connections.handling(connection.channel)
                             group.addTask { await childChannel.handle(value: connection, logger: logger) }
                         }
                     }
                 } catch {
                     logger.error("The \(socket.name) listener stopped accepting: \(error)")
                 }
+                // Only if the listener closed otherwise than by the drain (an error): a connection NIO will
+                // never hand over now is closed at once, not left to the drain's grace.
+                connections.closeUnhandled()
             }
         } onGracefulShutdown: {
             // As HummingbirdCore's `Server` does: the handler cannot wait; the task ends with the shutdown.
@@ -118,7 +123,7 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
         case .running(let channel):
             let done = channel.eventLoop.makePromise(of: Void.self)
             state = .shuttingDown(done)
-            try? await channel.close()
+            await connections.closeListener(channel)
             await connections.quiesce()
             done.succeed()
             state = .shutdown
@@ -130,25 +135,110 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
     }
 }
 
-/// The connections a `SocketServer` has accepted, for its graceful shutdown (what
-/// NIOExtras' `ServerQuiescingHelper` does for HummingbirdCore's `Server`). One
-/// accepted after the shutdown began is told to quiesce as it is added.
+/// The connections a `SocketServer` has accepted, from the accept to the close:
+/// for its graceful shutdown (what NIOExtras' `ServerQuiescingHelper` does for
+/// HummingbirdCore's `Server`), and for the listener's close. A connection is
+/// accepted on the listener's event loop, set up on its own, and only then,
+/// through the listener's pipeline, registered (so read) and handed to the
+/// server's loop; one whose set-up finished after the listener closed was
+/// neither: NIO dropped it, nothing read its request, the drain held it for
+/// `QuiesceGate`'s `firstRequestGrace` and its client then saw a reset (seen in
+/// UpgradeTests under load). So the drain first stops accepting, closes the
+/// listener once no accepted connection waits to be handed over, and only then
+/// tells every connection to quiesce (one set up after that is told at once).
+/// It also holds each set-up connection's value until the connection is handed
+/// over or closed: a NIO writer let go unfinished on a live connection traps.
 private final class Connections: Sendable {
     private struct State {
+        /// Set up (for the quiesce).
         var open: [ObjectIdentifier: any Channel] = [:]
+        /// Accepted, not yet handed to `handle`, with the set-up's value once there is one.
+        var waiting: [ObjectIdentifier: (channel: any Channel, value: (any Sendable)?)] = [:]
+        var accepting = true
         var quiescing = false
+        /// The drain, waiting for `waiting` to empty.
+        var emptied: [CheckedContinuation<Void, Never>] = []
+
+        /// The drain's waiters, to resume (outside the lock) once no connection waits.
+        mutating func takeEmptied() -> [CheckedContinuation<Void, Never>] {
+            guard waiting.isEmpty else { return [] }
+            defer { emptied = [] }
+            return emptied
+        }
     }
 
     private let state = Mutex(State())
 
-    func add(_ channel: any Channel) {
+    /// Whether the listener may accept more (read by `ListenerDrain` on the listener's event loop).
+    var isAccepting: Bool { state.withLock { $0.accepting } }
+
+    /// On the listener's event loop, as `channel` is accepted.
+    func accepted(_ channel: any Channel) {
+        let key = ObjectIdentifier(channel)
+        state.withLock { $0.waiting[key] = (channel, nil) }
+        channel.closeFuture.whenComplete { [self] _ in
+            let emptied = state.withLock { state in
+                state.open.removeValue(forKey: key)
+                return state.waiting.removeValue(forKey: key) == nil ? [] : state.takeEmptied()
+            }
+            for waiter in emptied { waiter.resume() }
+        }
+    }
+
+    /// `channel`'s pipeline is whole: a quiesce fired into a pipeline still being set up passes by the
+    /// handlers that act on it, and the connection then held the old gustd's shutdown for its whole
+    /// timeout (seen in UpgradeTests under load). One set up after the quiesce began is told at once.
+    func setUp(_ channel: any Channel, value: any Sendable) {
         let key = ObjectIdentifier(channel)
         let quiescing = state.withLock { state in
+            guard state.waiting[key] != nil else { return false }  // closed meanwhile
+            state.waiting[key]?.value = value
             state.open[key] = channel
             return state.quiescing
         }
-        channel.closeFuture.whenComplete { [self] _ in state.withLock { _ = $0.open.removeValue(forKey: key) } }
         if quiescing { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+    }
+
+    /// `channel` is handed to `handle`.
+    func handling(_ channel: any Channel) {
+        let emptied = state.withLock { state in
+            state.waiting.removeValue(forKey: ObjectIdentifier(channel)) == nil ? [] : state.takeEmptied()
+        }
+        for waiter in emptied { waiter.resume() }
+    }
+
+    /// Stops accepting, and closes `listener` once every connection it accepted has been handed to
+    /// `handle` (or closed). The kernel's queue stays with the socket's other holders: the next gustd,
+    /// systemd's socket unit.
+    func closeListener(_ listener: any Channel) async {
+        // On the listener's event loop, where connections are accepted: none is accepted after this.
+        _ = try? await listener.eventLoop.submit { [self] in
+            state.withLock { $0.accepting = false }
+            try listener.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        }.get()
+        while true {
+            let closed = try? await listener.eventLoop.submit { [self] () -> Bool in
+                guard state.withLock({ $0.waiting.isEmpty }) else { return false }
+                listener.close(promise: nil)
+                return true
+            }.get()
+            if closed != false { break }  // closed, or its event loop is gone
+            await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state in
+                    guard !state.waiting.isEmpty else { return true }
+                    state.emptied.append(waiter)
+                    return false
+                }
+                if now { waiter.resume() }
+            }
+        }
+        try? await listener.closeFuture.get()
+    }
+
+    /// The server's loop ended: no connection still waiting will be handed to `handle` now.
+    func closeUnhandled() {
+        let orphans = state.withLock { state in state.waiting.values.map(\.channel) }
+        for channel in orphans { channel.close(promise: nil) }
     }
 
     func quiesce() async {
@@ -158,7 +248,31 @@ private final class Connections: Sendable {
         }
         for channel in open { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
         for channel in open { try? await channel.closeFuture.get() }
-        // Any accepted meanwhile was told on arrival; wait for those too.
+        // Any set up meanwhile was told on arrival; wait for those too.
         while let channel = state.withLock({ $0.open.values.first }) { try? await channel.closeFuture.get() }
+    }
+}
+
+/// On a listening channel, nearest the socket: tells `Connections` of each
+/// connection accepted, and once the drain began passes no `read` (which would
+/// accept more), not even one `AcceptGate` held for room.
+private final class ListenerDrain: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+    typealias OutboundIn = Never
+    typealias OutboundOut = Never
+
+    private let connections: Connections
+
+    init(connections: Connections) { self.connections = connections }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        connections.accepted(unwrapInboundIn(data))
+        context.fireChannelRead(data)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard connections.isAccepting else { return }
+        context.read()
     }
 }
