@@ -313,6 +313,13 @@ struct ZygoteTests {
         }
         #expect(namespace(zygote, "user") == namespace(prepared, "user"), "the first start entered the prepared holder")
         #expect(Self.holderSleeper(under: gustd.pid) == prepared, "the same holder, not a second one")
+        // Stopped after idle (its zygote too), the app's next start enters the same holder again.
+        try scale(fixture, ["--idle", "1s"])
+        #expect(eventually(within: 30) { GustdProcess.recordedZygotePIDs(of: fixture.home).filter(GustdProcess.isAlive).isEmpty })
+        _ = try whoami(fixture)
+        let again = try #require(GustdProcess.recordedZygotePIDs(of: fixture.home).first(where: GustdProcess.isAlive))
+        #expect(again != zygote && namespace(again, "user") == namespace(prepared, "user"))
+        #expect(Self.holderSleeper(under: gustd.pid) == prepared, "still the holder made at gustd's start")
         #expect(!gustd.logText.contains("cannot prepare its sandbox"), "\(gustd.logText)")
     }
 
