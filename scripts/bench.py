@@ -98,8 +98,9 @@ def ping():
 
 
 class Bench:
-    def __init__(self, bin_dir, rounds, calls, user=None):
+    def __init__(self, bin_dir, rounds, calls, user=None, settle=0.0):
         self.user = user
+        self.settle = settle
         self.bin = bin_dir
         self.rounds = rounds
         self.calls = calls
@@ -305,6 +306,7 @@ class Bench:
                 for mode in (modes if turn % 2 == 0 else list(reversed(modes))):
                     self.stop_gustd()
                     self.start_gustd('--sandbox', mode)
+                    time.sleep(self.settle)  # gustd at work on its own start (e.g. an app's prepared sandbox) first
                     connection = http.client.HTTPConnection('127.0.0.1', self.port)
                     started = time.perf_counter()
                     if self.answer_version(connection) is None:
@@ -349,6 +351,16 @@ class Bench:
         results['added_cold_again_ms'] = results['bubblewrap']['cold_again_ms'] - results['none']['cold_again_ms']
         results['added_p50_ms'] = results['bubblewrap']['warm_p50_ms'] - results['none']['warm_p50_ms']
         results['rounds'] = self.rounds
+        results['settle_s'] = self.settle
+        # Paired: each turn ran both modes one after the other, so bubblewrap − none within a turn
+        # leaves out most of the load's drift between turns; the median of those differences and their spread.
+        for name, samples in (('cold', colds), ('cold_again', agains), ('p50', p50s)):
+            differences = sorted(b - n for n, b in zip(samples['none'], samples['bubblewrap']))
+            quartiles = statistics.quantiles(differences, n=4) if len(differences) > 1 else [differences[0]] * 3
+            results[f'paired_{name}_ms'] = {
+                'median': statistics.median(differences), 'q1': quartiles[0], 'q3': quartiles[2],
+                'min': differences[0], 'max': differences[-1], 'positive': sum(d > 0 for d in differences), 'turns': len(differences),
+            }
         return results
 
     def metrics_cost(self, rounds=3, option='--metrics'):
@@ -546,11 +558,13 @@ def main():
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
     parser.add_argument('--user', help='run gustd as this user (root only; give it a subordinate uid range)')
     parser.add_argument('--sandbox-only', action='store_true', help='the same as --only sandbox')
+    parser.add_argument('--settle', type=float, default=0.0,
+                        help="sandbox comparison: seconds between gustd's start and its first call (default 0: at once)")
     args = parser.parse_args()
     if args.sandbox_only:
         args.only = 'sandbox'
 
-    bench = Bench(os.path.abspath(args.bin), args.rounds, args.calls, args.user)
+    bench = Bench(os.path.abspath(args.bin), args.rounds, args.calls, args.user, args.settle)
     if args.user:
         os.makedirs(bench.home)
         subprocess.run(['chown', '-R', args.user, bench.dir], check=True)
@@ -629,6 +643,15 @@ def print_sandbox(b):
     print(f"the sandbox adds                       {b['added_cold_again_ms']:.1f} ms to a cold start with gustd running (after idle)")
     print(f"the sandbox adds                       {b['added_cold_ms']:.1f} ms to a cold start, {b['added_p50_ms']:.3f} ms to a call's p50, "
           f"{milliseconds(b['added_scale_out_ms'])} to a scale-out")
+    names = {'cold': "first call after gustd's start", 'cold_again': 'cold start with gustd running', 'p50': "a call's p50"}
+    for name, what in names.items():
+        d = b[f'paired_{name}_ms']
+        digits = 3 if name == 'p50' else 1
+        print(f"paired, bubblewrap − none per turn     {what}: median {d['median']:+.{digits}f} ms, quartiles "
+              f"{d['q1']:+.{digits}f} … {d['q3']:+.{digits}f}, range {d['min']:+.{digits}f} … {d['max']:+.{digits}f}, "
+              f"{d['positive']} of {d['turns']} turns positive")
+    if b.get('settle_s'):
+        print(f"(each first call {b['settle_s']:g} s after gustd's start)")
 
 
 def milliseconds(value):

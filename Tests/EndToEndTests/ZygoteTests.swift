@@ -283,6 +283,46 @@ struct ZygoteTests {
         #expect(namespace(nextZygote, "mnt") != firstMount && namespace(nextZygote, "pid") != firstPID)
     }
 
+    /// gustd makes a served app's holder as it starts, before any call (`SandboxHolders.prepare`),
+    /// and the first call's start enters that holder instead of making one.
+    @Test(.scratchDirectory) func underTheSandboxAServedAppsHolderIsMadeAtGustdsStartAndTheFirstCallEntersIt() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap") else {
+            print("ZygoteTests: the sandbox's case skipped, bubblewrap is not installed (scripts/install-deps.sh)")
+            return
+        }
+        let fixture = try deployed(sandbox: "bubblewrap")
+        try scale(fixture, ["--min", "0"])  // so that nothing of cats starts before a call
+        let gustd = try #require(fixture.gustd)
+        gustd.stop()
+        try gustd.start()
+        // No call yet: the holder is there within a bounded wait (made in the background).
+        var holder: Int32?
+        for _ in 0..<200 where holder == nil {
+            holder = Self.holderSleeper(under: gustd.pid)
+            if holder == nil { usleep(50_000) }
+        }
+        let prepared = try #require(holder, "cats' holder made at gustd's start, before any call\n\(gustd.logText)")
+        let before = GustdProcess.recordedZygotePIDs(of: fixture.home).filter(GustdProcess.isAlive)
+        #expect(before.isEmpty, "nothing of cats started yet: \(before)")
+        _ = try whoami(fixture)
+        let zygote = try #require(
+            GustdProcess.recordedZygotePIDs(of: fixture.home).first(where: GustdProcess.isAlive), "the first call started the zygote"
+        )
+        let namespace = { (pid: Int32, name: String) in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(name)")) ?? "gone \(pid)"
+        }
+        #expect(namespace(zygote, "user") == namespace(prepared, "user"), "the first start entered the prepared holder")
+        #expect(Self.holderSleeper(under: gustd.pid) == prepared, "the same holder, not a second one")
+        // Stopped after idle (its zygote too), the app's next start enters the same holder again.
+        try scale(fixture, ["--idle", "1s"])
+        #expect(eventually(within: 30) { GustdProcess.recordedZygotePIDs(of: fixture.home).filter(GustdProcess.isAlive).isEmpty })
+        _ = try whoami(fixture)
+        let again = try #require(GustdProcess.recordedZygotePIDs(of: fixture.home).first(where: GustdProcess.isAlive))
+        #expect(again != zygote && namespace(again, "user") == namespace(prepared, "user"))
+        #expect(Self.holderSleeper(under: gustd.pid) == prepared, "still the holder made at gustd's start")
+        #expect(!gustd.logText.contains("cannot prepare its sandbox"), "\(gustd.logText)")
+    }
+
     /// The `sleep infinity` of an app's holder sandbox (`SandboxHolders`) among gustd's descendants.
     static func holderSleeper(under gustd: Int32) -> Int32? {
         let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }

@@ -128,6 +128,30 @@ struct SandboxHoldersTests {
         await second.stop(grace: .seconds(600))
     }
 
+    /// The pipes this process has open.
+    static func openPipes() -> Int {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return entries.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) ?? "").hasPrefix("pipe:") }.count
+    }
+
+    @Test func aHolderKeepsNoPipeOfGustdsOpenAndAFailedOneSaysWhatBwrapSaid() async throws {
+        let setup = try Setup(script: "exec sleep 600\n")
+        let pipes = Self.openPipes()
+        let sandbox = setup.spawner.sandbox
+        _ = try #require(setup.holders.holder(app: "cats", number: 1, sandbox: sandbox, ids: nil))
+        let bwrap = try #require(setup.holders.pids.values.first)
+        #expect(Self.openPipes() == pipes, "no output pipe kept for the holder")
+        let output = (1...2).map { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(bwrap)/fd/\($0)")) ?? "" }
+        #expect(output[0] == "/dev/null" && !output[1].hasPrefix("pipe:"), "\(output)")
+        // A holder bwrap cannot make: its words are in the note gustd logs.
+        let notes = Mutex<[String]>([])
+        let failing = SandboxHolders { line in notes.withLock { $0.append(line) } }
+        #expect(failing.holder(app: "dogs", number: 2, sandbox: sandbox.on(root: setup.root.appendingPathComponent("none").path), ids: nil) == nil)
+        let said = notes.withLock { $0.joined(separator: "\n") }
+        #expect(said.contains("bwrap: "), "\(said)")
+        #expect(Self.openPipes() == pipes)
+    }
+
     @Test func stoppedHoldersMakeNoMoreAndStartsUseBubblewrap() async throws {
         let setup = try Setup(script: "exec sleep 600\n")
         setup.holders.stopAll()

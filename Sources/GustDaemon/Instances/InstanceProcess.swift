@@ -46,30 +46,41 @@ final class InstanceProcess: Sendable {
     ///   - onExit: called once with the wait status after the output has been read to its end.
     ///   - passing: descriptors the process gets as 3, 4, … (a zygote's control socket); gustd keeps its own.
     ///   - standardInput: the child's stdin instead of /dev/null (closed here once spawned).
+    ///   - discardingOutput: stdout to /dev/null and stderr into `discardingOutput` (the caller's,
+    ///     not closed here) instead of pipes that gustd reads (no reader threads; `onOutput` is not called).
     ///   - started: called with the pid right after the spawn; returns the process group to signal
     ///     (a sandbox's first process). If it throws, the process is killed and the error thrown.
     init(
         executable: String, arguments: [String] = [], environment: [String: String], directory: String,
-        standardInput: Int32? = nil, marker: String? = nil,
+        standardInput: Int32? = nil, discardingOutput errorOutput: Int32? = nil, marker: String? = nil,
         confinement: SpawnConfinement = SpawnConfinement(),
         passing: [Int32] = [],
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void,
         started: ((pid_t) throws -> pid_t)? = nil, entering entry: SpawnEntry? = nil
     ) throws {
         defer { if let standardInput { close(standardInput) } }
-        var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
-        guard gust_pipe_cloexec(&out) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
-        guard gust_pipe_cloexec(&err) == 0 else {
-            close(out[0])
-            close(out[1])
-            throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))")
-        }
-        let readEnds = [(out[0], StandardStream.stdout), (err[0], StandardStream.stderr)]
-
         guard passing.count <= Int(GUST_SPAWN_MAX_PASSING) else {
-            [out[0], out[1], err[0], err[1]].forEach { close($0) }
             throw SpawnError("Cannot start \(executable): more than \(GUST_SPAWN_MAX_PASSING) descriptors to pass on")
         }
+        var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
+        if let errorOutput {
+            out = [-1, open("/dev/null", O_WRONLY | O_CLOEXEC)]
+            err = [-1, fcntl(errorOutput, F_DUPFD_CLOEXEC, 0)]
+            guard out[1] >= 0, err[1] >= 0 else {
+                let reason = String(cString: strerror(errno))
+                [out[1], err[1]].filter { $0 >= 0 }.forEach { close($0) }
+                throw SpawnError("Cannot give \(executable) its output: \(reason)")
+            }
+        } else {
+            guard gust_pipe_cloexec(&out) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
+            guard gust_pipe_cloexec(&err) == 0 else {
+                close(out[0])
+                close(out[1])
+                throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))")
+            }
+        }
+        let readEnds = [(out[0], StandardStream.stdout), (err[0], StandardStream.stderr)].filter { $0.0 >= 0 }
+
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         let cgroups = confinement.cgroupProcs.map { UnsafePointer(strdup($0)) } + [nil]

@@ -11,11 +11,13 @@ import Synchronization
 /// stack's): a bwrap sandbox running `sleep infinity` (`Sandbox.holderCommand`) whose user and
 /// mount namespaces each start of the app enters (`SpawnEntry`, `gust_spawn_entering`) instead of
 /// bwrap building a sandbox per start (docs/security.md, "Prepared sandboxes"). The one owner of
-/// the holders: made on an app's first sandboxed start and reused by its later ones (zygotes of
-/// every release, Node instances), stopped by PID with the app (`stop(app:)`: it is no longer
-/// served or is destroyed) and with gustd (`stopAll`, and PR_SET_PDEATHSIG when gustd is killed).
-/// A holder that has exited is replaced at the next start; when none can be made the start uses
-/// bwrap (`SandboxSpawner`), never no sandbox.
+/// the holders (its table is `HolderMakings`): made ahead of the app's first start, in the
+/// background, when gustd knows it serves the app (`prepare`: at gustd's start, at a deploy),
+/// else at its first sandboxed start, and reused by its later ones (zygotes of every release,
+/// Node instances); a start that finds its holder being made waits for that making. Stopped by
+/// PID with the app (`stop(app:)`: it is no longer served or is destroyed) and with gustd
+/// (`stopAll`, and PR_SET_PDEATHSIG when gustd is killed). A holder that has exited is replaced
+/// at the next start; when none can be made the start uses bwrap (`SandboxSpawner`), never no sandbox.
 final class SandboxHolders: Sendable {
     struct Key: Hashable, Sendable {
         var app: String
@@ -25,7 +27,7 @@ final class SandboxHolders: Sendable {
     }
 
     /// One holder: its bwrap (gustd's child) and the namespaces a start enters, opened once.
-    final class Holder: Sendable {
+    final class Holder: MadeHolder {
         let process: InstanceProcess
         /// The user namespace owning the holder's mount namespace, the nested one (-1 if none), the mount one.
         let ownerUserNamespace: Int32
@@ -52,17 +54,16 @@ final class SandboxHolders: Sendable {
         }
     }
 
-    private struct State {
-        var holders: [Key: Holder] = [:]
-        var stopped = false
-    }
+    private let makings: HolderMakings<Key, Holder>
 
-    private let state = Mutex(State())
-    /// Said in gustd's log when a holder cannot be made or has died.
-    private let note: @Sendable (String) -> Void
-
-    init(note: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.note = note
+    /// - Parameters:
+    ///   - concurrency: holders made in the background at once (half the cores, at least one).
+    ///   - note: said in gustd's log when a holder cannot be made.
+    init(concurrency: Int = ProcessInfo.processInfo.activeProcessorCount / 2, note: @escaping @Sendable (String) -> Void = { _ in }) {
+        makings = HolderMakings(concurrency: concurrency) { key, error, inBackground in
+            let when = inBackground ? "ahead of its first start" : "for a start"
+            note("app \(key.app): cannot prepare its sandbox \(when) (\(error)); its instances start with bubblewrap until one is made")
+        }
     }
 
     /// Whether this kernel can enter a prepared sandbox (`open_tree`, `move_mount`: Linux 5.2;
@@ -76,64 +77,31 @@ final class SandboxHolders: Sendable {
         return nil
     }
 
-    /// The app's live holder, made now if it has none (or its holder exited); nil when gustd is
-    /// stopping or none can be made (said in gustd's log): the start then uses bwrap.
+    /// The app's live holder: made already, being made (waited for), or made now if it has none
+    /// (or its holder exited); nil when gustd is stopping or none can be made (said in gustd's
+    /// log): the start then uses bwrap.
     func holder(app: String, number: Int, sandbox: Sandbox, ids: (uid: UInt32, gid: UInt32)?) -> Holder? {
-        let key = Key(app: app, number: number, root: sandbox.root)
-        let (existing, stopped): (Holder?, Bool) = state.withLock { state in
-            if let holder = state.holders[key], !holder.isAlive {
-                state.holders[key] = nil
-                holder.stop()
-            }
-            return (state.holders[key], state.stopped)
-        }
-        if let existing { return existing }
-        guard !stopped else { return nil }
-        let made: Holder
-        do { made = try Self.make(sandbox: sandbox, ids: ids) } catch {
-            note("app \(app): cannot prepare its sandbox (\(error)); its instances start with bubblewrap")
-            return nil
-        }
-        // Two first starts at once may both have made one: the first kept, the other stopped.
-        let kept: Holder? = state.withLock { state in
-            guard !state.stopped else { return nil }
-            if let other = state.holders[key], other.isAlive { return other }
-            state.holders[key] = made
-            return made
-        }
-        if kept !== made { made.stop() }
-        return kept
+        makings.holder(Key(app: app, number: number, root: sandbox.root)) { try Self.make(sandbox: sandbox, ids: ids) }
+    }
+
+    /// Makes the app's holder in the background, unless it has one or one is being made: gustd
+    /// serves the app, so its first start will want it. Returns at once.
+    func prepare(app: String, number: Int, sandbox: Sandbox, ids: (uid: UInt32, gid: UInt32)?) {
+        makings.prepare(Key(app: app, number: number, root: sandbox.root)) { try Self.make(sandbox: sandbox, ids: ids) }
     }
 
     /// A holder whose entry failed: stopped and forgotten, so that the next start makes a new one.
-    func discard(_ holder: Holder) {
-        state.withLock { state in
-            for (key, value) in state.holders where value === holder { state.holders[key] = nil }
-        }
-        holder.stop()
-    }
+    func discard(_ holder: Holder) { makings.discard(holder) }
 
-    /// Stops the app's holders (every root); its running instances keep their own namespaces.
-    func stop(app: String) {
-        let holders = state.withLock { state in
-            let keys = state.holders.keys.filter { $0.app == app }
-            return keys.compactMap { state.holders.removeValue(forKey: $0) }
-        }
-        holders.forEach { $0.stop() }
-    }
+    /// Stops the app's holders (every root), and their makings under way or queued; its running
+    /// instances keep their own namespaces.
+    func stop(app: String) { makings.stop { $0.app == app } }
 
     /// Stops every holder; none is made after (gustd is stopping).
-    func stopAll() {
-        let holders = state.withLock { state in
-            state.stopped = true
-            defer { state.holders = [:] }
-            return Array(state.holders.values)
-        }
-        holders.forEach { $0.stop() }
-    }
+    func stopAll() { makings.stopAll() }
 
     /// The pids of the live holders' bwraps.
-    var pids: [Key: pid_t] { state.withLock { $0.holders.filter(\.value.isAlive).mapValues(\.process.pid) } }
+    var pids: [Key: pid_t] { makings.holders.mapValues { $0.process.pid } }
 
     /// Spawns the holder's bwrap on gustd's spawn thread (PR_SET_PDEATHSIG: it dies with gustd),
     /// gives it the app's map (with ids) and refuses nested user namespaces in it, waits for its
@@ -153,12 +121,26 @@ final class SandboxHolders: Sendable {
         confinement.diesWithGustd = true
         let writeEnd: Int32? = ids == nil ? nil : block[1]
         let prepare: ((Int32) throws -> Void)? = ids == nil ? nil : { try SandboxSpawner.refuseNestedUserNamespaces($0) }
-        let process = try InstanceProcess(
-            executable: argv[0], arguments: Array(argv.dropFirst()), environment: [:], directory: "/",
-            standardInput: ids == nil ? nil : block[0], confinement: confinement, passing: info,
-            onOutput: { _, _ in }, onExit: { _ in },
-            started: { pid in try sandbox.release(pid, app: ids, unblocking: writeEnd, wrapped: false, prepare: prepare) }
-        )
+        // No pipes for gustd to read for as long as the holder lives (two descriptors per app):
+        // its stdout is /dev/null, its stderr an unlinked file that gustd reads only if the making
+        // fails (bwrap says why there) and closes once the holder runs.
+        var template = Array("/tmp/gust-holder-stderr-XXXXXX".utf8CString)
+        let errors = mkstemp(&template)
+        guard errors >= 0 else { throw SpawnError("Cannot make the holder's error file: \(String(cString: strerror(errno)))") }
+        unlink(template)
+        _ = fcntl(errors, F_SETFD, FD_CLOEXEC)  // gust_spawn closes what it does not place, but other spawns might not
+        defer { close(errors) }
+        let process: InstanceProcess
+        do {
+            process = try InstanceProcess(
+                executable: argv[0], arguments: Array(argv.dropFirst()), environment: [:], directory: "/",
+                standardInput: ids == nil ? nil : block[0], discardingOutput: errors, confinement: confinement, passing: info,
+                onOutput: { _, _ in }, onExit: { _ in },
+                started: { pid in try sandbox.release(pid, app: ids, unblocking: writeEnd, wrapped: false, prepare: prepare) }
+            )
+        } catch {
+            throw Self.withBwrapsWords(error, from: errors)
+        }
         do {
             // bwrap's first child is the sandbox's init; `sleep` is its child, in the namespaces to enter.
             let sleeper = try Sandbox.firstChild(of: Sandbox.firstChild(of: process.pid))
@@ -176,8 +158,19 @@ final class SandboxHolders: Sendable {
             return Holder(process: process, ownerUserNamespace: ownerHigh, userNamespace: nestedFD, mountNamespace: mount)
         } catch {
             process.signal(SIGKILL)
-            throw error
+            throw Self.withBwrapsWords(error, from: errors)
         }
+    }
+
+    /// `error`, with what bwrap wrote to its stderr (`errors`) in place of "its output is above"
+    /// (a holder's output is nowhere else).
+    private static func withBwrapsWords(_ error: any Error, from errors: Int32) -> any Error {
+        var bytes = [UInt8](repeating: 0, count: 2_048)
+        let count = pread(errors, &bytes, bytes.count, 0)
+        let words = String(decoding: bytes.prefix(max(count, 0)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !words.isEmpty else { return error }
+        let text = "\(error)".replacingOccurrences(of: "; its output is above.", with: "")
+        return SpawnError("\(text): \(words)")
     }
 
     /// `/proc/PID/ns/NAME`, at a descriptor above those a spawn places its passed ones at (3, 4, …).

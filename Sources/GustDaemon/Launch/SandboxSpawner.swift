@@ -79,6 +79,12 @@ final class SandboxSpawner: InstanceSpawner {
         }
     }
 
+    /// Has the app's holder made in the background (`SandboxHolders.prepare`), so that its first
+    /// start enters it instead of making it: gustd serves the app.
+    func prepareHolder() {
+        holders?.prepare(app: app, number: number, sandbox: sandbox, ids: ids)
+    }
+
     var isSandboxed: Bool { true }
     var appUIDInside: UInt32? { ids == nil ? nil : SandboxIdentity.appUIDInside }
     func passedDescriptor(_ index: Int) -> Int32 { Sandbox.directDescriptor(index) }

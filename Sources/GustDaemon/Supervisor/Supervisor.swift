@@ -185,7 +185,7 @@ actor Supervisor {
     /// schedules when its first instance starts; a deploy does so at the switch.
     func makeRoute(_ app: AppName, version: Int, isPrivate: Bool, announcingSchedules: Bool = false) throws -> Route {
         let release = try store.requireRelease(app, version: version)
-        let spawner: (any InstanceSpawner)? = try configuration.sandbox.map {
+        let sandboxed = try configuration.sandbox.map {
             // On the release's stack, if it was built on one (its root checked at each start, `DirectLauncher.launch`).
             try SandboxSpawner(
                 sandbox: $0.on(root: release.stackReference.map { Stack.rootfs(of: $0, in: configuration.home).path }),
@@ -193,6 +193,9 @@ actor Supervisor {
                 holders: sandboxHolders
             )
         }
+        // Its prepared sandbox, made now in the background (at gustd's start, at a deploy) so that its first start only enters it.
+        sandboxed?.prepareHolder()
+        let spawner: (any InstanceSpawner)? = sandboxed
         let launcher = DirectLauncher(
             app: app, release: release, configuration: configuration, records: records,
             channelTokens: channelTokens, unpacks: unpacks, logger: logger, spawner: spawner, limitMechanism: limitMechanism,
