@@ -9,7 +9,7 @@ import Synchronization
 /// leave a fixed reserve of its descriptor limit free besides the descriptors
 /// gustd holds for itself. gustd needs descriptors of its own besides its
 /// clients' (instances' sockets and pipes, each sandboxed app's holder's
-/// namespaces and output pipes, the store, logs), and they grow with its apps;
+/// namespaces, the store, logs), and they grow with its apps;
 /// so does the runtime: libdispatch's thread pool monitor opens
 /// /proc/TID/stat once a second while work is queued, and kills the process
 /// (SIGILL) if it cannot. Left to NIO, a listener accepts until `accept` fails
