@@ -170,7 +170,11 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 class Runtime:
-    """The app's runtime process: started as gustd starts an instance, restarted when it dies or hangs."""
+    """The app's runtime process: started as gustd starts an instance, restarted when it dies or hangs.
+
+    Each runtime is a generation. `restart` is the one way from a generation to the next, whoever notices first
+    (its watcher, a call that timed out or found it gone), so one death starts one runtime, never two.
+    """
 
     def __init__(self, workdir, records_socket, records_token):
         self.workdir = workdir
@@ -181,7 +185,7 @@ class Runtime:
         self.process = None
         self.manifest = None
         self.ready = threading.Event()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards generation, process, secret, stopping and the ready flag's changes
         self.generation = 0
         self.stopping = False
         self.calls = None
@@ -202,11 +206,24 @@ class Runtime:
         return env
 
     def start(self):
-        """Starts the runtime and waits until it serves its manifest; raises RuntimeError if it cannot."""
+        """Starts the first runtime and waits until it serves its manifest; raises RuntimeError if it cannot."""
         with self.lock:
             self.generation += 1
             generation = self.generation
-            self.ready.clear()
+        manifest = self._launch(generation)
+        if manifest is None:
+            raise RuntimeError("the entrypoint stopped while the app was starting")
+        return manifest
+
+    def _launch(self, generation):
+        """Starts the runtime of `generation` and waits until it serves its manifest.
+
+        Returns the manifest, or None when that generation was stopped or replaced meanwhile (whoever replaced
+        it killed its process); raises RuntimeError when the runtime itself cannot start.
+        """
+        with self.lock:
+            if self.stopping or generation != self.generation:
+                return None
             self.secret = secrets.token_hex(32)
             try:
                 os.unlink(self.socket_path)
@@ -219,6 +236,8 @@ class Runtime:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if process.poll() is not None:
+                if not self._current(generation):
+                    return None
                 raise RuntimeError(f"the app did not start: its runtime exited with status {process.returncode}")
             try:
                 status, _, body = self.request("GET", "/_gust/manifest", timeout=5)
@@ -226,44 +245,60 @@ class Runtime:
                     break
             except OSError:
                 pass
+            if not self._current(generation):
+                return None
             if time.monotonic() > deadline:
                 self.kill(process)
                 raise RuntimeError(f"the app did not start within {START_TIMEOUT:g} s (GUST_START_TIMEOUT)")
             time.sleep(0.005)
-        self.manifest = json.loads(body)
-        if self.calls is None:
-            node = str(self.manifest.get("runtime", "")).startswith("node")
-            self.calls = threading.BoundedSemaphore(NODE_CONCURRENCY if node else 1)
+        manifest = json.loads(body)
+        with self.lock:
+            if self.stopping or generation != self.generation:
+                return None
+            self.manifest = manifest
+            if self.calls is None:
+                node = str(manifest.get("runtime", "")).startswith("node")
+                self.calls = threading.BoundedSemaphore(NODE_CONCURRENCY if node else 1)
+            self.ready.set()
         threading.Thread(target=self._watch, args=(process, generation), daemon=True).start()
-        self.ready.set()
-        return self.manifest
+        return manifest
+
+    def _current(self, generation):
+        with self.lock:
+            return not self.stopping and generation == self.generation
+
+    def serving(self, deadline):
+        """The generation of the runtime that serves now, waiting for one until `deadline`; None if none by then."""
+        while True:
+            if not self.ready.wait(timeout=max(0.0, deadline - time.monotonic())):
+                return None
+            with self.lock:
+                if self.ready.is_set():
+                    return self.generation
 
     def _watch(self, process, generation):
         process.wait()
-        with self.lock:
-            if self.stopping or generation != self.generation:
-                return
-        log(f"the runtime exited with status {process.returncode}; starting it again")
-        self._start_or_exit()
+        self.restart(generation, f"the runtime exited with status {process.returncode}")
 
-    def _start_or_exit(self):
+    def _launch_or_exit(self, generation):
         try:
-            self.start()
+            self._launch(generation)
         except RuntimeError as error:
             log(str(error))
             os._exit(1)
 
     def restart(self, generation, why):
-        """Kills the runtime of `generation` (a hung call) and starts another, unless that happened already."""
+        """Kills the runtime of `generation` and starts the next, unless that happened already."""
         with self.lock:
             if self.stopping or generation != self.generation:
                 return
-            self.generation += 1  # its watcher must not start a second one
+            self.generation += 1
+            successor = self.generation
             process = self.process
             self.ready.clear()
         log(f"{why}; starting the runtime again")
         self.kill(process)
-        threading.Thread(target=self._start_or_exit, daemon=True).start()
+        threading.Thread(target=self._launch_or_exit, args=(successor,), daemon=True).start()
 
     @staticmethod
     def kill(process):
@@ -512,12 +547,27 @@ def public_handler(runtime):
         def _call(self, target, streams):
             body = self._body()
             deadline = time.monotonic() + FUNCTION_TIMEOUT
-            if not runtime.ready.wait(timeout=max(0.0, deadline - time.monotonic())) or runtime.calls is None:
-                return self._error(503, "The app is starting; try again.")
-            if not runtime.calls.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                return self._error(504, f"The function did not answer within {FUNCTION_TIMEOUT:g}s.")
-            generation = runtime.generation
-            connection = runtime.connection(timeout=max(0.001, deadline - time.monotonic()))
+            while True:
+                generation = runtime.serving(deadline)
+                if generation is None or runtime.calls is None:
+                    return self._error(503, "The app is starting; try again.")
+                if not runtime.calls.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    return self._error(504, f"The function did not answer within {FUNCTION_TIMEOUT:g}s.")
+                connection = runtime.connection(timeout=max(0.001, deadline - time.monotonic()))
+                try:
+                    connection.connect()
+                    break
+                except (socket.timeout, TimeoutError):
+                    connection.close()
+                    runtime.calls.release()
+                    runtime.restart(generation, f"the runtime took no call within {FUNCTION_TIMEOUT:g}s")
+                    return self._error(504, f"The function did not answer within {FUNCTION_TIMEOUT:g}s.")
+                except OSError:
+                    # Its socket is gone or refuses: the runtime died, and nothing was sent, so the call waits
+                    # for the next runtime rather than failing.
+                    connection.close()
+                    runtime.calls.release()
+                    runtime.restart(generation, "the runtime stopped taking calls")
             try:
                 headers = self._forwarded_headers()
                 if target.startswith("/_gust/"):

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -230,6 +231,35 @@ class EntrypointTests(unittest.TestCase):
                 pass
             time.sleep(0.1)
         self.assertEqual(protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[:1], (200,))
+
+    def test_calls_racing_a_dead_runtime_start_one_runtime_and_the_entrypoint_lives(self):
+        # Calls that find the runtime dead before its watcher does each asked for a restart, and two starts
+        # ran at once: one killed the other's runtime, whose start then ended the whole entrypoint.
+        front = self.serve("python")
+        pids = subprocess.run(["pgrep", "-P", str(front.process.pid)], capture_output=True, text=True).stdout.split()
+        self.assertEqual(len(pids), 1, pids)
+        answers = []
+
+        def call_for_two_seconds():
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                try:
+                    answers.append(protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[0])
+                except OSError as error:
+                    answers.append(repr(error))
+
+        callers = [threading.Thread(target=call_for_two_seconds) for _ in range(4)]
+        for caller in callers:
+            caller.start()
+        os.kill(int(pids[0]), signal.SIGKILL)
+        for caller in callers:
+            caller.join()
+        self.assertIsNone(front.process.poll(), front.output())
+        self.assertEqual(protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[0], 200, front.output())
+        self.assertEqual(len(descendants(front.process.pid)), 1, front.output())
+        self.assertEqual(front.output().count("again"), 1, front.output())
+        # Only a call the dead runtime had already taken may fail; the others wait for the new one.
+        self.assertLessEqual(sum(1 for answer in answers if answer != 200), 1, (answers, front.output()))
 
     def test_a_call_past_the_time_limit_is_a_504_and_the_runtime_starts_again(self):
         slug = make_slug("python", self.directory)
