@@ -169,7 +169,7 @@ let package = Package(
         .testTarget(
             name: "GustDaemonTests",
             dependencies: [
-                "GustDaemon", "GustCore", "GustBuild", "GustConsole",
+                "GustDaemon", "GustCore", "GustBuild", "GustConsole", "GustTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -1,4 +1,5 @@
 import Foundation
+import GustTesting
 
 /// A loopback TCP connection a test drives by hand: half a request, a byte at
 /// a time, or nothing at all, then closed when the test says so. What
@@ -9,20 +10,7 @@ final class RawConnection {
     /// Connects to 127.0.0.1:`port` (the connect completes once the kernel
     /// has queued it, whether or not gustd has accepted it yet).
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RawConnectionError("socket: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            let code = errno
-            Glibc.close(fd)
-            throw RawConnectionError("connect: errno \(code)")
-        }
+        fd = try LoopbackPort.connect(port)
     }
 
     deinit { Glibc.close(fd) }
@@ -84,11 +72,6 @@ final class RawConnection {
         }
         return String(decoding: data, as: UTF8.self)
     }
-}
-
-struct RawConnectionError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// Runs blocking test code (an HTTP call that may take seconds) on a thread

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 @testable import GustDaemon
+import GustTesting
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -145,18 +146,7 @@ struct SocketServerHandoverTests {
         let fd: Int32
 
         init(port: Int) throws {
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else {
-                close(fd)
-                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
-            }
+            fd = try LoopbackPort.connect(port)
         }
 
         deinit { close(fd) }

@@ -16,17 +16,8 @@ public enum HTTPClient {
         port: Int, _ method: String = "GET", _ path: String, host: String? = nil,
         headers: [String: String] = [:], body: String? = nil, timeout: Int = 30
     ) throws -> HTTPResult {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPClientError("socket: \(errno)") }
+        let fd = try LoopbackPort.connect(port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw HTTPClientError("cannot connect to 127.0.0.1:\(port): errno \(errno)") }
         return try parse(exchange(fd, request(method, path, host: host ?? "127.0.0.1:\(port)", headers: headers, body: body), timeout: timeout))
     }
 
@@ -56,17 +47,8 @@ public enum HTTPClient {
     /// Sends `bytes` as they are (malformed HTTP, say) and returns whatever
     /// comes back before the server closes the connection or `timeout` passes.
     public static func raw(port: Int, _ bytes: Data, timeout: Int = 10) throws -> Data {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPClientError("socket: \(errno)") }
+        let fd = try LoopbackPort.connect(port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw HTTPClientError("cannot connect to 127.0.0.1:\(port): errno \(errno)") }
         return try exchange(fd, bytes, timeout: timeout, partialOnTimeout: true)
     }
 

@@ -24,13 +24,26 @@ public enum LoopbackPort {
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port` now.
     public static func accepts(_ port: Int) -> Bool {
+        guard let fd = try? connect(port) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A blocking TCP connection to 127.0.0.1:`port`, its descriptor the caller's to close; the one
+    /// place tests connect to a loopback port by hand. The error names the port and the errno.
+    public static func connect(_ port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { throw FixtureFailure("socket: errno \(errno)") }
         var address = address(port: port)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
+        guard connected == 0 else {
+            let code = errno
+            close(fd)
+            throw FixtureFailure("cannot connect to 127.0.0.1:\(port): errno \(code)")
+        }
+        return fd
     }
 
     private static func address(port: Int) -> sockaddr_in {
