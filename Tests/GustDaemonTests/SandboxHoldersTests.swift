@@ -149,6 +149,7 @@ struct SandboxHoldersTests {
         #expect(failing.holder(app: "dogs", number: 2, sandbox: sandbox.on(root: setup.root.appendingPathComponent("none").path), ids: nil) == nil)
         let said = notes.withLock { $0.joined(separator: "\n") }
         #expect(said.contains("bwrap: "), "\(said)")
+        #expect(!said.contains("its output is above"), "a holder's output is nowhere above: \(said)")
         #expect(Self.openPipes() == pipes)
     }
 
