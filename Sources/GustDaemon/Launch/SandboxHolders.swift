@@ -122,13 +122,11 @@ final class SandboxHolders: Sendable {
         let writeEnd: Int32? = ids == nil ? nil : block[1]
         let prepare: ((Int32) throws -> Void)? = ids == nil ? nil : { try SandboxSpawner.refuseNestedUserNamespaces($0) }
         // No pipes for gustd to read for as long as the holder lives (two descriptors per app):
-        // its stdout is /dev/null, its stderr an unlinked file that gustd reads only if the making
-        // fails (bwrap says why there) and closes once the holder runs.
-        var template = Array("/tmp/gust-holder-stderr-XXXXXX".utf8CString)
-        let errors = mkstemp(&template)
+        // its stdout is /dev/null, its stderr a file in memory (memfd, close-on-exec: only the spawn
+        // places it, as the child's fd 2) that gustd reads only if the making fails (bwrap says why
+        // there) and closes once the holder runs.
+        let errors = gust_memfd_cloexec("gust-holder-stderr")
         guard errors >= 0 else { throw SpawnError("Cannot make the holder's error file: \(String(cString: strerror(errno)))") }
-        unlink(template)
-        _ = fcntl(errors, F_SETFD, FD_CLOEXEC)  // gust_spawn closes what it does not place, but other spawns might not
         defer { close(errors) }
         // An error of bwrap's start carries bwrap's words from that file (they are nowhere else).
         let output = Sandbox.Output.file(errors)
