@@ -90,7 +90,8 @@ import Testing
     }
 
     @Test func everyStartWaitingOnOneMakingGetsItsOneHolder() throws {
-        let makings = HolderMakings<String, FakeHolder>(concurrency: 1)
+        // Waits far longer than the test's: each waiter is woken by the result, none by its timeout.
+        let makings = HolderMakings<String, FakeHolder>(concurrency: 1, waitLimit: .seconds(60))
         let maker = GatedMaker()
         makings.prepare("cats") { try maker.make("ahead") }
         #expect(maker.waitBegun())
