@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,8 @@
 #endif
 
 int gust_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int gust_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int gust_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);

@@ -89,6 +89,26 @@ import Testing
         #expect(makings.holder("cats") { try maker.make("later") }?.name == "ahead")
     }
 
+    @Test func everyStartWaitingOnOneMakingGetsItsOneHolder() throws {
+        // Waits far longer than the test's: each waiter is woken by the result, none by its timeout.
+        let makings = HolderMakings<String, FakeHolder>(concurrency: 1, waitLimit: .seconds(60))
+        let maker = GatedMaker()
+        makings.prepare("cats") { try maker.make("ahead") }
+        #expect(maker.waitBegun())
+        let got = Mutex<[String?]>([])
+        let starts = (0..<4).map { index in
+            Self.onThread {
+                let holder = makings.holder("cats") { try maker.make("start \(index)") }  // not under `got`'s lock: all wait at once
+                got.withLock { $0.append(holder?.name) }
+            }
+        }
+        for done in starts { #expect(done.wait(timeout: .now() + 0.05) == .timedOut, "each start waits for the making") }
+        maker.gate.signal()
+        for done in starts { #expect(done.wait(timeout: .now() + 10) == .success) }
+        #expect(got.withLock { $0 } == Array(repeating: "ahead", count: 4), "every waiter got the one holder")
+        #expect(maker.made.load(ordering: .relaxed) == 1)
+    }
+
     @Test func backgroundMakingsAreBoundedAndAStartDoesNotWaitForAQueuedOne() throws {
         let makings = HolderMakings<String, FakeHolder>(concurrency: 1)
         let maker = GatedMaker()

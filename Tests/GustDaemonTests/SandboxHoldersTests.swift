@@ -142,13 +142,15 @@ struct SandboxHoldersTests {
         let bwrap = try #require(setup.holders.pids.values.first)
         #expect(Self.openPipes() == pipes, "no output pipe kept for the holder")
         let output = (1...2).map { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(bwrap)/fd/\($0)")) ?? "" }
-        #expect(output[0] == "/dev/null" && !output[1].hasPrefix("pipe:"), "\(output)")
+        // Its stderr is a memory file (memfd_create): no pipe, and no file on any filesystem.
+        #expect(output[0] == "/dev/null" && output[1].hasPrefix("/memfd:"), "\(output)")
         // A holder bwrap cannot make: its words are in the note gustd logs.
         let notes = Mutex<[String]>([])
         let failing = SandboxHolders { line in notes.withLock { $0.append(line) } }
         #expect(failing.holder(app: "dogs", number: 2, sandbox: sandbox.on(root: setup.root.appendingPathComponent("none").path), ids: nil) == nil)
         let said = notes.withLock { $0.joined(separator: "\n") }
         #expect(said.contains("bwrap: "), "\(said)")
+        #expect(!said.contains("its output is above"), "a holder's output is nowhere above: \(said)")
         #expect(Self.openPipes() == pipes)
     }
 

@@ -10,6 +10,10 @@
 /// started by another thread at the same moment never inherits them.
 int gust_pipe_cloexec(int fds[2]);
 
+/// memfd_create(name, MFD_CLOEXEC): a file in memory only, on no filesystem, closed on exec unless
+/// a spawn places it (a holder's stderr, read only if its making fails).
+int gust_memfd_cloexec(const char *name);
+
 /// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+): the child closes every
 /// descriptor from `from` up, after the file actions before it (dup2 onto 0, 1, 2) ran.
 /// Whatever gustd holds open, and whether or not it is close-on-exec, a child never gets it.

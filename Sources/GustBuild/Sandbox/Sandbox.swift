@@ -401,13 +401,14 @@ public struct Sandbox: Sendable {
     /// - Parameters:
     ///   - wrapped: whether `spawned` is `command`'s shell (else bwrap itself, `directCommand`).
     ///   - prepare: run on the sandbox's first process after its map, before it goes on.
+    ///   - output: where bwrap's stderr goes (what an error says of it).
     public func release(
         _ spawned: Int32, app ids: (uid: UInt32, gid: UInt32)?, unblocking: Int32?, wrapped: Bool = true,
-        prepare: ((Int32) throws -> Void)? = nil
+        prepare: ((Int32) throws -> Void)? = nil, output: Output = .shown
     ) throws -> Int32 {
         defer { if let unblocking { close(unblocking) } }
-        let bwrap = wrapped ? try Self.firstChild(of: spawned) : spawned
-        let child = try Self.firstChild(of: bwrap)
+        let bwrap = wrapped ? try Self.firstChild(of: spawned, output: output) : spawned
+        let child = try Self.firstChild(of: bwrap, output: output)
         if let ids {
             try identity.map(pid: child, app: ids)
             try prepare?(child)
@@ -417,18 +418,19 @@ public struct Sandbox: Sendable {
         return child
     }
 
-    /// The child bwrap clones into the new namespaces; bounded wait (about 2 s).
-    public static func firstChild(of pid: pid_t) throws -> pid_t {
+    /// The child bwrap clones into the new namespaces; bounded wait (about 2 s). An error says
+    /// where bwrap's words are (`output`, its stderr's).
+    public static func firstChild(of pid: pid_t, output: Output = .shown) throws -> pid_t {
         let path = "/proc/\(pid)/task/\(pid)/children"
         for attempt in 0..<4_100 {
             let text = try? String(contentsOfFile: path, encoding: .utf8)
             if let first = text?.split(separator: " ").first, let child = pid_t(first) { return child }
             if text == nil || isZombie(pid) {
-                throw SandboxError("bubblewrap exited before its sandbox started; its output is above.")
+                throw output.error("bubblewrap exited before its sandbox started")
             }
             usleep(attempt < 100 ? 50 : 500)
         }
-        throw SandboxError("bubblewrap did not start its sandbox within 2 s.")
+        throw output.error("bubblewrap did not start its sandbox within 2 s", pointsAbove: false)
     }
 
     private static func isZombie(_ pid: pid_t) -> Bool {

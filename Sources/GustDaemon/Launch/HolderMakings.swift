@@ -16,24 +16,30 @@ protocol MadeHolder: AnyObject, Sendable {
 final class HolderMakings<Key: Hashable & Sendable, Holder: MadeHolder>: Sendable {
     typealias Make = @Sendable () throws -> Holder
 
-    /// One making under way: its result (the holder kept, or nil) for every start waiting on it.
-    final class Flight: Sendable {
-        private let result = Mutex<Holder??>(nil)
-        private let done = DispatchSemaphore(value: 0)
+    /// One making under way: its one result (the holder kept, or nil), set once by `finish` and
+    /// seen by every start waiting on it (a condition, as `BlockingExecutor` and the access log's
+    /// writer wait: the state it guards, and a broadcast when it changes).
+    final class Flight: @unchecked Sendable {
+        private let condition = NSCondition()
+        /// Guarded by `condition`: nil while the making runs, then its result.
+        private var result: Holder??
 
         func finish(_ holder: Holder?) {
-            result.withLock { $0 = .some(holder) }
-            done.signal()
+            condition.lock()
+            result = .some(holder)
+            condition.broadcast()
+            condition.unlock()
         }
 
         /// The holder kept, or nil (the making failed, or its app stopped being served meanwhile);
         /// nil also after `timeout` (the start then uses bwrap and leaves the making to finish).
         func wait(timeout: Duration) -> Holder? {
             let (seconds, attoseconds) = timeout.components
-            let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-            guard done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success else { return nil }
-            done.signal()  // for the next waiter
-            return result.withLock { $0 ?? nil }
+            let deadline = Date(timeIntervalSinceNow: Double(seconds) + Double(attoseconds) / 1e18)
+            condition.lock()
+            defer { condition.unlock() }
+            while result == nil, condition.wait(until: deadline) {}
+            return result ?? nil
         }
     }
 

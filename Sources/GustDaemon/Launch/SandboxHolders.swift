@@ -122,28 +122,23 @@ final class SandboxHolders: Sendable {
         let writeEnd: Int32? = ids == nil ? nil : block[1]
         let prepare: ((Int32) throws -> Void)? = ids == nil ? nil : { try SandboxSpawner.refuseNestedUserNamespaces($0) }
         // No pipes for gustd to read for as long as the holder lives (two descriptors per app):
-        // its stdout is /dev/null, its stderr an unlinked file that gustd reads only if the making
-        // fails (bwrap says why there) and closes once the holder runs.
-        var template = Array("/tmp/gust-holder-stderr-XXXXXX".utf8CString)
-        let errors = mkstemp(&template)
+        // its stdout is /dev/null, its stderr a file in memory (memfd, close-on-exec: only the spawn
+        // places it, as the child's fd 2) that gustd reads only if the making fails (bwrap says why
+        // there) and closes once the holder runs.
+        let errors = gust_memfd_cloexec("gust-holder-stderr")
         guard errors >= 0 else { throw SpawnError("Cannot make the holder's error file: \(String(cString: strerror(errno)))") }
-        unlink(template)
-        _ = fcntl(errors, F_SETFD, FD_CLOEXEC)  // gust_spawn closes what it does not place, but other spawns might not
         defer { close(errors) }
-        let process: InstanceProcess
-        do {
-            process = try InstanceProcess(
-                executable: argv[0], arguments: Array(argv.dropFirst()), environment: [:], directory: "/",
-                standardInput: ids == nil ? nil : block[0], discardingOutput: errors, confinement: confinement, passing: info,
-                onOutput: { _, _ in }, onExit: { _ in },
-                started: { pid in try sandbox.release(pid, app: ids, unblocking: writeEnd, wrapped: false, prepare: prepare) }
-            )
-        } catch {
-            throw Self.withBwrapsWords(error, from: errors)
-        }
+        // An error of bwrap's start carries bwrap's words from that file (they are nowhere else).
+        let output = Sandbox.Output.file(errors)
+        let process = try InstanceProcess(
+            executable: argv[0], arguments: Array(argv.dropFirst()), environment: [:], directory: "/",
+            standardInput: ids == nil ? nil : block[0], discardingOutput: errors, confinement: confinement, passing: info,
+            onOutput: { _, _ in }, onExit: { _ in },
+            started: { pid in try sandbox.release(pid, app: ids, unblocking: writeEnd, wrapped: false, prepare: prepare, output: output) }
+        )
         do {
             // bwrap's first child is the sandbox's init; `sleep` is its child, in the namespaces to enter.
-            let sleeper = try Sandbox.firstChild(of: Sandbox.firstChild(of: process.pid))
+            let sleeper = try Sandbox.firstChild(of: Sandbox.firstChild(of: process.pid, output: output), output: output)
             let user = try openNamespace(sleeper, "user")
             let mount = try openNamespace(sleeper, "mnt")
             let owner = ioctl(mount, 0xb701)  // NS_GET_USERNS
@@ -158,19 +153,8 @@ final class SandboxHolders: Sendable {
             return Holder(process: process, ownerUserNamespace: ownerHigh, userNamespace: nestedFD, mountNamespace: mount)
         } catch {
             process.signal(SIGKILL)
-            throw Self.withBwrapsWords(error, from: errors)
+            throw error
         }
-    }
-
-    /// `error`, with what bwrap wrote to its stderr (`errors`) in place of "its output is above"
-    /// (a holder's output is nowhere else).
-    private static func withBwrapsWords(_ error: any Error, from errors: Int32) -> any Error {
-        var bytes = [UInt8](repeating: 0, count: 2_048)
-        let count = pread(errors, &bytes, bytes.count, 0)
-        let words = String(decoding: bytes.prefix(max(count, 0)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !words.isEmpty else { return error }
-        let text = "\(error)".replacingOccurrences(of: "; its output is above.", with: "")
-        return SpawnError("\(text): \(words)")
     }
 
     /// `/proc/PID/ns/NAME`, at a descriptor above those a spawn places its passed ones at (3, 4, …).

@@ -194,6 +194,9 @@ actor Supervisor {
             )
         }
         // Its prepared sandbox, made now in the background (at gustd's start, at a deploy) so that its first start only enters it.
+        // Here because every way gustd comes to serve a release makes its route here (start, deploy, warm, a live version
+        // changed by reconcile), and a holder is per app and system root: a release on another stack needs its own. An
+        // app whose holder exists or is being made costs a lookup (`HolderMakings.prepare`).
         sandboxed?.prepareHolder()
         let spawner: (any InstanceSpawner)? = sandboxed
         let launcher = DirectLauncher(
