@@ -432,8 +432,9 @@ class Probe:
 
 
 class PeerBench:
-    def __init__(self, bin_dir, duration, warmup, timeout, max_requests, instances=4, deploy_hold=3):
+    def __init__(self, bin_dir, duration, warmup, timeout, max_requests, instances=4, deploy_hold=3, gustd_args=()):
         self.bin = bin_dir
+        self.gustd_args = list(gustd_args)
         self.deploy_hold = deploy_hold
         self.max_requests = max_requests
         self.duration = duration
@@ -488,7 +489,8 @@ class PeerBench:
 
     def start_gust(self):
         os.makedirs(self.home)
-        gustd = self.start('gustd', [os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0'],
+        gustd = self.start('gustd', [os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0']
+                           + self.gustd_args,
                            signal.SIGTERM, self.env)
         address_file = os.path.join(self.home, 'run', 'gustd.http')
         deadline = time.monotonic() + 30
@@ -991,6 +993,9 @@ def main():
     parser.add_argument('--deploy-hold', type=float, default=3,
                         help='deploys: seconds of load before the deploy, between the new version answering and '
                              'the rollback, and after the old one answers again (default 3)')
+    parser.add_argument('--gustd-arg', action='append', default=[], metavar='ARG',
+                        help="one more argument for gustd, repeatable; e.g. --gustd-arg=--cpu-weight --gustd-arg=off "
+                             "to measure gustd left in its session's share of the CPU")
     parser.add_argument('--keep', action='store_true', help='keep the scratch directory and its logs')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
     args = parser.parse_args()
@@ -1002,9 +1007,9 @@ def main():
             sys.exit(f'no {executable} in {args.bin}: pass the bin directory of a build (swift build -c release --show-bin-path)')
 
     bench = PeerBench(os.path.abspath(args.bin), args.duration, args.warmup, args.timeout, args.uwsgi_max_requests,
-                      args.instances, args.deploy_hold)
+                      args.instances, args.deploy_hold, args.gustd_arg)
     report = {'machine_before': machine(), 'versions': versions(), 'duration_s': args.duration, 'warmup_s': args.warmup,
-              'timeout_s': args.timeout}
+              'timeout_s': args.timeout, 'gustd_args': args.gustd_arg}
     keep = False
     try:
         bench.start_gust()

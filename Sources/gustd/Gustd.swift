@@ -95,6 +95,11 @@ struct Gustd: AsyncParsableCommand {
         valueName: "name"))
     var cgroupRoot: String = "gust"
 
+    @Option(help: ArgumentHelp(
+        "gustd's own CPU weight, in cgroup v2's units (1 to 10000; 100 is a cgroup's default; on cgroup v1 cpu.shares N × 1024 / 100): at start gustd moves itself into a cgroup of its own beside --cgroup-root's tree (NAME + d: /sys/fs/cgroup/cpu/gustd), so that under load its event loops are not one session's share among every other's. off (or 0) leaves gustd where it is. Under systemd gustd stays in its unit's cgroup (the unit's CPUWeight= sets the weight); where the cgroup cannot be made, gustd says why and runs on.",
+        valueName: "n|off"))
+    var cpuWeight: String = "\(GustdCgroup.defaultWeight)"
+
     @Flag(help: "Do not confine instances at all (no cgroups, no rlimits): for debugging only.")
     var noLimits = false
 
@@ -195,6 +200,7 @@ struct Gustd: AsyncParsableCommand {
             throw ValidationError("--log-max-age takes an age like 12h, 7d or 4w.")
         }
         guard (try? AppName(cgroupRoot)) != nil else { throw ValidationError("--cgroup-root takes a plain name, like gust.") }
+        guard GustdCgroup.parse(cpuWeight) != nil else { throw ValidationError("--cpu-weight takes a weight from 1 to 10000, or off.") }
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
         guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0, webSocketIdleTimeout > 0, buildTimeout > 0, buildHeartbeat > 0 else {
             throw ValidationError("Time limits must be positive.")
@@ -265,6 +271,7 @@ struct Gustd: AsyncParsableCommand {
             timeout: .milliseconds(Int64(buildTimeout * 1000)), heartbeat: .milliseconds(Int64(buildHeartbeat * 1000)),
             outputLimit: (try LimitSize.parseBytes(buildOutputLimit)) ?? BuildSettings().outputLimit
         )
+        if case .some(.some(let weight)) = GustdCgroup.parse(cpuWeight) { configuration.cpuWeight = weight.weight }
         configuration.https = https.flatMap(ListenAddress.init(parsing:))
         configuration.webSocketIdleTimeout = .milliseconds(Int(webSocketIdleTimeout * 1000))
         configuration.ownCertificate = tlsCert.flatMap { chain in tlsKey.map { (Self.absolute(chain), Self.absolute($0)) } }

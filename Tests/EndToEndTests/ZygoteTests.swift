@@ -74,6 +74,15 @@ struct ZygoteTests {
         return try condition()
     }
 
+    /// The process's cgroup in the cgroup v1 cpu hierarchy (`/proc/PID/cgroup`'s `N:cpu…:/PATH` line),
+    /// else in the v2 one (`0::/PATH`).
+    static func cpuCgroup(of pid: Int32) -> String? {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
+        let lines = text.split(separator: "\n").map { $0.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false) }
+        let v1 = lines.first { $0.count == 3 && $0[1].split(separator: ",").contains("cpu") }
+        return (v1 ?? lines.first { $0.count == 3 && $0[0] == "0" && $0[1].isEmpty }).map { String($0[2]) }
+    }
+
     static func commandLine(of pid: Int32) -> String {
         let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
         return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
@@ -104,6 +113,15 @@ struct ZygoteTests {
         #expect(second["parent"] as? Int == Int(zygote), "\(first) \(second)")
         #expect(zygote != fixture.gustd?.pid)
         #expect(Self.commandLine(of: zygote).contains("gust.server"), "\(Self.commandLine(of: zygote))")
+        // gustd runs at its own CPU weight in a cgroup beside its tree (`--cpu-weight`, GustdCgroup); the
+        // zygote, which imports the app, and its forks are in the app's cgroups under the tree, not gustd's.
+        let gustd = try #require(fixture.gustd)
+        #expect(Self.cpuCgroup(of: gustd.pid) == "/\(gustd.cgroupRoot)d")
+        #expect(Self.cpuCgroup(of: zygote)?.hasPrefix("/\(gustd.cgroupRoot)/cats/") == true, "\(Self.cpuCgroup(of: zygote) ?? "none")")
+        for answer in [first, second] {
+            let pid = try #require((answer["pid"] as? Int).map(Int32.init))
+            #expect(Self.cpuCgroup(of: pid)?.hasPrefix("/\(gustd.cgroupRoot)/cats/") == true, "\(Self.cpuCgroup(of: pid) ?? "none")")
+        }
         // What gustd's straggler scan reads: each fork shows its own id, not the zygote's.
         for answer in [first, second] {
             let pid = try #require((answer["pid"] as? Int).map(Int32.init))

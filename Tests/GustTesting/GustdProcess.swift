@@ -102,27 +102,33 @@ public final class GustdProcess: @unchecked Sendable {
         return found
     }
 
-    /// Removes gustd's cgroup tree (a test's unique root), deepest first, killing what is left in it.
+    /// Removes gustd's cgroup tree (a test's unique root), deepest first, killing what is left in it,
+    /// and gustd's own cgroup beside it (`--cpu-weight`: the tree's name and a `d`, `GustdCgroup`).
     static func removeCgroups(named name: String) {
         for controller in ["memory", "pids", "cpu", "unified"] {
-            let root = "/sys/fs/cgroup/\(controller)/\(name)"
-            guard FileManager.default.fileExists(atPath: root) else { continue }
-            var directories = [root]
-            var index = 0
-            while index < directories.count {
-                let children = (try? FileManager.default.contentsOfDirectory(atPath: directories[index])) ?? []
-                for child in children where !child.contains(".") {
-                    var isDirectory: ObjCBool = false
-                    let path = directories[index] + "/" + child
-                    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { directories.append(path) }
-                }
-                index += 1
+            for root in ["/sys/fs/cgroup/\(controller)/\(name)", "/sys/fs/cgroup/\(controller)/\(name)d"] {
+                removeCgroupTree(root)
             }
-            for directory in directories.reversed() {
-                let pids = (try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8))?.split(separator: "\n").compactMap { Int32($0) } ?? []
-                pids.forEach { kill($0, SIGKILL) }
-                for _ in 0..<100 where rmdir(directory) != 0 && errno == EBUSY { usleep(20_000) }
+        }
+    }
+
+    private static func removeCgroupTree(_ root: String) {
+        guard FileManager.default.fileExists(atPath: root) else { return }
+        var directories = [root]
+        var index = 0
+        while index < directories.count {
+            let children = (try? FileManager.default.contentsOfDirectory(atPath: directories[index])) ?? []
+            for child in children where !child.contains(".") {
+                var isDirectory: ObjCBool = false
+                let path = directories[index] + "/" + child
+                if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { directories.append(path) }
             }
+            index += 1
+        }
+        for directory in directories.reversed() {
+            let pids = (try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8))?.split(separator: "\n").compactMap { Int32($0) } ?? []
+            pids.forEach { kill($0, SIGKILL) }
+            for _ in 0..<100 where rmdir(directory) != 0 && errno == EBUSY { usleep(20_000) }
         }
     }
 

@@ -56,7 +56,8 @@ struct InstallerTests {
         try Self.runnable(text).write(to: copy, atomically: true, encoding: .utf8)
         let verified = try Command.run("systemd-analyze", ["verify", copy.path])
         #expect(verified.status == 0 && verified.stderr.isEmpty, "\(verified.output)")
-        for directive in ["Restart=on-failure", "KillSignal=SIGTERM", "KillMode=mixed", "Delegate=yes", "LimitNOFILE="] {
+        // CPUWeight=: gustd's own share under systemd, the same as `gustd --cpu-weight`'s default (GustdCgroup.defaultWeight).
+        for directive in ["Restart=on-failure", "KillSignal=SIGTERM", "KillMode=mixed", "Delegate=yes", "LimitNOFILE=", "CPUWeight=400"] {
             #expect(text.contains("\n\(directive)"), "\(directive)")
         }
         for directive in ["NoNewPrivileges", "RestrictNamespaces", "SystemCallFilter", "ProtectKernelTunables", "ProtectControlGroups"] {

@@ -38,6 +38,9 @@ public struct RouterConfiguration: Sendable {
     public var cgroupMount: String
     /// Whether instances are confined at all (tests of unrelated parts may run without).
     public var enforcesLimits: Bool
+    /// gustd's own CPU weight (`--cpu-weight`, cgroup v2 units), in a cgroup of its own beside
+    /// `cgroupRoot`'s tree (`GustdCgroup`); nil leaves gustd in the cgroup it started in.
+    public var cpuWeight: Int?
     /// Bytes of output per second an app's instances may log together; past it lines are dropped (and counted).
     public var logBytesPerSecond: Int
     /// How much of each app's log is kept on disk, and for how long (`--log-max`, `--log-files`, `--log-max-age`).

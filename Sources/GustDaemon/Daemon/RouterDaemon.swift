@@ -55,6 +55,12 @@ public enum RouterDaemon {
         } else {
             logger.warning("Limits: not enforced (--no-limits)")
         }
+        // gustd's own share of the CPU, beside its instances' tree; where it cannot be set, gustd says so and goes on.
+        if let weight = configuration.cpuWeight.flatMap(GustdCgroup.init(weight:)) {
+            let membership = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? ""
+            let placed = weight.place(pid: getpid(), mechanism: mechanism, cgroupRoot: configuration.cgroupRoot, membership: membership)
+            logger.notice("\(placed.line)")
+        }
         // What gust-receive read before builds were gustd's: gone, so that no older hook confines by a stale one.
         try? FileManager.default.removeItem(at: home.run.appendingPathComponent("limits.json"))
         // A restored home's releases name stacks a backup leaves out: say which, and how to build them.

@@ -106,10 +106,17 @@ extension DirectLauncher {
         var environment = environment(config: config, layout: layout, id: id, channelToken: "", internalToken: "")
         for name in ["GUST_SOCKET", "GUST_RECORDS_TOKEN", InternalSecret.environmentVariable] { environment[name] = nil }
         environment["GUST_ZYGOTE_FD"] = String(spawner.passedDescriptor(0))
-        // Under the sandbox the zygote's bwrap and runtime are confined like an instance's.
+        // Under the sandbox the zygote's bwrap and runtime are confined like an instance's. Without it,
+        // where gustd has cgroups, the zygote gets one all the same: it imports the app, work that must
+        // not run at gustd's own CPU weight (`GustdCgroup`); rlimits stay the sandbox's.
         var cgroup: InstanceCgroup?
         var confinement = SpawnConfinement()
-        if spawner.isSandboxed, let limitMechanism {
+        let confined = switch limitMechanism {
+        case .cgroup1?, .cgroup2?: true
+        case .rlimits?: spawner.isSandboxed
+        case nil: false
+        }
+        if confined, let limitMechanism {
             let appLimits = await limits()
             do { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: appLimits) } catch {
                 records.forget(id: id)
