@@ -48,6 +48,14 @@ p50 and p99 latency (wrk's latency histogram, the one `--latency` prints, read t
 --timeout is one), and the ratio Gust / peer of the requests answered per second.
 Before each warm-up and each measurement, one call waits for the calls the previous
 wrk left queued to drain.
+
+wrk runs here, on the machine it measures, in the bench's session: one autogroup at the
+default weight, beside gustd's own cgroup (`gustd --cpu-weight`) and the instances'. So its
+latencies include wrk itself waiting for a CPU, which a client on another host would not pay.
+--client-weight N (a measurement aid, off by default) runs every wrk, warm-ups included and on
+both sides alike, in a cgroup v1 cpu cgroup of its own, /sys/fs/cgroup/cpu/gust-bench-client-PID
+with cpu.shares N × 1024 / 100 (as gustd's --cpu-weight), made before the first wrk and removed
+at the end; the probes, `git push` and `gust rollback` stay in the bench's session.
 """
 
 import argparse
@@ -380,6 +388,48 @@ class Service:
                 pass
 
 
+class ClientCgroup:
+    """The cgroup v1 cpu cgroup every wrk runs in under --client-weight: made with its weight
+    before the first wrk, removed at the end. wrk enters it itself (a shell that writes its own
+    pid into cgroup.procs, then execs wrk), so the Popen's pid is still wrk's, stopped by it."""
+
+    ROOT = '/sys/fs/cgroup/cpu'
+
+    def __init__(self, weight):
+        self.path = os.path.join(self.ROOT, f'gust-bench-client-{os.getpid()}')
+        self.shares = weight * 1024 // 100
+        try:
+            os.mkdir(self.path)
+        except OSError as error:
+            sys.exit(f'--client-weight: cannot make {self.path} ({error.strerror}): '
+                     'the cgroup v1 cpu controller is not mounted there or not writable')
+        try:
+            with open(os.path.join(self.path, 'cpu.shares'), 'w') as f:
+                f.write(str(self.shares))
+        except OSError as error:
+            self.remove()
+            sys.exit(f'--client-weight: cannot set cpu.shares in {self.path} ({error.strerror})')
+
+    def wrap(self, args):
+        """args run in this cgroup: the shell moves itself (its pid is wrk's after exec) first."""
+        return ['sh', '-c', 'echo $$ > "$0" && exec "$@"', os.path.join(self.path, 'cgroup.procs')] + args
+
+    def remove(self, wait=10):
+        """rmdir once the cgroup's last wrk has gone (each was waited for; a bounded retry)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError as error:
+                if time.monotonic() >= deadline:
+                    print(f'could not remove {self.path} ({error.strerror})', file=sys.stderr)
+                    return
+                time.sleep(0.1)
+
+
 class Probe:
     """One more client beside wrk, calling the version path in turn on a keep-alive connection
     (a new one after an error), with a short pause between calls. Its calls give what wrk
@@ -432,8 +482,10 @@ class Probe:
 
 
 class PeerBench:
-    def __init__(self, bin_dir, duration, warmup, timeout, max_requests, instances=4, deploy_hold=3, gustd_args=()):
+    def __init__(self, bin_dir, duration, warmup, timeout, max_requests, instances=4, deploy_hold=3, gustd_args=(),
+                 client=None):
         self.bin = bin_dir
+        self.client = client  # a ClientCgroup every wrk runs in, or None
         self.gustd_args = list(gustd_args)
         self.deploy_hold = deploy_hold
         self.max_requests = max_requests
@@ -572,10 +624,14 @@ class PeerBench:
 
     # Load
 
+    def client_args(self, args):
+        """wrk's command line, in the client's cgroup under --client-weight."""
+        return self.client.wrap(args) if self.client else args
+
     def wrk(self, port, path, threads, connections, duration):
         args = ['wrk', f'-t{threads}', f'-c{connections}', f'-d{duration}s', f'--timeout={self.timeout}s',
                 '-s', os.path.join(self.dir, 'report.lua'), f'http://127.0.0.1:{port}{path}']
-        result = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
+        result = subprocess.run(self.client_args(args), capture_output=True, text=True, timeout=duration + 60)
         last = result.stdout.strip().splitlines()[-1:] if result.returncode == 0 else []
         if not last or not last[0].startswith('{'):
             sys.exit(f'{" ".join(args)} failed:\n{result.stdout}{result.stderr}')
@@ -682,7 +738,7 @@ class PeerBench:
         health_probe = Probe(port, health)
         health_probe.start()
         load_started = time.time()
-        wrk = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wrk = subprocess.Popen(self.client_args(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         result = {}
         try:
             time.sleep(self.deploy_hold)
@@ -876,7 +932,10 @@ def print_markdown(report):
     print('Versions: ' + '; '.join(report['versions'].values()))
     print(f"Gust instances: {report['gust_instances']}, uWSGI processes: {report['gust_instances']}; "
           f"{report['duration_s']} s per measurement after a {report['warmup_s']} s warm-up; "
-          f"wrk --timeout {report['timeout_s']}s\n")
+          f"wrk --timeout {report['timeout_s']}s"
+          + (f"; wrk in a cpu cgroup of its own, cpu.shares {report['client_cpu_shares']} (--client-weight "
+             f"{report['client_weight']})" if report.get('client_weight') else '; wrk in the bench\'s session')
+          + (f"; gustd {' '.join(report['gustd_args'])}" if report.get('gustd_args') else '') + '\n')
     if 'rows' in report:
         print_rows(report)
     if 'deploys' in report:
@@ -996,6 +1055,11 @@ def main():
     parser.add_argument('--gustd-arg', action='append', default=[], metavar='ARG',
                         help="one more argument for gustd, repeatable; e.g. --gustd-arg=--cpu-weight --gustd-arg=off "
                              "to measure gustd left in its session's share of the CPU")
+    parser.add_argument('--client-weight', type=int, metavar='N',
+                        help='run every wrk (both sides, warm-ups too) in a cgroup v1 cpu cgroup of its own, '
+                             '/sys/fs/cgroup/cpu/gust-bench-client-PID with cpu.shares N*1024/100, removed at the end: '
+                             "a measurement aid that keeps wrk's own wait for a CPU out of its latencies; off by "
+                             'default (wrk in the bench\'s session, as a published run measures)')
     parser.add_argument('--keep', action='store_true', help='keep the scratch directory and its logs')
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
     args = parser.parse_args()
@@ -1006,10 +1070,28 @@ def main():
         if not os.access(os.path.join(args.bin, executable), os.X_OK):
             sys.exit(f'no {executable} in {args.bin}: pass the bin directory of a build (swift build -c release --show-bin-path)')
 
+    if args.client_weight is not None and args.client_weight <= 0:
+        sys.exit('--client-weight: a weight above 0, e.g. 400')
+
+    client = ClientCgroup(args.client_weight) if args.client_weight is not None else None
+    try:
+        report = run(args, client)
+    finally:
+        if client:
+            client.remove()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_markdown(report)
+
+
+def run(args, client):
+    """Both servers started, measured and stopped by PID; the report. client: the ClientCgroup every wrk runs in, or None."""
     bench = PeerBench(os.path.abspath(args.bin), args.duration, args.warmup, args.timeout, args.uwsgi_max_requests,
-                      args.instances, args.deploy_hold, args.gustd_arg)
+                      args.instances, args.deploy_hold, args.gustd_arg, client)
     report = {'machine_before': machine(), 'versions': versions(), 'duration_s': args.duration, 'warmup_s': args.warmup,
-              'timeout_s': args.timeout, 'gustd_args': args.gustd_arg}
+              'timeout_s': args.timeout, 'gustd_args': args.gustd_arg, 'client_weight': args.client_weight,
+              'client_cpu_shares': client.shares if client else None}
     keep = False
     try:
         bench.start_gust()
@@ -1029,10 +1111,7 @@ def main():
         else:
             shutil.rmtree(bench.dir, ignore_errors=True)
     report.update(machine_after=machine(), gust_instances=bench.instances, configs=bench.configs)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_markdown(report)
+    return report
 
 
 if __name__ == '__main__':
