@@ -200,11 +200,10 @@ package final class InstanceCgroup: Sendable {
 
     private static func write(_ value: String, to directory: String, _ file: String) throws {
         let path = directory + "/" + file
-        // O_CREAT only matters in a test's fake hierarchy: cgroupfs has every file a controller offers, and makes no others.
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw GustError("Cannot set \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        let written = value.withCString { Glibc.write(fd, $0, strlen($0)) }
-        guard written >= 0 else { throw GustError("Cannot write \(value) to \(path): \(String(cString: strerror(errno)))") }
+        switch CgroupFile.write(value, to: path) {
+        case nil: return
+        case .open(let reason): throw GustError("Cannot set \(path): \(reason)")
+        case .write(let reason): throw GustError("Cannot write \(value) to \(path): \(reason)")
+        }
     }
 }

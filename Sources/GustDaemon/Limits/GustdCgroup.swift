@@ -121,11 +121,10 @@ package struct GustdCgroup: Equatable, Sendable {
 
     /// Writes `value` into the file; nil when done, else why not.
     private static func write(_ value: String, to path: String) -> String? {
-        // O_CREAT only matters in a test's fake hierarchy: cgroupfs has every file a controller offers, and makes no others.
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return "cannot open \(path): \(String(cString: strerror(errno)))" }
-        defer { close(fd) }
-        let written = value.withCString { Glibc.write(fd, $0, strlen($0)) }
-        return written >= 0 ? nil : "cannot write \(value) to \(path): \(String(cString: strerror(errno)))"
+        switch CgroupFile.write(value, to: path) {
+        case nil: nil
+        case .open(let reason): "cannot open \(path): \(reason)"
+        case .write(let reason): "cannot write \(value) to \(path): \(reason)"
+        }
     }
 }
