@@ -42,8 +42,9 @@ packages+=(podman runc slirp4netns skopeo umoci uidmap)
 packages+=(chromium chromium-driver python3-selenium)
 # The Kubernetes manifests' tests: PyYAML reads them back, python3-jsonschema checks the Knative
 # Service against Knative's CRD schema, podman runs the Deployment (`podman kube play`) with the
-# release's exported image.
-packages+=(python3-yaml python3-jsonschema podman runc uidmap)
+# release's exported image; a pod's infra container is podman's local pause image, which it builds
+# from catatonit (only a Recommends of podman's, which --no-install-recommends leaves out).
+packages+=(python3-yaml python3-jsonschema podman runc uidmap catatonit)
 [ "$bench" = false ] || packages+=(nginx-light uwsgi-core uwsgi-plugin-python3 python3-flask wrk)
 
 missing=()
