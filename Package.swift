@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "GustBuild",
             dependencies: [
-                "GustCore", "GustGit", "CArchive",
+                "GustCore", "GustGit", "CArchive", "CGustSystem",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

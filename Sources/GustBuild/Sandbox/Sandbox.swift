@@ -110,17 +110,12 @@ public struct Sandbox: Sendable {
         guard FileManager.default.isExecutableFile(atPath: setpriv) else { return "\(setpriv) is not installed (Debian: util-linux)" }
         let trial = Sandbox(identity: SandboxIdentity(range: nil, uid: getuid(), gid: getgid()))
         let words = trial.command(app: nil, mounts: [], directory: "/", purpose: .instance, executable: "/usr/bin/true", arguments: [])
-        let argv = words.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var child: pid_t = 0
-        guard posix_spawn(&child, words[0], &actions, nil, argv, environ) == 0 else { return "\(bwrap) cannot be started" }
-        var status: Int32 = 0
-        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        let spawned = SandboxSpawn.spawn(words) { actions in
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
+        guard case .success(let child) = spawned else { return "\(bwrap) cannot be started" }
+        let status = SandboxSpawn.wait(child)
         return status == 0 ? nil : "\(bwrap) cannot create namespaces here (are unprivileged user namespaces allowed?)"
     }
 
@@ -328,21 +323,18 @@ public struct Sandbox: Sendable {
             app: ids, mounts: paths.map { Mount($0, at: $0, writable: true) }, directory: "/", purpose: .reclaim,
             executable: "", arguments: paths
         )
-        var block: [Int32] = [-1, -1]
-        guard pipe(&block) == 0 else { throw SandboxError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, block[0], 0)
-        posix_spawn_file_actions_addclose(&actions, block[1])
-        let cArguments = argv.map { strdup($0) } + [nil]  // argv[0] is the shell that becomes bwrap
-        defer { cArguments.forEach { free($0) } }
-        var child: pid_t = 0
-        let spawned = posix_spawn(&child, argv[0], &actions, nil, cArguments, environ)
+        // Close-on-exec: a child another thread spawns meanwhile must not hold the sandbox's block open.
+        guard let block = SandboxSpawn.pipe() else { throw SandboxError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
+        let spawned = SandboxSpawn.spawn(argv) { actions in  // argv[0] is the shell that becomes bwrap
+            posix_spawn_file_actions_adddup2(&actions, block[0], 0)
+        }
         close(block[0])
-        guard spawned == 0 else {
+        let child: pid_t
+        switch spawned {
+        case .success(let pid): child = pid
+        case .failure(let failure):
             close(block[1])
-            throw SandboxError("Cannot start \(argv[0]): \(String(cString: strerror(spawned)))")
+            throw SandboxError("Cannot start \(argv[0]): \(failure.words)")
         }
         var status: Int32 = 0
         do { _ = try release(child, app: ids, unblocking: block[1]) } catch {

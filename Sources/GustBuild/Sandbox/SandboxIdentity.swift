@@ -81,15 +81,14 @@ public struct SandboxIdentity: Sendable, Equatable {
         return nil
     }
 
-    /// posix_spawn and wait: quicker than Foundation's Process, and no thread of its own.
+    /// posix_spawn and wait: quicker than Foundation's Process, and no thread of its own; the
+    /// setuid helper gets no descriptor of gustd's beyond 0, 1 and 2 (`SandboxSpawn`).
     private static func run(_ executable: String, _ arguments: [String]) throws {
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, executable, nil, nil, argv, environ)
-        guard result == 0 else { throw SandboxError("Cannot run \(executable): \(String(cString: strerror(result)))") }
-        var status: Int32 = 0
-        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        let status: Int32
+        switch SandboxSpawn.spawn([executable] + arguments) {
+        case .success(let child): status = SandboxSpawn.wait(child)
+        case .failure(let failure): throw SandboxError("Cannot run \(executable): \(failure.words)")
+        }
         guard status == 0 else {
             throw SandboxError("\(executable) \(arguments.joined(separator: " ")) failed (status \(status)): is the range in /etc/subuid and /etc/subgid?")
         }
