@@ -14,7 +14,8 @@ enum SandboxSpawn {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         place(&actions)
-        guard gust_spawn_addclosefrom(&actions, 3) == 0 else { return .failure(Errno(errno)) }
+        let closing = gust_spawn_addclosefrom(&actions, 3)  // an error number, as posix_spawn's own
+        guard closing == 0 else { return .failure(Errno(closing)) }
         let cArguments = argv.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
         var child: pid_t = 0
