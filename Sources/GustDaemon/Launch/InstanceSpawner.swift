@@ -25,11 +25,12 @@ protocol InstanceSpawner: Sendable {
     /// has its socket and records channel, seen from gustd and from inside the zygote's process.
     func forkLayout(id: String, zygote: String, release: URL) throws -> InstanceLayout
 
+    /// `executable` is a path inside the release, run with `arguments`.
     /// `confinement` (the instance's cgroups and rlimits) applies to the process spawned, before its
     /// program runs: for a sandbox, bwrap, so everything under it starts confined.
     /// `passing`: descriptors the program gets (a zygote's control socket), as `passedDescriptor(0)`, ….
     func spawn(
-        executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        executable: String, arguments: [String], layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
         confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
@@ -54,7 +55,7 @@ extension InstanceSpawner {
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess {
         try spawn(
-            executable: executable, layout: layout, release: release, environment: environment, marker: marker,
+            executable: executable, arguments: [], layout: layout, release: release, environment: environment, marker: marker,
             confinement: confinement, passing: [], onOutput: onOutput, onExit: onExit
         )
     }
@@ -82,13 +83,14 @@ struct DirectSpawner: InstanceSpawner {
     func passedDescriptor(_ index: Int) -> Int32 { Int32(3 + index) }
 
     func spawn(
-        executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        executable: String, arguments: [String], layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
         confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess {
         try InstanceProcess(
-            executable: release.appendingPathComponent(executable).path, environment: environment, directory: release.path,
+            executable: release.appendingPathComponent(executable).path, arguments: arguments, environment: environment,
+            directory: release.path,
             marker: marker, confinement: confinement, passing: passing, onOutput: onOutput, onExit: onExit
         )
     }

@@ -90,7 +90,7 @@ final class SandboxSpawner: InstanceSpawner {
     func passedDescriptor(_ index: Int) -> Int32 { Sandbox.directDescriptor(index) }
 
     func spawn(
-        executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        executable: String, arguments: [String], layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
         confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
@@ -102,7 +102,7 @@ final class SandboxSpawner: InstanceSpawner {
         if let holders, let holder = holders.holder(app: app, number: number, sandbox: sandbox, ids: ids) {
             do {
                 return try enter(
-                    holder, executable: executable, release: release, socketDirectory: socketDirectory, environment: environment,
+                    holder, executable: executable, arguments: arguments, release: release, socketDirectory: socketDirectory, environment: environment,
                     marker: marker, tmpBytes: sized.tmpBytes, confinement: confinement, passing: passing, onOutput: onOutput, onExit: onExit
                 )
             } catch let error as SpawnError where error.enteringSandbox {
@@ -116,7 +116,7 @@ final class SandboxSpawner: InstanceSpawner {
                 .init(release.path, at: Sandbox.appDirectory),
                 .init(socketDirectory, at: Sandbox.socketDirectory, writable: true),
             ],
-            directory: Sandbox.appDirectory, executable: Sandbox.appDirectory + "/" + executable, arguments: [],
+            directory: Sandbox.appDirectory, executable: Sandbox.appDirectory + "/" + executable, arguments: arguments,
             passing: passing.count
         )
         // bwrap is spawned with no shell: the descriptors it reads follow those passed on.
@@ -159,7 +159,7 @@ final class SandboxSpawner: InstanceSpawner {
     /// UTS namespaces, in a mount namespace of its own with the release and socket directory,
     /// as the app's uid inside with no capability, `no_new_privs` and the seccomp filter.
     private func enter(
-        _ holder: SandboxHolders.Holder, executable: String, release: URL, socketDirectory: String,
+        _ holder: SandboxHolders.Holder, executable: String, arguments: [String], release: URL, socketDirectory: String,
         environment: [String: String], marker: String, tmpBytes: Int, confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
@@ -176,7 +176,8 @@ final class SandboxSpawner: InstanceSpawner {
         if ids != nil { confinement.fileModeMask = 0 }
         return try withExtendedLifetime(holder) {
             try InstanceProcess(
-                executable: Sandbox.appDirectory + "/" + executable, environment: environment, directory: Sandbox.appDirectory,
+                executable: Sandbox.appDirectory + "/" + executable, arguments: arguments, environment: environment,
+                directory: Sandbox.appDirectory,
                 marker: marker, confinement: confinement, passing: passing, onOutput: onOutput, onExit: onExit, entering: entry
             )
         }
