@@ -3,6 +3,7 @@
     python3 -m unittest discover -s buildpacks/python/runtime/tests -t buildpacks/python/runtime
 """
 
+import gc
 import http.client
 import json
 import os
@@ -111,6 +112,24 @@ class ZygoteTests(unittest.TestCase):
         self.assertEqual(os.read(first_out, 1024), b"hello from aaaaaaaa\n")
         self.assertEqual(os.read(second_out, 1024), b"hello from bbbbbbbb\n")
         for fd in (first_pidfd, second_pidfd, first_out, second_out):
+            os.close(fd)
+
+    def test_a_forks_collections_leave_what_the_zygote_made_alone(self):
+        # Made before the fork, as an app's import makes its objects: in the permanent generation,
+        # so that a collection in a fork writes to none of them (a write copies the zygote's page).
+        made_before = [[number] for number in range(1000)]
+        self.addCleanup(gc.unfreeze)
+
+        @gust.handler("collect")
+        def collect(request):
+            gc.collect()
+            return {"frozen": gc.get_freeze_count(), "made_before": len(made_before)}
+
+        pid, pidfd, path, out = self.fork("dddddddd")
+        _, answer = self.get(path, "/collect")
+        self.assertEqual(answer["made_before"], 1000)
+        self.assertGreaterEqual(answer["frozen"], 1000, "the zygote's objects were frozen before it forked")
+        for fd in (pidfd, out):
             os.close(fd)
 
     def test_the_internal_surface_answers_only_the_forks_own_secret(self):
