@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Start latencies of two builds of Gust side by side, interleaved (docs/benchmarks.md,
-"Faster starts"): two gustds at once (each its own home and cgroup root), the same app
+"Faster starts", "Where a cold start goes"): two gustds at once (each its own home and cgroup root), the same app
 pushed to both, and every sample taken from one then the other (the order alternating),
 so that both see the same load on a busy machine. What is timed is what `bench.py --only
 starts` times: a scale-out (a second instance while the first is busy), a call from zero
@@ -13,8 +13,12 @@ Each BIN_DIR holds gust, gust-receive and gustd, with buildpacks/ beside it or a
 (as Installation finds them), so a copy of an older build brings its own runtime.
 """
 import importlib.util, os, statistics, subprocess, sys, time, threading, json, shutil
-spec = importlib.util.spec_from_file_location('bench', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bench.py'))
-bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)), name + '.py'))
+    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+    return module
+bench = load('bench')
+interval = load('bench_sandbox').interval  # a 95 % bootstrap interval of a median
 
 arguments = [a for a in sys.argv[1:] if a != '--json']
 if len(arguments) < 3:
@@ -77,6 +81,15 @@ for k in B:
         print(f'{k:6} {m:6} p50 {statistics.median(v):7.1f} ms  min {min(v):7.1f}  all ' + ' '.join(f'{x:.1f}' for x in v))
     if 'cold' in res[k]:
         print(f'{k:6} cold/import ratio of p50s {statistics.median(res[k]["cold"]) / statistics.median(res[k]["import"]):.2f}')
+        # Each cold start over the import timed right after it: the machine's drift falls on both.
+        ratios = [c / i for c, i in zip(res[k]['cold'], res[k]['import'])]
+        low, high = interval(ratios)
+        print(f'{k:6} cold/import per round: median {statistics.median(ratios):.2f} (95 % interval {low:.2f} … {high:.2f})')
+for m in res['before']:
+    if m in res['after'] and m != 'import':
+        differences = [a - b for b, a in zip(res['before'][m], res['after'][m])]
+        low, high = interval(differences)
+        print(f'after − before {m:6} per round: median {statistics.median(differences):+.1f} ms (95 % interval {low:+.1f} … {high:+.1f})')
 print('load (1 min) after each part', ' '.join(loads))
 if '--json' in sys.argv:
     print(json.dumps(res))
