@@ -60,6 +60,7 @@ bench:
 	scripts/install-deps.sh --bench
 	$(SWIFT) build -c release
 	scripts/bench.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
+	scripts/bench_fork_gc.py
 	scripts/bench_sandbox.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_peers.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_tls.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
