@@ -85,9 +85,10 @@ extension DirectLauncher {
 
     /// The Python buildpack's start script, `.gust/start`, sets four variables and execs the release's
     /// Python on `-m gust.server`; a zygote of a release that runs it is started the same way without
-    /// the shell (one exec less on every cold start: about 1.5 ms here, docs/benchmarks.md "Where a
-    /// cold start goes"). Any other web process, or a slug without `.venv/bin/python`, runs as it is.
-    /// What the script sets is kept in step with it by `ZygoteTests.aZygoteStartsAsTheStartScriptWould`.
+    /// the shell (one exec less on every cold start: 2–3 ms here, docs/benchmarks.md "Where a cold
+    /// start goes"). Any other web process, or a slug without `.venv/bin/python`, runs as it is. The
+    /// same file runs either way (the script execs it too), so nothing of the app's is trusted more.
+    /// What the script sets is kept in step with it by `ZygoteStartTests.aZygoteStartsAsTheStartScriptWould`.
     static func zygoteStart(
         command: String, directory: URL, releaseDirectory: String, environment: [String: String]
     ) -> (executable: String, arguments: [String], environment: [String: String]) {
