@@ -7,7 +7,8 @@ imports the runtime and an app as a zygote does, optionally freezes, forks, and 
     scripts/bench_fork_gc.py [APP_DIRECTORY] [--rounds N]
 
 APP_DIRECTORY holds `main.py` (default: a small app importing gust and json, written to a
-temporary directory); the runtime is this checkout's buildpacks/python/runtime.
+temporary directory); the runtime is this checkout's buildpacks/python/runtime, and the
+interpreter the one running this script (flask and the like must be importable by it).
 """
 import argparse
 import os
