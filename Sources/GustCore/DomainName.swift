@@ -21,33 +21,58 @@ public struct DomainName: Hashable, Sendable, Comparable, CustomStringConvertibl
     }
 
     /// The name, lower-cased, if it is valid: no error is made for one that is not.
-    private init?(validating raw: String) {
-        let lowered = String(decoding: raw.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
-        guard Self.isValid(lowered) else { return nil }
-        rawValue = lowered
+    private init?(validating raw: some StringProtocol) {
+        // Checked before anything is made: most hosts asked about (`127.0.0.1:8080`) are no names.
+        guard Self.isValid(raw.utf8, foldingCase: true) else { return nil }
+        rawValue = String(decoding: raw.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
     /// The name of a request's `Host` (or SNI), port and one trailing dot removed, if it is a valid name.
     public init?(host: Substring) {
         var name = host
-        if let colon = name.lastIndex(of: ":"), !name.contains("]") { name = name[..<colon] }
-        if name.hasSuffix(".") { name = name.dropLast() }
-        // Asked of every request's Host (`127.0.0.1:8080` included): a refusal costs no thrown error.
-        guard let valid = DomainName(validating: String(name)) else { return nil }
+        // Asked of every request's Host (`127.0.0.1:8080` included): a refusal costs no thrown error,
+        // and an ASCII host (every valid one) is cut by its bytes, without asking Unicode where
+        // characters end; no ASCII character joins a `:` or a `.` to another.
+        if host.utf8.allSatisfy({ $0 < 0x80 }) {
+            if let colon = name.utf8.lastIndex(of: UInt8(ascii: ":")), !name.utf8.contains(UInt8(ascii: "]")) { name = name[..<colon] }
+            if name.utf8.last == UInt8(ascii: ".") { name = name[..<name.utf8.index(before: name.endIndex)] }
+        } else {
+            if let colon = name.lastIndex(of: ":"), !name.contains("]") { name = name[..<colon] }
+            if name.hasSuffix(".") { name = name.dropLast() }
+        }
+        guard let valid = DomainName(validating: name) else { return nil }
         self = valid
     }
 
     public static func isValid(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
+        isValid(name.utf8, foldingCase: false)
+    }
+
+    /// Whether `bytes` are a valid name (upper case read as lower with `foldingCase`), in one pass
+    /// that makes nothing.
+    private static func isValid(_ bytes: some Collection<UInt8>, foldingCase: Bool) -> Bool {
         guard !bytes.isEmpty, bytes.count <= 253 else { return false }
-        let labels = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard labels.count >= 2 else { return false }
-        for label in labels {
-            guard (1...63).contains(label.count), label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-") else { return false }
-            guard label.allSatisfy({ isLetter($0) || isDigit($0) || $0 == UInt8(ascii: "-") }) else { return false }
+        var labels = 0, length = 0, allDigits = true, previous: UInt8 = 0
+        for raw in bytes {
+            let byte = foldingCase && (65...90).contains(raw) ? raw + 32 : raw
+            if byte == UInt8(ascii: ".") {
+                // A label ends: 1–63 characters, not ending with '-'.
+                guard length > 0, previous != UInt8(ascii: "-") else { return false }
+                labels += 1
+                length = 0
+                allDigits = true
+            } else {
+                guard isLetter(byte) || isDigit(byte) || byte == UInt8(ascii: "-") else { return false }
+                guard length > 0 || byte != UInt8(ascii: "-") else { return false }
+                length += 1
+                guard length <= 63 else { return false }
+                allDigits = allDigits && isDigit(byte)
+            }
+            previous = byte
         }
-        // 10.0.0.1 or 127.1: an address, not a name.
-        return !labels.last!.allSatisfy(isDigit)
+        guard length > 0, previous != UInt8(ascii: "-") else { return false }
+        // At least two labels; 10.0.0.1 or 127.1 is an address, not a name.
+        return labels + 1 >= 2 && !allDigits
     }
 
     private static func isLetter(_ byte: UInt8) -> Bool { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) }

@@ -16,6 +16,9 @@ import Testing
             withJSONObject: ["error": text, "code": 503, "app": "cats", "instances": -1] as [String: Any],
             options: [.sortedKeys, .withoutEscapingSlashes])
         #expect(String(buffer: ours) == String(decoding: foundation, as: UTF8.self))
+        // Made in key order (written without sorting), the same bytes.
+        let inOrder = FlatJSON([("app", .string("cats")), ("code", .int(503)), ("error", .string(text)), ("instances", .int(-1))]).buffer
+        #expect(String(buffer: inOrder) == String(decoding: foundation, as: UTF8.self))
     }
 
     /// The admin API's `{"ok": …}` answers, as `Gateway.json` wrote them through Foundation.

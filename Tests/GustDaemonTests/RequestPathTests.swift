@@ -71,4 +71,83 @@ struct RequestPathTests {
             #expect(AppAddress(host: host, path: path, domain: "localhost")?.app.rawValue == "dogs", "\(host)")
         }
     }
+
+    // The byte-wise fast paths (ASCII paths, targets and hosts) against the character-wise
+    // reading they stand in for, on hostile spellings made up of the pieces that matter.
+
+    @Test func asciiPathsSplitAsCharactersDo() {
+        var random = SplitMix(seed: 11)
+        for _ in 0..<5_000 {
+            let raw = random.text(of: ["/", "/", ".", "..", "%2e", "%2F", "%5c", "\\", "a", "_", "_gust", "health", "%", "%zz", "~", "é", "\u{301}"])
+            let decoded = RequestPath.percentDecoded(raw)
+            let expected = RequestPath(
+                segments: decoded.split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." },
+                hasTrailingSlash: decoded.hasSuffix("/"))
+            let path = RequestPath(percentEncoded: raw)
+            #expect(path == expected, "\(raw.debugDescription)")
+            var resolved: [String] = []
+            for segment in expected.segments {
+                if segment == ".." { _ = resolved.popLast() } else { resolved.append(segment) }
+            }
+            let expectedResolved = RequestPath(segments: resolved, hasTrailingSlash: expected.hasTrailingSlash || expected.segments.last == "..")
+            #expect(path.resolvingDotSegments() == expectedResolved, "\(raw.debugDescription)")
+            #expect(path.resolvingDotSegments().isHealth == (path.resolvingDotSegments().decoded == "/_/health"), "\(raw.debugDescription)")
+        }
+    }
+
+    @Test func targetsSplitAtTheirFirstQuestionMarkAsCharactersDo() {
+        var random = SplitMix(seed: 12)
+        for _ in 0..<5_000 {
+            let target = random.text(of: ["/", "?", "??", "a", "=", "&", "#", "%3F", "é", "?\u{301}", ""])
+            let split = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+            let (path, query) = RequestPath.splitTarget(target)
+            #expect(path == split[0] && query == (split.count > 1 ? split[1] : nil), "\(target.debugDescription)")
+        }
+    }
+
+    @Test func hostsAreReadAsCharactersWouldReadThem() {
+        var random = SplitMix(seed: 13)
+        for _ in 0..<5_000 {
+            let host = random.text(of: ["cats", "Cats", ".", "localhost", ":", "8080", "[", "]", "-", "127.0.0.1", "é", ":\u{301}", "x"])
+            #expect(AppAddress.hostName(host) == (host.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""), "\(host.debugDescription)")
+            var name = Substring(host)
+            if let colon = name.lastIndex(of: ":"), !name.contains("]") { name = name[..<colon] }
+            if name.hasSuffix(".") { name = name.dropLast() }
+            #expect(DomainName(host: Substring(host))?.rawValue == Self.domainName(name), "\(host.debugDescription)")
+        }
+    }
+
+    /// `DomainName`'s check as it was written before its one-pass form: lower-cased, split into labels.
+    private static func domainName(_ raw: Substring) -> String? {
+        let lowered = String(decoding: raw.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
+        let bytes = Array(lowered.utf8)
+        guard !bytes.isEmpty, bytes.count <= 253 else { return nil }
+        let labels = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard labels.count >= 2 else { return nil }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-".utf8)
+        for label in labels {
+            guard (1...63).contains(label.count), label.first != UInt8(ascii: "-"), label.last != UInt8(ascii: "-") else { return nil }
+            guard label.allSatisfy(allowed.contains) else { return nil }
+        }
+        return labels.last!.allSatisfy({ (48...57).contains($0) }) ? nil : lowered
+    }
+}
+
+/// A small seeded generator, so a failing case comes back on the next run.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Up to 12 of `pieces` joined, chosen at random.
+    mutating func text(of pieces: [String]) -> String {
+        (0..<Int.random(in: 0...12, using: &self)).map { _ in pieces.randomElement(using: &self)! }.joined()
+    }
 }

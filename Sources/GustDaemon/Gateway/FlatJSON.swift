@@ -17,6 +17,7 @@ struct FlatJSON {
     private var fields: [(key: String, value: Value)] = []
 
     init(_ fields: [(String, Value)] = []) {
+        self.fields.reserveCapacity(fields.count + 1)
         for (key, value) in fields { self[key] = value }
     }
 
@@ -32,7 +33,9 @@ struct FlatJSON {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(64 + fields.reduce(0) { $0 + $1.key.utf8.count + 16 })
         buffer.writeInteger(UInt8(ascii: "{"))
-        for (index, field) in fields.sorted(by: { $0.key < $1.key }).enumerated() {
+        // Most are made in key order (a health answer, an error): sorted only when they are not.
+        let ordered = zip(fields, fields.dropFirst()).allSatisfy { $0.key < $1.key } ? fields : fields.sorted { $0.key < $1.key }
+        for (index, field) in ordered.enumerated() {
             if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
             Self.write(field.key, to: &buffer)
             buffer.writeInteger(UInt8(ascii: ":"))
@@ -49,6 +52,12 @@ struct FlatJSON {
     /// A JSON string: `"` and `\` escaped, control characters as `\n`-style or `\u00XX`, the rest as UTF-8.
     private static func write(_ text: String, to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
+        // Most strings (an app's name, a state) need no escape: written whole rather than a byte at a time.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            buffer.writeString(text)
+            buffer.writeInteger(UInt8(ascii: "\""))
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")

@@ -39,9 +39,7 @@ extension Gateway {
         guard fields[.upgrade] == nil, fields[.connection] == nil, fields[.transferEncoding] == nil, fields[.expect] == nil,
             fields[.contentLength] == nil || fields[.contentLength] == "0"
         else { return nil }
-        let split = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let path = split[0]
-        let query = split.count > 1 ? split[1] : nil
+        let (path, query) = RequestPath.splitTarget(target)
         guard query?.isEmpty != true, !target.contains("#") else { return nil }
         let host = request.authority
         if let challenges, challenges.answer(path: String(path), host: host) != nil { return nil }

@@ -12,14 +12,17 @@ extension Gateway {
     /// and the first line of why its starts fail, while they do.
     static func health(of app: AppName, _ live: Supervisor.Route) -> FlatJSON {
         let snapshot = live.pool.snapshot
-        var health = FlatJSON([
-            ("app", .string(app.rawValue)), ("release", .string("v\(live.version)")), ("state", .string(snapshot.state)),
-            ("instances", .int(snapshot.serving)),
-        ])
+        // In key order, which `FlatJSON.buffer` writes without sorting.
+        var fields: [(String, FlatJSON.Value)] = []
+        fields.reserveCapacity(5)
+        fields.append(("app", .string(app.rawValue)))
         if let crashing = snapshot.crashing {
-            health["error"] = .string(crashing.split(separator: "\n").first.map(String.init) ?? crashing)
+            fields.append(("error", .string(crashing.split(separator: "\n").first.map(String.init) ?? crashing)))
         }
-        return health
+        fields.append(("instances", .int(snapshot.serving)))
+        fields.append(("release", .string("v\(live.version)")))
+        fields.append(("state", .string(snapshot.state)))
+        return FlatJSON(fields)
     }
 
     /// A finished answer for the lane to write.
@@ -33,9 +36,10 @@ extension Gateway {
     /// nil for anything else, which `respond` answers. `Date` and `Server` are the lane's to add.
     func answerAtOnce(_ request: HTTPRequest) -> ImmediateAnswer? {
         guard let target = request.path else { return nil }
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        // Anything else, and any other spelling of it, is `respond`'s.
-        guard path.hasSuffix("/_/health") else { return nil }
+        let path = RequestPath.splitTarget(target).path
+        // Anything else, and any other spelling of it, is `respond`'s. (By bytes: a first look only,
+        // what decides is the decoded path below.)
+        guard path.utf8.count >= 9, path.utf8.suffix(9).elementsEqual("/_/health".utf8) else { return nil }
         let fields = request.headerFields
         guard fields[.upgrade] == nil, fields[.connection] == nil, fields[.transferEncoding] == nil,
             fields[.contentLength] == nil || fields[.contentLength] == "0"
@@ -44,7 +48,7 @@ extension Gateway {
         let host = request.authority
         guard let address = AppAddress(host: host, path: RequestPath(percentEncoded: String(path)), domain: configuration.domain,
                 custom: domains.app(for:), only: configuration.onlyApp),
-            address.path.decoded == "/_/health",
+            address.path.isHealth,
             redirect?.location(host: host, target: target, addressed: address, domain: configuration.domain) == nil,
             let live = supervisor.route(of: address.app)
         else { return nil }

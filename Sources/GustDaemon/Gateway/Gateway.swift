@@ -295,7 +295,7 @@ struct AppAddress: Equatable {
             return
         }
         if let host {
-            let name = host.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
+            let name = Self.hostName(host)
             let suffix = "." + domain.lowercased()
             if name.hasSuffix(suffix), let app = try? AppName(String(name.dropLast(suffix.count))) {
                 self.app = app
@@ -314,5 +314,15 @@ struct AppAddress: Equatable {
         guard segments.count >= 2, segments[0] == "apps", let app = try? AppName(segments[1]) else { return nil }
         self.app = app
         self.path = path.dropFirst(2).resolvingDotSegments()
+    }
+
+    /// The host before its first `:`, lower-cased: by bytes when it is ASCII (every request's
+    /// host is read here; no ASCII character joins a `:` to another), by characters otherwise.
+    static func hostName(_ host: String) -> String {
+        if host.utf8.allSatisfy({ $0 < 0x80 }) {
+            let first = host.utf8.split(separator: UInt8(ascii: ":"), maxSplits: 1).first
+            return first.map { Substring($0).lowercased() } ?? ""
+        }
+        return host.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
     }
 }

@@ -21,14 +21,52 @@ struct RequestPath: Equatable, Sendable {
     /// Parses a request's path (without its query): decoded once, `\` is not a separator.
     init(percentEncoded raw: String) {
         let decoded = Self.percentDecoded(raw)
+        if let ascii = Self.asciiSegments(decoded) {
+            self.init(segments: ascii, hasTrailingSlash: decoded.utf8.last == UInt8(ascii: "/"))
+            return
+        }
         self.init(
             segments: decoded.split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." },
             hasTrailingSlash: decoded.hasSuffix("/")
         )
     }
 
+    /// The segments of an all-ASCII path, split by bytes; nil for any other path, which is split
+    /// by characters as before. Every request's path is parsed here, and splitting by characters
+    /// asks Unicode where each grapheme ends (a tenth of a health answer's time in gustd, 2026-12-03);
+    /// in ASCII no character joins a `/` or a `.` to what follows, so both splits agree
+    /// (`RequestPathTests.asciiPathsSplitAsCharactersDo`).
+    private static func asciiSegments(_ decoded: String) -> [String]? {
+        var segments: [String] = []
+        guard decoded.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+        var utf8 = Substring(decoded).utf8
+        while let slash = utf8.firstIndex(of: UInt8(ascii: "/")) {
+            append(utf8[..<slash])
+            utf8 = utf8[utf8.index(after: slash)...]
+        }
+        append(utf8)
+        return segments
+
+        func append(_ bytes: Substring.UTF8View) {
+            guard !bytes.isEmpty, !(bytes.count == 1 && bytes.first == UInt8(ascii: ".")) else { return }
+            segments.append(String(Substring(bytes)))
+        }
+    }
+
+    /// A request target's path and its query (what follows the first `?`, nil without one), as
+    /// `split(separator: "?")` gives them, without asking Unicode for an ASCII target.
+    static func splitTarget(_ target: String) -> (path: Substring, query: Substring?) {
+        if target.utf8.allSatisfy({ $0 < 0x80 }) {
+            guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target[...], nil) }
+            return (target[..<mark], target[target.utf8.index(after: mark)...])
+        }
+        let split = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        return (split[0], split.count > 1 ? split[1] : nil)
+    }
+
     /// `..` removes the segment before it; at the root it stays at the root (RFC 3986, 5.2.4).
     func resolvingDotSegments() -> RequestPath {
+        guard segments.contains("..") else { return self }  // the common case: nothing to resolve, nothing copied
         var resolved: [String] = []
         for segment in segments {
             if segment == ".." { _ = resolved.popLast() } else { resolved.append(segment) }
@@ -39,6 +77,11 @@ struct RequestPath: Equatable, Sendable {
     /// The path after its first `count` segments.
     func dropFirst(_ count: Int) -> RequestPath {
         RequestPath(segments: segments.dropFirst(count), hasTrailingSlash: hasTrailingSlash)
+    }
+
+    /// Whether this is `/_/health` (`decoded == "/_/health"`, without making `decoded`).
+    var isHealth: Bool {
+        !hasTrailingSlash && segments.count == 2 && segments[0] == "_" && segments[1] == "health"
     }
 
     /// The decoded path, always starting with `/`.
@@ -98,7 +141,7 @@ struct RequestPath: Equatable, Sendable {
     /// Decodes `%XX` escapes as UTF-8; a malformed escape is kept as sent and
     /// an invalid UTF-8 sequence becomes U+FFFD (as Python's `unquote` does).
     static func percentDecoded(_ text: String) -> String {
-        guard text.contains("%") else { return text }
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return text }  // by byte: no escape is a `%` joined to a mark
         let bytes = Array(text.utf8)
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
