@@ -163,6 +163,20 @@ import Testing
             app: nil, release: nil, instance: nil, method: "GET", path: "/", status: 404, bytes: 0, duration: .zero, requestID: "r", time: 0
         ))
         #expect(early == "1970-01-01T00:00:00.000Z app=- release=- instance=- method=GET path=/ status=404 bytes=0 ms=0.000 id=r\n")
+        // The writer's batches: lines share their second's stamp until the second changes.
+        var batch: [UInt8] = []
+        var stamp = AccessLog.Stamp()
+        for (time, millis) in [(1_764_612_601.25, 0), (1_764_612_601.999, 61_000), (1_764_612_602.0, 7)] {
+            AccessLog.append(AccessLog.Entry(
+                app: "cats", release: 12, instance: nil, method: "POST", path: "", status: 503, bytes: 1_048_576,
+                duration: .milliseconds(millis), requestID: "r", time: time), to: &batch, stamp: &stamp)
+        }
+        #expect(String(decoding: batch, as: UTF8.self) == """
+            2025-12-01T18:10:01.250Z app=cats release=v12 instance=- method=POST path=/ status=503 bytes=1048576 ms=0.000 id=r
+            2025-12-01T18:10:01.999Z app=cats release=v12 instance=- method=POST path=/ status=503 bytes=1048576 ms=61000.000 id=r
+            2025-12-01T18:10:02.000Z app=cats release=v12 instance=- method=POST path=/ status=503 bytes=1048576 ms=7.000 id=r
+
+            """)
     }
 
     @Test func callTagsAreReadAndStripped() {
@@ -193,5 +207,18 @@ import Testing
         }.get()
         #expect(ran.0, "the body ran on an event loop")
         #expect(ran.1.contains("TP-#"), "NIO's thread pool names its threads (SGLTN-)TP-#N: \(ran.1)")
+    }
+}
+
+/// gustd's own request ids: its run's prefix, then the counter in hex.
+@Suite struct RequestIDTests {
+    @Test func anIDIsThePrefixAndTheCountInHex() {
+        for count: UInt64 in [0, 1, 9, 10, 15, 16, 255, 256, 0xDEAD_BEEF, .max] {
+            let id = RequestID.make(count: count)
+            let parts = id.split(separator: "-")
+            #expect(parts.count == 2 && parts[0].count == 16 && RequestID.isSane(id), "\(id)")
+            #expect(parts.last.map(String.init) == String(count, radix: 16), "\(id)")
+            #expect(parts[0] == RequestID.make(count: 0).split(separator: "-")[0])
+        }
     }
 }

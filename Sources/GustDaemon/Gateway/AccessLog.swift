@@ -55,50 +55,102 @@ final class AccessLog: Sendable {
     func close() { writer?.close() }
 
     static func line(_ entry: Entry) -> String {
-        var line = timestamp(entry.time)
-        line += " app=" + (entry.app ?? "-")
-        line += " release=" + (entry.release.map { "v\($0)" } ?? "-")
-        line += " instance=" + (entry.instance ?? "-")
-        line += " method=" + entry.method
-        line += " path=" + sanitized(entry.path)
-        line += " status=" + String(entry.status)
-        line += " bytes=" + String(entry.bytes)
-        let micros = entry.duration.components.seconds * 1_000_000 + entry.duration.components.attoseconds / 1_000_000_000_000
-        line += " ms=" + String(micros / 1000) + "." + threeDigits(Int(micros % 1000))
-        line += " id=" + entry.requestID
-        line += "\n"
-        return line
+        var bytes: [UInt8] = []
+        var stamp = Stamp()
+        append(entry, to: &bytes, stamp: &stamp)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// `2026-12-01T17:50:01.123Z`, without a formatter (a call's cost matters).
-    static func timestamp(_ time: Double) -> String {
-        let whole = time.rounded(.down)
+    /// The date and time to the second of the last line written (`2026-12-01T17:50:01.`), which
+    /// the lines of one batch mostly share: made once per second rather than once per line.
+    struct Stamp {
+        fileprivate var second = Int.min
+        fileprivate var text: [UInt8] = []
+    }
+
+    /// One line's bytes, appended: written a field at a time into one buffer (the writer thread
+    /// formats every call's line; as strings joined piece by piece that was a twentieth of
+    /// gustd's CPU per health answer, docs/benchmarks.md).
+    static func append(_ entry: Entry, to out: inout [UInt8], stamp: inout Stamp) {
+        let whole = entry.time.rounded(.down)
+        if Int(whole) != stamp.second {
+            stamp.second = Int(whole)
+            stamp.text = Array(dayAndSecond(whole).utf8)
+        }
+        out += stamp.text
+        appendDigits(min(Int((entry.time - whole) * 1000), 999), width: 3, to: &out)
+        out += "Z app=".utf8
+        out += (entry.app ?? "-").utf8
+        out += " release=".utf8
+        if let release = entry.release {
+            out.append(UInt8(ascii: "v"))
+            appendDigits(release, to: &out)
+        } else {
+            out.append(UInt8(ascii: "-"))
+        }
+        out += " instance=".utf8
+        out += (entry.instance ?? "-").utf8
+        out += " method=".utf8
+        out += entry.method.utf8
+        out += " path=".utf8
+        appendSanitized(entry.path, to: &out)
+        out += " status=".utf8
+        appendDigits(entry.status, to: &out)
+        out += " bytes=".utf8
+        appendDigits(entry.bytes, to: &out)
+        let micros = entry.duration.components.seconds * 1_000_000 + entry.duration.components.attoseconds / 1_000_000_000_000
+        out += " ms=".utf8
+        appendDigits(Int(micros / 1000), to: &out)
+        out.append(UInt8(ascii: "."))
+        appendDigits(Int(micros % 1000), width: 3, to: &out)
+        out += " id=".utf8
+        out += entry.requestID.utf8
+        out.append(UInt8(ascii: "\n"))
+    }
+
+    /// `2026-12-01T17:50:01.` for a whole second since 1970, without a formatter.
+    private static func dayAndSecond(_ whole: Double) -> String {
         var seconds = time_t(whole)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : String(value) }
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))."
-            + threeDigits(min(Int((time - whole) * 1000), 999)) + "Z"
     }
 
     static func now() -> Double { Date().timeIntervalSince1970 }
 
-    private static func threeDigits(_ value: Int) -> String {
-        value < 10 ? "00\(value)" : value < 100 ? "0\(value)" : String(value)
+    /// `value` in decimal, with leading zeros up to `width` digits.
+    private static func appendDigits(_ value: Int, width: Int = 1, to out: inout [UInt8]) {
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        let start = out.count
+        var rest = value.magnitude
+        repeat {
+            out.append(UInt8(ascii: "0") + UInt8(rest % 10))
+            rest /= 10
+        } while rest > 0 || out.count - start < width
+        out[start...].reverse()  // written lowest digit first
     }
 
     /// The path as one field: at most 512 bytes, nothing that would end it or forge another.
     static func sanitized(_ path: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        appendSanitized(path, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func appendSanitized(_ path: String, to out: inout [UInt8]) {
+        let start = out.count
         for byte in path.utf8.prefix(512) {
             if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+                out += [UInt8(ascii: "%"), upperHex[Int(byte >> 4)], upperHex[Int(byte & 0xF)]]
             } else {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
+                out.append(byte)
             }
         }
-        return out.isEmpty ? "/" : out
+        if out.count == start { out.append(UInt8(ascii: "/")) }
     }
+
+    private static let upperHex = Array("0123456789ABCDEF".utf8)
 
     /// The thread that formats and writes queued entries: an event loop only queues one.
     private final class Writer: @unchecked Sendable {
@@ -137,6 +189,7 @@ final class AccessLog: Sendable {
         }
 
         private func run() {
+            var stamp = Stamp()
             while true {
                 condition.lock()
                 while queued.isEmpty && !closing { _ = condition.wait(until: Date(timeIntervalSinceNow: Self.interval)) }
@@ -146,9 +199,10 @@ final class AccessLog: Sendable {
                 dropped = 0
                 let done = closing
                 condition.unlock()
-                var batch = ""
-                for entry in entries { batch += AccessLog.line(entry) }
-                if lost > 0 { batch += "gustd: \(lost) access log lines dropped: the log could not keep up\n" }
+                var batch: [UInt8] = []
+                batch.reserveCapacity(entries.count * 160)
+                for entry in entries { AccessLog.append(entry, to: &batch, stamp: &stamp) }
+                if lost > 0 { batch += "gustd: \(lost) access log lines dropped: the log could not keep up\n".utf8 }
                 write(batch)
                 if done { break }
             }
@@ -159,9 +213,8 @@ final class AccessLog: Sendable {
             condition.unlock()
         }
 
-        private func write(_ text: String) {
-            var text = text
-            text.withUTF8 { bytes in
+        private func write(_ text: [UInt8]) {
+            text.withUnsafeBufferPointer { bytes in
                 var offset = 0
                 while offset < bytes.count {
                     let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)

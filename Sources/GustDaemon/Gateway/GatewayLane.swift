@@ -131,9 +131,15 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func writeHead(_ head: HTTPResponse, context: ChannelHandlerContext) {
         var response = head
-        response.headerFields[.date] = dates.now
-        response.headerFields[.server] = serverName
+        Self.set(.date, to: dates.now, in: &response.headerFields)
+        Self.set(.server, to: serverName, in: &response.headerFields)
         context.write(wrapOutboundOut(.head(response)), promise: nil)
+    }
+
+    /// `fields[name] = value`, appended when absent (as it is on every answer the gateway makes itself),
+    /// without the subscript's general replacement of every field of that name.
+    private static func set(_ name: HTTPField.Name, to value: String, in fields: inout HTTPFields) {
+        if fields.contains(name) { fields[name] = value } else { fields.append(HTTPField(name: name, value: value)) }
     }
 
     // MARK: A call's answer (`LaneReply`), on the channel's event loop

@@ -36,6 +36,8 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
             timer = nil
         }
         context.fireChannelRead(data)
+        // Its work is done: every later read of a kept-alive connection skips it (one hop fewer per part).
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

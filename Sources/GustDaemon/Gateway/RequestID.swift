@@ -29,14 +29,30 @@ enum RequestID {
     /// This gustd's random prefix and a counter: unique per gustd run, and
     /// made without a system call (a call's cost matters, docs/benchmarks.md).
     static func make() -> String {
-        let count = counter.add(1, ordering: .relaxed).newValue
-        return prefix + String(count, radix: 16)
+        make(count: counter.add(1, ordering: .relaxed).newValue)
     }
 
-    private static let prefix: String = {
+    /// `prefix` and `count` in lower-case hex, written into the string's own storage (one
+    /// allocation: concatenating two strings made three).
+    static func make(count: UInt64) -> String {
+        let digits = max(1, (64 - count.leadingZeroBitCount + 3) / 4)
+        return String(unsafeUninitializedCapacity: prefix.count + digits) { buffer in
+            for (index, byte) in prefix.enumerated() { buffer[index] = byte }
+            var rest = count
+            for index in (prefix.count..<prefix.count + digits).reversed() {
+                buffer[index] = hexDigits[Int(rest & 0xF)]
+                rest >>= 4
+            }
+            return prefix.count + digits
+        }
+    }
+
+    /// 16 random hex digits and a `-`.
+    private static let prefix: [UInt8] = {
         var random = SystemRandomNumberGenerator()
         let bits = String(random.next() as UInt64, radix: 16)
-        return String(repeating: "0", count: 16 - bits.count) + bits + "-"
+        return Array((String(repeating: "0", count: 16 - bits.count) + bits + "-").utf8)
     }()
+    private static let hexDigits = Array("0123456789abcdef".utf8)
     private static let counter = Atomic<UInt64>(0)
 }
