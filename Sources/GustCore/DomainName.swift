@@ -33,7 +33,7 @@ public struct DomainName: Hashable, Sendable, Comparable, CustomStringConvertibl
         // Asked of every request's Host (`127.0.0.1:8080` included): a refusal costs no thrown error,
         // and an ASCII host (every valid one) is cut by its bytes, without asking Unicode where
         // characters end; no ASCII character joins a `:` or a `.` to another.
-        if host.utf8.allSatisfy({ $0 < 0x80 }) {
+        if host.isASCII {
             if let colon = name.utf8.lastIndex(of: UInt8(ascii: ":")), !name.utf8.contains(UInt8(ascii: "]")) { name = name[..<colon] }
             if name.utf8.last == UInt8(ascii: ".") { name = name[..<name.utf8.index(before: name.endIndex)] }
         } else {

@@ -132,25 +132,17 @@ final class AccessLog: Sendable {
     }
 
     /// The path as one field: at most 512 bytes, nothing that would end it or forge another.
-    static func sanitized(_ path: String) -> String {
-        var out: [UInt8] = []
-        appendSanitized(path, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
     private static func appendSanitized(_ path: String, to out: inout [UInt8]) {
         let start = out.count
         for byte in path.utf8.prefix(512) {
             if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                out += [UInt8(ascii: "%"), upperHex[Int(byte >> 4)], upperHex[Int(byte & 0xF)]]
+                out += [UInt8(ascii: "%"), HexDigits.upper[Int(byte >> 4)], HexDigits.upper[Int(byte & 0xF)]]
             } else {
                 out.append(byte)
             }
         }
         if out.count == start { out.append(UInt8(ascii: "/")) }
     }
-
-    private static let upperHex = Array("0123456789ABCDEF".utf8)
 
     /// The thread that formats and writes queued entries: an event loop only queues one.
     private final class Writer: @unchecked Sendable {

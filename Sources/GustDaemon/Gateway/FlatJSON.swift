@@ -69,13 +69,12 @@ struct FlatJSON {
             case 0x0C: buffer.writeStaticString("\\f")
             case 0..<0x20:
                 buffer.writeStaticString("\\u00")
-                buffer.writeInteger(hex[Int(byte >> 4)])
-                buffer.writeInteger(hex[Int(byte & 0xF)])
+                buffer.writeInteger(HexDigits.lower[Int(byte >> 4)])
+                buffer.writeInteger(HexDigits.lower[Int(byte & 0xF)])
             default: buffer.writeInteger(byte)
             }
         }
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
-    private static let hex = Array("0123456789abcdef".utf8)
 }

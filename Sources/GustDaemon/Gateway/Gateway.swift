@@ -319,7 +319,7 @@ struct AppAddress: Equatable {
     /// The host before its first `:`, lower-cased: by bytes when it is ASCII (every request's
     /// host is read here; no ASCII character joins a `:` to another), by characters otherwise.
     static func hostName(_ host: String) -> String {
-        if host.utf8.allSatisfy({ $0 < 0x80 }) {
+        if host.isASCII {
             let first = host.utf8.split(separator: UInt8(ascii: ":"), maxSplits: 1).first
             return first.map { Substring($0).lowercased() } ?? ""
         }

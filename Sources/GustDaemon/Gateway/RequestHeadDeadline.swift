@@ -8,7 +8,7 @@ import NIOCore
 /// Hummingbird counts from the last whole request part.
 ///
 /// It sits after the HTTP codec, where the first thing to arrive is the
-/// head: any read ends the deadline.
+/// head: any read ends the deadline, and the handler then leaves the pipeline.
 final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 

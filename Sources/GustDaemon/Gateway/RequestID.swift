@@ -40,7 +40,7 @@ enum RequestID {
             for (index, byte) in prefix.enumerated() { buffer[index] = byte }
             var rest = count
             for index in (prefix.count..<prefix.count + digits).reversed() {
-                buffer[index] = hexDigits[Int(rest & 0xF)]
+                buffer[index] = HexDigits.lower[Int(rest & 0xF)]
                 rest >>= 4
             }
             return prefix.count + digits
@@ -53,6 +53,5 @@ enum RequestID {
         let bits = String(random.next() as UInt64, radix: 16)
         return Array((String(repeating: "0", count: 16 - bits.count) + bits + "-").utf8)
     }()
-    private static let hexDigits = Array("0123456789abcdef".utf8)
     private static let counter = Atomic<UInt64>(0)
 }

@@ -1,3 +1,5 @@
+import GustCore
+
 /// A request's path as an instance will see it: percent-decoded once (as the
 /// runtimes decode), split on `/`, without empty or `.` segments.
 ///
@@ -38,7 +40,7 @@ struct RequestPath: Equatable, Sendable {
     /// (`RequestPathTests.asciiPathsSplitAsCharactersDo`).
     private static func asciiSegments(_ decoded: String) -> [String]? {
         var segments: [String] = []
-        guard decoded.utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+        guard decoded.isASCII else { return nil }
         var utf8 = Substring(decoded).utf8
         while let slash = utf8.firstIndex(of: UInt8(ascii: "/")) {
             append(utf8[..<slash])
@@ -56,7 +58,7 @@ struct RequestPath: Equatable, Sendable {
     /// A request target's path and its query (what follows the first `?`, nil without one), as
     /// `split(separator: "?")` gives them, without asking Unicode for an ASCII target.
     static func splitTarget(_ target: String) -> (path: Substring, query: Substring?) {
-        if target.utf8.allSatisfy({ $0 < 0x80 }) {
+        if target.isASCII {
             guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target[...], nil) }
             return (target[..<mark], target[target.utf8.index(after: mark)...])
         }
@@ -175,7 +177,6 @@ struct RequestPath: Equatable, Sendable {
         for byte in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@".utf8 { table[Int(byte)] = true }
         return table
     }()
-    private static let hexDigits = Array("0123456789ABCDEF".utf8)
 
     private static func encode(_ segment: String) -> String {
         if segment.utf8.allSatisfy({ unescaped[Int($0)] }) { return segment }  // most segments: nothing to escape
@@ -185,7 +186,7 @@ struct RequestPath: Equatable, Sendable {
             if unescaped[Int(byte)] {
                 output.append(byte)
             } else {
-                output += [UInt8(ascii: "%"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
+                output += [UInt8(ascii: "%"), HexDigits.upper[Int(byte >> 4)], HexDigits.upper[Int(byte & 0xF)]]
             }
         }
         return String(decoding: output, as: UTF8.self)
