@@ -39,19 +39,25 @@ def wrk(port, path, duration, pid=None):
         perf = subprocess.Popen(['perf', 'stat', '-x,', '-e', 'task-clock', '-p', str(pid)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
-    out = subprocess.run(['wrk', '-t2', '-c16', f'-d{duration}s', f'http://127.0.0.1:{port}{path}'],
-                         capture_output=True, text=True, timeout=duration + 60).stdout
+    try:
+        out = subprocess.run(['wrk', '-t2', '-c16', f'-d{duration}s', f'http://127.0.0.1:{port}{path}'],
+                             capture_output=True, text=True, timeout=duration + 60).stdout
+    finally:
+        elapsed = time.monotonic() - started
+        err = ''
+        if perf:  # stopped by its PID whatever happened to wrk
+            perf.send_signal(signal.SIGINT)
+            try:
+                err = perf.communicate(timeout=30)[1]
+            except subprocess.TimeoutExpired:
+                perf.kill()
+                perf.wait()
     rate = float(re.search(r'Requests/sec:\s+([\d.]+)', out).group(1))
     non2xx = re.search(r'Non-2xx or 3xx responses:\s+(\d+)', out)
     if non2xx:
         sys.exit(f'{path} on port {port} answered {non2xx.group(1)} errors:\n{out}')
-    cpu = None
-    if perf:
-        perf.send_signal(signal.SIGINT)
-        elapsed = time.monotonic() - started
-        err = perf.communicate(timeout=30)[1]
-        clock = [line for line in err.splitlines() if 'task-clock' in line]
-        cpu = float(clock[0].split(',')[0]) * 1000 / (rate * elapsed) if clock else None
+    clock = [line for line in err.splitlines() if 'task-clock' in line]
+    cpu = float(clock[0].split(',')[0]) * 1000 / (rate * elapsed) if clock else None
     return rate, cpu
 
 
