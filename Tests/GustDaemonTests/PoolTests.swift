@@ -1,4 +1,6 @@
 @testable import GustDaemon
+import NIOCore
+import NIOEmbedded
 import Synchronization
 import Testing
 
@@ -108,7 +110,7 @@ struct PoolTests {
     }
 
     /// The gateway's lane takes a free instance without waiting, and gives the slot back
-    /// untouched when it cannot send the call after all (no idle connection on its loop).
+    /// untouched when it cannot send the call after all (its time ran out first).
     @Test func aSlotGivenBackIsFreeAgainAndCountsNoCall() async throws {
         let launcher = FakeLauncher()
         let pool = Pool(settings: settings(max: 1), launcher: launcher)
@@ -149,6 +151,78 @@ struct PoolTests {
             pool.drain()
             pool.release(second)
             pool.release(try await third.value)
+            try await group.next()
+        }
+    }
+
+    /// A task already cancelled when it asks for an instance it must wait for is out at once,
+    /// not queued until its deadline.
+    @Test func aCallWhoseTaskIsAlreadyCancelledDoesNotWait() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(max: 1), launcher: launcher)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            let busy = try await pool.acquire(deadline: later)
+            let cancelled = Task {
+                while !Task.isCancelled { await Task.yield() }
+                return try await pool.acquire(deadline: .now + .seconds(20))
+            }
+            cancelled.cancel()
+            await #expect(throws: CancellationError.self) { try await cancelled.value }
+            #expect(pool.snapshot.waiting == 0)
+            pool.release(busy)
+            pool.drain()
+            try await group.next()
+        }
+    }
+
+    /// What a callback waiter was told, in order.
+    final class Told: Sendable {
+        private let results = Mutex<[Result<Pool<FakeLauncher>.Lease, any Error>]>([])
+        func callAsFunction(_ result: Result<Pool<FakeLauncher>.Lease, any Error>) { results.withLock { $0.append(result) } }
+        var all: [Result<Pool<FakeLauncher>.Lease, any Error>] { results.withLock { $0 } }
+        var lease: Pool<FakeLauncher>.Lease? { if case .success(let lease) = all.first { lease } else { nil } }
+        var failure: (any Error)? { if case .failure(let error) = all.first { error } else { nil } }
+    }
+
+    /// The gateway's lane waits without a task: its callback is told once, with the instance
+    /// that comes free, with the queue's refusal at once, or with a cancellation when its
+    /// client leaves while it waits (and then it never takes an instance).
+    @Test func aCallbackWaiterGetsTheNextFreeInstanceOrIsToldWhyNot() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(max: 1, queue: 2), launcher: launcher)
+        let loop = EmbeddedEventLoop()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            let busy = try await pool.acquire(deadline: later)
+
+            let leaving = Told(), staying = Told(), refused = Told()
+            let clientGone = loop.makePromise(of: Void.self)
+            pool.acquire(deadline: later, abandonWhen: clientGone.futureResult) { leaving($0) }
+            pool.acquire(deadline: later) { staying($0) }
+            #expect(pool.snapshot.waiting == 2)
+            pool.acquire(deadline: later) { refused($0) }
+            #expect(
+                (refused.failure as? Pool<FakeLauncher>.Failure)?.reason == .queueFull(limit: 2),
+                "told at once: \(refused.all)")
+
+            clientGone.succeed()
+            #expect(leaving.failure is CancellationError, "\(leaving.all)")
+            #expect(pool.snapshot.waiting == 1, "the call whose client left is out of the queue")
+            // A call that must wait, whose client has already left when it arrives, is out at once.
+            let gone = Told()
+            pool.acquire(deadline: later, abandonWhen: loop.makeSucceededFuture(())) { gone($0) }
+            #expect(gone.failure is CancellationError, "\(gone.all)")
+            #expect(pool.snapshot.waiting == 1)
+
+            pool.release(busy)
+            let lease = try #require(staying.lease, "the next free instance goes to the waiter still there")
+            #expect(lease.member == busy.member)
+            #expect([leaving.all.count, staying.all.count, refused.all.count] == [1, 1, 1], "each is told once")
+            pool.release(lease)
+            #expect(pool.instances.map(\.served) == [2], "the calls whose clients left never ran")
+
+            pool.drain()
             try await group.next()
         }
     }

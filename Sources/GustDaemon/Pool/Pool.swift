@@ -51,9 +51,10 @@ struct PoolSnapshot: Sendable {
 /// and answers to waiting callers.
 ///
 /// A class with its state under one lock rather than an actor: a caller that
-/// goes away is taken out of the queue from a cancellation handler, and the
-/// wake-up timer fires on an event loop, both synchronous contexts. No lock is
-/// held across an `await`; continuations are resumed after the lock is let go.
+/// goes away is taken out of the queue from a cancellation handler, the
+/// wake-up timer fires on an event loop, and the gateway's lane waits with a
+/// callback, all synchronous contexts. No lock is held across an `await`;
+/// waiters are told after the lock is let go.
 /// Launches and stops run as child tasks of `run()`, which the pool's owner
 /// runs for the pool's whole life, so nothing outlives shutdown.
 final class Pool<Launcher: PoolLauncher>: Sendable {
@@ -71,10 +72,13 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         var reason: Machine.Failure
     }
 
+    /// What a waiting call is told, once: its lease, or why it gets none.
+    typealias Waiter = @Sendable (Result<Lease, any Error>) -> Void
+
     private struct State {
         var machine: Machine
         var members: [Machine.InstanceID: Member] = [:]
-        var waiting: [Machine.CallID: CheckedContinuation<Lease, any Error>] = [:]
+        var waiting: [Machine.CallID: Waiter] = [:]
         var nextCall = 1
         var timer: Scheduled<Void>?
         var timerDue: ContinuousClock.Instant?
@@ -111,21 +115,44 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     /// cancelled, or `abandonWhen` completes (its client closed the connection)
     /// while it still waits.
     func acquire(deadline: ContinuousClock.Instant, abandonWhen: EventLoopFuture<Void>? = nil) async throws -> Lease {
-        let call = state.withLock { state -> Machine.CallID in
-            defer { state.nextCall += 1 }
-            return Machine.CallID(rawValue: state.nextCall)
-        }
-        abandonWhen?.whenComplete { [weak self] _ in self?.abandon(call) }
+        let call = newCall()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                apply { state in
-                    state.waiting[call] = continuation
-                    return state.machine.call(call, deadline: deadline, now: .now)
-                }
+                wait(call, deadline: deadline, abandonWhen: abandonWhen) { continuation.resume(with: $0) }
+                // A task cancelled before the call was queued: `onCancel` found nothing to take out.
+                if Task.isCancelled { abandon(call) }
             }
         } onCancel: {
             self.abandon(call)
         }
+    }
+
+    /// `acquire` for a caller that is not a task (the gateway's lane for calls): `then` is told
+    /// once, on whichever thread settles the wait (at once, if an instance has room or the queue
+    /// is full; else where an instance comes free, a deadline passes or the client leaves).
+    func acquire(
+        deadline: ContinuousClock.Instant, abandonWhen: EventLoopFuture<Void>? = nil,
+        then: @escaping @Sendable (Result<Lease, any Error>) -> Void
+    ) {
+        wait(newCall(), deadline: deadline, abandonWhen: abandonWhen, then)
+    }
+
+    private func newCall() -> Machine.CallID {
+        state.withLock { state in
+            defer { state.nextCall += 1 }
+            return Machine.CallID(rawValue: state.nextCall)
+        }
+    }
+
+    private func wait(
+        _ call: Machine.CallID, deadline: ContinuousClock.Instant, abandonWhen: EventLoopFuture<Void>?, _ waiter: @escaping Waiter
+    ) {
+        apply { state in
+            state.waiting[call] = waiter
+            return state.machine.call(call, deadline: deadline, now: .now)
+        }
+        // After the call is known: a client already gone takes it out of the queue at once.
+        abandonWhen?.whenComplete { [weak self] _ in self?.abandon(call) }
     }
 
     /// An instance with room now, without waiting: the common case, which
@@ -145,11 +172,11 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
 
     /// Takes a waiting call out of the queue; one that already holds an instance is not affected.
     private func abandon(_ call: Machine.CallID) {
-        let continuation = state.withLock { state in
+        let waiter = state.withLock { state in
             state.machine.cancel(call)
             return state.waiting.removeValue(forKey: call)
         }
-        continuation?.resume(throwing: CancellationError())
+        waiter?(.failure(CancellationError()))
     }
 
     /// The call is done with its instance: it takes the next waiting call.
@@ -286,7 +313,7 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     /// Runs `event` on the state under the lock, then carries out the actions
     /// it returns: answers outside the lock, launches and stops through `run()`.
     private func apply(_ event: (inout State) -> [Machine.Action]) {
-        var answers: [(CheckedContinuation<Lease, any Error>, Result<Lease, any Error>)] = []
+        var answers: [(Waiter, Result<Lease, any Error>)] = []
         let queued: [Work] = state.withLock { state in
             var queued: [Work] = []
             var actions = event(&state)
@@ -298,16 +325,16 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
                 case .stop(let id):
                     if let member = state.members.removeValue(forKey: id) { queued.append(.stop(member)) }
                 case .run(let call, let id):
-                    guard let continuation = state.waiting.removeValue(forKey: call) else {
+                    guard let waiter = state.waiting.removeValue(forKey: call) else {
                         // The caller left between the machine's choice and now: free the slot.
                         actions += state.machine.finished(call, on: id, now: .now)
                         continue
                     }
                     guard let member = state.members[id] else { continue }
-                    answers.append((continuation, .success(Lease(member: member, instance: id, call: call))))
+                    answers.append((waiter, .success(Lease(member: member, instance: id, call: call))))
                 case .fail(let call, let reason):
-                    if let continuation = state.waiting.removeValue(forKey: call) {
-                        answers.append((continuation, .failure(Failure(reason: reason))))
+                    if let waiter = state.waiting.removeValue(forKey: call) {
+                        answers.append((waiter, .failure(Failure(reason: reason))))
                     }
                 }
             }
@@ -316,7 +343,7 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         }
         for item in queued { work.yield(item) }
         if state.withLock({ $0.machine.isStopped }) { work.finish() }
-        for (continuation, result) in answers { continuation.resume(with: result) }
+        for (waiter, result) in answers { waiter(result) }
     }
 
     /// One timer per pool, at the machine's next wake-up (a waiter's deadline,
