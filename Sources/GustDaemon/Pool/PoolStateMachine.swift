@@ -105,15 +105,21 @@ struct PoolStateMachine: Sendable {
 
     /// The next time `tick` has something to do: a waiter's deadline, an idle
     /// instance's stop, the end of a backoff. Nil when nothing is timed.
+    /// Asked after every event under the pool's lock, so it keeps a running
+    /// minimum rather than gathering the times into an array.
     var nextWakeUp: Instant? {
-        var times: [Instant] = queue.map(\.deadline)
-        if let backoffUntil { times.append(backoffUntil) }
+        var earliest = backoffUntil
+        func consider(_ time: Instant) {
+            if let sooner = earliest, sooner <= time { return }
+            earliest = time
+        }
+        for waiter in queue { consider(waiter.deadline) }
         if running > settings.min {
             for instance in instances.values where instance.state == .running(inFlight: 0) {
-                times.append(instance.lastActive + settings.idle)
+                consider(instance.lastActive + settings.idle)
             }
         }
-        return times.min()
+        return earliest
     }
 
     // MARK: Events
