@@ -23,6 +23,12 @@ struct WaitingCallTests {
         def quick():
             return 'quick'
 
+        @gust.handler('wait', methods=['GET'])
+        def wait(request):
+            print('gust-test: ran ' + request.query['marker'], flush=True)
+            time.sleep(float(request.query['seconds']))
+            return 'waited'
+
         @gust.before_save('cat')
         def slow_hook(record, original):
             time.sleep(8)
@@ -73,6 +79,51 @@ struct WaitingCallTests {
         // Long enough after the first run ended for a second one to have started and marked.
         while ContinuousClock.now - started < .seconds(8) { usleep(100_000) }
         #expect(runs(fixture, marker) == 1, "only the call already running when its client left ran: \(runs(fixture, marker)) runs")
+    }
+
+    /// The same rules for a handler's call without a body, which waits in the gateway's lane
+    /// (a callback in the pool's queue, no task): a full queue is 503 JSON with `Retry-After`, a
+    /// call whose client left while it waited never runs, and the call that stayed runs next.
+    @Test(.scratchDirectory) func handlerCallsWaitingInTheLaneKeepTheQueuesRules() throws {
+        let fixture = try PushFixture(gustdArguments: ["--queue-limit", "3"])
+        try pushApp(fixture)
+        let port = fixture.port
+        @Sendable func wait(_ marker: String, _ seconds: Double) -> String {
+            let query = "marker=\(marker)&seconds=\(seconds)".addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? ""
+            return "/apps/cats/wait?" + query
+        }
+        let ran = fixture.root.appendingPathComponent("ran").path
+        let left = fixture.root.appendingPathComponent("left").path
+        let stayed = fixture.root.appendingPathComponent("stayed").path
+
+        let running = BackgroundCall { try HTTPClient.request(port: port, "GET", wait(ran, 3)) }
+        usleep(500_000)
+        // Two that leave after a while, sent as browsers and wrk send them (keep-alive, no `Connection: close`).
+        var leaving: [RawConnection] = []
+        for _ in 0..<2 {
+            let client = try RawConnection(port: port)
+            client.send("GET \(wait(left, 0)) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n")
+            leaving.append(client)
+        }
+        usleep(200_000)
+        let staying = BackgroundCall { try HTTPClient.request(port: port, "GET", wait(stayed, 0)) }
+        usleep(300_000)
+        // One running, three waiting: the queue is full.
+        let refused = try HTTPClient.request(port: port, "GET", wait(left, 0))
+        #expect(refused.status == 503, "\(refused.text)")
+        #expect(refused.json?["code"] as? Int == 503)
+        #expect((refused.json?["error"] as? String)?.contains("calls are already waiting") == true, "\(refused.text)")
+        #expect(refused.headers["retry-after"] != nil || refused.headers["Retry-After"] != nil, "\(refused.headers)")
+        leaving = []  // their clients give up while they wait
+
+        let first = try #require(running.wait(seconds: 30), "the running call finished").get()
+        #expect(first.text == "waited", "\(first.status) \(first.text)")
+        let next = try #require(staying.wait(seconds: 30), "the waiting call finished").get()
+        #expect(next.status == 200 && next.text == "waited", "\(next.status) \(next.text)")
+        usleep(1_000_000)
+        let marks = AppLogMarks.settled(fixture.home, app: "cats", prefix: "gust-test: ran ")
+        #expect(marks.filter { $0 == ran }.count == 1 && marks.filter { $0 == stayed }.count == 1, "\(marks)")
+        #expect(!marks.contains(left), "calls whose clients left while they waited, or refused, never ran: \(marks)")
     }
 
     /// gustd's resident memory, from /proc.
@@ -130,6 +181,12 @@ struct WaitingCallTests {
         #expect(call.status == 504, "\(call.text)")
         #expect(call.json?["code"] as? Int == 504)
         #expect(took < .seconds(5), "answered at its 2 s limit, not when the instance came free (7.7 s): \(took)")
+        // The same for a handler's call without a body (the gateway's lane).
+        let handlerStarted = ContinuousClock.now
+        let handler = try HTTPClient.request(port: port, "GET", "/apps/cats/wait?marker=\(marker.path)&seconds=0")
+        let handlerTook = ContinuousClock.now - handlerStarted
+        #expect(handler.status == 504 && handler.json?["code"] as? Int == 504, "\(handler.status) \(handler.text)")
+        #expect(handlerTook < .seconds(4), "answered at its 2 s limit: \(handlerTook)")
 
         let written = try #require(write.wait(seconds: 20), "the write finished").get()
         #expect(written.status == 201, "\(written.text)")

@@ -154,6 +154,29 @@ import Testing
         #expect(handedOn.parts.isEmpty, "Hummingbird's responder never sees the call")
     }
 
+    /// A request that says `Connection: close` is answered with `Connection: close`, and the
+    /// connection closes once the answer is written; what the client sent after it is not answered.
+    @Test func aRequestThatAsksToCloseIsAnsweredAndTheConnectionCloses() throws {
+        for path in ["/health", "/call"] {
+            let (channel, handedOn, calls, _) = try callingChannel()
+            var head = HTTPRequest(method: .get, scheme: "http", authority: "x", path: path)
+            head.headerFields[.connection] = "Close"
+            try send([.head(head), .end(nil)] + request("/health"), on: channel)
+            if path == "/call" {
+                let (answerHead, body) = answer("hello")
+                calls.reply(0).answer(answerHead, body: body)
+            }
+            let parts = try answers(on: channel)
+            guard parts.count == 3, case .head(let written) = parts[0], case .end = parts[2] else {
+                Issue.record("\(path): not one answer of head, body, end: \(parts)")
+                continue
+            }
+            #expect(written.headerFields[.connection] == "close", "\(path)")
+            #expect(!channel.isActive, "\(path): the connection is closed after the answer")
+            #expect(handedOn.parts.isEmpty, "\(path)")
+        }
+    }
+
     @Test func requestsReadDuringACallWaitForItsAnswerAndKeepTheirOrder() throws {
         let (channel, handedOn, calls, _) = try callingChannel()
         // Pipelined behind a call: another call, a request for Hummingbird, and a health check.

@@ -41,22 +41,30 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
     /// nothing of the calls it served). Nil if the pipeline has no such handler.
     static func watch(_ channel: any Channel) async -> (gone: EventLoopFuture<Void>, done: @Sendable () -> Void)? {
         let loop = channel.eventLoop
-        let registered = loop.submit { () -> (EventLoopFuture<Void>, UInt64?, NIOLoopBound<ClientDisconnectHandler>)? in
-            guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientDisconnectHandler.self) else { return nil }
-            let promise = loop.makePromise(of: Void.self)
-            if handler.left {
-                promise.succeed()
-                return (promise.futureResult, nil, NIOLoopBound(handler, eventLoop: loop))
-            }
-            let id = handler.nextCall
-            handler.nextCall += 1
-            handler.calls[id] = promise
-            return (promise.futureResult, id, NIOLoopBound(handler, eventLoop: loop))
+        let registered = loop.submit { watchOnLoop(channel) }
+        return (try? await registered.get()) ?? nil
+    }
+
+    /// `watch` from the channel's own event loop (the gateway's lane for calls).
+    static func watchOnLoop(_ channel: any Channel) -> (gone: EventLoopFuture<Void>, done: @Sendable () -> Void)? {
+        let loop = channel.eventLoop
+        loop.preconditionInEventLoop()
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientDisconnectHandler.self) else { return nil }
+        let promise = loop.makePromise(of: Void.self)
+        if handler.left {
+            promise.succeed()
+            return (promise.futureResult, {})
         }
-        guard let (future, id, handler) = (try? await registered.get()) ?? nil else { return nil }
-        return (future, {
-            guard let id else { return }
-            loop.execute { handler.value.calls.removeValue(forKey: id)?.succeed() }
+        let id = handler.nextCall
+        handler.nextCall += 1
+        handler.calls[id] = promise
+        let bound = NIOLoopBound(handler, eventLoop: loop)
+        return (promise.futureResult, {
+            if loop.inEventLoop {
+                bound.value.calls.removeValue(forKey: id)?.succeed()
+            } else {
+                loop.execute { bound.value.calls.removeValue(forKey: id)?.succeed() }
+            }
         })
     }
 }

@@ -7,15 +7,18 @@ import NIOHTTP1
 /// The gateway's lane for calls: an ordinary call taken from the channel
 /// handler (`GatewayLane`) and forwarded on the event loop that read it, with
 /// none of Hummingbird's per-request machinery and no Swift Concurrency task
-/// (docs/benchmarks.md, "A lane for calls"). Only the common case takes it: a
-/// handler's request without a body or an upgrade, to a public app with a live
-/// release whose runtime tags its calls, when one of its instances is free now
-/// and has an idle connection on this loop. Everything else (a body, a wait in
-/// the queue, a start from zero, a private app, an op, a WebSocket, a redirect)
+/// (docs/benchmarks.md, "A lane for calls"). It takes a handler's request
+/// without a body or an upgrade, to a public app with a live release whose
+/// runtime tags its calls: at once when one of its instances is free, else
+/// through the pool's queue like any call (a callback waiter: the 503 of a full
+/// queue, the 504 of a call whose limit passes while it waits, the 503 of a
+/// release that cannot start, a client that leaves while it waits, a switch to
+/// a new release while it waits). Everything else (a body, a private app, an
+/// op, a WebSocket, a redirect, an app no instance of which has started yet)
 /// goes to `respond` as before. A call here keeps what `respond` gives one: its
-/// time limit, `X-Forwarded-*` and `X-Request-Id`, its access-log line and
-/// metrics, JSON errors, a streamed answer relayed as it comes, the instance
-/// discarded after a failed call.
+/// time limit counted from its arrival, `X-Forwarded-*` and `X-Request-Id`, its
+/// access-log line and metrics, JSON errors, a streamed answer relayed as it
+/// comes, the instance discarded after a failed call.
 extension Gateway {
     /// What the lane does with a request.
     enum LaneAnswer {
@@ -31,12 +34,12 @@ extension Gateway {
         return laneCall(request, channel: channel).map(LaneAnswer.call)
     }
 
-    /// Takes an instance for `request` if it is an ordinary call and one is free now, and
-    /// returns what sends it; nil (holding nothing) for anything else.
+    /// What sends `request` if it is an ordinary call: on a free instance at once, or once the
+    /// pool gives one; nil (holding nothing) for anything else.
     func laneCall(_ request: HTTPRequest, channel: any Channel) -> (@Sendable (LaneReply) -> Void)? {
         guard let target = request.path, request.method != .head, request.method != .connect else { return nil }
         let fields = request.headerFields
-        guard fields[.upgrade] == nil, fields[.connection] == nil, fields[.transferEncoding] == nil, fields[.expect] == nil,
+        guard fields[.upgrade] == nil, Self.laneTakes(connection: fields[.connection]), fields[.transferEncoding] == nil, fields[.expect] == nil,
             fields[.contentLength] == nil || fields[.contentLength] == "0"
         else { return nil }
         let (path, query) = RequestPath.splitTarget(target)
@@ -49,38 +52,37 @@ extension Gateway {
                 custom: domains.app(for:), only: configuration.onlyApp),
             redirect?.location(host: host, target: target, addressed: address, domain: configuration.domain) == nil,
             !address.path.reachesReservedSurface, address.path.segments.first != "_",
-            let live = supervisor.route(of: address.app), !live.isPrivate, live.launcher.manifest?.takesCallIDs == true,
-            let lease = live.pool.tryAcquire()
+            let live = supervisor.route(of: address.app), LaneCall.takes(live)
         else { return nil }
-        let instance = lease.member
-        guard let connection = instance.idleConnection(on: channel.eventLoop) else {
-            live.pool.giveBack(lease)
-            return nil
-        }
+        let requestID = RequestID.of(sent: fields[ForwardedHeaders.requestID])
+        let arrived = ContinuousClock.now
         let call = LaneCall(
-            gateway: self, app: address.app, release: live.version, pool: live.pool, lease: lease, launcher: live.launcher,
-            method: request.method.rawValue, path: String(path), function: address.path.decoded,
-            requestID: RequestID.of(sent: fields[ForwardedHeaders.requestID]), wallClock: accessLog == nil ? 0 : AccessLog.now())
-        let sent = InstanceRequest(
-            method: HTTPMethod(rawValue: request.method.rawValue), target: address.path.percentEncoded + (query.map { "?\($0)" } ?? ""),
-            headers: forwarding.headers(of: fields, peer: channel.remoteAddress?.ipAddress, requestID: call.requestID),
-            streamsAnswer: true)
-        let limit = configuration.functionTimeout
-        return { reply in
-            instance.start(sent, on: connection, timeout: limit) { part in call.relay(part, to: reply) }
+            gateway: self, app: address.app, method: request.method.rawValue, path: String(path), function: address.path.decoded,
+            requestID: requestID, wallClock: accessLog == nil ? 0 : AccessLog.now(), arrived: arrived,
+            // A call's time limit counts from its arrival: waiting for an instance is part of it.
+            deadline: arrived + configuration.functionTimeout,
+            request: InstanceRequest(
+                method: HTTPMethod(rawValue: request.method.rawValue),
+                target: address.path.percentEncoded + (query.map { "?\($0)" } ?? ""),
+                headers: forwarding.headers(of: fields, peer: channel.remoteAddress?.ipAddress, requestID: requestID),
+                streamsAnswer: true),
+            channel: channel)
+        // The common case: an instance free now, with an idle connection on this loop.
+        if let lease = live.pool.tryAcquire() {
+            if let connection = lease.member.idleConnection(on: channel.eventLoop) {
+                return { reply in call.send(on: connection, route: live, lease: lease, reply) }
+            }
+            return { reply in call.run(on: live, lease: lease, reply) }
         }
+        return { reply in call.wait(on: live, tries: 3, reply) }
     }
 }
 
-/// One call in the lane, from its instance's answer to the client's: what
-/// `Gateway.respond` and `forward` do once the instance has answered.
+/// One call in the lane, from its arrival to the client's answer: what
+/// `Gateway.respond`, `forward` and `Supervisor.withInstance` do for a call.
 private struct LaneCall: Sendable {
     let gateway: Gateway
     let app: AppName
-    let release: Int
-    let pool: Supervisor.AppPool
-    let lease: Supervisor.AppPool.Lease
-    let launcher: DirectLauncher
     let method: String
     /// As sent, without its query: the access log's.
     let path: String
@@ -89,19 +91,83 @@ private struct LaneCall: Sendable {
     let requestID: String
     /// When it arrived, in seconds since 1970 (0 without an access log).
     let wallClock: Double
-    let arrived = ContinuousClock.now
+    let arrived: ContinuousClock.Instant
+    let deadline: ContinuousClock.Instant
+    let request: InstanceRequest
+    /// The client's connection.
+    let channel: any Channel
 
-    func relay(_ part: InstanceAnswerPart, to reply: LaneReply) {
+    /// Whether calls to what serves now can take the lane: public (no token to check off the
+    /// loop), and a runtime that tags its calls' output, so that no pause is needed between calls
+    /// for the last one's output to be read (`Instance.call`).
+    static func takes(_ route: Supervisor.Route) -> Bool {
+        !route.isPrivate && route.launcher.manifest?.takesCallIDs == true
+    }
+
+    /// Waits in `route`'s queue for an instance, then runs on it; a switch to a new release
+    /// while it waited moves it to that release's pool (`tries` times at most).
+    func wait(on route: Supervisor.Route, tries: Int, _ reply: LaneReply) {
+        let client = ClientDisconnectHandler.watchOnLoop(channel)
+        route.pool.acquire(deadline: deadline, abandonWhen: client?.gone) { result in
+            client?.done()
+            switch result {
+            case .success(let lease):
+                run(on: route, lease: lease, reply)
+            case .failure(let failure as Supervisor.AppPool.Failure):
+                guard failure.reason == .stopped, let now = gateway.supervisor.route(of: app), now.pool !== route.pool else {
+                    return refuse(Supervisor.refusal(failure.reason, app: app, version: route.version), route: route, reply)
+                }
+                // The release switched while the call waited.
+                guard tries > 1, Self.takes(now) else {
+                    return refuse(
+                        CallRefusal(status: 503, message: "\(app) was deploying; try again.", retryAfter: .seconds(1)), route: now, reply)
+                }
+                if let lease = now.pool.tryAcquire() { return run(on: now, lease: lease, reply) }
+                reply.eventLoop.execute { wait(on: now, tries: tries - 1, reply) }
+            case .failure:
+                // Its client left while it waited (a cancellation): it never runs.
+                refuse(
+                    CallRefusal(status: 499, message: "The client closed the connection before the call ran; it did not run."),
+                    route: route, reply)
+            }
+        }
+    }
+
+    /// Runs on the instance of `lease`, on a connection of this loop (made if none is idle).
+    func run(on route: Supervisor.Route, lease: Supervisor.AppPool.Lease, _ reply: LaneReply) {
+        let loop = reply.eventLoop
+        guard deadline > .now else {
+            route.pool.giveBack(lease)
+            return refuse(Supervisor.refusal(.timedOut, app: app, version: route.version), route: route, reply)
+        }
+        if let connection = lease.member.idleConnection(on: loop) { return send(on: connection, route: route, lease: lease, reply) }
+        lease.member.connection(on: loop).whenComplete { made in
+            switch made {
+            case .success(let connection): send(on: connection, route: route, lease: lease, reply)
+            case .failure: relay(.failed(.connectionClosed), route: route, lease: lease, to: reply)
+            }
+        }
+    }
+
+    /// Sends the call on `connection` of the instance of `lease`; its answer goes to `reply`.
+    func send(on connection: InstanceConnection, route: Supervisor.Route, lease: Supervisor.AppPool.Lease, _ reply: LaneReply) {
+        lease.member.start(request, on: connection, timeout: deadline - .now) { part in
+            relay(part, route: route, lease: lease, to: reply)
+        }
+    }
+
+    private func relay(_ part: InstanceAnswerPart, route: Supervisor.Route, lease: Supervisor.AppPool.Lease, to reply: LaneReply) {
+        let pool = route.pool
         switch part {
         case .whole(let answer):
             if lease.member.isBroken { pool.discard(lease) } else { pool.release(lease) }
             var head = self.head(answer.status, answer.headers)
             head.headerFields[.contentLength] = String(answer.body.readableBytes)
-            record(status: answer.status, bytes: answer.body.readableBytes, instance: lease.member.id)
+            record(status: answer.status, bytes: answer.body.readableBytes, route: route, instance: lease.member.id)
             reply.answer(head, body: answer.body)
         case .head(let status, let headers):
             // A chunked answer is relayed chunk by chunk as the instance writes it; the slot is held until its end.
-            record(status: status, bytes: 0, instance: lease.member.id)
+            record(status: status, bytes: 0, route: route, instance: lease.member.id)
             reply.head(head(status, headers))
         case .chunk(let chunk):
             reply.body(chunk)
@@ -116,18 +182,22 @@ private struct LaneCall: Sendable {
             let limit = gateway.configuration.functionTimeout
             switch error {
             case .timedOut:
-                refuse(504, "The function did not answer within \(limit.shortText).", reply)
+                refuse(CallRefusal(status: 504, message: "The function did not answer within \(limit.shortText)."), route: route, reply)
             case .connectionClosed, .tooLarge:
                 let instance = lease.member
-                instance.ranOutOfMemory(checkingOn: reply.eventLoop) { outOfMemory in
+                instance.ranOutOfMemory(checkingOn: reply.eventLoop) { [app] outOfMemory in
                     guard outOfMemory else {
-                        return refuse(502, "The function's process died while answering; the next request starts a new one.", reply)
+                        return refuse(
+                            CallRefusal(
+                                status: 502, message: "The function's process died while answering; the next request starts a new one."),
+                            route: route, reply)
                     }
                     refuse(
-                        502,
-                        "The function ran \(instance.cgroup?.outOfMemoryText ?? "out of memory") and its process was killed; "
-                            + "the next request starts a new one. See `gust limits \(app)`.",
-                        reply)
+                        CallRefusal(
+                            status: 502,
+                            message: "The function ran \(instance.cgroup?.outOfMemoryText ?? "out of memory") and its process was killed; "
+                                + "the next request starts a new one. See `gust limits \(app)`."),
+                        route: route, reply)
                 }
             }
         }
@@ -140,21 +210,23 @@ private struct LaneCall: Sendable {
         return HTTPResponse(status: .init(code: status), headerFields: fields)
     }
 
-    private func refuse(_ status: Int, _ message: String, _ reply: LaneReply) {
-        let body = Gateway.errorJSON(code: status, message).buffer
-        let head = Gateway.jsonHead(status, body: body, requestID: requestID)
-        record(status: status, bytes: body.readableBytes, instance: nil)
+    /// Answers without the function's answer: JSON with its status (and `Retry-After` when waiting helps).
+    private func refuse(_ refusal: CallRefusal, route: Supervisor.Route, _ reply: LaneReply) {
+        let body = Gateway.errorJSON(code: refusal.status, refusal.message).buffer
+        var head = Gateway.jsonHead(refusal.status, body: body, requestID: requestID)
+        head.headerFields.append(contentsOf: refusal.headers)
+        record(status: refusal.status, bytes: body.readableBytes, route: route, instance: nil)
         reply.answer(head, body: body)
     }
 
     /// Its metrics and its access-log line, once its status is known.
-    private func record(status: Int, bytes: Int, instance: String?) {
+    private func record(status: Int, bytes: Int, route: Supervisor.Route, instance: String?) {
         let duration = ContinuousClock.now - arrived
         CallMetrics.record(
-            app, kind: .handler, function: { [launcher, function] in FunctionLabel.handler(function, in: launcher.manifest) },
+            app, kind: .handler, function: { [launcher = route.launcher, function] in FunctionLabel.handler(function, in: launcher.manifest) },
             status: status, duration: duration, history: gateway.supervisor.consoleHistory)
         gateway.accessLog?.record(AccessLog.Entry(
-            app: app.rawValue, release: release, instance: instance, method: method, path: path, status: status, bytes: bytes,
+            app: app.rawValue, release: route.version, instance: instance, method: method, path: path, status: status, bytes: bytes,
             duration: duration, requestID: requestID, time: wallClock))
     }
 }

@@ -25,6 +25,18 @@ extension Gateway {
         return FlatJSON(fields)
     }
 
+    /// Whether the lane takes a request with this `Connection` header: none, `keep-alive` (what
+    /// browsers send) or `close` (the lane then closes the connection after its answer). Any other
+    /// value names hop-by-hop headers of its own, which `respond` deals with.
+    static func laneTakes(connection: String?) -> Bool {
+        guard let connection else { return true }
+        switch connection.utf8.count {
+        case 5: return connection.lowercased() == "close"
+        case 10: return connection.lowercased() == "keep-alive"
+        default: return false
+        }
+    }
+
     /// A finished answer for the lane to write.
     struct ImmediateAnswer {
         var head: HTTPResponse
@@ -32,7 +44,7 @@ extension Gateway {
     }
 
     /// The answer to `request` if it is a plain `/_/health` of an app with a live release (no body,
-    /// no upgrade, no `Connection` header, nothing redirected), with its access log line written;
+    /// no upgrade, no `Connection` but `keep-alive` or `close`, nothing redirected), with its access log line written;
     /// nil for anything else, which `respond` answers. `Date` and `Server` are the lane's to add.
     func answerAtOnce(_ request: HTTPRequest) -> ImmediateAnswer? {
         guard let target = request.path else { return nil }
@@ -41,7 +53,7 @@ extension Gateway {
         // what decides is the decoded path below.)
         guard path.utf8.count >= 9, path.utf8.suffix(9).elementsEqual("/_/health".utf8) else { return nil }
         let fields = request.headerFields
-        guard fields[.upgrade] == nil, fields[.connection] == nil, fields[.transferEncoding] == nil,
+        guard fields[.upgrade] == nil, Self.laneTakes(connection: fields[.connection]), fields[.transferEncoding] == nil,
             fields[.contentLength] == nil || fields[.contentLength] == "0"
         else { return nil }
         let arrived = ContinuousClock.now

@@ -50,6 +50,10 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     private var handedSinceComplete = false
     /// Removed from its pipeline (the connection closed): a late answer goes nowhere.
     private var removed = false
+    /// The request being answered here said `Connection: close`: the connection closes once its
+    /// answer is written, and nothing more is read (RFC 9112, 9.6).
+    private var closesAfterAnswer = false
+    private var closing = false
 
     init(answer: @escaping Answer, dates: HTTPDate, serverName: String) {
         self.answer = answer
@@ -59,6 +63,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        if closing { return }
         if swallowing {
             if case .end = part { swallowing = false }
             return
@@ -79,6 +84,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if handedOn == 0, let answer = answer(head, context.channel) {
             swallowing = true
+            closesAfterAnswer = Self.asksToClose(head.headerFields)
             switch answer {
             case .now(let immediate):
                 write(immediate.head, body: immediate.body, context: context)
@@ -126,14 +132,33 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     private func write(_ head: HTTPResponse, body: ByteBuffer, context: ChannelHandlerContext) {
         writeHead(head, context: context)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
-        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        writeEnd(context: context)
     }
 
     private func writeHead(_ head: HTTPResponse, context: ChannelHandlerContext) {
         var response = head
         Self.set(.date, to: dates.now, in: &response.headerFields)
         Self.set(.server, to: serverName, in: &response.headerFields)
+        if closesAfterAnswer { response.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(response)), promise: nil)
+    }
+
+    /// An answer's end; after a request that said `Connection: close`, the connection closes once
+    /// it is written (a close before then would drop what the socket has not taken yet).
+    private func writeEnd(context: ChannelHandlerContext) {
+        guard closesAfterAnswer else { return context.write(wrapOutboundOut(.end(nil)), promise: nil) }
+        closing = true
+        held.removeAll()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
+        context.write(wrapOutboundOut(.end(nil)), promise: written)
+    }
+
+    /// Whether a request's `Connection` says `close` (the lane takes only those saying that,
+    /// `keep-alive` or nothing: `Gateway.laneTakes`).
+    private static func asksToClose(_ fields: HTTPFields) -> Bool {
+        guard let value = fields[.connection] else { return false }
+        return value.utf8.count == 5 && value.lowercased() == "close"
     }
 
     /// `fields[name] = value`, appended when absent (as it is on every answer the gateway makes itself),
@@ -163,7 +188,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
 
     fileprivate func streamEnded(context: ChannelHandlerContext) {
         guard calling, !removed else { return }
-        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        writeEnd(context: context)
         callEnded(context: context)
     }
 
@@ -194,7 +219,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
             handedSinceComplete = false
             context.fireChannelReadComplete()  // what was handed on reaches Hummingbird now
         }
-        if !calling, readDeferred, !removed {
+        if !calling, readDeferred, !removed, !closing {
             readDeferred = false
             context.read()
         }

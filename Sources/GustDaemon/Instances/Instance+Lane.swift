@@ -12,8 +12,8 @@ import Synchronization
 /// and the instance marked broken when a call fails.
 extension Instance {
     /// An idle connection whose channel lives on `loop`, or, for the first call of all, the
-    /// connection the launch opened (wherever it lives); nil if there is none: the call then
-    /// goes the ordinary way, which makes one.
+    /// connection the launch opened (wherever it lives); nil if there is none: the lane then
+    /// asks `connection(on:)`, which makes one.
     nonisolated func idleConnection(on loop: any EventLoop) -> InstanceConnection? {
         connections.withLock { connections in
             guard !connections.stopped else { return nil }

@@ -187,6 +187,42 @@ actor Instance {
         return made
     }
 
+    /// `take` for a caller that is not a task (the gateway's lane, once a waiting call got this
+    /// instance): an idle connection on `loop`, the launch's for the first call, else one made
+    /// on `loop`. Fails with `connectionClosed` if the instance stopped or its socket is gone.
+    nonisolated func connection(on loop: any EventLoop) -> EventLoopFuture<InstanceConnection> {
+        let taken = connections.withLock { connections -> InstanceConnection?? in
+            guard !connections.stopped else { return .some(nil) }
+            let first = !connections.tookOne
+            connections.tookOne = true
+            if let connection = connections.popIdle(ObjectIdentifier(loop)) { return connection }
+            if first, let key = connections.idle.first(where: { !$0.value.isEmpty })?.key { return connections.popIdle(key) }
+            return nil
+        }
+        switch taken {
+        case .some(.some(let connection)): return loop.makeSucceededFuture(connection)
+        case .some(.none): return loop.makeFailedFuture(InstanceCallError.connectionClosed)
+        case .none: break
+        }
+        return InstanceConnection.connecting(socketPath: socketPath, internalToken: internalToken, group: loop)
+            .flatMapErrorThrowing { [self] _ in
+                markBroken()  // its socket is gone: the process is
+                throw InstanceCallError.connectionClosed
+            }
+            .flatMapThrowing { [self] made in
+                let kept = connections.withLock { connections in
+                    guard !connections.stopped else { return false }
+                    connections.open.append(made)
+                    return true
+                }
+                guard kept else {
+                    made.close()
+                    throw InstanceCallError.connectionClosed
+                }
+                return made
+            }
+    }
+
     private func give(_ connection: InstanceConnection) {
         connections.withLock { $0.give(connection) }
     }

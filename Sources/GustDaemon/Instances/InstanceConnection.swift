@@ -81,7 +81,14 @@ final class InstanceConnection: Sendable {
     static func connect(
         socketPath: String, internalToken: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> InstanceConnection {
-        let channel = try await ClientBootstrap(group: group)
+        try await connecting(socketPath: socketPath, internalToken: internalToken, group: group).get()
+    }
+
+    /// `connect` for a caller that is not a task.
+    static func connecting(
+        socketPath: String, internalToken: String, group: any EventLoopGroup
+    ) -> EventLoopFuture<InstanceConnection> {
+        ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -89,8 +96,7 @@ final class InstanceConnection: Sendable {
                 }
             }
             .connect(unixDomainSocketPath: socketPath)
-            .get()
-        return InstanceConnection(channel: channel, internalToken: internalToken)
+            .map { InstanceConnection(channel: $0, internalToken: internalToken) }
     }
 
     var isOpen: Bool { channel.isActive }
