@@ -30,11 +30,22 @@ extension Gateway {
     /// value names hop-by-hop headers of its own, which `respond` deals with.
     static func laneTakes(connection: String?) -> Bool {
         guard let connection else { return true }
-        switch connection.utf8.count {
-        case 5: return connection.lowercased() == "close"
-        case 10: return connection.lowercased() == "keep-alive"
-        default: return false
-        }
+        return asksToClose(connection: connection) || Self.connection(connection, is: "keep-alive")
+    }
+
+    /// Whether a `Connection` header says `close`: the one reading of it the lane and
+    /// `laneTakes` share.
+    static func asksToClose(connection: String?) -> Bool {
+        connection.map { Self.connection($0, is: "close") } ?? false
+    }
+
+    /// `value` is the token `lowercase` in any case, compared byte by byte: no string is made
+    /// on a path every request with the header takes.
+    private static func connection(_ value: String, is lowercase: String) -> Bool {
+        value.utf8.count == lowercase.utf8.count
+            && zip(value.utf8, lowercase.utf8).allSatisfy { byte, wanted in
+                (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == wanted
+            }
     }
 
     /// A finished answer for the lane to write.

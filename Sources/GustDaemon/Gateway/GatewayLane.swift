@@ -84,7 +84,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if handedOn == 0, let answer = answer(head, context.channel) {
             swallowing = true
-            closesAfterAnswer = Self.asksToClose(head.headerFields)
+            closesAfterAnswer = Gateway.asksToClose(connection: head.headerFields[.connection])
             switch answer {
             case .now(let immediate):
                 write(immediate.head, body: immediate.body, context: context)
@@ -152,13 +152,6 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         let written = context.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
         context.write(wrapOutboundOut(.end(nil)), promise: written)
-    }
-
-    /// Whether a request's `Connection` says `close` (the lane takes only those saying that,
-    /// `keep-alive` or nothing: `Gateway.laneTakes`).
-    private static func asksToClose(_ fields: HTTPFields) -> Bool {
-        guard let value = fields[.connection] else { return false }
-        return value.utf8.count == 5 && value.lowercased() == "close"
     }
 
     /// `fields[name] = value`, appended when absent (as it is on every answer the gateway makes itself),
