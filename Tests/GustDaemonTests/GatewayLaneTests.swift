@@ -235,4 +235,20 @@ import Testing
         calls.reply(0).abort()
         #expect(!channel.isActive)
     }
+
+    /// The lane takes a request with no `Connection`, or one that says only `keep-alive` or
+    /// `close` in any case; a list or any other value (`close, upgrade`) goes to `respond`,
+    /// which handles hop-by-hop headers. Only `close` closes after the answer.
+    @Test func theConnectionHeaderIsReadAsOneTokenInAnyCase() {
+        for taken in [nil, "close", "Close", "CLOSE", "keep-alive", "Keep-Alive"] {
+            #expect(Gateway.laneTakes(connection: taken), "\(taken ?? "none")")
+        }
+        for handedOn in ["close, upgrade", "Keep-Alive, foo", "upgrade", "closed", "clos", "", "keep alive", "close "] {
+            #expect(!Gateway.laneTakes(connection: handedOn), "\(handedOn)")
+        }
+        #expect(Gateway.asksToClose(connection: "cLoSe"))
+        #expect(!Gateway.asksToClose(connection: "keep-alive"))
+        #expect(!Gateway.asksToClose(connection: nil))
+        #expect(!Gateway.asksToClose(connection: "close, upgrade"))
+    }
 }

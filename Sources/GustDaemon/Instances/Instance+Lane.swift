@@ -15,16 +15,7 @@ extension Instance {
     /// connection the launch opened (wherever it lives); nil if there is none: the lane then
     /// asks `connection(on:)`, which makes one.
     nonisolated func idleConnection(on loop: any EventLoop) -> InstanceConnection? {
-        connections.withLock { connections in
-            guard !connections.stopped else { return nil }
-            if !connections.tookOne, let key = connections.idle.first(where: { !$0.value.isEmpty })?.key,
-                let first = connections.popIdle(key)
-            {
-                connections.tookOne = true
-                return first
-            }
-            return connections.popIdle(ObjectIdentifier(loop))
-        }
+        connections.withLock { $0.take(on: ObjectIdentifier(loop)) }
     }
 
     /// Sends `request` on `connection` (from `idleConnection`): `deliver` gets the answer's parts

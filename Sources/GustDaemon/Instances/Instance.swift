@@ -54,6 +54,20 @@ actor Instance {
         /// Whether a call has taken a connection yet: the first takes the one the launch opened.
         var tookOne = false
 
+        /// An idle connection for a call on `loop` (nil: a caller on no event loop): one whose
+        /// channel lives there; for the instance's first call, or a caller on no loop, any. The
+        /// first call so takes the connection the launch opened (and read the manifest on): a new
+        /// one would cost a connect and, in the instance, an accept and a thread, all on the way
+        /// to the first answer after a start. Nil when the instance stopped or none fits.
+        mutating func take(on loop: ObjectIdentifier?) -> InstanceConnection? {
+            guard !stopped else { return nil }
+            let first = !tookOne
+            tookOne = true
+            if let loop, let connection = popIdle(loop) { return connection }
+            guard loop == nil || first, let key = idle.first(where: { !$0.value.isEmpty })?.key else { return nil }
+            return popIdle(key)
+        }
+
         /// An open idle connection on `loop`, dropping closed ones on the way.
         mutating func popIdle(_ loop: ObjectIdentifier) -> InstanceConnection? {
             while let connection = idle[loop]?.popLast() {
@@ -156,55 +170,28 @@ actor Instance {
     /// runs Swift Concurrency on SwiftNIO's loops (Sources/gustd/main.swift),
     /// and a call sent and answered on the loop that read the caller's request
     /// never waits for another thread to wake up, which is most of what a hop
-    /// through gustd costs.
-    ///
-    /// The first call takes the connection the launch opened (and read the manifest on),
-    /// whatever loop it lives on: a new one would cost a connect and, in the instance, an
-    /// accept and a thread, all on the way to the first answer after a start.
+    /// through gustd costs. Else one made there (`Connections.take` says which).
     private func take() async throws -> InstanceConnection {
         let here = MultiThreadedEventLoopGroup.currentEventLoop
-        let taken = connections.withLock { connections -> InstanceConnection? in
-            let first = !connections.tookOne
-            connections.tookOne = true
-            if let here, let connection = connections.popIdle(ObjectIdentifier(here)) { return connection }
-            if here == nil || first, let key = connections.idle.first(where: { !$0.value.isEmpty })?.key {
-                return connections.popIdle(key)
-            }
-            return nil
-        }
-        if let taken { return taken }
+        if let taken = connections.withLock({ $0.take(on: here.map(ObjectIdentifier.init)) }) { return taken }
         guard !stopped else { throw InstanceCallError.connectionClosed }
-        let made: InstanceConnection
-        do {
-            made = try await InstanceConnection.connect(
-                socketPath: socketPath, internalToken: internalToken, group: here ?? MultiThreadedEventLoopGroup.singleton
-            )
-        } catch {
-            markBroken()  // its socket is gone: the process is
-            throw InstanceCallError.connectionClosed
-        }
-        connections.withLock { $0.open.append(made) }
-        return made
+        return try await connect(on: here ?? MultiThreadedEventLoopGroup.singleton.next()).get()
     }
 
     /// `take` for a caller that is not a task (the gateway's lane, once a waiting call got this
     /// instance): an idle connection on `loop`, the launch's for the first call, else one made
     /// on `loop`. Fails with `connectionClosed` if the instance stopped or its socket is gone.
     nonisolated func connection(on loop: any EventLoop) -> EventLoopFuture<InstanceConnection> {
-        let taken = connections.withLock { connections -> InstanceConnection?? in
-            guard !connections.stopped else { return .some(nil) }
-            let first = !connections.tookOne
-            connections.tookOne = true
-            if let connection = connections.popIdle(ObjectIdentifier(loop)) { return connection }
-            if first, let key = connections.idle.first(where: { !$0.value.isEmpty })?.key { return connections.popIdle(key) }
-            return nil
-        }
-        switch taken {
-        case .some(.some(let connection)): return loop.makeSucceededFuture(connection)
-        case .some(.none): return loop.makeFailedFuture(InstanceCallError.connectionClosed)
-        case .none: break
-        }
-        return InstanceConnection.connecting(socketPath: socketPath, internalToken: internalToken, group: loop)
+        let (taken, stopped) = connections.withLock { ($0.take(on: ObjectIdentifier(loop)), $0.stopped) }
+        if let taken { return loop.makeSucceededFuture(taken) }
+        guard !stopped else { return loop.makeFailedFuture(InstanceCallError.connectionClosed) }
+        return connect(on: loop)
+    }
+
+    /// A new connection to the instance on `loop`, counted among its open ones (closed at once
+    /// if the instance stopped meanwhile). A connect that fails marks the instance broken.
+    private nonisolated func connect(on loop: any EventLoop) -> EventLoopFuture<InstanceConnection> {
+        InstanceConnection.connecting(socketPath: socketPath, internalToken: internalToken, group: loop)
             .flatMapErrorThrowing { [self] _ in
                 markBroken()  // its socket is gone: the process is
                 throw InstanceCallError.connectionClosed
