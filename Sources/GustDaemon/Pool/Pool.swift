@@ -330,7 +330,16 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
                         actions += state.machine.finished(call, on: id, now: .now)
                         continue
                     }
-                    guard let member = state.members[id] else { continue }
+                    guard let member = state.members[id] else {
+                        // Not reachable while members and the machine are kept in step (a member is
+                        // added with `started`, removed with `exited`); were it, the instance is
+                        // as good as gone, and the caller gets an answer rather than silence.
+                        actions += state.machine.exited(id, now: .now)
+                        let retry = PoolStateMachine.Failure.cannotStart(
+                            message: "its instance stopped before the call ran", retryAfter: .seconds(1))
+                        answers.append((waiter, .failure(Failure(reason: retry))))
+                        continue
+                    }
                     answers.append((waiter, .success(Lease(member: member, instance: id, call: call))))
                 case .fail(let call, let reason):
                     if let waiter = state.waiting.removeValue(forKey: call) {
