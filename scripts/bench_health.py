@@ -19,7 +19,10 @@ per-round ratios gustd / peer with a 95 % bootstrap interval. For --row trivial,
 app runs 4 instances and uWSGI 4 workers, as in bench_peers.py's serving rows.
 
 With --before DIR, a second gustd from an older build takes its turn in every round too,
-and the report adds its ratio and the per-round ratio after / before. With --cpu, `perf
+and the report adds its ratio and the per-round ratio after / before. The two slots are not
+quite alike (the before gustd has its own cgroup root, and the turns interleave with it), so
+run the same build as both --bin and --before once (an A/A run) to see the bench's own spread:
+on the 2-core VM of docs/benchmarks.md that gave 0.95-1.01 at 64 connections. With --cpu, `perf
 stat -e task-clock` runs on each gustd during its turns and gives its CPU time per
 answered request (perf slows what it watches a little; the req/s of such a run are lower).
 """
