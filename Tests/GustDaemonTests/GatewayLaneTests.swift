@@ -124,6 +124,7 @@ import Testing
         let reads = Reads()
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([reads, lane, handedOn])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()  // active, so that a close shows
         return (channel, handedOn, calls, reads)
     }
 
