@@ -104,6 +104,43 @@ struct GatewayCallTests {
         #expect(try fixture.call("POST", "/_/functions/size", body: "{}").text == "0", "the app still answers")
     }
 
+    /// HTTP/1.0 keeps a connection only when the request asks for it (RFC 9112, 9.3): `ab` without
+    /// `-k`, old proxies and health checkers send HTTP/1.0 and wait for the close to end the answer.
+    /// Every way a request is answered closes after it: the lane's health answer and call, and
+    /// Hummingbird's responder (a call with a body, an address with no app).
+    @Test(.scratchDirectory) func anHTTP10RequestIsAnsweredAndClosedUnlessItAsksToBeKept() throws {
+        let fixture = try PushFixture()
+        try pushPython(fixture)
+        let requests = [
+            ("health, in the lane", "GET /apps/cats/_/health HTTP/1.0\r\nHost: x\r\n\r\n", 200),
+            ("a call, in the lane", "GET /apps/cats/headers HTTP/1.0\r\n\r\n", 200),
+            ("a call with a body", "POST /apps/cats/_/functions/size HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}", 200),
+            ("no app there", "GET /apps/nobody/ HTTP/1.0\r\n\r\n", 404),
+        ]
+        for (what, request, status) in requests {
+            let raw = try RawConnection(port: fixture.port)
+            raw.send(request)
+            let answer = try HTTPClient.parse(Data(raw.readAll(seconds: 5).utf8))
+            #expect(answer.status == status, "\(what): \(answer.status) \(answer.text)")
+            #expect(answer.headers["connection"] == "close", "\(what): \(answer.headers)")
+            #expect(raw.isClosedByPeer, "\(what): the connection is closed after the answer")
+        }
+        // Asked to be kept, it is, and says so (an HTTP/1.0 client closes otherwise).
+        let kept = try RawConnection(port: fixture.port)
+        for round in 1...2 {
+            kept.send("GET /apps/cats/headers HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            var text = ""
+            for _ in 0..<100 where !text.contains("}") {  // the body is one JSON object: at most 5 s
+                usleep(50_000)
+                text += kept.drain()
+            }
+            let answer = try HTTPClient.parse(Data(text.utf8))
+            #expect(answer.status == 200, "round \(round): \(text)")
+            #expect(answer.headers["connection"]?.lowercased() == "keep-alive", "round \(round): \(answer.headers)")
+            #expect(!kept.isClosedByPeer, "round \(round)")
+        }
+    }
+
     static let node = """
         const gust = require('gust');
         const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

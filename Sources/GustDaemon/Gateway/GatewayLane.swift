@@ -250,12 +250,12 @@ struct LaneReply: Sendable {
     }
 }
 
-/// The HTTP/1 channel HummingbirdCore serves, with a `GatewayLane` after its
-/// connection state handler.
+/// The HTTP/1 channel HummingbirdCore serves (with `ConnectionPersistence`), with a
+/// `GatewayLane` after its connection state handler.
 struct GatewayChannel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
-    let http1: HTTP1Channel
+    let http1: PersistentHTTP1Channel
     let gateway: Gateway
     let dates: HTTPDate
     let serverName: String

@@ -38,7 +38,7 @@ extension Listeners {
         let respond = Self.respond(responder, dates: dates, serverName: serverName, logger: logger)
         var http1 = http1
         http1.additionalChannelHandlers = { [handlers = http1.additionalChannelHandlers] in handlers() + [QuiesceGate()] }
-        let channel = HTTP1Channel(responder: respond, configuration: http1)
+        let channel = PersistentHTTP1Channel(http1: HTTP1Channel(responder: respond, configuration: http1))
         func serve<Child: ServerChildChannel>(_ child: Child) throws -> any Service {
             let server: any Service & DrainableServer = if let tls {
                 SocketServer(
