@@ -35,9 +35,9 @@ actor Instance {
     /// calls takes and gives them back on an event loop, without a task (`Instance+Lane.swift`).
     nonisolated let connections: Mutex<Connections>
     private let onStop: @Sendable () -> Void
-    private var stopped = false
-    /// Whether gustd asked it to stop (an exit then is no crash).
-    var isStopping: Bool { stopped }
+    /// Whether gustd asked it to stop (an exit then is no crash). `Connections.stopped` is the one
+    /// flag: set by `stop()` under the lock that hands out connections, so no call takes one after.
+    nonisolated var isStopping: Bool { connections.withLock { $0.stopped } }
     /// A call passed its time limit (the process is in an unknown state) or
     /// lost its connection: the instance must not take another call.
     nonisolated var isBroken: Bool { broken.load(ordering: .relaxed) }
@@ -173,8 +173,7 @@ actor Instance {
     /// through gustd costs. Else one made there (`Connections.take` says which).
     private func take() async throws -> InstanceConnection {
         let here = MultiThreadedEventLoopGroup.currentEventLoop
-        if let taken = connections.withLock({ $0.take(on: here.map(ObjectIdentifier.init)) }) { return taken }
-        guard !stopped else { throw InstanceCallError.connectionClosed }
+        if let taken = try idleConnection(on: here.map(ObjectIdentifier.init)) { return taken }
         return try await connect(on: here ?? MultiThreadedEventLoopGroup.singleton.next()).get()
     }
 
@@ -182,10 +181,20 @@ actor Instance {
     /// instance): an idle connection on `loop`, the launch's for the first call, else one made
     /// on `loop`. Fails with `connectionClosed` if the instance stopped or its socket is gone.
     nonisolated func connection(on loop: any EventLoop) -> EventLoopFuture<InstanceConnection> {
-        let (taken, stopped) = connections.withLock { ($0.take(on: ObjectIdentifier(loop)), $0.stopped) }
-        if let taken { return loop.makeSucceededFuture(taken) }
-        guard !stopped else { return loop.makeFailedFuture(InstanceCallError.connectionClosed) }
+        do {
+            if let taken = try idleConnection(on: ObjectIdentifier(loop)) { return loop.makeSucceededFuture(taken) }
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
         return connect(on: loop)
+    }
+
+    /// The idle connection `Connections.take` picks for `loop`, nil when none fits; fails once the
+    /// instance stopped.
+    private nonisolated func idleConnection(on loop: ObjectIdentifier?) throws(InstanceCallError) -> InstanceConnection? {
+        let (taken, stopped) = connections.withLock { ($0.take(on: loop), $0.stopped) }
+        guard !stopped else { throw .connectionClosed }
+        return taken
     }
 
     /// A new connection to the instance on `loop`, counted among its open ones (closed at once
@@ -240,13 +249,12 @@ actor Instance {
 
     /// Stops the process (SIGTERM, then SIGKILL after `grace`) and forgets its files.
     func stop(grace: Duration = .seconds(3)) async {
-        stopped = true
-        onStop()
         let open = connections.withLock { connections in
             connections.stopped = true
             defer { connections = Connections(stopped: true, tookOne: true) }
             return connections.open
         }
+        onStop()
         open.forEach { $0.close() }
         await process.stop(grace: grace)
         records.forget(id: id)

@@ -216,7 +216,7 @@ final class DirectLauncher: PoolLauncher {
         } onCancel: {
             process.signal(SIGKILL)
         }
-        guard await !instance.isStopping else { return }
+        guard !instance.isStopping else { return }
         logger.warning("Instance \(instance.id) of \(app) v\(version) \(InstanceProcess.describe(status)); its pool replaces it when needed")
         try? configuration.appLog(app).append([
             LogEntry(release: version, instance: instance.id, stream: "gustd", function: nil, line: "Instance \(instance.id) \(InstanceProcess.describe(status))")
