@@ -5,8 +5,8 @@ With --row trivial, the trivial handler through gustd beside nginx + uWSGI servi
 function (issue 11: at least the peer's requests per second; docs/benchmarks.md, "Calls that
 wait take the lane").
 
-    scripts/bench_health.py --bin DIR [--before DIR] [--row health|trivial] [--connections 16]
-                            [--rounds 15] [--duration 3] [--cpu] [--json]
+    scripts/bench_health.py --bin DIR [--before DIR [--before-share DIR]] [--row health|trivial]
+                            [--connections 16] [--rounds 15] [--duration 3] [--cpu] [--json]
 
 scripts/bench_peers.py measures this row once per run, and nginx alone moves by a third
 between runs on a shared 2-core machine, so one run's ratio says little. Here the same
@@ -25,6 +25,10 @@ run the same build as both --bin and --before once (an A/A run) to see the bench
 on the 2-core VM of docs/benchmarks.md that gave 0.95-1.01 at 64 connections. With --cpu, `perf
 stat -e task-clock` runs on each gustd during its turns and gives its CPU time per
 answered request (perf slows what it watches a little; the req/s of such a run are lower).
+With --before-share DIR, the before gustd (and its pushes) take the runtimes and buildpacks
+from DIR (GUST_SHARE: a directory with an older checkout's buildpacks/ and hooks/, made with
+`git archive REV | tar -x -C DIR`): give the same build as --bin and --before to measure a
+change of a runtime alone.
 """
 import argparse, importlib.util, json, os, re, shutil, signal, statistics, subprocess, sys, time
 
@@ -75,6 +79,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--bin', required=True, help='the gustd (and gust) to measure')
     parser.add_argument('--before', help='an older build to measure beside it')
+    parser.add_argument('--before-share', help="GUST_SHARE of the before gustd: an older checkout's buildpacks/ and hooks/")
     parser.add_argument('--row', choices=['health', 'trivial'], default='health',
                         help="health: gustd's /_/health vs nginx's return 200; trivial: the trivial handler vs nginx + uWSGI")
     parser.add_argument('--connections', type=int, default=16, help="wrk's connections (default 16)")
@@ -89,6 +94,10 @@ def main():
         # A cgroup tree of its own: two gustds on one machine must not share one (docs/operations.md).
         benches['before'] = peers.PeerBench(os.path.abspath(args.before), args.duration, 1, 10, 0,
                                             gustd_args=['--cgroup-root', 'gust-before'])
+        if args.before_share:
+            benches['before'].env['GUST_SHARE'] = os.path.abspath(args.before_share)
+    elif args.before_share:
+        parser.error('--before-share needs --before')
     path, peer_path, peer, aim = {
         'health': ('/apps/bench/_/health', '/health', 'nginx', 0.5),
         'trivial': ('/apps/bench/hello', '/hello', 'uwsgi', 1.0),

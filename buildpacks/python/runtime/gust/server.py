@@ -405,9 +405,10 @@ def _checked_headers(path, response):
 _PRIVATE_HEADERS = (INTERNAL_HEADER.lower(), CALL_HEADER.lower())
 
 
-def dispatch(method, target, headers, body):
-    """Answers one request: (status, headers, body)."""
-    path = request_path(target)
+def dispatch(method, target, headers, body, path=None):
+    """Answers one request: (status, headers, body). `path` is request_path(target), when the caller has it."""
+    if path is None:
+        path = request_path(target)
     if _is_internal(path):
         if not _is_gustd(headers):
             # Only gustd holds the secret; to anyone else the internal surface does not exist.
@@ -429,10 +430,10 @@ def dispatch(method, target, headers, body):
     return failure or _checked_headers(path, _result("handler", path, value, _render))
 
 
-def answer(method, target, headers, body, call_id=None):
+def answer(method, target, headers, body, call_id=None, path=None):
     """Answers one request as the socket does: (status, headers, body), a runtime failure a 500."""
     try:
-        return run_call(call_id, dispatch, method, target, headers, body)
+        return run_call(call_id, dispatch, method, target, headers, body, path)
     except Exception:  # noqa: BLE001 - a bug in the runtime must answer, not drop the connection
         sys.stderr.write(f"gust: {method} {target} failed in the runtime:\n{gust._failure_text()}")
         sys.stderr.flush()
@@ -453,6 +454,34 @@ def _read_line(rfile):
     if len(line) > _MAX_LINE:
         raise _BadRequest("line too long")
     return line
+
+
+def _read_head(rfile):
+    """A request's line and header lines, as bytes without their line ends; None at the
+    connection's end. gustd writes a request in one piece, so its head is mostly whole in the
+    read buffer already: then it is taken with one read and one split, else line by line (a
+    head split across reads, blank lines before it, a line ended by a bare LF)."""
+    buffered = rfile.peek(1)  # what the buffer holds, after one read if it held nothing
+    end = buffered.find(b"\r\n\r\n")
+    if end > 0 and not buffered.startswith((b"\r\n", b"\n")) and buffered.count(b"\n", 0, end) == buffered.count(b"\r\n", 0, end):
+        lines = rfile.read(end + 4)[:end].split(b"\r\n")
+        if len(lines) > _MAX_HEADERS + 1:
+            raise _BadRequest("too many headers")
+        return lines[0], lines[1:]  # each shorter than the buffer, so within _MAX_LINE
+    line = _read_line(rfile)
+    while line in (b"\r\n", b"\n"):  # tolerated between requests (RFC 9112, 2.2)
+        line = _read_line(rfile)
+    if not line:
+        return None
+    fields = []
+    for _ in range(_MAX_HEADERS + 1):
+        field = _read_line(rfile)
+        if field in (b"\r\n", b"\n"):
+            return line, fields
+        if not field:
+            return None
+        fields.append(field)
+    raise _BadRequest("too many headers")
 
 
 def _read_body(rfile, lowered):
@@ -503,31 +532,24 @@ class _Handler(socketserver.BaseRequestHandler):
     def _serve_one(self, sock, rfile):
         """Serves one request; False once the connection should close."""
         try:
-            line = _read_line(rfile)
-            while line in (b"\r\n", b"\n"):  # tolerated between requests (RFC 9112, 2.2)
-                line = _read_line(rfile)
-            if not line:
+            head = _read_head(rfile)
+            if head is None:
                 return False
+            line, fields = head
             parts = line.decode("latin-1").split()
             if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
                 raise _BadRequest("bad request line")
             method, target, version = parts
             headers, lowered = {}, {}
-            for _ in range(_MAX_HEADERS + 1):
-                field = _read_line(rfile)
-                if field in (b"\r\n", b"\n"):
-                    break
-                if not field:
-                    return False
+            for field in fields:
                 name, colon, value = field.decode("latin-1").partition(":")
                 if not colon or not name or name != name.strip():
                     raise _BadRequest("bad header")
                 headers[name] = lowered[name.lower()] = value.strip()
-            else:
-                raise _BadRequest("too many headers")
             connection = lowered.get("connection", "").lower()
             close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
-            if mounts.find(request_path(target)) is not None:
+            path = request_path(target)  # read once, for the mounts and for dispatch
+            if mounts.find(path) is not None:
                 exchange = _MountExchange(sock, method, target, headers, lowered, rfile, close)
                 run_call(lowered.get("x-gust-call"), mounts.serve, exchange)
                 exchange.wfile.flush()
@@ -537,7 +559,7 @@ class _Handler(socketserver.BaseRequestHandler):
             status, response_headers, payload = _error(400, "bad request")
             self._send(sock, "GET", status, response_headers, payload, close=True)
             return False
-        status, response_headers, payload = answer(method, target, headers, body, lowered.get("x-gust-call"))
+        status, response_headers, payload = answer(method, target, headers, body, lowered.get("x-gust-call"), path)
         self._send(sock, method, status, response_headers, payload, close)
         return not close
 

@@ -702,6 +702,36 @@ class SocketTests(RegistryTestCase):
         status, headers, payload = self.exchange(b"NONSENSE\r\n\r\n")
         self.assertEqual((status, json.loads(payload)["code"]), (400, 400))
 
+    def test_pipelined_requests_each_get_their_answer(self):
+        self.socket.sendall(b"GET /echo?n=1 HTTP/1.1\r\n\r\nPOST /echo?n=2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+                            b"GET /echo?n=3 HTTP/1.1\r\n\r\n")
+        answers = [self.exchange(b"") for _ in range(3)]
+        self.assertEqual([(status, json.loads(payload)["query"]["n"]) for status, _, payload in answers],
+                         [(200, "1"), (200, "2"), (200, "3")])
+        self.assertEqual(json.loads(answers[1][2])["body"], "hi")
+
+    def test_a_head_split_across_writes_is_read_line_by_line(self):
+        import time
+        self.socket.sendall(b"GET /echo?part=1 HTTP/1.1\r\nHo")
+        time.sleep(0.05)  # the runtime has read the first piece by itself by now
+        status, _, payload = self.exchange(b"st: i\r\n\r\n")
+        self.assertEqual((status, json.loads(payload)["query"]), (200, {"part": "1"}))
+
+    def test_blank_lines_and_bare_line_feeds_are_read_as_the_line_loop_reads_them(self):
+        status, _, payload = self.exchange(b"\r\nGET /echo?a=1 HTTP/1.1\r\nHost: i\r\n\r\n")
+        self.assertEqual((status, json.loads(payload)["query"]), (200, {"a": "1"}))
+        status, _, payload = self.exchange(b"GET /echo?b=2 HTTP/1.1\nHost: i\n\n")
+        self.assertEqual((status, json.loads(payload)["query"]), (200, {"b": "2"}))
+        # A bare LF inside a head that ends with CRLF CRLF still ends its line: the request line stays one.
+        status, _, payload = self.exchange(b"GET /echo?c=3 HTTP/1.1\nHost: i\r\n\r\n")
+        self.assertEqual((status, json.loads(payload)["query"]), (200, {"c": "3"}))
+
+    def test_too_many_headers_is_a_400(self):
+        fields = b"".join(b"X-%d: v\r\n" % index for index in range(server._MAX_HEADERS + 1))
+        status, _, payload = self.exchange(b"GET /echo HTTP/1.1\r\n" + fields + b"\r\n")
+        self.assertEqual((status, json.loads(payload)["code"]), (400, 400))
+
+
 class CallTagTests(unittest.TestCase):
     """Protocol 2: lines a call prints carry its id, however calls overlap (one thread per connection)."""
 

@@ -165,8 +165,12 @@ class ZygoteTests(unittest.TestCase):
         pid, pidfd, _, out = self.fork("eeeeeeee")
         os.kill(pid, signal.SIGTERM)
         self.assertTrue(select.select([pidfd], [], [], 10)[0])
+        def state():
+            with open(f"/proc/{orphan}/stat") as stat:
+                return stat.read().split(") ")[1][0]
+
         tries = 100  # until it has exited (a zombie), at most 5 s
-        while tries and open(f"/proc/{orphan}/stat").read().split(") ")[1][0] != "Z":
+        while tries and state() != "Z":
             tries -= 1
             select.select([], [], [], 0.05)
         self.zygote.reap()
