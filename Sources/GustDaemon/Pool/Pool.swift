@@ -335,9 +335,7 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
                         // added with `started`, removed with `exited`); were it, the instance is
                         // as good as gone, and the caller gets an answer rather than silence.
                         actions += state.machine.exited(id, now: .now)
-                        let retry = PoolStateMachine.Failure.cannotStart(
-                            message: "its instance stopped before the call ran", retryAfter: .seconds(1))
-                        answers.append((waiter, .failure(Failure(reason: retry))))
+                        answers.append((waiter, .failure(Failure(reason: .instanceLost))))
                         continue
                     }
                     answers.append((waiter, .success(Lease(member: member, instance: id, call: call))))

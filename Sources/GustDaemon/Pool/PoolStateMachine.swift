@@ -55,6 +55,9 @@ struct PoolStateMachine: Sendable {
         case cannotStart(message: String, retryAfter: Duration)
         /// The pool stopped (gustd shuts down, or the app is gone): 503.
         case stopped
+        /// The instance it was given had already stopped (a guard: not reachable while the pool's
+        /// members and its machine stay in step): 503, try again at once.
+        case instanceLost
     }
 
     enum Action: Equatable, Sendable {

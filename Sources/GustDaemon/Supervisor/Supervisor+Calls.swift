@@ -119,6 +119,8 @@ extension Supervisor {
             )
         case .stopped:
             CallRefusal(status: 503, message: "gustd is stopping; try again shortly.", retryAfter: .seconds(1))
+        case .instanceLost:
+            CallRefusal(status: 503, message: "The instance given this call of \(app) had stopped; try again.", retryAfter: .seconds(1))
         }
     }
 }

@@ -191,6 +191,7 @@ extension Supervisor {
             case .cannotStart(let message, _): throw GustError(message)
             case .timedOut: throw GustError("v\(version) did not start within \(configuration.startTimeout.shortText).", code: 503)
             case .queueFull, .stopped: throw GustError("v\(version) could not be started: the deploy was interrupted.", code: 503)
+            case .instanceLost: throw GustError("v\(version)'s first instance stopped as it started.", code: 503)
             }
         }
     }
