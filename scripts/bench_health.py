@@ -7,6 +7,7 @@ wait take the lane").
 
     scripts/bench_health.py --bin DIR [--before DIR [--before-share DIR]] [--row health|trivial]
                             [--connections 16] [--rounds 15] [--duration 3] [--cpu] [--json]
+                            [--gustd-args ARGS] [--before-gustd-args ARGS]
 
 scripts/bench_peers.py measures this row once per run, and nginx alone moves by a third
 between runs on a shared 2-core machine, so one run's ratio says little. Here the same
@@ -28,9 +29,11 @@ answered request (perf slows what it watches a little; the req/s of such a run a
 With --before-share DIR, the before gustd (and its pushes) take the runtimes and buildpacks
 from DIR (GUST_SHARE: a directory with an older checkout's buildpacks/ and hooks/, made with
 `git archive REV | tar -x -C DIR`): give the same build as --bin and --before to measure a
-change of a runtime alone.
+change of a runtime alone. --gustd-args and --before-gustd-args add options to either gustd's
+command line (one string, split as a shell would): the same build as both sides with
+`--gustd-args '--event-loops 1'` measures that option (docs/operations.md, "Event loops").
 """
-import argparse, importlib.util, json, os, re, shutil, signal, statistics, subprocess, sys, time
+import argparse, importlib.util, json, os, re, shlex, shutil, signal, statistics, subprocess, sys, time
 
 
 def load(name):
@@ -79,6 +82,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--bin', required=True, help='the gustd (and gust) to measure')
     parser.add_argument('--before', help='an older build to measure beside it')
+    parser.add_argument('--gustd-args', default='', help="options added to the measured gustd's command line")
+    parser.add_argument('--before-gustd-args', default='', help="options added to the before gustd's command line")
     parser.add_argument('--before-share', help="GUST_SHARE of the before gustd: an older checkout's buildpacks/ and hooks/")
     parser.add_argument('--row', choices=['health', 'trivial'], default='health',
                         help="health: gustd's /_/health vs nginx's return 200; trivial: the trivial handler vs nginx + uWSGI")
@@ -89,15 +94,16 @@ def main():
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args()
 
-    benches = {'after': peers.PeerBench(os.path.abspath(args.bin), args.duration, 1, 10, 0)}
+    benches = {'after': peers.PeerBench(os.path.abspath(args.bin), args.duration, 1, 10, 0,
+                                        gustd_args=shlex.split(args.gustd_args))}
     if args.before:
         # A cgroup tree of its own: two gustds on one machine must not share one (docs/operations.md).
         benches['before'] = peers.PeerBench(os.path.abspath(args.before), args.duration, 1, 10, 0,
-                                            gustd_args=['--cgroup-root', 'gust-before'])
+                                            gustd_args=['--cgroup-root', 'gust-before'] + shlex.split(args.before_gustd_args))
         if args.before_share:
             benches['before'].env['GUST_SHARE'] = os.path.abspath(args.before_share)
-    elif args.before_share:
-        parser.error('--before-share needs --before')
+    elif args.before_share or args.before_gustd_args:
+        parser.error('--before-share and --before-gustd-args need --before')
     path, peer_path, peer, aim = {
         'health': ('/apps/bench/_/health', '/health', 'nginx', 0.5),
         'trivial': ('/apps/bench/hello', '/hello', 'uwsgi', 1.0),

@@ -4,6 +4,7 @@ import GustCore
 import GustDaemon
 import Foundation
 import Logging
+import NIOCore
 
 /// The router daemon: serves every app's live release over HTTP and deploys
 /// releases for `gust-receive` and `gust` through its admin socket.
@@ -180,6 +181,13 @@ struct Gustd: AsyncParsableCommand {
     ))
     var onlyApp: String?
 
+    // Read before the loops are made, by Sources/gustd/main.swift (`EventLoopCount`); here for --help and its check.
+    @Option(help: ArgumentHelp(
+        "Threads that serve connections (SwiftNIO event loops; default: one per core). Where the instances need the machine's few cores, fewer can answer more calls (docs/operations.md, \"Event loops\").",
+        valueName: "n"
+    ))
+    var eventLoops: Int?
+
     private func limitDefaults() throws -> AppLimits {
         AppLimits(
             memory: try LimitSize.parseBytes(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
@@ -194,6 +202,9 @@ struct Gustd: AsyncParsableCommand {
         }
         guard let output = try? LimitSize.parseBytes(buildOutputLimit), output > 0 else {
             throw ValidationError("--build-output-limit takes a size like 8M.")
+        }
+        if let eventLoops, !EventLoopCount.range.contains(eventLoops) {
+            throw ValidationError("--event-loops takes \(EventLoopCount.range.lowerBound) to \(EventLoopCount.range.upperBound).")
         }
         guard (1...100).contains(logFiles) else { throw ValidationError("--log-files takes 1 to 100.") }
         if let logMaxAge, LogRetention.parseAge(logMaxAge) == nil {
@@ -254,6 +265,7 @@ struct Gustd: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.notice("\(sandbox.description)")
+        logger.notice("\(NIOSingletons.groupLoopCountSuggestion) event loops serve connections")
         var configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),
