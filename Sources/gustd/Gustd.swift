@@ -265,7 +265,8 @@ struct Gustd: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.notice("\(sandbox.description)")
-        logger.notice("\(NIOSingletons.groupLoopCountSuggestion) event loops serve connections")
+        let loops = NIOSingletons.groupLoopCountSuggestion
+        logger.notice("\(loops) event \(loops == 1 ? "loop serves" : "loops serve") connections")
         var configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),

@@ -23,6 +23,8 @@ struct EventLoopsTests {
             #expect(answer.status == 404, "it serves: \(answer.text)")
             let loops = try loopThreads(of: gustd.pid)
             #expect(loops.count == count, "\(loops)")
+            let log = (try? String(contentsOf: gustd.log, encoding: .utf8)) ?? ""
+            #expect(log.contains(count == 1 ? "1 event loop serves connections" : "\(count) event loops serve connections"), "\(log)")
             gustd.stop()
         }
     }
