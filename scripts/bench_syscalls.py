@@ -52,7 +52,9 @@ def main():
         bench.start_gust()
         bench.start_peer()
         gustd = next(service for service in bench.services if service.name == 'gustd')
-        workers = subprocess.run(['pgrep', '-f', 'nginx: worker'], capture_output=True, text=True).stdout.split()
+        nginx = next(service for service in bench.services if service.name == 'nginx')
+        # Its master's children (its one worker), not any other nginx on the machine.
+        workers = subprocess.run(['pgrep', '-P', str(nginx.process.pid)], capture_output=True, text=True).stdout.split()
         for name, port, path, pids in [('gustd', bench.gust_port, '/apps/bench/hello', [str(gustd.process.pid)]),
                                        ('nginx', bench.peer_port, '/hello', workers)]:
             subprocess.run(['wrk', '-t2', f'-c{args.connections}', '-d1s', f'http://127.0.0.1:{port}{path}'], capture_output=True)
