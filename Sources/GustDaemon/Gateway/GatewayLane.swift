@@ -149,9 +149,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         guard closesAfterAnswer else { return context.write(wrapOutboundOut(.end(nil)), promise: nil) }
         closing = true
         held.removeAll()
-        let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
-        context.write(wrapOutboundOut(.end(nil)), promise: written)
+        context.writeThenClose(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     /// `fields[name] = value`, appended when absent (as it is on every answer the gateway makes itself),

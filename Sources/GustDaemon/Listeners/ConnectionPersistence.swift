@@ -76,11 +76,8 @@ final class ConnectionPersistence: ChannelDuplexHandler, RemovableChannelHandler
             }
             context.write(wrapOutboundOut(.head(head)), promise: promise)
         case .end where closesAtEnd:
-            // Closed once written: a close before then would drop what the socket has not taken yet.
             closesAtEnd = false
-            let written = promise ?? context.eventLoop.makePromise(of: Void.self)
-            written.futureResult.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) }
-            context.write(data, promise: written)
+            context.writeThenClose(data, promise: promise)
         default:
             context.write(data, promise: promise)
         }
