@@ -5,7 +5,7 @@ import Testing
 
 /// `gustd --event-loops N`: the loops are made before ArgumentParser runs
 /// (Sources/gustd/main.swift), so this checks the threads a real gustd runs.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.timeLimit(.minutes(20)))
 struct EventLoopsTests {
     /// The distinct SwiftNIO event loop threads of `pid`, by name (`NIO-SGLTN-<group>-#<loop>`;
     /// threads a loop thread starts inherit its name, so names, not threads, are counted).
