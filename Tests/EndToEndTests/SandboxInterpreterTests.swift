@@ -7,7 +7,7 @@ import Testing
 /// rollback to it): its build found the system's `python3`, not one first on gustd's PATH that no
 /// sandbox sees (here a link in the test's directory; on this machine, root's pyenv shim, which
 /// made `scripts/bench.py`'s scale-out under bubblewrap exit 127).
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct SandboxInterpreterTests {
     @Test(.scratchDirectory) func aReleaseBuiltWithoutTheSandboxRunsInIt() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap"), FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
