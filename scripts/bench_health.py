@@ -33,18 +33,12 @@ change of a runtime alone. --gustd-args and --before-gustd-args add options to e
 command line (one string, split as a shell would): the same build as both sides with
 `--gustd-args '--event-loops 1'` measures that option (docs/operations.md, "Event loops").
 """
-import argparse, importlib.util, json, os, re, shlex, shutil, signal, statistics, subprocess, sys, time
+import argparse, json, os, re, shlex, shutil, signal, statistics, subprocess, sys, time
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)), name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-peers = load('bench_peers')
-interval = load('bench_sandbox').interval  # a 95 % bootstrap interval of a median
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
+import bench_peers as peers  # noqa: E402
+from bench_sandbox import interval  # noqa: E402  # a 95 % bootstrap interval of a median
 
 
 def wrk(port, path, duration, pid=None, connections=16):

@@ -12,13 +12,10 @@ interpreter running `-c 'import main'` right after it.
 Each BIN_DIR holds gust, gust-receive and gustd, with buildpacks/ beside it or above it
 (as Installation finds them), so a copy of an older build brings its own runtime.
 """
-import importlib.util, os, statistics, subprocess, sys, time, threading, json, shutil
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)), name + '.py'))
-    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
-    return module
-bench = load('bench')
-interval = load('bench_sandbox').interval  # a 95 % bootstrap interval of a median
+import os, statistics, subprocess, sys, time, threading, json, shutil
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
+import bench  # noqa: E402
+from bench_sandbox import interval  # noqa: E402  # a 95 % bootstrap interval of a median
 
 arguments = [a for a in sys.argv[1:] if a != '--json']
 if len(arguments) < 3:

@@ -12,14 +12,10 @@ time of gustd, or of nginx's worker), once under `strace -c -f` for which calls 
 slows what it watches several times over, so its counts per request are what to read, not its
 times). Needs perf (linux-perf) and strace; run it as root.
 """
-import argparse, importlib.util, os, re, shlex, signal, subprocess, time
+import argparse, os, re, shlex, signal, subprocess, sys, time
 
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)), name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
+import bench_peers as peers  # noqa: E402
 
 
 def load_with(pids, port, path, connections, duration, watcher):
@@ -46,7 +42,6 @@ def main():
     parser.add_argument('--duration', type=int, default=5, help='seconds of wrk per measurement')
     parser.add_argument('--gustd-args', default='', help="options added to gustd's command line, such as '--event-loops 1'")
     args = parser.parse_args()
-    peers = load('bench_peers')
     bench = peers.PeerBench(os.path.abspath(args.bin), args.duration, 1, 10, 0, gustd_args=shlex.split(args.gustd_args))
     try:
         bench.start_gust()
