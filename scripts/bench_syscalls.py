@@ -10,7 +10,8 @@ in a throwaway directory and stopped by PID at the end. For each, the trivial ha
 with `wrk -t2 -cN` twice: once under `perf stat` (system calls entered, context switches and CPU
 time of gustd, or of nginx's worker), once under `strace -c -f` for which calls they are (strace
 slows what it watches several times over, so its counts per request are what to read, not its
-times). Needs perf (linux-perf) and strace; run it as root.
+times). Then the same for the processes behind each: the app's under gustd (its zygote and
+instances) and uWSGI's (its master and workers). Needs perf (linux-perf) and strace; run it as root.
 """
 import argparse, os, re, shlex, signal, subprocess, sys, time
 
@@ -35,6 +36,20 @@ def load_with(pids, port, path, connections, duration, watcher):
     return int(re.search(r'(\d+) requests in', out).group(1)), err
 
 
+def descendants(pid):
+    """Every process under `pid` (not `pid` itself), from one `ps` listing."""
+    parents = {}
+    for line in subprocess.run(['ps', '-eo', 'pid=,ppid='], capture_output=True, text=True).stdout.splitlines():
+        child, parent = line.split()
+        parents.setdefault(parent, []).append(child)
+    found, queue = [], [str(pid)]
+    while queue:
+        for child in parents.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--bin', required=True, help='the gustd (and gust) to measure')
@@ -50,8 +65,12 @@ def main():
         nginx = next(service for service in bench.services if service.name == 'nginx')
         # Its master's children (its one worker), not any other nginx on the machine.
         workers = subprocess.run(['pgrep', '-P', str(nginx.process.pid)], capture_output=True, text=True).stdout.split()
+        uwsgi = next(service for service in bench.services if service.name == 'uwsgi')
         for name, port, path, pids in [('gustd', bench.gust_port, '/apps/bench/hello', [str(gustd.process.pid)]),
-                                       ('nginx', bench.peer_port, '/hello', workers)]:
+                                       ('nginx', bench.peer_port, '/hello', workers),
+                                       ("the app's processes under gustd", bench.gust_port, '/apps/bench/hello',
+                                        descendants(gustd.process.pid)),
+                                       ("uWSGI's processes", bench.peer_port, '/hello', descendants(uwsgi.process.pid))]:
             subprocess.run(['wrk', '-t2', f'-c{args.connections}', '-d1s', f'http://127.0.0.1:{port}{path}'], capture_output=True)
             requests, err = load_with(pids, port, path, args.connections, args.duration,
                                       ['perf', 'stat', '-x,', '-e', 'raw_syscalls:sys_enter,context-switches,task-clock', '-p'])
