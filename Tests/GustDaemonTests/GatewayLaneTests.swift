@@ -199,16 +199,21 @@ import Testing
         #expect(handedOn.parts == request("/hello") + request("/health"))
     }
 
-    @Test func nothingMoreIsReadWhileACallIsInProgress() throws {
+    @Test func readingGoesOnDuringACallUntilARequestWaitsBehindIt() throws {
         let (channel, _, calls, reads) = try callingChannel()
-        try send(request("/call"), on: channel)
+        try send(request("/call/1"), on: channel)
         channel.read()
-        #expect(reads.count == 0, "the read waits for the call's answer")
-        let (head, body) = answer("hello")
+        #expect(reads.count == 1, "nothing waits: the read goes on (no epoll change a call)")
+        try send(request("/call/2"), on: channel)
+        channel.read()
+        #expect(reads.count == 1, "a request waits behind the call: the next read waits for its answer")
+        let (head, body) = answer("one")
         calls.reply(0).answer(head, body: body)
-        #expect(reads.count == 1, "and is passed on once it is written")
+        #expect(calls.paths == ["/call/1", "/call/2"])
+        #expect(reads.count == 2, "the waiting request became the call, nothing is held: reading goes on")
+        calls.reply(1).answer(head, body: body)
         channel.read()
-        #expect(reads.count == 2)
+        #expect(reads.count == 3)
     }
 
     @Test func aStreamedAnswerIsWrittenAsItComesAndTheNextRequestFollowsItsEnd() throws {

@@ -15,7 +15,7 @@ import NIOHTTPTypes
 ///
 /// Answers never overtake each other: while Hummingbird owes an answer, every
 /// request goes on to it; while a call the lane started is unanswered, the
-/// requests read meanwhile wait here (and no more are read) until it is.
+/// requests read meanwhile wait here (and, once one waits, no more are read) until it is.
 ///
 /// It sits after HummingbirdCore's connection state handler, which therefore
 /// sees these requests and their answers as any other (idle timeout,
@@ -43,8 +43,9 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     private var calling = false
     /// Parts of the requests read while `calling`: they are taken in turn once its answer is written.
     private var held = CircularBuffer<HTTPRequestPart>()
-    /// A read asked for while `calling`, passed on once it is answered: a client that pipelines
-    /// requests behind a call has at most one read's worth of them held here.
+    /// A read asked for while requests wait in `held`, passed on once the call is answered: a
+    /// client that pipelines requests behind a call has at most two reads' worth of them held
+    /// here (the read that started the call, and one more).
     private var readDeferred = false
     /// Parts handed on since the last `channelReadComplete` passed on.
     private var handedSinceComplete = false
@@ -110,7 +111,10 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if calling {
+        // While a call is in progress and nothing waits behind it, reading goes on: a client that
+        // sends nothing costs nothing, where holding the read back would take the socket out of
+        // epoll's interest and put it back (two system calls a call). Only what arrives is held.
+        if calling, !held.isEmpty {
             readDeferred = true
             return
         }
@@ -195,7 +199,9 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     private func callEnded(context: ChannelHandlerContext) {
         calling = false
         context.flush()
-        while !calling, !removed, let part = held.popFirst() {
+        // The rest of a request the lane took (its end) goes even when that request started a
+        // call, as `channelRead` drops it: `held` keeps only requests that wait.
+        while !removed, !calling || swallowing, let part = held.popFirst() {
             if swallowing {
                 if case .end = part { swallowing = false }
                 continue
@@ -210,7 +216,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
             handedSinceComplete = false
             context.fireChannelReadComplete()  // what was handed on reaches Hummingbird now
         }
-        if !calling, readDeferred, !removed, !closing {
+        if readDeferred, !calling || held.isEmpty, !removed, !closing {
             readDeferred = false
             context.read()
         }
