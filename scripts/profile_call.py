@@ -65,6 +65,19 @@ def latency(connection, path, calls):
     return {'p50_ms': samples[len(samples) // 2], 'p99_ms': samples[int(len(samples) * 0.99)]}
 
 
+def instance_socket(home):
+    """The socket of the one instance in `home`: run/instances/ID.sock, or instance.sock in its directory
+    when sandboxed (run/instances/ID/, or run/instances/ZYGOTE/ID/ for an instance forked by its zygote)."""
+    instances = os.path.join(home, 'run', 'instances')
+    deadline = time.monotonic() + 30
+    while True:
+        sockets = [os.path.join(instances, name) for name in os.listdir(instances) if name.endswith('.sock')]
+        sockets += [os.path.join(root, 'instance.sock') for root, _, files in os.walk(instances) if 'instance.sock' in files]
+        if sockets or time.monotonic() > deadline:
+            return sockets[0]
+        time.sleep(0.1)
+
+
 class Run:
     def __init__(self, bin_dir):
         self.bin = bin_dir
@@ -111,16 +124,7 @@ class Run:
         return process
 
     def instance_socket(self):
-        """The instance's socket: run/instances/ID.sock, or instance.sock in its directory when sandboxed
-        (run/instances/ID/, or run/instances/ZYGOTE/ID/ for an instance forked by its release's zygote)."""
-        instances = os.path.join(self.home, 'run', 'instances')
-        deadline = time.monotonic() + 30
-        while True:
-            sockets = [os.path.join(instances, name) for name in os.listdir(instances) if name.endswith('.sock')]
-            sockets += [os.path.join(root, 'instance.sock') for root, _, files in os.walk(instances) if 'instance.sock' in files]
-            if sockets or time.monotonic() > deadline:
-                return sockets[0]
-            time.sleep(0.1)
+        return instance_socket(self.home)
 
     def instance_id(self):
         socket_path = self.instance_socket()

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""What the front server adds to a call: gustd beside nginx in front of uWSGI (issue 11: what
+gustd adds, p50, under 0.1 ms; docs/benchmarks.md, "What the front adds, beside nginx").
+
+    scripts/bench_added.py --bin DIR [--rounds 6] [--calls 2000] [--gustd-args ARGS]
+
+The servers of bench_peers.py with one instance and one uWSGI process (gustd from --bin with the
+bench app pushed by the real `git push`; nginx with Piku's site in front of uWSGI on its Unix
+socket), started in a throwaway directory and stopped by PID at the end. Each round, in turn
+(the order rotating), --calls sequential calls of the trivial handler after 200 warm-up calls,
+one client (Python, the same for every row):
+  gust direct     keep-alive HTTP on the instance's Unix socket
+  through gustd   keep-alive HTTP to gustd, GET /apps/bench/hello
+  uWSGI direct    the uwsgi protocol on uWSGI's Unix socket, a connection per call (as nginx
+                  calls it: uWSGI closes each one)
+  through nginx   keep-alive HTTP to nginx, GET /hello
+What each front adds is its p50 less its direct p50, per round; reported as the median over
+the rounds with its range. Every answer is read by `http.client`. The client making a connection per call on the uWSGI side costs it
+a `socket`, `connect` and `close` that nginx then makes instead (in C): that much of nginx's
+own work counts as the client's, so nginx's figure is, if anything, low.
+"""
+import argparse, http.client, os, shlex, socket, statistics, struct, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
+import bench_peers as peers  # noqa: E402
+from profile_call import UnixHTTPConnection, instance_socket  # noqa: E402
+
+
+def p50(call, calls):
+    samples = []
+    for n in range(calls + 200):
+        started = time.perf_counter_ns()
+        call()
+        if n >= 200:
+            samples.append((time.perf_counter_ns() - started) / 1e6)
+    return statistics.median(samples)
+
+
+def http_call(connection, path):
+    def call():
+        connection.request('GET', path)
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200 or body != b'hello':
+            sys.exit(f'{path} answered {response.status} {body[:80]!r}')
+    return call
+
+
+def uwsgi_packet(path):
+    """A uwsgi-protocol request (modifier 0): a 4-byte header, then each variable's length-prefixed key and value."""
+    variables = {'REQUEST_METHOD': 'GET', 'REQUEST_URI': path, 'PATH_INFO': path, 'QUERY_STRING': '',
+                 'SERVER_PROTOCOL': 'HTTP/1.1', 'SERVER_NAME': 'localhost', 'SERVER_PORT': '80',
+                 'REMOTE_ADDR': '127.0.0.1', 'HTTP_HOST': 'localhost'}
+    body = b''.join(struct.pack('<H', len(k)) + k.encode() + struct.pack('<H', len(v)) + v.encode() for k, v in variables.items())
+    return struct.pack('<BHB', 0, len(body), 0) + body
+
+
+def uwsgi_call(path, address):
+    packet = uwsgi_packet(path)
+
+    def call():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.connect(address)
+            connection.sendall(packet)
+            # Read by http.client, as the other rows' answers are, so the client's own cost is alike.
+            response = http.client.HTTPResponse(connection)
+            response.begin()
+            body = response.read()
+            response.close()
+        if response.status != 200 or body != b'hello':
+            sys.exit(f'uWSGI answered {response.status} {body[:80]!r}')
+    return call
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--bin', required=True, help='the gustd (and gust) to measure')
+    parser.add_argument('--rounds', type=int, default=6)
+    parser.add_argument('--calls', type=int, default=2000, help='calls per row and round (after 200 warm-up calls)')
+    parser.add_argument('--gustd-args', default='', help="options added to gustd's command line, such as '--event-loops 1'")
+    args = parser.parse_args()
+    bench = peers.PeerBench(os.path.abspath(args.bin), 3, 1, 10, 0, instances=1, gustd_args=shlex.split(args.gustd_args))
+    try:
+        bench.start_gust()
+        bench.start_peer()
+        rows = {
+            'gust direct': http_call(UnixHTTPConnection(instance_socket(bench.home)), '/hello'),
+            'through gustd': http_call(http.client.HTTPConnection('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/hello'),
+            'uWSGI direct': uwsgi_call('/hello', os.path.join(bench.dir, 'bench.sock')),
+            'through nginx': http_call(http.client.HTTPConnection('127.0.0.1', bench.peer_port, timeout=30), '/hello'),
+        }
+        names = list(rows)
+        results = {name: [] for name in names}
+        for round_ in range(args.rounds):
+            order = names[round_ % len(names):] + names[:round_ % len(names)]
+            for name in order:
+                results[name].append(p50(rows[name], args.calls))
+            print(f'round {round_ + 1}: ' + ', '.join(f'{name} {results[name][-1]:.3f}' for name in names) + ' ms at p50',
+                  flush=True)
+        gustd = [t - d for t, d in zip(results['through gustd'], results['gust direct'])]
+        nginx = [t - d for t, d in zip(results['through nginx'], results['uWSGI direct'])]
+        load = os.getloadavg()
+        print(f'{args.rounds} rounds of {args.calls} sequential calls per row; load average {load[0]:.2f}')
+        for name in names:
+            print(f'  {name:14} p50 {statistics.median(results[name]):.3f} ms (median of rounds)')
+        for name, added in [('gustd', gustd), ('nginx', nginx)]:
+            print(f'  {name} adds {statistics.median(added):.3f} ms at p50 (range {min(added):.3f} … {max(added):.3f}); '
+                  f'aim for gustd under 0.1 ms')
+    finally:
+        bench.stop_all()
+
+
+if __name__ == '__main__':
+    main()
