@@ -11,6 +11,8 @@ import Testing
 @Suite(.timeLimit(.minutes(20)))
 struct GatewayCallTests {
     static let python = """
+        import time
+
         import gust
 
         @gust.handler('headers', methods=['GET'])
@@ -21,6 +23,13 @@ struct GatewayCallTests {
         @gust.op('size')
         def size(**arguments):
             return len(arguments.get('blob', ''))
+
+        @gust.handler('tag', methods=['GET'])
+        def tag(request):
+            seen = {k.lower(): v for k, v in request.headers.items()}
+            if seen.get('x-slow'):
+                time.sleep(float(seen['x-slow']))
+            return {'n': seen.get('x-n')}
 
         """
 
@@ -139,6 +148,57 @@ struct GatewayCallTests {
             #expect(answer.headers["connection"]?.lowercased() == "keep-alive", "round \(round): \(answer.headers)")
             #expect(!kept.isClosedByPeer, "round \(round)")
         }
+    }
+
+    /// Answers pipelined on one connection come back in the order of their requests, whichever
+    /// path each takes: the lane's calls and health answer, and Hummingbird's (a call with a
+    /// body), with some sent while a call is in progress (which the lane holds until it is answered).
+    @Test(.scratchDirectory) func pipelinedRequestsAreAnsweredInOrderAroundACallInProgress() throws {
+        let fixture = try PushFixture()
+        try pushPython(fixture)
+        #expect(try fixture.call("GET", "/tag").status == 200, "the instance is up")
+        func tag(_ n: Int, slow: String? = nil) -> String {
+            "GET /apps/cats/tag HTTP/1.1\r\nHost: x\r\nX-N: \(n)\r\n" + (slow.map { "X-Slow: \($0)\r\n" } ?? "") + "\r\n"
+        }
+        let raw = try RawConnection(port: fixture.port)
+        raw.send(tag(1, slow: "0.4") + "GET /apps/cats/_/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(150_000)  // the first call is in progress
+        raw.send(tag(2) + "POST /apps/cats/_/functions/size HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{\"blob\": \"abc\"}"
+            + tag(3, slow: "0.1") + tag(4))
+        var text = ""
+        var answers: [(status: Int, body: String)] = []
+        for _ in 0..<200 where answers.count < 6 {  // at most 10 s
+            usleep(50_000)
+            text += raw.drain()
+            answers = Self.answers(in: text)
+        }
+        #expect(answers.map(\.status) == [200, 200, 200, 200, 200, 200], "\(text)")
+        guard answers.count == 6 else { return }
+        #expect(answers[0].body == #"{"n": "1"}"#, "\(answers[0].body)")
+        #expect(answers[1].body.contains(#""app":"cats""#), "the health answer: \(answers[1].body)")
+        #expect(answers[2].body == #"{"n": "2"}"#, "\(answers[2].body)")
+        #expect(answers[3].body == "3", "the call with a body: \(answers[3].body)")
+        #expect(answers[4].body == #"{"n": "3"}"#, "\(answers[4].body)")
+        #expect(answers[5].body == #"{"n": "4"}"#, "\(answers[5].body)")
+        #expect(!raw.isClosedByPeer, "the connection stays open")
+    }
+
+    /// The whole answers at the start of `text`, each framed by its `Content-Length`.
+    static func answers(in text: String) -> [(status: Int, body: String)] {
+        var rest = Substring(text)
+        var found: [(status: Int, body: String)] = []
+        while let end = rest.range(of: "\r\n\r\n") {
+            let head = rest[..<end.lowerBound].split(separator: "\r\n")
+            guard let statusLine = head.first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? ""),
+                let length = head.dropFirst().first(where: { $0.lowercased().hasPrefix("content-length:") })
+                    .flatMap({ Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) })
+            else { break }
+            let body = rest[end.upperBound...].utf8.prefix(length)
+            guard body.count == length else { break }
+            found.append((status, String(Substring(body))))
+            rest = rest[body.endIndex...]
+        }
+        return found
     }
 
     static let node = """
