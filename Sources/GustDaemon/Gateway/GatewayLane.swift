@@ -43,9 +43,9 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     private var calling = false
     /// Parts of the requests read while `calling`: they are taken in turn once its answer is written.
     private var held = CircularBuffer<HTTPRequestPart>()
-    /// A read asked for while requests wait in `held`, passed on once the call is answered: a
-    /// client that pipelines requests behind a call has at most two reads' worth of them held
-    /// here (the read that started the call, and one more).
+    /// A read asked for while requests wait in `held`, passed on once the call is answered. A read
+    /// happens only while nothing is held, so a client that pipelines requests behind a call has
+    /// at most one read's worth of them held here.
     private var readDeferred = false
     /// Parts handed on since the last `channelReadComplete` passed on.
     private var handedSinceComplete = false
