@@ -128,10 +128,22 @@ struct SandboxHoldersTests {
         await second.stop(grace: .seconds(600))
     }
 
-    /// The pipes this process has open.
-    static func openPipes() -> Int {
+    /// The pipes this process has open, by inode (`pipe:[N]`).
+    static func openPipes() -> Set<String> {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        return entries.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) ?? "").hasPrefix("pipe:") }.count
+        return Set(entries.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)") }
+            .filter { $0.hasPrefix("pipe:") })
+    }
+
+    /// Whether the pipes open now, less those open `before`, come to none within 10 s. Other suites
+    /// run beside this one in the same process and open pipes of their own for a moment; a pipe
+    /// kept for a holder stays, and fails this.
+    static func noPipeOpenedSince(_ before: Set<String>) -> Bool {
+        for _ in 0..<1_000 {
+            if openPipes().subtracting(before).isEmpty { return true }
+            usleep(10_000)
+        }
+        return false
     }
 
     @Test func aHolderKeepsNoPipeOfGustdsOpenAndAFailedOneSaysWhatBwrapSaid() async throws {
@@ -140,7 +152,7 @@ struct SandboxHoldersTests {
         let sandbox = setup.spawner.sandbox
         _ = try #require(setup.holders.holder(app: "cats", number: 1, sandbox: sandbox, ids: nil))
         let bwrap = try #require(setup.holders.pids.values.first)
-        #expect(Self.openPipes() == pipes, "no output pipe kept for the holder")
+        #expect(Self.noPipeOpenedSince(pipes), "no output pipe kept for the holder: \(Self.openPipes().subtracting(pipes))")
         let output = (1...2).map { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(bwrap)/fd/\($0)")) ?? "" }
         // Its stderr is a memory file (memfd_create): no pipe, and no file on any filesystem.
         #expect(output[0] == "/dev/null" && output[1].hasPrefix("/memfd:"), "\(output)")
@@ -151,7 +163,7 @@ struct SandboxHoldersTests {
         let said = notes.withLock { $0.joined(separator: "\n") }
         #expect(said.contains("bwrap: "), "\(said)")
         #expect(!said.contains("its output is above"), "a holder's output is nowhere above: \(said)")
-        #expect(Self.openPipes() == pipes)
+        #expect(Self.noPipeOpenedSince(pipes), "\(Self.openPipes().subtracting(pipes))")
     }
 
     @Test func stoppedHoldersMakeNoMoreAndStartsUseBubblewrap() async throws {
