@@ -125,6 +125,18 @@ import Testing
         }
     }
 
+    @Test func anInstancesAnswerLosesHopByHopHeadersAndItsFramingInAnyCase() {
+        let headers = HTTPHeaders([
+            ("Connection", "close"), ("KEEP-ALIVE", "timeout=5"), ("Content-Length", "12"), ("transfer-Encoding", "chunked"),
+            ("Upgrade", "h2c"), ("Date", "yesterday"), ("Host", "elsewhere"), ("TE", "trailers"), ("Trailer", "X"),
+            ("Proxy-Authenticate", "Basic"), ("X-Custom", "kept"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2"),
+            ("bad name", "dropped"),
+        ])
+        let fields = Gateway.clientFields(of: headers)
+        #expect(fields.map(\.name.canonicalName) == ["x-custom", "set-cookie", "set-cookie"], "\(fields)")
+        #expect(fields.map(\.value) == ["kept", "a=1", "b=2"])
+    }
+
     @Test func gustdIsTheEdgeByDefault() {
         let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: [])
         let sent: HTTPFields = [

@@ -19,8 +19,9 @@ extension Gateway {
         var fields = HTTPFields()
         fields.reserveCapacity(headers.count + extra)
         for (name, value) in headers {
-            let lowered = name.lowercased()
-            guard !hopByHop.contains(lowered), lowered != "content-length", let fieldName = HTTPField.Name(name) else { continue }
+            // The name's canonical form is lowercase already: no second lowered copy per header.
+            guard let fieldName = HTTPField.Name(name), !hopByHop.contains(fieldName.canonicalName), fieldName != .contentLength
+            else { continue }
             fields.append(HTTPField(name: fieldName, value: value))
         }
         return fields

@@ -105,11 +105,12 @@ struct RequestPath: Equatable, Sendable {
     /// runtime that decodes twice must find nothing either), case-insensitively,
     /// with `\` read as `/`.
     var reachesReservedSurface: Bool {
-        var reading = decoded
-        // Nothing left to decode and no `\`: the segments are what every reading finds.
-        if !reading.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "\\") }) {
+        // Nothing left to decode and no `\`: the segments are what every reading finds. (Looked for
+        // in the segments, which hold every byte of `decoded` but its `/`s: no string joined per call.)
+        if !segments.contains(where: { $0.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "\\") }) }) {
             return Self.isReserved(resolvingDotSegments())
         }
+        var reading = decoded
         for _ in 0..<Self.maximumDecodings {
             if Self.isReserved(RequestPath(readingBackslashAsSlash: reading)) { return true }
             let next = Self.percentDecoded(reading)
