@@ -6,20 +6,21 @@ gustd adds, p50, under 0.1 ms; docs/benchmarks.md, "What the front adds, beside 
 
 The servers of bench_peers.py with one instance and one uWSGI process (gustd from --bin with the
 bench app pushed by the real `git push`; nginx with Piku's site in front of uWSGI on its Unix
-socket), started in a throwaway directory and stopped by PID at the end. Each round, in turn
-(the order rotating), --calls sequential calls of the trivial handler after 200 warm-up calls,
-one client (Python, the same for every row):
+socket), started in a throwaway directory, stopped by PID at the end and the directory removed.
+Each round, in turn (the order rotating), --calls sequential calls of the trivial handler after
+200 warm-up calls, one client (Python, the same for every row):
   gust direct     keep-alive HTTP on the instance's Unix socket
   through gustd   keep-alive HTTP to gustd, GET /apps/bench/hello
   uWSGI direct    the uwsgi protocol on uWSGI's Unix socket, a connection per call (as nginx
                   calls it: uWSGI closes each one)
   through nginx   keep-alive HTTP to nginx, GET /hello
 What each front adds is its p50 less its direct p50, per round; reported as the median over
-the rounds with its range. Every answer is read by `http.client`. The client making a connection per call on the uWSGI side costs it
-a `socket`, `connect` and `close` that nginx then makes instead (in C): that much of nginx's
-own work counts as the client's, so nginx's figure is, if anything, low.
+the rounds with its range. Every answer is read by `http.client`. The client making a
+connection per call on the uWSGI side costs it a `socket`, `connect` and `close` that nginx then
+makes instead (in C): that much of nginx's own work counts as the client's, so nginx's figure
+is, if anything, low.
 """
-import argparse, http.client, os, shlex, socket, statistics, struct, sys, time
+import argparse, http.client, os, shlex, shutil, socket, statistics, struct, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
 import bench_peers as peers  # noqa: E402
@@ -108,6 +109,7 @@ def main():
                   f'aim for gustd under 0.1 ms')
     finally:
         bench.stop_all()
+        shutil.rmtree(bench.dir, ignore_errors=True)  # the scratch directory and everything in it
 
 
 if __name__ == '__main__':

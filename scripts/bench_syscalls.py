@@ -6,14 +6,14 @@ time goes"; docs/benchmarks.md, "Event loops").
 
 The servers of bench_peers.py (gustd from --bin with the bench app pushed by the real `git push`
 and 4 instances; nginx with Piku's site and one worker in front of uWSGI with 4 workers), started
-in a throwaway directory and stopped by PID at the end. For each, the trivial handler is loaded
+in a throwaway directory (removed at the end) and stopped by PID. For each, the trivial handler is loaded
 with `wrk -t2 -cN` twice: once under `perf stat` (system calls entered, context switches and CPU
 time of gustd, or of nginx's worker), once under `strace -c -f` for which calls they are (strace
 slows what it watches several times over, so its counts per request are what to read, not its
 times). Then the same for the processes behind each: the app's under gustd (its zygote and
 instances) and uWSGI's (its master and workers). Needs perf (linux-perf) and strace; run it as root.
 """
-import argparse, os, re, shlex, signal, subprocess, sys, time
+import argparse, os, re, shlex, shutil, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
 import bench_peers as peers  # noqa: E402
@@ -88,6 +88,7 @@ def main():
             print('   under strace, per request: ' + ', '.join(f'{name} {count:.2f}' for count, name in sorted(calls, reverse=True) if count >= 0.01))
     finally:
         bench.stop_all()
+        shutil.rmtree(bench.dir, ignore_errors=True)  # the scratch directory and everything in it
 
 
 if __name__ == '__main__':
