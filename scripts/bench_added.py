@@ -20,31 +20,11 @@ connection per call on the uWSGI side costs it a `socket`, `connect` and `close`
 makes instead (in C): that much of nginx's own work counts as the client's, so nginx's figure
 is, if anything, low.
 """
-import argparse, http.client, os, shlex, shutil, socket, statistics, struct, sys, time
+import argparse, http.client, os, shlex, shutil, socket, statistics, struct, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
 import bench_peers as peers  # noqa: E402
-from profile_call import UnixHTTPConnection, instance_socket  # noqa: E402
-
-
-def p50(call, calls):
-    samples = []
-    for n in range(calls + 200):
-        started = time.perf_counter_ns()
-        call()
-        if n >= 200:
-            samples.append((time.perf_counter_ns() - started) / 1e6)
-    return statistics.median(samples)
-
-
-def http_call(connection, path):
-    def call():
-        connection.request('GET', path)
-        response = connection.getresponse()
-        body = response.read()
-        if response.status != 200 or body != b'hello':
-            sys.exit(f'{path} answered {response.status} {body[:80]!r}')
-    return call
+from profile_call import UnixHTTPConnection, http_call, instance_socket, timed  # noqa: E402
 
 
 def uwsgi_packet(path):
@@ -85,17 +65,17 @@ def main():
         bench.start_gust()
         bench.start_peer()
         rows = {
-            'gust direct': http_call(UnixHTTPConnection(instance_socket(bench.home)), '/hello'),
-            'through gustd': http_call(http.client.HTTPConnection('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/hello'),
+            'gust direct': http_call(UnixHTTPConnection(instance_socket(bench.home)), '/hello', b'hello'),
+            'through gustd': http_call(http.client.HTTPConnection('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/hello', b'hello'),
             'uWSGI direct': uwsgi_call('/hello', os.path.join(bench.dir, 'bench.sock')),
-            'through nginx': http_call(http.client.HTTPConnection('127.0.0.1', bench.peer_port, timeout=30), '/hello'),
+            'through nginx': http_call(http.client.HTTPConnection('127.0.0.1', bench.peer_port, timeout=30), '/hello', b'hello'),
         }
         names = list(rows)
         results = {name: [] for name in names}
         for round_ in range(args.rounds):
             order = names[round_ % len(names):] + names[:round_ % len(names)]
             for name in order:
-                results[name].append(p50(rows[name], args.calls))
+                results[name].append(timed(rows[name], args.calls)['p50_ms'])
             print(f'round {round_ + 1}: ' + ', '.join(f'{name} {results[name][-1]:.3f}' for name in names) + ' ms at p50',
                   flush=True)
         gustd = [t - d for t, d in zip(results['through gustd'], results['gust direct'])]

@@ -36,20 +36,6 @@ def load_with(pids, port, path, connections, duration, watcher):
     return int(re.search(r'(\d+) requests in', out).group(1)), err
 
 
-def descendants(pid):
-    """Every process under `pid` (not `pid` itself), from one `ps` listing."""
-    parents = {}
-    for line in subprocess.run(['ps', '-eo', 'pid=,ppid='], capture_output=True, text=True).stdout.splitlines():
-        child, parent = line.split()
-        parents.setdefault(parent, []).append(child)
-    found, queue = [], [str(pid)]
-    while queue:
-        for child in parents.get(queue.pop(), []):
-            found.append(child)
-            queue.append(child)
-    return found
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--bin', required=True, help='the gustd (and gust) to measure')
@@ -69,8 +55,8 @@ def main():
         for name, port, path, pids in [('gustd', bench.gust_port, '/apps/bench/hello', [str(gustd.process.pid)]),
                                        ('nginx', bench.peer_port, '/hello', workers),
                                        ("the app's processes under gustd", bench.gust_port, '/apps/bench/hello',
-                                        descendants(gustd.process.pid)),
-                                       ("uWSGI's processes", bench.peer_port, '/hello', descendants(uwsgi.process.pid))]:
+                                        [str(pid) for pid in peers.descendants(gustd.process.pid)]),
+                                       ("uWSGI's processes", bench.peer_port, '/hello', [str(pid) for pid in peers.descendants(uwsgi.process.pid)])]:
             subprocess.run(['wrk', '-t2', f'-c{args.connections}', '-d1s', f'http://127.0.0.1:{port}{path}'], capture_output=True)
             requests, err = load_with(pids, port, path, args.connections, args.duration,
                                       ['perf', 'stat', '-x,', '-e', 'raw_syscalls:sys_enter,context-switches,task-clock', '-p'])

@@ -50,19 +50,32 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.path_)
 
 
-def latency(connection, path, calls):
+def timed(call, calls):
+    """p50 and p99 in ms of `calls` runs of `call`, after 200 warm-up runs."""
     samples = []
     for n in range(calls + 200):
         started = time.perf_counter_ns()
-        connection.request('GET', path)
-        response = connection.getresponse()
-        response.read()
-        if response.status != 200:
-            sys.exit(f'{path} answered {response.status}')
+        call()
         if n >= 200:
             samples.append((time.perf_counter_ns() - started) / 1e6)
     samples.sort()
     return {'p50_ms': samples[len(samples) // 2], 'p99_ms': samples[int(len(samples) * 0.99)]}
+
+
+def http_call(connection, path, body=None):
+    """One GET of `path` on a keep-alive `connection`, as a function: it exits unless the answer is
+    200 (and `body`, when given)."""
+    def call():
+        connection.request('GET', path)
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 200 or (body is not None and answer != body):
+            sys.exit(f'{path} answered {response.status} {answer[:80]!r}')
+    return call
+
+
+def latency(connection, path, calls):
+    return timed(http_call(connection, path), calls)
 
 
 def instance_socket(home):
