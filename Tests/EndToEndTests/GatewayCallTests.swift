@@ -157,14 +157,11 @@ struct GatewayCallTests {
         let fixture = try PushFixture()
         try pushPython(fixture)
         #expect(try fixture.call("GET", "/tag").status == 200, "the instance is up")
-        func tag(_ n: Int, slow: String? = nil) -> String {
-            "GET /apps/cats/tag HTTP/1.1\r\nHost: x\r\nX-N: \(n)\r\n" + (slow.map { "X-Slow: \($0)\r\n" } ?? "") + "\r\n"
-        }
         let raw = try RawConnection(port: fixture.port)
-        raw.send(tag(1, slow: "0.4") + "GET /apps/cats/_/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw.send(Self.tag(1, slow: "0.4") + "GET /apps/cats/_/health HTTP/1.1\r\nHost: x\r\n\r\n")
         usleep(150_000)  // the first call is in progress
-        raw.send(tag(2) + "POST /apps/cats/_/functions/size HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{\"blob\": \"abc\"}"
-            + tag(3, slow: "0.1") + tag(4))
+        raw.send(Self.tag(2) + "POST /apps/cats/_/functions/size HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{\"blob\": \"abc\"}"
+            + Self.tag(3, slow: "0.1") + Self.tag(4))
         var text = ""
         var answers: [(status: Int, body: String)] = []
         for _ in 0..<200 where answers.count < 6 {  // at most 10 s
@@ -181,6 +178,36 @@ struct GatewayCallTests {
         #expect(answers[4].body == #"{"n": "3"}"#, "\(answers[4].body)")
         #expect(answers[5].body == #"{"n": "4"}"#, "\(answers[5].body)")
         #expect(!raw.isClosedByPeer, "the connection stays open")
+    }
+
+    /// A client may close its sending side once its requests are sent (`nc -N`, `shutdown(SHUT_WR)`):
+    /// the calls it sent are still answered, in order, before the connection closes, as
+    /// Hummingbird's path answers them. (The lane once let that end of input reach Hummingbird
+    /// while its call ran, and Hummingbird, owing nothing, closed the connection unanswered.)
+    @Test(.scratchDirectory) func aClientThatHalfClosesAfterItsRequestsStillGetsTheirAnswers() throws {
+        let fixture = try PushFixture()
+        try pushPython(fixture)
+        #expect(try fixture.call("GET", "/tag").status == 200, "the instance is up")
+        // One call, in progress when the end of input arrives.
+        let one = try RawConnection(port: fixture.port)
+        one.send(Self.tag(1, slow: "0.2"))
+        one.finishSending()
+        let first = Self.answers(in: one.readAll(seconds: 10))
+        #expect(first.map(\.status) == [200] && first.first?.body == #"{"n": "1"}"#, "\(first)")
+        // Several, pipelined: a slow call, a health check, then two more calls.
+        let several = try RawConnection(port: fixture.port)
+        several.send(Self.tag(2, slow: "0.2") + "GET /apps/cats/_/health HTTP/1.1\r\nHost: x\r\n\r\n" + Self.tag(3) + Self.tag(4))
+        several.finishSending()
+        let text = several.readAll(seconds: 10)
+        let answers = Self.answers(in: text)
+        #expect(answers.map(\.status) == [200, 200, 200, 200], "\(text)")
+        #expect(answers.map(\.body).filter { $0.hasPrefix(#"{"n""#) } == [#"{"n": "2"}"#, #"{"n": "3"}"#, #"{"n": "4"}"#], "\(text)")
+        #expect(several.isClosedByPeer, "then the connection closes")
+    }
+
+    /// A raw request for the python app's `tag` handler: it answers `{"n": N}`, after `slow` seconds.
+    static func tag(_ n: Int, slow: String? = nil) -> String {
+        "GET /apps/cats/tag HTTP/1.1\r\nHost: x\r\nX-N: \(n)\r\n" + (slow.map { "X-Slow: \($0)\r\n" } ?? "") + "\r\n"
     }
 
     /// The whole answers at the start of `text`, each framed by its `Content-Length`.

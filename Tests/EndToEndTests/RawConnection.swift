@@ -21,6 +21,11 @@ final class RawConnection {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// Closes the sending side only (a half-close: `shutdown(SHUT_WR)`); answers can still be read.
+    func finishSending() {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
     /// Sends `count` bytes of padding, or as many as the peer takes within `seconds`.
     @discardableResult
     func sendPadding(_ count: Int, within seconds: Double) -> Int {

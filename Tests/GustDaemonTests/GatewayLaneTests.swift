@@ -14,7 +14,12 @@ import Testing
     final class HandedOn: ChannelInboundHandler {
         typealias InboundIn = HTTPRequestPart
         var parts: [HTTPRequestPart] = []
+        /// How many parts had reached it when the client's end of input did (nil: it has not).
+        var inputClosedAfter: Int?
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { parts.append(unwrapInboundIn(data)) }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case ChannelEvent.inputClosed = event { inputClosedAfter = parts.count }
+        }
     }
 
     /// A lane that answers `GET /health` with `ok`, and a channel with it and the stand-in.
@@ -214,6 +219,27 @@ import Testing
         calls.reply(1).answer(head, body: body)
         channel.read()
         #expect(reads.count == 3)
+    }
+
+    /// A client that half-closes after its requests: the end of its input reaches Hummingbird (which
+    /// closes the connection on it when it owes nothing) only once the calls before it are answered.
+    @Test func theEndOfInputWaitsForTheCallsReadBeforeIt() throws {
+        let (channel, handedOn, calls, _) = try callingChannel()
+        try send(request("/call/1") + request("/health") + request("/call/2"), on: channel)
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(handedOn.inputClosedAfter == nil, "a call is in progress: the end of input waits")
+        let (head, body) = answer("one")
+        calls.reply(0).answer(head, body: body)
+        #expect(handedOn.inputClosedAfter == nil, "the second call, read before it, is in progress")
+        calls.reply(1).answer(head, body: body)
+        #expect(bodies(try answers(on: channel)) == ["one", "ok", "one"])
+        #expect(handedOn.inputClosedAfter == 0, "passed on once everything is answered")
+
+        // With nothing in progress it goes on at once; behind a request Hummingbird owes, in its order.
+        let (idle, idleHandedOn, _, _) = try callingChannel()
+        try send(request("/hello"), on: idle)
+        idle.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(idleHandedOn.inputClosedAfter == 2)
     }
 
     @Test func aStreamedAnswerIsWrittenAsItComesAndTheNextRequestFollowsItsEnd() throws {

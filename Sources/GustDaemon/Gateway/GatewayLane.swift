@@ -55,6 +55,12 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     /// answer is written, and nothing more is read (RFC 9112, 9.6).
     private var closesAfterAnswer = false
     private var closing = false
+    /// The client closed its sending side while a call here was unanswered: the event is passed on
+    /// once every request read before it is answered. Passed on at once, it would tell
+    /// Hummingbird, which owes no answer then, to close the connection under the call.
+    private var inputClosedHeld = false
+    /// While `inputClosedHeld`: when the last answer's end written here has left for the socket.
+    private var lastEndWritten: EventLoopFuture<Void>?
 
     init(answer: @escaping Answer, dates: HTTPDate, serverName: String) {
         self.answer = answer
@@ -121,6 +127,14 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         context.read()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event, calling || !held.isEmpty {
+            inputClosedHeld = true
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // Only Hummingbird's writes come through here: the lane writes from its own place in the pipeline.
         if case .end = unwrapOutboundIn(data) { handedOn = max(0, handedOn - 1) }
@@ -150,7 +164,12 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     /// An answer's end; after a request that said `Connection: close`, the connection closes once
     /// it is written (a close before then would drop what the socket has not taken yet).
     private func writeEnd(context: ChannelHandlerContext) {
-        guard closesAfterAnswer else { return context.write(wrapOutboundOut(.end(nil)), promise: nil) }
+        guard closesAfterAnswer else {
+            guard inputClosedHeld else { return context.write(wrapOutboundOut(.end(nil)), promise: nil) }
+            let written = context.eventLoop.makePromise(of: Void.self)
+            lastEndWritten = written.futureResult
+            return context.write(wrapOutboundOut(.end(nil)), promise: written)
+        }
         closing = true
         held.removeAll()
         context.writeThenClose(wrapOutboundOut(.end(nil)), promise: nil)
@@ -219,6 +238,18 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         if readDeferred, !calling || held.isEmpty, !removed, !closing {
             readDeferred = false
             context.read()
+        }
+        if inputClosedHeld, !calling, held.isEmpty, !removed {
+            inputClosedHeld = false
+            // After the answers' bytes have left: the connection may close on it, and a close drops
+            // what the socket has not taken yet.
+            guard let written = lastEndWritten else { return context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+            lastEndWritten = nil
+            let lane = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            written.whenComplete { _ in
+                guard !lane.value.handler.removed else { return }
+                lane.value.context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            }
         }
     }
 }
