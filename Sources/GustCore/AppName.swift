@@ -15,7 +15,8 @@ public struct AppName: Hashable, Sendable, CustomStringConvertible, Codable, Com
     }
 
     public static func isValid(_ raw: String) -> Bool {
-        let bytes = Array(raw.utf8)
+        // By the string's own bytes: every request that names an app by its path is checked here.
+        let bytes = raw.utf8
         guard let first = bytes.first, bytes.count <= 63, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else {
             return false
         }

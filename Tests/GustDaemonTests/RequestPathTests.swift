@@ -117,6 +117,21 @@ struct RequestPathTests {
         }
     }
 
+    @Test func appsAreNamedByHostAsCharactersWouldNameThem() {
+        var random = SplitMix(seed: 14)
+        let domains = ["localhost", "LocalHost", "example.com", "Ex-ample.COM", "é.test", "", "x"]
+        for _ in 0..<5_000 {
+            let name = random.text(of: ["cats", "cat-s", ".", "localhost", "example", ".com", "-", "9", "é", "\u{301}", "x", "A"])
+            let domain = domains.randomElement(using: &random)!
+            // As it was read before the byte-wise form.
+            let suffix = "." + domain.lowercased()
+            let expected = name.hasSuffix(suffix) ? try? AppName(String(name.dropLast(suffix.count))) : nil
+            #expect(AppAddress.app(named: name, under: domain) == expected, "\(name.debugDescription) under \(domain.debugDescription)")
+        }
+        #expect(AppAddress.app(named: "cats.example.com", under: "Example.COM")?.rawValue == "cats")
+        #expect(AppAddress.app(named: "cats.example.com", under: "ample.com") == nil)
+    }
+
     /// `DomainName`'s check as it was written before its one-pass form: lower-cased, split into labels.
     private static func domainName(_ raw: Substring) -> String? {
         let lowered = String(decoding: raw.utf8.map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)

@@ -18,7 +18,11 @@ struct FlatJSON {
 
     init(_ fields: [(String, Value)] = []) {
         self.fields.reserveCapacity(fields.count + 1)
-        for (key, value) in fields { self[key] = value }
+        // A key given twice keeps its last value, as the subscript would; most are given once
+        // (every health answer is made here), and then nothing is removed.
+        for (key, value) in fields {
+            if self.fields.contains(where: { $0.key == key }) { self[key] = value } else { self.fields.append((key, value)) }
+        }
     }
 
     subscript(key: String) -> Value? {
@@ -30,8 +34,8 @@ struct FlatJSON {
     }
 
     var buffer: ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(64 + fields.reduce(0) { $0 + $1.key.utf8.count + 16 })
+        // Allocated once at its size (an empty buffer's `reserveCapacity` copies into a new one).
+        var buffer = ByteBufferAllocator().buffer(capacity: 64 + fields.reduce(0) { $0 + $1.key.utf8.count + 16 })
         buffer.writeInteger(UInt8(ascii: "{"))
         // Most are made in key order (a health answer, an error): sorted only when they are not.
         let ordered = zip(fields, fields.dropFirst()).allSatisfy { $0.key < $1.key } ? fields : fields.sorted { $0.key < $1.key }

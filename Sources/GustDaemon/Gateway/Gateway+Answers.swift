@@ -34,8 +34,12 @@ extension Gateway {
 
     /// The head of a JSON answer the gateway writes itself, outside Hummingbird (the lane, health).
     static func jsonHead(_ status: Int, body: ByteBuffer, requestID: String) -> HTTPResponse {
-        HTTPResponse(status: .init(code: status), headerFields: [
-            .contentType: "application/json", .contentLength: String(body.readableBytes), ForwardedHeaders.requestID: requestID,
-        ])
+        // Appended one by one: the dictionary literal checks each name against the others.
+        var fields = HTTPFields()
+        fields.reserveCapacity(6)
+        fields.append(HTTPField(name: .contentType, value: "application/json"))
+        fields.append(HTTPField(name: .contentLength, value: String(body.readableBytes)))
+        fields.append(HTTPField(name: ForwardedHeaders.requestID, value: requestID))
+        return HTTPResponse(status: .init(code: status), headerFields: fields)
     }
 }

@@ -295,9 +295,7 @@ struct AppAddress: Equatable {
             return
         }
         if let host {
-            let name = Self.hostName(host)
-            let suffix = "." + domain.lowercased()
-            if name.hasSuffix(suffix), let app = try? AppName(String(name.dropLast(suffix.count))) {
+            if let app = Self.app(named: Self.hostName(host), under: domain) {
                 self.app = app
                 self.path = path.resolvingDotSegments()
                 byHost = true
@@ -318,11 +316,34 @@ struct AppAddress: Equatable {
 
     /// The host before its first `:`, lower-cased: by bytes when it is ASCII (every request's
     /// host is read here; no ASCII character joins a `:` to another), by characters otherwise.
+    /// (As `split(separator: ":", maxSplits: 1).first` reads it: the first run of bytes that are no `:`.)
     static func hostName(_ host: String) -> String {
         if host.isASCII {
-            let first = host.utf8.split(separator: UInt8(ascii: ":"), maxSplits: 1).first
-            return first.map { Substring($0).lowercased() } ?? ""
+            let bytes = host.utf8
+            let start = bytes.firstIndex { $0 != UInt8(ascii: ":") } ?? bytes.endIndex
+            let name = host[start..<(bytes[start...].firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex)]
+            // Most hosts are lower case already: then nothing is lowered (a copy of each byte).
+            return name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? name.lowercased() : String(name)
         }
         return host.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
+    }
+
+    /// The app a host's `name` (lower case) names as `APP.DOMAIN`, `domain` in any case. Compared by
+    /// bytes when both are ASCII (as every valid name is): `hasSuffix` compares by characters,
+    /// asking Unicode for each, and `domain.lowercased()` made a string per request.
+    static func app(named name: String, under domain: String) -> AppName? {
+        guard name.isASCII, domain.isASCII else {
+            let suffix = "." + domain.lowercased()
+            return name.hasSuffix(suffix) ? try? AppName(String(name.dropLast(suffix.count))) : nil
+        }
+        let bytes = name.utf8, domainBytes = domain.utf8
+        guard bytes.count > domainBytes.count + 1 else { return nil }
+        let dot = bytes.index(bytes.endIndex, offsetBy: -(domainBytes.count + 1))
+        guard bytes[dot] == UInt8(ascii: "."),
+            zip(bytes[bytes.index(after: dot)...], domainBytes).allSatisfy({ byte, wanted in
+                byte == (wanted >= UInt8(ascii: "A") && wanted <= UInt8(ascii: "Z") ? wanted | 0x20 : wanted)
+            })
+        else { return nil }
+        return try? AppName(String(name[..<dot]))
     }
 }
