@@ -283,6 +283,64 @@ struct MountTests {
         #expect(next.text == (release.isPerInstance ? "false" : "true"), "\(next.text)")
     }
 
+    /// A client that reads a streamed answer slowly holds back the instance, not gustd's memory:
+    /// gustd stops reading the answer from the instance while the client's connection takes no
+    /// more (here 64 MB streamed and none of it read for 2 s), and the client then gets every byte.
+    /// On the lane (a GET) and on Hummingbird's path (a POST with a body). (gustd used to read it
+    /// all into memory for the client: a slow reader per streaming app could fill it.)
+    @Test(.scratchDirectory) func aSlowClientHoldsBackAStreamedAnswerNotGustdsMemory() throws {
+        let fixture = try PushFixture(app: "flood")
+        let work = try fixture.workspace("flood")
+        try work.write("package.json", #"{"name": "flood", "version": "1.0.0", "main": "index.js", "private": true}"#)
+        try work.write("index.js", """
+            const { once } = require('node:events');
+            const gust = require('gust');
+            const piece = Buffer.alloc(256 * 1024, 'x');
+            gust.mount('/', async (req, res) => {
+              req.resume();
+              res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
+              for (let i = 0; i < 256; i++) {
+                if (!res.write(piece)) await once(res, 'drain');
+              }
+              res.end();
+              console.log('flood-done ' + req.url);
+            });
+
+            """)
+        try work.commit("Flood")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        let gustd = try #require(fixture.gustd)
+        #expect(try fixture.call("GET", "/warm").status == 200, "the instance is up")
+        let requests = [
+            "lane": "GET /apps/flood/get HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "Hummingbird": "POST /apps/flood/post HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi",
+        ]
+        for (path, request) in requests.sorted(by: { $0.key < $1.key }) {
+            let before = RawConnection.residentBytes(gustd.pid)
+            let client = try RawConnection(port: fixture.port)
+            client.send(request)
+            usleep(2_000_000)  // the instance streams; the client reads nothing
+            let grown = RawConnection.residentBytes(gustd.pid) - before
+            #expect(grown < 24_000_000, "\(path): gustd grew by \(grown / 1_000_000) MB holding a 64 MB answer for a client that read none")
+            let body = RawConnection.chunkedBody(client.readAllBytes(seconds: 30))
+            #expect(body?.count == 64 * 1024 * 1024 && body?.allSatisfy { $0 == UInt8(ascii: "x") } == true,
+                "\(path): the whole answer arrives: \(body?.count ?? -1) bytes")
+        }
+        // A client that leaves while its answer is held back lets it go: the rest is read and
+        // dropped, and the call ends then, not at its time limit (15 s) with its connection cut.
+        for url in ["/get-gone", "/post-gone"] {
+            let client = try RawConnection(port: fixture.port)
+            client.send(url.hasPrefix("/get")
+                ? "GET /apps/flood\(url) HTTP/1.1\r\nHost: x\r\n\r\n"
+                : "POST /apps/flood\(url) HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+            usleep(1_000_000)
+            withExtendedLifetime(client) {}  // closed here, unread
+        }
+        let done = AppLogMarks.wait(fixture.home, app: "flood", prefix: "flood-done ", seconds: 8) { $0.filter { $0.hasSuffix("-gone") }.count == 2 }
+        #expect(done.filter { $0.hasSuffix("-gone") }.sorted() == ["/get-gone", "/post-gone"], "\(done)")
+    }
+
     /// Copies Debian's `package` and everything it depends on from /usr/share/nodejs
     /// (or /usr/lib/nodejs) into `modules`, as `npm install` would have.
     static func vendor(_ package: String, into modules: URL) throws {

@@ -66,16 +66,54 @@ final class RawConnection {
 
     /// Reads what arrives until the peer closes or `seconds` pass.
     func readAll(seconds: Int) -> String {
+        String(decoding: readAllBytes(seconds: seconds), as: UTF8.self)
+    }
+
+    /// `readAll`, as bytes.
+    func readAllBytes(seconds: Int) -> [UInt8] {
         var limit = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var data = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 4096)
+        var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = recv(fd, &buffer, buffer.count, 0)
             if count <= 0 { break }
             data.append(contentsOf: buffer[0..<count])
         }
-        return String(decoding: data, as: UTF8.self)
+        return data
+    }
+
+    /// A process's resident memory (gustd's, mostly), from /proc.
+    static func residentBytes(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+
+    /// The body of a chunked answer in `bytes` (head included), or nil if its framing is broken or cut short.
+    static func chunkedBody(_ bytes: [UInt8]) -> [UInt8]? {
+        let crlf: [UInt8] = [13, 10]
+        func line(from start: Int) -> (text: String, next: Int)? {
+            var index = start
+            while index + 1 < bytes.count {
+                if bytes[index] == 13, bytes[index + 1] == 10 { return (String(decoding: bytes[start..<index], as: UTF8.self), index + 2) }
+                index += 1
+            }
+            return nil
+        }
+        var index = 0
+        while let (text, next) = line(from: index) {  // the head, to its empty line
+            index = next
+            if text.isEmpty { break }
+        }
+        var body: [UInt8] = []
+        while let (size, next) = line(from: index), let count = Int(size.split(separator: ";")[0], radix: 16) {
+            guard next + count + 2 <= bytes.count, Array(bytes[(next + count)..<(next + count + 2)]) == crlf else { return nil }
+            if count == 0 { return body }
+            body += bytes[next..<(next + count)]
+            index = next + count + 2
+        }
+        return nil
     }
 }
 

@@ -126,13 +126,6 @@ struct WaitingCallTests {
         #expect(!marks.contains(left), "calls whose clients left while they waited, or refused, never ran: \(marks)")
     }
 
-    /// gustd's resident memory, from /proc.
-    func residentBytes(_ pid: Int32) -> Int {
-        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
-    }
-
     /// Twenty 5 MB bodies of calls queued behind a running one: gustd reads a
     /// body only once its call holds the instance, so they stay with the
     /// clients (it used to read them all first: 100 MB and more).
@@ -146,7 +139,7 @@ struct WaitingCallTests {
             try HTTPClient.request(port: port, "POST", "/apps/cats/_/functions/slow", body: #"{"marker": "\#(marker.path)", "seconds": 8}"#)
         }
         usleep(500_000)
-        let before = residentBytes(gustd.pid)
+        let before = RawConnection.residentBytes(gustd.pid)
         var clients: [RawConnection] = []
         for _ in 0..<20 {
             let client = try RawConnection(port: port)
@@ -155,7 +148,7 @@ struct WaitingCallTests {
             clients.append(client)
         }
         usleep(500_000)
-        let grown = residentBytes(gustd.pid) - before
+        let grown = RawConnection.residentBytes(gustd.pid) - before
         #expect(grown < 40_000_000, "gustd grew by \(grown / 1_000_000) MB while 20 calls with 5 MB bodies waited")
         clients = []
         let first = try #require(running.wait(seconds: 20), "the running call finished").get()

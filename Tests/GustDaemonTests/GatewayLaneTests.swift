@@ -101,6 +101,13 @@ import Testing
         func reply(_ index: Int) -> LaneReply { started.withLock { $0[index].reply } }
     }
 
+    /// What a streamed answer's receiver asked of its instance: `true` for each pause, `false` for each resume.
+    final class FlowRecord: Sendable {
+        private let asked = Mutex<[Bool]>([])
+        var calls: [Bool] { asked.withLock { $0 } }
+        var flow: AnswerFlow { AnswerFlow { paused in self.asked.withLock { $0.append(paused) } } }
+    }
+
     /// Counts the reads asked for: what the lane passes on towards the socket.
     final class Reads: ChannelOutboundHandler {
         typealias OutboundIn = Never
@@ -245,7 +252,7 @@ import Testing
     @Test func aStreamedAnswerIsWrittenAsItComesAndTheNextRequestFollowsItsEnd() throws {
         let (channel, _, calls, _) = try callingChannel()
         try send(request("/call") + request("/health"), on: channel)
-        calls.reply(0).head(HTTPResponse(status: .ok))
+        calls.reply(0).head(HTTPResponse(status: .ok), flow: FlowRecord().flow)
         guard case .head = try answers(on: channel).first else {
             Issue.record("the head is not written at once")
             return
@@ -260,10 +267,35 @@ import Testing
         #expect(bodies(rest) == ["ok"])
     }
 
+    /// A streamed answer is held back while the client's connection takes no more (what the client
+    /// has not read then waits in the instance, not in gustd), and let go once it takes again, or
+    /// once the client has gone (the rest is read and dropped, and the call ends).
+    @Test func aStreamedAnswerIsHeldBackWhileTheClientTakesNoMore() throws {
+        let (channel, _, calls, _) = try callingChannel()
+        let record = FlowRecord()
+        try send(request("/call"), on: channel)
+        calls.reply(0).head(HTTPResponse(status: .ok), flow: record.flow)
+        calls.reply(0).body(ByteBuffer(string: "a"))
+        #expect(record.calls == [])
+        channel.isWritable = false
+        calls.reply(0).body(ByteBuffer(string: "b"))
+        calls.reply(0).body(ByteBuffer(string: "c"))
+        #expect(record.calls == [true], "paused once, while the connection takes no more")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(record.calls == [true, false])
+        #expect(bodies(try answers(on: channel)) == ["a", "b", "c"])
+        channel.isWritable = false
+        calls.reply(0).body(ByteBuffer(string: "d"))
+        #expect(record.calls == [true, false, true])
+        _ = try channel.finish(acceptAlreadyClosed: true)  // the client goes
+        #expect(record.calls == [true, false, true, false])
+    }
+
     @Test func anAnswerThatBreaksOffClosesTheConnection() throws {
         let (channel, _, calls, _) = try callingChannel()
         try send(request("/call"), on: channel)
-        calls.reply(0).head(HTTPResponse(status: .ok))
+        calls.reply(0).head(HTTPResponse(status: .ok), flow: FlowRecord().flow)
         calls.reply(0).abort()
         #expect(!channel.isActive)
     }

@@ -165,10 +165,11 @@ private struct LaneCall: Sendable {
             head.headerFields[.contentLength] = String(answer.body.readableBytes)
             record(status: answer.status, bytes: answer.body.readableBytes, route: route, instance: lease.member.id)
             reply.answer(head, body: answer.body)
-        case .head(let status, let headers):
-            // A chunked answer is relayed chunk by chunk as the instance writes it; the slot is held until its end.
+        case .head(let status, let headers, let flow):
+            // A chunked answer is relayed chunk by chunk as the instance writes it, held back while the
+            // client is slow; the slot is held until its end.
             record(status: status, bytes: 0, route: route, instance: lease.member.id)
-            reply.head(head(status, headers))
+            reply.head(head(status, headers), flow: flow)
         case .chunk(let chunk):
             reply.body(chunk)
         case .end:

@@ -253,7 +253,9 @@ struct Gateway: HTTPResponder {
         guard let rest = answer.rest else {
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
         }
-        // A chunked answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent Events).
+        // A chunked answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent Events),
+        // held back while the client is slow; once the client has gone, no longer.
+        channel.closeFuture.whenComplete { _ in rest.abandon() }
         return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
     }
 

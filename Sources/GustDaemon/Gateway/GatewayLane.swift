@@ -61,6 +61,9 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     private var inputClosedHeld = false
     /// While `inputClosedHeld`: when the last answer's end written here has left for the socket.
     private var lastEndWritten: EventLoopFuture<Void>?
+    /// The streamed answer being relayed: held back (`pause`) while the client's connection takes
+    /// no more, so that what the client has not read waits in the instance, not here.
+    private var stream: (flow: AnswerFlow, paused: Bool)?
 
     init(answer: @escaping Answer, dates: HTTPDate, serverName: String) {
         self.answer = answer
@@ -141,9 +144,20 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let paused = stream, paused.paused {
+            stream?.paused = false
+            paused.flow.resume()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
         held.removeAll()
+        // The client has gone: the rest of a held-back answer is read and dropped, and its call ends.
+        if let stream, stream.paused { stream.flow.resume() }
+        stream = nil
     }
 
     /// A whole answer: head (with `Date` and `Server`), body and end.
@@ -189,8 +203,9 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         callEnded(context: context)
     }
 
-    fileprivate func streamHead(_ head: HTTPResponse, context: ChannelHandlerContext) {
+    fileprivate func streamHead(_ head: HTTPResponse, flow: AnswerFlow, context: ChannelHandlerContext) {
         guard calling, !removed else { return }
+        stream = (flow, false)
         writeHead(head, context: context)
         context.flush()
     }
@@ -198,10 +213,15 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     fileprivate func streamChunk(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
         guard calling, !removed else { return }
         context.writeAndFlush(wrapOutboundOut(.body(chunk)), promise: nil)
+        if !context.channel.isWritable, let held = stream, !held.paused {
+            stream?.paused = true
+            held.flow.pause()  // until `channelWritabilityChanged` says the client has taken enough
+        }
     }
 
     fileprivate func streamEnded(context: ChannelHandlerContext) {
         guard calling, !removed else { return }
+        stream = nil
         writeEnd(context: context)
         callEnded(context: context)
     }
@@ -209,6 +229,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     /// The answer broke off: the connection closes, as Hummingbird's would.
     fileprivate func abort(context: ChannelHandlerContext) {
         guard calling, !removed else { return }
+        stream = nil
         calling = false
         held.removeAll()
         context.close(promise: nil)
@@ -269,8 +290,8 @@ struct LaneReply: Sendable {
 
     /// A whole answer (its head says its `Content-Length`).
     func answer(_ head: HTTPResponse, body: ByteBuffer) { onLoop { $0.answered(head, body: body, context: $1) } }
-    /// A streamed answer's head; its chunks follow.
-    func head(_ head: HTTPResponse) { onLoop { $0.streamHead(head, context: $1) } }
+    /// A streamed answer's head; its chunks follow, held back through `flow` while the client is slow.
+    func head(_ head: HTTPResponse, flow: AnswerFlow) { onLoop { $0.streamHead(head, flow: flow, context: $1) } }
     func body(_ chunk: ByteBuffer) { onLoop { $0.streamChunk(chunk, context: $1) } }
     func end() { onLoop { $0.streamEnded(context: $1) } }
     /// A streamed answer that cannot be finished: the connection is closed.

@@ -45,10 +45,14 @@ struct InstanceResponse: Sendable {
 /// piece as it arrives and ends with the answer (or throws if the connection
 /// fails or the call passes its time limit first); `done` completes then too,
 /// for whoever holds the instance until the answer is over. The connection is
-/// closed once it is done. Chunks wait in memory for a slow client.
+/// closed once it is done. At most about `ChunkBacklog`'s `high` bytes wait in
+/// memory for a slow client: past that the instance is held back.
 struct StreamedBody: Sendable {
-    var chunks: AsyncThrowingStream<ByteBuffer, any Error>
+    var chunks: AsyncMapSequence<AsyncThrowingStream<ByteBuffer, any Error>, ByteBuffer>
     var done: EventLoopFuture<Void>
+    /// For the relay whose client has gone: the rest of the answer is read and dropped, so that
+    /// the call ends now rather than at its time limit.
+    var abandon: @Sendable () -> Void
 }
 
 enum InstanceCallError: Error, Equatable {
@@ -109,18 +113,27 @@ final class InstanceConnection: Sendable {
         let promise = loop.makePromise(of: InstanceResponse.self)
         // A streamed answer's chunks and end, once its head has come (all on the connection's loop).
         let stream = NIOLoopBoundBox.makeEmptyBox(
-            valueType: (AsyncThrowingStream<ByteBuffer, any Error>.Continuation, EventLoopPromise<Void>).self, eventLoop: loop)
+            valueType: (AsyncThrowingStream<ByteBuffer, any Error>.Continuation, EventLoopPromise<Void>, ChunkBacklog).self, eventLoop: loop)
         start(request, timeout: timeout, maxBodyBytes: maxBodyBytes) { part in
             switch part {
             case .whole(let response):
                 promise.succeed(response)
-            case .head(let status, let headers):
+            case .head(let status, let headers, let flow):
                 let (chunks, continuation) = AsyncThrowingStream.makeStream(of: ByteBuffer.self)
                 let done = loop.makePromise(of: Void.self)
-                stream.value = (continuation, done)
+                let backlog = ChunkBacklog(flow: flow)
+                // Let go when Hummingbird stops taking chunks; `Gateway.forward` also lets go when the
+                // client's connection closes (Hummingbird's writer, waiting for that client, was seen to stay).
+                continuation.onTermination = { _ in backlog.abandoned() }
+                stream.value = (continuation, done, backlog)
+                let taken = chunks.map { chunk in
+                    backlog.taken(chunk.readableBytes)
+                    return chunk
+                }
                 promise.succeed(InstanceResponse(
-                    status: status, headers: headers, body: ByteBuffer(), rest: StreamedBody(chunks: chunks, done: done.futureResult)))
+                    status: status, headers: headers, body: ByteBuffer(), rest: StreamedBody(chunks: taken, done: done.futureResult, abandon: backlog.abandoned)))
             case .chunk(let chunk):
+                stream.value?.2.added(chunk.readableBytes)
                 stream.value?.0.yield(chunk)
             case .end:
                 stream.value?.0.finish()
@@ -160,8 +173,9 @@ final class InstanceConnection: Sendable {
 enum InstanceAnswerPart: Sendable {
     /// A whole answer, its body collected.
     case whole(InstanceResponse)
-    /// A streamed answer's head: its chunks follow as the instance writes them.
-    case head(status: Int, headers: HTTPHeaders)
+    /// A streamed answer's head: its chunks follow as the instance writes them, as fast as
+    /// `flow` lets them.
+    case head(status: Int, headers: HTTPHeaders, flow: AnswerFlow)
     case chunk(ByteBuffer)
     case end
     /// No answer: the connection closed, or the time limit passed, before it came.
@@ -196,6 +210,10 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private var streamsAnswer = false
     /// A streamed answer in progress: its head went out, its chunks and end go here.
     private var streaming: (@Sendable (InstanceAnswerPart) -> Void)?
+    /// The streamed answer's receiver asked for a pause (`AnswerFlow`): reads wait.
+    private var readingPaused = false
+    /// A read asked for while paused, passed on at `resume`.
+    private var readHeld = false
 
     init(internalToken: String) { self.internalToken = internalToken }
 
@@ -241,7 +259,12 @@ private final class ExchangeHandler: ChannelDuplexHandler {
                 // Hand the answer over now; its chunks follow as the instance writes them.
                 streaming = deliver
                 self.deliver = nil
-                deliver(.head(status: Int(responseHead.status.code), headers: responseHead.headers))
+                let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+                let flow = AnswerFlow { paused in
+                    if bound.eventLoop.inEventLoop { return bound.value.handler.setReading(paused: paused, context: bound.value.context) }
+                    bound.eventLoop.execute { bound.value.handler.setReading(paused: paused, context: bound.value.context) }
+                }
+                deliver(.head(status: Int(responseHead.status.code), headers: responseHead.headers, flow: flow))
             }
         case .body(var chunk):
             if let streaming {
@@ -260,6 +283,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             if let streaming {
                 timer?.cancel()
                 self.streaming = nil
+                setReading(paused: false, context: context)
                 streaming(.end)
                 return
             }
@@ -269,6 +293,23 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             let whole = InstanceResponse(status: Int(head.status.code), headers: head.headers, body: body)
             body = ByteBuffer()
             deliver(.whole(whole))
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard !readingPaused else {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    /// `AnswerFlow`'s pause and resume; a pause after the streamed answer has ended does nothing.
+    private func setReading(paused: Bool, context: ChannelHandlerContext) {
+        readingPaused = paused && streaming != nil
+        if !readingPaused, readHeld {
+            readHeld = false
+            context.read()
         }
     }
 
