@@ -26,6 +26,25 @@ final class RawConnection {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
+    /// Sends `text` `count` times over, or as many times as the peer takes within `seconds`
+    /// (a client that pipelines requests and reads none of the answers); returns how many went.
+    @discardableResult
+    func sendRepeated(_ text: String, count: Int, within seconds: Double) -> Int {
+        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        let batch = 1000
+        let chunk = Array(String(repeating: text, count: batch).utf8)
+        let deadline = Date().addingTimeInterval(seconds)
+        var sent = 0
+        while sent < count, Date() < deadline {
+            let written = chunk.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written <= 0 { break }
+            sent += written / text.utf8.count
+            if written < chunk.count { break }  // the peer took part of a batch: it is full
+        }
+        return sent
+    }
+
     /// Sends `count` bytes of padding, or as many as the peer takes within `seconds`.
     @discardableResult
     func sendPadding(_ count: Int, within seconds: Double) -> Int {

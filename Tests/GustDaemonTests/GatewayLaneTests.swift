@@ -249,6 +249,22 @@ import Testing
         #expect(idleHandedOn.inputClosedAfter == 2)
     }
 
+    /// Nothing is read while the connection takes no more of what is written to it: a client that
+    /// pipelines requests and reads no answers cannot pile them up in gustd.
+    @Test func nothingIsReadWhileTheConnectionTakesNoMore() throws {
+        let (channel, _, _, reads) = try callingChannel()
+        channel.read()
+        #expect(reads.count == 1)
+        channel.isWritable = false
+        channel.read()
+        #expect(reads.count == 1, "held back")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(reads.count == 2, "passed on once it takes again")
+        channel.pipeline.fireChannelWritabilityChanged()
+        #expect(reads.count == 2, "once")
+    }
+
     @Test func aStreamedAnswerIsWrittenAsItComesAndTheNextRequestFollowsItsEnd() throws {
         let (channel, _, calls, _) = try callingChannel()
         try send(request("/call") + request("/health"), on: channel)

@@ -43,9 +43,10 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     private var calling = false
     /// Parts of the requests read while `calling`: they are taken in turn once its answer is written.
     private var held = CircularBuffer<HTTPRequestPart>()
-    /// A read asked for while requests wait in `held`, passed on once the call is answered. A read
-    /// happens only while nothing is held, so a client that pipelines requests behind a call has
-    /// at most one read's worth of them held here.
+    /// A read asked for while requests wait in `held` (passed on once the call is answered), or
+    /// while the connection is not writable (passed on once it is). A read happens only while
+    /// nothing is held, so a client that pipelines requests behind a call has at most one read's
+    /// worth of them held here.
     private var readDeferred = false
     /// Parts handed on since the last `channelReadComplete` passed on.
     private var handedSinceComplete = false
@@ -123,7 +124,9 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         // While a call is in progress and nothing waits behind it, reading goes on: a client that
         // sends nothing costs nothing, where holding the read back would take the socket out of
         // epoll's interest and put it back (two system calls a call). Only what arrives is held.
-        if calling, !held.isEmpty {
+        // Nor is anything read while the connection takes no more of what is written to it: a
+        // client that pipelines requests and reads no answers would otherwise pile them up here.
+        if calling && !held.isEmpty || !context.channel.isWritable {
             readDeferred = true
             return
         }
@@ -150,6 +153,14 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
             paused.flow.resume()
         }
         context.fireChannelWritabilityChanged()
+        readIfDeferred(context: context)
+    }
+
+    /// Passes on a read held back by `read`, once nothing holds it any more.
+    private func readIfDeferred(context: ChannelHandlerContext) {
+        guard readDeferred, !calling || held.isEmpty, context.channel.isWritable, !removed, !closing else { return }
+        readDeferred = false
+        context.read()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -256,10 +267,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
             handedSinceComplete = false
             context.fireChannelReadComplete()  // what was handed on reaches Hummingbird now
         }
-        if readDeferred, !calling || held.isEmpty, !removed, !closing {
-            readDeferred = false
-            context.read()
-        }
+        readIfDeferred(context: context)
         if inputClosedHeld, !calling, held.isEmpty, !removed {
             inputClosedHeld = false
             // After the answers' bytes have left: the connection may close on it, and a close drops
