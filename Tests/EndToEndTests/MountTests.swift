@@ -283,6 +283,33 @@ struct MountTests {
         #expect(next.text == (release.isPerInstance ? "false" : "true"), "\(next.text)")
     }
 
+    /// Pushes a Node app `name` whose mount at `/` answers every request with 64 MB of `x`, 256
+    /// writes of 256 KiB each waiting for `drain` as a well-behaved stream does; `headers` are its
+    /// answer's, and `more` is appended to its code after the mount.
+    static func pushSixtyFourMegabytes(_ fixture: PushFixture, name: String, headers: String, more: String = "") throws {
+        let work = try fixture.workspace(name)
+        try work.write("package.json", #"{"name": "\#(name)", "version": "1.0.0", "main": "index.js", "private": true}"#)
+        try work.write("index.js", """
+            const { once } = require('node:events');
+            const gust = require('gust');
+            const piece = Buffer.alloc(256 * 1024, 'x');
+            gust.mount('/', async (req, res) => {
+              req.resume();
+              res.writeHead(200, \(headers));
+              for (let i = 0; i < 256; i++) {
+                if (!res.write(piece)) await once(res, 'drain');
+              }
+              res.end();
+              console.log('sent ' + req.url);
+            });
+            \(more)
+
+            """)
+        try work.commit("64 MB")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+    }
+
     /// A client that reads a streamed answer slowly holds back the instance, not gustd's memory:
     /// gustd stops reading the answer from the instance while the client's connection takes no
     /// more (here 64 MB streamed and none of it read for 2 s), and the client then gets every byte.
@@ -290,26 +317,7 @@ struct MountTests {
     /// all into memory for the client: a slow reader per streaming app could fill it.)
     @Test(.scratchDirectory) func aSlowClientHoldsBackAStreamedAnswerNotGustdsMemory() throws {
         let fixture = try PushFixture(app: "flood")
-        let work = try fixture.workspace("flood")
-        try work.write("package.json", #"{"name": "flood", "version": "1.0.0", "main": "index.js", "private": true}"#)
-        try work.write("index.js", """
-            const { once } = require('node:events');
-            const gust = require('gust');
-            const piece = Buffer.alloc(256 * 1024, 'x');
-            gust.mount('/', async (req, res) => {
-              req.resume();
-              res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
-              for (let i = 0; i < 256; i++) {
-                if (!res.write(piece)) await once(res, 'drain');
-              }
-              res.end();
-              console.log('flood-done ' + req.url);
-            });
-
-            """)
-        try work.commit("Flood")
-        let push = try work.push(to: fixture.remote)
-        #expect(push.status == 0, "\(push.output)")
+        try Self.pushSixtyFourMegabytes(fixture, name: "flood", headers: "{ 'Content-Type': 'application/octet-stream' }")
         let gustd = try #require(fixture.gustd)
         #expect(try fixture.call("GET", "/warm").status == 200, "the instance is up")
         let requests = [
@@ -337,8 +345,34 @@ struct MountTests {
             usleep(1_000_000)
             withExtendedLifetime(client) {}  // closed here, unread
         }
-        let done = AppLogMarks.wait(fixture.home, app: "flood", prefix: "flood-done ", seconds: 8) { $0.filter { $0.hasSuffix("-gone") }.count == 2 }
+        let done = AppLogMarks.wait(fixture.home, app: "flood", prefix: "sent ", seconds: 8) { $0.filter { $0.hasSuffix("-gone") }.count == 2 }
         #expect(done.filter { $0.hasSuffix("-gone") }.sorted() == ["/get-gone", "/post-gone"], "\(done)")
+    }
+
+    /// An answer with a `Content-Length` is no way around that: past 1 MiB, a handler's answer is
+    /// relayed as it comes, held back for a slow client like a chunked one, and an op's answer
+    /// (which is never streamed) past 32 MiB is refused with 502 rather than held whole in gustd.
+    @Test(.scratchDirectory) func aLargeAnswerWithItsLengthIsStreamedOrRefusedNotHeldWhole() throws {
+        let fixture = try PushFixture(app: "bulk")
+        try Self.pushSixtyFourMegabytes(
+            fixture, name: "bulk", headers: "{ 'Content-Type': 'application/octet-stream', 'Content-Length': String(256 * piece.length) }",
+            more: "gust.op('huge', () => 'x'.repeat(40 * 1024 * 1024));")
+        let gustd = try #require(fixture.gustd)
+        #expect(try fixture.call("GET", "/warm").status == 200, "the instance is up")
+
+        let before = RawConnection.residentBytes(gustd.pid)
+        let client = try RawConnection(port: fixture.port)
+        client.send("GET /apps/bulk/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        usleep(2_000_000)  // the instance writes; the client reads nothing
+        let grown = RawConnection.residentBytes(gustd.pid) - before
+        #expect(grown < 24_000_000, "gustd grew by \(grown / 1_000_000) MB holding a 64 MB answer for a client that read none")
+        let body = RawConnection.chunkedBody(client.readAllBytes(seconds: 30))
+        #expect(body?.count == 64 * 1024 * 1024, "the whole answer arrives: \(body?.count ?? -1) bytes")
+
+        let op = try fixture.call("POST", "/_/functions/huge")
+        #expect(op.status == 502, "\(op.status) \(op.text.prefix(300))")
+        #expect(op.text.contains("larger than 32 MiB"), "\(op.text.prefix(300))")
+        #expect(try fixture.call("GET", "/after").status == 200, "the app answers after it")
     }
 
     /// Copies Debian's `package` and everything it depends on from /usr/share/nodejs

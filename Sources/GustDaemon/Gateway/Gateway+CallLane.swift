@@ -184,7 +184,9 @@ private struct LaneCall: Sendable {
             switch error {
             case .timedOut:
                 refuse(CallRefusal(status: 504, message: "The function did not answer within \(limit.shortText)."), route: route, reply)
-            case .connectionClosed, .tooLarge:
+            case .tooLarge:
+                refuse(CallRefusal(status: 502, message: Gateway.answerTooLarge), route: route, reply)
+            case .connectionClosed:
                 let instance = lease.member
                 instance.ranOutOfMemory(checkingOn: reply.eventLoop) { [app] outOfMemory in
                     guard outOfMemory else {

@@ -85,6 +85,11 @@ struct Gateway: HTTPResponder {
         return response
     }
 
+    /// Why an answer too long to hold whole (an op's: a handler's is relayed as it comes) is refused.
+    static let answerTooLarge =
+        "The function's answer is larger than \(InstanceConnection.wholeAnswerLimit >> 20) MiB, the most gustd holds whole; "
+        + "return less, or serve it from a handler, whose answers are relayed as they come."
+
     static func tooLarge(_ limit: Int) -> Response {
         error(413, "The request body is larger than \(ByteCount(limit)), the most gustd accepts.")
     }
@@ -247,6 +252,8 @@ struct Gateway: HTTPResponder {
             throw GustError("The function did not answer within \(limit.shortText).", code: 504)
         } catch InstanceCallError.connectionClosed {
             throw GustError("The function's process died while answering; the next request starts a new one.", code: 502)
+        } catch InstanceCallError.tooLarge {
+            throw GustError(Self.answerTooLarge, code: 502)
         }
         note.instance = instance
         let fields = Self.clientFields(of: answer.headers)

@@ -106,9 +106,16 @@ final class InstanceConnection: Sendable {
     var isOpen: Bool { channel.isActive }
     var eventLoop: any EventLoop { channel.eventLoop }
 
+    /// The most of an answer gustd collects whole (as Cloud Run's limit for an answer that is not
+    /// streamed): past it a call fails with `tooLarge`, its connection closed. An answer the request
+    /// `streamsAnswer` for is relayed as it comes once it is chunked or longer than `streamedAbove`,
+    /// and has no limit: a slow client holds its instance back (`AnswerFlow`), not gustd's memory.
+    static let wholeAnswerLimit = 32 * 1024 * 1024
+    static let streamedAbove = 1024 * 1024
+
     /// Sends `request` and collects the answer, failing with `tooLarge` once
     /// its body passes `maxBodyBytes`.
-    func send(_ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = .max) async throws -> InstanceResponse {
+    func send(_ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = wholeAnswerLimit) async throws -> InstanceResponse {
         let loop = channel.eventLoop
         let promise = loop.makePromise(of: InstanceResponse.self)
         // A streamed answer's chunks and end, once its head has come (all on the connection's loop).
@@ -154,7 +161,8 @@ final class InstanceConnection: Sendable {
     /// event loop, as they come (`InstanceAnswerPart`). What `send` does, for a caller that is not a task
     /// (the gateway's lane for calls, `GatewayLane`).
     func start(
-        _ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = .max, deliver: @escaping @Sendable (InstanceAnswerPart) -> Void
+        _ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = wholeAnswerLimit,
+        deliver: @escaping @Sendable (InstanceAnswerPart) -> Void
     ) {
         // Fails only if the exchange never reached the handler (the connection had closed): no answer will come.
         let written = channel.eventLoop.makePromise(of: Void.self)
@@ -255,7 +263,9 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         case .head(let responseHead):
             head = responseHead
             let chunked = responseHead.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
-            if streamsAnswer, chunked, let deliver {
+            // A long answer with its length is relayed as it comes too: held whole, it would sit in gustd's memory.
+            let long = responseHead.headers.first(name: "content-length").flatMap { Int($0) }.map { $0 > InstanceConnection.streamedAbove } ?? false
+            if streamsAnswer, chunked || long, let deliver {
                 // Hand the answer over now; its chunks follow as the instance writes them.
                 streaming = deliver
                 self.deliver = nil
