@@ -20,7 +20,7 @@ connection per call on the uWSGI side costs it a `socket`, `connect` and `close`
 makes instead (in C): that much of nginx's own work counts as the client's, so nginx's figure
 is, if anything, low.
 """
-import argparse, http.client, os, shlex, shutil, socket, statistics, struct, sys
+import argparse, http.client, os, socket, statistics, struct, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
 import bench_peers as peers  # noqa: E402
@@ -60,10 +60,7 @@ def main():
     parser.add_argument('--calls', type=int, default=2000, help='calls per row and round (after 200 warm-up calls)')
     parser.add_argument('--gustd-args', default='', help="options added to gustd's command line, such as '--event-loops 1'")
     args = parser.parse_args()
-    bench = peers.PeerBench(os.path.abspath(args.bin), 3, 1, 10, 0, instances=1, gustd_args=shlex.split(args.gustd_args))
-    try:
-        bench.start_gust()
-        bench.start_peer()
+    with peers.started(args.bin, 3, args.gustd_args, instances=1) as bench:
         rows = {
             'gust direct': http_call(UnixHTTPConnection(instance_socket(bench.home)), '/hello', b'hello'),
             'through gustd': http_call(http.client.HTTPConnection('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/hello', b'hello'),
@@ -87,9 +84,6 @@ def main():
         for name, added in [('gustd', gustd), ('nginx', nginx)]:
             print(f'  {name} adds {statistics.median(added):.3f} ms at p50 (range {min(added):.3f} … {max(added):.3f}); '
                   f'aim for gustd under 0.1 ms')
-    finally:
-        bench.stop_all()
-        shutil.rmtree(bench.dir, ignore_errors=True)  # the scratch directory and everything in it
 
 
 if __name__ == '__main__':

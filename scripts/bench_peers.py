@@ -59,6 +59,7 @@ at the end; the probes, `git push` and `gust rollback` stay in the bench's sessi
 """
 
 import argparse
+import contextlib
 import datetime
 import getpass
 import grp
@@ -67,6 +68,7 @@ import json
 import os
 import platform
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -327,6 +329,21 @@ ROWS = [
     ('Flask hello: gust.mount vs uWSGI', '/apps/bench/flask/hello', '/flask/hello', 2, 16),
     ('health: gustd /_/health vs nginx return 200', '/apps/bench/_/health', '/health', 2, 16),
 ]
+
+
+@contextlib.contextmanager
+def started(bin_dir, duration, gustd_args='', instances=4):
+    """Both sides of the side-by-side scripts (bench_syscalls, bench_added, bench_cpu_split):
+    gustd from bin_dir with the bench app pushed, and nginx in front of uWSGI, in a throwaway
+    directory; every process stopped by its PID and the directory removed when the block ends."""
+    bench = PeerBench(os.path.abspath(bin_dir), duration, 1, 10, 0, instances=instances, gustd_args=shlex.split(gustd_args))
+    try:
+        bench.start_gust()
+        bench.start_peer()
+        yield bench
+    finally:
+        bench.stop_all()
+        shutil.rmtree(bench.dir, ignore_errors=True)  # the scratch directory and everything in it
 
 
 def free_port():

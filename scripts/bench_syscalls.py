@@ -13,7 +13,7 @@ slows what it watches several times over, so its counts per request are what to 
 times). Then the same for the processes behind each: the app's under gustd (its zygote and
 instances) and uWSGI's (its master and workers). Needs perf (linux-perf) and strace; run it as root.
 """
-import argparse, os, re, shlex, shutil, signal, subprocess, sys, time
+import argparse, os, re, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
 import bench_peers as peers  # noqa: E402
@@ -43,10 +43,7 @@ def main():
     parser.add_argument('--duration', type=int, default=5, help='seconds of wrk per measurement')
     parser.add_argument('--gustd-args', default='', help="options added to gustd's command line, such as '--event-loops 1'")
     args = parser.parse_args()
-    bench = peers.PeerBench(os.path.abspath(args.bin), args.duration, 1, 10, 0, gustd_args=shlex.split(args.gustd_args))
-    try:
-        bench.start_gust()
-        bench.start_peer()
+    with peers.started(args.bin, args.duration, args.gustd_args) as bench:
         gustd = next(service for service in bench.services if service.name == 'gustd')
         nginx = next(service for service in bench.services if service.name == 'nginx')
         # Its master's children (its one worker), not any other nginx on the machine.
@@ -72,9 +69,6 @@ def main():
                 if match and match.group(2) != 'total':
                     calls.append((int(match.group(1)) / requests, match.group(2)))
             print('   under strace, per request: ' + ', '.join(f'{name} {count:.2f}' for count, name in sorted(calls, reverse=True) if count >= 0.01))
-    finally:
-        bench.stop_all()
-        shutil.rmtree(bench.dir, ignore_errors=True)  # the scratch directory and everything in it
 
 
 if __name__ == '__main__':
