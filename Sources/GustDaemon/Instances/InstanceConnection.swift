@@ -138,7 +138,10 @@ final class InstanceConnection: Sendable {
                     return chunk
                 }
                 promise.succeed(InstanceResponse(
-                    status: status, headers: headers, body: ByteBuffer(), rest: StreamedBody(chunks: taken, done: done.futureResult, abandon: backlog.abandoned)))
+                    status: status, headers: headers, body: ByteBuffer(), rest: StreamedBody(
+                        chunks: taken, done: done.futureResult,
+                        // Weakly: a relay may keep this until its client's connection closes, long after the answer.
+                        abandon: { [weak backlog] in backlog?.abandoned() })))
             case .chunk(let chunk):
                 stream.value?.2.added(chunk.readableBytes)
                 stream.value?.0.yield(chunk)
