@@ -349,6 +349,32 @@ struct MountTests {
         #expect(done.filter { $0.hasSuffix("-gone") }.sorted() == ["/get-gone", "/post-gone"], "\(done)")
     }
 
+    /// A client too slow to take a streamed answer within the function's time limit has the answer
+    /// cut short there, and the instance is kept: the slowness was the client's. (Held back by the
+    /// client, the stream used to count as the instance's failure and the instance was discarded,
+    /// every call on it with it: any client could have an app's instances killed by reading slowly.)
+    @Test(.scratchDirectory) func aClientTooSlowForTheTimeLimitLosesItsAnswerNotTheInstance() throws {
+        let fixture = try PushFixture(app: "trickle", gustdArguments: ["--function-timeout", "3"])
+        try Self.pushSixtyFourMegabytes(
+            fixture, name: "trickle", headers: "{ 'Content-Type': 'application/octet-stream' }",
+            // Made on the first call in each instance (a sandboxed instance is PID 1 in its own namespace).
+            more: "let me; gust.op('me', () => (me ??= require('node:crypto').randomUUID()));")
+        #expect(try GustBinaries.gust(fixture.home, ["scale", "trickle", "--min", "1", "--max", "1"]).status == 0)
+        let instance = try fixture.call("POST", "/_/functions/me").text
+        for request in [
+            "GET /apps/trickle/get HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "POST /apps/trickle/post HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi",
+        ] {
+            let client = try RawConnection(port: fixture.port)
+            client.send(request)
+            usleep(4_500_000)  // past the 3 s limit, reading nothing
+            let got = client.readAllBytes(seconds: 10)
+            #expect(RawConnection.chunkedBody(got) == nil, "the answer is cut short: \(got.count) bytes")
+            let after = try fixture.call("POST", "/_/functions/me")
+            #expect(after.status == 200 && after.text == instance, "the same instance answers: \(after.text), was \(instance)")
+        }
+    }
+
     /// An answer with a `Content-Length` is no way around that: past 1 MiB, a handler's answer is
     /// relayed as it comes, held back for a slow client like a chunked one, and an op's answer
     /// (which is never streamed) past 32 MiB is refused with 502 rather than held whole in gustd.

@@ -175,14 +175,15 @@ private struct LaneCall: Sendable {
         case .end:
             pool.release(lease)
             reply.end()
-        case .streamFailed:
-            pool.discard(lease)
+        case .streamFailed(let error):
+            // A client too slow to take the answer in time is no fault of the instance's: it is kept.
+            if error == .clientTooSlow { pool.release(lease) } else { pool.discard(lease) }
             reply.abort()
         case .failed(let error):
             pool.discard(lease)
             let limit = gateway.configuration.functionTimeout
             switch error {
-            case .timedOut:
+            case .timedOut, .clientTooSlow:
                 refuse(CallRefusal(status: 504, message: "The function did not answer within \(limit.shortText)."), route: route, reply)
             case .tooLarge:
                 refuse(CallRefusal(status: 502, message: Gateway.answerTooLarge), route: route, reply)

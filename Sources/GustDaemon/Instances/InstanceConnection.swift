@@ -62,6 +62,9 @@ enum InstanceCallError: Error, Equatable {
     case timedOut
     /// The answer's body passed the size the caller allowed (the connection is closed).
     case tooLarge
+    /// A streamed answer did not end within the time limit, and its client had held it back
+    /// (`AnswerFlow`): the client's slowness, not the instance's, so the instance is kept.
+    case clientTooSlow
 }
 
 /// One persistent HTTP/1.1 connection to an instance's Unix socket, one
@@ -225,6 +228,9 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private var readingPaused = false
     /// A read asked for while paused, passed on at `resume`.
     private var readHeld = false
+    /// The answer in progress was paused at least once: if it then runs out of time, its client
+    /// had a hand in it (`clientTooSlow`).
+    private var heldBack = false
 
     init(internalToken: String) { self.internalToken = internalToken }
 
@@ -243,8 +249,9 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         body.clear()
         let nanoseconds = exchange.timeout.components.seconds * 1_000_000_000 + exchange.timeout.components.attoseconds / 1_000_000_000
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        heldBack = false
         timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
-            bound.value.handler.fail(InstanceCallError.timedOut)
+            bound.value.handler.fail(bound.value.handler.heldBack ? InstanceCallError.clientTooSlow : InstanceCallError.timedOut)
             bound.value.context.close(promise: nil)
         }
 
@@ -320,6 +327,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     /// `AnswerFlow`'s pause and resume; a pause after the streamed answer has ended does nothing.
     private func setReading(paused: Bool, context: ChannelHandlerContext) {
         readingPaused = paused && streaming != nil
+        if readingPaused { heldBack = true }
         if !readingPaused, readHeld {
             readHeld = false
             context.read()

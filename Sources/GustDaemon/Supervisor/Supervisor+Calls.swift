@@ -73,7 +73,12 @@ extension Supervisor {
                         held.whenComplete { _ in forget() }
                     }
                     held.whenComplete { result in
-                        if case .success = result { pool.release(lease) } else { pool.discard(lease) }
+                        switch result {
+                        case .success: pool.release(lease)
+                        // A client too slow to take a streamed answer in time is no fault of the instance's.
+                        case .failure(let error as InstanceCallError) where error == .clientTooSlow: pool.release(lease)
+                        case .failure: pool.discard(lease)
+                        }
                     }
                     return value
                 }
