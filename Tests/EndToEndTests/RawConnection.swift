@@ -109,30 +109,12 @@ final class RawConnection {
         return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
     }
 
-    /// The body of a chunked answer in `bytes` (head included), or nil if its framing is broken or cut short.
-    static func chunkedBody(_ bytes: [UInt8]) -> [UInt8]? {
-        let crlf: [UInt8] = [13, 10]
-        func line(from start: Int) -> (text: String, next: Int)? {
-            var index = start
-            while index + 1 < bytes.count {
-                if bytes[index] == 13, bytes[index + 1] == 10 { return (String(decoding: bytes[start..<index], as: UTF8.self), index + 2) }
-                index += 1
-            }
-            return nil
-        }
-        var index = 0
-        while let (text, next) = line(from: index) {  // the head, to its empty line
-            index = next
-            if text.isEmpty { break }
-        }
-        var body: [UInt8] = []
-        while let (size, next) = line(from: index), let count = Int(size.split(separator: ";")[0], radix: 16) {
-            guard next + count + 2 <= bytes.count, Array(bytes[(next + count)..<(next + count + 2)]) == crlf else { return nil }
-            if count == 0 { return body }
-            body += bytes[next..<(next + count)]
-            index = next + count + 2
-        }
-        return nil
+    /// The body of a chunked answer in `bytes` (head included), or nil if it was cut short.
+    static func chunkedBody(_ bytes: [UInt8]) -> Data? {
+        let data = Data(bytes)
+        guard let head = data.range(of: Data("\r\n\r\n".utf8)) else { return nil }
+        let (body, complete) = HTTPClient.dechunk(data[head.upperBound...])
+        return complete ? body : nil
     }
 }
 

@@ -99,23 +99,26 @@ public enum HTTPClient {
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         var body = Data(data[split.upperBound...])
-        if headers["transfer-encoding"]?.contains("chunked") == true { body = dechunk(body) }
+        if headers["transfer-encoding"]?.contains("chunked") == true { body = dechunk(body).body }
         return HTTPResult(status: status, headers: headers, body: body)
     }
 
-    private static func dechunk(_ data: Data) -> Data {
+    /// A chunked body's data, and whether its last (zero-size) chunk came: a body cut short
+    /// gives what came before the cut.
+    public static func dechunk(_ data: Data) -> (body: Data, complete: Bool) {
         var result = Data()
         var rest = data[...]
         while let lineEnd = rest.range(of: Data("\r\n".utf8)) {
-            let size = Int(String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? "", radix: 16) ?? 0
-            if size == 0 { break }
+            let parsed = Int(String(decoding: rest[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? "", radix: 16)
+            let size = parsed ?? 0
+            if size == 0 { return (result, parsed == 0) }
             let start = lineEnd.upperBound
             guard rest.distance(from: start, to: rest.endIndex) >= size else { break }
             let end = rest.index(start, offsetBy: size)
             result.append(rest[start..<end])
             rest = rest[rest.index(end, offsetBy: min(2, rest.distance(from: end, to: rest.endIndex)))...]
         }
-        return result
+        return (result, false)
     }
 }
 

@@ -176,8 +176,7 @@ private struct LaneCall: Sendable {
             pool.release(lease)
             reply.end()
         case .streamFailed(let error):
-            // A client too slow to take the answer in time is no fault of the instance's: it is kept.
-            if error == .clientTooSlow { pool.release(lease) } else { pool.discard(lease) }
+            if error.discardsInstance { pool.discard(lease) } else { pool.release(lease) }
             reply.abort()
         case .failed(let error):
             pool.discard(lease)

@@ -65,6 +65,10 @@ enum InstanceCallError: Error, Equatable {
     /// A streamed answer did not end within the time limit, and its client had held it back
     /// (`AnswerFlow`): the client's slowness, not the instance's, so the instance is kept.
     case clientTooSlow
+
+    /// Whether the instance is to be given up after this failure (its connection's state, or the
+    /// process, unknown); the one failure that was not the instance's keeps it.
+    var discardsInstance: Bool { self != .clientTooSlow }
 }
 
 /// One persistent HTTP/1.1 connection to an instance's Unix socket, one

@@ -75,8 +75,7 @@ extension Supervisor {
                     held.whenComplete { result in
                         switch result {
                         case .success: pool.release(lease)
-                        // A client too slow to take a streamed answer in time is no fault of the instance's.
-                        case .failure(let error as InstanceCallError) where error == .clientTooSlow: pool.release(lease)
+                        case .failure(let error as InstanceCallError) where !error.discardsInstance: pool.release(lease)
                         case .failure: pool.discard(lease)
                         }
                     }
