@@ -9,12 +9,7 @@ import Testing
 @Suite(.timeLimit(.minutes(20)))
 struct IdleConnectionTests {
     @Test(.scratchDirectory) func idleAndSlowHeaderConnectionsAreClosedAndCallsGoOn() throws {
-        let fixture = try PushFixture(gustdArguments: ["--idle-timeout", "3", "--header-timeout", "2"])
-        let work = try fixture.workspace("py")
-        try work.write("__init__.py", "import gust\n\n@gust.op('ping')\ndef ping():\n    return 'pong'\n")
-        try work.commit("Ping")
-        let pushed = try work.push(to: fixture.remote)
-        #expect(pushed.status == 0, "\(pushed.output)")
+        let fixture = try Self.pingApp(gustdArguments: ["--idle-timeout", "3", "--header-timeout", "2"])
         #expect(try fixture.call("POST", "/_/functions/ping", body: "{}").status == 200)
 
         // gustd's own descriptor limit, lowered as on a host with systemd's defaults (but lower still).
@@ -65,17 +60,32 @@ struct IdleConnectionTests {
         #expect(gustd.logText.contains("descriptor limit"), "gustd logs the descriptor limit it runs with")
     }
 
+    /// Health checks that gustd answers from the bytes (`HealthLane`), before any handler that
+    /// counts requests, still count as use: a load balancer checking every second on one
+    /// kept-alive connection keeps it past the idle and header timeouts, and it closes once the
+    /// checks stop.
+    @Test(.scratchDirectory) func healthChecksKeepTheirConnectionInUse() throws {
+        let fixture = try Self.pingApp(gustdArguments: ["--idle-timeout", "2", "--header-timeout", "2"])
+
+        let checker = try RawConnection(port: fixture.port)
+        for check in 0..<6 {  // 6 s: three times each timeout
+            checker.send("GET /apps/cats/_/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            usleep(1_000_000)
+            let answer = checker.drain()
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n") && answer.contains(#""app":"cats""#), "check \(check): \(answer)")
+            #expect(!checker.isClosedByPeer, "closed while in use, at check \(check)")
+        }
+        let stopped = ContinuousClock.now
+        while !checker.isClosedByPeer, ContinuousClock.now - stopped < .seconds(10) { usleep(200_000) }
+        #expect(checker.isClosedByPeer, "still open 10 s after the checks stopped")
+    }
+
     /// More clients than gustd has descriptors never take the last of them: gustd stops accepting
     /// while a reserve is left (new connections wait in the listening socket), because the process
     /// needs descriptors of its own. Without one, libdispatch's thread pool monitor, which opens
     /// /proc/TID/stat once a second when work is queued, could not, and killed gustd with SIGILL.
     @Test(.scratchDirectory) func clientsLeaveGustdADescriptorReserve() throws {
-        let fixture = try PushFixture(gustdArguments: ["--idle-timeout", "120", "--header-timeout", "120"])
-        let work = try fixture.workspace("py")
-        try work.write("__init__.py", "import gust\n\n@gust.op('ping')\ndef ping():\n    return 'pong'\n")
-        try work.commit("Ping")
-        let pushed = try work.push(to: fixture.remote)
-        #expect(pushed.status == 0, "\(pushed.output)")
+        let fixture = try Self.pingApp(gustdArguments: ["--idle-timeout", "120", "--header-timeout", "120"])
         #expect(try fixture.call("POST", "/_/functions/ping", body: "{}").status == 200)
 
         let gustd = try #require(fixture.gustd)
@@ -101,5 +111,16 @@ struct IdleConnectionTests {
         flood.removeAll()  // closed: gustd accepts again and answers
         let call = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/ping", body: "{}", timeout: 30)
         #expect(call.text == #""pong""#)
+    }
+
+    /// gustd with `gustdArguments` and the app `cats` pushed: one op, `ping`.
+    static func pingApp(gustdArguments: [String]) throws -> PushFixture {
+        let fixture = try PushFixture(gustdArguments: gustdArguments)
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", "import gust\n\n@gust.op('ping')\ndef ping():\n    return 'pong'\n")
+        try work.commit("Ping")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        return fixture
     }
 }

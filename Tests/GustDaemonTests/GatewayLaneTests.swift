@@ -253,6 +253,11 @@ import Testing
     /// pipelines requests and reads no answers cannot pile them up in gustd.
     @Test func nothingIsReadWhileTheConnectionTakesNoMore() throws {
         let (channel, _, _, reads) = try callingChannel()
+        Self.expectNoReadWhileNotWritable(channel, reads)
+    }
+
+    /// A read asked for while `channel` takes no more is held, and passed on once, when it takes again.
+    static func expectNoReadWhileNotWritable(_ channel: EmbeddedChannel, _ reads: Reads) {
         channel.read()
         #expect(reads.count == 1)
         channel.isWritable = false

@@ -58,28 +58,42 @@ extension Gateway {
     /// no upgrade, no `Connection` but `keep-alive` or `close`, nothing redirected), with its access log line written;
     /// nil for anything else, which `respond` answers. `Date` and `Server` are the lane's to add.
     func answerAtOnce(_ request: HTTPRequest) -> ImmediateAnswer? {
-        guard let target = request.path else { return nil }
-        let path = RequestPath.splitTarget(target).path
-        // Anything else, and any other spelling of it, is `respond`'s. (By bytes: a first look only,
-        // what decides is the decoded path below.)
-        guard path.utf8.count >= 9, path.utf8.suffix(9).elementsEqual("/_/health".utf8) else { return nil }
+        guard let target = request.path, Self.mayBeHealth(target) else { return nil }
         let fields = request.headerFields
         guard fields[.upgrade] == nil, Self.laneTakes(connection: fields[.connection]), fields[.transferEncoding] == nil,
             fields[.contentLength] == nil || fields[.contentLength] == "0"
         else { return nil }
+        return healthAnswer(method: request.method.rawValue, target: target, host: request.authority, sentRequestID: fields[ForwardedHeaders.requestID])
+    }
+
+    /// The same for a head `HealthLane` read from the connection's bytes (which has checked its headers).
+    func answerAtOnce(_ head: PlainRequestHead) -> ImmediateAnswer? {
+        guard Self.mayBeHealth(head.target) else { return nil }
+        return healthAnswer(method: "GET", target: head.target, host: head.host, sentRequestID: head.requestID)
+    }
+
+    /// A first look, by bytes, at whether `target` could be a health check; what decides is the
+    /// decoded path (`healthAnswer`). Any other target, and any other spelling of it, is `respond`'s.
+    private static func mayBeHealth(_ target: String) -> Bool {
+        let path = RequestPath.splitTarget(target).path
+        return path.utf8.count >= 9 && path.utf8.suffix(9).elementsEqual("/_/health".utf8)
+    }
+
+    /// The health answer of the app `host` and `target` address, if that is what they address.
+    private func healthAnswer(method: String, target: String, host: String?, sentRequestID: String?) -> ImmediateAnswer? {
         let arrived = ContinuousClock.now
-        let host = request.authority
+        let path = RequestPath.splitTarget(target).path
         guard let address = AppAddress(host: host, path: RequestPath(percentEncoded: String(path)), domain: configuration.domain,
                 custom: domains.app(for:), only: configuration.onlyApp),
             address.path.isHealth,
             redirect?.location(host: host, target: target, addressed: address, domain: configuration.domain) == nil,
             let live = supervisor.route(of: address.app)
         else { return nil }
-        let requestID = RequestID.of(sent: fields[ForwardedHeaders.requestID])
+        let requestID = RequestID.of(sent: sentRequestID)
         let body = Self.health(of: address.app, live).buffer
         let head = Self.jsonHead(200, body: body, requestID: requestID)
         accessLog?.record(AccessLog.Entry(
-            app: address.app.rawValue, release: live.version, instance: nil, method: request.method.rawValue, path: String(path),
+            app: address.app.rawValue, release: live.version, instance: nil, method: method, path: String(path),
             status: 200, bytes: body.readableBytes, duration: ContinuousClock.now - arrived, requestID: requestID, time: AccessLog.now()
         ))
         return ImmediateAnswer(head: head, body: body)

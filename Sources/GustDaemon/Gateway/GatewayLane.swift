@@ -2,6 +2,7 @@ import HTTPTypes
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 
 /// Answers on the event loop that read them the requests the gateway can
@@ -315,7 +316,7 @@ struct LaneReply: Sendable {
 }
 
 /// The HTTP/1 channel HummingbirdCore serves (with `ConnectionPersistence`), with a
-/// `GatewayLane` after its connection state handler.
+/// `GatewayLane` after its connection state handler and a `HealthLane` before its codec.
 struct GatewayChannel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
@@ -329,6 +330,11 @@ struct GatewayChannel: ServerChildChannel {
             let pipeline = channel.pipeline.syncOperations
             let lane = GatewayLane(answer: gateway.laneAnswer, dates: dates, serverName: serverName)
             try pipeline.addHandler(lane, position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
+            let health = HealthLane(
+                answer: gateway.answerAtOnce, dates: dates, serverName: serverName,
+                idle: try? pipeline.handler(type: IdleConnectionTimer.self), headDeadline: try? pipeline.handler(type: RequestHeadDeadline.self))
+            // First of the HTTP handlers (after TLS, if any): what it writes is bytes, past the encoder.
+            try pipeline.addHandler(health, position: .before(try pipeline.handler(type: HTTPResponseEncoder.self)))
             return value
         }
     }

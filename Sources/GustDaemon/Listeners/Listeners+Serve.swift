@@ -37,7 +37,12 @@ extension Listeners {
         let dates = HTTPDate()
         let respond = Self.respond(responder, dates: dates, serverName: serverName, logger: logger)
         var http1 = http1
-        http1.additionalChannelHandlers = { [handlers = http1.additionalChannelHandlers] in handlers() + [QuiesceGate()] }
+        // gustd's own idle timer instead of HummingbirdCore's: it also counts what `HealthLane` answers.
+        let idleTimeout = http1.idleTimeout
+        http1.idleTimeout = nil
+        http1.additionalChannelHandlers = { [handlers = http1.additionalChannelHandlers] in
+            handlers() + [QuiesceGate()] + (idleTimeout.map { [IdleConnectionTimer(timeout: $0)] } ?? [])
+        }
         let channel = PersistentHTTP1Channel(http1: HTTP1Channel(responder: respond, configuration: http1))
         func serve<Child: ServerChildChannel>(_ child: Child) throws -> any Service {
             let server: any Service & DrainableServer = if let tls {

@@ -1,0 +1,167 @@
+/// A request head read straight from a connection's bytes for `HealthLane`:
+/// only the plainest form a request can take, which every HTTP/1.1 parser
+/// reads the same way. Answering such a head before NIO's decoder, and handing
+/// that decoder everything after it, therefore cannot split the connection's
+/// bytes into requests differently than the decoder alone would (the way one
+/// request is smuggled past a front that reads it as another).
+///
+/// Read: `GET`, an origin-form target of visible ASCII, `HTTP/1.1`, header
+/// lines (a token, a colon, spaces, then a value of visible ASCII and spaces
+/// that does not end with one), each ended by CRLF, then a blank line; one
+/// `Host`; no body (no `Transfer-Encoding`, no `Content-Length` but `0`); no
+/// `Upgrade` or `Expect`; no `Connection` but `keep-alive` or `close`.
+/// Anything else (a bare LF, an obsolete line fold, a tab, a byte outside
+/// ASCII, another version, a head not wholly in the bytes at hand, one over
+/// `maxLength`) is not read here, and the connection goes on to NIO's decoder.
+/// `PlainRequestHeadTests` holds the decoder to that, mutation after mutation.
+struct PlainRequestHead: Equatable {
+    /// The request target, as sent.
+    var target: String
+    var host: String
+    /// `X-Request-Id` as sent (only one is read).
+    var requestID: String?
+    /// `Connection: close`.
+    var closes: Bool
+    /// Bytes of the head, its blank line included.
+    var length: Int
+
+    /// A head no longer than this is read; a longer one is NIO's.
+    static let maxLength = 4096
+
+    /// The head at the start of `bytes`, or nil if it is not a whole plain one.
+    static func read(_ bytes: UnsafeRawBufferPointer) -> PlainRequestHead? {
+        var reader = Reader(bytes: bytes.prefix(maxLength))
+        guard reader.skip("GET "), let target = reader.target(), reader.skip(" HTTP/1.1\r\n") else { return nil }
+        var host: String?
+        var requestID: String?
+        var closes = false
+        var sawLength = false
+        var sawConnection = false
+        while !reader.skip("\r\n") {
+            guard let (name, value) = reader.field() else { return nil }
+            switch Known(name) {
+            case .host:
+                guard host == nil else { return nil }
+                host = String(decoding: value, as: UTF8.self)
+            case .requestID:
+                guard requestID == nil else { return nil }
+                requestID = String(decoding: value, as: UTF8.self)
+            case .connection:
+                guard !sawConnection else { return nil }
+                sawConnection = true
+                if Reader.equalsLowered(value, "close") {
+                    closes = true
+                } else if !Reader.equalsLowered(value, "keep-alive") {
+                    return nil
+                }
+            case .contentLength:
+                guard !sawLength, value.elementsEqual("0".utf8) else { return nil }
+                sawLength = true
+            case .refused:
+                return nil
+            case .other:
+                break
+            }
+        }
+        guard let host else { return nil }
+        return PlainRequestHead(
+            target: String(decoding: target, as: UTF8.self), host: host, requestID: requestID, closes: closes, length: reader.offset)
+    }
+
+    /// The header names this reader looks at.
+    private enum Known {
+        case host, requestID, connection, contentLength
+        /// A body, an upgrade or an expectation: the request is not a plain one.
+        case refused
+        case other
+
+        init(_ name: UnsafeRawBufferPointer.SubSequence) {
+            if Reader.equalsLowered(name, "host") {
+                self = .host
+            } else if Reader.equalsLowered(name, "x-request-id") {
+                self = .requestID
+            } else if Reader.equalsLowered(name, "connection") {
+                self = .connection
+            } else if Reader.equalsLowered(name, "content-length") {
+                self = .contentLength
+            } else if Reader.equalsLowered(name, "transfer-encoding") || Reader.equalsLowered(name, "upgrade")
+                || Reader.equalsLowered(name, "expect")
+            {
+                self = .refused
+            } else {
+                self = .other
+            }
+        }
+    }
+
+    private struct Reader {
+        let bytes: UnsafeRawBufferPointer.SubSequence
+        var offset: Int
+
+        init(bytes: UnsafeRawBufferPointer.SubSequence) {
+            self.bytes = bytes
+            offset = bytes.startIndex
+        }
+
+        /// Moves past `literal` if the bytes go on with it.
+        mutating func skip(_ literal: StaticString) -> Bool {
+            let count = literal.utf8CodeUnitCount
+            guard bytes.endIndex - offset >= count else { return false }
+            for index in 0..<count where bytes[offset + index] != literal.utf8Start[index] { return false }
+            offset += count
+            return true
+        }
+
+        /// An origin-form target: `/`, then visible ASCII up to the space before the version.
+        mutating func target() -> UnsafeRawBufferPointer.SubSequence? {
+            let start = offset
+            guard offset < bytes.endIndex, bytes[offset] == UInt8(ascii: "/") else { return nil }
+            while offset < bytes.endIndex, (0x21...0x7E).contains(bytes[offset]) { offset += 1 }
+            return bytes[start..<offset]
+        }
+
+        /// `name: value` and its CRLF; the value without the spaces before it. An empty value is not read.
+        mutating func field() -> (name: UnsafeRawBufferPointer.SubSequence, value: UnsafeRawBufferPointer.SubSequence)? {
+            let nameStart = offset
+            while offset < bytes.endIndex, Self.isTokenByte(bytes[offset]) { offset += 1 }
+            let name = bytes[nameStart..<offset]
+            guard !name.isEmpty, offset < bytes.endIndex, bytes[offset] == UInt8(ascii: ":") else { return nil }
+            offset += 1
+            while offset < bytes.endIndex, Self.isSpace(bytes[offset]) { offset += 1 }
+            let valueStart = offset
+            while offset < bytes.endIndex, (0x21...0x7E).contains(bytes[offset]) || Self.isSpace(bytes[offset]) { offset += 1 }
+            // Nor a space at a value's end, which NIO's decoder keeps as part of it.
+            guard offset > valueStart, !Self.isSpace(bytes[offset - 1]) else { return nil }
+            let value = bytes[valueStart..<offset]
+            guard skip("\r\n") else { return nil }
+            return (name, value)
+        }
+
+        /// Only a space: a tab, which HTTP allows around a value too, NIO's decoder keeps at a value's end
+        /// (`Connection: close<TAB>` is not `close` to it), so a head with one is left to it.
+        static func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") }
+
+        /// A `tchar` of RFC 9110, 5.6.2.
+        static func isTokenByte(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+            case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+                UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+                UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+            default: false
+            }
+        }
+
+        /// `bytes` is `lowercase` in any case.
+        static func equalsLowered(_ bytes: UnsafeRawBufferPointer.SubSequence, _ lowercase: StaticString) -> Bool {
+            guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+            var index = 0
+            for byte in bytes {
+                let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                guard lowered == lowercase.utf8Start[index] else { return false }
+                index += 1
+            }
+            return true
+        }
+    }
+}

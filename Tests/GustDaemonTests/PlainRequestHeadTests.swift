@@ -1,0 +1,124 @@
+@testable import GustDaemon
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+
+/// `PlainRequestHead` reads only heads that NIO's decoder reads the same way,
+/// ending where the decoder ends them: checked against the decoder itself on
+/// plain heads, on the shapes a smuggler tries, and on thousands of mutations.
+@Suite struct PlainRequestHeadTests {
+    static let plain = "GET /_/health HTTP/1.1\r\nHost: cats.localhost\r\nUser-Agent: curl/8\r\nAccept: */*\r\n\r\n"
+
+    func read(_ text: String) -> PlainRequestHead? {
+        Array(text.utf8).withUnsafeBytes(PlainRequestHead.read)
+    }
+
+    @Test func readsAPlainHeadAndWhereItEnds() {
+        let head = read(Self.plain + "GET /next HTTP/1.1\r\n")
+        #expect(head == PlainRequestHead(target: "/_/health", host: "cats.localhost", requestID: nil, closes: false, length: Self.plain.utf8.count))
+        let more = read("GET /a?b=c HTTP/1.1\r\nhOsT:  x.test\r\nX-Request-ID: abc\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n")
+        #expect(more?.target == "/a?b=c")
+        #expect(more?.host == "x.test")
+        #expect(more?.requestID == "abc")
+        #expect(more?.closes == true)
+        #expect(read("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")?.closes == false)
+    }
+
+    @Test func leavesEveryOtherFormToTheDecoder() {
+        let refused = [
+            "GET /_/health HTTP/1.1\r\nHost: x\r\n",  // not whole
+            "GET /_/health HTTP/1.1\nHost: x\n\n",  // bare LF
+            "GET /_/health HTTP/1.1\r\nHost: x\r\n \tfolded\r\n\r\n",  // obsolete line fold
+            "GET /_/health HTTP/1.0\r\nHost: x\r\n\r\n",
+            "HEAD /_/health HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET http://x/_/health HTTP/1.1\r\nHost: x\r\n\r\n",  // absolute form
+            "GET /_/health HTTP/1.1\r\n\r\n",  // no Host
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, x-secret\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nName : value\r\n\r\n",  // space before the colon
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nA: caf\u{e9}\r\n\r\n",  // outside ASCII
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nA: \u{0}\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nConnection: close\t\r\n\r\n",  // a tab NIO keeps in the value
+            "GET /_/health HTTP/1.1\r\nHost: x \r\n\r\n",  // and a space
+            "GET /_/health HTTP/1.1\r\nHost:\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nA: b\rc\r\n\r\n",  // bare CR
+            "GET  /_/health HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nHost: x\r\nA: " + String(repeating: "a", count: PlainRequestHead.maxLength) + "\r\n\r\n",
+        ]
+        for text in refused { #expect(read(text) == nil, "\(text.debugDescription)") }
+    }
+
+    /// Every head read here is read by NIO's decoder as the same request, and ends where the
+    /// decoder ends it: the request after it is the decoder's next.
+    @Test func everyHeadReadHereIsTheDecodersToo() throws {
+        var random = SplitMix(seed: 11)
+        let seeds = [
+            Self.plain,
+            "GET /_/health?x=1 HTTP/1.1\r\nHost: a.localhost:8080\r\nX-Request-Id: r-1\r\nConnection: keep-alive\r\n\r\n",
+            "GET /_/health HTTP/1.1\r\nhost:b\r\ncontent-length:0\r\nconnection:close\r\n\r\n",
+        ]
+        let pieces: [[UInt8]] = [
+            [13], [10], [13, 10], [32], [9], [0], [0x7F], [0x80], [0xFF], Array(":".utf8), Array("a".utf8), Array("/".utf8),
+            Array("\r\n ".utf8), Array("\r\nHost: z\r\n".utf8), Array("\r\nContent-Length: 1\r\n".utf8),
+            Array("\r\nTransfer-Encoding: chunked\r\n".utf8), Array(" HTTP/1.1".utf8), Array("\r\n\r\n".utf8), Array("%00".utf8),
+        ]
+        var accepted = 0
+        for round in 0..<10_000 {
+            var bytes = Array(seeds[round % seeds.count].utf8)
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                let at = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: bytes.insert(contentsOf: pieces.randomElement(using: &random)!, at: at)
+                case 1: bytes.remove(at: at)
+                default: bytes[at] = pieces.randomElement(using: &random)!.first!
+                }
+            }
+            guard let head = bytes.withUnsafeBytes(PlainRequestHead.read) else { continue }
+            accepted += 1
+            try expectTheDecoderReads(head, from: bytes)
+        }
+        for seed in seeds { try expectTheDecoderReads(#require(read(seed)), from: Array(seed.utf8)) }
+        #expect(accepted > 100)  // the mutations left enough plain heads to compare
+    }
+
+    private func expectTheDecoderReads(_ head: PlainRequestHead, from bytes: [UInt8]) throws {
+        let next = "GET /after HTTP/1.1\r\nHost: after\r\n\r\n"
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
+        defer { _ = try? channel.finish() }
+        var input = channel.allocator.buffer(capacity: head.length + next.utf8.count)
+        input.writeBytes(bytes[..<head.length])
+        // After `Connection: close` nothing more is read, by either.
+        if !head.closes { input.writeString(next) }
+        let text = String(decoding: bytes[..<head.length], as: UTF8.self).debugDescription
+        do {
+            try channel.writeInbound(input)
+        } catch {
+            Issue.record("read here, refused by the decoder (\(error)): \(text)")
+            return
+        }
+        var heads: [HTTPRequestHead] = []
+        var bodyBytes = 0
+        while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
+            switch part {
+            case .head(let decoded): heads.append(decoded)
+            case .body(let body): bodyBytes += body.readableBytes
+            case .end: break
+            }
+        }
+        #expect(heads.count == (head.closes ? 1 : 2) && bodyBytes == 0, "\(text)")
+        guard let decoded = heads.first else { return }
+        #expect(decoded.method == .GET && decoded.version == .http1_1, "\(text)")
+        #expect(decoded.uri == head.target, "\(text)")
+        #expect(decoded.headers["host"] == [head.host], "\(text)")
+        #expect(decoded.headers["x-request-id"].first == head.requestID, "\(text)")
+        #expect(decoded.isKeepAlive == !head.closes, "\(text)")
+        #expect(head.closes || heads.last?.uri == "/after", "\(text)")
+    }
+}
