@@ -109,6 +109,13 @@ final class RawConnection {
         return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
     }
 
+    /// An answer's head (up to its blank line) and the bytes after it, as they came.
+    static func headAndBody(_ bytes: [UInt8]) -> (head: String, body: Data) {
+        let data = Data(bytes)
+        guard let end = data.range(of: Data("\r\n\r\n".utf8)) else { return (String(decoding: data, as: UTF8.self), Data()) }
+        return (String(decoding: data[..<end.upperBound], as: UTF8.self), data[end.upperBound...])
+    }
+
     /// The body of a chunked answer in `bytes` (head included), or nil if it was cut short.
     static func chunkedBody(_ bytes: [UInt8]) -> Data? {
         let data = Data(bytes)

@@ -27,6 +27,20 @@ extension Gateway {
         return fields
     }
 
+    /// The `Content-Length` a streamed answer keeps: the instance's own, when it framed its answer
+    /// by length (no `Transfer-Encoding`; a long answer, relayed as it comes). The client then knows
+    /// how much is coming (a download's progress) and sees an answer cut short as one; without it
+    /// the answer would reach the client chunked. Nil for a chunked answer or a length that is not
+    /// one plain number (the instance's decoder would have refused it anyway).
+    static func keptLength(of headers: HTTPHeaders) -> String? {
+        guard !headers.contains(name: "transfer-encoding") else { return nil }
+        let lengths = headers[canonicalForm: "content-length"]
+        guard lengths.count == 1, let length = lengths.first, !length.isEmpty, length.utf8.count <= 18,
+            length.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else { return nil }
+        return String(length)
+    }
+
     /// The body of an error: `{"code": N, "error": message}`.
     static func errorJSON(code: Int, _ message: String) -> FlatJSON {
         FlatJSON([("code", .int(code)), ("error", .string(message))])

@@ -166,10 +166,12 @@ private struct LaneCall: Sendable {
             record(status: answer.status, bytes: answer.body.readableBytes, route: route, instance: lease.member.id)
             reply.answer(head, body: answer.body)
         case .head(let status, let headers, let flow):
-            // A chunked answer is relayed chunk by chunk as the instance writes it, held back while the
-            // client is slow; the slot is held until its end.
+            // A chunked or long answer is relayed chunk by chunk as the instance writes it (with its length,
+            // if it gave one), held back while the client is slow; the slot is held until its end.
             record(status: status, bytes: 0, route: route, instance: lease.member.id)
-            reply.head(head(status, headers), flow: flow)
+            var head = head(status, headers)
+            if let length = Gateway.keptLength(of: headers) { head.headerFields[.contentLength] = length }
+            reply.head(head, flow: flow)
         case .chunk(let chunk):
             reply.body(chunk)
         case .end:

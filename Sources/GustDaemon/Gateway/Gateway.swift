@@ -260,10 +260,12 @@ struct Gateway: HTTPResponder {
         guard let rest = answer.rest else {
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
         }
-        // A chunked answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent Events),
-        // held back while the client is slow; once the client has gone, no longer.
+        // A chunked or long answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent
+        // Events, a download), held back while the client is slow; once the client has gone, no longer.
         channel.closeFuture.whenComplete { _ in rest.abandon() }
-        return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
+        var streamed = fields
+        if let length = Self.keptLength(of: answer.headers) { streamed[.contentLength] = length }
+        return Response(status: .init(code: answer.status), headers: streamed, body: ResponseBody(asyncSequence: rest.chunks))
     }
 
     /// An answer whose values nest (`/v1/status`); a flat one is `FlatJSON`'s, without Foundation's bridge.
