@@ -404,6 +404,11 @@ struct MountTests {
         #expect(otherHead.contains("\r\ncontent-length: 67108864\r\n") || otherHead.contains("\r\nContent-Length: 67108864\r\n"), "\(otherHead)")
         #expect(!otherHead.lowercased().contains("transfer-encoding"), "\(otherHead)")
         #expect(otherBody.count == 64 * 1024 * 1024, "the whole answer arrives: \(otherBody.count) bytes")
+        // A HEAD of it says its length too, and nothing follows the head.
+        let asker = try RawConnection(port: fixture.port)
+        asker.send("HEAD /apps/bulk/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let (headOnly, nothing) = RawConnection.headAndBody(asker.readAllBytes(seconds: 30))
+        #expect(headOnly.lowercased().contains("\r\ncontent-length: 67108864\r\n") && nothing.isEmpty, "\(headOnly)")
 
         let op = try fixture.call("POST", "/_/functions/huge")
         #expect(op.status == 502, "\(op.status) \(op.text.prefix(300))")

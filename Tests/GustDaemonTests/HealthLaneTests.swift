@@ -32,6 +32,7 @@ import Testing
         let reads = GatewayLaneTests.Reads()
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([reads, lane] + handlers + [handedOn])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8080)).wait()
         return (channel, handedOn, reads)
     }
 
@@ -87,6 +88,7 @@ import Testing
         try channel.writeInbound(ByteBuffer(string: health() + call + health()))
         #expect(try written(on: channel).components(separatedBy: "HTTP/1.1 200 OK").count == 2, "the first one only")
         #expect(handedOn.bytes == call + health())
+        #expect((try? channel.pipeline.syncOperations.handler(type: HealthLane.self)) == nil, "the lane has left")
         try channel.writeInbound(ByteBuffer(string: health()))
         #expect(handedOn.bytes == call + health() + health())
         #expect(try written(on: channel).isEmpty)

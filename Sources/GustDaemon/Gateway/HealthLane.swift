@@ -12,8 +12,8 @@ import NIOHTTP1
 ///
 /// It reads only plain heads (`PlainRequestHead`), whole in the bytes at hand.
 /// The first request it does not answer, and everything after it, goes on to
-/// NIO's decoder, and the connection stays on that path for the rest of its
-/// life: the decoder then owns where each request ends. So does a connection
+/// NIO's decoder, and the lane leaves the pipeline: the decoder then owns
+/// where each request ends, for the rest of the connection. So does a connection
 /// whose listener drains (`ChannelShouldQuiesceEvent`), so that `QuiesceGate`
 /// answers its next request with `Connection: close` as on every connection.
 ///
@@ -33,7 +33,7 @@ final class HealthLane: ChannelDuplexHandler, RemovableChannelHandler {
     private let serverName: String
     private var idle: IdleConnectionTimer?
     private var headDeadline: RequestHeadDeadline?
-    /// Still reading requests here; once false, for good.
+    /// Still reading requests here; once false, for good (the lane is leaving the pipeline).
     private var reading = true
     /// Answers written since the last flush.
     private var unflushed = false
@@ -56,8 +56,8 @@ final class HealthLane: ChannelDuplexHandler, RemovableChannelHandler {
         while bytes.readableBytes > 0 {
             guard let head = bytes.withUnsafeReadableBytes(PlainRequestHead.read), let answer = answer(head) else {
                 // From here on the decoder's, starting with this request.
-                reading = false
-                return context.fireChannelRead(wrapInboundOut(bytes))
+                context.fireChannelRead(wrapInboundOut(bytes))
+                return leave(context)
             }
             bytes.moveReaderIndex(forwardBy: head.length)
             if let deadline = headDeadline {
@@ -86,9 +86,22 @@ final class HealthLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent { reading = false }
         flush(context)
         context.fireUserInboundEventTriggered(event)
+        if event is ChannelShouldQuiesceEvent, reading { leave(context) }
+    }
+
+    /// Hands the connection to the decoder for good: the lane leaves the pipeline, so that a
+    /// connection of calls pays nothing for it after its first request. A read it held goes on.
+    private func leave(_ context: ChannelHandlerContext) {
+        reading = false
+        flush(context)
+        guard context.channel.isActive else { return }
+        if readDeferred {
+            readDeferred = false
+            context.read()
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     func read(context: ChannelHandlerContext) {
