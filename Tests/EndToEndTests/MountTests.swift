@@ -82,6 +82,16 @@ struct MountTests {
         #expect(push.stderr.contains("schedule tidy every 1h"), "\(push.stderr)")
 
         #expect(try fixture.call("GET", "/").text == "Hello from Flask, through Gust!\n")
+        // A HEAD says the length a GET's answer has (Flask answers it), and nothing follows its head:
+        // the next request on the connection is answered in turn.
+        let asker = try RawConnection(port: fixture.port)
+        asker.send("HEAD /apps/flask/ HTTP/1.1\r\nHost: x\r\n\r\nGET /apps/flask/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let both = asker.readAll(seconds: 30)
+        let heads = both.components(separatedBy: "HTTP/1.1 200 OK\r\n")
+        #expect(heads.count == 3, "\(both)")
+        #expect(heads.dropFirst().first?.lowercased().contains("content-length: 32\r\n") == true, "the HEAD's: \(both)")
+        #expect(heads.dropFirst().first?.hasSuffix("\r\n\r\n") == true, "nothing after the HEAD's head: \(both)")
+        #expect(both.hasSuffix("\r\n\r\nHello from Flask, through Gust!\n"), "\(both)")
         let todo = try fixture.call("GET", "/todos/1")
         #expect(todo.status == 200)
         #expect(todo.json?["script_root"] as? String == "")

@@ -175,7 +175,7 @@ struct Gateway: HTTPResponder {
         // The body is read once the call holds an instance: waiting calls hold no body in memory.
         // The console's per-minute history is kept only while there is a console to show it.
         return try await CallMetrics.measure(app, kind: kind, function: function, history: supervisor.consoleHistory) {
-            try await forward(to: app, deadline: deadline, channel: channel, note: &note) {
+            try await forward(to: app, deadline: deadline, channel: channel, answersHead: method == .HEAD, note: &note) {
                 var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
                 return InstanceRequest(
                     method: method, target: instanceTarget, headers: forwarded,
@@ -216,7 +216,7 @@ struct Gateway: HTTPResponder {
     /// Calls an instance of the app once its pool gives one, with the request
     /// `makeCall` gives then; a call whose client leaves while it waits never runs.
     private func forward(
-        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel, note: inout Note,
+        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel, answersHead: Bool, note: inout Note,
         _ makeCall: @escaping @Sendable () async throws -> InstanceRequest
     ) async throws -> Response {
         let limit = configuration.functionTimeout
@@ -256,16 +256,19 @@ struct Gateway: HTTPResponder {
             throw GustError(Self.answerTooLarge, code: 502)
         }
         note.instance = instance
-        let fields = Self.clientFields(of: answer.headers)
+        var fields = Self.clientFields(of: answer.headers)
         guard let rest = answer.rest else {
+            // A HEAD's answer has no body but says the length a GET's would have (RFC 9110, 9.3.2), not 0.
+            if answersHead, answer.body.readableBytes == 0, let length = Self.keptLength(of: answer.headers) {
+                fields[.contentLength] = length
+            }
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
         }
         // A chunked or long answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent
         // Events, a download), held back while the client is slow; once the client has gone, no longer.
         channel.closeFuture.whenComplete { _ in rest.abandon() }
-        var streamed = fields
-        if let length = Self.keptLength(of: answer.headers) { streamed[.contentLength] = length }
-        return Response(status: .init(code: answer.status), headers: streamed, body: ResponseBody(asyncSequence: rest.chunks))
+        if let length = Self.keptLength(of: answer.headers) { fields[.contentLength] = length }
+        return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
     }
 
     /// An answer whose values nest (`/v1/status`); a flat one is `FlatJSON`'s, without Foundation's bridge.
