@@ -51,6 +51,9 @@ final class HealthLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After `Connection: close` nothing is read, here or by the decoder, even while that last answer
+        // waits for a client slow to take it.
+        if closing { return }
         guard reading else { return context.fireChannelRead(data) }
         var bytes = unwrapInboundIn(data)
         while bytes.readableBytes > 0 {
@@ -107,6 +110,7 @@ final class HealthLane: ChannelDuplexHandler, RemovableChannelHandler {
     func read(context: ChannelHandlerContext) {
         // As `GatewayLane`: a client that pipelines health checks and reads no answers must not
         // make gustd pile them up.
+        if closing { return }
         if reading, !context.channel.isWritable {
             readDeferred = true
             return
