@@ -40,6 +40,13 @@ struct HTTPSTests {
         #expect(byName.status == 0 && byName.stdout == "hello from cats\n\n200", "\(byName.output)\n\(fixture.gustd!.logText.suffix(2000))")
         let tls12 = try TLSTools.curl("cats.gust.test", port: https, path: "/hello", ca: cert, extra: ["--tlsv1.2", "--tls-max", "1.2"])
         #expect(tls12.stdout.hasSuffix("200"), "\(tls12.output)")
+        // The app's health over TLS (answered from the bytes after the TLS handler, `HealthLane`); over
+        // HTTP its name is redirected like any other path, and /apps/ is not.
+        let health = try TLSTools.curl("cats.gust.test", port: https, path: "/_/health", ca: cert)
+        #expect(health.stdout.contains(#""app":"cats""#) && health.stdout.hasSuffix("200"), "\(health.output)")
+        let plainHealth = try HTTPClient.request(port: fixture.port, "GET", "/_/health", host: "cats.gust.test")
+        #expect(plainHealth.status == 301 && plainHealth.headers["location"] == "https://cats.gust.test:\(https)/_/health")
+        #expect(try HTTPClient.request(port: fixture.port, "GET", "/apps/cats/_/health", host: "x").status == 200)
 
         // An app's own domain: refused while no app has it, then served over HTTPS by its name.
         #expect(try TLSTools.curl("shop.example.test", port: https, path: "/hello", ca: cert).stdout.hasSuffix("404"))
