@@ -13,9 +13,11 @@ extension Gateway {
         "transfer-encoding", "upgrade", "host", "date",
     ]
 
-    /// An instance's answer headers as the client gets them: without hop-by-hop headers and its
-    /// `Content-Length` (the gateway frames the answer itself).
-    static func clientFields(of headers: HTTPHeaders, reserving extra: Int = 0) -> HTTPFields {
+    /// An instance's answer headers as the client gets them: without hop-by-hop headers and, unless
+    /// `keepingLength`, its `Content-Length` (the gateway frames a whole answer itself). An answer
+    /// whose body gustd relays as it comes (a long one), or does not have (a `HEAD`'s), keeps the
+    /// length the instance gave (`keptLength`).
+    static func clientFields(of headers: HTTPHeaders, reserving extra: Int = 0, keepingLength: Bool = false) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(headers.count + extra)
         for (name, value) in headers {
@@ -24,15 +26,16 @@ extension Gateway {
             else { continue }
             fields.append(HTTPField(name: fieldName, value: value))
         }
+        if keepingLength, let length = keptLength(of: headers) { fields[.contentLength] = length }
         return fields
     }
 
-    /// The `Content-Length` a streamed answer keeps: the instance's own, when it framed its answer
-    /// by length (no `Transfer-Encoding`; a long answer, relayed as it comes). The client then knows
-    /// how much is coming (a download's progress) and sees an answer cut short as one; without it
-    /// the answer would reach the client chunked. Nil for a chunked answer or a length that is not
-    /// one plain number (the instance's decoder would have refused it anyway).
-    static func keptLength(of headers: HTTPHeaders) -> String? {
+    /// The `Content-Length` an answer keeps: the instance's own, when it framed its answer by length
+    /// (no `Transfer-Encoding`). The client then knows how much is coming (a download's progress)
+    /// and sees an answer cut short as one; without it a relayed answer would reach the client
+    /// chunked. Nil for a chunked answer or a length that is not one plain number (the instance's
+    /// decoder would have refused it anyway).
+    private static func keptLength(of headers: HTTPHeaders) -> String? {
         guard !headers.contains(name: "transfer-encoding") else { return nil }
         let lengths = headers[canonicalForm: "content-length"]
         guard lengths.count == 1, let length = lengths.first, !length.isEmpty, length.utf8.count <= 18,

@@ -169,9 +169,7 @@ private struct LaneCall: Sendable {
             // A chunked or long answer is relayed chunk by chunk as the instance writes it (with its length,
             // if it gave one), held back while the client is slow; the slot is held until its end.
             record(status: status, bytes: 0, route: route, instance: lease.member.id)
-            var head = head(status, headers)
-            if let length = Gateway.keptLength(of: headers) { head.headerFields[.contentLength] = length }
-            reply.head(head, flow: flow)
+            reply.head(head(status, headers, keepingLength: true), flow: flow)
         case .chunk(let chunk):
             reply.body(chunk)
         case .end:
@@ -208,9 +206,10 @@ private struct LaneCall: Sendable {
         }
     }
 
-    /// The client's head of the instance's answer: its headers less hop-by-hop ones and its own framing.
-    private func head(_ status: Int, _ headers: HTTPHeaders) -> HTTPResponse {
-        var fields = Gateway.clientFields(of: headers, reserving: 4)
+    /// The client's head of the instance's answer: its headers less hop-by-hop ones and its own
+    /// framing (but its length, when `keepingLength`: `Gateway.clientFields`).
+    private func head(_ status: Int, _ headers: HTTPHeaders, keepingLength: Bool = false) -> HTTPResponse {
+        var fields = Gateway.clientFields(of: headers, reserving: 4, keepingLength: keepingLength)
         fields[ForwardedHeaders.requestID] = requestID
         return HTTPResponse(status: .init(code: status), headerFields: fields)
     }

@@ -58,31 +58,32 @@ extension Gateway {
     /// no upgrade, no `Connection` but `keep-alive` or `close`, nothing redirected), with its access log line written;
     /// nil for anything else, which `respond` answers. `Date` and `Server` are the lane's to add.
     func answerAtOnce(_ request: HTTPRequest) -> ImmediateAnswer? {
-        guard let target = request.path, Self.mayBeHealth(target) else { return nil }
+        guard let target = request.path, let path = Self.healthPath(of: target) else { return nil }
         let fields = request.headerFields
         guard fields[.upgrade] == nil, Self.laneTakes(connection: fields[.connection]), fields[.transferEncoding] == nil,
             fields[.contentLength] == nil || fields[.contentLength] == "0"
         else { return nil }
-        return healthAnswer(method: request.method.rawValue, target: target, host: request.authority, sentRequestID: fields[ForwardedHeaders.requestID])
+        return healthAnswer(
+            method: request.method.rawValue, target: target, path: path, host: request.authority,
+            sentRequestID: fields[ForwardedHeaders.requestID])
     }
 
     /// The same for a head `HealthLane` read from the connection's bytes (which has checked its headers).
     func answerAtOnce(_ head: PlainRequestHead) -> ImmediateAnswer? {
-        guard Self.mayBeHealth(head.target) else { return nil }
-        return healthAnswer(method: "GET", target: head.target, host: head.host, sentRequestID: head.requestID)
+        guard let path = Self.healthPath(of: head.target) else { return nil }
+        return healthAnswer(method: "GET", target: head.target, path: path, host: head.host, sentRequestID: head.requestID)
     }
 
-    /// A first look, by bytes, at whether `target` could be a health check; what decides is the
+    /// `target`'s path, if a first look by bytes says it could be a health check; what decides is the
     /// decoded path (`healthAnswer`). Any other target, and any other spelling of it, is `respond`'s.
-    private static func mayBeHealth(_ target: String) -> Bool {
+    private static func healthPath(of target: String) -> Substring? {
         let path = RequestPath.splitTarget(target).path
-        return path.utf8.count >= 9 && path.utf8.suffix(9).elementsEqual("/_/health".utf8)
+        return path.utf8.count >= 9 && path.utf8.suffix(9).elementsEqual("/_/health".utf8) ? path : nil
     }
 
-    /// The health answer of the app `host` and `target` address, if that is what they address.
-    private func healthAnswer(method: String, target: String, host: String?, sentRequestID: String?) -> ImmediateAnswer? {
+    /// The health answer of the app `host` and `target` (whose path is `path`) address, if that is what they address.
+    private func healthAnswer(method: String, target: String, path: Substring, host: String?, sentRequestID: String?) -> ImmediateAnswer? {
         let arrived = ContinuousClock.now
-        let path = RequestPath.splitTarget(target).path
         guard let address = AppAddress(host: host, path: RequestPath(percentEncoded: String(path)), domain: configuration.domain,
                 custom: domains.app(for:), only: configuration.onlyApp),
             address.path.isHealth,

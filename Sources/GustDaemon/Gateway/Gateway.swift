@@ -256,18 +256,15 @@ struct Gateway: HTTPResponder {
             throw GustError(Self.answerTooLarge, code: 502)
         }
         note.instance = instance
-        var fields = Self.clientFields(of: answer.headers)
         guard let rest = answer.rest else {
             // A HEAD's answer has no body but says the length a GET's would have (RFC 9110, 9.3.2), not 0.
-            if answersHead, answer.body.readableBytes == 0, let length = Self.keptLength(of: answer.headers) {
-                fields[.contentLength] = length
-            }
+            let fields = Self.clientFields(of: answer.headers, keepingLength: answersHead && answer.body.readableBytes == 0)
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
         }
         // A chunked or long answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent
         // Events, a download), held back while the client is slow; once the client has gone, no longer.
         channel.closeFuture.whenComplete { _ in rest.abandon() }
-        if let length = Self.keptLength(of: answer.headers) { fields[.contentLength] = length }
+        let fields = Self.clientFields(of: answer.headers, keepingLength: true)
         return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
     }
 
