@@ -249,6 +249,34 @@ struct PoolTests {
         }
     }
 
+    /// A call that waits sets the pool's timer for its deadline. Once the queue is empty again the
+    /// timer is kept (it ticks for nothing when due) rather than cancelled: under load the queue
+    /// fills and empties call after call, and each time a timer was set and cancelled (a lock and
+    /// a heap operation on the loop, and a wake-up when set from another thread).
+    @Test func aQueueThatEmptiesKeepsItsTimerForTheNextWaiter() async throws {
+        let launcher = FakeLauncher()
+        let pool = Pool(settings: settings(min: 1, max: 1), launcher: launcher)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await pool.run() }
+            var busy = try await pool.acquire(deadline: later)  // waits for the launch: a timer for `later`
+            #expect(pool.timersSet == 1)
+            for _ in 0..<3 {
+                let waiter = Told()
+                pool.acquire(deadline: later) { waiter($0) }
+                #expect(pool.snapshot.waiting == 1)
+                pool.release(busy)
+                let lease = try #require(waiter.lease)
+                #expect(pool.snapshot.waiting == 0)
+                pool.release(lease)
+                busy = try #require(pool.tryAcquire())
+            }
+            #expect(pool.timersSet == 1, "three more waits, and no timer set or cancelled for them")
+            pool.release(busy)
+            pool.drain()
+            try await group.next()
+        }
+    }
+
     @Test func aWaiterPastItsDeadlineTimesOut() async throws {
         let launcher = FakeLauncher()
         let pool = Pool(settings: settings(max: 1), launcher: launcher)

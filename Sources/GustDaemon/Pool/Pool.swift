@@ -82,6 +82,8 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         var nextCall = 1
         var timer: Scheduled<Void>?
         var timerDue: ContinuousClock.Instant?
+        /// Timers set so far (`timersSet`).
+        var timersSet = 0
         /// What must let go of its instance when the pool drains (`whenDraining`), and whether it has.
         var onDrain: [Int: @Sendable () -> Void] = [:]
         var nextOnDrain = 0
@@ -254,6 +256,9 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         }
     }
 
+    /// How many wake-up timers the pool has set (`PoolTests`: a queue that fills and empties sets none).
+    var timersSet: Int { state.withLock { $0.timersSet } }
+
     var snapshot: PoolSnapshot {
         state.withLock { PoolSnapshot(counts: $0.machine.counts, waiting: $0.machine.waiting, crashing: $0.machine.crashing?.message) }
     }
@@ -354,21 +359,20 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     }
 
     /// One timer per pool, at the machine's next wake-up (a waiter's deadline,
-    /// an idle stop, the end of a backoff). A timer already set for earlier is
-    /// kept: it ticks the machine (which finds nothing due yet) and is set
-    /// again then. So a call that moves an idle stop later, as every call
-    /// does, costs no timer (a timer set from another thread wakes its loop).
+    /// an idle stop, the end of a backoff). A timer already set is kept when
+    /// the wake-up moves later or there is none any more: it ticks the machine
+    /// (which finds nothing due yet) and is set again then. So a call that
+    /// moves an idle stop later, as every call does, and a queue that empties,
+    /// as it does call after call under load, cost no timer (setting one is a
+    /// lock and a heap operation on the loop, and wakes it from another thread;
+    /// cancelling one is as much again).
     private func rescheduleTimer(_ state: inout State) {
-        let due = state.machine.nextWakeUp
-        guard due != state.timerDue else { return }
-        if let due, let set = state.timerDue, set <= due { return }
+        guard let due = state.machine.nextWakeUp else { return }
+        if let set = state.timerDue, set <= due { return }
         state.timer?.cancel()
         state.timerDue = due
-        guard let due else {
-            state.timer = nil
-            return
-        }
         let delay = due - .now
+        state.timersSet += 1
         state.timer = loop.scheduleTask(in: .nanoseconds(max(Int64(delay.nanoseconds), 0))) { [weak self] in
             self?.state.withLock { $0.timerDue = nil }
             self?.apply { $0.machine.tick(now: .now) }
