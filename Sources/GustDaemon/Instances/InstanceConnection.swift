@@ -20,7 +20,7 @@ struct InstanceRequest: Sendable {
     /// The function this request runs, as logs name it: `op NAME`, `schedule
     /// NAME`, `hook EVENT TYPE`, `handler PATH`; nil for gustd's own calls.
     var function: String? {
-        let path = target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target
+        let path = target.firstIndex(of: "?").map { String(target[..<$0]) } ?? target
         let name = { (prefix: String) -> String in
             let rest = String(path.dropFirst(prefix.count))
             return rest.contains("%") ? rest.removingPercentEncoding ?? rest : rest
@@ -203,7 +203,7 @@ enum InstanceAnswerPart: Sendable {
 }
 
 /// What the handler is asked to do: send `request`, hand its answer to `deliver`.
-private struct Exchange: Sendable {
+struct Exchange: Sendable {
     var request: InstanceRequest
     var deliver: @Sendable (InstanceAnswerPart) -> Void
     var timeout: Duration
@@ -213,7 +213,7 @@ private struct Exchange: Sendable {
 /// Writes one request and collects its response; fails the exchange if the
 /// connection closes or the time limit passes first (and then closes the
 /// connection, since its state is unknown).
-private final class ExchangeHandler: ChannelDuplexHandler {
+final class ExchangeHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = Exchange
     typealias OutboundOut = HTTPClientRequestPart
@@ -221,7 +221,13 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     private let internalToken: String
     /// Who waits for the answer in progress, until its head (streamed) or its end (whole).
     private var deliver: (@Sendable (InstanceAnswerPart) -> Void)?
-    private var timer: Scheduled<Void>?
+    /// When the exchange in progress runs out of time; nil between exchanges.
+    private var deadline: NIODeadline?
+    /// The connection's one timer and when it is due: set for an exchange's deadline, and left set
+    /// when the exchange ends in time (when it fires, it finds the next exchange's deadline, if
+    /// any, later, and is set again for it). A call's timer set and cancelled was a heap insert
+    /// and removal on the loop, for a limit of seconds that calls of a millisecond never reach.
+    private var timer: (task: Scheduled<Void>, due: NIODeadline)?
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
     private var maxBodyBytes = Int.max
@@ -251,13 +257,10 @@ private final class ExchangeHandler: ChannelDuplexHandler {
         streamsAnswer = exchange.request.streamsAnswer
         head = nil
         body.clear()
-        let nanoseconds = exchange.timeout.components.seconds * 1_000_000_000 + exchange.timeout.components.attoseconds / 1_000_000_000
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         heldBack = false
-        timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
-            bound.value.handler.fail(bound.value.handler.heldBack ? InstanceCallError.clientTooSlow : InstanceCallError.timedOut)
-            bound.value.context.close(promise: nil)
-        }
+        let deadline = context.eventLoop.now + .nanoseconds(exchange.timeout.nanoseconds)
+        self.deadline = deadline
+        if timer.map({ $0.due > deadline }) ?? true { setTimer(for: deadline, context: context) }
 
         var headers = exchange.request.headers
         headers.remove(name: InternalSecret.header)
@@ -270,6 +273,21 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(exchange.request.body))), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    private func setTimer(for due: NIODeadline, context: ChannelHandlerContext) {
+        timer?.task.cancel()
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let task = context.eventLoop.scheduleTask(deadline: due) { bound.value.handler.timerFired(context: bound.value.context) }
+        timer = (task, due)
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        guard let deadline else { return }  // the exchange it was set for ended in time, and none is going on
+        guard deadline <= context.eventLoop.now else { return setTimer(for: deadline, context: context) }
+        fail(heldBack ? InstanceCallError.clientTooSlow : InstanceCallError.timedOut)
+        context.close(promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -305,14 +323,14 @@ private final class ExchangeHandler: ChannelDuplexHandler {
             body.writeBuffer(&chunk)
         case .end:
             if let streaming {
-                timer?.cancel()
+                deadline = nil
                 self.streaming = nil
                 setReading(paused: false, context: context)
                 streaming(.end)
                 return
             }
             guard let head, let deliver else { return }
-            timer?.cancel()
+            deadline = nil
             self.deliver = nil
             let whole = InstanceResponse(status: Int(head.status.code), headers: head.headers, body: body)
             body = ByteBuffer()
@@ -340,6 +358,8 @@ private final class ExchangeHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         fail(InstanceCallError.connectionClosed)
+        timer?.task.cancel()
+        timer = nil
         context.fireChannelInactive()
     }
 
@@ -349,8 +369,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     }
 
     private func fail(_ error: InstanceCallError) {
-        timer?.cancel()
-        timer = nil
+        deadline = nil
         let pending = deliver
         deliver = nil
         pending?(.failed(error))
