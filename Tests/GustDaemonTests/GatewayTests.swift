@@ -200,6 +200,14 @@ import Testing
         #expect(CallTag.split("\u{1E}4x\u{1F}hello") == nil)
         #expect(CallTag.split("\u{1E}\u{1F}hello") == nil)
         #expect(CallTag.next() != CallTag.next())
+        // The function a request runs, as its output is credited: by path, without the query.
+        let function = { (target: String) in InstanceRequest(method: .GET, target: target).function }
+        #expect(function("/hello?x=1") == "handler /hello")
+        #expect(function("/a/b") == "handler /a/b")
+        #expect(function("/_gust/ops/greet%20x?y=1") == "op greet x")
+        #expect(function("/_gust/schedules/nightly") == "schedule nightly")
+        #expect(function("/_gust/hooks/after_save/cats") == "hook after_save cats")
+        #expect(function("/_gust/manifest") == nil, "gustd's own call")
         var calls = CallFunctions()
         calls.begin("1", "op first")
         calls.begin("2", "op second")
@@ -207,6 +215,14 @@ import Testing
         #expect(calls.function(of: "1") == "op first", "a line may come just after its call ended")
         #expect(calls.function(of: "2") == "op second")
         #expect(calls.function(of: "3") == nil)
+        // Ended calls are remembered, the newest `remembered` of them.
+        for call in 3...300 {
+            calls.begin(String(call), "op \(call)")
+            calls.end(String(call))
+        }
+        #expect(calls.function(of: "1") == nil && calls.function(of: "44") == nil, "forgotten, oldest first")
+        #expect(calls.function(of: "45") == "op 45" && calls.function(of: "300") == "op 300")
+        #expect(calls.function(of: "2") == "op second", "still running")
     }
 
     @Test func theStoreIsReadOnThePoolNeverOnTheCallersEventLoop() async throws {

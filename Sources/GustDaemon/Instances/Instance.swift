@@ -381,8 +381,9 @@ struct CallFunctions: Sendable {
         var request: String?
     }
     private var running: [String: Credit] = [:]
-    /// Ended calls, oldest first, at most `remembered`.
-    private var ended: [(call: String, credit: Credit)] = []
+    /// Ended calls, oldest first, at most `remembered`: a ring, as one drops out with every call
+    /// once it is full (an array's `removeFirst` moved the other 255 each time).
+    private var ended = CircularBuffer<(call: String, credit: Credit)>(initialCapacity: remembered)
 
     mutating func begin(_ call: String, _ function: String, request: String? = nil) {
         running[call] = Credit(function: function, request: request)
