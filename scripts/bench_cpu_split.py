@@ -14,7 +14,8 @@ and through nginx + uWSGI. Each side in turn, --rounds times, `wrk -t2 -cN` for 
 seconds; around each load, the user and system time of the server's processes (gustd and the
 app's processes under it; nginx's and uWSGI's) from /proc/PID/stat, of wrk from its rusage, and
 the machine's idle time from /proc/stat. Reported per answered request, in microseconds, with
-the idle share: what the server costs the machine, what the client costs, and what is left.
+the idle share: what the server costs the machine, what the client costs, and what is left; the
+server's time also by part (gustd and the app's instances; nginx and uWSGI).
 Nothing here slows what it watches (no perf, no strace).
 """
 import argparse, os, re, resource, statistics, subprocess, sys, time
@@ -46,15 +47,16 @@ def idle_seconds():
     return (int(fields[3]) + int(fields[4])) / TICKS
 
 
-def measure(pids, port, path, connections, duration):
-    """One load: per answered request, µs of the server's user and system time and of wrk's, and the idle share."""
+def measure(parts, port, path, connections, duration):
+    """One load: per answered request, µs of the server's user and system time (in all and for each
+    of its `parts`, named lists of pids) and of wrk's, and the idle share."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server = process_times(pids)
+    before = {name: process_times(pids) for name, pids in parts.items()}
     idle, started = idle_seconds(), time.monotonic()
     out = subprocess.run(['wrk', '-t2', f'-c{connections}', f'-d{duration}s', f'http://127.0.0.1:{port}{path}'],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     wall, idle = time.monotonic() - started, idle_seconds() - idle
-    server_after = process_times(pids)
+    after = {name: process_times(pids) for name, pids in parts.items()}
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     requests = int(re.search(r'(\d+) requests in', out).group(1))
     if re.search(r'Non-2xx or 3xx responses: (\d+)', out):
@@ -63,14 +65,18 @@ def measure(pids, port, path, connections, duration):
     def per_request(seconds):
         return seconds * 1e6 / requests
 
-    return {
+    result = {
         'requests_per_s': requests / wall,
-        'server_user_us': per_request(server_after[0] - server[0]),
-        'server_system_us': per_request(server_after[1] - server[1]),
+        'server_user_us': per_request(sum(after[name][0] - before[name][0] for name in parts)),
+        'server_system_us': per_request(sum(after[name][1] - before[name][1] for name in parts)),
         'client_user_us': per_request(children_after.ru_utime - children.ru_utime),
         'client_system_us': per_request(children_after.ru_stime - children.ru_stime),
         'idle_share': idle / (wall * os.cpu_count()),
     }
+    for name in parts:
+        result[f'{name} user_us'] = per_request(after[name][0] - before[name][0])
+        result[f'{name} system_us'] = per_request(after[name][1] - before[name][1])
+    return result
 
 
 def main():
@@ -84,15 +90,17 @@ def main():
     args = parser.parse_args()
     with peers.started(args.bin, args.duration, args.gustd_args) as bench:
         service = {s.name: s.process.pid for s in bench.services}
-        gust_pids = lambda: [service['gustd']] + peers.descendants(service['gustd'])
+        # Each side's processes, in parts: the front, and what runs the function behind it.
+        gust_parts = lambda: {'gustd': [service['gustd']], 'instances': peers.descendants(service['gustd'])}
+        nginx = lambda: [service['nginx']] + peers.descendants(service['nginx'])
         if args.row == 'health':
             # nginx answers `return 200` itself: its master and its worker.
-            sides = [('gustd', bench.gust_port, '/apps/bench/_/health', gust_pids),
-                     ('nginx', bench.peer_port, '/health', lambda: [service['nginx']] + peers.descendants(service['nginx']))]
+            sides = [('gustd', bench.gust_port, '/apps/bench/_/health', gust_parts),
+                     ('nginx', bench.peer_port, '/health', lambda: {'nginx': nginx()})]
         else:
-            sides = [('gustd', bench.gust_port, '/apps/bench/hello', gust_pids),
+            sides = [('gustd', bench.gust_port, '/apps/bench/hello', gust_parts),
                      ('nginx + uWSGI', bench.peer_port, '/hello',
-                      lambda: [service['nginx'], service['uwsgi']] + peers.descendants(service['nginx']) + peers.descendants(service['uwsgi']))]
+                      lambda: {'nginx': nginx(), 'uWSGI': [service['uwsgi']] + peers.descendants(service['uwsgi'])})]
         for _, port, path, _ in sides:  # warm both
             subprocess.run(['wrk', '-t2', f'-c{args.connections}', '-d1s', f'http://127.0.0.1:{port}{path}'], capture_output=True)
         results = {name: [] for name, *_ in sides}
@@ -106,6 +114,10 @@ def main():
             median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
             print(f'  {name:14} {median["requests_per_s"]:8,.0f} {median["server_user_us"]:12.1f} {median["server_system_us"]:14.1f} '
                   f'{median["client_user_us"]:9.1f} {median["client_system_us"]:11.1f} {median["idle_share"]:6.0%}')
+            parts = [key[:-len(' user_us')] for key in median if key.endswith(' user_us')]
+            if len(parts) > 1:
+                for part in parts:
+                    print(f'    {"of it " + part:12} {"":8} {median[part + " user_us"]:12.1f} {median[part + " system_us"]:14.1f}')
 
 
 if __name__ == '__main__':
