@@ -67,6 +67,21 @@ import Testing
         #expect(pool.call(call(6), deadline: at(15), now: at(0)).isEmpty, "the starting instance will take four")
     }
 
+    /// The instance with the most room takes a call, the oldest among equals (so that the
+    /// youngest go idle, and are the ones stopped).
+    @Test func aCallGoesToTheInstanceWithTheMostRoomTheOldestAmongEquals() {
+        var pool = machine(max: 3, concurrency: 2)
+        warmed(&pool, 3)
+        var placed: [Machine.Action] = []
+        for n in 1...4 { placed += pool.call(call(n), deadline: at(15), now: at(1)) }
+        #expect(placed == [.run(call(1), on: instance(1)), .run(call(2), on: instance(2)), .run(call(3), on: instance(3)), .run(call(4), on: instance(1))])
+        _ = pool.finished(call(3), on: instance(3), now: at(2))
+        #expect(pool.call(call(5), deadline: at(15), now: at(2)) == [.run(call(5), on: instance(3))], "the one with no call in flight")
+        _ = pool.finished(call(2), on: instance(2), now: at(3))
+        _ = pool.finished(call(5), on: instance(3), now: at(3))
+        #expect(pool.call(call(6), deadline: at(15), now: at(3)) == [.run(call(6), on: instance(2))], "2 and 3 idle: the older")
+    }
+
     @Test func aCallWaitingPastItsDeadlineFailsWithoutRunning() {
         var pool = machine(max: 1)
         warmed(&pool, 1)

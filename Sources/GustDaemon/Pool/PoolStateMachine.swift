@@ -278,11 +278,12 @@ struct PoolStateMachine: Sendable {
     // MARK: Rules
 
     /// Instances that serve or will: not draining.
-    private var live: Int { instances.values.filter { !Self.isDraining($0.state) }.count }
+    // Counted without gathering (a `filter` made an array for each count, several times a call).
+    private var live: Int { instances.values.count { !Self.isDraining($0.state) } }
     private var running: Int {
-        instances.values.filter { if case .running = $0.state { true } else { false } }.count
+        instances.values.count { if case .running = $0.state { true } else { false } }
     }
-    private var starting: Int { instances.values.filter { $0.state == .starting }.count }
+    private var starting: Int { instances.values.count { $0.state == .starting } }
 
     /// Grow while calls wait for capacity that starting instances will not
     /// give, within `max`, and never during a backoff; keep `min` up.
@@ -310,11 +311,13 @@ struct PoolStateMachine: Sendable {
     /// The running instance with the most room, the oldest among equals (so
     /// that younger ones go idle and are the ones stopped).
     private func freeInstance() -> InstanceID? {
-        instances.compactMap { id, instance -> (InstanceID, Int)? in
-            guard case .running(let inFlight) = instance.state, inFlight < settings.concurrency else { return nil }
-            return (id, inFlight)
+        var best: (id: InstanceID, inFlight: Int)?
+        for (id, instance) in instances {
+            guard case .running(let inFlight) = instance.state, inFlight < settings.concurrency else { continue }
+            if let best, (best.inFlight, best.id.rawValue) < (inFlight, id.rawValue) { continue }
+            best = (id, inFlight)
         }
-        .min { ($0.1, $0.0.rawValue) < ($1.1, $1.0.rawValue) }?.0
+        return best?.id
     }
 
     private mutating func occupy(_ id: InstanceID) {
