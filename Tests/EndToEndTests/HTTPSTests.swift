@@ -40,7 +40,7 @@ struct HTTPSTests {
         #expect(byName.status == 0 && byName.stdout == "hello from cats\n\n200", "\(byName.output)\n\(fixture.gustd!.logText.suffix(2000))")
         let tls12 = try TLSTools.curl("cats.gust.test", port: https, path: "/hello", ca: cert, extra: ["--tlsv1.2", "--tls-max", "1.2"])
         #expect(tls12.stdout.hasSuffix("200"), "\(tls12.output)")
-        // The app's health over TLS (answered from the bytes after the TLS handler, `HealthLane`); over
+        // The app's health over TLS (answered from the bytes after the TLS handler, `PlainLane`); over
         // HTTP its name is redirected like any other path, and /apps/ is not.
         let health = try TLSTools.curl("cats.gust.test", port: https, path: "/_/health", ca: cert)
         #expect(health.stdout.contains(#""app":"cats""#) && health.stdout.hasSuffix("200"), "\(health.output)")

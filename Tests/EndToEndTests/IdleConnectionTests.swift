@@ -60,7 +60,7 @@ struct IdleConnectionTests {
         #expect(gustd.logText.contains("descriptor limit"), "gustd logs the descriptor limit it runs with")
     }
 
-    /// Health checks that gustd answers from the bytes (`HealthLane`), before any handler that
+    /// Health checks that gustd answers from the bytes (`PlainLane`), before any handler that
     /// counts requests, still count as use: a load balancer checking every second on one
     /// kept-alive connection keeps it past the idle and header timeouts, and it closes once the
     /// checks stop.

@@ -28,7 +28,10 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
         clientLeft()  // never leave a promise unfulfilled
     }
 
-    private func clientLeft() {
+    /// The client has gone, or closed its sending side: every call waiting for an instance is let go.
+    /// Also called by `PlainLane`, which holds the end of input back from the handlers after the codec
+    /// while a call it started is unanswered.
+    func clientLeft() {
         left = true
         let waiting = calls.values
         calls = [:]

@@ -22,19 +22,31 @@ struct ForwardedHeaders {
 
     /// What the instance is sent for a request from `peer` (its IP address, nil if unknown).
     func headers(of request: HTTPFields, peer: String?, requestID: String) -> HTTPHeaders {
+        headers(of: request.lazy.map { ($0.name.rawName, $0.name.canonicalName, $0.value) }, count: request.count, peer: peer, requestID: requestID)
+    }
+
+    /// The same for the fields of a head read from the bytes (`PlainRequestHead.fields(in:)`), as sent.
+    func headers(ofPlain request: [(name: String, value: String)], peer: String?, requestID: String) -> HTTPHeaders {
+        headers(of: request.lazy.map { ($0.name, $0.name.lowercased(), $0.value) }, count: request.count, peer: peer, requestID: requestID)
+    }
+
+    /// `fields`: each with its name as sent and in lower case.
+    private func headers(
+        of fields: some Sequence<(name: String, canonical: String, value: String)>, count: Int, peer: String?, requestID: String
+    ) -> HTTPHeaders {
         let trusted = peer.map(trustedProxies.contains) ?? false
         var sentFor: [String] = []
         var sentProto: String?
         var headers = HTTPHeaders()
-        headers.reserveCapacity(request.count + 3)
-        for field in request {
-            let name = field.name.canonicalName
+        headers.reserveCapacity(count + 3)
+        for field in fields {
+            let name = field.canonical
             if Self.dropped.contains(name) || name.hasPrefix("x-gust-") { continue }
             switch name {
             case "x-forwarded-for": if trusted { sentFor.append(field.value) }
             case "x-forwarded-proto": if trusted { sentProto = field.value }
             case "x-request-id": continue
-            default: headers.add(name: field.name.rawName, value: field.value)
+            default: headers.add(name: field.name, value: field.value)
             }
         }
         if let peer { sentFor.append(peer) }

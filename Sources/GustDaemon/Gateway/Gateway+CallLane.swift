@@ -42,9 +42,29 @@ extension Gateway {
         guard fields[.upgrade] == nil, Self.laneTakes(connection: fields[.connection]), fields[.transferEncoding] == nil, fields[.expect] == nil,
             fields[.contentLength] == nil || fields[.contentLength] == "0"
         else { return nil }
+        return laneCall(
+            method: request.method, target: target, host: request.authority, sentRequestID: fields[ForwardedHeaders.requestID], channel: channel
+        ) { [forwarding] requestID in
+            forwarding.headers(of: fields, peer: channel.remoteAddress?.ipAddress, requestID: requestID)
+        }
+    }
+
+    /// The same for a head read from the connection's bytes, which starts at `bytes`' reader index
+    /// (`PlainLane`, which has checked its headers: a `GET` without a body, an upgrade or another
+    /// `Connection` than `keep-alive` or `close`).
+    func laneCall(_ head: PlainRequestHead, in bytes: ByteBuffer, channel: any Channel) -> (@Sendable (LaneReply) -> Void)? {
+        laneCall(method: .get, target: head.target, host: head.host, sentRequestID: head.requestID, channel: channel) { [forwarding] requestID in
+            forwarding.headers(ofPlain: head.fields(in: bytes), peer: channel.remoteAddress?.ipAddress, requestID: requestID)
+        }
+    }
+
+    /// What both read: `forwarded` gives the headers the instance is sent, once the call is one for the lane.
+    private func laneCall(
+        method: HTTPRequest.Method, target: String, host: String?, sentRequestID: String?, channel: any Channel,
+        forwarded: (_ requestID: String) -> HTTPHeaders
+    ) -> (@Sendable (LaneReply) -> Void)? {
         let (path, query) = RequestPath.splitTarget(target)
         guard query?.isEmpty != true, !target.contains("#") else { return nil }
-        let host = request.authority
         if let challenges, challenges.answer(path: String(path), host: host) != nil { return nil }
         guard
             let address = AppAddress(
@@ -54,17 +74,17 @@ extension Gateway {
             !address.path.reachesReservedSurface, address.path.segments.first != "_",
             let live = supervisor.route(of: address.app), LaneCall.takes(live)
         else { return nil }
-        let requestID = RequestID.of(sent: fields[ForwardedHeaders.requestID])
+        let requestID = RequestID.of(sent: sentRequestID)
         let arrived = ContinuousClock.now
         let call = LaneCall(
-            gateway: self, app: address.app, method: request.method.rawValue, path: String(path), function: address.path.decoded,
+            gateway: self, app: address.app, method: method.rawValue, path: String(path), function: address.path.decoded,
             requestID: requestID, wallClock: accessLog == nil ? 0 : AccessLog.now(), arrived: arrived,
             // A call's time limit counts from its arrival: waiting for an instance is part of it.
             deadline: arrived + configuration.functionTimeout,
             request: InstanceRequest(
-                method: HTTPMethod(rawValue: request.method.rawValue),
+                method: HTTPMethod(rawValue: method.rawValue),
                 target: address.path.percentEncoded + (query.map { "?\($0)" } ?? ""),
-                headers: forwarding.headers(of: fields, peer: channel.remoteAddress?.ipAddress, requestID: requestID),
+                headers: forwarded(requestID),
                 streamsAnswer: true),
             channel: channel)
         // The common case: an instance free now, with an idle connection on this loop.

@@ -68,7 +68,7 @@ extension Gateway {
             sentRequestID: fields[ForwardedHeaders.requestID])
     }
 
-    /// The same for a head `HealthLane` read from the connection's bytes (which has checked its headers).
+    /// The same for a head `PlainLane` read from the connection's bytes (which has checked its headers).
     func answerAtOnce(_ head: PlainRequestHead) -> ImmediateAnswer? {
         guard let path = Self.healthPath(of: head.target) else { return nil }
         return healthAnswer(method: "GET", target: head.target, path: path, host: head.host, sentRequestID: head.requestID)

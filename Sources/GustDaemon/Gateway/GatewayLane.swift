@@ -22,7 +22,7 @@ import NIOHTTPTypes
 /// sees these requests and their answers as any other (idle timeout,
 /// `Connection: close` on quiesce, a drain waiting for the call in progress),
 /// and before the async channel.
-final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
+final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAnswering {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
@@ -209,20 +209,20 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: A call's answer (`LaneReply`), on the channel's event loop
 
-    fileprivate func answered(_ head: HTTPResponse, body: ByteBuffer, context: ChannelHandlerContext) {
+    func answered(_ head: HTTPResponse, body: ByteBuffer, context: ChannelHandlerContext) {
         guard calling, !removed else { return }
         write(head, body: body, context: context)
         callEnded(context: context)
     }
 
-    fileprivate func streamHead(_ head: HTTPResponse, flow: AnswerFlow, context: ChannelHandlerContext) {
+    func streamHead(_ head: HTTPResponse, flow: AnswerFlow, context: ChannelHandlerContext) {
         guard calling, !removed else { return }
         stream = (flow, false)
         writeHead(head, context: context)
         context.flush()
     }
 
-    fileprivate func streamChunk(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
+    func streamChunk(_ chunk: ByteBuffer, context: ChannelHandlerContext) {
         guard calling, !removed else { return }
         context.writeAndFlush(wrapOutboundOut(.body(chunk)), promise: nil)
         if !context.channel.isWritable, let held = stream, !held.paused {
@@ -231,7 +231,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    fileprivate func streamEnded(context: ChannelHandlerContext) {
+    func streamEnded(context: ChannelHandlerContext) {
         guard calling, !removed else { return }
         stream = nil
         writeEnd(context: context)
@@ -239,7 +239,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The answer broke off: the connection closes, as Hummingbird's would.
-    fileprivate func abort(context: ChannelHandlerContext) {
+    func abort(context: ChannelHandlerContext) {
         guard calling, !removed else { return }
         stream = nil
         calling = false
@@ -284,15 +284,29 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
+/// A handler that starts calls (`Gateway.laneCall`) and writes their answers: `GatewayLane`
+/// after the HTTP codec, `PlainLane` before it. Each is called on the channel's event loop,
+/// through `LaneReply`, and does nothing once the call is no longer its own (the connection gone).
+protocol LaneCallAnswering: AnyObject {
+    /// A whole answer (its head says its `Content-Length`).
+    func answered(_ head: HTTPResponse, body: ByteBuffer, context: ChannelHandlerContext)
+    /// A streamed answer's head (with its `Content-Length` if the instance gave one, else chunked).
+    func streamHead(_ head: HTTPResponse, flow: AnswerFlow, context: ChannelHandlerContext)
+    func streamChunk(_ chunk: ByteBuffer, context: ChannelHandlerContext)
+    func streamEnded(context: ChannelHandlerContext)
+    /// The answer broke off: the connection closes.
+    func abort(context: ChannelHandlerContext)
+}
+
 /// Where a call the lane started writes its answer, from whichever thread its
 /// instance's connection answers on (the channel's own loop, mostly: then at once).
 /// Exactly one of: `answer`; `head`, any `body`, then `end` or `abort`.
 struct LaneReply: Sendable {
-    private let lane: NIOLoopBound<(handler: GatewayLane, context: ChannelHandlerContext)>
+    private let lane: NIOLoopBound<(handler: any LaneCallAnswering, context: ChannelHandlerContext)>
     /// The client's connection's event loop.
     let eventLoop: any EventLoop
 
-    fileprivate init(lane: GatewayLane, context: ChannelHandlerContext) {
+    init(lane: any LaneCallAnswering, context: ChannelHandlerContext) {
         self.lane = NIOLoopBound((lane, context), eventLoop: context.eventLoop)
         eventLoop = context.eventLoop
     }
@@ -306,7 +320,7 @@ struct LaneReply: Sendable {
     /// A streamed answer that cannot be finished: the connection is closed.
     func abort() { onLoop { $0.abort(context: $1) } }
 
-    private func onLoop(_ work: @escaping @Sendable (GatewayLane, ChannelHandlerContext) -> Void) {
+    private func onLoop(_ work: @escaping @Sendable (any LaneCallAnswering, ChannelHandlerContext) -> Void) {
         if eventLoop.inEventLoop {
             work(lane.value.handler, lane.value.context)
         } else {
@@ -316,7 +330,7 @@ struct LaneReply: Sendable {
 }
 
 /// The HTTP/1 channel HummingbirdCore serves (with `ConnectionPersistence`), with a
-/// `GatewayLane` after its connection state handler and a `HealthLane` before its codec.
+/// `GatewayLane` after its connection state handler and a `PlainLane` before its codec.
 struct GatewayChannel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
@@ -330,9 +344,11 @@ struct GatewayChannel: ServerChildChannel {
             let pipeline = channel.pipeline.syncOperations
             let lane = GatewayLane(answer: gateway.laneAnswer, dates: dates, serverName: serverName)
             try pipeline.addHandler(lane, position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
-            let health = HealthLane(
-                answer: gateway.answerAtOnce, dates: dates, serverName: serverName,
-                idle: try? pipeline.handler(type: IdleConnectionTimer.self), headDeadline: try? pipeline.handler(type: RequestHeadDeadline.self))
+            let health = PlainLane(
+                answer: gateway.answerAtOnce, call: { head, bytes, channel in gateway.laneCall(head, in: bytes, channel: channel) },
+                dates: dates, serverName: serverName,
+                idle: try? pipeline.handler(type: IdleConnectionTimer.self), headDeadline: try? pipeline.handler(type: RequestHeadDeadline.self),
+                disconnect: try? pipeline.handler(type: ClientDisconnectHandler.self))
             // First of the HTTP handlers (after TLS, if any): what it writes is bytes, past the encoder.
             try pipeline.addHandler(health, position: .before(try pipeline.handler(type: HTTPResponseEncoder.self)))
             return value

@@ -1,4 +1,6 @@
-/// A request head read straight from a connection's bytes for `HealthLane`:
+import NIOCore
+
+/// A request head read straight from a connection's bytes for `PlainLane`:
 /// only the plainest form a request can take, which every HTTP/1.1 parser
 /// reads the same way. Answering such a head before NIO's decoder, and handing
 /// that decoder everything after it, therefore cannot split the connection's
@@ -24,6 +26,24 @@ struct PlainRequestHead: Equatable {
     var closes: Bool
     /// Bytes of the head, its blank line included.
     var length: Int
+    /// Where the other header fields are in the head (all but `Host`, `X-Request-Id`, `Connection`
+    /// and `Content-Length`): a call forwards them (`fields(in:)`); a health check never reads them.
+    var others: [Field] = []
+
+    /// A field's name and value, as offsets from the head's first byte.
+    struct Field: Equatable {
+        var name: Range<Int>
+        var value: Range<Int>
+    }
+
+    /// The other fields of the head that starts at `bytes`' reader index, as sent.
+    func fields(in bytes: ByteBuffer) -> [(name: String, value: String)] {
+        let start = bytes.readerIndex
+        return others.map { field in
+            (bytes.getString(at: start + field.name.lowerBound, length: field.name.count) ?? "",
+             bytes.getString(at: start + field.value.lowerBound, length: field.value.count) ?? "")
+        }
+    }
 
     /// A head no longer than this is read; a longer one is NIO's.
     static let maxLength = 4096
@@ -37,6 +57,7 @@ struct PlainRequestHead: Equatable {
         var closes = false
         var sawLength = false
         var sawConnection = false
+        var others: [Field] = []
         while !reader.skip("\r\n") {
             guard let (name, value) = reader.field() else { return nil }
             switch Known(name) {
@@ -60,12 +81,15 @@ struct PlainRequestHead: Equatable {
             case .refused:
                 return nil
             case .other:
-                break
+                let start = bytes.startIndex
+                others.append(Field(
+                    name: name.startIndex - start..<name.endIndex - start, value: value.startIndex - start..<value.endIndex - start))
             }
         }
         guard let host else { return nil }
         return PlainRequestHead(
-            target: String(decoding: target, as: UTF8.self), host: host, requestID: requestID, closes: closes, length: reader.offset)
+            target: String(decoding: target, as: UTF8.self), host: host, requestID: requestID, closes: closes, length: reader.offset,
+            others: others)
     }
 
     /// The header names this reader looks at.

@@ -5,7 +5,7 @@ import NIOHTTPTypes
 /// Closes a connection left idle for `timeout`: no request part read and no
 /// answer in progress. It counts as HummingbirdCore's connection state handler
 /// would (whose own timer gustd's listeners leave off), and also what
-/// `HealthLane` answers before the HTTP codec, which no handler after the
+/// `PlainLane` answers before the HTTP codec, which no handler after the
 /// codec sees: `touch` says that the connection was just used. Without it, a
 /// load balancer's kept-alive health checks, all answered there, would have
 /// their connection closed under them every `timeout`.
@@ -24,6 +24,8 @@ final class IdleConnectionTimer: ChannelDuplexHandler, RemovableChannelHandler {
     private var inProgress = 0
     /// A request whose end has not been read yet (its body is still coming).
     private var reading = false
+    /// Its place in the pipeline, for `callEnded`, from a handler before the codec.
+    private var context: ChannelHandlerContext?
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
@@ -34,7 +36,22 @@ final class IdleConnectionTimer: ChannelDuplexHandler, RemovableChannelHandler {
         lastActive = .now()
     }
 
+    /// A call started outside the HTTP codec (`PlainLane`): the connection is in use until `callEnded`,
+    /// as with a request read whole here.
+    func callBegan() {
+        lastActive = .now()
+        inProgress += 1
+    }
+
+    /// Its answer is written: counted as an answer's end written here.
+    func callEnded() {
+        inProgress = max(0, inProgress - 1)
+        lastActive = .now()
+        if inProgress == 0, let context { arm(context, at: lastActive + timeout) }
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         if context.channel.isActive { arm(context, at: .now() + timeout) }
     }
 
@@ -47,6 +64,7 @@ final class IdleConnectionTimer: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

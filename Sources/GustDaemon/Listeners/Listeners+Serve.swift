@@ -37,7 +37,7 @@ extension Listeners {
         let dates = HTTPDate()
         let respond = Self.respond(responder, dates: dates, serverName: serverName, logger: logger)
         var http1 = http1
-        // gustd's own idle timer instead of HummingbirdCore's: it also counts what `HealthLane` answers.
+        // gustd's own idle timer instead of HummingbirdCore's: it also counts what `PlainLane` answers.
         let idleTimeout = http1.idleTimeout
         http1.idleTimeout = nil
         http1.additionalChannelHandlers = { [handlers = http1.additionalChannelHandlers] in
