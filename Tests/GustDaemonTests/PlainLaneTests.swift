@@ -19,9 +19,11 @@ import Testing
         typealias InboundIn = ByteBuffer
         var bytes = ""
         var inputClosed = false
+        var quiesced = false
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { bytes += String(buffer: unwrapInboundIn(data)) }
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if case ChannelEvent.inputClosed = event { inputClosed = true }
+            if event is ChannelShouldQuiesceEvent { quiesced = true }
         }
     }
 
@@ -46,7 +48,8 @@ import Testing
             },
             dates: HTTPDate(), serverName: "gust", idle: nil,
             headDeadline: handlers.compactMap { $0 as? RequestHeadDeadline }.first,
-            disconnect: handlers.compactMap { $0 as? ClientDisconnectHandler }.first)
+            disconnect: handlers.compactMap { $0 as? ClientDisconnectHandler }.first,
+            quiesce: handlers.compactMap { $0 as? QuiesceGate }.first)
         let handedOn = HandedOn()
         let reads = GatewayLaneTests.Reads()
         let channel = EmbeddedChannel()
@@ -254,6 +257,19 @@ import Testing
         let letGo = gone.load(ordering: .relaxed)
         #expect(letGo, "the waiting call is let go")
         #expect(!handedOn.inputClosed, "its answer is still owed")
+    }
+
+    /// A connection whose requests were all answered here is a kept-alive one between requests when
+    /// its listener drains: `QuiesceGate` closes it after its short grace, not after the long one it
+    /// gives a connection that has sent nothing yet (a restart waited 10 s for every such client).
+    @Test func aDrainingConnectionOfAnsweredRequestsGetsTheShortGrace() throws {
+        let gate = QuiesceGate(grace: .seconds(2), firstRequestGrace: .seconds(10))
+        let (channel, handedOn, _) = try channel(before: [gate])
+        try channel.writeInbound(ByteBuffer(string: health()))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(!handedOn.quiesced, "the gate holds it for its grace")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(handedOn.quiesced, "after the short grace")
     }
 
     @Test func aHeadSplitAcrossReadsGoesToTheDecoder() throws {

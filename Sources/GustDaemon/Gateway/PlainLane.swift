@@ -51,6 +51,9 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
     /// an instance then never runs, as on Hummingbird's path (a client that closes the connection
     /// is seen first as the end of its input).
     private let disconnect: ClientDisconnectHandler?
+    /// Told of the first request taken here, which it does not see: a draining connection with
+    /// requests behind it gets the short grace of one between requests.
+    private var quiesce: QuiesceGate?
     /// Still reading requests here; once false, for good (the lane is leaving the pipeline).
     private var reading = true
     /// Answers written since the last flush.
@@ -81,9 +84,10 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
 
     init(
         answer: @escaping Answer, call: Call? = nil, dates: HTTPDate, serverName: String, idle: IdleConnectionTimer?,
-        headDeadline: RequestHeadDeadline?, disconnect: ClientDisconnectHandler? = nil
+        headDeadline: RequestHeadDeadline?, disconnect: ClientDisconnectHandler? = nil, quiesce: QuiesceGate? = nil
     ) {
         self.disconnect = disconnect
+        self.quiesce = quiesce
         self.answer = answer
         self.call = call
         self.dates = dates
@@ -137,8 +141,12 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
         }
     }
 
-    /// The first head read here ends the wait for one.
+    /// The first head read here ends the wait for one, and tells the quiesce gate.
     private func firstHeadRead(_ context: ChannelHandlerContext) {
+        if let quiesce {
+            self.quiesce = nil
+            quiesce.requestTakenBeforeCodec()
+        }
         guard let deadline = headDeadline else { return }
         headDeadline = nil
         context.pipeline.syncOperations.removeHandler(deadline, promise: nil)

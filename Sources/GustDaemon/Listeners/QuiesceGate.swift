@@ -82,6 +82,12 @@ final class QuiesceGate: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// A request was taken before the HTTP codec (`PlainLane`), where this gate does not see it: the
+    /// connection, if it drains, is one between requests, with `grace`.
+    func requestTakenBeforeCodec() {
+        sawRequest = true
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
         held?.cancel()
         held = nil
