@@ -205,6 +205,27 @@ struct GatewayCallTests {
         #expect(several.isClosedByPeer, "then the connection closes")
     }
 
+    /// A client that keeps its connection open after plain calls (as browsers and load balancers
+    /// do) holds gustd's SIGTERM only for the short grace of a connection between requests (2 s):
+    /// such calls are taken before the HTTP codec, and the gate that drains a connection, seeing
+    /// none, once gave it the 10 s grace of a connection that has sent nothing yet.
+    @Test(.scratchDirectory) func aKeptAliveConnectionOfPlainCallsDoesNotHoldShutdown() throws {
+        let fixture = try PushFixture()
+        try pushPython(fixture)
+        #expect(try fixture.call("GET", "/tag").status == 200, "the instance is up")
+        let kept = try RawConnection(port: fixture.port)
+        kept.send(Self.tag(1) + "GET /apps/cats/_/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(500_000)
+        #expect(Self.answers(in: kept.drain()).map(\.status) == [200, 200], "answered, and the connection kept")
+        let gustd = try #require(fixture.gustd)
+        let signalled = ContinuousClock.now
+        let status = gustd.terminate(within: 20)
+        let took = ContinuousClock.now - signalled
+        #expect(status == 0, "gustd did not exit 0 within 20 s: \(status.map(String.init) ?? "still running")")
+        #expect(took < .seconds(6), "gustd took \(took) to stop beside one idle kept-alive connection")
+        #expect(kept.isClosedByPeer)
+    }
+
     /// A client that pipelines requests and reads none of the answers makes gustd stop reading its
     /// requests once the answers it owes fill the connection's buffer, as Hummingbird's path does:
     /// the answers the lane writes itself (health checks, as many as the client can send in 5 s)
