@@ -86,14 +86,14 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
         answer: @escaping Answer, call: Call? = nil, dates: HTTPDate, serverName: String, idle: IdleConnectionTimer?,
         headDeadline: RequestHeadDeadline?, disconnect: ClientDisconnectHandler? = nil, quiesce: QuiesceGate? = nil
     ) {
-        self.disconnect = disconnect
-        self.quiesce = quiesce
         self.answer = answer
         self.call = call
         self.dates = dates
         self.serverName = serverName
         self.idle = idle
         self.headDeadline = headDeadline
+        self.disconnect = disconnect
+        self.quiesce = quiesce
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -123,7 +123,7 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
                 firstHeadRead(context)
                 let written = wrap(answer.head, body: answer.body, closes: head.closes, allocator: context.channel.allocator)
                 if head.closes { return writeLast(written, context: context) }
-                context.write(wrapOutboundOut(written), promise: nil)
+                write(written, context: context)
                 unflushed = true  // at the end of this read: answers to pipelined requests leave together
                 continue
             }
@@ -308,7 +308,8 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
         context.close(promise: nil)
     }
 
-    /// A call's answer, or its end, written; its promise tells a held end of input when it has left.
+    /// An answer, or a call's answer's end, written; while the end of input is held, its promise
+    /// says when the last of them has left.
     private func write(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
         guard inputClosedHeld else { return context.write(wrapOutboundOut(buffer), promise: nil) }
         let written = context.eventLoop.makePromise(of: Void.self)
