@@ -45,9 +45,8 @@ final class IdleConnectionTimer: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Its answer is written: counted as an answer's end written here.
     func callEnded() {
-        inProgress = max(0, inProgress - 1)
-        lastActive = .now()
-        if inProgress == 0, let context { arm(context, at: lastActive + timeout) }
+        guard let context else { return }
+        answerEnded(context)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -82,15 +81,16 @@ final class IdleConnectionTimer: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
-            inProgress = max(0, inProgress - 1)
-            if inProgress == 0 {
-                lastActive = .now()
-                // Counted again from now: an answer that took longer than `timeout` left no timer behind.
-                arm(context, at: lastActive + timeout)
-            }
-        }
+        if case .end = unwrapOutboundIn(data) { answerEnded(context) }
         context.write(data, promise: promise)
+    }
+
+    private func answerEnded(_ context: ChannelHandlerContext) {
+        inProgress = max(0, inProgress - 1)
+        guard inProgress == 0 else { return }
+        lastActive = .now()
+        // Counted again from now: an answer that took longer than `timeout` left no timer behind.
+        arm(context, at: lastActive + timeout)
     }
 
     private func arm(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
