@@ -326,5 +326,23 @@ struct GatewayCallTests {
         #expect(lines.filter { $0.hasSuffix("second starts") }.allSatisfy { $0.hasPrefix("op second:") }, "\(lines)")
         #expect(entries.allSatisfy { !$0.line.contains("\u{1E}") && !$0.line.contains("\u{1F}") }, "tags are stripped: \(lines)")
     }
+
+    /// A client's `Expect: 100-continue` reaches the function, and Node's server answers it with an
+    /// interim `100 Continue` before the function's answer: gustd's framing (`InstanceAnswerDecoder`)
+    /// reads past it, and the call's answer is the function's.
+    @Test(.scratchDirectory) func aNodeFunctionCalledWithAnExpectationAnswersWithItsOwnAnswer() throws {
+        let fixture = try PushFixture(app: "dogs")
+        let work = try fixture.workspace("node")
+        try work.write("package.json", #"{"name": "dogs", "main": "index.js"}"#)
+        try work.write("index.js", "const gust = require('gust');\ngust.op('echo', async (args) => args);\n")
+        try work.commit("Echo")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        for _ in 0..<3 {
+            let answer = try fixture.call("POST", "/_/functions/echo", body: #"{"a": 1}"#, headers: ["Expect": "100-continue"])
+            #expect(answer.status == 200, "\(answer.status) \(answer.text)")
+            #expect(answer.json?["a"] as? Int == 1, "\(answer.text)")
+        }
+    }
 }
 

@@ -15,7 +15,8 @@ import Testing
         func callAsFunction(_ part: InstanceAnswerPart) {
             let text: String
             switch part {
-            case .whole(let response): text = "whole \(response.status)"
+            case .whole(let response):
+                text = "whole \(response.status)" + (response.body.readableBytes == 0 ? "" : " " + String(buffer: response.body))
             case .failed(let error): text = "failed \(error)"
             default: text = "\(part)"
             }
@@ -26,17 +27,16 @@ import Testing
 
     func connection() throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHTTPClientHandlers()
         try channel.pipeline.syncOperations.addHandler(ExchangeHandler(internalToken: "secret"))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
 
-    func send(on channel: EmbeddedChannel, timeout: Duration, to told: Told) throws {
+    func send(on channel: EmbeddedChannel, timeout: Duration, to told: Told, method: HTTPMethod = .GET) throws {
         let exchange = Exchange(
-            request: InstanceRequest(method: .GET, target: "/hello"), deliver: { told($0) }, timeout: timeout, maxBodyBytes: 1 << 20)
+            request: InstanceRequest(method: method, target: "/hello"), deliver: { told($0) }, timeout: timeout, maxBodyBytes: 1 << 20)
         channel.writeAndFlush(exchange, promise: nil)
-        while try channel.readOutbound(as: IOData.self) != nil {}  // the request, as the instance would read it
+        while try channel.readOutbound(as: ByteBuffer.self) != nil {}  // the request, as the instance would read it
     }
 
     func answer(on channel: EmbeddedChannel) throws {
@@ -50,7 +50,7 @@ import Testing
         try send(on: channel, timeout: .seconds(10), to: first)
         loop.advanceTime(by: .seconds(1))
         try answer(on: channel)
-        #expect(first.all == ["whole 200"])
+        #expect(first.all == ["whole 200 ok"])
 
         // From 5 s, with its limit at 15 s: past the first's 10 s, it still runs.
         loop.advanceTime(by: .seconds(4))
@@ -59,7 +59,7 @@ import Testing
         loop.advanceTime(by: .seconds(9))
         #expect(second.all.isEmpty && channel.isActive, "at 14 s: \(second.all)")
         try answer(on: channel)
-        #expect(second.all == ["whole 200"])
+        #expect(second.all == ["whole 200 ok"])
 
         // From 14 s, with its limit at 16 s: it fails then, not before, not later.
         let third = Told()
@@ -77,11 +77,58 @@ import Testing
         let long = Told()
         try send(on: channel, timeout: .seconds(100), to: long)
         try answer(on: channel)
-        #expect(long.all == ["whole 200"])
+        #expect(long.all == ["whole 200 ok"])
 
         let short = Told()
         try send(on: channel, timeout: .seconds(2), to: short)
         loop.advanceTime(by: .seconds(2))
         #expect(short.all == ["failed timedOut"], "at its own 2 s, not at the 100 s the connection's timer was set for")
+    }
+
+    // MARK: - The connection's own framing (InstanceAnswerDecoder)
+
+    @Test func anAnswerInPiecesIsWholeAndTheConnectionIsKept() throws {
+        let channel = try connection()
+        let told = Told()
+        try send(on: channel, timeout: .seconds(10), to: told)
+        for piece in ["HTTP/1.1 200 OK\r\nContent-", "Length: 5\r\n\r\nhel", "lo"] {
+            try channel.writeInbound(ByteBuffer(string: piece))
+        }
+        #expect(told.all == ["whole 200 hello"])
+        let next = Told()
+        try send(on: channel, timeout: .seconds(10), to: next, method: .HEAD)
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"))
+        #expect(next.all == ["whole 200"], "an answer to HEAD has no body, whatever its length")
+        #expect(channel.isActive)
+    }
+
+    @Test func anAnswerThatIsNotHTTPFailsItsExchangeAndClosesTheConnection() throws {
+        let channel = try connection()
+        let told = Told()
+        try send(on: channel, timeout: .seconds(10), to: told)
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"))
+        #expect(told.all == ["failed malformedAnswer"])
+        #expect(!channel.isActive)
+    }
+
+    @Test func bytesNoExchangeAskedForCloseTheConnection() throws {
+        let channel = try connection()
+        let told = Told()
+        try send(on: channel, timeout: .seconds(10), to: told)
+        // An answer, and behind it the head of one nobody asked for (a next call's, written ahead).
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\n"))
+        #expect(told.all == ["whole 200"])
+        #expect(!channel.isActive, "what comes after it could be taken for the next call's answer")
+    }
+
+    @Test func anAnswerFramedByTheEndOfTheConnectionIsWholeThen() throws {
+        let channel = try connection()
+        let told = Told()
+        try send(on: channel, timeout: .seconds(10), to: told)
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\nall of "))
+        try channel.writeInbound(ByteBuffer(string: "it"))
+        #expect(told.all.isEmpty)
+        channel.pipeline.fireChannelInactive()
+        #expect(told.all == ["whole 200 all of it"])
     }
 }

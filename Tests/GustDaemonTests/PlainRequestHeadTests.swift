@@ -77,15 +77,7 @@ import Testing
         ]
         var accepted = 0
         for round in 0..<10_000 {
-            var bytes = Array(seeds[round % seeds.count].utf8)
-            for _ in 0..<Int.random(in: 1...3, using: &random) {
-                let at = Int.random(in: 0..<bytes.count, using: &random)
-                switch Int.random(in: 0..<3, using: &random) {
-                case 0: bytes.insert(contentsOf: pieces.randomElement(using: &random)!, at: at)
-                case 1: bytes.remove(at: at)
-                default: bytes[at] = pieces.randomElement(using: &random)!.first!
-                }
-            }
+            let bytes = random.mutated(Array(seeds[round % seeds.count].utf8), with: pieces, times: 1...3)
             guard let head = bytes.withUnsafeBytes(PlainRequestHead.read) else { continue }
             accepted += 1
             try expectTheDecoderReads(head, from: bytes)

@@ -165,4 +165,19 @@ struct SplitMix: RandomNumberGenerator {
     mutating func text(of pieces: [String]) -> String {
         (0..<Int.random(in: 0...12, using: &self)).map { _ in pieces.randomElement(using: &self)! }.joined()
     }
+
+    /// `bytes` changed `times` times at random places: one of `pieces` put in, a byte taken out,
+    /// or a byte replaced by a piece's first.
+    mutating func mutated(_ bytes: [UInt8], with pieces: [[UInt8]], times: ClosedRange<Int>) -> [UInt8] {
+        var bytes = bytes
+        for _ in 0..<Int.random(in: times, using: &self) where !bytes.isEmpty {
+            let at = Int.random(in: 0..<bytes.count, using: &self)
+            switch Int.random(in: 0..<3, using: &self) {
+            case 0: bytes.insert(contentsOf: pieces.randomElement(using: &self)!, at: at)
+            case 1: bytes.remove(at: at)
+            default: bytes[at] = pieces.randomElement(using: &self)!.first!
+            }
+        }
+        return bytes
+    }
 }

@@ -206,6 +206,8 @@ private struct LaneCall: Sendable {
                 refuse(CallRefusal(status: 504, message: "The function did not answer within \(limit.shortText)."), route: route, reply)
             case .tooLarge:
                 refuse(CallRefusal(status: 502, message: Gateway.answerTooLarge), route: route, reply)
+            case .malformedAnswer:
+                refuse(CallRefusal(status: 502, message: Gateway.answerMalformed), route: route, reply)
             case .connectionClosed:
                 let instance = lease.member
                 instance.ranOutOfMemory(checkingOn: reply.eventLoop) { [app] outOfMemory in

@@ -89,6 +89,11 @@ struct Gateway: HTTPResponder {
     static let answerTooLarge =
         "The function's answer is larger than \(InstanceConnection.wholeAnswerLimit >> 20) MiB, the most gustd holds whole; "
         + "return less, or serve it from a handler, whose answers are relayed as they come."
+    /// For an instance whose bytes were not an answer (`InstanceAnswerDecoder`): the app wrote to its
+    /// connection with gustd itself, or its runtime is not one of the protocol's.
+    static let answerMalformed =
+        "The function's process wrote something that is not an HTTP/1.1 answer gustd reads (docs/runtime-protocol.md); "
+        + "it was stopped, and the next request starts a new one. Does the app write to the runtime's socket itself?"
 
     static func tooLarge(_ limit: Int) -> Response {
         error(413, "The request body is larger than \(ByteCount(limit)), the most gustd accepts.")
@@ -254,6 +259,8 @@ struct Gateway: HTTPResponder {
             throw GustError("The function's process died while answering; the next request starts a new one.", code: 502)
         } catch InstanceCallError.tooLarge {
             throw GustError(Self.answerTooLarge, code: 502)
+        } catch InstanceCallError.malformedAnswer {
+            throw GustError(Self.answerMalformed, code: 502)
         }
         note.instance = instance
         guard let rest = answer.rest else {

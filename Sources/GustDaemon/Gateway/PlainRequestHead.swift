@@ -70,9 +70,9 @@ struct PlainRequestHead: Equatable {
             case .connection:
                 guard !sawConnection else { return nil }
                 sawConnection = true
-                if Reader.equalsLowered(value, "close") {
+                if HTTPBytes.equalsLowered(value, "close") {
                     closes = true
-                } else if !Reader.equalsLowered(value, "keep-alive") {
+                } else if !HTTPBytes.equalsLowered(value, "keep-alive") {
                     return nil
                 }
             case .contentLength:
@@ -100,16 +100,16 @@ struct PlainRequestHead: Equatable {
         case other
 
         init(_ name: UnsafeRawBufferPointer.SubSequence) {
-            if Reader.equalsLowered(name, "host") {
+            if HTTPBytes.equalsLowered(name, "host") {
                 self = .host
-            } else if Reader.equalsLowered(name, "x-request-id") {
+            } else if HTTPBytes.equalsLowered(name, "x-request-id") {
                 self = .requestID
-            } else if Reader.equalsLowered(name, "connection") {
+            } else if HTTPBytes.equalsLowered(name, "connection") {
                 self = .connection
-            } else if Reader.equalsLowered(name, "content-length") {
+            } else if HTTPBytes.equalsLowered(name, "content-length") {
                 self = .contentLength
-            } else if Reader.equalsLowered(name, "transfer-encoding") || Reader.equalsLowered(name, "upgrade")
-                || Reader.equalsLowered(name, "expect")
+            } else if HTTPBytes.equalsLowered(name, "transfer-encoding") || HTTPBytes.equalsLowered(name, "upgrade")
+                || HTTPBytes.equalsLowered(name, "expect")
             {
                 self = .refused
             } else {
@@ -129,10 +129,8 @@ struct PlainRequestHead: Equatable {
 
         /// Moves past `literal` if the bytes go on with it.
         mutating func skip(_ literal: StaticString) -> Bool {
-            let count = literal.utf8CodeUnitCount
-            guard bytes.endIndex - offset >= count else { return false }
-            for index in 0..<count where bytes[offset + index] != literal.utf8Start[index] { return false }
-            offset += count
+            guard HTTPBytes.matches(literal, in: bytes, at: offset) else { return false }
+            offset += literal.utf8CodeUnitCount
             return true
         }
 
@@ -147,7 +145,7 @@ struct PlainRequestHead: Equatable {
         /// `name: value` and its CRLF; the value without the spaces before it. An empty value is not read.
         mutating func field() -> (name: UnsafeRawBufferPointer.SubSequence, value: UnsafeRawBufferPointer.SubSequence)? {
             let nameStart = offset
-            while offset < bytes.endIndex, Self.isTokenByte(bytes[offset]) { offset += 1 }
+            while offset < bytes.endIndex, HTTPBytes.isTokenByte(bytes[offset]) { offset += 1 }
             let name = bytes[nameStart..<offset]
             guard !name.isEmpty, offset < bytes.endIndex, bytes[offset] == UInt8(ascii: ":") else { return nil }
             offset += 1
@@ -164,28 +162,5 @@ struct PlainRequestHead: Equatable {
         /// Only a space: a tab, which HTTP allows around a value too, NIO's decoder keeps at a value's end
         /// (`Connection: close<TAB>` is not `close` to it), so a head with one is left to it.
         static func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") }
-
-        /// A `tchar` of RFC 9110, 5.6.2.
-        static func isTokenByte(_ byte: UInt8) -> Bool {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
-            case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-                UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-                UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
-            default: false
-            }
-        }
-
-        /// `bytes` is `lowercase` in any case.
-        static func equalsLowered(_ bytes: UnsafeRawBufferPointer.SubSequence, _ lowercase: StaticString) -> Bool {
-            guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-            var index = 0
-            for byte in bytes {
-                let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-                guard lowered == lowercase.utf8Start[index] else { return false }
-                index += 1
-            }
-            return true
-        }
     }
 }

@@ -62,6 +62,8 @@ enum InstanceCallError: Error, Equatable {
     case timedOut
     /// The answer's body passed the size the caller allowed (the connection is closed).
     case tooLarge
+    /// The instance wrote what is not an answer gustd reads (`InstanceAnswerDecoder`; the connection is closed).
+    case malformedAnswer
     /// A streamed answer did not end within the time limit, and its client had held it back
     /// (`AnswerFlow`): the client's slowness, not the instance's, so the instance is kept.
     case clientTooSlow
@@ -102,7 +104,6 @@ final class InstanceConnection: Sendable {
         ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(ExchangeHandler(internalToken: internalToken))
                 }
             }
@@ -212,13 +213,19 @@ struct Exchange: Sendable {
 
 /// Writes one request and collects its response; fails the exchange if the
 /// connection closes or the time limit passes first (and then closes the
-/// connection, since its state is unknown).
+/// connection, since its state is unknown). The connection's bytes are its own: requests
+/// written by `InstanceRequest.write(into:internalToken:)`, answers read by
+/// `InstanceAnswerDecoder` (an answer it refuses, or bytes no exchange asked for, close the
+/// connection as its end would).
 final class ExchangeHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = Exchange
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
 
     private let internalToken: String
+    private var decoder = InstanceAnswerDecoder()
+    /// The connection was given up (an answer refused, or one too large): what else comes is not read.
+    private var givenUp = false
     /// Who waits for the answer in progress, until its head (streamed) or its end (whole).
     private var deliver: (@Sendable (InstanceAnswerPart) -> Void)?
     /// When the exchange in progress runs out of time; nil between exchanges.
@@ -228,7 +235,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
     /// any, later, and is set again for it). A call's timer set and cancelled was a heap insert
     /// and removal on the loop, for a limit of seconds that calls of a millisecond never reach.
     private var timer: (task: Scheduled<Void>, due: NIODeadline)?
-    private var head: HTTPResponseHead?
+    private var head: (status: Int, headers: HTTPHeaders)?
     private var body = ByteBuffer()
     private var maxBodyBytes = Int.max
     private var streamsAnswer = false
@@ -248,7 +255,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
         let exchange = unwrapOutboundIn(data)
         // The exchange is the handler's from here: what becomes of it goes to `deliver`.
         writePromise?.succeed()
-        guard deliver == nil, streaming == nil, context.channel.isActive else {
+        guard deliver == nil, streaming == nil, !givenUp, context.channel.isActive else {
             exchange.deliver(.failed(.connectionClosed))
             return
         }
@@ -262,17 +269,10 @@ final class ExchangeHandler: ChannelDuplexHandler {
         self.deadline = deadline
         if timer.map({ $0.due > deadline }) ?? true { setTimer(for: deadline, context: context) }
 
-        var headers = exchange.request.headers
-        headers.remove(name: InternalSecret.header)
-        if exchange.request.isInternal { headers.add(name: InternalSecret.header, value: internalToken) }
-        headers.replaceOrAdd(name: "Content-Length", value: String(exchange.request.body.readableBytes))
-        if !headers.contains(name: "Host") { headers.add(name: "Host", value: "instance") }
-        let requestHead = HTTPRequestHead(version: .http1_1, method: exchange.request.method, uri: exchange.request.target, headers: headers)
-        context.write(wrapOutboundOut(.head(requestHead)), promise: nil)
-        if exchange.request.body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(exchange.request.body))), promise: nil)
-        }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        decoder.expectAnswer(to: exchange.request.method)
+        var bytes = context.channel.allocator.buffer(capacity: 512 + exchange.request.body.readableBytes)
+        exchange.request.write(into: &bytes, internalToken: internalToken)
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
     }
 
     private func setTimer(for due: NIODeadline, context: ChannelHandlerContext) {
@@ -291,13 +291,37 @@ final class ExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let responseHead):
-            head = responseHead
-            let chunked = responseHead.headers[canonicalForm: "transfer-encoding"].contains { $0.lowercased() == "chunked" }
+        guard !givenUp else { return }
+        decoder.add(unwrapInboundIn(data))
+        do {
+            // Parts are read while an exchange waits for them (taking one may start the next exchange).
+            while deliver != nil || streaming != nil, !givenUp, let part = try decoder.next() {
+                take(part, context: context)
+            }
+        } catch {
+            return giveUp(context: context, .malformedAnswer)
+        }
+        if decoder.hasUnread, deliver == nil, streaming == nil { giveUp(context: context, .malformedAnswer) }  // bytes nobody asked for
+    }
+
+    /// Fails the exchange in progress and closes the connection: its bytes can no longer be read as answers.
+    private func giveUp(context: ChannelHandlerContext, _ error: InstanceCallError) {
+        givenUp = true
+        fail(error)
+        context.close(promise: nil)
+    }
+
+    private func take(_ part: InstanceAnswerDecoder.Part, context: ChannelHandlerContext) {
+        switch part {
+        case .head(let status, let headers, let framing):
+            head = (status, headers)
             // A long answer with its length is relayed as it comes too: held whole, it would sit in gustd's memory.
-            let long = responseHead.headers.first(name: "content-length").flatMap { Int($0) }.map { $0 > InstanceConnection.streamedAbove } ?? false
-            if streamsAnswer, chunked || long, let deliver {
+            let relayed = switch framing {
+            case .chunked: true
+            case .length(let length): length > InstanceConnection.streamedAbove
+            case .none, .untilClose: false
+            }
+            if streamsAnswer, relayed, let deliver {
                 // Hand the answer over now; its chunks follow as the instance writes them.
                 streaming = deliver
                 self.deliver = nil
@@ -306,7 +330,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
                     if bound.eventLoop.inEventLoop { return bound.value.handler.setReading(paused: paused, context: bound.value.context) }
                     bound.eventLoop.execute { bound.value.handler.setReading(paused: paused, context: bound.value.context) }
                 }
-                deliver(.head(status: Int(responseHead.status.code), headers: responseHead.headers, flow: flow))
+                deliver(.head(status: status, headers: headers, flow: flow))
             }
         case .body(var chunk):
             if let streaming {
@@ -315,10 +339,8 @@ final class ExchangeHandler: ChannelDuplexHandler {
             }
             guard deliver != nil else { return }
             guard chunk.readableBytes <= maxBodyBytes - body.readableBytes else {
-                fail(InstanceCallError.tooLarge)
                 body = ByteBuffer()
-                context.close(promise: nil)
-                return
+                return giveUp(context: context, .tooLarge)
             }
             body.writeBuffer(&chunk)
         case .end:
@@ -332,7 +354,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
             guard let head, let deliver else { return }
             deadline = nil
             self.deliver = nil
-            let whole = InstanceResponse(status: Int(head.status.code), headers: head.headers, body: body)
+            let whole = InstanceResponse(status: head.status, headers: head.headers, body: body)
             body = ByteBuffer()
             deliver(.whole(whole))
         }
@@ -357,6 +379,8 @@ final class ExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // An answer framed by the connection's end is whole now; any other is cut short.
+        if !givenUp, deliver != nil || streaming != nil, let end = try? decoder.inputEnded() { take(end, context: context) }
         fail(InstanceCallError.connectionClosed)
         timer?.task.cancel()
         timer = nil

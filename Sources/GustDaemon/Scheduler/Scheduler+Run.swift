@@ -34,6 +34,8 @@ extension Scheduler {
             failure = "did not finish within \(timeout.shortText); its instance was replaced"
         } catch InstanceCallError.connectionClosed {
             failure = "the instance's process stopped during the run"
+        } catch InstanceCallError.malformedAnswer {
+            failure = "the instance wrote something that is not an answer gustd reads; it was replaced"
         } catch let refusal as CallRefusal {
             failure = refusal.message
         } catch let error as GustError {
