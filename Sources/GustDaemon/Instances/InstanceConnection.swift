@@ -301,7 +301,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
         } catch {
             return giveUp(context: context, .malformedAnswer)
         }
-        if decoder.hasUnread, deliver == nil, streaming == nil { giveUp(context: context, .malformedAnswer) }  // bytes nobody asked for
+        if !givenUp, decoder.hasUnread, deliver == nil, streaming == nil { giveUp(context: context, .malformedAnswer) }  // bytes nobody asked for
     }
 
     /// Fails the exchange in progress and closes the connection: its bytes can no longer be read as answers.
