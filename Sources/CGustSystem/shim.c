@@ -19,6 +19,8 @@ int gust_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int gust_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
+int gust_unshare_fs(void) { return unshare(CLONE_FS) == 0 ? 0 : errno; }
+
 int gust_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }

@@ -3,7 +3,12 @@ import Foundation
 
 /// Extracts an artifact into a directory, refusing any entry that would land outside it.
 enum ArchiveReader {
+    /// On a thread with a umask of its own (`OwnUmaskThread`): libarchive changes it as it writes.
     static func extract(_ artifact: URL, into directory: URL) throws {
+        try OwnUmaskThread.run { try extractHere(artifact, into: directory) }
+    }
+
+    private static func extractHere(_ artifact: URL, into directory: URL) throws {
         guard let reader = archive_read_new(), let writer = archive_write_disk_new() else {
             throw ArchiveError("libarchive is out of memory")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import GustBuild
+import Synchronization
 import GustTesting
 import Testing
 
@@ -38,6 +39,42 @@ import Testing
         #expect(mtime == Date(timeIntervalSince1970: 1_700_000_000))
         // The destination must not exist yet: a release directory is never overwritten.
         #expect(throws: (any Error).self) { try Artifacts.unpack(artifact.url, to: release) }
+    }
+
+    /// libarchive reads the umask by setting it to 0 and back, for every entry it writes, and the
+    /// umask is the process's: a file another thread of gustd created in that moment got 0666 (a
+    /// directory 0777) instead of what `GustHome.restrictNewFiles` allows. An unpack keeps it to its own
+    /// thread: the process's umask, as another thread reads it all along, never changes.
+    @Test(.scratchDirectory) func anUnpackNeverChangesTheProcesssUmask() throws {
+        let dir = try slug()
+        for index in 0..<1500 {
+            try Data().write(to: dir.appendingPathComponent("file-\(index)"))
+        }
+        let artifact = try Artifacts.pack(dir, into: ScratchDirectory.current.appendingPathComponent("artifacts"))
+        let expected = try Self.processUmask()
+        let watching = Atomic(true)
+        let readings = Atomic(0)
+        let changed = Atomic(0)
+        let watcher = Thread {
+            while watching.load(ordering: .relaxed) {
+                if (try? Self.processUmask()) != expected { changed.add(1, ordering: .relaxed) }
+                readings.add(1, ordering: .relaxed)
+            }
+        }
+        watcher.start()
+        for round in 0..<4 {
+            try Artifacts.unpack(artifact.url, to: ScratchDirectory.current.appendingPathComponent("releases/v\(round)"))
+        }
+        watching.store(false, ordering: .relaxed)
+        while !watcher.isFinished { usleep(1000) }
+        #expect(readings.load(ordering: .relaxed) > 100)
+        #expect(changed.load(ordering: .relaxed) == 0, "the process's umask was seen changed \(changed.load(ordering: .relaxed)) times")
+    }
+
+    /// The umask of the process (its first thread's), as the kernel shows it.
+    static func processUmask() throws -> String {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        return status.split(separator: "\n").first { $0.hasPrefix("Umask:") }.map(String.init) ?? ""
     }
 
     @Test(.scratchDirectory) func aDamagedArtifactIsRefusedBeforeItIsRead() throws {

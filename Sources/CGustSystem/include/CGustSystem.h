@@ -25,6 +25,11 @@ int gust_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// libraries that do not ask for O_CLOEXEC (SwiftNIO's listeners and epoll).
 int gust_cloexec_from(int from);
 
+/// unshare(CLONE_FS) for the calling thread: its umask (and working directory and root) become its
+/// own, so that what it does to them (libarchive sets the umask to 0 and back for every entry it
+/// writes) is never the process's. 0, or an errno.
+int gust_unshare_fs(void);
+
 /// What `gust_spawn` starts, and how the child is confined before it runs a line of it.
 struct gust_spawn_request {
     const char *path;
