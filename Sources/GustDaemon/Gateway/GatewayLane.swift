@@ -344,13 +344,13 @@ struct GatewayChannel: ServerChildChannel {
             let pipeline = channel.pipeline.syncOperations
             let lane = GatewayLane(answer: gateway.laneAnswer, dates: dates, serverName: serverName)
             try pipeline.addHandler(lane, position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
-            let health = PlainLane(
+            let plain = PlainLane(
                 answer: gateway.answerAtOnce, call: { head, bytes, channel in gateway.laneCall(head, in: bytes, channel: channel) },
                 dates: dates, serverName: serverName,
                 idle: try? pipeline.handler(type: IdleConnectionTimer.self), headDeadline: try? pipeline.handler(type: RequestHeadDeadline.self),
                 disconnect: try? pipeline.handler(type: ClientDisconnectHandler.self), quiesce: try? pipeline.handler(type: QuiesceGate.self))
             // First of the HTTP handlers (after TLS, if any): what it writes is bytes, past the encoder.
-            try pipeline.addHandler(health, position: .before(try pipeline.handler(type: HTTPResponseEncoder.self)))
+            try pipeline.addHandler(plain, position: .before(try pipeline.handler(type: HTTPResponseEncoder.self)))
             return value
         }
     }
