@@ -211,4 +211,91 @@ import Testing
         #expect(pool.finished(call(1), on: instance(1), now: at(1)) == [.run(call(3), on: instance(1))])
         #expect(pool.callIfFree(call(4)) == nil, "call 3 holds it")
     }
+
+    /// The driver's timer (`Pool`) follows `takeWakeUpChange` alone, walking for `nextWakeUp` only
+    /// when told `unknown`. Over random events (calls with their own deadlines, finishes, cancels,
+    /// starts, failed starts, crashes, new settings, time passing and the timer firing), a timer set
+    /// that way must always be at or before the next wake-up: a change not reported would leave
+    /// a waiter or an idle stop with no timer, found here as a wake-up earlier than the timer.
+    @Test func aTimerKeptByTheReportedChangesIsNeverLaterThanTheNextWakeUp() {
+        var random = SplitMix(seed: 23)
+        for round in 0..<300 {
+            var pool = machine(min: Int.random(in: 0...2, using: &random), max: 4, concurrency: Int.random(in: 1...2, using: &random), idle: 5)
+            var timer: ContinuousClock.Instant?
+            var now = 0.0
+            var nextCall = 1
+            var running: [(Machine.CallID, ID)] = []
+            var waiting: [Machine.CallID] = []
+            var starting: [ID] = []
+            func follow(_ actions: [Machine.Action]) {
+                for action in actions {
+                    switch action {
+                    case .start(let id): starting.append(id)
+                    case .run(let call, let id):
+                        waiting.removeAll { $0 == call }
+                        running.append((call, id))
+                    case .fail(let call, _): waiting.removeAll { $0 == call }
+                    case .stop(let id):
+                        starting.removeAll { $0 == id }
+                        running.removeAll { $0.1 == id }
+                    }
+                }
+                let due: ContinuousClock.Instant?
+                switch pool.takeWakeUpChange() {
+                case .none: due = nil
+                case .added(let earliest): due = earliest
+                case .unknown: due = pool.nextWakeUp
+                }
+                if let due, timer.map({ due < $0 }) ?? true { timer = due }
+            }
+            for step in 0..<60 {
+                now += Double(Int.random(in: 0...3000, using: &random)) / 1000
+                if let due = timer, due <= at(now) {  // the timer fires
+                    timer = nil
+                    follow(pool.tick(now: at(now)))
+                }
+                switch Int.random(in: 0..<10, using: &random) {
+                case 0, 1, 2:
+                    let call = call(nextCall)
+                    nextCall += 1
+                    waiting.append(call)
+                    follow(pool.call(call, deadline: at(now + Double(Int.random(in: 1...40, using: &random))), now: at(now)))
+                case 3, 4:
+                    guard !running.isEmpty else { continue }
+                    let (call, id) = running.remove(at: Int.random(in: 0..<running.count, using: &random))
+                    follow(pool.finished(call, on: id, now: at(now), ran: Int.random(in: 0..<5, using: &random) > 0))
+                case 5:
+                    guard let call = waiting.randomElement(using: &random) else { continue }
+                    pool.cancel(call)
+                    waiting.removeAll { $0 == call }
+                    follow([])
+                case 6:
+                    guard !starting.isEmpty else { continue }
+                    let id = starting.remove(at: Int.random(in: 0..<starting.count, using: &random))
+                    if Int.random(in: 0..<6, using: &random) == 0 {
+                        follow(pool.startFailed(id, message: "no", now: at(now)))
+                    } else {
+                        follow(pool.started(id, now: at(now)))
+                    }
+                case 7:
+                    let ids = pool.instances.keys.filter { id in !starting.contains(id) }
+                    guard let id = ids.randomElement(using: &random) else { continue }
+                    running.removeAll { $0.1 == id }
+                    follow(pool.exited(id, now: at(now)))
+                case 8:
+                    follow(pool.update(
+                        PoolSettings(
+                            min: Int.random(in: 0...2, using: &random), max: Int.random(in: 1...4, using: &random), concurrency: 1,
+                            idle: .seconds(Int.random(in: 1...9, using: &random)), queueLimit: 100),
+                        now: at(now)))
+                default:
+                    follow(pool.tick(now: at(now)))
+                }
+                if let next = pool.nextWakeUp {
+                    #expect(timer.map { $0 <= next } == true, "round \(round), step \(step): a wake-up at \(next - t0) with the timer at \(timer.map { $0 - t0 } as Any)")
+                    if timer.map({ $0 <= next }) != true { return }
+                }
+            }
+        }
+    }
 }

@@ -166,6 +166,7 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
             state.nextCall += 1
             guard let member = state.members[id] else {
                 _ = state.machine.finished(call, on: id, now: .now)
+                rescheduleTimer(&state)
                 return nil
             }
             return Lease(member: member, instance: id, call: call)
@@ -173,10 +174,15 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     }
 
     /// Takes a waiting call out of the queue; one that already holds an instance is not affected.
+    /// (Called for each of the gateway's calls that waited, once it has its answer: its
+    /// `abandonWhen` completes then too.)
     private func abandon(_ call: Machine.CallID) {
-        let waiter = state.withLock { state in
+        let waiter = state.withLock { state -> Waiter? in
+            // A call in the machine's queue always has its waiter here, so one without is in no
+            // queue either: nothing to walk the queue for.
+            guard let waiter = state.waiting.removeValue(forKey: call) else { return nil }
             state.machine.cancel(call)
-            return state.waiting.removeValue(forKey: call)
+            return waiter
         }
         waiter?(.failure(CancellationError()))
     }
@@ -318,8 +324,8 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     /// Runs `event` on the state under the lock, then carries out the actions
     /// it returns: answers outside the lock, launches and stops through `run()`.
     private func apply(_ event: (inout State) -> [Machine.Action]) {
-        var answers: [(Waiter, Result<Lease, any Error>)] = []
-        let queued: [Work] = state.withLock { state in
+        var answers = Answers()
+        let (queued, stopped): ([Work], Bool) = state.withLock { state in
             var queued: [Work] = []
             var actions = event(&state)
             while !actions.isEmpty {
@@ -351,23 +357,51 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
                 }
             }
             rescheduleTimer(&state)
-            return queued
+            return (queued, state.machine.isStopped)
         }
         for item in queued { work.yield(item) }
-        if state.withLock({ $0.machine.isStopped }) { work.finish() }
-        for (waiter, result) in answers { waiter(result) }
+        if stopped { work.finish() }
+        answers.tell()
     }
 
-    /// One timer per pool, at the machine's next wake-up (a waiter's deadline,
-    /// an idle stop, the end of a backoff). A timer already set is kept when
-    /// the wake-up moves later or there is none any more: it ticks the machine
-    /// (which finds nothing due yet) and is set again then. So a call that
-    /// moves an idle stop later, as every call does, and a queue that empties,
-    /// as it does call after call under load, cost no timer (setting one is a
-    /// lock and a heap operation on the loop, and wakes it from another thread;
-    /// cancelling one is as much again).
+    /// The waiters an event answers, told once the lock is let go: most events answer one or
+    /// none, so the first is kept without an array (a `malloc` saved on every call that waited).
+    private struct Answers {
+        private var first: (Waiter, Result<Lease, any Error>)?
+        private var more: [(Waiter, Result<Lease, any Error>)] = []
+
+        mutating func append(_ answer: (Waiter, Result<Lease, any Error>)) {
+            if first == nil { first = answer } else { more.append(answer) }
+        }
+
+        func tell() {
+            guard let (waiter, result) = first else { return }
+            waiter(result)
+            for (waiter, result) in more { waiter(result) }
+        }
+    }
+
+    /// One timer per pool, at or before the machine's next wake-up (a waiter's
+    /// deadline, an idle stop, the end of a backoff). A timer already set is kept
+    /// when the wake-up moves later or there is none any more: it ticks the
+    /// machine (which finds nothing due yet) and is set again then. So a call
+    /// that moves an idle stop later, as every call does, and a queue that
+    /// empties, as it does call after call under load, cost no timer (setting
+    /// one is a lock and a heap operation on the loop, and wakes it from another
+    /// thread; cancelling one is as much again). After a call's events the
+    /// machine says only what they added (`WakeUpChange`), so that they cost no
+    /// walk over the queue and the instances either.
     private func rescheduleTimer(_ state: inout State) {
-        guard let due = state.machine.nextWakeUp else { return }
+        let due: ContinuousClock.Instant
+        switch state.machine.takeWakeUpChange() {
+        case .none:
+            return
+        case .added(let earliest):
+            due = earliest
+        case .unknown:
+            guard let next = state.machine.nextWakeUp else { return }
+            due = next
+        }
         if let set = state.timerDue, set <= due { return }
         state.timer?.cancel()
         state.timerDue = due

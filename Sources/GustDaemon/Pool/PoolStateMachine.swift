@@ -67,6 +67,19 @@ struct PoolStateMachine: Sendable {
         case fail(CallID, Failure)
     }
 
+    /// What the events since it was last taken did to the timed things (`nextWakeUp`), for the
+    /// driver's one timer: the calls of a loaded pool (a waiter queued, an instance gone idle)
+    /// only add times, so the driver compares the earliest added with its timer instead of
+    /// walking the queue and the instances after every call.
+    enum WakeUpChange: Equatable, Sendable {
+        /// Nothing timed was added or moved earlier: a timer at or before the last next wake-up still is.
+        case none
+        /// Timed things were added, the earliest at this time, and nothing else moved earlier.
+        case added(Instant)
+        /// Anything may have moved: ask `nextWakeUp`.
+        case unknown
+    }
+
     /// Scale rules (`gust scale`): see `PoolSettings`.
     private(set) var settings: PoolSettings
     private(set) var instances: [InstanceID: Instance] = [:]
@@ -77,6 +90,7 @@ struct PoolStateMachine: Sendable {
     private(set) var failedStarts = 0
     private var backoffUntil: Instant?
     private var lastStartError = ""
+    private var wakeUpChange = WakeUpChange.none
 
     init(settings: PoolSettings) {
         self.settings = settings
@@ -108,8 +122,9 @@ struct PoolStateMachine: Sendable {
 
     /// The next time `tick` has something to do: a waiter's deadline, an idle
     /// instance's stop, the end of a backoff. Nil when nothing is timed.
-    /// Asked after every event under the pool's lock, so it keeps a running
-    /// minimum rather than gathering the times into an array.
+    /// A walk over the queue and the instances: the driver asks it when
+    /// `takeWakeUpChange` says it must, keeping a running minimum rather than
+    /// gathering the times into an array.
     var nextWakeUp: Instant? {
         var earliest = backoffUntil
         func consider(_ time: Instant) {
@@ -123,6 +138,12 @@ struct PoolStateMachine: Sendable {
             }
         }
         return earliest
+    }
+
+    /// What changed for the timer since the last time this was asked (`WakeUpChange`); asking resets it.
+    mutating func takeWakeUpChange() -> WakeUpChange {
+        defer { wakeUpChange = .none }
+        return wakeUpChange
     }
 
     // MARK: Events
@@ -140,6 +161,7 @@ struct PoolStateMachine: Sendable {
         }
         guard queue.count < settings.queueLimit else { return [.fail(call, .queueFull(limit: settings.queueLimit))] }
         queue.append(Waiter(call: call, deadline: deadline))
+        timed(deadline)
         return scale(now: now)
     }
 
@@ -154,6 +176,7 @@ struct PoolStateMachine: Sendable {
     /// Start `count` instances ahead of traffic (a deploy warms the new
     /// release to the size of the old one), within `max`.
     mutating func warm(to count: Int, now: Instant) -> [Action] {
+        wakeUpChange = .unknown
         var actions: [Action] = []
         while !stopping && live < min(max(count, settings.min), settings.max) {
             actions.append(.start(newInstance(now: now)))
@@ -164,6 +187,7 @@ struct PoolStateMachine: Sendable {
     /// An instance finished starting and answers.
     mutating func started(_ id: InstanceID, now: Instant) -> [Action] {
         guard let instance = instances[id] else { return [] }
+        wakeUpChange = .unknown  // one more running instance can make idle ones stoppable
         failedStarts = 0
         backoffUntil = nil
         switch instance.state {
@@ -180,6 +204,7 @@ struct PoolStateMachine: Sendable {
     /// that crashes at import is not restarted on every request.
     mutating func startFailed(_ id: InstanceID, message: String, now: Instant) -> [Action] {
         guard instances.removeValue(forKey: id) != nil else { return [] }
+        wakeUpChange = .unknown
         failedStarts += 1
         lastStartError = message
         let backoff = Self.backoff(afterFailures: failedStarts)
@@ -207,7 +232,9 @@ struct PoolStateMachine: Sendable {
         switch instance.state {
         case .running(let inFlight):
             instance.state = .running(inFlight: max(inFlight - 1, 0))
-            instances[id] = instance
+            instances.updateValue(instance, forKey: id)
+            // Gone idle: stopped after `idle` if more than `min` run (taken again at once if a call waits).
+            if inFlight <= 1, running > settings.min { timed(instance.lastActive + settings.idle) }
             return dispatch(now: now)
         case .draining(let inFlight):
             instance.state = .draining(inFlight: max(inFlight - 1, 0))
@@ -227,6 +254,7 @@ struct PoolStateMachine: Sendable {
     /// was serving are failed by their connections, not here.
     mutating func exited(_ id: InstanceID, now: Instant) -> [Action] {
         guard let instance = instances[id] else { return [] }
+        wakeUpChange = .unknown
         if instance.state == .starting { return startFailed(id, message: "its process exited while starting", now: now) }
         instances[id] = nil
         return scale(now: now)
@@ -235,6 +263,7 @@ struct PoolStateMachine: Sendable {
     /// Time passed: fail waiters past their deadline, stop instances idle for
     /// `idle` down to `min`, and try starting again once a backoff is over.
     mutating func tick(now: Instant) -> [Action] {
+        wakeUpChange = .unknown
         var actions: [Action] = []
         while let expired = queue.firstIndex(where: { $0.deadline <= now }) {
             actions.append(.fail(queue.remove(at: expired).call, .timedOut))
@@ -252,6 +281,7 @@ struct PoolStateMachine: Sendable {
     /// New scale rules (`gust scale`): the pool grows or shrinks to them.
     mutating func update(_ settings: PoolSettings, now: Instant) -> [Action] {
         self.settings = settings
+        wakeUpChange = .unknown
         var actions: [Action] = []
         // Above the new max: stop idle instances first, then drain busy ones.
         let surplus = live - settings.max
@@ -268,6 +298,7 @@ struct PoolStateMachine: Sendable {
     /// stop idle instances now and busy ones once their calls finish.
     mutating func drain() -> (actions: [Action], waiting: [Waiter]) {
         stopping = true
+        wakeUpChange = .unknown
         var waiting: [Waiter] = []
         while let waiter = queue.popFirst() { waiting.append(waiter) }
         var actions: [Action] = []
@@ -276,6 +307,15 @@ struct PoolStateMachine: Sendable {
     }
 
     // MARK: Rules
+
+    /// A timed thing was added at `time` (`WakeUpChange`).
+    private mutating func timed(_ time: Instant) {
+        switch wakeUpChange {
+        case .none: wakeUpChange = .added(time)
+        case .added(let earliest): wakeUpChange = .added(min(earliest, time))
+        case .unknown: break
+        }
+    }
 
     /// Instances that serve or will: not draining.
     // Counted without gathering (a `filter` made an array for each count, several times a call).
@@ -321,7 +361,11 @@ struct PoolStateMachine: Sendable {
     }
 
     private mutating func occupy(_ id: InstanceID) {
-        if case .running(let inFlight) = instances[id]?.state { instances[id]?.state = .running(inFlight: inFlight + 1) }
+        // Read, then written back whole: `instances[id]?.state = …` goes through the dictionary's
+        // `_modify` accessor, a coroutine whose frame was allocated on the heap (six `malloc`s a call).
+        guard var instance = instances[id], case .running(let inFlight) = instance.state else { return }
+        instance.state = .running(inFlight: inFlight + 1)
+        instances.updateValue(instance, forKey: id)
     }
 
     private mutating func newInstance(now: Instant) -> InstanceID {
