@@ -181,6 +181,21 @@ import Testing
         #expect(String(buffer: bytes) == "GET /a%20b%0D%0AX-Injected:%201 HTTP/1.1\r\nX-Good: 1\r\nContent-Length: 0\r\nHost: instance\r\n\r\n")
     }
 
+    /// A call's tag is written as the one `X-Gust-Call` field, whatever `X-Gust-Call` the headers
+    /// carry (none should: the gateway drops every `X-Gust-*` a client sends), and a tag that could
+    /// split the request is not written.
+    @Test func aCallTagIsTheOneCallFieldSent() {
+        var request = InstanceRequest(method: .GET, target: "/hello", headers: ["x-gust-call": "forged", "X-Good": "1"])
+        request.callTag = "42"
+        var bytes = ByteBuffer()
+        request.write(into: &bytes, internalToken: "secret")
+        #expect(String(buffer: bytes) == "GET /hello HTTP/1.1\r\nX-Good: 1\r\nX-Gust-Call: 42\r\nContent-Length: 0\r\nHost: instance\r\n\r\n")
+        request.callTag = "1\r\nX-Injected: 1"
+        bytes.clear()
+        request.write(into: &bytes, internalToken: "secret")
+        #expect(String(buffer: bytes) == "GET /hello HTTP/1.1\r\nX-Good: 1\r\nContent-Length: 0\r\nHost: instance\r\n\r\n")
+    }
+
     // MARK: - Helpers
 
     /// Up to three places to cut `count` bytes at.

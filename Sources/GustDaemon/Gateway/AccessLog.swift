@@ -128,7 +128,14 @@ final class AccessLog: Sendable {
             out.append(UInt8(ascii: "0") + UInt8(rest % 10))
             rest /= 10
         } while rest > 0 || out.count - start < width
-        out[start...].reverse()  // written lowest digit first
+        // Written lowest digit first. Reversed by swaps: `out[start...].reverse()` changes a slice
+        // through the array's `_modify` accessor, whose coroutine frame was a `malloc` each time.
+        var (low, high) = (start, out.count - 1)
+        while low < high {
+            out.swapAt(low, high)
+            low += 1
+            high -= 1
+        }
     }
 
     /// The path as one field: at most 512 bytes, nothing that would end it or forge another.

@@ -16,16 +16,22 @@ extension Gateway {
     /// An instance's answer headers as the client gets them: without hop-by-hop headers and, unless
     /// `keepingLength`, its `Content-Length` (the gateway frames a whole answer itself). An answer
     /// whose body gustd relays as it comes (a long one), or does not have (a `HEAD`'s), keeps the
-    /// length the instance gave (`keptLength`).
-    static func clientFields(of headers: HTTPHeaders, reserving extra: Int = 0, keepingLength: Bool = false) -> HTTPFields {
+    /// length the instance gave (`keptLength`). With a `requestID`, that is the answer's one
+    /// `X-Request-Id`, whatever the instance sent (the same as setting it after, without
+    /// `HTTPFields` looking for the field by name to replace it).
+    static func clientFields(
+        of headers: HTTPHeaders, reserving extra: Int = 0, keepingLength: Bool = false, requestID: String? = nil
+    ) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(headers.count + extra)
         for (name, value) in headers {
             // The name's canonical form is lowercase already: no second lowered copy per header.
-            guard let fieldName = HTTPField.Name(name), !hopByHop.contains(fieldName.canonicalName), fieldName != .contentLength
+            guard let fieldName = HTTPField.Name(name), !hopByHop.contains(fieldName.canonicalName), fieldName != .contentLength,
+                requestID == nil || fieldName != ForwardedHeaders.requestID
             else { continue }
             fields.append(HTTPField(name: fieldName, value: value))
         }
+        if let requestID { fields.append(HTTPField(name: ForwardedHeaders.requestID, value: requestID)) }
         if keepingLength, let length = keptLength(of: headers) { fields[.contentLength] = length }
         return fields
     }

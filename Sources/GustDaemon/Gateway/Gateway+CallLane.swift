@@ -51,10 +51,10 @@ extension Gateway {
 
     /// The same for a head read from the connection's bytes, which starts at `bytes`' reader index
     /// (`PlainLane`, which has checked its headers: a `GET` without a body, an upgrade or another
-    /// `Connection` than `keep-alive` or `close`).
-    func laneCall(_ head: PlainRequestHead, in bytes: ByteBuffer, channel: any Channel) -> (@Sendable (LaneReply) -> Void)? {
+    /// `Connection` than `keep-alive` or `close`), from `peer` (the client's IP address).
+    func laneCall(_ head: PlainRequestHead, in bytes: ByteBuffer, channel: any Channel, peer: String?) -> (@Sendable (LaneReply) -> Void)? {
         laneCall(method: .get, target: head.target, host: head.host, sentRequestID: head.requestID, channel: channel) { [forwarding] requestID in
-            forwarding.headers(ofPlain: head.fields(in: bytes), peer: channel.remoteAddress?.ipAddress, requestID: requestID)
+            forwarding.headers(ofPlain: head.fields(in: bytes), peer: peer, requestID: requestID)
         }
     }
 
@@ -64,7 +64,7 @@ extension Gateway {
         forwarded: (_ requestID: String) -> HTTPHeaders
     ) -> (@Sendable (LaneReply) -> Void)? {
         let (path, query) = RequestPath.splitTarget(target)
-        guard query?.isEmpty != true, !target.contains("#") else { return nil }
+        guard query?.isEmpty != true, !target.utf8.contains(UInt8(ascii: "#")) else { return nil }  // by byte: a `#` joined to a mark too
         if let challenges, challenges.answer(path: String(path), host: host) != nil { return nil }
         guard
             let address = AppAddress(
@@ -100,8 +100,15 @@ extension Gateway {
 
 /// One call in the lane, from its arrival to the client's answer: what
 /// `Gateway.respond`, `forward` and `Supervisor.withInstance` do for a call.
-private struct LaneCall: Sendable {
-    let gateway: Gateway
+///
+/// A class, made once per call: each step's callback (the pool's waiter, the instance's answer)
+/// captures it, and a struct of this size was copied into each of those contexts, a retain of
+/// every field each time. It holds what it reads of the gateway, not the gateway (a struct of
+/// its own with the router's whole configuration).
+private final class LaneCall: Sendable {
+    let supervisor: Supervisor
+    let accessLog: AccessLog?
+    let functionTimeout: Duration
     let app: AppName
     let method: String
     /// As sent, without its query: the access log's.
@@ -117,6 +124,25 @@ private struct LaneCall: Sendable {
     /// The client's connection.
     let channel: any Channel
 
+    init(
+        gateway: Gateway, app: AppName, method: String, path: String, function: String, requestID: String, wallClock: Double,
+        arrived: ContinuousClock.Instant, deadline: ContinuousClock.Instant, request: InstanceRequest, channel: any Channel
+    ) {
+        supervisor = gateway.supervisor
+        accessLog = gateway.accessLog
+        functionTimeout = gateway.configuration.functionTimeout
+        self.app = app
+        self.method = method
+        self.path = path
+        self.function = function
+        self.requestID = requestID
+        self.wallClock = wallClock
+        self.arrived = arrived
+        self.deadline = deadline
+        self.request = request
+        self.channel = channel
+    }
+
     /// Whether calls to what serves now can take the lane: public (no token to check off the
     /// loop), and a runtime that tags its calls' output, so that no pause is needed between calls
     /// for the last one's output to be read (`Instance.call`).
@@ -128,13 +154,13 @@ private struct LaneCall: Sendable {
     /// while it waited moves it to that release's pool (`tries` times at most).
     func wait(on route: Supervisor.Route, tries: Int, _ reply: LaneReply) {
         let client = ClientDisconnectHandler.watchOnLoop(channel)
-        route.pool.acquire(deadline: deadline, abandonWhen: client?.gone) { result in
+        route.pool.acquire(deadline: deadline, abandonWhen: client?.gone) { [self] result in
             client?.done()
             switch result {
             case .success(let lease):
                 run(on: route, lease: lease, reply)
             case .failure(let failure as Supervisor.AppPool.Failure):
-                guard failure.reason == .stopped, let now = gateway.supervisor.route(of: app), now.pool !== route.pool else {
+                guard failure.reason == .stopped, let now = supervisor.route(of: app), now.pool !== route.pool else {
                     return refuse(Supervisor.refusal(failure.reason, app: app, version: route.version), route: route, reply)
                 }
                 // The release switched while the call waited.
@@ -143,7 +169,7 @@ private struct LaneCall: Sendable {
                         CallRefusal(status: 503, message: "\(app) was deploying; try again.", retryAfter: .seconds(1)), route: now, reply)
                 }
                 if let lease = now.pool.tryAcquire() { return run(on: now, lease: lease, reply) }
-                reply.eventLoop.execute { wait(on: now, tries: tries - 1, reply) }
+                reply.eventLoop.execute { [self] in wait(on: now, tries: tries - 1, reply) }
             case .failure:
                 // Its client left while it waited (a cancellation): it never runs.
                 refuse(
@@ -161,7 +187,7 @@ private struct LaneCall: Sendable {
             return refuse(Supervisor.refusal(.timedOut, app: app, version: route.version), route: route, reply)
         }
         if let connection = lease.member.idleConnection(on: loop) { return send(on: connection, route: route, lease: lease, reply) }
-        lease.member.connection(on: loop).whenComplete { made in
+        lease.member.connection(on: loop).whenComplete { [self] made in
             switch made {
             case .success(let connection): send(on: connection, route: route, lease: lease, reply)
             case .failure: relay(.failed(.connectionClosed), route: route, lease: lease, to: reply)
@@ -171,7 +197,7 @@ private struct LaneCall: Sendable {
 
     /// Sends the call on `connection` of the instance of `lease`; its answer goes to `reply`.
     func send(on connection: InstanceConnection, route: Supervisor.Route, lease: Supervisor.AppPool.Lease, _ reply: LaneReply) {
-        lease.member.start(request, on: connection, timeout: deadline - .now) { part in
+        lease.member.start(request, on: connection, timeout: deadline - .now) { [self] part in
             relay(part, route: route, lease: lease, to: reply)
         }
     }
@@ -182,7 +208,8 @@ private struct LaneCall: Sendable {
         case .whole(let answer):
             if lease.member.isBroken { pool.discard(lease) } else { pool.release(lease) }
             var head = self.head(answer.status, answer.headers)
-            head.headerFields[.contentLength] = String(answer.body.readableBytes)
+            // Appended, not set by name: `head` has no length of its own (`clientFields` leaves it out).
+            head.headerFields.append(HTTPField(name: .contentLength, value: String(answer.body.readableBytes)))
             record(status: answer.status, bytes: answer.body.readableBytes, route: route, instance: lease.member.id)
             reply.answer(head, body: answer.body)
         case .head(let status, let headers, let flow):
@@ -200,7 +227,7 @@ private struct LaneCall: Sendable {
             reply.abort()
         case .failed(let error):
             pool.discard(lease)
-            let limit = gateway.configuration.functionTimeout
+            let limit = functionTimeout
             switch error {
             case .timedOut, .clientTooSlow:
                 refuse(CallRefusal(status: 504, message: "The function did not answer within \(limit.shortText)."), route: route, reply)
@@ -210,7 +237,7 @@ private struct LaneCall: Sendable {
                 refuse(CallRefusal(status: 502, message: Gateway.answerMalformed), route: route, reply)
             case .connectionClosed:
                 let instance = lease.member
-                instance.ranOutOfMemory(checkingOn: reply.eventLoop) { [app] outOfMemory in
+                instance.ranOutOfMemory(checkingOn: reply.eventLoop) { [self] outOfMemory in
                     guard outOfMemory else {
                         return refuse(
                             CallRefusal(
@@ -231,8 +258,7 @@ private struct LaneCall: Sendable {
     /// The client's head of the instance's answer: its headers less hop-by-hop ones and its own
     /// framing (but its length, when `keepingLength`: `Gateway.clientFields`).
     private func head(_ status: Int, _ headers: HTTPHeaders, keepingLength: Bool = false) -> HTTPResponse {
-        var fields = Gateway.clientFields(of: headers, reserving: 4, keepingLength: keepingLength)
-        fields[ForwardedHeaders.requestID] = requestID
+        let fields = Gateway.clientFields(of: headers, reserving: 4, keepingLength: keepingLength, requestID: requestID)
         return HTTPResponse(status: .init(code: status), headerFields: fields)
     }
 
@@ -250,8 +276,8 @@ private struct LaneCall: Sendable {
         let duration = ContinuousClock.now - arrived
         CallMetrics.record(
             app, kind: .handler, function: { [launcher = route.launcher, function] in FunctionLabel.handler(function, in: launcher.manifest) },
-            status: status, duration: duration, history: gateway.supervisor.consoleHistory)
-        gateway.accessLog?.record(AccessLog.Entry(
+            status: status, duration: duration, history: supervisor.consoleHistory)
+        accessLog?.record(AccessLog.Entry(
             app: app.rawValue, release: route.version, instance: instance, method: method, path: path, status: status, bytes: bytes,
             duration: duration, requestID: requestID, time: wallClock))
     }

@@ -344,8 +344,11 @@ struct GatewayChannel: ServerChildChannel {
             let pipeline = channel.pipeline.syncOperations
             let lane = GatewayLane(answer: gateway.laneAnswer, dates: dates, serverName: serverName)
             try pipeline.addHandler(lane, position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
+            // The peer's address as text, once per connection rather than once per call.
+            let peer = channel.remoteAddress?.ipAddress
             let plain = PlainLane(
-                answer: gateway.answerAtOnce, call: { head, bytes, channel in gateway.laneCall(head, in: bytes, channel: channel) },
+                answer: gateway.answerAtOnce,
+                call: { head, bytes, channel in gateway.laneCall(head, in: bytes, channel: channel, peer: peer) },
                 dates: dates, serverName: serverName,
                 idle: try? pipeline.handler(type: IdleConnectionTimer.self), headDeadline: try? pipeline.handler(type: RequestHeadDeadline.self),
                 disconnect: try? pipeline.handler(type: ClientDisconnectHandler.self), quiesce: try? pipeline.handler(type: QuiesceGate.self))

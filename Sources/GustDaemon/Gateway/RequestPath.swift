@@ -39,8 +39,11 @@ struct RequestPath: Equatable, Sendable {
     /// in ASCII no character joins a `/` or a `.` to what follows, so both splits agree
     /// (`RequestPathTests.asciiPathsSplitAsCharactersDo`).
     private static func asciiSegments(_ decoded: String) -> [String]? {
-        var segments: [String] = []
         guard decoded.isASCII else { return nil }
+        var segments: [String] = []
+        // Room for every segment at once (at most one per `/`, and one after the last), rather than
+        // the array grown, and so allocated again, as they come.
+        segments.reserveCapacity(decoded.utf8.count { $0 == UInt8(ascii: "/") } + 1)
         var utf8 = Substring(decoded).utf8
         while let slash = utf8.firstIndex(of: UInt8(ascii: "/")) {
             append(utf8[..<slash])
@@ -95,7 +98,14 @@ struct RequestPath: Equatable, Sendable {
     /// unreserved characters and `!$&'()*+,;=:@`, so `%`, `/`, `?`, `#` and `\`
     /// inside a segment stay data once the runtime decodes it.
     var percentEncoded: String {
-        "/" + segments.map(Self.encode).joined(separator: "/") + (hasTrailingSlash ? "/" : "")
+        // Appended in place: no array of encoded segments made to join (asked on every call).
+        var text = "/"
+        for (index, segment) in segments.enumerated() {
+            if index > 0 { text += "/" }
+            text += Self.encode(segment)
+        }
+        if hasTrailingSlash { text += "/" }
+        return text
     }
 
     /// Whether any reading of the path reaches gustd's side of an app:

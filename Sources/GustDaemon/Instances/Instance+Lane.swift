@@ -27,7 +27,7 @@ extension Instance {
         var request = request
         let function = request.function
         let call = manifest.takesCallIDs ? CallTag.next() : nil
-        if let call { request.headers.replaceOrAdd(name: CallTag.header, value: call) }
+        request.callTag = call
         output.begin(function, call: call, request: request.headers.first(name: "X-Request-Id"))
         connection.start(request, timeout: timeout) { [self] part in
             switch part {

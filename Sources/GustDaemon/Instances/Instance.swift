@@ -48,7 +48,11 @@ actor Instance {
 
     /// An instance's connections: the idle ones by the event loop their channel lives on, and all open.
     struct Connections {
-        var idle: [ObjectIdentifier: [InstanceConnection]] = [:]
+        /// Idle connections, one stack per event loop. A list searched by loop rather than a
+        /// dictionary: there are no more loops than cores, and a dictionary's element changed in
+        /// place goes through its `_modify` accessor, a coroutine whose frame was allocated on
+        /// the heap, a `malloc` for every call taking a connection and another giving it back.
+        var idle: [(loop: ObjectIdentifier, connections: [InstanceConnection])] = []
         var open: [InstanceConnection] = []
         var stopped = false
         /// Whether a call has taken a connection yet: the first takes the one the launch opened.
@@ -64,13 +68,14 @@ actor Instance {
             let first = !tookOne
             tookOne = true
             if let loop, let connection = popIdle(loop) { return connection }
-            guard loop == nil || first, let key = idle.first(where: { !$0.value.isEmpty })?.key else { return nil }
+            guard loop == nil || first, let key = idle.first(where: { !$0.connections.isEmpty })?.loop else { return nil }
             return popIdle(key)
         }
 
         /// An open idle connection on `loop`, dropping closed ones on the way.
         mutating func popIdle(_ loop: ObjectIdentifier) -> InstanceConnection? {
-            while let connection = idle[loop]?.popLast() {
+            guard let index = idle.firstIndex(where: { $0.loop == loop }) else { return nil }
+            while let connection = idle[index].connections.popLast() {
                 if connection.isOpen { return connection }
                 open.removeAll { $0 === connection }
             }
@@ -82,7 +87,12 @@ actor Instance {
                 open.removeAll { $0 === connection }
                 return
             }
-            idle[ObjectIdentifier(connection.eventLoop), default: []].append(connection)
+            let loop = ObjectIdentifier(connection.eventLoop)
+            if let index = idle.firstIndex(where: { $0.loop == loop }) {
+                idle[index].connections.append(connection)
+            } else {
+                idle.append((loop, [connection]))
+            }
         }
 
         /// A connection that will not come back (a streamed answer's, closed once it ends).
@@ -110,7 +120,7 @@ actor Instance {
         self.records = records
         self.started = .now
         internalToken = connection.internalToken
-        connections = Mutex(Connections(idle: [ObjectIdentifier(connection.eventLoop): [connection]], open: [connection]))
+        connections = Mutex(Connections(idle: [(ObjectIdentifier(connection.eventLoop), [connection])], open: [connection]))
     }
 
     /// Its memory for `gust ps`: under the sandbox its cgroup's (the app's processes, not the
@@ -140,7 +150,7 @@ actor Instance {
         var request = request
         let function = request.function
         let call = manifest.takesCallIDs ? CallTag.next() : nil
-        if let call { request.headers.replaceOrAdd(name: CallTag.header, value: call) }
+        request.callTag = call
         output.begin(function, call: call, request: request.headers.first(name: "X-Request-Id"))
         do {
             let response = try await connection.send(request, timeout: timeout)

@@ -9,6 +9,7 @@ extension InstanceAnswerDecoder {
         guard reader.skip("HTTP/1.1 ") else { throw Malformed("an answer that does not start with HTTP/1.1") }
         let status = try reader.status()
         var headers = HTTPHeaders()
+        headers.reserveCapacity(8)  // room for a usual answer's fields at once, not grown field by field
         var length: Int?
         var chunked = false
         while !reader.skip("\r\n") {

@@ -12,6 +12,9 @@ struct InstanceRequest: Sendable {
     /// Whether a chunked answer is handed over at its head, its body following as it comes
     /// (`InstanceResponse.rest`), rather than collected whole: a handler's or a mount's answer.
     var streamsAnswer = false
+    /// The call's id (`CallTag`), sent as `X-Gust-Call` in place of any such field in `headers`: set
+    /// by the instance that sends it, without copying `headers` to add a field.
+    var callTag: String? = nil
 
     /// Whether the request is for the runtime's internal surface, which
     /// answers only requests carrying the instance's secret.
@@ -175,10 +178,17 @@ final class InstanceConnection: Sendable {
         _ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = wholeAnswerLimit,
         deliver: @escaping @Sendable (InstanceAnswerPart) -> Void
     ) {
+        let exchange = Exchange(request: request, deliver: deliver, timeout: timeout, maxBodyBytes: maxBodyBytes)
+        // On the connection's loop with the channel open, the write reaches `ExchangeHandler` now
+        // (the pipeline is torn down only after the channel closes), and the handler answers
+        // whatever becomes of it: no promise (a future and a callback for every call) is needed.
+        if channel.eventLoop.inEventLoop, channel.isActive {
+            return channel.writeAndFlush(exchange, promise: nil)
+        }
         // Fails only if the exchange never reached the handler (the connection had closed): no answer will come.
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { _ in deliver(.failed(.connectionClosed)) }
-        channel.writeAndFlush(Exchange(request: request, deliver: deliver, timeout: timeout, maxBodyBytes: maxBodyBytes), promise: written)
+        channel.writeAndFlush(exchange, promise: written)
     }
 
     func close() {
@@ -263,7 +273,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
         maxBodyBytes = exchange.maxBodyBytes
         streamsAnswer = exchange.request.streamsAnswer
         head = nil
-        body.clear()
+        body = ByteBuffer()  // no storage: `clear()` on the shared empty one allocated a new one for every call
         heldBack = false
         let deadline = context.eventLoop.now + .nanoseconds(exchange.timeout.nanoseconds)
         self.deadline = deadline
@@ -342,7 +352,11 @@ final class ExchangeHandler: ChannelDuplexHandler {
                 body = ByteBuffer()
                 return giveUp(context: context, .tooLarge)
             }
-            body.writeBuffer(&chunk)
+            if body.readableBytes == 0 {
+                body = chunk  // a slice of the read, not a copy: the usual answer has its body in one read
+            } else {
+                body.writeBuffer(&chunk)
+            }
         case .end:
             if let streaming {
                 deadline = nil

@@ -6,8 +6,9 @@ extension InstanceRequest {
     /// request encoder wrote for it (`InstanceAnswerDecoderTests` compares the two), without
     /// building its head as NIO's types first.
     ///
-    /// Its fields as given, less any `X-Gust-Internal` and `Content-Length`; then the instance's
-    /// secret if the request is for the internal surface (`internalToken`), its body's length,
+    /// Its fields as given, less any `X-Gust-Internal` and `Content-Length` (and `X-Gust-Call` when
+    /// the request has a `callTag`); then the call's tag, the instance's secret if the request is
+    /// for the internal surface (`internalToken`), its body's length,
     /// and `Host: instance` if it has none. A field whose name is not a token or whose value
     /// holds a control byte is left out (fields come from heads a parser has read, so none does:
     /// this keeps a request from ever being split whatever a caller hands over), and a byte of the
@@ -21,10 +22,16 @@ extension InstanceRequest {
         for (name, value) in headers {
             guard Self.isSendable(name: name, value: value) else { continue }
             if HTTPBytes.equalsLowered(name.utf8, "x-gust-internal") || HTTPBytes.equalsLowered(name.utf8, "content-length") { continue }
+            if callTag != nil, HTTPBytes.equalsLowered(name.utf8, "x-gust-call") { continue }
             if HTTPBytes.equalsLowered(name.utf8, "host") { hasHost = true }
             buffer.writeString(name)
             buffer.writeStaticString(": ")
             buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        if let callTag, callTag.utf8.allSatisfy(HTTPBytes.isValueByte) {
+            buffer.writeStaticString("X-Gust-Call: ")
+            buffer.writeString(callTag)
             buffer.writeStaticString("\r\n")
         }
         if isInternal {
