@@ -251,9 +251,9 @@ import Testing
         let calls = Calls()
         let (channel, handedOn, _) = try channel(before: [ClientDisconnectHandler()], calls: calls)
         try channel.writeInbound(ByteBuffer(string: call("/call/1")))
-        let watch = try #require(ClientDisconnectHandler.watchOnLoop(channel), "as `LaneCall.wait` watches")
+        let handler = try channel.pipeline.syncOperations.handler(type: ClientDisconnectHandler.self)
         let gone = Atomic(false)
-        watch.gone.whenComplete { _ in gone.store(true, ordering: .relaxed) }
+        #expect(handler.laneWaits { gone.store(true, ordering: .relaxed) } != nil, "as `LaneCall.wait` registers")
         channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         let letGo = gone.load(ordering: .relaxed)
         #expect(letGo, "the waiting call is let go")

@@ -187,33 +187,30 @@ struct PoolTests {
 
     /// The gateway's lane waits without a task: its callback is told once, with the instance
     /// that comes free, with the queue's refusal at once, or with a cancellation when its
-    /// client leaves while it waits (and then it never takes an instance).
+    /// client leaves while it waits (`leave`, and then it never takes an instance).
     @Test func aCallbackWaiterGetsTheNextFreeInstanceOrIsToldWhyNot() async throws {
         let launcher = FakeLauncher()
         let pool = Pool(settings: settings(max: 1, queue: 2), launcher: launcher)
-        let loop = EmbeddedEventLoop()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await pool.run() }
             let busy = try await pool.acquire(deadline: later)
 
             let leaving = Told(), staying = Told(), refused = Told()
-            let clientGone = loop.makePromise(of: Void.self)
-            pool.acquire(deadline: later, abandonWhen: clientGone.futureResult) { leaving($0) }
-            pool.acquire(deadline: later) { staying($0) }
+            let leavingCall = pool.newCall()
+            pool.acquire(leavingCall, deadline: later) { leaving($0) }
+            pool.acquire(pool.newCall(), deadline: later) { staying($0) }
             #expect(pool.snapshot.waiting == 2)
-            pool.acquire(deadline: later) { refused($0) }
+            pool.acquire(pool.newCall(), deadline: later) { refused($0) }
             #expect(
                 (refused.failure as? Pool<FakeLauncher>.Failure)?.reason == .queueFull(limit: 2),
                 "told at once: \(refused.all)")
 
-            clientGone.succeed()
+            pool.leave(leavingCall)
             #expect(leaving.failure is CancellationError, "\(leaving.all)")
             #expect(pool.snapshot.waiting == 1, "the call whose client left is out of the queue")
-            // A call that must wait, whose client has already left when it arrives, is out at once.
-            let gone = Told()
-            pool.acquire(deadline: later, abandonWhen: loop.makeSucceededFuture(())) { gone($0) }
-            #expect(gone.failure is CancellationError, "\(gone.all)")
-            #expect(pool.snapshot.waiting == 1)
+            pool.leave(leavingCall)
+            pool.leave(pool.newCall())
+            #expect(leaving.all.count == 1 && pool.snapshot.waiting == 1, "leaving again, or a call never queued, changes nothing")
 
             pool.release(busy)
             let lease = try #require(staying.lease, "the next free instance goes to the waiter still there")
@@ -262,7 +259,7 @@ struct PoolTests {
             #expect(pool.timersSet == 1)
             for _ in 0..<3 {
                 let waiter = Told()
-                pool.acquire(deadline: later) { waiter($0) }
+                pool.acquire(pool.newCall(), deadline: later) { waiter($0) }
                 #expect(pool.snapshot.waiting == 1)
                 pool.release(busy)
                 let lease = try #require(waiter.lease)

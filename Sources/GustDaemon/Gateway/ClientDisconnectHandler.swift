@@ -13,6 +13,9 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
     private var calls: [UInt64: EventLoopPromise<Void>] = [:]
     private var nextCall: UInt64 = 0
     private var left = false
+    /// The lane's call waiting for an instance on this connection, if one is, and what lets it go
+    /// (`laneWaits`). One slot: the lane runs one call at a time per connection.
+    private var laneWait: (id: UInt64, leave: @Sendable () -> Void)?
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event { clientLeft() }
@@ -36,6 +39,26 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
         let waiting = calls.values
         calls = [:]
         waiting.forEach { $0.succeed() }
+        if let wait = laneWait {
+            laneWait = nil
+            wait.leave()
+        }
+    }
+
+    /// For the lane's call about to wait for an instance (on the channel's loop): `leave` runs,
+    /// once, if the client goes before `laneWaited` is told the same id. Nil, and `leave` never
+    /// runs, if the client has gone already: the call must not wait. What `watchOnLoop` does
+    /// with a promise, a callback on it and a closure to forget it, for every call that waits.
+    func laneWaits(leave: @escaping @Sendable () -> Void) -> UInt64? {
+        guard !left else { return nil }
+        defer { nextCall += 1 }
+        laneWait = (nextCall, leave)
+        return nextCall
+    }
+
+    /// The lane's waiting call `id` has its instance (or its answer): its client's going no longer concerns it.
+    func laneWaited(_ id: UInt64) {
+        if laneWait?.id == id { laneWait = nil }
     }
 
     /// For one call: a future that completes when the client of `channel`
@@ -48,7 +71,7 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
         return (try? await registered.get()) ?? nil
     }
 
-    /// `watch` from the channel's own event loop (the gateway's lane for calls).
+    /// `watch` on the channel's own event loop.
     static func watchOnLoop(_ channel: any Channel) -> (gone: EventLoopFuture<Void>, done: @Sendable () -> Void)? {
         let loop = channel.eventLoop
         loop.preconditionInEventLoop()

@@ -153,9 +153,13 @@ private final class LaneCall: Sendable {
     /// Waits in `route`'s queue for an instance, then runs on it; a switch to a new release
     /// while it waited moves it to that release's pool (`tries` times at most).
     func wait(on route: Supervisor.Route, tries: Int, _ reply: LaneReply) {
-        let client = ClientDisconnectHandler.watchOnLoop(channel)
-        route.pool.acquire(deadline: deadline, abandonWhen: client?.gone) { [self] result in
-            client?.done()
+        let pool = route.pool
+        let call = pool.newCall()
+        // Its client's going takes it out of the queue (`Pool.leave`), until it is told.
+        let watch = reply.waits { pool.leave(call) }
+        if case .gone = watch { return refuse(Self.clientLeft, route: route, reply) }
+        pool.acquire(call, deadline: deadline) { [self] result in
+            reply.waited(watch)
             switch result {
             case .success(let lease):
                 run(on: route, lease: lease, reply)
@@ -172,12 +176,14 @@ private final class LaneCall: Sendable {
                 reply.eventLoop.execute { [self] in wait(on: now, tries: tries - 1, reply) }
             case .failure:
                 // Its client left while it waited (a cancellation): it never runs.
-                refuse(
-                    CallRefusal(status: 499, message: "The client closed the connection before the call ran; it did not run."),
-                    route: route, reply)
+                refuse(Self.clientLeft, route: route, reply)
             }
         }
     }
+
+    /// A call whose client left before it had an instance.
+    private static let clientLeft = CallRefusal(
+        status: 499, message: "The client closed the connection before the call ran; it did not run.")
 
     /// Runs on the instance of `lease`, on a connection of this loop (made if none is idle).
     func run(on route: Supervisor.Route, lease: Supervisor.AppPool.Lease, _ reply: LaneReply) {

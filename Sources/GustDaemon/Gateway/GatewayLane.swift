@@ -66,11 +66,14 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCall
     /// The streamed answer being relayed: held back (`pause`) while the client's connection takes
     /// no more, so that what the client has not read waits in the instance, not here.
     private var stream: (flow: AnswerFlow, paused: Bool)?
+    /// The connection's, with which a call waiting for an instance registers (`LaneReply.waits`).
+    private let disconnect: ClientDisconnectHandler?
 
-    init(answer: @escaping Answer, dates: HTTPDate, serverName: String) {
+    init(answer: @escaping Answer, dates: HTTPDate, serverName: String, disconnect: ClientDisconnectHandler? = nil) {
         self.answer = answer
         self.dates = dates
         self.serverName = serverName
+        self.disconnect = disconnect
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -103,7 +106,7 @@ final class GatewayLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCall
                 unflushed = true  // at the end of this read: answers to pipelined requests leave together
             case .call(let start):
                 calling = true
-                start(LaneReply(lane: self, context: context))
+                start(LaneReply(lane: self, context: context, disconnect: disconnect))
             }
             return
         }
@@ -301,32 +304,70 @@ protocol LaneCallAnswering: AnyObject {
 /// Where a call the lane started writes its answer, from whichever thread its
 /// instance's connection answers on (the channel's own loop, mostly: then at once).
 /// Exactly one of: `answer`; `head`, any `body`, then `end` or `abort`.
+///
+/// Each part is handed over at once on the loop, else carried there: a closure is made only then
+/// (one made for every answer was an allocation per call).
 struct LaneReply: Sendable {
-    private let lane: NIOLoopBound<(handler: any LaneCallAnswering, context: ChannelHandlerContext)>
+    private let lane: NIOLoopBound<(handler: any LaneCallAnswering, context: ChannelHandlerContext, disconnect: ClientDisconnectHandler?)>
     /// The client's connection's event loop.
     let eventLoop: any EventLoop
 
-    init(lane: any LaneCallAnswering, context: ChannelHandlerContext) {
-        self.lane = NIOLoopBound((lane, context), eventLoop: context.eventLoop)
+    /// `disconnect`: the connection's `ClientDisconnectHandler`, with which a call waiting for an
+    /// instance registers (`waits`).
+    init(lane: any LaneCallAnswering, context: ChannelHandlerContext, disconnect: ClientDisconnectHandler?) {
+        self.lane = NIOLoopBound((lane, context, disconnect), eventLoop: context.eventLoop)
         eventLoop = context.eventLoop
     }
 
     /// A whole answer (its head says its `Content-Length`).
-    func answer(_ head: HTTPResponse, body: ByteBuffer) { onLoop { $0.answered(head, body: body, context: $1) } }
-    /// A streamed answer's head; its chunks follow, held back through `flow` while the client is slow.
-    func head(_ head: HTTPResponse, flow: AnswerFlow) { onLoop { $0.streamHead(head, flow: flow, context: $1) } }
-    func body(_ chunk: ByteBuffer) { onLoop { $0.streamChunk(chunk, context: $1) } }
-    func end() { onLoop { $0.streamEnded(context: $1) } }
-    /// A streamed answer that cannot be finished: the connection is closed.
-    func abort() { onLoop { $0.abort(context: $1) } }
-
-    private func onLoop(_ work: @escaping @Sendable (any LaneCallAnswering, ChannelHandlerContext) -> Void) {
-        if eventLoop.inEventLoop {
-            work(lane.value.handler, lane.value.context)
-        } else {
-            eventLoop.execute { [lane] in work(lane.value.handler, lane.value.context) }
-        }
+    func answer(_ head: HTTPResponse, body: ByteBuffer) {
+        guard eventLoop.inEventLoop else { return eventLoop.execute { answer(head, body: body) } }
+        lane.value.handler.answered(head, body: body, context: lane.value.context)
     }
+
+    /// A streamed answer's head; its chunks follow, held back through `flow` while the client is slow.
+    func head(_ head: HTTPResponse, flow: AnswerFlow) {
+        guard eventLoop.inEventLoop else { return eventLoop.execute { self.head(head, flow: flow) } }
+        lane.value.handler.streamHead(head, flow: flow, context: lane.value.context)
+    }
+
+    func body(_ chunk: ByteBuffer) {
+        guard eventLoop.inEventLoop else { return eventLoop.execute { body(chunk) } }
+        lane.value.handler.streamChunk(chunk, context: lane.value.context)
+    }
+
+    func end() {
+        guard eventLoop.inEventLoop else { return eventLoop.execute { end() } }
+        lane.value.handler.streamEnded(context: lane.value.context)
+    }
+
+    /// A streamed answer that cannot be finished: the connection is closed.
+    func abort() {
+        guard eventLoop.inEventLoop else { return eventLoop.execute { abort() } }
+        lane.value.handler.abort(context: lane.value.context)
+    }
+
+    /// For a call about to wait for an instance, on the loop: `leave` runs if the client goes while it
+    /// waits, until `waited` is told the id (`ClientDisconnectHandler.laneWaits`). `.gone` if the client
+    /// has gone already (the call must not wait); `.unwatched` on a connection with no such handler.
+    func waits(leave: @escaping @Sendable () -> Void) -> LaneWait {
+        guard let disconnect = lane.value.disconnect else { return .unwatched }
+        return disconnect.laneWaits(leave: leave).map(LaneWait.watched) ?? .gone
+    }
+
+    /// The call that `waits` registered as `wait` no longer waits, from any thread.
+    func waited(_ wait: LaneWait) {
+        guard case .watched(let id) = wait else { return }
+        guard eventLoop.inEventLoop else { return eventLoop.execute { waited(wait) } }
+        lane.value.disconnect?.laneWaited(id)
+    }
+}
+
+/// A lane call's registration as one waiting for an instance (`LaneReply.waits`).
+enum LaneWait: Sendable {
+    case watched(UInt64)
+    case unwatched
+    case gone
 }
 
 /// The HTTP/1 channel HummingbirdCore serves (with `ConnectionPersistence`), with a
@@ -342,7 +383,8 @@ struct GatewayChannel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         http1.setup(channel: channel, logger: logger).flatMapThrowing { [gateway, dates, serverName] value in
             let pipeline = channel.pipeline.syncOperations
-            let lane = GatewayLane(answer: gateway.laneAnswer, dates: dates, serverName: serverName)
+            let disconnect = try? pipeline.handler(type: ClientDisconnectHandler.self)
+            let lane = GatewayLane(answer: gateway.laneAnswer, dates: dates, serverName: serverName, disconnect: disconnect)
             try pipeline.addHandler(lane, position: .after(try pipeline.handler(type: HTTPConnectionStateHandler.self)))
             // The peer's address as text, once per connection rather than once per call.
             let peer = channel.remoteAddress?.ipAddress
@@ -351,7 +393,7 @@ struct GatewayChannel: ServerChildChannel {
                 call: { head, bytes, channel in gateway.laneCall(head, in: bytes, channel: channel, peer: peer) },
                 dates: dates, serverName: serverName,
                 idle: try? pipeline.handler(type: IdleConnectionTimer.self), headDeadline: try? pipeline.handler(type: RequestHeadDeadline.self),
-                disconnect: try? pipeline.handler(type: ClientDisconnectHandler.self), quiesce: try? pipeline.handler(type: QuiesceGate.self))
+                disconnect: disconnect, quiesce: try? pipeline.handler(type: QuiesceGate.self))
             // First of the HTTP handlers (after TLS, if any): what it writes is bytes, past the encoder.
             try pipeline.addHandler(plain, position: .before(try pipeline.handler(type: HTTPResponseEncoder.self)))
             return value

@@ -136,7 +136,7 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
             if bytes.readableBytes > 0 { pending = bytes }
             // Answers written before this call's leave now, not after it.
             flush(context)
-            start(LaneReply(lane: self, context: context))
+            start(LaneReply(lane: self, context: context, disconnect: disconnect))
             return
         }
     }

@@ -122,24 +122,23 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
             try await withCheckedThrowingContinuation { continuation in
                 wait(call, deadline: deadline, abandonWhen: abandonWhen) { continuation.resume(with: $0) }
                 // A task cancelled before the call was queued: `onCancel` found nothing to take out.
-                if Task.isCancelled { abandon(call) }
+                if Task.isCancelled { leave(call) }
             }
         } onCancel: {
-            self.abandon(call)
+            self.leave(call)
         }
     }
 
-    /// `acquire` for a caller that is not a task (the gateway's lane for calls): `then` is told
-    /// once, on whichever thread settles the wait (at once, if an instance has room or the queue
-    /// is full; else where an instance comes free, a deadline passes or the client leaves).
-    func acquire(
-        deadline: ContinuousClock.Instant, abandonWhen: EventLoopFuture<Void>? = nil,
-        then: @escaping @Sendable (Result<Lease, any Error>) -> Void
-    ) {
-        wait(newCall(), deadline: deadline, abandonWhen: abandonWhen, then)
+    /// `acquire` for a caller that is not a task (the gateway's lane for calls), as `call` (from
+    /// `newCall`): `then` is told once, on whichever thread settles the wait (at once, if an
+    /// instance has room or the queue is full; else where an instance comes free, a deadline
+    /// passes, or `leave(call)` is called: its client has gone).
+    func acquire(_ call: Machine.CallID, deadline: ContinuousClock.Instant, then: @escaping @Sendable (Result<Lease, any Error>) -> Void) {
+        wait(call, deadline: deadline, abandonWhen: nil, then)
     }
 
-    private func newCall() -> Machine.CallID {
+    /// A new call's id, for `acquire(_:deadline:then:)` and `leave`.
+    func newCall() -> Machine.CallID {
         state.withLock { state in
             defer { state.nextCall += 1 }
             return Machine.CallID(rawValue: state.nextCall)
@@ -154,7 +153,7 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
             return state.machine.call(call, deadline: deadline, now: .now)
         }
         // After the call is known: a client already gone takes it out of the queue at once.
-        abandonWhen?.whenComplete { [weak self] _ in self?.abandon(call) }
+        abandonWhen?.whenComplete { [weak self] _ in self?.leave(call) }
     }
 
     /// An instance with room now, without waiting: the common case, which
@@ -173,10 +172,10 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         }
     }
 
-    /// Takes a waiting call out of the queue; one that already holds an instance is not affected.
-    /// (Called for each of the gateway's calls that waited, once it has its answer: its
-    /// `abandonWhen` completes then too.)
-    private func abandon(_ call: Machine.CallID) {
+    /// Takes a waiting call out of the queue (its caller went away): it is told `CancellationError`.
+    /// One that already holds an instance, or has had its answer, is not affected (a task's call
+    /// that waited is left once it has its lease: its `abandonWhen` completes then too).
+    func leave(_ call: Machine.CallID) {
         let waiter = state.withLock { state -> Waiter? in
             // A call in the machine's queue always has its waiter here, so one without is in no
             // queue either: nothing to walk the queue for.
