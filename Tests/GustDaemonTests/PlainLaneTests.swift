@@ -20,7 +20,9 @@ import Testing
         var bytes = ""
         var inputClosed = false
         var quiesced = false
+        var readsCompleted = 0
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { bytes += String(buffer: unwrapInboundIn(data)) }
+        func channelReadComplete(context: ChannelHandlerContext) { readsCompleted += 1 }
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             if case ChannelEvent.inputClosed = event { inputClosed = true }
             if event is ChannelShouldQuiesceEvent { quiesced = true }
@@ -271,6 +273,18 @@ import Testing
         #expect(!handedOn.quiesced, "the gate holds it for its grace")
         channel.embeddedEventLoop.advanceTime(by: .seconds(2))
         #expect(handedOn.quiesced, "after the short grace")
+    }
+
+    /// A read the lane takes whole hands the handlers after it nothing, and no read's end either
+    /// (it was passed through them after every request); a read it hands on ends for them as usual.
+    @Test func onlyAReadHandedOnEndsForTheHandlersAfterTheLane() throws {
+        let (channel, handedOn, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: health() + health()))
+        #expect(handedOn.readsCompleted == 0 && handedOn.bytes.isEmpty)
+        try channel.writeInbound(ByteBuffer(string: "POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"))
+        #expect(handedOn.readsCompleted == 1 && handedOn.bytes.hasPrefix("POST /form"))
+        try channel.writeInbound(ByteBuffer(string: health()))
+        #expect(handedOn.readsCompleted == 2, "the connection is the decoder's now: every read is passed on")
     }
 
     @Test func aHeadSplitAcrossReadsGoesToTheDecoder() throws {

@@ -173,6 +173,10 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
 
     func channelReadComplete(context: ChannelHandlerContext) {
         flush(context)
+        // While the lane reads, the handlers after it were handed nothing in this read (`handOver`
+        // ends the lane's reading), so they have no read to complete: not passed on through them
+        // (the codec, Hummingbird's handlers), as it was after every request.
+        guard !reading else { return }
         context.fireChannelReadComplete()
     }
 
