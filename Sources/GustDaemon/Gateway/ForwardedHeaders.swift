@@ -49,8 +49,13 @@ struct ForwardedHeaders {
             default: headers.add(name: field.name, value: field.value)
             }
         }
-        if let peer { sentFor.append(peer) }
-        if !sentFor.isEmpty { headers.add(name: "X-Forwarded-For", value: sentFor.joined(separator: ", ")) }
+        if sentFor.isEmpty {
+            // The edge's case, on every call: the peer alone, without an array to join.
+            if let peer { headers.add(name: "X-Forwarded-For", value: peer) }
+        } else {
+            if let peer { sentFor.append(peer) }
+            headers.add(name: "X-Forwarded-For", value: sentFor.joined(separator: ", "))
+        }
         let proto = sentProto.map { $0.lowercased() }.flatMap { $0 == "http" || $0 == "https" ? $0 : nil } ?? scheme
         headers.add(name: "X-Forwarded-Proto", value: proto)
         headers.add(name: "X-Request-Id", value: requestID)
