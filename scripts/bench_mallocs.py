@@ -81,11 +81,13 @@ def main():
             data = os.path.join(scratch, 'perf.data')
             watch = (['perf', 'record', '-e', EVENT, '-g', '-o', data] if args.stacks else ['perf', 'stat', '-e', EVENT]) + ['-p', str(gustd)]
             watcher = subprocess.Popen(watch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(0.5)
-            load = subprocess.run(wrk + [f'-d{args.duration}s', url], capture_output=True, text=True).stdout
-            time.sleep(0.5)
-            watcher.send_signal(2)
-            _, err = watcher.communicate(timeout=120)
+            try:
+                time.sleep(0.5)
+                load = subprocess.run(wrk + [f'-d{args.duration}s', url], capture_output=True, text=True).stdout
+                time.sleep(0.5)
+            finally:
+                watcher.send_signal(2)  # perf writes what it has and exits; stopped by its PID whatever happened
+                _, err = watcher.communicate(timeout=120)
             answers = int(re.search(r'(\d+) requests in', load).group(1))
             if args.stacks:
                 text = subprocess.run(f'perf script -i {data} | swift demangle --simplified', shell=True,

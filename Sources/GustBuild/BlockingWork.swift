@@ -5,8 +5,8 @@ import Foundation
 /// builds, and its tasks run on its event loops, which must not wait on a
 /// `waitpid` or a tree walk. A build does a handful of these, so a thread
 /// each is cheap; the caller awaits the result and nothing outlives it.
-enum BlockingWork {
-    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+package enum BlockingWork {
+    package static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
         }

@@ -72,7 +72,7 @@ final class ClientDisconnectHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     /// `watch` on the channel's own event loop.
-    static func watchOnLoop(_ channel: any Channel) -> (gone: EventLoopFuture<Void>, done: @Sendable () -> Void)? {
+    private static func watchOnLoop(_ channel: any Channel) -> (gone: EventLoopFuture<Void>, done: @Sendable () -> Void)? {
         let loop = channel.eventLoop
         loop.preconditionInEventLoop()
         guard let handler = try? channel.pipeline.syncOperations.handler(type: ClientDisconnectHandler.self) else { return nil }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+package import Glibc  // `pid_t` in `place`, a package method
 #endif
 import Foundation
 package import GustBuild

@@ -289,12 +289,10 @@ actor Supervisor {
         (try? await requestStore.run { try $0.app(app) != nil }) ?? false
     }
 
-    /// Runs blocking file work on a thread of its own: gustd's tasks run on
-    /// SwiftNIO's event loops, which must never block (see InstanceProcess
-    /// for why not Dispatch's global queues).
+    /// Runs blocking file work on a thread of its own (`BlockingWork.run`): gustd's tasks run on
+    /// SwiftNIO's event loops, which must never block (see InstanceProcess for why not Dispatch's
+    /// global queues).
     static func offTheLoops(_ work: @escaping @Sendable () throws -> Void) async throws {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
-        }
+        try await BlockingWork.run(work)
     }
 }
