@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-package import Glibc  // `pid_t` in `place`, a package method
+import Glibc
 #endif
 import Foundation
 package import GustBuild
@@ -72,7 +72,7 @@ package struct GustdCgroup: Equatable, Sendable {
 
     /// Moves process `pid` into gustd's cgroup beside `mechanism`'s tree, made or reused, with the
     /// weight written first; `membership` is the process's `/proc/PID/cgroup`.
-    package func place(pid: pid_t, mechanism: LimitMechanism?, cgroupRoot: String, membership: String) -> Outcome {
+    package func place(pid: Int32, mechanism: LimitMechanism?, cgroupRoot: String, membership: String) -> Outcome {
         let tree: String
         let controller: String?
         switch mechanism {
