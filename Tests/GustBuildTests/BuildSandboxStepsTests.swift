@@ -49,7 +49,8 @@ struct BuildSandboxStepsTests {
 
     /// Two buildpacks in a real bubblewrap sandbox (gustd's uid, no app uid): the first's detect says
     /// no, the second's sees the first's mark in the shared /tmp; compile leaves a process behind and
-    /// marks /tmp; release sees compile's mark, and no process of compile's. Each step alone in a
+    /// marks /tmp; release sees compile's mark, and no process of compile's, not even one dying: not
+    /// one of forty sleeps, nor one holding 300 MB, which takes a while to free once killed. Each step alone in a
     /// sandbox of its own would see neither mark.
     @Test(.scratchDirectory) func detectRunsInOneSandboxAndReleaseInCompilesWithNothingOfCompileLeft() async throws {
         guard let (root, home, packs) = try Self.scratchHome() else { return }
@@ -57,10 +58,17 @@ struct BuildSandboxStepsTests {
         try Self.buildpack(
             packs, "yes",
             detect: "[ -e /tmp/no-was-here ] && echo 'Shared' || echo 'Alone'",
-            compile: "echo compiling\nsleep 600 &\ntouch /tmp/compiled\necho compiled",
+            compile: """
+                echo compiling
+                for i in $(seq 40); do sleep 600 & done
+                /usr/bin/python3 -c 'import time; held = b"x" * (300 << 20); open("/tmp/held", "w").close(); time.sleep(600)' &
+                while [ ! -e /tmp/held ]; do sleep 0.02; done
+                touch /tmp/compiled
+                echo compiled
+                """,
             release: """
                 left=none
-                for f in /proc/[0-9]*/cmdline; do case "$(tr '\\0' ' ' < "$f" 2>/dev/null)" in "sleep 600"*) left=sleep;; esac; done
+                for f in /proc/[0-9]*/stat; do { read -r s < "$f"; } 2>/dev/null || continue; case "$s" in *"(sleep)"*|*"(python3)"*) left=sleep;; esac; done
                 [ -e /tmp/compiled ] && where=compiles || where=own
                 printf -- '---\\ndefault_process_types:\\n  web: bin/%s-%s\\n' "$where" "$left"
                 """

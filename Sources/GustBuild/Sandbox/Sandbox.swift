@@ -270,7 +270,7 @@ public struct Sandbox: Sendable {
     /// What the sandbox's first shell runs for `compileThenRelease`: the command (`bin/compile`) as
     /// the app, without the release descriptor; if it failed, its status is the sandbox's. Else every
     /// process it left is killed (as the app's uid, which cannot signal this shell, or by this shell
-    /// itself where it is the app's uid), so nothing of the pushed code runs beside `bin/release`,
+    /// itself where it is the app's uid) and reaped, so nothing of the pushed code runs beside `bin/release`,
     /// which then runs as the app with its stdout and stderr into the release descriptor (at most
     /// 1 MB, `ulimit -f`; 30 s), and this shell adds its status as the last line there,
     /// `gust-release-exit N`. The sandbox's status is 0 once compile succeeded, whatever release did.
@@ -278,7 +278,15 @@ public struct Sandbox: Sendable {
     static func compileThenReleaseScript(release: String, asApp: String?) -> String {
         let app = asApp.map { $0 + " " } ?? ""
         let output = releaseOutputDescriptor
-        let killLeft = asApp.map { "\($0) /bin/sh -c 'kill -9 -1 2>/dev/null; exit 0' </dev/null \(output)>&-" } ?? "kill -9 -1 2>/dev/null"
+        // kill(-1) succeeds while any process it may signal is left, even one killed but not yet
+        // reaped: a SIGKILL is taken when its process next runs, which on a loaded machine can be
+        // after release started. So again until none is, for at most 5 s; a process still there
+        // then (stuck in the kernel, or one that killed the killer) means no release at all.
+        let untilNoneLeft = { (giveUp: String) in
+            "tries=0; while kill -9 -1 2>/dev/null; do [ \"$tries\" -lt 500 ] || \(giveUp); tries=$((tries + 1)); sleep 0.01; done"
+        }
+        let stuck = "{ echo 'Processes bin/compile left did not end within 5 s of SIGKILL: bin/release was not run.' >&\(output); exit 0; }"
+        let killLeft = asApp.map { "\($0) /bin/sh -c '\(untilNoneLeft("exit 1"))' </dev/null \(output)>&- || \(stuck)" } ?? untilNoneLeft(stuck)
         return """
             \(app)"$@" </dev/null \(output)>&-
             status=$?
