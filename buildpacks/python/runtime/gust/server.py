@@ -33,6 +33,13 @@ _call_id = contextvars.ContextVar("gust_call_id", default=None)
 _CALL_ID = re.compile(r"[0-9]{1,20}")
 
 
+class _Pending(threading.local):
+    """A thread's unfinished line; a class default, so reading it where the thread never
+    wrote is a plain lookup rather than a caught AttributeError (most of a trivial call's cost
+    of ending the call, measured)."""
+    text = ""
+
+
 class CallTaggedStream:
     """sys.stdout / sys.stderr as the runtime installs them: lines written
     while a call runs (in its thread or context) start with the call's tag.
@@ -43,13 +50,13 @@ class CallTaggedStream:
 
     def __init__(self, stream):
         self._stream = stream
-        self._pending = threading.local()
+        self._pending = _Pending()
 
     def write(self, text):
         call = _call_id.get()
         if call is None:
             return self._stream.write(text)
-        data = getattr(self._pending, "text", "") + text
+        data = self._pending.text + text
         end = data.rfind("\n")
         if end < 0:
             self._pending.text = data
@@ -65,7 +72,7 @@ class CallTaggedStream:
 
     def end_call(self):
         """Sends what the call left without a newline, as a line of its own."""
-        rest = getattr(self._pending, "text", "")
+        rest = self._pending.text
         if rest:
             self._pending.text = ""
             self.write(rest + "\n")
@@ -127,6 +134,13 @@ def request_path(target):
     Read the same way as gustd's RequestPath, so both agree on what is internal.
     The query is not looked at: a target such as '//host/x' is a path, not a URL.
     """
+    if target.startswith("/") and "%" not in target and "?" not in target and "//" not in target and "/." not in target:
+        return target  # nothing to decode, drop or resolve: what _resolved_path gives, and most calls' case
+    return _resolved_path(target)
+
+
+def _resolved_path(target):
+    """request_path the long way, for every target."""
     decoded = urllib.parse.unquote(target.split("?", 1)[0])
     segments = []
     for segment in decoded.split("/"):
@@ -423,11 +437,15 @@ def dispatch(method, target, headers, body, path=None):
         response_headers["Allow"] = ", ".join(sorted(routes))
         return status, response_headers, response_body
     query_text = target.split("?", 1)[1] if "?" in target else ""
-    query = {key: values[-1] for key, values in urllib.parse.parse_qs(query_text, keep_blank_values=True).items()}
+    query = {key: values[-1] for key, values in urllib.parse.parse_qs(query_text, keep_blank_values=True).items()} if query_text else {}
     visible = {k: v for k, v in headers.items() if k.lower() not in _PRIVATE_HEADERS}
     request = Request(method, path, query, visible, body)
     failure, value = _call("handler", path, function, request)
-    return failure or _checked_headers(path, _result("handler", path, value, _render))
+    if failure:
+        return failure
+    rendered = _result("handler", path, value, _render)
+    # Only a gust.Response carries headers of the handler's own; the runtime's are safe.
+    return _checked_headers(path, rendered) if isinstance(value, gust.Response) else rendered
 
 
 def answer(method, target, headers, body, call_id=None, path=None):

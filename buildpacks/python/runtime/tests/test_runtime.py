@@ -472,6 +472,19 @@ class DispatchTests(RegistryTestCase):
         self.assertEqual(self.call("GET", "/caf%C3%A9")[2], "/café".encode())
 
 
+class RequestPathTests(unittest.TestCase):
+    def test_the_quick_answer_is_the_long_ways_for_every_target(self):
+        import itertools
+
+        pieces = ["/", ".", "..", "%2e", "%2F", "a", "_gust", "?", "x=1", "//"]
+        targets = {"".join(parts) for n in range(1, 5) for parts in itertools.product(pieces, repeat=n)}
+        for target in sorted(targets):
+            with self.subTest(target=target):
+                self.assertEqual(server.request_path(target), server._resolved_path(target))
+        self.assertEqual(server.request_path("/a/./b/../c/"), "/a/c/")
+        self.assertEqual(server.request_path("/hello"), "/hello")
+
+
 class InternalSurfaceTests(RegistryTestCase):
     """/_gust/... answers only gustd, which sends the instance's secret; to anyone else it does not exist."""
 
