@@ -12,7 +12,8 @@ extension SandboxTests {
     /// puts gust.service in one), and the Python buildpack's detect and release are wrapped in
     /// probes. The app's `setup.py` waits in a marked `sleep`, whose host parent chain and cgroups
     /// the test reads from outside (inside, the sandbox's cgroup namespace shows only `/`): they
-    /// lead to gustd, not to gust-receive.
+    /// lead to gustd, not to gust-receive. It then leaves a process behind, which release's probe
+    /// must not find, even dying.
     @Test(.scratchDirectory) func aBuildIsStartedByGustdInItsCgroupTreeWithDetectAndReleaseSandboxed() throws {
         guard let setup = try Self.prepareUser() else { return }
         let root = ScratchDirectory.current
@@ -35,13 +36,20 @@ extension SandboxTests {
             "__init__.py": "import gust\n\n@gust.op('meow')\ndef meow():\n    return 'meow'\n",
             "requirements.txt": "./probe\n",
             "probe/setup.py": """
-                import os, subprocess
+                import os, subprocess, time
                 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the build directory
                 marker = os.path.join(root, 'probed')
                 if not os.path.exists(marker):  # pip may run setup.py more than once
                     open(marker, 'w').close()
                     # The test finds this process by its name, reads who started it, and ends it.
                     subprocess.run(['\(token)', '300'], executable='/bin/sleep')
+                    # Left behind by compile: a process holding 200 MB, slow to go once killed,
+                    # which release must not run beside (its probe looks).
+                    held = os.path.join(root, 'held')
+                    subprocess.Popen(['/usr/bin/python3', '-c', f'held = b"x" * (200 << 20); open({held!r}, "w").close(); import time; time.sleep(300)'],
+                                     start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    while not os.path.exists(held):
+                        time.sleep(0.02)
                 from setuptools import setup
                 setup(name='probe', version='1.0', py_modules=[])
                 """,
@@ -148,7 +156,14 @@ extension SandboxTests {
             """
         let scripts = [
             "detect": "#!/bin/bash\n\(probe)\necho \"Probe $found app\"\nexec \"$(dirname \"$0\")/detect-real\" \"$@\"\n",
-            "release": "#!/bin/bash\n\(probe)\ncase \"$found\" in *READ*|*uid=[!1]*) echo \"release reached: $found\"; exit 1;; esac\nexec \"$(dirname \"$0\")/release-real\" \"$@\"\n",
+            "release": """
+                #!/bin/bash
+                for f in /proc/[0-9]*/stat; do read -r s < "$f" 2>/dev/null || continue; case "$s" in *"(python3)"*) echo "release beside compile's $s"; exit 1;; esac; done
+                \(probe)
+                case "$found" in *READ*|*uid=[!1]*) echo "release reached: $found"; exit 1;; esac
+                exec "$(dirname "$0")/release-real" "$@"
+
+                """,
         ]
         for (name, text) in scripts {
             let script = bin.appendingPathComponent(name)

@@ -71,7 +71,7 @@ struct SandboxCommandTests {
             #expect(script.contains("[ \"$status\" -eq 0 ] || exit \"$status\""))
             #expect(script.contains(">&5 2>&1 5>&-") && script.contains("echo \"gust-release-exit $?\" >&5"))
             if ids != nil {
-                #expect(script.contains("setpriv --reuid=1000 --regid=1000 --clear-groups --inh-caps=-all -- /bin/sh -c 'tries=0; while kill -9 -1"), "killed as the app's uid: \(script)")
+                #expect(script.contains("setpriv --reuid=1000 --regid=1000 --clear-groups --inh-caps=-all -- /bin/sh -c 'tries=0; while :; do kill -9 -1"), "killed as the app's uid: \(script)")
                 #expect(script.contains("chown -R 1000:1000 '/app' || exit 125"))
             }
         }

@@ -278,12 +278,15 @@ public struct Sandbox: Sendable {
     static func compileThenReleaseScript(release: String, asApp: String?) -> String {
         let app = asApp.map { $0 + " " } ?? ""
         let output = releaseOutputDescriptor
-        // kill(-1) succeeds while any process it may signal is left, even one killed but not yet
-        // reaped: a SIGKILL is taken when its process next runs, which on a loaded machine can be
-        // after release started. So again until none is, for at most 5 s; a process still there
-        // then (stuck in the kernel, or one that killed the killer) means no release at all.
+        // A SIGKILL is taken when its process next runs, which on a loaded machine can be after
+        // release started; and a killed process is still there until the sandbox's init reaps it.
+        // So again until /proc lists none but init, the killer and its parent (the sandbox's
+        // shell), for at most 5 s; a process still there then (stuck in the kernel, or one that
+        // killed the killer) means no release at all. (kill(-1)'s own status cannot tell: it
+        // succeeds where it only met processes it may not signal, such as the sandbox's shell.)
         let untilNoneLeft = { (giveUp: String) in
-            "tries=0; while kill -9 -1 2>/dev/null; do [ \"$tries\" -lt 500 ] || \(giveUp); tries=$((tries + 1)); sleep 0.01; done"
+            "tries=0; while :; do kill -9 -1 2>/dev/null; left=; for p in /proc/[0-9]*; do case ${p#/proc/} in 1|$$|$PPID) ;; *) left=1;; esac; done; "
+                + "[ -n \"$left\" ] || break; [ \"$tries\" -lt 500 ] || \(giveUp); tries=$((tries + 1)); sleep 0.01; done"
         }
         let stuck = "{ echo 'Processes bin/compile left did not end within 5 s of SIGKILL: bin/release was not run.' >&\(output); exit 0; }"
         let killLeft = asApp.map { "\($0) /bin/sh -c '\(untilNoneLeft("exit 1"))' </dev/null \(output)>&- || \(stuck)" } ?? untilNoneLeft(stuck)
