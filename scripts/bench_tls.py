@@ -83,8 +83,8 @@ ROWS = [(2, 16), (2, 64)]
 
 
 class TLSBench:
-    def __init__(self, bin_dir, duration, warmup, instances, handshake_clients):
-        self.bin, self.duration, self.warmup = bin_dir, duration, warmup
+    def __init__(self, bin_dir, duration, warmup, instances, handshake_clients, gustd_args=()):
+        self.bin, self.duration, self.warmup, self.gustd_args = bin_dir, duration, warmup, list(gustd_args)
         self.instances, self.handshake_clients = instances, handshake_clients
         self.dir = tempfile.mkdtemp(prefix='gust-bench-tls.')
         self.home = os.path.join(self.dir, 'home')
@@ -141,7 +141,7 @@ class TLSBench:
         os.makedirs(self.home)
         gustd = self.start('gustd', [os.path.join(self.bin, 'gustd'), '--home', self.home, '--http', '127.0.0.1:0',
                                      '--https', '127.0.0.1:0', '--domain', 'gust.test', '--tls-cert', self.cert,
-                                     '--tls-key', self.key, '--no-acme', '--access-log', 'off'], signal.SIGTERM, self.env)
+                                     '--tls-key', self.key, '--no-acme', '--access-log', 'off', *self.gustd_args], signal.SIGTERM, self.env)
         self.gust_http = self.read_port('gustd.http', gustd)
         self.gust_https = self.read_port('gustd.https', gustd)
         work = os.path.join(self.dir, 'app')
@@ -229,7 +229,8 @@ def print_markdown(report):
     print(f"Machine: {m['nproc']} × {m['model']}, kernel {m['kernel']}, load average {' '.join(map(str, m['load_average']))} before")
     print('Versions: ' + '; '.join(report['versions'].values()))
     print(f"Negotiated: gustd {report['protocol']['gustd']}; nginx {report['protocol']['nginx']}")
-    print(f"{report['duration_s']} s per measurement after a {report['warmup_s']} s warm-up; gustd instances {report['instances']}\n")
+    print(f"{report['duration_s']} s per measurement after a {report['warmup_s']} s warm-up; gustd instances {report['instances']}"
+          + (f"; gustd {report['gustd_args']}" if report['gustd_args'] else '') + '\n')
     print('| What | gustd | gustd p50 / p99 | nginx → gustd | nginx p50 / p99 | gustd / nginx |')
     print('|---|---|---|---|---|---|')
     for row in report['rows']:
@@ -249,13 +250,15 @@ def main():
     parser.add_argument('--warmup', type=int, default=1, help='seconds of load before each measurement (default 1)')
     parser.add_argument('--instances', type=int, default=2, help='gustd instances of the app (default 2)')
     parser.add_argument('--handshake-clients', type=int, default=4, help='parallel openssl s_time clients (default 4)')
+    parser.add_argument('--gustd-args', default='', help="more arguments for gustd, one string (e.g. '--event-loops 2')")
     parser.add_argument('--json', action='store_true', help='print the results as JSON')
     args = parser.parse_args()
     for tool in ('nginx', 'wrk', 'openssl', 'curl'):
         if shutil.which(tool) is None:
             sys.exit(f'{tool} is not installed: run scripts/install-deps.sh --bench')
-    bench = TLSBench(os.path.abspath(args.bin), args.duration, args.warmup, args.instances, args.handshake_clients)
+    bench = TLSBench(os.path.abspath(args.bin), args.duration, args.warmup, args.instances, args.handshake_clients, args.gustd_args.split())
     report = {'machine': bench_peers.machine(), 'duration_s': args.duration, 'warmup_s': args.warmup, 'instances': args.instances,
+              'gustd_args': args.gustd_args,
               'versions': {'nginx': bench_peers.first_line('nginx', '-v'), 'wrk': bench_peers.first_line('wrk', '-v'),
                            'openssl': bench_peers.first_line('openssl', 'version')}}
     keep = False

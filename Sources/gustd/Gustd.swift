@@ -183,7 +183,7 @@ struct Gustd: AsyncParsableCommand {
 
     // Read before the loops are made, by Sources/gustd/main.swift (`EventLoopCount`); here for --help and its check.
     @Option(help: ArgumentHelp(
-        "Threads that serve connections (SwiftNIO event loops; default: one per core). Where the instances need the machine's few cores, fewer can answer more calls (docs/operations.md, \"Event loops\").",
+        "Threads that serve connections (SwiftNIO event loops; default: half the cores, at least one, leaving the rest to the instances). Where gustd's own work is most of it (TLS, many health checks), more can answer more (docs/operations.md, \"Event loops\").",
         valueName: "n"
     ))
     var eventLoops: Int?
@@ -266,7 +266,8 @@ struct Gustd: AsyncParsableCommand {
         }
         logger.notice("\(sandbox.description)")
         let loops = NIOSingletons.groupLoopCountSuggestion
-        logger.notice("\(loops) event \(loops == 1 ? "loop serves" : "loops serve") connections")
+        let why = eventLoops == nil ? " (half of \(System.coreCount) cores, at least one; --event-loops sets it)" : ""
+        logger.notice("\(loops) event \(loops == 1 ? "loop serves" : "loops serve") connections\(why)")
         var configuration = RouterConfiguration(
             home: GustHome.resolve(home), httpHost: host, httpPort: port, domain: domain,
             functionTimeout: .milliseconds(Int(functionTimeout * 1000)), startTimeout: .milliseconds(Int(startTimeout * 1000)),

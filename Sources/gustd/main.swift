@@ -11,9 +11,7 @@ import NIOPosix
 // answered without waking another thread. That is most of what gustd adds to
 // a call (docs/benchmarks.md). It must happen before any task exists, so gustd
 // starts from plain top-level code rather than an async `main`.
-if let loops = EventLoopCount.requested(in: CommandLine.arguments.dropFirst()) {
-    NIOSingletons.groupLoopCountSuggestion = loops  // else one per core, NIO's default
-}
+NIOSingletons.groupLoopCountSuggestion = EventLoopCount.chosen(in: CommandLine.arguments.dropFirst(), cores: System.coreCount)
 NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 
 GustHome.restrictNewFiles()

@@ -29,6 +29,21 @@ struct EventLoopsTests {
         }
     }
 
+    /// The default is half the cores gustd sees (SwiftNIO's count, which heeds cpusets and CPU
+    /// quotas, so it is read from gustd's log rather than worked out here), at least one.
+    @Test(.scratchDirectory) func withoutTheOptionHalfTheCoresServe() throws {
+        let gustd = try GustdProcess(home: GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path))
+        defer { gustd.stop() }
+        let answer = try HTTPClient.request(port: gustd.port, "GET", "/apps/nobody/")
+        #expect(answer.status == 404, "it serves: \(answer.text)")
+        let log = (try? String(contentsOf: gustd.log, encoding: .utf8)) ?? ""
+        let said = try #require(log.firstMatch(of: /(\d+) event loops? serves? connections \(half of (\d+) cores, at least one/), "\(log)")
+        let (loops, cores) = (Int(said.1)!, Int(said.2)!)
+        #expect(loops == max(1, cores / 2), "\(log)")
+        #expect(try loopThreads(of: gustd.pid).count == loops)
+        #expect((1...Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))).contains(cores), "cores gustd may use: \(cores)")
+    }
+
     @Test(.scratchDirectory) func aCountOutOfRangeIsRefusedBeforeAnythingRuns() throws {
         let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
         for (bad, said) in [("0", "--event-loops takes 1 to 256"), ("257", "--event-loops takes 1 to 256"), ("many", "'many' is invalid for '--event-loops")] {

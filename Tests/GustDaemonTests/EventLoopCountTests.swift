@@ -19,4 +19,14 @@ import Testing
         #expect(EventLoopCount.requested(in: ["--", "--event-loops", "1"]) == nil, "after --, it is no option")
         #expect(EventLoopCount.requested(in: ["--event-loopsx", "1"]) == nil)
     }
+
+    @Test func byDefaultHalfTheCoresServe() {
+        // The instances run on the same cores and take about as much of a call's CPU as gustd.
+        for (cores, loops) in [(1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 32)] {
+            #expect(EventLoopCount.chosen(in: ["--home", "/h"], cores: cores) == loops, "\(cores) cores")
+        }
+        #expect(EventLoopCount.chosen(in: [], cores: 0) == 1, "a core count that cannot be read still gives a loop")
+        #expect(EventLoopCount.chosen(in: ["--event-loops", "2"], cores: 2) == 2, "asked for, it is taken")
+        #expect(EventLoopCount.chosen(in: ["--event-loops", "0"], cores: 8) == 4, "a bad value is ArgumentParser's to refuse")
+    }
 }

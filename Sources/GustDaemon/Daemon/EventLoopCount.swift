@@ -8,6 +8,20 @@ public enum EventLoopCount {
     /// The largest count taken: far more threads than any machine's cores only adds switching.
     public static let range = 1...256
 
+    /// How many loops serve: `--event-loops N` if given, else half of `cores`, at least one. On a
+    /// host running Gust the instances share the cores with gustd and take about as much of each
+    /// call's CPU, and a loop with work waiting batches it instead of sleeping and being woken:
+    /// on 2 cores one loop answered 1.4× the calls two did, and as many health checks
+    /// (docs/benchmarks.md, "Half the cores for event loops").
+    public static func chosen(in arguments: some Sequence<String>, cores: Int) -> Int {
+        requested(in: arguments) ?? byDefault(cores: cores)
+    }
+
+    /// The count without `--event-loops`: half of `cores`, at least one.
+    public static func byDefault(cores: Int) -> Int {
+        max(1, cores / 2)
+    }
+
     /// The value of the last `--event-loops N` or `--event-loops=N` before a `--`, if it is a count in `range`.
     public static func requested(in arguments: some Sequence<String>) -> Int? {
         var found: Int?
