@@ -22,7 +22,7 @@ import Testing
 
     @Test func byDefaultHalfTheCoresServe() {
         // The instances run on the same cores and take about as much of a call's CPU as gustd.
-        for (cores, loops) in [(1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 32)] {
+        for (cores, loops) in [(1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 32), (1024, 256)] {
             #expect(EventLoopCount.chosen(in: ["--home", "/h"], cores: cores) == loops, "\(cores) cores")
         }
         #expect(EventLoopCount.chosen(in: [], cores: 0) == 1, "a core count that cannot be read still gives a loop")

@@ -17,9 +17,9 @@ public enum EventLoopCount {
         requested(in: arguments) ?? byDefault(cores: cores)
     }
 
-    /// The count without `--event-loops`: half of `cores`, at least one.
+    /// The count without `--event-loops`: half of `cores`, at least one, at most what the option takes.
     public static func byDefault(cores: Int) -> Int {
-        max(1, cores / 2)
+        min(max(1, cores / 2), range.upperBound)
     }
 
     /// The value of the last `--event-loops N` or `--event-loops=N` before a `--`, if it is a count in `range`.
