@@ -21,7 +21,7 @@ import Testing
     }
 
     @Test func byDefaultHalfTheCoresServe() {
-        // The instances run on the same cores and take about as much of a call's CPU as gustd.
+        // The instances run on the same cores and need a large share of each call's CPU.
         for (cores, loops) in [(1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 32), (1024, 256)] {
             #expect(EventLoopCount.chosen(in: ["--home", "/h"], cores: cores) == loops, "\(cores) cores")
         }

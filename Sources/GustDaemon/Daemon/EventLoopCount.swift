@@ -9,7 +9,7 @@ public enum EventLoopCount {
     public static let range = 1...256
 
     /// How many loops serve: `--event-loops N` if given, else half of `cores`, at least one. On a
-    /// host running Gust the instances share the cores with gustd and take about as much of each
+    /// host running Gust the instances share the cores with gustd and need a large share of each
     /// call's CPU, and a loop with work waiting batches it instead of sleeping and being woken:
     /// on 2 cores one loop answered 1.4× the calls two did, and as many health checks
     /// (docs/benchmarks.md, "Half the cores for event loops").
