@@ -183,7 +183,7 @@ struct Gustd: AsyncParsableCommand {
 
     // Read before the loops are made, by Sources/gustd/main.swift (`EventLoopCount`); here for --help and its check.
     @Option(help: ArgumentHelp(
-        "Threads that serve connections (SwiftNIO event loops; default: half the cores, at least one, leaving the rest to the instances). Where gustd's own work is most of it (TLS, many health checks), more can answer more (docs/operations.md, \"Event loops\").",
+        "Threads that serve connections (SwiftNIO event loops; default: half the cores, at least one, leaving the rest to the instances). Where gustd's own work is most of the load and cores are to spare, more can answer more (docs/operations.md, \"Event loops\").",
         valueName: "n"
     ))
     var eventLoops: Int?
