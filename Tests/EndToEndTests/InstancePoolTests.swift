@@ -89,6 +89,30 @@ struct InstancePoolTests {
         #expect(listed.reduce(0) { $0 + $1.served } >= 32)
     }
 
+    /// gustd makes one event loop on a 2-core host by default, so the rest of this suite runs on
+    /// one there; here calls are spread over three, and a call's client connection and the
+    /// connection to its instance may sit on different loops.
+    @Test(.scratchDirectory) func callsSideBySideOverSeveralEventLoops() throws {
+        let fixture = try deployed(gustdArguments: ["--event-loops", "3"])
+        try scale(fixture, ["--max", "6"])
+        _ = slowCalls(fixture, 6, seconds: 0.3)  // the pool grows to meet them
+        // 48 quick calls and 6 slow ones at once, each on a connection of its own: "ok" or what came back.
+        let outcomes = Mutex([String](repeating: "", count: 54))
+        Self.onThreads(54) { index in
+            let slow = index >= 48
+            let answer = slow
+                ? try? HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/slow", body: #"{"seconds": 0.2}"#)
+                : try? HTTPClient.request(port: fixture.port, "GET", "/apps/cats/pid")
+            let sane = answer?.status == 200 && (slow ? answer?.json?["instance"] is String : answer?.text.split(separator: " ").count == 2)
+            outcomes.withLock { $0[index] = sane ? "ok" : "\(answer?.status ?? 0) \(answer?.text ?? "no answer")" }
+        }
+        let failed = outcomes.withLock { $0 }.filter { $0 != "ok" }
+        #expect(failed.isEmpty, "\(failed)")
+        let (answers, took) = slowCalls(fixture, 6, seconds: 0.5)
+        #expect(answers.allSatisfy { $0?.status == 200 }, "\(answers.map { $0?.status ?? 0 })")
+        #expect(took < .seconds(2), "6 calls of 0.5 s took \(took); one at a time would take 3 s")
+    }
+
     @Test(.scratchDirectory) func anAppScaledToZeroStopsAfterIdleAndAnswersTheNextCall() throws {
         let fixture = try deployed()
         try scale(fixture, ["--min", "0", "--idle", "2s"])
