@@ -31,6 +31,11 @@ struct GatewayCallTests {
                 time.sleep(float(seen['x-slow']))
             return {'n': seen.get('x-n')}
 
+        @gust.handler('echo', methods=['POST'])
+        def echo(request):
+            seen = {k.lower(): v for k, v in request.headers.items()}
+            return {'got': request.json(), 'type': seen.get('content-type'), 'n': seen.get('x-n')}
+
         """
 
     func pushPython(_ fixture: PushFixture) throws {
@@ -162,13 +167,7 @@ struct GatewayCallTests {
         usleep(150_000)  // the first call is in progress
         raw.send(Self.tag(2) + "POST /apps/cats/_/functions/size HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n{\"blob\": \"abc\"}"
             + Self.tag(3, slow: "0.1") + Self.tag(4))
-        var text = ""
-        var answers: [(status: Int, body: String)] = []
-        for _ in 0..<200 where answers.count < 6 {  // at most 10 s
-            usleep(50_000)
-            text += raw.drain()
-            answers = Self.answers(in: text)
-        }
+        let (text, answers) = Self.awaitAnswers(6, on: raw)
         #expect(answers.map(\.status) == [200, 200, 200, 200, 200, 200], "\(text)")
         guard answers.count == 6 else { return }
         #expect(answers[0].body == #"{"n": "1"}"#, "\(answers[0].body)")
@@ -178,6 +177,40 @@ struct GatewayCallTests {
         #expect(answers[4].body == #"{"n": "3"}"#, "\(answers[4].body)")
         #expect(answers[5].body == #"{"n": "4"}"#, "\(answers[5].body)")
         #expect(!raw.isClosedByPeer, "the connection stays open")
+    }
+
+    /// Small bodies of a `Content-Length`, which gustd takes with their heads before the HTTP
+    /// codec (`PlainLane`): pipelined in one write with calls without one, each call gets its own
+    /// body and the answers keep their order; a body over `--max-body` is still 413 JSON and the
+    /// connection goes on; a body still arriving (sent in two writes) gets to the function whole.
+    @Test(.scratchDirectory) func smallBodiesPipelinedWithOtherCallsReachTheirOwnCallsInOrder() throws {
+        let fixture = try PushFixture(gustdArguments: ["--max-body", "64"])
+        try pushPython(fixture)
+        #expect(try fixture.call("GET", "/tag").status == 200, "the instance is up")
+        func echo(_ n: Int, _ body: String) -> String {
+            "POST /apps/cats/echo HTTP/1.1\r\nHost: x\r\nX-N: \(n)\r\nContent-Type: application/json\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+        }
+        let raw = try RawConnection(port: fixture.port)
+        let over = "[" + String(repeating: "1,", count: 40) + "1]"  // 83 bytes, over --max-body 64
+        raw.send(echo(1, #"{"a": 1}"#) + Self.tag(2) + echo(3, #"[3, "GET / HTTP/1.1"]"#) + echo(4, over) + echo(5, "5"))
+        let (text, answers) = Self.awaitAnswers(5, on: raw)
+        #expect(answers.map(\.status) == [200, 200, 200, 413, 200], "\(text)")
+        guard answers.count == 5 else { return }
+        #expect(answers[0].body == #"{"got": {"a": 1}, "type": "application/json", "n": "1"}"#, "\(answers[0].body)")
+        #expect(answers[1].body == #"{"n": "2"}"#, "\(answers[1].body)")
+        #expect(answers[2].body == #"{"got": [3, "GET / HTTP/1.1"], "type": "application/json", "n": "3"}"#, "\(answers[2].body)")
+        #expect(answers[3].body.contains(#""code":413"#), "\(answers[3].body)")
+        #expect(answers[4].body == #"{"got": 5, "type": "application/json", "n": "5"}"#, "\(answers[4].body)")
+        #expect(!raw.isClosedByPeer, "the connection stays open")
+
+        let split = try RawConnection(port: fixture.port)
+        let whole = echo(6, #"{"split": true}"#)
+        split.send(String(whole.dropLast(5)))
+        usleep(100_000)
+        split.send(String(whole.suffix(5)))
+        let second = Self.awaitAnswers(1, on: split).text
+        #expect(Self.answers(in: second).first?.body == #"{"got": {"split": true}, "type": "application/json", "n": "6"}"#, "\(second)")
     }
 
     /// A client may close its sending side once its requests are sent (`nc -N`, `shutdown(SHUT_WR)`):
@@ -243,6 +276,18 @@ struct GatewayCallTests {
         let grown = RawConnection.residentBytes(gustd.pid) - before
         #expect(grown < 8_000_000, "gustd grew by \(grown / 1_000_000) MB for \(sent) health checks whose answers were not read")
         #expect(try fixture.call("GET", "/_/health").status == 200, "other clients are answered")
+    }
+
+    /// What `raw` has been sent back once it holds `count` whole answers, or after 10 s.
+    static func awaitAnswers(_ count: Int, on raw: RawConnection) -> (text: String, answers: [(status: Int, body: String)]) {
+        var text = ""
+        var answers: [(status: Int, body: String)] = []
+        for _ in 0..<200 where answers.count < count {
+            usleep(50_000)
+            text += raw.drain()
+            answers = Self.answers(in: text)
+        }
+        return (text, answers)
     }
 
     /// A raw request for the python app's `tag` handler: it answers `{"n": N}`, after `slow` seconds.

@@ -32,7 +32,7 @@ import Testing
     /// The calls the lane started, with the fields each forwards and where to answer it (all on the
     /// embedded channel's one thread).
     final class Calls: @unchecked Sendable {
-        var started: [(target: String, fields: [String], reply: LaneReply)] = []
+        var started: [(target: String, fields: [String], body: String, reply: LaneReply)] = []
     }
 
     static let answer = Gateway.ImmediateAnswer(
@@ -46,7 +46,8 @@ import Testing
             call: { head, bytes, _ in
                 guard head.target.hasPrefix("/call") else { return nil }
                 let fields = head.fields(in: bytes).map { "\($0.name): \($0.value)" }
-                return { reply in calls.started.append((head.target, fields, reply)) }
+                let body = bytes.getString(at: bytes.readerIndex + head.length, length: head.bodyLength) ?? "(not whole)"
+                return { reply in calls.started.append((head.target, fields, body, reply)) }
             },
             dates: HTTPDate(), serverName: "gust", idle: nil,
             headDeadline: handlers.compactMap { $0 as? RequestHeadDeadline }.first,
@@ -193,7 +194,7 @@ import Testing
     @Test func requestsReadDuringACallWaitForItsAnswer() throws {
         let calls = Calls()
         let (channel, handedOn, reads) = try channel(calls: calls)
-        let other = "POST /call/x HTTP/1.1\r\nHost: cats.localhost\r\nContent-Length: 1\r\n\r\nx"
+        let other = "PUT /call/x HTTP/1.1\r\nHost: cats.localhost\r\nContent-Length: 1\r\n\r\nx"
         try channel.writeInbound(ByteBuffer(string: call("/call/1") + health() + call("/call/2")))
         try channel.writeInbound(ByteBuffer(string: other))
         #expect(try calls.started.count == 1 && written(on: channel).isEmpty, "the health check waits for the call before it")
@@ -206,7 +207,7 @@ import Testing
         let callFirst = text.range(of: #"{"n": 1}"#).flatMap { call in text.range(of: "{}").map { call.lowerBound < $0.lowerBound } }
         #expect(callFirst == true, "the call's answer, then the health check's: \(text)")
         try #require(calls.started.count == 2, "then the second call")
-        #expect(handedOn.bytes.isEmpty, "the POST waits for the second call's answer")
+        #expect(handedOn.bytes.isEmpty, "the PUT waits for the second call's answer")
         let second = callAnswer(2)
         calls.started[1].reply.answer(second.head, body: second.body)
         #expect(try written(on: channel).contains(#"{"n": 2}"#))
@@ -285,6 +286,34 @@ import Testing
         #expect(handedOn.readsCompleted == 1 && handedOn.bytes.hasPrefix("POST /form"))
         try channel.writeInbound(ByteBuffer(string: health()))
         #expect(handedOn.readsCompleted == 2, "the connection is the decoder's now: every read is passed on")
+    }
+
+    /// A `POST` with a small body whole in the read is called with that body, and the request
+    /// after the body is the next one read here.
+    @Test func aCallsSmallBodyIsTakenWithItsHead() throws {
+        let calls = Calls()
+        let (channel, handedOn, _) = try channel(calls: calls)
+        let post = "POST /call/op HTTP/1.1\r\nHost: cats.localhost\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"n\": 12}"
+        try channel.writeInbound(ByteBuffer(string: post + call("/call/next")))
+        #expect(calls.started.map(\.target) == ["/call/op"])
+        #expect(calls.started.first?.body == #"{"n": 12}"#)
+        #expect(calls.started.first?.fields == ["Content-Type: application/json"])
+        let answer = callAnswer(1)
+        calls.started[0].reply.answer(answer.head, body: answer.body)
+        #expect(calls.started.map(\.target) == ["/call/op", "/call/next"], "the next request starts after the body")
+        #expect(calls.started.last?.body == "")
+        #expect(handedOn.bytes.isEmpty)
+    }
+
+    /// A body not whole in the read (still arriving) is the decoder's, from its head's first byte.
+    @Test func aBodySplitAcrossReadsGoesToTheDecoder() throws {
+        let calls = Calls()
+        let (channel, handedOn, _) = try channel(calls: calls)
+        let head = "POST /call/op HTTP/1.1\r\nHost: cats.localhost\r\nContent-Length: 9\r\n\r\n"
+        try channel.writeInbound(ByteBuffer(string: head + "{\"n\""))
+        try channel.writeInbound(ByteBuffer(string: ": 12}"))
+        #expect(calls.started.isEmpty)
+        #expect(handedOn.bytes == head + #"{"n": 12}"#)
     }
 
     @Test func aHeadSplitAcrossReadsGoesToTheDecoder() throws {

@@ -31,6 +31,19 @@ import Testing
         #expect(read("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")?.closes == false)
     }
 
+    /// A `POST` (or a `GET`) with a small body of a `Content-Length`: the head ends before the body.
+    @Test func readsASmallBodysLengthAndLeavesTheBodyAfterTheHead() {
+        let head = "POST /call HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n"
+        let read = read(head + "{\"n\":1}")
+        #expect(read?.method == .post)
+        #expect(read?.length == head.utf8.count)
+        #expect(read?.bodyLength == 7)
+        #expect(self.read("GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")?.bodyLength == 5)
+        #expect(self.read("POST /a HTTP/1.1\r\nHost: x\r\n\r\n")?.bodyLength == 0)
+        #expect(self.read("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 00016384\r\n\r\n") == nil, "eight digits")
+        #expect(self.read("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 16384\r\n\r\n")?.bodyLength == PlainRequestHead.maxBodyLength)
+    }
+
     @Test func leavesEveryOtherFormToTheDecoder() {
         let refused = [
             "GET /_/health HTTP/1.1\r\nHost: x\r\n",  // not whole
@@ -41,7 +54,18 @@ import Testing
             "GET http://x/_/health HTTP/1.1\r\nHost: x\r\n\r\n",  // absolute form
             "GET /_/health HTTP/1.1\r\n\r\n",  // no Host
             "GET /_/health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
-            "GET /_/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            "PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 16385\r\n\r\n",  // over maxBodyLength
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 123456\r\n\r\n",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5,5\r\n\r\nhello",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5 5\r\n\r\nhello",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5\r\n\r\nhello",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
             "GET /_/health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
             "GET /_/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             "GET /_/health HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
@@ -69,32 +93,40 @@ import Testing
             Self.plain,
             "GET /_/health?x=1 HTTP/1.1\r\nHost: a.localhost:8080\r\nX-Request-Id: r-1\r\nConnection: keep-alive\r\n\r\n",
             "GET /_/health HTTP/1.1\r\nhost:b\r\ncontent-length:0\r\nconnection:close\r\n\r\n",
+            "POST /call/x HTTP/1.1\r\nHost: c.test\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"n\": 12}GET / HTTP/1.1\r\n",
+            "POST /call HTTP/1.1\r\nContent-Length: 12\r\nHost: c.test\r\n\r\nPOST /x HTTP/1.1\r\nHost: y\r\n\r\n",
         ]
         let pieces: [[UInt8]] = [
             [13], [10], [13, 10], [32], [9], [0], [0x7F], [0x80], [0xFF], Array(":".utf8), Array("a".utf8), Array("/".utf8),
             Array("\r\n ".utf8), Array("\r\nHost: z\r\n".utf8), Array("\r\nContent-Length: 1\r\n".utf8),
             Array("\r\nTransfer-Encoding: chunked\r\n".utf8), Array(" HTTP/1.1".utf8), Array("\r\n\r\n".utf8), Array("%00".utf8),
+            Array("0".utf8), Array("9".utf8), Array(",".utf8), Array("+".utf8), Array("POST".utf8), Array("\r\nContent-Length: 3\r\n".utf8),
         ]
         var accepted = 0
+        var withBodies = 0
         for round in 0..<10_000 {
             let bytes = random.mutated(Array(seeds[round % seeds.count].utf8), with: pieces, times: 1...3)
-            guard let head = bytes.withUnsafeBytes(PlainRequestHead.read) else { continue }
+            // As the lane takes them: a head with its body whole in the bytes.
+            guard let head = bytes.withUnsafeBytes(PlainRequestHead.read), head.length + head.bodyLength <= bytes.count else { continue }
             accepted += 1
+            if head.bodyLength > 0 { withBodies += 1 }
             try expectTheDecoderReads(head, from: bytes)
         }
         for seed in seeds { try expectTheDecoderReads(#require(read(seed)), from: Array(seed.utf8)) }
         #expect(accepted > 100)  // the mutations left enough plain heads to compare
+        #expect(withBodies > 50)  // and enough of them with bodies
     }
 
     private func expectTheDecoderReads(_ head: PlainRequestHead, from bytes: [UInt8]) throws {
         let next = "GET /after HTTP/1.1\r\nHost: after\r\n\r\n"
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(HTTPRequestDecoder()))
         defer { _ = try? channel.finish() }
-        var input = channel.allocator.buffer(capacity: head.length + next.utf8.count)
-        input.writeBytes(bytes[..<head.length])
+        let end = head.length + head.bodyLength
+        var input = channel.allocator.buffer(capacity: end + next.utf8.count)
+        input.writeBytes(bytes[..<end])
         // After `Connection: close` nothing more is read, by either.
         if !head.closes { input.writeString(next) }
-        let text = String(decoding: bytes[..<head.length], as: UTF8.self).debugDescription
+        let text = String(decoding: bytes[..<end], as: UTF8.self).debugDescription
         do {
             try channel.writeInbound(input)
         } catch {
@@ -110,9 +142,10 @@ import Testing
             case .end: break
             }
         }
-        #expect(heads.count == (head.closes ? 1 : 2) && bodyBytes == 0, "\(text)")
+        // The body the decoder reads is the one the lane takes, and the request after it is the decoder's next.
+        #expect(heads.count == (head.closes ? 1 : 2) && bodyBytes == head.bodyLength, "\(text)")
         guard let decoded = heads.first else { return }
-        #expect(decoded.method == .GET && decoded.version == .http1_1, "\(text)")
+        #expect(decoded.method == (head.method == .post ? .POST : .GET) && decoded.version == .http1_1, "\(text)")
         #expect(decoded.uri == head.target, "\(text)")
         #expect(decoded.headers["host"] == [head.host], "\(text)")
         #expect(decoded.headers["x-request-id"].first == head.requestID, "\(text)")

@@ -5,20 +5,22 @@ import NIOCore
 import NIOHTTP1
 
 /// The gateway's lane for calls: an ordinary call taken from the channel
-/// handler (`GatewayLane`) and forwarded on the event loop that read it, with
-/// none of Hummingbird's per-request machinery and no Swift Concurrency task
-/// (docs/benchmarks.md, "A lane for calls"). It takes a handler's request
-/// without a body or an upgrade, to a public app with a live release whose
-/// runtime tags its calls: at once when one of its instances is free, else
-/// through the pool's queue like any call (a callback waiter: the 503 of a full
-/// queue, the 504 of a call whose limit passes while it waits, the 503 of a
-/// release that cannot start, a client that leaves while it waits, a switch to
-/// a new release while it waits). Everything else (a body, a private app, an
-/// op, a WebSocket, a redirect, an app no instance of which has started yet)
-/// goes to `respond` as before. A call here keeps what `respond` gives one: its
-/// time limit counted from its arrival, `X-Forwarded-*` and `X-Request-Id`, its
-/// access-log line and metrics, JSON errors, a streamed answer relayed as it
-/// comes, the instance discarded after a failed call.
+/// handler (`GatewayLane`) or from the connection's bytes (`PlainLane`) and
+/// forwarded on the event loop that read it, with none of Hummingbird's
+/// per-request machinery and no Swift Concurrency task (docs/benchmarks.md,
+/// "A lane for calls"). It takes a handler's request without an upgrade, and
+/// without a body but a small one `PlainLane` has read whole, to a public app
+/// with a live release whose runtime tags its calls: at once when one of its
+/// instances is free, else through the pool's queue like any call (a callback
+/// waiter: the 503 of a full queue, the 504 of a call whose limit passes while
+/// it waits, the 503 of a release that cannot start, a client that leaves while
+/// it waits, a switch to a new release while it waits). Everything else (any
+/// other body, a private app, an op, a WebSocket, a redirect, an app no
+/// instance of which has started yet) goes to `respond` as before, which reads
+/// a body once the call has an instance. A call here keeps what `respond` gives
+/// one: its time limit counted from its arrival, `X-Forwarded-*` and
+/// `X-Request-Id`, its access-log line and metrics, JSON errors, a streamed
+/// answer relayed as it comes, the instance discarded after a failed call.
 extension Gateway {
     /// What the lane does with a request.
     enum LaneAnswer {
@@ -50,17 +52,25 @@ extension Gateway {
     }
 
     /// The same for a head read from the connection's bytes, which starts at `bytes`' reader index
-    /// (`PlainLane`, which has checked its headers: a `GET` without a body, an upgrade or another
-    /// `Connection` than `keep-alive` or `close`), from `peer` (the client's IP address).
+    /// with its body after it (`PlainLane`, which has checked its headers: a `GET` or `POST`, a body
+    /// of a `Content-Length` whole in `bytes`, no upgrade and no other `Connection` than
+    /// `keep-alive` or `close`), from `peer` (the client's IP address).
     func laneCall(_ head: PlainRequestHead, in bytes: ByteBuffer, channel: any Channel, peer: String?) -> (@Sendable (LaneReply) -> Void)? {
-        laneCall(method: .get, target: head.target, host: head.host, sentRequestID: head.requestID, channel: channel) { [forwarding] requestID in
+        // A body over gustd's limit (`--max-body`) goes on to `respond`, which answers 413.
+        guard head.bodyLength <= configuration.maxBodyBytes,
+            let body = bytes.getSlice(at: bytes.readerIndex + head.length, length: head.bodyLength)
+        else { return nil }
+        return laneCall(
+            method: head.method == .post ? .post : .get, target: head.target, host: head.host, sentRequestID: head.requestID, body: body,
+            channel: channel
+        ) { [forwarding] requestID in
             forwarding.headers(ofPlain: head.fields(in: bytes), peer: peer, requestID: requestID)
         }
     }
 
     /// What both read: `forwarded` gives the headers the instance is sent, once the call is one for the lane.
     private func laneCall(
-        method: HTTPRequest.Method, target: String, host: String?, sentRequestID: String?, channel: any Channel,
+        method: HTTPRequest.Method, target: String, host: String?, sentRequestID: String?, body: ByteBuffer = ByteBuffer(), channel: any Channel,
         forwarded: (_ requestID: String) -> HTTPHeaders
     ) -> (@Sendable (LaneReply) -> Void)? {
         let (path, query) = RequestPath.splitTarget(target)
@@ -85,6 +95,7 @@ extension Gateway {
                 method: HTTPMethod(rawValue: method.rawValue),
                 target: address.path.percentEncoded + (query.map { "?\($0)" } ?? ""),
                 headers: forwarded(requestID),
+                body: body,
                 streamsAnswer: true),
             channel: channel)
         // The common case: an instance free now, with an idle connection on this loop.

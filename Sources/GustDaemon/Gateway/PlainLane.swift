@@ -12,7 +12,8 @@ import NIOHTTP1
 /// answers (`Gateway.answerAtOnce`, `Gateway.laneCall`), byte for byte but for
 /// `Date` and a new `X-Request-Id`.
 ///
-/// It reads only plain heads (`PlainRequestHead`), whole in the bytes at hand.
+/// It reads only plain heads (`PlainRequestHead`), whole in the bytes at hand,
+/// each with its body (a small one, of a `Content-Length`) whole there too.
 /// The first request it does not take, and everything after it, goes on to
 /// NIO's decoder, and the lane leaves the pipeline: the decoder then owns
 /// where each request ends, for the rest of the connection. So does a connection
@@ -117,9 +118,11 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
     private func take(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         var bytes = bytes
         while bytes.readableBytes > 0 {
-            guard let head = bytes.withUnsafeReadableBytes(PlainRequestHead.read) else { return handOver(bytes, context: context) }
-            if let answer = answer(head) {
-                bytes.moveReaderIndex(forwardBy: head.length)
+            // A head with its body, both whole in the bytes at hand (a body that is still arriving is the decoder's).
+            guard let head = bytes.withUnsafeReadableBytes(PlainRequestHead.read), head.length + head.bodyLength <= bytes.readableBytes
+            else { return handOver(bytes, context: context) }
+            if head.method == .get, head.bodyLength == 0, let answer = answer(head) {
+                bytes.moveReaderIndex(forwardBy: head.length + head.bodyLength)
                 firstHeadRead(context)
                 let written = wrap(answer.head, body: answer.body, closes: head.closes, allocator: context.channel.allocator)
                 if head.closes { return writeLast(written, context: context) }
@@ -128,7 +131,7 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
                 continue
             }
             guard let start = call?(head, bytes, context.channel) else { return handOver(bytes, context: context) }
-            bytes.moveReaderIndex(forwardBy: head.length)
+            bytes.moveReaderIndex(forwardBy: head.length + head.bodyLength)
             firstHeadRead(context)
             idle?.callBegan()
             calling = true

@@ -7,16 +7,22 @@ import NIOCore
 /// bytes into requests differently than the decoder alone would (the way one
 /// request is smuggled past a front that reads it as another).
 ///
-/// Read: `GET`, an origin-form target of visible ASCII, `HTTP/1.1`, header
+/// Read: `GET` or `POST`, an origin-form target of visible ASCII, `HTTP/1.1`, header
 /// lines (a token, a colon, spaces, then a value of visible ASCII and spaces
 /// that does not end with one), each ended by CRLF, then a blank line; one
-/// `Host`; no body (no `Transfer-Encoding`, no `Content-Length` but `0`); no
-/// `Upgrade` or `Expect`; no `Connection` but `keep-alive` or `close`.
+/// `Host`; at most one `Content-Length`, of one to five digits and at most
+/// `maxBodyLength` (its body is then the next bytes: ops and handlers are sent
+/// small JSON bodies, and the lane takes them only whole, `PlainLane`); no
+/// `Transfer-Encoding`; no `Upgrade` or `Expect`; no `Connection` but
+/// `keep-alive` or `close`.
 /// Anything else (a bare LF, an obsolete line fold, a tab, a byte outside
 /// ASCII, another version, a head not wholly in the bytes at hand, one over
 /// `maxLength`) is not read here, and the connection goes on to NIO's decoder.
 /// `PlainRequestHeadTests` holds the decoder to that, mutation after mutation.
 struct PlainRequestHead: Equatable {
+    enum Method: Equatable { case get, post }
+
+    var method: Method = .get
     /// The request target, as sent.
     var target: String
     var host: String
@@ -26,6 +32,8 @@ struct PlainRequestHead: Equatable {
     var closes: Bool
     /// Bytes of the head, its blank line included.
     var length: Int
+    /// Bytes of the body that follows the head (its `Content-Length`; 0 without one).
+    var bodyLength = 0
     /// Where the other header fields are in the head (all but `Host`, `X-Request-Id`, `Connection`
     /// and `Content-Length`): a call forwards them (`fields(in:)`); a health check never reads them.
     var others: [Field] = []
@@ -47,15 +55,26 @@ struct PlainRequestHead: Equatable {
 
     /// A head no longer than this is read; a longer one is NIO's.
     static let maxLength = 4096
+    /// A longer body is NIO's: the lane holds a body in memory while its call waits for an instance
+    /// (`Gateway.respond` reads one only once the call has one), so it keeps that small.
+    static let maxBodyLength = 16 * 1024
 
     /// The head at the start of `bytes`, or nil if it is not a whole plain one.
     static func read(_ bytes: UnsafeRawBufferPointer) -> PlainRequestHead? {
         var reader = Reader(bytes: bytes.prefix(maxLength))
-        guard reader.skip("GET "), let target = reader.target(), reader.skip(" HTTP/1.1\r\n") else { return nil }
+        let method: Method
+        if reader.skip("GET ") {
+            method = .get
+        } else if reader.skip("POST ") {
+            method = .post
+        } else {
+            return nil
+        }
+        guard let target = reader.target(), reader.skip(" HTTP/1.1\r\n") else { return nil }
         var host: String?
         var requestID: String?
         var closes = false
-        var sawLength = false
+        var bodyLength: Int?
         var sawConnection = false
         var others: [Field] = []
         while !reader.skip("\r\n") {
@@ -76,8 +95,8 @@ struct PlainRequestHead: Equatable {
                     return nil
                 }
             case .contentLength:
-                guard !sawLength, value.elementsEqual("0".utf8) else { return nil }
-                sawLength = true
+                guard bodyLength == nil, let length = Self.length(value) else { return nil }
+                bodyLength = length
             case .refused:
                 return nil
             case .other:
@@ -88,14 +107,26 @@ struct PlainRequestHead: Equatable {
         }
         guard let host else { return nil }
         return PlainRequestHead(
-            target: String(decoding: target, as: UTF8.self), host: host, requestID: requestID, closes: closes, length: reader.offset,
-            others: others)
+            method: method, target: String(decoding: target, as: UTF8.self), host: host, requestID: requestID, closes: closes,
+            length: reader.offset, bodyLength: bodyLength ?? 0, others: others)
+    }
+
+    /// A `Content-Length` of one to five ASCII digits up to `maxBodyLength`; nil for any other
+    /// (a sign, a list, a longer number: the decoder's to read or refuse).
+    private static func length(_ value: UnsafeRawBufferPointer.SubSequence) -> Int? {
+        guard (1...5).contains(value.count) else { return nil }
+        var length = 0
+        for byte in value {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            length = length * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return length <= maxBodyLength ? length : nil
     }
 
     /// The header names this reader looks at.
     private enum Known {
         case host, requestID, connection, contentLength
-        /// A body, an upgrade or an expectation: the request is not a plain one.
+        /// A chunked body, an upgrade or an expectation: the request is not a plain one.
         case refused
         case other
 
