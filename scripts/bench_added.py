@@ -2,7 +2,7 @@
 """What the front server adds to a call: gustd beside nginx in front of uWSGI (issue 11: what
 gustd adds, p50, under 0.1 ms; docs/benchmarks.md, "What the front adds, beside nginx").
 
-    scripts/bench_added.py --bin DIR [--rounds 6] [--calls 2000] [--gustd-args ARGS]
+    scripts/bench_added.py --bin DIR [--rounds 6] [--calls 2000] [--gustd-args ARGS] [--post]
 
 The servers of bench_peers.py with one instance and one uWSGI process (gustd from --bin with the
 bench app pushed by the real `git push`; nginx with Piku's site in front of uWSGI on its Unix
@@ -19,6 +19,10 @@ the rounds with its range. Every answer is read by `http.client`. The client mak
 connection per call on the uWSGI side costs it a `socket`, `connect` and `close` that nginx then
 makes instead (in C): that much of nginx's own work counts as the client's, so nginx's figure
 is, if anything, low.
+
+With --post every row sends `POST /hello` with a small JSON body (`{"n": 1}`) instead, head and
+body in one write, as curl, Go's net/http and Node's `request.end(body)` send a small body
+(Python's http.client sends them in two).
 """
 import argparse, http.client, os, socket, statistics, struct, sys
 
@@ -27,17 +31,53 @@ import bench_peers as peers  # noqa: E402
 from profile_call import UnixHTTPConnection, http_call, instance_socket, timed  # noqa: E402
 
 
-def uwsgi_packet(path):
-    """A uwsgi-protocol request (modifier 0): a 4-byte header, then each variable's length-prefixed key and value."""
-    variables = {'REQUEST_METHOD': 'GET', 'REQUEST_URI': path, 'PATH_INFO': path, 'QUERY_STRING': '',
+BODY = b'{"n": 1}'
+
+
+class OneWrite:
+    """An http.client connection that sends a request's head and body in one write."""
+    def _send_output(self, message_body=None, encode_chunked=False):
+        self._buffer.extend((b'', b''))
+        head = b'\r\n'.join(self._buffer)
+        del self._buffer[:]
+        self.send(head + (message_body or b''))
+
+
+class OneWriteHTTP(OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class OneWriteUnix(OneWrite, UnixHTTPConnection):
+    pass
+
+
+def post_call(connection, path):
+    """One POST of BODY to `path` on a keep-alive `connection`, as a function: it exits unless the answer is hello."""
+    headers = {'Content-Type': 'application/json'}
+
+    def call():
+        connection.request('POST', path, body=BODY, headers=headers)
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 200 or answer != b'hello':
+            sys.exit(f'{path} answered {response.status} {answer[:80]!r}')
+    return call
+
+
+def uwsgi_packet(path, post=False):
+    """A uwsgi-protocol request (modifier 0): a 4-byte header, then each variable's length-prefixed key and
+    value (then BODY for a POST)."""
+    variables = {'REQUEST_METHOD': 'POST' if post else 'GET', 'REQUEST_URI': path, 'PATH_INFO': path, 'QUERY_STRING': '',
                  'SERVER_PROTOCOL': 'HTTP/1.1', 'SERVER_NAME': 'localhost', 'SERVER_PORT': '80',
                  'REMOTE_ADDR': '127.0.0.1', 'HTTP_HOST': 'localhost'}
+    if post:
+        variables.update({'CONTENT_TYPE': 'application/json', 'CONTENT_LENGTH': str(len(BODY))})
     body = b''.join(struct.pack('<H', len(k)) + k.encode() + struct.pack('<H', len(v)) + v.encode() for k, v in variables.items())
-    return struct.pack('<BHB', 0, len(body), 0) + body
+    return struct.pack('<BHB', 0, len(body), 0) + body + (BODY if post else b'')
 
 
-def uwsgi_call(path, address):
-    packet = uwsgi_packet(path)
+def uwsgi_call(path, address, post=False):
+    packet = uwsgi_packet(path, post)
 
     def call():
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
@@ -59,9 +99,15 @@ def main():
     parser.add_argument('--rounds', type=int, default=6)
     parser.add_argument('--calls', type=int, default=2000, help='calls per row and round (after 200 warm-up calls)')
     parser.add_argument('--gustd-args', default='', help="options added to gustd's command line, such as '--event-loops 1'")
+    parser.add_argument('--post', action='store_true', help='POST a small JSON body on every row, head and body in one write')
     args = parser.parse_args()
     with peers.started(args.bin, 3, args.gustd_args, instances=1) as bench:
         rows = {
+            'gust direct': post_call(OneWriteUnix(instance_socket(bench.home)), '/hello'),
+            'through gustd': post_call(OneWriteHTTP('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/hello'),
+            'uWSGI direct': uwsgi_call('/hello', os.path.join(bench.dir, 'bench.sock'), post=True),
+            'through nginx': post_call(OneWriteHTTP('127.0.0.1', bench.peer_port, timeout=30), '/hello'),
+        } if args.post else {
             'gust direct': http_call(UnixHTTPConnection(instance_socket(bench.home)), '/hello', b'hello'),
             'through gustd': http_call(http.client.HTTPConnection('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/hello', b'hello'),
             'uWSGI direct': uwsgi_call('/hello', os.path.join(bench.dir, 'bench.sock')),
@@ -78,7 +124,8 @@ def main():
         gustd = [t - d for t, d in zip(results['through gustd'], results['gust direct'])]
         nginx = [t - d for t, d in zip(results['through nginx'], results['uWSGI direct'])]
         load = os.getloadavg()
-        print(f'{args.rounds} rounds of {args.calls} sequential calls per row; load average {load[0]:.2f}')
+        what = 'POSTs of a small body' if args.post else 'calls'
+        print(f'{args.rounds} rounds of {args.calls} sequential {what} per row; load average {load[0]:.2f}')
         for name in names:
             print(f'  {name:14} p50 {statistics.median(results[name]):.3f} ms (median of rounds)')
         for name, added in [('gustd', gustd), ('nginx', nginx)]:

@@ -95,7 +95,7 @@ def flask_hello():
 gust.mount('/flask', web)
 
 
-@gust.handler('hello')
+@gust.handler('hello', methods=['GET', 'POST'])  # POST: bench_added.py --post
 def hello(request):
     return 'hello'
 
