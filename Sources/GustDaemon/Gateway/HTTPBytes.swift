@@ -31,6 +31,15 @@ enum HTTPBytes {
         return true
     }
 
+    /// The number `bytes` spell in one to `maxDigits` ASCII digits (a `Content-Length`, RFC 9110,
+    /// 8.6), or nil for anything else: no sign, no space, no list.
+    static func decimal(_ bytes: some Collection<UInt8>, maxDigits: Int) -> Int? {
+        guard !bytes.isEmpty, bytes.count <= maxDigits, bytes.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
+            return nil
+        }
+        return bytes.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+    }
+
     /// `bytes` go on with `literal` from `offset`.
     static func matches<Bytes: RandomAccessCollection<UInt8>>(_ literal: StaticString, in bytes: Bytes, at offset: Int) -> Bool
     where Bytes.Index == Int {

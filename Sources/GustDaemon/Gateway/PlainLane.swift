@@ -122,7 +122,7 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
             guard let head = bytes.withUnsafeReadableBytes(PlainRequestHead.read), head.length + head.bodyLength <= bytes.readableBytes
             else { return handOver(bytes, context: context) }
             if head.method == .get, head.bodyLength == 0, let answer = answer(head) {
-                bytes.moveReaderIndex(forwardBy: head.length + head.bodyLength)
+                bytes.moveReaderIndex(forwardBy: head.length)
                 firstHeadRead(context)
                 let written = wrap(answer.head, body: answer.body, closes: head.closes, allocator: context.channel.allocator)
                 if head.closes { return writeLast(written, context: context) }

@@ -114,13 +114,8 @@ struct PlainRequestHead: Equatable {
     /// A `Content-Length` of one to five ASCII digits up to `maxBodyLength`; nil for any other
     /// (a sign, a list, a longer number: the decoder's to read or refuse).
     private static func length(_ value: UnsafeRawBufferPointer.SubSequence) -> Int? {
-        guard (1...5).contains(value.count) else { return nil }
-        var length = 0
-        for byte in value {
-            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
-            length = length * 10 + Int(byte - UInt8(ascii: "0"))
-        }
-        return length <= maxBodyLength ? length : nil
+        guard let length = HTTPBytes.decimal(value, maxDigits: 5), length <= maxBodyLength else { return nil }
+        return length
     }
 
     /// The header names this reader looks at.

@@ -37,10 +37,8 @@ extension InstanceAnswerDecoder {
 
     /// A `Content-Length`: one decimal number.
     static func length(_ value: UnsafeRawBufferPointer.SubSequence) throws(Malformed) -> Int {
-        guard !value.isEmpty, value.count <= 18, value.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
-            throw Malformed("an answer whose Content-Length is not one number")
-        }
-        return value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        guard let length = HTTPBytes.decimal(value, maxDigits: 18) else { throw Malformed("an answer whose Content-Length is not one number") }
+        return length
     }
 
     /// A chunk's size line (without its CRLF): hex digits, then perhaps extensions (`;` and visible
