@@ -233,12 +233,20 @@ actor Instance {
         connections.withLock { $0.give(connection) }
     }
 
-    /// Waits (at most 50 ms) until the pipes hold nothing the previous call
-    /// wrote. The runtimes flush before they answer, so what a call printed is
-    /// in the pipes by the time its answer arrives; a reader thread may just
-    /// not have taken it yet, and would then credit it to this call.
+    /// Waits (at most 50 ms) until what the previous call wrote is delivered: a reader
+    /// thread that had not taken it yet would credit it to this call.
     private func outputOfTheLastCallIsRead() async {
-        for _ in 0..<50 where process.unreadOutputBytes > 0 {
+        await outputIsDelivered(within: .milliseconds(50))
+    }
+
+    /// Waits, at most `limit`, until everything the process has written is in the app's log.
+    /// The runtimes flush before they answer, so what a call printed is in the pipes by the
+    /// time its answer arrives; a reader thread may just not have delivered it yet. A schedule
+    /// run waits for it before it logs its end, so the run's lines come before "Run finished"
+    /// and `gust dev --run` finds them.
+    nonisolated func outputIsDelivered(within limit: Duration) async {
+        let deadline = ContinuousClock.now + limit
+        while !process.outputIsDelivered, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(1))
         }
     }

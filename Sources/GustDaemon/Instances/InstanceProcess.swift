@@ -28,9 +28,16 @@ final class InstanceProcess: Sendable {
     /// SIGTERM from gustd reaches it only if it handles the signal (`stop`).
     let isNamespaceInit: Bool
     private let exitState = Mutex<ExitState>(ExitState())
-    /// The read ends of stdout and stderr still open (a reader closes its own at the end,
-    /// under this lock, so `unreadOutputBytes` never asks about a reused descriptor).
-    private let openReadEnds = Mutex<[Int32]>([])
+    /// The read ends of stdout and stderr still open, and how many readers hold bytes not yet
+    /// delivered (a reader closes its own end under this lock, so `outputIsDelivered` never asks
+    /// about a reused descriptor).
+    private let readers = Mutex(OutputReaders())
+
+    private struct OutputReaders {
+        var open: [Int32] = []
+        /// Readers between taking bytes from their pipe and delivering the lines in them.
+        var busy = 0
+    }
 
     private struct ExitState {
         var status: Int32?
@@ -125,7 +132,7 @@ final class InstanceProcess: Sendable {
             readEnds.forEach { close($0.0) }
             throw error
         }
-        openReadEnds.withLock { $0 = readEnds.map(\.0) }
+        readers.withLock { $0.open = readEnds.map(\.0) }
         startTime = Self.startTime(of: spawned) ?? 0
 
         watch(readEnds: readEnds, marker: marker, onOutput: onOutput, onExit: onExit) {
@@ -150,7 +157,7 @@ final class InstanceProcess: Sendable {
         group = forked
         isNamespaceInit = false
         let readEnds = [(stdout, StandardStream.stdout), (stderr, StandardStream.stderr)]
-        openReadEnds.withLock { $0 = readEnds.map(\.0) }
+        readers.withLock { $0.open = readEnds.map(\.0) }
         startTime = Self.startTime(of: forked) ?? 0
         watch(readEnds: readEnds, marker: marker, onOutput: onOutput, onExit: onExit) {
             var exit = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
@@ -169,9 +176,11 @@ final class InstanceProcess: Sendable {
         for (readEnd, stream) in readEnds {
             reaper.enter()
             Thread.detachNewThread {
-                Self.readLines(from: readEnd) { onOutput($0, stream) }
-                self.openReadEnds.withLock { ends in
-                    ends.removeAll { $0 == readEnd }
+                Self.readLines(from: readEnd, busy: { taking in self.readers.withLock { $0.busy += taking ? 1 : -1 } }) {
+                    onOutput($0, stream)
+                }
+                self.readers.withLock { readers in
+                    readers.open.removeAll { $0 == readEnd }
                     close(readEnd)
                 }
                 reaper.leave()
@@ -197,12 +206,15 @@ final class InstanceProcess: Sendable {
 
     var hasExited: Bool { exitState.withLock { $0.status != nil } }
 
-    /// Bytes the process wrote that no reader has taken from its pipes yet.
-    var unreadOutputBytes: Int {
-        openReadEnds.withLock { ends in
-            ends.reduce(0) { total, fd in
+    /// Whether everything the process has written so far has been delivered to `onOutput`:
+    /// its pipes hold nothing and no reader is between taking bytes and delivering them.
+    /// A reader marks itself busy after `poll` says its pipe has bytes and before it `read`s
+    /// them, so there is no moment where written bytes are in neither place.
+    var outputIsDelivered: Bool {
+        readers.withLock { readers in
+            readers.busy == 0 && readers.open.allSatisfy { fd in
                 var count: Int32 = 0
-                return ioctl(fd, UInt(FIONREAD), &count) == 0 ? total + Int(count) : total
+                return ioctl(fd, UInt(FIONREAD), &count) != 0 || count == 0
             }
         }
     }
@@ -257,12 +269,19 @@ final class InstanceProcess: Sendable {
 
     /// Reads `fd` to its end, delivering each batch of complete lines. Lines are found with
     /// memchr over the bytes read, so an instance printing a gigabyte costs gustd one pass over it.
-    private static func readLines(from fd: Int32, _ deliver: ([String]) -> Void) {
+    /// `busy(true)` is called once `fd` has bytes, before they are read; `busy(false)` once the
+    /// lines in them are delivered.
+    private static func readLines(from fd: Int32, busy: (Bool) -> Void, _ deliver: ([String]) -> Void) {
         let capacity = 64 * 1024
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
         defer { buffer.deallocate() }
         var pending = [UInt8]()  // the start of a line whose end has not arrived yet
         while true {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let polled = poll(&ready, 1, -1)
+            if polled < 0 && errno == EINTR { continue }
+            busy(true)
+            defer { busy(false) }
             let count = read(fd, buffer.baseAddress, capacity)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }

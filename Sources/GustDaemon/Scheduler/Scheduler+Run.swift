@@ -27,7 +27,9 @@ extension Scheduler {
             // A run waits for an instance like any call (the pool may start one) within the same limit.
             let response = try await supervisor.withInstance(key.app, deadline: clock + timeout) { [timeout] live in
                 ran.set(live.id)
-                return try await live.call(request, timeout: max(clock + timeout - .now, .milliseconds(1)))
+                let response = try await live.call(request, timeout: max(clock + timeout - .now, .milliseconds(1)))
+                await live.outputIsDelivered(within: .milliseconds(500))
+                return response
             }
             if response.status != 200 { failure = Self.message(of: response) }
         } catch InstanceCallError.timedOut {
