@@ -19,4 +19,14 @@ extension AdminClient {
         if answer["ok"] as? Bool == true { return nil }
         return answer["error"] as? String ?? "the run did not say how it ended"
     }
+
+    /// Waits until what the app's instances have written so far is in its log (gustd answers
+    /// within a second). False when gustd cannot say (not running, or older than this call).
+    public func awaitOutputDelivered(app: AppName) -> Bool {
+        var delivered = false
+        try? exchange("POST", "/v1/apps/\(app.rawValue)/output-delivered", body: Data()) { line in
+            if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] { delivered = object["ok"] as? Bool == true }
+        }
+        return delivered
+    }
 }

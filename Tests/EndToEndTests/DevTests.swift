@@ -139,6 +139,8 @@ struct DevTests {
         #expect(verbose.stderr.contains("HTTP 200"), "\(verbose.output)")
         #expect(verbose.stderr.contains("[op greet] greeting Cy"), "\(verbose.output)")
         #expect(!verbose.stderr.contains("greeting Bo"), "only this call's lines: \(verbose.output)")
+        // What `gust call -v` asks before it reads the log: gustd says the app's output is all in it.
+        #expect(AdminClient(home: dev.home).awaitOutputDelivered(app: try AppName("my-greeter")))
         let notJSON = try dev.gust(["call", "--dev", "--dir", directory.path, "greet", "{name"])
         #expect(notJSON.status != 0 && notJSON.output.contains("not JSON"), "\(notJSON.output)")
         let missing = try dev.gust(["call", "--dev", "--dir", directory.path, "nope"])

@@ -21,6 +21,8 @@ import NIOCore
 ///   release now (`gust dev --run`), answering once it ended: `{"ok": true}` or `{"ok": false, "error": …}`.
 /// - `GET /v1/status`: the live release of every app and the state of its pool.
 /// - `GET /v1/apps/APP/instances`: `[InstanceStatus]`, for `gust ps` (the zygote last, `kind` "zygote").
+/// - `POST /v1/apps/APP/output-delivered`: answers `{"ok": true}` once what the app's instances have
+///   written is in its log (at most a second): `gust call -v` asks before it reads its call's lines.
 struct AdminAPI: HTTPResponder {
     typealias Context = BasicRequestContext
 
@@ -54,6 +56,11 @@ struct AdminAPI: HTTPResponder {
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        case (.post, let path) where path.hasPrefix("/v1/apps/") && path.hasSuffix("/output-delivered"):
+            let name = path.dropFirst("/v1/apps/".count).dropLast("/output-delivered".count)
+            guard let app = try? AppName(String(name)) else { return Gateway.error(400, "'\(name)' is not an app name.") }
+            await supervisor.outputIsDelivered(of: app, within: .seconds(1))
+            return Gateway.json(200, FlatJSON([("ok", .bool(true))]))
         default:
             return Gateway.error(404, "No admin endpoint \(request.method) \(request.uri.path).")
         }

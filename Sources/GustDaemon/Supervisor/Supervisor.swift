@@ -255,6 +255,18 @@ actor Supervisor {
         return listed
     }
 
+    /// Waits, at most `limit`, until what every instance of `app` has written so far is in the
+    /// app's log: `gust call -v` asks after its answer, which the runtime sent after it flushed
+    /// the call's lines, so that it reads them from the log instead of guessing when they arrive.
+    func outputIsDelivered(of app: AppName, within limit: Duration) async {
+        var pools = routes.withLock { $0[app] }.map { [$0.pool] } ?? []
+        pools += (retired[app] ?? []).map(\.pool)
+        let members = pools.flatMap { $0.instances.compactMap(\.member) }
+        await withTaskGroup(of: Void.self) { group in
+            for member in members { group.addTask { await member.outputIsDelivered(within: limit) } }
+        }
+    }
+
     private static func describe(_ state: PoolStateMachine.InstanceState) -> (String, Int) {
         switch state {
         case .starting: ("starting", 0)
