@@ -22,15 +22,19 @@ extension Scheduler {
 
         let ran = InstanceID()
         var failure: String?
+        var ended: ContinuousClock.Instant?
         let request = request(for: firing)
         do {
             // A run waits for an instance like any call (the pool may start one) within the same limit.
-            let response = try await supervisor.withInstance(key.app, deadline: clock + timeout) { [timeout] live in
+            let (response, answered) = try await supervisor.withInstance(key.app, deadline: clock + timeout) { [timeout] live in
                 ran.set(live.id)
                 let response = try await live.call(request, timeout: max(clock + timeout - .now, .milliseconds(1)))
+                let answered = ContinuousClock.now
+                // Its lines before its end in the log (not counted in its time).
                 await live.outputIsDelivered(within: .milliseconds(500))
-                return response
+                return (response, answered)
             }
+            ended = answered
             if response.status != 200 { failure = Self.message(of: response) }
         } catch InstanceCallError.timedOut {
             failure = "did not finish within \(timeout.shortText); its instance was replaced"
@@ -47,7 +51,7 @@ extension Scheduler {
         }
         let instance = ran.id
 
-        let elapsed = ContinuousClock.now - clock
+        let elapsed = (ended ?? .now) - clock
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         if let id {
             _ = try? await store.run { [failure] in try $0.finishRun(id, seconds: seconds, status: failure == nil ? .ok : .error, error: failure) }
