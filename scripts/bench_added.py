@@ -2,7 +2,7 @@
 """What the front server adds to a call: gustd beside nginx in front of uWSGI (issue 11: what
 gustd adds, p50, under 0.1 ms; docs/benchmarks.md, "What the front adds, beside nginx").
 
-    scripts/bench_added.py --bin DIR [--rounds 6] [--calls 2000] [--gustd-args ARGS] [--post]
+    scripts/bench_added.py --bin DIR [--rounds 6] [--calls 2000] [--gustd-args ARGS] [--post] [--op]
 
 The servers of bench_peers.py with one instance and one uWSGI process (gustd from --bin with the
 bench app pushed by the real `git push`; nginx with Piku's site in front of uWSGI on its Unix
@@ -23,6 +23,11 @@ is, if anything, low.
 With --post every row sends `POST /hello` with a small JSON body (`{"n": 1}`) instead, head and
 body in one write, as curl, Go's net/http and Node's `request.end(body)` send a small body
 (Python's http.client sends them in two).
+
+With --op (and --post) a fifth row calls the bench app's op the same way, `POST
+/apps/bench/_/functions/hello` with the same body through gustd, and its p50 is reported beside
+the handler's through gustd. (An op has no direct row: the runtime answers `/_gust/ops/…` only
+with its instance's secret, which gustd alone holds.)
 """
 import argparse, http.client, os, socket, statistics, struct, sys
 
@@ -51,15 +56,15 @@ class OneWriteUnix(OneWrite, UnixHTTPConnection):
     pass
 
 
-def post_call(connection, path):
-    """One POST of BODY to `path` on a keep-alive `connection`, as a function: it exits unless the answer is hello."""
+def post_call(connection, path, expected=b'hello'):
+    """One POST of BODY to `path` on a keep-alive `connection`, as a function: it exits unless the answer is `expected`."""
     headers = {'Content-Type': 'application/json'}
 
     def call():
         connection.request('POST', path, body=BODY, headers=headers)
         response = connection.getresponse()
         answer = response.read()
-        if response.status != 200 or answer != b'hello':
+        if response.status != 200 or answer != expected:
             sys.exit(f'{path} answered {response.status} {answer[:80]!r}')
     return call
 
@@ -100,7 +105,10 @@ def main():
     parser.add_argument('--calls', type=int, default=2000, help='calls per row and round (after 200 warm-up calls)')
     parser.add_argument('--gustd-args', default='', help="options added to gustd's command line, such as '--event-loops 1'")
     parser.add_argument('--post', action='store_true', help='POST a small JSON body on every row, head and body in one write')
+    parser.add_argument('--op', action='store_true', help="with --post: a row calling the bench app's op through gustd")
     args = parser.parse_args()
+    if args.op and not args.post:
+        parser.error('--op goes with --post')
     with peers.started(args.bin, 3, args.gustd_args, instances=1) as bench:
         rows = {
             'gust direct': post_call(OneWriteUnix(instance_socket(bench.home)), '/hello'),
@@ -113,6 +121,9 @@ def main():
             'uWSGI direct': uwsgi_call('/hello', os.path.join(bench.dir, 'bench.sock')),
             'through nginx': http_call(http.client.HTTPConnection('127.0.0.1', bench.peer_port, timeout=30), '/hello', b'hello'),
         }
+        if args.op:
+            rows['op through gustd'] = post_call(
+                OneWriteHTTP('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/_/functions/hello', b'"hello"')
         names = list(rows)
         results = {name: [] for name in names}
         for round_ in range(args.rounds):
@@ -131,6 +142,10 @@ def main():
         for name, added in [('gustd', gustd), ('nginx', nginx)]:
             print(f'  {name} adds {statistics.median(added):.3f} ms at p50 (range {min(added):.3f} … {max(added):.3f}); '
                   f'aim for gustd under 0.1 ms')
+        if args.op:
+            more = [o - h for o, h in zip(results['op through gustd'], results['through gustd'])]
+            print(f'  the op through gustd takes {statistics.median(more):.3f} ms more than the handler through gustd at p50 '
+                  f'(range {min(more):.3f} … {max(more):.3f})')
 
 
 if __name__ == '__main__':

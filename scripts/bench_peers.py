@@ -100,6 +100,11 @@ def hello(request):
     return 'hello'
 
 
+@gust.op('hello')  # bench_added.py --op
+def hello_op(n=0):
+    return 'hello'
+
+
 VERSION = 'v1'  # what a deploy changes (the deploys measurement)
 
 

@@ -204,6 +204,21 @@ struct GatewayCallTests {
         #expect(answers[4].body == #"{"got": 5, "type": "application/json", "n": "5"}"#, "\(answers[4].body)")
         #expect(!raw.isClosedByPeer, "the connection stays open")
 
+        // Ops take the lane too, as `respond` sends them: the body is the arguments and the query is
+        // not sent; a GET is 405 with `Allow`, and the rest of `/_/` is not a call.
+        func op(_ target: String, _ body: String) -> String {
+            "POST /apps/cats/_/functions/\(target) HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        }
+        raw.send(
+            op("size?blob=zzzzzzzz", #"{"blob": "abcd"}"#) + "GET /apps/cats/_/functions/size HTTP/1.1\r\nHost: x\r\n\r\n"
+                + op("nope", "{}") + "POST /apps/cats/_/records/cat HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" + Self.tag(9))
+        let (opText, ops) = Self.awaitAnswers(5, on: raw)
+        #expect(ops.map(\.status) == [200, 405, 404, 401, 200], "\(opText)")
+        guard ops.count == 5 else { return }
+        #expect(ops[0].body == "4", "\(ops[0].body)")
+        #expect(opText.contains("Allow: POST") || opText.contains("allow: POST"), "\(opText)")
+        #expect(ops[4].body == #"{"n": "9"}"#, "\(ops[4].body)")
+
         let split = try RawConnection(port: fixture.port)
         let whole = echo(6, #"{"split": true}"#)
         split.send(String(whole.dropLast(5)))

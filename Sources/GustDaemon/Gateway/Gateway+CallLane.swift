@@ -8,14 +8,14 @@ import NIOHTTP1
 /// handler (`GatewayLane`) or from the connection's bytes (`PlainLane`) and
 /// forwarded on the event loop that read it, with none of Hummingbird's
 /// per-request machinery and no Swift Concurrency task (docs/benchmarks.md,
-/// "A lane for calls"). It takes a handler's request without an upgrade, and
-/// without a body but a small one `PlainLane` has read whole, to a public app
+/// "A lane for calls"). It takes a handler's request or an op's `POST` without an
+/// upgrade, and without a body but a small one `PlainLane` has read whole, to a public app
 /// with a live release whose runtime tags its calls: at once when one of its
 /// instances is free, else through the pool's queue like any call (a callback
 /// waiter: the 503 of a full queue, the 504 of a call whose limit passes while
 /// it waits, the 503 of a release that cannot start, a client that leaves while
 /// it waits, a switch to a new release while it waits). Everything else (any
-/// other body, a private app, an op, a WebSocket, a redirect, an app no
+/// other body, a private app, an op's `GET`, a WebSocket, a redirect, an app no
 /// instance of which has started yet) goes to `respond` as before, which reads
 /// a body once the call has an instance. A call here keeps what `respond` gives
 /// one: its time limit counted from its arrival, `X-Forwarded-*` and
@@ -81,22 +81,36 @@ extension Gateway {
                 host: host, path: RequestPath(percentEncoded: String(path)), domain: configuration.domain,
                 custom: domains.app(for:), only: configuration.onlyApp),
             redirect?.location(host: host, target: target, addressed: address, domain: configuration.domain) == nil,
-            !address.path.reachesReservedSurface, address.path.segments.first != "_",
+            !address.path.reachesReservedSurface,
             let live = supervisor.route(of: address.app), LaneCall.takes(live)
         else { return nil }
+        // An op is `POST /_/functions/NAME` (past `reachesReservedSurface`, a NAME is there), sent
+        // without its query, its answer whole, as `respond` sends it; any other method there is
+        // `respond`'s 405, and the rest of `/_/` is not a call.
+        let segments = address.path.segments
+        let kind: CallKind
+        if segments.first == "_" {
+            guard segments.dropFirst().first == "functions", method == .post else { return nil }
+            kind = .op
+        } else {
+            kind = .handler
+        }
         let requestID = RequestID.of(sent: sentRequestID)
         let arrived = ContinuousClock.now
         let call = LaneCall(
-            gateway: self, app: address.app, method: method.rawValue, path: String(path), function: address.path.decoded,
+            gateway: self, app: address.app, method: method.rawValue, path: String(path), kind: kind,
+            function: kind == .op ? String(address.path.dropFirst(2).decoded.dropFirst()) : address.path.decoded,
             requestID: requestID, wallClock: accessLog == nil ? 0 : AccessLog.now(), arrived: arrived,
             // A call's time limit counts from its arrival: waiting for an instance is part of it.
             deadline: arrived + configuration.functionTimeout,
             request: InstanceRequest(
                 method: HTTPMethod(rawValue: method.rawValue),
-                target: address.path.percentEncoded + (query.map { "?\($0)" } ?? ""),
+                target: kind == .op
+                    ? "/_gust/ops" + address.path.dropFirst(2).percentEncoded
+                    : address.path.percentEncoded + (query.map { "?\($0)" } ?? ""),
                 headers: forwarded(requestID),
                 body: body,
-                streamsAnswer: true),
+                streamsAnswer: kind == .handler),
             channel: channel)
         // The common case: an instance free now, with an idle connection on this loop.
         if let lease = live.pool.tryAcquire() {
@@ -124,7 +138,9 @@ private final class LaneCall: Sendable {
     let method: String
     /// As sent, without its query: the access log's.
     let path: String
-    /// As the instance reads it: the metrics' function label.
+    /// A handler's or an op's, for its metrics.
+    let kind: CallKind
+    /// A handler's path as the instance reads it, or an op's name: the metrics' function label.
     let function: String
     let requestID: String
     /// When it arrived, in seconds since 1970 (0 without an access log).
@@ -136,7 +152,7 @@ private final class LaneCall: Sendable {
     let channel: any Channel
 
     init(
-        gateway: Gateway, app: AppName, method: String, path: String, function: String, requestID: String, wallClock: Double,
+        gateway: Gateway, app: AppName, method: String, path: String, kind: CallKind, function: String, requestID: String, wallClock: Double,
         arrived: ContinuousClock.Instant, deadline: ContinuousClock.Instant, request: InstanceRequest, channel: any Channel
     ) {
         supervisor = gateway.supervisor
@@ -145,6 +161,7 @@ private final class LaneCall: Sendable {
         self.app = app
         self.method = method
         self.path = path
+        self.kind = kind
         self.function = function
         self.requestID = requestID
         self.wallClock = wallClock
@@ -292,7 +309,10 @@ private final class LaneCall: Sendable {
     private func record(status: Int, bytes: Int, route: Supervisor.Route, instance: String?) {
         let duration = ContinuousClock.now - arrived
         CallMetrics.record(
-            app, kind: .handler, function: { [launcher = route.launcher, function] in FunctionLabel.handler(function, in: launcher.manifest) },
+            app, kind: kind,
+            function: { [launcher = route.launcher, kind, function] in
+                kind == .op ? FunctionLabel.op(function, in: launcher.manifest) : FunctionLabel.handler(function, in: launcher.manifest)
+            },
             status: status, duration: duration, history: supervisor.consoleHistory)
         accessLog?.record(AccessLog.Entry(
             app: app.rawValue, release: route.version, instance: instance, method: method, path: path, status: status, bytes: bytes,
