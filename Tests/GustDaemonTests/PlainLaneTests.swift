@@ -305,15 +305,64 @@ import Testing
         #expect(handedOn.bytes.isEmpty)
     }
 
-    /// A body not whole in the read (still arriving) is the decoder's, from its head's first byte.
-    @Test func aBodySplitAcrossReadsGoesToTheDecoder() throws {
+    /// A body whose rest comes in later reads (a client that writes the head and the body apart,
+    /// as Python's http.client does) is waited for, and the call taken with it whole; the request
+    /// after it is the next one read here.
+    @Test func aBodyArrivingInLaterReadsIsTakenWithItsHead() throws {
+        let calls = Calls()
+        let (channel, handedOn, _) = try channel(calls: calls)
+        let head = "POST /call/op HTTP/1.1\r\nHost: cats.localhost\r\nContent-Length: 9\r\n\r\n"
+        try channel.writeInbound(ByteBuffer(string: head))
+        try channel.writeInbound(ByteBuffer(string: "{\"n\""))
+        #expect(calls.started.isEmpty, "its body is still arriving")
+        try channel.writeInbound(ByteBuffer(string: ": 12}" + call("/call/next")))
+        #expect(calls.started.map(\.target) == ["/call/op"])
+        #expect(calls.started.first?.body == #"{"n": 12}"#)
+        let answer = callAnswer(1)
+        calls.started[0].reply.answer(answer.head, body: answer.body)
+        #expect(calls.started.map(\.target) == ["/call/op", "/call/next"])
+        channel.embeddedEventLoop.advanceTime(by: PlainLane.bodyWait * 2)
+        #expect(handedOn.bytes.isEmpty, "no wait was left behind to hand anything on")
+    }
+
+    /// A body not whole within `bodyWait` is the decoder's, from its head's first byte, with what
+    /// comes after it.
+    @Test func aBodyNotWholeWithinItsWaitGoesToTheDecoder() throws {
         let calls = Calls()
         let (channel, handedOn, _) = try channel(calls: calls)
         let head = "POST /call/op HTTP/1.1\r\nHost: cats.localhost\r\nContent-Length: 9\r\n\r\n"
         try channel.writeInbound(ByteBuffer(string: head + "{\"n\""))
+        channel.embeddedEventLoop.advanceTime(by: PlainLane.bodyWait - .milliseconds(1))
+        #expect(handedOn.bytes.isEmpty)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(handedOn.bytes == head + #"{"n""#)
+        #expect(handedOn.readsCompleted == 1, "what the decoder made of them reaches Hummingbird")
         try channel.writeInbound(ByteBuffer(string: ": 12}"))
         #expect(calls.started.isEmpty)
         #expect(handedOn.bytes == head + #"{"n": 12}"#)
+    }
+
+    /// The end of the client's input while a body is awaited: the bytes go to the decoder first,
+    /// then the event, as they would have without the lane.
+    @Test func theEndOfInputWhileABodyArrivesHandsItsBytesOnFirst() throws {
+        let (channel, handedOn, _) = try channel()
+        let partial = "POST /call/op HTTP/1.1\r\nHost: cats.localhost\r\nContent-Length: 9\r\n\r\n{"
+        try channel.writeInbound(ByteBuffer(string: partial))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(handedOn.bytes == partial)
+        #expect(handedOn.inputClosed)
+    }
+
+    /// The same when the listener drains.
+    @Test func aDrainWhileABodyArrivesHandsItsBytesOnFirst() throws {
+        let (channel, handedOn, _) = try channel()
+        let partial = "POST /call/op HTTP/1.1\r\nHost: cats.localhost\r\nContent-Length: 9\r\n\r\n{"
+        try channel.writeInbound(ByteBuffer(string: partial))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(handedOn.bytes == partial)
+        #expect(handedOn.quiesced)
+        try channel.writeInbound(ByteBuffer(string: "\"n\": 1}"))
+        #expect(handedOn.bytes == partial + #""n": 1}"#, "the connection is the decoder's")
     }
 
     @Test func aHeadSplitAcrossReadsGoesToTheDecoder() throws {

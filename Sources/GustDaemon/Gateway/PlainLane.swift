@@ -13,7 +13,11 @@ import NIOHTTP1
 /// `Date` and a new `X-Request-Id`.
 ///
 /// It reads only plain heads (`PlainRequestHead`), whole in the bytes at hand,
-/// each with its body (a small one, of a `Content-Length`) whole there too.
+/// each with its body (a small one, of a `Content-Length`) whole there too. A
+/// body whose rest is still arriving (a client that writes the head and the body
+/// apart, as Python's http.client does) is waited for, at most `bodyWait`; a body
+/// slower than that, like the end of input or a drain while it waits, hands its
+/// bytes on to the decoder, whose path has the rules for a slow body.
 /// The first request it does not take, and everything after it, goes on to
 /// NIO's decoder, and the lane leaves the pipeline: the decoder then owns
 /// where each request ends, for the rest of the connection. So does a connection
@@ -71,6 +75,9 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
     private var closesAfterAnswer = false
     /// Bytes read during the call, taken in turn once it is answered.
     private var pending: ByteBuffer?
+    /// A request whose head is whole and whose body is still arriving, from its head's first byte,
+    /// and what hands it on to the decoder once it has waited `bodyWait`.
+    private var awaiting: (bytes: ByteBuffer, handOn: Scheduled<Void>)?
     /// The streamed answer being relayed: held back (`pause`) while the client's connection takes
     /// no more; `chunked` when the instance gave no length, so that the lane frames its chunks.
     private var stream: (flow: AnswerFlow, paused: Bool, chunked: Bool)?
@@ -82,6 +89,10 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
     private var inRead = false
     /// Removed from its pipeline: a late answer goes nowhere.
     private var removed = false
+
+    /// How long the rest of a body is waited for here: enough for a client's second write (and a
+    /// delayed acknowledgement before it), short of a body sent slowly.
+    static let bodyWait: TimeAmount = .milliseconds(100)
 
     init(
         answer: @escaping Answer, call: Call? = nil, dates: HTTPDate, serverName: String, idle: IdleConnectionTimer?,
@@ -108,6 +119,10 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
             if pending == nil { pending = bytes } else { pending!.writeBuffer(&bytes) }
             return
         }
+        if var waited = stopAwaiting() {
+            waited.writeBuffer(&bytes)
+            bytes = waited
+        }
         inRead = true
         take(bytes, context: context)
         inRead = false
@@ -118,9 +133,9 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
     private func take(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         var bytes = bytes
         while bytes.readableBytes > 0 {
-            // A head with its body, both whole in the bytes at hand (a body that is still arriving is the decoder's).
-            guard let head = bytes.withUnsafeReadableBytes(PlainRequestHead.read), head.length + head.bodyLength <= bytes.readableBytes
-            else { return handOver(bytes, context: context) }
+            // A head with its body, both whole in the bytes at hand (or the rest of the body waited for).
+            guard let head = bytes.withUnsafeReadableBytes(PlainRequestHead.read) else { return handOver(bytes, context: context) }
+            guard head.length + head.bodyLength <= bytes.readableBytes else { return awaitBody(bytes, context: context) }
             if head.method == .get, head.bodyLength == 0, let answer = answer(head) {
                 bytes.moveReaderIndex(forwardBy: head.length)
                 firstHeadRead(context)
@@ -142,6 +157,26 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
             start(LaneReply(lane: self, context: context, disconnect: disconnect))
             return
         }
+    }
+
+    /// Holds `bytes`, a head whose body is still arriving, until the next read, or hands them on
+    /// after `bodyWait`. (Only a body can be missing: `PlainRequestHead` read a whole head.)
+    private func awaitBody(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        let lane = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let handOn = context.eventLoop.scheduleTask(in: Self.bodyWait) {
+            let (handler, context) = lane.value
+            guard !handler.removed, let waited = handler.stopAwaiting() else { return }
+            handler.handOver(waited, context: context)
+        }
+        awaiting = (bytes, handOn)
+    }
+
+    /// The bytes waited for, if any, no longer waited for.
+    private func stopAwaiting() -> ByteBuffer? {
+        guard let (bytes, handOn) = awaiting else { return nil }
+        awaiting = nil
+        handOn.cancel()
+        return bytes
     }
 
     /// The first head read here ends the wait for one, and tells the quiesce gate.
@@ -184,6 +219,15 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let waited = stopAwaiting() {
+            // A body still arriving at the end of input or a drain: its bytes reach the decoder
+            // before the event, as they would have without the lane, and the connection is the decoder's.
+            context.fireChannelRead(wrapInboundOut(waited))
+            context.fireChannelReadComplete()
+            flush(context)
+            context.fireUserInboundEventTriggered(event)
+            return leave(context)
+        }
         if event is ChannelShouldQuiesceEvent, calling {
             // Closed after the call's answer (which says so, if its head is not written yet); the
             // requests held behind it are not taken.
@@ -247,6 +291,7 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
     func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
         pending = nil
+        _ = stopAwaiting()
         // The client has gone: the rest of a held-back answer is read and dropped, and its call ends.
         if let stream, stream.paused { stream.flow.resume() }
         stream = nil
