@@ -2,7 +2,7 @@
 """What the front server adds to a call: gustd beside nginx in front of uWSGI (issue 11: what
 gustd adds, p50, under 0.1 ms; docs/benchmarks.md, "What the front adds, beside nginx").
 
-    scripts/bench_added.py --bin DIR [--rounds 6] [--calls 2000] [--gustd-args ARGS] [--post] [--op]
+    scripts/bench_added.py --bin DIR [--rounds 6] [--calls 2000] [--gustd-args ARGS] [--post [--op] [--two-writes]]
 
 The servers of bench_peers.py with one instance and one uWSGI process (gustd from --bin with the
 bench app pushed by the real `git push`; nginx with Piku's site in front of uWSGI on its Unix
@@ -23,6 +23,9 @@ is, if anything, low.
 With --post every row sends `POST /hello` with a small JSON body (`{"n": 1}`) instead, head and
 body in one write, as curl, Go's net/http and Node's `request.end(body)` send a small body
 (Python's http.client sends them in two).
+
+With --two-writes (and --post) every row sends the head and the body in two writes, as Python's
+http.client and urllib3 do.
 
 With --op (and --post) a fifth row calls the bench app's op the same way, `POST
 /apps/bench/_/functions/hello` with the same body through gustd, and its p50 is reported beside
@@ -106,15 +109,18 @@ def main():
     parser.add_argument('--gustd-args', default='', help="options added to gustd's command line, such as '--event-loops 1'")
     parser.add_argument('--post', action='store_true', help='POST a small JSON body on every row, head and body in one write')
     parser.add_argument('--op', action='store_true', help="with --post: a row calling the bench app's op through gustd")
+    parser.add_argument('--two-writes', action='store_true', help="with --post: the head and the body in two writes, as http.client sends them")
     args = parser.parse_args()
-    if args.op and not args.post:
-        parser.error('--op goes with --post')
+    if (args.op or args.two_writes) and not args.post:
+        parser.error('--op and --two-writes go with --post')
+    http_class = http.client.HTTPConnection if args.two_writes else OneWriteHTTP
+    unix_class = UnixHTTPConnection if args.two_writes else OneWriteUnix
     with peers.started(args.bin, 3, args.gustd_args, instances=1) as bench:
         rows = {
-            'gust direct': post_call(OneWriteUnix(instance_socket(bench.home)), '/hello'),
-            'through gustd': post_call(OneWriteHTTP('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/hello'),
+            'gust direct': post_call(unix_class(instance_socket(bench.home)), '/hello'),
+            'through gustd': post_call(http_class('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/hello'),
             'uWSGI direct': uwsgi_call('/hello', os.path.join(bench.dir, 'bench.sock'), post=True),
-            'through nginx': post_call(OneWriteHTTP('127.0.0.1', bench.peer_port, timeout=30), '/hello'),
+            'through nginx': post_call(http_class('127.0.0.1', bench.peer_port, timeout=30), '/hello'),
         } if args.post else {
             'gust direct': http_call(UnixHTTPConnection(instance_socket(bench.home)), '/hello', b'hello'),
             'through gustd': http_call(http.client.HTTPConnection('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/hello', b'hello'),
@@ -123,7 +129,7 @@ def main():
         }
         if args.op:
             rows['op through gustd'] = post_call(
-                OneWriteHTTP('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/_/functions/hello', b'"hello"')
+                http_class('127.0.0.1', bench.gust_port, timeout=30), '/apps/bench/_/functions/hello', b'"hello"')
         names = list(rows)
         results = {name: [] for name in names}
         for round_ in range(args.rounds):
@@ -135,7 +141,7 @@ def main():
         gustd = [t - d for t, d in zip(results['through gustd'], results['gust direct'])]
         nginx = [t - d for t, d in zip(results['through nginx'], results['uWSGI direct'])]
         load = os.getloadavg()
-        what = 'POSTs of a small body' if args.post else 'calls'
+        what = ('POSTs of a small body' + (' in two writes' if args.two_writes else '')) if args.post else 'calls'
         print(f'{args.rounds} rounds of {args.calls} sequential {what} per row; load average {load[0]:.2f}')
         for name in names:
             print(f'  {name:14} p50 {statistics.median(results[name]):.3f} ms (median of rounds)')
