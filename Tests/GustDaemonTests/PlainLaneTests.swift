@@ -19,12 +19,17 @@ import Testing
         typealias InboundIn = ByteBuffer
         var bytes = ""
         var inputClosed = false
+        /// What had been handed on when the end of input came.
+        var bytesAtInputClosed: String?
         var quiesced = false
         var readsCompleted = 0
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { bytes += String(buffer: unwrapInboundIn(data)) }
         func channelReadComplete(context: ChannelHandlerContext) { readsCompleted += 1 }
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if case ChannelEvent.inputClosed = event { inputClosed = true }
+            if case ChannelEvent.inputClosed = event {
+                inputClosed = true
+                bytesAtInputClosed = bytes
+            }
             if event is ChannelShouldQuiesceEvent { quiesced = true }
         }
     }
@@ -351,6 +356,20 @@ import Testing
         channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         #expect(handedOn.bytes == partial)
         #expect(handedOn.inputClosed)
+    }
+
+    /// A request whose body is still arriving behind a call, and the end of input during that
+    /// call: once the call is answered, the bytes reach the decoder before the end of input does.
+    @Test func theEndOfInputHeldDuringACallFollowsTheBytesOfABodyStillArriving() throws {
+        let calls = Calls()
+        let (channel, handedOn, _) = try channel(calls: calls)
+        let partial = "POST /call/op HTTP/1.1\r\nHost: cats.localhost\r\nContent-Length: 9\r\n\r\n{"
+        try channel.writeInbound(ByteBuffer(string: call("/call/1") + partial))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        let answer = callAnswer(1)
+        calls.started[0].reply.answer(answer.head, body: answer.body)
+        #expect(handedOn.inputClosed)
+        #expect(handedOn.bytesAtInputClosed == partial)
     }
 
     /// The same when the listener drains.

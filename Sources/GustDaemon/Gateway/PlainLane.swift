@@ -385,6 +385,9 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
             pending = nil
             take(rest, context: context)
         }
+        // The client's input has ended: a body still arriving never will, so its bytes go to the
+        // decoder now, ahead of the end of input (`leave` passes it on).
+        if inputClosedHeld, let waited = stopAwaiting() { return handOver(waited, context: context) }
         flush(context)
         guard !calling, reading, !removed, !closing else { return }
         readIfDeferred(context)
