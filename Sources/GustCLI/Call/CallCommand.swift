@@ -103,7 +103,7 @@ struct CallCommand: ParsableCommand {
         let elapsed = ContinuousClock.now - started
         if verbose {
             Self.standardError("HTTP \(answer.status) in \(String(format: "%.1f", elapsed.seconds * 1000)) ms, request \(requestID)")
-            for entry in Self.logLines(of: requestID, in: AppLog(home: home, app: app), home: home, app: app) { Self.standardError(DevServer.format(entry)) }
+            for entry in Self.logLines(of: requestID, home: home, app: app) { Self.standardError(DevServer.format(entry)) }
         }
         var body = answer.body
         if body.last != UInt8(ascii: "\n") { body.append(UInt8(ascii: "\n")) }
@@ -130,7 +130,8 @@ struct CallCommand: ParsableCommand {
     /// The lines the call printed. They reach the log through a pipe, just after the answer:
     /// gustd says when its instances' output is all in the log; a gustd that cannot say is
     /// read until no more lines come.
-    static func logLines(of requestID: String, in log: AppLog, home: GustHome, app: AppName) -> [LogEntry] {
+    static func logLines(of requestID: String, home: GustHome, app: AppName) -> [LogEntry] {
+        let log = AppLog(home: home, app: app)
         if AdminClient(home: home).awaitOutputDelivered(app: app) { return log.tail(5000).filter { $0.request == requestID } }
         var found: [LogEntry] = []
         for attempt in 0..<10 {

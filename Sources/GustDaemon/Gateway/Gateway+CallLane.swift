@@ -87,10 +87,9 @@ extension Gateway {
         // An op is `POST /_/functions/NAME` (past `reachesReservedSurface`, a NAME is there), sent
         // without its query, its answer whole, as `respond` sends it; any other method there is
         // `respond`'s 405, and the rest of `/_/` is not a call.
-        let segments = address.path.segments
         let kind: CallKind
-        if segments.first == "_" {
-            guard segments.dropFirst().first == "functions", method == .post else { return nil }
+        if address.path.segments.first == "_" {
+            guard address.path.isOpCall, method == .post else { return nil }
             kind = .op
         } else {
             kind = .handler
@@ -99,15 +98,13 @@ extension Gateway {
         let arrived = ContinuousClock.now
         let call = LaneCall(
             gateway: self, app: address.app, method: method.rawValue, path: String(path), kind: kind,
-            function: kind == .op ? String(address.path.dropFirst(2).decoded.dropFirst()) : address.path.decoded,
+            function: kind == .op ? address.path.opName : address.path.decoded,
             requestID: requestID, wallClock: accessLog == nil ? 0 : AccessLog.now(), arrived: arrived,
             // A call's time limit counts from its arrival: waiting for an instance is part of it.
             deadline: arrived + configuration.functionTimeout,
             request: InstanceRequest(
                 method: HTTPMethod(rawValue: method.rawValue),
-                target: kind == .op
-                    ? "/_gust/ops" + address.path.dropFirst(2).percentEncoded
-                    : address.path.percentEncoded + (query.map { "?\($0)" } ?? ""),
+                target: kind == .op ? address.path.opTarget : address.path.percentEncoded + (query.map { "?\($0)" } ?? ""),
                 headers: forwarded(requestID),
                 body: body,
                 streamsAnswer: kind == .handler),

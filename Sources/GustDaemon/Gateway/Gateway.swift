@@ -152,11 +152,11 @@ struct Gateway: HTTPResponder {
         let query = request.uri.query.map { "?\($0)" } ?? ""
         let instanceTarget: String
         let kind: CallKind
-        if segments.first == "_", segments.dropFirst().first == "functions" {
+        if target.path.isOpCall {
             guard request.method == .post else {
                 return Self.error(405, "Call an op with POST.", headers: [.allow: "POST"])
             }
-            instanceTarget = "/_gust/ops" + target.path.dropFirst(2).percentEncoded
+            instanceTarget = target.path.opTarget
             kind = .op
         } else if segments.first == "_" {
             throw GustError.notFound("No endpoint \(path).")
@@ -174,8 +174,8 @@ struct Gateway: HTTPResponder {
         let (method, body, maxBodyBytes, channel) = (
             HTTPMethod(rawValue: request.method.rawValue), request.body, configuration.maxBodyBytes, context.channel
         )
-        let function: @Sendable () -> String = { [launcher = live.launcher, name = target.path.dropFirst(2).decoded] in
-            kind == .op ? FunctionLabel.op(String(name.dropFirst()), in: launcher.manifest) : FunctionLabel.handler(path, in: launcher.manifest)
+        let function: @Sendable () -> String = { [launcher = live.launcher, requested = target.path] in
+            kind == .op ? FunctionLabel.op(requested.opName, in: launcher.manifest) : FunctionLabel.handler(path, in: launcher.manifest)
         }
         // The body is read once the call holds an instance: waiting calls hold no body in memory.
         // The console's per-minute history is kept only while there is a console to show it.

@@ -89,6 +89,15 @@ struct RequestPath: Equatable, Sendable {
         !hasTrailingSlash && segments.count == 2 && segments[0] == "_" && segments[1] == "health"
     }
 
+    /// Whether this is under `/_/functions/`, where ops are called (`POST /_/functions/NAME`).
+    var isOpCall: Bool { segments.count >= 2 && segments[0] == "_" && segments[1] == "functions" }
+
+    /// An op call's target at the instance: `/_gust/ops/NAME`, without the query.
+    var opTarget: String { "/_gust/ops" + dropFirst(2).percentEncoded }
+
+    /// An op call's op, as its function's label knows it.
+    var opName: String { String(dropFirst(2).decoded.dropFirst()) }
+
     /// The decoded path, always starting with `/`.
     var decoded: String {
         "/" + segments.joined(separator: "/") + (hasTrailingSlash ? "/" : "")

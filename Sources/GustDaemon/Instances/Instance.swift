@@ -133,7 +133,9 @@ actor Instance {
     /// Sends one call its pool gave this instance.
     func call(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
         // A runtime that tags its output with call ids needs no pause: every line names its call.
-        if !manifest.takesCallIDs { await outputOfTheLastCallIsRead() }
+        // Any other waits (at most 50 ms) until what the previous call wrote is delivered: a reader
+        // thread that had not taken it yet would credit it to this call.
+        if !manifest.takesCallIDs { await outputIsDelivered(within: .milliseconds(50)) }
         return try await send(request, timeout: timeout)
     }
 
@@ -231,12 +233,6 @@ actor Instance {
 
     private func give(_ connection: InstanceConnection) {
         connections.withLock { $0.give(connection) }
-    }
-
-    /// Waits (at most 50 ms) until what the previous call wrote is delivered: a reader
-    /// thread that had not taken it yet would credit it to this call.
-    private func outputOfTheLastCallIsRead() async {
-        await outputIsDelivered(within: .milliseconds(50))
     }
 
     /// Waits, at most `limit`, until everything the process has written is in the app's log.

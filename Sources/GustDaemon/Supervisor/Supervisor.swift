@@ -234,12 +234,16 @@ actor Supervisor {
         retired[app] = pools
     }
 
+    /// An app's pools: its live release's, then those of replaced releases still finishing, newest first.
+    private func pools(of app: AppName) -> [(version: Int, pool: AppPool)] {
+        let live: [(version: Int, pool: AppPool)] = routes.withLock { $0[app] }.map { [($0.version, $0.pool)] } ?? []
+        return live + (retired[app] ?? []).reversed()
+    }
+
     /// The instances of an app: its live release's, then those of replaced releases still finishing.
     func instances(of app: AppName) async -> [InstanceStatus] {
-        var pools: [(version: Int, pool: AppPool)] = routes.withLock { $0[app] }.map { [($0.version, $0.pool)] } ?? []
-        pools += (retired[app] ?? []).reversed()
         var listed: [InstanceStatus] = []
-        for (version, pool) in pools {
+        for (version, pool) in pools(of: app) {
             for (state, served, member) in pool.instances {
                 let (name, inFlight) = Self.describe(state)
                 var status = InstanceStatus(id: nil, release: version, pid: nil, state: name, served: served, inFlight: inFlight, memoryBytes: nil, uptimeSeconds: nil)
@@ -259,9 +263,7 @@ actor Supervisor {
     /// app's log: `gust call -v` asks after its answer, which the runtime sent after it flushed
     /// the call's lines, so that it reads them from the log instead of guessing when they arrive.
     func outputIsDelivered(of app: AppName, within limit: Duration) async {
-        var pools = routes.withLock { $0[app] }.map { [$0.pool] } ?? []
-        pools += (retired[app] ?? []).map(\.pool)
-        let members = pools.flatMap { $0.instances.compactMap(\.member) }
+        let members = pools(of: app).flatMap { $0.pool.instances.compactMap(\.member) }
         await withTaskGroup(of: Void.self) { group in
             for member in members { group.addTask { await member.outputIsDelivered(within: limit) } }
         }
