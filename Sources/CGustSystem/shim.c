@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "CGustSystem.h"
@@ -247,6 +248,14 @@ static int gust_spawn_common(const struct gust_spawn_request *request, const str
 }
 
 int gust_seqpacket_pair(int fds[2]) { return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds); }
+
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+int gust_pidfd_send_signal(int pidfd, int signal) {
+    return syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0) == 0 ? 0 : errno;
+}
 
 ssize_t gust_send_with_fds(int socket, const void *bytes, size_t count, const int *fds, int fd_count) {
     struct iovec vector = {.iov_base = (void *)bytes, .iov_len = count};

@@ -184,6 +184,36 @@ struct ZygoteTests {
         #expect(log.contains("fresh interpreter") && log.contains("1 thread(s) at import (ticker)"), "\(log)")
     }
 
+    /// A launch that has to start its release's zygote asks for its fork while the zygote imports
+    /// the app: the request already waits on the zygote's control socket before the import ends,
+    /// so the fork follows the import without a round trip to gustd. The app's import looks for
+    /// it (a socket readable, not read) and says what it saw.
+    @Test(.scratchDirectory) func aColdStartAsksForItsForkWhileTheZygoteImportsTheApp() throws {
+        let fixture = try deployed(Self.app + """
+
+            import select
+
+            def _control_socket():
+                for name in os.listdir('/proc/self/fd'):
+                    try:
+                        if os.readlink(f'/proc/self/fd/{name}').startswith('socket:'):
+                            return int(name)
+                    except OSError:
+                        pass
+
+            _control = _control_socket()
+            if _control is not None:  # in a zygote (its control socket is its only one at import)
+                _waiting = bool(select.select([_control], [], [], 5)[0])
+                print('a fork request waited during the import:', _waiting, flush=True)
+            """)
+        let first = try whoami(fixture)
+        let zygote = try #require((first["parent"] as? Int).map(Int32.init))
+        #expect(zygote != fixture.gustd?.pid, "a fork of the zygote: \(first)")
+        let log = try logs(fixture)
+        #expect(log.contains("a fork request waited during the import: True"), "\(log)")
+        #expect(!log.contains("a fork request waited during the import: False"), "\(log)")
+    }
+
     @Test(.scratchDirectory) func scaledToZeroTheInstanceStopsAfterIdleThenTheZygoteAfterZygoteIdle() throws {
         let fixture = try deployed()
         try scale(fixture, ["--min", "0", "--idle", "1s"])  // zygote-idle: 4 s

@@ -127,6 +127,10 @@ int gust_spawn_entering(const struct gust_spawn_request *request, const struct g
 /// socket, whose messages keep their bounds and carry descriptors.
 int gust_seqpacket_pair(int fds[2]);
 
+/// pidfd_send_signal(2): `signal` to the process `pidfd` names (never one that took its pid
+/// since). Returns 0, or the errno.
+int gust_pidfd_send_signal(int pidfd, int signal);
+
 /// Sends one message with `fd_count` descriptors (SCM_RIGHTS). Returns sendmsg's result.
 ssize_t gust_send_with_fds(int socket, const void *bytes, size_t count, const int *fds, int fd_count);
 

@@ -27,44 +27,58 @@ extension DirectLauncher {
     /// The release's zygote, started if none is resident; nil when the instance starts on its own
     /// (no zygote for this release, or it cannot be forked). Throws when the zygote exits while
     /// importing the app (an error an instance started on its own would hit too).
-    func residentZygote(command: String, directory: URL) async throws -> Zygote? {
+    /// - Parameter whileImporting: run by the launch that starts the zygote, once it is spawned and
+    ///   before it has imported the app: that launch prepares its own instance meanwhile.
+    func residentZygote(
+        command: String, directory: URL, whileImporting: @escaping @Sendable (Zygote) async -> Void = { _ in }
+    ) async throws -> Zygote? {
         guard let zygote else { return nil }
         guard Self.hasZygoteRuntime(directory) else {
             if zygote.lifecycle.forksInstances { zygote.bypass("its runtime was built before zygotes (push again to get one)") }
             return nil
         }
-        let resident = try await zygote.resident(start: { try await self.startZygote(command: command, directory: directory) })
+        let resident = try await zygote.resident(start: {
+            try await self.startZygote(command: command, directory: directory, whileImporting: whileImporting)
+        })
         // Its forks share its sandbox's /tmp: after a `gust limits --tmp` change, an instance starts
         // on its own with the new size until the zygote is replaced (zygote-idle after its last fork).
         if let resident, spawner.isSandboxed, limitMechanism != nil, await limits().tmp != resident.tmpBytes { return nil }
         return resident
     }
 
-    /// The instance `id` forked from the release's resident zygote, serving at `layout`
-    /// (`InstanceSpawner.forkLayout`); nil when this fork failed (it then starts on its own).
-    func forkFromZygote(
-        _ resident: Zygote, id: String, layout: InstanceLayout, channelToken: String, internalToken: String,
-        output: InstanceOutput, cgroupProcs: [String], onExit: @escaping @Sendable (Int32) -> Void
-    ) async -> InstanceProcess? {
-        guard let zygote else { return nil }
+    /// Asks `resident` for the fork of the prepared instance, serving at `layout`
+    /// (`InstanceSpawner.forkLayout`); nil when it cannot be asked (it then starts on its own).
+    func askFork(_ resident: Zygote, of prepared: PreparedInstance, layout: InstanceLayout) -> Zygote.AskedFork? {
         let environment = [
-            "GUST_INSTANCE": id, "GUST_SOCKET": layout.socket, "GUST_RECORDS_SOCKET": layout.recordsSocket,
-            "GUST_RECORDS_TOKEN": channelToken,
+            "GUST_INSTANCE": prepared.id, "GUST_SOCKET": layout.socket, "GUST_RECORDS_SOCKET": layout.recordsSocket,
+            "GUST_RECORDS_TOKEN": prepared.channelToken,
         ]
-        let forked: Zygote.Forked
         do {
-            forked = try await resident.fork(
-                id: id, socketPath: layout.socket, environment: environment, internalToken: internalToken, cgroupProcs: cgroupProcs
+            return try resident.ask(
+                id: prepared.id, socketPath: layout.socket, environment: environment, internalToken: prepared.internalToken,
+                cgroupProcs: prepared.confinement.cgroupProcs
             )
         } catch {
-            zygote.forkFailed(String(describing: error))
-            logger.warning("\(app) v\(version): instance \(id) starts on its own: \(error)")
+            forkFailed(prepared.id, error)
+            return nil
+        }
+    }
+
+    /// The fork asked for, once its zygote has answered; nil when it failed (the instance then starts on its own).
+    func takeFork(_ asked: Zygote.AskedFork, output: InstanceOutput, onExit: @escaping @Sendable (Int32) -> Void) async -> InstanceProcess? {
+        guard let zygote else { return nil }
+        let forked: Zygote.Forked
+        do {
+            forked = try await asked.answer()
+        } catch {
+            forkFailed(asked.id, error)
             return nil
         }
         zygote.forked()
+        let resident = asked.zygote
         return InstanceProcess(
             forked: forked.pid, pidfd: forked.pidfd, stdout: forked.stdout, stderr: forked.stderr,
-            marker: InstanceStragglers.marker(id: id),
+            marker: InstanceStragglers.marker(id: asked.id),
             onOutput: { output.deliver($0, stream: $1.rawValue) },
             onExit: { status in
                 zygote.forkExited()
@@ -72,6 +86,11 @@ extension DirectLauncher {
             },
             status: { resident.exitStatus(of: forked.reportedPID) }
         )
+    }
+
+    private func forkFailed(_ id: String, _ error: any Error) {
+        zygote?.forkFailed(String(describing: error))
+        logger.warning("\(app) v\(version): instance \(id) starts on its own: \(error)")
     }
 
     /// Forgets the instance `id` (its record, socket and socket directory); a fork's socket
@@ -108,7 +127,9 @@ extension DirectLauncher {
     /// Starts the release's zygote and waits until it has imported the app (at most the start timeout):
     /// as gustd's user, or under the sandbox in a sandbox of the app's own, like an instance's (its
     /// forks share it), in a cgroup of its own with the app's limits.
-    func startZygote(command: String, directory: URL) async throws -> (Zygote, Zygote.Readiness) {
+    func startZygote(
+        command: String, directory: URL, whileImporting: @Sendable (Zygote) async -> Void
+    ) async throws -> (Zygote, Zygote.Readiness) {
         let id = String(UUID().uuidString.lowercased().prefix(8))
         let progress = self.progress.withLock { $0 }
         let config = try release.openedConfig(home: configuration.home)
@@ -169,6 +190,7 @@ extension DirectLauncher {
             throw error
         }
         try? records.remember(.init(id: id, pid: zygote.process.pid, startTime: zygote.process.startTime, app: app.rawValue, version: version, kind: "zygote"))
+        await whileImporting(zygote)
         // Bounded by the start timeout, and by the launch: a cancelled launch kills the zygote it started.
         let timeout = configuration.startTimeout
         let first = await withTaskGroup(of: Result<Zygote.Readiness, any Error>.self) { group in

@@ -89,38 +89,55 @@ final class DirectLauncher: PoolLauncher {
         let id = String(UUID().uuidString.lowercased().prefix(8))
         // Secrets are decrypted here only, into the instance's environment (and the masks of its output).
         let config = try release.openedConfig(home: configuration.home)
-        // A Python instance is a fork of its release's zygote (started now if none is resident), when it can be.
-        let resident = try await residentZygote(command: command, directory: directory)
+        // A Python instance is a fork of its release's zygote when it can be. When none is resident the
+        // zygote starts now, and this launch prepares the instance and asks for its fork while the
+        // zygote imports the app, so that the fork follows the import at once instead of a round trip
+        // later (docs/benchmarks.md, "A cold start's fork asked for during the import").
+        let early = EarlyStart()
+        let resident: Zygote?
+        do {
+            resident = try await residentZygote(command: command, directory: directory) { [self] zygote in
+                let prepared: Result<PreparedInstance, any Error>
+                do { prepared = .success(try await prepare(id: id, config: config, progress: progress)) } catch { prepared = .failure(error) }
+                early.set(prepared: prepared)
+                guard zygote.takesRequestsWhileImporting, let prepared = try? prepared.get(),
+                    let layout = try? spawner.forkLayout(id: id, zygote: zygote.id, release: directory),
+                    let asked = askFork(zygote, of: prepared, layout: layout)
+                else { return }
+                early.set(asked: asked, layout: layout)
+            }
+        } catch {
+            early.discard()
+            forget(id, forkedFrom: nil)
+            throw error
+        }
+        let (madeEarly, askedEarly) = early.take()
         var layout: InstanceLayout
+        let asked: Zygote.AskedFork?
+        if let askedEarly, let resident, askedEarly.asked.zygote === resident {
+            (asked, layout) = askedEarly
+        } else {
+            askedEarly?.asked.abandon()  // its zygote is not kept (it cannot be forked, or the pool stopped)
+            asked = nil
+            do {
+                layout = try resident.map { try spawner.forkLayout(id: id, zygote: $0.id, release: directory) }
+                    ?? spawner.layout(id: id, release: directory)
+            } catch {
+                (try? madeEarly?.get())?.discard()
+                forget(id, forkedFrom: resident)
+                throw error
+            }
+        }
+        let prepared: PreparedInstance
         do {
-            layout = try resident.map { try spawner.forkLayout(id: id, zygote: $0.id, release: directory) }
-                ?? spawner.layout(id: id, release: directory)
+            if let madeEarly { prepared = try madeEarly.get() } else { prepared = try await prepare(id: id, config: config, progress: progress) }
         } catch {
             forget(id, forkedFrom: resident)
             throw error
         }
-        let secrets = release.secretNames.compactMap { config[$0] }
-        let output = InstanceOutput(
-            log: configuration.appLog(app), version: version, id: id,
-            secrets: secrets, throttle: logThrottle
-        )
-        output.relay(to: progress)
-
-        let channelToken = channelTokens.issue(for: app)
-        let internalToken = InternalSecret.make()
-        progress?("Starting instance \(id) of v\(version)")
-        var cgroup: InstanceCgroup?
-        // The app's limits are read (from the store, through the supervisor) only where they apply.
-        let appLimits = limitMechanism == nil ? AppLimits() : await limits()
-        do {
-            if let limitMechanism { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: appLimits) }
-        } catch {
-            channelTokens.revoke(channelToken)
-            forget(id, forkedFrom: resident)
-            throw error
-        }
+        let output = prepared.output
         let log = output.log
-        let confinedBy = cgroup
+        let confinedBy = prepared.cgroup
         let exited: @Sendable (Int32) -> Void = { [self, version, logger, app] _ in
             forget(id, forkedFrom: resident)  // now, not at the next gustd's start
             output.finish()
@@ -134,12 +151,8 @@ final class DirectLauncher: PoolLauncher {
         }
         let child: InstanceProcess
         do {
-            var confinement = confinedBy?.confinement(ownUID: spawner.appUIDInside != nil) ?? SpawnConfinement()
-            if limitMechanism != nil { confinement.tmpBytes = appLimits.tmp }
-            if let resident, let forked = await forkFromZygote(
-                resident, id: id, layout: layout, channelToken: channelToken, internalToken: internalToken, output: output,
-                cgroupProcs: confinement.cgroupProcs, onExit: exited
-            ) {
+            let asked = asked ?? resident.flatMap { askFork($0, of: prepared, layout: layout) }
+            if let asked, let forked = await takeFork(asked, output: output, onExit: exited) {
                 child = forked
             } else {
                 if resident != nil {  // the fork failed: a process of its own, with a socket directory of its own
@@ -148,18 +161,20 @@ final class DirectLauncher: PoolLauncher {
                 }
                 child = try spawner.spawn(
                     executable: command, layout: layout, release: directory,
-                    environment: environment(config: config, layout: layout, id: id, channelToken: channelToken, internalToken: internalToken),
-                    marker: InstanceStragglers.marker(id: id), confinement: confinement,
+                    environment: environment(
+                        config: config, layout: layout, id: id, channelToken: prepared.channelToken, internalToken: prepared.internalToken
+                    ),
+                    marker: InstanceStragglers.marker(id: id), confinement: prepared.confinement,
                     onOutput: { output.deliver($0, stream: $1.rawValue) },
                     onExit: exited
                 )
             }
         } catch {
-            confinedBy?.finish()
-            channelTokens.revoke(channelToken)
+            prepared.discard()
             forget(id, forkedFrom: resident)
             throw error
         }
+        let (channelToken, internalToken) = (prepared.channelToken, prepared.internalToken)
         let socketPath = layout.hostSocket
         try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
 
@@ -185,6 +200,76 @@ final class DirectLauncher: PoolLauncher {
             output.relay(to: nil)
             forget(id, forkedFrom: resident)
             throw error
+        }
+    }
+
+    /// What an instance has before its process starts: its output (with the masks of its secrets),
+    /// its records-channel token and internal secret, its cgroups and the limits they set.
+    struct PreparedInstance: Sendable {
+        let id: String
+        let output: InstanceOutput
+        let channelToken: String
+        let internalToken: String
+        let cgroup: InstanceCgroup?
+        let confinement: SpawnConfinement
+        /// Where `channelToken` was issued, to revoke it.
+        let channelTokens: RecordsChannelTokens
+
+        /// Undoes it for an instance that did not start.
+        func discard() {
+            channelTokens.revoke(channelToken)
+            cgroup?.finish()
+            output.relay(to: nil)
+        }
+    }
+
+    /// Prepares the instance `id`: where its output goes, its secrets, its cgroups.
+    private func prepare(id: String, config: [String: String], progress: (@Sendable (String) -> Void)?) async throws -> PreparedInstance {
+        let output = InstanceOutput(
+            log: configuration.appLog(app), version: version, id: id,
+            secrets: release.secretNames.compactMap { config[$0] }, throttle: logThrottle
+        )
+        output.relay(to: progress)
+        let channelToken = channelTokens.issue(for: app)
+        progress?("Starting instance \(id) of v\(version)")
+        // The app's limits are read (from the store, through the supervisor) only where they apply.
+        let appLimits = limitMechanism == nil ? AppLimits() : await limits()
+        var cgroup: InstanceCgroup?
+        do {
+            if let limitMechanism { cgroup = try InstanceCgroup(mechanism: limitMechanism, app: app, id: id, limits: appLimits) }
+        } catch {
+            channelTokens.revoke(channelToken)
+            output.relay(to: nil)
+            throw error
+        }
+        var confinement = cgroup?.confinement(ownUID: spawner.appUIDInside != nil) ?? SpawnConfinement()
+        if limitMechanism != nil { confinement.tmpBytes = appLimits.tmp }
+        return PreparedInstance(
+            id: id, output: output, channelToken: channelToken, internalToken: InternalSecret.make(), cgroup: cgroup,
+            confinement: confinement, channelTokens: channelTokens
+        )
+    }
+
+    /// What the launch that starts a zygote made for its instance while the zygote imported the app.
+    private final class EarlyStart: Sendable {
+        private let made = Mutex<(prepared: Result<PreparedInstance, any Error>?, asked: (asked: Zygote.AskedFork, layout: InstanceLayout)?)>((nil, nil))
+
+        func set(prepared: Result<PreparedInstance, any Error>) { made.withLock { $0.prepared = prepared } }
+        func set(asked: Zygote.AskedFork, layout: InstanceLayout) { made.withLock { $0.asked = (asked, layout) } }
+
+        /// What was made, handed over once.
+        func take() -> (Result<PreparedInstance, any Error>?, (asked: Zygote.AskedFork, layout: InstanceLayout)?) {
+            made.withLock { made in
+                defer { made = (nil, nil) }
+                return made
+            }
+        }
+
+        /// Undoes what was made, for a launch that ends here.
+        func discard() {
+            let (prepared, asked) = take()
+            asked?.asked.abandon()
+            (try? prepared?.get())?.discard()
         }
     }
 

@@ -51,7 +51,7 @@ final class Zygote: Sendable {
     private struct State {
         var ready: CheckedContinuation<Readiness, any Error>?
         var readiness: Result<Readiness, any Error>?
-        var forks: [String: CheckedContinuation<Forked, any Error>] = [:]
+        var forks: [String: ForkWait] = [:]
         var statuses: [pid_t: Int32] = [:]
         var closed = false
         /// The runtime's host pid and its user namespace (`/proc/PID/ns/user`), from the pidfd it sent when ready.
@@ -126,11 +126,61 @@ final class Zygote: Sendable {
     /// The runtime's pid on the host (the zygote's process under a sandbox's bwrap), once it said it is ready.
     var runtimePID: pid_t? { state.withLock { $0.runtime?.pid } }
 
+    /// A fork asked for: the answer may come before anyone waits for it, and one nobody will wait
+    /// for any more is killed when it comes (`AskedFork.abandon`), never left running unowned.
+    private enum ForkWait {
+        case asked
+        case waiting(CheckedContinuation<Forked, any Error>)
+        case answered(Result<Forked, any Error>)
+        case abandoned
+    }
+
+    /// A fork request sent, its answer still to come: `answer()` waits for it, `abandon()` gives it up.
+    struct AskedFork: Sendable {
+        let zygote: Zygote
+        let id: String
+        /// The read ends of the fork's stdout and stderr, gustd's.
+        fileprivate let stdout: Int32
+        fileprivate let stderr: Int32
+
+        /// The fork, once the zygote has answered; throws if it could not fork or exited first.
+        func answer() async throws -> Forked {
+            do {
+                var forked = try await zygote.answer(to: id)
+                forked.stdout = stdout
+                forked.stderr = stderr
+                return forked
+            } catch {
+                close(stdout)
+                close(stderr)
+                throw error
+            }
+        }
+
+        /// Nobody will take this fork: if it was made (or is made later), it is killed and its descriptors closed.
+        func abandon() {
+            zygote.abandon(id)
+            close(stdout)
+            close(stderr)
+        }
+    }
+
     /// Asks for a fork with `environment` (its GUST_INSTANCE, socket, records token) serving on
     /// `socketPath`, which the zygote binds before it forks: gustd may connect as soon as this returns.
     /// `cgroupProcs`: the instance's `cgroup.procs` files, which the fork writes itself into before anything else
     /// (through descriptors gustd opens here as the app's uid and sends with the request).
     func fork(id: String, socketPath: String, environment: [String: String], internalToken: String, cgroupProcs: [String] = []) async throws -> Forked {
+        try await ask(id: id, socketPath: socketPath, environment: environment, internalToken: internalToken, cgroupProcs: cgroupProcs).answer()
+    }
+
+    /// Whether a fork may be asked for before the zygote has said it is ready: the zygote reads
+    /// requests only once it has imported the app, so one sent during the import waits in the
+    /// socket and is forked the moment the import ends. Not when the fork's cgroup files are
+    /// opened as the app's uid: that needs the zygote's user namespace, which readiness tells.
+    var takesRequestsWhileImporting: Bool { appUID == nil }
+
+    /// Sends a fork request now (`fork` without the wait); the answer is `AskedFork.answer()`'s.
+    func ask(id: String, socketPath: String, environment: [String: String], internalToken: String, cgroupProcs: [String] = []) throws -> AskedFork {
         let cgroupFiles = try openCgroupFiles(cgroupProcs)
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
         guard gust_pipe_cloexec(&out) == 0 else {
@@ -141,39 +191,119 @@ final class Zygote: Sendable {
             (cgroupFiles + out).forEach { close($0) }
             throw Failure(description: "Cannot create a pipe: \(String(cString: strerror(errno)))")
         }
-        let (body, descriptors) = try ZygoteWire.forkRequest(
-            id: id, socketPath: socketPath, environment: environment, internalToken: internalToken,
-            stdout: out[1], stderr: err[1], cgroupFiles: cgroupFiles
-        )
+        let asked = AskedFork(zygote: self, id: id, stdout: out[0], stderr: err[0])
+        let request: (body: Data, descriptors: [Int32])
         do {
-            var forked = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Forked, any Error>) in
-                let closed = state.withLock { state in
-                    if !state.closed { state.forks[id] = continuation }
-                    return state.closed
-                }
-                if closed {
-                    descriptors.forEach { close($0) }
-                    return continuation.resume(throwing: Failure(description: "its zygote has exited"))
-                }
-                let sent = body.withUnsafeBytes { bytes in
-                    descriptors.withUnsafeBufferPointer {
-                        gust_send_with_fds(control, bytes.baseAddress, bytes.count, $0.baseAddress, Int32(descriptors.count))
-                    }
-                }
-                descriptors.forEach { close($0) }
-                if sent < 0 {
-                    let message = String(cString: strerror(errno))
-                    state.withLock { $0.forks.removeValue(forKey: id) }?.resume(throwing: Failure(description: "cannot reach its zygote: \(message)"))
-                }
-            }
-            forked.stdout = out[0]
-            forked.stderr = err[0]
-            return forked
+            request = try ZygoteWire.forkRequest(
+                id: id, socketPath: socketPath, environment: environment, internalToken: internalToken,
+                stdout: out[1], stderr: err[1], cgroupFiles: cgroupFiles
+            )
         } catch {
+            (cgroupFiles + [out[1], err[1]]).forEach { close($0) }
             close(out[0])
             close(err[0])
             throw error
         }
+        let closed = state.withLock { state in
+            if !state.closed { state.forks[id] = .asked }
+            return state.closed
+        }
+        if closed {
+            request.descriptors.forEach { close($0) }
+            asked.abandon()
+            throw Failure(description: "its zygote has exited")
+        }
+        let sent = request.body.withUnsafeBytes { bytes in
+            request.descriptors.withUnsafeBufferPointer {
+                gust_send_with_fds(control, bytes.baseAddress, bytes.count, $0.baseAddress, Int32(request.descriptors.count))
+            }
+        }
+        request.descriptors.forEach { close($0) }
+        if sent < 0 {
+            let message = String(cString: strerror(errno))
+            asked.abandon()
+            throw Failure(description: "cannot reach its zygote: \(message)")
+        }
+        return asked
+    }
+
+    /// Waits for the answer to the fork `id` asked for (at once if it has come).
+    private func answer(to id: String) async throws -> Forked {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Forked, any Error>) in
+            let known = state.withLock { state -> Result<Forked, any Error>? in
+                switch state.forks[id] {
+                case .answered(let result)?:
+                    state.forks[id] = nil
+                    return result
+                case .asked?:
+                    state.forks[id] = .waiting(continuation)
+                    return nil
+                default:
+                    return .failure(Failure(description: "no fork \(id) was asked for"))
+                }
+            }
+            if let known { continuation.resume(with: known) }
+        }
+    }
+
+    /// Gives up the fork `id`: one already made is killed now, one made later when its answer comes.
+    private func abandon(_ id: String) {
+        let made = state.withLock { state -> Forked? in
+            switch state.forks[id] {
+            case .answered(let result)?:
+                state.forks[id] = nil
+                return try? result.get()
+            case .asked?:
+                state.forks[id] = .abandoned
+                return nil
+            case .waiting(let continuation)?:  // its asker gave up while waiting: it hears so
+                state.forks[id] = .abandoned
+                continuation.resume(throwing: CancellationError())
+                return nil
+            default:
+                return nil
+            }
+        }
+        if let made { Self.kill(made) }
+    }
+
+    /// A fork nobody owns: SIGKILL through its pidfd (it names that process only), then the pidfd closed.
+    private static func kill(_ forked: Forked) {
+        _ = gust_pidfd_send_signal(forked.pidfd, SIGKILL)
+        close(forked.pidfd)
+    }
+
+    /// Settles the fork `id` with `result`: to its waiter, or kept until one comes; a fork that was
+    /// abandoned is killed.
+    private func settle(_ id: String, with result: Result<Forked, any Error>) {
+        let (waiter, unwanted) = state.withLock { state -> (CheckedContinuation<Forked, any Error>?, Bool) in
+            switch state.forks[id] {
+            case .waiting(let continuation)?:
+                state.forks[id] = nil
+                return (continuation, false)
+            case .asked?:
+                state.forks[id] = .answered(result)
+                return (nil, false)
+            default:  // abandoned, or never asked for
+                state.forks[id] = nil
+                return (nil, true)
+            }
+        }
+        if let waiter { waiter.resume(with: result) }
+        if unwanted, case .success(let forked) = result { Self.kill(forked) }
+    }
+
+    /// Every fork not yet answered fails with `reason`.
+    private func settleAll(failing reason: String) {
+        let unanswered = state.withLock { state in
+            state.forks.compactMap { id, wait -> String? in
+                switch wait {
+                case .asked, .waiting, .abandoned: id
+                case .answered: nil
+                }
+            }
+        }
+        for id in unanswered { settle(id, with: .failure(Failure(description: reason))) }
     }
 
     /// The instance's `cgroup.procs` files, opened for writing with the credentials of the uid its
@@ -252,12 +382,7 @@ final class Zygote: Sendable {
                 break reading
             case .oversize:
                 // It may have been a fork's answer: those waiting fail now rather than at their timeout.
-                let waiters = state.withLock { state in
-                    defer { state.forks = [:] }
-                    return Array(state.forks.values)
-                }
-                let reason = "its zygote sent a message of more than \(ZygoteWire.messageBytes) bytes, which gustd does not read"
-                waiters.forEach { $0.resume(throwing: Failure(description: reason)) }
+                settleAll(failing: "its zygote sent a message of more than \(ZygoteWire.messageBytes) bytes, which gustd does not read")
             case .message(let data, let descriptors):
                 guard let message = try? JSONDecoder().decode(Message.self, from: data) else {
                     descriptors.forEach { close($0) }
@@ -268,17 +393,15 @@ final class Zygote: Sendable {
         }
         close(control)
         if let namespace = state.withLock({ $0.runtime?.namespace }) { close(namespace) }
-        let (ready, forks) = state.withLock { state -> (CheckedContinuation<Readiness, any Error>?, [String: CheckedContinuation<Forked, any Error>]) in
+        let ready = state.withLock { state -> CheckedContinuation<Readiness, any Error>? in
             state.closed = true
-            defer {
-                state.ready = nil
-                state.forks = [:]
-            }
+            defer { state.ready = nil }
             if state.readiness == nil { state.readiness = .failure(Failure(description: "its zygote exited while importing the app")) }
-            return (state.ready, state.forks)
+            return state.ready
         }
         ready?.resume(throwing: Failure(description: "its zygote exited while importing the app"))
-        for (_, waiter) in forks { waiter.resume(throwing: Failure(description: "its zygote exited before it forked")) }
+        // Answered forks stay for their askers; the rest never come.
+        settleAll(failing: "its zygote exited before it forked")
     }
 
     private func handle(_ message: Message, _ descriptors: [Int32]) {
@@ -303,21 +426,13 @@ final class Zygote: Sendable {
                 return state.ready
             }?.resume(returning: readiness)
         } else if let id = message.forked, let pid = message.pid, descriptors.count == 1 {
-            guard let waiter = state.withLock({ $0.forks.removeValue(forKey: id) }) else {
-                close(descriptors[0])
-                return
-            }
             // Its pid on the host, from the pidfd (the zygote's number is its sandbox's, under one).
             let hostPID = ZygoteWire.hostPID(ofPidfd: descriptors[0]) ?? pid
-            waiter.resume(returning: Forked(pid: hostPID, reportedPID: pid, pidfd: descriptors[0], stdout: -1, stderr: -1))
+            settle(id, with: .success(Forked(pid: hostPID, reportedPID: pid, pidfd: descriptors[0], stdout: -1, stderr: -1)))
         } else if let error = message.error {
             descriptors.forEach { close($0) }
-            let waiters = state.withLock { state -> [CheckedContinuation<Forked, any Error>] in
-                if let id = message.failed { return state.forks.removeValue(forKey: id).map { [$0] } ?? [] }
-                defer { state.forks = [:] }
-                return Array(state.forks.values)
-            }
-            waiters.forEach { $0.resume(throwing: Failure(description: "its zygote could not fork: \(error)")) }
+            let reason = "its zygote could not fork: \(error)"
+            if let id = message.failed { settle(id, with: .failure(Failure(description: reason))) } else { settleAll(failing: reason) }
         } else if let pid = message.exited, let status = message.status {
             descriptors.forEach { close($0) }
             state.withLock { $0.statuses[pid] = status }
