@@ -84,6 +84,27 @@ import Testing
         #expect(receiver.receive(from: pair[0]) == .closed)
     }
 
+    /// A zygote that exits with a request of gustd's unread (one sent while it imported the app,
+    /// then `{"ready": false}`) makes the kernel report ECONNRESET on gustd's end before the
+    /// messages still queued there: what it said before it exited is read all the same.
+    @Test func whatAZygoteSaidBeforeItExitedWithARequestUnreadIsStillRead() throws {
+        var pair: [Int32] = [0, 0]
+        #expect(gust_seqpacket_pair(&pair) == 0)
+        defer { close(pair[0]) }
+        func send(_ text: String, on socket: Int32) {
+            let bytes = Array(text.utf8)
+            let sent = bytes.withUnsafeBytes { gust_send_with_fds(socket, $0.baseAddress, $0.count, nil, 0) }
+            #expect(sent == bytes.count)
+        }
+        send(#"{"fork":"abcdefgh"}"#, on: pair[0])  // gustd's request, never read
+        send(#"{"ready":false,"reason":"a thread"}"#, on: pair[1])
+        close(pair[1])  // the zygote exits
+
+        var receiver = ZygoteWire.Receiver()
+        #expect(receiver.receive(from: pair[0]) == .message(Data(#"{"ready":false,"reason":"a thread"}"#.utf8), descriptors: []))
+        #expect(receiver.receive(from: pair[0]) == .closed)
+    }
+
     @Test func aPidfdsFdinfoGivesThePidInGustdsNamespace() {
         // A fork in a sandbox: NSpid lists its pid in each namespace down to the sandbox's; Pid is gustd's.
         let fdinfo = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1052\nPid:\t48211\nNSpid:\t48211\t7\n"

@@ -54,11 +54,11 @@ enum ZygoteWire {
         /// The next message; blocks until one comes.
         mutating func receive(from socket: Int32) -> Received {
             var count: Int32 = 0
-            let received = buffer.withUnsafeMutableBytes { bytes in
-                fds.withUnsafeMutableBufferPointer {
-                    gust_receive_with_fds(socket, bytes.baseAddress, bytes.count, $0.baseAddress, Int32($0.count), &count)
-                }
-            }
+            var received = read(from: socket, count: &count)
+            // The zygote exited with a message of gustd's unread (a fork request sent while it
+            // imported the app, when it then said it cannot be forked): the kernel reports
+            // ECONNRESET once, before what is still queued here. What it said first is read next.
+            if received < 0 && errno == ECONNRESET { received = read(from: socket, count: &count) }
             guard received > 0 else { return .closed }
             let descriptors = Array(fds.prefix(Int(count)))
             guard received <= messageBytes else {
@@ -66,6 +66,14 @@ enum ZygoteWire {
                 return .oversize
             }
             return .message(Data(buffer[0..<received]), descriptors: descriptors)
+        }
+
+        private mutating func read(from socket: Int32, count: inout Int32) -> Int {
+            buffer.withUnsafeMutableBytes { bytes in
+                fds.withUnsafeMutableBufferPointer {
+                    gust_receive_with_fds(socket, bytes.baseAddress, bytes.count, $0.baseAddress, Int32($0.count), &count)
+                }
+            }
         }
     }
 
