@@ -34,6 +34,24 @@ struct ZygoteTests {
             return me
         """
 
+    /// App code that finds, at import, its zygote's control socket (`_control`; None outside a
+    /// zygote, where no socket is open at import).
+    static let findsItsControlSocket = """
+
+        import select
+
+        def _control_socket():
+            for name in os.listdir('/proc/self/fd'):
+                try:
+                    if os.readlink(f'/proc/self/fd/{name}').startswith('socket:'):
+                        return int(name)
+                except OSError:
+                    pass
+
+        _control = _control_socket()
+
+        """
+
     func deployed(_ source: String = Self.app, sandbox: String = "none") throws -> PushFixture {
         let fixture = try PushFixture(gustdArguments: ["--sandbox", sandbox])
         let work = try fixture.workspace("py")
@@ -189,19 +207,7 @@ struct ZygoteTests {
     /// so the fork follows the import without a round trip to gustd. The app's import looks for
     /// it (a socket readable, not read) and says what it saw.
     @Test(.scratchDirectory) func aColdStartAsksForItsForkWhileTheZygoteImportsTheApp() throws {
-        let fixture = try deployed(Self.app + """
-
-            import select
-
-            def _control_socket():
-                for name in os.listdir('/proc/self/fd'):
-                    try:
-                        if os.readlink(f'/proc/self/fd/{name}').startswith('socket:'):
-                            return int(name)
-                    except OSError:
-                        pass
-
-            _control = _control_socket()
+        let fixture = try deployed(Self.app + Self.findsItsControlSocket + """
             if _control is not None:  # in a zygote (its control socket is its only one at import)
                 _waiting = bool(select.select([_control], [], [], 5)[0])
                 print('a fork request waited during the import:', _waiting, flush=True)
@@ -212,6 +218,31 @@ struct ZygoteTests {
         let log = try logs(fixture)
         #expect(log.contains("a fork request waited during the import: True"), "\(log)")
         #expect(!log.contains("a fork request waited during the import: False"), "\(log)")
+    }
+
+    /// The app's import runs in the zygote with its control socket open, so it can take the fork
+    /// request waiting there: the zygote then never answers it. The start does not wait for ever:
+    /// past half the start timeout the fork is given up and the instance starts on its own, within
+    /// the deploy's time.
+    @Test(.scratchDirectory) func aForkRequestTakenAtImportIsGivenUpAndTheInstanceStartsOnItsOwn() throws {
+        let fixture = try PushFixture(gustdArguments: ["--sandbox", "none", "--start-timeout", "8"])
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.app + Self.findsItsControlSocket + """
+            import socket
+
+            if _control is not None:  # in the zygote: take what waits on its control socket
+                _taker = socket.socket(fileno=os.dup(_control))
+                if select.select([_taker], [], [], 5)[0]:
+                    _taken = socket.recv_fds(_taker, 1 << 16, 16)
+                    print('took the fork request', flush=True)
+                _taker.close()
+            """)
+        try work.commit("One")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status == 0, "\(push.output)")
+        let answer = try whoami(fixture)
+        #expect(answer["parent"] as? Int == fixture.gustd.map { Int($0.pid) }, "started on its own: \(answer)")
+        #expect(try logs(fixture).contains("took the fork request"))
     }
 
     @Test(.scratchDirectory) func scaledToZeroTheInstanceStopsAfterIdleThenTheZygoteAfterZygoteIdle() throws {

@@ -69,7 +69,8 @@ extension DirectLauncher {
         guard let zygote else { return nil }
         let forked: Zygote.Forked
         do {
-            forked = try await asked.answer()
+            // Half the start's time at most, so that one started on its own still fits in the rest.
+            forked = try await asked.answer(within: configuration.startTimeout / 2)
         } catch {
             forkFailed(asked.id, error)
             return nil

@@ -4,6 +4,7 @@ import Glibc
 import CGustSystem
 import Foundation
 import GustBuild
+import GustCore
 import Synchronization
 
 /// One running zygote: a Python runtime that imported a release's app once
@@ -143,10 +144,13 @@ final class Zygote: Sendable {
         fileprivate let stdout: Int32
         fileprivate let stderr: Int32
 
-        /// The fork, once the zygote has answered; throws if it could not fork or exited first.
-        func answer() async throws -> Forked {
+        /// The fork, once the zygote has answered; throws if it could not fork, exited first, or did
+        /// not answer within `bound` (a fork is answered in milliseconds: an app's import may have
+        /// taken the request off the control socket, or changed the runtime). A fork made after that
+        /// is killed when its answer comes.
+        func answer(within bound: Duration) async throws -> Forked {
             do {
-                var forked = try await zygote.answer(to: id)
+                var forked = try await zygote.answer(to: id, within: bound)
                 forked.stdout = stdout
                 forked.stderr = stderr
                 return forked
@@ -165,21 +169,17 @@ final class Zygote: Sendable {
         }
     }
 
-    /// Asks for a fork with `environment` (its GUST_INSTANCE, socket, records token) serving on
-    /// `socketPath`, which the zygote binds before it forks: gustd may connect as soon as this returns.
-    /// `cgroupProcs`: the instance's `cgroup.procs` files, which the fork writes itself into before anything else
-    /// (through descriptors gustd opens here as the app's uid and sends with the request).
-    func fork(id: String, socketPath: String, environment: [String: String], internalToken: String, cgroupProcs: [String] = []) async throws -> Forked {
-        try await ask(id: id, socketPath: socketPath, environment: environment, internalToken: internalToken, cgroupProcs: cgroupProcs).answer()
-    }
-
     /// Whether a fork may be asked for before the zygote has said it is ready: the zygote reads
     /// requests only once it has imported the app, so one sent during the import waits in the
     /// socket and is forked the moment the import ends. Not when the fork's cgroup files are
     /// opened as the app's uid: that needs the zygote's user namespace, which readiness tells.
     var takesRequestsWhileImporting: Bool { appUID == nil }
 
-    /// Sends a fork request now (`fork` without the wait); the answer is `AskedFork.answer()`'s.
+    /// Asks for a fork with `environment` (its GUST_INSTANCE, socket, records token) serving on
+    /// `socketPath`, which the zygote binds before it forks: gustd may connect as soon as it has
+    /// the answer (`AskedFork.answer`). `cgroupProcs`: the instance's `cgroup.procs` files, which
+    /// the fork writes itself into before anything else (through descriptors gustd opens here as
+    /// the app's uid and sends with the request). The request is sent now.
     func ask(id: String, socketPath: String, environment: [String: String], internalToken: String, cgroupProcs: [String] = []) throws -> AskedFork {
         let cgroupFiles = try openCgroupFiles(cgroupProcs)
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
@@ -225,6 +225,28 @@ final class Zygote: Sendable {
             throw Failure(description: "cannot reach its zygote: \(message)")
         }
         return asked
+    }
+
+    /// Waits for the answer to the fork `id`, at most `bound`; past it, or when the wait is
+    /// cancelled, the fork is settled as failed, and an answer that comes later is killed.
+    private func answer(to id: String, within bound: Duration) async throws -> Forked {
+        try await withThrowingTaskGroup(of: Forked?.self) { group in
+            group.addTask { try await self.answer(to: id) }
+            group.addTask {
+                try? await Task.sleep(for: bound)
+                // A no-op once the answer has come.
+                let reason = Task.isCancelled ? "the start was given up" : "its zygote did not answer within \(bound.shortText)"
+                self.settle(id, with: .failure(Failure(description: reason)))
+                return nil
+            }
+            while let answered = try await group.next() {
+                if let forked = answered {
+                    group.cancelAll()
+                    return forked
+                }
+            }
+            throw Failure(description: "its zygote did not answer")  // not reached: the answer's task returns or throws
+        }
     }
 
     /// Waits for the answer to the fork `id` asked for (at once if it has come).
