@@ -286,20 +286,45 @@ class RelabelTests(unittest.TestCase):
             fields = ["0"] * 47 + ["100", str(100 + len(block))]
             with open(stat, "w") as file:
                 file.write("1 (python (x)) " + " ".join(fields))
-            self.assertTrue(zygote.relabel("zygote01", "abcdefgh", stat, memory))
+            at = zygote.environ_slot("zygote01", stat, memory)
+            self.assertEqual(at, 100 + len(b"XGUST_INSTANCE=zygote01\0"), "the entry's own start, not a longer name's")
+            self.assertIsNone(zygote.environ_slot("other001", stat, memory))
+            self.assertTrue(zygote.relabel("zygote01", "abcdefgh", at, memory))
             with open(memory, "rb") as file:
                 self.assertEqual(file.read()[100:], b"XGUST_INSTANCE=zygote01\0GUST_INSTANCE=abcdefgh\0PATH=/bin\0")
-            self.assertFalse(zygote.relabel("zygote01", "longer-id", stat, memory), "only the same length")
+            self.assertFalse(zygote.relabel("abcdefgh", "longer-id", at, memory), "only the same length")
+            self.assertFalse(zygote.relabel("abcdefgh", "zygote01", None, memory), "nowhere to write")
 
     def test_rewrites_what_the_kernel_shows_of_a_real_process(self):
         import subprocess
         import sys
-        script = ("from gust import zygote; print(zygote.relabel('zygote01', 'abcdefgh')); "
+        script = ("from gust import zygote; at = zygote.environ_slot('zygote01'); print(zygote.relabel('zygote01', 'abcdefgh', at)); "
                   "print(open('/proc/self/environ', 'rb').read().split(b'\\0').count(b'GUST_INSTANCE=abcdefgh'))")
         runtime = os.path.dirname(os.path.dirname(os.path.abspath(zygote.__file__)))
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                                 env={"GUST_INSTANCE": "zygote01", "PYTHONPATH": runtime})
         self.assertEqual(result.stdout.split(), ["True", "1"])
+
+
+    def test_a_fork_rewrites_its_own_entry_where_the_zygote_found_it(self):
+        import subprocess
+        import sys
+        script = "\n".join([
+            "import os",
+            "from gust import zygote",
+            "at = zygote.environ_slot('zygote01')",
+            "pid = os.fork()",
+            "if pid == 0:",
+            "    done = zygote.relabel('zygote01', 'abcdefgh', at)",
+            "    mine = open('/proc/self/environ', 'rb').read().split(b'\\0')",
+            "    os._exit(0 if done and b'GUST_INSTANCE=abcdefgh' in mine else 1)",
+            "_, status = os.waitpid(pid, 0)",
+            "print(os.waitstatus_to_exitcode(status), b'GUST_INSTANCE=zygote01' in open('/proc/self/environ', 'rb').read())",
+        ])
+        runtime = os.path.dirname(os.path.dirname(os.path.abspath(zygote.__file__)))
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                env={"GUST_INSTANCE": "zygote01", "PYTHONPATH": runtime})
+        self.assertEqual(result.stdout.split(), ["0", "True"], "the fork's entry rewritten, the zygote's kept")
 
 
 if __name__ == "__main__":
