@@ -66,7 +66,7 @@ extension DirectLauncher {
 
     /// The fork asked for, once its zygote has answered; nil when it failed (the instance then starts on its own).
     func takeFork(_ asked: Zygote.AskedFork, output: InstanceOutput, onExit: @escaping @Sendable (Int32) -> Void) async -> InstanceProcess? {
-        guard let zygote else { return nil }
+        let zygote = self.zygote  // there is one: the fork was asked of it
         let forked: Zygote.Forked
         do {
             // Half the start's time at most, so that one started on its own still fits in the rest.
@@ -75,14 +75,14 @@ extension DirectLauncher {
             forkFailed(asked.id, error)
             return nil
         }
-        zygote.forked()
+        zygote?.forked()
         let resident = asked.zygote
         return InstanceProcess(
             forked: forked.pid, pidfd: forked.pidfd, stdout: forked.stdout, stderr: forked.stderr,
             marker: InstanceStragglers.marker(id: asked.id),
             onOutput: { output.deliver($0, stream: $1.rawValue) },
             onExit: { status in
-                zygote.forkExited()
+                zygote?.forkExited()
                 onExit(status)
             },
             status: { resident.exitStatus(of: forked.reportedPID) }

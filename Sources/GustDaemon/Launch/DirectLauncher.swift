@@ -107,8 +107,7 @@ final class DirectLauncher: PoolLauncher {
                 early.set(asked: asked, layout: layout)
             }
         } catch {
-            early.discard()
-            forget(id, forkedFrom: nil)
+            early.discard()  // a fork's socket directory made meanwhile goes with its zygote's
             throw error
         }
         let (madeEarly, askedEarly) = early.take()

@@ -136,7 +136,8 @@ final class Zygote: Sendable {
         case abandoned
     }
 
-    /// A fork request sent, its answer still to come: `answer()` waits for it, `abandon()` gives it up.
+    /// A fork request sent, its answer still to come: `answer(within:)` waits for it, `abandon()`
+    /// gives it up; exactly one of the two is called, and it closes the read ends.
     struct AskedFork: Sendable {
         let zygote: Zygote
         let id: String
