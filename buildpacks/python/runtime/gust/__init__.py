@@ -10,15 +10,11 @@ The router starts ``python -m gust.server`` over a release; it imports the app,
 which registers its functions here, and serves them (docs/runtime-protocol.md).
 """
 
-import hashlib
-import hmac
-import http.client
-import json
+# Only what the decorators need: every app imports this module, and a cold start is held to the app's
+# own import (docs/benchmarks.md). What a records call, a signature check or a schedule's check needs
+# is imported at its first use; a served instance has most of it already, from gust.server.
 import os
-import re
-import socket
 import threading
-import urllib.parse
 
 __all__ = [
     "Error", "Response", "op", "handler", "every", "cron",
@@ -94,12 +90,14 @@ def handler(path, methods=None):
     return register
 
 
-_EVERY = re.compile(r"^(?:@every\s+)?((?:\d+[smh])+)$")
+_EVERY = r"^(?:@every\s+)?((?:\d+[smh])+)$"
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
 
 def _check_every(spec):
-    match = _EVERY.match(str(spec).strip())
+    import re
+
+    match = re.match(_EVERY, str(spec).strip())
     if not match or sum(int(n) * {"s": 1, "m": 60, "h": 3600}[u] for n, u in re.findall(r"(\d+)([smh])", match.group(1))) <= 0:
         raise ValueError(f"{spec!r} is not an interval: write a number with s, m or h, like '30s', '2m' or '@every 1h'")
 
@@ -108,6 +106,8 @@ def _check_cron(spec):
     text = str(spec).strip()
     if text in _CRON_MACROS:
         return
+    import re
+
     fields = text.split()
     if len(fields) not in (5, 6) or not all(re.fullmatch(r"[\d*,/\-]+", f) for f in fields):
         raise ValueError(f"{spec!r} is not a cron expression: 5 fields (minute hour day month weekday), 6 with seconds first, or @hourly/@daily/@weekly/@monthly")
@@ -153,6 +153,9 @@ after_delete = _hook("after_delete")
 
 def verify_signature(body, header, secret):
     """Checks a webhook's ``sha256=<hex>`` HMAC-SHA256 signature (GitHub's form) in constant time."""
+    import hashlib
+    import hmac
+
     if isinstance(body, str):
         body = body.encode()
     if isinstance(secret, str):
@@ -188,6 +191,8 @@ class _Records:
     """
 
     def find(self, type_, _order=None, _limit=None, **where):
+        import json
+
         query = {"where": json.dumps(where)}
         if _order:
             query["order"] = _order
@@ -218,6 +223,9 @@ class _Records:
     def _request(self, method, type_, id_=None, query=None, body=None):
         if self._store is not None:
             return self._store.request(method, type_, id_, query, body)
+        import json
+        import urllib.parse
+
         socket_path = os.environ.get("GUST_RECORDS_SOCKET")
         token = os.environ.get("GUST_RECORDS_TOKEN")
         if not socket_path or not token:
@@ -231,28 +239,75 @@ class _Records:
         context = getattr(_hook_context, "value", None)
         if context:
             headers["X-Gust-Hook-Context"] = context
-        connection = _UnixHTTPConnection(socket_path)
-        try:
-            connection.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-        finally:
-            connection.close()
+        status, payload = _exchange(socket_path, method, path, headers, json.dumps(body).encode() if body is not None else None)
         value = json.loads(payload or b"null")
-        if response.status >= 400:
+        if status >= 400:
             error = value if isinstance(value, dict) else {}
-            raise Error(error.get("error", f"records {method} failed with status {response.status}"), code=error.get("code", response.status))
+            raise Error(error.get("error", f"records {method} failed with status {status}"), code=error.get("code", status))
         return value
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("gustd")
-        self._path = path
+# The most bytes of a records answer's head: gustd's are a few hundred.
+_HEAD_BYTES = 64 << 10
 
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self._path)
+
+def _exchange(socket_path, method, path, headers, body):
+    """One HTTP/1.1 request on gustd's records channel (a Unix socket), on a connection of its own:
+    the answer's status and body. Own code rather than http.client, whose import (the email package
+    and ssl with it) would cost every instance's start 15 ms for a channel that speaks one dialect:
+    gustd's answers carry a Content-Length, or are chunked, or end with the connection."""
+    import socket
+
+    lines = [f"{method} {path} HTTP/1.1", "Host: gustd", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(socket_path)
+        connection.sendall(request)
+        with connection.makefile("rb") as answer:
+            status_line = answer.readline(_HEAD_BYTES)
+            parts = status_line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+                raise Error(f"records {method}: gustd's answer is not HTTP ({status_line[:80]!r})", code=502)
+            fields, room = {}, _HEAD_BYTES
+            while True:
+                line = answer.readline(room)
+                room -= len(line)
+                if not line.endswith(b"\n") or room <= 0:
+                    raise Error(f"records {method}: gustd's answer ended in its head", code=502)
+                if line in (b"\r\n", b"\n"):
+                    break
+                name, _, value = line.partition(b":")
+                fields[name.strip().lower()] = value.strip()
+            if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+                return int(parts[1]), _dechunked(answer, method)
+            length = fields.get(b"content-length")
+            if length is not None:
+                if not length.isdigit():
+                    raise Error(f"records {method}: gustd's answer has a bad Content-Length", code=502)
+                payload = answer.read(int(length))
+                if len(payload) < int(length):
+                    raise Error(f"records {method}: gustd's answer ended early", code=502)
+                return int(parts[1]), payload
+            return int(parts[1]), answer.read()
+
+
+def _dechunked(answer, method):
+    chunks = []
+    while True:
+        size_line = answer.readline(_HEAD_BYTES)
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise Error(f"records {method}: gustd's chunked answer is malformed", code=502) from None
+        if size == 0:
+            return b"".join(chunks)
+        chunk = answer.read(size + 2)
+        if len(chunk) < size + 2:
+            raise Error(f"records {method}: gustd's answer ended early", code=502)
+        chunks.append(chunk[:size])
 
 
 def _failure_text():

@@ -8,8 +8,6 @@ for it. So user code still runs one thing at a time and need not be thread-safe.
 """
 
 import contextvars
-import hmac
-import http
 import importlib.util
 import json
 import math
@@ -18,10 +16,16 @@ import re
 import socketserver
 import sys
 import threading
-import urllib.parse
 
 import gust
 from gust import mounts
+
+try:
+    # hmac.compare_digest itself, without the import of hmac (and with it hashlib and OpenSSL,
+    # 2 ms of every cold start) for the one comparison the runtime makes.
+    from _operator import _compare_digest as _compare_digest
+except ImportError:  # an interpreter without CPython's _operator
+    from hmac import compare_digest as _compare_digest
 
 PROTOCOL = 2
 
@@ -125,7 +129,7 @@ def _is_gustd(headers):
     sent = next((v for k, v in headers.items() if k.lower() == INTERNAL_HEADER.lower()), None)
     if _internal_token is None or sent is None:
         return False
-    return hmac.compare_digest(sent.encode(), _internal_token.encode())
+    return _compare_digest(sent.encode(), _internal_token.encode())
 
 
 def request_path(target):
@@ -141,6 +145,8 @@ def request_path(target):
 
 def _resolved_path(target):
     """request_path the long way, for every target."""
+    import urllib.parse  # with ipaddress, 1.7 ms of a cold start: only for a path with an escape (warm())
+
     decoded = urllib.parse.unquote(target.split("?", 1)[0])
     segments = []
     for segment in decoded.split("/"):
@@ -437,7 +443,7 @@ def dispatch(method, target, headers, body, path=None):
         response_headers["Allow"] = ", ".join(sorted(routes))
         return status, response_headers, response_body
     query_text = target.split("?", 1)[1] if "?" in target else ""
-    query = {key: values[-1] for key, values in urllib.parse.parse_qs(query_text, keep_blank_values=True).items()} if query_text else {}
+    query = _query(query_text) if query_text else {}
     visible = {k: v for k, v in headers.items() if k.lower() not in _PRIVATE_HEADERS}
     request = Request(method, path, query, visible, body)
     failure, value = _call("handler", path, function, request)
@@ -458,7 +464,38 @@ def answer(method, target, headers, body, call_id=None, path=None):
         return _error(500, "internal error in the runtime")
 
 
-_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+def _query(text):
+    """A handler's query parameters, the last of each name; urllib.parse comes with the first (warm())."""
+    import urllib.parse
+
+    return {key: values[-1] for key, values in urllib.parse.parse_qs(text, keep_blank_values=True).items()}
+
+
+# The reason phrase of each status an answer has given. http.HTTPStatus's table (an enum of 60 members
+# built at import) is read at the first other status than 200 (warm()), not by every start.
+_REASONS = {200: "OK"}
+
+
+def _reason(status):
+    reason = _REASONS.get(status)
+    if reason is None:
+        import http
+
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+        _REASONS[status] = reason
+    return reason
+
+
+def warm():
+    """Imports what only some calls need (a query, an escaped path, a status other than 200).
+    A zygote runs it once its first fork is answered: off a cold start's path, and before the
+    forks that follow, which then share it instead of each importing it."""
+    import urllib.parse  # noqa: F401
+
+    _reason(404)
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
 
@@ -583,7 +620,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
     @staticmethod
     def _send(sock, method, status, headers, payload, close):
-        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"]
+        head = [f"HTTP/1.1 {status} {_reason(status)}\r\n"]
         for key, value in headers.items():
             head.append(f"{key}: {value}\r\n")
         head.append(f"Content-Length: {len(payload)}\r\n")
@@ -624,7 +661,7 @@ class _MountExchange:
         self._head = []
 
     def send_response(self, status):
-        self._head.append(f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n")
+        self._head.append(f"HTTP/1.1 {status} {_reason(status)}\r\n")
 
     def send_header(self, name, value):
         self._head.append(f"{name}: {value}\r\n")

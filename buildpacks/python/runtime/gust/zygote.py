@@ -27,15 +27,19 @@ output and random state before the app's ``gust.after_fork`` functions run.
 import gc
 import json
 import os
-import random
 import select
-import signal
 import socket
 import sys
 import threading
 
 import gust
 from gust import server
+
+try:
+    # The C module that `signal` wraps in enums (0.4 ms of a cold start); the few calls here take ints.
+    import _signal as signal
+except ImportError:  # an interpreter without CPython's _signal
+    import signal
 
 # The most bytes a message holds, either way (gustd's ZygoteWire.messageBytes): a fork request is
 # under 4 KiB (three socket paths, two secrets, an id). A longer one is refused, never read in part.
@@ -120,6 +124,7 @@ class Zygote:
         self.control = control
         self.zygote_id = zygote_id
         self.children = set()
+        self.warmed = False  # server.warm() has run: after the first fork, off a cold start's path
         self.environ_slot = environ_slot(zygote_id)
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
@@ -190,6 +195,9 @@ class Zygote:
             self.send({"forked": fork_id, "pid": pid}, [pidfd])
         finally:
             os.close(pidfd)
+        if not self.warmed:
+            self.warmed = True
+            server.warm()
 
     def fork(self, request, stdout, stderr, cgroup_files=()):
         """Forks an instance; returns its pid and a pidfd of it (opened before the zygote can reap it,
@@ -287,8 +295,11 @@ class Zygote:
 def reseed():
     """What a fork must not share with its siblings: the `random` module's state (Python reseeds its
     global instance at fork too; this also covers a process started otherwise). os.urandom, secrets and
-    uuid.uuid4 read the kernel's generator on each call and need nothing."""
-    random.seed()
+    uuid.uuid4 read the kernel's generator on each call and need nothing; an app that has not
+    imported `random` gets fresh state when it does."""
+    module = sys.modules.get("random")
+    if module is not None:
+        module.seed()
 
 
 def main():

@@ -38,9 +38,21 @@ class RecordsClientTests(unittest.TestCase):
                     status, answer = 200, dict(body or {}, _id="a")
                 payload = json.dumps(answer).encode()
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                if "chunked" in self.path:  # an answer in pieces, as a streaming server sends it
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for piece in (payload[:3], payload[3:]):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
+                elif "unframed" in self.path:  # no length: the answer ends with the connection
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
@@ -72,6 +84,32 @@ class RecordsClientTests(unittest.TestCase):
         self.assertIn("where=%7B%22name%22%3A+%22Tom%22%7D", self.seen[0][1])
         self.assertIn("order=-age", self.seen[0][1])
         self.assertTrue(all(auth == "Bearer secret" for _, _, auth, _, _ in self.seen))
+
+    def test_answers_chunked_or_ended_by_the_connection_are_read_whole(self):
+        self.assertEqual(gust.records.get("cat", "chunked"), {"_id": "a"})
+        self.assertEqual(gust.records.get("cat", "unframed"), {"_id": "a"})
+        self.assertIsNone(gust.records.get("cat", "missing"))
+
+    def test_an_answer_that_is_not_http_is_a_clear_error(self):
+        directory = tempfile.mkdtemp()
+        path = os.path.join(directory, "records.sock")
+        import socket
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(1)
+        self.addCleanup(listener.close)
+
+        def answer_garbage():
+            connection, _ = listener.accept()
+            connection.recv(65536)
+            connection.sendall(b"SSH-2.0-not-gustd\r\n")
+            connection.close()
+        threading.Thread(target=answer_garbage, daemon=True).start()
+        os.environ["GUST_RECORDS_SOCKET"] = path
+        with self.assertRaises(gust.Error) as raised:
+            gust.records.get("cat", "a")
+        self.assertEqual(raised.exception.code, 502)
+        self.assertIn("not HTTP", raised.exception.message)
 
     def test_a_rejected_write_raises_gust_error_with_its_code(self):
         with self.assertRaises(gust.Error) as raised:

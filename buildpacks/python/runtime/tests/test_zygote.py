@@ -11,7 +11,9 @@ import random
 import select
 import signal
 import socket
+import sys
 import tempfile
+import textwrap
 import threading
 import unittest
 
@@ -131,6 +133,35 @@ class ZygoteTests(unittest.TestCase):
         self.assertGreaterEqual(answer["frozen"], 1000, "the zygote's objects were frozen before it forked")
         for fd in (pidfd, out):
             os.close(fd)
+
+    def test_what_only_some_calls_need_is_imported_after_the_first_fork(self):
+        # Not before (a cold start's first fork waits for all the zygote imports), and before the
+        # second (which then shares it instead of importing it in each fork). In a process of its
+        # own: this one has imported everything already.
+        import subprocess
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        probe = textwrap.dedent("""
+            import json, os, socket, sys, tempfile
+            from gust import zygote
+            gustd, control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            seen = [sorted({"urllib.parse", "http"} & set(sys.modules))]
+            z = zygote.Zygote(control, "zygote01")
+            out, err = os.pipe()[1], os.pipe()[1]
+            path = os.path.join(tempfile.mkdtemp(), "a.sock")
+            z.handle(json.dumps({"fork": "aaaaaaaa", "socket": path, "internal_token": "s",
+                                 "environment": {"GUST_INSTANCE": "aaaaaaaa"}, "cgroup_files": 0}).encode(), [out, err])
+            answer, fds, _, _ = socket.recv_fds(gustd, 1 << 16, 4)
+            pid = json.loads(answer)["pid"]
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            seen.append(sorted({"urllib.parse", "http"} & set(sys.modules)))
+            print(json.dumps(seen))
+        """)
+        result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=30,
+                                env=dict(os.environ, PYTHONPATH=root))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(json.loads(result.stdout), [[], ["http", "urllib.parse"]])
 
     def test_the_internal_surface_answers_only_the_forks_own_secret(self):
         pid, pidfd, path, out = self.fork("cccccccc")
