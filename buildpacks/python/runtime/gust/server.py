@@ -1,21 +1,24 @@
 """Serves an app's functions over HTTP/1.1 on the Unix socket $GUST_SOCKET.
 
 Runtime protocol v2 (docs/runtime-protocol.md). Each connection is served by a
-thread of its own, but gustd sends one request at a time per instance; the
-only exception is a record hook caused by the request in progress (through
-gust.records), which arrives on a second connection while that request waits
-for it. So user code still runs one thing at a time and need not be thread-safe.
+thread of its own (the first by the main thread), but gustd sends one request
+at a time per instance; the only exception is a record hook caused by the
+request in progress (through gust.records), which arrives on a second
+connection while that request waits for it. So user code still runs one thing
+at a time and need not be thread-safe.
 """
 
 import contextvars
 import importlib.util
 import json
+import errno
 import math
 import os
 import re
-import socketserver
+import socket
 import sys
 import threading
+import time
 
 import gust
 from gust import mounts
@@ -566,69 +569,71 @@ def _read_body(rfile, lowered):
     return body
 
 
-class _Handler(socketserver.BaseRequestHandler):
+def serve_connection(sock):
     """HTTP/1.1 on one connection, as lean as the protocol allows: gustd sends well-formed
     requests with a Content-Length and keeps the connection, so a request is a line, its
     headers split at the first colon, and its body; the answer leaves in one write.
     (http.server parses headers with the email package and formats a date per answer,
-    most of what a trivial call cost: docs/benchmarks.md.)"""
-
-    def handle(self):
-        sock = self.request
-        rfile = sock.makefile("rb", buffering=65536)
-        try:
-            while self._serve_one(sock, rfile):
-                pass
-        except (ConnectionError, OSError):
+    most of what a trivial call cost: docs/benchmarks.md.) Closes the connection at its end."""
+    rfile = sock.makefile("rb", buffering=65536)
+    try:
+        while _serve_one(sock, rfile):
             pass
-        finally:
-            rfile.close()
+    except (ConnectionError, OSError):
+        pass
+    except Exception:  # noqa: BLE001 - a bug in the runtime ends this connection, not the instance
+        sys.stderr.write(f"gust: a connection failed in the runtime:\n{gust._failure_text()}")
+        sys.stderr.flush()
+    finally:
+        rfile.close()
+        sock.close()
 
-    def _serve_one(self, sock, rfile):
-        """Serves one request; False once the connection should close."""
-        try:
-            head = _read_head(rfile)
-            if head is None:
-                return False
-            line, fields = head
-            parts = line.decode("latin-1").split()
-            if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-                raise _BadRequest("bad request line")
-            method, target, version = parts
-            headers, lowered = {}, {}
-            for field in fields:
-                name, colon, value = field.decode("latin-1").partition(":")
-                if not colon or not name or name != name.strip():
-                    raise _BadRequest("bad header")
-                headers[name] = lowered[name.lower()] = value.strip()
-            connection = lowered.get("connection", "").lower()
-            close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
-            path = request_path(target)  # read once, for the mounts and for dispatch
-            if mounts.find(path) is not None:
-                exchange = _MountExchange(sock, method, target, headers, lowered, rfile, close)
-                run_call(lowered.get("x-gust-call"), mounts.serve, exchange)
-                exchange.wfile.flush()
-                return not exchange.close_connection
-            body = _read_body(rfile, lowered)
-        except (_BadRequest, ValueError):
-            status, response_headers, payload = _error(400, "bad request")
-            self._send(sock, "GET", status, response_headers, payload, close=True)
+
+def _serve_one(sock, rfile):
+    """Serves one request; False once the connection should close."""
+    try:
+        head = _read_head(rfile)
+        if head is None:
             return False
-        status, response_headers, payload = answer(method, target, headers, body, lowered.get("x-gust-call"), path)
-        self._send(sock, method, status, response_headers, payload, close)
-        return not close
+        line, fields = head
+        parts = line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise _BadRequest("bad request line")
+        method, target, version = parts
+        headers, lowered = {}, {}
+        for field in fields:
+            name, colon, value = field.decode("latin-1").partition(":")
+            if not colon or not name or name != name.strip():
+                raise _BadRequest("bad header")
+            headers[name] = lowered[name.lower()] = value.strip()
+        connection = lowered.get("connection", "").lower()
+        close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
+        path = request_path(target)  # read once, for the mounts and for dispatch
+        if mounts.find(path) is not None:
+            exchange = _MountExchange(sock, method, target, headers, lowered, rfile, close)
+            run_call(lowered.get("x-gust-call"), mounts.serve, exchange)
+            exchange.wfile.flush()
+            return not exchange.close_connection
+        body = _read_body(rfile, lowered)
+    except (_BadRequest, ValueError):
+        status, response_headers, payload = _error(400, "bad request")
+        _send(sock, "GET", status, response_headers, payload, close=True)
+        return False
+    status, response_headers, payload = answer(method, target, headers, body, lowered.get("x-gust-call"), path)
+    _send(sock, method, status, response_headers, payload, close)
+    return not close
 
-    @staticmethod
-    def _send(sock, method, status, headers, payload, close):
-        head = [f"HTTP/1.1 {status} {_reason(status)}\r\n"]
-        for key, value in headers.items():
-            head.append(f"{key}: {value}\r\n")
-        head.append(f"Content-Length: {len(payload)}\r\n")
-        if close:
-            head.append("Connection: close\r\n")
-        head.append("\r\n")
-        data = "".join(head).encode("latin-1", "replace")
-        sock.sendall(data if method == "HEAD" else data + payload)
+
+def _send(sock, method, status, headers, payload, close):
+    head = [f"HTTP/1.1 {status} {_reason(status)}\r\n"]
+    for key, value in headers.items():
+        head.append(f"{key}: {value}\r\n")
+    head.append(f"Content-Length: {len(payload)}\r\n")
+    if close:
+        head.append("Connection: close\r\n")
+    head.append("\r\n")
+    data = "".join(head).encode("latin-1", "replace")
+    sock.sendall(data if method == "HEAD" else data + payload)
 
 
 class _Headers:
@@ -674,8 +679,55 @@ class _MountExchange:
         self._head = []
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+def listen(socket_path):
+    """A listening socket at `socket_path` (a file left there is replaced)."""
+    if os.path.exists(socket_path):
+        os.unlink(socket_path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)
+    listener.listen(64)
+    return listener
+
+
+def serve_on(listener):
+    """Serves every connection on `listener` until it is shut down (stop_listening): the first
+    in this thread, the others each in a thread of its own. The first is gustd's, opened as soon
+    as the instance is up, so its first call waits for no thread to start (1.3 ms in a fresh
+    fork here: docs/benchmarks.md); the thread that accepts the others (a record hook's, opened
+    while a call waits for it) starts while the first is served."""
+    connection = _accept(listener)
+    if connection is None:
+        return
+    acceptor = threading.Thread(target=_accept_forever, args=(listener,), daemon=True, name="gust-accept")
+    acceptor.start()
+    serve_connection(connection)
+    acceptor.join()
+
+
+def stop_listening(listener):
+    """Ends serve_on's accepting (a blocked accept() wakes up) and closes the listener."""
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    listener.close()
+
+
+def _accept_forever(listener):
+    while (connection := _accept(listener)) is not None:
+        threading.Thread(target=serve_connection, args=(connection,), daemon=True).start()
+
+
+def _accept(listener):
+    """The next connection; None once the listener is shut down or closed. Out of descriptors
+    (or any other failure of one connection), it waits a little and accepts again."""
+    while True:
+        try:
+            return listener.accept()[0]
+        except OSError as error:
+            if error.errno in (errno.EINVAL, errno.EBADF):
+                return None
+            time.sleep(0.05)
 
 
 def load_or_exit(root):
@@ -697,16 +749,7 @@ def serve(socket_path, listener=None):
     for function in gust._after_fork:
         function()
     mounts.start()  # an ASGI mount's lifespan runs in each instance, after the fork
-    if listener is not None:
-        server = _Server(socket_path, _Handler, bind_and_activate=False)
-        server.socket.close()
-        server.socket = listener
-    else:
-        if os.path.exists(socket_path):
-            os.unlink(socket_path)
-        server = _Server(socket_path, _Handler)
-    with server:
-        server.serve_forever()
+    serve_on(listener if listener is not None else listen(socket_path))
 
 
 def main():

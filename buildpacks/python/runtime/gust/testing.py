@@ -71,8 +71,7 @@ class _MemorySocket:
 def _serve_in_memory(raw):
     """Serves one request of raw bytes with the runtime's own request loop; the bytes it answered."""
     sock = _MemorySocket()
-    handler = server._Handler.__new__(server._Handler)  # noqa: SLF001 - the loop itself, without a socket server
-    handler._serve_one(sock, io.BufferedReader(io.BytesIO(raw)))  # noqa: SLF001
+    server._serve_one(sock, io.BufferedReader(io.BytesIO(raw)))  # noqa: SLF001 - the loop itself, without a socket
     return sock.sent.getvalue()
 
 

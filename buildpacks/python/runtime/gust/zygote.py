@@ -49,6 +49,8 @@ TEXT_CHARACTERS = 2000
 # stdout, stderr and a cgroup.procs file per controller (three on cgroup v1), with room.
 MAX_DESCRIPTORS = 8
 INSTANCE_VARIABLE = "GUST_INSTANCE"
+# Seconds without a request after a fork before the zygote runs server.warm().
+WARM_AFTER_IDLE = 0.2
 
 
 def unforkable(allowed=(), fd_directory="/proc/self/fd"):
@@ -124,7 +126,7 @@ class Zygote:
         self.control = control
         self.zygote_id = zygote_id
         self.children = set()
-        self.warmed = False  # server.warm() has run: after the first fork, off a cold start's path
+        self.warmed = False  # server.warm() has run
         self.environ_slot = environ_slot(zygote_id)
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
@@ -134,14 +136,25 @@ class Zygote:
             text = message.get(key)
             if isinstance(text, str) and len(text) > TEXT_CHARACTERS:
                 message = {**message, key: text[:TEXT_CHARACTERS] + "..."}
-        socket.send_fds(self.control, [json.dumps(message).encode()], list(fds))
+        try:
+            socket.send_fds(self.control, [json.dumps(message).encode()], list(fds))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # gustd has closed its end (it is stopping this zygote): serve() reads that next and returns
 
     def serve(self):
         """Answers requests until gustd closes its end (then the zygote exits; its forks live on)."""
         signal.set_wakeup_fd(self._wake_write)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         while True:
-            readable, _, _ = select.select([self.control, self._wake_read], [], [])
+            # Once it has forked, the zygote imports what only some calls need (server.warm), so
+            # that the forks after share it; when it has been idle a moment, not while a cold
+            # start's fork sets itself up and serves its first call on the same cores.
+            timeout = WARM_AFTER_IDLE if self.children and not self.warmed else None
+            readable, _, _ = select.select([self.control, self._wake_read], [], [], timeout)
+            if not readable:
+                self.warmed = True
+                server.warm()
+                continue
             if self._wake_read in readable:
                 while True:
                     try:
@@ -195,9 +208,6 @@ class Zygote:
             self.send({"forked": fork_id, "pid": pid}, [pidfd])
         finally:
             os.close(pidfd)
-        if not self.warmed:
-            self.warmed = True
-            server.warm()
 
     def fork(self, request, stdout, stderr, cgroup_files=()):
         """Forks an instance; returns its pid and a pidfd of it (opened before the zygote can reap it,

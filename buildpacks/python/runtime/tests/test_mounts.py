@@ -219,10 +219,9 @@ class OverASocketTests(MountTestCase):
     def serve(self):
         directory = tempfile.mkdtemp()
         path = os.path.join(directory, "gust.sock")
-        instance = server._Server(path, server._Handler)
-        thread = threading.Thread(target=instance.serve_forever, daemon=True)
-        thread.start()
-        self.addCleanup(lambda: (instance.shutdown(), instance.server_close(), os.unlink(path), os.rmdir(directory)))
+        listener = server.listen(path)
+        threading.Thread(target=server.serve_on, args=(listener,), daemon=True).start()
+        self.addCleanup(lambda: (server.stop_listening(listener), os.unlink(path), os.rmdir(directory)))
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         connection.settimeout(WAIT)
         connection.connect(path)

@@ -134,34 +134,44 @@ class ZygoteTests(unittest.TestCase):
         for fd in (pidfd, out):
             os.close(fd)
 
-    def test_what_only_some_calls_need_is_imported_after_the_first_fork(self):
-        # Not before (a cold start's first fork waits for all the zygote imports), and before the
-        # second (which then shares it instead of importing it in each fork). In a process of its
-        # own: this one has imported everything already.
+    def test_what_only_some_calls_need_is_imported_once_the_zygote_is_idle_after_a_fork(self):
+        # Not before its first fork (a cold start's fork waits for all the zygote imports), nor
+        # while that fork sets itself up; then, before the forks that follow, which share it
+        # instead of each importing it. In a process of its own: this one has imported everything.
         import subprocess
 
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         probe = textwrap.dedent("""
-            import json, os, socket, sys, tempfile
+            import json, os, socket, sys, tempfile, threading, time
             from gust import zygote
             gustd, control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            seen = [sorted({"urllib.parse", "http"} & set(sys.modules))]
+            wanted = {"urllib.parse", "http"}
+            seen = [sorted(wanted & set(sys.modules))]
             z = zygote.Zygote(control, "zygote01")
-            out, err = os.pipe()[1], os.pipe()[1]
-            path = os.path.join(tempfile.mkdtemp(), "a.sock")
-            z.handle(json.dumps({"fork": "aaaaaaaa", "socket": path, "internal_token": "s",
-                                 "environment": {"GUST_INSTANCE": "aaaaaaaa"}, "cgroup_files": 0}).encode(), [out, err])
-            answer, fds, _, _ = socket.recv_fds(gustd, 1 << 16, 4)
-            pid = json.loads(answer)["pid"]
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            seen.append(sorted({"urllib.parse", "http"} & set(sys.modules)))
-            print(json.dumps(seen))
+
+            def gustd_side():  # the zygote serves in the main thread (its signal wake-up needs it)
+                out, err = os.pipe()[1], os.pipe()[1]
+                path = os.path.join(tempfile.mkdtemp(), "a.sock")
+                request = {"fork": "aaaaaaaa", "socket": path, "internal_token": "s",
+                           "environment": {"GUST_INSTANCE": "aaaaaaaa"}, "cgroup_files": 0}
+                socket.send_fds(gustd, [json.dumps(request).encode()], [out, err])
+                answer, fds, _, _ = socket.recv_fds(gustd, 1 << 16, 4)
+                seen.append(sorted(wanted & set(sys.modules)))
+                deadline = time.monotonic() + 10
+                while not wanted <= set(sys.modules) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                seen.append(sorted(wanted & set(sys.modules)))
+                os.kill(json.loads(answer)["pid"], 9)
+                print(json.dumps(seen), flush=True)
+                os._exit(0)
+
+            threading.Thread(target=gustd_side, daemon=True).start()
+            z.serve()
         """)
         result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=30,
                                 env=dict(os.environ, PYTHONPATH=root))
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(json.loads(result.stdout), [[], ["http", "urllib.parse"]])
+        self.assertEqual(json.loads(result.stdout), [[], [], ["http", "urllib.parse"]])
 
     def test_the_internal_surface_answers_only_the_forks_own_secret(self):
         pid, pidfd, path, out = self.fork("cccccccc")
@@ -183,6 +193,20 @@ class ZygoteTests(unittest.TestCase):
         self.assertEqual(message["exited"], pid)
         self.assertTrue(os.WIFSIGNALED(message["status"]))
         self.assertEqual(os.WTERMSIG(message["status"]), signal.SIGTERM)
+        self.forks.remove(pid)
+        for fd in (pidfd, out):
+            os.close(fd)
+
+    def test_a_fork_that_exits_as_gustd_closes_its_end_ends_the_zygote_quietly(self):
+        # gustd stops a zygote and its forks together (a deploy's switch): the zygote may reap a
+        # fork after gustd's end is gone, and its report then has nowhere to go. It returns, with
+        # no BrokenPipeError's traceback in the app's log.
+        pid, pidfd, _, out = self.fork("eeeeeeee")
+        os.kill(pid, signal.SIGKILL)
+        self.assertTrue(select.select([pidfd], [], [], 10)[0], "the pidfd says when the fork has exited")
+        self.gustd.close()
+        os.write(self.zygote._wake_write, b"\0")  # the SIGCHLD that came with it, read first
+        self.zygote.serve()
         self.forks.remove(pid)
         for fd in (pidfd, out):
             os.close(fd)
