@@ -495,11 +495,13 @@ def _reason(status):
 
 def warm():
     """Imports what only some calls need (a query, an escaped path, a status other than 200).
-    A zygote runs it once its first fork is answered: off a cold start's path, and before the
-    forks that follow, which then share it instead of each importing it."""
+    A zygote runs it once it has forked and then been idle a moment: off a cold start's path,
+    and before the forks that follow, which then share it instead of each importing it."""
     import urllib.parse  # noqa: F401
 
     _reason(404)
+
+
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
 
@@ -587,6 +589,10 @@ def serve_connection(sock):
         sys.stderr.flush()
     finally:
         rfile.close()
+        try:
+            sock.shutdown(socket.SHUT_WR)  # the end, even where a mount's writer still holds the socket
+        except OSError:
+            pass
         sock.close()
 
 
