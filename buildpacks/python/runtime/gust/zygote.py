@@ -168,7 +168,10 @@ class Zygote:
 
     def receive(self):
         """Reads and handles one request; False when gustd has closed its end."""
-        data, fds, flags, _ = socket.recv_fds(self.control, MESSAGE_BYTES, MAX_DESCRIPTORS)
+        try:
+            data, fds, flags, _ = socket.recv_fds(self.control, MESSAGE_BYTES, MAX_DESCRIPTORS)
+        except ConnectionResetError:
+            return False  # gustd closed its end with a report of ours unread: gone all the same
         if not data:
             return False
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):

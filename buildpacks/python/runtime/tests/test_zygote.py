@@ -211,6 +211,14 @@ class ZygoteTests(unittest.TestCase):
         for fd in (pidfd, out):
             os.close(fd)
 
+    def test_gustd_closing_its_end_with_a_report_unread_ends_the_zygote_quietly(self):
+        # A report gustd had not read when it closed its end (a fork's exit, as it stops the
+        # zygote) makes the kernel reset the connection: the zygote's next read fails with
+        # ECONNRESET, not an end of file. It ends all the same, without a traceback.
+        self.zygote.send({"exited": 1, "status": 0})
+        self.gustd.close()
+        self.assertFalse(self.zygote.receive(), "gustd has gone: nothing more to read")
+
     def test_a_child_it_did_not_fork_for_gustd_is_collected_and_not_reported(self):
         # As PID 1 of a sandbox's PID namespace the zygote inherits its forks' orphans: this child
         # stands for one (a child of the zygote's process that gustd never asked for).
