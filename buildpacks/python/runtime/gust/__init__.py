@@ -281,8 +281,11 @@ def _exchange(socket_path, method, path, headers, body):
                     break
                 name, _, value = line.partition(b":")
                 fields[name.strip().lower()] = value.strip()
+            status = int(parts[1])
+            if status in (204, 304):  # no body, whatever the head says
+                return status, b""
             if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
-                return int(parts[1]), _dechunked(answer, method)
+                return status, _dechunked(answer, method)
             length = fields.get(b"content-length")
             if length is not None:
                 if not length.isdigit():
@@ -290,8 +293,8 @@ def _exchange(socket_path, method, path, headers, body):
                 payload = answer.read(int(length))
                 if len(payload) < int(length):
                     raise Error(f"records {method}: gustd's answer ended early", code=502)
-                return int(parts[1]), payload
-            return int(parts[1]), answer.read()
+                return status, payload
+            return status, answer.read()
 
 
 def _dechunked(answer, method):

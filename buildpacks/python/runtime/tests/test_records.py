@@ -37,6 +37,11 @@ class RecordsClientTests(unittest.TestCase):
                 else:
                     status, answer = 200, dict(body or {}, _id="a")
                 payload = json.dumps(answer).encode()
+                if "empty" in self.path:  # no body and no length, the connection kept open regardless
+                    self.send_response(204)
+                    self.end_headers()
+                    self.close_connection = False
+                    return
                 self.send_response(status)
                 if "chunked" in self.path:  # an answer in pieces, as a streaming server sends it
                     self.send_header("Transfer-Encoding", "chunked")
@@ -88,6 +93,11 @@ class RecordsClientTests(unittest.TestCase):
     def test_answers_chunked_or_ended_by_the_connection_are_read_whole(self):
         self.assertEqual(gust.records.get("cat", "chunked"), {"_id": "a"})
         self.assertEqual(gust.records.get("cat", "unframed"), {"_id": "a"})
+        answered = []
+        thread = threading.Thread(target=lambda: answered.append(gust.records.get("cat", "empty")), daemon=True)
+        thread.start()
+        thread.join(5)
+        self.assertEqual(answered, [None], "a 204 has no body to wait for, even on a connection left open")
         self.assertIsNone(gust.records.get("cat", "missing"))
 
     def test_an_answer_that_is_not_http_is_a_clear_error(self):
