@@ -147,7 +147,12 @@ struct LimitsTests {
         let gustd = try #require(fixture.gustd)
         let busy = try fixture.call("POST", "/_/functions/busy", body: #"{"seconds": 1}"#)
         #expect(busy.status == 200, "\(busy.text)")
-        let cpu = try #require(gustd.cgroupDirectories(app: "cats")["cpu"]?.first, "the instance has a cpu cgroup")
+        // The instance's own cgroup, named by its id: the app's zygote has one beside it, with the
+        // same quota, which its import may or may not have run into.
+        let ps = try GustBinaries.gust(fixture.home, ["ps", "cats", "--json"])
+        let instances = (try? JSONSerialization.jsonObject(with: Data(ps.stdout.utf8))) as? [[String: Any]] ?? []
+        let id = try #require(instances.first?["id"] as? String, "\(ps.output)")
+        let cpu = try #require(gustd.cgroupDirectories(app: "cats")["cpu"]?.first { $0.hasSuffix("/" + id) }, "the instance has a cpu cgroup")
         #expect(try String(contentsOfFile: cpu + "/cpu.cfs_quota_us", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) == "20000")
         let stat = try String(contentsOfFile: cpu + "/cpu.stat", encoding: .utf8)
         let throttled = stat.split(separator: "\n").first { $0.hasPrefix("nr_throttled ") }.flatMap { Int($0.split(separator: " ")[1]) } ?? 0

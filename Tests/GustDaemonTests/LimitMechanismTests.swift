@@ -83,6 +83,24 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: directory))
     }
 
+    @Test func anOOMKillIsSeenWhetherOrNotTheExitHandlerHasFinishedTheCgroupYet() throws {
+        // A call that lost its instance asks once the process has exited, which it may learn before
+        // the exit handler has run `finish` (which records the kill, then removes the directories).
+        let root = try fakeRoot(["cgroup.controllers": "memory pids cpu\n"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let mechanism = LimitMechanism.detect(root: root, name: "gust")
+        let cgroup = try InstanceCgroup(mechanism: mechanism, app: try AppName("cats"), id: "a1b2", limits: AppLimits(memory: 64 << 20))
+        let directory = root + "/gust/cats/a1b2"
+        try Data("oom 1\noom_kill 1\n".utf8).write(to: URL(fileURLWithPath: directory + "/memory.events"))
+        #expect(!cgroup.wasOutOfMemory, "not recorded before finish")
+        #expect(cgroup.sawOutOfMemory, "before finish: read from the cgroup")
+        cgroup.finish()  // records the kill (a fake directory holding files is not removed: it gives up after 0.5 s)
+        // The kernel's directory is gone after finish; with it, the count reads 0.
+        try FileManager.default.removeItem(atPath: directory + "/memory.events")
+        #expect(cgroup.oomKills == 0)
+        #expect(cgroup.sawOutOfMemory, "after finish: as it recorded it")
+    }
+
     @Test func cgroupsAPreviousGustdLeftAreRemovedAtStart() throws {
         let root = try fakeRoot(["gust/cgroup.subtree_control": "", "gust/cats/cgroup.subtree_control": ""])
         defer { try? FileManager.default.removeItem(atPath: root) }

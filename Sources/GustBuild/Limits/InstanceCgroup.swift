@@ -78,6 +78,15 @@ package final class InstanceCgroup: Sendable {
     /// Whether the kernel's OOM killer killed a process of the instance; known once `finish()` ran.
     package var wasOutOfMemory: Bool { outOfMemory.load(ordering: .acquiring) }
 
+    /// Whether the kernel killed a process of it for memory, asked once the process has exited: its
+    /// exit handler may not have run `finish` yet (which records the kill, then removes the
+    /// directories). The count is read first: read after the removal it is 0, but then the kill
+    /// was recorded before, and `wasOutOfMemory` (read second) says so.
+    package var sawOutOfMemory: Bool {
+        let kills = oomKills
+        return kills > 0 || wasOutOfMemory
+    }
+
     /// `out of memory (64 MB limit)`, for the caller and the app's log.
     package var outOfMemoryText: String {
         "out of memory (\(limits.memory.map(LimitSize.spoken) ?? "no") limit)"

@@ -61,7 +61,7 @@ extension Instance {
     private static func poll(
         _ process: InstanceProcess, _ cgroup: InstanceCgroup, on loop: any EventLoop, tries: Int, _ answer: @escaping @Sendable (Bool) -> Void
     ) {
-        if process.hasExited { return answer(cgroup.wasOutOfMemory) }
+        if process.hasExited { return answer(cgroup.sawOutOfMemory) }  // its exit handler may still be to run
         guard tries > 0 else { return answer(cgroup.oomKills > 0) }
         loop.scheduleTask(in: .milliseconds(10)) { poll(process, cgroup, on: loop, tries: tries - 1, answer) }
     }

@@ -258,7 +258,7 @@ actor Instance {
             group.cancelAll()
             return first
         }
-        return exited ? cgroup.wasOutOfMemory : cgroup.oomKills > 0
+        return exited ? cgroup.sawOutOfMemory : cgroup.oomKills > 0
     }
 
     /// Stops the process (SIGTERM, then SIGKILL after `grace`) and forgets its files.
