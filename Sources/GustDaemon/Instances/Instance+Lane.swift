@@ -61,8 +61,8 @@ extension Instance {
     private static func poll(
         _ process: InstanceProcess, _ cgroup: InstanceCgroup, on loop: any EventLoop, tries: Int, _ answer: @escaping @Sendable (Bool) -> Void
     ) {
-        if process.hasExited { return answer(cgroup.sawOutOfMemory) }  // its exit handler may still be to run
-        guard tries > 0 else { return answer(cgroup.oomKills > 0) }
+        // Exited (its exit handler may still be to run) or not, `sawOutOfMemory` reads what is known.
+        if process.hasExited || tries == 0 { return answer(cgroup.sawOutOfMemory) }
         loop.scheduleTask(in: .milliseconds(10)) { poll(process, cgroup, on: loop, tries: tries - 1, answer) }
     }
 }

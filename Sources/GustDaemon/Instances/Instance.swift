@@ -251,14 +251,13 @@ actor Instance {
     /// connection, so it waits (briefly) for the process to exit and its cgroup to be read.
     nonisolated func ranOutOfMemory() async -> Bool {
         guard let cgroup else { return false }
-        let exited = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { _ = await self.process.exitStatus(); return true }
-            group.addTask { try? await Task.sleep(for: .seconds(2)); return false }
-            let first = await group.next() ?? false
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = await self.process.exitStatus() }
+            group.addTask { try? await Task.sleep(for: .seconds(2)) }
+            await group.next()
             group.cancelAll()
-            return first
         }
-        return exited ? cgroup.sawOutOfMemory : cgroup.oomKills > 0
+        return cgroup.sawOutOfMemory  // exited or not: what the cgroup counts, or what finish recorded
     }
 
     /// Stops the process (SIGTERM, then SIGKILL after `grace`) and forgets its files.
