@@ -247,16 +247,15 @@ class _Records:
         return value
 
 
-# The most bytes of a records answer's head: gustd's are a few hundred.
-_HEAD_BYTES = 64 << 10
-
-
 def _exchange(socket_path, method, path, headers, body):
     """One HTTP/1.1 request on gustd's records channel (a Unix socket), on a connection of its own:
-    the answer's status and body. Own code rather than http.client, whose import (the email package
-    and ssl with it) would cost every instance's start 15 ms for a channel that speaks one dialect:
-    gustd's answers carry a Content-Length, or are chunked, or end with the connection."""
+    the answer's status and body, read with the runtime's own HTTP reader (gust.server, loaded in
+    every instance). Not http.client, whose import (the email package and ssl with it) would cost
+    every instance's start 15 ms for a channel that speaks one dialect: gustd's answers carry a
+    Content-Length, or are chunked, or end with the connection."""
     import socket
+
+    from gust import server
 
     lines = [f"{method} {path} HTTP/1.1", "Host: gustd", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
@@ -267,50 +266,24 @@ def _exchange(socket_path, method, path, headers, body):
         connection.connect(socket_path)
         connection.sendall(request)
         with connection.makefile("rb") as answer:
-            status_line = answer.readline(_HEAD_BYTES)
-            parts = status_line.split(None, 2)
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-                raise Error(f"records {method}: gustd's answer is not HTTP ({status_line[:80]!r})", code=502)
-            fields, room = {}, _HEAD_BYTES
-            while True:
-                line = answer.readline(room)
-                room -= len(line)
-                if not line.endswith(b"\n") or room <= 0:
-                    raise Error(f"records {method}: gustd's answer ended in its head", code=502)
-                if line in (b"\r\n", b"\n"):
-                    break
-                name, _, value = line.partition(b":")
-                fields[name.strip().lower()] = value.strip()
-            status = int(parts[1])
-            if status in (204, 304):  # no body, whatever the head says
-                return status, b""
-            if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
-                return status, _dechunked(answer, method)
-            length = fields.get(b"content-length")
-            if length is not None:
-                if not length.isdigit():
-                    raise Error(f"records {method}: gustd's answer has a bad Content-Length", code=502)
-                payload = answer.read(int(length))
-                if len(payload) < int(length):
-                    raise Error(f"records {method}: gustd's answer ended early", code=502)
-                return status, payload
-            return status, answer.read()
-
-
-def _dechunked(answer, method):
-    chunks = []
-    while True:
-        size_line = answer.readline(_HEAD_BYTES)
-        try:
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise Error(f"records {method}: gustd's chunked answer is malformed", code=502) from None
-        if size == 0:
-            return b"".join(chunks)
-        chunk = answer.read(size + 2)
-        if len(chunk) < size + 2:
-            raise Error(f"records {method}: gustd's answer ended early", code=502)
-        chunks.append(chunk[:size])
+            try:
+                head = server._read_head(answer)  # noqa: SLF001 - the runtime's reader, bounded
+                parts = head[0].split(None, 2) if head else []
+                if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+                    shown = head[0][:80] if head else "it ended before its head"
+                    raise Error(f"records {method}: gustd's answer is not HTTP ({shown!r})", code=502)
+                status = int(parts[1])
+                if status in (204, 304):  # no body, whatever the head says
+                    return status, b""
+                lowered = {}
+                for field in head[1]:
+                    name, _, value = field.decode("latin-1").partition(":")
+                    lowered[name.strip().lower()] = value.strip()
+                if "transfer-encoding" in lowered or "content-length" in lowered:
+                    return status, server._read_body(answer, lowered)  # noqa: SLF001
+                return status, answer.read()
+            except (server._BadRequest, ValueError, ConnectionError) as error:  # noqa: SLF001
+                raise Error(f"records {method}: gustd's answer is malformed ({error})", code=502) from None
 
 
 def _failure_text():
