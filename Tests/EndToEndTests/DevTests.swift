@@ -244,6 +244,9 @@ struct DevTests {
                 until(b'2  tidy')
                 os.write(master, b'1')
                 until(b'schedule tick ran (')
+                # The schedule's own output comes through the app's log, which gust dev follows
+                # on a poll of its own: it may land after the run's line.
+                until(b'] tick ran now', seconds=30)
                 os.write(master, b'r')
                 until(b'schedule tick ran (', count=2)
                 os.write(master, b'9')
