@@ -131,17 +131,23 @@ extension AppLog {
         return (Data(lines), Int64(lines.count) == available)
     }
 
-    /// Calls `body` with each entry written after now, until it returns false.
+    /// Calls `body` with each entry written after now, until it returns false, or until `finished`
+    /// says so and everything written before it said so has been passed on (a follower that stops
+    /// must not drop the last lines, which are often the ones that say what went wrong).
     /// Polls the files (a follower is a person at a terminal; 200 ms is plenty) through a cursor,
     /// so no line is lost when the log rotates in between.
-    public func follow(function: String? = nil, poll: Duration = .milliseconds(200), _ body: (LogEntry) -> Bool) {
+    public func follow(
+        function: String? = nil, poll: Duration = .milliseconds(200), finished: () -> Bool = { false }, _ body: (LogEntry) -> Bool
+    ) {
         var cursor = endCursor()
         while true {
+            let last = finished()  // asked before the read, so the read sees what came before
             let batch = read(after: cursor)
             cursor = batch.cursor
             for entry in batch.entries where function.map(entry.belongs(to:)) ?? true {
                 if !body(entry) { return }
             }
+            if batch.entries.isEmpty, last { return }
             if batch.entries.isEmpty {
                 let (seconds, attoseconds) = poll.components
                 usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))

@@ -102,6 +102,31 @@ import Testing
         #expect(seen == (1...index).map { "line \($0)" })
     }
 
+    /// gust dev stops its follower at Ctrl-C: lines written up to that moment are still passed on,
+    /// however long its poll, and then it returns. The lines come just before the follower is told
+    /// to finish (from inside `finished`), the hardest case: between its last read and its stop.
+    @Test(.scratchDirectory) func aFollowerToldToFinishPassesOnWhatCameBeforeAndReturns() throws {
+        let home = GustHome(path: ScratchDirectory.current.path)
+        try home.prepare()
+        let log = AppLog(home: home, app: try AppName("cats"))
+        try log.append([entry("before the follower")])
+        var asked = 0
+        var seen: [String] = []
+        log.follow(
+            poll: .seconds(3600),
+            finished: {
+                asked += 1
+                guard asked == 1 else { return true }
+                try? log.append([entry("last words"), entry("really last")])
+                return true
+            }
+        ) { entry in
+            seen.append(entry.line)
+            return true
+        }
+        #expect(seen == ["last words", "really last"])
+    }
+
     @Test(.scratchDirectory) func aCursorWhoseFileWasRotatedAwaySaysLinesWereSkipped() throws {
         let home = GustHome(path: ScratchDirectory.current.path)
         try home.prepare()

@@ -52,7 +52,11 @@ final class DevServer {
         say("-----> gust dev: \(workspace.tree.path) as app \(workspace.app)")
         try await refresh(changed: [])
         let gustd = try DevGustd(workspace, port: port, installation: installation)
-        defer { gustd.stop() }
+        var follower: DevLogFollower?
+        defer {
+            gustd.stop()
+            follower?.finish()  // after gustd, so what the functions wrote to the end is shown
+        }
         // Its PID, for whoever must stop it if this process cannot (tests do).
         try Data("\(gustd.pid)\n".utf8).write(to: workspace.home.root.appendingPathComponent("gustd.pid"))
         let serving = try gustd.waitUntilServing()
@@ -60,7 +64,7 @@ final class DevServer {
         say("-----> Serving http://127.0.0.1:\(serving)/ (ready in \(Self.seconds(ContinuousClock.now - started)))")
         say("       Records (/_/records/TYPE) take X-Auth-Token: \(try recordsToken())")
         say("       Edit and save: the functions reload. `gust call --dev OP [JSON]` calls an op; Ctrl-C stops.")
-        startLogFollower()
+        follower = startLogFollower()
         let keys = DevKeys(workspace: workspace)
         defer { keys?.restore() }
         if let keys {
@@ -186,19 +190,18 @@ final class DevServer {
     }
 
     /// Prints what the functions write, as it comes, on a thread of its own (the log is a file gustd appends to).
-    private func startLogFollower() {
+    private func startLogFollower() -> DevLogFollower {
         let log = AppLog(home: workspace.home, app: workspace.app)
         let deploying = self.deploying
         let (releases, tree) = (workspace.home.releases(workspace.app).path + "/v", workspace.tree.path)
-        let thread = Thread {
-            log.follow(poll: .milliseconds(50)) { entry in
+        return DevLogFollower { finished in
+            log.follow(poll: .milliseconds(50), finished: finished) { entry in
                 // Start-up output during a deploy arrives with its progress.
                 if entry.function == nil, deploying.covers(entry.time) { return true }
                 say(Self.inTree(Self.format(entry), releases: releases, tree: tree))
                 return true
             }
         }
-        thread.start()
     }
 
     /// `12:00:01 [op food:buy] Meow`, `!` before stderr lines.
@@ -227,6 +230,25 @@ final class DevServer {
     static func list(_ paths: [String]) -> String {
         let shown = paths.prefix(3).map { DevWorkspace.shown($0).dropFirst().dropLast() }.joined(separator: ", ")
         return paths.count > 3 ? "\(shown) and \(paths.count - 3) more" : shown
+    }
+}
+
+/// The thread that prints the app's log while gust dev runs. `finish` has it print what is
+/// left and waits for that (bounded): a Ctrl-C right after a call still shows the call's output.
+final class DevLogFollower: Sendable {
+    private let finishing = Atomic(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ follow: @escaping @Sendable (_ finished: () -> Bool) -> Void) {
+        Thread { [self] in
+            follow { finishing.load(ordering: .relaxed) }
+            done.signal()
+        }.start()
+    }
+
+    func finish(within bound: DispatchTimeInterval = .seconds(2)) {
+        finishing.store(true, ordering: .relaxed)
+        _ = done.wait(timeout: .now() + bound)
     }
 }
 
