@@ -66,7 +66,9 @@ extension Store {
         else { return nil }
         let token = try consoleToken(row: row)
         guard token.isValid(at: now) else { return nil }
-        try? db.run("UPDATE console_tokens SET last_used_at = ? WHERE id = ?", [.real(now.timeIntervalSince1970), .integer(Int64(token.id))])
+        if Self.isUseWorthWriting(now, last: token.lastUsedAt) {
+            try? db.run("UPDATE console_tokens SET last_used_at = ? WHERE id = ?", [.real(now.timeIntervalSince1970), .integer(Int64(token.id))])
+        }
         return token
     }
 

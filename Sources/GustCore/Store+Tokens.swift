@@ -67,14 +67,34 @@ extension Store {
         else { return false }
         let token = AppToken(row: row)
         guard token.isValid(at: now) else { return false }
-        // Best effort: a valid token stays valid when its last use cannot be written (a full disk).
-        try? db.run("UPDATE tokens SET last_used_at = ? WHERE id = ?", [.real(now.timeIntervalSince1970), .integer(Int64(token.id))])
+        if Self.isUseWorthWriting(now, last: token.lastUsedAt) {
+            // Best effort: a valid token stays valid when its last use cannot be written (a full disk).
+            try? db.run("UPDATE tokens SET last_used_at = ? WHERE id = ?", [.real(now.timeIntervalSince1970), .integer(Int64(token.id))])
+        }
         return true
     }
 
-    public static func tokenHash(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+    /// How finely a token's last use is kept. A private app verifies its token on every call,
+    /// and a write on each would queue every call behind SQLite's one writer; the row is read
+    /// every time all the same, so a revoked or expired token is refused at once.
+    public static let lastUseResolution: TimeInterval = 60
+
+    static func isUseWorthWriting(_ now: Date, last: Date?) -> Bool {
+        guard let last else { return true }
+        return now.timeIntervalSince(last) >= lastUseResolution || now < last  // a clock set back writes again
     }
+
+    public static func tokenHash(_ secret: String) -> String {
+        var hex: [UInt8] = []
+        hex.reserveCapacity(64)
+        for byte in SHA256.hash(data: Data(secret.utf8)) {
+            hex.append(hexDigits[Int(byte >> 4)])
+            hex.append(hexDigits[Int(byte & 0x0F)])
+        }
+        return String(decoding: hex, as: UTF8.self)
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8), y = Array(b.utf8)

@@ -26,6 +26,36 @@ import Testing
         #expect(throws: GustError.self) { try store.revokeToken(app, id: token.id) }
     }
 
+    /// A private app's every call verifies its token: the check records the token's use, but a
+    /// write on every call would serialise calls on SQLite's one writer, so the use is written at
+    /// most once a minute (what `gust tokens list` shows as LAST USED). Revocation still reads
+    /// the row on every call, so it takes effect at once.
+    @Test(.scratchDirectory) func aTokensUseIsWrittenAtMostOnceAMinute() throws {
+        let (store, app) = try store()
+        let (token, secret) = try store.createToken(app, description: "ci", expiresAt: nil)
+        let first = Date(timeIntervalSince1970: 2_000_000_000)
+        #expect(try store.verifyToken(app, secret: secret, now: first))
+        #expect(try store.verifyToken(app, secret: secret, now: first + 59))
+        #expect(try store.tokens(app).first?.lastUsedAt == first)
+        #expect(try store.verifyToken(app, secret: secret, now: first + 61))
+        #expect(try store.tokens(app).first?.lastUsedAt == first + 61)
+        try store.revokeToken(app, id: token.id)
+        #expect(try !store.verifyToken(app, secret: secret, now: first + 62))
+
+        let (admin, adminSecret) = try store.createConsoleToken(apps: nil, description: "me", expiresAt: nil)
+        #expect(try store.verifyConsoleToken(secret: adminSecret, now: first) != nil)
+        #expect(try store.verifyConsoleToken(secret: adminSecret, now: first + 30) != nil)
+        #expect(try store.consoleToken(id: admin.id)?.lastUsedAt == first)
+        #expect(try store.verifyConsoleToken(secret: adminSecret, now: first + 90) != nil)
+        #expect(try store.consoleToken(id: admin.id)?.lastUsedAt == first + 90)
+    }
+
+    /// Stores hold tokens by this hash: lowercase hex of SHA-256, whatever computes it.
+    @Test func aTokensHashIsTheLowercaseHexOfItsSHA256() {
+        #expect(Store.tokenHash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Store.tokenHash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    }
+
     @Test(.scratchDirectory) func anExpiredTokenIsInvalid() throws {
         let (store, app) = try store()
         let (_, secret) = try store.createToken(app, description: "", expiresAt: Date().addingTimeInterval(60))
