@@ -228,6 +228,56 @@ struct GatewayCallTests {
         #expect(Self.answers(in: second).first?.body == #"{"got": {"split": true}, "type": "application/json", "n": "6"}"#, "\(second)")
     }
 
+    /// A private app's calls, pipelined in one write as `PlainLane` reads them: each is answered in
+    /// order, its token checked off the loop. Without a token, with a forged one or with two
+    /// (`HTTPFields` joins them, which is no token) it is `respond`'s 403 JSON and no instance runs
+    /// it (its access-log line names none); the header's name may come in any case; a revoked token
+    /// is refused from the next call on.
+    @Test(.scratchDirectory) func aPrivateAppsPipelinedCallsAreAnsweredInOrderEachAfterItsTokenCheck() throws {
+        let accessLog = ScratchDirectory.current.appendingPathComponent("access.log")
+        let fixture = try PushFixture(gustdArguments: ["--access-log", accessLog.path])
+        try pushPython(fixture)
+        #expect(try fixture.call("GET", "/tag").status == 200, "the instance is up")
+        #expect(try GustBinaries.gust(fixture.home, ["apps", "set", "cats", "--private"]).status == 0)
+        let created = try GustBinaries.gust(fixture.home, ["tokens", "create", "cats"])
+        let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(created.status == 0 && token.hasPrefix("gust_"), "\(created.output)")
+        func tag(_ n: Int, _ auth: String) -> String {
+            "GET /apps/cats/tag HTTP/1.1\r\nHost: x\r\nX-N: \(n)\r\nX-Request-Id: private-\(n)\r\n\(auth)\r\n"
+        }
+        let op = "POST /apps/cats/_/functions/size HTTP/1.1\r\nHost: x\r\nX-Request-Id: private-6\r\nX-Auth-Token: \(token)\r\n"
+            + "Content-Length: 16\r\n\r\n" + #"{"blob": "abcd"}"#
+        let raw = try RawConnection(port: fixture.port)
+        raw.send(
+            tag(1, "X-Auth-Token: \(token)\r\n") + tag(2, "") + tag(3, "x-auth-token: \(token)\r\n") + tag(4, "X-Auth-Token: gust_forged\r\n")
+                + tag(5, "X-Auth-Token: \(token)\r\nX-Auth-Token: \(token)\r\n") + op)
+        let (text, answers) = Self.awaitAnswers(6, on: raw)
+        #expect(answers.map(\.status) == [200, 403, 200, 403, 403, 200], "\(text)")
+        guard answers.count == 6 else { return }
+        #expect(answers[0].body == #"{"n": "1"}"# && answers[2].body == #"{"n": "3"}"# && answers[5].body == "4", "\(text)")
+        for refused in [answers[1], answers[3], answers[4]] {
+            #expect(refused.body == #"{"code":403,"error":"cats is private: send a valid token in X-Auth-Token (`gust tokens create cats`)."}"#, "\(refused.body)")
+        }
+        #expect(!raw.isClosedByPeer, "the connection stays open")
+
+        #expect(try GustBinaries.gust(fixture.home, ["tokens", "revoke", "cats", "1"]).status == 0)
+        raw.send(tag(7, "X-Auth-Token: \(token)\r\n"))
+        let (revokedText, revoked) = Self.awaitAnswers(1, on: raw)
+        #expect(revoked.map(\.status) == [403], "\(revokedText)")
+
+        var lines: [String] = []
+        for _ in 0..<100 {  // the writer thread is asynchronous: at most 5 s
+            lines = ((try? String(contentsOf: accessLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            if lines.contains(where: { $0.contains("id=private-7") }) { break }
+            usleep(50_000)
+        }
+        for n in 1...7 {
+            let line = lines.first { $0.hasSuffix("id=private-\(n)") } ?? ""
+            let ran = [1, 3, 6].contains(n)
+            #expect(line.contains(ran ? "status=200" : "status=403") && line.contains("instance=-") != ran, "\(n): \(line)")
+        }
+    }
+
     /// A client may close its sending side once its requests are sent (`nc -N`, `shutdown(SHUT_WR)`):
     /// the calls it sent are still answered, in order, before the connection closes, as
     /// Hummingbird's path answers them. (The lane once let that end of input reach Hummingbird

@@ -31,6 +31,20 @@ import Testing
         #expect(read("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")?.closes == false)
     }
 
+    /// A private app's token, as the lane reads it: by name in any case, several joined with ", "
+    /// as `HTTPFields` joins them (so two tokens are no token), from where the head starts.
+    @Test func readsAFieldsValuesByNameInAnyCase() {
+        let text = "GET /x HTTP/1.1\r\nHost: x\r\nx-auth-token: one\r\nAccept: */*\r\nX-AUTH-TOKEN: two\r\nX-Auth-Tokens: no\r\n\r\n"
+        let head = read(text)
+        var bytes = ByteBuffer(string: "xyz" + text)
+        bytes.moveReaderIndex(forwardBy: 3)
+        #expect(head?.value(of: "X-Auth-Token", in: bytes) == "one, two")
+        #expect(head?.value(of: "Accept", in: bytes) == "*/*")
+        #expect(head?.value(of: "Authorization", in: bytes) == nil)
+        let single = "GET /x HTTP/1.1\r\nHost: x\r\nX-Auth-Token: gust_abc\r\n\r\n"
+        #expect(read(single)?.value(of: "X-Auth-Token", in: ByteBuffer(string: single)) == "gust_abc")
+    }
+
     /// A `POST` (or a `GET`) with a small body of a `Content-Length`: the head ends before the body.
     @Test func readsASmallBodysLengthAndLeavesTheBodyAfterTheHead() {
         let head = "POST /call HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n"

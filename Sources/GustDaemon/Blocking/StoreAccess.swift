@@ -1,4 +1,5 @@
 import GustCore
+import NIOCore
 import NIOPosix
 import Synchronization
 
@@ -20,6 +21,13 @@ final class StoreAccess: Sendable {
     /// Runs `body` with the store on a pool thread.
     func run<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) async throws -> T {
         try await pool.runIfActive { [self] in
+            try lock.withLock { _ in try body(store) }
+        }
+    }
+
+    /// The same for a caller on an event loop, which must not wait: the future completes on `loop`.
+    func future<T: Sendable>(on loop: any EventLoop, _ body: @escaping @Sendable (Store) throws -> T) -> EventLoopFuture<T> {
+        pool.runIfActive(eventLoop: loop) { [self] in
             try lock.withLock { _ in try body(store) }
         }
     }

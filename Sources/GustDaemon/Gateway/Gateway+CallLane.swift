@@ -9,13 +9,14 @@ import NIOHTTP1
 /// forwarded on the event loop that read it, with none of Hummingbird's
 /// per-request machinery and no Swift Concurrency task (docs/benchmarks.md,
 /// "A lane for calls"). It takes a handler's request or an op's `POST` without an
-/// upgrade, and without a body but a small one `PlainLane` has read whole, to a public app
-/// with a live release whose runtime tags its calls: at once when one of its
+/// upgrade, and without a body but a small one `PlainLane` has read whole, to an app
+/// with a live release whose runtime tags its calls (a private app's after its token is
+/// checked on the store's thread, never on the loop): at once when one of its
 /// instances is free, else through the pool's queue like any call (a callback
 /// waiter: the 503 of a full queue, the 504 of a call whose limit passes while
 /// it waits, the 503 of a release that cannot start, a client that leaves while
 /// it waits, a switch to a new release while it waits). Everything else (any
-/// other body, a private app, an op's `GET`, a WebSocket, a redirect, an app no
+/// other body, an op's `GET`, a WebSocket, a redirect, an app no
 /// instance of which has started yet) goes to `respond` as before, which reads
 /// a body once the call has an instance. A call here keeps what `respond` gives
 /// one: its time limit counted from its arrival, `X-Forwarded-*` and
@@ -45,7 +46,8 @@ extension Gateway {
             fields[.contentLength] == nil || fields[.contentLength] == "0"
         else { return nil }
         return laneCall(
-            method: request.method, target: target, host: request.authority, sentRequestID: fields[ForwardedHeaders.requestID], channel: channel
+            method: request.method, target: target, host: request.authority, sentRequestID: fields[ForwardedHeaders.requestID], channel: channel,
+            token: { fields[Gateway.authToken] }
         ) { [forwarding] requestID in
             forwarding.headers(of: fields, peer: channel.remoteAddress?.ipAddress, requestID: requestID)
         }
@@ -62,16 +64,17 @@ extension Gateway {
         else { return nil }
         return laneCall(
             method: head.method == .post ? .post : .get, target: head.target, host: head.host, sentRequestID: head.requestID, body: body,
-            channel: channel
+            channel: channel, token: { head.value(of: "X-Auth-Token", in: bytes) }
         ) { [forwarding] requestID in
             forwarding.headers(ofPlain: head.fields(in: bytes), peer: peer, requestID: requestID)
         }
     }
 
-    /// What both read: `forwarded` gives the headers the instance is sent, once the call is one for the lane.
+    /// What both read: `forwarded` gives the headers the instance is sent, and `token` the app token
+    /// sent (`X-Auth-Token`), once the call is one for the lane.
     private func laneCall(
         method: HTTPRequest.Method, target: String, host: String?, sentRequestID: String?, body: ByteBuffer = ByteBuffer(), channel: any Channel,
-        forwarded: (_ requestID: String) -> HTTPHeaders
+        token: () -> String?, forwarded: (_ requestID: String) -> HTTPHeaders
     ) -> (@Sendable (LaneReply) -> Void)? {
         let (path, query) = RequestPath.splitTarget(target)
         guard query?.isEmpty != true, !target.utf8.contains(UInt8(ascii: "#")) else { return nil }  // by byte: a `#` joined to a mark too
@@ -109,6 +112,10 @@ extension Gateway {
                 body: body,
                 streamsAnswer: kind == .handler),
             channel: channel)
+        if live.isPrivate {
+            let token = token()
+            return { reply in call.verify(token, on: live, reply) }
+        }
         // The common case: an instance free now, with an idle connection on this loop.
         if let lease = live.pool.tryAcquire() {
             if let connection = lease.member.idleConnection(on: channel.eventLoop) {
@@ -168,11 +175,22 @@ private final class LaneCall: Sendable {
         self.channel = channel
     }
 
-    /// Whether calls to what serves now can take the lane: public (no token to check off the
-    /// loop), and a runtime that tags its calls' output, so that no pause is needed between calls
-    /// for the last one's output to be read (`Instance.call`).
+    /// Whether calls to what serves now can take the lane: a runtime that tags its calls' output,
+    /// so that no pause is needed between calls for the last one's output to be read (`Instance.call`).
     static func takes(_ route: Supervisor.Route) -> Bool {
-        !route.isPrivate && route.launcher.manifest?.takesCallIDs == true
+        route.launcher.manifest?.takesCallIDs == true
+    }
+
+    /// A private app's call: its token is checked on the store's thread (the loop goes on meanwhile),
+    /// then it waits for an instance as any call, which also sees a client that left meanwhile. Without
+    /// a valid token it is `respond`'s 403 and never runs; like `respond`'s, that is not a call of the
+    /// function in its metrics, only a line in the access log.
+    func verify(_ token: String?, on route: Supervisor.Route, _ reply: LaneReply) {
+        guard let token else { return refuse(Gateway.notAuthorized(app), route: route, reply, counted: false) }
+        supervisor.verifyToken(app, token, on: reply.eventLoop).whenSuccess { [self] valid in
+            guard valid else { return refuse(Gateway.notAuthorized(app), route: route, reply, counted: false) }
+            wait(on: route, tries: 3, reply)
+        }
     }
 
     /// Waits in `route`'s queue for an instance, then runs on it; a switch to a new release
@@ -294,25 +312,30 @@ private final class LaneCall: Sendable {
     }
 
     /// Answers without the function's answer: JSON with its status (and `Retry-After` when waiting helps).
-    private func refuse(_ refusal: CallRefusal, route: Supervisor.Route, _ reply: LaneReply) {
+    /// `counted`: whether it is a call of the function in its metrics (a refused token's is not).
+    private func refuse(_ refusal: CallRefusal, route: Supervisor.Route, _ reply: LaneReply, counted: Bool = true) {
         let body = Gateway.errorJSON(code: refusal.status, refusal.message).buffer
         var head = Gateway.jsonHead(refusal.status, body: body, requestID: requestID)
         head.headerFields.append(contentsOf: refusal.headers)
-        record(status: refusal.status, bytes: body.readableBytes, route: route, instance: nil)
+        record(status: refusal.status, bytes: body.readableBytes, route: route, instance: nil, counted: counted)
         reply.answer(head, body: body)
     }
 
-    /// Its metrics and its access-log line, once its status is known.
-    private func record(status: Int, bytes: Int, route: Supervisor.Route, instance: String?) {
+    /// Its metrics (when `counted`) and its access-log line, once its status is known.
+    private func record(status: Int, bytes: Int, route: Supervisor.Route, instance: String?, counted: Bool = true) {
         let duration = ContinuousClock.now - arrived
+        if counted { recordMetrics(status: status, duration: duration, route: route) }
+        accessLog?.record(AccessLog.Entry(
+            app: app.rawValue, release: route.version, instance: instance, method: method, path: path, status: status, bytes: bytes,
+            duration: duration, requestID: requestID, time: wallClock))
+    }
+
+    private func recordMetrics(status: Int, duration: Duration, route: Supervisor.Route) {
         CallMetrics.record(
             app, kind: kind,
             function: { [launcher = route.launcher, kind, function] in
                 kind == .op ? FunctionLabel.op(function, in: launcher.manifest) : FunctionLabel.handler(function, in: launcher.manifest)
             },
             status: status, duration: duration, history: supervisor.consoleHistory)
-        accessLog?.record(AccessLog.Entry(
-            app: app.rawValue, release: route.version, instance: instance, method: method, path: path, status: status, bytes: bytes,
-            duration: duration, requestID: requestID, time: wallClock))
     }
 }

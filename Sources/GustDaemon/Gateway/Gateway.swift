@@ -42,6 +42,14 @@ struct Gateway: HTTPResponder {
         self.redirect = redirect
     }
 
+    /// The header a private app's calls and every records request carry their app token in.
+    static let authToken = HTTPField.Name("X-Auth-Token")!
+
+    /// A private app's call without a valid token, on either path (`respond`, the lane): it never runs.
+    static func notAuthorized(_ app: AppName) -> CallRefusal {
+        CallRefusal(status: 403, message: "\(app) is private: send a valid token in X-Auth-Token (`gust tokens create \(app)`).")
+    }
+
     /// What the access log learns of a call as it is routed.
     struct Note {
         var app: AppName?
@@ -145,8 +153,8 @@ struct Gateway: HTTPResponder {
             return Self.json(200, Self.health(of: app, live))
         }
         if live.isPrivate {
-            guard let token = request.headers[HTTPField.Name("X-Auth-Token")!], await supervisor.verifyToken(app, token) else {
-                throw GustError("\(app) is private: send a valid token in X-Auth-Token (`gust tokens create \(app)`).", code: 403)
+            guard let token = request.headers[Self.authToken], await supervisor.verifyToken(app, token) else {
+                throw Self.notAuthorized(app)
             }
         }
         let query = request.uri.query.map { "?\($0)" } ?? ""
@@ -211,7 +219,7 @@ struct Gateway: HTTPResponder {
     /// Records need an app token whether the app is private or not: 401 without one, and nothing happens.
     private func recordsRequest(_ request: Request, app: AppName, path: Substring) async throws -> Response {
         guard await supervisor.hasApp(app) else { throw GustError.notFound("No app named \(app).") }
-        guard let token = request.headers[HTTPField.Name("X-Auth-Token")!], await supervisor.verifyToken(app, token) else {
+        guard let token = request.headers[Self.authToken], await supervisor.verifyToken(app, token) else {
             return Self.error(401, "Records of \(app) need a valid app token in X-Auth-Token (`gust tokens create \(app)`).")
         }
         let body = try await RecordsAPI.collect(request.body)

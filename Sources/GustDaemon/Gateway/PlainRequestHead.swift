@@ -53,6 +53,20 @@ struct PlainRequestHead: Equatable {
         }
     }
 
+    /// The values of the other fields named `name` (ASCII, any case), joined with ", " as
+    /// `HTTPFields` joins them; nil if there is none.
+    func value(of name: String, in bytes: ByteBuffer) -> String? {
+        let start = bytes.readerIndex
+        let values = others.compactMap { field -> String? in
+            guard field.name.count == name.utf8.count,
+                let sent = bytes.getString(at: start + field.name.lowerBound, length: field.name.count),
+                sent.lowercased() == name.lowercased()
+            else { return nil }
+            return bytes.getString(at: start + field.value.lowerBound, length: field.value.count)
+        }
+        return values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+
     /// A head no longer than this is read; a longer one is NIO's.
     static let maxLength = 4096
     /// A longer body is NIO's: the lane holds a body in memory while its call waits for an instance

@@ -299,6 +299,12 @@ actor Supervisor {
         (try? await requestStore.run { try $0.verifyToken(app, secret: secret) }) ?? false
     }
 
+    /// The same for the gateway's lane, on the loop of the call's connection: never an error, a
+    /// store that cannot answer refuses the token.
+    nonisolated func verifyToken(_ app: AppName, _ secret: String, on loop: any EventLoop) -> EventLoopFuture<Bool> {
+        requestStore.future(on: loop) { try $0.verifyToken(app, secret: secret) }.recover { _ in false }
+    }
+
     nonisolated func hasApp(_ app: AppName) async -> Bool {
         (try? await requestStore.run { try $0.app(app) != nil }) ?? false
     }
