@@ -4,6 +4,7 @@ import Glibc
 import CArchive
 import Crypto
 import Foundation
+import GustCore
 
 /// Writes one deterministic tar.zst, hashing the bytes as they go to disk.
 enum ArchiveWriter {
@@ -60,7 +61,7 @@ enum ArchiveWriter {
         guard sink.failure == 0, fsync(fd) == 0 else {
             throw ArchiveError("Cannot write the artifact: \(String(cString: strerror(sink.failure != 0 ? sink.failure : errno)))")
         }
-        let digest = sink.hash.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = Hex.lower(sink.hash.finalize())
         return (digest, sink.size)
     }
 

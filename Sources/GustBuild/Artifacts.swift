@@ -4,6 +4,7 @@ import Glibc
 import CArchive
 import Crypto
 public import Foundation
+import GustCore
 
 /// A packed slug: `artifacts/<sha256>.tar.zst`.
 public struct Artifact: Sendable, Equatable {
@@ -91,6 +92,6 @@ public enum Artifacts {
             if count == 0 { break }
             buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return Hex.lower(hasher.finalize())
     }
 }

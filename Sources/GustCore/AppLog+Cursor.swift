@@ -147,8 +147,8 @@ extension AppLog {
             for entry in batch.entries where function.map(entry.belongs(to:)) ?? true {
                 if !body(entry) { return }
             }
-            if batch.entries.isEmpty, last { return }
             if batch.entries.isEmpty {
+                if last { return }
                 let (seconds, attoseconds) = poll.components
                 usleep(useconds_t(seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
             }

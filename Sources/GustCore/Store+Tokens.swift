@@ -85,16 +85,8 @@ extension Store {
     }
 
     public static func tokenHash(_ secret: String) -> String {
-        var hex: [UInt8] = []
-        hex.reserveCapacity(64)
-        for byte in SHA256.hash(data: Data(secret.utf8)) {
-            hex.append(hexDigits[Int(byte >> 4)])
-            hex.append(hexDigits[Int(byte & 0x0F)])
-        }
-        return String(decoding: hex, as: UTF8.self)
+        Hex.lower(SHA256.hash(data: Data(secret.utf8)))
     }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8), y = Array(b.utf8)

@@ -70,7 +70,7 @@ struct ImageLayout {
     /// A JSON blob (a config, a manifest).
     func writeJSON(_ object: [String: Any], mediaType: String) throws -> Descriptor {
         let data = try Self.encode(object)
-        let digest = "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let digest = "sha256:" + Hex.lower(SHA256.hash(data: data))
         let target = blobs.appendingPathComponent(String(digest.dropFirst("sha256:".count)))
         try data.write(to: target, options: .atomic)
         return Descriptor(mediaType: mediaType, digest: digest, size: data.count)

@@ -4,6 +4,7 @@ import Glibc
 import CArchive
 import Crypto
 import Foundation
+import GustCore
 
 /// Writes one uncompressed tar, deterministically, to a file, hashing the bytes as they go: an OCI
 /// layer (or the layout's own archive). Entries come from a directory tree, from a release's
@@ -50,7 +51,7 @@ final class LayerWriter {
         guard sink.failure == 0, fsync(sink.descriptor) == 0 else {
             throw ArchiveError("Cannot write \(file.path): \(String(cString: strerror(sink.failure != 0 ? sink.failure : errno)))")
         }
-        return ("sha256:" + sink.hash.finalize().map { String(format: "%02x", $0) }.joined(), sink.size)
+        return ("sha256:" + Hex.lower(sink.hash.finalize()), sink.size)
     }
 
     // MARK: Entries

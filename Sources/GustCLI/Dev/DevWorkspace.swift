@@ -31,7 +31,7 @@ struct DevWorkspace {
         }
         defer { free(real) }
         let tree = URL(fileURLWithPath: String(cString: real), isDirectory: true)
-        let digest = SHA256.hash(data: Data(tree.path.utf8)).map { String(format: "%02x", $0) }.joined().prefix(16)
+        let digest = Hex.lower(SHA256.hash(data: Data(tree.path.utf8))).prefix(16)
         let home = GustHome(path: cacheRoot().appendingPathComponent("gust/dev/\(digest)").path)
         return DevWorkspace(tree: tree, home: home, app: appName(for: tree))
     }

@@ -20,15 +20,16 @@ final class StoreAccess: Sendable {
 
     /// Runs `body` with the store on a pool thread.
     func run<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) async throws -> T {
-        try await pool.runIfActive { [self] in
-            try lock.withLock { _ in try body(store) }
-        }
+        try await pool.runIfActive(locked(body))
     }
 
     /// The same for a caller on an event loop, which must not wait: the future completes on `loop`.
     func future<T: Sendable>(on loop: any EventLoop, _ body: @escaping @Sendable (Store) throws -> T) -> EventLoopFuture<T> {
-        pool.runIfActive(eventLoop: loop) { [self] in
-            try lock.withLock { _ in try body(store) }
-        }
+        pool.runIfActive(eventLoop: loop, locked(body))
+    }
+
+    /// `body` as a pool thread runs it: alone with the store.
+    private func locked<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) -> @Sendable () throws -> T {
+        { [self] in try lock.withLock { _ in try body(store) } }
     }
 }

@@ -64,7 +64,7 @@ extension Gateway {
         else { return nil }
         return laneCall(
             method: head.method == .post ? .post : .get, target: head.target, host: head.host, sentRequestID: head.requestID, body: body,
-            channel: channel, token: { head.value(of: "X-Auth-Token", in: bytes) }
+            channel: channel, token: { head.value(of: Gateway.authToken.rawName, in: bytes) }
         ) { [forwarding] requestID in
             forwarding.headers(ofPlain: head.fields(in: bytes), peer: peer, requestID: requestID)
         }

@@ -57,10 +57,10 @@ struct PlainRequestHead: Equatable {
     /// `HTTPFields` joins them; nil if there is none.
     func value(of name: String, in bytes: ByteBuffer) -> String? {
         let start = bytes.readerIndex
+        let wanted = name.lowercased()
         let values = others.compactMap { field -> String? in
-            guard field.name.count == name.utf8.count,
-                let sent = bytes.getString(at: start + field.name.lowerBound, length: field.name.count),
-                sent.lowercased() == name.lowercased()
+            guard field.name.count == wanted.utf8.count,
+                bytes.getString(at: start + field.name.lowerBound, length: field.name.count)?.lowercased() == wanted
             else { return nil }
             return bytes.getString(at: start + field.value.lowerBound, length: field.value.count)
         }
