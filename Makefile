@@ -68,6 +68,7 @@ bench:
 	scripts/bench_added.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_added.py --post --op --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_added.py --post --op --two-writes --bin "$$($(SWIFT) build -c release --show-bin-path)"
+	scripts/bench_added.py --private --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_cpu_split.py --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_cpu_split.py --row trivial --bin "$$($(SWIFT) build -c release --show-bin-path)"
 	scripts/bench_tls.py --bin "$$($(SWIFT) build -c release --show-bin-path)"

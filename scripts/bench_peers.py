@@ -650,9 +650,9 @@ class PeerBench:
         """wrk's command line, in the client's cgroup under --client-weight."""
         return self.client.wrap(args) if self.client else args
 
-    def wrk(self, port, path, threads, connections, duration):
+    def wrk(self, port, path, threads, connections, duration, headers=()):
         args = ['wrk', f'-t{threads}', f'-c{connections}', f'-d{duration}s', f'--timeout={self.timeout}s',
-                '-s', os.path.join(self.dir, 'report.lua'), f'http://127.0.0.1:{port}{path}']
+                '-s', os.path.join(self.dir, 'report.lua')] + [f'-H{header}' for header in headers] + [f'http://127.0.0.1:{port}{path}']
         result = subprocess.run(self.client_args(args), capture_output=True, text=True, timeout=duration + 60)
         last = result.stdout.strip().splitlines()[-1:] if result.returncode == 0 else []
         if not last or not last[0].startswith('{'):
