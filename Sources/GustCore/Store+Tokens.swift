@@ -61,22 +61,27 @@ extension Store {
     /// The lookup is by hash, so the secret itself is never compared; the stored
     /// hash is then compared in constant time as well, which costs nothing.
     public func verifyToken(_ app: AppName, secret: String, now: Date = Date()) throws -> Bool {
-        let hash = Self.tokenHash(secret)
+        try verifiedToken(app, hash: Self.tokenHash(secret), now: now) != nil
+    }
+
+    /// The valid token of `app` whose secret hashes to `hash` (`tokenHash`), or nil; records its use.
+    public func verifiedToken(_ app: AppName, hash: String, now: Date = Date()) throws -> AppToken? {
         guard let row = try db.query("SELECT * FROM tokens WHERE app = ? AND hash = ?", [.text(app.rawValue), .text(hash)]).first,
             Self.constantTimeEqual(row.string("hash") ?? "", hash)
-        else { return false }
+        else { return nil }
         let token = AppToken(row: row)
-        guard token.isValid(at: now) else { return false }
+        guard token.isValid(at: now) else { return nil }
         if Self.isUseWorthWriting(now, last: token.lastUsedAt) {
             // Best effort: a valid token stays valid when its last use cannot be written (a full disk).
             try? db.run("UPDATE tokens SET last_used_at = ? WHERE id = ?", [.real(now.timeIntervalSince1970), .integer(Int64(token.id))])
         }
-        return true
+        return token
     }
 
     /// How finely a token's last use is kept. A private app verifies its token on every call,
-    /// and a write on each would queue every call behind SQLite's one writer; the row is read
-    /// every time all the same, so a revoked or expired token is refused at once.
+    /// and a write on each would queue every call behind SQLite's one writer. (gustd answers a
+    /// token the store verified from memory until the store is written, the token expires or
+    /// this much time has passed, so a revoked or expired token is still refused at once.)
     public static let lastUseResolution: TimeInterval = 60
 
     static func isUseWorthWriting(_ now: Date, last: Date?) -> Bool {

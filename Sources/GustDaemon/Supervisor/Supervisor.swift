@@ -28,6 +28,8 @@ actor Supervisor {
     let store: Store
     /// The store as calls read it (tokens, whether an app exists): off the event loops.
     nonisolated let requestStore: StoreAccess
+    /// Private apps' and records' token checks, answered from memory while the store is unwritten.
+    nonisolated let tokens: TokenVerifier
     let records: InstanceRecords
     let logger: Logger
     /// How instances are confined (`LimitMechanism.detect`); nil: not at all.
@@ -71,6 +73,12 @@ actor Supervisor {
         // What `gust limits` shows for a field an app did not set.
         try? store.setLimitDefaults(configuration.limitDefaults)
         requestStore = try StoreAccess(home: configuration.home)
+        let storeWrites = StoreWrites(home: configuration.home)
+        if let failure = storeWrites.failure {
+            // Still correct, only slower: every private call's token is read from the store.
+            logger.notice("Cannot watch \(configuration.home.root.path) for writes of the store (inotify: \(failure)); every token check reads the store")
+        }
+        tokens = TokenVerifier(store: requestStore, generation: storeWrites.generation)
         records = InstanceRecords(home: configuration.home)
         try records.prepare()
         publicPort = configuration.httpPort
@@ -294,15 +302,16 @@ actor Supervisor {
     }
 
     /// Whether `secret` is a token of the app: asked on every call of a private
-    /// app and every records request, so it reads the store on the thread pool.
+    /// app and every records request, so it reads the store on the thread pool
+    /// unless the store verified it lately and is unwritten since (`TokenVerifier`).
     nonisolated func verifyToken(_ app: AppName, _ secret: String) async -> Bool {
-        (try? await requestStore.run { try $0.verifyToken(app, secret: secret) }) ?? false
+        await tokens.verify(app, secret)
     }
 
     /// The same for the gateway's lane, on the loop of the call's connection: never an error, a
     /// store that cannot answer refuses the token.
     nonisolated func verifyToken(_ app: AppName, _ secret: String, on loop: any EventLoop) -> EventLoopFuture<Bool> {
-        requestStore.future(on: loop) { try $0.verifyToken(app, secret: secret) }.recover { _ in false }
+        tokens.verify(app, secret, on: loop)
     }
 
     nonisolated func hasApp(_ app: AppName) async -> Bool {
