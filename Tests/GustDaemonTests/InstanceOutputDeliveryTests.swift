@@ -1,11 +1,14 @@
+import CGustSystem
 import Foundation
 import Synchronization
 @testable import GustDaemon
 import Testing
 
-/// `InstanceProcess.outputIsDelivered` is true only once what the process wrote is delivered:
-/// a schedule run waits on it before it logs "Run finished", and `gust dev --run` reads the log
-/// right after. An empty pipe alone is not enough: the reader may hold the bytes undelivered.
+/// `InstanceProcess.outputMark` and `hasDelivered`: a schedule run waits until what its instance
+/// had written when it answered is delivered before it logs "Run finished", and `gust dev --run`
+/// reads the log right after. An empty pipe alone is not enough (the reader may hold the bytes
+/// undelivered), and a pipe that never empties (a thread that keeps printing) must not hold the
+/// wait to its bound.
 @Suite struct InstanceOutputDeliveryTests {
     @Test func linesTakenFromThePipeButNotYetDeliveredAreNotDelivered() async throws {
         let entered = DispatchSemaphore(value: 0)
@@ -24,11 +27,12 @@ import Testing
         defer { process.signal(SIGKILL) }
         try #require(entered.wait(timeout: .now() + 10) == .success, "the line reached the reader")
         // The pipe is empty now (the reader took the line): still not delivered.
-        #expect(!process.outputIsDelivered)
+        let mark = process.outputMark()
+        #expect(!process.hasDelivered(mark))
         gate.signal()
         let deadline = Date().addingTimeInterval(10)
-        while !process.outputIsDelivered, Date() < deadline { usleep(1000) }
-        #expect(process.outputIsDelivered)
+        while !process.hasDelivered(mark), Date() < deadline { usleep(1000) }
+        #expect(process.hasDelivered(mark))
         #expect(delivered.withLock { $0 } == ["tick ran"])
     }
 
@@ -38,6 +42,65 @@ import Testing
             onOutput: { _, _ in }, onExit: { _ in }
         )
         defer { process.signal(SIGKILL) }
-        #expect(process.outputIsDelivered)
+        #expect(process.hasDelivered(process.outputMark()))
+    }
+
+    /// Everything written before the mark, in the pipe or in a reader's hands, is delivered once
+    /// `hasDelivered` says so; the line written last is the proof.
+    @Test func whatWasWrittenBeforeTheMarkIsDeliveredWhenItSaysSo() throws {
+        let lines = Mutex<[String]>([])
+        // 200,000 lines (1.3 MB) through a 64 KiB pipe, then the last one; then it only sleeps.
+        let process = try InstanceProcess(
+            executable: "/bin/sh", arguments: ["-c", "seq 1 200000; echo the end; exec sleep 30"], environment: [:], directory: "/",
+            onOutput: { batch, _ in lines.withLock { $0 += batch } }, onExit: { _ in }
+        )
+        defer { process.signal(SIGKILL) }
+        let deadline = Date().addingTimeInterval(30)
+        // Written to the end once the shell has become `sleep`; some of it may still be in the pipe.
+        while (try? String(contentsOfFile: "/proc/\(process.pid)/comm", encoding: .utf8)) != "sleep\n", Date() < deadline {
+            usleep(1000)
+        }
+        let mark = process.outputMark()
+        while !process.hasDelivered(mark), Date() < deadline { usleep(1000) }
+        #expect(process.hasDelivered(mark))
+        #expect(lines.withLock { $0.last } == "the end")
+    }
+
+    /// A process that never stops writing (an app's chatty background thread): what it wrote
+    /// before the mark is delivered, whatever it writes after. Here `cat` writes what the test
+    /// feeds it, and the reader is held on the line after the mark, undelivered: the state a
+    /// wait for "pipes empty, readers idle" would never leave.
+    @Test func whatIsWrittenAfterTheMarkIsNotWaitedFor() throws {
+        var input: [Int32] = [0, 0]
+        try #require(gust_pipe_cloexec(&input) == 0)
+        defer { close(input[1]) }
+        let delivered = Mutex<[String]>([])
+        let holding = DispatchSemaphore(value: 0)
+        let gate = DispatchSemaphore(value: 0)
+        let process = try InstanceProcess(
+            executable: "/bin/cat", environment: [:], directory: "/", standardInput: input[0],
+            onOutput: { lines, _ in
+                if lines.contains("after") {
+                    holding.signal()
+                    _ = gate.wait(timeout: .now() + 10)
+                }
+                delivered.withLock { $0 += lines }
+            },
+            onExit: { _ in }
+        )
+        defer {
+            gate.signal()
+            process.signal(SIGKILL)
+        }
+        func feed(_ line: String) { _ = line.utf8CString.withUnsafeBytes { write(input[1], $0.baseAddress, line.utf8.count) } }
+        feed("before\n")
+        let deadline = Date().addingTimeInterval(10)
+        while delivered.withLock({ $0 }) != ["before"], Date() < deadline { usleep(1000) }
+        let mark = process.outputMark()
+        #expect(process.hasDelivered(mark))
+        feed("after\n")
+        try #require(holding.wait(timeout: .now() + 10) == .success, "the reader holds the line after the mark")
+        #expect(process.hasDelivered(mark), "the line after the mark, taken and undelivered, is not waited for")
+        #expect(!process.hasDelivered(process.outputMark()), "a mark taken now waits for it")
     }
 }

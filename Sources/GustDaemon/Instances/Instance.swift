@@ -235,14 +235,16 @@ actor Instance {
         connections.withLock { $0.give(connection) }
     }
 
-    /// Waits, at most `limit`, until everything the process has written is in the app's log.
-    /// The runtimes flush before they answer, so what a call printed is in the pipes by the
+    /// Waits, at most `limit`, until everything the process had written when asked is in the app's
+    /// log. The runtimes flush before they answer, so what a call printed is in the pipes by the
     /// time its answer arrives; a reader thread may just not have delivered it yet. A schedule
     /// run waits for it before it logs its end, so the run's lines come before "Run finished"
-    /// and `gust dev --run` finds them.
+    /// and `gust dev --run` finds them. What is written after the question is not waited for, so
+    /// an app whose background thread keeps printing does not hold the wait to its bound.
     nonisolated func outputIsDelivered(within limit: Duration) async {
+        let mark = process.outputMark()
         let deadline = ContinuousClock.now + limit
-        while !process.outputIsDelivered, ContinuousClock.now < deadline {
+        while !process.hasDelivered(mark), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(1))
         }
     }

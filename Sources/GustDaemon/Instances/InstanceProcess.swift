@@ -28,15 +28,22 @@ final class InstanceProcess: Sendable {
     /// SIGTERM from gustd reaches it only if it handles the signal (`stop`).
     let isNamespaceInit: Bool
     private let exitState = Mutex<ExitState>(ExitState())
-    /// The read ends of stdout and stderr still open, and how many readers hold bytes not yet
-    /// delivered (a reader closes its own end under this lock, so `outputIsDelivered` never asks
-    /// about a reused descriptor).
+    /// The read ends of stdout and stderr still open, and how far each reader has got (a reader
+    /// reads and closes its own end under this lock, so `outputMark` never asks about a reused
+    /// descriptor, and never sees bytes that are in neither the pipe nor `taken`).
     private let readers = Mutex(OutputReaders())
 
     private struct OutputReaders {
         var open: [Int32] = []
-        /// Readers between taking bytes from their pipe and delivering the lines in them.
-        var busy = 0
+        /// Bytes each reader has taken from its pipe, and how many of those it has delivered (the
+        /// start of a line whose end has not come counts as delivered once the reader holds it).
+        var taken: [Int32: Int] = [:]
+        var delivered: [Int32: Int] = [:]
+    }
+
+    /// How much the process had written when it was taken, pipe by pipe.
+    struct OutputMark: Sendable {
+        fileprivate let through: [Int32: Int]
     }
 
     private struct ExitState {
@@ -176,9 +183,17 @@ final class InstanceProcess: Sendable {
         for (readEnd, stream) in readEnds {
             reaper.enter()
             Thread.detachNewThread {
-                Self.readLines(from: readEnd, busy: { taking in self.readers.withLock { $0.busy += taking ? 1 : -1 } }) {
-                    onOutput($0, stream)
-                }
+                Self.readLines(
+                    from: readEnd,
+                    take: { buffer, capacity in
+                        self.readers.withLock { readers in
+                            let count = read(readEnd, buffer, capacity)
+                            if count > 0 { readers.taken[readEnd, default: 0] += count }
+                            return count
+                        }
+                    },
+                    done: { count in self.readers.withLock { $0.delivered[readEnd, default: 0] += count } }
+                ) { onOutput($0, stream) }
                 self.readers.withLock { readers in
                     readers.open.removeAll { $0 == readEnd }
                     close(readEnd)
@@ -206,16 +221,24 @@ final class InstanceProcess: Sendable {
 
     var hasExited: Bool { exitState.withLock { $0.status != nil } }
 
-    /// Whether everything the process has written so far has been delivered to `onOutput`:
-    /// its pipes hold nothing and no reader is between taking bytes and delivering them.
-    /// A reader marks itself busy after `poll` says its pipe has bytes and before it `read`s
-    /// them, so there is no moment where written bytes are in neither place.
-    var outputIsDelivered: Bool {
+    /// What the process has written so far: what its readers have taken, and what waits in its
+    /// pipes. Taken under the lock the readers read under, so no byte is in neither place.
+    func outputMark() -> OutputMark {
         readers.withLock { readers in
-            readers.busy == 0 && readers.open.allSatisfy { fd in
-                var count: Int32 = 0
-                return ioctl(fd, UInt(FIONREAD), &count) != 0 || count == 0
-            }
+            OutputMark(through: Dictionary(uniqueKeysWithValues: readers.open.map { fd in
+                var waiting: Int32 = 0
+                if ioctl(fd, UInt(FIONREAD), &waiting) != 0 { waiting = 0 }
+                return (fd, readers.taken[fd, default: 0] + Int(waiting))
+            }))
+        }
+    }
+
+    /// Whether everything written before `mark` was taken has been delivered to `onOutput`; what
+    /// the process wrote since does not count, so a process that never stops writing still gets there.
+    /// A reader that has ended delivered all it read first.
+    func hasDelivered(_ mark: OutputMark) -> Bool {
+        readers.withLock { readers in
+            mark.through.allSatisfy { fd, bytes in !readers.open.contains(fd) || readers.delivered[fd, default: 0] >= bytes }
         }
     }
 
@@ -269,9 +292,11 @@ final class InstanceProcess: Sendable {
 
     /// Reads `fd` to its end, delivering each batch of complete lines. Lines are found with
     /// memchr over the bytes read, so an instance printing a gigabyte costs gustd one pass over it.
-    /// `busy(true)` is called once `fd` has bytes, before they are read; `busy(false)` once the
-    /// lines in them are delivered.
-    private static func readLines(from fd: Int32, busy: (Bool) -> Void, _ deliver: ([String]) -> Void) {
+    /// `take` reads (once `poll` says there are bytes, so it does not block); `done(count)` follows
+    /// once the lines in those bytes are delivered.
+    private static func readLines(
+        from fd: Int32, take: (UnsafeMutableRawPointer?, Int) -> Int, done: (Int) -> Void, _ deliver: ([String]) -> Void
+    ) {
         let capacity = 64 * 1024
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
         defer { buffer.deallocate() }
@@ -280,11 +305,10 @@ final class InstanceProcess: Sendable {
             var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let polled = poll(&ready, 1, -1)
             if polled < 0 && errno == EINTR { continue }
-            busy(true)
-            defer { busy(false) }
-            let count = read(fd, buffer.baseAddress, capacity)
+            let count = take(buffer.baseAddress, capacity)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
+            defer { done(count) }
             let base = UnsafeRawPointer(buffer.baseAddress!)
             var lines: [String] = []
             var start = 0
