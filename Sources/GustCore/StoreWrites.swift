@@ -60,31 +60,31 @@ public final class StoreWrites: Sendable {
     private enum Drained { case nothing, written, unknown }
 
     /// Reads every queued event; whether one was about the store's files (its name, or `-wal`,
-    /// `-shm` and `-journal` after it).
+    /// `-shm` and `-journal` after it). A full queue (`IN_Q_OVERFLOW`: nobody asked while many
+    /// files changed) counts as a write: whatever it stood for happened before this reading, and
+    /// the queue takes events again once drained.
     private func drain() -> Drained {
         var found = Drained.nothing
         let header = MemoryLayout<inotify_event>.size
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return errno == EAGAIN ? found : .unknown
-            }
-            guard count > 0 else { return found }
-            var offset = 0
-            while offset + header <= count {
-                let (mask, length) = buffer.withUnsafeBytes { bytes in
-                    let event = bytes.loadUnaligned(fromByteOffset: offset, as: inotify_event.self)
-                    return (event.mask, Int(event.len))
+        return withUnsafeTemporaryAllocation(byteCount: 4096, alignment: MemoryLayout<inotify_event>.alignment) { buffer in
+            while true {
+                let count = read(descriptor, buffer.baseAddress, buffer.count)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return errno == EAGAIN ? found : .unknown
                 }
-                if mask & UInt32(IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF) != 0 {
-                    return .unknown  // events lost, or the directory itself gone: no later reading can be trusted
+                guard count > 0 else { return found }
+                var offset = 0
+                while offset + header <= count {
+                    let event = UnsafeRawBufferPointer(buffer).loadUnaligned(fromByteOffset: offset, as: inotify_event.self)
+                    if event.mask & UInt32(IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF) != 0 {
+                        return .unknown  // the directory itself gone: no later reading can be trusted
+                    }
+                    let start = offset + header, end = min(start + Int(event.len), count)
+                    let entry = UnsafeRawBufferPointer(rebasing: buffer[start..<end]).prefix { $0 != 0 }
+                    if event.mask & UInt32(IN_Q_OVERFLOW) != 0 || entry.starts(with: name) { found = .written }
+                    offset = end
                 }
-                let start = offset + header
-                let entry = buffer[start..<min(start + length, count)].prefix { $0 != 0 }
-                if entry.starts(with: name) { found = .written }
-                offset = start + length
             }
         }
     }

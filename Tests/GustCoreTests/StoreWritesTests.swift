@@ -39,6 +39,27 @@ import Testing
         #expect(writes.generation() != first)
     }
 
+    /// Nobody asks for hours while the directory changes: the kernel's queue fills and drops
+    /// events. That counts as a write, and the watch goes on seeing the writes after it.
+    @Test(.scratchDirectory) func aFullQueueCountsAsAWriteAndTheWatchGoesOn() throws {
+        let limit = (try? String(contentsOfFile: "/proc/sys/fs/inotify/max_queued_events", encoding: .utf8))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 16384
+        guard limit <= 200_000 else { return }  // too many files to make here; nothing to show
+        let home = GustHome(path: ScratchDirectory.current.path)
+        let store = try Store(home: home)
+        let writes = StoreWrites(home: home)
+        let first = try #require(writes.generation())
+        for n in 0...limit {  // files of other names, one event each: more than the queue holds
+            let fd = open(ScratchDirectory.current.appendingPathComponent("other-\(n)").path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+            if fd >= 0 { close(fd) }
+        }
+        let second = try #require(writes.generation(), "a full queue is not a lost watch")
+        #expect(second != first)
+        #expect(writes.generation() == second)
+        _ = try store.createApp(try AppName("cats"))
+        #expect(writes.generation() != second, "writes after it are seen")
+    }
+
     @Test func aStoreThatCannotBeWatchedHasNoGeneration() {
         let writes = StoreWrites(home: GustHome(path: "/nonexistent/gust-\(UUID().uuidString)"))
         #expect(writes.generation() == nil, "a caller then trusts nothing it saw before")
