@@ -71,7 +71,7 @@ public struct StackBuilder: Sendable {
         try FileManager.default.createDirectory(at: home.locks, withIntermediateDirectories: true)
         let lock = try FileLock(home.locks.appendingPathComponent("stacks.lock")) { progress("Waiting for another stack build to finish") }
         defer { withExtendedLifetime(lock) {} }
-        try Self.removeUnfinished(in: home)
+        try Self.removeUnfinished(in: home, progress: progress)
 
         let reference = try Stack.Reference(name: name, version: try version ?? nextVersion())
         let staging = home.stacks.appendingPathComponent(".building-\(reference.name)-\(reference.version)-\(UUID().uuidString.prefix(8).lowercased())")
@@ -218,8 +218,18 @@ public struct StackBuilder: Sendable {
     }
 
     /// Removes a stack's directory (or an unfinished one), giving its directories write back first.
+    /// Never a tree with a file system mounted inside it: an `mmdebstrap` that outlived the `gust`
+    /// that started it (killed by SIGTERM, or its SSH session gone) still has `proc`, `sys` and
+    /// `dev` mounted in its root, and removing through them would reach the host's.
     public static func removeTree(_ url: URL) throws {
         guard FileManager.default.fileExists(atPath: url.path) else { return }
+        let mounted = mountPoints(under: url.path)
+        guard mounted.isEmpty else {
+            throw GustError(
+                "Cannot remove \(url.path): \(mounted.count) file system(s) are mounted inside it (\(mounted.prefix(3).joined(separator: ", "))\(mounted.count > 3 ? ", …" : "")).",
+                hint: "A stack build may still be running there. Stop its mmdebstrap, or unmount them (umount -l), and try again."
+            )
+        }
         _ = chmod(url.path, 0o755)
         if let walker = FileManager.default.enumerator(atPath: url.path) {
             for case let relative as String in walker {
@@ -232,11 +242,44 @@ public struct StackBuilder: Sendable {
         try FileManager.default.removeItem(at: url)
     }
 
-    /// `.building-*` left by a build that was killed (the caller holds the stacks lock: none is running).
-    static func removeUnfinished(in home: GustHome) throws {
+    /// `.building-*` left by a build that was killed (the caller holds the stacks lock: no build of
+    /// ours runs). One with file systems still mounted inside is left, and said so: its mmdebstrap
+    /// outlived the `gust` that started it and may still be running.
+    static func removeUnfinished(in home: GustHome, progress: (String) -> Void = { _ in }) throws {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: home.stacks.path)) ?? []
         for name in names where name.hasPrefix(".building-") {
-            try removeTree(home.stacks.appendingPathComponent(name))
+            let directory = home.stacks.appendingPathComponent(name)
+            guard mountPoints(under: directory.path).isEmpty else {
+                progress("       Left \(directory.path): file systems are mounted inside it (an earlier build's mmdebstrap may still be running)")
+                continue
+            }
+            try removeTree(directory)
         }
+    }
+
+    /// The mount points at or under `path`, from `mountinfo` (the kernel's `/proc/self/mountinfo`:
+    /// the fifth field, with space, tab, newline and backslash written as octal escapes).
+    static func mountPoints(under path: String, mountinfo: String? = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) -> [String] {
+        let root = path.hasSuffix("/") ? String(path.dropLast()) : path
+        return (mountinfo ?? "").split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard fields.count > 4 else { return nil }
+            let point = unescapeMountField(fields[4])
+            return point == root || point.hasPrefix(root + "/") ? point : nil
+        }
+    }
+
+    private static func unescapeMountField(_ field: Substring) -> String {
+        var bytes: [UInt8] = []
+        var rest = Array(field.utf8)[...]
+        while let byte = rest.popFirst() {
+            if byte == UInt8(ascii: "\\"), rest.count >= 3, let value = UInt8(String(decoding: rest.prefix(3), as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                rest = rest.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
