@@ -16,6 +16,8 @@ import SystemPackage
 ///
 /// The script gets a session of its own so that, on timeout, the whole process
 /// group (pip, npm and whatever else it started) is stopped, not just the shell.
+/// So does a cancelled task's (swift-subprocess runs the same teardown). A terminal's
+/// Ctrl-C never reaches the command itself: its caller stops it (`StackBuildInterruption`).
 /// It inherits no descriptor of the hook's beyond stdin, stdout and stderr:
 /// swift-subprocess closes every one from 3 up in the child on Linux
 /// (`posix_spawn_file_actions_addclosefrom_np`, or `close_range` on its fork
@@ -38,6 +40,9 @@ public struct StreamingCommand: Sendable {
     /// Called with the pid once the command is spawned (a sandbox maps its ids and lets it go on here);
     /// if it throws, the command is stopped and the error thrown.
     public var started: (@Sendable (Int32) async throws -> Void)?
+    /// How long a command stopped on timeout or cancellation has after SIGTERM before SIGKILL: one
+    /// that cleans up after itself (mmdebstrap unmounts what it mounted in its root) needs longer.
+    public var gracePeriod: Duration = .seconds(2)
 
     public init(
         executable: URL, arguments: [String], environment: [String: String], workingDirectory: URL,
@@ -66,7 +71,7 @@ public struct StreamingCommand: Sendable {
         var options = PlatformOptions()
         options.createSession = true
         let teardown: [TeardownStep] = [
-            .gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2)),
+            .gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: gracePeriod),
             .send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .seconds(1)),
         ]
         options.teardownSequence = teardown

@@ -27,7 +27,8 @@ struct StacksCommand: AsyncParsableCommand {
             discussion: """
                 Installs \(StackBuilder.packages.joined(separator: ", ")) from Debian's archive into \
                 GUST_HOME/stacks/NAME@VERSION/rootfs, read-only, and records the Python and Node versions it \
-                holds. A failed or interrupted build leaves nothing behind. Suites: \(StackBuilder.suites.joined(separator: ", ")).
+                holds. A failed or interrupted build (Ctrl-C, SIGTERM, a dropped SSH session) stops mmdebstrap \
+                and leaves nothing behind. Suites: \(StackBuilder.suites.joined(separator: ", ")).
                 """
         )
         @OptionGroup var home: HomeOptions
@@ -57,7 +58,10 @@ struct StacksCommand: AsyncParsableCommand {
                 builder.version = stackVersion
             }
             do {
-                let stack = try await builder.build { line in print(line) }
+                // Ctrl-C, SIGTERM or a dropped SSH session stop mmdebstrap (in a session of its own) and clean up.
+                let stack = try await InterruptSignals.run(onSignal: builder.interruption.interrupt) {
+                    try await builder.build { line in print(line) }
+                }
                 let catalog = StackCatalog(home: gustHome)
                 let isDefault = catalog.defaultName(among: try catalog.list()) == stack.reference.name
                 print("\(stack.reference) is ready\(isDefault ? " and is the default stack: the next push of every app builds on it" : "; `gust stacks default \(stack.reference.name)` makes new pushes use it").")

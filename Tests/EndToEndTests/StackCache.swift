@@ -76,7 +76,11 @@ enum StackCache {
         let temporary = FileManager.default.temporaryDirectory
         for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where name.hasPrefix("gust-test-stacks-") {
             guard let pid = Int32(name.dropFirst("gust-test-stacks-".count)), pid != getpid(), kill(pid, 0) != 0 else { continue }
-            try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name))
+            // Never through a mount: a killed run's mmdebstrap may still have proc, sys and dev mounted there.
+            let cache = temporary.appendingPathComponent(name).path
+            let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+            guard !mountinfo.contains(" \(cache)/") else { continue }
+            try? FileManager.default.removeItem(atPath: cache)
         }
     }
 }

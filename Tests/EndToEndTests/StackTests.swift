@@ -132,6 +132,65 @@ struct StackTests {
         #expect(try fixture.store().app(try AppName("cats"))?.liveVersion == 1)
     }
 
+    /// Ctrl-C at a terminal reaches `gust`'s process group alone: mmdebstrap runs in a session of its
+    /// own. `gust stacks build` stops it then (SIGTERM, time for it to take down what it mounted in
+    /// the new root), says the build was interrupted and leaves nothing: no mount, no process, no
+    /// `.building-*`. (Before, `gust` died at once and mmdebstrap ran on, orphaned.)
+    @Test(.scratchDirectory) func anInterruptedBuildStopsMmdebstrapAndLeavesNothing() throws {
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
+        try FileManager.default.createDirectory(at: home.root, withIntermediateDirectories: true)
+        let output = ScratchDirectory.current.appendingPathComponent("build.out")
+        #expect(FileManager.default.createFile(atPath: output.path, contents: nil))
+        let written = try FileHandle(forWritingTo: output)
+        let build = Process()
+        build.executableURL = URL(fileURLWithPath: GustBinaries.gust)
+        build.arguments = ["stacks", "build", "bookworm", "--without-npm", "--home", home.root.path]
+        (build.standardOutput, build.standardError) = (written, written)
+        try build.run()
+        func text() -> String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
+        func mounted() -> Bool {
+            ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "").contains(" \(home.stacks.path)/")
+        }
+        /// The processes whose command line names the home (mmdebstrap and its children), as
+        /// command lines, or as PIDs.
+        func leftRunning(pids: Bool = false) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { $0.allSatisfy(\.isNumber) }.compactMap { pid in
+                let command = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+                guard command.contains(home.root.path), Int32(pid) != getpid() else { return nil }
+                return pids ? pid : command.replacingOccurrences(of: "\0", with: " ")
+            }
+        }
+
+        defer {
+            // Should this fail: every process of the build stopped by PID, and nothing left mounted
+            // for the scratch directory's removal to walk into.
+            if build.isRunning { kill(build.processIdentifier, SIGKILL) }
+            for pid in leftRunning(pids: true).compactMap({ Int32($0) }) where pid > 1 { kill(pid, SIGKILL) }
+            let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+            for line in mountinfo.split(separator: "\n").reversed() {
+                let point = line.split(separator: " ")[4]
+                if point.hasPrefix(home.stacks.path + "/") { umount2(String(point), Int32(MNT_DETACH)) }
+            }
+        }
+
+        // Well under way: mmdebstrap has mounted proc, sys and dev in the new root.
+        let deadline = Date().addingTimeInterval(600)
+        while !mounted(), build.isRunning, Date() < deadline { usleep(50_000) }
+        try #require(mounted(), "mmdebstrap mounted file systems in its root:\n\(text())")
+        kill(build.processIdentifier, SIGINT)  // a terminal's Ctrl-C, to gust's process group (gust alone)
+        let stopping = Date().addingTimeInterval(120)
+        while build.isRunning, Date() < stopping { usleep(50_000) }
+        #expect(!build.isRunning, "gust stopped")
+        build.waitUntilExit()
+        #expect(build.terminationStatus != 0 && text().contains("interrupted"), "\(text())")
+        #expect(!mounted(), "nothing left mounted")
+        let waiting = Date().addingTimeInterval(30)  // mmdebstrap's own children, reaped by now or soon
+        while !leftRunning().isEmpty, Date() < waiting { usleep(100_000) }
+        #expect(leftRunning().isEmpty, "no process of the build left: \(leftRunning())")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: home.stacks.path)) ?? []
+        #expect(!left.contains { $0.hasPrefix(".building-") }, "\(left)")
+    }
+
     @Test(.scratchDirectory) func aReleaseOnAnOlderStackRunsAfterANewerVersionIsBuiltAndGustdRestarts() throws {
         let fixture = try PushFixture()
         let bookworm = try StackCache.install(["bookworm"], into: fixture.home)[0]

@@ -31,6 +31,8 @@ public struct StackBuilder: Sendable {
     /// releases record the stacks they ran on, and a backup leaves the stacks out).
     public var version: Int?
     public var timeout: Duration = .seconds(30 * 60)
+    /// How the build is asked to stop before it is done (`gust stacks build` on a signal).
+    public var interruption = StackBuildInterruption()
 
     public init(home: GustHome, name: String, suite: String) throws {
         guard Self.suites.contains(suite) else {
@@ -81,10 +83,12 @@ public struct StackBuilder: Sendable {
         do {
             let started = ContinuousClock.now
             progress("-----> Building \(reference) from Debian \(suite): \(packageList.joined(separator: ", "))")
+            try checkInterruption()
             try await bootstrap(into: rootfs, progress: progress)
             try Self.placeholders(in: rootfs)
             let python = try await Self.version(of: ["/usr/bin/python3", "--version"], in: rootfs, prefix: "Python ")
             let node = try await Self.version(of: ["/usr/bin/node", "--version"], in: rootfs, prefix: "v")
+            try checkInterruption()
             try Self.makeReadOnly(rootfs)
             let size = Self.diskUsage(of: rootfs)
             let stack = Stack(reference: reference, suite: suite, createdAt: Date(), python: python, node: node, sizeBytes: size)
@@ -102,6 +106,11 @@ public struct StackBuilder: Sendable {
             try? Self.removeTree(staging)
             throw error
         }
+    }
+
+    private func checkInterruption() throws {
+        guard interruption.isInterrupted else { return }
+        throw GustError("The build was interrupted: mmdebstrap was stopped, and nothing was kept.")
     }
 
     /// One more than the highest version of this name built so far.
@@ -123,11 +132,16 @@ public struct StackBuilder: Sendable {
         arguments.insert(contentsOf: Self.localAuthorityHooks(), at: 0)
         var environment = ProcessInfo.processInfo.environment
         environment["LANG"] = "C.UTF-8"
-        let command = StreamingCommand(
+        let interruption = self.interruption
+        var command = StreamingCommand(
             executable: URL(fileURLWithPath: Self.mmdebstrap), arguments: arguments, environment: environment,
-            workingDirectory: home.stacks
+            workingDirectory: home.stacks, started: { pid in interruption.started(pid) }
         )
+        // On SIGTERM mmdebstrap unmounts proc, sys and dev from the new root: time for that before SIGKILL.
+        command.gracePeriod = .seconds(30)
         let outcome = try await command.run(until: .now + timeout) { progress("       " + $0) }
+        interruption.ended()
+        try checkInterruption()
         switch outcome {
         case .exited(0): return
         case .timedOut: throw GustError("mmdebstrap took longer than \(timeout.minutesText) and was stopped; nothing was kept.")
