@@ -139,8 +139,11 @@ public struct StackBuilder: Sendable {
         )
         // On SIGTERM mmdebstrap unmounts proc, sys and dev from the new root: time for that before SIGKILL.
         command.gracePeriod = .seconds(30)
-        let outcome = try await command.run(until: .now + timeout) { progress("       " + $0) }
-        interruption.ended()
+        let outcome: StreamingCommand.Outcome
+        do {
+            defer { interruption.ended() }  // its process group is no longer one to signal
+            outcome = try await command.run(until: .now + timeout) { progress("       " + $0) }
+        }
         try checkInterruption()
         switch outcome {
         case .exited(0): return
@@ -233,8 +236,8 @@ public struct StackBuilder: Sendable {
 
     /// Removes a stack's directory (or an unfinished one), giving its directories write back first.
     /// Never a tree with a file system mounted inside it: an `mmdebstrap` that outlived the `gust`
-    /// that started it (killed by SIGTERM, or its SSH session gone) still has `proc`, `sys` and
-    /// `dev` mounted in its root, and removing through them would reach the host's.
+    /// that started it (killed outright, SIGKILL) still has `proc`, `sys` and `dev` mounted in its
+    /// root, and removing through them would reach the host's.
     public static func removeTree(_ url: URL) throws {
         guard FileManager.default.fileExists(atPath: url.path) else { return }
         let mounted = mountPoints(under: url.path)
