@@ -109,4 +109,22 @@ struct StackBuilderTests {
         try StackBuilder.removeTree(unfinished)
         #expect(!FileManager.default.fileExists(atPath: unfinished.path))
     }
+
+    /// An mmdebstrap stopped while it set up its root's mounts can exit leaving some: a failed or
+    /// interrupted build takes them down (nested ones first) before it removes its directory.
+    @Test func whatAnExitedMmdebstrapLeftMountedIsTakenDown() throws {
+        let staging = try scratch()
+        defer { try? StackBuilder.removeTree(staging) }
+        let outer = staging.appendingPathComponent("rootfs/dev")
+        try FileManager.default.createDirectory(at: outer, withIntermediateDirectories: true)
+        guard mount("tmpfs", outer.path, "tmpfs", 0, "size=1m") == 0 else { return }  // not permitted here
+        let inner = outer.appendingPathComponent("shm")
+        try FileManager.default.createDirectory(at: inner, withIntermediateDirectories: true)
+        #expect(mount("tmpfs", inner.path, "tmpfs", 0, "size=1m") == 0)
+        #expect(StackBuilder.mountPoints(under: staging.path).count == 2)
+        StackBuilder.unmountLeftovers(under: staging)
+        #expect(StackBuilder.mountPoints(under: staging.path).isEmpty)
+        try StackBuilder.removeTree(staging)
+        #expect(!FileManager.default.fileExists(atPath: staging.path))
+    }
 }

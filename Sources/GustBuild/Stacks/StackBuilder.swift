@@ -103,8 +103,18 @@ public struct StackBuilder: Sendable {
             progress("-----> Built \(reference) in \(seconds) s: Python \(python ?? "none"), Node \(node ?? "none"), \(ByteCount(size))")
             return stack
         } catch {
+            // mmdebstrap has exited by now (its run returned): what it still left mounted is ours to take down.
+            Self.unmountLeftovers(under: staging)
             try? Self.removeTree(staging)
             throw error
+        }
+    }
+
+    /// Lazily unmounts, deepest first, what an mmdebstrap that has exited left mounted in `staging`:
+    /// one stopped while it was still setting up its root's mounts can leave some behind.
+    static func unmountLeftovers(under staging: URL) {
+        for point in mountPoints(under: staging.path).sorted(by: { $0.count > $1.count }) {
+            _ = umount2(point, Int32(MNT_DETACH))
         }
     }
 
