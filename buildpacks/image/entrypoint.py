@@ -22,6 +22,7 @@ import http.server
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import socketserver
@@ -667,7 +668,15 @@ def start_everything():
 
 def serve():
     port = int(os.environ.get("PORT", "8080"))
-    runtime, channel, _ = start_everything()
+    runtime, channel, workdir = start_everything()
+    try:
+        return serve_with(port, runtime, channel)
+    finally:
+        # Its sockets' directory: a restarted container keeps its /tmp, and each start would leave one.
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def serve_with(port, runtime, channel):
     try:
         manifest = runtime.start()
     except RuntimeError as error:
@@ -692,7 +701,14 @@ def serve():
 
 
 def run_schedule(name):
-    runtime, channel, _ = start_everything()
+    runtime, channel, workdir = start_everything()
+    try:
+        return run_schedule_with(name, runtime, channel)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_schedule_with(name, runtime, channel):
     try:
         manifest = runtime.start()
     except RuntimeError as error:

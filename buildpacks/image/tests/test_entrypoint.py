@@ -66,7 +66,11 @@ class Entrypoint:
     def __init__(self, slug, args, env=None, directory=None):
         self.port = free_port()
         self.log_path = os.path.join(directory, f"entrypoint-{self.port}.log")
-        environment = dict(os.environ, GUST_APP_DIR=slug, GUST_APP="fixture", GUST_RELEASE="v1", PORT=str(self.port))
+        # Its own temporary directory, to see what it leaves there.
+        self.temporary = os.path.join(directory, f"tmp-{self.port}")
+        os.makedirs(self.temporary)
+        environment = dict(os.environ, GUST_APP_DIR=slug, GUST_APP="fixture", GUST_RELEASE="v1", PORT=str(self.port),
+                           TMPDIR=self.temporary)
         for name in ("GUST_RECORDS_URL", "GUST_RECORDS_TOKEN"):
             environment.pop(name, None)
         environment.update(env or {})
@@ -281,6 +285,21 @@ class EntrypointTests(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[0], 200, front.output())
         self.assertIn("ran past 1s; starting the runtime again", front.output())
+
+    def test_the_working_directory_goes_when_the_entrypoint_ends(self):
+        # The records channel's and the runtime's sockets live in a directory of the entrypoint's own; a
+        # container restarted keeps its /tmp, and each start would leave one more.
+        slug = make_slug("python", self.directory)
+        front = Entrypoint(slug, ["serve"], directory=self.directory)
+        self.addCleanup(front.stop)
+        front.wait_ready()
+        self.assertEqual(len([n for n in os.listdir(front.temporary) if n.startswith("gust-")]), 1, os.listdir(front.temporary))
+        front.process.terminate()
+        self.assertEqual(front.process.wait(timeout=20), 0, front.output())
+        self.assertEqual(os.listdir(front.temporary), [], front.output())
+        ran = Entrypoint(slug, ["schedule", "meow"], directory=self.directory)
+        self.assertEqual(ran.wait(), 0, ran.output())
+        self.assertEqual(os.listdir(ran.temporary), [], ran.output())
 
     def test_schedule_runs_one_schedule_once_and_exits(self):
         slug = make_slug("python", self.directory)
