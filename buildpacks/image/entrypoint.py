@@ -16,6 +16,7 @@ of the runtime's environment. Python 3 standard library only: every stack has
 Python, also for Node apps.
 """
 
+import contextlib
 import hmac
 import http.client
 import http.server
@@ -656,24 +657,24 @@ def public_handler(runtime):
 # The two commands
 
 
-def start_everything():
-    """The records channel and the runtime, in a private directory: (runtime, channel, workdir)."""
+@contextlib.contextmanager
+def everything_started():
+    """The records channel and the runtime, in a private directory: (runtime, channel). The directory
+    (the sockets') goes at the end: a restarted container keeps its /tmp, and each start would leave one."""
     workdir = tempfile.mkdtemp(prefix="gust-")
-    runtime_token = secrets.token_hex(32)
-    channel = RecordsChannel(os.path.join(workdir, "records.sock"), _records_handler(runtime_token))
-    threading.Thread(target=channel.serve_forever, daemon=True).start()
-    runtime = Runtime(workdir, channel.server_address, runtime_token)
-    return runtime, channel, workdir
+    try:
+        runtime_token = secrets.token_hex(32)
+        channel = RecordsChannel(os.path.join(workdir, "records.sock"), _records_handler(runtime_token))
+        threading.Thread(target=channel.serve_forever, daemon=True).start()
+        yield Runtime(workdir, channel.server_address, runtime_token), channel
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def serve():
     port = int(os.environ.get("PORT", "8080"))
-    runtime, channel, workdir = start_everything()
-    try:
+    with everything_started() as (runtime, channel):
         return serve_with(port, runtime, channel)
-    finally:
-        # Its sockets' directory: a restarted container keeps its /tmp, and each start would leave one.
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def serve_with(port, runtime, channel):
@@ -701,11 +702,8 @@ def serve_with(port, runtime, channel):
 
 
 def run_schedule(name):
-    runtime, channel, workdir = start_everything()
-    try:
+    with everything_started() as (runtime, channel):
         return run_schedule_with(name, runtime, channel)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run_schedule_with(name, runtime, channel):
