@@ -1,6 +1,7 @@
 import Foundation
 @testable import GustConsole
 import GustCore
+import GustTesting
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -75,8 +76,7 @@ import Testing
     }
 
     func setup() throws -> Setup {
-        let home = GustHome(path: FileManager.default.temporaryDirectory
-            .appendingPathComponent("gust-console-\(UUID().uuidString.prefix(8))").path)
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
         let store = try Store(home: home)
         for app in ["cats", "dogs"] { _ = try store.createApp(try AppName(app)) }
         let admin = try store.createConsoleToken(apps: nil, description: "admin", expiresAt: nil)
@@ -112,7 +112,7 @@ import Testing
         return (cookie, String(csrf))
     }
 
-    @Test func pagesNeedASignInAndEveryAnswerForbidsInlineScript() async throws {
+    @Test(.scratchDirectory) func pagesNeedASignInAndEveryAnswerForbidsInlineScript() async throws {
         let setup = try setup()
         try await application(setup.backend).test(.router) { client in
             try await client.execute(uri: "/apps/cats", method: .get) { response in
@@ -133,7 +133,7 @@ import Testing
         }
     }
 
-    @Test func aWrongTokenOrAMissingLoginCSRFSignsNobodyIn() async throws {
+    @Test(.scratchDirectory) func aWrongTokenOrAMissingLoginCSRFSignsNobodyIn() async throws {
         let setup = try setup()
         try await application(setup.backend).test(.router) { client in
             try await client.execute(uri: "/login", method: .post, headers: Self.form, body: ByteBuffer(string: "token=\(setup.admin)")) {
@@ -150,7 +150,7 @@ import Testing
         }
     }
 
-    @Test func aPostWithoutTheSessionsCSRFTokenChangesNothing() async throws {
+    @Test(.scratchDirectory) func aPostWithoutTheSessionsCSRFTokenChangesNothing() async throws {
         let setup = try setup()
         try await application(setup.backend).test(.router) { client in
             let (cookie, csrf) = try await signIn(client, setup.admin)
@@ -171,7 +171,7 @@ import Testing
         }
     }
 
-    @Test func aScopedTokenSeesOnlyItsAppsAndAnotherIsNotFoundEvenByItsURL() async throws {
+    @Test(.scratchDirectory) func aScopedTokenSeesOnlyItsAppsAndAnotherIsNotFoundEvenByItsURL() async throws {
         let setup = try setup()
         try await application(setup.backend).test(.router) { client in
             let (cookie, csrf) = try await signIn(client, setup.scoped)
@@ -190,7 +190,7 @@ import Testing
         }
     }
 
-    @Test func whatAnAppControlsIsEscapedAndAHooksRefusalIsShown() async throws {
+    @Test(.scratchDirectory) func whatAnAppControlsIsEscapedAndAHooksRefusalIsShown() async throws {
         let setup = try setup()
         try await application(setup.backend).test(.router) { client in
             let (cookie, csrf) = try await signIn(client, setup.admin)
@@ -211,7 +211,7 @@ import Testing
         }
     }
 
-    @Test func aRevokedTokensSessionEndsAtItsNextRequest() async throws {
+    @Test(.scratchDirectory) func aRevokedTokensSessionEndsAtItsNextRequest() async throws {
         let setup = try setup()
         try await application(setup.backend).test(.router) { client in
             let (cookie, _) = try await signIn(client, setup.admin)
@@ -224,7 +224,7 @@ import Testing
         }
     }
 
-    @Test func cookiesAreSecureOverHTTPSOnlyAsATrustedProxySaysIt() async throws {
+    @Test(.scratchDirectory) func cookiesAreSecureOverHTTPSOnlyAsATrustedProxySaysIt() async throws {
         let setup = try setup()
         let https: HTTPFields = [HTTPField.Name("X-Forwarded-Proto")!: "https"]
         for (server, expected) in [
@@ -244,7 +244,7 @@ import Testing
         #expect(!proxied.isSecure(request, peer: "10.0.0.3"))
     }
 
-    @Test func sessionsAreKeptHashedAndExpireAndEndWithTheirToken() throws {
+    @Test(.scratchDirectory) func sessionsAreKeptHashedAndExpireAndEndWithTheirToken() throws {
         let setup = try setup()
         let store = try Store(home: setup.backend.home)
         let now = Date()
@@ -264,7 +264,7 @@ import Testing
         #expect(try store.consoleSession(id: other.id) == nil)
     }
 
-    @Test func logEventsCarryNoMarkupEvenInsideTheirStrings() throws {
+    @Test(.scratchDirectory) func logEventsCarryNoMarkupEvenInsideTheirStrings() throws {
         let entry = LogEntry(release: 1, instance: "a1", stream: "stdout", function: "op <b>", line: "</script><img src=x onerror=alert(1)> & \u{2028}")
         let event = ConsoleLogStream.event(entry)
         #expect(!event.contains("<") && !event.contains(">") && !event.contains("&") && !event.contains("\n") && !event.contains("\u{2028}"))
@@ -272,7 +272,7 @@ import Testing
         #expect((decoded?["text"] as? String)?.hasSuffix("</script><img src=x onerror=alert(1)> & \u{2028}") == true)
     }
 
-    @Test func sparklinesSpanTheirBoxWithTheLargestValueAtTheTop() {
+    @Test(.scratchDirectory) func sparklinesSpanTheirBoxWithTheLargestValueAtTheTop() {
         #expect(Sparkline.points([0, 5, 10]) == "0,23 60,12 120,1")
         #expect(Sparkline.points([]) == "0,24.0 120.0,24.0" || Sparkline.points([]).hasPrefix("0,"))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GustCore
+import GustTesting
 @testable import GustDaemon
 import Hummingbird
 import HTTPTypes
@@ -15,8 +16,7 @@ import Testing
 /// token, an app with nothing live). No processes; a scratch store.
 @Suite struct GatewayTests {
     func gateway(apps: [String]) throws -> some ApplicationProtocol {
-        let home = GustHome(path: FileManager.default.temporaryDirectory
-            .appendingPathComponent("gust-gateway-\(UUID().uuidString.prefix(8))").path)
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
         let store = try Store(home: home)
         for app in apps { _ = try store.createApp(try AppName(app)) }
         let configuration = RouterConfiguration(home: home)
@@ -32,7 +32,7 @@ import Testing
         try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any]
     }
 
-    @Test func addressesThatNameNoAppAre404JSON() async throws {
+    @Test(.scratchDirectory) func addressesThatNameNoAppAre404JSON() async throws {
         try await gateway(apps: ["cats"]).test(.router) { client in
             for uri in ["/", "/elsewhere", "/apps/", "/apps/Bad_Name/x", "/apps/dogs/x"] {
                 try await client.execute(uri: uri, method: .get) { response in
@@ -43,7 +43,7 @@ import Testing
         }
     }
 
-    @Test func anAppWithNothingLiveIs503() async throws {
+    @Test(.scratchDirectory) func anAppWithNothingLiveIs503() async throws {
         try await gateway(apps: ["cats"]).test(.router) { client in
             try await client.execute(uri: "/apps/cats/hello", method: .get) { response in
                 #expect(response.status == .serviceUnavailable)
@@ -52,7 +52,7 @@ import Testing
         }
     }
 
-    @Test func theInternalSurfaceIsNotAnEndpointHoweverSpelt() async throws {
+    @Test(.scratchDirectory) func theInternalSurfaceIsNotAnEndpointHoweverSpelt() async throws {
         try await gateway(apps: ["cats"]).test(.router) { client in
             for uri in ["/apps/cats/_gust/manifest", "/apps/cats/%5fgust/manifest", "/apps/cats/%5Fgust/hooks/before_save/cat",
                         "/apps/cats/x/../_gust/health", "/apps/cats//_gust/health", "/apps/cats/%255fgust/manifest", "/apps/cats/_/admin"] {
@@ -64,7 +64,7 @@ import Testing
         }
     }
 
-    @Test func recordsNeedAnAppToken() async throws {
+    @Test(.scratchDirectory) func recordsNeedAnAppToken() async throws {
         try await gateway(apps: ["cats"]).test(.router) { client in
             for headers: HTTPFields in [[:], [HTTPField.Name("X-Auth-Token")!: "gust_not-a-token"]] {
                 try await client.execute(uri: "/apps/cats/_/records/cat", method: .post, headers: headers, body: ByteBuffer(string: #"{"name": "tom"}"#)) { response in
@@ -79,8 +79,7 @@ import Testing
 /// What a call carries and what comes back with it, before any instance is involved.
 @Suite struct GatewayHeaderTests {
     func gateway(maxBodyBytes: Int = 10 << 20) throws -> some ApplicationProtocol {
-        let home = GustHome(path: FileManager.default.temporaryDirectory
-            .appendingPathComponent("gust-gateway-\(UUID().uuidString.prefix(8))").path)
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
         _ = try Store(home: home).createApp(try AppName("cats"))
         let configuration = RouterConfiguration(home: home, maxBodyBytes: maxBodyBytes)
         let supervisor = try Supervisor(configuration: configuration, logger: Logger(label: "test"))
@@ -92,7 +91,7 @@ import Testing
 
     static let requestID = HTTPField.Name("X-Request-Id")!
 
-    @Test func everyAnswerEchoesASaneRequestIDAndReplacesAnOddOne() async throws {
+    @Test(.scratchDirectory) func everyAnswerEchoesASaneRequestIDAndReplacesAnOddOne() async throws {
         try await gateway().test(.router) { client in
             try await client.execute(uri: "/apps/dogs/x", method: .get, headers: [Self.requestID: "abc-123.x:y"]) { response in
                 #expect(response.status == .notFound)
@@ -110,7 +109,7 @@ import Testing
         }
     }
 
-    @Test func aBodyDeclaredOverTheLimitIs413JSON() async throws {
+    @Test(.scratchDirectory) func aBodyDeclaredOverTheLimitIs413JSON() async throws {
         try await gateway(maxBodyBytes: 1 << 20).test(.router) { client in
             let body = ByteBuffer(repeating: UInt8(ascii: "x"), count: 2 << 20)
             try await client.execute(
@@ -125,7 +124,7 @@ import Testing
         }
     }
 
-    @Test func anInstancesAnswerLosesHopByHopHeadersAndItsFramingInAnyCase() {
+    @Test(.scratchDirectory) func anInstancesAnswerLosesHopByHopHeadersAndItsFramingInAnyCase() {
         let headers = HTTPHeaders([
             ("Connection", "close"), ("KEEP-ALIVE", "timeout=5"), ("Content-Length", "12"), ("transfer-Encoding", "chunked"),
             ("Upgrade", "h2c"), ("Date", "yesterday"), ("Host", "elsewhere"), ("TE", "trailers"), ("Trailer", "X"),
@@ -137,7 +136,7 @@ import Testing
         #expect(fields.map(\.value) == ["kept", "a=1", "b=2"])
     }
 
-    @Test func gustdIsTheEdgeByDefault() {
+    @Test(.scratchDirectory) func gustdIsTheEdgeByDefault() {
         let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: [])
         let sent: HTTPFields = [
             HTTPField.Name("X-Forwarded-For")!: "6.6.6.6", HTTPField.Name("X-Forwarded-Proto")!: "https",
@@ -152,7 +151,7 @@ import Testing
         #expect(!headers.contains { $0.name.lowercased().hasPrefix("x-gust-") || $0.name.lowercased() == "connection" })
     }
 
-    @Test func aTrustedProxysForwardedForIsAppendedTo() {
+    @Test(.scratchDirectory) func aTrustedProxysForwardedForIsAppendedTo() {
         let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: ["10.0.0.1"])
         let sent: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "203.0.113.9", HTTPField.Name("X-Forwarded-Proto")!: "https"]
         let proxied = forwarding.headers(of: sent, peer: "10.0.0.1", requestID: "r")
@@ -165,7 +164,7 @@ import Testing
         #expect(https["X-Forwarded-Proto"] == ["https"] && https["X-Forwarded-For"].isEmpty)
     }
 
-    @Test func anAccessLogLineNamesTheCallWithoutItsQuery() {
+    @Test(.scratchDirectory) func anAccessLogLineNamesTheCallWithoutItsQuery() {
         let line = AccessLog.line(AccessLog.Entry(
             app: "cats", release: 3, instance: "ab12", method: "GET", path: "/cat/feed\"\u{7}x y",
             status: 200, bytes: 13, duration: .microseconds(1234), requestID: "rid", time: 1_764_612_601.0055
@@ -191,7 +190,7 @@ import Testing
             """)
     }
 
-    @Test func callTagsAreReadAndStripped() {
+    @Test(.scratchDirectory) func callTagsAreReadAndStripped() {
         let tagged = CallTag.split("\u{1E}42\u{1F}hello")
         #expect(tagged?.call == "42" && tagged?.line == "hello")
         let empty = CallTag.split("\u{1E}42\u{1F}")
@@ -225,9 +224,8 @@ import Testing
         #expect(calls.function(of: "2") == "op second", "still running")
     }
 
-    @Test func theStoreIsReadOnThePoolNeverOnTheCallersEventLoop() async throws {
-        let home = GustHome(path: FileManager.default.temporaryDirectory
-            .appendingPathComponent("gust-store-\(UUID().uuidString.prefix(8))").path)
+    @Test(.scratchDirectory) func theStoreIsReadOnThePoolNeverOnTheCallersEventLoop() async throws {
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
         let access = try StoreAccess(home: home)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let ran = try await loop.makeFutureWithTask {
@@ -240,7 +238,7 @@ import Testing
 
 /// gustd's own request ids: its run's prefix, then the counter in hex.
 @Suite struct RequestIDTests {
-    @Test func anIDIsThePrefixAndTheCountInHex() {
+    @Test(.scratchDirectory) func anIDIsThePrefixAndTheCountInHex() {
         for count: UInt64 in [0, 1, 9, 10, 15, 16, 255, 256, 0xDEAD_BEEF, .max] {
             let id = RequestID.make(count: count)
             let parts = id.split(separator: "-")

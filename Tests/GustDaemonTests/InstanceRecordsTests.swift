@@ -1,5 +1,6 @@
 import Foundation
 import GustCore
+import GustTesting
 import NIOCore
 import Testing
 
@@ -8,10 +9,8 @@ import Testing
 /// The records of running instances (`run/instances/ID.json`), written on every start without
 /// an fsync, and manifests decoded where they arrive when small: files and bytes, no processes.
 struct InstanceRecordsTests {
-    @Test func aRecordIsWrittenWholeForTheOwnerOnlyAndForgottenWithItsSocket() throws {
-        let home = GustHome(path: FileManager.default.temporaryDirectory
-            .appendingPathComponent("gust-records-\(UUID().uuidString.prefix(8))").path)
-        defer { try? FileManager.default.removeItem(atPath: home.root.path) }
+    @Test(.scratchDirectory) func aRecordIsWrittenWholeForTheOwnerOnlyAndForgottenWithItsSocket() throws {
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
         let records = InstanceRecords(home: home)
         try records.prepare()
         let entry = InstanceRecords.Entry(id: "abcd1234", pid: 4242, startTime: 99, app: "cats", version: 3, kind: "zygote")
@@ -30,13 +29,13 @@ struct InstanceRecordsTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: records.directory.path).isEmpty)
     }
 
-    @Test func aRecordInAMissingDirectoryFailsSayingWhere() {
+    @Test(.scratchDirectory) func aRecordInAMissingDirectoryFailsSayingWhere() {
         let home = GustHome(path: "/nonexistent/gust-\(UUID().uuidString.prefix(8))")
         let entry = InstanceRecords.Entry(id: "abcd1234", pid: 1, startTime: 1, app: "cats", version: 1)
         #expect(throws: GustError.self) { try InstanceRecords(home: home).remember(entry) }
     }
 
-    @Test func smallAndLargeManifestsDecodeAlike() async throws {
+    @Test(.scratchDirectory) func smallAndLargeManifestsDecodeAlike() async throws {
         let small = FunctionManifest(
             protocolVersion: 2, runtime: "python 3.11.7", ops: [.init(name: "ping")], handlers: [], schedules: [], hooks: []
         )
