@@ -1,6 +1,7 @@
 import Foundation
 @testable import GustConsole
 import GustCore
+import GustTesting
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -31,7 +32,7 @@ import Testing
         try await client.execute(uri: uri, method: .get, headers: [.cookie: cookie]) { String(buffer: $0.body) }
     }
 
-    @Test func scaleAndLimitsChangeThroughTheCLIsChecksAndGustdIsTold() async throws {
+    @Test(.scratchDirectory) func scaleAndLimitsChangeThroughTheCLIsChecksAndGustdIsTold() async throws {
         let setup = try base.setup()
         try await base.application(setup.backend).test(.router) { client in
             let (cookie, csrf) = try await base.signIn(client, setup.admin)
@@ -62,7 +63,7 @@ import Testing
         }
     }
 
-    @Test func aScopedTokenStaysUnderTheCeilingsAndCannotSteerAnotherApp() async throws {
+    @Test(.scratchDirectory) func aScopedTokenStaysUnderTheCeilingsAndCannotSteerAnotherApp() async throws {
         let setup = try base.setup()
         try await setup.backend.withStore { try $0.setLimitCeilings(LimitCeilings(limits: AppLimits(memory: 256 << 20), maxInstances: 2)) }
         try await base.application(setup.backend).test(.router) { client in
@@ -89,7 +90,7 @@ import Testing
         }
     }
 
-    @Test func aNewTokensSecretIsShownOnceAndRevokingItStopsIt() async throws {
+    @Test(.scratchDirectory) func aNewTokensSecretIsShownOnceAndRevokingItStopsIt() async throws {
         let setup = try base.setup()
         try await base.application(setup.backend).test(.router) { client in
             let (cookie, csrf) = try await base.signIn(client, setup.admin)
@@ -119,7 +120,7 @@ import Testing
         }
     }
 
-    @Test func domainsAreAddedAndRemovedWithTheStoresChecksAndGustdIsTold() async throws {
+    @Test(.scratchDirectory) func domainsAreAddedAndRemovedWithTheStoresChecksAndGustdIsTold() async throws {
         let setup = try base.setup()
         try await setup.backend.withStore { try $0.setDaemonDomain("gust.test") }
         try await base.application(setup.backend).test(.router) { client in
@@ -146,7 +147,7 @@ import Testing
         }
     }
 
-    @Test func everyNewFormIsRefusedWithoutTheSessionsCSRFToken() async throws {
+    @Test(.scratchDirectory) func everyNewFormIsRefusedWithoutTheSessionsCSRFToken() async throws {
         let setup = try base.setup()
         try await base.application(setup.backend).test(.router) { client in
             let (cookie, _) = try await base.signIn(client, setup.admin)
@@ -165,7 +166,7 @@ import Testing
         }
     }
 
-    @Test func theAppPageDrawsItsChartsAsSVGWithTitlesAndNoScript() async throws {
+    @Test(.scratchDirectory) func theAppPageDrawsItsChartsAsSVGWithTitlesAndNoScript() async throws {
         let setup = try base.setup()
         _ = try await setup.backend.withStore { store in
             try store.recordRelease(try AppName("cats"), NewRelease(status: .built, buildSeconds: 12.5, description: "Push"))
@@ -182,7 +183,7 @@ import Testing
         }
     }
 
-    @Test func theAppPageHasAChartPerFunctionWithItsNameEscaped() async throws {
+    @Test(.scratchDirectory) func theAppPageHasAChartPerFunctionWithItsNameEscaped() async throws {
         let setup = try base.setup()
         try await base.application(setup.backend).test(.router) { client in
             let (cookie, _) = try await base.signIn(client, setup.admin)
@@ -200,7 +201,7 @@ import Testing
         }
     }
 
-    @Test func chartsLeaveGapsWhereThereIsNoValueAndScaleToTheTop() {
+    @Test(.scratchDirectory) func chartsLeaveGapsWhereThereIsNoValueAndScaleToTheTop() {
         let chart = ConsoleChart.lines(
             id: "x", title: "t", description: "d", series: [.init(name: "a", style: "a", values: [1, 2, nil, 4, nil])],
             unit: ConsoleChart.count
@@ -218,7 +219,7 @@ import Testing
         #expect(drawn.map { $0["height"] as? String } == ["78", "39"])
     }
 
-    @Test func aSessionOutlivesTheConsoleThatOpenedIt() async throws {
+    @Test(.scratchDirectory) func aSessionOutlivesTheConsoleThatOpenedIt() async throws {
         let setup = try base.setup()
         let cookie = try await base.application(setup.backend).test(.router) { client in
             try await base.signIn(client, setup.admin).cookie

@@ -6,7 +6,9 @@ public import Testing
 /// Use as a trait: `@Test(.scratchDirectory) func …` and read
 /// `ScratchDirectory.current` inside the test.
 public struct ScratchDirectory: TestTrait, TestScoping {
-    @TaskLocal public static var current: URL = URL(fileURLWithPath: "/nonexistent")
+    /// Outside a test with the trait, a path nothing can be made under (not even by root), so that
+    /// such a test fails at its first write instead of sharing one directory with every other.
+    @TaskLocal public static var current: URL = URL(fileURLWithPath: "/proc/gust-test-without-a-scratch-directory")
 
     public func provideScope(
         for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
