@@ -62,11 +62,13 @@ def timed(call, calls):
     return {'p50_ms': samples[len(samples) // 2], 'p99_ms': samples[int(len(samples) * 0.99)]}
 
 
-def http_call(connection, path, body=None):
-    """One GET of `path` on a keep-alive `connection`, as a function: it exits unless the answer is
-    200 (and `body`, when given)."""
+def http_call(connection, path, body=None, headers=None):
+    """One GET of `path` (with `headers`) on a keep-alive `connection`, as a function: it exits unless
+    the answer is 200 (and `body`, when given)."""
+    headers = headers or {}
+
     def call():
-        connection.request('GET', path)
+        connection.request('GET', path, headers=headers)
         response = connection.getresponse()
         answer = response.read()
         if response.status != 200 or (body is not None and answer != body):
