@@ -13,9 +13,11 @@ const { dispatch, takeInternalToken, INTERNAL_TOKEN_VARIABLE } = require('../gus
 
 const seen = [];
 let channel;
+let directory;
 
 before(async () => {
-  const socketPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gust-records-')), 'records.sock');
+  directory = fs.mkdtempSync(path.join(os.tmpdir(), 'gust-records-'));
+  const socketPath = path.join(directory, 'records.sock');
   channel = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -36,8 +38,9 @@ before(async () => {
   process.env.GUST_RECORDS_TOKEN = 'secret';
 });
 
-after(() => {
-  channel.close();
+after(async () => {
+  await new Promise((resolve) => channel.close(resolve));
+  fs.rmSync(directory, { recursive: true, force: true });
   delete process.env.GUST_RECORDS_SOCKET;
   delete process.env.GUST_RECORDS_TOKEN;
 });
