@@ -27,6 +27,20 @@ import Testing
         #expect(writes.generation() != second, "and so is gustd's own")
     }
 
+    /// An app's records live in `data/APP/records.sqlite`, below the watched directory: an app
+    /// that saves a record on every call leaves its token remembered (docs/benchmarks.md).
+    @Test(.scratchDirectory) func anAppsRecordWritesLeaveTheGenerationAlone() throws {
+        let home = GustHome(path: ScratchDirectory.current.path)
+        _ = try Store(home: home)
+        let writes = StoreWrites(home: home)
+        let first = try #require(writes.generation())
+        let app = try AppName("cats")
+        try FileManager.default.createDirectory(at: home.data(app), withIntermediateDirectories: true)
+        let records = try RecordStore(home: home, app: app)
+        for n in 0..<3 { _ = try records.insert("Food", ["name": .string("kibble \(n)")]) }
+        #expect(writes.generation() == first)
+    }
+
     @Test(.scratchDirectory) func aStoreReplacedWholeChangesTheGeneration() throws {
         let home = GustHome(path: ScratchDirectory.current.path)
         _ = try Store(home: home)
