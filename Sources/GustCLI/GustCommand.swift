@@ -1,4 +1,5 @@
 public import ArgumentParser
+import Foundation
 
 /// `gust`: the admin CLI. Subcommands live one per file beside this one.
 public struct GustCommand: AsyncParsableCommand {
@@ -9,4 +10,43 @@ public struct GustCommand: AsyncParsableCommand {
     )
 
     public init() {}
+}
+
+extension GustCommand {
+    /// Runs a command parsed from `gust`'s arguments (or an SSH session's). A `ValidationError`
+    /// its `run()` throws, for values that parse but do not hold (`--min 5 --max 2`), is reported
+    /// with that command's usage and `--help`, as ArgumentParser reports one from parsing; its
+    /// own `main` would show the root's `gust <subcommand>` instead. Other errors as before.
+    public static func run(_ command: any ParsableCommand) async {
+        do {
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                var command = command
+                try command.run()
+            }
+        } catch let error as ValidationError {
+            let type = Swift.type(of: command)
+            let path = ([configuration.commandName ?? "gust"] + (Self.names(to: type) ?? [])).joined(separator: " ")
+            let usage = usageString(for: type)
+            FileHandle.standardError.write(Data("""
+                Error: \(error.message)
+                Usage: \(usage.hasPrefix(path) ? usage : path)
+                  See '\(path) --help' for more information.
+
+                """.utf8))
+            Foundation.exit(ExitCode.validationFailure.rawValue)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    /// The subcommand names from `root` down to `type`, nil if `type` is not below it.
+    private static func names(to type: any ParsableCommand.Type, from root: any ParsableCommand.Type = GustCommand.self) -> [String]? {
+        if type == root { return [] }
+        for sub in root.configuration.subcommands {
+            if let below = names(to: type, from: sub) { return [sub.configuration.commandName ?? sub._commandName] + below }
+        }
+        return nil
+    }
 }

@@ -12,7 +12,8 @@ struct LimitsCommand: ParsableCommand {
         abstract: "Show or change what an app's instances may use.",
         discussion: """
             Memory, CPU, processes and /tmp are per instance; disk bounds the app's records store and, \
-            separately, its build cache. Sizes: 64M, 256M, 1G; CPU: 0.5 is half a core. `default` returns a \
+            separately, its build cache. Sizes: 64M, 256M, 1G, with their unit (at least 16M of memory, 1M of \
+            /tmp and disk); CPU: 0.5 is half a core. `default` returns a \
             value to gustd's default (gustd --memory-limit …). A change applies to the next instance started; \
             running instances keep their limits until they are replaced (the next deploy, `gust scale`, or \
             when they idle out). An instance over its memory is killed: the call gets 502 "out of memory". \
@@ -75,11 +76,11 @@ struct LimitsCommand: ParsableCommand {
                 guard let text else { return old }
                 do { return try parse(text) } catch let error as GustError { throw ValidationError(error.message) }
             }
-            current.limits.memory = try ceiling(memory, current.limits.memory, LimitSize.parseBytes)
+            current.limits.memory = try ceiling(memory, current.limits.memory, LimitSize.parseMemory)
             current.limits.cpuMillis = try ceiling(cpu, current.limits.cpuMillis, LimitSize.parseCPU)
             current.limits.pids = try ceiling(pids, current.limits.pids, LimitSize.parsePids)
-            current.limits.tmp = try ceiling(tmp, current.limits.tmp, LimitSize.parseBytes)
-            current.limits.disk = try ceiling(disk, current.limits.disk, LimitSize.parseBytes)
+            current.limits.tmp = try ceiling(tmp, current.limits.tmp, LimitSize.parseTmp)
+            current.limits.disk = try ceiling(disk, current.limits.disk, LimitSize.parseDisk)
             current.maxInstances = try ceiling(maxInstances, current.maxInstances) { text in
                 if text.lowercased() == "none" { return nil }
                 guard let n = Int(text), n >= 1, n <= ScaleSettings.maxInstances else {

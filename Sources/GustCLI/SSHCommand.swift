@@ -77,11 +77,7 @@ struct SSHCommand: AsyncParsableCommand {
                 command = scale
             }
             log.write("accepted")
-            if var async = command as? any AsyncParsableCommand {
-                try await async.run()
-            } else {
-                try command.run()
-            }
+            await GustCommand.run(command)
         }
     }
 

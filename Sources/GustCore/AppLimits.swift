@@ -86,6 +86,32 @@ public enum LimitSize {
         return bytes
     }
 
+    /// An instance's memory: as `parseBytes`, and at least 16M (a Python interpreter alone takes
+    /// about 8 MB). Written without a unit, `--memory 256` is 256 bytes, as Docker and Kubernetes
+    /// read it, where someone used to Lambda means megabytes: refused, with the unit to write.
+    public static func parseMemory(_ text: String) throws -> Int? {
+        try parseBytes(text, atLeast: 16 << 20, of: "memory for an instance")
+    }
+
+    /// An instance's `/tmp`: as `parseBytes`, and at least 1M.
+    public static func parseTmp(_ text: String) throws -> Int? {
+        try parseBytes(text, atLeast: 1 << 20, of: "/tmp for an instance")
+    }
+
+    /// An app's disk (its records store, its build cache): as `parseBytes`, and at least 1M.
+    public static func parseDisk(_ text: String) throws -> Int? {
+        try parseBytes(text, atLeast: 1 << 20, of: "disk for an app")
+    }
+
+    private static func parseBytes(_ text: String, atLeast floor: Int, of what: String) throws -> Int? {
+        guard let bytes = try parseBytes(text) else { return nil }
+        guard bytes >= floor else {
+            let written = bytes < 1 << 10 ? "\(bytes) bytes" : spoken(bytes)
+            throw GustError("'\(text)' is \(written), too little \(what) (at least \(format(floor))): write the unit, as in 256M or 1G.")
+        }
+        return bytes
+    }
+
     /// `0.5`, `2`, `250m` (thousandths, as Kubernetes writes them) → thousandths of a CPU; `none` or `0` is nil.
     public static func parseCPU(_ text: String) throws -> Int? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()

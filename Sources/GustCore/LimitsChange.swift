@@ -25,11 +25,11 @@ public struct LimitsChange: Sendable, Equatable {
     /// The app's own limits with this change made, checked; throws a `GustError` that says what to fix.
     public func applied(to current: AppLimits, ceilings: AppLimits?) throws -> AppLimits {
         var limits = current
-        limits.memory = try Self.value(memory, current: limits.memory, LimitSize.parseBytes)
+        limits.memory = try Self.value(memory, current: limits.memory, LimitSize.parseMemory)
         limits.cpuMillis = try Self.value(cpu, current: limits.cpuMillis, LimitSize.parseCPU)
         limits.pids = try Self.value(pids, current: limits.pids, LimitSize.parsePids)
-        limits.tmp = try Self.value(tmp, current: limits.tmp, LimitSize.parseBytes)
-        limits.disk = try Self.value(disk, current: limits.disk, LimitSize.parseBytes)
+        limits.tmp = try Self.value(tmp, current: limits.tmp, LimitSize.parseTmp)
+        limits.disk = try Self.value(disk, current: limits.disk, LimitSize.parseDisk)
         if let ceilings {
             let over = limits.exceeding(ceilings)
             guard over.isEmpty else {

@@ -6,7 +6,13 @@ import GustCore
 enum Gust {
     static func main() async {
         GustHome.restrictNewFiles()
-        await (GustCommand.self as any AsyncParsableCommand.Type).main(homeAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
+        let command: any ParsableCommand
+        do {
+            command = try await GustCommand.asyncParseAsRoot(homeAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
+        } catch {
+            GustCommand.exit(withError: error)
+        }
+        await GustCommand.run(command)
     }
 
     /// `gust --home H apps list` means `gust apps list --home H`: `--home` is

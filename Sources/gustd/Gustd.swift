@@ -76,7 +76,7 @@ struct Gustd: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Output a build may print (to the pusher and its build log); the line past it stops the build.", valueName: "size"))
     var buildOutputLimit: String = "8M"
 
-    @Option(help: ArgumentHelp("Memory of an instance, for apps `gust limits` did not set (RAM and swap; none: unlimited).", valueName: "size"))
+    @Option(help: ArgumentHelp("Memory of an instance, for apps `gust limits` did not set (RAM and swap, at least 16M; none: unlimited).", valueName: "size"))
     var memoryLimit: String = "512M"
 
     @Option(help: ArgumentHelp("CPUs of an instance, for apps `gust limits` did not set: 0.5 is half a core.", valueName: "cpus"))
@@ -190,8 +190,8 @@ struct Gustd: AsyncParsableCommand {
 
     private func limitDefaults() throws -> AppLimits {
         AppLimits(
-            memory: try LimitSize.parseBytes(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
-            pids: try LimitSize.parsePids(pidsLimit), tmp: try LimitSize.parseBytes(tmpLimit), disk: try LimitSize.parseBytes(diskLimit)
+            memory: try LimitSize.parseMemory(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
+            pids: try LimitSize.parsePids(pidsLimit), tmp: try LimitSize.parseTmp(tmpLimit), disk: try LimitSize.parseDisk(diskLimit)
         )
     }
 

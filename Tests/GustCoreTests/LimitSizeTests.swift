@@ -18,6 +18,24 @@ import Testing
         }
     }
 
+    /// `--memory 256` is 256 bytes, as Docker and Kubernetes read it, where a Lambda user means
+    /// megabytes: no instance starts in that, so a limit refuses it and says to write the unit.
+    @Test func limitsRefuseSizesNoInstanceCouldRunIn() throws {
+        #expect(try LimitSize.parseMemory("16M") == 16 << 20)
+        #expect(try LimitSize.parseMemory("none") == nil)
+        #expect(try LimitSize.parseTmp("1M") == 1 << 20)
+        #expect(try LimitSize.parseDisk("1M") == 1 << 20)
+        let memory = #expect(throws: GustError.self) { try LimitSize.parseMemory("256") }
+        #expect(memory?.message == "'256' is 256 bytes, too little memory for an instance (at least 16M): write the unit, as in 256M or 1G.")
+        #expect(throws: GustError.self) { try LimitSize.parseMemory("15M") }
+        #expect(throws: GustError.self) { try LimitSize.parseTmp("64K") }
+        #expect(throws: GustError.self) { try LimitSize.parseDisk("100") }
+
+        for change in [LimitsChange(memory: "256"), LimitsChange(tmp: "64"), LimitsChange(disk: "1")] {
+            #expect(throws: GustError.self, "\(change)") { try change.applied(to: AppLimits(), ceilings: nil) }
+        }
+    }
+
     @Test func sizesPrintTheirShortestExactForm() {
         #expect(LimitSize.format(64 << 20) == "64M")
         #expect(LimitSize.format(1 << 30) == "1G")

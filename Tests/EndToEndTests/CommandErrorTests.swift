@@ -1,0 +1,35 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// What `gust` prints for values that parse but do not hold: the subcommand's own usage, not
+/// `gust <subcommand>`, and sizes without their unit refused rather than read as bytes.
+@Suite(.timeLimit(.minutes(20)))
+struct CommandErrorTests {
+    @Test(.scratchDirectory) func aValueThatDoesNotHoldShowsItsCommandsUsage() throws {
+        let fixture = try PushFixture(startGustd: false)
+        let scale = try GustBinaries.gust(fixture.home, ["scale", "cats", "--min", "5", "--max", "2"])
+        #expect(scale.status == 64, "a usage error, as ArgumentParser's own: \(scale.output)")
+        #expect(scale.stderr.contains("Error: --min (5) must not be above --max (2)."), "\(scale.output)")
+        #expect(scale.stderr.contains("Usage: gust scale "), "\(scale.output)")
+        #expect(scale.stderr.contains("See 'gust scale --help' for more information."), "\(scale.output)")
+        #expect(!scale.stderr.contains("gust <subcommand>"), "\(scale.output)")
+
+        let nested = try GustBinaries.gust(fixture.home, ["apps", "destroy", "cats"])
+        #expect(nested.status == 64, "\(nested.output)")
+        #expect(nested.stderr.contains("Usage: gust apps destroy "), "\(nested.output)")
+        #expect(nested.stderr.contains("See 'gust apps destroy --help' for more information."), "\(nested.output)")
+        #expect(try Store(home: fixture.home).app(try AppName("cats")) != nil, "nothing was destroyed")
+    }
+
+    @Test(.scratchDirectory) func aLimitWithoutItsUnitIsRefusedAndNothingChanges() throws {
+        let fixture = try PushFixture(startGustd: false)
+        let memory = try GustBinaries.gust(fixture.home, ["limits", "cats", "--memory", "256"])
+        #expect(memory.status != 0)
+        #expect(memory.stderr.contains("'256' is 256 bytes, too little memory for an instance (at least 16M): write the unit, as in 256M or 1G."), "\(memory.output)")
+        #expect(try Store(home: fixture.home).limits(try AppName("cats")) == AppLimits())
+        #expect(try GustBinaries.gust(fixture.home, ["limits", "cats", "--memory", "256M"]).status == 0)
+        #expect(try Store(home: fixture.home).limits(try AppName("cats")).memory == 256 << 20)
+    }
+}
