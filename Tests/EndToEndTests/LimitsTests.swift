@@ -107,6 +107,22 @@ struct LimitsTests {
         #expect(after.json?["instance"] as? String != before.json?["instance"] as? String, "a fresh instance answers")
     }
 
+    /// The release's zygote takes more memory importing the app than the limit allows: the push
+    /// says so, naming the limit and how to raise it, and the release before keeps serving.
+    @Test(.scratchDirectory) func anImportPastTheMemoryLimitFailsThePushNamingTheLimit() throws {
+        let fixture = try PushFixture()
+        try limits(fixture, ["--memory", "32M"])
+        try deploy(fixture)
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.app + "\nballast = b'x' * (256 * 1024 * 1024)\n")
+        try work.commit("Import 256 MB")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status != 0, "\(push.output)")
+        #expect(push.output.contains("v2 ran out of memory (32 MB limit) while starting"), "\(push.output)")
+        #expect(push.output.contains("Raise the limit: gust limits cats --memory 64M"), "\(push.output)")
+        #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").status == 200, "v1 still answers")
+    }
+
     @Test(.scratchDirectory) func aForkBombIsRefusedAtThePidsLimitAndTheInstanceSurvives() throws {
         let fixture = try PushFixture()
         try limits(fixture, ["--pids", "64"])

@@ -218,8 +218,7 @@ extension DirectLauncher {
         case .failure(let error) where error is CancellationError:
             throw GustError("v\(version)'s zygote did not import the app within \(timeout.shortText) of starting.", code: 503)
         case .failure:
-            let status = await zygote.process.exitStatus()
-            throw GustError("v\(version) \(InstanceProcess.describe(status)) while starting; its output is above.")
+            throw startEnded(await zygote.process.exitStatus(), cgroup: zygote.cgroup)
         }
     }
 }

@@ -178,7 +178,7 @@ final class DirectLauncher: PoolLauncher {
         try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
 
         do {
-            let connection = try await connect(to: socketPath, internalToken: internalToken, child: child)
+            let connection = try await connect(to: socketPath, internalToken: internalToken, child: child, cgroup: confinedBy)
             let manifest = try await readManifest(connection)
             output.relay(to: nil)
             let instance = Instance(
@@ -359,12 +359,26 @@ final class DirectLauncher: PoolLauncher {
         return environment
     }
 
-    private func connect(to socketPath: String, internalToken: String, child: InstanceProcess) async throws -> InstanceConnection {
+    /// Why a start ended with its process gone. A process its cgroup saw the kernel kill for memory
+    /// (an import larger than `gust limits --memory`) is named so, with the limit and how to raise
+    /// it; `was killed by signal 9` alone would leave the user guessing.
+    func startEnded(_ status: Int32, cgroup: InstanceCgroup?) -> GustError {
+        guard let cgroup, cgroup.sawOutOfMemory else {
+            return GustError("v\(version) \(InstanceProcess.describe(status)) while starting; its output is above.")
+        }
+        // In the message rather than a hint: it reaches the push, the release's error and the logs whole.
+        let raised = cgroup.limits.memory.map { LimitSize.format($0 * 2) } ?? "SIZE"
+        return GustError(
+            "v\(version) ran \(cgroup.outOfMemoryText) while starting: the kernel killed it as it loaded the app. "
+                + "Raise the limit: gust limits \(app) --memory \(raised)"
+        )
+    }
+
+    private func connect(to socketPath: String, internalToken: String, child: InstanceProcess, cgroup: InstanceCgroup?) async throws -> InstanceConnection {
         let deadline = ContinuousClock.now + configuration.startTimeout
         while ContinuousClock.now < deadline {
             if child.hasExited {
-                let status = await child.exitStatus()
-                throw GustError("v\(version) \(InstanceProcess.describe(status)) while starting; its output is above.")
+                throw startEnded(await child.exitStatus(), cgroup: cgroup)
             }
             if FileManager.default.fileExists(atPath: socketPath),
                 let connection = try? await InstanceConnection.connect(socketPath: socketPath, internalToken: internalToken)
