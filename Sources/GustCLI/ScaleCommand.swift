@@ -43,6 +43,6 @@ struct ScaleCommand: ParsableCommand {
             try? AdminClient(home: store.home).reconcile()  // a running gustd applies it at once
         }
         if output.json { return print(try Formatting.json(settings)) }
-        print("\(name): min \(settings.min), max \(settings.max), concurrency \(settings.concurrency) (Node), idle \(Duration.seconds(settings.idleSeconds).shortText)")
+        print("\(name): min \(settings.min), max \(settings.max), concurrency \(settings.concurrency) (Node), idle \(settings.idleText)")
     }
 }

@@ -82,11 +82,11 @@ extension ConsoleServer {
             ["name": op, "app": app.rawValue, "query": ("op " + op).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""]
         }
         context["config"] = data.config.map { ["name": $0.name, "value": $0.displayValue, "secret": $0.isSecret, "app": app.rawValue] as [String: Any] }
-        context["scale"] = "Instances \(data.scale.min)–\(data.scale.max), \(data.scale.concurrency) calls each (Node), idle after \(data.scale.idleSeconds)s"
+        context["scale"] = "Instances \(data.scale.min)–\(data.scale.max), \(data.scale.concurrency) calls each (Node), idle after \(data.scale.idleText)"
         context["limits"] = "In force per instance: \(data.limits.summary)"
         context["scaleForm"] = [
             "min": data.scale.min, "max": data.scale.max, "concurrency": data.scale.concurrency,
-            "idle": "\(data.scale.idleSeconds)s",
+            "idle": data.scale.idleText,
         ] as [String: Any]
         context["limitsForm"] = Self.limitFields(data.ownLimits)
         context["domains"] = data.domains.map(\.name.rawValue)

@@ -25,8 +25,15 @@ public struct ScaleSettings: Sendable, Codable, Equatable {
         self.idleSeconds = idleSeconds
     }
 
-    /// `min 1, max 4, concurrency 10, idle 300s`: how the activity log and the console say them.
-    public var activityText: String { "min \(min), max \(max), concurrency \(concurrency), idle \(idleSeconds)s" }
+    /// `min 1, max 4, concurrency 10, idle 5m`: how the activity log and the console say them.
+    public var activityText: String { "min \(min), max \(max), concurrency \(concurrency), idle \(idleText)" }
+
+    /// `idleSeconds` as `gust scale --idle` takes it: `45s`, `5m`, `1h30m` (not `300 s` for a `5m`).
+    public var idleText: String {
+        let (hours, minutes, seconds) = (idleSeconds / 3600, idleSeconds % 3600 / 60, idleSeconds % 60)
+        let text = (hours > 0 ? "\(hours)h" : "") + (minutes > 0 ? "\(minutes)m" : "")
+        return seconds > 0 || text.isEmpty ? text + "\(seconds)s" : text
+    }
 
     /// Why these settings cannot be used, or nil.
     public var problem: String? {

@@ -40,7 +40,7 @@ import Testing
             #expect(status == .seeOther && location?.hasPrefix("/apps/cats") == true)
             #expect(try await setup.backend.withStore { try $0.scale(cats) } == ScaleSettings(min: 0, max: 3, concurrency: 7, idleSeconds: 120))
             #expect(setup.backend.reconciled.load(ordering: .relaxed) == 1)
-            #expect(try await page(client, "/apps/cats", cookie: cookie).contains("Scale of cats: min 0, max 3, concurrency 7, idle 120s."))
+            #expect(try await page(client, "/apps/cats", cookie: cookie).contains("Scale of cats: min 0, max 3, concurrency 7, idle 2m."))
 
             // The CLI's own message, the rules unchanged, gustd not bothered.
             _ = try await post(client, "/apps/cats/scale", "csrf=\(csrf)&max=99", cookie: cookie)
