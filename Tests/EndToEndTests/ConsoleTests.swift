@@ -125,6 +125,10 @@ struct ConsoleTests {
         let consolePort = try Self.consolePort(home)
         let screenshots = GustBinaries.sourceRoot.appendingPathComponent(".build/console-screenshots")
         let sessionFile = home.root.deletingLastPathComponent().appendingPathComponent("console-session")
+        // Chromium leaves its singleton directory (org.chromium.Chromium.*) in TMPDIR: the scratch's, not /tmp.
+        let browserTemporary = ScratchDirectory.current.appendingPathComponent("browser-tmp")
+        try FileManager.default.createDirectory(at: browserTemporary, withIntermediateDirectories: true)
+        let browserEnvironment = ["TMPDIR": browserTemporary.path]
 
         let browser = try Command.run("/usr/bin/python3", [
             GustBinaries.sourceRoot.appendingPathComponent("Tests/Browser/console_test.py").path,
@@ -133,7 +137,7 @@ struct ConsoleTests {
             "--scoped-token", scoped.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
             "--app", "cats", "--other-app", "dogs", "--hostile-app", "evil", "--record-type", "cat", "--record-id", recordID,
             "--hostile-record-id", hostileID, "--screenshots", screenshots.path, "--session-out", sessionFile.path,
-        ], timeout: 900)
+        ], environment: browserEnvironment, timeout: 900)
         #expect(browser.status == 0, "\(browser.output)")
         #expect(browser.stdout.contains("19 passed, 0 failed"), "\(browser.output)")
 
@@ -159,7 +163,7 @@ struct ConsoleTests {
             "--admin-token", "-", "--scoped-token", "-", "--app", "cats", "--other-app", "dogs", "--hostile-app", "evil",
             "--record-type", "cat", "--record-id", recordID, "--hostile-record-id", hostileID, "--screenshots", screenshots.path,
             "--session-in", sessionFile.path,
-        ], timeout: 300)
+        ], environment: browserEnvironment, timeout: 300)
         #expect(after.status == 0 && after.stdout.contains("1 passed, 0 failed"), "\(after.output)")
 
         // The server recorded who did what, from where.
