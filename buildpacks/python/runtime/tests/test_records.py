@@ -3,6 +3,7 @@
 import http.server
 import json
 import os
+import shutil
 import socketserver
 import tempfile
 import threading
@@ -65,6 +66,7 @@ class RecordsClientTests(unittest.TestCase):
                 pass
 
         directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
         path = os.path.join(directory, "records.sock")
         self.channel = _Channel(path, Handler)
         threading.Thread(target=self.channel.serve_forever, daemon=True).start()
@@ -102,6 +104,7 @@ class RecordsClientTests(unittest.TestCase):
 
     def test_an_answer_that_is_not_http_is_a_clear_error(self):
         directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
         path = os.path.join(directory, "records.sock")
         import socket
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -11,6 +11,7 @@ import hmac
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -679,6 +680,7 @@ class SocketTests(RegistryTestCase):
             return {"thread": threading.current_thread().name}
 
         directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
         self.path = os.path.join(directory, "instance.sock")
         listener = server.listen(self.path)
         threading.Thread(target=server.serve_on, args=(listener,), daemon=True, name="serving").start()

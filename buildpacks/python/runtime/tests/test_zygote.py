@@ -142,7 +142,7 @@ class ZygoteTests(unittest.TestCase):
 
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         probe = textwrap.dedent("""
-            import json, os, socket, sys, tempfile, threading, time
+            import json, os, shutil, socket, sys, tempfile, threading, time
             from gust import zygote
             gustd, control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             wanted = {"urllib.parse", "http"}
@@ -151,7 +151,8 @@ class ZygoteTests(unittest.TestCase):
 
             def gustd_side():  # the zygote serves in the main thread (its signal wake-up needs it)
                 out, err = os.pipe()[1], os.pipe()[1]
-                path = os.path.join(tempfile.mkdtemp(), "a.sock")
+                directory = tempfile.mkdtemp()
+                path = os.path.join(directory, "a.sock")
                 request = {"fork": "aaaaaaaa", "socket": path, "internal_token": "s",
                            "environment": {"GUST_INSTANCE": "aaaaaaaa"}, "cgroup_files": 0}
                 socket.send_fds(gustd, [json.dumps(request).encode()], [out, err])
@@ -162,6 +163,7 @@ class ZygoteTests(unittest.TestCase):
                     time.sleep(0.01)
                 seen.append(sorted(wanted & set(sys.modules)))
                 os.kill(json.loads(answer)["pid"], 9)
+                shutil.rmtree(directory, True)
                 print(json.dumps(seen), flush=True)
                 os._exit(0)
 
