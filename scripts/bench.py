@@ -97,6 +97,23 @@ def ping():
 '''
 
 
+def side_by_side(bins, rounds):
+    """One Bench per build for the A/B scripts (`bins`: name → bin dir), each gustd with a
+    cgroup root of its own (the name added to it), so that both can run at once."""
+    benches = {name: Bench(os.path.abspath(path), rounds, 0) for name, path in bins.items()}
+    for name, b in benches.items():
+        b.cgroup_root += '-' + name
+    return benches
+
+
+def stop_side_by_side(benches):
+    """Stops each gustd by its PID, removes its cgroups and its scratch directory."""
+    for b in benches.values():
+        b.stop_gustd()
+        b.remove_cgroups()
+        shutil.rmtree(b.dir, ignore_errors=True)
+
+
 class Bench:
     def __init__(self, bin_dir, rounds, calls, user=None, settle=0.0):
         self.user = user

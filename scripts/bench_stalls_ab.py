@@ -12,16 +12,14 @@ Each BIN_DIR holds gust, gust-receive and gustd, with buildpacks/ beside it or a
 Printed per build and window: the probe's calls, their p50, p99, p99.9 and slowest, and how
 many took over 1 and 2 ms.
 """
-import http.client, os, shutil, statistics, sys, threading, time
+import http.client, os, statistics, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
 import bench  # noqa: E402
 
 if len(sys.argv) != 4:
     sys.exit(__doc__)
 rounds = int(sys.argv[1])
-B = {k: bench.Bench(os.path.abspath(v), rounds, 0) for k, v in (('before', sys.argv[2]), ('after', sys.argv[3]))}
-for k, b in B.items():
-    b.cgroup_root += '-' + k
+B = bench.side_by_side({'before': sys.argv[2], 'after': sys.argv[3]}, rounds)
 latencies = {k: {'quiet': [], 'starts': []} for k in B}
 
 
@@ -75,8 +73,7 @@ try:
             for kind in ('quiet', 'starts'):
                 latencies[k][kind].extend(window(b, kind))
 finally:
-    for b in B.values():
-        b.stop_gustd(); b.remove_cgroups(); shutil.rmtree(b.dir, ignore_errors=True)
+    bench.stop_side_by_side(B)
 
 
 def quantile(values, q):

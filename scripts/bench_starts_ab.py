@@ -12,7 +12,7 @@ interpreter running `-c 'import main'` right after it.
 Each BIN_DIR holds gust, gust-receive and gustd, with buildpacks/ beside it or above it
 (as Installation finds them), so a copy of an older build brings its own runtime.
 """
-import os, statistics, subprocess, sys, time, threading, json, shutil
+import os, statistics, subprocess, sys, time, threading, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling scripts
 import bench  # noqa: E402
 from bench_sandbox import interval  # noqa: E402  # a 95 % bootstrap interval of a median
@@ -23,9 +23,7 @@ if len(arguments) < 3:
 rounds = int(arguments[0]); bins = {'before': arguments[1], 'after': arguments[2]}
 what = arguments[3].split(',') if len(arguments) > 3 else ['out', 'zero', 'cold']
 app = 'starts'
-B = {k: bench.Bench(os.path.abspath(v), rounds, 0) for k, v in bins.items()}
-for k, b in B.items():
-    b.cgroup_root += '-' + k
+B = bench.side_by_side(bins, rounds)
 res = {k: {} for k in B}
 loads = []
 try:
@@ -71,8 +69,7 @@ try:
                 res[k].setdefault('import', []).append((time.perf_counter() - t) * 1000)
         loads.append(open('/proc/loadavg').read().split()[0])
 finally:
-    for b in B.values():
-        b.stop_gustd(); b.remove_cgroups(); shutil.rmtree(b.dir, ignore_errors=True)
+    bench.stop_side_by_side(B)
 for k in B:
     for m, v in res[k].items():
         print(f'{k:6} {m:6} p50 {statistics.median(v):7.1f} ms  min {min(v):7.1f}  all ' + ' '.join(f'{x:.1f}' for x in v))

@@ -28,10 +28,9 @@ extension GustCommand {
         } catch let error as ValidationError {
             let type = Swift.type(of: command)
             let path = ([configuration.commandName ?? "gust"] + (Self.names(to: type) ?? [])).joined(separator: " ")
-            let usage = usageString(for: type)
             FileHandle.standardError.write(Data("""
                 Error: \(error.message)
-                Usage: \(usage.hasPrefix(path) ? usage : path)
+                Usage: \(usageString(for: type))
                   See '\(path) --help' for more information.
 
                 """.utf8))
