@@ -31,13 +31,27 @@ public final class Database {
         // (SQLite gives the -wal and -shm files the database's mode when it creates them).
         for suffix in ["", "-wal", "-shm"] { chmod(url.path + suffix, 0o600) }
         sqlite3_busy_timeout(db, busyTimeout)
-        try execute("PRAGMA journal_mode = WAL")
+        try enterWAL(waitingUpTo: busyTimeout)
         try execute("PRAGMA synchronous = NORMAL")
         try execute("PRAGMA foreign_keys = ON")
     }
 
     deinit {
         sqlite3_close_v2(handle)
+    }
+
+    /// Switches a new file to WAL (a no-op once it is). The switch takes an exclusive lock from a
+    /// read lock, which SQLite refuses at once instead of calling the busy handler (two readers
+    /// upgrading would deadlock), so several processes opening a new home at once retry here,
+    /// for as long as the busy timeout, until the first of them has made the switch.
+    private func enterWAL(waitingUpTo milliseconds: Int32) throws(GustError) {
+        let deadline = ContinuousClock.now + .milliseconds(milliseconds)
+        var pause = 1
+        while sqlite3_exec(handle, "PRAGMA journal_mode = WAL", nil, nil, nil) == SQLITE_BUSY, ContinuousClock.now < deadline {
+            usleep(useconds_t(pause * 1000))
+            pause = min(pause * 2, 50)
+        }
+        try execute("PRAGMA journal_mode = WAL")
     }
 
     /// Bounds the file at about `bytes` (SQLite's max_page_count; nil: unbounded): a write past it
