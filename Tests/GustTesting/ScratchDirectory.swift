@@ -16,9 +16,25 @@ public struct ScratchDirectory: TestTrait, TestScoping {
         let dir = FileManager.default.temporaryDirectory
             .appendingPathComponent("gust-test-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        defer { Self.remove(dir) }
         try await ScratchDirectory.$current.withValue(dir.resolvingSymlinksInPath()) {
             try await function()
+        }
+    }
+
+    /// Removes the tree, trying again for up to 2 s: a process that is still ending (an instance a
+    /// stopped gustd signalled, a sandbox helper) can add a file while the tree is walked, and the
+    /// walk then stops half-way and left its rest in /tmp. What cannot be removed is named.
+    static func remove(_ dir: URL) {
+        for attempt in 1...20 {
+            guard FileManager.default.fileExists(atPath: dir.path) else { return }
+            do {
+                try FileManager.default.removeItem(at: dir)
+                return
+            } catch {
+                if attempt == 20 { print("warning: the scratch directory \(dir.path) is left: \(error)") }
+                usleep(100_000)
+            }
         }
     }
 }
