@@ -23,10 +23,10 @@ struct MalformedRequestTests {
             """)
     }
 
-    /// The status of a raw exchange, or nil if gustd closed without an answer.
-    func status(_ fixture: PushFixture, _ request: String) throws -> Int? {
+    /// The answer to a raw exchange, or nil if gustd closed without one.
+    func answer(_ fixture: PushFixture, _ request: String) throws -> HTTPResult? {
         let data = try HTTPClient.raw(port: fixture.port, Data(request.utf8))
-        return try? HTTPClient.parse(data).status
+        return try? HTTPClient.parse(data)
     }
 
     @Test(.scratchDirectory) func malformedHTTPGetsA4xxAndGustdKeepsAnswering() throws {
@@ -43,11 +43,18 @@ struct MalformedRequestTests {
         let spaceInTarget = "GET /apps/cats/who is\r\nHost: x\r\n\r\n"
         let smuggle = "POST /apps/cats/_/functions/who HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /apps/cats/who HTTP/1.1\r\nHost: x\r\n\r\n"
         let badChunk = "POST /apps/cats/_/functions/who HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n"
+        let unknownMethod = "FOO /apps/cats/who HTTP/1.1\r\nHost: x\r\n\r\n"
         for (what, request) in [("huge header", hugeHeader), ("5,000 headers", manyHeaders), ("bad request line", badLine),
                                 ("bad version", badVersion), ("space in target", spaceInTarget),
-                                ("Content-Length with Transfer-Encoding", smuggle), ("bad chunk", badChunk)] {
-            let answered = try status(fixture, request)
-            #expect(answered.map { (400..<500).contains($0) } == true, "\(what): \(answered.map(String.init) ?? "closed without an answer")")
+                                ("Content-Length with Transfer-Encoding", smuggle), ("bad chunk", badChunk),
+                                ("unknown method", unknownMethod)] {
+            let answered = try answer(fixture, request)
+            let status = answered?.status
+            #expect(status.map { (400..<500).contains($0) } == true, "\(what): \(status.map(String.init) ?? "closed without an answer")")
+            // Every error gustd gives is JSON with its status, also one for bytes that are not HTTP.
+            #expect(answered?.json?["code"] as? Int == status, "\(what): \(answered?.text ?? "")")
+            #expect((answered?.json?["error"] as? String)?.isEmpty == false, "\(what): \(answered?.text ?? "")")
+            #expect(answered?.headers["connection"] == "close", "\(what)")
             #expect(try fixture.call("POST", "/_/functions/who", body: "{}").text == "\"cats\"", "gustd answers after \(what)")
         }
     }

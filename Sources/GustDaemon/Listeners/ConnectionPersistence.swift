@@ -84,7 +84,8 @@ final class ConnectionPersistence: ChannelDuplexHandler, RemovableChannelHandler
     }
 }
 
-/// HummingbirdCore's HTTP/1 channel with `ConnectionPersistence` before its HTTPTypes codec.
+/// HummingbirdCore's HTTP/1 channel with `MalformedRequestAnswer` and `ConnectionPersistence`
+/// (in that order) before its HTTPTypes codec.
 struct PersistentHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
@@ -93,7 +94,9 @@ struct PersistentHTTP1Channel: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         http1.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let pipeline = channel.pipeline.syncOperations
-            try pipeline.addHandler(ConnectionPersistence(), position: .before(try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)))
+            let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
+            try pipeline.addHandler(MalformedRequestAnswer(), position: .before(codec))
+            try pipeline.addHandler(ConnectionPersistence(), position: .before(codec))
             return value
         }
     }

@@ -22,7 +22,8 @@ extension Listeners {
     ) throws -> any Service where Responder.Context: InitializableFromSource<ApplicationRequestContextSource> {
         let socket = try ListeningSocket.unix(name, path: path, mode: mode)
         let peerLimit = limitsPeers ? PeerConnectionLimit(name: name, budget: connectionBudget, logger: logger) : nil
-        let channel = HTTP1Channel(responder: Self.respond(responder, dates: HTTPDate(), serverName: "gustd", logger: logger))
+        let channel = PersistentHTTP1Channel(
+            http1: HTTP1Channel(responder: Self.respond(responder, dates: HTTPDate(), serverName: "gustd", logger: logger)))
         return SocketServer(
             childChannel: channel, socket: socket, budget: connectionBudget, peerLimit: peerLimit, logger: logger,
             onServerRunning: onServerRunning)
