@@ -429,11 +429,29 @@ public struct Sandbox: Sendable {
             let text = try? String(contentsOfFile: path, encoding: .utf8)
             if let first = text?.split(separator: " ").first, let child = pid_t(first) { return child }
             if text == nil || isZombie(pid) {
-                throw output.error("bubblewrap exited before its sandbox started")
+                // Killed (gustd's stop, the OOM killer), bwrap wrote nothing to point at.
+                switch endStatus(of: pid) {
+                case let status? where status & 0x7f != 0:
+                    throw output.error("bubblewrap was killed by signal \(status & 0x7f) before its sandbox started", pointsAbove: false)
+                case let status?:
+                    throw output.error("bubblewrap exited with code \((status >> 8) & 0xff) before its sandbox started")
+                case nil:
+                    throw output.error("bubblewrap exited before its sandbox started")
+                }
             }
             usleep(attempt < 100 ? 50 : 500)
         }
         throw output.error("bubblewrap did not start its sandbox within 2 s", pointsAbove: false)
+    }
+
+    /// A zombie's wait status, from `/proc/PID/stat` (its 52nd field, `exit_code`), without reaping
+    /// it (its waiter does); nil once it is reaped, or while it runs.
+    private static func endStatus(of pid: pid_t) -> Int32? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name (which may hold spaces): state is field 3, exit_code field 52.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.first == "Z", fields.count > 49 else { return nil }
+        return Int32(fields[49].trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     private static func isZombie(_ pid: pid_t) -> Bool {
