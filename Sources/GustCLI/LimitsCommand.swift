@@ -43,7 +43,9 @@ struct LimitsCommand: ParsableCommand {
         if !ceilings, maxInstances != nil { throw ValidationError("--max-instances goes with --ceilings; an app's instances are `gust scale APP --max`.") }
     }
 
-    private var changing: Bool { [memory, cpu, pids, tmp, disk, maxInstances].contains { $0 != nil } }
+    private var changing: Bool { !change.isEmpty || maxInstances != nil }
+    /// The five limits as written.
+    private var change: LimitsChange { LimitsChange(memory: memory, cpu: cpu, pids: pids, tmp: tmp, disk: disk) }
 
     func run() throws {
         let store = try home.openStore()
@@ -51,7 +53,6 @@ struct LimitsCommand: ParsableCommand {
         let name = try parseAppName(app)
         _ = try store.requireApp(name)
         if changing {
-            let change = LimitsChange(memory: memory, cpu: cpu, pids: pids, tmp: tmp, disk: disk)
             let (actor, source) = Store.cliActor()
             do {
                 try store.changeLimits(name, change, underCeilings: underCeilings, actor: actor, source: source)
@@ -76,11 +77,7 @@ struct LimitsCommand: ParsableCommand {
                 guard let text else { return old }
                 do { return try parse(text) } catch let error as GustError { throw ValidationError(error.message) }
             }
-            current.limits.memory = try ceiling(memory, current.limits.memory, LimitSize.parseMemory)
-            current.limits.cpuMillis = try ceiling(cpu, current.limits.cpuMillis, LimitSize.parseCPU)
-            current.limits.pids = try ceiling(pids, current.limits.pids, LimitSize.parsePids)
-            current.limits.tmp = try ceiling(tmp, current.limits.tmp, LimitSize.parseTmp)
-            current.limits.disk = try ceiling(disk, current.limits.disk, LimitSize.parseDisk)
+            current.limits = try change.merged(into: current.limits, ceiling)
             current.maxInstances = try ceiling(maxInstances, current.maxInstances) { text in
                 if text.lowercased() == "none" { return nil }
                 guard let n = Int(text), n >= 1, n <= ScaleSettings.maxInstances else {

@@ -22,14 +22,30 @@ public struct LimitsChange: Sendable, Equatable {
 
     public var isEmpty: Bool { [memory, cpu, pids, tmp, disk].allSatisfy { $0 == nil } }
 
+    /// `limits` with each field replaced by what `value` makes of its text here, its value there and
+    /// its parser (`LimitSize`'s): the one place that says which parser reads which limit, for a
+    /// change, the admin's ceilings and gustd's own defaults alike.
+    public func merged(
+        into limits: AppLimits, _ value: (_ text: String?, _ current: Int?, _ parse: (String) throws -> Int?) throws -> Int?
+    ) throws -> AppLimits {
+        var limits = limits
+        limits.memory = try value(memory, limits.memory, LimitSize.parseMemory)
+        limits.cpuMillis = try value(cpu, limits.cpuMillis, LimitSize.parseCPU)
+        limits.pids = try value(pids, limits.pids, LimitSize.parsePids)
+        limits.tmp = try value(tmp, limits.tmp, LimitSize.parseTmp)
+        limits.disk = try value(disk, limits.disk, LimitSize.parseDisk)
+        return limits
+    }
+
+    /// Each limit parsed from its text: nil where there is none or it says `none` (gustd's flags,
+    /// `--memory-limit 512M`).
+    public func parsed() throws -> AppLimits {
+        try merged(into: AppLimits()) { text, _, parse in try text.flatMap(parse) }
+    }
+
     /// The app's own limits with this change made, checked; throws a `GustError` that says what to fix.
     public func applied(to current: AppLimits, ceilings: AppLimits?) throws -> AppLimits {
-        var limits = current
-        limits.memory = try Self.value(memory, current: limits.memory, LimitSize.parseMemory)
-        limits.cpuMillis = try Self.value(cpu, current: limits.cpuMillis, LimitSize.parseCPU)
-        limits.pids = try Self.value(pids, current: limits.pids, LimitSize.parsePids)
-        limits.tmp = try Self.value(tmp, current: limits.tmp, LimitSize.parseTmp)
-        limits.disk = try Self.value(disk, current: limits.disk, LimitSize.parseDisk)
+        let limits = try merged(into: current, Self.value)
         if let ceilings {
             let over = limits.exceeding(ceilings)
             guard over.isEmpty else {

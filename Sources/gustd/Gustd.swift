@@ -189,10 +189,7 @@ struct Gustd: AsyncParsableCommand {
     var eventLoops: Int?
 
     private func limitDefaults() throws -> AppLimits {
-        AppLimits(
-            memory: try LimitSize.parseMemory(memoryLimit), cpuMillis: try LimitSize.parseCPU(cpuLimit),
-            pids: try LimitSize.parsePids(pidsLimit), tmp: try LimitSize.parseTmp(tmpLimit), disk: try LimitSize.parseDisk(diskLimit)
-        )
+        try LimitsChange(memory: memoryLimit, cpu: cpuLimit, pids: pidsLimit, tmp: tmpLimit, disk: diskLimit).parsed()
     }
 
     func validate() throws {

@@ -73,4 +73,17 @@ import Testing
         #expect(AppLimits(pids: 10_000).exceeding(ceilings).isEmpty, "no ceiling set: no cap")
         #expect(defaults.summary == "memory 256M, cpu 1, pids 64, tmp 64M, disk 1G")
     }
+
+    /// Each limit goes through its own parser, whoever writes it: gustd's flags (`parsed`), an app's
+    /// change (`default` clears it) and the admin's ceilings (`merged`).
+    @Test func eachLimitIsReadByItsOwnParser() throws {
+        let written = LimitsChange(memory: "256M", cpu: "0.5", pids: "64", tmp: "8M", disk: "2G")
+        let limits = AppLimits(memory: 256 << 20, cpuMillis: 500, pids: 64, tmp: 8 << 20, disk: 2 << 30)
+        #expect(try written.parsed() == limits)
+        #expect(try LimitsChange(memory: "none", cpu: "none", pids: "none", tmp: "none", disk: "none").parsed() == AppLimits())
+        #expect(throws: GustError.self) { try LimitsChange(memory: "1G", cpu: "lots").parsed() }
+        #expect(try LimitsChange(cpu: "default").applied(to: limits, ceilings: nil) == AppLimits(memory: 256 << 20, pids: 64, tmp: 8 << 20, disk: 2 << 30))
+        let kept = try LimitsChange(tmp: "16M").merged(into: limits) { text, current, parse in try text.flatMap(parse) ?? current }
+        #expect(kept == AppLimits(memory: 256 << 20, cpuMillis: 500, pids: 64, tmp: 16 << 20, disk: 2 << 30))
+    }
 }
