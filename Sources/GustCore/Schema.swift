@@ -200,13 +200,21 @@ enum Schema {
     ]
 
     static func migrate(_ db: Database) throws {
+        // Nearly every open (a command, a hook) finds the schema current: a read tells, without
+        // the write lock the migration's transaction takes, which would queue every open behind
+        // gustd's and each other's writes.
+        guard try version(db) < migrations.count else { return }
         try db.transaction {
-            let current = try db.query("PRAGMA user_version").first?.int("user_version") ?? 0
+            let current = try version(db)  // again, under the lock: another process may have migrated meanwhile
             guard current < migrations.count else { return }
             for index in current..<migrations.count {
                 try db.execute(migrations[index])
             }
             try db.execute("PRAGMA user_version = \(migrations.count)")
         }
+    }
+
+    private static func version(_ db: Database) throws -> Int {
+        try db.query("PRAGMA user_version").first?.int("user_version") ?? 0
     }
 }

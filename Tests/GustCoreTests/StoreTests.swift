@@ -67,4 +67,24 @@ import Testing
         }
         #expect(failures.withLock { $0 } == [])
     }
+
+    /// A command opening the store while gustd holds the write lock (a deploy's records, a long
+    /// write) reads at once: an open of a current schema takes no lock of its own.
+    @Test(.scratchDirectory) func anOpenDoesNotWaitForAnotherWriter() throws {
+        let home = GustHome(path: ScratchDirectory.current.path)
+        _ = try Store(home: home).createApp(try AppName("cats"))
+        let writer = try Store(home: home)
+        try writer.db.execute("BEGIN IMMEDIATE")
+        let opened = DispatchSemaphore(value: 0)
+        let apps = Mutex<[String]>([])
+        Thread.detachNewThread {
+            if let names = try? Store(home: home).apps().map(\.name.rawValue) { apps.withLock { $0 = names } }
+            opened.signal()
+        }
+        let openedAtOnce = opened.wait(timeout: .now() + 5) == .success
+        #expect(openedAtOnce, "the open waited for the other writer")
+        try writer.db.execute("ROLLBACK")
+        if !openedAtOnce { opened.wait() }  // the thread has ended before the scratch directory goes
+        #expect(apps.withLock { $0 } == ["cats"])
+    }
 }
