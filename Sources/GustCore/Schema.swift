@@ -197,6 +197,9 @@ enum Schema {
         );
         CREATE INDEX console_sessions_by_token ON console_sessions (token);
         """,
+        // 12: one-time work done on this store, by name (`Store.sealedMark`: it has been scanned for
+        // plaintext secrets), so that an open does not do it again.
+        "CREATE TABLE store_marks (name TEXT PRIMARY KEY) WITHOUT ROWID;",
     ]
 
     static func migrate(_ db: Database) throws {
