@@ -89,7 +89,7 @@ public struct ReceiveHook: Sendable {
     private func build(_ update: RefUpdate, app: AppName, store: Store, repository: GitRepository) async throws {
         // Nothing can be built or go live without gustd: say so before anything else.
         let admin = AdminClient(home: home, hangUp: pusher?.descriptor)
-        guard admin.isRunning else { throw admin.notRunning }
+        guard admin.isRunning else { throw admin.notRunning() }
         let started = ContinuousClock.now
         let live = try store.app(app)?.liveVersion.flatMap { try store.release(app, version: $0) }
         let config = try store.config(app)  // secrets sealed: the release keeps them so

@@ -26,7 +26,7 @@ struct LimitsCommand: ParsableCommand {
     @Argument(help: "The app (omit with --ceilings).") var appName: String?
     @Flag(help: "Show or set the ceilings for scoped SSH keys instead of an app's limits (admins).") var ceilings = false
     @Option(help: ArgumentHelp("Memory of one instance (RAM and swap).", valueName: "size")) var memory: String?
-    @Option(help: ArgumentHelp("CPUs of one instance: 0.5, 1, 2.", valueName: "cpus")) var cpu: String?
+    @Option(help: ArgumentHelp("CPUs of one instance: 0.5, 1, 2, 250m (at most the machine's cores).", valueName: "cpus")) var cpu: String?
     @Option(help: ArgumentHelp("Processes and threads of one instance.", valueName: "n")) var pids: String?
     @Option(help: ArgumentHelp("Size of one instance's private /tmp (enforced by the sandbox).", valueName: "size")) var tmp: String?
     @Option(help: ArgumentHelp("Disk of the app's records store, and of its build cache.", valueName: "size")) var disk: String?

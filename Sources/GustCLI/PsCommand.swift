@@ -25,7 +25,7 @@ struct PsCommand: ParsableCommand {
         let store = try home.openStore()
         _ = try store.requireApp(name)
         let admin = AdminClient(home: store.home)
-        guard admin.isRunning else { throw admin.notRunning }
+        guard admin.isRunning else { throw admin.notRunning("no instance of \(name) runs", then: "run `gust ps \(name)` again") }
         let instances = try admin.instances(of: name)
         if output.json { return print(try Formatting.json(instances)) }
         guard !instances.isEmpty else {

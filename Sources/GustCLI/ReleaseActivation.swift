@@ -12,7 +12,7 @@ enum ReleaseActivation {
         config: [String: String], secretNames: [String]
     ) throws -> Release {
         let admin = AdminClient(home: store.home)
-        guard admin.isRunning else { throw admin.notRunning }
+        guard admin.isRunning else { throw admin.notRunning(then: "run this again") }
         // One deploy of an app at a time, whether it comes from a push or from here.
         let lock = try FileLock(store.home.lock(base.app)) {
             print("-----> Waiting for another deploy of \(base.app) to finish")

@@ -72,10 +72,12 @@ public struct AdminClient: Sendable {
         return (try? quick.exchange("GET", "/v1/status", body: Data()) { _ in }) != nil
     }
 
-    public var notRunning: GustError {
+    /// The error for a command that needs gustd when none answers: `cannot`, what cannot happen
+    /// without it; `then`, what to do again once it runs.
+    public func notRunning(_ cannot: String = "nothing can go live", then: String = "push again") -> GustError {
         GustError(
-            "gustd is not running for \(home.path), so nothing can go live.", code: 503,
-            hint: "Start it with `gustd --home \(home.path)` (or the systemd unit) and push again."
+            "gustd is not running for \(home.path), so \(cannot).", code: 503,
+            hint: "Start it with `gustd --home \(home.path)` (or the systemd unit) and \(then)."
         )
     }
 
@@ -126,7 +128,7 @@ public struct AdminClient: Sendable {
         }
         guard result == 0 else {
             close(fd)
-            throw notRunning
+            throw notRunning()
         }
         // Sending: the request is small, but a gustd that never reads must not hold it. Reading is
         // bounded by `ResponseReader.waitForData`'s poll alone.

@@ -44,8 +44,18 @@ public struct LimitsChange: Sendable, Equatable {
     }
 
     /// The app's own limits with this change made, checked; throws a `GustError` that says what to fix.
-    public func applied(to current: AppLimits, ceilings: AppLimits?) throws -> AppLimits {
+    /// A CPU limit above the machine's `cores` (nil: this machine's) is refused: it would limit nothing, and `--cpu 100`
+    /// meant 100m or 100 % (Docker's `--cpus` refuses it too).
+    public func applied(
+        to current: AppLimits, ceilings: AppLimits?, cores: Int? = nil
+    ) throws -> AppLimits {
         let limits = try merged(into: current, Self.value)
+        let cores = cores ?? ProcessInfo.processInfo.activeProcessorCount
+        if let cpu, let millis = limits.cpuMillis, millis > cores * 1000 {
+            throw GustError(
+                "--cpu \(cpu) is \(LimitSize.formatCPU(millis)) CPUs, and this machine has \(cores): "
+                    + "write 0.5 for half of one, up to \(cores), or 100m for a tenth of one.")
+        }
         if let ceilings {
             let over = limits.exceeding(ceilings)
             guard over.isEmpty else {

@@ -86,4 +86,16 @@ import Testing
         let kept = try LimitsChange(tmp: "16M").merged(into: limits) { text, current, parse in try text.flatMap(parse) ?? current }
         #expect(kept == AppLimits(memory: 256 << 20, cpuMillis: 500, pids: 64, tmp: 16 << 20, disk: 2 << 30))
     }
+
+    /// `--cpu 100` is 100 CPUs, as Docker and Kubernetes read it, where its writer meant 100m or
+    /// 100 %: on a machine with fewer it limits nothing, so an app's change refuses it (as
+    /// `docker run --cpus` does) and says how to write a share.
+    @Test func anAppsCPULimitIsAtMostTheMachinesCores() throws {
+        let refused = #expect(throws: GustError.self) { try LimitsChange(cpu: "100").applied(to: AppLimits(), ceilings: nil, cores: 2) }
+        #expect(refused?.message == "--cpu 100 is 100 CPUs, and this machine has 2: write 0.5 for half of one, up to 2, or 100m for a tenth of one.")
+        #expect(try LimitsChange(cpu: "2").applied(to: AppLimits(), ceilings: nil, cores: 2).cpuMillis == 2000)
+        #expect(try LimitsChange(cpu: "100m").applied(to: AppLimits(), ceilings: nil, cores: 2).cpuMillis == 100)
+        // Another limit changed leaves an earlier CPU limit be, whatever the machine.
+        #expect(try LimitsChange(pids: "64").applied(to: AppLimits(cpuMillis: 8000), ceilings: nil, cores: 2).cpuMillis == 8000)
+    }
 }

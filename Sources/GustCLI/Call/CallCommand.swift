@@ -84,7 +84,7 @@ struct CallCommand: ParsableCommand {
             let found = try store.requireApp(app)
             guard let text = try? String(contentsOf: home.run.appendingPathComponent("gustd.http"), encoding: .utf8),
                 let listening = ListenAddressText(text)
-            else { throw AdminClient(home: home).notRunning }
+            else { throw AdminClient(home: home).notRunning("nothing answers calls", then: "call again") }
             (address, target) = (listening, "/apps/\(app)/_/functions/" + encoded)
             if found.isPrivate {
                 // A scoped key may call its app: a token for this call only, revoked after it.
