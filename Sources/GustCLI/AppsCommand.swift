@@ -35,13 +35,29 @@ struct AppsCommand: ParsableCommand {
         var only: Swift.Set<AppName>? = nil
 
         func run() throws {
-            let apps = try home.openStore().apps().filter { only?.contains($0.name) ?? true }
+            let store = try home.openStore()
+            let apps = try store.apps().filter { only?.contains($0.name) ?? true }.map { app in Listed(app: app, scale: try store.scale(app.name)) }
             if output.json { return print(try Formatting.json(apps)) }
             guard !apps.isEmpty else { return print("No apps yet. Create one with `gust apps create NAME`.") }
-            print(Formatting.table(["APP", "LIVE", "VISIBILITY", "CREATED"], apps.map { app in
-                [app.name.rawValue, app.liveVersion.map { "v\($0)" } ?? "-", app.isPrivate ? "private" : "public",
-                 Formatting.age(of: app.createdAt)]
+            print(Formatting.table(["APP", "LIVE", "VISIBILITY", "SCALE", "IDLE", "CREATED"], apps.map { listed in
+                let app = listed.app
+                return [app.name.rawValue, app.liveVersion.map { "v\($0)" } ?? "-", app.isPrivate ? "private" : "public",
+                        "\(listed.scale.min)-\(listed.scale.max)", listed.scale.idleText, Formatting.age(of: app.createdAt)]
             }))
+        }
+
+        /// An app as listed: its own fields and, beside them, how it scales (`gust scale APP`).
+        struct Listed: Encodable {
+            var app: App
+            var scale: ScaleSettings
+
+            enum CodingKeys: String, CodingKey { case scale }
+
+            func encode(to encoder: any Encoder) throws {
+                try app.encode(to: encoder)
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(scale, forKey: .scale)
+            }
         }
     }
 
