@@ -55,6 +55,9 @@ final class InstanceProcess: Sendable {
     /// - Parameters:
     ///   - marker: an entry of `environment` that every process it starts inherits; when the
     ///     process exits, those that left its process group are stopped too (`InstanceStragglers`).
+    ///     Not with cgroups (`confinement`): what is left in those is killed as they are removed
+    ///     (`InstanceCgroup.finish`), which a process of the app cannot leave, and the scan of
+    ///     every process in /proc at each exit (a few ms of gustd's CPU) would find nothing more.
     ///   - confinement: the cgroups the child joins and the rlimits it gets before its program runs.
     ///   - onOutput: called from a reader thread with each batch of complete lines and their stream.
     ///   - onExit: called once with the wait status after the output has been read to its end.
@@ -142,7 +145,7 @@ final class InstanceProcess: Sendable {
         readers.withLock { $0.open = readEnds.map(\.0) }
         startTime = Self.startTime(of: spawned) ?? 0
 
-        watch(readEnds: readEnds, marker: marker, onOutput: onOutput, onExit: onExit) {
+        watch(readEnds: readEnds, marker: confinement.cgroupProcs.isEmpty ? marker : nil, onOutput: onOutput, onExit: onExit) {
             var status: Int32 = 0
             while waitpid(spawned, &status, 0) < 0 && errno == EINTR {}
             return status
@@ -154,7 +157,8 @@ final class InstanceProcess: Sendable {
     /// the zygote opened before it could reap the fork (so it names this
     /// process and never a later one with its pid); its wait status is the
     /// zygote's to tell (`status`, called once the pidfd says it has exited).
-    /// Takes ownership of `pidfd` and of both read ends.
+    /// Takes ownership of `pidfd` and of both read ends. `marker`: as above, nil for a fork the
+    /// zygote moved into cgroups of its own.
     init(
         forked: pid_t, pidfd: Int32, stdout: Int32, stderr: Int32, marker: String?,
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void,

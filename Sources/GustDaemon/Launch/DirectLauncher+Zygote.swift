@@ -79,7 +79,7 @@ extension DirectLauncher {
         let resident = asked.zygote
         return InstanceProcess(
             forked: forked.pid, pidfd: forked.pidfd, stdout: forked.stdout, stderr: forked.stderr,
-            marker: InstanceStragglers.marker(id: asked.id),
+            marker: asked.inCgroups ? nil : InstanceStragglers.marker(id: asked.id),
             onOutput: { output.deliver($0, stream: $1.rawValue) },
             onExit: { status in
                 zygote?.forkExited()

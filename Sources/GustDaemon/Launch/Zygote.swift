@@ -141,6 +141,8 @@ final class Zygote: Sendable {
     struct AskedFork: Sendable {
         let zygote: Zygote
         let id: String
+        /// The zygote moves the fork into cgroups of its own (which take what it leaves when it exits).
+        let inCgroups: Bool
         /// The read ends of the fork's stdout and stderr, gustd's.
         fileprivate let stdout: Int32
         fileprivate let stderr: Int32
@@ -192,7 +194,7 @@ final class Zygote: Sendable {
             (cgroupFiles + out).forEach { close($0) }
             throw Failure(description: "Cannot create a pipe: \(String(cString: strerror(errno)))")
         }
-        let asked = AskedFork(zygote: self, id: id, stdout: out[0], stderr: err[0])
+        let asked = AskedFork(zygote: self, id: id, inCgroups: !cgroupProcs.isEmpty, stdout: out[0], stderr: err[0])
         let request: (body: Data, descriptors: [Int32])
         do {
             request = try ZygoteWire.forkRequest(
