@@ -18,8 +18,11 @@ G=$CG/gust-bench-deploy-gustd-$$ P=$CG/gust-bench-deploy-push-$$
 mkdir "$G" "$P"
 GP=
 cleanup() {
-    [ -n "$GP" ] && kill -TERM "$GP" 2>/dev/null && wait "$GP" 2>/dev/null || true
-    for pid in $(cat "$G/cgroup.procs" "$P/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+    if [ -n "$GP" ]; then
+        kill -TERM "$GP" 2>/dev/null || true
+        wait "$GP" 2>/dev/null || true
+    fi
+    cat "$G/cgroup.procs" "$P/cgroup.procs" 2>/dev/null | while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done
     sleep 0.5
     rmdir "$G" "$P" 2>/dev/null || true
     rm -rf "$R"
