@@ -44,11 +44,9 @@ public struct LimitsChange: Sendable, Equatable {
     }
 
     /// The app's own limits with this change made, checked; throws a `GustError` that says what to fix.
-    /// A CPU limit above the machine's `cores` (nil: this machine's) is refused: it would limit nothing, and `--cpu 100`
-    /// meant 100m or 100 % (Docker's `--cpus` refuses it too).
-    public func applied(
-        to current: AppLimits, ceilings: AppLimits?, cores: Int? = nil
-    ) throws -> AppLimits {
+    /// A CPU limit above the machine's `cores` (nil: this machine's) is refused: it would limit
+    /// nothing, and `--cpu 100` meant 100m or 100 % (Docker's `--cpus` refuses it too).
+    public func applied(to current: AppLimits, ceilings: AppLimits?, cores: Int? = nil) throws -> AppLimits {
         let limits = try merged(into: current, Self.value)
         let cores = cores ?? ProcessInfo.processInfo.activeProcessorCount
         if let cpu, let millis = limits.cpuMillis, millis > cores * 1000 {
