@@ -172,14 +172,16 @@ class Bench:
         sys.exit('gustd did not start; see ' + log.name)
 
     def remove_cgroups(self):
-        """The bench's cgroup root in each hierarchy, once gustd has stopped (deepest first; empty by then)."""
+        """The bench's cgroup root in each hierarchy, once gustd has stopped (deepest first; empty by then),
+        and gustd's own cgroup beside it (`--cpu-weight`: the root's name and a `d`)."""
         for hierarchy in (os.listdir('/sys/fs/cgroup') if os.path.isdir('/sys/fs/cgroup') else []):
-            root = os.path.join('/sys/fs/cgroup', hierarchy, self.cgroup_root)
-            for directory, _, _ in sorted(os.walk(root), key=lambda entry: -entry[0].count('/')):
-                try:
-                    os.rmdir(directory)
-                except OSError:
-                    pass
+            for name in (self.cgroup_root, self.cgroup_root + 'd'):
+                root = os.path.join('/sys/fs/cgroup', hierarchy, name)
+                for directory, _, _ in sorted(os.walk(root), key=lambda entry: -entry[0].count('/')):
+                    try:
+                        os.rmdir(directory)
+                    except OSError:
+                        pass
 
     def stop_gustd(self):
         if self.gustd and self.gustd.poll() is None:
