@@ -100,4 +100,20 @@ extension StreamingCommand {
         wrapped.arguments = ["--pdeathsig", "KILL", "--", executable.path] + arguments
         return wrapped
     }
+
+    /// The same command (mmdebstrap), set to end as one interrupted by Ctrl-C does, also when the
+    /// process that started it is killed outright (SIGKILL, the OOM killer) and can neither stop
+    /// it nor read its output. It gets SIGTERM as its parent dies (`setpriv --pdeathsig`), and its
+    /// output goes through a `tee` that ignores SIGTERM and the broken pipe: without it, mmdebstrap
+    /// died of SIGPIPE at its first word after gust and left proc, sys and dev mounted in the new
+    /// root. `pipefail` keeps its exit status; the shell dies with its parent (`dyingWithParent`).
+    /// Where `setpriv` is missing, unchanged.
+    func outlivingItsReader() -> StreamingCommand {
+        guard FileManager.default.isExecutableFile(atPath: Sandbox.setpriv) else { return self }
+        let script = "set -o pipefail; \(Sandbox.setpriv) --pdeathsig TERM -- \"$0\" \"$@\" 2>&1 | (trap '' INT TERM; exec tee -p /dev/null)"
+        var wrapped = self
+        wrapped.executable = URL(fileURLWithPath: "/bin/bash")
+        wrapped.arguments = ["-c", script, executable.path] + arguments
+        return wrapped.dyingWithParent()
+    }
 }

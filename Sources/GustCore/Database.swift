@@ -47,11 +47,14 @@ public final class Database {
     private func enterWAL(waitingUpTo milliseconds: Int32) throws(GustError) {
         let deadline = ContinuousClock.now + .milliseconds(milliseconds)
         var pause = 1
-        while sqlite3_exec(handle, "PRAGMA journal_mode = WAL", nil, nil, nil) == SQLITE_BUSY, ContinuousClock.now < deadline {
+        while true {
+            let rc = sqlite3_exec(handle, "PRAGMA journal_mode = WAL", nil, nil, nil)
+            if rc == SQLITE_OK { return }
+            guard rc == SQLITE_BUSY, ContinuousClock.now < deadline else { break }
             usleep(useconds_t(pause * 1000))
             pause = min(pause * 2, 50)
         }
-        try execute("PRAGMA journal_mode = WAL")
+        try execute("PRAGMA journal_mode = WAL")  // once more, for SQLite's own words in the error
     }
 
     /// Bounds the file at about `bytes` (SQLite's max_page_count; nil: unbounded): a write past it

@@ -428,9 +428,11 @@ public struct Sandbox: Sendable {
         for attempt in 0..<4_100 {
             let text = try? String(contentsOfFile: path, encoding: .utf8)
             if let first = text?.split(separator: " ").first, let child = pid_t(first) { return child }
-            if text == nil || isZombie(pid) {
-                // Killed (gustd's stop, the OOM killer), bwrap wrote nothing to point at.
-                switch endStatus(of: pid) {
+            let stat = statFields(of: pid)
+            if text == nil || stat == nil || stat?.first == "Z" {
+                // A zombie's wait status is its 52nd field (`exit_code`), read without reaping it (its
+                // waiter does). Killed (gustd's stop, the OOM killer), bwrap wrote nothing to point at.
+                switch stat.flatMap({ $0.count > 49 && $0[0] == "Z" ? Int32($0[49]) : nil }) {
                 case let status? where status & 0x7f != 0:
                     throw output.error("bubblewrap was killed by signal \(status & 0x7f) before its sandbox started", pointsAbove: false)
                 case let status?:
@@ -444,18 +446,10 @@ public struct Sandbox: Sendable {
         throw output.error("bubblewrap did not start its sandbox within 2 s", pointsAbove: false)
     }
 
-    /// A zombie's wait status, from `/proc/PID/stat` (its 52nd field, `exit_code`), without reaping
-    /// it (its waiter does); nil once it is reaped, or while it runs.
-    private static func endStatus(of pid: pid_t) -> Int32? {
+    /// The fields of `/proc/PID/stat` after the command name (which may hold spaces): the state
+    /// (field 3) first; nil once the process is gone.
+    private static func statFields(of pid: pid_t) -> [Substring]? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
-        // Fields after the command name (which may hold spaces): state is field 3, exit_code field 52.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.first == "Z", fields.count > 49 else { return nil }
-        return Int32(fields[49].trimmingCharacters(in: .whitespacesAndNewlines))
-    }
-
-    private static func isZombie(_ pid: pid_t) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
-        return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
+        return stat[stat.index(after: close)...].split(whereSeparator: { $0 == " " || $0 == "\n" })
     }
 }

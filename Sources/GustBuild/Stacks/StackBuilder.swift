@@ -143,11 +143,10 @@ public struct StackBuilder: Sendable {
         var environment = ProcessInfo.processInfo.environment
         environment["LANG"] = "C.UTF-8"
         let interruption = self.interruption
-        let (executable, wrapped) = Self.outlivingItsReader(Self.mmdebstrap, arguments)
         var command = StreamingCommand(
-            executable: URL(fileURLWithPath: executable), arguments: wrapped, environment: environment,
+            executable: URL(fileURLWithPath: Self.mmdebstrap), arguments: arguments, environment: environment,
             workingDirectory: home.stacks, started: { pid in interruption.started(pid) }
-        )
+        ).outlivingItsReader()
         // On SIGTERM mmdebstrap unmounts proc, sys and dev from the new root: time for that before SIGKILL.
         command.gracePeriod = .seconds(30)
         let outcome: StreamingCommand.Outcome
@@ -161,18 +160,6 @@ public struct StackBuilder: Sendable {
         case .timedOut: throw GustError("mmdebstrap took longer than \(timeout.minutesText) and was stopped; nothing was kept.")
         default: throw GustError("mmdebstrap failed (\(outcome)); its output is above, and nothing was kept.")
         }
-    }
-
-    /// mmdebstrap, set to end as a build interrupted by Ctrl-C does, also when `gust` is killed
-    /// outright (SIGKILL, the OOM killer) and can neither stop it nor read its output. It gets
-    /// SIGTERM as its parent dies (`setpriv --pdeathsig`), and its output goes through a `tee` that
-    /// ignores SIGTERM and the broken pipe: without it, mmdebstrap died of SIGPIPE at its first
-    /// word after gust and left proc, sys and dev mounted in the new root. `pipefail` keeps its
-    /// exit status. Unchanged where `setpriv` is missing.
-    static func outlivingItsReader(_ executable: String, _ arguments: [String]) -> (String, [String]) {
-        guard FileManager.default.isExecutableFile(atPath: Sandbox.setpriv) else { return (executable, arguments) }
-        let script = "set -o pipefail; \(Sandbox.setpriv) --pdeathsig TERM -- \"$0\" \"$@\" 2>&1 | (trap '' INT TERM; exec tee -p /dev/null)"
-        return (Sandbox.setpriv, ["--pdeathsig", "KILL", "--", "/bin/bash", "-c", script, executable] + arguments)
     }
 
     /// The certificate authorities the admin added to the host (`/usr/local/share/ca-certificates`,
