@@ -15,6 +15,8 @@ struct SandboxFirstChildTests {
             if let close = stat.lastIndex(of: ")"), stat[stat.index(after: close)...].split(separator: " ").first == "Z" { return pid }
             usleep(5_000)
         }
+        kill(pid, SIGKILL)  // stopped by its PID and reaped, whatever the test's outcome
+        _ = SandboxSpawn.wait(pid)
         throw SandboxError("\(pid) did not end within 2 s")
     }
 
