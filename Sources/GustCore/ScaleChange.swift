@@ -38,10 +38,11 @@ public struct ScaleChange: Sendable, Equatable {
 
     /// `30s`, `5m`, `1h30m` in whole seconds.
     public static func seconds(_ text: String) throws -> Int {
-        guard case .every(let interval) = try? ScheduleSpec.every(text) else {
-            throw GustError("'\(text)' is not a duration: write 30s, 5m, 1h or 1h30m.")
+        switch ScheduleSpec.interval(Substring(text.trimmingCharacters(in: .whitespaces))) {
+        case .seconds(let seconds): return seconds
+        case .tooLong: throw GustError("'\(text)' is too long: --idle must be between 1s and 24h.")
+        case .malformed: throw GustError("'\(text)' is not a duration: write 30s, 5m, 1h or 1h30m.")
         }
-        return Int(interval.components.seconds)
     }
 }
 

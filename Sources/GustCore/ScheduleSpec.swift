@@ -8,24 +8,51 @@ public enum ScheduleSpec: Sendable, Equatable, CustomStringConvertible {
     case every(Duration)
     case cron(CronExpression)
 
+    /// The longest `every` interval: a year and a day. A manifest comes from the app's own code,
+    /// so its amounts are bounded before they are multiplied or summed (an overflow would trap gustd).
+    public static let longestEvery = 366 * 86_400
+
     /// `every` takes `2m`, `30s`, `1h`, `1h30m` or `@every 2m`.
     public static func every(_ text: String) throws(GustError) -> ScheduleSpec {
         var rest = Substring(text.trimmingCharacters(in: .whitespaces))
         if rest.hasPrefix("@every") { rest = rest.dropFirst("@every".count).drop { $0 == " " } }
+        switch interval(rest) {
+        case .seconds(let total) where total > 0: return .every(.seconds(total))
+        case .tooLong: throw GustError("'\(text)' is longer than a schedule's interval may be: at most 366 days (8784h).")
+        case .seconds, .malformed: throw invalidEvery(text)
+        }
+    }
+
+    /// What `interval(_:)` read.
+    public enum Interval: Equatable, Sendable {
+        case seconds(Int)
+        /// Well formed, but longer than `longestEvery`.
+        case tooLong
+        case malformed
+    }
+
+    /// `30s`, `2m`, `1h30m` in whole seconds (`0s` is 0), at most `longestEvery`.
+    public static func interval(_ text: Substring) -> Interval {
         var total = 0
         var digits = ""
-        for character in rest {
+        var tooLong = false
+        for character in text {
             if character.isASCII, character.isNumber {
                 digits.append(character)
                 continue
             }
             let unit: Int? = switch character { case "s": 1; case "m": 60; case "h": 3600; default: nil }
-            guard let unit, let amount = Int(digits) else { throw invalidEvery(text) }
-            total += amount * unit
+            guard let unit, !digits.isEmpty else { return .malformed }
+            // Past Int's range or the longest interval, the rest is still read: a malformed text says so.
+            if let amount = Int(digits), amount <= longestEvery / unit, total + amount * unit <= longestEvery {
+                total += amount * unit
+            } else {
+                tooLong = true
+            }
             digits = ""
         }
-        guard digits.isEmpty, total > 0 else { throw invalidEvery(text) }
-        return .every(.seconds(total))
+        guard digits.isEmpty, !text.isEmpty else { return .malformed }
+        return tooLong ? .tooLong : .seconds(total)
     }
 
     public static func cron(_ text: String) throws(GustError) -> ScheduleSpec {

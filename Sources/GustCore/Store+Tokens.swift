@@ -17,11 +17,22 @@ public struct AppToken: Sendable, Codable, Equatable {
     /// `token 3 (ci)`, as the activity log names it (never its secret).
     public var activityText: String { "token \(id)" + (description.isEmpty ? "" : " (\(description))") }
 
+    /// The longest a token may be made to live: ten years. Without an expiry it never expires.
+    public static let longestLifetime: TimeInterval = 3660 * 86_400
+
     /// `90d`, `12h`, `30m`, `45s`, `2w` in seconds: how long a new token lives.
     public static func lifetime(_ text: String) throws -> TimeInterval {
         let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
-        guard let unit = text.last.flatMap({ units[$0] }), let amount = Double(text.dropLast()), amount > 0 else {
+        // Only digits and a point: Double() also reads `inf`, `nan` and `1e300`.
+        let number = text.dropLast()
+        guard let unit = text.last.flatMap({ units[$0] }), !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+              let amount = Double(number)
+        else {
             throw GustError("'\(text)' is not a duration; write it like 90d, 12h or 30m.")
+        }
+        guard amount > 0 else { throw GustError("'\(text)' is no time at all: a token must live longer than that, like 90d, 12h or 30m.") }
+        guard amount * unit <= longestLifetime else {
+            throw GustError("'\(text)' is longer than a token may live: at most 3660d (ten years). Without an expiry, a token lives until it is revoked.")
         }
         return amount * unit
     }

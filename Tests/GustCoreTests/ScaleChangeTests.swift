@@ -11,4 +11,21 @@ import Testing
         }
         #expect(ScaleSettings.standard.activityText == "min 1, max 4, concurrency 10, idle 5m")
     }
+
+    /// An amount too large to multiply is "too long", not a crash of the command, nor "not a duration".
+    @Test(arguments: ["999999999999999999h", "9000h", "99999999999999999999999m"])
+    func anIdleTooLongSaysTheRange(_ text: String) {
+        #expect(throws: GustError("'\(text)' is too long: --idle must be between 1s and 24h.")) { try ScaleChange.seconds(text) }
+    }
+
+    @Test(arguments: ["", "5", "5 minutes", "@every 5m", "-5m", "m"])
+    func anIdleThatIsNotADurationSaysHowToWriteOne(_ text: String) {
+        #expect(throws: GustError("'\(text)' is not a duration: write 30s, 5m, 1h or 1h30m.")) { try ScaleChange.seconds(text) }
+    }
+
+    @Test func anIdleOfZeroIsOutOfRange() {
+        #expect(throws: GustError("--idle must be between 1s and 24h.")) {
+            try ScaleChange(idle: "0s").applied(to: .standard, ceilings: nil)
+        }
+    }
 }

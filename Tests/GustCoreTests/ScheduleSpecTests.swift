@@ -17,6 +17,23 @@ import Testing
         #expect(throws: GustError.self) { try ScheduleSpec.every(text) }
     }
 
+    /// A manifest comes from the app's own code: an amount that overflows when multiplied or summed
+    /// must be refused, not trap (gustd parses it). Longer than 366 days is refused too.
+    @Test(arguments: ["999999999999999999h", "4000000000000000000s4000000000000000000s4000000000000000000s", "8785h", "367h8760h"])
+    func intervalsTooLongAreRefusedWithoutOverflow(_ text: String) {
+        #expect(throws: GustError.self) { try ScheduleSpec.every(text) }
+    }
+
+    @Test func theLongestIntervalIsAYearAndADay() throws {
+        #expect(try ScheduleSpec.every("8784h") == .every(.seconds(366 * 86_400)))
+        do {
+            _ = try ScheduleSpec.every("9000h")
+            Issue.record("9000h was taken")
+        } catch {
+            #expect(error.message.contains("at most 366 days"), "\(error.message)")
+        }
+    }
+
     @Test func everyKeepsItsRhythmFromTheAnchor() throws {
         let spec = try ScheduleSpec.every("2m")
         let anchor = date("2026-01-01T00:00:00Z")

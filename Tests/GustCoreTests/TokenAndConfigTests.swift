@@ -63,6 +63,29 @@ import Testing
         #expect(try !store.verifyToken(app, secret: secret, now: Date().addingTimeInterval(120)))
     }
 
+    @Test func lifetimesAreReadInTheirUnits() throws {
+        #expect(try AppToken.lifetime("90d") == 90 * 86_400)
+        #expect(try AppToken.lifetime("1.5h") == 5400)
+        #expect(try AppToken.lifetime("2w") == 14 * 86_400)
+        #expect(try AppToken.lifetime("3660d") == AppToken.longestLifetime)
+    }
+
+    /// The web console passes its form's text here: `inf` or `1e300` must not become a date
+    /// no one can print, and zero says why it is refused.
+    @Test(arguments: [
+        ("infd", "is not a duration"), ("nand", "is not a duration"), ("1e300d", "is not a duration"), ("-1d", "is not a duration"),
+        ("d", "is not a duration"), ("90", "is not a duration"), ("0d", "is no time at all"), ("0.0h", "is no time at all"),
+        ("3661d", "at most 3660d"), ("99999999999999999999w", "at most 3660d"),
+    ])
+    func badLifetimesSayWhatIsWrong(_ text: String, _ saying: String) {
+        do {
+            let seconds = try AppToken.lifetime(text)
+            Issue.record("\(text) was read as \(seconds) s")
+        } catch {
+            #expect("\(error)".contains(saying), "\(text): \(error)")
+        }
+    }
+
     @Test(.scratchDirectory) func secretConfigIsMaskedInReleasesAndText() throws {
         let (store, app) = try store()
         try store.setConfig(app, ["GREETING": "meow", "API_KEY": "s3cr3t-value"], secret: false)
