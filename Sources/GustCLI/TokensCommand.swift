@@ -24,7 +24,7 @@ struct TokensCommand: ParsableCommand {
         var app: String { appName ?? "" }
         @Option(name: .customLong("app"), help: ArgumentHelp("With --console: an app the token may use (repeatable; none: admin).", valueName: "app"))
         var consoleApps: [String] = []
-        @Option(help: ArgumentHelp("How long the token lives: 90d, 12h, 30m.", valueName: "duration")) var expires: String?
+        @Option(help: ArgumentHelp("How long the token lives: 90d, 12h, 30m; at most 3660d. Without it, the token lives until revoked.", valueName: "duration")) var expires: String?
         @Option(help: "What the token is for.") var description: String = ""
 
         func validate() throws {
