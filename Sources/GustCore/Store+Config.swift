@@ -87,6 +87,7 @@ extension Store {
             if let reason = ConfigVar.reservation(of: name) {
                 throw GustError("'\(name)' is reserved: \(reason). Choose another name.")
             }
+            if HookTimeout.names.contains(name) { _ = try HookTimeout.parse(value, name: name) }
             if secret && value.count < ConfigVar.minimumSecretLength {
                 throw GustError(
                     "The secret \(name) is too short: a secret must be at least \(ConfigVar.minimumSecretLength) characters, "

@@ -68,6 +68,11 @@ struct RecordsTests {
         let found = try fixture.call("GET", #"/_/records/cat?where=%7B%22age%22%3A4%7D&order=-age&limit=5"#, headers: auth)
         #expect((found.json?["records"] as? [[String: Any]])?.count == 1)
         #expect(try fixture.call("GET", "/_/records/cat?where=nope", headers: auth).status == 400)
+        // A pair with no name: splitting "=" gave no halves, and reading the first trapped gustd.
+        for query in ["=", "=5", "&=&", "limit"] {
+            let odd = try fixture.call("GET", "/_/records/cat?\(query)", headers: auth)
+            #expect(odd.status == 400 && odd.json?["code"] as? Int == 400, "?\(query): \(odd.status) \(odd.text)")
+        }
         #expect(try fixture.call("GET", "/_/records/cat/missing", headers: auth).status == 404)
         #expect(try fixture.call("GET", "/_/records/9cat", headers: auth).status == 400)
 

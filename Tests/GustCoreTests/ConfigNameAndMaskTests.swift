@@ -27,6 +27,33 @@ import Testing
         #expect(try store.config(app) == ["USER_ID": "1", "TZ": "Europe/Paris", "_private": "x", "GUST_BEFORE_HOOK_TIMEOUT": "2s"])
     }
 
+    @Test func hookTimeoutsAreReadInTheirUnits() throws {
+        #expect(try HookTimeout.parse("10s", name: "GUST_BEFORE_HOOK_TIMEOUT") == .seconds(10))
+        #expect(try HookTimeout.parse(" 500ms ", name: "GUST_BEFORE_HOOK_TIMEOUT") == .milliseconds(500))
+        #expect(try HookTimeout.parse("1m", name: "GUST_AFTER_HOOK_TIMEOUT") == .seconds(60))
+        #expect(try HookTimeout.parse("2.5", name: "GUST_AFTER_HOOK_TIMEOUT") == .milliseconds(2500))
+        #expect(try HookTimeout.parse("5m", name: "GUST_AFTER_HOOK_TIMEOUT") == HookTimeout.longest)
+    }
+
+    /// gustd turned these into a Duration and trapped (`inf`, `1e400`), or overflowed later
+    /// counting nanoseconds (`1e10`): one `gust config set` took gustd down at the app's next record write.
+    @Test(arguments: ["inf", "infs", "1e400", "nan", "1e10", "301s", "6m", "0", "0ms", "-1s", "ten", "", "s", "10h", "1e3s"])
+    func hookTimeoutsOutOfRangeAreRefused(_ text: String) {
+        let error = #expect(throws: GustError.self) { try HookTimeout.parse(text, name: "GUST_BEFORE_HOOK_TIMEOUT") }
+        #expect(error?.message.contains("GUST_BEFORE_HOOK_TIMEOUT") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("from 1ms to 5m") == true, "\(error?.message ?? "")")
+    }
+
+    @Test(.scratchDirectory) func aHookTimeoutGustdCannotReadIsRefusedWhenSet() throws {
+        let (store, app) = try store()
+        for name in ["GUST_BEFORE_HOOK_TIMEOUT", "GUST_AFTER_HOOK_TIMEOUT"] {
+            let error = #expect(throws: GustError.self) { try store.setConfig(app, ["A": "1", name: "inf"], secret: false) }
+            #expect(error?.message.contains("\(name) is 'inf'") == true, "\(error?.message ?? "")")
+        }
+        #expect(try store.config(app).isEmpty, "a refused pair changes nothing")
+        try store.setConfig(app, ["GUST_AFTER_HOOK_TIMEOUT": "250ms"], secret: false)
+    }
+
     /// Masking a one-letter secret in a log line gives its value away (`th•••••• s••••••cr••••••t`).
     @Test(.scratchDirectory) func aSecretTooShortToMaskIsRefused() throws {
         let (store, app) = try store()

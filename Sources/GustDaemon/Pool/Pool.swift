@@ -415,8 +415,13 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
 }
 
 extension Duration {
+    /// Saturating at Int64's bounds (292 years): a deadline that far off is as good as none,
+    /// and an overflow would trap gustd.
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (sum, overflowToo) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
+        return overflowToo ? (whole < 0 ? .min : .max) : sum
     }
 }

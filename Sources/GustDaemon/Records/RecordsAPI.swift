@@ -75,7 +75,8 @@ struct RecordsAPI {
     static func query(_ text: String?) throws -> RecordStore.Query {
         var query = RecordStore.Query()
         for pair in (text ?? "").split(separator: "&") {
-            let halves = pair.split(separator: "=", maxSplits: 1).map {
+            // Empty halves kept: `=` is two empty halves, not none (`halves[0]` trapped on it).
+            let halves = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map {
                 $0.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
             }
             let value = halves.count > 1 ? halves[1] : ""

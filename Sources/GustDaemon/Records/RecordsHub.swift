@@ -178,22 +178,14 @@ actor RecordsHub {
         if store == nil { store = try Store(home: home) }
         let config = try store!.requireRelease(app, version: version).config
         var limits = RecordService.Limits()
-        if let text = config["GUST_BEFORE_HOOK_TIMEOUT"] { limits.beforeHook = try Self.duration(text, "GUST_BEFORE_HOOK_TIMEOUT") }
-        if let text = config["GUST_AFTER_HOOK_TIMEOUT"] { limits.afterHook = try Self.duration(text, "GUST_AFTER_HOOK_TIMEOUT") }
+        // A value stored before `gust config set` checked it fails the write as gustd's error, with its hint.
+        func timeout(_ name: String) throws -> Duration? {
+            guard let text = config[name] else { return nil }
+            do { return try HookTimeout.parse(text, name: name) } catch { throw GustError(error.message, code: 500, hint: error.hint) }
+        }
+        if let before = try timeout("GUST_BEFORE_HOOK_TIMEOUT") { limits.beforeHook = before }
+        if let after = try timeout("GUST_AFTER_HOOK_TIMEOUT") { limits.afterHook = after }
         return limits
-    }
-
-    /// `10s`, `500ms`, `2m`, or a number of seconds.
-    static func duration(_ text: String, _ name: String) throws -> Duration {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if trimmed.hasSuffix("ms"), let value = Double(trimmed.dropLast(2)), value > 0 { return .milliseconds(value) }
-        let units: [Character: Double] = ["s": 1, "m": 60]
-        if let unit = trimmed.last, let scale = units[unit], let value = Double(trimmed.dropLast()), value > 0 { return .seconds(value * scale) }
-        if let value = Double(trimmed), value > 0 { return .seconds(value) }
-        throw GustError(
-            "\(name) is '\(text.prefix(32))', which is not a time limit.",
-            code: 500, hint: "Set it to seconds or milliseconds, like `gust config set APP \(name)=10s` or `=500ms`."
-        )
     }
 
     /// `POST /_gust/hooks/EVENT/TYPE` in the calling instance (past its gate),
