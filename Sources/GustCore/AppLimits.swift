@@ -119,7 +119,8 @@ public enum LimitSize {
         let millis: Int?
         if trimmed.hasSuffix("m"), let value = Int(trimmed.dropLast()) {
             millis = value
-        } else if trimmed.allSatisfy({ $0.isNumber || $0 == "." }), let value = Double(trimmed) {
+        } else if trimmed.allSatisfy({ $0.isNumber || $0 == "." }), let value = Double(trimmed), value <= 1024 {
+            // Bounded before the conversion: Int() of a Double past Int's range traps.
             millis = Int((value * 1000).rounded())
         } else {
             millis = nil

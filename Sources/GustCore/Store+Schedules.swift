@@ -80,15 +80,17 @@ extension Store {
     @discardableResult
     public func replaceSchedules(_ app: AppName, release: Int, with declared: [StoredSchedule], now: Date = Date()) throws -> [StoredSchedule] {
         try db.transaction {
-            let existing = Dictionary(uniqueKeysWithValues: try schedules(app).map { ($0.name, $0) })
-            let names = Set(declared.map(\.name))
-            for name in existing.keys where !names.contains(name) {
-                try db.run("DELETE FROM schedules WHERE app = ? AND name = ?", [.text(app.rawValue), .text(name)])
+            // Keyed by bytes, as SQLite's key is: Swift's String equality makes "é" and "e" + U+0301
+            // one key, and a dictionary of both trapped (names come from the app's own code).
+            let existing = Dictionary(try schedules(app).map { (Array($0.name.utf8), $0) }, uniquingKeysWith: { first, _ in first })
+            let names = Set(declared.map { Array($0.name.utf8) })
+            for (name, old) in existing where !names.contains(name) {
+                try db.run("DELETE FROM schedules WHERE app = ? AND name = ?", [.text(app.rawValue), .text(old.name)])
             }
             for var schedule in declared {
                 schedule.app = app
                 schedule.release = release
-                if let old = existing[schedule.name], old.kind == schedule.kind, old.spec == schedule.spec {
+                if let old = existing[Array(schedule.name.utf8)], old.kind == schedule.kind, old.spec == schedule.spec {
                     schedule.anchor = old.anchor
                     schedule.nextRun = old.timeZone == schedule.timeZone ? old.nextRun : nil
                 } else {

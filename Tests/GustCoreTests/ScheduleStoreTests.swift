@@ -37,6 +37,23 @@ import Testing
         #expect(try reopened.liveSchedules().map(\.name) == ["tick", "tock"])
     }
 
+    /// SQLite keys names by their bytes, Swift compares them by canonical equivalence: "é" as one
+    /// scalar and as "e" + U+0301 are two rows, one String. Building a dictionary of them trapped
+    /// gustd at the app's next deploy and at every start.
+    @Test(.scratchDirectory) func namesEqualToSwiftButNotToSQLiteAreKeptApartByTheirBytes() throws {
+        let (store, cats) = try storeWithApp()
+        let (composed, decomposed) = ("\u{E9}t\u{E9}", "e\u{301}te\u{301}")
+        #expect(composed == decomposed && Array(composed.utf8) != Array(decomposed.utf8))
+        let first = Date(timeIntervalSince1970: 1_000)
+        try store.replaceSchedules(cats, release: 1, with: [declared(composed, "2s"), declared(decomposed, "1m")], now: first)
+        #expect(try store.schedules(cats).count == 2)
+
+        let later = Date(timeIntervalSince1970: 1_333)
+        let after = try store.replaceSchedules(cats, release: 2, with: [declared(decomposed, "1m")], now: later)
+        #expect(after.count == 1 && Array(after[0].name.utf8) == Array(decomposed.utf8), "the other spelling is removed")
+        #expect(after[0].anchor == first, "the same bytes and spec: the count goes on")
+    }
+
     @Test(.scratchDirectory) func theNextRunFollowsTheAnchorAndTheZone() throws {
         let (store, cats) = try storeWithApp()
         let anchor = Date(timeIntervalSince1970: 1_000)

@@ -84,7 +84,17 @@ actor Scheduler {
         let needsZone = manifest.schedules.contains { $0.cron != nil }
         let zone = needsZone ? try ScheduleSpec.timeZone(named: config["TZ"]) : .gmt
         var declared: [StoredSchedule] = []
+        var names = Set<String>()
         for schedule in manifest.schedules {
+            try checkName(schedule.name, release: release)
+            // Set<String> compares as Swift does (canonical equivalence), so two byte spellings of
+            // one name are one: the store would keep them apart, and every listing would not.
+            guard names.insert(schedule.name).inserted else {
+                throw GustError(
+                    "v\(release): schedule \(schedule.name) is declared twice (one name for two functions, "
+                        + "or two spellings of one name). Give each scheduled function a name of its own."
+                )
+            }
             let kind = schedule.every != nil ? "every" : "cron"
             guard let text = schedule.every ?? schedule.cron else {
                 throw GustError("schedule \(schedule.name) has neither an every nor a cron spec in the manifest.")
@@ -97,6 +107,19 @@ actor Scheduler {
             ))
         }
         return declared
+    }
+
+    /// The longest schedule name: names are listed, logged and stored on every deploy.
+    static let longestName = 128
+
+    private static func checkName(_ name: String, release: Int) throws(GustError) {
+        let problem: String? =
+            if name.isEmpty { "a schedule has no name" }
+            else if name.count > longestName { "schedule \(name.prefix(32))… has a name longer than \(longestName) characters" }
+            else if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                "schedule \(name.debugDescription) has a control character in its name"
+            } else { nil }
+        if let problem { throw GustError("v\(release): \(problem). Name the function with letters, digits and _.") }
     }
 
     /// Makes the app's schedules those of its live release `release`.
