@@ -228,6 +228,13 @@ struct RouterTests {
         #expect(crash.status == 502)
         #expect(crash.json?["code"] as? Int == 502)
         #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").status == 200)
+        // The instance is a fork of the zygote, which reaps it and reports its status: the app's log says it.
+        var said = ""
+        for _ in 0..<50 where !said.contains("exited with code 3") {
+            said = try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "50"]).stdout
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(said.contains("exited with code 3"), "\(said)")
 
         let slow = try fixture.call("POST", "/_/functions/sleep", body: #"{"seconds": 10}"#)
         #expect(slow.status == 504)

@@ -348,6 +348,13 @@ final class InstanceProcess: Sendable {
         return fields.count > 19 ? UInt64(fields[19]) : nil
     }
 
+    /// Whether `status` is how gustd's stop ends a process: SIGTERM, SIGKILL after the grace, or an
+    /// exit of 0 (a runtime that handles SIGTERM and returns).
+    static func isStopStatus(_ status: Int32) -> Bool {
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff == 0 : signal == SIGTERM || signal == SIGKILL
+    }
+
     /// A wait status as words: "exited with code 1", "was killed by signal 9".
     static func describe(_ status: Int32) -> String {
         let signal = status & 0x7f

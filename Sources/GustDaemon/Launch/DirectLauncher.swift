@@ -291,7 +291,9 @@ final class DirectLauncher: PoolLauncher {
     }
 
     /// Returns when the instance's process has exited; a crash (an exit gustd
-    /// did not ask for) is written to the app's log and gustd's.
+    /// did not ask for) is written to the app's log and gustd's. So is an end that gustd's stop
+    /// does not explain: a process that died during a call is stopped (its lease discarded)
+    /// before its status comes, and its exit code or signal is what tells the app's owner why.
     func exited(_ instance: Instance) async {
         // Cancelled (gustd's shutdown ran past its bound): kill it rather than wait.
         let process = instance.process
@@ -300,7 +302,7 @@ final class DirectLauncher: PoolLauncher {
         } onCancel: {
             process.signal(SIGKILL)
         }
-        guard !instance.isStopping else { return }
+        guard !instance.isStopping || !InstanceProcess.isStopStatus(status) else { return }
         logger.warning("Instance \(instance.id) of \(app) v\(version) \(InstanceProcess.describe(status)); its pool replaces it when needed")
         try? configuration.appLog(app).append([
             LogEntry(release: version, instance: instance.id, stream: "gustd", function: nil, line: "Instance \(instance.id) \(InstanceProcess.describe(status))")

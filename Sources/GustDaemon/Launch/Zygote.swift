@@ -54,6 +54,9 @@ final class Zygote: Sendable {
         var readiness: Result<Readiness, any Error>?
         var forks: [String: ForkWait] = [:]
         var statuses: [pid_t: Int32] = [:]
+        /// The forks answered to an asker, as the zygote numbers them: only their exit reports are kept
+        /// (the zygote is the app's code, which could report any number of made-up exits).
+        var made: Set<pid_t> = []
         var closed = false
         /// The runtime's host pid and its user namespace (`/proc/PID/ns/user`), from the pidfd it sent when ready.
         var runtime: (pid: pid_t, namespace: Int32)?
@@ -277,7 +280,9 @@ final class Zygote: Sendable {
             switch state.forks[id] {
             case .answered(let result)?:
                 state.forks[id] = nil
-                return try? result.get()
+                let forked = try? result.get()
+                if let forked { state.made.remove(forked.reportedPID) }  // killed here: its exit is nobody's to read
+                return forked
             case .asked?:
                 state.forks[id] = .abandoned
                 return nil
@@ -305,9 +310,11 @@ final class Zygote: Sendable {
             switch state.forks[id] {
             case .waiting(let continuation)?:
                 state.forks[id] = nil
+                if case .success(let forked) = result { state.made.insert(forked.reportedPID) }
                 return (continuation, false)
             case .asked?:
                 state.forks[id] = .answered(result)
+                if case .success(let forked) = result { state.made.insert(forked.reportedPID) }
                 return (nil, false)
             default:  // abandoned, or never asked for
                 state.forks[id] = nil
@@ -431,6 +438,11 @@ final class Zygote: Sendable {
 
     private func handle(_ message: Message, _ descriptors: [Int32]) {
         if let ready = message.ready {
+            // Once: every later `ready` (the app's code can send it) would open a namespace again.
+            guard state.withLock({ $0.readiness == nil }) else {
+                descriptors.forEach { close($0) }
+                return
+            }
             // With it (a runtime of this version): a pidfd of the zygote itself.
             let runtime = descriptors.first.flatMap { pidfd -> (pid_t, Int32)? in
                 guard let pid = ZygoteWire.hostPID(ofPidfd: pidfd) else { return nil }
@@ -460,7 +472,9 @@ final class Zygote: Sendable {
             if let id = message.failed { settle(id, with: .failure(Failure(description: reason))) } else { settleAll(failing: reason) }
         } else if let pid = message.exited, let status = message.status {
             descriptors.forEach { close($0) }
-            state.withLock { $0.statuses[pid] = status }
+            state.withLock { state in
+                if state.made.remove(pid) != nil { state.statuses[pid] = status }
+            }
         } else {
             descriptors.forEach { close($0) }
         }

@@ -1,0 +1,41 @@
+import Foundation
+@testable import GustDaemon
+import Testing
+
+/// What a zygote says comes from the app's own code (it runs in the zygote's process, and can
+/// write to the control socket): gustd's part of each message is bounded, however often it comes.
+/// A Python process stands in for the zygote, as hostile as an app can make it.
+@Suite struct ZygoteMessagesTests {
+    /// Descriptors of this process open on a user namespace (`/proc/PID/ns/user`).
+    static func userNamespacesOpen() -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)"))?.hasPrefix("user:[") == true }.count
+    }
+
+    /// A zygote that says `ready` 300 times, each with a pidfd of itself, and reports 5,000 exits
+    /// of forks gustd never asked for; then ends.
+    static let hostile = """
+        import json, os, socket
+        control = socket.socket(fileno=3)
+        me = os.pidfd_open(os.getpid())
+        for _ in range(300):
+            socket.send_fds(control, [json.dumps({"ready": True}).encode()], [me])
+        for pid in range(1000, 6000):
+            control.send(json.dumps({"exited": pid, "status": 0}).encode())
+        """
+
+    @Test func repeatedReadyAndExitReportsOfUnknownForksHoldNothingOfGustds() async throws {
+        let before = Self.userNamespacesOpen()
+        let zygote = try Zygote(id: "hostile") { control in
+            try InstanceProcess(
+                executable: "/usr/bin/python3", arguments: ["-c", Self.hostile], environment: [:], directory: "/",
+                passing: [control], onOutput: { _, _ in }, onExit: { _ in }
+            )
+        }
+        #expect(try await zygote.readiness() == .ready)
+        #expect(await zygote.process.exitStatus() == 0)
+        // The control socket read to its end (the reader then marks it closed): no report of 4242 was kept.
+        #expect(zygote.exitStatus(of: 4242) == SIGKILL, "an exit report of a fork gustd never made is not kept")
+        #expect(Self.userNamespacesOpen() <= before, "every ready after the first opened a namespace gustd never closed")
+    }
+}
