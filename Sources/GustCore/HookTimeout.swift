@@ -17,7 +17,7 @@ public enum HookTimeout {
             else { (Substring(trimmed), 1000) }
         // Digits and a point only: Double() also reads `inf`, `nan` and `1e400`, which no Duration holds.
         guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let value = Double(number),
-              value * milliseconds >= 1, value * milliseconds <= 300_000
+              value * milliseconds >= 1, value * milliseconds <= Double(longest.components.seconds) * 1000
         else {
             throw GustError(
                 "\(name) is '\(text.prefix(32))', which is not a time limit from 1ms to 5m.",

@@ -5,7 +5,9 @@ import Testing
 
 /// `gust apps`: each app with what is live and how it scales (issue 11: the scale settings are
 /// shown by `gust apps` as by `gust scale APP`).
-@Suite(.timeLimit(.minutes(5)))
+/// The limit of every end-to-end suite: it guards against a hang, and a suite may wait minutes for
+/// one of the two cooperative threads the other suites hold with their real processes.
+@Suite(.timeLimit(.minutes(20)))
 struct AppsListTests {
     @Test(.scratchDirectory) func theListShowsEachAppsScale() throws {
         let fixture = try PushFixture(startGustd: false)
