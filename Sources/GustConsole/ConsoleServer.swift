@@ -37,8 +37,8 @@ public struct ConsoleServer: HTTPResponder {
         return request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
     }
 
-    static let sessionCookie = "gust_session"
-    static let loginCookie = "gust_login"
+    public static let sessionCookie = "gust_session"
+    public static let loginCookie = "gust_login"
     /// The largest form the console reads (a record's JSON at most).
     static let maxFormBytes = RecordStore.maxRecordBytes + 64 * 1024
 

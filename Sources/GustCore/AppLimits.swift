@@ -35,19 +35,18 @@ public struct AppLimits: Sendable, Codable, Equatable {
         )
     }
 
+    /// Each limit: its option's name, its field, and how a value of it is written.
+    static var fields: [(name: String, field: KeyPath<AppLimits, Int?>, show: (Int) -> String)] {
+        [("memory", \.memory, LimitSize.format), ("cpu", \.cpuMillis, LimitSize.formatCPU), ("pids", \.pids, String.init),
+         ("tmp", \.tmp, LimitSize.format), ("disk", \.disk, LimitSize.format)]
+    }
+
     /// The fields of `self` above the same field of `ceilings`, as `--memory 1G (ceiling 512M)`.
     public func exceeding(_ ceilings: AppLimits) -> [String] {
-        func check(_ name: String, _ value: Int?, _ ceiling: Int?, _ show: (Int) -> String) -> String? {
-            guard let value, let ceiling, value > ceiling else { return nil }
+        Self.fields.compactMap { name, field, show in
+            guard let value = self[keyPath: field], let ceiling = ceilings[keyPath: field], value > ceiling else { return nil }
             return "--\(name) \(show(value)) (ceiling \(show(ceiling)))"
         }
-        return [
-            check("memory", memory, ceilings.memory, LimitSize.format),
-            check("cpu", cpuMillis, ceilings.cpuMillis, LimitSize.formatCPU),
-            check("pids", pids, ceilings.pids, String.init),
-            check("tmp", tmp, ceilings.tmp, LimitSize.format),
-            check("disk", disk, ceilings.disk, LimitSize.format),
-        ].compactMap { $0 }
     }
 
     /// `memory 256M, cpu 0.5, pids 64, tmp 64M, disk 1G` (unset fields as `-`, unlimited as `none`).

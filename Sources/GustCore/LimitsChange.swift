@@ -46,7 +46,9 @@ public struct LimitsChange: Sendable, Equatable {
     /// The app's own limits with this change made, checked; throws a `GustError` that says what to fix.
     /// A CPU limit above the machine's `cores` (nil: this machine's) is refused: it would limit
     /// nothing, and `--cpu 100` meant 100m or 100 % (Docker's `--cpus` refuses it too).
-    public func applied(to current: AppLimits, ceilings: AppLimits?, cores: Int? = nil) throws -> AppLimits {
+    /// A scoped caller's `default` hands a limit to gustd's `defaults` (nil: gustd's built-in ones), which
+    /// must be within the ceiling as a value of its own must (`none` is over any ceiling).
+    public func applied(to current: AppLimits, ceilings: AppLimits?, defaults: AppLimits? = nil, cores: Int? = nil) throws -> AppLimits {
         let limits = try merged(into: current, Self.value)
         let cores = cores ?? ProcessInfo.processInfo.activeProcessorCount
         if let cpu, let millis = limits.cpuMillis, millis > cores * 1000 {
@@ -55,7 +57,13 @@ public struct LimitsChange: Sendable, Equatable {
                     + "write 0.5 for half of one, up to \(cores), or 100m for a tenth of one.")
         }
         if let ceilings {
-            let over = limits.exceeding(ceilings)
+            let texts = ["memory": memory, "cpu": cpu, "pids": pids, "tmp": tmp, "disk": disk]
+            let over = limits.exceeding(ceilings) + AppLimits.fields.compactMap { name, field, show in
+                guard let text = texts[name] ?? nil, Self.isDefault(text), let ceiling = ceilings[keyPath: field] else { return nil }
+                let value = (defaults ?? .standard)[keyPath: field]
+                if let value, value <= ceiling { return nil }
+                return "--\(name) default (gustd's \(value.map(show) ?? "none"), ceiling \(show(ceiling)))"
+            }
             guard over.isEmpty else {
                 throw GustError("Over the ceilings an admin set for scoped keys: \(over.joined(separator: ", ")). Ask an admin.")
             }
@@ -63,10 +71,12 @@ public struct LimitsChange: Sendable, Equatable {
         return limits
     }
 
+    private static func isDefault(_ text: String) -> Bool { text.trimmingCharacters(in: .whitespaces).lowercased() == "default" }
+
     /// `default` clears the app's own value; anything else must parse to a limit.
     private static func value(_ text: String?, current: Int?, _ parse: (String) throws -> Int?) throws -> Int? {
         guard let text else { return current }
-        if text.trimmingCharacters(in: .whitespaces).lowercased() == "default" { return nil }
+        if isDefault(text) { return nil }
         guard let parsed = try parse(text) else {
             throw GustError("An app always has a limit: give a value, or `default` for gustd's.")
         }
@@ -79,7 +89,8 @@ extension Store {
     @discardableResult
     public func changeLimits(_ app: AppName, _ change: LimitsChange, underCeilings: Bool, actor: String, source: String) throws -> AppLimits {
         _ = try requireApp(app)
-        let limits = try change.applied(to: try limits(app), ceilings: underCeilings ? try limitCeilings().limits : nil)
+        let limits = try change.applied(
+            to: try limits(app), ceilings: underCeilings ? try limitCeilings().limits : nil, defaults: try limitDefaults())
         try setLimits(app, limits)
         try? recordActivity(app: app, actor: actor, source: source, action: "limits", detail: limits.summary)
         return limits

@@ -59,6 +59,24 @@ import Testing
         #expect(LimitSize.formatCPU(2000) == "2")
     }
 
+    /// `default` is gustd's value: a scoped caller could otherwise reach, through it, a default above
+    /// the ceiling (or none at all) that it may not write.
+    @Test func aScopedDefaultIsHeldUnderTheCeilingsToo() throws {
+        let ceilings = AppLimits(memory: 512 << 20, pids: 128)
+        let own = AppLimits(memory: 256 << 20)
+        for (defaults, saying) in [(AppLimits(memory: 1 << 30), "--memory default (gustd's 1G, ceiling 512M)"),
+                                   (AppLimits(), "--memory default (gustd's none, ceiling 512M)")] {
+            let error = #expect(throws: GustError.self) {
+                try LimitsChange(memory: "default").applied(to: own, ceilings: ceilings, defaults: defaults, cores: 2)
+            }
+            #expect(error?.message.contains(saying) == true, "\(error?.message ?? "")")
+        }
+        // Within the ceiling, or a limit without one, or an admin (no ceilings): taken.
+        #expect(try LimitsChange(memory: "default").applied(to: own, ceilings: ceilings, defaults: AppLimits(memory: 512 << 20), cores: 2).memory == nil)
+        #expect(try LimitsChange(tmp: "default").applied(to: AppLimits(tmp: 8 << 20), ceilings: ceilings, defaults: AppLimits(), cores: 2).tmp == nil)
+        #expect(try LimitsChange(memory: "default").applied(to: own, ceilings: nil, defaults: AppLimits(), cores: 2).memory == nil)
+    }
+
     @Test func processCountsLeaveARuntimeItsThreads() throws {
         #expect(try LimitSize.parsePids("64") == 64)
         #expect(throws: GustError.self) { try LimitSize.parsePids("4") }

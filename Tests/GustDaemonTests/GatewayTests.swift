@@ -151,6 +151,18 @@ import Testing
         #expect(!headers.contains { $0.name.lowercased().hasPrefix("x-gust-") || $0.name.lowercased() == "connection" })
     }
 
+    /// Browsers do not keep cookies apart by port: an admin signed in to the console on the same
+    /// host sends its session with every call to every app. No function gets the console's cookies.
+    @Test func theConsolesCookiesNeverReachAFunction() {
+        let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: [])
+        let sent: HTTPFields = [.cookie: "theme=dark; gust_session=s3cr3t; gust_login=l0g1n;lang=fr", .accept: "*/*"]
+        #expect(forwarding.headers(of: sent, peer: nil, requestID: "r")["Cookie"] == ["theme=dark; lang=fr"])
+        let plain = forwarding.headers(ofPlain: [("Cookie", "gust_session=s3cr3t"), ("cookie", " gust_login=x ; a=b")], peer: nil, requestID: "r")
+        #expect(plain["Cookie"] == ["a=b"], "a Cookie left with nothing is not sent")
+        let untouched = forwarding.headers(of: [.cookie: "gust_sessions=kept; my_gust_session=kept"], peer: nil, requestID: "r")
+        #expect(untouched["Cookie"] == ["gust_sessions=kept; my_gust_session=kept"])
+    }
+
     @Test(.scratchDirectory) func aTrustedProxysForwardedForIsAppendedTo() {
         let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: ["10.0.0.1"])
         let sent: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "203.0.113.9", HTTPField.Name("X-Forwarded-Proto")!: "https"]

@@ -1,8 +1,10 @@
+import Foundation
+import GustConsole
 import HTTPTypes
 import NIOHTTP1
 
 /// The headers a call carries to its function: the client's, less hop-by-hop
-/// ones and every `X-Gust-*` (gustd's protocol with the instance), plus
+/// ones, every `X-Gust-*` (gustd's protocol with the instance) and the console's cookies, plus
 /// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Request-Id`.
 ///
 /// gustd is the edge by default: `X-Forwarded-For` is the peer's address,
@@ -46,6 +48,7 @@ struct ForwardedHeaders {
             case "x-forwarded-for": if trusted { sentFor.append(field.value) }
             case "x-forwarded-proto": if trusted { sentProto = field.value }
             case "x-request-id": continue
+            case "cookie": if let kept = Self.withoutConsoleCookies(field.value) { headers.add(name: field.name, value: kept) }
             default: headers.add(name: field.name, value: field.value)
             }
         }
@@ -60,6 +63,18 @@ struct ForwardedHeaders {
         headers.add(name: "X-Forwarded-Proto", value: proto)
         headers.add(name: "X-Request-Id", value: requestID)
         return headers
+    }
+
+    /// The console's session and sign-in cookies (`ConsoleServer`): a browser sends a host's cookies
+    /// to every port of it, so an admin signed in to the console would hand its session to any
+    /// app's function called on the same host. `value` less those pairs; nil when none is left.
+    static func withoutConsoleCookies(_ value: String) -> String? {
+        guard value.contains("gust_") else { return value }  // the common case: nothing to split
+        let kept = value.split(separator: ";").filter { pair in
+            let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first?.trimmingCharacters(in: .whitespaces)
+            return name != ConsoleServer.sessionCookie && name != ConsoleServer.loginCookie
+        }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 
     /// Hop-by-hop headers (RFC 9110, 7.6.1) and those gustd sets itself.
