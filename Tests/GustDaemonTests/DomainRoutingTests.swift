@@ -28,6 +28,26 @@ import SwiftASN1
         #expect(AppAddress(host: "dogs.localhost", path: path, domain: "localhost", custom: shadow.app(for:))?.app.rawValue == "dogs")
     }
 
+    /// An app that takes the host clients reach path addresses at (one outside `--domain`) as its own
+    /// domain gets what is addressed to it there, never another served app's `/apps/NAME/` calls.
+    @Test func anOwnDomainNeverTakesAnotherServedAppsPathAddress() {
+        let routes = DomainRoutes([try! DomainName("gust.example.com"): cats])
+        let served: Set<String> = ["cats", "dogs"]
+        func app(_ target: String) -> String? {
+            AppAddress(host: "gust.example.com", path: RequestPath(percentEncoded: target), domain: "localhost",
+                       custom: routes.app(for:), served: { served.contains($0.rawValue) })?.app.rawValue
+        }
+        #expect(app("/apps/dogs/_/functions/hello") == "dogs")
+        #expect(app("/apps/dogs") == "dogs")
+        #expect(app("/hello") == "cats")
+        #expect(app("/apps/cats/x") == "cats", "its own name in the path: its own domain's, as APP.DOMAIN's is")
+        #expect(app("/apps/ghost/x") == "cats", "not an app served here: the own domain's path")
+        #expect(app("/apps/Not_A_Name/x") == "cats")
+        let dogsPath = AppAddress(host: "gust.example.com", path: RequestPath(percentEncoded: "/apps/dogs/a/b"), domain: "localhost",
+                                  custom: routes.app(for:), served: { served.contains($0.rawValue) })
+        #expect(dogsPath?.path.decoded == "/a/b" && dogsPath?.byHost == false)
+    }
+
     @Test func onlyPendingTokensAreAnsweredAndOnlyForTheirDomain() {
         let challenges = ChallengeResponder()
         let token = "abcdefghijklmnop_QRSTUV-0123456789"

@@ -80,9 +80,7 @@ extension Gateway {
         guard query?.isEmpty != true, !target.utf8.contains(UInt8(ascii: "#")) else { return nil }  // by byte: a `#` joined to a mark too
         if let challenges, challenges.answer(path: String(path), host: host) != nil { return nil }
         guard
-            let address = AppAddress(
-                host: host, path: RequestPath(percentEncoded: String(path)), domain: configuration.domain,
-                custom: domains.app(for:), only: configuration.onlyApp),
+            let address = address(host: host, path: RequestPath(percentEncoded: String(path))),
             redirect?.location(host: host, target: target, addressed: address, domain: configuration.domain) == nil,
             !address.path.reachesReservedSurface,
             let live = supervisor.route(of: address.app), LaneCall.takes(live)

@@ -84,8 +84,7 @@ extension Gateway {
     /// The health answer of the app `host` and `target` (whose path is `path`) address, if that is what they address.
     private func healthAnswer(method: String, target: String, path: Substring, host: String?, sentRequestID: String?) -> ImmediateAnswer? {
         let arrived = ContinuousClock.now
-        guard let address = AppAddress(host: host, path: RequestPath(percentEncoded: String(path)), domain: configuration.domain,
-                custom: domains.app(for:), only: configuration.onlyApp),
+        guard let address = address(host: host, path: RequestPath(percentEncoded: String(path))),
             address.path.isHealth,
             redirect?.location(host: host, target: target, addressed: address, domain: configuration.domain) == nil,
             let live = supervisor.route(of: address.app)

@@ -119,7 +119,7 @@ struct Gateway: HTTPResponder {
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(string: answer)))
         }
         let requested = RequestPath(percentEncoded: request.uri.path)
-        let target = AppAddress(host: host, path: requested, domain: configuration.domain, custom: domains.app(for:), only: configuration.onlyApp)
+        let target = address(host: host, path: requested)
         if let redirect, let location = redirect.location(host: host, target: request.uri.description, addressed: target, domain: configuration.domain) {
             return Self.error(301, "Use HTTPS: \(location)", headers: [.location: location])
         }
@@ -302,6 +302,15 @@ struct Gateway: HTTPResponder {
     }
 }
 
+extension Gateway {
+    /// The app `host` and `path` address, as every way a request comes in reads it.
+    func address(host: String?, path: RequestPath) -> AppAddress? {
+        AppAddress(
+            host: host, path: path, domain: configuration.domain, custom: domains.app(for:), only: configuration.onlyApp,
+            served: { [supervisor] in supervisor.route(of: $0) != nil })
+    }
+}
+
 /// Which app a request is for: `APP.DOMAIN[:port]` by host, or one of the apps' own
 /// domains (`custom`), else `/apps/APP/...` by path.
 struct AppAddress: Equatable {
@@ -314,7 +323,13 @@ struct AppAddress: Equatable {
     var byHost = false
 
     /// With `only` (gustd --only-app), every address is that app's, its whole path the app's path.
-    init?(host: String?, path: RequestPath, domain: String, custom: (DomainName) -> AppName? = { _ in nil }, only: AppName? = nil) {
+    /// `served`: whether an app is served here. On an own domain, `/apps/NAME/` of another app that is
+    /// stays that app's path address: the domain may be the very host clients reach every app's
+    /// path address at (one outside `--domain`), and its app must not take their calls.
+    init?(
+        host: String?, path: RequestPath, domain: String, custom: (DomainName) -> AppName? = { _ in nil }, only: AppName? = nil,
+        served: (AppName) -> Bool = { _ in false }
+    ) {
         if let only {
             app = only
             self.path = path.resolvingDotSegments()
@@ -327,17 +342,23 @@ struct AppAddress: Equatable {
                 byHost = true
                 return
             }
-            if let own = DomainName(host: Substring(host)), let app = custom(own) {
+            if let own = DomainName(host: Substring(host)), let app = custom(own), Self.pathApp(path).map({ $0 == app || !served($0) }) ?? true {
                 self.app = app
                 self.path = path.resolvingDotSegments()
                 byHost = true
                 return
             }
         }
-        let segments = path.segments
-        guard segments.count >= 2, segments[0] == "apps", let app = try? AppName(segments[1]) else { return nil }
+        guard let app = Self.pathApp(path) else { return nil }
         self.app = app
         self.path = path.dropFirst(2).resolvingDotSegments()
+    }
+
+    /// The app of a path address, `/apps/APP/...`.
+    static func pathApp(_ path: RequestPath) -> AppName? {
+        let segments = path.segments
+        guard segments.count >= 2, segments[0] == "apps" else { return nil }
+        return try? AppName(segments[1])
     }
 
     /// The host before its first `:`, lower-cased: by bytes when it is ASCII (every request's
