@@ -36,6 +36,8 @@ import Testing
         #expect(await zygote.process.exitStatus() == 0)
         // The control socket read to its end (the reader then marks it closed): no report of 4242 was kept.
         #expect(zygote.exitStatus(of: 4242) == SIGKILL, "an exit report of a fork gustd never made is not kept")
-        #expect(Self.userNamespacesOpen() <= before, "every ready after the first opened a namespace gustd never closed")
+        // Other suites running beside this one open a namespace or two for a moment (they counted 2 in
+        // a CI run); the leak was one per `ready`, 299 here.
+        #expect(Self.userNamespacesOpen() - before < 20, "every ready after the first opened a namespace gustd never closed")
     }
 }
