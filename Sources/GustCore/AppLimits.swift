@@ -75,7 +75,7 @@ public enum LimitSize {
             multiplier = 1 << shift
             digits = digits.dropLast()
         }
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isNumber || $0 == "." }), let number = Double(digits), number > 0,
+        guard let number = digits.plainDecimal, number > 0,
             number * Double(multiplier) < Double(Int64.max / 2)
         else {
             throw GustError("'\(text)' is not a size: write 64M, 256M, 1G (or none).")
@@ -118,7 +118,7 @@ public enum LimitSize {
         let millis: Int?
         if trimmed.hasSuffix("m"), let value = Int(trimmed.dropLast()) {
             millis = value
-        } else if trimmed.allSatisfy({ $0.isNumber || $0 == "." }), let value = Double(trimmed), value <= 1024 {
+        } else if let value = trimmed.plainDecimal, value <= 1024 {
             // Bounded before the conversion: Int() of a Double past Int's range traps.
             millis = Int((value * 1000).rounded())
         } else {

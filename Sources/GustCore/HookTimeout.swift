@@ -15,8 +15,7 @@ public enum HookTimeout {
             else if trimmed.hasSuffix("s") { (trimmed.dropLast(), 1000) }
             else if trimmed.hasSuffix("m") { (trimmed.dropLast(), 60_000) }
             else { (Substring(trimmed), 1000) }
-        // Digits and a point only: Double() also reads `inf`, `nan` and `1e400`, which no Duration holds.
-        guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let value = Double(number),
+        guard let value = number.plainDecimal,
               value * milliseconds >= 1, value * milliseconds <= Double(longest.components.seconds) * 1000
         else {
             throw GustError(

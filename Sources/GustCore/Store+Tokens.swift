@@ -23,11 +23,7 @@ public struct AppToken: Sendable, Codable, Equatable {
     /// `90d`, `12h`, `30m`, `45s`, `2w` in seconds: how long a new token lives.
     public static func lifetime(_ text: String) throws -> TimeInterval {
         let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800]
-        // Only digits and a point: Double() also reads `inf`, `nan` and `1e300`.
-        let number = text.dropLast()
-        guard let unit = text.last.flatMap({ units[$0] }), !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-              let amount = Double(number)
-        else {
+        guard let unit = text.last.flatMap({ units[$0] }), let amount = text.dropLast().plainDecimal else {
             throw GustError("'\(text)' is not a duration; write it like 90d, 12h or 30m.")
         }
         guard amount > 0 else { throw GustError("'\(text)' is no time at all: a token must live longer than that, like 90d, 12h or 30m.") }

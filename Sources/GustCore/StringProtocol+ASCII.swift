@@ -10,4 +10,12 @@ extension StringProtocol {
         if let ascii = utf8.withContiguousStorageIfAvailable({ bytes in bytes.allSatisfy { $0 < 0x80 } }) { return ascii }
         return utf8.allSatisfy { $0 < 0x80 }
     }
+
+    /// The number written here with ASCII digits and points only (`0.5`, `90`), or nil. `Double()`
+    /// alone also reads `inf`, `nan`, `1e400` and `0x1p3`: no size, limit, lifetime or timeout a
+    /// person writes means those, and some trap where they are turned into an Int or a Duration.
+    var plainDecimal: Double? {
+        guard !isEmpty, utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: ".") }) else { return nil }
+        return Double(String(self))
+    }
 }

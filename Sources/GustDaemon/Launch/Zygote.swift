@@ -307,19 +307,20 @@ final class Zygote: Sendable {
     /// abandoned is killed.
     private func settle(_ id: String, with result: Result<Forked, any Error>) {
         let (waiter, unwanted) = state.withLock { state -> (CheckedContinuation<Forked, any Error>?, Bool) in
+            let waiter: CheckedContinuation<Forked, any Error>?
             switch state.forks[id] {
             case .waiting(let continuation)?:
                 state.forks[id] = nil
-                if case .success(let forked) = result { state.made.insert(forked.reportedPID) }
-                return (continuation, false)
+                waiter = continuation
             case .asked?:
                 state.forks[id] = .answered(result)
-                if case .success(let forked) = result { state.made.insert(forked.reportedPID) }
-                return (nil, false)
+                waiter = nil
             default:  // abandoned, or never asked for
                 state.forks[id] = nil
                 return (nil, true)
             }
+            if case .success(let forked) = result { state.made.insert(forked.reportedPID) }  // its exit report is wanted
+            return (waiter, false)
         }
         if let waiter { waiter.resume(with: result) }
         if unwanted, case .success(let forked) = result { Self.kill(forked) }
