@@ -93,27 +93,42 @@ extension StreamingCommand {
     /// The same command, killed (SIGKILL, with its sandbox, which dies with it) when the process
     /// that started it ends: a build never outlives gustd, a SIGKILLed one included. Where
     /// `setpriv` is missing, unchanged.
-    func dyingWithParent() -> StreamingCommand {
+    func dyingWithParent() -> StreamingCommand { signalledAsParentDies("KILL") }
+
+    /// The same command, sent `signal` (a name `setpriv` knows) when the process that started it
+    /// ends. Where `setpriv` is missing, unchanged.
+    private func signalledAsParentDies(_ signal: String) -> StreamingCommand {
         guard FileManager.default.isExecutableFile(atPath: Sandbox.setpriv) else { return self }
         var wrapped = self
         wrapped.executable = URL(fileURLWithPath: Sandbox.setpriv)
-        wrapped.arguments = ["--pdeathsig", "KILL", "--", executable.path] + arguments
+        wrapped.arguments = ["--pdeathsig", signal, "--", executable.path] + arguments
         return wrapped
     }
 
     /// The same command (mmdebstrap), set to end as one interrupted by Ctrl-C does, also when the
     /// process that started it is killed outright (SIGKILL, the OOM killer) and can neither stop
-    /// it nor read its output. It gets SIGTERM as its parent dies (`setpriv --pdeathsig`), and its
-    /// output goes through a `tee` that ignores SIGTERM and the broken pipe: without it, mmdebstrap
-    /// died of SIGPIPE at its first word after gust and left proc, sys and dev mounted in the new
-    /// root. `pipefail` keeps its exit status; the shell dies with its parent (`dyingWithParent`).
-    /// Where `setpriv` is missing, unchanged.
+    /// it nor read its output.
+    ///
+    /// A shell stands between them and gets SIGUSR1 as its parent dies (`setpriv --pdeathsig`); it
+    /// then sends SIGTERM to the whole process group, as a terminal's Ctrl-C reaches every process
+    /// of a command. mmdebstrap itself only waits for its worker on SIGTERM: signalling it alone
+    /// (as this did before) let the worker go on installing the whole root, orphaned. The command's
+    /// output goes through a `tee` that ignores the signals and the broken pipe: without it,
+    /// mmdebstrap died of SIGPIPE at its first word after gust and left proc, sys and dev mounted in
+    /// the new root. The pipeline runs in the background so that the shell takes the signal while
+    /// it waits; `pipefail` keeps its exit status. mmdebstrap also gets SIGTERM should the shell die
+    /// first. Where `setpriv` is missing, unchanged.
     func outlivingItsReader() -> StreamingCommand {
         guard FileManager.default.isExecutableFile(atPath: Sandbox.setpriv) else { return self }
-        let script = "set -o pipefail; \(Sandbox.setpriv) --pdeathsig TERM -- \"$0\" \"$@\" 2>&1 | (trap '' INT TERM; exec tee -p /dev/null)"
+        let script = """
+            set -o pipefail
+            trap 'trap "" USR1; kill -TERM 0' USR1
+            \(Sandbox.setpriv) --pdeathsig TERM -- "$0" "$@" 2>&1 | (trap '' INT TERM USR1; exec tee -p /dev/null) &
+            wait %1
+            """
         var wrapped = self
         wrapped.executable = URL(fileURLWithPath: "/bin/bash")
         wrapped.arguments = ["-c", script, executable.path] + arguments
-        return wrapped.dyingWithParent()
+        return wrapped.signalledAsParentDies("USR1")
     }
 }

@@ -83,7 +83,8 @@ struct StackBuilderTests {
     }
 
     /// An unfinished build whose mmdebstrap outlived its `gust` still has file systems mounted in
-    /// its root: neither `removeTree` nor the next build's sweep goes through them. (A real mount:
+    /// its root: neither `removeTree` nor the next build's sweep goes through them while a process
+    /// names it. Once none does, the sweep takes them down and removes the rest. (A real mount:
     /// skipped where this process may not mount.)
     @Test func aTreeWithAFileSystemMountedInsideIsNeverRemovedThroughIt() throws {
         let home = GustHome(path: try scratch().path)
@@ -100,14 +101,30 @@ struct StackBuilderTests {
 
         #expect(throws: GustError.self) { try StackBuilder.removeTree(unfinished) }
         let said = Mutex<[String]>([])
-        try StackBuilder.removeUnfinished(in: home) { line in said.withLock { $0.append(line) } }
+        try StackBuilder.removeUnfinished(in: home, progress: { line in said.withLock { $0.append(line) } }, running: { $0 == unfinished.path })
         #expect(FileManager.default.fileExists(atPath: kept.path), "nothing removed through the mount")
         #expect(!FileManager.default.fileExists(atPath: other.path), "the other unfinished build is removed")
-        #expect(said.withLock { $0 }.contains { $0.contains(unfinished.path) && $0.contains("mounted") })
+        #expect(said.withLock { $0 }.contains { $0.contains(unfinished.path) && $0.contains("still runs") })
 
-        #expect(umount2(mountPoint.path, Int32(MNT_DETACH)) == 0)
-        try StackBuilder.removeTree(unfinished)
+        try StackBuilder.removeUnfinished(in: home, running: { _ in false })
+        #expect(StackBuilder.mountPoints(under: unfinished.path).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: unfinished.path))
+    }
+
+    /// What tells the sweep that an earlier build still runs: a process whose command line names
+    /// the directory (as mmdebstrap's, its worker's and apt's do), and none once it has ended.
+    @Test func aProcessNamingADirectoryIsFoundUntilItEnds() throws {
+        let directory = try scratch().appendingPathComponent(".building-bookworm-3-abcd/rootfs")
+        let named = Process()
+        named.executableURL = URL(fileURLWithPath: "/bin/sh")
+        named.arguments = ["-c", "exec sleep 30", "DPkg::Chroot-Directory=" + directory.path]
+        try named.run()
+        defer { if named.isRunning { kill(named.processIdentifier, SIGKILL) } }
+        #expect(StackBuilder.processes(naming: directory.deletingLastPathComponent().path) == [named.processIdentifier])
+        #expect(StackBuilder.processes(naming: directory.path + "-other").isEmpty)
+        kill(named.processIdentifier, SIGKILL)
+        named.waitUntilExit()
+        #expect(StackBuilder.processes(naming: directory.deletingLastPathComponent().path).isEmpty)
     }
 
     /// An mmdebstrap stopped while it set up its root's mounts can exit leaving some: a failed or

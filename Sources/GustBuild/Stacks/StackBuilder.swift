@@ -270,17 +270,37 @@ public struct StackBuilder: Sendable {
     }
 
     /// `.building-*` left by a build that was killed (the caller holds the stacks lock: no build of
-    /// ours runs). One with file systems still mounted inside is left, and said so: its mmdebstrap
-    /// outlived the `gust` that started it and may still be running.
-    static func removeUnfinished(in home: GustHome, progress: (String) -> Void = { _ in }) throws {
+    /// ours runs). One that a running process still names (its mmdebstrap outlived the `gust` that
+    /// started it) is left, and said so. Otherwise what is still mounted inside is taken down first:
+    /// an mmdebstrap stopped while it set up its root's mounts exits without undoing them, and a
+    /// killed `gust` cannot (`unmountLeftovers`).
+    static func removeUnfinished(
+        in home: GustHome, progress: (String) -> Void = { _ in },
+        running: (String) -> Bool = { !processes(naming: $0).isEmpty }
+    ) throws {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: home.stacks.path)) ?? []
         for name in names where name.hasPrefix(".building-") {
             let directory = home.stacks.appendingPathComponent(name)
-            guard mountPoints(under: directory.path).isEmpty else {
-                progress("       Left \(directory.path): file systems are mounted inside it (an earlier build's mmdebstrap may still be running)")
-                continue
+            if !mountPoints(under: directory.path).isEmpty {
+                guard !running(directory.path) else {
+                    progress("       Left \(directory.path): an earlier build's mmdebstrap still runs there")
+                    continue
+                }
+                unmountLeftovers(under: directory)
             }
             try removeTree(directory)
+        }
+    }
+
+    /// The processes (other than this one) with `path` in their command line: an mmdebstrap
+    /// building there, its worker, and the apt, dpkg and hooks it runs in that root all name it.
+    static func processes(naming path: String) -> [Int32] {
+        let wanted = Array(path.utf8)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return names.compactMap { name -> Int32? in
+            guard let pid = Int32(name), pid != getpid(),
+                  let command = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
+            return command.firstRange(of: wanted) == nil ? nil : pid
         }
     }
 
