@@ -29,6 +29,9 @@ public struct ConsoleSession: Sendable, Equatable {
 extension Store {
     /// Sessions at most (the oldest go first): a flood of sign-ins cannot grow the table without bound.
     public static let consoleSessionCapacity = 10_000
+    /// Sessions at most of one token (its oldest go first), so that one token's sign-ins, however
+    /// many, never end another token's sessions by filling the table.
+    public static let consoleSessionsPerToken = 64
 
     /// Opens a session for a console token; the returned id goes into the cookie and is never stored.
     public func openConsoleSession(tokenID: Int, lifetime: TimeInterval, now: Date = Date()) throws -> ConsoleSession {
@@ -37,6 +40,13 @@ extension Store {
         let session = ConsoleSession(id: Self.randomURLSafe(bytes: 32), tokenID: tokenID, expiresAt: expiry)
         try db.transaction {
             try db.run("DELETE FROM console_sessions WHERE expires_at <= ?", [.real(now.timeIntervalSince1970)])
+            let own = try db.query("SELECT COUNT(*) AS n FROM console_sessions WHERE token = ?", [.integer(Int64(tokenID))]).first?.int("n") ?? 0
+            if own >= Self.consoleSessionsPerToken {
+                try db.run(
+                    "DELETE FROM console_sessions WHERE hash IN (SELECT hash FROM console_sessions WHERE token = ? ORDER BY expires_at LIMIT ?)",
+                    [.integer(Int64(tokenID)), .integer(Int64(own - Self.consoleSessionsPerToken + 1))]
+                )
+            }
             let count = try db.query("SELECT COUNT(*) AS n FROM console_sessions").first?.int("n") ?? 0
             if count >= Self.consoleSessionCapacity {
                 try db.run(

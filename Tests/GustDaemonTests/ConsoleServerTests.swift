@@ -264,6 +264,25 @@ import Testing
         #expect(try store.consoleSession(id: other.id) == nil)
     }
 
+    /// Signing in over and over with one token (a scoped one, leaked or scripted) ends that token's
+    /// own oldest sessions, never another token's: it cannot sign the admin out by filling the table.
+    @Test(.scratchDirectory) func aTokensSignInsEndItsOwnOldestSessionsNotAnothers() throws {
+        let setup = try setup()
+        let store = try Store(home: setup.backend.home)
+        let now = Date()
+        let admin = try store.openConsoleSession(tokenID: setup.adminID, lifetime: ConsoleSessions.lifetime, now: now)
+        let scoped = try #require(try store.consoleTokens().first { $0.id != setup.adminID })
+        var opened: [ConsoleSession] = []
+        for second in 0..<(Store.consoleSessionsPerToken + 5) {
+            opened.append(try store.openConsoleSession(tokenID: scoped.id, lifetime: ConsoleSessions.lifetime, now: now.addingTimeInterval(Double(second))))
+        }
+        #expect(try store.consoleSession(id: admin.id, now: now) == admin, "the admin is still signed in")
+        for (index, session) in opened.enumerated() {
+            let open = try store.consoleSession(id: session.id, now: now) != nil
+            #expect(open == (index >= 5), "session \(index) of \(opened.count)")
+        }
+    }
+
     @Test(.scratchDirectory) func logEventsCarryNoMarkupEvenInsideTheirStrings() throws {
         let entry = LogEntry(release: 1, instance: "a1", stream: "stdout", function: "op <b>", line: "</script><img src=x onerror=alert(1)> & \u{2028}")
         let event = ConsoleLogStream.event(entry)
