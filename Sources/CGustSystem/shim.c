@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,6 +22,14 @@ int gust_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int gust_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int gust_unshare_fs(void) { return unshare(CLONE_FS) == 0 ? 0 : errno; }
+
+int gust_o_path(void) { return O_PATH; }
+
+int gust_is_socket(int fd) {
+    struct stat info;
+    if (fstat(fd, &info) != 0) return -1;
+    return S_ISSOCK(info.st_mode) ? 1 : 0;
+}
 
 int gust_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);

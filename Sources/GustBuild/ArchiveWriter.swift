@@ -90,7 +90,8 @@ enum ArchiveWriter {
         let type = info.st_mode & S_IFMT
         // AE_IF* are the POSIX S_IF* values; the C macros do not import into Swift.
         archive_entry_set_pathname(entry, relative)
-        archive_entry_set_perm(entry, info.st_mode & 0o7777)
+        // Never setuid or setgid: the build (the app's code) made these files, and they are written as root's.
+        archive_entry_set_perm(entry, info.st_mode & 0o1777)
         archive_entry_set_mtime(entry, min(info.st_mtim.tv_sec, clampTime ?? .max), 0)
         archive_entry_set_uid(entry, 0)
         archive_entry_set_gid(entry, 0)

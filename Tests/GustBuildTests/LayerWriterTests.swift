@@ -60,6 +60,35 @@ import Testing
         #expect(lines.contains { $0.hasPrefix("drwx------ 0/0") && $0.hasSuffix(" root/") }, "\(listing)")
     }
 
+    /// `tar -tvf` of an image's slug layer made from `artifact`, at `/app`.
+    func slugLayerListing(_ artifact: URL) throws -> String {
+        let url = ScratchDirectory.current.appendingPathComponent("slug.tar")
+        let writer = try LayerWriter(to: url, clampTime: 1_700_000_000)
+        try writer.addDirectory("app")
+        try writer.addArtifact(artifact, prefix: "app")
+        _ = try writer.finish()
+        return try Command.run("tar", ["--numeric-owner", "-tvf", url.path]).stdout
+    }
+
+    /// A build (the app's code) can leave a setuid or setgid file in its slug: the artifact, owned
+    /// by root, keeps neither bit, so no image of it holds a setuid-root program (a plain `podman
+    /// run` would let the image's user become root through it) and no release unpacks one.
+    @Test(.scratchDirectory) func aSlugsSetuidAndSetgidBitsAreNeverKept() throws {
+        let slug = ScratchDirectory.current.appendingPathComponent("slug")
+        try FileManager.default.createDirectory(at: slug.appendingPathComponent("bin"), withIntermediateDirectories: true)
+        try "#!/bin/sh\n".write(to: slug.appendingPathComponent("bin/root-shell"), atomically: true, encoding: .utf8)
+        #expect(chmod(slug.appendingPathComponent("bin/root-shell").path, 0o6755) == 0)
+        #expect(chmod(slug.appendingPathComponent("bin").path, 0o2755) == 0)
+        let artifact = try Artifacts.pack(slug, into: ScratchDirectory.current.appendingPathComponent("artifacts"))
+        let release = ScratchDirectory.current.appendingPathComponent("release")
+        try Artifacts.unpack(artifact.url, to: release)
+        var info = stat()
+        #expect(lstat(release.appendingPathComponent("bin/root-shell").path, &info) == 0 && info.st_mode & 0o7777 == 0o755)
+        let listing = try slugLayerListing(artifact.url)
+        #expect(listing.split(separator: "\n").contains { $0.hasPrefix("-rwxr-xr-x 0/0") && $0.hasSuffix(" app/bin/root-shell") }, "\(listing)")
+        #expect(listing.split(separator: "\n").contains { $0.hasPrefix("drwxr-xr-x 0/0") && $0.hasSuffix(" app/bin/") }, "\(listing)")
+    }
+
     @Test(.scratchDirectory) func aSlugIsReadableByTheImageUserAndNeverWritable() throws {
         let slug = ScratchDirectory.current.appendingPathComponent("slug")
         try FileManager.default.createDirectory(at: slug.appendingPathComponent(".gust"), withIntermediateDirectories: true)
@@ -69,12 +98,7 @@ import Testing
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: slug.appendingPathComponent("main.py").path)
         try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: slug.appendingPathComponent(".gust").path)
         let artifact = try Artifacts.pack(slug, into: ScratchDirectory.current.appendingPathComponent("artifacts"))
-        let url = ScratchDirectory.current.appendingPathComponent("slug.tar")
-        let writer = try LayerWriter(to: url, clampTime: 1_700_000_000)
-        try writer.addDirectory("app")
-        try writer.addArtifact(artifact.url, prefix: "app")
-        _ = try writer.finish()
-        let listing = try Command.run("tar", ["--numeric-owner", "-tvf", url.path]).stdout
+        let listing = try slugLayerListing(artifact.url)
         #expect(listing.contains("drwxr-xr-x 0/0") && listing.contains(" app/.gust/\n"), "\(listing)")
         #expect(listing.split(separator: "\n").contains { $0.hasPrefix("-rwxr-xr-x 0/0") && $0.hasSuffix(" app/.gust/start") }, "\(listing)")
         #expect(listing.split(separator: "\n").contains { $0.hasPrefix("-rw-r--r-- 0/0") && $0.hasSuffix(" app/main.py") }, "\(listing)")

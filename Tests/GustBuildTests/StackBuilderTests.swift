@@ -117,7 +117,9 @@ struct StackBuilderTests {
         let directory = try scratch().appendingPathComponent(".building-bookworm-3-abcd/rootfs")
         let named = Process()
         named.executableURL = URL(fileURLWithPath: "/bin/sh")
-        named.arguments = ["-c", "exec sleep 30", "DPkg::Chroot-Directory=" + directory.path]
+        // The shell waits in a builtin (no child, no exec: its command line stays as it is) until stopped.
+        named.arguments = ["-c", "read line", "DPkg::Chroot-Directory=" + directory.path]
+        named.standardInput = Pipe()
         try named.run()
         defer { if named.isRunning { kill(named.processIdentifier, SIGKILL) } }
         #expect(StackBuilder.processes(naming: directory.deletingLastPathComponent().path) == [named.processIdentifier])

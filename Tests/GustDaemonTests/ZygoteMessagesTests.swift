@@ -24,6 +24,37 @@ import Testing
             control.send(json.dumps({"exited": pid, "status": 0}).encode())
         """
 
+    /// A zygote whose app patched the runtime: it answers each fork with a descriptor that is no
+    /// pidfd of a child of its own (a pipe, or a pidfd of itself) and a pid of its choosing (1: a
+    /// `kill(-1)` when gustd stopped the "fork" would reach every process gustd's uid may signal).
+    static let lying = """
+        import json, os, socket
+        control = socket.socket(fileno=3)
+        me = os.pidfd_open(os.getpid())
+        socket.send_fds(control, [json.dumps({"ready": True}).encode()], [me])
+        for answer in range(3):
+            message, fds, _, _ = socket.recv_fds(control, 65536, 16)
+            request = json.loads(message)
+            lie = [os.pipe()[0], me, os.pidfd_open(os.getpid())][answer]
+            socket.send_fds(control, [json.dumps({"forked": request["fork"], "pid": 1}).encode()], [lie])
+        control.recv(1)
+        """
+
+    @Test func aForkAnsweredWithoutAPidfdOfTheZygotesChildIsRefused() async throws {
+        let zygote = try Zygote(id: "lying") { control in
+            try InstanceProcess(
+                executable: "/usr/bin/python3", arguments: ["-c", Self.lying], environment: [:], directory: "/",
+                passing: [control], onOutput: { _, _ in }, onExit: { _ in }
+            )
+        }
+        defer { zygote.process.signal(SIGKILL) }
+        #expect(try await zygote.readiness() == .ready)
+        for answer in ["a pipe", "the zygote's own pidfd", "another pidfd of the zygote"] {
+            let asked = try zygote.ask(id: "f-\(answer.count)", socketPath: "/nonexistent", environment: [:], internalToken: "x")
+            await #expect(throws: Zygote.Failure.self, "\(answer) is no fork") { try await asked.answer(within: .seconds(10)) }
+        }
+    }
+
     @Test func repeatedReadyAndExitReportsOfUnknownForksHoldNothingOfGustds() async throws {
         let before = Self.userNamespacesOpen()
         let zygote = try Zygote(id: "hostile") { control in

@@ -25,6 +25,13 @@ int gust_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// libraries that do not ask for O_CLOEXEC (SwiftNIO's listeners and epoll).
 int gust_cloexec_from(int from);
 
+/// O_PATH (a descriptor that names a file without opening it: for walking a path one component at
+/// a time with O_NOFOLLOW, and for connecting to the very socket found that way).
+int gust_o_path(void);
+
+/// Whether `fd` (an O_PATH descriptor will do) is a socket: 1, 0, or -1 with errno.
+int gust_is_socket(int fd);
+
 /// unshare(CLONE_FS) for the calling thread: its umask (and working directory and root) become its
 /// own, so that what it does to them (libarchive sets the umask to 0 and back for every entry it
 /// writes) is never the process's. 0, or an errno.

@@ -146,7 +146,8 @@ final class LayerWriter {
             let size = archive_entry_size(source)
             try header("\(prefix)/\(name)") { entry in
                 archive_entry_set_filetype(entry, type)
-                let mode = archive_entry_perm(source)
+                // Never setuid or setgid (an artifact packed before its writer dropped them may have them).
+                let mode = archive_entry_perm(source) & 0o1777
                 archive_entry_set_perm(entry, mode | (mode & 0o500) >> 3 | (mode & 0o500) >> 6)
                 archive_entry_set_mtime(entry, min(Int(archive_entry_mtime(source)), clampTime), 0)
                 if let hardlink {

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -29,13 +30,15 @@ extension Instance {
         let channel: any Channel
         let answer: EventLoopFuture<UpgradeAnswer>
         do {
+            let socket = try NoFollowPath.socket(socketPath, below: records.directory.path)
+            defer { socket.close() }
             (channel, answer) = try await ClientBootstrap(group: loop)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes, enableOutboundHeaderValidation: false)
                     }
                 }
-                .connect(unixDomainSocketPath: socketPath)
+                .connect(unixDomainSocketPath: socket.address)
                 .flatMap { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let promise = channel.eventLoop.makePromise(of: UpgradeAnswer.self)

@@ -27,7 +27,7 @@ actor Instance {
     private nonisolated let memoryFromCgroup: Bool
     /// The instance's secret for its internal surface, sent on every `/_gust/` call.
     private let internalToken: String
-    private let records: InstanceRecords
+    let records: InstanceRecords
     /// Where its output goes (also for upgraded connections, `Instance+Upgrade.swift`).
     let output: InstanceOutput
 
@@ -212,7 +212,7 @@ actor Instance {
     /// A new connection to the instance on `loop`, counted among its open ones (closed at once
     /// if the instance stopped meanwhile). A connect that fails marks the instance broken.
     private nonisolated func connect(on loop: any EventLoop) -> EventLoopFuture<InstanceConnection> {
-        InstanceConnection.connecting(socketPath: socketPath, internalToken: internalToken, group: loop)
+        InstanceConnection.connecting(socketPath: socketPath, below: records.directory.path, internalToken: internalToken, group: loop)
             .flatMapErrorThrowing { [self] _ in
                 markBroken()  // its socket is gone: the process is
                 throw InstanceCallError.connectionClosed

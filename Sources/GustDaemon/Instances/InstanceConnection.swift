@@ -94,23 +94,29 @@ final class InstanceConnection: Sendable {
         self.internalToken = internalToken
     }
 
+    /// Connects to the instance's socket `socketPath`, below `base` (gustd's `run/instances`), never
+    /// through a link the app put on the way (`NoFollowPath`).
     static func connect(
-        socketPath: String, internalToken: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        socketPath: String, below base: String, internalToken: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> InstanceConnection {
-        try await connecting(socketPath: socketPath, internalToken: internalToken, group: group).get()
+        try await connecting(socketPath: socketPath, below: base, internalToken: internalToken, group: group).get()
     }
 
     /// `connect` for a caller that is not a task.
     static func connecting(
-        socketPath: String, internalToken: String, group: any EventLoopGroup
+        socketPath: String, below base: String, internalToken: String, group: any EventLoopGroup
     ) -> EventLoopFuture<InstanceConnection> {
-        ClientBootstrap(group: group)
+        let loop = group.next()
+        let socket: NoFollowPath.Socket
+        do { socket = try NoFollowPath.socket(socketPath, below: base) } catch { return loop.makeFailedFuture(error) }
+        return ClientBootstrap(group: loop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ExchangeHandler(internalToken: internalToken))
                 }
             }
-            .connect(unixDomainSocketPath: socketPath)
+            .connect(unixDomainSocketPath: socket.address)
+            .always { _ in socket.close() }
             .map { InstanceConnection(channel: $0, internalToken: internalToken) }
     }
 

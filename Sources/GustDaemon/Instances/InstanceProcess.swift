@@ -261,7 +261,8 @@ final class InstanceProcess: Sendable {
     /// Signals the whole process group (the instance is a session leader); the
     /// process alone if it leads none yet (a fork between fork and setsid).
     func signal(_ signal: Int32) {
-        guard !hasExited else { return }
+        // Never 0 or 1 (gustd's own group, or every process it may signal): no instance has either.
+        guard !hasExited, group > 1 else { return }
         if kill(-group, signal) != 0 { kill(group, signal) }
     }
 

@@ -58,7 +58,7 @@ struct InstanceRecords: Sendable {
     func forget(id: String) {
         try? FileManager.default.removeItem(at: file(id: id))
         try? FileManager.default.removeItem(atPath: socketPath(id: id))
-        try? FileManager.default.removeItem(atPath: socketDirectory(id: id))
+        NoFollowPath.remove(socketDirectory(id: id), below: directory.path)  // the app wrote in it
     }
 
     /// Stops every instance a previous gustd left behind; returns what it stopped.

@@ -99,7 +99,8 @@ extension DirectLauncher {
     func forget(_ id: String, forkedFrom zygote: Zygote?) {
         records.forget(id: id)
         if let zygote, spawner.isSandboxed {
-            try? FileManager.default.removeItem(atPath: records.socketDirectory(id: zygote.id) + "/" + id)
+            // Inside the zygote's directory, which its app's code (still running) writes in.
+            NoFollowPath.remove(records.socketDirectory(id: zygote.id) + "/" + id, below: records.directory.path)
         }
     }
 

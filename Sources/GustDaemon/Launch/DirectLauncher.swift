@@ -383,7 +383,8 @@ final class DirectLauncher: PoolLauncher {
                 throw startEnded(await child.exitStatus(), cgroup: cgroup)
             }
             if FileManager.default.fileExists(atPath: socketPath),
-                let connection = try? await InstanceConnection.connect(socketPath: socketPath, internalToken: internalToken)
+                let connection = try? await InstanceConnection.connect(
+                    socketPath: socketPath, below: records.directory.path, internalToken: internalToken)
             {
                 return connection
             }

@@ -66,16 +66,19 @@ final class SandboxSpawner: InstanceSpawner {
     }
 
     /// The directory of one instance's (or zygote's) socket and records channel.
+    /// A fork's is made inside its zygote's, which the app's code writes in: made, opened and set
+    /// up without following anything it may have put there (`NoFollowPath`).
     private func makeSocketDirectory(_ directory: String, for id: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
-        // Under run/ (0700, gustd's), so reachable only by gustd and, through its mount, this instance,
-        // whose uid must create its socket there.
-        chmod(directory, ids == nil ? 0o700 : 0o777)
-        let records = directory + "/records.sock"
         // gustd's records listener binds as its services start, perhaps just after the first instances.
         for _ in 0..<200 where access(home.recordsSocket.path, F_OK) != 0 { usleep(10_000) }
-        guard link(home.recordsSocket.path, records) == 0 else {
-            throw GustError("Cannot give instance \(id) its records channel: \(String(cString: strerror(errno)))")
+        do {
+            // Under run/ (0700, gustd's), so reachable only by gustd and, through its mount, this
+            // instance, whose uid must create its socket there.
+            try NoFollowPath.makeDirectory(
+                directory, below: records.directory.path, mode: ids == nil ? 0o700 : 0o777,
+                linking: home.recordsSocket.path, as: "records.sock")
+        } catch {
+            throw GustError("Cannot give instance \(id) its socket directory and records channel: \(error)")
         }
     }
 

@@ -464,8 +464,18 @@ final class Zygote: Sendable {
                 return state.ready
             }?.resume(returning: readiness)
         } else if let id = message.forked, let pid = message.pid, descriptors.count == 1 {
-            // Its pid on the host, from the pidfd (the zygote's number is its sandbox's, under one).
-            let hostPID = ZygoteWire.hostPID(ofPidfd: descriptors[0]) ?? pid
+            // Its pid on the host, from the pidfd (the zygote's number is its sandbox's, under one),
+            // and only from a pidfd of a child of the zygote's: the app's code can make the zygote send
+            // any descriptor and any number, and gustd signals what it takes as a fork's group
+            // (`kill(-1)` had it taken the pid 1 a pipe came with).
+            let zygotePID = state.withLock { $0.runtime?.pid }
+            guard let hostPID = ZygoteWire.hostPID(ofPidfd: descriptors[0]), ZygoteWire.isPidfd(descriptors[0]),
+                hostPID > 1, hostPID != getpid(), zygotePID.map({ ZygoteWire.parent(of: hostPID) == $0 }) ?? true
+            else {
+                close(descriptors[0])
+                settle(id, with: .failure(Failure(description: "its zygote answered the fork without a pidfd of a child of its own")))
+                return
+            }
             settle(id, with: .success(Forked(pid: hostPID, reportedPID: pid, pidfd: descriptors[0], stdout: -1, stderr: -1)))
         } else if let error = message.error {
             descriptors.forEach { close($0) }

@@ -85,6 +85,21 @@ enum ZygoteWire {
         return pid(inFdinfo: text)
     }
 
+    /// Whether `descriptor` is a pidfd (its link in `/proc/self/fd` says so): other descriptors'
+    /// fdinfo must not pass for one.
+    static func isPidfd(_ descriptor: Int32) -> Bool {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)")) == "anon_inode:[pidfd]"
+    }
+
+    /// The parent of `pid` (the `PPid:` line of its status), nil once it is gone.
+    static func parent(of pid: pid_t) -> pid_t? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("PPid:") {
+            return pid_t(line.dropFirst(5).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+
     /// The `Pid:` field of a pidfd's fdinfo; nil when absent or not a live pid (0 or -1).
     static func pid(inFdinfo text: String) -> pid_t? {
         for line in text.split(separator: "\n") where line.hasPrefix("Pid:") {

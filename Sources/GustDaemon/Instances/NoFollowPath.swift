@@ -1,0 +1,136 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CGustSystem
+import Foundation
+
+/// Glibc's Swift overlay leaves it out (it needs _GNU_SOURCE).
+private let O_PATH = gust_o_path()
+
+/// Paths below a directory gustd owns (`run/instances`) that pass through directories an app's
+/// code can write in. An instance's or zygote's socket directory is bound writable at `/run/gust`
+/// in its sandbox, and a fork's is a directory inside its zygote's: the app can put a symbolic
+/// link anywhere in them (`instance.sock -> ../../gustd.sock`), and a path handed to connect(2),
+/// chmod(2), link(2) or a recursive removal would follow it out, to gustd's admin socket, another
+/// app's instance or any file gustd's user may write. So every component below the trusted
+/// directory is opened on its own, relative to the one above, with `O_NOFOLLOW`: a link anywhere
+/// fails the walk instead of being followed.
+enum NoFollowPath {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A descriptor of `path`, which is `base` followed by one or more components, opened with
+    /// `flags` (and `O_NOFOLLOW`); every directory on the way is opened with `O_NOFOLLOW` too. The
+    /// caller closes it.
+    static func open(_ path: String, below base: String, flags: Int32) throws -> Int32 {
+        let components = try Self.components(of: path, below: base)
+        var directory = Glibc.open(base, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { throw Failure(description: "cannot open \(base): \(String(cString: strerror(errno)))") }
+        for (index, component) in components.enumerated() {
+            let last = index == components.count - 1
+            let next = openat(directory, component, (last ? flags : O_PATH | O_DIRECTORY) | O_NOFOLLOW | O_CLOEXEC)
+            let error = errno
+            close(directory)
+            guard next >= 0 else {
+                throw Failure(description: error == ELOOP || error == ENOTDIR
+                    ? "\(path) leads through a symbolic link, which gustd does not follow"
+                    : "cannot open \(path): \(String(cString: strerror(error)))")
+            }
+            directory = next
+        }
+        return directory
+    }
+
+    /// A socket below `base`, held open (`O_PATH`) so that connect(2) reaches that very socket by
+    /// `address` (`/proc/self/fd/N`) and nothing a link could name in its place. Close it once the
+    /// connect is done.
+    struct Socket: Sendable {
+        let descriptor: Int32
+        var address: String { "/proc/self/fd/\(descriptor)" }
+        func close() { _ = Glibc.close(descriptor) }
+    }
+
+    static func socket(_ path: String, below base: String) throws -> Socket {
+        let descriptor = try open(path, below: base, flags: O_PATH)
+        guard gust_is_socket(descriptor) == 1 else {
+            Glibc.close(descriptor)
+            throw Failure(description: "\(path) is not a socket")
+        }
+        return Socket(descriptor: descriptor)
+    }
+
+    /// Makes the directory `path` (its parent must exist) with `mode`, and a hard link named
+    /// `linkName` in it to `source` (a file gustd owns, named by a path the app cannot touch). The
+    /// mode and the link are set through the new directory's descriptor, so that an app that swaps
+    /// it for a link between the two steps gets its own directory changed, or the step fails.
+    static func makeDirectory(_ path: String, below base: String, mode: mode_t, linking source: String, as linkName: String) throws {
+        let (parentPath, name) = try split(path, below: base)
+        let parent = parentPath == base
+            ? Glibc.open(base, O_PATH | O_DIRECTORY | O_CLOEXEC) : try open(parentPath, below: base, flags: O_PATH | O_DIRECTORY)
+        guard parent >= 0 else { throw Failure(description: "cannot open \(base): \(String(cString: strerror(errno)))") }
+        defer { close(parent) }
+        guard mkdirat(parent, name, 0o700) == 0 else { throw Failure(description: "cannot make \(path): \(String(cString: strerror(errno)))") }
+        let directory = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directory >= 0 else { throw Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(directory) }
+        guard fchmod(directory, mode) == 0, linkat(AT_FDCWD, source, directory, linkName, 0) == 0 else {
+            throw Failure(description: "cannot set up \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Removes `path` and, if it is a directory, all it holds, never following a link: each level
+    /// is opened relative to the one above with `O_NOFOLLOW`, and a link is removed as itself.
+    /// Quietly does what it can (an instance's leftovers; gone already is fine).
+    static func remove(_ path: String, below base: String) {
+        guard let (parentPath, name) = try? split(path, below: base) else { return }
+        let parent = parentPath == base
+            ? Glibc.open(base, O_PATH | O_DIRECTORY | O_CLOEXEC) : (try? open(parentPath, below: base, flags: O_PATH | O_DIRECTORY)) ?? -1
+        guard parent >= 0 else { return }
+        defer { close(parent) }
+        removeEntry(name, in: parent, depth: 0)
+    }
+
+    private static func removeEntry(_ name: String, in parent: Int32, depth: Int) {
+        name.withCString { removeEntry($0, in: parent, depth: depth) }
+    }
+
+    /// By the name's own bytes, as the directory listed it (which need not be UTF-8).
+    private static func removeEntry(_ name: UnsafePointer<CChar>, in parent: Int32, depth: Int) {
+        if unlinkat(parent, name, 0) == 0 || errno == ENOENT { return }
+        // A directory (unlink says EISDIR): its entries first. Bounded depth, for a tree an app built.
+        guard errno == EISDIR, depth < 32 else { return }
+        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        guard let listing = fdopendir(fd) else {
+            close(fd)
+            return
+        }
+        var names: [[CChar]] = []
+        while let entry = readdir(listing) {
+            let child = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
+                bytes.prefix(while: { $0 != 0 }).map { CChar(bitPattern: $0) } + [0]
+            }
+            if child != [46, 0] && child != [46, 46, 0] { names.append(child) }  // "." and ".."
+        }
+        for child in names { child.withUnsafeBufferPointer { removeEntry($0.baseAddress!, in: dirfd(listing), depth: depth + 1) } }
+        closedir(listing)
+        unlinkat(parent, name, AT_REMOVEDIR)
+    }
+
+    /// The components of `path` below `base`: each non-empty, never `.` or `..`.
+    private static func components(of path: String, below base: String) throws -> [String] {
+        guard path.hasPrefix(base + "/") else { throw Failure(description: "\(path) is not below \(base)") }
+        let components = path.dropFirst(base.count + 1).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard !components.isEmpty, components.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
+            throw Failure(description: "\(path) is not a plain path below \(base)")
+        }
+        return components
+    }
+
+    private static func split(_ path: String, below base: String) throws -> (parent: String, name: String) {
+        var components = try components(of: path, below: base)
+        let name = components.removeLast()  // there is one: `components` refuses an empty path
+        return (components.isEmpty ? base : base + "/" + components.joined(separator: "/"), name)
+    }
+}
