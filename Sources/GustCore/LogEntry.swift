@@ -34,14 +34,35 @@ public struct LogEntry: Sendable, Codable, Equatable {
         return function == name || function.hasSuffix(" " + name)
     }
 
-    /// `2026-11-22T23:30:01.123Z v3 a1b2 [op food:buy] Meow`
+    /// `2026-11-22T23:30:01.123Z v3 a1b2 [op food:buy] Meow`, for a terminal (`gust logs`) and
+    /// the console: control characters but tab, which the app printed, are shown as `\x1B`, so
+    /// that a line can neither move a terminal's cursor back over its own prefix (`\r`) to pass
+    /// for another's, nor send the terminal escape sequences (colours, titles, its clipboard).
     public var formatted: String {
         var parts = [Self.timeFormat.string(from: time)]
         parts.append(release.map { "v\($0)" } ?? "-")
         parts.append(instance ?? stream)
-        if let function { parts.append("[\(function)]") }
+        if let function { parts.append("[\(Self.visible(function))]") }
         if stream == "stderr" { parts.append("!") }
-        return (parts + [line]).joined(separator: " ")
+        return (parts + [Self.visible(line)]).joined(separator: " ")
+    }
+
+    /// `text` with C0 controls but tab, DEL and C1 controls written as `\xHH`.
+    static func visible(_ text: String) -> String {
+        func isControl(_ scalar: Unicode.Scalar) -> Bool {
+            (scalar.value < 0x20 && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
+        }
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var shown = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if isControl(scalar) {
+                shown.append(contentsOf: "\\x".unicodeScalars)
+                shown.append(contentsOf: String(format: "%02X", scalar.value).unicodeScalars)
+            } else {
+                shown.append(scalar)
+            }
+        }
+        return String(shown)
     }
 
     /// A time as log lines show it: RFC 3339 in UTC, to the millisecond.

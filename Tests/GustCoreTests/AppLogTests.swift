@@ -8,6 +8,16 @@ import Testing
         LogEntry(release: 3, instance: "a1", stream: "stdout", function: function, line: line)
     }
 
+    /// What an app prints reaches an admin's terminal through `gust logs`: a carriage return that
+    /// would write a forged prefix over the real one, and escape sequences, are shown, not sent.
+    @Test func controlCharactersOfALineAreShownNotSent() {
+        let forged = entry("\r2026-01-01T00:00:00.000Z v9 b2 [op admin] all is well\u{1B}]52;c;cm0gLXJm\u{07}\u{9B}2J\tok", function: "op \u{1B}[8m")
+        let text = forged.formatted
+        #expect(!text.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\t") || (0x7F...0x9F).contains($0.value) }, "\(text.debugDescription)")
+        #expect(text.hasSuffix(" v3 a1 [op \\x1B[8m] \\x0D2026-01-01T00:00:00.000Z v9 b2 [op admin] all is well\\x1B]52;c;cm0gLXJm\\x07\\x9B2J\tok"), "\(text)")
+        #expect(entry("plain \u{2028} é\ttab").formatted.hasSuffix(" plain \u{2028} é\ttab"))
+    }
+
     @Test(.scratchDirectory) func tailReturnsTheLatestLinesAndFiltersByFunction() throws {
         let home = GustHome(path: ScratchDirectory.current.path)
         try home.prepare()

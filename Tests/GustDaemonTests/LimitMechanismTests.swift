@@ -126,17 +126,26 @@ import Testing
     let t0 = ContinuousClock.now
 
     @Test func linesPastTheRateAreDroppedAndNotedWhenTheBudgetReturns() {
-        let throttle = LogThrottle(bytesPerSecond: 100, now: t0)
-        let line = String(repeating: "x", count: 9)  // 10 bytes with its newline
+        let throttle = LogThrottle(bytesPerSecond: 2048, now: t0)
+        let line = String(repeating: "x", count: 203)  // 204.8 bytes would be a tenth: 204 with its newline
         let first = throttle.admit(Array(repeating: line, count: 15), now: t0)
         #expect(first.kept.count == 10)
         #expect(first.droppedBefore == 0)
-        #expect(throttle.admit([line], now: t0 + .milliseconds(50)).kept.isEmpty, "5 bytes of budget back: not enough")
+        #expect(throttle.admit([line], now: t0 + .milliseconds(50)).kept.isEmpty, "110 bytes of budget back: not enough")
         let later = throttle.admit([line, line], now: t0 + .milliseconds(300))
         #expect(later.kept == [line, line])
         #expect(later.droppedBefore == 6)
         #expect(throttle.takeDropped() == 0)
-        #expect(throttle.note(6) == "… 6 lines dropped: over 100 bytes/s")
+        #expect(throttle.note(6) == "… 6 lines dropped: over 2 KB/s")
+    }
+
+    /// Empty or short lines cost what an entry costs, not their length: newlines alone cannot have
+    /// gustd write a million entries a second.
+    @Test func aShortLineCostsAsMuchAsAnEntry() {
+        let throttle = LogThrottle(bytesPerSecond: 1 << 20, now: t0)
+        let kept = throttle.admit(Array(repeating: "", count: 100_000), now: t0).kept.count
+        #expect(kept == (1 << 20) / LogThrottle.leastLineCost)
+        #expect(throttle.takeDropped() == 100_000 - kept)
     }
 
     @Test func anIdleAppGetsOneSecondsBurstNotMore() {

@@ -9,6 +9,12 @@ import Synchronization
 /// the instance ends, so a reader of `gust logs` sees the gap. Logic only, the
 /// clock passed in: unit-tested without sleeps.
 final class LogThrottle: Sendable {
+    /// What a line costs at least: about what its entry takes in the log (the JSON around the text is
+    /// some 120 bytes) and what gustd spends on it. Charged its own length alone, an empty line cost
+    /// 1 byte, and an app printing newlines had about a million entries a second written under the
+    /// default 1 MB/s (116 times the bytes on disk, and seconds of gustd's CPU each second).
+    static let leastLineCost = 128
+
     let bytesPerSecond: Int
     private let state: Mutex<State>
 
@@ -33,7 +39,7 @@ final class LogThrottle: Sendable {
             var kept: [String] = []
             var droppedBefore = 0
             for line in lines {
-                let cost = Double(line.utf8.count + 1)
+                let cost = Double(max(line.utf8.count + 1, Self.leastLineCost))
                 if state.budget >= cost {
                     state.budget -= cost
                     if kept.isEmpty, state.dropped > 0 {
