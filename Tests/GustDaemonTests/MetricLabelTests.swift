@@ -1,3 +1,4 @@
+import GustCore
 @testable import GustDaemon
 import Testing
 
@@ -23,6 +24,28 @@ import Testing
         #expect(FunctionLabel.handler("/", in: manifest) == "/")
         #expect(FunctionLabel.handler("/cat/feed/123", in: manifest) == "other")
         #expect(FunctionLabel.handler("/wp-login.php", in: manifest) == "other")
+    }
+
+    /// An app's releases can each declare new names: gustd keeps at most `perApp` of an app's, the
+    /// rest counted as `other`, and another app's room is its own.
+    @Test func anAppsFunctionLabelsAreBoundedAcrossItsReleases() throws {
+        var budget = FunctionLabelBudget()
+        let (cats, dogs) = (try AppName("cats"), try AppName("dogs"))
+        for index in 0..<FunctionLabelBudget.perApp { #expect(budget.label("op\(index)", of: cats) == "op\(index)") }
+        #expect(budget.label("op-new", of: cats) == FunctionLabel.other)
+        #expect(budget.label("op7", of: cats) == "op7", "a name already used keeps its series")
+        #expect(budget.label("op-new", of: dogs) == "op-new")
+    }
+
+    @Test func aManifestDeclaringTooManyFunctionsOfAKindIsRefused() throws {
+        var many = manifest
+        many.ops = (0...FunctionManifest.maxFunctions).map { .init(name: "op\($0)") }
+        #expect(throws: GustError.self) { try many.checkBounds(version: 3) }
+        do { try many.checkBounds(version: 3) } catch {
+            #expect("\(error)".contains("v3 declares 1001 ops: at most 1000 of each kind are served."), "\(error)")
+        }
+        many.ops.removeLast()
+        #expect(throws: Never.self) { try many.checkBounds(version: 3) }
     }
 
     @Test func statusesAreClasses() {

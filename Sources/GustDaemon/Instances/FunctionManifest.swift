@@ -57,6 +57,18 @@ struct FunctionManifest: Codable, Sendable, Equatable {
         case runtime, ops, handlers, schedules, hooks
     }
 
+    /// Ops, handlers or hooks a release may declare, each (schedules: `Scheduler.maxSchedulesPerApp`).
+    /// Every one becomes a row of `gust apps`' functions, a label of gustd's metrics and a name the
+    /// gateway looks up per call: a megabyte of manifest held some 37,000 of them.
+    static let maxFunctions = 1000
+
+    /// Refuses a manifest that declares more than `maxFunctions` of a kind.
+    func checkBounds(version: Int) throws {
+        for (kind, count) in [("ops", ops.count), ("handlers", handlers.count), ("hooks", hooks.count)] where count > Self.maxFunctions {
+            throw GustError("v\(version) declares \(count) \(kind): at most \(Self.maxFunctions) of each kind are served.")
+        }
+    }
+
     /// One line per function, as the pusher sees them.
     var summary: [String] {
         var lines: [String] = []

@@ -412,6 +412,7 @@ final class DirectLauncher: PoolLauncher {
             let speaks = FunctionManifest.supportedProtocols
             throw GustError("v\(version)'s runtime speaks protocol \(manifest.protocolVersion); this gustd speaks \(speaks.lowerBound) to \(speaks.upperBound).")
         }
+        try manifest.checkBounds(version: version)
         return manifest
     }
 }

@@ -1,3 +1,5 @@
+import GustCore
+
 /// The `function` label of a call, bounded by the release's manifest: an op
 /// or handler the manifest declares is named as declared, anything else
 /// (a typo, a scanner's path, a release not started yet) is `other`.
@@ -22,5 +24,23 @@ enum FunctionLabel {
         while path.hasPrefix("/") { path = path.dropFirst() }
         while path.hasSuffix("/") { path = path.dropLast() }
         return path
+    }
+}
+
+/// The function labels gustd has used for each app, at most `perApp`: past it an app's new names
+/// are `other`. Releases follow one another with new names (a push, a `gust config set`), and
+/// each name's series live as long as gustd: without a bound an app could grow gustd's memory,
+/// its metrics registry (whose every new series copies its family) and every scrape, release
+/// after release.
+struct FunctionLabelBudget {
+    static let perApp = 200
+    private var used: [AppName: Set<String>] = [:]
+
+    /// `function` if the app has used it or has room for it, else `other`.
+    mutating func label(_ function: String, of app: AppName) -> String {
+        if used[app]?.contains(function) == true { return function }
+        guard used[app, default: []].count < Self.perApp else { return FunctionLabel.other }
+        used[app, default: []].insert(function)
+        return function
     }
 }

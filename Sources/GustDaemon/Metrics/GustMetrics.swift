@@ -37,15 +37,24 @@ enum GustMetrics {
     }
 
     /// The handles of every call series seen, so that a call costs one look-up
-    /// rather than new handles and the registry's hashing of their labels.
-    private static let callHandles = Mutex<[CallSeries: (calls: CoreMetrics.Counter, duration: CoreMetrics.Timer)]>([:])
+    /// rather than new handles and the registry's hashing of their labels; and the function names
+    /// each app has used (a bounded number).
+    private struct CallCache {
+        var handles: [CallSeries: (calls: CoreMetrics.Counter, duration: CoreMetrics.Timer)] = [:]
+        var functions = FunctionLabelBudget()
+    }
+
+    private static let callCache = Mutex(CallCache())
 
     /// A call answered: op, handler, hook or schedule run.
     static func call(_ app: AppName, kind: CallKind, function: String, status: Int, duration: Duration) {
         guard isEnabled else { return }
-        let series = CallSeries(app: app, kind: kind, function: function, status: statusClass(status))
-        let handles = callHandles.withLock { handles in
-            if let known = handles[series] { return known }
+        var series = CallSeries(app: app, kind: kind, function: function, status: statusClass(status))
+        let handles = callCache.withLock { cache in
+            if let known = cache.handles[series] { return known }
+            series.function = cache.functions.label(function, of: app)
+            if let known = cache.handles[series] { return known }
+            let function = series.function
             let made = (
                 calls: CoreMetrics.Counter(label: MetricCatalogue.calls, dimensions: [
                     ("app", app.rawValue), ("kind", kind.rawValue), ("function", function), ("status", series.status),
@@ -54,7 +63,7 @@ enum GustMetrics {
                     ("app", app.rawValue), ("kind", kind.rawValue), ("function", function),
                 ])
             )
-            handles[series] = made
+            cache.handles[series] = made
             return made
         }
         handles.calls.increment()

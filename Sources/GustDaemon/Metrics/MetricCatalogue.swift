@@ -3,6 +3,7 @@
 ///
 /// Label values are bounded: apps are the apps gustd serves, functions are
 /// the names the live release's manifest declares (anything else is `other`),
+/// at most `FunctionLabelBudget.perApp` of them per app over gustd's life,
 /// statuses are classes (`2xx` … `5xx`), never raw paths or messages.
 enum MetricCatalogue {
     static let calls = "gust_calls_total"
