@@ -26,12 +26,34 @@ actor CertificateManager {
     static let firstRetry: Duration = .seconds(30)
     static let longestRetry: Duration = .seconds(6 * 3600)
 
-    private struct Tracked {
+    /// How long a renewal asked for (`gust domains renew`, which an app's scoped key may run) waits
+    /// after gustd last asked the CA for the name: a loop of renews cannot hold the one issuing
+    /// loop, nor spend the ACME account's order limits that every app's certificates share.
+    static let requestedRenewalGap: Duration = .seconds(3600)
+
+    struct Tracked {
         var app: AppName
         var served: ServedCertificate?
         var failures = 0
         var retryAt: ContinuousClock.Instant?
         var renewRequested = false
+        /// When gustd last asked the CA for this name.
+        var lastAttempt: ContinuousClock.Instant?
+
+        /// Two thirds into the served certificate's life; nil without one.
+        var renewsAt: Date? {
+            served.map { $0.notBefore.addingTimeInterval($0.notAfter.timeIntervalSince($0.notBefore) * 2 / 3) }
+        }
+
+        /// Whether to ask the CA now: never during the backoff after a failure, a renewal asked for
+        /// once an hour has passed since the last attempt, else without a certificate or past
+        /// `renewsAt`.
+        func isDue(renewsAt: Date?, now: ContinuousClock.Instant, date: Date) -> Bool {
+            if let retryAt, now < retryAt { return false }
+            if renewRequested, lastAttempt.map({ now - $0 >= CertificateManager.requestedRenewalGap }) ?? true { return true }
+            guard let renewsAt else { return true }
+            return date >= renewsAt
+        }
     }
 
     init(home: GustHome, certificates: SNICertificates?, acme: ACMEClient?, logger: Logger) throws {
@@ -87,13 +109,9 @@ actor CertificateManager {
 
     private func nextDue(now: ContinuousClock.Instant = .now) -> DomainName? {
         guard acme != nil else { return nil }
+        let date = Date()
         return tracked.keys.sorted().first { name in
-            let entry = tracked[name]!
-            if entry.renewRequested { return true }
-            if let retryAt = entry.retryAt, now < retryAt { return false }
-            guard let served = entry.served else { return true }
-            let renewal = served.notBefore.addingTimeInterval(served.notAfter.timeIntervalSince(served.notBefore) * 2 / 3)
-            return Date() >= renewal
+            tracked[name].map { $0.isDue(renewsAt: $0.renewsAt, now: now, date: date) } ?? false
         }
     }
 
@@ -101,6 +119,7 @@ actor CertificateManager {
         guard let acme, let certificates else { return }
         let renewing = tracked[name]?.served != nil
         tracked[name]?.renewRequested = false
+        tracked[name]?.lastAttempt = .now
         logger.notice("ACME: \(renewing ? "renewing" : "requesting") the certificate for \(name) from \(acme.directoryURL)")
         do {
             let (chainPEM, key) = try await acme.issue(name, challenges: challenges, logger: logger)
