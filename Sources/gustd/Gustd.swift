@@ -104,7 +104,7 @@ struct Gustd: AsyncParsableCommand {
     @Flag(help: "Do not confine instances at all (no cgroups, no rlimits): for debugging only.")
     var noLimits = false
 
-    @Option(help: ArgumentHelp("Bytes per second an app may log (all its instances together); lines past it are dropped and counted.", valueName: "size"))
+    @Option(help: ArgumentHelp("Bytes per second an app may log (all its instances together; a line counts as at least 128 bytes); lines past it are dropped and counted.", valueName: "size"))
     var logRate: String = "1M"
 
     @Option(help: ArgumentHelp("Size of an app's log file before it rotates into APP.log.1, .2, ….", valueName: "size"))
@@ -210,8 +210,11 @@ struct Gustd: AsyncParsableCommand {
         guard (try? AppName(cgroupRoot)) != nil else { throw ValidationError("--cgroup-root takes a plain name, like gust.") }
         guard GustdCgroup.parse(cpuWeight) != nil else { throw ValidationError("--cpu-weight takes a weight from 1 to 10000, or off.") }
         guard parseAddress() != nil else { throw ValidationError("--http takes HOST:PORT, like 127.0.0.1:8080.") }
-        guard functionTimeout > 0, startTimeout > 0, idleTimeout > 0, headerTimeout > 0, webSocketIdleTimeout > 0, buildTimeout > 0, buildHeartbeat > 0 else {
-            throw ValidationError("Time limits must be positive.")
+        // At most a leap year of seconds: each becomes whole milliseconds, and `inf` or 1e300 would
+        // trap there (and no limit of these needs more).
+        let timeLimits = [functionTimeout, startTimeout, idleTimeout, headerTimeout, webSocketIdleTimeout, buildTimeout, buildHeartbeat]
+        guard timeLimits.allSatisfy({ $0 > 0 && $0 <= 366 * 86400 }) else {
+            throw ValidationError("Time limits must be positive, in seconds, and at most 366 days (31622400).")
         }
         guard sandbox.map({ SandboxChoice(rawValue: $0) != nil }) ?? true else {
             throw ValidationError("--sandbox takes bubblewrap or none.")

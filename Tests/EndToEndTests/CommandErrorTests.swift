@@ -32,4 +32,14 @@ struct CommandErrorTests {
         #expect(try GustBinaries.gust(fixture.home, ["limits", "cats", "--memory", "256M"]).status == 0)
         #expect(try Store(home: fixture.home).limits(try AppName("cats")).memory == 256 << 20)
     }
+
+    /// gustd's time limits become whole milliseconds: `inf` or `1e300` trapped gustd as it started.
+    @Test(.scratchDirectory) func gustdRefusesATimeLimitNoDurationHolds() throws {
+        let home = ScratchDirectory.current.appendingPathComponent("home").path
+        for (option, value) in [("--websocket-idle-timeout", "inf"), ("--function-timeout", "1e300"), ("--build-timeout", "nan"), ("--idle-timeout", "0")] {
+            let started = try Command.run(GustBinaries.gustd, ["--home", home, option, value])
+            #expect(started.status == 64, "\(option) \(value): a usage error, not a crash: \(started.output)")
+            #expect(started.stderr.contains("Time limits must be positive, in seconds, and at most 366 days"), "\(started.output)")
+        }
+    }
 }
