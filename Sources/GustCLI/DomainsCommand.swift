@@ -55,7 +55,7 @@ struct DomainsCommand: ParsableCommand {
 
     struct Renew: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Ask gustd for a new certificate for a domain now, before its renewal is due (at most once an hour, never during the backoff after a failure).",
+            abstract: "Ask gustd for a new certificate for a domain now, before its renewal is due (one an hour per domain, never during the backoff after a failure).",
             discussion: "The current certificate is served until the new one is in place; `gust domains list` shows the outcome."
         )
         @OptionGroup var home: HomeOptions

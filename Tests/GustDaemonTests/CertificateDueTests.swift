@@ -10,19 +10,19 @@ import Testing
     let now = ContinuousClock.now
     let date = Date()
 
-    func tracked(requested: Bool, lastAttempt: Duration? = nil, retryIn: Duration? = nil) throws -> CertificateManager.Tracked {
+    func tracked(requested: Bool, lastRequested: Duration? = nil, retryIn: Duration? = nil) throws -> CertificateManager.Tracked {
         var entry = CertificateManager.Tracked(app: try AppName("cats"))
         entry.renewRequested = requested
-        entry.lastAttempt = lastAttempt.map { now - $0 }
+        entry.lastRequested = lastRequested.map { now - $0 }
         entry.retryAt = retryIn.map { now + $0 }
         return entry
     }
 
-    @Test func aRenewalAskedForWaitsOutTheBackoffAndAnHourSinceTheLastAttempt() throws {
+    @Test func aRenewalAskedForWaitsOutTheBackoffAndAnHourSinceTheLastOneAskedFor() throws {
         let fresh = date.addingTimeInterval(30 * 86400)  // a certificate not yet due
-        #expect(try tracked(requested: true).isDue(renewsAt: fresh, now: now, date: date), "asked for, never tried")
-        #expect(try !tracked(requested: true, lastAttempt: .seconds(600)).isDue(renewsAt: fresh, now: now, date: date), "tried 10 minutes ago")
-        #expect(try tracked(requested: true, lastAttempt: .seconds(3601)).isDue(renewsAt: fresh, now: now, date: date), "tried over an hour ago")
+        #expect(try tracked(requested: true).isDue(renewsAt: fresh, now: now, date: date), "asked for, none asked for before")
+        #expect(try !tracked(requested: true, lastRequested: .seconds(600)).isDue(renewsAt: fresh, now: now, date: date), "one asked for was tried 10 minutes ago")
+        #expect(try tracked(requested: true, lastRequested: .seconds(3601)).isDue(renewsAt: fresh, now: now, date: date), "over an hour ago")
         #expect(try !tracked(requested: true, retryIn: .seconds(60)).isDue(renewsAt: fresh, now: now, date: date), "in the backoff after a failure")
         #expect(try !tracked(requested: false).isDue(renewsAt: fresh, now: now, date: date))
     }

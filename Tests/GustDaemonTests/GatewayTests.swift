@@ -15,15 +15,17 @@ import Testing
 /// before any instance is involved (addresses, the internal surface, records'
 /// token, an app with nothing live). No processes; a scratch store.
 @Suite struct GatewayTests {
-    func gateway(apps: [String]) throws -> some ApplicationProtocol {
+    /// `only`: gustd --only-app (every address is that app's); `challenges`: gustd issues certificates.
+    func gateway(apps: [String], only: String? = nil, challenges: ChallengeResponder? = nil) throws -> some ApplicationProtocol {
         let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
         let store = try Store(home: home)
         for app in apps { _ = try store.createApp(try AppName(app)) }
-        let configuration = RouterConfiguration(home: home)
+        var configuration = RouterConfiguration(home: home)
+        configuration.onlyApp = try only.map { try AppName($0) }
         let supervisor = try Supervisor(configuration: configuration, logger: Logger(label: "test"))
         let records = RecordsAPI(hub: RecordsHub(home: home, supervisor: supervisor))
         return Application(
-            responder: Gateway(supervisor: supervisor, configuration: configuration, records: records),
+            responder: Gateway(supervisor: supervisor, configuration: configuration, records: records, challenges: challenges),
             configuration: .init(address: .hostname("127.0.0.1", port: 0))
         )
     }
@@ -39,6 +41,27 @@ import Testing
                     #expect(response.status == .notFound, "\(uri)")
                     #expect(json(response.body)?["code"] as? Int == 404, "\(uri)")
                 }
+            }
+        }
+    }
+
+    /// Where gustd issues certificates, ACME's HTTP-01 path is its own on every name: an app it
+    /// routes a name to (one added without owning it) never answers a CA there for itself.
+    @Test(.scratchDirectory) func acmeChallengesAreGustdsAndNeverAnApps() async throws {
+        // (The test client's host is `localhost`, no domain gustd issues for: the answer to a token
+        // it waits on is `DomainRoutingTests`' and the end-to-end ACME test's.)
+        let challenges = ChallengeResponder()
+        let token = String(repeating: "t", count: 43)
+        try await gateway(apps: ["cats"], only: "cats", challenges: challenges).test(.router) { client in
+            for other in [token, "short", "\(token)/x"] {
+                try await client.execute(uri: "/.well-known/acme-challenge/\(other)", method: .get) { response in
+                    #expect(response.status == .notFound, "\(other): \(String(buffer: response.body))")
+                    #expect((json(response.body)?["error"] as? String)?.contains("No ACME challenge") == true, "\(other)")
+                }
+            }
+            // Any other path is the app's (here: nothing live).
+            try await client.execute(uri: "/.well-known/other", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
             }
         }
     }

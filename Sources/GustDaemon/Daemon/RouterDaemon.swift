@@ -107,7 +107,7 @@ public enum RouterDaemon {
         let (idleTimeout, headerTimeout) = (TimeAmount(configuration.idleTimeout), TimeAmount(configuration.headerTimeout))
         let gateway = Gateway(
             supervisor: supervisor, configuration: configuration, records: records, accessLog: accessLog,
-            domains: domains.routes, challenges: domains.challenges, redirect: redirect
+            domains: domains.routes, challenges: tls.acme != nil ? domains.challenges : nil, redirect: redirect
         )
         let http = try listeners.serve(
             "http", host: configuration.httpHost, port: configuration.httpPort, responder: gateway,

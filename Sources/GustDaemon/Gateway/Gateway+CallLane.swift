@@ -78,7 +78,7 @@ extension Gateway {
     ) -> (@Sendable (LaneReply) -> Void)? {
         let (path, query) = RequestPath.splitTarget(target)
         guard query?.isEmpty != true, !target.utf8.contains(UInt8(ascii: "#")) else { return nil }  // by byte: a `#` joined to a mark too
-        if let challenges, challenges.answer(path: String(path), host: host) != nil { return nil }
+        if challenges != nil, ChallengeResponder.claims(path) { return nil }
         guard
             let address = address(host: host, path: RequestPath(percentEncoded: String(path))),
             redirect?.location(host: host, target: target, addressed: address, domain: configuration.domain) == nil,

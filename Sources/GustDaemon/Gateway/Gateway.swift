@@ -115,7 +115,13 @@ struct Gateway: HTTPResponder {
             return Self.tooLarge(configuration.maxBodyBytes)
         }
         let host = request.head.authority
-        if let challenges, let answer = challenges.answer(path: request.uri.path, host: host) {
+        if let challenges, ChallengeResponder.claims(request.uri.path) {
+            // gustd answers HTTP-01 for every name it serves, and no app does: an app that did could
+            // get a certificate of its own for any name routed to it (one it added by `gust domains
+            // add` without owning it: the console's, the server's).
+            guard let answer = challenges.answer(path: request.uri.path, host: host) else {
+                throw GustError.notFound("No ACME challenge of gustd's is waiting at this address.")
+            }
             return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(string: answer)))
         }
         let requested = RequestPath(percentEncoded: request.uri.path)

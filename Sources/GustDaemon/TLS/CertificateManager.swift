@@ -27,8 +27,8 @@ actor CertificateManager {
     static let longestRetry: Duration = .seconds(6 * 3600)
 
     /// How long a renewal asked for (`gust domains renew`, which an app's scoped key may run) waits
-    /// after gustd last asked the CA for the name: a loop of renews cannot hold the one issuing
-    /// loop, nor spend the ACME account's order limits that every app's certificates share.
+    /// after the last one asked for: a loop of renews cannot hold the one issuing loop, nor spend
+    /// the ACME account's order limits that every app's certificates share.
     static let requestedRenewalGap: Duration = .seconds(3600)
 
     struct Tracked {
@@ -37,20 +37,20 @@ actor CertificateManager {
         var failures = 0
         var retryAt: ContinuousClock.Instant?
         var renewRequested = false
-        /// When gustd last asked the CA for this name.
-        var lastAttempt: ContinuousClock.Instant?
+        /// When gustd last asked the CA for this name because a renewal was asked for.
+        var lastRequested: ContinuousClock.Instant?
 
         /// Two thirds into the served certificate's life; nil without one.
         var renewsAt: Date? {
             served.map { $0.notBefore.addingTimeInterval($0.notAfter.timeIntervalSince($0.notBefore) * 2 / 3) }
         }
 
-        /// Whether to ask the CA now: never during the backoff after a failure, a renewal asked for
-        /// once an hour has passed since the last attempt, else without a certificate or past
-        /// `renewsAt`.
+        /// Whether to ask the CA now: never during the backoff after a failure; a renewal asked for
+        /// at once, unless one asked for was tried within the hour; else without a certificate or
+        /// past `renewsAt`.
         func isDue(renewsAt: Date?, now: ContinuousClock.Instant, date: Date) -> Bool {
             if let retryAt, now < retryAt { return false }
-            if renewRequested, lastAttempt.map({ now - $0 >= CertificateManager.requestedRenewalGap }) ?? true { return true }
+            if renewRequested, lastRequested.map({ now - $0 >= CertificateManager.requestedRenewalGap }) ?? true { return true }
             guard let renewsAt else { return true }
             return date >= renewsAt
         }
@@ -118,8 +118,12 @@ actor CertificateManager {
     private func attempt(_ name: DomainName) async {
         guard let acme, let certificates else { return }
         let renewing = tracked[name]?.served != nil
+        // This attempt answers a pending request, whatever made it due; the hour between requests
+        // counts from the attempts a request could have made due.
+        if let entry = tracked[name], entry.renewRequested, entry.lastRequested.map({ .now - $0 >= Self.requestedRenewalGap }) ?? true {
+            tracked[name]?.lastRequested = .now
+        }
         tracked[name]?.renewRequested = false
-        tracked[name]?.lastAttempt = .now
         logger.notice("ACME: \(renewing ? "renewing" : "requesting") the certificate for \(name) from \(acme.directoryURL)")
         do {
             let (chainPEM, key) = try await acme.issue(name, challenges: challenges, logger: logger)

@@ -22,7 +22,11 @@ final class ChallengeResponder: Sendable {
 
     func forget(token: String) { _ = pending.withLock { $0.removeValue(forKey: token) } }
 
-    /// The body to answer for a request to `path` with `host`, or nil (the request is routed as any other).
+    /// Whether `path` is ACME's (`/.well-known/acme-challenge/…`): gustd's alone to answer, found or not,
+    /// where it issues certificates.
+    static func claims(_ path: some StringProtocol) -> Bool { path.hasPrefix(prefix) }
+
+    /// The body to answer for a request to `path` with `host`, or nil (none of gustd's is waiting there).
     func answer(path: String, host: String?) -> String? {
         guard path.hasPrefix(Self.prefix) else { return nil }
         let token = String(path.dropFirst(Self.prefix.count))
