@@ -184,8 +184,9 @@ extension Build {
             try? await reclaim([source, cache, env])
             throw error
         }
-        if let failure = limitFailure(cgroup, outcome) ?? rlimits?.failure(app: app, outcome, signs) { throw failure }
-        if outcome == .exited(0), let cacheLimit {
+        // The cache outlives the build, so it is measured whatever the outcome: a build that filled
+        // it and then failed (on purpose) would otherwise keep it, over the limit, for good.
+        if let cacheLimit {
             let size = try await BlockingWork.run { Self.diskUsage(of: cache) }
             if size > cacheLimit {
                 // Emptied, so that the next build starts below the limit instead of failing again.
@@ -196,6 +197,7 @@ extension Build {
                 )
             }
         }
+        if let failure = limitFailure(cgroup, outcome) ?? rlimits?.failure(app: app, outcome, signs) { throw failure }
         switch outcome {
         case .exited(0): return
         case .stopped:

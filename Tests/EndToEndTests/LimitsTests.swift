@@ -209,6 +209,23 @@ struct LimitsTests {
         #expect(push.output.contains("gust limits cats --disk"), "\(push.output)")
     }
 
+    /// A build that fills its cache past the limit and then fails keeps nothing of it: the cache
+    /// outlives builds, and was measured only after one that succeeded.
+    @Test(.scratchDirectory) func aFailedBuildsCacheIsMeasuredAndEmptiedToo() throws {
+        let fixture = try PushFixture()
+        try limits(fixture, ["--disk", "1M"])
+        let share = try Self.cacheFillingShare(in: fixture.root, megabytes: 3, thenFail: true)
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.app)
+        try work.commit("App")
+        let push = try work.push(to: fixture.remote, environment: ["GUST_SHARE": share.path])
+        #expect(push.status != 0)
+        #expect(push.output.contains("disk limit (1 MB)") && push.output.contains("the cache was emptied"), "\(push.output)")
+        let cache = fixture.home.cache(try AppName("cats"))
+        let left = (try? FileManager.default.subpathsOfDirectory(atPath: cache.path)) ?? []
+        #expect(!left.contains("filler.bin"), "\(left)")
+    }
+
     @Test(.scratchDirectory) func anAppPrintingAGigabyteStaysWithinItsLogBounds() throws {
         let fixture = try PushFixture(gustdArguments: ["--function-timeout", "120", "--log-rate", "1M", "--log-max", "1M"])
         try deploy(fixture)
@@ -235,7 +252,8 @@ struct LimitsTests {
     /// A share whose Python compile step first writes `megabytes` into the cache dir, then runs the real one.
     /// The Python buildpack is a copy (a sandboxed build sees its buildpack at /buildpack, no host path),
     /// its own compile kept beside the wrapper as `compile-real`.
-    static func cacheFillingShare(in root: URL, megabytes: Int) throws -> URL {
+    /// `thenFail`: the compile step fails after filling the cache, as a build that means to keep it can.
+    static func cacheFillingShare(in root: URL, megabytes: Int, thenFail: Bool = false) throws -> URL {
         let share = root.appendingPathComponent("share")
         let real = GustBinaries.sourceRoot
         let fm = FileManager.default
@@ -249,7 +267,7 @@ struct LimitsTests {
         try """
             #!/bin/sh
             head -c \(megabytes * 1024 * 1024) /dev/urandom > "$2/filler.bin"
-            exec "$(dirname "$0")/compile-real" "$@"
+            \(thenFail ? "exit 3" : "exec \"$(dirname \"$0\")/compile-real\" \"$@\"")
 
             """.write(to: compile, atomically: true, encoding: .utf8)
         try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: compile.path)
