@@ -83,6 +83,14 @@ public struct DomainName: Hashable, Sendable, Comparable, CustomStringConvertibl
         rawValue == other || rawValue.hasSuffix("." + other)
     }
 
+    /// The names above this one that are names themselves (two labels or more), nearest first:
+    /// `shop.example.com` for `api.shop.example.com`, then `example.com`.
+    public var parents: [DomainName] {
+        let labels = rawValue.split(separator: ".")
+        guard labels.count > 2 else { return [] }
+        return (1...(labels.count - 2)).compactMap { try? DomainName(labels[$0...].joined(separator: ".")) }
+    }
+
     public var description: String { rawValue }
 
     public static func < (lhs: DomainName, rhs: DomainName) -> Bool { lhs.rawValue < rhs.rawValue }

@@ -46,6 +46,14 @@ extension Store {
             if let base = try daemonDomain() {
                 if let problem = Self.conflict(name, base: base, app: app) { throw GustError(problem, code: 409) }
             }
+            // Not under another app's own domain: its owner may point the names under it here (a
+            // wildcard record), and they are its to add, not another tenant's to take.
+            for parent in name.parents {
+                if let owner = try domainOwner(parent), owner != app {
+                    throw GustError("\(name) is under \(parent), a domain of another app.", code: 409,
+                                    hint: "An admin can remove it there first: gust domains remove APP \(parent)")
+                }
+            }
             try db.run(
                 "INSERT INTO domains (name, app, created_at) VALUES (?, ?, ?)",
                 [.text(name.rawValue), .text(app.rawValue), .real(Date().timeIntervalSince1970)]

@@ -25,6 +25,8 @@ import Testing
         #expect(DomainName(host: "shop.example.com.")?.rawValue == "shop.example.com")
         #expect(DomainName(host: "user@shop.example.com") == nil)
         #expect(DomainName(host: "[::1]:80") == nil)
+        #expect(try DomainName("api.shop.example.com").parents.map(\.rawValue) == ["shop.example.com", "example.com"])
+        #expect(try DomainName("example.com").parents.isEmpty)
     }
 
     @Test(.scratchDirectory) func aDomainHasOneAppAndAppsKeepTheirAddresses() throws {
@@ -37,6 +39,11 @@ import Testing
         try store.addDomain(try DomainName("shop.example.com"), to: cats)
         #expect(throws: GustError.self) { try store.addDomain(try DomainName("shop.example.com"), to: dogs) }
         #expect(throws: GustError.self) { try store.addDomain(try DomainName("shop.example.com"), to: cats) }
+        // Under another app's own domain: its names, not another tenant's; the owner may add them.
+        #expect(throws: GustError.self) { try store.addDomain(try DomainName("api.shop.example.com"), to: dogs) }
+        #expect(throws: GustError.self) { try store.addDomain(try DomainName("a.b.shop.example.com"), to: dogs) }
+        try store.addDomain(try DomainName("api.shop.example.com"), to: cats)
+        try store.removeDomain(try DomainName("api.shop.example.com"), from: cats)
         for name in ["gust.example", "cats.gust.example", "api.cats.gust.example", "newapp.gust.example", "x.y.newapp.gust.example"] {
             #expect(throws: GustError.self, "\(name)") { try store.addDomain(try DomainName(name), to: dogs) }
         }
