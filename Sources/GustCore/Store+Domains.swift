@@ -46,6 +46,10 @@ extension Store {
             if let base = try daemonDomain() {
                 if let problem = Self.conflict(name, base: base, app: app) { throw GustError(problem, code: 409) }
             }
+            if let reserved = try daemonReservedDomains().first(where: { name.isWithin($0.rawValue) }) {
+                throw GustError(
+                    "\(name) is reserved for the server itself (gustd --reserve-domain \(reserved)), not an app's.", code: 409)
+            }
             // Not under another app's own domain: its owner may point the names under it here (a
             // wildcard record), and they are its to add, not another tenant's to take.
             for parent in name.parents {
@@ -156,6 +160,19 @@ extension Store {
     /// Written by gustd at start, so `gust domains renew` can say when nothing would be issued.
     public func setDaemonIssuesCertificates(_ issues: Bool) throws {
         try setDaemonSetting("acme", issues ? "on" : "off")
+    }
+
+    /// The names gustd was told are the server's own (`--reserve-domain`), as it last started: no
+    /// app may add one, nor a name under one (a key scoped to an app could otherwise have the
+    /// console's name routed to its code on gustd's app ports).
+    public func daemonReservedDomains() throws -> [DomainName] {
+        let value = try db.query("SELECT value FROM daemon_settings WHERE name = 'reserved_domains'").first?.string("value") ?? ""
+        return value.split(separator: " ").compactMap { try? DomainName(String($0)) }
+    }
+
+    /// Written by gustd at start.
+    public func setDaemonReservedDomains(_ names: [DomainName]) throws {
+        try setDaemonSetting("reserved_domains", names.map(\.rawValue).sorted().joined(separator: " "))
     }
 
     private func setDaemonSetting(_ name: String, _ value: String) throws {

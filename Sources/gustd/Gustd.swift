@@ -131,6 +131,11 @@ struct Gustd: AsyncParsableCommand {
         valueName: "ip"))
     var trustedProxy: [String] = []
 
+    @Option(name: .customLong("reserve-domain"), help: ArgumentHelp(
+        "A name of the server's own (its console's, its SSH host's) that no app may add as its domain, nor any name under it (repeatable).",
+        valueName: "name"))
+    var reservedDomains: [String] = []
+
     @Option(help: ArgumentHelp(
         "Serve Prometheus metrics at GET /metrics on this address, a listener of its own (off unless given; the port bound is written to GUST_HOME/run/gustd.metrics).",
         valueName: "host:port"
@@ -236,6 +241,9 @@ struct Gustd: AsyncParsableCommand {
         }
         if let acmeEmail, !Self.isEmail(acmeEmail) { throw ValidationError("--acme-email takes an address like admin@example.com.") }
         if let onlyApp, (try? AppName(onlyApp)) == nil { throw ValidationError("--only-app takes an app name: \(AppName.rule).") }
+        for name in reservedDomains where (try? DomainName(name)) == nil {
+            throw ValidationError("--reserve-domain takes a domain name, like console.example.com: '\(name)' is not one.")
+        }
         if let metrics, ListenAddress(parsing: metrics) == nil {
             throw ValidationError("--metrics takes HOST:PORT, like 127.0.0.1:9464.")
         }
@@ -294,6 +302,7 @@ struct Gustd: AsyncParsableCommand {
             configuration.acme = ACMESettings(directory: acmeDirectory, email: acmeEmail, caBundle: acmeCaBundle.map(Self.absolute))
         }
         configuration.onlyApp = onlyApp.flatMap { try? AppName($0) }
+        configuration.reservedDomains = reservedDomains.compactMap { try? DomainName($0) }
         // Every path is absolute by now. Leave the directory gustd was started in: it may be one the
         // user gustd runs as cannot enter (`sudo -u gust gustd` from /root), and libarchive reopens
         // the working directory while it unpacks a release; a daemon should not hold a mount busy either.

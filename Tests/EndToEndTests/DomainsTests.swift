@@ -9,7 +9,7 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(20)))
 struct DomainsTests {
     @Test(.scratchDirectory) func anOwnDomainRoutesToItsAppAndHostileNamesAreRefused() throws {
-        let fixture = try PushFixture()
+        let fixture = try PushFixture(gustdArguments: ["--reserve-domain", "console.example.test"])
         try HTTPSTests.pushed(fixture)
         #expect(try GustBinaries.gust(fixture.home, ["apps", "create", "dogs"]).status == 0)
         let host = { (name: String) in try HTTPClient.request(port: fixture.port, "GET", "/hello", host: name) }
@@ -34,6 +34,7 @@ struct DomainsTests {
             ("cats.localhost", "address of the app cats"), ("a..b", "not a domain"), ("a-.example", "not a domain"),
             ("a.example/../x", "not a domain"), ("*.example.test", "not a domain"), ("10.0.0.1", "not a domain"),
             ("ex ample.test", "not a domain"), ("caf\u{e9}.example", "not a domain"), (String(repeating: "a", count: 64) + ".test", "not a domain"),
+            ("console.example.test", "reserved for the server itself"), ("x.console.example.test", "reserved for the server itself"),
         ]
         for (name, reason) in refusals {
             let result = try GustBinaries.gust(fixture.home, ["domains", "add", "dogs", name])

@@ -44,6 +44,14 @@ import Testing
         #expect(throws: GustError.self) { try store.addDomain(try DomainName("a.b.shop.example.com"), to: dogs) }
         try store.addDomain(try DomainName("api.shop.example.com"), to: cats)
         try store.removeDomain(try DomainName("api.shop.example.com"), from: cats)
+        // The server's own names (gustd --reserve-domain), and names under them: no app's.
+        try store.setDaemonReservedDomains([try DomainName("console.example.net")])
+        #expect(try store.daemonReservedDomains() == [try DomainName("console.example.net")])
+        for reserved in ["console.example.net", "a.console.example.net"] {
+            #expect(throws: GustError.self, "\(reserved)") { try store.addDomain(try DomainName(reserved), to: cats) }
+        }
+        try store.addDomain(try DomainName("shop.example.net"), to: cats)
+        try store.removeDomain(try DomainName("shop.example.net"), from: cats)
         for name in ["gust.example", "cats.gust.example", "api.cats.gust.example", "newapp.gust.example", "x.y.newapp.gust.example"] {
             #expect(throws: GustError.self, "\(name)") { try store.addDomain(try DomainName(name), to: dogs) }
         }

@@ -66,6 +66,8 @@ public struct RouterConfiguration: Sendable {
     public var acme: ACMESettings?
     /// The one app every request goes to, whatever its host or path (`--only-app`: what `gust dev` runs); nil routes by host or `/apps/APP/`.
     public var onlyApp: AppName?
+    /// `--reserve-domain`: the server's own names, which no app may add as its domain (nor names under them).
+    public var reservedDomains: [DomainName] = []
 
     public init(
         home: GustHome, httpHost: String = "127.0.0.1", httpPort: Int = 8080, domain: String = "localhost",

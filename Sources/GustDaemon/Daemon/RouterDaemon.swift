@@ -80,6 +80,7 @@ public enum RouterDaemon {
         try await StoreAccess(home: home).run { [issues = tls.acme != nil] in
             try $0.setDaemonDomain(configuration.domain)
             try $0.setDaemonIssuesCertificates(issues)
+            try $0.setDaemonReservedDomains(configuration.reservedDomains)
         }
         await domains.refresh()
         let redirect = configuration.redirectHTTPS ? configuration.https.map { HTTPSRedirect(port: $0.port) } : nil
