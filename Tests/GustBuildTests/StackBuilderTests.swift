@@ -122,6 +122,10 @@ struct StackBuilderTests {
         named.standardInput = Pipe()
         try named.run()
         defer { if named.isRunning { kill(named.processIdentifier, SIGKILL) } }
+        // Until the child has exec'd the shell, its command line is still this process's (bounded wait).
+        let execed = Date().addingTimeInterval(10)
+        while !((try? String(contentsOfFile: "/proc/\(named.processIdentifier)/cmdline", encoding: .utf8)) ?? "").contains("read line"),
+              Date() < execed { usleep(5_000) }
         #expect(StackBuilder.processes(naming: directory.deletingLastPathComponent().path) == [named.processIdentifier])
         #expect(StackBuilder.processes(naming: directory.path + "-other").isEmpty)
         kill(named.processIdentifier, SIGKILL)

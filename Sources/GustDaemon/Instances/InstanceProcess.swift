@@ -268,11 +268,16 @@ final class InstanceProcess: Sendable {
 
     /// Whether `pid` has a handler for `signal` (`SigCgt` of `/proc/PID/status`); false if it is gone.
     static func handles(_ signal: Int32, pid: pid_t) -> Bool {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("SigCgt:") }),
-            let mask = UInt64(line.dropFirst("SigCgt:".count).trimmingCharacters(in: .whitespaces), radix: 16)
-        else { return false }
+        guard let field = statusField("SigCgt", of: pid), let mask = UInt64(field, radix: 16) else { return false }
         return mask & (1 << UInt64(signal - 1)) != 0
+    }
+
+    /// The field `name` of `/proc/PID/status` (`PPid`, `SigCgt` …), trimmed; nil once `pid` is gone.
+    static func statusField(_ name: String, of pid: pid_t) -> String? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") })
+        else { return nil }
+        return line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces)
     }
 
     /// SIGTERM, then SIGKILL after `grace`; returns when the process has exited.

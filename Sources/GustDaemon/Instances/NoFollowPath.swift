@@ -24,11 +24,16 @@ enum NoFollowPath {
     /// `flags` (and `O_NOFOLLOW`); every directory on the way is opened with `O_NOFOLLOW` too. The
     /// caller closes it.
     static func open(_ path: String, below base: String, flags: Int32) throws -> Int32 {
-        let components = try Self.components(of: path, below: base)
+        try walk(components(of: path, below: base)[...], from: base, path: path, flags: flags)
+    }
+
+    /// `base`, then each of `components` relative to the one before, the last with `flags`;
+    /// `base` itself (a directory gustd owns) when there are none.
+    private static func walk(_ components: ArraySlice<String>, from base: String, path: String, flags: Int32) throws -> Int32 {
         var directory = Glibc.open(base, O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard directory >= 0 else { throw Failure(description: "cannot open \(base): \(String(cString: strerror(errno)))") }
-        for (index, component) in components.enumerated() {
-            let last = index == components.count - 1
+        for (index, component) in zip(components.indices, components) {
+            let last = index == components.index(before: components.endIndex)
             let next = openat(directory, component, (last ? flags : O_PATH | O_DIRECTORY) | O_NOFOLLOW | O_CLOEXEC)
             let error = errno
             close(directory)
@@ -40,6 +45,12 @@ enum NoFollowPath {
             directory = next
         }
         return directory
+    }
+
+    /// The directory `path` is in, opened by `walk`, and `path`'s last component.
+    private static func parent(of path: String, below base: String) throws -> (descriptor: Int32, name: String) {
+        let components = try components(of: path, below: base)
+        return (try walk(components.dropLast(), from: base, path: path, flags: O_PATH | O_DIRECTORY), components[components.count - 1])
     }
 
     /// A socket below `base`, held open (`O_PATH`) so that connect(2) reaches that very socket by
@@ -65,10 +76,7 @@ enum NoFollowPath {
     /// mode and the link are set through the new directory's descriptor, so that an app that swaps
     /// it for a link between the two steps gets its own directory changed, or the step fails.
     static func makeDirectory(_ path: String, below base: String, mode: mode_t, linking source: String, as linkName: String) throws {
-        let (parentPath, name) = try split(path, below: base)
-        let parent = parentPath == base
-            ? Glibc.open(base, O_PATH | O_DIRECTORY | O_CLOEXEC) : try open(parentPath, below: base, flags: O_PATH | O_DIRECTORY)
-        guard parent >= 0 else { throw Failure(description: "cannot open \(base): \(String(cString: strerror(errno)))") }
+        let (parent, name) = try parent(of: path, below: base)
         defer { close(parent) }
         guard mkdirat(parent, name, 0o700) == 0 else { throw Failure(description: "cannot make \(path): \(String(cString: strerror(errno)))") }
         let directory = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -83,10 +91,7 @@ enum NoFollowPath {
     /// is opened relative to the one above with `O_NOFOLLOW`, and a link is removed as itself.
     /// Quietly does what it can (an instance's leftovers; gone already is fine).
     static func remove(_ path: String, below base: String) {
-        guard let (parentPath, name) = try? split(path, below: base) else { return }
-        let parent = parentPath == base
-            ? Glibc.open(base, O_PATH | O_DIRECTORY | O_CLOEXEC) : (try? open(parentPath, below: base, flags: O_PATH | O_DIRECTORY)) ?? -1
-        guard parent >= 0 else { return }
+        guard let (parent, name) = try? parent(of: path, below: base) else { return }
         defer { close(parent) }
         removeEntry(name, in: parent, depth: 0)
     }
@@ -126,11 +131,5 @@ enum NoFollowPath {
             throw Failure(description: "\(path) is not a plain path below \(base)")
         }
         return components
-    }
-
-    private static func split(_ path: String, below base: String) throws -> (parent: String, name: String) {
-        var components = try components(of: path, below: base)
-        let name = components.removeLast()  // there is one: `components` refuses an empty path
-        return (components.isEmpty ? base : base + "/" + components.joined(separator: "/"), name)
     }
 }

@@ -93,11 +93,7 @@ enum ZygoteWire {
 
     /// The parent of `pid` (the `PPid:` line of its status), nil once it is gone.
     static func parent(of pid: pid_t) -> pid_t? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("PPid:") {
-            return pid_t(line.dropFirst(5).trimmingCharacters(in: .whitespaces))
-        }
-        return nil
+        InstanceProcess.statusField("PPid", of: pid).flatMap { pid_t($0) }
     }
 
     /// The `Pid:` field of a pidfd's fdinfo; nil when absent or not a live pid (0 or -1).
