@@ -41,5 +41,9 @@ struct CommandErrorTests {
             #expect(started.status == 64, "\(option) \(value): a usage error, not a crash: \(started.output)")
             #expect(started.stderr.contains("Time limits must be positive, in seconds, and at most 366 days"), "\(started.output)")
         }
+        for name in ["console example.test", "*.example.test", "10.0.0.1"] {
+            let started = try Command.run(GustBinaries.gustd, ["--home", home, "--reserve-domain", name])
+            #expect(started.status == 64 && started.stderr.contains("--reserve-domain takes a domain name"), "\(name): \(started.output)")
+        }
     }
 }
