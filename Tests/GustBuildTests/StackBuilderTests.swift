@@ -133,6 +133,76 @@ struct StackBuilderTests {
         #expect(StackBuilder.processes(naming: directory.deletingLastPathComponent().path).isEmpty)
     }
 
+    /// apt's dpkg runs chrooted into the new root and names it nowhere in its command line: a
+    /// process whose root, or working directory, is inside the directory is one of the build too.
+    @Test func aProcessChrootedOrWorkingInsideADirectoryIsFound() throws {
+        let directory = try scratch().appendingPathComponent(".building-bookworm-5-abcd/rootfs")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let staging = directory.deletingLastPathComponent().path
+        func waiting(_ script: String, in cwd: URL) throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            // The path comes in the environment, never on the command line.
+            process.arguments = ["-c", script]
+            process.environment = ["INTO": directory.path]
+            process.currentDirectoryURL = cwd
+            process.standardInput = Pipe()
+            try process.run()
+            return process
+        }
+        /// The processes found, once there are some (the child gets there on its own time; bounded).
+        func found() -> [Int32] {
+            let deadline = Date().addingTimeInterval(10)
+            var pids = StackBuilder.processes(naming: staging)
+            while pids.isEmpty, Date() < deadline {
+                usleep(10_000)
+                pids = StackBuilder.processes(naming: staging)
+            }
+            return pids
+        }
+        let working = try waiting("input()", in: directory)
+        defer { kill(working.processIdentifier, SIGKILL) }
+        #expect(found() == [working.processIdentifier])
+        kill(working.processIdentifier, SIGKILL)
+        working.waitUntilExit()
+        #expect(StackBuilder.processes(naming: staging).isEmpty)
+
+        guard getuid() == 0 else { return }  // chroot needs root, as building a stack does
+        let chrooted = try waiting("import os; os.chroot(os.environ['INTO']); os.chdir('/'); input()", in: URL(fileURLWithPath: "/"))
+        defer { kill(chrooted.processIdentifier, SIGKILL) }
+        #expect(found() == [chrooted.processIdentifier])
+        #expect(StackBuilder.processes(naming: staging + "-other").isEmpty)
+    }
+
+    /// A failed or stopped build's directory is taken away only once no process of the build names
+    /// it: while one does (past the patience), nothing is unmounted or removed and the user is told;
+    /// once none does, its mounts go and then the tree.
+    @Test func aStoppedBuildsDirectoryGoesOnlyOnceNoProcessOfItRuns() throws {
+        let staging = try scratch()
+        defer { try? StackBuilder.removeTree(staging) }
+        let mountPoint = staging.appendingPathComponent("rootfs/proc")
+        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+        guard mount("tmpfs", mountPoint.path, "tmpfs", 0, "size=1m") == 0 else { return }  // not permitted here
+        defer { umount2(mountPoint.path, Int32(MNT_DETACH)) }
+        let said = Mutex<[String]>([])
+        StackBuilder.takeDown(staging, patience: .zero, progress: { line in said.withLock { $0.append(line) } }, running: { _ in [4242] })
+        #expect(StackBuilder.mountPoints(under: staging.path) == [mountPoint.path], "nothing unmounted under a running process")
+        #expect(said.withLock { $0 } == ["       Left \(staging.path): processes of the build still run there (4242); the next build removes it."])
+
+        // The build's last process ends while it waits.
+        let asked = Mutex(0)
+        StackBuilder.takeDown(staging, progress: { line in said.withLock { $0.append(line) } }, running: { _ in
+            asked.withLock { count in
+                count += 1
+                return count < 3 ? [4242] : []
+            }
+        })
+        #expect(asked.withLock { $0 } == 3)
+        #expect(StackBuilder.mountPoints(under: staging.path).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: staging.path))
+        #expect(said.withLock { $0 }.count == 1, "nothing more said: \(said.withLock { $0 })")
+    }
+
     /// An mmdebstrap stopped while it set up its root's mounts can exit leaving some: a failed or
     /// interrupted build takes them down (nested ones first) before it removes its directory.
     @Test func whatAnExitedMmdebstrapLeftMountedIsTakenDown() throws {

@@ -103,11 +103,32 @@ public struct StackBuilder: Sendable {
             progress("-----> Built \(reference) in \(seconds) s: Python \(python ?? "none"), Node \(node ?? "none"), \(ByteCount(size))")
             return stack
         } catch {
-            // mmdebstrap has exited by now (its run returned): what it still left mounted is ours to take down.
-            Self.unmountLeftovers(under: staging)
-            try? Self.removeTree(staging)
+            Self.takeDown(staging, progress: progress)
             throw error
         }
+    }
+
+    /// Takes a failed or stopped build's directory away. mmdebstrap's run returns once its output
+    /// closes, and a process of the build may outlive that: first none may name the directory any
+    /// more (at most `patience`), then what is still mounted in it is taken down, deepest first, and
+    /// the tree removed. What cannot be is said, with why, and left for the next build's sweep
+    /// (`removeUnfinished`): never removed through a mount, or under a process still writing there.
+    static func takeDown(
+        _ staging: URL, patience: Duration = .seconds(30), progress: (String) -> Void,
+        running: (String) -> [Int32] = { processes(naming: $0) }
+    ) {
+        let deadline = ContinuousClock.now + patience
+        var left = running(staging.path)
+        while !left.isEmpty, ContinuousClock.now < deadline {
+            usleep(100_000)
+            left = running(staging.path)
+        }
+        guard left.isEmpty else {
+            let pids = left.prefix(5).map(String.init).joined(separator: ", ")
+            return progress("       Left \(staging.path): processes of the build still run there (\(pids)); the next build removes it.")
+        }
+        unmountLeftovers(under: staging)
+        do { try removeTree(staging) } catch { progress("       Left \(staging.path): \(error)") }
     }
 
     /// Lazily unmounts, deepest first, what an mmdebstrap that has exited left mounted in `staging`:
@@ -292,15 +313,21 @@ public struct StackBuilder: Sendable {
         }
     }
 
-    /// The processes (other than this one) with `path` in their command line: an mmdebstrap
-    /// building there, its worker, and the apt, dpkg and hooks it runs in that root all name it.
+    /// The processes (other than this one) of a build in `path`: those with it in their command
+    /// line (mmdebstrap, its worker, apt), and those whose root or working directory is at or under
+    /// it (the dpkg and maintainer scripts apt runs chrooted into the new root name it nowhere).
     static func processes(naming path: String) -> [Int32] {
         let wanted = Array(path.utf8)
+        let root = path.hasSuffix("/") ? String(path.dropLast()) : path
+        func isInside(_ link: String) -> Bool {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return false }
+            return target == root || target.hasPrefix(root + "/")
+        }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return names.compactMap { name -> Int32? in
-            guard let pid = Int32(name), pid != getpid(),
-                  let command = FileManager.default.contents(atPath: "/proc/\(name)/cmdline") else { return nil }
-            return command.firstRange(of: wanted) == nil ? nil : pid
+            guard let pid = Int32(name), pid != getpid() else { return nil }
+            if let command = FileManager.default.contents(atPath: "/proc/\(name)/cmdline"), command.firstRange(of: wanted) != nil { return pid }
+            return isInside("/proc/\(name)/root") || isInside("/proc/\(name)/cwd") ? pid : nil
         }
     }
 
