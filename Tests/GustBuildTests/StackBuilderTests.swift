@@ -82,6 +82,30 @@ struct StackBuilderTests {
         #expect(StackBuilder.mountPoints(under: "/srv/gust/stacks/.building-c", mountinfo: mountinfo).isEmpty)
     }
 
+    /// A home reached through a link (`/srv/gust` pointing at `/data/gust`): the kernel names mount
+    /// points and a process's root by their real paths, so the link is resolved before comparing.
+    /// Without that, a mount inside went unseen and `removeTree` walked into it.
+    @Test func aMountInsideATreeReachedThroughALinkIsSeen() throws {
+        let base = try scratch()
+        defer { try? StackBuilder.removeTree(base) }
+        let real = base.appendingPathComponent("real")
+        let mountPoint = real.appendingPathComponent("stacks/.building-bookworm-1-abcd/rootfs/proc")
+        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+        let linked = base.appendingPathComponent("linked")
+        try FileManager.default.createSymbolicLink(at: linked, withDestinationURL: real)
+        guard mount("tmpfs", mountPoint.path, "tmpfs", 0, "size=1m") == 0 else { return }  // not permitted here
+        defer { umount2(mountPoint.path, Int32(MNT_DETACH)) }
+        let kept = mountPoint.appendingPathComponent("kept")
+        #expect(FileManager.default.createFile(atPath: kept.path, contents: Data("x".utf8)))
+
+        let unfinished = linked.appendingPathComponent("stacks/.building-bookworm-1-abcd")
+        #expect(StackBuilder.mountPoints(under: unfinished.path) == [mountPoint.path])
+        #expect(throws: GustError.self) { try StackBuilder.removeTree(unfinished) }
+        #expect(FileManager.default.fileExists(atPath: kept.path), "nothing removed through the mount")
+        StackBuilder.unmountLeftovers(under: unfinished)
+        #expect(StackBuilder.mountPoints(under: unfinished.path).isEmpty)
+    }
+
     /// An unfinished build whose mmdebstrap outlived its `gust` still has file systems mounted in
     /// its root: neither `removeTree` nor the next build's sweep goes through them while a process
     /// names it. Once none does, the sweep takes them down and removes the rest. (A real mount:

@@ -318,7 +318,7 @@ public struct StackBuilder: Sendable {
     /// it (the dpkg and maintainer scripts apt runs chrooted into the new root name it nowhere).
     static func processes(naming path: String) -> [Int32] {
         let wanted = Array(path.utf8)
-        let root = path.hasSuffix("/") ? String(path.dropLast()) : path
+        let root = realPath(path)
         func isInside(_ link: String) -> Bool {
             guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link) else { return false }
             return target == root || target.hasPrefix(root + "/")
@@ -334,13 +334,23 @@ public struct StackBuilder: Sendable {
     /// The mount points at or under `path`, from `mountinfo` (the kernel's `/proc/self/mountinfo`:
     /// the fifth field, with space, tab, newline and backslash written as octal escapes).
     static func mountPoints(under path: String, mountinfo: String? = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) -> [String] {
-        let root = path.hasSuffix("/") ? String(path.dropLast()) : path
+        let root = realPath(path)
         return (mountinfo ?? "").split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
             guard fields.count > 4 else { return nil }
             let point = unescapeMountField(fields[4])
             return point == root || point.hasPrefix(root + "/") ? point : nil
         }
+    }
+
+    /// `path` as the kernel names it in mountinfo and in `/proc/PID/root`: links resolved (a home
+    /// at `/srv/gust` may be a link to `/data/gust`), no trailing slash. As given when it is not there.
+    static func realPath(_ path: String) -> String {
+        if let resolved = realpath(path, nil) {
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+        return path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
     }
 
     private static func unescapeMountField(_ field: Substring) -> String {
