@@ -123,10 +123,7 @@ public struct StackBuilder: Sendable {
             usleep(100_000)
             left = running(staging.path)
         }
-        guard left.isEmpty else {
-            let pids = left.prefix(5).map(String.init).joined(separator: ", ")
-            return progress("       Left \(staging.path): processes of the build still run there (\(pids)); the next build removes it.")
-        }
+        guard left.isEmpty else { return progress("       Left \(staging.path): \(stillRunning(left))") }
         unmountLeftovers(under: staging)
         do { try removeTree(staging) } catch { progress("       Left \(staging.path): \(error)") }
     }
@@ -291,26 +288,30 @@ public struct StackBuilder: Sendable {
     }
 
     /// `.building-*` left by a build that was killed (the caller holds the stacks lock: no build of
-    /// ours runs). One that a running process still names (its mmdebstrap outlived the `gust` that
-    /// started it) is left, and said so. Otherwise what is still mounted inside is taken down first:
-    /// an mmdebstrap stopped while it set up its root's mounts exits without undoing them, and a
-    /// killed `gust` cannot (`unmountLeftovers`).
+    /// ours runs). One where a process of that build still runs (its mmdebstrap, or a dpkg, outlived
+    /// the `gust` that started it) is left, and said so. Otherwise what is still mounted inside is
+    /// taken down first: an mmdebstrap stopped while it set up its root's mounts exits without
+    /// undoing them, and a killed `gust` cannot (`unmountLeftovers`).
     static func removeUnfinished(
         in home: GustHome, progress: (String) -> Void = { _ in },
-        running: (String) -> Bool = { !processes(naming: $0).isEmpty }
+        running: (String) -> [Int32] = { processes(naming: $0) }
     ) throws {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: home.stacks.path)) ?? []
         for name in names where name.hasPrefix(".building-") {
             let directory = home.stacks.appendingPathComponent(name)
-            if !mountPoints(under: directory.path).isEmpty {
-                guard !running(directory.path) else {
-                    progress("       Left \(directory.path): an earlier build's mmdebstrap still runs there")
-                    continue
-                }
-                unmountLeftovers(under: directory)
+            let left = running(directory.path)
+            guard left.isEmpty else {
+                progress("       Left \(directory.path): \(stillRunning(left))")
+                continue
             }
+            unmountLeftovers(under: directory)
             try removeTree(directory)
         }
+    }
+
+    /// What a directory is left for: the processes of a build still running there (the first few).
+    private static func stillRunning(_ pids: [Int32]) -> String {
+        "processes of a build still run there (\(pids.prefix(5).map(String.init).joined(separator: ", "))\(pids.count > 5 ? ", …" : "")); the next build removes it."
     }
 
     /// The processes (other than this one) of a build in `path`: those with it in their command
