@@ -91,14 +91,34 @@ extension Scheduler {
         return InstanceRequest(method: .POST, target: "/_gust/schedules/\(name)", headers: headers, body: ByteBuffer(string: firing.params ?? "{}"))
     }
 
-    /// The runtime's `{"error": …}`, or the status when the body says nothing readable.
-    private static func message(of response: InstanceResponse) -> String {
-        if let object = try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any],
-            let error = object["error"] as? String
-        {
-            return "\(error) (status \(response.status))"
+    /// The most of an app's `{"error": …}` a failed run keeps, in UTF-8 bytes: the message is stored
+    /// in gustd's own database (50 runs of each of up to 100 schedules) and logged, and the app
+    /// writes it. A traceback's last lines fit.
+    static let errorLimit = 4096
+    /// An answer past this is not parsed for its message: a runtime's error answer is small.
+    static let readableAnswer = 64 * 1024
+
+    /// The runtime's `{"error": …}`, cut to `errorLimit`, or the status when the body says nothing
+    /// readable (or is too big to read for it).
+    static func message(of response: InstanceResponse) -> String {
+        let body = response.body.readableBytesView
+        guard body.count <= readableAnswer else {
+            return "the instance answered status \(response.status) (\(ByteCount(body.count)), not read)"
         }
-        return "the instance answered status \(response.status)"
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let error = object["error"] as? String else {
+            return "the instance answered status \(response.status)"
+        }
+        guard error.utf8.count > errorLimit else { return "\(error) (status \(response.status))" }
+        // By scalars, not characters: one character may hold any number of combining marks.
+        var kept = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in error.unicodeScalars {
+            bytes += String(scalar).utf8.count
+            guard bytes <= errorLimit else { break }
+            kept.append(scalar)
+        }
+        return "\(String(kept))… (status \(response.status))"
     }
 }
 
