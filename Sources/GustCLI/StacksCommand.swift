@@ -157,7 +157,8 @@ struct StacksCommand: AsyncParsableCommand {
                 let shown = users.prefix(5).joined(separator: ", ") + (users.count > 5 ? " and \(users.count - 5) more" : "")
                 throw GustError("\(parsed) is kept: \(shown) \(users.count == 1 ? "runs" : "run") on it. Prune or replace those releases first.")
             }
-            try StackBuilder.removeTree(gustHome.stack(parsed))
+            // Through the directory's descriptor: the home is gustd's user's, who could put a link at `stacks`.
+            try StackBuilder.removeTree(try StacksDirectory(home: gustHome).stack(parsed))
             print("Removed \(parsed).")
         }
     }

@@ -22,7 +22,9 @@ extension StackCatalog {
         guard try list().contains(where: { $0.reference.name == name }) else {
             throw GustError("No stack is named \(name).", hint: "`gust stacks list` shows the stacks; `gust stacks build \(name)` builds one.")
         }
-        try Data((name + "\n").utf8).write(to: defaultFile, options: .atomic)
-        chmod(defaultFile.path, 0o644)
+        // Written through the directory's descriptor (root writes it; the home is gustd's user's).
+        let file = try StacksDirectory(home: home).url.appendingPathComponent("default")
+        try Data((name + "\n").utf8).write(to: file, options: .atomic)
+        chmod(file.path, 0o644)
     }
 }

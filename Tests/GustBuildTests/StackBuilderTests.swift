@@ -61,7 +61,7 @@ struct StackBuilderTests {
         #expect(try StackBuilder(home: home, name: "bookworm", suite: "bookworm").nextVersion() == 4)
         #expect(try StackBuilder(home: home, name: "trixie", suite: "trixie").nextVersion() == 8)
         #expect(try StackBuilder(home: home, name: "web", suite: "trixie").nextVersion() == 1)
-        try StackBuilder.removeUnfinished(in: home)
+        try StackBuilder.removeUnfinished(in: home.stacks)
         #expect(!FileManager.default.fileExists(atPath: home.stacks.appendingPathComponent(".building-bookworm-4-abcd").path))
         #expect(throws: GustError.self) { try StackBuilder(home: home, name: "x", suite: "sid") }
         #expect(throws: GustError.self) { try StackBuilder(home: home, name: "../etc", suite: "trixie") }
@@ -125,12 +125,12 @@ struct StackBuilderTests {
 
         #expect(throws: GustError.self) { try StackBuilder.removeTree(unfinished) }
         let said = Mutex<[String]>([])
-        try StackBuilder.removeUnfinished(in: home, progress: { line in said.withLock { $0.append(line) } }, running: { $0 == unfinished.path ? [4242] : [] })
+        try StackBuilder.removeUnfinished(in: home.stacks, progress: { line in said.withLock { $0.append(line) } }, running: { $0 == unfinished.path ? [4242] : [] })
         #expect(FileManager.default.fileExists(atPath: kept.path), "nothing removed through the mount")
         #expect(!FileManager.default.fileExists(atPath: other.path), "the other unfinished build is removed")
         #expect(said.withLock { $0 }.contains { $0.contains(unfinished.path) && $0.contains("still run there (4242)") })
 
-        try StackBuilder.removeUnfinished(in: home, running: { _ in [] })
+        try StackBuilder.removeUnfinished(in: home.stacks, running: { _ in [] })
         #expect(StackBuilder.mountPoints(under: unfinished.path).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: unfinished.path))
     }

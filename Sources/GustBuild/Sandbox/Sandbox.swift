@@ -70,6 +70,11 @@ public struct Sandbox: Sendable {
     /// The system the sandbox runs on: a stack's root filesystem (`Stack.rootfs(in:)`), whose `/usr`,
     /// `/bin`… links and `/etc` are bound instead of the host's; nil: the host's own system.
     public var root: String?
+    /// How bwrap itself names `root`, when not as this process does. A stack being built is reached
+    /// here through a descriptor (`StacksDirectory`, `/proc/PID/fd/N`), which bwrap, in a user
+    /// namespace of its own, may not follow: it gets the root relative to its working directory,
+    /// which is the same directory (opened through the descriptor, not by the home's names).
+    public var rootAsBwrapNamesIt: String?
     /// The host's `/etc` entries of `etc`, copied into one directory (`withHostEtc(in:)`) that is
     /// bound as `/etc` with one mount; nil: each entry bound on its own.
     public private(set) var etcDirectory: String?
@@ -360,13 +365,14 @@ public struct Sandbox: Sendable {
     /// `/usr`, the `/bin`, `/lib`… links and `/etc`: the host's few files, or a stack's whole system.
     func systemMounts() -> [String] {
         let system = root ?? ""
-        var argv = ["--ro-bind", system + "/usr", "/usr"]
+        let bound = rootAsBwrapNamesIt ?? system  // what bwrap binds; `system` is what is looked at here
+        var argv = ["--ro-bind", bound + "/usr", "/usr"]
         for link in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
             let path = "/" + link
             if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: system + path) {
                 argv += ["--symlink", target, path]
             } else if FileManager.default.fileExists(atPath: system + path) {
-                argv += ["--ro-bind", system + path, path]
+                argv += ["--ro-bind", bound + path, path]
             }
         }
         guard let root else {
@@ -379,7 +385,7 @@ public struct Sandbox: Sendable {
         }
         // A stack's /etc whole (its TLS roots, time zone, alternatives, linker cache), and of the
         // host's only what names hosts: the network namespace is the host's, so is its resolver.
-        argv += ["--ro-bind", root + "/etc", "/etc", "--perms", "0755", "--dir", "/run"]
+        argv += ["--ro-bind", bound + "/etc", "/etc", "--perms", "0755", "--dir", "/run"]
         for file in Self.hostNetworkFiles where FileManager.default.fileExists(atPath: root + "/etc/" + file) {
             argv += ["--ro-bind-try", "/etc/" + file, "/etc/" + file]
         }

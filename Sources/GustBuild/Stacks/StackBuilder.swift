@@ -11,7 +11,7 @@ import CArchive
 /// new root, asks Python and Node their versions, measures it, makes it read-only, writes
 /// `stack.json` and renames the directory to `NAME@VERSION`: a reader sees the whole stack or
 /// none. Whatever fails on the way removes the directory. One build at a time per home
-/// (`locks/stacks.lock`); a build interrupted before that left `.building-*`, which the next removes.
+/// (`stacks/.lock`); a build interrupted before that left `.building-*`, which the next removes.
 public struct StackBuilder: Sendable {
     /// The Debian suites offered (the package names below hold in both).
     public static let suites = ["bookworm", "trixie"]
@@ -68,15 +68,15 @@ public struct StackBuilder: Sendable {
         if let reason = Sandbox.unavailableReason() {
             throw GustError("Stacks need bubblewrap, which builds and instances run on them with: \(reason).")
         }
-        try FileManager.default.createDirectory(at: home.stacks, withIntermediateDirectories: true)
-        chmod(home.stacks.path, 0o755)  // gustd's user reads it, whoever builds
-        try FileManager.default.createDirectory(at: home.locks, withIntermediateDirectories: true)
-        let lock = try FileLock(home.locks.appendingPathComponent("stacks.lock")) { progress("Waiting for another stack build to finish") }
-        defer { withExtendedLifetime(lock) {} }
-        try Self.removeUnfinished(in: home, progress: progress)
+        // Every path below goes through the directory's descriptor, never its name in the home
+        // (gustd's user's, who could put a link there), and the lock is in it.
+        let stacks = try StacksDirectory(home: home)
+        let lock = try FileLock(stacks.url.appendingPathComponent(".lock")) { progress("Waiting for another stack build to finish") }
+        defer { withExtendedLifetime((lock, stacks)) {} }
+        try Self.removeUnfinished(in: stacks.url, progress: progress)
 
-        let reference = try Stack.Reference(name: name, version: try version ?? nextVersion())
-        let staging = home.stacks.appendingPathComponent(".building-\(reference.name)-\(reference.version)-\(UUID().uuidString.prefix(8).lowercased())")
+        let reference = try Stack.Reference(name: name, version: try version ?? nextVersion(in: stacks.url))
+        let staging = stacks.url.appendingPathComponent(".building-\(reference.name)-\(reference.version)-\(UUID().uuidString.prefix(8).lowercased())")
         let rootfs = staging.appendingPathComponent("rootfs")
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
         chmod(staging.path, 0o755)  // apt's sandbox user (_apt) downloads into it
@@ -96,7 +96,7 @@ public struct StackBuilder: Sendable {
             try StackCatalog.encode(stack).write(to: description)
             chmod(description.path, 0o444)
             chmod(staging.path, 0o755)
-            guard rename(staging.path, home.stack(reference).path) == 0 else {
+            guard rename(staging.path, stacks.stack(reference).path) == 0 else {
                 throw GustError("Cannot move the stack into place at \(home.stack(reference).path): \(String(cString: strerror(errno)))")
             }
             let seconds = Int((ContinuousClock.now - started).seconds.rounded())
@@ -131,8 +131,11 @@ public struct StackBuilder: Sendable {
     /// Lazily unmounts, deepest first, what an mmdebstrap that has exited left mounted in `staging`:
     /// one stopped while it was still setting up its root's mounts can leave some behind.
     static func unmountLeftovers(under staging: URL) {
+        // mountinfo names the real paths; each is unmounted through `staging` as given (the stacks
+        // directory's descriptor), never through the home's names, and never through a link.
+        let real = realPath(staging.path)
         for point in mountPoints(under: staging.path).sorted(by: { $0.count > $1.count }) {
-            _ = umount2(point, Int32(MNT_DETACH))
+            _ = umount2(staging.path + point.dropFirst(real.count), Int32(MNT_DETACH | UMOUNT_NOFOLLOW))
         }
     }
 
@@ -141,9 +144,9 @@ public struct StackBuilder: Sendable {
         throw GustError("The build was interrupted: mmdebstrap was stopped, and nothing was kept.")
     }
 
-    /// One more than the highest version of this name built so far.
-    func nextVersion() throws -> Int {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: home.stacks.path)) ?? []
+    /// One more than the highest version of this name built so far in `stacks` (the home's).
+    func nextVersion(in stacks: URL? = nil) throws -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: (stacks ?? home.stacks).path)) ?? []
         let versions = names.compactMap { try? Stack.Reference(parsing: $0) }.filter { $0.name == name }.map(\.version)
         return (versions.max() ?? 0) + 1
     }
@@ -163,7 +166,9 @@ public struct StackBuilder: Sendable {
         let interruption = self.interruption
         var command = StreamingCommand(
             executable: URL(fileURLWithPath: Self.mmdebstrap), arguments: arguments, environment: environment,
-            workingDirectory: home.stacks, started: { pid in interruption.started(pid) }
+            // Started in its build's directory: the next build's sweep finds it there by its working
+            // directory (its command line names the directory through this process's descriptor).
+            workingDirectory: rootfs.deletingLastPathComponent(), started: { pid in interruption.started(pid) }
         ).outlivingItsReader()
         // On SIGTERM mmdebstrap unmounts proc, sys and dev from the new root: time for that before SIGKILL.
         command.gracePeriod = .seconds(30)
@@ -211,12 +216,15 @@ public struct StackBuilder: Sendable {
     /// `COMMAND --version` run inside the stack (a sandbox on it), without `prefix`; nil when absent.
     static func version(of command: [String], in rootfs: URL, prefix: String) async throws -> String? {
         guard FileManager.default.fileExists(atPath: rootfs.path + command[0]) else { return nil }
-        let sandbox = Sandbox(identity: SandboxIdentity(range: nil, uid: getuid(), gid: getgid()), root: rootfs.path)
+        var sandbox = Sandbox(identity: SandboxIdentity(range: nil, uid: getuid(), gid: getgid()), root: rootfs.path)
+        // bwrap starts in the root's parent and binds it by its relative name (`rootfs` may be
+        // reached through this process's descriptor, which bwrap may not follow).
+        sandbox.rootAsBwrapNamesIt = rootfs.lastPathComponent
         let argv = sandbox.command(app: nil, mounts: [], directory: "/", purpose: .instance, executable: command[0], arguments: Array(command.dropFirst()))
         let lines = LineCollector()
         let outcome = try await StreamingCommand(
             executable: URL(fileURLWithPath: argv[0]), arguments: Array(argv.dropFirst()), environment: ["PATH": Sandbox.path, "LANG": "C.UTF-8"],
-            workingDirectory: URL(fileURLWithPath: "/")
+            workingDirectory: rootfs.deletingLastPathComponent()
         ).run(until: .now + .seconds(60), onLine: lines.append)
         guard outcome == .exited(0), let line = lines.lines.first(where: { $0.hasPrefix(prefix) }) else {
             throw GustError("\(command.joined(separator: " ")) did not run inside the new stack (\(outcome)): \(lines.lines.joined(separator: " / "))")
@@ -293,12 +301,12 @@ public struct StackBuilder: Sendable {
     /// taken down first: an mmdebstrap stopped while it set up its root's mounts exits without
     /// undoing them, and a killed `gust` cannot (`unmountLeftovers`).
     static func removeUnfinished(
-        in home: GustHome, progress: (String) -> Void = { _ in },
+        in stacks: URL, progress: (String) -> Void = { _ in },
         running: (String) -> [Int32] = { processes(naming: $0) }
     ) throws {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: home.stacks.path)) ?? []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: stacks.path)) ?? []
         for name in names where name.hasPrefix(".building-") {
-            let directory = home.stacks.appendingPathComponent(name)
+            let directory = stacks.appendingPathComponent(name)
             let left = running(directory.path)
             guard left.isEmpty else {
                 progress("       Left \(directory.path): \(stillRunning(left))")
