@@ -73,6 +73,38 @@ import Testing
         #expect(calls.all == ["before_save cat", "after_save cat"])
     }
 
+    /// An after-hook that writes a new record of its own type (or two types whose hooks write each
+    /// other) chains without end: each level holds a records connection and an instance. The chain
+    /// stops at `hookDepthLimit` nested after-hooks; the last write stands, and the app's log says
+    /// why its hook was not run. (Without the limit the chain never ended, past the test's time
+    /// limit too: the hook here stops itself at generation 100, so that it fails instead.)
+    @Test(.scratchDirectory, .timeLimit(.minutes(1))) func afterHooksWritingNewRecordsStopAtTheDepthLimit() async throws {
+        let calls = Calls()
+        let failures = Calls()
+        let holder = Mutex<RecordService?>(nil)
+        let (service, store) = try service(hooks: ["after_save cat"], calls: calls, failures: failures) { _, type, record, _, context, _ in
+            let service = holder.withLock { $0 }!
+            let generation: Int64 = switch record["generation"] {
+            case .integer(let n): n
+            case .number(let n): Int64(n)
+            default: 0
+            }
+            guard generation < 100 else { return nil }
+            _ = try await service.save(type, id: nil, fields: ["generation": .integer(generation + 1)], from: context)
+            return nil
+        }
+        holder.withLock { $0 = service }
+        _ = try await service.save("cat", id: nil, fields: ["generation": .integer(0)])
+        #expect(calls.all.count == RecordService.hookDepthLimit)
+        #expect(try store.find("cat", .init()).count == RecordService.hookDepthLimit + 1, "every write stands")
+        #expect(failures.all == [
+            "after_save cat: after_save cat was not run: hooks nested \(RecordService.hookDepthLimit) deep (a hook's write ran a hook that wrote again); the write stands"
+        ], "\(failures.all)")
+        // An unrelated write afterwards runs its hook chain again from the top.
+        _ = try await service.save("cat", id: nil, fields: ["generation": .integer(0)])
+        #expect(calls.all.count == 2 * RecordService.hookDepthLimit)
+    }
+
     @Test(.scratchDirectory) func concurrentWritesAreSerialised() async throws {
         let (service, store) = try service(hooks: ["before_save counter"], calls: Calls()) { _, _, _, _, _, _ in
             try await Task.sleep(for: .milliseconds(5))

@@ -110,7 +110,7 @@ public actor RecordService {
             return (try write(type, id: id, fields: record), original)
         }
         if hooksApply(.afterSave, type, context: context, id: saved.id) {
-            await runAfter(.afterSave, type, saved, original)
+            await runAfter(.afterSave, type, saved, original, depth: depth(after: context))
         }
         return saved
     }
@@ -127,7 +127,7 @@ public actor RecordService {
             return original
         }
         if hooksApply(.afterDelete, type, context: context, id: id) {
-            await runAfter(.afterDelete, type, original, original)
+            await runAfter(.afterDelete, type, original, original, depth: depth(after: context))
         }
     }
 
@@ -167,11 +167,35 @@ public actor RecordService {
     /// (context, type, id) of after-hooks in progress: their writes to the same record skip hooks.
     private var recentHookRecords: Set<String> = []
 
-    private func runAfter(_ event: RecordHookEvent, _ type: String, _ record: RecordStore.Record, _ original: RecordStore.Record?) async {
+    /// How many after-hooks may nest, each run by a write of the one before: an after-hook that
+    /// saves a new record of its own type (or two types whose hooks write each other) would chain
+    /// without end, each level holding a records connection and an instance. As AWS Lambda stops a
+    /// recursive loop at 16 invocations.
+    public static let hookDepthLimit = 16
+    /// The nesting of each after-hook in progress, by its context: 1 for one run by a write from
+    /// outside any hook.
+    private var hookDepths: [String: Int] = [:]
+
+    /// The depth an after-hook run by a write from `context` has.
+    private func depth(after context: String?) -> Int {
+        (context.flatMap { hookDepths[$0] } ?? 0) + 1
+    }
+
+    private func runAfter(_ event: RecordHookEvent, _ type: String, _ record: RecordStore.Record, _ original: RecordStore.Record?, depth: Int) async {
+        guard depth <= Self.hookDepthLimit else {
+            let hook = "\(event.rawValue) \(type)"
+            return onAfterHookFailure(
+                hook, "\(hook) was not run: hooks nested \(Self.hookDepthLimit) deep (a hook's write ran a hook that wrote again); the write stands"
+            )
+        }
         let context = UUID().uuidString
         let key = "\(context) \(type) \(record.id ?? "")"
         recentHookRecords.insert(key)
-        defer { recentHookRecords.remove(key) }
+        hookDepths[context] = depth
+        defer {
+            recentHookRecords.remove(key)
+            hookDepths[context] = nil
+        }
         do {
             _ = try await call(event, type, record, original, context, limits.afterHook)
         } catch {
