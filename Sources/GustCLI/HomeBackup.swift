@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import GustCore
 
 /// A copy of a home that `gust restore` can bring back on another server (or
@@ -99,11 +102,14 @@ enum HomeBackup {
     /// An app's data directory: SQLite files through the backup API, anything else copied.
     private static func copyData(from source: URL, to destination: URL) throws {
         let fm = FileManager.default
-        guard fm.fileExists(atPath: source.path) else { return }
+        var info = stat()
+        guard lstat(source.path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFDIR else { return try copyTree(source, to: destination) }  // never followed
         try fm.createDirectory(at: destination, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         for name in try fm.contentsOfDirectory(atPath: source.path) where !name.hasSuffix("-wal") && !name.hasSuffix("-shm") {
             let file = source.appendingPathComponent(name)
-            if name.hasSuffix(".sqlite") {
+            var entry = stat()
+            if name.hasSuffix(".sqlite"), lstat(file.path, &entry) == 0, entry.st_mode & S_IFMT == S_IFREG {
                 try Database(url: file).backup(to: destination.appendingPathComponent(name))
             } else {
                 try copyTree(file, to: destination.appendingPathComponent(name))
@@ -111,21 +117,32 @@ enum HomeBackup {
         }
     }
 
-    /// Copies a file or a directory tree, keeping modes; leaves out temporary files of writes in progress.
+    /// Copies a file or a directory tree, keeping modes (no setuid or setgid bit); leaves out
+    /// temporary files of writes in progress. The home is the `gust` user's and a backup often runs
+    /// as root: an entry is copied as what it is, never followed. A link stays a link (a link to
+    /// `/root` was copied through, and a restore handed the contents to the `gust` user), and what
+    /// is neither a file, a directory nor a link is left out and named (reading a FIFO hung the
+    /// backup for good).
     private static func copyTree(_ source: URL, to destination: URL) throws {
         let fm = FileManager.default
-        var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: source.path, isDirectory: &isDirectory) else { return }
-        guard isDirectory.boolValue else {
+        var info = stat()
+        guard lstat(source.path, &info) == 0 else { return }
+        switch info.st_mode & S_IFMT {
+        case S_IFLNK:
+            try fm.createSymbolicLink(atPath: destination.path, withDestinationPath: try fm.destinationOfSymbolicLink(atPath: source.path))
+        case S_IFREG:
             guard !source.lastPathComponent.hasSuffix(".tmp") else { return }
             try fm.copyItem(at: source, to: destination)
-            return
-        }
-        if !fm.fileExists(atPath: destination.path) {
-            try fm.createDirectory(at: destination, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        }
-        for name in try fm.contentsOfDirectory(atPath: source.path) {
-            try copyTree(source.appendingPathComponent(name), to: destination.appendingPathComponent(name))
+            _ = chmod(destination.path, info.st_mode & 0o1777)
+        case S_IFDIR:
+            if !fm.fileExists(atPath: destination.path) {
+                try fm.createDirectory(at: destination, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            }
+            for name in try fm.contentsOfDirectory(atPath: source.path) {
+                try copyTree(source.appendingPathComponent(name), to: destination.appendingPathComponent(name))
+            }
+        default:
+            FileHandle.standardError.write(Data("Left out \(source.path): not a file, directory or link.\n".utf8))
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import GustCore
 import GustTesting
 import Testing
@@ -84,6 +85,35 @@ struct BackupRestoreTests {
     /// A backup leaves stacks out (hundreds of MB that `gust stacks build` makes again). The restored
     /// home names the stacks its releases need and the build that makes each, under the same name and
     /// version; gustd's start and `gust releases export` say so too; once it is built, the release runs.
+    /// The home is the `gust` user's, and a backup often runs as root: what that user plants in it
+    /// is copied as what it is, never followed. A link to a directory outside (`/etc`, `/root`) is
+    /// kept a link (it was copied through, and a restore handed the contents to the `gust` user); a
+    /// FIFO is left out and named (it hung every backup); no setuid bit is kept.
+    @Test(.scratchDirectory) func aBackupCopiesLinksAsLinksAndLeavesOutWhatIsNotAFile() throws {
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
+        #expect(try GustBinaries.gust(home, ["apps", "create", "cats"]).status == 0)
+        let outside = ScratchDirectory.current.appendingPathComponent("outside")  // think /root
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        try Data("root's secret".utf8).write(to: outside.appendingPathComponent("secret.txt"))
+        let planted = home.root.appendingPathComponent("logs")
+        try FileManager.default.createDirectory(at: planted, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: planted.appendingPathComponent("escape"), withDestinationURL: outside)
+        #expect(mkfifo(planted.appendingPathComponent("pipe").path, 0o644) == 0)
+        #expect(FileManager.default.createFile(atPath: planted.appendingPathComponent("tool").path, contents: Data("x".utf8), attributes: [.posixPermissions: 0o4755]))
+
+        let backup = ScratchDirectory.current.appendingPathComponent("backup")
+        let backedUp = try Command.run(GustBinaries.gust, ["backup", backup.path, "--home", home.path], timeout: 60)
+        #expect(backedUp.status == 0, "\(backedUp.output)")
+        #expect(backedUp.output.contains("logs/pipe") && backedUp.output.contains("not a file, directory or link"), "\(backedUp.output)")
+        let escape = backup.appendingPathComponent("logs/escape").path
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: escape)) == outside.path, "kept a link")
+        let copied = FileManager.default.enumerator(atPath: backup.path)?.allObjects as? [String] ?? []
+        #expect(!copied.contains { $0.hasSuffix("secret.txt") }, "\(copied)")
+        #expect(!FileManager.default.fileExists(atPath: backup.appendingPathComponent("logs/pipe").path))
+        let mode = (try FileManager.default.attributesOfItem(atPath: backup.appendingPathComponent("logs/tool").path)[.posixPermissions] as? Int) ?? 0
+        #expect(mode == 0o755, "mode \(String(mode, radix: 8))")
+    }
+
     @Test(.scratchDirectory) func aRestoredHomeNamesTheStacksItsReleasesNeedAndRunsOnceTheyAreBuilt() throws {
         let fixture = try PushFixture()
         _ = try StackCache.install(["bookworm"], into: fixture.home)
