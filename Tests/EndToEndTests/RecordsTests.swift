@@ -205,6 +205,35 @@ struct RecordsTests {
         #expect(try fixture.call("GET", "/_/records/late/\(id)", headers: auth).status == 200, "the write stands")
     }
 
+    /// A hook's answer is the app's code: one far past what a record may be is refused before
+    /// gustd parses it, and a failing hook's message reaches the writer cut to a few KiB.
+    @Test(.scratchDirectory) func aHooksOversizedAnswerIsRefusedUnreadAndItsErrorCut() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import gust
+
+            @gust.before_save('big')
+            def big(record, original):
+                return {'pad': 'x' * (3 * 1024 * 1024)}
+
+            @gust.before_save('loud')
+            def loud(record, original):
+                raise gust.Error('no ' * 300000, code=400)
+
+            """)
+        try work.commit("Big hooks")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        let auth = ["X-Auth-Token": try token(fixture)]
+
+        let big = try fixture.call("POST", "/_/records/big", body: #"{"name": "Tom"}"#, headers: auth)
+        #expect(big.status == 502 && big.text.contains("more than a hook's answer may be"), "\(big.status) \(big.text.prefix(300))")
+        let loud = try fixture.call("POST", "/_/records/loud", body: #"{"name": "Tom"}"#, headers: auth)
+        #expect(loud.status == 400 && loud.text.utf8.count < 8192, "\(loud.status) \(loud.text.utf8.count) bytes")
+        let none = try fixture.call("GET", "/_/records/big", headers: auth)
+        #expect((none.json?["records"] as? [Any])?.isEmpty == true, "\(none.text.prefix(300))")
+    }
+
     @Test(.scratchDirectory) func anOutsideWriteAndAFunctionsOwnWriteDoNotWaitForEachOther() throws {
         let fixture = try PushFixture()
         let work = try fixture.workspace("py")

@@ -220,15 +220,24 @@ actor RecordsHub {
         } catch {
             throw GustError("\(what) crashed its process; \(outcome).", code: 502)
         }
-        let answer = try? JSONValue.parse(Data(response.body.readableBytesView)).objectValue
+        // The answer is the app's: one past what a before-save's record may be (with room for the
+        // JSON around it) is refused unread, and a failing hook's message is cut.
+        let body = response.body.readableBytesView
+        guard body.count <= Self.maxHookAnswer else {
+            throw GustError("\(what) answered \(ByteCount(body.count)), more than a hook's answer may be (\(ByteCount(Self.maxHookAnswer))); \(outcome).", code: 502)
+        }
+        let answer = try? JSONValue.parse(Data(body)).objectValue
         guard response.status == 200 else {
             var code = response.status
             if let number = answer?["code"]?.intValue { code = number }
             var message = "\(what) failed with status \(response.status)"
-            if case .string(let text)? = answer?["error"] { message = text }
+            if case .string(let text)? = answer?["error"] { message = text.cut(toUTF8Bytes: 4096) }  // the writer and the app's log get it
             throw GustError(message, code: code)
         }
         guard event == .beforeSave else { return nil }
         return answer?["record"]?.objectValue
     }
+
+    /// The most a hook may answer: a before-save's record (`RecordStore.maxRecordBytes`) twice over.
+    static let maxHookAnswer = 2 * RecordStore.maxRecordBytes
 }

@@ -109,16 +109,7 @@ extension Scheduler {
               let error = object["error"] as? String else {
             return "the instance answered status \(response.status)"
         }
-        guard error.utf8.count > errorLimit else { return "\(error) (status \(response.status))" }
-        // By scalars, not characters: one character may hold any number of combining marks.
-        var kept = String.UnicodeScalarView()
-        var bytes = 0
-        for scalar in error.unicodeScalars {
-            bytes += String(scalar).utf8.count
-            guard bytes <= errorLimit else { break }
-            kept.append(scalar)
-        }
-        return "\(String(kept))… (status \(response.status))"
+        return "\(error.cut(toUTF8Bytes: errorLimit)) (status \(response.status))"
     }
 }
 
