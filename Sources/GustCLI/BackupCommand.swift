@@ -16,7 +16,7 @@ struct BackupCommand: ParsableCommand {
             """
     )
     @OptionGroup var home: HomeOptions
-    @Argument(help: "A new (or empty) directory to write the backup into.") var directory: String
+    @Argument(help: "A new directory to write the backup into (or an empty one of this user's that no one else may write in).") var directory: String
 
     func run() throws {
         let target = URL(fileURLWithPath: directory).standardizedFileURL

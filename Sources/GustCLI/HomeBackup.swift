@@ -34,7 +34,16 @@ enum HomeBackup {
 
     static func backup(_ home: GustHome, to directory: URL) throws -> Manifest {
         let fm = FileManager.default
-        if fm.fileExists(atPath: directory.path) {
+        var info = stat()
+        if lstat(directory.path, &info) == 0 {
+            // One made beforehand must be this user's own and private: whoever else could write in
+            // it could swap what the backup writes there (as root) for links, or swap the backup.
+            guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(), info.st_mode & 0o077 == 0 else {
+                throw GustError(
+                    "\(directory.path) is not a private directory of this user's (a link, another user's, or open to others).",
+                    hint: "Back up into a new directory; gust backup makes it, 0700."
+                )
+            }
             guard (try? fm.contentsOfDirectory(atPath: directory.path))?.isEmpty == true else {
                 throw GustError("\(directory.path) is not empty.", hint: "Back up into a new directory.")
             }

@@ -88,7 +88,8 @@ struct BackupRestoreTests {
     /// The home is the `gust` user's, and a backup often runs as root: what that user plants in it
     /// is copied as what it is, never followed. A link to a directory outside (`/etc`, `/root`) is
     /// kept a link (it was copied through, and a restore handed the contents to the `gust` user); a
-    /// FIFO is left out and named (it hung every backup); no setuid bit is kept.
+    /// FIFO is left out and named (it hung every backup); no setuid bit is kept. And a backup
+    /// directory someone else could write in, made beforehand, is refused.
     @Test(.scratchDirectory) func aBackupCopiesLinksAsLinksAndLeavesOutWhatIsNotAFile() throws {
         let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
         #expect(try GustBinaries.gust(home, ["apps", "create", "cats"]).status == 0)
@@ -100,6 +101,18 @@ struct BackupRestoreTests {
         try FileManager.default.createSymbolicLink(at: planted.appendingPathComponent("escape"), withDestinationURL: outside)
         #expect(mkfifo(planted.appendingPathComponent("pipe").path, 0o644) == 0)
         #expect(FileManager.default.createFile(atPath: planted.appendingPathComponent("tool").path, contents: Data("x".utf8), attributes: [.posixPermissions: 0o4755]))
+
+        // A directory made beforehand that others may write in, or a link, is refused.
+        let open = ScratchDirectory.current.appendingPathComponent("open")
+        try FileManager.default.createDirectory(at: open, withIntermediateDirectories: true)
+        chmod(open.path, 0o777)
+        let linked = ScratchDirectory.current.appendingPathComponent("linked")
+        try FileManager.default.createSymbolicLink(at: linked, withDestinationURL: open)
+        for refused in [open, linked] {
+            let result = try Command.run(GustBinaries.gust, ["backup", refused.path, "--home", home.path], timeout: 60)
+            #expect(result.status != 0 && result.output.contains("is not a private directory"), "\(result.output)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: open.path).isEmpty)
 
         let backup = ScratchDirectory.current.appendingPathComponent("backup")
         let backedUp = try Command.run(GustBinaries.gust, ["backup", backup.path, "--home", home.path], timeout: 60)
