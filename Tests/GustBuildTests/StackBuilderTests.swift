@@ -58,9 +58,9 @@ struct StackBuilderTests {
         for name in ["bookworm@1", "bookworm@3", "trixie@7", ".building-bookworm-4-abcd", "junk"] {
             try FileManager.default.createDirectory(at: home.stacks.appendingPathComponent(name), withIntermediateDirectories: true)
         }
-        #expect(try StackBuilder(home: home, name: "bookworm", suite: "bookworm").nextVersion() == 4)
-        #expect(try StackBuilder(home: home, name: "trixie", suite: "trixie").nextVersion() == 8)
-        #expect(try StackBuilder(home: home, name: "web", suite: "trixie").nextVersion() == 1)
+        #expect(try StackBuilder(home: home, name: "bookworm", suite: "bookworm").nextVersion(in: home.stacks) == 4)
+        #expect(try StackBuilder(home: home, name: "trixie", suite: "trixie").nextVersion(in: home.stacks) == 8)
+        #expect(try StackBuilder(home: home, name: "web", suite: "trixie").nextVersion(in: home.stacks) == 1)
         try StackBuilder.removeUnfinished(in: home.stacks)
         #expect(!FileManager.default.fileExists(atPath: home.stacks.appendingPathComponent(".building-bookworm-4-abcd").path))
         #expect(throws: GustError.self) { try StackBuilder(home: home, name: "x", suite: "sid") }

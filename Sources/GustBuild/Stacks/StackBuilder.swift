@@ -52,7 +52,7 @@ public struct StackBuilder: Sendable {
     public func build(progress: @escaping @Sendable (String) -> Void) async throws -> Stack {
         if let version, FileManager.default.fileExists(atPath: home.stack(try Stack.Reference(name: name, version: version)).path) {
             throw GustError("\(name)@\(version) is already in this home; a stack version is never rebuilt in place.",
-                            hint: "Leave out --version to build the next one (\(name)@\(try nextVersion())).")
+                            hint: "Leave out --version to build the next one (\(name)@\(try nextVersion(in: home.stacks))).")
         }
         guard FileManager.default.isExecutableFile(atPath: Self.mmdebstrap) else {
             throw GustError("\(Self.mmdebstrap) is not installed.", hint: "Install it: apt-get install mmdebstrap (scripts/install-deps.sh does).")
@@ -144,9 +144,9 @@ public struct StackBuilder: Sendable {
         throw GustError("The build was interrupted: mmdebstrap was stopped, and nothing was kept.")
     }
 
-    /// One more than the highest version of this name built so far in `stacks` (the home's).
-    func nextVersion(in stacks: URL? = nil) throws -> Int {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: (stacks ?? home.stacks).path)) ?? []
+    /// One more than the highest version of this name built so far in `stacks`.
+    func nextVersion(in stacks: URL) throws -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: stacks.path)) ?? []
         let versions = names.compactMap { try? Stack.Reference(parsing: $0) }.filter { $0.name == name }.map(\.version)
         return (versions.max() ?? 0) + 1
     }

@@ -161,24 +161,22 @@ public actor RecordService {
     private func hooksApply(_ event: RecordHookEvent, _ type: String, context: String?, id: String?) -> Bool {
         guard hooks().contains("\(event.rawValue) \(type)") else { return false }
         guard let context, let id else { return true }
-        return !recentHookRecords.contains("\(context) \(type) \(id)")
+        return afterHooks[context]?.record != "\(type) \(id)"
     }
-
-    /// (context, type, id) of after-hooks in progress: their writes to the same record skip hooks.
-    private var recentHookRecords: Set<String> = []
 
     /// How many after-hooks may nest, each run by a write of the one before: an after-hook that
     /// saves a new record of its own type (or two types whose hooks write each other) would chain
     /// without end, each level holding a records connection and an instance. As AWS Lambda stops a
     /// recursive loop at 16 invocations.
     public static let hookDepthLimit = 16
-    /// The nesting of each after-hook in progress, by its context: 1 for one run by a write from
-    /// outside any hook.
-    private var hookDepths: [String: Int] = [:]
+    /// The after-hooks in progress, by their context: the record each runs for (`type id`: its own
+    /// writes to that record skip hooks), and how deep it nests (1 for one run by a write from
+    /// outside any hook).
+    private var afterHooks: [String: (record: String, depth: Int)] = [:]
 
     /// The depth an after-hook run by a write from `context` has.
     private func depth(after context: String?) -> Int {
-        (context.flatMap { hookDepths[$0] } ?? 0) + 1
+        (context.flatMap { afterHooks[$0]?.depth } ?? 0) + 1
     }
 
     private func runAfter(_ event: RecordHookEvent, _ type: String, _ record: RecordStore.Record, _ original: RecordStore.Record?, depth: Int) async {
@@ -189,13 +187,8 @@ public actor RecordService {
             )
         }
         let context = UUID().uuidString
-        let key = "\(context) \(type) \(record.id ?? "")"
-        recentHookRecords.insert(key)
-        hookDepths[context] = depth
-        defer {
-            recentHookRecords.remove(key)
-            hookDepths[context] = nil
-        }
+        afterHooks[context] = (record: "\(type) \(record.id ?? "")", depth: depth)
+        defer { afterHooks[context] = nil }
         do {
             _ = try await call(event, type, record, original, context, limits.afterHook)
         } catch {
