@@ -18,26 +18,68 @@ public final class Database {
     /// timeout, so concurrent pushes and commands wait for each other instead
     /// of failing.
     public init(url: URL, busyTimeout: Int32 = 15_000) throws(GustError) {
+        handle = try Self.open(url, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX)
+        // Tokens, secrets and records: the owner's alone, also in a store an earlier version made 0644
+        // (SQLite gives the -wal and -shm files the database's mode when it creates them).
+        for suffix in ["", "-wal", "-shm"] { chmod(url.path + suffix, 0o600) }
+        sqlite3_busy_timeout(handle, busyTimeout)
+        try enterWAL(waitingUpTo: busyTimeout)
+        try execute("PRAGMA synchronous = NORMAL")
+        try execute("PRAGMA foreign_keys = ON")
+    }
+
+    /// Opens a second connection to a database another one made and keeps in WAL mode, for reads
+    /// only: it reads what is committed, never waiting for a write in progress nor holding one up.
+    public init(readingFrom url: URL, busyTimeout: Int32 = 15_000) throws(GustError) {
+        handle = try Self.open(url, flags: SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX)
+        sqlite3_busy_timeout(handle, busyTimeout)
+    }
+
+    private static func open(_ url: URL, flags: Int32) throws(GustError) -> OpaquePointer {
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX
         let rc = sqlite3_open_v2(url.path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(db)
             throw GustError.internal("Cannot open database \(url.path): \(message)")
         }
-        handle = db
-        // Tokens, secrets and records: the owner's alone, also in a store an earlier version made 0644
-        // (SQLite gives the -wal and -shm files the database's mode when it creates them).
-        for suffix in ["", "-wal", "-shm"] { chmod(url.path + suffix, 0o600) }
-        sqlite3_busy_timeout(db, busyTimeout)
-        try enterWAL(waitingUpTo: busyTimeout)
-        try execute("PRAGMA synchronous = NORMAL")
-        try execute("PRAGMA foreign_keys = ON")
+        return db
     }
 
     deinit {
         sqlite3_close_v2(handle)
+    }
+
+    /// Runs `body`, whose statements SQLite stops once `deadline` has passed: the statement
+    /// running then fails, and `body` fails with `stopped` instead of SQLite's "interrupted".
+    /// SQLite looks at the clock every thousand steps of its virtual machine.
+    public func stopping<T>(at deadline: ContinuousClock.Instant, with stopped: GustError, _ body: () throws -> T) throws -> T {
+        let watch = Deadline(deadline)
+        let context = Unmanaged.passRetained(watch)
+        sqlite3_progress_handler(handle, 1000, { context in
+            guard let context else { return 0 }
+            let watch = Unmanaged<Deadline>.fromOpaque(context).takeUnretainedValue()
+            guard ContinuousClock.now >= watch.deadline else { return 0 }
+            watch.passed = true
+            return 1
+        }, context.toOpaque())
+        defer {
+            sqlite3_progress_handler(handle, 0, nil, nil)
+            context.release()
+        }
+        do {
+            return try body()
+        } catch {
+            if watch.passed { throw stopped }
+            throw error
+        }
+    }
+
+    /// The deadline `stopping` hands SQLite's progress handler, and whether it has passed.
+    private final class Deadline {
+        let deadline: ContinuousClock.Instant
+        var passed = false
+        init(_ deadline: ContinuousClock.Instant) { self.deadline = deadline }
     }
 
     /// Switches a new file to WAL (a no-op once it is). The switch takes an exclusive lock from a

@@ -36,4 +36,35 @@ import Testing
         let whole = try records.page("cat", .init(order: "n", limit: 5))
         #expect(whole.records.count == 5 && whole.nextOffset == nil, "a limit is not a cut")
     }
+
+    @Test(.scratchDirectory) func aQueryPastItsTimeLimitIsStoppedWith504AndTheStoreGoesOn() throws {
+        let records = try store()
+        try records.transaction {
+            for index in 0..<3000 { _ = try records.insert("cat", ["n": .number(Double(index))]) }
+        }
+        // A deadline already past: SQLite stops the statement at its first look at the clock.
+        do {
+            _ = try records.page("cat", .init(filters: ["n": .number(2999)], order: "-n"), until: .now)
+            Issue.record("the query was not stopped")
+        } catch let error as GustError {
+            #expect(error.code == 504)
+            #expect(error.message.contains("ran past 10 s and was stopped"), "\(error.message)")
+            #expect(error.message.contains("`where` and `order` on fields read every cat record"), "\(error.message)")
+        }
+        // The connection is not left stopped: the same query within its time, and a write, go on.
+        #expect(try records.page("cat", .init(filters: ["n": .number(2999)])).records.count == 1)
+        #expect(try records.insert("cat", ["n": .number(-1)]).id != nil)
+        #expect(throws: GustError.self) { try records.types(until: .now - .seconds(1)) }
+    }
+
+    @Test(.scratchDirectory) func aQueryNeitherSeesNorWaitsForAWriteInProgress() throws {
+        let records = try store()
+        _ = try records.insert("cat", ["name": .string("Tom")])
+        try records.transaction {
+            _ = try records.insert("cat", ["name": .string("Felix")])
+            // Still uncommitted (a before-hook's write, say): a query reads what was committed, at once.
+            #expect(try records.page("cat", .init()).records.map { $0["name"] } == [.string("Tom")])
+        }
+        #expect(try records.page("cat", .init()).records.count == 2)
+    }
 }

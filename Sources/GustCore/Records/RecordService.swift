@@ -33,7 +33,7 @@ public actor RecordService {
         }
     }
 
-    /// Read outside the actor by `readPage` only: its connection is FULLMUTEX.
+    /// Read outside the actor by `readPage` and `readTypes` only, through its reading connection.
     private nonisolated(unsafe) let store: RecordStore
     private var limits: Limits
     private let hooks: @Sendable () -> Set<String>
@@ -76,17 +76,22 @@ public actor RecordService {
         try store.find(type, query)
     }
 
-    /// A page of a query, read outside the actor so that gustd can run it on
-    /// a thread pool rather than an event loop. SQLite serialises the
-    /// connection (FULLMUTEX); a read inside a write's transaction sees that
-    /// write, as it would through the actor while a hook runs.
     /// Bounds the store at the app's disk limit (`RecordStore.limit`), between writes.
     public func limitDisk(toBytes bytes: Int?, app: AppName) throws {
         try store.limit(toBytes: bytes, app: app)
     }
 
+    /// A page of a query, read outside the actor so that gustd can run it on
+    /// threads of its own rather than this actor's (which every app's writes
+    /// share). It goes through the store's reading connection: it sees what is
+    /// committed, and is stopped at `RecordStore.queryLimit`.
     public nonisolated func readPage(_ type: String, _ query: RecordStore.Query) throws -> RecordStore.Page {
         try store.page(type, query)
+    }
+
+    /// The types that have records, read as `readPage` reads.
+    public nonisolated func readTypes() throws -> [String] {
+        try store.types()
     }
 
     /// Creates (`id` nil) or updates (fields merged into the stored record).

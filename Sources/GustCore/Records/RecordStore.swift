@@ -5,10 +5,12 @@ public import Foundation
 /// The store sets `_id`, `_created_at` and `_updated_at`; the rest of a record
 /// is the app's. Queries filter by equality on top-level fields, order by one
 /// field and limit the count, a page at a time. Not `Sendable`: gustd owns one per app
-/// behind an actor (its connection is opened FULLMUTEX, so a read may run on another thread).
+/// behind an actor, which writes through `db`; queries go through a second connection,
+/// `reader`, from another thread (both are opened FULLMUTEX).
 ///
 /// Bounds: a record is at most `maxRecordBytes` of JSON, a page at most
-/// `maxLimit` records and, past its first record, `pageByteBudget` bytes.
+/// `maxLimit` records and, past its first record, `pageByteBudget` bytes; a query
+/// is stopped after `queryLimit`.
 public final class RecordStore {
     public typealias Record = [String: JSONValue]
 
@@ -40,7 +42,14 @@ public final class RecordStore {
     public static let maxRecordBytes = 1024 * 1024
     /// How many bytes of stored JSON one page carries (at least one record, whatever its size).
     public static let pageByteBudget = 4 * 1024 * 1024
+    /// How long a query may run. Filters and orders on fields read every record of the type (its
+    /// JSON), so a query over a big store, or far into it with `offset`, can run for long: it is
+    /// stopped rather than keep a thread of the app's reads (and a connection) from others.
+    public static let queryLimit: Duration = .seconds(10)
     let db: Database
+    /// Queries read through a connection of their own: in WAL mode they see what is committed,
+    /// never a write in progress (a before-hook's), and a long one holds up no write.
+    private let reader: Database
 
     public init(url: URL) throws {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -55,6 +64,7 @@ public final class RecordStore {
                 PRIMARY KEY (type, id)
             );
             """)
+        reader = try Database(readingFrom: url)
     }
 
     /// Bounds the store at the app's disk limit: a write past it fails with a message naming the limit, and keeps nothing.
@@ -86,8 +96,11 @@ public final class RecordStore {
     public func transaction<T>(_ body: () throws -> T) throws -> T { try db.transaction(body) }
 
     /// The types that have records, in order (for the console's record browser).
-    public func types() throws -> [String] {
-        try db.query("SELECT DISTINCT type FROM records ORDER BY type").compactMap { $0.string("type") }
+    public func types(until deadline: ContinuousClock.Instant = .now + queryLimit) throws -> [String] {
+        let stopped = GustError("Listing the record types ran past \(Self.queryLimit.shortText) and was stopped.", code: 504)
+        return try reader.stopping(at: deadline, with: stopped) {
+            try reader.query("SELECT DISTINCT type FROM records ORDER BY type").compactMap { $0.string("type") }
+        }
     }
 
     public func get(_ type: String, id: String) throws -> Record? {
@@ -123,8 +136,11 @@ public final class RecordStore {
     }
 
     /// The records a query selects, stepped one row at a time and stopped at
-    /// `limit` or once the next record would take the page past `byteBudget`.
-    public func page(_ type: String, _ query: Query, byteBudget: Int = pageByteBudget) throws -> Page {
+    /// `limit` or once the next record would take the page past `byteBudget`;
+    /// a 504 error, with no records, if it runs past `deadline`. What is committed only.
+    public func page(
+        _ type: String, _ query: Query, byteBudget: Int = pageByteBudget, until deadline: ContinuousClock.Instant = .now + queryLimit
+    ) throws -> Page {
         try Self.validateType(type)
         var sql = "SELECT * FROM records WHERE type = ?"
         var values: [SQLValue] = [.text(type)]
@@ -146,17 +162,34 @@ public final class RecordStore {
         sql += " LIMIT \(max(0, min(query.limit, Self.maxLimit))) OFFSET \(max(0, query.offset))"
         var page = Page(records: [])
         var bytes = 0
-        try db.forEachRow(sql, values) { row in
-            let size = row.string("data")?.utf8.count ?? 0
-            if !page.records.isEmpty, size > byteBudget - bytes {
-                page.nextOffset = max(0, query.offset) + page.records.count
-                return false
+        try reader.stopping(at: deadline, with: Self.stopped(type, query)) {
+            try reader.forEachRow(sql, values) { row in
+                let size = row.string("data")?.utf8.count ?? 0
+                if !page.records.isEmpty, size > byteBudget - bytes {
+                    page.nextOffset = max(0, query.offset) + page.records.count
+                    return false
+                }
+                bytes += size
+                page.records.append(Self.record(row))
+                return true
             }
-            bytes += size
-            page.records.append(Self.record(row))
-            return true
         }
         return page
+    }
+
+    /// What a query stopped at `queryLimit` answers: why it was slow, and what makes it quicker.
+    static func stopped(_ type: String, _ query: Query) -> GustError {
+        var why = "it read more than could be read in that time"
+        if !query.filters.isEmpty || query.order.map({ !$0.isEmpty }) == true {
+            why = "`where` and `order` on fields read every \(type) record"
+        } else if query.offset > 0 {
+            why = "an offset of \(query.offset) steps over that many records first"
+        }
+        return GustError(
+            "The query ran past \(queryLimit.shortText) and was stopped, with nothing returned: \(why). "
+                + "Filter on _id, or split the records into more types, to keep a query within it.",
+            code: 504
+        )
     }
 
     /// The SQL for a field: the store's own columns, or a path into the JSON.
