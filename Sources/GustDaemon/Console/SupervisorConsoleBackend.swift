@@ -3,7 +3,6 @@ import GustConsole
 import GustCore
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 
 /// The console's view of gustd: the store through the request path's
 /// `StoreAccess`, the supervisor's routes and pools, deploys as the admin API
@@ -124,7 +123,7 @@ struct SupervisorConsoleBackend: ConsoleBackend {
     func recordTypes(_ app: AppName) async -> [String] {
         let url = home.data(app).appendingPathComponent("records.sqlite")
         guard FileManager.default.fileExists(atPath: url.path) else { return [] }
-        return (try? await NIOThreadPool.singleton.runIfActive { try RecordStore(url: url).types() }) ?? []
+        return (try? await records.types(app)) ?? []
     }
 
     /// The hub's refusals (a pool's, a hook's) as the `GustError` the console shows.

@@ -2,7 +2,6 @@ import Foundation
 import GustCore
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 import Synchronization
 
 /// Who is asking for a records operation, when it is one of the app's own
@@ -37,6 +36,8 @@ actor RecordsHub {
     private let supervisor: Supervisor
     private var entries: [AppName: Entry] = [:]
     private var store: Store?
+    /// The threads that run queries, one app's at a time.
+    private let reads = RecordReads()
 
     /// It opens record stores and reads releases' config (SQLite): on the record
     /// stores' thread, never on an event loop.
@@ -53,11 +54,12 @@ actor RecordsHub {
 
     /// A page of records as its JSON answer (`{"records": […]}`, with `more`
     /// and `next_offset` when the byte budget cut it short), queried and
-    /// encoded on NIO's thread pool: a page can be megabytes, and the event
-    /// loops keep serving every other app meanwhile.
+    /// encoded on the threads kept for queries (`RecordReads`) when it is the
+    /// app's turn: a page can be megabytes and a query seconds, and the event
+    /// loops, the records thread and other apps' queries go on meanwhile.
     func page(_ app: AppName, _ type: String, _ query: RecordStore.Query) async throws -> ByteBuffer {
         let service = try await service(app)
-        return try await NIOThreadPool.singleton.runIfActive {
+        return try await reads.run(app) {
             let page = try service.readPage(type, query)
             var answer: [String: JSONValue] = ["records": .array(page.records.map(JSONValue.object))]
             if let next = page.nextOffset {
@@ -66,6 +68,12 @@ actor RecordsHub {
             }
             return ByteBuffer(bytes: JSONValue.object(answer).encoded())
         }
+    }
+
+    /// The types that have records (for the console), read as a query is.
+    func types(_ app: AppName) async throws -> [String] {
+        let service = try await service(app)
+        return try await reads.run(app) { try service.readTypes() }
     }
 
     func save(_ app: AppName, _ type: String, id: String?, fields: RecordStore.Record, caller: RecordsCaller?) async throws -> RecordStore.Record {
