@@ -31,8 +31,10 @@ struct RestoreCommand: ParsableCommand {
         commandName: "restore",
         abstract: "Restore a backup made by `gust backup` into a new home.",
         discussion: """
-            The home must not have a store yet, and no gustd may run for it. The apps' git hooks and the SSH \
-            keys' forced command are rewritten for this home and this installation of gust. A backup leaves \
+            The home must not have a store yet, and no gustd may run for it. The backup's directory must be \
+            this user's (or root's) and closed to others' writes, as gust backup makes it. The apps' git hooks and the SSH \
+            keys' forced command are rewritten for this home and this installation of gust. A restore that \
+            stops half-way is taken up by running it again (gustd does not start on such a home). A backup leaves \
             the stacks out: restore names the ones the releases run on and the `gust stacks build NAME --version N` \
             that makes each again. Then start gustd for the home: it unpacks and starts every app's live release.
             """
@@ -46,6 +48,9 @@ struct RestoreCommand: ParsableCommand {
             throw GustError("A gustd is running for \(target.path).", hint: "Restore into a new home, with no gustd running for it.")
         }
         let source = URL(fileURLWithPath: directory).standardizedFileURL
+        if FileManager.default.fileExists(atPath: target.restoreUnfinished.path) {
+            print("A restore into \(target.path) did not finish; this one replaces what it left.")
+        }
         let manifest = try HomeBackup.restore(from: source, into: target, installation: try Installation.current())
         let apps = manifest.apps.sorted { $0.key < $1.key }.map { "\($0.key)\($0.value.map { " v\($0)" } ?? "")" }
         print("Restored \(apps.isEmpty ? "no apps" : apps.joined(separator: ", ")) into \(target.path) from \(source.path).")

@@ -71,8 +71,14 @@ enum HomeBackup {
 
     /// Restores into a home that has no store yet, then points every app's
     /// hooks and the SSH keys' forced command at this installation and home.
+    ///
+    /// Staged so that one stopped half-way (a full disk, a bad file, Ctrl-C) loses nothing and
+    /// can be run again: `restoreUnfinished` is written first and removed last, the store is
+    /// copied after everything else, and while the marker is there the next restore replaces
+    /// what this one left (gustd refuses to start on such a home). It holds gustd's lock throughout.
     static func restore(from directory: URL, into home: GustHome, installation: Installation) throws -> Manifest {
         let fm = FileManager.default
+        try checkPrivate(backup: directory)
         guard let data = fm.contents(atPath: directory.appendingPathComponent(manifestName).path) else {
             throw GustError("\(directory.path) is not a finished Gust backup: it has no \(manifestName).", hint: "Make one with `gust backup DIR`.")
         }
@@ -82,30 +88,90 @@ enum HomeBackup {
         guard manifest.format == format else {
             throw GustError("\(directory.path) is a backup in format \(manifest.format); this gust reads format \(format).")
         }
-        guard !fm.fileExists(atPath: home.database.path) else {
+        let resumed = fm.fileExists(atPath: home.restoreUnfinished.path)
+        guard resumed || !fm.fileExists(atPath: home.database.path) else {
             throw GustError(
                 "\(home.path) already has a store: restore only into a new home.",
                 hint: "Choose an empty --home (or move \(home.path) aside), then restore again."
             )
         }
         try home.prepare()
-        try Database(url: directory.appendingPathComponent("gust.sqlite")).backup(to: home.database)
+        let lock = try holdDaemonLock(home)
+        defer { close(lock) }
+        if resumed {
+            // The store goes in last: one there is this unfinished restore's.
+            for suffix in ["", "-wal", "-shm"] where fm.fileExists(atPath: home.database.path + suffix) {
+                try fm.removeItem(atPath: home.database.path + suffix)
+            }
+        } else {
+            try AtomicFile.write(Data(), to: home.restoreUnfinished, mode: 0o600)
+        }
         for name in try fm.contentsOfDirectory(atPath: directory.path).sorted() where name != manifestName && name != "gust.sqlite" {
             let source = directory.appendingPathComponent(name)
             if name == "data" {
                 for app in try fm.contentsOfDirectory(atPath: source.path) {
-                    try copyData(from: source.appendingPathComponent(app), to: home.data.appendingPathComponent(app))
+                    let destination = home.data.appendingPathComponent(app)
+                    try clear(destination, named: "data/\(app)", in: home, resumed: resumed)
+                    try copyData(from: source.appendingPathComponent(app), to: destination)
                 }
             } else {
-                try copyTree(source, to: home.root.appendingPathComponent(name))
+                let destination = home.root.appendingPathComponent(name)
+                try clear(destination, named: name, in: home, resumed: resumed)
+                try copyTree(source, to: destination)
             }
         }
+        try Database(url: directory.appendingPathComponent("gust.sqlite")).backup(to: home.database)
         let store = try Store(home: home)
         for app in try store.apps() where fm.fileExists(atPath: home.repository(app.name).path) {
             try AppAdmin.installHooks(into: home.repository(app.name), home: home, installation: installation)
         }
         try AuthorizedKeys.update(store, gust: installation.executable("gust")) {}
+        try fm.removeItem(at: home.restoreUnfinished)
         return manifest
+    }
+
+    /// A backup holds the store, the keys and `secrets.key`: one that another user could have
+    /// written (a link, theirs, open to group or others) could hand this home their keys and
+    /// repositories, so it is refused. `gust backup` makes its directory 0700.
+    private static func checkPrivate(backup directory: URL) throws {
+        var info = stat()
+        guard lstat(directory.path, &info) == 0 else {
+            throw GustError("There is no backup at \(directory.path).", hint: "Give the directory `gust backup DIR` made.")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid() || info.st_uid == 0, info.st_mode & 0o022 == 0 else {
+            throw GustError(
+                "\(directory.path) is not a backup only this user could have written (a link, another user's, or open for others to write in).",
+                hint: "Keep backups private, as gust backup makes them (0700), and restore from there."
+            )
+        }
+    }
+
+    /// Makes way for an entry of the backup: nothing there, or an empty directory (`prepare`
+    /// makes them), goes ahead; what an unfinished restore left is removed; anything else was
+    /// not put there by a restore, and is refused rather than overwritten.
+    private static func clear(_ destination: URL, named name: String, in home: GustHome, resumed: Bool) throws {
+        let fm = FileManager.default
+        var info = stat()
+        guard lstat(destination.path, &info) == 0 else { return }
+        if info.st_mode & S_IFMT == S_IFDIR, (try? fm.contentsOfDirectory(atPath: destination.path))?.isEmpty == true { return }
+        guard resumed else {
+            throw GustError(
+                "\(home.path) already has \(name), which the backup has too: restore only into a new home.",
+                hint: "Choose an empty --home (or move \(home.path) aside), then restore again."
+            )
+        }
+        try fm.removeItem(at: destination)
+    }
+
+    /// gustd's lock for the home, held while the restore runs, so that no gustd starts on a half-filled home.
+    private static func holdDaemonLock(_ home: GustHome) throws -> Int32 {
+        let fd = open(home.daemonLock.path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw GustError("Cannot open \(home.daemonLock.path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw GustError("A gustd is running for \(home.path).", hint: "Restore into a new home, with no gustd running for it.")
+        }
+        return fd
     }
 
     /// An app's data directory: SQLite files through the backup API, anything else copied.

@@ -43,6 +43,11 @@ public struct GustHome: Sendable {
     /// The records channel that gustd offers its instances (`gust.records`).
     public var recordsSocket: URL { run.appendingPathComponent("records.sock") }
     public var authorizedKeys: URL { ssh.appendingPathComponent("authorized_keys") }
+    /// There while `gust restore` fills the home: a restore that stopped half-way is taken up
+    /// by the next (which replaces what it left), and gustd does not start on it.
+    public var restoreUnfinished: URL { root.appendingPathComponent("restore-unfinished") }
+    /// The lock one gustd per home holds; `gust restore` holds it too, so no gustd starts meanwhile.
+    public var daemonLock: URL { run.appendingPathComponent("gustd.lock") }
 
     public func repository(_ app: AppName) -> URL { repos.appendingPathComponent("\(app).git") }
     public func cache(_ app: AppName) -> URL { cache.appendingPathComponent(app.rawValue) }

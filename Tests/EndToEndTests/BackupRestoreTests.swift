@@ -127,6 +127,56 @@ struct BackupRestoreTests {
         #expect(mode == 0o755, "mode \(String(mode, radix: 8))")
     }
 
+    /// A restore is staged: one stopped half-way (here by a record store in the backup that is
+    /// not a database) leaves no store, gustd will not start on what it left, and the same
+    /// restore, run again once the backup is mended, takes up where it stopped. A backup others
+    /// could have written in is not restored at all.
+    @Test(.scratchDirectory) func aRestoreStoppedHalfWayIsTakenUpByTheNextAndGustdWaitsForIt() throws {
+        let fm = FileManager.default
+        let scratch = ScratchDirectory.current
+        let home = GustHome(path: scratch.appendingPathComponent("home").path)
+        #expect(try GustBinaries.gust(home, ["apps", "create", "cats"]).status == 0)
+        _ = try RecordStore(home: home, app: try AppName("cats")).insert("cat", ["name": .string("Tom")])
+        let backup = scratch.appendingPathComponent("backup")
+        #expect(try GustBinaries.gust(home, ["backup", backup.path]).status == 0)
+        let target = GustHome(path: scratch.appendingPathComponent("restored").path)
+        func restore() throws -> CommandResult {
+            try Command.run(GustBinaries.gust, ["restore", backup.path, "--home", target.path], timeout: 60)
+        }
+
+        chmod(backup.path, 0o777)
+        let refused = try restore()
+        #expect(refused.status != 0 && refused.output.contains("is not a backup only this user could have written"), "\(refused.output)")
+        #expect(!fm.fileExists(atPath: target.database.path))
+        chmod(backup.path, 0o700)
+
+        let records = backup.appendingPathComponent("data/cats/records.sqlite")
+        let good = scratch.appendingPathComponent("records.good")
+        try fm.moveItem(at: records, to: good)
+        try Data("not a database".utf8).write(to: records)
+        let stopped = try restore()
+        #expect(stopped.status != 0, "\(stopped.output)")
+        #expect(!fm.fileExists(atPath: target.database.path), "the store goes in last")
+        #expect(fm.fileExists(atPath: target.restoreUnfinished.path))
+        do {
+            let gustd = try GustdProcess(home: target)
+            gustd.stop()
+            Issue.record("gustd started on a half-restored home")
+        } catch let failure as GustdFailure {
+            #expect(failure.log.contains("did not finish"), "\(failure.log)")
+        }
+
+        try fm.removeItem(at: records)
+        try fm.moveItem(at: good, to: records)
+        let again = try restore()
+        #expect(again.status == 0, "\(again.output)")
+        #expect(again.output.contains("did not finish; this one replaces what it left"), "\(again.output)")
+        #expect(!fm.fileExists(atPath: target.restoreUnfinished.path))
+        #expect(try RecordStore(home: target, app: try AppName("cats")).find("cat", .init()).map { $0["name"] } == [.string("Tom")])
+        let twice = try restore()
+        #expect(twice.status != 0 && twice.output.contains("already has a store"), "\(twice.output)")
+    }
+
     @Test(.scratchDirectory) func aRestoredHomeNamesTheStacksItsReleasesNeedAndRunsOnceTheyAreBuilt() throws {
         let fixture = try PushFixture()
         _ = try StackCache.install(["bookworm"], into: fixture.home)

@@ -237,7 +237,7 @@ private struct DaemonLock {
 
     /// `waiting`: for the gustd that handed over to this one to drain and exit (it holds the lock till then).
     static func acquire(home: GustHome, waiting: Bool) async throws -> DaemonLock {
-        let path = home.run.appendingPathComponent("gustd.lock").path
+        let path = home.daemonLock.path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw GustError("Cannot open \(path): \(String(cString: strerror(errno)))") }
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
@@ -246,6 +246,14 @@ private struct DaemonLock {
                 throw GustError("Another gustd is already running for \(home.path).", hint: "Stop it first, or use another --home.")
             }
             try await Task.sleep(for: .milliseconds(20))
+        }
+        // Checked with the lock held: a `gust restore` holds it while it fills the home.
+        guard !FileManager.default.fileExists(atPath: home.restoreUnfinished.path) else {
+            close(fd)
+            throw GustError(
+                "A gust restore into \(home.path) did not finish: the home is not whole.",
+                hint: "Run the same `gust restore DIR --home \(home.path)` again; it takes up where it stopped."
+            )
         }
         return DaemonLock(descriptor: fd)
     }
