@@ -123,4 +123,26 @@ import Testing
         }
         #expect(try store.find("counter", .init()).count == 1)
     }
+
+    /// A write's context comes from a function's request header: no value it can hold, such as
+    /// the words the lock once held while passing from one writer to the next, lets a write skip
+    /// its hooks or slip into another's transaction.
+    @Test(.scratchDirectory) func noContextAFunctionCanSendSkipsTheBeforeHook() async throws {
+        let calls = Calls()
+        let (service, _) = try service(hooks: ["before_save cat"], calls: calls) { _, _, _, _, _, _ in
+            await Task.yield()
+            return nil
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    // Arrivals spread out, so that some come while the lock passes between writers.
+                    for _ in 0..<(index % 13) * 5 { await Task.yield() }
+                    _ = try await service.save("cat", id: nil, fields: ["n": .integer(Int64(index))], from: index.isMultiple(of: 2) ? nil : "handing over")
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(calls.all.count == 200, "\(200 - calls.all.count) writes skipped their before-hook")
+    }
 }

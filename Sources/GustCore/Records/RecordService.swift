@@ -43,8 +43,12 @@ public actor RecordService {
     /// Where this actor runs: a thread of its own, never an event loop (its statements block).
     private let executor: BlockingExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-    /// FIFO of writers waiting for the one in progress.
+    /// The token of the write in progress, whose before-hook's own writes join its transaction.
+    /// Only ever a token this actor made: a context comes from a function's request header.
     private var writing: String?
+    /// Whether the lock is held, or being handed to the next waiter (then `writing` is nil).
+    private var held = false
+    /// FIFO of writers waiting for the one in progress.
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     /// - Parameters:
@@ -140,9 +144,10 @@ public actor RecordService {
     /// returns, rolled back if it throws. The lock is released before after-hooks run.
     private func exclusively<T>(_ body: (String) async throws -> T) async throws -> T {
         let token = UUID().uuidString
-        if writing != nil {
+        if held {
             await withCheckedContinuation { waiters.append($0) }
         }
+        held = true
         writing = token
         defer { release() }
         try store.db.execute("BEGIN IMMEDIATE")
@@ -202,11 +207,13 @@ public actor RecordService {
     }
 
     private func release() {
-        // Ownership passes straight to the next waiter, so a newcomer cannot slip in between.
+        writing = nil
+        // Ownership passes straight to the next waiter (`held` stays set), so a newcomer cannot
+        // slip in between. A marker string in `writing` for the handover let a write whose context
+        // header said those words skip its before-hook and run outside any transaction.
         if waiters.isEmpty {
-            writing = nil
+            held = false
         } else {
-            writing = "handing over"
             waiters.removeFirst().resume()
         }
     }
