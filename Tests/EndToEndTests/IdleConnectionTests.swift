@@ -113,6 +113,46 @@ struct IdleConnectionTests {
         #expect(call.text == #""pong""#)
     }
 
+    /// The console's and the metrics' listeners close idle and trickling connections too: they
+    /// share gustd's connection budget with the apps' listener, and any app's code can reach them
+    /// on loopback, so connections held open there forever would stop gustd accepting everywhere.
+    @Test(.scratchDirectory) func theConsoleAndMetricsListenersCloseIdleAndSlowConnections() throws {
+        let fixture = try PushFixture(gustdArguments: [
+            "--console", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--idle-timeout", "2", "--header-timeout", "2",
+        ])
+        func port(_ file: String) throws -> Int {
+            let text = try String(contentsOf: fixture.home.run.appendingPathComponent(file), encoding: .utf8)
+            return try #require(Int(text.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""))
+        }
+        var connections: [(String, RawConnection)] = []
+        for (name, file) in [("console", "gustd.console"), ("metrics", "gustd.metrics")] {
+            let port = try port(file)
+            connections.append(("\(name), silent", try RawConnection(port: port)))
+            let trickling = try RawConnection(port: port)
+            trickling.send("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            connections.append(("\(name), trickling", trickling))
+            let kept = try RawConnection(port: port)
+            kept.send("GET \(name == "console" ? "/login" : "/metrics") HTTP/1.1\r\nHost: x\r\n\r\n")
+            connections.append(("\(name), kept alive after a request", kept))
+        }
+        let started = ContinuousClock.now
+        var answers: [String: String] = [:]
+        func readAll() {
+            // What was answered is read off first: a peek at an answer left unread is not the close.
+            for (name, connection) in connections { answers[name, default: ""] += connection.drain() }
+        }
+        while ContinuousClock.now - started < .seconds(20), !connections.allSatisfy({ $0.1.isClosedByPeer }) {
+            for (name, connection) in connections where name.hasSuffix("trickling") { connection.send("a") }
+            usleep(250_000)
+            readAll()
+        }
+        let open = connections.filter { !$0.1.isClosedByPeer }.map(\.0)
+        #expect(open.isEmpty, "still open after 20 s: \(open)")
+        for name in ["console, kept alive after a request", "metrics, kept alive after a request"] {
+            #expect(answers[name]?.hasPrefix("HTTP/1.1 200") == true, "\(name): \(answers[name] ?? "")")
+        }
+    }
+
     /// gustd with `gustdArguments` and the app `cats` pushed: one op, `ping`.
     static func pingApp(gustdArguments: [String]) throws -> PushFixture {
         let fixture = try PushFixture(gustdArguments: gustdArguments)

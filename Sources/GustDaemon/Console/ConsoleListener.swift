@@ -29,7 +29,7 @@ enum ConsoleListener {
         )
         let scheme = tls == nil ? "http" : "https"
         let listener = try listeners.serve(
-            "console", host: address.host, port: address.port, responder: server, tls: tls, logger: logger,
+            "console", host: address.host, port: address.port, responder: server, http1: .closingIdle(configuration), tls: tls, logger: logger,
             onServerRunning: { channel in
                 _ = gust_cloexec_from(3)  // as gustd's other listeners: nothing started by an exec inherits it
                 let port = channel.localAddress?.port ?? address.port

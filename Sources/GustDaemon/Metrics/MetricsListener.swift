@@ -22,7 +22,7 @@ enum MetricsListener {
         let file = addressFile(configuration.home)
         let listener = try listeners.serve(
             "metrics", host: address.host, port: address.port,
-            responder: MetricsEndpoint(registry: registry, supervisor: supervisor), logger: logger,
+            responder: MetricsEndpoint(registry: registry, supervisor: supervisor), http1: .closingIdle(configuration), logger: logger,
             onServerRunning: { channel in
                 _ = gust_cloexec_from(3)  // as gustd's other listeners: nothing started by an exec inherits it
                 let port = channel.localAddress?.port ?? address.port
