@@ -159,6 +159,16 @@ import Testing
         #expect(fields.map(\.value) == ["kept", "a=1", "b=2"])
     }
 
+    /// A browser keeps one host's cookies for all its ports: an app answering on the same host as
+    /// the console could otherwise set the admin's console session (to the attacker's own) or clear it.
+    @Test func anInstanceCannotSetTheConsolesCookies() {
+        let headers = HTTPHeaders([
+            ("Set-Cookie", "gust_session=attackers; Path=/; HttpOnly"), ("Set-Cookie", " gust_login =x"),
+            ("Set-Cookie", "theme=dark"), ("Set-Cookie", "gust_sessions=kept; Path=/"), ("Set-Cookie", "gust_login"),
+        ])
+        #expect(Gateway.clientFields(of: headers).map(\.value) == ["theme=dark", "gust_sessions=kept; Path=/"])
+    }
+
     @Test(.scratchDirectory) func gustdIsTheEdgeByDefault() {
         let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: [])
         let sent: HTTPFields = [

@@ -77,6 +77,16 @@ struct ForwardedHeaders {
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
 
+    /// Whether a `Set-Cookie` value sets one of the console's cookies: an app answering on the
+    /// console's host could otherwise sign the admin's browser in to a session of its choosing
+    /// (its own scoped token's), or out.
+    static func setsConsoleCookie(_ value: String) -> Bool {
+        guard value.contains("gust_") else { return false }  // the common case
+        let name = value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first?
+            .split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first?.trimmingCharacters(in: .whitespaces)
+        return name == ConsoleServer.sessionCookie || name == ConsoleServer.loginCookie
+    }
+
     /// Hop-by-hop headers (RFC 9110, 7.6.1) and those gustd sets itself.
     static let dropped: Set<String> = [
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",

@@ -13,7 +13,8 @@ extension Gateway {
         "transfer-encoding", "upgrade", "host", "date",
     ]
 
-    /// An instance's answer headers as the client gets them: without hop-by-hop headers and, unless
+    /// An instance's answer headers as the client gets them: without hop-by-hop headers, a
+    /// `Set-Cookie` of the console's cookies (`ForwardedHeaders.setsConsoleCookie`) and, unless
     /// `keepingLength`, its `Content-Length` (the gateway frames a whole answer itself). An answer
     /// whose body gustd relays as it comes (a long one), or does not have (a `HEAD`'s), keeps the
     /// length the instance gave (`keptLength`). With a `requestID`, that is the answer's one
@@ -27,7 +28,8 @@ extension Gateway {
         for (name, value) in headers {
             // The name's canonical form is lowercase already: no second lowered copy per header.
             guard let fieldName = HTTPField.Name(name), !hopByHop.contains(fieldName.canonicalName), fieldName != .contentLength,
-                requestID == nil || fieldName != ForwardedHeaders.requestID
+                requestID == nil || fieldName != ForwardedHeaders.requestID,
+                fieldName != .setCookie || !ForwardedHeaders.setsConsoleCookie(value)
             else { continue }
             fields.append(HTTPField(name: fieldName, value: value))
         }
