@@ -30,8 +30,12 @@ public struct ScaleChange: Sendable, Equatable {
         if let concurrency { settings.concurrency = concurrency }
         if let idle { settings.idleSeconds = try Self.seconds(idle) }
         if let problem = settings.problem { throw GustError(problem) }
-        if let ceilings, max != nil, let ceiling = ceilings.maxInstances, settings.max > ceiling {
-            throw GustError("--max \(settings.max) is over the ceiling of \(ceiling) instances an admin set for scoped keys. Ask an admin.")
+        // Checked for what the change sets: an app an admin scaled past the ceiling keeps it while
+        // a scoped key changes something else. A `--min` over it would keep that many running.
+        if let ceilings, let ceiling = ceilings.maxInstances {
+            for (option, value, changed) in [("--min", settings.min, min != nil), ("--max", settings.max, max != nil)] where changed && value > ceiling {
+                throw GustError("\(option) \(value) is over the ceiling of \(ceiling) instances an admin set for scoped keys. Ask an admin.")
+            }
         }
         return settings
     }

@@ -28,4 +28,18 @@ import Testing
             try ScaleChange(idle: "0s").applied(to: .standard, ceilings: nil)
         }
     }
+
+    /// The admin's ceiling bounds what a scoped key keeps running: a `--min` over it would hold
+    /// that many instances up for good, whatever `--max` says.
+    @Test func aScopedMinOverTheCeilingIsRefusedAsAMaxIs() throws {
+        let ceilings = LimitCeilings(maxInstances: 2)
+        #expect(throws: GustError("--min 4 is over the ceiling of 2 instances an admin set for scoped keys. Ask an admin.")) {
+            try ScaleChange(min: 4).applied(to: .standard, ceilings: ceilings)
+        }
+        #expect(throws: GustError("--max 3 is over the ceiling of 2 instances an admin set for scoped keys. Ask an admin.")) {
+            try ScaleChange(max: 3).applied(to: .standard, ceilings: ceilings)
+        }
+        #expect(try ScaleChange(min: 2, max: 2).applied(to: .standard, ceilings: ceilings).min == 2)
+        #expect(try ScaleChange(min: 4).applied(to: .standard, ceilings: nil).min == 4, "an admin is not bound by it")
+    }
 }
