@@ -12,13 +12,18 @@ import ServiceLifecycle
 /// script shows each line with `textContent`: a hostile line stays text.
 ///
 /// The file is polled off the event loops; a stream ends after `maxLifetime`
-/// (the browser reconnects), when gustd shuts down, or when its client leaves.
-enum ConsoleLogStream {
+/// (the browser reconnects, and signs in again if it must), when gustd shuts
+/// down, when its client leaves, or at the first `recheck` that finds its
+/// session closed or its token revoked, expired or no longer reaching the app.
+public enum ConsoleLogStream {
     static let poll: Duration = .milliseconds(250)
     static let maxLifetime: Duration = .seconds(600)
     static let keepAlive: Duration = .seconds(15)
+    public static let recheck: Duration = .seconds(5)
 
-    static func response(app: AppName, function: String?, home: GustHome) -> Response {
+    static func response(
+        app: AppName, function: String?, home: GustHome, recheck: Duration, stillAllowed: @escaping @Sendable () async -> Bool
+    ) -> Response {
         let filter = function.flatMap { $0.isEmpty ? nil : $0 }
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream; charset=utf-8"
@@ -29,7 +34,12 @@ enum ConsoleLogStream {
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
             let end = ContinuousClock.now + maxLifetime
             var quietSince = ContinuousClock.now
+            var checked = ContinuousClock.now
             while ContinuousClock.now < end, !Task.isCancelled, !Task.isShuttingDownGracefully {
+                if ContinuousClock.now - checked >= recheck {
+                    guard await stillAllowed() else { break }
+                    checked = .now
+                }
                 let entries = try await NIOThreadPool.singleton.runIfActive { [follower] in
                     var reading = follower
                     let entries = reading.read()

@@ -22,12 +22,18 @@ public struct ConsoleServer: HTTPResponder {
     let secure: Bool
     /// Proxies (`gustd --trusted-proxy`) whose `X-Forwarded-Proto: https` makes the cookies `Secure`.
     let trustedProxies: Set<String>
+    /// How often a log stream checks that its session and token still hold (`ConsoleLogStream`).
+    let streamRecheck: Duration
 
-    public init(backend: any ConsoleBackend, sessions: ConsoleSessions = ConsoleSessions(), secure: Bool = false, trustedProxies: Set<String> = []) {
+    public init(
+        backend: any ConsoleBackend, sessions: ConsoleSessions = ConsoleSessions(), secure: Bool = false, trustedProxies: Set<String> = [],
+        streamRecheck: Duration = ConsoleLogStream.recheck
+    ) {
         self.backend = backend
         self.sessions = sessions
         self.secure = secure
         self.trustedProxies = trustedProxies
+        self.streamRecheck = streamRecheck
     }
 
     /// Whether the browser reached the console over HTTPS: this listener's own TLS, or a trusted proxy's.
@@ -150,7 +156,15 @@ public struct ConsoleServer: HTTPResponder {
         case (.get, "logs", 1):
             return try await logsPage(app, query, viewer)
         case (.get, "logs", 2) where rest[1] == "stream":
-            return ConsoleLogStream.response(app: app, function: query["function"], home: backend.home)
+            // A stream outlives the request that was checked: it ends once the session is closed,
+            // its token revoked or expired, or the token no longer reaches the app.
+            let still: @Sendable () async -> Bool = { [backend, id = viewer.session.id] in
+                (try? await backend.withStore { store in
+                    guard let session = try store.consoleSession(id: id), let token = try store.consoleToken(id: session.tokenID) else { return false }
+                    return token.isValid() && token.mayUse(app)
+                }) ?? false
+            }
+            return ConsoleLogStream.response(app: app, function: query["function"], home: backend.home, recheck: streamRecheck, stillAllowed: still)
         case (.post, "call", 1):
             let wantsJSON = request.headers[.accept]?.contains("application/json") ?? false
             return try await call(app, form, viewer, json: wantsJSON)

@@ -224,6 +224,37 @@ import Testing
         }
     }
 
+    /// A log stream was checked once, at its start, and then ran its ten minutes whatever
+    /// became of its session: now it ends at its next check after a sign-out or a revocation.
+    @Test(.scratchDirectory) func aLogStreamEndsOnceItsTokenIsRevoked() async throws {
+        let setup = try setup()
+        let server = ConsoleServer(backend: setup.backend, streamRecheck: .milliseconds(50))
+        let app = Application(responder: server, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.router) { client in
+            let (cookie, _) = try await signIn(client, setup.admin)
+            let ended = try await withThrowingTaskGroup(of: Bool.self) { group in
+                // The router's client collects the whole body: it returns once the stream has ended.
+                group.addTask {
+                    try await client.execute(uri: "/apps/cats/logs/stream", method: .get, headers: [.cookie: cookie]) { response in
+                        #expect(response.status == .ok)
+                        #expect(String(buffer: response.body).hasPrefix("retry: 2000"))
+                    }
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(300))  // the stream has begun, its request checked
+                    try await setup.backend.withStore { [id = setup.adminID] in try $0.revokeConsoleToken(id: id) }
+                    try await Task.sleep(for: .seconds(30))
+                    return false
+                }
+                let first = try await group.next() ?? false
+                group.cancelAll()
+                return first
+            }
+            #expect(ended, "the stream ran on 30 s after its token was revoked")
+        }
+    }
+
     @Test(.scratchDirectory) func cookiesAreSecureOverHTTPSOnlyAsATrustedProxySaysIt() async throws {
         let setup = try setup()
         let https: HTTPFields = [HTTPField.Name("X-Forwarded-Proto")!: "https"]
