@@ -2,8 +2,10 @@
 # Keeps sandboxed apps away from the host's own services: for every uid of the
 # gust user's subordinate range (the apps' uids, docs/security.md), refuses
 # connections to any address of this machine (loopback, gustd's listeners,
-# other local services) and to the link-local range (169.254.169.254, cloud
-# metadata). Everything else stays open: functions call APIs.
+# other local services), to the link-local ranges (169.254.169.254, cloud
+# metadata) and to the clouds' other metadata services (AWS's IPv6 one, Alibaba
+# Cloud's, Azure's WireServer), where a request from the host reads its
+# credentials. Everything else stays open: functions call APIs.
 #
 #   gust-firewall.sh START COUNT     load the rules (table inet gust), replacing any before
 #   gust-firewall.sh --closed START COUNT   also refuse all other egress (apps reach nothing)
@@ -30,6 +32,8 @@ table inet gust {
     meta skuid $start-$end fib daddr type local reject
     meta skuid $start-$end ip daddr 169.254.0.0/16 reject
     meta skuid $start-$end ip6 daddr fe80::/10 reject
+    meta skuid $start-$end ip daddr { 100.100.100.200, 168.63.129.16 } reject
+    meta skuid $start-$end ip6 daddr fd00:ec2::254 reject
 "
 if [ "$closed" = true ]; then
   rules+="    meta skuid $start-$end reject

@@ -97,6 +97,8 @@ struct SandboxTests {
             for (attempt, outcome) in tried.sorted(by: { $0.key < $1.key }) {
                 #expect(outcome.hasPrefix("refused"), "\(phase): \(attempt) → \(outcome)")
             }
+            // Refused by the rule, not timed out on its way out.
+            #expect(tried["reach Alibaba Cloud's metadata service"] == "refused: ConnectionRefusedError", "\(phase): \(tried)")
         }
         // Each app is its own host uid, seen from outside; the keys are untouched; all still answer.
         #expect(Self.instance(uid: Self.rangeStart + 2, in: home) != nil, "the hostile app's instance runs as uid \(Self.rangeStart + 2)")
@@ -313,6 +315,11 @@ struct SandboxTests {
             def reach_http():
                 socket.create_connection(('127.0.0.1', t['port']), timeout=3).close()
             attempt("reach gustd's HTTP listener", reach_http)
+            def reach_metadata():
+                # A cloud's metadata service outside the link-local range (Alibaba Cloud's): the
+                # firewall refuses it at once; without the rule the connection would go out.
+                socket.create_connection(('100.100.100.200', 80), timeout=3).close()
+            attempt("reach Alibaba Cloud's metadata service", reach_metadata)
             def reach_admin():
                 s = socket.socket(socket.AF_UNIX)
                 s.connect(home + '/run/gustd.sock')

@@ -7,7 +7,7 @@ import Testing
 struct DrainAddressPolicyTests {
     @Test(arguments: [
         "127.0.0.1", "127.1.2.3", "0.0.0.0", "169.254.169.254", "::1", "::", "fe80::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
-        "224.0.0.1", "ff02::1", "192.0.2.10",
+        "224.0.0.1", "ff02::1", "192.0.2.10", "fd00:ec2::254", "FD00:EC2:0::254", "100.100.100.200", "::ffff:100.100.100.200", "168.63.129.16",
     ])
     func loopbackLinkLocalAndOwnAddressesAreRefused(_ ip: String) {
         #expect(DrainAddressPolicy.refusal(ip: ip, own: ["192.0.2.10"]) != nil, "\(ip)")

@@ -27,12 +27,13 @@ struct DrainAddressPolicy: Sendable {
         return Self.refusal(ip: ip, own: ownAddresses)
     }
 
-    /// Loopback, unspecified (0.0.0.0 reaches loopback), link-local (the metadata service) and
-    /// the machine's own addresses, including their IPv4-mapped IPv6 spellings.
+    /// Loopback, unspecified (0.0.0.0 reaches loopback), link-local (the metadata service), the
+    /// other metadata services and the machine's own addresses, including their IPv4-mapped IPv6 spellings.
     static func refusal(ip: String, own: Set<String>) -> String? {
         var text = ip.lowercased()
         if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
         if text.hasPrefix("::ffff:"), text.dropFirst(7).contains(".") { text = String(text.dropFirst(7)) }
+        if Self.isMetadataService(text) { return "\(ip) is a cloud's metadata service" }
         if let v4 = IPv4(text) {
             if v4.octets[0] == 127 { return "\(ip) is a loopback address" }
             if v4.octets == [0, 0, 0, 0] || v4.octets[0] == 0 { return "\(ip) is an unspecified address" }
@@ -48,6 +49,18 @@ struct DrainAddressPolicy: Sendable {
         }
         if own.contains(text) { return "\(ip) is one of this server's own addresses" }
         return nil
+    }
+
+    /// Cloud metadata services outside the link-local ranges (which are refused whole), where a
+    /// request from the host can read its credentials: AWS's IPv6 one, Alibaba Cloud's, Azure's
+    /// WireServer. `scripts/gust-firewall.sh` keeps the apps from them too.
+    static let metadataServices = ["fd00:ec2::254", "100.100.100.200", "168.63.129.16"]
+
+    /// Compared as addresses, not text: `FD00:EC2:0::254` is the same one.
+    private static func isMetadataService(_ text: String) -> Bool {
+        if let v4 = IPv4(text) { return metadataServices.contains { IPv4($0)?.octets == v4.octets } }
+        if let v6 = IPv6(text) { return metadataServices.contains { IPv6($0)?.bytes == v6.bytes } }
+        return false
     }
 
     static func interfaceAddresses() -> [String] {
