@@ -153,6 +153,24 @@ struct IdleConnectionTests {
         }
     }
 
+    /// A body trickled in after gustd has answered (a 404 before the body was read) is not use of
+    /// the connection: one byte every second kept it open for good, each a connection of gustd's
+    /// budget that anyone could hold.
+    @Test(.scratchDirectory) func aBodyTrickledAfterTheAnswerDoesNotKeepTheConnection() throws {
+        let fixture = try PushFixture(gustdArguments: ["--idle-timeout", "2", "--header-timeout", "2"])
+        let connection = try RawConnection(port: fixture.port)
+        connection.send("POST /apps/nope/x HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n")
+        var answer = ""
+        let started = ContinuousClock.now
+        while ContinuousClock.now - started < .seconds(20), !connection.isClosedByPeer {
+            connection.send("a")
+            usleep(500_000)
+            answer += connection.drain()
+        }
+        #expect(answer.hasPrefix("HTTP/1.1 404"), "\(answer)")
+        #expect(connection.isClosedByPeer, "still open after 20 s of a byte every half second")
+    }
+
     /// gustd with `gustdArguments` and the app `cats` pushed: one op, `ping`.
     static func pingApp(gustdArguments: [String]) throws -> PushFixture {
         let fixture = try PushFixture(gustdArguments: gustdArguments)

@@ -67,14 +67,18 @@ final class IdleConnectionTimer: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastActive = .now()
         switch unwrapInboundIn(data) {
         case .head:
+            lastActive = .now()
             inProgress += 1
             reading = true
         case .body:
-            break
+            // A body still coming after its answer (a 404 written before the body was read, which
+            // the server then reads off and drops) is not use: a byte now and then would keep
+            // the connection, and a place in gustd's budget, for good.
+            if inProgress > 0 { lastActive = .now() }
         case .end:
+            lastActive = .now()
             reading = false
         }
         context.fireChannelRead(data)
