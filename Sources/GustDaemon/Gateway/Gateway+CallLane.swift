@@ -108,7 +108,7 @@ extension Gateway {
                 target: kind == .op ? address.path.opTarget : address.path.percentEncoded + (query.map { "?\($0)" } ?? ""),
                 headers: forwarded(requestID),
                 body: body,
-                streamsAnswer: kind == .handler),
+                streamsAnswer: kind == .handler, relaysLongAnswer: true),
             channel: channel)
         if live.isPrivate {
             let token = token()

@@ -199,7 +199,7 @@ struct Gateway: HTTPResponder {
                 return InstanceRequest(
                     method: method, target: instanceTarget, headers: forwarded,
                     body: collected.readSlice(length: collected.readableBytes) ?? ByteBuffer(),
-                    streamsAnswer: !instanceTarget.hasPrefix("/_gust/")
+                    streamsAnswer: !instanceTarget.hasPrefix("/_gust/"), relaysLongAnswer: true
                 )
             }
         }

@@ -11,7 +11,13 @@ struct InstanceRequest: Sendable {
     var body: ByteBuffer = ByteBuffer()
     /// Whether a chunked answer is handed over at its head, its body following as it comes
     /// (`InstanceResponse.rest`), rather than collected whole: a handler's or a mount's answer.
+    /// So is one with its length over `InstanceConnection.streamedAbove`, whatever that length.
     var streamsAnswer = false
+    /// Whether an answer with its length over `streamedAbove`, and within the call's limit, is
+    /// handed over at its head too (an op's): collected whole and handed to a client that does not
+    /// read it, it would wait in gustd's memory, the instance free for the next call. One longer
+    /// than the limit is refused at its head.
+    var relaysLongAnswer = false
     /// The call's id (`CallTag`), sent as `X-Gust-Call` in place of any such field in `headers`: set
     /// by the instance that sends it, without copying `headers` to add a field.
     var callTag: String? = nil
@@ -127,8 +133,12 @@ final class InstanceConnection: Sendable {
     /// streamed): past it a call fails with `tooLarge`, its connection closed. An answer the request
     /// `streamsAnswer` for is relayed as it comes once it is chunked or longer than `streamedAbove`,
     /// and has no limit: a slow client holds its instance back (`AnswerFlow`), not gustd's memory.
+    /// A whole answer is handed to the client's connection and waits there until the client has
+    /// read it, the instance free: `streamedAbove` bounds how much of gustd each connection can
+    /// hold so (16 clients not reading 16 MiB op answers held 265 MB of it when ops' answers were
+    /// collected whole).
     static let wholeAnswerLimit = 32 * 1024 * 1024
-    static let streamedAbove = 1024 * 1024
+    static let streamedAbove = 64 * 1024
 
     /// Sends `request` and collects the answer, failing with `tooLarge` once
     /// its body passes `maxBodyBytes`.
@@ -255,6 +265,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
     private var body = ByteBuffer()
     private var maxBodyBytes = Int.max
     private var streamsAnswer = false
+    private var relaysLongAnswer = false
     /// A streamed answer in progress: its head went out, its chunks and end go here.
     private var streaming: (@Sendable (InstanceAnswerPart) -> Void)?
     /// The streamed answer's receiver asked for a pause (`AnswerFlow`): reads wait.
@@ -278,6 +289,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
         deliver = exchange.deliver
         maxBodyBytes = exchange.maxBodyBytes
         streamsAnswer = exchange.request.streamsAnswer
+        relaysLongAnswer = exchange.request.streamsAnswer || exchange.request.relaysLongAnswer
         head = nil
         body = ByteBuffer()  // no storage: `clear()` on the shared empty one allocated a new one for every call
         heldBack = false
@@ -333,11 +345,15 @@ final class ExchangeHandler: ChannelDuplexHandler {
             head = (status, headers)
             // A long answer with its length is relayed as it comes too: held whole, it would sit in gustd's memory.
             let relayed = switch framing {
-            case .chunked: true
-            case .length(let length): length > InstanceConnection.streamedAbove
+            case .chunked: streamsAnswer
+            case .length(let length): relaysLongAnswer && length > InstanceConnection.streamedAbove
             case .none, .untilClose: false
             }
-            if streamsAnswer, relayed, let deliver {
+            // Past the call's limit by its own length, and not streamed without one: refused now, unread.
+            if !streamsAnswer, case .length(let length) = framing, length > maxBodyBytes, deliver != nil {
+                return giveUp(context: context, .tooLarge)
+            }
+            if relayed, let deliver {
                 // Hand the answer over now; its chunks follow as the instance writes them.
                 streaming = deliver
                 self.deliver = nil
