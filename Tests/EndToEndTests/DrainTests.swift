@@ -170,6 +170,38 @@ struct DrainTests {
         #expect(message.contains(" cats ") && message.contains(#"function="op burst""#), "\(message)")
     }
 
+    /// A `syslog+tls://` receiver that takes the connection and never answers the TLS handshake
+    /// left the drain's write pending for good (NIO's write future heeds no cancellation): gustd
+    /// then never finished a SIGTERM, and kept its lock, so a successor waited for ever. The
+    /// write now ends at the drain's time limit, or at once when gustd stops.
+    @Test(.scratchDirectory) func aSyslogReceiverThatNeverAnswersHoldsUpNeitherTheDrainNorGustdsStop() throws {
+        let fixture = try PushFixture()
+        try Self.pushBurstingApp(fixture)
+        let gustd = try #require(fixture.gustd)
+        // A listener that never accepts: the kernel completes the TCP handshake, and nothing answers.
+        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(silent) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, length) == 0 && listen(silent, 8) == 0 && getsockname(silent, $0, &length) == 0 }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let added = try GustBinaries.gust(fixture.home, ["drains", "add", "cats", "syslog+tls://127.0.0.1:\(port)", "--allow-private"])
+        #expect(added.status == 0, "\(added.output)")
+        #expect(Self.wait(upTo: 10) { FileManager.default.fileExists(atPath: fixture.home.logs.appendingPathComponent("drains").path) })
+        try Self.burst(fixture, from: 0, count: 5)
+        // The drain's write waits on the handshake, then fails at the drain's time limit (10 s) and says so.
+        #expect(Self.wait(upTo: 30) { (Self.drains(fixture).first?["error"] as? String)?.isEmpty == false }, "\(Self.drains(fixture))")
+        try Self.burst(fixture, from: 5, count: 5)
+        Thread.sleep(forTimeInterval: 1)  // a second write, pending again when gustd is told to stop
+        let status = gustd.terminate(within: 30)
+        #expect(status == 0, "gustd \(status.map { "exited \($0)" } ?? "still ran 30 s after SIGTERM")")
+    }
+
     @Test(.scratchDirectory) func aDrainToLoopbackWithoutAnAdminsAllowanceIsRefusedAndSaysWhy() throws {
         let fixture = try PushFixture()
         try Self.pushBurstingApp(fixture)

@@ -182,6 +182,9 @@ public enum RouterDaemon {
         )
         // Calls in flight get their time limit, instances their stop grace; past that, cancel.
         services.maximumGracefulShutdownDuration = configuration.functionTimeout + configuration.stopGrace + .seconds(5)
+        // And a service its cancellation does not end within this does not keep gustd (and the
+        // home's lock, which a successor waits for) for good.
+        services.maximumCancellationDuration = .seconds(10)
         do {
             try await ServiceGroup(configuration: services).run()
         } catch {

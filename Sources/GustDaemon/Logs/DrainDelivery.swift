@@ -3,6 +3,7 @@ import GustCore
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// Sends batches of an app's log entries to one drain's receiver.
 ///
@@ -87,10 +88,37 @@ final class DrainDelivery: @unchecked Sendable {
         if syslog == nil { syslog = try await connect() }
         guard let channel = syslog else { return }
         do {
-            try await withDeadline { try await channel.channel.writeAndFlush(buffer) }
+            try await Self.write(buffer, on: channel.channel, within: timeout)
         } catch {
             await close()
             throw error as? DrainFailure ?? DrainFailure("the connection failed: \(error)")
+        }
+    }
+
+    /// Whether a write's time ran out (set on the channel's loop, read by the writing task).
+    private final class Expiry: Sendable {
+        let passed = Atomic(false)
+    }
+
+    /// Writes and flushes, closing the channel at `timeout` or when the task is cancelled: NIO's
+    /// write future heeds no cancellation, and a receiver that never reads, or never finishes a TLS
+    /// handshake (NIOSSL holds writes until it has), left it pending for good, and with it the
+    /// shipper and gustd's stop. Closing fails the pending write.
+    private static func write(_ buffer: ByteBuffer, on channel: any Channel, within timeout: TimeAmount) async throws {
+        let expired = Expiry()
+        let timer = channel.eventLoop.scheduleTask(in: timeout) {
+            expired.passed.store(true, ordering: .relaxed)
+            channel.close(promise: nil)
+        }
+        defer { timer.cancel() }
+        do {
+            try await withTaskCancellationHandler {
+                try await channel.writeAndFlush(buffer)
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+        } catch where expired.passed.load(ordering: .relaxed) {
+            throw DrainFailure("the receiver took nothing within \(timeout.nanoseconds / 1_000_000_000) s")
         }
     }
 
