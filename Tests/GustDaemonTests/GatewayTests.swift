@@ -175,8 +175,19 @@ import Testing
             HTTPField.Name("X-Forwarded-For")!: "6.6.6.6", HTTPField.Name("X-Forwarded-Proto")!: "https",
             HTTPField.Name("X-Gust-Internal")!: "guess", HTTPField.Name("X-Gust-Call")!: "1",
             HTTPField.Name("X-Request-Id")!: "old", .connection: "close", HTTPField.Name("Accept")!: "*/*",
+            // What an app behind a proxy might believe: the host for its links, the client's address.
+            HTTPField.Name("X-Forwarded-Host")!: "evil.example", HTTPField.Name("Forwarded")!: "for=6.6.6.6",
+            HTTPField.Name("X-Real-IP")!: "6.6.6.6", HTTPField.Name("X_Forwarded_For")!: "6.6.6.6",
+            HTTPField.Name("x_gust_internal")!: "guess", HTTPField.Name("X_Custom")!: "kept",
         ]
         let headers = forwarding.headers(of: sent, peer: "10.0.0.7", requestID: "new")
+        for name in ["X-Forwarded-Host", "Forwarded", "X-Real-IP", "X_Forwarded_For", "x_gust_internal"] {
+            #expect(headers[name].isEmpty, "\(name): \(headers[name])")
+        }
+        #expect(headers["X_Custom"] == ["kept"], "a name with _ that stands for nothing of gustd's passes")
+        let fromProxy = ForwardedHeaders(scheme: "http", trustedProxies: ["10.0.0.7"]).headers(of: sent, peer: "10.0.0.7", requestID: "new")
+        #expect(fromProxy["X-Forwarded-Host"] == ["evil.example"] && fromProxy["X-Real-IP"] == ["6.6.6.6"], "a trusted proxy's are kept")
+        #expect(fromProxy["X_Forwarded_For"].isEmpty)
         #expect(headers["X-Forwarded-For"] == ["10.0.0.7"])
         #expect(headers["X-Forwarded-Proto"] == ["http"])
         #expect(headers["X-Request-Id"] == ["new"])

@@ -4,8 +4,9 @@ import HTTPTypes
 import NIOHTTP1
 
 /// The headers a call carries to its function: the client's, less hop-by-hop
-/// ones, every `X-Gust-*` (gustd's protocol with the instance) and the console's cookies, plus
-/// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Request-Id`.
+/// ones, every `X-Gust-*` (gustd's protocol with the instance), the console's cookies and, but
+/// from a trusted proxy, `X-Forwarded-Host`, `Forwarded` and `X-Real-IP` (and any spelling of
+/// these with `_`), plus `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Request-Id`.
 ///
 /// gustd is the edge by default: `X-Forwarded-For` is the peer's address,
 /// replacing whatever the client sent (a client could otherwise claim any
@@ -44,9 +45,14 @@ struct ForwardedHeaders {
         for field in fields {
             let name = field.canonical
             if Self.dropped.contains(name) || name.hasPrefix("x-gust-") { continue }
+            // `X_Forwarded_For` and the like: runtimes (CGI's rules, WSGI's environ) fold `_` into
+            // `-`, so a client's spelling would join gustd's own, ahead of it.
+            if name.utf8.contains(UInt8(ascii: "_")), Self.foldsOntoOwn(name) { continue }
             switch name {
             case "x-forwarded-for": if trusted { sentFor.append(field.value) }
             case "x-forwarded-proto": if trusted { sentProto = field.value }
+            // Who the client is and which host it asked for, said by a client: believed from a trusted proxy only.
+            case "x-forwarded-host", "forwarded", "x-real-ip": if trusted { headers.add(name: field.name, value: field.value) }
             case "x-request-id": continue
             case "cookie": if let kept = Self.withoutConsoleCookies(field.value) { headers.add(name: field.name, value: kept) }
             default: headers.add(name: field.name, value: field.value)
@@ -85,6 +91,15 @@ struct ForwardedHeaders {
         let name = value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first?
             .split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first?.trimmingCharacters(in: .whitespaces)
         return name == ConsoleServer.sessionCookie || name == ConsoleServer.loginCookie
+    }
+
+    /// Whether a name with `_` in it reads, `_` taken as `-`, as a header gustd sets or believes
+    /// only from a trusted proxy.
+    static func foldsOntoOwn(_ name: String) -> Bool {
+        let folded = name.replacingOccurrences(of: "_", with: "-")
+        return folded.hasPrefix("x-gust-") || [
+            "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip", "x-request-id",
+        ].contains(folded)
     }
 
     /// Hop-by-hop headers (RFC 9110, 7.6.1) and those gustd sets itself.
