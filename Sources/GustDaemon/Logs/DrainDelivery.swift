@@ -19,6 +19,18 @@ final class DrainDelivery: @unchecked Sendable {
     private let timeout: TimeAmount
     /// The open syslog connection; only `send` touches it, and one shipper calls `send` at a time.
     private var syslog: NIOAsyncChannel<ByteBuffer, ByteBuffer>?
+    /// The host's addresses and when they were looked up (`send`'s too).
+    private var resolved: (addresses: [SocketAddress], at: ContinuousClock.Instant)?
+    /// How long a lookup serves: an HTTP drain connects for every batch, and each lookup took a
+    /// thread. The policy still checks the addresses at every connection.
+    static let resolvedFor: Duration = .seconds(30)
+    /// The threads that look drains' hosts up, apart from NIO's shared pool (gustd's store, token
+    /// checks, schedules): a drain's host can be made to answer slowly, and getaddrinfo blocks.
+    private static let resolver: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        return pool
+    }()
 
     init(drain: Drain, policy: DrainAddressPolicy, timeout: TimeAmount = .seconds(10)) {
         self.drain = drain
@@ -126,7 +138,7 @@ final class DrainDelivery: @unchecked Sendable {
     /// this drain), and connects to the first address left, with TLS when the URL asks for it.
     private func connect() async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
         let target = drain.target
-        let addresses = try await Self.resolve(target.host, port: target.port)
+        let addresses = try await lookUp()
         var reasons: [String] = []
         var allowed: [SocketAddress] = []
         for address in addresses {
@@ -166,9 +178,18 @@ final class DrainDelivery: @unchecked Sendable {
         }
     }
 
+    /// The target's addresses: looked up again after `resolvedFor`, given up on after `timeout`.
+    private func lookUp() async throws -> [SocketAddress] {
+        if let resolved, ContinuousClock.now - resolved.at < Self.resolvedFor { return resolved.addresses }
+        let (host, port) = (drain.target.host, drain.target.port)
+        let addresses = try await withDeadline { try await Self.resolve(host, port: port) }
+        resolved = (addresses, .now)
+        return addresses
+    }
+
     static func resolve(_ host: String, port: Int) async throws -> [SocketAddress] {
         if isIPLiteral(host) { return [try SocketAddress(ipAddress: host, port: port)] }
-        return try await NIOThreadPool.singleton.runIfActive {
+        return try await resolver.runIfActive {
             var hints = addrinfo()
             hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
             var list: UnsafeMutablePointer<addrinfo>?
