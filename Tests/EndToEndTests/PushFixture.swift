@@ -39,6 +39,15 @@ final class PushFixture: Sendable {
         try GitWorkspace(at: root.appendingPathComponent("work-\(name)"), copying: template)
     }
 
+    /// Pushes a Python app whose `__init__.py` is `source` to the fixture's app; the push's outcome.
+    @discardableResult
+    func pushPython(_ source: String, message: String = "App") throws -> CommandResult {
+        let work = try workspace("py-\(UUID().uuidString.prefix(6))")
+        try work.write("__init__.py", source)
+        try work.commit(message)
+        return try work.push(to: remote)
+    }
+
     static func example(_ name: String) -> URL {
         GustBinaries.sourceRoot.appendingPathComponent("examples/\(name)")
     }

@@ -19,10 +19,7 @@ struct RecordQueryIsolationTests {
 
     @Test(.scratchDirectory) func oneAppsSlowQueriesHoldUpNeitherAnotherAppsRecordsNorItsOwnWrites() throws {
         let fixture = try PushFixture()
-        let work = try fixture.workspace("py")
-        try work.write("__init__.py", Self.app)
-        try work.commit("One")
-        let push = try work.push(to: fixture.remote)
+        let push = try fixture.pushPython(Self.app)
         #expect(push.status == 0, "\(push.output)")
         #expect(try GustBinaries.gust(fixture.home, ["apps", "create", "big"]).status == 0)
         func token(_ app: String) throws -> [String: String] {

@@ -20,10 +20,7 @@ struct SlowClientMemoryTests {
 
     @Test(.scratchDirectory) func clientsThatDoNotReadBigAnswersHoldNoneOfThemInGustd() throws {
         let fixture = try PushFixture()
-        let work = try fixture.workspace("py")
-        try work.write("__init__.py", Self.app)
-        try work.commit("Big")
-        let push = try work.push(to: fixture.remote)
+        let push = try fixture.pushPython(Self.app)
         try #require(push.status == 0, "\(push.output)")
         let gustd = try #require(fixture.gustd)
         let whole = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/big", body: "{}", timeout: 60)

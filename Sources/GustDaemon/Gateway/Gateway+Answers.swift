@@ -20,8 +20,14 @@ extension Gateway {
     /// length the instance gave (`keptLength`). With a `requestID`, that is the answer's one
     /// `X-Request-Id`, whatever the instance sent (the same as setting it after, without
     /// `HTTPFields` looking for the field by name to replace it).
+    ///
+    /// With `sharedOrigin` (an answer at a path address, `/apps/APP/`, whose origin every app's
+    /// path addresses on the host share) it also loses the headers that act on the whole origin:
+    /// `Service-Worker-Allowed` (a service worker of one app's that widened its scope to `/` would
+    /// read and rewrite every other app's answers) and `Clear-Site-Data` (one app would clear every
+    /// other's cookies and storage).
     static func clientFields(
-        of headers: HTTPHeaders, reserving extra: Int = 0, keepingLength: Bool = false, requestID: String? = nil
+        of headers: HTTPHeaders, reserving extra: Int = 0, keepingLength: Bool = false, requestID: String? = nil, sharedOrigin: Bool = false
     ) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(headers.count + extra)
@@ -29,7 +35,8 @@ extension Gateway {
             // The name's canonical form is lowercase already: no second lowered copy per header.
             guard let fieldName = HTTPField.Name(name), !hopByHop.contains(fieldName.canonicalName), fieldName != .contentLength,
                 requestID == nil || fieldName != ForwardedHeaders.requestID,
-                fieldName != .setCookie || !ForwardedHeaders.setsConsoleCookie(value)
+                fieldName != .setCookie || !ForwardedHeaders.setsConsoleCookie(value),
+                !sharedOrigin || !Self.actsOnTheOrigin.contains(fieldName.canonicalName)
             else { continue }
             fields.append(HTTPField(name: fieldName, value: value))
         }
@@ -37,6 +44,9 @@ extension Gateway {
         if keepingLength, let length = keptLength(of: headers) { fields[.contentLength] = length }
         return fields
     }
+
+    /// Answer headers that act on the whole origin, dropped where apps share one.
+    static let actsOnTheOrigin: Set<String> = ["service-worker-allowed", "clear-site-data"]
 
     /// The `Content-Length` an answer keeps: the instance's own, when it framed its answer by length
     /// (no `Transfer-Encoding`). The client then knows how much is coming (a download's progress)

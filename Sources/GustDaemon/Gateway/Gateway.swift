@@ -194,7 +194,9 @@ struct Gateway: HTTPResponder {
         // The body is read once the call holds an instance: waiting calls hold no body in memory.
         // The console's per-minute history is kept only while there is a console to show it.
         return try await CallMetrics.measure(app, kind: kind, function: function, history: supervisor.consoleHistory) {
-            try await forward(to: app, deadline: deadline, channel: channel, answersHead: method == .HEAD, note: &note) {
+            try await forward(
+                to: app, deadline: deadline, channel: channel, answersHead: method == .HEAD, sharedOrigin: target.sharesOrigin, note: &note
+            ) {
                 var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
                 return InstanceRequest(
                     method: method, target: instanceTarget, headers: forwarded,
@@ -235,7 +237,7 @@ struct Gateway: HTTPResponder {
     /// Calls an instance of the app once its pool gives one, with the request
     /// `makeCall` gives then; a call whose client leaves while it waits never runs.
     private func forward(
-        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel, answersHead: Bool, note: inout Note,
+        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel, answersHead: Bool, sharedOrigin: Bool, note: inout Note,
         _ makeCall: @escaping @Sendable () async throws -> InstanceRequest
     ) async throws -> Response {
         let limit = configuration.functionTimeout
@@ -279,13 +281,14 @@ struct Gateway: HTTPResponder {
         note.instance = instance
         guard let rest = answer.rest else {
             // A HEAD's answer has no body but says the length a GET's would have (RFC 9110, 9.3.2), not 0.
-            let fields = Self.clientFields(of: answer.headers, keepingLength: answersHead && answer.body.readableBytes == 0)
+            let fields = Self.clientFields(
+                of: answer.headers, keepingLength: answersHead && answer.body.readableBytes == 0, sharedOrigin: sharedOrigin)
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
         }
         // A chunked or long answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent
         // Events, a download), held back while the client is slow; once the client has gone, no longer.
         channel.closeFuture.whenComplete { _ in rest.abandon() }
-        let fields = Self.clientFields(of: answer.headers, keepingLength: true)
+        let fields = Self.clientFields(of: answer.headers, keepingLength: true, sharedOrigin: sharedOrigin)
         return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
     }
 
@@ -327,6 +330,9 @@ struct AppAddress: Equatable {
 
     /// Whether the host named the app (rather than the path).
     var byHost = false
+    /// Whether the app is reached at a path address, `/apps/APP/`: every app's path addresses on a
+    /// host share one browser origin (`Gateway.clientFields(of:sharedOrigin:)`).
+    var sharesOrigin = false
 
     /// With `only` (gustd --only-app), every address is that app's, its whole path the app's path.
     /// `served`: whether an app is served here. On an own domain, `/apps/NAME/` of another app that is
@@ -358,6 +364,7 @@ struct AppAddress: Equatable {
         guard let app = Self.pathApp(path) else { return nil }
         self.app = app
         self.path = path.dropFirst(2).resolvingDotSegments()
+        sharesOrigin = true
     }
 
     /// The app of a path address, `/apps/APP/...`.
