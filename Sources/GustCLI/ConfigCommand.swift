@@ -31,7 +31,7 @@ struct ConfigCommand: ParsableCommand {
             }
             guard !vars.isEmpty else { return print("\(name) has no config vars. Set one with `gust config set \(name) KEY=value`.") }
             for variable in vars {
-                print("\(variable.name)=\(variable.displayValue)\(variable.isSecret ? "  (secret)" : "")")
+                print("\(variable.name)=\(variable.displayValue.visibleAtTerminal)\(variable.isSecret ? "  (secret)" : "")")
             }
         }
     }

@@ -3,8 +3,9 @@ import GustCore
 
 /// Plain-text tables and ages, as `heroku releases` prints them.
 enum Formatting {
+    /// Cells as the terminal shows them: an app's names and messages can carry escape sequences.
     static func table(_ header: [String], _ rows: [[String]]) -> String {
-        let all = [header] + rows
+        let all = [header] + rows.map { $0.map(\.visibleAtTerminal) }
         var widths = header.map(\.count)
         for row in all {
             for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }

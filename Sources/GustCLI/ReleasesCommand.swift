@@ -45,7 +45,7 @@ struct ReleasesCommand: ParsableCommand {
                 }
             ))
             if let served, served.state == "crashing" {
-                print("\nv\(served.version) is crashing: it cannot start (\(served.error ?? "unknown error")).")
+                print("\nv\(served.version) is crashing: it cannot start (\((served.error ?? "unknown error").visibleAtTerminal)).")
                 print("gustd tries again with growing pauses; see `gust logs \(name)`.")
             }
         }
@@ -83,10 +83,11 @@ struct ReleasesCommand: ParsableCommand {
                 ("Config", shown.config.isEmpty ? nil : shown.config.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")),
             ]
             for case let (label, value?) in rows {
-                print("\(label + ":")".padding(toLength: 13, withPad: " ", startingAt: 0) + value)
+                print("\(label + ":")".padding(toLength: 13, withPad: " ", startingAt: 0) + value.visibleAtTerminal)
             }
             print("\n--- build log ---")
-            print(release.log, terminator: release.log.hasSuffix("\n") ? "" : "\n")
+            // The build's output is the pushed code's: shown as text, escape sequences and all.
+            print(release.log.linesVisibleAtTerminal, terminator: release.log.hasSuffix("\n") ? "" : "\n")
         }
     }
 }

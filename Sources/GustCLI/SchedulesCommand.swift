@@ -57,7 +57,7 @@ struct SchedulesCommand: ParsableCommand {
             if index > 0 { print("") }
             let zone = listing.kind == "cron" ? " (\(listing.timeZone))" : ""
             let next = listing.nextRun.map { "\(Self.time($0)) (\(Self.until($0, now: now)))" } ?? "never"
-            print("\(listing.name)  \(listing.kind) \(listing.spec)\(zone)  next \(next)")
+            print("\(listing.name)  \(listing.kind) \(listing.spec)\(zone)  next \(next)".visibleAtTerminal)
             guard !listing.runs.isEmpty else {
                 print("  no runs yet")
                 continue

@@ -47,23 +47,8 @@ public struct LogEntry: Sendable, Codable, Equatable {
         return (parts + [Self.visible(line)]).joined(separator: " ")
     }
 
-    /// `text` with C0 controls but tab, DEL and C1 controls written as `\xHH`.
-    static func visible(_ text: String) -> String {
-        func isControl(_ scalar: Unicode.Scalar) -> Bool {
-            (scalar.value < 0x20 && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
-        }
-        guard text.unicodeScalars.contains(where: isControl) else { return text }
-        var shown = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            if isControl(scalar) {
-                shown.append(contentsOf: "\\x".unicodeScalars)
-                shown.append(contentsOf: String(format: "%02X", scalar.value).unicodeScalars)
-            } else {
-                shown.append(scalar)
-            }
-        }
-        return String(shown)
-    }
+    /// `text` with C0 controls but tab, DEL and C1 controls written as `\xHH` (`String.visibleAtTerminal`).
+    static func visible(_ text: String) -> String { text.visibleAtTerminal }
 
     /// A time as log lines show it: RFC 3339 in UTC, to the millisecond.
     public static func timeText(_ date: Date) -> String { timeFormat.string(from: date) }

@@ -20,4 +20,20 @@ struct ConfigCommandTests {
         let config = try GustBinaries.gust(fixture.home, ["config", "cats", "--json"])
         #expect(config.stdout.filter { !$0.isWhitespace } == "{}", "\(config.output)")
     }
+
+    /// What an app (or whoever set its config or made its token) controls reaches an admin's
+    /// terminal as text: an escape sequence would retitle the terminal, rewrite what is on screen
+    /// or, with OSC 52, set the clipboard.
+    @Test(.scratchDirectory) func configValuesAndTokenDescriptionsReachTheTerminalAsText() throws {
+        let fixture = try PushFixture(startGustd: false)
+        let escape = "\u{1B}]52;c;Y3VybCBldmlsIHwgc2g=\u{07}\u{1B}[2J"
+        #expect(try GustBinaries.gust(fixture.home, ["config", "set", "cats", "NOTE=\(escape)"]).status == 0)
+        #expect(try GustBinaries.gust(fixture.home, ["tokens", "create", "cats", "--description", escape]).status == 0)
+        for arguments in [["config", "cats"], ["tokens", "list", "cats"]] {
+            let shown = try GustBinaries.gust(fixture.home, arguments)
+            #expect(shown.status == 0, "\(shown.output)")
+            #expect(!shown.stdout.contains("\u{1B}") && !shown.stdout.contains("\u{07}"), "\(arguments): \(shown.stdout)")
+            #expect(shown.stdout.contains("\\x1B]52;c;"), "\(arguments): \(shown.stdout)")
+        }
+    }
 }
