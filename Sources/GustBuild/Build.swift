@@ -71,7 +71,7 @@ public struct Build: Sendable {
             reporter.detail("\(summary.files) files, \(ByteCount(summary.bytes))")
             return (workspace, summary.commitTime)
         } catch {
-            try? FileManager.default.removeItem(at: workspace)
+            NoFollowRemoval.removeTree(at: workspace)
             throw error
         }
     }
@@ -96,7 +96,7 @@ public struct Build: Sendable {
     public static func removeStaleWorkspaces(of app: AppName, in home: GustHome) {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: home.tmp.path)) ?? [] {
             let url = home.tmp.appendingPathComponent(name)
-            if isWorkspace(url, of: app, in: home) { try? FileManager.default.removeItem(at: url) }
+            if isWorkspace(url, of: app, in: home) { NoFollowRemoval.removeTree(at: url) }
         }
     }
 
@@ -110,7 +110,8 @@ public struct Build: Sendable {
         try await withTaskExecutorPreference(BuildExecutor.shared) {
             let result: Result<Output, any Error>
             do { result = .success(try await build(in: workspace, commitTime: commitTime)) } catch { result = .failure(error) }
-            _ = try? await BlockingWork.run { try FileManager.default.removeItem(at: workspace) }
+            // The build's tree is the app's: removed without following a link it could swap in.
+            _ = try? await BlockingWork.run { NoFollowRemoval.removeTree(at: workspace) }
             return try result.get()
         }
     }
@@ -141,7 +142,7 @@ public struct Build: Sendable {
     public func compile(tree source: URL) async throws -> (buildpack: String, process: String) {
         let deadline = ContinuousClock.now + settings.timeout
         let workspace = try makeWorkspace("dev-\(app)-")
-        defer { try? FileManager.default.removeItem(at: workspace) }
+        defer { NoFollowRemoval.removeTree(at: workspace) }
         let envDirectory = workspace.appendingPathComponent("env")
         try writeEnvironment(to: envDirectory)
         let buildpack = try await detect(source, deadline: deadline)

@@ -104,7 +104,7 @@ public struct ReceiveHook: Sendable {
             )
             let (workspace, commitTime) = try export.export(repository: repository)
             // gustd removes it when its build ends; this is for a gustd that never got to it.
-            defer { try? FileManager.default.removeItem(at: workspace) }
+            defer { NoFollowRemoval.removeTree(at: workspace) }
             let output = try admin.build(AdminBuildRequest(
                 app: app.rawValue, commit: update.new, workspace: workspace.path, commitTime: commitTime,
                 buildpacks: installation.buildpacks.path

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CGustSystem
+import GustCore
 import Foundation
 
 /// Glibc's Swift overlay leaves it out (it needs _GNU_SOURCE).
@@ -93,34 +94,7 @@ enum NoFollowPath {
     static func remove(_ path: String, below base: String) {
         guard let (parent, name) = try? parent(of: path, below: base) else { return }
         defer { close(parent) }
-        removeEntry(name, in: parent, depth: 0)
-    }
-
-    private static func removeEntry(_ name: String, in parent: Int32, depth: Int) {
-        name.withCString { removeEntry($0, in: parent, depth: depth) }
-    }
-
-    /// By the name's own bytes, as the directory listed it (which need not be UTF-8).
-    private static func removeEntry(_ name: UnsafePointer<CChar>, in parent: Int32, depth: Int) {
-        if unlinkat(parent, name, 0) == 0 || errno == ENOENT { return }
-        // A directory (unlink says EISDIR): its entries first. Bounded depth, for a tree an app built.
-        guard errno == EISDIR, depth < 32 else { return }
-        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        guard let listing = fdopendir(fd) else {
-            close(fd)
-            return
-        }
-        var names: [[CChar]] = []
-        while let entry = readdir(listing) {
-            let child = withUnsafeBytes(of: entry.pointee.d_name) { bytes in
-                bytes.prefix(while: { $0 != 0 }).map { CChar(bitPattern: $0) } + [0]
-            }
-            if child != [46, 0] && child != [46, 46, 0] { names.append(child) }  // "." and ".."
-        }
-        for child in names { child.withUnsafeBufferPointer { removeEntry($0.baseAddress!, in: dirfd(listing), depth: depth + 1) } }
-        closedir(listing)
-        unlinkat(parent, name, AT_REMOVEDIR)
+        name.withCString { NoFollowRemoval.remove($0, in: parent) }
     }
 
     /// The components of `path` below `base`: each non-empty, never `.` or `..`.
