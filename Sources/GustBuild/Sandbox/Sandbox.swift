@@ -193,10 +193,19 @@ public struct Sandbox: Sendable {
             argv += ["--uid", inside, "--gid", inside, "--disable-userns"]
         }
         argv += systemMounts()
-        argv += ["--proc", "/proc", "--dev", "/dev"]
+        argv += ["--proc", "/proc", "--dev", "/dev"] + Self.boundedDev(tmpBytes: tmpBytes)
         argv += ["--perms", "0755", "--dir", Self.appDirectory, "--perms", "0755", "--dir", Self.socketDirectory]
         argv += ["--perms", "1777", "--dir", "/tmp", "--remount-ro", "/"]
         return argv + ["--", "/usr/bin/sleep", "infinity"]
+    }
+
+    /// After bubblewrap's `--dev`: that `/dev` is a tmpfs of the sandbox's own, writable by its
+    /// owner, who without a subordinate uid range is the app's uid; there an app could write
+    /// without bound, in memory no limit of its own counts, for as long as its holder lives. So it is
+    /// read-only, and `/dev/shm` (POSIX semaphores and shared memory: Python's multiprocessing,
+    /// compileall -j) a tmpfs bounded as `/tmp` is. `/dev/pts` stays a mount of its own.
+    static func boundedDev(tmpBytes: Int) -> [String] {
+        ["--remount-ro", "/dev", "--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/dev/shm"]
     }
 
     /// The seccomp program (`SandboxSeccomp`) as bytes, for a start that loads it itself
@@ -228,10 +237,8 @@ public struct Sandbox: Sendable {
             argv += ["--uid", inside, "--gid", inside, "--disable-userns"]
         }
         argv += systemMounts()
-        argv += ["--proc", "/proc", "--dev", "/dev"]
+        argv += ["--proc", "/proc", "--dev", "/dev"] + Self.boundedDev(tmpBytes: tmpBytes)
         argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/tmp"]
-        // POSIX semaphores and shared memory (Python's multiprocessing, compileall -j): its own, bounded too.
-        argv += ["--size", String(tmpBytes), "--perms", "1777", "--tmpfs", "/dev/shm"]
         // A directory bwrap makes above a mount point (`/buildpacks` of `/buildpacks/0`) takes the
         // caller's umask (gustd's is 077): the app's uid must search it.
         var parents: Set<String> = ["/", "/run"]
