@@ -23,6 +23,10 @@ final class RecordReads: Sendable {
         turns = Mutex((ReadTurns(threads: threads, waitingLimit: waitingLimit), 0))
     }
 
+    deinit {
+        pool.shutdownGracefully { _ in }
+    }
+
     /// Runs `body` on a thread of the pool when it is `app`'s turn: a 429 error if
     /// too many of the app's queries wait already, `CancellationError` if the task
     /// is cancelled while it waits.

@@ -98,6 +98,8 @@ extension Gateway {
         try clientPipeline.addHandler(splice.client, position: .before(encoder))
         var text = "HTTP/1.1 101 Switching Protocols\r\n"
         for (name, value) in head.headers where !["content-length", "transfer-encoding", "keep-alive", "x-request-id"].contains(name.lowercased()) {
+            // As `Gateway.clientFields` for every other answer: an app sets no console cookie.
+            if name.lowercased() == "set-cookie", ForwardedHeaders.setsConsoleCookie(value) { continue }
             text += "\(name): \(value)\r\n"
         }
         text += "X-Request-Id: \(requestID)\r\n"
