@@ -85,8 +85,9 @@ struct InstanceRecords: Sendable {
             stopped.append(entry)
         }
         // Sockets without a record (a crash between bind and record) are garbage too.
+        // A socket directory is the app's to write in: removed without following its links.
         for name in names where name.hasSuffix(".sock") || !name.contains(".") {
-            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+            NoFollowRemoval.removeTree(at: directory.appendingPathComponent(name))
         }
         return stopped
     }
