@@ -96,8 +96,11 @@ enum HomeBackup {
             )
         }
         try home.prepare()
-        let lock = try holdDaemonLock(home)
-        defer { close(lock) }
+        // gustd's lock, held while the restore runs, so that no gustd starts on a half-filled home.
+        guard let lock = FileLock(ifFree: home.daemonLock) else {
+            throw GustError("A gustd is running for \(home.path).", hint: "Restore into a new home, with no gustd running for it.")
+        }
+        defer { withExtendedLifetime(lock) {} }
         if resumed {
             // The store goes in last: one there is this unfinished restore's.
             for suffix in ["", "-wal", "-shm"] where fm.fileExists(atPath: home.database.path + suffix) {
@@ -160,18 +163,7 @@ enum HomeBackup {
                 hint: "Choose an empty --home (or move \(home.path) aside), then restore again."
             )
         }
-        try fm.removeItem(at: destination)
-    }
-
-    /// gustd's lock for the home, held while the restore runs, so that no gustd starts on a half-filled home.
-    private static func holdDaemonLock(_ home: GustHome) throws -> Int32 {
-        let fd = open(home.daemonLock.path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw GustError("Cannot open \(home.daemonLock.path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw GustError("A gustd is running for \(home.path).", hint: "Restore into a new home, with no gustd running for it.")
-        }
-        return fd
+        NoFollowRemoval.removeTree(at: destination)
     }
 
     /// An app's data directory: SQLite files through the backup API, anything else copied.
