@@ -57,7 +57,8 @@ int gust_enter_sandbox(const struct gust_sandbox_entry *entry, const char *direc
     struct mount_attr readOnly = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
     if (syscall(SYS_mount_setattr, release, "", AT_EMPTY_PATH, &readOnly, sizeof readOnly) != 0) return errno;
     struct mount_attr writable = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-    if (syscall(SYS_mount_setattr, sockets, "", AT_EMPTY_PATH, &writable, sizeof writable) != 0) return errno;
+    struct mount_attr *socketsAttributes = entry->sockets_writable ? &writable : &readOnly;
+    if (syscall(SYS_mount_setattr, sockets, "", AT_EMPTY_PATH, socketsAttributes, sizeof *socketsAttributes) != 0) return errno;
     // 3. The holder's mount namespace, then one of this start's own, nothing propagating back.
     if (setns(entry->mnt_fd, CLONE_NEWNS) != 0) return errno;
     if (unshare(CLONE_NEWNS) != 0) return errno;

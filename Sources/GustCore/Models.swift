@@ -38,6 +38,11 @@ public struct Release: Sendable, Codable, Equatable {
     /// The stack the release was built on and runs on (`Stack.reference`, "bookworm@1"); nil for a
     /// release built on the host's own system (before stacks, or on a server without any).
     public var stack: String?
+    /// Whether gustd binds the socket of each instance and hands it over (`GUST_LISTEN_FD`), so that
+    /// the instance's socket directory is read-only to the app: every release built since. One recorded
+    /// before runs as it did (its runtime binds `GUST_SOCKET` in a writable directory) until pushed again;
+    /// a release's slug cannot choose this, the store does.
+    public var passesListener: Bool
 
     /// The config as it may be shown to a person.
     public var displayConfig: [String: String] {
@@ -63,14 +68,16 @@ public struct NewRelease: Sendable {
     public var error: String?
     public var log: String
     public var stack: String?
+    public var passesListener: Bool
 
     public init(
         status: Release.Status, commit: String? = nil, buildpack: String? = nil, artifact: String? = nil,
         artifactSize: Int? = nil, process: String? = nil, buildSeconds: Double? = nil, description: String,
         rollbackOf: Int? = nil, config: [String: String] = [:], secretNames: [String] = [], error: String? = nil,
-        log: String = "", stack: String? = nil
+        log: String = "", stack: String? = nil, passesListener: Bool = true
     ) {
         self.stack = stack
+        self.passesListener = passesListener
         self.status = status
         self.commit = commit
         self.buildpack = buildpack

@@ -200,6 +200,10 @@ enum Schema {
         // 12: one-time work done on this store, by name (`Store.sealedMark`: it has been scanned for
         // plaintext secrets), so that an open does not do it again.
         "CREATE TABLE store_marks (name TEXT PRIMARY KEY) WITHOUT ROWID;",
+        // 13: whether a release's instances are handed their listening socket by gustd and see their
+        // socket directory read-only (`Release.passesListener`). Releases recorded before are not:
+        // their runtime binds its own socket, which it could not do in a read-only directory.
+        "ALTER TABLE releases ADD COLUMN passes_listener INTEGER NOT NULL DEFAULT 0;",
     ]
 
     static func migrate(_ db: Database) throws {

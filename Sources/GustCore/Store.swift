@@ -70,8 +70,8 @@ extension Store {
             try db.run(
                 """
                 INSERT INTO releases (app, version, status, commit_id, buildpack, artifact, artifact_size, process,
-                    build_seconds, created_at, description, rollback_of, config, secret_names, error, log, stack)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    build_seconds, created_at, description, rollback_of, config, secret_names, error, log, stack, passes_listener)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [
                     .text(app.rawValue), .integer(Int64(next)), .text(new.status == .failed ? "failed" : "built"),
@@ -79,7 +79,7 @@ extension Store {
                     SQLValue(new.process), SQLValue(new.buildSeconds), .real(Date().timeIntervalSince1970),
                     .text(new.description), SQLValue(new.rollbackOf), .text(config),
                     .text(String(decoding: try JSONEncoder.sorted.encode(new.secretNames.sorted()), as: UTF8.self)),
-                    SQLValue(new.error), .text(new.log), SQLValue(new.stack),
+                    SQLValue(new.error), .text(new.log), SQLValue(new.stack), SQLValue(new.passesListener),
                 ]
             )
             return try release(app, version: next)!
@@ -175,6 +175,7 @@ extension Release {
         error = row.string("error")
         log = row.string("log") ?? ""
         stack = row.string("stack")
+        passesListener = (row.int("passes_listener") ?? 0) != 0
     }
 }
 
@@ -189,7 +190,9 @@ extension Store {
             status: .built, commit: base.commit, buildpack: base.buildpack, artifact: base.artifact,
             artifactSize: base.artifactSize, process: base.process, buildSeconds: 0, description: description,
             rollbackOf: rollbackOf, config: config, secretNames: secretNames,
-            log: "Release v\(base.version)'s artifact, reused: \(description)\n", stack: base.stack
+            log: "Release v\(base.version)'s artifact, reused: \(description)\n", stack: base.stack,
+            // The artifact's runtime is the same: one built to bind its own socket still must.
+            passesListener: base.passesListener
         ))
     }
 }

@@ -75,12 +75,7 @@ struct JSONEdgeTests {
         #expect(op.text.contains(Self.big) && op.text.contains(Self.beyond), "\(op.text)")
 
         // Through a Node op: JSON.parse alone would round both.
-        #expect(try GustBinaries.gust(fixture.home, ["apps", "create", "dogs"]).status == 0)
-        let node = try fixture.workspace("node")
-        try node.write("package.json", #"{"name": "dogs", "main": "index.js"}"#)
-        try node.write("index.js", Self.node)
-        try node.commit("Dogs")
-        let nodePush = try node.push(to: fixture.home.repository(try AppName("dogs")).path)
+        let nodePush = try fixture.pushNode(Self.node, to: "dogs")
         #expect(nodePush.status == 0, "\(nodePush.output)")
         let nodeOp = try HTTPClient.request(port: fixture.port, "POST", "/apps/dogs/_/functions/echo", body: body)
         #expect(nodeOp.status == 200)

@@ -39,6 +39,18 @@ final class PushFixture: Sendable {
         try GitWorkspace(at: root.appendingPathComponent("work-\(name)"), copying: template)
     }
 
+    /// Creates the app `app` and pushes a Node app whose `index.js` is `source` to it; the push's outcome.
+    @discardableResult
+    func pushNode(_ source: String, to app: String) throws -> CommandResult {
+        let created = try GustBinaries.gust(home, ["apps", "create", app])
+        guard created.status == 0 else { throw GitFailure(arguments: ["gust apps create", app], result: created) }
+        let work = try workspace("node-\(app)")
+        try work.write("package.json", #"{"name": "\#(app)", "main": "index.js"}"#)
+        try work.write("index.js", source)
+        try work.commit("App")
+        return try work.push(to: home.repository(try AppName(app)).path)
+    }
+
     /// Pushes a Python app whose `__init__.py` is `source` to the fixture's app; the push's outcome.
     @discardableResult
     func pushPython(_ source: String, message: String = "App") throws -> CommandResult {

@@ -3,11 +3,13 @@ import GustCore
 import GustTesting
 import Testing
 
-/// An app's code writes in its socket directory (`/run/gust/…` inside, `GUST_HOME/run/instances/…`
-/// outside). Until 2026-12-06 gustd connected to an instance by that path: an app that replaced its
-/// `instance.sock` with a link to `../../gustd.sock` (relative, so it resolves on the host) and then
-/// closed gustd's connections had its callers' next requests sent to gustd's admin API, with the
-/// caller's own path. Same unprivileged user and subordinate range as the other `SandboxTests`.
+/// An app's code wrote in its socket directory (`/run/gust/…` inside, `GUST_HOME/run/instances/…`
+/// outside), as a release recorded before 2026-12-07 still can (its runtime binds its own socket;
+/// since then the directory is read-only). Until 2026-12-06 gustd connected to an instance by that
+/// path: an app that replaced its `instance.sock` with a link to `../../gustd.sock` (relative, so it
+/// resolves on the host) and then closed gustd's connections had its callers' next requests sent to
+/// gustd's admin API, with the caller's own path. Same unprivileged user and subordinate range as
+/// the other `SandboxTests`.
 extension SandboxTests {
     static let linkingApp = """
         import gust, os, socket, threading, time
@@ -36,7 +38,10 @@ extension SandboxTests {
         def link():
             path = os.environ['GUST_SOCKET']
             depth = path[len('/run/gust/'):].count('/')  # 0: the instance's own directory; 1: a fork's
-            os.rename(path, path + '.real')
+            try:
+                os.rename(path, path + '.real')
+            except OSError as error:
+                return {'refused': error.errno}
             os.symlink('../' * (depth + 2) + 'gustd.sock', path)
             threading.Thread(target=drop_connections).start()
             return {'linked': path, 'to': os.readlink(path)}
@@ -56,8 +61,23 @@ extension SandboxTests {
         let before = try HTTPClient.request(port: gustd.port, "GET", "/apps/evil/v1/status")
         #expect(before.status == 200 && before.text == "the app itself\n", "\(before.text)")
 
+        // Read-only now: the link cannot even be made.
+        let refused = try HTTPClient.request(port: gustd.port, "POST", "/apps/evil/_/functions/link")
+        #expect(refused.status == 200 && refused.json?["refused"] as? Int == Int(EROFS), "\(refused.text)")
+
+        // A release recorded before gustd bound sockets: its directory stays writable. A config change
+        // reuses the artifact, and its runtime: the new live release, and its instance, are so too.
+        let store = home.database.path
+        let marked = try setup.run([
+            "/usr/bin/python3", "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('UPDATE releases SET passes_listener = 0'); c.commit()",
+            store,
+        ])
+        #expect(marked.status == 0, "\(marked.output)")
+        let set = try setup.run([installed.gust, "config", "set", "evil", "AGAIN=1", "--home", home.path])
+        #expect(set.status == 0, "\(set.output)")
         let linked = try HTTPClient.request(port: gustd.port, "POST", "/apps/evil/_/functions/link")
-        #expect(linked.status == 200, "\(linked.text)")
+        #expect(linked.status == 200 && linked.json?["linked"] != nil, "\(linked.text)")
         usleep(800_000)  // its connections dropped
         // However many calls follow, none reaches the admin API (whose status names every app).
         for _ in 0..<6 {

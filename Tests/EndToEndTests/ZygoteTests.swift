@@ -39,12 +39,19 @@ struct ZygoteTests {
     static let findsItsControlSocket = """
 
         import select
+        import socket as _socket
 
         def _control_socket():
+            # A zygote's control socket is a SOCK_SEQPACKET one; an instance started on its own
+            # holds the stream socket gustd bound for it.
             for name in os.listdir('/proc/self/fd'):
                 try:
                     if os.readlink(f'/proc/self/fd/{name}').startswith('socket:'):
-                        return int(name)
+                        probe = _socket.socket(fileno=os.dup(int(name)))
+                        kind = probe.type
+                        probe.close()
+                        if kind == _socket.SOCK_SEQPACKET:
+                            return int(name)
                 except OSError:
                     pass
 

@@ -20,6 +20,23 @@ import Testing
         #expect(statuses == [.failed, .live])
     }
 
+    /// Whether gustd hands a release's instances their socket (a read-only socket directory) is the
+    /// store's to say, never the slug's: every release recorded now, and a reuse (rollback, config
+    /// change) as its artifact's was; one recorded before the column came is not.
+    @Test(.scratchDirectory) func aReleaseHandedItsSocketIsSoForGoodAndAReuseKeepsItsArtifacts() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let cats = try AppName("cats")
+        _ = try store.createApp(cats)
+        let built = try store.recordRelease(cats, NewRelease(status: .built, description: "Deploy"))
+        #expect(built.passesListener)
+        #expect(try store.recordReuse(of: built, description: "Set X", config: ["X": "1"], secretNames: []).passesListener)
+        // As a row recorded before migration 13 reads: the column's default.
+        try store.db.run("INSERT INTO releases (app, version, status, created_at, description) VALUES ('cats', 9, 'built', 0, 'Old')")
+        let old = try #require(try store.release(cats, version: 9))
+        #expect(!old.passesListener)
+        #expect(!(try store.recordReuse(of: old, description: "Rollback to v9", rollbackOf: 9, config: [:], secretNames: []).passesListener))
+    }
+
     @Test(.scratchDirectory) func creatingAnExistingAppIsRefused() throws {
         let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
         _ = try store.createApp(try AppName("cats"))

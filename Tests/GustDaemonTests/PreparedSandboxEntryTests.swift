@@ -118,7 +118,7 @@ struct PreparedSandboxEntryTests {
                     var entry = gust_sandbox_entry(
                         owner_userns_fd: owner, userns_fd: nested ? fds["user"]! : -1, mnt_fd: fds["mnt"]!,
                         pid_fd: freshPID ? -1 : fds["pid"]!, ipc_fd: freshPID ? -1 : fds["ipc"]!, uts_fd: freshPID ? -1 : fds["uts"]!,
-                        release: paths[1], sockets: paths[2], tmp_bytes: 1 << 20, uid: 1000, gid: 1000, set_groups: 0,
+                        release: paths[1], sockets: paths[2], sockets_writable: 1, tmp_bytes: 1 << 20, uid: 1000, gid: 1000, set_groups: 0,
                         seccomp: filter.isEmpty ? nil : program.baseAddress, seccomp_length: Int32(filter.count)
                     )
                     return gust_spawn_entering(&request, &entry, &pid, &step)

@@ -30,6 +30,21 @@ import Testing
         #expect(none == [1, 2])
     }
 
+    @Test func aSocketGustdBoundIsSentAfterTheOutputsAndBeforeTheCgroupFilesAndSaidSo() throws {
+        let (body, descriptors) = try ZygoteWire.forkRequest(
+            id: "a1b2c3d4", socketPath: "/run/gust/a1b2c3d4/instance.sock", environment: [:], internalToken: "secret",
+            stdout: 11, stderr: 12, listener: 15, cgroupFiles: [21, 22]
+        )
+        #expect(descriptors == [11, 12, 15, 21, 22])
+        let request = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
+        #expect(request["listener"] as? Bool == true)
+        #expect(request["cgroup_files"] as? Int == 2)
+        let (legacy, _) = try ZygoteWire.forkRequest(
+            id: "x", socketPath: "/s", environment: [:], internalToken: "t", stdout: 1, stderr: 2, cgroupFiles: []
+        )
+        #expect((try JSONSerialization.jsonObject(with: legacy) as? [String: Any])?["listener"] == nil, "the zygote binds /s itself")
+    }
+
     @Test func theLargestForkRequestFitsAMessageAndALongerOneIsRefusedBeforeItIsSent() throws {
         // Socket paths at sun_path's limit (107 bytes), slashes escaped; the secrets as long as gustd's.
         let path = "/" + String(repeating: "a/", count: 53)

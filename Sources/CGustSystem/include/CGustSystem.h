@@ -103,10 +103,12 @@ struct gust_sandbox_entry {
     int pid_fd;
     int ipc_fd;
     int uts_fd;
-    /// Host paths: bound read-only at `/app` and writable at `/run/gust`, cloned as detached mounts, so the
-    /// holder's namespace never holds them.
+    /// Host paths: bound read-only at `/app` and at `/run/gust` (writable there when `sockets_writable`: a
+    /// release whose runtime binds its own socket), cloned as detached mounts, so the holder's
+    /// namespace never holds them.
     const char *release;
     const char *sockets;
+    int sockets_writable;
     /// The size of this start's own `/tmp` and `/dev/shm`.
     long long tmp_bytes;
     /// The uid and gid inside that the program runs as, with no capability and `no_new_privs`.

@@ -225,6 +225,15 @@ final class InstanceProcess: Sendable {
 
     var hasExited: Bool { exitState.withLock { $0.status != nil } }
 
+    /// Whether the process has exited, or does within `bound` (checked every 5 ms).
+    func hasExited(within bound: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + bound
+        while !hasExited {
+            guard ContinuousClock.now < deadline, (try? await Task.sleep(for: .milliseconds(5))) != nil else { return hasExited }
+        }
+        return true
+    }
+
     /// What the process has written so far: what its readers have taken, and what waits in its
     /// pipes. Taken under the lock the readers read under, so no byte is in neither place.
     func outputMark() -> OutputMark {
@@ -452,6 +461,7 @@ struct SpawnEntry: Sendable {
     var mountNamespace: Int32
     var release: String
     var sockets: String
+    var socketsWritable: Bool
     var tmpBytes: Int
     var uid: UInt32
     var gid: UInt32
@@ -465,7 +475,8 @@ struct SpawnEntry: Sendable {
                 filter.withUnsafeBytes { program in
                     var entry = gust_sandbox_entry(
                         owner_userns_fd: ownerUserNamespace, userns_fd: userNamespace, mnt_fd: mountNamespace,
-                        pid_fd: -1, ipc_fd: -1, uts_fd: -1, release: release, sockets: sockets, tmp_bytes: Int64(tmpBytes),
+                        pid_fd: -1, ipc_fd: -1, uts_fd: -1, release: release, sockets: sockets, sockets_writable: socketsWritable ? 1 : 0,
+                        tmp_bytes: Int64(tmpBytes),
                         uid: uid, gid: gid, set_groups: setsGroups ? 1 : 0,
                         seccomp: filter.isEmpty ? nil : program.baseAddress, seccomp_length: Int32(filter.count)
                     )

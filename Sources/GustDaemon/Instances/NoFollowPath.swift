@@ -72,6 +72,41 @@ enum NoFollowPath {
         return Socket(descriptor: descriptor)
     }
 
+    /// A Unix socket bound at `path` and listening, for gustd to hand to the instance that serves on
+    /// it (`GUST_LISTEN_FD`): the instance needs no write access to its socket directory. Bound
+    /// through the directory's descriptor (`/proc/self/fd/N/NAME`), like `socket`, so that nothing
+    /// is bound where a link in the directory points. A file left at `path` (a fork that failed,
+    /// whose instance then starts on its own at the same path) is replaced. Close-on-exec; the
+    /// caller closes it.
+    static func listeningSocket(_ path: String, below base: String, backlog: Int32 = 64) throws -> Int32 {
+        let (parent, name) = try parent(of: path, below: base)
+        defer { close(parent) }
+        _ = unlinkat(parent, name, 0)
+        let listener = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard listener >= 0 else { throw Failure(description: "cannot make a socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let local = "/proc/self/fd/\(parent)/\(name)"
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard local.utf8.count < capacity else {
+            close(listener)
+            throw Failure(description: "\(path)'s name is too long for a socket")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+            bytes.copyBytes(from: local.utf8)
+            bytes[local.utf8.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, Glibc.listen(listener, backlog) == 0 else {
+            let error = errno
+            close(listener)
+            throw Failure(description: "cannot listen on \(path): \(String(cString: strerror(error)))")
+        }
+        return listener
+    }
+
     /// Makes the directory `path` (its parent must exist) with `mode`, and a hard link named
     /// `linkName` in it to `source` (a file gustd owns, named by a path the app cannot touch). The
     /// mode and the link are set through the new directory's descriptor, so that an app that swaps

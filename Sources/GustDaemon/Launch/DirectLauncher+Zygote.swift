@@ -55,8 +55,8 @@ extension DirectLauncher {
         ]
         do {
             return try resident.ask(
-                id: prepared.id, socketPath: layout.socket, environment: environment, internalToken: prepared.internalToken,
-                cgroupProcs: prepared.confinement.cgroupProcs
+                id: prepared.id, socketPath: layout.socket, listener: try listeningSocket(layout), environment: environment,
+                internalToken: prepared.internalToken, cgroupProcs: prepared.confinement.cgroupProcs
             )
         } catch {
             forkFailed(prepared.id, error)
@@ -144,7 +144,7 @@ extension DirectLauncher {
         progress?("Starting zygote \(id) of v\(version)")
         let records = self.records
         let layout: InstanceLayout
-        do { layout = try spawner.layout(id: id, release: directory) } catch {
+        do { layout = try spawner.layout(id: id, release: directory, bindsOwnSocket: !release.passesListener) } catch {
             records.forget(id: id)
             throw error
         }

@@ -87,6 +87,7 @@ final class DirectLauncher: PoolLauncher {
         }
 
         let id = String(UUID().uuidString.lowercased().prefix(8))
+        let bindsOwnSocket = !release.passesListener
         // Secrets are decrypted here only, into the instance's environment (and the masks of its output).
         let config = try release.openedConfig(home: configuration.home)
         // A Python instance is a fork of its release's zygote when it can be. When none is resident the
@@ -101,7 +102,7 @@ final class DirectLauncher: PoolLauncher {
                 do { prepared = .success(try await prepare(id: id, config: config, progress: progress)) } catch { prepared = .failure(error) }
                 early.set(prepared: prepared)
                 guard zygote.takesRequestsWhileImporting, let prepared = try? prepared.get(),
-                    let layout = try? spawner.forkLayout(id: id, zygote: zygote.id, release: directory),
+                    let layout = try? spawner.forkLayout(id: id, zygote: zygote.id, release: directory, bindsOwnSocket: bindsOwnSocket),
                     let asked = askFork(zygote, of: prepared, layout: layout)
                 else { return }
                 early.set(asked: asked, layout: layout)
@@ -119,8 +120,8 @@ final class DirectLauncher: PoolLauncher {
             askedEarly?.asked.abandon()  // its zygote is not kept (it cannot be forked, or the pool stopped)
             asked = nil
             do {
-                layout = try resident.map { try spawner.forkLayout(id: id, zygote: $0.id, release: directory) }
-                    ?? spawner.layout(id: id, release: directory)
+                layout = try resident.map { try spawner.forkLayout(id: id, zygote: $0.id, release: directory, bindsOwnSocket: bindsOwnSocket) }
+                    ?? spawner.layout(id: id, release: directory, bindsOwnSocket: bindsOwnSocket)
             } catch {
                 (try? madeEarly?.get())?.discard()
                 forget(id, forkedFrom: resident)
@@ -156,14 +157,19 @@ final class DirectLauncher: PoolLauncher {
             } else {
                 if resident != nil {  // the fork failed: a process of its own, with a socket directory of its own
                     forget(id, forkedFrom: resident)
-                    layout = try spawner.layout(id: id, release: directory)
+                    layout = try spawner.layout(id: id, release: directory, bindsOwnSocket: bindsOwnSocket)
                 }
+                // Its socket, bound here and handed over (`GUST_LISTEN_FD`): gustd's copy closes once
+                // it is spawned, so that the instance's exit resets a connection waiting on it.
+                let listener = try listeningSocket(layout)
+                defer { listener.map { _ = close($0) } }
+                var environment = environment(
+                    config: config, layout: layout, id: id, channelToken: prepared.channelToken, internalToken: prepared.internalToken
+                )
+                if listener != nil { environment["GUST_LISTEN_FD"] = String(spawner.passedDescriptor(0)) }
                 child = try spawner.spawn(
-                    executable: command, layout: layout, release: directory,
-                    environment: environment(
-                        config: config, layout: layout, id: id, channelToken: prepared.channelToken, internalToken: prepared.internalToken
-                    ),
-                    marker: InstanceStragglers.marker(id: id), confinement: prepared.confinement,
+                    executable: command, arguments: [], layout: layout, release: directory, environment: environment,
+                    marker: InstanceStragglers.marker(id: id), confinement: prepared.confinement, passing: listener.map { [$0] } ?? [],
                     onOutput: { output.deliver($0, stream: $1.rawValue) },
                     onExit: exited
                 )
@@ -179,7 +185,15 @@ final class DirectLauncher: PoolLauncher {
 
         do {
             let connection = try await connect(to: socketPath, internalToken: internalToken, child: child, cgroup: confinedBy)
-            let manifest = try await readManifest(connection)
+            let manifest: FunctionManifest
+            do { manifest = try await readManifest(connection) } catch {
+                // A socket gustd bound takes the connection before the runtime is up: a start that
+                // ends (an app that cannot be imported) resets it, and is told as the exit it is.
+                if !connection.isOpen, await child.hasExited(within: .seconds(1)) {
+                    throw startEnded(await child.exitStatus(), cgroup: confinedBy)
+                }
+                throw error
+            }
             output.relay(to: nil)
             let instance = Instance(
                 id: id, app: app, version: version, manifest: manifest, process: child,
@@ -340,6 +354,15 @@ final class DirectLauncher: PoolLauncher {
                 throw GustError("Cannot unpack v\(version) of \(app)\(rollback): \(error)", code: 503)
             }
             return directory
+        }
+    }
+
+    /// The listening socket gustd binds at `layout.hostSocket` and hands to the instance (or to the
+    /// zygote that forks it); nil for a release whose runtime binds its own (`bindsOwnSocket`).
+    func listeningSocket(_ layout: InstanceLayout) throws -> Int32? {
+        guard !layout.bindsOwnSocket else { return nil }
+        do { return try NoFollowPath.listeningSocket(layout.hostSocket, below: records.directory.path) } catch {
+            throw GustError("Cannot make the socket of v\(version)'s instance: \(error)")
         }
     }
 

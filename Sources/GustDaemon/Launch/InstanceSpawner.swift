@@ -12,6 +12,9 @@ struct InstanceLayout: Sendable {
     var releaseDirectory: String
     /// The instance's PATH.
     var path: String
+    /// Whether the instance binds its socket itself, in a socket directory it can write in: a release
+    /// recorded before gustd handed instances their listening socket (`Release.passesListener`).
+    var bindsOwnSocket = false
 }
 
 /// How a launcher starts an instance's process: as gustd's user (`DirectSpawner`)
@@ -19,11 +22,12 @@ struct InstanceLayout: Sendable {
 /// launcher does the rest (environment, connect, manifest) the same way for both.
 protocol InstanceSpawner: Sendable {
     /// Prepares what the instance `id` of the release unpacked at `release` needs before it starts.
-    func layout(id: String, release: URL) throws -> InstanceLayout
+    /// `bindsOwnSocket`: the instance's runtime binds its socket itself (`InstanceLayout.bindsOwnSocket`).
+    func layout(id: String, release: URL, bindsOwnSocket: Bool) throws -> InstanceLayout
 
     /// Where the instance `id` forked from the zygote `zygote` (started with `layout(id: zygote, …)`)
     /// has its socket and records channel, seen from gustd and from inside the zygote's process.
-    func forkLayout(id: String, zygote: String, release: URL) throws -> InstanceLayout
+    func forkLayout(id: String, zygote: String, release: URL, bindsOwnSocket: Bool) throws -> InstanceLayout
 
     /// `executable` is a path inside the release, run with `arguments`.
     /// `confinement` (the instance's cgroups and rlimits) applies to the process spawned, before its
@@ -66,16 +70,16 @@ struct DirectSpawner: InstanceSpawner {
     let records: InstanceRecords
     let home: GustHome
 
-    func layout(id: String, release: URL) throws -> InstanceLayout {
+    func layout(id: String, release: URL, bindsOwnSocket: Bool) throws -> InstanceLayout {
         let socket = records.socketPath(id: id)
         return InstanceLayout(
             hostSocket: socket, socket: socket, recordsSocket: home.recordsSocket.path, releaseDirectory: release.path,
-            path: ProcessInfo.processInfo.environment["PATH"] ?? Sandbox.path
+            path: ProcessInfo.processInfo.environment["PATH"] ?? Sandbox.path, bindsOwnSocket: bindsOwnSocket
         )
     }
 
-    func forkLayout(id: String, zygote: String, release: URL) throws -> InstanceLayout {
-        try layout(id: id, release: release)
+    func forkLayout(id: String, zygote: String, release: URL, bindsOwnSocket: Bool) throws -> InstanceLayout {
+        try layout(id: id, release: release, bindsOwnSocket: bindsOwnSocket)
     }
 
     var isSandboxed: Bool { false }

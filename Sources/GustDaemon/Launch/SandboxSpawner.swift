@@ -12,7 +12,9 @@ import Synchronization
 /// directory `run/instances/ID/` at `/run/gust` — the only path it shares with
 /// gustd — holding the instance's socket and its records channel
 /// (`records.sock`, a hard link to gustd's records listener, which takes only
-/// the instance's own token). The database, `ssh/`, other apps' releases and
+/// the instance's own token). gustd binds the socket and hands it over, so the
+/// directory is read-only inside: app code cannot fill gustd's disk through it.
+/// A release recorded before that (`InstanceLayout.bindsOwnSocket`) still gets it writable. The database, `ssh/`, other apps' releases and
 /// records, gustd's admin socket and the shared records path do not exist inside.
 ///
 /// With `holders`, a start enters the app's prepared sandbox (`SandboxHolders`) with fresh PID,
@@ -43,39 +45,43 @@ final class SandboxSpawner: InstanceSpawner {
         ids = try sandbox.identity.hostIDs(ofApp: number)
     }
 
-    func layout(id: String, release: URL) throws -> InstanceLayout {
-        try makeSocketDirectory(records.socketDirectory(id: id), for: id)
+    func layout(id: String, release: URL, bindsOwnSocket: Bool) throws -> InstanceLayout {
+        try makeSocketDirectory(records.socketDirectory(id: id), for: id, writable: bindsOwnSocket)
         if ids != nil { try openForApp(release) }
         return InstanceLayout(
             hostSocket: records.socketDirectory(id: id) + "/instance.sock", socket: Sandbox.socketDirectory + "/instance.sock",
-            recordsSocket: Sandbox.socketDirectory + "/records.sock", releaseDirectory: Sandbox.appDirectory, path: Sandbox.path
+            recordsSocket: Sandbox.socketDirectory + "/records.sock", releaseDirectory: Sandbox.appDirectory, path: Sandbox.path,
+            bindsOwnSocket: bindsOwnSocket
         )
     }
 
     /// A fork shares its zygote's sandbox, so its socket directory is one inside the zygote's
     /// (`run/instances/ZYGOTE/ID/`, `/run/gust/ID/` inside): its own socket and its own link to
     /// the records listener, seen by the other forks of the release (the same app) and gustd.
-    func forkLayout(id: String, zygote: String, release: URL) throws -> InstanceLayout {
+    func forkLayout(id: String, zygote: String, release: URL, bindsOwnSocket: Bool) throws -> InstanceLayout {
         let directory = records.socketDirectory(id: zygote) + "/" + id
-        try makeSocketDirectory(directory, for: id)
+        try makeSocketDirectory(directory, for: id, writable: bindsOwnSocket)
         let inside = Sandbox.socketDirectory + "/" + id
         return InstanceLayout(
             hostSocket: directory + "/instance.sock", socket: inside + "/instance.sock",
-            recordsSocket: inside + "/records.sock", releaseDirectory: Sandbox.appDirectory, path: Sandbox.path
+            recordsSocket: inside + "/records.sock", releaseDirectory: Sandbox.appDirectory, path: Sandbox.path,
+            bindsOwnSocket: bindsOwnSocket
         )
     }
 
     /// The directory of one instance's (or zygote's) socket and records channel.
-    /// A fork's is made inside its zygote's, which the app's code writes in: made, opened and set
-    /// up without following anything it may have put there (`NoFollowPath`).
-    private func makeSocketDirectory(_ directory: String, for id: String) throws {
+    /// A fork's is made inside its zygote's, which the app's code writes in when its release binds
+    /// its own sockets: made, opened and set up without following anything it may have put there
+    /// (`NoFollowPath`). `writable`: the app's uid may make files in it (it binds its own socket);
+    /// else only reach the records channel through it.
+    private func makeSocketDirectory(_ directory: String, for id: String, writable: Bool) throws {
         // gustd's records listener binds as its services start, perhaps just after the first instances.
         for _ in 0..<200 where access(home.recordsSocket.path, F_OK) != 0 { usleep(10_000) }
         do {
             // Under run/ (0700, gustd's), so reachable only by gustd and, through its mount, this
             // instance, whose uid must create its socket there.
             try NoFollowPath.makeDirectory(
-                directory, below: records.directory.path, mode: ids == nil ? 0o700 : 0o777,
+                directory, below: records.directory.path, mode: ids == nil ? 0o700 : writable ? 0o777 : 0o711,
                 linking: home.recordsSocket.path, as: "records.sock")
         } catch {
             throw GustError("Cannot give instance \(id) its socket directory and records channel: \(error)")
@@ -105,7 +111,8 @@ final class SandboxSpawner: InstanceSpawner {
         if let holders, let holder = holders.holder(app: app, number: number, sandbox: sandbox, ids: ids) {
             do {
                 return try enter(
-                    holder, executable: executable, arguments: arguments, release: release, socketDirectory: socketDirectory, environment: environment,
+                    holder, executable: executable, arguments: arguments, release: release, socketDirectory: socketDirectory,
+                    socketsWritable: layout.bindsOwnSocket, environment: environment,
                     marker: marker, tmpBytes: sized.tmpBytes, confinement: confinement, passing: passing, onOutput: onOutput, onExit: onExit
                 )
             } catch let error as SpawnError where error.enteringSandbox {
@@ -117,7 +124,7 @@ final class SandboxSpawner: InstanceSpawner {
             app: ids,
             mounts: [
                 .init(release.path, at: Sandbox.appDirectory),
-                .init(socketDirectory, at: Sandbox.socketDirectory, writable: true),
+                .init(socketDirectory, at: Sandbox.socketDirectory, writable: layout.bindsOwnSocket),
             ],
             directory: Sandbox.appDirectory, executable: Sandbox.appDirectory + "/" + executable, arguments: arguments,
             passing: passing.count
@@ -163,14 +170,15 @@ final class SandboxSpawner: InstanceSpawner {
     /// as the app's uid inside with no capability, `no_new_privs` and the seccomp filter.
     private func enter(
         _ holder: SandboxHolders.Holder, executable: String, arguments: [String], release: URL, socketDirectory: String,
-        environment: [String: String], marker: String, tmpBytes: Int, confinement: SpawnConfinement, passing: [Int32],
+        socketsWritable: Bool, environment: [String: String], marker: String, tmpBytes: Int, confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess {
         let inside = SandboxIdentity.appUIDInside
         let entry = SpawnEntry(
             ownerUserNamespace: holder.ownerUserNamespace, userNamespace: holder.userNamespace,
-            mountNamespace: holder.mountNamespace, release: release.path, sockets: socketDirectory, tmpBytes: tmpBytes,
+            mountNamespace: holder.mountNamespace, release: release.path, sockets: socketDirectory, socketsWritable: socketsWritable,
+            tmpBytes: tmpBytes,
             uid: inside, gid: inside, setsGroups: ids != nil,
             seccomp: sandbox.seccompFile == nil ? nil : Sandbox.seccompProgram
         )

@@ -182,19 +182,29 @@ final class Zygote: Sendable {
     var takesRequestsWhileImporting: Bool { appUID == nil }
 
     /// Asks for a fork with `environment` (its GUST_INSTANCE, socket, records token) serving on
-    /// `socketPath`, which the zygote binds before it forks: gustd may connect as soon as it has
-    /// the answer (`AskedFork.answer`). `cgroupProcs`: the instance's `cgroup.procs` files, which
-    /// the fork writes itself into before anything else (through descriptors gustd opens here as
-    /// the app's uid and sends with the request). The request is sent now.
-    func ask(id: String, socketPath: String, environment: [String: String], internalToken: String, cgroupProcs: [String] = []) throws -> AskedFork {
-        let cgroupFiles = try openCgroupFiles(cgroupProcs)
+    /// `listener`, a socket gustd bound (sent with the request, and closed here whatever happens), or
+    /// else on `socketPath`, which the zygote binds before it forks (a release recorded before
+    /// gustd bound them): gustd may connect as soon as it has the answer (`AskedFork.answer`).
+    /// `cgroupProcs`: the instance's `cgroup.procs` files, which the fork writes itself into before
+    /// anything else (through descriptors gustd opens here as the app's uid and sends with the
+    /// request). The request is sent now.
+    func ask(
+        id: String, socketPath: String, listener: Int32? = nil, environment: [String: String], internalToken: String,
+        cgroupProcs: [String] = []
+    ) throws -> AskedFork {
+        let cgroupFiles: [Int32]
+        do { cgroupFiles = try openCgroupFiles(cgroupProcs) } catch {
+            listener.map { _ = close($0) }
+            throw error
+        }
+        let cgroupFilesAndListener = cgroupFiles + (listener.map { [$0] } ?? [])
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
         guard gust_pipe_cloexec(&out) == 0 else {
-            cgroupFiles.forEach { close($0) }
+            cgroupFilesAndListener.forEach { close($0) }
             throw Failure(description: "Cannot create a pipe: \(String(cString: strerror(errno)))")
         }
         guard gust_pipe_cloexec(&err) == 0 else {
-            (cgroupFiles + out).forEach { close($0) }
+            (cgroupFilesAndListener + out).forEach { close($0) }
             throw Failure(description: "Cannot create a pipe: \(String(cString: strerror(errno)))")
         }
         let asked = AskedFork(zygote: self, id: id, inCgroups: !cgroupProcs.isEmpty, stdout: out[0], stderr: err[0])
@@ -202,10 +212,10 @@ final class Zygote: Sendable {
         do {
             request = try ZygoteWire.forkRequest(
                 id: id, socketPath: socketPath, environment: environment, internalToken: internalToken,
-                stdout: out[1], stderr: err[1], cgroupFiles: cgroupFiles
+                stdout: out[1], stderr: err[1], listener: listener, cgroupFiles: cgroupFiles
             )
         } catch {
-            (cgroupFiles + [out[1], err[1]]).forEach { close($0) }
+            (cgroupFilesAndListener + [out[1], err[1]]).forEach { close($0) }
             close(out[0])
             close(err[0])
             throw error

@@ -18,21 +18,23 @@ enum ZygoteWire {
     static let messageBytes = 16 * 1024
 
     /// A fork request: its JSON, and the descriptors sent with it in this order: the fork's stdout
-    /// and stderr, then one `cgroup.procs` file per cgroup it joins (`cgroup_files` says how many),
-    /// which it writes itself into before anything else runs.
+    /// and stderr, then the socket it serves on when gustd bound it (`"listener": true`; else the
+    /// zygote binds `socket`), then one `cgroup.procs` file per cgroup it joins (`cgroup_files` says
+    /// how many), which it writes itself into before anything else runs.
     static func forkRequest(
         id: String, socketPath: String, environment: [String: String], internalToken: String,
-        stdout: Int32, stderr: Int32, cgroupFiles: [Int32]
+        stdout: Int32, stderr: Int32, listener: Int32? = nil, cgroupFiles: [Int32]
     ) throws -> (body: Data, descriptors: [Int32]) {
-        let request: [String: Any] = [
+        var request: [String: Any] = [
             "fork": id, "socket": socketPath, "environment": environment, "internal_token": internalToken,
             "cgroup_files": cgroupFiles.count,
         ]
+        if listener != nil { request["listener"] = true }
         let body = try JSONSerialization.data(withJSONObject: request, options: .sortedKeys)
         guard body.count <= messageBytes else {
             throw Zygote.Failure(description: "its fork request is \(body.count) bytes, more than the \(messageBytes) a zygote reads")
         }
-        return (body, [stdout, stderr] + cgroupFiles)
+        return (body, [stdout, stderr] + (listener.map { [$0] } ?? []) + cgroupFiles)
     }
 
     /// One message read from the control socket.

@@ -322,7 +322,9 @@ function guardUpgrades(server) {
   };
 }
 
-function serve(socketPath) {
+// Serves on the listening socket gustd bound (descriptor `listenFd`), or else binds
+// `socketPath` itself (a gustd that did not bind one).
+function serve(socketPath, listenFd) {
   const server = gust.takeServer();
   guardUpgrades(server);
   server.on('request', (req, res) => {
@@ -350,14 +352,27 @@ function serve(socketPath) {
     });
   });
   server.keepAliveTimeout = 0; // the router keeps its connection as long as it likes
-  if (fs.existsSync(socketPath)) fs.unlinkSync(socketPath);
-  server.listen(socketPath);
+  if (listenFd !== undefined) {
+    server.listen({ fd: listenFd });
+  } else {
+    if (fs.existsSync(socketPath)) fs.unlinkSync(socketPath);
+    server.listen(socketPath);
+  }
   return server;
+}
+
+// The descriptor of the listening socket gustd handed over (GUST_LISTEN_FD), taken out of
+// the environment before the app loads; undefined when gustd did not bind one.
+function inheritedListener(env = process.env) {
+  const fd = env.GUST_LISTEN_FD;
+  delete env.GUST_LISTEN_FD;
+  return fd && /^[0-9]+$/.test(fd) ? Number(fd) : undefined;
 }
 
 function main() {
   const socketPath = process.env.GUST_SOCKET;
-  if (!socketPath) {
+  const listenFd = inheritedListener();
+  if (!socketPath && listenFd === undefined) {
     process.stderr.write('gust: GUST_SOCKET is not set; the runtime is started by gustd\n');
     process.exit(1);
   }
@@ -370,9 +385,9 @@ function main() {
     process.stderr.write(`${e && e.stack ? e.stack : e}\n`);
     process.exit(1);
   }
-  serve(socketPath);
+  serve(socketPath, listenFd);
 }
 
 if (require.main === module) main();
 
-module.exports = { dispatch, serve, loadApp, takeInternalToken, requestPath, tagOutput, runCall, INTERNAL_TOKEN_VARIABLE };
+module.exports = { dispatch, serve, inheritedListener, loadApp, takeInternalToken, requestPath, tagOutput, runCall, INTERNAL_TOKEN_VARIABLE };

@@ -591,3 +591,51 @@ describe('call ids', () => {
     assert.deepEqual(written, ['plain\n', 'none\n']);
   });
 });
+
+describe('the listening socket gustd hands over', () => {
+  // gustd binds an instance's socket and passes it as GUST_LISTEN_FD, so that the instance needs
+  // no write access to its socket directory (a read-only /run/gust in the sandbox).
+  test('a real runtime serves on the socket it was handed and binds nothing', async () => {
+    const net = require('node:net');
+    const { spawn } = require('node:child_process');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gust-node-'));
+    const app = path.join(dir, 'app');
+    fs.mkdirSync(app);
+    fs.writeFileSync(path.join(app, 'index.js'), `
+      const gust = require('gust');
+      gust.op('environ', () => ({ listenFd: process.env.GUST_LISTEN_FD ?? null }));
+    `);
+    const socketPath = path.join(dir, 'instance.sock');
+    const listener = net.createServer();
+    await new Promise((resolve) => listener.listen(socketPath, resolve));
+    // Closing the test's own server unlinks its path: the runtime is reached by a second name.
+    const reached = path.join(dir, 'reached.sock');
+    fs.linkSync(socketPath, reached);
+    const child = spawn(process.execPath, [path.join(RUNTIME, 'gust', 'server.js')], {
+      cwd: app,
+      env: {
+        PATH: process.env.PATH, NODE_PATH: RUNTIME, GUST_APP_ROOT: app, [INTERNAL_TOKEN_VARIABLE]: SECRET,
+        // Where a runtime binding its own socket would fail: a directory that does not exist.
+        GUST_SOCKET: path.join(dir, 'absent', 'instance.sock'), GUST_LISTEN_FD: '3',
+      },
+      stdio: ['ignore', 'inherit', 'inherit', listener._handle.fd],
+    });
+    await new Promise((resolve) => listener.close(resolve));
+    try {
+      const answer = await new Promise((resolve, reject) => {
+        const req = http.request({ socketPath: reached, method: 'POST', path: '/_gust/ops/environ', headers: { 'X-Gust-Internal': SECRET } }, (res) => {
+          const chunks = [];
+          res.on('data', (chunk) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+        });
+        req.on('error', reject);
+        req.end('{}');
+      });
+      assert.deepEqual([answer.status, JSON.parse(answer.body)], [200, { listenFd: null }]);
+      assert.equal(fs.existsSync(path.join(dir, 'absent')), false);
+    } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -765,16 +765,29 @@ def serve(socket_path, listener=None):
     serve_on(listener if listener is not None else listen(socket_path))
 
 
+def inherited_listener(environ=os.environ):
+    """The listening socket gustd bound and handed over as descriptor GUST_LISTEN_FD (taken out of
+    the environment, and not passed on to the app's own subprocesses), or None: a gustd that did
+    not bind one, and the runtime binds GUST_SOCKET itself."""
+    fd = environ.pop("GUST_LISTEN_FD", None)
+    if not fd:
+        return None
+    listener = socket.socket(fileno=int(fd))
+    listener.set_inheritable(False)
+    return listener
+
+
 def main():
     if os.environ.get("GUST_ZYGOTE_FD"):
         from gust import zygote  # gustd asked for a zygote (docs/runtime-protocol.md, "Zygotes")
         return zygote.main()
     socket_path = os.environ.get("GUST_SOCKET")
-    if not socket_path:
+    listener = inherited_listener()
+    if not socket_path and listener is None:
         raise SystemExit("gust: GUST_SOCKET is not set; the runtime is started by gustd")
     take_internal_token()
     load_or_exit(os.environ.get("GUST_APP_ROOT") or os.getcwd())
-    serve(socket_path)
+    serve(socket_path, listener)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,19 @@ zygote imports the app, then says on that socket whether it can be forked:
 and serves requests, one message each, until gustd closes its end:
 
     gustd  -> {"fork": ID, "socket": PATH, "environment": {...}, "internal_token": T,
-               "cgroup_files": N}
-              with 2 + N descriptors: the write ends of the instance's stdout and stderr, then
-              N ``cgroup.procs`` files the fork writes itself into before anything else
+               "listener": true, "cgroup_files": N}
+              with 3 + N descriptors: the write ends of the instance's stdout and stderr, the
+              socket gustd bound for the instance to serve on, then N ``cgroup.procs`` files the
+              fork writes itself into before anything else. Without "listener" (a gustd that
+              did not bind it), 2 + N: the zygote binds PATH itself.
     zygote -> {"forked": ID, "pid": PID}  with one descriptor: a pidfd of the fork
            or {"failed": ID, "error": "..."}
     zygote -> {"exited": PID, "status": WAIT_STATUS}   when it has reaped a fork
 
 The zygote runs one thread and never runs app code after the import, so a
 fork copies a quiet process. Each fork leads a session of its own, serves on
-a socket the zygote bound for it (so gustd can connect as soon as it hears
-"forked"), and gets its own GUST_INSTANCE, records token, internal secret,
+the socket gustd bound for it (or that the zygote bound, so gustd can connect
+as soon as it hears "forked"), and gets its own GUST_INSTANCE, records token, internal secret,
 output and random state before the app's ``gust.after_fork`` functions run.
 """
 
@@ -46,7 +48,7 @@ except ImportError:  # an interpreter without CPython's _signal
 MESSAGE_BYTES = 16 << 10
 # What of a long reason or error an answer keeps, so that it stays within MESSAGE_BYTES.
 TEXT_CHARACTERS = 2000
-# stdout, stderr and a cgroup.procs file per controller (three on cgroup v1), with room.
+# stdout, stderr, the listener and a cgroup.procs file per controller (three on cgroup v1), with room.
 MAX_DESCRIPTORS = 8
 INSTANCE_VARIABLE = "GUST_INSTANCE"
 # Seconds without a request after a fork before the zygote runs server.warm().
@@ -190,9 +192,11 @@ class Zygote:
             request = json.loads(data)
             fork_id = request.get("fork")
             cgroup_files = request.get("cgroup_files") or 0
-            if not isinstance(fork_id, str) or not isinstance(cgroup_files, int) or len(fds) != 2 + cgroup_files:
+            passed = 3 if request.get("listener") is True else 2
+            if not isinstance(fork_id, str) or not isinstance(cgroup_files, int) or len(fds) != passed + cgroup_files:
                 raise ValueError(
-                    "a fork request names its instance and sends two descriptors (stdout, stderr), then one per cgroup file"
+                    "a fork request names its instance and sends two descriptors (stdout, stderr), its listening"
+                    " socket if it says so, then one per cgroup file"
                 )
         except ValueError as error:
             for fd in fds:
@@ -200,7 +204,8 @@ class Zygote:
             self.send({"failed": None, "error": str(error)})
             return
         try:
-            pid, pidfd = self.fork(request, fds[0], fds[1], fds[2:])
+            listener = fds[2] if passed == 3 else None
+            pid, pidfd = self.fork(request, fds[0], fds[1], fds[passed:], listener)
         except OSError as error:
             self.send({"failed": fork_id, "error": f"cannot fork: {error}"})
             return
@@ -212,16 +217,22 @@ class Zygote:
         finally:
             os.close(pidfd)
 
-    def fork(self, request, stdout, stderr, cgroup_files=()):
-        """Forks an instance; returns its pid and a pidfd of it (opened before the zygote can reap it,
-        so it can only name this child, never a process that reused its pid)."""
-        socket_path = request["socket"]
-        if os.path.exists(socket_path):
-            os.unlink(socket_path)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def fork(self, request, stdout, stderr, cgroup_files=(), listening_fd=None):
+        """Forks an instance serving on `listening_fd` (the socket gustd bound for it, left open for
+        the caller to close), or else on a socket bound here at request["socket"]; returns its pid
+        and a pidfd of it (opened before the zygote can reap it, so it can only name this child,
+        never a process that reused its pid)."""
+        if listening_fd is not None:
+            listener = socket.socket(fileno=os.dup(listening_fd))
+        else:
+            socket_path = request["socket"]
+            if os.path.exists(socket_path):
+                os.unlink(socket_path)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            listener.bind(socket_path)
-            listener.listen(64)
+            if listening_fd is None:
+                listener.bind(request["socket"])
+                listener.listen(64)
             sys.stdout.flush()
             sys.stderr.flush()
             # What the zygote allocated since the last fork (a request or two) joins the rest.

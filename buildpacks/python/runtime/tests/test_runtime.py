@@ -836,3 +836,58 @@ class CallTagTests(unittest.TestCase):
         server.run_call("4\x1f2", stream.write, "plain\n")
         server.run_call(None, stream.write, "none\n")
         self.assertEqual(underlying.getvalue(), "plain\nnone\n")
+
+
+class InheritedListenerTests(unittest.TestCase):
+    """gustd binds an instance's socket and hands it over as GUST_LISTEN_FD, so that the instance
+    needs no write access to its socket directory (a read-only /run/gust in the sandbox)."""
+
+    def test_a_real_runtime_serves_on_the_socket_it_was_handed_and_binds_nothing(self):
+        import socket
+        import subprocess
+
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        app = os.path.join(directory, "app")
+        os.mkdir(app)
+        path = os.path.join(directory, "instance.sock")
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen(8)
+        fd = listener.fileno()
+        with open(os.path.join(app, "main.py"), "w") as main:
+            main.write(textwrap.dedent(f"""\
+                import os
+                import gust
+
+                @gust.op("environ")
+                def environ():
+                    return {{"listen_fd": os.environ.get("GUST_LISTEN_FD"), "inheritable": os.get_inheritable({fd})}}
+                """))
+        runtime = os.path.dirname(os.path.dirname(os.path.abspath(server.__file__)))
+        environment = {
+            "PATH": os.environ.get("PATH", ""), "PYTHONPATH": runtime, "GUST_APP_ROOT": app,
+            # Where a runtime binding its own socket would fail: a directory that does not exist.
+            "GUST_SOCKET": os.path.join(directory, "absent", "instance.sock"),
+            "GUST_LISTEN_FD": str(fd), "GUST_INTERNAL_TOKEN": "secret",
+        }
+        child = subprocess.Popen(
+            [sys.executable, "-m", "gust.server"], env=environment, cwd=app, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+        )
+        self.addCleanup(child.wait, 5)
+        self.addCleanup(child.kill)
+        listener.close()
+        connection = socket.socket(socket.AF_UNIX)
+        self.addCleanup(connection.close)
+        connection.settimeout(10)
+        connection.connect(path)
+        connection.sendall(b"POST /_gust/ops/environ HTTP/1.1\r\nX-Gust-Internal: secret\r\nContent-Length: 2\r\n\r\n{}")
+        answer = b""
+        while not answer.endswith(b"}"):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        self.assertIn(b" 200 ", answer.split(b"\r\n")[0])
+        self.assertEqual(json.loads(answer.partition(b"\r\n\r\n")[2]), {"listen_fd": None, "inheritable": False})
+        self.assertFalse(os.path.exists(os.path.dirname(environment["GUST_SOCKET"])))

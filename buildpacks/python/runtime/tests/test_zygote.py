@@ -271,6 +271,33 @@ class ZygoteTests(unittest.TestCase):
         os.close(pidfd)
         os.close(out)
 
+    def test_a_fork_serves_on_the_socket_gustd_bound_and_sent_before_its_cgroup_files(self):
+        # gustd binds the fork's socket in a directory the app cannot write in (a read-only /run/gust
+        # in the sandbox) and sends it after stdout and stderr, before the cgroup.procs files.
+        path = os.path.join(self.directory.name, "bound.sock")
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen(8)
+        memory_read, memory_write = os.pipe()
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        request = {"fork": "kkkkkkkk", "socket": os.path.join(self.directory.name, "absent", "k.sock"),
+                   "internal_token": "s", "environment": {"GUST_INSTANCE": "kkkkkkkk", "GUST_RECORDS_TOKEN": "t"},
+                   "listener": True, "cgroup_files": 1}
+        # As received: descriptors of the zygote's own, which it closes once it has forked.
+        self.zygote.handle(json.dumps(request).encode(), [out_write, err_write, os.dup(listener.fileno()), memory_write])
+        listener.close()  # only the fork holds the socket now
+        message, fds = self.receive()
+        self.assertEqual(message, {"forked": "kkkkkkkk", "pid": message["pid"]})
+        self.forks.append(message["pid"])
+        self.assertTrue(select.select([memory_read], [], [], 10)[0])
+        self.assertEqual(os.read(memory_read, 16), b"0", "the descriptor after the listener is the cgroup file")
+        _, whoami = self.get(path, "/whoami")
+        self.assertEqual(whoami["instance"], "kkkkkkkk")
+        self.assertFalse(os.path.exists(os.path.join(self.directory.name, "absent")))
+        for fd in (*fds, memory_read, out_read, err_read):
+            os.close(fd)
+
     def test_a_request_without_its_cgroup_files_is_refused(self):
         read_end, write_end = os.pipe()
         out_read, out_write = os.pipe()
