@@ -310,6 +310,22 @@ struct SandboxTests {
             attempt('read the store by its home path', lambda: os.listdir(home))
             if not at_build:
                 attempt('write its own release', lambda: open(os.path.join(here, '__init__.py'), 'a').write('# evil\\n'))
+                def inotify_instances():
+                    # Charged to gustd's uid too, whose 128 in the host's namespace every app shares:
+                    # the sandbox's own namespace bounds the app at 16.
+                    import ctypes
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    taken = []
+                    try:
+                        for _ in range(64):
+                            fd = libc.inotify_init1(0o2000000)
+                            if fd < 0:
+                                raise OSError(ctypes.get_errno(), 'inotify_init1')
+                            taken.append(fd)
+                    finally:
+                        for fd in taken:
+                            os.close(fd)
+                attempt('take 64 inotify instances', inotify_instances)
             attempt('signal gustd', lambda: os.kill(t['gustd'], signal.SIGTERM))
             attempt('signal the other instance', lambda: os.kill(t['other_instance'], signal.SIGKILL))
             def reach_http():

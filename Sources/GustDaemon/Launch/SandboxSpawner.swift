@@ -196,28 +196,48 @@ final class SandboxSpawner: InstanceSpawner {
 
     /// What the shell inside did first, done from outside before the sandbox goes on: no user
     /// namespace can be made inside (`max_user_namespaces` 0 in the sandbox's own, where gustd's uid
-    /// is 0 and has CAP_SYS_RESOURCE), so nothing there can map itself a new root. The file is
+    /// is 0 and has CAP_SYS_RESOURCE), so nothing there can map itself a new root. The files are
     /// opened inside that namespace (`gust_open_as_app`), written by gustd, which owns it.
+    ///
+    /// The kernel's per-user counts of the namespace are bounded there too (`namespaceBounds`): what
+    /// the app's uid takes of them is also charged to the namespace's owner, gustd's uid, whose
+    /// counts in the host's namespace are shared by every app (128 inotify instances in all, by
+    /// default). Without a bound of its own, one app could take them all and leave the others none.
     static func refuseNestedUserNamespaces(_ pid: Int32) throws {
         let namespace = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
         guard namespace >= 0 else { throw SpawnError("Cannot open the user namespace of sandbox \(pid): \(String(cString: strerror(errno)))") }
         defer { close(namespace) }
-        let path: UnsafePointer<CChar>? = UnsafePointer(strdup("/proc/sys/user/max_user_namespaces"))
-        defer { free(UnsafeMutablePointer(mutating: path)) }
-        let paths: [UnsafePointer<CChar>?] = [path]
-        var file: [Int32] = [-1]
+        // A bound this kernel has no file for (fanotify's before Linux 5.13) is left out; the first is required.
+        let bounds = namespaceBounds.enumerated().filter { $0.offset == 0 || access("/proc/sys/user/" + $0.element.name, F_OK) == 0 }.map(\.element)
+        let paths: [UnsafePointer<CChar>?] = bounds.map { UnsafePointer(strdup("/proc/sys/user/" + $0.name)) }
+        defer { paths.forEach { free(UnsafeMutablePointer(mutating: $0)) } }
+        var files = [Int32](repeating: -1, count: bounds.count)
         var step: Int32 = 0
         let result = paths.withUnsafeBufferPointer { pointers in
-            file.withUnsafeMutableBufferPointer { gust_open_as_app(namespace, 0, pointers.baseAddress, 1, $0.baseAddress, &step) }
+            files.withUnsafeMutableBufferPointer { gust_open_as_app(namespace, 0, pointers.baseAddress, Int32(bounds.count), $0.baseAddress, &step) }
         }
+        defer { files.filter { $0 >= 0 }.forEach { close($0) } }
         guard result == 0 else {
-            throw SpawnError("Cannot refuse nested user namespaces in sandbox \(pid) (step \(step)): \(String(cString: strerror(result)))")
+            throw SpawnError("Cannot bound the user namespace of sandbox \(pid) (step \(step)): \(String(cString: strerror(result)))")
         }
-        defer { close(file[0]) }
-        guard write(file[0], "0", 1) == 1 else {
-            throw SpawnError("Cannot refuse nested user namespaces in sandbox \(pid): \(String(cString: strerror(errno)))")
+        for (file, bound) in zip(files, bounds) {
+            let value = String(bound.value)
+            guard write(file, value, value.utf8.count) == value.utf8.count else {
+                throw SpawnError("Cannot set \(bound.name) in sandbox \(pid): \(String(cString: strerror(errno)))")
+            }
         }
     }
+
+    /// The per-user bounds set in each sandbox's user namespace (`/proc/sys/user/NAME`), for the app's
+    /// uid there: no nested user namespace; inotify enough for a file watcher or two (Node's
+    /// `fs.watch` uses one instance for all its watches); no fanotify, which no function needs.
+    static let namespaceBounds: [(name: String, value: Int)] = [
+        ("max_user_namespaces", 0),
+        ("max_inotify_instances", 16),
+        ("max_inotify_watches", 8192),
+        ("max_fanotify_groups", 0),
+        ("max_fanotify_marks", 0),
+    ]
 
     /// The release's files are gustd's (mode 0600/0700 under its umask): others get to read them
     /// (`Sandbox.openToOthers`), once per release.
