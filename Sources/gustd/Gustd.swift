@@ -127,7 +127,8 @@ struct Gustd: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp(
         "A proxy in front of gustd whose X-Forwarded-For and X-Forwarded-Proto are believed (repeatable). Without it gustd is "
-            + "the edge: a function sees the peer's address as X-Forwarded-For, whatever the client sent.",
+            + "the edge: a function sees the peer's address as X-Forwarded-For, whatever the client sent. A trusted proxy's "
+            + "connections are not bounded by address (any other client address holds at most a quarter of gustd's connections).",
         valueName: "ip"))
     var trustedProxy: [String] = []
 

@@ -93,7 +93,8 @@ struct IdleConnectionTests {
         let limited = try Command.run("prlimit", ["--pid", "\(gustd.pid)", "--nofile=\(limit):\(limit)"])
         #expect(limited.status == 0, "\(limited.output)")
         var flood: [RawConnection] = []
-        for _ in 0..<300 { flood.append(try RawConnection(port: fixture.port)) }
+        // From ten client addresses, each within its share (`oneClientAddressHoldsAtMostItsShare`).
+        for index in 0..<300 { flood.append(try RawConnection(port: fixture.port, from: UInt8(2 + index % 10))) }
 
         // Until gustd has accepted all it will (its descriptor count unchanged for a second; bounded).
         func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(gustd.pid)/fd").count) ?? 0 }
@@ -111,6 +112,43 @@ struct IdleConnectionTests {
         flood.removeAll()  // closed: gustd accepts again and answers
         let call = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/ping", body: "{}", timeout: 30)
         #expect(call.text == #""pong""#)
+    }
+
+    /// One client address holds at most its share of gustd's client connections (a quarter of
+    /// them, 64 to 1,024): its further connections are closed as soon as they are accepted, so a
+    /// flood of connections held open from one address leaves room for everyone else. Before,
+    /// 300 silent connections from one address took every connection gustd's descriptors allowed,
+    /// and other clients waited in the listening socket until the idle timeout. A trusted proxy,
+    /// whose connections carry everyone's calls, has no bound.
+    @Test(.scratchDirectory) func oneClientAddressHoldsAtMostItsShare() throws {
+        let fixture = try Self.pingApp(gustdArguments: ["--idle-timeout", "120", "--header-timeout", "120", "--trusted-proxy", "127.0.0.3"])
+        #expect(try fixture.call("POST", "/_/functions/ping", body: "{}").status == 200)
+        let gustd = try #require(fixture.gustd)
+        let limited = try Command.run("prlimit", ["--pid", "\(gustd.pid)", "--nofile=256:256"])
+        #expect(limited.status == 0, "\(limited.output)")
+
+        /// Until as many connections of `connections` have been closed for a second running (bounded).
+        func settled(_ connections: [RawConnection]) -> Int {
+            var closed = -1
+            for _ in 0..<20 {
+                usleep(1_000_000)
+                let now = connections.filter(\.isClosedByPeer).count
+                if now == closed { break }
+                closed = now
+            }
+            return closed
+        }
+        let flood = try (0..<300).map { _ in try RawConnection(port: fixture.port, from: 2) }
+        let closed = settled(flood)
+        #expect(closed >= 300 - 128, "\(300 - closed) of 300 connections from one address still open")
+        #expect(gustd.logText.contains("connections from client address 127.0.0.2"), "\(gustd.logText.suffix(2000))")
+        let call = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/ping", body: "{}", timeout: 10)
+        #expect(call.text == #""pong""#, "another address is answered while the flood holds its share")
+
+        // The trusted proxy: more than a share, none closed (those past the budget wait to be accepted).
+        let proxied = try (0..<100).map { _ in try RawConnection(port: fixture.port, from: 3) }
+        #expect(settled(proxied) == 0, "connections of a trusted proxy are not bounded by address")
+        #expect(kill(gustd.pid, 0) == 0)
     }
 
     /// The console's and the metrics' listeners close idle and trickling connections too: they

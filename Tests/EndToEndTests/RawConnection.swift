@@ -7,10 +7,10 @@ import GustTesting
 final class RawConnection {
     let fd: Int32
 
-    /// Connects to 127.0.0.1:`port` (the connect completes once the kernel
+    /// Connects to 127.0.0.1:`port` from 127.0.0.`from` (the connect completes once the kernel
     /// has queued it, whether or not gustd has accepted it yet).
-    init(port: Int) throws {
-        fd = try LoopbackPort.connect(port)
+    init(port: Int, from source: UInt8 = 1) throws {
+        fd = try LoopbackPort.connect(port, from: source)
     }
 
     deinit { Glibc.close(fd) }

@@ -35,6 +35,26 @@ struct PeerConnectionLimitTests {
         #expect(!limit.admit(EmbeddedChannel(), uid: 420_001))
     }
 
+    @Test func aClientAddresssShareIsAQuarterOfTheBudgetFrom64To1024() {
+        #expect(PeerConnectionLimit.addressShare(of: 100) == 64)
+        #expect(PeerConnectionLimit.addressShare(of: 2_000) == 500)
+        #expect(PeerConnectionLimit.addressShare(of: 786_432) == 1024)
+    }
+
+    @Test func aClientAddressPastItsShareIsRefusedAndATrustedProxyIsNot() throws {
+        let budget = ConnectionBudget(limit: { 320 }, openDescriptors: { 0 })  // 256 connections: a share of 64
+        let limit = PeerConnectionLimit(
+            name: "TCP listeners", budget: budget, kind: .addresses, exempt: [.address("10.0.0.1")], logger: Logger(label: "test"))
+        let held = (0..<64).map { _ in EmbeddedChannel() }
+        for channel in held { #expect(limit.admit(channel, peer: .address("203.0.113.7"))) }
+        #expect(!limit.admit(EmbeddedChannel(), peer: .address("203.0.113.7")), "past its share")
+        #expect(limit.admit(EmbeddedChannel(), peer: .address("203.0.113.8")), "another address has its own share")
+        for _ in 0..<100 { #expect(limit.admit(EmbeddedChannel(), peer: .address("10.0.0.1")), "the trusted proxy") }
+        #expect(limit.connections(of: .address("10.0.0.1")) == 0)
+        _ = try held[0].finish()
+        #expect(limit.admit(EmbeddedChannel(), peer: .address("203.0.113.7")), "a connection closed: room for one")
+    }
+
     @Test func gustdsOwnUIDHasNoShare() {
         let limit = PeerConnectionLimit(name: "records channel", budget: ConnectionBudget(limit: { 96 }, openDescriptors: { 0 }), exempt: 1000, logger: Logger(label: "test"))
         for _ in 0..<20 { #expect(limit.admit(EmbeddedChannel(), uid: 1000)) }

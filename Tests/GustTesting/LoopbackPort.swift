@@ -31,9 +31,22 @@ public enum LoopbackPort {
 
     /// A blocking TCP connection to 127.0.0.1:`port`, its descriptor the caller's to close; the one
     /// place tests connect to a loopback port by hand. The error names the port and the errno.
-    public static func connect(_ port: Int) throws -> Int32 {
+    /// `from`: the last byte of the loopback address the connection comes from (127.0.0.`from`), so
+    /// that a test can be several clients to gustd's per-address bounds.
+    public static func connect(_ port: Int, from source: UInt8 = 1) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw FixtureFailure("socket: errno \(errno)") }
+        if source != 1 {
+            var local = address(port: 0, host: source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                let code = errno
+                close(fd)
+                throw FixtureFailure("cannot bind 127.0.0.\(source): errno \(code)")
+            }
+        }
         var address = address(port: port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -46,11 +59,11 @@ public enum LoopbackPort {
         return fd
     }
 
-    private static func address(port: Int) -> sockaddr_in {
+    private static func address(port: Int, host: UInt8 = 1) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        address.sin_addr.s_addr = (UInt32(0x7F00_0000) | UInt32(host)).bigEndian
         return address
     }
 }

@@ -39,7 +39,9 @@ public enum RouterDaemon {
         var prepared = requested
         prepared.sandbox = try requested.sandbox?.withSeccompFilter(in: home.run).withHostEtc(in: home.run)
         let configuration = prepared
-        let listeners = Listeners(inherited: inherited, fromSystemd: inherited.count > 0 && !handedOver)
+        let listeners = Listeners(
+            inherited: inherited, fromSystemd: inherited.count > 0 && !handedOver, trustedProxies: configuration.trustedProxies,
+            logger: logger)
         if let limit = DescriptorLimit.raiseToHardLimit() {
             logger.notice("gustd's file descriptor limit: \(limit) (its soft limit raised to the hard limit)")
         }

@@ -47,10 +47,12 @@ extension Listeners {
         func serve<Child: ServerChildChannel>(_ child: Child) throws -> any Service {
             let server: any Service & DrainableServer = if let tls {
                 SocketServer(
-                    childChannel: try TLSChannel(child, tlsConfiguration: tls), socket: socket, budget: connectionBudget, logger: logger,
-                    onServerRunning: onServerRunning)
+                    childChannel: try TLSChannel(child, tlsConfiguration: tls), socket: socket, budget: connectionBudget,
+                    peerLimit: addressLimit, logger: logger, onServerRunning: onServerRunning)
             } else {
-                SocketServer(childChannel: child, socket: socket, budget: connectionBudget, logger: logger, onServerRunning: onServerRunning)
+                SocketServer(
+                    childChannel: child, socket: socket, budget: connectionBudget, peerLimit: addressLimit, logger: logger,
+                    onServerRunning: onServerRunning)
             }
             add(socket, served: server)
             return server

@@ -25,11 +25,20 @@ final class Listeners: Sendable {
     private let state: Mutex<State>
     let inherited: InheritedSockets
     /// The client connections every listener together may hold (`ConnectionBudget`).
-    let connectionBudget = ConnectionBudget()
+    let connectionBudget: ConnectionBudget
+    /// What one client address may hold of them, on every TCP listener together; a trusted proxy
+    /// (`--trusted-proxy`), whose connections carry everyone's calls, is not bounded.
+    let addressLimit: PeerConnectionLimit
 
-    init(inherited: InheritedSockets, fromSystemd: Bool) {
+    init(
+        inherited: InheritedSockets, fromSystemd: Bool, trustedProxies: [String] = [], budget: ConnectionBudget = ConnectionBudget(),
+        logger: Logger
+    ) {
         self.inherited = inherited
         state = Mutex(State(outliveThisGustd: fromSystemd))
+        connectionBudget = budget
+        addressLimit = PeerConnectionLimit(
+            name: "TCP listeners", budget: budget, kind: .addresses, exempt: Set(trustedProxies.map { .address($0) }), logger: logger)
     }
 
     /// The socket called `name`: inherited, else bound to `host:port`.

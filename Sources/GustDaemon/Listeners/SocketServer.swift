@@ -28,7 +28,8 @@ actor SocketServer<ChildChannel: ServerChildChannel>: Service {
     private let onServerRunning: @Sendable (any Channel) async -> Void
     private let group: any EventLoopGroup
     private let budget: ConnectionBudget
-    /// A Unix-domain listener's bound on each peer's connections (`PeerConnectionLimit`); none for TCP.
+    /// The bound on each peer's connections (`PeerConnectionLimit`): by uid on a Unix-domain
+    /// listener, by client address on a TCP one.
     private let peerLimit: PeerConnectionLimit?
     private let logger: Logger
     private let connections = Connections()
