@@ -55,6 +55,38 @@ extension Build {
         return limits
     }
 
+    /// Fails the build when its slug, as it will be unpacked, is over the app's disk limit: nothing of
+    /// it is packed. The slug is kept twice (its artifact, and the release unpacked where it runs) for
+    /// as long as the release is, and was bounded by nothing but the disk before.
+    func checkSlugSize(_ slug: URL) async throws {
+        guard let limit = cacheLimit else { return }
+        let size = try await BlockingWork.run { Self.unpackedSize(of: slug) }
+        guard size > limit else { return }
+        throw GustError(
+            "The slug is \(LimitSize.spoken(size)) unpacked, over \(app)'s disk limit (\(LimitSize.spoken(limit))): the build failed, and nothing of it was kept.",
+            hint: "Leave out of the slug what the app does not need to run (build tools, caches, test data), or ask an admin to raise it: gust limits \(app) --disk SIZE"
+        )
+    }
+
+    /// What unpacking `directory`'s tree writes: each regular file's length (a sparse file's holes
+    /// too, which an archive's reader writes out; a file linked twice once), and at least a block
+    /// for every entry, whatever it is (a million empty files are not nothing). Links are not
+    /// followed.
+    static func unpackedSize(of directory: URL) -> Int {
+        var seen = Set<[UInt64]>()
+        var total = 0
+        let root = directory.path
+        let paths = ((FileManager.default.enumerator(atPath: root)?.allObjects as? [String]) ?? []).map { root + "/" + $0 }
+        for path in paths {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            guard info.st_nlink <= 1 || seen.insert([UInt64(info.st_dev), UInt64(info.st_ino)]).inserted else { continue }
+            let isFile = (info.st_mode & S_IFMT) == S_IFREG
+            total += max(512, isFile ? max(Int(info.st_size), Int(info.st_blocks) * 512) : 0)
+        }
+        return total
+    }
+
     /// The error that names the limit a failed compile step met, if it met one.
     func limitFailure(_ cgroup: InstanceCgroup?, _ outcome: StreamingCommand.Outcome) -> GustError? {
         guard let cgroup, outcome != .exited(0), outcome != .timedOut, outcome != .stopped else { return nil }

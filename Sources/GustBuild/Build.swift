@@ -30,7 +30,7 @@ public struct Build: Sendable {
     public var reporter: BuildReporter
     /// The app's number (`Store.appNumber`): which uid its sandboxed build runs as.
     public var appNumber: Int = 0
-    /// The app's disk limit for its build cache (`gust limits APP --disk`); nil: unbounded.
+    /// The app's disk limit (`gust limits APP --disk`), for its build cache and its slug; nil: unbounded.
     public var cacheLimit: Int?
     /// The app's limits (`Store.effectiveLimits`): the build's steps run under its memory, pids and
     /// cpu (raised to `buildFloor`), in a cgroup beside its instances'; nil: none.
@@ -127,6 +127,7 @@ public struct Build: Sendable {
             buildpack, source: source, env: envDirectory, workspace: workspace, deadline: deadline, stack: stack
         )
 
+        try await checkSlugSize(source)
         let started = ContinuousClock.now
         let artifact = try await BlockingWork.run { [home] in
             try Artifacts.pack(source, into: home.artifacts, clampingTimesTo: commitTime)

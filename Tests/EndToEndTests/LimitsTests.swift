@@ -209,6 +209,31 @@ struct LimitsTests {
         #expect(push.output.contains("gust limits cats --disk"), "\(push.output)")
     }
 
+    /// A slug over the app's disk limit fails its build, a sparse file counted as it unpacks: the slug
+    /// was bounded by nothing, and is kept twice (its artifact, its unpacked release) for as long as
+    /// the release is.
+    @Test(.scratchDirectory) func aSlugOverTheDiskLimitFailsItsBuildAndNothingOfItIsKept() throws {
+        let fixture = try PushFixture()
+        try limits(fixture, ["--disk", "20M"])
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.app)
+        try work.write("requirements.txt", "./fill\n")
+        try work.write("fill/setup.py", """
+            import os
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the build directory
+            with open(os.path.join(root, 'holes.bin'), 'wb') as f:
+                f.truncate(200 << 20)  # 200 MB of holes: next to nothing on disk, all of it once unpacked
+            from setuptools import setup
+            setup(name='fill', version='1.0', py_modules=[])
+            """)
+        try work.commit("App")
+        let push = try work.push(to: fixture.remote)
+        #expect(push.status != 0)
+        #expect(push.output.contains("The slug is ") && push.output.contains("over cats's disk limit (20 MB)"), "\(push.output)")
+        let artifacts = (try? FileManager.default.contentsOfDirectory(atPath: fixture.home.artifacts.path)) ?? []
+        #expect(artifacts.isEmpty, "\(artifacts)")
+    }
+
     /// A build that fills its cache past the limit and then fails keeps nothing of it: the cache
     /// outlives builds, and was measured only after one that succeeded.
     @Test(.scratchDirectory) func aFailedBuildsCacheIsMeasuredAndEmptiedToo() throws {
