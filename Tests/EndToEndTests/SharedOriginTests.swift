@@ -35,4 +35,42 @@ struct SharedOriginTests {
         #expect(own.status == 200, "\(own.status) \(own.text)")
         #expect(own.headers["service-worker-allowed"] == "/" && own.headers["clear-site-data"] == "\"cookies\"", "\(own.headers)")
     }
+
+    static let cookies = """
+        import gust
+
+        @gust.handler('cookie')
+        def cookie(request):
+            domain = request.query.get('domain')
+            return gust.Response('ok', headers={
+                'Set-Cookie': 'session=chosen-by-cats; Path=/' + ('; Domain=' + domain if domain else ''),
+                'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+            })
+        """
+
+    /// Every app's own host under `--domain` (`APP.localhost` here) shares the parent domain: a cookie
+    /// set for it would be sent to every other app (one app could fix another's session cookie). It
+    /// is dropped, one for the app's own host or none kept. At a path address, HSTS is dropped too: it
+    /// would have browsers refuse the host, and every app's host with `includeSubDomains`, over HTTP.
+    @Test(.scratchDirectory) func aCookieForTheDomainAppsShareAndHSTSAtAPathAddressAreDropped() throws {
+        let fixture = try PushFixture()
+        let push = try fixture.pushPython(Self.cookies)
+        try #require(push.status == 0, "\(push.output)")
+        func cookie(_ query: String, host: String? = "cats.localhost", path: String = "/cookie") throws -> HTTPResult {
+            let answer = try HTTPClient.request(port: fixture.port, "GET", path + query, host: host)
+            #expect(answer.status == 200, "\(answer.status) \(answer.text)")
+            return answer
+        }
+        let plain = try cookie("")
+        #expect(plain.headers["set-cookie"] == "session=chosen-by-cats; Path=/", "\(plain.headers)")
+        #expect(plain.headers["strict-transport-security"] != nil, "the app's own host: \(plain.headers)")
+        #expect(try cookie("?domain=Cats.localhost").headers["set-cookie"] != nil, "the app's own host, in any case")
+        for shared in ["localhost", ".localhost", "LOCALHOST"] {
+            let answer = try cookie("?domain=\(shared)")
+            #expect(answer.headers["set-cookie"] == nil, "Domain=\(shared): \(answer.headers)")
+        }
+        let atPath = try cookie("", host: nil, path: "/apps/cats/cookie")
+        #expect(atPath.headers["strict-transport-security"] == nil, "\(atPath.headers)")
+        #expect(atPath.headers["set-cookie"] != nil, "a path address's origin is shared whole: the domain rule is its host's")
+    }
 }

@@ -169,6 +169,30 @@ import Testing
         #expect(Gateway.clientFields(of: headers).map(\.value) == ["theme=dark", "gust_sessions=kept; Path=/"])
     }
 
+    /// At `APP.DOMAIN` every app's host shares `DOMAIN`: a cookie for any domain but the app's own
+    /// host is dropped, as a browser would read its `Domain` (the last one not empty, no leading dot,
+    /// any case). At a path address the headers that act on the whole origin or host are dropped.
+    @Test func anAnswerSetsNothingForTheDomainOrOriginItsAppShares() {
+        let cookies = HTTPHeaders([
+            ("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=1; Domain=cats.gust.example"), ("Set-Cookie", "c=1; domain=.CATS.gust.example"),
+            ("Set-Cookie", "d=1; Domain=gust.example"), ("Set-Cookie", "e=1; Domain=.gust.example; Path=/"),
+            ("Set-Cookie", "f=1; Domain=cats.gust.example; Domain=example"), ("Set-Cookie", "g=1; Domain=gust.example; Domain="),
+            ("Set-Cookie", "h=1; Domain=dogs.gust.example"), ("Set-Cookie", "i=1; Domain ; Path=/"),
+        ])
+        let own = AnswerScope(cookieHost: "cats.gust.example")
+        #expect(Gateway.clientFields(of: cookies, scope: own).map(\.value) == [
+            "a=1; Path=/", "b=1; Domain=cats.gust.example", "c=1; domain=.CATS.gust.example", "i=1; Domain ; Path=/",
+        ])
+        #expect(Gateway.clientFields(of: cookies).count == 9, "an own domain's or a path address's cookies are not judged by domain")
+
+        let originWide = HTTPHeaders([
+            ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"), ("Service-Worker-Allowed", "/"),
+            ("Clear-Site-Data", "\"cookies\""), ("X-Kept", "yes"),
+        ])
+        #expect(Gateway.clientFields(of: originWide, scope: AnswerScope(sharesOrigin: true)).map(\.name.canonicalName) == ["x-kept"])
+        #expect(Gateway.clientFields(of: originWide, scope: own).count == 4)
+    }
+
     @Test(.scratchDirectory) func gustdIsTheEdgeByDefault() {
         let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: [])
         let sent: HTTPFields = [

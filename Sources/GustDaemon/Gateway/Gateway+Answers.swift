@@ -21,13 +21,17 @@ extension Gateway {
     /// `X-Request-Id`, whatever the instance sent (the same as setting it after, without
     /// `HTTPFields` looking for the field by name to replace it).
     ///
-    /// With `sharedOrigin` (an answer at a path address, `/apps/APP/`, whose origin every app's
-    /// path addresses on the host share) it also loses the headers that act on the whole origin:
+    /// At a path address, `/apps/APP/`, whose origin every app's path addresses on the host share
+    /// (`scope.sharesOrigin`), it also loses the headers that act on the whole origin or host:
     /// `Service-Worker-Allowed` (a service worker of one app's that widened its scope to `/` would
-    /// read and rewrite every other app's answers) and `Clear-Site-Data` (one app would clear every
-    /// other's cookies and storage).
+    /// read and rewrite every other app's answers), `Clear-Site-Data` (one app would clear every
+    /// other's cookies and storage) and `Strict-Transport-Security` (one app would have browsers
+    /// refuse the host, and with `includeSubDomains` every app's `APP.DOMAIN`, over plain HTTP).
+    /// At `APP.DOMAIN` under `--domain` (`scope.cookieHost`), a `Set-Cookie` for another domain
+    /// than the app's own host (`Domain=DOMAIN`, which every app's host would send back) is dropped.
     static func clientFields(
-        of headers: HTTPHeaders, reserving extra: Int = 0, keepingLength: Bool = false, requestID: String? = nil, sharedOrigin: Bool = false
+        of headers: HTTPHeaders, reserving extra: Int = 0, keepingLength: Bool = false, requestID: String? = nil,
+        scope: AnswerScope = AnswerScope()
     ) -> HTTPFields {
         var fields = HTTPFields()
         fields.reserveCapacity(headers.count + extra)
@@ -35,8 +39,8 @@ extension Gateway {
             // The name's canonical form is lowercase already: no second lowered copy per header.
             guard let fieldName = HTTPField.Name(name), !hopByHop.contains(fieldName.canonicalName), fieldName != .contentLength,
                 requestID == nil || fieldName != ForwardedHeaders.requestID,
-                fieldName != .setCookie || !ForwardedHeaders.setsConsoleCookie(value),
-                !sharedOrigin || !Self.actsOnTheOrigin.contains(fieldName.canonicalName)
+                fieldName != .setCookie || scope.keepsCookie(value),
+                !scope.sharesOrigin || !Self.actsOnTheOrigin.contains(fieldName.canonicalName)
             else { continue }
             fields.append(HTTPField(name: fieldName, value: value))
         }
@@ -45,8 +49,8 @@ extension Gateway {
         return fields
     }
 
-    /// Answer headers that act on the whole origin, dropped where apps share one.
-    static let actsOnTheOrigin: Set<String> = ["service-worker-allowed", "clear-site-data"]
+    /// Answer headers that act on the whole origin (or host), dropped where apps share one.
+    static let actsOnTheOrigin: Set<String> = ["service-worker-allowed", "clear-site-data", "strict-transport-security"]
 
     /// The `Content-Length` an answer keeps: the instance's own, when it framed its answer by length
     /// (no `Transfer-Encoding`). The client then knows how much is coming (a download's progress)

@@ -109,7 +109,7 @@ extension Gateway {
                 headers: forwarded(requestID),
                 body: body,
                 streamsAnswer: kind == .handler, relaysLongAnswer: true),
-            sharedOrigin: address.sharesOrigin, channel: channel)
+            scope: address.scope, channel: channel)
         if live.isPrivate {
             let token = token()
             return { reply in call.verify(token, on: live, reply) }
@@ -150,14 +150,14 @@ private final class LaneCall: Sendable {
     let arrived: ContinuousClock.Instant
     let deadline: ContinuousClock.Instant
     let request: InstanceRequest
-    /// Whether the app was reached at a path address (`AppAddress.sharesOrigin`).
-    let sharedOrigin: Bool
+    /// Where the app was reached, for what its answer may set (`AppAddress.scope`).
+    let scope: AnswerScope
     /// The client's connection.
     let channel: any Channel
 
     init(
         gateway: Gateway, app: AppName, method: String, path: String, kind: CallKind, function: String, requestID: String, wallClock: Double,
-        arrived: ContinuousClock.Instant, deadline: ContinuousClock.Instant, request: InstanceRequest, sharedOrigin: Bool, channel: any Channel
+        arrived: ContinuousClock.Instant, deadline: ContinuousClock.Instant, request: InstanceRequest, scope: AnswerScope, channel: any Channel
     ) {
         supervisor = gateway.supervisor
         accessLog = gateway.accessLog
@@ -172,7 +172,7 @@ private final class LaneCall: Sendable {
         self.arrived = arrived
         self.deadline = deadline
         self.request = request
-        self.sharedOrigin = sharedOrigin
+        self.scope = scope
         self.channel = channel
     }
 
@@ -308,7 +308,7 @@ private final class LaneCall: Sendable {
     /// The client's head of the instance's answer: its headers less hop-by-hop ones and its own
     /// framing (but its length, when `keepingLength`: `Gateway.clientFields`).
     private func head(_ status: Int, _ headers: HTTPHeaders, keepingLength: Bool = false) -> HTTPResponse {
-        let fields = Gateway.clientFields(of: headers, reserving: 4, keepingLength: keepingLength, requestID: requestID, sharedOrigin: sharedOrigin)
+        let fields = Gateway.clientFields(of: headers, reserving: 4, keepingLength: keepingLength, requestID: requestID, scope: scope)
         return HTTPResponse(status: .init(code: status), headerFields: fields)
     }
 

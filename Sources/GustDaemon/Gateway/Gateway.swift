@@ -183,7 +183,7 @@ struct Gateway: HTTPResponder {
         if webSocket {
             return try await self.webSocket(
                 request, app: app, target: instanceTarget, forwarded: forwarded, deadline: deadline, requestID: requestID,
-                context: context, note: &note)
+                scope: target.scope, context: context, note: &note)
         }
         let (method, body, maxBodyBytes, channel) = (
             HTTPMethod(rawValue: request.method.rawValue), request.body, configuration.maxBodyBytes, context.channel
@@ -195,7 +195,7 @@ struct Gateway: HTTPResponder {
         // The console's per-minute history is kept only while there is a console to show it.
         return try await CallMetrics.measure(app, kind: kind, function: function, history: supervisor.consoleHistory) {
             try await forward(
-                to: app, deadline: deadline, channel: channel, answersHead: method == .HEAD, sharedOrigin: target.sharesOrigin, note: &note
+                to: app, deadline: deadline, channel: channel, answersHead: method == .HEAD, scope: target.scope, note: &note
             ) {
                 var collected = try await Self.collect(body, upTo: maxBodyBytes, by: deadline, channel: channel)
                 return InstanceRequest(
@@ -237,7 +237,7 @@ struct Gateway: HTTPResponder {
     /// Calls an instance of the app once its pool gives one, with the request
     /// `makeCall` gives then; a call whose client leaves while it waits never runs.
     private func forward(
-        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel, answersHead: Bool, sharedOrigin: Bool, note: inout Note,
+        to app: AppName, deadline: ContinuousClock.Instant, channel: any Channel, answersHead: Bool, scope: AnswerScope, note: inout Note,
         _ makeCall: @escaping @Sendable () async throws -> InstanceRequest
     ) async throws -> Response {
         let limit = configuration.functionTimeout
@@ -282,13 +282,13 @@ struct Gateway: HTTPResponder {
         guard let rest = answer.rest else {
             // A HEAD's answer has no body but says the length a GET's would have (RFC 9110, 9.3.2), not 0.
             let fields = Self.clientFields(
-                of: answer.headers, keepingLength: answersHead && answer.body.readableBytes == 0, sharedOrigin: sharedOrigin)
+                of: answer.headers, keepingLength: answersHead && answer.body.readableBytes == 0, scope: scope)
             return Response(status: .init(code: answer.status), headers: fields, body: .init(byteBuffer: answer.body))
         }
         // A chunked or long answer is relayed chunk by chunk as the instance writes it (a stream, Server-Sent
         // Events, a download), held back while the client is slow; once the client has gone, no longer.
         channel.closeFuture.whenComplete { _ in rest.abandon() }
-        let fields = Self.clientFields(of: answer.headers, keepingLength: true, sharedOrigin: sharedOrigin)
+        let fields = Self.clientFields(of: answer.headers, keepingLength: true, scope: scope)
         return Response(status: .init(code: answer.status), headers: fields, body: ResponseBody(asyncSequence: rest.chunks))
     }
 
@@ -331,8 +331,14 @@ struct AppAddress: Equatable {
     /// Whether the host named the app (rather than the path).
     var byHost = false
     /// Whether the app is reached at a path address, `/apps/APP/`: every app's path addresses on a
-    /// host share one browser origin (`Gateway.clientFields(of:sharedOrigin:)`).
+    /// host share one browser origin (`Gateway.clientFields(of:scope:)`).
     var sharesOrigin = false
+    /// The host the app was reached at as `APP.DOMAIN` under `--domain`, whose parent every app's
+    /// host shares: a cookie the app sets for any other domain is dropped (`AnswerScope`).
+    var cookieHost: String?
+
+    /// What the app's answers may set, reached here.
+    var scope: AnswerScope { AnswerScope(sharesOrigin: sharesOrigin, cookieHost: cookieHost) }
 
     /// With `only` (gustd --only-app), every address is that app's, its whole path the app's path.
     /// `served`: whether an app is served here. On an own domain, `/apps/NAME/` of another app that is
@@ -348,10 +354,12 @@ struct AppAddress: Equatable {
             return
         }
         if let host {
-            if let app = Self.app(named: Self.hostName(host), under: domain) {
+            let name = Self.hostName(host)
+            if let app = Self.app(named: name, under: domain) {
                 self.app = app
                 self.path = path.resolvingDotSegments()
                 byHost = true
+                cookieHost = name
                 return
             }
             if let own = DomainName(host: Substring(host)), let app = custom(own), Self.pathApp(path).map({ $0 == app || !served($0) }) ?? true {

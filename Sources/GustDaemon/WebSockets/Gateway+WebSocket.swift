@@ -21,7 +21,7 @@ extension Gateway {
 
     func webSocket(
         _ request: Request, app: AppName, target: String, forwarded: HTTPHeaders, deadline: ContinuousClock.Instant,
-        requestID: String, context: Context, note: inout Note
+        requestID: String, scope: AnswerScope, context: Context, note: inout Note
     ) async throws -> Response {
         guard request.method == .get else {
             return Self.error(405, "A WebSocket is opened with GET.", headers: [.allow: "GET"])
@@ -41,7 +41,7 @@ extension Gateway {
                 let loop = channel.eventLoop
                 let (splice, closed) = try await loop.submit { () -> (NIOLoopBound<WebSocketSplice>, EventLoopFuture<Void>) in
                     let splice = try Self.splice(
-                        client: channel, instance: instanceChannel.value, head: head, requestID: requestID,
+                        client: channel, instance: instanceChannel.value, head: head, requestID: requestID, scope: scope,
                         maxFrameBytes: maxFrame, idleTimeout: idle
                     )
                     return (NIOLoopBound(splice, eventLoop: loop), splice.closed)
@@ -69,7 +69,7 @@ extension Gateway {
         }
         note.instance = opened.instance
         if let answer = opened.refused {
-            return Response(status: .init(code: answer.status), headers: Self.clientFields(of: answer.headers), body: .init(byteBuffer: answer.body))
+            return Response(status: .init(code: answer.status), headers: Self.clientFields(of: answer.headers, scope: scope), body: .init(byteBuffer: answer.body))
         }
         // The call lasts as long as the socket; what Hummingbird writes when it ends goes nowhere.
         try? await opened.closed?.get()
@@ -88,7 +88,8 @@ extension Gateway {
     /// splice's halves first in both pipelines (before any HTTP handler), so that
     /// from now on every byte each side sends goes to the other as it is.
     private static func splice(
-        client: any Channel, instance: any Channel, head: HTTPResponseHead, requestID: String, maxFrameBytes: Int, idleTimeout: TimeAmount
+        client: any Channel, instance: any Channel, head: HTTPResponseHead, requestID: String, scope: AnswerScope, maxFrameBytes: Int,
+        idleTimeout: TimeAmount
     ) throws -> WebSocketSplice {
         let splice = WebSocketSplice(
             loop: client.eventLoop, clientChannel: client, instanceChannel: instance, maxFrameBytes: maxFrameBytes, idleTimeout: idleTimeout)
@@ -98,8 +99,9 @@ extension Gateway {
         try clientPipeline.addHandler(splice.client, position: .before(encoder))
         var text = "HTTP/1.1 101 Switching Protocols\r\n"
         for (name, value) in head.headers where !["content-length", "transfer-encoding", "keep-alive", "x-request-id"].contains(name.lowercased()) {
-            // As `Gateway.clientFields` for every other answer: an app sets no console cookie.
-            if name.lowercased() == "set-cookie", ForwardedHeaders.setsConsoleCookie(value) { continue }
+            // As `Gateway.clientFields` for every other answer: an app sets no console cookie, nor one
+            // for a domain its address shares with other apps.
+            if name.lowercased() == "set-cookie", !scope.keepsCookie(value) { continue }
             text += "\(name): \(value)\r\n"
         }
         text += "X-Request-Id: \(requestID)\r\n"
