@@ -148,6 +148,20 @@ import Testing
         #expect(throttle.takeDropped() == 100_000 - kept)
     }
 
+    /// Spent: no line fits until the budget returns. Lines a reader dropped unread are noted with
+    /// the others before the next kept line.
+    @Test func aSpentBoundSaysSoAndCountsLinesDroppedUnread() {
+        let throttle = LogThrottle(bytesPerSecond: 2048, now: t0)
+        #expect(!throttle.isSpent(now: t0))
+        _ = throttle.admit(Array(repeating: String(repeating: "x", count: 1023), count: 2), now: t0)
+        #expect(throttle.isSpent(now: t0))
+        throttle.drop(5000)
+        #expect(throttle.isSpent(now: t0 + .milliseconds(50)), "102 bytes back: less than a line's least cost")
+        #expect(!throttle.isSpent(now: t0 + .milliseconds(100)))
+        let later = throttle.admit(["y"], now: t0 + .milliseconds(100))
+        #expect(later.kept == ["y"] && later.droppedBefore == 5000)
+    }
+
     @Test func anIdleAppGetsOneSecondsBurstNotMore() {
         let throttle = LogThrottle(bytesPerSecond: 1 << 20, now: t0)
         let megabyteLine = String(repeating: "y", count: (1 << 20) - 1)

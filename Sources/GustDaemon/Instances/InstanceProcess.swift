@@ -32,6 +32,8 @@ final class InstanceProcess: Sendable {
     /// reads and closes its own end under this lock, so `outputMark` never asks about a reused
     /// descriptor, and never sees bytes that are in neither the pipe nor `taken`).
     private let readers = Mutex(OutputReaders())
+    /// The app's log bound (`gateOutput`): while it is spent, the readers drop what they read unmade.
+    private let outputGate = Mutex<LogThrottle?>(nil)
 
     private struct OutputReaders {
         var open: [Int32] = []
@@ -196,7 +198,9 @@ final class InstanceProcess: Sendable {
                             return count
                         }
                     },
-                    done: { count in self.readers.withLock { $0.delivered[readEnd, default: 0] += count } }
+                    done: { count in self.readers.withLock { $0.delivered[readEnd, default: 0] += count } },
+                    spent: { self.outputGate.withLock { $0 }?.isSpent() ?? false },
+                    dropped: { count in self.outputGate.withLock { $0 }?.drop(count) }
                 ) { onOutput($0, stream) }
                 self.readers.withLock { readers in
                     readers.open.removeAll { $0 == readEnd }
@@ -304,6 +308,13 @@ final class InstanceProcess: Sendable {
         }
     }
 
+    /// Has the readers drop what they read, without making lines of it, while `throttle` (the app's
+    /// log bound, which the lines delivered go through too) is spent. Set once the process is
+    /// started; what was read before is delivered and throttled as usual.
+    func gateOutput(by throttle: LogThrottle?) {
+        outputGate.withLock { $0 = throttle }
+    }
+
     /// Which of the process's outputs a line came from.
     enum StandardStream: String, Sendable {
         case stdout, stderr
@@ -312,9 +323,11 @@ final class InstanceProcess: Sendable {
     /// Reads `fd` to its end, delivering each batch of complete lines. Lines are found with
     /// memchr over the bytes read, so an instance printing a gigabyte costs gustd one pass over it.
     /// `take` reads (once `poll` says there are bytes, so it does not block); `done(count)` follows
-    /// once the lines in those bytes are delivered.
-    private static func readLines(
-        from fd: Int32, take: (UnsafeMutableRawPointer?, Int) -> Int, done: (Int) -> Void, _ deliver: ([String]) -> Void
+    /// once the lines in those bytes are delivered. While `spent()` (the app's log bound is), the
+    /// lines a batch ends are only counted, `dropped(count)`, none made into a string.
+    static func readLines(
+        from fd: Int32, take: (UnsafeMutableRawPointer?, Int) -> Int, done: (Int) -> Void,
+        spent: () -> Bool = { false }, dropped: (Int) -> Void = { _ in }, _ deliver: ([String]) -> Void
     ) {
         let capacity = 64 * 1024
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
@@ -329,6 +342,24 @@ final class InstanceProcess: Sendable {
             if count <= 0 { break }
             defer { done(count) }
             let base = UnsafeRawPointer(buffer.baseAddress!)
+            if spent() {
+                // Each line this batch ends is dropped (the one begun in an earlier batch too); the start
+                // of the next stays pending, so that lines keep their bounds when the bound has room again.
+                var ended = 0
+                var start = 0
+                while start < count, let found = memchr(base + start, 0x0A, count - start) {
+                    ended += 1
+                    start = base.distance(to: UnsafeRawPointer(found)) + 1
+                }
+                if ended > 0 { pending.removeAll(keepingCapacity: true) }
+                if start < count { pending.append(contentsOf: UnsafeRawBufferPointer(start: base + start, count: count - start)) }
+                if pending.count > 64 * 1024 {  // a line without end, dropped in pieces as it would be delivered
+                    ended += 1
+                    pending.removeAll(keepingCapacity: true)
+                }
+                if ended > 0 { dropped(ended) }
+                continue
+            }
             var lines: [String] = []
             var start = 0
             while start < count, let found = memchr(base + start, 0x0A, count - start) {

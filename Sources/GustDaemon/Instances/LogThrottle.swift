@@ -32,10 +32,7 @@ final class LogThrottle: Sendable {
     /// The lines that may be written now, preceded by a note of those dropped before them, if any.
     func admit(_ lines: [String], now: ContinuousClock.Instant = .now) -> (kept: [String], droppedBefore: Int) {
         state.withLock { state in
-            let elapsed = now - state.last
-            state.last = now
-            let rate = Double(bytesPerSecond)
-            state.budget = min(rate, state.budget + rate * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+            refill(&state, now: now)
             var kept: [String] = []
             var droppedBefore = 0
             for line in lines {
@@ -53,6 +50,29 @@ final class LogThrottle: Sendable {
             }
             return (kept, droppedBefore)
         }
+    }
+
+    /// Whether no line could be written now, its budget spent: an instance's reader then drops what
+    /// it reads without making lines of it (`InstanceProcess.gateOutput`). Made into strings first,
+    /// every line an app printed past its bound cost gustd some 57 times what printing it cost the
+    /// app, on a reader thread per instance.
+    func isSpent(now: ContinuousClock.Instant = .now) -> Bool {
+        state.withLock { state in
+            refill(&state, now: now)
+            return state.budget < Double(Self.leastLineCost)
+        }
+    }
+
+    /// Counts `count` lines dropped unread (`isSpent`), noted with the others.
+    func drop(_ count: Int) {
+        state.withLock { $0.dropped += count }
+    }
+
+    private func refill(_ state: inout State, now: ContinuousClock.Instant) {
+        let elapsed = now - state.last
+        state.last = now
+        let rate = Double(bytesPerSecond)
+        state.budget = min(rate, state.budget + rate * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
     }
 
     /// Lines dropped and not yet noted (the instance ended before another line got through).

@@ -179,6 +179,7 @@ final class DirectLauncher: PoolLauncher {
             forget(id, forkedFrom: resident)
             throw error
         }
+        child.gateOutput(by: output.throttle)
         let (channelToken, internalToken) = (prepared.channelToken, prepared.internalToken)
         let socketPath = layout.hostSocket
         try? records.remember(.init(id: id, pid: child.pid, startTime: child.startTime, app: app.rawValue, version: version))
