@@ -34,7 +34,10 @@ public enum NoFollowRemoval {
         // A directory (unlink says EISDIR): its entries first.
         guard errno == EISDIR, depth < depthLimit else { return }
         beforeDescending?(String(cString: name))
-        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        var fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0, errno == EACCES, openedToOwner(name, in: parent) {
+            fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        }
         guard fd >= 0 else {
             // Swapped for a link since: that link goes, as itself.
             if errno == ELOOP || errno == ENOTDIR { unlinkat(parent, name, 0) }
@@ -57,4 +60,22 @@ public enum NoFollowRemoval {
         closedir(listing)
         unlinkat(parent, name, AT_REMOVEDIR)
     }
+
+    /// Gives the directory `name` back to its owner (mode 0700), when that is this process: a build
+    /// may leave one it made with mode 0000, which a gustd that is not root can neither read nor
+    /// empty once the sandbox has given the build's files back to gustd's uid, and all it held
+    /// would stay on the disk for good, push after push. Through an `O_PATH` descriptor opened
+    /// with `O_NOFOLLOW` (which needs no permission on the directory, and is never a link), and
+    /// chmod(2) of its `/proc/self/fd` entry, which acts on that very directory.
+    private static func openedToOwner(_ name: UnsafePointer<CChar>, in parent: Int32) -> Bool {
+        let path = openat(parent, name, oPath | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard path >= 0 else { return false }
+        defer { close(path) }
+        var info = stat()
+        guard fstat(path, &info) == 0, info.st_uid == geteuid() else { return false }
+        return chmod("/proc/self/fd/\(path)", 0o700) == 0
+    }
+
+    /// Linux's `O_PATH` (x86-64 and arm64), which Glibc's Swift overlay leaves out (it needs _GNU_SOURCE).
+    private static let oPath: Int32 = 0o10_000_000
 }
