@@ -7,6 +7,9 @@ public import Foundation
 /// How much of a tree Gust will export before calling it absurd.
 public struct ExportLimits: Sendable {
     public var maxFiles = 50_000
+    /// Files, directories and links together. Git stores a tree once however often it is named, so
+    /// a few kilobytes of trees that name each other ten times a level make a million directories.
+    public var maxEntries = 100_000
     public var maxFileBytes = 100 * 1024 * 1024
     public var maxTotalBytes = 1024 * 1024 * 1024
 
@@ -48,6 +51,7 @@ struct TreeExport {
     let limits: ExportLimits
     var files = 0
     var bytes = 0
+    var entries = 0
     /// Everything written, to stamp with the commit time at the end.
     var written: [String] = []
     /// Every symlink written (relative path and target), checked once the whole tree is there.
@@ -69,6 +73,12 @@ struct TreeExport {
                 throw GitError("'\(path)' is not a path Gust can export.")
             }
             let target = "\(root)/\(path)"
+            entries += 1
+            guard entries <= limits.maxEntries else {
+                throw GitError(
+                    "The repository's tree holds more than \(limits.maxEntries) files, directories and links, more than Gust deploys. Remove what the app does not need."
+                )
+            }
             switch git_tree_entry_filemode(entry) {
             case GIT_FILEMODE_TREE:
                 guard mkdir(target, 0o755) == 0 else { throw systemError("create directory", path) }
@@ -91,9 +101,9 @@ struct TreeExport {
     }
 
     private mutating func writeFile(_ entry: OpaquePointer, path: String, target: String, mode: mode_t) throws(GitError) {
-        let blob = try lookupBlob(entry, path: path)
-        defer { git_blob_free(blob) }
-        let size = Int(git_blob_rawsize(blob))
+        // Its size from the object's header, before the blob is read whole: a few kilobytes in the
+        // pack can be gigabytes of zeros, inflated into memory by a lookup.
+        let size = try blobSize(entry, path: path)
         files += 1
         bytes += size
         guard files <= limits.maxFiles else {
@@ -105,6 +115,9 @@ struct TreeExport {
         guard bytes <= limits.maxTotalBytes else {
             throw GitError("The repository's files add up to more than \(limits.maxTotalBytes / 1_048_576) MiB, over Gust's limit.")
         }
+        let blob = try lookupBlob(entry, path: path)
+        defer { git_blob_free(blob) }
+        guard Int(git_blob_rawsize(blob)) == size else { throw GitError("'\(path)' is not the size its object says.") }
         let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw systemError("create", path) }
         defer { close(fd) }
@@ -147,6 +160,18 @@ struct TreeExport {
 
     private static func escaping(_ path: String, _ destination: String) -> GitError {
         GitError("'\(path)' is a symlink to '\(destination)', which resolves outside the repository; replace it with the file it points to.")
+    }
+
+    /// A blob's size as its object's header says, without inflating it.
+    private func blobSize(_ entry: OpaquePointer, path: String) throws(GitError) -> Int {
+        var odb: OpaquePointer?
+        try GitError.check(git_repository_odb(&odb, repository), "Cannot read '\(path)'")
+        defer { git_odb_free(odb) }
+        var size = 0
+        var type = GIT_OBJECT_ANY
+        try GitError.check(git_odb_read_header(&size, &type, odb, git_tree_entry_id(entry)), "Cannot read '\(path)'")
+        guard type == GIT_OBJECT_BLOB else { throw GitError("'\(path)' is not a file in the repository.") }
+        return size
     }
 
     private func lookupBlob(_ entry: OpaquePointer, path: String) throws(GitError) -> OpaquePointer {

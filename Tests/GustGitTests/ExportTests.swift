@@ -59,6 +59,27 @@ import Testing
         #expect(error?.message.contains("'vendor/lib' is a git submodule") == true)
     }
 
+    /// Git stores a tree once however often it is named: four levels of trees naming the level below
+    /// ten times are a few hundred bytes and 11,110 directories. Directories and links count
+    /// toward the export's bound as files do.
+    @Test(.scratchDirectory) func aTreeOfTreesNamingEachOtherIsRefusedAtTheEntryBound() throws {
+        let work = try GitWorkspace(at: ScratchDirectory.current.appendingPathComponent("work"))
+        let made = try Command.run("/bin/sh", ["-c", """
+            t=$(git mktree </dev/null)
+            for level in 1 2 3 4; do
+              t=$(for i in 0 1 2 3 4 5 6 7 8 9; do printf '040000 tree %s\td%s\n' "$t" "$i"; done | git mktree)
+            done
+            git commit-tree "$t" -m bomb
+            """], in: work.directory, environment: GitWorkspace.environment)
+        let commit = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(made.status == 0 && commit.count == 40, "\(made.output)")
+        var limits = ExportLimits()
+        limits.maxEntries = 1000
+        let out = try exportDirectory()
+        let error = #expect(throws: GitError.self) { try GitRepository(path: work.directory.path).export(commit: commit, to: out, limits: limits) }
+        #expect(error?.message.contains("more than 1000 files, directories and links") == true, "\(String(describing: error))")
+    }
+
     @Test(.scratchDirectory) func tagsAndReferences() throws {
         let (repo, commit) = try repository { try $0.write("a", "a\n") }
         #expect(try repo.resolve(reference: "refs/heads/main") == commit)
