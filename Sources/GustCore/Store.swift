@@ -64,7 +64,9 @@ extension Store {
     /// same transaction that writes it, so concurrent writers never share one.
     @discardableResult
     public func recordRelease(_ app: AppName, _ new: NewRelease) throws -> Release {
-        try db.transaction {
+        var new = new
+        new.log = Self.storedLog(new.log)
+        return try db.transaction {
             let next = (try db.query("SELECT MAX(version) AS v FROM releases WHERE app = ?", [.text(app.rawValue)]).first?.int("v") ?? 0) + 1
             let config = String(decoding: try JSONEncoder.sorted.encode(new.config), as: UTF8.self)
             try db.run(
@@ -180,6 +182,31 @@ extension Release {
 }
 
 extension Store {
+    /// The most of a build's output a release keeps: its first `storedLogHead` bytes (what was
+    /// detected, what was installed) and its last ones (why it failed). A build may print 8 MB
+    /// (`gustd --build-output-limit`), every push records a release, failed ones too, and they
+    /// all live in the one store every app shares: kept whole, a tenant pushing over and over grew
+    /// it by 8 MB a push.
+    public static let storedLogBytes = 512 * 1024
+    static let storedLogHead = 64 * 1024
+
+    /// `log` as a release keeps it: whole when within `storedLogBytes`, else its head and tail at line
+    /// ends, with a line in between that says how much was left out.
+    public static func storedLog(_ log: String) -> String {
+        let bytes = Array(log.utf8)
+        guard bytes.count > storedLogBytes else { return log }
+        // Cut at line ends (a line longer than the part is cut inside it), never inside a character.
+        var headEnd = bytes[..<storedLogHead].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? storedLogHead
+        while headEnd > 0, headEnd < bytes.count, bytes[headEnd] & 0xC0 == 0x80 { headEnd -= 1 }
+        var tailStart = bytes.count - (storedLogBytes - storedLogHead)
+        if let newline = bytes[tailStart...].firstIndex(of: UInt8(ascii: "\n")), newline + 1 < bytes.count { tailStart = newline + 1 }
+        while tailStart < bytes.count, bytes[tailStart] & 0xC0 == 0x80 { tailStart += 1 }
+        let left = tailStart - headEnd
+        return String(decoding: bytes[..<headEnd], as: UTF8.self)
+            + "… \(left) bytes of the build's output are not kept here (a release keeps \(ByteCount(storedLogBytes)) of it: its start and its end)\n"
+            + String(decoding: bytes[tailStart...], as: UTF8.self)
+    }
+
     /// Records a new release that reuses `base`'s artifact with other config
     /// (a rollback, a config change): history only grows, as on Heroku. The
     /// caller holds the app's deploy lock and then asks gustd to make it live.

@@ -37,6 +37,25 @@ import Testing
         #expect(!(try store.recordReuse(of: old, description: "Rollback to v9", rollbackOf: 9, config: [:], secretNames: []).passesListener))
     }
 
+    /// A release keeps at most 512 KiB of its build's output, its start and its end at line ends:
+    /// every push records one, in the store every app shares, and a build may print 8 MB.
+    @Test(.scratchDirectory) func aReleaseKeepsTheStartAndEndOfALongBuildLog() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let cats = try AppName("cats")
+        _ = try store.createApp(cats)
+        let lines = (0..<40_000).map { "line \($0) of the build, with a café in it" }
+        let log = lines.joined(separator: "\n") + "\nwhy it failed\n"
+        let kept = try store.recordRelease(cats, NewRelease(status: .failed, description: "Deploy", log: log)).log
+        #expect(log.utf8.count > 1_700_000)
+        #expect(kept.utf8.count <= Store.storedLogBytes + 200, "\(kept.utf8.count) bytes kept")
+        #expect(kept.hasPrefix("line 0 of the build") && kept.hasSuffix("why it failed\n"))
+        let said = kept.split(separator: "\n").filter { $0.hasPrefix("… ") }
+        #expect(said.count == 1 && said[0].contains("bytes of the build's output are not kept here"), "\(said)")
+        #expect(kept.split(separator: "\n").allSatisfy { $0.hasPrefix("line ") || $0.hasPrefix("… ") || $0 == "why it failed" })
+        let short = "a short log\n"
+        #expect(try store.recordRelease(cats, NewRelease(status: .failed, description: "Deploy", log: short)).log == short)
+    }
+
     @Test(.scratchDirectory) func creatingAnExistingAppIsRefused() throws {
         let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
         _ = try store.createApp(try AppName("cats"))
