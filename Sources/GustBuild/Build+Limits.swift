@@ -1,3 +1,4 @@
+import CArchive  // a release build finds `stat` through it (MemberImportVisibility), not through Glibc
 import Foundation
 import GustCore
 
