@@ -2,11 +2,11 @@
 """What an app printing past its log bound costs gustd, for two builds side by side
 (docs/benchmarks.md, "Output past the log bound"): each gustd (its own home and cgroup root,
 `--sandbox none`, the default `--log-rate` of 1 MB/s) serves the same app, whose op writes
-LINES short lines to stdout as fast as it can; gustd's CPU time (all its threads, from
+LINES lines of WIDTH bytes to stdout as fast as it can; gustd's CPU time (all its threads, from
 /proc/PID/stat) is read before the call and once it has stopped growing after it, and so is
 the instance's. The builds take turns, ROUNDS times.
 
-    scripts/bench_output_ab.py ROUNDS BEFORE_BIN_DIR AFTER_BIN_DIR [LINES]
+    scripts/bench_output_ab.py ROUNDS BEFORE_BIN_DIR AFTER_BIN_DIR [LINES [WIDTH]]
 
 Each BIN_DIR holds gust, gust-receive and gustd, with buildpacks/ beside it or above it.
 """
@@ -18,9 +18,9 @@ SHOUT = '''import os
 import gust
 
 @gust.op('shout')
-def shout(lines=1000000):
-    chunk = b'x\\n' * 50000
-    for _ in range(lines // 50000):
+def shout(lines=1000000, width=100):
+    chunk = (b'x' * (width - 1) + b'\\n') * 1000
+    for _ in range(lines // 1000):
         os.write(1, chunk)
     return 'done'
 '''
@@ -54,12 +54,13 @@ def main():
         sys.exit(__doc__)
     rounds, bins = int(arguments[0]), {'before': arguments[1], 'after': arguments[2]}
     lines = int(arguments[3]) if len(arguments) > 3 else 2_000_000
+    width = int(arguments[4]) if len(arguments) > 4 else 100
     benches = bench.side_by_side(bins, rounds)
     results = {name: [] for name in benches}
     try:
         for b in benches.values():
             b.start_gustd('--sandbox', 'none', '--function-timeout', '300')
-            b.push_app('shout', {'main.py': SHOUT})
+            b.push_app('shout', {'__init__.py': SHOUT})
             b.call('shout', 'shout', b'{"lines": 50000}')  # an instance up, its reader running
         order = list(benches)
         for r in range(rounds):
@@ -68,7 +69,7 @@ def main():
                 instance = b.ps('shout')[0]['pid']
                 gustd_before, instance_before = settled_cpu(b.gustd.pid), cpu_seconds(instance)
                 started = time.perf_counter()
-                b.call('shout', 'shout', f'{{"lines": {lines}}}'.encode(), timeout=300)
+                b.call('shout', 'shout', f'{{"lines": {lines}, "width": {width}}}'.encode(), timeout=300)
                 took = time.perf_counter() - started
                 instance_cpu = cpu_seconds(instance) - instance_before
                 gustd_cpu = settled_cpu(b.gustd.pid) - gustd_before
@@ -76,7 +77,7 @@ def main():
                 print(f'{name}: gustd {gustd_cpu:.2f} s CPU, the instance {instance_cpu:.2f} s, the call {took:.2f} s', flush=True)
     finally:
         bench.stop_side_by_side(benches)
-    print(f'\n{lines:,} lines of 2 bytes past a 1 MB/s bound, {rounds} rounds each, medians:')
+    print(f'\n{lines:,} lines of {width} bytes past a 1 MB/s bound, {rounds} rounds each, medians:')
     for name, samples in results.items():
         gustd_cpu = statistics.median(s[0] for s in samples)
         instance_cpu = statistics.median(s[1] for s in samples)

@@ -36,21 +36,21 @@ import Testing
         #expect(delivered.withLock { $0 } == ["tick ran"])
     }
 
-    /// While the app's log bound is spent, a reader makes no line of what it reads: it counts the
-    /// lines each batch ends and keeps the start of the next, so that lines keep their bounds when
-    /// the bound has room again.
-    @Test func aSpentReaderCountsLinesWithoutMakingThemAndKeepsTheirBounds() throws {
+    /// A reader makes no line the app's log bound has no room for: it counts it, and keeps the
+    /// start of the next line, so that lines keep their bounds when the bound has room again.
+    @Test func aReaderMakesOnlyTheLinesTheBoundHasRoomFor() throws {
         var pipe: [Int32] = [0, 0]
         try #require(gust_pipe_cloexec(&pipe) == 0)
         let (readEnd, writeEnd) = (pipe[0], pipe[1])
-        let spent = Mutex(true)
+        let allowances = Mutex<[Int?]>([0, 3 * LogThrottle.leastLineCost, nil])
         let delivered = Mutex<[String]>([])
         let dropped = Mutex(0)
         let finished = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             InstanceProcess.readLines(
                 from: readEnd, take: { read(readEnd, $0, $1) }, done: { _ in },
-                spent: { spent.withLock { $0 } }, dropped: { count in dropped.withLock { $0 += count } }
+                allowance: { allowances.withLock { $0.isEmpty ? nil : $0.removeFirst() } },
+                dropped: { count in dropped.withLock { $0 += count } }
             ) { lines in delivered.withLock { $0 += lines } }
             finished.signal()
         }
@@ -58,14 +58,14 @@ import Testing
             _ = text.utf8CString.withUnsafeBufferPointer { write(writeEnd, $0.baseAddress, $0.count - 1) }
             usleep(50_000)  // read as a batch of its own
         }
-        send(String(repeating: "spent\n", count: 10_000) + "half of a li")
-        spent.withLock { $0 = false }
-        send("ne\nkept\n")
+        send(String(repeating: "none\n", count: 10_000) + "first of the next ba")
+        send("tch\nb\nc\nd\ne\n")  // room for three
+        send("kept\n")  // unbounded
         close(writeEnd)
         try #require(finished.wait(timeout: .now() + 10) == .success)
         close(readEnd)
-        #expect(dropped.withLock { $0 } == 10_000)
-        #expect(delivered.withLock { $0 } == ["half of a line", "kept"])
+        #expect(dropped.withLock { $0 } == 10_000 + 2)
+        #expect(delivered.withLock { $0 } == ["first of the next batch", "b", "c", "kept"])
     }
 
     @Test func aProcessThatWroteNothingHasDeliveredEverything() throws {

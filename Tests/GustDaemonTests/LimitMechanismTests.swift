@@ -148,16 +148,16 @@ import Testing
         #expect(throttle.takeDropped() == 100_000 - kept)
     }
 
-    /// Spent: no line fits until the budget returns. Lines a reader dropped unread are noted with
-    /// the others before the next kept line.
-    @Test func aSpentBoundSaysSoAndCountsLinesDroppedUnread() {
+    /// What is left of the budget, refilled as time passes. Lines a reader dropped unmade (past
+    /// it) are noted with the others before the next kept line.
+    @Test func theBudgetLeftIsToldAndLinesDroppedUnmadeAreNoted() {
         let throttle = LogThrottle(bytesPerSecond: 2048, now: t0)
-        #expect(!throttle.isSpent(now: t0))
+        #expect(throttle.available(now: t0) == 2048)
         _ = throttle.admit(Array(repeating: String(repeating: "x", count: 1023), count: 2), now: t0)
-        #expect(throttle.isSpent(now: t0))
+        #expect(throttle.available(now: t0) == 0)
         throttle.drop(5000)
-        #expect(throttle.isSpent(now: t0 + .milliseconds(50)), "102 bytes back: less than a line's least cost")
-        #expect(!throttle.isSpent(now: t0 + .milliseconds(100)))
+        #expect(throttle.available(now: t0 + .milliseconds(50)) == 102)
+        #expect(LogThrottle.cost(ofLine: 0) == LogThrottle.leastLineCost && LogThrottle.cost(ofLine: 999) == 1000)
         let later = throttle.admit(["y"], now: t0 + .milliseconds(100))
         #expect(later.kept == ["y"] && later.droppedBefore == 5000)
     }

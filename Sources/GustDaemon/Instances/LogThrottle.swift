@@ -36,7 +36,7 @@ final class LogThrottle: Sendable {
             var kept: [String] = []
             var droppedBefore = 0
             for line in lines {
-                let cost = Double(max(line.utf8.count + 1, Self.leastLineCost))
+                let cost = Double(Self.cost(ofLine: line.utf8.count))
                 if state.budget >= cost {
                     state.budget -= cost
                     if kept.isEmpty, state.dropped > 0 {
@@ -52,18 +52,19 @@ final class LogThrottle: Sendable {
         }
     }
 
-    /// Whether no line could be written now, its budget spent: an instance's reader then drops what
-    /// it reads without making lines of it (`InstanceProcess.gateOutput`). Made into strings first,
-    /// every line an app printed past its bound cost gustd some 57 times what printing it cost the
-    /// app, on a reader thread per instance.
-    func isSpent(now: ContinuousClock.Instant = .now) -> Bool {
+    /// What a line of `length` bytes (without its newline) costs of the budget.
+    static func cost(ofLine length: Int) -> Int { max(length + 1, leastLineCost) }
+
+    /// How many bytes of lines could be written now: an instance's reader makes no line that costs
+    /// more than is left (`InstanceProcess.gateOutput`), and only counts it (`drop`).
+    func available(now: ContinuousClock.Instant = .now) -> Int {
         state.withLock { state in
             refill(&state, now: now)
-            return state.budget < Double(Self.leastLineCost)
+            return Int(state.budget)
         }
     }
 
-    /// Counts `count` lines dropped unread (`isSpent`), noted with the others.
+    /// Counts `count` lines dropped unread (`available`), noted with the others.
     func drop(_ count: Int) {
         state.withLock { $0.dropped += count }
     }
