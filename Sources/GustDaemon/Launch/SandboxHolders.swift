@@ -120,7 +120,7 @@ final class SandboxHolders: Sendable {
         var confinement = SpawnConfinement()
         confinement.diesWithGustd = true
         let writeEnd: Int32? = ids == nil ? nil : block[1]
-        let prepare: ((Int32) throws -> Void)? = ids == nil ? nil : { try SandboxSpawner.refuseNestedUserNamespaces($0) }
+        let prepare: ((Int32) throws -> Void)? = ids == nil ? nil : { try SandboxSpawner.boundUserNamespace($0) }
         // No pipes for gustd to read for as long as the holder lives (two descriptors per app):
         // its stdout is /dev/null, its stderr a file in memory (memfd, close-on-exec: only the spawn
         // places it, as the child's fd 2) that gustd reads only if the making fails (bwrap says why

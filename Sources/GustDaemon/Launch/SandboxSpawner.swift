@@ -155,7 +155,7 @@ final class SandboxSpawner: InstanceSpawner {
         if ids != nil { confinement.fileModeMask = 0 }
         let (ids, sandbox) = (ids, sandbox)
         let writeEnd: Int32? = ids == nil ? nil : block[1]
-        let prepare: ((Int32) throws -> Void)? = ids == nil ? nil : { try Self.refuseNestedUserNamespaces($0) }
+        let prepare: ((Int32) throws -> Void)? = ids == nil ? nil : { try Self.boundUserNamespace($0) }
         let descriptors = passing + bwrapReads
         return try InstanceProcess(
             executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, directory: "/",
@@ -203,7 +203,7 @@ final class SandboxSpawner: InstanceSpawner {
     /// the app's uid takes of them is also charged to the namespace's owner, gustd's uid, whose
     /// counts in the host's namespace are shared by every app (128 inotify instances in all, by
     /// default). Without a bound of its own, one app could take them all and leave the others none.
-    static func refuseNestedUserNamespaces(_ pid: Int32) throws {
+    static func boundUserNamespace(_ pid: Int32) throws {
         let namespace = open("/proc/\(pid)/ns/user", O_RDONLY | O_CLOEXEC)
         guard namespace >= 0 else { throw SpawnError("Cannot open the user namespace of sandbox \(pid): \(String(cString: strerror(errno)))") }
         defer { close(namespace) }
