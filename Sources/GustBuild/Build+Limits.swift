@@ -1,4 +1,3 @@
-import CArchive  // a release build finds `stat` through it (MemberImportVisibility), not through Glibc
 import Foundation
 import GustCore
 
@@ -56,36 +55,30 @@ extension Build {
         return limits
     }
 
-    /// Fails the build when its slug, as it will be unpacked, is over the app's disk limit: nothing of
-    /// it is packed. The slug is kept twice (its artifact, and the release unpacked where it runs) for
-    /// as long as the release is, and was bounded by nothing but the disk before.
-    func checkSlugSize(_ slug: URL) async throws {
-        guard let limit = cacheLimit else { return }
-        let size = try await BlockingWork.run { Self.unpackedSize(of: slug) }
-        guard size > limit else { return }
+    /// The most entries a slug may hold, and the most bytes all their paths may take: gustd lists a
+    /// slug's paths, sorted, before it packs them, and a build could make millions of links to an
+    /// empty file under long names, next to nothing on the disk and gigabytes in gustd's memory.
+    /// A large Node app's `node_modules` holds some 100,000 files.
+    static let maxSlugEntries = 300_000
+    static let maxSlugPathBytes = 32 << 20
+
+    /// Fails the build when its slug holds more entries or longer paths than gustd packs, or when,
+    /// as it will be unpacked, it is over the app's disk limit: nothing of it is packed. The slug is
+    /// kept twice (its artifact, and the release unpacked where it runs) for as long as the release
+    /// is, and was bounded by nothing but the disk before.
+    func checkSlug(_ slug: URL) async throws {
+        let tally = try await BlockingWork.run { DiskUsage.tally(slug, .unpacked) }
+        guard tally.entries <= Self.maxSlugEntries, tally.pathBytes <= Self.maxSlugPathBytes else {
+            throw GustError(
+                "The slug holds \(tally.entries) files and directories whose paths take \(LimitSize.spoken(tally.pathBytes)), over what a slug may (\(Self.maxSlugEntries) entries, \(LimitSize.spoken(Self.maxSlugPathBytes)) of paths): the build failed, and nothing of it was kept.",
+                hint: "Leave out of the slug what the app does not need to run (build tools, caches, test data)."
+            )
+        }
+        guard let limit = cacheLimit, tally.bytes > limit else { return }
         throw GustError(
-            "The slug is \(LimitSize.spoken(size)) unpacked, over \(app)'s disk limit (\(LimitSize.spoken(limit))): the build failed, and nothing of it was kept.",
+            "The slug is \(LimitSize.spoken(tally.bytes)) unpacked, over \(app)'s disk limit (\(LimitSize.spoken(limit))): the build failed, and nothing of it was kept.",
             hint: "Leave out of the slug what the app does not need to run (build tools, caches, test data), or ask an admin to raise it: gust limits \(app) --disk SIZE"
         )
-    }
-
-    /// What unpacking `directory`'s tree writes: each regular file's length (a sparse file's holes
-    /// too, which an archive's reader writes out; a file linked twice once), and at least a block
-    /// for every entry, whatever it is (a million empty files are not nothing). Links are not
-    /// followed.
-    static func unpackedSize(of directory: URL) -> Int {
-        var seen = Set<[UInt64]>()
-        var total = 0
-        let root = directory.path
-        let paths = ((FileManager.default.enumerator(atPath: root)?.allObjects as? [String]) ?? []).map { root + "/" + $0 }
-        for path in paths {
-            var info = stat()
-            guard lstat(path, &info) == 0 else { continue }
-            guard info.st_nlink <= 1 || seen.insert([UInt64(info.st_dev), UInt64(info.st_ino)]).inserted else { continue }
-            let isFile = (info.st_mode & S_IFMT) == S_IFREG
-            total += max(512, isFile ? max(Int(info.st_size), Int(info.st_blocks) * 512) : 0)
-        }
-        return total
     }
 
     /// The error that names the limit a failed compile step met, if it met one.

@@ -187,7 +187,7 @@ extension Build {
         // The cache outlives the build, so it is measured whatever the outcome: a build that filled
         // it and then failed (on purpose) would otherwise keep it, over the limit, for good.
         if let cacheLimit {
-            let size = try await BlockingWork.run { Self.diskUsage(of: cache) }
+            let size = try await BlockingWork.run { DiskUsage.of(cache) }
             if size > cacheLimit {
                 // Emptied, so that the next build starts below the limit instead of failing again.
                 try? FileManager.default.removeItem(at: cache)
@@ -260,17 +260,6 @@ extension Build {
             return (Array(lines.prefix(200)), nil)
         }
         return (Array(lines.dropLast().prefix(200)), status)
-    }
-
-    /// Bytes of the regular files under `directory` (blocks allocated, as du counts them).
-    static func diskUsage(of directory: URL) -> Int {
-        guard let walker = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.totalFileAllocatedSizeKey, .isRegularFileKey]) else { return 0 }
-        var total = 0
-        for case let url as URL in walker {
-            guard let values = try? url.resourceValues(forKeys: [.totalFileAllocatedSizeKey, .isRegularFileKey]), values.isRegularFile == true else { continue }
-            total += values.totalFileAllocatedSize ?? 0
-        }
-        return total
     }
 
     // MARK: Running a script

@@ -127,7 +127,7 @@ public struct Build: Sendable {
             buildpack, source: source, env: envDirectory, workspace: workspace, deadline: deadline, stack: stack
         )
 
-        try await checkSlugSize(source)
+        try await checkSlug(source)
         let started = ContinuousClock.now
         let artifact = try await BlockingWork.run { [home] in
             try Artifacts.pack(source, into: home.artifacts, clampingTimesTo: commitTime)

@@ -45,11 +45,11 @@ struct StackBuilderTests {
         defer { try? StackBuilder.removeTree(root) }
         let big = Data(repeating: 7, count: 1 << 20)
         try big.write(to: root.appendingPathComponent("a"))
-        let alone = StackBuilder.diskUsage(of: root)
+        let alone = DiskUsage.of(root)
         #expect(alone >= 1 << 20)
         link(root.path + "/a", root.path + "/b")
         try FileManager.default.createSymbolicLink(atPath: root.path + "/usr", withDestinationPath: "/usr")
-        #expect(StackBuilder.diskUsage(of: root) < alone + 65536)
+        #expect(DiskUsage.of(root) < alone + 65536)
     }
 
     @Test func theNextVersionFollowsTheHighestOfItsNameAndUnfinishedBuildsAreRemoved() throws {

@@ -90,7 +90,7 @@ public struct StackBuilder: Sendable {
             let node = try await Self.version(of: ["/usr/bin/node", "--version"], in: rootfs, prefix: "v")
             try checkInterruption()
             try Self.makeReadOnly(rootfs)
-            let size = Self.diskUsage(of: rootfs)
+            let size = DiskUsage.of(rootfs)
             let stack = Stack(reference: reference, suite: suite, createdAt: Date(), python: python, node: node, sizeBytes: size)
             let description = staging.appendingPathComponent("stack.json")
             try StackCatalog.encode(stack).write(to: description)
@@ -254,20 +254,6 @@ public struct StackBuilder: Sendable {
             guard lstat(path, &info) == 0 else { continue }
             guard chmod(path, info.st_mode & 0o7555) == 0 else { throw GustError("Cannot make \(path) read-only: \(String(cString: strerror(errno)))") }
         }
-    }
-
-    /// Bytes allocated under `root` as du counts them: links not followed (a stack's absolute links
-    /// point into the host), each hard-linked file once.
-    static func diskUsage(of root: URL) -> Int {
-        var seen = Set<[UInt64]>()
-        var total = 0
-        let paths = [root.path] + ((FileManager.default.enumerator(atPath: root.path)?.allObjects as? [String]) ?? []).map { root.path + "/" + $0 }
-        for path in paths {
-            var info = stat()
-            guard lstat(path, &info) == 0, seen.insert([UInt64(info.st_dev), UInt64(info.st_ino)]).inserted else { continue }
-            total += Int(info.st_blocks) * 512
-        }
-        return total
     }
 
     /// Removes a stack's directory (or an unfinished one), giving its directories write back first.
