@@ -45,6 +45,11 @@ public struct ReceiveHook: Sendable {
             let updates = RefUpdate.parse(input)
             // Checked before anything is built, so a refused ref stores nothing of the push.
             if let refusal = updates.lazy.compactMap(\.refusal).first { throw refusal }
+            try PushBounds.checkRefCount(updates)
+            try PushBounds.checkSize(
+                of: URL(fileURLWithPath: repositoryPath), quarantine: environment["GIT_QUARANTINE_PATH"],
+                limit: try store.effectiveLimits(app).disk, app: app
+            )
             for update in updates {
                 try await receive(update, app: app, store: store)
             }

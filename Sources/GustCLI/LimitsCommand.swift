@@ -12,7 +12,8 @@ struct LimitsCommand: ParsableCommand {
         abstract: "Show or change what an app's instances may use.",
         discussion: """
             Memory, CPU, processes and /tmp are per instance; disk bounds the app's records store and, \
-            separately, its build cache and each release's slug (as unpacked). Sizes: 64M, 256M, 1G, with their unit (at least 16M of memory, 1M of \
+            separately, its build cache, each release's slug (as unpacked) and its git repository (every \
+            branch and tag: a push that would grow it past the limit is refused). Sizes: 64M, 256M, 1G, with their unit (at least 16M of memory, 1M of \
             /tmp and disk); CPU: 0.5 is half a core. `default` returns a \
             value to gustd's default (gustd --memory-limit …). A change applies to the next instance started; \
             running instances keep their limits until they are replaced (the next deploy, `gust scale`, or \
@@ -29,7 +30,7 @@ struct LimitsCommand: ParsableCommand {
     @Option(help: ArgumentHelp("CPUs of one instance: 0.5, 1, 2, 250m (at most the machine's cores).", valueName: "cpus")) var cpu: String?
     @Option(help: ArgumentHelp("Processes and threads of one instance.", valueName: "n")) var pids: String?
     @Option(help: ArgumentHelp("Size of one instance's private /tmp (enforced by the sandbox).", valueName: "size")) var tmp: String?
-    @Option(help: ArgumentHelp("Disk of the app's records store, of its build cache and of each slug.", valueName: "size")) var disk: String?
+    @Option(help: ArgumentHelp("Disk of the app's records store, of its build cache, of each slug and of its git repository.", valueName: "size")) var disk: String?
     @Option(help: ArgumentHelp("With --ceilings: the most `gust scale --max` a scoped key may set.", valueName: "n")) var maxInstances: String?
 
     /// Set by `ssh-command` for a key scoped to some apps: values must stay under the ceilings.

@@ -47,6 +47,9 @@ struct SSHCommand: AsyncParsableCommand {
             print(SSHHelp.text(for: entry))
         case .git(let service, let app):
             let repository = try prepareGit(service, app: app, key: entry, store: store, log: log)
+            if service == .receivePack, let disk = try store.effectiveLimits(app).disk {
+                Self.boundPackStream(to: disk)
+            }
             log.write("accepted")
             try Self.exec(service.rawValue, repository.path)
         case .gust(let words):
@@ -129,6 +132,18 @@ struct SSHCommand: AsyncParsableCommand {
         var arguments: [UnsafeMutablePointer<CChar>?] = [strdup(program), strdup(repository), nil]
         execv(path, &arguments)
         throw GustError.internal("Cannot run \(path): \(String(cString: strerror(errno)))")
+    }
+
+    /// Has git-receive-pack cut a push's pack stream at `bytes` (git's `receive.maxInputSize`, given
+    /// through the environment so that it follows `gust limits` with no write to the repository):
+    /// without it a push could fill the server's disk before pre-receive, which bounds the
+    /// repository as a whole (`PushBounds`), ever ran.
+    static func boundPackStream(to bytes: Int) {
+        let environment = ProcessInfo.processInfo.environment
+        let index = environment["GIT_CONFIG_COUNT"].flatMap { Int($0) }.map { max(0, $0) } ?? 0
+        setenv("GIT_CONFIG_KEY_\(index)", "receive.maxInputSize", 1)
+        setenv("GIT_CONFIG_VALUE_\(index)", String(bytes), 1)
+        setenv("GIT_CONFIG_COUNT", String(index + 1), 1)
     }
 
     /// sshd gives the forced command a minimal PATH; look in git's usual places too.

@@ -234,6 +234,37 @@ struct LimitsTests {
         #expect(artifacts.isEmpty, "\(artifacts)")
     }
 
+    /// A push that would leave the repository over the app's disk limit is refused, whichever branch
+    /// it goes to: git keeps what any ref names, on the server's disk, and nothing bounded it (only
+    /// `main` builds, so a side branch was a free store). Refused, nothing of it stays: the app
+    /// serves on, and a push under the limit goes in after it.
+    @Test(.scratchDirectory) func aPushThatWouldGrowTheRepositoryPastTheDiskLimitIsRefusedOnAnyBranch() throws {
+        let fixture = try PushFixture()
+        try limits(fixture, ["--disk", "2M"])
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", Self.app)
+        try work.commit("App")
+        #expect(try work.push(to: fixture.remote).status == 0)
+
+        try work.git("checkout", "-q", "-b", "data")
+        try #require(FileHandle(forReadingAtPath: "/dev/urandom")).readData(ofLength: 3 << 20).write(to: work.directory.appendingPathComponent("blob.bin"))
+        try work.commit("3 MB that do not compress")
+        let push = try work.push(to: fixture.remote, "data")
+        #expect(push.status != 0)
+        #expect(push.output.contains("The push would leave cats's repository at "), "\(push.output)")
+        #expect(push.output.contains("over its disk limit (2 MB)"), "\(push.output)")
+        let refs = try Command.run("git", ["--git-dir", fixture.remote, "for-each-ref", "--format=%(refname)"])
+        #expect(refs.status == 0 && !refs.stdout.contains("refs/heads/data"), "\(refs.output)")
+        #expect(DiskUsage.of(URL(fileURLWithPath: fixture.remote)) < 2 << 20, "the refused objects were not kept")
+        #expect(try fixture.call("POST", "/_/functions/hello", body: "{}").status == 200)
+
+        try work.git("checkout", "-q", "main")
+        try work.write("note.txt", "small")
+        try work.commit("Small")
+        let small = try work.push(to: fixture.remote)
+        #expect(small.status == 0, "\(small.output)")
+    }
+
     /// A build that fills its cache past the limit and then fails keeps nothing of it: the cache
     /// outlives builds, and was measured only after one that succeeded.
     @Test(.scratchDirectory) func aFailedBuildsCacheIsMeasuredAndEmptiedToo() throws {

@@ -50,4 +50,27 @@ struct SSHLimitsTests {
         #expect(try fixture.gust(["limits", "cats", "--memory", "2G"]).status == 0)
         #expect(try store.limits(cats).memory == 2 << 30)
     }
+
+    /// Over SSH, git itself cuts a push's pack stream at the app's disk limit, so the quarantine
+    /// that pre-receive measures never grows past it: the pusher's bytes stopped arriving at the
+    /// limit, not after the whole pack was written to the server's disk.
+    @Test(.scratchDirectory) func aPackOverTheDiskLimitIsCutWhileItArrives() throws {
+        let fixture = try SSHFixture()
+        let gustd = try GustdProcess(home: fixture.home)
+        defer { gustd.stop() }
+        #expect(try fixture.gust(["apps", "create", "cats"]).status == 0)
+        #expect(try fixture.gust(["limits", "cats", "--disk", "1M"]).status == 0)
+        let bob = try fixture.keyPair("bob")
+        try fixture.addKey("bob", bob, ["--app", "cats"])
+        let work = try fixture.workspace("cats")
+        try #require(FileHandle(forReadingAtPath: "/dev/urandom")).readData(ofLength: 3 << 20).write(to: work.directory.appendingPathComponent("blob.bin"))
+        try work.commit("3 MB that do not compress")
+
+        let push = try fixture.push(work, app: "cats", as: bob)
+        #expect(push.status != 0)
+        #expect(push.stderr.contains("pack exceeds maximum allowed size"), "\(push.output)")
+        #expect(!push.stderr.contains("app detected"), "no build ran")
+        let repository = fixture.home.repository(try AppName("cats"))
+        #expect(DiskUsage.of(repository) < 1 << 20, "nothing of the pack was kept")
+    }
 }
