@@ -84,6 +84,14 @@ extension Store {
                     SQLValue(new.error), .text(new.log), SQLValue(new.stack), SQLValue(new.passesListener),
                 ]
             )
+            try db.run(
+                """
+                UPDATE releases SET log = ? WHERE app = ? AND version <= ? AND log != ?
+                    AND version IS NOT (SELECT live_version FROM apps WHERE name = ?)
+                """,
+                [.text(Self.droppedLog), .text(app.rawValue), .integer(Int64(next - Self.releasesKeepingLogs)),
+                 .text(Self.droppedLog), .text(app.rawValue)]
+            )
             return try release(app, version: next)!
         }
     }
@@ -189,6 +197,13 @@ extension Store {
     /// it by 8 MB a push.
     public static let storedLogBytes = 512 * 1024
     static let storedLogHead = 64 * 1024
+
+    /// How many of an app's newest releases keep their build logs (and the live one, however old).
+    /// `storedLogBytes` bounds one push; this bounds them all: a tenant pushing failing builds over and
+    /// over grew the shared store by up to 512 KB a push, for good.
+    public static let releasesKeepingLogs = 20
+    /// What an older release keeps in place of its log.
+    static let droppedLog = "(This release's build log is no longer kept: an app keeps those of its \(releasesKeepingLogs) newest releases and its live one.)\n"
 
     /// `log` as a release keeps it: whole when within `storedLogBytes`, else its head and tail at line
     /// ends, with a line in between that says how much was left out.

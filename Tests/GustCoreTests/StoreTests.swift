@@ -56,6 +56,30 @@ import Testing
         #expect(try store.recordRelease(cats, NewRelease(status: .failed, description: "Deploy", log: short)).log == short)
     }
 
+    /// Only an app's newest releases and its live one keep their build logs: each push records a
+    /// release, and all of them lived, log and all, in the store every app shares.
+    @Test(.scratchDirectory) func onlyTheNewestReleasesAndTheLiveOneKeepTheirLogs() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let cats = try AppName("cats"), dogs = try AppName("dogs")
+        _ = try store.createApp(cats)
+        _ = try store.createApp(dogs)
+        try store.recordRelease(dogs, NewRelease(status: .failed, description: "Deploy", log: "dogs v1\n"))
+        try store.recordRelease(cats, NewRelease(status: .built, artifact: "a", description: "Deploy", log: "cats v1\n"))
+        try store.setLive(cats, version: 1)
+        let pushes = Store.releasesKeepingLogs + 5
+        for version in 2...pushes {
+            try store.recordRelease(cats, NewRelease(status: .failed, description: "Deploy", log: "cats v\(version)\n"))
+        }
+        let logs = Dictionary(uniqueKeysWithValues: try store.releases(cats).map { ($0.version, $0.log) })
+        #expect(logs[1] == "cats v1\n", "the live release keeps its log")
+        for version in 2...pushes {
+            let kept = version > pushes - Store.releasesKeepingLogs
+            #expect((logs[version] == "cats v\(version)\n") == kept, "v\(version): \(logs[version] ?? "")")
+        }
+        #expect(logs[2]?.contains("no longer kept") == true)
+        #expect(try store.release(dogs, version: 1)?.log == "dogs v1\n", "another app's logs are its own")
+    }
+
     @Test(.scratchDirectory) func creatingAnExistingAppIsRefused() throws {
         let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
         _ = try store.createApp(try AppName("cats"))
