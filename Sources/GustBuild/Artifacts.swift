@@ -61,7 +61,7 @@ public enum Artifacts {
                 throw ArchiveError("Cannot move \(destination.lastPathComponent) into place: \(String(cString: strerror(errno)))")
             }
         } catch {
-            try? FileManager.default.removeItem(at: temporary)
+            NoFollowRemoval.removeTree(at: temporary)  // its directories have the slug's modes: 0500 too
             throw error
         }
     }

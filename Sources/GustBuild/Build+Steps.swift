@@ -190,7 +190,7 @@ extension Build {
             let size = try await BlockingWork.run { DiskUsage.of(cache) }
             if size > cacheLimit {
                 // Emptied, so that the next build starts below the limit instead of failing again.
-                try? FileManager.default.removeItem(at: cache)
+                NoFollowRemoval.removeTree(at: cache)  // what the build wrote: a 0500 directory too
                 throw GustError(
                     "The build cache grew to \(LimitSize.spoken(size)), over \(app)'s disk limit (\(LimitSize.spoken(cacheLimit))): the build failed, and the cache was emptied.",
                     hint: "Cache less (fewer or smaller dependencies), or ask an admin to raise it: gust limits \(app) --disk SIZE"

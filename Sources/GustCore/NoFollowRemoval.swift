@@ -43,6 +43,12 @@ public enum NoFollowRemoval {
             if errno == ELOOP || errno == ENOTDIR { unlinkat(parent, name, 0) }
             return
         }
+        // A directory of ours that we may read but not empty (a build's `chmod 500`): made ours to
+        // empty again, or what it holds would stay on the disk for good, push after push.
+        var info = stat()
+        if fstat(fd, &info) == 0, info.st_uid == geteuid(), info.st_mode & 0o700 != 0o700 {
+            _ = fchmod(fd, 0o700)
+        }
         guard let listing = fdopendir(fd) else {
             close(fd)
             return

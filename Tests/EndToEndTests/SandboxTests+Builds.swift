@@ -81,10 +81,11 @@ extension SandboxTests {
         }
     }
 
-    /// A build that leaves a directory nobody but root may enter (mode 0000, a file inside) and
-    /// fails: once the sandbox has given the tree back to gustd's uid, gustd (not root here) gives
-    /// the directory back to itself and removes it with the rest. It stayed, with all it held,
-    /// build after build: a disk filled by failed pushes.
+    /// A build that leaves a directory nobody but root may enter (mode 0000, a file inside), and one
+    /// that may be read but not written (0500), and fails: once the sandbox has given the tree back
+    /// to gustd's uid, gustd (not root here) gives the directories back to itself and removes them
+    /// with the rest. They stayed, with all they held, build after build: a disk filled by failed
+    /// pushes.
     @Test(.scratchDirectory) func aLockedDirectoryABuildLeavesIsRemovedWithItsWorkspace() throws {
         guard let setup = try Self.prepareUser() else { return }
         let root = ScratchDirectory.current
@@ -103,6 +104,13 @@ extension SandboxTests {
                     f.write(b'x' * (1 << 20))
                 os.chmod(inner, 0)
                 os.chmod(os.path.dirname(inner), 0)
+                # Readable but not writable: opened fine, and nothing in it could be unlinked.
+                readonly = os.path.join(root, 'readonly', 'inner')
+                os.makedirs(readonly)
+                with open(os.path.join(readonly, 'kept.bin'), 'wb') as f:
+                    f.write(b'x' * (1 << 20))
+                os.chmod(readonly, 0o500)
+                os.chmod(os.path.dirname(readonly), 0o555)
                 raise SystemExit('locked it and failed')
                 """,
         ])

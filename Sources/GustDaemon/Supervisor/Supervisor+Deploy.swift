@@ -250,7 +250,9 @@ extension Supervisor {
         let (logger, doomed) = (logger, trash)
         Thread.detachNewThread {
             for path in doomed {
-                do { try FileManager.default.removeItem(at: path) } catch { logger.warning("Cannot remove \(path.path): \(error)") }
+                // Never following a link, and emptying what the slug made read-only (its modes are kept).
+                NoFollowRemoval.removeTree(at: path)
+                if FileManager.default.fileExists(atPath: path.path) { logger.warning("Cannot remove all of \(path.path)") }
             }
         }
     }
