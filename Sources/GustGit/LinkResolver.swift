@@ -13,25 +13,43 @@ import Glibc
 struct LinkResolver {
     /// The kernel's own bound on links followed in one lookup (MAXSYMLINKS).
     static let maxLinks = 40
+    /// Components one export's links may take to resolve, all together. One link's text of 4 KB
+    /// can be two thousand `.`s, 40 of them in a chain, and git stores the directory holding them
+    /// once however many times a tree names it: unbounded, a push of a few kilobytes kept its hook
+    /// resolving for days.
+    static let componentBudget = 2_000_000
 
     let root: String
+    /// What is left of `componentBudget`.
+    private(set) var budget = componentBudget
+
+    init(root: String) {
+        self.root = root
+    }
+
+    enum Outcome: Equatable {
+        case inside, leaves, overBudget
+    }
 
     /// Whether the link at `link` (relative to the root) resolves to a path
     /// inside the root. A loop of links, or a chain longer than the kernel
     /// follows, counts as leaving.
-    func resolvesInside(link: String) -> Bool {
+    mutating func resolve(link: String) -> Outcome {
         let components = link.split(separator: "/").map(String.init)
-        guard !components.isEmpty else { return false }
+        guard !components.isEmpty else { return .leaves }
         var resolved = Array(components.dropLast())
+        // Next component last, so that taking one and putting a link's in its place cost what they
+        // hold, not what is left.
         var pending = [components.last!]
         var followed = 0
-        while !pending.isEmpty {
-            let component = pending.removeFirst()
+        while let component = pending.popLast() {
+            budget -= 1
+            guard budget >= 0 else { return .overBudget }
             switch component {
             case "", ".":
                 continue
             case "..":
-                guard !resolved.isEmpty else { return false }
+                guard !resolved.isEmpty else { return .leaves }
                 resolved.removeLast()
                 continue
             default:
@@ -43,14 +61,14 @@ struct LinkResolver {
                 resolved = candidate
             case .link(let text):
                 followed += 1
-                guard followed <= Self.maxLinks, !text.isEmpty, !text.hasPrefix("/") else { return false }
+                guard followed <= Self.maxLinks, !text.isEmpty, !text.hasPrefix("/") else { return .leaves }
                 // Relative to the directory holding the link: `resolved`, as it stands.
-                pending = text.split(separator: "/", omittingEmptySubsequences: true).map(String.init) + pending
+                pending.append(contentsOf: text.split(separator: "/", omittingEmptySubsequences: true).reversed().map(String.init))
             case .unreadable:
-                return false
+                return .leaves
             }
         }
-        return true
+        return .inside
     }
 
     private enum Entry {

@@ -153,8 +153,16 @@ struct TreeExport {
     /// tree holds, and refuses any that leaves the root (checking the text
     /// alone lets `l -> ../../..` and `db -> a/l/../../../x` pass).
     func checkLinks() throws(GitError) {
-        for link in links where LinkResolver(root: root).resolvesInside(link: link.path) == false {
-            throw Self.escaping(link.path, link.destination)
+        var resolver = LinkResolver(root: root)
+        for link in links {
+            switch resolver.resolve(link: link.path) {
+            case .inside: continue
+            case .leaves: throw Self.escaping(link.path, link.destination)
+            case .overBudget:
+                throw GitError(
+                    "The repository's symlinks take more than \(LinkResolver.componentBudget) steps to resolve (the last one tried: '\(link.path)'); replace long chains of links with the files they point to."
+                )
+            }
         }
     }
 

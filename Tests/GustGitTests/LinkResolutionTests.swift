@@ -56,4 +56,19 @@ import Testing
         #expect(try String(contentsOf: out.appendingPathComponent("chain"), encoding: .utf8) == "keep\n")
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: out.appendingPathComponent("dangling").path) == "no/such/file")
     }
+
+    /// Links that stay inside but take millions of steps to resolve refuse the push, at a budget
+    /// shared by all of a push's links: 4 KB of `/.` a link, 40 in a chain, named by three
+    /// directories (git would store them once however many named them), kept a hook busy for days.
+    @Test(.scratchDirectory) func linksTakingMillionsOfStepsToResolveAreRefused() throws {
+        let dots = String(repeating: "/.", count: 2000)
+        var links: [(String, String)] = []
+        for directory in ["d0", "d1", "d2"] {
+            for index in 1...40 {
+                links.append(("\(directory)/l\(index)", index == 40 ? "." + dots : "l\(index + 1)" + dots))
+            }
+        }
+        let error = #expect(throws: GitError.self) { try export(links) }
+        #expect(error?.message.contains("symlinks take more than") == true, "\(String(describing: error))")
+    }
 }
