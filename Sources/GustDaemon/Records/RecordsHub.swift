@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import GustCore
 import NIOCore
@@ -30,6 +33,22 @@ actor RecordsHub {
         var hooks: HookSet
         var limitsOf: Int?
         var limitRead: ContinuousClock.Instant
+        /// The store's file as it was opened: `gust apps destroy` removes it while the entry holds it
+        /// open, and an app made again under the name gets a new one.
+        var file: FileIdentity
+    }
+
+    /// Which file a path names (device and inode), or nil where there is none.
+    struct FileIdentity: Equatable {
+        var device: UInt64
+        var inode: UInt64
+
+        init?(of url: URL) {
+            var info = stat()
+            guard lstat(url.path, &info) == 0 else { return nil }
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+        }
     }
 
     private let home: GustHome
@@ -120,6 +139,14 @@ actor RecordsHub {
 
     /// The app's service, and its disk limit when it is due to be applied again.
     private func serviceAndLimit(_ app: AppName) throws -> (RecordService, Int??) {
+        let file = home.data(app).appendingPathComponent("records.sqlite")
+        // A store whose file is gone or replaced belonged to an app destroyed since: kept open (its
+        // file unlinked, SQLite in WAL mode reads and writes on), it was served to the next app of
+        // the name, its records and all. Checked on every use (a stat), not every few seconds: the
+        // next app may be made and given a token within them.
+        if let entry = entries[app], FileIdentity(of: file) != entry.file {
+            entries[app] = nil
+        }
         if let entry = entries[app] {
             if ContinuousClock.now - entry.limitRead > .seconds(2) {
                 entries[app]?.limitRead = .now
@@ -143,7 +170,10 @@ actor RecordsHub {
                 try? log.append([LogEntry(release: nil, instance: nil, stream: "gustd", function: "hook \(hook)", line: message)])
             }
         )
-        entries[app] = Entry(service: service, hooks: hooks, limitRead: .now)
+        guard let identity = FileIdentity(of: file) else {
+            throw GustError.internal("\(app)'s records store at \(file.path) went away as it was opened.")
+        }
+        entries[app] = Entry(service: service, hooks: hooks, limitRead: .now, file: identity)
         return (service, nil)
     }
 
