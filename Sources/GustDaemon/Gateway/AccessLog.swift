@@ -48,8 +48,24 @@ final class AccessLog: Sendable {
     var isOn: Bool { writer != nil }
 
     func record(_ entry: Entry) {
-        writer?.append(entry)
+        writer?.append(Self.queued(entry))
     }
+
+    /// The entry as it waits for the writer, its path cut now rather than only as the line is
+    /// written: a queue of 10,000 entries held whole paths of up to NIO's 80 KB, 800 MB of gustd's
+    /// memory for any client to fill while the writer waits on a slow disk or a full pipe.
+    static func queued(_ entry: Entry) -> Entry {
+        guard entry.path.utf8.count > maxPathBytes else { return entry }
+        let bytes = Array(entry.path.utf8.prefix(maxPathBytes + 1))
+        var end = maxPathBytes
+        while end > 0, bytes[end] & 0xC0 == 0x80 { end -= 1 }  // never inside a character
+        var cut = entry
+        cut.path = String(decoding: bytes[..<end], as: UTF8.self)
+        return cut
+    }
+
+    /// The most of a path a line keeps.
+    static let maxPathBytes = 512
 
     /// Writes what is queued and stops the writer thread.
     func close() { writer?.close() }
@@ -141,7 +157,7 @@ final class AccessLog: Sendable {
     /// The path as one field: at most 512 bytes, nothing that would end it or forge another.
     private static func appendSanitized(_ path: String, to out: inout [UInt8]) {
         let start = out.count
-        for byte in path.utf8.prefix(512) {
+        for byte in path.utf8.prefix(maxPathBytes) {
             if byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
                 out += [UInt8(ascii: "%"), HexDigits.upper[Int(byte >> 4)], HexDigits.upper[Int(byte & 0xF)]]
             } else {
