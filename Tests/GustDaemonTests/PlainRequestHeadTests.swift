@@ -1,3 +1,4 @@
+import GustTesting
 @testable import GustDaemon
 import NIOCore
 import NIOEmbedded

@@ -1,4 +1,5 @@
 import GustCore
+import GustTesting
 @testable import GustDaemon
 import Testing
 
@@ -148,19 +149,7 @@ struct RequestPathTests {
     }
 }
 
-/// A small seeded generator, so a failing case comes back on the next run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix {
     /// Up to 12 of `pieces` joined, chosen at random.
     mutating func text(of pieces: [String]) -> String {
         (0..<Int.random(in: 0...12, using: &self)).map { _ in pieces.randomElement(using: &self)! }.joined()

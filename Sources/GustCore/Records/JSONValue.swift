@@ -74,14 +74,16 @@ public enum JSONValue: Sendable, Equatable, Codable {
         return nil
     }
 
+    /// JSON text as `JSONDecoder` reads it, in one pass (`JSONText`).
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try data.withUnsafeBytes { raw in try JSONText.parse(raw) }
     }
 
+    /// The value as `JSONEncoder` writes it with `.sortedKeys` and `.withoutEscapingSlashes` (`JSONText`).
     public func encoded() -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)) ?? Data("null".utf8)
+        var out: [UInt8] = []
+        JSONText.write(self, to: &out)
+        return Data(out)
     }
 
     /// The value as SQLite compares it against `json_extract`.
