@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -18,6 +19,8 @@
 #endif
 
 int gust_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int gust_eventfd_cloexec(void) { return eventfd(0, EFD_CLOEXEC); }
 
 int gust_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 

@@ -288,6 +288,48 @@ struct ZygoteTests {
         #expect(GustdProcess.isAlive(parent))
     }
 
+    /// A zygote is the app's own interpreter and gets both write ends of every fork's output pipes:
+    /// app code run at each fork can keep them. gustd's readers of a fork that has exited end after
+    /// the grace anyway; they waited for the pipes' end, and gustd kept two threads and two
+    /// descriptors per fork for as long as the zygote lived.
+    @Test(.scratchDirectory) func forksWhosePipesTheZygoteKeepsCostGustdNothingOnceTheyExit() throws {
+        let fixture = try deployed(Self.app + """
+
+            kept = {}
+
+            def _keep_pipes():
+                # One descriptor of each pipe the zygote was handed (a fork's stdout and stderr).
+                for name in os.listdir('/proc/self/fd'):
+                    try:
+                        target = os.readlink(f'/proc/self/fd/{name}')
+                        if target.startswith('pipe:') and target not in kept:
+                            kept[target] = os.dup(int(name))
+                    except OSError:
+                        pass
+
+            os.register_at_fork(after_in_parent=_keep_pipes)
+
+            @gust.op('die')
+            def die():
+                os._exit(0)
+
+            """)
+        let gustd = try #require(fixture.gustd?.pid)
+        func count(_ what: String) -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(gustd)/\(what)")) ?? []).count }
+        let first = try whoami(fixture)
+        #expect(first["parent"] as? Int != Int(gustd), "a fork of the zygote: \(first)")
+        let (threads, descriptors) = (count("task"), count("fd"))
+        for _ in 0..<20 {
+            _ = try fixture.call("POST", "/_/functions/die", body: "{}")  // 502: its process died
+            _ = try whoami(fixture)
+        }
+        // Each fork's readers end 2 s after it exited.
+        #expect(eventually(within: 15) { count("task") <= threads + 8 && count("fd") <= descriptors + 8 },
+                "gustd went from \(threads) threads and \(descriptors) descriptors to \(count("task")) and \(count("fd"))")
+        let again = try whoami(fixture)
+        #expect(again["parent"] as? Int == first["parent"] as? Int, "the same zygote forked them all: \(fixture.gustd?.logText ?? "")")
+    }
+
     @Test(.scratchDirectory) func sigtermLeavesNoZygoteAndNoForkBehind() throws {
         let fixture = try deployed()
         try scale(fixture, ["--min", "2", "--max", "2"])

@@ -68,6 +68,23 @@ import Testing
         #expect(delivered.withLock { $0 } == ["first of the next batch", "b", "c", "kept"])
     }
 
+    /// A process that exits while something else holds its pipes (here a child it left running; a
+    /// zygote holding its forks' pipes is the same) has its readers ended after the grace: they,
+    /// their threads and descriptors stayed for as long as the holder did.
+    @Test func readersEndAfterTheGraceWhateverStillHoldsThePipes() async throws {
+        let exited = Mutex(false)
+        let process = try InstanceProcess(
+            executable: "/bin/sh", arguments: ["-c", "echo hello; sleep 30 & exit 0"], environment: [:], directory: "/",
+            onOutput: { _, _ in }, onExit: { _ in exited.withLock { $0 = true } }
+        )
+        defer { process.signal(SIGKILL) }
+        _ = await process.exitStatus()
+        #expect(exited.withLock { $0 })
+        let deadline = ContinuousClock.now + .seconds(10)
+        while process.readersReading > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(process.readersReading == 0, "the sleep still holds both pipes")
+    }
+
     @Test func aProcessThatWroteNothingHasDeliveredEverything() throws {
         let process = try InstanceProcess(
             executable: "/bin/sh", arguments: ["-c", "exec sleep 30"], environment: [:], directory: "/",

@@ -10,6 +10,10 @@
 /// started by another thread at the same moment never inherits them.
 int gust_pipe_cloexec(int fds[2]);
 
+/// eventfd(0, EFD_CLOEXEC): one descriptor that, once written to, stays readable for every thread
+/// that polls it (a signal to stop, to any number of readers).
+int gust_eventfd_cloexec(void);
+
 /// memfd_create(name, MFD_CLOEXEC): a file in memory only, on no filesystem, closed on exec unless
 /// a spawn places it (a holder's stderr, read only if its making fails).
 int gust_memfd_cloexec(const char *name);

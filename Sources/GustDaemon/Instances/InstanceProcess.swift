@@ -181,16 +181,25 @@ final class InstanceProcess: Sendable {
     }
 
     /// A reader thread per pipe and one that waits for the exit (`wait` blocks until then).
+    ///
+    /// The readers end at the pipes' end, or, 2 s after the process exited, when the waiter tells
+    /// them to through `stop` (an eventfd it writes to): whatever else holds a write end
+    /// would otherwise keep them, their threads and descriptors for good. A zygote is the app's own
+    /// interpreter and is handed both write ends of every fork: app code run at each fork could
+    /// keep them all, and gustd gained two threads and two descriptors per fork, without bound.
     private func watch(
         readEnds: [(Int32, StandardStream)], marker: String?, onOutput: @escaping @Sendable ([String], StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void, wait: @escaping @Sendable () -> Int32
     ) {
         let reaper = DispatchGroup()
+        // Without it (no descriptor to spare), the readers wait for the pipes' end as before.
+        let stop = readEnds.isEmpty ? -1 : gust_eventfd_cloexec()
         for (readEnd, stream) in readEnds {
             reaper.enter()
             Thread.detachNewThread {
                 Self.readLines(
                     from: readEnd,
+                    stop: stop,
                     take: { buffer, capacity in
                         self.readers.withLock { readers in
                             let count = read(readEnd, buffer, capacity)
@@ -215,8 +224,12 @@ final class InstanceProcess: Sendable {
             if let marker { InstanceStragglers.stop(marker: marker) }
             // The output is complete once the pipes are closed by every holder; wait a
             // little for it so that an exit report follows the last line, but not
-            // forever: a grandchild may have inherited the pipe.
-            _ = reaper.wait(timeout: .now() + 2)
+            // forever: a grandchild, or the zygote, may hold the pipe.
+            let drained = reaper.wait(timeout: .now() + 2) == .success
+            if stop >= 0, !drained {  // the readers still reading stop
+                var one: UInt64 = 1
+                _ = write(stop, &one, MemoryLayout<UInt64>.size)
+            }
             let waiters = self.exitState.withLock { state in
                 state.status = status
                 defer { state.waiters = [] }
@@ -224,10 +237,15 @@ final class InstanceProcess: Sendable {
             }
             onExit(status)
             waiters.forEach { $0.resume(returning: status) }
+            // Closed once no reader polls it (a number reused under a poll would be another's).
+            if stop >= 0, drained || reaper.wait(timeout: .now() + 10) == .success { close(stop) }
         }
     }
 
     var hasExited: Bool { exitState.withLock { $0.status != nil } }
+
+    /// How many of the process's pipes a reader still reads.
+    var readersReading: Int { readers.withLock { $0.open.count } }
 
     /// Whether the process has exited, or does within `bound` (checked every 5 ms).
     func hasExited(within bound: Duration) async -> Bool {
@@ -329,17 +347,21 @@ final class InstanceProcess: Sendable {
     /// a string. Made first and dropped by the bound after, every line past it cost gustd a
     /// string, an array slot and the bound's look at it: 0.5 s of gustd's CPU for 200 MB printed.
     static func readLines(
-        from fd: Int32, take: (UnsafeMutableRawPointer?, Int) -> Int, done: (Int) -> Void,
+        from fd: Int32, stop: Int32 = -1, take: (UnsafeMutableRawPointer?, Int) -> Int, done: (Int) -> Void,
         allowance: () -> Int? = { nil }, dropped: (Int) -> Void = { _ in }, _ deliver: ([String]) -> Void
     ) {
         let capacity = 64 * 1024
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 1)
         defer { buffer.deallocate() }
         var pending = [UInt8]()  // the start of a line whose end has not arrived yet
+        // `stop` readable (written to): the reader leaves, whoever still holds `fd`'s write end.
+        var ready = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
         while true {
-            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let polled = poll(&ready, 1, -1)
+            ready[0].revents = 0
+            ready[1].revents = 0
+            let polled = poll(&ready, stop >= 0 ? 2 : 1, -1)
             if polled < 0 && errno == EINTR { continue }
+            if stop >= 0, ready[1].revents != 0 { break }
             let count = take(buffer.baseAddress, capacity)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
