@@ -26,7 +26,9 @@ enum ReleaseActivation {
         let url: String
         do {
             url = try admin.deploy(app: base.app, version: release.version) { line in
-                print("       " + line.maskingSecrets(secrets))
+                // What the release's instance printed as it started: the app's, shown as text, never
+                // as escapes the terminal would act on (a clipboard write, a cleared screen).
+                print("       " + line.maskingSecrets(secrets).visibleAtTerminal)
                 fflush(nil)  // progress is read as it happens, also through a pipe or ssh
             }
         } catch {

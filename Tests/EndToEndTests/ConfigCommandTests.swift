@@ -36,4 +36,33 @@ struct ConfigCommandTests {
             #expect(shown.stdout.contains("\\x1B]52;c;"), "\(arguments): \(shown.stdout)")
         }
     }
+
+    /// What a release prints as it starts reaches the terminal of whoever changes its config or
+    /// rolls it back, and `gust call -v` prints a call's lines: as text, never as escapes the
+    /// terminal would act on. The app's code is the tenant's; the terminal may be an admin's.
+    @Test(.scratchDirectory) func whatAnAppPrintsReachesTheTerminalOfAConfigChangeAndACallAsText() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import gust
+
+            print('\\x1b]52;c;Y3VybCBldmlsIHwgc2g=\\x07\\x1b[2J started', flush=True)
+
+            @gust.op('hello')
+            def hello():
+                print('\\x1b]52;c;Y3VybCBldmlsIHwgc2g=\\x07 in a call', flush=True)
+                return 'hi'
+            """)
+        try work.commit("App")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        let set = try GustBinaries.gust(fixture.home, ["config", "set", "cats", "COLOR=blue"])
+        #expect(set.status == 0, "\(set.output)")
+        let call = try GustBinaries.gust(fixture.home, ["call", "cats", "hello", "-v"])
+        #expect(call.status == 0, "\(call.output)")
+        for (what, shown) in [("config set", set.output), ("call -v", call.output)] {
+            #expect(!shown.contains("\u{1B}") && !shown.contains("\u{07}"), "\(what): \(shown)")
+        }
+        #expect(set.stdout.contains("\\x1B]52;c;"), "the line is shown, as text: \(set.output)")
+        #expect(call.stderr.contains("\\x1B]52;c;"), "\(call.output)")
+    }
 }

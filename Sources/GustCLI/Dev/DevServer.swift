@@ -204,13 +204,14 @@ final class DevServer {
         }
     }
 
-    /// `12:00:01 [op food:buy] Meow`, `!` before stderr lines.
+    /// `12:00:01 [op food:buy] Meow`, `!` before stderr lines; the app's words shown as text, never
+    /// as escapes the terminal would act on (`gust call -v` prints a pushed release's lines).
     static func format(_ entry: LogEntry) -> String {
         var parts = [clock.string(from: entry.time)]
-        if let function = entry.function { parts.append("[\(function)]") }
+        if let function = entry.function { parts.append("[\(function.visibleAtTerminal)]") }
         if entry.stream == "stderr" { parts.append("!") }
         if entry.stream == "gustd" { parts.append("gustd:") }
-        return (parts + [entry.line]).joined(separator: " ")
+        return (parts + [entry.line.visibleAtTerminal]).joined(separator: " ")
     }
 
     private static let clock: DateFormatter = {
