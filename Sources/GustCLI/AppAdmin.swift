@@ -76,6 +76,12 @@ public enum AppAdmin {
         for directory in [home.repository(name), home.releases(name), home.cache(name), home.data(name)] {
             try removeTree(directory)
         }
+        // Its log too: the next app made under the name is another tenant's, and read the last
+        // one's output (whatever its code printed) with `gust logs`.
+        let log = AppLog(home: home, app: name)
+        for file in log.files + [log.lockFile] {
+            try? FileManager.default.removeItem(at: file)
+        }
         return (releases.count, removedArtifacts)
     }
 

@@ -15,7 +15,8 @@ public struct AppLog: Sendable {
     public let app: AppName
     public let current: URL
     public let retention: LogRetention
-    private let lockFile: URL
+    /// `.APP.log.lock`, which writers hold while they rotate.
+    public let lockFile: URL
 
     public init(home: GustHome, app: AppName, retention: LogRetention = .default) {
         self.app = app

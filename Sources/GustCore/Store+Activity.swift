@@ -30,15 +30,22 @@ extension Store {
         )
     }
 
-    /// The newest entries first, of one app or (nil) of all, or of the apps in `among`.
+    /// The newest entries first, of one app or (nil) of all, or of the apps in `among`. An app's
+    /// entries are those since it was made: a name can be used again once its app is destroyed,
+    /// and the next app's tenant is not to read what was done to the last one's (its config
+    /// names, tokens, records). Of an app that no longer exists, all of its name's.
     public func activity(app: AppName? = nil, among: [AppName]? = nil, limit: Int = 100) throws -> [Activity] {
         let rows: [Row]
+        let sinceMade = "at >= COALESCE((SELECT created_at FROM apps WHERE apps.name = activity.app), 0)"
         if let app {
-            rows = try db.query("SELECT * FROM activity WHERE app = ? ORDER BY id DESC LIMIT ?", [.text(app.rawValue), .integer(Int64(limit))])
+            rows = try db.query(
+                "SELECT * FROM activity WHERE app = ? AND \(sinceMade) ORDER BY id DESC LIMIT ?",
+                [.text(app.rawValue), .integer(Int64(limit))]
+            )
         } else if let among {
             let marks = among.map { _ in "?" }.joined(separator: ", ")
             rows = try db.query(
-                "SELECT * FROM activity WHERE app IN (\(marks.isEmpty ? "NULL" : marks)) ORDER BY id DESC LIMIT ?",
+                "SELECT * FROM activity WHERE app IN (\(marks.isEmpty ? "NULL" : marks)) AND \(sinceMade) ORDER BY id DESC LIMIT ?",
                 among.map { .text($0.rawValue) } + [.integer(Int64(limit))]
             )
         } else {

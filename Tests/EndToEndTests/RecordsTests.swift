@@ -101,31 +101,6 @@ struct RecordsTests {
         #expect(try fixture.call("GET", "/_/records/cat/\(id)", headers: auth).status == 404)
     }
 
-    /// An app destroyed and made again under its name starts with no records: gustd kept the old
-    /// store open (its file unlinked, SQLite in WAL mode went on reading it) and served it to the
-    /// new app, so the next tenant of a name read the last one's records.
-    @Test(.scratchDirectory) func anAppMadeAgainUnderItsNameSeesNoneOfTheOldOnesRecords() throws {
-        let fixture = try PushFixture()
-        let first = try token(fixture)
-        let written = try fixture.call("POST", "/_/records/cat", body: #"{"card": "4111 1111 1111 1111"}"#, headers: ["X-Auth-Token": first])
-        let id = try #require(written.json?["_id"] as? String, "\(written.text)")
-        #expect(try fixture.call("GET", "/_/records/cat/\(id)", headers: ["X-Auth-Token": first]).status == 200)
-
-        let destroyed = try GustBinaries.gust(fixture.home, ["apps", "destroy", "cats", "--confirm", "cats"])
-        #expect(destroyed.status == 0, "\(destroyed.output)")
-        #expect(try GustBinaries.gust(fixture.home, ["apps", "create", "cats"]).status == 0)
-        let second = try token(fixture)
-        let old = try fixture.call("GET", "/_/records/cat/\(id)", headers: ["X-Auth-Token": second])
-        #expect(old.status == 404, "\(old.text)")
-        let listed = try fixture.call("GET", "/_/records/cat", headers: ["X-Auth-Token": second])
-        #expect(listed.status == 200 && (listed.json?["records"] as? [Any])?.isEmpty == true, "\(listed.text)")
-        let fresh = try fixture.call("POST", "/_/records/cat", body: #"{"name": "Tom"}"#, headers: ["X-Auth-Token": second])
-        #expect(fresh.status == 201 || fresh.status == 200, "\(fresh.text)")
-        let file = fixture.home.data(try AppName("cats")).appendingPathComponent("records.sqlite").path
-        #expect(try RecordStore(url: URL(fileURLWithPath: file)).get("cat", id: try #require(fresh.json?["_id"] as? String)) != nil,
-                "the new app's write is in its own store, on disk")
-    }
-
     @Test(.scratchDirectory) func withoutAValidTokenEveryVerbIs401AndNothingHappens() throws {
         let fixture = try PushFixture()
         let work = try fixture.workspace("py", copying: PushFixture.example("python-cats"))

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import GustCore
 import NIOCore
@@ -36,19 +33,6 @@ actor RecordsHub {
         /// The store's file as it was opened: `gust apps destroy` removes it while the entry holds it
         /// open, and an app made again under the name gets a new one.
         var file: FileIdentity
-    }
-
-    /// Which file a path names (device and inode), or nil where there is none.
-    struct FileIdentity: Equatable {
-        var device: UInt64
-        var inode: UInt64
-
-        init?(of url: URL) {
-            var info = stat()
-            guard lstat(url.path, &info) == 0 else { return nil }
-            device = UInt64(info.st_dev)
-            inode = UInt64(info.st_ino)
-        }
     }
 
     private let home: GustHome

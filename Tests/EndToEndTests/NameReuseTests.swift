@@ -1,0 +1,62 @@
+import Foundation
+import GustCore
+import GustTesting
+import Testing
+
+/// An app's name is used again once the app is destroyed, and the next app under it is another
+/// tenant's: it starts with nothing of the last one's.
+@Suite(.timeLimit(.minutes(20)))
+struct NameReuseTests {
+    func token(_ fixture: PushFixture) throws -> String {
+        let created = try GustBinaries.gust(fixture.home, ["tokens", "create", "cats"])
+        #expect(created.status == 0, "\(created.output)")
+        return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Records: gustd kept the old store open (its file unlinked, SQLite in WAL mode went on
+    /// reading it) and served it to the new app. Logs: `logs/APP.log` stayed. Activity: the app's
+    /// list showed every entry of its name, the last tenant's config names and tokens among them.
+    @Test(.scratchDirectory) func anAppMadeAgainUnderItsNameSeesNothingOfTheOldOnes() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import gust
+
+            @gust.op('confide')
+            def confide():
+                print('the old tenant confides 4111 1111 1111 1111', flush=True)
+                return 'ok'
+            """)
+        try work.commit("App")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        #expect(try fixture.call("POST", "/_/functions/confide", body: "{}").status == 200)
+        #expect(try GustBinaries.gust(fixture.home, ["config", "set", "cats", "OLD_TENANT_SECRET_NAME=x"]).status == 0)
+        let first = try token(fixture)
+        let written = try fixture.call("POST", "/_/records/cat", body: #"{"card": "4111 1111 1111 1111"}"#, headers: ["X-Auth-Token": first])
+        let id = try #require(written.json?["_id"] as? String, "\(written.text)")
+        #expect(try fixture.call("GET", "/_/records/cat/\(id)", headers: ["X-Auth-Token": first]).status == 200)
+        #expect(try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "100"]).stdout.contains("the old tenant confides"))
+
+        let destroyed = try GustBinaries.gust(fixture.home, ["apps", "destroy", "cats", "--confirm", "cats"])
+        #expect(destroyed.status == 0, "\(destroyed.output)")
+        #expect(try GustBinaries.gust(fixture.home, ["apps", "create", "cats"]).status == 0)
+        let second = try token(fixture)
+
+        let old = try fixture.call("GET", "/_/records/cat/\(id)", headers: ["X-Auth-Token": second])
+        #expect(old.status == 404, "\(old.text)")
+        let listed = try fixture.call("GET", "/_/records/cat", headers: ["X-Auth-Token": second])
+        #expect(listed.status == 200 && (listed.json?["records"] as? [Any])?.isEmpty == true, "\(listed.text)")
+        let fresh = try fixture.call("POST", "/_/records/cat", body: #"{"name": "Tom"}"#, headers: ["X-Auth-Token": second])
+        #expect(fresh.status == 201 || fresh.status == 200, "\(fresh.text)")
+        let file = fixture.home.data(try AppName("cats")).appendingPathComponent("records.sqlite").path
+        #expect(try RecordStore(url: URL(fileURLWithPath: file)).get("cat", id: try #require(fresh.json?["_id"] as? String)) != nil,
+                "the new app's write is in its own store, on disk")
+
+        let logs = try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "100"])
+        #expect(!logs.stdout.contains("the old tenant confides"), "\(logs.output)")
+        let activity = try Store(home: fixture.home).activity(app: try AppName("cats"))
+        #expect(!activity.contains { $0.detail.contains("OLD_TENANT_SECRET_NAME") || $0.action == "destroy" }, "\(activity)")
+        let all = try Store(home: fixture.home).activity()
+        #expect(all.contains { $0.detail.contains("OLD_TENANT_SECRET_NAME") }, "an admin's list of all keeps it: \(all)")
+    }
+}
