@@ -154,14 +154,18 @@ struct SSHCommand: AsyncParsableCommand {
     }
 }
 
-/// `logs/ssh.log`: one line per request, accepted or refused, for the admin.
+/// `logs/ssh_access.log`: one line per request, accepted or refused, for the admin. Named as no
+/// app can be (`_`): an app's log is `logs/APP.log`, and it was `ssh.log`, so an app named `ssh`
+/// wrote its output into it and, rotating it away, erased the record of every key's requests.
 struct SSHLog {
     var file: URL
     var key: String
     var command: String
 
+    static let fileName = "ssh_access.log"
+
     init(home: GustHome, key: String, command: String) {
-        file = home.logs.appendingPathComponent("ssh.log")
+        file = home.logs.appendingPathComponent(Self.fileName)
         self.key = key
         self.command = command
     }

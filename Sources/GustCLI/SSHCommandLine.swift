@@ -1,5 +1,5 @@
 /// Why an SSH request is not carried out: one line for the person at the
-/// other end, and the same line in `logs/ssh.log`.
+/// other end, and the same line in `logs/ssh_access.log`.
 struct SSHRefusal: Error, CustomStringConvertible {
     var message: String
     init(_ message: String) { self.message = message }

@@ -134,4 +134,18 @@ struct SSHCommandTests {
         #expect(local.count == 2 && local.first?.hasSuffix(" key add -") == true && local.last?.hasSuffix(" key remove -") == true, "\(entries)")
         #expect(remote == ["ssh key alice key add -", "ssh key alice key grant -", "ssh key alice key remove -", "ssh key alice destroy dogs"], "\(entries)")
     }
+
+    /// The SSH log is named as no app can be: it was `logs/ssh.log`, an app named `ssh`'s own log,
+    /// which that app's output filled and its rotation erased.
+    @Test(.scratchDirectory) func theSSHLogIsNoAppsLog() throws {
+        let fixture = try SSHFixture()
+        let alice = try fixture.keyPair("alice")
+        try fixture.addKey("alice", alice, ["--admin"])
+        #expect(try fixture.gust(["apps", "create", "ssh"]).status == 0)
+        #expect(try fixture.ssh("apps", as: alice).status == 0)
+        #expect(fixture.sshLog.contains("accepted key=\"alice\""), "\(fixture.sshLog)")
+        let appLog = AppLog(home: fixture.home, app: try AppName("ssh")).current
+        let written = (try? String(contentsOf: appLog, encoding: .utf8)) ?? ""
+        #expect(!written.contains("accepted key="), "\(appLog.path): \(written)")
+    }
 }

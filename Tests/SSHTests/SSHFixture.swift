@@ -54,7 +54,7 @@ final class SSHFixture: Sendable {
         try work.push(to: server.url("\(app).git"), environment: ["GIT_SSH_COMMAND": SSHServer.gitSSHCommand(key: pair.privateKey)])
     }
 
-    var sshLog: String { (try? String(contentsOf: home.logs.appendingPathComponent("ssh.log"), encoding: .utf8)) ?? "" }
+    var sshLog: String { (try? String(contentsOf: home.logs.appendingPathComponent("ssh_access.log"), encoding: .utf8)) ?? "" }
 
     func appExists(_ app: String) throws -> Bool {
         try Store(home: home).app(try AppName(app)) != nil
