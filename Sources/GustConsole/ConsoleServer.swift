@@ -45,6 +45,16 @@ public struct ConsoleServer: HTTPResponder {
 
     public static let sessionCookie = "gust_session"
     public static let loginCookie = "gust_login"
+    /// Both cookies' names as they are set: over HTTPS with `__Host-`, which browsers accept only from
+    /// the console's own host, `Secure` and with no `Domain`, so that an app at a sibling host
+    /// (`cats.example.com` beside `console.example.com`) cannot set one for the console with
+    /// `Domain=example.com`, from its answers or its pages' scripts (a session of its own scoped
+    /// token for the admin's browser, or a junk one that keeps the admin signed out).
+    public static let cookieNames = [sessionCookie, loginCookie].flatMap { [$0, "__Host-" + $0] }
+
+    static func cookieName(_ base: String, https: Bool) -> String { https ? "__Host-" + base : base }
+
+    static func cookies(of request: Request) -> Cookies { Cookies(request.headers[values: .cookie]) }
     /// The largest form the console reads (a record's JSON at most).
     static let maxFormBytes = RecordStore.maxRecordBytes + 64 * 1024
 
@@ -91,13 +101,13 @@ public struct ConsoleServer: HTTPResponder {
         case (.get, "/favicon.ico"):
             return Response(status: .noContent)
         case (.get, "/login"):
-            return loginPage(error: nil, https: https, reusing: Cookies(request.headers[.cookie])[Self.loginCookie])
+            return loginPage(error: nil, https: https, reusing: Self.cookies(of: request)[Self.cookieName(Self.loginCookie, https: https)])
         case (.post, "/login"):
             return try await signIn(request, https: https)
         default:
             break
         }
-        guard let viewer = try await viewer(of: request) else {
+        guard let viewer = try await viewer(of: request, https: https) else {
             if request.method == .get { return Self.redirect("/login") }
             throw ConsoleError(403, "Sign in first.")
         }
@@ -125,7 +135,7 @@ public struct ConsoleServer: HTTPResponder {
             try await backend.withStore { [id = viewer.session.id] in try $0.closeConsoleSession(id: id) }
             sessions.forget(viewer.session.id)
             var response = Self.redirect("/login")
-            response.headers[.setCookie] = cookie(Self.sessionCookie, "", maxAge: 0, https: https)
+            response.headers[.setCookie] = cookie(Self.cookieName(Self.sessionCookie, https: https), "", maxAge: 0, https: https)
             return response
         case (_, "apps") where parts.count >= 2:
             // Another app than the token's is not found, whether listed or typed.
@@ -200,13 +210,13 @@ public struct ConsoleServer: HTTPResponder {
         var values: [String: Any] = ["loginCSRF": loginCSRF]
         values["error"] = error
         var response = html(ConsoleTemplates.render("login", values), status: status)
-        response.headers[.setCookie] = cookie(Self.loginCookie, loginCSRF, maxAge: 3600, https: https)
+        response.headers[.setCookie] = cookie(Self.cookieName(Self.loginCookie, https: https), loginCSRF, maxAge: 3600, https: https)
         return response
     }
 
     private func signIn(_ request: Request, https: Bool) async throws -> Response {
         let form = try await Self.form(request)
-        let expected = Cookies(request.headers[.cookie])[Self.loginCookie] ?? ""
+        let expected = Self.cookies(of: request)[Self.cookieName(Self.loginCookie, https: https)] ?? ""
         guard !expected.isEmpty, let sent = form["csrf"], Store.constantTimeEqual(sent, expected) else {
             return loginPage(error: "The sign-in form expired; try again.", status: .forbidden, https: https)
         }
@@ -216,14 +226,17 @@ public struct ConsoleServer: HTTPResponder {
         }
         let session = try await backend.withStore { try $0.openConsoleSession(tokenID: token.id, lifetime: ConsoleSessions.lifetime) }
         var response = Self.redirect("/")
-        response.headers[.setCookie] = cookie(Self.loginCookie, "", maxAge: 0, https: https)
-        response.headers.append(HTTPField(name: .setCookie, value: cookie(Self.sessionCookie, session.id, maxAge: Int(ConsoleSessions.lifetime), https: https)))
+        response.headers[.setCookie] = cookie(Self.cookieName(Self.loginCookie, https: https), "", maxAge: 0, https: https)
+        response.headers.append(HTTPField(
+            name: .setCookie, value: cookie(Self.cookieName(Self.sessionCookie, https: https), session.id, maxAge: Int(ConsoleSessions.lifetime), https: https)
+        ))
         return response
     }
 
-    /// The session the request's cookie names, with its token, if both are still good.
-    private func viewer(of request: Request) async throws -> Viewer? {
-        guard let id = Cookies(request.headers[.cookie])[Self.sessionCookie], !id.isEmpty, id.count <= 128 else { return nil }
+    /// The session the request's cookie names, with its token, if both are still good. A name sent
+    /// twice names none (`Cookies`).
+    private func viewer(of request: Request, https: Bool) async throws -> Viewer? {
+        guard let id = Self.cookies(of: request)[Self.cookieName(Self.sessionCookie, https: https)], !id.isEmpty, id.count <= 128 else { return nil }
         // One trip to the store: the session by its id's hash, then its token, still valid.
         return try await backend.withStore { store -> Viewer? in
             guard let session = try store.consoleSession(id: id) else { return nil }

@@ -20,13 +20,24 @@ struct FormBody: Sendable {
 /// The cookies of a request's `Cookie` header.
 struct Cookies {
     var values: [String: String] = [:]
+    /// Names sent more than once: a cookie another host of the domain set (`Domain=`) beside the
+    /// console's own, which the browser sends too, in an order the other host can choose.
+    var repeated: Set<String> = []
 
-    init(_ header: String?) {
-        for part in (header ?? "").split(separator: ";") {
+    /// Every `Cookie` field of a request (a browser may send several).
+    init(_ fields: some Sequence<String>) {
+        for part in fields.joined(separator: ";").split(separator: ";") {
             let halves = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            if halves.count == 2 { values[halves[0]] = halves[1] }
+            guard halves.count == 2 else { continue }
+            if values[halves[0]] != nil { repeated.insert(halves[0]) }
+            values[halves[0]] = halves[1]
         }
     }
 
-    subscript(_ name: String) -> String? { values[name] }
+    init(_ header: String?) {
+        self.init(header.map { [$0] } ?? [])
+    }
+
+    /// The value of a name sent once; none for a name sent twice, whichever came last.
+    subscript(_ name: String) -> String? { repeated.contains(name) ? nil : values[name] }
 }

@@ -133,6 +133,53 @@ import Testing
         }
     }
 
+    /// A session cookie sent twice names no session: the second is one another host of the domain
+    /// set with `Domain=` (an app's page at `cats.example.com`, for `console.example.com`), and
+    /// the browser sends both in an order that host can choose. The last one won, so an app could
+    /// have an admin's browser act in a session of the app's own scoped token.
+    @Test(.scratchDirectory) func aSessionCookieSentTwiceNamesNoSession() async throws {
+        let setup = try setup()
+        try await application(setup.backend).test(.router) { client in
+            let admin = try await signIn(client, setup.admin)
+            let tenant = try await signIn(client, setup.scoped)
+            try await client.execute(uri: "/", method: .get, headers: [.cookie: admin.cookie]) { #expect($0.status == .ok) }
+            for cookies in ["\(admin.cookie); \(tenant.cookie)", "\(tenant.cookie); \(admin.cookie)"] {
+                try await client.execute(uri: "/", method: .get, headers: [.cookie: cookies]) { response in
+                    #expect(response.status == .seeOther, "\(cookies)")
+                    #expect(response.headers[.location] == "/login")
+                }
+            }
+            var split = HTTPFields()
+            split.append(HTTPField(name: .cookie, value: admin.cookie))
+            split.append(HTTPField(name: .cookie, value: tenant.cookie))
+            try await client.execute(uri: "/", method: .get, headers: split) { #expect($0.status == .seeOther, "two Cookie fields") }
+        }
+    }
+
+    /// Over HTTPS both cookies are named `__Host-…`, which browsers take only from the console's
+    /// own host: a sibling host's `gust_session` is not read at all.
+    @Test(.scratchDirectory) func overHTTPSTheCookiesCarryTheHostPrefixAndNoOtherIsRead() async throws {
+        let setup = try setup()
+        let app = Application(responder: ConsoleServer(backend: setup.backend, secure: true), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.router) { client in
+            let login = try await client.execute(uri: "/login", method: .get) { try #require($0.headers[.setCookie]) }
+            #expect(login.hasPrefix("__Host-gust_login=") && login.contains("Secure") && login.contains("Path=/") && !login.contains("Domain"), "\(login)")
+            let loginCookie = String(login.split(separator: ";")[0])
+            var headers = Self.form
+            headers[.cookie] = loginCookie
+            let session = try await client.execute(
+                uri: "/login", method: .post, headers: headers,
+                body: ByteBuffer(string: "csrf=\(loginCookie.split(separator: "=")[1])&token=\(setup.admin)")
+            ) { response in
+                try #require(response.headers[values: .setCookie].first { $0.hasPrefix("__Host-gust_session=") })
+            }
+            #expect(session.contains("Secure") && session.contains("HttpOnly"), "\(session)")
+            let id = String(session.split(separator: ";")[0].split(separator: "=")[1])
+            try await client.execute(uri: "/", method: .get, headers: [.cookie: "__Host-gust_session=\(id)"]) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/", method: .get, headers: [.cookie: "gust_session=\(id)"]) { #expect($0.status == .seeOther) }
+        }
+    }
+
     @Test(.scratchDirectory) func aWrongTokenOrAMissingLoginCSRFSignsNobodyIn() async throws {
         let setup = try setup()
         try await application(setup.backend).test(.router) { client in

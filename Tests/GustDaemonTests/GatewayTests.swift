@@ -165,6 +165,7 @@ import Testing
         let headers = HTTPHeaders([
             ("Set-Cookie", "gust_session=attackers; Path=/; HttpOnly"), ("Set-Cookie", " gust_login =x"),
             ("Set-Cookie", "theme=dark"), ("Set-Cookie", "gust_sessions=kept; Path=/"), ("Set-Cookie", "gust_login"),
+            ("Set-Cookie", "__Host-gust_session=attackers; Path=/; Secure"),
         ])
         #expect(Gateway.clientFields(of: headers).map(\.value) == ["theme=dark", "gust_sessions=kept; Path=/"])
     }
@@ -223,7 +224,7 @@ import Testing
     /// host sends its session with every call to every app. No function gets the console's cookies.
     @Test func theConsolesCookiesNeverReachAFunction() {
         let forwarding = ForwardedHeaders(scheme: "http", trustedProxies: [])
-        let sent: HTTPFields = [.cookie: "theme=dark; gust_session=s3cr3t; gust_login=l0g1n;lang=fr", .accept: "*/*"]
+        let sent: HTTPFields = [.cookie: "theme=dark; gust_session=s3cr3t; gust_login=l0g1n;__Host-gust_session=s3cr3t;lang=fr", .accept: "*/*"]
         #expect(forwarding.headers(of: sent, peer: nil, requestID: "r")["Cookie"] == ["theme=dark; lang=fr"])
         let plain = forwarding.headers(ofPlain: [("Cookie", "gust_session=s3cr3t"), ("cookie", " gust_login=x ; a=b")], peer: nil, requestID: "r")
         #expect(plain["Cookie"] == ["a=b"], "a Cookie left with nothing is not sent")

@@ -78,7 +78,7 @@ struct ForwardedHeaders {
         guard value.contains("gust_") else { return value }  // the common case: nothing to split
         let kept = value.split(separator: ";").filter { pair in
             let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first?.trimmingCharacters(in: .whitespaces)
-            return name != ConsoleServer.sessionCookie && name != ConsoleServer.loginCookie
+            return !ConsoleServer.cookieNames.contains(name ?? "")
         }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         return kept.isEmpty ? nil : kept.joined(separator: "; ")
     }
@@ -90,7 +90,7 @@ struct ForwardedHeaders {
         guard value.contains("gust_") else { return false }  // the common case
         let name = value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first?
             .split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first?.trimmingCharacters(in: .whitespaces)
-        return name == ConsoleServer.sessionCookie || name == ConsoleServer.loginCookie
+        return ConsoleServer.cookieNames.contains(name ?? "")
     }
 
     /// Whether a name with `_` in it reads, `_` taken as `-`, as a header gustd sets or believes
