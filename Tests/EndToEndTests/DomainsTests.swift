@@ -44,16 +44,18 @@ struct DomainsTests {
         // Under its own address is fine.
         #expect(try GustBinaries.gust(fixture.home, ["domains", "add", "cats", "api.cats.localhost"]).status == 0)
 
-        // The host clients reach path addresses at (outside --domain), taken by cats as its own domain:
-        // what is addressed to cats there is cats', dogs' path address stays dogs'.
+        // An own domain is its app's origin alone: another app's path address there is nobody's (its
+        // pages would read cats' with cats' users' cookies), and never cats' either.
         let dogs = try fixture.workspace("dogs")
         try dogs.write("__init__.py", HTTPSTests.app.replacingOccurrences(of: "hello from cats", with: "hello from dogs"))
         try dogs.commit("Dogs")
         #expect(try dogs.push(to: fixture.home.repository(try AppName("dogs")).path).status == 0)
         #expect(try GustBinaries.gust(fixture.home, ["domains", "add", "cats", "gust.example.test"]).status == 0)
         let shared = { (path: String) in try HTTPClient.request(port: fixture.port, "GET", path, host: "gust.example.test").text }
-        #expect(try shared("/apps/dogs/hello") == "hello from dogs\n")
+        let other = try HTTPClient.request(port: fixture.port, "GET", "/apps/dogs/hello", host: "gust.example.test")
+        #expect(other.status == 404 && !other.text.contains("hello from"), "\(other.text)")
         #expect(try shared("/hello") == "hello from cats\n")
+        #expect(try HTTPClient.request(port: fixture.port, "GET", "/apps/dogs/hello").text == "hello from dogs\n", "at gustd's own address")
         #expect(try GustBinaries.gust(fixture.home, ["domains", "remove", "cats", "gust.example.test"]).status == 0)
 
         let listed = try GustBinaries.gust(fixture.home, ["domains", "list", "--json"])

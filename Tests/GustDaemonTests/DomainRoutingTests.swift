@@ -28,24 +28,26 @@ import SwiftASN1
         #expect(AppAddress(host: "dogs.localhost", path: path, domain: "localhost", custom: shadow.app(for:))?.app.rawValue == "dogs")
     }
 
-    /// An app that takes the host clients reach path addresses at (one outside `--domain`) as its own
-    /// domain gets what is addressed to it there, never another served app's `/apps/NAME/` calls.
-    @Test func anOwnDomainNeverTakesAnotherServedAppsPathAddress() {
+    /// An app's own domain is its origin alone: another served app's `/apps/NAME/` there is nobody's.
+    /// Not the domain's app's (it may have taken the host clients reach path addresses at, and must
+    /// not get their calls), and not NAME's (its pages would run in the domain's origin, reading
+    /// the domain's app's pages with its users' cookies).
+    @Test func anOwnDomainNeverTakesAnotherServedAppsPathAddressNorServesIt() {
         let routes = DomainRoutes([try! DomainName("gust.example.com"): cats])
         let served: Set<String> = ["cats", "dogs"]
         func app(_ target: String) -> String? {
             AppAddress(host: "gust.example.com", path: RequestPath(percentEncoded: target), domain: "localhost",
                        custom: routes.app(for:), served: { served.contains($0.rawValue) })?.app.rawValue
         }
-        #expect(app("/apps/dogs/_/functions/hello") == "dogs")
-        #expect(app("/apps/dogs") == "dogs")
+        #expect(app("/apps/dogs/_/functions/hello") == nil)
+        #expect(app("/apps/dogs") == nil)
         #expect(app("/hello") == "cats")
         #expect(app("/apps/cats/x") == "cats", "its own name in the path: its own domain's, as APP.DOMAIN's is")
         #expect(app("/apps/ghost/x") == "cats", "not an app served here: the own domain's path")
         #expect(app("/apps/Not_A_Name/x") == "cats")
-        let dogsPath = AppAddress(host: "gust.example.com", path: RequestPath(percentEncoded: "/apps/dogs/a/b"), domain: "localhost",
-                                  custom: routes.app(for:), served: { served.contains($0.rawValue) })
-        #expect(dogsPath?.path.decoded == "/a/b" && dogsPath?.byHost == false)
+        let elsewhere = AppAddress(host: "127.0.0.1", path: RequestPath(percentEncoded: "/apps/dogs/a/b"), domain: "localhost",
+                                   custom: routes.app(for:), served: { served.contains($0.rawValue) })
+        #expect(elsewhere?.app.rawValue == "dogs" && elsewhere?.path.decoded == "/a/b", "at any other host, dogs' path address")
     }
 
     @Test func onlyPendingTokensAreAnsweredAndOnlyForTheirDomain() {

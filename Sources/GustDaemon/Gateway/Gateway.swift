@@ -342,8 +342,10 @@ struct AppAddress: Equatable {
 
     /// With `only` (gustd --only-app), every address is that app's, its whole path the app's path.
     /// `served`: whether an app is served here. On an own domain, `/apps/NAME/` of another app that is
-    /// stays that app's path address: the domain may be the very host clients reach every app's
-    /// path address at (one outside `--domain`), and its app must not take their calls.
+    /// served is nobody's (nil, a 404): not the domain's app's, which must not take another app's
+    /// calls (the domain may be the host clients reach path addresses at, one outside `--domain`),
+    /// and not NAME's, whose pages would run in the domain's origin and read its app's pages and
+    /// cookies with its users' (until 2026-12-07 they were served there).
     init?(
         host: String?, path: RequestPath, domain: String, custom: (DomainName) -> AppName? = { _ in nil }, only: AppName? = nil,
         served: (AppName) -> Bool = { _ in false }
@@ -362,7 +364,8 @@ struct AppAddress: Equatable {
                 cookieHost = name
                 return
             }
-            if let own = DomainName(host: Substring(host)), let app = custom(own), Self.pathApp(path).map({ $0 == app || !served($0) }) ?? true {
+            if let own = DomainName(host: Substring(host)), let app = custom(own) {
+                if let other = Self.pathApp(path), other != app, served(other) { return nil }
                 self.app = app
                 self.path = path.resolvingDotSegments()
                 byHost = true
