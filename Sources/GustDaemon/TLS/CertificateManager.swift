@@ -21,6 +21,7 @@ actor CertificateManager {
     private let directory: URL
     private let logger: Logger
     private var tracked: [DomainName: Tracked] = [:]
+    private var turns = IssuanceTurns()
 
     /// First retry after a failed issuance; each further failure doubles it, up to `longestRetry`.
     static let firstRetry: Duration = .seconds(30)
@@ -79,14 +80,24 @@ actor CertificateManager {
         for row in rows {
             table[row.name] = row.app
             if tracked[row.name] == nil {
-                tracked[row.name] = Tracked(app: row.app, served: load(row.name))
-                if let served = tracked[row.name]?.served { install(served, for: row.name) }
+                var entry = Tracked(app: row.app, served: load(row.name))
+                // Added again: its backoff as it was, not a clean slate (`IssuanceTurns`).
+                if let backoff = turns.restore(row.name, now: .now) {
+                    entry.failures = backoff.failures
+                    entry.retryAt = backoff.retryAt
+                    entry.lastRequested = backoff.lastRequested
+                }
+                tracked[row.name] = entry
+                if let served = entry.served { install(served, for: row.name) }
             }
             tracked[row.name]?.app = row.app
         }
         for name in renewals { tracked[name]?.renewRequested = true }
         routes.replace(table)
         for name in tracked.keys where table[name] == nil {
+            if let entry = tracked[name] {
+                turns.remember(name, .init(failures: entry.failures, retryAt: entry.retryAt, lastRequested: entry.lastRequested, removedAt: .now))
+            }
             tracked[name] = nil
             certificates?.remove(name)
             GustMetrics.certificateExpiry(name, notAfter: nil)
@@ -107,12 +118,12 @@ actor CertificateManager {
         }
     }
 
+    /// The next due name, as `IssuanceTurns` shares the CA out between apps.
     private func nextDue(now: ContinuousClock.Instant = .now) -> DomainName? {
         guard acme != nil else { return nil }
         let date = Date()
-        return tracked.keys.sorted().first { name in
-            tracked[name].map { $0.isDue(renewsAt: $0.renewsAt, now: now, date: date) } ?? false
-        }
+        let due = tracked.compactMap { name, entry in entry.isDue(renewsAt: entry.renewsAt, now: now, date: date) ? (name, entry.app) : nil }
+        return turns.next(of: due, now: now)
     }
 
     private func attempt(_ name: DomainName) async {
