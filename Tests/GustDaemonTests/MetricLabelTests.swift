@@ -1,5 +1,6 @@
 import GustCore
 @testable import GustDaemon
+import Prometheus
 import Testing
 
 /// The labels of gustd's metrics stay bounded: functions only as the manifest
@@ -35,6 +36,24 @@ import Testing
         #expect(budget.label("op-new", of: cats) == FunctionLabel.other)
         #expect(budget.label("op7", of: cats) == "op7", "a name already used keeps its series")
         #expect(budget.label("op-new", of: dogs) == "op-new")
+    }
+
+    /// Schedules' and hooks' names, which each release may change (a push, or a config the app's
+    /// code reads at import), are held to the same budget as its functions': their series were
+    /// made for every name ever run and never removed.
+    @Test func scheduleAndHookSeriesStayWithinTheAppsBudget() throws {
+        let registry = GustMetrics.bootstrap()
+        let app = try AppName("label-flood")
+        for index in 0..<(FunctionLabelBudget.perApp + 100) {
+            GustMetrics.scheduleRun(app, schedule: "every-\(index)", outcome: .ok)
+            GustMetrics.hookFailed(app, hook: "before_save t\(index)")
+        }
+        var text: [UInt8] = []
+        registry.emit(into: &text)
+        let lines = String(decoding: text, as: UTF8.self).split(separator: "\n").filter { $0.contains("app=\"label-flood\"") }
+        let schedules = lines.filter { $0.hasPrefix(MetricCatalogue.scheduleRuns) }, hooks = lines.filter { $0.hasPrefix(MetricCatalogue.hookFailures) }
+        #expect(schedules.count + hooks.count <= FunctionLabelBudget.perApp + 2, "\(schedules.count) schedule and \(hooks.count) hook series")
+        #expect(lines.contains { $0.contains("\"\(FunctionLabel.other)\"") })
     }
 
     @Test func aManifestDeclaringTooManyFunctionsOfAKindIsRefused() throws {

@@ -87,10 +87,19 @@ enum GustMetrics {
 
     enum ScheduleOutcome: String { case ok, error, skipped }
 
+    /// A name the app chose (a function's, a schedule's, a hook's) as a label: within the app's
+    /// budget of names (`FunctionLabelBudget`), the ones past it as one. Every release may bring new
+    /// ones (a push, or `gust config set`, which the app's code reads at import), and a series is
+    /// never removed.
+    static func appLabel(_ name: String, of app: AppName) -> String {
+        callCache.withLock { $0.functions.label(name, of: app) }
+    }
+
     static func scheduleRun(_ app: AppName, schedule: String, outcome: ScheduleOutcome) {
         guard isEnabled else { return }
-        CoreMetrics.Counter(label: MetricCatalogue.scheduleRuns, dimensions: [("app", app.rawValue), ("schedule", schedule), ("outcome", outcome.rawValue)])
-            .increment()
+        CoreMetrics.Counter(label: MetricCatalogue.scheduleRuns, dimensions: [
+            ("app", app.rawValue), ("schedule", appLabel(schedule, of: app)), ("outcome", outcome.rawValue),
+        ]).increment()
     }
 
     static func build(_ app: AppName, succeeded: Bool, duration: Duration) {
@@ -109,7 +118,7 @@ enum GustMetrics {
 
     static func hookFailed(_ app: AppName, hook: String) {
         guard isEnabled else { return }
-        CoreMetrics.Counter(label: MetricCatalogue.hookFailures, dimensions: [("app", app.rawValue), ("hook", hook)]).increment()
+        CoreMetrics.Counter(label: MetricCatalogue.hookFailures, dimensions: [("app", app.rawValue), ("hook", appLabel(hook, of: app))]).increment()
     }
 }
 
