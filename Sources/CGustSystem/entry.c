@@ -101,7 +101,8 @@ int gust_enter_sandbox(const struct gust_sandbox_entry *entry, const char *direc
     if (fresh) {
         if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) return errno;
         // As bwrap's --proc: what a process could write to, read-only.
-        const char *const covered[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"};
+        // And, as Docker, /proc/fs, /proc/scsi (a SCSI device removed by a write) and /proc/acpi.
+        const char *const covered[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/scsi", "/proc/acpi"};
         for (unsigned index = 0; index < sizeof covered / sizeof covered[0]; index++) {
             if (mount(covered[index], covered[index], NULL, MS_BIND | MS_REC, NULL) != 0) {
                 if (errno == ENOENT) continue;

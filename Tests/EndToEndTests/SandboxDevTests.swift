@@ -57,4 +57,56 @@ struct SandboxDevTests {
         #expect(out["shm"]?.hasPrefix("refused: 28") == true, "no space past the bound: \(answer.text)")
         #expect(out["semaphore"] == "ok", "\(answer.text)")
     }
+
+    /// A build without an app uid of its own runs as gustd's uid outside, root's where gustd runs as
+    /// root (as here): `/proc/sys` was writable to it (sysctls check the euid outside, not
+    /// capabilities), so a build could set the host's `core_pattern` and have the kernel run its
+    /// program as root; and `/`, a tmpfs bwrap made with no size, was the app's own. Both are
+    /// read-only now. The probe opens for writing and writes nothing.
+    @Test(.scratchDirectory) func aBuildCannotWriteTheHostsSysctlsNorTheSandboxsRoot() throws {
+        let fixture = try PushFixture()
+        guard let gustd = fixture.gustd, gustd.logText.contains("sandbox: bubblewrap") else {
+            Issue.record("gustd runs without bubblewrap here: \(fixture.gustd?.logText.prefix(500) ?? "")")
+            return
+        }
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import os
+
+            import gust
+
+            @gust.op('probe')
+            def probe():
+                with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'probe.txt')) as f:
+                    return {'said': f.read()}
+            """)
+        try work.write("requirements.txt", "./probe\n")
+        try work.write("probe/setup.py", """
+            import os
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the build directory
+            said = []
+            def probe(name, path, flags):
+                try:
+                    fd = os.open(path, flags, 0o600)
+                    os.close(fd)
+                    if flags & os.O_CREAT:
+                        os.unlink(path)  # pip runs this file more than once
+                    said.append('%s: writable' % name)
+                except OSError as error:
+                    said.append('%s: refused %d' % (name, error.errno))
+            probe('sysctl', '/proc/sys/kernel/core_pattern', os.O_WRONLY)
+            probe('root', '/gust-probe', os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with open(os.path.join(root, 'probe.txt'), 'w') as f:
+                f.write('; '.join(said))
+            from setuptools import setup
+            setup(name='probe', version='1.0', py_modules=[])
+            """)
+        try work.commit("Probe")
+        let push = try work.push(to: fixture.remote)
+        try #require(push.status == 0, "a build writes where it should as before: \(push.output)")
+        let answer = try fixture.call("POST", "/_/functions/probe", body: "{}")
+        let said = answer.json?["said"] as? String ?? answer.text
+        #expect(said.contains("sysctl: refused"), "\(said)")
+        #expect(said.contains("root: refused"), "\(said)")
+    }
 }

@@ -199,6 +199,10 @@ public struct Sandbox: Sendable {
         return argv + ["--", "/usr/bin/sleep", "infinity"]
     }
 
+    /// What of `/proc` is made read-only where the app's uid is gustd's own (as `entry.c` does for
+    /// an entered start): files a root-owned process could write, sysctls among them.
+    static let procCovers = ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/scsi", "/proc/acpi"]
+
     /// After bubblewrap's `--dev`: that `/dev` is a tmpfs of the sandbox's own, writable by its
     /// owner, who without a subordinate uid range is the app's uid; there an app could write
     /// without bound, in memory no limit of its own counts, for as long as its holder lives. So it is
@@ -251,6 +255,13 @@ public struct Sandbox: Sendable {
         }
         argv += ["--chdir", directory]
         guard ids != nil else {
+            // Without an app uid of its own the app is gustd's uid outside, root's where gustd runs as
+            // root. Sysctls are written by whoever is root outside, capabilities or not, and bwrap
+            // leaves `/proc/sys` writable where its own check cannot write it: a build could set the
+            // host's `core_pattern`, and run what it liked as root. And `/` is a tmpfs bwrap made,
+            // the app's own, with no size: past the `/tmp` bound.
+            argv += Self.procCovers.filter { FileManager.default.fileExists(atPath: $0) }.flatMap { ["--ro-bind", $0, $0] }
+            argv += ["--remount-ro", "/"]
             guard case .compileThenRelease(_, let release, _) = purpose else { return argv + ["--", executable] + arguments }
             let script = Self.compileThenReleaseScript(release: release, asApp: nil)
             return argv + ["--", "/bin/sh", "-c", script, "gust-sandbox", executable] + arguments
