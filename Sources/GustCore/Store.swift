@@ -24,7 +24,21 @@ extension Store {
                 throw GustError("App '\(name)' already exists.", code: 409, hint: "See `gust apps list`.")
             }
             let now = Date()
-            try db.run("INSERT INTO apps (name, created_at) VALUES (?, ?)", [.text(name.rawValue), .real(now.timeIntervalSince1970)])
+            // Its number (`appNumber`, the rowid) is one no app had before: SQLite gives a new row
+            // the largest rowid plus one, so an app made after the newest one was destroyed got its
+            // number, and with it the host uid the sandbox gives that number, whose processes may
+            // still be draining.
+            let highest = try db.query("SELECT MAX(rowid) AS n FROM apps").first?.int("n") ?? 0
+            let given = try db.query("SELECT value FROM daemon_settings WHERE name = 'last_app_number'").first?.string("value").flatMap { Int($0) } ?? 0
+            let number = max(highest, given) + 1
+            try db.run(
+                "INSERT INTO apps (rowid, name, created_at) VALUES (?, ?, ?)",
+                [.integer(Int64(number)), .text(name.rawValue), .real(now.timeIntervalSince1970)]
+            )
+            try db.run(
+                "INSERT INTO daemon_settings (name, value) VALUES ('last_app_number', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [.text(String(number))]
+            )
             return App(name: name, createdAt: now, liveVersion: nil, isPrivate: false)
         }
     }

@@ -80,6 +80,22 @@ import Testing
         #expect(try store.release(dogs, version: 1)?.log == "dogs v1\n", "another app's logs are its own")
     }
 
+    /// An app's number (and so its host uid under the sandbox) is never one an app had before, even
+    /// once the newest app is destroyed: SQLite's next rowid was that app's again.
+    @Test(.scratchDirectory) func anAppNumberIsNeverGivenTwice() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let (cats, dogs, owls) = (try AppName("cats"), try AppName("dogs"), try AppName("owls"))
+        _ = try store.createApp(cats)
+        _ = try store.createApp(dogs)
+        let dogsNumber = try store.appNumber(dogs)
+        try store.deleteApp(dogs)
+        _ = try store.createApp(owls)
+        #expect(try store.appNumber(owls) > dogsNumber)
+        _ = try store.createApp(dogs)
+        #expect(try store.appNumber(dogs) > store.appNumber(owls), "the same name, a new number")
+        #expect(try store.appNumber(cats) == 1)
+    }
+
     @Test(.scratchDirectory) func creatingAnExistingAppIsRefused() throws {
         let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
         _ = try store.createApp(try AppName("cats"))
