@@ -87,7 +87,7 @@ struct AppsCommand: ParsableCommand {
 
     struct Destroy: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Destroy an app: its repository, releases, cache, data and unshared artifacts."
+            abstract: "Destroy an app: its repository, releases, cache, data, logs and unshared artifacts."
         )
         @OptionGroup var home: HomeOptions
         @Argument(help: "The app to destroy.") var app: String
