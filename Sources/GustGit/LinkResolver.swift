@@ -13,18 +13,16 @@ import Glibc
 struct LinkResolver {
     /// The kernel's own bound on links followed in one lookup (MAXSYMLINKS).
     static let maxLinks = 40
-    /// Components one export's links may take to resolve, all together. One link's text of 4 KB
-    /// can be two thousand `.`s, 40 of them in a chain, and git stores the directory holding them
-    /// once however many times a tree names it: unbounded, a push of a few kilobytes kept its hook
-    /// resolving for days.
-    static let componentBudget = 2_000_000
-
     let root: String
-    /// What is left of `componentBudget`.
-    private(set) var budget = componentBudget
+    /// Components the links may still take to resolve, all of an export's together
+    /// (`ExportLimits.maxLinkSteps`): one link's text of 4 KB can be two thousand `.`s, 40 of them
+    /// in a chain, and git stores the directory holding them once however many times a tree names
+    /// it. Unbounded, a push of a few kilobytes kept its hook resolving for days.
+    private(set) var budget: Int
 
-    init(root: String) {
+    init(root: String, budget: Int = ExportLimits().maxLinkSteps) {
         self.root = root
+        self.budget = budget
     }
 
     enum Outcome: Equatable {

@@ -12,6 +12,9 @@ public struct ExportLimits: Sendable {
     public var maxEntries = 100_000
     public var maxFileBytes = 100 * 1024 * 1024
     public var maxTotalBytes = 1024 * 1024 * 1024
+    /// Steps all of the tree's links may take to resolve (`LinkResolver`): one link's text can be
+    /// 2,000 `/.`, 40 links chain, and a directory named many times is stored once.
+    public var maxLinkSteps = 2_000_000
 
     public init() {}
 }
@@ -153,14 +156,14 @@ struct TreeExport {
     /// tree holds, and refuses any that leaves the root (checking the text
     /// alone lets `l -> ../../..` and `db -> a/l/../../../x` pass).
     func checkLinks() throws(GitError) {
-        var resolver = LinkResolver(root: root)
+        var resolver = LinkResolver(root: root, budget: limits.maxLinkSteps)
         for link in links {
             switch resolver.resolve(link: link.path) {
             case .inside: continue
             case .leaves: throw Self.escaping(link.path, link.destination)
             case .overBudget:
                 throw GitError(
-                    "The repository's symlinks take more than \(LinkResolver.componentBudget) steps to resolve (the last one tried: '\(link.path)'); replace long chains of links with the files they point to."
+                    "The repository's symlinks take more than \(limits.maxLinkSteps) steps to resolve (the last one tried: '\(link.path)'); replace long chains of links with the files they point to."
                 )
             }
         }
