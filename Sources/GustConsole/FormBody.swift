@@ -34,10 +34,6 @@ struct Cookies {
         }
     }
 
-    init(_ header: String?) {
-        self.init(header.map { [$0] } ?? [])
-    }
-
     /// The value of a name sent once; none for a name sent twice, whichever came last.
     subscript(_ name: String) -> String? { repeated.contains(name) ? nil : values[name] }
 }
