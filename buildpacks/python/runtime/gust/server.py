@@ -12,17 +12,13 @@ import _thread
 import contextvars
 import errno
 import importlib.util
-import json
-import math
 import os
-import re
-import socket
 import sys
 import threading
 import time
 
 import gust
-from gust import mounts
+from gust import codec, mounts, unix
 
 try:
     # hmac.compare_digest itself, without the import of hmac (and with it hashlib and OpenSSL,
@@ -38,7 +34,7 @@ PROTOCOL = 2
 # even while calls overlap. The id of the call this code runs for:
 CALL_HEADER = "X-Gust-Call"
 _call_id = contextvars.ContextVar("gust_call_id", default=None)
-_CALL_ID = re.compile(r"[0-9]{1,20}")
+_CALL_ID_DIGITS = 20
 
 
 class _Pending(threading.local):
@@ -103,7 +99,7 @@ def tag_output():
 
 def run_call(call_id, function, *args):
     """Runs function(*args) as the call call_id (a header's value; ignored unless digits)."""
-    if not call_id or not _CALL_ID.fullmatch(call_id):
+    if not call_id or len(call_id) > _CALL_ID_DIGITS or not (call_id.isascii() and call_id.isdigit()):
         return function(*args)
     token = _call_id.set(call_id)
     try:
@@ -168,25 +164,10 @@ def _is_internal(path):
     return first.lower().startswith("_gust")
 
 
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text):
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is too large for a JSON number")
-    return value
-
-
-def loads(body):
-    """JSON as gustd and the Node runtime read it: exact integers, no NaN or Infinity (ValueError)."""
-    return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
-
-
-def dumps(value):
-    """JSON that every parser reads: ValueError for NaN or an infinity rather than invalid JSON."""
-    return json.dumps(value, allow_nan=False)
+# JSON as gustd and the Node runtime read it (exact integers, no NaN or Infinity), without the
+# json package's import on a cold start's path (gust.codec).
+loads = codec.loads
+dumps = codec.dumps
 
 
 def load_app(root):
@@ -212,7 +193,7 @@ def _http_status(code):
 
 
 def _error(code, message):
-    body = json.dumps({"code": code, "error": message}).encode()
+    body = dumps({"code": code, "error": message}).encode()
     return _http_status(code), {"Content-Type": "application/json"}, body
 
 
@@ -409,15 +390,24 @@ def _internal(method, path, headers, body):
 
 
 # Header names are HTTP tokens; values hold no control characters but tab (RFC 9110, 5.5).
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+# Checked as sets of characters rather than by `re`, whose import a cold start would pay.
+_TOKEN_CHARACTERS = frozenset("!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-")
+_CONTROL_CHARACTERS = frozenset(chr(c) for c in [*range(0x09), *range(0x0a, 0x20), 0x7f])
+
+
+def _is_header_name(name):
+    return bool(name) and _TOKEN_CHARACTERS.issuperset(name)
+
+
+def _is_header_value(value):
+    return _CONTROL_CHARACTERS.isdisjoint(value)
 
 
 def _checked_headers(path, response):
     """A handler's answer, or a 500 naming the header it cannot send (one with CR or LF would split the answer)."""
     status, headers, body = response
     for key, value in headers.items():
-        if not (isinstance(key, str) and _HEADER_NAME.fullmatch(key) and _HEADER_VALUE.fullmatch(str(value))):
+        if not (isinstance(key, str) and _is_header_name(key) and _is_header_value(str(value))):
             sys.stderr.write(f"gust: handler {path} returned a header that cannot be sent: {key!r}: {value!r}\n")
             sys.stderr.flush()
             return _error(500, f"handler {path} returned the header {key!r}, whose name or value holds a "
@@ -578,7 +568,7 @@ def serve_connection(sock):
     headers split at the first colon, and its body; the answer leaves in one write.
     (http.server parses headers with the email package and formats a date per answer,
     most of what a trivial call cost: docs/benchmarks.md.) Closes the connection at its end."""
-    rfile = sock.makefile("rb", buffering=65536)
+    rfile = unix.reader(sock)
     try:
         while _serve_one(sock, rfile):
             pass
@@ -590,7 +580,7 @@ def serve_connection(sock):
     finally:
         rfile.close()
         try:
-            sock.shutdown(socket.SHUT_WR)  # the end, even where a mount's writer still holds the socket
+            sock.shutdown(unix.SHUT_WR)  # the end, even where a mount's writer still holds the socket
         except OSError:
             pass
         sock.close()
@@ -618,8 +608,10 @@ def _serve_one(sock, rfile):
         path = request_path(target)  # read once, for the mounts and for dispatch
         if mounts.find(path) is not None:
             exchange = _MountExchange(sock, method, target, headers, lowered, rfile, close)
-            run_call(lowered.get("x-gust-call"), mounts.serve, exchange)
-            exchange.wfile.flush()
+            try:
+                run_call(lowered.get("x-gust-call"), mounts.serve, exchange)
+            finally:
+                exchange.finish()
             return not exchange.close_connection
         body = _read_body(rfile, lowered)
     except (_BadRequest, ValueError):
@@ -667,10 +659,30 @@ class _MountExchange:
         self.path = target
         self.headers = _Headers(headers, lowered)
         self.rfile = rfile
-        self.wfile = sock.makefile("wb", buffering=65536)
+        self._connection = sock
+        if not hasattr(sock, "makefile"):
+            # The runtime's own connection (gust.unix, no makefile): the mount's side gets a
+            # socket.socket of its own over a duplicate descriptor. Its writer, which may outlive
+            # this request in a thread, then holds a descriptor that closes only with it, never
+            # one the runtime closes and reuses for its next connection. `socket` is imported
+            # here, by apps that mount a framework (which has imported it already), not by
+            # every cold start.
+            import socket
+
+            sock = socket.socket(fileno=os.dup(sock.fileno()))
         self.sock = sock
+        self.wfile = sock.makefile("wb", buffering=65536)
         self.close_connection = close
         self._head = []
+
+    def finish(self):
+        """Ends the exchange's part in the request: what the mount wrote leaves, and a socket made
+        for it is let go (closed once its writer is too)."""
+        try:
+            self.wfile.flush()
+        finally:
+            if self.sock is not self._connection:
+                self.sock.close()
 
     def send_response(self, status):
         self._head.append(f"HTTP/1.1 {status} {_reason(status)}\r\n")
@@ -688,12 +700,7 @@ class _MountExchange:
 
 def listen(socket_path):
     """A listening socket at `socket_path` (a file left there is replaced)."""
-    if os.path.exists(socket_path):
-        os.unlink(socket_path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(socket_path)
-    listener.listen(64)
-    return listener
+    return unix.listen(socket_path)
 
 
 def serve_on(listener):
@@ -717,7 +724,7 @@ def serve_on(listener):
 def stop_listening(listener):
     """Ends serve_on's accepting (a blocked accept() wakes up) and closes the listener."""
     try:
-        listener.shutdown(socket.SHUT_RDWR)
+        listener.shutdown(unix.SHUT_RDWR)
     except OSError:
         pass
     listener.close()
@@ -736,7 +743,7 @@ def _accept(listener):
     (or any other failure of one connection), it waits a little and accepts again."""
     while True:
         try:
-            return listener.accept()[0]
+            return unix.accept(listener)
         except OSError as error:
             if error.errno in (errno.EINVAL, errno.EBADF):
                 return None
@@ -772,9 +779,7 @@ def inherited_listener(environ=os.environ):
     fd = environ.pop("GUST_LISTEN_FD", None)
     if not fd:
         return None
-    listener = socket.socket(fileno=int(fd))
-    listener.set_inheritable(False)
-    return listener
+    return unix.adopt(int(fd))
 
 
 def main():

@@ -27,15 +27,13 @@ output and random state before the app's ``gust.after_fork`` functions run.
 """
 
 import gc
-import json
 import os
 import select
-import socket
 import sys
 import threading
 
 import gust
-from gust import server
+from gust import codec, server, unix
 
 try:
     # The C module that `signal` wraps in enums (0.4 ms of a cold start); the few calls here take ints.
@@ -139,7 +137,7 @@ class Zygote:
             if isinstance(text, str) and len(text) > TEXT_CHARACTERS:
                 message = {**message, key: text[:TEXT_CHARACTERS] + "..."}
         try:
-            socket.send_fds(self.control, [json.dumps(message).encode()], list(fds))
+            unix.send_fds(self.control, codec.dumps(message).encode(), list(fds))
         except (BrokenPipeError, ConnectionResetError):
             pass  # gustd has closed its end (it is stopping this zygote): serve() reads that next and returns
 
@@ -171,16 +169,16 @@ class Zygote:
     def receive(self):
         """Reads and handles one request; False when gustd has closed its end."""
         try:
-            data, fds, flags, _ = socket.recv_fds(self.control, MESSAGE_BYTES, MAX_DESCRIPTORS)
+            data, fds, flags = unix.recv_fds(self.control, MESSAGE_BYTES, MAX_DESCRIPTORS)
         except ConnectionResetError:
             return False  # gustd closed its end with a report of ours unread: gone all the same
         if not data:
             return False
-        if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        if flags & (unix.MSG_TRUNC | unix.MSG_CTRUNC):
             # Longer than any request gustd sends, or with more descriptors: the kernel dropped the rest.
             for fd in fds:
                 os.close(fd)
-            what = f"more than {MESSAGE_BYTES} bytes" if flags & socket.MSG_TRUNC else f"more than {MAX_DESCRIPTORS} descriptors"
+            what = f"more than {MESSAGE_BYTES} bytes" if flags & unix.MSG_TRUNC else f"more than {MAX_DESCRIPTORS} descriptors"
             self.send({"failed": None, "error": f"a request of {what}, which a zygote does not read"})
             return True
         self.handle(data, fds)
@@ -189,7 +187,9 @@ class Zygote:
     def handle(self, data, fds):
         """One request from gustd; descriptors it sent are closed here whatever happens."""
         try:
-            request = json.loads(data)
+            request = codec.loads(data)
+            if not isinstance(request, dict):
+                raise ValueError("a fork request is a JSON object")
             fork_id = request.get("fork")
             cgroup_files = request.get("cgroup_files") or 0
             passed = 3 if request.get("listener") is True else 2
@@ -222,17 +222,8 @@ class Zygote:
         the caller to close), or else on a socket bound here at request["socket"]; returns its pid
         and a pidfd of it (opened before the zygote can reap it, so it can only name this child,
         never a process that reused its pid)."""
-        if listening_fd is not None:
-            listener = socket.socket(fileno=os.dup(listening_fd))
-        else:
-            socket_path = request["socket"]
-            if os.path.exists(socket_path):
-                os.unlink(socket_path)
-            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener = unix.adopt(os.dup(listening_fd)) if listening_fd is not None else unix.listen(request["socket"])
         try:
-            if listening_fd is None:
-                listener.bind(request["socket"])
-                listener.listen(64)
             sys.stdout.flush()
             sys.stderr.flush()
             # What the zygote allocated since the last fork (a request or two) joins the rest.
@@ -327,8 +318,7 @@ def reseed():
 
 
 def main():
-    control = socket.socket(fileno=int(os.environ.pop("GUST_ZYGOTE_FD")))
-    os.set_inheritable(control.fileno(), False)
+    control = unix.adopt(int(os.environ.pop("GUST_ZYGOTE_FD")))
     os.environ.pop(server.INTERNAL_TOKEN_VARIABLE, None)  # each fork gets its own secret
     server.load_or_exit(os.environ.get("GUST_APP_ROOT") or os.getcwd())
     reason = unforkable(allowed=(control.fileno(),))

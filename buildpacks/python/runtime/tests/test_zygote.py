@@ -175,6 +175,67 @@ class ZygoteTests(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(json.loads(result.stdout), [[], [], ["http", "urllib.parse"]])
 
+    def test_a_cold_start_answers_without_importing_json_re_or_socket(self):
+        # A cold start is held to the app's own import (`python -c 'import main'`), and whatever the
+        # runtime imports besides is what it costs beyond that: json (with re and enum) and socket
+        # (with selectors) were 8-9 ms of it (docs/benchmarks.md, "The runtime's own imports out of
+        # a cold start"). A real zygote, in a process of its own, imports an app that imports none
+        # of them, forks, and the fork answers the manifest and an op with a JSON body.
+        import subprocess
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        app = self.directory.name
+        with open(os.path.join(app, "main.py"), "w") as main:
+            main.write(textwrap.dedent("""
+                import sys
+                import gust
+
+                @gust.op("modules")
+                def modules(n=0, names=()):
+                    return {"loaded": sorted(set(names) & set(sys.modules)), "n": n}
+            """))
+        heavy = ["json", "re", "socket", "enum", "selectors"]
+        gustd, control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.addCleanup(gustd.close)
+        environment = dict(os.environ, PYTHONPATH=root, GUST_APP_ROOT=app, GUST_INSTANCE="zygote02",
+                           GUST_ZYGOTE_FD=str(control.fileno()))
+        with open(os.path.join(app, "zygote.log"), "w+") as log:
+            process = subprocess.Popen([sys.executable, "-S", "-m", "gust.server"], env=environment,
+                                       pass_fds=[control.fileno()], stdout=log, stderr=log)
+            control.close()
+            try:
+                self.assertTrue(select.select([gustd], [], [], 20)[0], "the zygote never said whether it is ready")
+                data, fds, _, _ = socket.recv_fds(gustd, 1 << 16, 4)
+                for fd in fds:
+                    os.close(fd)
+                self.assertEqual(json.loads(data), {"ready": True}, open(log.name).read())
+                out_read, out_write = os.pipe()
+                path = os.path.join(app, "cold.sock")
+                request = {"fork": "cccccccc", "socket": path, "internal_token": "secret-cold",
+                           "environment": {"GUST_INSTANCE": "cccccccc"}, "cgroup_files": 0}
+                socket.send_fds(gustd, [json.dumps(request).encode()], [out_write, out_write])
+                os.close(out_write)
+                self.assertTrue(select.select([gustd], [], [], 20)[0], "the zygote did not fork")
+                data, fds, _, _ = socket.recv_fds(gustd, 1 << 16, 4)
+                for fd in fds:
+                    os.close(fd)
+                forked = json.loads(data)
+                self.assertEqual(forked["forked"], "cccccccc", forked)
+                self.addCleanup(lambda: os.killpg(forked["pid"], signal.SIGKILL))
+                connection = _UnixHTTPConnection(path)
+                connection.request("GET", "/_gust/manifest", headers={"X-Gust-Internal": "secret-cold"})
+                response = connection.getresponse()
+                self.assertEqual((response.status, json.loads(response.read())["ops"]), (200, [{"name": "modules"}]))
+                connection.request("POST", "/_gust/ops/modules", body=json.dumps({"n": 1.5, "names": heavy}),
+                                   headers={"X-Gust-Internal": "secret-cold", "X-Gust-Call": "7"})
+                response = connection.getresponse()
+                self.assertEqual((response.status, json.loads(response.read())), (200, {"loaded": [], "n": 1.5}))
+                connection.close()
+                os.close(out_read)
+            finally:
+                gustd.close()
+                process.wait(20)
+
     def test_the_internal_surface_answers_only_the_forks_own_secret(self):
         pid, pidfd, path, out = self.fork("cccccccc")
         connection = _UnixHTTPConnection(path)
