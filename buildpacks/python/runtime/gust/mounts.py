@@ -74,6 +74,11 @@ def mount(prefix, app, interface=None):
     return app
 
 
+def mounted():
+    """Whether the app mounted anything (known once it is imported)."""
+    return bool(_mounts)
+
+
 def find(path):
     """The mount serving ``path`` (decoded, canonical), or None: Gust's handlers and /_/ come first."""
     if not _mounts:

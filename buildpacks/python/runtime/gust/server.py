@@ -568,6 +568,15 @@ def serve_connection(sock):
     headers split at the first colon, and its body; the answer leaves in one write.
     (http.server parses headers with the email package and formats a date per answer,
     most of what a trivial call cost: docs/benchmarks.md.) Closes the connection at its end."""
+    if mounts.mounted() and not hasattr(sock, "makefile"):
+        # A mounted framework's requests write through a socket.socket's makefile, and a writer it
+        # leaves in a thread keeps that socket open until it is done with it, where a descriptor
+        # the runtime closed could be reused by the next connection. So an app with mounts serves
+        # each connection on a socket.socket (`socket` imported here, by an app that mounts a
+        # framework, which imports it anyway; not by every cold start).
+        import socket
+
+        sock = socket.socket(fileno=sock.detach())
     rfile = unix.reader(sock)
     try:
         while _serve_one(sock, rfile):
@@ -608,10 +617,8 @@ def _serve_one(sock, rfile):
         path = request_path(target)  # read once, for the mounts and for dispatch
         if mounts.find(path) is not None:
             exchange = _MountExchange(sock, method, target, headers, lowered, rfile, close)
-            try:
-                run_call(lowered.get("x-gust-call"), mounts.serve, exchange)
-            finally:
-                exchange.finish()
+            run_call(lowered.get("x-gust-call"), mounts.serve, exchange)
+            exchange.wfile.flush()
             return not exchange.close_connection
         body = _read_body(rfile, lowered)
     except (_BadRequest, ValueError):
@@ -659,30 +666,10 @@ class _MountExchange:
         self.path = target
         self.headers = _Headers(headers, lowered)
         self.rfile = rfile
-        self._connection = sock
-        if not hasattr(sock, "makefile"):
-            # The runtime's own connection (gust.unix, no makefile): the mount's side gets a
-            # socket.socket of its own over a duplicate descriptor. Its writer, which may outlive
-            # this request in a thread, then holds a descriptor that closes only with it, never
-            # one the runtime closes and reuses for its next connection. `socket` is imported
-            # here, by apps that mount a framework (which has imported it already), not by
-            # every cold start.
-            import socket
-
-            sock = socket.socket(fileno=os.dup(sock.fileno()))
-        self.sock = sock
         self.wfile = sock.makefile("wb", buffering=65536)
+        self.sock = sock
         self.close_connection = close
         self._head = []
-
-    def finish(self):
-        """Ends the exchange's part in the request: what the mount wrote leaves, and a socket made
-        for it is let go (closed once its writer is too)."""
-        try:
-            self.wfile.flush()
-        finally:
-            if self.sock is not self._connection:
-                self.sock.close()
 
     def send_response(self, status):
         self._head.append(f"HTTP/1.1 {status} {_reason(status)}\r\n")
