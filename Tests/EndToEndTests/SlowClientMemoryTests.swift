@@ -18,9 +18,48 @@ struct SlowClientMemoryTests {
             return 'x' * (16 * 1024 * 1024)
         """
 
+    /// The same op, its answer written by the app's own code (as any app's code can) chunked, or
+    /// framed by the connection's end: gustd collected those whole, up to 32 MiB a client.
+    static func appFraming(_ framing: String) -> String {
+        """
+        import gust
+        from gust import server
+
+        _send = server._send
+
+        def send_framed_by_the_app(sock, method, status, headers, payload, close):
+            if len(payload) < 1 << 20:
+                return _send(sock, method, status, headers, payload, close)
+            if "\(framing)" == "chunked":
+                sock.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n")
+                for at in range(0, len(payload), 1 << 16):
+                    part = payload[at:at + (1 << 16)]
+                    sock.sendall(b"%x\\r\\n" % len(part) + part + b"\\r\\n")
+                sock.sendall(b"0\\r\\n\\r\\n")
+            else:
+                sock.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nConnection: close\\r\\n\\r\\n" + payload)
+                sock.shutdown(1)
+
+        server._send = send_framed_by_the_app
+
+        @gust.op('big')
+        def big():
+            return 'x' * (16 * 1024 * 1024)
+        """
+    }
+
     @Test(.scratchDirectory) func clientsThatDoNotReadBigAnswersHoldNoneOfThemInGustd() throws {
+        try clientsDoNotHoldGustdsMemory(app: Self.app)
+    }
+
+    @Test(.scratchDirectory, arguments: ["chunked", "close"])
+    func clientsThatDoNotReadBigAnswersTheAppFramedItselfHoldNoneOfThemInGustd(framing: String) throws {
+        try clientsDoNotHoldGustdsMemory(app: Self.appFraming(framing))
+    }
+
+    func clientsDoNotHoldGustdsMemory(app: String) throws {
         let fixture = try PushFixture()
-        let push = try fixture.pushPython(Self.app)
+        let push = try fixture.pushPython(app)
         try #require(push.status == 0, "\(push.output)")
         let gustd = try #require(fixture.gustd)
         let whole = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/big", body: "{}", timeout: 60)

@@ -136,7 +136,9 @@ final class InstanceConnection: Sendable {
     /// A whole answer is handed to the client's connection and waits there until the client has
     /// read it, the instance free: `streamedAbove` bounds how much of gustd each connection can
     /// hold so (16 clients not reading 16 MiB op answers held 265 MB of it when ops' answers were
-    /// collected whole).
+    /// collected whole). An op's answer past it is relayed too, whatever its framing (its length,
+    /// chunked, or the connection's end: an app's code can frame its own answers), and still
+    /// fails past `maxBodyBytes`.
     static let wholeAnswerLimit = 32 * 1024 * 1024
     static let streamedAbove = 64 * 1024
 
@@ -268,6 +270,9 @@ final class ExchangeHandler: ChannelDuplexHandler {
     private var relaysLongAnswer = false
     /// A streamed answer in progress: its head went out, its chunks and end go here.
     private var streaming: (@Sendable (InstanceAnswerPart) -> Void)?
+    /// What of a relayed answer the request does not stream (an op's) has gone out: it is still held
+    /// to `maxBodyBytes`, as it would be collected whole.
+    private var relayedBytes = 0
     /// The streamed answer's receiver asked for a pause (`AnswerFlow`): reads wait.
     private var readingPaused = false
     /// A read asked for while paused, passed on at `resume`.
@@ -291,6 +296,7 @@ final class ExchangeHandler: ChannelDuplexHandler {
         streamsAnswer = exchange.request.streamsAnswer
         relaysLongAnswer = exchange.request.streamsAnswer || exchange.request.relaysLongAnswer
         head = nil
+        relayedBytes = 0
         body = ByteBuffer()  // no storage: `clear()` on the shared empty one allocated a new one for every call
         heldBack = false
         let deadline = context.eventLoop.now + .nanoseconds(exchange.timeout.nanoseconds)
@@ -353,23 +359,26 @@ final class ExchangeHandler: ChannelDuplexHandler {
             if !streamsAnswer, case .length(let length) = framing, length > maxBodyBytes, deliver != nil {
                 return giveUp(context: context, .tooLarge)
             }
-            if relayed, let deliver {
-                // Hand the answer over now; its chunks follow as the instance writes them.
-                streaming = deliver
-                self.deliver = nil
-                let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-                let flow = AnswerFlow { paused in
-                    if bound.eventLoop.inEventLoop { return bound.value.handler.setReading(paused: paused, context: bound.value.context) }
-                    bound.eventLoop.execute { bound.value.handler.setReading(paused: paused, context: bound.value.context) }
-                }
-                deliver(.head(status: status, headers: headers, flow: flow))
-            }
+            if relayed, let deliver { relay(status: status, headers: headers, to: deliver, context: context) }
         case .body(var chunk):
             if let streaming {
+                relayedBytes += chunk.readableBytes
+                if !streamsAnswer, relayedBytes > maxBodyBytes { return giveUp(context: context, .tooLarge) }
                 streaming(.chunk(chunk))
                 return
             }
-            guard deliver != nil else { return }
+            guard let deliver else { return }
+            // An answer without its length (chunked, or ended by the connection) that the request
+            // does not stream, an op's: held whole up to its limit, each client that did not read
+            // it held that much of gustd (32 MiB). Past `streamedAbove` it is relayed as it comes,
+            // as a long answer with its length is.
+            if relaysLongAnswer, let head, body.readableBytes + chunk.readableBytes > InstanceConnection.streamedAbove {
+                var collected = body
+                body = ByteBuffer()
+                collected.writeBuffer(&chunk)
+                relay(status: head.status, headers: head.headers, to: deliver, context: context)
+                return take(.body(collected), context: context)
+            }
             guard chunk.readableBytes <= maxBodyBytes - body.readableBytes else {
                 body = ByteBuffer()
                 return giveUp(context: context, .tooLarge)
@@ -394,6 +403,21 @@ final class ExchangeHandler: ChannelDuplexHandler {
             body = ByteBuffer()
             deliver(.whole(whole))
         }
+    }
+
+    /// Hands the answer over now, as a stream: its chunks follow as the instance writes them, read
+    /// only as fast as the receiver takes them (`AnswerFlow`).
+    private func relay(
+        status: Int, headers: HTTPHeaders, to deliver: @escaping @Sendable (InstanceAnswerPart) -> Void, context: ChannelHandlerContext
+    ) {
+        streaming = deliver
+        self.deliver = nil
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let flow = AnswerFlow { paused in
+            if bound.eventLoop.inEventLoop { return bound.value.handler.setReading(paused: paused, context: bound.value.context) }
+            bound.eventLoop.execute { bound.value.handler.setReading(paused: paused, context: bound.value.context) }
+        }
+        deliver(.head(status: status, headers: headers, flow: flow))
     }
 
     func read(context: ChannelHandlerContext) {
