@@ -121,6 +121,30 @@ import Testing
         #expect(!channel.isActive, "what comes after it could be taken for the next call's answer")
     }
 
+    /// The lane sends a connection's next call from the answer's delivery, within the same read:
+    /// bytes an instance wrote past its answer's end (a length it got wrong, a header a client
+    /// split) were then read as that next call's answer, another client's.
+    @Test func bytesPastAnAnswerAreNeverTheNextCallsAnswer() throws {
+        let channel = try connection()
+        let next = Told()
+        let first = Told()
+        let exchange = Exchange(
+            request: InstanceRequest(method: .GET, target: "/hello"),
+            deliver: { part in
+                first(part)
+                let following = Exchange(
+                    request: InstanceRequest(method: .GET, target: "/victim"), deliver: { next($0) }, timeout: .seconds(10), maxBodyBytes: 1 << 20)
+                channel.writeAndFlush(following, promise: nil)
+            },
+            timeout: .seconds(10), maxBodyBytes: 1 << 20)
+        channel.writeAndFlush(exchange, promise: nil)
+        while try channel.readOutbound(as: ByteBuffer.self) != nil {}
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"))
+        #expect(first.all == ["whole 200 ok"])
+        #expect(next.all == ["failed connectionClosed"], "the next call is not answered with what came after the first's answer")
+        #expect(!channel.isActive)
+    }
+
     @Test func anAnswerFramedByTheEndOfTheConnectionIsWholeThen() throws {
         let channel = try connection()
         let told = Told()

@@ -389,6 +389,14 @@ final class ExchangeHandler: ChannelDuplexHandler {
                 body.writeBuffer(&chunk)
             }
         case .end:
+            // Bytes past the answer's end (a length the instance got wrong, a header its app let a
+            // client split) can be no answer of this connection's: the lane sends the next call
+            // from the delivery below, in this same read, and they would be read as its answer,
+            // another client's. The connection takes no next exchange, and closes once this
+            // answer is delivered.
+            let overrun = decoder.hasUnread
+            if overrun { givenUp = true }
+            defer { if overrun { context.close(promise: nil) } }
             if let streaming {
                 deadline = nil
                 self.streaming = nil
