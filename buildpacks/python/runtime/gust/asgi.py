@@ -155,12 +155,19 @@ async def _websocket(mounted, path, query, headers, exchange):
         if kind == "websocket.accept":
             if phase != "connecting":
                 raise RuntimeError(f"websocket.accept on a socket that is {phase}")
+            from gust.server import _is_header_name, _is_header_value
+
             lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
                      "Sec-WebSocket-Accept: " + accept_key(_header(headers, "sec-websocket-key", ""))]
             if message.get("subprotocol"):
+                if not _is_header_value(message["subprotocol"]):
+                    raise ValueError(f"websocket.accept with the subprotocol {message['subprotocol']!r}, which a header cannot carry")
                 lines.append("Sec-WebSocket-Protocol: " + message["subprotocol"])
             for name, value in message.get("headers", []):
-                lines.append(f"{name.decode('latin-1')}: {value.decode('latin-1')}")
+                name, value = name.decode("latin-1"), value.decode("latin-1")
+                if not (_is_header_name(name) and _is_header_value(value)):  # as an answer's (mounts._Answer.start)
+                    raise ValueError(f"websocket.accept with the header {name!r}: {value!r}, which a header cannot carry")
+                lines.append(f"{name}: {value}")
             await loop.run_in_executor(None, write_head, lines)
             state["phase"] = "open"
         elif kind == "websocket.send":

@@ -149,6 +149,16 @@ class _Answer:
         self._chunked = False
 
     def start(self, status, headers, whole_body=None):
+        from gust.server import _is_header_name, _is_header_value
+
+        # The runtime is the mounted application's HTTP server, and a server refuses CR and LF in
+        # an answer's headers (h11, gunicorn): else a client whose input the application puts in a
+        # header adds headers of its own, or a second answer, read by gustd as another call's.
+        # Raised before anything is sent, so the request is answered with the mount's 500.
+        for name, value in headers:
+            if not (isinstance(name, str) and _is_header_name(name) and _is_header_value(str(value))):
+                raise ValueError(f"the answer's header {name!r}: {value!r} holds a character a header cannot "
+                                 "carry (such as CR or LF), or its name is not a token")
         self._handler.send_response(int(status))
         names = {name.lower() for name, _ in headers}
         for name, value in headers:

@@ -175,6 +175,34 @@ class WSGITests(MountTestCase):
         self.assertIn("boom", self.stderr.getvalue())
         self.assertEqual(client.get("/").text, "ok")
 
+    def test_a_header_that_would_split_the_answer_is_a_500_and_sends_nothing_of_it(self):
+        # The runtime is the mounted app's HTTP server, and servers refuse CR and LF in an answer's
+        # headers (h11, gunicorn): an app that echoes a query into a header must not let a client
+        # add a Set-Cookie, or a second answer that gustd would read as another call's.
+        import urllib.parse
+
+        def echo(environ, start_response):
+            value = urllib.parse.unquote(environ["QUERY_STRING"].partition("=")[2])
+            start_response("200 OK", [("Content-Type", "text/plain"), ("X-Echo", value)])
+            return [b"ok"]
+
+        async def echo_asgi(scope, receive, send):
+            value = urllib.parse.unquote(scope["query_string"].decode().partition("=")[2])
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"x-echo", value.encode("latin-1"))]})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        gust.mount("/w", echo)
+        gust.mount("/a", echo_asgi)
+        client = self.client()
+        for prefix in ("/w", "/a"):
+            with self.subTest(prefix=prefix):
+                self.assertEqual(client.get(prefix + "/", query="echo=fine").headers.get("x-echo"), "fine")
+                answer = client.get(prefix + "/", query="echo=a%0D%0ASet-Cookie:%20sid=attacker%0D%0A%0D%0AHTTP/1.1%20200%20OK")
+                self.assertEqual(answer.status, 500, answer)
+                self.assertNotIn("set-cookie", answer.headers)
+                self.assertNotIn(b"attacker", answer.body)
+                self.assertEqual(client.get(prefix + "/", query="echo=again").headers.get("x-echo"), "again")
+
     def test_mounting_over_gusts_surface_is_refused(self):
         for prefix in ("/_", "/_/x", "/_gust", "/_GUST/x"):
             with self.assertRaises(ValueError, msg=prefix):

@@ -137,6 +137,26 @@ class ASGIWebSocketTests(MountTestCase):
     def frame(self, connection):
         return read_frame(connection.makefile("rb", buffering=0), masked=False)
 
+    def test_an_accept_whose_header_would_split_the_handshake_sends_none_of_it(self):
+        import urllib.parse
+
+        async def echoing_accept(scope, receive, send):
+            await receive()  # websocket.connect
+            value = urllib.parse.unquote(scope["query_string"].decode().partition("=")[2])
+            await send({"type": "websocket.accept", "headers": [(b"x-echo", value.encode("latin-1"))]})
+
+        gust.mount("/ws", echoing_accept)
+        connection = self.serve()
+        head = self.handshake(connection, "/ws/x?echo=a%0D%0AX-Injected:%201")
+        self.assertNotIn("X-Injected", head)
+        self.assertFalse(head.startswith("HTTP/1.1 101 "), head)
+        self.assertEqual(connection.recv(1), b"", "the runtime ended the connection")
+        # The coroutine's failure holds the runtime's end of the socket in a reference cycle until a
+        # collection (the zygote's tests count the sockets this process has open).
+        import gc
+
+        gc.collect()
+
     def test_an_asgi_socket_is_accepted_echoes_and_closes(self):
         gust.mount("/ws", echo_socket)
         connection = self.serve()
