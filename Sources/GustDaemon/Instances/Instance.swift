@@ -282,7 +282,6 @@ actor Instance {
 /// reaches the pusher.
 final class InstanceOutput: Sendable {
     private let relay = Mutex<(@Sendable (String) -> Void)?>(nil)
-    private let recent = Mutex<[String]>([])
     private let running = Mutex(RunningFunctions())
     private let calls = Mutex(CallFunctions())
     let log: AppLog
@@ -309,9 +308,6 @@ final class InstanceOutput: Sendable {
         guard dropped > 0 else { return }
         try? log.append([LogEntry(release: version, instance: id, stream: "gustd", function: nil, line: throttle.note(dropped))])
     }
-
-    /// The last lines written, for an error report.
-    var tail: [String] { recent.withLock { $0 } }
 
     /// Output from now on belongs to `function` (a call into the instance
     /// starts), until the matching `end`. Nil (gustd's own calls) changes nothing.
@@ -353,10 +349,6 @@ final class InstanceOutput: Sendable {
             )
         }
         try? log.append(entries, masking: secrets)
-        recent.withLock { recent in
-            recent.append(contentsOf: lines)
-            if recent.count > 200 { recent.removeFirst(recent.count - 200) }
-        }
         if let progress = relay.withLock({ $0 }) {
             for line in lines { progress(line.maskingSecrets(secrets)) }
         }
