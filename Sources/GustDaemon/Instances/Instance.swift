@@ -130,24 +130,29 @@ actor Instance {
         return InstanceStatus.memory(of: process.pid)
     }
 
-    /// Sends one call its pool gave this instance.
-    func call(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
+    /// Sends one call its pool gave this instance. `maxBodyBytes`: the most of its answer gustd
+    /// collects (past it, `tooLarge`); gustd's own calls set what they read of one.
+    func call(
+        _ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = InstanceConnection.wholeAnswerLimit
+    ) async throws -> InstanceResponse {
         // A runtime that tags its output with call ids needs no pause: every line names its call.
         // Any other waits (at most 50 ms) until what the previous call wrote is delivered: a reader
         // thread that had not taken it yet would credit it to this call.
         if !manifest.takesCallIDs { await outputIsDelivered(within: .milliseconds(50)) }
-        return try await send(request, timeout: timeout)
+        return try await send(request, timeout: timeout, maxBodyBytes: maxBodyBytes)
     }
 
     /// Sends a hook caused by a call this instance is serving: that call is
     /// blocked until the hook answers, so it runs outside the pool's count.
-    func callNested(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
-        try await send(request, timeout: timeout)
+    func callNested(
+        _ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int = InstanceConnection.wholeAnswerLimit
+    ) async throws -> InstanceResponse {
+        try await send(request, timeout: timeout, maxBodyBytes: maxBodyBytes)
     }
 
     /// Sends `request` on a connection of its own, crediting what the
     /// instance prints meanwhile to its function.
-    private func send(_ request: InstanceRequest, timeout: Duration) async throws -> InstanceResponse {
+    private func send(_ request: InstanceRequest, timeout: Duration, maxBodyBytes: Int) async throws -> InstanceResponse {
         let connection = try await take()
         var request = request
         let function = request.function
@@ -155,7 +160,7 @@ actor Instance {
         request.callTag = call
         output.begin(function, call: call, request: request.headers.first(name: "X-Request-Id"))
         do {
-            let response = try await connection.send(request, timeout: timeout)
+            let response = try await connection.send(request, timeout: timeout, maxBodyBytes: maxBodyBytes)
             if let rest = response.rest {
                 // Busy until its answer ends, then closed: it never goes back to the idle ones.
                 // What it prints until then is still its function's.

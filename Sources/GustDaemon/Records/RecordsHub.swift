@@ -230,11 +230,16 @@ actor RecordsHub {
         // that call waits for the hook, so nothing else runs there. An instance a hook leaves broken
         // (past its limit, or dead) is discarded when that call gives it back.
         do {
+            // Collected up to what a hook's answer may be, not a whole answer's 32 MiB.
             if let nestedIn = RecordsCaller.current?.instance {
-                response = try await nestedIn.callNested(request, timeout: timeout)
+                response = try await nestedIn.callNested(request, timeout: timeout, maxBodyBytes: Self.maxHookAnswer)
             } else {
-                response = try await supervisor.withInstance(app, deadline: .now + timeout) { try await $0.call(request, timeout: timeout) }
+                response = try await supervisor.withInstance(app, deadline: .now + timeout) {
+                    try await $0.call(request, timeout: timeout, maxBodyBytes: Self.maxHookAnswer)
+                }
             }
+        } catch InstanceCallError.tooLarge {
+            throw GustError("\(what) answered more than a hook's answer may be (\(ByteCount(Self.maxHookAnswer))); \(outcome).", code: 502)
         } catch InstanceCallError.timedOut {
             throw GustError("\(what) did not answer within \(timeout.shortText); \(outcome).", code: 504)
         } catch let refusal as CallRefusal {

@@ -28,7 +28,10 @@ extension Scheduler {
             // A run waits for an instance like any call (the pool may start one) within the same limit.
             let (response, answered) = try await supervisor.withInstance(key.app, deadline: clock + timeout) { [timeout] live in
                 ran.set(live.id)
-                let response = try await live.call(request, timeout: max(clock + timeout - .now, .milliseconds(1)))
+                // Only what a run's error message needs of its answer is collected (a hundred runs a
+                // second of an app's could each have held 32 MiB of gustd).
+                let response = try await live.call(
+                    request, timeout: max(clock + timeout - .now, .milliseconds(1)), maxBodyBytes: Self.readableAnswer)
                 let answered = ContinuousClock.now
                 // Its lines before its end in the log (not counted in its time).
                 await live.outputIsDelivered(within: .milliseconds(500))
@@ -42,6 +45,8 @@ extension Scheduler {
             failure = "the instance's process stopped during the run"
         } catch InstanceCallError.malformedAnswer {
             failure = "the instance wrote something that is not an answer gustd reads; it was replaced"
+        } catch InstanceCallError.tooLarge {
+            failure = "the instance answered more than \(ByteCount(Self.readableAnswer)), more than a run's answer may be (not read)"
         } catch let refusal as CallRefusal {
             failure = refusal.message
         } catch let error as GustError {
