@@ -67,6 +67,26 @@ import Testing
         #expect(throws: Never.self) { try many.checkBounds(version: 3) }
     }
 
+    /// Each name is a label value of a dozen series: names of 80 KB made scrapes of hundreds of MB.
+    @Test func aManifestNamingAFunctionLongerThanANameMayBeIsRefused() throws {
+        var long = manifest
+        long.ops = [.init(name: String(repeating: "o", count: FunctionManifest.longestName + 1))]
+        do {
+            try long.checkBounds(version: 4)
+            Issue.record("a \(FunctionManifest.longestName + 1)-byte op name was taken")
+        } catch {
+            #expect("\(error)".contains("v4 declares an op whose name is longer than \(FunctionManifest.longestName) bytes"), "\(error)")
+        }
+        long.ops = [.init(name: String(repeating: "o", count: FunctionManifest.longestName))]
+        long.handlers = [.init(path: "/" + String(repeating: "é", count: FunctionManifest.longestName / 2), methods: ["GET"])]
+        #expect(throws: GustError.self) { try long.checkBounds(version: 4) }
+        long.handlers = [.init(path: "/" + String(repeating: "p", count: FunctionManifest.longestName - 1), methods: ["GET"])]
+        long.hooks = [.init(event: "before_save", type: String(repeating: "t", count: FunctionManifest.longestName + 1), name: nil)]
+        #expect(throws: GustError.self) { try long.checkBounds(version: 4) }
+        long.hooks = []
+        #expect(throws: Never.self) { try long.checkBounds(version: 4) }
+    }
+
     @Test func statusesAreClasses() {
         #expect(GustMetrics.statusClass(200) == "2xx")
         #expect(GustMetrics.statusClass(404) == "4xx")

@@ -62,10 +62,20 @@ struct FunctionManifest: Codable, Sendable, Equatable {
     /// gateway looks up per call: a megabyte of manifest held some 37,000 of them.
     static let maxFunctions = 1000
 
-    /// Refuses a manifest that declares more than `maxFunctions` of a kind.
+    /// The longest op name, handler path or hook's record type, in UTF-8 bytes (a schedule's name:
+    /// `Scheduler.longestName`). Each is a label value of a dozen metric series: names of 80 KB
+    /// made a scrape of hundreds of megabytes per app.
+    static let longestName = 256
+
+    /// Refuses a manifest that declares more than `maxFunctions` of a kind, or a name longer than `longestName`.
     func checkBounds(version: Int) throws {
         for (kind, count) in [("ops", ops.count), ("handlers", handlers.count), ("hooks", hooks.count)] where count > Self.maxFunctions {
             throw GustError("v\(version) declares \(count) \(kind): at most \(Self.maxFunctions) of each kind are served.")
+        }
+        let named = ops.map { ("an op whose name", $0.name) } + handlers.map { ("a handler whose path", $0.path) }
+            + hooks.map { ("a hook whose record type", $0.type) }
+        if let (what, name) = named.first(where: { $0.1.utf8.count > Self.longestName }) {
+            throw GustError("v\(version) declares \(what) is longer than \(Self.longestName) bytes: \(name.prefix(40))…")
         }
     }
 
