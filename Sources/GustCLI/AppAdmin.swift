@@ -24,6 +24,12 @@ public enum AppAdmin {
                 code: 409, hint: "Move that directory away, then create the app again."
             )
         }
+        // No app of the name is recorded, so any data or log under it is a destroyed app's (written
+        // after its destroy removed them, or left by a destroy that stopped half-way): the next
+        // tenant of the name starts with none of it.
+        try removeTree(home.data(name))
+        let log = AppLog(home: home, app: name)
+        for file in log.files + [log.lockFile] { try? FileManager.default.removeItem(at: file) }
         // Built under a temporary name and renamed, so a half-made repository never has the app's name.
         let staging = home.repos.appendingPathComponent(".\(name).git.\(UUID().uuidString.prefix(8))")
         do {
@@ -77,7 +83,7 @@ public enum AppAdmin {
             try removeTree(directory)
         }
         // Its log too: the next app made under the name is another tenant's, and read the last
-        // one's output (whatever its code printed) with `gust logs`.
+        // one's output (whatever its code printed) with `gust logs`. (`create` removes them again.)
         let log = AppLog(home: home, app: name)
         for file in log.files + [log.lockFile] {
             try? FileManager.default.removeItem(at: file)

@@ -59,4 +59,47 @@ struct NameReuseTests {
         let all = try Store(home: fixture.home).activity()
         #expect(all.contains { $0.detail.contains("OLD_TENANT_SECRET_NAME") }, "an admin's list of all keeps it: \(all)")
     }
+
+    /// An app destroyed while a call of its runs: the instance was drained, not stopped, so it went
+    /// on until its call ended (15 s, a hook up to 5 min), its writes making the name's records
+    /// store anew and its output the name's log, and the next tenant of the name found both.
+    @Test(.scratchDirectory) func anAppDestroyedDuringACallLeavesTheNextOneUnderItsNameNothing() throws {
+        let fixture = try PushFixture()
+        let push = try fixture.pushPython("""
+            import time
+            import gust
+
+            @gust.op('linger')
+            def linger():
+                for n in range(100):
+                    gust.records.save('planted', {'n': n})
+                    print('the old tenant lingers', n, flush=True)
+                    time.sleep(0.1)
+                return 'done'
+            """)
+        try #require(push.status == 0, "\(push.output)")
+        let port = fixture.port
+        let lingering = Thread {
+            _ = try? HTTPClient.request(port: port, "POST", "/apps/cats/_/functions/linger", body: "{}", timeout: 30)
+        }
+        lingering.start()
+        let first = try token(fixture)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let found = try fixture.call("GET", "/_/records/planted", headers: ["X-Auth-Token": first])
+            if (found.json?["records"] as? [Any])?.isEmpty == false { break }
+            usleep(50_000)
+        }
+
+        let destroyed = try GustBinaries.gust(fixture.home, ["apps", "destroy", "cats", "--confirm", "cats"])
+        #expect(destroyed.status == 0, "\(destroyed.output)")
+        #expect(try GustBinaries.gust(fixture.home, ["apps", "create", "cats"]).status == 0)
+        let second = try token(fixture)
+        usleep(1_500_000)  // fifteen more of the old call's writes and lines, had it gone on
+
+        let listed = try fixture.call("GET", "/_/records/planted", headers: ["X-Auth-Token": second])
+        #expect(listed.status == 200 && (listed.json?["records"] as? [Any])?.isEmpty == true, "\(listed.text)")
+        let logs = try GustBinaries.gust(fixture.home, ["logs", "cats", "-n", "100"])
+        #expect(!logs.stdout.contains("the old tenant lingers"), "\(logs.output)")
+    }
 }

@@ -176,6 +176,10 @@ actor Supervisor {
             await scheduler?.forget(name)
             callHistory.forget(name)  // a destroyed app's ring goes with it
         }
+        // A destroyed app's instances are stopped now, not let finish their calls: `gust apps destroy`
+        // removes its data and logs once this returns, and an instance that went on (a call's
+        // 15 s, a hook's up to 5 min) made both anew, for the next app under the name to find.
+        await stopInstances(of: unserved.filter { wanted[$0] == nil })
         for app in apps where !deploying.contains(app.name) && routes.withLock({ $0[app.name] == nil }) {
             guard let live = app.liveVersion else { continue }
             do {
@@ -232,6 +236,15 @@ actor Supervisor {
             min: scale.min, max: scale.max, concurrency: launcher.takesConcurrentCalls ? scale.concurrency : 1,
             idle: .seconds(scale.idleSeconds), queueLimit: configuration.queueLimit
         )
+    }
+
+    /// Stops every instance of `apps` at once (their calls in flight fail), their records tokens revoked
+    /// first; their pools, drained already, see them exit.
+    private func stopInstances(of apps: [AppName]) async {
+        let members = apps.flatMap { app in pools(of: app).flatMap { $0.pool.instances.compactMap(\.member) } }
+        await withTaskGroup(of: Void.self) { group in
+            for member in members { group.addTask { await member.stop(grace: .milliseconds(200)) } }
+        }
     }
 
     /// Takes a release's pool out of service: its instances finish their calls and stop.
