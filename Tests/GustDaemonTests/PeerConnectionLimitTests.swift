@@ -55,6 +55,36 @@ struct PeerConnectionLimitTests {
         #expect(limit.admit(EmbeddedChannel(), peer: .address("203.0.113.7")), "a connection closed: room for one")
     }
 
+    /// One IPv6 client holds a /64 (every host's, residential or cloud): counted by its address,
+    /// it had a share per address and so could take the whole budget.
+    @Test func anIPv6ClientIsCountedByItsSlash64AndAMappedIPv4ByItsIPv4() throws {
+        func peer(_ address: String) throws -> PeerConnectionLimit.Peer? {
+            PeerConnectionLimit.peer(of: try SocketAddress(ipAddress: address, port: 443))
+        }
+        #expect(try peer("2001:db8:1:2::5") == peer("2001:db8:1:2:ffff:ffff:ffff:9"))
+        #expect(try peer("2001:db8:1:2::5") != peer("2001:db8:1:3::5"))
+        #expect(try peer("::ffff:192.0.2.1") == peer("192.0.2.1"))
+        #expect(try peer("192.0.2.1") != peer("192.0.2.2"))
+        #expect(try peer("2001:db8:1:2::5") == .address("2001:db8:1:2::/64"))
+
+        let budget = ConnectionBudget(limit: { 320 }, openDescriptors: { 0 })  // a share of 64
+        let limit = PeerConnectionLimit(
+            name: "TCP listeners", budget: budget, kind: .addresses, exempt: [.address("2001:db8:9:9::1")], logger: Logger(label: "test"))
+        var held: [EmbeddedChannel] = []
+        for host in 0..<64 {
+            let channel = EmbeddedChannel()
+            held.append(channel)
+            #expect(limit.admit(channel, address: try SocketAddress(ipAddress: "2001:db8:1:2::\(String(host, radix: 16))", port: 1)))
+        }
+        #expect(!limit.admit(EmbeddedChannel(), address: try SocketAddress(ipAddress: "2001:db8:1:2::abcd", port: 1)),
+                "another address of the same /64 is past the share")
+        #expect(limit.admit(EmbeddedChannel(), address: try SocketAddress(ipAddress: "2001:db8:9:9::2", port: 1)))
+        for _ in 0..<100 {
+            #expect(limit.admit(EmbeddedChannel(), address: try SocketAddress(ipAddress: "2001:db8:9:9::1", port: 1)),
+                    "a trusted proxy is exempt by its own address")
+        }
+    }
+
     @Test func gustdsOwnUIDHasNoShare() {
         let limit = PeerConnectionLimit(name: "records channel", budget: ConnectionBudget(limit: { 96 }, openDescriptors: { 0 }), exempt: 1000, logger: Logger(label: "test"))
         for _ in 0..<20 { #expect(limit.admit(EmbeddedChannel(), uid: 1000)) }

@@ -87,13 +87,41 @@ final class PeerConnectionLimit: Sendable {
     func admit(_ channel: any Channel) -> EventLoopFuture<Bool> {
         switch kind {
         case .addresses:
-            guard let address = channel.remoteAddress?.ipAddress else { return channel.eventLoop.makeSucceededFuture(true) }
-            return channel.eventLoop.makeSucceededFuture(admit(channel, peer: .address(address)))
+            guard let address = channel.remoteAddress else { return channel.eventLoop.makeSucceededFuture(true) }
+            return channel.eventLoop.makeSucceededFuture(admit(channel, address: address))
         case .uids:
             guard let provider = channel as? any SocketOptionProvider else { return channel.eventLoop.makeSucceededFuture(true) }
             let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
                 level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
             return credentials.map { [self] peer in admit(channel, peer: .uid(peer.uid)) }.recover { _ in true }
+        }
+    }
+
+    /// A TCP client's connection: a trusted proxy (`exempt`) by its own address, anyone else counted
+    /// against `peer(of:)`'s share.
+    func admit(_ channel: any Channel, address: SocketAddress) -> Bool {
+        if let exact = address.ipAddress, exempt.contains(.address(exact)) { return true }
+        guard let peer = Self.peer(of: address) else { return true }
+        return admit(channel, peer: peer)
+    }
+
+    /// Whom a client's connection counts against: an IPv4 address (an IPv4-mapped IPv6 one as that
+    /// IPv4), or an IPv6 address's /64, the least a host gets, so that one client is one share
+    /// whichever of its addresses it connects from (counted by address, a /64 was 2^64 shares).
+    static func peer(of address: SocketAddress) -> Peer? {
+        switch address {
+        case .v4:
+            return address.ipAddress.map { .address($0) }
+        case .v6:
+            var bytes = [UInt8](repeating: 0, count: 16)
+            guard let text = address.ipAddress, inet_pton(AF_INET6, text, &bytes) == 1 else { return nil }
+            if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+                return .address(bytes[12...].map(String.init).joined(separator: "."))
+            }
+            let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            return .address(groups.joined(separator: ":") + "::/64")
+        case .unixDomainSocket:
+            return nil
         }
     }
 
@@ -108,7 +136,12 @@ final class PeerConnectionLimit: Sendable {
             guard held < share else {
                 let now = ContinuousClock.now
                 let warn = state.warned[peer].map { now - $0 > .seconds(10) } ?? true
-                if warn { state.warned[peer] = now }
+                if warn {
+                    // Peers warned about more than 10 s ago are warned about again anyway: forgotten,
+                    // so that the table holds the peers of the last 10 s, not every one since the start.
+                    if state.warned.count >= 1024 { state.warned = state.warned.filter { now - $0.value <= .seconds(10) } }
+                    state.warned[peer] = now
+                }
                 return (false, held, warn)
             }
             state.open[peer] = held + 1
