@@ -1,5 +1,6 @@
 import CGustSystem
 import Foundation
+import GustTesting
 import Synchronization
 @testable import GustDaemon
 import Testing
@@ -66,6 +67,57 @@ import Testing
         close(readEnd)
         #expect(dropped.withLock { $0 } == 10_000 + 2)
         #expect(delivered.withLock { $0 } == ["first of the next batch", "b", "c", "kept"])
+    }
+
+    /// The count of the lines a reader drops in one pass, and where the last ends
+    /// (`InstanceProcess.newlines`), against a byte-by-byte look, over bytes that are newlines, bytes that differ from one only in the high
+    /// bit, and every offset and length around a word.
+    @Test func newlinesAreCountedAsByteByByte() {
+        var random = SplitMix(seed: 7)
+        let alphabet: [UInt8] = [0x0A, 0x8A, 0x0B, 0x00, 0xFF, 0x7F, 0x09, 0x41]
+        let bytes = (0..<4099).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] }
+        bytes.withUnsafeBytes { all in
+            for start in 0..<9 {
+                for length in [0, 1, 7, 8, 9, 15, 16, 17, 1000, 4090 - start] {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
+                    let expected = slice.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                    let found = InstanceProcess.newlines(in: slice.baseAddress ?? all.baseAddress!, count: length)
+                    #expect(found.count == expected)
+                    #expect(found.last == slice.lastIndex(of: 0x0A), "start \(start), length \(length)")
+                }
+            }
+        }
+    }
+
+    /// A line without end read while the bound has no room is cut at 64 KiB and counted as one, as
+    /// with room; its end, in a later read, is a line of its own.
+    @Test func aLongLineWhileTheBoundHasNoRoomIsCutAndCountedOnce() throws {
+        var pipe: [Int32] = [0, 0]
+        try #require(gust_pipe_cloexec(&pipe) == 0)
+        let (readEnd, writeEnd) = (pipe[0], pipe[1])
+        let delivered = Mutex<[String]>([])
+        let dropped = Mutex(0)
+        let finished = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            InstanceProcess.readLines(
+                from: readEnd, take: { read(readEnd, $0, $1) }, done: { _ in },
+                allowance: { 0 }, dropped: { count in dropped.withLock { $0 += count } }
+            ) { lines in delivered.withLock { $0 += lines } }
+            finished.signal()
+        }
+        let chunk = [UInt8](repeating: 0x78, count: 40 * 1024)
+        for _ in 0..<3 {
+            _ = chunk.withUnsafeBytes { write(writeEnd, $0.baseAddress, $0.count) }
+            usleep(50_000)
+        }
+        _ = "end\n\n\n".utf8CString.withUnsafeBufferPointer { write(writeEnd, $0.baseAddress, $0.count - 1) }
+        usleep(50_000)
+        close(writeEnd)
+        try #require(finished.wait(timeout: .now() + 10) == .success)
+        close(readEnd)
+        // 80 KiB without end: one cut line; then 40 KiB, whose "end" ends a line; two empty ones.
+        #expect(dropped.withLock { $0 } == 1 + 3)
+        #expect(delivered.withLock { $0 }.isEmpty)
     }
 
     /// A process that exits while something else holds its pipes (here a child it left running; a

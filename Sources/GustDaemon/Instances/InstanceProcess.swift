@@ -368,6 +368,25 @@ final class InstanceProcess: Sendable {
             defer { done(count) }
             let base = UnsafeRawPointer(buffer.baseAddress!)
             var left = allowance() ?? .max
+            if left < LogThrottle.leastLineCost {
+                // No line can be made now: each one this read ends is only counted, in one pass. Line by
+                // line (memchr, then the bound's look), a flood of empty lines cost gustd some 50 times
+                // the app's writing them, on gustd's own CPU; this is what the loop below does then.
+                let (ended, last) = newlines(in: base, count: count)
+                if let last {
+                    pending.removeAll(keepingCapacity: true)
+                    pending.append(contentsOf: UnsafeRawBufferPointer(start: base + last + 1, count: count - last - 1))
+                } else {
+                    pending.append(contentsOf: UnsafeRawBufferPointer(start: base, count: count))
+                }
+                var unmade = ended
+                if pending.count > 64 * 1024 {  // a line without end, cut as below
+                    unmade += 1
+                    pending.removeAll(keepingCapacity: true)
+                }
+                if unmade > 0 { dropped(unmade) }
+                continue
+            }
             var unmade = 0
             /// Whether a line of `length` bytes is made: the bound has room for it.
             func admits(_ length: Int) -> Bool {
@@ -404,6 +423,33 @@ final class InstanceProcess: Sendable {
             if !lines.isEmpty { deliver(lines) }
         }
         if !pending.isEmpty { deliver([String(decoding: pending, as: UTF8.self)]) }
+    }
+
+    /// How many of the `count` bytes at `base` are a newline, and where the last one is, eight bytes
+    /// at a time: a byte of the word XOR "\n\n…" is zero where a newline was, and the high bit of
+    /// ((b & 0x7F) + 0x7F) | b is clear only for b = 0 (no carry crosses a byte).
+    static func newlines(in base: UnsafeRawPointer, count: Int) -> (count: Int, last: Int?) {
+        let pattern = UInt64(littleEndian: 0x0A0A_0A0A_0A0A_0A0A), lows: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+        var total = 0
+        var last: Int?
+        var at = 0
+        while at + 8 <= count {
+            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: at, as: UInt64.self)) ^ pattern
+            let zeros = ~(((word & lows) &+ lows) | word | lows)
+            if zeros != 0 {
+                total += zeros.nonzeroBitCount
+                last = at + (63 - zeros.leadingZeroBitCount) / 8  // byte i of the word is bits 8i to 8i + 7
+            }
+            at += 8
+        }
+        while at < count {
+            if base.load(fromByteOffset: at, as: UInt8.self) == 0x0A {
+                total += 1
+                last = at
+            }
+            at += 1
+        }
+        return (total, last)
     }
 
     /// The start time of a process in clock ticks since boot, or nil if it does not exist.
