@@ -40,33 +40,40 @@ import Testing
     /// A reader makes no line the app's log bound has no room for: it counts it, and keeps the
     /// start of the next line, so that lines keep their bounds when the bound has room again.
     @Test func aReaderMakesOnlyTheLinesTheBoundHasRoomFor() throws {
+        let allowances = Mutex<[Int?]>([0, 3 * LogThrottle.leastLineCost, nil])
+        let (delivered, dropped) = try readLines(
+            allowance: { allowances.withLock { $0.isEmpty ? nil : $0.removeFirst() } },
+            writes: [Array((String(repeating: "none\n", count: 10_000) + "first of the next ba").utf8),
+                     Array("tch\nb\nc\nd\ne\n".utf8),  // room for three
+                     Array("kept\n".utf8)])  // unbounded
+        #expect(dropped == 10_000 + 2)
+        #expect(delivered == ["first of the next batch", "b", "c", "kept"])
+    }
+
+    /// What `InstanceProcess.readLines` makes of `writes`, each read as a batch of its own, with
+    /// the bound's `allowance` asked once a batch: the lines delivered and the count dropped.
+    func readLines(allowance: @escaping @Sendable () -> Int?, writes: [[UInt8]]) throws -> (delivered: [String], dropped: Int) {
         var pipe: [Int32] = [0, 0]
         try #require(gust_pipe_cloexec(&pipe) == 0)
         let (readEnd, writeEnd) = (pipe[0], pipe[1])
-        let allowances = Mutex<[Int?]>([0, 3 * LogThrottle.leastLineCost, nil])
         let delivered = Mutex<[String]>([])
         let dropped = Mutex(0)
         let finished = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
             InstanceProcess.readLines(
                 from: readEnd, take: { read(readEnd, $0, $1) }, done: { _ in },
-                allowance: { allowances.withLock { $0.isEmpty ? nil : $0.removeFirst() } },
-                dropped: { count in dropped.withLock { $0 += count } }
+                allowance: allowance, dropped: { count in dropped.withLock { $0 += count } }
             ) { lines in delivered.withLock { $0 += lines } }
             finished.signal()
         }
-        func send(_ text: String) {
-            _ = text.utf8CString.withUnsafeBufferPointer { write(writeEnd, $0.baseAddress, $0.count - 1) }
+        for bytes in writes {
+            _ = bytes.withUnsafeBytes { write(writeEnd, $0.baseAddress, $0.count) }
             usleep(50_000)  // read as a batch of its own
         }
-        send(String(repeating: "none\n", count: 10_000) + "first of the next ba")
-        send("tch\nb\nc\nd\ne\n")  // room for three
-        send("kept\n")  // unbounded
         close(writeEnd)
         try #require(finished.wait(timeout: .now() + 10) == .success)
         close(readEnd)
-        #expect(dropped.withLock { $0 } == 10_000 + 2)
-        #expect(delivered.withLock { $0 } == ["first of the next batch", "b", "c", "kept"])
+        return (delivered.withLock { $0 }, dropped.withLock { $0 })
     }
 
     /// The count of the lines a reader drops in one pass, and where the last ends
@@ -92,32 +99,11 @@ import Testing
     /// A line without end read while the bound has no room is cut at 64 KiB and counted as one, as
     /// with room; its end, in a later read, is a line of its own.
     @Test func aLongLineWhileTheBoundHasNoRoomIsCutAndCountedOnce() throws {
-        var pipe: [Int32] = [0, 0]
-        try #require(gust_pipe_cloexec(&pipe) == 0)
-        let (readEnd, writeEnd) = (pipe[0], pipe[1])
-        let delivered = Mutex<[String]>([])
-        let dropped = Mutex(0)
-        let finished = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            InstanceProcess.readLines(
-                from: readEnd, take: { read(readEnd, $0, $1) }, done: { _ in },
-                allowance: { 0 }, dropped: { count in dropped.withLock { $0 += count } }
-            ) { lines in delivered.withLock { $0 += lines } }
-            finished.signal()
-        }
         let chunk = [UInt8](repeating: 0x78, count: 40 * 1024)
-        for _ in 0..<3 {
-            _ = chunk.withUnsafeBytes { write(writeEnd, $0.baseAddress, $0.count) }
-            usleep(50_000)
-        }
-        _ = "end\n\n\n".utf8CString.withUnsafeBufferPointer { write(writeEnd, $0.baseAddress, $0.count - 1) }
-        usleep(50_000)
-        close(writeEnd)
-        try #require(finished.wait(timeout: .now() + 10) == .success)
-        close(readEnd)
+        let (delivered, dropped) = try readLines(allowance: { 0 }, writes: [chunk, chunk, chunk, Array("end\n\n\n".utf8)])
         // 80 KiB without end: one cut line; then 40 KiB, whose "end" ends a line; two empty ones.
-        #expect(dropped.withLock { $0 } == 1 + 3)
-        #expect(delivered.withLock { $0 }.isEmpty)
+        #expect(dropped == 1 + 3)
+        #expect(delivered.isEmpty)
     }
 
     /// A process that exits while something else holds its pipes (here a child it left running; a
