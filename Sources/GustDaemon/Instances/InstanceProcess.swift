@@ -338,6 +338,9 @@ final class InstanceProcess: Sendable {
         case stdout, stderr
     }
 
+    /// How long a reader waits before it reads what cannot be logged (milliseconds).
+    static let exhaustedPause: Int32 = 10
+
     /// Reads `fd` to its end, delivering each batch of complete lines. Lines are found with
     /// memchr over the bytes read, so an instance printing a gigabyte costs gustd one pass over it.
     /// `take` reads (once `poll` says there are bytes, so it does not block); `done(count)` follows
@@ -346,6 +349,8 @@ final class InstanceProcess: Sendable {
     /// than is left of it (`LogThrottle.cost`) is only counted, `dropped(count)`, never made into
     /// a string. Made first and dropped by the bound after, every line past it cost gustd a
     /// string, an array slot and the bound's look at it: 0.5 s of gustd's CPU for 200 MB printed.
+    /// With no room for any line, a read waits `exhaustedPause` first and its lines are counted in
+    /// one pass.
     static func readLines(
         from fd: Int32, stop: Int32 = -1, take: (UnsafeMutableRawPointer?, Int) -> Int, done: (Int) -> Void,
         allowance: () -> Int? = { nil }, dropped: (Int) -> Void = { _ in }, _ deliver: ([String]) -> Void
@@ -362,13 +367,23 @@ final class InstanceProcess: Sendable {
             let polled = poll(&ready, stop >= 0 ? 2 : 1, -1)
             if polled < 0 && errno == EINTR { continue }
             if stop >= 0, ready[1].revents != 0 { break }
+            var left = allowance() ?? .max
+            let exhausted = left < LogThrottle.leastLineCost
+            if exhausted {
+                // Nothing of this read can be logged: it is read a moment later, so that an app that
+                // writes on while over its bound waits for its pipe a little (its lines still
+                // dropped), and gustd reads a pipeful at most every `exhaustedPause`, whatever the
+                // app writes. Read at once, a flood cost gustd as much CPU as the app's writing it.
+                var stopping = [pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
+                if stop >= 0, poll(&stopping, 1, exhaustedPause) > 0 { break }
+                if stop < 0 { usleep(useconds_t(exhaustedPause) * 1000) }
+            }
             let count = take(buffer.baseAddress, capacity)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
             defer { done(count) }
             let base = UnsafeRawPointer(buffer.baseAddress!)
-            var left = allowance() ?? .max
-            if left < LogThrottle.leastLineCost {
+            if exhausted {
                 // No line can be made now: each one this read ends is only counted, in one pass. Line by
                 // line (memchr, then the bound's look), a flood of empty lines cost gustd some 50 times
                 // the app's writing them, on gustd's own CPU; this is what the loop below does then.
