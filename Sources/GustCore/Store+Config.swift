@@ -13,6 +13,12 @@ public struct ConfigVar: Sendable, Codable, Equatable {
     /// never masked.
     public static let minimumSecretLength = 8
 
+    /// The most config vars an app has, and the most bytes of their names and values together
+    /// (Heroku's bound is 32 KB): every instance's environment holds them all, and every line an
+    /// instance logs is searched for each secret among them.
+    public static let maxCount = 500
+    public static let maxBytes = 64 * 1024
+
     /// Names a config var cannot take: bash's read-only and special variables, which
     /// break every build that exports them ("UID: readonly variable"), and Gust's own.
     public static func reservation(of name: String) -> String? {
@@ -94,6 +100,23 @@ extension Store {
                         + "since masking a shorter value in logs would give it away."
                 )
             }
+        }
+        // The app's config as it would be: bounded in count and size (what every instance's
+        // environment holds, and what masking searches every logged line for).
+        var after = try openedConfig(app)
+        after.merge(values) { _, new in new }
+        if after.count > ConfigVar.maxCount {
+            throw GustError(
+                "An app has at most \(ConfigVar.maxCount) config vars; this would make \(after.count).",
+                hint: "Unset some (`gust config unset`), or keep related settings in one var."
+            )
+        }
+        let bytes = after.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+        if bytes > ConfigVar.maxBytes {
+            throw GustError(
+                "An app's config vars hold at most \(ByteCount(ConfigVar.maxBytes)) of names and values; this would make \(ByteCount(bytes)).",
+                hint: "Keep large files in the app's repository or records, not in its config."
+            )
         }
         let box = SecretBox(home: home)
         for (name, plain) in values {

@@ -11,6 +11,31 @@ import Testing
         return (store, app)
     }
 
+    /// Every line an instance logs is searched for each of its app's secrets, and every start
+    /// puts every var into an environment: with no bound, a key scoped to the app set 50,000
+    /// secrets and kept two of gustd's threads per instance busy masking. Bounded as Heroku bounds
+    /// an app's config (32 KB): at most `ConfigVar.maxCount` vars and `maxBytes` of names and values.
+    @Test(.scratchDirectory) func anAppsConfigIsBoundedInCountAndSize() throws {
+        let (store, app) = try store()
+        let many = Dictionary(uniqueKeysWithValues: (0..<ConfigVar.maxCount).map { ("VAR_\($0)", "x") })
+        try store.setConfig(app, many, secret: false)
+        do {
+            try store.setConfig(app, ["ONE_MORE": "long enough secret"], secret: true)
+            Issue.record("a var past the count was set")
+        } catch let error as GustError {
+            #expect(error.message.contains("at most \(ConfigVar.maxCount) config vars"), "\(error.message)")
+        }
+        try store.setConfig(app, ["VAR_0": "replaced"], secret: false)  // a var set again is no new one
+        #expect(try store.unsetConfig(app, Array(many.keys)).count == ConfigVar.maxCount)
+
+        let big = String(repeating: "v", count: ConfigVar.maxBytes / 2)
+        try store.setConfig(app, ["FIRST_HALF": big], secret: true)
+        #expect(throws: GustError.self) { try store.setConfig(app, ["SECOND_HALF": big], secret: false) }
+        try store.setConfig(app, ["FIRST_HALF": "small now, and secret"], secret: true)
+        try store.setConfig(app, ["SECOND_HALF": big], secret: false)
+        #expect(try store.openedConfig(app)["SECOND_HALF"] == big)
+    }
+
     @Test(.scratchDirectory) func aTokenIsValidUntilRevokedAndOnlyItsHashIsStored() throws {
         let (store, app) = try store()
         let (token, secret) = try store.createToken(app, description: "ci", expiresAt: nil)
