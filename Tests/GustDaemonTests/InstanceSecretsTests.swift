@@ -27,4 +27,14 @@ import Testing
         #expect(tokens.lookup(first) == nil)
         #expect(tokens.lookup(second)?.app == cats)
     }
+
+    /// A lookup compares what the table holds with what a caller sent, and a string comparison
+    /// stops at the first byte that differs: the table holds each token's SHA-256, never the
+    /// token, so how long a wrong one takes says nothing about a right one (as app tokens are kept).
+    @Test func theTableHoldsEachRecordsTokensHashNotTheToken() throws {
+        let tokens = RecordsChannelTokens()
+        let token = tokens.issue(for: try AppName("cats"))
+        #expect(tokens.keys == [Store.tokenHash(token)])
+        #expect(tokens.lookup(Store.tokenHash(token)) == nil, "the hash itself is no token")
+    }
 }

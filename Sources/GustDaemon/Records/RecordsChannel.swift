@@ -13,27 +13,36 @@ final class RecordsChannelTokens: Sendable {
         var instance: Instance?
     }
 
+    /// By each token's SHA-256 (`Store.tokenHash`, as app tokens are kept), never the token: a
+    /// lookup's comparisons then say nothing, in how long they take, about a token's bytes.
     private let entries = Mutex<[String: Entry]>([:])
 
     /// A new secret for an instance of `app` about to start: 32 random bytes, lowercase hex (one `getrandom`).
     func issue(for app: AppName) -> String {
         let token = RandomToken.hex(bytes: 32)
-        entries.withLock { $0[token] = Entry(app: app) }
+        let key = Store.tokenHash(token)
+        entries.withLock { $0[key] = Entry(app: app) }
         return token
     }
 
     /// Ties the secret to the instance once it runs, so hooks its writes cause can go back to it.
     func attach(_ token: String, to instance: Instance) {
-        entries.withLock { $0[token]?.instance = instance }
+        let key = Store.tokenHash(token)
+        entries.withLock { $0[key]?.instance = instance }
     }
 
     func revoke(_ token: String) {
-        _ = entries.withLock { $0.removeValue(forKey: token) }
+        let key = Store.tokenHash(token)
+        _ = entries.withLock { $0.removeValue(forKey: key) }
     }
 
     func lookup(_ token: String) -> (app: AppName, instance: Instance?)? {
-        entries.withLock { entries in entries[token].map { ($0.app, $0.instance) } }
+        let key = Store.tokenHash(token)
+        return entries.withLock { entries in entries[key].map { ($0.app, $0.instance) } }
     }
+
+    /// What the table is keyed by (tests).
+    var keys: [String] { entries.withLock { Array($0.keys) } }
 }
 
 /// `GUST_HOME/run/records.sock`: the records API for the app's own functions
