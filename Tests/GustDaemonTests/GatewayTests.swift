@@ -218,6 +218,18 @@ import Testing
         #expect(headers["X-Request-Id"] == ["new"])
         #expect(headers["Accept"] == ["*/*"])
         #expect(!headers.contains { $0.name.lowercased().hasPrefix("x-gust-") || $0.name.lowercased() == "connection" })
+        // The rest of what proxies say about the client and the URL it asked for, and frameworks
+        // believe behind one (Werkzeug's ProxyFix reads the port and prefix; IIS and Symfony the
+        // original URL; CDNs name the client): from a client, none of it passes.
+        let claims = ["X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
+                      "X-Original-URL", "X-Rewrite-URL", "X-Original-Host", "True-Client-IP", "X-Client-IP", "X-Cluster-Client-IP",
+                      "CF-Connecting-IP", "Fastly-Client-IP", "X-Forwarded", "Forwarded-For", "X_Forwarded_Prefix"]
+        var claimed = HTTPFields()
+        for name in claims { claimed.append(HTTPField(name: HTTPField.Name(name)!, value: "/admin")) }
+        let passed = forwarding.headers(of: claimed, peer: "10.0.0.7", requestID: "new")
+        for name in claims { #expect(passed[name].isEmpty, "\(name) from a client: \(passed[name])") }
+        let proxied = ForwardedHeaders(scheme: "http", trustedProxies: ["10.0.0.7"]).headers(of: claimed, peer: "10.0.0.7", requestID: "new")
+        #expect(proxied["X-Forwarded-Prefix"] == ["/admin"] && proxied["True-Client-IP"] == ["/admin"], "a trusted proxy's are kept")
     }
 
     /// Browsers do not keep cookies apart by port: an admin signed in to the console on the same

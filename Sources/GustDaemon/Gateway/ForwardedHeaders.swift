@@ -5,8 +5,9 @@ import NIOHTTP1
 
 /// The headers a call carries to its function: the client's, less hop-by-hop
 /// ones, every `X-Gust-*` (gustd's protocol with the instance), the console's cookies and, but
-/// from a trusted proxy, `X-Forwarded-Host`, `Forwarded` and `X-Real-IP` (and any spelling of
-/// these with `_`), plus `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Request-Id`.
+/// from a trusted proxy, what proxies say about the client and its URL (`proxyClaims`:
+/// `X-Forwarded-Host`, `Forwarded`, `X-Real-IP`, `X-Forwarded-Prefix`…, and any spelling of these
+/// with `_`), plus `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Request-Id`.
 ///
 /// gustd is the edge by default: `X-Forwarded-For` is the peer's address,
 /// replacing whatever the client sent (a client could otherwise claim any
@@ -51,8 +52,8 @@ struct ForwardedHeaders {
             switch name {
             case "x-forwarded-for": if trusted { sentFor.append(field.value) }
             case "x-forwarded-proto": if trusted { sentProto = field.value }
-            // Who the client is and which host it asked for, said by a client: believed from a trusted proxy only.
-            case "x-forwarded-host", "forwarded", "x-real-ip": if trusted { headers.add(name: field.name, value: field.value) }
+            // Who the client is and which URL it asked for, said by a client: believed from a trusted proxy only.
+            case _ where Self.proxyClaims.contains(name): if trusted { headers.add(name: field.name, value: field.value) }
             case "x-request-id": continue
             case "cookie": if let kept = Self.withoutConsoleCookies(field.value) { headers.add(name: field.name, value: kept) }
             default: headers.add(name: field.name, value: field.value)
@@ -97,10 +98,18 @@ struct ForwardedHeaders {
     /// only from a trusted proxy.
     static func foldsOntoOwn(_ name: String) -> Bool {
         let folded = name.replacingOccurrences(of: "_", with: "-")
-        return folded.hasPrefix("x-gust-") || [
-            "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip", "x-request-id",
-        ].contains(folded)
+        return folded.hasPrefix("x-gust-") || ["x-forwarded-for", "x-forwarded-proto", "x-request-id"].contains(folded)
+            || proxyClaims.contains(folded)
     }
+
+    /// What proxies say about the client and the URL it asked for, and frameworks believe behind
+    /// one (the host for links, Werkzeug ProxyFix's port and prefix, IIS's and Symfony's original
+    /// URL, a CDN's client address): passed from a trusted proxy only.
+    static let proxyClaims: Set<String> = [
+        "x-forwarded-host", "forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-server",
+        "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded", "forwarded-for", "x-original-url", "x-rewrite-url",
+        "x-original-host", "true-client-ip", "x-client-ip", "x-cluster-client-ip", "cf-connecting-ip", "fastly-client-ip",
+    ]
 
     /// Hop-by-hop headers (RFC 9110, 7.6.1) and those gustd sets itself.
     static let dropped: Set<String> = [
