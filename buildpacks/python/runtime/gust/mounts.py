@@ -278,7 +278,8 @@ def _serve_wsgi(mounted, method, path, query, headers, body, answer):
         "SERVER_NAME": server_name,
         "SERVER_PORT": port or ("443" if scheme == "https" else "80"),
         "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": (_header(headers, "x-forwarded-for", "") or "").split(",")[0].strip(),
+        # The last entry, which gustd added (its peer): the first is a client's claim behind a proxy.
+        "REMOTE_ADDR": (_header(headers, "x-forwarded-for", "") or "").split(",")[-1].strip(),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scheme,
         "wsgi.input": body,

@@ -203,6 +203,19 @@ class WSGITests(MountTestCase):
                 self.assertNotIn(b"attacker", answer.body)
                 self.assertEqual(client.get(prefix + "/", query="echo=again").headers.get("x-echo"), "again")
 
+    def test_remote_addr_is_the_address_gustd_added_not_one_a_client_put_first(self):
+        # gustd appends its peer to X-Forwarded-For (a trusted proxy's list) or sends its peer
+        # alone: the last entry is the one no client can choose; the first is whatever a client
+        # behind a trusted proxy claimed.
+        def remote(environ, start_response):
+            start_response("200 OK", [])
+            return [environ["REMOTE_ADDR"].encode()]
+
+        gust.mount("/", remote)
+        client = self.client()
+        self.assertEqual(client.get("/", headers={"X-Forwarded-For": "6.6.6.6, 10.0.0.7"}).text, "10.0.0.7")
+        self.assertEqual(client.get("/", headers={"X-Forwarded-For": "10.0.0.8"}).text, "10.0.0.8")
+
     def test_mounting_over_gusts_surface_is_refused(self):
         for prefix in ("/_", "/_/x", "/_gust", "/_GUST/x"):
             with self.assertRaises(ValueError, msg=prefix):
