@@ -327,6 +327,16 @@ function guardUpgrades(server) {
 function serve(socketPath, listenFd) {
   const server = gust.takeServer();
   guardUpgrades(server);
+  // How an answer is framed is the runtime's: a handler's own Content-Length, Transfer-Encoding or
+  // Connection gave it two lengths, or a length and chunks, which gustd refuses (and replaces the
+  // instance for).
+  const unframed = (headers) => {
+    const kept = {};
+    for (const [name, value] of Object.entries(headers || {})) {
+      if (!['content-length', 'transfer-encoding', 'connection'].includes(name.toLowerCase())) kept[name] = value;
+    }
+    return kept;
+  };
   server.on('request', (req, res) => {
     if (mounts.serve(req, res, requestPath(req.url), gust.registry.handlers)) return;
     const chunks = [];
@@ -341,7 +351,7 @@ function serve(socketPath, listenFd) {
         answer = error(500, 'internal error in the runtime');
       }
       try {
-        res.writeHead(answer.status, { ...answer.headers, 'Content-Length': answer.body.length });
+        res.writeHead(answer.status, { ...unframed(answer.headers), 'Content-Length': answer.body.length });
       } catch (e) {
         // An answer Node will not send (a bad status, say) costs this request, not the instance.
         process.stderr.write(`gust: ${req.method} ${req.url} cannot be answered as returned:\n${e && e.stack ? e.stack : e}\n`);

@@ -171,6 +171,26 @@ describe('over the socket', () => {
     socket.destroy();
   });
 
+  test("framing headers a handler sets are the runtime's own", async () => {
+    // Node wrote the handler's Content-Length and its own: an answer with two lengths, which gustd
+    // refuses (a 502, and the instance replaced, on every call of that handler).
+    gust.handler('h', () => new gust.Response('body', {
+      headers: { 'content-length': '999', 'Transfer-Encoding': 'chunked', Connection: 'close', 'X-Kept': '1' },
+    }));
+    client = await Client.start();
+    const { socket, until } = rawRequest(client.socketPath, 'GET /h HTTP/1.1\r\nHost: x\r\n\r\n');
+    try {
+      const seen = await until('\r\n\r\n');
+      const head = seen.split('\r\n\r\n')[0].toLowerCase();
+      assert.equal(head.split('content-length:').length - 1, 1, seen);
+      assert.match(head, /content-length: 4/);
+      assert.ok(!head.includes('transfer-encoding'), seen);
+      assert.match(head, /x-kept: 1/);
+    } finally {
+      socket.destroy();
+    }
+  });
+
   test('the request body reaches the app as it arrives', async () => {
     gust.mount('/', (req, res) => {
       res.writeHead(200);

@@ -630,9 +630,16 @@ def _serve_one(sock, rfile):
     return not close
 
 
+# How an answer is framed is the runtime's: a handler's own would give it two lengths, or a length
+# and chunks, which gustd refuses (and replaces the instance for).
+_FRAMING = frozenset(("content-length", "transfer-encoding", "connection"))
+
+
 def _send(sock, method, status, headers, payload, close):
     head = [f"HTTP/1.1 {status} {_reason(status)}\r\n"]
     for key, value in headers.items():
+        if key.lower() in _FRAMING:
+            continue
         head.append(f"{key}: {value}\r\n")
     head.append(f"Content-Length: {len(payload)}\r\n")
     if close:

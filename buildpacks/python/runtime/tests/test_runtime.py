@@ -599,6 +599,23 @@ class HandlerHeaderTests(RegistryTestCase):
                 self.assertIn(repr(next(iter(headers))), answer["error"])
         self.assertIn("cannot be sent", self.stderr.getvalue())
 
+    def test_framing_headers_a_handler_sets_are_the_runtimes_own(self):
+        # The runtime frames every answer itself: a handler's own Content-Length, Transfer-Encoding
+        # or Connection made an answer with two lengths, which gustd refuses (a 502, and the
+        # instance replaced, on every call of that handler).
+        from gust import testing
+
+        gust.handler("h")(lambda request: gust.Response("body", headers={
+            "Content-Length": "999", "transfer-encoding": "chunked", "Connection": "close", "X-Kept": "1"}))
+        raw = testing._serve_in_memory(b"GET /h HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.assertEqual(head.lower().count(b"content-length:"), 1, raw)
+        self.assertIn(b"content-length: 4", head.lower())
+        self.assertNotIn(b"transfer-encoding", head.lower())
+        self.assertNotIn(b"connection", head.lower())
+        self.assertIn(b"X-Kept: 1", head)
+        self.assertEqual(body, b"body")
+
     def test_ordinary_headers_pass(self):
         gust.handler("h")(lambda request: gust.Response("ok", headers={"X-Fine": "a\tb c", "Set-Cookie": "a=1"}))
         status, headers, body = self.call("GET", "/h")
