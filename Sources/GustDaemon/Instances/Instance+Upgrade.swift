@@ -92,11 +92,24 @@ final class UpgradeAnswerReader: ChannelInboundHandler, RemovableChannelHandler 
 
     init(promise: EventLoopPromise<UpgradeAnswer>) { self.promise = promise }
 
+    /// Whether a 101's headers say it switches to WebSocket (`Upgrade: websocket`, any case).
+    static func switchesToWebSocket(_ headers: HTTPHeaders) -> Bool {
+        headers[canonicalForm: "upgrade"].contains { $0.lowercased() == "websocket" }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
             if head.status == .switchingProtocols {
+                // Only to the protocol asked for: a 101 that is no WebSocket's would have gustd splice
+                // frames into a connection the instance reads as something else (its HTTP, say).
+                guard Self.switchesToWebSocket(head.headers) else {
+                    promise?.fail(InstanceCallError.malformedAnswer)
+                    promise = nil
+                    context.close(promise: nil)
+                    return
+                }
                 promise?.succeed(.switched(head, NIOLoopBound(context.channel, eventLoop: context.eventLoop)))
                 promise = nil
             }
