@@ -2,6 +2,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// An instance's answer to a WebSocket upgrade: gustd splices frames only into a connection the
@@ -13,16 +14,17 @@ import Testing
         let promise = channel.eventLoop.makePromise(of: UpgradeAnswer.self)
         try channel.pipeline.syncOperations.addHandler(UpgradeAnswerReader(promise: promise))
         try channel.writeInbound(HTTPClientResponsePart.head(head))
-        var outcome: Result<String, any Error>?
+        let outcome = Mutex<Result<String, any Error>?>(nil)
         promise.futureResult.whenComplete { result in
-            outcome = result.map { answer in
+            let named = result.map { answer in
                 switch answer {
                 case .switched: "switched"
                 case .refused(let response): "refused \(response.status)"
                 }
             }
+            outcome.withLock { $0 = named }
         }
-        return try #require(outcome)
+        return try #require(outcome.withLock { $0 })
     }
 
     @Test func a101ToWebSocketIsSwitchedAndAny101ElseIsRefused() throws {
