@@ -340,6 +340,8 @@ final class InstanceProcess: Sendable {
 
     /// How long a reader waits before it reads what cannot be logged (milliseconds).
     static let exhaustedPause: Int32 = 10
+    /// Past this, a line without its end yet is delivered (or dropped) as it is.
+    static let longestLine = 64 * 1024
 
     /// Reads `fd` to its end, delivering each batch of complete lines. Lines are found with
     /// memchr over the bytes read, so an instance printing a gigabyte costs gustd one pass over it.
@@ -375,8 +377,7 @@ final class InstanceProcess: Sendable {
                 // dropped), and gustd reads a pipeful at most every `exhaustedPause`, whatever the
                 // app writes. Read at once, a flood cost gustd as much CPU as the app's writing it.
                 var stopping = [pollfd(fd: stop, events: Int16(POLLIN), revents: 0)]
-                if stop >= 0, poll(&stopping, 1, exhaustedPause) > 0 { break }
-                if stop < 0 { usleep(useconds_t(exhaustedPause) * 1000) }
+                if poll(&stopping, stop >= 0 ? 1 : 0, exhaustedPause) > 0 { break }  // no `stop`: a plain wait
             }
             let count = take(buffer.baseAddress, capacity)
             if count < 0 && errno == EINTR { continue }
@@ -395,7 +396,7 @@ final class InstanceProcess: Sendable {
                     pending.append(contentsOf: UnsafeRawBufferPointer(start: base, count: count))
                 }
                 var unmade = ended
-                if pending.count > 64 * 1024 {  // a line without end, cut as below
+                if pending.count > longestLine {  // a line without end, cut as below
                     unmade += 1
                     pending.removeAll(keepingCapacity: true)
                 }
@@ -430,7 +431,7 @@ final class InstanceProcess: Sendable {
                 start = end + 1
             }
             if start < count { pending.append(contentsOf: UnsafeRawBufferPointer(start: base + start, count: count - start)) }
-            if pending.count > 64 * 1024 {  // a line without end: deliver it in pieces
+            if pending.count > longestLine {  // a line without end: deliver it in pieces
                 if admits(pending.count) { lines.append(String(decoding: pending, as: UTF8.self)) }
                 pending.removeAll(keepingCapacity: true)
             }

@@ -248,11 +248,8 @@ actor RecordsHub {
             throw GustError("\(what) crashed its process; \(outcome).", code: 502)
         }
         // The answer is the app's: one past what a before-save's record may be (with room for the
-        // JSON around it) is refused unread, and a failing hook's message is cut.
+        // JSON around it) was refused unread above (`tooLarge`), and a failing hook's message is cut.
         let body = response.body.readableBytesView
-        guard body.count <= Self.maxHookAnswer else {
-            throw GustError("\(what) answered \(ByteCount(body.count)), more than a hook's answer may be (\(ByteCount(Self.maxHookAnswer))); \(outcome).", code: 502)
-        }
         let answer = try? JSONValue.parse(Data(body)).objectValue
         guard response.status == 200 else {
             var code = response.status
