@@ -233,8 +233,12 @@ class ZygoteTests(unittest.TestCase):
                 connection.close()
                 os.close(out_read)
             finally:
-                gustd.close()
-                process.wait(20)
+                gustd.close()  # the zygote's end of the control socket closes: it exits
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
     def test_the_internal_surface_answers_only_the_forks_own_secret(self):
         pid, pidfd, path, out = self.fork("cccccccc")
@@ -374,6 +378,14 @@ class ZygoteTests(unittest.TestCase):
         self.zygote.handle(b"not json", [])
         message, _ = self.receive()
         self.assertIsNone(message["failed"])
+
+    def test_a_request_that_is_json_but_no_object_is_refused(self):
+        for data in (b"[1]", b'"fork"', b"null"):
+            with self.subTest(data=data):
+                self.zygote.handle(data, [])
+                message, _ = self.receive()
+                self.assertIsNone(message["failed"])
+                self.assertIn("JSON object", message["error"])
 
     def test_a_request_longer_than_a_message_is_refused_and_its_descriptors_closed(self):
         read_end, write_end = os.pipe()
