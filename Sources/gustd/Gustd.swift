@@ -104,7 +104,7 @@ struct Gustd: AsyncParsableCommand {
     @Flag(help: "Do not confine instances at all (no cgroups, no rlimits): for debugging only.")
     var noLimits = false
 
-    @Option(help: ArgumentHelp("Bytes per second an app may log (all its instances together; a line counts as at least 128 bytes); lines past it are dropped and counted.", valueName: "size"))
+    @Option(help: ArgumentHelp("Bytes per second an app may log (all its instances together; a line counts as at least 128 bytes); lines past it are dropped and counted, and while it is past, the app's writes to its output wait for their pipe.", valueName: "size"))
     var logRate: String = "1M"
 
     @Option(help: ArgumentHelp("Size of an app's log file before it rotates into APP.log.1, .2, ….", valueName: "size"))
