@@ -244,14 +244,9 @@ actor Instance {
     /// log. The runtimes flush before they answer, so what a call printed is in the pipes by the
     /// time its answer arrives; a reader thread may just not have delivered it yet. A schedule
     /// run waits for it before it logs its end, so the run's lines come before "Run finished"
-    /// and `gust dev --run` finds them. What is written after the question is not waited for, so
-    /// an app whose background thread keeps printing does not hold the wait to its bound.
+    /// and `gust dev --run` finds them.
     nonisolated func outputIsDelivered(within limit: Duration) async {
-        let mark = process.outputMark()
-        let deadline = ContinuousClock.now + limit
-        while !process.hasDelivered(mark), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(1))
-        }
+        await process.outputIsDelivered(within: limit)
     }
 
     /// Whether its process was killed for going over its memory limit: asked after a call lost its

@@ -277,6 +277,19 @@ final class InstanceProcess: Sendable {
         }
     }
 
+    /// Waits, at most `limit`, until everything the process had written when asked has been
+    /// delivered to `onOutput`. Output comes through pipes read by threads of their own, while the
+    /// answer that prompts the question (a call's, a start's readiness) comes another way, so the
+    /// answer can overtake lines written before it. What is written after the question is not
+    /// waited for, so a process that never stops printing does not hold the wait to its bound.
+    func outputIsDelivered(within limit: Duration) async {
+        let mark = outputMark()
+        let deadline = ContinuousClock.now + limit
+        while !hasDelivered(mark), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
     /// The wait status, once the process has exited.
     func exitStatus() async -> Int32 {
         await withCheckedContinuation { continuation in

@@ -208,6 +208,9 @@ extension DirectLauncher {
             group.cancelAll()
             return first
         }
+        // What the app printed while it imported reaches the pusher before the relay ends: the
+        // readiness came over the control socket and may have overtaken it.
+        await zygote.process.outputIsDelivered(within: Self.startOutputWait)
         switch first {
         case .success(.ready) where spawner.isSandboxed && zygote.runtimePID == nil:
             // A runtime from before zygotes ran in the sandbox: its forks could not join their cgroups.

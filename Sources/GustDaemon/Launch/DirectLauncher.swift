@@ -37,6 +37,9 @@ final class DirectLauncher: PoolLauncher {
     let spawner: any InstanceSpawner
     /// gustd's unpacks under way: starts of the same release at once unpack it once.
     private let unpacks: ReleaseUnpacks
+    /// How long a start waits for what the app printed while it imported to reach the deploy's
+    /// progress. Nothing waits unless lines are still in the pipes; then only their reader's turn.
+    static let startOutputWait: Duration = .seconds(2)
 
     init(
         app: AppName, release: Release, configuration: RouterConfiguration, records: InstanceRecords,
@@ -195,6 +198,9 @@ final class DirectLauncher: PoolLauncher {
                 }
                 throw error
             }
+            // What the app printed while it imported reaches the pusher before the relay ends: the
+            // manifest came over the socket and may have overtaken it.
+            await child.outputIsDelivered(within: Self.startOutputWait)
             output.relay(to: nil)
             let instance = Instance(
                 id: id, app: app, version: version, manifest: manifest, process: child,
@@ -210,6 +216,7 @@ final class DirectLauncher: PoolLauncher {
             return instance
         } catch {
             await child.stop(grace: .seconds(1))
+            await child.outputIsDelivered(within: Self.startOutputWait)  // its traceback, to the pusher
             channelTokens.revoke(channelToken)
             output.relay(to: nil)
             forget(id, forkedFrom: resident)
