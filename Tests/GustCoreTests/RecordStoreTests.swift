@@ -38,4 +38,35 @@ import Testing
         #expect(throws: GustError.self) { try records.find("Review", .init(filters: ["x') OR 1=1 --": .null])) }
         #expect(throws: GustError.self) { try records.find("bad type", .init()) }
     }
+
+    /// `where` matches a field only by a value of its own JSON type: SQLite reads `true` as 1 and
+    /// an array as its text, and neither may stand for the other (a filter of `true` finding a
+    /// count of 1, or a string finding a list) — what an app's query means is what it gets.
+    @Test(.scratchDirectory) func whereMatchesOnlyAValueOfTheFieldsOwnType() throws {
+        let records = try store()
+        _ = try records.insert("thing", ["name": .string("flag"), "v": .bool(true)])
+        _ = try records.insert("thing", ["name": .string("one"), "v": .integer(1)])
+        _ = try records.insert("thing", ["name": .string("one.0"), "v": .number(1.5)])
+        _ = try records.insert("thing", ["name": .string("text"), "v": .string("1")])
+        _ = try records.insert("thing", ["name": .string("list"), "v": .array([.integer(1), .integer(2)])])
+        _ = try records.insert("thing", ["name": .string("object"), "v": .object(["a": .integer(1)])])
+        _ = try records.insert("thing", ["name": .string("none")])
+        func names(_ value: JSONValue, _ field: String = "v") throws -> [String] {
+            try records.find("thing", .init(filters: [field: value])).compactMap { if case .string(let s)? = $0["name"] { s } else { nil } }
+        }
+        #expect(try names(.bool(true)) == ["flag"])
+        #expect(try names(.bool(false)) == [])
+        #expect(try names(.integer(1)) == ["one"])
+        #expect(try names(.number(1)) == ["one"], "1 and 1.0 are one number")
+        #expect(try names(.number(1.5)) == ["one.0"])
+        #expect(try names(.string("1")) == ["text"])
+        #expect(try names(.string("[1,2]")) == [], "a string never matches a list")
+        #expect(try names(.string(#"{"a":1}"#)) == [], "nor an object")
+        #expect(try names(.array([.integer(1), .integer(2)])) == ["list"])
+        #expect(try names(.object(["a": .integer(1)])) == ["object"])
+        #expect(try names(.null) == ["none"], "null matches a field that is missing")
+        let id = try #require(try records.find("thing", .init(filters: ["name": .string("flag")])).first?["_id"])
+        #expect(try records.find("thing", .init(filters: ["_id": id])).count == 1)
+        #expect(try names(.integer(1), "_created_at") == [], "the store's own fields are strings")
+    }
 }

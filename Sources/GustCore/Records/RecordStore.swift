@@ -148,9 +148,15 @@ public final class RecordStore {
             let column = try Self.column(field)
             if value == .null {
                 sql += " AND \(column) IS NULL"
-            } else {
+            } else if let types = Self.jsonTypes(of: value, field: field) {
+                // SQLite reads `true` as 1 and a list as its text: the field's JSON type must match too.
+                sql += " AND \(column) = ? AND json_type(data, '$.\(field)') IN (\(types))"
+                values.append(value.sqlValue)
+            } else if case .string = value {  // the store's own fields, all text
                 sql += " AND \(column) = ?"
                 values.append(value.sqlValue)
+            } else {
+                sql += " AND 0"
             }
         }
         if let order = query.order, !order.isEmpty {
@@ -204,6 +210,20 @@ public final class RecordStore {
                 throw GustError("'\(field.prefix(64))' cannot be queried: filter and order by top-level fields (letters, digits, '_').")
             }
             return "json_extract(data, '$.\(field)')"
+        }
+    }
+
+    /// The `json_type` names a field must have to equal `value`, as SQL; nil for the store's own
+    /// fields, which are columns and not JSON.
+    static func jsonTypes(of value: JSONValue, field: String) -> String? {
+        guard !field.hasPrefix("_") else { return nil }
+        return switch value {
+        case .bool: "'true', 'false'"
+        case .integer, .number: "'integer', 'real'"
+        case .string: "'text'"
+        case .array: "'array'"
+        case .object: "'object'"
+        case .null: "'null'"
         }
     }
 
