@@ -120,8 +120,9 @@ struct Gustd: AsyncParsableCommand {
     var maxBody: String = "10m"
 
     @Option(help: ArgumentHelp(
-        "Where the access log goes: '-' for stdout, 'off', or a file to append to. One line per call: time, app, release, "
-            + "instance, method, path (no query string), status, bytes, ms, request id.",
+        "Where the access log goes: '-' for stdout, 'off', or a file to append to (opened anew once it was renamed or "
+            + "removed, as logrotate does). One line per call: time, app, release, instance, method, path (no query string), "
+            + "status, bytes, ms, request id.",
         valueName: "dest"))
     var accessLog: String = "-"
 

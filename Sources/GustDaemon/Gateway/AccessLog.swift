@@ -13,7 +13,8 @@ import GustCore
 /// no instance). The path is as sent, without its query string (which can
 /// hold secrets), control characters, spaces and quotes percent-encoded.
 /// Where it goes is `gustd --access-log` (stdout by default, `off`, or a file
-/// appended to). A line is at most a few hundred bytes; lines are written in
+/// appended to). A file moved or removed (by logrotate, say) is opened anew
+/// within a second, so rotation needs no signal. A line is at most a few hundred bytes; lines are written in
 /// batches every 50 ms, and if the writer falls 10,000 lines behind new ones
 /// are dropped (and counted) rather than held in memory.
 final class AccessLog: Sendable {
@@ -34,15 +35,21 @@ final class AccessLog: Sendable {
 
     private let writer: Writer?
 
-    init(_ destination: AccessLogDestination) throws {
+    /// `reopenCheck`: how often a file's path is looked at for a rotation.
+    init(_ destination: AccessLogDestination, reopenCheck: TimeInterval = 1) throws {
         switch destination {
         case .off: writer = nil
-        case .standardOutput: writer = Writer(fd: STDOUT_FILENO, owned: false)
+        case .standardOutput: writer = Writer(fd: STDOUT_FILENO, file: nil)
         case .file(let path):
-            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
-            guard fd >= 0 else { throw GustError("Cannot open the access log \(path): \(String(cString: strerror(errno)))") }
-            writer = Writer(fd: fd, owned: true)
+            let fd = try Self.open(path)
+            writer = Writer(fd: fd, file: (path, reopenCheck))
         }
+    }
+
+    private static func open(_ path: String) throws -> Int32 {
+        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw GustError("Cannot open the access log \(path): \(String(cString: strerror(errno)))") }
+        return fd
     }
 
     var isOn: Bool { writer != nil }
@@ -172,8 +179,11 @@ final class AccessLog: Sendable {
         static let maxQueued = 10_000
         /// How often the writer looks for lines: a line reaches the log at most this late.
         static let interval: TimeInterval = 0.05
-        private let fd: Int32
-        private let owned: Bool
+        /// Read and replaced by the writer thread only, once it runs.
+        private var fd: Int32
+        /// The file `fd` was opened from, and how often to look whether it is still there; nil: stdout.
+        private let file: (path: String, every: TimeInterval)?
+        private var lastLook = Date()
         private let condition = NSCondition()
         /// Guarded by `condition`.
         private var queued: [Entry] = []
@@ -181,9 +191,9 @@ final class AccessLog: Sendable {
         private var closing = false
         private var finished = false
 
-        init(fd: Int32, owned: Bool) {
+        init(fd: Int32, file: (path: String, every: TimeInterval)?) {
             self.fd = fd
-            self.owned = owned
+            self.file = file
             let thread = Thread { self.run() }
             thread.name = "gust-access-log"
             thread.start()
@@ -218,14 +228,28 @@ final class AccessLog: Sendable {
                 batch.reserveCapacity(entries.count * 160)
                 for entry in entries { AccessLog.append(entry, to: &batch, stamp: &stamp) }
                 if lost > 0 { batch += "gustd: \(lost) access log lines dropped: the log could not keep up\n".utf8 }
+                reopenIfMoved()
                 write(batch)
                 if done { break }
             }
-            if owned { Glibc.close(fd) }
+            if file != nil { Glibc.close(fd) }
             condition.lock()
             finished = true
             condition.broadcast()
             condition.unlock()
+        }
+
+        /// Opens the file anew when its path no longer names the file written to: it was rotated
+        /// (renamed, or removed) and lines would go on to the old one, out of sight and never freed.
+        /// Looked at no more than every `file.every`; a path that cannot be opened keeps the old file.
+        private func reopenIfMoved() {
+            guard let file, -lastLook.timeIntervalSinceNow >= file.every else { return }
+            lastLook = Date()
+            let named = FileIdentity(following: file.path)
+            let moved = named == nil || named != FileIdentity(descriptor: fd)
+            guard moved, let reopened = try? AccessLog.open(file.path) else { return }
+            Glibc.close(fd)
+            fd = reopened
         }
 
         private func write(_ text: [UInt8]) {
