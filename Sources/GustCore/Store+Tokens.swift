@@ -53,6 +53,11 @@ extension Store {
         try db.query("SELECT * FROM tokens WHERE app = ? ORDER BY id", [.text(app.rawValue)]).map(AppToken.init(row:))
     }
 
+    /// The hashes (`tokenHash`) of `app`'s tokens not revoked, expired or not.
+    public func unrevokedTokenHashes(_ app: AppName) throws -> Set<String> {
+        Set(try db.query("SELECT hash FROM tokens WHERE app = ? AND revoked_at IS NULL", [.text(app.rawValue)]).compactMap { $0.string("hash") })
+    }
+
     public func revokeToken(_ app: AppName, id: Int) throws {
         try db.run(
             "UPDATE tokens SET revoked_at = ? WHERE app = ? AND id = ? AND revoked_at IS NULL",

@@ -126,3 +126,24 @@ import Testing
         #expect(fixture.verifier.remembered <= 2)
     }
 }
+
+extension TokenVerifierTests {
+    /// A wrong token is refused from memory until the store is written: anyone may send tokens,
+    /// and each wrong one went to the store's one connection. Shown with a token made behind the
+    /// fake generation's back, which only an answer from memory can still refuse.
+    @Test(.scratchDirectory) func aWrongTokenIsRefusedFromMemoryUntilTheStoreIsWritten() async throws {
+        let fixture = try Fixture()
+        let now = Date()
+        #expect(await !fixture.verifier.verify(fixture.app, "gust_wrong", now: now))
+        let (_, made) = try fixture.store.createToken(fixture.app, description: "after", expiresAt: nil)
+        #expect(await !fixture.verifier.verify(fixture.app, made, now: now + 1), "refused without the store")
+        #expect(await fixture.verifier.verify(fixture.app, fixture.secret, now: now + 1), "a token it had is asked for")
+        fixture.generation.next()
+        #expect(await fixture.verifier.verify(fixture.app, made, now: now + 2), "a write: the store is read again")
+        // Another app's refusals are its own.
+        let dogs = try AppName("dogs")
+        _ = try fixture.store.createApp(dogs)
+        #expect(await !fixture.verifier.verify(dogs, "gust_wrong", now: now + 3))
+        #expect(await fixture.verifier.verify(fixture.app, made, now: now + 3))
+    }
+}

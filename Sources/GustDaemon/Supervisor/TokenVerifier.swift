@@ -12,8 +12,12 @@ import Synchronization
 /// the generation before the command returns, and an answer from memory needs the generation it
 /// was verified at, taken *before* the store was asked. Beside that, an answer from memory lasts
 /// until the token expires and at most `Store.lastUseResolution`, so the store sees each token's
-/// use every minute and its last use stays exact to the minute. Only valid tokens are
-/// remembered: a wrong one goes to the store each time, as it always did.
+/// use every minute and its last use stays exact to the minute.
+///
+/// A wrong token is refused from memory as well: once a token of an app was refused, the hashes
+/// of all the app's unrevoked tokens are read, at the generation, and a token whose hash is not
+/// among them is refused without the store until the store is written. Anyone may send tokens,
+/// and each had cost a store read on its one connection, in line with every private app's calls.
 final class TokenVerifier: Sendable {
     private struct Key: Hashable {
         let app: AppName
@@ -29,6 +33,8 @@ final class TokenVerifier: Sendable {
     private let store: StoreAccess
     private let generation: @Sendable () -> UInt64?
     private let verified = Mutex<[Key: Verified]>([:])
+    /// Each app's unrevoked token hashes as the store had them at a generation.
+    private let hashes = Mutex<[AppName: (generation: UInt64, hashes: Set<String>)]>([:])
     /// Past this many remembered tokens, all are forgotten (they are verified again as they come).
     private let capacity: Int
 
@@ -46,6 +52,7 @@ final class TokenVerifier: Sendable {
     func verify(_ app: AppName, _ secret: String, now: Date = Date()) async -> Bool {
         switch lookup(app, secret, now: now) {
         case .remembered: true
+        case .refused: false
         case .ask(let key, let generation): (try? await store.run(check(key, generation: generation, now: now))) ?? false
         }
     }
@@ -55,12 +62,15 @@ final class TokenVerifier: Sendable {
     func verify(_ app: AppName, _ secret: String, on loop: any EventLoop, now: Date = Date()) -> EventLoopFuture<Bool> {
         switch lookup(app, secret, now: now) {
         case .remembered: loop.makeSucceededFuture(true)
+        case .refused: loop.makeSucceededFuture(false)
         case .ask(let key, let generation): store.future(on: loop, check(key, generation: generation, now: now)).recover { _ in false }
         }
     }
 
     private enum Lookup {
         case remembered
+        /// No unrevoked token of the app has that hash, as the store was at this generation.
+        case refused
         /// The store is asked; a yes is remembered at `generation`, read before the store was asked
         /// (nil: none is known, nothing is remembered).
         case ask(Key, generation: UInt64?)
@@ -73,12 +83,24 @@ final class TokenVerifier: Sendable {
         if let known, let current, known.generation == current, known.at <= now, now < known.until {
             return .remembered
         }
+        if let current, let app = hashes.withLock({ $0[app] }), app.generation == current, !app.hashes.contains(key.hash) {
+            return .refused
+        }
         return .ask(key, generation: current)
     }
 
     private func check(_ key: Key, generation: UInt64?, now: Date) -> @Sendable (Store) throws -> Bool {
         { [self] store in
-            guard let token = try store.verifiedToken(key.app, hash: key.hash, now: now) else { return false }
+            guard let token = try store.verifiedToken(key.app, hash: key.hash, now: now) else {
+                // An app with very many tokens is asked each time rather than held in memory.
+                if let generation, case let unrevoked = try store.unrevokedTokenHashes(key.app), unrevoked.count <= 1000 {
+                    hashes.withLock { known in
+                        if known.count >= capacity, known[key.app] == nil { known.removeAll() }
+                        known[key.app] = (generation, unrevoked)
+                    }
+                }
+                return false
+            }
             if let generation {
                 let until = min(now + Store.lastUseResolution, token.expiresAt ?? .distantFuture)
                 verified.withLock { known in
