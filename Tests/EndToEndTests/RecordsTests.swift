@@ -275,3 +275,54 @@ struct RecordsTests {
         #expect(adopted?.json?["checked"] as? Bool == true)
     }
 }
+
+extension RecordsTests {
+    /// A write from an instance of a release that is no longer live (a call that was in flight at
+    /// a switch, draining) runs the hooks of its own release's code, in that instance: never the
+    /// live release's, whose functions that code may not have. Here v1 has no hook and v2 a
+    /// before-save: v1's write goes through as v1 wrote it, and v2's is stamped.
+    @Test(.scratchDirectory) func aDrainingReleasesWriteRunsItsOwnHooksNotTheLiveOnes() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        let op = """
+            import time
+            import gust
+
+            @gust.op('save_when_told')
+            def save_when_told(name):
+                # Waits (at most 60 s) for the test's signal record, written once v2 is live.
+                deadline = time.time() + 60
+                while not gust.records.find('signal') and time.time() < deadline:
+                    time.sleep(0.05)
+                return gust.records.save('cat', {'name': name})
+
+            """
+        try work.write("__init__.py", op)
+        try work.commit("v1: no hooks")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        let auth = ["X-Auth-Token": try token(fixture)]
+
+        let port = fixture.port
+        let inFlight = BackgroundCall {
+            try HTTPClient.request(port: port, "POST", "/apps/cats/_/functions/save_when_told", body: #"{"name": "Felix"}"#)
+        }
+        usleep(300_000)
+        try work.write("__init__.py", op + """
+            @gust.before_save('cat')
+            def stamped(record, original):
+                record['stamp'] = 'v2'
+                return record
+
+            """)
+        try work.commit("v2: a before-save hook")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0 && pushed.output.contains("v2 is live"), "\(pushed.output)")
+        #expect(try fixture.call("POST", "/_/records/signal", body: "{}", headers: auth).status == 201)
+
+        let old = try #require(try inFlight.wait(seconds: 60)?.get())
+        #expect(old.status == 200, "v1's write, with v1's hooks (none): \(old.text)")
+        #expect(old.json?["name"] as? String == "Felix" && old.json?["stamp"] == nil, "\(old.text)")
+        let new = try fixture.call("POST", "/_/functions/save_when_told", body: #"{"name": "Tom"}"#)
+        #expect(new.status == 200 && new.json?["stamp"] as? String == "v2", "v2's write runs v2's hook: \(new.text)")
+    }
+}

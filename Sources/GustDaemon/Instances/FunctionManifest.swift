@@ -52,6 +52,9 @@ struct FunctionManifest: Codable, Sendable, Equatable {
     var schedules: [Schedule]
     var hooks: [Hook]
 
+    /// The hooks as `RecordService` names them: `"before_save cat"`.
+    var hookNames: Set<String> { Set(hooks.map { "\($0.event) \($0.type)" }) }
+
     enum CodingKeys: String, CodingKey {
         case protocolVersion = "protocol"
         case runtime, ops, handlers, schedules, hooks

@@ -19,7 +19,8 @@ struct RecordsCaller: Sendable {
 }
 
 /// The record services of every app, with hooks that run in the app's live
-/// release (docs/records.md). One `RecordService` per app serialises its writes.
+/// release, or for a write from an instance in that instance's own (docs/records.md).
+/// One `RecordService` per app serialises its writes.
 actor RecordsHub {
     private final class HookSet: Sendable {
         let hooks = Mutex<Set<String>>([])
@@ -144,7 +145,10 @@ actor RecordsHub {
         try recordStore.limit(toBytes: try diskLimit(app), app: app)
         let service = RecordService(
             store: recordStore,
-            hooks: { hooks.hooks.withLock { $0 } },
+            // The hooks of the code that runs them: a hook runs in the instance whose write caused
+            // it, and one of a release no longer live (a call in flight at a switch, draining) has
+            // its own release's hooks, not the live release's, whose functions its code may lack.
+            hooks: { RecordsCaller.current?.instance?.manifest.hookNames ?? hooks.hooks.withLock { $0 } },
             call: { [supervisor] event, type, record, original, context, timeout in
                 try await CallMetrics.measureHook(app, event: event.rawValue, type: type, history: supervisor.consoleHistory) {
                     try await Self.runHook(supervisor, app, event, type, record, original, context, timeout)
@@ -187,7 +191,7 @@ actor RecordsHub {
             hooks.hooks.withLock { $0 = [] }
             return (service, nil)
         }
-        hooks.hooks.withLock { $0 = Set(manifest.hooks.map { "\($0.event) \($0.type)" }) }
+        hooks.hooks.withLock { $0 = manifest.hookNames }
         if entries[app]?.limitsOf != version {
             await service.setLimits(try limits(app, version: version))
             entries[app]?.limitsOf = version
