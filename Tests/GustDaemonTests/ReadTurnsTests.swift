@@ -100,9 +100,11 @@ import Testing
         #expect(ran.all.isEmpty)
     }
 
-    /// Waits for `condition`, yielding between looks, for 10 s at most.
+    /// Waits for `condition`, yielding between looks, for 60 s at most: the tasks it waits for run
+    /// on the shared cooperative pool (two threads on two cores), which other suites' tests, run
+    /// at the same time, can hold for seconds with waits of their own (10 s was once not enough in CI).
     private func until(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while !condition() {
             guard ContinuousClock.now < deadline else { throw GustError("gave up waiting") }
             try await Task.sleep(for: .milliseconds(1))
@@ -110,11 +112,12 @@ import Testing
     }
 }
 
-/// A door a pool thread waits at until the test opens it (20 s at most, should a test fail first).
+/// A door a pool thread waits at until the test opens it (90 s at most, should a test fail first:
+/// longer than `until` waits).
 private final class Gate: Sendable {
     private let door = DispatchSemaphore(value: 0)
     func open() { door.signal() }
-    func wait() { _ = door.wait(timeout: .now() + 20) }
+    func wait() { _ = door.wait(timeout: .now() + 90) }
 }
 
 /// What the queries did, in order.
