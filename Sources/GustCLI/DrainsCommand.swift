@@ -12,8 +12,8 @@ struct DrainsCommand: ParsableCommand {
             to syslog://HOST:PORT or syslog+tls://HOST:PORT as RFC 5424 messages over TCP. A receiver that is \
             down is retried with backoff, from where it stopped; lines are lost only if the log rotates past \
             them meanwhile (gustd --log-max, --log-files), and the receiver then gets a note saying so. \
-            Loopback, link-local and the server's own addresses are refused unless an admin adds the drain \
-            with --allow-private.
+            Loopback, link-local, private networks (10/8, 172.16/12, 192.168/16, fc00::/7 …) and the server's \
+            own addresses are refused unless an admin adds the drain with --allow-private.
             """,
         subcommands: [Add.self, List.self, Remove.self]
     )
@@ -23,7 +23,7 @@ struct DrainsCommand: ParsableCommand {
         @OptionGroup var home: HomeOptions
         @Argument(help: "The app.") var app: String
         @Argument(help: "http(s)://HOST[:PORT]/PATH, syslog://HOST:PORT or syslog+tls://HOST:PORT.") var url: String
-        @Flag(help: "Allow loopback, link-local and this server's own addresses (admins only).") var allowPrivate = false
+        @Flag(help: "Allow loopback, link-local, private networks' and this server's own addresses (admins only).") var allowPrivate = false
 
         func run() throws {
             let name = try parseAppName(app)

@@ -8,12 +8,16 @@ struct DrainAddressPolicyTests {
     @Test(arguments: [
         "127.0.0.1", "127.1.2.3", "0.0.0.0", "169.254.169.254", "::1", "::", "fe80::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
         "224.0.0.1", "ff02::1", "192.0.2.10", "fd00:ec2::254", "FD00:EC2:0::254", "100.100.100.200", "::ffff:100.100.100.200", "168.63.129.16",
+        // Private networks behind the server (a tenant's drain must not reach the LAN's services),
+        // also as NAT64 and IPv4-mapped spellings.
+        "10.0.0.5", "172.16.0.1", "172.31.255.254", "192.168.1.1", "100.64.0.1", "198.18.0.1", "fd12:3456::1", "fc00::1",
+        "::ffff:10.0.0.5", "64:ff9b::a00:5", "64:ff9b::7f00:1",
     ])
-    func loopbackLinkLocalAndOwnAddressesAreRefused(_ ip: String) {
+    func loopbackLinkLocalPrivateAndOwnAddressesAreRefused(_ ip: String) {
         #expect(DrainAddressPolicy.refusal(ip: ip, own: ["192.0.2.10"]) != nil, "\(ip)")
     }
 
-    @Test(arguments: ["93.184.216.34", "10.0.0.5", "2606:4700::1111", "192.0.2.11"])
+    @Test(arguments: ["93.184.216.34", "2606:4700::1111", "192.0.2.11", "172.32.0.1", "172.15.255.255", "100.128.0.1", "64:ff9b::5db8:d822"])
     func otherAddressesAreAllowed(_ ip: String) {
         #expect(DrainAddressPolicy.refusal(ip: ip, own: ["192.0.2.10"]) == nil, "\(ip)")
     }

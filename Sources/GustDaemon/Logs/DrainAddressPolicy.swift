@@ -28,22 +28,27 @@ struct DrainAddressPolicy: Sendable {
     }
 
     /// Loopback, unspecified (0.0.0.0 reaches loopback), link-local (the metadata service), the
-    /// other metadata services and the machine's own addresses, including their IPv4-mapped IPv6 spellings.
+    /// other metadata services, private networks (RFC 1918, shared address space, benchmarking,
+    /// unique local IPv6: the LAN behind the server, never a tenant's to reach) and the machine's
+    /// own addresses, including their IPv4-mapped and NAT64 (64:ff9b::/96) IPv6 spellings.
     static func refusal(ip: String, own: Set<String>) -> String? {
         var text = ip.lowercased()
         if let zone = text.firstIndex(of: "%") { text = String(text[..<zone]) }
         if text.hasPrefix("::ffff:"), text.dropFirst(7).contains(".") { text = String(text.dropFirst(7)) }
+        if let v6 = IPv6(text), let embedded = v6.nat64 { text = embedded }
         if Self.isMetadataService(text) { return "\(ip) is a cloud's metadata service" }
         if let v4 = IPv4(text) {
             if v4.octets[0] == 127 { return "\(ip) is a loopback address" }
             if v4.octets == [0, 0, 0, 0] || v4.octets[0] == 0 { return "\(ip) is an unspecified address" }
             if v4.octets[0] == 169 && v4.octets[1] == 254 { return "\(ip) is a link-local address (where cloud metadata services answer)" }
             if v4.octets[0] >= 224 { return "\(ip) is a multicast or reserved address" }
+            if v4.isPrivate { return "\(ip) is a private network's address" }
         } else if let v6 = IPv6(text) {
             if v6.isLoopback { return "\(ip) is a loopback address" }
             if v6.isUnspecified { return "\(ip) is an unspecified address" }
             if v6.isLinkLocal { return "\(ip) is a link-local address" }
             if v6.isMulticast { return "\(ip) is a multicast address" }
+            if v6.bytes[0] & 0xFE == 0xFC { return "\(ip) is a unique local (private) address" }
         } else {
             return "\(ip) is not an IP address"
         }
@@ -90,6 +95,12 @@ struct DrainAddressPolicy: Sendable {
             guard inet_pton(AF_INET, text, &address) == 1 else { return nil }
             octets = address
         }
+        /// 10/8, 172.16/12, 192.168/16 (RFC 1918), 100.64/10 (shared, carrier NAT), 198.18/15 (benchmarking).
+        var isPrivate: Bool {
+            let (a, b) = (octets[0], octets[1])
+            return a == 10 || (a == 172 && b & 0xF0 == 16) || (a == 192 && b == 168) || (a == 100 && b & 0xC0 == 64)
+                || (a == 198 && b & 0xFE == 18)
+        }
     }
 
     private struct IPv6 {
@@ -103,5 +114,10 @@ struct DrainAddressPolicy: Sendable {
         var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
         var isLinkLocal: Bool { bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 }
         var isMulticast: Bool { bytes[0] == 0xFF }
+        /// The IPv4 address a NAT64 prefix (64:ff9b::/96) reaches, written as IPv4.
+        var nat64: String? {
+            guard bytes[0..<12].elementsEqual([0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0]) else { return nil }
+            return bytes[12...].map(String.init).joined(separator: ".")
+        }
     }
 }
