@@ -138,7 +138,16 @@ struct TreeExport {
         written.append(target)
     }
 
+    /// The longest target a link may have: PATH_MAX less its NUL, past which `symlink(2)` refuses.
+    static let maxLinkTarget = 4095
+
     private mutating func writeLink(_ entry: OpaquePointer, path: String, target: String) throws(GitError) {
+        // Its size from the header first, as a file's: a target of gigabytes of one byte is a few
+        // kilobytes in the pack, and would be inflated whole to be refused by `symlink(2)`.
+        let size = try blobSize(entry, path: path)
+        guard size <= Self.maxLinkTarget else {
+            throw GitError("'\(path)' is a symlink whose target is \(size) bytes; a symlink's target may be at most \(Self.maxLinkTarget) bytes.")
+        }
         let blob = try lookupBlob(entry, path: path)
         defer { git_blob_free(blob) }
         let raw = UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: Int(git_blob_rawsize(blob)))

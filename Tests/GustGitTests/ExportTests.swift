@@ -46,6 +46,23 @@ import Testing
         #expect(error?.message.contains("'evil' is a symlink to '\(destination)'") == true)
     }
 
+    /// A symlink's target is its blob: one of megabytes (a few kilobytes packed, if zeros) is
+    /// refused by its size in the object's header, before the blob is read into memory, as a
+    /// file over its bound is. No system takes a target past PATH_MAX (4096 bytes with its NUL).
+    @Test(.scratchDirectory) func aLinkWhoseTargetIsOverPathMaxIsRefusedBeforeItIsRead() throws {
+        let work = try GitWorkspace(at: ScratchDirectory.current.appendingPathComponent("work"))
+        try work.write("ok.txt", "ok\n")
+        try work.git("add", "-A")
+        let made = try Command.run("/bin/sh", ["-c", """
+            blob=$(head -c 8388608 /dev/zero | tr '\\0' a | git hash-object -w --stdin)
+            git update-index --add --cacheinfo "120000,$blob,huge" && git commit -q -m link && git rev-parse HEAD
+            """], in: work.directory, environment: GitWorkspace.environment)
+        let commit = made.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try #require(made.status == 0 && commit.count == 40, "\(made.output)")
+        let error = #expect(throws: GitError.self) { try GitRepository(path: work.directory.path).export(commit: commit, to: try exportDirectory()) }
+        #expect(error?.message.contains("'huge' is a symlink whose target is 8388608 bytes") == true, "\(String(describing: error))")
+    }
+
     @Test(.scratchDirectory) func submodulesAreRefusedByName() throws {
         let work = try GitWorkspace(at: ScratchDirectory.current.appendingPathComponent("work"))
         try work.write("ok.txt", "ok\n")
