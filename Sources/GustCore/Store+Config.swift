@@ -25,8 +25,24 @@ public struct ConfigVar: Sendable, Codable, Equatable {
         if gustOwned.contains(name) { return "Gust sets \(name) in every instance itself" }
         if name.hasPrefix("BASH") { return "bash uses the BASH variables" }
         if bashSpecial.contains(name) { return "bash uses it and build scripts cannot set it" }
+        if isLoaderVariable(name) {
+            return "the dynamic loader and the C library act on it in every program that starts, "
+                + "the sandbox's own tools among them, which run with more rights than the app"
+        }
         return nil
     }
+
+    /// What glibc's loader and library read from the environment to load code or write files
+    /// (`LD_PRELOAD`, `LD_AUDIT`, `GCONV_PATH`, `GLIBC_TUNABLES` …; the names glibc itself drops
+    /// for setuid programs that do so). gustd never passes them to an instance, even if a store
+    /// from before they were refused holds them.
+    public static func isLoaderVariable(_ name: String) -> Bool {
+        name.hasPrefix("LD_") || loaderVariables.contains(name)
+    }
+
+    private static let loaderVariables: Set<String> = [
+        "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH", "MALLOC_TRACE",
+    ]
 
     /// What gustd, the start script and the runtimes set; other `GUST_` names are
     /// settings an app may set (`GUST_BEFORE_HOOK_TIMEOUT`, `GUST_AFTER_HOOK_TIMEOUT`).

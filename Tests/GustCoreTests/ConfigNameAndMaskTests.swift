@@ -21,6 +21,17 @@ import Testing
         #expect(try store.config(app).isEmpty)
     }
 
+    /// The dynamic loader and the C library act on these in every program that starts, before its
+    /// own code: set for an app, they would reach the sandbox's tools that start it with more rights
+    /// than the app has (bwrap as gustd's uid, setpriv as root inside), not only the app.
+    @Test(.scratchDirectory, arguments: ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "MALLOC_TRACE"])
+    func loaderVariablesAreRefused(name: String) throws {
+        let (store, app) = try store()
+        let error = #expect(throws: GustError.self) { try store.setConfig(app, [name: "/app/evil.so"], secret: false) }
+        #expect(error?.message.contains("'\(name)' is reserved: the dynamic loader") == true, "\(error?.message ?? "")")
+        #expect(try store.config(app).isEmpty)
+    }
+
     @Test(.scratchDirectory) func ordinaryNamesStillWork() throws {
         let (store, app) = try store()
         try store.setConfig(app, ["USER_ID": "1", "TZ": "Europe/Paris", "_private": "x", "GUST_BEFORE_HOOK_TIMEOUT": "2s"], secret: false)

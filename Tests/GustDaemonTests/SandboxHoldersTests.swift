@@ -42,13 +42,15 @@ struct SandboxHoldersTests {
             )
         }
 
-        func start(_ exited: @escaping @Sendable (Int32) -> Void = { _ in }) throws -> InstanceProcess {
+        func start(
+            environment: [String: String] = ["PATH": Sandbox.path], _ exited: @escaping @Sendable (Int32) -> Void = { _ in }
+        ) throws -> InstanceProcess {
             let layout = InstanceLayout(
                 hostSocket: sockets.path + "/instance.sock", socket: "/run/gust/instance.sock", recordsSocket: "/run/gust/records.sock",
                 releaseDirectory: "/app", path: Sandbox.path
             )
             return try spawner.spawn(
-                executable: "run", layout: layout, release: release, environment: ["PATH": Sandbox.path], marker: "GUST_TEST=holders",
+                executable: "run", layout: layout, release: release, environment: environment, marker: "GUST_TEST=holders",
                 confinement: SpawnConfinement(), onOutput: { _, _ in }, onExit: exited
             )
         }
@@ -175,5 +177,39 @@ struct SandboxHoldersTests {
         // bwrap's init ignores SIGTERM and the app is in a session of its own: SIGKILL after the grace.
         await process.stop(grace: .milliseconds(200))
         #expect(process.hasExited)
+    }
+
+    /// bwrap runs outside the sandbox, as gustd's uid, and is no setuid program: what its
+    /// environment holds, the dynamic loader acts on (`LD_PRELOAD` a library the app pushed, and
+    /// the app's code runs as gustd). So bwrap gets none of the app's environment; the app gets
+    /// all of it, set by bwrap (`--clearenv`, `--setenv`) from arguments it reads from a file in
+    /// memory, never on a command line (which any user of the host can read).
+    @Test func bwrapItselfGetsNoneOfTheAppsEnvironmentAndTheAppAllOfIt() async throws {
+        let setup = try Setup(script: "exec sleep 600\n")
+        setup.holders.stopAll()
+        let secret = "s3cret-\(UUID().uuidString.prefix(8))"
+        let process = try setup.start(environment: [
+            "PATH": Sandbox.path, "LD_PRELOAD": "/app/nothing-\(secret).so", "APP_SECRET": secret, "GUST_TEST": "holders",
+        ])
+        #expect(!process.isNamespaceInit, "bwrap built its sandbox")
+        func environ(_ pid: pid_t) -> [String] {
+            let data = FileManager.default.contents(atPath: "/proc/\(pid)/environ") ?? Data()
+            return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        }
+        let outside = environ(process.pid)
+        #expect(!outside.contains { $0.contains(secret) }, "bwrap's own environment: \(outside)")
+        #expect(outside.contains("GUST_TEST=holders"), "the marker stays, for the straggler scan")
+        let cmdline = String(decoding: FileManager.default.contents(atPath: "/proc/\(process.pid)/cmdline") ?? Data(), as: UTF8.self)
+        #expect(!cmdline.contains(secret), "nor on its command line")
+        var app: pid_t?
+        for _ in 0..<500 {
+            app = try? Sandbox.firstChild(of: Sandbox.firstChild(of: process.pid))
+            if let app, environ(app).contains("APP_SECRET=\(secret)") { break }
+            usleep(10_000)
+        }
+        let inside = app.map(environ) ?? []
+        #expect(inside.contains("APP_SECRET=\(secret)") && inside.contains("LD_PRELOAD=/app/nothing-\(secret).so"), "\(inside)")
+        #expect(inside.contains("PATH=\(Sandbox.path)") && inside.contains("GUST_TEST=holders"), "\(inside)")
+        await process.stop(grace: .milliseconds(200))
     }
 }

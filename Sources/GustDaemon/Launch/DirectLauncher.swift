@@ -375,10 +375,12 @@ final class DirectLauncher: PoolLauncher {
     }
 
     /// The environment of an instance: the release's config vars and Gust's own,
-    /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon).
+    /// nothing else of gustd's (no GUST_HOME, no credentials of the daemon), and none of the
+    /// loader's variables (`ConfigVar.isLoaderVariable`), which a store from before they were
+    /// refused may hold.
     func environment(config: [String: String], layout: InstanceLayout, id: String, channelToken: String, internalToken: String) -> [String: String] {
         let inherited = ProcessInfo.processInfo.environment
-        var environment = config
+        var environment = config.filter { !ConfigVar.isLoaderVariable($0.key) }
         environment["PATH"] = layout.path
         environment["LANG"] = environment["LANG"] ?? inherited["LANG"] ?? "C.UTF-8"
         environment["HOME"] = layout.releaseDirectory

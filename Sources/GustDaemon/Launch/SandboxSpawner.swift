@@ -120,7 +120,7 @@ final class SandboxSpawner: InstanceSpawner {
                 holders.discard(holder)
             }
         }
-        let argv = sized.directCommand(
+        var argv = sized.directCommand(
             app: ids,
             mounts: [
                 .init(release.path, at: Sandbox.appDirectory),
@@ -139,6 +139,17 @@ final class SandboxSpawner: InstanceSpawner {
         }
         if let seccompFile = sized.seccompFile { try openForBwrap(seccompFile, O_RDONLY) }
         if ids != nil { try openForBwrap("/dev/null", O_WRONLY) }  // its info, which gustd does not read
+        // bwrap runs outside the sandbox as gustd's uid, and is no setuid program: the dynamic loader
+        // acts on its environment (LD_PRELOAD naming a library the app pushed). So it gets only the
+        // marker, and sets the app's environment for what it starts from arguments read from a file
+        // in memory (`--args`), not its command line, which every user of the host can read.
+        let environmentArguments = try Self.environmentArguments(environment)
+        bwrapReads.append(environmentArguments)
+        argv.insert(contentsOf: ["--args", String(Sandbox.directDescriptor(passing.count + bwrapReads.count - 1))], at: 1)
+        var bwrapEnvironment: [String: String] = [:]
+        if let equals = marker.firstIndex(of: "="), environment[String(marker[..<equals])] == String(marker[marker.index(after: equals)...]) {
+            bwrapEnvironment[String(marker[..<equals])] = String(marker[marker.index(after: equals)...])
+        }
         var block: [Int32] = [-1, -1]
         if ids != nil {
             guard gust_pipe_cloexec(&block) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
@@ -158,11 +169,35 @@ final class SandboxSpawner: InstanceSpawner {
         let prepare: ((Int32) throws -> Void)? = ids == nil ? nil : { try Self.boundUserNamespace($0) }
         let descriptors = passing + bwrapReads
         return try InstanceProcess(
-            executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment, directory: "/",
+            executable: argv[0], arguments: Array(argv.dropFirst()), environment: bwrapEnvironment, directory: "/",
             standardInput: ids == nil ? nil : block[0], marker: marker,
             confinement: confinement, passing: descriptors, onOutput: onOutput, onExit: onExit,
             started: { pid in try sandbox.release(pid, app: ids, unblocking: writeEnd, wrapped: false, prepare: prepare) }
         )
+    }
+
+    /// A file in memory holding `--clearenv` and a `--setenv NAME VALUE` for each of `environment`,
+    /// NUL-separated, as bwrap's `--args` reads them, read from its start.
+    static func environmentArguments(_ environment: [String: String]) throws -> Int32 {
+        let fd = gust_memfd_cloexec("gust-sandbox-environment")
+        guard fd >= 0 else { throw SpawnError("Cannot make the sandbox's environment file: \(String(cString: strerror(errno)))") }
+        var bytes = Array("--clearenv".utf8) + [0]
+        for (name, value) in environment.sorted(by: { $0.key < $1.key }) {
+            bytes += Array("--setenv".utf8) + [0] + Array(name.utf8) + [0] + Array(value.utf8) + [0]
+        }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                throw SpawnError("Cannot write the sandbox's environment file: \(reason)")
+            }
+            offset += written
+        }
+        lseek(fd, 0, SEEK_SET)
+        return fd
     }
 
     /// Starts the program in `holder`'s prepared sandbox: gustd's child, PID 1 of fresh PID, IPC and
