@@ -57,6 +57,8 @@ public struct ConsoleServer: HTTPResponder {
     static func cookies(of request: Request) -> Cookies { Cookies(request.headers[values: .cookie]) }
     /// The largest form the console reads (a record's JSON at most).
     static let maxFormBytes = RecordStore.maxRecordBytes + 64 * 1024
+    /// The largest sign-in form: a console token and the login CSRF token, with room to spare.
+    static let maxSignInBytes = 8 * 1024
 
     /// Who is asking, once signed in.
     struct Viewer: Sendable {
@@ -215,9 +217,13 @@ public struct ConsoleServer: HTTPResponder {
     }
 
     private func signIn(_ request: Request, https: Bool) async throws -> Response {
-        let form = try await Self.form(request)
+        // Anyone may post here: nothing is read without the login cookie, and then only a sign-in's worth.
         let expected = Self.cookies(of: request)[Self.cookieName(Self.loginCookie, https: https)] ?? ""
-        guard !expected.isEmpty, let sent = form["csrf"], Store.constantTimeEqual(sent, expected) else {
+        guard !expected.isEmpty else {
+            return loginPage(error: "The sign-in form expired; try again.", status: .forbidden, https: https)
+        }
+        let form = try await Self.form(request, upTo: Self.maxSignInBytes)
+        guard let sent = form["csrf"], Store.constantTimeEqual(sent, expected) else {
             return loginPage(error: "The sign-in form expired; try again.", status: .forbidden, https: https)
         }
         let secret = (form["token"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
@@ -280,9 +286,9 @@ public struct ConsoleServer: HTTPResponder {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    static func form(_ request: Request) async throws -> FormBody {
+    static func form(_ request: Request, upTo limit: Int = maxFormBytes) async throws -> FormBody {
         do {
-            let body = try await request.body.collect(upTo: maxFormBytes)
+            let body = try await request.body.collect(upTo: limit)
             return FormBody(String(decoding: body.readableBytesView, as: UTF8.self))
         } catch is NIOTooManyBytesError {
             throw ConsoleError(413, "The form is too large.")

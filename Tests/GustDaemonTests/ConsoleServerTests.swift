@@ -197,6 +197,24 @@ import Testing
         }
     }
 
+    /// Anyone may post to `/login`: its form (a token and the login CSRF) is read only with the
+    /// login cookie, and at most `maxSignInBytes` of it, not the megabyte a record form may be.
+    @Test(.scratchDirectory) func aSignInFormIsReadOnlyWithItsCookieAndOnlyAFewKilobytes() async throws {
+        let setup = try setup()
+        try await application(setup.backend).test(.router) { client in
+            let large = "csrf=x&token=" + String(repeating: "a", count: 64 * 1024)
+            try await client.execute(uri: "/login", method: .post, headers: Self.form, body: ByteBuffer(string: large)) {
+                #expect($0.status == .forbidden, "no login cookie: refused before the form")
+            }
+            let login = try await client.execute(uri: "/login", method: .get) { $0.headers[.setCookie]!.split(separator: ";")[0] }
+            var headers = Self.form
+            headers[.cookie] = String(login)
+            try await client.execute(uri: "/login", method: .post, headers: headers, body: ByteBuffer(string: large)) {
+                #expect($0.status == .contentTooLarge)
+            }
+        }
+    }
+
     @Test(.scratchDirectory) func aPostWithoutTheSessionsCSRFTokenChangesNothing() async throws {
         let setup = try setup()
         try await application(setup.backend).test(.router) { client in
