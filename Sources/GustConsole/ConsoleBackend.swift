@@ -8,6 +8,9 @@ public protocol ConsoleBackend: Sendable {
     var home: GustHome { get }
     /// Runs `body` with the store, off the event loops.
     func withStore<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) async throws -> T
+    /// Runs blocking file work (reading an app's log) off the event loops and without the store:
+    /// the store's one connection is every private app's token check's too, and must not wait on it.
+    func offTheLoops<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T
     /// What serves the app now, if anything.
     func live(_ app: AppName) -> ConsoleLiveState?
     /// Calls and errors per minute, oldest first, for the last `minutes` minutes (this one included).

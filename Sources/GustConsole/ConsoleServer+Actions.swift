@@ -97,7 +97,7 @@ extension ConsoleServer {
     func logsPage(_ app: AppName, _ query: FormBody, _ viewer: Viewer) async throws -> Response {
         let function = query["function"].flatMap { $0.isEmpty ? nil : $0 }
         let home = backend.home
-        let lines = try await backend.withStore { _ in AppLog(home: home, app: app).tail(200, function: function) }
+        let lines = try await backend.offTheLoops { AppLog(home: home, app: app).tail(200, function: function) }
         let ops = backend.operations(app)
         var context = base(viewer)
         context["name"] = app.rawValue
@@ -126,7 +126,7 @@ extension ConsoleServer {
         // An instance's output reaches the log a moment after its answer.
         try? await Task.sleep(for: .milliseconds(300))
         let home = backend.home
-        let lines = try await backend.withStore { _ in
+        let lines = try await backend.offTheLoops {
             AppLog(home: home, app: app).tail(100, function: "op \(op)").filter { $0.time >= began.addingTimeInterval(-1) }
         }
         if json {

@@ -24,9 +24,14 @@ import Testing
             store = Mutex(try Store(home: home))
         }
 
+        /// How many times the store was asked for: its one connection is every private app's token check's too.
+        let storeUses = Atomic(0)
+
         func withStore<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) async throws -> T {
-            try store.withLock { try body($0) }
+            storeUses.add(1, ordering: .relaxed)
+            return try store.withLock { try body($0) }
         }
+        func offTheLoops<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T { try body() }
         func live(_ app: AppName) -> ConsoleLiveState? { ConsoleLiveState(version: 1, state: "running", instances: 1) }
         func history(_ app: AppName, minutes: Int) -> [ConsoleMinute] {
             (0..<minutes).map { minute in
@@ -212,6 +217,21 @@ import Testing
             try await client.execute(uri: "/login", method: .post, headers: headers, body: ByteBuffer(string: large)) {
                 #expect($0.status == .contentTooLarge)
             }
+        }
+    }
+
+    /// The logs page reads the app's log (megabytes, for a `function` that matches nothing) without
+    /// the store: the store's one connection also checks every private app's tokens, and a tenant
+    /// reloading that page held it for every other tenant. Only the session and the app are looked up there.
+    @Test(.scratchDirectory) func theLogsPageReadsTheLogWithoutTheStore() async throws {
+        let setup = try setup()
+        try await application(setup.backend).test(.router) { client in
+            let (cookie, _) = try await signIn(client, setup.admin)
+            let before = setup.backend.storeUses.load(ordering: .relaxed)
+            try await client.execute(uri: "/apps/cats/logs?function=zzz", method: .get, headers: [.cookie: cookie]) {
+                #expect($0.status == .ok)
+            }
+            #expect(setup.backend.storeUses.load(ordering: .relaxed) - before == 2, "the session's and the app's lookups only")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GustBuild
 import GustConsole
 import GustCore
 import NIOCore
@@ -18,6 +19,10 @@ struct SupervisorConsoleBackend: ConsoleBackend {
 
     func withStore<T: Sendable>(_ body: @escaping @Sendable (Store) throws -> T) async throws -> T {
         try await supervisor.requestStore.run(body)
+    }
+
+    func offTheLoops<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await BlockingWork.run(body)
     }
 
     func live(_ app: AppName) -> ConsoleLiveState? {
