@@ -22,13 +22,15 @@ public enum ConsoleLogStream {
     public static let recheck: Duration = .seconds(5)
 
     static func response(
-        app: AppName, function: String?, home: GustHome, recheck: Duration, stillAllowed: @escaping @Sendable () async -> Bool
+        app: AppName, function: String?, home: GustHome, recheck: Duration, stillAllowed: @escaping @Sendable () async -> Bool,
+        holding slot: ConsoleStreamSlots.Slot? = nil
     ) -> Response {
         let filter = function.flatMap { $0.isEmpty ? nil : $0 }
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream; charset=utf-8"
         headers[.cacheControl] = "no-store"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { withExtendedLifetime(slot) {} }  // held for as long as the stream runs
             let log = AppLog(home: home, app: app)
             var follower = LogFollower(url: log.current)
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))

@@ -24,6 +24,8 @@ public struct ConsoleServer: HTTPResponder {
     let trustedProxies: Set<String>
     /// How often a log stream checks that its session and token still hold (`ConsoleLogStream`).
     let streamRecheck: Duration
+    /// The log streams each token has open.
+    let streams = ConsoleStreamSlots()
 
     public init(
         backend: any ConsoleBackend, sessions: ConsoleSessions = ConsoleSessions(), secure: Bool = false, trustedProxies: Set<String> = [],
@@ -176,7 +178,12 @@ public struct ConsoleServer: HTTPResponder {
                     return token.isValid() && token.mayUse(app)
                 }) ?? false
             }
-            return ConsoleLogStream.response(app: app, function: query["function"], home: backend.home, recheck: streamRecheck, stillAllowed: still)
+            guard let slot = streams.take(token: viewer.token.id) else {
+                throw ConsoleError(429, "This token has \(streams.limit) log streams open already: close a console tab, or wait for one to end.")
+            }
+            return ConsoleLogStream.response(
+                app: app, function: query["function"], home: backend.home, recheck: streamRecheck, stillAllowed: still, holding: slot
+            )
         case (.post, "call", 1):
             let wantsJSON = request.headers[.accept]?.contains("application/json") ?? false
             return try await call(app, form, viewer, json: wantsJSON)

@@ -340,6 +340,38 @@ import Testing
         }
     }
 
+    /// One token has at most `ConsoleStreamSlots.perToken` log streams open: the next is 429, and
+    /// a stream that ended gives its slot back.
+    @Test(.scratchDirectory) func aTokenHasABoundedNumberOfLogStreamsOpen() async throws {
+        let setup = try setup()
+        let server = ConsoleServer(backend: setup.backend, streamRecheck: .milliseconds(50))
+        let app = Application(responder: server, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        let limit = ConsoleStreamSlots.perToken
+        try await app.test(.router) { client in
+            let (cookie, _) = try await signIn(client, setup.admin)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<limit {
+                    group.addTask {
+                        try await client.execute(uri: "/apps/cats/logs/stream", method: .get, headers: [.cookie: cookie]) { #expect($0.status == .ok) }
+                    }
+                }
+                let deadline = ContinuousClock.now + .seconds(30)
+                while server.streams.count(token: setup.adminID) < limit, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                #expect(server.streams.count(token: setup.adminID) == limit)
+                try await client.execute(uri: "/apps/cats/logs/stream", method: .get, headers: [.cookie: cookie]) {
+                    #expect($0.status == .tooManyRequests)
+                    #expect(String(buffer: $0.body).contains("log streams open already"))
+                }
+                // Revoked: the streams end at their next check, and their slots are given back.
+                try await setup.backend.withStore { [id = setup.adminID] in try $0.revokeConsoleToken(id: id) }
+                try await group.waitForAll()
+            }
+            #expect(server.streams.count(token: setup.adminID) == 0)
+        }
+    }
+
     @Test(.scratchDirectory) func cookiesAreSecureOverHTTPSOnlyAsATrustedProxySaysIt() async throws {
         let setup = try setup()
         let https: HTTPFields = [HTTPField.Name("X-Forwarded-Proto")!: "https"]
