@@ -119,8 +119,14 @@ extension SandboxTests {
             let pid = try #require(instance.pid.map(Int32.init))
             #expect(Self.parent(of: pid) == zygotePID, "instance \(instance.id ?? "") is a fork of the same zygote")
         }
-        let log = try setup.run([installed.gust, "logs", "cats", "-n", "500", "--home", home.path])
-        #expect(log.stdout.contains("out of memory (128 MB limit)"), "\(log.stdout.suffix(2000))")
+        // Written once gustd has seen the fork's exit and read its cgroup, which the call's answer
+        // does not wait for (under CI's load, seconds later).
+        var log = ""
+        _ = try eventually(within: 30) { () -> Bool? in
+            log = try setup.run([installed.gust, "logs", "cats", "-n", "500", "--home", home.path]).stdout
+            return log.contains("out of memory (128 MB limit)") ? true : nil
+        }
+        #expect(log.contains("out of memory (128 MB limit)"), "\(log.suffix(2000))")
     }
 
     /// Waits (at most `seconds`, in 50 ms steps) for `value` to give something.
