@@ -17,6 +17,12 @@ public struct AppToken: Sendable, Codable, Equatable {
     /// `token 3 (ci)`, as the activity log names it (never its secret).
     public var activityText: String { "token \(id)" + (description.isEmpty ? "" : " (\(description))") }
 
+    /// The most tokens an app has that are neither revoked nor expired: each is a row in the store
+    /// every app shares, listed whole on the app's console page.
+    public static let maxActive = 100
+    /// The longest description a token has, in characters.
+    public static let maxDescription = 200
+
     /// The longest a token may be made to live: ten years. Without an expiry it never expires.
     public static let longestLifetime: TimeInterval = 3660 * 86_400
 
@@ -37,6 +43,19 @@ public struct AppToken: Sendable, Codable, Equatable {
 extension Store {
     /// Creates a token and returns its secret, which is shown once and never again.
     public func createToken(_ app: AppName, description: String, expiresAt: Date?) throws -> (token: AppToken, secret: String) {
+        guard description.count <= AppToken.maxDescription else {
+            throw GustError("The description is longer than \(AppToken.maxDescription) characters.")
+        }
+        let active = try db.query(
+            "SELECT COUNT(*) AS n FROM tokens WHERE app = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+            [.text(app.rawValue), .real(Date().timeIntervalSince1970)]
+        ).first?.int("n") ?? 0
+        guard active < AppToken.maxActive else {
+            throw GustError(
+                "\(app) has \(AppToken.maxActive) active tokens, as many as an app may have.", code: 409,
+                hint: "Revoke one it no longer needs: `gust tokens list \(app)`, then `gust tokens revoke \(app) ID`."
+            )
+        }
         let secret = "gust_" + Data(RandomToken.bytes(32)).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         let now = Date()
@@ -51,6 +70,11 @@ extension Store {
 
     public func tokens(_ app: AppName) throws -> [AppToken] {
         try db.query("SELECT * FROM tokens WHERE app = ? ORDER BY id", [.text(app.rawValue)]).map(AppToken.init(row:))
+    }
+
+    /// Removes a token's row: for `gust call`'s token of one call, which no one lists or revokes.
+    public func deleteToken(_ app: AppName, id: Int) throws {
+        try db.run("DELETE FROM tokens WHERE app = ? AND id = ?", [.text(app.rawValue), .integer(Int64(id))])
     }
 
     /// The hashes (`tokenHash`) of `app`'s tokens not revoked, expired or not.

@@ -36,6 +36,24 @@ import Testing
         #expect(try store.openedConfig(app)["SECOND_HALF"] == big)
     }
 
+    /// Tokens are rows in the store every app shares, and the app's page lists them all: an app has
+    /// at most `AppToken.maxActive` tokens neither revoked nor expired, each described in at most
+    /// 200 characters (the console's bound, now the store's), and `gust call`'s own token of a
+    /// moment is deleted after the call rather than kept as a revoked row.
+    @Test(.scratchDirectory) func anAppsTokensAreBoundedInNumberAndDescription() throws {
+        let (store, app) = try store()
+        #expect(throws: GustError.self) { try store.createToken(app, description: String(repeating: "d", count: 201), expiresAt: nil) }
+        var made: [AppToken] = []
+        for _ in 0..<AppToken.maxActive { made.append(try store.createToken(app, description: "", expiresAt: nil).token) }
+        let error = #expect(throws: GustError.self) { try store.createToken(app, description: "", expiresAt: nil) }
+        #expect(error?.message.contains("\(AppToken.maxActive) active tokens") == true, "\(String(describing: error))")
+        try store.revokeToken(app, id: made[0].id)
+        let call = try store.createToken(app, description: "gust call", expiresAt: Date().addingTimeInterval(120))
+        try store.deleteToken(app, id: call.token.id)
+        #expect(try store.tokens(app).count == AppToken.maxActive, "the revoked one stays listed, the deleted one is gone")
+        #expect(try !store.verifyToken(app, secret: call.secret))
+    }
+
     @Test(.scratchDirectory) func aTokenIsValidUntilRevokedAndOnlyItsHashIsStored() throws {
         let (store, app) = try store()
         let (token, secret) = try store.createToken(app, description: "ci", expiresAt: nil)
