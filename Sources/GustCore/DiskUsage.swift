@@ -34,9 +34,7 @@ public enum DiskUsage {
     public static func tally(_ root: URL, _ measure: Measure = .allocated) -> Tally {
         var seen = Set<[UInt64]>()
         var tally = Tally()
-        func count(_ path: String, relativeBytes: Int) {
-            var info = stat()
-            guard lstat(path, &info) == 0 else { return }
+        func count(_ info: stat, relativeBytes: Int) {
             tally.entries += 1
             tally.pathBytes += relativeBytes
             let isFile = (info.st_mode & S_IFMT) == S_IFREG
@@ -46,14 +44,47 @@ public enum DiskUsage {
             if measure == .unpacked, isFile { bytes = max(bytes, Int(info.st_size)) }
             tally.bytes += max(512, bytes)
         }
-        let base = root.path
-        guard FileManager.default.fileExists(atPath: base) else { return tally }
-        count(base, relativeBytes: 0)
-        // Walked lazily: a tree of a million entries is never held as one list of names.
-        guard let walker = FileManager.default.enumerator(atPath: base) else { return tally }
-        while let relative = walker.nextObject() as? String {
-            count(base + "/" + relative, relativeBytes: relative.utf8.count)
+        var info = stat()
+        guard lstat(root.path, &info) == 0 else { return tally }
+        count(info, relativeBytes: 0)
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { return tally }
+        let top = open(root.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard top >= 0, let opened = fdopendir(top) else {
+            if top >= 0 { close(top) }
+            return tally
+        }
+        // Walked by names as bytes, each directory opened from its parent's descriptor: a name that
+        // is no UTF-8 (a build makes what names it likes) made as a string and back names nothing,
+        // and what lay below it went uncounted. No list of the tree is held, only the open path.
+        var open: [(directory: OpaquePointer, descriptor: Int32, pathBytes: Int)] = [(opened, top, 0)]
+        while let (directory, descriptor, prefix) = open.last {
+            guard let entry = readdir(directory) else {
+                closedir(directory)
+                open.removeLast()
+                continue
+            }
+            withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let name = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+                let length = strlen(name)
+                if length == 1 && name[0] == 0x2E || length == 2 && name[0] == 0x2E && name[1] == 0x2E { return }
+                var info = stat()
+                guard fstatat(descriptor, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+                let pathBytes = prefix == 0 ? length : prefix + 1 + length
+                count(info, relativeBytes: pathBytes)
+                guard (info.st_mode & S_IFMT) == S_IFDIR, open.count < maxDepth else { return }
+                let child = openat(descriptor, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard child >= 0 else { return }
+                guard let below = fdopendir(child) else {
+                    close(child)
+                    return
+                }
+                open.append((below, child, pathBytes))
+            }
         }
         return tally
     }
+
+    /// How deep the walk descends: each level holds a descriptor open. Below it, a directory counts
+    /// as itself only (a path that deep is past what any system call takes by name).
+    static let maxDepth = 4096
 }

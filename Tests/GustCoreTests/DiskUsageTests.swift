@@ -20,6 +20,24 @@ import Testing
         #expect(DiskUsage.of(root, .unpacked) >= 2 << 20)
     }
 
+    /// A build makes whatever names it likes in its cache, bytes that are no UTF-8 among them: what
+    /// lies under such a name counts as any other (else a cache kept gigabytes past the disk bound).
+    @Test(.scratchDirectory) func whatLiesUnderANameThatIsNotUTF8IsCounted() throws {
+        let root = ScratchDirectory.current.appendingPathComponent("tree")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let odd: [CChar] = Array(root.path.utf8CString.dropLast()) + [CChar(bitPattern: 0x2F), CChar(bitPattern: 0xFF), CChar(bitPattern: 0xFE), 0]
+        #expect(mkdir(odd, 0o755) == 0)
+        let file = Array(odd.dropLast()) + Array("/big".utf8CString)
+        let fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        try #require(fd >= 0)
+        let data = [UInt8](repeating: 7, count: 1 << 20)
+        #expect(write(fd, data, data.count) == data.count)
+        close(fd)
+        let tally = DiskUsage.tally(root)
+        #expect(tally.bytes >= 1 << 20, "\(tally)")
+        #expect(tally.entries == 3, "\(tally)")
+    }
+
     @Test(.scratchDirectory) func aTallyCountsEntriesAndTheBytesOfTheirPaths() throws {
         let root = ScratchDirectory.current.appendingPathComponent("tree")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("ab"), withIntermediateDirectories: true)
