@@ -68,6 +68,12 @@ extension Build {
     /// is, and was bounded by nothing but the disk before.
     func checkSlug(_ slug: URL) async throws {
         let tally = try await BlockingWork.run { DiskUsage.tally(slug, .unpacked) }
+        guard !tally.isTooDeep else {
+            throw GustError(
+                "The slug has directories more than \(DiskUsage.maxDepth) deep, deeper than gustd measures: the build failed, and nothing of it was kept.",
+                hint: "Leave out of the slug what the app does not need to run (build tools, caches, test data)."
+            )
+        }
         guard tally.entries <= Self.maxSlugEntries, tally.pathBytes <= Self.maxSlugPathBytes else {
             throw GustError(
                 "The slug holds \(tally.entries) files and directories whose paths take \(LimitSize.spoken(tally.pathBytes)), over what a slug may (\(Self.maxSlugEntries) entries, \(LimitSize.spoken(Self.maxSlugPathBytes)) of paths): the build failed, and nothing of it was kept.",

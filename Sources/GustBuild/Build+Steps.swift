@@ -187,12 +187,14 @@ extension Build {
         // The cache outlives the build, so it is measured whatever the outcome: a build that filled
         // it and then failed (on purpose) would otherwise keep it, over the limit, for good.
         if let cacheLimit {
-            let size = try await BlockingWork.run { DiskUsage.of(cache) }
-            if size > cacheLimit {
+            let tally = try await BlockingWork.run { DiskUsage.tally(cache) }
+            if tally.bytes > cacheLimit || tally.isTooDeep {
                 // Emptied, so that the next build starts below the limit instead of failing again.
                 NoFollowRemoval.removeTree(at: cache)  // what the build wrote: a 0500 directory too
+                let grew = tally.isTooDeep
+                    ? "more than \(DiskUsage.maxDepth) directories deep, deeper than gustd measures" : "to \(LimitSize.spoken(tally.bytes))"
                 throw GustError(
-                    "The build cache grew to \(LimitSize.spoken(size)), over \(app)'s disk limit (\(LimitSize.spoken(cacheLimit))): the build failed, and the cache was emptied.",
+                    "The build cache grew \(grew), over \(app)'s disk limit (\(LimitSize.spoken(cacheLimit))): the build failed, and the cache was emptied.",
                     hint: "Cache less (fewer or smaller dependencies), or ask an admin to raise it: gust limits \(app) --disk SIZE"
                 )
             }

@@ -24,11 +24,16 @@ public enum DiskUsage {
         /// The lengths of all the entries' paths below the root, in bytes: what a list of the tree's
         /// names takes in memory.
         public var pathBytes = 0
+        /// Whether the tree goes deeper than the walk descends (`maxDepth`): what lies below was not
+        /// counted, so a bound must take the tree as over it.
+        public var isTooDeep = false
     }
 
-    /// Bytes under `root`, `root` itself included; 0 for a root that is not there.
+    /// Bytes under `root`, `root` itself included; 0 for a root that is not there. A tree deeper than
+    /// the walk descends measures as over any bound (`Int.max / 4`): what it hides was not counted.
     public static func of(_ root: URL, _ measure: Measure = .allocated) -> Int {
-        tally(root, measure).bytes
+        let tally = tally(root, measure)
+        return tally.isTooDeep ? Int.max / 4 : tally.bytes
     }
 
     public static func tally(_ root: URL, _ measure: Measure = .allocated) -> Tally {
@@ -71,7 +76,11 @@ public enum DiskUsage {
                 guard fstatat(descriptor, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
                 let pathBytes = prefix == 0 ? length : prefix + 1 + length
                 count(info, relativeBytes: pathBytes)
-                guard (info.st_mode & S_IFMT) == S_IFDIR, open.count < maxDepth else { return }
+                guard (info.st_mode & S_IFMT) == S_IFDIR else { return }
+                guard open.count < maxDepth else {
+                    tally.isTooDeep = true
+                    return
+                }
                 let child = openat(descriptor, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { return }
                 guard let below = fdopendir(child) else {
@@ -84,7 +93,8 @@ public enum DiskUsage {
         return tally
     }
 
-    /// How deep the walk descends: each level holds a descriptor open. Below it, a directory counts
-    /// as itself only (a path that deep is past what any system call takes by name).
-    static let maxDepth = 4096
+    /// How deep the walk descends: each level holds a descriptor open. A directory below it counts
+    /// as itself, and marks the tree `isTooDeep` (a path that deep is past what any system call
+    /// takes by name, and no build needs one).
+    public static let maxDepth = 4096
 }

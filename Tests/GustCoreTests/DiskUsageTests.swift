@@ -38,6 +38,26 @@ import Testing
         #expect(tally.entries == 3, "\(tally)")
     }
 
+    /// Below `maxDepth` directories nothing is walked: the tree says so, and measures as over any
+    /// bound, so that what it hides there is never free.
+    @Test(.scratchDirectory) func aTreeDeeperThanTheWalkDescendsIsOverAnyBound() throws {
+        let root = ScratchDirectory.current.appendingPathComponent("tree")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        var fd = open(root.path, O_RDONLY | O_DIRECTORY)
+        for _ in 0...DiskUsage.maxDepth {
+            #expect(mkdirat(fd, "d", 0o755) == 0)
+            let next = openat(fd, "d", O_RDONLY | O_DIRECTORY)
+            close(fd)
+            fd = next
+        }
+        close(fd)
+        let tally = DiskUsage.tally(root)
+        #expect(tally.isTooDeep && tally.entries == DiskUsage.maxDepth + 1, "\(tally.entries)")
+        #expect(DiskUsage.of(root) >= Int.max / 4)
+        // rm walks by descriptors too; the scratch directory's removal (by paths) stops at PATH_MAX.
+        #expect(try Command.run("/bin/rm", ["-rf", root.path]).status == 0)
+    }
+
     @Test(.scratchDirectory) func aTallyCountsEntriesAndTheBytesOfTheirPaths() throws {
         let root = ScratchDirectory.current.appendingPathComponent("tree")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("ab"), withIntermediateDirectories: true)
