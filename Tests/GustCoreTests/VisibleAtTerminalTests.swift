@@ -1,0 +1,21 @@
+import GustCore
+import Testing
+
+/// What an app controls, as an admin's terminal is shown it.
+@Suite struct VisibleAtTerminalTests {
+    @Test func controlsAreShownAsHexAndTabsAndTextStay() {
+        #expect("plain text, tab\there, é and 猫".visibleAtTerminal == "plain text, tab\there, é and 猫")
+        #expect("\u{1B}]52;c;eA==\u{07}\u{1B}[2J".visibleAtTerminal == "\\x1B]52;c;eA==\\x07\\x1B[2J")
+        #expect("del\u{7F} csi\u{9B}".visibleAtTerminal == "del\\x7F csi\\x9B")
+        #expect("a\nb\rc".linesVisibleAtTerminal == "a\nb\\x0Dc")
+    }
+
+    /// A right-to-left override shows what follows it in reverse (the "Trojan Source" trick): a
+    /// build line could read as something else. Bidi marks, embeddings, overrides and isolates are
+    /// shown as `\uHHHH`; the Unicode line separators, which terminals do not act on, stay.
+    @Test func bidiControlsAreShownEscaped() {
+        #expect("evil\u{202E}txt.exe".visibleAtTerminal == "evil\\u202Etxt.exe")
+        #expect("\u{2066}x\u{2069}\u{200F}\u{061C}".visibleAtTerminal == "\\u2066x\\u2069\\u200F\\u061C")
+        #expect("one\u{2028}two\u{2029}".visibleAtTerminal == "one\u{2028}two\u{2029}")
+    }
+}
