@@ -72,9 +72,10 @@ extension LogEntry {
         return object
     }
 
-    /// `jsonObject` as one line of NDJSON, keys sorted so equal entries read the same.
+    /// `jsonObject` as one line of NDJSON, keys sorted so equal entries read the same, C1 controls
+    /// escaped (`jsonEscapingC1`).
     public func jsonLine(app: AppName) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: jsonObject(app: app), options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        return String(decoding: data, as: UTF8.self).jsonEscapingC1
     }
 }

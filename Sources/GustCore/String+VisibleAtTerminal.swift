@@ -36,6 +36,22 @@ extension String {
         }
     }
 
+    /// JSON text with the C1 controls (U+0080 to U+009F) written as `\u00XX`, which JSON encoders
+    /// leave raw: a terminal that acts on C1 sent as UTF-8 would take U+009B for CSI in
+    /// `gust logs --json`. In JSON they can only be inside strings, so the value is the same.
+    public var jsonEscapingC1: String {
+        guard unicodeScalars.contains(where: { (0x80...0x9F).contains($0.value) }) else { return self }
+        var escaped = String.UnicodeScalarView()
+        for scalar in unicodeScalars {
+            if (0x80...0x9F).contains(scalar.value) {
+                escaped.append(contentsOf: String(format: "\\u%04x", scalar.value).unicodeScalars)
+            } else {
+                escaped.append(scalar)
+            }
+        }
+        return String(escaped)
+    }
+
     /// `visibleAtTerminal` line by line: the line breaks kept, what is in the lines shown.
     public var linesVisibleAtTerminal: String {
         split(separator: "\n", omittingEmptySubsequences: false).map { String($0).visibleAtTerminal }.joined(separator: "\n")

@@ -1,3 +1,4 @@
+import Foundation
 import GustCore
 import Testing
 
@@ -17,5 +18,16 @@ import Testing
         #expect("evil\u{202E}txt.exe".visibleAtTerminal == "evil\\u202Etxt.exe")
         #expect("\u{2066}x\u{2069}\u{200F}\u{061C}".visibleAtTerminal == "\\u2066x\\u2069\\u200F\\u061C")
         #expect("one\u{2028}two\u{2029}".visibleAtTerminal == "one\u{2028}two\u{2029}")
+    }
+
+    /// JSON encoders leave C1 controls raw; `gust logs --json` and every `--json` table escape them,
+    /// and the value read back is the same.
+    @Test func jsonLinesEscapeC1ControlsAndKeepTheirValue() throws {
+        let entry = LogEntry(release: 1, instance: "a1", stream: "stdout", function: nil, line: "csi\u{9B}2J osc\u{9D}0;x\u{9C} é")
+        let line = entry.jsonLine(app: try AppName("cats"))
+        #expect(!line.unicodeScalars.contains { (0x80...0x9F).contains($0.value) }, "\(line)")
+        #expect(line.contains("csi\\u009b2J"), "\(line)")
+        let decoded = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        #expect(decoded?["line"] as? String == "csi\u{9B}2J osc\u{9D}0;x\u{9C} é")
     }
 }
