@@ -74,7 +74,7 @@ public struct Drain: Sendable, Equatable {
     public var id: String
     public var app: AppName
     public var target: DrainTarget
-    /// Set by an admin: it may send to loopback, link-local and this machine's own addresses.
+    /// Set by an admin: it may send to loopback, link-local, private networks and this machine's own addresses.
     public var allowPrivate: Bool
     public var createdAt: Date
 }
