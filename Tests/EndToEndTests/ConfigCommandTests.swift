@@ -65,4 +65,24 @@ struct ConfigCommandTests {
         #expect(set.stdout.contains("\\x1B]52;c;"), "the line is shown, as text: \(set.output)")
         #expect(call.stderr.contains("\\x1B]52;c;"), "\(call.output)")
     }
+
+    /// An op's answer is JSON, and Node's JSON leaves DEL and the C1 controls raw (U+009B is CSI
+    /// to a terminal that takes C1 as UTF-8): `gust call` prints them as `\u00XX`, the same JSON.
+    @Test(.scratchDirectory) func anOpsAnswerReachesTheTerminalWithoutRawControls() throws {
+        let fixture = try PushFixture(app: "dogs")
+        let work = try fixture.workspace("node")
+        try work.write("package.json", #"{"name": "dogs", "main": "index.js"}"#)
+        try work.write("index.js", """
+            const gust = require('gust');
+            gust.op('csi', () => 'a\\u009b2J\\u007fb');
+            """)
+        try work.commit("C1")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        let call = try GustBinaries.gust(fixture.home, ["call", "dogs", "csi"])
+        #expect(call.status == 0, "\(call.output)")
+        #expect(!call.stdout.unicodeScalars.contains { (0x7F...0x9F).contains($0.value) }, "\(call.stdout)")
+        #expect(call.stdout.contains(#""a\u009b2J\u007fb""#), "\(call.stdout)")
+        let decoded = try JSONSerialization.jsonObject(with: Data(call.stdout.utf8), options: [.fragmentsAllowed]) as? String
+        #expect(decoded == "a\u{9B}2J\u{7F}b")
+    }
 }
