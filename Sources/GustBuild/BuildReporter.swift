@@ -58,17 +58,21 @@ public final class BuildReporter: Sendable {
     /// How long it has been since the last line reached the pusher.
     public var silence: Duration { state.withLock { clock.now - $0.lastWrite } }
 
+    /// One line to the pusher (or the sink) and the log. What the line holds is the build's, the
+    /// app's or a dependency's text, so what a terminal would act on is shown escaped
+    /// (`visibleAtTerminal`), a line break inside it included: git's client shows a carriage
+    /// return as the start of a new `remote:` line, and a line of Gust's own (`-----> v7 is
+    /// live`) could otherwise be forged after one, or hidden by an escape sequence.
     private func emit(_ line: String) {
         state.withLock { state in
-            let masked = line.maskingSecrets(state.secrets)
-            let text = masked.hasSuffix("\n") ? masked : masked + "\n"
-            state.log += text
+            let shown = (line.hasSuffix("\n") ? String(line.dropLast()) : line).maskingSecrets(state.secrets).visibleAtTerminal
+            state.log += shown + "\n"
             state.lastWrite = clock.now
             // Written under the lock so concurrent lines never interleave.
             if let sink {
-                sink(masked.hasSuffix("\n") ? String(masked.dropLast()) : masked)
+                sink(shown)
             } else {
-                Self.writeAll(text, to: descriptor)
+                Self.writeAll(shown + "\n", to: descriptor)
             }
         }
     }

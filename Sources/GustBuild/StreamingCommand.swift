@@ -100,7 +100,10 @@ public struct StreamingCommand: Sendable {
             }
             return try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for try await line in execution.standardOutput.strings(bufferingPolicy: .maxLineLength(64 * 1024)) {
+                    // Lines end at a line feed only, as the buildpacks' `sed` indent reads them: a carriage
+                    // return or U+2028 inside what pip prints stays inside its indented line.
+                    let lines = execution.standardOutput.strings(separatedBy: .unicodeScalarSequence(["\n"]), bufferingPolicy: .maxLineLength(64 * 1024))
+                    for try await line in lines {
                         guard accepting(String(line.trimmingSuffix(while: { $0 == "\n" || $0 == "\r" }))) else {
                             refused.set()
                             await execution.teardown(using: [.send(signal: .kill, toProcessGroup: true, allowedDurationToNextStep: .seconds(1))])

@@ -37,6 +37,6 @@ enum Formatting {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        return String(decoding: try encoder.encode(value), as: UTF8.self).jsonEscapingC1
+        return String(decoding: try encoder.encode(value), as: UTF8.self).jsonVisibleAtTerminal
     }
 }

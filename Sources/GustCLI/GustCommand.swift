@@ -1,5 +1,6 @@
 public import ArgumentParser
 import Foundation
+import GustCore
 
 /// `gust`: the admin CLI. Subcommands live one per file beside this one.
 public struct GustCommand: AsyncParsableCommand {
@@ -29,15 +30,24 @@ extension GustCommand {
             let type = Swift.type(of: command)
             let path = ([configuration.commandName ?? "gust"] + (Self.names(to: type) ?? [])).joined(separator: " ")
             FileHandle.standardError.write(Data("""
-                Error: \(error.message)
+                Error: \(error.message.linesVisibleAtTerminal)
                 Usage: \(usageString(for: type))
                   See '\(path) --help' for more information.
 
                 """.utf8))
             Foundation.exit(ExitCode.validationFailure.rawValue)
         } catch {
-            exit(withError: error)
+            exit(withError: shown(error))
         }
+    }
+
+    /// `error` as the terminal is shown it: a `GustError` often carries what an app or a pushed
+    /// repository controls (a function's name in a refused manifest, a schedule's spec, gustd's
+    /// answer over SSH), so its lines are shown `linesVisibleAtTerminal`. ArgumentParser's own
+    /// errors (help, usage, exit codes) stay as they are.
+    public static func shown(_ error: any Error) -> any Error {
+        guard let error = error as? GustError else { return error }
+        return GustError(error.message.linesVisibleAtTerminal, code: error.code, hint: error.hint?.linesVisibleAtTerminal)
     }
 
     /// The subcommand names from `root` down to `type`, nil if `type` is not below it.

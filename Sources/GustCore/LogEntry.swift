@@ -73,9 +73,9 @@ extension LogEntry {
     }
 
     /// `jsonObject` as one line of NDJSON, keys sorted so equal entries read the same, C1 controls
-    /// escaped (`jsonEscapingC1`).
+    /// escaped (`jsonVisibleAtTerminal`).
     public func jsonLine(app: AppName) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: jsonObject(app: app), options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self).jsonEscapingC1
+        return String(decoding: data, as: UTF8.self).jsonVisibleAtTerminal
     }
 }

@@ -9,20 +9,13 @@ extension String {
     /// the clipboard, and a right-to-left override would show a line's text in another order.
     public var visibleAtTerminal: String {
         guard unicodeScalars.contains(where: { Self.hiddenKind($0) != nil }) else { return self }
-        var shown = String.UnicodeScalarView()
-        for scalar in unicodeScalars {
+        return replacingScalars { scalar, _ in
             switch Self.hiddenKind(scalar) {
-            case .control?:
-                shown.append(contentsOf: "\\x".unicodeScalars)
-                shown.append(contentsOf: String(format: "%02X", scalar.value).unicodeScalars)
-            case .format?:
-                shown.append(contentsOf: "\\u".unicodeScalars)
-                shown.append(contentsOf: String(format: "%04X", scalar.value).unicodeScalars)
-            case nil:
-                shown.append(scalar)
+            case .control?: String(format: "\\x%02X", scalar.value)
+            case .format?: String(format: "\\u%04X", scalar.value)
+            case nil: nil
             }
         }
-        return String(shown)
     }
 
     private enum Hidden { case control, format }
@@ -36,20 +29,32 @@ extension String {
         }
     }
 
-    /// JSON text with the C1 controls (U+0080 to U+009F) written as `\u00XX`, which JSON encoders
-    /// leave raw: a terminal that acts on C1 sent as UTF-8 would take U+009B for CSI in
-    /// `gust logs --json`. In JSON they can only be inside strings, so the value is the same.
-    public var jsonEscapingC1: String {
-        guard unicodeScalars.contains(where: { (0x80...0x9F).contains($0.value) }) else { return self }
-        var escaped = String.UnicodeScalarView()
-        for scalar in unicodeScalars {
-            if (0x80...0x9F).contains(scalar.value) {
-                escaped.append(contentsOf: String(format: "\\u%04x", scalar.value).unicodeScalars)
-            } else {
-                escaped.append(scalar)
-            }
+    /// JSON text as a terminal may be shown it: every scalar `visibleAtTerminal` hides but tab,
+    /// line feed and a carriage return before one (whitespace JSON may hold between tokens)
+    /// written as `\u00XX` or `\uHHHH`. Inside a string that is the same value; JSON encoders leave
+    /// DEL, the C1 controls (U+009B is CSI to a terminal that takes C1 as UTF-8) and bidi
+    /// overrides raw, and an app's code may write its own bytes as an answer (`gust call`, over
+    /// SSH too, where the server sees no terminal). Also for `--json` output and drains' NDJSON.
+    public var jsonVisibleAtTerminal: String {
+        guard unicodeScalars.contains(where: { $0 == "\r" || ($0 != "\n" && Self.hiddenKind($0) != nil) }) else { return self }
+        return replacingScalars { scalar, next in
+            let kept = scalar == "\n" || (scalar == "\r" && next == "\n") || Self.hiddenKind(scalar) == nil
+            return kept ? nil : String(format: "\\u%04x", scalar.value)
         }
-        return String(escaped)
+    }
+
+    /// The text with each scalar `replacement` (given it and the scalar after it) returns a text for
+    /// replaced by that text.
+    private func replacingScalars(_ replacement: (Unicode.Scalar, _ next: Unicode.Scalar?) -> String?) -> String {
+        var shown = String.UnicodeScalarView()
+        var scalars = unicodeScalars.makeIterator()
+        var current = scalars.next()
+        while let scalar = current {
+            let next = scalars.next()
+            if let text = replacement(scalar, next) { shown.append(contentsOf: text.unicodeScalars) } else { shown.append(scalar) }
+            current = next
+        }
+        return String(shown)
     }
 
     /// `visibleAtTerminal` line by line: the line breaks kept, what is in the lines shown.

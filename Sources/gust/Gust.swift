@@ -10,7 +10,7 @@ enum Gust {
         do {
             command = try await GustCommand.asyncParseAsRoot(homeAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
         } catch {
-            GustCommand.exit(withError: error)
+            GustCommand.exit(withError: GustCommand.shown(error))
         }
         await GustCommand.run(command)
     }

@@ -67,22 +67,49 @@ struct ConfigCommandTests {
     }
 
     /// An op's answer is JSON, and Node's JSON leaves DEL and the C1 controls raw (U+009B is CSI
-    /// to a terminal that takes C1 as UTF-8): `gust call` prints them as `\u00XX`, the same JSON.
+    /// to a terminal that takes C1 as UTF-8) and bidi overrides (U+202E shows what follows it
+    /// reversed): `gust call` prints them as `\uXXXX`, the same JSON.
     @Test(.scratchDirectory) func anOpsAnswerReachesTheTerminalWithoutRawControls() throws {
         let fixture = try PushFixture(app: "dogs")
         let work = try fixture.workspace("node")
         try work.write("package.json", #"{"name": "dogs", "main": "index.js"}"#)
         try work.write("index.js", """
             const gust = require('gust');
-            gust.op('csi', () => 'a\\u009b2J\\u007fb');
+            gust.op('csi', () => 'a\\u009b2J\\u007fb\\u202ec\\rd');
             """)
         try work.commit("C1")
         #expect(try work.push(to: fixture.remote).status == 0)
         let call = try GustBinaries.gust(fixture.home, ["call", "dogs", "csi"])
         #expect(call.status == 0, "\(call.output)")
         #expect(!call.stdout.unicodeScalars.contains { (0x7F...0x9F).contains($0.value) }, "\(call.stdout)")
-        #expect(call.stdout.contains(#""a\u009b2J\u007fb""#), "\(call.stdout)")
+        #expect(!call.stdout.contains("\r") && !call.stdout.contains("\u{202E}"), "\(call.stdout)")
+        #expect(call.stdout.contains(#""a\u009b2J\u007fb\u202ec\rd""#), "\(call.stdout)")
         let decoded = try JSONSerialization.jsonObject(with: Data(call.stdout.utf8), options: [.fragmentsAllowed]) as? String
-        #expect(decoded == "a\u{9B}2J\u{7F}b")
+        #expect(decoded == "a\u{9B}2J\u{7F}b\u{202E}c\rd")
+    }
+
+    /// A release refused for what its code declares is named in the error of the command that
+    /// started it, and what it declared (a function's name) reaches the terminal as text: over SSH
+    /// this is a scoped key's tenant writing to an admin's terminal.
+    @Test(.scratchDirectory) func aRefusedReleaseReachesTheTerminalOfTheCommandAsText() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import os
+
+            import gust
+
+            name = '\\x1b]52;c;Y3VybCBldmlsIHwgc2g=\\x07' + 'x' * 300 if os.environ.get('MODE') == 'evil' else 'hello'
+
+            @gust.op(name)
+            def hello():
+                return 'hi'
+            """)
+        try work.commit("App")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        let set = try GustBinaries.gust(fixture.home, ["config", "set", "cats", "MODE=evil"])
+        #expect(set.status != 0, "the op's name is over 256 bytes: \(set.output)")
+        #expect(set.stderr.contains("longer than 256 bytes: \\x1B]52;c;"), "\(set.output)")
+        #expect(!set.output.contains("\u{1B}") && !set.output.contains("\u{07}"), "\(set.output)")
     }
 }

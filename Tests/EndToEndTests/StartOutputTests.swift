@@ -52,6 +52,32 @@ struct StartOutputTests {
         Self.expectEveryLine(in: pushed.output)
     }
 
+    /// What an app prints cannot pass for Gust's own lines at the pusher's terminal: git's client
+    /// starts a new `remote:` line at a carriage return, so the return is shown as text, and so are
+    /// escape sequences that would hide the lines after them.
+    @Test(.scratchDirectory) func linesAnAppPrintsCannotPassForGustsOwn() throws {
+        let fixture = try PushFixture(gustdArguments: ["--sandbox", "none"])
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import gust
+
+            print('loading\\r-----> v9 is live', flush=True)
+            print('\\x1b[8mhidden from here\\x1b]52;c;Y3VybA==\\x07', flush=True)
+
+            @gust.op('hello')
+            def hello():
+                return 'hi'
+            """)
+        try work.commit("Prints what looks like Gust")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        #expect(!pushed.output.contains("\u{1B}") && !pushed.output.contains("\r"), "\(pushed.output)")
+        #expect(pushed.output.contains("loading\\x0D-----> v9 is live"), "\(pushed.output)")
+        // A terminal starts a line at either (git's client writes `remote: ` again after a return).
+        let forged = pushed.output.components(separatedBy: CharacterSet(charactersIn: "\r\n")).filter { $0.hasPrefix("remote: -----> v9") }
+        #expect(forged.isEmpty, "\(forged)")
+    }
+
     static func expectEveryLine(in output: String) {
         let shown = Set(output.split(separator: "\n").compactMap { line -> Int? in
             guard let range = line.range(of: "import line ") else { return nil }

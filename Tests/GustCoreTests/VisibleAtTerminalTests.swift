@@ -30,4 +30,17 @@ import Testing
         let decoded = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
         #expect(decoded?["line"] as? String == "csi\u{9B}2J osc\u{9D}0;x\u{9C} é")
     }
+
+    /// JSON shown at a terminal (`gust call`'s answer, `--json`): what the terminal would act on
+    /// (C0 controls, DEL, C1, a lone carriage return, bidi overrides) as `\uXXXX`, the same value
+    /// where it is inside a string; tab, line feeds and CRLF, whitespace between tokens, stay.
+    @Test func jsonShownAtATerminalKeepsItsValue() throws {
+        let raw = "{\r\n\t\"a\": \"x\u{1B}[2J\ry\u{202E}z\u{9B}\u{7F}w\"\n}"
+        let shown = raw.jsonVisibleAtTerminal
+        #expect(shown == "{\r\n\t\"a\": \"x\\u001b[2J\\u000dy\\u202ez\\u009b\\u007fw\"\n}")
+        let decoded = try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: String]
+        #expect(decoded?["a"] == "x\u{1B}[2J\ry\u{202E}z\u{9B}\u{7F}w")
+        #expect("plain \"json\" é".jsonVisibleAtTerminal == "plain \"json\" é")
+        #expect("ends with\r".jsonVisibleAtTerminal == "ends with\\u000d")
+    }
 }

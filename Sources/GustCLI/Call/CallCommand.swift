@@ -112,21 +112,12 @@ struct CallCommand: ParsableCommand {
         if answer.status >= 400 { throw ExitCode(1) }
     }
 
-    /// An op's answer as printed: JSON, whose strings never hold a raw control character, so every
-    /// C0 control but tab and line breaks, DEL and every C1 control is written as `\u00XX`: the
-    /// same JSON where the answer was JSON, and no escape sequence for the terminal (over SSH too,
-    /// where the server sees no terminal) where an app's code wrote its own bytes as the answer.
+    /// An op's answer as printed: JSON, so what a terminal would act on is written as `\uXXXX`
+    /// (`jsonVisibleAtTerminal`): the same JSON where the answer was JSON, and no escape sequence,
+    /// carriage return or bidi override for the terminal (over SSH too, where the server sees no
+    /// terminal) where an app's code wrote its own bytes as the answer.
     static func shownAnswer(_ body: Data) -> String {
-        var shown = String.UnicodeScalarView()
-        for scalar in String(decoding: body, as: UTF8.self).unicodeScalars {
-            let value = scalar.value
-            if (value < 0x20 && !["\t", "\n", "\r"].contains(scalar)) || (0x7F...0x9F).contains(value) {
-                shown.append(contentsOf: String(format: "\\u%04x", value).unicodeScalars)
-            } else {
-                shown.append(scalar)
-            }
-        }
-        return String(shown)
+        String(decoding: body, as: UTF8.self).jsonVisibleAtTerminal
     }
 
     /// The JSON given (`-`: stdin), checked; `{}` when none.
