@@ -12,7 +12,7 @@ struct RequestPathTests {
         "/%255fgust/manifest", "/%25255Fgust/manifest", "/x/%252e%252e/_gust/manifest", "/%5c_gust/manifest",
         "/_gust%2fschedules%2fpurge", "/_gust", "/_gustx", "/_", "/_/", "/_/functions", "/_/functions/",
         "/_/schedules/purge", "/%5f/records/../schedules", "/_/functions/../../_gust/ops/x", "/_/%66unctions/../x",
-        "/_gust%CC%8C/manifest",
+        "/_gust%CC%8C/manifest", "/_/%CC%81x", "/_/%CC%81",
     ])
     func reservedSpellingsAreRefused(_ raw: String) {
         #expect(RequestPath(percentEncoded: raw).resolvingDotSegments().reachesReservedSurface, "\(raw)")
@@ -73,17 +73,30 @@ struct RequestPathTests {
         }
     }
 
-    // The byte-wise fast paths (ASCII paths, targets and hosts) against the character-wise
-    // reading they stand in for, on hostile spellings made up of the pieces that matter.
+    /// A combining mark after a `/` is a segment's first scalar, as the runtimes read it (they split
+    /// the decoded path at each `/`), not part of the segment before it, as a split by characters
+    /// has it: gustd would route one path and the runtime dispatch another.
+    @Test func aCombiningMarkAfterASlashStartsTheNextSegment() {
+        let path = RequestPath(percentEncoded: "/a/%CC%81b/%CC%81")
+        #expect(path.segments == ["a", "\u{301}b", "\u{301}"])
+        #expect(path.percentEncoded == "/a/%CC%81b/%CC%81")
+        #expect(RequestPath(percentEncoded: "/x/..%CC%81/y").resolvingDotSegments().segments == ["x", "..\u{301}", "y"])
+        #expect(RequestPath(percentEncoded: "/x/%CC%81/../y").resolvingDotSegments().segments == ["x", "y"])
+    }
 
-    @Test func asciiPathsSplitAsCharactersDo() {
+    // The byte-wise split, and the fast paths for targets and hosts, against the reading they
+    // stand in for, on hostile spellings made up of the pieces that matter.
+
+    @Test func pathsSplitAsTheRuntimesSplitThem() {
         var random = SplitMix(seed: 11)
         for _ in 0..<5_000 {
-            let raw = random.text(of: ["/", "/", ".", "..", "%2e", "%2F", "%5c", "\\", "a", "_", "_gust", "health", "%", "%zz", "~", "é", "\u{301}"])
+            let raw = random.text(of: ["/", "/", ".", "..", "%2e", "%2F", "%5c", "\\", "a", "_", "_gust", "health", "%", "%zz", "~", "é", "\u{301}", "%CC%81"])
             let decoded = RequestPath.percentDecoded(raw)
+            // Python's `path.split('/')` on the decoded path, empty and `.` segments left out.
             let expected = RequestPath(
-                segments: decoded.split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." },
-                hasTrailingSlash: decoded.hasSuffix("/"))
+                segments: decoded.unicodeScalars.split(separator: "/", omittingEmptySubsequences: true)
+                    .map { String(String.UnicodeScalarView($0)) }.filter { $0 != "." },
+                hasTrailingSlash: decoded.unicodeScalars.last == "/")
             let path = RequestPath(percentEncoded: raw)
             #expect(path == expected, "\(raw.debugDescription)")
             var resolved: [String] = []

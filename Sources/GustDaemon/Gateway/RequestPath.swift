@@ -23,23 +23,16 @@ struct RequestPath: Equatable, Sendable {
     /// Parses a request's path (without its query): decoded once, `\` is not a separator.
     init(percentEncoded raw: String) {
         let decoded = Self.percentDecoded(raw)
-        if let ascii = Self.asciiSegments(decoded) {
-            self.init(segments: ascii, hasTrailingSlash: decoded.utf8.last == UInt8(ascii: "/"))
-            return
-        }
-        self.init(
-            segments: decoded.split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." },
-            hasTrailingSlash: decoded.hasSuffix("/")
-        )
+        self.init(segments: Self.segments(decoded), hasTrailingSlash: decoded.utf8.last == UInt8(ascii: "/"))
     }
 
-    /// The segments of an all-ASCII path, split by bytes; nil for any other path, which is split
-    /// by characters as before. Every request's path is parsed here, and splitting by characters
-    /// asks Unicode where each grapheme ends (a tenth of a health answer's time in gustd, 2026-12-03);
-    /// in ASCII no character joins a `/` or a `.` to what follows, so both splits agree
-    /// (`RequestPathTests.asciiPathsSplitAsCharactersDo`).
-    private static func asciiSegments(_ decoded: String) -> [String]? {
-        guard decoded.isASCII else { return nil }
+    /// The path's segments, split at each `/` byte, as the runtimes split the path they decoded:
+    /// not by characters, where a combining mark after a `/` joins it to the segment before (and
+    /// gustd would route `/a/\u{301}b` as one segment where the runtime reads two). In UTF-8
+    /// neither `/` nor `.` is ever part of another character's bytes, so this is the split by
+    /// Unicode scalars too; and it asks Unicode for nothing (finding graphemes took a tenth of a
+    /// health answer's time in gustd, 2026-12-03).
+    private static func segments(_ decoded: String) -> [String] {
         var segments: [String] = []
         // Room for every segment at once (at most one per `/`, and one after the last), rather than
         // the array grown, and so allocated again, as they come.
@@ -104,8 +97,9 @@ struct RequestPath: Equatable, Sendable {
     }
 
     /// The canonical request target: each segment percent-encoded but for
-    /// unreserved characters and `!$&'()*+,;=:@`, so `%`, `/`, `?`, `#` and `\`
-    /// inside a segment stay data once the runtime decodes it.
+    /// unreserved characters and `!$&'()*+,;=:@`, so `%`, `?`, `#` and `\`
+    /// inside a segment stay data once the runtime decodes it (no segment holds a `/`: a path is
+    /// split once decoded, as the runtimes split it).
     var percentEncoded: String {
         // Appended in place: no array of encoded segments made to join (asked on every call).
         var text = "/"
@@ -142,9 +136,9 @@ struct RequestPath: Equatable, Sendable {
     private static let maximumDecodings = 8
 
     private init(readingBackslashAsSlash text: String) {
-        let segments = String(text.map { $0 == "\\" ? "/" : $0 })
-            .split(separator: "/", omittingEmptySubsequences: true).map(String.init).filter { $0 != "." }
-        self = RequestPath(segments: segments).resolvingDotSegments()
+        var slashed = String.UnicodeScalarView()
+        slashed.append(contentsOf: text.unicodeScalars.lazy.map { $0 == "\\" ? "/" : $0 })  // by scalar: a mark after `\` leaves it a `\`
+        self = RequestPath(segments: Self.segments(String(slashed))).resolvingDotSegments()
     }
 
     private static func isReserved(_ path: RequestPath) -> Bool {
