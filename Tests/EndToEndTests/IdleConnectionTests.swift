@@ -191,6 +191,31 @@ struct IdleConnectionTests {
         }
     }
 
+    /// The records channel is reachable by every app's code (through the link in its socket
+    /// directory): a connection silent, trickling its request head, or idle after an answer is
+    /// closed as on the apps' listener, rather than held for as long as the instance lives.
+    @Test(.scratchDirectory) func theRecordsChannelClosesIdleAndSlowConnections() throws {
+        let fixture = try PushFixture(gustdArguments: ["--idle-timeout", "2", "--header-timeout", "2"])
+        let path = fixture.home.recordsSocket.path
+        var connections: [(String, RawConnection)] = [("silent", try RawConnection(unixSocket: path))]
+        let trickling = try RawConnection(unixSocket: path)
+        trickling.send("GET /records/cats HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        connections.append(("trickling", trickling))
+        let kept = try RawConnection(unixSocket: path)
+        kept.send("GET /records/cats HTTP/1.1\r\nHost: x\r\n\r\n")
+        connections.append(("kept alive after an answer", kept))
+        let started = ContinuousClock.now
+        var answers: [String: String] = [:]
+        while ContinuousClock.now - started < .seconds(20), !connections.allSatisfy({ $0.1.isClosedByPeer }) {
+            trickling.send("a")
+            usleep(250_000)
+            for (name, connection) in connections { answers[name, default: ""] += connection.drain() }
+        }
+        let open = connections.filter { !$0.1.isClosedByPeer }.map(\.0)
+        #expect(open.isEmpty, "still open after 20 s: \(open)")
+        #expect(answers["kept alive after an answer"]?.hasPrefix("HTTP/1.1 401") == true, "\(answers)")
+    }
+
     /// A body trickled in after gustd has answered (a 404 before the body was read) is not use of
     /// the connection: one byte every second kept it open for good, each a connection of gustd's
     /// budget that anyone could hold.

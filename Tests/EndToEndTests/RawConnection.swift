@@ -13,6 +13,11 @@ final class RawConnection {
         fd = try LoopbackPort.connect(port, from: source)
     }
 
+    /// Connects to the Unix socket at `path` (gustd's records channel, say).
+    init(unixSocket path: String) throws {
+        fd = try HTTPClient.connect(unixSocket: path)
+    }
+
     deinit { Glibc.close(fd) }
 
     /// Sends `text`, ignoring a peer that has gone (the test checks that separately).

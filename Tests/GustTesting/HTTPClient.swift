@@ -26,22 +26,35 @@ public enum HTTPClient {
         unixSocket socketPath: String, _ method: String = "GET", _ path: String,
         headers: [String: String] = [:], body: String? = nil, timeout: Int = 30
     ) throws -> HTTPResult {
+        let fd = try connect(unixSocket: socketPath)
+        defer { close(fd) }
+        return try parse(exchange(fd, request(method, path, host: "instance", headers: headers, body: body), timeout: timeout))
+    }
+
+    /// A connected descriptor to the Unix socket at `socketPath`, the caller's to close.
+    public static func connect(unixSocket socketPath: String) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HTTPClientError("socket: \(errno)") }
-        defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw HTTPClientError("socket path too long: \(socketPath)") }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw HTTPClientError("socket path too long: \(socketPath)")
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard connected == 0 else { throw HTTPClientError("cannot connect to \(socketPath): errno \(errno)") }
-        return try parse(exchange(fd, request(method, path, host: "instance", headers: headers, body: body), timeout: timeout))
+        guard connected == 0 else {
+            let error = errno
+            close(fd)
+            throw HTTPClientError("cannot connect to \(socketPath): errno \(error)")
+        }
+        return fd
     }
 
     /// Sends `bytes` as they are (malformed HTTP, say) and returns whatever

@@ -99,7 +99,8 @@ public enum RouterDaemon {
         // (each held to its share of connections); run/ (0700) keeps every other user from its path.
         let channel = try listeners.serveUnix(
             "records channel", path: home.recordsSocket.path, mode: configuration.sandbox?.identity.range != nil ? 0o666 : 0o600,
-            responder: RecordsChannel(tokens: supervisor.channelTokens, api: records), limitsPeers: true, logger: logger,
+            responder: RecordsChannel(tokens: supervisor.channelTokens, api: records), limitsPeers: true,
+            http1: .closingIdle(configuration), logger: logger,
             onServerRunning: { _ in markCloseOnExec() }
         )
         let accessLog = try AccessLog(configuration.accessLog)
