@@ -9,6 +9,8 @@ import NIOCore
 /// token; the records channel serves the same thing to the app's own functions.
 struct RecordsAPI {
     let hub: RecordsHub
+    /// Pages answered and not yet read, per app (one for the gateway's and the channel's answers).
+    var unread = UnreadPages()
 
     /// Answers one records request. `path` is what follows `/_/records`
     /// (`/cat`, `/cat/ID`); `caller` is set when a function makes the request.
@@ -41,7 +43,12 @@ struct RecordsAPI {
             var fields = HTTPFields()
             fields[.contentType] = "application/json"
             let page = try await hub.page(app, type, try Self.query(query))
-            return Response(status: .ok, headers: fields, body: .init(byteBuffer: page))
+            guard let hold = unread.hold(page.readableBytes, for: app) else { throw unread.refusal(app) }
+            return Response(status: .ok, headers: fields, body: ResponseBody(contentLength: page.readableBytes) { writer in
+                withExtendedLifetime(hold) {}  // the page's bytes are held for as long as the page is
+                try await writer.write(page)
+                try await writer.finish(nil)
+            })
         case (.get, let id?):
             return Self.record(200, try await hub.get(app, type, id: id))
         case (.post, nil):
