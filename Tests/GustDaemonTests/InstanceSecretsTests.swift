@@ -22,10 +22,10 @@ import Testing
         let first = tokens.issue(for: cats), second = tokens.issue(for: cats)
         #expect(Self.isSecret(first), "\(first)")
         #expect(first != second)
-        #expect(tokens.lookup(first)?.app == cats)
+        #expect(tokens.lookup(first, peer: nil)?.app == cats)
         tokens.revoke(first)
-        #expect(tokens.lookup(first) == nil)
-        #expect(tokens.lookup(second)?.app == cats)
+        #expect(tokens.lookup(first, peer: nil) == nil)
+        #expect(tokens.lookup(second, peer: nil)?.app == cats)
     }
 
     /// A lookup compares what the table holds with what a caller sent, and a string comparison
@@ -35,6 +35,19 @@ import Testing
         let tokens = RecordsChannelTokens()
         let token = tokens.issue(for: try AppName("cats"))
         #expect(tokens.keys == [Store.tokenHash(token)])
-        #expect(tokens.lookup(Store.tokenHash(token)) == nil, "the hash itself is no token")
+        #expect(tokens.lookup(Store.tokenHash(token), peer: nil) == nil, "the hash itself is no token")
+    }
+
+    /// Under the sandbox with app uids every app's instances reach the same records socket: a
+    /// secret bound to its app's uid is refused from any other peer (a secret an app leaked works
+    /// nowhere but in that app's own processes); one issued where apps run as gustd's uid is not bound.
+    @Test func aRecordsTokenBoundToItsAppsUidIsRefusedFromAnotherPeer() throws {
+        let tokens = RecordsChannelTokens()
+        let cats = try AppName("cats")
+        let bound = tokens.issue(for: cats, uid: 420_001), unbound = tokens.issue(for: cats)
+        #expect(tokens.lookup(bound, peer: 420_001)?.app == cats)
+        #expect(tokens.lookup(bound, peer: 420_002) == nil, "another app's uid")
+        #expect(tokens.lookup(bound, peer: nil) == nil, "a peer whose uid is unknown")
+        #expect(tokens.lookup(unbound, peer: 420_002)?.app == cats)
     }
 }

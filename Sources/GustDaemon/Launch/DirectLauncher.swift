@@ -251,7 +251,7 @@ final class DirectLauncher: PoolLauncher {
             secrets: release.secretNames.compactMap { config[$0] }, throttle: logThrottle
         )
         output.relay(to: progress)
-        let channelToken = channelTokens.issue(for: app)
+        let channelToken = channelTokens.issue(for: app, uid: spawner.appUIDOnHost)
         progress?("Starting instance \(id) of v\(version)")
         // The app's limits are read (from the store, through the supervisor) only where they apply.
         let appLimits = limitMechanism == nil ? AppLimits() : await limits()

@@ -49,6 +49,10 @@ protocol InstanceSpawner: Sendable {
     /// The uid that app code runs as inside its sandbox's user namespace, when it is a uid of the
     /// app's own on the host (a subordinate range); nil when it runs as gustd's uid on the host.
     var appUIDInside: UInt32? { get }
+
+    /// That uid as the host sees it (what `SO_PEERCRED` reports of the app's processes to gustd);
+    /// nil when app code runs as gustd's uid.
+    var appUIDOnHost: UInt32? { get }
 }
 
 extension InstanceSpawner {
@@ -84,6 +88,7 @@ struct DirectSpawner: InstanceSpawner {
 
     var isSandboxed: Bool { false }
     var appUIDInside: UInt32? { nil }
+    var appUIDOnHost: UInt32? { nil }
     func passedDescriptor(_ index: Int) -> Int32 { Int32(3 + index) }
 
     func spawn(

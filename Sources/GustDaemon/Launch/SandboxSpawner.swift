@@ -96,6 +96,7 @@ final class SandboxSpawner: InstanceSpawner {
 
     var isSandboxed: Bool { true }
     var appUIDInside: UInt32? { ids == nil ? nil : SandboxIdentity.appUIDInside }
+    var appUIDOnHost: UInt32? { ids?.uid }
     func passedDescriptor(_ index: Int) -> Int32 { Sandbox.directDescriptor(index) }
 
     func spawn(

@@ -90,10 +90,7 @@ final class PeerConnectionLimit: Sendable {
             guard let address = channel.remoteAddress else { return channel.eventLoop.makeSucceededFuture(true) }
             return channel.eventLoop.makeSucceededFuture(admit(channel, address: address))
         case .uids:
-            guard let provider = channel as? any SocketOptionProvider else { return channel.eventLoop.makeSucceededFuture(true) }
-            let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
-                level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
-            return credentials.map { [self] peer in admit(channel, peer: .uid(peer.uid)) }.recover { _ in true }
+            return PeerCredentials.of(channel).map { [self] peer in peer.map { admit(channel, peer: .uid($0.uid)) } ?? true }
         }
     }
 
@@ -172,8 +169,17 @@ final class PeerConnectionLimit: Sendable {
 }
 
 /// `struct ucred` (SO_PEERCRED), which Glibc's module leaves out (it is `_GNU_SOURCE`'s).
-private struct PeerCredentials: Sendable {
+struct PeerCredentials: Sendable {
     var pid: Int32 = 0
     var uid: UInt32 = 0
     var gid: UInt32 = 0
+
+    /// The credentials of the process at the other end of a Unix-domain `channel` (as it
+    /// connected, in gustd's user namespace); nil where the channel cannot say.
+    static func of(_ channel: any Channel) -> EventLoopFuture<PeerCredentials?> {
+        guard let provider = channel as? any SocketOptionProvider else { return channel.eventLoop.makeSucceededFuture(nil) }
+        let credentials: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+            level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
+        return credentials.map { Optional($0) }.recover { _ in nil }
+    }
 }

@@ -6,10 +6,15 @@ import NIOCore
 import Synchronization
 
 /// The secrets gustd gives instances for the records channel: each maps to
-/// one instance of one app, and lives as long as that instance.
+/// one instance of one app, and lives as long as that instance. Under the sandbox with app uids
+/// a secret is also bound to its app's uid: every app's instances reach the same socket (a link
+/// in each one's directory), and a secret an app leaked (its environment in an error page) would
+/// otherwise work from another app's code.
 final class RecordsChannelTokens: Sendable {
     private struct Entry {
         var app: AppName
+        /// The uid the app's processes connect as (its host uid); nil where apps run as gustd's.
+        var uid: UInt32?
         var instance: Instance?
     }
 
@@ -17,11 +22,12 @@ final class RecordsChannelTokens: Sendable {
     /// lookup's comparisons then say nothing, in how long they take, about a token's bytes.
     private let entries = Mutex<[String: Entry]>([:])
 
-    /// A new secret for an instance of `app` about to start: 32 random bytes, lowercase hex (one `getrandom`).
-    func issue(for app: AppName) -> String {
+    /// A new secret for an instance of `app` about to start, whose processes run as `uid` (nil:
+    /// gustd's): 32 random bytes, lowercase hex (one `getrandom`).
+    func issue(for app: AppName, uid: UInt32? = nil) -> String {
         let token = RandomToken.hex(bytes: 32)
         let key = Store.tokenHash(token)
-        entries.withLock { $0[key] = Entry(app: app) }
+        entries.withLock { $0[key] = Entry(app: app, uid: uid) }
         return token
     }
 
@@ -36,9 +42,14 @@ final class RecordsChannelTokens: Sendable {
         _ = entries.withLock { $0.removeValue(forKey: key) }
     }
 
-    func lookup(_ token: String) -> (app: AppName, instance: Instance?)? {
+    /// The app and instance of `token` sent by a peer of uid `peer`: nil for an unknown secret, and
+    /// for one bound to another uid than the peer's.
+    func lookup(_ token: String, peer: UInt32?) -> (app: AppName, instance: Instance?)? {
         let key = Store.tokenHash(token)
-        return entries.withLock { entries in entries[key].map { ($0.app, $0.instance) } }
+        return entries.withLock { entries in
+            guard let entry = entries[key], entry.uid == nil || entry.uid == peer else { return nil }
+            return (entry.app, entry.instance)
+        }
     }
 
     /// What the table is keyed by (tests).
@@ -50,14 +61,17 @@ final class RecordsChannelTokens: Sendable {
 /// (`Authorization: Bearer GUST_RECORDS_TOKEN`); it acts on that instance's
 /// app only. `/v1/records/TYPE[/ID]` takes what `/_/records/TYPE[/ID]` takes.
 struct RecordsChannel: HTTPResponder {
-    typealias Context = BasicRequestContext
+    /// Hummingbird's context with the request's channel, whose peer's uid a secret is checked against.
+    typealias Context = GatewayContext
 
     let tokens: RecordsChannelTokens
     let api: RecordsAPI
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let authorization = request.headers[.authorization] ?? ""
-        guard authorization.hasPrefix("Bearer "), let caller = tokens.lookup(String(authorization.dropFirst("Bearer ".count))) else {
+        let peer = authorization.hasPrefix("Bearer ") ? try? await PeerCredentials.of(context.channel).get() : nil
+        guard authorization.hasPrefix("Bearer "), let caller = tokens.lookup(String(authorization.dropFirst("Bearer ".count)), peer: peer?.uid)
+        else {
             return RecordsAPI.error(401, "The records channel takes requests from Gust instances only (GUST_RECORDS_TOKEN).")
         }
         let path = request.uri.path
