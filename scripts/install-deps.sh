@@ -13,6 +13,8 @@ case "${1:-}" in
 esac
 
 packages=(libgit2-dev libarchive-dev libsqlite3-dev pkg-config git openssh-server openssh-client shellcheck zstd)
+# The Public Suffix List: no app may have a public suffix (co.uk, github.io) as its domain.
+packages+=(publicsuffix)
 # The sandbox of instances and builds: bwrap, newuidmap/newgidmap for each app's uid,
 # nftables for scripts/gust-firewall.sh (docs/security.md).
 packages+=(bubblewrap uidmap nftables)

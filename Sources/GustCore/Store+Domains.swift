@@ -33,7 +33,13 @@ extension Store {
     /// Gives `name` to `app`. Refused: a name another app has, gustd's own
     /// domain, and a name that is (or is under) another app's `APP.DOMAIN`, or
     /// could become one (`NEWAPP.DOMAIN`): those belong to the apps gustd names.
-    public func addDomain(_ name: DomainName, to app: AppName) throws {
+    /// And a public suffix (`suffixes`, the Public Suffix List where it is installed).
+    public func addDomain(_ name: DomainName, to app: AppName, suffixes: PublicSuffixes? = .standard) throws {
+        if let suffixes, suffixes.isSuffix(name) {
+            throw GustError(
+                "\(name) is a public suffix (the Public Suffix List): the names under it are their registrants', not one app's.",
+                code: 409, hint: "Add the name you registered under it, like shop.\(name).")
+        }
         try db.transaction {
             _ = try requireApp(app)
             guard try domains(of: app).count < AppDomain.maximumPerApp else {
@@ -52,7 +58,8 @@ extension Store {
             }
             // Not under another app's own domain: its owner may point the names under it here (a
             // wildcard record), and they are its to add, not another tenant's to take.
-            for parent in name.parents {
+            // (A public suffix an app was given before they were refused holds nothing below it.)
+            for parent in name.parents where !(suffixes?.isSuffix(parent) ?? false) {
                 if let owner = try domainOwner(parent), owner != app {
                     throw GustError("\(name) is under \(parent), a domain of another app.", code: 409,
                                     hint: "An admin can remove it there first: gust domains remove APP \(parent)")

@@ -29,6 +29,48 @@ import Testing
         #expect(try DomainName("example.com").parents.isEmpty)
     }
 
+    /// A public suffix (`co.uk`, `github.io`) is no app's domain: a tenant holding one would, by the
+    /// rule that names under an app's domain are that app's, keep every other tenant from every name
+    /// under it.
+    @Test func publicSuffixesAreReadAsTheListSays() throws {
+        let list = PublicSuffixes(list: "// comment\ncom\nuk\nco.uk extra words\n*.ck\n!www.ck\ngithub.io\n公司.cn\n\n")
+        for suffix in ["co.uk", "github.io", "anything.ck"] {
+            #expect(list.isSuffix(try DomainName(suffix)), "\(suffix)")
+        }
+        for name in ["example.co.uk", "shop.github.io", "www.ck", "example.com", "a.b.ck"] {
+            #expect(!list.isSuffix(try DomainName(name)), "\(name)")
+        }
+    }
+
+    @Test(.scratchDirectory) func anAppCannotHaveAPublicSuffixAndOneHeldBeforeHoldsNothingBelowIt() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let (cats, dogs) = (try AppName("cats"), try AppName("dogs"))
+        _ = try store.createApp(cats)
+        _ = try store.createApp(dogs)
+        let list = PublicSuffixes(list: "uk\nco.uk\nio\ngithub.io\n")
+        for suffix in ["co.uk", "github.io"] {
+            #expect(throws: GustError.self, "\(suffix)") { try store.addDomain(try DomainName(suffix), to: cats, suffixes: list) }
+        }
+        // One added before suffixes were refused (no list then) keeps no one out from below it.
+        try store.addDomain(try DomainName("co.uk"), to: cats, suffixes: nil)
+        try store.addDomain(try DomainName("shop.co.uk"), to: dogs, suffixes: list)
+        #expect(try store.domainOwner(try DomainName("shop.co.uk")) == dogs)
+        // Below an ordinary name the rule holds as before.
+        try store.addDomain(try DomainName("example.co.uk"), to: cats, suffixes: list)
+        #expect(throws: GustError.self) { try store.addDomain(try DomainName("api.example.co.uk"), to: dogs, suffixes: list) }
+    }
+
+    /// Debian's list (`publicsuffix`, which scripts/install-deps.sh installs) is what `gust domains add` checks.
+    @Test func debiansListKnowsTheCommonSuffixes() throws {
+        let list = try #require(PublicSuffixes.standard, "\(PublicSuffixes.standardPath) is not installed")
+        for suffix in ["co.uk", "com.au", "github.io", "herokuapp.com"] {
+            #expect(list.isSuffix(try DomainName(suffix)), "\(suffix)")
+        }
+        for name in ["example.co.uk", "example.com", "shop.github.io"] {
+            #expect(!list.isSuffix(try DomainName(name)), "\(name)")
+        }
+    }
+
     @Test(.scratchDirectory) func aDomainHasOneAppAndAppsKeepTheirAddresses() throws {
         let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
         let (cats, dogs) = (try AppName("cats"), try AppName("dogs"))
