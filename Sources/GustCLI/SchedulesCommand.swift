@@ -39,8 +39,7 @@ struct SchedulesCommand: ParsableCommand {
         let app = try store.requireApp(name)
         let now = Date()
         let listings = try store.schedules(name).map { schedule in
-            // gustd writes the next run as it goes; when it is stale (gustd stopped), compute it from the spec.
-            let next = schedule.nextRun.flatMap { $0 > now ? $0 : nil } ?? schedule.next(after: now)
+            let next = schedule.upcoming(at: now)
             return Listing(
                 name: schedule.name, kind: schedule.kind, spec: schedule.spec,
                 params: schedule.params.flatMap { try? JSONDecoder().decode(JSONValue.self, from: Data($0.utf8)) }, timeZone: schedule.timeZone,

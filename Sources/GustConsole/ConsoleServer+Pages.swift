@@ -95,10 +95,11 @@ extension ConsoleServer {
             ["id": instance.id ?? "starting", "release": instance.release, "state": instance.state, "served": instance.served,
              "memory": instance.memoryBytes.map { ByteCount($0).description } ?? "—"]
         }
+        let now = Date()
         context["schedules"] = zip(data.schedules, data.runs).map { schedule, runs -> [String: Any] in
             [
                 "name": schedule.name, "spec": "\(schedule.kind) \(schedule.spec)",
-                "next": schedule.nextRun.map { Self.stamp($0) } ?? "—",
+                "next": schedule.upcoming(at: now).map { Self.stamp($0) } ?? "—",
                 "runs": runs.map { run -> [String: Any] in
                     ["started": Self.stamp(run.startedAt), "status": run.status.rawValue, "statusClass": run.status.rawValue,
                      "seconds": run.seconds.map { String(format: "%.2f s", $0) } ?? "", "error": run.error ?? ""]

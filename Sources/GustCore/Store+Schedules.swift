@@ -16,7 +16,9 @@ public struct StoredSchedule: Sendable, Codable, Equatable {
     public var timeZone: String
     /// The release whose manifest last declared it.
     public var release: Int
-    /// When gustd will run it next, as gustd last wrote it.
+    /// When gustd would run it next, as gustd wrote it when it installed the schedule (a deploy,
+    /// its start): not at every run, which for an every-second schedule was a write of the shared
+    /// store a second. What is shown is `upcoming(at:)`.
     public var nextRun: Date?
 
     public init(
@@ -32,6 +34,12 @@ public struct StoredSchedule: Sendable, Codable, Equatable {
         self.timeZone = timeZone
         self.release = release
         self.nextRun = nextRun
+    }
+
+    /// The run to come as of `now`: the one gustd wrote while it is still ahead (a run due a moment
+    /// before a redeploy, kept), else the next the spec gives after `now`.
+    public func upcoming(at now: Date) -> Date? {
+        nextRun.flatMap { $0 > now ? $0 : nil } ?? next(after: now)
     }
 
     /// The next run strictly after `date`, computed from the spec (nil if the spec or zone no longer parse).

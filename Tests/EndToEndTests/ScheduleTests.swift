@@ -91,7 +91,13 @@ struct ScheduleTests {
         let schedules = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
         #expect(schedules.count == 1)
         #expect(schedules.first?["name"] as? String == "tick")
-        #expect(schedules.first?["nextRun"] != nil)
+        // Shown from the anchor's grid: a run 2 s or less ahead. gustd wrote it when it installed the
+        // schedule, not at every run since (each a write of the shared store).
+        let shownNext = (schedules.first?["nextRun"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) }
+        let ahead = (shownNext ?? .distantPast).timeIntervalSinceNow
+        #expect(ahead > -1 && ahead <= 3, "\(String(describing: schedules.first?["nextRun"]))")
+        let stored = try #require(try fixture.store().schedules(try AppName("cats")).first)
+        #expect((stored.nextRun ?? .distantPast) < Date(), "the stored next run is the one of the install: \(String(describing: stored.nextRun))")
         let runs = schedules.first?["runs"] as? [[String: Any]] ?? []
         #expect(runs.count >= 2)
         #expect(runs.contains { $0["status"] as? String == "ok" && $0["release"] as? Int == 1 })

@@ -87,4 +87,17 @@ import Testing
         #expect(abandoned?.status == .error)
         #expect(abandoned?.error == "gustd stopped")
     }
+
+    /// gustd writes a schedule's next run when it installs it, not at every run: what is shown
+    /// is that time while it is ahead, else the next on the anchor's grid.
+    @Test func theUpcomingRunIsTheStoredOneWhileAheadElseTheNextOnTheGrid() throws {
+        let anchor = Date(timeIntervalSince1970: 1_000_000)
+        var schedule = StoredSchedule(
+            app: try AppName("cats"), name: "tick", kind: "every", spec: "10s", anchor: anchor, release: 1,
+            nextRun: anchor.addingTimeInterval(10))
+        #expect(schedule.upcoming(at: anchor.addingTimeInterval(3)) == anchor.addingTimeInterval(10))
+        #expect(schedule.upcoming(at: anchor.addingTimeInterval(3_604)) == anchor.addingTimeInterval(3_610))
+        schedule.nextRun = nil
+        #expect(schedule.upcoming(at: anchor.addingTimeInterval(25)) == anchor.addingTimeInterval(30))
+    }
 }

@@ -173,16 +173,17 @@ actor Scheduler {
     }
 
     /// The runs due at `now`. A schedule whose previous run is still going is
-    /// skipped (the skip recorded and logged); either way its next time moves on.
+    /// skipped (the skip recorded and logged); either way its next time moves on, in memory only:
+    /// the store's `next_run` is written when a schedule is installed, and readers compute the
+    /// rest (`StoredSchedule.upcoming(at:)`). A write per run of an every-second schedule made
+    /// every private app's token checks go to the store again (`TokenVerifier`, `StoreWrites`).
     func due(now: Date = Date()) async -> [Firing] {
         var firings: [Firing] = []
-        var moved: [(key: Key, next: Date?)] = []
         var skipped: [(key: Key, release: Int, due: Date)] = []
         // The entries change before the first await, so a call meanwhile (`forget`, `adopt`) sees them moved on.
         for (key, var entry) in entries {
             guard let next = entry.next, next <= now else { continue }
             entry.next = entry.spec.next(after: max(now, next), anchor: entry.stored.anchor, timeZone: entry.zone)
-            moved.append((key, entry.next))
             if entry.running {
                 skipped.append((key, entry.stored.release, next))
             } else {
@@ -191,7 +192,6 @@ actor Scheduler {
             }
             entries[key] = entry
         }
-        for (key, next) in moved { await setNextRun(key, next) }
         for skip in skipped { await recordSkip(skip.key, release: skip.release, due: skip.due) }
         return firings.sorted { $0.due < $1.due }
     }
