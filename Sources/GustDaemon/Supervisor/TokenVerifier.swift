@@ -94,21 +94,25 @@ final class TokenVerifier: Sendable {
             guard let token = try store.verifiedToken(key.app, hash: key.hash, now: now) else {
                 // An app with very many tokens is asked each time rather than held in memory.
                 if let generation, case let unrevoked = try store.unrevokedTokenHashes(key.app), unrevoked.count <= 1000 {
-                    hashes.withLock { known in
-                        if known.count >= capacity, known[key.app] == nil { known.removeAll() }
-                        known[key.app] = (generation, unrevoked)
-                    }
+                    hashes.withLock { $0.remember((generation, unrevoked), for: key.app, atMost: capacity) }
                 }
                 return false
             }
             if let generation {
                 let until = min(now + Store.lastUseResolution, token.expiresAt ?? .distantFuture)
-                verified.withLock { known in
-                    if known.count >= capacity, known[key] == nil { known.removeAll() }
-                    known[key] = Verified(generation: generation, at: now, until: until)
-                }
+                verified.withLock { $0.remember(Verified(generation: generation, at: now, until: until), for: key, atMost: capacity) }
             }
             return true
         }
+    }
+}
+
+extension Dictionary {
+    /// Sets `value` for `key`, forgetting every other entry first when a new key would pass
+    /// `capacity`: a memory of answers the store gives again, not a record, so it is bounded
+    /// the cheapest way.
+    fileprivate mutating func remember(_ value: Value, for key: Key, atMost capacity: Int) {
+        if count >= capacity, self[key] == nil { removeAll() }
+        self[key] = value
     }
 }
