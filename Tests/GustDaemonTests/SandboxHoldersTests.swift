@@ -50,7 +50,7 @@ struct SandboxHoldersTests {
                 releaseDirectory: "/app", path: Sandbox.path
             )
             return try spawner.spawn(
-                executable: "run", layout: layout, release: release, environment: environment, marker: "GUST_TEST=holders",
+                executable: "run", layout: layout, release: release, environment: environment, marker: StragglerMarker(name: "GUST_TEST", value: "holders"),
                 confinement: SpawnConfinement(), onOutput: { _, _ in }, onExit: exited
             )
         }

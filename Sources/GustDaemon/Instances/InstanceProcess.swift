@@ -71,7 +71,7 @@ final class InstanceProcess: Sendable {
     ///     (a sandbox's first process). If it throws, the process is killed and the error thrown.
     init(
         executable: String, arguments: [String] = [], environment: [String: String], directory: String,
-        standardInput: Int32? = nil, discardingOutput errorOutput: Int32? = nil, marker: String? = nil,
+        standardInput: Int32? = nil, discardingOutput errorOutput: Int32? = nil, marker: StragglerMarker? = nil,
         confinement: SpawnConfinement = SpawnConfinement(),
         passing: [Int32] = [],
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void,
@@ -162,7 +162,7 @@ final class InstanceProcess: Sendable {
     /// Takes ownership of `pidfd` and of both read ends. `marker`: as above, nil for a fork the
     /// zygote moved into cgroups of its own.
     init(
-        forked: pid_t, pidfd: Int32, stdout: Int32, stderr: Int32, marker: String?,
+        forked: pid_t, pidfd: Int32, stdout: Int32, stderr: Int32, marker: StragglerMarker?,
         onOutput: @escaping @Sendable ([String], StandardStream) -> Void, onExit: @escaping @Sendable (Int32) -> Void,
         status: @escaping @Sendable () -> Int32
     ) {
@@ -188,7 +188,7 @@ final class InstanceProcess: Sendable {
     /// interpreter and is handed both write ends of every fork: app code run at each fork could
     /// keep them all, and gustd gained two threads and two descriptors per fork, without bound.
     private func watch(
-        readEnds: [(Int32, StandardStream)], marker: String?, onOutput: @escaping @Sendable ([String], StandardStream) -> Void,
+        readEnds: [(Int32, StandardStream)], marker: StragglerMarker?, onOutput: @escaping @Sendable ([String], StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void, wait: @escaping @Sendable () -> Int32
     ) {
         let reaper = DispatchGroup()

@@ -22,11 +22,11 @@ import Foundation
 /// minimal fix until then.
 enum InstanceStragglers {
     /// The environment entry every process of instance `id` carries.
-    static func marker(id: String) -> String { "GUST_INSTANCE=\(id)" }
+    static func marker(id: String) -> StragglerMarker { StragglerMarker(name: "GUST_INSTANCE", value: id) }
 
     /// Live processes of this uid, other than gustd itself, whose environment holds `marker`.
-    static func find(marker: String) -> [pid_t] {
-        let wanted = Array(marker.utf8)
+    static func find(marker: StragglerMarker) -> [pid_t] {
+        let wanted = Array(marker.entry.utf8)
         let me = getpid(), uid = geteuid()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return names.compactMap { name -> pid_t? in
@@ -44,7 +44,7 @@ enum InstanceStragglers {
     /// times to catch what forked meanwhile. Blocks: call it off the event loops.
     /// Returns how many processes it found.
     @discardableResult
-    static func stop(marker: String, grace: Duration = .seconds(1)) -> Int {
+    static func stop(marker: StragglerMarker, grace: Duration = .seconds(1)) -> Int {
         var found = Set<pid_t>()
         var pids = find(marker: marker)
         guard !pids.isEmpty else { return 0 }
@@ -65,4 +65,16 @@ enum InstanceStragglers {
         }
         return found.count
     }
+}
+
+/// An entry of a process's environment (`NAME=value`) that every process it starts inherits, by
+/// which gustd finds those that left its process group (`InstanceStragglers`). A pair, so that
+/// whoever must set it (bwrap's own environment, outside the sandbox) reads its name and value
+/// rather than parsing them back out of the entry.
+struct StragglerMarker: Sendable, Equatable {
+    let name: String
+    let value: String
+
+    /// As `/proc/PID/environ` holds it.
+    var entry: String { "\(name)=\(value)" }
 }

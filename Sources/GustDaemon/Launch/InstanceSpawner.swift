@@ -34,7 +34,7 @@ protocol InstanceSpawner: Sendable {
     /// program runs: for a sandbox, bwrap, so everything under it starts confined.
     /// `passing`: descriptors the program gets (a zygote's control socket), as `passedDescriptor(0)`, ….
     func spawn(
-        executable: String, arguments: [String], layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        executable: String, arguments: [String], layout: InstanceLayout, release: URL, environment: [String: String], marker: StragglerMarker,
         confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
@@ -57,7 +57,7 @@ protocol InstanceSpawner: Sendable {
 
 extension InstanceSpawner {
     func spawn(
-        executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        executable: String, layout: InstanceLayout, release: URL, environment: [String: String], marker: StragglerMarker,
         confinement: SpawnConfinement,
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
@@ -92,7 +92,7 @@ struct DirectSpawner: InstanceSpawner {
     func passedDescriptor(_ index: Int) -> Int32 { Int32(3 + index) }
 
     func spawn(
-        executable: String, arguments: [String], layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        executable: String, arguments: [String], layout: InstanceLayout, release: URL, environment: [String: String], marker: StragglerMarker,
         confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void

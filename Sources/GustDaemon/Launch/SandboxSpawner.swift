@@ -100,7 +100,7 @@ final class SandboxSpawner: InstanceSpawner {
     func passedDescriptor(_ index: Int) -> Int32 { Sandbox.directDescriptor(index) }
 
     func spawn(
-        executable: String, arguments: [String], layout: InstanceLayout, release: URL, environment: [String: String], marker: String,
+        executable: String, arguments: [String], layout: InstanceLayout, release: URL, environment: [String: String], marker: StragglerMarker,
         confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
@@ -148,9 +148,7 @@ final class SandboxSpawner: InstanceSpawner {
         bwrapReads.append(environmentArguments)
         argv.insert(contentsOf: ["--args", String(Sandbox.directDescriptor(passing.count + bwrapReads.count - 1))], at: 1)
         var bwrapEnvironment: [String: String] = [:]
-        if let equals = marker.firstIndex(of: "="), environment[String(marker[..<equals])] == String(marker[marker.index(after: equals)...]) {
-            bwrapEnvironment[String(marker[..<equals])] = String(marker[marker.index(after: equals)...])
-        }
+        if environment[marker.name] == marker.value { bwrapEnvironment[marker.name] = marker.value }
         var block: [Int32] = [-1, -1]
         if ids != nil {
             guard gust_pipe_cloexec(&block) == 0 else { throw SpawnError("Cannot create a pipe: \(String(cString: strerror(errno)))") }
@@ -206,7 +204,7 @@ final class SandboxSpawner: InstanceSpawner {
     /// as the app's uid inside with no capability, `no_new_privs` and the seccomp filter.
     private func enter(
         _ holder: SandboxHolders.Holder, executable: String, arguments: [String], release: URL, socketDirectory: String,
-        socketsWritable: Bool, environment: [String: String], marker: String, tmpBytes: Int, confinement: SpawnConfinement, passing: [Int32],
+        socketsWritable: Bool, environment: [String: String], marker: StragglerMarker, tmpBytes: Int, confinement: SpawnConfinement, passing: [Int32],
         onOutput: @escaping @Sendable ([String], InstanceProcess.StandardStream) -> Void,
         onExit: @escaping @Sendable (Int32) -> Void
     ) throws -> InstanceProcess {
