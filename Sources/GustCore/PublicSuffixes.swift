@@ -18,12 +18,14 @@ public struct PublicSuffixes: Sendable {
     /// `!www.ck`: but this one is not.
     private var exceptions: Set<String> = []
 
-    /// Reads the list's text: a rule per line, `//` comments, the first word of a line only. Rules
-    /// in Unicode (internationalised names) never match a `DomainName`, which is ASCII.
+    /// Reads the list's text: a rule per line, `//` comments, the first word of a line only. The
+    /// list writes internationalised names in Unicode (`公司.cn`); a `DomainName` is in the ASCII
+    /// form DNS and certificates use (`xn--55qx5d.cn`), so each rule is kept in that form.
     public init(list: String) {
         for line in list.split(whereSeparator: \.isNewline) {
-            guard let rule = line.split(whereSeparator: \.isWhitespace).first, !rule.hasPrefix("//") else { continue }
-            let lowered = rule.lowercased()
+            guard let rule = line.split(whereSeparator: \.isWhitespace).first, !rule.hasPrefix("//"),
+                  let lowered = Punycode.asciiName(rule.lowercased())
+            else { continue }
             if lowered.hasPrefix("!") {
                 exceptions.insert(String(lowered.dropFirst()))
             } else if lowered.hasPrefix("*.") {

@@ -42,6 +42,18 @@ import Testing
         }
     }
 
+    /// The list writes internationalised suffixes in Unicode (`公司.cn`); a domain reaches Gust in
+    /// the form DNS and certificates use (`xn--55qx5d.cn`), and is a suffix all the same.
+    @Test func internationalisedSuffixesMatchInTheFormDNSUses() throws {
+        let list = PublicSuffixes(list: "cn\n公司.cn\nno\nákŋoluokta.no\n*.香港\n!www.香港\nрф\n")
+        for suffix in ["xn--55qx5d.cn", "xn--koluokta-7ya57h.no", "anything.xn--j6w193g"] {
+            #expect(list.isSuffix(try DomainName(suffix)), "\(suffix)")
+        }
+        for name in ["shop.xn--55qx5d.cn", "shop.xn--koluokta-7ya57h.no", "shop.xn--p1ai", "www.xn--j6w193g"] {
+            #expect(!list.isSuffix(try DomainName(name)), "\(name)")
+        }
+    }
+
     @Test(.scratchDirectory) func anAppCannotHaveAPublicSuffixAndOneHeldBeforeHoldsNothingBelowIt() throws {
         let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
         let (cats, dogs) = (try AppName("cats"), try AppName("dogs"))
@@ -63,7 +75,7 @@ import Testing
     /// Debian's list (`publicsuffix`, which scripts/install-deps.sh installs) is what `gust domains add` checks.
     @Test func debiansListKnowsTheCommonSuffixes() throws {
         let list = try #require(PublicSuffixes.standard, "\(PublicSuffixes.standardPath) is not installed")
-        for suffix in ["co.uk", "com.au", "github.io", "herokuapp.com"] {
+        for suffix in ["co.uk", "com.au", "github.io", "herokuapp.com", "xn--55qx5d.cn", "xn--mxtq1m.xn--j6w193g", "xn--koluokta-7ya57h.no"] {
             #expect(list.isSuffix(try DomainName(suffix)), "\(suffix)")
         }
         for name in ["example.co.uk", "example.com", "shop.github.io"] {
