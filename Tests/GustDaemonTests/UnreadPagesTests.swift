@@ -31,4 +31,18 @@ struct UnreadPagesTests {
         #expect(pages.bytes(of: cats) == 0)
         #expect(pages.hold(1, for: cats) != nil)
     }
+
+    /// A full app's page is refused before its query runs: the store's work and the page's
+    /// memory are spent only on a page that can be held.
+    @Test func anAppAtItsLimitIsFullUntilAPageIsRead() throws {
+        let pages = UnreadPages(limit: 100)
+        let cats = try AppName("cats"), dogs = try AppName("dogs")
+        #expect(!pages.isFull(cats))
+        var held = pages.hold(100, for: cats)
+        #expect(pages.isFull(cats))
+        #expect(!pages.isFull(dogs))
+        held = nil
+        #expect(!pages.isFull(cats))
+        withExtendedLifetime(held) {}
+    }
 }

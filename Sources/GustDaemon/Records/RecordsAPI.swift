@@ -42,6 +42,7 @@ struct RecordsAPI {
         case (.get, nil):
             var fields = HTTPFields()
             fields[.contentType] = "application/json"
+            if unread.isFull(app) { throw unread.refusal(app) }
             let page = try await hub.page(app, type, try Self.query(query))
             guard let hold = unread.hold(page.readableBytes, for: app) else { throw unread.refusal(app) }
             return Response(status: .ok, headers: fields, body: ResponseBody(contentLength: page.readableBytes) { writer in

@@ -32,6 +32,10 @@ final class UnreadPages: Sendable {
         return taken ? Hold(pages: self, app: app, bytes: bytes) : nil
     }
 
+    /// Whether `app` holds all it may: its next page would be refused whatever its size, so it
+    /// is refused before its query runs and its page is made.
+    func isFull(_ app: AppName) -> Bool { bytes(of: app) >= limit }
+
     /// The bytes of `app`'s pages held now.
     func bytes(of app: AppName) -> Int { held.withLock { $0[app, default: 0] } }
 
