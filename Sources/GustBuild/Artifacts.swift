@@ -32,7 +32,9 @@ public enum Artifacts {
         do {
             let (digest, size) = try ArchiveWriter.write(directory, to: temporary, clampTime: clampTime)
             let final = artifactsDirectory.appendingPathComponent("\(digest).\(fileExtension)")
-            if FileManager.default.fileExists(atPath: final.path) {
+            // Already there (an old release's, another app's): marked as just packed, so that no
+            // prune takes it before this build's release is recorded (`ArtifactFile`).
+            if ArtifactFile.markPacked(final) {
                 try? FileManager.default.removeItem(at: temporary)
             } else {
                 guard rename(temporary.path, final.path) == 0 else {

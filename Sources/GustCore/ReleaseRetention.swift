@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Which releases of an app keep their artifacts when old ones are pruned
 /// (`gust releases prune`): the `keep` newest that built, and always the live
@@ -45,9 +45,10 @@ public enum ReleaseRetention {
 extension Store {
     /// Prunes the app's artifacts as `ReleaseRetention.plan` says: an artifact
     /// goes only if no kept release of the app, and no release of another app,
-    /// uses it. Returns the plan and the bytes freed. Call with the app's
+    /// uses it, and no build has packed it since the app's release recorded it
+    /// (`ArtifactFile`). Returns the plan and the bytes freed. Call with the app's
     /// deploy lock held, so no push or rollback picks a release meanwhile.
-    public func pruneArtifacts(_ app: AppName, keep: Int) throws -> (plan: ReleaseRetention.Plan, freed: Int) {
+    public func pruneArtifacts(_ app: AppName, keep: Int, now: Date = Date()) throws -> (plan: ReleaseRetention.Plan, freed: Int) {
         let releases = try self.releases(app)
         let plan = ReleaseRetention.plan(releases, live: try requireApp(app).liveVersion, keep: keep)
         let byVersion = Dictionary(uniqueKeysWithValues: releases.map { ($0.version, $0) })
@@ -55,10 +56,9 @@ extension Store {
         var freed = 0
         for digest in Set(plan.pruned.compactMap { byVersion[$0]?.artifact }) where !needed.contains(digest) {
             guard try !isArtifactShared(digest, outside: app) else { continue }
+            let recorded = releases.filter { $0.artifact == digest }.map(\.createdAt).max() ?? .distantPast
             let file = home.artifact(digest: digest, fileExtension: "tar.zst")
-            guard let attributes = try? FileManager.default.attributesOfItem(atPath: file.path) else { continue }  // pruned before
-            try FileManager.default.removeItem(at: file)
-            freed += (attributes[.size] as? Int) ?? 0
+            freed += try ArtifactFile.remove(file, unlessPackedAfter: recorded, now: now) ?? 0
         }
         return (plan, freed)
     }

@@ -28,6 +28,21 @@ import Testing
         #expect(try Command.run("zstd", ["-t", "-q", first.url.path]).status == 0)
     }
 
+    /// A build whose slug's artifact is already there (another app's, or an old release's) marks
+    /// it as just packed: a prune then spares it until its own release is recorded.
+    @Test(.scratchDirectory) func packingASlugWhoseArtifactIsThereMarksItAsJustPacked() throws {
+        let dir = try slug()
+        let store = ScratchDirectory.current.appendingPathComponent("artifacts")
+        let first = try Artifacts.pack(dir, into: store)
+        let old = Date(timeIntervalSince1970: 1_600_000_000)
+        try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: first.url.path)
+        let before = Date()
+        let second = try Artifacts.pack(dir, into: store)
+        #expect(second == first)
+        let marked = try #require(try FileManager.default.attributesOfItem(atPath: first.url.path)[.modificationDate] as? Date)
+        #expect(marked >= before.addingTimeInterval(-1))
+    }
+
     @Test(.scratchDirectory) func roundTripKeepsContentModesLinksAndTimes() throws {
         let artifact = try Artifacts.pack(try slug(), into: ScratchDirectory.current.appendingPathComponent("artifacts"))
         let release = ScratchDirectory.current.appendingPathComponent("releases/v1")

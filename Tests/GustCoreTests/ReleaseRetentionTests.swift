@@ -44,6 +44,28 @@ import Testing
         #expect(try store.pruneArtifacts(cats, keep: 0).freed == 0)
     }
 
+    /// An artifact is shared by every app whose build packs the same slug, and another app's build
+    /// records its release only after packing: a prune spares an artifact packed again since the
+    /// release it prunes was recorded, for a day, so that the other build's deploy finds it.
+    @Test(.scratchDirectory) func anArtifactPackedAgainSinceItsReleaseIsSparedForADay() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let cats = try app(store, "cats", statuses: [.built, .built, .built, .built], live: 4)
+        // Another app's build packs the slug of cats' v1 and v2 and has not yet recorded its release.
+        let packed = Date().addingTimeInterval(1)
+        for digest in ["cats-1", "cats-2"] {
+            try FileManager.default.setAttributes(
+                [.modificationDate: packed], ofItemAtPath: store.home.artifact(digest: digest, fileExtension: "tar.zst").path)
+        }
+        let (plan, freed) = try store.pruneArtifacts(cats, keep: 0)
+        #expect(plan.pruned == [2, 1])
+        #expect(freed == 0)
+        #expect(artifactExists(store, "cats-1") && artifactExists(store, "cats-2"))
+        // A build that never recorded its release holds its mark for a day, no longer.
+        #expect(try store.pruneArtifacts(cats, keep: 0, now: packed.addingTimeInterval(2 * 86_400)).freed == 200)
+        #expect(!artifactExists(store, "cats-1") && !artifactExists(store, "cats-2"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.home.artifacts.path).sorted() == ["cats-3.tar.zst", "cats-4.tar.zst"])
+    }
+
     @Test(.scratchDirectory) func releasesNewerThanTheLiveOneAndTheNewestNAreKept() throws {
         let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
         // Rolled back to v2 (as v4, sharing v2's artifact); v5 is a push not yet switched to.
