@@ -21,7 +21,8 @@ public final class Database {
         handle = try Self.open(url, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX)
         // Tokens, secrets and records: the owner's alone, also in a store an earlier version made 0644
         // (SQLite gives the -wal and -shm files the database's mode when it creates them).
-        for suffix in ["", "-wal", "-shm"] { chmod(url.path + suffix, 0o600) }
+        // Through no link (root opens the store too; SQLite itself opens -wal and -shm with O_NOFOLLOW).
+        for suffix in ["", "-wal", "-shm"] { NoFollowMode.setFile(url.path + suffix, 0o600) }
         sqlite3_busy_timeout(handle, busyTimeout)
         try enterWAL(waitingUpTo: busyTimeout)
         try execute("PRAGMA synchronous = NORMAL")
@@ -35,7 +36,15 @@ public final class Database {
         sqlite3_busy_timeout(handle, busyTimeout)
     }
 
+    /// A database file that is a link is refused: gustd's user could plant one in the home for root
+    /// to write Gust's schema into what it points at. (Not `SQLITE_OPEN_NOFOLLOW`, which refuses a
+    /// link anywhere in the path: a home under a linked directory, or a `/proc/self/fd` path.)
     private static func open(_ url: URL, flags: Int32) throws(GustError) -> OpaquePointer {
+        var status = stat()
+        if lstat(url.path, &status) == 0, status.st_mode & S_IFMT == S_IFLNK {
+            throw GustError("\(url.path) is a link, not a database: refused (it could name another's file).",
+                            hint: "Move the database itself there, not a link to it.")
+        }
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(url.path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {

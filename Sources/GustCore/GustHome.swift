@@ -67,12 +67,13 @@ public struct GustHome: Sendable {
     ///
     /// The home holds the store (tokens, secrets), keys, logs and every app's code
     /// and records: it and each directory in it are for gustd's user alone (0700),
-    /// and a home made by an earlier version is tightened the same way.
+    /// and a home made by an earlier version is tightened the same way. A name that is a link
+    /// is not followed: root opens the store too, and gustd's user could have planted it.
     public func prepare() throws {
         let fm = FileManager.default
         for dir in [root, repos, artifacts, releases, cache, data, logs, ssh, run, locks, tmp, tls] {
             try fm.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            chmod(dir.path, 0o700)
+            NoFollowMode.setDirectory(dir.path, 0o700)  // a link planted there is left alone (root opens the store too)
         }
     }
 
