@@ -56,7 +56,7 @@ enum HomeBackup {
             try copyData(from: home.data(app.name), to: directory.appendingPathComponent("data/\(app.name)"))
         }
         for name in try fm.contentsOfDirectory(atPath: home.path).sorted() where !skipped.contains(name) {
-            try copyTree(home.root.appendingPathComponent(name), to: directory.appendingPathComponent(name))
+            try copyTree(name, of: home.root, to: directory.appendingPathComponent(name))
         }
         let manifest = Manifest(
             format: format, createdAt: Date(), home: home.path,
@@ -120,7 +120,7 @@ enum HomeBackup {
             } else {
                 let destination = home.root.appendingPathComponent(name)
                 try clear(destination, named: name, in: home, resumed: resumed)
-                try copyTree(source, to: destination)
+                try copyTree(name, of: directory, to: destination)
             }
         }
         try Database(url: directory.appendingPathComponent("gust.sqlite")).backup(to: home.database)
@@ -166,50 +166,47 @@ enum HomeBackup {
         NoFollowRemoval.removeTree(at: destination)
     }
 
-    /// An app's data directory: SQLite files through the backup API, anything else copied.
+    /// An app's data directory: SQLite files through the backup API, anything else copied. Each
+    /// level is opened without following a link (`data` and the app's directory included), and a
+    /// store is opened through its directory's descriptor, so a name swapped meanwhile is not
+    /// followed out of the home.
     private static func copyData(from source: URL, to destination: URL) throws {
-        let fm = FileManager.default
-        var info = stat()
-        guard lstat(source.path, &info) == 0 else { return }
-        guard info.st_mode & S_IFMT == S_IFDIR else { return try copyTree(source, to: destination) }  // never followed
-        try fm.createDirectory(at: destination, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        for name in try fm.contentsOfDirectory(atPath: source.path) where !name.hasSuffix("-wal") && !name.hasSuffix("-shm") {
-            let file = source.appendingPathComponent(name)
+        let root = open(source.deletingLastPathComponent().deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard root >= 0 else { return }
+        defer { close(root) }
+        let data = openat(root, source.deletingLastPathComponent().lastPathComponent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard data >= 0 else { return }
+        defer { close(data) }
+        let app = openat(data, source.lastPathComponent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard app >= 0 else {
+            // Not a directory (a link stays a link), or none.
+            return try NoFollowCopy.copyEntry(source.lastPathComponent, in: data, shownAs: source.path, to: destination, leavingOut: isTemporary)
+        }
+        defer { close(app) }
+        try FileManager.default.createDirectory(at: destination, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd/\(app)")
+        for name in names.sorted() where !name.hasSuffix("-wal") && !name.hasSuffix("-shm") {
             var entry = stat()
-            if name.hasSuffix(".sqlite"), lstat(file.path, &entry) == 0, entry.st_mode & S_IFMT == S_IFREG {
-                try Database(url: file).backup(to: destination.appendingPathComponent(name))
+            if name.hasSuffix(".sqlite"), fstatat(app, name, &entry, AT_SYMLINK_NOFOLLOW) == 0, entry.st_mode & S_IFMT == S_IFREG {
+                // By the directory's descriptor; the store itself is opened refusing a link.
+                try Database(url: URL(fileURLWithPath: "/proc/self/fd/\(app)/\(name)")).backup(to: destination.appendingPathComponent(name))
             } else {
-                try copyTree(file, to: destination.appendingPathComponent(name))
+                try NoFollowCopy.copyEntry(name, in: app, shownAs: source.appendingPathComponent(name).path,
+                                           to: destination.appendingPathComponent(name), leavingOut: isTemporary)
             }
         }
     }
 
-    /// Copies a file or a directory tree, keeping modes (no setuid or setgid bit); leaves out
-    /// temporary files of writes in progress. The home is the `gust` user's and a backup often runs
-    /// as root: an entry is copied as what it is, never followed. A link stays a link (a link to
-    /// `/root` was copied through, and a restore handed the contents to the `gust` user), and what
-    /// is neither a file, a directory nor a link is left out and named (reading a FIFO hung the
-    /// backup for good).
-    private static func copyTree(_ source: URL, to destination: URL) throws {
-        let fm = FileManager.default
-        var info = stat()
-        guard lstat(source.path, &info) == 0 else { return }
-        switch info.st_mode & S_IFMT {
-        case S_IFLNK:
-            try fm.createSymbolicLink(atPath: destination.path, withDestinationPath: try fm.destinationOfSymbolicLink(atPath: source.path))
-        case S_IFREG:
-            guard !source.lastPathComponent.hasSuffix(".tmp") else { return }
-            try fm.copyItem(at: source, to: destination)
-            _ = chmod(destination.path, info.st_mode & 0o1777)
-        case S_IFDIR:
-            if !fm.fileExists(atPath: destination.path) {
-                try fm.createDirectory(at: destination, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            }
-            for name in try fm.contentsOfDirectory(atPath: source.path) {
-                try copyTree(source.appendingPathComponent(name), to: destination.appendingPathComponent(name))
-            }
-        default:
-            FileHandle.standardError.write(Data("Left out \(source.path): not a file, directory or link.\n".utf8))
-        }
+    /// Copies the entry `name` of the home's `directory`: a file or a directory tree, keeping modes
+    /// (no setuid or setgid bit), leaving out temporary files of writes in progress. The home is the
+    /// `gust` user's and a backup often runs as root: nothing is followed, not even a directory
+    /// swapped for a link while the copy is under way (`NoFollowCopy`). A link stays a link (a link
+    /// to `/root` was copied through, and a restore handed the contents to the `gust` user), and
+    /// what is neither a file, a directory nor a link is left out and named (reading a FIFO hung
+    /// the backup for good).
+    private static func copyTree(_ name: String, of directory: URL, to destination: URL) throws {
+        try NoFollowCopy.copy(name, of: directory, to: destination, leavingOut: isTemporary)
     }
+
+    private static func isTemporary(_ name: String) -> Bool { name.hasSuffix(".tmp") }
 }
