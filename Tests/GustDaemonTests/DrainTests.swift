@@ -1,5 +1,7 @@
 import Foundation
 import GustCore
+import NIOCore
+import Synchronization
 @testable import GustDaemon
 import Testing
 
@@ -25,6 +27,17 @@ struct DrainAddressPolicyTests {
     @Test func thisMachinesInterfacesAreKnown() {
         let own = DrainAddressPolicy.interfaceAddresses()
         #expect(own.contains("127.0.0.1"))
+    }
+
+    /// An address the server gains after gustd started (a floating IP, a rotated IPv6 address) is
+    /// its own as soon as it has it: the interfaces are read at each connection, not once.
+    @Test func anAddressGainedAfterTheStartIsTheServersOwn() throws {
+        let addresses = Mutex<Set<String>>(["192.0.2.10"])
+        let policy = DrainAddressPolicy(ownAddresses: { addresses.withLock { $0 } })
+        let gained = try SocketAddress(ipAddress: "203.0.113.7", port: 443)
+        #expect(policy.refusal(of: gained) == nil)
+        addresses.withLock { _ = $0.insert("203.0.113.7") }
+        #expect(policy.refusal(of: gained) != nil)
     }
 }
 

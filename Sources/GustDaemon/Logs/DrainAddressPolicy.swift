@@ -14,17 +14,19 @@ import NIOCore
 /// that resolves to a public address at `drains add` and to 127.0.0.1 later (DNS rebinding) is
 /// refused then. An admin may allow such addresses for one drain (`--allow-private`).
 struct DrainAddressPolicy: Sendable {
-    /// This machine's own addresses, besides loopback (read from its interfaces).
-    let ownAddresses: Set<String>
+    /// This machine's own addresses, besides loopback, as they are now: read at each check, since
+    /// a server gains addresses while gustd runs (a floating IP, a DHCP lease, a rotated IPv6
+    /// address), and one read at the start let a drain reach services on the newer ones.
+    let ownAddresses: @Sendable () -> Set<String>
 
     static func current() -> DrainAddressPolicy {
-        DrainAddressPolicy(ownAddresses: Set(interfaceAddresses()))
+        DrainAddressPolicy(ownAddresses: { Set(interfaceAddresses()) })
     }
 
     /// Why the address is refused, or nil if a drain may reach it.
     func refusal(of address: SocketAddress) -> String? {
         guard let ip = address.ipAddress else { return "it is not an IP address" }
-        return Self.refusal(ip: ip, own: ownAddresses)
+        return Self.refusal(ip: ip, own: ownAddresses())
     }
 
     /// Loopback, unspecified (0.0.0.0 reaches loopback), link-local (the metadata service), the
