@@ -7,6 +7,7 @@ import HTTPTypes
 import HummingbirdTesting
 import Logging
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import NIOPosix
 import Testing
@@ -64,6 +65,33 @@ import Testing
                 #expect(response.status == .serviceUnavailable)
             }
         }
+    }
+
+    /// `gust dev`'s gustd (`--only-app`) answers a host that is not loopback 403, saying why: a page
+    /// elsewhere that rebound its name to 127.0.0.1 reaches no function.
+    @Test(.scratchDirectory) func theDevServerRefusesHostsThatAreNotLoopback() async throws {
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
+        _ = try Store(home: home).createApp(try AppName("cats"))
+        var configuration = RouterConfiguration(home: home)
+        configuration.onlyApp = try AppName("cats")
+        let supervisor = try Supervisor(configuration: configuration, logger: Logger(label: "test"))
+        let gateway = Gateway(
+            supervisor: supervisor, configuration: configuration, records: RecordsAPI(hub: RecordsHub(home: home, supervisor: supervisor)))
+        // The router test client always says `localhost`: the request is made here, with its host.
+        func answer(host: String) async throws -> Response {
+            let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: host, path: "/hello"), body: .init(buffer: ByteBuffer()))
+            return try await gateway.respond(
+                to: request, context: GatewayContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test"))))
+        }
+        func text(_ response: Response) async throws -> String {
+            let collected = Collected()
+            try await response.body.write(CollectingWriter(collected: collected))
+            return collected.text
+        }
+        let refused = try await answer(host: "rebind.example:8000")
+        #expect(refused.status == .forbidden)
+        #expect(try await text(refused).contains("only loopback names"))
+        #expect(try await answer(host: "localhost:8000").status == .serviceUnavailable, "the app's, with nothing live")
     }
 
     @Test(.scratchDirectory) func anAppWithNothingLiveIs503() async throws {
@@ -354,4 +382,15 @@ import Testing
             #expect(parts[0] == RequestID.make(count: 0).split(separator: "-")[0])
         }
     }
+}
+
+/// A response body's bytes, written by `CollectingWriter`.
+private final class Collected: @unchecked Sendable {
+    var text = ""
+}
+
+private struct CollectingWriter: ResponseBodyWriter {
+    let collected: Collected
+    mutating func write(_ buffer: ByteBuffer) async throws { collected.text += String(buffer: buffer) }
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }

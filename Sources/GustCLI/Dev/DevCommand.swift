@@ -14,7 +14,9 @@ struct DevCommand: AsyncParsableCommand {
             http://127.0.0.1:PORT/ with the same buildpack, runtime and gateway as a server: its ops at \
             POST /_/functions/NAME, its handlers by path, /_/health, a record store with its hooks \
             (/_/records/TYPE), and its schedules, listed at start and run on their spec. Config comes \
-            from DIR/.env (NAME=value lines).
+            from DIR/.env (NAME=value lines). Only loopback host names are answered (localhost, \
+            127.0.0.1, [::1]; any other Host gets 403), so a web page elsewhere cannot rebind its \
+            name to this machine and call the app.
 
             Dependencies (requirements.txt, package.json) are installed once per content; a change to \
             them installs again. Any other saved change starts the new code and prints the functions it \

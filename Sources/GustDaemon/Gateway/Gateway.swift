@@ -130,6 +130,11 @@ struct Gateway: HTTPResponder {
             return Self.error(301, "Use HTTPS: \(location)", headers: [.location: location])
         }
         guard let target else {
+            if configuration.onlyApp != nil {
+                throw GustError(
+                    "This development server answers only loopback names (localhost, 127.0.0.1, [::1]), not \(host ?? "this host"): "
+                        + "a page elsewhere must not reach the app with your .env.", code: 403)
+            }
             throw GustError.notFound("No app at this address: use APP.\(configuration.domain) or the path /apps/APP/.")
         }
         let app = target.app
@@ -340,7 +345,8 @@ struct AppAddress: Equatable {
     /// What the app's answers may set, reached here.
     var scope: AnswerScope { AnswerScope(sharesOrigin: sharesOrigin, cookieHost: cookieHost) }
 
-    /// With `only` (gustd --only-app), every address is that app's, its whole path the app's path.
+    /// With `only` (gustd --only-app, what `gust dev` runs), every address with a loopback host (or
+    /// none) is that app's, its whole path the app's path.
     /// `served`: whether an app is served here. On an own domain, `/apps/NAME/` of another app that is
     /// served is nobody's (nil, a 404): not the domain's app's, which must not take another app's
     /// calls (the domain may be the host clients reach path addresses at, one outside `--domain`),
@@ -351,6 +357,10 @@ struct AppAddress: Equatable {
         served: (AppName) -> Bool = { _ in false }
     ) {
         if let only {
+            // `gust dev` listens on loopback and runs the app with the developer's `.env`: a page
+            // the developer visits could rebind its own name to 127.0.0.1, and call the app and read
+            // its answers as same-origin. No page is served under a loopback name but the app's own.
+            if let host, !Self.isLoopback(host: host) { return nil }
             app = only
             self.path = path.resolvingDotSegments()
             return
@@ -388,6 +398,21 @@ struct AppAddress: Equatable {
     /// The host before its first `:`, lower-cased: by bytes when it is ASCII (every request's
     /// host is read here; no ASCII character joins a `:` to another), by characters otherwise.
     /// (As `split(separator: ":", maxSplits: 1).first` reads it: the first run of bytes that are no `:`.)
+    /// Whether a Host header names this machine's loopback: `localhost` and names under it (RFC
+    /// 6761), 127.0.0.0/8, `[::1]`, with or without a port.
+    static func isLoopback(host: String) -> Bool {
+        let name: String
+        if host.hasPrefix("[") {
+            guard let end = host.firstIndex(of: "]") else { return false }
+            name = String(host[host.index(after: host.startIndex)..<end])
+            return name == "::1" || name == "0:0:0:0:0:0:0:1"
+        }
+        name = hostName(host)
+        if name == "localhost" || name.hasSuffix(".localhost") { return true }
+        let octets = name.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
     static func hostName(_ host: String) -> String {
         if host.isASCII {
             let bytes = host.utf8
