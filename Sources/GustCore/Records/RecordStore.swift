@@ -33,8 +33,26 @@ public final class RecordStore {
     /// One page of a query: `nextOffset` is set when the byte budget cut it
     /// short, and is where the next page starts.
     public struct Page: Sendable {
-        public var records: [Record]
+        /// Each record's JSON as the records API answers it (`recordText`), not decoded.
+        public var texts: [[UInt8]]
         public var nextOffset: Int?
+
+        /// The records, decoded.
+        public var records: [Record] { texts.compactMap { try? JSONValue.parse(Data($0)).objectValue } }
+
+        /// The records API's answer: `{"more":true,"next_offset":N,"records":[…]}`, or
+        /// `{"records":[…]}` for the last page (as `JSONText` writes it, keys sorted).
+        public var answer: [UInt8] {
+            var out: [UInt8] = Array("{".utf8)
+            if let nextOffset { out += Array("\"more\":true,\"next_offset\":\(nextOffset),".utf8) }
+            out += Array("\"records\":[".utf8)
+            for (index, text) in texts.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out += text
+            }
+            out += Array("]}".utf8)
+            return out
+        }
     }
 
     public static let maxLimit = 100
@@ -166,17 +184,17 @@ public final class RecordStore {
             sql += " ORDER BY rowid"
         }
         sql += " LIMIT \(max(0, min(query.limit, Self.maxLimit))) OFFSET \(max(0, query.offset))"
-        var page = Page(records: [])
+        var page = Page(texts: [])
         var bytes = 0
         try reader.stopping(at: deadline, with: Self.stopped(type, query)) {
             try reader.forEachRow(sql, values) { row in
                 let size = row.string("data")?.utf8.count ?? 0
-                if !page.records.isEmpty, size > byteBudget - bytes {
-                    page.nextOffset = max(0, query.offset) + page.records.count
+                if !page.texts.isEmpty, size > byteBudget - bytes {
+                    page.nextOffset = max(0, query.offset) + page.texts.count
                     return false
                 }
                 bytes += size
-                page.records.append(Self.record(row))
+                page.texts.append(Self.recordText(row))
                 return true
             }
         }

@@ -64,13 +64,7 @@ actor RecordsHub {
     func page(_ app: AppName, _ type: String, _ query: RecordStore.Query) async throws -> ByteBuffer {
         let service = try await service(app)
         return try await reads.run(app) {
-            let page = try service.readPage(type, query)
-            var answer: [String: JSONValue] = ["records": .array(page.records.map(JSONValue.object))]
-            if let next = page.nextOffset {
-                answer["more"] = .bool(true)
-                answer["next_offset"] = .integer(Int64(next))
-            }
-            return ByteBuffer(bytes: JSONValue.object(answer).encoded())
+            ByteBuffer(bytes: try service.readPage(type, query).answer)
         }
     }
 
