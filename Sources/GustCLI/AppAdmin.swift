@@ -70,11 +70,10 @@ public enum AppAdmin {
         let releases = try store.releases(name)
         var removedArtifacts = 0
         for digest in Set(releases.compactMap(\.artifact)) where try !store.isArtifactShared(digest, outside: name) {
-            let files = (try? FileManager.default.contentsOfDirectory(atPath: home.artifacts.path)) ?? []
-            for file in files where file.hasPrefix(digest + ".") {
-                try? FileManager.default.removeItem(at: home.artifacts.appendingPathComponent(file))
-                removedArtifacts += 1
-            }
+            // Spared if another app's build has packed it since (its release not recorded yet).
+            let recorded = releases.filter { $0.artifact == digest }.map(\.createdAt).max() ?? .distantPast
+            let file = home.artifact(digest: digest, fileExtension: "tar.zst")
+            if (try? ArtifactFile.remove(file, unlessPackedAfter: recorded)) != nil { removedArtifacts += 1 }
         }
         try store.deleteApp(name)
         // gustd stops the app's instances before their release directories go.
@@ -91,19 +90,20 @@ public enum AppAdmin {
         return (releases.count, removedArtifacts)
     }
 
-    /// Removes a directory even where a release left it read-only.
+    /// Removes a tree of the home (an app's repository, releases, cache or data), also where a
+    /// release left it read-only, without following a link in it: each level is opened relative
+    /// to the one above (`NoFollowRemoval`), and a read-only directory of ours is opened to us
+    /// through its own descriptor. Walking by path names and `chmod`ing each directory found, a
+    /// directory the app's code (under `--sandbox none`, gustd's user) swapped for a link between
+    /// the check and the `chmod` had root, running `gust apps destroy` or `gust releases prune`,
+    /// open what the link named (`/root`) to everyone.
     static func removeTree(_ url: URL) throws {
-        guard FileManager.default.fileExists(atPath: url.path) else { return }
-        if let walker = FileManager.default.enumerator(atPath: url.path) {
-            for case let relative as String in walker {
-                let path = url.appendingPathComponent(relative).path
-                // chmod follows symlinks: never touch what a link points at.
-                var info = stat()
-                if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR { _ = chmod(path, 0o755) }
-            }
+        NoFollowRemoval.removeTree(at: url)
+        var info = stat()
+        if lstat(url.path, &info) == 0 {
+            throw GustError("Could not remove all of \(url.path) (deeper than \(NoFollowRemoval.depthLimit) levels, or not ours to remove).",
+                            hint: "Remove what is left by hand.")
         }
-        _ = chmod(url.path, 0o755)
-        try FileManager.default.removeItem(at: url)
     }
 
     static func shellQuoted(_ text: String) -> String {
