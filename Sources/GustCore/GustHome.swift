@@ -69,10 +69,19 @@ public struct GustHome: Sendable {
     /// and records: it and each directory in it are for gustd's user alone (0700),
     /// and a home made by an earlier version is tightened the same way. A name that is a link
     /// is not followed: root opens the store too, and gustd's user could have planted it.
+    ///
+    /// Root, opening the home of another user (`gust stacks list`, `gust backup`), makes the
+    /// directories a home of an earlier version lacks that user's: made root's, gustd could not
+    /// write in them.
     public func prepare() throws {
         let fm = FileManager.default
+        var status = stat()
+        let owner = geteuid() == 0 && lstat(root.path, &status) == 0 && status.st_uid != 0 ? (status.st_uid, status.st_gid) : nil
         for dir in [root, repos, artifacts, releases, cache, data, logs, ssh, run, locks, tmp, tls] {
+            let existed = lstat(dir.path, &status) == 0
             try fm.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            // lchown: a link swapped in since the mkdir is changed itself, not what it names.
+            if !existed, let (uid, gid) = owner { lchown(dir.path, uid, gid) }
             NoFollowMode.setDirectory(dir.path, 0o700)  // a link planted there is left alone (root opens the store too)
         }
     }

@@ -51,4 +51,23 @@ import Testing
         let tables = try Database(readingFrom: other).query("SELECT name FROM sqlite_master WHERE type = 'table'")
         #expect(tables.compactMap { $0.string("name") } == ["mine"])
     }
+
+    /// Root opening the home of gustd's user (`gust stacks list`) on a home an earlier version
+    /// made, without `tls/`: the directory it makes is that user's, or gustd could not write in it.
+    @Test(.scratchDirectory) func aDirectoryRootMakesInAnotherUsersHomeIsThatUsers() throws {
+        guard geteuid() == 0 else { return }  // only root can make a home another user's
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
+        _ = try Store(home: home)
+        let (uid, gid): (uid_t, gid_t) = (54_321, 54_322)
+        for name in try FileManager.default.contentsOfDirectory(atPath: home.path) {
+            lchown(home.root.appendingPathComponent(name).path, uid, gid)
+        }
+        chown(home.path, uid, gid)
+        try FileManager.default.removeItem(at: home.tls)
+        _ = try Store(home: home)
+        let attributes = try FileManager.default.attributesOfItem(atPath: home.tls.path)
+        #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value == uid)
+        #expect((attributes[.groupOwnerAccountID] as? NSNumber)?.uint32Value == gid)
+        #expect(try mode(home.tls.path) == 0o700)
+    }
 }
