@@ -49,4 +49,17 @@ public enum ArtifactFile {
         unlink(aside.path)
         return Int(status.st_size)
     }
+
+    /// Removes what a pack or a prune cut short left in `directory` (`.pack-*.tmp`, `.prune-*.tmp`)
+    /// once it is older than `packGrace`: a pack in progress writes its file now, so it is never
+    /// one of them.
+    public static func sweepLeftovers(in directory: URL, now: Date = Date()) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+        for name in names where (name.hasPrefix(".pack-") || name.hasPrefix(".prune-")) && name.hasSuffix(".tmp") {
+            let path = directory.appendingPathComponent(name).path
+            var status = stat()
+            guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFREG else { continue }
+            if now.timeIntervalSince(Date(timeIntervalSince1970: TimeInterval(status.st_mtim.tv_sec))) > packGrace { unlink(path) }
+        }
+    }
 }

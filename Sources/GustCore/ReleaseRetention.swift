@@ -60,6 +60,7 @@ extension Store {
             let file = home.artifact(digest: digest, fileExtension: "tar.zst")
             freed += try ArtifactFile.remove(file, unlessPackedAfter: recorded, now: now) ?? 0
         }
+        ArtifactFile.sweepLeftovers(in: home.artifacts, now: now)
         return (plan, freed)
     }
 }

@@ -66,6 +66,23 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.home.artifacts.path).sorted() == ["cats-3.tar.zst", "cats-4.tar.zst"])
     }
 
+    /// What a pack or a prune cut short left goes with the next prune once a day old; a pack in
+    /// progress (its file written now) stays.
+    @Test(.scratchDirectory) func leftoversOfPacksAndPrunesCutShortGoAfterADay() throws {
+        let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
+        let cats = try app(store, "cats", statuses: [.built], live: 1)
+        let artifacts = store.home.artifacts
+        let old = Date().addingTimeInterval(-2 * 86_400)
+        for name in [".pack-old.tmp", ".prune-old.tmp", ".pack-new.tmp", "keep.tmp"] {
+            try Data("x".utf8).write(to: artifacts.appendingPathComponent(name))
+            if name.contains("old") || name == "keep.tmp" {
+                try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: artifacts.appendingPathComponent(name).path)
+            }
+        }
+        _ = try store.pruneArtifacts(cats, keep: 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: artifacts.path).sorted() == [".pack-new.tmp", "cats-1.tar.zst", "keep.tmp"])
+    }
+
     @Test(.scratchDirectory) func releasesNewerThanTheLiveOneAndTheNewestNAreKept() throws {
         let store = try Store(home: GustHome(path: ScratchDirectory.current.path))
         // Rolled back to v2 (as v4, sharing v2's artifact); v5 is a push not yet switched to.
