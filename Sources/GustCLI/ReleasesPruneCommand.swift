@@ -11,7 +11,9 @@ extension ReleasesCommand {
                 Keeps the artifacts of the N newest releases that built, and always those of the live release, \
                 the release `gust rollback` would go back to, and any release newer than the live one. Pruned \
                 releases stay listed (with their build logs) as `pruned`, and cannot be rolled back to. An \
-                artifact another kept release or another app shares is kept. gustd's --keep-releases applies \
+                artifact another kept release or another app shares is kept, and so is one another app's build \
+                packed since the pruned release was made (for a day: its release may not be recorded yet). \
+                gustd's --keep-releases applies \
                 the same rule after every deploy.
                 """
         )
