@@ -71,9 +71,7 @@ public enum AppAdmin {
         var removedArtifacts = 0
         for digest in Set(releases.compactMap(\.artifact)) where try !store.isArtifactShared(digest, outside: name) {
             // Spared if another app's build has packed it since (its release not recorded yet).
-            let recorded = releases.filter { $0.artifact == digest }.map(\.createdAt).max() ?? .distantPast
-            let file = home.artifact(digest: digest, fileExtension: "tar.zst")
-            if (try? ArtifactFile.remove(file, unlessPackedAfter: recorded)) != nil { removedArtifacts += 1 }
+            if (try? store.removeArtifact(digest, of: releases)) != nil { removedArtifacts += 1 }
         }
         try store.deleteApp(name)
         // gustd stops the app's instances before their release directories go.

@@ -23,14 +23,11 @@ enum NoFollowMode {
     }
 
     private static func set(_ path: String, _ mode: mode_t, when isWanted: (stat) -> Bool) {
-        let fd = open(path, oPath | O_NOFOLLOW | O_CLOEXEC)
+        let fd = open(path, NoFollowRemoval.oPath | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return }
         defer { close(fd) }
         var status = stat()
         guard fstat(fd, &status) == 0, isWanted(status) else { return }
         chmod("/proc/self/fd/\(fd)", mode)
     }
-
-    /// Linux's `O_PATH` (x86-64 and arm64), which Glibc's Swift overlay leaves out (it needs _GNU_SOURCE).
-    private static let oPath: Int32 = 0o10_000_000
 }

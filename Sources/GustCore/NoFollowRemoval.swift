@@ -83,5 +83,5 @@ public enum NoFollowRemoval {
     }
 
     /// Linux's `O_PATH` (x86-64 and arm64), which Glibc's Swift overlay leaves out (it needs _GNU_SOURCE).
-    private static let oPath: Int32 = 0o10_000_000
+    static let oPath: Int32 = 0o10_000_000
 }

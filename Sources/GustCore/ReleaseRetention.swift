@@ -56,11 +56,17 @@ extension Store {
         var freed = 0
         for digest in Set(plan.pruned.compactMap { byVersion[$0]?.artifact }) where !needed.contains(digest) {
             guard try !isArtifactShared(digest, outside: app) else { continue }
-            let recorded = releases.filter { $0.artifact == digest }.map(\.createdAt).max() ?? .distantPast
-            let file = home.artifact(digest: digest, fileExtension: "tar.zst")
-            freed += try ArtifactFile.remove(file, unlessPackedAfter: recorded, now: now) ?? 0
+            freed += try removeArtifact(digest, of: releases, now: now) ?? 0
         }
         ArtifactFile.sweepLeftovers(in: home.artifacts, now: now)
         return (plan, freed)
+    }
+
+    /// Removes `digest`'s artifact, which an app's `releases` used, unless a build has packed it
+    /// since the newest of them that uses it was recorded (`ArtifactFile`). The bytes freed; nil
+    /// when it was spared or not there.
+    public func removeArtifact(_ digest: String, of releases: [Release], now: Date = Date()) throws -> Int? {
+        let recorded = releases.filter { $0.artifact == digest }.map(\.createdAt).max() ?? .distantPast
+        return try ArtifactFile.remove(home.artifact(digest: digest, fileExtension: "tar.zst"), unlessPackedAfter: recorded, now: now)
     }
 }

@@ -6,8 +6,9 @@ import Foundation
 /// page of up to 4 MiB into values and encoding it again took several times its size in memory,
 /// and most of a query's time; the bytes out are the same (`RecordPageTextTests`).
 extension RecordStore {
-    static func recordText(_ row: Row) -> [UInt8] {
-        let stored = Array((row.string("data") ?? "{}").utf8)
+    /// `stored`: the row's `data`, read once by the caller.
+    static func recordText(_ row: Row, stored text: String) -> [UInt8] {
+        let stored = Array(text.utf8)
         var own: [UInt8] = []
         for (index, (key, column)) in [("_created_at", "created_at"), ("_id", "id"), ("_updated_at", "updated_at")].enumerated() {
             if index > 0 { own.append(UInt8(ascii: ",")) }

@@ -188,13 +188,14 @@ public final class RecordStore {
         var bytes = 0
         try reader.stopping(at: deadline, with: Self.stopped(type, query)) {
             try reader.forEachRow(sql, values) { row in
-                let size = row.string("data")?.utf8.count ?? 0
+                let stored = row.string("data") ?? "{}"
+                let size = stored.utf8.count
                 if !page.texts.isEmpty, size > byteBudget - bytes {
                     page.nextOffset = max(0, query.offset) + page.texts.count
                     return false
                 }
                 bytes += size
-                page.texts.append(Self.recordText(row))
+                page.texts.append(Self.recordText(row, stored: stored))
                 return true
             }
         }
