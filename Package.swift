@@ -57,6 +57,7 @@ let package = Package(
             name: "GustCore",
             dependencies: [
                 "CSQLite",
+                "CGustSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

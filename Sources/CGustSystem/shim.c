@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/fsuid.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,6 +28,14 @@ int gust_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC
 int gust_unshare_fs(void) { return unshare(CLONE_FS) == 0 ? 0 : errno; }
 
 int gust_o_path(void) { return O_PATH; }
+
+int gust_set_fs_identity(unsigned uid, unsigned gid) {
+    // Both calls answer the previous value whether or not they took: asking again with an
+    // impossible one (-1, which changes nothing) tells which.
+    setfsgid(gid);
+    setfsuid(uid);
+    return (unsigned)setfsuid((uid_t)-1) == uid && (unsigned)setfsgid((gid_t)-1) == gid ? 0 : -1;
+}
 
 int gust_is_socket(int fd) {
     struct stat info;

@@ -53,7 +53,7 @@ enum HomeBackup {
         try store.db.backup(to: directory.appendingPathComponent("gust.sqlite"))
         let apps = try store.apps()
         for app in apps {
-            try copyData(from: home.data(app.name), to: directory.appendingPathComponent("data/\(app.name)"))
+            try copyData(from: home.data(app.name), to: directory.appendingPathComponent("data/\(app.name)"), openingStoresAs: home.ownerWhenRoot)
         }
         for name in try fm.contentsOfDirectory(atPath: home.path).sorted() where !skipped.contains(name) {
             try copyTree(name, of: home.root, to: directory.appendingPathComponent(name))
@@ -170,7 +170,10 @@ enum HomeBackup {
     /// level is opened without following a link (`data` and the app's directory included), and a
     /// store is opened through its directory's descriptor, so a name swapped meanwhile is not
     /// followed out of the home.
-    private static func copyData(from source: URL, to destination: URL) throws {
+    /// `owner`: whose the stores are, when not this process's (root backing up gustd's home): they
+    /// are opened as that user (`FileSystemIdentity`), a link swapped in after the check leading
+    /// nowhere that user could not write.
+    private static func copyData(from source: URL, to destination: URL, openingStoresAs owner: FileOwner? = nil) throws {
         let root = open(source.deletingLastPathComponent().deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else { return }
         defer { close(root) }
@@ -189,7 +192,8 @@ enum HomeBackup {
             var entry = stat()
             if name.hasSuffix(".sqlite"), fstatat(app, name, &entry, AT_SYMLINK_NOFOLLOW) == 0, entry.st_mode & S_IFMT == S_IFREG {
                 // By the directory's descriptor; the store itself is opened refusing a link.
-                try Database(url: URL(fileURLWithPath: "/proc/self/fd/\(app)/\(name)")).backup(to: destination.appendingPathComponent(name))
+                try Database(url: URL(fileURLWithPath: "/proc/self/fd/\(app)/\(name)"), openedAs: owner)
+                    .backup(to: destination.appendingPathComponent(name))
             } else {
                 try NoFollowCopy.copyEntry(name, in: app, shownAs: source.appendingPathComponent(name).path,
                                            to: destination.appendingPathComponent(name), leavingOut: isTemporary)

@@ -17,14 +17,32 @@ public final class Database {
     /// Opens (creating if needed) the database at `url` in WAL mode with a busy
     /// timeout, so concurrent pushes and commands wait for each other instead
     /// of failing.
-    public init(url: URL, busyTimeout: Int32 = 15_000) throws(GustError) {
-        handle = try Self.open(url, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX)
-        // Tokens, secrets and records: the owner's alone, also in a store an earlier version made 0644
-        // (SQLite gives the -wal and -shm files the database's mode when it creates them).
-        // Through no link (root opens the store too; SQLite itself opens -wal and -shm with O_NOFOLLOW).
-        for suffix in ["", "-wal", "-shm"] { NoFollowMode.setFile(url.path + suffix, 0o600) }
-        sqlite3_busy_timeout(handle, busyTimeout)
-        try enterWAL(waitingUpTo: busyTimeout)
+    ///
+    /// `owner`: the user whose directory holds the database, when it may not be this process's
+    /// (root's commands on gustd's home). Root then opens it, and its `-wal` and `-shm`, as that
+    /// user (`FileSystemIdentity`): a link swapped in after the check below leads nowhere that
+    /// user could not write anyway.
+    public convenience init(url: URL, busyTimeout: Int32 = 15_000, openedAs owner: FileOwner? = nil) throws(GustError) {
+        try self.init(url: url, busyTimeout: busyTimeout, openedAs: owner, afterTheLinkCheck: {})
+    }
+
+    /// `afterTheLinkCheck` runs between the check that the database is not a link and SQLite's
+    /// open: where a test swaps one in.
+    init(url: URL, busyTimeout: Int32, openedAs owner: FileOwner?, afterTheLinkCheck: () -> Void) throws(GustError) {
+        handle = try FileSystemIdentity.acting(as: owner) { () throws(GustError) -> OpaquePointer in
+            let handle = try Self.open(url, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, afterTheLinkCheck: afterTheLinkCheck)
+            // Tokens, secrets and records: the owner's alone, also in a store an earlier version made 0644
+            // (SQLite gives the -wal and -shm files the database's mode when it creates them).
+            // Through no link (root opens the store too; SQLite itself opens -wal and -shm with O_NOFOLLOW).
+            for suffix in ["", "-wal", "-shm"] { NoFollowMode.setFile(url.path + suffix, 0o600) }
+            sqlite3_busy_timeout(handle, busyTimeout)
+            // The first read opens the -wal and -shm files: as `owner` too.
+            do throws(GustError) { try Self.enterWAL(handle, waitingUpTo: busyTimeout) } catch {
+                sqlite3_close_v2(handle)
+                throw error
+            }
+            return handle
+        }
         try execute("PRAGMA synchronous = NORMAL")
         try execute("PRAGMA foreign_keys = ON")
     }
@@ -39,12 +57,13 @@ public final class Database {
     /// A database file that is a link is refused: gustd's user could plant one in the home for root
     /// to write Gust's schema into what it points at. (Not `SQLITE_OPEN_NOFOLLOW`, which refuses a
     /// link anywhere in the path: a home under a linked directory, or a `/proc/self/fd` path.)
-    private static func open(_ url: URL, flags: Int32) throws(GustError) -> OpaquePointer {
+    private static func open(_ url: URL, flags: Int32, afterTheLinkCheck: () -> Void = {}) throws(GustError) -> OpaquePointer {
         var status = stat()
         if lstat(url.path, &status) == 0, status.st_mode & S_IFMT == S_IFLNK {
             throw GustError("\(url.path) is a link, not a database: refused (it could name another's file).",
                             hint: "Move the database itself there, not a link to it.")
         }
+        afterTheLinkCheck()
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(url.path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
@@ -95,17 +114,24 @@ public final class Database {
     /// read lock, which SQLite refuses at once instead of calling the busy handler (two readers
     /// upgrading would deadlock), so several processes opening a new home at once retry here,
     /// for as long as the busy timeout, until the first of them has made the switch.
-    private func enterWAL(waitingUpTo milliseconds: Int32) throws(GustError) {
+    private static func enterWAL(_ handle: OpaquePointer, waitingUpTo milliseconds: Int32) throws(GustError) {
         let deadline = ContinuousClock.now + .milliseconds(milliseconds)
         var pause = 1
         while true {
-            let rc = sqlite3_exec(handle, "PRAGMA journal_mode = WAL", nil, nil, nil)
+            var message: UnsafeMutablePointer<CChar>?
+            let rc = sqlite3_exec(handle, "PRAGMA journal_mode = WAL", nil, nil, &message)
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
+            sqlite3_free(message)
             if rc == SQLITE_OK { return }
-            guard rc == SQLITE_BUSY, ContinuousClock.now < deadline else { break }
+            guard rc == SQLITE_BUSY, ContinuousClock.now < deadline else {
+                if rc & 0xff == SQLITE_FULL || (rc & 0xff == SQLITE_IOERR && sqlite3_system_errno(handle) == ENOSPC) {
+                    throw GustError.diskFull("Could not write \(String(cString: sqlite3_db_filename(handle, "main")))")
+                }
+                throw GustError.internal("SQLite: \(text)")  // SQLite's own words
+            }
             usleep(useconds_t(pause * 1000))
             pause = min(pause * 2, 50)
         }
-        try execute("PRAGMA journal_mode = WAL")  // once more, for SQLite's own words in the error
     }
 
     /// Bounds the file at about `bytes` (SQLite's max_page_count; nil: unbounded): a write past it

@@ -63,6 +63,13 @@ public struct GustHome: Sendable {
         artifacts.appendingPathComponent("\(digest).\(fileExtension)")
     }
 
+    /// The home's owner, when this process is root and the home is another user's (gustd's): root's
+    /// commands make what they add to it that user's, and open its store as that user.
+    public var ownerWhenRoot: FileOwner? {
+        guard geteuid() == 0, let owner = FileOwner(of: root.path), owner.uid != 0 else { return nil }
+        return owner
+    }
+
     /// Creates the layout on first use. Safe to call from every command.
     ///
     /// The home holds the store (tokens, secrets), keys, logs and every app's code
@@ -76,7 +83,7 @@ public struct GustHome: Sendable {
     public func prepare() throws {
         let fm = FileManager.default
         var status = stat()
-        let owner = geteuid() == 0 && lstat(root.path, &status) == 0 && status.st_uid != 0 ? (status.st_uid, status.st_gid) : nil
+        let owner = ownerWhenRoot.map { ($0.uid, $0.gid) }
         for dir in [root, repos, artifacts, releases, cache, data, logs, ssh, run, locks, tmp, tls] {
             let existed = lstat(dir.path, &status) == 0
             try fm.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -9,7 +9,8 @@ public final class Store {
     public init(home: GustHome) throws {
         try home.prepare()
         self.home = home
-        db = try Database(url: home.database)
+        // As the home's owner when root opens it: a link gustd's user swaps in leads nowhere of root's.
+        db = try Database(url: home.database, openedAs: home.ownerWhenRoot)
         // What is deleted or overwritten is zeroed in the file: a replaced secret leaves no bytes behind.
         try db.execute("PRAGMA secure_delete = ON")
         try Schema.migrate(db)

@@ -1,5 +1,5 @@
 import Foundation
-import GustCore
+@testable import GustCore
 import GustTesting
 import Testing
 
@@ -50,6 +50,48 @@ import Testing
         #expect(try mode(other.path) == 0o644)
         let tables = try Database(readingFrom: other).query("SELECT name FROM sqlite_master WHERE type = 'table'")
         #expect(tables.compactMap { $0.string("name") } == ["mine"])
+    }
+
+    /// The check above comes before SQLite opens the file by its name, so gustd's user can swap a
+    /// link in between. Root then opens it as the home's owner: the link leads only where that
+    /// user could write anyway, and root's own database is left whole.
+    @Test(.scratchDirectory) func aLinkSwappedInAfterTheCheckLeadsNowhereTheHomesOwnerCouldNotGo() throws {
+        guard geteuid() == 0 else { return }  // only root opens as another user
+        let root = ScratchDirectory.current
+        chmod(root.path, 0o755)
+        let roots = root.appendingPathComponent("roots")  // think /root
+        try FileManager.default.createDirectory(at: roots, withIntermediateDirectories: false)
+        chmod(roots.path, 0o700)
+        let theirs = roots.appendingPathComponent("theirs.sqlite")
+        do {
+            let db = try Database(url: theirs)
+            try db.execute("PRAGMA journal_mode = DELETE")
+            try db.execute("CREATE TABLE precious (a)")
+        }
+        let before = try Data(contentsOf: theirs)
+        let home = root.appendingPathComponent("home")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: false)
+        let owner = FileOwner(uid: 54_321, gid: 54_322)
+        chown(home.path, owner.uid, owner.gid)
+        let store = home.appendingPathComponent("gust.sqlite")
+
+        #expect(throws: GustError.self) {
+            _ = try Database(url: store, busyTimeout: 500, openedAs: owner, afterTheLinkCheck: {
+                try? FileManager.default.createSymbolicLink(at: store, withDestinationURL: theirs)
+            })
+        }
+        #expect(try Data(contentsOf: theirs) == before, "root's database was written through the link")
+        #expect(!FileManager.default.fileExists(atPath: theirs.path + "-wal"))
+
+        // The owner's own store opens as before, its files that user's.
+        try FileManager.default.removeItem(at: store)
+        let opened = try Database(url: store, openedAs: owner)
+        try opened.execute("CREATE TABLE mine (a)")
+        for name in [store.path, store.path + "-wal", store.path + "-shm"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: name)
+            #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value == owner.uid, "\(name)")
+        }
+        #expect(geteuid() == 0 && getuid() == 0, "the process stays root")
     }
 
     /// Root opening the home of gustd's user (`gust stacks list`) on a home an earlier version

@@ -41,6 +41,11 @@ int gust_is_socket(int fd);
 /// writes) is never the process's. 0, or an errno.
 int gust_unshare_fs(void);
 
+/// Sets the calling thread's file-system uid and gid (setfsuid(2) and setfsgid(2) act on one
+/// thread): opens and creations it makes are then checked and owned as that user's, root's
+/// capabilities over files set aside until it sets 0 back. 0, or -1 when the kernel kept the old ones.
+int gust_set_fs_identity(unsigned uid, unsigned gid);
+
 /// What `gust_spawn` starts, and how the child is confined before it runs a line of it.
 struct gust_spawn_request {
     const char *path;
