@@ -1,6 +1,7 @@
 import Foundation
 import GustCore
 import GustTesting
+import Synchronization
 import Testing
 
 /// What a hostile client sends gustd that no browser would: malformed HTTP
@@ -57,6 +58,40 @@ struct MalformedRequestTests {
             #expect(answered?.headers["connection"] == "close", "\(what)")
             #expect(try fixture.call("POST", "/_/functions/who", body: "{}").text == "\"cats\"", "gustd answers after \(what)")
         }
+    }
+
+    /// A `CONNECT` is refused by gustd and never reaches an instance: Node's server destroys the
+    /// socket one comes on, which gustd took for a broken instance and stopped, cutting every call
+    /// in flight on it.
+    @Test(.scratchDirectory) func aConnectIsRefusedAndStopsNoInstanceNorTheCallsOnIt() throws {
+        let fixture = try PushFixture()
+        let pushed = try fixture.pushNode("""
+            const gust = require('gust');
+            gust.handler('pid', () => String(process.pid));
+            gust.handler('slow', async () => { await new Promise((r) => setTimeout(r, 3000)); return String(process.pid); });
+
+            """, to: "dogs")
+        try #require(pushed.status == 0, "\(pushed.output)")
+        let pid = try HTTPClient.request(port: fixture.port, "GET", "/apps/dogs/pid").text
+        let slow = Mutex<HTTPResult?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let answer = try? HTTPClient.request(port: fixture.port, "GET", "/apps/dogs/slow", timeout: 10)
+            slow.withLock { $0 = answer }
+            done.signal()
+        }
+        usleep(500_000)  // the slow call runs on the one instance
+        for target in ["/apps/dogs/pid", "/apps/dogs/_/functions/x", "localhost:80"] {
+            // NIO answers a CONNECT without a body, so the close ends it: at once, not at a timeout.
+            let asked = ContinuousClock.now
+            let refused = try answer(fixture, "CONNECT \(target) HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(refused?.status == 405, "\(target): \(refused.map { "\($0.status) \($0.text)" } ?? "no answer")")
+            #expect(refused?.headers["allow"]?.contains("GET") == true, "\(target): \(refused?.headers ?? [:])")
+            #expect(ContinuousClock.now - asked < .seconds(5), "\(target): the connection stayed open")
+        }
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(slow.withLock { $0?.status } == 200, "the call in flight was cut: \(String(describing: slow.withLock { $0 }?.text))")
+        #expect(try HTTPClient.request(port: fixture.port, "GET", "/apps/dogs/pid").text == pid, "the same instance answers")
     }
 
     @Test(.scratchDirectory) func pathAndHostTricksNeverReachAnotherApp() throws {

@@ -103,6 +103,9 @@ struct Gateway: HTTPResponder {
         "The function's process wrote something that is not an HTTP/1.1 answer gustd reads (docs/runtime-protocol.md); "
         + "it was stopped, and the next request starts a new one. Does the app write to the runtime's socket itself?"
 
+    /// The methods a handler may declare, as `Allow` says them where gustd itself refuses one.
+    static let methodsFunctionsTake = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
     static func tooLarge(_ limit: Int) -> Response {
         error(413, "The request body is larger than \(ByteCount(limit)), the most gustd accepts.")
     }
@@ -110,6 +113,14 @@ struct Gateway: HTTPResponder {
     private func route(
         _ request: Request, context: Context, deadline: ContinuousClock.Instant, requestID: String, note: inout Note
     ) async throws -> Response {
+        // gustd tunnels nothing: a CONNECT never reaches an instance (Node's server destroys the
+        // socket one comes on, which would read as a broken instance and stop every call on it).
+        // NIO writes an answer to a CONNECT without a body or a length (RFC 9112, 6.3), so the
+        // connection closes after it (`ConnectionPersistence`): the close is where the answer ends.
+        if request.method == .connect {
+            return Self.error(405, "gustd does not tunnel connections (CONNECT); call a function with its own method.",
+                              headers: [.allow: Self.methodsFunctionsTake])
+        }
         // A body declared larger than the limit is refused at once, before anything waits for it.
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > configuration.maxBodyBytes {
             return Self.tooLarge(configuration.maxBodyBytes)

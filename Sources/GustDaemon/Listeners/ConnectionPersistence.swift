@@ -16,6 +16,7 @@ import NIOHTTPTypesHTTP1
 /// NIO's own parts, and leaves HTTP/1.1 as it is. A connection whose first
 /// request is HTTP/1.1 keeps HTTP/1.1's rules for its life: the handler leaves
 /// the pipeline then, so that such connections (nearly all) pay nothing for it.
+/// A CONNECT is closed after its answer too, whatever its version.
 final class ConnectionPersistence: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -41,6 +42,9 @@ final class ConnectionPersistence: ChannelDuplexHandler, RemovableChannelHandler
     private var closesAtEnd = false
 
     static func persistence(of head: HTTPRequestHead) -> Persistence {
+        // gustd refuses a CONNECT (`Gateway.route`), and NIO writes that answer with no body nor
+        // length (RFC 9112, 6.3): the close is where it ends. (NIO's parser reads nothing after one.)
+        if head.method == .CONNECT { return .close }
         guard head.version.major == 1, head.version.minor == 0 else { return .asIs }
         return head.isKeepAlive ? .keepAlive : .close
     }

@@ -173,6 +173,8 @@ const records = {
   },
   // A record, or null if there is none with that id.
   async get(type, id) {
+    // No record has no id: without one the channel's path would be the type's first page.
+    if (id === undefined || id === null || String(id) === '') return null;
     try {
       return await recordsRequest('GET', type, id);
     } catch (e) {
@@ -202,16 +204,20 @@ const records = {
 // both ways; upgrades to /_gust... and /_/... never reach the listeners.
 let server = null;
 
+// gustd forwards request heads of up to 80 KiB (its parser's bound); Node's own is 16 KiB, past which
+// it answers without a length and resets the connection, which gustd takes for a broken instance.
+const SERVER_OPTIONS = { maxHeaderSize: 96 * 1024 };
+
 // For the runtime (server.js): the server to listen with, and a new one for whoever asks next.
 function takeServer() {
-  const taken = server || http.createServer();
+  const taken = server || http.createServer(SERVER_OPTIONS);
   server = null;
   return taken;
 }
 
 module.exports = {
   get server() {
-    if (!server) server = http.createServer();
+    if (!server) server = http.createServer(SERVER_OPTIONS);
     return server;
   },
   takeServer,

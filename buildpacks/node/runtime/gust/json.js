@@ -17,6 +17,11 @@ const MARKED = new RegExp(`"${JSON.stringify(MARK).slice(1, -1).replace(/\\/g, '
 function parse(text) {
   // Fewer than 16 digits in a row and no 3-digit exponent: nothing to round or overflow.
   if (!MAYBE_LARGE.test(text)) return JSON.parse(text);
+  // JSON.parse checks the text first: what follows scans strings with a regular expression that
+  // an unterminated one (`"` then `\"` after `\"`) makes quadratic, and reads numbers JSON has
+  // not (`0123`). Only a text JSON.parse takes is scanned again.
+  const plain = JSON.parse(text);
+  if (!MAYBE_LARGE.test(text.replace(/"(?:[^"\\]|\\.)*"/g, '""'))) return plain;
   let marked = false;
   const source = text.replace(TOKENS, (token) => {
     if (token.startsWith('"')) return token;

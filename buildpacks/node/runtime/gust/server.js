@@ -322,11 +322,34 @@ function guardUpgrades(server) {
   };
 }
 
+// What Node's server does not take it answers with no length and a destroyed socket: a CONNECT (no
+// 'connect' listener), a head past its bound, bytes that are not HTTP. gustd reads a reset as a broken
+// instance and stops it with every call in flight on it, so each is answered here, framed, in JSON,
+// and the connection ends once the answer is out.
+function answerWhatNodeRefuses(server) {
+  const refuse = (socket, status, reason, message) => {
+    if (!socket.writable) return socket.destroy();
+    const body = error(status, message).body;
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    // What the client still sends is read and dropped: a socket closed with bytes unread is reset,
+    // and the reset could overtake the answer.
+    socket.resume();
+    setTimeout(() => socket.destroy(), 5000).unref();
+  };
+  server.on('connect', (req, socket) => refuse(socket, 405, 'Method Not Allowed', 'Gust functions do not tunnel connections (CONNECT)'));
+  server.on('clientError', (err, socket) => {
+    if (err && err.code === 'HPE_HEADER_OVERFLOW') return refuse(socket, 431, 'Request Header Fields Too Large', 'the request head is too large');
+    if (err && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return socket.destroy();
+    return refuse(socket, 400, 'Bad Request', 'the request is not HTTP/1.1 the runtime reads');
+  });
+}
+
 // Serves on the listening socket gustd bound (descriptor `listenFd`), or else binds
 // `socketPath` itself (a gustd that did not bind one).
 function serve(socketPath, listenFd) {
   const server = gust.takeServer();
   guardUpgrades(server);
+  answerWhatNodeRefuses(server);
   // How an answer is framed is the runtime's: a handler's own Content-Length, Transfer-Encoding or
   // Connection gave it two lengths, or a length and chunks, which gustd refuses (and replaces the
   // instance for).

@@ -45,6 +45,14 @@ after(async () => {
   delete process.env.GUST_RECORDS_TOKEN;
 });
 
+// `/v1/records/Review` and `/v1/records/Review/` are the type's first page: a get with an id an op
+// took from its arguments (`args.id`) handed every record to whoever called it.
+test('getting no id or an empty one is null and asks the channel nothing', async () => {
+  seen.length = 0;
+  for (const missing of [undefined, null, '']) assert.equal(await gust.records.get('Review', missing), null, String(missing));
+  assert.deepEqual(seen, []);
+});
+
 test('verbs map to the channel with the instance secret', async () => {
   seen.length = 0;
   assert.deepEqual(await gust.records.find('Review', { movie: 'x' }, { order: '-stars', limit: 5 }), [{ _id: 'a', stars: 4 }]);

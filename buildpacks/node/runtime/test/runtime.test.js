@@ -416,6 +416,41 @@ describe('serve and loadApp', () => {
     }
   });
 
+  // Node's own bound on a head is 16 KiB; gustd forwards heads up to 80 KiB. Past Node's bound its
+  // server answered an unframed 431 and reset the connection, which gustd took for a broken instance
+  // and stopped, with every call in flight on it. A CONNECT (which gustd refuses itself) is answered
+  // rather than its socket destroyed.
+  test('a head as large as gustd forwards is read, and a CONNECT is answered, without a reset', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gust-node-'));
+    const socketPath = path.join(dir, 'instance.sock');
+    const server = serve(socketPath);
+    const raw = (bytes) => new Promise((resolve) => {
+      const chunks = [];
+      const socket = require('node:net').connect(socketPath, () => socket.end(bytes));
+      socket.on('data', (chunk) => chunks.push(chunk));
+      socket.on('error', (e) => resolve({ data: Buffer.concat(chunks).toString(), error: e }));
+      socket.on('close', () => resolve({ data: Buffer.concat(chunks).toString(), error: null }));
+    });
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      gust.handler('hello', () => 'hello\n');
+      const big = await raw(`GET /hello HTTP/1.1\r\nHost: instance\r\nX-Big: ${'a'.repeat(70000)}\r\nContent-Length: 0\r\n\r\n`);
+      assert.equal(big.error, null, 'the connection is not reset');
+      assert.match(big.data, /^HTTP\/1\.1 200 /);
+      const tunnel = await raw('CONNECT /hello HTTP/1.1\r\nHost: instance\r\n\r\n');
+      assert.equal(tunnel.error, null, 'the connection is not reset');
+      assert.match(tunnel.data, /^HTTP\/1\.1 405 /);
+      assert.match(tunnel.data, /Content-Length: \d+/i);
+      // Past even gustd's bound: an answer with its length, then the close, still no reset.
+      const huge = await raw(`GET /hello HTTP/1.1\r\nHost: instance\r\nX-Big: ${'a'.repeat(200000)}\r\n\r\n`);
+      assert.match(huge.data, /^HTTP\/1\.1 431 /);
+      assert.match(huge.data, /Content-Length: \d+/i);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   function loadInChild(root) {
     const script = `
       const { loadApp } = require(${JSON.stringify(path.join(RUNTIME, 'gust', 'server.js'))});
@@ -515,6 +550,20 @@ describe('JSON numbers', () => {
       assert.equal((await callJSON('POST', '/_gust/ops/echo', body)).status, 400, body);
       assert.equal((await call('POST', '/in', body)).status, 500, body);
     }
+  });
+
+  test('a body that is not JSON is refused at once, whatever its length, and so are numbers JSON has not', () => {
+    const json = require('../gust/json.js');
+    // An unterminated string of escaped quotes after 16 digits: the scan for big integers ran from
+    // every quote to the end (quadratic: seconds for 80 KB) before JSON.parse refused it.
+    const started = process.hrtime.bigint();
+    assert.throws(() => json.parse('[1234567890123456,"' + '\\"'.repeat(200_000)), SyntaxError);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    assert.ok(seconds < 5, `took ${seconds} s`);
+    for (const text of ['012345678901234567890', '{"n": 01234567890123456789}', '[-012345678901234567]']) {
+      assert.throws(() => json.parse(text), SyntaxError, text);
+    }
+    assert.deepEqual(json.parse('{"phone": "12345678901234567", "n": 12345678901234567}'), { phone: '12345678901234567', n: 12345678901234567n });
   });
 
   test('a non-finite result is a 500 in valid JSON', async () => {

@@ -201,6 +201,9 @@ class _Records:
         return self._request("GET", type_, query=query)["records"]
 
     def get(self, type_, id_):
+        # No record has no id: without one the channel's path would be the type's first page.
+        if id_ is None or str(id_) == "":
+            return None
         try:
             return self._request("GET", type_, id_)
         except Error as error:

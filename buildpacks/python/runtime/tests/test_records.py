@@ -77,6 +77,13 @@ class RecordsClientTests(unittest.TestCase):
         self.addCleanup(os.environ.pop, "GUST_RECORDS_SOCKET")
         self.addCleanup(os.environ.pop, "GUST_RECORDS_TOKEN")
 
+    def test_getting_no_id_or_an_empty_one_is_none_and_asks_the_channel_nothing(self):
+        # `/v1/records/cat` and `/v1/records/cat/` are the type's first page: a get with an id an
+        # op took from its arguments (`args.get("id")`) handed every record to whoever called it.
+        for missing in (None, ""):
+            self.assertIsNone(gust.records.get("cat", missing), repr(missing))
+        self.assertEqual(self.seen, [])
+
     def test_verbs_map_to_the_channel_with_the_instance_secret(self):
         self.assertEqual(gust.records.find("cat", name="Tom", _order="-age", _limit=5), [{"_id": "a", "name": "Tom"}])
         self.assertEqual(gust.records.save("cat", {"name": "Tom"})["_id"], "a")
