@@ -164,6 +164,26 @@ import Testing
         #expect(handedOn.bytes.isEmpty)
     }
 
+    /// A 204 or 304 has no body and, as NIO's encoder writes it, no length: `LaneCall.relay` gives
+    /// every whole answer one, which RFC 9110 (8.6) forbids on a 204, and a cache from before
+    /// RFC 9111 reads on a 304 as the stored answer's new length.
+    @Test func anAnswerThatHasNoBodyHasNoLengthAsTheEncoderWritesIt() throws {
+        for status in [204, 304] {
+            let calls = Calls()
+            let (channel, _, _) = try channel(calls: calls)
+            try channel.writeInbound(ByteBuffer(string: call("/call/x")))
+            var head = HTTPResponse(status: .init(code: status))
+            head.headerFields.append(HTTPField(name: .contentLength, value: "0"))  // as LaneCall.relay appends it
+            calls.started[0].reply.answer(head, body: ByteBuffer())
+            let written = try written(on: channel)
+            #expect(written.hasPrefix("HTTP/1.1 \(status) "), "\(written)")
+            #expect(!written.lowercased().contains("content-length"), "\(status): \(written)")
+            head.headerFields[.date] = HTTPDate().now
+            head.headerFields[.server] = "gust"
+            #expect(withoutDate(written) == withoutDate(try encoded([.head(head), .end(nil)])))
+        }
+    }
+
     /// A streamed answer without a length is chunked as the encoder chunks it (an empty chunk is
     /// not written: it would end the body); one with its length goes as it comes.
     @Test func aStreamedAnswerIsFramedAsTheEncoderFramesIt() throws {
@@ -345,6 +365,22 @@ import Testing
         try channel.writeInbound(ByteBuffer(string: ": 12}"))
         #expect(calls.started.isEmpty)
         #expect(handedOn.bytes == head + #"{"n": 12}"#)
+    }
+
+    /// The wait counts from the head, not from the last byte: a body trickled in faster than
+    /// `bodyWait` (a byte every 60 ms) is the decoder's once `bodyWait` has passed since its head,
+    /// where the lane's wait, started again at every byte, would have held the connection for good.
+    @Test func aBodyTrickledFasterThanItsWaitStillGoesToTheDecoder() throws {
+        let calls = Calls()
+        let (channel, handedOn, _) = try channel(calls: calls)
+        let head = "POST /call/op HTTP/1.1\r\nHost: cats.localhost\r\nContent-Length: 9\r\n\r\n"
+        try channel.writeInbound(ByteBuffer(string: head))
+        for byte in #"{"n": 1"# {  // 7 of its 9 bytes, 60 ms apart
+            channel.embeddedEventLoop.advanceTime(by: .milliseconds(60))
+            try channel.writeInbound(ByteBuffer(string: String(byte)))
+        }
+        #expect(calls.started.isEmpty)
+        #expect(handedOn.bytes.hasPrefix(head), "still waited for after \(7 * 60) ms")
     }
 
     /// The end of the client's input while a body is awaited: the bytes go to the decoder first,

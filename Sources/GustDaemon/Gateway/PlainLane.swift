@@ -78,6 +78,9 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
     /// A request whose head is whole and whose body is still arriving, from its head's first byte,
     /// and what hands it on to the decoder once it has waited `bodyWait`.
     private var awaiting: (bytes: ByteBuffer, handOn: Scheduled<Void>)?
+    /// When the body waited for is handed on if still not whole: `bodyWait` after its head came,
+    /// however often bytes of it arrive (a byte now and then would otherwise hold the connection).
+    private var bodyDue: NIODeadline?
     /// The streamed answer being relayed: held back (`pause`) while the client's connection takes
     /// no more; `chunked` when the instance gave no length, so that the lane frames its chunks.
     private var stream: (flow: AnswerFlow, paused: Bool, chunked: Bool)?
@@ -136,6 +139,7 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
             // A head with its body, both whole in the bytes at hand (or the rest of the body waited for).
             guard let head = bytes.withUnsafeReadableBytes(PlainRequestHead.read) else { return handOver(bytes, context: context) }
             guard head.length + head.bodyLength <= bytes.readableBytes else { return awaitBody(bytes, context: context) }
+            bodyDue = nil  // this head's body is whole: the next one's wait counts from its own head
             if head.method == .get, head.bodyLength == 0, let answer = answer(head) {
                 bytes.moveReaderIndex(forwardBy: head.length)
                 firstHeadRead(context)
@@ -163,7 +167,9 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
     /// after `bodyWait`. (Only a body can be missing: `PlainRequestHead` read a whole head.)
     private func awaitBody(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         let lane = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        let handOn = context.eventLoop.scheduleTask(in: Self.bodyWait) {
+        let due = bodyDue ?? context.eventLoop.now + Self.bodyWait
+        bodyDue = due
+        let handOn = context.eventLoop.scheduleTask(deadline: due) {
             let (handler, context) = lane.value
             guard !handler.removed, let waited = handler.stopAwaiting() else { return }
             handler.handOver(waited, context: context)
@@ -422,7 +428,10 @@ final class PlainLane: ChannelDuplexHandler, RemovableChannelHandler, LaneCallAn
         // NIO's form of the status, as the codec gives it to the encoder (it names a known code's reason).
         buffer.writeString(HTTPResponseStatus(statusCode: status.code, reasonPhrase: status.reasonPhrase).reasonPhrase)
         buffer.writeStaticString("\r\n")
+        // A 1xx, 204 or 304 has no body, and, as NIO's encoder writes one, no length (RFC 9110, 8.6).
+        let bodiless = status.code < 200 || status.code == 204 || status.code == 304
         for field in head.headerFields where field.name != .date && field.name != .server && field.name != .connection {
+            if bodiless, field.name == .contentLength || field.name == .transferEncoding { continue }
             Self.write(field.name.rawName, field.value, to: &buffer)
         }
         Self.write("Date", dates.now, to: &buffer)
