@@ -67,6 +67,30 @@ async function runCall(callId, fn) {
   }
 }
 
+// Hands the request to a mount if one takes it (true), as the call its X-Gust-Call names: what
+// the mount prints is credited to this call however calls overlap, as a function's is. Node emits
+// the request's and the answer's events from the connection's own context, so both are bound to
+// the call's; what the mount starts from them (timers, promises) follows by itself.
+function serveMount(req, res) {
+  const pathname = requestPath(req.url);
+  if (!mounts.find(pathname, gust.registry.handlers)) return false;
+  const callId = req.headers[CALL_HEADER];
+  delete req.headers[CALL_HEADER]; // gustd's, as the internal secret is: not the mount's to see
+  for (let i = req.rawHeaders.length - 2; i >= 0; i -= 2) {
+    if (req.rawHeaders[i].toLowerCase() === CALL_HEADER) req.rawHeaders.splice(i, 2);
+  }
+  const serveIt = () => mounts.serve(req, res, pathname, gust.registry.handlers);
+  if (typeof callId !== 'string' || !CALL_ID.test(callId)) return serveIt();
+  return currentCall.run(callId, () => {
+    req.emit = AsyncLocalStorage.bind(req.emit);
+    res.emit = AsyncLocalStorage.bind(res.emit);
+    res.once('close', () => {
+      for (const stream of taggedStreams) stream.gustTagged.endCall(callId);
+    });
+    return serveIt();
+  });
+}
+
 // The internal surface (/_gust/...) answers only requests carrying this
 // instance's secret in this header; gustd passes the secret in the environment.
 const INTERNAL_HEADER = 'x-gust-internal';
@@ -361,7 +385,7 @@ function serve(socketPath, listenFd) {
     return kept;
   };
   server.on('request', (req, res) => {
-    if (mounts.serve(req, res, requestPath(req.url), gust.registry.handlers)) return;
+    if (serveMount(req, res)) return;
     const chunks = [];
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', async () => {

@@ -57,6 +57,39 @@ function echo(req, res) {
   });
 }
 
+// What a mount prints is credited to its own call, as a function's is (protocol 2), and gustd's
+// call header is not the mount's to see.
+describe('call ids', () => {
+  test("a mount's lines carry its call's id, also from its callbacks", async () => {
+    const { tagOutput } = require('../gust/server.js');
+    const written = [];
+    const stream = { write: (chunk) => { written.push(String(chunk)); return true; } };
+    tagOutput(stream);
+    gust.mount('/', (req, res) => {
+      stream.write('printed by the mount\n');
+      req.on('data', () => {});
+      req.on('end', () => setTimeout(() => {
+        stream.write('and later, unfinished');
+        res.end(JSON.stringify({ call: req.headers['x-gust-call'] || null }));
+      }, 10));
+    });
+    client = await Client.start();
+    // As gustd sends it (the test client leaves gustd's own headers out).
+    const answer = await new Promise((resolve, reject) => {
+      const request = http.request({ socketPath: client.socketPath, path: '/x', headers: { 'X-Gust-Call': '77' }, agent: false }, (response) => {
+        const chunks = [];
+        response.on('data', (chunk) => chunks.push(chunk));
+        response.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString())));
+      });
+      request.on('error', reject);
+      request.end();
+    });
+    assert.deepEqual(answer, { call: null });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(written, ['\x1e77\x1fprinted by the mount\n', '\x1e77\x1fand later, unfinished\n']);
+  });
+});
+
 describe('routing', () => {
   test('a root mount gets every path, with its query and body', async () => {
     gust.mount('/', echo);

@@ -170,6 +170,14 @@ describe('verifySignature', () => {
     assert.equal(gust.verifySignature(Buffer.from(body), sign(body, secret), Buffer.from(secret)), true);
   });
 
+  // HMAC with an empty key is one anyone can compute: a config var set empty or not set at all
+  // must not let every body in.
+  test('an empty or missing secret verifies nothing', () => {
+    for (const missing of ['', Buffer.alloc(0), undefined, null]) {
+      assert.equal(gust.verifySignature(body, sign(body, ''), missing), false, String(missing));
+    }
+  });
+
   test('rejects invalid signatures', () => {
     const good = sign(body, secret);
     for (const header of [undefined, null, '', good.slice('sha256='.length), sign(body, secret, 'sha1'), good.slice(0, -1),

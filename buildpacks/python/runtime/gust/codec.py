@@ -73,7 +73,12 @@ def loads(body):
                     return value
         except Exception:  # noqa: BLE001 - read again below, by the json package, which names the error
             pass
-    return _json_package_loads(body)
+    try:
+        return _json_package_loads(body)
+    except RecursionError:
+        # A body that nests past the interpreter's recursion limit (`[` a hundred thousand times) is
+        # a body the app cannot take, a 400 like any other, not an error of the runtime's.
+        raise ValueError("the JSON nests deeper than Python reads") from None
 
 
 def dumps(value):

@@ -206,14 +206,16 @@ def serve(handler):
 
     Returns False, having read nothing, when no mount does.
     """
-    from gust.server import request_path, INTERNAL_HEADER
+    from gust.server import request_path, CALL_HEADER, INTERNAL_HEADER
 
     path = request_path(handler.path)
     mounted = find(path)
     if mounted is None:
         return False
     body = _Body(handler.rfile, int(handler.headers.get("Content-Length") or 0))
-    headers = [(k, v) for k, v in handler.headers.items() if k.lower() != INTERNAL_HEADER.lower()]
+    # gustd's own, not the application's to see: the internal secret and the call id.
+    private = (INTERNAL_HEADER.lower(), CALL_HEADER.lower())
+    headers = [(k, v) for k, v in handler.headers.items() if k.lower() not in private]
     query = handler.path.split("?", 1)[1] if "?" in handler.path else ""
     if mounted.interface == "asgi" and is_websocket(handler.headers) and handler.command == "GET":
         from gust import asgi

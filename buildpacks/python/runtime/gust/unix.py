@@ -62,7 +62,8 @@ def send_fds(sock, data, fds):
 def recv_fds(sock, size, max_fds):
     """One message of at most `size` bytes and `max_fds` descriptors: (data, descriptors, flags),
     as socket.recv_fds reads it; MSG_TRUNC or MSG_CTRUNC in flags says what did not fit."""
-    data, ancillary, flags, _ = sock.recvmsg(size, _socket.CMSG_LEN(max_fds * _INT_BYTES))
+    # Close-on-exec from the start: what the app starts must not inherit what gustd sent.
+    data, ancillary, flags, _ = sock.recvmsg(size, _socket.CMSG_LEN(max_fds * _INT_BYTES), _socket.MSG_CMSG_CLOEXEC)
     fds = []
     for level, kind, rights in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:

@@ -230,6 +230,10 @@ class Zygote:
             gc.freeze()
             pid = os.fork()
             if pid == 0:
+                if listening_fd is not None:
+                    # The fork serves on its copy: the descriptor it was sent would be inherited by
+                    # what the app starts, which could then accept gustd's connections.
+                    os.close(listening_fd)
                 self._become_instance(request, listener, stdout, stderr, cgroup_files)  # never returns
             self.children.add(pid)
             return pid, os.pidfd_open(pid)

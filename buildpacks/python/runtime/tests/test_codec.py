@@ -46,6 +46,13 @@ class CodecTests(unittest.TestCase):
             codec.loads(b'{"a": 1} trailing')
         self.assertIn("Extra data", str(raised.exception))
 
+    def test_a_body_nested_past_the_recursion_limit_is_a_value_error(self):
+        # The json package raises RecursionError, which no caller's `except ValueError` takes: each
+        # such body was a 500 with a traceback in the app's log instead of a 400.
+        for body in ("[" * 100_000, "[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000):
+            with self.assertRaises(ValueError):
+                codec.loads(body)
+
     def test_a_body_that_is_not_text_is_refused_as_json_refuses_it(self):
         for body in [None, 3, ["x"]]:
             with self.subTest(body=body):

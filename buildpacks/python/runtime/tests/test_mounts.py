@@ -4,6 +4,7 @@ Plain WSGI/ASGI callables stand in for Flask and FastAPI (the end-to-end tests p
 """
 
 import contextlib
+import http.client
 import io
 import json
 import os
@@ -158,6 +159,22 @@ class WSGITests(MountTestCase):
         client = self.client()
         answer = client._send("GET", "/x", {"X-Gust-Internal": server._internal_token}, b"", internal=False)
         self.assertIsNone(answer.json()["internal"])
+
+    def test_gustds_own_headers_never_reach_the_application_as_gustd_sends_them(self):
+        # The test client leaves X-Gust-* out as gustd does for a client's; gustd itself sends the
+        # secret (to /_gust only) and the call id, which the runtime keeps from the application.
+        def gusts_own(environ, start_response):
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps({"internal": environ.get("HTTP_X_GUST_INTERNAL"), "call": environ.get("HTTP_X_GUST_CALL")}).encode()]
+
+        gust.mount("/", gusts_own)
+        self.client()
+        raw = (f"GET /x HTTP/1.1\r\nHost: instance\r\nX-Gust-Internal: {server._internal_token}\r\n"
+               "X-Gust-Call: 77\r\nContent-Length: 0\r\n\r\n").encode()
+        response = http.client.HTTPResponse(gust.testing._Bytes(gust.testing._serve_in_memory(raw)), method="GET")
+        response.begin()
+        seen = json.loads(response.read())
+        self.assertEqual((seen["internal"], seen["call"]), (None, None))
 
     def test_a_failing_application_is_a_500_and_the_next_request_is_served(self):
         calls = []

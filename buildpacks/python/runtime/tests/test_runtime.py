@@ -181,6 +181,13 @@ class VerifySignatureTests(unittest.TestCase):
         self.assertTrue(gust.verify_signature(self.body, header, self.secret))
         self.assertTrue(gust.verify_signature(self.body.decode(), header, self.secret.encode()))
 
+    def test_an_empty_or_missing_secret_verifies_nothing(self):
+        # HMAC with an empty key is one anyone can compute: a config var set empty
+        # (`gust config set APP HOOK_SECRET=`) or not set at all must not let every body in.
+        for secret in ("", b"", None):
+            header = self.sign(self.body, "")
+            self.assertFalse(gust.verify_signature(self.body, header, secret), repr(secret))
+
     def test_invalid_signatures(self):
         good = self.sign(self.body, self.secret)
         sha1 = "sha1=" + hmac.new(self.secret.encode(), self.body, hashlib.sha1).hexdigest()

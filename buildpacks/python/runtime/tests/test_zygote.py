@@ -349,8 +349,23 @@ class ZygoteTests(unittest.TestCase):
         request = {"fork": "kkkkkkkk", "socket": os.path.join(self.directory.name, "absent", "k.sock"),
                    "internal_token": "s", "environment": {"GUST_INSTANCE": "kkkkkkkk", "GUST_RECORDS_TOKEN": "t"},
                    "listener": True, "cgroup_files": 1}
-        # As received: descriptors of the zygote's own, which it closes once it has forked.
-        self.zygote.handle(json.dumps(request).encode(), [out_write, err_write, os.dup(listener.fileno()), memory_write])
+        @gust.handler("sockets")
+        def sockets(request):
+            # Descriptors of sockets the app's own subprocesses would inherit.
+            held = []
+            for name in os.listdir("/proc/self/fd"):
+                try:
+                    if os.readlink(f"/proc/self/fd/{name}").startswith("socket:") and os.get_inheritable(int(name)):
+                        held.append(int(name))
+                except OSError:
+                    pass
+            return {"inheritable": held}
+
+        # As received: descriptors of the zygote's own, which it closes once it has forked; inheritable,
+        # as a message's descriptors arrive unless asked for otherwise.
+        passed = os.dup(listener.fileno())
+        os.set_inheritable(passed, True)
+        self.zygote.handle(json.dumps(request).encode(), [out_write, err_write, passed, memory_write])
         listener.close()  # only the fork holds the socket now
         message, fds = self.receive()
         self.assertEqual(message, {"forked": "kkkkkkkk", "pid": message["pid"]})
@@ -359,6 +374,9 @@ class ZygoteTests(unittest.TestCase):
         self.assertEqual(os.read(memory_read, 16), b"0", "the descriptor after the listener is the cgroup file")
         _, whoami = self.get(path, "/whoami")
         self.assertEqual(whoami["instance"], "kkkkkkkk")
+        # The fork serves on a copy of its own; the descriptor it was sent is closed, so a process the
+        # app starts (os.system, subprocess with close_fds=False) cannot accept gustd's connections.
+        self.assertEqual(self.get(path, "/sockets")[1], {"inheritable": []})
         self.assertFalse(os.path.exists(os.path.join(self.directory.name, "absent")))
         for fd in (*fds, memory_read, out_read, err_read):
             os.close(fd)
