@@ -289,6 +289,12 @@ class Runtime:
             log(str(error))
             os._exit(1)
 
+    def has_exited(self, generation):
+        """Whether the runtime of `generation` has ended (or been replaced already)."""
+        with self.lock:
+            process = self.process if generation == self.generation else None
+        return process is None or process.poll() is not None
+
     def restart(self, generation, why):
         """Kills the runtime of `generation` and starts the next, unless that happened already."""
         with self.lock:
@@ -419,6 +425,24 @@ def _records_handler(runtime_token):
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
                "trailer", "transfer-encoding", "upgrade", "host", "date", "content-length"}
+# What proxies say about the client and the URL it asked for, believed from a trusted proxy only:
+# gustd's list (Sources/GustDaemon/Gateway/ForwardedHeaders.swift, `proxyClaims`; a test there holds
+# the two the same).
+PROXY_CLAIMS = frozenset({
+    "x-forwarded-host", "forwarded", "x-real-ip", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-server",
+    "x-forwarded-ssl", "x-forwarded-scheme", "x-forwarded", "forwarded-for", "x-original-url", "x-rewrite-url",
+    "x-original-host", "true-client-ip", "x-client-ip", "x-cluster-client-ip", "cf-connecting-ip", "fastly-client-ip",
+})
+
+
+def _folds_onto_own(lower):
+    """Whether a name with `_` reads, `_` taken as `-` (as WSGI's environ and CGI take it), as one the
+    entrypoint sets or believes only from a trusted proxy."""
+    folded = lower.replace("_", "-")
+    return folded.startswith("x-gust-") or folded in ("x-forwarded-for", "x-forwarded-proto", "x-request-id") \
+        or folded in PROXY_CLAIMS
+
+
 _REQUEST_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@+=/")
 _request_counter = iter(range(1, 1 << 62))
 _request_prefix = secrets.token_hex(8) + "-"
@@ -431,6 +455,22 @@ def _json_body(value):
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BadFraming(Exception):
+    """A length or chunk size that is not digits: `int` reads `-1` and `+5`, and a read of -1 bytes
+    is everything until the client closes, past GUST_MAX_BODY."""
+
+
+_DIGITS = frozenset(b"0123456789")
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _framing_number(text, base):
+    digits = text.encode("latin-1", "replace") if isinstance(text, str) else text
+    if not digits or len(digits) > 15 or not set(digits) <= (_DIGITS if base == 10 else _HEX_DIGITS):
+        raise BadFraming()
+    return int(digits, base)
 
 
 class PublicServer(http.server.ThreadingHTTPServer):
@@ -475,6 +515,9 @@ def public_handler(runtime):
             except BodyTooLarge:
                 self.close_connection = True
                 self._error(413, f"The request body is larger than {MAX_BODY} bytes, the most this app accepts (GUST_MAX_BODY).")
+            except BadFraming:
+                self.close_connection = True
+                self._error(400, "The request's Content-Length or chunk size is not a number in digits.")
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
 
@@ -508,7 +551,7 @@ def public_handler(runtime):
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                 body = bytearray()
                 while True:
-                    size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+                    size = _framing_number(self.rfile.readline(1024).split(b";")[0].strip(), 16)
                     if size == 0:
                         while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                             pass
@@ -517,7 +560,8 @@ def public_handler(runtime):
                         raise BodyTooLarge()
                     body += self.rfile.read(size)
                     self.rfile.readline(1024)
-            length = int(self.headers.get("Content-Length") or 0)
+            sent = self.headers.get("Content-Length")
+            length = _framing_number(sent.strip(), 10) if sent is not None else 0
             if length > MAX_BODY:
                 raise BodyTooLarge()
             return self.rfile.read(length) if length else b""
@@ -532,12 +576,17 @@ def public_handler(runtime):
                 lower = name.lower()
                 if lower in _HOP_BY_HOP or lower.startswith("x-gust-") or lower == "x-request-id":
                     continue
+                if "_" in lower and _folds_onto_own(lower):
+                    continue
                 if lower == "x-forwarded-for":
                     if trusted:
                         sent_for.append(value)
                 elif lower == "x-forwarded-proto":
                     if trusted:
                         sent_proto = value.lower()
+                elif lower in PROXY_CLAIMS:
+                    if trusted:
+                        headers.append((name, value))
                 else:
                     headers.append((name, value))
             sent_for.append(peer)
@@ -580,25 +629,35 @@ def public_handler(runtime):
                 connection.putheader("Host", "instance")
                 for name, value in headers:
                     connection.putheader(name, value)
-                connection.endheaders(body if body else None)
+                try:
+                    connection.endheaders(body if body else None)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # refused before the body was whole (a 400, a 431): the answer is read below
                 response = connection.getresponse()
                 kept = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
                 if streams and response.chunked:
-                    return self._relay_chunks(response, kept)
+                    return self._relay_chunks(response, kept, deadline)
                 payload = response.read()
             except (socket.timeout, TimeoutError):
                 runtime.restart(generation, f"a call to {target.split('?')[0]} ran past {FUNCTION_TIMEOUT:g}s")
                 return self._error(504, f"The function did not answer within {FUNCTION_TIMEOUT:g}s.")
             except (OSError, http.client.HTTPException):
-                runtime.restart(generation, "the runtime closed a call's connection")
-                return self._error(502, "The function's process died while answering; the next request starts a new one.")
+                # Started again only when it died: a runtime that closed one call's connection (a
+                # request it refused, and then no answer read) serves the next as before.
+                if runtime.has_exited(generation):
+                    runtime.restart(generation, "the runtime closed a call's connection")
+                    return self._error(502, "The function's process died while answering; the next request starts a new one.")
+                return self._error(502, "The function's process closed the call's connection without an answer.")
             finally:
                 connection.close()
                 runtime.calls.release()
             return self._answer(response.status, kept, payload)
 
-        def _relay_chunks(self, response, headers):
+        def _relay_chunks(self, response, headers, deadline):
+            # A client that takes the answer slower than it comes holds the runtime's call (one at a time
+            # for Python): as gustd does, the answer is given up at the call's time limit, the runtime kept.
             self.close_connection = True
+            self.connection.settimeout(max(0.001, deadline - time.monotonic()))
             self.send_response_only(response.status)
             for name, value in headers:
                 self.send_header(name, value)
@@ -611,10 +670,11 @@ def public_handler(runtime):
                 if not piece:
                     break
                 try:
+                    self.connection.settimeout(max(0.001, deadline - time.monotonic()))
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                     self.wfile.flush()
                 except OSError:
-                    return  # the client left: its business, never the runtime's
+                    return  # the client left, or took too long: its business, never the runtime's
             try:
                 self.wfile.write(b"0\r\n\r\n")
             except OSError:

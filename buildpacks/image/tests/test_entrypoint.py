@@ -286,6 +286,92 @@ class EntrypointTests(unittest.TestCase):
         self.assertEqual(protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[0], 200, front.output())
         self.assertIn("ran past 1s; starting the runtime again", front.output())
 
+    def raw(self, front, head, body=b"", timeout=20):
+        """Sends `head` then `body` on one connection; the status line and the JSON after it, or None."""
+        with socket.create_connection(("127.0.0.1", front.port), timeout=timeout) as client:
+            client.sendall(head)
+            try:
+                client.sendall(body)
+            except OSError:
+                pass  # refused before the body was whole: what was answered is still there to read
+            answer = b""
+            while True:
+                try:
+                    piece = client.recv(65536)
+                except OSError:
+                    break
+                if not piece:
+                    break
+                answer += piece
+        return answer
+
+    def test_a_length_that_is_not_digits_is_refused_before_the_body_is_read(self):
+        # int("-1") read a body of -1 bytes: everything until the client closed, past GUST_MAX_BODY.
+        front = self.serve("python", {"GUST_MAX_BODY": "1000"})
+        for head in (b"POST /_/functions/echo HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+                     b"POST /_/functions/echo HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n",
+                     b"POST /_/functions/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n"):
+            with self.subTest(head=head):
+                answer = self.raw(front, head, b"x" * 200_000, timeout=5)
+                self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer[:200])
+        self.assertEqual(protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[0], 200)
+
+    def test_what_proxies_say_of_the_client_reaches_the_app_from_a_trusted_proxy_only(self):
+        # As gustd drops them (ForwardedHeaders.proxyClaims, and any spelling with `_`): a client's
+        # X-Forwarded-Host became the WSGI SERVER_NAME, the host a password-reset link names.
+        slug = make_slug("python", self.directory)
+        with open(os.path.join(slug, "__init__.py"), "a") as file:
+            file.write("\n\n@gust.handler('seen')\ndef seen(request):\n    return {k.lower(): v for k, v in request.headers.items()}\n")
+        front = Entrypoint(slug, ["serve"], None, self.directory)
+        self.addCleanup(front.stop)
+        front.wait_ready()
+        claims = {"X-Forwarded-Host": "evil.example", "X_Forwarded_For": "6.6.6.6", "X_Forwarded_Proto": "https",
+                  "X-Real-IP": "6.6.6.6", "Forwarded": "for=6.6.6.6;host=evil.example", "X-Forwarded-Prefix": "/evil",
+                  "X-Original-URL": "/admin", "True-Client-IP": "6.6.6.6", "X_Request_Id": "forged", "X_Gust_Call": "7"}
+        status, _, body = protocol.request(front.url, "GET", "/seen", headers={**claims, "X-Token": "kept"})
+        self.assertEqual(status, 200, body)
+        seen = json.loads(body)
+        self.assertEqual(seen.get("x-token"), "kept")
+        for name in claims:
+            self.assertNotIn(name.lower(), seen, body)
+        self.assertEqual(seen.get("x-forwarded-for"), "127.0.0.1")
+        self.assertEqual(seen.get("x-forwarded-proto"), "http")
+
+    def test_a_client_that_reads_no_answer_holds_the_app_for_its_time_limit_at_most(self):
+        # One client that never read a streamed answer held the one call of a Python runtime for good:
+        # every other call was a 504. As in gustd, the answer is given up at the call's time limit,
+        # and the runtime (not at fault) is kept.
+        slug = make_slug("python", self.directory)
+        with open(os.path.join(slug, "__init__.py"), "a") as file:
+            file.write("\n\ndef _endless(environ, start_response):\n    start_response('200 OK', [])\n"
+                       "    while True:\n        yield b'x' * 65536\n\ngust.mount('/endless', _endless)\n")
+        front = Entrypoint(slug, ["serve"], {"GUST_FUNCTION_TIMEOUT": "2"}, self.directory)
+        self.addCleanup(front.stop)
+        front.wait_ready()
+        runtimes = descendants(front.process.pid)
+        reader = socket.create_connection(("127.0.0.1", front.port), timeout=30)
+        self.addCleanup(reader.close)
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")  # and reads nothing
+        time.sleep(0.5)
+        status, _, body = protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')
+        self.assertEqual(status, 200, body)
+        self.assertEqual(descendants(front.process.pid), runtimes, "the runtime was started again")
+
+    def test_a_request_the_runtime_refuses_early_does_not_start_it_again(self):
+        # The Python runtime reads at most 100 fields and answers more with a 400 before the body: the
+        # entrypoint's write of the body then failed, and it killed and started the runtime again.
+        front = self.serve("python")
+        runtimes = descendants(front.process.pid)
+        fields = b"".join(b"X-H%d: v\r\n" % n for n in range(97))  # within the entrypoint's 100, past the runtime's with its own
+        body = b"{" + b" " * 3_000_000 + b"}"
+        head = b"POST /_/functions/echo HTTP/1.1\r\nHost: x\r\n" + fields + b"Content-Length: %d\r\n\r\n" % len(body)
+        answer = self.raw(front, head, body)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 4"), answer[:300])
+        self.assertEqual(protocol.request(front.url, "POST", "/_/functions/echo", b'{"a": 1}')[0], 200)
+        self.assertEqual(descendants(front.process.pid), runtimes, front.output())
+        self.assertNotIn("starting the runtime again", front.output())
+
     def test_the_working_directory_goes_when_the_entrypoint_ends(self):
         # The records channel's and the runtime's sockets live in a directory of the entrypoint's own; a
         # container restarted keeps its /tmp, and each start would leave one more.
