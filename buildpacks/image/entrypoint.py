@@ -51,6 +51,8 @@ FUNCTION_TIMEOUT = _number("GUST_FUNCTION_TIMEOUT", 15)
 START_TIMEOUT = _number("GUST_START_TIMEOUT", 60)
 MAX_BODY = int(_number("GUST_MAX_BODY", 10 * 1024 * 1024))
 NODE_CONCURRENCY = max(1, int(_number("GUST_CONCURRENCY", 10)))
+# A client connection that sends nothing for this long is closed (gustd's --idle-timeout): each holds a thread.
+IDLE_TIMEOUT = _number("GUST_IDLE_TIMEOUT", 60)
 
 RECORDS_HELP = ("set GUST_RECORDS_URL to the app's https:// address on its Gust server (https://APP.DOMAIN or "
                 "https://DOMAIN/apps/APP) and GUST_RECORDS_TOKEN to an app token (`gust tokens create APP`)")
@@ -500,6 +502,8 @@ def public_handler(runtime):
         protocol_version = "HTTP/1.1"
         server_version = "gust"
         sys_version = ""
+        # Every read from the client waits this long at most; a request's body has the same bound per read.
+        timeout = IDLE_TIMEOUT if IDLE_TIMEOUT > 0 else None
 
         def log_message(self, *_):
             pass

@@ -372,6 +372,14 @@ class EntrypointTests(unittest.TestCase):
         self.assertEqual(descendants(front.process.pid), runtimes, front.output())
         self.assertNotIn("starting the runtime again", front.output())
 
+    def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(self):
+        front = self.serve("python", {"GUST_IDLE_TIMEOUT": "1"})
+        with socket.create_connection(("127.0.0.1", front.port), timeout=10) as idle:
+            idle.sendall(b"GET /_/health HTTP/1.1\r\nHost: x\r\n")  # a head never finished
+            started = time.monotonic()
+            self.assertEqual(idle.recv(65536), b"", "closed without an answer")
+            self.assertLess(time.monotonic() - started, 8)
+
     def test_the_working_directory_goes_when_the_entrypoint_ends(self):
         # The records channel's and the runtime's sockets live in a directory of the entrypoint's own; a
         # container restarted keeps its /tmp, and each start would leave one more.
