@@ -71,6 +71,12 @@ struct SharedOriginTests {
         }
         let atPath = try cookie("", host: nil, path: "/apps/cats/cookie")
         #expect(atPath.headers["strict-transport-security"] == nil, "\(atPath.headers)")
-        #expect(atPath.headers["set-cookie"] != nil, "a path address's origin is shared whole: the domain rule is its host's")
+        #expect(atPath.headers["set-cookie"] != nil, "a host-only cookie at a path address: its origin is shared whole anyway")
+        // At a path address on the domain's own host (the name path addresses are reached at), a
+        // cookie for the domain would reach every app's host: none with a Domain is kept there.
+        for domain in ["localhost", ".localhost", "LOCALHOST", "cats.localhost"] {
+            let answer = try cookie("?domain=\(domain)", host: "localhost:\(fixture.port)", path: "/apps/cats/cookie")
+            #expect(answer.headers["set-cookie"] == nil, "Domain=\(domain) at localhost/apps/cats/: \(answer.headers)")
+        }
     }
 }

@@ -12,10 +12,13 @@ struct AnswerScope: Sendable, Equatable {
 
     /// Whether the client gets this `Set-Cookie` value: never one that sets the console's cookies
     /// (`ForwardedHeaders.setsConsoleCookie`); at `cookieHost`, only one for no domain (the host
-    /// alone) or for that very host.
+    /// alone) or for that very host; at a path address, only one for no domain: its host is
+    /// everyone's (often `DOMAIN` itself, whose cookies every `APP.DOMAIN` is sent).
     func keepsCookie(_ value: String) -> Bool {
         if ForwardedHeaders.setsConsoleCookie(value) { return false }
-        guard let cookieHost, let domain = Self.domainAttribute(of: value) else { return true }
+        guard let domain = Self.domainAttribute(of: value) else { return true }
+        if sharesOrigin { return false }
+        guard let cookieHost else { return true }
         return domain == cookieHost
     }
 
