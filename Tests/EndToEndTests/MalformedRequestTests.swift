@@ -94,6 +94,31 @@ struct MalformedRequestTests {
         #expect(try HTTPClient.request(port: fixture.port, "GET", "/apps/dogs/pid").text == pid, "the same instance answers")
     }
 
+    /// A request naming its host twice, or with a Host that is not a name and a port, is a 400 (RFC
+    /// 9112, 3.2), on both of the gateway's paths: a front that checks another reading of it (the last
+    /// Host, or the name with its junk) would let through a request gustd routes elsewhere.
+    @Test(.scratchDirectory) func aRequestNamingItsHostTwoWaysOrBadlyIsRefused() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try Self.app(work, name: "cats")
+        try work.commit("Cats")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        for target in ["/_/health", "/who"] {
+            for host in ["Host: cats.localhost\r\nHost: dogs.localhost", "Host: cats.localhost:80:junk", "Host: :cats.localhost",
+                         "Host: cats.localhost:8o", "Host: cats.localhost/x", "Host: cats.localhost@dogs",
+                         "Host: [::1", "Host: cats.localhost:123456"] {
+                let request = "GET \(target) HTTP/1.1\r\n\(host)\r\n\r\n"
+                let answer = try answer(fixture, request)
+                #expect(answer?.status == 400, "\(request.debugDescription): \(answer.map { "\($0.status) \($0.text)" } ?? "no answer")")
+                #expect(answer?.json?["code"] as? Int == 400, "\(request.debugDescription)")
+            }
+        }
+        for host in ["cats.localhost", "CATS.localhost:80", "cats.localhost.", "127.0.0.1:\(fixture.port)", "[::1]:80"] {
+            let answer = try answer(fixture, "GET /apps/cats/who HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+            #expect(answer?.status != 400, "\(host): \(answer.map { "\($0.status) \($0.text)" } ?? "no answer")")
+        }
+    }
+
     @Test(.scratchDirectory) func pathAndHostTricksNeverReachAnotherApp() throws {
         let fixture = try PushFixture()
         let cats = try fixture.workspace("cats")
@@ -114,7 +139,8 @@ struct MalformedRequestTests {
         let climb = try HTTPClient.request(port: port, "GET", "/../apps/dogs/../../who", host: "cats.localhost:\(port)")
         #expect(climb.text == "cats /who", "\(climb.text)")
         // Hosts that are not APP.DOMAIN name no app; the path prefix then decides.
-        for host in ["evil", "cats.localhost.evil", "dogs.localhost@cats.localhost", "localhost", "cats.evil"] {
+        // (One that is not a name and a port, `dogs.localhost@cats.localhost`, is a 400: see above.)
+        for host in ["evil", "cats.localhost.evil", "localhost", "cats.evil"] {
             let answer = try HTTPClient.request(port: port, "POST", "/_/functions/who", host: host, body: "{}")
             #expect(answer.status == 404, "\(host): \(answer.text)")
             #expect(!answer.text.contains("cats\"") && !answer.text.contains("dogs\""), "\(host): \(answer.text)")

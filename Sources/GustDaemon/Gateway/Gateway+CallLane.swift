@@ -42,8 +42,9 @@ extension Gateway {
     func laneCall(_ request: HTTPRequest, channel: any Channel) -> (@Sendable (LaneReply) -> Void)? {
         guard let target = request.path, request.method != .head, request.method != .connect else { return nil }
         let fields = request.headerFields
+        // A second Host (left among the fields) is `route`'s 400.
         guard fields[.upgrade] == nil, Self.laneTakes(connection: fields[.connection]), fields[.transferEncoding] == nil, fields[.expect] == nil,
-            fields[.contentLength] == nil || fields[.contentLength] == "0"
+            fields[.contentLength] == nil || fields[.contentLength] == "0", fields[Gateway.hostField] == nil
         else { return nil }
         return laneCall(
             method: request.method, target: target, host: request.authority, sentRequestID: fields[ForwardedHeaders.requestID], channel: channel,

@@ -60,8 +60,9 @@ extension Gateway {
     func answerAtOnce(_ request: HTTPRequest) -> ImmediateAnswer? {
         guard let target = request.path, let path = Self.healthPath(of: target) else { return nil }
         let fields = request.headerFields
+        // A second Host (left among the fields) is `route`'s 400.
         guard fields[.upgrade] == nil, Self.laneTakes(connection: fields[.connection]), fields[.transferEncoding] == nil,
-            fields[.contentLength] == nil || fields[.contentLength] == "0"
+            fields[.contentLength] == nil || fields[.contentLength] == "0", fields[Gateway.hostField] == nil
         else { return nil }
         return healthAnswer(
             method: request.method.rawValue, target: target, path: path, host: request.authority,

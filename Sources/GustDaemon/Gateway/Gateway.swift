@@ -103,6 +103,9 @@ struct Gateway: HTTPResponder {
         "The function's process wrote something that is not an HTTP/1.1 answer gustd reads (docs/runtime-protocol.md); "
         + "it was stopped, and the next request starts a new one. Does the app write to the runtime's socket itself?"
 
+    /// `Host`, as a field: HTTPTypes keeps the first as the authority, and a second among the fields.
+    static let hostField = HTTPField.Name("Host")!
+
     /// The methods a handler may declare, as `Allow` says them where gustd itself refuses one.
     static let methodsFunctionsTake = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
@@ -126,6 +129,14 @@ struct Gateway: HTTPResponder {
             return Self.tooLarge(configuration.maxBodyBytes)
         }
         let host = request.head.authority
+        // Named twice (HTTPTypes takes the first Host as the authority and leaves the others among
+        // the fields), or not as a name and a port: RFC 9112 (3.2) makes either a 400.
+        if request.headers[Self.hostField] != nil {
+            throw GustError("The request names its host twice (two Host fields).", code: 400)
+        }
+        if let host, !AppAddress.isWellFormed(host: host) {
+            throw GustError("The request's Host is not a host name or address with an optional port.", code: 400)
+        }
         if let challenges, ChallengeResponder.claims(request.uri.path) {
             // gustd answers HTTP-01 for every name it serves, and no app does: an app that did could
             // get a certificate of its own for any name routed to it (one it added by `gust domains
@@ -330,7 +341,9 @@ struct Gateway: HTTPResponder {
 extension Gateway {
     /// The app `host` and `path` address, as every way a request comes in reads it.
     func address(host: String?, path: RequestPath) -> AppAddress? {
-        AppAddress(
+        // A Host that is not a name and a port addresses nothing: the lanes leave it to `route`, a 400.
+        if let host, !AppAddress.isWellFormed(host: host) { return nil }
+        return AppAddress(
             host: host, path: path, domain: configuration.domain, custom: domains.app(for:), only: configuration.onlyApp,
             served: { [supervisor] in supervisor.route(of: $0) != nil })
     }
@@ -422,6 +435,47 @@ struct AppAddress: Equatable {
         if name == "localhost" || name.hasSuffix(".localhost") { return true }
         let octets = name.split(separator: ".", omittingEmptySubsequences: false)
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// Whether `host` is what a Host field may be (RFC 9110, 7.2; RFC 3986, 3.2.2): a name or IPv4
+    /// address (letters, digits and `-._~!$&'()*+,;=%`) or an `[IPv6]` literal, then `:` and a port
+    /// of up to five digits, if any. `hostName` reads only these: one with more after its first
+    /// colon (`cats.localhost:80:junk`) was `cats`, where a front checking the whole value saw another.
+    static func isWellFormed(host: String) -> Bool {
+        var bytes = host.utf8[...]
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let literal = bytes[bytes.index(after: bytes.startIndex)..<close]
+            guard !literal.isEmpty, literal.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") })
+            else { return false }
+            bytes = bytes[bytes.index(after: close)...]
+        } else {
+            let end = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
+            guard end > bytes.startIndex, bytes[..<end].allSatisfy(isNameByte) else { return false }
+            bytes = bytes[end...]
+        }
+        guard let colon = bytes.first else { return true }
+        let port = bytes.dropFirst()
+        return colon == UInt8(ascii: ":") && port.count <= 5 && port.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): true
+        default: false
+        }
+    }
+
+    /// A byte of a reg-name (RFC 3986): unreserved, sub-delims, or `%` of an escape.
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "!"), UInt8(ascii: "$"),
+            UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+            UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="), UInt8(ascii: "%"):
+            true
+        default: false
+        }
     }
 
     static func hostName(_ host: String) -> String {
