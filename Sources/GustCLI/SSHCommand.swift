@@ -167,7 +167,23 @@ struct SSHLog {
     init(home: GustHome, key: String, command: String) {
         file = home.logs.appendingPathComponent(Self.fileName)
         self.key = key
-        self.command = command
+        self.command = Self.shown(command)
+    }
+
+    /// The command as the log shows it: `config set`'s values never (a secret's is sealed in the
+    /// store and never printed back; this file is plain, and backed up and shipped as it is).
+    /// Each `NAME=value` word shows its name alone; a command whose words cannot be read, and
+    /// that could hold one, is shown up to its first `=`.
+    static func shown(_ command: String) -> String {
+        guard let words = try? SSHCommandLine.words(command) else {
+            guard let equals = command.firstIndex(of: "=") else { return command }
+            return command[..<equals] + "=… (the rest not shown: it could hold a value)"
+        }
+        guard words.count > 2, words[0] == "config", words[1] == "set" else { return command }
+        return words.enumerated().map { index, word in
+            guard index > 1, let equals = word.firstIndex(of: "=") else { return word }
+            return word[..<equals] + "=••••"
+        }.joined(separator: " ")
     }
 
     /// Appends one line with a single write(2), so concurrent sessions never interleave within a line.
@@ -189,7 +205,11 @@ struct SSHLog {
         for scalar in text.unicodeScalars.prefix(300) {
             switch scalar {
             case "\"", "\\": out += "\\\(scalar)"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F: out += String(format: "\\x%02x", scalar.value)
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value): out += String(format: "\\x%02x", scalar.value)
+            // What reorders the text around it (a line reading other than it is), as the terminal shows it.
+            case _ where (0x202A...0x202E).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value) || scalar.value == 0x200F
+                || scalar.value == 0x200E || scalar.value == 0x061C:
+                out += String(format: "\\u%04x", scalar.value)
             default: out.unicodeScalars.append(scalar)
             }
         }

@@ -97,6 +97,29 @@ struct SSHCommandTests {
         #expect(listed.stdout.contains("carol") && listed.stdout.contains("bob"))
     }
 
+    /// `config set … --secret` is how a scoped key sets a secret (it has no `gust` on the server):
+    /// its value is sealed in the store and never printed back, so the SSH log (a plain file,
+    /// backed up and shipped as it is) shows names only, for a command accepted, refused or unread.
+    @Test(.scratchDirectory) func aValueSetOverSSHNeverReachesTheSSHLog() throws {
+        let fixture = try SSHFixture()
+        for app in ["cats", "dogs"] { #expect(try fixture.gust(["apps", "create", app]).status == 0) }
+        let bob = try fixture.keyPair("bob")
+        try fixture.addKey("bob", bob, ["--app", "cats"])
+        #expect(try fixture.ssh("config set cats API_KEY=hunter2-hunter2 --secret", as: bob).status == 0)
+        #expect(try fixture.ssh("config set dogs API_KEY=other-secret-1 --secret", as: bob).status != 0)
+        #expect(try fixture.ssh("config set cats SHORT=abcd --secret", as: bob).status != 0)
+        #expect(try fixture.ssh("config set cats 'QUOTED=unclosed-secret", as: bob).status != 0)
+        let log = fixture.sshLog
+        #expect(log.contains("command=\"config set cats API_KEY=•••• --secret\""), "\(log)")
+        for value in ["hunter2-hunter2", "other-secret-1", "abcd", "unclosed-secret"] {
+            #expect(!log.contains(value), "\(value) in the SSH log: \(log)")
+        }
+        // C1 controls (U+009B is CSI to some terminals) and bidi overrides are written escaped.
+        #expect(try fixture.ssh("releases cats\u{9B}31m\u{202E}x", as: bob).status != 0)
+        #expect(!fixture.sshLog.unicodeScalars.contains { $0.value == 0x9B || $0.value == 0x202E }, "\(fixture.sshLog)")
+        #expect(fixture.sshLog.contains("\\x9b31m\\u202ex"), "\(fixture.sshLog)")
+    }
+
     @Test(.scratchDirectory) func keysListPrintsTheFingerprintSSHKeygenPrints() throws {
         let fixture = try SSHFixture()
         let pairs = [try fixture.keyPair("ed"), try fixture.keyPair("ec", type: "ecdsa", bits: 521), try fixture.keyPair("rsa", type: "rsa", bits: 3072)]
