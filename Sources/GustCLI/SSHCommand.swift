@@ -22,6 +22,8 @@ struct SSHCommand: AsyncParsableCommand {
 
     @OptionGroup var home: HomeOptions
     @Argument(help: "The key's name, as `gust keys add` wrote it into authorized_keys.") var key: String
+    @Option(help: "The key's fingerprint, as `gust keys add` wrote it: the connection acts for that very key, never for another given its name later.")
+    var fingerprint: String?
 
     func run() async throws {
         let raw = ProcessInfo.processInfo.environment["SSH_ORIGINAL_COMMAND"] ?? ""
@@ -30,8 +32,13 @@ struct SSHCommand: AsyncParsableCommand {
         let request: SSHRequest
         let entry: SSHKey
         do {
-            guard let name = try? KeyName(key), let found = try store.sshKey(name) else {
+            guard let name = try? KeyName(key), let found = try store.sshKey(name), fingerprint.map({ $0 == found.fingerprint }) ?? true else {
                 throw SSHRefusal("This key is not registered with Gust (any more). Ask an admin to add it: gust keys add NAME FILE")
+            }
+            if fingerprint == nil {
+                // A line an earlier Gust wrote, by name alone: written again with the fingerprints, for the
+                // connections that log in from now on.
+                try? AuthorizedKeys.update(store, gust: try Installation.current().executable("gust")) {}
             }
             entry = found
             // Who acts, for the activity log of what this connection does (inherited by git's hooks too).

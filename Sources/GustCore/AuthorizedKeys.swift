@@ -33,11 +33,17 @@ public enum AuthorizedKeys {
         try AtomicFile.write(Data(text.utf8), to: file, mode: 0o600)
     }
 
-    /// One key's line: sshd runs `gust ssh-command NAME` whatever the client
+    /// One key's line: sshd runs `gust ssh-command NAME --fingerprint FP` whatever the client
     /// asked for, and `restrict` takes away forwarding, a pty and user rc files.
+    ///
+    /// The fingerprint binds the line to the key: sshd fixes the command when a connection logs in
+    /// and runs it for every later session on it (ControlMaster), so a command naming the key
+    /// alone let a connection of a removed key act as the next key given its name.
     public static func line(for key: SSHKey, gust: URL, home: GustHome) -> String {
         // `--home` after the subcommand: options belong to the subcommand that declares them.
-        let command = [shellWord(gust.path), "--home", shellWord(home.path), "ssh-command", key.name.rawValue].joined(separator: " ")
+        let command = [
+            shellWord(gust.path), "--home", shellWord(home.path), "ssh-command", key.name.rawValue, "--fingerprint", shellWord(key.fingerprint),
+        ].joined(separator: " ")
         // Inside the option's double quotes sshd unescapes only \" (and keeps other backslashes).
         let quoted = command.replacingOccurrences(of: "\"", with: "\\\"")
         return "command=\"\(quoted)\",restrict \(key.type) \(key.key)"

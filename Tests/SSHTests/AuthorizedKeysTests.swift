@@ -38,7 +38,10 @@ struct AuthorizedKeysTests {
         #expect(gustLines.count == 10)
         for (index, pair) in pairs.enumerated() {
             let key = try String(contentsOf: pair.publicKey, encoding: .utf8).split(separator: " ")[1]
-            #expect(gustLines.filter { $0.contains(" --home ") && $0.contains(" ssh-command k\(index)\"") && $0.hasSuffix(" \(key)") && $0.contains(" k\(index)\",restrict ") }.count == 1)
+            let fingerprint = try pair.fingerprint()
+            #expect(gustLines.filter {
+                $0.contains(" --home ") && $0.contains(" ssh-command k\(index) --fingerprint \(fingerprint)\",restrict ") && $0.hasSuffix(" \(key)")
+            }.count == 1)
             #expect(try fixture.ssh("help", as: pair).stdout.contains("key 'k\(index)'"))
         }
         // No temporary file is left behind, and the file is the owner's alone.

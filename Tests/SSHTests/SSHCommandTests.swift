@@ -120,6 +120,57 @@ struct SSHCommandTests {
         #expect(fixture.sshLog.contains("\\x9b31m\\u202ex"), "\(fixture.sshLog)")
     }
 
+    /// sshd fixes a key's forced command when a connection logs in, and every later session on the
+    /// connection (ssh's ControlMaster) runs that one. A command that named the key alone let a
+    /// connection of a removed key act as the next key given its name: a scoped key's thief kept
+    /// one open while the admin rotated the key, and became admin with the new `bob`.
+    @Test(.scratchDirectory) func aConnectionOfARemovedKeyNeverActsAsTheNextKeyOfItsName() throws {
+        let fixture = try SSHFixture()
+        #expect(try fixture.gust(["apps", "create", "cats"]).status == 0)
+        let old = try fixture.keyPair("bob-old"), new = try fixture.keyPair("bob-new")
+        try fixture.addKey("bob", old, ["--app", "cats"])
+        let control = fixture.root.appendingPathComponent("control").path
+        let server = fixture.server
+        let options = SSHServer.clientOptions(key: old.privateKey) + ["-p", String(server.port), "-o", "ControlPath=\(control)"]
+        let target = "\(server.login)@127.0.0.1"
+        let master = try Command.run("ssh", options + ["-o", "ControlMaster=yes", "-o", "ControlPersist=60", "-N", "-f", target], timeout: 60)
+        try #require(master.status == 0, "\(master.output)")
+        defer {
+            // Stopped by its PID, which `-O check` names.
+            let check = (try? Command.run("ssh", options + ["-O", "check", target], timeout: 10))?.output ?? ""
+            if let range = check.range(of: "pid="), let pid = Int32(check[range.upperBound...].prefix { $0.isNumber }) { kill(pid, SIGKILL) }
+        }
+        func session(_ command: String) throws -> CommandResult {
+            try Command.run("ssh", options + ["-o", "ControlMaster=no", "-T", target, command], input: "", timeout: 60)
+        }
+        let before = try session("help")
+        #expect(before.status == 0 && before.stdout.contains("key 'bob'"), "\(before.output)")
+
+        #expect(try fixture.gust(["keys", "remove", "bob"]).status == 0)
+        try fixture.addKey("bob", new, ["--admin"])
+        let listed = try session("keys list")
+        #expect(listed.status != 0, "the old key's connection acted as the new bob: \(listed.output)")
+        #expect(listed.stderr.hasPrefix("gust: "), "\(listed.output)")
+        #expect(!listed.stdout.contains("bob-new") && !listed.stdout.contains("SHA256:"), "\(listed.output)")
+        // The new key itself is bob, on a connection of its own.
+        #expect(try fixture.ssh("keys list", as: new).status == 0)
+    }
+
+    /// Lines an earlier Gust wrote name the key alone: the first session through one still runs,
+    /// and writes the file again with every key's fingerprint, for the connections after it.
+    @Test(.scratchDirectory) func aLineWithoutItsFingerprintIsWrittenAgainWithIt() throws {
+        let fixture = try SSHFixture()
+        let bob = try fixture.keyPair("bob")
+        try fixture.addKey("bob", bob, ["--admin"])
+        let file = fixture.home.authorizedKeys
+        let written = try String(contentsOf: file, encoding: .utf8)
+        let fingerprint = try bob.fingerprint()
+        #expect(written.contains(" --fingerprint \(fingerprint)\""))
+        try written.replacingOccurrences(of: " --fingerprint \(fingerprint)", with: "").write(to: file, atomically: true, encoding: .utf8)
+        #expect(try fixture.ssh("help", as: bob).status == 0)
+        #expect(try String(contentsOf: file, encoding: .utf8) == written)
+    }
+
     @Test(.scratchDirectory) func keysListPrintsTheFingerprintSSHKeygenPrints() throws {
         let fixture = try SSHFixture()
         let pairs = [try fixture.keyPair("ed"), try fixture.keyPair("ec", type: "ecdsa", bits: 521), try fixture.keyPair("rsa", type: "rsa", bits: 3072)]
