@@ -86,6 +86,11 @@ struct SSHCommand: AsyncParsableCommand {
                 scale.underCeilings = true
                 command = scale
             }
+            // A followed log stream ends once this key may no longer read it (removed, revoked, rotated).
+            if var logs = command as? LogsCommand {
+                (logs.readForKey, logs.readForFingerprint) = (entry.name.rawValue, entry.fingerprint)
+                command = logs
+            }
             log.write("accepted")
             await GustCommand.run(command)
         }

@@ -136,14 +136,20 @@ extension AppLog {
     /// must not drop the last lines, which are often the ones that say what went wrong).
     /// Polls the files (a follower is a person at a terminal; 200 ms is plenty) through a cursor,
     /// so no line is lost when the log rotates in between.
+    ///
+    /// `mayShow` is asked after each read that found lines, before any of them is shown: false ends
+    /// the stream with them unshown (the app destroyed since, whose next tenant's log a read from
+    /// new files' first byte would be).
     public func follow(
-        function: String? = nil, poll: Duration = .milliseconds(200), finished: () -> Bool = { false }, _ body: (LogEntry) -> Bool
+        function: String? = nil, poll: Duration = .milliseconds(200), finished: () -> Bool = { false },
+        mayShow: () -> Bool = { true }, _ body: (LogEntry) -> Bool
     ) {
         var cursor = endCursor()
         while true {
             let last = finished()  // asked before the read, so the read sees what came before
             let batch = read(after: cursor)
             cursor = batch.cursor
+            if !batch.entries.isEmpty, !mayShow() { return }
             for entry in batch.entries where function.map(entry.belongs(to:)) ?? true {
                 if !body(entry) { return }
             }
