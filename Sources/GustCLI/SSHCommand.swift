@@ -198,14 +198,27 @@ struct SSHLog {
         }.joined(separator: " ")
     }
 
+    /// Past this size the log is moved to `ssh_access.log.1` (the one before it goes) and a new
+    /// one begun: every key's every request, refused ones too, adds a line, on the disk the store
+    /// and every app share.
+    static let maxBytes: off_t = 4 << 20
+
     /// Appends one line with a single write(2), so concurrent sessions never interleave within a line.
     func write(_ outcome: String, reason: String? = nil) {
         let from = ProcessInfo.processInfo.environment["SSH_CONNECTION"]?.split(separator: " ").first.map(String.init) ?? "-"
         var line = "\(ISO8601DateFormatter().string(from: Date())) \(outcome) key=\(Self.quoted(key)) from=\(from) command=\(Self.quoted(command))"
         if let reason { line += " reason=\(Self.quoted(reason))" }
         line += "\n"
-        let fd = open(file.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        var fd = open(file.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return }
+        var status = stat()
+        if fstat(fd, &status) == 0, status.st_size >= Self.maxBytes {
+            // Two sessions at once may both move it: the second moves a new, short file over the first's.
+            close(fd)
+            rename(file.path, file.path + ".1")
+            fd = open(file.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { return }
+        }
         defer { close(fd) }
         _ = line.utf8CString.withUnsafeBufferPointer { Glibc.write(fd, $0.baseAddress, $0.count - 1) }
     }

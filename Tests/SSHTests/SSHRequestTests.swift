@@ -1,4 +1,6 @@
+import Foundation
 import GustCore
+import GustTesting
 import Testing
 
 @testable import GustCLI
@@ -40,5 +42,21 @@ import Testing
         for words in [["bash"], ["scp", "-t", "/"], ["ssh-command", "x"], ["releases", "--home", "/x", "cats"], ["releases", "--home=/x"], ["apps", "--"]] {
             #expect(throws: SSHRefusal.self, "\(words)") { try SSHRequest.parse(words) }
         }
+    }
+
+    /// Every key's every request adds a line, refused ones too: past `SSHLog.maxBytes` the log moves
+    /// to `.1` and begins again, so the files stay under twice the bound on the disk all apps share.
+    @Test(.scratchDirectory) func theSSHLogIsBounded() throws {
+        let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
+        try home.prepare()
+        let log = SSHLog(home: home, key: "bob", command: "releases " + String(repeating: "x", count: 290))
+        let lineBytes = 400
+        for _ in 0..<(Int(SSHLog.maxBytes) / lineBytes * 3) { log.write("refused", reason: "does not parse") }
+        let names = try FileManager.default.contentsOfDirectory(atPath: home.logs.path).filter { $0.hasPrefix(SSHLog.fileName) }
+        #expect(Set(names) == [SSHLog.fileName, SSHLog.fileName + ".1"])
+        let total = try names.reduce(0) { sum, name in
+            sum + ((try FileManager.default.attributesOfItem(atPath: home.logs.appendingPathComponent(name).path)[.size] as? Int) ?? 0)
+        }
+        #expect(total <= 2 * Int(SSHLog.maxBytes) + 1024, "\(total) bytes")
     }
 }
