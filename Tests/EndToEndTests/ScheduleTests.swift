@@ -175,6 +175,43 @@ struct ScheduleTests {
         #expect(listing.contains("skipped"))
     }
 
+    /// A release that stops declaring a schedule while its run goes on, then one that declares it
+    /// again: the run in flight still counts. It was forgotten with the entry, so the next run
+    /// began beside it, and its end then cleared the new run's mark, so that runs kept overlapping.
+    @Test(.scratchDirectory) func aScheduleDroppedAndDeclaredAgainDuringARunIsNeverOverlapped() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import os
+            import time
+
+            import gust
+
+            if os.environ.get('TICK') != 'off':
+                @gust.every('1s')
+                def tick():
+                    start = time.time()
+                    time.sleep(6)
+                    print(f'gust-tick: slow {start} {time.time()}', flush=True)
+
+            @gust.op('hello')
+            def hello():
+                return 'hi'
+
+            """)
+        try work.commit("Ticking")
+        #expect(try work.push(to: fixture.remote).status == 0)
+        // A run is going (its start is printed at its end: wait for the first to be under way).
+        #expect(Self.wait(upTo: 10) { (try? fixture.store().runs(try AppName("cats"), schedule: "tick").isEmpty == false) ?? false })
+        #expect(try GustBinaries.gust(fixture.home, ["config", "set", "cats", "TICK=off"]).status == 0)
+        #expect(try GustBinaries.gust(fixture.home, ["config", "unset", "cats", "TICK"]).status == 0)
+        #expect(Self.wait(upTo: 40) { Self.ticks(fixture.home).count >= 3 })
+        let runs = Self.ticks(fixture.home).sorted { $0.start < $1.start }
+        for (earlier, later) in zip(runs, runs.dropFirst()) {
+            #expect(later.start >= earlier.end, "a run starting at \(later.start) began before the one before it ended at \(earlier.end)")
+        }
+    }
+
     @Test(.scratchDirectory) func aBadSpecRejectsThePushAndTheOldReleaseKeepsServing() throws {
         let fixture = try PushFixture()
         let work = try fixture.workspace("py")

@@ -22,8 +22,6 @@ actor Scheduler {
         var spec: ScheduleSpec
         var zone: TimeZone
         var next: Date?
-        /// A run of it is going: the next one due is skipped, never overlapped.
-        var running = false
     }
 
     /// A run to make now.
@@ -42,6 +40,10 @@ actor Scheduler {
     let timeout: Duration
     let logger: Logger
     private var entries: [Key: Entry] = [:]
+    /// Schedules with a run going: the next one due is skipped, never overlapped. Apart from the
+    /// entries, which a release that stops declaring one drops: its run goes on, and one declared
+    /// again meanwhile must not start beside it.
+    private var running: Set<Key> = []
 
     init(configuration: RouterConfiguration, supervisor: Supervisor, logger: Logger) throws {
         store = try StoreAccess(home: configuration.home)
@@ -158,7 +160,6 @@ actor Scheduler {
         let unchanged = old.map { $0.spec == spec && $0.zone == zone } ?? false
         // A run due a moment ago that has not fired yet is not lost to a redeploy.
         entry.next = unchanged ? old?.next : spec.next(after: now, anchor: stored.anchor, timeZone: zone)
-        entry.running = old?.running ?? false
         entries[key] = entry
         if entry.next != stored.nextRun { await setNextRun(key, entry.next) }
     }
@@ -184,10 +185,10 @@ actor Scheduler {
         for (key, var entry) in entries {
             guard let next = entry.next, next <= now else { continue }
             entry.next = entry.spec.next(after: max(now, next), anchor: entry.stored.anchor, timeZone: entry.zone)
-            if entry.running {
+            if running.contains(key) {
                 skipped.append((key, entry.stored.release, next))
             } else {
-                entry.running = true
+                running.insert(key)
                 firings.append(Firing(key: key, release: entry.stored.release, params: entry.stored.params, due: next))
             }
             entries[key] = entry
@@ -205,10 +206,9 @@ actor Scheduler {
 
     /// Marks `key` running for a run made at once, unless a run of it is going already.
     func startRunNow(_ key: Key) -> RunNow {
-        guard var entry = entries[key] else { return .unknown }
-        guard !entry.running else { return .busy }
-        entry.running = true
-        entries[key] = entry
+        guard let entry = entries[key] else { return .unknown }
+        guard !running.contains(key) else { return .busy }
+        running.insert(key)
         return .started(Firing(key: key, release: entry.stored.release, params: entry.stored.params, due: Date()))
     }
 
@@ -219,7 +219,7 @@ actor Scheduler {
 
     /// Called when a run has ended, whatever its outcome.
     func finished(_ key: Key) {
-        entries[key]?.running = false
+        running.remove(key)
     }
 
     private func setNextRun(_ key: Key, _ next: Date?) async {
