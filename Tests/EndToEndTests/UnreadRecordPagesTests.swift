@@ -76,4 +76,43 @@ struct UnreadRecordPagesTests {
         let dropped = try call("drop")
         #expect(dropped.status == 200 && (Int(dropped.text) ?? 0) >= 4, "\(dropped.text)")
     }
+
+    /// After a request llhttp stops at (`Connection: upgrade` with `Upgrade`), NIO's decoder held
+    /// every later byte of the connection, without bound, until the idle timeout: any app's code
+    /// could fill gustd's memory through its records channel (past 4 GiB NIO traps and gustd
+    /// dies). The connection is closed once more than 64 KiB have followed such a head.
+    @Test(.scratchDirectory) func bytesAfterAnUpgradeHeadOnTheRecordsChannelAreNotHeld() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("py")
+        try work.write("__init__.py", """
+            import os
+            import socket
+
+            import gust
+
+            @gust.op('stuff')
+            def stuff(megabytes):
+                connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                connection.connect(os.environ['GUST_RECORDS_SOCKET'])
+                connection.settimeout(10)
+                connection.sendall(b'GET / HTTP/1.1\\r\\nHost: r\\r\\nConnection: Upgrade\\r\\nUpgrade: x\\r\\n\\r\\n')
+                sent = 0
+                try:
+                    while sent < megabytes << 20:
+                        sent += connection.send(b'x' * 65536)
+                except OSError as error:
+                    return {'closed': True, 'sent': sent, 'error': type(error).__name__}
+                finally:
+                    connection.close()
+                return {'closed': False, 'sent': sent}
+
+            """)
+        try work.commit("Stuffs the records channel")
+        let pushed = try work.push(to: fixture.remote)
+        #expect(pushed.status == 0, "\(pushed.output)")
+        let answer = try HTTPClient.request(port: fixture.port, "POST", "/apps/cats/_/functions/stuff", body: #"{"megabytes": 64}"#)
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(answer.json?["closed"] as? Bool == true, "gustd took it all: \(answer.text)")
+        #expect((answer.json?["sent"] as? Int ?? .max) < 8 << 20, "\(answer.text)")
+    }
 }

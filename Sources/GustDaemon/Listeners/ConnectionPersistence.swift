@@ -88,8 +88,10 @@ final class ConnectionPersistence: ChannelDuplexHandler, RemovableChannelHandler
     }
 }
 
-/// HummingbirdCore's HTTP/1 channel with `MalformedRequestAnswer` and `ConnectionPersistence`
-/// (in that order) before its HTTPTypes codec.
+/// HummingbirdCore's HTTP/1 channel with `MalformedRequestAnswer`, `ConnectionPersistence` and
+/// `StoppedDecoderBound`'s watch (in that order) before its HTTPTypes codec, and the bound's meter
+/// before NIO's request decoder: every listener of gustd's (the apps', the console's, the
+/// metrics', the records channel).
 struct PersistentHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
 
@@ -101,6 +103,10 @@ struct PersistentHTTP1Channel: ServerChildChannel {
             let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
             try pipeline.addHandler(MalformedRequestAnswer(), position: .before(codec))
             try pipeline.addHandler(ConnectionPersistence(), position: .before(codec))
+            let bound = StoppedDecoderBound()
+            try pipeline.addHandler(bound.watch, position: .before(codec))
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try pipeline.addHandler(bound.meter, position: .before(decoder))
             return value
         }
     }
