@@ -183,7 +183,7 @@ struct Gustd: AsyncParsableCommand {
     var noAcme = false
 
     @Option(help: ArgumentHelp(
-        "Send every request with a loopback host (localhost, 127.0.0.1, [::1]; others get 403) to this app, whatever its path (what `gust dev` runs: one app at the root).",
+        "Send every request with a loopback host (localhost, 127.0.0.1, [::1]; others get 403) to this app, whatever its path (what `gust dev` runs: one app at the root); a WebSocket only from a loopback Origin.",
         valueName: "app"
     ))
     var onlyApp: String?

@@ -79,4 +79,43 @@ struct SharedOriginTests {
             #expect(answer.headers["set-cookie"] == nil, "Domain=\(domain) at localhost/apps/cats/: \(answer.headers)")
         }
     }
+
+    /// A WebSocket's 101 is a third way an answer reaches the browser: at a path address it loses
+    /// what acts on the whole origin (HSTS, Clear-Site-Data) as the other two do; at the app's own
+    /// host it keeps them.
+    @Test(.scratchDirectory) func aWebSocketsSwitchAtAPathAddressLosesWhatActsOnTheOrigin() throws {
+        let fixture = try PushFixture()
+        let work = try fixture.workspace("ws")
+        let modules = work.directory.appendingPathComponent("node_modules")
+        try MountTests.vendor("ws", into: modules)
+        try work.write("package.json", #"{"name": "ws-headers", "version": "1.0.0", "main": "index.js", "private": true}"#)
+        try work.write("index.js", """
+            const { WebSocketServer } = require('ws');
+            const gust = require('gust');
+
+            const sockets = new WebSocketServer({ server: gust.server, path: '/echo' });
+            sockets.on('headers', (headers) => {
+              headers.push('Strict-Transport-Security: max-age=31536000; includeSubDomains');
+              headers.push('Clear-Site-Data: "cookies"');
+              headers.push('X-Kept: yes');
+            });
+            sockets.on('connection', (socket) => socket.on('message', (data) => socket.send(`echo: ${data}`)));
+            gust.op('hello', () => 'hi');
+
+            """)
+        try work.commit("ws with origin-wide headers")
+        let push = try work.push(to: fixture.remote)
+        try #require(push.status == 0, "\(push.output)")
+        func switched(_ url: String) throws -> [String: Any] {
+            let lines = try WebSocketTests.client(url, ["text:hi"], options: ["--connect", "127.0.0.1"])
+            #expect(lines.first?["status"] as? Int == 101, "\(url): \(lines)")
+            return (lines.first?["headers"] as? [String: Any]) ?? [:]
+        }
+        let atPath = try switched("ws://127.0.0.1:\(fixture.port)/apps/cats/echo")
+        let names = Set(atPath.keys.map { $0.lowercased() })
+        #expect(names.contains("x-kept"), "\(atPath)")
+        #expect(!names.contains("strict-transport-security") && !names.contains("clear-site-data"), "\(atPath)")
+        let byHost = Set(try switched("ws://cats.localhost:\(fixture.port)/echo").keys.map { $0.lowercased() })
+        #expect(byHost.contains("strict-transport-security"), "\(byHost)")
+    }
 }

@@ -98,16 +98,9 @@ struct UpgradeTests {
     /// wait in the socket for the new one, and no call fails.
     @Test(.scratchDirectory) func aRestartWithItsSocketFromSystemdFailsNoCall() throws {
         let root = ScratchDirectory.current
-        let fixture = try PushFixture(startGustd: false)
-        let cgroupRoot = "gust-test-" + UUID().uuidString.prefix(8).lowercased()
-        defer { GustdProcess.cleanUp(home: fixture.home, cgroupRoot: cgroupRoot) }
-        let holder = try SocketHolder(
-            gustd: GustBinaries.gustd, arguments: ["--home", fixture.home.path, "--http", "127.0.0.1:0", "--cgroup-root", cgroupRoot], in: root)
-        defer { holder.stop() }
-        let first = try #require(holder.wait(seconds: 15) { !$0.pids.isEmpty })
-        let addressFile = fixture.home.run.appendingPathComponent("gustd.http")
-        for _ in 0..<300 where !FileManager.default.fileExists(atPath: addressFile.path) { usleep(50_000) }
-        try #require(FileManager.default.fileExists(atPath: addressFile.path), "gustd serves\n\(holder.logText)")
+        let held = try HeldGustd(in: root)
+        defer { held.stop() }
+        let (fixture, holder, first) = (held.fixture, held.holder, held.first)
         #expect(holder.logText.contains("serves the socket it was given (127.0.0.1:\(first.port))"), "\(holder.logText)")
 
         let work = try fixture.workspace("py")
@@ -142,6 +135,74 @@ struct UpgradeTests {
             + String(format: "%.2f s after the restart", started - restarted))
         #expect(try HTTPClient.request(port: first.port, "GET", "/apps/cats/hello").text == "hello")
         #expect(holder.logText.contains("stops accepting (its listening sockets stay open for the next gustd)"))
+    }
+
+    /// The same restart with a WebSocket open: the old gustd drains its listeners before its pools,
+    /// and a spliced socket, in the middle of its request, got its 1001 only from the pools' drain,
+    /// so the listeners' drain waited for it up to the shutdown bound (23 s) while nothing accepted.
+    /// Its sockets now let go (1001) before the listeners drain.
+    @Test(.scratchDirectory) func aRestartWithAWebSocketOpenClosesItAt1001AndWaitsForNothing() throws {
+        let root = ScratchDirectory.current
+        let held = try HeldGustd(in: root)
+        defer { held.stop() }
+        let (fixture, holder, first) = (held.fixture, held.holder, held.first)
+
+        let work = try fixture.workspace("ws")
+        try MountTests.vendor("ws", into: work.directory.appendingPathComponent("node_modules"))
+        try work.write("package.json", #"{"name": "ws-echo", "version": "1.0.0", "main": "index.js", "private": true}"#)
+        try work.write("index.js", """
+            const { WebSocketServer } = require('ws');
+            const gust = require('gust');
+
+            const sockets = new WebSocketServer({ server: gust.server, path: '/echo' });
+            sockets.on('connection', (socket) => socket.on('message', (data) => socket.send(`echo: ${data}`)));
+            gust.handler('hello', () => 'hello');
+
+            """)
+        try work.commit("ws")
+        let push = try work.push(to: fixture.remote)
+        try #require(push.status == 0, "\(push.output)")
+
+        let waiting = try WebSocketTests.waitingClient("ws://127.0.0.1:\(first.port)/apps/cats/echo", opened: root.appendingPathComponent("opened"))
+        let restarted = Date()
+        holder.restart()
+        let closed = waiting.wait(seconds: 10)
+        let lines = (try? closed?.get()).map(WebSocketTests.lines) ?? []
+        #expect(lines.last?["close"] as? Int == 1001, "the socket's last word: \(lines)")
+        let second = try #require(holder.wait(seconds: 60) { $0.pids.count == 2 }, "restarted\n\(holder.logText)")
+        #expect(Date().timeIntervalSince(restarted) < 12, "the old gustd drained in \(Date().timeIntervalSince(restarted)) s")
+        #expect(second.exits == [0])
+        #expect(try HTTPClient.request(port: first.port, "GET", "/apps/cats/hello", timeout: 20).text == "hello")
+    }
+
+    /// gustd under `SocketHolder` (systemd's socket, played), serving; `stop()` ends both.
+    struct HeldGustd {
+        let fixture: PushFixture
+        let holder: SocketHolder
+        let first: SocketHolder.State
+        let cgroupRoot = "gust-test-" + UUID().uuidString.prefix(8).lowercased()
+
+        init(in root: URL) throws {
+            fixture = try PushFixture(startGustd: false)
+            holder = try SocketHolder(
+                gustd: GustBinaries.gustd, arguments: ["--home", fixture.home.path, "--http", "127.0.0.1:0", "--cgroup-root", cgroupRoot], in: root)
+            guard let first = holder.wait(seconds: 15, until: { !$0.pids.isEmpty }) else {
+                holder.stop()
+                throw HTTPClientErrorText("gustd did not start under the holder\n\(holder.logText)")
+            }
+            self.first = first
+            let addressFile = fixture.home.run.appendingPathComponent("gustd.http")
+            for _ in 0..<300 where !FileManager.default.fileExists(atPath: addressFile.path) { usleep(50_000) }
+            guard FileManager.default.fileExists(atPath: addressFile.path) else {
+                stop()
+                throw HTTPClientErrorText("gustd does not serve\n\(holder.logText)")
+            }
+        }
+
+        func stop() {
+            holder.stop()
+            GustdProcess.cleanUp(home: fixture.home, cgroupRoot: cgroupRoot)
+        }
     }
 
     private func inode(_ path: String) throws -> UInt {

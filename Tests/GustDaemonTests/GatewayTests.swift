@@ -67,9 +67,8 @@ import Testing
         }
     }
 
-    /// `gust dev`'s gustd (`--only-app`) answers a host that is not loopback 403, saying why: a page
-    /// elsewhere that rebound its name to 127.0.0.1 reaches no function.
-    @Test(.scratchDirectory) func theDevServerRefusesHostsThatAreNotLoopback() async throws {
+    /// A gateway as `gust dev` runs it (`--only-app cats`), with `cats` made and nothing live.
+    func devGateway() throws -> Gateway {
         let home = GustHome(path: ScratchDirectory.current.appendingPathComponent("home").path)
         _ = try Store(home: home).createApp(try AppName("cats"))
         var configuration = RouterConfiguration(home: home)
@@ -77,6 +76,13 @@ import Testing
         let supervisor = try Supervisor(configuration: configuration, logger: Logger(label: "test"))
         let gateway = Gateway(
             supervisor: supervisor, configuration: configuration, records: RecordsAPI(hub: RecordsHub(home: home, supervisor: supervisor)))
+        return gateway
+    }
+
+    /// `gust dev`'s gustd (`--only-app`) answers a host that is not loopback 403, saying why: a page
+    /// elsewhere that rebound its name to 127.0.0.1 reaches no function.
+    @Test(.scratchDirectory) func theDevServerRefusesHostsThatAreNotLoopback() async throws {
+        let gateway = try devGateway()
         // The router test client always says `localhost`: the request is made here, with its host.
         func answer(host: String) async throws -> Response {
             let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: host, path: "/hello"), body: .init(buffer: ByteBuffer()))
@@ -92,6 +98,31 @@ import Testing
         #expect(refused.status == .forbidden)
         #expect(try await text(refused).contains("only loopback names"))
         #expect(try await answer(host: "localhost:8000").status == .serviceUnavailable, "the app's, with nothing live")
+    }
+
+    /// A page anywhere may open a WebSocket to 127.0.0.1: the browser says `Host: 127.0.0.1:8000`
+    /// (loopback, so the host check passes) and its own `Origin`. The dev app runs with the
+    /// developer's `.env`, so only its own pages (a loopback origin) or no page (no Origin) may.
+    @Test(.scratchDirectory) func theDevServerRefusesAWebSocketFromAnotherOrigin() async throws {
+        let gateway = try devGateway()
+        func answer(origin: String?) async throws -> Response {
+            var head = HTTPRequest(method: .get, scheme: "http", authority: "127.0.0.1:8000", path: "/chat")
+            head.headerFields[.upgrade] = "websocket"
+            head.headerFields[.connection] = "Upgrade"
+            head.headerFields[.secWebSocketKey] = "dGhlIHNhbXBsZSBub25jZQ=="
+            head.headerFields[.secWebSocketVersion] = "13"
+            if let origin { head.headerFields[.origin] = origin }
+            return try await gateway.respond(
+                to: Request(head: head, body: .init(buffer: ByteBuffer())),
+                context: GatewayContext(source: .init(channel: EmbeddedChannel(), logger: Logger(label: "test"))))
+        }
+        for origin in ["https://evil.example", "http://127.0.0.1.evil.example:8000", "null", "http://evil@127.0.0.1:8000"] {
+            #expect(try await answer(origin: origin).status == .forbidden, "\(origin)")
+        }
+        // Past the check, the app (nothing live here) answers.
+        for origin in ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000", nil] {
+            #expect(try await answer(origin: origin).status == .serviceUnavailable, "\(origin ?? "no Origin")")
+        }
     }
 
     @Test(.scratchDirectory) func anAppWithNothingLiveIs503() async throws {

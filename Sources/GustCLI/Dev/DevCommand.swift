@@ -16,7 +16,8 @@ struct DevCommand: AsyncParsableCommand {
             (/_/records/TYPE), and its schedules, listed at start and run on their spec. Config comes \
             from DIR/.env (NAME=value lines). Only loopback host names are answered (localhost, \
             127.0.0.1, [::1]; any other Host gets 403), so a web page elsewhere cannot rebind its \
-            name to this machine and call the app.
+            name to this machine and call the app, and WebSockets only from the app's own pages \
+            (a loopback Origin).
 
             Dependencies (requirements.txt, package.json) are installed once per content; a change to \
             them installs again. Any other saved change starts the new code and prints the functions it \

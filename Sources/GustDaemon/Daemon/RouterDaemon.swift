@@ -174,7 +174,7 @@ public enum RouterDaemon {
                 // 503 at once, calls in flight finish, then every instance stops.
                 .init(service: SupervisorService(supervisor: supervisor, logger: logger)),
                 // After it, so told first: listeners whose sockets outlive this gustd stop accepting before the supervisor drains.
-                .init(service: ListenersFirst(listeners: listeners, logger: logger)),
+                .init(service: ListenersFirst(listeners: listeners, beforeDraining: { await supervisor.letHeldCallsGo() }, logger: logger)),
                 // SIGUSR2: hand the listening sockets to a new gustd, then drain and exit as on SIGTERM.
                 .init(
                     service: GustdHandover(listeners: listeners, executable: executable, arguments: CommandLine.arguments, logger: logger),

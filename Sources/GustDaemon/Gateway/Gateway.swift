@@ -171,6 +171,14 @@ struct Gateway: HTTPResponder {
         if webSocket, segments.first == "_" {
             throw GustError.notFound("No WebSocket at \(target.path.decoded): paths under /_/ are Gust's own.")
         }
+        // A page anywhere may open a WebSocket to 127.0.0.1 (no CORS, no rebinding needed), and the
+        // dev app runs with the developer's `.env`: only the app's own pages (a loopback origin), or
+        // a client that is no page (no Origin), may.
+        if webSocket, configuration.onlyApp != nil, let origin = request.headers[.origin], !AppAddress.isLoopbackOrigin(origin) {
+            throw GustError(
+                "This development server takes WebSockets only from pages it serves (a loopback origin), not from \(origin.prefix(100)).",
+                code: 403)
+        }
         if segments.first == "_", segments.dropFirst().first == "records" {
             return try await recordsRequest(request, app: app, path: Substring(target.path.dropFirst(2).percentEncoded))
         }
@@ -424,6 +432,16 @@ struct AppAddress: Equatable {
     /// (As `split(separator: ":", maxSplits: 1).first` reads it: the first run of bytes that are no `:`.)
     /// Whether a Host header names this machine's loopback: `localhost` and names under it (RFC
     /// 6761), 127.0.0.0/8, `[::1]`, with or without a port.
+    /// Whether an `Origin` (`scheme://host[:port]`) is a page served on a loopback name; `null` is not.
+    static func isLoopbackOrigin(_ origin: String) -> Bool {
+        guard let separator = origin.range(of: "://") else { return false }
+        let scheme = origin[..<separator.lowerBound].lowercased()
+        guard scheme == "http" || scheme == "https" else { return false }
+        let authority = origin[separator.upperBound...]
+        guard !authority.isEmpty, !authority.contains("/"), !authority.contains("@") else { return false }
+        return isLoopback(host: String(authority))
+    }
+
     static func isLoopback(host: String) -> Bool {
         let name: String
         if host.hasPrefix("[") {

@@ -79,12 +79,16 @@ final class Listeners: Sendable {
 /// a stop is as before (waiting calls get 503, calls in flight finish).
 struct ListenersFirst: Service {
     let listeners: Listeners
+    /// Before the listeners drain: what holds a connection for as long as its client likes (an open
+    /// WebSocket, closed 1001) lets go, or the drain would wait for it up to the shutdown bound.
+    let beforeDraining: @Sendable () async -> Void
     let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
         guard listeners.outliveThisGustd else { return }
         logger.notice("gustd stops accepting (its listening sockets stay open for the next gustd) and finishes the requests in progress")
+        await beforeDraining()
         await listeners.drain()
     }
 }

@@ -234,6 +234,17 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
         }
     }
 
+    /// Tells the calls that hold their instances for as long as their clients like (WebSockets) to
+    /// let go now, without draining: gustd's sockets pass to the next gustd, whose listeners must
+    /// not wait for them (the listeners drain before the pools, and waited up to the shutdown bound).
+    func letHeldCallsGo() {
+        let told = state.withLock { state in
+            defer { state.onDrain = [:] }
+            return Array(state.onDrain.values)
+        }
+        told.forEach { $0() }
+    }
+
     /// Runs `action` when the pool drains (at once if it has): a call that holds its
     /// instance for as long as its client likes (a WebSocket) lets go then, so that
     /// a deploy or gustd's shutdown does not wait for it. The returned function

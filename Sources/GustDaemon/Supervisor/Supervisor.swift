@@ -130,6 +130,13 @@ actor Supervisor {
         sandboxHolders?.stopAll()
     }
 
+    /// Every pool's held calls (WebSockets) let go: the listeners are about to drain for a next
+    /// gustd, and would wait for them.
+    func letHeldCallsGo() {
+        let all = routes.withLock { $0.values.map(\.pool) }
+        for pool in all + retired.values.flatMap({ $0.map(\.pool) }) { pool.letHeldCallsGo() }
+    }
+
     func setPublicPort(_ port: Int) { publicPort = port }
 
     func attach(_ scheduler: Scheduler) { self.scheduler = scheduler }

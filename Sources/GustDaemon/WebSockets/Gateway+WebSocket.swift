@@ -102,6 +102,8 @@ extension Gateway {
             // As `Gateway.clientFields` for every other answer: an app sets no console cookie, nor one
             // for a domain its address shares with other apps.
             if name.lowercased() == "set-cookie", !scope.keepsCookie(value) { continue }
+            // Nor, at a path address, what acts on the whole origin (HSTS, Clear-Site-Data).
+            if scope.sharesOrigin, Gateway.actsOnTheOrigin.contains(name.lowercased()) { continue }
             text += "\(name): \(value)\r\n"
         }
         text += "X-Request-Id: \(requestID)\r\n"
