@@ -9,45 +9,34 @@ import Testing
 /// for another tenant, through that tenant's log from its first line.
 @Suite(.timeLimit(.minutes(5)))
 struct SSHLogsTests {
-    /// `ssh … logs cats -n 5 -f` as bob, its output in a file; stopped by its PID at the end.
+    /// `ssh … logs cats -n 5 -f` on a thread of its own (the real `ssh`, through `Command.run`,
+    /// killed by its PID past 60 s); `result` once it has ended.
     final class Follower: Sendable {
-        let process: Process
-        let output: URL
+        private let ended = DispatchSemaphore(value: 0)
+        private let outcome = Mutex<Result<CommandResult, any Error>?>(nil)
 
-        init(_ fixture: SSHFixture, _ pair: SSHKeyPair, app: String) throws {
-            output = fixture.root.appendingPathComponent("follow-\(UUID().uuidString.prefix(6)).out")
-            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-            let handle = try FileHandle(forWritingTo: output)
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: try Command.which("ssh"))
-            process.arguments = SSHServer.clientOptions(key: pair.privateKey)
+        init(_ fixture: SSHFixture, _ pair: SSHKeyPair, named name: String, app: String) {
+            let arguments = SSHServer.clientOptions(key: pair.privateKey)
                 + ["-T", "-p", String(fixture.server.port), "\(fixture.server.login)@127.0.0.1", "logs \(app) -n 5 -f"]
-            process.standardOutput = handle
-            process.standardError = handle
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-        }
-
-        var text: String { (try? String(contentsOf: output, encoding: .utf8)) ?? "" }
-
-        func waitFor(_ what: String, seconds: Double = 20) -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if text.contains(what) { return true }
+            Thread.detachNewThread { [self] in
+                let result = Result { try Command.run("ssh", arguments, input: "", timeout: 60) }
+                outcome.withLock { $0 = result }
+                ended.signal()
+            }
+            // Started once gustd's side has taken the request, and its tail is read.
+            let deadline = Date().addingTimeInterval(20)
+            while !fixture.sshLog.contains("accepted key=\"\(name)\" from=127.0.0.1 command=\"logs \(app) -n 5 -f\""),
+                Date() < deadline
+            {
                 usleep(50_000)
             }
-            return text.contains(what)
+            usleep(1_000_000)
         }
 
-        func waitForExit(seconds: Double) -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while process.isRunning, Date() < deadline { usleep(50_000) }
-            return !process.isRunning
-        }
-
-        func stop() {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+        /// What it printed, once it ended within `seconds`; nil if it is still running.
+        func result(within seconds: Double) -> CommandResult? {
+            guard ended.wait(timeout: .now() + seconds) == .success else { return nil }
+            return try? outcome.withLock { $0 }?.get()
         }
     }
 
@@ -61,18 +50,18 @@ struct SSHLogsTests {
         let bob = try fixture.keyPair("bob")
         try fixture.addKey("bob", bob, ["--app", "cats"])
         try say(fixture, "before")
-        let follower = try Follower(fixture, bob, app: "cats")
-        defer { follower.stop() }
-        #expect(follower.waitFor("before"), "\(follower.text)")
+        let follower = Follower(fixture, bob, named: "bob", app: "cats")
         try say(fixture, "while-granted")
-        #expect(follower.waitFor("while-granted"), "\(follower.text)")
-
+        usleep(1_000_000)
         #expect(try fixture.gust(["keys", "revoke", "bob", "cats"]).status == 0)
-        #expect(follower.waitForExit(seconds: 15), "still streaming after the grant was revoked: \(follower.text)")
-        #expect(follower.process.terminationStatus != 0)
-        #expect(follower.text.contains("may no longer read 'cats'"), "\(follower.text)")
-        try say(fixture, "after-revoke")
-        #expect(!follower.text.contains("after-revoke"))
+        usleep(500_000)
+        try say(fixture, "after-revoke")  // within the 5 s before the key is checked again: shown or not, the stream ends
+        let result = follower.result(within: 20)
+        let output = result?.output ?? ""
+        #expect(result != nil, "still streaming after the grant was revoked")
+        #expect(result?.status != 0, "\(output)")
+        #expect(output.contains("before") && output.contains("while-granted"), "\(output)")
+        #expect(output.contains("may no longer read 'cats'"), "\(output)")
     }
 
     @Test(.scratchDirectory) func aFollowedStreamEndsWhenItsAppIsDestroyed() throws {
@@ -81,15 +70,15 @@ struct SSHLogsTests {
         let alice = try fixture.keyPair("alice")
         try fixture.addKey("alice", alice, ["--admin"])
         try say(fixture, "the old tenant's")
-        let follower = try Follower(fixture, alice, app: "cats")
-        defer { follower.stop() }
-        #expect(follower.waitFor("the old tenant's"), "\(follower.text)")
-
+        let follower = Follower(fixture, alice, named: "alice", app: "cats")
         #expect(try fixture.gust(["apps", "destroy", "cats", "--confirm", "cats"]).status == 0)
         #expect(try fixture.gust(["apps", "create", "cats"]).status == 0)
         try say(fixture, "the next tenant's")
-        #expect(follower.waitForExit(seconds: 15), "still streaming: \(follower.text)")
-        #expect(!follower.text.contains("the next tenant's"), "\(follower.text)")
-        #expect(follower.text.contains("was destroyed"), "\(follower.text)")
+        let result = follower.result(within: 20)
+        let output = result?.output ?? ""
+        #expect(result != nil, "still streaming")
+        #expect(output.contains("the old tenant's"), "\(output)")
+        #expect(!output.contains("the next tenant's"), "\(output)")
+        #expect(output.contains("was destroyed"), "\(output)")
     }
 }
