@@ -7,7 +7,7 @@ import Testing
 /// `logs APP -f` over SSH is checked once when it starts; it then ran for as long as the client
 /// liked: past a revoked grant and a removed key, and, once the app was destroyed and made again
 /// for another tenant, through that tenant's log from its first line.
-@Suite(.timeLimit(.minutes(5)))
+@Suite(.serialized, .timeLimit(.minutes(20)))
 struct SSHLogsTests {
     /// `ssh … logs cats -n 5 -f` on a thread of its own (the real `ssh`, through `Command.run`,
     /// killed by its PID past 60 s); `result` once it has ended.
