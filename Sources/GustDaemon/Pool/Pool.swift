@@ -222,12 +222,7 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     /// they get 503), idle instances stop now and busy ones once their calls
     /// are done; then `run()` returns.
     func drain() {
-        let told = state.withLock { state in
-            defer { state.onDrain = [:] }
-            state.drained = true
-            return Array(state.onDrain.values)
-        }
-        told.forEach { $0() }
+        tellHeldCalls(draining: true)
         apply { state in
             let (actions, waiting) = state.machine.drain()
             return actions + waiting.map { .fail($0.call, .stopped) }
@@ -238,8 +233,14 @@ final class Pool<Launcher: PoolLauncher>: Sendable {
     /// let go now, without draining: gustd's sockets pass to the next gustd, whose listeners must
     /// not wait for them (the listeners drain before the pools, and waited up to the shutdown bound).
     func letHeldCallsGo() {
+        tellHeldCalls(draining: false)
+    }
+
+    /// Runs (and forgets) every `whenDraining` action; `draining` also marks the pool drained.
+    private func tellHeldCalls(draining: Bool) {
         let told = state.withLock { state in
             defer { state.onDrain = [:] }
+            if draining { state.drained = true }
             return Array(state.onDrain.values)
         }
         told.forEach { $0() }

@@ -125,7 +125,7 @@ actor Supervisor {
             defer { routes = [:] }
             return routes.values.map(\.pool)
         }
-        for pool in all + retired.values.flatMap({ $0.map(\.pool) }) + dropWarmed() { pool.drain() }
+        for pool in all + retiredPools + dropWarmed() { pool.drain() }
         newPools.finish()
         sandboxHolders?.stopAll()
     }
@@ -133,9 +133,11 @@ actor Supervisor {
     /// Every pool's held calls (WebSockets) let go: the listeners are about to drain for a next
     /// gustd, and would wait for them.
     func letHeldCallsGo() {
-        let all = routes.withLock { $0.values.map(\.pool) }
-        for pool in all + retired.values.flatMap({ $0.map(\.pool) }) { pool.letHeldCallsGo() }
+        for pool in routes.withLock({ $0.values.map(\.pool) }) + retiredPools { pool.letHeldCallsGo() }
     }
+
+    /// The pools of releases switched away from, still finishing their calls.
+    private var retiredPools: [AppPool] { retired.values.flatMap { $0.map(\.pool) } }
 
     func setPublicPort(_ port: Int) { publicPort = port }
 
